@@ -1,0 +1,35 @@
+/// Every operation the IR knows. Both front ends (.keel files and ONNX) lower to these;
+/// the op registry (`OpSchema`) gives each one its inputs, attributes and shape function.
+public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
+    // Layers with parameters. Parameters are ordinary inputs that name constants.
+    case conv2d            // inputs: x, kernel, bias?
+    case dense             // inputs: x, kernel, bias?   (applies to the last axis, as Keras's Dense)
+    case matmul            // inputs: a, b               (NumPy/ONNX MatMul broadcasting)
+    case batchNorm = "batch_norm"   // inputs: x, gamma, beta, moving_mean, moving_variance
+    case layerNorm = "layer_norm"   // inputs: x, gamma, beta?
+
+    // Pooling.
+    case maxPool2d = "max_pool2d"
+    case avgPool2d = "avg_pool2d"
+    case globalAvgPool2d = "global_avg_pool2d"
+    case globalMaxPool2d = "global_max_pool2d"
+
+    // Unary element-wise.
+    case relu, leakyRelu = "leaky_relu", elu, selu, sigmoid, tanh, gelu, erf, softplus
+    case hardSigmoid = "hard_sigmoid", hardSwish = "hard_swish", swish
+    case clip, sqrt, exp, log, neg, abs
+
+    // Binary element-wise with broadcasting, and variadic sums.
+    case add, sub, mul, div, pow, max, min
+    case sum
+
+    // Normalised exponentials and reductions.
+    case softmax
+    case logSoftmax = "log_softmax"
+    case reduceMean = "reduce_mean"
+    case reduceSum = "reduce_sum"
+
+    // Data movement.
+    case reshape, flatten, transpose, concat, pad, slice, gather, squeeze, unsqueeze, cast
+    case identity, dropout
+}
