@@ -49,10 +49,10 @@ public struct OpSchema: Sendable {
     public var outputCount: Int
     public var attributes: [AttributeSpec]
     /// Output types from input types. Throws a `Diagnostic` that names the layer and both shapes.
-    public var inferTypes: (Context) throws -> [TensorType]
+    public var inferTypes: @Sendable (Context) throws -> [TensorType]
 
     public init(kind: OpKind, inputs: [InputSpec], outputCount: Int = 1, attributes: [AttributeSpec],
-                inferTypes: @escaping (Context) throws -> [TensorType]) {
+                inferTypes: @escaping @Sendable (Context) throws -> [TensorType]) {
         self.kind = kind
         self.inputs = inputs
         self.outputCount = outputCount
