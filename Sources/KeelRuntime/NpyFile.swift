@@ -1,0 +1,112 @@
+import Foundation
+import KeelIR
+
+/// NumPy's .npy format, version 1.0–3.0, float32 little-endian C order only: the one layout
+/// Keel computes in. Anything else is refused with the reason rather than converted silently.
+public enum NpyFile {
+    private static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+
+    public static func read(path: String) throws -> Tensor {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RuntimeError.npy(path: path, reason: "cannot read the file")
+        }
+        return try decode(data, path: path)
+    }
+
+    public static func decode(_ data: Data, path: String) throws -> Tensor {
+        let bytes = [UInt8](data)
+        func fail(_ reason: String) -> RuntimeError { .npy(path: path, reason: reason) }
+        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else { throw fail("missing the \\x93NUMPY magic") }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw fail("truncated header") }
+            headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
+            headerStart = 12
+        default:
+            throw fail("unsupported format version \(major)")
+        }
+        guard headerStart + headerLength <= bytes.count,
+              let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: .utf8) else {
+            throw fail("truncated header")
+        }
+        let descr = try field("descr", in: header, path: path)
+        guard descr == "'<f4'" || descr == "'float32'" else {
+            throw fail("dtype \(descr.replacingOccurrences(of: "'", with: "")) is not float32 little-endian ('<f4'); convert with x.astype('<f4')")
+        }
+        let fortran = try field("fortran_order", in: header, path: path)
+        guard fortran == "False" else { throw fail("Fortran order is not supported; save with np.ascontiguousarray(x)") }
+        let shapeText = try field("shape", in: header, path: path)
+        let shape = try parseShape(shapeText, path: path)
+        let count = shape.reduce(1, *)
+        let payloadStart = headerStart + headerLength
+        let expectedBytes = count * 4
+        guard bytes.count - payloadStart >= expectedBytes else {
+            throw fail("shape \(Shape(known: shape)) needs \(formatCount(expectedBytes)) bytes of data but the file has \(formatCount(bytes.count - payloadStart))")
+        }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBytes { destination in
+            bytes.withUnsafeBytes { source in
+                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[payloadStart..<(payloadStart + expectedBytes)]))
+            }
+        }
+        #if _endian(big)
+        values = values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
+        #endif
+        return try Tensor(shape: shape, values: values)
+    }
+
+    public static func encode(_ tensor: Tensor) -> Data {
+        let shapeText = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        // Pad with spaces so the data starts on a 64-byte boundary, ending in a newline (NEP 1).
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var data = Data(magic + [1, 0])
+        let length = header.utf8.count
+        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
+        data.append(contentsOf: Array(header.utf8))
+        tensor.values.withUnsafeBytes { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// Writes through a temporary file and a rename, so a failure never leaves a partial file.
+    public static func write(_ tensor: Tensor, to path: String) throws {
+        try AtomicFile.write(encode(tensor), to: path)
+    }
+
+    private static func field(_ name: String, in header: String, path: String) throws -> String {
+        guard let keyRange = header.range(of: "'\(name)':") else {
+            throw RuntimeError.npy(path: path, reason: "header has no '\(name)'")
+        }
+        var rest = header[keyRange.upperBound...].drop { $0 == " " }
+        if rest.first == "(" {
+            guard let close = rest.firstIndex(of: ")") else { throw RuntimeError.npy(path: path, reason: "malformed shape") }
+            return String(rest[...close])
+        }
+        rest = rest.prefix { $0 != "," && $0 != "}" }
+        return rest.trimmingCharacters(in: .whitespaces)
+    }
+
+    private static func parseShape(_ text: String, path: String) throws -> [Int] {
+        let inner = text.dropFirst().dropLast()
+        var shape: [Int] = []
+        for part in inner.split(separator: ",") {
+            let trimmed = part.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let extent = Int(trimmed.replacingOccurrences(of: "L", with: "")), extent >= 0 else {
+                throw RuntimeError.npy(path: path, reason: "malformed shape \(text)")
+            }
+            shape.append(extent)
+        }
+        guard shape.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) < Int.max / 8 else {
+            throw RuntimeError.npy(path: path, reason: "shape \(text) is too large")
+        }
+        return shape
+    }
+}
