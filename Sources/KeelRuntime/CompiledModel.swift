@@ -1,0 +1,106 @@
+import Foundation
+import KeelIR
+
+/// A graph ready to run: float32 constants, and one execution plan per binding of its symbolic
+/// dimensions (a batch of 1 and a batch of 8 get separate, cached plans).
+///
+/// `run` is serialised by a lock: a plan owns one arena, so two concurrent runs would share it.
+public final class CompiledModel: @unchecked Sendable {
+    public let graph: Graph
+    public let context: ExecutionContext
+    let constants: [String: TensorData]
+    private var plans: [[String: Int]: ExecutionPlan] = [:]
+    private let lock = NSLock()
+
+    /// `graph` must carry inferred types (run shape inference first) and bound data for every
+    /// constant a node reads.
+    public init(graph: Graph, context: ExecutionContext) throws {
+        var used = Set<String>()
+        for node in graph.nodes { used.formUnion(node.presentInputs) }
+        let unbound = graph.orderedConstants.filter { used.contains($0.name) && $0.data == nil }.map(\.name)
+        guard unbound.isEmpty else { throw RuntimeError.unboundConstants(unbound) }
+        var converted: [String: TensorData] = [:]
+        for (name, constant) in graph.constants where used.contains(name) {
+            guard let data = constant.data else { continue }
+            converted[name] = data.dtype == .float32 ? data : TensorData(floats: data.floats(), shape: data.shape)
+        }
+        self.graph = graph
+        self.context = context
+        self.constants = converted
+    }
+
+    public var inputNames: [String] { graph.inputs.map(\.name) }
+    public var outputNames: [String] { graph.outputs.map(\.name) }
+
+    /// Runs the graph on named inputs; returns every graph output by name.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        let bindings = try bind(inputs)
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = try plan(for: bindings)
+        for (name, slot) in plan.inputSlots {
+            guard let tensor = inputs[name] else { continue }
+            tensor.values.withUnsafeBufferPointer { source in
+                if let base = source.baseAddress { (plan.arena + slot.offset).update(from: base, count: source.count) }
+            }
+        }
+        for step in plan.steps { step.run() }
+        var results: [String: Tensor] = [:]
+        for output in plan.outputSlots {
+            let count = output.shape.reduce(1, *)
+            results[output.name] = try Tensor(shape: output.shape,
+                                              values: Array(UnsafeBufferPointer(start: output.pointer, count: count)))
+        }
+        return results
+    }
+
+    /// The arena a batch binding needs, and what allocating every intermediate separately would take.
+    public func memoryReport(bindings: [String: Int]) throws -> (plannedBytes: Int, naiveBytes: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = try plan(for: bindings)
+        return (plan.plannedBytes, plan.naiveBytes)
+    }
+
+    private func plan(for bindings: [String: Int]) throws -> ExecutionPlan {
+        if let cached = plans[bindings] { return cached }
+        let builder = PlanBuilder(graph: graph, constants: constants, context: context, lowering: KernelLowering.makeStep)
+        let plan = try builder.build(bindings: bindings)
+        plans[bindings] = plan
+        return plan
+    }
+
+    /// Checks every input against its declared type and binds the symbolic dimensions.
+    public func bind(_ inputs: [String: Tensor]) throws -> [String: Int] {
+        let names = inputNames
+        for name in inputs.keys where !names.contains(name) {
+            throw RuntimeError.unknownInput(name, available: names)
+        }
+        var bindings: [String: Int] = [:]
+        for input in graph.inputs {
+            guard let tensor = inputs[input.name] else { throw RuntimeError.missingInput(input.name, available: names) }
+            let expected = input.type.shape
+            guard tensor.shape.count == expected.rank else {
+                throw RuntimeError.inputRank(input: input.name, expected: expected, given: tensor.shape)
+            }
+            for (dim, extent) in zip(expected.dims, tensor.shape) {
+                switch dim {
+                case .known(let value) where value != extent:
+                    throw RuntimeError.inputShape(input: input.name, expected: expected, given: tensor.shape)
+                case .symbol(let symbol):
+                    if let bound = bindings[symbol], bound != extent {
+                        throw RuntimeError.inputShape(input: input.name, expected: expected.binding([symbol: bound]),
+                                                      given: tensor.shape)
+                    }
+                    guard extent > 0 else {
+                        throw RuntimeError.inputShape(input: input.name, expected: expected, given: tensor.shape)
+                    }
+                    bindings[symbol] = extent
+                default:
+                    break
+                }
+            }
+        }
+        return bindings
+    }
+}
