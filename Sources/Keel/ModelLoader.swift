@@ -1,0 +1,41 @@
+import Foundation
+@_exported import KeelIR
+import KeelFormat
+import KeelONNX
+import KeelPasses
+
+/// Errors about model files before any front end has read them.
+public struct ModelFileError: Error, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Loads a model from a `.keel` graph or an `.onnx` file and infers every shape, so what comes
+/// back is checked: a wrong model fails here, never at run time.
+public enum ModelLoader {
+    public static func load(path: String) throws -> Graph {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelFileError(path: path, reason: "no such file")
+        }
+        guard !isDirectory.boolValue else { throw ModelFileError(path: path, reason: "is a folder, not a model file") }
+        let graph: Graph
+        switch URL(fileURLWithPath: path).pathExtension.lowercased() {
+        case "keel":
+            graph = try loadKeelGraph(path: path)
+        case "onnx":
+            graph = try importONNXGraph(path: path)
+        default:
+            throw ModelFileError(path: path, reason: "unknown model type: expected a .keel graph or an .onnx model")
+        }
+        return try infer(graph)
+    }
+
+    /// Shape inference then the verifier: the check every loaded graph goes through.
+    public static func infer(_ graph: Graph) throws -> Graph {
+        let inferred = try ShapeInference().run(graph).graph
+        try verify(inferred)
+        return inferred
+    }
+}

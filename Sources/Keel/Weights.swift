@@ -1,0 +1,26 @@
+import KeelIR
+import KeelRuntime
+
+/// Where a model's parameter values come from.
+public enum WeightSource: Sendable {
+    /// Keras's default initialisers, deterministic in the seed: for trying graphs before weights exist.
+    case seeded(UInt64)
+}
+
+public enum WeightBinder {
+    /// Fills every constant that has no data yet; returns the graph and how many were filled.
+    public static func bind(_ graph: Graph, from source: WeightSource) throws -> (graph: Graph, filled: Int) {
+        switch source {
+        case .seeded(let seed):
+            var result = graph
+            var filled = 0
+            for (name, constant) in graph.constants where constant.data == nil {
+                if let data = WeightInitializer.initialize(constant, seed: seed) {
+                    result.constants[name]?.data = data
+                    filled += 1
+                }
+            }
+            return (result, filled)
+        }
+    }
+}
