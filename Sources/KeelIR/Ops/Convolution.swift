@@ -1,0 +1,27 @@
+extension OpRegistry {
+    /// conv2d: x, kernel, bias?; NHWC/HWIO (Keras) or NCHW/OIHW (ONNX), groups, fused activation.
+    static var convolutionSchemas: [OpSchema] {
+        [OpSchema(
+            kind: .conv2d,
+            inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true)],
+            attributes: [
+                OpSchema.layoutAttribute,
+                .init("kernel_layout", default: .string("hwio"), "\"hwio\" (Keras) or \"oihw\" (ONNX)"),
+                .init("strides", default: .ints([1, 1])),
+                .init("dilations", default: .ints([1, 1])),
+                .init("padding", default: .string("valid"), "\"valid\", \"same\" or \"explicit\""),
+                .init("pads", default: nil, "[top,left,bottom,right] when padding is explicit"),
+                .init("groups", default: .int(1)),
+            ] + OpSchema.activationAttributes
+        ) { context in
+            try checkActivation(context, allowed: ["none", "relu", "sigmoid", "tanh", "leaky_relu", "clip"])
+            let geometry = try ConvolutionGeometry.resolve(context)
+            return [TensorType(try context.type(0).dtype, geometry.outputShape)]
+        }]
+    }
+
+    /// Validates the fused `activation` so a typo fails at compile time, not in the runtime.
+    static func checkActivation(_ context: OpSchema.Context, allowed: [String]) throws {
+        _ = try context.attributes.choice("activation", allowed)
+    }
+}

@@ -1,0 +1,52 @@
+extension OpRegistry {
+    /// batch_norm (inference form, per-channel statistics) and layer_norm (over axes [axis, rank)).
+    static var normalizationSchemas: [OpSchema] {
+        [
+            OpSchema(
+                kind: .batchNorm,
+                inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", isParameter: true),
+                         .init("moving_mean", isParameter: true), .init("moving_variance", isParameter: true)],
+                attributes: [
+                    .init("epsilon", default: .float(0.001), "0.001 (Keras); ONNX import sets 1e-5"),
+                    .init("axis", default: .int(-1), "channel axis: -1 (Keras); ONNX import sets 1"),
+                ]
+            ) { context in
+                let input = try context.type(0)
+                let axis = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
+                let channels = input.shape[axis]
+                for index in 1...4 {
+                    try checkParameter(context, index, expected: Shape([channels]), what: "\(channels) channels on axis \(axis)", input: input)
+                }
+                return [input]
+            },
+            OpSchema(
+                kind: .layerNorm,
+                inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", optional: true, isParameter: true)],
+                attributes: [
+                    .init("epsilon", default: .float(0.001)),
+                    .init("axis", default: .int(-1), "normalises over axes [axis, rank)"),
+                ]
+            ) { context in
+                let input = try context.type(0)
+                let axis = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
+                let normalized = Shape(Array(input.shape.dims[axis...]))
+                for index in 1...2 {
+                    try checkParameter(context, index, expected: normalized, what: "\(normalized) on axes \(axis)..<\(input.shape.rank)", input: input)
+                }
+                return [input]
+            },
+        ]
+    }
+
+    /// A per-feature parameter must match the normalised extents; a flat vector with the same
+    /// element count is accepted (Keras stores gamma as 1-D, ONNX as the normalised shape).
+    private static func checkParameter(_ context: OpSchema.Context, _ index: Int, expected: Shape,
+                                       what: String, input: TensorType) throws {
+        guard let parameter = context.optionalType(index) else { return }
+        if parameter.shape == expected { return }
+        if let count = parameter.shape.elementCount, let expectedCount = expected.elementCount,
+           parameter.shape.rank == 1, count == expectedCount { return }
+        let role = OpRegistry.schema(for: context.node.op).inputName(at: index)
+        throw context.error("\(role) '\(context.inputName(index))' is \(parameter.shape) but input '\(context.inputName(0))' has \(what): \(input.shape)")
+    }
+}

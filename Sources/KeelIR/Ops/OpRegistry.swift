@@ -1,0 +1,75 @@
+/// The op registry: one schema per `OpKind`, consulted by both front ends, the verifier, shape
+/// inference and the runtime. Each op family declares its schemas in its own file.
+public enum OpRegistry {
+    /// The schema of `kind`. Every kind has one (a test checks it); an unregistered kind gets a
+    /// schema whose shape function reports the gap instead of trapping.
+    public static func schema(for kind: OpKind) -> OpSchema {
+        table[kind] ?? OpSchema(kind: kind, inputs: [.init("x", variadic: true)], attributes: []) { context in
+            throw context.error("has no registered shape function")
+        }
+    }
+
+    /// Every registered schema, in `OpKind` declaration order.
+    public static var all: [OpSchema] { OpKind.allCases.compactMap { table[$0] } }
+
+    private static let table: [OpKind: OpSchema] = {
+        let families = [convolutionSchemas, poolingSchemas, denseSchemas, normalizationSchemas,
+                        elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas]
+        var result: [OpKind: OpSchema] = [:]
+        for schema in families.joined() { result[schema.kind] = schema }
+        return result
+    }()
+}
+
+extension OpSchema {
+    /// The attributes every 4-D spatial op shares.
+    static let layoutAttribute = AttributeSpec("layout", default: .string("nhwc"), "\"nhwc\" or \"nchw\"")
+
+    /// Fused activation epilogue of conv2d and dense, with the parameters its choices take.
+    static let activationAttributes: [AttributeSpec] = [
+        AttributeSpec("activation", default: .string("none"), "fused epilogue"),
+        AttributeSpec("alpha", default: .float(0.2), "leaky_relu slope"),
+        AttributeSpec("min", default: .float(-.infinity), "clip lower bound"),
+        AttributeSpec("max", default: .float(.infinity), "clip upper bound"),
+    ]
+
+    /// Checks the node's inputs against the declared ones: required inputs present, no extras.
+    public func checkArity(_ node: Node) throws {
+        let reader = AttributeReader(node: node)
+        let variadic = inputs.last?.variadic ?? false
+        let required = inputs.filter { !$0.optional && !$0.variadic }.count
+        if !variadic && node.inputs.count > inputs.count {
+            throw reader.error("takes at most \(inputs.count) inputs (\(inputs.map(\.name).joined(separator: ", "))) but has \(node.inputs.count)")
+        }
+        for (index, spec) in inputs.enumerated() where !spec.optional && !spec.variadic {
+            if index >= node.inputs.count || node.inputs[index].isEmpty {
+                throw reader.error("needs \(required) input\(required == 1 ? "" : "s") (\(inputs.map(\.name).joined(separator: ", "))) but is missing '\(spec.name)'")
+            }
+        }
+        if variadic && node.presentInputs.count < Swift.max(1, required) {
+            throw reader.error("needs at least one input")
+        }
+        if node.outputs.count != outputCount {
+            throw reader.error("produces \(outputCount) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
+        }
+    }
+}
+
+/// Output types of `node` given its input types (aligned with `node.inputs`, nil for absent
+/// optional inputs) and the values of constant inputs. Checks arity against the schema first.
+public func inferOutputTypes(of node: Node, inputTypes: [TensorType?],
+                             constantValue: @escaping (String) -> TensorData? = { _ in nil }) throws -> [TensorType] {
+    let schema = OpRegistry.schema(for: node.op)
+    try schema.checkArity(node)
+    let context = OpSchema.Context(node: node, inputTypes: inputTypes, constantValue: constantValue)
+    for index in node.inputs.indices where !node.inputs[index].isEmpty {
+        guard index < inputTypes.count, inputTypes[index] != nil else {
+            throw context.error("has no type for input '\(node.inputs[index])'")
+        }
+    }
+    let types = try schema.inferTypes(context)
+    guard types.count == schema.outputCount else {
+        throw context.error("shape function returned \(types.count) types for \(schema.outputCount) outputs")
+    }
+    return types
+}

@@ -1,0 +1,43 @@
+extension OpRegistry {
+    /// softmax / log_softmax along one axis, and the mean/sum reductions.
+    static var softmaxAndReductionSchemas: [OpSchema] {
+        let along: @Sendable (OpSchema.Context) throws -> [TensorType] = { context in
+            let input = try context.type(0)
+            _ = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
+            return [input]
+        }
+        let reduction: @Sendable (OpSchema.Context) throws -> [TensorType] = { context in
+            let input = try context.type(0)
+            let axes = try reducedAxes(context, input)
+            let keepDims = try context.attributes.bool("keepdims")
+            var dims: [Dim] = []
+            for (axis, dim) in input.shape.dims.enumerated() {
+                if !axes.contains(axis) { dims.append(dim) } else if keepDims { dims.append(1) }
+            }
+            return [TensorType(input.dtype, Shape(dims))]
+        }
+        let reductionAttributes: [OpSchema.AttributeSpec] = [
+            .init("axes", default: nil, "all axes when absent"),
+            .init("keepdims", default: .bool(true)),
+        ]
+        return [
+            OpSchema(kind: .softmax, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
+            OpSchema(kind: .logSoftmax, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
+            OpSchema(kind: .reduceMean, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceSum, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+        ]
+    }
+
+    /// The normalised, de-duplicated `axes` of a reduction (every axis when absent).
+    public static func reducedAxes(_ context: OpSchema.Context, _ input: TensorType) throws -> Set<Int> {
+        guard let axes = try context.attributes.optionalInts("axes") else { return Set(0..<input.shape.rank) }
+        var result = Set<Int>()
+        for axis in axes {
+            let resolved = try context.axis(axis, rank: input.shape.rank, of: 0, input, attribute: "axes entry")
+            guard result.insert(resolved).inserted else {
+                throw context.error("axes \(AttributeValue.ints(axes)) name axis \(resolved) twice")
+            }
+        }
+        return result
+    }
+}
