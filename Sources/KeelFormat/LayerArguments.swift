@@ -90,7 +90,9 @@ struct LayerArguments {
             guard let value = LayerArguments.convert(argument.value, to: attribute.type) else {
                 var hint = ""
                 if case .choice(let words) = attribute.type, case .word(let word) = argument.value.kind {
-                    hint = suggestion(for: word, among: words)
+                    hint = name == "activation" && LayerCatalog.names.contains(word)
+                        ? "; \(word) cannot be fused here: add a separate layer 'NAME = \(word)()' after it"
+                        : suggestion(for: word, among: words)
                 }
                 throw Diagnostic("attribute '\(name)' of \(what) expects \(attribute.type.description), got \(LayerArguments.describe(argument.value))\(hint)",
                                  at: argument.value.location).noting(layer.callSites)

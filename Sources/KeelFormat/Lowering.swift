@@ -56,7 +56,8 @@ struct Lowering {
             if !type.inputCount.contains(layer.inputs.count) {
                 let range = type.inputCount
                 let expected = range.upperBound == Int.max ? "at least \(range.lowerBound)" : range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)...\(range.upperBound)"
-                throw Diagnostic("\(layer.type) '\(layer.name)' takes \(expected) input(s) but is given \(layer.inputs.count)", at: layer.location)
+                let plural = range.upperBound == 1 ? "" : "s"
+                throw Diagnostic("\(layer.type) '\(layer.name)' takes \(expected) input\(plural) but is given \(layer.inputs.count)", at: layer.location)
                     .noting(layer.callSites)
             }
             for reference in layer.inputs where definitions[reference.name] == nil {

@@ -57,6 +57,14 @@ struct Parser {
         _ = try expect(kind, kind.display)
     }
 
+    /// After a list element: a ',' or the closer; the end of the file reports the unclosed opener.
+    private mutating func separator(_ closer: TokenKind, opened location: SourceLocation, _ what: String) throws {
+        if current.kind == .comma { advance(); return }
+        if current.kind == closer { return }
+        if current.kind == .endOfFile { try close(closer, opened: location, what) }
+        throw unexpected("',' or \(closer.display) in the \(what)")
+    }
+
     // MARK: Statements
 
     /// Statements until `}` (inside a block or loop body) or the end of the file.
@@ -130,7 +138,7 @@ struct Parser {
             default: throw Diagnostic("bad dimension \(current.kind.display): write a positive integer or a symbol such as N", at: current.location)
             }
             advance()
-            if current.kind == .comma { advance() } else if current.kind != .rightBracket { throw unexpected("',' or ']' in the shape") }
+            try separator(.rightBracket, opened: open, "shape")
         }
         advance()
         if dimensions.isEmpty { throw Diagnostic("input '\(name)' needs at least one dimension", at: open) }
@@ -162,7 +170,7 @@ struct Parser {
         while current.kind != .rightParen {
             if current.kind == .endOfFile { try close(.rightParen, opened: open, "parameter list") }
             parameters.append(try identifier("a parameter name"))
-            if current.kind == .comma { advance() } else if current.kind != .rightParen { throw unexpected("',' or ')' after a parameter") }
+            try separator(.rightParen, opened: open, "parameter list")
         }
         advance()
         let body = try braced("block")
@@ -225,12 +233,15 @@ struct Parser {
             throw unexpected("'=' after the layer name")
         }
         let (callee, calleeLocation) = try identifier(resultName == nil ? "a statement (a layer 'NAME = type(...)', a block call, 'input', 'output', 'include' or 'block')" : "a layer type after '='")
+        if resultName == nil, case .identifier = current.kind {
+            throw unexpected("'=' or '(' after '\(callee)'")
+        }
         let open = try expect(.leftParen, "'(' after '\(callee)'")
         var arguments: [Argument] = []
         while current.kind != .rightParen {
             if current.kind == .endOfFile { try close(.rightParen, opened: open, "argument list") }
             arguments.append(try argument())
-            if current.kind == .comma { advance() } else if current.kind != .rightParen { throw unexpected("',' or ')' in the argument list") }
+            try separator(.rightParen, opened: open, "argument list")
         }
         advance()
         return Invocation(resultName: resultName, callee: callee, calleeLocation: calleeLocation, arguments: arguments,
@@ -263,7 +274,7 @@ struct Parser {
             while current.kind != closer {
                 if current.kind == .endOfFile { try close(closer, opened: location, "list") }
                 elements.append(try expression())
-                if current.kind == .comma { advance() } else if current.kind != closer { throw unexpected("',' or \(closer.display) in the list") }
+                try separator(closer, opened: location, "list")
             }
             advance()
             return Expression(kind: .list(elements), location: location)

@@ -91,7 +91,7 @@ struct Provenance {
         let neededHeight = Provenance.inputExtent(producing: wantedHeight, through: trace.height)
         let neededWidth = Provenance.inputExtent(producing: wantedWidth, through: trace.width)
         return result.adding(Diagnostic.Note(
-            "\(product) comes from a \(neededHeight)×\(neededWidth) input; '\(trace.input)' is \(actualHeight)×\(actualWidth), which gives a \(height)×\(width) feature map at '\(origin.source)'",
+            "\(product) comes from a \(neededHeight)×\(neededWidth) input; '\(trace.input)' is \(actualHeight)×\(actualWidth), so '\(origin.source)' is \(height)×\(width)·\(channels) = \(formatCount(height * width * channels))",
             at: trace.location))
     }
 
