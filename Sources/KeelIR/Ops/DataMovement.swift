@@ -85,7 +85,8 @@ extension OpRegistry {
             } else if inputSymbols.count == 1, outputCount > 0, inputCount == outputCount {
                 dims[inferred] = inputSymbols[0]
             } else {
-                let per = inputSymbols.isEmpty ? "" : " per " + inputSymbols.map(\.description).joined(separator: "·")
+                let symbols = input.shape.symbols
+                let per = symbols.isEmpty ? "" : " per " + symbols.joined(separator: "·")
                 throw context.error("cannot infer -1 in shape \(targetText) from \(context.quote(0, input)): \(formatCount(inputCount)) elements\(per) do not divide into \(formatCount(outputCount))")
             }
         } else {

@@ -33,21 +33,25 @@ extension OpSchema {
         AttributeSpec("max", default: .float(.infinity), "clip upper bound"),
     ]
 
-    /// Checks the node's inputs against the declared ones: required inputs present, no extras.
+    /// `x, kernel, bias?` or `x...`: the inputs as messages list them.
+    public var inputSignature: String {
+        inputs.map { $0.name + ($0.variadic ? "..." : $0.optional ? "?" : "") }.joined(separator: ", ")
+    }
+
+    /// Checks the node's inputs and outputs against the declared ones.
     public func checkArity(_ node: Node) throws {
         let reader = AttributeReader(node: node)
         let variadic = inputs.last?.variadic ?? false
-        let required = inputs.filter { !$0.optional && !$0.variadic }.count
         if !variadic && node.inputs.count > inputs.count {
-            throw reader.error("takes at most \(inputs.count) inputs (\(inputs.map(\.name).joined(separator: ", "))) but has \(node.inputs.count)")
+            throw reader.error("takes inputs (\(inputSignature)) but has \(node.inputs.count)")
         }
         for (index, spec) in inputs.enumerated() where !spec.optional && !spec.variadic {
             if index >= node.inputs.count || node.inputs[index].isEmpty {
-                throw reader.error("needs \(required) input\(required == 1 ? "" : "s") (\(inputs.map(\.name).joined(separator: ", "))) but is missing '\(spec.name)'")
+                throw reader.error("takes inputs (\(inputSignature)) but is missing '\(spec.name)'")
             }
         }
-        if variadic && node.presentInputs.count < Swift.max(1, required) {
-            throw reader.error("needs at least one input")
+        if variadic && node.presentInputs.isEmpty {
+            throw reader.error("takes inputs (\(inputSignature)) but has none")
         }
         if node.outputs.count != outputCount {
             throw reader.error("produces \(outputCount) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
