@@ -1,0 +1,201 @@
+import KeelIR
+
+/// What one layer becomes in the IR: an op, its attributes and the parameters to create.
+struct LayerLowering {
+    var op: OpKind
+    var attributes: [String: AttributeValue] = [:]
+    var parameters: [(role: ParameterRole, shape: [Int])] = []
+}
+
+/// What a layer type's lowering sees: the checked attributes and the input types, which size
+/// the parameters (Keras builds weights lazily from the first input in the same way).
+struct LayerContext {
+    var layer: LayerInstance
+    var arguments: LayerArguments
+    var inputTypes: [TensorType]
+    /// The layout of the first input when it is an image.
+    var layout: Layout?
+
+    func error(_ message: String) -> Diagnostic {
+        Diagnostic("\(layer.type) '\(layer.name)' \(message)", at: layer.location).noting(layer.callSites)
+    }
+
+    /// A known extent of the first input at `axis` (negative counts from the end).
+    func extent(axis: Int, _ what: String) throws -> Int {
+        let shape = inputTypes[0].shape
+        let resolved = axis < 0 ? axis + shape.rank : axis
+        guard resolved >= 0, resolved < shape.rank else {
+            throw error("has axis \(axis) but its input '\(layer.inputs[0].name)' \(shape) has rank \(shape.rank)")
+        }
+        guard let extent = shape[resolved].value else {
+            throw error("needs a known \(what) but its input '\(layer.inputs[0].name)' is \(shape)")
+        }
+        return extent
+    }
+
+    /// The channel count of a rank-4 image input.
+    func imageChannels() throws -> Int {
+        let shape = inputTypes[0].shape
+        let layout = self.layout ?? .nhwc
+        guard shape.rank == 4 else {
+            throw error("expects a rank-4 \(layout.rawValue) image but its input '\(layer.inputs[0].name)' is \(shape)")
+        }
+        return try extent(axis: layout.channelAxis, "channel count")
+    }
+}
+
+/// A layer type users write (`conv2d`, `dense`...), with Keras's attribute names and defaults.
+struct LayerType: Sendable {
+    var name: String
+    var inputCount: ClosedRange<Int> = 1...1
+    var attributes: [LayerAttribute] = []
+    /// Attributes positional literals fill, in order: `dense(256)`, `conv2d(64, 3)`.
+    var positional: [String] = []
+    /// Spatial ops carry the input's layout (`layout: "nchw"`).
+    var isSpatial = false
+    var lower: @Sendable (LayerContext) throws -> LayerLowering
+}
+
+/// Every layer type of the format. The spec's table (spec/graph-format.md) mirrors this list.
+enum LayerCatalog {
+    static func type(named name: String) -> LayerType? { byName[name] }
+    static var names: [String] { all.map(\.name) }
+
+    private static let byName: [String: LayerType] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+
+    static let padding = AttributeType.choice(["valid", "same"])
+    private static let fusedActivations = ["linear", "none", "relu", "sigmoid", "tanh"]
+
+    static let all: [LayerType] = [
+        LayerType(name: "conv2d",
+                  attributes: [LayerAttribute("filters", .integer, required: true), LayerAttribute("kernel_size", .pair, required: true),
+                               LayerAttribute("strides", .pair, default: .integers([1, 1])), LayerAttribute("padding", padding, default: .word("valid")),
+                               LayerAttribute("activation", .choice(fusedActivations), default: .word("linear")),
+                               LayerAttribute("use_bias", .boolean, default: .boolean(true)),
+                               LayerAttribute("dilation", .pair, default: .integers([1, 1]))],
+                  positional: ["filters", "kernel_size"], isSpatial: true) { context in
+            let arguments = context.arguments
+            let filters = try positive(arguments.integer("filters"), "filters", context)
+            let kernel = arguments.integers("kernel_size")
+            let channels = try context.imageChannels()
+            var lowering = LayerLowering(op: .conv2d, attributes: [
+                "strides": .ints(arguments.integers("strides")), "dilations": .ints(arguments.integers("dilation")),
+                "padding": .string(arguments.word("padding")), "activation": .string(activation(arguments)),
+            ])
+            lowering.parameters = [(.kernel, [kernel[0], kernel[1], channels, filters])]
+            if arguments.boolean("use_bias") { lowering.parameters.append((.bias, [filters])) }
+            return lowering
+        },
+        LayerType(name: "dense",
+                  attributes: [LayerAttribute("units", .integer, required: true),
+                               LayerAttribute("activation", .choice(fusedActivations + ["softmax"]), default: .word("linear")),
+                               LayerAttribute("use_bias", .boolean, default: .boolean(true)),
+                               LayerAttribute("input_dim", .integer)],
+                  positional: ["units"]) { context in
+            let arguments = context.arguments
+            let units = try positive(arguments.integer("units"), "units", context)
+            // `input_dim` pins the kernel as Keras's Dense(units, input_dim=...) does; otherwise
+            // the kernel takes the input's last axis.
+            let features = try arguments.optionalInteger("input_dim").map { try positive($0, "input_dim", context) }
+                ?? context.extent(axis: -1, "feature count on the last axis")
+            var lowering = LayerLowering(op: .dense, attributes: ["activation": .string(activation(arguments))])
+            lowering.parameters = [(.kernel, [features, units])]
+            if arguments.boolean("use_bias") { lowering.parameters.append((.bias, [units])) }
+            return lowering
+        },
+        pooling("max_pool2d", .maxPool2d),
+        pooling("avg_pool2d", .avgPool2d),
+        globalPooling("global_avg_pool2d", .globalAvgPool2d),
+        globalPooling("global_max_pool2d", .globalMaxPool2d),
+        LayerType(name: "flatten") { _ in LayerLowering(op: .flatten) },
+        LayerType(name: "reshape", attributes: [LayerAttribute("target_shape", .integers, required: true)],
+                  positional: ["target_shape"]) { context in
+            let target = context.arguments.integers("target_shape")
+            guard target.allSatisfy({ $0 > 0 || $0 == -1 }), target.filter({ $0 == -1 }).count <= 1 else {
+                throw context.error("has target_shape \(AttributeValue.ints(target)): entries must be positive, with at most one -1")
+            }
+            // Keras's target excludes the batch; the IR's includes it, copied with 0.
+            return LayerLowering(op: .reshape, attributes: ["shape": .ints([0] + target)])
+        },
+        LayerType(name: "batch_norm",
+                  attributes: [LayerAttribute("epsilon", .number, default: .number(0.001)),
+                               LayerAttribute("momentum", .number, default: .number(0.99)), LayerAttribute("axis", .integer)]) { context in
+            // Keras normalises axis -1; an NCHW image normalises its channel axis 1 unless told otherwise.
+            let axis = context.arguments.optionalInteger("axis") ?? (context.layout == .nchw ? 1 : -1)
+            let channels = try context.extent(axis: axis, "channel count on axis \(axis)")
+            return LayerLowering(op: .batchNorm,
+                                 attributes: ["epsilon": .float(Float(context.arguments.number("epsilon"))), "axis": .int(axis)],
+                                 parameters: [.gamma, .beta, .movingMean, .movingVariance].map { ($0, [channels]) })
+        },
+        LayerType(name: "layer_norm",
+                  attributes: [LayerAttribute("epsilon", .number, default: .number(0.001)), LayerAttribute("axis", .integer, default: .integer(-1))]) { context in
+            let axis = context.arguments.integer("axis")
+            let shape = context.inputTypes[0].shape
+            let resolved = axis < 0 ? axis + shape.rank : axis
+            guard resolved >= 0, resolved < shape.rank, let normalized = Shape(Array(shape.dims[resolved...])).knownExtents else {
+                throw context.error("needs known extents on axes from \(axis) but its input '\(context.layer.inputs[0].name)' is \(shape)")
+            }
+            let features = [normalized.reduce(1, *)]
+            return LayerLowering(op: .layerNorm,
+                                 attributes: ["epsilon": .float(Float(context.arguments.number("epsilon"))), "axis": .int(axis)],
+                                 parameters: [(.gamma, features), (.beta, features)])
+        },
+        LayerType(name: "softmax", attributes: [LayerAttribute("axis", .integer, default: .integer(-1))], positional: ["axis"]) { context in
+            LayerLowering(op: .softmax, attributes: ["axis": .int(context.arguments.integer("axis"))])
+        },
+        LayerType(name: "dropout", attributes: [LayerAttribute("rate", .number, required: true)], positional: ["rate"]) { context in
+            LayerLowering(op: .dropout, attributes: ["rate": .float(Float(context.arguments.number("rate")))])
+        },
+        LayerType(name: "add", inputCount: 2...Int.max) { context in
+            LayerLowering(op: context.layer.inputs.count == 2 ? .add : .sum)
+        },
+        LayerType(name: "subtract", inputCount: 2...2) { _ in LayerLowering(op: .sub) },
+        LayerType(name: "multiply", inputCount: 2...2) { _ in LayerLowering(op: .mul) },
+        LayerType(name: "concat", inputCount: 2...Int.max, attributes: [LayerAttribute("axis", .integer, default: .integer(-1))]) { context in
+            LayerLowering(op: .concat, attributes: ["axis": .int(context.arguments.integer("axis"))])
+        },
+        LayerType(name: "leaky_relu", attributes: [LayerAttribute("alpha", .number, default: .number(0.3))], positional: ["alpha"]) { context in
+            LayerLowering(op: .leakyRelu, attributes: ["alpha": .float(Float(context.arguments.number("alpha")))])
+        },
+        LayerType(name: "elu", attributes: [LayerAttribute("alpha", .number, default: .number(1.0))], positional: ["alpha"]) { context in
+            LayerLowering(op: .elu, attributes: ["alpha": .float(Float(context.arguments.number("alpha")))])
+        },
+        LayerType(name: "gelu", attributes: [LayerAttribute("approximate", .boolean, default: .boolean(false))]) { context in
+            LayerLowering(op: .gelu, attributes: ["approximate": .string(context.arguments.boolean("approximate") ? "tanh" : "none")])
+        },
+    ] + ([.relu, .sigmoid, .tanh, .selu, .softplus, .swish, .hardSigmoid, .hardSwish] as [OpKind]).map { op in
+        LayerType(name: op.rawValue) { _ in LayerLowering(op: op) }
+    }
+
+    private static func pooling(_ name: String, _ op: OpKind) -> LayerType {
+        LayerType(name: name,
+                  attributes: [LayerAttribute("pool_size", .pair, default: .integers([2, 2])), LayerAttribute("strides", .pair),
+                               LayerAttribute("padding", padding, default: .word("valid"))],
+                  positional: ["pool_size"], isSpatial: true) { context in
+            _ = try context.imageChannels()
+            let poolSize = context.arguments.integers("pool_size")
+            // Keras: strides default to the pool size.
+            let strides = context.arguments.has("strides") ? context.arguments.integers("strides") : poolSize
+            return LayerLowering(op: op, attributes: ["pool_size": .ints(poolSize), "strides": .ints(strides),
+                                                      "padding": .string(context.arguments.word("padding"))])
+        }
+    }
+
+    private static func globalPooling(_ name: String, _ op: OpKind) -> LayerType {
+        LayerType(name: name, attributes: [LayerAttribute("keepdims", .boolean, default: .boolean(false))], isSpatial: true) { context in
+            _ = try context.imageChannels()
+            return LayerLowering(op: op, attributes: ["keepdims": .bool(context.arguments.boolean("keepdims"))])
+        }
+    }
+
+    /// Keras's "linear" (and None) is the IR's "none".
+    private static func activation(_ arguments: LayerArguments) -> String {
+        let word = arguments.word("activation")
+        return word == "linear" ? "none" : word
+    }
+
+    private static func positive(_ value: Int, _ name: String, _ context: LayerContext) throws -> Int {
+        guard value > 0 else { throw context.error("needs a positive \(name), got \(value)") }
+        return value
+    }
+}

@@ -1,0 +1,175 @@
+import KeelIR
+
+/// Turns a flat model into an IR graph. Layers lower in dependency order because each one's
+/// parameters are sized from its input type; the registry's shape functions give each output type.
+struct Lowering {
+    private let model: FlatModel
+    private var graph: Graph
+    private var layouts: [String: Layout] = [:]
+    private var provenance = Provenance()
+
+    private init(_ model: FlatModel) {
+        self.model = model
+        self.graph = Graph(name: model.name, source: model.source)
+    }
+
+    static func lower(_ model: FlatModel) throws -> Graph {
+        var lowering = Lowering(model)
+        try lowering.lowerInputs()
+        let types = try lowering.checkLayers()
+        for index in try lowering.dependencyOrder() {
+            try lowering.lower(model.layers[index], as: types[index])
+        }
+        try lowering.lowerOutputs()
+        return lowering.graph
+    }
+
+    // MARK: Names and order
+
+    private mutating func lowerInputs() throws {
+        for input in model.inputs {
+            graph.inputs.append(GraphInput(name: input.name, type: input.type, layout: input.layout,
+                                           location: input.location, preprocess: input.preprocess))
+            graph.valueTypes[input.name] = input.type
+            if let layout = input.layout { layouts[input.name] = layout }
+            provenance.declare(input)
+        }
+    }
+
+    /// Checks names, layer types, input counts and attributes in source order, before any shape work.
+    private func checkLayers() throws -> [(LayerType, LayerArguments)] {
+        var definitions: [String: SourceLocation] = [:]
+        for input in model.inputs {
+            if let first = definitions[input.name] { throw duplicate(input.name, at: input.location, first: first, callSites: []) }
+            definitions[input.name] = input.location
+        }
+        for layer in model.layers {
+            if let first = definitions[layer.name] { throw duplicate(layer.name, at: layer.location, first: first, callSites: layer.callSites) }
+            definitions[layer.name] = layer.location
+        }
+        let names = Array(definitions.keys).sorted()
+        return try model.layers.map { layer in
+            guard let type = LayerCatalog.type(named: layer.type) else {
+                throw Diagnostic("unknown layer type '\(layer.type)'\(suggestion(for: layer.type, among: LayerCatalog.names))",
+                                 at: layer.typeLocation).noting(layer.callSites)
+            }
+            if !type.inputCount.contains(layer.inputs.count) {
+                let range = type.inputCount
+                let expected = range.upperBound == Int.max ? "at least \(range.lowerBound)" : range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)...\(range.upperBound)"
+                let plural = range.upperBound == 1 ? "" : "s"
+                throw Diagnostic("\(layer.type) '\(layer.name)' takes \(expected) input\(plural) but is given \(layer.inputs.count)", at: layer.location)
+                    .noting(layer.callSites)
+            }
+            for reference in layer.inputs where definitions[reference.name] == nil {
+                throw Diagnostic("undefined name '\(reference.name)'\(suggestion(for: reference.name, among: names))", at: reference.location)
+                    .noting(layer.callSites)
+            }
+            return (type, try LayerArguments(layer, type: type))
+        }
+    }
+
+    private func duplicate(_ name: String, at location: SourceLocation, first: SourceLocation, callSites: [CallSite]) -> Diagnostic {
+        Diagnostic("duplicate name '\(name)'", at: location).noting(callSites)
+            .adding(Diagnostic.Note("'\(name)' is first defined here", at: first))
+    }
+
+    /// Layer indices with every layer after the layers it reads; source order otherwise.
+    private func dependencyOrder() throws -> [Int] {
+        var indexOf: [String: Int] = [:]
+        for (index, layer) in model.layers.enumerated() { indexOf[layer.name] = index }
+        enum State { case unvisited, visiting, done }
+        var states = [State](repeating: .unvisited, count: model.layers.count)
+        var order: [Int] = []
+        var path: [Int] = []
+        func visit(_ index: Int) throws {
+            switch states[index] {
+            case .done: return
+            case .visiting:
+                let cycle = path[(path.lastIndex(of: index) ?? 0)...].map { model.layers[$0].name } + [model.layers[index].name]
+                throw Diagnostic("layers form a cycle: \(cycle.joined(separator: " -> "))", at: model.layers[index].location)
+                    .noting(model.layers[index].callSites)
+            case .unvisited:
+                states[index] = .visiting
+                path.append(index)
+                for reference in model.layers[index].inputs {
+                    if let producer = indexOf[reference.name] { try visit(producer) }
+                }
+                path.removeLast()
+                states[index] = .done
+                order.append(index)
+            }
+        }
+        for index in model.layers.indices { try visit(index) }
+        return order
+    }
+
+    // MARK: Layers
+
+    private mutating func lower(_ layer: LayerInstance, as checked: (LayerType, LayerArguments)) throws {
+        let (type, arguments) = checked
+        let inputTypes = layer.inputs.compactMap { graph.type(of: $0.name) }
+        let layout = layouts[layer.inputs[0].name]
+        let context = LayerContext(layer: layer, arguments: arguments, inputTypes: inputTypes, layout: layout)
+        let lowering = try type.lower(context)
+        let schema = OpRegistry.schema(for: lowering.op)
+
+        var attributes = Attributes()
+        for (name, value) in lowering.attributes where schema.attributeSpec(name)?.defaultValue != value {
+            attributes[name] = value
+        }
+        // Pools: strides equal to the pool size are the default.
+        if attributes["strides"] != nil, attributes["strides"] == (attributes["pool_size"] ?? schema.attributeSpec("pool_size")?.defaultValue),
+           lowering.op == .maxPool2d || lowering.op == .avgPool2d {
+            attributes["strides"] = nil
+        }
+        if type.isSpatial, layout == .nchw { attributes["layout"] = .string("nchw") }
+
+        var inputs = layer.inputs.map(\.name)
+        for (role, shape) in lowering.parameters {
+            let name = "\(layer.name)/\(role.rawValue)"
+            let trainable = !layer.frozen && role != .movingMean && role != .movingVariance
+            graph.constants[name] = Constant(name: name, type: TensorType(.float32, Shape(known: shape)), role: role,
+                                             trainable: trainable, location: layer.location)
+            inputs.append(name)
+        }
+        let node = Node(name: layer.name, op: lowering.op, inputs: inputs, outputs: [layer.name],
+                        attributes: attributes, locations: [layer.location])
+        let outputType: TensorType
+        do {
+            let types = try inferOutputTypes(of: node, inputTypes: inputs.map { graph.type(of: $0) })
+            outputType = types[0]
+        } catch let diagnostic as Diagnostic {
+            throw provenance.explain(diagnostic, layer: layer, arguments: arguments, inputTypes: inputTypes, graph: graph)
+                .noting(layer.callSites)
+        } catch {
+            throw Diagnostic("\(layer.type) '\(layer.name)' \(error)", at: layer.location).noting(layer.callSites)
+        }
+        graph.nodes.append(node)
+        graph.valueTypes[layer.name] = outputType
+        if let layout, outputType.shape.rank == 4, lowering.op != .reshape { layouts[layer.name] = layout }
+        provenance.record(layer, op: lowering.op, arguments: arguments, inputTypes: inputTypes, layout: layout, output: outputType)
+    }
+
+    // MARK: Outputs
+
+    private mutating func lowerOutputs() throws {
+        var seen: [String: SourceLocation] = [:]
+        for output in model.outputs {
+            if let first = seen[output.name] {
+                throw Diagnostic("duplicate output '\(output.name)'", at: output.location,
+                                 notes: [Diagnostic.Note("first declared here", at: first)])
+            }
+            seen[output.name] = output.location
+            guard graph.type(of: output.value.name) != nil, graph.constants[output.value.name] == nil else {
+                let names = graph.inputs.map(\.name) + graph.nodes.map(\.name)
+                throw Diagnostic("output '\(output.name)' reads undefined name '\(output.value.name)'\(suggestion(for: output.value.name, among: names))",
+                                 at: output.value.location)
+            }
+            graph.outputs.append(GraphOutput(name: output.name, value: output.value.name, location: output.location))
+        }
+        // Without outputs, the model ends at its last layer, as a Keras Sequential model does.
+        if graph.outputs.isEmpty, let last = model.layers.last {
+            graph.outputs.append(GraphOutput(name: last.name, value: last.name, location: last.location))
+        }
+    }
+}
