@@ -1,0 +1,58 @@
+import KeelIR
+
+extension GraphImporter {
+    /// Keras's Dense exported by tf2onnx is MatMul then Add of a bias vector. Folding the Add
+    /// into the dense layer's bias input lets the bias count as the layer's parameter (as in
+    /// Keras's summary). The fused node keeps the Add's name and output so readers are unchanged.
+    func fuseDenseBias() {
+        let consumers = graph.consumers()
+        let graphOutputs = Set(graph.outputs.map(\.value))
+        var nodes = graph.nodes
+        var removed = Set<Int>()
+        for index in nodes.indices where nodes[index].op == .dense && nodes[index].inputs.count == 2 {
+            let dense = nodes[index]
+            let value = dense.outputs[0]
+            guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,
+                  let addIndex = nodes.firstIndex(where: { $0.name == readers[0] }),
+                  nodes[addIndex].op == .add, nodes[addIndex].inputs.count == 2 else { continue }
+            let add = nodes[addIndex]
+            let other = add.inputs[0] == value ? add.inputs[1] : add.inputs[0]
+            guard other != value, let bias = graph.constants[other], let kernel = graph.constants[dense.inputs[1]],
+                  bias.type.dtype == kernel.type.dtype, bias.type.shape.rank == 1, kernel.type.shape.rank == 2 else { continue }
+            let units = dense.attributes.string("weight_layout") == "out_in" ? kernel.type.shape[0] : kernel.type.shape[1]
+            guard bias.type.shape[0] == units else { continue }
+            nodes[index] = Node(name: add.name, op: .dense, inputs: dense.inputs + [other], outputs: add.outputs,
+                                attributes: dense.attributes, locations: dense.locations + add.locations)
+            removed.insert(addIndex)
+        }
+        graph.nodes = nodes.indices.filter { !removed.contains($0) }.map { nodes[$0] }
+    }
+
+    /// ONNX does not say which initializers are weights; how layers use them does. A constant
+    /// read as a layer's kernel, bias, gamma, beta or moving statistic takes that role.
+    /// ONNX has no trainable flag either: parameters count as trainable except BatchNorm moving
+    /// statistics (as in Keras), and literals are not trainable.
+    func assignParameterRoles() {
+        let roles: [OpKind: [ParameterRole]] = [
+            .conv2d: [.kernel, .bias], .dense: [.kernel, .bias],
+            .batchNorm: [.gamma, .beta, .movingMean, .movingVariance], .layerNorm: [.gamma, .beta],
+        ]
+        for node in graph.nodes {
+            guard let parameters = roles[node.op] else { continue }
+            for (offset, role) in parameters.enumerated() where offset + 1 < node.inputs.count {
+                let name = node.inputs[offset + 1]
+                guard var constant = graph.constants[name], constant.role == .literal else { continue }
+                constant.role = role
+                constant.trainable = role != .movingMean && role != .movingVariance
+                graph.constants[name] = constant
+            }
+        }
+    }
+
+    /// Drops constants nothing reads any more (those only shape arithmetic or attributes used).
+    func pruneUnusedConstants() {
+        var used = Set(graph.outputs.map(\.value))
+        for node in graph.nodes { used.formUnion(node.presentInputs) }
+        graph.constants = graph.constants.filter { used.contains($0.key) }
+    }
+}

@@ -1,0 +1,188 @@
+import KeelIR
+
+// Translations of ONNX layers (convolution, pooling, GEMM, normalisation, softmax) into IR
+// layers. ONNX tensors are NCHW with OIHW kernels, so spatial ops say so in their attributes.
+
+func translateConv(_ context: NodeContext) throws {
+    guard let kernel = context.constantData(1) else { throw context.fail("the kernel must be a constant (an initializer)") }
+    guard kernel.shape.count == 4 else {
+        throw context.fail("only 2-D convolutions are supported (the kernel has rank \(kernel.shape.count))")
+    }
+    if context.hasInput(2), context.constantData(2) == nil { throw context.fail("the bias must be a constant") }
+    if let declared = try context.ints("kernel_shape"), declared != Array(kernel.shape[2...]) {
+        throw context.fail("kernel_shape \(declared) disagrees with the kernel's shape \(kernel.shape)")
+    }
+    var attributes: [String: AttributeValue] = [
+        "layout": .string("nchw"), "kernel_layout": .string("oihw"),
+        "strides": .ints(try pair(context, "strides")), "dilations": .ints(try pair(context, "dilations")),
+        "groups": .int(try context.int("group", default: 1)),
+    ]
+    try addSpatialPadding(context, to: &attributes)
+    let inputs = [try context.input(0), try context.input(1)] + (try context.optionalInput(2).map { [$0] } ?? [])
+    context.emit(.conv2d, inputs, attributes, shape: nchwShape(context, channels: .known(kernel.shape[0])))
+}
+
+func translatePool(_ context: NodeContext, op: OpKind) throws {
+    guard let size = try context.ints("kernel_shape"), size.count == 2 else {
+        throw context.fail("only 2-D pooling is supported (kernel_shape must have 2 entries)")
+    }
+    guard try pair(context, "dilations") == [1, 1] else { throw context.fail("dilated pooling is not supported") }
+    try context.requireUnusedOutputs(from: 1)
+    var attributes: [String: AttributeValue] = [
+        "layout": .string("nchw"), "pool_size": .ints(size), "strides": .ints(try pair(context, "strides")),
+        "ceil_mode": .int(try context.int("ceil_mode", default: 0)),
+    ]
+    if op == .avgPool2d { attributes["count_include_pad"] = .int(try context.int("count_include_pad", default: 0)) }
+    try addSpatialPadding(context, to: &attributes)
+    context.emit(op, [try context.input(0)], attributes, shape: nchwShape(context, channels: context.shape(0)?[1] ?? nil))
+}
+
+func translateGlobalPool(_ context: NodeContext, op: OpKind) throws {
+    var shape = context.shape(0)
+    if let rank = shape?.count, rank == 4 { shape?[2] = .known(1); shape?[3] = .known(1) }
+    context.emit(op, [try context.input(0)], ["layout": .string("nchw"), "keepdims": .bool(true)], shape: shape)
+}
+
+/// A two-element spatial attribute (strides, dilations) defaulting to ones.
+private func pair(_ context: NodeContext, _ key: String) throws -> [Int] {
+    let values = try context.ints(key) ?? [1, 1]
+    guard values.count == 2, values.allSatisfy({ $0 >= 1 }) else {
+        throw context.fail("'\(key)' must be two positive numbers, got \(values)")
+    }
+    return values
+}
+
+/// ONNX `auto_pad`/`pads` as Keel's `padding`/`pads`. Both order 2-D pads top, left, bottom, right.
+private func addSpatialPadding(_ context: NodeContext, to attributes: inout [String: AttributeValue]) throws {
+    switch try context.string("auto_pad", default: "NOTSET") {
+    case "NOTSET", "":
+        let pads = try context.ints("pads") ?? [0, 0, 0, 0]
+        guard pads.count == 4, pads.allSatisfy({ $0 >= 0 }) else {
+            throw context.fail("'pads' must be four non-negative numbers, got \(pads)")
+        }
+        if pads.allSatisfy({ $0 == 0 }) {
+            attributes["padding"] = .string("valid")
+        } else {
+            attributes["padding"] = .string("explicit")
+            attributes["pads"] = .ints(pads)
+        }
+    case "VALID": attributes["padding"] = .string("valid")
+    case "SAME_UPPER": attributes["padding"] = .string("same")
+    case let mode: throw context.fail("auto_pad \(mode) is not supported (use SAME_UPPER or explicit pads)")
+    }
+}
+
+/// [N, channels, ?, ?] for a rank-4 input: enough for the folder to follow the batch.
+private func nchwShape(_ context: NodeContext, channels: Dim?) -> [Dim?]? {
+    guard let input = context.shape(0), input.count == 4 else { return nil }
+    return [input[0], channels, nil, nil]
+}
+
+/// Gemm is `alpha·A'·B' + beta·C`. With a constant 2-D B and unit scales it is a dense layer
+/// (transB picks the weight layout); anything else is spelled out with matmul, mul and add.
+func translateGemm(_ context: NodeContext) throws {
+    let transA = try context.int("transA", default: 0) != 0
+    let transB = try context.int("transB", default: 0) != 0
+    let alpha = try context.float("alpha", default: 1)
+    let beta = try context.float("beta", default: 1)
+    let a = try context.input(0)
+    let b = try context.input(1)
+    let c = try context.optionalInput(2)
+    if !transA, alpha == 1, c == nil || beta == 1, let kernel = context.constantData(1), kernel.shape.count == 2 {
+        let units = transB ? kernel.shape[0] : kernel.shape[1]
+        let layout: [String: AttributeValue] = ["weight_layout": .string(transB ? "out_in" : "in_out")]
+        let shape: [Dim?] = [context.shape(0)?.first ?? nil, .known(units)]
+        guard let c else { context.emit(.dense, [a, b], layout, shape: shape); return }
+        if let bias = context.constantData(2), bias.elementCount == units, bias.shape.last == units {
+            // A [1, units] bias is the same bytes as [units]; dense wants the 1-D form.
+            let vector = bias.shape.count == 1 ? c
+                : context.addLiteral("bias", TensorData(dtype: bias.dtype, shape: [units], storage: bias.storage))
+            context.emit(.dense, [a, b, vector], layout, shape: shape)
+        } else {
+            let dense = context.emitStep("dense", .dense, [a, b], layout)
+            context.emit(.add, [dense, c], shape: shape)
+        }
+        return
+    }
+    let left = transA ? context.emitStep("transpose_a", .transpose, [a], ["perm": .ints([1, 0])]) : a
+    let right = transB ? context.emitStep("transpose_b", .transpose, [b], ["perm": .ints([1, 0])]) : b
+    var steps: [(String, OpKind, [String])] = [("matmul", .matmul, [left, right])]
+    if alpha != 1 { steps.append(("alpha", .mul, [context.addLiteral("alpha", TensorData(floats: [alpha], shape: []))])) }
+    if let c {
+        let scaled = beta == 1 ? c
+            : context.emitStep("beta", .mul, [c, context.addLiteral("beta", TensorData(floats: [beta], shape: []))])
+        steps.append(("add", .add, [scaled]))
+    }
+    var current = ""
+    for (index, step) in steps.enumerated() {
+        let inputs = index == 0 ? step.2 : [current] + step.2
+        current = index == steps.count - 1 ? context.emit(step.1, inputs, shape: nil)
+            : context.emitStep(step.0, step.1, inputs)
+    }
+}
+
+/// MatMul by a constant matrix is a dense layer over the last axis (Keras's Dense exported by
+/// tf2onnx); otherwise a batched matmul.
+func translateMatMul(_ context: NodeContext) throws {
+    let a = try context.input(0)
+    let b = try context.input(1)
+    if let kernel = context.constantData(1), kernel.shape.count == 2 {
+        var shape = context.shape(0)
+        if let rank = shape?.count, rank >= 1 { shape?[rank - 1] = .known(kernel.shape[1]) }
+        context.emit(.dense, [a, b], ["weight_layout": .string("in_out")], shape: shape)
+    } else {
+        context.emit(.matmul, [a, b], shape: nil)
+    }
+}
+
+func translateBatchNorm(_ context: NodeContext) throws {
+    guard try context.int("training_mode", default: 0) == 0 else { throw context.fail("training mode is not supported") }
+    try context.requireUnusedOutputs(from: 1)
+    for index in 1...4 where context.constantData(index) == nil {
+        throw context.fail("scale, bias, mean and variance must be constants (input \(index) is not)")
+    }
+    let inputs = try (0...4).map(context.input)
+    context.emit(.batchNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)), "axis": .int(1)],
+                 shape: context.shape(0))
+}
+
+func translateLayerNorm(_ context: NodeContext) throws {
+    try context.requireUnusedOutputs(from: 1)
+    for index in 1...2 where context.hasInput(index) && context.constantData(index) == nil {
+        throw context.fail("scale and bias must be constants (input \(index) is not)")
+    }
+    let inputs = [try context.input(0), try context.input(1)] + (try context.optionalInput(2).map { [$0] } ?? [])
+    context.emit(.layerNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)),
+                                      "axis": .int(try context.int("axis", default: -1))], shape: context.shape(0))
+}
+
+/// Softmax over `axis` since opset 13. Before, it coerced the input to 2-D at `axis` (default
+/// 1) and normalised whole rows: the same as a last-axis softmax when `axis` is the last axis,
+/// otherwise flatten -> softmax -> reshape back.
+func translateSoftmax(_ context: NodeContext, op: OpKind) throws {
+    let x = try context.input(0)
+    if context.opset >= 13 {
+        context.emit(op, [x], ["axis": .int(try context.int("axis", default: -1))], shape: context.shape(0))
+        return
+    }
+    let axis = try context.int("axis", default: 1)
+    guard let shape = context.shape(0) else {
+        throw context.fail("opset \(context.opset) softmax flattens at axis \(axis), and the input's rank is unknown")
+    }
+    let rank = shape.count
+    let resolved = axis < 0 ? axis + rank : axis
+    guard resolved >= 0, resolved < max(rank, 1) else { throw context.fail("axis \(axis) is out of range for rank \(rank)") }
+    if resolved == rank - 1 {
+        context.emit(op, [x], ["axis": .int(-1)], shape: shape)
+        return
+    }
+    // Reshape back: known extents stay, a single unknown dimension becomes -1.
+    let unknown = shape.filter { $0?.value == nil }.count
+    guard unknown <= 1 else {
+        throw context.fail("opset \(context.opset) softmax over axis \(axis) needs the input's shape, and \(unknown) dimensions are unknown")
+    }
+    let target = shape.map { $0?.value ?? -1 }
+    let flat = context.emitStep("flatten", .flatten, [x], ["axis": .int(resolved)])
+    let normalised = context.emitStep(op.rawValue, op, [flat], ["axis": .int(-1)])
+    context.emit(.reshape, [normalised], ["shape": .ints(target)], shape: shape)
+}

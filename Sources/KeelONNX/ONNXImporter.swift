@@ -1,0 +1,184 @@
+import KeelIR
+
+/// The newest ai.onnx opset whose semantics the translation table follows. Opsets up to this
+/// one only widened type lists for the ops Keel imports; anything newer is refused.
+public let newestSupportedONNXOpset = 25
+
+/// Imports an ONNX file as a Keel graph.
+public func importONNXGraph(path: String) throws -> Graph {
+    try importONNXGraph(try loadONNXModel(path: path))
+}
+
+/// Translates a loaded model into a Keel graph: graph inputs with their (possibly symbolic)
+/// types, initializers as constants, each node through the translation table, shape-computing
+/// subgraphs folded into constant attributes, and the graph outputs.
+public func importONNXGraph(_ model: ONNXModel) throws -> Graph {
+    try GraphImporter(model: model).run()
+}
+
+/// What the importer knows about one ONNX value.
+struct ImportedValue {
+    /// The IR value that carries it (nil while it exists only as a folded value).
+    var irName: String?
+    /// Its contents, when the partial evaluator knows them (small integer tensors, shapes).
+    var known: KnownInts?
+    /// Its partial shape: rank known, each dimension known, symbolic or nil (unknown).
+    var shape: [Dim?]?
+}
+
+/// Builds the IR graph node by node. A class because translations and folding share its
+/// state (the value map, names in use, the graph under construction).
+final class GraphImporter {
+    let model: ONNXModel
+    let path: String
+    let opset: Int
+    var graph: Graph
+    var values: [String: ImportedValue] = [:]
+    /// Every IR name handed out, so generated names never collide with the file's names.
+    private var usedNames: Set<String> = []
+    /// How many nodes (and graph outputs) read each ONNX value, to check unused outputs.
+    private(set) var useCounts: [String: Int] = [:]
+
+    init(model: ONNXModel) throws {
+        self.model = model
+        self.path = model.path
+        guard let opset = model.defaultOpset else {
+            throw ONNXError.notAModel(path: model.path, reason: "the model imports no ai.onnx operator set")
+        }
+        guard opset <= newestSupportedONNXOpset else {
+            throw ONNXError.opsetTooNew(path: model.path, domain: "", version: opset, supported: newestSupportedONNXOpset)
+        }
+        self.opset = opset
+        let name = model.graph.name.isEmpty ? "onnx" : model.graph.name
+        self.graph = Graph(name: name, source: model.path)
+    }
+
+    func run() throws -> Graph {
+        let source = model.graph
+        for node in source.nodes { for input in node.inputs where !input.isEmpty { useCounts[input, default: 0] += 1 } }
+        for output in source.outputs { useCounts[output.name, default: 0] += 1 }
+        try addInitializers(source.initializers)
+        try addInputs(source.inputs)
+        // Declared types of intermediate values help the folder; they never override constants.
+        for info in source.valueInfo + source.outputs where values[info.name] == nil {
+            if let dims = info.dims { values[info.name] = ImportedValue(shape: partialShape(dims, of: info.name)) }
+        }
+        for (index, node) in source.nodes.enumerated() {
+            try translate(node, index: index)
+        }
+        for output in source.outputs {
+            let value = try irValue(output.name, readBy: "graph output '\(output.name)'")
+            graph.outputs.append(GraphOutput(name: output.name, value: value, location: .named(path, output.name)))
+        }
+        fuseDenseBias()
+        assignParameterRoles()
+        pruneUnusedConstants()
+        return graph
+    }
+
+    // MARK: Graph inputs and initializers
+
+    private func addInitializers(_ initializers: [ONNXTensor]) throws {
+        for tensor in initializers {
+            let name = uniqueName(tensor.name)
+            addConstant(name: name, data: tensor.data, onnxName: tensor.name)
+        }
+    }
+
+    /// Registers a constant in the graph and as the value of `onnxName` (a literal until
+    /// `assignParameterRoles` sees it used as a weight).
+    func addConstant(name: String, data: TensorData, onnxName: String) {
+        let type = TensorType(data.dtype, Shape(known: data.shape))
+        graph.constants[name] = Constant(name: name, type: type, role: .literal, trainable: false,
+                                         data: data, location: .named(path, onnxName))
+        values[onnxName] = ImportedValue(irName: name, known: KnownInts(data), shape: data.shape.map { .known($0) })
+    }
+
+    private func addInputs(_ inputs: [ONNXValueInfo]) throws {
+        for input in inputs where values[input.name] == nil {   // old files list initializers as inputs too
+            guard let dtype = input.dtype else {
+                throw ONNXError.unsupportedDType(path: path, name: input.name, dataType: input.elementType)
+            }
+            guard let dims = input.dims else {
+                throw ONNXError.unsupportedNode(path: path, node: input.name, op: "graph input",
+                                                reason: "declares no shape; Keel needs at least the rank")
+            }
+            let shape = partialShape(dims, of: input.name).map { $0 ?? .symbol("?") }
+            let name = uniqueName(input.name)
+            graph.inputs.append(GraphInput(name: name, type: TensorType(dtype, Shape(shape)),
+                                           layout: guessLayout(shape), location: .named(path, input.name)))
+            values[input.name] = ImportedValue(irName: name, shape: shape)
+        }
+    }
+
+    /// ONNX dims as IR dims: named dims stay symbols (the batch), unnamed ones get a name
+    /// (`N` for the leading axis, `<value>_dK` elsewhere) so they can still be bound.
+    private func partialShape(_ dims: [ONNXDim], of value: String) -> [Dim?] {
+        dims.enumerated().map { axis, dim in
+            switch dim {
+            case .value(let extent): return .known(extent)
+            case .param(let name): return .symbol(name)
+            case .unknown: return .symbol(axis == 0 ? "N" : "\(value)_d\(axis)")
+            }
+        }
+    }
+
+    /// ONNX declares no layout; a rank-4 input with 1 or 3 channels on one side is an image.
+    private func guessLayout(_ shape: [Dim]) -> Layout? {
+        guard shape.count == 4 else { return nil }
+        if let channels = shape[1].value, channels == 1 || channels == 3 { return .nchw }
+        if let channels = shape[3].value, channels == 1 || channels == 3 { return .nhwc }
+        return nil
+    }
+
+    // MARK: Nodes
+
+    private func translate(_ node: ONNXNode, index: Int) throws {
+        let name = node.name.isEmpty ? "op_\(index)" : node.name
+        guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+            throw ONNXError.unsupportedOp(path: path, node: name, op: node.opType, domain: node.domain)
+        }
+        for input in node.inputs where !input.isEmpty && values[input] == nil {
+            throw ONNXError.undefinedValue(path: path, node: name, value: input)
+        }
+        guard let output = node.outputs.first, !output.isEmpty else {
+            throw ONNXError.unsupportedNode(path: path, node: name, op: node.opType, reason: "has no output")
+        }
+        let context = NodeContext(importer: self, node: node, name: name)
+        if try foldShapeComputation(context) { return }
+        guard let translation = opTranslations[node.opType] else {
+            throw ONNXError.unsupportedOp(path: path, node: name, op: node.opType, domain: node.domain)
+        }
+        try translation(context)
+    }
+
+    /// The IR value for an ONNX value, materializing a folded value as a constant when an
+    /// IR node needs it; throws when the value depends on a symbolic (run-time) size.
+    func irValue(_ onnxName: String, readBy reader: String) throws -> String {
+        guard let value = values[onnxName] else {
+            throw ONNXError.undefinedValue(path: path, node: reader, value: onnxName)
+        }
+        if let irName = value.irName { return irName }
+        guard let known = value.known, let data = known.constantData() else {
+            throw ONNXError.unsupportedNode(path: path, node: reader, op: "input '\(onnxName)'",
+                                            reason: "depends on a run-time size; only shape arithmetic that ends in a Reshape target can be folded")
+        }
+        let name = uniqueName(onnxName)
+        addConstant(name: name, data: data, onnxName: onnxName)
+        return name
+    }
+
+    /// `base`, or `base_1`, `base_2`... when taken.
+    func uniqueName(_ base: String) -> String {
+        var candidate = base
+        var suffix = 1
+        while usedNames.contains(candidate) {
+            candidate = "\(base)_\(suffix)"
+            suffix += 1
+        }
+        usedNames.insert(candidate)
+        return candidate
+    }
+
+    func isUsed(_ onnxName: String) -> Bool { !onnxName.isEmpty && useCounts[onnxName, default: 0] > 0 }
+}

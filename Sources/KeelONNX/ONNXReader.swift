@@ -1,0 +1,128 @@
+import CONNX
+import KeelIR
+
+/// Reads an ONNX model: maps the file, lets protobuf-c parse it, and converts the C tree into
+/// `ONNXModel` values. The file mapping is released right after parsing (protobuf-c copies what
+/// it keeps); the parsed tree stays alive only while tensors still view its weight bytes.
+public func loadONNXModel(path: String) throws -> ONNXModel {
+    let file = try MappedFile(path: path)
+    let bytes = file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+    guard let message = onnx__model_proto__unpack(nil, file.bytes.count, bytes) else {
+        throw ONNXError.malformed(path: path, what: "ONNX model")
+    }
+    let owner = ProtoOwner(message) { onnx__model_proto__free_unpacked($0, nil) }
+    return try ModelConverter(path: path, owner: owner).model()
+}
+
+/// Turns the parsed C tree into Swift values, checking what the importer relies on.
+private struct ModelConverter {
+    let path: String
+    let owner: ProtoOwner<Onnx__ModelProto>
+    let tensorContext: TensorReadContext
+
+    init(path: String, owner: ProtoOwner<Onnx__ModelProto>) {
+        self.path = path
+        self.owner = owner
+        self.tensorContext = TensorReadContext(path: path)
+    }
+
+    func model() throws -> ONNXModel {
+        let model = owner.message.pointee
+        guard model.has_ir_version != 0 else { throw ONNXError.notAModel(path: path, reason: "no IR version") }
+        guard let graph = model.graph else { throw ONNXError.notAModel(path: path, reason: "no graph") }
+        var opsets: [String: Int] = [:]
+        for entry in repeated(model.opset_import, model.n_opset_import) {
+            guard let entry else { continue }
+            let domain = swiftString(entry.pointee.domain)
+            opsets[domain == "ai.onnx" ? "" : domain] = Int(clamping: entry.pointee.version)
+        }
+        return ONNXModel(path: path, irVersion: Int(clamping: model.ir_version),
+                         producerName: swiftString(model.producer_name),
+                         producerVersion: swiftString(model.producer_version),
+                         opsetImports: opsets, graph: try self.graph(graph))
+    }
+
+    private func graph(_ pointer: UnsafeMutablePointer<Onnx__GraphProto>) throws -> ONNXGraph {
+        let graph = pointer.pointee
+        return ONNXGraph(
+            name: swiftString(graph.name),
+            nodes: try repeated(graph.node, graph.n_node).compactMap { try $0.map(node) },
+            initializers: try repeated(graph.initializer, graph.n_initializer).compactMap { tensor in
+                try tensor.map { ONNXTensor(name: swiftString($0.pointee.name),
+                                            data: try readTensor($0, owner: owner, context: tensorContext)) }
+            },
+            inputs: repeated(graph.input, graph.n_input).compactMap { $0.map(valueInfo) },
+            outputs: repeated(graph.output, graph.n_output).compactMap { $0.map(valueInfo) },
+            valueInfo: repeated(graph.value_info, graph.n_value_info).compactMap { $0.map(valueInfo) })
+    }
+
+    private func node(_ pointer: UnsafeMutablePointer<Onnx__NodeProto>) throws -> ONNXNode {
+        let node = pointer.pointee
+        var attributes: [String: ONNXAttribute] = [:]
+        for attribute in repeated(node.attribute, node.n_attribute) {
+            guard let attribute else { continue }
+            attributes[swiftString(attribute.pointee.name)] = try self.attribute(attribute)
+        }
+        return ONNXNode(name: swiftString(node.name), opType: swiftString(node.op_type),
+                        domain: swiftString(node.domain),
+                        inputs: repeated(node.input, node.n_input).map(swiftString),
+                        outputs: repeated(node.output, node.n_output).map(swiftString),
+                        attributes: attributes)
+    }
+
+    /// Uses the `type` discriminator; files older than IR version 2 lack it, so then the
+    /// present field decides.
+    private func attribute(_ pointer: UnsafeMutablePointer<Onnx__AttributeProto>) throws -> ONNXAttribute {
+        let attribute = pointer.pointee
+        var type = attribute.has_type != 0 ? Int(attribute.type.rawValue) : 0
+        if type == 0 {
+            if attribute.has_f != 0 { type = 1 }
+            else if attribute.has_i != 0 { type = 2 }
+            else if attribute.has_s != 0 { type = 3 }
+            else if attribute.t != nil { type = 4 }
+            else if attribute.n_floats > 0 { type = 6 }
+            else if attribute.n_ints > 0 { type = 7 }
+            else if attribute.n_strings > 0 { type = 8 }
+        }
+        switch type {
+        case 1: return .float(attribute.f)
+        case 2: return .int(Int(clamping: attribute.i))
+        case 3: return .string(text(attribute.s))
+        case 4:
+            guard let tensor = attribute.t else { return .unsupported(type) }
+            return .tensor(try readTensor(tensor, owner: owner, context: tensorContext))
+        case 6: return .floats(Array(repeated(attribute.floats, attribute.n_floats)))
+        case 7: return .ints(repeated(attribute.ints, attribute.n_ints).map { Int(clamping: $0) })
+        case 8: return .strings(repeated(attribute.strings, attribute.n_strings).map(text))
+        default: return .unsupported(type)
+        }
+    }
+
+    private func valueInfo(_ pointer: UnsafeMutablePointer<Onnx__ValueInfoProto>) -> ONNXValueInfo {
+        let info = pointer.pointee
+        var result = ONNXValueInfo(name: swiftString(info.name), elementType: 0, dims: nil)
+        guard let type = info.type, type.pointee.value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE,
+              let tensor = type.pointee.tensor_type else { return result }
+        if tensor.pointee.has_elem_type != 0 { result.elementType = Int(tensor.pointee.elem_type) }
+        if let shape = tensor.pointee.shape {
+            result.dims = repeated(shape.pointee.dim, shape.pointee.n_dim).map { dim -> ONNXDim in
+                guard let dim else { return .unknown }
+                switch dim.pointee.value_case {
+                case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE:
+                    return dim.pointee.dim_value >= 0 ? .value(Int(clamping: dim.pointee.dim_value)) : .unknown
+                case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM:
+                    let name = swiftString(dim.pointee.dim_param)
+                    return name.isEmpty ? .unknown : .param(name)
+                default:
+                    return .unknown
+                }
+            }
+        }
+        return result
+    }
+
+    private func text(_ data: ProtobufCBinaryData) -> String {
+        guard let bytes = data.data, data.len > 0 else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: bytes, count: data.len), as: UTF8.self)
+    }
+}

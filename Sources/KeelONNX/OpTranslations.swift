@@ -1,0 +1,133 @@
+import KeelIR
+
+/// How each ai.onnx operator becomes IR: one entry per op type. Shape, Constant and
+/// ConstantOfShape never reach this table (the folder evaluates them at import time).
+let opTranslations: [String: (NodeContext) throws -> Void] = [
+    // Layers.
+    "Conv": translateConv,
+    "MaxPool": { try translatePool($0, op: .maxPool2d) },
+    "AveragePool": { try translatePool($0, op: .avgPool2d) },
+    "GlobalAveragePool": { try translateGlobalPool($0, op: .globalAvgPool2d) },
+    "GlobalMaxPool": { try translateGlobalPool($0, op: .globalMaxPool2d) },
+    "Gemm": translateGemm,
+    "MatMul": translateMatMul,
+    "BatchNormalization": translateBatchNorm,
+    "LayerNormalization": translateLayerNorm,
+    "Softmax": { try translateSoftmax($0, op: .softmax) },
+    "LogSoftmax": { try translateSoftmax($0, op: .logSoftmax) },
+
+    // Element-wise.
+    "Relu": { try translateUnary($0, .relu) },
+    "Sigmoid": { try translateUnary($0, .sigmoid) },
+    "Tanh": { try translateUnary($0, .tanh) },
+    "Erf": { try translateUnary($0, .erf) },
+    "Sqrt": { try translateUnary($0, .sqrt) },
+    "Exp": { try translateUnary($0, .exp) },
+    "Log": { try translateUnary($0, .log) },
+    "Neg": { try translateUnary($0, .neg) },
+    "Abs": { try translateUnary($0, .abs) },
+    "Softplus": { try translateUnary($0, .softplus) },
+    "HardSwish": { try translateUnary($0, .hardSwish) },
+    "LeakyRelu": { try translateUnary($0, .leakyRelu, ["alpha": .float(try $0.float("alpha", default: 0.01))]) },
+    "Elu": { try translateUnary($0, .elu, ["alpha": .float(try $0.float("alpha", default: 1))]) },
+    "HardSigmoid": {
+        try translateUnary($0, .hardSigmoid, ["alpha": .float(try $0.float("alpha", default: 0.2)),
+                                              "beta": .float(try $0.float("beta", default: 0.5))])
+    },
+    "Selu": translateSelu,
+    "Gelu": { context in
+        let approximate = try context.string("approximate", default: "none")
+        guard approximate == "none" || approximate == "tanh" else { throw context.fail("unknown approximate '\(approximate)'") }
+        try translateUnary(context, .gelu, ["approximate": .string(approximate)])
+    },
+    "Clip": translateClip,
+    "Add": { try translateBinary($0, .add) },
+    "Sub": { try translateBinary($0, .sub) },
+    "Mul": { try translateBinary($0, .mul) },
+    "Div": { try translateBinary($0, .div) },
+    "Pow": { try translateBinary($0, .pow) },
+    "Max": { try translateVariadic($0, .max) },
+    "Min": { try translateVariadic($0, .min) },
+    "Sum": translateSum,
+
+    // Data movement and reductions.
+    "Identity": { try translateUnary($0, .identity) },
+    "Dropout": translateDropout,
+    "Cast": translateCast,
+    "Flatten": translateFlatten,
+    "Reshape": translateReshape,
+    "Transpose": translateTranspose,
+    "Concat": translateConcat,
+    "Slice": translateSlice,
+    "Gather": translateGather,
+    "Squeeze": { try translateSqueeze($0, op: .squeeze) },
+    "Unsqueeze": { try translateSqueeze($0, op: .unsqueeze) },
+    "Pad": translatePad,
+    "ReduceMean": { try translateReduce($0, op: .reduceMean, axesInputSince: 18) },
+    "ReduceSum": { try translateReduce($0, op: .reduceSum, axesInputSince: 13) },
+]
+
+/// An element-wise op: same shape out as in.
+func translateUnary(_ context: NodeContext, _ op: OpKind, _ attributes: [String: AttributeValue] = [:]) throws {
+    context.emit(op, [try context.input(0)], attributes, shape: context.shape(0))
+}
+
+private func translateSelu(_ context: NodeContext) throws {
+    // Keel's selu uses the published constants; ONNX lets a model change them.
+    let alpha = try context.float("alpha", default: 1.67326319217681884765625)
+    let gamma = try context.float("gamma", default: 1.05070102214813232421875)
+    guard abs(alpha - 1.6732632) < 1e-6, abs(gamma - 1.0507010) < 1e-6 else {
+        throw context.fail("only the standard alpha and gamma are supported")
+    }
+    try translateUnary(context, .selu)
+}
+
+/// Clip: bounds are attributes before opset 11, optional constant inputs after.
+private func translateClip(_ context: NodeContext) throws {
+    let low = context.opset < 11 ? try context.optionalFloat("min") : try context.constantFloat(1)
+    let high = context.opset < 11 ? try context.optionalFloat("max") : try context.constantFloat(2)
+    var attributes: [String: AttributeValue] = [:]
+    if let low { attributes["min"] = .float(low) }
+    if let high { attributes["max"] = .float(high) }
+    try translateUnary(context, .clip, attributes)
+}
+
+private func translateBinary(_ context: NodeContext, _ op: OpKind) throws {
+    context.emit(op, [try context.input(0), try context.input(1)],
+                 shape: broadcastShapes(context.shape(0), context.shape(1)))
+}
+
+/// Max/Min are variadic in ONNX and binary in Keel: chain them.
+private func translateVariadic(_ context: NodeContext, _ op: OpKind) throws {
+    let inputs = try context.node.inputs.indices.filter(context.hasInput).map(context.input)
+    guard var current = inputs.first else { throw context.fail("has no inputs") }
+    if inputs.count == 1 { try translateUnary(context, .identity); return }
+    for (index, next) in inputs.dropFirst().enumerated() {
+        if index == inputs.count - 2 {
+            current = context.emit(op, [current, next], shape: nil)
+        } else {
+            current = context.emitStep("\(op.rawValue)_\(index)", op, [current, next])
+        }
+    }
+}
+
+private func translateSum(_ context: NodeContext) throws {
+    let inputs = try context.node.inputs.indices.filter(context.hasInput).map(context.input)
+    guard !inputs.isEmpty else { throw context.fail("has no inputs") }
+    let shapes = context.node.inputs.indices.map(context.shape)
+    context.emit(.sum, inputs, shape: shapes.dropFirst().reduce(shapes.first ?? nil) { broadcastShapes($0, $1) })
+}
+
+/// NumPy broadcasting over partial shapes (unknown where it cannot tell).
+func broadcastShapes(_ left: [Dim?]?, _ right: [Dim?]?) -> [Dim?]? {
+    guard let left, let right else { return nil }
+    let rank = max(left.count, right.count)
+    let a = Array(repeating: Dim.known(1), count: rank - left.count) + left
+    let b = Array(repeating: Dim.known(1), count: rank - right.count) + right
+    return zip(a, b).map { x, y in
+        if x == y { return x }
+        if x == .known(1) { return y }
+        if y == .known(1) { return x }
+        return nil
+    }
+}
