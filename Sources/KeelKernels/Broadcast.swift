@@ -1,0 +1,132 @@
+/// Binary element-wise arithmetic with full NumPy broadcasting. Each operand gets broadcast
+/// strides over the output and the strided engine merges axes, so same-shape, scalar and
+/// per-channel operands all end in a flat inner loop specialised per operation.
+import Foundation
+
+/// An element-wise binary operation.
+public enum BinaryOperation: Sendable, Equatable {
+    case add, subtract, multiply, divide, power, maximum, minimum
+}
+
+protocol PairFunction {
+    func callAsFunction(_ a: Float, _ b: Float) -> Float
+}
+
+private struct AddFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
+private struct SubtractFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
+private struct MultiplyFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
+private struct DivideFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b } }
+private struct PowerFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
+private struct MaximumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.max(a, b) } }
+private struct MinimumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.min(a, b) } }
+
+/// One validated binary call over a merged strided space (operands: 0 output, 1 a, 2 b).
+private struct BinaryRun {
+    let space: StridedSpace
+    let a: UnsafePointer<Float>
+    let b: UnsafePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+    let context: KernelContext
+
+    func run<Function: PairFunction>(_ function: Function) {
+        let (aStride, bStride) = (space.innerStride(1), space.innerStride(2))
+        space.forEachSegment(context: context) { row, columns in
+            let start = columns.lowerBound
+            let to = output + space.rowOffset(row, operand: 0) + start
+            let left = a + space.rowOffset(row, operand: 1) + start * aStride
+            let right = b + space.rowOffset(row, operand: 2) + start * bStride
+            let count = columns.count
+            switch (aStride, bStride) {
+            case (1, 1):
+                for index in 0..<count { to[index] = function(left[index], right[index]) }
+            case (1, 0):
+                let value = right.pointee
+                for index in 0..<count { to[index] = function(left[index], value) }
+            case (0, 1):
+                let value = left.pointee
+                for index in 0..<count { to[index] = function(value, right[index]) }
+            default:
+                for index in 0..<count { to[index] = function(left[index * aStride], right[index * bStride]) }
+            }
+        }
+    }
+
+    func run(_ operation: BinaryOperation) {
+        switch operation {
+        case .add: run(AddFunction())
+        case .subtract: run(SubtractFunction())
+        case .multiply: run(MultiplyFunction())
+        case .divide: run(DivideFunction())
+        case .power: run(PowerFunction())
+        case .maximum: run(MaximumFunction())
+        case .minimum: run(MinimumFunction())
+        }
+    }
+}
+
+public enum Broadcast {
+    /// The NumPy broadcast of two shapes.
+    public static func shape(_ a: [Int], _ b: [Int]) throws -> [Int] {
+        let rank = max(a.count, b.count)
+        let left = [Int](repeating: 1, count: rank - a.count) + a
+        let right = [Int](repeating: 1, count: rank - b.count) + b
+        return try (0..<rank).map { axis in
+            let (x, y) = (left[axis], right[axis])
+            try require(x >= 0 && y >= 0 && (x == y || x == 1 || y == 1), "broadcast",
+                        "shapes \(a) and \(b) do not broadcast")
+            return x == 1 ? y : x
+        }
+    }
+
+    /// output = a ∘ b with NumPy broadcasting; output has shape `shape(aShape, bShape)`.
+    /// The output may be the same buffer as an operand whose shape equals the output shape.
+    public static func binary(_ operation: BinaryOperation, a: UnsafeBufferPointer<Float>, aShape: [Int],
+                              b: UnsafeBufferPointer<Float>, bShape: [Int], output: UnsafeMutableBufferPointer<Float>,
+                              context: KernelContext = .singleThreaded) throws {
+        let name = "binary"
+        let outputShape = try shape(aShape, bShape)
+        try requireCapacity(a.count, try elementCount(aShape, name), name, "a")
+        try requireCapacity(b.count, try elementCount(bShape, name), name, "b")
+        let count = try elementCount(outputShape, name)
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let left = a.baseAddress, let right = b.baseAddress, let destination = output.baseAddress else { return }
+        let space = StridedSpace(shape: outputShape, strides: [contiguousStrides(outputShape),
+                                                               broadcastStrides(of: aShape, to: outputShape),
+                                                               broadcastStrides(of: bShape, to: outputShape)])
+        BinaryRun(space: space, a: left, b: right, output: destination, context: context).run(operation)
+    }
+
+    /// Copies `input` broadcast to `outputShape` (which must be a broadcast of `inputShape`).
+    public static func expand(input: UnsafeBufferPointer<Float>, inputShape: [Int],
+                              output: UnsafeMutableBufferPointer<Float>, outputShape: [Int],
+                              context: KernelContext = .singleThreaded) throws {
+        let name = "expand"
+        try require(try shape(inputShape, outputShape) == outputShape, name,
+                    "\(inputShape) does not broadcast to \(outputShape)")
+        try requireCapacity(input.count, try elementCount(inputShape, name), name, "input")
+        let count = try elementCount(outputShape, name)
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        stridedCopy(from: source, sourceStrides: broadcastStrides(of: inputShape, to: outputShape), to: destination,
+                    destinationStrides: contiguousStrides(outputShape), shape: outputShape, context: context)
+    }
+
+    /// Variadic sum with broadcasting: output = inputs[0] + inputs[1] + … in that order.
+    public static func sum(inputs: [UnsafeBufferPointer<Float>], shapes: [[Int]],
+                           output: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+        let name = "sum"
+        try require(!inputs.isEmpty && inputs.count == shapes.count, name,
+                    "\(inputs.count) inputs with \(shapes.count) shapes")
+        var outputShape = shapes[0]
+        for next in shapes.dropFirst() { outputShape = try shape(outputShape, next) }
+        for (buffer, inputShape) in zip(inputs, shapes) {
+            try requireCapacity(buffer.count, try elementCount(inputShape, name), name, "input")
+        }
+        try expand(input: inputs[0], inputShape: shapes[0], output: output, outputShape: outputShape, context: context)
+        let accumulated = UnsafeBufferPointer(output)
+        for (buffer, inputShape) in zip(inputs, shapes).dropFirst() {
+            try binary(.add, a: accumulated, aShape: outputShape, b: buffer, bShape: inputShape,
+                       output: output, context: context)
+        }
+    }
+}

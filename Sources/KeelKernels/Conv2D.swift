@@ -1,0 +1,160 @@
+/// 2-D convolution entry point. It picks an algorithm per geometry (a later Winograd path slots
+/// in as another `Conv2DAlgorithm` case), sizes the caller's scratch for that algorithm, and runs
+/// GEMMs through OpenBLAS with the bias/activation epilogue fused per output block.
+
+/// Ways to compute a convolution.
+public enum Conv2DAlgorithm: Sendable, Equatable {
+    /// 1×1, stride 1, no padding: one GEMM straight over the activation, no scratch.
+    case pointwise
+    /// im2col over bounded pixel tiles, then a GEMM per tile and group.
+    case im2colGEMM
+}
+
+public enum Conv2D {
+    /// The algorithm `apply` uses when none is requested.
+    public static func defaultAlgorithm(for geometry: Conv2DGeometry) -> Conv2DAlgorithm {
+        geometry.isPointwise ? .pointwise : .im2colGEMM
+    }
+
+    /// Floats of scratch `apply` needs for `geometry` with `algorithm` (default: `defaultAlgorithm`).
+    /// Bounded by the im2col tile budget (a few MB) whatever the image size.
+    public static func scratchSize(for geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm? = nil) -> Int {
+        switch algorithm ?? defaultAlgorithm(for: geometry) {
+        case .pointwise:
+            return 0
+        case .im2colGEMM:
+            let pixels = geometry.layout == .nhwc
+                ? geometry.batch * geometry.outputPixelsPerImage : geometry.outputPixelsPerImage
+            let reduction = geometry.reductionLength
+            return Im2Col.tilePixels(reduction: reduction, pixels: pixels) * reduction
+        }
+    }
+
+    /// output = activation(conv(input, weights) + bias), activations in `geometry.layout`.
+    /// `bias` holds `outputChannels` values; `scratch` at least `scratchSize(for:algorithm:)` floats.
+    public static func apply(input: UnsafeBufferPointer<Float>, weights: PackedConv2DWeights,
+                             bias: UnsafeBufferPointer<Float>? = nil, activation: FusedActivation = .none,
+                             output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
+                             scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "conv2d"
+        try geometry.validate()
+        try weights.check(against: geometry)
+        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
+        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
+        let chosen = algorithm ?? defaultAlgorithm(for: geometry)
+        try require(chosen != .pointwise || geometry.isPointwise, name,
+                    "the pointwise algorithm needs a 1x1 kernel, stride 1 and no padding")
+        try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen), name, "scratch")
+        guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        weights.storage.withUnsafeBufferPointer { packed in
+            guard let packedBase = packed.baseAddress else { return }
+            let run = ConvolutionRun(input: source, packed: packedBase, bias: bias?.baseAddress,
+                                     activation: activation, output: destination, geometry: geometry,
+                                     scratch: scratch.baseAddress, context: context)
+            switch (chosen, geometry.layout) {
+            case (.pointwise, .nhwc): run.pointwiseNHWC()
+            case (.pointwise, .nchw): run.pointwiseNCHW()
+            case (.im2colGEMM, .nhwc): run.im2colNHWC()
+            case (.im2colGEMM, .nchw): run.im2colNCHW()
+            }
+        }
+    }
+}
+
+/// One validated convolution call; the methods are the per-algorithm, per-layout loops.
+private struct ConvolutionRun {
+    let input: UnsafePointer<Float>
+    let packed: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>?
+    let activation: FusedActivation
+    let output: UnsafeMutablePointer<Float>
+    let geometry: Conv2DGeometry
+    let scratch: UnsafeMutablePointer<Float>?
+    let context: KernelContext
+
+    var reduction: Int { geometry.reductionLength }
+    var outputPerGroup: Int { geometry.outputChannelsPerGroup }
+    var pixelsPerImage: Int { geometry.outputPixelsPerImage }
+
+    func groupWeights(_ group: Int) -> UnsafePointer<Float> {
+        packed + group * reduction * outputPerGroup
+    }
+
+    func groupBias(_ group: Int) -> UnsafePointer<Float>? {
+        bias.map { $0 + group * outputPerGroup }
+    }
+
+    /// NHWC rows are pixels and columns channels: output[pixels, group's channels] = x × W.
+    func pointwiseNHWC() {
+        let pixels = geometry.batch * pixelsPerImage
+        let inputPerGroup = geometry.inputChannelsPerGroup
+        for group in 0..<geometry.groups {
+            let block = OutputBlock(base: output + group * outputPerGroup, rows: pixels, columns: outputPerGroup,
+                                    rowStride: geometry.outputChannels)
+            sgemm(transposeA: false, transposeB: false, m: pixels, n: outputPerGroup, k: inputPerGroup,
+                  a: input + group * inputPerGroup, lda: geometry.inputChannels, b: groupWeights(group),
+                  ldb: outputPerGroup, c: block.base, ldc: block.rowStride, context: context)
+            applyEpilogue(block, bias: groupBias(group), direction: .perColumn, activation: activation, context: context)
+        }
+    }
+
+    /// NCHW rows are channels and columns pixels: output[group's channels, pixels] = Wᵀ × x.
+    func pointwiseNCHW() {
+        let inputPerGroup = geometry.inputChannelsPerGroup
+        for image in 0..<geometry.batch {
+            for group in 0..<geometry.groups {
+                let source = input + (image * geometry.inputChannels + group * inputPerGroup) * pixelsPerImage
+                let block = OutputBlock(base: output + (image * geometry.outputChannels + group * outputPerGroup) * pixelsPerImage,
+                                        rows: outputPerGroup, columns: pixelsPerImage, rowStride: pixelsPerImage)
+                sgemm(transposeA: true, transposeB: false, m: outputPerGroup, n: pixelsPerImage, k: inputPerGroup,
+                      a: groupWeights(group), lda: outputPerGroup, b: source, ldb: pixelsPerImage,
+                      c: block.base, ldc: block.rowStride, context: context)
+                applyEpilogue(block, bias: groupBias(group), direction: .perRow, activation: activation, context: context)
+            }
+        }
+    }
+
+    /// NHWC tiles run over pixels of the whole batch, so small late layers still make one tall GEMM.
+    func im2colNHWC() {
+        guard let columns = scratch else { return }
+        let pixels = geometry.batch * pixelsPerImage
+        let tile = Im2Col.tilePixels(reduction: reduction, pixels: pixels)
+        for tileStart in stride(from: 0, to: pixels, by: tile) {
+            let count = min(tile, pixels - tileStart)
+            for group in 0..<geometry.groups {
+                Im2Col.fillNHWC(input: input, geometry: geometry, group: group, pixelStart: tileStart,
+                                pixelCount: count, columns: columns, context: context)
+                let block = OutputBlock(base: output + tileStart * geometry.outputChannels + group * outputPerGroup,
+                                        rows: count, columns: outputPerGroup, rowStride: geometry.outputChannels)
+                sgemm(transposeA: false, transposeB: false, m: count, n: outputPerGroup, k: reduction,
+                      a: columns, lda: reduction, b: groupWeights(group), ldb: outputPerGroup,
+                      c: block.base, ldc: block.rowStride, context: context)
+                applyEpilogue(block, bias: groupBias(group), direction: .perColumn, activation: activation, context: context)
+            }
+        }
+    }
+
+    /// NCHW tiles run over the pixels of one image (channel planes are per image).
+    func im2colNCHW() {
+        guard let columns = scratch else { return }
+        let tile = Im2Col.tilePixels(reduction: reduction, pixels: pixelsPerImage)
+        for image in 0..<geometry.batch {
+            for tileStart in stride(from: 0, to: pixelsPerImage, by: tile) {
+                let count = min(tile, pixelsPerImage - tileStart)
+                for group in 0..<geometry.groups {
+                    Im2Col.fillNCHW(input: input, geometry: geometry, image: image, group: group,
+                                    pixelStart: tileStart, pixelCount: count, columns: columns, context: context)
+                    let channelStart = image * geometry.outputChannels + group * outputPerGroup
+                    let block = OutputBlock(base: output + channelStart * pixelsPerImage + tileStart,
+                                            rows: outputPerGroup, columns: count, rowStride: pixelsPerImage)
+                    sgemm(transposeA: true, transposeB: false, m: outputPerGroup, n: count, k: reduction,
+                          a: groupWeights(group), lda: outputPerGroup, b: columns, ldb: count,
+                          c: block.base, ldc: block.rowStride, context: context)
+                    applyEpilogue(block, bias: groupBias(group), direction: .perRow, activation: activation, context: context)
+                }
+            }
+        }
+    }
+}

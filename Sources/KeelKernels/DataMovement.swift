@@ -1,0 +1,179 @@
+/// Kernels that only move data: transpose, concat, constant pad, strided slice and gather.
+/// Transpose, slice and pad are strided copies (StridedLoops.swift) with the right strides and
+/// offsets; concat and gather copy contiguous runs. Shapes come in as plain [Int] arrays.
+
+/// A resolved slice: where it starts and how it steps on every axis, and the shape it yields.
+public struct SliceRegion: Sendable, Equatable {
+    public var starts: [Int]
+    public var steps: [Int]
+    public var outputShape: [Int]
+}
+
+public enum DataMovement {
+    /// output = input with axes permuted: output axis i is input axis `permutation[i]` (rank ≤ 6).
+    public static func transpose(input: UnsafeBufferPointer<Float>, shape: [Int], permutation: [Int],
+                                 output: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+        let name = "transpose"
+        try require(shape.count <= 6, name, "rank \(shape.count) exceeds 6")
+        try require(permutation.sorted() == Array(0..<shape.count), name,
+                    "\(permutation) is not a permutation of \(shape.count) axes")
+        let count = try elementCount(shape, name)
+        try requireCapacity(input.count, count, name, "input")
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        let inputStrides = contiguousStrides(shape)
+        let outputShape = permutation.map { shape[$0] }
+        stridedCopy(from: source, sourceStrides: permutation.map { inputStrides[$0] }, to: destination,
+                    destinationStrides: contiguousStrides(outputShape), shape: outputShape, context: context)
+    }
+
+    /// Concatenates tensors viewed as [outer, axisExtents[i], inner] along the middle axis.
+    public static func concat(inputs: [UnsafeBufferPointer<Float>], axisExtents: [Int], outer: Int, inner: Int,
+                              output: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+        let name = "concat"
+        try require(inputs.count == axisExtents.count && !inputs.isEmpty, name,
+                    "\(inputs.count) inputs with \(axisExtents.count) axis extents")
+        var total = 0
+        for (buffer, extent) in zip(inputs, axisExtents) {
+            try requireCapacity(buffer.count, try elementCount([outer, extent, inner], name), name, "input")
+            total += extent
+        }
+        let count = try elementCount([outer, total, inner], name)
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let destination = output.baseAddress else { return }
+        var offset = 0
+        for (buffer, extent) in zip(inputs, axisExtents) {
+            let run = extent * inner
+            if run > 0, let source = buffer.baseAddress {
+                let start = offset
+                context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / run)) { rows in
+                    for row in rows {
+                        (destination + row * total * inner + start).update(from: source + row * run, count: run)
+                    }
+                }
+            }
+            offset += run
+        }
+    }
+
+    /// Constant padding. `pads` is ONNX-ordered [begin per axis…, end per axis…]; negative pads crop.
+    /// The output shape is shape[i] + begin[i] + end[i].
+    public static func pad(input: UnsafeBufferPointer<Float>, shape: [Int], pads: [Int], value: Float = 0,
+                           output: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+        let name = "pad"
+        let rank = shape.count
+        try require(pads.count == 2 * rank, name, "\(pads.count) pads for rank \(rank)")
+        let outputShape = (0..<rank).map { shape[$0] + pads[$0] + pads[rank + $0] }
+        try require(outputShape.allSatisfy { $0 >= 0 }, name, "pads \(pads) crop \(shape) below zero")
+        try requireCapacity(input.count, try elementCount(shape, name), name, "input")
+        let count = try elementCount(outputShape, name)
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let destination = output.baseAddress else { return }
+        context.forEachChunk(count, minimumChunk: parallelGrain) { range in
+            (destination + range.lowerBound).update(repeating: value, count: range.count)
+        }
+        var copyShape: [Int] = []
+        var sourceOffset = 0
+        var destinationOffset = 0
+        let (inputStrides, outputStrides) = (contiguousStrides(shape), contiguousStrides(outputShape))
+        for axis in 0..<rank {
+            let begin = pads[axis]
+            let inputStart = max(-begin, 0)
+            let outputStart = max(begin, 0)
+            let extent = min(shape[axis] - inputStart, outputShape[axis] - outputStart)
+            guard extent > 0 else { return }
+            copyShape.append(extent)
+            sourceOffset += inputStart * inputStrides[axis]
+            destinationOffset += outputStart * outputStrides[axis]
+        }
+        guard let source = input.baseAddress else { return }
+        stridedCopy(from: source + sourceOffset, sourceStrides: inputStrides, to: destination + destinationOffset,
+                    destinationStrides: outputStrides, shape: copyShape, context: context)
+    }
+
+    /// Resolves ONNX Slice arguments (negative indices, clamping, negative steps) for `shape`.
+    /// `axes` defaults to all axes in order and `steps` to 1s.
+    public static func resolveSlice(shape: [Int], starts: [Int], ends: [Int], axes: [Int]? = nil,
+                                    steps: [Int]? = nil) throws -> SliceRegion {
+        let name = "slice"
+        let rank = shape.count
+        let sliceAxes = axes ?? Array(0..<starts.count)
+        let sliceSteps = steps ?? [Int](repeating: 1, count: starts.count)
+        try require(starts.count == ends.count && starts.count == sliceAxes.count && starts.count == sliceSteps.count,
+                    name, "starts, ends, axes and steps differ in length")
+        var region = SliceRegion(starts: [Int](repeating: 0, count: rank), steps: [Int](repeating: 1, count: rank),
+                                 outputShape: shape)
+        var seen = Set<Int>()
+        for (position, rawAxis) in sliceAxes.enumerated() {
+            try require(rawAxis >= -rank && rawAxis < rank, name, "axis \(rawAxis) out of range for rank \(rank)")
+            let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
+            try require(seen.insert(axis).inserted, name, "axis \(axis) repeated")
+            let (extent, step) = (shape[axis], sliceSteps[position])
+            try require(step != 0, name, "step must not be zero")
+            var start = starts[position] < 0 ? starts[position] + extent : starts[position]
+            var end = ends[position] < 0 ? ends[position] + extent : ends[position]
+            if step > 0 {
+                start = min(max(start, 0), extent)
+                end = min(max(end, 0), extent)
+            } else {
+                start = min(max(start, 0), extent - 1)
+                end = min(max(end, -1), extent - 1)
+            }
+            let length = step > 0 ? (end - start + step - 1) / step : (start - end + (-step) - 1) / (-step)
+            region.starts[axis] = start
+            region.steps[axis] = step
+            region.outputShape[axis] = max(0, length)
+        }
+        return region
+    }
+
+    /// Copies the slice `region` (from `resolveSlice`) of `input` of `shape` into `output`.
+    public static func slice(input: UnsafeBufferPointer<Float>, shape: [Int], region: SliceRegion,
+                             output: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+        let name = "slice"
+        let rank = shape.count
+        try require(region.starts.count == rank && region.steps.count == rank && region.outputShape.count == rank,
+                    name, "region rank differs from input rank \(rank)")
+        for axis in 0..<rank where region.outputShape[axis] > 0 {
+            let last = region.starts[axis] + (region.outputShape[axis] - 1) * region.steps[axis]
+            try require(region.starts[axis] >= 0 && region.starts[axis] < shape[axis] && last >= 0 && last < shape[axis],
+                        name, "region leaves axis \(axis) of extent \(shape[axis])")
+        }
+        try requireCapacity(input.count, try elementCount(shape, name), name, "input")
+        let count = try elementCount(region.outputShape, name)
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        let inputStrides = contiguousStrides(shape)
+        let offset = (0..<rank).reduce(0) { $0 + region.starts[$1] * inputStrides[$1] }
+        stridedCopy(from: source + offset, sourceStrides: (0..<rank).map { inputStrides[$0] * region.steps[$0] },
+                    to: destination, destinationStrides: contiguousStrides(region.outputShape),
+                    shape: region.outputShape, context: context)
+    }
+
+    /// Gathers along the middle axis of `input` viewed as [outer, axisExtent, inner]:
+    /// output[o, j, i] = input[o, indices[j], i]. Negative indices count from the end.
+    /// The output is [outer, indices.count, inner] (indices may have any shape; it is flattened).
+    public static func gather<Index: BinaryInteger>(input: UnsafeBufferPointer<Float>, outer: Int, axisExtent: Int,
+                                                    inner: Int, indices: UnsafeBufferPointer<Index>,
+                                                    output: UnsafeMutableBufferPointer<Float>,
+                                                    context: KernelContext = .singleThreaded) throws {
+        let name = "gather"
+        try requireCapacity(input.count, try elementCount([outer, axisExtent, inner], name), name, "input")
+        let count = try elementCount([outer, indices.count, inner], name)
+        try requireCapacity(output.count, count, name, "output")
+        for index in indices {
+            let value = Int(truncatingIfNeeded: index)
+            try require(value >= -axisExtent && value < axisExtent, name, "index \(index) out of range for extent \(axisExtent)")
+        }
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        let picks = indices.count
+        context.forEachChunk(outer * picks, minimumChunk: max(1, parallelGrain / inner)) { range in
+            for item in range {
+                let block = item / picks
+                let raw = Int(truncatingIfNeeded: indices[item - block * picks])
+                let position = raw < 0 ? raw + axisExtent : raw
+                (destination + item * inner).update(from: source + (block * axisExtent + position) * inner, count: inner)
+            }
+        }
+    }
+}

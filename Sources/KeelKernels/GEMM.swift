@@ -1,0 +1,67 @@
+/// Matrix products. Every GEMM in Keel goes through `sgemm` here so the BLAS thread setting and
+/// the 32-bit BLAS index limits are handled in one place; `Dense` is the public layer on top.
+import COpenBLAS
+
+/// Row-major single-precision GEMM: C = op(A)·op(B) + beta·C, with op(A) m×k and op(B) k×n.
+/// Callers validate extents first (`requireBLASExtents`), so the narrowing below cannot fail.
+func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+           c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0, context: KernelContext) {
+    guard m > 0, n > 0 else { return }
+    if k == 0 {
+        // BLAS would leave C untouched; the mathematical product is zero.
+        for row in 0..<m {
+            let line = c + row * ldc
+            for column in 0..<n { line[column] = beta == 0 ? 0 : beta * line[column] }
+        }
+        return
+    }
+    context.applyToBLAS()
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(truncatingIfNeeded: m), Int32(truncatingIfNeeded: n), Int32(truncatingIfNeeded: k), 1,
+                a, Int32(truncatingIfNeeded: max(lda, 1)), b, Int32(truncatingIfNeeded: max(ldb, 1)), beta,
+                c, Int32(truncatingIfNeeded: max(ldc, 1)))
+}
+
+/// OpenBLAS on Debian uses 32-bit indices; reject larger extents rather than truncating them.
+func requireBLASExtents(_ extents: Int..., kernel: String) throws {
+    for extent in extents {
+        try require(extent >= 0 && extent <= Int(Int32.max), kernel, "extent \(extent) exceeds the BLAS index range")
+    }
+}
+
+/// How a dense kernel is stored.
+public enum DenseWeightLayout: Sendable, Equatable {
+    /// `[in, out]`, as Keras stores Dense kernels.
+    case inOut
+    /// `[out, in]`, as ONNX Gemm with transB stores them.
+    case outIn
+}
+
+public enum Dense {
+    /// output[rows, outFeatures] = activation(input[rows, inFeatures] × kernel + bias).
+    /// `bias`, when given, holds `outFeatures` values. A softmax activation is not fused here:
+    /// run `Softmax.apply` on the output afterwards.
+    public static func apply(input: UnsafeBufferPointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+                             kernel: UnsafeBufferPointer<Float>, layout: DenseWeightLayout,
+                             bias: UnsafeBufferPointer<Float>? = nil, activation: FusedActivation = .none,
+                             output: UnsafeMutableBufferPointer<Float>,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "dense"
+        try require(rows >= 0 && inFeatures >= 0 && outFeatures >= 0, name,
+                    "negative extent (rows \(rows), in \(inFeatures), out \(outFeatures))")
+        try requireBLASExtents(rows, inFeatures, outFeatures, kernel: name)
+        try requireCapacity(input.count, rows * inFeatures, name, "input")
+        try requireCapacity(kernel.count, inFeatures * outFeatures, name, "kernel")
+        try requireCapacity(output.count, rows * outFeatures, name, "output")
+        if let bias { try requireCapacity(bias.count, outFeatures, name, "bias") }
+        guard rows > 0, outFeatures > 0, let destination = output.baseAddress else { return }
+        let source = input.baseAddress ?? UnsafePointer(destination)
+        let weights = kernel.baseAddress ?? UnsafePointer(destination)
+        sgemm(transposeA: false, transposeB: layout == .outIn, m: rows, n: outFeatures, k: inFeatures,
+              a: source, lda: inFeatures, b: weights, ldb: layout == .outIn ? inFeatures : outFeatures,
+              c: destination, ldc: outFeatures, context: context)
+        applyEpilogue(OutputBlock(base: destination, rows: rows, columns: outFeatures, rowStride: outFeatures),
+                      bias: bias?.baseAddress, direction: .perColumn, activation: activation, context: context)
+    }
+}

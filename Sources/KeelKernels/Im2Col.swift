@@ -1,0 +1,92 @@
+/// im2col over a bounded tile of output pixels. Materialising the whole column matrix of a large
+/// layer (224×224 pixels × 576 taps = 115 MB) would dwarf the activations, so convolution walks the
+/// output in tiles whose column buffer fits a fixed budget and reuses one scratch buffer.
+
+enum Im2Col {
+    /// Floats of column buffer a tile may use (2 MiB): large enough for efficient GEMMs,
+    /// small enough to stay near the cache and out of the memory plan's way.
+    static let columnBudget = 1 << 19
+    /// Tiles never shrink below this many pixels, so very deep kernels still give GEMMs some rows.
+    static let minimumTilePixels = 32
+
+    /// Output pixels per tile for a GEMM of reduction length `reduction` over `pixels` pixels.
+    static func tilePixels(reduction: Int, pixels: Int) -> Int {
+        max(1, min(pixels, max(minimumTilePixels, columnBudget / max(reduction, 1))))
+    }
+
+    /// NHWC: fills `columns` (row-major [pixelCount, K]) for pixels `pixelStart..<pixelStart+pixelCount`
+    /// counted over batch × outputHeight × outputWidth, for the input channels of `group`.
+    static func fillNHWC(input: UnsafePointer<Float>, geometry: Conv2DGeometry, group: Int,
+                         pixelStart: Int, pixelCount: Int, columns: UnsafeMutablePointer<Float>,
+                         context: KernelContext) {
+        let reduction = geometry.reductionLength
+        let output = geometry.output
+        let channelsPerGroup = geometry.inputChannelsPerGroup
+        let channelOffset = group * channelsPerGroup
+        let (height, width, channels) = (geometry.input.height, geometry.input.width, geometry.inputChannels)
+        let (kernel, stride, dilation, padding) = (geometry.kernel, geometry.stride, geometry.dilation, geometry.padding)
+        context.forEachChunk(pixelCount, minimumChunk: max(1, parallelGrain / reduction)) { range in
+            for local in range {
+                let pixel = pixelStart + local
+                let image = pixel / (output.height * output.width)
+                let within = pixel - image * output.height * output.width
+                let outputRow = within / output.width
+                let outputColumn = within - outputRow * output.width
+                var destination = columns + local * reduction
+                for kernelRow in 0..<kernel.height {
+                    let inputRow = outputRow * stride.height - padding.top + kernelRow * dilation.height
+                    guard inputRow >= 0 && inputRow < height else {
+                        destination.update(repeating: 0, count: kernel.width * channelsPerGroup)
+                        destination += kernel.width * channelsPerGroup
+                        continue
+                    }
+                    let rowBase = input + ((image * height + inputRow) * width) * channels + channelOffset
+                    for kernelColumn in 0..<kernel.width {
+                        let inputColumn = outputColumn * stride.width - padding.left + kernelColumn * dilation.width
+                        if inputColumn >= 0 && inputColumn < width {
+                            destination.update(from: rowBase + inputColumn * channels, count: channelsPerGroup)
+                        } else {
+                            destination.update(repeating: 0, count: channelsPerGroup)
+                        }
+                        destination += channelsPerGroup
+                    }
+                }
+            }
+        }
+    }
+
+    /// NCHW: fills `columns` (row-major [K, pixelCount]) for pixels `pixelStart..<pixelStart+pixelCount`
+    /// of one image, for the input channels of `group`.
+    static func fillNCHW(input: UnsafePointer<Float>, geometry: Conv2DGeometry, image: Int, group: Int,
+                         pixelStart: Int, pixelCount: Int, columns: UnsafeMutablePointer<Float>,
+                         context: KernelContext) {
+        let output = geometry.output
+        let channelsPerGroup = geometry.inputChannelsPerGroup
+        let (height, width) = (geometry.input.height, geometry.input.width)
+        let (kernel, stride, dilation, padding) = (geometry.kernel, geometry.stride, geometry.dilation, geometry.padding)
+        let imageBase = input + (image * geometry.inputChannels + group * channelsPerGroup) * height * width
+        context.forEachChunk(geometry.reductionLength, minimumChunk: max(1, parallelGrain / pixelCount)) { rows in
+            for k in rows {
+                let channel = k % channelsPerGroup
+                let tap = k / channelsPerGroup
+                let kernelRow = tap / kernel.width
+                let kernelColumn = tap - kernelRow * kernel.width
+                let plane = imageBase + channel * height * width
+                let destination = columns + k * pixelCount
+                var outputRow = pixelStart / output.width
+                var outputColumn = pixelStart - outputRow * output.width
+                for local in 0..<pixelCount {
+                    let inputRow = outputRow * stride.height - padding.top + kernelRow * dilation.height
+                    let inputColumn = outputColumn * stride.width - padding.left + kernelColumn * dilation.width
+                    let inside = inputRow >= 0 && inputRow < height && inputColumn >= 0 && inputColumn < width
+                    destination[local] = inside ? plane[inputRow * width + inputColumn] : 0
+                    outputColumn += 1
+                    if outputColumn == output.width {
+                        outputColumn = 0
+                        outputRow += 1
+                    }
+                }
+            }
+        }
+    }
+}

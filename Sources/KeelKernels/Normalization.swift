@@ -1,0 +1,103 @@
+/// Inference-time normalisation. BatchNorm folds its four parameter vectors into one scale and
+/// one shift per channel once (at load time), leaving a single multiply-add per element; the
+/// (outer, channels, inner) extents cover NHWC (inner = 1), NCHW (inner = H·W) and dense rows.
+/// LayerNorm normalises each row of `normSize` trailing elements with two passes over the row.
+import Foundation
+
+public enum BatchNorm {
+    /// scale = gamma / sqrt(variance + epsilon), shift = beta - mean · scale, for `channels` values.
+    public static func foldScaleShift(gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
+                                      mean: UnsafeBufferPointer<Float>, variance: UnsafeBufferPointer<Float>,
+                                      epsilon: Float, channels: Int, scale: UnsafeMutableBufferPointer<Float>,
+                                      shift: UnsafeMutableBufferPointer<Float>) throws {
+        let name = "batch_norm"
+        try require(channels >= 0, name, "negative channel count \(channels)")
+        for (buffer, label) in [(gamma, "gamma"), (beta, "beta"), (mean, "moving_mean"), (variance, "moving_variance")] {
+            try requireCapacity(buffer.count, channels, name, label)
+        }
+        try requireCapacity(scale.count, channels, name, "scale")
+        try requireCapacity(shift.count, channels, name, "shift")
+        for channel in 0..<channels {
+            let factor = gamma[channel] / (variance[channel] + epsilon).squareRoot()
+            scale[channel] = factor
+            shift[channel] = beta[channel] - mean[channel] * factor
+        }
+    }
+
+    /// output = input · scale[c] + shift[c] over a tensor viewed as [outer, channels, inner].
+    /// In-place use is allowed.
+    public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                             scale: UnsafeBufferPointer<Float>, shift: UnsafeBufferPointer<Float>,
+                             outer: Int, channels: Int, inner: Int, context: KernelContext = .singleThreaded) throws {
+        let name = "batch_norm"
+        let count = try elementCount([outer, channels, inner], name)
+        try requireCapacity(input.count, count, name, "input")
+        try requireCapacity(output.count, count, name, "output")
+        try requireCapacity(scale.count, channels, name, "scale")
+        try requireCapacity(shift.count, channels, name, "shift")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress,
+              let scales = scale.baseAddress, let shifts = shift.baseAddress else { return }
+        if inner == 1 {
+            context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / channels)) { rows in
+                for row in rows {
+                    let from = source + row * channels
+                    let to = destination + row * channels
+                    for channel in 0..<channels { to[channel] = from[channel] * scales[channel] + shifts[channel] }
+                }
+            }
+        } else {
+            context.forEachChunk(outer * channels, minimumChunk: max(1, parallelGrain / inner)) { planes in
+                for plane in planes {
+                    let channel = plane % channels
+                    let (factor, offset) = (scales[channel], shifts[channel])
+                    let from = source + plane * inner
+                    let to = destination + plane * inner
+                    for index in 0..<inner { to[index] = from[index] * factor + offset }
+                }
+            }
+        }
+    }
+}
+
+public enum LayerNorm {
+    /// Each of `rows` rows of `normSize` elements becomes (x - mean) / sqrt(var + epsilon) · gamma + beta.
+    /// `gamma` and `beta` hold `normSize` values. In-place use is allowed.
+    public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                             rows: Int, normSize: Int, gamma: UnsafeBufferPointer<Float>,
+                             beta: UnsafeBufferPointer<Float>? = nil, epsilon: Float,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "layer_norm"
+        try require(normSize > 0, name, "normalised size \(normSize) must be positive")
+        let count = try elementCount([rows, normSize], name)
+        try requireCapacity(input.count, count, name, "input")
+        try requireCapacity(output.count, count, name, "output")
+        try requireCapacity(gamma.count, normSize, name, "gamma")
+        if let beta { try requireCapacity(beta.count, normSize, name, "beta") }
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress,
+              let scales = gamma.baseAddress else { return }
+        let shifts = beta?.baseAddress
+        let inverseSize = 1 / Float(normSize)
+        context.forEachChunk(rows, minimumChunk: max(1, parallelGrain / normSize)) { range in
+            for row in range {
+                let from = source + row * normSize
+                let to = destination + row * normSize
+                var sum: Float = 0
+                for index in 0..<normSize { sum += from[index] }
+                let mean = sum * inverseSize
+                var squares: Float = 0
+                for index in 0..<normSize {
+                    let centred = from[index] - mean
+                    squares += centred * centred
+                }
+                let inverseDeviation = 1 / (squares * inverseSize + epsilon).squareRoot()
+                if let shifts {
+                    for index in 0..<normSize {
+                        to[index] = (from[index] - mean) * inverseDeviation * scales[index] + shifts[index]
+                    }
+                } else {
+                    for index in 0..<normSize { to[index] = (from[index] - mean) * inverseDeviation * scales[index] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+/// Convolution weights rearranged once, at load time, into the matrix the GEMM consumes:
+/// per group a row-major [K, outputChannelsPerGroup] block with K ordered (kernelRow, kernelColumn,
+/// inputChannel). The same packing serves NHWC (columns × W) and NCHW (Wᵀ × columns), so a model
+/// packs its weights once whichever layout its activations use.
+
+public struct PackedConv2DWeights: Sendable, Equatable {
+    public let kernel: Size2D
+    public let inputChannelsPerGroup: Int
+    public let outputChannels: Int
+    public let groups: Int
+    /// [groups][K][outputChannelsPerGroup], K = kernel.height · kernel.width · inputChannelsPerGroup.
+    let storage: [Float]
+
+    public var outputChannelsPerGroup: Int { outputChannels / groups }
+    var reductionLength: Int { kernel.height * kernel.width * inputChannelsPerGroup }
+
+    /// From Keras's HWIO kernel `[kh, kw, in/groups, out]`.
+    public init(hwio: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
+                outputChannels: Int, groups: Int = 1) throws {
+        try self.init(source: hwio, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+                      outputChannels: outputChannels, groups: groups) { row, column, channel, output in
+            ((row * kernel.width + column) * inputChannelsPerGroup + channel) * outputChannels + output
+        }
+    }
+
+    /// From ONNX's OIHW kernel `[out, in/groups, kh, kw]`.
+    public init(oihw: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
+                outputChannels: Int, groups: Int = 1) throws {
+        try self.init(source: oihw, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+                      outputChannels: outputChannels, groups: groups) { row, column, channel, output in
+            ((output * inputChannelsPerGroup + channel) * kernel.height + row) * kernel.width + column
+        }
+    }
+
+    /// Shared packing loop; `sourceIndex(row, column, inputChannel, outputChannel)` locates a tap.
+    private init(source: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
+                 outputChannels: Int, groups: Int, sourceIndex: (Int, Int, Int, Int) -> Int) throws {
+        let name = "conv2d weights"
+        try require(kernel.height > 0 && kernel.width > 0 && inputChannelsPerGroup > 0 && outputChannels > 0,
+                    name, "kernel \(kernel), \(inputChannelsPerGroup) inputs per group, \(outputChannels) outputs")
+        try require(groups > 0 && outputChannels % groups == 0, name,
+                    "groups \(groups) must divide output channels \(outputChannels)")
+        let count = try elementCount([kernel.height, kernel.width, inputChannelsPerGroup, outputChannels], name)
+        try requireCapacity(source.count, count, name, "kernel")
+        let perGroup = outputChannels / groups
+        let reduction = kernel.height * kernel.width * inputChannelsPerGroup
+        var packed = [Float](repeating: 0, count: count)
+        packed.withUnsafeMutableBufferPointer { destination in
+            for group in 0..<groups {
+                for row in 0..<kernel.height {
+                    for column in 0..<kernel.width {
+                        for channel in 0..<inputChannelsPerGroup {
+                            let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
+                            let line = (group * reduction + k) * perGroup
+                            for output in 0..<perGroup {
+                                destination[line + output] = source[sourceIndex(row, column, channel,
+                                                                                group * perGroup + output)]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.kernel = kernel
+        self.inputChannelsPerGroup = inputChannelsPerGroup
+        self.outputChannels = outputChannels
+        self.groups = groups
+        self.storage = packed
+    }
+
+    /// Throws unless these weights were packed for `geometry`.
+    func check(against geometry: Conv2DGeometry) throws {
+        try require(kernel == geometry.kernel && inputChannelsPerGroup == geometry.inputChannelsPerGroup
+                        && outputChannels == geometry.outputChannels && groups == geometry.groups,
+                    "conv2d", "weights (kernel \(kernel), \(inputChannelsPerGroup)x\(groups) in, \(outputChannels) out) "
+                        + "do not match the geometry (kernel \(geometry.kernel), \(geometry.inputChannels) in, "
+                        + "\(geometry.outputChannels) out, \(geometry.groups) groups)")
+    }
+}

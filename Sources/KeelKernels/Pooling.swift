@@ -1,0 +1,219 @@
+/// Max/average pooling over explicit geometry. The caller chooses the output size (that is where
+/// "same" padding and ceil_mode are decided, see `slidingWindowOutputSize`), so the kernel only
+/// clips each window to the input: NHWC loops run channels innermost, NCHW loops run planes.
+
+public struct Pool2DGeometry: Sendable, Equatable {
+    public var batch: Int
+    public var channels: Int
+    public var input: Size2D
+    public var output: Size2D
+    public var window: Size2D
+    public var stride: Size2D
+    public var padding: Padding2D
+    public var layout: ActivationLayout
+
+    public init(batch: Int, channels: Int, input: Size2D, output: Size2D, window: Size2D,
+                stride: Size2D, padding: Padding2D = .zero, layout: ActivationLayout = .nhwc) {
+        self.batch = batch
+        self.channels = channels
+        self.input = input
+        self.output = output
+        self.window = window
+        self.stride = stride
+        self.padding = padding
+        self.layout = layout
+    }
+
+    public var inputElementCount: Int { batch * channels * input.height * input.width }
+    public var outputElementCount: Int { batch * channels * output.height * output.width }
+
+    func validate(_ name: String) throws {
+        try require(batch >= 0 && channels > 0, name, "batch \(batch) and channels \(channels)")
+        try require(input.height > 0 && input.width > 0 && output.height > 0 && output.width > 0, name,
+                    "input \(input) and output \(output) must be positive")
+        try require(window.height > 0 && window.width > 0 && stride.height > 0 && stride.width > 0, name,
+                    "window \(window) and strides \(stride) must be positive")
+        try require(padding.top >= 0 && padding.left >= 0 && padding.bottom >= 0 && padding.right >= 0, name,
+                    "pads \(padding) must not be negative")
+        try require((output.height - 1) * stride.height < input.height + padding.top
+                        && (output.width - 1) * stride.width < input.width + padding.left, name,
+                    "output \(output) has windows starting past the input \(input)")
+        _ = try elementCount([batch, channels, input.height, input.width], name)
+        _ = try elementCount([batch, channels, output.height, output.width], name)
+    }
+}
+
+/// One window clipped to the input, plus the averaging divisor for both count modes.
+private struct PoolWindow {
+    var rows: Range<Int>
+    var columns: Range<Int>
+    /// Window area clipped to the padded input (ONNX count_include_pad divisor).
+    var paddedArea: Int
+
+    init(_ geometry: Pool2DGeometry, outputRow: Int, outputColumn: Int) {
+        let rowStart = outputRow * geometry.stride.height - geometry.padding.top
+        let columnStart = outputColumn * geometry.stride.width - geometry.padding.left
+        let rowEnd = min(rowStart + geometry.window.height, geometry.input.height + geometry.padding.bottom)
+        let columnEnd = min(columnStart + geometry.window.width, geometry.input.width + geometry.padding.right)
+        paddedArea = max(0, rowEnd - rowStart) * max(0, columnEnd - columnStart)
+        let clippedRowStart = max(rowStart, 0)
+        let clippedColumnStart = max(columnStart, 0)
+        rows = clippedRowStart..<max(clippedRowStart, min(rowEnd, geometry.input.height))
+        columns = clippedColumnStart..<max(clippedColumnStart, min(columnEnd, geometry.input.width))
+    }
+
+    func divisor(countIncludePad: Bool) -> Float {
+        Float(max(1, countIncludePad ? paddedArea : rows.count * columns.count))
+    }
+}
+
+private enum PoolKind {
+    case max
+    case average(countIncludePad: Bool)
+}
+
+public enum Pooling {
+    /// Max pooling; padding never wins (it acts as -infinity).
+    public static func maxPool(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                               geometry: Pool2DGeometry, context: KernelContext = .singleThreaded) throws {
+        try pool(.max, "max_pool2d", input, output, geometry, context)
+    }
+
+    /// Average pooling; `countIncludePad` divides by the padded window area instead of the valid count.
+    public static func averagePool(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                                   geometry: Pool2DGeometry, countIncludePad: Bool = false,
+                                   context: KernelContext = .singleThreaded) throws {
+        try pool(.average(countIncludePad: countIncludePad), "avg_pool2d", input, output, geometry, context)
+    }
+
+    /// Mean over the spatial axes: [N, H, W, C] or [N, C, H, W] -> [N, C].
+    public static func globalAveragePool(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                                         batch: Int, channels: Int, spatial: Int, layout: ActivationLayout,
+                                         context: KernelContext = .singleThreaded) throws {
+        try globalPool(average: true, input, output, batch, channels, spatial, layout, context)
+    }
+
+    /// Maximum over the spatial axes: [N, H, W, C] or [N, C, H, W] -> [N, C].
+    public static func globalMaxPool(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                                     batch: Int, channels: Int, spatial: Int, layout: ActivationLayout,
+                                     context: KernelContext = .singleThreaded) throws {
+        try globalPool(average: false, input, output, batch, channels, spatial, layout, context)
+    }
+
+    private static func pool(_ kind: PoolKind, _ name: String, _ input: UnsafeBufferPointer<Float>,
+                             _ output: UnsafeMutableBufferPointer<Float>, _ geometry: Pool2DGeometry,
+                             _ context: KernelContext) throws {
+        try geometry.validate(name)
+        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
+        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        let (channels, inputSize, outputSize) = (geometry.channels, geometry.input, geometry.output)
+        switch geometry.layout {
+        case .nhwc:
+            // One work item per output row of one image; channels are the contiguous inner loop.
+            let items = geometry.batch * outputSize.height
+            context.forEachChunk(items, minimumChunk: max(1, parallelGrain / (outputSize.width * channels))) { range in
+                for item in range {
+                    let image = item / outputSize.height
+                    let outputRow = item - image * outputSize.height
+                    for outputColumn in 0..<outputSize.width {
+                        let window = PoolWindow(geometry, outputRow: outputRow, outputColumn: outputColumn)
+                        let target = destination + ((item * outputSize.width) + outputColumn) * channels
+                        let initial: Float
+                        if case .max = kind { initial = -Float.greatestFiniteMagnitude } else { initial = 0 }
+                        target.update(repeating: initial, count: channels)
+                        for row in window.rows {
+                            for column in window.columns {
+                                let pixel = source + ((image * inputSize.height + row) * inputSize.width + column) * channels
+                                if case .max = kind {
+                                    for channel in 0..<channels { target[channel] = max(target[channel], pixel[channel]) }
+                                } else {
+                                    for channel in 0..<channels { target[channel] += pixel[channel] }
+                                }
+                            }
+                        }
+                        if case let .average(includePad) = kind {
+                            let scale = 1 / window.divisor(countIncludePad: includePad)
+                            for channel in 0..<channels { target[channel] *= scale }
+                        }
+                    }
+                }
+            }
+        case .nchw:
+            // One work item per channel plane.
+            let planes = geometry.batch * channels
+            let outputPlane = outputSize.height * outputSize.width
+            context.forEachChunk(planes, minimumChunk: max(1, parallelGrain / outputPlane)) { range in
+                for plane in range {
+                    let sourcePlane = source + plane * inputSize.height * inputSize.width
+                    let targetPlane = destination + plane * outputPlane
+                    for outputRow in 0..<outputSize.height {
+                        for outputColumn in 0..<outputSize.width {
+                            let window = PoolWindow(geometry, outputRow: outputRow, outputColumn: outputColumn)
+                            var value: Float
+                            switch kind {
+                            case .max:
+                                value = -Float.greatestFiniteMagnitude
+                                for row in window.rows {
+                                    for column in window.columns { value = max(value, sourcePlane[row * inputSize.width + column]) }
+                                }
+                            case let .average(includePad):
+                                value = 0
+                                for row in window.rows {
+                                    for column in window.columns { value += sourcePlane[row * inputSize.width + column] }
+                                }
+                                value /= window.divisor(countIncludePad: includePad)
+                            }
+                            targetPlane[outputRow * outputSize.width + outputColumn] = value
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static func globalPool(average: Bool, _ input: UnsafeBufferPointer<Float>,
+                                   _ output: UnsafeMutableBufferPointer<Float>, _ batch: Int, _ channels: Int,
+                                   _ spatial: Int, _ layout: ActivationLayout, _ context: KernelContext) throws {
+        let name = average ? "global_avg_pool2d" : "global_max_pool2d"
+        try require(batch >= 0 && channels > 0 && spatial > 0, name,
+                    "batch \(batch), channels \(channels), spatial \(spatial)")
+        try requireCapacity(input.count, try elementCount([batch, channels, spatial], name), name, "input")
+        try requireCapacity(output.count, batch * channels, name, "output")
+        guard batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        let scale = 1 / Float(spatial)
+        switch layout {
+        case .nhwc:
+            context.forEachChunk(batch, minimumChunk: max(1, parallelGrain / (spatial * channels))) { range in
+                for image in range {
+                    let target = destination + image * channels
+                    let first = source + image * spatial * channels
+                    target.update(from: first, count: channels)
+                    for pixel in 1..<max(spatial, 1) {
+                        let line = first + pixel * channels
+                        if average {
+                            for channel in 0..<channels { target[channel] += line[channel] }
+                        } else {
+                            for channel in 0..<channels { target[channel] = max(target[channel], line[channel]) }
+                        }
+                    }
+                    if average { for channel in 0..<channels { target[channel] *= scale } }
+                }
+            }
+        case .nchw:
+            context.forEachChunk(batch * channels, minimumChunk: max(1, parallelGrain / spatial)) { range in
+                for plane in range {
+                    let line = source + plane * spatial
+                    var value = line[0]
+                    if average {
+                        for index in 1..<max(spatial, 1) { value += line[index] }
+                        value *= scale
+                    } else {
+                        for index in 1..<max(spatial, 1) { value = max(value, line[index]) }
+                    }
+                    destination[plane] = value
+                }
+            }
+        }
+    }
+}

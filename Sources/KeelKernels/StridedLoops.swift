@@ -1,0 +1,102 @@
+/// The shared engine behind broadcasting, transpose, slice, pad and expand: every one of them
+/// walks an output index space while each operand advances by its own strides (0 where it
+/// broadcasts). Axes of extent 1 are dropped and adjacent axes that stay contiguous for every
+/// operand are merged, so the innermost loop is as long as possible — a same-shape add or a
+/// per-channel bias collapses to one or two flat loops without special-casing them.
+
+/// An index space of `shape` with one stride vector per operand, after merging axes.
+struct StridedSpace {
+    /// Outer extents followed by the innermost extent (never empty).
+    var shape: [Int]
+    /// strides[operand][axis].
+    var strides: [[Int]]
+
+    init(shape original: [Int], strides originalStrides: [[Int]]) {
+        var mergedShape: [Int] = []
+        var merged = [[Int]](repeating: [], count: originalStrides.count)
+        for axis in 0..<original.count where original[axis] != 1 {
+            let extent = original[axis]
+            if let last = mergedShape.last,
+               originalStrides.indices.allSatisfy({ merged[$0][merged[$0].count - 1] == originalStrides[$0][axis] * extent }) {
+                mergedShape[mergedShape.count - 1] = last * extent
+                for operand in merged.indices { merged[operand][merged[operand].count - 1] = originalStrides[operand][axis] }
+            } else {
+                mergedShape.append(extent)
+                for operand in merged.indices { merged[operand].append(originalStrides[operand][axis]) }
+            }
+        }
+        if mergedShape.isEmpty {
+            mergedShape = [original.contains(0) ? 0 : 1]
+            merged = merged.map { _ in [0] }
+        }
+        shape = mergedShape
+        strides = merged
+    }
+
+    var inner: Int { shape[shape.count - 1] }
+    var rows: Int { shape.dropLast().reduce(1, *) }
+    func innerStride(_ operand: Int) -> Int { strides[operand][shape.count - 1] }
+
+    /// Element offset of the first element of `row` for `operand`.
+    @inline(__always)
+    func rowOffset(_ row: Int, operand: Int) -> Int {
+        var remaining = row
+        var offset = 0
+        var axis = shape.count - 2
+        while axis >= 0 {
+            let extent = shape[axis]
+            let index = remaining % extent
+            remaining /= extent
+            offset += index * strides[operand][axis]
+            axis -= 1
+        }
+        return offset
+    }
+
+    /// Calls `body(row, columns)` over the whole space in parallel segments: whole rows when there
+    /// are enough of them, otherwise slices of each long row.
+    func forEachSegment(context: KernelContext, _ body: (Int, Range<Int>) -> Void) {
+        let (rows, inner) = (self.rows, self.inner)
+        guard rows > 0, inner > 0 else { return }
+        if rows >= context.threads || inner < parallelGrain {
+            context.forEachChunk(rows, minimumChunk: max(1, parallelGrain / inner)) { range in
+                for row in range { body(row, 0..<inner) }
+            }
+        } else {
+            for row in 0..<rows {
+                context.forEachChunk(inner, minimumChunk: parallelGrain) { columns in body(row, columns) }
+            }
+        }
+    }
+}
+
+/// Strides of an operand of `shape` broadcast against `target` (right-aligned, NumPy rules):
+/// 0 on axes where the operand is missing or has extent 1.
+func broadcastStrides(of shape: [Int], to target: [Int]) -> [Int] {
+    let own = contiguousStrides(shape)
+    let lead = target.count - shape.count
+    return target.indices.map { axis in
+        let operandAxis = axis - lead
+        guard operandAxis >= 0, shape[operandAxis] != 1 else { return 0 }
+        return own[operandAxis]
+    }
+}
+
+/// Copies a strided source view into a strided destination view of the same extents.
+func stridedCopy(from source: UnsafePointer<Float>, sourceStrides: [Int], to destination: UnsafeMutablePointer<Float>,
+                 destinationStrides: [Int], shape: [Int], context: KernelContext) {
+    let space = StridedSpace(shape: shape, strides: [destinationStrides, sourceStrides])
+    let (toStride, fromStride) = (space.innerStride(0), space.innerStride(1))
+    space.forEachSegment(context: context) { row, columns in
+        let to = destination + space.rowOffset(row, operand: 0) + columns.lowerBound * toStride
+        let from = source + space.rowOffset(row, operand: 1) + columns.lowerBound * fromStride
+        let count = columns.count
+        if toStride == 1 && fromStride == 1 {
+            to.update(from: from, count: count)
+        } else if toStride == 1 && fromStride == 0 {
+            to.update(repeating: from.pointee, count: count)
+        } else {
+            for index in 0..<count { to[index * toStride] = from[index * fromStride] }
+        }
+    }
+}

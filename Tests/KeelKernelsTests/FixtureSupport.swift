@@ -1,0 +1,164 @@
+/// Loads the ONNX Runtime reference cases written by tools/gen_kernel_fixtures.py and compares
+/// kernel output against them with the project-wide tolerance |a - b| <= 1e-4 + 1e-4·|b|.
+import Foundation
+import XCTest
+
+/// A JSON attribute value from the manifest.
+enum FixtureValue: Decodable {
+    case number(Double)
+    case string(String)
+    case list([FixtureValue])
+    case null
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else {
+            self = .list(try container.decode([FixtureValue].self))
+        }
+    }
+}
+
+struct FixtureTensor: Decodable {
+    let name: String
+    let shape: [Int]
+    let dtype: String
+    let file: String
+
+    var count: Int { shape.reduce(1, *) }
+}
+
+struct FixtureCase: Decodable {
+    let name: String
+    let op: String
+    let attrs: [String: FixtureValue]
+    let inputs: [FixtureTensor]
+    let outputs: [FixtureTensor]
+
+    func int(_ key: String) -> Int? {
+        if case let .number(value)? = attrs[key] { return Int(value) }
+        return nil
+    }
+
+    func float(_ key: String) -> Float? {
+        if case let .number(value)? = attrs[key] { return Float(value) }
+        return nil
+    }
+
+    func string(_ key: String) -> String? {
+        if case let .string(value)? = attrs[key] { return value }
+        return nil
+    }
+
+    func ints(_ key: String) -> [Int]? {
+        guard case let .list(values)? = attrs[key] else { return nil }
+        return values.compactMap { value -> Int? in
+            if case let .number(number) = value { return Int(number) }
+            return nil
+        }
+    }
+
+    func input(_ name: String) -> FixtureTensor? { inputs.first { $0.name == name } }
+    var output: FixtureTensor? { outputs.first }
+}
+
+private struct Manifest: Decodable {
+    let cases: [FixtureCase]
+}
+
+enum Fixtures {
+    static let directory: URL? = Bundle.module.url(forResource: "Fixtures", withExtension: nil)
+
+    static let all: [FixtureCase] = {
+        guard let directory,
+              let data = try? Data(contentsOf: directory.appendingPathComponent("manifest.json")),
+              let manifest = try? JSONDecoder().decode(Manifest.self, from: data) else { return [] }
+        return manifest.cases
+    }()
+
+    /// The cases for one op; fails the test when there are none (a broken bundle must not pass).
+    static func cases(_ op: String, file: StaticString = #filePath, line: UInt = #line) -> [FixtureCase] {
+        let found = all.filter { $0.op == op }
+        XCTAssertFalse(found.isEmpty, "no fixtures for \(op)", file: file, line: line)
+        return found
+    }
+
+    static func floats(_ tensor: FixtureTensor) throws -> [Float] {
+        let data = try Data(contentsOf: try url(tensor))
+        XCTAssertEqual(tensor.dtype, "f32")
+        XCTAssertEqual(data.count, tensor.count * 4, tensor.file)
+        return (0..<tensor.count).map { index in
+            let bits = (0..<4).reduce(UInt32(0)) { $0 | UInt32(data[data.startIndex + index * 4 + $1]) << (8 * $1) }
+            return Float(bitPattern: bits)
+        }
+    }
+
+    static func int64s(_ tensor: FixtureTensor) throws -> [Int64] {
+        let data = try Data(contentsOf: try url(tensor))
+        XCTAssertEqual(tensor.dtype, "i64")
+        return (0..<tensor.count).map { index in
+            let bits = (0..<8).reduce(UInt64(0)) { $0 | UInt64(data[data.startIndex + index * 8 + $1]) << (8 * $1) }
+            return Int64(bitPattern: bits)
+        }
+    }
+
+    private static func url(_ tensor: FixtureTensor) throws -> URL {
+        guard let directory else { throw CocoaError(.fileNoSuchFile) }
+        return directory.appendingPathComponent(tensor.file)
+    }
+
+    /// Loads a named input of a case, failing clearly when the manifest lacks it.
+    static func input(_ fixture: FixtureCase, _ name: String) throws -> [Float] {
+        guard let tensor = fixture.input(name) else {
+            XCTFail("\(fixture.name): no input \(name)")
+            throw CocoaError(.fileNoSuchFile)
+        }
+        return try floats(tensor)
+    }
+
+    static func expected(_ fixture: FixtureCase) throws -> (values: [Float], shape: [Int]) {
+        guard let tensor = fixture.output else {
+            XCTFail("\(fixture.name): no output")
+            throw CocoaError(.fileNoSuchFile)
+        }
+        return (try floats(tensor), tensor.shape)
+    }
+}
+
+/// Asserts element-wise closeness with |a - b| <= 1e-4 + 1e-4·|b| (b is the reference).
+func assertClose(_ actual: [Float], _ expected: [Float], _ label: String, tolerance: Float = 1e-4,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.count, expected.count, "\(label): element count", file: file, line: line)
+    var failures = 0
+    for index in 0..<min(actual.count, expected.count) {
+        let (a, b) = (actual[index], expected[index])
+        if !(abs(a - b) <= tolerance + tolerance * abs(b)) {
+            failures += 1
+            if failures <= 3 {
+                XCTFail("\(label)[\(index)]: got \(a), expected \(b)", file: file, line: line)
+            }
+        }
+    }
+    if failures > 3 { XCTFail("\(label): \(failures) mismatches in total", file: file, line: line) }
+}
+
+/// Runs `body` with a zeroed output buffer of `count` floats and returns it.
+func withOutput(_ count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows -> [Float] {
+    var output = [Float](repeating: 0, count: count)
+    try output.withUnsafeMutableBufferPointer { try body($0) }
+    return output
+}
+
+/// Deterministic pseudo-random values in [-1, 1) for tests that build their own data.
+func seededValues(_ count: Int, seed: UInt64) -> [Float] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: state >> 11) % 2_000_000) / 1_000_000 - 1
+    }
+}
