@@ -9,6 +9,8 @@ public final class CompiledModel: @unchecked Sendable {
     public let graph: Graph
     public let context: ExecutionContext
     let constants: [String: TensorData]
+    /// Weights transformed once for their kernels (packed conv filters, folded BN scale/shift), shared by every plan.
+    let prepared = PreparedWeights()
     private var plans: [[String: Int]: ExecutionPlan] = [:]
     private let lock = NSLock()
 
@@ -44,7 +46,7 @@ public final class CompiledModel: @unchecked Sendable {
                 if let base = source.baseAddress { (plan.arena + slot.offset).update(from: base, count: source.count) }
             }
         }
-        for step in plan.steps { step.run() }
+        for step in plan.steps { try step.run(plan.scratch) }
         var results: [String: Tensor] = [:]
         for output in plan.outputSlots {
             let count = output.shape.reduce(1, *)
@@ -64,7 +66,8 @@ public final class CompiledModel: @unchecked Sendable {
 
     private func plan(for bindings: [String: Int]) throws -> ExecutionPlan {
         if let cached = plans[bindings] { return cached }
-        let builder = PlanBuilder(graph: graph, constants: constants, context: context, lowering: KernelLowering.makeStep)
+        let builder = PlanBuilder(graph: graph, constants: constants, context: context, prepared: prepared,
+                                  lowering: KernelLowering.makeStep)
         let plan = try builder.build(bindings: bindings)
         plans[bindings] = plan
         return plan

@@ -1,4 +1,5 @@
 import KeelIR
+import KeelKernels
 
 /// Where a value lives while a plan runs.
 enum Slot: Hashable {
@@ -13,8 +14,11 @@ enum Slot: Hashable {
 struct Step {
     var node: String
     var op: OpKind
-    var flops: Double
-    var run: () -> Void
+    /// Floating-point operations, for the per-layer profile.
+    var flops: Double = 0
+    /// Elements of scratch the kernel needs; the plan allocates the largest once, since steps run one at a time.
+    var scratchSize: Int = 0
+    var run: (_ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void
 }
 
 /// Concrete shapes of one node's inputs and outputs once the batch is bound, with the
@@ -27,10 +31,35 @@ struct StepOperands {
     var outputs: [UnsafeMutablePointer<Float>]
     var constants: [String: TensorData]
     var context: ExecutionContext
+    var prepared: PreparedWeights
 
-    func input(_ index: Int) -> UnsafePointer<Float>? { index < inputs.count ? inputs[index] : nil }
-    func constant(_ index: Int) -> TensorData? {
-        index < node.inputs.count ? constants[node.inputs[index]] : nil
+    var kernelContext: KernelContext { KernelContext(threads: context.threads) }
+
+    /// The index-th input as a buffer of its full extent; throws if absent.
+    func input(_ index: Int) throws -> UnsafeBufferPointer<Float> {
+        guard index < inputs.count, let pointer = inputs[index] else {
+            throw RuntimeError.unsupported(node: node.name, location: node.location, reason: "input \(index) is missing")
+        }
+        return UnsafeBufferPointer(start: pointer, count: inputShapes[index].reduce(1, *))
+    }
+
+    /// An optional input (a bias): nil when the node leaves it out.
+    func optionalInput(_ index: Int) throws -> UnsafeBufferPointer<Float>? {
+        guard index < inputs.count, inputs[index] != nil else { return nil }
+        return try input(index)
+    }
+
+    func output(_ index: Int = 0) throws -> UnsafeMutableBufferPointer<Float> {
+        guard index < outputs.count else {
+            throw RuntimeError.unsupported(node: node.name, location: node.location, reason: "output \(index) has no buffer")
+        }
+        return UnsafeMutableBufferPointer(start: outputs[index], count: outputShapes[index].reduce(1, *))
+    }
+
+    var attributes: AttributeReader { AttributeReader(node: node) }
+
+    func unsupported(_ reason: String) -> RuntimeError {
+        .unsupported(node: node.name, location: node.location, reason: reason)
     }
 }
 
@@ -41,22 +70,28 @@ final class ExecutionPlan {
     let steps: [Step]
     let memory: MemoryPlan
     let arena: UnsafeMutablePointer<Float>
+    let scratch: UnsafeMutableBufferPointer<Float>
     /// Where each graph input is copied before the steps run, and where each output is read.
     let inputSlots: [String: (offset: Int, shape: [Int])]
     let outputSlots: [(name: String, pointer: UnsafePointer<Float>, shape: [Int])]
 
     init(bindings: [String: Int], steps: [Step], memory: MemoryPlan, arena: UnsafeMutablePointer<Float>,
+         scratch: UnsafeMutableBufferPointer<Float>,
          inputSlots: [String: (offset: Int, shape: [Int])],
          outputSlots: [(name: String, pointer: UnsafePointer<Float>, shape: [Int])]) {
         self.bindings = bindings
         self.steps = steps
         self.memory = memory
         self.arena = arena
+        self.scratch = scratch
         self.inputSlots = inputSlots
         self.outputSlots = outputSlots
     }
 
-    deinit { arena.deallocate() }
+    deinit {
+        arena.deallocate()
+        scratch.deallocate()
+    }
 
     /// Bytes the arena takes against the sum of all intermediates allocated separately.
     var plannedBytes: Int { memory.arenaSize * 4 }

@@ -17,6 +17,7 @@ struct PlanBuilder {
     let graph: Graph
     let constants: [String: TensorData]
     let context: ExecutionContext
+    let prepared: PreparedWeights
     let lowering: (StepOperands) throws -> Step
 
     func build(bindings: [String: Int]) throws -> ExecutionPlan {
@@ -92,7 +93,7 @@ struct PlanBuilder {
                     outputShapes: node.outputs.map { shapes[$0] ?? [] },
                     inputs: node.inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
                     outputs: node.outputs.compactMap { pointer($0) },
-                    constants: constants, context: context)
+                    constants: constants, context: context, prepared: prepared)
                 steps.append(try lowering(operands))
             }
         } catch {
@@ -110,7 +111,8 @@ struct PlanBuilder {
             guard let address = pointer(output.value), let shape = shapes[output.value] else { return nil }
             return (output.name, UnsafePointer(address), shape)
         }
-        return ExecutionPlan(bindings: bindings, steps: steps, memory: memory, arena: arena,
+        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(steps.map(\.scratchSize).max() ?? 0, 1))
+        return ExecutionPlan(bindings: bindings, steps: steps, memory: memory, arena: arena, scratch: scratch,
                              inputSlots: inputSlots, outputSlots: outputSlots)
     }
 

@@ -1,0 +1,106 @@
+import KeelIR
+import KeelKernels
+
+/// Ops that move or gather data: transpose, concat, pad, slice, gather, and reductions.
+extension KernelLowering {
+    static func lowerTranspose(_ operands: StepOperands) throws -> Step {
+        let shape = operands.inputShapes[0]
+        let permutation = try operands.attributes.optionalInts("perm") ?? Array((0..<shape.count).reversed())
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try DataMovement.transpose(input: input, shape: shape, permutation: permutation, output: output, context: context)
+        }
+    }
+
+    static func lowerConcat(_ operands: StepOperands) throws -> Step {
+        let outputShape = operands.outputShapes[0]
+        guard let axis = Shape(known: outputShape).normalizedAxis(try operands.attributes.int("axis")) else {
+            throw operands.unsupported("axis is outside \(Shape(known: outputShape))")
+        }
+        let present = operands.node.inputs.indices.filter { !operands.node.inputs[$0].isEmpty }
+        let inputs = try present.map { try operands.input($0) }
+        let extents = present.map { operands.inputShapes[$0][axis] }
+        let outer = outputShape[..<axis].reduce(1, *)
+        let inner = outputShape[(axis + 1)...].reduce(1, *)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try DataMovement.concat(inputs: inputs, axisExtents: extents, outer: outer, inner: inner, output: output,
+                                    context: context)
+        }
+    }
+
+    static func lowerPad(_ operands: StepOperands) throws -> Step {
+        let shape = operands.inputShapes[0]
+        let pads = try operands.attributes.ints("pads")
+        let value = try operands.attributes.float("value")
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try DataMovement.pad(input: input, shape: shape, pads: pads, value: value, output: output, context: context)
+        }
+    }
+
+    static func lowerSlice(_ operands: StepOperands) throws -> Step {
+        let shape = operands.inputShapes[0]
+        let attributes = operands.attributes
+        let region = try DataMovement.resolveSlice(shape: shape, starts: try attributes.ints("starts"),
+                                                   ends: try attributes.ints("ends"),
+                                                   axes: try attributes.optionalInts("axes"),
+                                                   steps: try attributes.optionalInts("steps"))
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try DataMovement.slice(input: input, shape: shape, region: region, output: output, context: context)
+        }
+    }
+
+    static func lowerGather(_ operands: StepOperands) throws -> Step {
+        let shape = operands.inputShapes[0]
+        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
+            throw operands.unsupported("axis is outside \(Shape(known: shape))")
+        }
+        guard operands.node.inputs.count > 1, let indices = operands.constants[operands.node.inputs[1]] else {
+            throw operands.unsupported("its indices are not a constant")
+        }
+        let extent = shape[axis]
+        let resolved = indices.int64s().map { $0 < 0 ? $0 + Int64(extent) : $0 }
+        guard resolved.allSatisfy({ $0 >= 0 && $0 < Int64(extent) }) else {
+            throw operands.unsupported("an index is outside 0..<\(extent) on axis \(axis)")
+        }
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try resolved.withUnsafeBufferPointer { indexBuffer in
+                try DataMovement.gather(input: input, outer: outer, axisExtent: extent, inner: inner,
+                                        indices: indexBuffer, output: output, context: context)
+            }
+        }
+    }
+
+    static func lowerReduce(_ operands: StepOperands) throws -> Step {
+        let shape = operands.inputShapes[0]
+        let requested = try operands.attributes.optionalInts("axes") ?? Array(0..<shape.count)
+        let axes = try requested.map { axis -> Int in
+            guard let resolved = Shape(known: shape).normalizedAxis(axis) else {
+                throw operands.unsupported("axis \(axis) is outside \(Shape(known: shape))")
+            }
+            return resolved
+        }
+        let reduction: Reduction = operands.node.op == .reduceMean ? .mean : .sum
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try Reduce.apply(reduction, input: input, shape: shape, axes: axes.isEmpty ? Array(0..<shape.count) : axes,
+                             output: output, context: context)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import KeelIR
+import KeelKernels
+
+/// conv2d, dense and matmul: the GEMM-bound layers. Their filters are packed once per model.
+extension KernelLowering {
+    static func lowerConvolution(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        guard let kernelName = node.inputs.dropFirst().first, let kernelData = operands.constants[kernelName],
+              let kernelValues = kernelData.floatBuffer else {
+            throw operands.unsupported("its kernel is not a constant; only constant filters are supported")
+        }
+        let geometry = try ConvolutionGeometry.resolve(node, input: Shape(known: operands.inputShapes[0]),
+                                                       kernel: Shape(known: kernelData.shape))
+        let spatial = geometry.spatial
+        let kernelGeometry = Conv2DGeometry(
+            batch: operands.inputShapes[0][0],
+            input: Size2D(spatial.height.input, spatial.width.input),
+            inputChannels: geometry.inputChannels, outputChannels: geometry.outputChannels,
+            kernel: Size2D(spatial.height.kernel, spatial.width.kernel),
+            stride: Size2D(spatial.height.stride, spatial.width.stride),
+            dilation: Size2D(spatial.height.dilation, spatial.width.dilation),
+            padding: try Padding2D(spatial.pads), groups: geometry.groups, layout: geometry.layout.kernelLayout)
+        try kernelGeometry.validate()
+        let perGroup = geometry.inputChannels / max(geometry.groups, 1)
+        let packed = try operands.prepared.value("conv:\(kernelName)") { () throws -> PackedConv2DWeights in
+            let size = Size2D(spatial.height.kernel, spatial.width.kernel)
+            switch geometry.kernelLayout {
+            case .hwio:
+                return try PackedConv2DWeights(hwio: kernelValues, kernel: size, inputChannelsPerGroup: perGroup,
+                                               outputChannels: geometry.outputChannels, groups: geometry.groups)
+            case .oihw:
+                return try PackedConv2DWeights(oihw: kernelValues, kernel: size, inputChannelsPerGroup: perGroup,
+                                               outputChannels: geometry.outputChannels, groups: geometry.groups)
+            }
+        }
+        let (activation, _) = try fusedActivation(operands.attributes)
+        let input = try operands.input(0)
+        let bias = try operands.optionalInput(2)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
+        return Step(node: node.name, op: node.op, flops: 2 * macs,
+                    scratchSize: Conv2D.scratchSize(for: kernelGeometry)) { scratch in
+            try Conv2D.apply(input: input, weights: packed, bias: bias, activation: activation, output: output,
+                             geometry: kernelGeometry, scratch: scratch, context: context)
+        }
+    }
+
+    static func lowerDense(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        guard let kernelName = node.inputs.dropFirst().first, let kernelData = operands.constants[kernelName],
+              let kernel = kernelData.floatBuffer, kernelData.shape.count == 2 else {
+            throw operands.unsupported("its kernel is not a constant matrix")
+        }
+        let layout = try operands.attributes.string("weight_layout")
+        let (inFeatures, outFeatures) = layout == "out_in" ? (kernelData.shape[1], kernelData.shape[0])
+                                                            : (kernelData.shape[0], kernelData.shape[1])
+        let rows = operands.inputShapes[0].dropLast().reduce(1, *)
+        let (activation, softmax) = try fusedActivation(operands.attributes)
+        let input = try operands.input(0)
+        let bias = try operands.optionalInput(2)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        let weightLayout: DenseWeightLayout = layout == "out_in" ? .outIn : .inOut
+        return Step(node: node.name, op: node.op, flops: 2 * Double(rows * inFeatures * outFeatures)) { _ in
+            try Dense.apply(input: input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                            kernel: kernel, layout: weightLayout, bias: bias, activation: activation,
+                            output: output, context: context)
+            if softmax {
+                try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
+                                  axis: outFeatures, inner: 1, context: context)
+            }
+        }
+    }
+
+    static func lowerMatMul(_ operands: StepOperands) throws -> Step {
+        let a = try operands.input(0)
+        let b = try operands.input(1)
+        let output = try operands.output()
+        let aShape = operands.inputShapes[0]
+        let bShape = operands.inputShapes[1]
+        let context = operands.kernelContext
+        let inner = aShape.last ?? 1
+        return Step(node: operands.node.name, op: operands.node.op, flops: 2 * Double(output.count * inner)) { _ in
+            try MatMul.apply(a: a, aShape: aShape, b: b, bShape: bShape, output: output, context: context)
+        }
+    }
+}

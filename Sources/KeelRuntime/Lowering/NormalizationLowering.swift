@@ -1,0 +1,78 @@
+import KeelIR
+import KeelKernels
+
+/// BatchNorm (scale and shift folded once from its four vectors), LayerNorm and softmax.
+extension KernelLowering {
+    static func lowerBatchNorm(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
+            throw operands.unsupported("axis is outside \(Shape(known: shape))")
+        }
+        let channels = shape[axis]
+        let epsilon = try operands.attributes.float("epsilon")
+        let vectors = try (1...4).map { try operands.input($0) }
+        let folded = try operands.prepared.value("bn:\(node.name):\(node.inputs.joined(separator: ","))") { () throws -> [Float] in
+            var scaleShift = [Float](repeating: 0, count: 2 * channels)
+            try scaleShift.withUnsafeMutableBufferPointer { buffer in
+                try BatchNorm.foldScaleShift(gamma: vectors[0], beta: vectors[1], mean: vectors[2], variance: vectors[3],
+                                             epsilon: epsilon, channels: channels,
+                                             scale: UnsafeMutableBufferPointer(rebasing: buffer[0..<channels]),
+                                             shift: UnsafeMutableBufferPointer(rebasing: buffer[channels...]))
+            }
+            return scaleShift
+        }
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: node.name, op: node.op) { _ in
+            try folded.withUnsafeBufferPointer { buffer in
+                try BatchNorm.apply(input: input, output: output,
+                                    scale: UnsafeBufferPointer(rebasing: buffer[0..<channels]),
+                                    shift: UnsafeBufferPointer(rebasing: buffer[channels...]),
+                                    outer: outer, channels: channels, inner: inner, context: context)
+            }
+        }
+    }
+
+    static func lowerLayerNorm(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
+            throw operands.unsupported("axis is outside \(Shape(known: shape))")
+        }
+        let normSize = shape[axis...].reduce(1, *)
+        let rows = shape[..<axis].reduce(1, *)
+        let epsilon = try operands.attributes.float("epsilon")
+        let input = try operands.input(0)
+        let gamma = try operands.input(1)
+        let beta = try operands.optionalInput(2)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: node.name, op: node.op) { _ in
+            try LayerNorm.apply(input: input, output: output, rows: rows, normSize: normSize, gamma: gamma,
+                                beta: beta, epsilon: epsilon, context: context)
+        }
+    }
+
+    static func lowerSoftmax(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
+            throw operands.unsupported("axis is outside \(Shape(known: shape))")
+        }
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let extent = shape.isEmpty ? 1 : shape[axis]
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        let logarithmic = node.op == .logSoftmax
+        return Step(node: node.name, op: node.op) { _ in
+            try Softmax.apply(input: input, output: output, outer: outer, axis: extent, inner: inner,
+                              logarithmic: logarithmic, context: context)
+        }
+    }
+}

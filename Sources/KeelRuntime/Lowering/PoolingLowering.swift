@@ -1,0 +1,54 @@
+import KeelIR
+import KeelKernels
+
+/// Windowed and global pooling, NHWC or NCHW as the node declares.
+extension KernelLowering {
+    static func lowerPooling(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let geometry = try PoolingGeometry.resolve(node, input: Shape(known: operands.inputShapes[0]))
+        let shape = operands.inputShapes[0]
+        let spatial = geometry.spatial
+        let kernelGeometry = Pool2DGeometry(
+            batch: shape[0], channels: shape[geometry.layout.channelAxis],
+            input: Size2D(spatial.height.input, spatial.width.input),
+            output: Size2D(spatial.height.output, spatial.width.output),
+            window: Size2D(spatial.height.kernel, spatial.width.kernel),
+            stride: Size2D(spatial.height.stride, spatial.width.stride),
+            padding: try Padding2D(spatial.pads), layout: geometry.layout.kernelLayout)
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        let isMax = node.op == .maxPool2d
+        let countIncludePad = geometry.countIncludePad
+        return Step(node: node.name, op: node.op) { _ in
+            if isMax {
+                try Pooling.maxPool(input: input, output: output, geometry: kernelGeometry, context: context)
+            } else {
+                try Pooling.averagePool(input: input, output: output, geometry: kernelGeometry,
+                                        countIncludePad: countIncludePad, context: context)
+            }
+        }
+    }
+
+    static func lowerGlobalPooling(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        guard shape.count == 4 else { throw operands.unsupported("global pooling needs a rank-4 input, got \(Shape(known: shape))") }
+        let layout = Layout(rawValue: try operands.attributes.string("layout")) ?? .nhwc
+        let channels = shape[layout.channelAxis]
+        let spatial = shape[layout.heightAxis] * shape[layout.widthAxis]
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        let isMax = node.op == .globalMaxPool2d
+        return Step(node: node.name, op: node.op) { _ in
+            if isMax {
+                try Pooling.globalMaxPool(input: input, output: output, batch: shape[0], channels: channels,
+                                          spatial: spatial, layout: layout.kernelLayout, context: context)
+            } else {
+                try Pooling.globalAveragePool(input: input, output: output, batch: shape[0], channels: channels,
+                                              spatial: spatial, layout: layout.kernelLayout, context: context)
+            }
+        }
+    }
+}
