@@ -84,13 +84,18 @@ extension GraphImporter {
             }
             let shape = extents.map { Int($0) }
             let fill = try context.optionalTensorAttribute("value") ?? TensorData(floats: [0], shape: [1])
-            guard fill.elementCount == 1 else { throw context.fail("'value' must hold one element") }
+            guard fill.elementCount == 1, fill.storage.bytes.count == fill.dtype.byteSize else {
+                throw context.fail("'value' must hold one element")
+            }
             let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
-            guard count <= 1 << 28 else { throw context.fail("the filled tensor would have too many elements") }
+            guard count <= 1 << 24 else { throw context.fail("the filled tensor would have too many elements") }
             let element = Array(fill.storage.bytes.prefix(fill.dtype.byteSize))
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(count * element.count)
-            for _ in 0..<count { bytes.append(contentsOf: element) }
+            var bytes = [UInt8](repeating: 0, count: count * element.count)
+            if element.contains(where: { $0 != 0 }) {
+                for start in stride(from: 0, to: bytes.count, by: element.count) {
+                    bytes.replaceSubrange(start..<(start + element.count), with: element)
+                }
+            }
             let data = TensorData(dtype: fill.dtype, shape: shape, storage: TensorStorage(copying: bytes))
             addConstant(name: uniqueName(output), data: data, onnxName: output)
             return true

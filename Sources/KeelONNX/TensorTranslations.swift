@@ -40,7 +40,9 @@ private func product(_ dims: ArraySlice<Dim?>) -> Dim? {
     var result = 1
     for dim in dims {
         guard let extent = dim?.value else { return nil }
-        result *= extent
+        let (next, overflow) = result.multipliedReportingOverflow(by: extent)
+        guard !overflow else { return nil }
+        result = next
     }
     return .known(result)
 }
@@ -98,7 +100,8 @@ func translateConcat(_ context: NodeContext) throws {
             output = first
             output?[resolved] = shapes.reduce(Dim?.some(.known(0))) { total, shape in
                 guard let sum = total?.value, let extent = shape[resolved]?.value else { return nil }
-                return .known(sum + extent)
+                let (next, overflow) = sum.addingReportingOverflow(extent)
+                return overflow ? nil : .known(next)
             }
         }
     }
@@ -192,7 +195,10 @@ func translatePad(_ context: NodeContext) throws {
     var output = input
     if let rank = input?.count, pads.count == 2 * rank {
         output = (0..<rank).map { axis in
-            (input?[axis]?.value).map { .known($0 + pads[axis] + pads[rank + axis]) }
+            guard let extent = input?[axis]?.value else { return nil }
+            let (padded, overflow) = extent.addingReportingOverflow(pads[axis])
+            let (total, overflowAgain) = padded.addingReportingOverflow(pads[rank + axis])
+            return overflow || overflowAgain ? nil : .known(total)
         }
     }
     context.emit(.pad, [try context.input(0)], ["pads": .ints(pads), "value": .float(value)], shape: output)

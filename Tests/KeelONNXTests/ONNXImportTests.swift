@@ -1,0 +1,110 @@
+import Foundation
+import KeelIR
+@testable import KeelONNX
+import XCTest
+
+/// Whole-graph import: IR ops and attributes per spec/ir.md, symbolic batches, folded reshapes.
+final class ONNXImportTests: XCTestCase {
+    func testImportsConvReluPoolFlattenGemm() throws {
+        let path = Fixtures.path("cnn.onnx")
+        let graph = try importONNXGraph(path: path)
+        XCTAssertEqual(graph.nodes.map(\.op), [.conv2d, .relu, .maxPool2d, .flatten, .dense], describe(graph))
+        XCTAssertEqual(graph.nodes.map(\.name), ["conv1", "relu1", "pool1", "flatten", "fc"])
+        XCTAssertEqual(graph.inputs.map(\.name), ["input"])
+        XCTAssertEqual(graph.inputs.first?.type, TensorType(.float32, ["N", 3, 8, 8]))
+        XCTAssertEqual(graph.inputs.first?.layout, .nchw)
+
+        let conv = try XCTUnwrap(graph.node(named: "conv1"))
+        XCTAssertEqual(conv.inputs, ["input", "conv1.weight", "conv1.bias"])
+        XCTAssertEqual(conv.attributes.string("layout"), "nchw")
+        XCTAssertEqual(conv.attributes.string("kernel_layout"), "oihw")
+        XCTAssertEqual(conv.attributes.string("padding"), "explicit")
+        XCTAssertEqual(conv.attributes.ints("pads"), [1, 1, 1, 1])
+        XCTAssertEqual(conv.attributes.ints("strides"), [1, 1])
+        XCTAssertEqual(conv.location, .named(path, "conv1"))
+
+        let pool = try XCTUnwrap(graph.node(named: "pool1"))
+        XCTAssertEqual(pool.inputs, ["relu1"])
+        XCTAssertEqual(pool.attributes.ints("pool_size"), [2, 2])
+        XCTAssertEqual(pool.attributes.ints("strides"), [2, 2])
+        XCTAssertEqual(pool.attributes.string("padding"), "valid")
+        XCTAssertEqual(graph.node(named: "flatten")?.attributes.int("axis"), 1)
+
+        let dense = try XCTUnwrap(graph.node(named: "fc"))
+        XCTAssertEqual(dense.inputs, ["flatten", "fc.weight", "fc.bias"])
+        XCTAssertEqual(dense.attributes.string("weight_layout"), "out_in")
+        XCTAssertEqual(graph.outputs, [GraphOutput(name: "logits", value: "fc", location: .named(path, "logits"))])
+
+        XCTAssertEqual(graph.constants["conv1.weight"]?.role, .kernel)
+        XCTAssertEqual(graph.constants["conv1.weight"]?.type, TensorType(.float32, [4, 3, 3, 3]))
+        XCTAssertEqual(graph.constants["conv1.bias"]?.role, .bias)
+        XCTAssertEqual(graph.constants["fc.weight"]?.role, .kernel)
+        XCTAssertEqual(graph.constants["fc.bias"]?.trainable, true)
+        XCTAssertEqual(graph.constants["fc.bias"]?.data?.shape, [5])
+        XCTAssertEqual(Set(graph.constants.keys), ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"])
+    }
+
+    /// The tf2onnx pattern: NHWC input, Transposes, BN as Mul+Add, Flatten through a shape
+    /// subgraph that must fold into reshape [0, -1], Dense as MatMul+Add fused into dense+bias.
+    func testImportsTF2ONNXStyleModel() throws {
+        for name in ["tf2onnx_style", "tf2onnx_style_opset11"] {
+            let graph = try importONNXGraph(path: Fixtures.path(name + ".onnx"))
+            XCTAssertEqual(graph.nodes.map(\.op),
+                           [.transpose, .conv2d, .relu, .transpose, .mul, .add, .reshape, .dense, .softmax],
+                           "\(name): \(describe(graph))")
+            XCTAssertEqual(graph.inputs.first?.type, TensorType(.float32, [.symbol("unk__42"), 8, 8, 3]))
+            XCTAssertEqual(graph.inputs.first?.layout, .nhwc)
+            let reshape = try XCTUnwrap(graph.nodes.first { $0.op == .reshape })
+            XCTAssertEqual(reshape.attributes.ints("shape"), [0, -1], name)
+            XCTAssertEqual(reshape.inputs, ["model/batch_normalization/add"])
+            XCTAssertEqual(reshape.name, "model/flatten/Reshape")
+            let conv = try XCTUnwrap(graph.nodes.first { $0.op == .conv2d })
+            XCTAssertEqual(conv.attributes.string("padding"), "same")
+            XCTAssertEqual(conv.inputs[0], "model/conv2d/Conv2D__6")
+            XCTAssertEqual(graph.nodes.first?.attributes.ints("perm"), [0, 3, 1, 2])
+            let dense = try XCTUnwrap(graph.nodes.first { $0.op == .dense })
+            XCTAssertEqual(dense.name, "model/dense/BiasAdd")
+            XCTAssertEqual(dense.inputs, ["model/flatten/Reshape", "dense/kernel", "dense/bias"])
+            XCTAssertEqual(dense.attributes.string("weight_layout"), "in_out")
+            XCTAssertEqual(dense.locations.count, 2)
+            XCTAssertEqual(graph.nodes.last?.attributes.int("axis"), -1, name)
+            XCTAssertEqual(graph.nodes.last?.inputs, ["model/dense/BiasAdd"])
+            XCTAssertEqual(graph.outputs.first?.value, "model/dense/Softmax")
+            // The shape arithmetic left no constants behind; the folded BN stays literal.
+            XCTAssertEqual(Set(graph.constants.keys),
+                           ["conv2d/kernel", "conv2d/bias", "bn/scale", "bn/offset", "dense/kernel", "dense/bias"], name)
+            XCTAssertEqual(graph.constants["dense/bias"]?.role, .bias)
+            XCTAssertEqual(graph.constants["bn/scale"]?.role, .literal)
+            XCTAssertEqual(graph.constants["dense/kernel"]?.type, TensorType(.float32, [256, 5]))
+        }
+    }
+
+    func testImportsExternalWeights() throws {
+        let graph = try importONNXGraph(path: Fixtures.path("external.onnx"))
+        XCTAssertEqual(graph.nodes.map(\.op), [.dense])
+        XCTAssertEqual(graph.nodes.first?.inputs, ["x", "dense/kernel", "dense/bias"])
+        XCTAssertEqual(graph.inputs.first?.type, TensorType(.float32, [.symbol("batch"), 4]))
+        let expected = try Fixtures.expected("external")
+        let facts = try XCTUnwrap((expected["initializers"] as? [String: [String: Any]])?["dense/kernel"])
+        let first = try XCTUnwrap(facts["first"] as? [Double])
+        let kernel = try XCTUnwrap(graph.constants["dense/kernel"]?.data)
+        for (actual, wanted) in zip(kernel.floats(), first) { XCTAssertEqual(Double(actual), wanted, accuracy: 1e-7) }
+    }
+
+    func testTypedFieldsBecomeConstantsOfEachDType() throws {
+        let graph = try importONNXGraph(path: Fixtures.path("typed_fields.onnx"))
+        // Identity of a small integer constant is evaluated at import time; the rest are nodes.
+        XCTAssertEqual(graph.nodes.map(\.name), ["id_f32", "id_f64", "id_b", "id_f16"])
+        XCTAssertTrue(graph.nodes.allSatisfy { $0.op == .identity })
+        XCTAssertEqual(graph.constants["f16"]?.type, TensorType(.float16, [2]))
+        XCTAssertEqual(graph.constants["b"]?.type, TensorType(.bool, [3]))
+        let folded = try XCTUnwrap(graph.outputs.first { $0.name == "i64_out" }?.value)
+        XCTAssertEqual(graph.constants[folded]?.data?.int64s(), [1 << 40, -3])
+        XCTAssertEqual(graph.outputs.count, 6)
+    }
+
+    private func describe(_ graph: Graph) -> String {
+        graph.nodes.map { "\($0.name) = \($0.op.rawValue)(\($0.inputs.joined(separator: ", "))) \($0.attributes)" }
+            .joined(separator: "\n")
+    }
+}
