@@ -53,6 +53,8 @@ let package = Package(
         .testTarget(name: "KeelONNXTests", dependencies: ["KeelONNX"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelCLITests", dependencies: ["Keel"]),
+        // The ONNX project's own node tests (../shared/onnx-conformance) through import and runtime.
+        .testTarget(name: "KeelConformanceTests", dependencies: ["Keel", "KeelONNX"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -19,6 +19,7 @@ public final class CompiledModel: @unchecked Sendable {
     public init(graph: Graph, context: ExecutionContext) throws {
         var used = Set<String>()
         for node in graph.nodes { used.formUnion(node.presentInputs) }
+        used.formUnion(graph.outputs.map(\.value))
         let unbound = graph.orderedConstants.filter { used.contains($0.name) && $0.data == nil }.map(\.name)
         guard unbound.isEmpty else { throw RuntimeError.unboundConstants(unbound) }
         var converted: [String: TensorData] = [:]
