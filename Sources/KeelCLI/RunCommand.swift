@@ -29,14 +29,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var graph = try ModelLoader.load(path: file)
-            let (seededGraph, filled) = try WeightBinder.bind(graph, from: .seeded(seed))
-            graph = seededGraph
-            if filled > 0 {
-                note("\(filled) parameter tensors use seeded-random weights (--seed \(seed)); outputs are not meaningful predictions")
-            }
-            let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: threads))
-            let inputs = try readInputs(for: model)
+            let (model, report) = try ModelPipeline(path: file, weights: .seeded(seed), threads: threads).compile()
+            noteSeeded(report, seed: seed)
+            let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
             let outputs = try model.run(inputs)
             let memory = try model.memoryReport(bindings: bindings)
@@ -49,20 +44,6 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    private func readInputs(for model: CompiledModel) throws -> [String: Tensor] {
-        var result: [String: Tensor] = [:]
-        for argument in input {
-            if let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) {
-                result[String(argument[..<equals])] = try NpyFile.read(path: String(argument[argument.index(after: equals)...]))
-            } else if model.inputNames.count == 1, let only = model.inputNames.first {
-                result[only] = try NpyFile.read(path: argument)
-            } else {
-                throw ValidationError("the model has inputs \(model.inputNames.joined(separator: ", ")): name each as --input name=file.npy")
-            }
-        }
-        return result
-    }
-
     private func outputPaths(_ names: [String]) -> [(String, String)] {
         guard names.count > 1 else { return names.map { ($0, output) } }
         let stem = output.hasSuffix(".npy") ? String(output.dropLast(4)) : output
@@ -70,6 +51,27 @@ struct RunCommand: ParsableCommand {
     }
 }
 
+func noteSeeded(_ report: ModelPipeline.Report, seed: UInt64) {
+    if report.seededParameters > 0 {
+        note("\(report.seededParameters) parameter tensors use seeded-random weights (--seed \(seed)); outputs are not meaningful predictions")
+    }
+}
+
 func megabytes(_ bytes: Int) -> String {
     String(format: "%.1f MB", Double(bytes) / 1_048_576)
+}
+
+/// Reads `x.npy` (a model with one input) or `name=x.npy` arguments into named tensors.
+func readInputs(_ input: [String], for model: CompiledModel) throws -> [String: Tensor] {
+    var result: [String: Tensor] = [:]
+    for argument in input {
+        if let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) {
+            result[String(argument[..<equals])] = try NpyFile.read(path: String(argument[argument.index(after: equals)...]))
+        } else if model.inputNames.count == 1, let only = model.inputNames.first {
+            result[only] = try NpyFile.read(path: argument)
+        } else {
+            throw ValidationError("the model has inputs \(model.inputNames.joined(separator: ", ")): name each as --input name=file.npy")
+        }
+    }
+    return result
 }

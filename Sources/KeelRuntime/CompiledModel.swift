@@ -41,12 +41,7 @@ public final class CompiledModel: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let plan = try plan(for: bindings)
-        for (name, slot) in plan.inputSlots {
-            guard let tensor = inputs[name] else { continue }
-            tensor.values.withUnsafeBufferPointer { source in
-                if let base = source.baseAddress { (plan.arena + slot.offset).update(from: base, count: source.count) }
-            }
-        }
+        copyInputs(inputs, into: plan)
         for step in plan.steps { try step.run(plan.scratch) }
         var results: [String: Tensor] = [:]
         for output in plan.outputSlots {
@@ -57,12 +52,47 @@ public final class CompiledModel: @unchecked Sendable {
         return results
     }
 
+    /// Builds (and caches) the plan for a batch binding ahead of the first run, so timing a run
+    /// measures execution alone; packing weights happens here too.
+    public func prepare(bindings: [String: Int]) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try plan(for: bindings)
+    }
+
+    /// One timed run: wall time and floating-point work per step, in execution order.
+    public func profile(_ inputs: [String: Tensor]) throws -> [StepProfile] {
+        let bindings = try bind(inputs)
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = try plan(for: bindings)
+        copyInputs(inputs, into: plan)
+        var profiles: [StepProfile] = []
+        profiles.reserveCapacity(plan.steps.count)
+        for step in plan.steps {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try step.run(plan.scratch)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: seconds, flops: step.flops))
+        }
+        return profiles
+    }
+
     /// The arena a batch binding needs, and what allocating every intermediate separately would take.
     public func memoryReport(bindings: [String: Int]) throws -> (plannedBytes: Int, naiveBytes: Int) {
         lock.lock()
         defer { lock.unlock() }
         let plan = try plan(for: bindings)
         return (plan.plannedBytes, plan.naiveBytes)
+    }
+
+    private func copyInputs(_ inputs: [String: Tensor], into plan: ExecutionPlan) {
+        for (name, slot) in plan.inputSlots {
+            guard let tensor = inputs[name] else { continue }
+            tensor.values.withUnsafeBufferPointer { source in
+                if let base = source.baseAddress { (plan.arena + slot.offset).update(from: base, count: source.count) }
+            }
+        }
     }
 
     private func plan(for bindings: [String: Int]) throws -> ExecutionPlan {
@@ -107,4 +137,13 @@ public final class CompiledModel: @unchecked Sendable {
         }
         return bindings
     }
+}
+
+/// Time and work of one step in a profiled run.
+public struct StepProfile: Sendable {
+    public var node: String
+    public var op: String
+    public var seconds: Double
+    public var flops: Double
+    public var gflopsPerSecond: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
 }

@@ -1,0 +1,37 @@
+import Foundation
+import KeelIR
+import KeelRuntime
+
+/// The whole path from a model file to something that runs: load (parse or import, infer
+/// shapes), bind weights, compile. The CLI's run, bench and extract all go through here, and
+/// so can any Swift program that embeds Keel.
+public struct ModelPipeline {
+    public var path: String
+    public var weights: WeightSource
+    public var threads: Int
+
+    public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.path = path
+        self.weights = weights
+        self.threads = threads
+    }
+
+    /// What compiling took, for `keel bench` and for telling users their weights are random.
+    public struct Report: Sendable {
+        public var loadSeconds: Double
+        public var compileSeconds: Double
+        /// Parameters that got seeded-random values because the model had none for them.
+        public var seededParameters: Int
+    }
+
+    public func compile() throws -> (model: CompiledModel, report: Report) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let loaded = try ModelLoader.load(path: path)
+        let loadedAt = DispatchTime.now().uptimeNanoseconds
+        let (bound, seeded) = try WeightBinder.bind(loaded, from: weights)
+        let model = try CompiledModel(graph: bound, context: ExecutionContext(threads: threads))
+        let end = DispatchTime.now().uptimeNanoseconds
+        return (model, Report(loadSeconds: Double(loadedAt - start) / 1e9,
+                              compileSeconds: Double(end - loadedAt) / 1e9, seededParameters: seeded))
+    }
+}

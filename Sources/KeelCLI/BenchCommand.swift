@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import Keel
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a model: load, compile, and the median of repeated runs; optionally per layer.")
+
+    @Argument(help: "A .keel graph or an .onnx model.")
+    var file: String
+
+    @Option(name: .long, help: ArgumentHelp("The input tensor (.npy); name=x.npy for a model with several inputs.", valueName: "file"))
+    var input: [String] = []
+
+    @Option(name: .long, help: "Timed runs.")
+    var iterations: Int = 10
+
+    @Option(name: .long, help: "Untimed runs first.")
+    var warmup: Int = 2
+
+    @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .long, help: "Seed for parameters without weights.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @Flag(help: "Also time every layer once and print its share and GFLOP/s.")
+    var profile = false
+
+    func validate() throws {
+        guard iterations >= 1, warmup >= 0, threads >= 1 else {
+            throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
+        }
+        guard !input.isEmpty else { throw ValidationError("give an --input file") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let (model, report) = try ModelPipeline(path: file, weights: .seeded(seed), threads: threads).compile()
+            noteSeeded(report, seed: seed)
+            let inputs = try readInputs(input, for: model)
+            let bindings = try model.bind(inputs)
+            let prepareStart = DispatchTime.now().uptimeNanoseconds
+            try model.prepare(bindings: bindings)
+            let compileSeconds = report.compileSeconds + Double(DispatchTime.now().uptimeNanoseconds - prepareStart) / 1e9
+            for _ in 0..<warmup { _ = try model.run(inputs) }
+            var times: [Double] = []
+            for _ in 0..<iterations {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try model.run(inputs)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let profiles = profile ? try model.profile(inputs) : []
+            let result = BenchResult(model: file, batch: bindings.values.first ?? 1, threads: threads,
+                                     median_ms: median, min_ms: times.first ?? 0, load_ms: report.loadSeconds * 1000,
+                                     compile_ms: compileSeconds * 1000, peak_rss_mb: peakResidentMegabytes(),
+                                     layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond) })
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(String(format: "%@: median %.2f ms, min %.2f ms over %d runs (batch %d, %d threads); load %.1f ms, compile %.1f ms; peak RSS %.1f MB",
+                             file, median, result.min_ms, iterations, result.batch, threads, result.load_ms, result.compile_ms, result.peak_rss_mb))
+                if profile { printProfile(profiles) }
+            }
+        }
+    }
+
+    private func printProfile(_ profiles: [StepProfile]) {
+        let total = profiles.reduce(0) { $0 + $1.seconds }
+        func padded(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+        print(padded("layer", 28) + padded("op", 18) + "      ms    share   GFLOP/s")
+        for step in profiles {
+            print(padded(step.node, 28) + padded(step.op, 18)
+                  + String(format: "%8.2f %7.1f%% %9.1f", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12), step.gflopsPerSecond))
+        }
+    }
+}
+
+struct BenchResult: Encodable {
+    struct Layer: Encodable {
+        var node: String
+        var op: String
+        var ms: Double
+        var gflops_per_s: Double
+    }
+    var model: String
+    var batch: Int
+    var threads: Int
+    var median_ms: Double
+    var min_ms: Double
+    var load_ms: Double
+    var compile_ms: Double
+    var peak_rss_mb: Double
+    var layers: [Layer]
+}
+
+/// Peak resident set size of this process so far (Linux reports ru_maxrss in kilobytes).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576
+    #endif
+}
