@@ -16,6 +16,8 @@ struct Expander {
 
     /// Preprocessing presets the runtime implements.
     static let preprocessPresets = ["keras_vgg16", "torch"]
+    /// Loops multiply; this bound keeps a typo'd range from exhausting memory.
+    static let maximumLayers = 100_000
 
     private let readFile: ReadFile
     private var model: FlatModel
@@ -174,6 +176,10 @@ struct Expander {
                     .noting(scope.callSites)
             }
             inputs = [ValueReference(name: previous, location: name.location)]
+        }
+        guard model.layers.count < Expander.maximumLayers else {
+            throw Diagnostic("the model expands to more than \(formatCount(Expander.maximumLayers)) layers", at: name.location)
+                .noting(scope.callSites)
         }
         model.layers.append(LayerInstance(name: name.name, location: name.location, type: invocation.callee,
                                           typeLocation: invocation.calleeLocation, inputs: inputs, implicitInput: implicit,

@@ -135,7 +135,7 @@ enum LayerCatalog {
             guard resolved >= 0, resolved < shape.rank, let normalized = Shape(Array(shape.dims[resolved...])).knownExtents else {
                 throw context.error("needs known extents on axes from \(axis) but its input '\(context.layer.inputs[0].name)' is \(shape)")
             }
-            let features = [normalized.reduce(1, *)]
+            let features = normalized
             return LayerLowering(op: .layerNorm,
                                  attributes: ["epsilon": .float(Float(context.arguments.number("epsilon"))), "axis": .int(axis)],
                                  parameters: [(.gamma, features), (.beta, features)])

@@ -8,6 +8,9 @@ struct Lowering {
     private var layouts: [String: Layout] = [:]
     private var provenance = Provenance()
 
+    /// 2^34 floats (64 GiB): anything larger is a typo, not a model.
+    static let largestParameter = 1 << 34
+
     private init(_ model: FlatModel) {
         self.model = model
         self.graph = Graph(name: model.name, source: model.source)
@@ -127,6 +130,13 @@ struct Lowering {
         var inputs = layer.inputs.map(\.name)
         for (role, shape) in lowering.parameters {
             let name = "\(layer.name)/\(role.rawValue)"
+            let count = shape.reduce((1, false)) { partial, extent in
+                let product = partial.0.multipliedReportingOverflow(by: extent)
+                return (product.partialValue, partial.1 || product.overflow)
+            }
+            guard !count.1, count.0 <= Lowering.largestParameter else {
+                throw context.error("would need a \(role.rawValue) of shape \(Shape(known: shape)), more than \(formatCount(Lowering.largestParameter)) elements")
+            }
             let trainable = !layer.frozen && role != .movingMean && role != .movingVariance
             graph.constants[name] = Constant(name: name, type: TensorType(.float32, Shape(known: shape)), role: role,
                                              trainable: trainable, location: layer.location)

@@ -119,3 +119,40 @@ final class ErrorTests: XCTestCase {
         }
     }
 }
+
+/// Hostile or absurd sources fail with a diagnostic instead of trapping or running away.
+final class RobustnessTests: XCTestCase {
+    private func headline(_ source: String) -> String? {
+        do {
+            _ = try parseKeelGraph(source: source, path: "r.keel")
+            return nil
+        } catch {
+            return (error as? Diagnostic)?.headline ?? "not a Diagnostic: \(error)"
+        }
+    }
+
+    func testHugeIntegersAreRejected() {
+        XCTAssertEqual(headline("model m\ninput x: f32[N, 99999999999999999999]"),
+                       "r.keel:2:17: error: integer '99999999999999999999' is too large (at most 2,147,483,648)")
+    }
+
+    func testHugeParametersAreRejected() {
+        XCTAssertEqual(headline("model m\ninput x: f32[N, 2000000000]\nfc = dense(2000000000)"),
+                       "r.keel:3:1: error: dense 'fc' would need a kernel of shape [2000000000,2000000000], more than 17,179,869,184 elements")
+    }
+
+    func testDeepNestingIsBounded() {
+        let source = "model m\ninput x: f32[N, 8]\ny = reshape(" + String(repeating: "(", count: 100) + String(repeating: ")", count: 100) + ")"
+        XCTAssertEqual(headline(source), "r.keel:3:77: error: nesting is deeper than 64 levels")
+    }
+
+    func testRunawayLoopsAreBounded() {
+        let source = "model m\ninput x: f32[N, 8]\nrepeat i in 1..1000 {\n repeat j in 1..1000 {\n  \"r{i}_{j}\" = relu()\n }\n}"
+        XCTAssertEqual(headline(source), "r.keel:5:3: error: the model expands to more than 100,000 layers")
+    }
+
+    func testEmptyAndCommentOnlySources() {
+        XCTAssertEqual(headline(""), "r.keel:1:1: error: missing 'model NAME' header")
+        XCTAssertEqual(headline("# nothing\n"), "r.keel:1:1: error: missing 'model NAME' header")
+    }
+}
