@@ -178,7 +178,8 @@ struct Lowering {
             graph.outputs.append(GraphOutput(name: output.name, value: output.value.name, location: output.location))
         }
         // Without outputs, the model ends at its last layer, as a Keras Sequential model does.
-        if graph.outputs.isEmpty, let last = model.layers.last {
+        // (the last layer lowered, which no earlier layer reads).
+        if graph.outputs.isEmpty, let last = graph.nodes.last {
             graph.outputs.append(GraphOutput(name: last.name, value: last.name, location: last.location))
         }
     }

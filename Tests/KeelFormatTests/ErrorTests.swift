@@ -156,3 +156,22 @@ final class RobustnessTests: XCTestCase {
         XCTAssertEqual(headline("# nothing\n"), "r.keel:1:1: error: missing 'model NAME' header")
     }
 }
+
+extension RobustnessTests {
+    /// Every prefix of a real graph, and the graph with each single character deleted, either
+    /// loads or throws a Diagnostic: no traps on half-written files.
+    func testTruncatedAndDamagedSourcesNeverTrap() throws {
+        let source = try String(contentsOfFile: TestPaths.graph("vgg16.keel"), encoding: .utf8)
+        let characters = Array(source)
+        for cut in stride(from: 0, to: characters.count, by: 3) {
+            for variant in [String(characters[..<cut]), String(characters[..<cut] + characters[(cut + 1)...])] {
+                do {
+                    _ = try parseKeelGraph(source: variant, path: "r.keel")
+                } catch is Diagnostic {
+                } catch {
+                    XCTFail("cut \(cut) threw \(error)")
+                }
+            }
+        }
+    }
+}

@@ -172,3 +172,34 @@ final class GraphTests: XCTestCase {
         XCTAssertNoThrow(try verify(graph))
     }
 }
+
+extension GraphTests {
+    /// The residual example of spec/graph-format.md.
+    func testSpecResidualExample() throws {
+        let graph = try parseKeelGraph(source: """
+        model residual
+        input x: f32[N, 56, 56, 64]
+        a = conv2d(x, 64, 3, padding: same, activation: relu)
+        b = conv2d(64, 3, padding: same)          # reads a
+        sum = add(x, b)
+        out = relu()                              # reads sum
+        """, path: "residual.keel")
+        XCTAssertEqual(graph.node(named: "b")?.inputs.first, "a")
+        XCTAssertEqual(graph.node(named: "out")?.inputs, ["sum"])
+        XCTAssertEqual(graph.type(of: "out"), TensorType(.float32, ["N", 56, 56, 64]))
+        // Two 3×3×64×64 convolutions with biases.
+        XCTAssertEqual(ModelSummary(graph).totalParameters, 2 * (3 * 3 * 64 * 64 + 64))
+    }
+
+    func testForwardReferencesLowerInDependencyOrder() throws {
+        let graph = try parseKeelGraph(source: """
+        model m
+        input x: f32[N, 8]
+        sum = add(left, right)
+        left = dense(x, 4)
+        right = dense(x, 4)
+        """, path: "m.keel")
+        XCTAssertEqual(graph.nodes.map(\.name), ["left", "right", "sum"])
+        XCTAssertEqual(graph.outputs.map(\.value), ["sum"], "the last layer in dependency order is the default output")
+    }
+}
