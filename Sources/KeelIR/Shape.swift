@@ -50,8 +50,18 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
 
     public var isFullyKnown: Bool { knownExtents != nil }
 
-    /// Element count, or nil while a dimension is symbolic.
-    public var elementCount: Int? { knownExtents?.reduce(1, *) }
+    /// Element count, or nil while a dimension is symbolic or when the product overflows
+    /// (a corrupt model file must give an error, not a trap).
+    public var elementCount: Int? {
+        guard let extents = knownExtents else { return nil }
+        var count = 1
+        for extent in extents {
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
 
     /// Product of the known dimensions only (for "per image" figures with a symbolic batch).
     public var knownProduct: Int { dims.reduce(1) { $0 * ($1.value ?? 1) } }

@@ -16,13 +16,17 @@ public func verify(_ graph: Graph, requiringTypes: Bool = true) throws {
             throw Diagnostic("\(what) redefines value '\(name)'", at: location)
         }
     }
-    for input in graph.inputs { try define(input.name, "input '\(input.name)'", at: input.location) }
+    for input in graph.inputs {
+        try define(input.name, "input '\(input.name)'", at: input.location)
+        try checkExtents(input.type, "input '\(input.name)'", at: input.location)
+    }
     for name in graph.constants.keys.sorted() {
         guard let constant = graph.constants[name] else { continue }
         guard constant.name == name else {
             throw Diagnostic("constant '\(constant.name)' is stored under the name '\(name)'", at: constant.location)
         }
         try define(name, "constant '\(name)'", at: constant.location)
+        try checkExtents(constant.type, "constant '\(name)'", at: constant.location)
     }
 
     var nodeNames = Set<String>()
@@ -64,6 +68,13 @@ public func verify(_ graph: Graph, requiringTypes: Bool = true) throws {
         if requiringTypes && graph.type(of: output.value) == nil {
             throw Diagnostic("output '\(output.name)' value '\(output.value)' has no type", at: output.location)
         }
+    }
+}
+
+/// Shape functions assume extents are not negative; reject such declarations up front.
+private func checkExtents(_ type: TensorType, _ what: String, at location: SourceLocation?) throws {
+    if type.shape.dims.contains(where: { ($0.value ?? 0) < 0 }) {
+        throw Diagnostic("\(what) has a negative extent: \(type.shape)", at: location)
     }
 }
 

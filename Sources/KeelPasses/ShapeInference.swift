@@ -2,12 +2,15 @@ import KeelIR
 
 /// Re-infers the type of every value from the graph inputs and constants, in node order, with
 /// the op registry's shape functions. The first pass: everything after it relies on types.
+/// It verifies the graph's structure first, so a misspelt attribute (`stride`) is an error
+/// rather than a silently applied default.
 public struct ShapeInference: Pass {
     public var name: String { "shape-inference" }
 
     public init() {}
 
     public func run(_ graph: Graph) throws -> PassResult {
+        try verify(graph, requiringTypes: false)
         var types: [String: TensorType] = [:]
         for input in graph.inputs { types[input.name] = input.type }
         for (name, constant) in graph.constants { types[name] = constant.type }

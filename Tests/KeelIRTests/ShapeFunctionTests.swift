@@ -124,3 +124,15 @@ final class ShapeFunctionTests: XCTestCase {
         for kind in OpKind.allCases { XCTAssertEqual(OpRegistry.schema(for: kind).kind, kind) }
     }
 }
+
+final class DefaultAttributeTests: XCTestCase {
+    func testDroppingDefaultsKeepsOnlyWhatDiffers() {
+        let node = Node(name: "c", op: .conv2d, inputs: ["x", "k"], outputs: ["c"],
+                        attributes: Attributes(["strides": .ints([1, 1]), "padding": .string("same"), "groups": .int(1),
+                                                "activation": .string("relu"), "alpha": .int(0), "layout": .string("nhwc")]))
+        XCTAssertEqual(node.droppingDefaultAttributes().attributes,
+                       Attributes(["padding": .string("same"), "activation": .string("relu"), "alpha": .int(0)]))
+        let pool = Node(name: "g", op: .globalAvgPool2d, inputs: ["x"], outputs: ["g"], attributes: Attributes(["keepdims": .int(0)]))
+        XCTAssertTrue(pool.droppingDefaultAttributes().attributes.isEmpty)
+    }
+}

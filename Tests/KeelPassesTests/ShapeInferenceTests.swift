@@ -122,3 +122,15 @@ final class ShapeInferenceTests: XCTestCase {
         XCTAssertEqual(log, ["shape-inference: typed 2 values over 1 nodes; y f32[N,4]"])
     }
 }
+
+final class ShapeInferenceChecksTests: XCTestCase {
+    func testMisspeltAttributeIsAnError() {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 8, 8, 3])
+        builder.layer("pool", .maxPool2d, ["stride": .ints([1, 1])])
+        builder.output("y")
+        XCTAssertThrowsError(try ShapeInference().run(builder.graph)) { error in
+            XCTAssertEqual((error as? Diagnostic)?.headline,
+                           "g.keel:2:1: error: max_pool2d 'pool' has unknown attribute 'stride'; it takes layout, pool_size, strides, padding, pads, ceil_mode")
+        }
+    }
+}

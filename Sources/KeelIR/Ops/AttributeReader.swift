@@ -80,4 +80,29 @@ extension Node {
     }
 
     public var attributeReader: AttributeReader { AttributeReader(node: self) }
+
+    /// The node without attributes equal to their schema defaults, so front ends that spell
+    /// every Keras argument still print as `{activation="relu", padding="same"}`.
+    public func droppingDefaultAttributes() -> Node {
+        let schema = OpRegistry.schema(for: op)
+        var copy = self
+        for name in attributes.names {
+            guard let value = attributes[name], let defaultValue = schema.attributeSpec(name)?.defaultValue else { continue }
+            if Attributes.sameValue(value, defaultValue) { copy.attributes[name] = nil }
+        }
+        return copy
+    }
+}
+
+extension Attributes {
+    /// Equal as attribute values, allowing the spellings the typed accessors accept
+    /// (`.int(1)` and `.bool(true)`, `.int(2)` and `.float(2)`).
+    static func sameValue(_ left: AttributeValue, _ right: AttributeValue) -> Bool {
+        if left == right { return true }
+        switch (left, right) {
+        case (.int(let a), .bool(let b)), (.bool(let b), .int(let a)): return a == (b ? 1 : 0)
+        case (.int(let a), .float(let b)), (.float(let b), .int(let a)): return Float(a) == b
+        default: return false
+        }
+    }
 }

@@ -33,6 +33,12 @@ extension OpSchema {
         AttributeSpec("max", default: .float(.infinity), "clip upper bound"),
     ]
 
+    /// The parameter inputs' roles in input order (`kernel`, `bias`...), for front ends that
+    /// create a layer's constants as `layer/role`.
+    public var parameterRoles: [ParameterRole] {
+        inputs.filter(\.isParameter).compactMap { ParameterRole(rawValue: $0.name) }
+    }
+
     /// `x, kernel, bias?` or `x...`: the inputs as messages list them.
     public var inputSignature: String {
         inputs.map { $0.name + ($0.variadic ? "..." : $0.optional ? "?" : "") }.joined(separator: ", ")

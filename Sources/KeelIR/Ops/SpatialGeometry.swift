@@ -137,7 +137,7 @@ public struct ConvolutionGeometry: Hashable, Sendable {
 
     /// Multiply-accumulates per image: outH·outW·kh·kw·(cin/groups)·cout.
     public var macsPerImage: Int {
-        spatial.outputHeight * spatial.outputWidth * kernelHeight * kernelWidth * (inputChannels / groups) * outputChannels
+        spatial.outputHeight &* spatial.outputWidth &* kernelHeight &* kernelWidth &* (inputChannels / Swift.max(groups, 1)) &* outputChannels
     }
 
     public init(layout: Layout, kernelLayout: KernelLayout, batch: Dim, inputChannels: Int,
@@ -178,9 +178,10 @@ public struct ConvolutionGeometry: Hashable, Sendable {
         guard groups <= Swift.max(channels, 1) else {
             throw context.error("has \(groups) groups but input '\(context.inputName(0))' has only \(formatCount(channels)) channels: \(input.shape)")
         }
-        if kernelIn * groups != channels {
+        let (groupedChannels, overflow) = kernelIn.multipliedReportingOverflow(by: groups)
+        if overflow || groupedChannels != channels {
             let perGroup = groups > 1 ? " (\(formatCount(kernelIn)) per group × \(groups) groups)" : ""
-            throw context.error("kernel is for \(formatCount(kernelIn * groups)) input channels\(perGroup) but input '\(context.inputName(0))' has \(formatCount(channels)): \(input.shape)")
+            throw context.error("kernel is for \(formatCount(groupedChannels)) input channels\(perGroup) but input '\(context.inputName(0))' has \(formatCount(channels)): \(input.shape)")
         }
         guard kernelOut % groups == 0 else {
             throw context.error("kernel has \(formatCount(kernelOut)) output channels, not divisible by \(groups) groups")
