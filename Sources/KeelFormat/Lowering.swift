@@ -114,15 +114,9 @@ struct Lowering {
         let layout = layouts[layer.inputs[0].name]
         let context = LayerContext(layer: layer, arguments: arguments, inputTypes: inputTypes, layout: layout)
         let lowering = try type.lower(context)
-        let schema = OpRegistry.schema(for: lowering.op)
-
-        var attributes = Attributes()
-        for (name, value) in lowering.attributes where schema.attributeSpec(name)?.defaultValue != value {
-            attributes[name] = value
-        }
-        // Pools: strides equal to the pool size are the default.
-        if attributes["strides"] != nil, attributes["strides"] == (attributes["pool_size"] ?? schema.attributeSpec("pool_size")?.defaultValue),
-           lowering.op == .maxPool2d || lowering.op == .avgPool2d {
+        var attributes = Attributes(lowering.attributes)
+        // Pools: strides equal to the pool size are the default, which the schema cannot state.
+        if lowering.op == .maxPool2d || lowering.op == .avgPool2d, attributes["strides"] == attributes["pool_size"] {
             attributes["strides"] = nil
         }
         if type.isSpatial, layout == .nchw { attributes["layout"] = .string("nchw") }
@@ -143,7 +137,7 @@ struct Lowering {
             inputs.append(name)
         }
         let node = Node(name: layer.name, op: lowering.op, inputs: inputs, outputs: [layer.name],
-                        attributes: attributes, locations: [layer.location])
+                        attributes: attributes, locations: [layer.location]).droppingDefaultAttributes()
         let outputType: TensorType
         do {
             let types = try inferOutputTypes(of: node, inputTypes: inputs.map { graph.type(of: $0) })
