@@ -63,6 +63,24 @@ enum LayerCatalog {
 
     private static let byName: [String: LayerType] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
 
+    /// "; did you mean 'batch_norm'?" for a misspelt type or a Keras class name (`BatchNormalization`).
+    static func suggestion(for type: String) -> String {
+        let key = type.lowercased().replacingOccurrences(of: "_", with: "")
+        if let name = kerasNames[key] { return "; did you mean '\(name)'?" }
+        if key == "activation" { return "; write the activation as its own layer, e.g. 'NAME = relu()'" }
+        return KeelFormat.suggestion(for: type, among: names)
+    }
+
+    /// Keras class and function names (lowercased, without underscores) -> the format's types.
+    private static let kerasNames: [String: String] = [
+        "maxpooling2d": "max_pool2d", "maxpool2d": "max_pool2d", "averagepooling2d": "avg_pool2d", "avgpool2d": "avg_pool2d",
+        "globalaveragepooling2d": "global_avg_pool2d", "globalavgpool2d": "global_avg_pool2d",
+        "globalmaxpooling2d": "global_max_pool2d", "globalmaxpool2d": "global_max_pool2d",
+        "batchnormalization": "batch_norm", "batchnorm": "batch_norm", "layernormalization": "layer_norm", "layernorm": "layer_norm",
+        "concatenate": "concat", "conv2d": "conv2d", "convolution2d": "conv2d", "leakyrelu": "leaky_relu",
+        "hardsigmoid": "hard_sigmoid", "hardswish": "hard_swish", "silu": "swish",
+    ]
+
     static let padding = AttributeType.choice(["valid", "same"])
     private static let fusedActivations = ["linear", "none", "relu", "sigmoid", "tanh"]
 

@@ -53,7 +53,7 @@ struct Lowering {
         let names = Array(definitions.keys).sorted()
         return try model.layers.map { layer in
             guard let type = LayerCatalog.type(named: layer.type) else {
-                throw Diagnostic("unknown layer type '\(layer.type)'\(suggestion(for: layer.type, among: LayerCatalog.names))",
+                throw Diagnostic("unknown layer type '\(layer.type)'\(LayerCatalog.suggestion(for: layer.type))",
                                  at: layer.typeLocation).noting(layer.callSites)
             }
             if !type.inputCount.contains(layer.inputs.count) {
