@@ -134,8 +134,13 @@ struct Expander {
             }
             layout = chosen
         }
-        if let (preset, location) = declaration.preprocess, !Expander.preprocessPresets.contains(preset) {
-            throw Diagnostic("unknown preprocessing preset '\(preset)'; known presets: \(Expander.preprocessPresets.joined(separator: ", "))", at: location)
+        if let (preset, location) = declaration.preprocess {
+            guard Expander.preprocessPresets.contains(preset) else {
+                throw Diagnostic("unknown preprocessing preset '\(preset)'; known presets: \(Expander.preprocessPresets.joined(separator: ", "))", at: location)
+            }
+            guard layout != nil else {
+                throw Diagnostic("preprocessing applies to rank-4 image inputs; '\(declaration.name)' has rank \(dims.count)", at: location)
+            }
         }
         model.inputs.append(InputInstance(name: declaration.name, type: TensorType(dtype, Shape(dims)), layout: layout,
                                           preprocess: declaration.preprocess?.0, location: declaration.location))

@@ -203,3 +203,36 @@ extension GraphTests {
         XCTAssertEqual(graph.outputs.map(\.value), ["sum"], "the last layer in dependency order is the default output")
     }
 }
+
+extension GraphTests {
+    func testFrozenSingleLayersAndBlockCalls() throws {
+        let graph = try parseKeelGraph(source: """
+        model m
+        input x: f32[N, 8]
+        block pair(prefix) {
+            "{prefix}_a" = dense(8)
+            "{prefix}_b" = batch_norm()
+        }
+        frozen first = dense(8)
+        frozen pair(p)
+        last = dense(2)
+        """, path: "m.keel")
+        let trainable = Dictionary(graph.constants.values.map { ($0.name, $0.trainable) }, uniquingKeysWith: { first, _ in first })
+        XCTAssertEqual(trainable["first/kernel"], false)
+        XCTAssertEqual(trainable["p_a/bias"], false)
+        XCTAssertEqual(trainable["p_b/gamma"], false)
+        XCTAssertEqual(trainable["last/kernel"], true)
+        // Trainable: last only (8·2 + 2); everything else is frozen.
+        XCTAssertEqual(ModelSummary(graph).trainableParameters, 18)
+        XCTAssertEqual(ModelSummary(graph).totalParameters, (8 * 8 + 8) * 2 + 4 * 8 + 18)
+    }
+
+    func testMissingRootFileAndMisplacedPreprocessing() {
+        XCTAssertThrowsError(try loadKeelGraph(path: "/nonexistent/model.keel")) { error in
+            XCTAssertEqual((error as? Diagnostic)?.headline, "error: cannot read '/nonexistent/model.keel'")
+        }
+        XCTAssertThrowsError(try parseKeelGraph(source: "model m\ninput x: f32[N, 8] preprocess: torch", path: "m.keel")) { error in
+            XCTAssertEqual((error as? Diagnostic)?.headline, "m.keel:2:32: error: preprocessing applies to rank-4 image inputs; 'x' has rank 2")
+        }
+    }
+}
