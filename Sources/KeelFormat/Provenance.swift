@@ -67,6 +67,13 @@ struct Provenance {
                  graph: Graph) -> Diagnostic {
         var result = diagnostic
         if result.location == nil { result.location = layer.location }
+        // Merges: say where each disagreeing input was made.
+        if layer.inputs.count > 1 {
+            for (reference, type) in zip(layer.inputs, inputTypes) {
+                let origin = graph.node(named: reference.name)?.location ?? graph.inputs.first { $0.name == reference.name }?.location
+                result = result.adding(Diagnostic.Note("'\(reference.name)' is \(type.shape), made here", at: origin))
+            }
+        }
         guard layer.type == "dense", let pinned = arguments.optionalInteger("input_dim"), let input = inputTypes.first else { return result }
         let inputName = layer.inputs[0].name
         if input.shape.rank > 2 {

@@ -89,6 +89,13 @@ final class ErrorTests: XCTestCase {
         ])
     }
 
+    func testMergeErrorsSayWhereEachInputWasMade() {
+        XCTAssertEqual(diagnostic("add_shape_mismatch.keel")?.split(separator: "\n").dropFirst().map(String.init), [
+            "add_shape_mismatch.keel:3:1: note: 'conv' is [N,32,32,16], made here",
+            "add_shape_mismatch.keel:4:1: note: 'pool' is [N,16,16,16], made here",
+        ])
+    }
+
     func testNotesPointAtDefinitionsAndCallSites() {
         XCTAssertEqual(diagnostic("duplicate_name.keel")?.split(separator: "\n").last, "duplicate_name.keel:3:1: note: 'fc' is first defined here")
         XCTAssertEqual(diagnostic("block_missing_argument.keel")?.split(separator: "\n").last, "block_missing_argument.keel:3:7: note: block 'stage' is defined here")
