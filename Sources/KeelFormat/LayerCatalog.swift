@@ -78,7 +78,7 @@ enum LayerCatalog {
         "globalmaxpooling2d": "global_max_pool2d", "globalmaxpool2d": "global_max_pool2d",
         "batchnormalization": "batch_norm", "batchnorm": "batch_norm", "layernormalization": "layer_norm", "layernorm": "layer_norm",
         "concatenate": "concat", "conv2d": "conv2d", "convolution2d": "conv2d", "leakyrelu": "leaky_relu",
-        "hardsigmoid": "hard_sigmoid", "hardswish": "hard_swish", "silu": "swish",
+        "hardsigmoid": "hard_sigmoid", "hardswish": "hard_swish", "silu": "swish", "zeropadding2d": "zero_padding2d",
     ]
 
     static let padding = AttributeType.choice(["valid", "same"])
@@ -125,6 +125,18 @@ enum LayerCatalog {
         pooling("avg_pool2d", .avgPool2d),
         globalPooling("global_avg_pool2d", .globalAvgPool2d),
         globalPooling("global_max_pool2d", .globalMaxPool2d),
+        LayerType(name: "zero_padding2d", attributes: [LayerAttribute("padding", .integers, default: .integers([1]))],
+                  positional: ["padding"]) { context in
+            let padding = context.arguments.integers("padding")
+            guard [1, 2, 4].contains(padding.count), padding.allSatisfy({ $0 >= 0 }) else {
+                throw context.error("has padding \(AttributeValue.ints(padding)): write p, (vertical, horizontal) or (top, bottom, left, right), none negative")
+            }
+            _ = try context.imageChannels()
+            let (top, bottom, left, right) = zeroPadding(context.arguments)
+            // The IR's pads list every axis's begin, then every axis's end.
+            let pads = context.layout == .nchw ? [0, 0, top, left, 0, 0, bottom, right] : [0, top, left, 0, 0, bottom, right, 0]
+            return LayerLowering(op: .pad, attributes: ["pads": .ints(pads)])
+        },
         LayerType(name: "flatten") { _ in LayerLowering(op: .flatten) },
         LayerType(name: "reshape", attributes: [LayerAttribute("target_shape", .integers, required: true)],
                   positional: ["target_shape"]) { context in
@@ -183,6 +195,17 @@ enum LayerCatalog {
         },
     ] + ([.relu, .sigmoid, .tanh, .selu, .softplus, .swish, .hardSigmoid, .hardSwish] as [OpKind]).map { op in
         LayerType(name: op.rawValue) { _ in LayerLowering(op: op) }
+    }
+
+    /// Keras's ZeroPadding2D `padding`: p, (vertical, horizontal) or (top, bottom, left, right).
+    static func zeroPadding(_ arguments: LayerArguments) -> (top: Int, bottom: Int, left: Int, right: Int) {
+        let values = arguments.integers("padding")
+        switch values.count {
+        case 1: return (values[0], values[0], values[0], values[0])
+        case 2: return (values[0], values[0], values[1], values[1])
+        case 4: return (values[0], values[1], values[2], values[3])
+        default: return (0, 0, 0, 0)
+        }
     }
 
     private static func pooling(_ name: String, _ op: OpKind) -> LayerType {

@@ -89,6 +89,26 @@ final class ErrorTests: XCTestCase {
         ])
     }
 
+    func testInputSizeIsDerivedThroughPaddingAndStridedConvolutions() {
+        // A ResNet50-style stem: pad 3, 7×7/2 valid conv, pad 1, 3×3/2 max pool: 224 -> 56.
+        let source = """
+        model stem
+        input images: f32[N, 256, 256, 3]
+        conv1_pad = zero_padding2d(3)
+        conv1 = conv2d(64, 7, strides: 2)
+        pool1_pad = zero_padding2d((1, 1))
+        pool1 = max_pool2d(3, strides: 2)
+        flatten = flatten()
+        fc = dense(10, input_dim: 200704)
+        """
+        XCTAssertThrowsError(try parseKeelGraph(source: source, path: "stem.keel")) { error in
+            XCTAssertEqual("\(error)", """
+            stem.keel:8:1: error: dense 'fc' expects 200,704 input features on the last axis but its input 'flatten' is [N,262144]
+            stem.keel:2:7: note: 200,704 = 56·56·64 comes from a 224×224 input; 'images' is 256×256, so 'pool1' is 64×64·64 = 262,144
+            """)
+        }
+    }
+
     func testMergeErrorsSayWhereEachInputWasMade() {
         XCTAssertEqual(diagnostic("add_shape_mismatch.keel")?.split(separator: "\n").dropFirst().map(String.init), [
             "add_shape_mismatch.keel:3:1: note: 'conv' is [N,32,32,16], made here",

@@ -236,3 +236,19 @@ extension GraphTests {
         }
     }
 }
+
+extension GraphTests {
+    func testZeroPaddingMatchesKerasZeroPadding2D() throws {
+        let graph = try parseKeelGraph(source: """
+        model m
+        input x: f32[N, 224, 224, 3]
+        conv1_pad = zero_padding2d(3)
+        conv1 = conv2d(64, 7, strides: 2)
+        asymmetric = zero_padding2d((0, 1, 2, 3))
+        """, path: "m.keel")
+        XCTAssertEqual(graph.type(of: "conv1_pad"), TensorType(.float32, ["N", 230, 230, 3]))
+        XCTAssertEqual(graph.type(of: "conv1"), TensorType(.float32, ["N", 112, 112, 64]))
+        XCTAssertEqual(graph.node(named: "asymmetric")?.attributes["pads"], .ints([0, 0, 2, 0, 0, 1, 3, 0]))
+        XCTAssertEqual(graph.type(of: "asymmetric"), TensorType(.float32, ["N", 113, 117, 64]))
+    }
+}
