@@ -174,7 +174,9 @@ enum LayerCatalog {
             LayerLowering(op: .softmax, attributes: ["axis": .int(context.arguments.integer("axis"))])
         },
         LayerType(name: "dropout", attributes: [LayerAttribute("rate", .number, required: true)], positional: ["rate"]) { context in
-            LayerLowering(op: .dropout, attributes: ["rate": .float(Float(context.arguments.number("rate")))])
+            let rate = context.arguments.number("rate")
+            guard rate >= 0, rate < 1 else { throw context.error("needs a rate in [0, 1), got \(rate)") }
+            return LayerLowering(op: .dropout, attributes: ["rate": .float(Float(rate))])
         },
         LayerType(name: "add", inputCount: 2...Int.max) { context in
             LayerLowering(op: context.layer.inputs.count == 2 ? .add : .sum)

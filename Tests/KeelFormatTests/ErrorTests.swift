@@ -16,6 +16,7 @@ final class ErrorTests: XCTestCase {
         "unknown_layer_type.keel": "unknown_layer_type.keel:3:8: error: unknown layer type 'conv2'; did you mean 'conv2d'?",
         "keras_class_name.keel": "keras_class_name.keel:3:6: error: unknown layer type 'BatchNormalization'; did you mean 'batch_norm'?",
         "keras_activation_layer.keel": "keras_activation_layer.keel:3:7: error: unknown layer type 'Activation'; write the activation as its own layer, e.g. 'NAME = relu()'",
+        "dropout_rate.keel": "dropout_rate.keel:3:1: error: dropout 'drop' needs a rate in [0, 1), got 1.5",
         "unknown_attribute.keel": "unknown_attribute.keel:3:28: error: conv2d has no attribute 'kernal_size'; did you mean 'kernel_size'?",
         "wrong_value_type.keel": "wrong_value_type.keel:3:24: error: attribute 'filters' of conv2d 'conv' expects an integer, got \"16\"",
         "bad_padding_choice.keel": "bad_padding_choice.keel:3:31: error: attribute 'padding' of conv2d 'conv' expects one of valid, same, got 'sme'; did you mean 'same'?",
