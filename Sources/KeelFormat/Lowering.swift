@@ -132,8 +132,9 @@ struct Lowering {
                 throw context.error("would need a \(role.rawValue) of shape \(Shape(known: shape)), more than \(formatCount(Lowering.largestParameter)) elements")
             }
             let trainable = !layer.frozen && role != .movingMean && role != .movingVariance
-            graph.constants[name] = Constant(name: name, type: TensorType(.float32, Shape(known: shape)), role: role,
-                                             trainable: trainable, location: layer.location)
+            let type = TensorType(.float32, Shape(known: shape))
+            graph.constants[name] = Constant(name: name, type: type, role: role, trainable: trainable, location: layer.location)
+            graph.valueTypes[name] = type
             inputs.append(name)
         }
         let node = Node(name: layer.name, op: lowering.op, inputs: inputs, outputs: [layer.name],
