@@ -16,6 +16,8 @@ struct Expander {
 
     /// Preprocessing presets the runtime implements.
     static let preprocessPresets = ["keras_vgg16", "torch"]
+    /// Loops multiply; this bound keeps a typo'd range from exhausting memory.
+    static let maximumLayers = 100_000
 
     private let readFile: ReadFile
     private var model: FlatModel
@@ -132,8 +134,13 @@ struct Expander {
             }
             layout = chosen
         }
-        if let (preset, location) = declaration.preprocess, !Expander.preprocessPresets.contains(preset) {
-            throw Diagnostic("unknown preprocessing preset '\(preset)'; known presets: \(Expander.preprocessPresets.joined(separator: ", "))", at: location)
+        if let (preset, location) = declaration.preprocess {
+            guard Expander.preprocessPresets.contains(preset) else {
+                throw Diagnostic("unknown preprocessing preset '\(preset)'; known presets: \(Expander.preprocessPresets.joined(separator: ", "))", at: location)
+            }
+            guard layout != nil else {
+                throw Diagnostic("preprocessing applies to rank-4 image inputs; '\(declaration.name)' has rank \(dims.count)", at: location)
+            }
         }
         model.inputs.append(InputInstance(name: declaration.name, type: TensorType(dtype, Shape(dims)), layout: layout,
                                           preprocess: declaration.preprocess?.0, location: declaration.location))
@@ -174,6 +181,10 @@ struct Expander {
                     .noting(scope.callSites)
             }
             inputs = [ValueReference(name: previous, location: name.location)]
+        }
+        guard model.layers.count < Expander.maximumLayers else {
+            throw Diagnostic("the model expands to more than \(formatCount(Expander.maximumLayers)) layers", at: name.location)
+                .noting(scope.callSites)
         }
         model.layers.append(LayerInstance(name: name.name, location: name.location, type: invocation.callee,
                                           typeLocation: invocation.calleeLocation, inputs: inputs, implicitInput: implicit,

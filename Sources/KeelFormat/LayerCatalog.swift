@@ -63,6 +63,24 @@ enum LayerCatalog {
 
     private static let byName: [String: LayerType] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
 
+    /// "; did you mean 'batch_norm'?" for a misspelt type or a Keras class name (`BatchNormalization`).
+    static func suggestion(for type: String) -> String {
+        let key = type.lowercased().replacingOccurrences(of: "_", with: "")
+        if let name = kerasNames[key] { return "; did you mean '\(name)'?" }
+        if key == "activation" { return "; write the activation as its own layer, e.g. 'NAME = relu()'" }
+        return KeelFormat.suggestion(for: type, among: names)
+    }
+
+    /// Keras class and function names (lowercased, without underscores) -> the format's types.
+    private static let kerasNames: [String: String] = [
+        "maxpooling2d": "max_pool2d", "maxpool2d": "max_pool2d", "averagepooling2d": "avg_pool2d", "avgpool2d": "avg_pool2d",
+        "globalaveragepooling2d": "global_avg_pool2d", "globalavgpool2d": "global_avg_pool2d",
+        "globalmaxpooling2d": "global_max_pool2d", "globalmaxpool2d": "global_max_pool2d",
+        "batchnormalization": "batch_norm", "batchnorm": "batch_norm", "layernormalization": "layer_norm", "layernorm": "layer_norm",
+        "concatenate": "concat", "conv2d": "conv2d", "convolution2d": "conv2d", "leakyrelu": "leaky_relu",
+        "hardsigmoid": "hard_sigmoid", "hardswish": "hard_swish", "silu": "swish", "zeropadding2d": "zero_padding2d",
+    ]
+
     static let padding = AttributeType.choice(["valid", "same"])
     private static let fusedActivations = ["linear", "none", "relu", "sigmoid", "tanh"]
 
@@ -107,6 +125,18 @@ enum LayerCatalog {
         pooling("avg_pool2d", .avgPool2d),
         globalPooling("global_avg_pool2d", .globalAvgPool2d),
         globalPooling("global_max_pool2d", .globalMaxPool2d),
+        LayerType(name: "zero_padding2d", attributes: [LayerAttribute("padding", .integers, default: .integers([1]))],
+                  positional: ["padding"]) { context in
+            let padding = context.arguments.integers("padding")
+            guard [1, 2, 4].contains(padding.count), padding.allSatisfy({ $0 >= 0 }) else {
+                throw context.error("has padding \(AttributeValue.ints(padding)): write p, (vertical, horizontal) or (top, bottom, left, right), none negative")
+            }
+            _ = try context.imageChannels()
+            let (top, bottom, left, right) = zeroPadding(context.arguments)
+            // The IR's pads list every axis's begin, then every axis's end.
+            let pads = context.layout == .nchw ? [0, 0, top, left, 0, 0, bottom, right] : [0, top, left, 0, 0, bottom, right, 0]
+            return LayerLowering(op: .pad, attributes: ["pads": .ints(pads)])
+        },
         LayerType(name: "flatten") { _ in LayerLowering(op: .flatten) },
         LayerType(name: "reshape", attributes: [LayerAttribute("target_shape", .integers, required: true)],
                   positional: ["target_shape"]) { context in
@@ -135,7 +165,7 @@ enum LayerCatalog {
             guard resolved >= 0, resolved < shape.rank, let normalized = Shape(Array(shape.dims[resolved...])).knownExtents else {
                 throw context.error("needs known extents on axes from \(axis) but its input '\(context.layer.inputs[0].name)' is \(shape)")
             }
-            let features = [normalized.reduce(1, *)]
+            let features = normalized
             return LayerLowering(op: .layerNorm,
                                  attributes: ["epsilon": .float(Float(context.arguments.number("epsilon"))), "axis": .int(axis)],
                                  parameters: [(.gamma, features), (.beta, features)])
@@ -144,7 +174,9 @@ enum LayerCatalog {
             LayerLowering(op: .softmax, attributes: ["axis": .int(context.arguments.integer("axis"))])
         },
         LayerType(name: "dropout", attributes: [LayerAttribute("rate", .number, required: true)], positional: ["rate"]) { context in
-            LayerLowering(op: .dropout, attributes: ["rate": .float(Float(context.arguments.number("rate")))])
+            let rate = context.arguments.number("rate")
+            guard rate >= 0, rate < 1 else { throw context.error("needs a rate in [0, 1), got \(rate)") }
+            return LayerLowering(op: .dropout, attributes: ["rate": .float(Float(rate))])
         },
         LayerType(name: "add", inputCount: 2...Int.max) { context in
             LayerLowering(op: context.layer.inputs.count == 2 ? .add : .sum)
@@ -165,6 +197,17 @@ enum LayerCatalog {
         },
     ] + ([.relu, .sigmoid, .tanh, .selu, .softplus, .swish, .hardSigmoid, .hardSwish] as [OpKind]).map { op in
         LayerType(name: op.rawValue) { _ in LayerLowering(op: op) }
+    }
+
+    /// Keras's ZeroPadding2D `padding`: p, (vertical, horizontal) or (top, bottom, left, right).
+    static func zeroPadding(_ arguments: LayerArguments) -> (top: Int, bottom: Int, left: Int, right: Int) {
+        let values = arguments.integers("padding")
+        switch values.count {
+        case 1: return (values[0], values[0], values[0], values[0])
+        case 2: return (values[0], values[0], values[1], values[1])
+        case 4: return (values[0], values[1], values[2], values[3])
+        default: return (0, 0, 0, 0)
+        }
     }
 
     private static func pooling(_ name: String, _ op: OpKind) -> LayerType {

@@ -11,6 +11,8 @@ struct Lexer {
     /// Open `(` and `[` locations: line breaks inside them are not statement ends.
     private var openGroups: [SourceLocation] = []
 
+    static let largestInteger = 1 << 31
+
     init(source: String, file: String) {
         self.characters = Array(source)
         self.file = file
@@ -138,7 +140,10 @@ struct Lexer {
             guard let value = Double(text) else { throw Diagnostic("malformed number '\(text)'", at: start) }
             return .number(value)
         }
-        guard let value = Int(text) else { throw Diagnostic("integer '\(text)' is out of range", at: start) }
+        // Extents and attributes stay far below this, so products of a few never overflow.
+        guard let value = Int(text), value.magnitude <= Lexer.largestInteger else {
+            throw Diagnostic("integer '\(text)' is too large (at most \(formatCount(Lexer.largestInteger)))", at: start)
+        }
         return .integer(value)
     }
 

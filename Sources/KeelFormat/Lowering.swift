@@ -8,6 +8,9 @@ struct Lowering {
     private var layouts: [String: Layout] = [:]
     private var provenance = Provenance()
 
+    /// 2^34 floats (64 GiB): anything larger is a typo, not a model.
+    static let largestParameter = 1 << 34
+
     private init(_ model: FlatModel) {
         self.model = model
         self.graph = Graph(name: model.name, source: model.source)
@@ -50,7 +53,7 @@ struct Lowering {
         let names = Array(definitions.keys).sorted()
         return try model.layers.map { layer in
             guard let type = LayerCatalog.type(named: layer.type) else {
-                throw Diagnostic("unknown layer type '\(layer.type)'\(suggestion(for: layer.type, among: LayerCatalog.names))",
+                throw Diagnostic("unknown layer type '\(layer.type)'\(LayerCatalog.suggestion(for: layer.type))",
                                  at: layer.typeLocation).noting(layer.callSites)
             }
             if !type.inputCount.contains(layer.inputs.count) {
@@ -111,15 +114,9 @@ struct Lowering {
         let layout = layouts[layer.inputs[0].name]
         let context = LayerContext(layer: layer, arguments: arguments, inputTypes: inputTypes, layout: layout)
         let lowering = try type.lower(context)
-        let schema = OpRegistry.schema(for: lowering.op)
-
-        var attributes = Attributes()
-        for (name, value) in lowering.attributes where schema.attributeSpec(name)?.defaultValue != value {
-            attributes[name] = value
-        }
-        // Pools: strides equal to the pool size are the default.
-        if attributes["strides"] != nil, attributes["strides"] == (attributes["pool_size"] ?? schema.attributeSpec("pool_size")?.defaultValue),
-           lowering.op == .maxPool2d || lowering.op == .avgPool2d {
+        var attributes = Attributes(lowering.attributes)
+        // Pools: strides equal to the pool size are the default, which the schema cannot state.
+        if lowering.op == .maxPool2d || lowering.op == .avgPool2d, attributes["strides"] == attributes["pool_size"] {
             attributes["strides"] = nil
         }
         if type.isSpatial, layout == .nchw { attributes["layout"] = .string("nchw") }
@@ -127,13 +124,21 @@ struct Lowering {
         var inputs = layer.inputs.map(\.name)
         for (role, shape) in lowering.parameters {
             let name = "\(layer.name)/\(role.rawValue)"
+            let count = shape.reduce((1, false)) { partial, extent in
+                let product = partial.0.multipliedReportingOverflow(by: extent)
+                return (product.partialValue, partial.1 || product.overflow)
+            }
+            guard !count.1, count.0 <= Lowering.largestParameter else {
+                throw context.error("would need a \(role.rawValue) of shape \(Shape(known: shape)), more than \(formatCount(Lowering.largestParameter)) elements")
+            }
             let trainable = !layer.frozen && role != .movingMean && role != .movingVariance
-            graph.constants[name] = Constant(name: name, type: TensorType(.float32, Shape(known: shape)), role: role,
-                                             trainable: trainable, location: layer.location)
+            let type = TensorType(.float32, Shape(known: shape))
+            graph.constants[name] = Constant(name: name, type: type, role: role, trainable: trainable, location: layer.location)
+            graph.valueTypes[name] = type
             inputs.append(name)
         }
         let node = Node(name: layer.name, op: lowering.op, inputs: inputs, outputs: [layer.name],
-                        attributes: attributes, locations: [layer.location])
+                        attributes: attributes, locations: [layer.location]).droppingDefaultAttributes()
         let outputType: TensorType
         do {
             let types = try inferOutputTypes(of: node, inputTypes: inputs.map { graph.type(of: $0) })
@@ -168,7 +173,8 @@ struct Lowering {
             graph.outputs.append(GraphOutput(name: output.name, value: output.value.name, location: output.location))
         }
         // Without outputs, the model ends at its last layer, as a Keras Sequential model does.
-        if graph.outputs.isEmpty, let last = model.layers.last {
+        // (the last layer lowered, which no earlier layer reads).
+        if graph.outputs.isEmpty, let last = graph.nodes.last {
             graph.outputs.append(GraphOutput(name: last.name, value: last.name, location: last.location))
         }
     }

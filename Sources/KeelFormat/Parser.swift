@@ -6,6 +6,9 @@ struct Parser {
     private let tokens: [Token]
     private let file: String
     private var position = 0
+    /// Open lists and loop bodies; bounded so hostile input cannot exhaust the stack.
+    private var depth = 0
+    private static let maximumDepth = 64
 
     init(tokens: [Token], file: String) {
         self.tokens = tokens
@@ -63,6 +66,11 @@ struct Parser {
         if current.kind == closer { return }
         if current.kind == .endOfFile { try close(closer, opened: location, what) }
         throw unexpected("',' or \(closer.display) in the \(what)")
+    }
+
+    private mutating func enter(at location: SourceLocation) throws {
+        depth += 1
+        if depth > Parser.maximumDepth { throw Diagnostic("nesting is deeper than \(Parser.maximumDepth) levels", at: location) }
     }
 
     // MARK: Statements
@@ -193,6 +201,8 @@ struct Parser {
 
     private mutating func braced(_ what: String) throws -> [Statement] {
         let open = try expect(.leftBrace, "'{' to open the \(what) body")
+        try enter(at: open)
+        defer { depth -= 1 }
         let body = try statements(until: .rightBrace)
         try close(.rightBrace, opened: open, what)
         return body
@@ -268,6 +278,8 @@ struct Parser {
         case .identifier("false"): advance(); return Expression(kind: .boolean(false), location: location)
         case .identifier(let word): advance(); return Expression(kind: .word(word), location: location)
         case .leftParen, .leftBracket:
+            try enter(at: location)
+            defer { depth -= 1 }
             let closer: TokenKind = current.kind == .leftParen ? .rightParen : .rightBracket
             advance()
             var elements: [Expression] = []

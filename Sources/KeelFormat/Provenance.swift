@@ -6,10 +6,10 @@ import KeelIR
 /// Each image value keeps the windows (kernel span, stride, padding) applied along height and
 /// width since the input; inverting them gives the input size that yields a wanted feature map.
 struct Provenance {
-    struct Window {
-        var span: Int
-        var stride: Int
-        var same: Bool
+    /// One step along a spatial axis: a sliding window, or zero padding that adds `total` pixels.
+    enum Window {
+        case sliding(span: Int, stride: Int, same: Bool)
+        case padding(total: Int)
     }
 
     struct Trace {
@@ -46,8 +46,14 @@ struct Provenance {
             let dilation = isConvolution ? arguments.integers("dilation") : [1, 1]
             let strides = arguments.has("strides") ? arguments.integers("strides") : kernel
             let same = arguments.word("padding") == "same"
-            trace.height.append(Window(span: (kernel[0] - 1) * dilation[0] + 1, stride: strides[0], same: same))
-            trace.width.append(Window(span: (kernel[1] - 1) * dilation[1] + 1, stride: strides[1], same: same))
+            trace.height.append(.sliding(span: (kernel[0] - 1) * dilation[0] + 1, stride: strides[0], same: same))
+            trace.width.append(.sliding(span: (kernel[1] - 1) * dilation[1] + 1, stride: strides[1], same: same))
+            traces[layer.name] = trace
+        case .pad:
+            guard var trace = traces[source] else { return }
+            let (top, bottom, left, right) = LayerCatalog.zeroPadding(arguments)
+            trace.height.append(.padding(total: top + bottom))
+            trace.width.append(.padding(total: left + right))
             traces[layer.name] = trace
         case .flatten:
             if let layout, inputTypes[0].shape.rank == 4 {
@@ -67,6 +73,13 @@ struct Provenance {
                  graph: Graph) -> Diagnostic {
         var result = diagnostic
         if result.location == nil { result.location = layer.location }
+        // Merges: say where each disagreeing input was made.
+        if layer.inputs.count > 1 {
+            for (reference, type) in zip(layer.inputs, inputTypes) {
+                let origin = graph.node(named: reference.name)?.location ?? graph.inputs.first { $0.name == reference.name }?.location
+                result = result.adding(Diagnostic.Note("'\(reference.name)' is \(type.shape), made here", at: origin))
+            }
+        }
         guard layer.type == "dense", let pinned = arguments.optionalInteger("input_dim"), let input = inputTypes.first else { return result }
         let inputName = layer.inputs[0].name
         if input.shape.rank > 2 {
@@ -105,12 +118,20 @@ struct Provenance {
         return nil
     }
 
-    /// An input extent that the windows reduce to `output`, found by running them backwards:
-    /// same padding gives ceil(in/stride), so in = out·stride; valid gives (in - span)/stride + 1,
-    /// so in = (out-1)·stride + span. Both are the sizes networks are designed for (224 for 7).
+    /// An input extent that the windows reduce to `output`, found by running them backwards.
+    /// A window maps a range of inputs to one output (same: ((out-1)·stride, out·stride];
+    /// valid: [(out-1)·stride + span, … + stride - 1]); the first multiple of the stride in it is
+    /// the size networks are designed for (224 for VGG16's 7, 230 before ResNet's 7×7/2 conv).
     static func inputExtent(producing output: Int, through windows: [Window]) -> Int {
         windows.reversed().reduce(output) { extent, window in
-            window.same ? extent * window.stride : (extent - 1) * window.stride + window.span
+            switch window {
+            case .padding(let total):
+                return extent - total
+            case .sliding(let span, let stride, let same):
+                let lowest = same ? (extent - 1) * stride + 1 : (extent - 1) * stride + span
+                let candidates = lowest..<(lowest + stride)
+                return candidates.first { $0 % stride == 0 } ?? lowest
+            }
         }
     }
 }
