@@ -147,15 +147,17 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testOneAndTwoThreadsAgree() throws {
-        let geometry = Conv2DGeometry(batch: 1, input: Size2D(40, 40), inputChannels: 64, outputChannels: 32,
-                                      kernel: Size2D(3, 3), stride: Size2D(2, 2),
-                                      padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1))
-        let input = seededValues(geometry.inputElementCount, seed: 4)
-        let hwio = seededValues(3 * 3 * 64 * 32, seed: 5)
-        let bias = seededValues(32, seed: 6)
-        let one = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 1)
-        let two = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 2)
-        assertClose(two, one, "conv threads", tolerance: 1e-5)
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            let geometry = Conv2DGeometry(batch: 1, input: Size2D(40, 40), inputChannels: 64, outputChannels: 32,
+                                          kernel: Size2D(3, 3), stride: Size2D(2, 2),
+                                          padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1), layout: layout)
+            let input = seededValues(geometry.inputElementCount, seed: 4)
+            let hwio = seededValues(3 * 3 * 64 * 32, seed: 5)
+            let bias = seededValues(32, seed: 6)
+            let one = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 1)
+            let two = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 2)
+            assertClose(two, one, "conv threads \(layout)", tolerance: 1e-5)
+        }
     }
 
     func testColumnBufferStaysBoundedForLargeLayer() {
