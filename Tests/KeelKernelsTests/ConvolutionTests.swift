@@ -5,14 +5,14 @@ import KeelKernels
 import XCTest
 
 final class ConvolutionTests: XCTestCase {
-    func activation(_ fixture: FixtureCase) -> FusedActivation {
+    func activation(_ fixture: FixtureCase) -> UnaryOperation {
         switch fixture.string("activation") ?? "none" {
         case "relu": return .relu
         case "leaky_relu": return .leakyRelu(alpha: fixture.float("alpha") ?? 0)
         case "clip": return .clip(min: fixture.float("min") ?? 0, max: fixture.float("max") ?? 0)
         case "sigmoid": return .sigmoid
         case "tanh": return .tanh
-        default: return .none
+        default: return .identity
         }
     }
 

@@ -12,12 +12,12 @@ final class GEMMTests: XCTestCase {
             let expected = try Fixtures.expected(fixture)
             let (rows, inFeatures, outFeatures) = (x.shape[0], x.shape[1], expected.shape[1])
             let layout: DenseWeightLayout = fixture.string("weight_layout") == "out_in" ? .outIn : .inOut
-            let activation: FusedActivation
+            let activation: UnaryOperation
             switch fixture.string("activation") {
             case "relu": activation = .relu
             case "tanh": activation = .tanh
             case "clip": activation = .clip(min: fixture.float("min") ?? 0, max: fixture.float("max") ?? 0)
-            default: activation = .none
+            default: activation = .identity
             }
             let actual = try withOutput(rows * outFeatures) { output in
                 try input.withUnsafeBufferPointer { source in
