@@ -112,6 +112,24 @@ final class DataMovementTests: XCTestCase {
         }
     }
 
+    /// ONNX idioms: reversing with INT64 extremes, and a step longer than the axis.
+    func testSliceHandlesExtremeArguments() throws {
+        let input: [Float] = [0, 1, 2, 3, 4]
+        let reversed = try DataMovement.resolveSlice(shape: [5], starts: [-1], ends: [Int.min], steps: [-1])
+        XCTAssertEqual(reversed.outputShape, [5])
+        let hugeStep = try DataMovement.resolveSlice(shape: [5], starts: [1], ends: [Int.max], steps: [Int.max])
+        XCTAssertEqual(hugeStep.outputShape, [1])
+        for (region, expected) in [(reversed, [Float]([4, 3, 2, 1, 0])), (hugeStep, [1])] {
+            let actual = try withOutput(expected.count) { output in
+                try input.withUnsafeBufferPointer {
+                    try DataMovement.slice(input: $0, shape: [5], region: region, output: output)
+                }
+            }
+            XCTAssertEqual(actual, expected)
+        }
+        XCTAssertThrowsError(try DataMovement.resolveSlice(shape: [5], starts: [0], ends: [5], steps: [0]))
+    }
+
     func testOutOfRangeGatherIndexThrows() {
         let input: [Float] = [1, 2, 3]
         let indices: [Int32] = [3]
