@@ -46,23 +46,27 @@ final class ConvolutionTests: XCTestCase {
             let expected = try Fixtures.expected(fixture)
             XCTAssertEqual(geometry.outputElementCount, expected.values.count, fixture.name)
             var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: geometry))
-            let actual = try withOutput(geometry.outputElementCount) { output in
-                try input.withUnsafeBufferPointer { source in
-                    try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                        if let bias {
-                            try bias.withUnsafeBufferPointer { biasBuffer in
-                                try Conv2D.apply(input: source, weights: weights, bias: biasBuffer,
-                                                 activation: activation(fixture), output: output, geometry: geometry,
-                                                 scratch: scratchBuffer)
+            for threads in [1, 2] {
+                let context = KernelContext(threads: threads)
+                let actual = try withOutput(geometry.outputElementCount) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                            if let bias {
+                                try bias.withUnsafeBufferPointer { biasBuffer in
+                                    try Conv2D.apply(input: source, weights: weights, bias: biasBuffer,
+                                                     activation: activation(fixture), output: output, geometry: geometry,
+                                                     scratch: scratchBuffer, context: context)
+                                }
+                            } else {
+                                try Conv2D.apply(input: source, weights: weights, activation: activation(fixture),
+                                                 output: output, geometry: geometry, scratch: scratchBuffer,
+                                                 context: context)
                             }
-                        } else {
-                            try Conv2D.apply(input: source, weights: weights, activation: activation(fixture),
-                                             output: output, geometry: geometry, scratch: scratchBuffer)
                         }
                     }
                 }
+                assertClose(actual, expected.values, "\(fixture.name) threads \(threads)")
             }
-            assertClose(actual, expected.values, fixture.name)
         }
     }
 

@@ -27,17 +27,21 @@ final class PoolingTests: XCTestCase {
                                           window: Size2D(window[0], window[1]), stride: Size2D(strides[0], strides[1]),
                                           padding: padding, layout: layout)
             let input = try Fixtures.floats(x)
-            let actual = try withOutput(geometry.outputElementCount) { destination in
-                try input.withUnsafeBufferPointer { source in
-                    if fixture.string("kind") == "max" {
-                        try Pooling.maxPool(input: source, output: destination, geometry: geometry)
-                    } else {
-                        try Pooling.averagePool(input: source, output: destination, geometry: geometry,
-                                                countIncludePad: fixture.int("count_include_pad") == 1)
+            for threads in [1, 2] {
+                let context = KernelContext(threads: threads)
+                let actual = try withOutput(geometry.outputElementCount) { destination in
+                    try input.withUnsafeBufferPointer { source in
+                        if fixture.string("kind") == "max" {
+                            try Pooling.maxPool(input: source, output: destination, geometry: geometry, context: context)
+                        } else {
+                            try Pooling.averagePool(input: source, output: destination, geometry: geometry,
+                                                    countIncludePad: fixture.int("count_include_pad") == 1,
+                                                    context: context)
+                        }
                     }
                 }
+                assertClose(actual, expected.values, "\(fixture.name) threads \(threads)")
             }
-            assertClose(actual, expected.values, fixture.name)
         }
     }
 
