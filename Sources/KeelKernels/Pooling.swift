@@ -27,6 +27,11 @@ public struct Pool2DGeometry: Sendable, Equatable {
     public var inputElementCount: Int { batch * channels * input.height * input.width }
     public var outputElementCount: Int { batch * channels * output.height * output.width }
 
+    /// Throws unless every extent is usable and each output window starts inside the padded input.
+    public func validate() throws {
+        try validate("pool2d")
+    }
+
     func validate(_ name: String) throws {
         let extents = [batch, channels, input.height, input.width, output.height, output.width, window.height,
                        window.width, stride.height, stride.width, padding.top, padding.left, padding.bottom,
