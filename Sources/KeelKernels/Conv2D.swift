@@ -33,7 +33,7 @@ public enum Conv2D {
     /// output = activation(conv(input, weights) + bias), activations in `geometry.layout`.
     /// `bias` holds `outputChannels` values; `scratch` at least `scratchSize(for:algorithm:)` floats.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: PackedConv2DWeights,
-                             bias: UnsafeBufferPointer<Float>? = nil, activation: FusedActivation = .none,
+                             bias: UnsafeBufferPointer<Float>? = nil, activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
                              scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
                              context: KernelContext = .singleThreaded) throws {
@@ -68,7 +68,7 @@ private struct ConvolutionRun {
     let input: UnsafePointer<Float>
     let packed: UnsafePointer<Float>
     let bias: UnsafePointer<Float>?
-    let activation: FusedActivation
+    let activation: UnaryOperation
     let output: UnsafeMutablePointer<Float>
     let geometry: Conv2DGeometry
     let scratch: UnsafeMutablePointer<Float>?

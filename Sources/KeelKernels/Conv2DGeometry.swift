@@ -48,6 +48,10 @@ public struct Conv2DGeometry: Sendable, Equatable {
     /// Throws unless every extent is usable and the output is non-empty.
     public func validate() throws {
         let name = "conv2d"
+        let extents = [batch, input.height, input.width, inputChannels, outputChannels, kernel.height, kernel.width,
+                       stride.height, stride.width, dilation.height, dilation.width,
+                       padding.top, padding.left, padding.bottom, padding.right, groups]
+        try require(extents.allSatisfy { $0 <= Int(Int32.max) }, name, "extents beyond 2^31 are not supported")
         try require(batch >= 0 && inputChannels > 0 && outputChannels > 0, name,
                     "batch \(batch), channels \(inputChannels)->\(outputChannels) must be positive")
         try require(input.height > 0 && input.width > 0, name, "input size \(input) must be positive")

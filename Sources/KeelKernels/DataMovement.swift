@@ -63,6 +63,8 @@ public enum DataMovement {
         let name = "pad"
         let rank = shape.count
         try require(pads.count == 2 * rank, name, "\(pads.count) pads for rank \(rank)")
+        try require(pads.allSatisfy { $0.magnitude <= UInt(Int32.max) } && shape.allSatisfy { $0 >= 0 && $0 <= Int(Int32.max) },
+                    name, "pads \(pads) or shape \(shape) out of range")
         let outputShape = (0..<rank).map { shape[$0] + pads[$0] + pads[rank + $0] }
         try require(outputShape.allSatisfy { $0 >= 0 }, name, "pads \(pads) crop \(shape) below zero")
         try requireCapacity(input.count, try elementCount(shape, name), name, "input")
@@ -108,8 +110,13 @@ public enum DataMovement {
             try require(rawAxis >= -rank && rawAxis < rank, name, "axis \(rawAxis) out of range for rank \(rank)")
             let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
             try require(seen.insert(axis).inserted, name, "axis \(axis) repeated")
-            let (extent, step) = (shape[axis], sliceSteps[position])
-            try require(step != 0, name, "step must not be zero")
+            let extent = shape[axis]
+            try require(extent >= 0, name, "negative extent in shape \(shape)")
+            try require(sliceSteps[position] != 0, name, "step must not be zero")
+            // A step longer than the axis picks at most one element either way; clamping it keeps
+            // the arithmetic below (and the strides built from it) far from overflow.
+            let step = sliceSteps[position] > 0 ? min(sliceSteps[position], max(extent, 1))
+                                                : max(sliceSteps[position], -max(extent, 1))
             var start = starts[position] < 0 ? starts[position] + extent : starts[position]
             var end = ends[position] < 0 ? ends[position] + extent : ends[position]
             if step > 0 {

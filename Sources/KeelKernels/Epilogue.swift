@@ -1,26 +1,7 @@
-/// The fused epilogue of conv2d and dense: bias add then an activation, applied to a block of the
-/// output right after its GEMM while it is still in cache, instead of as separate passes over memory.
-
-/// Activations that can be fused into conv2d and dense.
-public enum FusedActivation: Sendable, Equatable {
-    case none
-    case relu
-    case leakyRelu(alpha: Float)
-    case clip(min: Float, max: Float)
-    case sigmoid
-    case tanh
-
-    var unaryOperation: UnaryOperation {
-        switch self {
-        case .none: return .identity
-        case .relu: return .relu
-        case let .leakyRelu(alpha): return .leakyRelu(alpha: alpha)
-        case let .clip(lower, upper): return .clip(min: lower, max: upper)
-        case .sigmoid: return .sigmoid
-        case .tanh: return .tanh
-        }
-    }
-}
+/// The fused epilogue of conv2d and dense: bias add then any element-wise activation, applied to
+/// a block of the output right after its GEMM while it is still in cache, instead of as separate
+/// passes over memory. The activation is a `UnaryOperation`, so whatever the unary kernel can do
+/// can also be fused.
 
 /// Where the bias of an output block lives.
 enum BiasDirection {
@@ -64,9 +45,9 @@ private struct EpilogueVisitor: ElementFunctionVisitor {
 /// Adds bias and applies the activation to a block, splitting rows across threads.
 /// Skips the pass entirely when there is nothing to do.
 func applyEpilogue(_ block: OutputBlock, bias: UnsafePointer<Float>?, direction: BiasDirection,
-                   activation: FusedActivation, context: KernelContext) {
-    if bias == nil && activation == .none { return }
-    let operation = activation.unaryOperation
+                   activation: UnaryOperation, context: KernelContext) {
+    if bias == nil && activation == .identity { return }
+    let operation = activation
     let minimumRows = max(1, parallelGrain / max(1, block.columns))
     context.forEachChunk(block.rows, minimumChunk: minimumRows) { rows in
         operation.accept(EpilogueVisitor(block: block, bias: bias, direction: direction, rowRange: rows))

@@ -44,7 +44,7 @@ public enum Dense {
     /// run `Softmax.apply` on the output afterwards.
     public static func apply(input: UnsafeBufferPointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
                              kernel: UnsafeBufferPointer<Float>, layout: DenseWeightLayout,
-                             bias: UnsafeBufferPointer<Float>? = nil, activation: FusedActivation = .none,
+                             bias: UnsafeBufferPointer<Float>? = nil, activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>,
                              context: KernelContext = .singleThreaded) throws {
         let name = "dense"

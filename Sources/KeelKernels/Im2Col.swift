@@ -72,19 +72,39 @@ enum Im2Col {
                 let kernelRow = tap / kernel.width
                 let kernelColumn = tap - kernelRow * kernel.width
                 let plane = imageBase + channel * height * width
-                let destination = columns + k * pixelCount
-                var outputRow = pixelStart / output.width
-                var outputColumn = pixelStart - outputRow * output.width
-                for local in 0..<pixelCount {
+                var destination = columns + k * pixelCount
+                // Walk the tile one output row segment at a time; within a segment the valid output
+                // columns form one range, so padding is a fill and stride 1 is a plain copy.
+                let columnOffset = kernelColumn * dilation.width - padding.left
+                let firstValid = columnOffset >= 0 ? 0 : (-columnOffset + stride.width - 1) / stride.width
+                let lastValid = width - 1 - columnOffset < 0 ? -1 : (width - 1 - columnOffset) / stride.width
+                var pixel = pixelStart
+                let end = pixelStart + pixelCount
+                while pixel < end {
+                    let outputRow = pixel / output.width
+                    let segmentStart = pixel - outputRow * output.width
+                    let segmentEnd = min(output.width, segmentStart + (end - pixel))
+                    let segment = segmentEnd - segmentStart
                     let inputRow = outputRow * stride.height - padding.top + kernelRow * dilation.height
-                    let inputColumn = outputColumn * stride.width - padding.left + kernelColumn * dilation.width
-                    let inside = inputRow >= 0 && inputRow < height && inputColumn >= 0 && inputColumn < width
-                    destination[local] = inside ? plane[inputRow * width + inputColumn] : 0
-                    outputColumn += 1
-                    if outputColumn == output.width {
-                        outputColumn = 0
-                        outputRow += 1
+                    if inputRow < 0 || inputRow >= height {
+                        destination.update(repeating: 0, count: segment)
+                    } else {
+                        let line = plane + inputRow * width + columnOffset
+                        let validStart = min(max(firstValid, segmentStart), segmentEnd)
+                        let validEnd = max(min(lastValid + 1, segmentEnd), validStart)
+                        destination.update(repeating: 0, count: validStart - segmentStart)
+                        let valid = destination + (validStart - segmentStart)
+                        if stride.width == 1 {
+                            valid.update(from: line + validStart, count: validEnd - validStart)
+                        } else {
+                            for column in validStart..<validEnd {
+                                valid[column - validStart] = line[column * stride.width]
+                            }
+                        }
+                        (destination + (validEnd - segmentStart)).update(repeating: 0, count: segmentEnd - validEnd)
                     }
+                    destination += segment
+                    pixel += segment
                 }
             }
         }

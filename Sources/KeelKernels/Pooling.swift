@@ -27,7 +27,16 @@ public struct Pool2DGeometry: Sendable, Equatable {
     public var inputElementCount: Int { batch * channels * input.height * input.width }
     public var outputElementCount: Int { batch * channels * output.height * output.width }
 
+    /// Throws unless every extent is usable and each output window starts inside the padded input.
+    public func validate() throws {
+        try validate("pool2d")
+    }
+
     func validate(_ name: String) throws {
+        let extents = [batch, channels, input.height, input.width, output.height, output.width, window.height,
+                       window.width, stride.height, stride.width, padding.top, padding.left, padding.bottom,
+                       padding.right]
+        try require(extents.allSatisfy { $0 <= Int(Int32.max) }, name, "extents beyond 2^31 are not supported")
         try require(batch >= 0 && channels > 0, name, "batch \(batch) and channels \(channels)")
         try require(input.height > 0 && input.width > 0 && output.height > 0 && output.width > 0, name,
                     "input \(input) and output \(output) must be positive")

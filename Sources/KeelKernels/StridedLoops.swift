@@ -53,6 +53,13 @@ struct StridedSpace {
         return offset
     }
 
+    /// Offset of element `index` (counted over the whole space) for `operand`.
+    @inline(__always)
+    func elementOffset(_ index: Int, operand: Int) -> Int {
+        let row = index / inner
+        return rowOffset(row, operand: operand) + (index - row * inner) * innerStride(operand)
+    }
+
     /// Calls `body(row, columns)` over the whole space in parallel segments: whole rows when there
     /// are enough of them, otherwise slices of each long row.
     func forEachSegment(context: KernelContext, _ body: (Int, Range<Int>) -> Void) {
@@ -87,6 +94,11 @@ func stridedCopy(from source: UnsafePointer<Float>, sourceStrides: [Int], to des
                  destinationStrides: [Int], shape: [Int], context: KernelContext) {
     let space = StridedSpace(shape: shape, strides: [destinationStrides, sourceStrides])
     let (toStride, fromStride) = (space.innerStride(0), space.innerStride(1))
+    if toStride == 1 && fromStride > 1,
+       let axis = (0..<(space.shape.count - 1)).first(where: { space.strides[1][$0] == 1 }) {
+        blockedTransposeCopy(space, axis: axis, from: source, to: destination, context: context)
+        return
+    }
     space.forEachSegment(context: context) { row, columns in
         let to = destination + space.rowOffset(row, operand: 0) + columns.lowerBound * toStride
         let from = source + space.rowOffset(row, operand: 1) + columns.lowerBound * fromStride
@@ -97,6 +109,46 @@ func stridedCopy(from source: UnsafePointer<Float>, sourceStrides: [Int], to des
             to.update(repeating: from.pointee, count: count)
         } else {
             for index in 0..<count { to[index * toStride] = from[index * fromStride] }
+        }
+    }
+}
+
+/// A transpose-like copy: the destination is contiguous along the last axis while the source is
+/// contiguous along `axis`. Copying square tiles lets each source cache line serve a whole tile
+/// row instead of being fetched once per destination row.
+private func blockedTransposeCopy(_ space: StridedSpace, axis: Int, from source: UnsafePointer<Float>,
+                                  to destination: UnsafeMutablePointer<Float>, context: KernelContext) {
+    let tile = 32
+    let last = space.shape.count - 1
+    let (rows, columns) = (space.shape[axis], space.shape[last])
+    let (toRowStride, fromColumnStride) = (space.strides[0][axis], space.strides[1][last])
+    // The remaining axes index independent planes.
+    var planeShape = space.shape
+    var planeStrides = space.strides
+    planeShape.remove(at: last)
+    planeShape.remove(at: axis)
+    for operand in planeStrides.indices {
+        planeStrides[operand].remove(at: last)
+        planeStrides[operand].remove(at: axis)
+    }
+    let planes = StridedSpace(shape: planeShape, strides: planeStrides)
+    let planeCount = planeShape.reduce(1, *)
+    let rowTiles = (rows + tile - 1) / tile
+    context.forEachChunk(planeCount * rowTiles, minimumChunk: max(1, parallelGrain / (tile * columns))) { range in
+        for item in range {
+            let plane = item / rowTiles
+            let rowStart = (item - plane * rowTiles) * tile
+            let rowEnd = min(rowStart + tile, rows)
+            let to = destination + planes.elementOffset(plane, operand: 0)
+            let from = source + planes.elementOffset(plane, operand: 1)
+            for columnStart in stride(from: 0, to: columns, by: tile) {
+                let columnEnd = min(columnStart + tile, columns)
+                for row in rowStart..<rowEnd {
+                    let line = to + row * toRowStride
+                    let origin = from + row
+                    for column in columnStart..<columnEnd { line[column] = origin[column * fromColumnStride] }
+                }
+            }
         }
     }
 }

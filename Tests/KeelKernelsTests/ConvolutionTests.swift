@@ -5,14 +5,14 @@ import KeelKernels
 import XCTest
 
 final class ConvolutionTests: XCTestCase {
-    func activation(_ fixture: FixtureCase) -> FusedActivation {
+    func activation(_ fixture: FixtureCase) -> UnaryOperation {
         switch fixture.string("activation") ?? "none" {
         case "relu": return .relu
         case "leaky_relu": return .leakyRelu(alpha: fixture.float("alpha") ?? 0)
         case "clip": return .clip(min: fixture.float("min") ?? 0, max: fixture.float("max") ?? 0)
         case "sigmoid": return .sigmoid
         case "tanh": return .tanh
-        default: return .none
+        default: return .identity
         }
     }
 
@@ -46,23 +46,27 @@ final class ConvolutionTests: XCTestCase {
             let expected = try Fixtures.expected(fixture)
             XCTAssertEqual(geometry.outputElementCount, expected.values.count, fixture.name)
             var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: geometry))
-            let actual = try withOutput(geometry.outputElementCount) { output in
-                try input.withUnsafeBufferPointer { source in
-                    try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                        if let bias {
-                            try bias.withUnsafeBufferPointer { biasBuffer in
-                                try Conv2D.apply(input: source, weights: weights, bias: biasBuffer,
-                                                 activation: activation(fixture), output: output, geometry: geometry,
-                                                 scratch: scratchBuffer)
+            for threads in [1, 2] {
+                let context = KernelContext(threads: threads)
+                let actual = try withOutput(geometry.outputElementCount) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                            if let bias {
+                                try bias.withUnsafeBufferPointer { biasBuffer in
+                                    try Conv2D.apply(input: source, weights: weights, bias: biasBuffer,
+                                                     activation: activation(fixture), output: output, geometry: geometry,
+                                                     scratch: scratchBuffer, context: context)
+                                }
+                            } else {
+                                try Conv2D.apply(input: source, weights: weights, activation: activation(fixture),
+                                                 output: output, geometry: geometry, scratch: scratchBuffer,
+                                                 context: context)
                             }
-                        } else {
-                            try Conv2D.apply(input: source, weights: weights, activation: activation(fixture),
-                                             output: output, geometry: geometry, scratch: scratchBuffer)
                         }
                     }
                 }
+                assertClose(actual, expected.values, "\(fixture.name) threads \(threads)")
             }
-            assertClose(actual, expected.values, fixture.name)
         }
     }
 
@@ -147,15 +151,17 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testOneAndTwoThreadsAgree() throws {
-        let geometry = Conv2DGeometry(batch: 1, input: Size2D(40, 40), inputChannels: 64, outputChannels: 32,
-                                      kernel: Size2D(3, 3), stride: Size2D(2, 2),
-                                      padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1))
-        let input = seededValues(geometry.inputElementCount, seed: 4)
-        let hwio = seededValues(3 * 3 * 64 * 32, seed: 5)
-        let bias = seededValues(32, seed: 6)
-        let one = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 1)
-        let two = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 2)
-        assertClose(two, one, "conv threads", tolerance: 1e-5)
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            let geometry = Conv2DGeometry(batch: 1, input: Size2D(40, 40), inputChannels: 64, outputChannels: 32,
+                                          kernel: Size2D(3, 3), stride: Size2D(2, 2),
+                                          padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1), layout: layout)
+            let input = seededValues(geometry.inputElementCount, seed: 4)
+            let hwio = seededValues(3 * 3 * 64 * 32, seed: 5)
+            let bias = seededValues(32, seed: 6)
+            let one = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 1)
+            let two = try runConvolution(input, hwio: hwio, bias: bias, geometry, threads: 2)
+            assertClose(two, one, "conv threads \(layout)", tolerance: 1e-5)
+        }
     }
 
     func testColumnBufferStaysBoundedForLargeLayer() {

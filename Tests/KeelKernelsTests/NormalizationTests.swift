@@ -1,0 +1,95 @@
+/// BatchNorm, LayerNorm, softmax and log-softmax against ONNX Runtime fixtures.
+import KeelKernels
+import XCTest
+
+final class NormalizationTests: XCTestCase {
+    func testBatchNormMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("batch_norm") {
+            guard let x = fixture.input("x"), let epsilon = fixture.float("epsilon") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let input = try Fixtures.floats(x)
+            let (gamma, beta) = (try Fixtures.input(fixture, "gamma"), try Fixtures.input(fixture, "beta"))
+            let (mean, variance) = (try Fixtures.input(fixture, "mean"), try Fixtures.input(fixture, "variance"))
+            let channels = x.shape[1]
+            let inner = x.shape.dropFirst(2).reduce(1, *)
+            var scale = [Float](repeating: 0, count: channels)
+            var shift = [Float](repeating: 0, count: channels)
+            try gamma.withUnsafeBufferPointer { g in
+                try beta.withUnsafeBufferPointer { b in
+                    try mean.withUnsafeBufferPointer { m in
+                        try variance.withUnsafeBufferPointer { v in
+                            try scale.withUnsafeMutableBufferPointer { s in
+                                try shift.withUnsafeMutableBufferPointer { t in
+                                    try BatchNorm.foldScaleShift(gamma: g, beta: b, mean: m, variance: v, epsilon: epsilon,
+                                                                 channels: channels, scale: s, shift: t)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let actual = try withOutput(input.count) { output in
+                try input.withUnsafeBufferPointer { source in
+                    try scale.withUnsafeBufferPointer { s in
+                        try shift.withUnsafeBufferPointer { t in
+                            try BatchNorm.apply(input: source, output: output, scale: s, shift: t, outer: x.shape[0],
+                                                channels: channels, inner: inner)
+                        }
+                    }
+                }
+            }
+            assertClose(actual, try Fixtures.expected(fixture).values, fixture.name)
+        }
+    }
+
+    func testLayerNormMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("layer_norm") {
+            guard let x = fixture.input("x"), let axis = fixture.int("axis"), let epsilon = fixture.float("epsilon") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let input = try Fixtures.floats(x)
+            let gamma = try Fixtures.input(fixture, "gamma")
+            let beta = try fixture.input("beta").map { try Fixtures.floats($0) }
+            let start = axis < 0 ? axis + x.shape.count : axis
+            let normSize = x.shape[start...].reduce(1, *)
+            let actual = try withOutput(input.count) { output in
+                try input.withUnsafeBufferPointer { source in
+                    try gamma.withUnsafeBufferPointer { g in
+                        if let beta {
+                            try beta.withUnsafeBufferPointer { b in
+                                try LayerNorm.apply(input: source, output: output, rows: input.count / normSize,
+                                                    normSize: normSize, gamma: g, beta: b, epsilon: epsilon)
+                            }
+                        } else {
+                            try LayerNorm.apply(input: source, output: output, rows: input.count / normSize,
+                                                normSize: normSize, gamma: g, epsilon: epsilon)
+                        }
+                    }
+                }
+            }
+            assertClose(actual, try Fixtures.expected(fixture).values, fixture.name)
+        }
+    }
+
+    func testSoftmaxMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("softmax") + Fixtures.cases("log_softmax") {
+            guard let x = fixture.input("x"), let rawAxis = fixture.int("axis") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let axis = rawAxis < 0 ? rawAxis + x.shape.count : rawAxis
+            let outer = x.shape[..<axis].reduce(1, *)
+            let inner = x.shape[(axis + 1)...].reduce(1, *)
+            let input = try Fixtures.floats(x)
+            for threads in [1, 2] {
+                let actual = try withOutput(input.count) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try Softmax.apply(input: source, output: output, outer: outer, axis: x.shape[axis], inner: inner,
+                                          logarithmic: fixture.op == "log_softmax", context: KernelContext(threads: threads))
+                    }
+                }
+                assertClose(actual, try Fixtures.expected(fixture).values, "\(fixture.name) threads \(threads)")
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+/// Max/average/global pooling against ONNX Runtime fixtures, including ceil_mode and both
+/// count_include_pad settings; the output size is computed here with `slidingWindowOutputSize`
+/// and must agree with ONNX Runtime's.
+import KeelKernels
+import XCTest
+
+final class PoolingTests: XCTestCase {
+    func testPoolingMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("pool2d") {
+            guard let x = fixture.input("x"), let window = fixture.ints("window"), let strides = fixture.ints("strides"),
+                  let pads = fixture.ints("pads") else { return XCTFail("\(fixture.name): incomplete case") }
+            let layout: ActivationLayout = fixture.string("layout") == "nchw" ? .nchw : .nhwc
+            let (batch, height, width, channels) = layout == .nhwc
+                ? (x.shape[0], x.shape[1], x.shape[2], x.shape[3]) : (x.shape[0], x.shape[2], x.shape[3], x.shape[1])
+            let padding = try Padding2D(pads)
+            let ceilMode = fixture.int("ceil_mode") == 1
+            let output = Size2D(
+                slidingWindowOutputSize(input: height, kernel: window[0], stride: strides[0], padBegin: padding.top,
+                                        padEnd: padding.bottom, ceilMode: ceilMode),
+                slidingWindowOutputSize(input: width, kernel: window[1], stride: strides[1], padBegin: padding.left,
+                                        padEnd: padding.right, ceilMode: ceilMode))
+            let expected = try Fixtures.expected(fixture)
+            let expectedSize = layout == .nhwc ? Size2D(expected.shape[1], expected.shape[2])
+                                               : Size2D(expected.shape[2], expected.shape[3])
+            XCTAssertEqual(output, expectedSize, "\(fixture.name): output size")
+            let geometry = Pool2DGeometry(batch: batch, channels: channels, input: Size2D(height, width), output: output,
+                                          window: Size2D(window[0], window[1]), stride: Size2D(strides[0], strides[1]),
+                                          padding: padding, layout: layout)
+            let input = try Fixtures.floats(x)
+            for threads in [1, 2] {
+                let context = KernelContext(threads: threads)
+                let actual = try withOutput(geometry.outputElementCount) { destination in
+                    try input.withUnsafeBufferPointer { source in
+                        if fixture.string("kind") == "max" {
+                            try Pooling.maxPool(input: source, output: destination, geometry: geometry, context: context)
+                        } else {
+                            try Pooling.averagePool(input: source, output: destination, geometry: geometry,
+                                                    countIncludePad: fixture.int("count_include_pad") == 1,
+                                                    context: context)
+                        }
+                    }
+                }
+                assertClose(actual, expected.values, "\(fixture.name) threads \(threads)")
+            }
+        }
+    }
+
+    func testGlobalPoolingMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("global_pool2d") {
+            guard let x = fixture.input("x") else { return XCTFail("\(fixture.name): no x") }
+            let layout: ActivationLayout = fixture.string("layout") == "nchw" ? .nchw : .nhwc
+            let channels = layout == .nhwc ? x.shape[3] : x.shape[1]
+            let spatial = layout == .nhwc ? x.shape[1] * x.shape[2] : x.shape[2] * x.shape[3]
+            let input = try Fixtures.floats(x)
+            let expected = try Fixtures.expected(fixture)
+            let actual = try withOutput(x.shape[0] * channels) { destination in
+                try input.withUnsafeBufferPointer { source in
+                    if fixture.string("kind") == "max" {
+                        try Pooling.globalMaxPool(input: source, output: destination, batch: x.shape[0], channels: channels,
+                                                  spatial: spatial, layout: layout)
+                    } else {
+                        try Pooling.globalAveragePool(input: source, output: destination, batch: x.shape[0],
+                                                      channels: channels, spatial: spatial, layout: layout)
+                    }
+                }
+            }
+            assertClose(actual, expected.values, fixture.name)
+        }
+    }
+
+    func testWindowsStartingPastTheInputAreRejected() {
+        let geometry = Pool2DGeometry(batch: 1, channels: 1, input: Size2D(4, 4), output: Size2D(4, 4),
+                                      window: Size2D(2, 2), stride: Size2D(2, 2))
+        let input = [Float](repeating: 0, count: 16)
+        var output = [Float](repeating: 0, count: 16)
+        XCTAssertThrowsError(try input.withUnsafeBufferPointer { source in
+            try output.withUnsafeMutableBufferPointer { try Pooling.maxPool(input: source, output: $0, geometry: geometry) }
+        })
+    }
+}
