@@ -44,15 +44,15 @@ enum KernelLowering {
 }
 
 /// The kernel-side name of a fused activation attribute.
-func fusedActivation(_ attributes: AttributeReader) throws -> (activation: FusedActivation, softmax: Bool) {
+func fusedActivation(_ attributes: AttributeReader) throws -> (activation: UnaryOperation, softmax: Bool) {
     switch try attributes.string("activation") {
-    case "none", "linear": return (.none, false)
+    case "none", "linear": return (.identity, false)
     case "relu": return (.relu, false)
     case "sigmoid": return (.sigmoid, false)
     case "tanh": return (.tanh, false)
     case "leaky_relu": return (.leakyRelu(alpha: try attributes.float("alpha")), false)
     case "clip": return (.clip(min: try attributes.float("min"), max: try attributes.float("max")), false)
-    case "softmax": return (.none, true)
+    case "softmax": return (.identity, true)
     case let other:
         throw RuntimeError.unsupported(node: attributes.node.name, location: attributes.node.location,
                                        reason: "fused activation '\(other)' has no kernel")
