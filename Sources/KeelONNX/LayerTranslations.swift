@@ -68,8 +68,31 @@ private func addSpatialPadding(_ context: NodeContext, to attributes: inout [Str
         }
     case "VALID": attributes["padding"] = .string("valid")
     case "SAME_UPPER": attributes["padding"] = .string("same")
-    case let mode: throw context.fail("auto_pad \(mode) is not supported (use SAME_UPPER or explicit pads)")
+    case "SAME_LOWER":
+        attributes["padding"] = .string("explicit")
+        attributes["pads"] = .ints(try sameLowerPads(context))
+    case let mode: throw context.fail("auto_pad '\(mode)' is not supported")
     }
+}
+
+/// SAME_LOWER pads like SAME_UPPER but puts the odd pixel first; Keel's `same` is the upper
+/// form, so this becomes explicit pads, which needs the input's height and width.
+private func sameLowerPads(_ context: NodeContext) throws -> [Int] {
+    guard let shape = context.shape(0), shape.count == 4, let height = shape[2]?.value, let width = shape[3]?.value else {
+        throw context.fail("auto_pad SAME_LOWER needs the input's height and width, which are not known at import time")
+    }
+    let kernel = try context.ints("kernel_shape") ?? context.constantData(1).map { Array($0.shape.suffix(2)) } ?? []
+    guard kernel.count == 2 else { throw context.fail("auto_pad SAME_LOWER needs the kernel size") }
+    let strides = try pair(context, "strides")
+    let dilations = try pair(context, "dilations")
+    var begin: [Int] = [], end: [Int] = []
+    for (axis, extent) in [height, width].enumerated() {
+        let output = (extent + strides[axis] - 1) / strides[axis]
+        let total = max((output - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1 - extent, 0)
+        begin.append(total - total / 2)
+        end.append(total / 2)
+    }
+    return begin + end
 }
 
 /// [N, channels, ?, ?] for a rank-4 input: enough for the folder to follow the batch.

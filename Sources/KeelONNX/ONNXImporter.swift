@@ -12,8 +12,12 @@ public func importONNXGraph(path: String) throws -> Graph {
 /// Translates a loaded model into a Keel graph: graph inputs with their (possibly symbolic)
 /// types, initializers as constants, each node through the translation table, shape-computing
 /// subgraphs folded into constant attributes, and the graph outputs.
-public func importONNXGraph(_ model: ONNXModel) throws -> Graph {
-    try GraphImporter(model: model).run()
+///
+/// `constantInputs` turns graph inputs into constants with the given values, for models that
+/// feed weights, axes or shapes as inputs (the ONNX operator test cases do): such inputs must
+/// be known when the graph is built, since Keel takes them as constants or attributes.
+public func importONNXGraph(_ model: ONNXModel, constantInputs: [String: TensorData] = [:]) throws -> Graph {
+    try GraphImporter(model: model, constantInputs: constantInputs).run()
 }
 
 /// What the importer knows about one ONNX value.
@@ -39,8 +43,13 @@ final class GraphImporter {
     /// How many nodes (and graph outputs) read each ONNX value, to check unused outputs.
     private(set) var useCounts: [String: Int] = [:]
 
-    init(model: ONNXModel) throws {
+    private let constantInputs: [String: TensorData]
+    /// Shapes the file declares for intermediate values and outputs (`value_info`).
+    private(set) var declaredShapes: [String: [Dim?]] = [:]
+
+    init(model: ONNXModel, constantInputs: [String: TensorData] = [:]) throws {
         self.model = model
+        self.constantInputs = constantInputs
         self.path = model.path
         guard let opset = model.defaultOpset else {
             throw ONNXError.notAModel(path: model.path, reason: "the model imports no ai.onnx operator set")
@@ -58,10 +67,13 @@ final class GraphImporter {
         for node in source.nodes { for input in node.inputs where !input.isEmpty { useCounts[input, default: 0] += 1 } }
         for output in source.outputs { useCounts[output.name, default: 0] += 1 }
         try addInitializers(source.initializers)
+        for input in source.inputs where values[input.name] == nil {
+            if let data = constantInputs[input.name] { addConstant(name: uniqueName(input.name), data: data, onnxName: input.name) }
+        }
         try addInputs(source.inputs)
-        // Declared types of intermediate values help the folder; they never override constants.
-        for info in source.valueInfo + source.outputs where values[info.name] == nil {
-            if let dims = info.dims { values[info.name] = ImportedValue(shape: partialShape(dims, of: info.name)) }
+        // Declared types of intermediate values fill in what the importer cannot tell itself.
+        for info in source.valueInfo + source.outputs {
+            if let dims = info.dims { declaredShapes[info.name] = partialShape(dims, of: info.name) }
         }
         for (index, node) in source.nodes.enumerated() {
             try translate(node, index: index)
