@@ -165,6 +165,52 @@ def tf2onnx_style(opset):
     save(name, model, {"input_1": rng.standard_normal((2, 8, 8, 3)).astype(np.float32)})
 
 
+def opset_variants(opset):
+    """The same small computation at opset 9 (Slice/Pad/Clip/Squeeze/ReduceMean/Dropout take
+    attributes, Softmax coerces to 2-D) and at opset 18 (they take constant inputs)."""
+    old = opset < 10
+    nodes, initializers = [], []
+
+    def const(name, values, dtype=np.int64):
+        initializers.append(numpy_helper.from_array(np.array(values, dtype=dtype), name))
+        return name
+
+    def node(op, inputs, output, name, attributes=None, constant_inputs=()):
+        if old:
+            nodes.append(helper.make_node(op, inputs, [output], name=name, **(attributes or {})))
+        else:
+            extra = [const(name + "/" + key, value, dtype) if key else "" for key, value, dtype in constant_inputs]
+            while extra and extra[-1] == "":
+                extra.pop()
+            nodes.append(helper.make_node(op, inputs + extra, [output], name=name))
+
+    node("Slice", ["x"], "sliced", "slice", {"starts": [1], "ends": [3], "axes": [1]},
+         [("starts", [1], np.int64), ("ends", [3], np.int64), ("axes", [1], np.int64)])
+    node("Pad", ["sliced"], "padded", "pad", {"pads": [0, 0, 1, 0, 0, 1], "value": 0.5},
+         [("pads", [0, 0, 1, 0, 0, 1], np.int64), ("value", 0.5, np.float32)])
+    node("Clip", ["padded"], "clipped", "clip", {"min": -1.0, "max": 1.0},
+         [("min", -1.0, np.float32), ("max", 1.0, np.float32)])
+    node("Unsqueeze", ["clipped"], "unsqueezed", "unsqueeze", {"axes": [1]}, [("axes", [1], np.int64)])
+    node("Squeeze", ["unsqueezed"], "squeezed", "squeeze", {"axes": [1]}, [("axes", [1], np.int64)])
+    node("Dropout", ["squeezed"], "dropped", "dropout", {"ratio": 0.25}, [("ratio", 0.25, np.float32)])
+    node("ReduceMean", ["dropped"], "mean", "reduce_mean", {"axes": [2], "keepdims": 1}, [("axes", [2], np.int64)])
+    nodes.append(helper.make_node("Reshape", ["mean", const("target", [0, 2])], ["flat"], name="reshape"))
+    nodes.append(helper.make_node("Softmax", ["flat"], ["probs"], name="softmax_2d", **({"axis": 1} if old else {})))
+    nodes.append(helper.make_node("Softmax", ["dropped"], ["probs_3d"], name="softmax_3d", axis=1))
+    nodes.append(helper.make_node("Gemm", ["probs", const("gemm/b", rng.standard_normal((2, 3)), np.float32),
+                                           const("gemm/c", rng.standard_normal(3), np.float32)],
+                                  ["gemm"], name="gemm", alpha=0.5, beta=2.0))
+    graph = helper.make_graph(
+        nodes, "opset_variants",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6])],
+        [helper.make_tensor_value_info("gemm", TensorProto.FLOAT, ["N", 3]),
+         helper.make_tensor_value_info("probs_3d", TensorProto.FLOAT, ["N", 2, 8])],
+        initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="keel-fixtures")
+    model.ir_version = 4 if old else 8
+    save(f"ops_opset{opset}", model, {"x": rng.standard_normal((2, 4, 6)).astype(np.float32)})
+
+
 def typed_fields():
     """Initializers stored in the typed fields instead of raw_data, one per supported dtype."""
     tensors = [
@@ -222,6 +268,8 @@ def main():
     external()
     tf2onnx_style(13)
     tf2onnx_style(11)
+    opset_variants(9)
+    opset_variants(18)
     typed_fields()
     broken()
     with open(os.path.join(OUT, "expected.json"), "w") as file:

@@ -130,10 +130,10 @@ func translateGemm(_ context: NodeContext) throws {
     let left = transA ? context.emitStep("transpose_a", .transpose, [a], ["perm": .ints([1, 0])]) : a
     let right = transB ? context.emitStep("transpose_b", .transpose, [b], ["perm": .ints([1, 0])]) : b
     var steps: [(String, OpKind, [String])] = [("matmul", .matmul, [left, right])]
-    if alpha != 1 { steps.append(("alpha", .mul, [context.addLiteral("alpha", TensorData(floats: [alpha], shape: []))])) }
+    if alpha != 1 { steps.append(("times_alpha", .mul, [context.addLiteral("alpha", TensorData(floats: [alpha], shape: []))])) }
     if let c {
         let scaled = beta == 1 ? c
-            : context.emitStep("beta", .mul, [c, context.addLiteral("beta", TensorData(floats: [beta], shape: []))])
+            : context.emitStep("c_times_beta", .mul, [c, context.addLiteral("beta", TensorData(floats: [beta], shape: []))])
         steps.append(("add", .add, [scaled]))
     }
     var current = ""

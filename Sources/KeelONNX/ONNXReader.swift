@@ -109,7 +109,9 @@ private struct ModelConverter {
                 guard let dim else { return .unknown }
                 switch dim.pointee.value_case {
                 case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE:
-                    return dim.pointee.dim_value >= 0 ? .value(Int(clamping: dim.pointee.dim_value)) : .unknown
+                    // Negative or absurd extents say nothing useful; treat them as unnamed.
+                    let extent = dim.pointee.dim_value
+                    return extent >= 0 && extent <= Int64(Int32.max) ? .value(Int(extent)) : .unknown
                 case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM:
                     let name = swiftString(dim.pointee.dim_param)
                     return name.isEmpty ? .unknown : .param(name)

@@ -159,7 +159,7 @@ extension GraphImporter {
             guard let starts, let ends, starts.count == 1, ends.count == 1,
                   (axes ?? [0]).allSatisfy({ $0 == 0 || $0 == -1 }) else { return false }
             let step = steps?.first ?? 1
-            guard step != 0 else { throw context.fail("step 0") }
+            guard isValidStep(step) else { throw context.fail("invalid step \(step)") }
             let elements = try sliceElements(of: data, start: starts[0], end: ends[0], step: step, context: context)
             define(.tensor(dtype: dtypeOf(data), shape: [elements.count], elements: elements))
             return true
@@ -248,20 +248,7 @@ extension GraphImporter {
             }
             return stride(from: start, to: end, by: step).map { dimElement(of: value, axis: $0) }
         }
-        let count = elements.count
-        func clamp(_ value: Int, _ low: Int, _ high: Int) -> Int { min(max(value, low), high) }
-        func resolve(_ value: Int) -> Int { value < 0 ? max(value, -count - 1) + count : value }
-        var result: [SymbolicInt] = []
-        if step > 0 {
-            var index = clamp(resolve(start), 0, count)
-            let stop = clamp(resolve(end), 0, count)
-            while index < stop { result.append(elements[index]); index += step }
-        } else {
-            var index = clamp(resolve(start), -1, count - 1)
-            let stop = clamp(resolve(end), -1, count - 1)
-            while index > stop { result.append(elements[index]); index += step }
-        }
-        return result
+        return sliceIndices(count: elements.count, start: start, end: end, step: step).map { elements[$0] }
     }
 
     /// Resolves a Reshape target to constants: numbers stay, and a symbolic dimension becomes
@@ -293,4 +280,26 @@ extension GraphImporter {
         }
         return result
     }
+}
+
+/// Where ONNX Slice starts and stops on an axis of `count` elements, with its clamping rules
+/// (negative positions count from the end; out-of-range ones clamp). `step` must not be 0.
+private func sliceBounds(count: Int, start: Int, end: Int, step: Int) -> (from: Int, to: Int) {
+    func clamp(_ value: Int, _ low: Int, _ high: Int) -> Int { min(max(value, low), high) }
+    func resolve(_ value: Int) -> Int { value < 0 ? max(value, -count - 1) + count : value }
+    if step > 0 { return (clamp(resolve(start), 0, count), clamp(resolve(end), 0, count)) }
+    return (clamp(resolve(start), -1, count - 1), clamp(resolve(end), -1, count - 1))
+}
+
+/// The indices Slice picks from an axis of `count` elements.
+func sliceIndices(count: Int, start: Int, end: Int, step: Int) -> StrideTo<Int> {
+    let bounds = sliceBounds(count: count, start: start, end: end, step: step)
+    return stride(from: bounds.from, to: bounds.to, by: step)
+}
+
+/// How many elements Slice keeps from an axis of `count` elements.
+func sliceLength(count: Int, start: Int, end: Int, step: Int) -> Int {
+    let bounds = sliceBounds(count: count, start: start, end: end, step: step)
+    let span = step > 0 ? bounds.to - bounds.from : bounds.from - bounds.to
+    return span <= 0 ? 0 : (span + abs(step) - 1) / abs(step)
 }

@@ -117,7 +117,7 @@ func translateSlice(_ context: NodeContext) throws {
     let axes = old ? try context.ints("axes") : try context.constantInts(3)
     let steps = old ? nil : try context.constantInts(4)
     guard starts.count == ends.count, axes.map({ $0.count == starts.count }) ?? true,
-          steps.map({ $0.count == starts.count && !$0.contains(0) }) ?? true else {
+          steps.map({ $0.count == starts.count && $0.allSatisfy(isValidStep) }) ?? true else {
         throw context.fail("starts, ends, axes and steps must have the same length (and steps no zero)")
     }
     var attributes: [String: AttributeValue] = ["starts": .ints(starts), "ends": .ints(ends)]
@@ -125,13 +125,21 @@ func translateSlice(_ context: NodeContext) throws {
     if let steps { attributes["steps"] = .ints(steps) }
     var output = context.shape(0)
     if let rank = output?.count {
-        for axis in axes ?? Array(0..<starts.count) {
+        for (index, axis) in (axes ?? Array(0..<starts.count)).enumerated() {
             let resolved = axis < 0 ? axis + rank : axis
-            if (0..<rank).contains(resolved) { output?[resolved] = nil }
+            guard (0..<rank).contains(resolved) else { continue }
+            var sliced: Dim? = nil
+            if let dims = output, let extent = dims[resolved]?.value {
+                sliced = .known(sliceLength(count: extent, start: starts[index], end: ends[index], step: steps?[index] ?? 1))
+            }
+            output?[resolved] = sliced
         }
     }
     context.emit(.slice, [try context.input(0)], attributes, shape: output)
 }
+
+/// A Slice step Keel accepts: non-zero and of a sane magnitude (so arithmetic cannot overflow).
+func isValidStep(_ step: Int) -> Bool { step != 0 && step >= -Int(Int32.max) && step <= Int(Int32.max) }
 
 func translateGather(_ context: NodeContext) throws {
     let axis = try context.int("axis", default: 0)

@@ -108,3 +108,57 @@ final class ONNXImportTests: XCTestCase {
             .joined(separator: "\n")
     }
 }
+
+/// Ops whose parameters moved from attributes to inputs between opsets import the same way.
+final class ONNXOpsetTests: XCTestCase {
+    func testAttributesAndConstantInputsGiveTheSameIR() throws {
+        for opset in [9, 18] {
+            let graph = try importONNXGraph(path: Fixtures.path("ops_opset\(opset).onnx"))
+            let nodes = Dictionary(uniqueKeysWithValues: graph.nodes.map { ($0.name, $0) })
+            let context = "opset \(opset)"
+            XCTAssertEqual(nodes["slice"]?.attributes.ints("starts"), [1], context)
+            XCTAssertEqual(nodes["slice"]?.attributes.ints("ends"), [3], context)
+            XCTAssertEqual(nodes["slice"]?.attributes.ints("axes"), [1], context)
+            XCTAssertEqual(nodes["pad"]?.attributes.ints("pads"), [0, 0, 1, 0, 0, 1], context)
+            XCTAssertEqual(nodes["pad"]?.attributes.float("value"), 0.5, context)
+            XCTAssertEqual(nodes["clip"]?.attributes.float("min"), -1, context)
+            XCTAssertEqual(nodes["clip"]?.attributes.float("max"), 1, context)
+            XCTAssertEqual(nodes["unsqueeze"]?.attributes.ints("axes"), [1], context)
+            XCTAssertEqual(nodes["squeeze"]?.attributes.ints("axes"), [1], context)
+            XCTAssertEqual(nodes["dropout"]?.op, .dropout, context)
+            XCTAssertEqual(nodes["dropout"]?.attributes.float("rate"), 0.25, context)
+            XCTAssertEqual(nodes["reduce_mean"]?.attributes.ints("axes"), [2], context)
+            XCTAssertEqual(nodes["reduce_mean"]?.attributes.bool("keepdims"), true, context)
+            XCTAssertEqual(nodes["reshape"]?.attributes.ints("shape"), [0, 2], context)
+            // A rank-2 softmax over axis 1 is a last-axis softmax in every opset.
+            XCTAssertEqual(nodes["softmax_2d"]?.op, .softmax, context)
+            XCTAssertEqual(nodes["softmax_2d"]?.attributes.int("axis"), -1, context)
+            // Gemm with alpha 0.5 and beta 2 is spelled out.
+            XCTAssertEqual(nodes["gemm/matmul"]?.op, .matmul, context)
+            XCTAssertEqual(nodes["gemm/matmul"]?.inputs, ["softmax_2d", "gemm/b"], context)
+            XCTAssertEqual(nodes["gemm/times_alpha"]?.op, .mul, context)
+            XCTAssertEqual(nodes["gemm/times_alpha"]?.inputs, ["gemm/matmul", "gemm/alpha"], context)
+            XCTAssertEqual(nodes["gemm/c_times_beta"]?.inputs, ["gemm/c", "gemm/beta"], context)
+            XCTAssertEqual(nodes["gemm"]?.op, .add, context)
+            XCTAssertEqual(nodes["gemm"]?.inputs, ["gemm/times_alpha", "gemm/c_times_beta"], context)
+            XCTAssertEqual(graph.constants["gemm/alpha"]?.data?.floats(), [0.5], context)
+            XCTAssertEqual(graph.constants["gemm/beta"]?.data?.floats(), [2], context)
+            XCTAssertEqual(graph.outputs.map(\.value), ["gemm", "softmax_3d"], context)
+            // Only constants the graph reads remain (axes, pads and bounds became attributes).
+            XCTAssertEqual(graph.constants.keys.filter { !$0.hasPrefix("gemm/") }, [], context)
+        }
+    }
+
+    /// Before opset 13, Softmax over axis 1 of a rank-3 tensor normalises over the flattened
+    /// trailing axes; from 13 it normalises over axis 1 alone.
+    func testSoftmaxCoercionBeforeOpset13() throws {
+        let old = try importONNXGraph(path: Fixtures.path("ops_opset9.onnx"))
+        XCTAssertEqual(old.node(named: "softmax_3d/flatten")?.attributes.int("axis"), 1)
+        XCTAssertEqual(old.node(named: "softmax_3d/softmax")?.attributes.int("axis"), -1)
+        XCTAssertEqual(old.node(named: "softmax_3d")?.op, .reshape)
+        XCTAssertEqual(old.node(named: "softmax_3d")?.attributes.ints("shape"), [-1, 2, 8])
+        let new = try importONNXGraph(path: Fixtures.path("ops_opset18.onnx"))
+        XCTAssertEqual(new.node(named: "softmax_3d")?.op, .softmax)
+        XCTAssertEqual(new.node(named: "softmax_3d")?.attributes.int("axis"), 1)
+    }
+}
