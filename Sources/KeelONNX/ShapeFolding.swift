@@ -76,6 +76,7 @@ extension GraphImporter {
             addConstant(name: uniqueName(output), data: data, onnxName: output)
             return true
         case "Shape":
+            guard context.hasInput(0) else { throw context.fail("input 0 is missing") }
             define(try shapeOf(node.inputs[0], context: context))
             return true
         case "ConstantOfShape":

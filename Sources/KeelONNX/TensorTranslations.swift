@@ -59,6 +59,7 @@ func translateReshape(_ context: NodeContext) throws {
     } else {
         throw context.fail("the target shape must be a constant or computed from shapes at import time")
     }
+    let data = try context.input(0)
     let source = context.node.inputs[0]
     let allowZero = try context.int("allowzero", default: 0) != 0
     let resolved = try context.importer.reshapeTarget(target, input: source, allowZero: allowZero, context: context)
@@ -71,7 +72,7 @@ func translateReshape(_ context: NodeContext) throws {
        let rest = product(output.enumerated().filter { $0.offset != inferred }.map(\.element)[...])?.value, rest > 0 {
         output[inferred] = .known(total / rest)
     }
-    context.emit(.reshape, [try context.input(0)], ["shape": .ints(resolved)], shape: output)
+    context.emit(.reshape, [data], ["shape": .ints(resolved)], shape: output)
 }
 
 func translateTranspose(_ context: NodeContext) throws {
