@@ -165,6 +165,58 @@ def tf2onnx_style(opset):
     save(name, model, {"input_1": rng.standard_normal((2, 8, 8, 3)).astype(np.float32)})
 
 
+def vit_head_style():
+    """The ViT head as tf2onnx writes it: 1x1 Conv between Transposes, Keras Reshape((-1, C))
+    as Shape -> Cast(int32) -> Slice -> Squeeze -> Unsqueeze -> Concat -> Cast(int64) ->
+    Reshape, and LayerNormalization decomposed into ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add."""
+    p = "model/"
+    channels = 16
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], name=p + "conv/Conv2D__5", perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "conv/kernel", "conv/bias"], ["conv"], name=p + "conv/Conv2D",
+                         kernel_shape=[1, 1], auto_pad="SAME_UPPER"),
+        helper.make_node("Transpose", ["conv"], ["features"], name=p + "conv/Conv2D__7", perm=[0, 2, 3, 1]),
+        helper.make_node("Shape", ["features"], ["shape64"], name=p + "reshape/Shape"),
+        helper.make_node("Cast", ["shape64"], ["shape32"], name=p + "reshape/Shape__9", to=TensorProto.INT32),
+        helper.make_node("Slice", ["shape32", "begin", "end", "slice_axis"], ["batch1"], name=p + "reshape/strided_slice"),
+        helper.make_node("Squeeze", ["batch1", "axis0"], ["batch"], name=p + "reshape/strided_slice__11"),
+        helper.make_node("Unsqueeze", ["batch", "axis0"], ["batch_vec"], name=p + "reshape/Reshape/shape_Unsqueeze__13"),
+        helper.make_node("Concat", ["batch_vec", "minus_one32", "channels32"], ["target32"], name=p + "reshape/Reshape/shape", axis=0),
+        helper.make_node("Cast", ["target32"], ["target"], name=p + "reshape/Reshape__15", to=TensorProto.INT64),
+        helper.make_node("Reshape", ["features", "target"], ["tokens"], name=p + "reshape/Reshape"),
+        helper.make_node("ReduceMean", ["tokens"], ["mean"], name=p + "layer_norm/moments/mean", axes=[-1], keepdims=1),
+        helper.make_node("Sub", ["tokens", "mean"], ["centered"], name=p + "layer_norm/moments/sub"),
+        helper.make_node("Pow", ["centered", "two"], ["squared"], name=p + "layer_norm/moments/pow"),
+        helper.make_node("ReduceMean", ["squared"], ["variance"], name=p + "layer_norm/moments/variance", axes=[-1], keepdims=1),
+        helper.make_node("Add", ["variance", "epsilon"], ["shifted"], name=p + "layer_norm/add"),
+        helper.make_node("Sqrt", ["shifted"], ["std"], name=p + "layer_norm/Sqrt"),
+        helper.make_node("Div", ["centered", "std"], ["normalized"], name=p + "layer_norm/truediv"),
+        helper.make_node("Mul", ["normalized", "layer_norm/gamma"], ["scaled"], name=p + "layer_norm/mul"),
+        helper.make_node("Add", ["scaled", "layer_norm/beta"], ["output"], name=p + "layer_norm/add_1"),
+    ]
+    initializers = [
+        weights("conv/kernel", channels, 8, 1, 1), weights("conv/bias", channels),
+        numpy_helper.from_array(np.array([0], dtype=np.int32), "begin"),
+        numpy_helper.from_array(np.array([1], dtype=np.int32), "end"),
+        numpy_helper.from_array(np.array([0], dtype=np.int32), "slice_axis"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int32), "minus_one32"),
+        numpy_helper.from_array(np.array([channels], dtype=np.int32), "channels32"),
+        numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two"),
+        numpy_helper.from_array(np.array(0.001, dtype=np.float32), "epsilon"),
+        numpy_helper.from_array((rng.random(channels) + 0.5).astype(np.float32), "layer_norm/gamma"),
+        weights("layer_norm/beta", channels),
+    ]
+    graph = helper.make_graph(
+        nodes, "vit_head_style",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["unk__7", 7, 7, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["unk__7", 49, channels])],
+        initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="tf2onnx")
+    model.ir_version = 8
+    save("vit_head_style", model, {"image": rng.standard_normal((2, 7, 7, 8)).astype(np.float32)})
+
+
 def opset_variants(opset):
     """The same small computation at opset 9 (Slice/Pad/Clip/Squeeze/ReduceMean/Dropout take
     attributes, Softmax coerces to 2-D) and at opset 18 (they take constant inputs)."""
@@ -270,6 +322,7 @@ def main():
     tf2onnx_style(11)
     opset_variants(9)
     opset_variants(18)
+    vit_head_style()
     typed_fields()
     broken()
     with open(os.path.join(OUT, "expected.json"), "w") as file:

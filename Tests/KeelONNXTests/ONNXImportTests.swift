@@ -79,6 +79,23 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// Keras Reshape((-1, C)) through Shape/Cast/Slice/Squeeze/Unsqueeze/Concat/Cast folds to
+    /// [0, -1, C]; the decomposed LayerNormalization stays element-wise ops.
+    func testImportsViTHeadStyleModel() throws {
+        let graph = try importONNXGraph(path: Fixtures.path("vit_head_style.onnx"))
+        XCTAssertEqual(graph.nodes.map(\.op), [.transpose, .conv2d, .transpose, .reshape, .reduceMean, .sub, .pow,
+                                               .reduceMean, .add, .sqrt, .div, .mul, .add], describe(graph))
+        let reshape = try XCTUnwrap(graph.node(named: "model/reshape/Reshape"))
+        XCTAssertEqual(reshape.attributes.ints("shape"), [0, -1, 16])
+        XCTAssertEqual(reshape.inputs, ["model/conv/Conv2D__7"])
+        XCTAssertEqual(graph.node(named: "model/conv/Conv2D")?.attributes.string("padding"), "same")
+        XCTAssertEqual(graph.node(named: "model/layer_norm/moments/mean")?.attributes.ints("axes"), [-1])
+        XCTAssertEqual(Set(graph.constants.keys), ["conv/kernel", "conv/bias", "two", "epsilon",
+                                                   "layer_norm/gamma", "layer_norm/beta"])
+        XCTAssertEqual(graph.inputs.first?.type, TensorType(.float32, [.symbol("unk__7"), 7, 7, 8]))
+        XCTAssertEqual(graph.outputs.map(\.value), ["model/layer_norm/add_1"])
+    }
+
     func testImportsExternalWeights() throws {
         let graph = try importONNXGraph(path: Fixtures.path("external.onnx"))
         XCTAssertEqual(graph.nodes.map(\.op), [.dense])

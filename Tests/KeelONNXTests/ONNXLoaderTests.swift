@@ -6,7 +6,8 @@ import XCTest
 /// The loader against what tools/gen_onnx_fixtures.py wrote (expected.json).
 final class ONNXLoaderTests: XCTestCase {
     func testFixturesMatchWhatTheGeneratorWrote() throws {
-        for name in ["cnn", "external", "tf2onnx_style", "tf2onnx_style_opset11", "typed_fields"] {
+        for name in ["cnn", "external", "tf2onnx_style", "tf2onnx_style_opset11", "typed_fields", "ops_opset9",
+                     "ops_opset18", "vit_head_style"] {
             let model = try loadONNXModel(path: Fixtures.path(name + ".onnx"))
             let expected = try Fixtures.expected(name)
             XCTAssertEqual(model.irVersion, expected["ir_version"] as? Int, name)
