@@ -123,14 +123,15 @@ final class GraphImporter {
         }
     }
 
-    /// ONNX dims as IR dims: named dims stay symbols (the batch), unnamed ones get a name
-    /// (`N` for the leading axis, `<value>_dK` elsewhere) so they can still be bound.
+    /// ONNX dims as IR dims: named dims stay symbols (the batch). Unnamed ones, and the
+    /// placeholder names tf2onnx invents (`unk__42`), get a name: `N` on the leading axis (the
+    /// batch, as Keel prints it), `<value>_dK` elsewhere, so they can still be bound.
     private func partialShape(_ dims: [ONNXDim], of value: String) -> [Dim?] {
         dims.enumerated().map { axis, dim in
             switch dim {
             case .value(let extent): return .known(extent)
-            case .param(let name): return .symbol(name)
-            case .unknown: return .symbol(axis == 0 ? "N" : "\(value)_d\(axis)")
+            case .param(let name) where !name.hasPrefix("unk__"): return .symbol(name)
+            case .param, .unknown: return .symbol(axis == 0 ? "N" : "\(value)_d\(axis)")
             }
         }
     }
