@@ -83,7 +83,7 @@ struct NodeContext {
     /// The IR value of a required input.
     func input(_ index: Int) throws -> String {
         guard hasInput(index) else { throw fail("input \(index) is missing") }
-        return try importer.irValue(node.inputs[index], readBy: name)
+        return try importer.irValue(node.inputs[index], readBy: name, op: node.opType)
     }
 
     func optionalInput(_ index: Int) throws -> String? { hasInput(index) ? try input(index) : nil }

@@ -66,20 +66,20 @@ final class GraphImporter {
         let source = model.graph
         for node in source.nodes { for input in node.inputs where !input.isEmpty { useCounts[input, default: 0] += 1 } }
         for output in source.outputs { useCounts[output.name, default: 0] += 1 }
-        try addInitializers(source.initializers)
+        addInitializers(source.initializers)
         for input in source.inputs where values[input.name] == nil {
             if let data = constantInputs[input.name] { addConstant(name: uniqueName(input.name), data: data, onnxName: input.name) }
         }
         try addInputs(source.inputs)
         // Declared types of intermediate values fill in what the importer cannot tell itself.
         for info in source.valueInfo + source.outputs {
-            if let dims = info.dims { declaredShapes[info.name] = partialShape(dims, of: info.name) }
+            if let dims = info.dims { declaredShapes[info.name] = symbolicShape(dims, of: info.name) }
         }
         for (index, node) in source.nodes.enumerated() {
             try translate(node, index: index)
         }
         for output in source.outputs {
-            let value = try irValue(output.name, readBy: "graph output '\(output.name)'")
+            let value = try irValue(output.name, readBy: output.name, op: "graph output")
             graph.outputs.append(GraphOutput(name: output.name, value: value, location: .named(path, output.name)))
         }
         fuseDenseBias()
@@ -90,7 +90,7 @@ final class GraphImporter {
 
     // MARK: Graph inputs and initializers
 
-    private func addInitializers(_ initializers: [ONNXTensor]) throws {
+    private func addInitializers(_ initializers: [ONNXTensor]) {
         for tensor in initializers {
             let name = uniqueName(tensor.name)
             addConstant(name: name, data: tensor.data, onnxName: tensor.name)
@@ -115,7 +115,7 @@ final class GraphImporter {
                 throw ONNXError.unsupportedNode(path: path, node: input.name, op: "graph input",
                                                 reason: "declares no shape; Keel needs at least the rank")
             }
-            let shape = partialShape(dims, of: input.name).map { $0 ?? .symbol("?") }
+            let shape = symbolicShape(dims, of: input.name)
             let name = uniqueName(input.name)
             graph.inputs.append(GraphInput(name: name, type: TensorType(dtype, Shape(shape)),
                                            layout: guessLayout(shape), location: .named(path, input.name)))
@@ -126,7 +126,7 @@ final class GraphImporter {
     /// ONNX dims as IR dims: named dims stay symbols (the batch). Unnamed ones, and the
     /// placeholder names tf2onnx invents (`unk__42`), get a name: `N` on the leading axis (the
     /// batch, as Keel prints it), `<value>_dK` elsewhere, so they can still be bound.
-    private func partialShape(_ dims: [ONNXDim], of value: String) -> [Dim?] {
+    private func symbolicShape(_ dims: [ONNXDim], of value: String) -> [Dim] {
         dims.enumerated().map { axis, dim in
             switch dim {
             case .value(let extent): return .known(extent)
@@ -167,14 +167,15 @@ final class GraphImporter {
 
     /// The IR value for an ONNX value, materializing a folded value as a constant when an
     /// IR node needs it; throws when the value depends on a symbolic (run-time) size.
-    func irValue(_ onnxName: String, readBy reader: String) throws -> String {
+    func irValue(_ onnxName: String, readBy reader: String, op: String) throws -> String {
         guard let value = values[onnxName] else {
             throw ONNXError.undefinedValue(path: path, node: reader, value: onnxName)
         }
         if let irName = value.irName { return irName }
         guard let known = value.known, let data = known.constantData() else {
-            throw ONNXError.unsupportedNode(path: path, node: reader, op: "input '\(onnxName)'",
-                                            reason: "depends on a run-time size; only shape arithmetic that ends in a Reshape target can be folded")
+            throw ONNXError.unsupportedNode(
+                path: path, node: reader, op: op,
+                reason: "input '\(onnxName)' depends on a run-time size; shape arithmetic can only end in a Reshape target")
         }
         let name = uniqueName(onnxName)
         addConstant(name: name, data: data, onnxName: onnxName)
