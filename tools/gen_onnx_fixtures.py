@@ -101,6 +101,15 @@ def cnn():
     model.ir_version = 8
     save("cnn", model, {"input": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)})
 
+    # The same network with a frozen backbone: training information whose update bindings
+    # name only the classifier's weights.
+    training = model.training_info.add()
+    for key in ["fc.weight", "fc.bias"]:
+        binding = training.update_binding.add()
+        binding.key, binding.value = key, key + "_updated"
+    with open(os.path.join(OUT, "cnn_frozen.onnx"), "wb") as file:
+        file.write(model.SerializeToString())
+
 
 def external():
     """Dense layer whose weights live in external.bin beside the model."""

@@ -36,10 +36,18 @@ private struct ModelConverter {
             let domain = swiftString(entry.pointee.domain)
             opsets[domain == "ai.onnx" ? "" : domain] = Int(clamping: entry.pointee.version)
         }
+        var trainable: Set<String>? = nil
+        for info in repeated(model.training_info, model.n_training_info) {
+            guard let info else { continue }
+            for binding in repeated(info.pointee.update_binding, info.pointee.n_update_binding) {
+                guard let binding else { continue }
+                trainable = (trainable ?? []).union([swiftString(binding.pointee.key)])
+            }
+        }
         return ONNXModel(path: path, irVersion: Int(clamping: model.ir_version),
                          producerName: swiftString(model.producer_name),
                          producerVersion: swiftString(model.producer_version),
-                         opsetImports: opsets, graph: try self.graph(graph))
+                         opsetImports: opsets, graph: try self.graph(graph), trainableInitializers: trainable)
     }
 
     private func graph(_ pointer: UnsafeMutablePointer<Onnx__GraphProto>) throws -> ONNXGraph {

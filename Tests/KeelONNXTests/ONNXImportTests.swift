@@ -44,6 +44,18 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(Set(graph.constants.keys), ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"])
     }
 
+    /// Training information marks which initializers are trainable; without it all are.
+    func testTrainingInformationFreezesParameters() throws {
+        let frozen = try importONNXGraph(path: Fixtures.path("cnn_frozen.onnx"))
+        XCTAssertEqual(frozen.constants["conv1.weight"]?.trainable, false)
+        XCTAssertEqual(frozen.constants["conv1.bias"]?.trainable, false)
+        XCTAssertEqual(frozen.constants["fc.weight"]?.trainable, true)
+        XCTAssertEqual(frozen.constants["fc.bias"]?.trainable, true)
+        XCTAssertEqual(frozen.constants["conv1.weight"]?.role, .kernel)
+        let plain = try importONNXGraph(path: Fixtures.path("cnn.onnx"))
+        XCTAssertEqual(plain.constants["conv1.weight"]?.trainable, true)
+    }
+
     /// The tf2onnx pattern: NHWC input, Transposes, BN as Mul+Add, Flatten through a shape
     /// subgraph that must fold into reshape [0, -1], Dense as MatMul+Add fused into dense+bias.
     func testImportsTF2ONNXStyleModel() throws {
