@@ -92,6 +92,16 @@ final class ONNXLoaderTests: XCTestCase {
     }
     #endif
 
+    /// External data at an odd offset is copied to aligned memory (values written by hand).
+    func testUnalignedExternalDataIsCopied() throws {
+        let model = try loadONNXModel(path: Fixtures.path("unaligned_external.onnx"))
+        let data = try XCTUnwrap(model.graph.initializers.first?.data)
+        XCTAssertEqual(data.floats(), [1, 2, 3, 4])
+        XCTAssertEqual(Int(bitPattern: data.storage.bytes.baseAddress) % 4, 0)
+        let output = try loadTensorProto(path: Fixtures.path("unaligned_external_output_0.pb"))
+        XCTAssertEqual(output.floats(), [2, 3, 4, 5])
+    }
+
     /// The generator's input and ONNX Runtime's output for cnn.onnx, as TensorProto files.
     func testLoadsTensorProtoFiles() throws {
         let input = try loadTensorProto(path: Fixtures.path("cnn_input_0.pb"))
