@@ -160,6 +160,8 @@ func translateMatMul(_ context: NodeContext) throws {
 
 func translateBatchNorm(_ context: NodeContext) throws {
     guard try context.int("training_mode", default: 0) == 0 else { throw context.fail("training mode is not supported") }
+    // Opsets 7 and 8 could normalise per activation instead of per channel.
+    guard try context.int("spatial", default: 1) != 0 else { throw context.fail("spatial=0 is not supported") }
     try context.requireUnusedOutputs(from: 1)
     for index in 1...4 where context.constantData(index) == nil {
         throw context.fail("scale, bias, mean and variance must be constants (input \(index) is not)")
