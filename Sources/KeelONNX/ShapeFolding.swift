@@ -164,6 +164,19 @@ extension GraphImporter {
             let elements = try sliceElements(of: data, start: starts[0], end: ends[0], step: step, context: context)
             define(.tensor(dtype: dtypeOf(data), shape: [elements.count], elements: elements))
             return true
+        case "ReduceProd":
+            // Exporters multiply trailing dimensions to size a flatten: fold it when they are known.
+            guard let value = known(0), case .tensor(let dtype, let shape, _) = value, shape.count == 1,
+                  let factors = value.constants else { return false }
+            var product: Int64 = 1
+            for factor in factors {
+                let (next, overflow) = product.multipliedReportingOverflow(by: factor)
+                guard !overflow else { return false }
+                product = next
+            }
+            let keepdims = try context.int("keepdims", default: 1) != 0
+            define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [.constant(product)]))
+            return true
         case "Add", "Sub", "Mul", "Div":
             guard let left = known(0), let right = known(1), let a = left.constants, let b = right.constants,
                   case .tensor(let dtype, let shapeA, _) = left, case .tensor(_, let shapeB, _) = right,

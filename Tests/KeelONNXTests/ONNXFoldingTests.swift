@@ -41,6 +41,18 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertTrue(graph.constants.isEmpty)
     }
 
+    /// Flatten sized by ReduceProd over the known trailing dimensions.
+    func testReduceProdOfKnownDimensions() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Slice", ["shape", "one_vec", "three_vec"], "tail"),
+            node("ReduceProd", ["tail"], "features", ["keepdims": .int(1)]),
+            node("Concat", ["minus_one", "features"], "target", ["axis": .int(0)]),
+            node("Reshape", ["x", "target"], "y"),
+        ], [ints("one_vec", [1]), ints("three_vec", [3]), ints("minus_one", [-1])], output: "y")
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [-1, 24])
+    }
+
     /// Slice of a shape and opset 15's Shape start/end.
     func testSlicedShapes() throws {
         let graph = try importGraph([
