@@ -226,7 +226,8 @@ func translateReduce(_ context: NodeContext, op: OpKind, axesInputSince: Int) th
     var output: [Dim?]? = nil
     if let axes, !axes.isEmpty { attributes["axes"] = .ints(axes) }
     if let input = context.shape(0) {
-        let reduced = Set((axes?.isEmpty ?? true) ? Array(input.indices) : axes!.map { $0 < 0 ? $0 + input.count : $0 })
+        let listed = (axes ?? []).map { $0 < 0 ? $0 + input.count : $0 }
+        let reduced = Set(listed.isEmpty ? Array(input.indices) : listed)
         output = keepdims ? input.indices.map { reduced.contains($0) ? .known(1) : input[$0] }
             : input.indices.filter { !reduced.contains($0) }.map { input[$0] }
     }
