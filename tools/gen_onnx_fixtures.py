@@ -57,7 +57,6 @@ def describe(model):
 
 
 def save(name, model, feed=None, external=False):
-    onnx.checker.check_model(model)
     path = os.path.join(OUT, name + ".onnx")
     if external:
         data_path = os.path.join(OUT, name + ".bin")
@@ -68,6 +67,7 @@ def save(name, model, feed=None, external=False):
         model = onnx.load(path, load_external_data=False)
     else:
         onnx.save_model(model, path)
+    onnx.checker.check_model(path)  # by path, so external data resolves beside the model
     entry = describe(model)
     if feed is not None:
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -100,6 +100,15 @@ def cnn():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="keel-fixtures")
     model.ir_version = 8
     save("cnn", model, {"input": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)})
+
+    # The same network with a frozen backbone: training information whose update bindings
+    # name only the classifier's weights.
+    training = model.training_info.add()
+    for key in ["fc.weight", "fc.bias"]:
+        binding = training.update_binding.add()
+        binding.key, binding.value = key, key + "_updated"
+    with open(os.path.join(OUT, "cnn_frozen.onnx"), "wb") as file:
+        file.write(model.SerializeToString())
 
 
 def external():
@@ -165,6 +174,104 @@ def tf2onnx_style(opset):
     save(name, model, {"input_1": rng.standard_normal((2, 8, 8, 3)).astype(np.float32)})
 
 
+def vit_head_style():
+    """The ViT head as tf2onnx writes it: 1x1 Conv between Transposes, Keras Reshape((-1, C))
+    as Shape -> Cast(int32) -> Slice -> Squeeze -> Unsqueeze -> Concat -> Cast(int64) ->
+    Reshape, and LayerNormalization decomposed into ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add."""
+    p = "model/"
+    channels = 16
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], name=p + "conv/Conv2D__5", perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "conv/kernel", "conv/bias"], ["conv"], name=p + "conv/Conv2D",
+                         kernel_shape=[1, 1], auto_pad="SAME_UPPER"),
+        helper.make_node("Transpose", ["conv"], ["features"], name=p + "conv/Conv2D__7", perm=[0, 2, 3, 1]),
+        helper.make_node("Shape", ["features"], ["shape64"], name=p + "reshape/Shape"),
+        helper.make_node("Cast", ["shape64"], ["shape32"], name=p + "reshape/Shape__9", to=TensorProto.INT32),
+        helper.make_node("Slice", ["shape32", "begin", "end", "slice_axis"], ["batch1"], name=p + "reshape/strided_slice"),
+        helper.make_node("Squeeze", ["batch1", "axis0"], ["batch"], name=p + "reshape/strided_slice__11"),
+        helper.make_node("Unsqueeze", ["batch", "axis0"], ["batch_vec"], name=p + "reshape/Reshape/shape_Unsqueeze__13"),
+        helper.make_node("Concat", ["batch_vec", "minus_one32", "channels32"], ["target32"], name=p + "reshape/Reshape/shape", axis=0),
+        helper.make_node("Cast", ["target32"], ["target"], name=p + "reshape/Reshape__15", to=TensorProto.INT64),
+        helper.make_node("Reshape", ["features", "target"], ["tokens"], name=p + "reshape/Reshape"),
+        helper.make_node("ReduceMean", ["tokens"], ["mean"], name=p + "layer_norm/moments/mean", axes=[-1], keepdims=1),
+        helper.make_node("Sub", ["tokens", "mean"], ["centered"], name=p + "layer_norm/moments/sub"),
+        helper.make_node("Pow", ["centered", "two"], ["squared"], name=p + "layer_norm/moments/pow"),
+        helper.make_node("ReduceMean", ["squared"], ["variance"], name=p + "layer_norm/moments/variance", axes=[-1], keepdims=1),
+        helper.make_node("Add", ["variance", "epsilon"], ["shifted"], name=p + "layer_norm/add"),
+        helper.make_node("Sqrt", ["shifted"], ["std"], name=p + "layer_norm/Sqrt"),
+        helper.make_node("Div", ["centered", "std"], ["normalized"], name=p + "layer_norm/truediv"),
+        helper.make_node("Mul", ["normalized", "layer_norm/gamma"], ["scaled"], name=p + "layer_norm/mul"),
+        helper.make_node("Add", ["scaled", "layer_norm/beta"], ["output"], name=p + "layer_norm/add_1"),
+    ]
+    initializers = [
+        weights("conv/kernel", channels, 8, 1, 1), weights("conv/bias", channels),
+        numpy_helper.from_array(np.array([0], dtype=np.int32), "begin"),
+        numpy_helper.from_array(np.array([1], dtype=np.int32), "end"),
+        numpy_helper.from_array(np.array([0], dtype=np.int32), "slice_axis"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int32), "minus_one32"),
+        numpy_helper.from_array(np.array([channels], dtype=np.int32), "channels32"),
+        numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two"),
+        numpy_helper.from_array(np.array(0.001, dtype=np.float32), "epsilon"),
+        numpy_helper.from_array((rng.random(channels) + 0.5).astype(np.float32), "layer_norm/gamma"),
+        weights("layer_norm/beta", channels),
+    ]
+    graph = helper.make_graph(
+        nodes, "vit_head_style",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["unk__7", 7, 7, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["unk__7", 49, channels])],
+        initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="tf2onnx")
+    model.ir_version = 8
+    save("vit_head_style", model, {"image": rng.standard_normal((2, 7, 7, 8)).astype(np.float32)})
+
+
+def opset_variants(opset):
+    """The same small computation at opset 9 (Slice/Pad/Clip/Squeeze/ReduceMean/Dropout take
+    attributes, Softmax coerces to 2-D) and at opset 18 (they take constant inputs)."""
+    old = opset < 10
+    nodes, initializers = [], []
+
+    def const(name, values, dtype=np.int64):
+        initializers.append(numpy_helper.from_array(np.array(values, dtype=dtype), name))
+        return name
+
+    def node(op, inputs, output, name, attributes=None, constant_inputs=()):
+        if old:
+            nodes.append(helper.make_node(op, inputs, [output], name=name, **(attributes or {})))
+        else:
+            extra = [const(name + "/" + key, value, dtype) if key else "" for key, value, dtype in constant_inputs]
+            while extra and extra[-1] == "":
+                extra.pop()
+            nodes.append(helper.make_node(op, inputs + extra, [output], name=name))
+
+    node("Slice", ["x"], "sliced", "slice", {"starts": [1], "ends": [3], "axes": [1]},
+         [("starts", [1], np.int64), ("ends", [3], np.int64), ("axes", [1], np.int64)])
+    node("Pad", ["sliced"], "padded", "pad", {"pads": [0, 0, 1, 0, 0, 1], "value": 0.5},
+         [("pads", [0, 0, 1, 0, 0, 1], np.int64), ("value", 0.5, np.float32)])
+    node("Clip", ["padded"], "clipped", "clip", {"min": -1.0, "max": 1.0},
+         [("min", -1.0, np.float32), ("max", 1.0, np.float32)])
+    node("Unsqueeze", ["clipped"], "unsqueezed", "unsqueeze", {"axes": [1]}, [("axes", [1], np.int64)])
+    node("Squeeze", ["unsqueezed"], "squeezed", "squeeze", {"axes": [1]}, [("axes", [1], np.int64)])
+    node("Dropout", ["squeezed"], "dropped", "dropout", {"ratio": 0.25}, [("ratio", 0.25, np.float32)])
+    node("ReduceMean", ["dropped"], "mean", "reduce_mean", {"axes": [2], "keepdims": 1}, [("axes", [2], np.int64)])
+    nodes.append(helper.make_node("Reshape", ["mean", const("target", [0, 2])], ["flat"], name="reshape"))
+    nodes.append(helper.make_node("Softmax", ["flat"], ["probs"], name="softmax_2d", **({"axis": 1} if old else {})))
+    nodes.append(helper.make_node("Softmax", ["dropped"], ["probs_3d"], name="softmax_3d", axis=1))
+    nodes.append(helper.make_node("Gemm", ["probs", const("gemm/b", rng.standard_normal((2, 3)), np.float32),
+                                           const("gemm/c", rng.standard_normal(3), np.float32)],
+                                  ["gemm"], name="gemm", alpha=0.5, beta=2.0))
+    graph = helper.make_graph(
+        nodes, "opset_variants",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6])],
+        [helper.make_tensor_value_info("gemm", TensorProto.FLOAT, ["N", 3]),
+         helper.make_tensor_value_info("probs_3d", TensorProto.FLOAT, ["N", 2, 8])],
+        initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="keel-fixtures")
+    model.ir_version = 4 if old else 8
+    save(f"ops_opset{opset}", model, {"x": rng.standard_normal((2, 4, 6)).astype(np.float32)})
+
+
 def typed_fields():
     """Initializers stored in the typed fields instead of raw_data, one per supported dtype."""
     tensors = [
@@ -182,6 +289,25 @@ def typed_fields():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     save("typed_fields", model)
+
+
+def unaligned_external():
+    """External data at an offset that is not a multiple of 4 and without a length entry: the
+    reader must copy it to aligned memory rather than view it."""
+    with open(os.path.join(OUT, "unaligned.bin"), "wb") as file:
+        file.write(b"\x00\x00" + np.array([1, 2, 3, 4], dtype="<f4").tobytes())
+    tensor = helper.make_tensor("w", TensorProto.FLOAT, [4], [0, 0, 0, 0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in [("location", "unaligned.bin"), ("offset", "2")]:
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="adder")], "unaligned",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [tensor])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save("unaligned_external", model, {"x": np.ones((1, 4), dtype=np.float32)})
 
 
 def broken():
@@ -222,7 +348,11 @@ def main():
     external()
     tf2onnx_style(13)
     tf2onnx_style(11)
+    opset_variants(9)
+    opset_variants(18)
+    vit_head_style()
     typed_fields()
+    unaligned_external()
     broken()
     with open(os.path.join(OUT, "expected.json"), "w") as file:
         json.dump(expected, file, indent=1, sort_keys=True)

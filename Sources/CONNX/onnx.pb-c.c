@@ -52,6 +52,51 @@ void   onnx__model_proto__free_unpacked
   assert(message->base.descriptor == &onnx__model_proto__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   onnx__training_info_proto__init
+                     (Onnx__TrainingInfoProto         *message)
+{
+  static const Onnx__TrainingInfoProto init_value = ONNX__TRAINING_INFO_PROTO__INIT;
+  *message = init_value;
+}
+size_t onnx__training_info_proto__get_packed_size
+                     (const Onnx__TrainingInfoProto *message)
+{
+  assert(message->base.descriptor == &onnx__training_info_proto__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t onnx__training_info_proto__pack
+                     (const Onnx__TrainingInfoProto *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &onnx__training_info_proto__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t onnx__training_info_proto__pack_to_buffer
+                     (const Onnx__TrainingInfoProto *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &onnx__training_info_proto__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Onnx__TrainingInfoProto *
+       onnx__training_info_proto__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Onnx__TrainingInfoProto *)
+     protobuf_c_message_unpack (&onnx__training_info_proto__descriptor,
+                                allocator, len, data);
+}
+void   onnx__training_info_proto__free_unpacked
+                     (Onnx__TrainingInfoProto *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &onnx__training_info_proto__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   onnx__operator_set_id_proto__init
                      (Onnx__OperatorSetIdProto         *message)
 {
@@ -475,7 +520,7 @@ void   onnx__tensor_proto__free_unpacked
   assert(message->base.descriptor == &onnx__tensor_proto__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor onnx__model_proto__field_descriptors[9] =
+static const ProtobufCFieldDescriptor onnx__model_proto__field_descriptors[10] =
 {
   {
     "ir_version",
@@ -585,6 +630,18 @@ static const ProtobufCFieldDescriptor onnx__model_proto__field_descriptors[9] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "training_info",
+    20,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Onnx__ModelProto, n_training_info),
+    offsetof(Onnx__ModelProto, training_info),
+    &onnx__training_info_proto__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned onnx__model_proto__field_indices_by_name[] = {
   5,   /* field[5] = doc_string */
@@ -596,12 +653,14 @@ static const unsigned onnx__model_proto__field_indices_by_name[] = {
   7,   /* field[7] = opset_import */
   1,   /* field[1] = producer_name */
   2,   /* field[2] = producer_version */
+  9,   /* field[9] = training_info */
 };
-static const ProtobufCIntRange onnx__model_proto__number_ranges[2 + 1] =
+static const ProtobufCIntRange onnx__model_proto__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 14, 8 },
-  { 0, 9 }
+  { 20, 9 },
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor onnx__model_proto__descriptor =
 {
@@ -611,11 +670,49 @@ const ProtobufCMessageDescriptor onnx__model_proto__descriptor =
   "Onnx__ModelProto",
   "onnx",
   sizeof(Onnx__ModelProto),
-  9,
+  10,
   onnx__model_proto__field_descriptors,
   onnx__model_proto__field_indices_by_name,
-  2,  onnx__model_proto__number_ranges,
+  3,  onnx__model_proto__number_ranges,
   (ProtobufCMessageInit) onnx__model_proto__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor onnx__training_info_proto__field_descriptors[1] =
+{
+  {
+    "update_binding",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Onnx__TrainingInfoProto, n_update_binding),
+    offsetof(Onnx__TrainingInfoProto, update_binding),
+    &onnx__string_string_entry_proto__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned onnx__training_info_proto__field_indices_by_name[] = {
+  0,   /* field[0] = update_binding */
+};
+static const ProtobufCIntRange onnx__training_info_proto__number_ranges[1 + 1] =
+{
+  { 4, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor onnx__training_info_proto__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "onnx.TrainingInfoProto",
+  "TrainingInfoProto",
+  "Onnx__TrainingInfoProto",
+  "onnx",
+  sizeof(Onnx__TrainingInfoProto),
+  1,
+  onnx__training_info_proto__field_descriptors,
+  onnx__training_info_proto__field_indices_by_name,
+  1,  onnx__training_info_proto__number_ranges,
+  (ProtobufCMessageInit) onnx__training_info_proto__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor onnx__operator_set_id_proto__field_descriptors[2] =

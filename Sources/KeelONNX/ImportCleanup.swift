@@ -30,8 +30,10 @@ extension GraphImporter {
 
     /// ONNX does not say which initializers are weights; how layers use them does. A constant
     /// read as a layer's kernel, bias, gamma, beta or moving statistic takes that role.
-    /// ONNX has no trainable flag either: parameters count as trainable except BatchNorm moving
-    /// statistics (as in Keras), and literals are not trainable.
+    /// ONNX has no trainable flag either. When the model has training information, the
+    /// initializers its update bindings name are trainable and the others frozen; otherwise
+    /// parameters count as trainable. BatchNorm moving statistics never are (as in Keras), and
+    /// literals are not parameters at all.
     func assignParameterRoles() {
         let roles: [OpKind: [ParameterRole]] = [
             .conv2d: [.kernel, .bias], .dense: [.kernel, .bias],
@@ -44,6 +46,7 @@ extension GraphImporter {
                 guard var constant = graph.constants[name], constant.role == .literal else { continue }
                 constant.role = role
                 constant.trainable = role != .movingMean && role != .movingVariance
+                    && (model.trainableInitializers?.contains(name) ?? true)
                 graph.constants[name] = constant
             }
         }

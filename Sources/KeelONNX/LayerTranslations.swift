@@ -68,8 +68,31 @@ private func addSpatialPadding(_ context: NodeContext, to attributes: inout [Str
         }
     case "VALID": attributes["padding"] = .string("valid")
     case "SAME_UPPER": attributes["padding"] = .string("same")
-    case let mode: throw context.fail("auto_pad \(mode) is not supported (use SAME_UPPER or explicit pads)")
+    case "SAME_LOWER":
+        attributes["padding"] = .string("explicit")
+        attributes["pads"] = .ints(try sameLowerPads(context))
+    case let mode: throw context.fail("auto_pad '\(mode)' is not supported")
     }
+}
+
+/// SAME_LOWER pads like SAME_UPPER but puts the odd pixel first; Keel's `same` is the upper
+/// form, so this becomes explicit pads, which needs the input's height and width.
+private func sameLowerPads(_ context: NodeContext) throws -> [Int] {
+    guard let shape = context.shape(0), shape.count == 4, let height = shape[2]?.value, let width = shape[3]?.value else {
+        throw context.fail("auto_pad SAME_LOWER needs the input's height and width, which are not known at import time")
+    }
+    let kernel = try context.ints("kernel_shape") ?? context.constantData(1).map { Array($0.shape.suffix(2)) } ?? []
+    guard kernel.count == 2 else { throw context.fail("auto_pad SAME_LOWER needs the kernel size") }
+    let strides = try pair(context, "strides")
+    let dilations = try pair(context, "dilations")
+    var begin: [Int] = [], end: [Int] = []
+    for (axis, extent) in [height, width].enumerated() {
+        let output = (extent + strides[axis] - 1) / strides[axis]
+        let total = max((output - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1 - extent, 0)
+        begin.append(total - total / 2)
+        end.append(total / 2)
+    }
+    return begin + end
 }
 
 /// [N, channels, ?, ?] for a rank-4 input: enough for the folder to follow the batch.
@@ -107,10 +130,10 @@ func translateGemm(_ context: NodeContext) throws {
     let left = transA ? context.emitStep("transpose_a", .transpose, [a], ["perm": .ints([1, 0])]) : a
     let right = transB ? context.emitStep("transpose_b", .transpose, [b], ["perm": .ints([1, 0])]) : b
     var steps: [(String, OpKind, [String])] = [("matmul", .matmul, [left, right])]
-    if alpha != 1 { steps.append(("alpha", .mul, [context.addLiteral("alpha", TensorData(floats: [alpha], shape: []))])) }
+    if alpha != 1 { steps.append(("times_alpha", .mul, [context.addLiteral("alpha", TensorData(floats: [alpha], shape: []))])) }
     if let c {
         let scaled = beta == 1 ? c
-            : context.emitStep("beta", .mul, [c, context.addLiteral("beta", TensorData(floats: [beta], shape: []))])
+            : context.emitStep("c_times_beta", .mul, [c, context.addLiteral("beta", TensorData(floats: [beta], shape: []))])
         steps.append(("add", .add, [scaled]))
     }
     var current = ""
@@ -137,6 +160,8 @@ func translateMatMul(_ context: NodeContext) throws {
 
 func translateBatchNorm(_ context: NodeContext) throws {
     guard try context.int("training_mode", default: 0) == 0 else { throw context.fail("training mode is not supported") }
+    // Opsets 7 and 8 could normalise per activation instead of per channel.
+    guard try context.int("spatial", default: 1) != 0 else { throw context.fail("spatial=0 is not supported") }
     try context.requireUnusedOutputs(from: 1)
     for index in 1...4 where context.constantData(index) == nil {
         throw context.fail("scale, bias, mean and variance must be constants (input \(index) is not)")

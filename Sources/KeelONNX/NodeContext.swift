@@ -83,7 +83,7 @@ struct NodeContext {
     /// The IR value of a required input.
     func input(_ index: Int) throws -> String {
         guard hasInput(index) else { throw fail("input \(index) is missing") }
-        return try importer.irValue(node.inputs[index], readBy: name)
+        return try importer.irValue(node.inputs[index], readBy: name, op: node.opType)
     }
 
     func optionalInput(_ index: Int) throws -> String? { hasInput(index) ? try input(index) : nil }
@@ -139,7 +139,9 @@ struct NodeContext {
     func emit(_ op: OpKind, _ inputs: [String], _ attributes: [String: AttributeValue] = [:], shape: [Dim?]?) -> String {
         let irName = importer.uniqueName(name)
         append(op, irName, inputs, attributes)
-        importer.values[node.outputs[0]] = ImportedValue(irName: irName, known: nil, shape: shape)
+        let output = node.outputs[0]
+        importer.values[output] = ImportedValue(irName: irName, known: nil,
+                                                shape: mergeShapes(shape, importer.declaredShapes[output]))
         return irName
     }
 
@@ -157,6 +159,13 @@ struct NodeContext {
         importer.graph.constants[irName] = Constant(name: irName, type: type, role: .literal, trainable: false,
                                                     data: data, location: location)
         return irName
+    }
+
+    /// What the translation worked out, with unknown dimensions taken from the file's declaration.
+    private func mergeShapes(_ computed: [Dim?]?, _ declared: [Dim?]?) -> [Dim?]? {
+        guard let declared else { return computed }
+        guard let computed, computed.count == declared.count else { return declared }
+        return zip(computed, declared).map { $0 ?? $1 }
     }
 
     private func append(_ op: OpKind, _ irName: String, _ inputs: [String], _ attributes: [String: AttributeValue]) {

@@ -12,8 +12,12 @@ public func importONNXGraph(path: String) throws -> Graph {
 /// Translates a loaded model into a Keel graph: graph inputs with their (possibly symbolic)
 /// types, initializers as constants, each node through the translation table, shape-computing
 /// subgraphs folded into constant attributes, and the graph outputs.
-public func importONNXGraph(_ model: ONNXModel) throws -> Graph {
-    try GraphImporter(model: model).run()
+///
+/// `constantInputs` turns graph inputs into constants with the given values, for models that
+/// feed weights, axes or shapes as inputs (the ONNX operator test cases do): such inputs must
+/// be known when the graph is built, since Keel takes them as constants or attributes.
+public func importONNXGraph(_ model: ONNXModel, constantInputs: [String: TensorData] = [:]) throws -> Graph {
+    try GraphImporter(model: model, constantInputs: constantInputs).run()
 }
 
 /// What the importer knows about one ONNX value.
@@ -39,8 +43,13 @@ final class GraphImporter {
     /// How many nodes (and graph outputs) read each ONNX value, to check unused outputs.
     private(set) var useCounts: [String: Int] = [:]
 
-    init(model: ONNXModel) throws {
+    private let constantInputs: [String: TensorData]
+    /// Shapes the file declares for intermediate values and outputs (`value_info`).
+    private(set) var declaredShapes: [String: [Dim?]] = [:]
+
+    init(model: ONNXModel, constantInputs: [String: TensorData] = [:]) throws {
         self.model = model
+        self.constantInputs = constantInputs
         self.path = model.path
         guard let opset = model.defaultOpset else {
             throw ONNXError.notAModel(path: model.path, reason: "the model imports no ai.onnx operator set")
@@ -57,17 +66,20 @@ final class GraphImporter {
         let source = model.graph
         for node in source.nodes { for input in node.inputs where !input.isEmpty { useCounts[input, default: 0] += 1 } }
         for output in source.outputs { useCounts[output.name, default: 0] += 1 }
-        try addInitializers(source.initializers)
+        addInitializers(source.initializers)
+        for input in source.inputs where values[input.name] == nil {
+            if let data = constantInputs[input.name] { addConstant(name: uniqueName(input.name), data: data, onnxName: input.name) }
+        }
         try addInputs(source.inputs)
-        // Declared types of intermediate values help the folder; they never override constants.
-        for info in source.valueInfo + source.outputs where values[info.name] == nil {
-            if let dims = info.dims { values[info.name] = ImportedValue(shape: partialShape(dims, of: info.name)) }
+        // Declared types of intermediate values fill in what the importer cannot tell itself.
+        for info in source.valueInfo + source.outputs {
+            if let dims = info.dims { declaredShapes[info.name] = symbolicShape(dims, of: info.name) }
         }
         for (index, node) in source.nodes.enumerated() {
             try translate(node, index: index)
         }
         for output in source.outputs {
-            let value = try irValue(output.name, readBy: "graph output '\(output.name)'")
+            let value = try irValue(output.name, readBy: output.name, op: "graph output")
             graph.outputs.append(GraphOutput(name: output.name, value: value, location: .named(path, output.name)))
         }
         fuseDenseBias()
@@ -78,7 +90,7 @@ final class GraphImporter {
 
     // MARK: Graph inputs and initializers
 
-    private func addInitializers(_ initializers: [ONNXTensor]) throws {
+    private func addInitializers(_ initializers: [ONNXTensor]) {
         for tensor in initializers {
             let name = uniqueName(tensor.name)
             addConstant(name: name, data: tensor.data, onnxName: tensor.name)
@@ -103,7 +115,7 @@ final class GraphImporter {
                 throw ONNXError.unsupportedNode(path: path, node: input.name, op: "graph input",
                                                 reason: "declares no shape; Keel needs at least the rank")
             }
-            let shape = partialShape(dims, of: input.name).map { $0 ?? .symbol("?") }
+            let shape = symbolicShape(dims, of: input.name)
             let name = uniqueName(input.name)
             graph.inputs.append(GraphInput(name: name, type: TensorType(dtype, Shape(shape)),
                                            layout: guessLayout(shape), location: .named(path, input.name)))
@@ -111,14 +123,15 @@ final class GraphImporter {
         }
     }
 
-    /// ONNX dims as IR dims: named dims stay symbols (the batch), unnamed ones get a name
-    /// (`N` for the leading axis, `<value>_dK` elsewhere) so they can still be bound.
-    private func partialShape(_ dims: [ONNXDim], of value: String) -> [Dim?] {
+    /// ONNX dims as IR dims: named dims stay symbols (the batch). Unnamed ones, and the
+    /// placeholder names tf2onnx invents (`unk__42`), get a name: `N` on the leading axis (the
+    /// batch, as Keel prints it), `<value>_dK` elsewhere, so they can still be bound.
+    private func symbolicShape(_ dims: [ONNXDim], of value: String) -> [Dim] {
         dims.enumerated().map { axis, dim in
             switch dim {
             case .value(let extent): return .known(extent)
-            case .param(let name): return .symbol(name)
-            case .unknown: return .symbol(axis == 0 ? "N" : "\(value)_d\(axis)")
+            case .param(let name) where !name.hasPrefix("unk__"): return .symbol(name)
+            case .param, .unknown: return .symbol(axis == 0 ? "N" : "\(value)_d\(axis)")
             }
         }
     }
@@ -154,14 +167,15 @@ final class GraphImporter {
 
     /// The IR value for an ONNX value, materializing a folded value as a constant when an
     /// IR node needs it; throws when the value depends on a symbolic (run-time) size.
-    func irValue(_ onnxName: String, readBy reader: String) throws -> String {
+    func irValue(_ onnxName: String, readBy reader: String, op: String) throws -> String {
         guard let value = values[onnxName] else {
             throw ONNXError.undefinedValue(path: path, node: reader, value: onnxName)
         }
         if let irName = value.irName { return irName }
         guard let known = value.known, let data = known.constantData() else {
-            throw ONNXError.unsupportedNode(path: path, node: reader, op: "input '\(onnxName)'",
-                                            reason: "depends on a run-time size; only shape arithmetic that ends in a Reshape target can be folded")
+            throw ONNXError.unsupportedNode(
+                path: path, node: reader, op: op,
+                reason: "input '\(onnxName)' depends on a run-time size; shape arithmetic can only end in a Reshape target")
         }
         let name = uniqueName(onnxName)
         addConstant(name: name, data: data, onnxName: onnxName)

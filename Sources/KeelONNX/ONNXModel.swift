@@ -11,6 +11,9 @@ public struct ONNXModel: Sendable {
     /// Operator-set versions by domain; the default ai.onnx domain is the empty string.
     public var opsetImports: [String: Int]
     public var graph: ONNXGraph
+    /// The initializers a training step updates (the keys of `training_info` update bindings),
+    /// or nil when the model says nothing about training.
+    public var trainableInitializers: Set<String>?
 
     /// The ai.onnx opset the nodes bind against, if the model imports it.
     public var defaultOpset: Int? { opsetImports[""] ?? opsetImports["ai.onnx"] }

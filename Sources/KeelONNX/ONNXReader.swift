@@ -36,10 +36,18 @@ private struct ModelConverter {
             let domain = swiftString(entry.pointee.domain)
             opsets[domain == "ai.onnx" ? "" : domain] = Int(clamping: entry.pointee.version)
         }
+        var trainable: Set<String>? = nil
+        for info in repeated(model.training_info, model.n_training_info) {
+            guard let info else { continue }
+            for binding in repeated(info.pointee.update_binding, info.pointee.n_update_binding) {
+                guard let binding else { continue }
+                trainable = (trainable ?? []).union([swiftString(binding.pointee.key)])
+            }
+        }
         return ONNXModel(path: path, irVersion: Int(clamping: model.ir_version),
                          producerName: swiftString(model.producer_name),
                          producerVersion: swiftString(model.producer_version),
-                         opsetImports: opsets, graph: try self.graph(graph))
+                         opsetImports: opsets, graph: try self.graph(graph), trainableInitializers: trainable)
     }
 
     private func graph(_ pointer: UnsafeMutablePointer<Onnx__GraphProto>) throws -> ONNXGraph {
@@ -109,7 +117,9 @@ private struct ModelConverter {
                 guard let dim else { return .unknown }
                 switch dim.pointee.value_case {
                 case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE:
-                    return dim.pointee.dim_value >= 0 ? .value(Int(clamping: dim.pointee.dim_value)) : .unknown
+                    // Negative or absurd extents say nothing useful; treat them as unnamed.
+                    let extent = dim.pointee.dim_value
+                    return extent >= 0 && extent <= Int64(Int32.max) ? .value(Int(extent)) : .unknown
                 case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM:
                     let name = swiftString(dim.pointee.dim_param)
                     return name.isEmpty ? .unknown : .param(name)

@@ -67,6 +67,12 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "ReduceSum": { try translateReduce($0, op: .reduceSum, axesInputSince: 13) },
 ]
 
+/// The ai.onnx op types the importer understands: the translation table plus the ops the
+/// folder evaluates at import time.
+public var supportedONNXOps: Set<String> {
+    Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape"])
+}
+
 /// An element-wise op: same shape out as in.
 func translateUnary(_ context: NodeContext, _ op: OpKind, _ attributes: [String: AttributeValue] = [:]) throws {
     context.emit(op, [try context.input(0)], attributes, shape: context.shape(0))

@@ -76,6 +76,7 @@ extension GraphImporter {
             addConstant(name: uniqueName(output), data: data, onnxName: output)
             return true
         case "Shape":
+            guard context.hasInput(0) else { throw context.fail("input 0 is missing") }
             define(try shapeOf(node.inputs[0], context: context))
             return true
         case "ConstantOfShape":
@@ -159,9 +160,22 @@ extension GraphImporter {
             guard let starts, let ends, starts.count == 1, ends.count == 1,
                   (axes ?? [0]).allSatisfy({ $0 == 0 || $0 == -1 }) else { return false }
             let step = steps?.first ?? 1
-            guard step != 0 else { throw context.fail("step 0") }
+            guard isValidStep(step) else { throw context.fail("invalid step \(step)") }
             let elements = try sliceElements(of: data, start: starts[0], end: ends[0], step: step, context: context)
             define(.tensor(dtype: dtypeOf(data), shape: [elements.count], elements: elements))
+            return true
+        case "ReduceProd":
+            // Exporters multiply trailing dimensions to size a flatten: fold it when they are known.
+            guard let value = known(0), case .tensor(let dtype, let shape, _) = value, shape.count == 1,
+                  let factors = value.constants else { return false }
+            var product: Int64 = 1
+            for factor in factors {
+                let (next, overflow) = product.multipliedReportingOverflow(by: factor)
+                guard !overflow else { return false }
+                product = next
+            }
+            let keepdims = try context.int("keepdims", default: 1) != 0
+            define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [.constant(product)]))
             return true
         case "Add", "Sub", "Mul", "Div":
             guard let left = known(0), let right = known(1), let a = left.constants, let b = right.constants,
@@ -248,20 +262,7 @@ extension GraphImporter {
             }
             return stride(from: start, to: end, by: step).map { dimElement(of: value, axis: $0) }
         }
-        let count = elements.count
-        func clamp(_ value: Int, _ low: Int, _ high: Int) -> Int { min(max(value, low), high) }
-        func resolve(_ value: Int) -> Int { value < 0 ? max(value, -count - 1) + count : value }
-        var result: [SymbolicInt] = []
-        if step > 0 {
-            var index = clamp(resolve(start), 0, count)
-            let stop = clamp(resolve(end), 0, count)
-            while index < stop { result.append(elements[index]); index += step }
-        } else {
-            var index = clamp(resolve(start), -1, count - 1)
-            let stop = clamp(resolve(end), -1, count - 1)
-            while index > stop { result.append(elements[index]); index += step }
-        }
-        return result
+        return sliceIndices(count: elements.count, start: start, end: end, step: step).map { elements[$0] }
     }
 
     /// Resolves a Reshape target to constants: numbers stay, and a symbolic dimension becomes
@@ -293,4 +294,26 @@ extension GraphImporter {
         }
         return result
     }
+}
+
+/// Where ONNX Slice starts and stops on an axis of `count` elements, with its clamping rules
+/// (negative positions count from the end; out-of-range ones clamp). `step` must not be 0.
+private func sliceBounds(count: Int, start: Int, end: Int, step: Int) -> (from: Int, to: Int) {
+    func clamp(_ value: Int, _ low: Int, _ high: Int) -> Int { min(max(value, low), high) }
+    func resolve(_ value: Int) -> Int { value < 0 ? max(value, -count - 1) + count : value }
+    if step > 0 { return (clamp(resolve(start), 0, count), clamp(resolve(end), 0, count)) }
+    return (clamp(resolve(start), -1, count - 1), clamp(resolve(end), -1, count - 1))
+}
+
+/// The indices Slice picks from an axis of `count` elements.
+func sliceIndices(count: Int, start: Int, end: Int, step: Int) -> StrideTo<Int> {
+    let bounds = sliceBounds(count: count, start: start, end: end, step: step)
+    return stride(from: bounds.from, to: bounds.to, by: step)
+}
+
+/// How many elements Slice keeps from an axis of `count` elements.
+func sliceLength(count: Int, start: Int, end: Int, step: Int) -> Int {
+    let bounds = sliceBounds(count: count, start: start, end: end, step: step)
+    let span = step > 0 ? bounds.to - bounds.from : bounds.from - bounds.to
+    return span <= 0 ? 0 : (span + abs(step) - 1) / abs(step)
 }

@@ -59,6 +59,7 @@ func translateReshape(_ context: NodeContext) throws {
     } else {
         throw context.fail("the target shape must be a constant or computed from shapes at import time")
     }
+    let data = try context.input(0)
     let source = context.node.inputs[0]
     let allowZero = try context.int("allowzero", default: 0) != 0
     let resolved = try context.importer.reshapeTarget(target, input: source, allowZero: allowZero, context: context)
@@ -71,7 +72,7 @@ func translateReshape(_ context: NodeContext) throws {
        let rest = product(output.enumerated().filter { $0.offset != inferred }.map(\.element)[...])?.value, rest > 0 {
         output[inferred] = .known(total / rest)
     }
-    context.emit(.reshape, [try context.input(0)], ["shape": .ints(resolved)], shape: output)
+    context.emit(.reshape, [data], ["shape": .ints(resolved)], shape: output)
 }
 
 func translateTranspose(_ context: NodeContext) throws {
@@ -117,7 +118,7 @@ func translateSlice(_ context: NodeContext) throws {
     let axes = old ? try context.ints("axes") : try context.constantInts(3)
     let steps = old ? nil : try context.constantInts(4)
     guard starts.count == ends.count, axes.map({ $0.count == starts.count }) ?? true,
-          steps.map({ $0.count == starts.count && !$0.contains(0) }) ?? true else {
+          steps.map({ $0.count == starts.count && $0.allSatisfy(isValidStep) }) ?? true else {
         throw context.fail("starts, ends, axes and steps must have the same length (and steps no zero)")
     }
     var attributes: [String: AttributeValue] = ["starts": .ints(starts), "ends": .ints(ends)]
@@ -125,13 +126,21 @@ func translateSlice(_ context: NodeContext) throws {
     if let steps { attributes["steps"] = .ints(steps) }
     var output = context.shape(0)
     if let rank = output?.count {
-        for axis in axes ?? Array(0..<starts.count) {
+        for (index, axis) in (axes ?? Array(0..<starts.count)).enumerated() {
             let resolved = axis < 0 ? axis + rank : axis
-            if (0..<rank).contains(resolved) { output?[resolved] = nil }
+            guard (0..<rank).contains(resolved) else { continue }
+            var sliced: Dim? = nil
+            if let dims = output, let extent = dims[resolved]?.value {
+                sliced = .known(sliceLength(count: extent, start: starts[index], end: ends[index], step: steps?[index] ?? 1))
+            }
+            output?[resolved] = sliced
         }
     }
     context.emit(.slice, [try context.input(0)], attributes, shape: output)
 }
+
+/// A Slice step Keel accepts: non-zero and of a sane magnitude (so arithmetic cannot overflow).
+func isValidStep(_ step: Int) -> Bool { step != 0 && step >= -Int(Int32.max) && step <= Int(Int32.max) }
 
 func translateGather(_ context: NodeContext) throws {
     let axis = try context.int("axis", default: 0)
@@ -217,7 +226,8 @@ func translateReduce(_ context: NodeContext, op: OpKind, axesInputSince: Int) th
     var output: [Dim?]? = nil
     if let axes, !axes.isEmpty { attributes["axes"] = .ints(axes) }
     if let input = context.shape(0) {
-        let reduced = Set((axes?.isEmpty ?? true) ? Array(input.indices) : axes!.map { $0 < 0 ? $0 + input.count : $0 })
+        let listed = (axes ?? []).map { $0 < 0 ? $0 + input.count : $0 }
+        let reduced = Set(listed.isEmpty ? Array(input.indices) : listed)
         output = keepdims ? input.indices.map { reduced.contains($0) ? .known(1) : input[$0] }
             : input.indices.filter { !reduced.contains($0) }.map { input[$0] }
     }

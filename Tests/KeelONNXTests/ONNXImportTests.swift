@@ -44,6 +44,18 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(Set(graph.constants.keys), ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"])
     }
 
+    /// Training information marks which initializers are trainable; without it all are.
+    func testTrainingInformationFreezesParameters() throws {
+        let frozen = try importONNXGraph(path: Fixtures.path("cnn_frozen.onnx"))
+        XCTAssertEqual(frozen.constants["conv1.weight"]?.trainable, false)
+        XCTAssertEqual(frozen.constants["conv1.bias"]?.trainable, false)
+        XCTAssertEqual(frozen.constants["fc.weight"]?.trainable, true)
+        XCTAssertEqual(frozen.constants["fc.bias"]?.trainable, true)
+        XCTAssertEqual(frozen.constants["conv1.weight"]?.role, .kernel)
+        let plain = try importONNXGraph(path: Fixtures.path("cnn.onnx"))
+        XCTAssertEqual(plain.constants["conv1.weight"]?.trainable, true)
+    }
+
     /// The tf2onnx pattern: NHWC input, Transposes, BN as Mul+Add, Flatten through a shape
     /// subgraph that must fold into reshape [0, -1], Dense as MatMul+Add fused into dense+bias.
     func testImportsTF2ONNXStyleModel() throws {
@@ -52,7 +64,7 @@ final class ONNXImportTests: XCTestCase {
             XCTAssertEqual(graph.nodes.map(\.op),
                            [.transpose, .conv2d, .relu, .transpose, .mul, .add, .reshape, .dense, .softmax],
                            "\(name): \(describe(graph))")
-            XCTAssertEqual(graph.inputs.first?.type, TensorType(.float32, [.symbol("unk__42"), 8, 8, 3]))
+            XCTAssertEqual(graph.inputs.first?.type, TensorType(.float32, ["N", 8, 8, 3]))
             XCTAssertEqual(graph.inputs.first?.layout, .nhwc)
             let reshape = try XCTUnwrap(graph.nodes.first { $0.op == .reshape })
             XCTAssertEqual(reshape.attributes.ints("shape"), [0, -1], name)
@@ -77,6 +89,23 @@ final class ONNXImportTests: XCTestCase {
             XCTAssertEqual(graph.constants["bn/scale"]?.role, .literal)
             XCTAssertEqual(graph.constants["dense/kernel"]?.type, TensorType(.float32, [256, 5]))
         }
+    }
+
+    /// Keras Reshape((-1, C)) through Shape/Cast/Slice/Squeeze/Unsqueeze/Concat/Cast folds to
+    /// [0, -1, C]; the decomposed LayerNormalization stays element-wise ops.
+    func testImportsViTHeadStyleModel() throws {
+        let graph = try importONNXGraph(path: Fixtures.path("vit_head_style.onnx"))
+        XCTAssertEqual(graph.nodes.map(\.op), [.transpose, .conv2d, .transpose, .reshape, .reduceMean, .sub, .pow,
+                                               .reduceMean, .add, .sqrt, .div, .mul, .add], describe(graph))
+        let reshape = try XCTUnwrap(graph.node(named: "model/reshape/Reshape"))
+        XCTAssertEqual(reshape.attributes.ints("shape"), [0, -1, 16])
+        XCTAssertEqual(reshape.inputs, ["model/conv/Conv2D__7"])
+        XCTAssertEqual(graph.node(named: "model/conv/Conv2D")?.attributes.string("padding"), "same")
+        XCTAssertEqual(graph.node(named: "model/layer_norm/moments/mean")?.attributes.ints("axes"), [-1])
+        XCTAssertEqual(Set(graph.constants.keys), ["conv/kernel", "conv/bias", "two", "epsilon",
+                                                   "layer_norm/gamma", "layer_norm/beta"])
+        XCTAssertEqual(graph.inputs.first?.type, TensorType(.float32, ["N", 7, 7, 8]))
+        XCTAssertEqual(graph.outputs.map(\.value), ["model/layer_norm/add_1"])
     }
 
     func testImportsExternalWeights() throws {
@@ -106,5 +135,59 @@ final class ONNXImportTests: XCTestCase {
     private func describe(_ graph: Graph) -> String {
         graph.nodes.map { "\($0.name) = \($0.op.rawValue)(\($0.inputs.joined(separator: ", "))) \($0.attributes)" }
             .joined(separator: "\n")
+    }
+}
+
+/// Ops whose parameters moved from attributes to inputs between opsets import the same way.
+final class ONNXOpsetTests: XCTestCase {
+    func testAttributesAndConstantInputsGiveTheSameIR() throws {
+        for opset in [9, 18] {
+            let graph = try importONNXGraph(path: Fixtures.path("ops_opset\(opset).onnx"))
+            let nodes = Dictionary(uniqueKeysWithValues: graph.nodes.map { ($0.name, $0) })
+            let context = "opset \(opset)"
+            XCTAssertEqual(nodes["slice"]?.attributes.ints("starts"), [1], context)
+            XCTAssertEqual(nodes["slice"]?.attributes.ints("ends"), [3], context)
+            XCTAssertEqual(nodes["slice"]?.attributes.ints("axes"), [1], context)
+            XCTAssertEqual(nodes["pad"]?.attributes.ints("pads"), [0, 0, 1, 0, 0, 1], context)
+            XCTAssertEqual(nodes["pad"]?.attributes.float("value"), 0.5, context)
+            XCTAssertEqual(nodes["clip"]?.attributes.float("min"), -1, context)
+            XCTAssertEqual(nodes["clip"]?.attributes.float("max"), 1, context)
+            XCTAssertEqual(nodes["unsqueeze"]?.attributes.ints("axes"), [1], context)
+            XCTAssertEqual(nodes["squeeze"]?.attributes.ints("axes"), [1], context)
+            XCTAssertEqual(nodes["dropout"]?.op, .dropout, context)
+            XCTAssertEqual(nodes["dropout"]?.attributes.float("rate"), 0.25, context)
+            XCTAssertEqual(nodes["reduce_mean"]?.attributes.ints("axes"), [2], context)
+            XCTAssertEqual(nodes["reduce_mean"]?.attributes.bool("keepdims"), true, context)
+            XCTAssertEqual(nodes["reshape"]?.attributes.ints("shape"), [0, 2], context)
+            // A rank-2 softmax over axis 1 is a last-axis softmax in every opset.
+            XCTAssertEqual(nodes["softmax_2d"]?.op, .softmax, context)
+            XCTAssertEqual(nodes["softmax_2d"]?.attributes.int("axis"), -1, context)
+            // Gemm with alpha 0.5 and beta 2 is spelled out.
+            XCTAssertEqual(nodes["gemm/matmul"]?.op, .matmul, context)
+            XCTAssertEqual(nodes["gemm/matmul"]?.inputs, ["softmax_2d", "gemm/b"], context)
+            XCTAssertEqual(nodes["gemm/times_alpha"]?.op, .mul, context)
+            XCTAssertEqual(nodes["gemm/times_alpha"]?.inputs, ["gemm/matmul", "gemm/alpha"], context)
+            XCTAssertEqual(nodes["gemm/c_times_beta"]?.inputs, ["gemm/c", "gemm/beta"], context)
+            XCTAssertEqual(nodes["gemm"]?.op, .add, context)
+            XCTAssertEqual(nodes["gemm"]?.inputs, ["gemm/times_alpha", "gemm/c_times_beta"], context)
+            XCTAssertEqual(graph.constants["gemm/alpha"]?.data?.floats(), [0.5], context)
+            XCTAssertEqual(graph.constants["gemm/beta"]?.data?.floats(), [2], context)
+            XCTAssertEqual(graph.outputs.map(\.value), ["gemm", "softmax_3d"], context)
+            // Only constants the graph reads remain (axes, pads and bounds became attributes).
+            XCTAssertEqual(graph.constants.keys.filter { !$0.hasPrefix("gemm/") }, [], context)
+        }
+    }
+
+    /// Before opset 13, Softmax over axis 1 of a rank-3 tensor normalises over the flattened
+    /// trailing axes; from 13 it normalises over axis 1 alone.
+    func testSoftmaxCoercionBeforeOpset13() throws {
+        let old = try importONNXGraph(path: Fixtures.path("ops_opset9.onnx"))
+        XCTAssertEqual(old.node(named: "softmax_3d/flatten")?.attributes.int("axis"), 1)
+        XCTAssertEqual(old.node(named: "softmax_3d/softmax")?.attributes.int("axis"), -1)
+        XCTAssertEqual(old.node(named: "softmax_3d")?.op, .reshape)
+        XCTAssertEqual(old.node(named: "softmax_3d")?.attributes.ints("shape"), [-1, 2, 8])
+        let new = try importONNXGraph(path: Fixtures.path("ops_opset18.onnx"))
+        XCTAssertEqual(new.node(named: "softmax_3d")?.op, .softmax)
+        XCTAssertEqual(new.node(named: "softmax_3d")?.attributes.int("axis"), 1)
     }
 }

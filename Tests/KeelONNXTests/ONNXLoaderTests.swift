@@ -6,7 +6,8 @@ import XCTest
 /// The loader against what tools/gen_onnx_fixtures.py wrote (expected.json).
 final class ONNXLoaderTests: XCTestCase {
     func testFixturesMatchWhatTheGeneratorWrote() throws {
-        for name in ["cnn", "external", "tf2onnx_style", "tf2onnx_style_opset11", "typed_fields"] {
+        for name in ["cnn", "external", "tf2onnx_style", "tf2onnx_style_opset11", "typed_fields", "ops_opset9",
+                     "ops_opset18", "vit_head_style"] {
             let model = try loadONNXModel(path: Fixtures.path(name + ".onnx"))
             let expected = try Fixtures.expected(name)
             XCTAssertEqual(model.irVersion, expected["ir_version"] as? Int, name)
@@ -90,6 +91,16 @@ final class ONNXLoaderTests: XCTestCase {
         XCTAssertTrue(mapped, "dense/kernel should point into a mapping of external.bin")
     }
     #endif
+
+    /// External data at an odd offset is copied to aligned memory (values written by hand).
+    func testUnalignedExternalDataIsCopied() throws {
+        let model = try loadONNXModel(path: Fixtures.path("unaligned_external.onnx"))
+        let data = try XCTUnwrap(model.graph.initializers.first?.data)
+        XCTAssertEqual(data.floats(), [1, 2, 3, 4])
+        XCTAssertEqual(Int(bitPattern: data.storage.bytes.baseAddress) % 4, 0)
+        let output = try loadTensorProto(path: Fixtures.path("unaligned_external_output_0.pb"))
+        XCTAssertEqual(output.floats(), [2, 3, 4, 5])
+    }
 
     /// The generator's input and ONNX Runtime's output for cnn.onnx, as TensorProto files.
     func testLoadsTensorProtoFiles() throws {

@@ -16,6 +16,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 
 typedef struct Onnx__ModelProto Onnx__ModelProto;
+typedef struct Onnx__TrainingInfoProto Onnx__TrainingInfoProto;
 typedef struct Onnx__OperatorSetIdProto Onnx__OperatorSetIdProto;
 typedef struct Onnx__StringStringEntryProto Onnx__StringStringEntryProto;
 typedef struct Onnx__GraphProto Onnx__GraphProto;
@@ -109,10 +110,31 @@ struct  Onnx__ModelProto
   Onnx__OperatorSetIdProto **opset_import;
   size_t n_metadata_props;
   Onnx__StringStringEntryProto **metadata_props;
+  /*
+   * Read only for which initializers training updates (Keel's `trainable`).
+   */
+  size_t n_training_info;
+  Onnx__TrainingInfoProto **training_info;
 };
 #define ONNX__MODEL_PROTO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&onnx__model_proto__descriptor) \
-    , 0, 0, NULL, NULL, NULL, 0, 0, NULL, NULL, 0,NULL, 0,NULL }
+    , 0, 0, NULL, NULL, NULL, 0, 0, NULL, NULL, 0,NULL, 0,NULL, 0,NULL }
+
+
+/*
+ * Only `update_binding` is declared: its keys name the initializers a training step updates.
+ * The initialization and algorithm graphs (fields 1 and 2) and initialization_binding (3) are
+ * skipped.
+ */
+struct  Onnx__TrainingInfoProto
+{
+  ProtobufCMessage base;
+  size_t n_update_binding;
+  Onnx__StringStringEntryProto **update_binding;
+};
+#define ONNX__TRAINING_INFO_PROTO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&onnx__training_info_proto__descriptor) \
+    , 0,NULL }
 
 
 struct  Onnx__OperatorSetIdProto
@@ -373,6 +395,25 @@ Onnx__ModelProto *
 void   onnx__model_proto__free_unpacked
                      (Onnx__ModelProto *message,
                       ProtobufCAllocator *allocator);
+/* Onnx__TrainingInfoProto methods */
+void   onnx__training_info_proto__init
+                     (Onnx__TrainingInfoProto         *message);
+size_t onnx__training_info_proto__get_packed_size
+                     (const Onnx__TrainingInfoProto   *message);
+size_t onnx__training_info_proto__pack
+                     (const Onnx__TrainingInfoProto   *message,
+                      uint8_t             *out);
+size_t onnx__training_info_proto__pack_to_buffer
+                     (const Onnx__TrainingInfoProto   *message,
+                      ProtobufCBuffer     *buffer);
+Onnx__TrainingInfoProto *
+       onnx__training_info_proto__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   onnx__training_info_proto__free_unpacked
+                     (Onnx__TrainingInfoProto *message,
+                      ProtobufCAllocator *allocator);
 /* Onnx__OperatorSetIdProto methods */
 void   onnx__operator_set_id_proto__init
                      (Onnx__OperatorSetIdProto         *message);
@@ -558,6 +599,9 @@ void   onnx__tensor_proto__free_unpacked
 typedef void (*Onnx__ModelProto_Closure)
                  (const Onnx__ModelProto *message,
                   void *closure_data);
+typedef void (*Onnx__TrainingInfoProto_Closure)
+                 (const Onnx__TrainingInfoProto *message,
+                  void *closure_data);
 typedef void (*Onnx__OperatorSetIdProto_Closure)
                  (const Onnx__OperatorSetIdProto *message,
                   void *closure_data);
@@ -601,6 +645,7 @@ typedef void (*Onnx__TensorProto_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCMessageDescriptor onnx__model_proto__descriptor;
+extern const ProtobufCMessageDescriptor onnx__training_info_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__operator_set_id_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__string_string_entry_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__graph_proto__descriptor;

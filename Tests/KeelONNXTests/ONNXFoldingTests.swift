@@ -1,0 +1,117 @@
+import Foundation
+import KeelIR
+@testable import KeelONNX
+import XCTest
+
+/// The import-time partial evaluator on small hand-written graphs (x: f32[N,4,6]).
+final class ONNXFoldingTests: XCTestCase {
+    private func node(_ op: String, _ inputs: [String], _ output: String,
+                      _ attributes: [String: ONNXAttribute] = [:]) -> ONNXNode {
+        ONNXNode(name: output, opType: op, domain: "", inputs: inputs, outputs: [output], attributes: attributes)
+    }
+
+    private func ints(_ name: String, _ values: [Int64], scalar: Bool = false) -> ONNXTensor {
+        ONNXTensor(name: name, data: TensorData(int64s: values, shape: scalar ? [] : [values.count]))
+    }
+
+    private func importGraph(_ nodes: [ONNXNode], _ initializers: [ONNXTensor], output: String, opset: Int = 13) throws -> Graph {
+        let graph = ONNXGraph(name: "folding", nodes: nodes, initializers: initializers,
+                              inputs: [ONNXValueInfo(name: "x", elementType: 1, dims: [.param("N"), .value(4), .value(6)])],
+                              outputs: [ONNXValueInfo(name: output, elementType: 1, dims: nil)], valueInfo: [])
+        return try importONNXGraph(ONNXModel(path: "folding.onnx", irVersion: 8, producerName: "", producerVersion: "",
+                                             opsetImports: ["": opset], graph: graph))
+    }
+
+    /// [N,4,6] -> reshape to [shape[0], shape[1]*shape[2]]: batch copied, 4·6 = 24 computed.
+    func testArithmeticOnKnownDimensions() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "zero"], "batch"),
+            node("Gather", ["shape", "one"], "rows"),
+            node("Gather", ["shape", "two"], "columns"),
+            node("Mul", ["rows", "columns"], "features"),
+            node("Unsqueeze", ["batch", "axes"], "batch_vec"),
+            node("Unsqueeze", ["features", "axes"], "features_vec"),
+            node("Concat", ["batch_vec", "features_vec"], "target", ["axis": .int(0)]),
+            node("Reshape", ["x", "target"], "y"),
+        ], [ints("zero", [0], scalar: true), ints("one", [1], scalar: true), ints("two", [2], scalar: true), ints("axes", [0])],
+           output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.reshape])
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [0, 24])
+        XCTAssertTrue(graph.constants.isEmpty)
+    }
+
+    /// Flatten sized by ReduceProd over the known trailing dimensions.
+    func testReduceProdOfKnownDimensions() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Slice", ["shape", "one_vec", "three_vec"], "tail"),
+            node("ReduceProd", ["tail"], "features", ["keepdims": .int(1)]),
+            node("Concat", ["minus_one", "features"], "target", ["axis": .int(0)]),
+            node("Reshape", ["x", "target"], "y"),
+        ], [ints("one_vec", [1]), ints("three_vec", [3]), ints("minus_one", [-1])], output: "y")
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [-1, 24])
+    }
+
+    /// Slice of a shape and opset 15's Shape start/end.
+    func testSlicedShapes() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Slice", ["shape", "start", "end"], "batch_vec"),
+            node("Shape", ["x"], "tail", ["start": .int(-2)]),
+            node("Concat", ["batch_vec", "tail"], "target", ["axis": .int(0)]),
+            node("Reshape", ["x", "target"], "y"),
+        ], [ints("start", [0]), ints("end", [1])], output: "y", opset: 15)
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [0, 4, 6])
+    }
+
+    /// The batch cannot move: a target that puts it elsewhere is refused, naming the node.
+    func testBatchAtAnotherPositionIsRefused() throws {
+        let error = onnxError({
+            _ = try importGraph([
+                node("Shape", ["x"], "shape"),
+                node("Gather", ["shape", "zero"], "batch"),
+                node("Unsqueeze", ["batch", "axes"], "batch_vec"),
+                node("Concat", ["minus_one", "batch_vec"], "target", ["axis": .int(0)]),
+                node("Reshape", ["x", "target"], "y"),
+            ], [ints("zero", [0], scalar: true), ints("axes", [0]), ints("minus_one", [-1])], output: "y")
+        })
+        XCTAssertTrue(error?.description.contains("'y'") ?? false, String(describing: error))
+        XCTAssertTrue(error?.description.contains("run-time size 'N'") ?? false, String(describing: error))
+    }
+
+    /// A shape value used as data (not as a Reshape target) cannot be folded with a symbolic batch.
+    func testShapeUsedAsDataIsRefused() {
+        let error = onnxError({ _ = try importGraph([node("Shape", ["x"], "y")], [], output: "y") })
+        XCTAssertTrue(error?.description.contains("depends on a run-time size") ?? false, String(describing: error))
+    }
+
+    /// ConstantOfShape of a constant shape becomes a constant; fully known shape values
+    /// used as data become int64 constants.
+    func testConstantOfShapeAndKnownShapes() throws {
+        let graph = try importGraph([
+            node("ConstantOfShape", ["dims"], "filled", ["value": .tensor(TensorData(floats: [2.5], shape: [1]))]),
+            node("Add", ["x", "filled"], "y"),
+        ], [ints("dims", [4, 6])], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.add])
+        let filled = try XCTUnwrap(graph.constants[graph.nodes[0].inputs[1]])
+        XCTAssertEqual(filled.type, TensorType(.float32, [4, 6]))
+        XCTAssertEqual(filled.data?.floats(), Array(repeating: 2.5, count: 24))
+    }
+
+    /// Constant nodes and integer Cast/Identity chains fold; a Constant's value is kept.
+    func testConstantNodes() throws {
+        let graph = try importGraph([
+            node("Constant", [], "target_i32", ["value": .tensor(TensorData(dtype: .int32, shape: [2],
+                                                                             storage: TensorStorage(copying: [Int32(0), -1])))]),
+            node("Cast", ["target_i32"], "target", ["to": .int(7)]),
+            node("Reshape", ["x", "target"], "flat"),
+            node("Constant", [], "scale", ["value_float": .float(3)]),
+            node("Mul", ["flat", "scale"], "y"),
+        ], [], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.reshape, .mul])
+        XCTAssertEqual(graph.nodes[0].attributes.ints("shape"), [0, -1])
+        XCTAssertEqual(graph.constants["scale"]?.data?.floats(), [3])
+        XCTAssertEqual(graph.constants["scale"]?.role, .literal)
+    }
+}
