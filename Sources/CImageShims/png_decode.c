@@ -69,11 +69,11 @@ KeelImageStatus keel_decode_png(const uint8_t *data, size_t size, uint32_t max_s
         return KEEL_IMAGE_TOO_LARGE;
     }
 
-    // tRNS is ignored on purpose: without png_set_tRNS_to_alpha no alpha channel appears.
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (bit_depth == 16) png_set_strip_16(png);
-    if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    // Palette expansion also turns tRNS into an alpha channel; it goes with the file's own alpha.
+    if ((color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
     if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
