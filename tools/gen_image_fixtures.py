@@ -4,7 +4,11 @@ handles, the pixels Pillow decodes from each (`Image.open(f).convert("RGB")`), r
 preprocessed references computed by Pillow and NumPy, and malformed files the decoder must refuse.
 
 Usage: python3 tools/gen_image_fixtures.py   (needs pillow and numpy; deterministic output)
+       python3 tools/gen_image_fixtures.py --samples DIR
+           rewrites samples/ from scikit-image's data folder DIR (`pip download scikit-image
+           --no-deps`, unzip the wheel, DIR = skimage/data); see samples/README.md for licences.
 """
+import argparse
 import io
 import json
 import os
@@ -157,5 +161,42 @@ def main():
     print(f"wrote {len(os.listdir(OUT))} files, {total} bytes, to {OUT}")
 
 
+def shrink(image, longest):
+    """Downscaled with Lanczos so the bundled photos stay sharp at a few tens of KB."""
+    scale = longest / max(image.size)
+    size = (round(image.width * scale), round(image.height * scale))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def samples(data):
+    os.makedirs(SAMPLES, exist_ok=True)
+
+    def photo(name):
+        with Image.open(os.path.join(data, name)) as image:
+            return image.convert(image.mode if image.mode == "L" else "RGB")
+
+    for source, target in [("chelsea.png", "chelsea.jpg"), ("coffee.png", "coffee.jpg"),
+                           ("astronaut.png", "astronaut.jpg"), ("rocket.jpg", "rocket.jpg")]:
+        shrink(photo(source), 256).save(os.path.join(SAMPLES, target), "JPEG", quality=88)
+    shrink(photo("camera.png"), 256).save(os.path.join(SAMPLES, "camera_grey.png"), "PNG", optimize=True)
+    # An RGBA cut-out (alpha fades towards the corners): Keel drops alpha, keeping the photo.
+    cat = shrink(photo("chelsea.png"), 160)
+    y, x = np.mgrid[0:cat.height, 0:cat.width]
+    distance = np.hypot((x - cat.width / 2) / cat.width, (y - cat.height / 2) / cat.height)
+    alpha = np.clip(255 * (1.2 - 2 * distance), 0, 255).astype(np.uint8)
+    cutout = np.dstack([np.asarray(cat), alpha])
+    Image.fromarray(cutout, "RGBA").save(os.path.join(SAMPLES, "chelsea_rgba.png"), "PNG", optimize=True)
+    shrink(photo("coffee.png"), 160).quantize(colors=64).save(
+        os.path.join(SAMPLES, "coffee_palette.png"), "PNG", optimize=True)
+    for name in sorted(os.listdir(SAMPLES)):
+        print(f"{name}: {os.path.getsize(os.path.join(SAMPLES, name))} bytes")
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", metavar="DIR", help="rewrite samples/ from scikit-image's data folder")
+    arguments = parser.parse_args()
+    if arguments.samples:
+        samples(arguments.samples)
+    else:
+        main()

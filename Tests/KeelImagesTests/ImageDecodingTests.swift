@@ -49,3 +49,43 @@ final class ImageDecodingTests: XCTestCase {
         XCTAssertNil(Image(width: 0, height: 0, pixels: []))
     }
 }
+
+/// The photos bundled in samples/ decode to the sizes and pixels Pillow reports for them.
+final class SampleImageTests: XCTestCase {
+    private var samples: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("samples")
+    }
+
+    func testSamplesDecode() throws {
+        // Sizes and the centre pixel from Pillow's `Image.open(f).convert("RGB")`.
+        let expected: [(String, Int, Int, [UInt8], Int)] = [
+            ("astronaut.jpg", 256, 256, [17, 16, 22], 1),
+            ("camera_grey.png", 256, 256, [12, 12, 12], 0),
+            ("chelsea.jpg", 256, 170, [183, 140, 108], 1),
+            ("chelsea_rgba.png", 160, 106, [185, 144, 116], 0),
+            ("coffee.jpg", 256, 171, [254, 245, 236], 1),
+            ("coffee_palette.png", 160, 107, [249, 243, 236], 0),
+            ("rocket.jpg", 256, 171, [134, 121, 105], 1),
+        ]
+        for (name, width, height, centre, tolerance) in expected {
+            let image = try Image(contentsOfFile: samples.appendingPathComponent(name).path)
+            XCTAssertEqual(image.width, width, name)
+            XCTAssertEqual(image.height, height, name)
+            let pixel = try XCTUnwrap(image[width / 2, height / 2])
+            for (actual, reference) in zip([pixel.red, pixel.green, pixel.blue], centre) {
+                XCTAssertLessThanOrEqual(abs(Int(actual) - Int(reference)), tolerance, name)
+            }
+        }
+    }
+
+    /// A full-size 224×224 keras_vgg16 tensor from a bundled photo: the shape VGG16 expects.
+    func testSampleToVGG16Input() throws {
+        let image = try Image(contentsOfFile: samples.appendingPathComponent("chelsea.jpg").path)
+        let preprocessing = ImagePreprocessing(preset: .kerasVGG16, height: 224, width: 224)
+        let values = preprocessing.batch([image])
+        XCTAssertEqual(preprocessing.batchShape(count: 1), [1, 224, 224, 3])
+        XCTAssertEqual(values.count, 224 * 224 * 3)
+        XCTAssertTrue(values.allSatisfy { $0 >= -123.68 && $0 <= 255 - 103.939 })
+    }
+}
