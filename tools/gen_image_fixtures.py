@@ -45,6 +45,20 @@ def raw_png(width, height, bit_depth, color_type, rows):
             + png_chunk(b"IEND", b""))
 
 
+def adam7_png(pixels):
+    """An interlaced 8-bit RGB PNG (Pillow cannot write one): the seven Adam7 passes in order."""
+    height, width, _ = pixels.shape
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    data = b""
+    for x0, y0, dx, dy in passes:
+        block = pixels[y0::dy, x0::dx]
+        if block.size:
+            data += b"".join(b"\x00" + row.tobytes() for row in block)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(data))
+            + png_chunk(b"IEND", b""))
+
+
 def write(name, data):
     with open(os.path.join(OUT, name), "wb") as file:
         file.write(data)
@@ -102,6 +116,8 @@ def main():
         reference=np.repeat((grey16 >> 8).astype(np.uint8)[..., None], 3, axis=2),
         note="16-bit grey: high byte (Pillow would clip at 255)")
 
+    add("interlaced.png", adam7_png(rgb), 0, note="Adam7 interlaced")
+
     photo = smooth_rgb(40, 56)
     add("baseline_420.jpg", pillow_bytes(Image.fromarray(photo), "JPEG", quality=85), 1)
     add("baseline_444.jpg", pillow_bytes(Image.fromarray(photo), "JPEG", quality=90, subsampling=0), 1)
@@ -142,6 +158,13 @@ def main():
     write("truncated.jpg", jpeg[: len(jpeg) // 2])
     png = pillow_bytes(Image.fromarray(rgb), "PNG")
     write("truncated.png", png[: len(png) - 40])
+    # 520 copies of one small progressive scan: valid for Pillow, but over the 500-scan limit.
+    progressive = pillow_bytes(Image.fromarray(photo), "JPEG", quality=80, progressive=True)
+    scans = [index for index in range(len(progressive) - 1) if progressive[index:index + 2] == b"\xff\xda"]
+    smallest = min(range(len(scans) - 1), key=lambda i: scans[i + 1] - scans[i])
+    scan = progressive[scans[smallest]:scans[smallest + 1]]
+    write("many_scans.jpg", progressive[:scans[-1]] + scan * 520 + progressive[scans[-1]:])
+    write("cmyk.jpg", pillow_bytes(Image.fromarray(photo).convert("CMYK"), "JPEG", quality=85))
     write("text.png", b"hello, this is not an image\n")
     write("empty.png", b"")
     write("header_only.png", b"\x89PNG\r\n\x1a\n")

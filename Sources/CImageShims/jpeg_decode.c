@@ -33,11 +33,26 @@ static void on_message(j_common_ptr info, int level) {
     }
 }
 
+/// A progressive JPEG can hold thousands of tiny scans that each cost a pass over the whole
+/// image; libjpeg-turbo's own tools stop at 500, far above what any encoder writes.
+enum { MAX_SCANS = 500 };
+
+static void on_progress(j_common_ptr info) {
+    j_decompress_ptr decompress = (j_decompress_ptr)info;
+    if (decompress->input_scan_number > MAX_SCANS) {
+        ErrorManager *errors = (ErrorManager *)info->err;
+        snprintf(errors->out->message, sizeof errors->out->message,
+                 "more than %d progressive scans", MAX_SCANS);
+        longjmp(errors->jump, 1);
+    }
+}
+
 KeelImageStatus keel_decode_jpeg(const uint8_t *data, size_t size, uint32_t max_side,
                                  uint64_t max_pixels, KeelDecodedImage *out) {
     memset(out, 0, sizeof *out);
     struct jpeg_decompress_struct info;
     ErrorManager errors;
+    struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
     info.err = jpeg_std_error(&errors.base);
     errors.base.error_exit = on_error;
     errors.base.emit_message = on_message;
@@ -51,6 +66,7 @@ KeelImageStatus keel_decode_jpeg(const uint8_t *data, size_t size, uint32_t max_
         return failure;
     }
     jpeg_create_decompress(&info);
+    info.progress = &progress;
     jpeg_mem_src(&info, data, (unsigned long)size);
     jpeg_read_header(&info, TRUE);
 
@@ -64,7 +80,7 @@ KeelImageStatus keel_decode_jpeg(const uint8_t *data, size_t size, uint32_t max_
         info.jpeg_color_space != JCS_RGB) {
         const char *name = info.jpeg_color_space == JCS_CMYK ? "CMYK"
                          : info.jpeg_color_space == JCS_YCCK ? "YCCK" : "an unknown colour space";
-        snprintf(out->message, sizeof out->message, "JPEG in %s is not supported (convert it to RGB)", name);
+        snprintf(out->message, sizeof out->message, "its colour space is %s; convert it to RGB", name);
         jpeg_destroy_decompress(&info);
         return KEEL_IMAGE_UNSUPPORTED;
     }

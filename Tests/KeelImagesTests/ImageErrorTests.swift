@@ -28,6 +28,15 @@ final class ImageErrorTests: XCTestCase {
         XCTAssertEqual(message(loading: "header_only.png"), "not a valid PNG image: the file ends early (truncated)")
     }
 
+    func testCMYKJPEGIsRefused() {
+        XCTAssertEqual(message(loading: "cmyk.jpg"), "unsupported JPEG image: its colour space is CMYK; convert it to RGB")
+    }
+
+    /// Hundreds of progressive scans each cost a pass over the image: a cheap denial of service.
+    func testJPEGWithTooManyScansIsRefused() {
+        XCTAssertEqual(message(loading: "many_scans.jpg"), "not a valid JPEG image: more than 500 progressive scans")
+    }
+
     func testTextNamedPNGIsRefused() {
         XCTAssertEqual(message(loading: "text.png"),
                        "not a PNG or JPEG image: it looks like text (starts \"hello, this is n\")")
