@@ -41,7 +41,7 @@ public enum ImagePreset: String, CaseIterable, Sendable {
 /// Turns decoded images into the float tensor a graph input expects: resize to the input's
 /// height×width (Pillow-compatible antialiased bilinear, see `ResampleAxis`), apply the preset,
 /// lay out as NHWC or NCHW.
-public struct ImagePreprocessing: Equatable, Sendable {
+public struct ImagePreprocessing: Equatable, Sendable, CustomStringConvertible {
     public var preset: ImagePreset
     public var height: Int
     public var width: Int
@@ -80,6 +80,11 @@ public struct ImagePreprocessing: Equatable, Sendable {
             throw PreprocessingError.unknownPreset(input.preprocess ?? "", input: input.name, location: input.location)
         }
         self.init(preset: preset, height: height, width: width, layout: layout)
+    }
+
+    /// For logs: "keras_vgg16, bilinear resize to 224×224, NHWC".
+    public var description: String {
+        "\(preset.rawValue), bilinear resize to \(height)×\(width), \(layout.rawValue.uppercased())"
     }
 
     /// One image's shape: [H, W, 3] or [3, H, W].

@@ -89,17 +89,19 @@ extension Image {
         let axis = ResampleAxis(inputSize: height, outputSize: outputHeight)
         let rowLength = outputWidth * 3
         var result = [Float](repeating: 0, count: outputHeight * rowLength)
+        // Whole rows are accumulated tap by tap, so reads run along memory; each value still
+        // sums its taps in order from 0.0, as Pillow does.
+        var sums = [Double](repeating: 0, count: rowLength)
         rows.withUnsafeBufferPointer { source in
             result.withUnsafeMutableBufferPointer { target in
                 for y in 0..<outputHeight {
-                    let base = y * axis.stride
-                    for column in 0..<rowLength {
-                        var sum = 0.0
-                        for tap in 0..<axis.counts[y] {
-                            sum += Double(source[(axis.first[y] + tap) * rowLength + column]) * axis.weights[base + tap]
-                        }
-                        target[y * rowLength + column] = Float(sum)
+                    for column in 0..<rowLength { sums[column] = 0 }
+                    for tap in 0..<axis.counts[y] {
+                        let weight = axis.weights[y * axis.stride + tap]
+                        let sourceRow = (axis.first[y] + tap) * rowLength
+                        for column in 0..<rowLength { sums[column] += Double(source[sourceRow + column]) * weight }
                     }
+                    for column in 0..<rowLength { target[y * rowLength + column] = Float(sums[column]) }
                 }
             }
         }

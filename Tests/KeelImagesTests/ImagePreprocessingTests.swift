@@ -87,6 +87,7 @@ final class ImagePreprocessingTests: XCTestCase {
                               location: location, preprocess: "keras_vgg16")
         XCTAssertEqual(try ImagePreprocessing(input: nhwc),
                        ImagePreprocessing(preset: .kerasVGG16, height: 224, width: 224, layout: .nhwc))
+        XCTAssertEqual("\(try ImagePreprocessing(input: nhwc))", "keras_vgg16, bilinear resize to 224×224, NHWC")
         let nchw = GraphInput(name: "x", type: TensorType(.float32, ["N", 3, 160, 192]),
                               layout: .nchw, preprocess: "torch")
         XCTAssertEqual(try ImagePreprocessing(input: nchw),
