@@ -44,7 +44,7 @@ let package = Package(
         // Image decoding (PNG, JPEG) and the preprocessing presets declared on graph inputs.
         .target(name: "KeelImages", dependencies: ["KeelIR", "CImageShims"]),
         // The public Swift API that embeds the whole pipeline.
-        .target(name: "Keel", dependencies: ["KeelIR", "KeelFormat", "KeelONNX", "KeelPasses", "KeelRuntime"]),
+        .target(name: "Keel", dependencies: ["KeelIR", "KeelFormat", "KeelONNX", "KeelPasses", "KeelRuntime", "KeelImages"]),
         // The `keel` command.
         .executableTarget(name: "KeelCLI", dependencies: [
             "Keel",

@@ -2,3 +2,4 @@
 @_exported import KeelIR
 @_exported import KeelRuntime
 @_exported import KeelPasses
+@_exported import KeelImages

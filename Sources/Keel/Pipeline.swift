@@ -9,11 +9,15 @@ public struct ModelPipeline {
     public var path: String
     public var weights: WeightSource
     public var threads: Int
+    /// Run only what feeds this layer (feature extraction); nil runs the whole model.
+    public var cutAt: String?
 
-    public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                cutAt: String? = nil) {
         self.path = path
         self.weights = weights
         self.threads = threads
+        self.cutAt = cutAt
     }
 
     /// What compiling took, for `keel bench` and for telling users their weights are random.
@@ -26,7 +30,8 @@ public struct ModelPipeline {
 
     public func compile() throws -> (model: CompiledModel, report: Report) {
         let start = DispatchTime.now().uptimeNanoseconds
-        let loaded = try ModelLoader.load(path: path)
+        var loaded = try ModelLoader.load(path: path)
+        if let cutAt { loaded = try GraphCut.cut(loaded, at: cutAt) }
         let loadedAt = DispatchTime.now().uptimeNanoseconds
         let (bound, seeded) = try WeightBinder.bind(loaded, from: weights)
         let model = try CompiledModel(graph: bound, context: ExecutionContext(threads: threads))

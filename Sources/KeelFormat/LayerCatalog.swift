@@ -68,7 +68,7 @@ enum LayerCatalog {
         let key = type.lowercased().replacingOccurrences(of: "_", with: "")
         if let name = kerasNames[key] { return "; did you mean '\(name)'?" }
         if key == "activation" { return "; write the activation as its own layer, e.g. 'NAME = relu()'" }
-        return KeelFormat.suggestion(for: type, among: names)
+        return KeelIR.suggestion(for: type, among: names)
     }
 
     /// Keras class and function names (lowercased, without underscores) -> the format's types.

@@ -62,16 +62,23 @@ public enum NpyFile {
     }
 
     public static func encode(_ tensor: Tensor) -> Data {
-        let shapeText = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        var data = header(shape: tensor.shape)
+        tensor.values.withUnsafeBytes { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// The version 1.0 header for a float32 C-order array. Padded with spaces so the data starts
+    /// on a multiple of `alignment` bytes (64 per NEP 1; a streaming writer reserves more so the
+    /// final header fits the space it left).
+    public static func header(shape: [Int], alignment: Int = 64) -> Data {
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
-        // Pad with spaces so the data starts on a 64-byte boundary, ending in a newline (NEP 1).
         let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        header += String(repeating: " ", count: (alignment - unpadded % alignment) % alignment) + "\n"
         var data = Data(magic + [1, 0])
         let length = header.utf8.count
         data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
         data.append(contentsOf: Array(header.utf8))
-        tensor.values.withUnsafeBytes { data.append(contentsOf: $0) }
         return data
     }
 

@@ -1,12 +1,13 @@
+/// Shared by every place that names something the user may have misspelt (layers, ops, passes).
 /// "; did you mean 'conv2d'?" for a misspelt name, or "" when nothing is close enough.
-func suggestion(for word: String, among candidates: [String]) -> String {
+public func suggestion(for word: String, among candidates: [String]) -> String {
     guard let best = closestMatch(to: word, among: candidates) else { return "" }
     return "; did you mean '\(best)'?"
 }
 
 /// The candidate nearest by edit distance (ignoring case), when near enough to be a typo:
 /// at most a third of the word's length, and at least one edit.
-func closestMatch(to word: String, among candidates: [String]) -> String? {
+public func closestMatch(to word: String, among candidates: [String]) -> String? {
     let lowered = word.lowercased()
     var best: (String, Int)?
     for candidate in candidates {
@@ -19,7 +20,7 @@ func closestMatch(to word: String, among candidates: [String]) -> String? {
 
 /// Edit distance counting insertions, deletions, substitutions and swaps of neighbours
 /// (optimal string alignment), so `rihgt` is one edit from `right`.
-func editDistance(_ lhs: String, _ rhs: String) -> Int {
+public func editDistance(_ lhs: String, _ rhs: String) -> Int {
     let a = Array(lhs), b = Array(rhs)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }

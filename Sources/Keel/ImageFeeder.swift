@@ -1,0 +1,69 @@
+import Foundation
+import KeelImages
+import KeelIR
+import KeelRuntime
+
+/// Turns image files into the tensor a graph's image input expects, using the preprocessing the
+/// input declares (size, layout, preset), so users never hand-write Keras's or torchvision's maths.
+public struct ImageFeeder: Sendable {
+    public let inputName: String
+    public let preprocessing: ImagePreprocessing
+
+    public init(graph: Graph) throws {
+        guard graph.inputs.count == 1, let input = graph.inputs.first else {
+            throw ModelFileError(path: graph.source ?? graph.name,
+                                 reason: "images need a model with one image input; this one has \(graph.inputs.count) inputs")
+        }
+        inputName = input.name
+        preprocessing = try ImagePreprocessing(input: input)
+    }
+
+    public func decode(_ path: String) throws -> Image {
+        try Image(contentsOfFile: path)
+    }
+
+    public func tensor(for images: [Image]) throws -> Tensor {
+        try Tensor(shape: preprocessing.batchShape(count: images.count), values: preprocessing.batch(images))
+    }
+}
+
+/// The image files behind command-line arguments: files as given, folders expanded (recursively,
+/// sorted by path so every machine sees the same order), and the share of one shard.
+public enum ImageFiles {
+    public static let extensions: Set<String> = ["jpg", "jpeg", "png"]
+
+    public static func list(_ arguments: [String]) throws -> [String] {
+        var files: [String] = []
+        for argument in arguments {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) else {
+                throw ModelFileError(path: argument, reason: "no such file or folder")
+            }
+            guard isDirectory.boolValue else {
+                files.append(argument)
+                continue
+            }
+            guard let enumerator = FileManager.default.enumerator(atPath: argument) else {
+                throw ModelFileError(path: argument, reason: "cannot read the folder")
+            }
+            let found = enumerator.compactMap { $0 as? String }
+                .filter { extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+                .sorted()
+                .map { (argument as NSString).appendingPathComponent($0) }
+            guard !found.isEmpty else {
+                throw ModelFileError(path: argument, reason: "the folder has no .jpg, .jpeg or .png files")
+            }
+            files.append(contentsOf: found)
+        }
+        return files
+    }
+
+    /// Shard `index` of `count` (0-based): a contiguous slice, so concatenating the shards' outputs
+    /// in index order gives the unsharded output. Kubernetes indexed jobs pass
+    /// JOB_COMPLETION_INDEX; Slurm arrays SLURM_ARRAY_TASK_ID (start the array at 0).
+    public static func shard(_ files: [String], index: Int, count: Int) -> [String] {
+        let start = files.count * index / count
+        let end = files.count * (index + 1) / count
+        return Array(files[start..<end])
+    }
+}
