@@ -9,6 +9,11 @@ public struct ModelFileError: Error, CustomStringConvertible {
     public var path: String
     public var reason: String
     public var description: String { "\(path): \(reason)" }
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
 }
 
 /// Loads a model from a `.keel` graph or an `.onnx` file and infers every shape, so what comes

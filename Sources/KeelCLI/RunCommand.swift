@@ -5,7 +5,7 @@ import Keel
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a model on .npy inputs and write its outputs as .npy files.")
+        abstract: "Run a model on .npy inputs or image files; write outputs as .npy or print the top classes.")
 
     @Argument(help: "A .keel graph or an .onnx model.")
     var file: String
@@ -13,8 +13,14 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("An input tensor: x.npy, or name=x.npy for a model with several inputs.", valueName: "file"))
     var input: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("An image (PNG or JPEG), preprocessed as the model's input declares; repeat for a batch.", valueName: "file"))
+    var image: [String] = []
+
     @Option(name: .long, help: ArgumentHelp("Where to write the output; a model with several outputs writes <stem>.<output>.npy.", valueName: "file"))
-    var output: String
+    var output: String?
+
+    @Option(name: .long, help: "Print the k highest-scoring classes of each image (with names when the output declares labels).")
+    var top: Int?
 
     @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -24,27 +30,68 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard !input.isEmpty else { throw ValidationError("give at least one --input file") }
+        guard input.isEmpty != image.isEmpty else { throw ValidationError("give --input .npy files or --image files (not both)") }
+        guard output != nil || top != nil || !image.isEmpty else { throw ValidationError("give --output to write the outputs") }
+        if let top, top < 1 { throw ValidationError("--top must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
             let (model, report) = try ModelPipeline(path: file, weights: .seeded(seed), threads: threads).compile()
             noteSeeded(report, seed: seed)
-            let inputs = try readInputs(input, for: model)
+            let inputs: [String: Tensor]
+            if image.isEmpty {
+                inputs = try readInputs(input, for: model)
+            } else {
+                let feeder = try ImageFeeder(graph: model.graph)
+                inputs = [feeder.inputName: try feeder.tensor(for: try image.map(feeder.decode))]
+            }
             let bindings = try model.bind(inputs)
             let outputs = try model.run(inputs)
             let memory = try model.memoryReport(bindings: bindings)
             note("planned activation memory \(megabytes(memory.plannedBytes)) (separate buffers would take \(megabytes(memory.naiveBytes)))")
-            for (name, path) in outputPaths(model.outputNames) {
-                guard let tensor = outputs[name] else { continue }
-                try NpyFile.write(tensor, to: path)
-                print("\(name): \(Shape(known: tensor.shape)) -> \(path)")
+            if let output {
+                for (name, path) in outputPaths(model.outputNames, output: output) {
+                    guard let tensor = outputs[name] else { continue }
+                    try NpyFile.write(tensor, to: path)
+                    print("\(name): \(Shape(known: tensor.shape)) -> \(path)")
+                }
+            }
+            if output == nil || top != nil {
+                try printTopClasses(outputs, graph: model.graph, count: top ?? 5)
             }
         }
     }
 
-    private func outputPaths(_ names: [String]) -> [(String, String)] {
+    /// For each output of shape [batch, classes]: the k best classes of each item, by name when
+    /// the output declares a labels file.
+    private func printTopClasses(_ outputs: [String: Tensor], graph: Graph, count: Int) throws {
+        let sources = image.isEmpty ? input : image
+        for output in graph.outputs {
+            guard let tensor = outputs[output.name], tensor.shape.count == 2 else { continue }
+            let classes = tensor.shape[1]
+            var names: [String] = []
+            if let labels = output.labels {
+                guard let text = try? String(contentsOfFile: labels, encoding: .utf8) else {
+                    throw ModelFileError(path: labels, reason: "cannot read the labels file of output '\(output.name)'")
+                }
+                names = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            }
+            for row in 0..<tensor.shape[0] {
+                let scores = tensor.values[(row * classes)..<((row + 1) * classes)]
+                let best = scores.indices.sorted { scores[$0] > scores[$1] }.prefix(count)
+                let source = row < sources.count ? sources[row] : "item \(row)"
+                print("\(output.name) for \(source):")
+                for (rank, index) in best.enumerated() {
+                    let classIndex = index - row * classes
+                    let label = classIndex < names.count && !names[classIndex].isEmpty ? names[classIndex] : "class \(classIndex)"
+                    print("  \(rank + 1). \(label)  " + String(format: "%.4f", scores[index]))
+                }
+            }
+        }
+    }
+
+    private func outputPaths(_ names: [String], output: String) -> [(String, String)] {
         guard names.count > 1 else { return names.map { ($0, output) } }
         let stem = output.hasSuffix(".npy") ? String(output.dropLast(4)) : output
         return names.map { ($0, "\(stem).\($0).npy") }

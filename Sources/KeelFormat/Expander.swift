@@ -80,7 +80,8 @@ struct Expander {
                 guard scope.isRoot else { continue }
                 let name = try resolveName(declaration.name, scope: scope, what: "output name")
                 let value = try declaration.value.map { try resolveName($0, scope: scope, what: "output value") } ?? name
-                model.outputs.append(OutputInstance(name: name.name, value: value, location: declaration.location))
+                model.outputs.append(OutputInstance(name: name.name, value: value, location: declaration.location,
+                                                    labels: declaration.labels))
             }
         }
     }

@@ -42,6 +42,7 @@ struct OutputInstance: Hashable, Sendable {
     var name: String
     var value: ValueReference
     var location: SourceLocation
+    var labels: String?
 }
 
 /// A whole model as a flat list: what lowering turns into an IR graph.

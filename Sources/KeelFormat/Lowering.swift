@@ -170,7 +170,8 @@ struct Lowering {
                 throw Diagnostic("output '\(output.name)' reads undefined name '\(output.value.name)'\(suggestion(for: output.value.name, among: names))",
                                  at: output.value.location)
             }
-            graph.outputs.append(GraphOutput(name: output.name, value: output.value.name, location: output.location))
+            graph.outputs.append(GraphOutput(name: output.name, value: output.value.name, location: output.location,
+                                             labels: output.labels))
         }
         // Without outputs, the model ends at its last layer, as a Keras Sequential model does.
         // (the last layer lowered, which no earlier layer reads).

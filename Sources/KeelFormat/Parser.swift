@@ -1,3 +1,4 @@
+import Foundation
 import KeelIR
 
 /// Recursive-descent parser for the grammar in spec/graph-format.md. Keywords are recognised
@@ -208,7 +209,7 @@ struct Parser {
         return body
     }
 
-    /// `output NAME` or `output NAME = VALUE`.
+    /// `output NAME`, `output NAME = VALUE`, either followed by `labels: "file.txt"`.
     private mutating func outputDeclaration() throws -> OutputDeclaration {
         let location = current.location
         advance()
@@ -218,7 +219,22 @@ struct Parser {
             advance()
             value = try nameExpression("the layer the output reads")
         }
-        return OutputDeclaration(name: name, value: value, location: location)
+        var labels: String?
+        if case .identifier(let word) = current.kind {
+            let wordLocation = current.location
+            guard word == "labels" else {
+                throw Diagnostic("unknown output option '\(word)'\(suggestion(for: word, among: ["labels"]))", at: wordLocation)
+            }
+            advance()
+            guard current.kind == .colon else { throw unexpected("':' after 'labels'") }
+            advance()
+            guard case .string(let parts) = current.kind, case .text(let path)? = parts.first, parts.count == 1 else {
+                throw unexpected("a labels file path in double quotes")
+            }
+            advance()
+            labels = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: location.file).deletingLastPathComponent()).path
+        }
+        return OutputDeclaration(name: name, value: value, location: location, labels: labels)
     }
 
     private mutating func nameExpression(_ expected: String) throws -> Expression {

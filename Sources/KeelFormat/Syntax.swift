@@ -77,6 +77,8 @@ struct OutputDeclaration: Hashable, Sendable {
     /// The value the output reads; nil means the value named like the output.
     var value: Expression?
     var location: SourceLocation
+    /// `labels: "imagenet.txt"`: class names for this output, relative to the file.
+    var labels: String?
 }
 
 indirect enum Statement: Hashable, Sendable {

@@ -88,10 +88,13 @@ public struct GraphOutput: Hashable, Sendable {
     public var name: String
     public var value: String
     public var location: SourceLocation?
+    /// A text file with one class name per line, for printing top classes by name.
+    public var labels: String?
 
-    public init(name: String, value: String, location: SourceLocation? = nil) {
+    public init(name: String, value: String, location: SourceLocation? = nil, labels: String? = nil) {
         self.name = name
         self.value = value
         self.location = location
+        self.labels = labels
     }
 }

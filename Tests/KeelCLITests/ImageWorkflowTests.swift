@@ -2,8 +2,8 @@ import Foundation
 import Keel
 import XCTest
 
-/// `keel extract` on the bundled samples with a small graph, including the failure paths.
-final class ExtractTests: XCTestCase {
+/// `keel extract` and `keel run --image` on the bundled samples with a small graph, including the failure paths.
+final class ImageWorkflowTests: XCTestCase {
     private var folder = ""
 
     override func setUpWithError() throws {
@@ -20,6 +20,30 @@ final class ExtractTests: XCTestCase {
         """
         try graph.write(toFile: folder + "/tiny.keel", atomically: true, encoding: .utf8)
         try "hello, this is not a picture".write(toFile: folder + "/text.png", atomically: true, encoding: .utf8)
+        let classifier = """
+        model classifier
+        input image: f32[N, 32, 32, 3] preprocess: torch
+        conv = conv2d(4, 3, padding: same, activation: relu)
+        flat = flatten()
+        probs = dense(3, activation: softmax)
+        output probs labels: "labels.txt"
+        """
+        try classifier.write(toFile: folder + "/classifier.keel", atomically: true, encoding: .utf8)
+        try "cat\ndog\nbird\n".write(toFile: folder + "/labels.txt", atomically: true, encoding: .utf8)
+    }
+
+    func testRunImagesPrintsTopClassesByName() throws {
+        let result = try keel(["run", folder + "/classifier.keel", "--image", "samples/coffee.jpg", "--image", "samples/rocket.jpg", "--top", "3"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("probs for ") }, ["probs for samples/coffee.jpg:", "probs for samples/rocket.jpg:"])
+        // Three classes, each listed once per image, with softmax scores that sum to 1.
+        let ranked = lines.filter { $0.hasPrefix("  ") }
+        XCTAssertEqual(ranked.count, 6)
+        XCTAssertEqual(Set(ranked.prefix(3).compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) }), ["cat", "dog", "bird"])
+        let total = ranked.prefix(3).compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        XCTAssertEqual(total, 1, accuracy: 2e-4)
+        XCTAssertTrue(result.stderr.contains("seeded-random weights"), result.stderr)
     }
 
     override func tearDownWithError() throws {
