@@ -65,6 +65,8 @@ final class ExternalDataFiles {
         let file: MappedFile
         do {
             file = try MappedFile(path: resolved)
+        } catch let error as FileError {
+            throw fail("cannot read '\(location)': \(error.reason)")
         } catch let error as ONNXError {
             if case .unreadable(_, let reason) = error { throw fail("cannot read '\(location)': \(reason)") }
             throw error

@@ -5,7 +5,7 @@ import KeelIR
 /// `ONNXModel` values. The file mapping is released right after parsing (protobuf-c copies what
 /// it keeps); the parsed tree stays alive only while tensors still view its weight bytes.
 public func loadONNXModel(path: String) throws -> ONNXModel {
-    let file = try MappedFile(path: path)
+    let file = try mapONNXFile(path)
     let bytes = file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
     guard let message = onnx__model_proto__unpack(nil, file.bytes.count, bytes) else {
         throw ONNXError.malformed(path: path, what: "ONNX model")
@@ -134,5 +134,14 @@ private struct ModelConverter {
     private func text(_ data: ProtobufCBinaryData) -> String {
         guard let bytes = data.data, data.len > 0 else { return "" }
         return String(decoding: UnsafeBufferPointer(start: bytes, count: data.len), as: UTF8.self)
+    }
+}
+
+/// Maps a model or tensor file, reporting failures as ONNX errors naming the file.
+func mapONNXFile(_ path: String) throws -> MappedFile {
+    do {
+        return try MappedFile(path: path)
+    } catch let error as FileError {
+        throw ONNXError.unreadable(path: error.path, reason: error.reason)
     }
 }

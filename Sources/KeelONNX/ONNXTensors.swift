@@ -112,7 +112,7 @@ func viewOrCopy(_ start: UnsafeRawPointer?, byteCount: Int, alignment: Int, owne
 /// Reads a serialized `onnx.TensorProto` (the conformance suite's `input_N.pb` files).
 /// External data, if any, is resolved relative to the file's folder.
 public func loadTensorProto(path: String) throws -> TensorData {
-    let file = try MappedFile(path: path)
+    let file = try mapONNXFile(path)
     guard let message = onnx__tensor_proto__unpack(nil, file.bytes.count,
                                                     file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
         throw ONNXError.malformed(path: path, what: "ONNX TensorProto")

@@ -4,25 +4,37 @@ import Glibc
 import Darwin
 #endif
 
+/// Why a file could not be mapped, in the system's words.
+public struct FileError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(path): \(reason)" }
+}
+
 /// A read-only memory mapping of a whole file, unmapped when the last reference goes.
-/// Weights stay in the page cache instead of being read into private buffers.
-final class MappedFile: @unchecked Sendable {
-    let bytes: UnsafeRawBufferPointer
+/// Weights stay in the page cache instead of being read into private buffers, so a model
+/// loads without copying them (ONNX initializers, external data, compiled .keelc files).
+public final class MappedFile: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer
     private let mapping: UnsafeMutableRawPointer?
 
-    /// Maps `path`; throws `ONNXError.unreadable` with the system's reason.
-    init(path: String) throws {
+    /// Maps `path`; throws `FileError` with the system's reason.
+    public init(path: String) throws {
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
-            throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            throw FileError(path: path, reason: String(cString: strerror(errno)))
         }
         defer { close(descriptor) }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
-            throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            throw FileError(path: path, reason: String(cString: strerror(errno)))
         }
         guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw ONNXError.unreadable(path: path, reason: "not a regular file")
+            throw FileError(path: path, reason: "not a regular file")
         }
         let size = Int(status.st_size)
         if size == 0 {
@@ -33,7 +45,7 @@ final class MappedFile: @unchecked Sendable {
         }
         let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0)
         guard let address, address != MAP_FAILED else {
-            throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            throw FileError(path: path, reason: String(cString: strerror(errno)))
         }
         mapping = address
         bytes = UnsafeRawBufferPointer(start: address, count: size)
