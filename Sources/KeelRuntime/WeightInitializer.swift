@@ -13,7 +13,7 @@ public enum WeightInitializer {
         case .kernel:
             let (fanIn, fanOut) = fans(of: shape)
             let limit = (6.0 / Double(max(fanIn + fanOut, 1))).squareRoot()
-            var generator = SplitMix64(seed: seed ^ stableHash(constant.name))
+            var generator = SplitMix64(seed: seed ^ stableHash(constant.name.utf8))
             let values = (0..<count).map { _ in Float((generator.nextUnit() * 2 - 1) * limit) }
             return TensorData(floats: values, shape: shape)
         case .bias, .beta, .movingMean:
@@ -33,15 +33,17 @@ public enum WeightInitializer {
         return (shape[shape.count - 2] * receptiveField, shape[shape.count - 1] * receptiveField)
     }
 
-    /// FNV-1a: stable across runs and machines, unlike Swift's seeded `Hasher`.
-    static func stableHash(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01B3
-        }
-        return hash
+}
+
+/// FNV-1a: stable across runs and machines, unlike Swift's seeded `Hasher` (weight seeds,
+/// .keelc header checksums).
+func stableHash<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in bytes {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01B3
     }
+    return hash
 }
 
 /// A tiny, well-mixed generator; quality is ample for initial weights and test data.

@@ -1,0 +1,204 @@
+import Foundation
+import KeelIR
+
+/// Why a .keelc file was refused. One line each, naming the file.
+public enum ArtifactError: Error, Equatable, CustomStringConvertible {
+    case corrupt(String)
+    case file(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let reason): return "corrupt compiled model: \(reason)"
+        case .file(let path, let reason): return "\(path): \(reason)"
+        }
+    }
+}
+
+/// A compiled model on disk (`.keelc`): the optimised graph and its weights, written once by
+/// `keel compile -o` and mapped back without copying, so starting a run costs milliseconds.
+///
+/// Layout (little-endian):
+///
+///     0   magic "KEELC\0\0\0"          8 bytes
+///     8   format version               UInt32
+///     12  reserved (0)                 UInt32
+///     16  header length                UInt64   JSON describing the graph (ArtifactGraph)
+///     24  header checksum              UInt64   FNV-1a of the JSON
+///     32  weights offset               UInt64   page-aligned
+///     40  weights length               UInt64
+///     64  header JSON …, zero padding, weights (each constant 64-byte aligned)
+///
+/// A file of another version, a truncated file or a header that fails its checksum is refused
+/// with the reason; weight bytes are not checksummed (that would read all of them at start-up).
+public enum CompiledArtifact {
+    public static let formatVersion: UInt32 = 1
+    static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
+    static let prefixSize = 64
+    static let weightAlignment = 64
+    static let pageSize = 4096
+
+    public static func write(_ graph: Graph, to path: String) throws {
+        var records: [ArtifactGraph.ConstantRecord] = []
+        var blobs: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
+        var weightsLength = 0
+        for constant in graph.orderedConstants {
+            guard let data = constant.data else {
+                throw ArtifactError.file(path: path, reason: "constant '\(constant.name)' has no value; bind weights before compiling to a file")
+            }
+            let bytes = UnsafeRawBufferPointer(rebasing: data.storage.bytes.prefix(data.elementCount * data.dtype.byteSize))
+            weightsLength = align(weightsLength, to: weightAlignment)
+            records.append(.init(name: constant.name,
+                                 type: .init(TensorType(data.dtype, Shape(known: data.shape))),
+                                 role: constant.role.rawValue, trainable: constant.trainable,
+                                 offset: weightsLength, byteCount: bytes.count))
+            blobs.append((weightsLength, bytes))
+            weightsLength += bytes.count
+        }
+        let description = ArtifactGraph(
+            name: graph.name, source: graph.source,
+            inputs: graph.inputs.map { .init(name: $0.name, type: .init($0.type), layout: $0.layout?.rawValue, preprocess: $0.preprocess) },
+            constants: records,
+            nodes: graph.nodes.map { node in
+                .init(name: node.name, op: node.op.rawValue, inputs: node.inputs, outputs: node.outputs,
+                      attributes: node.attributes.values.mapValues(ArtifactGraph.Attribute.init),
+                      locations: node.locations.map { .init(file: $0.file, line: $0.line, column: $0.column) })
+            },
+            outputs: graph.outputs.map { .init(name: $0.name, value: $0.value, labels: $0.labels) },
+            valueTypes: graph.valueTypes.mapValues(ArtifactGraph.TypeRecord.init))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let header = try encoder.encode(description)
+        let weightsOffset = align(prefixSize + header.count, to: pageSize)
+
+        var prefix = Data(magic)
+        append(&prefix, UInt32(formatVersion))
+        append(&prefix, UInt32(0))
+        append(&prefix, UInt64(header.count))
+        append(&prefix, stableHash(header))
+        append(&prefix, UInt64(weightsOffset))
+        append(&prefix, UInt64(weightsLength))
+        prefix.append(Data(count: prefixSize - prefix.count))
+
+        let temporary = try temporaryPath(for: path)
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw ArtifactError.file(path: path, reason: "cannot write: permission denied or disk full")
+        }
+        do {
+            try handle.write(contentsOf: prefix + header + Data(count: weightsOffset - prefixSize - header.count))
+            var written = 0
+            for blob in blobs {
+                guard let base = blob.bytes.baseAddress, !blob.bytes.isEmpty else { continue }
+                if blob.offset > written { try handle.write(contentsOf: Data(count: blob.offset - written)) }
+                try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base),
+                                                  count: blob.bytes.count, deallocator: .none))
+                written = blob.offset + blob.bytes.count
+            }
+            try handle.close()
+        } catch {
+            try? handle.close()
+            unlink(temporary)
+            throw ArtifactError.file(path: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ArtifactError.file(path: path, reason: "cannot write: \(reason)")
+        }
+    }
+
+    /// Maps `path` and rebuilds the graph; constant data points into the mapping.
+    public static func read(path: String) throws -> Graph {
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch let error as FileError {
+            throw ArtifactError.file(path: path, reason: error.reason)
+        }
+        let bytes = file.bytes
+        func fail(_ reason: String) -> ArtifactError { .file(path: path, reason: "not a usable compiled model: \(reason)") }
+        guard bytes.count >= prefixSize, Array(bytes.prefix(magic.count)) == magic else {
+            throw fail("it does not start with the .keelc signature")
+        }
+        let version = bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
+        guard version == formatVersion else {
+            throw fail("format version \(version), but this keel reads version \(formatVersion); compile it again with `keel compile`")
+        }
+        let headerLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
+        let checksum = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self).littleEndian
+        let weightsOffset = Int(clamping: bytes.loadUnaligned(fromByteOffset: 32, as: UInt64.self).littleEndian)
+        let weightsLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 40, as: UInt64.self).littleEndian)
+        guard headerLength <= bytes.count - prefixSize, weightsOffset >= prefixSize + headerLength,
+              weightsOffset <= bytes.count, weightsLength <= bytes.count - weightsOffset else {
+            throw fail("the file is truncated (\(formatCount(bytes.count)) bytes)")
+        }
+        let header = Data(UnsafeRawBufferPointer(rebasing: bytes[prefixSize..<(prefixSize + headerLength)]))
+        guard stableHash(header) == checksum else { throw fail("the header fails its checksum") }
+        let description: ArtifactGraph
+        do {
+            description = try JSONDecoder().decode(ArtifactGraph.self, from: header)
+        } catch {
+            throw fail("the header does not decode")
+        }
+        do {
+            return try graph(from: description, weights: UnsafeRawBufferPointer(rebasing: bytes[weightsOffset..<(weightsOffset + weightsLength)]),
+                             owner: file)
+        } catch let error as ArtifactError {
+            if case .corrupt(let reason) = error { throw fail(reason) }
+            throw error
+        }
+    }
+
+    private static func graph(from description: ArtifactGraph, weights: UnsafeRawBufferPointer, owner: MappedFile) throws -> Graph {
+        var graph = Graph(name: description.name, source: description.source)
+        for record in description.inputs {
+            graph.inputs.append(GraphInput(name: record.name, type: try record.type.tensorType(),
+                                           layout: record.layout.flatMap(Layout.init(rawValue:)), preprocess: record.preprocess))
+        }
+        for record in description.constants {
+            let type = try record.type.tensorType()
+            guard let role = ParameterRole(rawValue: record.role), let extents = type.shape.knownExtents else {
+                throw ArtifactError.corrupt("constant '\(record.name)' has an unknown role or shape")
+            }
+            let expected = extents.reduce(1, *) * type.dtype.byteSize
+            guard record.offset >= 0, record.byteCount == expected, record.offset <= weights.count - record.byteCount else {
+                throw ArtifactError.corrupt("constant '\(record.name)' lies outside the weights")
+            }
+            let view = UnsafeRawBufferPointer(rebasing: weights[record.offset..<(record.offset + record.byteCount)])
+            // The storage keeps the mapping alive; nothing is copied.
+            let storage = TensorStorage(bytes: view, release: { _ = owner })
+            graph.constants[record.name] = Constant(name: record.name, type: type, role: role, trainable: record.trainable,
+                                                    data: TensorData(dtype: type.dtype, shape: extents, storage: storage))
+        }
+        for record in description.nodes {
+            guard let op = OpKind(rawValue: record.op) else { throw ArtifactError.corrupt("unknown op '\(record.op)'") }
+            graph.nodes.append(Node(name: record.name, op: op, inputs: record.inputs, outputs: record.outputs,
+                                    attributes: Attributes(record.attributes.mapValues(\.value)),
+                                    locations: record.locations.map(SourceLocation.init)))
+        }
+        graph.outputs = description.outputs.map { GraphOutput(name: $0.name, value: $0.value, labels: $0.labels) }
+        graph.valueTypes = try description.valueTypes.mapValues { try $0.tensorType() }
+        return graph
+    }
+
+    /// True when the file starts with the .keelc signature (cheap, for choosing a loader).
+    public static func isArtifact(path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: magic.count)).map { Array($0) == magic } ?? false
+    }
+
+    private static func align(_ value: Int, to alignment: Int) -> Int { (value + alignment - 1) / alignment * alignment }
+
+    private static func append<T: FixedWidthInteger>(_ data: inout Data, _ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
+    }
+
+
+    private static func temporaryPath(for path: String) throws -> String {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        guard access(directory, W_OK) == 0 else {
+            throw ArtifactError.file(path: path, reason: "cannot write: folder '\(directory)' does not exist or is not writable")
+        }
+        return directory + "/.\(url.lastPathComponent).\(getpid()).tmp"
+    }
+}
