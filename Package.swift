@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "KeelPassesTests", dependencies: ["KeelPasses", "KeelFormat"]),
         .testTarget(name: "KeelKernelsTests", dependencies: ["KeelKernels"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelRuntimeTests", dependencies: ["KeelRuntime", "KeelFormat"],
+        .testTarget(name: "KeelRuntimeTests", dependencies: ["KeelRuntime", "KeelFormat", "KeelPasses"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelONNXTests", dependencies: ["KeelONNX"],
                     resources: [.copy("Fixtures")]),
