@@ -70,7 +70,9 @@ public struct BatchNormFolding: Pass {
             editor.absorbLocations(of: node, into: reader.name)
             return .success(bytes)
         }
-        let reasons = [backward, forward.map { "and it cannot fold forward: \($0)" }].compactMap { $0 }
+        // Only mention the forward fold when there was a dense to fold into.
+        let feedsDense = editor.consumers(of: output).contains { $0.op == .dense }
+        let reasons = [backward, feedsDense ? forward.map { "and it cannot fold forward: \($0)" } : nil].compactMap { $0 }
         return .failure(Rejection(reasons.joined(separator: "; ")))
     }
 
