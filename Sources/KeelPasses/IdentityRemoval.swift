@@ -13,8 +13,9 @@ public struct IdentityRemoval: Pass {
         var editor = GraphEditor(graph)
         var statistic = PassStatistic(rewriteNoun: "identity/dropout removed")
         var explanations: [String] = []
-        for node in graph.nodes where node.op == .identity || node.op == .dropout {
-            guard let input = node.inputs.first, let output = node.outputs.first else { continue }
+        for name in graph.nodes.map(\.name) {
+            guard let node = editor.node(named: name), node.op == .identity || node.op == .dropout,
+                  let input = node.inputs.first, let output = node.outputs.first else { continue }
             guard editor.canForward(output, to: input) else {
                 explanations.append("kept '\(node.name)': graph output '\(output)' would have to take the name of '\(input)'")
                 continue

@@ -33,7 +33,8 @@ public struct LayoutPropagation: Pass {
         var statistic = PassStatistic(rewriteNoun: "regions turned NHWC")
         var explanations: [String] = []
         var seen = Set<String>()
-        for node in graph.nodes where isTranspose(node, Self.toNCHW, in: editor.graph) && !seen.contains(node.name) {
+        for name in graph.nodes.map(\.name) where !seen.contains(name) {
+            guard let node = editor.node(named: name), isTranspose(node, Self.toNCHW, in: editor.graph) else { continue }
             switch grow(from: node, in: editor) {
             case .failure(let rejection):
                 seen.insert(node.name)

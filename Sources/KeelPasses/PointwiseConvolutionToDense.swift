@@ -16,7 +16,8 @@ public struct PointwiseConvolutionToDense: Pass {
         var editor = GraphEditor(graph)
         var statistic = PassStatistic(rewriteNoun: "1×1 convs turned into dense")
         var explanations: [String] = []
-        for node in graph.nodes where node.op == .conv2d {
+        for name in graph.nodes.map(\.name) {
+            guard let node = editor.node(named: name), node.op == .conv2d else { continue }
             switch problem(node, in: editor) {
             case .some(let reason) where !reason.isEmpty:
                 explanations.append("kept '\(node.name)': \(reason)")
