@@ -17,24 +17,20 @@ extension KerasGraphBuilder {
 
 /// Weights for equivalence tests: Keras's initialisers for kernels, and non-trivial values for
 /// everything a fold rewrites (biases, BN statistics, literals), so folding is really exercised.
-func bindTestWeights(_ graph: Graph, seed: UInt64 = 7) -> Graph {
+/// `where` limits binding to some constants (structural tests on full-size graphs skip VGG16's).
+func bindTestWeights(_ graph: Graph, seed: UInt64 = 7, where include: (Constant) -> Bool = { _ in true }) -> Graph {
     var result = graph
     for name in graph.constants.keys.sorted() {
-        guard let constant = graph.constants[name], constant.data == nil,
+        guard let constant = graph.constants[name], constant.data == nil, include(constant),
               let shape = constant.type.shape.knownExtents else { continue }
+        if constant.role == .kernel {
+            result.constants[name]?.data = WeightInitializer.initialize(constant, seed: seed)
+            continue
+        }
         // A stream per constant name, stable across runs.
         var generator = SplitMix64(seed: seed ^ name.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 })
-        func uniform(_ low: Double, _ high: Double) -> Float { Float(low + (high - low) * generator.nextUnit()) }
-        let count = shape.reduce(1, *)
-        let values: [Float]
-        switch constant.role {
-        case .kernel:
-            values = WeightInitializer.initialize(constant, seed: seed)?.floats() ?? []
-        case .gamma, .movingVariance:
-            values = (0..<count).map { _ in uniform(0.5, 1.5) }
-        case .bias, .beta, .movingMean, .literal:
-            values = (0..<count).map { _ in uniform(-0.5, 0.5) }
-        }
+        let (low, high) = constant.role == .gamma || constant.role == .movingVariance ? (0.5, 1.5) : (-0.5, 0.5)
+        let values = (0..<shape.reduce(1, *)).map { _ in Float(low + (high - low) * generator.nextUnit()) }
         result.constants[name]?.data = TensorData(floats: values, shape: shape)
     }
     return result
@@ -83,4 +79,24 @@ func assertEquivalent(_ reference: Graph, _ candidate: Graph, batch: Int = 2, to
 extension Graph {
     var ops: [OpKind] { nodes.map(\.op) }
     func count(_ op: OpKind) -> Int { nodes.filter { $0.op == op }.count }
+}
+
+extension KerasGraphBuilder {
+    /// VGG16's layer structure and names with every channel count divided by `divisor`, for
+    /// numeric checks that run in a debug build in well under a second.
+    static func narrowVGG16(size: Int, divisor: Int) -> KerasGraphBuilder {
+        var builder = KerasGraphBuilder(name: "vgg16", shape: ["N", .known(size), .known(size), 3])
+        var inputChannels = 3
+        for (block, filters) in [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]].enumerated() {
+            for (index, full) in filters.enumerated() {
+                let count = full / divisor
+                builder.layer("block\(block + 1)_conv\(index + 1)", .conv2d,
+                              parameters: [(.kernel, [3, 3, .known(inputChannels), .known(count)]), (.bias, [.known(count)])],
+                              trainable: false, ["padding": .string("same"), "activation": .string("relu")])
+                inputChannels = count
+            }
+            builder.layer("block\(block + 1)_pool", .maxPool2d)
+        }
+        return builder
+    }
 }
