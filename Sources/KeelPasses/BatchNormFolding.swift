@@ -14,7 +14,7 @@ public struct BatchNormFolding: Pass {
     public init() {}
 
     public func run(_ graph: Graph) throws -> PassResult {
-        var editor = GraphEditor(graph)
+        var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "batch norms and scale/shift ops folded")
         var explanations: [String] = []
         for name in graph.nodes.map(\.name) {

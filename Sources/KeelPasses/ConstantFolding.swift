@@ -12,7 +12,7 @@ public struct ConstantFolding: Pass {
     public init() {}
 
     public func run(_ graph: Graph) throws -> PassResult {
-        var editor = GraphEditor(graph)
+        var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "nodes folded into constants")
         var explanations: [String] = []
         for node in graph.nodes {

@@ -20,7 +20,7 @@ public struct EpilogueFusion: Pass {
     ]
 
     public func run(_ graph: Graph) throws -> PassResult {
-        var editor = GraphEditor(graph)
+        var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "ops fused")
         var explanations: [String] = []
         for name in graph.nodes.map(\.name) {

@@ -8,6 +8,10 @@ struct GraphEditor {
 
     init(_ graph: Graph) { self.graph = graph }
 
+    /// Starts from `graph` with its structure verified and every type re-inferred, so a pass
+    /// may rely on schema arity and consistent shapes however the graph was made.
+    init(inferring graph: Graph) throws { self.graph = try ShapeInference().run(graph).graph }
+
     // MARK: Queries
 
     /// Nodes that read `value`, in graph order (a node reading it twice appears once).

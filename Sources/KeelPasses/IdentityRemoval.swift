@@ -10,7 +10,7 @@ public struct IdentityRemoval: Pass {
     public init() {}
 
     public func run(_ graph: Graph) throws -> PassResult {
-        var editor = GraphEditor(graph)
+        var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "identity/dropout removed")
         var explanations: [String] = []
         for name in graph.nodes.map(\.name) {

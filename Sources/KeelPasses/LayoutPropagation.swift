@@ -29,7 +29,7 @@ public struct LayoutPropagation: Pass {
     }
 
     public func run(_ graph: Graph) throws -> PassResult {
-        var editor = GraphEditor(graph)
+        var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "regions turned NHWC")
         var explanations: [String] = []
         var seen = Set<String>()

@@ -13,7 +13,7 @@ public struct PointwiseConvolutionToDense: Pass {
     public init() {}
 
     public func run(_ graph: Graph) throws -> PassResult {
-        var editor = GraphEditor(graph)
+        var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "1×1 convs turned into dense")
         var explanations: [String] = []
         for name in graph.nodes.map(\.name) {

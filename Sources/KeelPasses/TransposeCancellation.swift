@@ -19,7 +19,7 @@ public struct TransposeCancellation: Pass {
     }
 
     public func run(_ graph: Graph) throws -> PassResult {
-        var editor = GraphEditor(graph)
+        var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "transposes composed or cancelled")
         var explanations: [String] = []
         for name in graph.nodes.map(\.name) {

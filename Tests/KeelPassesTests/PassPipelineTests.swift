@@ -96,3 +96,19 @@ final class PassPipelineTests: XCTestCase {
         XCTAssertEqual(nodes[0]["locations"] as? [String], ["g.keel:2:1"])
     }
 }
+
+final class PassRobustnessTests: XCTestCase {
+    /// Every pass checks its input first: a malformed graph is a located error, never a trap.
+    func testEveryPassRejectsAMalformedGraphWithADiagnostic() {
+        var graph = Graph(name: "bad", inputs: [GraphInput(name: "x", type: TensorType(.float32, ["N", 4]))])
+        graph.nodes = [Node(name: "fc", op: .dense, inputs: ["x"], outputs: ["fc"],
+                            locations: [SourceLocation(file: "bad.keel", line: 3, column: 5)])]
+        graph.outputs = [GraphOutput(name: "y", value: "fc")]
+        for entry in PassPipeline.registry where entry.name != "freeze-marking" {
+            XCTAssertThrowsError(try entry.make().run(graph), entry.name) { error in
+                XCTAssertEqual((error as? Diagnostic)?.headline,
+                               "bad.keel:3:5: error: dense 'fc' takes inputs (x, kernel, bias?) but is missing 'kernel'", entry.name)
+            }
+        }
+    }
+}
