@@ -55,7 +55,7 @@ public struct BatchNormFolding: Pass {
               let axis = try? node.attributeReader.int("axis"), let channelAxis = shape.normalizedAxis(axis) else {
             return .failure(Rejection("its input '\(input)' has no inferred type"))
         }
-        let backward = backwardProblem(affineOf: node, input: input, channelAxis: channelAxis, in: editor)
+        let backward = backwardProblem(affine, input: input, channelAxis: channelAxis, in: editor)
         if backward == nil, let producer = editor.producer(of: input), let bytes = affine.absorb(into: producer, in: &editor) {
             editor.removeNode(named: node.name)
             editor.forward(output, to: input)
@@ -85,7 +85,7 @@ public struct BatchNormFolding: Pass {
                   let shape = editor.graph.valueTypes[input]?.shape,
                   let affine = ChannelAffine.elementwise(node, reading: input, shape: shape, channelAxis: channelAxis, in: editor),
                   let output = node.outputs.first else { continue }
-            if let problem = backwardProblem(affineOf: node, input: input, channelAxis: channelAxis, in: editor) {
+            if let problem = backwardProblem(affine, input: input, channelAxis: channelAxis, in: editor) {
                 return .failure(Rejection(problem))
             }
             guard let bytes = affine.absorb(into: producer, in: &editor) else { continue }
@@ -98,11 +98,11 @@ public struct BatchNormFolding: Pass {
     }
 
     /// Why an affine node reading `input` on `channelAxis` cannot fold into `input`'s producer.
-    private func backwardProblem(affineOf node: Node, input: String, channelAxis: Int, in editor: GraphEditor) -> String? {
+    private func backwardProblem(_ affine: ChannelAffine, input: String, channelAxis: Int, in editor: GraphEditor) -> String? {
         guard let producer = editor.producer(of: input) else {
             return "its input '\(input)' is a graph input or constant, not a conv2d or dense output"
         }
-        if let problem = ChannelAffine.absorptionProblem(into: producer, in: editor) { return problem }
+        if let problem = affine.absorptionProblem(into: producer, in: editor) { return problem }
         if let problem = editor.singleUseProblem(of: input) { return "its input \(problem)" }
         guard ChannelAffine.channelAxis(of: producer, in: editor.graph) == channelAxis else {
             return "it normalises axis \(channelAxis), not the channel axis of \(producer.op.rawValue) '\(producer.name)'"

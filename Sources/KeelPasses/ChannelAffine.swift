@@ -74,15 +74,18 @@ struct ChannelAffine {
     }
 
     /// Why this affine cannot be folded into `producer` (a conv2d or dense), or nil when it can:
-    /// the producer must apply no activation yet, and its kernel and bias must be bound constants
-    /// that only it reads.
-    static func absorptionProblem(into producer: Node, in editor: GraphEditor) -> String? {
+    /// the producer must apply no activation yet, and the kernel (when scaled) and bias must be
+    /// bound constants that only it reads.
+    /// A pure shift (a bias add) leaves the kernel alone, so only the bias must be owned.
+    var scalesKernel: Bool { scale.contains { $0 != 1 } }
+
+    func absorptionProblem(into producer: Node, in editor: GraphEditor) -> String? {
         guard producer.op == .conv2d || producer.op == .dense else {
             return "its input '\(producer.outputs.first ?? producer.name)' comes from \(producer.op.rawValue) '\(producer.name)', not a conv2d or dense"
         }
         let activation = (try? producer.attributeReader.string("activation")) ?? "none"
         guard activation == "none" else { return "'\(producer.name)' already applies activation \"\(activation)\"" }
-        for parameter in producer.inputs.dropFirst() where !parameter.isEmpty {
+        for (index, parameter) in producer.inputs.enumerated().dropFirst() where !parameter.isEmpty && (index != 1 || scalesKernel) {
             if let problem = editor.exclusiveConstantProblem(parameter, for: producer.name) { return problem }
         }
         return nil
@@ -95,8 +98,10 @@ struct ChannelAffine {
               var kernel = editor.floats(producer.inputs[1]), kernel.count % max(channels, 1) == 0,
               let outputFirst = ChannelAffine.kernelOutputAxisIsFirst(producer) else { return nil }
         let perChannel = kernel.count / max(channels, 1)
-        for index in kernel.indices {
-            kernel[index] *= scale[outputFirst ? index / perChannel : index % channels]
+        if scalesKernel {
+            for index in kernel.indices {
+                kernel[index] *= scale[outputFirst ? index / perChannel : index % channels]
+            }
         }
         var bias = [Float](repeating: 0, count: channels)
         let biasName = producer.inputs.count > 2 && !producer.inputs[2].isEmpty ? producer.inputs[2] : nil
@@ -105,7 +110,7 @@ struct ChannelAffine {
             bias = values
         }
         let newBias = (0..<channels).map { bias[$0] * scale[$0] + shift[$0] }
-        var bytes = editor.setConstant(producer.inputs[1], floats: kernel, shape: kernelData.shape)
+        var bytes = scalesKernel ? editor.setConstant(producer.inputs[1], floats: kernel, shape: kernelData.shape) : 0
         var updated = producer
         if let biasName {
             bytes += editor.setConstant(biasName, floats: newBias, shape: [channels])

@@ -84,7 +84,7 @@ public struct EpilogueFusion: Pass {
                   let shape = editor.graph.valueTypes[input]?.shape,
                   let affine = ChannelAffine.elementwise(node, reading: input, shape: shape, channelAxis: channelAxis, in: editor)
             else { continue }
-            if let problem = ChannelAffine.absorptionProblem(into: producer, in: editor) { return .failure(Rejection(problem)) }
+            if let problem = affine.absorptionProblem(into: producer, in: editor) { return .failure(Rejection(problem)) }
             if let problem = editor.singleUseProblem(of: input) { return .failure(Rejection("its input \(problem)")) }
             guard let bytes = affine.absorb(into: producer, in: &editor) else { continue }
             editor.removeNode(named: node.name)

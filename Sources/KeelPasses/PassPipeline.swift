@@ -55,8 +55,9 @@ public struct PassPipeline {
         ("constant-folding", { ConstantFolding() }),
         ("transpose-cancellation", { TransposeCancellation() }),
         ("layout-propagation", { LayoutPropagation() }),
-        ("batch-norm-folding", { BatchNormFolding() }),
+        ("matmul-to-dense", { MatMulToDense() }),
         ("pointwise-conv-to-dense", { PointwiseConvolutionToDense() }),
+        ("batch-norm-folding", { BatchNormFolding() }),
         ("epilogue-fusion", { EpilogueFusion() }),
         ("dead-code-elimination", { DeadCodeElimination() }),
         ("freeze-marking", { FreezeMarking() }),
@@ -67,8 +68,8 @@ public struct PassPipeline {
 
     /// -O0: nothing. -O1: identity removal, constant folding, transpose cancellation, dead-code
     /// elimination (weights keep their values). -O2: all of -O1 plus layout propagation (and a
-    /// second transpose cancellation for what it exposes), BatchNorm folding, 1×1 conv to
-    /// dense and epilogue fusion.
+    /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
+    /// BatchNorm folding and epilogue fusion.
     public static func standard(level: OptimizationLevel) -> PassPipeline {
         let names: [String]
         switch level {
@@ -78,8 +79,8 @@ public struct PassPipeline {
             names = ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"]
         case .full:
             names = ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
-                     "transpose-cancellation", "batch-norm-folding", "pointwise-conv-to-dense", "epilogue-fusion",
-                     "dead-code-elimination"]
+                     "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
+                     "epilogue-fusion", "dead-code-elimination"]
         }
         return (try? PassPipeline(named: names)) ?? PassPipeline(passes: [])
     }

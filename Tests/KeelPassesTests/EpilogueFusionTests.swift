@@ -77,4 +77,21 @@ final class EpilogueFusionTests: XCTestCase {
         XCTAssertEqual(result.graph, graph)
         XCTAssertEqual(result.explanations, [])
     }
+
+    /// A bias add leaves the kernel alone, so a kernel shared with another layer does not block it.
+    func testBiasAddFusesEvenWhenTheKernelIsShared() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6], layout: nil)
+        builder.layer("dense", .dense, parameters: [(.kernel, [6, 5])])
+        builder.literal("offset", [5])
+        builder.layer("biased", .add, inputs: ["dense", "offset"])
+        builder.layer("twin", .dense, inputs: ["input", "dense/kernel"])
+        builder.layer("sum", .add, inputs: ["biased", "twin"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [EpilogueFusion()])
+        XCTAssertEqual(result.graph.ops, [.dense, .dense, .add])
+        XCTAssertEqual(result.graph.constants["dense/kernel"]?.data, graph.constants["dense/kernel"]?.data, "kernel untouched")
+        XCTAssertEqual(result.log, ["epilogue-fusion: 1 ops fused, 1 nodes removed, 20 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
+    }
 }

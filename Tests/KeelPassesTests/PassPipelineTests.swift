@@ -10,8 +10,8 @@ final class PassPipelineTests: XCTestCase {
                        ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .full).passNames,
                        ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
-                        "transpose-cancellation", "batch-norm-folding", "pointwise-conv-to-dense", "epilogue-fusion",
-                        "dead-code-elimination"])
+                        "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
+                        "epilogue-fusion", "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .full)
         XCTAssertEqual(OptimizationLevel(parsing: "O1"), .cleanup)
         XCTAssertEqual(OptimizationLevel(parsing: "0"), OptimizationLevel.none)
