@@ -4,7 +4,8 @@ import KeelIR
 /// How hard `keel compile` optimises: -O0 runs nothing, -O1 cleans up without touching weights,
 /// -O2 also folds, fuses and changes layouts.
 public enum OptimizationLevel: Int, Sendable, CaseIterable, Comparable {
-    case none = 0, cleanup = 1, full = 2
+    /// Named after the flags (`-O0`), which is how users and the CLI refer to them.
+    case O0 = 0, O1 = 1, O2 = 2
 
     /// Accepts `0`, `O2`, `-O1`.
     public init?(parsing text: String) {
@@ -73,11 +74,11 @@ public struct PassPipeline {
     public static func standard(level: OptimizationLevel) -> PassPipeline {
         let names: [String]
         switch level {
-        case .none:
+        case .O0:
             names = []
-        case .cleanup:
+        case .O1:
             names = ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"]
-        case .full:
+        case .O2:
             names = ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
                      "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
                      "epilogue-fusion", "dead-code-elimination"]

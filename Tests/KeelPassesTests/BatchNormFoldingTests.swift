@@ -113,4 +113,52 @@ final class BatchNormFoldingTests: XCTestCase {
         let result = try optimized(try prepared(builder), [BatchNormFolding()])
         XCTAssertEqual(result.explanations, ["batch-norm-folding: kept 'bn': 'conv' already applies activation \"relu\""])
     }
+
+    /// Grouped convolutions in both kernel layouts, and a dense in out_in layout.
+    func testGroupedConvsAndOutInDenseFold() throws {
+        var nhwc = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        nhwc.layer("depthwise", .conv2d, parameters: [(.kernel, [3, 3, 1, 8])], ["groups": .int(4), "padding": .string("same")])
+        nhwc.layer("bn", .batchNorm, parameters: bn)
+        nhwc.output("y")
+        var nchw = KerasGraphBuilder(name: "g", shape: ["N", 4, 5, 5], layout: .nchw)
+        nchw.layer("grouped", .conv2d, parameters: [(.kernel, [8, 2, 3, 3])],
+                   ["groups": .int(2), "layout": .string("nchw"), "kernel_layout": .string("oihw")])
+        nchw.layer("bn", .batchNorm, parameters: bn, ["axis": .int(1)])
+        nchw.output("y")
+        var dense = KerasGraphBuilder(name: "g", shape: ["N", 3, 6], layout: nil)
+        dense.layer("gemm", .dense, parameters: [(.kernel, [8, 6]), (.bias, [8])], ["weight_layout": .string("out_in")])
+        dense.layer("bn", .batchNorm, parameters: bn)
+        dense.output("y")
+        for builder in [nhwc, nchw, dense] {
+            let graph = try prepared(builder)
+            let result = try optimized(graph, [BatchNormFolding()])
+            XCTAssertEqual(result.graph.count(.batchNorm), 0, graph.nodes[0].name)
+            try assertEquivalent(graph, result.graph)
+        }
+    }
+
+    /// The ResNet head at -O2, as IR text: one dense with relu and all three source lines.
+    func testResNetHeadIRAfterO2() throws {
+        var builder = KerasGraphBuilder(name: "head", shape: ["N", 2, 2, 3])
+        builder.layer("flatten", .flatten)
+        builder.layer("dense", .dense, parameters: [(.kernel, [12, 8]), (.bias, [8])])
+        builder.layer("batch_normalization", .batchNorm, parameters: bn)
+        builder.layer("activation", .relu)
+        builder.layer("dense_1", .dense, parameters: [(.kernel, [8, 4]), (.bias, [4])])
+        builder.output("logits")
+        let result = try PassPipeline.standard(level: .O2).run(try prepared(builder))
+        XCTAssertEqual(result.graph.irText, """
+            graph head
+            input %input: f32[N,2,2,3] nhwc
+            const @dense/kernel: f32[12,8] kernel
+            const @dense/bias: f32[8] bias
+            const @dense_1/kernel: f32[8,4] kernel
+            const @dense_1/bias: f32[4] bias
+            %flatten = flatten(%input) : f32[N,12]  # head.keel:2:1
+            %dense = dense(%flatten, @dense/kernel, @dense/bias) {activation="relu"} : f32[N,8]  # head.keel:3:1, head.keel:4:1, head.keel:5:1
+            %dense_1 = dense(%dense, @dense_1/kernel, @dense_1/bias) : f32[N,4]  # head.keel:6:1
+            output logits = %dense_1
+
+            """)
+    }
 }

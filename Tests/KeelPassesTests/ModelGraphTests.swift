@@ -19,7 +19,7 @@ final class ModelGraphTests: XCTestCase {
     }
 
     private func optimizedFully(_ graph: Graph) throws -> PipelineResult {
-        try PassPipeline.standard(level: .full).run(graph)
+        try PassPipeline.standard(level: .O2).run(graph)
     }
 
     func testResNetHeadAtO2HasNoBatchNormAndOneDenseWithRelu() throws {
