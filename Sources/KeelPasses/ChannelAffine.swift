@@ -26,7 +26,7 @@ struct ChannelAffine {
         return result
     }
 
-    /// A mul, add, sub (x − c) or div (x / c) of `value` by a constant that varies at most along
+    /// A mul, add, sub (x − c or c − x) or div (x / c) of `value` by a constant that varies at most along
     /// `channelAxis` of `shape`; nil for anything else.
     static func elementwise(_ node: Node, reading value: String, shape: Shape, channelAxis: Int,
                             in editor: GraphEditor) -> ChannelAffine? {
@@ -41,6 +41,7 @@ struct ChannelAffine {
         case .mul: return ChannelAffine(scale: vector, shift: zeros)
         case .add: return ChannelAffine(scale: ones, shift: vector)
         case .sub where valueFirst: return ChannelAffine(scale: ones, shift: vector.map { -$0 })
+        case .sub: return ChannelAffine(scale: ones.map { -$0 }, shift: vector)
         case .div where valueFirst && !vector.contains(0): return ChannelAffine(scale: vector.map { 1 / $0 }, shift: zeros)
         default: return nil
         }

@@ -57,6 +57,7 @@ public struct LayoutPropagation: Pass {
     private func grow(from entry: Node, in editor: GraphEditor) -> Result<Region, Rejection> {
         var region = Region(entries: [entry.name], values: [entry.outputs[0]])
         var worklist = [entry.outputs[0]]
+        var pending: [String: String] = [:]
         while let value = worklist.popLast() {
             if editor.isGraphOutput(value) { return .failure(Rejection("NCHW value '\(value)' is a graph output")) }
             for reader in editor.consumers(of: value) {
@@ -79,13 +80,19 @@ public struct LayoutPropagation: Pass {
                 guard let layoutFree = convertible(reader, reading: value, region: region, in: editor) else {
                     return .failure(Rejection("NCHW value '\(value)' feeds \(reader.op.rawValue) '\(reader.name)', which has no NHWC form here"))
                 }
-                for input in reader.presentInputs where !region.values.contains(input) && editor.graph.constants[input] == nil {
-                    guard let producer = editor.producer(of: input), isTranspose(producer, Self.toNCHW, in: editor.graph) else {
-                        return .failure(Rejection("\(reader.op.rawValue) '\(reader.name)' also reads '\(input)', which is not NCHW from a transpose"))
-                    }
+                // Another computed input is either a further entry transpose, or a value the
+                // region may still reach by another path (a residual branch): then wait for it.
+                let others = reader.presentInputs.filter { !region.values.contains($0) && editor.graph.constants[$0] == nil }
+                let entries = others.compactMap { editor.producer(of: $0) }.filter { isTranspose($0, Self.toNCHW, in: editor.graph) }
+                if let missing = others.first(where: { input in !entries.contains { $0.outputs.first == input } }) {
+                    pending[reader.name] = "\(reader.op.rawValue) '\(reader.name)' also reads '\(missing)', which is not NCHW from a transpose"
+                    continue
+                }
+                pending[reader.name] = nil
+                for producer in entries {
                     region.entries.append(producer.name)
-                    region.values.insert(input)
-                    worklist.append(input)
+                    region.values.insert(producer.outputs[0])
+                    worklist.append(producer.outputs[0])
                 }
                 region.nodes.append(reader.name)
                 if !layoutFree, let output = reader.outputs.first {
@@ -94,6 +101,7 @@ public struct LayoutPropagation: Pass {
                 }
             }
         }
+        if let reason = pending.sorted(by: { $0.key < $1.key }).first?.value { return .failure(Rejection(reason)) }
         return .success(region)
     }
 

@@ -78,6 +78,22 @@ final class BatchNormFoldingTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// Sub and div by constants are affine too: (c − x) negates the kernel, x / c scales it.
+    func testSubtractFromAndDivideByConstantsFold() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 7], layout: nil)
+        builder.layer("dense", .dense, parameters: [(.kernel, [7, 8])])
+        builder.literal("c", [8])
+        builder.layer("flipped", .sub, inputs: ["c", "dense"])
+        builder.literal("d", [1])
+        builder.layer("divided", .div, inputs: ["flipped", "d"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.ops, [.dense])
+        XCTAssertEqual(result.graph.node(named: "dense")?.outputs, ["divided"])
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testKeptWhenProducerFeedsAnotherBranch() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
         builder.layer("conv2", .conv2d, parameters: [(.kernel, [1, 1, 3, 8])])

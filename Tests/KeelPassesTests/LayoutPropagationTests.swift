@@ -85,4 +85,33 @@ final class LayoutPropagationTests: XCTestCase {
         XCTAssertEqual(result.graph, graph)
         XCTAssertEqual(result.explanations, ["layout-propagation: kept 'to_nchw': NCHW value 'conv' feeds softmax 'softmax', which has no NHWC form here"])
     }
+
+    /// A residual block: the add reads the block input and the conv branch, reached in either order.
+    func testResidualBranchInsideTheRegion() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("stem", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("branch", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("branch_relu", .relu)
+        builder.layer("sum", .add, inputs: ["stem", "branch_relu"])
+        builder.literal("offset", [1])
+        builder.layer("shifted", .sub, inputs: ["offset", "sum"])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .conv2d, .relu, .add, .sub])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testRegionMixingWithAnUntransposedValueIsKept() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("sum", .add, inputs: ["to_nchw", "input"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph, graph)
+        XCTAssertEqual(result.explanations, ["layout-propagation: kept 'to_nchw': add 'sum' also reads 'input', which is not NCHW from a transpose"])
+    }
 }
