@@ -5,7 +5,8 @@ import KeelIR
 /// the transposes is rewritten to NHWC (`layout` attributes, BN axis, concat axis, per-channel
 /// constants), and both transposes vanish. A region that ends in a Flatten (or a Reshape to
 /// [N, C·H·W]) before a dense instead of a transpose keeps its results by permuting the dense
-/// kernel's rows from C·H·W to H·W·C order.
+/// kernel's rows from C·H·W to H·W·C order. When H = W = 1 (after global pooling) the two
+/// layouts hold the same bytes, so a Squeeze, Flatten or Reshape there ends the region freely.
 ///
 /// Needs: shape-inferred graph; bound dense kernels for the Flatten exit. Legal when every
 /// NCHW value in the region is read only by ops with an NHWC form, by an inverse transpose, or
@@ -17,6 +18,8 @@ public struct LayoutPropagation: Pass {
 
     static let toNCHW = [0, 3, 1, 2]
     static let toNHWC = [0, 2, 3, 1]
+    /// Where NCHW axis i lives in NHWC.
+    static let nhwcAxis = [0, 3, 1, 2]
 
     /// What the rewrite touches, found before anything changes.
     struct Region {
@@ -129,6 +132,21 @@ public struct LayoutPropagation: Pass {
         case .concat:
             guard node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
             return false
+        case .squeeze, .flatten, .reshape:
+            // With H = W = 1, NCHW and NHWC hold the same bytes: the global-pool-then-flatten tail.
+            guard let shape = editor.graph.valueTypes[value]?.shape, shape.rank == 4,
+                  shape[2] == .known(1), shape[3] == .known(1) else { return nil }
+            switch node.op {
+            case .squeeze:
+                guard let axes = try? reader.optionalInts("axes") else { return true }
+                let removed = Set(axes.compactMap { shape.normalizedAxis($0) })
+                return removed.isSuperset(of: [2, 3]) ? true : nil
+            case .reshape:
+                let target = (try? reader.ints("shape")) ?? []
+                return target.dropFirst().contains(0) ? nil : true
+            default:
+                return (try? reader.int("axis")) == 1 ? true : nil
+            }
         default:
             return nil
         }
@@ -149,7 +167,8 @@ public struct LayoutPropagation: Pass {
         -> Result<(flatten: String, dense: String, chw: [Int]), Rejection>? {
         guard node.op == .flatten || node.op == .reshape, let output = node.outputs.first,
               let input = editor.graph.valueTypes[value]?.shape, let result = editor.graph.valueTypes[output]?.shape,
-              let chw = Shape(Array(input.dims.dropFirst())).knownExtents, chw.count == 3 else { return nil }
+              let chw = Shape(Array(input.dims.dropFirst())).knownExtents, chw.count == 3,
+              chw[1] * chw[2] > 1 else { return nil }
         let flattensAll = result.rank == 2 && result[0] == input[0] && result[1] == .known(chw.reduce(1, *))
         guard flattensAll, node.op == .reshape || (try? node.attributeReader.int("axis")) == 1 else { return nil }
         guard let dense = editor.soleConsumer(of: output), dense.op == .dense, dense.inputs.first == output else {
@@ -173,7 +192,13 @@ public struct LayoutPropagation: Pass {
                 node.attributes["axis"] = .int(-1)
             case .concat:
                 let axis = (try? node.attributeReader.int("axis")) ?? -1
-                node.attributes["axis"] = .int([0, 3, 1, 2][(axis + 4) % 4])
+                node.attributes["axis"] = .int(Self.nhwcAxis[(axis + 4) % 4])
+            case .squeeze:
+                if let axes = try? node.attributeReader.optionalInts("axes") {
+                    node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] }.sorted())
+                }
+            case .flatten, .reshape:
+                break
             default:
                 for (index, input) in node.inputs.enumerated() {
                     guard let constant = editor.graph.constants[input],

@@ -114,4 +114,24 @@ final class LayoutPropagationTests: XCTestCase {
         XCTAssertEqual(result.graph, graph)
         XCTAssertEqual(result.explanations, ["layout-propagation: kept 'to_nchw': add 'sum' also reads 'input', which is not NCHW from a transpose"])
     }
+
+    /// ONNX's classifier tail: GlobalAveragePool (keepdims) then Squeeze or Flatten, any reader.
+    func testGlobalPoolTailEndsTheRegion() throws {
+        for tail in [OpKind.squeeze, .flatten, .reshape] {
+            var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 6, 3])
+            builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+            builder.layer("conv", .conv2d, parameters: [(.kernel, [5, 3, 3, 3])], nchw)
+            builder.layer("gap", .globalAvgPool2d, ["layout": .string("nchw"), "keepdims": .bool(true)])
+            let attributes: [String: AttributeValue] = tail == .squeeze ? ["axes": .ints([2, 3])]
+                : tail == .reshape ? ["shape": .ints([-1, 5])] : [:]
+            builder.layer("tail", tail, attributes)
+            builder.layer("softmax", .softmax)
+            builder.output("y")
+            let graph = try prepared(builder)
+            let result = try optimized(graph, [LayoutPropagation()])
+            XCTAssertEqual(result.graph.count(.transpose), 0, "\(tail)")
+            if tail == .squeeze { XCTAssertEqual(result.graph.node(named: "tail")?.attributes["axes"], .ints([1, 2])) }
+            try assertEquivalent(graph, result.graph)
+        }
+    }
 }
