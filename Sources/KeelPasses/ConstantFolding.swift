@@ -3,7 +3,8 @@ import KeelIR
 /// Replaces a node whose inputs are all bound constants by a constant holding its output, under
 /// the output's own name (readers and graph outputs keep reading the same value).
 ///
-/// Needs: shape-inferred graph with known output shapes, bound constants. Folds the ops
+/// Needs: shape-inferred graph with known output shapes, bound constants. Graph outputs stay
+/// nodes (the runtime reads outputs from nodes). Folds the ops
 /// `ConstantEvaluator` knows; a view, cast or transpose of a single parameter keeps that
 /// parameter's role and trainable flag, everything else becomes a literal.
 public struct ConstantFolding: Pass {
@@ -19,6 +20,10 @@ public struct ConstantFolding: Pass {
             let inputs = node.presentInputs
             guard !inputs.isEmpty, node.outputs.count == 1, let output = node.outputs.first,
                   inputs.allSatisfy({ editor.graph.constants[$0] != nil }) else { continue }
+            guard !editor.isGraphOutput(output) else {
+                explanations.append("kept '\(node.name)': its output is a graph output, which the runtime reads from a node")
+                continue
+            }
             guard let type = editor.graph.valueTypes[output], let shape = type.shape.knownExtents,
                   type.dtype != .bool, type.dtype != .float16 else {
                 explanations.append("kept '\(node.name)': its output type is not a known float or integer shape")

@@ -35,11 +35,13 @@ final class CleanupPassTests: XCTestCase {
         graph.constants["two"] = Constant(name: "two", type: TensorType(.int64, [1]), role: .literal, trainable: false,
                                           data: TensorData(int64s: [2], shape: [1]))
         graph.nodes = [Node(name: "half", op: .div, inputs: ["dims", "two"], outputs: ["half"]),
+                       Node(name: "negated", op: .neg, inputs: ["half"], outputs: ["negated"]),
                        Node(name: "relu", op: .relu, inputs: ["x"], outputs: ["relu"])]
-        graph.outputs = [GraphOutput(name: "y", value: "relu"), GraphOutput(name: "half", value: "half")]
+        graph.outputs = [GraphOutput(name: "y", value: "relu"), GraphOutput(name: "negated", value: "negated")]
         let result = try optimized(try ShapeInference().run(graph).graph, [ConstantFolding()])
-        XCTAssertEqual(result.graph.ops, [.relu])
+        XCTAssertEqual(result.graph.ops, [.neg, .relu])
         XCTAssertEqual(result.graph.constants["half"]?.data?.int64s(), [3, -1], "integer division truncates toward zero")
+        XCTAssertEqual(result.explanations, ["constant-folding: kept 'negated': its output is a graph output, which the runtime reads from a node"])
     }
 
     func testFoldingWaitsForWeights() throws {
