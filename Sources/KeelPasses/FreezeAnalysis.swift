@@ -7,7 +7,8 @@ import KeelIR
 public struct FreezeAnalysis: Sendable {
     /// Names of frozen nodes, in graph order.
     public let frozenNodes: [String]
-    /// Frozen values a trainable node reads, or that are graph outputs, in graph order.
+    /// Frozen values a trainable node reads, or that are graph outputs, in the order their
+    /// producers run.
     public let boundary: [String]
 
     public init(_ graph: Graph) {
@@ -19,15 +20,12 @@ public struct FreezeAnalysis: Sendable {
             frozenValues.formUnion(node.outputs)
         }
         let frozenSet = Set(frozen)
-        var boundary: [String] = []
-        func add(_ value: String) { if !boundary.contains(value) { boundary.append(value) } }
-        let computed = Set(graph.nodes.filter { frozenSet.contains($0.name) }.flatMap(\.outputs))
-        for node in graph.nodes where !frozenSet.contains(node.name) {
-            for input in node.presentInputs where computed.contains(input) { add(input) }
-        }
-        for output in graph.outputs where computed.contains(output.value) { add(output.value) }
+        var cut = Set(graph.outputs.map(\.value))
+        for node in graph.nodes where !frozenSet.contains(node.name) { cut.formUnion(node.presentInputs) }
+        // Computed frozen values at the cut, in the order their producers run.
+        let computed = graph.nodes.filter { frozenSet.contains($0.name) }.flatMap(\.outputs)
         frozenNodes = frozen
-        self.boundary = boundary
+        boundary = computed.filter(cut.contains)
     }
 }
 

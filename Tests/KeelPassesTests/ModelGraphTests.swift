@@ -115,6 +115,23 @@ final class ModelGraphTests: XCTestCase {
         XCTAssertEqual(analysis.boundary, ["flatten"])
     }
 
+    /// Every shipped graph compiles at -O2 before weights exist: the passes that need data
+    /// explain why they waited; the others still apply.
+    func testEveryShippedGraphCompilesAtO2WithoutWeights() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.graphs.path).filter { $0.hasSuffix(".keel") }.sorted()
+        XCTAssertEqual(files.count, 6)
+        for file in files where file != "heads.keel" {
+            let graph = try ShapeInference().run(try loadKeelGraph(path: Self.graphs.appendingPathComponent(file).path)).graph
+            let result = try PassPipeline.standard(level: .O2).run(graph)
+            XCTAssertEqual(result.graph.outputs, graph.outputs, file)
+            if file == "vgg16_two_heads.keel" {
+                XCTAssertEqual(result.graph.node(named: "conv2d")?.op, .dense)
+                XCTAssertEqual(result.explanations, ["batch-norm-folding: kept 'batch_normalization': its parameters are not bound float constants"])
+                XCTAssertEqual(FreezeAnalysis(result.graph).boundary, ["block5_pool", "flatten"])
+            }
+        }
+    }
+
     /// The one full-size check: VGG16 + ResNet head at 224×224, -O2 against -O0.
     func testFullSizeResNetHeadMatchesUnoptimised() throws {
         let graph = try loadBound("vgg16_resnet_head.keel")
