@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "KeelIRTests", dependencies: ["KeelIR"]),
         .testTarget(name: "KeelFormatTests", dependencies: ["KeelFormat", "KeelPasses"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelPassesTests", dependencies: ["KeelPasses", "KeelFormat"]),
+        .testTarget(name: "KeelPassesTests", dependencies: ["KeelPasses", "KeelFormat", "KeelRuntime"]),
         .testTarget(name: "KeelKernelsTests", dependencies: ["KeelKernels"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelRuntimeTests", dependencies: ["KeelRuntime", "KeelFormat", "KeelPasses"],

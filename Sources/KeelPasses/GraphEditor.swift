@@ -1,0 +1,144 @@
+import KeelIR
+
+/// The edits every rewrite needs, with the legality questions they depend on asked in one
+/// place: who reads a value, whether a weight belongs to one node alone, and how to drop a node
+/// without renaming a graph output.
+struct GraphEditor {
+    var graph: Graph
+
+    init(_ graph: Graph) { self.graph = graph }
+
+    /// Starts from `graph` with its structure verified and every type re-inferred, so a pass
+    /// may rely on schema arity and consistent shapes however the graph was made.
+    init(inferring graph: Graph) throws { self.graph = try ShapeInference().run(graph).graph }
+
+    // MARK: Queries
+
+    /// Nodes that read `value`, in graph order (a node reading it twice appears once).
+    func consumers(of value: String) -> [Node] {
+        graph.nodes.filter { $0.inputs.contains(value) }
+    }
+
+    func isGraphOutput(_ value: String) -> Bool { graph.outputs.contains { $0.value == value } }
+
+    func isGraphInput(_ value: String) -> Bool { graph.inputs.contains { $0.name == value } }
+
+    func node(named name: String) -> Node? { graph.nodes.first { $0.name == name } }
+
+    func producer(of value: String) -> Node? { graph.nodes.first { $0.outputs.contains(value) } }
+
+    /// Why `node`'s output may not be absorbed into its single reader, or nil when it may:
+    /// a fold rewrites what the value means, so nobody else may see it.
+    func singleUseProblem(of value: String) -> String? {
+        if isGraphOutput(value) { return "'\(value)' is a graph output" }
+        let readers = consumers(of: value).map(\.name)
+        if readers.count > 1 {
+            return "'\(value)' also feeds " + readers.dropFirst().map { "'\($0)'" }.joined(separator: ", ")
+        }
+        return nil
+    }
+
+    /// The reader of `value` when it is the only one and `value` is not a graph output.
+    func soleConsumer(of value: String) -> Node? {
+        guard singleUseProblem(of: value) == nil else { return nil }
+        return consumers(of: value).first
+    }
+
+    /// A constant's values as floats, when bound and stored as float32 (or convertible).
+    func floats(_ constant: String) -> [Float]? {
+        guard let data = graph.constants[constant]?.data, graph.constants[constant]?.type.shape.knownExtents == data.shape else { return nil }
+        return data.floats()
+    }
+
+    /// Why the constant `name` may not be rewritten for `node`, or nil when it may: it must
+    /// have data and be read by `node` alone, so no other path sees the new values.
+    func exclusiveConstantProblem(_ name: String, for node: String) -> String? {
+        guard let constant = graph.constants[name] else { return "'\(name)' is not a constant" }
+        guard constant.data != nil else { return "'\(name)' has no data (bind weights first)" }
+        if isGraphOutput(name) { return "'\(name)' is a graph output" }
+        let others = consumers(of: name).map(\.name).filter { $0 != node }
+        if !others.isEmpty {
+            return "its weight '\(name)' is also read by " + others.map { "'\($0)'" }.joined(separator: ", ")
+        }
+        return nil
+    }
+
+    /// A constant name not yet used by any value, derived from `base`.
+    func unusedName(_ base: String) -> String {
+        var used = Set(graph.constants.keys).union(graph.inputs.map(\.name))
+        for node in graph.nodes { used.formUnion(node.outputs) }
+        if !used.contains(base) { return base }
+        var index = 2
+        while used.contains("\(base)_\(index)") { index += 1 }
+        return "\(base)_\(index)"
+    }
+
+    // MARK: Edits
+
+    mutating func update(_ node: Node) {
+        if let index = graph.nodes.firstIndex(where: { $0.name == node.name }) { graph.nodes[index] = node }
+    }
+
+    mutating func removeNode(named name: String) {
+        graph.nodes.removeAll { $0.name == name }
+    }
+
+    /// Whether `forward(_:to:)` can succeed: a graph output that would have to be renamed onto a
+    /// graph input, a constant or another output cannot be preserved.
+    func canForward(_ old: String, to new: String) -> Bool {
+        guard isGraphOutput(old) else { return true }
+        return producer(of: new) != nil && !isGraphOutput(new)
+    }
+
+    /// Makes every reader of `old` read `new` instead. When `old` is a graph output its name is
+    /// kept: `new` is renamed to `old` (its producer and readers follow), so outputs users know
+    /// by name survive optimisation. Call after removing or rewriting `old`'s producer.
+    @discardableResult
+    mutating func forward(_ old: String, to new: String) -> Bool {
+        guard canForward(old, to: new) else { return false }
+        let (from, to) = isGraphOutput(old) ? (new, old) : (old, new)
+        for index in graph.nodes.indices {
+            graph.nodes[index].inputs = graph.nodes[index].inputs.map { $0 == from ? to : $0 }
+            graph.nodes[index].outputs = graph.nodes[index].outputs.map { $0 == from ? to : $0 }
+        }
+        for index in graph.outputs.indices where graph.outputs[index].value == from {
+            graph.outputs[index].value = to
+        }
+        if let type = graph.valueTypes[new] { graph.valueTypes[to] = type }
+        graph.valueTypes[from] = nil
+        return true
+    }
+
+    /// Replaces a constant's values (same name, role and trainable flag); returns bytes written.
+    @discardableResult
+    mutating func setConstant(_ name: String, floats: [Float], shape: [Int]) -> Int {
+        guard var constant = graph.constants[name] else { return 0 }
+        constant.data = TensorData(floats: floats, shape: shape)
+        constant.type = TensorType(.float32, Shape(known: shape))
+        graph.constants[name] = constant
+        return floats.count * DType.float32.byteSize
+    }
+
+    /// Adds a float constant under an unused name derived from `base`; returns the name used.
+    mutating func addConstant(_ base: String, floats: [Float], shape: [Int], role: ParameterRole,
+                              trainable: Bool, location: SourceLocation?) -> String {
+        let name = unusedName(base)
+        graph.constants[name] = Constant(name: name, type: TensorType(.float32, Shape(known: shape)), role: role,
+                                         trainable: trainable, data: TensorData(floats: floats, shape: shape),
+                                         location: location)
+        return name
+    }
+
+    /// Appends the locations of `absorbed` to `node` (a fused node keeps every origin).
+    mutating func absorbLocations(of absorbed: Node, into node: String) {
+        guard let index = graph.nodes.firstIndex(where: { $0.name == node }) else { return }
+        for location in absorbed.locations where !graph.nodes[index].locations.contains(location) {
+            graph.nodes[index].locations.append(location)
+        }
+    }
+
+    /// The edited graph with every type re-inferred (which also verifies its structure).
+    func finished() throws -> Graph {
+        try ShapeInference().run(graph).graph
+    }
+}

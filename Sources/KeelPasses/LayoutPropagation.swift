@@ -1,0 +1,256 @@
+import KeelIR
+
+/// Removes the layout round trip tf2onnx emits around a Keras model: NHWC input ->
+/// Transpose(0,3,1,2) -> NCHW conv2d/pool/BN... -> Transpose(0,2,3,1). The NCHW region between
+/// the transposes is rewritten to NHWC (`layout` attributes, BN axis, concat axis, per-channel
+/// constants), and both transposes vanish. A region that ends in a Flatten (or a Reshape to
+/// [N, C·H·W]) before a dense instead of a transpose keeps its results by permuting the dense
+/// kernel's rows from C·H·W to H·W·C order. When H = W = 1 (after global pooling) the two
+/// layouts hold the same bytes, so a Squeeze, Flatten or Reshape there ends the region freely.
+///
+/// Needs: shape-inferred graph; bound dense kernels for the Flatten exit. Legal when every
+/// NCHW value in the region is read only by ops with an NHWC form, by an inverse transpose, or
+/// by a Flatten whose only reader is a dense owning its kernel; no NCHW value is a graph output.
+public struct LayoutPropagation: Pass {
+    public var name: String { "layout-propagation" }
+
+    public init() {}
+
+    static let toNCHW = [0, 3, 1, 2]
+    static let toNHWC = [0, 2, 3, 1]
+    /// Where NCHW axis i lives in NHWC.
+    static let nhwcAxis = [0, 3, 1, 2]
+
+    /// What the rewrite touches, found before anything changes.
+    struct Region {
+        var entries: [String] = []
+        var nodes: [String] = []
+        var values = Set<String>()
+        var exits: [String] = []
+        /// Flatten (or reshape) nodes, the dense after each, and the NCHW extents they see.
+        var flattens: [(flatten: String, dense: String, chw: [Int])] = []
+    }
+
+    public func run(_ graph: Graph) throws -> PassResult {
+        var editor = try GraphEditor(inferring: graph)
+        var statistic = PassStatistic(rewriteNoun: "regions turned NHWC")
+        var explanations: [String] = []
+        var seen = Set<String>()
+        for name in graph.nodes.map(\.name) where !seen.contains(name) {
+            guard let node = editor.node(named: name), isTranspose(node, Self.toNCHW, in: editor.graph) else { continue }
+            switch grow(from: node, in: editor) {
+            case .failure(let rejection):
+                seen.insert(node.name)
+                explanations.append("kept '\(node.name)': \(rejection.message)")
+            case .success(let region):
+                seen.formUnion(region.entries)
+                statistic.weightBytesChanged += apply(region, in: &editor)
+                statistic.rewrites += 1
+                statistic.nodesRemoved += region.entries.count + region.exits.count
+            }
+        }
+        return PassResult(graph: try editor.finished(), counts: statistic, explanations: explanations)
+    }
+
+    private func isTranspose(_ node: Node, _ perm: [Int], in graph: Graph) -> Bool {
+        TransposeCancellation.permutation(of: node, in: graph) == perm
+    }
+
+    /// Collects the NCHW region reachable from `entry`, or says why it cannot become NHWC.
+    private func grow(from entry: Node, in editor: GraphEditor) -> Result<Region, Rejection> {
+        var region = Region(entries: [entry.name], values: [entry.outputs[0]])
+        var worklist = [entry.outputs[0]]
+        var pending: [String: String] = [:]
+        while let value = worklist.popLast() {
+            if editor.isGraphOutput(value) { return .failure(Rejection("NCHW value '\(value)' is a graph output")) }
+            for reader in editor.consumers(of: value) {
+                if region.nodes.contains(reader.name) || region.exits.contains(reader.name)
+                    || region.flattens.contains(where: { $0.flatten == reader.name }) { continue }
+                if isTranspose(reader, Self.toNHWC, in: editor.graph) {
+                    if editor.isGraphOutput(reader.outputs[0]) && region.entries.contains(where: { editor.node(named: $0)?.outputs[0] == value }) {
+                        return .failure(Rejection("graph output '\(reader.outputs[0])' is the input transposed twice"))
+                    }
+                    region.exits.append(reader.name)
+                    continue
+                }
+                if let flatten = flattenExit(reader, reading: value, in: editor) {
+                    switch flatten {
+                    case .success(let exit): region.flattens.append(exit)
+                    case .failure(let rejection): return .failure(rejection)
+                    }
+                    continue
+                }
+                guard let layoutFree = convertible(reader, reading: value, region: region, in: editor) else {
+                    return .failure(Rejection("NCHW value '\(value)' feeds \(reader.op.rawValue) '\(reader.name)', which has no NHWC form here"))
+                }
+                // Another computed input is either a further entry transpose, or a value the
+                // region may still reach by another path (a residual branch): then wait for it.
+                let others = reader.presentInputs.filter { !region.values.contains($0) && editor.graph.constants[$0] == nil }
+                let entries = others.compactMap { editor.producer(of: $0) }.filter { isTranspose($0, Self.toNCHW, in: editor.graph) }
+                if let missing = others.first(where: { input in !entries.contains { $0.outputs.first == input } }) {
+                    pending[reader.name] = "\(reader.op.rawValue) '\(reader.name)' also reads '\(missing)', which is not NCHW from a transpose"
+                    continue
+                }
+                pending[reader.name] = nil
+                for producer in entries {
+                    region.entries.append(producer.name)
+                    region.values.insert(producer.outputs[0])
+                    worklist.append(producer.outputs[0])
+                }
+                region.nodes.append(reader.name)
+                if !layoutFree, let output = reader.outputs.first {
+                    region.values.insert(output)
+                    worklist.append(output)
+                }
+            }
+        }
+        if let reason = pending.sorted(by: { $0.key < $1.key }).first?.value { return .failure(Rejection(reason)) }
+        return .success(region)
+    }
+
+    /// Whether `node` has an NHWC form when `value` (and its other computed inputs) turn NHWC;
+    /// nil when not, else whether its output is layout-free (global pooling to [N,C]).
+    private func convertible(_ node: Node, reading value: String, region: Region, in editor: GraphEditor) -> Bool? {
+        let reader = node.attributeReader
+        switch node.op {
+        case .conv2d, .maxPool2d, .avgPool2d:
+            return node.inputs.first == value && (try? reader.string("layout")) == "nchw" ? false : nil
+        case .globalAvgPool2d, .globalMaxPool2d:
+            guard (try? reader.string("layout")) == "nchw" else { return nil }
+            return !((try? reader.bool("keepdims")) ?? false)
+        case .batchNorm:
+            guard node.inputs.first == value, let axis = try? reader.int("axis"), axis == 1 || axis == -3 else { return nil }
+            return false
+        case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid, .hardSwish,
+             .swish, .clip, .sqrt, .exp, .log, .neg, .abs:
+            return false
+        case .add, .sub, .mul, .div, .pow, .max, .min:
+            for input in node.presentInputs where editor.graph.constants[input] != nil {
+                guard Self.nhwcShape(ofNCHWConstant: input, in: editor.graph) != nil else { return nil }
+            }
+            return editor.graph.valueTypes[node.outputs[0]]?.shape.rank == 4 ? false : nil
+        case .concat:
+            guard node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
+            return false
+        case .squeeze, .flatten, .reshape:
+            // With H = W = 1, NCHW and NHWC hold the same bytes: the global-pool-then-flatten tail.
+            guard let shape = editor.graph.valueTypes[value]?.shape, shape.rank == 4,
+                  shape[2] == .known(1), shape[3] == .known(1) else { return nil }
+            switch node.op {
+            case .squeeze:
+                guard let axes = try? reader.optionalInts("axes") else { return true }
+                let removed = Set(axes.compactMap { shape.normalizedAxis($0) })
+                return removed.isSuperset(of: [2, 3]) ? true : nil
+            case .reshape:
+                let target = (try? reader.ints("shape")) ?? []
+                return target.dropFirst().contains(0) ? nil : true
+            default:
+                return (try? reader.int("axis")) == 1 ? true : nil
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// The shape an NCHW-broadcast constant takes in NHWC, when its data order stays the same:
+    /// a scalar, or a vector along the channel axis ([C,1,1], [1,C,1,1]).
+    static func nhwcShape(ofNCHWConstant name: String, in graph: Graph) -> [Int]? {
+        guard let extents = graph.constants[name]?.type.shape.knownExtents, extents.count <= 4 else { return nil }
+        let padded = [Int](repeating: 1, count: 4 - extents.count) + extents
+        guard padded.enumerated().allSatisfy({ $0.element == 1 || $0.offset == 1 }) else { return nil }
+        return padded.allSatisfy({ $0 == 1 }) ? extents : toNHWC.map { padded[$0] }
+    }
+
+    /// A Flatten (axis 1), or a Reshape to [N, C·H·W], of an NCHW value whose only reader is a
+    /// dense that owns its kernel; nil when `node` is neither kind of flatten.
+    private func flattenExit(_ node: Node, reading value: String, in editor: GraphEditor)
+        -> Result<(flatten: String, dense: String, chw: [Int]), Rejection>? {
+        guard node.op == .flatten || node.op == .reshape, let output = node.outputs.first,
+              let input = editor.graph.valueTypes[value]?.shape, let result = editor.graph.valueTypes[output]?.shape,
+              let chw = Shape(Array(input.dims.dropFirst())).knownExtents, chw.count == 3,
+              chw[1] * chw[2] > 1 else { return nil }
+        let flattensAll = result.rank == 2 && result[0] == input[0] && result[1] == .known(chw.reduce(1, *))
+        guard flattensAll, node.op == .reshape || (try? node.attributeReader.int("axis")) == 1 else { return nil }
+        guard let dense = editor.soleConsumer(of: output), dense.op == .dense, dense.inputs.first == output else {
+            return .failure(Rejection("\(node.op.rawValue) '\(node.name)' of NCHW value '\(value)' does not feed a single dense"))
+        }
+        if let problem = editor.exclusiveConstantProblem(dense.inputs[1], for: dense.name) {
+            return .failure(Rejection("cannot permute the kernel of dense '\(dense.name)' after '\(node.name)': \(problem)"))
+        }
+        return .success((node.name, dense.name, chw))
+    }
+
+    /// Rewrites the region; returns the bytes of weights written.
+    private func apply(_ region: Region, in editor: inout GraphEditor) -> Int {
+        var bytes = 0
+        for name in region.nodes {
+            guard var node = editor.node(named: name) else { continue }
+            switch node.op {
+            case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .globalMaxPool2d:
+                node.attributes["layout"] = .string("nhwc")
+            case .batchNorm:
+                node.attributes["axis"] = .int(-1)
+            case .concat:
+                let axis = (try? node.attributeReader.int("axis")) ?? -1
+                node.attributes["axis"] = .int(Self.nhwcAxis[(axis + 4) % 4])
+            case .squeeze:
+                if let axes = try? node.attributeReader.optionalInts("axes") {
+                    node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] }.sorted())
+                }
+            case .flatten, .reshape:
+                break
+            default:
+                for (index, input) in node.inputs.enumerated() {
+                    guard let constant = editor.graph.constants[input],
+                          let shape = Self.nhwcShape(ofNCHWConstant: input, in: editor.graph),
+                          shape != constant.type.shape.knownExtents else { continue }
+                    var retyped = constant
+                    retyped.type = TensorType(constant.type.dtype, Shape(known: shape))
+                    retyped.data = constant.data.map { TensorData(dtype: $0.dtype, shape: shape, storage: $0.storage) }
+                    if editor.consumers(of: input).count > 1 || editor.isGraphOutput(input) {
+                        retyped.name = editor.unusedName("\(input)_nhwc")
+                    }
+                    editor.graph.constants[retyped.name] = retyped
+                    node.inputs[index] = retyped.name
+                }
+            }
+            editor.update(node.droppingDefaultAttributes())
+        }
+        for exit in region.flattens {
+            guard let dense = editor.node(named: exit.dense) else { continue }
+            bytes += permuteRows(of: dense, chw: exit.chw, in: &editor)
+        }
+        for name in region.entries + region.exits {
+            guard let node = editor.node(named: name) else { continue }
+            editor.removeNode(named: name)
+            editor.forward(node.outputs[0], to: node.inputs[0])
+        }
+        return bytes
+    }
+
+    /// Feature f = c·H·W + h·W + w of the NCHW flatten is feature g = (h·W + w)·C + c in NHWC:
+    /// the dense kernel's input row g takes the old row f.
+    private func permuteRows(of dense: Node, chw: [Int], in editor: inout GraphEditor) -> Int {
+        guard let data = editor.graph.constants[dense.inputs[1]]?.data, data.shape.count == 2,
+              let old = editor.floats(dense.inputs[1]), let outFirst = ChannelAffine.kernelOutputAxisIsFirst(dense) else { return 0 }
+        let (channels, height, width) = (chw[0], chw[1], chw[2])
+        let features = channels * height * width
+        let outputs = outFirst ? data.shape[0] : data.shape[1]
+        guard features == (outFirst ? data.shape[1] : data.shape[0]) else { return 0 }
+        var permuted = old
+        for channel in 0..<channels {
+            for position in 0..<(height * width) {
+                let from = channel * height * width + position
+                let to = position * channels + channel
+                for output in 0..<outputs {
+                    if outFirst {
+                        permuted[output * features + to] = old[output * features + from]
+                    } else {
+                        permuted[to * outputs + output] = old[from * outputs + output]
+                    }
+                }
+            }
+        }
+        return editor.setConstant(dense.inputs[1], floats: permuted, shape: data.shape)
+    }
+}

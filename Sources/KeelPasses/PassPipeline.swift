@@ -1,0 +1,148 @@
+import Foundation
+import KeelIR
+
+/// How hard `keel compile` optimises: -O0 runs nothing, -O1 cleans up without touching weights,
+/// -O2 also folds, fuses and changes layouts.
+public enum OptimizationLevel: Int, Sendable, CaseIterable, Comparable {
+    /// Named after the flags (`-O0`), which is how users and the CLI refer to them.
+    case O0 = 0, O1 = 1, O2 = 2
+
+    /// Accepts `0`, `O2`, `-O1`.
+    public init?(parsing text: String) {
+        var digits = Substring(text)
+        if digits.hasPrefix("-") { digits = digits.dropFirst() }
+        if digits.hasPrefix("O") { digits = digits.dropFirst() }
+        guard let value = Int(digits), let level = OptimizationLevel(rawValue: value) else { return nil }
+        self = level
+    }
+
+    public static func < (lhs: OptimizationLevel, rhs: OptimizationLevel) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// Problems a pipeline reports by name, so `--passes` typos and broken rewrites are easy to act on.
+public enum PassPipelineError: Error, Equatable, CustomStringConvertible {
+    case unknownPass(String, suggestion: String?, available: [String])
+    /// A pass produced a graph the verifier rejects: names the pass and the verifier's complaint.
+    case invalidGraph(pass: String, diagnostic: Diagnostic)
+
+    public var description: String {
+        switch self {
+        case .unknownPass(let name, let suggestion, let available):
+            let hint = suggestion.map { "; did you mean '\($0)'?" } ?? ""
+            return "unknown pass '\(name)'\(hint) (passes: \(available.joined(separator: ", ")))"
+        case .invalidGraph(let pass, let diagnostic):
+            return "pass '\(pass)' produced an invalid graph: \(diagnostic.headline)"
+        }
+    }
+}
+
+/// The outcome of a pipeline: the graph, one `name: statistic` line per pass, and one
+/// `name: kept ...` line per candidate a pass left alone.
+public struct PipelineResult: Sendable {
+    public var graph: Graph
+    public var log: [String]
+    public var explanations: [String]
+}
+
+/// An ordered list of passes, run one after the other on a shape-inferred, weight-bound graph.
+public struct PassPipeline {
+    public var passes: [any Pass]
+
+    public init(passes: [any Pass]) { self.passes = passes }
+
+    /// Every optimising pass by name, in the order -O2 runs them.
+    public static let registry: [(name: String, make: () -> any Pass)] = [
+        ("identity-removal", { IdentityRemoval() }),
+        ("constant-folding", { ConstantFolding() }),
+        ("transpose-cancellation", { TransposeCancellation() }),
+        ("layout-propagation", { LayoutPropagation() }),
+        ("matmul-to-dense", { MatMulToDense() }),
+        ("pointwise-conv-to-dense", { PointwiseConvolutionToDense() }),
+        ("batch-norm-folding", { BatchNormFolding() }),
+        ("epilogue-fusion", { EpilogueFusion() }),
+        ("dead-code-elimination", { DeadCodeElimination() }),
+        ("freeze-marking", { FreezeMarking() }),
+        ("shape-inference", { ShapeInference() }),
+    ]
+
+    public static var availablePassNames: [String] { registry.map(\.name) }
+
+    /// -O0: nothing. -O1: identity removal, constant folding, transpose cancellation, dead-code
+    /// elimination (weights keep their values). -O2: all of -O1 plus layout propagation (and a
+    /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
+    /// BatchNorm folding and epilogue fusion.
+    public static func standard(level: OptimizationLevel) -> PassPipeline {
+        let names: [String]
+        switch level {
+        case .O0:
+            names = []
+        case .O1:
+            names = ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"]
+        case .O2:
+            names = ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
+                     "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
+                     "epilogue-fusion", "dead-code-elimination"]
+        }
+        return (try? PassPipeline(named: names)) ?? PassPipeline(passes: [])
+    }
+
+    /// The passes `names` lists, in that order (`--passes a,b,c`). An unknown name is an error
+    /// that suggests the closest known one.
+    public init(named names: [String]) throws {
+        let available = Self.availablePassNames
+        passes = try names.map { name in
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard let entry = Self.registry.first(where: { $0.name == trimmed }) else {
+                throw PassPipelineError.unknownPass(trimmed, suggestion: closestName(to: trimmed, among: available),
+                                                    available: available)
+            }
+            return entry.make()
+        }
+    }
+
+    public var passNames: [String] { passes.map(\.name) }
+
+    /// Runs every pass in order. With `verifyAfterEach`, the graph is verified after each pass
+    /// and a failure names the pass that broke it. `printAfterEach` sees the pass name, its
+    /// statistic line and the graph it produced (`--print-ir-after-all`).
+    public func run(_ graph: Graph, verifyAfterEach: Bool = true,
+                    printAfterEach: ((String, String, Graph) -> Void)? = nil) throws -> PipelineResult {
+        var current = graph
+        var log: [String] = []
+        var explanations: [String] = []
+        for pass in passes {
+            let result = try pass.run(current)
+            if verifyAfterEach {
+                do { try verify(result.graph) } catch let diagnostic as Diagnostic {
+                    throw PassPipelineError.invalidGraph(pass: pass.name, diagnostic: diagnostic)
+                }
+            }
+            current = result.graph
+            log.append("\(pass.name): \(result.statistic)")
+            explanations += result.explanations.map { "\(pass.name): \($0)" }
+            printAfterEach?(pass.name, result.statistic, current)
+        }
+        return PipelineResult(graph: current, log: log, explanations: explanations)
+    }
+}
+
+/// The known name nearest to `word` by edit distance, when it is close enough to be a typo.
+func closestName(to word: String, among candidates: [String]) -> String? {
+    let scored = candidates.map { ($0, editDistance(Array(word.lowercased()), Array($0.lowercased()))) }
+    guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+    if best.1 <= max(2, word.count / 3) { return best.0 }
+    return candidates.first { $0.hasPrefix(word.lowercased()) && word.count >= 3 }
+}
+
+/// Levenshtein distance between two character arrays.
+func editDistance(_ left: [Character], _ right: [Character]) -> Int {
+    var previous = Array(0...right.count)
+    for (i, leftCharacter) in left.enumerated() {
+        var current = [i + 1]
+        for (j, rightCharacter) in right.enumerated() {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (leftCharacter == rightCharacter ? 0 : 1)))
+        }
+        previous = current
+    }
+    return previous[right.count]
+}

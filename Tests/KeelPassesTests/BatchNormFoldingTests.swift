@@ -1,0 +1,180 @@
+import KeelIR
+import KeelPasses
+import XCTest
+
+final class BatchNormFoldingTests: XCTestCase {
+    private let bn: [(ParameterRole, Shape)] = [(.gamma, [8]), (.beta, [8]), (.movingMean, [8]), (.movingVariance, [8])]
+
+    func testConvBatchNormFoldsIntoKernelAndCreatesBias() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 6, 3])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [3, 3, 3, 8])], ["padding": .string("same")])
+        builder.layer("bn", .batchNorm, parameters: bn)
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.ops, [.conv2d])
+        let conv = try XCTUnwrap(result.graph.node(named: "conv"))
+        XCTAssertEqual(conv.inputs, ["input", "conv/kernel", "conv/bias"])
+        XCTAssertEqual(conv.outputs, ["bn"], "the graph output keeps its value name")
+        XCTAssertEqual(conv.locations.map(\.line), [2, 3], "the fused node keeps both locations")
+        XCTAssertEqual(result.log, ["batch-norm-folding: 1 batch norms and scale/shift ops folded, 1 nodes removed, 896 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testNCHWConvWithOIHWKernelFoldsOnAxisOne() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 3, 6, 6], layout: .nchw)
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [8, 3, 3, 3]), (.bias, [8])],
+                      ["layout": .string("nchw"), "kernel_layout": .string("oihw"), "strides": .ints([2, 2])])
+        builder.layer("bn", .batchNorm, parameters: bn, ["axis": .int(1), "epsilon": .float(1e-5)])
+        builder.layer("relu", .relu)
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .relu])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// The ResNet head: dense -> BN -> relu -> dense. The BN folds backward into the first dense.
+    func testDenseBatchNormReluDenseFoldsBackward() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 12], layout: nil)
+        builder.layer("dense", .dense, parameters: [(.kernel, [12, 8]), (.bias, [8])])
+        builder.layer("bn", .batchNorm, parameters: bn)
+        builder.layer("relu", .relu)
+        builder.layer("dense_1", .dense, parameters: [(.kernel, [8, 4]), (.bias, [4])])
+        builder.output("logits")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.ops, [.dense, .relu, .dense])
+        XCTAssertEqual(result.graph.node(named: "relu")?.inputs, ["dense"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testBatchNormBeforeDenseFoldsForward() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 8], layout: nil)
+        builder.layer("bn", .batchNorm, parameters: bn)
+        builder.layer("dense", .dense, parameters: [(.kernel, [4, 8])], ["weight_layout": .string("out_in")])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.ops, [.dense])
+        XCTAssertEqual(result.graph.node(named: "dense")?.inputs, ["input", "dense/kernel", "dense/bias"])
+        XCTAssertEqual(result.graph.node(named: "dense")?.locations.map(\.line), [3, 2])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// tf2onnx's form: Mul then Add by per-channel constants after the conv.
+    func testMulThenAddByPerChannelConstantsFolds() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [1, 3, 4, 8]), (.bias, [8])])
+        builder.literal("scale", [8])
+        builder.literal("shift", [1, 1, 1, 8])
+        builder.layer("mul", .mul, inputs: ["conv", "scale"])
+        builder.layer("add", .add, inputs: ["shift", "mul"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding(), DeadCodeElimination()])
+        XCTAssertEqual(result.graph.ops, [.conv2d])
+        XCTAssertNil(result.graph.constants["scale"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// Sub and div by constants are affine too: (c − x) negates the kernel, x / c scales it.
+    func testSubtractFromAndDivideByConstantsFold() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 7], layout: nil)
+        builder.layer("dense", .dense, parameters: [(.kernel, [7, 8])])
+        builder.literal("c", [8])
+        builder.layer("flipped", .sub, inputs: ["c", "dense"])
+        builder.literal("d", [1])
+        builder.layer("divided", .div, inputs: ["flipped", "d"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.ops, [.dense])
+        XCTAssertEqual(result.graph.node(named: "dense")?.outputs, ["divided"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testKeptWhenProducerFeedsAnotherBranch() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
+        builder.layer("conv2", .conv2d, parameters: [(.kernel, [1, 1, 3, 8])])
+        builder.layer("bn2", .batchNorm, parameters: bn)
+        builder.layer("branch_b", .relu, inputs: ["conv2"])
+        builder.layer("sum", .add, inputs: ["bn2", "branch_b"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph, graph)
+        XCTAssertEqual(result.explanations, ["batch-norm-folding: kept 'bn2': its input 'conv2' also feeds 'branch_b'"])
+    }
+
+    func testKeptWhenKernelIsSharedWithAnotherLayer() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [1, 1, 3, 8])])
+        builder.layer("bn", .batchNorm, parameters: bn)
+        builder.layer("twin", .conv2d, inputs: ["input", "conv/kernel"])
+        builder.layer("sum", .add, inputs: ["bn", "twin"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.count(.batchNorm), 1)
+        XCTAssertEqual(result.explanations, ["batch-norm-folding: kept 'bn': its weight 'conv/kernel' is also read by 'twin'"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testKeptWhenConvAlreadyAppliesActivation() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [1, 1, 3, 8])], ["activation": .string("relu")])
+        builder.layer("bn", .batchNorm, parameters: bn)
+        builder.output("y")
+        let result = try optimized(try prepared(builder), [BatchNormFolding()])
+        XCTAssertEqual(result.explanations, ["batch-norm-folding: kept 'bn': 'conv' already applies activation \"relu\""])
+    }
+
+    /// Grouped convolutions in both kernel layouts, and a dense in out_in layout.
+    func testGroupedConvsAndOutInDenseFold() throws {
+        var nhwc = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        nhwc.layer("depthwise", .conv2d, parameters: [(.kernel, [3, 3, 1, 8])], ["groups": .int(4), "padding": .string("same")])
+        nhwc.layer("bn", .batchNorm, parameters: bn)
+        nhwc.output("y")
+        var nchw = KerasGraphBuilder(name: "g", shape: ["N", 4, 5, 5], layout: .nchw)
+        nchw.layer("grouped", .conv2d, parameters: [(.kernel, [8, 2, 3, 3])],
+                   ["groups": .int(2), "layout": .string("nchw"), "kernel_layout": .string("oihw")])
+        nchw.layer("bn", .batchNorm, parameters: bn, ["axis": .int(1)])
+        nchw.output("y")
+        var dense = KerasGraphBuilder(name: "g", shape: ["N", 3, 6], layout: nil)
+        dense.layer("gemm", .dense, parameters: [(.kernel, [8, 6]), (.bias, [8])], ["weight_layout": .string("out_in")])
+        dense.layer("bn", .batchNorm, parameters: bn)
+        dense.output("y")
+        for builder in [nhwc, nchw, dense] {
+            let graph = try prepared(builder)
+            let result = try optimized(graph, [BatchNormFolding()])
+            XCTAssertEqual(result.graph.count(.batchNorm), 0, graph.nodes[0].name)
+            try assertEquivalent(graph, result.graph)
+        }
+    }
+
+    /// The ResNet head at -O2, as IR text: one dense with relu and all three source lines.
+    func testResNetHeadIRAfterO2() throws {
+        var builder = KerasGraphBuilder(name: "head", shape: ["N", 2, 2, 3])
+        builder.layer("flatten", .flatten)
+        builder.layer("dense", .dense, parameters: [(.kernel, [12, 8]), (.bias, [8])])
+        builder.layer("batch_normalization", .batchNorm, parameters: bn)
+        builder.layer("activation", .relu)
+        builder.layer("dense_1", .dense, parameters: [(.kernel, [8, 4]), (.bias, [4])])
+        builder.output("logits")
+        let result = try PassPipeline.standard(level: .O2).run(try prepared(builder))
+        XCTAssertEqual(result.graph.irText, """
+            graph head
+            input %input: f32[N,2,2,3] nhwc
+            const @dense/kernel: f32[12,8] kernel
+            const @dense/bias: f32[8] bias
+            const @dense_1/kernel: f32[8,4] kernel
+            const @dense_1/bias: f32[4] bias
+            %flatten = flatten(%input) : f32[N,12]  # head.keel:2:1
+            %dense = dense(%flatten, @dense/kernel, @dense/bias) {activation="relu"} : f32[N,8]  # head.keel:3:1, head.keel:4:1, head.keel:5:1
+            %dense_1 = dense(%dense, @dense_1/kernel, @dense_1/bias) : f32[N,4]  # head.keel:6:1
+            output logits = %dense_1
+
+            """)
+    }
+}

@@ -1,0 +1,95 @@
+import KeelIR
+import KeelPasses
+import XCTest
+
+/// Constant folding, identity removal and dead-code elimination: the -O1 passes that never
+/// change a learned weight.
+final class CleanupPassTests: XCTestCase {
+    func testConstantSubgraphFoldsIntoOneConstant() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 2, 3], layout: nil)
+        builder.literal("a", [3, 2])
+        builder.literal("b", [2, 1])
+        builder.layer("a_t", .transpose, inputs: ["a"], ["perm": .ints([1, 0])])
+        builder.layer("scaled", .mul, inputs: ["a_t", "b"])
+        builder.layer("shifted", .add, inputs: ["input", "scaled"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [ConstantFolding(), DeadCodeElimination()])
+        XCTAssertEqual(result.graph.ops, [.add])
+        XCTAssertEqual(result.graph.node(named: "shifted")?.inputs, ["input", "scaled"])
+        XCTAssertEqual(result.graph.constants.keys.sorted(), ["scaled"])
+        // scaled[i][j] = a[j][i] · b[i], computed here by hand from the bound values.
+        let a = try XCTUnwrap(graph.constants["a"]?.data?.floats())
+        let b = try XCTUnwrap(graph.constants["b"]?.data?.floats())
+        let expected = (0..<2).flatMap { i in (0..<3).map { j in a[j * 2 + i] * b[i] } }
+        XCTAssertEqual(result.graph.constants["scaled"]?.type, TensorType(.float32, [2, 3]))
+        XCTAssertEqual(result.graph.constants["scaled"]?.data?.floats(), expected)
+        XCTAssertEqual(result.log.first, "constant-folding: 2 nodes folded into constants, 2 nodes removed, 48 weight bytes changed")
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testIntegerShapeArithmeticFoldsExactly() throws {
+        var graph = Graph(name: "g", inputs: [GraphInput(name: "x", type: TensorType(.float32, [2, 6]))])
+        graph.constants["dims"] = Constant(name: "dims", type: TensorType(.int64, [2]), role: .literal, trainable: false,
+                                           data: TensorData(int64s: [7, -3], shape: [2]))
+        graph.constants["two"] = Constant(name: "two", type: TensorType(.int64, [1]), role: .literal, trainable: false,
+                                          data: TensorData(int64s: [2], shape: [1]))
+        graph.nodes = [Node(name: "half", op: .div, inputs: ["dims", "two"], outputs: ["half"]),
+                       Node(name: "negated", op: .neg, inputs: ["half"], outputs: ["negated"]),
+                       Node(name: "relu", op: .relu, inputs: ["x"], outputs: ["relu"])]
+        graph.outputs = [GraphOutput(name: "y", value: "relu"), GraphOutput(name: "negated", value: "negated")]
+        let result = try optimized(try ShapeInference().run(graph).graph, [ConstantFolding()])
+        XCTAssertEqual(result.graph.ops, [.neg, .relu])
+        XCTAssertEqual(result.graph.constants["half"]?.data?.int64s(), [3, -1], "integer division truncates toward zero")
+        XCTAssertEqual(result.explanations, ["constant-folding: kept 'negated': its output is a graph output, which the runtime reads from a node"])
+    }
+
+    func testFoldingWaitsForWeights() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 3], layout: nil)
+        builder.literal("c", [3])
+        builder.layer("neg", .neg, inputs: ["c"])
+        builder.layer("sum", .add, inputs: ["input", "neg"])
+        builder.output("y")
+        let graph = try ShapeInference().run(builder.graph).graph
+        let result = try optimized(graph, [ConstantFolding()])
+        XCTAssertEqual(result.graph.ops, [.neg, .add])
+        XCTAssertEqual(result.explanations, ["constant-folding: kept 'neg': an input constant has no data (bind weights first)"])
+    }
+
+    func testIdentityAndDropoutAreRemovedAndOutputNamesKept() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4], layout: nil)
+        builder.layer("dense", .dense, parameters: [(.kernel, [4, 3])])
+        builder.layer("dropout", .dropout, ["rate": .float(0.5)])
+        builder.layer("same", .identity)
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [IdentityRemoval()])
+        XCTAssertEqual(result.graph.ops, [.dense])
+        XCTAssertEqual(result.graph.node(named: "dense")?.outputs, ["same"])
+        XCTAssertEqual(result.graph.outputs, [GraphOutput(name: "y", value: "same")])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testIdentityOfAGraphInputThatIsAnOutputIsKept() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4], layout: nil)
+        builder.layer("copy", .identity)
+        builder.output("y")
+        let result = try optimized(try prepared(builder), [IdentityRemoval()])
+        XCTAssertEqual(result.graph.ops, [.identity])
+        XCTAssertEqual(result.explanations, ["identity-removal: kept 'copy': graph output 'copy' would have to take the name of 'input'"])
+    }
+
+    func testDeadBranchesAndUnusedConstantsAreRemoved() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4], layout: nil)
+        builder.layer("used", .dense, parameters: [(.kernel, [4, 3])])
+        builder.layer("unused", .dense, parameters: [(.kernel, [4, 2])], inputs: ["input"])
+        builder.layer("unused_relu", .relu)
+        builder.literal("orphan", [5])
+        builder.output("y", value: "used")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [DeadCodeElimination()])
+        XCTAssertEqual(result.graph.nodes.map(\.name), ["used"])
+        XCTAssertEqual(result.graph.constants.keys.sorted(), ["used/kernel"])
+        XCTAssertEqual(result.log, ["dead-code-elimination: 2 unused constants removed, 2 nodes removed, 52 weight bytes changed"])
+    }
+}

@@ -1,0 +1,137 @@
+import KeelIR
+import KeelPasses
+import XCTest
+
+/// Graphs in the form tf2onnx gives a Keras model: NHWC input, a transpose to NCHW, NCHW
+/// layers with OIHW kernels, and a transpose back (or a flatten into a dense).
+final class LayoutPropagationTests: XCTestCase {
+    private let nchw: [String: AttributeValue] = ["layout": .string("nchw"), "kernel_layout": .string("oihw")]
+
+    private func sandwich() -> KerasGraphBuilder {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 8, 8, 3])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv1", .conv2d, parameters: [(.kernel, [8, 3, 3, 3]), (.bias, [8])],
+                      nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("bn1", .batchNorm, parameters: [(.gamma, [8]), (.beta, [8]), (.movingMean, [8]), (.movingVariance, [8])],
+                      ["axis": .int(1), "epsilon": .float(1e-5)])
+        builder.layer("relu1", .relu)
+        builder.layer("pool1", .maxPool2d, ["layout": .string("nchw")])
+        builder.layer("conv2", .conv2d, parameters: [(.kernel, [6, 8, 1, 1])], nchw)
+        builder.literal("shift", [6, 1, 1])
+        builder.layer("shifted", .add, inputs: ["conv2", "shift"])
+        builder.literal("half", [1])
+        builder.layer("scaled", .mul, inputs: ["half", "shifted"])
+        return builder
+    }
+
+    func testSandwichedNCHWRegionBecomesNHWCAndTransposesVanish() throws {
+        var builder = sandwich()
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.count(.transpose), 0)
+        XCTAssertEqual(result.graph.ops, [.conv2d, .batchNorm, .relu, .maxPool2d, .conv2d, .add, .mul])
+        for node in result.graph.nodes { XCTAssertNil(node.attributes["layout"], "\(node.name) is NHWC (the default)") }
+        XCTAssertEqual(result.graph.node(named: "bn1")?.attributes["axis"], nil)
+        XCTAssertEqual(result.graph.node(named: "shifted")?.inputs, ["conv2", "shift"])
+        XCTAssertEqual(result.graph.constants["shift"]?.type.shape, [1, 1, 1, 6])
+        XCTAssertEqual(result.graph.valueTypes["to_nhwc"], TensorType(.float32, ["N", 4, 4, 6]))
+        XCTAssertEqual(result.graph.outputs.first?.value, "to_nhwc", "the output value keeps its name")
+        XCTAssertEqual(result.log, ["layout-propagation: 1 regions turned NHWC, 2 nodes removed, 0 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// The region ends in a Flatten before a dense: the dense kernel's rows are permuted from
+    /// C·H·W to H·W·C order so the logits do not change.
+    func testFlattenExitPermutesDenseRows() throws {
+        for (flatten, layout) in [(OpKind.flatten, "in_out"), (.reshape, "out_in")] {
+            var builder = sandwich()
+            builder.layer("flat", flatten, flatten == .reshape ? ["shape": .ints([0, -1])] : [:])
+            let kernel: Shape = layout == "in_out" ? [96, 5] : [5, 96]
+            builder.layer("logits", .dense, parameters: [(.kernel, kernel), (.bias, [5])], ["weight_layout": .string(layout)])
+            builder.output("y")
+            let graph = try prepared(builder)
+            let result = try optimized(graph, [LayoutPropagation()])
+            XCTAssertEqual(result.graph.count(.transpose), 0, "\(flatten)")
+            XCTAssertEqual(result.log, ["layout-propagation: 1 regions turned NHWC, 1 nodes removed, 1,920 weight bytes changed"])
+            try assertEquivalent(graph, result.graph)
+        }
+    }
+
+    /// tf2onnx transposes a value once per reader; both entries of a residual add vanish.
+    func testRegionWithTwoEntryTransposes() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        builder.layer("a", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("b", .transpose, inputs: ["input"], ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("sum", .add, inputs: ["conv", "b"])
+        builder.layer("gap", .globalAvgPool2d, ["layout": .string("nchw")])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .add, .globalAvgPool2d])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testRegionReadByAnOpWithoutNHWCFormIsKept() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [2, 3, 1, 1])], nchw)
+        builder.layer("softmax", .softmax, ["axis": .int(1)])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph, graph)
+        XCTAssertEqual(result.explanations, ["layout-propagation: kept 'to_nchw': NCHW value 'conv' feeds softmax 'softmax', which has no NHWC form here"])
+    }
+
+    /// A residual block: the add reads the block input and the conv branch, reached in either order.
+    func testResidualBranchInsideTheRegion() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("stem", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("branch", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("branch_relu", .relu)
+        builder.layer("sum", .add, inputs: ["stem", "branch_relu"])
+        builder.literal("offset", [1])
+        builder.layer("shifted", .sub, inputs: ["offset", "sum"])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .conv2d, .relu, .add, .sub])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testRegionMixingWithAnUntransposedValueIsKept() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("sum", .add, inputs: ["to_nchw", "input"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph, graph)
+        XCTAssertEqual(result.explanations, ["layout-propagation: kept 'to_nchw': add 'sum' also reads 'input', which is not NCHW from a transpose"])
+    }
+
+    /// ONNX's classifier tail: GlobalAveragePool (keepdims) then Squeeze or Flatten, any reader.
+    func testGlobalPoolTailEndsTheRegion() throws {
+        for tail in [OpKind.squeeze, .flatten, .reshape] {
+            var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 6, 3])
+            builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+            builder.layer("conv", .conv2d, parameters: [(.kernel, [5, 3, 3, 3])], nchw)
+            builder.layer("gap", .globalAvgPool2d, ["layout": .string("nchw"), "keepdims": .bool(true)])
+            let attributes: [String: AttributeValue] = tail == .squeeze ? ["axes": .ints([2, 3])]
+                : tail == .reshape ? ["shape": .ints([-1, 5])] : [:]
+            builder.layer("tail", tail, attributes)
+            builder.layer("softmax", .softmax)
+            builder.output("y")
+            let graph = try prepared(builder)
+            let result = try optimized(graph, [LayoutPropagation()])
+            XCTAssertEqual(result.graph.count(.transpose), 0, "\(tail)")
+            if tail == .squeeze { XCTAssertEqual(result.graph.node(named: "tail")?.attributes["axes"], .ints([1, 2])) }
+            try assertEquivalent(graph, result.graph)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import KeelIR
+import KeelPasses
+import XCTest
+
+final class PointwiseConvolutionToDenseTests: XCTestCase {
+    /// The ViT head's projection: Conv2D 1×1 "same" on NHWC becomes a dense over channels.
+    func testViTProjectionBecomesDense() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 3, 3, 16])
+        builder.layer("conv2d", .conv2d, parameters: [(.kernel, [1, 1, 16, 24]), (.bias, [24])], ["padding": .string("same")])
+        builder.layer("reshape", .reshape, ["shape": .ints([0, -1, 24])])
+        builder.layer("layer_normalization", .layerNorm, parameters: [(.gamma, [24]), (.beta, [24])])
+        builder.output("tokens")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [PointwiseConvolutionToDense()])
+        XCTAssertEqual(result.graph.ops, [.dense, .reshape, .layerNorm])
+        let dense = try XCTUnwrap(result.graph.node(named: "conv2d"))
+        XCTAssertEqual(dense.inputs, ["input", "conv2d/kernel", "conv2d/bias"])
+        XCTAssertEqual(dense.attributes, Attributes(), "in_out is dense's default layout")
+        XCTAssertEqual(result.graph.constants["conv2d/kernel"]?.type, TensorType(.float32, [16, 24]))
+        XCTAssertEqual(result.graph.valueTypes["conv2d"], TensorType(.float32, ["N", 3, 3, 24]))
+        XCTAssertEqual(result.log, ["pointwise-conv-to-dense: 1 1×1 convs turned into dense, 0 nodes removed, 0 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testOIHWKernelBecomesOutInMatrixAndKeepsActivation() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 6])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [5, 6, 1, 1])],
+                      ["kernel_layout": .string("oihw"), "activation": .string("relu")])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [PointwiseConvolutionToDense()])
+        let dense = try XCTUnwrap(result.graph.node(named: "conv"))
+        XCTAssertEqual(dense.op, .dense)
+        XCTAssertEqual(dense.attributes, Attributes(["weight_layout": .string("out_in"), "activation": .string("relu")]))
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testStridedPaddedGroupedAndNCHWConvsStayConvs() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 4])
+        builder.layer("strided", .conv2d, parameters: [(.kernel, [1, 1, 4, 4])], ["strides": .ints([2, 2])])
+        builder.layer("padded", .conv2d, parameters: [(.kernel, [1, 1, 4, 4])],
+                      ["padding": .string("explicit"), "pads": .ints([1, 0, 0, 0])])
+        builder.layer("grouped", .conv2d, parameters: [(.kernel, [1, 1, 2, 4])], ["groups": .int(2)])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("nchw", .conv2d, parameters: [(.kernel, [4, 4, 1, 1])],
+                      ["layout": .string("nchw"), "kernel_layout": .string("oihw")])
+        builder.layer("three", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])],
+                      ["layout": .string("nchw"), "kernel_layout": .string("oihw"), "padding": .string("same")])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [PointwiseConvolutionToDense()])
+        XCTAssertEqual(result.graph.count(.conv2d), 5)
+        XCTAssertEqual(result.explanations, [
+            "pointwise-conv-to-dense: kept 'strided': its stride is not 1",
+            "pointwise-conv-to-dense: kept 'padded': it pads its input",
+            "pointwise-conv-to-dense: kept 'grouped': it has 2 groups",
+            "pointwise-conv-to-dense: kept 'nchw': its layout is NCHW, so channels are not the last axis",
+        ])
+    }
+}
+
+final class MatMulToDenseTests: XCTestCase {
+    /// tf2onnx's Keras Dense: MatMul by a constant, Add of the bias, Relu -> one dense.
+    func testMatMulAddReluBecomesOneDense() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 3, 6], layout: nil)
+        builder.literal("W", [6, 4])
+        builder.literal("b", [4])
+        builder.layer("matmul", .matmul, inputs: ["input", "W"])
+        builder.layer("add", .add, inputs: ["matmul", "b"])
+        builder.layer("relu", .relu)
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [MatMulToDense(), EpilogueFusion()])
+        XCTAssertEqual(result.graph.ops, [.dense])
+        XCTAssertEqual(result.graph.node(named: "matmul")?.inputs, ["input", "W", "matmul/bias"])
+        XCTAssertEqual(result.graph.node(named: "matmul")?.attributes, Attributes(["activation": .string("relu")]))
+        try assertEquivalent(graph, result.graph)
+    }
+
+    func testMatMulOfTwoComputedValuesStays() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4], layout: nil)
+        builder.layer("square", .matmul, inputs: ["input", "input"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        XCTAssertEqual(try optimized(graph, [MatMulToDense()]).graph, graph)
+    }
+}
