@@ -3,6 +3,7 @@ import Foundation
 import KeelFormat
 import KeelONNX
 import KeelPasses
+import KeelRuntime
 
 /// Errors about model files before any front end has read them.
 public struct ModelFileError: Error, CustomStringConvertible {
@@ -31,8 +32,10 @@ public enum ModelLoader {
             graph = try loadKeelGraph(path: path)
         case "onnx":
             graph = try importONNXGraph(path: path)
+        case "keelc":
+            graph = try CompiledArtifact.read(path: path)
         default:
-            throw ModelFileError(path: path, reason: "unknown model type: expected a .keel graph or an .onnx model")
+            throw ModelFileError(path: path, reason: "unknown model type: expected a .keel graph, an .onnx model or a compiled .keelc")
         }
         return try infer(graph)
     }

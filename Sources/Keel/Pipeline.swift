@@ -1,42 +1,76 @@
 import Foundation
 import KeelIR
+import KeelPasses
 import KeelRuntime
 
 /// The whole path from a model file to something that runs: load (parse or import, infer
-/// shapes), bind weights, compile. The CLI's run, bench and extract all go through here, and
-/// so can any Swift program that embeds Keel.
+/// shapes), bind weights, optimise, compile. The CLI's run, bench, extract and compile all go
+/// through here, and so can any Swift program that embeds Keel. A `.keelc` file skips straight
+/// to compiling: it already holds the optimised graph and its weights.
 public struct ModelPipeline {
     public var path: String
     public var weights: WeightSource
     public var threads: Int
     /// Run only what feeds this layer (feature extraction); nil runs the whole model.
     public var cutAt: String?
+    public var optimization: OptimizationLevel
+    /// Explicit pass names (`--passes a,b,c`), replacing the level's pipeline.
+    public var passes: [String]?
 
     public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                cutAt: String? = nil) {
+                cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil) {
         self.path = path
         self.weights = weights
         self.threads = threads
         self.cutAt = cutAt
+        self.optimization = optimization
+        self.passes = passes
     }
 
-    /// What compiling took, for `keel bench` and for telling users their weights are random.
+    /// What compiling took and did, for `keel bench`, `keel compile` and for telling users their weights are random.
     public struct Report: Sendable {
-        public var loadSeconds: Double
-        public var compileSeconds: Double
+        public var loadSeconds: Double = 0
+        public var compileSeconds: Double = 0
         /// Parameters that got seeded-random values because the model had none for them.
-        public var seededParameters: Int
+        public var seededParameters: Int = 0
+        /// One `pass: statistic` line per pass run, and the rewrites passes declined (`--explain`).
+        public var passLog: [String] = []
+        public var explanations: [String] = []
+    }
+
+    /// The optimised graph with weights bound, before the runtime compiles it.
+    public func optimizedGraph(printAfterEach: ((String, String, Graph) -> Void)? = nil) throws -> (graph: Graph, report: Report) {
+        var report = Report()
+        let start = DispatchTime.now().uptimeNanoseconds
+        var graph: Graph
+        if CompiledArtifact.isArtifact(path: path) {
+            graph = try CompiledArtifact.read(path: path)
+            if let cutAt { graph = try GraphCut.cut(graph, at: cutAt) }
+            report.loadSeconds = seconds(since: start)
+            return (graph, report)
+        }
+        graph = try ModelLoader.load(path: path)
+        if let cutAt { graph = try GraphCut.cut(graph, at: cutAt) }
+        let loadedAt = DispatchTime.now().uptimeNanoseconds
+        report.loadSeconds = Double(loadedAt - start) / 1e9
+        let bound = try WeightBinder.bind(graph, from: weights)
+        report.seededParameters = bound.filled
+        let pipeline = try passes.map { try PassPipeline(named: $0) } ?? PassPipeline.standard(level: optimization)
+        let result = try pipeline.run(bound.graph, printAfterEach: printAfterEach)
+        report.passLog = result.log
+        report.explanations = result.explanations
+        report.compileSeconds = seconds(since: loadedAt)
+        return (result.graph, report)
     }
 
     public func compile() throws -> (model: CompiledModel, report: Report) {
+        let optimized = try optimizedGraph()
+        var report = optimized.report
         let start = DispatchTime.now().uptimeNanoseconds
-        var loaded = try ModelLoader.load(path: path)
-        if let cutAt { loaded = try GraphCut.cut(loaded, at: cutAt) }
-        let loadedAt = DispatchTime.now().uptimeNanoseconds
-        let (bound, seeded) = try WeightBinder.bind(loaded, from: weights)
-        let model = try CompiledModel(graph: bound, context: ExecutionContext(threads: threads))
-        let end = DispatchTime.now().uptimeNanoseconds
-        return (model, Report(loadSeconds: Double(loadedAt - start) / 1e9,
-                              compileSeconds: Double(end - loadedAt) / 1e9, seededParameters: seeded))
+        let model = try CompiledModel(graph: optimized.graph, context: ExecutionContext(threads: threads))
+        report.compileSeconds += seconds(since: start)
+        return (model, report)
     }
+
+    private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 }

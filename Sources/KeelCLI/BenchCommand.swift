@@ -19,11 +19,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Untimed runs first.")
     var warmup: Int = 2
 
-    @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var options: CompileOptions
 
-    @Option(name: .long, help: "Seed for parameters without weights.")
-    var seed: UInt64 = 0
 
     @Flag(help: "Print one JSON object.")
     var json = false
@@ -32,16 +29,16 @@ struct BenchCommand: ParsableCommand {
     var profile = false
 
     func validate() throws {
-        guard iterations >= 1, warmup >= 0, threads >= 1 else {
-            throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
+        guard iterations >= 1, warmup >= 0 else {
+            throw ValidationError("--iterations must be at least 1, --warmup at least 0")
         }
         guard !input.isEmpty else { throw ValidationError("give an --input file") }
     }
 
     func run() throws {
         try reportingErrors {
-            let (model, report) = try ModelPipeline(path: file, weights: .seeded(seed), threads: threads).compile()
-            noteSeeded(report, seed: seed)
+            let (model, report) = try options.pipeline(file).compile()
+            noteSeeded(report, seed: options.seed)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
             let prepareStart = DispatchTime.now().uptimeNanoseconds
@@ -57,7 +54,7 @@ struct BenchCommand: ParsableCommand {
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             let profiles = profile ? try model.profile(inputs) : []
-            let result = BenchResult(model: file, batch: bindings.values.first ?? 1, threads: threads,
+            let result = BenchResult(model: file, batch: bindings.values.first ?? 1, threads: options.threads,
                                      median_ms: median, min_ms: times.first ?? 0, load_ms: report.loadSeconds * 1000,
                                      compile_ms: compileSeconds * 1000, peak_rss_mb: peakResidentMegabytes(),
                                      layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond) })
@@ -67,7 +64,7 @@ struct BenchCommand: ParsableCommand {
                 print(String(decoding: try encoder.encode(result), as: UTF8.self))
             } else {
                 print(String(format: "%@: median %.2f ms, min %.2f ms over %d runs (batch %d, %d threads); load %.1f ms, compile %.1f ms; peak RSS %.1f MB",
-                             file, median, result.min_ms, iterations, result.batch, threads, result.load_ms, result.compile_ms, result.peak_rss_mb))
+                             file, median, result.min_ms, iterations, result.batch, options.threads, result.load_ms, result.compile_ms, result.peak_rss_mb))
                 if profile { printProfile(profiles) }
             }
         }

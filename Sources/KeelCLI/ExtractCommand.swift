@@ -32,14 +32,11 @@ struct ExtractCommand: ParsableCommand {
     @Flag(name: .long, help: "Skip unreadable images (reported on stderr) instead of stopping; exit status is still 1.")
     var keepGoing = false
 
-    @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var options: CompileOptions
 
-    @Option(name: .long, help: "Seed for parameters without weights.")
-    var seed: UInt64 = 0
 
     func validate() throws {
-        guard batch >= 1, threads >= 1 else { throw ValidationError("--batch and --threads must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         _ = try parsedShard()
     }
 
@@ -57,8 +54,8 @@ struct ExtractCommand: ParsableCommand {
         try reportingErrors {
             var files = try ImageFiles.list(inputs)
             if let (index, count) = try parsedShard() { files = ImageFiles.shard(files, index: index, count: count) }
-            let (compiled, report) = try ModelPipeline(path: model, weights: .seeded(seed), threads: threads, cutAt: at).compile()
-            noteSeeded(report, seed: seed)
+            let (compiled, report) = try options.pipeline(model, cutAt: at).compile()
+            noteSeeded(report, seed: options.seed)
             let feeder = try ImageFeeder(graph: compiled.graph)
             guard let outputName = compiled.outputNames.first,
                   let outputType = compiled.graph.outputs.first.flatMap({ compiled.graph.type(of: $0.value) }) else {

@@ -7,7 +7,8 @@ struct KeelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keel",
         abstract: "Compile, check and run model graphs on the CPU.",
-        subcommands: [CheckCommand.self, SummaryCommand.self, RunCommand.self, ExtractCommand.self, BenchCommand.self])
+        subcommands: [CheckCommand.self, SummaryCommand.self, CompileCommand.self, RunCommand.self, ExtractCommand.self,
+                      BenchCommand.self])
 }
 
 /// Prints a user-facing error the way compilers do (the message, then its notes) and exits 1.

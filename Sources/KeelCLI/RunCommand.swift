@@ -22,23 +22,19 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Print the k highest-scoring classes of each image (with names when the output declares labels).")
     var top: Int?
 
-    @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var options: CompileOptions
 
-    @Option(name: .long, help: "Fill parameters without weights from Keras's default initialisers with this seed.")
-    var seed: UInt64 = 0
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard input.isEmpty != image.isEmpty else { throw ValidationError("give --input .npy files or --image files (not both)") }
+                guard input.isEmpty != image.isEmpty else { throw ValidationError("give --input .npy files or --image files (not both)") }
         guard output != nil || top != nil || !image.isEmpty else { throw ValidationError("give --output to write the outputs") }
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
-            let (model, report) = try ModelPipeline(path: file, weights: .seeded(seed), threads: threads).compile()
-            noteSeeded(report, seed: seed)
+            let (model, report) = try options.pipeline(file).compile()
+            noteSeeded(report, seed: options.seed)
             let inputs: [String: Tensor]
             if image.isEmpty {
                 inputs = try readInputs(input, for: model)

@@ -93,7 +93,7 @@ public struct PassPipeline {
         passes = try names.map { name in
             let trimmed = name.trimmingCharacters(in: .whitespaces)
             guard let entry = Self.registry.first(where: { $0.name == trimmed }) else {
-                throw PassPipelineError.unknownPass(trimmed, suggestion: closestName(to: trimmed, among: available),
+                throw PassPipelineError.unknownPass(trimmed, suggestion: closestMatch(to: trimmed, among: available),
                                                     available: available)
             }
             return entry.make()
@@ -124,25 +124,4 @@ public struct PassPipeline {
         }
         return PipelineResult(graph: current, log: log, explanations: explanations)
     }
-}
-
-/// The known name nearest to `word` by edit distance, when it is close enough to be a typo.
-func closestName(to word: String, among candidates: [String]) -> String? {
-    let scored = candidates.map { ($0, editDistance(Array(word.lowercased()), Array($0.lowercased()))) }
-    guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
-    if best.1 <= max(2, word.count / 3) { return best.0 }
-    return candidates.first { $0.hasPrefix(word.lowercased()) && word.count >= 3 }
-}
-
-/// Levenshtein distance between two character arrays.
-func editDistance(_ left: [Character], _ right: [Character]) -> Int {
-    var previous = Array(0...right.count)
-    for (i, leftCharacter) in left.enumerated() {
-        var current = [i + 1]
-        for (j, rightCharacter) in right.enumerated() {
-            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (leftCharacter == rightCharacter ? 0 : 1)))
-        }
-        previous = current
-    }
-    return previous[right.count]
 }

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Keel
+
+struct CompileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Optimise a model and print its final IR, or write it as a .keelc that starts in milliseconds.")
+
+    @Argument(help: "A .keel graph or an .onnx model.")
+    var file: String
+
+    @OptionGroup var options: CompileOptions
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the compiled model (graph and weights) to this .keelc file.", valueName: "file"))
+    var output: String?
+
+    @Flag(help: "Print the IR after every pass, with its one-line statistic.")
+    var printIRAfterAll = false
+
+    @Flag(help: "Print the final graph as JSON: nodes with op, inputs, outputs, shapes and attributes.")
+    var json = false
+
+    @Flag(help: "List every rewrite a pass considered and rejected, with the reason.")
+    var explain = false
+
+    @Flag(help: "Name the tensors where the frozen part of the model ends (feature-extraction cut points).")
+    var showFrozen = false
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = options.pipeline(file)
+            let (graph, report) = try pipeline.optimizedGraph { pass, statistic, graph in
+                guard printIRAfterAll else { return }
+                print("// after \(pass): \(statistic)")
+                print(printIR(graph))
+            }
+            noteSeeded(report, seed: options.seed)
+            for line in report.passLog { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+            if explain {
+                print(report.explanations.isEmpty ? "no rewrite was rejected" : report.explanations.joined(separator: "\n"))
+            }
+            if showFrozen {
+                let analysis = FreezeAnalysis(graph)
+                print("frozen boundary: " + (analysis.boundary.isEmpty ? "(none)" : analysis.boundary.joined(separator: ", ")))
+            }
+            if let output {
+                try CompiledArtifact.write(graph, to: output)
+                print("\(file) -> \(output) (\(graph.nodes.count) nodes, format version \(CompiledArtifact.formatVersion))")
+            } else if json {
+                print(compiledGraphJSON(graph))
+            } else if !printIRAfterAll && !explain && !showFrozen {
+                print(printIR(graph))
+            }
+        }
+    }
+}
