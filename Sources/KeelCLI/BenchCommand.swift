@@ -25,6 +25,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Seed for parameters without weights.")
     var seed: UInt64 = 0
 
+    @OptionGroup var weights: WeightOptions
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -40,7 +42,8 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (model, report) = try ModelPipeline(path: file, weights: .seeded(seed), threads: threads).compile()
+            try weights.explainIfAsked(file)
+            let (model, report) = try ModelPipeline(path: file, weights: weights.source(seed: seed), threads: threads).compile()
             noteSeeded(report, seed: seed)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)

@@ -14,7 +14,7 @@ struct RunCommand: ParsableCommand {
     var input: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Where to write the output; a model with several outputs writes <stem>.<output>.npy.", valueName: "file"))
-    var output: String
+    var output: String?
 
     @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -22,21 +22,27 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Fill parameters without weights from Keras's default initialisers with this seed.")
     var seed: UInt64 = 0
 
+    @OptionGroup var weights: WeightOptions
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if weights.explain && input.isEmpty { return }
         guard !input.isEmpty else { throw ValidationError("give at least one --input file") }
+        guard output != nil else { throw ValidationError("give an --output file") }
     }
 
     func run() throws {
         try reportingErrors {
-            let (model, report) = try ModelPipeline(path: file, weights: .seeded(seed), threads: threads).compile()
+            try weights.explainIfAsked(file)
+            guard let output, !input.isEmpty else { return }
+            let (model, report) = try ModelPipeline(path: file, weights: weights.source(seed: seed), threads: threads).compile()
             noteSeeded(report, seed: seed)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
             let outputs = try model.run(inputs)
             let memory = try model.memoryReport(bindings: bindings)
             note("planned activation memory \(megabytes(memory.plannedBytes)) (separate buffers would take \(megabytes(memory.naiveBytes)))")
-            for (name, path) in outputPaths(model.outputNames) {
+            for (name, path) in outputPaths(model.outputNames, output: output) {
                 guard let tensor = outputs[name] else { continue }
                 try NpyFile.write(tensor, to: path)
                 print("\(name): \(Shape(known: tensor.shape)) -> \(path)")
@@ -44,7 +50,7 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    private func outputPaths(_ names: [String]) -> [(String, String)] {
+    private func outputPaths(_ names: [String], output: String) -> [(String, String)] {
         guard names.count > 1 else { return names.map { ($0, output) } }
         let stem = output.hasSuffix(".npy") ? String(output.dropLast(4)) : output
         return names.map { ($0, "\(stem).\($0).npy") }
