@@ -107,6 +107,16 @@ final class WeightBindingTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: temporaryPath("out.npy")))
     }
 
+    /// A layer called `model` is named by every tf2onnx node (`model/dense/MatMul`, `model/dense_1/MatMul`).
+    func testAmbiguousNamesAreReported() throws {
+        let clash = try writeGraph(replacing: "dense_1 = dense(3)", with: "model = dense(3)", output: "model")
+        XCTAssertThrowsError(try runGraph(clash, weights: Self.tf2onnx, match: .name)) { error in
+            let text = String(describing: error)
+            XCTAssertTrue(text.contains("model/kernel f32[8,3]: ambiguous: layer 'model' is named by 'model/dense/MatMul', 'model/dense_1/MatMul'"), text)
+            XCTAssertTrue(text.contains("model/bias f32[3]: ambiguous"), text)
+        }
+    }
+
     func testPyTorchNamesByNameSuggestMatchingByOrder() throws {
         XCTAssertThrowsError(try runGraph(weights: Self.pytorch, match: .name)) { error in
             let text = String(describing: error)
