@@ -120,8 +120,9 @@ struct SourceLayerReader {
                 take("shift", 2, of: node)
                 if slots["scale"] != nil { layer = SourceLayer(kind: .layerNorm, node: node.name, tensors: slots, nameParts: []) }
             case "Mul":
-                let operand = node.inputs.count == 2 ? (weight(node.inputs[1]) != nil ? 1 : (weight(node.inputs[0]) != nil ? 0 : nil)) : nil
-                if let operand, weight(node.inputs[1 - operand]) == nil,
+                // Exactly one operand is a weight: the data flows through the other.
+                let weighted = node.inputs.indices.filter { weight(node.inputs[$0]) != nil }
+                if node.inputs.count == 2, weighted.count == 1, let operand = weighted.first,
                    let (addIndex, add, shift) = followingConstantOperand(of: node, op: "Add") {
                     take("scale", operand, of: node)
                     claimed.insert(addIndex)
