@@ -134,7 +134,8 @@ struct SourceLayerReader {
                 break
             }
             if var layer {
-                layer.nameParts = Set(names.flatMap(Self.nameParts))
+                // Whole names too, so a graph imported from this very file matches itself.
+                layer.nameParts = Set(names.flatMap(Self.nameParts) + names)
                 result.append(layer)
             }
         }

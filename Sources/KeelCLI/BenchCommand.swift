@@ -42,7 +42,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try weights.explainIfAsked(file)
+            try weights.explainIfAsked(file, toStandardError: json)
             let (model, report) = try ModelPipeline(path: file, weights: weights.source(seed: seed), threads: threads).compile()
             noteSeeded(report, seed: seed)
             let inputs = try readInputs(input, for: model)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Keel
 
 extension WeightMatch: ExpressibleByArgument {}
@@ -22,10 +23,13 @@ struct WeightOptions: ParsableArguments {
         weights.map { .onnx(path: $0, match: match ?? .name) } ?? .seeded(seed)
     }
 
-    /// Prints the binding of `model`'s parameters, one line each, when --explain is given.
-    func explainIfAsked(_ model: String) throws {
+    /// Prints the binding of `model`'s parameters, one line each, when --explain is given; to
+    /// standard error when standard output carries something else (bench's JSON).
+    func explainIfAsked(_ model: String, toStandardError: Bool = false) throws {
         guard explain, let weights else { return }
         let plan = try WeightBindingPlan.make(for: try ModelLoader.load(path: model), onnxPath: weights, match: match ?? .name)
-        for line in plan.explanation { print(line) }
+        for line in plan.explanation {
+            if toStandardError { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
+        }
     }
 }
