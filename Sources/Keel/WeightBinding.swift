@@ -126,7 +126,7 @@ struct LayerMatcher {
                 problems += target.parameterLines("ambiguous: layer '\(target.name)' is named by \(names)")
             }
         }
-        for (index, names) in claims where names.count > 1 {
+        for (index, names) in claims.sorted(by: { $0.key < $1.key }) where names.count > 1 {
             problems.append("ambiguous: ONNX node '\(sources[index].node)' is named after layers \(names.joined(separator: ", "))")
         }
         return pairs

@@ -99,7 +99,7 @@ struct GraphLayer {
                                            sourceShape: tensor?.data.shape, conversion: conversion, recipe: recipe)
             if let problem = mismatch(parameter, binding) { problems.append(problem) } else { bindings.append(binding) }
         }
-        for (slot, tensor) in source.tensors where !usedSlots.contains(slot) && !(slot == "mean" || slot == "variance") {
+        for (slot, tensor) in source.tensors.sorted(by: { $0.key < $1.key }) where !usedSlots.contains(slot) && !(slot == "mean" || slot == "variance") {
             problems.append("\(tensor.name) \(Shape(known: tensor.data.shape)): layer '\(name)' has no parameter for this \(slot) of \(source.kind.rawValue) '\(source.node)'")
         }
         guard problems.isEmpty else { throw LayerBindingProblems(problems: problems) }
