@@ -117,6 +117,13 @@ final class WeightBindingTests: XCTestCase {
         }
     }
 
+    /// Both spellings tf2onnx uses carry the Keras layer name as a path component.
+    func testKerasLayerNamesAreFoundInTF2ONNXNames() {
+        XCTAssertEqual(SourceLayerReader.nameParts("block1_conv1/kernel:0"), ["block1_conv1", "kernel"])
+        XCTAssertEqual(SourceLayerReader.nameParts("model/dense_1/BiasAdd/ReadVariableOp:0"), ["model", "dense_1", "BiasAdd", "ReadVariableOp"])
+        XCTAssertEqual(SourceLayerReader.nameParts("features.0.weight"), ["features.0.weight"])
+    }
+
     func testPyTorchNamesByNameSuggestMatchingByOrder() throws {
         XCTAssertThrowsError(try runGraph(weights: Self.pytorch, match: .name)) { error in
             let text = String(describing: error)
