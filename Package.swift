@@ -63,7 +63,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelImagesTests", dependencies: ["KeelImages"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelCLITests", dependencies: ["Keel"]),
+        .testTarget(name: "KeelCLITests", dependencies: ["Keel"], resources: [.copy("Fixtures")]),
         // The ONNX project's own node tests (../shared/onnx-conformance) through import and runtime.
         .testTarget(name: "KeelConformanceTests", dependencies: ["Keel", "KeelONNX"]),
     ],

@@ -5,10 +5,14 @@ import KeelRuntime
 public enum WeightSource: Sendable {
     /// Keras's default initialisers, deterministic in the seed: for trying graphs before weights exist.
     case seeded(UInt64)
+    /// The initializers of an ONNX model (a Keras model through tf2onnx, a PyTorch export),
+    /// converted to the graph's layouts; every parameter must be bound (see `WeightBindingPlan`).
+    case onnx(path: String, match: WeightMatch)
 }
 
 public enum WeightBinder {
     /// Fills every constant that has no data yet; returns the graph and how many were filled.
+    /// From an ONNX file it binds every parameter or throws, never leaving some seeded.
     public static func bind(_ graph: Graph, from source: WeightSource) throws -> (graph: Graph, filled: Int) {
         switch source {
         case .seeded(let seed):
@@ -21,6 +25,9 @@ public enum WeightBinder {
                 }
             }
             return (result, filled)
+        case .onnx(let path, let match):
+            let plan = try WeightBindingPlan.make(for: graph, onnxPath: path, match: match)
+            return (plan.apply(to: graph), 0)
         }
     }
 }

@@ -21,7 +21,6 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var options: CompileOptions
 
-
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -37,6 +36,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try options.explainWeightsIfAsked(file, toStandardError: json)
             let (model, report) = try options.pipeline(file).compile()
             noteSeeded(report, seed: options.seed)
             let inputs = try readInputs(input, for: model)

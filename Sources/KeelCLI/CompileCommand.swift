@@ -21,14 +21,12 @@ struct CompileCommand: ParsableCommand {
     @Flag(help: "Print the final graph as JSON: nodes with op, inputs, outputs, shapes and attributes.")
     var json = false
 
-    @Flag(help: "List every rewrite a pass considered and rejected, with the reason.")
-    var explain = false
-
     @Flag(help: "Name the tensors where the frozen part of the model ends (feature-extraction cut points).")
     var showFrozen = false
 
     func run() throws {
         try reportingErrors {
+            try options.explainWeightsIfAsked(file)
             let pipeline = options.pipeline(file)
             let (graph, report) = try pipeline.optimizedGraph { pass, statistic, graph in
                 guard printIRAfterAll else { return }
@@ -37,7 +35,7 @@ struct CompileCommand: ParsableCommand {
             }
             noteSeeded(report, seed: options.seed)
             for line in report.passLog { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-            if explain {
+            if options.explain {
                 print(report.explanations.isEmpty ? "no rewrite was rejected" : report.explanations.joined(separator: "\n"))
             }
             if showFrozen {
@@ -49,7 +47,7 @@ struct CompileCommand: ParsableCommand {
                 print("\(file) -> \(output) (\(graph.nodes.count) nodes, format version \(CompiledArtifact.formatVersion))")
             } else if json {
                 print(compiledGraphJSON(graph))
-            } else if !printIRAfterAll && !explain && !showFrozen {
+            } else if !printIRAfterAll && !options.explain && !showFrozen {
                 print(printIR(graph))
             }
         }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Keel
 
+extension WeightMatch: ExpressibleByArgument {}
+
 /// How a model becomes runnable; shared by run, extract, bench and compile so they agree.
 struct CompileOptions: ParsableArguments {
     @Option(name: [.customShort("O", allowingJoined: true)], help: ArgumentHelp("Optimisation level: -O0, -O1 or -O2.", valueName: "level"))
@@ -16,13 +18,37 @@ struct CompileOptions: ParsableArguments {
     @Option(name: .long, help: "Fill parameters without weights from Keras's default initialisers with this seed.")
     var seed: UInt64 = 0
 
+    @Option(name: .long, help: ArgumentHelp("Bind the graph's parameters to this ONNX model's initializers.", valueName: "file"))
+    var weights: String?
+
+    @Option(name: .long, help: "Match parameters to initializers by Keras layer name (tf2onnx; the default) or by layer order (PyTorch exports).")
+    var match: WeightMatch?
+
+    @Flag(help: "Explain the compile: which initializer each parameter is bound to and how it is converted (with --weights); for `compile`, also every rewrite a pass rejected and why.")
+    var explain = false
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard OptimizationLevel(parsing: level) != nil else { throw ValidationError("-O takes 0, 1 or 2, not '\(level)'") }
+        if weights == nil && match != nil { throw ValidationError("--match needs --weights") }
+    }
+
+    var weightSource: WeightSource {
+        weights.map { .onnx(path: $0, match: match ?? .name) } ?? .seeded(seed)
+    }
+
+    /// Prints the binding of `model`'s parameters, one line each, when --explain and --weights are given;
+    /// to standard error when standard output carries something else (bench's JSON).
+    func explainWeightsIfAsked(_ model: String, toStandardError: Bool = false) throws {
+        guard explain, let weights else { return }
+        let plan = try WeightBindingPlan.make(for: try ModelLoader.load(path: model), onnxPath: weights, match: match ?? .name)
+        for line in plan.explanation {
+            if toStandardError { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
+        }
     }
 
     func pipeline(_ path: String, cutAt: String? = nil) -> ModelPipeline {
-        ModelPipeline(path: path, weights: .seeded(seed), threads: threads, cutAt: cutAt,
+        ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
                       optimization: OptimizationLevel(parsing: level) ?? .O2,
                       passes: passes.map { $0.split(separator: ",").map(String.init) })
     }

@@ -34,7 +34,6 @@ struct ExtractCommand: ParsableCommand {
 
     @OptionGroup var options: CompileOptions
 
-
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         _ = try parsedShard()

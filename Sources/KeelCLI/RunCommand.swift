@@ -24,15 +24,17 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var options: CompileOptions
 
-
     func validate() throws {
-                guard input.isEmpty != image.isEmpty else { throw ValidationError("give --input .npy files or --image files (not both)") }
+        if options.explain && input.isEmpty && image.isEmpty { return }
+        guard input.isEmpty != image.isEmpty else { throw ValidationError("give --input .npy files or --image files (not both)") }
         guard output != nil || top != nil || !image.isEmpty else { throw ValidationError("give --output to write the outputs") }
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
+            try options.explainWeightsIfAsked(file)
+            if input.isEmpty && image.isEmpty { return }
             let (model, report) = try options.pipeline(file).compile()
             noteSeeded(report, seed: options.seed)
             let inputs: [String: Tensor]
