@@ -1,4 +1,5 @@
 import KeelIR
+import KeelPasses
 
 /// Feature extraction runs a prefix of the model: the graph cut at a layer, with every node that
 /// does not feed that layer removed (the heads of a backbone cost nothing).
@@ -11,23 +12,14 @@ public enum GraphCut {
         }
         var result = graph
         result.outputs = [GraphOutput(name: layer, value: value, location: node.location)]
-        return pruned(result)
+        return try pruned(result)
     }
 
-    /// Drops nodes and constants that no output depends on.
-    public static func pruned(_ graph: Graph) -> Graph {
-        var needed = Set(graph.outputs.map(\.value))
-        var kept: [Node] = []
-        for node in graph.nodes.reversed() where node.outputs.contains(where: needed.contains) {
-            kept.append(node)
-            needed.formUnion(node.presentInputs)
-        }
-        var result = graph
-        result.nodes = kept.reversed()
-        result.constants = graph.constants.filter { needed.contains($0.key) }
-        result.inputs = graph.inputs.filter { needed.contains($0.name) }
-        let produced = Set(result.nodes.flatMap(\.outputs))
-        result.valueTypes = graph.valueTypes.filter { produced.contains($0.key) || needed.contains($0.key) }
+    /// Drops nodes and constants that no output depends on, and inputs nothing reads.
+    public static func pruned(_ graph: Graph) throws -> Graph {
+        var result = try DeadCodeElimination().run(graph).graph
+        let read = Set(result.nodes.flatMap(\.presentInputs) + result.outputs.map(\.value))
+        result.inputs = result.inputs.filter { read.contains($0.name) }
         return result
     }
 }
