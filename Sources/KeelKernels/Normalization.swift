@@ -61,10 +61,14 @@ public enum BatchNorm {
 
 public enum LayerNorm {
     /// Each of `rows` rows of `normSize` elements becomes (x - mean) / sqrt(var + epsilon) · gamma + beta.
-    /// `gamma` and `beta` hold `normSize` values. In-place use is allowed.
+    /// `gamma` and `beta` hold `normSize` values. In-place use is allowed. When given, `mean` and
+    /// `inverseDeviation` receive each row's mean and 1 / sqrt(var + epsilon) (`rows` values each),
+    /// the statistics ONNX LayerNormalization can output for training.
     public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
                              rows: Int, normSize: Int, gamma: UnsafeBufferPointer<Float>,
                              beta: UnsafeBufferPointer<Float>? = nil, epsilon: Float,
+                             mean: UnsafeMutableBufferPointer<Float>? = nil,
+                             inverseDeviation: UnsafeMutableBufferPointer<Float>? = nil,
                              context: KernelContext = .singleThreaded) throws {
         let name = "layer_norm"
         try require(normSize > 0, name, "normalised size \(normSize) must be positive")
@@ -73,9 +77,13 @@ public enum LayerNorm {
         try requireCapacity(output.count, count, name, "output")
         try requireCapacity(gamma.count, normSize, name, "gamma")
         if let beta { try requireCapacity(beta.count, normSize, name, "beta") }
+        if let mean { try requireCapacity(mean.count, rows, name, "mean") }
+        if let inverseDeviation { try requireCapacity(inverseDeviation.count, rows, name, "inverse deviation") }
         guard count > 0, let source = input.baseAddress, let destination = output.baseAddress,
               let scales = gamma.baseAddress else { return }
         let shifts = beta?.baseAddress
+        let means = mean?.baseAddress
+        let inverseDeviations = inverseDeviation?.baseAddress
         let inverseSize = 1 / Float(normSize)
         context.forEachChunk(rows, minimumChunk: max(1, parallelGrain / normSize)) { range in
             for row in range {
@@ -90,6 +98,8 @@ public enum LayerNorm {
                     squares += centred * centred
                 }
                 let inverseDeviation = 1 / (squares * inverseSize + epsilon).squareRoot()
+                means?[row] = mean
+                inverseDeviations?[row] = inverseDeviation
                 if let shifts {
                     for index in 0..<normSize {
                         to[index] = (from[index] - mean) * inverseDeviation * scales[index] + shifts[index]

@@ -171,14 +171,27 @@ func translateBatchNorm(_ context: NodeContext) throws {
                  shape: context.shape(0))
 }
 
+/// LayerNormalization; its Mean and InvStdDev outputs become the IR node's optional outputs
+/// when something reads them.
 func translateLayerNorm(_ context: NodeContext) throws {
-    try context.requireUnusedOutputs(from: 1)
     for index in 1...2 where context.hasInput(index) && context.constantData(index) == nil {
         throw context.fail("scale and bias must be constants (input \(index) is not)")
     }
+    guard try context.int("stash_type", default: 1) == 1 else { throw context.fail("only float32 statistics (stash_type 1) are supported") }
     let inputs = [try context.input(0), try context.input(1)] + (try context.optionalInput(2).map { [$0] } ?? [])
-    context.emit(.layerNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)),
-                                      "axis": .int(try context.int("axis", default: -1))], shape: context.shape(0))
+    let axis = try context.int("axis", default: -1)
+    let attributes: [String: AttributeValue] = ["epsilon": .float(try context.float("epsilon", default: 1e-5)), "axis": .int(axis)]
+    let used = (1..<min(context.node.outputs.count, 3)).filter { context.importer.isUsed(context.node.outputs[$0]) }
+    guard let last = used.last else {
+        context.emit(.layerNorm, inputs, attributes, shape: context.shape(0))
+        return
+    }
+    var statistics = context.shape(0)
+    if let rank = statistics?.count {
+        let resolved = axis < 0 ? axis + rank : axis
+        for position in 0..<rank where position >= resolved { statistics?[position] = .known(1) }
+    }
+    context.emit(.layerNorm, inputs, attributes, shapes: [context.shape(0)] + Array(repeating: statistics, count: last))
 }
 
 /// Softmax over `axis` since opset 13. Before, it coerced the input to 2-D at `axis` (default

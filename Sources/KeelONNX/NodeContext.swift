@@ -145,6 +145,23 @@ struct NodeContext {
         return irName
     }
 
+    /// Emits an IR node with several outputs bound to the ONNX node's first `shapes.count`
+    /// outputs: the first named after the node, the others `name:1`, `name:2`... An output the
+    /// file leaves unnamed still gets an IR value, since IR outputs are positional.
+    @discardableResult
+    func emit(_ op: OpKind, _ inputs: [String], _ attributes: [String: AttributeValue] = [:], shapes: [[Dim?]?]) -> [String] {
+        let irName = importer.uniqueName(name)
+        let outputs = shapes.indices.map { $0 == 0 ? irName : importer.uniqueName("\(irName):\($0)") }
+        importer.graph.nodes.append(Node(name: irName, op: op, inputs: inputs, outputs: outputs,
+                                         attributes: Attributes(attributes), locations: [location]))
+        for (index, output) in outputs.enumerated() where index < node.outputs.count && !node.outputs[index].isEmpty {
+            let onnxName = node.outputs[index]
+            importer.values[onnxName] = ImportedValue(irName: output, known: nil,
+                                                      shape: mergeShapes(shapes[index], importer.declaredShapes[onnxName]))
+        }
+        return outputs
+    }
+
     /// Emits an intermediate IR node (`name/suffix`) when one ONNX node needs several.
     func emitStep(_ suffix: String, _ op: OpKind, _ inputs: [String], _ attributes: [String: AttributeValue] = [:]) -> String {
         let irName = importer.uniqueName("\(name)/\(suffix)")

@@ -79,13 +79,10 @@ func translateUnary(_ context: NodeContext, _ op: OpKind, _ attributes: [String:
 }
 
 private func translateSelu(_ context: NodeContext) throws {
-    // Keel's selu uses the published constants; ONNX lets a model change them.
-    let alpha = try context.float("alpha", default: 1.67326319217681884765625)
-    let gamma = try context.float("gamma", default: 1.05070102214813232421875)
-    guard abs(alpha - 1.6732632) < 1e-6, abs(gamma - 1.0507010) < 1e-6 else {
-        throw context.fail("only the standard alpha and gamma are supported")
-    }
-    try translateUnary(context, .selu)
+    var attributes: [String: AttributeValue] = [:]
+    if let alpha = try context.optionalFloat("alpha") { attributes["alpha"] = .float(alpha) }
+    if let gamma = try context.optionalFloat("gamma") { attributes["gamma"] = .float(gamma) }
+    try translateUnary(context, .selu, attributes)
 }
 
 /// Clip: bounds are attributes before opset 11, optional constant inputs after.

@@ -9,7 +9,7 @@ final class ElementwiseTests: XCTestCase {
         case "relu": return .relu
         case "leaky_relu": return .leakyRelu(alpha: fixture.float("alpha") ?? 0)
         case "elu": return .elu(alpha: fixture.float("alpha") ?? 0)
-        case "selu": return .selu
+        case "selu": return .selu()
         case "sigmoid": return .sigmoid
         case "tanh": return .tanh
         case "gelu": return .gelu

@@ -72,6 +72,32 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// Mean and 1/sqrt(var + epsilon) per row, derived by hand: row [1,2,3,4] has mean 2.5 and
+    /// variance 1.25, so with epsilon 0.25 its inverse deviation is 1/sqrt(1.5); a constant row
+    /// [2,2,2,2] has variance 0 and inverse deviation 1/sqrt(0.25) = 2.
+    func testLayerNormWritesRowStatistics() throws {
+        let input: [Float] = [1, 2, 3, 4, 2, 2, 2, 2]
+        let gamma: [Float] = [1, 1, 1, 1]
+        var mean: [Float] = [0, 0]
+        var inverseDeviation: [Float] = [0, 0]
+        let actual = try withOutput(input.count) { output in
+            try input.withUnsafeBufferPointer { source in
+                try gamma.withUnsafeBufferPointer { scales in
+                    try mean.withUnsafeMutableBufferPointer { meanBuffer in
+                        try inverseDeviation.withUnsafeMutableBufferPointer { deviationBuffer in
+                            try LayerNorm.apply(input: source, output: output, rows: 2, normSize: 4, gamma: scales,
+                                                epsilon: 0.25, mean: meanBuffer, inverseDeviation: deviationBuffer)
+                        }
+                    }
+                }
+            }
+        }
+        let scale = 1 / Float(1.5).squareRoot()
+        assertClose(actual, [-1.5 * scale, -0.5 * scale, 0.5 * scale, 1.5 * scale, 0, 0, 0, 0], "normalised rows")
+        assertClose(mean, [2.5, 2], "mean")
+        assertClose(inverseDeviation, [scale, 2], "inverse deviation")
+    }
+
     func testSoftmaxMatchesONNXRuntime() throws {
         for fixture in Fixtures.cases("softmax") + Fixtures.cases("log_softmax") {
             guard let x = fixture.input("x"), let rawAxis = fixture.int("axis") else {

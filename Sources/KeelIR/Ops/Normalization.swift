@@ -1,5 +1,6 @@
 extension OpRegistry {
-    /// batch_norm (inference form, per-channel statistics) and layer_norm (over axes [axis, rank)).
+    /// batch_norm (inference form, per-channel statistics) and layer_norm (over axes [axis, rank),
+    /// optionally also producing each row's mean and inverse standard deviation).
     static var normalizationSchemas: [OpSchema] {
         [
             OpSchema(
@@ -22,6 +23,7 @@ extension OpRegistry {
             OpSchema(
                 kind: .layerNorm,
                 inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", optional: true, isParameter: true)],
+                outputCount: 3, minimumOutputCount: 1,
                 attributes: [
                     .init("epsilon", default: .float(0.001)),
                     .init("axis", default: .int(-1), "normalises over axes [axis, rank)"),
@@ -33,7 +35,12 @@ extension OpRegistry {
                 for index in 1...2 {
                     try checkParameter(context, index, expected: normalized, what: "\(normalized) on axes \(axis)..<\(input.shape.rank)", input: input)
                 }
-                return [input]
+                // Optional outputs 1 and 2: each row's mean and 1/sqrt(variance + epsilon), with
+                // the normalised axes kept as 1s (ONNX LayerNormalization's Mean and InvStdDev).
+                var statistics = input.shape
+                for position in axis..<input.shape.rank { statistics[position] = .known(1) }
+                let statisticsType = TensorType(input.dtype, statistics)
+                return [input, statisticsType, statisticsType]
             },
         ]
     }

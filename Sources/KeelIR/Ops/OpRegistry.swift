@@ -59,9 +59,10 @@ extension OpSchema {
         if variadic && node.presentInputs.isEmpty {
             throw reader.error("takes inputs (\(inputSignature)) but has none")
         }
-        if node.outputs.count != outputCount {
-            throw reader.error("produces \(outputCount) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
-        }
+        guard node.outputs.count < minimumOutputCount || node.outputs.count > outputCount else { return }
+        let expected = minimumOutputCount == outputCount ? "\(outputCount)"
+            : outputCount == Int.max ? "at least \(minimumOutputCount)" : "\(minimumOutputCount) to \(outputCount)"
+        throw reader.error("produces \(expected) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
     }
 }
 
@@ -78,8 +79,8 @@ public func inferOutputTypes(of node: Node, inputTypes: [TensorType?],
         }
     }
     let types = try schema.inferTypes(context)
-    guard types.count == schema.outputCount else {
-        throw context.error("shape function returned \(types.count) types for \(schema.outputCount) outputs")
+    guard types.count >= node.outputs.count, types.count <= schema.outputCount else {
+        throw context.error("shape function returned \(types.count) types for \(node.outputs.count) outputs")
     }
-    return types
+    return Array(types.prefix(node.outputs.count))
 }

@@ -10,7 +10,7 @@ extension KernelLowering {
         case .relu: operation = .relu
         case .leakyRelu: operation = .leakyRelu(alpha: try attributes.float("alpha"))
         case .elu: operation = .elu(alpha: try attributes.float("alpha"))
-        case .selu: operation = .selu
+        case .selu: operation = .selu(alpha: try attributes.float("alpha"), gamma: try attributes.float("gamma"))
         case .sigmoid: operation = .sigmoid
         case .tanh: operation = .tanh
         case .gelu: operation = try attributes.string("approximate") == "tanh" ? .geluTanh : .gelu

@@ -50,10 +50,14 @@ extension KernelLowering {
         let gamma = try operands.input(1)
         let beta = try operands.optionalInput(2)
         let output = try operands.output()
+        // The statistics outputs exist only when something reads them.
+        let mean = operands.outputs.count > 1 ? try operands.output(1) : nil
+        let inverseDeviation = operands.outputs.count > 2 ? try operands.output(2) : nil
         let context = operands.kernelContext
         return Step(node: node.name, op: node.op) { _ in
             try LayerNorm.apply(input: input, output: output, rows: rows, normSize: normSize, gamma: gamma,
-                                beta: beta, epsilon: epsilon, context: context)
+                                beta: beta, epsilon: epsilon, mean: mean, inverseDeviation: inverseDeviation,
+                                context: context)
         }
     }
 
