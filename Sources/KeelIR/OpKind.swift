@@ -7,6 +7,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case matmul            // inputs: a, b               (NumPy/ONNX MatMul broadcasting)
     case batchNorm = "batch_norm"   // inputs: x, gamma, beta, moving_mean, moving_variance
     case layerNorm = "layer_norm"   // inputs: x, gamma, beta?
+    case instanceNorm = "instance_norm"   // inputs: x, gamma, beta   (per image and channel)
 
     // Pooling.
     case maxPool2d = "max_pool2d"
@@ -18,6 +19,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case relu, leakyRelu = "leaky_relu", elu, selu, sigmoid, tanh, gelu, erf, softplus
     case hardSigmoid = "hard_sigmoid", hardSwish = "hard_swish", swish
     case clip, sqrt, exp, log, neg, abs
+    case prelu             // inputs: x, slope   (slope broadcasts to x)
 
     // Binary element-wise with broadcasting, and variadic sums.
     case add, sub, mul, div, pow, max, min
@@ -32,4 +34,6 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     // Data movement.
     case reshape, flatten, transpose, concat, pad, slice, gather, squeeze, unsqueeze, cast
     case identity, dropout
+    case split, expand, tile
+    case depthToSpace = "depth_to_space", spaceToDepth = "space_to_depth"
 }
