@@ -146,15 +146,18 @@ def matmul_case(name, a_shape, b_shape):
 
 
 @seeded
-def pool_case(name, kind, layout, shape, window, strides, pads=(0, 0, 0, 0), ceil_mode=0, count_include_pad=0):
+def pool_case(name, kind, layout, shape, window, strides, pads=(0, 0, 0, 0), ceil_mode=0, count_include_pad=0,
+              dilations=(1, 1)):
     x = rand(*shape)
     attrs = dict(kernel_shape=list(window), strides=list(strides), pads=list(pads), ceil_mode=ceil_mode)
+    if dilations != (1, 1):
+        attrs["dilations"] = list(dilations)
     if kind == "avg":
         attrs["count_include_pad"] = count_include_pad
     node = helper.make_node("MaxPool" if kind == "max" else "AveragePool", ["x"], ["y"], **attrs)
     (y,) = run([node], {"x": x}, {}, ["y"])
     meta = {"layout": layout, "kind": kind, "window": list(window), "strides": list(strides), "pads": list(pads),
-            "ceil_mode": ceil_mode, "count_include_pad": count_include_pad}
+            "ceil_mode": ceil_mode, "count_include_pad": count_include_pad, "dilations": list(dilations)}
     if layout == "nhwc":
         x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
     save(name, "pool2d", meta, [("x", x)], [("y", y)])
@@ -278,6 +281,48 @@ def gather_case(name, shape, indices, axis):
     save(name, "gather", {"axis": axis}, [("x", x), ("indices", idx)], [("y", y)])
 
 
+@seeded
+def instance_norm_case(name, layout, shape, epsilon):
+    x = rand(*shape, low=-2, high=2)
+    gamma, beta = rand(shape[1]), rand(shape[1])
+    node = helper.make_node("InstanceNormalization", ["x", "gamma", "beta"], ["y"], epsilon=epsilon)
+    (y,) = run([node], {"x": x}, {"gamma": gamma, "beta": beta}, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    save(name, "instance_norm", {"layout": layout, "epsilon": epsilon},
+         [("x", x), ("gamma", gamma), ("beta", beta)], [("y", y)])
+
+
+@seeded
+def split_case(name, shape, sizes, axis):
+    x = rand(*shape)
+    names = [f"y{i}" for i in range(len(sizes))]
+    node = helper.make_node("Split", ["x", "split"], names, axis=axis)
+    outputs = run([node], {"x": x}, {"split": np.array(sizes, np.int64)}, names)
+    save(name, "split", {"axis": axis, "sizes": sizes}, [("x", x)], list(zip(names, outputs)))
+
+
+@seeded
+def tile_case(name, shape, repeats):
+    x = rand(*shape)
+    (y,) = run([helper.make_node("Tile", ["x", "repeats"], ["y"])], {"x": x}, {"repeats": np.array(repeats, np.int64)}, ["y"])
+    save(name, "tile", {"repeats": repeats}, [("x", x)], [("y", y)])
+
+
+@seeded
+def block_case(name, op, layout, shape, block, mode=None):
+    """DepthToSpace/SpaceToDepth on an NCHW `shape`; NHWC cases transpose input and output."""
+    x = rand(*shape)
+    attrs = {"blocksize": block}
+    if mode is not None:
+        attrs["mode"] = mode
+    (y,) = run([helper.make_node(op, ["x"], ["y"], **attrs)], {"x": x}, {}, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    save(name, "depth_to_space" if op == "DepthToSpace" else "space_to_depth",
+         {"layout": layout, "block_size": block, "mode": mode or "DCR"}, [("x", x)], [("y", y)])
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
@@ -332,6 +377,12 @@ def main():
     pool_case("avgpool_nchw_ceil_last_window_in_padding", "avg", "nchw", (1, 3, 6, 6), (2, 2), (2, 2),
               pads=(0, 0, 1, 1), ceil_mode=1, count_include_pad=1)
     pool_case("avgpool_nchw_1x1_spatial", "avg", "nchw", (5, 3, 1, 1), (1, 1), (1, 1))
+    pool_case("maxpool_nchw_dilation2_padded", "max", "nchw", (1, 2, 7, 6), (3, 2), (2, 1), pads=(2, 1, 1, 1),
+              dilations=(2, 3))
+    pool_case("avgpool_nhwc_dilation2_include_pad", "avg", "nhwc", (2, 3, 6, 7), (2, 3), (1, 2), pads=(1, 1, 1, 1),
+              count_include_pad=1, dilations=(2, 2))
+    pool_case("avgpool_nchw_dilation_ceil_exclude", "avg", "nchw", (1, 2, 8, 8), (2, 2), (3, 3), pads=(1, 0, 0, 1),
+              ceil_mode=1, dilations=(3, 2))
     global_pool_case("global_avg_nhwc", "avg", "nhwc", (2, 13, 3, 5))
     global_pool_case("global_avg_nchw", "avg", "nchw", (5, 3, 4, 4))
     global_pool_case("global_max_nhwc", "max", "nhwc", (1, 17, 7, 7))
@@ -342,6 +393,8 @@ def main():
     batch_norm_case("batch_norm_rows", (6, 13), 1e-3)
     layer_norm_case("layer_norm_last_axis", (2, 5, 48), -1, 1e-3, True)
     layer_norm_case("layer_norm_two_axes_no_beta", (3, 4, 5), 1, 1e-5, False)
+    instance_norm_case("instance_norm_nchw", "nchw", (2, 3, 4, 5), 1e-5)
+    instance_norm_case("instance_norm_nhwc", "nhwc", (2, 5, 3, 3), 1e-3)
 
     # Softmax.
     softmax_case("softmax_axis1_rank3", (2, 5, 3), 1)
@@ -357,6 +410,7 @@ def main():
     unary_case("leaky_relu", single("LeakyRelu", alpha=0.2), {"alpha": 0.2})
     unary_case("elu", single("Elu", alpha=0.7), {"alpha": 0.7})
     unary_case("selu", single("Selu"))
+    unary_case("selu_custom", single("Selu", alpha=1.3, gamma=0.7), {"alpha": 1.3, "gamma": 0.7})
     unary_case("sigmoid", single("Sigmoid"))
     unary_case("tanh", single("Tanh"))
     unary_case("gelu", single("Gelu", approximate="none"), {"approximate": "none"})
@@ -383,6 +437,8 @@ def main():
     binary_case("max_both_broadcast", "Max", (2, 1, 4), (3, 1))
     binary_case("min_scalar_first", "Min", (), (2, 3))
     binary_case("add_large_same_shape", "Add", (3, 40, 300), (3, 40, 300))
+    binary_case("prelu_nchw_per_channel", "PRelu", (2, 5, 3, 3), (5, 1, 1))
+    binary_case("prelu_same_shape", "PRelu", (3, 4), (3, 4))
     sum_case("sum_three_broadcast", [(2, 3, 4), (3, 1), (4,)])
     sum_case("sum_single", [(2, 3)])
 
@@ -405,6 +461,16 @@ def main():
     slice_case("slice_clamped_last_axis", (4, 6), [2], [1000], [-1], [1])
     gather_case("gather_axis1_negative", (5, 4, 3), [[2, 0], [-1, 2]], 1)
     gather_case("gather_axis0", (5, 4), [4, 1], 0)
+    split_case("split_axis1_uneven", (2, 7, 3), [2, 4, 1], 1)
+    split_case("split_last_axis_with_empty_piece", (3, 5), [0, 5], -1)
+    tile_case("tile_rank3", (2, 3, 2), [2, 1, 3])
+    tile_case("tile_vector", (4,), [3])
+    block_case("depth_to_space_nchw_dcr", "DepthToSpace", "nchw", (2, 8, 2, 3), 2, "DCR")
+    block_case("depth_to_space_nchw_crd", "DepthToSpace", "nchw", (1, 12, 2, 2), 2, "CRD")
+    block_case("depth_to_space_nhwc_dcr", "DepthToSpace", "nhwc", (1, 18, 2, 3), 3, "DCR")
+    block_case("depth_to_space_nhwc_crd", "DepthToSpace", "nhwc", (2, 8, 3, 2), 2, "CRD")
+    block_case("space_to_depth_nchw", "SpaceToDepth", "nchw", (2, 3, 4, 6), 2)
+    block_case("space_to_depth_nhwc", "SpaceToDepth", "nhwc", (1, 2, 6, 3), 3)
 
     with open(os.path.join(OUT, "manifest.json"), "w") as handle:
         json.dump({"generator": "tools/gen_kernel_fixtures.py", "onnxruntime": ort.__version__, "cases": cases},

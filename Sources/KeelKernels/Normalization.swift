@@ -111,3 +111,48 @@ public enum LayerNorm {
         }
     }
 }
+
+public enum InstanceNorm {
+    /// Normalises each image's channels over its other axes: the tensor is viewed as
+    /// [batch, before, channels, after] (NCHW: before = 1, after = H·W; NHWC: before = H·W,
+    /// after = 1), and every (image, channel) pair becomes
+    /// (x - mean) / sqrt(var + epsilon) · gamma[c] + beta[c]. In-place use is allowed.
+    public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                             batch: Int, before: Int, channels: Int, after: Int,
+                             gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>, epsilon: Float,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "instance_norm"
+        try require(batch >= 0 && before >= 0 && channels >= 0 && after >= 0, name, "negative extent")
+        let count = try elementCount([batch, before, channels, after], name)
+        try requireCapacity(input.count, count, name, "input")
+        try requireCapacity(output.count, count, name, "output")
+        try requireCapacity(gamma.count, channels, name, "gamma")
+        try requireCapacity(beta.count, channels, name, "beta")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress,
+              let scales = gamma.baseAddress, let shifts = beta.baseAddress else { return }
+        let inverseSize = 1 / Float(before * after)
+        let rowStride = channels * after
+        context.forEachChunk(batch * channels, minimumChunk: max(1, parallelGrain / (before * after))) { pairs in
+            for pair in pairs {
+                let (image, channel) = pair.quotientAndRemainder(dividingBy: channels)
+                let from = source + image * before * rowStride + channel * after
+                let to = destination + image * before * rowStride + channel * after
+                var sum: Float = 0
+                for row in 0..<before { for index in 0..<after { sum += from[row * rowStride + index] } }
+                let mean = sum * inverseSize
+                var squares: Float = 0
+                for row in 0..<before {
+                    for index in 0..<after {
+                        let centred = from[row * rowStride + index] - mean
+                        squares += centred * centred
+                    }
+                }
+                let factor = scales[channel] / (squares * inverseSize + epsilon).squareRoot()
+                let offset = shifts[channel] - mean * factor
+                for row in 0..<before {
+                    for index in 0..<after { to[row * rowStride + index] = from[row * rowStride + index] * factor + offset }
+                }
+            }
+        }
+    }
+}

@@ -38,6 +38,7 @@ extension GraphImporter {
         let roles: [OpKind: [ParameterRole]] = [
             .conv2d: [.kernel, .bias], .dense: [.kernel, .bias],
             .batchNorm: [.gamma, .beta, .movingMean, .movingVariance], .layerNorm: [.gamma, .beta],
+            .instanceNorm: [.gamma, .beta],
         ]
         for node in graph.nodes {
             guard let parameters = roles[node.op] else { continue }

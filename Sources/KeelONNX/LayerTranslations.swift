@@ -70,6 +70,11 @@ private func sameLowerPads(_ context: NodeContext) throws -> [Int] {
 func explicitPads(_ context: NodeContext, extents: [Int?], kernel: [Int], strides: [Int], dilations: [Int]) throws -> [Int] {
     let rank = kernel.count
     let mode = try context.string("auto_pad", default: "NOTSET")
+    // The same bound spatial geometry applies; it keeps the arithmetic below from overflowing.
+    guard strides.count == rank, dilations.count == rank,
+          (kernel + strides + dilations).allSatisfy({ $0 >= 1 && $0 <= 1 << 24 }) else {
+        throw context.fail("kernel \(kernel), strides \(strides) and dilations \(dilations) must be \(rank) positive extents each")
+    }
     switch mode {
     case "NOTSET", "":
         let pads = try context.ints("pads") ?? Array(repeating: 0, count: 2 * rank)
@@ -82,7 +87,7 @@ func explicitPads(_ context: NodeContext, extents: [Int?], kernel: [Int], stride
     case "SAME_UPPER", "SAME_LOWER":
         var begin: [Int] = [], end: [Int] = []
         for axis in 0..<rank {
-            guard axis < extents.count, let extent = extents[axis] else {
+            guard axis < extents.count, let extent = extents[axis], extent <= 1 << 24 else {
                 throw context.fail("auto_pad \(mode) needs the input's spatial extents, which are not known at import time")
             }
             let output = (extent + strides[axis] - 1) / strides[axis]
@@ -170,6 +175,15 @@ func translateBatchNorm(_ context: NodeContext) throws {
     }
     let inputs = try (0...4).map(context.input)
     context.emit(.batchNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)), "axis": .int(1)],
+                 shape: context.shape(0))
+}
+
+func translateInstanceNorm(_ context: NodeContext) throws {
+    for index in 1...2 where context.constantData(index) == nil {
+        throw context.fail("scale and bias must be constants (input \(index) is not)")
+    }
+    let inputs = try (0...2).map(context.input)
+    context.emit(.instanceNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)), "axis": .int(1)],
                  shape: context.shape(0))
 }
 

@@ -13,6 +13,7 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "MatMul": translateMatMul,
     "BatchNormalization": translateBatchNorm,
     "LayerNormalization": translateLayerNorm,
+    "InstanceNormalization": translateInstanceNorm,
     "Softmax": { try translateSoftmax($0, op: .softmax) },
     "LogSoftmax": { try translateSoftmax($0, op: .logSoftmax) },
 
@@ -49,6 +50,8 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "Max": { try translateVariadic($0, .max) },
     "Min": { try translateVariadic($0, .min) },
     "Sum": translateSum,
+    "Mean": translateMean,
+    "PRelu": { try translateBinary($0, .prelu) },
 
     // Data movement and reductions.
     "Identity": { try translateUnary($0, .identity) },
@@ -63,6 +66,11 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "Squeeze": { try translateSqueeze($0, op: .squeeze) },
     "Unsqueeze": { try translateSqueeze($0, op: .unsqueeze) },
     "Pad": translatePad,
+    "Split": translateSplit,
+    "Expand": translateExpand,
+    "Tile": translateTile,
+    "DepthToSpace": { try translateBlockMove($0, op: .depthToSpace) },
+    "SpaceToDepth": { try translateBlockMove($0, op: .spaceToDepth) },
     "ReduceMean": { try translateReduce($0, op: .reduceMean, axesInputSince: 18) },
     "ReduceSum": { try translateReduce($0, op: .reduceSum, axesInputSince: 13) },
 ]
@@ -95,7 +103,7 @@ private func translateClip(_ context: NodeContext) throws {
     try translateUnary(context, .clip, attributes)
 }
 
-private func translateBinary(_ context: NodeContext, _ op: OpKind) throws {
+func translateBinary(_ context: NodeContext, _ op: OpKind) throws {
     context.emit(op, [try context.input(0), try context.input(1)],
                  shape: broadcastShapes(context.shape(0), context.shape(1)))
 }

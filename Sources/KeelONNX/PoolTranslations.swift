@@ -67,14 +67,15 @@ func translatePool(_ context: NodeContext, op: OpKind) throws {
         context.emit(.squeeze, [pooled], ["axes": .ints([2])], shape: output)
         return
     }
-    guard let channels = input?[1]?.value, let depth = extents[0], let height = extents[1], let width = extents[2] else {
+    guard let channels = input?[1]?.value, let depth = extents[0], let height = extents[1], let width = extents[2],
+          case let (planeCount, overflow) = channels.multipliedReportingOverflow(by: depth), !overflow else {
         throw context.fail("3-D pooling needs the input's channels and spatial extents, which are not known at import time")
     }
     let (outputDepth, outputHeight, outputWidth) = (try outputExtent(context, settings, axis: 0, extents: extents),
                                                    try outputExtent(context, settings, axis: 1, extents: extents),
                                                    try outputExtent(context, settings, axis: 2, extents: extents))
     // [N,C,D,H,W] -> [N,C·D,H,W], pool H and W; -> [N,C,D,H'·W'], pool D; -> [N,C,D',H',W'].
-    let planes = context.emitStep("planes", .reshape, [x], ["shape": .ints([0, channels * depth, height, width])])
+    let planes = context.emitStep("planes", .reshape, [x], ["shape": .ints([0, planeCount, height, width])])
     let pooledPlanes = context.emitStep("pool_hw", op, [planes], settings.attributes(height: 1, width: 2))
     let columns = context.emitStep("depth_columns", .reshape, [pooledPlanes],
                                    ["shape": .ints([0, channels, depth, outputHeight * outputWidth])])

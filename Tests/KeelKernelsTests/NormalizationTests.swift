@@ -98,6 +98,31 @@ final class NormalizationTests: XCTestCase {
         assertClose(inverseDeviation, [scale, 2], "inverse deviation")
     }
 
+    func testInstanceNormMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("instance_norm") {
+            guard let x = fixture.input("x"), let epsilon = fixture.float("epsilon") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let nchw = fixture.string("layout") == "nchw"
+            let channels = nchw ? x.shape[1] : x.shape[3]
+            let spatial = x.shape[1] * x.shape[2] * x.shape[3] / channels
+            let input = try Fixtures.floats(x)
+            let gamma = try Fixtures.input(fixture, "gamma")
+            let beta = try Fixtures.input(fixture, "beta")
+            for threads in [1, 2] {
+                let actual = try withOutput(input.count) { output in
+                    try withBuffers([input, gamma, beta]) { buffers in
+                        try InstanceNorm.apply(input: buffers[0], output: output, batch: x.shape[0],
+                                               before: nchw ? 1 : spatial, channels: channels, after: nchw ? spatial : 1,
+                                               gamma: buffers[1], beta: buffers[2], epsilon: epsilon,
+                                               context: KernelContext(threads: threads))
+                    }
+                }
+                assertClose(actual, try Fixtures.expected(fixture).values, "\(fixture.name) threads \(threads)")
+            }
+        }
+    }
+
     func testSoftmaxMatchesONNXRuntime() throws {
         for fixture in Fixtures.cases("softmax") + Fixtures.cases("log_softmax") {
             guard let x = fixture.input("x"), let rawAxis = fixture.int("axis") else {

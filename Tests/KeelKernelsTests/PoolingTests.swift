@@ -14,18 +14,19 @@ final class PoolingTests: XCTestCase {
                 ? (x.shape[0], x.shape[1], x.shape[2], x.shape[3]) : (x.shape[0], x.shape[2], x.shape[3], x.shape[1])
             let padding = try Padding2D(pads)
             let ceilMode = fixture.int("ceil_mode") == 1
+            let dilations = fixture.ints("dilations") ?? [1, 1]
             let output = Size2D(
-                slidingWindowOutputSize(input: height, kernel: window[0], stride: strides[0], padBegin: padding.top,
-                                        padEnd: padding.bottom, ceilMode: ceilMode),
-                slidingWindowOutputSize(input: width, kernel: window[1], stride: strides[1], padBegin: padding.left,
-                                        padEnd: padding.right, ceilMode: ceilMode))
+                slidingWindowOutputSize(input: height, kernel: window[0], stride: strides[0], dilation: dilations[0],
+                                        padBegin: padding.top, padEnd: padding.bottom, ceilMode: ceilMode),
+                slidingWindowOutputSize(input: width, kernel: window[1], stride: strides[1], dilation: dilations[1],
+                                        padBegin: padding.left, padEnd: padding.right, ceilMode: ceilMode))
             let expected = try Fixtures.expected(fixture)
             let expectedSize = layout == .nhwc ? Size2D(expected.shape[1], expected.shape[2])
                                                : Size2D(expected.shape[2], expected.shape[3])
             XCTAssertEqual(output, expectedSize, "\(fixture.name): output size")
             let geometry = Pool2DGeometry(batch: batch, channels: channels, input: Size2D(height, width), output: output,
                                           window: Size2D(window[0], window[1]), stride: Size2D(strides[0], strides[1]),
-                                          padding: padding, layout: layout)
+                                          padding: padding, layout: layout, dilation: Size2D(dilations[0], dilations[1]))
             let input = try Fixtures.floats(x)
             for threads in [1, 2] {
                 let context = KernelContext(threads: threads)

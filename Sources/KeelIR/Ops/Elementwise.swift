@@ -24,6 +24,15 @@ extension OpRegistry {
                 [try broadcastType(context)]
             })
         }
+        // PReLU: x where x >= 0, slope·x elsewhere; the slope broadcasts to x without growing it.
+        schemas.append(OpSchema(kind: .prelu, inputs: [.init("x"), .init("slope")], attributes: []) { context in
+            let input = try context.type(0)
+            let slope = try context.type(1)
+            guard slope.dtype == input.dtype, DimMath.broadcast(input.shape, slope.shape) == input.shape else {
+                throw context.error("slope '\(context.inputName(1))' \(slope) does not broadcast to \(context.quote(0, input))")
+            }
+            return [input]
+        })
         schemas.append(OpSchema(kind: .sum, inputs: [.init("x", variadic: true)], attributes: []) { context in
             [try broadcastType(context)]
         })

@@ -1,5 +1,6 @@
 extension OpRegistry {
-    /// batch_norm (inference form, per-channel statistics) and layer_norm (over axes [axis, rank),
+    /// batch_norm (inference form, per-channel statistics), instance_norm (statistics per image
+    /// and channel) and layer_norm (over axes [axis, rank),
     /// optionally also producing each row's mean and inverse standard deviation).
     static var normalizationSchemas: [OpSchema] {
         [
@@ -16,6 +17,25 @@ extension OpRegistry {
                 let axis = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
                 let channels = input.shape[axis]
                 for index in 1...4 {
+                    try checkParameter(context, index, expected: Shape([channels]), what: "\(channels) channels on axis \(axis)", input: input)
+                }
+                return [input]
+            },
+            OpSchema(
+                kind: .instanceNorm,
+                inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", isParameter: true)],
+                attributes: [
+                    .init("epsilon", default: .float(1e-5)),
+                    .init("axis", default: .int(-1), "channel axis: -1 (channels last); ONNX import sets 1"),
+                ]
+            ) { context in
+                let input = try context.type(0)
+                let axis = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
+                guard axis > 0, input.shape.rank >= 3 else {
+                    throw context.error("normalises each image's channels over its other axes, so \(context.quote(0, input)) needs rank 3 or more and a channel axis after the batch")
+                }
+                let channels = input.shape[axis]
+                for index in 1...2 {
                     try checkParameter(context, index, expected: Shape([channels]), what: "\(channels) channels on axis \(axis)", input: input)
                 }
                 return [input]

@@ -45,6 +45,7 @@ extension KernelLowering {
         case .pow: operation = .power
         case .max: operation = .maximum
         case .min: operation = .minimum
+        case .prelu: operation = .prelu
         default: throw operands.unsupported("\(operands.node.op.rawValue) is not a binary op")
         }
         let a = try operands.input(0)
