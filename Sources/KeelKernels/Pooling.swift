@@ -66,11 +66,20 @@ private struct WindowTaps {
 
     init(output: Int, input: Int, window: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int) {
         let start = output * stride - padBegin
-        let firstTap = start >= 0 ? 0 : (dilation - 1 - start) / dilation
         let lastPosition = input - 1 - start
-        let endTap = lastPosition < 0 ? 0 : min(window, lastPosition / dilation + 1)
         let paddedRoom = input + padEnd - start
-        paddedCount = paddedRoom <= 0 ? 0 : min(window, (paddedRoom + dilation - 1) / dilation)
+        let firstTap: Int
+        let endTap: Int
+        if dilation == 1 {
+            // The common case, without divisions.
+            firstTap = max(0, -start)
+            endTap = lastPosition < 0 ? 0 : min(window, lastPosition + 1)
+            paddedCount = max(0, min(window, paddedRoom))
+        } else {
+            firstTap = start >= 0 ? 0 : (dilation - 1 - start) / dilation
+            endTap = lastPosition < 0 ? 0 : min(window, lastPosition / dilation + 1)
+            paddedCount = paddedRoom <= 0 ? 0 : min(window, (paddedRoom + dilation - 1) / dilation)
+        }
         validCount = max(0, endTap - firstTap)
         let from = start + firstTap * dilation
         positions = Swift.stride(from: from, to: from + validCount * dilation, by: dilation)
