@@ -8,6 +8,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case batchNorm = "batch_norm"   // inputs: x, gamma, beta, moving_mean, moving_variance
     case layerNorm = "layer_norm"   // inputs: x, gamma, beta?
     case instanceNorm = "instance_norm"   // inputs: x, gamma, beta   (per image and channel)
+    case lrn               // inputs: x   (local response normalisation across channels)
 
     // Pooling.
     case maxPool2d = "max_pool2d"
