@@ -294,6 +294,16 @@ def instance_norm_case(name, layout, shape, epsilon):
 
 
 @seeded
+def lrn_case(name, layout, shape, size, alpha, beta, bias):
+    x = rand(*shape, low=-3, high=3)
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=alpha, beta=beta, bias=bias)
+    (y,) = run([node], {"x": x}, {}, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    save(name, "lrn", {"layout": layout, "size": size, "alpha": alpha, "beta": beta, "bias": bias}, [("x", x)], [("y", y)])
+
+
+@seeded
 def split_case(name, shape, sizes, axis):
     x = rand(*shape)
     names = [f"y{i}" for i in range(len(sizes))]
@@ -395,6 +405,8 @@ def main():
     layer_norm_case("layer_norm_two_axes_no_beta", (3, 4, 5), 1, 1e-5, False)
     instance_norm_case("instance_norm_nchw", "nchw", (2, 3, 4, 5), 1e-5)
     instance_norm_case("instance_norm_nhwc", "nhwc", (2, 5, 3, 3), 1e-3)
+    lrn_case("lrn_nchw_size3", "nchw", (2, 7, 3, 3), 3, 0.3, 0.75, 1.5)
+    lrn_case("lrn_nhwc_size5", "nhwc", (1, 6, 2, 3), 5, 0.5, 0.6, 2.0)
 
     # Softmax.
     softmax_case("softmax_axis1_rank3", (2, 5, 3), 1)

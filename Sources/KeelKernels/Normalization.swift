@@ -156,3 +156,40 @@ public enum InstanceNorm {
         }
     }
 }
+
+public enum LocalResponseNorm {
+    /// Local response normalisation across channels (ONNX LRN) over a tensor viewed as
+    /// [outer, channels, inner]: y = x / (bias + alpha/size · Σ x²)^beta, the sum running over
+    /// channels c - ⌊(size-1)/2⌋ ... c + ⌈(size-1)/2⌉ that exist. Not in place.
+    public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                             outer: Int, channels: Int, inner: Int, size: Int, alpha: Float, beta: Float, bias: Float,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "lrn"
+        try require(size >= 1 && outer >= 0 && channels >= 0 && inner >= 0, name,
+                    "size \(size), extents \(outer)×\(channels)×\(inner)")
+        let count = try elementCount([outer, channels, inner], name)
+        try requireCapacity(input.count, count, name, "input")
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        try require(source != UnsafePointer(destination), name, "input and output must not overlap")
+        let (before, after) = ((size - 1) / 2, size / 2)
+        let scale = alpha / Float(size)
+        context.forEachChunk(outer * channels, minimumChunk: max(1, parallelGrain / (inner * size))) { lines in
+            for line in lines {
+                let (block, channel) = line.quotientAndRemainder(dividingBy: channels)
+                let first = max(0, channel - before)
+                let last = min(channels - 1, channel + after)
+                let base = block * channels * inner
+                for index in 0..<inner {
+                    var squares: Float = 0
+                    for neighbour in first...last {
+                        let value = source[base + neighbour * inner + index]
+                        squares += value * value
+                    }
+                    let position = base + channel * inner + index
+                    destination[position] = source[position] / Foundation.pow(bias + scale * squares, beta)
+                }
+            }
+        }
+    }
+}

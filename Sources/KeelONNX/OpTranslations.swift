@@ -14,6 +14,12 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "BatchNormalization": translateBatchNorm,
     "LayerNormalization": translateLayerNorm,
     "InstanceNormalization": translateInstanceNorm,
+    "LRN": { context in
+        guard let size = try context.optionalInt("size") else { throw context.fail("needs a 'size' attribute") }
+        try translateUnary(context, .lrn, ["size": .int(size), "alpha": .float(try context.float("alpha", default: 1e-4)),
+                                           "beta": .float(try context.float("beta", default: 0.75)),
+                                           "bias": .float(try context.float("bias", default: 1)), "axis": .int(1)])
+    },
     "Softmax": { try translateSoftmax($0, op: .softmax) },
     "LogSoftmax": { try translateSoftmax($0, op: .logSoftmax) },
 

@@ -123,6 +123,29 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    func testLocalResponseNormMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("lrn") {
+            guard let x = fixture.input("x"), let size = fixture.int("size"), let alpha = fixture.float("alpha"),
+                  let beta = fixture.float("beta"), let bias = fixture.float("bias") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let nchw = fixture.string("layout") == "nchw"
+            let (outer, channels, inner) = nchw ? (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+                                                : (x.shape[0] * x.shape[1] * x.shape[2], x.shape[3], 1)
+            let input = try Fixtures.floats(x)
+            for threads in [1, 2] {
+                let actual = try withOutput(input.count) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try LocalResponseNorm.apply(input: source, output: output, outer: outer, channels: channels, inner: inner,
+                                                    size: size, alpha: alpha, beta: beta, bias: bias,
+                                                    context: KernelContext(threads: threads))
+                    }
+                }
+                assertClose(actual, try Fixtures.expected(fixture).values, "\(fixture.name) threads \(threads)")
+            }
+        }
+    }
+
     func testSoftmaxMatchesONNXRuntime() throws {
         for fixture in Fixtures.cases("softmax") + Fixtures.cases("log_softmax") {
             guard let x = fixture.input("x"), let rawAxis = fixture.int("axis") else {

@@ -1,6 +1,6 @@
 extension OpRegistry {
     /// batch_norm (inference form, per-channel statistics), instance_norm (statistics per image
-    /// and channel) and layer_norm (over axes [axis, rank),
+    /// and channel), lrn (across neighbouring channels) and layer_norm (over axes [axis, rank),
     /// optionally also producing each row's mean and inverse standard deviation).
     static var normalizationSchemas: [OpSchema] {
         [
@@ -38,6 +38,22 @@ extension OpRegistry {
                 for index in 1...2 {
                     try checkParameter(context, index, expected: Shape([channels]), what: "\(channels) channels on axis \(axis)", input: input)
                 }
+                return [input]
+            },
+            OpSchema(
+                kind: .lrn, inputs: [.init("x")],
+                attributes: [
+                    .init("size", default: nil, "channels in each window"),
+                    .init("alpha", default: .float(1e-4), "scale of the window's mean square"),
+                    .init("beta", default: .float(0.75)),
+                    .init("bias", default: .float(1.0)),
+                    .init("axis", default: .int(-1), "channel axis: -1 (channels last); ONNX import sets 1"),
+                ]
+            ) { context in
+                let input = try context.type(0)
+                _ = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
+                let size = try context.attributes.int("size")
+                guard size >= 1, size <= 1 << 16 else { throw context.error("size \(size) must be a positive channel count") }
                 return [input]
             },
             OpSchema(

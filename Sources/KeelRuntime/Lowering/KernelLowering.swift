@@ -14,6 +14,7 @@ enum KernelLowering {
         case .batchNorm: return try lowerBatchNorm(operands)
         case .layerNorm: return try lowerLayerNorm(operands)
         case .instanceNorm: return try lowerInstanceNorm(operands)
+        case .lrn: return try lowerLocalResponseNorm(operands)
         case .softmax, .logSoftmax: return try lowerSoftmax(operands)
         case .add, .sub, .mul, .div, .pow, .max, .min, .prelu: return try lowerBinary(operands)
         case .sum: return try lowerSum(operands)

@@ -1,7 +1,7 @@
 import KeelIR
 import KeelKernels
 
-/// BatchNorm (scale and shift folded once from its four vectors), InstanceNorm, LayerNorm and softmax.
+/// BatchNorm (scale and shift folded once from its four vectors), InstanceNorm, LRN, LayerNorm and softmax.
 extension KernelLowering {
     static func lowerBatchNorm(_ operands: StepOperands) throws -> Step {
         let node = operands.node
@@ -79,6 +79,26 @@ extension KernelLowering {
         return Step(node: node.name, op: node.op) { _ in
             try InstanceNorm.apply(input: input, output: output, batch: batch, before: before, channels: channels,
                                    after: after, gamma: gamma, beta: beta, epsilon: epsilon, context: context)
+        }
+    }
+
+    static func lowerLocalResponseNorm(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
+            throw operands.unsupported("axis is outside \(Shape(known: shape))")
+        }
+        let attributes = operands.attributes
+        let (size, alpha, beta, bias) = (try attributes.int("size"), try attributes.float("alpha"),
+                                         try attributes.float("beta"), try attributes.float("bias"))
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: node.name, op: node.op) { _ in
+            try LocalResponseNorm.apply(input: input, output: output, outer: outer, channels: shape[axis], inner: inner,
+                                        size: size, alpha: alpha, beta: beta, bias: bias, context: context)
         }
     }
 
