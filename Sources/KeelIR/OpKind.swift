@@ -15,6 +15,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case avgPool2d = "avg_pool2d"
     case globalAvgPool2d = "global_avg_pool2d"
     case globalMaxPool2d = "global_max_pool2d"
+    case resize            // inputs: x   (height and width, nearest or linear)
 
     // Unary element-wise.
     case relu, leakyRelu = "leaky_relu", elu, selu, sigmoid, tanh, gelu, erf, softplus
