@@ -304,6 +304,32 @@ def lrn_case(name, layout, shape, size, alpha, beta, bias):
 
 
 @seeded
+def resize_case(name, layout, shape, mode, coordinates="half_pixel", nearest_mode="round_prefer_floor", scales=None,
+                sizes=None, antialias=0, roi=None, extrapolation=0.0):
+    """Resize of an NCHW `shape` over H and W, by `scales` or `sizes` ([h, w]); NHWC cases transpose."""
+    x = rand(*shape)
+    attrs = dict(mode=mode, coordinate_transformation_mode=coordinates, nearest_mode=nearest_mode, antialias=antialias,
+                 extrapolation_value=extrapolation, axes=[2, 3])
+    constants = {"roi": np.array(roi if roi else [], np.float32),
+                 "scales": np.array(scales if scales else [], np.float32)}
+    inputs = ["x", "roi", "scales"]
+    if sizes:
+        constants["sizes"] = np.array(sizes, np.int64)
+        inputs.append("sizes")
+    node = helper.make_node("Resize", inputs, ["y"], **attrs)
+    (y,) = run([node], {"x": x}, constants, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    meta = {"layout": layout, "mode": mode, "coordinates": coordinates, "nearest_mode": nearest_mode,
+            "antialias": antialias, "extrapolation_value": extrapolation}
+    if scales:
+        meta["scales"] = scales
+    if roi:
+        meta["roi"] = roi
+    save(name, "resize", meta, [("x", x)], [("y", y)])
+
+
+@seeded
 def split_case(name, shape, sizes, axis):
     x = rand(*shape)
     names = [f"y{i}" for i in range(len(sizes))]
@@ -473,6 +499,23 @@ def main():
     slice_case("slice_clamped_last_axis", (4, 6), [2], [1000], [-1], [1])
     gather_case("gather_axis1_negative", (5, 4, 3), [[2, 0], [-1, 2]], 1)
     gather_case("gather_axis0", (5, 4), [4, 1], 0)
+    resize_case("resize_nearest_nchw_scales", "nchw", (1, 2, 3, 4), "nearest", scales=[2.0, 1.5])
+    resize_case("resize_nearest_nhwc_asymmetric_floor", "nhwc", (2, 3, 4, 3), "nearest", "asymmetric", "floor",
+                sizes=[7, 5])
+    resize_case("resize_nearest_nchw_align_corners_ceil", "nchw", (1, 1, 5, 4), "nearest", "align_corners", "ceil",
+                sizes=[3, 7])
+    resize_case("resize_nearest_nchw_round_prefer_ceil", "nchw", (1, 2, 4, 4), "nearest", "half_pixel",
+                "round_prefer_ceil", sizes=[6, 2])
+    resize_case("resize_linear_nchw_half_pixel", "nchw", (2, 2, 3, 5), "linear", sizes=[7, 3])
+    resize_case("resize_linear_nhwc_align_corners", "nhwc", (1, 4, 3, 3), "linear", "align_corners", sizes=[5, 8])
+    resize_case("resize_linear_nchw_pytorch_half_pixel", "nchw", (1, 1, 6, 5), "linear", "pytorch_half_pixel",
+                sizes=[1, 3])
+    resize_case("resize_linear_nchw_half_pixel_symmetric", "nchw", (1, 2, 3, 4), "linear", "half_pixel_symmetric",
+                scales=[1.7, 0.6])
+    resize_case("resize_linear_nchw_antialias_shrink", "nchw", (1, 2, 9, 7), "linear", sizes=[4, 3], antialias=1)
+    resize_case("resize_linear_nhwc_antialias_mixed", "nhwc", (1, 3, 8, 3), "linear", scales=[0.45, 2.0], antialias=1)
+    resize_case("resize_linear_nchw_crop_and_resize", "nchw", (1, 2, 5, 5), "linear", "tf_crop_and_resize",
+                sizes=[4, 3], roi=[0.2, -0.1, 0.9, 1.3], extrapolation=-2.0)
     split_case("split_axis1_uneven", (2, 7, 3), [2, 4, 1], 1)
     split_case("split_last_axis_with_empty_piece", (3, 5), [0, 5], -1)
     tile_case("tile_rank3", (2, 3, 2), [2, 1, 3])

@@ -124,6 +124,18 @@ struct NodeContext {
         return data.floats().first
     }
 
+    /// An input that must be a constant list of floats (Resize scales and roi); nil when absent
+    /// or empty, which ONNX also uses to leave an input out.
+    func constantFloats(_ index: Int) throws -> [Float]? {
+        guard hasInput(index) else { return nil }
+        guard let data = constantData(index) else {
+            throw fail("input '\(node.inputs[index])' must be a constant known at import time")
+        }
+        guard data.elementCount > 0 else { return nil }
+        guard data.dtype == .float32 else { throw fail("input '\(node.inputs[index])' must hold float32 values") }
+        return data.floats()
+    }
+
     /// Refuses nodes whose extra outputs (masks, indices, statistics) something reads.
     func requireUnusedOutputs(from first: Int) throws {
         for index in node.outputs.indices where index >= first && importer.isUsed(node.outputs[index]) {

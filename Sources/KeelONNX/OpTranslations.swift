@@ -7,6 +7,7 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "Conv": translateConv,
     "MaxPool": { try translatePool($0, op: .maxPool2d) },
     "AveragePool": { try translatePool($0, op: .avgPool2d) },
+    "Resize": translateResize,
     "GlobalAveragePool": { try translateGlobalPool($0, op: .globalAvgPool2d) },
     "GlobalMaxPool": { try translateGlobalPool($0, op: .globalMaxPool2d) },
     "Gemm": translateGemm,

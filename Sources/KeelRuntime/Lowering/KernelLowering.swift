@@ -11,6 +11,7 @@ enum KernelLowering {
         case .matmul: return try lowerMatMul(operands)
         case .maxPool2d, .avgPool2d: return try lowerPooling(operands)
         case .globalAvgPool2d, .globalMaxPool2d: return try lowerGlobalPooling(operands)
+        case .resize: return try lowerResize(operands)
         case .batchNorm: return try lowerBatchNorm(operands)
         case .layerNorm: return try lowerLayerNorm(operands)
         case .instanceNorm: return try lowerInstanceNorm(operands)
