@@ -3,6 +3,7 @@
 public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     // Layers with parameters. Parameters are ordinary inputs that name constants.
     case conv2d            // inputs: x, kernel, bias?
+    case convTranspose = "conv_transpose"   // inputs: x, kernel, bias?   (channels first, 1-3 spatial axes)
     case dense             // inputs: x, kernel, bias?   (applies to the last axis, as Keras's Dense)
     case matmul            // inputs: a, b               (NumPy/ONNX MatMul broadcasting)
     case batchNorm = "batch_norm"   // inputs: x, gamma, beta, moving_mean, moving_variance
