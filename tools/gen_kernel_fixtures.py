@@ -330,6 +330,21 @@ def resize_case(name, layout, shape, mode, coordinates="half_pixel", nearest_mod
 
 
 @seeded
+def conv_transpose_case(name, shape, out_per_group, kernel, strides, dilations, pads, output_padding, groups=1, bias=True):
+    """ConvTranspose on a channels-first `shape` ([N, C, spatial...]) with an ONNX [C, out/groups, k...] kernel."""
+    x = rand(*shape)
+    w = rand(shape[1], out_per_group, *kernel)
+    b = rand(out_per_group * groups)
+    inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    node = helper.make_node("ConvTranspose", inputs, ["y"], strides=list(strides), dilations=list(dilations),
+                            pads=list(pads), output_padding=list(output_padding), group=groups)
+    constants = {"w": w, "b": b} if bias else {"w": w}
+    (y,) = run([node], {"x": x}, constants, ["y"])
+    attrs = {"strides": list(strides), "dilations": list(dilations), "pads": list(pads), "groups": groups}
+    save(name, "conv_transpose", attrs, [("x", x), ("w", w)] + ([("b", b)] if bias else []), [("y", y)])
+
+
+@seeded
 def split_case(name, shape, sizes, axis):
     x = rand(*shape)
     names = [f"y{i}" for i in range(len(sizes))]
@@ -379,6 +394,11 @@ def main():
     conv_case("conv_nhwc_pointwise_relu", "nhwc", 2, 17, 5, 5, 13, (1, 1), activation="relu")
     conv_case("conv_nchw_pointwise_groups2", "nchw", 2, 16, 3, 5, 8, (1, 1), groups=2)
     conv_case("conv_nhwc_1x1_spatial", "nhwc", 5, 7, 1, 1, 5, (1, 1), bias=False)
+    conv_transpose_case("conv_transpose_2d_stride_dilation_groups", (2, 4, 3, 4), 3, (3, 2), (2, 3), (2, 1),
+                        (1, 0, 2, 1), (1, 2), groups=2)
+    conv_transpose_case("conv_transpose_1d_no_bias", (1, 3, 5), 2, (4,), (3,), (1,), (0, 2), (1,), bias=False)
+    conv_transpose_case("conv_transpose_3d", (1, 2, 2, 3, 2), 3, (2, 3, 2), (2, 1, 2), (1, 2, 1), (0, 1, 0, 1, 0, 1),
+                        (1, 0, 0))
     conv_case("conv_nhwc_3x3_on_1x1_spatial", "nhwc", 1, 3, 1, 1, 4, (3, 3), pads=(1, 1, 1, 1))
     conv_case("conv_nhwc_asymmetric_pads", "nhwc", 1, 3, 6, 5, 4, (2, 3), pads=(0, 1, 1, 2))
     conv_case("conv_nchw_asymmetric_pads", "nchw", 1, 3, 6, 5, 4, (2, 3), pads=(1, 0, 2, 1), bias=False)

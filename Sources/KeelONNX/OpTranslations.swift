@@ -5,6 +5,7 @@ import KeelIR
 let opTranslations: [String: (NodeContext) throws -> Void] = [
     // Layers.
     "Conv": translateConv,
+    "ConvTranspose": translateConvTranspose,
     "MaxPool": { try translatePool($0, op: .maxPool2d) },
     "AveragePool": { try translatePool($0, op: .avgPool2d) },
     "Resize": translateResize,

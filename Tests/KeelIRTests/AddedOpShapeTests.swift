@@ -69,4 +69,16 @@ final class AddedOpShapeTests: XCTestCase {
             try infer(.resize, "r", [("x", f32(1, 5, 5, 3))], ["size": .ints([2, 2]), "coordinates": .string("center")])
         }
     }
+
+    func testConvTransposeGrowsByStrideAndCropsPads() throws {
+        // H: 3·(3-1) + 3 - 1 - 1 = 7; W: 2·(3-1) + 3 - 2 - 2 = 3 (ONNX's test_convtranspose_pads).
+        XCTAssertEqual(try infer(.convTranspose, "up", [("x", f32("N", 1, 3, 3)), ("k", f32(1, 2, 3, 3))],
+                                 ["strides": .ints([3, 2]), "pads": .ints([1, 2, 1, 2])]), f32("N", 2, 7, 3))
+        // 1-D, two groups: kernel [4, 3, 2] gives 6 output channels; 5 + 1 + 1 = 7 positions.
+        XCTAssertEqual(try infer(.convTranspose, "up", [("x", f32(1, 4, 5)), ("k", f32(4, 3, 2))],
+                                 ["groups": .int(2), "output_padding": .ints([1])]), f32(1, 6, 7))
+        assertDiagnostic("conv_transpose 'up' kernel [2,2,3,3] is not for 1 input channels in 1 groups") {
+            try infer(.convTranspose, "up", [("x", f32(1, 1, 3, 3)), ("k", f32(2, 2, 3, 3))])
+        }
+    }
 }

@@ -96,7 +96,7 @@ final class ONNXConformanceTests: XCTestCase {
                 XCTFail("\(testCase.name): \(error)")
             }
         }
-        XCTAssertGreaterThanOrEqual(imported, 328, "refused: \(refused)")
+        XCTAssertGreaterThanOrEqual(imported, 339, "refused: \(refused)")
     }
 
     private func manifestDType(_ name: String) -> DType? {

@@ -14,7 +14,7 @@ public enum OpRegistry {
 
     private static let table: [OpKind: OpSchema] = {
         let families = [convolutionSchemas, poolingSchemas, denseSchemas, normalizationSchemas,
-                        elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas, rearrangementSchemas, [resizeSchema]]
+                        elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas, rearrangementSchemas, [resizeSchema, convTransposeSchema]]
         var result: [OpKind: OpSchema] = [:]
         for schema in families.joined() { result[schema.kind] = schema }
         return result

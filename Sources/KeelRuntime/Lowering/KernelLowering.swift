@@ -7,6 +7,7 @@ enum KernelLowering {
     static func makeStep(_ operands: StepOperands) throws -> Step {
         switch operands.node.op {
         case .conv2d: return try lowerConvolution(operands)
+        case .convTranspose: return try lowerConvTranspose(operands)
         case .dense: return try lowerDense(operands)
         case .matmul: return try lowerMatMul(operands)
         case .maxPool2d, .avgPool2d: return try lowerPooling(operands)
