@@ -48,9 +48,9 @@ func translatePool(_ context: NodeContext, op: OpKind) throws {
     let countIncludePad = op == .avgPool2d ? try context.int("count_include_pad", default: 0) : nil
     let x = try context.input(0)
     if rank == 2 {
+        // Padding as conv2d spells it: SAME_UPPER stays symbolic-size friendly as "same".
         var attributes = PoolSettings(kernel: kernel, strides: strides, dilations: dilations, pads: [0, 0, 0, 0],
                                       ceilMode: ceilMode, countIncludePad: countIncludePad).attributes(height: 0, width: 1)
-        attributes["pads"] = nil
         try addSpatialPadding(context, to: &attributes)
         context.emit(op, [x], attributes, shape: nchwShape(context, channels: input?[1] ?? nil))
         return

@@ -13,8 +13,9 @@ public enum OpRegistry {
     public static var all: [OpSchema] { OpKind.allCases.compactMap { table[$0] } }
 
     private static let table: [OpKind: OpSchema] = {
-        let families = [convolutionSchemas, poolingSchemas, denseSchemas, normalizationSchemas,
-                        elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas, rearrangementSchemas, [resizeSchema, convTransposeSchema]]
+        let families = [convolutionSchemas, [convTransposeSchema], poolingSchemas, [resizeSchema], denseSchemas,
+                        normalizationSchemas, elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas,
+                        rearrangementSchemas]
         var result: [OpKind: OpSchema] = [:]
         for schema in families.joined() { result[schema.kind] = schema }
         return result
@@ -59,10 +60,11 @@ extension OpSchema {
         if variadic && node.presentInputs.isEmpty {
             throw reader.error("takes inputs (\(inputSignature)) but has none")
         }
-        guard node.outputs.count < minimumOutputCount || node.outputs.count > outputCount else { return }
-        let expected = minimumOutputCount == outputCount ? "\(outputCount)"
-            : outputCount == Int.max ? "at least \(minimumOutputCount)" : "\(minimumOutputCount) to \(outputCount)"
-        throw reader.error("produces \(expected) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
+        if node.outputs.count < minimumOutputCount || node.outputs.count > outputCount {
+            let expected = minimumOutputCount == outputCount ? "\(outputCount)"
+                : outputCount == Int.max ? "at least \(minimumOutputCount)" : "\(minimumOutputCount) to \(outputCount)"
+            throw reader.error("produces \(expected) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
+        }
     }
 }
 
