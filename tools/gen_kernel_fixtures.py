@@ -146,15 +146,18 @@ def matmul_case(name, a_shape, b_shape):
 
 
 @seeded
-def pool_case(name, kind, layout, shape, window, strides, pads=(0, 0, 0, 0), ceil_mode=0, count_include_pad=0):
+def pool_case(name, kind, layout, shape, window, strides, pads=(0, 0, 0, 0), ceil_mode=0, count_include_pad=0,
+              dilations=(1, 1)):
     x = rand(*shape)
     attrs = dict(kernel_shape=list(window), strides=list(strides), pads=list(pads), ceil_mode=ceil_mode)
+    if dilations != (1, 1):
+        attrs["dilations"] = list(dilations)
     if kind == "avg":
         attrs["count_include_pad"] = count_include_pad
     node = helper.make_node("MaxPool" if kind == "max" else "AveragePool", ["x"], ["y"], **attrs)
     (y,) = run([node], {"x": x}, {}, ["y"])
     meta = {"layout": layout, "kind": kind, "window": list(window), "strides": list(strides), "pads": list(pads),
-            "ceil_mode": ceil_mode, "count_include_pad": count_include_pad}
+            "ceil_mode": ceil_mode, "count_include_pad": count_include_pad, "dilations": list(dilations)}
     if layout == "nhwc":
         x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
     save(name, "pool2d", meta, [("x", x)], [("y", y)])
@@ -278,6 +281,99 @@ def gather_case(name, shape, indices, axis):
     save(name, "gather", {"axis": axis}, [("x", x), ("indices", idx)], [("y", y)])
 
 
+@seeded
+def instance_norm_case(name, layout, shape, epsilon):
+    x = rand(*shape, low=-2, high=2)
+    gamma, beta = rand(shape[1]), rand(shape[1])
+    node = helper.make_node("InstanceNormalization", ["x", "gamma", "beta"], ["y"], epsilon=epsilon)
+    (y,) = run([node], {"x": x}, {"gamma": gamma, "beta": beta}, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    save(name, "instance_norm", {"layout": layout, "epsilon": epsilon},
+         [("x", x), ("gamma", gamma), ("beta", beta)], [("y", y)])
+
+
+@seeded
+def lrn_case(name, layout, shape, size, alpha, beta, bias):
+    x = rand(*shape, low=-3, high=3)
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=alpha, beta=beta, bias=bias)
+    (y,) = run([node], {"x": x}, {}, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    save(name, "lrn", {"layout": layout, "size": size, "alpha": alpha, "beta": beta, "bias": bias}, [("x", x)], [("y", y)])
+
+
+@seeded
+def resize_case(name, layout, shape, mode, coordinates="half_pixel", nearest_mode="round_prefer_floor", scales=None,
+                sizes=None, antialias=0, roi=None, extrapolation=0.0):
+    """Resize of an NCHW `shape` over H and W, by `scales` or `sizes` ([h, w]); NHWC cases transpose."""
+    x = rand(*shape)
+    attrs = dict(mode=mode, coordinate_transformation_mode=coordinates, nearest_mode=nearest_mode, antialias=antialias,
+                 extrapolation_value=extrapolation, axes=[2, 3])
+    constants = {"roi": np.array(roi if roi else [], np.float32),
+                 "scales": np.array(scales if scales else [], np.float32)}
+    inputs = ["x", "roi", "scales"]
+    if sizes:
+        constants["sizes"] = np.array(sizes, np.int64)
+        inputs.append("sizes")
+    node = helper.make_node("Resize", inputs, ["y"], **attrs)
+    (y,) = run([node], {"x": x}, constants, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    meta = {"layout": layout, "mode": mode, "coordinates": coordinates, "nearest_mode": nearest_mode,
+            "antialias": antialias, "extrapolation_value": extrapolation}
+    if scales:
+        meta["scales"] = scales
+    if roi:
+        meta["roi"] = roi
+    save(name, "resize", meta, [("x", x)], [("y", y)])
+
+
+@seeded
+def conv_transpose_case(name, shape, out_per_group, kernel, strides, dilations, pads, output_padding, groups=1, bias=True):
+    """ConvTranspose on a channels-first `shape` ([N, C, spatial...]) with an ONNX [C, out/groups, k...] kernel."""
+    x = rand(*shape)
+    w = rand(shape[1], out_per_group, *kernel)
+    b = rand(out_per_group * groups)
+    inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    node = helper.make_node("ConvTranspose", inputs, ["y"], strides=list(strides), dilations=list(dilations),
+                            pads=list(pads), output_padding=list(output_padding), group=groups)
+    constants = {"w": w, "b": b} if bias else {"w": w}
+    (y,) = run([node], {"x": x}, constants, ["y"])
+    attrs = {"strides": list(strides), "dilations": list(dilations), "pads": list(pads), "groups": groups}
+    save(name, "conv_transpose", attrs, [("x", x), ("w", w)] + ([("b", b)] if bias else []), [("y", y)])
+
+
+@seeded
+def split_case(name, shape, sizes, axis):
+    x = rand(*shape)
+    names = [f"y{i}" for i in range(len(sizes))]
+    node = helper.make_node("Split", ["x", "split"], names, axis=axis)
+    outputs = run([node], {"x": x}, {"split": np.array(sizes, np.int64)}, names)
+    save(name, "split", {"axis": axis, "sizes": sizes}, [("x", x)], list(zip(names, outputs)))
+
+
+@seeded
+def tile_case(name, shape, repeats):
+    x = rand(*shape)
+    (y,) = run([helper.make_node("Tile", ["x", "repeats"], ["y"])], {"x": x}, {"repeats": np.array(repeats, np.int64)}, ["y"])
+    save(name, "tile", {"repeats": repeats}, [("x", x)], [("y", y)])
+
+
+@seeded
+def block_case(name, op, layout, shape, block, mode=None):
+    """DepthToSpace/SpaceToDepth on an NCHW `shape`; NHWC cases transpose input and output."""
+    x = rand(*shape)
+    attrs = {"blocksize": block}
+    if mode is not None:
+        attrs["mode"] = mode
+    (y,) = run([helper.make_node(op, ["x"], ["y"], **attrs)], {"x": x}, {}, ["y"])
+    if layout == "nhwc":
+        x, y = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+    save(name, "depth_to_space" if op == "DepthToSpace" else "space_to_depth",
+         {"layout": layout, "block_size": block, "mode": mode or "DCR"}, [("x", x)], [("y", y)])
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
@@ -298,6 +394,11 @@ def main():
     conv_case("conv_nhwc_pointwise_relu", "nhwc", 2, 17, 5, 5, 13, (1, 1), activation="relu")
     conv_case("conv_nchw_pointwise_groups2", "nchw", 2, 16, 3, 5, 8, (1, 1), groups=2)
     conv_case("conv_nhwc_1x1_spatial", "nhwc", 5, 7, 1, 1, 5, (1, 1), bias=False)
+    conv_transpose_case("conv_transpose_2d_stride_dilation_groups", (2, 4, 3, 4), 3, (3, 2), (2, 3), (2, 1),
+                        (1, 0, 2, 1), (1, 2), groups=2)
+    conv_transpose_case("conv_transpose_1d_no_bias", (1, 3, 5), 2, (4,), (3,), (1,), (0, 2), (1,), bias=False)
+    conv_transpose_case("conv_transpose_3d", (1, 2, 2, 3, 2), 3, (2, 3, 2), (2, 1, 2), (1, 2, 1), (0, 1, 0, 1, 0, 1),
+                        (1, 0, 0))
     conv_case("conv_nhwc_3x3_on_1x1_spatial", "nhwc", 1, 3, 1, 1, 4, (3, 3), pads=(1, 1, 1, 1))
     conv_case("conv_nhwc_asymmetric_pads", "nhwc", 1, 3, 6, 5, 4, (2, 3), pads=(0, 1, 1, 2))
     conv_case("conv_nchw_asymmetric_pads", "nchw", 1, 3, 6, 5, 4, (2, 3), pads=(1, 0, 2, 1), bias=False)
@@ -332,6 +433,12 @@ def main():
     pool_case("avgpool_nchw_ceil_last_window_in_padding", "avg", "nchw", (1, 3, 6, 6), (2, 2), (2, 2),
               pads=(0, 0, 1, 1), ceil_mode=1, count_include_pad=1)
     pool_case("avgpool_nchw_1x1_spatial", "avg", "nchw", (5, 3, 1, 1), (1, 1), (1, 1))
+    pool_case("maxpool_nchw_dilation2_padded", "max", "nchw", (1, 2, 7, 6), (3, 2), (2, 1), pads=(2, 1, 1, 1),
+              dilations=(2, 3))
+    pool_case("avgpool_nhwc_dilation2_include_pad", "avg", "nhwc", (2, 3, 6, 7), (2, 3), (1, 2), pads=(1, 1, 1, 1),
+              count_include_pad=1, dilations=(2, 2))
+    pool_case("avgpool_nchw_dilation_ceil_exclude", "avg", "nchw", (1, 2, 8, 8), (2, 2), (3, 3), pads=(1, 0, 0, 1),
+              ceil_mode=1, dilations=(3, 2))
     global_pool_case("global_avg_nhwc", "avg", "nhwc", (2, 13, 3, 5))
     global_pool_case("global_avg_nchw", "avg", "nchw", (5, 3, 4, 4))
     global_pool_case("global_max_nhwc", "max", "nhwc", (1, 17, 7, 7))
@@ -342,6 +449,10 @@ def main():
     batch_norm_case("batch_norm_rows", (6, 13), 1e-3)
     layer_norm_case("layer_norm_last_axis", (2, 5, 48), -1, 1e-3, True)
     layer_norm_case("layer_norm_two_axes_no_beta", (3, 4, 5), 1, 1e-5, False)
+    instance_norm_case("instance_norm_nchw", "nchw", (2, 3, 4, 5), 1e-5)
+    instance_norm_case("instance_norm_nhwc", "nhwc", (2, 5, 3, 3), 1e-3)
+    lrn_case("lrn_nchw_size3", "nchw", (2, 7, 3, 3), 3, 0.3, 0.75, 1.5)
+    lrn_case("lrn_nhwc_size5", "nhwc", (1, 6, 2, 3), 5, 0.5, 0.6, 2.0)
 
     # Softmax.
     softmax_case("softmax_axis1_rank3", (2, 5, 3), 1)
@@ -357,6 +468,7 @@ def main():
     unary_case("leaky_relu", single("LeakyRelu", alpha=0.2), {"alpha": 0.2})
     unary_case("elu", single("Elu", alpha=0.7), {"alpha": 0.7})
     unary_case("selu", single("Selu"))
+    unary_case("selu_custom", single("Selu", alpha=1.3, gamma=0.7), {"alpha": 1.3, "gamma": 0.7})
     unary_case("sigmoid", single("Sigmoid"))
     unary_case("tanh", single("Tanh"))
     unary_case("gelu", single("Gelu", approximate="none"), {"approximate": "none"})
@@ -383,6 +495,8 @@ def main():
     binary_case("max_both_broadcast", "Max", (2, 1, 4), (3, 1))
     binary_case("min_scalar_first", "Min", (), (2, 3))
     binary_case("add_large_same_shape", "Add", (3, 40, 300), (3, 40, 300))
+    binary_case("prelu_nchw_per_channel", "PRelu", (2, 5, 3, 3), (5, 1, 1))
+    binary_case("prelu_same_shape", "PRelu", (3, 4), (3, 4))
     sum_case("sum_three_broadcast", [(2, 3, 4), (3, 1), (4,)])
     sum_case("sum_single", [(2, 3)])
 
@@ -405,6 +519,33 @@ def main():
     slice_case("slice_clamped_last_axis", (4, 6), [2], [1000], [-1], [1])
     gather_case("gather_axis1_negative", (5, 4, 3), [[2, 0], [-1, 2]], 1)
     gather_case("gather_axis0", (5, 4), [4, 1], 0)
+    resize_case("resize_nearest_nchw_scales", "nchw", (1, 2, 3, 4), "nearest", scales=[2.0, 1.5])
+    resize_case("resize_nearest_nhwc_asymmetric_floor", "nhwc", (2, 3, 4, 3), "nearest", "asymmetric", "floor",
+                sizes=[7, 5])
+    resize_case("resize_nearest_nchw_align_corners_ceil", "nchw", (1, 1, 5, 4), "nearest", "align_corners", "ceil",
+                sizes=[3, 7])
+    resize_case("resize_nearest_nchw_round_prefer_ceil", "nchw", (1, 2, 4, 4), "nearest", "half_pixel",
+                "round_prefer_ceil", sizes=[6, 2])
+    resize_case("resize_linear_nchw_half_pixel", "nchw", (2, 2, 3, 5), "linear", sizes=[7, 3])
+    resize_case("resize_linear_nhwc_align_corners", "nhwc", (1, 4, 3, 3), "linear", "align_corners", sizes=[5, 8])
+    resize_case("resize_linear_nchw_pytorch_half_pixel", "nchw", (1, 1, 6, 5), "linear", "pytorch_half_pixel",
+                sizes=[1, 3])
+    resize_case("resize_linear_nchw_half_pixel_symmetric", "nchw", (1, 2, 3, 4), "linear", "half_pixel_symmetric",
+                scales=[1.7, 0.6])
+    resize_case("resize_linear_nchw_antialias_shrink", "nchw", (1, 2, 9, 7), "linear", sizes=[4, 3], antialias=1)
+    resize_case("resize_linear_nhwc_antialias_mixed", "nhwc", (1, 3, 8, 3), "linear", scales=[0.45, 2.0], antialias=1)
+    resize_case("resize_linear_nchw_crop_and_resize", "nchw", (1, 2, 5, 5), "linear", "tf_crop_and_resize",
+                sizes=[4, 3], roi=[0.2, -0.1, 0.9, 1.3], extrapolation=-2.0)
+    split_case("split_axis1_uneven", (2, 7, 3), [2, 4, 1], 1)
+    split_case("split_last_axis_with_empty_piece", (3, 5), [0, 5], -1)
+    tile_case("tile_rank3", (2, 3, 2), [2, 1, 3])
+    tile_case("tile_vector", (4,), [3])
+    block_case("depth_to_space_nchw_dcr", "DepthToSpace", "nchw", (2, 8, 2, 3), 2, "DCR")
+    block_case("depth_to_space_nchw_crd", "DepthToSpace", "nchw", (1, 12, 2, 2), 2, "CRD")
+    block_case("depth_to_space_nhwc_dcr", "DepthToSpace", "nhwc", (1, 18, 2, 3), 3, "DCR")
+    block_case("depth_to_space_nhwc_crd", "DepthToSpace", "nhwc", (2, 8, 3, 2), 2, "CRD")
+    block_case("space_to_depth_nchw", "SpaceToDepth", "nchw", (2, 3, 4, 6), 2)
+    block_case("space_to_depth_nhwc", "SpaceToDepth", "nhwc", (1, 2, 6, 3), 3)
 
     with open(os.path.join(OUT, "manifest.json"), "w") as handle:
         json.dump({"generator": "tools/gen_kernel_fixtures.py", "onnxruntime": ort.__version__, "cases": cases},

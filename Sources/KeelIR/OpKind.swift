@@ -3,21 +3,26 @@
 public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     // Layers with parameters. Parameters are ordinary inputs that name constants.
     case conv2d            // inputs: x, kernel, bias?
+    case convTranspose = "conv_transpose"   // inputs: x, kernel, bias?   (channels first, 1-3 spatial axes)
     case dense             // inputs: x, kernel, bias?   (applies to the last axis, as Keras's Dense)
     case matmul            // inputs: a, b               (NumPy/ONNX MatMul broadcasting)
     case batchNorm = "batch_norm"   // inputs: x, gamma, beta, moving_mean, moving_variance
     case layerNorm = "layer_norm"   // inputs: x, gamma, beta?
+    case instanceNorm = "instance_norm"   // inputs: x, gamma, beta   (per image and channel)
+    case lrn               // inputs: x   (local response normalisation across channels)
 
     // Pooling.
     case maxPool2d = "max_pool2d"
     case avgPool2d = "avg_pool2d"
     case globalAvgPool2d = "global_avg_pool2d"
     case globalMaxPool2d = "global_max_pool2d"
+    case resize            // inputs: x   (height and width, nearest or linear)
 
     // Unary element-wise.
     case relu, leakyRelu = "leaky_relu", elu, selu, sigmoid, tanh, gelu, erf, softplus
     case hardSigmoid = "hard_sigmoid", hardSwish = "hard_swish", swish
     case clip, sqrt, exp, log, neg, abs
+    case prelu             // inputs: x, slope   (slope broadcasts to x)
 
     // Binary element-wise with broadcasting, and variadic sums.
     case add, sub, mul, div, pow, max, min
@@ -32,4 +37,6 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     // Data movement.
     case reshape, flatten, transpose, concat, pad, slice, gather, squeeze, unsqueeze, cast
     case identity, dropout
+    case split, expand, tile
+    case depthToSpace = "depth_to_space", spaceToDepth = "space_to_depth"
 }

@@ -46,16 +46,23 @@ public struct OpSchema: Sendable {
 
     public var kind: OpKind
     public var inputs: [InputSpec]
+    /// The most outputs a node may name (`Int.max`: any number, as split's pieces).
     public var outputCount: Int
+    /// The fewest outputs a node may name; the ones after it are optional trailing outputs that
+    /// a node leaves out when nothing reads them (layer_norm's mean and inverse deviation).
+    public var minimumOutputCount: Int
     public var attributes: [AttributeSpec]
-    /// Output types from input types. Throws a `Diagnostic` that names the layer and both shapes.
+    /// Output types from input types, one per output the node names (a shape function may
+    /// return every optional output; the ones the node leaves out are dropped). Throws a
+    /// `Diagnostic` that names the layer and both shapes.
     public var inferTypes: @Sendable (Context) throws -> [TensorType]
 
-    public init(kind: OpKind, inputs: [InputSpec], outputCount: Int = 1, attributes: [AttributeSpec],
-                inferTypes: @escaping @Sendable (Context) throws -> [TensorType]) {
+    public init(kind: OpKind, inputs: [InputSpec], outputCount: Int = 1, minimumOutputCount: Int? = nil,
+                attributes: [AttributeSpec], inferTypes: @escaping @Sendable (Context) throws -> [TensorType]) {
         self.kind = kind
         self.inputs = inputs
         self.outputCount = outputCount
+        self.minimumOutputCount = minimumOutputCount ?? outputCount
         self.attributes = attributes
         self.inferTypes = inferTypes
     }

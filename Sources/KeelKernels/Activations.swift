@@ -9,8 +9,8 @@ public enum UnaryOperation: Sendable, Equatable {
     case relu
     case leakyRelu(alpha: Float)
     case elu(alpha: Float)
-    /// ONNX Selu with its default alpha and gamma (Keras uses the same constants).
-    case selu
+    /// gamma·x for x > 0, gamma·alpha·(e^x - 1) otherwise; the defaults are ONNX's and Keras's constants.
+    case selu(alpha: Float = 1.67326319217681884765625, gamma: Float = 1.05070102214813232421875)
     case sigmoid
     case tanh
     /// GELU with the exact erf formulation.
@@ -53,10 +53,10 @@ struct EluFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : alpha * (Foundation.exp(x) - 1) }
 }
 struct SeluFunction: ElementFunction {
-    static let alpha: Float = 1.67326319217681884765625
-    static let gamma: Float = 1.05070102214813232421875
+    let alpha: Float
+    let gamma: Float
     @inline(__always) func callAsFunction(_ x: Float) -> Float {
-        x > 0 ? Self.gamma * x : Self.gamma * Self.alpha * (Foundation.exp(x) - 1)
+        x > 0 ? gamma * x : gamma * alpha * (Foundation.exp(x) - 1)
     }
 }
 struct SigmoidFunction: ElementFunction {
@@ -129,7 +129,7 @@ extension UnaryOperation {
         case .relu: visitor.visit(ReluFunction())
         case let .leakyRelu(alpha): visitor.visit(LeakyReluFunction(alpha: alpha))
         case let .elu(alpha): visitor.visit(EluFunction(alpha: alpha))
-        case .selu: visitor.visit(SeluFunction())
+        case let .selu(alpha, gamma): visitor.visit(SeluFunction(alpha: alpha, gamma: gamma))
         case .sigmoid: visitor.visit(SigmoidFunction())
         case .tanh: visitor.visit(TanhFunction())
         case .gelu: visitor.visit(GeluFunction())

@@ -6,6 +6,8 @@ import Foundation
 /// An element-wise binary operation.
 public enum BinaryOperation: Sendable, Equatable {
     case add, subtract, multiply, divide, power, maximum, minimum
+    /// PReLU: a where a >= 0, otherwise a·b (b is the slope).
+    case prelu
 }
 
 protocol PairFunction {
@@ -19,6 +21,7 @@ private struct DivideFunction: PairFunction { @inline(__always) func callAsFunct
 private struct PowerFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
 private struct MaximumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.max(a, b) } }
 private struct MinimumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.min(a, b) } }
+private struct PReluFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a >= 0 ? a : a * b } }
 
 /// One validated binary call over a merged strided space (operands: 0 output, 1 a, 2 b).
 private struct BinaryRun {
@@ -60,6 +63,7 @@ private struct BinaryRun {
         case .power: run(PowerFunction())
         case .maximum: run(MaximumFunction())
         case .minimum: run(MinimumFunction())
+        case .prelu: run(PReluFunction())
         }
     }
 }

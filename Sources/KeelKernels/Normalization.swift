@@ -61,10 +61,14 @@ public enum BatchNorm {
 
 public enum LayerNorm {
     /// Each of `rows` rows of `normSize` elements becomes (x - mean) / sqrt(var + epsilon) · gamma + beta.
-    /// `gamma` and `beta` hold `normSize` values. In-place use is allowed.
+    /// `gamma` and `beta` hold `normSize` values. In-place use is allowed. When given, `mean` and
+    /// `inverseDeviation` receive each row's mean and 1 / sqrt(var + epsilon) (`rows` values each),
+    /// the statistics ONNX LayerNormalization can output for training.
     public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
                              rows: Int, normSize: Int, gamma: UnsafeBufferPointer<Float>,
                              beta: UnsafeBufferPointer<Float>? = nil, epsilon: Float,
+                             mean: UnsafeMutableBufferPointer<Float>? = nil,
+                             inverseDeviation: UnsafeMutableBufferPointer<Float>? = nil,
                              context: KernelContext = .singleThreaded) throws {
         let name = "layer_norm"
         try require(normSize > 0, name, "normalised size \(normSize) must be positive")
@@ -73,9 +77,13 @@ public enum LayerNorm {
         try requireCapacity(output.count, count, name, "output")
         try requireCapacity(gamma.count, normSize, name, "gamma")
         if let beta { try requireCapacity(beta.count, normSize, name, "beta") }
+        if let mean { try requireCapacity(mean.count, rows, name, "mean") }
+        if let inverseDeviation { try requireCapacity(inverseDeviation.count, rows, name, "inverse deviation") }
         guard count > 0, let source = input.baseAddress, let destination = output.baseAddress,
               let scales = gamma.baseAddress else { return }
         let shifts = beta?.baseAddress
+        let means = mean?.baseAddress
+        let inverseDeviations = inverseDeviation?.baseAddress
         let inverseSize = 1 / Float(normSize)
         context.forEachChunk(rows, minimumChunk: max(1, parallelGrain / normSize)) { range in
             for row in range {
@@ -90,12 +98,96 @@ public enum LayerNorm {
                     squares += centred * centred
                 }
                 let inverseDeviation = 1 / (squares * inverseSize + epsilon).squareRoot()
+                means?[row] = mean
+                inverseDeviations?[row] = inverseDeviation
                 if let shifts {
                     for index in 0..<normSize {
                         to[index] = (from[index] - mean) * inverseDeviation * scales[index] + shifts[index]
                     }
                 } else {
                     for index in 0..<normSize { to[index] = (from[index] - mean) * inverseDeviation * scales[index] }
+                }
+            }
+        }
+    }
+}
+
+public enum InstanceNorm {
+    /// Normalises each image's channels over its other axes: the tensor is viewed as
+    /// [batch, before, channels, after] (NCHW: before = 1, after = H·W; NHWC: before = H·W,
+    /// after = 1), and every (image, channel) pair becomes
+    /// (x - mean) / sqrt(var + epsilon) · gamma[c] + beta[c]. In-place use is allowed.
+    public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                             batch: Int, before: Int, channels: Int, after: Int,
+                             gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>, epsilon: Float,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "instance_norm"
+        try require(batch >= 0 && before >= 0 && channels >= 0 && after >= 0, name, "negative extent")
+        let count = try elementCount([batch, before, channels, after], name)
+        try requireCapacity(input.count, count, name, "input")
+        try requireCapacity(output.count, count, name, "output")
+        try requireCapacity(gamma.count, channels, name, "gamma")
+        try requireCapacity(beta.count, channels, name, "beta")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress,
+              let scales = gamma.baseAddress, let shifts = beta.baseAddress else { return }
+        let inverseSize = 1 / Float(before * after)
+        let rowStride = channels * after
+        context.forEachChunk(batch * channels, minimumChunk: max(1, parallelGrain / (before * after))) { pairs in
+            for pair in pairs {
+                let (image, channel) = pair.quotientAndRemainder(dividingBy: channels)
+                let from = source + image * before * rowStride + channel * after
+                let to = destination + image * before * rowStride + channel * after
+                var sum: Float = 0
+                for row in 0..<before { for index in 0..<after { sum += from[row * rowStride + index] } }
+                let mean = sum * inverseSize
+                var squares: Float = 0
+                for row in 0..<before {
+                    for index in 0..<after {
+                        let centred = from[row * rowStride + index] - mean
+                        squares += centred * centred
+                    }
+                }
+                let factor = scales[channel] / (squares * inverseSize + epsilon).squareRoot()
+                let offset = shifts[channel] - mean * factor
+                for row in 0..<before {
+                    for index in 0..<after { to[row * rowStride + index] = from[row * rowStride + index] * factor + offset }
+                }
+            }
+        }
+    }
+}
+
+public enum LocalResponseNorm {
+    /// Local response normalisation across channels (ONNX LRN) over a tensor viewed as
+    /// [outer, channels, inner]: y = x / (bias + alpha/size · Σ x²)^beta, the sum running over
+    /// channels c - ⌊(size-1)/2⌋ ... c + ⌈(size-1)/2⌉ that exist. Not in place.
+    public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                             outer: Int, channels: Int, inner: Int, size: Int, alpha: Float, beta: Float, bias: Float,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "lrn"
+        try require(size >= 1 && outer >= 0 && channels >= 0 && inner >= 0, name,
+                    "size \(size), extents \(outer)×\(channels)×\(inner)")
+        let count = try elementCount([outer, channels, inner], name)
+        try requireCapacity(input.count, count, name, "input")
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        try require(source != UnsafePointer(destination), name, "input and output must not overlap")
+        let (before, after) = ((size - 1) / 2, size / 2)
+        let scale = alpha / Float(size)
+        context.forEachChunk(outer * channels, minimumChunk: max(1, parallelGrain / (inner * size))) { lines in
+            for line in lines {
+                let (block, channel) = line.quotientAndRemainder(dividingBy: channels)
+                let first = max(0, channel - before)
+                let last = min(channels - 1, channel + after)
+                let base = block * channels * inner
+                for index in 0..<inner {
+                    var squares: Float = 0
+                    for neighbour in first...last {
+                        let value = source[base + neighbour * inner + index]
+                        squares += value * value
+                    }
+                    let position = base + channel * inner + index
+                    destination[position] = source[position] / Foundation.pow(bias + scale * squares, beta)
                 }
             }
         }

@@ -11,9 +11,12 @@ public struct Pool2DGeometry: Sendable, Equatable {
     public var stride: Size2D
     public var padding: Padding2D
     public var layout: ActivationLayout
+    /// Gap between the window's taps (ONNX `dilations`): a window of k taps spans (k-1)·dilation+1.
+    public var dilation: Size2D
 
     public init(batch: Int, channels: Int, input: Size2D, output: Size2D, window: Size2D,
-                stride: Size2D, padding: Padding2D = .zero, layout: ActivationLayout = .nhwc) {
+                stride: Size2D, padding: Padding2D = .zero, layout: ActivationLayout = .nhwc,
+                dilation: Size2D = .one) {
         self.batch = batch
         self.channels = channels
         self.input = input
@@ -22,6 +25,7 @@ public struct Pool2DGeometry: Sendable, Equatable {
         self.stride = stride
         self.padding = padding
         self.layout = layout
+        self.dilation = dilation
     }
 
     public var inputElementCount: Int { batch * channels * input.height * input.width }
@@ -35,13 +39,14 @@ public struct Pool2DGeometry: Sendable, Equatable {
     func validate(_ name: String) throws {
         let extents = [batch, channels, input.height, input.width, output.height, output.width, window.height,
                        window.width, stride.height, stride.width, padding.top, padding.left, padding.bottom,
-                       padding.right]
+                       padding.right, dilation.height, dilation.width]
         try require(extents.allSatisfy { $0 <= Int(Int32.max) }, name, "extents beyond 2^31 are not supported")
         try require(batch >= 0 && channels > 0, name, "batch \(batch) and channels \(channels)")
         try require(input.height > 0 && input.width > 0 && output.height > 0 && output.width > 0, name,
                     "input \(input) and output \(output) must be positive")
         try require(window.height > 0 && window.width > 0 && stride.height > 0 && stride.width > 0, name,
                     "window \(window) and strides \(stride) must be positive")
+        try require(dilation.height > 0 && dilation.width > 0, name, "dilations \(dilation) must be positive")
         try require(padding.top >= 0 && padding.left >= 0 && padding.bottom >= 0 && padding.right >= 0, name,
                     "pads \(padding) must not be negative")
         try require((output.height - 1) * stride.height < input.height + padding.top
@@ -52,27 +57,51 @@ public struct Pool2DGeometry: Sendable, Equatable {
     }
 }
 
+/// The taps of one window along one axis that fall inside the input, plus how many fall inside
+/// the padded input (the ONNX count_include_pad divisor). Tap t sits at start + t·dilation.
+private struct WindowTaps {
+    var positions: StrideTo<Int>
+    var validCount: Int
+    var paddedCount: Int
+
+    init(output: Int, input: Int, window: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int) {
+        let start = output * stride - padBegin
+        let lastPosition = input - 1 - start
+        let paddedRoom = input + padEnd - start
+        let firstTap: Int
+        let endTap: Int
+        if dilation == 1 {
+            // The common case, without divisions.
+            firstTap = max(0, -start)
+            endTap = lastPosition < 0 ? 0 : min(window, lastPosition + 1)
+            paddedCount = max(0, min(window, paddedRoom))
+        } else {
+            firstTap = start >= 0 ? 0 : (dilation - 1 - start) / dilation
+            endTap = lastPosition < 0 ? 0 : min(window, lastPosition / dilation + 1)
+            paddedCount = paddedRoom <= 0 ? 0 : min(window, (paddedRoom + dilation - 1) / dilation)
+        }
+        validCount = max(0, endTap - firstTap)
+        let from = start + firstTap * dilation
+        positions = Swift.stride(from: from, to: from + validCount * dilation, by: dilation)
+    }
+}
+
 /// One window clipped to the input, plus the averaging divisor for both count modes.
 private struct PoolWindow {
-    var rows: Range<Int>
-    var columns: Range<Int>
-    /// Window area clipped to the padded input (ONNX count_include_pad divisor).
-    var paddedArea: Int
+    var rows: WindowTaps
+    var columns: WindowTaps
 
     init(_ geometry: Pool2DGeometry, outputRow: Int, outputColumn: Int) {
-        let rowStart = outputRow * geometry.stride.height - geometry.padding.top
-        let columnStart = outputColumn * geometry.stride.width - geometry.padding.left
-        let rowEnd = min(rowStart + geometry.window.height, geometry.input.height + geometry.padding.bottom)
-        let columnEnd = min(columnStart + geometry.window.width, geometry.input.width + geometry.padding.right)
-        paddedArea = max(0, rowEnd - rowStart) * max(0, columnEnd - columnStart)
-        let clippedRowStart = max(rowStart, 0)
-        let clippedColumnStart = max(columnStart, 0)
-        rows = clippedRowStart..<max(clippedRowStart, min(rowEnd, geometry.input.height))
-        columns = clippedColumnStart..<max(clippedColumnStart, min(columnEnd, geometry.input.width))
+        rows = WindowTaps(output: outputRow, input: geometry.input.height, window: geometry.window.height,
+                          stride: geometry.stride.height, dilation: geometry.dilation.height,
+                          padBegin: geometry.padding.top, padEnd: geometry.padding.bottom)
+        columns = WindowTaps(output: outputColumn, input: geometry.input.width, window: geometry.window.width,
+                             stride: geometry.stride.width, dilation: geometry.dilation.width,
+                             padBegin: geometry.padding.left, padEnd: geometry.padding.right)
     }
 
     func divisor(countIncludePad: Bool) -> Float {
-        Float(max(1, countIncludePad ? paddedArea : rows.count * columns.count))
+        Float(max(1, countIncludePad ? rows.paddedCount * columns.paddedCount : rows.validCount * columns.validCount))
     }
 }
 
@@ -131,8 +160,8 @@ public enum Pooling {
                         let initial: Float
                         if case .max = kind { initial = -Float.greatestFiniteMagnitude } else { initial = 0 }
                         target.update(repeating: initial, count: channels)
-                        for row in window.rows {
-                            for column in window.columns {
+                        for row in window.rows.positions {
+                            for column in window.columns.positions {
                                 let pixel = source + ((image * inputSize.height + row) * inputSize.width + column) * channels
                                 if case .max = kind {
                                     for channel in 0..<channels { target[channel] = max(target[channel], pixel[channel]) }
@@ -163,13 +192,13 @@ public enum Pooling {
                             switch kind {
                             case .max:
                                 value = -Float.greatestFiniteMagnitude
-                                for row in window.rows {
-                                    for column in window.columns { value = max(value, sourcePlane[row * inputSize.width + column]) }
+                                for row in window.rows.positions {
+                                    for column in window.columns.positions { value = max(value, sourcePlane[row * inputSize.width + column]) }
                                 }
                             case let .average(includePad):
                                 value = 0
-                                for row in window.rows {
-                                    for column in window.columns { value += sourcePlane[row * inputSize.width + column] }
+                                for row in window.rows.positions {
+                                    for column in window.columns.positions { value += sourcePlane[row * inputSize.width + column] }
                                 }
                                 value /= window.divisor(countIncludePad: includePad)
                             }

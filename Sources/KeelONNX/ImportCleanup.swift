@@ -36,8 +36,9 @@ extension GraphImporter {
     /// literals are not parameters at all.
     func assignParameterRoles() {
         let roles: [OpKind: [ParameterRole]] = [
-            .conv2d: [.kernel, .bias], .dense: [.kernel, .bias],
+            .conv2d: [.kernel, .bias], .convTranspose: [.kernel, .bias], .dense: [.kernel, .bias],
             .batchNorm: [.gamma, .beta, .movingMean, .movingVariance], .layerNorm: [.gamma, .beta],
+            .instanceNorm: [.gamma, .beta],
         ]
         for node in graph.nodes {
             guard let parameters = roles[node.op] else { continue }

@@ -22,29 +22,8 @@ func translateConv(_ context: NodeContext) throws {
     context.emit(.conv2d, inputs, attributes, shape: nchwShape(context, channels: .known(kernel.shape[0])))
 }
 
-func translatePool(_ context: NodeContext, op: OpKind) throws {
-    guard let size = try context.ints("kernel_shape"), size.count == 2 else {
-        throw context.fail("only 2-D pooling is supported (kernel_shape must have 2 entries)")
-    }
-    guard try pair(context, "dilations") == [1, 1] else { throw context.fail("dilated pooling is not supported") }
-    try context.requireUnusedOutputs(from: 1)
-    var attributes: [String: AttributeValue] = [
-        "layout": .string("nchw"), "pool_size": .ints(size), "strides": .ints(try pair(context, "strides")),
-        "ceil_mode": .int(try context.int("ceil_mode", default: 0)),
-    ]
-    if op == .avgPool2d { attributes["count_include_pad"] = .int(try context.int("count_include_pad", default: 0)) }
-    try addSpatialPadding(context, to: &attributes)
-    context.emit(op, [try context.input(0)], attributes, shape: nchwShape(context, channels: context.shape(0)?[1] ?? nil))
-}
-
-func translateGlobalPool(_ context: NodeContext, op: OpKind) throws {
-    var shape = context.shape(0)
-    if let rank = shape?.count, rank == 4 { shape?[2] = .known(1); shape?[3] = .known(1) }
-    context.emit(op, [try context.input(0)], ["layout": .string("nchw"), "keepdims": .bool(true)], shape: shape)
-}
-
 /// A two-element spatial attribute (strides, dilations) defaulting to ones.
-private func pair(_ context: NodeContext, _ key: String) throws -> [Int] {
+func pair(_ context: NodeContext, _ key: String) throws -> [Int] {
     let values = try context.ints(key) ?? [1, 1]
     guard values.count == 2, values.allSatisfy({ $0 >= 1 }) else {
         throw context.fail("'\(key)' must be two positive numbers, got \(values)")
@@ -53,7 +32,7 @@ private func pair(_ context: NodeContext, _ key: String) throws -> [Int] {
 }
 
 /// ONNX `auto_pad`/`pads` as Keel's `padding`/`pads`. Both order 2-D pads top, left, bottom, right.
-private func addSpatialPadding(_ context: NodeContext, to attributes: inout [String: AttributeValue]) throws {
+func addSpatialPadding(_ context: NodeContext, to attributes: inout [String: AttributeValue]) throws {
     switch try context.string("auto_pad", default: "NOTSET") {
     case "NOTSET", "":
         let pads = try context.ints("pads") ?? [0, 0, 0, 0]
@@ -78,25 +57,53 @@ private func addSpatialPadding(_ context: NodeContext, to attributes: inout [Str
 /// SAME_LOWER pads like SAME_UPPER but puts the odd pixel first; Keel's `same` is the upper
 /// form, so this becomes explicit pads, which needs the input's height and width.
 private func sameLowerPads(_ context: NodeContext) throws -> [Int] {
-    guard let shape = context.shape(0), shape.count == 4, let height = shape[2]?.value, let width = shape[3]?.value else {
-        throw context.fail("auto_pad SAME_LOWER needs the input's height and width, which are not known at import time")
-    }
+    let shape = context.shape(0)
+    let extents = shape?.count == 4 ? [shape?[2]?.value, shape?[3]?.value] : [nil, nil]
     let kernel = try context.ints("kernel_shape") ?? context.constantData(1).map { Array($0.shape.suffix(2)) } ?? []
     guard kernel.count == 2 else { throw context.fail("auto_pad SAME_LOWER needs the kernel size") }
-    let strides = try pair(context, "strides")
-    let dilations = try pair(context, "dilations")
-    var begin: [Int] = [], end: [Int] = []
-    for (axis, extent) in [height, width].enumerated() {
-        let output = (extent + strides[axis] - 1) / strides[axis]
-        let total = max((output - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1 - extent, 0)
-        begin.append(total - total / 2)
-        end.append(total / 2)
+    return try explicitPads(context, extents: extents, kernel: kernel, strides: try pair(context, "strides"),
+                            dilations: try pair(context, "dilations"))
+}
+
+/// ONNX `auto_pad`/`pads` as explicit pads in ONNX order (every axis's begin, then every end)
+/// for `kernel.count` spatial axes. The SAME modes need the spatial `extents`.
+func explicitPads(_ context: NodeContext, extents: [Int?], kernel: [Int], strides: [Int], dilations: [Int]) throws -> [Int] {
+    let rank = kernel.count
+    let mode = try context.string("auto_pad", default: "NOTSET")
+    // The same bound spatial geometry applies; it keeps the arithmetic below from overflowing.
+    guard strides.count == rank, dilations.count == rank,
+          (kernel + strides + dilations).allSatisfy({ $0 >= 1 && $0 <= 1 << 24 }) else {
+        throw context.fail("kernel \(kernel), strides \(strides) and dilations \(dilations) must be \(rank) positive extents each")
     }
-    return begin + end
+    switch mode {
+    case "NOTSET", "":
+        let pads = try context.ints("pads") ?? Array(repeating: 0, count: 2 * rank)
+        guard pads.count == 2 * rank, pads.allSatisfy({ $0 >= 0 }) else {
+            throw context.fail("'pads' must be \(2 * rank) non-negative numbers, got \(pads)")
+        }
+        return pads
+    case "VALID":
+        return Array(repeating: 0, count: 2 * rank)
+    case "SAME_UPPER", "SAME_LOWER":
+        var begin: [Int] = [], end: [Int] = []
+        for axis in 0..<rank {
+            guard axis < extents.count, let extent = extents[axis], extent <= 1 << 24 else {
+                throw context.fail("auto_pad \(mode) needs the input's spatial extents, which are not known at import time")
+            }
+            let output = (extent + strides[axis] - 1) / strides[axis]
+            let total = max((output - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1 - extent, 0)
+            let first = mode == "SAME_UPPER" ? total / 2 : total - total / 2
+            begin.append(first)
+            end.append(total - first)
+        }
+        return begin + end
+    default:
+        throw context.fail("auto_pad '\(mode)' is not supported")
+    }
 }
 
 /// [N, channels, ?, ?] for a rank-4 input: enough for the folder to follow the batch.
-private func nchwShape(_ context: NodeContext, channels: Dim?) -> [Dim?]? {
+func nchwShape(_ context: NodeContext, channels: Dim?) -> [Dim?]? {
     guard let input = context.shape(0), input.count == 4 else { return nil }
     return [input[0], channels, nil, nil]
 }
@@ -171,14 +178,36 @@ func translateBatchNorm(_ context: NodeContext) throws {
                  shape: context.shape(0))
 }
 
+func translateInstanceNorm(_ context: NodeContext) throws {
+    for index in 1...2 where context.constantData(index) == nil {
+        throw context.fail("scale and bias must be constants (input \(index) is not)")
+    }
+    let inputs = try (0...2).map(context.input)
+    context.emit(.instanceNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)), "axis": .int(1)],
+                 shape: context.shape(0))
+}
+
+/// LayerNormalization; its Mean and InvStdDev outputs become the IR node's optional outputs
+/// when something reads them.
 func translateLayerNorm(_ context: NodeContext) throws {
-    try context.requireUnusedOutputs(from: 1)
     for index in 1...2 where context.hasInput(index) && context.constantData(index) == nil {
         throw context.fail("scale and bias must be constants (input \(index) is not)")
     }
+    guard try context.int("stash_type", default: 1) == 1 else { throw context.fail("only float32 statistics (stash_type 1) are supported") }
     let inputs = [try context.input(0), try context.input(1)] + (try context.optionalInput(2).map { [$0] } ?? [])
-    context.emit(.layerNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)),
-                                      "axis": .int(try context.int("axis", default: -1))], shape: context.shape(0))
+    let axis = try context.int("axis", default: -1)
+    let attributes: [String: AttributeValue] = ["epsilon": .float(try context.float("epsilon", default: 1e-5)), "axis": .int(axis)]
+    let used = (1..<min(context.node.outputs.count, 3)).filter { context.importer.isUsed(context.node.outputs[$0]) }
+    guard let last = used.last else {
+        context.emit(.layerNorm, inputs, attributes, shape: context.shape(0))
+        return
+    }
+    var statistics = context.shape(0)
+    if let rank = statistics?.count {
+        let resolved = axis < 0 ? axis + rank : axis
+        for position in 0..<rank where position >= resolved { statistics?[position] = .known(1) }
+    }
+    context.emit(.layerNorm, inputs, attributes, shapes: [context.shape(0)] + Array(repeating: statistics, count: last))
 }
 
 /// Softmax over `axis` since opset 13. Before, it coerced the input to 2-D at `axis` (default

@@ -124,6 +124,18 @@ struct NodeContext {
         return data.floats().first
     }
 
+    /// An input that must be a constant list of floats (Resize scales and roi); nil when absent
+    /// or empty, which ONNX also uses to leave an input out.
+    func constantFloats(_ index: Int) throws -> [Float]? {
+        guard hasInput(index) else { return nil }
+        guard let data = constantData(index) else {
+            throw fail("input '\(node.inputs[index])' must be a constant known at import time")
+        }
+        guard data.elementCount > 0 else { return nil }
+        guard data.dtype == .float32 else { throw fail("input '\(node.inputs[index])' must hold float32 values") }
+        return data.floats()
+    }
+
     /// Refuses nodes whose extra outputs (masks, indices, statistics) something reads.
     func requireUnusedOutputs(from first: Int) throws {
         for index in node.outputs.indices where index >= first && importer.isUsed(node.outputs[index]) {
@@ -143,6 +155,23 @@ struct NodeContext {
         importer.values[output] = ImportedValue(irName: irName, known: nil,
                                                 shape: mergeShapes(shape, importer.declaredShapes[output]))
         return irName
+    }
+
+    /// Emits an IR node with several outputs bound to the ONNX node's first `shapes.count`
+    /// outputs: the first named after the node, the others `name:1`, `name:2`... An output the
+    /// file leaves unnamed still gets an IR value, since IR outputs are positional.
+    @discardableResult
+    func emit(_ op: OpKind, _ inputs: [String], _ attributes: [String: AttributeValue] = [:], shapes: [[Dim?]?]) -> [String] {
+        let irName = importer.uniqueName(name)
+        let outputs = shapes.indices.map { $0 == 0 ? irName : importer.uniqueName("\(irName):\($0)") }
+        importer.graph.nodes.append(Node(name: irName, op: op, inputs: inputs, outputs: outputs,
+                                         attributes: Attributes(attributes), locations: [location]))
+        for (index, output) in outputs.enumerated() where index < node.outputs.count && !node.outputs[index].isEmpty {
+            let onnxName = node.outputs[index]
+            importer.values[onnxName] = ImportedValue(irName: output, known: nil,
+                                                      shape: mergeShapes(shapes[index], importer.declaredShapes[onnxName]))
+        }
+        return outputs
     }
 
     /// Emits an intermediate IR node (`name/suffix`) when one ONNX node needs several.

@@ -5,14 +5,23 @@ import KeelIR
 let opTranslations: [String: (NodeContext) throws -> Void] = [
     // Layers.
     "Conv": translateConv,
+    "ConvTranspose": translateConvTranspose,
     "MaxPool": { try translatePool($0, op: .maxPool2d) },
     "AveragePool": { try translatePool($0, op: .avgPool2d) },
+    "Resize": translateResize,
     "GlobalAveragePool": { try translateGlobalPool($0, op: .globalAvgPool2d) },
     "GlobalMaxPool": { try translateGlobalPool($0, op: .globalMaxPool2d) },
     "Gemm": translateGemm,
     "MatMul": translateMatMul,
     "BatchNormalization": translateBatchNorm,
     "LayerNormalization": translateLayerNorm,
+    "InstanceNormalization": translateInstanceNorm,
+    "LRN": { context in
+        guard let size = try context.optionalInt("size") else { throw context.fail("needs a 'size' attribute") }
+        try translateUnary(context, .lrn, ["size": .int(size), "alpha": .float(try context.float("alpha", default: 1e-4)),
+                                           "beta": .float(try context.float("beta", default: 0.75)),
+                                           "bias": .float(try context.float("bias", default: 1)), "axis": .int(1)])
+    },
     "Softmax": { try translateSoftmax($0, op: .softmax) },
     "LogSoftmax": { try translateSoftmax($0, op: .logSoftmax) },
 
@@ -49,6 +58,8 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "Max": { try translateVariadic($0, .max) },
     "Min": { try translateVariadic($0, .min) },
     "Sum": translateSum,
+    "Mean": translateMean,
+    "PRelu": { try translateBinary($0, .prelu) },
 
     // Data movement and reductions.
     "Identity": { try translateUnary($0, .identity) },
@@ -63,6 +74,11 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "Squeeze": { try translateSqueeze($0, op: .squeeze) },
     "Unsqueeze": { try translateSqueeze($0, op: .unsqueeze) },
     "Pad": translatePad,
+    "Split": translateSplit,
+    "Expand": translateExpand,
+    "Tile": translateTile,
+    "DepthToSpace": { try translateBlockMove($0, op: .depthToSpace) },
+    "SpaceToDepth": { try translateBlockMove($0, op: .spaceToDepth) },
     "ReduceMean": { try translateReduce($0, op: .reduceMean, axesInputSince: 18) },
     "ReduceSum": { try translateReduce($0, op: .reduceSum, axesInputSince: 13) },
 ]
@@ -79,13 +95,10 @@ func translateUnary(_ context: NodeContext, _ op: OpKind, _ attributes: [String:
 }
 
 private func translateSelu(_ context: NodeContext) throws {
-    // Keel's selu uses the published constants; ONNX lets a model change them.
-    let alpha = try context.float("alpha", default: 1.67326319217681884765625)
-    let gamma = try context.float("gamma", default: 1.05070102214813232421875)
-    guard abs(alpha - 1.6732632) < 1e-6, abs(gamma - 1.0507010) < 1e-6 else {
-        throw context.fail("only the standard alpha and gamma are supported")
-    }
-    try translateUnary(context, .selu)
+    var attributes: [String: AttributeValue] = [:]
+    if let alpha = try context.optionalFloat("alpha") { attributes["alpha"] = .float(alpha) }
+    if let gamma = try context.optionalFloat("gamma") { attributes["gamma"] = .float(gamma) }
+    try translateUnary(context, .selu, attributes)
 }
 
 /// Clip: bounds are attributes before opset 11, optional constant inputs after.
@@ -98,7 +111,7 @@ private func translateClip(_ context: NodeContext) throws {
     try translateUnary(context, .clip, attributes)
 }
 
-private func translateBinary(_ context: NodeContext, _ op: OpKind) throws {
+func translateBinary(_ context: NodeContext, _ op: OpKind) throws {
     context.emit(op, [try context.input(0), try context.input(1)],
                  shape: broadcastShapes(context.shape(0), context.shape(1)))
 }

@@ -273,24 +273,31 @@ extension GraphImporter {
         }
         let inputIR = values[input]?.irName
         var result: [Int] = []
+        var literalZero = false
+        var copies = false
         for (position, element) in elements.enumerated() {
             let copied = dimElement(of: input, axis: position)
             switch element {
             case .constant(let value):
                 guard value >= -1, value <= Int64(Int32.max) else { throw context.fail("invalid target dimension \(value)") }
-                if value == 0 && allowZero { throw context.fail("allowzero=1 with a zero-sized target dimension is not supported") }
+                literalZero = literalZero || (value == 0 && allowZero)
                 result.append(Int(value))
             case .symbol(let name):
                 guard copied == .symbol(name) else {
                     throw context.fail("target dimension \(position) is the run-time size '\(name)', which the input does not have at that position")
                 }
+                copies = true
                 result.append(0)
             case .dim(let value, let axis):
                 guard (value == input || (inputIR != nil && values[value]?.irName == inputIR)) && axis == position else {
                     throw context.fail("target dimension \(position) depends on dimension \(axis) of '\(value)', which is unknown at import time")
                 }
+                copies = true
                 result.append(0)
             }
+        }
+        if literalZero && copies {
+            throw context.fail("allowzero=1 with a zero extent and a run-time size in the same target is not supported")
         }
         return result
     }

@@ -65,14 +65,17 @@ func translateReshape(_ context: NodeContext) throws {
     let resolved = try context.importer.reshapeTarget(target, input: source, allowZero: allowZero, context: context)
     guard resolved.filter({ $0 == -1 }).count <= 1 else { throw context.fail("the target \(resolved) has more than one -1") }
     let input = context.shape(0)
+    let zeroCopies = !allowZero || !resolved.contains(0)
     var output: [Dim?] = resolved.enumerated().map { position, extent in
-        extent == 0 ? (input.flatMap { position < $0.count ? $0[position] : nil }) : extent > 0 ? .known(extent) : nil
+        extent == 0 && zeroCopies ? (input.flatMap { position < $0.count ? $0[position] : nil }) : extent >= 0 ? .known(extent) : nil
     }
     if let inferred = resolved.firstIndex(of: -1), let total = input.flatMap({ product($0[...]) })?.value,
        let rest = product(output.enumerated().filter { $0.offset != inferred }.map(\.element)[...])?.value, rest > 0 {
         output[inferred] = .known(total / rest)
     }
-    context.emit(.reshape, [data], ["shape": .ints(resolved)], shape: output)
+    var attributes: [String: AttributeValue] = ["shape": .ints(resolved)]
+    if !zeroCopies { attributes["allowzero"] = .int(1) }
+    context.emit(.reshape, [data], attributes, shape: output)
 }
 
 func translateTranspose(_ context: NodeContext) throws {

@@ -113,9 +113,10 @@ final class ConformanceTests: XCTestCase {
     }
 
     /// Operands Keel compiles in as constants (filters, BN statistics, clip bounds, pad values,
-    /// dropout ratios) that these single-node cases feed as graph inputs instead.
+    /// dropout ratios, resize scales) that these single-node cases feed as graph inputs instead.
     static func parameterInputs(of model: ONNXModel) -> Set<String> {
-        let parameterOps: Set<String> = ["Conv", "BatchNormalization", "Clip", "Pad", "Dropout", "LayerNormalization"]
+        let parameterOps: Set<String> = ["Conv", "ConvTranspose", "BatchNormalization", "Clip", "Pad", "Dropout", "LayerNormalization",
+                                          "InstanceNormalization", "Resize"]
         var names = Set<String>()
         for node in model.graph.nodes where parameterOps.contains(node.opType) {
             names.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })

@@ -9,7 +9,8 @@ final class ElementwiseTests: XCTestCase {
         case "relu": return .relu
         case "leaky_relu": return .leakyRelu(alpha: fixture.float("alpha") ?? 0)
         case "elu": return .elu(alpha: fixture.float("alpha") ?? 0)
-        case "selu": return .selu
+        case "selu": return .selu()
+        case "selu_custom": return .selu(alpha: fixture.float("alpha") ?? 0, gamma: fixture.float("gamma") ?? 0)
         case "sigmoid": return .sigmoid
         case "tanh": return .tanh
         case "gelu": return .gelu
@@ -31,7 +32,7 @@ final class ElementwiseTests: XCTestCase {
 
     func testUnaryMatchesONNXRuntime() throws {
         let fixtures = Fixtures.cases("unary")
-        XCTAssertEqual(fixtures.count, 19)
+        XCTAssertEqual(fixtures.count, 20)
         for fixture in fixtures {
             guard let x = fixture.input("x"), let operation = unaryOperation(fixture) else {
                 return XCTFail("\(fixture.name): unknown function")
@@ -55,6 +56,7 @@ final class ElementwiseTests: XCTestCase {
         case "Pow": return .power
         case "Max": return .maximum
         case "Min": return .minimum
+        case "PRelu": return .prelu
         default: return nil
         }
     }

@@ -63,6 +63,14 @@ struct FixtureCase: Decodable {
         }
     }
 
+    func floats(_ key: String) -> [Float]? {
+        guard case let .list(values)? = attrs[key] else { return nil }
+        return values.compactMap { value -> Float? in
+            if case let .number(number) = value { return Float(number) }
+            return nil
+        }
+    }
+
     func input(_ name: String) -> FixtureTensor? { inputs.first { $0.name == name } }
     var output: FixtureTensor? { outputs.first }
 }

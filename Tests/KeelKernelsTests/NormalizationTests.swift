@@ -72,6 +72,80 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// Mean and 1/sqrt(var + epsilon) per row, derived by hand: row [1,2,3,4] has mean 2.5 and
+    /// variance 1.25, so with epsilon 0.25 its inverse deviation is 1/sqrt(1.5); a constant row
+    /// [2,2,2,2] has variance 0 and inverse deviation 1/sqrt(0.25) = 2.
+    func testLayerNormWritesRowStatistics() throws {
+        let input: [Float] = [1, 2, 3, 4, 2, 2, 2, 2]
+        let gamma: [Float] = [1, 1, 1, 1]
+        var mean: [Float] = [0, 0]
+        var inverseDeviation: [Float] = [0, 0]
+        let actual = try withOutput(input.count) { output in
+            try input.withUnsafeBufferPointer { source in
+                try gamma.withUnsafeBufferPointer { scales in
+                    try mean.withUnsafeMutableBufferPointer { meanBuffer in
+                        try inverseDeviation.withUnsafeMutableBufferPointer { deviationBuffer in
+                            try LayerNorm.apply(input: source, output: output, rows: 2, normSize: 4, gamma: scales,
+                                                epsilon: 0.25, mean: meanBuffer, inverseDeviation: deviationBuffer)
+                        }
+                    }
+                }
+            }
+        }
+        let scale = 1 / Float(1.5).squareRoot()
+        assertClose(actual, [-1.5 * scale, -0.5 * scale, 0.5 * scale, 1.5 * scale, 0, 0, 0, 0], "normalised rows")
+        assertClose(mean, [2.5, 2], "mean")
+        assertClose(inverseDeviation, [scale, 2], "inverse deviation")
+    }
+
+    func testInstanceNormMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("instance_norm") {
+            guard let x = fixture.input("x"), let epsilon = fixture.float("epsilon") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let nchw = fixture.string("layout") == "nchw"
+            let channels = nchw ? x.shape[1] : x.shape[3]
+            let spatial = x.shape[1] * x.shape[2] * x.shape[3] / channels
+            let input = try Fixtures.floats(x)
+            let gamma = try Fixtures.input(fixture, "gamma")
+            let beta = try Fixtures.input(fixture, "beta")
+            for threads in [1, 2] {
+                let actual = try withOutput(input.count) { output in
+                    try withBuffers([input, gamma, beta]) { buffers in
+                        try InstanceNorm.apply(input: buffers[0], output: output, batch: x.shape[0],
+                                               before: nchw ? 1 : spatial, channels: channels, after: nchw ? spatial : 1,
+                                               gamma: buffers[1], beta: buffers[2], epsilon: epsilon,
+                                               context: KernelContext(threads: threads))
+                    }
+                }
+                assertClose(actual, try Fixtures.expected(fixture).values, "\(fixture.name) threads \(threads)")
+            }
+        }
+    }
+
+    func testLocalResponseNormMatchesONNXRuntime() throws {
+        for fixture in Fixtures.cases("lrn") {
+            guard let x = fixture.input("x"), let size = fixture.int("size"), let alpha = fixture.float("alpha"),
+                  let beta = fixture.float("beta"), let bias = fixture.float("bias") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let nchw = fixture.string("layout") == "nchw"
+            let (outer, channels, inner) = nchw ? (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+                                                : (x.shape[0] * x.shape[1] * x.shape[2], x.shape[3], 1)
+            let input = try Fixtures.floats(x)
+            for threads in [1, 2] {
+                let actual = try withOutput(input.count) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try LocalResponseNorm.apply(input: source, output: output, outer: outer, channels: channels, inner: inner,
+                                                    size: size, alpha: alpha, beta: beta, bias: bias,
+                                                    context: KernelContext(threads: threads))
+                    }
+                }
+                assertClose(actual, try Fixtures.expected(fixture).values, "\(fixture.name) threads \(threads)")
+            }
+        }
+    }
+
     func testSoftmaxMatchesONNXRuntime() throws {
         for fixture in Fixtures.cases("softmax") + Fixtures.cases("log_softmax") {
             guard let x = fixture.input("x"), let rawAxis = fixture.int("axis") else {

@@ -14,18 +14,19 @@ final class PoolingTests: XCTestCase {
                 ? (x.shape[0], x.shape[1], x.shape[2], x.shape[3]) : (x.shape[0], x.shape[2], x.shape[3], x.shape[1])
             let padding = try Padding2D(pads)
             let ceilMode = fixture.int("ceil_mode") == 1
+            let dilations = fixture.ints("dilations") ?? [1, 1]
             let output = Size2D(
-                slidingWindowOutputSize(input: height, kernel: window[0], stride: strides[0], padBegin: padding.top,
-                                        padEnd: padding.bottom, ceilMode: ceilMode),
-                slidingWindowOutputSize(input: width, kernel: window[1], stride: strides[1], padBegin: padding.left,
-                                        padEnd: padding.right, ceilMode: ceilMode))
+                slidingWindowOutputSize(input: height, kernel: window[0], stride: strides[0], dilation: dilations[0],
+                                        padBegin: padding.top, padEnd: padding.bottom, ceilMode: ceilMode),
+                slidingWindowOutputSize(input: width, kernel: window[1], stride: strides[1], dilation: dilations[1],
+                                        padBegin: padding.left, padEnd: padding.right, ceilMode: ceilMode))
             let expected = try Fixtures.expected(fixture)
             let expectedSize = layout == .nhwc ? Size2D(expected.shape[1], expected.shape[2])
                                                : Size2D(expected.shape[2], expected.shape[3])
             XCTAssertEqual(output, expectedSize, "\(fixture.name): output size")
             let geometry = Pool2DGeometry(batch: batch, channels: channels, input: Size2D(height, width), output: output,
                                           window: Size2D(window[0], window[1]), stride: Size2D(strides[0], strides[1]),
-                                          padding: padding, layout: layout)
+                                          padding: padding, layout: layout, dilation: Size2D(dilations[0], dilations[1]))
             let input = try Fixtures.floats(x)
             for threads in [1, 2] {
                 let context = KernelContext(threads: threads)
@@ -76,5 +77,34 @@ final class PoolingTests: XCTestCase {
         XCTAssertThrowsError(try input.withUnsafeBufferPointer { source in
             try output.withUnsafeMutableBufferPointer { try Pooling.maxPool(input: source, output: $0, geometry: geometry) }
         })
+    }
+
+    /// Dilated windows over x = 1...16 as a 4×4 image, values derived by hand. A 2×2 window with
+    /// dilation 2 reads x[r][c], x[r][c+2], x[r+2][c], x[r+2][c+2]. With one pixel of padding and
+    /// stride 2, the corner window keeps one of its four taps (x[1][1] = 6), so counting padded
+    /// taps divides by 4 instead of 1.
+    func testDilatedWindowsSkipBetweenTaps() throws {
+        let input = (1...16).map(Float.init)
+        func run(_ padding: Padding2D, stride: Int, output: Int, average: Bool, countIncludePad: Bool = false) throws -> [Float] {
+            let geometry = Pool2DGeometry(batch: 1, channels: 1, input: Size2D(4, 4), output: Size2D(output, output),
+                                          window: Size2D(2, 2), stride: Size2D(stride, stride), padding: padding,
+                                          layout: .nchw, dilation: Size2D(2, 2))
+            return try withOutput(output * output) { target in
+                try input.withUnsafeBufferPointer { source in
+                    if average {
+                        try Pooling.averagePool(input: source, output: target, geometry: geometry, countIncludePad: countIncludePad)
+                    } else {
+                        try Pooling.maxPool(input: source, output: target, geometry: geometry)
+                    }
+                }
+            }
+        }
+        assertClose(try run(.zero, stride: 1, output: 2, average: false), [11, 12, 15, 16], "max")
+        assertClose(try run(.zero, stride: 1, output: 2, average: true), [6, 7, 10, 11], "average")
+        let padded = Padding2D(top: 1, left: 1, bottom: 1, right: 1)
+        assertClose(try run(padded, stride: 2, output: 2, average: true), [6, 7, 10, 11], "padded average, valid taps")
+        assertClose(try run(padded, stride: 2, output: 2, average: true, countIncludePad: true), [1.5, 3.5, 5, 11],
+                    "padded average, padded taps")
+        assertClose(try run(padded, stride: 2, output: 2, average: false), [6, 8, 14, 16], "padded max")
     }
 }

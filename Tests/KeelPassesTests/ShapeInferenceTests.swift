@@ -130,7 +130,7 @@ final class ShapeInferenceChecksTests: XCTestCase {
         builder.output("y")
         XCTAssertThrowsError(try ShapeInference().run(builder.graph)) { error in
             XCTAssertEqual((error as? Diagnostic)?.headline,
-                           "g.keel:2:1: error: max_pool2d 'pool' has unknown attribute 'stride'; it takes layout, pool_size, strides, padding, pads, ceil_mode")
+                           "g.keel:2:1: error: max_pool2d 'pool' has unknown attribute 'stride'; it takes layout, pool_size, strides, dilations, padding, pads, ceil_mode")
         }
     }
 }

@@ -29,6 +29,14 @@ public struct AttributeReader: Sendable {
         try convert(name, "a number") { $0.float(name) }
     }
 
+    public func floats(_ name: String) throws -> [Float] {
+        try convert(name, "a list of numbers") { $0.floats(name) }
+    }
+
+    public func optionalFloats(_ name: String) throws -> [Float]? {
+        value(name) == nil ? nil : try floats(name)
+    }
+
     public func string(_ name: String) throws -> String {
         try convert(name, "a string") { $0.string(name) }
     }

@@ -3,7 +3,8 @@ extension OpRegistry {
     static var dataMovementSchemas: [OpSchema] {
         [
             OpSchema(kind: .reshape, inputs: [.init("x")],
-                     attributes: [.init("shape", default: nil, "full target; 0 copies, -1 is inferred")]) { context in
+                     attributes: [.init("shape", default: nil, "full target; 0 copies, -1 is inferred"),
+                                  .init("allowzero", default: .int(0), "1: a 0 in shape is an extent of 0 (ONNX allowzero)")]) { context in
                 let input = try context.type(0)
                 return [TensorType(input.dtype, try reshapedShape(context, input, target: try context.attributes.ints("shape")))]
             },
@@ -46,14 +47,18 @@ extension OpRegistry {
         ] + indexingSchemas
     }
 
-    /// Reshape target resolution: `0` copies the input's dimension at that position, `-1` takes
-    /// what is left. Symbols cancel by name, so [N,7,7,768] -> [0,-1,768] gives [N,49,768].
+    /// Reshape target resolution: `0` copies the input's dimension at that position (unless
+    /// `allowzero` makes it a zero extent), `-1` takes what is left. Symbols cancel by name, so
+    /// [N,7,7,768] -> [0,-1,768] gives [N,49,768].
     public static func reshapedShape(_ context: OpSchema.Context, _ input: TensorType, target: [Int]) throws -> Shape {
         var dims: [Dim?] = []
         var inferred: Int?
         let targetText = AttributeValue.ints(target).description
+        let allowZero = try context.attributes.schema.attributeSpec("allowzero") != nil && context.attributes.int("allowzero") != 0
         for (position, value) in target.enumerated() {
             switch value {
+            case 0 where allowZero:
+                dims.append(.known(0))
             case 0:
                 guard position < input.shape.rank else {
                     throw context.error("shape \(targetText) copies dimension \(position) with 0 but \(context.quote(0, input)) has rank \(input.shape.rank)")

@@ -2,16 +2,18 @@ extension OpRegistry {
     /// Unary ops keep their input's type; binary ops and `sum` broadcast as NumPy does.
     static var elementwiseSchemas: [OpSchema] {
         let plainUnary: [OpKind] = [.relu, .sigmoid, .tanh, .erf, .softplus, .swish, .sqrt, .exp,
-                                    .log, .neg, .abs, .selu, .hardSwish]
+                                    .log, .neg, .abs, .hardSwish]
         let unaryAttributes: [OpKind: [OpSchema.AttributeSpec]] = [
             .leakyRelu: [.init("alpha", default: .float(0.2))],
             .elu: [.init("alpha", default: .float(1.0))],
+            .selu: [.init("alpha", default: .float(1.67326319217681884765625)),
+                    .init("gamma", default: .float(1.05070102214813232421875))],
             .gelu: [.init("approximate", default: .string("none"), "\"none\" or \"tanh\"")],
             .hardSigmoid: [.init("alpha", default: .float(0.2)), .init("beta", default: .float(0.5))],
             .clip: [.init("min", default: .float(-.infinity)), .init("max", default: .float(.infinity))],
         ]
         var schemas = plainUnary.map { OpSchema(kind: $0, inputs: [.init("x")], attributes: [], inferTypes: unaryType) }
-        for kind in [OpKind.leakyRelu, .elu, .gelu, .hardSigmoid, .clip] {
+        for kind in [OpKind.leakyRelu, .elu, .selu, .gelu, .hardSigmoid, .clip] {
             schemas.append(OpSchema(kind: kind, inputs: [.init("x")], attributes: unaryAttributes[kind] ?? []) { context in
                 if kind == .gelu { _ = try context.attributes.choice("approximate", ["none", "tanh"]) }
                 return try unaryType(context)
@@ -22,6 +24,15 @@ extension OpRegistry {
                 [try broadcastType(context)]
             })
         }
+        // PReLU: x where x >= 0, slope·x elsewhere; the slope broadcasts to x without growing it.
+        schemas.append(OpSchema(kind: .prelu, inputs: [.init("x"), .init("slope")], attributes: []) { context in
+            let input = try context.type(0)
+            let slope = try context.type(1)
+            guard slope.dtype == input.dtype, DimMath.broadcast(input.shape, slope.shape) == input.shape else {
+                throw context.error("slope '\(context.inputName(1))' \(slope) does not broadcast to \(context.quote(0, input))")
+            }
+            return [input]
+        })
         schemas.append(OpSchema(kind: .sum, inputs: [.init("x", variadic: true)], attributes: []) { context in
             [try broadcastType(context)]
         })

@@ -1,5 +1,7 @@
 extension OpRegistry {
-    /// batch_norm (inference form, per-channel statistics) and layer_norm (over axes [axis, rank)).
+    /// batch_norm (inference form, per-channel statistics), instance_norm (statistics per image
+    /// and channel), lrn (across neighbouring channels) and layer_norm (over axes [axis, rank),
+    /// optionally also producing each row's mean and inverse standard deviation).
     static var normalizationSchemas: [OpSchema] {
         [
             OpSchema(
@@ -20,8 +22,44 @@ extension OpRegistry {
                 return [input]
             },
             OpSchema(
+                kind: .instanceNorm,
+                inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", isParameter: true)],
+                attributes: [
+                    .init("epsilon", default: .float(1e-5)),
+                    .init("axis", default: .int(-1), "channel axis: -1 (channels last); ONNX import sets 1"),
+                ]
+            ) { context in
+                let input = try context.type(0)
+                let axis = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
+                guard axis > 0, input.shape.rank >= 3 else {
+                    throw context.error("normalises each image's channels over its other axes, so \(context.quote(0, input)) needs rank 3 or more and a channel axis after the batch")
+                }
+                let channels = input.shape[axis]
+                for index in 1...2 {
+                    try checkParameter(context, index, expected: Shape([channels]), what: "\(channels) channels on axis \(axis)", input: input)
+                }
+                return [input]
+            },
+            OpSchema(
+                kind: .lrn, inputs: [.init("x")],
+                attributes: [
+                    .init("size", default: nil, "channels in each window"),
+                    .init("alpha", default: .float(1e-4), "scale of the window's mean square"),
+                    .init("beta", default: .float(0.75)),
+                    .init("bias", default: .float(1.0)),
+                    .init("axis", default: .int(-1), "channel axis: -1 (channels last); ONNX import sets 1"),
+                ]
+            ) { context in
+                let input = try context.type(0)
+                _ = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
+                let size = try context.attributes.int("size")
+                guard size >= 1, size <= 1 << 16 else { throw context.error("size \(size) must be a positive channel count") }
+                return [input]
+            },
+            OpSchema(
                 kind: .layerNorm,
                 inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", optional: true, isParameter: true)],
+                outputCount: 3, minimumOutputCount: 1,
                 attributes: [
                     .init("epsilon", default: .float(0.001)),
                     .init("axis", default: .int(-1), "normalises over axes [axis, rank)"),
@@ -33,7 +71,12 @@ extension OpRegistry {
                 for index in 1...2 {
                     try checkParameter(context, index, expected: normalized, what: "\(normalized) on axes \(axis)..<\(input.shape.rank)", input: input)
                 }
-                return [input]
+                // Optional outputs 1 and 2: each row's mean and 1/sqrt(variance + epsilon), with
+                // the normalised axes kept as 1s (ONNX LayerNormalization's Mean and InvStdDev).
+                var statistics = input.shape
+                for position in axis..<input.shape.rank { statistics[position] = .known(1) }
+                let statisticsType = TensorType(input.dtype, statistics)
+                return [input, statisticsType, statisticsType]
             },
         ]
     }

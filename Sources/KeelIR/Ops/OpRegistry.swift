@@ -13,8 +13,9 @@ public enum OpRegistry {
     public static var all: [OpSchema] { OpKind.allCases.compactMap { table[$0] } }
 
     private static let table: [OpKind: OpSchema] = {
-        let families = [convolutionSchemas, poolingSchemas, denseSchemas, normalizationSchemas,
-                        elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas]
+        let families = [convolutionSchemas, [convTransposeSchema], poolingSchemas, [resizeSchema], denseSchemas,
+                        normalizationSchemas, elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas,
+                        rearrangementSchemas]
         var result: [OpKind: OpSchema] = [:]
         for schema in families.joined() { result[schema.kind] = schema }
         return result
@@ -59,8 +60,10 @@ extension OpSchema {
         if variadic && node.presentInputs.isEmpty {
             throw reader.error("takes inputs (\(inputSignature)) but has none")
         }
-        if node.outputs.count != outputCount {
-            throw reader.error("produces \(outputCount) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
+        if node.outputs.count < minimumOutputCount || node.outputs.count > outputCount {
+            let expected = minimumOutputCount == outputCount ? "\(outputCount)"
+                : outputCount == Int.max ? "at least \(minimumOutputCount)" : "\(minimumOutputCount) to \(outputCount)"
+            throw reader.error("produces \(expected) output\(outputCount == 1 ? "" : "s") but the node names \(node.outputs.count)")
         }
     }
 }
@@ -78,8 +81,8 @@ public func inferOutputTypes(of node: Node, inputTypes: [TensorType?],
         }
     }
     let types = try schema.inferTypes(context)
-    guard types.count == schema.outputCount else {
-        throw context.error("shape function returned \(types.count) types for \(schema.outputCount) outputs")
+    guard types.count >= node.outputs.count, types.count <= schema.outputCount else {
+        throw context.error("shape function returned \(types.count) types for \(node.outputs.count) outputs")
     }
-    return types
+    return Array(types.prefix(node.outputs.count))
 }

@@ -5,6 +5,7 @@ extension OpRegistry {
             OpSchema.layoutAttribute,
             .init("pool_size", default: .ints([2, 2])),
             .init("strides", default: nil, "defaults to pool_size"),
+            .init("dilations", default: .ints([1, 1]), "gap between window taps"),
             .init("padding", default: .string("valid"), "\"valid\", \"same\" or \"explicit\""),
             .init("pads", default: nil, "[top,left,bottom,right] when padding is explicit"),
             .init("ceil_mode", default: .int(0)),

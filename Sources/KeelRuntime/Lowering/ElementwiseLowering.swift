@@ -10,7 +10,7 @@ extension KernelLowering {
         case .relu: operation = .relu
         case .leakyRelu: operation = .leakyRelu(alpha: try attributes.float("alpha"))
         case .elu: operation = .elu(alpha: try attributes.float("alpha"))
-        case .selu: operation = .selu
+        case .selu: operation = .selu(alpha: try attributes.float("alpha"), gamma: try attributes.float("gamma"))
         case .sigmoid: operation = .sigmoid
         case .tanh: operation = .tanh
         case .gelu: operation = try attributes.string("approximate") == "tanh" ? .geluTanh : .gelu
@@ -45,6 +45,7 @@ extension KernelLowering {
         case .pow: operation = .power
         case .max: operation = .maximum
         case .min: operation = .minimum
+        case .prelu: operation = .prelu
         default: throw operands.unsupported("\(operands.node.op.rawValue) is not a binary op")
         }
         let a = try operands.input(0)

@@ -7,14 +7,18 @@ enum KernelLowering {
     static func makeStep(_ operands: StepOperands) throws -> Step {
         switch operands.node.op {
         case .conv2d: return try lowerConvolution(operands)
+        case .convTranspose: return try lowerConvTranspose(operands)
         case .dense: return try lowerDense(operands)
         case .matmul: return try lowerMatMul(operands)
         case .maxPool2d, .avgPool2d: return try lowerPooling(operands)
         case .globalAvgPool2d, .globalMaxPool2d: return try lowerGlobalPooling(operands)
+        case .resize: return try lowerResize(operands)
         case .batchNorm: return try lowerBatchNorm(operands)
         case .layerNorm: return try lowerLayerNorm(operands)
+        case .instanceNorm: return try lowerInstanceNorm(operands)
+        case .lrn: return try lowerLocalResponseNorm(operands)
         case .softmax, .logSoftmax: return try lowerSoftmax(operands)
-        case .add, .sub, .mul, .div, .pow, .max, .min: return try lowerBinary(operands)
+        case .add, .sub, .mul, .div, .pow, .max, .min, .prelu: return try lowerBinary(operands)
         case .sum: return try lowerSum(operands)
         case .reduceMean, .reduceSum: return try lowerReduce(operands)
         case .transpose: return try lowerTranspose(operands)
@@ -22,6 +26,10 @@ enum KernelLowering {
         case .pad: return try lowerPad(operands)
         case .slice: return try lowerSlice(operands)
         case .gather: return try lowerGather(operands)
+        case .split: return try lowerSplit(operands)
+        case .expand: return try lowerExpand(operands)
+        case .tile: return try lowerTile(operands)
+        case .depthToSpace, .spaceToDepth: return try lowerBlockMove(operands)
         case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid,
              .hardSwish, .swish, .clip, .sqrt, .exp, .log, .neg, .abs:
             return try lowerUnary(operands)

@@ -1,7 +1,7 @@
 import KeelIR
 import KeelKernels
 
-/// conv2d, dense and matmul: the GEMM-bound layers. Their filters are packed once per model.
+/// conv2d, conv_transpose, dense and matmul: the GEMM-bound layers. conv2d filters are packed once per model.
 extension KernelLowering {
     static func lowerConvolution(_ operands: StepOperands) throws -> Step {
         let node = operands.node
@@ -43,6 +43,28 @@ extension KernelLowering {
                     scratchSize: Conv2D.scratchSize(for: kernelGeometry)) { scratch in
             try Conv2D.apply(input: input, weights: packed, bias: bias, activation: activation, output: output,
                              geometry: kernelGeometry, scratch: scratch, context: context)
+        }
+    }
+
+    static func lowerConvTranspose(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let (inputShape, kernelShape) = (operands.inputShapes[0], operands.inputShapes[1])
+        let resolved = try TransposedConvolutionGeometry.resolve(node, input: Shape(known: inputShape),
+                                                                 kernel: Shape(known: kernelShape))
+        let rank = resolved.input.count
+        let geometry = ConvTransposeGeometry(
+            batch: inputShape[0], inputChannels: resolved.inputChannels, outputChannels: resolved.outputChannels,
+            groups: resolved.groups, input: resolved.input, output: resolved.output, kernel: resolved.kernel,
+            strides: resolved.strides, dilations: resolved.dilations, padBegin: Array(resolved.pads[..<rank]))
+        let input = try operands.input(0)
+        let kernel = try operands.input(1)
+        let bias = try operands.optionalInput(2)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        let macs = Double(inputShape.reduce(1, *)) * Double(resolved.outputChannels / resolved.groups * resolved.kernel.reduce(1, *))
+        return Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: ConvTranspose.scratchSize(for: geometry)) { scratch in
+            try ConvTranspose.apply(input: input, weights: kernel, bias: bias, output: output, geometry: geometry,
+                                    scratch: scratch, context: context)
         }
     }
 

@@ -1,7 +1,7 @@
 import KeelIR
 import KeelKernels
 
-/// BatchNorm (scale and shift folded once from its four vectors), LayerNorm and softmax.
+/// BatchNorm (scale and shift folded once from its four vectors), InstanceNorm, LRN, LayerNorm and softmax.
 extension KernelLowering {
     static func lowerBatchNorm(_ operands: StepOperands) throws -> Step {
         let node = operands.node
@@ -50,10 +50,55 @@ extension KernelLowering {
         let gamma = try operands.input(1)
         let beta = try operands.optionalInput(2)
         let output = try operands.output()
+        // The statistics outputs exist only when something reads them.
+        let mean = operands.outputs.count > 1 ? try operands.output(1) : nil
+        let inverseDeviation = operands.outputs.count > 2 ? try operands.output(2) : nil
         let context = operands.kernelContext
         return Step(node: node.name, op: node.op) { _ in
             try LayerNorm.apply(input: input, output: output, rows: rows, normSize: normSize, gamma: gamma,
-                                beta: beta, epsilon: epsilon, context: context)
+                                beta: beta, epsilon: epsilon, mean: mean, inverseDeviation: inverseDeviation,
+                                context: context)
+        }
+    }
+
+    static func lowerInstanceNorm(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")), axis > 0 else {
+            throw operands.unsupported("the channel axis must follow the batch in \(Shape(known: shape))")
+        }
+        let epsilon = try operands.attributes.float("epsilon")
+        let (batch, channels) = (shape[0], shape[axis])
+        let before = shape[1..<axis].reduce(1, *)
+        let after = shape[(axis + 1)...].reduce(1, *)
+        let input = try operands.input(0)
+        let gamma = try operands.input(1)
+        let beta = try operands.input(2)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: node.name, op: node.op) { _ in
+            try InstanceNorm.apply(input: input, output: output, batch: batch, before: before, channels: channels,
+                                   after: after, gamma: gamma, beta: beta, epsilon: epsilon, context: context)
+        }
+    }
+
+    static func lowerLocalResponseNorm(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
+            throw operands.unsupported("axis is outside \(Shape(known: shape))")
+        }
+        let attributes = operands.attributes
+        let (size, alpha, beta, bias) = (try attributes.int("size"), try attributes.float("alpha"),
+                                         try attributes.float("beta"), try attributes.float("bias"))
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let input = try operands.input(0)
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: node.name, op: node.op) { _ in
+            try LocalResponseNorm.apply(input: input, output: output, outer: outer, channels: shape[axis], inner: inner,
+                                        size: size, alpha: alpha, beta: beta, bias: bias, context: context)
         }
     }
 

@@ -14,7 +14,8 @@ extension KernelLowering {
             output: Size2D(spatial.height.output, spatial.width.output),
             window: Size2D(spatial.height.kernel, spatial.width.kernel),
             stride: Size2D(spatial.height.stride, spatial.width.stride),
-            padding: try Padding2D(spatial.pads), layout: geometry.layout.kernelLayout)
+            padding: try Padding2D(spatial.pads), layout: geometry.layout.kernelLayout,
+            dilation: Size2D(spatial.height.dilation, spatial.width.dilation))
         let input = try operands.input(0)
         let output = try operands.output()
         let context = operands.kernelContext

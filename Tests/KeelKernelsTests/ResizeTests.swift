@@ -1,0 +1,66 @@
+/// Resize against ONNX Runtime fixtures: every nearest rounding and coordinate mapping,
+/// bilinear, antialiased shrinking and crop-and-resize with extrapolation, in both layouts
+/// (NHWC cases are ONNX Runtime's NCHW results transposed).
+import KeelKernels
+import XCTest
+
+final class ResizeTests: XCTestCase {
+    func testResizeMatchesONNXRuntime() throws {
+        let fixtures = Fixtures.cases("resize")
+        XCTAssertEqual(fixtures.count, 11)
+        for fixture in fixtures {
+            guard let x = fixture.input("x"), let y = fixture.output, let mode = fixture.string("coordinates") else {
+                return XCTFail("\(fixture.name): incomplete case")
+            }
+            let nchw = fixture.string("layout") == "nchw"
+            let (heightAxis, widthAxis, channelAxis) = nchw ? (2, 3, 1) : (1, 2, 3)
+            let scales = fixture.floats("scales")
+            let roi = fixture.floats("roi") ?? [0, 0, 1, 1]
+            func axis(_ position: Int, _ index: Int) -> ResizeAxis {
+                let coordinates: ResizeCoordinates
+                switch mode {
+                case "asymmetric": coordinates = .asymmetric
+                case "align_corners": coordinates = .alignCorners
+                case "pytorch_half_pixel": coordinates = .pytorchHalfPixel
+                case "half_pixel_symmetric": coordinates = .halfPixelSymmetric
+                case "tf_crop_and_resize": coordinates = .cropAndResize(start: roi[position], end: roi[position + 2])
+                default: coordinates = .halfPixel
+                }
+                return ResizeAxis(input: x.shape[index], output: y.shape[index], scale: scales.map { Double($0[position]) },
+                                  coordinates: coordinates)
+            }
+            let interpolation: ResizeInterpolation
+            switch (fixture.string("mode"), fixture.int("antialias"), fixture.string("nearest_mode")) {
+            case ("linear", 1, _): interpolation = .antialiasedLinear
+            case ("linear", _, _): interpolation = .linear
+            case (_, _, "floor"): interpolation = .nearest(.floor)
+            case (_, _, "ceil"): interpolation = .nearest(.ceil)
+            case (_, _, "round_prefer_ceil"): interpolation = .nearest(.roundPreferCeil)
+            default: interpolation = .nearest(.roundPreferFloor)
+            }
+            let geometry = ResizeGeometry(batch: x.shape[0], channels: x.shape[channelAxis], height: axis(0, heightAxis),
+                                          width: axis(1, widthAxis), interpolation: interpolation,
+                                          layout: nchw ? .nchw : .nhwc,
+                                          extrapolationValue: fixture.float("extrapolation_value") ?? 0)
+            let input = try Fixtures.floats(x)
+            let expected = try Fixtures.floats(y)
+            for threads in [1, 2] {
+                let actual = try withOutput(expected.count) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try Resize.apply(input: source, output: output, geometry: geometry, context: KernelContext(threads: threads))
+                    }
+                }
+                assertClose(actual, expected, "\(fixture.name) threads \(threads)")
+            }
+        }
+    }
+
+    func testEmptyInputIsRejected() {
+        let geometry = ResizeGeometry(batch: 1, channels: 1, height: ResizeAxis(input: 0, output: 2),
+                                      width: ResizeAxis(input: 2, output: 2))
+        var output = [Float](repeating: 0, count: 4)
+        XCTAssertThrowsError(try [Float]().withUnsafeBufferPointer { source in
+            try output.withUnsafeMutableBufferPointer { try Resize.apply(input: source, output: $0, geometry: geometry) }
+        })
+    }
+}
