@@ -44,7 +44,8 @@ public struct ModelPipeline {
         let start = DispatchTime.now().uptimeNanoseconds
         var graph: Graph
         if CompiledArtifact.isArtifact(path: path) {
-            graph = try CompiledArtifact.read(path: path)
+            // Verified like any other graph: the header's checksum guards against damage, not against a crafted file.
+            graph = try ModelLoader.infer(CompiledArtifact.read(path: path))
             if let cutAt { graph = try GraphCut.cut(graph, at: cutAt) }
             report.loadSeconds = seconds(since: start)
             return (graph, report)
