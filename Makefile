@@ -14,13 +14,20 @@ build: setup
 release: setup
 	$(SWIFT) build -c release
 
-## Builds everything and runs the whole suite (unit, kernel, ONNX conformance, CLI end to end).
+## Builds everything and runs the whole suite (unit, kernels vs ONNX Runtime, ONNX conformance, CLI end to end),
+## then prints the conformance table and one closing line: "tests: N passed, M failed".
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build 2>&1 | tee .build/test.log | grep -Ev '^(Test Case .* (started|passed)|\[[0-9]+/[0-9]+\])' ; \
-	  status=$${PIPESTATUS[0]}; \
-	  grep -h '^conformance' .build/test.log || true; \
-	  exit $$status
+	@set -o pipefail; \
+	$(SWIFT) test --skip-build --disable-swift-testing 2>&1 | tee .build/test.log \
+	  | grep -Ev '^(Test Case .* (started|passed)|conformance)'; \
+	status=$$?; \
+	grep -h '^conformance' .build/test.log || true; \
+	summary=$$(grep -E 'Executed [0-9]+ tests?, with' .build/test.log | tail -1); \
+	total=$$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$$summary"); \
+	failed=$$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$$summary"); \
+	echo "tests: $$(( $${total:-0} - $${failed:-0} )) passed, $${failed:-0} failed"; \
+	exit $$status
 
 ## Builds release and runs the main job on the bundled default graph.
 demo: release

@@ -60,8 +60,8 @@ final class ConformanceTests: XCTestCase {
             report.append("conformance   skipped \(count): \(reason)")
         }
         let claimed = passed + failed
-        report.append(String(format: "conformance: %d passed, %d failed, %d skipped of %d cases (%.1f%% of the %d cases for claimed ops)",
-                             passed, failed, skipped, cases.count, 100 * Double(passed) / Double(max(claimed, 1)), claimed))
+        report.append(String(format: "conformance: %d of %d cases pass (%.1f%% of the %d cases for claimed ops); %d fail, %d skipped",
+                             passed, cases.count, 100 * Double(passed) / Double(max(claimed, 1)), claimed, failed, skipped))
         print(report.joined(separator: "\n"))
         for failure in mustPassFailures { print("conformance FAIL \(failure)") }
         XCTAssertTrue(mustPassFailures.isEmpty, "\(mustPassFailures.count) cases that ONNX Runtime passes failed")
