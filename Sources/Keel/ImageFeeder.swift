@@ -9,11 +9,13 @@ public struct ImageFeeder: Sendable {
     public let inputName: String
     public let preprocessing: ImagePreprocessing
 
-    public init(graph: Graph) throws {
-        guard graph.inputs.count == 1, let input = graph.inputs.first else {
+    /// `preset` overrides the input's declared preprocessing (an ONNX model declares none).
+    public init(graph: Graph, preset: String? = nil) throws {
+        guard graph.inputs.count == 1, var input = graph.inputs.first else {
             throw ModelFileError(path: graph.source ?? graph.name,
                                  reason: "images need a model with one image input; this one has \(graph.inputs.count) inputs")
         }
+        if let preset { input.preprocess = preset }
         inputName = input.name
         preprocessing = try ImagePreprocessing(input: input)
     }

@@ -32,6 +32,9 @@ struct ExtractCommand: ParsableCommand {
     @Flag(name: .long, help: "Skip unreadable images (reported on stderr) instead of stopping; exit status is still 1.")
     var keepGoing = false
 
+    @Option(name: .long, help: ArgumentHelp("Image preprocessing instead of the one the input declares: \(ImagePreset.names.joined(separator: ", ")).", valueName: "preset"))
+    var preprocess: String?
+
     @OptionGroup var options: CompileOptions
 
     func validate() throws {
@@ -55,7 +58,7 @@ struct ExtractCommand: ParsableCommand {
             if let (index, count) = try parsedShard() { files = ImageFiles.shard(files, index: index, count: count) }
             let (compiled, report) = try options.pipeline(model, cutAt: at).compile()
             noteSeeded(report, seed: options.seed)
-            let feeder = try ImageFeeder(graph: compiled.graph)
+            let feeder = try ImageFeeder(graph: compiled.graph, preset: preprocess)
             guard let outputName = compiled.outputNames.first,
                   let outputType = compiled.graph.outputs.first.flatMap({ compiled.graph.type(of: $0.value) }) else {
                 throw ValidationError("layer '\(at)' has no output")

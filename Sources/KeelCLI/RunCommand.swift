@@ -22,6 +22,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Print the k highest-scoring classes of each image (with names when the output declares labels).")
     var top: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Image preprocessing instead of the one the input declares: \(ImagePreset.names.joined(separator: ", ")).", valueName: "preset"))
+    var preprocess: String?
+
     @OptionGroup var options: CompileOptions
 
     func validate() throws {
@@ -41,7 +44,7 @@ struct RunCommand: ParsableCommand {
             if image.isEmpty {
                 inputs = try readInputs(input, for: model)
             } else {
-                let feeder = try ImageFeeder(graph: model.graph)
+                let feeder = try ImageFeeder(graph: model.graph, preset: preprocess)
                 inputs = [feeder.inputName: try feeder.tensor(for: try image.map(feeder.decode))]
             }
             let bindings = try model.bind(inputs)
