@@ -46,8 +46,10 @@ func printedValue(_ name: String, in graph: Graph) -> String {
 }
 
 /// `vgg16.keel:7:5` with the directory dropped, so goldens do not depend on where files live.
+/// An ONNX location `dir/model.onnx(model/conv2d/Conv2D)` keeps its node name whole.
 func printedLocation(_ location: SourceLocation) -> String {
     var copy = location
-    if let slash = copy.file.lastIndex(of: "/") { copy.file = String(copy.file[copy.file.index(after: slash)...]) }
+    let path = copy.file.firstIndex(of: "(").map { copy.file[..<$0] } ?? copy.file[...]
+    if let slash = path.lastIndex(of: "/") { copy.file = String(copy.file[copy.file.index(after: slash)...]) }
     return copy.description
 }
