@@ -7,9 +7,9 @@
 import COpenBLAS
 
 enum Winograd {
-    /// Floats the transformed inputs and products of one block may use (16 MiB): enough tiles for
+    /// Floats the transformed inputs and products of one block may use (4 MiB): enough tiles for
     /// efficient GEMMs on deep layers, while the whole block stays within the last-level cache.
-    static let blockBudget = 1 << 22
+    static let blockBudget = 1 << 20
     static let minimumBlockTiles = 16
     static let maximumBlockTiles = 1024
 
