@@ -31,15 +31,21 @@ extension SIMD8: WinogradLane where Scalar == Float {
 }
 
 enum WinogradTransform {
-    /// G (6×3), applied to filters once at pack time, in double precision.
-    static let filterMatrix: [[Double]] = [
-        [1.0 / 4, 0, 0],
-        [-1.0 / 6, -1.0 / 6, -1.0 / 6],
-        [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-        [1.0 / 24, 1.0 / 12, 1.0 / 6],
-        [1.0 / 24, -1.0 / 12, 1.0 / 6],
-        [0, 0, 1],
-    ]
+    /// G (6×3) applied to three filter taps along one axis, for eight filters at once.
+    @inline(__always)
+    static func filter(_ g0: SIMD8<Double>, _ g1: SIMD8<Double>, _ g2: SIMD8<Double>,
+                       into result: UnsafeMutablePointer<SIMD8<Double>>) {
+        let even = (g0 + g2) / 6
+        let odd = g1 / 6
+        let evenScaled = g0 / 24 + g2 / 6
+        let oddScaled = g1 / 12
+        result[0] = g0 / 4
+        result[1] = -even - odd
+        result[2] = -even + odd
+        result[3] = evenScaled + oddScaled
+        result[4] = evenScaled - oddScaled
+        result[5] = g2
+    }
 
     /// Bᵀ applied to six values along one axis of an input tile.
     @inline(__always)

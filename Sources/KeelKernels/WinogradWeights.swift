@@ -9,34 +9,69 @@ public struct WinogradWeights: Sendable, Equatable {
     /// [36][inputChannels][outputChannels].
     let storage: [Float]
 
-    /// From filters packed for im2col (a 3×3 kernel, one group). The transform runs in double
-    /// precision so the only rounding is the final one to Float.
+    /// From filters packed for im2col (a 3×3 kernel, one group).
     public init(_ packed: PackedConv2DWeights) throws {
         try require(packed.kernel == Size2D(3, 3) && packed.groups == 1, "winograd weights",
                     "needs a 3x3 kernel with one group, got kernel \(packed.kernel) in \(packed.groups) groups")
         let (inputs, outputs) = (packed.inputChannelsPerGroup, packed.outputChannels)
-        let matrix = WinogradTransform.filterMatrix
-        var transformed = [Float](repeating: 0, count: 36 * inputs * outputs)
-        packed.storage.withUnsafeBufferPointer { source in
-            transformed.withUnsafeMutableBufferPointer { destination in
-                var tap = [Double](repeating: 0, count: 9)
-                var half = [Double](repeating: 0, count: 18)
+        self = try packed.storage.withUnsafeBufferPointer {
+            try WinogradWeights(source: $0, inputs: inputs, outputs: outputs,
+                                strides: (output: 1, channel: outputs, tap: inputs * outputs))
+        }
+    }
+
+    /// From Keras's HWIO kernel `[3, 3, inputChannels, outputChannels]`.
+    public init(hwio: UnsafeBufferPointer<Float>, inputChannels: Int, outputChannels: Int) throws {
+        try self.init(source: hwio, inputs: inputChannels, outputs: outputChannels,
+                      strides: (output: 1, channel: outputChannels, tap: inputChannels * outputChannels))
+    }
+
+    /// From ONNX's OIHW kernel `[outputChannels, inputChannels, 3, 3]`.
+    public init(oihw: UnsafeBufferPointer<Float>, inputChannels: Int, outputChannels: Int) throws {
+        try self.init(source: oihw, inputs: inputChannels, outputs: outputChannels,
+                      strides: (output: 9 * inputChannels, channel: 9, tap: 1))
+    }
+
+    /// Tap t = row·3 + column of filter (channel, output) is source[output·s.output + channel·s.channel + t·s.tap].
+    /// Eight output channels are transformed at once, in double precision so the only rounding
+    /// is the final one to Float.
+    private init(source: UnsafeBufferPointer<Float>, inputs: Int, outputs: Int,
+                 strides: (output: Int, channel: Int, tap: Int)) throws {
+        let name = "winograd weights"
+        try require(inputs > 0 && outputs > 0, name, "\(inputs) input and \(outputs) output channels")
+        let count = try elementCount([9, inputs, outputs], name)
+        try requireCapacity(source.count, count, name, "kernel")
+        var transformed = [Float](repeating: 0, count: 36 * count / 9)
+        transformed.withUnsafeMutableBufferPointer { destination in
+            // taps: 9 vectors; half: G·g as 3 columns of 6; points: one row of 6.
+            withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 18 + 6) { work in
+                guard let source = source.baseAddress, let destination = destination.baseAddress,
+                      let taps = work.baseAddress else { return }
+                let (half, points) = (taps + 9, taps + 27)
+                let pointStride = inputs * outputs
                 for channel in 0..<inputs {
-                    for output in 0..<outputs {
-                        for index in 0..<9 { tap[index] = Double(source[(index * inputs + channel) * outputs + output]) }
-                        // half = G·g (6×3), then G·g·Gᵀ (6×6).
-                        for row in 0..<6 {
-                            for column in 0..<3 {
-                                half[row * 3 + column] = matrix[row][0] * tap[column] + matrix[row][1] * tap[3 + column]
-                                    + matrix[row][2] * tap[6 + column]
+                    for first in stride(from: 0, to: outputs, by: 8) {
+                        let lanes = min(8, outputs - first)
+                        for tap in 0..<9 {
+                            var values = SIMD8<Double>()
+                            for lane in 0..<lanes {
+                                values[lane] = Double(source[(first + lane) * strides.output
+                                                             + channel * strides.channel + tap * strides.tap])
                             }
+                            taps[tap] = values
                         }
+                        // G·g down each column of the filter (6 rows × 3 columns), then ·Gᵀ along each row.
+                        for column in 0..<3 {
+                            WinogradTransform.filter(taps[column], taps[3 + column], taps[6 + column],
+                                                     into: half + 6 * column)
+                        }
+                        let target = destination + channel * outputs + first
                         for row in 0..<6 {
+                            WinogradTransform.filter(half[row], half[6 + row], half[12 + row], into: points)
                             for column in 0..<6 {
-                                let value = half[row * 3] * matrix[column][0] + half[row * 3 + 1] * matrix[column][1]
-                                    + half[row * 3 + 2] * matrix[column][2]
-                                let point = row * 6 + column
-                                destination[(point * inputs + channel) * outputs + output] = Float(value)
+                                let values = SIMD8<Float>(points[column])
+                                let point = target + (row * 6 + column) * pointStride
+                                for lane in 0..<lanes { point[lane] = values[lane] }
                             }
                         }
                     }

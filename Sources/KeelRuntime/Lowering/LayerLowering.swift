@@ -42,8 +42,16 @@ extension KernelLowering {
         let algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
         let scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm)
         if algorithm == .winograd {
-            // Only the Winograd-domain filters are kept: the im2col packing is a transient step.
-            let transformed = try operands.prepared.value("winograd:\(kernelName)") { try WinogradWeights(pack()) }
+            let transformed = try operands.prepared.value("winograd:\(kernelName)") { () throws -> WinogradWeights in
+                switch geometry.kernelLayout {
+                case .hwio:
+                    return try WinogradWeights(hwio: kernelValues, inputChannels: geometry.inputChannels,
+                                               outputChannels: geometry.outputChannels)
+                case .oihw:
+                    return try WinogradWeights(oihw: kernelValues, inputChannels: geometry.inputChannels,
+                                               outputChannels: geometry.outputChannels)
+                }
+            }
             return Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
                 try Conv2D.apply(input: input, weights: transformed, bias: bias, activation: activation, output: output,
                                  geometry: kernelGeometry, scratch: scratch, context: context)
