@@ -88,17 +88,35 @@ struct WinogradRun {
         return (image, (within / columns) * 4, (within % columns) * 4)
     }
 
+    /// NCHW tiles read from a per-thread channels-last copy of the six input rows of their tile
+    /// row (`band`), rebuilt when the tile row changes, so the channel transpose happens once per
+    /// row instead of once per overlapping tile.
     func transformInputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, destination: UnsafeMutablePointer<Float>) {
-        let channels = inputChannels
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * channels + 36 * 8) { buffer in
+        let (width, channels) = (geometry.input.width, inputChannels)
+        let bandSize = geometry.layout == .nchw ? 6 * width * channels : 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * channels + 36 * 8 + bandSize) { buffer in
             guard let patch = buffer.baseAddress else { return }
             let temporary = patch + 36 * channels
+            let band = temporary + 36 * 8
+            var bandRow = (image: -1, top: 0)
+            let pointStride = blockCount * channels
             for local in tiles {
                 let (image, row, column) = origin(blockStart + local)
-                let (source, rowStride) = gather(image: image, top: row - geometry.padding.top,
-                                                 left: column - geometry.padding.left, patch: patch)
+                let (top, left) = (row - geometry.padding.top, column - geometry.padding.left)
+                let view: ChannelsLastView
+                switch geometry.layout {
+                case .nhwc:
+                    view = ChannelsLastView(base: input + image * geometry.input.height * width * channels,
+                                            height: geometry.input.height, width: width, channels: channels, top: top)
+                case .nchw:
+                    if bandRow != (image, top) {
+                        fillBand(band, image: image, top: top)
+                        bandRow = (image, top)
+                    }
+                    view = ChannelsLastView(base: band, height: 6, width: width, channels: channels, top: 0)
+                }
+                let (source, rowStride) = view.patch(left: left, into: patch)
                 let target = destination + local * channels
-                let pointStride = blockCount * channels
                 var channel = 0
                 while channel + 8 <= channels {
                     WinogradTransform.inputTile(SIMD8<Float>.self, source: source + channel, rowStride: rowStride,
@@ -116,51 +134,31 @@ struct WinogradRun {
         }
     }
 
-    /// The 6×6×channels input patch at (top, left) as a channels-last view: read in place for an
-    /// interior NHWC tile, otherwise copied into `patch` with zeros for the padding.
-    func gather(image: Int, top: Int, left: Int, patch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
+    /// Copies NCHW input rows top..<top+6 of `image` into `band` as [6][width][channels], with zero
+    /// rows outside the image. Eight channel rows are read side by side so each store is contiguous.
+    func fillBand(_ band: UnsafeMutablePointer<Float>, image: Int, top: Int) {
         let (height, width, channels) = (geometry.input.height, geometry.input.width, inputChannels)
-        let interior = top >= 0 && left >= 0 && top + 6 <= height && left + 6 <= width
-        switch geometry.layout {
-        case .nhwc:
-            if interior {
-                return (input + ((image * height + top) * width + left) * channels, width * channels)
+        for row in 0..<6 {
+            let y = top + row
+            let line = band + row * width * channels
+            guard y >= 0 && y < height else {
+                line.update(repeating: 0, count: width * channels)
+                continue
             }
-            for row in 0..<6 {
-                for column in 0..<6 {
-                    let destination = patch + (row * 6 + column) * channels
-                    let (y, x) = (top + row, left + column)
-                    if y >= 0 && y < height && x >= 0 && x < width {
-                        destination.update(from: input + ((image * height + y) * width + x) * channels, count: channels)
-                    } else {
-                        destination.update(repeating: 0, count: channels)
-                    }
-                }
-            }
-        case .nchw:
-            if !interior { patch.update(repeating: 0, count: 36 * channels) }
-            let rows = max(0, -top)..<min(6, height - top)
-            let columns = max(0, -left)..<min(6, width - left)
-            let planeSize = height * width
-            for channel in 0..<channels {
-                let plane = input + (image * channels + channel) * planeSize
-                for row in rows {
-                    let line = plane + (top + row) * width + left
-                    for column in columns {
-                        patch[(row * 6 + column) * channels + channel] = line[column]
-                    }
-                }
-            }
+            let first = input + (image * channels * height + y) * width
+            transposeRows(from: first, rowStride: height * width, rows: channels, columns: width, to: line)
         }
-        return (UnsafePointer(patch), 6 * channels)
     }
 
     func transformOutputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, source: UnsafePointer<Float>) {
-        let channels = outputChannels
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * channels + 24 * 8) { buffer in
+        let (width, channels) = (geometry.output.width, outputChannels)
+        let bandSize = geometry.layout == .nchw ? 4 * width * channels : 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * channels + 24 * 8 + bandSize) { buffer in
             guard let staging = buffer.baseAddress else { return }
             let temporary = staging + 16 * channels
+            let band = OutputBand(base: temporary + 24 * 8)
             let pointStride = blockCount * channels
+            var pending: (image: Int, top: Int, columns: Range<Int>)?
             for local in tiles {
                 let products = source + local * channels
                 var channel = 0
@@ -180,34 +178,118 @@ struct WinogradRun {
                 if activation != .identity {
                     activation.accept(InPlaceMap(values: staging, count: 16 * channels))
                 }
-                scatter(staging, tile: blockStart + local)
+                let (image, top, left) = origin(blockStart + local)
+                let columns = min(4, width - left)
+                switch geometry.layout {
+                case .nhwc:
+                    let rows = min(4, geometry.output.height - top)
+                    let base = output + ((image * geometry.output.height + top) * width + left) * channels
+                    copyTile(staging, rows: rows, columns: columns, to: base, rowStride: width * channels)
+                case .nchw:
+                    // Output rows collect channels-last in the band and go to the planes a tile row at a time.
+                    if let open = pending, open.image != image || open.top != top {
+                        flush(band, image: open.image, top: open.top, columns: open.columns)
+                        pending = nil
+                    }
+                    copyTile(staging, rows: 4, columns: columns, to: band.base + left * channels, rowStride: width * channels)
+                    let start = pending?.columns.lowerBound ?? left
+                    pending = (image, top, start..<(left + columns))
+                }
             }
+            if let open = pending { flush(band, image: open.image, top: open.top, columns: open.columns) }
         }
     }
 
-    /// Copies the valid part of a 4×4×channels staged tile into the output.
-    func scatter(_ staging: UnsafePointer<Float>, tile: Int) {
-        let (image, top, left) = origin(tile)
+    /// Copies `rows` × `columns` pixels of a staged 4×4×channels tile to rows `rowStride` apart.
+    func copyTile(_ staging: UnsafePointer<Float>, rows: Int, columns: Int, to base: UnsafeMutablePointer<Float>,
+                  rowStride: Int) {
+        for row in 0..<rows {
+            (base + row * rowStride).update(from: staging + row * 4 * outputChannels, count: columns * outputChannels)
+        }
+    }
+
+    /// Writes output columns `columns` of the band's valid rows into the NCHW planes of `image`.
+    func flush(_ band: OutputBand, image: Int, top: Int, columns: Range<Int>) {
         let (height, width, channels) = (geometry.output.height, geometry.output.width, outputChannels)
-        let rows = min(4, height - top)
-        let columns = min(4, width - left)
-        switch geometry.layout {
-        case .nhwc:
-            for row in 0..<rows {
-                let line = output + ((image * height + top + row) * width + left) * channels
-                line.update(from: staging + row * 4 * channels, count: columns * channels)
-            }
-        case .nchw:
-            let planeSize = height * width
-            for channel in 0..<channels {
-                let plane = output + (image * channels + channel) * planeSize + top * width + left
-                for row in 0..<rows {
-                    for column in 0..<columns {
-                        plane[row * width + column] = staging[(row * 4 + column) * channels + channel]
-                    }
+        for row in 0..<min(4, height - top) {
+            let line = UnsafePointer(band.base) + (row * width + columns.lowerBound) * channels
+            let first = output + (image * channels * height + top + row) * width + columns.lowerBound
+            transposeRows(from: line, rows: columns.count, columns: channels, to: first, rowStride: height * width)
+        }
+    }
+}
+
+/// Channels-last rows of one band of NCHW output, [4][width][channels].
+struct OutputBand {
+    let base: UnsafeMutablePointer<Float>
+}
+
+/// A channels-last image (or band of rows) whose row 0 sits at input row `top`.
+struct ChannelsLastView {
+    let base: UnsafePointer<Float>
+    let height: Int
+    let width: Int
+    let channels: Int
+    let top: Int
+
+    /// The 6×6×channels patch starting at column `left` as (base, row stride): read in place when
+    /// it lies inside the view, otherwise copied into `patch` with zeros for the padding.
+    func patch(left: Int, into patch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
+        if top >= 0 && left >= 0 && top + 6 <= height && left + 6 <= width {
+            return (base + (top * width + left) * channels, width * channels)
+        }
+        for row in 0..<6 {
+            for column in 0..<6 {
+                let destination = patch + (row * 6 + column) * channels
+                let (y, x) = (top + row, left + column)
+                if y >= 0 && y < height && x >= 0 && x < width {
+                    destination.update(from: base + (y * width + x) * channels, count: channels)
+                } else {
+                    destination.update(repeating: 0, count: channels)
                 }
             }
         }
+        return (UnsafePointer(patch), 6 * channels)
+    }
+}
+
+/// destination[column · rows + row] = source[row · rowStride + column]: `rows` strided rows become
+/// the columns of a contiguous [columns][rows] block, eight rows at a time.
+func transposeRows(from source: UnsafePointer<Float>, rowStride: Int, rows: Int, columns: Int,
+                   to destination: UnsafeMutablePointer<Float>) {
+    var row = 0
+    while row + 8 <= rows {
+        let line = source + row * rowStride
+        for column in 0..<columns {
+            let values = SIMD8<Float>(line[column], line[rowStride + column], line[2 * rowStride + column],
+                                      line[3 * rowStride + column], line[4 * rowStride + column],
+                                      line[5 * rowStride + column], line[6 * rowStride + column],
+                                      line[7 * rowStride + column])
+            values.store(to: destination + column * rows + row)
+        }
+        row += 8
+    }
+    for tail in row..<rows {
+        let line = source + tail * rowStride
+        for column in 0..<columns { destination[column * rows + tail] = line[column] }
+    }
+}
+
+/// destination[column · rowStride + row] = source[row · columns + column]: the inverse of
+/// `transposeRows`, a contiguous [rows][columns] block spread over `columns` strided rows.
+func transposeRows(from source: UnsafePointer<Float>, rows: Int, columns: Int,
+                   to destination: UnsafeMutablePointer<Float>, rowStride: Int) {
+    var column = 0
+    while column + 8 <= columns {
+        for row in 0..<rows {
+            let values = SIMD8<Float>(loadingFrom: source + row * columns + column)
+            let target = destination + column * rowStride + row
+            for lane in 0..<8 { target[lane * rowStride] = values[lane] }
+        }
+        column += 8
+    }
+    for tail in column..<columns {
+        for row in 0..<rows { destination[tail * rowStride + row] = source[row * columns + tail] }
     }
 }
 
