@@ -26,10 +26,13 @@ enum Winograd {
         geometry.batch * tileRows(geometry) * tileColumns(geometry)
     }
 
+    /// Tiles per block, evened out so the last block is not a sliver.
     static func blockTiles(_ geometry: Conv2DGeometry) -> Int {
         let perTile = 36 * (geometry.inputChannels + geometry.outputChannels)
         let budgeted = min(maximumBlockTiles, max(minimumBlockTiles, blockBudget / max(perTile, 1)))
-        return max(1, min(tileCount(geometry), budgeted))
+        let total = max(1, tileCount(geometry))
+        let blocks = (total + budgeted - 1) / budgeted
+        return (total + blocks - 1) / blocks
     }
 
     static func scratchSize(for geometry: Conv2DGeometry) -> Int {

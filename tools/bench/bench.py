@@ -137,7 +137,9 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="keel-bench-"))
     model = work / "vgg16_notop.onnx"
-    vgg16_onnx(model, arguments.seed)
+    # Built in a child: Linux carries a process's peak RSS across fork and exec, so the benchmark
+    # processes started from here would otherwise report this process's peak as their own.
+    subprocess.run([sys.executable, __file__, "--make-model", str(model), str(arguments.seed)], check=True)
     rows, errors = [], {}
     for batch in arguments.batches:
         input_path = work / f"input_{batch}.npy"
@@ -168,8 +170,8 @@ def main():
 
 
 def write_report(arguments, rows, errors):
-    import onnxruntime
-
+    ort_version = subprocess.run([sys.executable, "-c", "import onnxruntime; print(onnxruntime.__version__)"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     lines = [
@@ -179,7 +181,7 @@ def write_report(arguments, rows, errors):
         f"file with seeded He-normal weights for both systems. Written by `tools/bench/run.sh` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
-        f"- Machine: {cpu}, {os.cpu_count()} cores; onnxruntime {onnxruntime.__version__} "
+        f"- Machine: {cpu}, {os.cpu_count()} cores; onnxruntime {ort_version} "
         "(CPU provider, ORT_ENABLE_ALL, sequential, `intra_op_num_threads` = threads).",
         "- OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for both systems.",
         f"- {arguments.rounds} rounds per row, Keel and ORT interleaved in separate processes; each round "
@@ -202,7 +204,9 @@ def write_report(arguments, rows, errors):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--ort-worker":
+    if len(sys.argv) > 1 and sys.argv[1] == "--make-model":
+        vgg16_onnx(Path(sys.argv[2]), int(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--ort-worker":
         model, input_path, threads, iterations, warmup, output_path = sys.argv[2:8]
         ort_worker(model, input_path, int(threads), int(iterations), int(warmup), output_path or None)
     else:
