@@ -138,7 +138,7 @@ struct WinogradRun {
     }
 
     /// Copies NCHW input rows top..<top+6 of `image` into `band` as [6][width][channels], with zero
-    /// rows outside the image. Eight channel rows are read side by side so each store is contiguous.
+    /// rows outside the image.
     func fillBand(_ band: UnsafeMutablePointer<Float>, image: Int, top: Int) {
         let (height, width, channels) = (geometry.input.height, geometry.input.width, inputChannels)
         for row in 0..<6 {
@@ -149,7 +149,8 @@ struct WinogradRun {
                 continue
             }
             let first = input + (image * channels * height + y) * width
-            transposeRows(from: first, rowStride: height * width, rows: channels, columns: width, to: line)
+            transpose(first, sourceStride: height * width, rows: channels, columns: width,
+                      to: line, destinationStride: channels)
         }
     }
 
@@ -217,7 +218,8 @@ struct WinogradRun {
         for row in 0..<min(4, height - top) {
             let line = UnsafePointer(band.base) + (row * width + columns.lowerBound) * channels
             let first = output + (image * channels * height + top + row) * width + columns.lowerBound
-            transposeRows(from: line, rows: columns.count, columns: channels, to: first, rowStride: height * width)
+            transpose(line, sourceStride: channels, rows: columns.count, columns: channels,
+                      to: first, destinationStride: height * width)
         }
     }
 }
@@ -256,43 +258,37 @@ struct ChannelsLastView {
     }
 }
 
-/// destination[column · rows + row] = source[row · rowStride + column]: `rows` strided rows become
-/// the columns of a contiguous [columns][rows] block, eight rows at a time.
-func transposeRows(from source: UnsafePointer<Float>, rowStride: Int, rows: Int, columns: Int,
-                   to destination: UnsafeMutablePointer<Float>) {
-    var row = 0
-    while row + 8 <= rows {
-        let line = source + row * rowStride
-        for column in 0..<columns {
-            let values = SIMD8<Float>(line[column], line[rowStride + column], line[2 * rowStride + column],
-                                      line[3 * rowStride + column], line[4 * rowStride + column],
-                                      line[5 * rowStride + column], line[6 * rowStride + column],
-                                      line[7 * rowStride + column])
-            values.store(to: destination + column * rows + row)
+/// destination[column · destinationStride + row] = source[row · sourceStride + column] for a
+/// rows × columns block: 8×8 sub-blocks are loaded as vectors and transposed in registers, so
+/// both sides move whole 8-float runs; the ragged edges go element by element.
+func transpose(_ source: UnsafePointer<Float>, sourceStride: Int, rows: Int, columns: Int,
+               to destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
+    let fullRows = rows - rows % 8
+    let fullColumns = columns - columns % 8
+    for row in stride(from: 0, to: fullRows, by: 8) {
+        let line = source + row * sourceStride
+        for column in stride(from: 0, to: fullColumns, by: 8) {
+            let block = line + column
+            let v0 = SIMD8<Float>(loadingFrom: block)
+            let v1 = SIMD8<Float>(loadingFrom: block + sourceStride)
+            let v2 = SIMD8<Float>(loadingFrom: block + 2 * sourceStride)
+            let v3 = SIMD8<Float>(loadingFrom: block + 3 * sourceStride)
+            let v4 = SIMD8<Float>(loadingFrom: block + 4 * sourceStride)
+            let v5 = SIMD8<Float>(loadingFrom: block + 5 * sourceStride)
+            let v6 = SIMD8<Float>(loadingFrom: block + 6 * sourceStride)
+            let v7 = SIMD8<Float>(loadingFrom: block + 7 * sourceStride)
+            let target = destination + column * destinationStride + row
+            for lane in 0..<8 {
+                SIMD8(v0[lane], v1[lane], v2[lane], v3[lane], v4[lane], v5[lane], v6[lane], v7[lane])
+                    .store(to: target + lane * destinationStride)
+            }
         }
-        row += 8
-    }
-    for tail in row..<rows {
-        let line = source + tail * rowStride
-        for column in 0..<columns { destination[column * rows + tail] = line[column] }
-    }
-}
-
-/// destination[column · rowStride + row] = source[row · columns + column]: the inverse of
-/// `transposeRows`, a contiguous [rows][columns] block spread over `columns` strided rows.
-func transposeRows(from source: UnsafePointer<Float>, rows: Int, columns: Int,
-                   to destination: UnsafeMutablePointer<Float>, rowStride: Int) {
-    var column = 0
-    while column + 8 <= columns {
-        for row in 0..<rows {
-            let values = SIMD8<Float>(loadingFrom: source + row * columns + column)
-            let target = destination + column * rowStride + row
-            for lane in 0..<8 { target[lane * rowStride] = values[lane] }
+        for column in fullColumns..<columns {
+            for offset in 0..<8 { destination[column * destinationStride + row + offset] = line[offset * sourceStride + column] }
         }
-        column += 8
     }
-    for tail in column..<columns {
-        for row in 0..<rows { destination[tail * rowStride + row] = source[row * columns + tail] }
+    for row in fullRows..<rows {
+        for column in 0..<columns { destination[column * destinationStride + row] = source[row * sourceStride + column] }
     }
 }
 
