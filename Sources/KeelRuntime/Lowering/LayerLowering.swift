@@ -46,10 +46,10 @@ extension KernelLowering {
                 switch geometry.kernelLayout {
                 case .hwio:
                     return try WinogradWeights(hwio: kernelValues, inputChannels: geometry.inputChannels,
-                                               outputChannels: geometry.outputChannels)
+                                               outputChannels: geometry.outputChannels, context: context)
                 case .oihw:
                     return try WinogradWeights(oihw: kernelValues, inputChannels: geometry.inputChannels,
-                                               outputChannels: geometry.outputChannels)
+                                               outputChannels: geometry.outputChannels, context: context)
                 }
             }
             return Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
