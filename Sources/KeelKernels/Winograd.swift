@@ -12,7 +12,7 @@ enum Winograd {
     static let blockBudget = 1 << 20
     /// Every GEMM repacks its transformed filter (inputChannels × outputChannels), so blocks need
     /// enough tiles to amortise that (a 128×512×512 GEMM spends a third of its time repacking).
-    static let minimumBlockTiles = 256
+    static let minimumBlockTiles = 192
     static let maximumBlockTiles = 1024
 
     /// 3×3, stride 1, no dilation, one group.
