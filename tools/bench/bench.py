@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 VGG16_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 TOLERANCE = 1e-4
+NOTES_MARKER = "<!-- notes: kept across runs -->"
 
 
 def vgg16_onnx(path, seed, head="none"):
@@ -249,7 +250,13 @@ def write_report(arguments, rows, errors):
                      f"| {row['ort_ms'] / row['keel_ms']:.2f}× | {row['keel_rss']:.0f} | {row['ort_rss']:.0f} "
                      f"| {row['keel_load']:.0f} | {row['ort_load']:.0f} |")
     lines.append("")
-    Path(arguments.output).write_text("\n".join(lines))
+    # Hand-written notes after the marker survive a rerun.
+    output = Path(arguments.output)
+    previous = output.read_text() if output.exists() else ""
+    if NOTES_MARKER in previous:
+        lines.append(NOTES_MARKER + previous.split(NOTES_MARKER, 1)[1].rstrip("\n"))
+        lines.append("")
+    output.write_text("\n".join(lines))
     print(f"wrote {arguments.output}")
 
 
