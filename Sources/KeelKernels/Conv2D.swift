@@ -28,8 +28,10 @@ public enum Conv2D {
     static let winogradMinimumChannels = 16
 
     /// Floats of scratch `apply` needs for `geometry` with `algorithm` (default: `defaultAlgorithm`).
-    /// Bounded by the im2col tile budget (a few MB) whatever the image size.
-    public static func scratchSize(for geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm? = nil) -> Int {
+    /// Bounded by the im2col tile budget (a few MB) whatever the image size. Winograd can use
+    /// more threads independently given the scratch for `threads` (it still runs with less).
+    public static func scratchSize(for geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm? = nil,
+                                   threads: Int = 1) -> Int {
         switch algorithm ?? defaultAlgorithm(for: geometry) {
         case .pointwise:
             return 0
@@ -39,7 +41,7 @@ public enum Conv2D {
             let reduction = geometry.reductionLength
             return Im2Col.tilePixels(reduction: reduction, pixels: pixels) * reduction
         case .winograd:
-            return Winograd.scratchSize(for: geometry)
+            return Winograd.scratchSize(for: geometry, threads: threads)
         }
     }
 
@@ -105,7 +107,8 @@ extension Conv2D {
         weights.storage.withUnsafeBufferPointer { filters in
             guard let filterBase = filters.baseAddress else { return }
             WinogradRun(input: source, weights: filterBase, bias: bias?.baseAddress, activation: activation,
-                        output: destination, geometry: geometry, scratch: workspace, context: context).run()
+                        output: destination, geometry: geometry, scratch: workspace, scratchCount: scratch.count,
+                        context: context).run()
         }
     }
 }

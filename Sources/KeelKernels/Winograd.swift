@@ -26,17 +26,38 @@ enum Winograd {
         geometry.batch * tileRows(geometry) * tileColumns(geometry)
     }
 
-    /// Tiles per block, evened out so the last block is not a sliver.
-    static func blockTiles(_ geometry: Conv2DGeometry) -> Int {
+    /// The block size the budget allows, before evening out.
+    static func budgetedBlockTiles(_ geometry: Conv2DGeometry) -> Int {
         let perTile = 36 * (geometry.inputChannels + geometry.outputChannels)
-        let budgeted = min(maximumBlockTiles, max(minimumBlockTiles, blockBudget / max(perTile, 1)))
-        let total = max(1, tileCount(geometry))
-        let blocks = (total + budgeted - 1) / budgeted
-        return (total + blocks - 1) / blocks
+        return min(maximumBlockTiles, max(minimumBlockTiles, blockBudget / max(perTile, 1)))
     }
 
-    static func scratchSize(for geometry: Conv2DGeometry) -> Int {
-        36 * blockTiles(geometry) * (geometry.inputChannels + geometry.outputChannels)
+    /// Tiles per block for a run of `tiles` tiles, evened out so the last block is not a sliver.
+    static func blockTiles(for tiles: Int, _ geometry: Conv2DGeometry) -> Int {
+        let budgeted = budgetedBlockTiles(geometry)
+        let count = max(1, tiles)
+        let blocks = (count + budgeted - 1) / budgeted
+        return (count + blocks - 1) / blocks
+    }
+
+    static func blockTiles(_ geometry: Conv2DGeometry) -> Int { blockTiles(for: tileCount(geometry), geometry) }
+
+    /// Threads that each run their own share of the tiles from input to output, with their own
+    /// scratch, when every one gets at least a full block: nothing is handed between cores and
+    /// there is no barrier between the phases. Smaller layers share each block instead.
+    static func pipelines(_ geometry: Conv2DGeometry, threads: Int) -> Int {
+        threads > 1 && tileCount(geometry) >= threads * budgetedBlockTiles(geometry) ? threads : 1
+    }
+
+    static func pipelineScratch(_ geometry: Conv2DGeometry) -> Int {
+        36 * budgetedBlockTiles(geometry) * (geometry.inputChannels + geometry.outputChannels)
+    }
+
+    /// Floats of scratch for `threads` threads; with less (the one-thread size), threads share blocks.
+    static func scratchSize(for geometry: Conv2DGeometry, threads: Int = 1) -> Int {
+        let pipelines = pipelines(geometry, threads: threads)
+        return pipelines > 1 ? pipelines * pipelineScratch(geometry)
+            : 36 * blockTiles(geometry) * (geometry.inputChannels + geometry.outputChannels)
     }
 }
 
@@ -49,6 +70,7 @@ struct WinogradRun {
     let output: UnsafeMutablePointer<Float>
     let geometry: Conv2DGeometry
     let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
     let context: KernelContext
 
     var inputChannels: Int { geometry.inputChannels }
@@ -56,11 +78,27 @@ struct WinogradRun {
 
     func run() {
         let total = Winograd.tileCount(geometry)
-        let block = Winograd.blockTiles(geometry)
+        let pipelines = Winograd.pipelines(geometry, threads: context.threads)
+        let perPipeline = Winograd.pipelineScratch(geometry)
+        guard pipelines > 1, scratchCount >= pipelines * perPipeline else {
+            return runBlocks(0..<total, scratch: scratch, context: context)
+        }
+        context.forEachChunk(pipelines, minimumChunk: 1) { indices in
+            for index in indices {
+                runBlocks((total * index / pipelines)..<(total * (index + 1) / pipelines),
+                          scratch: scratch + index * perPipeline, context: .singleThreaded)
+            }
+        }
+    }
+
+    /// Transforms, multiplies and transforms back `tiles` block by block, using `context`'s threads
+    /// within each block.
+    func runBlocks(_ tiles: Range<Int>, scratch: UnsafeMutablePointer<Float>, context: KernelContext) {
+        let block = Winograd.blockTiles(for: tiles.count, geometry)
         let transformed = scratch
         let products = scratch + 36 * block * inputChannels
-        for start in stride(from: 0, to: total, by: block) {
-            let count = min(block, total - start)
+        for start in stride(from: tiles.lowerBound, to: tiles.upperBound, by: block) {
+            let count = min(block, tiles.upperBound - start)
             let tileGrain = max(1, parallelGrain / (36 * inputChannels))
             context.forEachChunk(count, minimumChunk: tileGrain) { tiles in
                 transformInputs(tiles, blockStart: start, blockCount: count, destination: transformed)

@@ -40,7 +40,7 @@ extension KernelLowering {
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
         let algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
-        let scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm)
+        let scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
         if algorithm == .winograd {
             let transformed = try operands.prepared.value("winograd:\(kernelName)") { () throws -> WinogradWeights in
                 switch geometry.kernelLayout {
