@@ -95,6 +95,39 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// Enough tiles (2 × 14 × 14 per image) for each of two threads to run its own pipeline when
+    /// given the scratch for two; with the one-thread scratch they share blocks instead.
+    func testIndependentPipelinesMatchSharedBlocks() throws {
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            let geometry = Conv2DGeometry(batch: 2, input: Size2D(56, 56), inputChannels: 128, outputChannels: 128,
+                                          kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1),
+                                          layout: layout)
+            let oneThread = Conv2D.scratchSize(for: geometry, algorithm: .winograd)
+            let twoThreads = Conv2D.scratchSize(for: geometry, algorithm: .winograd, threads: 2)
+            XCTAssertGreaterThan(twoThreads, oneThread)
+            let input = seededValues(geometry.inputElementCount, seed: 50)
+            let weights = try packedWeights(seededValues(9 * 128 * 128, seed: 51).map { $0 * 0.03 }, geometry)
+            let bias = seededValues(128, seed: 52)
+            let reference = try convolve(input, weights, bias: bias, activation: .relu, geometry,
+                                         algorithm: .im2colGEMM, threads: 1)
+            for scratchSize in [oneThread, twoThreads] {
+                var scratch = [Float](repeating: .nan, count: scratchSize)
+                let actual = try withOutput(geometry.outputElementCount) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try bias.withUnsafeBufferPointer { biasBuffer in
+                            try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                                try Conv2D.apply(input: source, weights: weights, bias: biasBuffer, activation: .relu,
+                                                 output: output, geometry: geometry, scratch: scratchBuffer,
+                                                 algorithm: .winograd, context: KernelContext(threads: 2))
+                            }
+                        }
+                    }
+                }
+                XCTAssertLessThanOrEqual(relativeError(actual, reference), 1e-5, "\(layout) scratch \(scratchSize)")
+            }
+        }
+    }
+
     func testONNXRuntimeFixturesThroughWinograd() throws {
         var checked = 0
         for fixture in Fixtures.cases("conv2d") {
