@@ -1,5 +1,5 @@
-/// 2-D convolution entry point. It picks an algorithm per geometry (a later Winograd path slots
-/// in as another `Conv2DAlgorithm` case), sizes the caller's scratch for that algorithm, and runs
+/// 2-D convolution entry point. It picks an algorithm per geometry (pointwise GEMM, Winograd for
+/// 3×3 stride-1 layers, im2col otherwise), sizes the caller's scratch for that algorithm, and runs
 /// GEMMs through OpenBLAS with the bias/activation epilogue fused per output block.
 
 /// Ways to compute a convolution.
