@@ -2,9 +2,8 @@
 /// The output is cut into 4×4 tiles over the whole batch; a block of tiles is transformed into
 /// 36 [tiles, inputChannels] matrices, multiplied by the 36 transformed filters (36 GEMMs, a quarter
 /// of im2col's multiplies), and transformed back with the bias and activation applied while each
-/// output tile is still in cache. Both layouts share the transforms: NCHW tiles are gathered into
-/// a channels-last patch first.
-import COpenBLAS
+/// output tile is still in cache. Both layouts share the transforms, which run over channels:
+/// NCHW input and output rows pass through small channels-last bands, a tile row at a time.
 
 enum Winograd {
     /// Floats the transformed inputs and products of a block may use (4 MiB) when that leaves at
