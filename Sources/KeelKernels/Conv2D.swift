@@ -1,5 +1,5 @@
-/// 2-D convolution entry point. It picks an algorithm per geometry (a later Winograd path slots
-/// in as another `Conv2DAlgorithm` case), sizes the caller's scratch for that algorithm, and runs
+/// 2-D convolution entry point. It picks an algorithm per geometry (pointwise GEMM, Winograd for
+/// 3×3 stride-1 layers, im2col otherwise), sizes the caller's scratch for that algorithm, and runs
 /// GEMMs through OpenBLAS with the bias/activation epilogue fused per output block.
 
 /// Ways to compute a convolution.
@@ -8,17 +8,30 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
     case pointwise
     /// im2col over bounded pixel tiles, then a GEMM per tile and group.
     case im2colGEMM
+    /// Winograd F(4×4, 3×3): 3×3, stride 1, no dilation, one group.
+    case winograd
 }
 
 public enum Conv2D {
     /// The algorithm `apply` uses when none is requested.
+    /// Winograd needs enough channels on both sides for its transforms to cost less than the
+    /// multiplies they save (a 3-channel first layer stays on im2col).
     public static func defaultAlgorithm(for geometry: Conv2DGeometry) -> Conv2DAlgorithm {
-        geometry.isPointwise ? .pointwise : .im2colGEMM
+        if geometry.isPointwise { return .pointwise }
+        if Winograd.supports(geometry) && geometry.inputChannels >= winogradMinimumChannels
+            && geometry.outputChannels >= winogradMinimumChannels {
+            return .winograd
+        }
+        return .im2colGEMM
     }
 
+    static let winogradMinimumChannels = 16
+
     /// Floats of scratch `apply` needs for `geometry` with `algorithm` (default: `defaultAlgorithm`).
-    /// Bounded by the im2col tile budget (a few MB) whatever the image size.
-    public static func scratchSize(for geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm? = nil) -> Int {
+    /// Bounded by the im2col tile budget (a few MB) whatever the image size. Winograd can use
+    /// more threads independently given the scratch for `threads` (it still runs with less).
+    public static func scratchSize(for geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm? = nil,
+                                   threads: Int = 1) -> Int {
         switch algorithm ?? defaultAlgorithm(for: geometry) {
         case .pointwise:
             return 0
@@ -27,11 +40,15 @@ public enum Conv2D {
                 ? geometry.batch * geometry.outputPixelsPerImage : geometry.outputPixelsPerImage
             let reduction = geometry.reductionLength
             return Im2Col.tilePixels(reduction: reduction, pixels: pixels) * reduction
+        case .winograd:
+            return Winograd.scratchSize(for: geometry, threads: threads)
         }
     }
 
     /// output = activation(conv(input, weights) + bias), activations in `geometry.layout`.
     /// `bias` holds `outputChannels` values; `scratch` at least `scratchSize(for:algorithm:)` floats.
+    /// The Winograd algorithm transforms `weights` on every call here; a model transforms them once
+    /// and calls the `WinogradWeights` form.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: PackedConv2DWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
@@ -46,6 +63,10 @@ public enum Conv2D {
         let chosen = algorithm ?? defaultAlgorithm(for: geometry)
         try require(chosen != .pointwise || geometry.isPointwise, name,
                     "the pointwise algorithm needs a 1x1 kernel, stride 1 and no padding")
+        if chosen == .winograd {
+            return try apply(input: input, weights: WinogradWeights(weights), bias: bias, activation: activation,
+                             output: output, geometry: geometry, scratch: scratch, context: context)
+        }
         try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen), name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         weights.storage.withUnsafeBufferPointer { packed in
@@ -58,7 +79,36 @@ public enum Conv2D {
             case (.pointwise, .nchw): run.pointwiseNCHW()
             case (.im2colGEMM, .nhwc): run.im2colNHWC()
             case (.im2colGEMM, .nchw): run.im2colNCHW()
+            case (.winograd, _): break
             }
+        }
+    }
+}
+
+extension Conv2D {
+    /// Winograd F(4×4, 3×3) with filters already in the Winograd domain; `scratch` at least
+    /// `scratchSize(for: geometry, algorithm: .winograd)` floats.
+    public static func apply(input: UnsafeBufferPointer<Float>, weights: WinogradWeights,
+                             bias: UnsafeBufferPointer<Float>? = nil, activation: UnaryOperation = .identity,
+                             output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
+                             scratch: UnsafeMutableBufferPointer<Float>,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "conv2d"
+        try geometry.validate()
+        try require(Winograd.supports(geometry), name,
+                    "the Winograd algorithm needs a 3x3 kernel, stride 1, no dilation and one group")
+        try weights.check(against: geometry)
+        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
+        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
+        try requireCapacity(scratch.count, Winograd.scratchSize(for: geometry), name, "scratch")
+        guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress,
+              let workspace = scratch.baseAddress else { return }
+        weights.storage.withUnsafeBufferPointer { filters in
+            guard let filterBase = filters.baseAddress else { return }
+            WinogradRun(input: source, weights: filterBase, bias: bias?.baseAddress, activation: activation,
+                        output: destination, geometry: geometry, scratch: workspace, scratchCount: scratch.count,
+                        context: context).run()
         }
     }
 }

@@ -19,6 +19,7 @@ public struct KernelContext: Sendable, Equatable {
     /// Tells OpenBLAS how many threads to use for the next BLAS call. OpenBLAS keeps this as a
     /// process-wide setting, so every GEMM entry point sets it again just before calling.
     func applyToBLAS() {
+        BLASCoreSelection.applied
         openblas_set_num_threads(Int32(clamping: threads))
     }
 

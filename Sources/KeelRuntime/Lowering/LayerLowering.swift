@@ -22,8 +22,8 @@ extension KernelLowering {
             padding: try Padding2D(spatial.pads), groups: geometry.groups, layout: geometry.layout.kernelLayout)
         try kernelGeometry.validate()
         let perGroup = geometry.inputChannels / max(geometry.groups, 1)
-        let packed = try operands.prepared.value("conv:\(kernelName)") { () throws -> PackedConv2DWeights in
-            let size = Size2D(spatial.height.kernel, spatial.width.kernel)
+        let size = Size2D(spatial.height.kernel, spatial.width.kernel)
+        let pack = { () throws -> PackedConv2DWeights in
             switch geometry.kernelLayout {
             case .hwio:
                 return try PackedConv2DWeights(hwio: kernelValues, kernel: size, inputChannelsPerGroup: perGroup,
@@ -39,10 +39,28 @@ extension KernelLowering {
         let output = try operands.output()
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
-        return Step(node: node.name, op: node.op, flops: 2 * macs,
-                    scratchSize: Conv2D.scratchSize(for: kernelGeometry)) { scratch in
+        let algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
+        let scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
+        if algorithm == .winograd {
+            let transformed = try operands.prepared.value("winograd:\(kernelName)") { () throws -> WinogradWeights in
+                switch geometry.kernelLayout {
+                case .hwio:
+                    return try WinogradWeights(hwio: kernelValues, inputChannels: geometry.inputChannels,
+                                               outputChannels: geometry.outputChannels, context: context)
+                case .oihw:
+                    return try WinogradWeights(oihw: kernelValues, inputChannels: geometry.inputChannels,
+                                               outputChannels: geometry.outputChannels, context: context)
+                }
+            }
+            return Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
+                try Conv2D.apply(input: input, weights: transformed, bias: bias, activation: activation, output: output,
+                                 geometry: kernelGeometry, scratch: scratch, context: context)
+            }
+        }
+        let packed = try operands.prepared.value("conv:\(kernelName)", pack)
+        return Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
             try Conv2D.apply(input: input, weights: packed, bias: bias, activation: activation, output: output,
-                             geometry: kernelGeometry, scratch: scratch, context: context)
+                             geometry: kernelGeometry, scratch: scratch, algorithm: algorithm, context: context)
         }
     }
 

@@ -1,0 +1,340 @@
+/// Winograd F(4×4, 3×3) convolution for 3×3, stride-1 layers, which are most of a VGG's work.
+/// The output is cut into 4×4 tiles over the whole batch; a block of tiles is transformed into
+/// 36 [tiles, inputChannels] matrices, multiplied by the 36 transformed filters (36 GEMMs, a quarter
+/// of im2col's multiplies), and transformed back with the bias and activation applied while each
+/// output tile is still in cache. Both layouts share the transforms, which run over channels:
+/// NCHW input and output rows pass through small channels-last bands, a tile row at a time.
+
+enum Winograd {
+    /// Floats the transformed inputs and products of a block may use (4 MiB) when that leaves at
+    /// least `minimumBlockTiles` tiles: wide layers get bigger blocks, all within the last-level cache.
+    static let blockBudget = 1 << 20
+    /// Every GEMM repacks its transformed filter (inputChannels × outputChannels), so blocks need
+    /// enough tiles to amortise that (a 128×512×512 GEMM spends a third of its time repacking).
+    static let minimumBlockTiles = 192
+    static let maximumBlockTiles = 1024
+
+    /// 3×3, stride 1, no dilation, one group.
+    static func supports(_ geometry: Conv2DGeometry) -> Bool {
+        geometry.kernel == Size2D(3, 3) && geometry.stride == .one && geometry.dilation == .one && geometry.groups == 1
+    }
+
+    static func tileRows(_ geometry: Conv2DGeometry) -> Int { (geometry.output.height + 3) / 4 }
+    static func tileColumns(_ geometry: Conv2DGeometry) -> Int { (geometry.output.width + 3) / 4 }
+    static func tileCount(_ geometry: Conv2DGeometry) -> Int {
+        geometry.batch * tileRows(geometry) * tileColumns(geometry)
+    }
+
+    /// The block size the budget allows, before evening out.
+    static func budgetedBlockTiles(_ geometry: Conv2DGeometry) -> Int {
+        let perTile = 36 * (geometry.inputChannels + geometry.outputChannels)
+        return min(maximumBlockTiles, max(minimumBlockTiles, blockBudget / max(perTile, 1)))
+    }
+
+    /// Tiles per block for a run of `tiles` tiles, evened out so the last block is not a sliver.
+    static func blockTiles(for tiles: Int, _ geometry: Conv2DGeometry) -> Int {
+        let budgeted = budgetedBlockTiles(geometry)
+        let count = max(1, tiles)
+        let blocks = (count + budgeted - 1) / budgeted
+        return (count + blocks - 1) / blocks
+    }
+
+    static func blockTiles(_ geometry: Conv2DGeometry) -> Int { blockTiles(for: tileCount(geometry), geometry) }
+
+    /// Threads that each run their own share of the tiles from input to output, with their own
+    /// scratch, when every one gets at least a full block: nothing is handed between cores and
+    /// there is no barrier between the phases. Smaller layers share each block instead.
+    static func pipelines(_ geometry: Conv2DGeometry, threads: Int) -> Int {
+        threads > 1 && tileCount(geometry) >= threads * budgetedBlockTiles(geometry) ? threads : 1
+    }
+
+    static func pipelineScratch(_ geometry: Conv2DGeometry) -> Int {
+        36 * budgetedBlockTiles(geometry) * (geometry.inputChannels + geometry.outputChannels)
+    }
+
+    /// Floats of scratch for `threads` threads; with less (the one-thread size), threads share blocks.
+    static func scratchSize(for geometry: Conv2DGeometry, threads: Int = 1) -> Int {
+        let pipelines = pipelines(geometry, threads: threads)
+        return pipelines > 1 ? pipelines * pipelineScratch(geometry)
+            : 36 * blockTiles(geometry) * (geometry.inputChannels + geometry.outputChannels)
+    }
+}
+
+/// One validated Winograd call.
+struct WinogradRun {
+    let input: UnsafePointer<Float>
+    let weights: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>?
+    let activation: UnaryOperation
+    let output: UnsafeMutablePointer<Float>
+    let geometry: Conv2DGeometry
+    let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
+    let context: KernelContext
+
+    var inputChannels: Int { geometry.inputChannels }
+    var outputChannels: Int { geometry.outputChannels }
+
+    func run() {
+        let total = Winograd.tileCount(geometry)
+        let pipelines = Winograd.pipelines(geometry, threads: context.threads)
+        let perPipeline = Winograd.pipelineScratch(geometry)
+        guard pipelines > 1, scratchCount >= pipelines * perPipeline else {
+            return runBlocks(0..<total, scratch: scratch, context: context)
+        }
+        context.forEachChunk(pipelines, minimumChunk: 1) { indices in
+            for index in indices {
+                runBlocks((total * index / pipelines)..<(total * (index + 1) / pipelines),
+                          scratch: scratch + index * perPipeline, context: .singleThreaded)
+            }
+        }
+    }
+
+    /// Transforms, multiplies and transforms back `tiles` block by block, using `context`'s threads
+    /// within each block.
+    func runBlocks(_ tiles: Range<Int>, scratch: UnsafeMutablePointer<Float>, context: KernelContext) {
+        let block = Winograd.blockTiles(for: tiles.count, geometry)
+        let transformed = scratch
+        let products = scratch + 36 * block * inputChannels
+        for start in stride(from: tiles.lowerBound, to: tiles.upperBound, by: block) {
+            let count = min(block, tiles.upperBound - start)
+            let tileGrain = max(1, parallelGrain / (36 * inputChannels))
+            context.forEachChunk(count, minimumChunk: tileGrain) { tiles in
+                transformInputs(tiles, blockStart: start, blockCount: count, destination: transformed)
+            }
+            // One single-threaded GEMM per point, points split across threads: small late-layer
+            // blocks keep every GEMM whole instead of splitting each one across threads.
+            context.forEachChunk(36, minimumChunk: 1) { points in
+                for point in points {
+                    sgemm(transposeA: false, transposeB: false, m: count, n: outputChannels, k: inputChannels,
+                          a: transformed + point * count * inputChannels, lda: inputChannels,
+                          b: weights + point * inputChannels * outputChannels, ldb: outputChannels,
+                          c: products + point * count * outputChannels, ldc: outputChannels,
+                          context: .singleThreaded)
+                }
+            }
+            context.forEachChunk(count, minimumChunk: max(1, parallelGrain / (36 * outputChannels))) { tiles in
+                transformOutputs(tiles, blockStart: start, blockCount: count, source: products)
+            }
+        }
+    }
+
+    /// Where tile `tile` (counted over the batch) starts: image, first output row and column.
+    func origin(_ tile: Int) -> (image: Int, row: Int, column: Int) {
+        let rows = Winograd.tileRows(geometry)
+        let columns = Winograd.tileColumns(geometry)
+        let image = tile / (rows * columns)
+        let within = tile - image * rows * columns
+        return (image, (within / columns) * 4, (within % columns) * 4)
+    }
+
+    /// NCHW tiles read from a per-thread channels-last copy of the six input rows of their tile
+    /// row (`band`), rebuilt when the tile row changes, so the channel transpose happens once per
+    /// row instead of once per overlapping tile.
+    func transformInputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, destination: UnsafeMutablePointer<Float>) {
+        let (width, channels) = (geometry.input.width, inputChannels)
+        let bandSize = geometry.layout == .nchw ? 6 * width * channels : 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * channels + 36 * 8 + bandSize) { buffer in
+            guard let patch = buffer.baseAddress else { return }
+            let temporary = patch + 36 * channels
+            let band = temporary + 36 * 8
+            var bandRow = (image: -1, top: 0)
+            let pointStride = blockCount * channels
+            for local in tiles {
+                let (image, row, column) = origin(blockStart + local)
+                let (top, left) = (row - geometry.padding.top, column - geometry.padding.left)
+                let view: ChannelsLastView
+                switch geometry.layout {
+                case .nhwc:
+                    view = ChannelsLastView(base: input + image * geometry.input.height * width * channels,
+                                            height: geometry.input.height, width: width, channels: channels, top: top)
+                case .nchw:
+                    if bandRow != (image, top) {
+                        fillBand(band, image: image, top: top)
+                        bandRow = (image, top)
+                    }
+                    view = ChannelsLastView(base: band, height: 6, width: width, channels: channels, top: 0)
+                }
+                let (source, rowStride) = view.patch(left: left, into: patch)
+                let target = destination + local * channels
+                var channel = 0
+                while channel + 8 <= channels {
+                    WinogradTransform.inputTile(SIMD8<Float>.self, source: source + channel, rowStride: rowStride,
+                                                columnStride: channels, destination: target + channel,
+                                                pointStride: pointStride, temporary: temporary)
+                    channel += 8
+                }
+                while channel < channels {
+                    WinogradTransform.inputTile(Float.self, source: source + channel, rowStride: rowStride,
+                                                columnStride: channels, destination: target + channel,
+                                                pointStride: pointStride, temporary: temporary)
+                    channel += 1
+                }
+            }
+        }
+    }
+
+    /// Copies NCHW input rows top..<top+6 of `image` into `band` as [6][width][channels], with zero
+    /// rows outside the image.
+    func fillBand(_ band: UnsafeMutablePointer<Float>, image: Int, top: Int) {
+        let (height, width, channels) = (geometry.input.height, geometry.input.width, inputChannels)
+        for row in 0..<6 {
+            let y = top + row
+            let line = band + row * width * channels
+            guard y >= 0 && y < height else {
+                line.update(repeating: 0, count: width * channels)
+                continue
+            }
+            let first = input + (image * channels * height + y) * width
+            transpose(first, sourceStride: height * width, rows: channels, columns: width,
+                      to: line, destinationStride: channels)
+        }
+    }
+
+    func transformOutputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, source: UnsafePointer<Float>) {
+        let (width, channels) = (geometry.output.width, outputChannels)
+        let bandSize = geometry.layout == .nchw ? 4 * width * channels : 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * channels + 24 * 8 + bandSize) { buffer in
+            guard let staging = buffer.baseAddress else { return }
+            let temporary = staging + 16 * channels
+            let band = OutputBand(base: temporary + 24 * 8)
+            let pointStride = blockCount * channels
+            var pending: (image: Int, top: Int, columns: Range<Int>)?
+            for local in tiles {
+                let products = source + local * channels
+                var channel = 0
+                while channel + 8 <= channels {
+                    let bias = self.bias.map { SIMD8<Float>(loadingFrom: $0 + channel) } ?? SIMD8<Float>()
+                    WinogradTransform.outputTile(SIMD8<Float>.self, source: products + channel, pointStride: pointStride,
+                                                 bias: bias, destination: staging + channel, outputStride: channels,
+                                                 temporary: temporary)
+                    channel += 8
+                }
+                while channel < channels {
+                    WinogradTransform.outputTile(Float.self, source: products + channel, pointStride: pointStride,
+                                                 bias: self.bias?[channel] ?? 0, destination: staging + channel,
+                                                 outputStride: channels, temporary: temporary)
+                    channel += 1
+                }
+                if activation != .identity {
+                    activation.accept(InPlaceMap(values: staging, count: 16 * channels))
+                }
+                let (image, top, left) = origin(blockStart + local)
+                let columns = min(4, width - left)
+                switch geometry.layout {
+                case .nhwc:
+                    let rows = min(4, geometry.output.height - top)
+                    let base = output + ((image * geometry.output.height + top) * width + left) * channels
+                    copyTile(staging, rows: rows, columns: columns, to: base, rowStride: width * channels)
+                case .nchw:
+                    // Output rows collect channels-last in the band and go to the planes a tile row at a time.
+                    if let open = pending, open.image != image || open.top != top {
+                        flush(band, image: open.image, top: open.top, columns: open.columns)
+                        pending = nil
+                    }
+                    copyTile(staging, rows: 4, columns: columns, to: band.base + left * channels, rowStride: width * channels)
+                    let start = pending?.columns.lowerBound ?? left
+                    pending = (image, top, start..<(left + columns))
+                }
+            }
+            if let open = pending { flush(band, image: open.image, top: open.top, columns: open.columns) }
+        }
+    }
+
+    /// Copies `rows` × `columns` pixels of a staged 4×4×channels tile to rows `rowStride` apart.
+    func copyTile(_ staging: UnsafePointer<Float>, rows: Int, columns: Int, to base: UnsafeMutablePointer<Float>,
+                  rowStride: Int) {
+        for row in 0..<rows {
+            (base + row * rowStride).update(from: staging + row * 4 * outputChannels, count: columns * outputChannels)
+        }
+    }
+
+    /// Writes output columns `columns` of the band's valid rows into the NCHW planes of `image`.
+    func flush(_ band: OutputBand, image: Int, top: Int, columns: Range<Int>) {
+        let (height, width, channels) = (geometry.output.height, geometry.output.width, outputChannels)
+        for row in 0..<min(4, height - top) {
+            let line = UnsafePointer(band.base) + (row * width + columns.lowerBound) * channels
+            let first = output + (image * channels * height + top + row) * width + columns.lowerBound
+            transpose(line, sourceStride: channels, rows: columns.count, columns: channels,
+                      to: first, destinationStride: height * width)
+        }
+    }
+}
+
+/// Channels-last rows of one band of NCHW output, [4][width][channels].
+struct OutputBand {
+    let base: UnsafeMutablePointer<Float>
+}
+
+/// A channels-last image (or band of rows) whose row 0 sits at input row `top`.
+struct ChannelsLastView {
+    let base: UnsafePointer<Float>
+    let height: Int
+    let width: Int
+    let channels: Int
+    let top: Int
+
+    /// The 6×6×channels patch starting at column `left` as (base, row stride): read in place when
+    /// it lies inside the view, otherwise copied into `patch` with zeros for the padding.
+    func patch(left: Int, into patch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
+        if top >= 0 && left >= 0 && top + 6 <= height && left + 6 <= width {
+            return (base + (top * width + left) * channels, width * channels)
+        }
+        for row in 0..<6 {
+            for column in 0..<6 {
+                let destination = patch + (row * 6 + column) * channels
+                let (y, x) = (top + row, left + column)
+                if y >= 0 && y < height && x >= 0 && x < width {
+                    destination.update(from: base + (y * width + x) * channels, count: channels)
+                } else {
+                    destination.update(repeating: 0, count: channels)
+                }
+            }
+        }
+        return (UnsafePointer(patch), 6 * channels)
+    }
+}
+
+/// destination[column · destinationStride + row] = source[row · sourceStride + column] for a
+/// rows × columns block: 8×8 sub-blocks are loaded as vectors and transposed in registers, so
+/// both sides move whole 8-float runs; the ragged edges go element by element.
+func transpose(_ source: UnsafePointer<Float>, sourceStride: Int, rows: Int, columns: Int,
+               to destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
+    let fullRows = rows - rows % 8
+    let fullColumns = columns - columns % 8
+    for row in stride(from: 0, to: fullRows, by: 8) {
+        let line = source + row * sourceStride
+        for column in stride(from: 0, to: fullColumns, by: 8) {
+            let block = line + column
+            let v0 = SIMD8<Float>(loadingFrom: block)
+            let v1 = SIMD8<Float>(loadingFrom: block + sourceStride)
+            let v2 = SIMD8<Float>(loadingFrom: block + 2 * sourceStride)
+            let v3 = SIMD8<Float>(loadingFrom: block + 3 * sourceStride)
+            let v4 = SIMD8<Float>(loadingFrom: block + 4 * sourceStride)
+            let v5 = SIMD8<Float>(loadingFrom: block + 5 * sourceStride)
+            let v6 = SIMD8<Float>(loadingFrom: block + 6 * sourceStride)
+            let v7 = SIMD8<Float>(loadingFrom: block + 7 * sourceStride)
+            let target = destination + column * destinationStride + row
+            for lane in 0..<8 {
+                SIMD8(v0[lane], v1[lane], v2[lane], v3[lane], v4[lane], v5[lane], v6[lane], v7[lane])
+                    .store(to: target + lane * destinationStride)
+            }
+        }
+        for column in fullColumns..<columns {
+            for offset in 0..<8 { destination[column * destinationStride + row + offset] = line[offset * sourceStride + column] }
+        }
+    }
+    for row in fullRows..<rows {
+        for column in 0..<columns { destination[column * destinationStride + row] = source[row * sourceStride + column] }
+    }
+}
+
+/// Applies an activation to a contiguous run of values in place.
+private struct InPlaceMap: ElementFunctionVisitor {
+    let values: UnsafeMutablePointer<Float>
+    let count: Int
+
+    func visit<Function: ElementFunction>(_ function: Function) {
+        mapElements(function, values, values, count)
+    }
+}

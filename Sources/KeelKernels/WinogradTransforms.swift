@@ -1,0 +1,138 @@
+/// The three linear maps of Winograd's minimal filtering F(4×4, 3×3) (Lavin & Gray, with
+/// interpolation points 0, ±1, ±2 and ∞): a 6×6 input tile d and 3×3 filter g give the 4×4 output
+/// Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with 36 multiplies per channel pair instead of 144. The input and
+/// output maps run over a vector of channels at a time (channels are contiguous in both the tile
+/// patches and the transformed matrices), so one generic body serves the vector and scalar tails.
+
+/// A value the transforms can run on: one float, or several channels at once.
+protocol WinogradLane {
+    static func + (lhs: Self, rhs: Self) -> Self
+    static func - (lhs: Self, rhs: Self) -> Self
+    static func * (lhs: Float, rhs: Self) -> Self
+    static var width: Int { get }
+    init(loadingFrom pointer: UnsafePointer<Float>)
+    func store(to pointer: UnsafeMutablePointer<Float>)
+}
+
+extension Float: WinogradLane {
+    static var width: Int { 1 }
+    @inline(__always) init(loadingFrom pointer: UnsafePointer<Float>) { self = pointer.pointee }
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) { pointer.pointee = self }
+}
+
+extension SIMD8: WinogradLane where Scalar == Float {
+    static var width: Int { 8 }
+    @inline(__always) init(loadingFrom pointer: UnsafePointer<Float>) {
+        self = UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
+    }
+}
+
+enum WinogradTransform {
+    /// G (6×3) applied to three filter taps along one axis, for eight filters at once.
+    @inline(__always)
+    static func filter(_ g0: SIMD8<Double>, _ g1: SIMD8<Double>, _ g2: SIMD8<Double>,
+                       into result: UnsafeMutablePointer<SIMD8<Double>>) {
+        let even = (g0 + g2) / 6
+        let odd = g1 / 6
+        let evenScaled = g0 / 24 + g2 / 6
+        let oddScaled = g1 / 12
+        result[0] = g0 / 4
+        result[1] = -even - odd
+        result[2] = -even + odd
+        result[3] = evenScaled + oddScaled
+        result[4] = evenScaled - oddScaled
+        result[5] = g2
+    }
+
+    /// Bᵀ applied to six values along one axis of an input tile.
+    @inline(__always)
+    static func input<Lane: WinogradLane>(_ x0: Lane, _ x1: Lane, _ x2: Lane, _ x3: Lane, _ x4: Lane, _ x5: Lane)
+        -> (Lane, Lane, Lane, Lane, Lane, Lane) {
+        let a = x4 - 4 * x2
+        let b = x3 - 4 * x1
+        let c = x4 - x2
+        let d = 2 * (x3 - x1)
+        return (4 * x0 - 5 * x2 + x4, a + b, a - b, c + d, c - d, 4 * x1 - 5 * x3 + x5)
+    }
+
+    /// Aᵀ applied to six transformed products along one axis, giving four outputs.
+    @inline(__always)
+    static func output<Lane: WinogradLane>(_ m0: Lane, _ m1: Lane, _ m2: Lane, _ m3: Lane, _ m4: Lane, _ m5: Lane)
+        -> (Lane, Lane, Lane, Lane) {
+        let a = m1 + m2
+        let b = m1 - m2
+        let c = m3 + m4
+        let d = m3 - m4
+        return (m0 + a + c, b + 2 * d, a + 4 * c, b + 8 * d + m5)
+    }
+
+    /// Bᵀ d B for `Lane.width` channels at `source` (tile element (r, s) at r·rowStride + s·columnStride),
+    /// written to destination + point·pointStride for the 36 points. `temporary` holds 36 lanes.
+    @inline(__always)
+    static func inputTile<Lane: WinogradLane>(_: Lane.Type, source: UnsafePointer<Float>, rowStride: Int,
+                                               columnStride: Int, destination: UnsafeMutablePointer<Float>,
+                                               pointStride: Int, temporary: UnsafeMutablePointer<Float>) {
+        let width = Lane.width
+        for column in 0..<6 {
+            let base = source + column * columnStride
+            let y = input(Lane(loadingFrom: base), Lane(loadingFrom: base + rowStride),
+                          Lane(loadingFrom: base + 2 * rowStride), Lane(loadingFrom: base + 3 * rowStride),
+                          Lane(loadingFrom: base + 4 * rowStride), Lane(loadingFrom: base + 5 * rowStride))
+            let line = temporary + column * width
+            y.0.store(to: line)
+            y.1.store(to: line + 6 * width)
+            y.2.store(to: line + 12 * width)
+            y.3.store(to: line + 18 * width)
+            y.4.store(to: line + 24 * width)
+            y.5.store(to: line + 30 * width)
+        }
+        for row in 0..<6 {
+            let line = temporary + row * 6 * width
+            let y = input(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
+                          Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width),
+                          Lane(loadingFrom: line + 4 * width), Lane(loadingFrom: line + 5 * width))
+            let target = destination + row * 6 * pointStride
+            y.0.store(to: target)
+            y.1.store(to: target + pointStride)
+            y.2.store(to: target + 2 * pointStride)
+            y.3.store(to: target + 3 * pointStride)
+            y.4.store(to: target + 4 * pointStride)
+            y.5.store(to: target + 5 * pointStride)
+        }
+    }
+
+    /// Aᵀ M A (+ bias) for `Lane.width` output channels: the 36 products at source + point·pointStride
+    /// become 16 outputs at destination + (row·4 + column)·outputStride. `temporary` holds 24 lanes.
+    @inline(__always)
+    static func outputTile<Lane: WinogradLane>(_: Lane.Type, source: UnsafePointer<Float>, pointStride: Int,
+                                                bias: Lane, destination: UnsafeMutablePointer<Float>,
+                                                outputStride: Int, temporary: UnsafeMutablePointer<Float>) {
+        let width = Lane.width
+        for column in 0..<6 {
+            let base = source + column * pointStride
+            let step = 6 * pointStride
+            let y = output(Lane(loadingFrom: base), Lane(loadingFrom: base + step),
+                           Lane(loadingFrom: base + 2 * step), Lane(loadingFrom: base + 3 * step),
+                           Lane(loadingFrom: base + 4 * step), Lane(loadingFrom: base + 5 * step))
+            let line = temporary + column * width
+            y.0.store(to: line)
+            y.1.store(to: line + 6 * width)
+            y.2.store(to: line + 12 * width)
+            y.3.store(to: line + 18 * width)
+        }
+        for row in 0..<4 {
+            let line = temporary + row * 6 * width
+            let y = output(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
+                           Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width),
+                           Lane(loadingFrom: line + 4 * width), Lane(loadingFrom: line + 5 * width))
+            let target = destination + row * 4 * outputStride
+            (y.0 + bias).store(to: target)
+            (y.1 + bias).store(to: target + outputStride)
+            (y.2 + bias).store(to: target + 2 * outputStride)
+            (y.3 + bias).store(to: target + 3 * outputStride)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+/// 3×3 filters in the Winograd F(4×4, 3×3) domain, transformed once when a model is prepared:
+/// 36 row-major [inputChannels, outputChannels] matrices, one per transform point, which are the
+/// right-hand sides of the 36 GEMMs a Winograd convolution runs per block of tiles.
+/// They take 4× the memory of the plain filter (36 points instead of 9 taps).
+
+public struct WinogradWeights: Sendable, Equatable {
+    public let inputChannels: Int
+    public let outputChannels: Int
+    /// [36][inputChannels][outputChannels].
+    let storage: [Float]
+
+    /// From filters packed for im2col (a 3×3 kernel, one group).
+    public init(_ packed: PackedConv2DWeights, context: KernelContext = .singleThreaded) throws {
+        try require(packed.kernel == Size2D(3, 3) && packed.groups == 1, "winograd weights",
+                    "needs a 3x3 kernel with one group, got kernel \(packed.kernel) in \(packed.groups) groups")
+        let (inputs, outputs) = (packed.inputChannelsPerGroup, packed.outputChannels)
+        self = try packed.storage.withUnsafeBufferPointer {
+            try WinogradWeights(source: $0, inputs: inputs, outputs: outputs,
+                                strides: (output: 1, channel: outputs, tap: inputs * outputs), context: context)
+        }
+    }
+
+    /// From Keras's HWIO kernel `[3, 3, inputChannels, outputChannels]`.
+    public init(hwio: UnsafeBufferPointer<Float>, inputChannels: Int, outputChannels: Int,
+                context: KernelContext = .singleThreaded) throws {
+        try self.init(source: hwio, inputs: inputChannels, outputs: outputChannels,
+                      strides: (output: 1, channel: outputChannels, tap: inputChannels * outputChannels), context: context)
+    }
+
+    /// From ONNX's OIHW kernel `[outputChannels, inputChannels, 3, 3]`.
+    public init(oihw: UnsafeBufferPointer<Float>, inputChannels: Int, outputChannels: Int,
+                context: KernelContext = .singleThreaded) throws {
+        try self.init(source: oihw, inputs: inputChannels, outputs: outputChannels,
+                      strides: (output: 9 * inputChannels, channel: 9, tap: 1), context: context)
+    }
+
+    /// Tap t = row·3 + column of filter (channel, output) is source[output·s.output + channel·s.channel + t·s.tap].
+    /// Eight output channels are transformed at once, in double precision so the only rounding
+    /// is the final one to Float.
+    private init(source: UnsafeBufferPointer<Float>, inputs: Int, outputs: Int,
+                 strides: (output: Int, channel: Int, tap: Int), context: KernelContext) throws {
+        let name = "winograd weights"
+        try require(inputs > 0 && outputs > 0, name, "\(inputs) input and \(outputs) output channels")
+        let count = try elementCount([9, inputs, outputs], name)
+        try requireCapacity(source.count, count, name, "kernel")
+        var transformed = [Float](repeating: 0, count: 36 * count / 9)
+        transformed.withUnsafeMutableBufferPointer { destination in
+            guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
+            // Input channels split across threads; each writes its own rows of every point's matrix.
+            context.forEachChunk(inputs, minimumChunk: 1) { channels in
+                // taps: 9 vectors; half: G·g as 3 columns of 6; points: one row of 6.
+                withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 18 + 6) { work in
+                    guard let taps = work.baseAddress else { return }
+                    let (half, points) = (taps + 9, taps + 27)
+                    let pointStride = inputs * outputs
+                    for channel in channels {
+                        for first in stride(from: 0, to: outputs, by: 8) {
+                            let lanes = min(8, outputs - first)
+                            for tap in 0..<9 {
+                                var values = SIMD8<Double>()
+                                for lane in 0..<lanes {
+                                    values[lane] = Double(source[(first + lane) * strides.output
+                                                                 + channel * strides.channel + tap * strides.tap])
+                                }
+                                taps[tap] = values
+                            }
+                            // G·g down each column of the filter (6 rows × 3 columns), then ·Gᵀ along each row.
+                            for column in 0..<3 {
+                                WinogradTransform.filter(taps[column], taps[3 + column], taps[6 + column],
+                                                         into: half + 6 * column)
+                            }
+                            let target = destination + channel * outputs + first
+                            for row in 0..<6 {
+                                WinogradTransform.filter(half[row], half[6 + row], half[12 + row], into: points)
+                                for column in 0..<6 {
+                                    let values = SIMD8<Float>(points[column])
+                                    let point = target + (row * 6 + column) * pointStride
+                                    for lane in 0..<lanes { point[lane] = values[lane] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.inputChannels = inputs
+        self.outputChannels = outputs
+        self.storage = transformed
+    }
+
+    /// Throws unless these weights were transformed for `geometry`.
+    func check(against geometry: Conv2DGeometry) throws {
+        try require(inputChannels == geometry.inputChannels && outputChannels == geometry.outputChannels,
+                    "conv2d", "Winograd weights (\(inputChannels) in, \(outputChannels) out) do not match the "
+                        + "geometry (\(geometry.inputChannels) in, \(geometry.outputChannels) out)")
+    }
+}
