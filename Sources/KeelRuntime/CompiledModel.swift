@@ -6,9 +6,14 @@ import KeelIR
 ///
 /// `run` is serialised by a lock: a plan owns one arena, so two concurrent runs would share it.
 public final class CompiledModel: @unchecked Sendable {
-    public let graph: Graph
+    /// The graph it runs. Filters that kernels keep in a prepared form lose their values here
+    /// once prepared (see `releasePreparedOriginals`).
+    public private(set) var graph: Graph
     public let context: ExecutionContext
-    let constants: [String: TensorData]
+    private(set) var constants: [String: TensorData]
+    let constantNames: Set<String>
+    /// Constants that only conv2d reads as its filter: kernels keep them packed or transformed.
+    private let preparedOnly: Set<String>
     /// Weights transformed once for their kernels (packed conv filters, folded BN scale/shift), shared by every plan.
     let prepared = PreparedWeights()
     private var plans: [[String: Int]: ExecutionPlan] = [:]
@@ -22,14 +27,47 @@ public final class CompiledModel: @unchecked Sendable {
         used.formUnion(graph.outputs.map(\.value))
         let unbound = graph.orderedConstants.filter { used.contains($0.name) && $0.data == nil }.map(\.name)
         guard unbound.isEmpty else { throw RuntimeError.unboundConstants(unbound) }
+        var filterOnly = Set(graph.constants.keys)
+        for node in graph.nodes {
+            for (index, input) in node.inputs.enumerated() where !(node.op == .conv2d && index == 1) {
+                filterOnly.remove(input)
+            }
+        }
+        filterOnly.subtract(graph.outputs.map(\.value))
+        let preparedOnly = filterOnly.intersection(used)
         var converted: [String: TensorData] = [:]
         for (name, constant) in graph.constants where used.contains(name) {
             guard let data = constant.data else { continue }
             converted[name] = data.dtype == .float32 ? data : TensorData(floats: data.floats(), shape: data.shape)
         }
+        // Weights often share one allocation (an ONNX file's parsed message). When the filters
+        // that will be released outweigh everything else, the rest is copied out now, before any
+        // plan points at it, so that releasing the filters frees the shared allocation too.
+        let bytes = { (names: [String]) in names.reduce(0) { $0 + (converted[$1]?.elementCount ?? 0) * 4 } }
+        let retained = converted.keys.filter { !preparedOnly.contains($0) }
+        if bytes(Array(preparedOnly)) > bytes(retained) {
+            for name in retained {
+                guard let data = converted[name] else { continue }
+                converted[name] = TensorData(floats: data.floats(), shape: data.shape)
+            }
+        }
+        var graph = graph
+        for (name, data) in converted { graph.constants[name]?.data = data }
         self.graph = graph
         self.context = context
         self.constants = converted
+        self.constantNames = Set(graph.constants.keys)
+        self.preparedOnly = preparedOnly
+    }
+
+    /// Drops the original values of filters now held prepared (packed for im2col, transformed
+    /// for Winograd), so a model does not keep its conv weights twice. Later plans (another batch
+    /// size) find the prepared forms; the algorithm a layer uses does not depend on the batch.
+    private func releasePreparedOriginals() {
+        for name in preparedOnly where constants[name] != nil {
+            constants[name] = nil
+            graph.constants[name]?.data = nil
+        }
     }
 
     public var inputNames: [String] { graph.inputs.map(\.name) }
@@ -97,10 +135,11 @@ public final class CompiledModel: @unchecked Sendable {
 
     private func plan(for bindings: [String: Int]) throws -> ExecutionPlan {
         if let cached = plans[bindings] { return cached }
-        let builder = PlanBuilder(graph: graph, constants: constants, context: context, prepared: prepared,
-                                  lowering: KernelLowering.makeStep)
+        let builder = PlanBuilder(graph: graph, constants: constants, constantNames: constantNames, context: context,
+                                  prepared: prepared, lowering: KernelLowering.makeStep)
         let plan = try builder.build(bindings: bindings)
         plans[bindings] = plan
+        releasePreparedOriginals()
         return plan
     }
 

@@ -30,10 +30,14 @@ struct StepOperands {
     var inputs: [UnsafePointer<Float>?]
     var outputs: [UnsafeMutablePointer<Float>]
     var constants: [String: TensorData]
+    var constantNames: Set<String>
     var context: ExecutionContext
     var prepared: PreparedWeights
 
     var kernelContext: KernelContext { KernelContext(threads: context.threads) }
+
+    /// Whether `name` is a model constant, even one whose values were released after preparing.
+    func isConstant(_ name: String) -> Bool { constantNames.contains(name) }
 
     /// The index-th input as a buffer of its full extent; throws if absent.
     func input(_ index: Int) throws -> UnsafeBufferPointer<Float> {

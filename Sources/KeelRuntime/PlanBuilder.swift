@@ -16,6 +16,8 @@ let viewOps: Set<OpKind> = [.reshape, .flatten, .squeeze, .unsqueeze, .identity,
 struct PlanBuilder {
     let graph: Graph
     let constants: [String: TensorData]
+    /// Every constant of the graph, including those whose values were released once prepared.
+    let constantNames: Set<String>
     let context: ExecutionContext
     let prepared: PreparedWeights
     let lowering: (StepOperands) throws -> Step
@@ -44,7 +46,7 @@ struct PlanBuilder {
             let output = node.outputs[0]
             if viewOps.contains(node.op) {
                 root[output] = first
-            } else if isUnaryElementwise(node.op), constants[rootOf(first)] == nil,
+            } else if isUnaryElementwise(node.op), !constantNames.contains(rootOf(first)),
                       !outputValues.contains(where: { rootOf($0) == rootOf(first) }),
                       groupLastUse(rootOf(first)) == index {
                 root[output] = first
@@ -56,7 +58,7 @@ struct PlanBuilder {
         var requestIndex: [String: Int] = [:]
         func request(_ value: String, at step: Int) {
             let base = rootOf(value)
-            guard constants[base] == nil, let shape = shapes[base] else { return }
+            guard !constantNames.contains(base), let shape = shapes[base] else { return }
             if let existing = requestIndex[base] {
                 requests[existing].lastStep = max(requests[existing].lastStep, step)
                 requests[existing].firstStep = min(requests[existing].firstStep, step)
@@ -93,7 +95,7 @@ struct PlanBuilder {
                     outputShapes: node.outputs.map { shapes[$0] ?? [] },
                     inputs: node.inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
                     outputs: node.outputs.compactMap { pointer($0) },
-                    constants: constants, context: context, prepared: prepared)
+                    constants: constants, constantNames: constantNames, context: context, prepared: prepared)
                 steps.append(try lowering(operands))
             }
         } catch {

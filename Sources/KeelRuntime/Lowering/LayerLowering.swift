@@ -5,12 +5,19 @@ import KeelKernels
 extension KernelLowering {
     static func lowerConvolution(_ operands: StepOperands) throws -> Step {
         let node = operands.node
-        guard let kernelName = node.inputs.dropFirst().first, let kernelData = operands.constants[kernelName],
-              let kernelValues = kernelData.floatBuffer else {
+        guard let kernelName = node.inputs.dropFirst().first, operands.isConstant(kernelName) else {
             throw operands.unsupported("its kernel is not a constant; only constant filters are supported")
         }
+        // The filter values are read only to prepare them, once per model: a later plan finds them
+        // prepared, and the model may already have released the originals.
+        func kernelValues() throws -> UnsafeBufferPointer<Float> {
+            guard let values = operands.constants[kernelName]?.floatBuffer else {
+                throw operands.unsupported("its kernel '\(kernelName)' has no float32 values")
+            }
+            return values
+        }
         let geometry = try ConvolutionGeometry.resolve(node, input: Shape(known: operands.inputShapes[0]),
-                                                       kernel: Shape(known: kernelData.shape))
+                                                       kernel: Shape(known: operands.inputShapes[1]))
         let spatial = geometry.spatial
         let kernelGeometry = Conv2DGeometry(
             batch: operands.inputShapes[0][0],
@@ -26,10 +33,10 @@ extension KernelLowering {
         let pack = { () throws -> PackedConv2DWeights in
             switch geometry.kernelLayout {
             case .hwio:
-                return try PackedConv2DWeights(hwio: kernelValues, kernel: size, inputChannelsPerGroup: perGroup,
+                return try PackedConv2DWeights(hwio: try kernelValues(), kernel: size, inputChannelsPerGroup: perGroup,
                                                outputChannels: geometry.outputChannels, groups: geometry.groups)
             case .oihw:
-                return try PackedConv2DWeights(oihw: kernelValues, kernel: size, inputChannelsPerGroup: perGroup,
+                return try PackedConv2DWeights(oihw: try kernelValues(), kernel: size, inputChannelsPerGroup: perGroup,
                                                outputChannels: geometry.outputChannels, groups: geometry.groups)
             }
         }
@@ -45,10 +52,10 @@ extension KernelLowering {
             let transformed = try operands.prepared.value("winograd:\(kernelName)") { () throws -> WinogradWeights in
                 switch geometry.kernelLayout {
                 case .hwio:
-                    return try WinogradWeights(hwio: kernelValues, inputChannels: geometry.inputChannels,
+                    return try WinogradWeights(hwio: try kernelValues(), inputChannels: geometry.inputChannels,
                                                outputChannels: geometry.outputChannels, context: context)
                 case .oihw:
-                    return try WinogradWeights(oihw: kernelValues, inputChannels: geometry.inputChannels,
+                    return try WinogradWeights(oihw: try kernelValues(), inputChannels: geometry.inputChannels,
                                                outputChannels: geometry.outputChannels, context: context)
                 }
             }

@@ -1,0 +1,39 @@
+import KeelFormat
+import KeelIR
+import KeelPasses
+import XCTest
+@testable import KeelRuntime
+
+/// Filters are kept once: after the first plan their originals go, and later batch sizes still
+/// run from the prepared (packed or Winograd-transformed) forms with the same results.
+final class WeightReleaseTests: XCTestCase {
+    func testFiltersAreReleasedAndOtherBatchSizesStillMatch() throws {
+        let source = """
+        model small
+        input image: f32[N, 16, 16, 3]
+        stem = conv2d(16, 3, padding: same, activation: relu)
+        body = conv2d(16, 3, padding: same, activation: relu)
+        pool = max_pool2d(2)
+        flat = flatten()
+        logits = dense(4)
+        output logits
+        """
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "small.keel")).graph
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 5) }
+        var generator = SplitMix64(seed: 3)
+        func input(_ batch: Int) throws -> Tensor {
+            try Tensor(shape: [batch, 16, 16, 3], values: (0..<(batch * 768)).map { _ in Float(generator.nextUnit() * 2 - 1) })
+        }
+        let one = try input(1), three = try input(3)
+
+        let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        _ = try model.run(["image": one])
+        XCTAssertNil(model.graph.constants["body/kernel"]?.data, "the filter should be released once prepared")
+        XCTAssertNil(model.graph.constants["stem/kernel"]?.data)
+        XCTAssertNotNil(model.graph.constants["logits/kernel"]?.data, "dense kernels are read directly and stay")
+        let afterRelease = try model.run(["image": three])
+
+        let fresh = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1)).run(["image": three])
+        XCTAssertEqual(afterRelease, fresh)
+    }
+}
