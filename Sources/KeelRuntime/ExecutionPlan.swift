@@ -62,6 +62,12 @@ struct StepOperands {
 
     var attributes: AttributeReader { AttributeReader(node: node) }
 
+    /// A step that reads input 0 and writes output 0 with one kernel call: most lowerings.
+    func unaryStep(_ body: @escaping (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>, KernelContext) throws -> Void) throws -> Step {
+        let (input, output, context) = (try input(0), try output(), kernelContext)
+        return Step(node: node.name, op: node.op) { _ in try body(input, output, context) }
+    }
+
     func unsupported(_ reason: String) -> RuntimeError {
         .unsupported(node: node.name, location: node.location, reason: reason)
     }

@@ -6,10 +6,7 @@ extension KernelLowering {
     static func lowerTranspose(_ operands: StepOperands) throws -> Step {
         let shape = operands.inputShapes[0]
         let permutation = try operands.attributes.optionalInts("perm") ?? Array((0..<shape.count).reversed())
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try DataMovement.transpose(input: input, shape: shape, permutation: permutation, output: output, context: context)
         }
     }
@@ -36,10 +33,7 @@ extension KernelLowering {
         let shape = operands.inputShapes[0]
         let pads = try operands.attributes.ints("pads")
         let value = try operands.attributes.float("value")
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try DataMovement.pad(input: input, shape: shape, pads: pads, value: value, output: output, context: context)
         }
     }
@@ -51,10 +45,7 @@ extension KernelLowering {
                                                    ends: try attributes.ints("ends"),
                                                    axes: try attributes.optionalInts("axes"),
                                                    steps: try attributes.optionalInts("steps"))
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try DataMovement.slice(input: input, shape: shape, region: region, output: output, context: context)
         }
     }
@@ -74,10 +65,7 @@ extension KernelLowering {
         }
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try resolved.withUnsafeBufferPointer { indexBuffer in
                 try DataMovement.gather(input: input, outer: outer, axisExtent: extent, inner: inner,
                                         indices: indexBuffer, output: output, context: context)
@@ -95,10 +83,7 @@ extension KernelLowering {
             return resolved
         }
         let reduction: Reduction = operands.node.op == .reduceMean ? .mean : .sum
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try Reduce.apply(reduction, input: input, shape: shape, axes: axes.isEmpty ? Array(0..<shape.count) : axes,
                              output: output, context: context)
         }

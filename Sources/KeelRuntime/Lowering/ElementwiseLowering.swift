@@ -27,10 +27,7 @@ extension KernelLowering {
         case .abs: operation = .absolute
         default: throw operands.unsupported("\(operands.node.op.rawValue) is not a unary op")
         }
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try Unary.apply(operation, input: input, output: output, count: output.count, context: context)
         }
     }

@@ -24,10 +24,7 @@ extension KernelLowering {
         }
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: node.name, op: node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try folded.withUnsafeBufferPointer { buffer in
                 try BatchNorm.apply(input: input, output: output,
                                     scale: UnsafeBufferPointer(rebasing: buffer[0..<channels]),
@@ -62,7 +59,6 @@ extension KernelLowering {
     }
 
     static func lowerInstanceNorm(_ operands: StepOperands) throws -> Step {
-        let node = operands.node
         let shape = operands.inputShapes[0]
         guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")), axis > 0 else {
             throw operands.unsupported("the channel axis must follow the batch in \(Shape(known: shape))")
@@ -71,19 +67,15 @@ extension KernelLowering {
         let (batch, channels) = (shape[0], shape[axis])
         let before = shape[1..<axis].reduce(1, *)
         let after = shape[(axis + 1)...].reduce(1, *)
-        let input = try operands.input(0)
         let gamma = try operands.input(1)
         let beta = try operands.input(2)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: node.name, op: node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try InstanceNorm.apply(input: input, output: output, batch: batch, before: before, channels: channels,
                                    after: after, gamma: gamma, beta: beta, epsilon: epsilon, context: context)
         }
     }
 
     static func lowerLocalResponseNorm(_ operands: StepOperands) throws -> Step {
-        let node = operands.node
         let shape = operands.inputShapes[0]
         guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
             throw operands.unsupported("axis is outside \(Shape(known: shape))")
@@ -93,10 +85,7 @@ extension KernelLowering {
                                          try attributes.float("beta"), try attributes.float("bias"))
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: node.name, op: node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try LocalResponseNorm.apply(input: input, output: output, outer: outer, channels: shape[axis], inner: inner,
                                         size: size, alpha: alpha, beta: beta, bias: bias, context: context)
         }
@@ -111,11 +100,8 @@ extension KernelLowering {
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
         let extent = shape.isEmpty ? 1 : shape[axis]
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
         let logarithmic = node.op == .logSoftmax
-        return Step(node: node.name, op: node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try Softmax.apply(input: input, output: output, outer: outer, axis: extent, inner: inner,
                               logarithmic: logarithmic, context: context)
         }

@@ -16,12 +16,9 @@ extension KernelLowering {
             stride: Size2D(spatial.height.stride, spatial.width.stride),
             padding: try Padding2D(spatial.pads), layout: geometry.layout.kernelLayout,
             dilation: Size2D(spatial.height.dilation, spatial.width.dilation))
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
         let isMax = node.op == .maxPool2d
         let countIncludePad = geometry.countIncludePad
-        return Step(node: node.name, op: node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             if isMax {
                 try Pooling.maxPool(input: input, output: output, geometry: kernelGeometry, context: context)
             } else {
@@ -38,11 +35,8 @@ extension KernelLowering {
         let layout = Layout(rawValue: try operands.attributes.string("layout")) ?? .nhwc
         let channels = shape[layout.channelAxis]
         let spatial = shape[layout.heightAxis] * shape[layout.widthAxis]
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
         let isMax = node.op == .globalMaxPool2d
-        return Step(node: node.name, op: node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             if isMax {
                 try Pooling.globalMaxPool(input: input, output: output, batch: shape[0], channels: channels,
                                           spatial: spatial, layout: layout.kernelLayout, context: context)

@@ -23,10 +23,7 @@ extension KernelLowering {
     static func lowerExpand(_ operands: StepOperands) throws -> Step {
         let inputShape = operands.inputShapes[0]
         let outputShape = operands.outputShapes[0]
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try Broadcast.expand(input: input, inputShape: inputShape, output: output, outputShape: outputShape,
                                  context: context)
         }
@@ -35,10 +32,7 @@ extension KernelLowering {
     static func lowerTile(_ operands: StepOperands) throws -> Step {
         let shape = operands.inputShapes[0]
         let repeats = try operands.attributes.ints("repeats")
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try DataMovement.tile(input: input, shape: shape, repeats: repeats, output: output, context: context)
         }
     }
@@ -54,10 +48,7 @@ extension KernelLowering {
                                      width: shape[layout.widthAxis], blockSize: try attributes.int("block_size"),
                                      order: try attributes.string("mode") == "CRD" ? .columnRowDepth : .depthColumnRow,
                                      layout: layout.kernelLayout)
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             if toSpace {
                 try DataMovement.depthToSpace(input: input, geometry: geometry, output: output, context: context)
             } else {

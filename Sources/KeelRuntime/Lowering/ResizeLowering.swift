@@ -44,10 +44,7 @@ extension KernelLowering {
                                       height: try axis(0, layout.heightAxis), width: try axis(1, layout.widthAxis),
                                       interpolation: interpolation, layout: layout.kernelLayout,
                                       extrapolationValue: try attributes.float("extrapolation_value"))
-        let input = try operands.input(0)
-        let output = try operands.output()
-        let context = operands.kernelContext
-        return Step(node: operands.node.name, op: operands.node.op) { _ in
+        return try operands.unaryStep { input, output, context in
             try Resize.apply(input: input, output: output, geometry: geometry, context: context)
         }
     }
