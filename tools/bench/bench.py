@@ -30,7 +30,8 @@ NOTES_MARKER = "<!-- notes: kept across runs -->"
 def vgg16_onnx(path, seed, head="none"):
     """VGG16 convolutional base as ONNX: NHWC input -> NCHW convs -> NHWC output, Keras layer names.
     `head` adds the transfer-learning heads: "resnet" (Flatten, Dense 256, BatchNorm, ReLU, Dense 10)
-    or "vit" (1x1 Conv 768, Reshape to [N, 49, 768], LayerNormalization)."""
+    or "vit" (1x1 Conv 768, Reshape to [N, 49, 768], LayerNormalization), or Keras's own top
+    "top" (Flatten, fc1 4096, fc2 4096, predictions 1000 with softmax: 138,357,544 parameters)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -82,6 +83,19 @@ def vgg16_onnx(path, seed, head="none"):
                                                constant("dense_1/bias", rng.uniform(-0.05, 0.05, 10))],
                                       ["output"], name="dense_1"))
         output_shape = ["N", 10]
+    elif head == "top":
+        nodes.append(helper.make_node("Flatten", ["features"], ["flatten"], axis=1, name="flatten"))
+        current, width = "flatten", 25088
+        for name, units in [("fc1", 4096), ("fc2", 4096), ("predictions", 1000)]:
+            kernel = constant(f"{name}/kernel", (rng.standard_normal((width, units), dtype=np.float32)
+                                                 * np.float32(np.sqrt(2.0 / width))))
+            bias = constant(f"{name}/bias", rng.uniform(-0.05, 0.05, units))
+            nodes.append(helper.make_node("Gemm", [current, kernel, bias], [f"{name}/dense"], name=name))
+            activation = "Softmax" if name == "predictions" else "Relu"
+            out = "output" if name == "predictions" else name
+            nodes.append(helper.make_node(activation, [f"{name}/dense"], [out], name=f"{name}/{activation.lower()}"))
+            current, width = out, units
+        output_shape = ["N", 1000]
     elif head == "vit":
         shape = numpy_helper.from_array(np.array([-1, 49, 768], dtype=np.int64), "reshape/shape")
         initializers.append(shape)
@@ -191,7 +205,7 @@ def main():
     parser.add_argument("--iterations", type=int, default=5, help="timed runs per process (batch 1; fewer for larger)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--heads", nargs="*", default=[], choices=["resnet", "vit"],
+    parser.add_argument("--heads", nargs="*", default=[], choices=["resnet", "vit", "top"],
                         help="also time VGG16 with these transfer-learning heads")
     parser.add_argument("--head-threads", type=int, nargs="+", default=[2], help="thread counts for head rows")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -205,7 +219,8 @@ def main():
         np.save(inputs[batch], np.random.default_rng(arguments.seed + 1).uniform(0, 255, (batch, 224, 224, 3))
                 .astype(np.float32) - np.float32(120))
     models = [("none", "VGG16 no top", arguments.threads)]
-    models += [(head, f"VGG16 + {head} head", arguments.head_threads) for head in arguments.heads]
+    models += [(head, "VGG16 with top" if head == "top" else f"VGG16 + {head} head", arguments.head_threads)
+               for head in arguments.heads]
     for head, label, thread_counts in models:
         model = work / f"vgg16_{head}.onnx"
         # Built in a child: Linux carries a process's peak RSS across fork and exec, so the benchmark
