@@ -33,7 +33,7 @@ public enum ModelLoader {
         case "onnx":
             graph = try importONNXGraph(path: path)
         case "keelc":
-            graph = try CompiledArtifact.read(path: path)
+            graph = try CompiledArtifact.read(path: path).graph
         default:
             throw ModelFileError(path: path, reason: "unknown model type: expected a .keel graph, an .onnx model or a compiled .keelc")
         }

@@ -6,7 +6,7 @@ import KeelRuntime
 /// The whole path from a model file to something that runs: load (parse or import, infer
 /// shapes), bind weights, optimise, compile. The CLI's run, bench, extract and compile all go
 /// through here, and so can any Swift program that embeds Keel. A `.keelc` file skips straight
-/// to compiling: it already holds the optimised graph and its weights.
+/// to compiling: it already holds the optimised graph, its weights and its prepared conv filters.
 public struct ModelPipeline {
     public var path: String
     public var weights: WeightSource
@@ -40,15 +40,25 @@ public struct ModelPipeline {
 
     /// The optimised graph with weights bound, before the runtime compiles it.
     public func optimizedGraph(printAfterEach: ((String, String, Graph) -> Void)? = nil) throws -> (graph: Graph, report: Report) {
+        let optimized = try optimized(printAfterEach: printAfterEach)
+        return (optimized.graph, optimized.report)
+    }
+
+    /// The optimised graph, and the conv filters a .keelc file holds already prepared (none for
+    /// other files); a filter stored only prepared has no data in the graph.
+    public func optimized(printAfterEach: ((String, String, Graph) -> Void)? = nil) throws
+        -> (graph: Graph, prepared: [PreparedFilter], report: Report) {
         var report = Report()
         let start = DispatchTime.now().uptimeNanoseconds
         var graph: Graph
         if CompiledArtifact.isArtifact(path: path) {
             // Verified like any other graph: the header's checksum guards against damage, not against a crafted file.
-            graph = try ModelLoader.infer(CompiledArtifact.read(path: path))
+            let contents = try CompiledArtifact.read(path: path)
+            graph = try ModelLoader.infer(contents.graph)
             if let cutAt { graph = try GraphCut.cut(graph, at: cutAt) }
+            let kept = Set(graph.constants.keys)
             report.loadSeconds = seconds(since: start)
-            return (graph, report)
+            return (graph, contents.prepared.filter { kept.contains($0.constant) }, report)
         }
         graph = try ModelLoader.load(path: path)
         if let cutAt { graph = try GraphCut.cut(graph, at: cutAt) }
@@ -61,14 +71,15 @@ public struct ModelPipeline {
         report.passLog = result.log
         report.explanations = result.explanations
         report.compileSeconds = seconds(since: loadedAt)
-        return (result.graph, report)
+        return (result.graph, [], report)
     }
 
     public func compile() throws -> (model: CompiledModel, report: Report) {
-        let optimized = try optimizedGraph()
+        let optimized = try optimized()
         var report = optimized.report
         let start = DispatchTime.now().uptimeNanoseconds
-        let model = try CompiledModel(graph: optimized.graph, context: ExecutionContext(threads: threads))
+        let model = try CompiledModel(graph: optimized.graph, prepared: optimized.prepared,
+                                      context: ExecutionContext(threads: threads))
         report.compileSeconds += seconds(since: start)
         return (model, report)
     }

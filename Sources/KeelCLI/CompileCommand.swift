@@ -28,7 +28,7 @@ struct CompileCommand: ParsableCommand {
         try reportingErrors {
             try options.explainWeightsIfAsked(file)
             let pipeline = options.pipeline(file)
-            let (graph, report) = try pipeline.optimizedGraph { pass, statistic, graph in
+            let (graph, prepared, report) = try pipeline.optimized { pass, statistic, graph in
                 guard printIRAfterAll else { return }
                 print("// after \(pass): \(statistic)")
                 print(printIR(graph))
@@ -43,8 +43,12 @@ struct CompileCommand: ParsableCommand {
                 print("frozen boundary: " + (analysis.boundary.isEmpty ? "(none)" : analysis.boundary.joined(separator: ", ")))
             }
             if let output {
-                try CompiledArtifact.write(graph, to: output)
-                print("\(file) -> \(output) (\(graph.nodes.count) nodes, format version \(CompiledArtifact.formatVersion))")
+                // Filters are prepared now, once, and stored that way: runs of the file skip it.
+                let model = try CompiledModel(graph: graph, prepared: prepared, context: ExecutionContext(threads: options.threads))
+                let filters = try model.preparedFilters()
+                try CompiledArtifact.write(model.graph, prepared: filters, to: output)
+                print("\(file) -> \(output) (\(graph.nodes.count) nodes, \(filters.count) prepared filters, "
+                      + "format version \(CompiledArtifact.formatVersion))")
             } else if json {
                 print(compiledGraphJSON(graph))
             } else if !printIRAfterAll && !options.explain && !showFrozen {

@@ -9,7 +9,43 @@ public struct PackedConv2DWeights: Sendable, Equatable {
     public let outputChannels: Int
     public let groups: Int
     /// [groups][K][outputChannelsPerGroup], K = kernel.height · kernel.width · inputChannelsPerGroup.
-    let storage: [Float]
+    let storage: WeightStorage
+
+    /// Extents of the packed values: [groups, K, outputChannelsPerGroup].
+    public var dims: [Int] { [groups, reductionLength, outputChannelsPerGroup] }
+
+    /// Read access to the packed values (row-major over `dims`), valid inside `body`.
+    public func withUnsafeValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer(body)
+    }
+
+    /// Values packed earlier (by `withUnsafeValues`) and kept elsewhere, used in place: `owner`
+    /// is retained for as long as these weights live. Throws unless the count matches.
+    public init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, kernel: Size2D,
+                inputChannelsPerGroup: Int, outputChannels: Int, groups: Int = 1) throws {
+        let name = "conv2d weights"
+        let count = try Self.validatedCount(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+                                            outputChannels: outputChannels, groups: groups)
+        try require(values.count == count && (count == 0 || values.baseAddress != nil), name,
+                    "\(values.count) values given, \(count) expected for kernel \(kernel), "
+                        + "\(inputChannelsPerGroup) inputs per group, \(outputChannels) outputs")
+        self.kernel = kernel
+        self.inputChannelsPerGroup = inputChannelsPerGroup
+        self.outputChannels = outputChannels
+        self.groups = groups
+        self.storage = WeightStorage(borrowing: values, owner: owner)
+    }
+
+    /// Throws unless the dimensions describe a packing; returns its element count.
+    private static func validatedCount(kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int,
+                                       groups: Int) throws -> Int {
+        let name = "conv2d weights"
+        try require(kernel.height > 0 && kernel.width > 0 && inputChannelsPerGroup > 0 && outputChannels > 0,
+                    name, "kernel \(kernel), \(inputChannelsPerGroup) inputs per group, \(outputChannels) outputs")
+        try require(groups > 0 && outputChannels % groups == 0, name,
+                    "groups \(groups) must divide output channels \(outputChannels)")
+        return try elementCount([kernel.height, kernel.width, inputChannelsPerGroup, outputChannels], name)
+    }
 
     public var outputChannelsPerGroup: Int { outputChannels / groups }
     var reductionLength: Int { kernel.height * kernel.width * inputChannelsPerGroup }
@@ -36,16 +72,12 @@ public struct PackedConv2DWeights: Sendable, Equatable {
     private init(source: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
                  outputChannels: Int, groups: Int, sourceIndex: (Int, Int, Int, Int) -> Int) throws {
         let name = "conv2d weights"
-        try require(kernel.height > 0 && kernel.width > 0 && inputChannelsPerGroup > 0 && outputChannels > 0,
-                    name, "kernel \(kernel), \(inputChannelsPerGroup) inputs per group, \(outputChannels) outputs")
-        try require(groups > 0 && outputChannels % groups == 0, name,
-                    "groups \(groups) must divide output channels \(outputChannels)")
-        let count = try elementCount([kernel.height, kernel.width, inputChannelsPerGroup, outputChannels], name)
+        let count = try Self.validatedCount(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+                                            outputChannels: outputChannels, groups: groups)
         try requireCapacity(source.count, count, name, "kernel")
         let perGroup = outputChannels / groups
         let reduction = kernel.height * kernel.width * inputChannelsPerGroup
-        var packed = [Float](repeating: 0, count: count)
-        packed.withUnsafeMutableBufferPointer { destination in
+        self.storage = WeightStorage(count: count) { destination in
             for group in 0..<groups {
                 for row in 0..<kernel.height {
                     for column in 0..<kernel.width {
@@ -65,7 +97,6 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         self.inputChannelsPerGroup = inputChannelsPerGroup
         self.outputChannels = outputChannels
         self.groups = groups
-        self.storage = packed
     }
 
     /// Throws unless these weights were packed for `geometry`.

@@ -7,7 +7,29 @@ public struct WinogradWeights: Sendable, Equatable {
     public let inputChannels: Int
     public let outputChannels: Int
     /// [36][inputChannels][outputChannels].
-    let storage: [Float]
+    let storage: WeightStorage
+
+    /// Extents of the transformed values: [36, inputChannels, outputChannels].
+    public var dims: [Int] { [36, inputChannels, outputChannels] }
+
+    /// Read access to the transformed values (row-major over `dims`), valid inside `body`.
+    public func withUnsafeValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer(body)
+    }
+
+    /// Values transformed earlier (by `withUnsafeValues`) and kept elsewhere, used in place:
+    /// `owner` is retained for as long as these weights live. Throws unless the count matches.
+    public init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject,
+                inputChannels: Int, outputChannels: Int) throws {
+        let name = "winograd weights"
+        try require(inputChannels > 0 && outputChannels > 0, name, "\(inputChannels) input and \(outputChannels) output channels")
+        let count = try elementCount([36, inputChannels, outputChannels], name)
+        try require(values.count == count && (count == 0 || values.baseAddress != nil), name,
+                    "\(values.count) values given, \(count) expected for \(inputChannels) input and \(outputChannels) output channels")
+        self.inputChannels = inputChannels
+        self.outputChannels = outputChannels
+        self.storage = WeightStorage(borrowing: values, owner: owner)
+    }
 
     /// From filters packed for im2col (a 3×3 kernel, one group).
     public init(_ packed: PackedConv2DWeights, context: KernelContext = .singleThreaded) throws {
@@ -43,8 +65,7 @@ public struct WinogradWeights: Sendable, Equatable {
         try require(inputs > 0 && outputs > 0, name, "\(inputs) input and \(outputs) output channels")
         let count = try elementCount([9, inputs, outputs], name)
         try requireCapacity(source.count, count, name, "kernel")
-        var transformed = [Float](repeating: 0, count: 36 * count / 9)
-        transformed.withUnsafeMutableBufferPointer { destination in
+        self.storage = WeightStorage(count: 36 * count / 9) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
             // Input channels split across threads; each writes its own rows of every point's matrix.
             context.forEachChunk(inputs, minimumChunk: 1) { channels in
@@ -85,7 +106,6 @@ public struct WinogradWeights: Sendable, Equatable {
         }
         self.inputChannels = inputs
         self.outputChannels = outputs
-        self.storage = transformed
     }
 
     /// Throws unless these weights were transformed for `geometry`.

@@ -20,12 +20,16 @@ public final class CompiledModel: @unchecked Sendable {
     private let lock = NSLock()
 
     /// `graph` must carry inferred types (run shape inference first) and bound data for every
-    /// constant a node reads.
-    public init(graph: Graph, context: ExecutionContext) throws {
+    /// constant a node reads, except conv filters given in `prepared` form (read from a .keelc):
+    /// those are used as they are, and are never prepared again.
+    public init(graph: Graph, prepared: [PreparedFilter] = [], context: ExecutionContext) throws {
         var used = Set<String>()
         for node in graph.nodes { used.formUnion(node.presentInputs) }
         used.formUnion(graph.outputs.map(\.value))
-        let unbound = graph.orderedConstants.filter { used.contains($0.name) && $0.data == nil }.map(\.name)
+        let preparedConstants = Set(prepared.map(\.constant))
+        let unbound = graph.orderedConstants.filter {
+            used.contains($0.name) && $0.data == nil && !preparedConstants.contains($0.name)
+        }.map(\.name)
         guard unbound.isEmpty else { throw RuntimeError.unboundConstants(unbound) }
         var filterOnly = Set(graph.constants.keys)
         for node in graph.nodes {
@@ -58,6 +62,18 @@ public final class CompiledModel: @unchecked Sendable {
         self.constants = converted
         self.constantNames = Set(graph.constants.keys)
         self.preparedOnly = preparedOnly
+        for filter in prepared { self.prepared.seed(filter.key, filter.entry) }
+    }
+
+    /// Prepares every conv filter (the algorithm a layer uses does not depend on the batch, so a
+    /// plan for a batch of 1 prepares them all) and returns them, for writing to a .keelc file.
+    public func preparedFilters() throws -> [PreparedFilter] {
+        var bindings: [String: Int] = [:]
+        for input in graph.inputs {
+            for case .symbol(let symbol) in input.type.shape.dims { bindings[symbol] = 1 }
+        }
+        try prepare(bindings: bindings)
+        return prepared.filters
     }
 
     /// Drops the original values of filters now held prepared (packed for im2col, transformed

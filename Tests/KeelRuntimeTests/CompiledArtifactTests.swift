@@ -38,7 +38,7 @@ final class CompiledArtifactTests: XCTestCase {
         let path = folder + "/small.keelc"
         try CompiledArtifact.write(graph, to: path)
         XCTAssertTrue(CompiledArtifact.isArtifact(path: path))
-        let loaded = try CompiledArtifact.read(path: path)
+        let loaded = try CompiledArtifact.read(path: path).graph
         XCTAssertEqual(printIR(loaded), printIR(graph))
         XCTAssertEqual(loaded.outputs.first?.labels, graph.outputs.first?.labels)
         for (name, constant) in graph.constants {
@@ -68,7 +68,7 @@ final class CompiledArtifactTests: XCTestCase {
         try refused(Data("not a model".utf8), "does not start with the .keelc signature")
         var version = good
         version[8] = 9
-        try refused(version, "format version 9, but this keel reads version 1")
+        try refused(version, "format version 9, but this keel reads versions 1 to 2")
         var header = good
         header[70] ^= 0x20
         try refused(header, "the header fails its checksum")

@@ -87,6 +87,18 @@ struct ArtifactGraph: Codable {
         /// Where the bytes sit in the weights section, relative to its start.
         var offset: Int
         var byteCount: Int
+        /// True when the file keeps only the prepared form of this filter (no bytes here). Absent before version 2.
+        var preparedOnly: Bool?
+    }
+
+    /// A conv filter stored in its kernel's form (`PreparedFilter`); version 2 on.
+    struct PreparedRecord: Codable {
+        var key: String
+        var kind: PreparedFilter.Kind
+        var dims: [Int]
+        /// Where the float32 values sit in the prepared section, relative to its start.
+        var offset: Int
+        var byteCount: Int
     }
 
     struct InputRecord: Codable {
@@ -109,6 +121,8 @@ struct ArtifactGraph: Codable {
     var nodes: [NodeRecord]
     var outputs: [OutputRecord]
     var valueTypes: [String: TypeRecord]
+    /// Absent before version 2.
+    var prepared: [PreparedRecord]?
 }
 
 extension SourceLocation {

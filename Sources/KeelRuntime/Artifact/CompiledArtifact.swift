@@ -14,8 +14,9 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// A compiled model on disk (`.keelc`): the optimised graph and its weights, written once by
-/// `keel compile -o` and mapped back without copying, so starting a run costs milliseconds.
+/// A compiled model on disk (`.keelc`): the optimised graph, its weights and its conv filters
+/// already prepared for their kernels, written once by `keel compile -o` and mapped back without
+/// copying, so starting a run costs milliseconds instead of transforming every filter again.
 ///
 /// Layout (little-endian):
 ///
@@ -26,24 +27,48 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 ///     24  header checksum              UInt64   FNV-1a of the JSON
 ///     32  weights offset               UInt64   page-aligned
 ///     40  weights length               UInt64
-///     64  header JSON …, zero padding, weights (each constant 64-byte aligned)
+///     48  prepared offset              UInt64   page-aligned (version 2; 0 in version 1)
+///     56  prepared length              UInt64
+///     64  header JSON …, zero padding, weights (each constant 64-byte aligned),
+///         zero padding, prepared filters (each 64-byte aligned, float32)
 ///
-/// A file of another version, a truncated file or a header that fails its checksum is refused
-/// with the reason; weight bytes are not checksummed (that would read all of them at start-up).
+/// Version 2 adds the prepared section: Winograd-transformed or GEMM-packed filters, listed in
+/// the header with their kind, dimensions, offset and length. A filter only conv2d reads is kept
+/// in its prepared form alone; its constant then records no bytes. Version 1 files (no prepared
+/// section) are still read; their filters are prepared at the first plan as before.
+/// A file of another version, a truncated file, a header that fails its checksum or a prepared
+/// section whose entries do not fit is refused with the reason; weight bytes are not checksummed
+/// (that would read all of them at start-up).
 public enum CompiledArtifact {
-    public static let formatVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 2
+    static let oldestReadableVersion: UInt32 = 1
     static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
     static let prefixSize = 64
     static let weightAlignment = 64
     static let pageSize = 4096
 
-    public static func write(_ graph: Graph, to path: String) throws {
+    /// What a .keelc holds: the graph (constants point into the mapping) and the prepared filters
+    /// (borrowed from the mapping too), ready for `CompiledModel(graph:prepared:context:)`.
+    public struct Contents: Sendable {
+        public var graph: Graph
+        public var prepared: [PreparedFilter]
+    }
+
+    /// Writes `graph` and `prepared` (from `CompiledModel.preparedFilters()`). A constant without
+    /// data is accepted when `prepared` holds its prepared form; it is then stored that way only.
+    public static func write(_ graph: Graph, prepared: [PreparedFilter] = [], to path: String) throws {
+        let preparedConstants = Set(prepared.map(\.constant))
         var records: [ArtifactGraph.ConstantRecord] = []
         var blobs: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
         var weightsLength = 0
         for constant in graph.orderedConstants {
             guard let data = constant.data else {
-                throw ArtifactError.file(path: path, reason: "constant '\(constant.name)' has no value; bind weights before compiling to a file")
+                guard preparedConstants.contains(constant.name), constant.type.shape.knownExtents != nil else {
+                    throw ArtifactError.file(path: path, reason: "constant '\(constant.name)' has no value; bind weights before compiling to a file")
+                }
+                records.append(.init(name: constant.name, type: .init(constant.type), role: constant.role.rawValue,
+                                     trainable: constant.trainable, offset: 0, byteCount: 0, preparedOnly: true))
+                continue
             }
             let bytes = UnsafeRawBufferPointer(rebasing: data.storage.bytes.prefix(data.elementCount * data.dtype.byteSize))
             weightsLength = align(weightsLength, to: weightAlignment)
@@ -53,6 +78,18 @@ public enum CompiledArtifact {
                                  offset: weightsLength, byteCount: bytes.count))
             blobs.append((weightsLength, bytes))
             weightsLength += bytes.count
+        }
+        var preparedRecords: [ArtifactGraph.PreparedRecord] = []
+        var preparedBlobs: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
+        var preparedLength = 0
+        for filter in prepared {
+            // The values stay valid while `prepared` lives, which spans the whole write below.
+            let bytes = filter.withUnsafeValues { UnsafeRawBufferPointer($0) }
+            preparedLength = align(preparedLength, to: weightAlignment)
+            preparedRecords.append(.init(key: filter.key, kind: filter.kind, dims: filter.dims,
+                                         offset: preparedLength, byteCount: bytes.count))
+            preparedBlobs.append((preparedLength, bytes))
+            preparedLength += bytes.count
         }
         let description = ArtifactGraph(
             name: graph.name, source: graph.source,
@@ -64,11 +101,13 @@ public enum CompiledArtifact {
                       locations: node.locations.map { .init(file: $0.file, line: $0.line, column: $0.column) })
             },
             outputs: graph.outputs.map { .init(name: $0.name, value: $0.value, labels: $0.labels) },
-            valueTypes: graph.valueTypes.mapValues(ArtifactGraph.TypeRecord.init))
+            valueTypes: graph.valueTypes.mapValues(ArtifactGraph.TypeRecord.init),
+            prepared: preparedRecords)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let header = try encoder.encode(description)
         let weightsOffset = align(prefixSize + header.count, to: pageSize)
+        let preparedOffset = preparedLength > 0 ? align(weightsOffset + weightsLength, to: pageSize) : 0
 
         var prefix = Data(magic)
         append(&prefix, UInt32(formatVersion))
@@ -77,7 +116,8 @@ public enum CompiledArtifact {
         append(&prefix, stableHash(header))
         append(&prefix, UInt64(weightsOffset))
         append(&prefix, UInt64(weightsLength))
-        prefix.append(Data(count: prefixSize - prefix.count))
+        append(&prefix, UInt64(preparedOffset))
+        append(&prefix, UInt64(preparedLength))
 
         let temporary = try temporaryPath(for: path)
         guard FileManager.default.createFile(atPath: temporary, contents: nil),
@@ -85,14 +125,17 @@ public enum CompiledArtifact {
             throw ArtifactError.file(path: path, reason: "cannot write: permission denied or disk full")
         }
         do {
-            try handle.write(contentsOf: prefix + header + Data(count: weightsOffset - prefixSize - header.count))
-            var written = 0
-            for blob in blobs {
-                guard let base = blob.bytes.baseAddress, !blob.bytes.isEmpty else { continue }
-                if blob.offset > written { try handle.write(contentsOf: Data(count: blob.offset - written)) }
-                try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base),
-                                                  count: blob.bytes.count, deallocator: .none))
-                written = blob.offset + blob.bytes.count
+            try handle.write(contentsOf: prefix + header)
+            var written = prefixSize + header.count
+            let placed = blobs.map { (weightsOffset + $0.offset, $0.bytes) } + preparedBlobs.map { (preparedOffset + $0.offset, $0.bytes) }
+            try withExtendedLifetime(prepared) {
+                for (offset, bytes) in placed {
+                    guard let base = bytes.baseAddress, !bytes.isEmpty else { continue }
+                    if offset > written { try handle.write(contentsOf: Data(count: offset - written)) }
+                    try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base),
+                                                      count: bytes.count, deallocator: .none))
+                    written = offset + bytes.count
+                }
             }
             try handle.close()
         } catch {
@@ -107,8 +150,9 @@ public enum CompiledArtifact {
         }
     }
 
-    /// Maps `path` and rebuilds the graph; constant data points into the mapping.
-    public static func read(path: String) throws -> Graph {
+    /// Maps `path` and rebuilds the graph and its prepared filters; constant data and prepared
+    /// values point into the mapping.
+    public static func read(path: String) throws -> Contents {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let error as FileError {
             throw ArtifactError.file(path: path, reason: error.reason)
@@ -119,15 +163,19 @@ public enum CompiledArtifact {
             throw fail("it does not start with the .keelc signature")
         }
         let version = bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
-        guard version == formatVersion else {
-            throw fail("format version \(version), but this keel reads version \(formatVersion); compile it again with `keel compile`")
+        guard (oldestReadableVersion...formatVersion).contains(version) else {
+            throw fail("format version \(version), but this keel reads versions \(oldestReadableVersion) to \(formatVersion); compile it again with `keel compile`")
         }
         let headerLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
         let checksum = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self).littleEndian
         let weightsOffset = Int(clamping: bytes.loadUnaligned(fromByteOffset: 32, as: UInt64.self).littleEndian)
         let weightsLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 40, as: UInt64.self).littleEndian)
+        let preparedOffset = Int(clamping: bytes.loadUnaligned(fromByteOffset: 48, as: UInt64.self).littleEndian)
+        let preparedLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 56, as: UInt64.self).littleEndian)
         guard headerLength <= bytes.count - prefixSize, weightsOffset >= prefixSize + headerLength,
-              weightsOffset <= bytes.count, weightsLength <= bytes.count - weightsOffset else {
+              weightsOffset <= bytes.count, weightsLength <= bytes.count - weightsOffset,
+              preparedLength == 0 || (preparedOffset >= weightsOffset + weightsLength && preparedOffset <= bytes.count
+                                      && preparedLength <= bytes.count - preparedOffset) else {
             throw fail("the file is truncated (\(formatCount(bytes.count)) bytes)")
         }
         let header = Data(UnsafeRawBufferPointer(rebasing: bytes[prefixSize..<(prefixSize + headerLength)]))
@@ -139,8 +187,14 @@ public enum CompiledArtifact {
             throw fail("the header does not decode")
         }
         do {
-            return try graph(from: description, weights: UnsafeRawBufferPointer(rebasing: bytes[weightsOffset..<(weightsOffset + weightsLength)]),
-                             owner: file)
+            let graph = try graph(from: description, weights: UnsafeRawBufferPointer(rebasing: bytes[weightsOffset..<(weightsOffset + weightsLength)]),
+                                  owner: file)
+            let section = preparedLength == 0 ? UnsafeRawBufferPointer(start: nil, count: 0)
+                : UnsafeRawBufferPointer(rebasing: bytes[preparedOffset..<(preparedOffset + preparedLength)])
+            let prepared = try preparedFilters(description.prepared ?? [], section: section, graph: graph,
+                                               preparedOnly: Set(description.constants.filter { $0.preparedOnly == true }.map(\.name)),
+                                               owner: file)
+            return Contents(graph: graph, prepared: prepared)
         } catch let error as ArtifactError {
             if case .corrupt(let reason) = error { throw fail(reason) }
             throw error
@@ -157,6 +211,11 @@ public enum CompiledArtifact {
             let type = try record.type.tensorType()
             guard let role = ParameterRole(rawValue: record.role), let extents = type.shape.knownExtents else {
                 throw ArtifactError.corrupt("constant '\(record.name)' has an unknown role or shape")
+            }
+            if record.preparedOnly == true {
+                guard record.byteCount == 0 else { throw ArtifactError.corrupt("constant '\(record.name)' is stored prepared only, yet has bytes") }
+                graph.constants[record.name] = Constant(name: record.name, type: type, role: role, trainable: record.trainable)
+                continue
             }
             let expected = extents.reduce(1, *) * type.dtype.byteSize
             guard record.offset >= 0, record.byteCount == expected, record.offset <= weights.count - record.byteCount else {
@@ -177,6 +236,44 @@ public enum CompiledArtifact {
         graph.outputs = description.outputs.map { GraphOutput(name: $0.name, value: $0.value, labels: $0.labels) }
         graph.valueTypes = try description.valueTypes.mapValues { try $0.tensorType() }
         return graph
+    }
+
+    /// The prepared filters, borrowed from the mapping after checking each lies inside the
+    /// section, is aligned, names a constant of the graph, and has as many values as its dims say.
+    private static func preparedFilters(_ records: [ArtifactGraph.PreparedRecord], section: UnsafeRawBufferPointer,
+                                        graph: Graph, preparedOnly: Set<String>, owner: MappedFile) throws -> [PreparedFilter] {
+        var filters: [PreparedFilter] = []
+        var keys = Set<String>()
+        for record in records {
+            let prefix = PreparedFilter.key(record.kind, "")
+            guard record.key.hasPrefix(prefix) else {
+                throw ArtifactError.corrupt("prepared filter '\(record.key)' does not match its kind '\(record.kind.rawValue)'")
+            }
+            let constant = String(record.key.dropFirst(prefix.count))
+            guard graph.constants[constant] != nil else {
+                throw ArtifactError.corrupt("prepared filter '\(record.key)' names no constant of the graph")
+            }
+            guard keys.insert(record.key).inserted else { throw ArtifactError.corrupt("prepared filter '\(record.key)' appears twice") }
+            guard record.offset >= 0, record.byteCount >= 0, record.offset <= section.count - record.byteCount,
+                  record.offset % weightAlignment == 0, record.byteCount % MemoryLayout<Float>.stride == 0 else {
+                throw ArtifactError.corrupt("prepared filter '\(record.key)' lies outside the prepared section")
+            }
+            let raw = UnsafeRawBufferPointer(rebasing: section[record.offset..<(record.offset + record.byteCount)])
+            guard let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else {
+                throw ArtifactError.corrupt("prepared filter '\(record.key)' is empty or misaligned")
+            }
+            do {
+                filters.append(try PreparedFilter(constant: constant, kind: record.kind, dims: record.dims,
+                                                  values: raw.bindMemory(to: Float.self), owner: owner))
+            } catch {
+                throw ArtifactError.corrupt("prepared filter '\(record.key)': \(error)")
+            }
+        }
+        let stored = Set(filters.map(\.constant))
+        if let missing = preparedOnly.sorted().first(where: { !stored.contains($0) }) {
+            throw ArtifactError.corrupt("constant '\(missing)' is stored prepared only, but no prepared filter holds it")
+        }
+        return filters
     }
 
     /// True when the file starts with the .keelc signature (cheap, for choosing a loader).

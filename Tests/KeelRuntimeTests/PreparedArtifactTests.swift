@@ -1,0 +1,159 @@
+import Foundation
+import KeelFormat
+import KeelIR
+import KeelPasses
+import XCTest
+@testable import KeelRuntime
+
+/// Version 2 .keelc files: conv filters stored prepared and used in place from the mapping.
+final class PreparedArtifactTests: XCTestCase {
+    private var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "keel-prepared-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+    /// `wide` is 3x3 with 16 channels in and out (Winograd); `edge` is 5x5 (im2col GEMM).
+    private func convGraph() throws -> Graph {
+        let source = """
+        model prepared
+        input image: f32[N, 6, 6, 16] nhwc
+        wide = conv2d(16, 3, padding: same, activation: relu)
+        edge = conv2d(4, 5, padding: same)
+        output edge
+        """
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: folder + "/prepared.keel")).graph
+        for (name, constant) in graph.constants {
+            graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 5)
+        }
+        return graph
+    }
+
+    private func input(batch: Int) throws -> Tensor {
+        var generator = SplitMix64(seed: UInt64(17 + batch))
+        let count = batch * 6 * 6 * 16
+        return try Tensor(shape: [batch, 6, 6, 16], values: (0..<count).map { _ in Float(generator.nextUnit()) - 0.5 })
+    }
+
+    /// Address ranges this process maps from `path`, read from the kernel's own table.
+    private func mappedRanges(of path: String) throws -> [Range<UInt>] {
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        return try String(contentsOfFile: "/proc/self/maps", encoding: .utf8).split(separator: "\n").compactMap { line in
+            guard line.hasSuffix(resolved), let range = line.split(separator: " ").first else { return nil }
+            let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+            return bounds.count == 2 ? bounds[0]..<bounds[1] : nil
+        }
+    }
+
+    private func writePrepared() throws -> (graph: Graph, path: String) {
+        let graph = try convGraph()
+        let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        let filters = try model.preparedFilters()
+        XCTAssertEqual(filters.map(\.key), ["conv:edge/kernel", "winograd:wide/kernel"])
+        XCTAssertEqual(filters.map(\.dims), [[5, 5, 16, 4, 1], [16, 16]])
+        let path = folder + "/prepared.keelc"
+        try CompiledArtifact.write(model.graph, prepared: filters, to: path)
+        return (graph, path)
+    }
+
+    func testPreparedFiltersRoundTripInPlaceAndRunTheSame() throws {
+        let (graph, path) = try writePrepared()
+        let contents = try CompiledArtifact.read(path: path)
+        // Filters only conv2d reads are kept in their prepared form alone.
+        XCTAssertNil(contents.graph.constants["wide/kernel"]?.data)
+        XCTAssertNil(contents.graph.constants["edge/kernel"]?.data)
+        XCTAssertNotNil(contents.graph.constants["wide/bias"]?.data)
+        XCTAssertEqual(contents.prepared.map(\.kind), [.packed, .winograd])
+        // 16·16 filters of 36 Winograd points; 5·5·16·4 packed taps.
+        XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [5 * 5 * 16 * 4, 36 * 16 * 16])
+        let ranges = try mappedRanges(of: path)
+        XCTAssertFalse(ranges.isEmpty)
+        for filter in contents.prepared {
+            let address = filter.withUnsafeValues { UInt(bitPattern: $0.baseAddress) }
+            XCTAssertTrue(ranges.contains { $0.contains(address) }, "\(filter.key) was copied out of the mapping")
+        }
+        let original = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        let mapped = try CompiledModel(graph: contents.graph, prepared: contents.prepared, context: ExecutionContext(threads: 1))
+        for batch in [1, 3] {
+            let image = try input(batch: batch)
+            XCTAssertEqual(try mapped.run(["image": image]), try original.run(["image": image]), "batch \(batch)")
+        }
+    }
+
+    func testFiltersStoredPreparedOnlyNeedTheirPreparedForm() throws {
+        let (_, path) = try writePrepared()
+        let contents = try CompiledArtifact.read(path: path)
+        XCTAssertThrowsError(try CompiledModel(graph: contents.graph, context: ExecutionContext(threads: 1))) { error in
+            XCTAssertTrue("\(error)".contains("edge/kernel"), "\(error)")
+        }
+    }
+
+    func testVersionOneFilesStillRead() throws {
+        let graph = try convGraph()
+        let path = folder + "/plain.keelc"
+        try CompiledArtifact.write(graph, to: path)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[8] = 1
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let contents = try CompiledArtifact.read(path: path)
+        XCTAssertTrue(contents.prepared.isEmpty)
+        let image = try input(batch: 1)
+        XCTAssertEqual(try CompiledModel(graph: contents.graph, context: ExecutionContext(threads: 1)).run(["image": image]),
+                       try CompiledModel(graph: graph, context: ExecutionContext(threads: 1)).run(["image": image]))
+    }
+
+    /// Rewrites the header JSON (and its length and checksum), leaving the sections where they are.
+    private func editingHeader(_ file: Data, _ edit: (inout [String: Any]) -> Void) throws -> Data {
+        let length = Int(file.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt64.self) })
+        let weightsOffset = Int(file.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
+        var header = try XCTUnwrap(JSONSerialization.jsonObject(with: file[64..<(64 + length)]) as? [String: Any])
+        edit(&header)
+        let encoded = try JSONSerialization.data(withJSONObject: header)
+        XCTAssertLessThanOrEqual(64 + encoded.count, weightsOffset)
+        var result = file
+        result.replaceSubrange(64..<weightsOffset, with: encoded + Data(count: weightsOffset - 64 - encoded.count))
+        withUnsafeBytes(of: UInt64(encoded.count).littleEndian) { result.replaceSubrange(16..<24, with: $0) }
+        withUnsafeBytes(of: stableHash(encoded).littleEndian) { result.replaceSubrange(24..<32, with: $0) }
+        return result
+    }
+
+    private func editingPrepared(_ file: Data, _ edit: @escaping (inout [String: Any]) -> Void) throws -> Data {
+        try editingHeader(file) { header in
+            var records = header["prepared"] as? [[String: Any]] ?? []
+            if let index = records.firstIndex(where: { $0["key"] as? String == "winograd:wide/kernel" }) {
+                edit(&records[index])
+            }
+            header["prepared"] = records
+        }
+    }
+
+    func testDamagedPreparedSectionsAreRefused() throws {
+        let (_, path) = try writePrepared()
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        func refused(_ bytes: Data, _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let damaged = folder + "/damaged.keelc"
+            try bytes.write(to: URL(fileURLWithPath: damaged))
+            XCTAssertThrowsError(try CompiledArtifact.read(path: damaged), file: file, line: line) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains(message), text, file: file, line: line)
+                XCTAssertFalse(text.contains("\n"), text, file: file, line: line)
+            }
+        }
+        try refused(good.prefix(good.count - 4), "the file is truncated")
+        try refused(try editingPrepared(good) { $0["dims"] = [16, 17] },
+                    "prepared filter 'winograd:wide/kernel': ")
+        try refused(try editingPrepared(good) { $0["byteCount"] = 36 * 16 * 16 * 4 + 4 },
+                    "prepared filter 'winograd:wide/kernel' lies outside the prepared section")
+        try refused(try editingPrepared(good) { $0["offset"] = 4 },
+                    "prepared filter 'winograd:wide/kernel' lies outside the prepared section")
+        try refused(try editingPrepared(good) { $0["key"] = "winograd:missing/kernel" },
+                    "prepared filter 'winograd:missing/kernel' names no constant of the graph")
+        try refused(try editingPrepared(good) { $0["kind"] = "packed" },
+                    "prepared filter 'winograd:wide/kernel' does not match its kind 'packed'")
+        try refused(try editingHeader(good) { $0["prepared"] = [] },
+                    "constant 'edge/kernel' is stored prepared only, but no prepared filter holds it")
+    }
+}
