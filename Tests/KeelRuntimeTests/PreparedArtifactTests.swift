@@ -41,7 +41,9 @@ final class PreparedArtifactTests: XCTestCase {
     /// Address ranges this process maps from `path`, read from the kernel's own table.
     private func mappedRanges(of path: String) throws -> [Range<UInt>] {
         let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        return try String(contentsOfFile: "/proc/self/maps", encoding: .utf8).split(separator: "\n").compactMap { line in
+        // Read to the end: /proc files report size 0, and a single sized read stops after one page.
+        let maps = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/self/maps")).readDataToEndOfFile()
+        return String(decoding: maps, as: UTF8.self).split(separator: "\n").compactMap { line in
             guard line.hasSuffix(resolved), let range = line.split(separator: " ").first else { return nil }
             let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
             return bounds.count == 2 ? bounds[0]..<bounds[1] : nil
