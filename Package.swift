@@ -37,8 +37,10 @@ let package = Package(
         .target(name: "KeelIR"),
         // Stage 3: shape inference and the optimising passes.
         .target(name: "KeelPasses", dependencies: ["KeelIR"]),
+        // Hand-vectorised C for the loops OpenBLAS does not cover, picked per CPU at run time.
+        .target(name: "CSIMDKernels"),
         // Stage 4: fp32 kernels over OpenBLAS (no IR knowledge).
-        .target(name: "KeelKernels", dependencies: ["COpenBLAS"]),
+        .target(name: "KeelKernels", dependencies: ["COpenBLAS", "CSIMDKernels"]),
         // Stage 5: execution plans, memory planning, scheduling, tensors and .npy I/O.
         .target(name: "KeelRuntime", dependencies: ["KeelIR", "KeelPasses", "KeelKernels"]),
         // Image decoding (PNG, JPEG) and the preprocessing presets declared on graph inputs.

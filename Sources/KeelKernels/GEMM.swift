@@ -1,6 +1,7 @@
 /// Matrix products. Every GEMM in Keel goes through `sgemm` here so the BLAS thread setting and
 /// the 32-bit BLAS index limits are handled in one place; `Dense` is the public layer on top.
 import COpenBLAS
+import CSIMDKernels
 
 /// Row-major single-precision GEMM: C = op(A)·op(B) + beta·C, with op(A) m×k and op(B) k×n.
 /// Callers validate extents first (`requireBLASExtents`), so the narrowing below cannot fail.
@@ -21,6 +22,20 @@ func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                 Int32(truncatingIfNeeded: m), Int32(truncatingIfNeeded: n), Int32(truncatingIfNeeded: k), 1,
                 a, Int32(truncatingIfNeeded: max(lda, 1)), b, Int32(truncatingIfNeeded: max(ldb, 1)), beta,
                 c, Int32(truncatingIfNeeded: max(ldc, 1)))
+}
+
+/// C = A·B on the calling thread, with B packed in panels (`keel_sgemm_packed_b`'s layout) once
+/// ahead of time: for the Winograd products, where OpenBLAS would repack a whole filter matrix for
+/// a few dozen rows of A. CPUs without a SIMD path multiply panel by panel through OpenBLAS.
+func panelPackedSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, panels: UnsafePointer<Float>,
+                      c: UnsafeMutablePointer<Float>, ldc: Int) {
+    guard m > 0, n > 0, k > 0 else { return }
+    if keel_sgemm_packed_b(m, n, k, a, lda, panels, c, ldc) != 0 { return }
+    let width = Int(KEEL_PANEL_COLUMNS)
+    for first in stride(from: 0, to: n, by: width) {
+        sgemm(transposeA: false, transposeB: false, m: m, n: min(width, n - first), k: k, a: a, lda: lda,
+              b: panels + first * k, ldb: width, c: c + first, ldc: ldc, context: .singleThreaded)
+    }
 }
 
 /// OpenBLAS on Debian uses 32-bit indices; reject larger extents rather than truncating them.

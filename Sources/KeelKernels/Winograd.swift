@@ -74,6 +74,9 @@ struct WinogradRun {
 
     var inputChannels: Int { geometry.inputChannels }
     var outputChannels: Int { geometry.outputChannels }
+    var weightPointStride: Int {
+        WinogradWeights.pointStride(inputChannels: inputChannels, outputChannels: outputChannels)
+    }
 
     func run() {
         let total = Winograd.tileCount(geometry)
@@ -106,11 +109,10 @@ struct WinogradRun {
             // blocks keep every GEMM whole instead of splitting each one across threads.
             context.forEachChunk(36, minimumChunk: 1) { points in
                 for point in points {
-                    sgemm(transposeA: false, transposeB: false, m: count, n: outputChannels, k: inputChannels,
-                          a: transformed + point * count * inputChannels, lda: inputChannels,
-                          b: weights + point * inputChannels * outputChannels, ldb: outputChannels,
-                          c: products + point * count * outputChannels, ldc: outputChannels,
-                          context: .singleThreaded)
+                    panelPackedSGEMM(m: count, n: outputChannels, k: inputChannels,
+                                     a: transformed + point * count * inputChannels, lda: inputChannels,
+                                     panels: weights + point * weightPointStride,
+                                     c: products + point * count * outputChannels, ldc: outputChannels)
                 }
             }
             context.forEachChunk(count, minimumChunk: max(1, parallelGrain / (36 * outputChannels))) { tiles in

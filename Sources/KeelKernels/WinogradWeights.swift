@@ -1,15 +1,32 @@
 /// 3×3 filters in the Winograd F(4×4, 3×3) domain, transformed once when a model is prepared:
-/// 36 row-major [inputChannels, outputChannels] matrices, one per transform point, which are the
-/// right-hand sides of the 36 GEMMs a Winograd convolution runs per block of tiles.
+/// 36 [inputChannels, outputChannels] matrices, one per transform point, which are the
+/// right-hand sides of the 36 GEMMs a Winograd convolution runs per block of tiles. Each matrix
+/// is stored in panels of 32 output channels ([panel][inputChannel][32], the last one zero-padded)
+/// so the GEMM streams it as it is instead of repacking it on every call.
 /// They take 4× the memory of the plain filter (36 points instead of 9 taps).
+import CSIMDKernels
 
 public struct WinogradWeights: Sendable, Equatable {
     public let inputChannels: Int
     public let outputChannels: Int
-    /// [36][inputChannels][outputChannels].
+    /// [36][panels][inputChannels][panelColumns].
     let storage: WeightStorage
 
-    /// Extents of the transformed values: [36, inputChannels, outputChannels].
+    /// Output channels per panel.
+    static let panelColumns = Int(KEEL_PANEL_COLUMNS)
+
+    /// Floats one point's matrix takes, padding included.
+    static func pointStride(inputChannels: Int, outputChannels: Int) -> Int {
+        (outputChannels + panelColumns - 1) / panelColumns * panelColumns * inputChannels
+    }
+
+    /// Floats of all 36 matrices; throws when that overflows.
+    static func storageCount(inputChannels: Int, outputChannels: Int) throws -> Int {
+        let panels = (outputChannels + panelColumns - 1) / panelColumns
+        return try elementCount([36, panels, inputChannels, panelColumns], "winograd weights")
+    }
+
+    /// Logical extents of the transformed values: [36, inputChannels, outputChannels].
     public var dims: [Int] { [36, inputChannels, outputChannels] }
 
     /// Read access to the transformed values (row-major over `dims`), valid inside `body`.
@@ -23,7 +40,7 @@ public struct WinogradWeights: Sendable, Equatable {
                 inputChannels: Int, outputChannels: Int) throws {
         let name = "winograd weights"
         try require(inputChannels > 0 && outputChannels > 0, name, "\(inputChannels) input and \(outputChannels) output channels")
-        let count = try elementCount([36, inputChannels, outputChannels], name)
+        let count = try Self.storageCount(inputChannels: inputChannels, outputChannels: outputChannels)
         try require(values.count == count && (count == 0 || values.baseAddress != nil), name,
                     "\(values.count) values given, \(count) expected for \(inputChannels) input and \(outputChannels) output channels")
         self.inputChannels = inputChannels
@@ -63,9 +80,11 @@ public struct WinogradWeights: Sendable, Equatable {
                  strides: (output: Int, channel: Int, tap: Int), context: KernelContext) throws {
         let name = "winograd weights"
         try require(inputs > 0 && outputs > 0, name, "\(inputs) input and \(outputs) output channels")
-        let count = try elementCount([9, inputs, outputs], name)
-        try requireCapacity(source.count, count, name, "kernel")
-        self.storage = WeightStorage(count: 36 * count / 9) { destination in
+        try requireCapacity(source.count, try elementCount([9, inputs, outputs], name), name, "kernel")
+        let storageCount = try Self.storageCount(inputChannels: inputs, outputChannels: outputs)
+        let pointStride = storageCount / 36
+        let panelColumns = Self.panelColumns
+        self.storage = WeightStorage(count: storageCount) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
             // Input channels split across threads; each writes its own rows of every point's matrix.
             context.forEachChunk(inputs, minimumChunk: 1) { channels in
@@ -73,7 +92,6 @@ public struct WinogradWeights: Sendable, Equatable {
                 withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 18 + 6) { work in
                     guard let taps = work.baseAddress else { return }
                     let (half, points) = (taps + 9, taps + 27)
-                    let pointStride = inputs * outputs
                     for channel in channels {
                         for first in stride(from: 0, to: outputs, by: 8) {
                             let lanes = min(8, outputs - first)
@@ -90,7 +108,9 @@ public struct WinogradWeights: Sendable, Equatable {
                                 WinogradTransform.filter(taps[column], taps[3 + column], taps[6 + column],
                                                          into: half + 6 * column)
                             }
-                            let target = destination + channel * outputs + first
+                            // Eight lanes never straddle a panel (8 divides the panel width).
+                            let target = destination + (first / panelColumns) * inputs * panelColumns
+                                + channel * panelColumns + first % panelColumns
                             for row in 0..<6 {
                                 WinogradTransform.filter(half[row], half[6 + row], half[12 + row], into: points)
                                 for column in 0..<6 {

@@ -1,6 +1,7 @@
 /// Loads the ONNX Runtime reference cases written by tools/gen_kernel_fixtures.py and compares
 /// kernel output against them with the project-wide tolerance |a - b| <= 1e-4 + 1e-4·|b|.
 import Foundation
+import KeelKernels
 import XCTest
 
 /// A JSON attribute value from the manifest.
@@ -168,5 +169,15 @@ func seededValues(_ count: Int, seed: UInt64) -> [Float] {
     return (0..<count).map { _ in
         state = state &* 6364136223846793005 &+ 1442695040888963407
         return Float(Int64(bitPattern: state >> 11) % 2_000_000) / 1_000_000 - 1
+    }
+}
+
+/// Runs `body` with Keel's C kernels capped at each SIMD level this CPU has (generic = the
+/// portable fallbacks), then lifts the cap again.
+func forEachSIMDLevel(_ body: (SIMDLevel) throws -> Void) rethrows {
+    defer { SIMDLevel.limit(to: .avx512) }
+    for level in SIMDLevel.allCases where level <= SIMDLevel.detected {
+        SIMDLevel.limit(to: level)
+        try body(level)
     }
 }

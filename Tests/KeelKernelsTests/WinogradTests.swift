@@ -57,11 +57,13 @@ final class WinogradTests: XCTestCase {
                 let bias = seededValues(shape.outputs, seed: seed + 3)
                 let reference = try convolve(input, weights, bias: bias, activation: .relu, geometry,
                                              algorithm: .im2colGEMM, threads: 1)
-                for threads in [1, 2] {
-                    let actual = try convolve(input, weights, bias: bias, activation: .relu, geometry,
-                                              algorithm: .winograd, threads: threads)
-                    XCTAssertLessThanOrEqual(relativeError(actual, reference), 1e-5,
-                                             "shape \(index) \(layout) threads \(threads)")
+                try forEachSIMDLevel { level in
+                    for threads in [1, 2] {
+                        let actual = try convolve(input, weights, bias: bias, activation: .relu, geometry,
+                                                  algorithm: .winograd, threads: threads)
+                        XCTAssertLessThanOrEqual(relativeError(actual, reference), 1e-5,
+                                                 "shape \(index) \(layout) threads \(threads) \(level)")
+                    }
                 }
             }
         }

@@ -68,7 +68,7 @@ final class CompiledArtifactTests: XCTestCase {
         try refused(Data("not a model".utf8), "does not start with the .keelc signature")
         var version = good
         version[8] = 9
-        try refused(version, "format version 9, but this keel reads versions 1 to 2")
+        try refused(version, "format version 9, but this keel reads versions 1 and 3")
         var header = good
         header[70] ^= 0x20
         try refused(header, "the header fails its checksum")

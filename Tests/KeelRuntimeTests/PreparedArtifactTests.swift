@@ -69,8 +69,9 @@ final class PreparedArtifactTests: XCTestCase {
         XCTAssertNil(contents.graph.constants["edge/kernel"]?.data)
         XCTAssertNotNil(contents.graph.constants["wide/bias"]?.data)
         XCTAssertEqual(contents.prepared.map(\.kind), [.packed, .winograd])
-        // 16·16 filters of 36 Winograd points; 5·5·16·4 packed taps.
-        XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [5 * 5 * 16 * 4, 36 * 16 * 16])
+        // 16 input channels by 16 outputs padded to one 32-column panel, for 36 Winograd points;
+        // 5·5·16·4 packed taps.
+        XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [5 * 5 * 16 * 4, 36 * 16 * 32])
         let ranges = try mappedRanges(of: path)
         XCTAssertFalse(ranges.isEmpty)
         for filter in contents.prepared {
@@ -145,9 +146,9 @@ final class PreparedArtifactTests: XCTestCase {
             }
         }
         try refused(good.prefix(good.count - 4), "the file is truncated")
-        try refused(try editingPrepared(good) { $0["dims"] = [16, 17] },
+        try refused(try editingPrepared(good) { $0["dims"] = [17, 16] },
                     "prepared filter 'winograd:wide/kernel': ")
-        try refused(try editingPrepared(good) { $0["byteCount"] = 36 * 16 * 16 * 4 + 4 },
+        try refused(try editingPrepared(good) { $0["byteCount"] = 36 * 16 * 32 * 4 + 4 },
                     "prepared filter 'winograd:wide/kernel' lies outside the prepared section")
         try refused(try editingPrepared(good) { $0["offset"] = 4 },
                     "prepared filter 'winograd:wide/kernel' lies outside the prepared section")

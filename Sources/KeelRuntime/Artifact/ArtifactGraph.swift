@@ -87,11 +87,11 @@ struct ArtifactGraph: Codable {
         /// Where the bytes sit in the weights section, relative to its start.
         var offset: Int
         var byteCount: Int
-        /// True when the file keeps only the prepared form of this filter (no bytes here). Absent before version 2.
+        /// True when the file keeps only the prepared form of this filter (no bytes here). Absent in version 1.
         var preparedOnly: Bool?
     }
 
-    /// A conv filter stored in its kernel's form (`PreparedFilter`); version 2 on.
+    /// A conv filter stored in its kernel's form (`PreparedFilter`); version 3 (2 had row-major Winograd matrices).
     struct PreparedRecord: Codable {
         var key: String
         var kind: PreparedFilter.Kind
@@ -121,7 +121,7 @@ struct ArtifactGraph: Codable {
     var nodes: [NodeRecord]
     var outputs: [OutputRecord]
     var valueTypes: [String: TypeRecord]
-    /// Absent before version 2.
+    /// Absent in version 1.
     var prepared: [PreparedRecord]?
 }
 

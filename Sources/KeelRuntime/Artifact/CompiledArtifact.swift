@@ -27,21 +27,24 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 ///     24  header checksum              UInt64   FNV-1a of the JSON
 ///     32  weights offset               UInt64   page-aligned
 ///     40  weights length               UInt64
-///     48  prepared offset              UInt64   page-aligned (version 2; 0 in version 1)
+///     48  prepared offset              UInt64   page-aligned (version 3; 0 in version 1)
 ///     56  prepared length              UInt64
 ///     64  header JSON …, zero padding, weights (each constant 64-byte aligned),
 ///         zero padding, prepared filters (each 64-byte aligned, float32)
 ///
-/// Version 2 adds the prepared section: Winograd-transformed or GEMM-packed filters, listed in
+/// Version 2 added the prepared section: Winograd-transformed or GEMM-packed filters, listed in
 /// the header with their kind, dimensions, offset and length. A filter only conv2d reads is kept
-/// in its prepared form alone; its constant then records no bytes. Version 1 files (no prepared
-/// section) are still read; their filters are prepared at the first plan as before.
+/// in its prepared form alone; its constant then records no bytes. Version 3 stores each
+/// Winograd matrix in 32-column panels (`WinogradWeights`); version 2's row-major matrices cannot
+/// be used in place, and its filters are not stored otherwise, so version 2 files are refused.
+/// Version 1 files (no prepared section) are still read; their filters are prepared at the first
+/// plan as before.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
 /// section whose entries do not fit is refused with the reason; weight bytes are not checksummed
 /// (that would read all of them at start-up).
 public enum CompiledArtifact {
-    public static let formatVersion: UInt32 = 2
-    static let oldestReadableVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 3
+    static let readableVersions: [UInt32] = [1, formatVersion]
     static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
     static let prefixSize = 64
     static let weightAlignment = 64
@@ -163,8 +166,9 @@ public enum CompiledArtifact {
             throw fail("it does not start with the .keelc signature")
         }
         let version = bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
-        guard (oldestReadableVersion...formatVersion).contains(version) else {
-            throw fail("format version \(version), but this keel reads versions \(oldestReadableVersion) to \(formatVersion); compile it again with `keel compile`")
+        guard readableVersions.contains(version) else {
+            let readable = readableVersions.map(String.init).joined(separator: " and ")
+            throw fail("format version \(version), but this keel reads versions \(readable); compile it again with `keel compile`")
         }
         let headerLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
         let checksum = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self).littleEndian

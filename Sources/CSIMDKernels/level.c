@@ -1,0 +1,37 @@
+/* Which SIMD level the kernels run at: detected once, cappable for tests. */
+#include "keel_simd.h"
+#include "simd_internal.h"
+
+#include <stdatomic.h>
+
+static keel_simd_level detect(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return KEEL_SIMD_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KEEL_SIMD_AVX2;
+#endif
+    return KEEL_SIMD_GENERIC;
+}
+
+/* -1 until first asked. */
+static _Atomic int detected_level = -1;
+static _Atomic int level_cap = KEEL_SIMD_AVX512;
+
+keel_simd_level keel_simd_detected_level(void) {
+    int level = atomic_load_explicit(&detected_level, memory_order_relaxed);
+    if (level < 0) {
+        level = (int)detect();
+        atomic_store_explicit(&detected_level, level, memory_order_relaxed);
+    }
+    return (keel_simd_level)level;
+}
+
+keel_simd_level keel_simd_level_in_use(void) {
+    int detected = (int)keel_simd_detected_level();
+    int cap = atomic_load_explicit(&level_cap, memory_order_relaxed);
+    return (keel_simd_level)(detected < cap ? detected : cap);
+}
+
+void keel_simd_limit_level(keel_simd_level level) {
+    atomic_store_explicit(&level_cap, (int)level, memory_order_relaxed);
+}
