@@ -4,6 +4,8 @@
 /// of im2col's multiplies), and transformed back with the bias and activation applied while each
 /// output tile is still in cache. Both layouts share the transforms, which run over channels:
 /// NCHW input and output rows pass through small channels-last bands, a tile row at a time.
+/// The per-tile transforms run in CSIMDKernels when the CPU has a SIMD level, in Swift otherwise.
+import CSIMDKernels
 
 enum Winograd {
     /// Floats the transformed inputs and products of a block may use (4 MiB) when that leaves at
@@ -159,6 +161,7 @@ struct WinogradRun {
                 }
                 let (source, rowStride) = view.patch(left: left, into: patch)
                 let target = destination + local * channels
+                if keel_winograd_input_tile(source, rowStride, channels, target, pointStride) != 0 { continue }
                 var channel = 0
                 while channel + 8 <= channels {
                     WinogradTransform.inputTile(SIMD8<Float>.self, source: source + channel, rowStride: rowStride,
@@ -202,8 +205,32 @@ struct WinogradRun {
             let band = OutputBand(base: temporary + 24 * 8)
             let pointStride = blockCount * channels
             var pending: (image: Int, top: Int, columns: Range<Int>)?
+            let simdEpilogue = (activation == .identity || activation == .relu) && SIMDLevel.inUse > .generic
             for local in tiles {
                 let products = source + local * channels
+                let (image, top, left) = origin(blockStart + local)
+                let columns = min(4, width - left)
+                if simdEpilogue {
+                    // Straight to the output (NHWC) or the band (NCHW), bias and ReLU applied.
+                    let (target, rows): (UnsafeMutablePointer<Float>, Int)
+                    switch geometry.layout {
+                    case .nhwc:
+                        target = output + ((image * geometry.output.height + top) * width + left) * channels
+                        rows = min(4, geometry.output.height - top)
+                    case .nchw:
+                        if let open = pending, open.image != image || open.top != top {
+                            flush(band, image: open.image, top: open.top, columns: open.columns)
+                            pending = nil
+                        }
+                        target = band.base + left * channels
+                        rows = 4
+                        pending = (image, top, (pending?.columns.lowerBound ?? left)..<(left + columns))
+                    }
+                    if keel_winograd_output_tile(products, pointStride, channels, bias, activation == .relu ? 1 : 0,
+                                                 target, width * channels, channels, Int32(rows), Int32(columns)) != 0 {
+                        continue
+                    }
+                }
                 var channel = 0
                 while channel + 8 <= channels {
                     let bias = self.bias.map { SIMD8<Float>(loadingFrom: $0 + channel) } ?? SIMD8<Float>()
@@ -221,8 +248,6 @@ struct WinogradRun {
                 if activation != .identity {
                     activation.accept(InPlaceMap(values: staging, count: 16 * channels))
                 }
-                let (image, top, left) = origin(blockStart + local)
-                let columns = min(4, width - left)
                 switch geometry.layout {
                 case .nhwc:
                     let rows = min(4, geometry.output.height - top)

@@ -1,0 +1,142 @@
+/* Winograd F(4×4, 3×3) tile transforms, 16 (AVX-512) or 8 (AVX2) channels per step with a masked
+ * tail. Each runs down the columns into a 6×6 (input) or 4×6 (output) block of registers kept in
+ * a small stack array, then along the rows, with the same arithmetic as the Swift fallback in
+ * WinogradTransforms.swift (interpolation points 0, ±1, ±2, ∞; separate multiplies and adds, no
+ * FMA, so every level rounds alike). */
+#include "keel_winograd.h"
+#include "keel_simd.h"
+#include "simd_internal.h"
+
+#if KEEL_X86
+
+/* One body per level: VEC is the register type, and the macros give its operations. */
+
+#define DEFINE_TRANSFORMS(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, STORE, ADD, SUB, MUL, SET1, ZERO, MAX)      \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_input_axis(VEC x0, VEC x1, VEC x2, VEC x3, VEC x4, VEC x5, VEC *y) {        \
+        VEC four = SET1(4.0f), five = SET1(5.0f), two = SET1(2.0f);                                                     \
+        VEC a = SUB(x4, MUL(four, x2));                                                                                 \
+        VEC b = SUB(x3, MUL(four, x1));                                                                                 \
+        VEC c = SUB(x4, x2);                                                                                            \
+        VEC d = MUL(two, SUB(x3, x1));                                                                                  \
+        y[0] = ADD(SUB(MUL(four, x0), MUL(five, x2)), x4);                                                              \
+        y[1] = ADD(a, b);                                                                                               \
+        y[2] = SUB(a, b);                                                                                               \
+        y[3] = ADD(c, d);                                                                                               \
+        y[4] = SUB(c, d);                                                                                               \
+        y[5] = ADD(SUB(MUL(four, x1), MUL(five, x3)), x5);                                                              \
+    }                                                                                                                   \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_output_axis(VEC m0, VEC m1, VEC m2, VEC m3, VEC m4, VEC m5, VEC *y) {       \
+        VEC a = ADD(m1, m2), b = SUB(m1, m2), c = ADD(m3, m4), d = SUB(m3, m4);                                        \
+        y[0] = ADD(ADD(m0, a), c);                                                                                      \
+        y[1] = ADD(b, MUL(SET1(2.0f), d));                                                                              \
+        y[2] = ADD(a, MUL(SET1(4.0f), c));                                                                              \
+        y[3] = ADD(ADD(b, MUL(SET1(8.0f), d)), m5);                                                                     \
+    }                                                                                                                   \
+    static ATTRIBUTE void PREFIX##_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels,           \
+                                              float *destination, ptrdiff_t point_stride) {                            \
+        VEC columns[36];                                                                                                \
+        for (ptrdiff_t channel = 0; channel < channels; channel += WIDTH) {                                            \
+            MASK mask = MASK_FOR(channels - channel);                                                                   \
+            for (int s = 0; s < 6; s++) {                                                                               \
+                const float *base = source + s * channels + channel;                                                    \
+                VEC y[6];                                                                                               \
+                PREFIX##_input_axis(LOAD(mask, base), LOAD(mask, base + row_stride),                                   \
+                                    LOAD(mask, base + 2 * row_stride), LOAD(mask, base + 3 * row_stride),              \
+                                    LOAD(mask, base + 4 * row_stride), LOAD(mask, base + 5 * row_stride), y);          \
+                for (int r = 0; r < 6; r++) columns[r * 6 + s] = y[r];                                                  \
+            }                                                                                                           \
+            for (int r = 0; r < 6; r++) {                                                                               \
+                const VEC *line = columns + r * 6;                                                                      \
+                VEC y[6];                                                                                               \
+                PREFIX##_input_axis(line[0], line[1], line[2], line[3], line[4], line[5], y);                          \
+                float *target = destination + r * 6 * point_stride + channel;                                           \
+                for (int s = 0; s < 6; s++) STORE(mask, target + s * point_stride, y[s]);                              \
+            }                                                                                                           \
+        }                                                                                                               \
+    }                                                                                                                   \
+    static ATTRIBUTE void PREFIX##_output_tile(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,       \
+                                               const float *bias, int relu, float *destination,                        \
+                                               ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns) { \
+        VEC half[24];                                                                                                   \
+        for (ptrdiff_t channel = 0; channel < channels; channel += WIDTH) {                                            \
+            MASK mask = MASK_FOR(channels - channel);                                                                   \
+            for (int s = 0; s < 6; s++) {                                                                               \
+                const float *base = products + s * point_stride + channel;                                              \
+                ptrdiff_t step = 6 * point_stride;                                                                      \
+                VEC y[4];                                                                                               \
+                PREFIX##_output_axis(LOAD(mask, base), LOAD(mask, base + step), LOAD(mask, base + 2 * step),           \
+                                     LOAD(mask, base + 3 * step), LOAD(mask, base + 4 * step),                          \
+                                     LOAD(mask, base + 5 * step), y);                                                   \
+                for (int r = 0; r < 4; r++) half[r * 6 + s] = y[r];                                                     \
+            }                                                                                                           \
+            VEC shift = bias ? LOAD(mask, bias + channel) : ZERO();                                                     \
+            for (int r = 0; r < rows; r++) {                                                                            \
+                const VEC *line = half + r * 6;                                                                         \
+                VEC y[4];                                                                                               \
+                PREFIX##_output_axis(line[0], line[1], line[2], line[3], line[4], line[5], y);                         \
+                float *target = destination + r * row_stride + channel;                                                 \
+                for (int s = 0; s < columns; s++) {                                                                     \
+                    VEC value = ADD(y[s], shift);                                                                       \
+                    if (relu) value = MAX(value, ZERO());                                                               \
+                    STORE(mask, target + s * column_stride, value);                                                     \
+                }                                                                                                       \
+            }                                                                                                           \
+        }                                                                                                               \
+    }
+
+/* AVX-512: 16 channels, masked loads and stores for the tail. */
+#define AVX512_MASK_FOR(count) ((__mmask16)((count) >= 16 ? 0xFFFF : (1u << (count)) - 1))
+#define AVX512_LOAD(mask, pointer) _mm512_maskz_loadu_ps(mask, pointer)
+#define AVX512_STORE(mask, pointer, value) _mm512_mask_storeu_ps(pointer, mask, value)
+DEFINE_TRANSFORMS(avx512, KEEL_AVX512, __m512, 16, __mmask16, AVX512_MASK_FOR, AVX512_LOAD, AVX512_STORE,
+                  _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
+                  _mm512_max_ps)
+
+/* AVX2: 8 channels; the tail through maskload/maskstore. */
+static KEEL_AVX2 __m256i avx2_mask_for(ptrdiff_t count) {
+    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count > 8 ? 8 : count)), index);
+}
+#define AVX2_LOAD(mask, pointer) _mm256_maskload_ps(pointer, mask)
+#define AVX2_STORE(mask, pointer, value) _mm256_maskstore_ps(pointer, mask, value)
+DEFINE_TRANSFORMS(avx2, KEEL_AVX2, __m256, 8, __m256i, avx2_mask_for, AVX2_LOAD, AVX2_STORE,
+                  _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
+                  _mm256_max_ps)
+
+#endif
+
+int keel_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels,
+                             float *destination, ptrdiff_t point_stride) {
+#if KEEL_X86
+    switch (keel_simd_level_in_use()) {
+    case KEEL_SIMD_AVX512: avx512_input_tile(source, row_stride, channels, destination, point_stride); return 1;
+    case KEEL_SIMD_AVX2: avx2_input_tile(source, row_stride, channels, destination, point_stride); return 1;
+    case KEEL_SIMD_GENERIC: break;
+    }
+#else
+    (void)source; (void)row_stride; (void)channels; (void)destination; (void)point_stride;
+#endif
+    return 0;
+}
+
+int keel_winograd_output_tile(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,
+                              const float *bias, int relu, float *destination,
+                              ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns) {
+#if KEEL_X86
+    switch (keel_simd_level_in_use()) {
+    case KEEL_SIMD_AVX512:
+        avx512_output_tile(products, point_stride, channels, bias, relu, destination, row_stride, column_stride,
+                           rows, columns);
+        return 1;
+    case KEEL_SIMD_AVX2:
+        avx2_output_tile(products, point_stride, channels, bias, relu, destination, row_stride, column_stride,
+                         rows, columns);
+        return 1;
+    case KEEL_SIMD_GENERIC: break;
+    }
+#else
+    (void)products; (void)point_stride; (void)channels; (void)bias; (void)relu; (void)destination;
+    (void)row_stride; (void)column_stride; (void)rows; (void)columns;
+#endif
+    return 0;
+}
