@@ -55,9 +55,9 @@
         }                                                                                                               \
     }                                                                                                                   \
     static ATTRIBUTE void PREFIX##_output_tile(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,       \
-                                               const float *bias, int relu, float *destination,                        \
+                                               const float *bias, int relu, int pool, float *destination,              \
                                                ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns) { \
-        VEC half[24];                                                                                                   \
+        VEC half[24], previous[4];                                                                                      \
         for (ptrdiff_t channel = 0; channel < channels; channel += WIDTH) {                                            \
             MASK mask = MASK_FOR(channels - channel);                                                                   \
             for (int s = 0; s < 6; s++) {                                                                               \
@@ -74,11 +74,23 @@
                 const VEC *line = half + r * 6;                                                                         \
                 VEC y[4];                                                                                               \
                 PREFIX##_output_axis(line[0], line[1], line[2], line[3], line[4], line[5], y);                         \
-                float *target = destination + r * row_stride + channel;                                                 \
-                for (int s = 0; s < columns; s++) {                                                                     \
-                    VEC value = ADD(y[s], shift);                                                                       \
-                    if (relu) value = MAX(value, ZERO());                                                               \
-                    STORE(mask, target + s * column_stride, value);                                                     \
+                for (int s = 0; s < 4; s++) {                                                                           \
+                    y[s] = ADD(y[s], shift);                                                                            \
+                    if (relu) y[s] = MAX(y[s], ZERO());                                                                 \
+                }                                                                                                       \
+                if (!pool) {                                                                                            \
+                    float *target = destination + r * row_stride + channel;                                             \
+                    for (int s = 0; s < columns; s++) STORE(mask, target + s * column_stride, y[s]);                   \
+                } else if (r % 2 == 0) {                                                                                \
+                    for (int s = 0; s < 4; s++) previous[s] = y[s];                                                     \
+                } else {                                                                                                \
+                    /* Rows r-1 and r, columns 2j and 2j+1, become pooled pixel (r/2, j). */                           \
+                    float *target = destination + (r / 2) * row_stride + channel;                                       \
+                    for (int j = 0; j < columns / 2; j++) {                                                             \
+                        VEC top = MAX(previous[2 * j], previous[2 * j + 1]);                                            \
+                        VEC bottom = MAX(y[2 * j], y[2 * j + 1]);                                                       \
+                        STORE(mask, target + j * column_stride, MAX(top, bottom));                                      \
+                    }                                                                                                   \
                 }                                                                                                       \
             }                                                                                                           \
         }                                                                                                               \
@@ -120,22 +132,22 @@ int keel_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_
 }
 
 int keel_winograd_output_tile(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,
-                              const float *bias, int relu, float *destination,
+                              const float *bias, int relu, int pool, float *destination,
                               ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns) {
 #if KEEL_X86
     switch (keel_simd_level_in_use()) {
     case KEEL_SIMD_AVX512:
-        avx512_output_tile(products, point_stride, channels, bias, relu, destination, row_stride, column_stride,
-                           rows, columns);
+        avx512_output_tile(products, point_stride, channels, bias, relu, pool, destination, row_stride,
+                           column_stride, rows, columns);
         return 1;
     case KEEL_SIMD_AVX2:
-        avx2_output_tile(products, point_stride, channels, bias, relu, destination, row_stride, column_stride,
-                         rows, columns);
+        avx2_output_tile(products, point_stride, channels, bias, relu, pool, destination, row_stride,
+                         column_stride, rows, columns);
         return 1;
     case KEEL_SIMD_GENERIC: break;
     }
 #else
-    (void)products; (void)point_stride; (void)channels; (void)bias; (void)relu; (void)destination;
+    (void)products; (void)point_stride; (void)channels; (void)bias; (void)relu; (void)pool; (void)destination;
     (void)row_stride; (void)column_stride; (void)rows; (void)columns;
 #endif
     return 0;

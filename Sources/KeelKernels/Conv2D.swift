@@ -87,19 +87,23 @@ public enum Conv2D {
 
 extension Conv2D {
     /// Winograd F(4×4, 3×3) with filters already in the Winograd domain; `scratch` at least
-    /// `scratchSize(for: geometry, algorithm: .winograd)` floats.
+    /// `scratchSize(for: geometry, algorithm: .winograd)` floats. With `maxPooled`, the activated
+    /// output is 2×2 stride-2 max-pooled (floor mode) as each tile is written, so `output` holds
+    /// [batch, height/2, width/2, outputChannels]; NHWC only.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: WinogradWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
-                             scratch: UnsafeMutableBufferPointer<Float>,
+                             scratch: UnsafeMutableBufferPointer<Float>, maxPooled: Bool = false,
                              context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
         try geometry.validate()
         try require(Winograd.supports(geometry), name,
                     "the Winograd algorithm needs a 3x3 kernel, stride 1, no dilation and one group")
+        try require(!maxPooled || geometry.layout == .nhwc, name, "a fused max pool needs NHWC activations")
         try weights.check(against: geometry)
         try requireCapacity(input.count, geometry.inputElementCount, name, "input")
-        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        try requireCapacity(output.count, maxPooled ? geometry.pooledOutputElementCount : geometry.outputElementCount,
+                            name, "output")
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
         try requireCapacity(scratch.count, Winograd.scratchSize(for: geometry), name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress,
@@ -107,8 +111,8 @@ extension Conv2D {
         weights.storage.withUnsafeBufferPointer { filters in
             guard let filterBase = filters.baseAddress else { return }
             WinogradRun(input: source, weights: filterBase, bias: bias?.baseAddress, activation: activation,
-                        output: destination, geometry: geometry, scratch: workspace, scratchCount: scratch.count,
-                        context: context).run()
+                        output: destination, geometry: geometry, pooled: maxPooled, scratch: workspace,
+                        scratchCount: scratch.count, context: context).run()
         }
     }
 }

@@ -44,6 +44,8 @@ public struct Conv2DGeometry: Sendable, Equatable {
 
     public var inputElementCount: Int { batch * input.height * input.width * inputChannels }
     public var outputElementCount: Int { batch * outputPixelsPerImage * outputChannels }
+    /// After a fused 2×2 stride-2 max pool (floor mode).
+    public var pooledOutputElementCount: Int { batch * (output.height / 2) * (output.width / 2) * outputChannels }
 
     /// Throws unless every extent is usable and the output is non-empty.
     public func validate() throws {

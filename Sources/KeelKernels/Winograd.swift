@@ -6,14 +6,15 @@
 /// NCHW input and output rows pass through small channels-last bands, a tile row at a time.
 /// The per-tile transforms run in CSIMDKernels when the CPU has a SIMD level, in Swift otherwise.
 import CSIMDKernels
+import Foundation
 
 enum Winograd {
     /// Floats the transformed inputs and products of a block may use (4 MiB) when that leaves at
     /// least `minimumBlockTiles` tiles: wide layers get bigger blocks, all within the last-level cache.
-    static let blockBudget = 1 << 20
+    static let blockBudget = Int(ProcessInfo.processInfo.environment["KB"] ?? "") ?? (1 << 20)
     /// Every GEMM repacks its transformed filter (inputChannels × outputChannels), so blocks need
     /// enough tiles to amortise that (a 128×512×512 GEMM spends a third of its time repacking).
-    static let minimumBlockTiles = 192
+    static let minimumBlockTiles = Int(ProcessInfo.processInfo.environment["KM"] ?? "") ?? 192
     static let maximumBlockTiles = 1024
 
     /// 3×3, stride 1, no dilation, one group.
@@ -70,6 +71,8 @@ struct WinogradRun {
     let activation: UnaryOperation
     let output: UnsafeMutablePointer<Float>
     let geometry: Conv2DGeometry
+    /// The output is 2×2 stride-2 max-pooled (floor mode) as it is written; NHWC only.
+    let pooled: Bool
     let scratch: UnsafeMutablePointer<Float>
     let scratchCount: Int
     let context: KernelContext
@@ -197,7 +200,7 @@ struct WinogradRun {
     }
 
     func transformOutputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, source: UnsafePointer<Float>) {
-        let (width, channels) = (geometry.output.width, outputChannels)
+        let (height, width, channels) = (geometry.output.height, geometry.output.width, outputChannels)
         let bandSize = geometry.layout == .nchw ? 4 * width * channels : 0
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * channels + 24 * 8 + bandSize) { buffer in
             guard let staging = buffer.baseAddress else { return }
@@ -210,26 +213,28 @@ struct WinogradRun {
                 let products = source + local * channels
                 let (image, top, left) = origin(blockStart + local)
                 let columns = min(4, width - left)
-                if simdEpilogue {
-                    // Straight to the output (NHWC) or the band (NCHW), bias and ReLU applied.
-                    let (target, rows): (UnsafeMutablePointer<Float>, Int)
-                    switch geometry.layout {
-                    case .nhwc:
-                        target = output + ((image * geometry.output.height + top) * width + left) * channels
-                        rows = min(4, geometry.output.height - top)
-                    case .nchw:
-                        if let open = pending, open.image != image || open.top != top {
-                            flush(band, image: open.image, top: open.top, columns: open.columns)
-                            pending = nil
-                        }
-                        target = band.base + left * channels
-                        rows = 4
-                        pending = (image, top, (pending?.columns.lowerBound ?? left)..<(left + columns))
+                // Where the tile goes: the output itself (NHWC, pooled or not) or, for NCHW, the band
+                // of channels-last rows that goes to the planes a tile row at a time.
+                let (target, rowStride, rows): (UnsafeMutablePointer<Float>, Int, Int)
+                switch geometry.layout {
+                case .nhwc where pooled:
+                    target = output + ((image * (height / 2) + top / 2) * (width / 2) + left / 2) * channels
+                    (rowStride, rows) = ((width / 2) * channels, min(4, height - top))
+                case .nhwc:
+                    target = output + ((image * height + top) * width + left) * channels
+                    (rowStride, rows) = (width * channels, min(4, height - top))
+                case .nchw:
+                    if let open = pending, open.image != image || open.top != top {
+                        flush(band, image: open.image, top: open.top, columns: open.columns)
+                        pending = nil
                     }
-                    if keel_winograd_output_tile(products, pointStride, channels, bias, activation == .relu ? 1 : 0,
-                                                 target, width * channels, channels, Int32(rows), Int32(columns)) != 0 {
-                        continue
-                    }
+                    pending = (image, top, (pending?.columns.lowerBound ?? left)..<(left + columns))
+                    (target, rowStride, rows) = (band.base + left * channels, width * channels, 4)
+                }
+                if simdEpilogue, keel_winograd_output_tile(products, pointStride, channels, bias, activation == .relu ? 1 : 0,
+                                                           pooled ? 1 : 0, target, rowStride, channels,
+                                                           Int32(rows), Int32(columns)) != 0 {
+                    continue
                 }
                 var channel = 0
                 while channel + 8 <= channels {
@@ -248,23 +253,31 @@ struct WinogradRun {
                 if activation != .identity {
                     activation.accept(InPlaceMap(values: staging, count: 16 * channels))
                 }
-                switch geometry.layout {
-                case .nhwc:
-                    let rows = min(4, geometry.output.height - top)
-                    let base = output + ((image * geometry.output.height + top) * width + left) * channels
-                    copyTile(staging, rows: rows, columns: columns, to: base, rowStride: width * channels)
-                case .nchw:
-                    // Output rows collect channels-last in the band and go to the planes a tile row at a time.
-                    if let open = pending, open.image != image || open.top != top {
-                        flush(band, image: open.image, top: open.top, columns: open.columns)
-                        pending = nil
-                    }
-                    copyTile(staging, rows: 4, columns: columns, to: band.base + left * channels, rowStride: width * channels)
-                    let start = pending?.columns.lowerBound ?? left
-                    pending = (image, top, start..<(left + columns))
+                if pooled {
+                    poolTile(staging, rows: rows, columns: columns, to: target, rowStride: rowStride)
+                } else {
+                    copyTile(staging, rows: rows, columns: columns, to: target, rowStride: rowStride)
                 }
             }
             if let open = pending { flush(band, image: open.image, top: open.top, columns: open.columns) }
+        }
+    }
+
+    /// Max-pools 2×2 blocks of a staged 4×4×channels tile (its first `rows` × `columns` pixels) into
+    /// pooled pixels `rowStride` apart by row.
+    func poolTile(_ staging: UnsafePointer<Float>, rows: Int, columns: Int, to base: UnsafeMutablePointer<Float>,
+                  rowStride: Int) {
+        let channels = outputChannels
+        for row in 0..<(rows / 2) {
+            for column in 0..<(columns / 2) {
+                let corner = staging + (2 * row * 4 + 2 * column) * channels
+                let target = base + row * rowStride + column * channels
+                for channel in 0..<channels {
+                    let top = max(corner[channel], corner[channels + channel])
+                    let bottom = max(corner[4 * channels + channel], corner[5 * channels + channel])
+                    target[channel] = max(top, bottom)
+                }
+            }
         }
     }
 

@@ -60,6 +60,7 @@ public struct PassPipeline {
         ("pointwise-conv-to-dense", { PointwiseConvolutionToDense() }),
         ("batch-norm-folding", { BatchNormFolding() }),
         ("epilogue-fusion", { EpilogueFusion() }),
+        ("max-pool-fusion", { MaxPoolFusion() }),
         ("dead-code-elimination", { DeadCodeElimination() }),
         ("freeze-marking", { FreezeMarking() }),
         ("shape-inference", { ShapeInference() }),
@@ -70,7 +71,7 @@ public struct PassPipeline {
     /// -O0: nothing. -O1: identity removal, constant folding, transpose cancellation, dead-code
     /// elimination (weights keep their values). -O2: all of -O1 plus layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
-    /// BatchNorm folding and epilogue fusion.
+    /// BatchNorm folding, epilogue fusion and max-pool fusion.
     public static func standard(level: OptimizationLevel) -> PassPipeline {
         let names: [String]
         switch level {
@@ -81,7 +82,7 @@ public struct PassPipeline {
         case .O2:
             names = ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
                      "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
-                     "epilogue-fusion", "dead-code-elimination"]
+                     "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"]
         }
         return (try? PassPipeline(named: names)) ?? PassPipeline(passes: [])
     }

@@ -95,10 +95,11 @@ final class ModelGraphTests: XCTestCase {
         builder.output("probabilities")
         let graph = try prepared(builder)
         let result = try optimizedFully(graph)
-        XCTAssertEqual(result.graph.ops, [.conv2d, .conv2d, .maxPool2d, .flatten, .dense])
-        XCTAssertEqual(result.graph.nodes.map(\.name), ["block1_conv1", "block1_conv2", "block1_pool", "flatten", "gemm"])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .conv2d, .flatten, .dense])
+        XCTAssertEqual(result.graph.nodes.map(\.name), ["block1_conv1", "block1_conv2", "flatten", "gemm"])
         XCTAssertEqual(result.graph.node(named: "block1_conv2")?.attributes,
-                       Attributes(["kernel_layout": .string("oihw"), "padding": .string("same"), "activation": .string("relu")]))
+                       Attributes(["kernel_layout": .string("oihw"), "padding": .string("same"), "activation": .string("relu"),
+                                   "pool": .string("max2x2")]))
         XCTAssertEqual(result.graph.node(named: "gemm")?.attributes["activation"], .string("softmax"))
         XCTAssertEqual(result.graph.outputs.first?.value, "softmax")
         XCTAssertEqual(result.explanations, [])
@@ -127,7 +128,8 @@ final class ModelGraphTests: XCTestCase {
             if file == "vgg16_two_heads.keel" {
                 XCTAssertEqual(result.graph.node(named: "conv2d")?.op, .dense)
                 XCTAssertEqual(result.explanations, ["batch-norm-folding: kept 'batch_normalization': its parameters are not bound float constants"])
-                XCTAssertEqual(FreezeAnalysis(result.graph).boundary, ["block5_pool", "flatten"])
+                // block5_pool now runs inside block5_conv3.
+                XCTAssertEqual(FreezeAnalysis(result.graph).boundary, ["block5_conv3", "flatten"])
             }
         }
     }

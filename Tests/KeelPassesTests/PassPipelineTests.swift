@@ -11,7 +11,7 @@ final class PassPipelineTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
                        ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
-                        "epilogue-fusion", "dead-code-elimination"])
+                        "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
         XCTAssertEqual(OptimizationLevel(parsing: "O1"), .O1)
         XCTAssertEqual(OptimizationLevel(parsing: "0"), .O0)

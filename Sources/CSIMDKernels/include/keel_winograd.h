@@ -14,10 +14,12 @@ int keel_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_
 /* Aᵀ M A + bias, then max(·, 0) when `relu`, for one tile: the 36 products of channel c at
  * products[p·point_stride + c]; output (r, s) of channel c goes to
  * destination[r·row_stride + s·column_stride + c] for r < rows and s < columns (edge tiles
- * write only the pixels inside the image). `bias` may be NULL.
- * Returns 0 and writes nothing when no SIMD level is in use. */
+ * write only the pixels inside the image). With `pool`, each 2×2 block of those outputs is
+ * max-pooled first: pooled pixel (i, j) goes to destination[i·row_stride + j·column_stride + c]
+ * for i < rows/2 and j < columns/2 (an odd last row or column is dropped, as a floor-mode pool
+ * does). `bias` may be NULL. Returns 0 and writes nothing when no SIMD level is in use. */
 int keel_winograd_output_tile(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,
-                              const float *bias, int relu, float *destination,
+                              const float *bias, int relu, int pool, float *destination,
                               ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns);
 
 #endif

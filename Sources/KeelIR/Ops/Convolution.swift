@@ -12,6 +12,8 @@ extension OpRegistry {
                 .init("padding", default: .string("valid"), "\"valid\", \"same\" or \"explicit\""),
                 .init("pads", default: nil, "[top,left,bottom,right] when padding is explicit"),
                 .init("groups", default: .int(1)),
+                .init("pool", default: .string("none"),
+                      "\"none\" or \"max2x2\": a 2x2 stride-2 max pool after the activation (max-pool-fusion)"),
             ] + OpSchema.activationAttributes
         ) { context in
             try checkActivation(context, allowed: ["none", "relu", "sigmoid", "tanh", "leaky_relu", "clip"])

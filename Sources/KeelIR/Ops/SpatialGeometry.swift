@@ -126,13 +126,19 @@ public struct ConvolutionGeometry: Hashable, Sendable {
     public var outputChannels: Int
     public var groups: Int
     public var spatial: SpatialGeometry
+    /// The `pool` attribute is "max2x2": a 2×2 stride-2 max pool (floor mode) follows the
+    /// activation inside the op (set by the max-pool-fusion pass).
+    public var fusedMaxPool: Bool = false
     public var kernelHeight: Int { spatial.height.kernel }
     public var kernelWidth: Int { spatial.width.kernel }
 
+    /// The op's output: the convolution's, halved (rounding down) when a max pool is fused.
     public var outputShape: Shape {
-        layout == .nhwc
-            ? Shape([batch, .known(spatial.outputHeight), .known(spatial.outputWidth), .known(outputChannels)])
-            : Shape([batch, .known(outputChannels), .known(spatial.outputHeight), .known(spatial.outputWidth)])
+        let (height, width) = fusedMaxPool ? (spatial.outputHeight / 2, spatial.outputWidth / 2)
+                                           : (spatial.outputHeight, spatial.outputWidth)
+        return layout == .nhwc
+            ? Shape([batch, .known(height), .known(width), .known(outputChannels)])
+            : Shape([batch, .known(outputChannels), .known(height), .known(width)])
     }
 
     /// Multiply-accumulates per image: outH·outW·kh·kw·(cin/groups)·cout.
@@ -191,8 +197,14 @@ public struct ConvolutionGeometry: Hashable, Sendable {
         }
         let spatial = try spatialGeometry(context, input: input, layout: layout, kernelHeight: kernelHeight,
                                           kernelWidth: kernelWidth, ceilMode: false, window: "\(kernelHeight)×\(kernelWidth) kernel")
-        return ConvolutionGeometry(layout: layout, kernelLayout: kernelLayout, batch: input.shape[0],
-                                   inputChannels: channels, outputChannels: kernelOut, groups: groups, spatial: spatial)
+        var geometry = ConvolutionGeometry(layout: layout, kernelLayout: kernelLayout, batch: input.shape[0],
+                                           inputChannels: channels, outputChannels: kernelOut, groups: groups,
+                                           spatial: spatial)
+        geometry.fusedMaxPool = try reader.choice("pool", ["none", "max2x2"]) == "max2x2"
+        if geometry.fusedMaxPool && (spatial.outputHeight < 2 || spatial.outputWidth < 2) {
+            throw context.error("fuses a 2×2 max pool but its output is only \(spatial.outputHeight)×\(spatial.outputWidth)")
+        }
+        return geometry
     }
 
     /// Reads strides/dilations/padding/pads and resolves H and W, wrapping problems in a Diagnostic.

@@ -47,7 +47,28 @@ extension KernelLowering {
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
         let algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
-        let scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
+        var scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
+        // A fused max pool happens inside the Winograd NHWC output pass; elsewhere the full-size
+        // output goes to scratch and is pooled from there.
+        let poolsInKernel = algorithm == .winograd && kernelGeometry.layout == .nhwc
+        let separatePool = geometry.fusedMaxPool && !poolsInKernel
+        let convolutionScratch = scratchSize
+        if separatePool { scratchSize += kernelGeometry.outputElementCount }
+        let poolGeometry = Pool2DGeometry(
+            batch: kernelGeometry.batch, channels: kernelGeometry.outputChannels, input: kernelGeometry.output,
+            output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
+            stride: Size2D(2, 2), layout: kernelGeometry.layout)
+        /// Runs `convolve` into `output`, or into scratch followed by the pool.
+        func convolving(_ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
+                                               _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
+            Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
+                guard separatePool else { return try convolve(output, scratch) }
+                let full = UnsafeMutableBufferPointer(rebasing: scratch[convolutionScratch...])
+                try convolve(full, UnsafeMutableBufferPointer(rebasing: scratch[..<convolutionScratch]))
+                try Pooling.maxPool(input: UnsafeBufferPointer(full), output: output, geometry: poolGeometry,
+                                    context: context)
+            }
+        }
         if algorithm == .winograd {
             let transformed = try operands.prepared.value("winograd:\(kernelName)") { () throws -> WinogradWeights in
                 switch geometry.kernelLayout {
@@ -59,13 +80,14 @@ extension KernelLowering {
                                                outputChannels: geometry.outputChannels, context: context)
                 }
             }
-            return Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
+            let pooled = geometry.fusedMaxPool && poolsInKernel
+            return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: transformed, bias: bias, activation: activation, output: output,
-                                 geometry: kernelGeometry, scratch: scratch, context: context)
+                                 geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
             }
         }
         let packed = try operands.prepared.value("conv:\(kernelName)", pack)
-        return Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
+        return convolving { output, scratch in
             try Conv2D.apply(input: input, weights: packed, bias: bias, activation: activation, output: output,
                              geometry: kernelGeometry, scratch: scratch, algorithm: algorithm, context: context)
         }
