@@ -1,6 +1,7 @@
-/// 2-D convolution entry point. It picks an algorithm per geometry (pointwise GEMM, Winograd for
-/// 3×3 stride-1 layers, direct for few input channels, im2col otherwise), sizes the caller's scratch for that algorithm, and runs
-/// GEMMs through OpenBLAS with the bias/activation epilogue fused per output block.
+/// 2-D convolution entry point. It picks an algorithm per geometry (pointwise GEMM, direct for few
+/// input channels, Winograd for 3×3 stride-1 layers, im2col otherwise), sizes the caller's scratch
+/// for that algorithm, and runs GEMMs through OpenBLAS with the bias/activation epilogue fused per
+/// output block.
 
 /// Ways to compute a convolution.
 public enum Conv2DAlgorithm: Sendable, Equatable {
@@ -18,7 +19,7 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
 public enum Conv2D {
     /// The algorithm `apply` uses when none is requested.
     /// Winograd needs enough channels on both sides for its transforms to cost less than the
-    /// multiplies they save (a 3-channel first layer stays on im2col).
+    /// multiplies they save (a 3-channel first layer does not use it).
     public static func defaultAlgorithm(for geometry: Conv2DGeometry) -> Conv2DAlgorithm {
         if geometry.isPointwise { return .pointwise }
         if DirectConvolution.isPreferred(for: geometry) { return .direct }

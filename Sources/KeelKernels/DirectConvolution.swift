@@ -66,12 +66,12 @@ enum DirectConvolution {
                                    weights: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
                                    activation: keel_direct_conv_activation,
                                    output: UnsafeMutablePointer<Float>?) -> keel_direct_conv {
-        let output2D = geometry.output
+        let outputSize = geometry.output
         return keel_direct_conv(
             input: input, weights: weights, bias: bias, output: output, batch: geometry.batch,
             input_height: geometry.input.height, input_width: geometry.input.width,
             input_channels: geometry.inputChannels,
-            output_height: output2D.height, output_width: output2D.width, output_channels: geometry.outputChannels,
+            output_height: outputSize.height, output_width: outputSize.width, output_channels: geometry.outputChannels,
             kernel_height: geometry.kernel.height, kernel_width: geometry.kernel.width,
             stride_height: geometry.stride.height, stride_width: geometry.stride.width,
             dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
