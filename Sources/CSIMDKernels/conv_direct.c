@@ -47,6 +47,8 @@ ptrdiff_t keel_direct_conv_scratch_count(const keel_direct_conv *conv) {
     return count;
 }
 
+#if KEEL_X86
+
 /* Copies the input rows that output row `row` of `image` reads into zero-padded planes in
  * `scratch` and says where each tap's values are. */
 static struct taps load_window(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t row, float *scratch) {
@@ -98,8 +100,6 @@ static struct taps load_window(const keel_direct_conv *conv, ptrdiff_t image, pt
 
 /* Even split of `count` into `groups` parts: the start of part `index`. */
 static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) { return count * index / groups; }
-
-#if KEEL_X86
 
 /* ---- AVX-512 ---- */
 
