@@ -1,6 +1,7 @@
-/// 2-D convolution entry point. It picks an algorithm per geometry (pointwise GEMM, Winograd for
-/// 3×3 stride-1 layers, im2col otherwise), sizes the caller's scratch for that algorithm, and runs
-/// GEMMs through OpenBLAS with the bias/activation epilogue fused per output block.
+/// 2-D convolution entry point. It picks an algorithm per geometry (pointwise GEMM, direct for few
+/// input channels, Winograd for 3×3 stride-1 layers, im2col otherwise), sizes the caller's scratch
+/// for that algorithm, and runs GEMMs through OpenBLAS with the bias/activation epilogue fused per
+/// output block.
 
 /// Ways to compute a convolution.
 public enum Conv2DAlgorithm: Sendable, Equatable {
@@ -10,14 +11,18 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
     case im2colGEMM
     /// Winograd F(4×4, 3×3): 3×3, stride 1, no dilation, one group.
     case winograd
+    /// Direct convolution in SIMD registers, for few input channels (one group); see
+    /// `DirectConvolution`. Runs as im2colGEMM when no SIMD level is in use.
+    case direct
 }
 
 public enum Conv2D {
     /// The algorithm `apply` uses when none is requested.
     /// Winograd needs enough channels on both sides for its transforms to cost less than the
-    /// multiplies they save (a 3-channel first layer stays on im2col).
+    /// multiplies they save (a 3-channel first layer does not use it).
     public static func defaultAlgorithm(for geometry: Conv2DGeometry) -> Conv2DAlgorithm {
         if geometry.isPointwise { return .pointwise }
+        if DirectConvolution.isPreferred(for: geometry) { return .direct }
         if Winograd.supports(geometry) && geometry.inputChannels >= winogradMinimumChannels
             && geometry.outputChannels >= winogradMinimumChannels {
             return .winograd
@@ -28,21 +33,28 @@ public enum Conv2D {
     static let winogradMinimumChannels = 16
 
     /// Floats of scratch `apply` needs for `geometry` with `algorithm` (default: `defaultAlgorithm`).
-    /// Bounded by the im2col tile budget (a few MB) whatever the image size. Winograd can use
-    /// more threads independently given the scratch for `threads` (it still runs with less).
+    /// Bounded by the im2col tile budget (a few MB) whatever the image size. Winograd and direct use
+    /// as many threads as `threads` scratch slices allow (they still run with less).
     public static func scratchSize(for geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm? = nil,
                                    threads: Int = 1) -> Int {
         switch algorithm ?? defaultAlgorithm(for: geometry) {
         case .pointwise:
             return 0
         case .im2colGEMM:
-            let pixels = geometry.layout == .nhwc
-                ? geometry.batch * geometry.outputPixelsPerImage : geometry.outputPixelsPerImage
-            let reduction = geometry.reductionLength
-            return Im2Col.tilePixels(reduction: reduction, pixels: pixels) * reduction
+            return im2colScratchSize(for: geometry)
         case .winograd:
             return Winograd.scratchSize(for: geometry, threads: threads)
+        case .direct:
+            return DirectConvolution.scratchSize(for: geometry, threads: threads,
+                                                 im2colScratch: im2colScratchSize(for: geometry))
         }
+    }
+
+    private static func im2colScratchSize(for geometry: Conv2DGeometry) -> Int {
+        let pixels = geometry.layout == .nhwc
+            ? geometry.batch * geometry.outputPixelsPerImage : geometry.outputPixelsPerImage
+        let reduction = geometry.reductionLength
+        return Im2Col.tilePixels(reduction: reduction, pixels: pixels) * reduction
     }
 
     /// output = activation(conv(input, weights) + bias), activations in `geometry.layout`.
@@ -63,6 +75,7 @@ public enum Conv2D {
         let chosen = algorithm ?? defaultAlgorithm(for: geometry)
         try require(chosen != .pointwise || geometry.isPointwise, name,
                     "the pointwise algorithm needs a 1x1 kernel, stride 1 and no padding")
+        try require(chosen != .direct || geometry.groups == 1, name, "the direct algorithm needs one group")
         if chosen == .winograd {
             return try apply(input: input, weights: WinogradWeights(weights), bias: bias, activation: activation,
                              output: output, geometry: geometry, scratch: scratch, context: context)
@@ -79,6 +92,11 @@ public enum Conv2D {
             case (.pointwise, .nchw): run.pointwiseNCHW()
             case (.im2colGEMM, .nhwc): run.im2colNHWC()
             case (.im2colGEMM, .nchw): run.im2colNCHW()
+            case (.direct, _):
+                let done = DirectConvolution.run(input: source, weights: packedBase, bias: bias?.baseAddress,
+                                                 activation: activation, output: destination, geometry: geometry,
+                                                 scratch: scratch, context: context)
+                if !done { geometry.layout == .nhwc ? run.im2colNHWC() : run.im2colNCHW() }
             case (.winograd, _): break
             }
         }
@@ -117,7 +135,7 @@ extension Conv2D {
     }
 }
 
-/// One validated convolution call; the methods are the per-algorithm, per-layout loops.
+/// One validated convolution call; the methods are the per-algorithm, per-layout GEMM loops.
 private struct ConvolutionRun {
     let input: UnsafePointer<Float>
     let packed: UnsafePointer<Float>
