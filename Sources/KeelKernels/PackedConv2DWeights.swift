@@ -52,41 +52,51 @@ public struct PackedConv2DWeights: Sendable, Equatable {
 
     /// From Keras's HWIO kernel `[kh, kw, in/groups, out]`.
     public init(hwio: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
-                outputChannels: Int, groups: Int = 1) throws {
+                outputChannels: Int, groups: Int = 1, context: KernelContext = .singleThreaded) throws {
         try self.init(source: hwio, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                      outputChannels: outputChannels, groups: groups) { row, column, channel, output in
+                      outputChannels: outputChannels, groups: groups, context: context) { row, column, channel, output in
             ((row * kernel.width + column) * inputChannelsPerGroup + channel) * outputChannels + output
         }
     }
 
     /// From ONNX's OIHW kernel `[out, in/groups, kh, kw]`.
     public init(oihw: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
-                outputChannels: Int, groups: Int = 1) throws {
+                outputChannels: Int, groups: Int = 1, context: KernelContext = .singleThreaded) throws {
         try self.init(source: oihw, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                      outputChannels: outputChannels, groups: groups) { row, column, channel, output in
+                      outputChannels: outputChannels, groups: groups, context: context) { row, column, channel, output in
             ((output * inputChannelsPerGroup + channel) * kernel.height + row) * kernel.width + column
         }
     }
 
     /// Shared packing loop; `sourceIndex(row, column, inputChannel, outputChannel)` locates a tap.
+    /// It runs over blocks of output channels: a block reads its filters front to back (OIHW) and
+    /// writes 64-byte runs of each destination row, where walking a whole row at a time would jump
+    /// a filter's length between reads. Blocks are split across `context`'s threads.
     private init(source: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
-                 outputChannels: Int, groups: Int, sourceIndex: (Int, Int, Int, Int) -> Int) throws {
+                 outputChannels: Int, groups: Int, context: KernelContext,
+                 sourceIndex: (Int, Int, Int, Int) -> Int) throws {
         let name = "conv2d weights"
         let count = try Self.validatedCount(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
                                             outputChannels: outputChannels, groups: groups)
         try requireCapacity(source.count, count, name, "kernel")
         let perGroup = outputChannels / groups
         let reduction = kernel.height * kernel.width * inputChannelsPerGroup
+        let block = 16
+        let blocksPerGroup = (perGroup + block - 1) / block
         self.storage = WeightStorage(count: count) { destination in
-            for group in 0..<groups {
-                for row in 0..<kernel.height {
-                    for column in 0..<kernel.width {
-                        for channel in 0..<inputChannelsPerGroup {
-                            let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
-                            let line = (group * reduction + k) * perGroup
-                            for output in 0..<perGroup {
-                                destination[line + output] = source[sourceIndex(row, column, channel,
-                                                                                group * perGroup + output)]
+            context.forEachChunk(groups * blocksPerGroup, minimumChunk: max(1, parallelGrain / max(1, reduction * block))) { items in
+                for item in items {
+                    let group = item / blocksPerGroup
+                    let outputs = (item % blocksPerGroup) * block..<min((item % blocksPerGroup + 1) * block, perGroup)
+                    for channel in 0..<inputChannelsPerGroup {
+                        for row in 0..<kernel.height {
+                            for column in 0..<kernel.width {
+                                let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
+                                let line = (group * reduction + k) * perGroup
+                                for output in outputs {
+                                    destination[line + output] = source[sourceIndex(row, column, channel,
+                                                                                    group * perGroup + output)]
+                                }
                             }
                         }
                     }

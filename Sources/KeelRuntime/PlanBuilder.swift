@@ -88,7 +88,7 @@ struct PlanBuilder {
 
         var steps: [Step] = []
         do {
-            for node in graph.nodes where !viewOps.contains(node.op) {
+            for (index, node) in graph.nodes.enumerated() where !viewOps.contains(node.op) {
                 let operands = StepOperands(
                     node: node,
                     inputShapes: node.inputs.map { shapes[$0] ?? [] },
@@ -97,6 +97,9 @@ struct PlanBuilder {
                     outputs: node.outputs.compactMap { pointer($0) },
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
                 steps.append(try lowering(operands))
+                // A filter this plan no longer reads goes now that it is prepared, not after the
+                // whole plan: the originals and the prepared forms are then never all resident.
+                for input in node.presentInputs where lastUse[input] == index { prepared.releaseOriginal(input) }
             }
         } catch {
             arena.deallocate()
