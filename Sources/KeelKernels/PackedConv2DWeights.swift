@@ -54,27 +54,28 @@ public struct PackedConv2DWeights: Sendable, Equatable {
     public init(hwio: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
                 outputChannels: Int, groups: Int = 1, context: KernelContext = .singleThreaded) throws {
         try self.init(source: hwio, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                      outputChannels: outputChannels, groups: groups, context: context) { row, column, channel, output in
-            ((row * kernel.width + column) * inputChannelsPerGroup + channel) * outputChannels + output
-        }
+                      outputChannels: outputChannels, groups: groups, context: context,
+                      strides: (row: kernel.width * inputChannelsPerGroup * outputChannels,
+                                column: inputChannelsPerGroup * outputChannels, channel: outputChannels, output: 1))
     }
 
     /// From ONNX's OIHW kernel `[out, in/groups, kh, kw]`.
     public init(oihw: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
                 outputChannels: Int, groups: Int = 1, context: KernelContext = .singleThreaded) throws {
         try self.init(source: oihw, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                      outputChannels: outputChannels, groups: groups, context: context) { row, column, channel, output in
-            ((output * inputChannelsPerGroup + channel) * kernel.height + row) * kernel.width + column
-        }
+                      outputChannels: outputChannels, groups: groups, context: context,
+                      strides: (row: kernel.width, column: 1, channel: kernel.height * kernel.width,
+                                output: inputChannelsPerGroup * kernel.height * kernel.width))
     }
 
-    /// Shared packing loop; `sourceIndex(row, column, inputChannel, outputChannel)` locates a tap.
+    /// Shared packing loop: tap (row, column) of the filter from input channel c to output o is
+    /// source[row·s.row + column·s.column + c·s.channel + o·s.output].
     /// It runs over blocks of output channels: a block reads its filters front to back (OIHW) and
     /// writes 64-byte runs of each destination row, where walking a whole row at a time would jump
     /// a filter's length between reads. Blocks are split across `context`'s threads.
     private init(source: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
                  outputChannels: Int, groups: Int, context: KernelContext,
-                 sourceIndex: (Int, Int, Int, Int) -> Int) throws {
+                 strides: (row: Int, column: Int, channel: Int, output: Int)) throws {
         let name = "conv2d weights"
         let count = try Self.validatedCount(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
                                             outputChannels: outputChannels, groups: groups)
@@ -84,19 +85,20 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         let block = 16
         let blocksPerGroup = (perGroup + block - 1) / block
         self.storage = WeightStorage(count: count) { destination in
+            guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
             context.forEachChunk(groups * blocksPerGroup, minimumChunk: max(1, parallelGrain / max(1, reduction * block))) { items in
                 for item in items {
                     let group = item / blocksPerGroup
-                    let outputs = (item % blocksPerGroup) * block..<min((item % blocksPerGroup + 1) * block, perGroup)
+                    let first = group * perGroup + (item % blocksPerGroup) * block
+                    let width = min(block, (group + 1) * perGroup - first)
                     for channel in 0..<inputChannelsPerGroup {
                         for row in 0..<kernel.height {
                             for column in 0..<kernel.width {
                                 let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
-                                let line = (group * reduction + k) * perGroup
-                                for output in outputs {
-                                    destination[line + output] = source[sourceIndex(row, column, channel,
-                                                                                    group * perGroup + output)]
-                                }
+                                let target = destination + (group * reduction + k) * perGroup + (first - group * perGroup)
+                                let tap = source + row * strides.row + column * strides.column
+                                    + channel * strides.channel + first * strides.output
+                                for lane in 0..<width { target[lane] = tap[lane * strides.output] }
                             }
                         }
                     }
