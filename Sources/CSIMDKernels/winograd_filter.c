@@ -15,7 +15,9 @@ static inline ptrdiff_t panel_offset(ptrdiff_t inputs, ptrdiff_t channel, ptrdif
     return (output / PANEL) * inputs * PANEL + channel * PANEL + output % PANEL;
 }
 
-/* taps[t][lane] = tap t of output first + lane (zero past the last output). */
+/* taps[t][lane] = tap t of output first + lane (zero past the last output). The kernels run
+ * output blocks outermost and channels inside, so an OIHW block reads its filters front to back
+ * and each point's destination advances one panel row at a time. */
 static inline void gather_taps(const float *source, ptrdiff_t output_stride, ptrdiff_t channel_offset,
                                ptrdiff_t tap_stride, ptrdiff_t first, int lanes, int width,
                                float taps[9][LANES]) {
@@ -49,8 +51,8 @@ static KEEL_AVX512 void avx512_transform(const float *source, ptrdiff_t inputs, 
                                          float *destination, ptrdiff_t point_stride) {
     float taps[9][LANES] __attribute__((aligned(64)));
     __m512d g[2][9], half[2][18], points[2][6];
-    for (ptrdiff_t channel = channel_begin; channel < channel_end; channel++) {
-        for (ptrdiff_t first = 0; first < outputs; first += 16) {
+    for (ptrdiff_t first = 0; first < outputs; first += 16) {
+        for (ptrdiff_t channel = channel_begin; channel < channel_end; channel++) {
             int lanes = outputs - first < 16 ? (int)(outputs - first) : 16;
             gather_taps(source, output_stride, channel * channel_stride, tap_stride, first, lanes, 16, taps);
             for (int t = 0; t < 9; t++) {
@@ -82,8 +84,8 @@ static KEEL_AVX2 void avx2_transform(const float *source, ptrdiff_t inputs, ptrd
                                      float *destination, ptrdiff_t point_stride) {
     float taps[9][LANES] __attribute__((aligned(32)));
     __m256d g[2][9], half[2][18], points[2][6];
-    for (ptrdiff_t channel = channel_begin; channel < channel_end; channel++) {
-        for (ptrdiff_t first = 0; first < outputs; first += 8) {
+    for (ptrdiff_t first = 0; first < outputs; first += 8) {
+        for (ptrdiff_t channel = channel_begin; channel < channel_end; channel++) {
             int lanes = outputs - first < 8 ? (int)(outputs - first) : 8;
             gather_taps(source, output_stride, channel * channel_stride, tap_stride, first, lanes, 8, taps);
             for (int t = 0; t < 9; t++) {
