@@ -70,9 +70,11 @@ public struct PackedConv2DWeights: Sendable, Equatable {
 
     /// Shared packing loop: tap (row, column) of the filter from input channel c to output o is
     /// source[row·s.row + column·s.column + c·s.channel + o·s.output].
-    /// It runs over blocks of output channels: a block reads its filters front to back (OIHW) and
-    /// writes 64-byte runs of each destination row, where walking a whole row at a time would jump
-    /// a filter's length between reads. Blocks are split across `context`'s threads.
+    /// It is a transpose, run in tiles of 16 input channels × 16 output channels so both sides
+    /// stay within a few pages: an OIHW tile reads 16 filters' consecutive taps and writes 64-byte
+    /// runs of the destination rows, and the next output tile writes the next runs of the same
+    /// rows (walking whole rows or whole columns instead missed the TLB on every few elements).
+    /// Channel tiles are split across `context`'s threads.
     private init(source: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
                  outputChannels: Int, groups: Int, context: KernelContext,
                  strides: (row: Int, column: Int, channel: Int, output: Int)) throws {
@@ -82,23 +84,27 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         try requireCapacity(source.count, count, name, "kernel")
         let perGroup = outputChannels / groups
         let reduction = kernel.height * kernel.width * inputChannelsPerGroup
-        let block = 16
-        let blocksPerGroup = (perGroup + block - 1) / block
+        let tile = 16
+        let channelTiles = (inputChannelsPerGroup + tile - 1) / tile
         self.storage = WeightStorage(count: count) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
-            context.forEachChunk(groups * blocksPerGroup, minimumChunk: max(1, parallelGrain / max(1, reduction * block))) { items in
+            let work = max(1, kernel.height * kernel.width * tile * perGroup)
+            context.forEachChunk(groups * channelTiles, minimumChunk: max(1, parallelGrain / work)) { items in
                 for item in items {
-                    let group = item / blocksPerGroup
-                    let first = group * perGroup + (item % blocksPerGroup) * block
-                    let width = min(block, (group + 1) * perGroup - first)
-                    for channel in 0..<inputChannelsPerGroup {
-                        for row in 0..<kernel.height {
-                            for column in 0..<kernel.width {
-                                let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
-                                let target = destination + (group * reduction + k) * perGroup + (first - group * perGroup)
-                                let tap = source + row * strides.row + column * strides.column
-                                    + channel * strides.channel + first * strides.output
-                                for lane in 0..<width { target[lane] = tap[lane * strides.output] }
+                    let group = item / channelTiles
+                    let channels = (item % channelTiles) * tile..<min((item % channelTiles + 1) * tile, inputChannelsPerGroup)
+                    for first in stride(from: 0, to: perGroup, by: tile) {
+                        let width = min(tile, perGroup - first)
+                        let output = group * perGroup + first
+                        for channel in channels {
+                            for row in 0..<kernel.height {
+                                for column in 0..<kernel.width {
+                                    let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
+                                    let target = destination + (group * reduction + k) * perGroup + first
+                                    let tap = source + row * strides.row + column * strides.column
+                                        + channel * strides.channel + output * strides.output
+                                    for lane in 0..<width { target[lane] = tap[lane * strides.output] }
+                                }
                             }
                         }
                     }
