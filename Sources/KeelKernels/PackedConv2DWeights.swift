@@ -52,41 +52,59 @@ public struct PackedConv2DWeights: Sendable, Equatable {
 
     /// From Keras's HWIO kernel `[kh, kw, in/groups, out]`.
     public init(hwio: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
-                outputChannels: Int, groups: Int = 1) throws {
+                outputChannels: Int, groups: Int = 1, context: KernelContext = .singleThreaded) throws {
         try self.init(source: hwio, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                      outputChannels: outputChannels, groups: groups) { row, column, channel, output in
-            ((row * kernel.width + column) * inputChannelsPerGroup + channel) * outputChannels + output
-        }
+                      outputChannels: outputChannels, groups: groups, context: context,
+                      strides: (row: kernel.width * inputChannelsPerGroup * outputChannels,
+                                column: inputChannelsPerGroup * outputChannels, channel: outputChannels, output: 1))
     }
 
     /// From ONNX's OIHW kernel `[out, in/groups, kh, kw]`.
     public init(oihw: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
-                outputChannels: Int, groups: Int = 1) throws {
+                outputChannels: Int, groups: Int = 1, context: KernelContext = .singleThreaded) throws {
         try self.init(source: oihw, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                      outputChannels: outputChannels, groups: groups) { row, column, channel, output in
-            ((output * inputChannelsPerGroup + channel) * kernel.height + row) * kernel.width + column
-        }
+                      outputChannels: outputChannels, groups: groups, context: context,
+                      strides: (row: kernel.width, column: 1, channel: kernel.height * kernel.width,
+                                output: inputChannelsPerGroup * kernel.height * kernel.width))
     }
 
-    /// Shared packing loop; `sourceIndex(row, column, inputChannel, outputChannel)` locates a tap.
+    /// Shared packing loop: tap (row, column) of the filter from input channel c to output o is
+    /// source[row·s.row + column·s.column + c·s.channel + o·s.output].
+    /// It is a transpose, run in tiles of 16 input channels × 16 output channels so both sides
+    /// stay within a few pages: an OIHW tile reads 16 filters' consecutive taps and writes 64-byte
+    /// runs of the destination rows, and the next output tile writes the next runs of the same
+    /// rows (walking whole rows or whole columns instead missed the TLB on every few elements).
+    /// Channel tiles are split across `context`'s threads.
     private init(source: UnsafeBufferPointer<Float>, kernel: Size2D, inputChannelsPerGroup: Int,
-                 outputChannels: Int, groups: Int, sourceIndex: (Int, Int, Int, Int) -> Int) throws {
+                 outputChannels: Int, groups: Int, context: KernelContext,
+                 strides: (row: Int, column: Int, channel: Int, output: Int)) throws {
         let name = "conv2d weights"
         let count = try Self.validatedCount(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
                                             outputChannels: outputChannels, groups: groups)
         try requireCapacity(source.count, count, name, "kernel")
         let perGroup = outputChannels / groups
         let reduction = kernel.height * kernel.width * inputChannelsPerGroup
+        let tile = 16
+        let channelTiles = (inputChannelsPerGroup + tile - 1) / tile
         self.storage = WeightStorage(count: count) { destination in
-            for group in 0..<groups {
-                for row in 0..<kernel.height {
-                    for column in 0..<kernel.width {
-                        for channel in 0..<inputChannelsPerGroup {
-                            let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
-                            let line = (group * reduction + k) * perGroup
-                            for output in 0..<perGroup {
-                                destination[line + output] = source[sourceIndex(row, column, channel,
-                                                                                group * perGroup + output)]
+            guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
+            let work = max(1, kernel.height * kernel.width * tile * perGroup)
+            context.forEachChunk(groups * channelTiles, minimumChunk: max(1, parallelGrain / work)) { items in
+                for item in items {
+                    let group = item / channelTiles
+                    let channels = (item % channelTiles) * tile..<min((item % channelTiles + 1) * tile, inputChannelsPerGroup)
+                    for first in stride(from: 0, to: perGroup, by: tile) {
+                        let width = min(tile, perGroup - first)
+                        let output = group * perGroup + first
+                        for channel in channels {
+                            for row in 0..<kernel.height {
+                                for column in 0..<kernel.width {
+                                    let k = (row * kernel.width + column) * inputChannelsPerGroup + channel
+                                    let target = destination + (group * reduction + k) * perGroup + first
+                                    let tap = source + row * strides.row + column * strides.column
+                                        + channel * strides.channel + output * strides.output
+                                    for lane in 0..<width { target[lane] = tap[lane * strides.output] }
+                                }
                             }
                         }
                     }

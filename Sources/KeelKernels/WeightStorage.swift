@@ -6,7 +6,8 @@ public struct WeightStorage: @unchecked Sendable, Equatable {
     let buffer: UnsafeBufferPointer<Float>
     private let owner: AnyObject
 
-    /// Zero-filled owned storage that `fill` writes once.
+    /// Owned storage that `fill` writes once, every element: it starts uninitialised, since
+    /// zero-filling hundreds of megabytes only to overwrite them costs a pass over memory.
     init(count: Int, fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
         let owned = OwnedFloats(count: count)
         try fill(owned.values)
@@ -37,7 +38,6 @@ private final class OwnedFloats {
 
     init(count: Int) {
         values = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 0))
-        values.initialize(repeating: 0)
     }
 
     deinit { values.deallocate() }

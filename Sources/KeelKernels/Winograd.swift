@@ -6,15 +6,15 @@
 /// NCHW input and output rows pass through small channels-last bands, a tile row at a time.
 /// The per-tile transforms run in CSIMDKernels when the CPU has a SIMD level, in Swift otherwise.
 import CSIMDKernels
-import Foundation
 
 enum Winograd {
     /// Floats the transformed inputs and products of a block may use (4 MiB) when that leaves at
     /// least `minimumBlockTiles` tiles: wide layers get bigger blocks, all within the last-level cache.
-    static let blockBudget = Int(ProcessInfo.processInfo.environment["KB"] ?? "") ?? (1 << 20)
-    /// Every GEMM repacks its transformed filter (inputChannels × outputChannels), so blocks need
-    /// enough tiles to amortise that (a 128×512×512 GEMM spends a third of its time repacking).
-    static let minimumBlockTiles = Int(ProcessInfo.processInfo.environment["KM"] ?? "") ?? 192
+    static let blockBudget = 1 << 20
+    /// Set when every GEMM repacked its filter through OpenBLAS and blocks had to amortise that.
+    /// With the filters packed once in panels, 32- and 64-tile minimums measured the same within
+    /// this machine's noise; the value also decides which layers get a pipeline per thread.
+    static let minimumBlockTiles = 192
     static let maximumBlockTiles = 1024
 
     /// 3×3, stride 1, no dilation, one group.

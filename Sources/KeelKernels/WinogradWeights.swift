@@ -74,8 +74,8 @@ public struct WinogradWeights: Sendable, Equatable {
     }
 
     /// Tap t = row·3 + column of filter (channel, output) is source[output·s.output + channel·s.channel + t·s.tap].
-    /// Eight output channels are transformed at once, in double precision so the only rounding
-    /// is the final one to Float.
+    /// Several output channels are transformed at once (CSIMDKernels' vector kernel when a SIMD
+    /// level is in use), in double precision so the only rounding that matters is the final one to Float.
     private init(source: UnsafeBufferPointer<Float>, inputs: Int, outputs: Int,
                  strides: (output: Int, channel: Int, tap: Int), context: KernelContext) throws {
         let name = "winograd weights"
@@ -86,8 +86,19 @@ public struct WinogradWeights: Sendable, Equatable {
         let panelColumns = Self.panelColumns
         self.storage = WeightStorage(count: storageCount) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
+            // The storage starts uninitialised: the last panel's columns past `outputs` stay zero.
+            if outputs % panelColumns != 0 {
+                let lastPanel = (outputs / panelColumns) * inputs * panelColumns
+                for point in 0..<36 {
+                    (destination + point * pointStride + lastPanel).initialize(repeating: 0, count: inputs * panelColumns)
+                }
+            }
             // Input channels split across threads; each writes its own rows of every point's matrix.
             context.forEachChunk(inputs, minimumChunk: 1) { channels in
+                if keel_winograd_filter_transform(source, inputs, outputs, strides.output, strides.channel, strides.tap,
+                                                  channels.lowerBound, channels.upperBound,
+                                                  destination, pointStride) != 0 { return }
+                // No SIMD level in use: the portable loop, eight output channels at a time.
                 // taps: 9 vectors; half: G·g as 3 columns of 6; points: one row of 6.
                 withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 18 + 6) { work in
                     guard let taps = work.baseAddress else { return }
@@ -127,6 +138,10 @@ public struct WinogradWeights: Sendable, Equatable {
         self.inputChannels = inputs
         self.outputChannels = outputs
     }
+
+    /// Whether a convolution of `geometry` can run on Winograd weights at all (whether it should
+    /// is `Conv2D.defaultAlgorithm`'s call).
+    public static func canRun(_ geometry: Conv2DGeometry) -> Bool { Winograd.supports(geometry) }
 
     /// Throws unless these weights were transformed for `geometry`.
     func check(against geometry: Conv2DGeometry) throws {

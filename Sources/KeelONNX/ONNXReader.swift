@@ -7,10 +7,10 @@ import KeelIR
 public func loadONNXModel(path: String) throws -> ONNXModel {
     let file = try mapONNXFile(path)
     let bytes = file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-    guard let message = onnx__model_proto__unpack(nil, file.bytes.count, bytes) else {
+    guard let message = onnx__model_proto__unpack(ParseAllocator.shared, file.bytes.count, bytes) else {
         throw ONNXError.malformed(path: path, what: "ONNX model")
     }
-    let owner = ProtoOwner(message) { onnx__model_proto__free_unpacked($0, nil) }
+    let owner = ProtoOwner(message) { onnx__model_proto__free_unpacked($0, ParseAllocator.shared) }
     return try ModelConverter(path: path, owner: owner).model()
 }
 

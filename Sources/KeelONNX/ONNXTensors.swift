@@ -1,5 +1,8 @@
 import CONNX
 import KeelIR
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What reading a tensor needs besides the message: the file for messages and the folder
 /// external data is relative to.
@@ -99,11 +102,14 @@ func readTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, owner: AnyObje
 
 /// Storage over bytes `owner` keeps alive; copied only when misaligned for the element type,
 /// since Keel's kernels and `TensorData` load elements with natural alignment.
+/// When the storage goes, so do the pages of its bytes: nothing else reads them, and a model
+/// whose conv filters are released one by one once prepared should not keep the parsed file's
+/// copy of them resident until the last one goes.
 func viewOrCopy(_ start: UnsafeRawPointer?, byteCount: Int, alignment: Int, owner: AnyObject) -> TensorStorage {
     guard byteCount > 0, let start else { return TensorStorage(copying: [UInt8]()) }
     if Int(bitPattern: start) % max(alignment, 1) == 0 {
         return TensorStorage(bytes: UnsafeRawBufferPointer(start: start, count: byteCount),
-                             release: { withExtendedLifetime(owner) {} })
+                             release: { withExtendedLifetime(owner) { discardPages(start, byteCount: byteCount) } })
     }
     let copy = Array(UnsafeRawBufferPointer(start: start, count: byteCount))
     return TensorStorage(copying: copy)
@@ -119,4 +125,18 @@ public func loadTensorProto(path: String) throws -> TensorData {
     }
     let owner = ProtoOwner(message) { onnx__tensor_proto__free_unpacked($0, nil) }
     return try readTensor(owner.message, owner: owner, context: TensorReadContext(path: path))
+}
+
+/// Gives the whole pages inside `start..<start + byteCount` back to the system. The memory stays
+/// allocated (its owner frees it later) and reads as zeros if touched again, so only bytes no one
+/// will read may be discarded; allocator headers around them lie outside the whole pages.
+func discardPages(_ start: UnsafeRawPointer, byteCount: Int) {
+    #if os(Linux)
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    guard page > 0 else { return }
+    let first = (Int(bitPattern: start) + page - 1) / page * page
+    let end = (Int(bitPattern: start) + byteCount) / page * page
+    guard end > first, let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
+    _ = madvise(address, end - first, Int32(MADV_DONTNEED))
+    #endif
 }

@@ -6,14 +6,12 @@ import KeelIR
 ///
 /// `run` is serialised by a lock: a plan owns one arena, so two concurrent runs would share it.
 public final class CompiledModel: @unchecked Sendable {
-    /// The graph it runs. Filters that kernels keep in a prepared form lose their values here
-    /// once prepared (see `releasePreparedOriginals`).
+    /// The graph it runs. Filters that only conv2d reads have no values here: `prepared` holds
+    /// them until their prepared forms exist (see `PreparedWeights`).
     public private(set) var graph: Graph
     public let context: ExecutionContext
     private(set) var constants: [String: TensorData]
     let constantNames: Set<String>
-    /// Constants that only conv2d reads as its filter: kernels keep them packed or transformed.
-    private let preparedOnly: Set<String>
     /// Weights transformed once for their kernels (packed conv filters, folded BN scale/shift), shared by every plan.
     let prepared = PreparedWeights()
     private var plans: [[String: Int]: ExecutionPlan] = [:]
@@ -57,11 +55,17 @@ public final class CompiledModel: @unchecked Sendable {
         }
         var graph = graph
         for (name, data) in converted { graph.constants[name]?.data = data }
+        // Filters only conv2d reads move to `prepared`, their only holder from here on, which
+        // drops each one once prepared (see `PreparedWeights`).
+        for name in preparedOnly {
+            guard let data = converted.removeValue(forKey: name) else { continue }
+            self.prepared.holdOriginal(name, data)
+            graph.constants[name]?.data = nil
+        }
         self.graph = graph
         self.context = context
         self.constants = converted
         self.constantNames = Set(graph.constants.keys)
-        self.preparedOnly = preparedOnly
         for filter in prepared { self.prepared.seed(filter.key, filter.entry) }
     }
 
@@ -78,12 +82,9 @@ public final class CompiledModel: @unchecked Sendable {
 
     /// Drops the original values of filters now held prepared (packed for im2col, transformed
     /// for Winograd), so a model does not keep its conv weights twice. Later plans (another batch
-    /// size) find the prepared forms; the algorithm a layer uses does not depend on the batch.
+    /// size) find the prepared forms, or derive the other form from them.
     private func releasePreparedOriginals() {
-        for name in preparedOnly where constants[name] != nil {
-            constants[name] = nil
-            graph.constants[name]?.data = nil
-        }
+        for name in prepared.heldOriginals { prepared.releaseOriginal(name) }
     }
 
     public var inputNames: [String] { graph.inputs.map(\.name) }

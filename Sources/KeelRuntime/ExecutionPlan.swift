@@ -1,3 +1,4 @@
+import Foundation
 import KeelIR
 import KeelKernels
 
@@ -99,7 +100,7 @@ final class ExecutionPlan {
     }
 
     deinit {
-        arena.deallocate()
+        free(arena)
         scratch.deallocate()
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import KeelIR
 
 /// Settings shared by every step of a plan.
@@ -74,8 +75,12 @@ struct PlanBuilder {
         for output in graph.outputs { request(output.value, at: graph.nodes.count) }
 
         let memory = MemoryPlanner.plan(requests)
-        let arena = UnsafeMutablePointer<Float>.allocate(capacity: max(memory.arenaSize, 1))
-        arena.initialize(repeating: 0, count: max(memory.arenaSize, 1))
+        // Zeroed by calloc, which for an arena this size maps fresh zero pages instead of writing
+        // tens of megabytes that the first run overwrites anyway.
+        guard let zeroed = calloc(max(memory.arenaSize, 1), MemoryLayout<Float>.stride) else {
+            throw RuntimeError.invalidTensor("cannot allocate a \(memory.arenaSize * 4)-byte arena")
+        }
+        let arena = zeroed.bindMemory(to: Float.self, capacity: max(memory.arenaSize, 1))
 
         func pointer(_ value: String) -> UnsafeMutablePointer<Float>? {
             let base = rootOf(value)
@@ -88,7 +93,7 @@ struct PlanBuilder {
 
         var steps: [Step] = []
         do {
-            for node in graph.nodes where !viewOps.contains(node.op) {
+            for (index, node) in graph.nodes.enumerated() where !viewOps.contains(node.op) {
                 let operands = StepOperands(
                     node: node,
                     inputShapes: node.inputs.map { shapes[$0] ?? [] },
@@ -97,9 +102,12 @@ struct PlanBuilder {
                     outputs: node.outputs.compactMap { pointer($0) },
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
                 steps.append(try lowering(operands))
+                // A filter this plan no longer reads goes now that it is prepared, not after the
+                // whole plan: the originals and the prepared forms are then never all resident.
+                for input in node.presentInputs where lastUse[input] == index { prepared.releaseOriginal(input) }
             }
         } catch {
-            arena.deallocate()
+            free(arena)
             throw error
         }
 

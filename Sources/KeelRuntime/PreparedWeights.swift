@@ -1,10 +1,17 @@
 import Foundation
+import KeelIR
 import KeelKernels
 
 /// Weights in the form their kernels want, computed on first use and kept for every later plan
 /// (a batch of 8 reuses the filters packed for a batch of 1), or seeded from a compiled model file.
+///
+/// It also holds the original values of filters that only conv2d reads, and is their only
+/// holder: each original is dropped as soon as a prepared form of it exists and the plan being
+/// built has no further use for it, so a model never holds a filter's values and all of its
+/// prepared forms at once (the mapped or parsed weights of the file are freed filter by filter).
 final class PreparedWeights: @unchecked Sendable {
     private var entries: [String: Any] = [:]
+    private var originals: [String: TensorData] = [:]
     private let lock = NSLock()
 
     func value<T>(_ key: String, _ make: () throws -> T) rethrows -> T {
@@ -16,10 +23,47 @@ final class PreparedWeights: @unchecked Sendable {
         return made
     }
 
+    /// The entry under `key` if it was prepared already; never prepares it.
+    func existing<T>(_ key: String, as type: T.Type = T.self) -> T? {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries[key] as? T
+    }
+
     func seed(_ key: String, _ value: Any) {
         lock.lock()
         defer { lock.unlock() }
         entries[key] = value
+    }
+
+    /// Hands over the values of a filter that only conv2d reads.
+    func holdOriginal(_ name: String, _ data: TensorData) {
+        lock.lock()
+        defer { lock.unlock() }
+        originals[name] = data
+    }
+
+    /// A filter's original values, until `releaseOriginal` drops them.
+    func original(_ name: String) -> TensorData? {
+        lock.lock()
+        defer { lock.unlock() }
+        return originals[name]
+    }
+
+    /// Drops a filter's original values if some prepared form of them exists (later plans
+    /// derive whatever they need from that form); otherwise keeps them.
+    func releaseOriginal(_ name: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard originals[name] != nil, entries["conv:" + name] != nil || entries["winograd:" + name] != nil else { return }
+        originals[name] = nil
+    }
+
+    /// Names of the filters whose originals are still held.
+    var heldOriginals: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Array(originals.keys)
     }
 
     /// Every conv filter prepared so far, ordered by key so files come out the same each time.

@@ -16,11 +16,12 @@ final class PreparedArtifactTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
 
-    /// `wide` is 3x3 with 16 channels in and out (Winograd); `edge` is 5x5 (im2col GEMM).
+    /// `wide` is 3x3 with 16 channels in and out (Winograd: 6×6 tiles already at batch 1);
+    /// `edge` is 5x5 (im2col GEMM).
     private func convGraph() throws -> Graph {
         let source = """
         model prepared
-        input image: f32[N, 6, 6, 16] nhwc
+        input image: f32[N, 24, 24, 16] nhwc
         wide = conv2d(16, 3, padding: same, activation: relu)
         edge = conv2d(4, 5, padding: same)
         output edge
@@ -34,8 +35,8 @@ final class PreparedArtifactTests: XCTestCase {
 
     private func input(batch: Int) throws -> Tensor {
         var generator = SplitMix64(seed: UInt64(17 + batch))
-        let count = batch * 6 * 6 * 16
-        return try Tensor(shape: [batch, 6, 6, 16], values: (0..<count).map { _ in Float(generator.nextUnit()) - 0.5 })
+        let count = batch * 24 * 24 * 16
+        return try Tensor(shape: [batch, 24, 24, 16], values: (0..<count).map { _ in Float(generator.nextUnit()) - 0.5 })
     }
 
     /// Address ranges this process maps from `path`, read from the kernel's own table.

@@ -10,8 +10,9 @@ extension KernelLowering {
         }
         // The filter values are read only to prepare them, once per model: a later plan finds them
         // prepared, and the model may already have released the originals.
+        let original = operands.constants[kernelName] ?? operands.prepared.original(kernelName)
         func kernelValues() throws -> UnsafeBufferPointer<Float> {
-            guard let values = operands.constants[kernelName]?.floatBuffer else {
+            guard let values = original?.floatBuffer else {
                 throw operands.unsupported("its kernel '\(kernelName)' has no float32 values")
             }
             return values
@@ -34,10 +35,12 @@ extension KernelLowering {
             switch geometry.kernelLayout {
             case .hwio:
                 return try PackedConv2DWeights(hwio: try kernelValues(), kernel: size, inputChannelsPerGroup: perGroup,
-                                               outputChannels: geometry.outputChannels, groups: geometry.groups)
+                                               outputChannels: geometry.outputChannels, groups: geometry.groups,
+                                               context: operands.kernelContext)
             case .oihw:
                 return try PackedConv2DWeights(oihw: try kernelValues(), kernel: size, inputChannelsPerGroup: perGroup,
-                                               outputChannels: geometry.outputChannels, groups: geometry.groups)
+                                               outputChannels: geometry.outputChannels, groups: geometry.groups,
+                                               context: operands.kernelContext)
             }
         }
         let (activation, _) = try fusedActivation(operands.attributes)
@@ -46,7 +49,17 @@ extension KernelLowering {
         let output = try operands.output()
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
-        let algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
+        let (packedKey, winogradKey) = ("conv:\(kernelName)", "winograd:\(kernelName)")
+        var algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
+        // The choice depends on the batch. A plan for a smaller batch than an earlier one may find
+        // the filter only in the Winograd form, its original released: Winograd then, which is
+        // correct for any number of tiles. (The other way round, Winograd weights come from the
+        // packed ones below.)
+        if algorithm == .im2colGEMM, WinogradWeights.canRun(kernelGeometry),
+           operands.prepared.existing(packedKey, as: PackedConv2DWeights.self) == nil,
+           operands.prepared.existing(winogradKey, as: WinogradWeights.self) != nil {
+            algorithm = .winograd
+        }
         var scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
         // A fused max pool happens inside the Winograd NHWC output pass; elsewhere the full-size
         // output goes to scratch and is pooled from there.
@@ -70,7 +83,11 @@ extension KernelLowering {
             }
         }
         if algorithm == .winograd {
-            let transformed = try operands.prepared.value("winograd:\(kernelName)") { () throws -> WinogradWeights in
+            let packedEarlier = operands.prepared.existing(packedKey, as: PackedConv2DWeights.self)
+            let transformed = try operands.prepared.value(winogradKey) { () throws -> WinogradWeights in
+                if let packedEarlier, original == nil {
+                    return try WinogradWeights(packedEarlier, context: context)
+                }
                 switch geometry.kernelLayout {
                 case .hwio:
                     return try WinogradWeights(hwio: try kernelValues(), inputChannels: geometry.inputChannels,
@@ -86,7 +103,7 @@ extension KernelLowering {
                                  geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
             }
         }
-        let packed = try operands.prepared.value("conv:\(kernelName)", pack)
+        let packed = try operands.prepared.value(packedKey, pack)
         return convolving { output, scratch in
             try Conv2D.apply(input: input, weights: packed, bias: bias, activation: activation, output: output,
                              geometry: kernelGeometry, scratch: scratch, algorithm: algorithm, context: context)

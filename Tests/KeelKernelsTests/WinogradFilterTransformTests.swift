@@ -1,0 +1,134 @@
+/// The filter transform U = G·g·Gᵀ that prepares 3×3 filters for Winograd F(4×4, 3×3), at every
+/// SIMD level, against the product computed here with plain double matrices; and the packing of
+/// filters for im2col, split over threads, against indices computed from the layouts' definitions.
+import KeelKernels
+import XCTest
+
+final class WinogradFilterTransformTests: XCTestCase {
+    /// F(4×4, 3×3)'s filter matrix (Lavin & Gray).
+    private let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                                 [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+
+    /// The 36 transform points of one 3×3 filter, row-major over the 6×6 result.
+    private func expectedPoints(_ taps: [Double]) -> [Double] {
+        var half = [[Double]](repeating: [Double](repeating: 0, count: 3), count: 6)
+        for row in 0..<6 { for column in 0..<3 { for k in 0..<3 { half[row][column] += g[row][k] * taps[k * 3 + column] } } }
+        var points = [Double](repeating: 0, count: 36)
+        for row in 0..<6 { for column in 0..<6 { for k in 0..<3 { points[row * 6 + column] += half[row][k] * g[column][k] } } }
+        return points
+    }
+
+    /// Checks every point of every (input, output) filter and that panel padding stays zero.
+    private func check(_ weights: WinogradWeights, taps: (Int, Int) -> [Double], inputs: Int, outputs: Int,
+                       _ label: String) {
+        let panelWidth = 32
+        let panels = (outputs + panelWidth - 1) / panelWidth
+        let pointStride = panels * panelWidth * inputs
+        weights.withUnsafeValues { values in
+            XCTAssertEqual(values.count, 36 * pointStride, label)
+            var worst = 0.0
+            for input in 0..<inputs {
+                for output in 0..<outputs {
+                    let expected = expectedPoints(taps(input, output))
+                    for point in 0..<36 {
+                        let index = point * pointStride + (output / panelWidth) * inputs * panelWidth
+                            + input * panelWidth + output % panelWidth
+                        worst = max(worst, abs(Double(values[index]) - expected[point]))
+                    }
+                }
+                for point in 0..<36 {
+                    for column in outputs..<(panels * panelWidth) {
+                        let index = point * pointStride + (panels - 1) * inputs * panelWidth + input * panelWidth
+                            + column % panelWidth
+                        XCTAssertEqual(values[index], 0, "\(label): padding column \(column)")
+                    }
+                }
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-6, label)
+        }
+    }
+
+    /// Channel counts off every vector width (8, 16) and panel width (32), from each source layout.
+    func testTransformMatchesMatrixProductAtEveryLevel() throws {
+        for (inputs, outputs) in [(3, 5), (17, 37), (16, 64), (9, 24)] {
+            let oihw = seededValues(outputs * inputs * 9, seed: UInt64(inputs * 100 + outputs))
+            let taps = { (input: Int, output: Int) in (0..<9).map { Double(oihw[(output * inputs + input) * 9 + $0]) } }
+            var hwio = [Float](repeating: 0, count: oihw.count)
+            for input in 0..<inputs {
+                for output in 0..<outputs {
+                    for tap in 0..<9 { hwio[(tap * inputs + input) * outputs + output] = oihw[(output * inputs + input) * 9 + tap] }
+                }
+            }
+            try forEachSIMDLevel { level in
+                for threads in [1, 2] {
+                    let context = KernelContext(threads: threads)
+                    let label = "\(inputs)x\(outputs) \(level) threads \(threads)"
+                    let fromONNX = try oihw.withUnsafeBufferPointer {
+                        try WinogradWeights(oihw: $0, inputChannels: inputs, outputChannels: outputs, context: context)
+                    }
+                    check(fromONNX, taps: taps, inputs: inputs, outputs: outputs, "oihw " + label)
+                    let fromKeras = try hwio.withUnsafeBufferPointer {
+                        try WinogradWeights(hwio: $0, inputChannels: inputs, outputChannels: outputs, context: context)
+                    }
+                    check(fromKeras, taps: taps, inputs: inputs, outputs: outputs, "hwio " + label)
+                    let packed = try oihw.withUnsafeBufferPointer {
+                        try PackedConv2DWeights(oihw: $0, kernel: Size2D(3, 3), inputChannelsPerGroup: inputs,
+                                                outputChannels: outputs, context: context)
+                    }
+                    check(try WinogradWeights(packed, context: context), taps: taps, inputs: inputs, outputs: outputs,
+                          "packed " + label)
+                }
+            }
+        }
+    }
+
+    /// Packed values are [group][(row, column, input)][output within the group], whatever the
+    /// source layout and however many threads pack them.
+    func testPackingMatchesLayoutDefinitionsOnThreads() throws {
+        let (height, width, perGroup, outputs, groups) = (3, 2, 40, 140, 2)
+        let count = height * width * perGroup * outputs
+        let oihw = seededValues(count, seed: 77)
+        var hwio = [Float](repeating: 0, count: count)
+        var expected = [Float](repeating: 0, count: count)
+        let outputsPerGroup = outputs / groups
+        let reduction = height * width * perGroup
+        for output in 0..<outputs {
+            for input in 0..<perGroup {
+                for row in 0..<height {
+                    for column in 0..<width {
+                        let value = oihw[((output * perGroup + input) * height + row) * width + column]
+                        hwio[((row * width + column) * perGroup + input) * outputs + output] = value
+                        let k = (row * width + column) * perGroup + input
+                        expected[((output / outputsPerGroup) * reduction + k) * outputsPerGroup + output % outputsPerGroup] = value
+                    }
+                }
+            }
+        }
+        for threads in [1, 2] {
+            let context = KernelContext(threads: threads)
+            let fromONNX = try oihw.withUnsafeBufferPointer {
+                try PackedConv2DWeights(oihw: $0, kernel: Size2D(height, width), inputChannelsPerGroup: perGroup,
+                                        outputChannels: outputs, groups: groups, context: context)
+            }
+            let fromKeras = try hwio.withUnsafeBufferPointer {
+                try PackedConv2DWeights(hwio: $0, kernel: Size2D(height, width), inputChannelsPerGroup: perGroup,
+                                        outputChannels: outputs, groups: groups, context: context)
+            }
+            XCTAssertEqual(fromONNX.withUnsafeValues { Array($0) }, expected, "oihw, \(threads) threads")
+            XCTAssertEqual(fromKeras.withUnsafeValues { Array($0) }, expected, "hwio, \(threads) threads")
+        }
+    }
+
+    /// Winograd needs 32 tiles over the batch: VGG16's 14×14 layers (16 tiles an image) take
+    /// im2col at batch 1 and Winograd from batch 2; its 28×28 layers (49 tiles) always Winograd.
+    func testWinogradNeedsEnoughTilesOverTheBatch() {
+        func geometry(batch: Int, size: Int) -> Conv2DGeometry {
+            Conv2DGeometry(batch: batch, input: Size2D(size, size), inputChannels: 512, outputChannels: 512,
+                           kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
+        }
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14)), .im2colGEMM)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 2, size: 14)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 8, size: 14)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 28)), .winograd)
+    }
+}
