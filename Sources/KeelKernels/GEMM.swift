@@ -1,5 +1,6 @@
-/// Matrix products. Every GEMM in Keel goes through `sgemm` here so the BLAS thread setting and
-/// the 32-bit BLAS index limits are handled in one place; `Dense` is the public layer on top.
+/// Matrix products. Every GEMM in Keel goes through `sgemm` here so the threading (Keel's own
+/// threads, one single-threaded OpenBLAS call each) and the 32-bit BLAS index limits are handled
+/// in one place; `Dense` is the public layer on top.
 import COpenBLAS
 import CSIMDKernels
 
@@ -18,11 +19,32 @@ func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         return
     }
     context.applyToBLAS()
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(truncatingIfNeeded: m), Int32(truncatingIfNeeded: n), Int32(truncatingIfNeeded: k), 1,
-                a, Int32(truncatingIfNeeded: max(lda, 1)), b, Int32(truncatingIfNeeded: max(ldb, 1)), beta,
-                c, Int32(truncatingIfNeeded: max(ldc, 1)))
+    func multiply(rows: Range<Int>, columns: Range<Int>) {
+        let aStart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+        let bStart = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(truncatingIfNeeded: rows.count), Int32(truncatingIfNeeded: columns.count),
+                    Int32(truncatingIfNeeded: k), 1, aStart, Int32(truncatingIfNeeded: max(lda, 1)),
+                    bStart, Int32(truncatingIfNeeded: max(ldb, 1)), beta,
+                    c + rows.lowerBound * ldc + columns.lowerBound, Int32(truncatingIfNeeded: max(ldc, 1)))
+    }
+    // Each thread multiplies its own block of columns (or rows, when there are few columns) on a
+    // single-threaded OpenBLAS call; every element is still one whole dot product over k.
+    let columnBlocks = (n + gemmColumnBlock - 1) / gemmColumnBlock
+    guard context.threads > 1, Double(m) * Double(n) * Double(k) >= gemmParallelWork else { return multiply(rows: 0..<m, columns: 0..<n) }
+    if columnBlocks >= 2 * context.threads || m < 2 * context.threads {
+        context.forEachChunk(columnBlocks, minimumChunk: 1) { blocks in
+            multiply(rows: 0..<m, columns: (blocks.lowerBound * gemmColumnBlock)..<min(n, blocks.upperBound * gemmColumnBlock))
+        }
+    } else {
+        context.forEachChunk(m, minimumChunk: 1) { rows in multiply(rows: rows, columns: 0..<n) }
+    }
 }
+
+/// Column blocks a split GEMM hands out: whole AVX-512 registers of C.
+private let gemmColumnBlock = 16
+/// Multiply-adds below which a GEMM stays on one thread (a 64×64×64 product takes ~3 µs).
+private let gemmParallelWork: Double = 262_144
 
 /// C = A·B on the calling thread, with B packed in panels (`keel_sgemm_packed_b`'s layout) once
 /// ahead of time: for the Winograd products, where OpenBLAS would repack a whole filter matrix for

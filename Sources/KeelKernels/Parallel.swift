@@ -16,11 +16,13 @@ public struct KernelContext: Sendable, Equatable {
     /// A context that runs everything on the calling thread.
     public static let singleThreaded = KernelContext(threads: 1)
 
-    /// Tells OpenBLAS how many threads to use for the next BLAS call. OpenBLAS keeps this as a
-    /// process-wide setting, so every GEMM entry point sets it again just before calling.
+    /// Keeps OpenBLAS on the calling thread: Keel splits GEMMs over its own threads instead
+    /// (`sgemm`). After a call on several threads OpenBLAS's workers spin in `sched_yield` for a
+    /// while, and on two cores that spinning took a quarter of the CPU away from the next steps.
+    /// OpenBLAS keeps this as a process-wide setting, so every GEMM entry point sets it again.
     func applyToBLAS() {
         BLASCoreSelection.applied
-        openblas_set_num_threads(Int32(clamping: threads))
+        openblas_set_num_threads(1)
     }
 
     /// Runs `body` over contiguous chunks covering `0..<count`, in parallel when `threads > 1`.
