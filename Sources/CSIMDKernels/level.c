@@ -3,14 +3,28 @@
 #include "simd_internal.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
-static keel_simd_level detect(void) {
+static keel_simd_level detect_cpu(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return KEEL_SIMD_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KEEL_SIMD_AVX2;
 #endif
     return KEEL_SIMD_GENERIC;
+}
+
+/* KEEL_SIMD=generic|avx2|avx512 lowers the level for a whole run (to compare paths, or to rule
+ * one out); it never raises it above what the CPU has. Other values are ignored. */
+static keel_simd_level detect(void) {
+    keel_simd_level level = detect_cpu();
+    const char *requested = getenv("KEEL_SIMD");
+    keel_simd_level cap = level;
+    if (requested && strcmp(requested, "generic") == 0) cap = KEEL_SIMD_GENERIC;
+    else if (requested && strcmp(requested, "avx2") == 0) cap = KEEL_SIMD_AVX2;
+    else if (requested && strcmp(requested, "avx512") == 0) cap = KEEL_SIMD_AVX512;
+    return cap < level ? cap : level;
 }
 
 /* -1 until first asked. */

@@ -57,14 +57,16 @@ struct BenchCommand: ParsableCommand {
             let result = BenchResult(model: file, batch: bindings.values.first ?? 1, threads: options.threads,
                                      median_ms: median, min_ms: times.first ?? 0, load_ms: report.loadSeconds * 1000,
                                      compile_ms: compileSeconds * 1000, peak_rss_mb: peakResidentMegabytes(),
+                                     simd: ExecutionContext.simdLevel,
                                      layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond) })
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 print(String(decoding: try encoder.encode(result), as: UTF8.self))
             } else {
-                print(String(format: "%@: median %.2f ms, min %.2f ms over %d runs (batch %d, %d threads); load %.1f ms, compile %.1f ms; peak RSS %.1f MB",
-                             file, median, result.min_ms, iterations, result.batch, options.threads, result.load_ms, result.compile_ms, result.peak_rss_mb))
+                print(String(format: "%@: median %.2f ms, min %.2f ms over %d runs (batch %d, %d threads, %@); load %.1f ms, compile %.1f ms; peak RSS %.1f MB",
+                             file, median, result.min_ms, iterations, result.batch, options.threads, result.simd,
+                             result.load_ms, result.compile_ms, result.peak_rss_mb))
                 if profile { printProfile(profiles) }
             }
         }
@@ -96,6 +98,8 @@ struct BenchResult: Encodable {
     var load_ms: Double
     var compile_ms: Double
     var peak_rss_mb: Double
+    /// The instruction set of Keel's C kernels ("AVX-512", "AVX2", "generic").
+    var simd: String
     var layers: [Layer]
 }
 

@@ -8,7 +8,7 @@ public enum SIMDLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConv
     case avx2 = 1
     case avx512 = 2
 
-    /// The widest level this CPU supports.
+    /// The widest level this CPU supports (lowered by `KEEL_SIMD=generic|avx2|avx512`).
     public static var detected: SIMDLevel { SIMDLevel(keel_simd_detected_level()) }
 
     /// The level kernels use now.

@@ -1,10 +1,15 @@
 import Foundation
 import KeelIR
+import KeelKernels
 
 /// Settings shared by every step of a plan.
 public struct ExecutionContext: Sendable {
     public var threads: Int
     public init(threads: Int) { self.threads = max(1, threads) }
+
+    /// The instruction set Keel's own kernels run at on this CPU ("AVX-512", "AVX2" or
+    /// "generic"), after any `KEEL_SIMD` cap.
+    public static var simdLevel: String { SIMDLevel.inUse.description }
 }
 
 /// Ops whose output is the input's memory read with another shape: no kernel, no copy.

@@ -13,7 +13,7 @@ final class CLITests: XCTestCase {
         var stderr: String
     }
 
-    static func keel(_ arguments: [String]) throws -> Result {
+    static func keel(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         // On Linux the test bundle's URL is the products folder; on macOS it is the .xctest inside it.
         let bundle = Bundle(for: CLITests.self).bundleURL
         let products = bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
@@ -21,6 +21,9 @@ final class CLITests: XCTestCase {
         process.executableURL = products.appendingPathComponent("keel")
         process.arguments = arguments
         process.currentDirectoryURL = repository
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

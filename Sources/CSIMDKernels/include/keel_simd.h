@@ -13,7 +13,8 @@ typedef enum {
     KEEL_SIMD_AVX512 = 2,
 } keel_simd_level;
 
-/* The widest level this CPU supports. */
+/* The widest level this CPU supports, lowered by the KEEL_SIMD environment variable
+ * (generic, avx2 or avx512) when set. */
 keel_simd_level keel_simd_detected_level(void);
 /* The level kernels use now: the detected one unless lowered by keel_simd_limit_level. */
 keel_simd_level keel_simd_level_in_use(void);
