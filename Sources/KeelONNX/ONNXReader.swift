@@ -12,14 +12,18 @@ public func loadONNXModel(path: String) throws -> ONNXModel {
 /// `minimumMappedWeight`: the smallest raw_data left in the file; tests lower it.
 func loadONNXModel(path: String, minimumMappedWeight: Int) throws -> ONNXModel {
     let file = try mapONNXFile(path)
-    // protobuf-c judges what the scan cannot read: it then parses the file as it stands.
+    // When the scan cannot read the file, protobuf-c parses it as it stands and has the last
+    // word on it, so damaged files fail exactly as they always did.
     let compact = try? WireFormatScan.compactModel(file.bytes, minimumSpan: minimumMappedWeight)
-    let message = compact.map { compact in
-        compact.bytes.withUnsafeBufferPointer {
+    let message: UnsafeMutablePointer<Onnx__ModelProto>?
+    if let compact {
+        message = compact.bytes.withUnsafeBufferPointer {
             onnx__model_proto__unpack(ParseAllocator.shared, $0.count, $0.baseAddress)
         }
-    } ?? onnx__model_proto__unpack(ParseAllocator.shared, file.bytes.count,
-                                   file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    } else {
+        message = onnx__model_proto__unpack(ParseAllocator.shared, file.bytes.count,
+                                            file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
     guard let message else { throw ONNXError.malformed(path: path, what: "ONNX model") }
     let owner = ProtoOwner(message) { onnx__model_proto__free_unpacked($0, ParseAllocator.shared) }
     let weights = compact.flatMap { $0.spans.isEmpty ? nil : MappedWeights(file: file, spans: $0.spans) }
