@@ -1,17 +1,33 @@
 import CONNX
 import KeelIR
 
-/// Reads an ONNX model: maps the file, lets protobuf-c parse it, and converts the C tree into
-/// `ONNXModel` values. The file mapping is released right after parsing (protobuf-c copies what
-/// it keeps); the parsed tree stays alive only while tensors still view its weight bytes.
+/// Reads an ONNX model: maps the file, takes the large initializer weights out of the message
+/// (`WireFormatScan`), lets protobuf-c parse the rest, and converts the C tree into `ONNXModel`
+/// values. Initializers view their weights in the file mapping, which lives as long as one of
+/// them does; the parsed tree stays alive only while tensors still view its bytes.
 public func loadONNXModel(path: String) throws -> ONNXModel {
+    try loadONNXModel(path: path, minimumMappedWeight: WireFormatScan.defaultMinimumSpan)
+}
+
+/// `minimumMappedWeight`: the smallest raw_data left in the file; tests lower it.
+func loadONNXModel(path: String, minimumMappedWeight: Int) throws -> ONNXModel {
     let file = try mapONNXFile(path)
-    let bytes = file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-    guard let message = onnx__model_proto__unpack(ParseAllocator.shared, file.bytes.count, bytes) else {
-        throw ONNXError.malformed(path: path, what: "ONNX model")
+    // When the scan cannot read the file, protobuf-c parses it as it stands and has the last
+    // word on it, so damaged files fail exactly as they always did.
+    let compact = try? WireFormatScan.compactModel(file.bytes, minimumSpan: minimumMappedWeight)
+    let message: UnsafeMutablePointer<Onnx__ModelProto>?
+    if let compact {
+        message = compact.bytes.withUnsafeBufferPointer {
+            onnx__model_proto__unpack(ParseAllocator.shared, $0.count, $0.baseAddress)
+        }
+    } else {
+        message = onnx__model_proto__unpack(ParseAllocator.shared, file.bytes.count,
+                                            file.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
+    guard let message else { throw ONNXError.malformed(path: path, what: "ONNX model") }
     let owner = ProtoOwner(message) { onnx__model_proto__free_unpacked($0, ParseAllocator.shared) }
-    return try ModelConverter(path: path, owner: owner).model()
+    let weights = compact.flatMap { $0.spans.isEmpty ? nil : MappedWeights(file: file, spans: $0.spans) }
+    return try ModelConverter(path: path, owner: owner, weights: weights).model()
 }
 
 /// Turns the parsed C tree into Swift values, checking what the importer relies on.
@@ -19,10 +35,12 @@ private struct ModelConverter {
     let path: String
     let owner: ProtoOwner<Onnx__ModelProto>
     let tensorContext: TensorReadContext
+    let weights: MappedWeights?
 
-    init(path: String, owner: ProtoOwner<Onnx__ModelProto>) {
+    init(path: String, owner: ProtoOwner<Onnx__ModelProto>, weights: MappedWeights?) {
         self.path = path
         self.owner = owner
+        self.weights = weights
         self.tensorContext = TensorReadContext(path: path)
     }
 
@@ -57,7 +75,8 @@ private struct ModelConverter {
             nodes: try repeated(graph.node, graph.n_node).compactMap { try $0.map(node) },
             initializers: try repeated(graph.initializer, graph.n_initializer).compactMap { tensor in
                 try tensor.map { ONNXTensor(name: swiftString($0.pointee.name),
-                                            data: try readTensor($0, owner: owner, context: tensorContext)) }
+                                            data: try readTensor($0, owner: owner, context: tensorContext,
+                                                                  weights: weights)) }
             },
             inputs: repeated(graph.input, graph.n_input).compactMap { $0.map(valueInfo) },
             outputs: repeated(graph.output, graph.n_output).compactMap { $0.map(valueInfo) },

@@ -18,9 +18,10 @@ struct TensorReadContext {
 
 /// Converts a TensorProto into `TensorData`. `raw_data` and the typed arrays that already hold
 /// Keel's byte layout are viewed in place (the storage retains `owner`, the parsed tree);
-/// float16 and bool stored as int32 are converted; external data is memory-mapped.
+/// float16 and bool stored as int32 are converted; external data is memory-mapped. `weights`
+/// holds the raw_data `WireFormatScan` left in the model file (graph initializers only).
 func readTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, owner: AnyObject,
-                context: TensorReadContext) throws -> TensorData {
+                context: TensorReadContext, weights: MappedWeights? = nil) throws -> TensorData {
     let tensor = proto.pointee
     let name = swiftString(tensor.name)
     let code = tensor.has_data_type != 0 ? Int(tensor.data_type) : 0
@@ -57,12 +58,19 @@ func readTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, owner: AnyObje
                                                         alignment: dtype.byteSize)
         return make(storage)
     }
+    func checkRawData(_ length: Int) throws {
+        guard length == byteCount else {
+            throw ONNXError.invalidTensor(path: context.path, name: name,
+                                          reason: "raw_data holds \(formatCount(length)) bytes but \(typeText) needs \(formatCount(byteCount))")
+        }
+    }
+    if let weights, let span = weights.span(of: tensor) {
+        try checkRawData(span.count)
+        return make(weights.storage(span, alignment: dtype.byteSize))
+    }
     if tensor.has_raw_data != 0 {
         let raw = tensor.raw_data
-        guard raw.len == byteCount else {
-            throw ONNXError.invalidTensor(path: context.path, name: name,
-                                          reason: "raw_data holds \(formatCount(raw.len)) bytes but \(typeText) needs \(formatCount(byteCount))")
-        }
+        try checkRawData(raw.len)
         return make(viewOrCopy(UnsafeRawPointer(raw.data), byteCount: byteCount, alignment: dtype.byteSize, owner: owner))
     }
 

@@ -3,10 +3,11 @@ import CONNX
 import Glibc
 #endif
 
-/// The allocator protobuf-c unpacks a model with. protobuf-c copies every `raw_data` field into
-/// a block of its own; blocks of a megabyte or more are mapped with MAP_POPULATE, so the kernel
-/// provides all their pages in one call instead of a fault every 4 KB, which made up most of the
-/// time spent loading VGG16. Smaller blocks come from malloc. Every block is preceded by a
+/// The allocator protobuf-c unpacks a model with, also used for weights copied out of the file
+/// mapping when misaligned (`MappedWeights`). protobuf-c copies every `raw_data` field it parses
+/// into a block of its own; blocks of a megabyte or more are mapped with MAP_POPULATE, so the
+/// kernel provides all their pages in one call instead of a fault every 4 KB, which made up most
+/// of the time spent copying VGG16's weights. Smaller blocks come from malloc. Every block is preceded by a
 /// 16-byte header (its size and kind) so `free` knows how to give it back.
 enum ParseAllocator {
     static let mappedMinimum = 1 << 20
