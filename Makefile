@@ -24,9 +24,10 @@ test: setup
 	status=$$?; \
 	grep -h '^conformance' .build/test.log || true; \
 	summary=$$(grep -E 'Executed [0-9]+ tests?, with' .build/test.log | tail -1); \
-	total=$$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$$summary"); \
-	failed=$$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$$summary"); \
-	echo "tests: $$(( $${total:-0} - $${failed:-0} )) passed, $${failed:-0} failed"; \
+	total=$$(grep -oE 'Executed [0-9]+' <<<"$$summary" | grep -oE '[0-9]+'); \
+	failed=$$(grep -oE '[0-9]+ failures?' <<<"$$summary" | grep -oE '[0-9]+'); \
+	skipped=$$(grep -oE '[0-9]+ tests? skipped' <<<"$$summary" | grep -oE '[0-9]+'); \
+	echo "tests: $$(( $${total:-0} - $${failed:-0} - $${skipped:-0} )) passed, $${failed:-0} failed$${skipped:+, $$skipped skipped}"; \
 	exit $$status
 
 ## Builds release and runs the main job on the bundled default graph.
