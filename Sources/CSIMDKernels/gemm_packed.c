@@ -19,6 +19,8 @@ enum {
     AVX2_ROWS = 6,
 };
 
+#if KEEL_X86
+
 /* Rows of A as the kernels read them: element (row r, depth p) at base[p·depth_step + r·row_step];
  * a packed slice has depth_step = rows, row_step = 1. */
 struct rows_view {
@@ -41,9 +43,7 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, const float *a, ptrdiff_t 
     }
 }
 
-#if KEEL_X86
-
-/* ---- AVX-512: a whole 32-column panel (two registers), up to 12 rows: 24 accumulators. ---- */
+/* ---- AVX-512: a whole 32-column panel (two registers), up to 8 rows: 16 accumulators. ---- */
 
 KEEL_INLINE KEEL_AVX512 void avx512_block(const int rows, ptrdiff_t depth, struct rows_view a, const float *b,
                                           float *c, ptrdiff_t ldc, int accumulate, __mmask16 low, __mmask16 high,

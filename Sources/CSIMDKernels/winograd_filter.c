@@ -10,6 +10,8 @@
 
 enum { PANEL = KEEL_PANEL_COLUMNS, LANES = 16 };
 
+#if KEEL_X86
+
 /* Destination of (channel, output) in point 0's matrix. */
 static inline ptrdiff_t panel_offset(ptrdiff_t inputs, ptrdiff_t channel, ptrdiff_t output) {
     return (output / PANEL) * inputs * PANEL + channel * PANEL + output % PANEL;
@@ -27,7 +29,6 @@ static inline void gather_taps(const float *source, ptrdiff_t output_stride, ptr
     }
 }
 
-#if KEEL_X86
 #define DEFINE_FILTER_BODY(NAME, ATTRIBUTE, VEC, SET1, ADD, SUB, DIV)                                  \
     KEEL_INLINE ATTRIBUTE void NAME(VEC g0, VEC g1, VEC g2, VEC *result) {                             \
         const VEC four = SET1(4.0), six = SET1(6.0), twelve = SET1(12.0), twentyfour = SET1(24.0);    \
