@@ -22,9 +22,6 @@ enum {
     /* Accumulator blocks: 12×2 of the 32 AVX-512 registers, 6×2 of the 16 AVX2 ones. */
     AVX512_BLOCK = 12,
     AVX2_BLOCK = 6,
-    /* Output channels (NHWC) or pixels (NCHW) spanned by the two vectors of a block. */
-    AVX512_SPAN = 32,
-    AVX2_SPAN = 16,
 };
 
 /* The input value of tap (kernel row ky, kernel column kx, channel c) for the output pixel at
@@ -101,235 +98,94 @@ static struct taps load_window(const keel_direct_conv *conv, ptrdiff_t image, pt
 /* Even split of `count` into `groups` parts: the start of part `index`. */
 static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) { return count * index / groups; }
 
-/* ---- AVX-512 ---- */
+/* One register block per level. A block is `count` rows × a span of two vectors:
+ *   NHWC: rows are adjacent pixels, the span output channels; per tap the filter vectors are
+ *         loaded and each pixel's input value is broadcast.
+ *   NCHW: rows are output channels, the span adjacent pixels; per tap the input vectors are
+ *         loaded and each channel's filter value is broadcast.
+ * `CASES` lists the row counts a level's registers hold, so each count gets its own unrolled body. */
+#define CASES_UP_TO_6(BLOCK, ...)                                                                   \
+    case 1: BLOCK(1, __VA_ARGS__); break; case 2: BLOCK(2, __VA_ARGS__); break;                     \
+    case 3: BLOCK(3, __VA_ARGS__); break; case 4: BLOCK(4, __VA_ARGS__); break;                     \
+    case 5: BLOCK(5, __VA_ARGS__); break; case 6: BLOCK(6, __VA_ARGS__); break;
+#define CASES_UP_TO_12(BLOCK, ...)                                                                  \
+    CASES_UP_TO_6(BLOCK, __VA_ARGS__)                                                               \
+    case 7: BLOCK(7, __VA_ARGS__); break; case 8: BLOCK(8, __VA_ARGS__); break;                     \
+    case 9: BLOCK(9, __VA_ARGS__); break; case 10: BLOCK(10, __VA_ARGS__); break;                   \
+    case 11: BLOCK(11, __VA_ARGS__); break; case 12: BLOCK(12, __VA_ARGS__); break;
 
-KEEL_INLINE KEEL_AVX512 __m512 avx512_finish(__m512 sum, __m512 bias, int relu) {
-    sum = _mm512_add_ps(sum, bias);
-    /* max returns its second operand for NaN, so NaN becomes 0 as in the portable ReLU. */
-    return relu ? _mm512_max_ps(sum, _mm512_setzero_ps()) : sum;
-}
+#define DEFINE_DIRECT_CONVOLUTION(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOAD, STORE,   \
+                                  SET1, ZERO, FMADD, ADD, MAX)                                              \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_finish(VEC sum, VEC bias, int relu) {                                \
+        sum = ADD(sum, bias);                                                                               \
+        /* max returns its second operand for NaN, so NaN becomes 0 as in the portable ReLU. */            \
+        return relu ? MAX(sum, ZERO()) : sum;                                                               \
+    }                                                                                                       \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_block(const int count, int channels_last, struct taps taps,          \
+                                              const float *weights, ptrdiff_t weight_step, const float *bias, \
+                                              int relu, float *out, ptrdiff_t row_step, MASK low, MASK high) { \
+        VEC left[LIMIT], right[LIMIT];                                                                      \
+        UNROLLED                                                                                            \
+        for (int r = 0; r < count; r++) { left[r] = ZERO(); right[r] = ZERO(); }                            \
+        const float *w = weights;                                                                           \
+        for (ptrdiff_t ky = 0; ky < taps.rows; ky++) {                                                      \
+            for (ptrdiff_t kx = 0; kx < taps.columns; kx++) {                                               \
+                const float *a = taps.base + ky * taps.row_step + kx * taps.column_step;                    \
+                for (ptrdiff_t c = 0; c < taps.channels; c++, a += taps.channel_step, w += weight_step) {    \
+                    const float *span = channels_last ? w : a, *factors = channels_last ? a : w;            \
+                    VEC v0 = LOAD(low, span), v1 = LOAD(high, span + HALF);                                 \
+                    UNROLLED                                                                                \
+                    for (int r = 0; r < count; r++) {                                                       \
+                        VEC value = SET1(factors[r]);                                                       \
+                        left[r] = FMADD(value, v0, left[r]);                                                \
+                        right[r] = FMADD(value, v1, right[r]);                                              \
+                    }                                                                                       \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+        /* NHWC: a bias per lane (output channel); NCHW: one per row. */                                   \
+        VEC b0 = bias && channels_last ? LOAD(low, bias) : ZERO();                                          \
+        VEC b1 = bias && channels_last ? LOAD(high, bias + HALF) : ZERO();                                  \
+        UNROLLED                                                                                            \
+        for (int r = 0; r < count; r++) {                                                                   \
+            if (bias && !channels_last) b0 = b1 = SET1(bias[r]);                                            \
+            STORE(low, out + r * row_step, PREFIX##_finish(left[r], b0, relu));                             \
+            STORE(high, out + r * row_step + HALF, PREFIX##_finish(right[r], b1, relu));                    \
+        }                                                                                                   \
+    }                                                                                                       \
+    static ATTRIBUTE void PREFIX##_row(const keel_direct_conv *conv, struct taps taps, float *out,           \
+                                       ptrdiff_t plane) {                                                   \
+        const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;                        \
+        const int relu = conv->activation == KEEL_DIRECT_CONV_RELU, channels_last = conv->channels_last;    \
+        const ptrdiff_t rows = channels_last ? width : outputs, spans = channels_last ? outputs : width;    \
+        const ptrdiff_t row_step = channels_last ? outputs : plane;                                         \
+        const ptrdiff_t groups = (rows + LIMIT - 1) / LIMIT;                                                \
+        for (ptrdiff_t group = 0; group < groups; group++) {                                                \
+            const ptrdiff_t first = part_start(rows, groups, group);                                        \
+            for (ptrdiff_t start = 0; start < spans; start += 2 * HALF) {                                   \
+                MASK low = MASK_FOR(spans - start), high = MASK_FOR(spans - start - HALF);                  \
+                const ptrdiff_t pixel = channels_last ? first : start, channel = channels_last ? start : first; \
+                struct taps at = taps;                                                                      \
+                at.base += pixel;                                                                           \
+                const float *bias = conv->bias ? conv->bias + channel : NULL;                               \
+                switch (part_start(rows, groups, group + 1) - first) {                                      \
+                    CASES(PREFIX##_block, channels_last, at, conv->weights + channel, outputs, bias, relu,  \
+                          out + first * row_step + start, row_step, low, high)                              \
+                    default: break;                                                                         \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+    }
 
-/* NHWC: `pixels` adjacent output pixels × 32 output channels (lanes past the last channel masked). */
-KEEL_INLINE KEEL_AVX512 void avx512_nhwc_block(const int pixels, struct taps taps, const float *weights,
-                                               ptrdiff_t weight_step, const float *bias, int relu, float *out,
-                                               ptrdiff_t pixel_step, __mmask16 low, __mmask16 high) {
-    __m512 left[AVX512_BLOCK], right[AVX512_BLOCK];
-    UNROLLED
-    for (int p = 0; p < pixels; p++) { left[p] = _mm512_setzero_ps(); right[p] = _mm512_setzero_ps(); }
-    const float *w = weights;
-    for (ptrdiff_t ky = 0; ky < taps.rows; ky++) {
-        for (ptrdiff_t kx = 0; kx < taps.columns; kx++) {
-            const float *a = taps.base + ky * taps.row_step + kx * taps.column_step;
-            for (ptrdiff_t c = 0; c < taps.channels; c++, a += taps.channel_step, w += weight_step) {
-                __m512 w0 = _mm512_maskz_loadu_ps(low, w), w1 = _mm512_maskz_loadu_ps(high, w + 16);
-                UNROLLED
-                for (int p = 0; p < pixels; p++) {
-                    __m512 value = _mm512_set1_ps(a[p]);
-                    left[p] = _mm512_fmadd_ps(value, w0, left[p]);
-                    right[p] = _mm512_fmadd_ps(value, w1, right[p]);
-                }
-            }
-        }
-    }
-    __m512 b0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
-    __m512 b1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
-    UNROLLED
-    for (int p = 0; p < pixels; p++) {
-        _mm512_mask_storeu_ps(out + p * pixel_step, low, avx512_finish(left[p], b0, relu));
-        _mm512_mask_storeu_ps(out + p * pixel_step + 16, high, avx512_finish(right[p], b1, relu));
-    }
-}
+/* AVX-512: blocks of up to 12 rows × 32 lanes (24 accumulators), masked tails. */
+DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
+                          KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps,
+                          _mm512_add_ps, _mm512_max_ps)
 
-/* NCHW: `channels` output channels × 32 adjacent pixels (lanes past the row's end masked). */
-KEEL_INLINE KEEL_AVX512 void avx512_nchw_block(const int channels, struct taps taps, const float *weights,
-                                               ptrdiff_t weight_step, const float *bias, int relu, float *out,
-                                               ptrdiff_t channel_step, __mmask16 low, __mmask16 high) {
-    __m512 left[AVX512_BLOCK], right[AVX512_BLOCK];
-    UNROLLED
-    for (int r = 0; r < channels; r++) { left[r] = _mm512_setzero_ps(); right[r] = _mm512_setzero_ps(); }
-    const float *w = weights;
-    for (ptrdiff_t ky = 0; ky < taps.rows; ky++) {
-        for (ptrdiff_t kx = 0; kx < taps.columns; kx++) {
-            const float *a = taps.base + ky * taps.row_step + kx * taps.column_step;
-            for (ptrdiff_t c = 0; c < taps.channels; c++, a += taps.channel_step, w += weight_step) {
-                __m512 a0 = _mm512_maskz_loadu_ps(low, a), a1 = _mm512_maskz_loadu_ps(high, a + 16);
-                UNROLLED
-                for (int r = 0; r < channels; r++) {
-                    __m512 value = _mm512_set1_ps(w[r]);
-                    left[r] = _mm512_fmadd_ps(value, a0, left[r]);
-                    right[r] = _mm512_fmadd_ps(value, a1, right[r]);
-                }
-            }
-        }
-    }
-    UNROLLED
-    for (int r = 0; r < channels; r++) {
-        __m512 b = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
-        _mm512_mask_storeu_ps(out + r * channel_step, low, avx512_finish(left[r], b, relu));
-        _mm512_mask_storeu_ps(out + r * channel_step + 16, high, avx512_finish(right[r], b, relu));
-    }
-}
-
-/* Lanes [0, count) of 16, for the two halves of a 32-lane span holding `count` values. */
-static __mmask16 mask_below(ptrdiff_t count) {
-    return (__mmask16)(count >= 16 ? 0xFFFF : count <= 0 ? 0 : (1u << count) - 1);
-}
-
-static KEEL_AVX512 void avx512_row(const keel_direct_conv *conv, struct taps taps, float *out, ptrdiff_t plane) {
-    const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;
-    const int relu = conv->activation == KEEL_DIRECT_CONV_RELU;
-    if (conv->channels_last) {
-        const ptrdiff_t groups = (width + AVX512_BLOCK - 1) / AVX512_BLOCK;
-        for (ptrdiff_t group = 0; group < groups; group++) {
-            const ptrdiff_t first = part_start(width, groups, group);
-            struct taps at = taps;
-            at.base += first;
-            for (ptrdiff_t start = 0; start < outputs; start += AVX512_SPAN) {
-                __mmask16 low = mask_below(outputs - start), high = mask_below(outputs - start - 16);
-                const float *bias = conv->bias ? conv->bias + start : NULL;
-                float *target = out + first * outputs + start;
-                switch (part_start(width, groups, group + 1) - first) {
-#define CASE(P) case P: avx512_nhwc_block(P, at, conv->weights + start, outputs, bias, relu, target, outputs, low, high); break;
-                    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
-#undef CASE
-                    default: break;
-                }
-            }
-        }
-        return;
-    }
-    const ptrdiff_t groups = (outputs + AVX512_BLOCK - 1) / AVX512_BLOCK;
-    for (ptrdiff_t group = 0; group < groups; group++) {
-        const ptrdiff_t first = part_start(outputs, groups, group);
-        const float *bias = conv->bias ? conv->bias + first : NULL;
-        for (ptrdiff_t start = 0; start < width; start += AVX512_SPAN) {
-            __mmask16 low = mask_below(width - start), high = mask_below(width - start - 16);
-            struct taps at = taps;
-            at.base += start;
-            float *target = out + first * plane + start;
-            switch (part_start(outputs, groups, group + 1) - first) {
-#define CASE(R) case R: avx512_nchw_block(R, at, conv->weights + first, outputs, bias, relu, target, plane, low, high); break;
-                CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
-#undef CASE
-                default: break;
-            }
-        }
-    }
-}
-
-/* ---- AVX2 + FMA ---- */
-
-KEEL_INLINE KEEL_AVX2 __m256 avx2_finish(__m256 sum, __m256 bias, int relu) {
-    sum = _mm256_add_ps(sum, bias);
-    return relu ? _mm256_max_ps(sum, _mm256_setzero_ps()) : sum;
-}
-
-/* Lanes [0, count) of 8 set. */
-static KEEL_AVX2 __m256i avx2_mask_below(ptrdiff_t count) {
-    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count < 0 ? 0 : count > 8 ? 8 : count)), index);
-}
-
-KEEL_INLINE KEEL_AVX2 void avx2_nhwc_block(const int pixels, struct taps taps, const float *weights,
-                                           ptrdiff_t weight_step, const float *bias, int relu, float *out,
-                                           ptrdiff_t pixel_step, __m256i low, __m256i high) {
-    __m256 left[AVX2_BLOCK], right[AVX2_BLOCK];
-    UNROLLED
-    for (int p = 0; p < pixels; p++) { left[p] = _mm256_setzero_ps(); right[p] = _mm256_setzero_ps(); }
-    const float *w = weights;
-    for (ptrdiff_t ky = 0; ky < taps.rows; ky++) {
-        for (ptrdiff_t kx = 0; kx < taps.columns; kx++) {
-            const float *a = taps.base + ky * taps.row_step + kx * taps.column_step;
-            for (ptrdiff_t c = 0; c < taps.channels; c++, a += taps.channel_step, w += weight_step) {
-                __m256 w0 = _mm256_maskload_ps(w, low), w1 = _mm256_maskload_ps(w + 8, high);
-                UNROLLED
-                for (int p = 0; p < pixels; p++) {
-                    __m256 value = _mm256_broadcast_ss(a + p);
-                    left[p] = _mm256_fmadd_ps(value, w0, left[p]);
-                    right[p] = _mm256_fmadd_ps(value, w1, right[p]);
-                }
-            }
-        }
-    }
-    __m256 b0 = bias ? _mm256_maskload_ps(bias, low) : _mm256_setzero_ps();
-    __m256 b1 = bias ? _mm256_maskload_ps(bias + 8, high) : _mm256_setzero_ps();
-    UNROLLED
-    for (int p = 0; p < pixels; p++) {
-        _mm256_maskstore_ps(out + p * pixel_step, low, avx2_finish(left[p], b0, relu));
-        _mm256_maskstore_ps(out + p * pixel_step + 8, high, avx2_finish(right[p], b1, relu));
-    }
-}
-
-KEEL_INLINE KEEL_AVX2 void avx2_nchw_block(const int channels, struct taps taps, const float *weights,
-                                           ptrdiff_t weight_step, const float *bias, int relu, float *out,
-                                           ptrdiff_t channel_step, __m256i low, __m256i high) {
-    __m256 left[AVX2_BLOCK], right[AVX2_BLOCK];
-    UNROLLED
-    for (int r = 0; r < channels; r++) { left[r] = _mm256_setzero_ps(); right[r] = _mm256_setzero_ps(); }
-    const float *w = weights;
-    for (ptrdiff_t ky = 0; ky < taps.rows; ky++) {
-        for (ptrdiff_t kx = 0; kx < taps.columns; kx++) {
-            const float *a = taps.base + ky * taps.row_step + kx * taps.column_step;
-            for (ptrdiff_t c = 0; c < taps.channels; c++, a += taps.channel_step, w += weight_step) {
-                __m256 a0 = _mm256_maskload_ps(a, low), a1 = _mm256_maskload_ps(a + 8, high);
-                UNROLLED
-                for (int r = 0; r < channels; r++) {
-                    __m256 value = _mm256_broadcast_ss(w + r);
-                    left[r] = _mm256_fmadd_ps(value, a0, left[r]);
-                    right[r] = _mm256_fmadd_ps(value, a1, right[r]);
-                }
-            }
-        }
-    }
-    UNROLLED
-    for (int r = 0; r < channels; r++) {
-        __m256 b = bias ? _mm256_set1_ps(bias[r]) : _mm256_setzero_ps();
-        _mm256_maskstore_ps(out + r * channel_step, low, avx2_finish(left[r], b, relu));
-        _mm256_maskstore_ps(out + r * channel_step + 8, high, avx2_finish(right[r], b, relu));
-    }
-}
-
-static KEEL_AVX2 void avx2_row(const keel_direct_conv *conv, struct taps taps, float *out, ptrdiff_t plane) {
-    const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;
-    const int relu = conv->activation == KEEL_DIRECT_CONV_RELU;
-    if (conv->channels_last) {
-        const ptrdiff_t groups = (width + AVX2_BLOCK - 1) / AVX2_BLOCK;
-        for (ptrdiff_t group = 0; group < groups; group++) {
-            const ptrdiff_t first = part_start(width, groups, group);
-            struct taps at = taps;
-            at.base += first;
-            for (ptrdiff_t start = 0; start < outputs; start += AVX2_SPAN) {
-                __m256i low = avx2_mask_below(outputs - start), high = avx2_mask_below(outputs - start - 8);
-                const float *bias = conv->bias ? conv->bias + start : NULL;
-                float *target = out + first * outputs + start;
-                switch (part_start(width, groups, group + 1) - first) {
-#define CASE(P) case P: avx2_nhwc_block(P, at, conv->weights + start, outputs, bias, relu, target, outputs, low, high); break;
-                    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
-#undef CASE
-                    default: break;
-                }
-            }
-        }
-        return;
-    }
-    const ptrdiff_t groups = (outputs + AVX2_BLOCK - 1) / AVX2_BLOCK;
-    for (ptrdiff_t group = 0; group < groups; group++) {
-        const ptrdiff_t first = part_start(outputs, groups, group);
-        const float *bias = conv->bias ? conv->bias + first : NULL;
-        for (ptrdiff_t start = 0; start < width; start += AVX2_SPAN) {
-            __m256i low = avx2_mask_below(width - start), high = avx2_mask_below(width - start - 8);
-            struct taps at = taps;
-            at.base += start;
-            float *target = out + first * plane + start;
-            switch (part_start(outputs, groups, group + 1) - first) {
-#define CASE(R) case R: avx2_nchw_block(R, at, conv->weights + first, outputs, bias, relu, target, plane, low, high); break;
-                CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
-#undef CASE
-                default: break;
-            }
-        }
-    }
-}
+/* AVX2 + FMA: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */
+DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, CASES_UP_TO_6, __m256i, keel_avx2_lanes,
+                          KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps,
+                          _mm256_add_ps, _mm256_max_ps)
 
 #endif
 

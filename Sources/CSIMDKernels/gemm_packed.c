@@ -43,98 +43,67 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, const float *a, ptrdiff_t 
     }
 }
 
-/* ---- AVX-512: a whole 32-column panel (two registers), up to 8 rows: 16 accumulators. ---- */
+/* One body per level: `rows` rows of A (at most LIMIT) × 2·HALF columns of a panel in two
+ * registers per row; `rows_of` runs a whole 32-column panel (AVX-512: one pass of 2×16 columns;
+ * AVX2: two passes of 2×8). */
+#define CASES_UP_TO_6(BLOCK, ...)                                                                   \
+    case 1: BLOCK(1, __VA_ARGS__); break; case 2: BLOCK(2, __VA_ARGS__); break;                     \
+    case 3: BLOCK(3, __VA_ARGS__); break; case 4: BLOCK(4, __VA_ARGS__); break;                     \
+    case 5: BLOCK(5, __VA_ARGS__); break; case 6: BLOCK(6, __VA_ARGS__); break;
+#define CASES_UP_TO_8(BLOCK, ...)                                                                   \
+    CASES_UP_TO_6(BLOCK, __VA_ARGS__)                                                               \
+    case 7: BLOCK(7, __VA_ARGS__); break; case 8: BLOCK(8, __VA_ARGS__); break;
 
-KEEL_INLINE KEEL_AVX512 void avx512_block(const int rows, ptrdiff_t depth, struct rows_view a, const float *b,
-                                          float *c, ptrdiff_t ldc, int accumulate, __mmask16 low, __mmask16 high,
-                                          int prefetch) {
-    __m512 left[AVX512_ROWS], right[AVX512_ROWS];
-    for (int r = 0; r < rows; r++) { left[r] = _mm512_setzero_ps(); right[r] = _mm512_setzero_ps(); }
-    for (ptrdiff_t p = 0; p < depth; p++) {
-        if (prefetch) {
-            _mm_prefetch((const char *)(b + (p + PREFETCH_ROWS) * PANEL), _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + (p + PREFETCH_ROWS) * PANEL + 16), _MM_HINT_T0);
-        }
-        __m512 b0 = _mm512_loadu_ps(b + p * PANEL);
-        __m512 b1 = _mm512_loadu_ps(b + p * PANEL + 16);
-        for (int r = 0; r < rows; r++) {
-            __m512 value = _mm512_set1_ps(a.base[p * a.depth_step + r * a.row_step]);
-            left[r] = _mm512_fmadd_ps(value, b0, left[r]);
-            right[r] = _mm512_fmadd_ps(value, b1, right[r]);
-        }
+#define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
+                          SET1, ZERO, FMADD, ADD)                                                           \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_block(const int rows, ptrdiff_t depth, struct rows_view a,           \
+                                              const float *b, float *c, ptrdiff_t ldc, int accumulate,       \
+                                              MASK low, MASK high, int prefetch) {                          \
+        VEC left[LIMIT], right[LIMIT];                                                                      \
+        for (int r = 0; r < rows; r++) { left[r] = ZERO(); right[r] = ZERO(); }                             \
+        for (ptrdiff_t p = 0; p < depth; p++) {                                                             \
+            if (prefetch) {                                                                                 \
+                _mm_prefetch((const char *)(b + (p + PREFETCH_ROWS) * PANEL), _MM_HINT_T0);                 \
+                _mm_prefetch((const char *)(b + (p + PREFETCH_ROWS) * PANEL + 16), _MM_HINT_T0);            \
+            }                                                                                               \
+            VEC b0 = LOADU(b + p * PANEL), b1 = LOADU(b + p * PANEL + HALF);                                \
+            for (int r = 0; r < rows; r++) {                                                                \
+                VEC value = SET1(a.base[p * a.depth_step + r * a.row_step]);                                \
+                left[r] = FMADD(value, b0, left[r]);                                                        \
+                right[r] = FMADD(value, b1, right[r]);                                                      \
+            }                                                                                               \
+        }                                                                                                   \
+        for (int r = 0; r < rows; r++) {                                                                    \
+            float *line = c + r * ldc;                                                                      \
+            if (accumulate) {                                                                               \
+                left[r] = ADD(left[r], LOAD(low, line));                                                    \
+                right[r] = ADD(right[r], LOAD(high, line + HALF));                                          \
+            }                                                                                               \
+            STORE(low, line, left[r]);                                                                      \
+            STORE(high, line + HALF, right[r]);                                                             \
+        }                                                                                                   \
+    }                                                                                                       \
+    static ATTRIBUTE void PREFIX##_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,       \
+                                        float *c, ptrdiff_t ldc, int accumulate, ptrdiff_t width) {         \
+        for (ptrdiff_t first = 0; first < PANEL && first < width; first += 2 * HALF) {                      \
+            MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                      \
+            switch (rows) {                                                                                 \
+                CASES(PREFIX##_block, depth, a, b + first, c + first, ldc, accumulate, low, high,           \
+                      depth > SHALLOW)                                                                      \
+                default: break;                                                                             \
+            }                                                                                               \
+        }                                                                                                   \
     }
-    for (int r = 0; r < rows; r++) {
-        float *line = c + r * ldc;
-        if (accumulate) {
-            left[r] = _mm512_add_ps(left[r], _mm512_maskz_loadu_ps(low, line));
-            right[r] = _mm512_add_ps(right[r], _mm512_maskz_loadu_ps(high, line + 16));
-        }
-        _mm512_mask_storeu_ps(line, low, left[r]);
-        _mm512_mask_storeu_ps(line + 16, high, right[r]);
-    }
-}
 
-static KEEL_AVX512 void avx512_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b, float *c,
-                                    ptrdiff_t ldc, int accumulate, ptrdiff_t width) {
-    __mmask16 low = (__mmask16)(width >= 16 ? 0xFFFF : (1u << width) - 1);
-    __mmask16 high = (__mmask16)(width >= 32 ? 0xFFFF : width <= 16 ? 0 : (1u << (width - 16)) - 1);
-    switch (rows) {
-#define CASE(R) case R: avx512_block(R, depth, a, b, c, ldc, accumulate, low, high, depth > SHALLOW); break;
-        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
-#undef CASE
-        default: break;
-    }
-}
+/* AVX-512: 8 rows × 32 columns, 16 accumulators. */
+DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, CASES_UP_TO_8, __mmask16, keel_avx512_lanes,
+                  _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
+                  _mm512_fmadd_ps, _mm512_add_ps)
 
-/* ---- AVX2 + FMA: each panel as two 16-column halves (two registers), up to 6 rows. ---- */
-
-KEEL_INLINE KEEL_AVX2 void avx2_block(const int rows, ptrdiff_t depth, struct rows_view a, const float *b,
-                                      float *c, ptrdiff_t ldc, int accumulate, __m256i low, __m256i high,
-                                      int prefetch) {
-    __m256 left[AVX2_ROWS], right[AVX2_ROWS];
-    for (int r = 0; r < rows; r++) { left[r] = _mm256_setzero_ps(); right[r] = _mm256_setzero_ps(); }
-    for (ptrdiff_t p = 0; p < depth; p++) {
-        if (prefetch) _mm_prefetch((const char *)(b + (p + PREFETCH_ROWS) * PANEL), _MM_HINT_T0);
-        __m256 b0 = _mm256_loadu_ps(b + p * PANEL);
-        __m256 b1 = _mm256_loadu_ps(b + p * PANEL + 8);
-        for (int r = 0; r < rows; r++) {
-            __m256 value = _mm256_broadcast_ss(a.base + p * a.depth_step + r * a.row_step);
-            left[r] = _mm256_fmadd_ps(value, b0, left[r]);
-            right[r] = _mm256_fmadd_ps(value, b1, right[r]);
-        }
-    }
-    for (int r = 0; r < rows; r++) {
-        float *line = c + r * ldc;
-        if (accumulate) {
-            left[r] = _mm256_add_ps(left[r], _mm256_maskload_ps(line, low));
-            right[r] = _mm256_add_ps(right[r], _mm256_maskload_ps(line + 8, high));
-        }
-        _mm256_maskstore_ps(line, low, left[r]);
-        _mm256_maskstore_ps(line + 8, high, right[r]);
-    }
-}
-
-/* Lanes below `count` set (all ones), the others clear. */
-static KEEL_AVX2 __m256i avx2_lanes_below(ptrdiff_t count) {
-    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count < 0 ? 0 : count > 8 ? 8 : count)), index);
-}
-
-static KEEL_AVX2 void avx2_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b, float *c,
-                                ptrdiff_t ldc, int accumulate, ptrdiff_t width) {
-    for (int half = 0; half < 2 && width > 16 * half; half++) {
-        ptrdiff_t remaining = width - 16 * half;
-        __m256i low = avx2_lanes_below(remaining), high = avx2_lanes_below(remaining - 8);
-        const float *panel = b + 16 * half;
-        float *target = c + 16 * half;
-        switch (rows) {
-#define CASE(R) case R: avx2_block(R, depth, a, panel, target, ldc, accumulate, low, high, depth > SHALLOW); break;
-            CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
-#undef CASE
-            default: break;
-        }
-    }
-}
+/* AVX2 + FMA: 6 rows × 16 columns, 12 of the 16 registers. */
+DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, CASES_UP_TO_6, __m256i, keel_avx2_lanes,
+                  _mm256_loadu_ps, KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps,
+                  _mm256_fmadd_ps, _mm256_add_ps)
 
 #endif
 

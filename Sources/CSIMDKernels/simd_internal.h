@@ -1,6 +1,6 @@
 #ifndef KEEL_SIMD_INTERNAL_H
 #define KEEL_SIMD_INTERNAL_H
-/* Shared by the kernel files: the target attributes of each level's bodies. */
+/* Shared by the kernel files: the target attributes of each level's bodies and their tail masks. */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define KEEL_X86 1
@@ -12,5 +12,26 @@
 #endif
 
 #define KEEL_INLINE static inline __attribute__((always_inline))
+
+#if KEEL_X86
+#include <stddef.h>
+
+/* The first `count` of 16 lanes (none when count <= 0): masks for a vector's ragged tail. */
+KEEL_INLINE __mmask16 keel_avx512_lanes(ptrdiff_t count) {
+    return (__mmask16)(count >= 16 ? 0xFFFF : count <= 0 ? 0 : (1u << count) - 1);
+}
+
+/* The first `count` of 8 lanes all ones, the others zero: maskload/maskstore's form. */
+KEEL_INLINE KEEL_AVX2 __m256i keel_avx2_lanes(ptrdiff_t count) {
+    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count < 0 ? 0 : count > 8 ? 8 : count)), index);
+}
+
+/* Masked loads and stores with one argument order for both levels. */
+#define KEEL_AVX512_LOAD(mask, pointer) _mm512_maskz_loadu_ps(mask, pointer)
+#define KEEL_AVX512_STORE(mask, pointer, value) _mm512_mask_storeu_ps(pointer, mask, value)
+#define KEEL_AVX2_LOAD(mask, pointer) _mm256_maskload_ps(pointer, mask)
+#define KEEL_AVX2_STORE(mask, pointer, value) _mm256_maskstore_ps(pointer, mask, value)
+#endif
 
 #endif

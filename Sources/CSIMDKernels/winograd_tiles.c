@@ -97,21 +97,12 @@
     }
 
 /* AVX-512: 16 channels, masked loads and stores for the tail. */
-#define AVX512_MASK_FOR(count) ((__mmask16)((count) >= 16 ? 0xFFFF : (1u << (count)) - 1))
-#define AVX512_LOAD(mask, pointer) _mm512_maskz_loadu_ps(mask, pointer)
-#define AVX512_STORE(mask, pointer, value) _mm512_mask_storeu_ps(pointer, mask, value)
-DEFINE_TRANSFORMS(avx512, KEEL_AVX512, __m512, 16, __mmask16, AVX512_MASK_FOR, AVX512_LOAD, AVX512_STORE,
+DEFINE_TRANSFORMS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
                   _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
                   _mm512_max_ps)
 
 /* AVX2: 8 channels; the tail through maskload/maskstore. */
-static KEEL_AVX2 __m256i avx2_mask_for(ptrdiff_t count) {
-    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count > 8 ? 8 : count)), index);
-}
-#define AVX2_LOAD(mask, pointer) _mm256_maskload_ps(pointer, mask)
-#define AVX2_STORE(mask, pointer, value) _mm256_maskstore_ps(pointer, mask, value)
-DEFINE_TRANSFORMS(avx2, KEEL_AVX2, __m256, 8, __m256i, avx2_mask_for, AVX2_LOAD, AVX2_STORE,
+DEFINE_TRANSFORMS(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
                   _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
                   _mm256_max_ps)
 
