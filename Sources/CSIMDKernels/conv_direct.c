@@ -103,17 +103,7 @@ static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) 
  *         loaded and each pixel's input value is broadcast.
  *   NCHW: rows are output channels, the span adjacent pixels; per tap the input vectors are
  *         loaded and each channel's filter value is broadcast.
- * `CASES` lists the row counts a level's registers hold, so each count gets its own unrolled body. */
-#define CASES_UP_TO_6(BLOCK, ...)                                                                   \
-    case 1: BLOCK(1, __VA_ARGS__); break; case 2: BLOCK(2, __VA_ARGS__); break;                     \
-    case 3: BLOCK(3, __VA_ARGS__); break; case 4: BLOCK(4, __VA_ARGS__); break;                     \
-    case 5: BLOCK(5, __VA_ARGS__); break; case 6: BLOCK(6, __VA_ARGS__); break;
-#define CASES_UP_TO_12(BLOCK, ...)                                                                  \
-    CASES_UP_TO_6(BLOCK, __VA_ARGS__)                                                               \
-    case 7: BLOCK(7, __VA_ARGS__); break; case 8: BLOCK(8, __VA_ARGS__); break;                     \
-    case 9: BLOCK(9, __VA_ARGS__); break; case 10: BLOCK(10, __VA_ARGS__); break;                   \
-    case 11: BLOCK(11, __VA_ARGS__); break; case 12: BLOCK(12, __VA_ARGS__); break;
-
+ * `CASES` lists the row counts a level's registers hold (KEEL_CASES_UP_TO_n). */
 #define DEFINE_DIRECT_CONVOLUTION(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOAD, STORE,   \
                                   SET1, ZERO, FMADD, ADD, MAX)                                              \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_finish(VEC sum, VEC bias, int relu) {                                \
@@ -178,12 +168,12 @@ static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) 
     }
 
 /* AVX-512: blocks of up to 12 rows × 32 lanes (24 accumulators), masked tails. */
-DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
+DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
                           KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps,
                           _mm512_add_ps, _mm512_max_ps)
 
 /* AVX2 + FMA: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */
-DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, CASES_UP_TO_6, __m256i, keel_avx2_lanes,
+DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
                           KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps,
                           _mm256_add_ps, _mm256_max_ps)
 

@@ -46,14 +46,6 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, const float *a, ptrdiff_t 
 /* One body per level: `rows` rows of A (at most LIMIT) × 2·HALF columns of a panel in two
  * registers per row; `rows_of` runs a whole 32-column panel (AVX-512: one pass of 2×16 columns;
  * AVX2: two passes of 2×8). */
-#define CASES_UP_TO_6(BLOCK, ...)                                                                   \
-    case 1: BLOCK(1, __VA_ARGS__); break; case 2: BLOCK(2, __VA_ARGS__); break;                     \
-    case 3: BLOCK(3, __VA_ARGS__); break; case 4: BLOCK(4, __VA_ARGS__); break;                     \
-    case 5: BLOCK(5, __VA_ARGS__); break; case 6: BLOCK(6, __VA_ARGS__); break;
-#define CASES_UP_TO_8(BLOCK, ...)                                                                   \
-    CASES_UP_TO_6(BLOCK, __VA_ARGS__)                                                               \
-    case 7: BLOCK(7, __VA_ARGS__); break; case 8: BLOCK(8, __VA_ARGS__); break;
-
 #define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
                           SET1, ZERO, FMADD, ADD)                                                           \
     KEEL_INLINE ATTRIBUTE void PREFIX##_block(const int rows, ptrdiff_t depth, struct rows_view a,           \
@@ -96,12 +88,12 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, const float *a, ptrdiff_t 
     }
 
 /* AVX-512: 8 rows × 32 columns, 16 accumulators. */
-DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, CASES_UP_TO_8, __mmask16, keel_avx512_lanes,
+DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_8, __mmask16, keel_avx512_lanes,
                   _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
                   _mm512_fmadd_ps, _mm512_add_ps)
 
 /* AVX2 + FMA: 6 rows × 16 columns, 12 of the 16 registers. */
-DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, CASES_UP_TO_6, __m256i, keel_avx2_lanes,
+DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
                   _mm256_loadu_ps, KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps,
                   _mm256_fmadd_ps, _mm256_add_ps)
 

@@ -32,6 +32,20 @@ KEEL_INLINE KEEL_AVX2 __m256i keel_avx2_lanes(ptrdiff_t count) {
 #define KEEL_AVX512_STORE(mask, pointer, value) _mm512_mask_storeu_ps(pointer, mask, value)
 #define KEEL_AVX2_LOAD(mask, pointer) _mm256_maskload_ps(pointer, mask)
 #define KEEL_AVX2_STORE(mask, pointer, value) _mm256_maskstore_ps(pointer, mask, value)
+
+/* `case n: BLOCK(n, ...); break;` for n = 1…6, 8 or 12: a switch that gives each register-block
+ * height its own fully unrolled body. */
+#define KEEL_CASES_UP_TO_6(BLOCK, ...)                                                              \
+    case 1: BLOCK(1, __VA_ARGS__); break; case 2: BLOCK(2, __VA_ARGS__); break;                     \
+    case 3: BLOCK(3, __VA_ARGS__); break; case 4: BLOCK(4, __VA_ARGS__); break;                     \
+    case 5: BLOCK(5, __VA_ARGS__); break; case 6: BLOCK(6, __VA_ARGS__); break;
+#define KEEL_CASES_UP_TO_8(BLOCK, ...)                                                              \
+    KEEL_CASES_UP_TO_6(BLOCK, __VA_ARGS__)                                                          \
+    case 7: BLOCK(7, __VA_ARGS__); break; case 8: BLOCK(8, __VA_ARGS__); break;
+#define KEEL_CASES_UP_TO_12(BLOCK, ...)                                                             \
+    KEEL_CASES_UP_TO_8(BLOCK, __VA_ARGS__)                                                          \
+    case 9: BLOCK(9, __VA_ARGS__); break; case 10: BLOCK(10, __VA_ARGS__); break;                   \
+    case 11: BLOCK(11, __VA_ARGS__); break; case 12: BLOCK(12, __VA_ARGS__); break;
 #endif
 
 #endif
