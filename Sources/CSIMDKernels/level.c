@@ -3,6 +3,7 @@
 #include "simd_internal.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,14 +17,20 @@ static keel_simd_level detect_cpu(void) {
 }
 
 /* KEEL_SIMD=generic|avx2|avx512 lowers the level for a whole run (to compare paths, or to rule
- * one out); it never raises it above what the CPU has. Other values are ignored. */
+ * one out); it never raises it above what the CPU has. Another value is ignored with a one-line
+ * warning, so a typo does not silently leave the widest level on. */
 static keel_simd_level detect(void) {
     keel_simd_level level = detect_cpu();
     const char *requested = getenv("KEEL_SIMD");
-    keel_simd_level cap = level;
-    if (requested && strcmp(requested, "generic") == 0) cap = KEEL_SIMD_GENERIC;
-    else if (requested && strcmp(requested, "avx2") == 0) cap = KEEL_SIMD_AVX2;
-    else if (requested && strcmp(requested, "avx512") == 0) cap = KEEL_SIMD_AVX512;
+    if (!requested || !*requested) return level;
+    keel_simd_level cap;
+    if (strcmp(requested, "generic") == 0) cap = KEEL_SIMD_GENERIC;
+    else if (strcmp(requested, "avx2") == 0) cap = KEEL_SIMD_AVX2;
+    else if (strcmp(requested, "avx512") == 0) cap = KEEL_SIMD_AVX512;
+    else {
+        fprintf(stderr, "warning: KEEL_SIMD='%s' is not generic, avx2 or avx512; ignored\n", requested);
+        return level;
+    }
     return cap < level ? cap : level;
 }
 

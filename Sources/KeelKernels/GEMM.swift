@@ -31,7 +31,9 @@ func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     // Each thread multiplies its own block of columns (or rows, when there are few columns) on a
     // single-threaded OpenBLAS call; every element is still one whole dot product over k.
     let columnBlocks = (n + gemmColumnBlock - 1) / gemmColumnBlock
-    guard context.threads > 1, Double(m) * Double(n) * Double(k) >= gemmParallelWork else { return multiply(rows: 0..<m, columns: 0..<n) }
+    guard context.threads > 1, Double(m) * Double(n) * Double(k) >= gemmParallelWork else {
+        return multiply(rows: 0..<m, columns: 0..<n)
+    }
     if columnBlocks >= 2 * context.threads || m < 2 * context.threads {
         context.forEachChunk(columnBlocks, minimumChunk: 1) { blocks in
             multiply(rows: 0..<m, columns: (blocks.lowerBound * gemmColumnBlock)..<min(n, blocks.upperBound * gemmColumnBlock))

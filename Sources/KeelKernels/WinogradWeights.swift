@@ -15,21 +15,24 @@ public struct WinogradWeights: Sendable, Equatable {
     /// Output channels per panel.
     static let panelColumns = Int(KEEL_PANEL_COLUMNS)
 
+    /// Panels of `panelColumns` output channels, the last one padded.
+    static func panels(outputChannels: Int) -> Int { (outputChannels + panelColumns - 1) / panelColumns }
+
     /// Floats one point's matrix takes, padding included.
     static func pointStride(inputChannels: Int, outputChannels: Int) -> Int {
-        (outputChannels + panelColumns - 1) / panelColumns * panelColumns * inputChannels
+        panels(outputChannels: outputChannels) * panelColumns * inputChannels
     }
 
     /// Floats of all 36 matrices; throws when that overflows.
     static func storageCount(inputChannels: Int, outputChannels: Int) throws -> Int {
-        let panels = (outputChannels + panelColumns - 1) / panelColumns
-        return try elementCount([36, panels, inputChannels, panelColumns], "winograd weights")
+        try elementCount([36, panels(outputChannels: outputChannels), inputChannels, panelColumns], "winograd weights")
     }
 
     /// Logical extents of the transformed values: [36, inputChannels, outputChannels].
     public var dims: [Int] { [36, inputChannels, outputChannels] }
 
-    /// Read access to the transformed values (row-major over `dims`), valid inside `body`.
+    /// Read access to the transformed values as stored ([36][panels][inputChannels][panelColumns],
+    /// `storageCount` floats), valid inside `body`.
     public func withUnsafeValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer(body)
     }

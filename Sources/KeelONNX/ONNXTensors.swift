@@ -136,8 +136,9 @@ public func loadTensorProto(path: String) throws -> TensorData {
 }
 
 /// Gives the whole pages inside `start..<start + byteCount` back to the system. The memory stays
-/// allocated (its owner frees it later) and reads as zeros if touched again, so only bytes no one
-/// will read may be discarded; allocator headers around them lie outside the whole pages.
+/// allocated (its owner frees it later); touched again, an anonymous page reads as zeros and a
+/// file page is read from the file again, so only bytes no one will read may be discarded.
+/// Allocator headers and neighbouring tensors around them lie outside the whole pages.
 func discardPages(_ start: UnsafeRawPointer, byteCount: Int) {
     #if os(Linux)
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))

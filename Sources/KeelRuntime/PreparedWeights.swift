@@ -55,7 +55,9 @@ final class PreparedWeights: @unchecked Sendable {
     func releaseOriginal(_ name: String) {
         lock.lock()
         defer { lock.unlock() }
-        guard originals[name] != nil, entries["conv:" + name] != nil || entries["winograd:" + name] != nil else { return }
+        guard originals[name] != nil,
+              entries[PreparedFilter.key(.packed, name)] != nil || entries[PreparedFilter.key(.winograd, name)] != nil
+        else { return }
         originals[name] = nil
     }
 
@@ -70,12 +72,13 @@ final class PreparedWeights: @unchecked Sendable {
     var filters: [PreparedFilter] {
         lock.lock()
         defer { lock.unlock() }
+        let (winogradPrefix, packedPrefix) = (PreparedFilter.key(.winograd, ""), PreparedFilter.key(.packed, ""))
         return entries.keys.sorted().compactMap { key in
             switch entries[key] {
-            case let winograd as WinogradWeights where key.hasPrefix("winograd:"):
-                return PreparedFilter(constant: String(key.dropFirst("winograd:".count)), weights: .winograd(winograd))
-            case let packed as PackedConv2DWeights where key.hasPrefix("conv:"):
-                return PreparedFilter(constant: String(key.dropFirst("conv:".count)), weights: .packed(packed))
+            case let winograd as WinogradWeights where key.hasPrefix(winogradPrefix):
+                return PreparedFilter(constant: String(key.dropFirst(winogradPrefix.count)), weights: .winograd(winograd))
+            case let packed as PackedConv2DWeights where key.hasPrefix(packedPrefix):
+                return PreparedFilter(constant: String(key.dropFirst(packedPrefix.count)), weights: .packed(packed))
             default:
                 return nil
             }

@@ -49,7 +49,7 @@ extension KernelLowering {
         let output = try operands.output()
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
-        let (packedKey, winogradKey) = ("conv:\(kernelName)", "winograd:\(kernelName)")
+        let (packedKey, winogradKey) = (PreparedFilter.key(.packed, kernelName), PreparedFilter.key(.winograd, kernelName))
         var algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
         // The choice depends on the batch. A plan for a smaller batch than an earlier one may find
         // the filter only in the Winograd form, its original released: Winograd then, which is
