@@ -24,6 +24,8 @@ struct CompileOptions: ParsableArguments {
     @Option(name: .long, help: "Match parameters to initializers by Keras layer name (tf2onnx; the default) or by layer order (PyTorch exports).")
     var match: WeightMatch?
 
+    @OptionGroup var terminal: QuietOption
+
     @Flag(help: "Explain the compile: which initializer each parameter is bound to and how it is converted (with --weights); for `compile`, also every rewrite a pass rejected and why.")
     var explain = false
 
@@ -48,7 +50,11 @@ struct CompileOptions: ParsableArguments {
     }
 
     func pipeline(_ path: String, cutAt: String? = nil) -> ModelPipeline {
-        ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if threads > cores {
+            Notes.warning("--threads \(threads) is more than the \(cores) cores this machine has; extra threads only contend for them and slow the run down")
+        }
+        return ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
                       optimization: OptimizationLevel(parsing: level) ?? .O2,
                       passes: passes.map { $0.split(separator: ",").map(String.init) })
     }

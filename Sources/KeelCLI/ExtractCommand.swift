@@ -11,7 +11,7 @@ struct ExtractCommand: ParsableCommand {
         Folders are searched recursively for .jpg, .jpeg and .png files, in sorted order.
         """)
 
-    @Argument(help: "A .keel graph or an .onnx model.")
+    @Argument(help: modelFileHelp)
     var model: String
 
     @Argument(help: "Image files or folders.")
@@ -121,6 +121,7 @@ final class Progress {
 
     func update(done: Int) {
         let now = Date()
+        guard !Notes.quiet else { return }
         guard interactive || now.timeIntervalSince(lastPrinted) >= 5 || done == total else { return }
         lastPrinted = now
         let elapsed = max(now.timeIntervalSince(start), 1e-6)
