@@ -44,7 +44,7 @@ shows the real messages and exit statuses.
 | 0 | success |
 | 1 | a bad input: a model, weights file, image, tensor, labels file or output path that cannot be used, or a flag the model cannot honour (`--top` on an output that is not `[N,classes]`) |
 | 64 | a usage error (sysexits' `EX_USAGE`): an unknown command or option (with "did you mean"), a missing or malformed argument, flags that conflict |
-| 130 | interrupted (Ctrl-C, SIGINT) |
+| 130 | interrupted by Ctrl-C (SIGINT); SIGTERM and SIGHUP give 128 + their number (143, 129). Temporary files are removed; an output already complete stays as it was |
 
 ## Usage errors
 

@@ -14,7 +14,7 @@ struct KeelCommand: ParsableCommand {
         """,
         version: "keel \(KeelVersion.current)",
         subcommands: [CheckCommand.self, SummaryCommand.self, CompileCommand.self, RunCommand.self, ExtractCommand.self,
-                      BenchCommand.self])
+                      BenchCommand.self, MergeCommand.self])
 
     /// Parses, runs, and maps every failure to one `error:` line and the documented exit status.
     static func main() {
@@ -50,6 +50,7 @@ func usageErrorText(_ message: String) -> String {
 /// Prints a user-facing error the way compilers do (the message, then its notes) and exits 1.
 /// Every command funnels its work through here so no error escapes as a trap or a Swift dump.
 func reportingErrors(_ body: () throws -> Void) throws {
+    TemporaryFiles.removeOnInterrupt()
     do {
         try body()
     } catch let error as ExitCode {

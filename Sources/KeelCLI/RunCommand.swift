@@ -76,9 +76,13 @@ struct RunCommand: ParsableCommand {
                 }
                 results.append(result)
             }
-            // Written only once every result is known to be printable.
-            for result in results {
-                if let path = result.file, let tensor = outputs[result.name] { try NpyFile.write(tensor, to: path) }
+            // Written once every result is known to be printable, all together: a failure leaves none of them.
+            if output != nil {
+                let transaction = OutputTransaction()
+                for result in results {
+                    if let path = result.file, let tensor = outputs[result.name] { try transaction.stage(NpyFile.encode(tensor), to: path) }
+                }
+                try transaction.commit()
             }
             if json {
                 print(try jsonText(RunResult(outputs: results)))
@@ -117,8 +121,7 @@ struct RunCommand: ParsableCommand {
 
     private func outputPaths(_ names: [String], output: String) -> [(String, String)] {
         guard names.count > 1 else { return names.map { ($0, output) } }
-        let stem = output.hasSuffix(".npy") ? String(output.dropLast(4)) : output
-        return names.map { ($0, "\(stem).\($0).npy") }
+        return names.map { ($0, "\(OutputNaming.stem(output)).\($0).npy") }
     }
 }
 
