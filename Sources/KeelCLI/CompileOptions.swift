@@ -47,6 +47,11 @@ struct CompileOptions: ParsableArguments {
         }
     }
 
+    /// Every option that changes what the model computes, for `extract --resume` to compare.
+    var fingerprint: String {
+        [level, passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed)].joined(separator: "\u{1}")
+    }
+
     func pipeline(_ path: String, cutAt: String? = nil) -> ModelPipeline {
         ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
                       optimization: OptimizationLevel(parsing: level) ?? .O2,

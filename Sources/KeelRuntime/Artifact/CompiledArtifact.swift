@@ -122,34 +122,22 @@ public enum CompiledArtifact {
         append(&prefix, UInt64(preparedOffset))
         append(&prefix, UInt64(preparedLength))
 
-        let temporary = try temporaryPath(for: path)
-        guard FileManager.default.createFile(atPath: temporary, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw ArtifactError.file(path: path, reason: "cannot write: permission denied or disk full")
-        }
+        let file = try StagedFile(path: path)
         do {
-            try handle.write(contentsOf: prefix + header)
+            try file.write(prefix + header)
             var written = prefixSize + header.count
             let placed = blobs.map { (weightsOffset + $0.offset, $0.bytes) } + preparedBlobs.map { (preparedOffset + $0.offset, $0.bytes) }
             try withExtendedLifetime(prepared) {
-                for (offset, bytes) in placed {
-                    guard let base = bytes.baseAddress, !bytes.isEmpty else { continue }
-                    if offset > written { try handle.write(contentsOf: Data(count: offset - written)) }
-                    try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base),
-                                                      count: bytes.count, deallocator: .none))
+                for (offset, bytes) in placed where !bytes.isEmpty {
+                    if offset > written { try file.write(Data(count: offset - written)) }
+                    try file.write(bytes)
                     written = offset + bytes.count
                 }
             }
-            try handle.close()
+            try file.commit()
         } catch {
-            try? handle.close()
-            unlink(temporary)
-            throw ArtifactError.file(path: path, reason: "cannot write: \(error.localizedDescription)")
-        }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw ArtifactError.file(path: path, reason: "cannot write: \(reason)")
+            file.cancel()
+            throw error
         }
     }
 
@@ -294,12 +282,4 @@ public enum CompiledArtifact {
     }
 
 
-    private static func temporaryPath(for path: String) throws -> String {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        guard access(directory, W_OK) == 0 else {
-            throw ArtifactError.file(path: path, reason: "cannot write: folder '\(directory)' does not exist or is not writable")
-        }
-        return directory + "/.\(url.lastPathComponent).\(getpid()).tmp"
-    }
 }
