@@ -39,7 +39,7 @@ struct RunCommand: ParsableCommand {
             try options.explainWeightsIfAsked(file)
             if input.isEmpty && image.isEmpty { return }
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let inputs: [String: Tensor]
             if image.isEmpty {
                 inputs = try readInputs(input, for: model)
@@ -103,9 +103,13 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-func noteSeeded(_ report: ModelPipeline.Report, seed: UInt64) {
+/// The note a model's run owes its user: seeded-random weights, for a source model and for a
+/// .keelc compiled from one alike.
+func noteSeeded(_ report: ModelPipeline.Report) {
     if report.seededParameters > 0 {
-        note("\(report.seededParameters) parameter tensors use seeded-random weights (--seed \(seed)); outputs are not meaningful predictions")
+        let seed = report.seed.map { " (--seed \($0))" } ?? ""
+        let compiled = report.provenance.map { " when \($0.source) was compiled" } ?? ""
+        note("\(report.seededParameters) parameter tensors use seeded-random weights\(seed)\(compiled); outputs are not meaningful predictions")
     }
 }
 
