@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             try options.explainWeightsIfAsked(file, toStandardError: json)
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
             let prepareStart = DispatchTime.now().uptimeNanoseconds

@@ -27,7 +27,7 @@ struct CompileCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try options.explainWeightsIfAsked(file, toStandardError: json)
-            let pipeline = options.pipeline(file)
+            let pipeline = try options.pipeline(file)
             var extras = CompileExtras()
             let (graph, prepared, report) = try pipeline.optimized { pass, statistic, graph in
                 guard printIRAfterAll else { return }
@@ -38,7 +38,7 @@ struct CompileCommand: ParsableCommand {
                     print(printIR(graph))
                 }
             }
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             if !Notes.quiet {
                 for line in report.passLog { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             }
@@ -54,12 +54,13 @@ struct CompileCommand: ParsableCommand {
                 // Filters are prepared now, once, and stored that way: runs of the file skip it.
                 let model = try CompiledModel(graph: graph, prepared: prepared, context: ExecutionContext(threads: options.threads))
                 let filters = try model.preparedFilters()
-                try CompiledArtifact.write(model.graph, prepared: filters, to: output)
+                let provenance = try pipeline.provenance(of: model.graph, report: report)
+                try CompiledArtifact.write(model.graph, prepared: filters, provenance: provenance, to: output)
                 extras.written = .init(file: output, nodes: graph.nodes.count, prepared_filters: filters.count,
-                                       format_version: Int(CompiledArtifact.formatVersion))
+                                       format_version: Int(CompiledArtifact.formatVersion), provenance: provenance.summary)
                 if !json {
                     print("\(file) -> \(output) (\(graph.nodes.count) nodes, \(filters.count) prepared filters, "
-                          + "format version \(CompiledArtifact.formatVersion))")
+                          + "format version \(CompiledArtifact.formatVersion); \(provenance.summary))")
                 }
             }
             if json {
@@ -83,6 +84,8 @@ struct CompileExtras: Encodable {
         var nodes: Int
         var prepared_filters: Int
         var format_version: Int
+        /// How the file was made, as `keel compile` prints it.
+        var provenance: String
     }
     var irAfterPass: [Snapshot]?
     var rejectedRewrites: [String]?

@@ -68,7 +68,7 @@ struct ExtractCommand: ParsableCommand {
                 note("shard \(parsed) (numbered from 0): files \(range.lowerBound)..<\(range.upperBound) of \(all.count)")
             }
             let (compiled, report) = try options.pipeline(model, cutAt: at).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let feeder = try ImageFeeder(graph: compiled.graph, preset: preprocess)
             guard let outputName = compiled.outputNames.first,
                   let outputType = compiled.graph.outputs.first.flatMap({ compiled.graph.type(of: $0.value) }) else {

@@ -45,7 +45,7 @@ struct RunCommand: ParsableCommand {
             try options.explainWeightsIfAsked(file, toStandardError: json)
             if input.isEmpty && image.isEmpty { return }
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let classifiers = model.graph.outputs.filter { model.graph.type(of: $0.value)?.shape.rank == 2 }
             if top != nil, classifiers.isEmpty {
                 let shapes = model.graph.outputs.map { "'\($0.name)' is \(model.graph.type(of: $0.value)?.description ?? "?")" }
@@ -149,9 +149,13 @@ struct RunResult: Encodable {
     var outputs: [OutputResult]
 }
 
-func noteSeeded(_ report: ModelPipeline.Report, seed: UInt64) {
+/// The note a model's run owes its user: seeded-random weights, for a source model and for a
+/// .keelc compiled from one alike.
+func noteSeeded(_ report: ModelPipeline.Report) {
     if report.seededParameters > 0 {
-        note("\(report.seededParameters) parameter tensors use seeded-random weights (--seed \(seed)); outputs are not meaningful predictions")
+        let seed = report.seed.map { " (--seed \($0))" } ?? ""
+        let compiled = report.provenance.map { " when \($0.source) was compiled" } ?? ""
+        note("\(report.seededParameters) parameter tensors use seeded-random weights\(seed)\(compiled); outputs are not meaningful predictions")
     }
 }
 
