@@ -12,6 +12,7 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let graph = try ModelLoader.load(path: file)
+            try OutputLabels.check(graph, modelFolder: OutputLabels.modelFolder(of: file))
             print("\(file): ok (\(graph.nodes.count) layers)")
             for output in graph.outputs {
                 let type = graph.type(of: output.value).map(\.description) ?? "?"

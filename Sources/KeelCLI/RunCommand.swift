@@ -72,29 +72,31 @@ struct RunCommand: ParsableCommand {
     /// For each output of shape [batch, classes]: the k best classes of each item, by name when
     /// the output declares a labels file.
     private func printTopClasses(_ outputs: [String: Tensor], graph: Graph, count: Int) throws {
-        let sources = image.isEmpty ? input : image
+        let modelFolder = OutputLabels.modelFolder(of: file)
         for output in graph.outputs {
             guard let tensor = outputs[output.name], tensor.shape.count == 2 else { continue }
             let classes = tensor.shape[1]
-            var names: [String] = []
-            if let labels = output.labels {
-                guard let text = try? String(contentsOfFile: labels, encoding: .utf8) else {
-                    throw ModelFileError(path: labels, reason: "cannot read the labels file of output '\(output.name)'")
-                }
-                names = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            }
+            let names = try OutputLabels.load(output, of: graph, modelFolder: modelFolder) ?? []
             for row in 0..<tensor.shape[0] {
                 let scores = tensor.values[(row * classes)..<((row + 1) * classes)]
                 let best = scores.indices.sorted { scores[$0] > scores[$1] }.prefix(count)
-                let source = row < sources.count ? sources[row] : "item \(row)"
-                print("\(output.name) for \(source):")
+                print("\(output.name) for \(FileListText.line(for: itemName(row, of: tensor.shape[0]))):")
                 for (rank, index) in best.enumerated() {
                     let classIndex = index - row * classes
-                    let label = classIndex < names.count && !names[classIndex].isEmpty ? names[classIndex] : "class \(classIndex)"
+                    let label = classIndex < names.count && !names[classIndex].isEmpty ? FileListText.line(for: names[classIndex]) : "class \(classIndex)"
                     print("  \(rank + 1). \(label)  " + String(format: "%.4f", scores[index]))
                 }
             }
         }
+    }
+
+    /// What row `row` of a batch of `rows` came from: its image, or its .npy file and index.
+    private func itemName(_ row: Int, of rows: Int) -> String {
+        if !image.isEmpty { return row < image.count ? image[row] : "item \(row)" }
+        let file = input.first.map { argument in
+            argument.firstIndex(of: "=").map { String(argument[argument.index(after: $0)...]) } ?? argument
+        } ?? "input"
+        return rows == 1 ? file : "\(file)[\(row)]"
     }
 
     private func outputPaths(_ names: [String], output: String) -> [(String, String)] {
