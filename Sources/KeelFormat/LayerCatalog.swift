@@ -82,13 +82,17 @@ enum LayerCatalog {
     ]
 
     static let padding = AttributeType.choice(["valid", "same"])
-    private static let fusedActivations = ["linear", "none", "relu", "sigmoid", "tanh"]
+    /// Keras's `activation=` words for `op`: "linear" and the fused activations its kernel applies
+    /// that take no parameters (Keras spells the others as layers).
+    private static func fusedActivations(_ op: OpKind) -> [String] {
+        ["linear"] + OpRegistry.schema(for: op).fusedActivations.filter(\.parameterNames.isEmpty).map(\.rawValue)
+    }
 
     static let all: [LayerType] = [
         LayerType(name: "conv2d",
                   attributes: [LayerAttribute("filters", .integer, required: true), LayerAttribute("kernel_size", .pair, required: true),
                                LayerAttribute("strides", .pair, default: .integers([1, 1])), LayerAttribute("padding", padding, default: .word("valid")),
-                               LayerAttribute("activation", .choice(fusedActivations), default: .word("linear")),
+                               LayerAttribute("activation", .choice(fusedActivations(.conv2d)), default: .word("linear")),
                                LayerAttribute("use_bias", .boolean, default: .boolean(true)),
                                LayerAttribute("dilation", .pair, default: .integers([1, 1]))],
                   positional: ["filters", "kernel_size"], isSpatial: true) { context in
@@ -106,7 +110,7 @@ enum LayerCatalog {
         },
         LayerType(name: "dense",
                   attributes: [LayerAttribute("units", .integer, required: true),
-                               LayerAttribute("activation", .choice(fusedActivations + ["softmax"]), default: .word("linear")),
+                               LayerAttribute("activation", .choice(fusedActivations(.dense)), default: .word("linear")),
                                LayerAttribute("use_bias", .boolean, default: .boolean(true)),
                                LayerAttribute("input_dim", .integer)],
                   positional: ["units"]) { context in
@@ -195,8 +199,8 @@ enum LayerCatalog {
         LayerType(name: "gelu", attributes: [LayerAttribute("approximate", .boolean, default: .boolean(false))]) { context in
             LayerLowering(op: .gelu, attributes: ["approximate": .string(context.arguments.boolean("approximate") ? "tanh" : "none")])
         },
-    ] + ([.relu, .sigmoid, .tanh, .selu, .softplus, .swish, .hardSigmoid, .hardSwish] as [OpKind]).map { op in
-        LayerType(name: op.rawValue) { _ in LayerLowering(op: op) }
+    ] + OpRegistry.all.filter(\.isKeelLayer).map { schema in
+        LayerType(name: schema.kind.rawValue) { _ in LayerLowering(op: schema.kind) }
     }
 
     /// Keras's ZeroPadding2D `padding`: p, (vertical, horizontal) or (top, bottom, left, right).
