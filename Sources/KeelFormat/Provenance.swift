@@ -34,7 +34,7 @@ struct Provenance {
         if input.layout != nil { traces[input.name] = Trace(input: input.name, location: input.location) }
     }
 
-    /// Extends the traces through one lowered layer.
+    /// Extends the traces through one translated layer.
     mutating func record(_ layer: LayerInstance, op: OpKind, arguments: LayerArguments, inputTypes: [TensorType],
                          layout: Layout?, output: TensorType) {
         let source = layer.inputs[0].name
