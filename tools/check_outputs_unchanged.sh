@@ -20,7 +20,8 @@ for graph in graphs/*.keel; do
             binary=$before
             [[ $side == after ]] && binary=$after
             "$binary" run "$graph" $level --seed 7 --threads 1 --image samples/chelsea.jpg --image samples/coffee.jpg \
-                --output "$stem.$side.npy" >/dev/null
+                --output "$stem.$side.npy" >/dev/null 2>"$stem.$side.log" \
+                || { echo "run failed: $binary $graph $level" >&2; cat "$stem.$side.log" >&2; exit 1; }
         done
         for file in "$stem".before*.npy; do
             twin=${file/.before/.after}
