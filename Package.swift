@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Keel: a model-graph compiler and CPU runtime.
 // The targets follow the pipeline: format -> IR -> passes -> kernels/runtime, with ONNX import beside the format.
 import PackageDescription
@@ -9,6 +9,12 @@ let package = Package(
     products: [
         .library(name: "Keel", targets: ["Keel"]),
         .executable(name: "keel", targets: ["KeelCLI"]),
+    ],
+    // The `keel` command's argument parser is behind the default trait "CLI": a package that embeds
+    // the library with `traits: []` neither resolves nor builds it (see README, "Embedding Keel").
+    traits: [
+        .trait(name: "CLI", description: "The keel command-line tool and its argument parser."),
+        .default(enabledTraits: ["CLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -50,7 +56,7 @@ let package = Package(
         // The `keel` command.
         .executableTarget(name: "KeelCLI", dependencies: [
             "Keel",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser", condition: .when(traits: ["CLI"])),
         ]),
 
         .testTarget(name: "KeelIRTests", dependencies: ["KeelIR"]),

@@ -9,13 +9,20 @@ public struct ImageFeeder: Sendable {
     public let inputName: String
     public let preprocessing: ImagePreprocessing
 
-    /// `preset` overrides the input's declared preprocessing (an ONNX model declares none).
+    /// `preset` overrides the input's declared preprocessing. A model that declares none (every
+    /// ONNX model) needs one: guessing raw 0–255 pixels would give silently wrong features for
+    /// a network trained on normalised ones, so `raw` (or `none`) must be asked for.
     public init(graph: Graph, preset: String? = nil) throws {
         guard graph.inputs.count == 1, var input = graph.inputs.first else {
             throw ModelFileError(path: graph.source ?? graph.name,
                                  reason: "images need a model with one image input; this one has \(graph.inputs.count) inputs")
         }
         if let preset { input.preprocess = preset }
+        guard input.preprocess != nil else {
+            throw ModelFileError(path: graph.source ?? graph.name,
+                                 reason: "input '\(input.name)' declares no image preprocessing; choose one with --preprocess "
+                                     + "(keras_vgg16, torch, or none for raw 0–255 pixels)")
+        }
         inputName = input.name
         preprocessing = try ImagePreprocessing(input: input)
     }
@@ -30,7 +37,7 @@ public struct ImageFeeder: Sendable {
 }
 
 /// The image files behind command-line arguments: files as given, folders expanded (recursively,
-/// sorted by path so every machine sees the same order), and the share of one shard.
+/// sorted by path so every machine sees the same order; `Shard` splits the list).
 public enum ImageFiles {
     public static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
@@ -58,14 +65,5 @@ public enum ImageFiles {
             files.append(contentsOf: found)
         }
         return files
-    }
-
-    /// Shard `index` of `count` (0-based): a contiguous slice, so concatenating the shards' outputs
-    /// in index order gives the unsharded output. Kubernetes indexed jobs pass
-    /// JOB_COMPLETION_INDEX; Slurm arrays SLURM_ARRAY_TASK_ID (start the array at 0).
-    public static func shard(_ files: [String], index: Int, count: Int) -> [String] {
-        let start = files.count * index / count
-        let end = files.count * (index + 1) / count
-        return Array(files[start..<end])
     }
 }

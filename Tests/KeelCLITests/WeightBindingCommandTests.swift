@@ -43,9 +43,35 @@ final class WeightBindingCommandTests: XCTestCase {
         let errors = result.stderr.components(separatedBy: "error:").count - 1
         XCTAssertEqual(errors, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("cannot bind 2 parameters"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("block2_conv3/kernel f32[3,3,8,8]: no conv weights in the file name layer 'block2_conv3'"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("block2_conv3/bias f32[8]: no conv weights in the file name layer 'block2_conv3'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("layer 'block2_conv3' (block2_conv3/kernel f32[3,3,8,8], block2_conv3/bias f32[8]): no conv weights in the file are named 'block2_conv3'; closest: block2_conv2"), result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: temporaryPath("out.npy")))
+    }
+
+    /// A Keras head with its own layer names: one line per layer, the names the file has, the
+    /// closest of them, and whether --match order would bind (it does, and gives ONNX Runtime's numbers).
+    func testRenamedHeadListsTheFilesNamesAndSuggestsMatchingByOrder() throws {
+        var renamed = try writeGraph(replacing: "dense = dense(8)\nbatch_normalization = batch_norm()", with: "dense_256 = dense(8)\nbn = batch_norm()", output: nil)
+        let text = try String(contentsOfFile: renamed, encoding: .utf8)
+        renamed = temporaryPath("renamed_head.keel")
+        try text.replacingOccurrences(of: "dense_1 = dense(3)", with: "logits = dense(3)")
+            .replacingOccurrences(of: "output logits = dense_1", with: "output logits = logits")
+            .write(toFile: renamed, atomically: true, encoding: .utf8)
+        let result = try CLITests.keel(["run", renamed, "--weights", Self.relative + "tf2onnx.onnx",
+                                        "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")])
+        XCTAssertEqual(result.status, 1)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "error: \(Self.relative)tf2onnx.onnx: cannot bind 8 parameters:", result.stderr)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("  layer ") }.count, 3, result.stderr)
+        XCTAssertEqual(lines.count, 6, result.stderr)
+        XCTAssertTrue(lines.contains("  layer 'dense_256' (dense_256/kernel f32[128,8], dense_256/bias f32[8]): no dense weights in the file are named 'dense_256'; closest: dense_1, dense"), result.stderr)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  layer 'bn' (bn/gamma f32[8], bn/beta f32[8], bn/moving_mean f32[8], bn/moving_variance f32[8]): no batch norm weights in the file are named 'bn'; closest: batch_normalization") }, result.stderr)
+        XCTAssertTrue(lines.contains("note: the file's weighted layers are block1_conv1 (conv), block2_conv1 (conv), block2_conv2 (conv), dense (dense), batch_normalization (scale-shift), dense_1 (dense)"), result.stderr)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("note: try --match order: it binds all 14 parameters") }, result.stderr)
+
+        let ordered = try CLITests.keel(["run", renamed, "--weights", Self.relative + "tf2onnx.onnx", "--match", "order",
+                                         "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")])
+        XCTAssertEqual(ordered.status, 0, ordered.stderr)
+        XCTAssertLessThan(relativeError(try NpyFile.read(path: temporaryPath("out.npy")), try fixture("tf2onnx_b2_logits.npy")), 1e-4)
     }
 
     func testMissingOrCorruptWeightsFileIsAOneLineError() throws {
