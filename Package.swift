@@ -48,7 +48,7 @@ let package = Package(
         // Stage 4: fp32 kernels over OpenBLAS (no IR knowledge).
         .target(name: "KeelKernels", dependencies: ["COpenBLAS", "CSIMDKernels"]),
         // Stage 5: execution plans, memory planning, scheduling, tensors and .npy I/O.
-        .target(name: "KeelRuntime", dependencies: ["KeelIR", "KeelPasses", "KeelKernels"]),
+        .target(name: "KeelRuntime", dependencies: ["KeelIR", "KeelKernels"]),
         // Image decoding (PNG, JPEG) and the preprocessing presets declared on graph inputs.
         .target(name: "KeelImages", dependencies: ["KeelIR", "CImageShims"]),
         // The public Swift API that embeds the whole pipeline.
@@ -71,7 +71,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelImagesTests", dependencies: ["KeelImages"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelCLITests", dependencies: ["Keel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KeelTests", dependencies: ["Keel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KeelCLITests", dependencies: ["Keel"]),
         // The ONNX project's own node tests (../shared/onnx-conformance) through import and runtime.
         .testTarget(name: "KeelConformanceTests", dependencies: ["Keel", "KeelONNX"]),
     ],

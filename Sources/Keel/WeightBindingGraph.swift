@@ -32,7 +32,6 @@ struct GraphLayer {
 
     /// Follows a dense layer's input back to a flatten (or reshape) of a rank-4 image.
     private static func flattenedImage(feeding value: String, in graph: Graph) -> ((Int, Int, Int), FlattenOrder)? {
-        let passThrough: Set<OpKind> = [.relu, .identity, .dropout, .cast]
         var current = value
         while let producer = graph.producer(of: current) {
             if producer.op == .flatten || producer.op == .reshape {
@@ -42,7 +41,8 @@ struct GraphLayer {
                 let order = layout(of: input, in: graph)
                 return order == .nchw ? ((extents[2], extents[3], extents[1]), .nchw) : ((extents[1], extents[2], extents[3]), .nhwc)
             }
-            guard passThrough.contains(producer.op), let input = producer.inputs.first else { return nil }
+            // Ops that keep every element where it is (activations, identity, dropout, cast).
+            guard OpRegistry.schema(for: producer.op).isLayoutAgnostic, let input = producer.inputs.first else { return nil }
             current = input
         }
         return nil

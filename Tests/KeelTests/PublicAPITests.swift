@@ -4,7 +4,7 @@ import XCTest
 /// The README's embedding example, kept compiling and true.
 final class PublicAPITests: XCTestCase {
     func testReadmeExample() throws {
-        let path = CLITests.repository.appendingPathComponent("graphs/vgg16_vit_head.keel").path
+        let path = repository.appendingPathComponent("graphs/vgg16_vit_head.keel").path
 
         // Load, check every shape, bind seeded weights, compile.
         let (model, report) = try ModelPipeline(path: path, weights: .seeded(42), threads: 2).compile()

@@ -1,69 +1,10 @@
 import Foundation
-@testable import Keel
+import Keel
 import XCTest
 
-/// Binding ONNX weights to a .keel graph. The fixtures (tools/gen_vgg16_onnx.py --mini) are one
-/// small VGG-like network exported two ways, tf2onnx style and PyTorch style, with ONNX
-/// Runtime's outputs for the same input: binding either file must reproduce them.
-final class WeightBindingTests: XCTestCase {
-    static let fixtures: URL = {
-        if let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil) { return url.appendingPathComponent("weights") }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/weights")
-    }()
-    static let graph = fixtures.appendingPathComponent("mini_vgg.keel").path
-    static let tf2onnx = fixtures.appendingPathComponent("tf2onnx.onnx").path
-    static let pytorch = fixtures.appendingPathComponent("pytorch.onnx").path
-    /// The same files as the `keel` command sees them (it runs in the repository).
-    static let relative = "Tests/KeelCLITests/Fixtures/weights/"
-
-    private func fixture(_ name: String) throws -> Tensor {
-        try NpyFile.read(path: Self.fixtures.appendingPathComponent(name).path)
-    }
-
-    /// max|a-b| / max|b|: the error relative to the output's scale.
-    private func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float {
-        let scale = expected.values.map(abs).max() ?? 0
-        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
-        return error / max(scale, .leastNormalMagnitude)
-    }
-
-    private func runGraph(_ graph: String = graph, weights: String, match: WeightMatch) throws -> Tensor {
-        let (model, report) = try ModelPipeline(path: graph, weights: .onnx(path: weights, match: match), threads: 1).compile()
-        XCTAssertEqual(report.seededParameters, 0)
-        let outputs = try model.run(["input_1": try fixture("input_b2.npy")])
-        return try XCTUnwrap(outputs["logits"])
-    }
-
-    func testBindingByNameReproducesONNXRuntime() throws {
-        let logits = try runGraph(weights: Self.tf2onnx, match: .name)
-        let expected = try fixture("tf2onnx_b2_logits.npy")
-        XCTAssertEqual(logits.shape, expected.shape)
-        XCTAssertLessThan(relativeError(logits, expected), 1e-4)
-    }
-
-    func testBindingByOrderReproducesONNXRuntime() throws {
-        let logits = try runGraph(weights: Self.pytorch, match: .order)
-        let expected = try fixture("pytorch_b2_logits.npy")
-        XCTAssertEqual(logits.shape, expected.shape)
-        XCTAssertLessThan(relativeError(logits, expected), 1e-4)
-    }
-
-    /// Parameters that need no layout change share the file's bytes instead of copying them.
-    func testUnconvertedParametersShareTheFilesStorage() throws {
-        let graph = try ModelLoader.load(path: Self.graph)
-        let plan = try WeightBindingPlan.make(for: graph, onnxPath: Self.tf2onnx, match: .name)
-        let bound = plan.apply(to: graph)
-        var shared: [String] = []
-        for binding in plan.bindings {
-            guard case .shared(let data) = binding.recipe else { continue }
-            XCTAssertTrue(bound.constants[binding.parameter]?.data?.storage === data.storage, binding.parameter)
-            shared.append(binding.parameter)
-        }
-        // Conv biases, both dense layers (MatMul stores Keras's [in,out]) and the BatchNorm shift.
-        XCTAssertEqual(shared.sorted(), ["batch_normalization/beta", "block1_conv1/bias", "block2_conv1/bias", "block2_conv2/bias",
-                                         "dense/bias", "dense/kernel", "dense_1/bias", "dense_1/kernel"])
-    }
-
+/// `keel run --weights`: binding ONNX weights to a .keel graph as a user does it, with
+/// `--explain`, and the one-line errors when binding fails (fixtures: Tests/KeelTests/Fixtures/weights).
+final class WeightBindingCommandTests: XCTestCase {
     func testExplainPrintsOneLinePerParameter() throws {
         let result = try CLITests.keel(["run", Self.relative + "mini_vgg.keel", "--weights", Self.relative + "pytorch.onnx",
                                         "--match", "order", "--explain"])
@@ -133,52 +74,6 @@ final class WeightBindingTests: XCTestCase {
         XCTAssertLessThan(relativeError(try NpyFile.read(path: temporaryPath("out.npy")), try fixture("tf2onnx_b2_logits.npy")), 1e-4)
     }
 
-    /// A layer called `model` is named by every tf2onnx node (`model/dense/MatMul`, `model/dense_1/MatMul`).
-    func testAmbiguousNamesAreReported() throws {
-        let clash = try writeGraph(replacing: "dense_1 = dense(3)", with: "model = dense(3)", output: "model")
-        XCTAssertThrowsError(try runGraph(clash, weights: Self.tf2onnx, match: .name)) { error in
-            let text = String(describing: error)
-            XCTAssertTrue(text.contains("model/kernel f32[8,3]: ambiguous: layer 'model' is named by 'model/dense/MatMul', 'model/dense_1/MatMul'"), text)
-            XCTAssertTrue(text.contains("model/bias f32[3]: ambiguous"), text)
-        }
-    }
-
-    /// Both spellings tf2onnx uses carry the Keras layer name as a path component.
-    func testKerasLayerNamesAreFoundInTF2ONNXNames() {
-        XCTAssertEqual(SourceLayerReader.nameParts("block1_conv1/kernel:0"), ["block1_conv1", "kernel"])
-        XCTAssertEqual(SourceLayerReader.nameParts("model/dense_1/BiasAdd/ReadVariableOp:0"), ["model", "dense_1", "BiasAdd", "ReadVariableOp"])
-        XCTAssertEqual(SourceLayerReader.nameParts("features.0.weight"), ["features.0.weight"])
-    }
-
-    func testPyTorchNamesByNameSuggestMatchingByOrder() throws {
-        XCTAssertThrowsError(try runGraph(weights: Self.pytorch, match: .name)) { error in
-            let text = String(describing: error)
-            XCTAssertTrue(text.contains("cannot bind 14 parameters"), text)
-            XCTAssertTrue(text.contains("try --match order"), text)
-        }
-    }
-
-    func testShapeMismatchNamesBothShapes() throws {
-        let wider = try writeGraph(replacing: "block2_conv2 = conv2d(8,", with: "block2_conv2 = conv2d(6,", output: nil)
-        XCTAssertThrowsError(try runGraph(wider, weights: Self.tf2onnx, match: .name)) { error in
-            let text = String(describing: error)
-            XCTAssertTrue(text.contains("block2_conv2/kernel f32[3,3,8,6]: shape mismatch with model/block2_conv2/Conv2D/ReadVariableOp:0 [8,8,3,3]: [3,3,8,8] after OIHW->HWIO, expected [3,3,8,6]"), text)
-            XCTAssertTrue(text.contains("block2_conv2/bias f32[6]: shape mismatch"), text)
-            // The next layers' kernels change shape too, and all are in the same error.
-            XCTAssertTrue(text.contains("dense/kernel f32[96,8]: shape mismatch"), text)
-        }
-    }
-
-    func testOrderMismatchNamesBothKinds() throws {
-        let extra = try writeGraph(replacing: "block1_pool = max_pool2d(2)", with: "block1_conv2 = conv2d(4, 3, padding: same)\nblock1_pool = max_pool2d(2)", output: nil)
-        XCTAssertThrowsError(try runGraph(extra, weights: Self.pytorch, match: .order)) { error in
-            let text = String(describing: error)
-            XCTAssertTrue(text.contains("block1_conv2/kernel f32[3,3,4,4]: shape mismatch with features.3.weight [8,4,3,3]"), text)
-            XCTAssertTrue(text.contains("dense/kernel f32[128,8]: weighted layer 5 is a dense in the graph but batch norm '/classifier/classifier.1/BatchNormalization' in the file"), text)
-            XCTAssertTrue(text.contains("dense_1/bias f32[3]: the file has only 6 weighted layers; this is layer 7"), text)
-        }
-    }
-
     func testMissingOrCorruptWeightsFileIsAOneLineError() throws {
         let corrupt = temporaryPath("corrupt.onnx")
         try Data("not a protobuf \u{1}\u{2}\u{3}".utf8).write(to: URL(fileURLWithPath: corrupt))
@@ -208,6 +103,20 @@ final class WeightBindingTests: XCTestCase {
 
     // MARK: Helpers
 
+    /// The same files as the `keel` command sees them (it runs in the repository).
+    static let relative = "Tests/KeelTests/Fixtures/weights/"
+
+    private func fixture(_ name: String) throws -> Tensor {
+        try NpyFile.read(path: CLITests.repository.appendingPathComponent(Self.relative + name).path)
+    }
+
+    /// max|a-b| / max|b|: the error relative to the output's scale.
+    private func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float {
+        let scale = expected.values.map(abs).max() ?? 0
+        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+        return error / max(scale, .leastNormalMagnitude)
+    }
+
     private lazy var directory: URL = {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("keel-weights-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -223,7 +132,7 @@ final class WeightBindingTests: XCTestCase {
 
     /// The fixture graph with one edit, written to a temporary .keel file.
     private func writeGraph(replacing old: String, with new: String, output: String?) throws -> String {
-        let text = try String(contentsOfFile: Self.graph, encoding: .utf8)
+        let text = try String(contentsOfFile: CLITests.repository.appendingPathComponent(Self.relative + "mini_vgg.keel").path, encoding: .utf8)
         XCTAssertTrue(text.contains(old), old)
         var edited = text.replacingOccurrences(of: old, with: new)
         if let output { edited = edited.replacingOccurrences(of: "output logits = dense_1", with: "output logits = \(output)") }
