@@ -26,7 +26,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 func errorText(_ error: Error) -> String {
     if let diagnostic = error as? Diagnostic { return diagnostic.description }
-    let text = String(describing: error)
+    // Other errors are one line; names inside them came from files and may hold control characters.
+    let text = String(describing: error).escapedForTerminal
     return text.hasPrefix("error:") || text.contains(": error:") ? text : "error: " + text
 }
 

@@ -13,9 +13,11 @@ struct SummaryCommand: ParsableCommand {
     @Flag(help: "Print JSON: {model, layers: [{name, op, output_shape, params, trainable}], total_params, trainable_params, non_trainable_params}.")
     var json = false
 
+    @OptionGroup var paths: ModelPathOptions
+
     func run() throws {
         try reportingErrors {
-            let graph = try ModelLoader.load(path: file)
+            let graph = try ModelLoader.load(path: file, confinement: paths.confinement)
             let summary = ModelSummary(graph)
             if json {
                 print(try summaryJSON(summary, model: graph.name))
