@@ -68,12 +68,13 @@ struct ExtractCommand: ParsableCommand {
             let progress = Progress(total: files.count)
             var written: [String] = []
             do {
+                try compiled.prepare(bindings: feeder.bindings(count: min(batch, files.count)))
                 for start in stride(from: 0, to: files.count, by: batch) {
-                    var images: [Image] = []
+                    var images: [[Float]] = []
                     var names: [String] = []
                     for file in files[start..<min(start + batch, files.count)] {
                         do {
-                            images.append(try feeder.decode(file))
+                            images.append(try feeder.values(forFile: file))
                             names.append(file)
                         } catch where keepGoing {
                             failures += 1
@@ -81,7 +82,7 @@ struct ExtractCommand: ParsableCommand {
                         }
                     }
                     if !images.isEmpty {
-                        let result = try compiled.run([feeder.inputName: try feeder.tensor(for: images)])
+                        let result = try compiled.run([feeder.inputName: try feeder.tensor(rows: images)])
                         guard let features = result[outputName] else { continue }
                         try writer.append(features.values[...])
                         written.append(contentsOf: names)

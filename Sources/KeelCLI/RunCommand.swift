@@ -25,6 +25,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Image preprocessing instead of the one the input declares: \(ImagePreset.names.joined(separator: ", ")).", valueName: "preset"))
     var preprocess: String?
 
+    @Flag(name: .customLong("check-finite"), help: "Fail (exit 1, nothing written) when an output holds NaN or infinity; without it a note says so.")
+    var checkFinite = false
+
     @OptionGroup var options: CompileOptions
 
     func validate() throws {
@@ -45,10 +48,12 @@ struct RunCommand: ParsableCommand {
                 inputs = try readInputs(input, for: model)
             } else {
                 let feeder = try ImageFeeder(graph: model.graph, preset: preprocess)
-                inputs = [feeder.inputName: try feeder.tensor(for: try image.map(feeder.decode))]
+                try model.prepare(bindings: feeder.bindings(count: image.count))
+                inputs = [feeder.inputName: try feeder.tensor(rows: try image.map(feeder.values(forFile:)))]
             }
             let bindings = try model.bind(inputs)
             let outputs = try model.run(inputs)
+            try reportNonFinite(outputs, model: model, inputs: inputs, failing: checkFinite)
             let memory = try model.memoryReport(bindings: bindings)
             note("planned activation memory \(megabytes(memory.plannedBytes)) (separate buffers would take \(megabytes(memory.naiveBytes)))")
             if let output {

@@ -15,7 +15,7 @@ public final class CompiledModel: @unchecked Sendable {
     /// Weights transformed once for their kernels (packed conv filters, folded BN scale/shift), shared by every plan.
     let prepared = PreparedWeights()
     private var plans: [[String: Int]: ExecutionPlan] = [:]
-    private let lock = NSLock()
+    let lock = NSLock()
 
     /// `graph` must carry inferred types (run shape inference first) and bound data for every
     /// constant a node reads, except conv filters given in `prepared` form (read from a .keelc):
@@ -141,7 +141,7 @@ public final class CompiledModel: @unchecked Sendable {
         return (plan.plannedBytes, plan.naiveBytes)
     }
 
-    private func copyInputs(_ inputs: [String: Tensor], into plan: ExecutionPlan) {
+    func copyInputs(_ inputs: [String: Tensor], into plan: ExecutionPlan) {
         for (name, slot) in plan.inputSlots {
             guard let tensor = inputs[name] else { continue }
             tensor.values.withUnsafeBufferPointer { source in
@@ -150,7 +150,7 @@ public final class CompiledModel: @unchecked Sendable {
         }
     }
 
-    private func plan(for bindings: [String: Int]) throws -> ExecutionPlan {
+    func plan(for bindings: [String: Int]) throws -> ExecutionPlan {
         if let cached = plans[bindings] { return cached }
         let builder = PlanBuilder(graph: graph, constants: constants, constantNames: constantNames, context: context,
                                   prepared: prepared, lowering: KernelLowering.makeStep)
