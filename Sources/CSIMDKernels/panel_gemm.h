@@ -4,7 +4,10 @@
  * packed (transposed to [k][rows]) at a time, so both operands are read sequentially.
  * Rows are split into even groups of at most 8 (AVX-512: 16 accumulators; clang spills some of
  * the 24 a 12-row block needs, which halved the speed) or 6 (AVX2: 12 of the 16 registers). */
-#include "keel_simd.h"
+#ifndef KEEL_PANEL_GEMM_H
+#define KEEL_PANEL_GEMM_H
+/* The template each ISA file instantiates (DEFINE_PANEL_GEMM), and the scalar helpers it uses. */
+#include "keel_kernels.h"
 #include "simd_internal.h"
 
 enum {
@@ -48,7 +51,7 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, const float *a, ptrdiff_t 
  * AVX2: two passes of 2×8). */
 #define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
                           SET1, ZERO, FMADD, ADD)                                                           \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_block(const int rows, ptrdiff_t depth, struct rows_view a,           \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,           \
                                               const float *b, float *c, ptrdiff_t ldc, int accumulate,       \
                                               MASK low, MASK high, int prefetch) {                          \
         VEC left[LIMIT], right[LIMIT];                                                                      \
@@ -75,62 +78,41 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, const float *a, ptrdiff_t 
             STORE(high, line + HALF, right[r]);                                                             \
         }                                                                                                   \
     }                                                                                                       \
-    static ATTRIBUTE void PREFIX##_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,       \
+    static ATTRIBUTE void PREFIX##_gemm_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,       \
                                         float *c, ptrdiff_t ldc, int accumulate, ptrdiff_t width) {         \
         for (ptrdiff_t first = 0; first < PANEL && first < width; first += 2 * HALF) {                      \
             MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                      \
             switch (rows) {                                                                                 \
-                CASES(PREFIX##_block, depth, a, b + first, c + first, ldc, accumulate, low, high,           \
+                CASES(PREFIX##_gemm_block, depth, a, b + first, c + first, ldc, accumulate, low, high,           \
                       depth > SHALLOW)                                                                      \
                 default: break;                                                                             \
             }                                                                                               \
         }                                                                                                   \
+    }                                                                                                       \
+    void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
+                                        const float *b_panels, float *c, ptrdiff_t ldc) {                   \
+        ptrdiff_t groups = (m + LIMIT - 1) / LIMIT;                                                         \
+        ptrdiff_t panels = (n + PANEL - 1) / PANEL;                                                         \
+        float packed[DEPTH * LIMIT];                                                                        \
+        for (ptrdiff_t start = 0; start < k; start += DEPTH) {                                              \
+            ptrdiff_t depth = k - start < DEPTH ? k - start : DEPTH;                                        \
+            for (ptrdiff_t group = 0; group < groups; group++) {                                            \
+                ptrdiff_t first = group_start(m, groups, group);                                            \
+                int rows = (int)(group_start(m, groups, group + 1) - first);                                \
+                struct rows_view view = { a + first * lda + start, 1, lda };                                \
+                if (k > SHALLOW) {                                                                          \
+                    pack_rows(rows, depth, view.base, lda, packed);                                         \
+                    view = (struct rows_view){ packed, rows, 1 };                                           \
+                }                                                                                           \
+                for (ptrdiff_t panel = 0; panel < panels; panel++) {                                        \
+                    const float *b = b_panels + panel * k * PANEL + start * PANEL;                          \
+                    float *target = c + first * ldc + panel * PANEL;                                        \
+                    ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;                \
+                    PREFIX##_gemm_rows(rows, depth, view, b, target, ldc, start > 0, width);                     \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
     }
 
-/* AVX-512: 8 rows × 32 columns, 16 accumulators. */
-DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_8, __mmask16, keel_avx512_lanes,
-                  _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
-                  _mm512_fmadd_ps, _mm512_add_ps)
-
-/* AVX2 + FMA: 6 rows × 16 columns, 12 of the 16 registers. */
-DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
-                  _mm256_loadu_ps, KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps,
-                  _mm256_fmadd_ps, _mm256_add_ps)
-
 #endif
-
-int keel_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                        const float *b_panels, float *c, ptrdiff_t ldc) {
-#if KEEL_X86
-    if (m <= 0 || n <= 0 || k <= 0) return 0;
-    keel_simd_level level = keel_simd_level_in_use();
-    if (level == KEEL_SIMD_GENERIC) return 0;
-    int limit = level == KEEL_SIMD_AVX512 ? AVX512_ROWS : AVX2_ROWS;
-    ptrdiff_t groups = (m + limit - 1) / limit;
-    ptrdiff_t panels = (n + PANEL - 1) / PANEL;
-    float packed[DEPTH * AVX512_ROWS];
-    for (ptrdiff_t start = 0; start < k; start += DEPTH) {
-        ptrdiff_t depth = k - start < DEPTH ? k - start : DEPTH;
-        for (ptrdiff_t group = 0; group < groups; group++) {
-            ptrdiff_t first = group_start(m, groups, group);
-            int rows = (int)(group_start(m, groups, group + 1) - first);
-            struct rows_view view = { a + first * lda + start, 1, lda };
-            if (k > SHALLOW) {
-                pack_rows(rows, depth, view.base, lda, packed);
-                view = (struct rows_view){ packed, rows, 1 };
-            }
-            for (ptrdiff_t panel = 0; panel < panels; panel++) {
-                const float *b = b_panels + panel * k * PANEL + start * PANEL;
-                float *target = c + first * ldc + panel * PANEL;
-                ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;
-                if (level == KEEL_SIMD_AVX512) avx512_rows(rows, depth, view, b, target, ldc, start > 0, width);
-                else avx2_rows(rows, depth, view, b, target, ldc, start > 0, width);
-            }
-        }
-    }
-    return 1;
-#else
-    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b_panels; (void)c; (void)ldc;
-    return 0;
 #endif
-}
