@@ -46,9 +46,29 @@ final class HostileInputTests: XCTestCase {
 
     /// F4: a .keelc constant of [2^32, 2^32] (checksum recomputed) trapped computing its bytes.
     func testF4CompiledConstantWithOverflowingShapeIsRefused() throws {
-        let path = try XCTUnwrap(Bundle.module.path(forResource: "Fixtures/C_bias_overflow.keelc", ofType: nil))
+        let model = try compile(try graph("model m\ninput x: f32[N, 8]\nd = dense(4)\n"))
+        let path = folder.appendingPathComponent("m.keelc").path
+        try CompiledArtifact.write(model.graph, provenance: .test, to: path)
+        // Rewrite the bias's shape in the header and recompute the header checksum, as an attacker would.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let load = { (offset: Int) in (0..<8).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) } }
+        let length = load(16)
+        var header = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes[64..<(64 + length)])) as? [String: Any])
+        var constants = try XCTUnwrap(header["constants"] as? [[String: Any]])
+        let bias = try XCTUnwrap(constants.firstIndex { ($0["name"] as? String) == "d/bias" })
+        var type = try XCTUnwrap(constants[bias]["type"] as? [String: Any])
+        type["shape"] = [["known": 4_294_967_296], ["known": 4_294_967_296]]
+        constants[bias]["type"] = type
+        header["constants"] = constants
+        let rewritten = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        XCTAssertLessThanOrEqual(64 + rewritten.count, load(32), "the header must still end before the weights")
+        bytes.replaceSubrange(64..<(64 + length), with: rewritten + [UInt8](repeating: 0, count: max(0, length - rewritten.count)))
+        func store(_ value: UInt64, at offset: Int) { for index in 0..<8 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) } }
+        store(UInt64(rewritten.count), at: 16)
+        store(stableHash(rewritten), at: 24)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try CompiledArtifact.read(path: path)) { error in
-            XCTAssertTrue("\(error)".hasSuffix("constant 'c/bias' has shape [4294967296,4294967296], too large to address"), "\(error)")
+            XCTAssertTrue("\(error)".hasSuffix("constant 'd/bias' has shape [4294967296,4294967296], too large to address"), "\(error)")
         }
     }
 
