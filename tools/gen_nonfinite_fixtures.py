@@ -2,7 +2,7 @@
 """NaN and infinity references for every ONNX op Keel imports (issue 16, "NaN like ONNX Runtime").
 
 Each case is a one- or two-node ONNX model whose input holds NaN, +inf and -inf among ordinary
-values; ONNX Runtime computes the expected output. Written to Tests/KeelCLITests/Fixtures/nonfinite/:
+values; ONNX Runtime computes the expected output. Written to Tests/KeelTests/Fixtures/nonfinite/:
 <case>.onnx, <case>.in.npy, <case>.out.npy and manifest.json (case, op, reference, note).
 
 Where ONNX Runtime has no consistent rule the reference is NumPy's instead, and the manifest says
@@ -22,7 +22,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "Tests", "KeelCLITests", "Fixtures", "nonfinite")
+OUT = os.path.join(ROOT, "Tests", "KeelTests", "Fixtures", "nonfinite")
 OPSET = 20
 LOWEST = np.float32(-3.4028234663852886e38)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates Tests/KeelCLITests/Fixtures/nonfinite with ONNX Runtime. Uses $PYTHON when given,
+# Regenerates Tests/KeelTests/Fixtures/nonfinite with ONNX Runtime. Uses $PYTHON when given,
 # else a virtual environment of its own in tools/.venv (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,14 +1,14 @@
 import Foundation
 import KeelIR
 
-/// Loads a .keel file and everything it includes, and lowers it to an IR graph with every
+/// Loads a .keel file and everything it includes, and translates it to an IR graph with every
 /// value's type inferred. Throws a `Diagnostic` (`file:line:col: error: …`) on any problem.
 /// Included files must lie in the model's folder tree or a folder `confinement` allows.
 public func loadKeelGraph(path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
     try parseKeelGraph(source: try readKeelFile(path), path: path, confinement: confinement)
 }
 
-/// Lowers .keel source to an IR graph. `path` names the source in locations and anchors
+/// Translates .keel source to an IR graph. `path` names the source in locations and anchors
 /// relative `include` paths, which are read from disk.
 public func parseKeelGraph(source: String, path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
     let file = try Parser.parse(source: source, path: path)
@@ -16,7 +16,7 @@ public func parseKeelGraph(source: String, path: String, confinement: PathConfin
     let model = try Expander.expand(file) { included in
         try readKeelFile(try confinement.check(included, inside: modelFolder))
     }
-    return try Lowering.lower(model)
+    return try GraphTranslator.translate(model)
 }
 
 /// The text of a file, or a Diagnostic naming it. Only regular files are read.

@@ -42,9 +42,8 @@ extension CompiledModel {
             return .input(name)
         }
         let bindings = try bind(inputs)
-        lock.lock()
-        defer { lock.unlock() }
-        let plan = try plan(for: bindings)
+        let plan = try checkOut(bindings)
+        defer { checkIn(plan, bindings) }
         copyInputs(inputs, into: plan)
         let locations = Dictionary(graph.nodes.map { ($0.name, $0.location) }, uniquingKeysWith: { first, _ in first })
         for step in plan.steps {

@@ -17,9 +17,6 @@ public struct ExecutionContext: Sendable {
     public static var simdLevel: String { CPUCapabilities.inUse.description }
 }
 
-/// Ops whose output is the input's memory read with another shape: no kernel, no copy.
-let viewOps: Set<OpKind> = [.reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .cast]
-
 /// Builds an `ExecutionPlan` for one binding of the graph's symbols.
 ///
 /// Views share their input's buffer; unary element-wise ops write over their input when it dies
@@ -55,8 +52,9 @@ struct PlanBuilder {
             guard let first = node.presentInputs.first, node.outputs.count == 1 else { continue }
             let output = node.outputs[0]
             let base = rootOf(first)
-            let aliases = viewOps.contains(node.op)
-                || (isUnaryElementwise(node.op) && !constantNames.contains(base) && !outputRoots.contains(base)
+            let aliasing = OpRegistry.schema(for: node.op).aliasing
+            let aliases = aliasing == .view
+                || (aliasing == .inPlace && !constantNames.contains(base) && !outputRoots.contains(base)
                     && groupLastUse[base] == index)
             guard aliases else { continue }
             root[output] = base
@@ -116,7 +114,7 @@ struct PlanBuilder {
 
         var steps: [Step] = []
         do {
-            for (index, node) in graph.nodes.enumerated() where !viewOps.contains(node.op) {
+            for (index, node) in graph.nodes.enumerated() where OpRegistry.schema(for: node.op).aliasing != .view {
                 let operands = StepOperands(
                     node: node,
                     inputShapes: node.inputs.map { shapes[$0] ?? [] },
@@ -179,15 +177,5 @@ struct PlanBuilder {
             }
         }
         return shapes
-    }
-}
-
-func isUnaryElementwise(_ op: OpKind) -> Bool {
-    switch op {
-    case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid,
-         .hardSwish, .swish, .clip, .sqrt, .exp, .log, .neg, .abs:
-        return true
-    default:
-        return false
     }
 }

@@ -7,7 +7,8 @@ import XCTest
 /// in a result or an error, quickly.
 final class FuzzReplayTests: XCTestCase {
     func testCorpusAndCrashInputsReplayCleanly() throws {
-        let fuzz = CLITests.repository.appendingPathComponent("Fuzz")
+        let fuzz = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz")
         var replayed = 0
         for folder in ["Corpus", "Crashes"] {
             for target in FuzzTarget.allCases {
