@@ -24,7 +24,7 @@ public struct Diagnostic: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// The first line alone: what scripts and tests match on.
     public var headline: String {
-        if let location { return "\(location): error: \(message.escapedForTerminal)" }
+        if let location { return "\(String(describing: location).escapedForTerminal): error: \(message.escapedForTerminal)" }
         return "error: \(message.escapedForTerminal)"
     }
 
@@ -32,7 +32,7 @@ public struct Diagnostic: Error, Hashable, Sendable, CustomStringConvertible {
         var lines = [headline]
         for note in notes {
             if let location = note.location {
-                lines.append("\(location): note: \(note.message.escapedForTerminal)")
+                lines.append("\(String(describing: location).escapedForTerminal): note: \(note.message.escapedForTerminal)")
             } else {
                 lines.append("note: \(note.message.escapedForTerminal)")
             }

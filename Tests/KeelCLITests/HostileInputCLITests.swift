@@ -71,12 +71,18 @@ final class HostileInputCLITests: XCTestCase {
 
     /// Names taken from files reach errors escaped: one line, no terminal escapes.
     func testNamesFromFilesAreEscapedInErrors() throws {
-        let model = try write("model m\ninput x: f32[N, 4]\nr = relu()\n", "names.keel")
-        let npy = try input([1, 2, 3, 4], shape: [1, 4])
-        let result = try CLITests.keel(["run", model, "--input", "evil\n\u{1B}[2J=\(npy)", "--output", path("o.npy")])
+        // The node 'mystery' of an ONNX fixture renamed to seven bytes with a newline and an ESC sequence.
+        var bytes = [UInt8](try Data(contentsOf: CLITests.repository.appendingPathComponent("Tests/KeelONNXTests/Fixtures/unknown_op.onnx")))
+        let name = Array("mystery".utf8)
+        let start = try XCTUnwrap((0...(bytes.count - name.count)).first { Array(bytes[$0..<($0 + name.count)]) == name })
+        bytes.replaceSubrange(start..<(start + name.count), with: Array("my\n\u{1B}[2J".utf8))
+        let model = path("evil.onnx")
+        try Data(bytes).write(to: URL(fileURLWithPath: model))
+        let result = try CLITests.keel(["check", model])
         XCTAssertEqual(result.status, 1)
         XCTAssertFalse(result.stderr.contains("\u{1B}"), result.stderr)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("'my\\n\\u{1B}[2J'"), result.stderr)
     }
 
     /// `--allow-path` lets a model include files from one more folder; without it they are refused.
@@ -98,7 +104,7 @@ final class HostileInputCLITests: XCTestCase {
     /// F4: a 120 GB input image aborted in the allocator; `--max-memory` caps what a run may take.
     func testF4MaxMemoryRefusesBeforeAllocating() throws {
         let model = try write("model big\ninput x: f32[N, 100000, 100000, 3]\nc = conv2d(64, 3, padding: same)\n", "big.keel")
-        var result = try CLITests.keel(["run", model, "--image", "samples/chelsea.jpg", "--output", path("o.npy")])
+        var result = try CLITests.keel(["run", model, "--image", "samples/chelsea.jpg", "--preprocess", "none", "--output", path("o.npy")])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("input 'x' (output [1,100000,100000,3]) needs 120.0 GB, more than the"), result.stderr)
         let small = try write("model m\ninput x: f32[N, 64, 64, 3]\nc = conv2d(8, 3)\n", "small.keel")
