@@ -75,7 +75,7 @@ struct RunCommand: ParsableCommand {
                 var result = OutputResult(name: graphOutput.name, tensor: tensor)
                 result.file = paths[graphOutput.name]
                 if (output == nil || top != nil), tensor.shape.count == 2 {
-                    result.top = try tensor.topK(top ?? 5, labels: try labels(of: graphOutput))
+                    result.top = try tensor.topK(top ?? 5, labels: try labels(of: graphOutput, in: model.graph))
                 } else if top != nil {
                     note("'\(graphOutput.name)' is \(Shape(known: tensor.shape)), not [N,classes]: no top classes for it")
                 }
@@ -100,11 +100,10 @@ struct RunCommand: ParsableCommand {
     private func printResult(_ result: OutputResult) {
         if let file = result.file { print("\(result.name): \(Shape(known: result.shape)) -> \(file)") }
         if let top = result.top {
-            let sources = image.isEmpty ? input : image
             for (row, classes) in top.enumerated() {
-                print("\(result.name) for \(row < sources.count ? sources[row] : "item \(row)"):")
+                print("\(result.name) for \(FileListText.line(for: itemName(row, of: top.count))):")
                 for (rank, ranked) in classes.enumerated() {
-                    print("  \(rank + 1). \(ranked.label)  " + String(format: "%.4f", ranked.score))
+                    print("  \(rank + 1). \(FileListText.line(for: ranked.label))  " + String(format: "%.4f", ranked.score))
                 }
             }
         } else if result.file == nil {
@@ -113,15 +112,18 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    /// The output's labels file, one class per line; nil when it declares none.
-    private func labels(of output: GraphOutput) throws -> [String]? {
-        guard let path = output.labels else { return nil }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ModelFileError(path: path, reason: "cannot read the labels file of output '\(output.name)'")
-        }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        return lines
+    /// What row `row` of a batch of `rows` came from: its image, or its .npy file and index.
+    private func itemName(_ row: Int, of rows: Int) -> String {
+        if !image.isEmpty { return row < image.count ? image[row] : "item \(row)" }
+        let file = input.first.map { argument in
+            argument.firstIndex(of: "=").map { String(argument[argument.index(after: $0)...]) } ?? argument
+        } ?? "input"
+        return rows == 1 ? file : "\(file)[\(row)]"
+    }
+
+    /// The output's class names (checked: see `OutputLabels`); nil when it declares none.
+    private func labels(of output: GraphOutput, in graph: Graph) throws -> [String]? {
+        try OutputLabels.load(output, of: graph, modelFolder: OutputLabels.modelFolder(of: file))
     }
 
     private func outputPaths(_ names: [String], output: String) -> [(String, String)] {
