@@ -6,7 +6,7 @@ KEEL_RELEASE := .build/release/keel
 PREFIX ?= /usr/local
 SHARE := .build/share
 
-.PHONY: setup build release test demo clean man completions install uninstall docs
+.PHONY: setup build release test demo clean fuzz man completions install uninstall docs
 
 setup:
 	@tools/setup.sh
@@ -34,6 +34,12 @@ test: setup
 	skipped=$$(grep -oE '[0-9]+ tests? skipped' <<<"$$summary" | grep -oE '[0-9]+'); \
 	echo "tests: $$(( $${total:-0} - $${failed:-0} - $${skipped:-0} )) passed, $${failed:-0} failed$${skipped:+, $$skipped skipped}"; \
 	exit $$status
+
+## libFuzzer over the .keel, .npy, ONNX, .keelc and image readers, SECONDS each (one at a time;
+## crash inputs land in Fuzz/Crashes/, which `make test` replays). Needs clang's libFuzzer.
+SECONDS ?= 60
+fuzz: setup
+	tools/fuzz.sh $(SECONDS)
 
 ## Builds release and runs the main job on the bundled default graph.
 demo: release
