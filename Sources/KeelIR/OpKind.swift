@@ -21,7 +21,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     // Unary element-wise.
     case relu, leakyRelu = "leaky_relu", elu, selu, sigmoid, tanh, gelu, erf, softplus
     case hardSigmoid = "hard_sigmoid", hardSwish = "hard_swish", swish
-    case clip, sqrt, exp, log, neg, abs
+    case clip, sqrt, exp, log, neg, abs, reciprocal
     case prelu             // inputs: x, slope   (slope broadcasts to x)
 
     // Binary element-wise with broadcasting, and variadic sums.

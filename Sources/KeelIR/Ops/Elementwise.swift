@@ -56,6 +56,7 @@ extension OpRegistry {
         UnaryOp(kind: .log, function: { _ in { Foundation.log($0) } }, onnx: "Log"),
         UnaryOp(kind: .neg, function: { _ in { -$0 } }, onnx: "Neg"),
         UnaryOp(kind: .abs, function: { _ in { Swift.abs($0) } }, onnx: "Abs"),
+        UnaryOp(kind: .reciprocal, function: { _ in { 1 / $0 } }, onnx: "Reciprocal"),
     ]
 
     /// Broadcasting binary ops and their meaning on one pair of elements.

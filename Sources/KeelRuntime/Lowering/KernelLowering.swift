@@ -58,6 +58,7 @@ enum KernelLowering {
         case .log: return try lowerUnary(operands, .log)
         case .neg: return try lowerUnary(operands, .negate)
         case .abs: return try lowerUnary(operands, .absolute)
+        case .reciprocal: return try lowerUnary(operands, .reciprocal)
         case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .cast:
             // Views share their input's buffer and never reach here; a copy covers the rare case
             // where the planner could not alias (e.g. a graph output that is a view of another output).
