@@ -26,6 +26,9 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
 
     // Binary element-wise with broadcasting, and variadic sums.
     case add, sub, mul, div, pow, max, min
+    case mod               // inputs: a, b   (remainder; `fmod` 0: sign of b, as Python's %; 1: sign of a, as C's fmod)
+    case equal             // inputs: a, b   (bool output)
+    case `where`           // inputs: condition (bool), x, y
     case sum
 
     // Normalised exponentials and reductions.

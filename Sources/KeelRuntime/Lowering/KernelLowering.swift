@@ -28,6 +28,13 @@ enum KernelLowering {
         case .max: return try lowerBinary(operands, .maximum)
         case .min: return try lowerBinary(operands, .minimum)
         case .prelu: return try lowerBinary(operands, .prelu)
+        case .mod:
+            // fmod 1 on floats; fmod 0 is for integers, which the runtime never holds.
+            return try lowerBinary(operands, .remainder)
+        case .where: return try lowerWhere(operands)
+        case .equal:
+            // Unreachable for a bool output (the plan refuses it first); kept for exhaustiveness.
+            throw operands.unsupported("computes bool values; it folds at compile time when its inputs are constants")
         case .sum: return try lowerSum(operands)
         case .reduceMean, .reduceSum: return try lowerReduce(operands)
         case .transpose: return try lowerTranspose(operands)
