@@ -62,7 +62,8 @@ extension OpRegistry {
     /// Broadcasting binary ops and their meaning on one pair of elements.
     static let binaryOps: [(kind: OpKind, onnx: String, function: @Sendable (Double, Double) -> Double)] = [
         (.add, "Add", { $0 + $1 }), (.sub, "Sub", { $0 - $1 }), (.mul, "Mul", { $0 * $1 }), (.div, "Div", { $0 / $1 }),
-        (.pow, "Pow", { Foundation.pow($0, $1) }), (.max, "", { Swift.max($0, $1) }), (.min, "", { Swift.min($0, $1) }),
+        (.pow, "Pow", { Foundation.pow($0, $1) }), (.max, "", { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }),
+        (.min, "", { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }),
     ]
 
     static var elementwiseSchemas: [OpSchema] {
