@@ -23,4 +23,9 @@
 KEEL_DECLARE_FP32_KERNELS(avx512)
 KEEL_DECLARE_FP32_KERNELS(avx2)
 
+void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
+                               ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
+void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
+                        ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
+
 #endif
