@@ -16,9 +16,14 @@ public struct ModelPipeline {
     public var optimization: OptimizationLevel
     /// Explicit pass names (`--passes a,b,c`), replacing the level's pipeline.
     public var passes: [String]?
+    /// The precision of conv2d and dense products; nil is fp32, or bf16 for a .keelc compiled
+    /// with bf16 filters. bf16 runs fp32 on a CPU without bf16 kernels (`Precision.fallbackNote`).
+    public var precision: Precision?
 
     public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil) {
+                cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil,
+                precision: Precision? = nil) {
+        self.precision = precision
         self.path = path
         self.weights = weights
         self.threads = threads
@@ -79,9 +84,15 @@ public struct ModelPipeline {
         var report = optimized.report
         let start = DispatchTime.now().uptimeNanoseconds
         let model = try CompiledModel(graph: optimized.graph, prepared: optimized.prepared,
-                                      context: ExecutionContext(threads: threads))
+                                      context: context(prepared: optimized.prepared))
         report.compileSeconds += seconds(since: start)
         return (model, report)
+    }
+
+    /// Threads and precision for a model with these prepared filters.
+    public func context(prepared: [PreparedFilter] = []) -> ExecutionContext {
+        let compiledFor: Precision = prepared.contains { $0.kind == .bf16 } ? .bf16 : .fp32
+        return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective)
     }
 
     private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

@@ -44,7 +44,7 @@ struct CompileCommand: ParsableCommand {
             }
             if let output {
                 // Filters are prepared now, once, and stored that way: runs of the file skip it.
-                let model = try CompiledModel(graph: graph, prepared: prepared, context: ExecutionContext(threads: options.threads))
+                let model = try CompiledModel(graph: graph, prepared: prepared, context: pipeline.context(prepared: prepared))
                 let filters = try model.preparedFilters()
                 try CompiledArtifact.write(model.graph, prepared: filters, to: output)
                 print("\(file) -> \(output) (\(graph.nodes.count) nodes, \(filters.count) prepared filters, "

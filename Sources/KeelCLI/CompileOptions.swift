@@ -3,6 +3,7 @@ import Foundation
 import Keel
 
 extension WeightMatch: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// How a model becomes runnable; shared by run, extract, bench and compile so they agree.
 struct CompileOptions: ParsableArguments {
@@ -23,6 +24,9 @@ struct CompileOptions: ParsableArguments {
 
     @Option(name: .long, help: "Match parameters to initializers by Keras layer name (tf2onnx; the default) or by layer order (PyTorch exports).")
     var match: WeightMatch?
+
+    @Option(name: .long, help: ArgumentHelp("Precision of conv2d and dense products: fp32 (the default) or bf16 (AMX or AVX512_BF16; fp32 accumulation, fp32 between layers).", valueName: "fp32|bf16"))
+    var precision: Precision?
 
     @Flag(help: "Explain the compile: which initializer each parameter is bound to and how it is converted (with --weights); for `compile`, also every rewrite a pass rejected and why.")
     var explain = false
@@ -49,12 +53,16 @@ struct CompileOptions: ParsableArguments {
 
     /// Every option that changes what the model computes, for `extract --resume` to compare.
     var fingerprint: String {
-        [level, passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed)].joined(separator: "\u{1}")
+        [level, passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed), precision?.rawValue ?? ""]
+            .joined(separator: "\u{1}")
     }
 
+    /// The pipeline these options describe; says in one line (standard error) when bf16 was asked
+    /// for and runs fp32 because this CPU has no bf16 kernel.
     func pipeline(_ path: String, cutAt: String? = nil) -> ModelPipeline {
-        ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
-                      optimization: OptimizationLevel(parsing: level) ?? .O2,
-                      passes: passes.map { $0.split(separator: ",").map(String.init) })
+        if let note = precision?.fallbackNote { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+        return ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
+                             optimization: OptimizationLevel(parsing: level) ?? .O2,
+                             passes: passes.map { $0.split(separator: ",").map(String.init) }, precision: precision)
     }
 }

@@ -5,7 +5,12 @@ import KeelKernels
 /// Settings shared by every step of a plan.
 public struct ExecutionContext: Sendable {
     public var threads: Int
-    public init(threads: Int) { self.threads = max(1, threads) }
+    /// The precision of convolution and dense products (pools, norms, softmax and outputs stay fp32).
+    public var precision: Precision
+    public init(threads: Int, precision: Precision = .fp32) {
+        self.threads = max(1, threads)
+        self.precision = precision
+    }
 
     /// The CPU capabilities Keel's own kernels use ("AVX2+AVX-512+AVX512_BF16+AMX-BF16", …,
     /// "generic"), after any `KEEL_SIMD` narrowing.
