@@ -50,7 +50,17 @@ struct CompileCommand: ParsableCommand {
                 print("\(file) -> \(output) (\(graph.nodes.count) nodes, \(filters.count) prepared filters, "
                       + "format version \(CompiledArtifact.formatVersion))")
             } else if json {
-                print(compiledGraphJSON(graph))
+                // The per-node choices of a batch-1 plan (building it prepares the weights).
+                let model = try CompiledModel(graph: graph, prepared: prepared, context: pipeline.context(prepared: prepared))
+                var bindings: [String: Int] = [:]
+                for input in graph.inputs {
+                    for case .symbol(let symbol) in input.type.shape.dims { bindings[symbol] = 1 }
+                }
+                var kernels: [String: [String: String]] = [:]
+                for (node, choice) in try model.kernelChoices(bindings: bindings) {
+                    kernels[node] = ["precision": choice.precision.rawValue, "algorithm": choice.algorithm, "kernel": choice.kernel]
+                }
+                print(compiledGraphJSON(graph, kernels: kernels))
             } else if !printIRAfterAll && !options.explain && !showFrozen {
                 print(printIR(graph))
             }

@@ -54,8 +54,10 @@ extension KernelLowering {
         // bf16 where asked for and a kernel runs it, or where the filter exists only in bf16 (a
         // .keelc compiled with --precision bf16).
         let bf16Only = original == nil && operands.prepared.existing(bf16Key, as: BF16Weights.self) != nil
+        // A layer with few input channels (an RGB first layer) stays on the fp32 direct kernel:
+        // its 27-deep products cannot feed the bf16 tiles, and building their rows costs more.
         let useBF16 = (operands.context.precision == .bf16 || bf16Only) && BF16Convolution.supports(kernelGeometry)
-            && BF16Convolution.isAvailable
+            && BF16Convolution.isAvailable && (bf16Only || Conv2D.defaultAlgorithm(for: kernelGeometry) != .direct)
         if bf16Only && !useBF16 {
             throw operands.unsupported("its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
                                        + "AVX512_BF16; compile the model again with --precision fp32")
