@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Time a model: load, compile, and the median of repeated runs; optionally per layer.")
 
-    @Argument(help: "A .keel graph or an .onnx model.")
+    @Argument(help: modelFileHelp)
     var file: String
 
     @Option(name: .long, help: ArgumentHelp("The input tensor (.npy); name=x.npy for a model with several inputs.", valueName: "file"))
@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             try options.explainWeightsIfAsked(file, toStandardError: json)
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
             let prepareStart = DispatchTime.now().uptimeNanoseconds
@@ -59,7 +59,7 @@ struct BenchCommand: ParsableCommand {
             let profiles = profile ? try model.profile(inputs) : []
             var agreements: [OutputAgreement] = []
             if let compare {
-                var other = options.pipeline(file)
+                var other = try options.pipeline(file)
                 other.precision = compare
                 let reference = try other.compile().model
                 agreements = OutputAgreement.compare(try model.run(inputs), reference: try reference.run(inputs))
@@ -73,9 +73,7 @@ struct BenchCommand: ParsableCommand {
                                                                   kernel: $0.choice.description) },
                                      compared: agreements.map(BenchResult.Agreement.init))
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                print(try jsonText(result))
             } else {
                 print(String(format: "%@: median %.2f ms, min %.2f ms over %d runs (batch %d, %d threads, %@); load %.1f ms, compile %.1f ms; peak RSS %.1f MB",
                              file, median, result.min_ms, iterations, result.batch, options.threads, result.simd,

@@ -15,6 +15,6 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 
     /// The one line saying a bf16 request runs fp32 here, or nil when it runs as asked.
     public var fallbackNote: String? {
-        isAvailable ? nil : "note: --precision bf16: this CPU has neither AMX-BF16 nor AVX512_BF16; running fp32"
+        isAvailable ? nil : "--precision bf16: this CPU has neither AMX-BF16 nor AVX512_BF16; running fp32"
     }
 }
