@@ -42,3 +42,12 @@ ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv) {
     ptrdiff_t depth = keel_bf16_depth(conv);
     return keel_bf16_block_rows(depth) * depth * 2 + KEEL_BF16_STAGING_BYTES + 64;
 }
+
+int keel_bf16_direct_fits(const keel_bf16_conv *conv) {
+    return conv->stride_height == 1 && conv->stride_width == 1 && conv->dilation_height == 1
+        && conv->dilation_width == 1 && conv->input_channels % 32 == 0 && conv->input_channels > 0;
+}
+
+ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv) {
+    return conv->batch * keel_bf16_padded_height(conv) * keel_bf16_padded_width(conv) * conv->input_channels;
+}

@@ -29,11 +29,23 @@ static inline const uint16_t *keel_bf16_column_block(const uint16_t *packed, ptr
     return packed + (column / 16) * depth * 16;
 }
 
+/* The padded bf16 copy of the input the direct kernel reads: [batch][height][width][channels],
+ * width rounded so every 16-pixel segment of an output row reads inside it. */
+static inline ptrdiff_t keel_bf16_padded_height(const keel_bf16_conv *conv) {
+    return conv->output_height + conv->kernel_height - 1;
+}
+static inline ptrdiff_t keel_bf16_padded_width(const keel_bf16_conv *conv) {
+    return (conv->output_width + 15) / 16 * 16 + conv->kernel_width - 1;
+}
+
 #if KEEL_X86
 /* Rows first_pixel ..< first_pixel + rows of the im2col matrix in bf16, [padded_rows][depth]
  * (zero past the filter's depth and past `rows`). */
 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
                             ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block);
+/* The staged 32×32 fp32 block plus bias, then ReLU, stored for `rows` rows within the masks. */
+void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, int relu, float *out,
+                            ptrdiff_t ldc, __mmask16 low, __mmask16 high);
 #endif
 
 #endif

@@ -45,6 +45,39 @@ KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff
     }
 }
 
+KEEL_AVX512_BF16 void keel_avx512bf16_bf16_pad(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                              uint16_t *padded) {
+    const ptrdiff_t height = keel_bf16_padded_height(conv), width = keel_bf16_padded_width(conv);
+    const ptrdiff_t channels = conv->input_channels;
+    for (ptrdiff_t row = first_row; row < first_row + row_count; row++) {
+        const ptrdiff_t image = row / height, iy = row % height - conv->pad_top;
+        uint16_t *line = padded + row * width * channels;
+        if (iy < 0 || iy >= conv->input_height) {
+            memset(line, 0, (size_t)(width * channels) * 2);
+            continue;
+        }
+        const ptrdiff_t left = conv->pad_left < width ? conv->pad_left : width;
+        ptrdiff_t right = conv->pad_left + conv->input_width < width ? conv->pad_left + conv->input_width : width;
+        memset(line, 0, (size_t)(left * channels) * 2);
+        convert(conv->input + (image * conv->input_height + iy) * conv->input_width * channels, (right - left) * channels,
+                line + left * channels);
+        memset(line + right * channels, 0, (size_t)((width - right) * channels) * 2);
+    }
+}
+
+KEEL_AVX512_BF16 void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, int relu,
+                                             float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        __m512 x0 = _mm512_add_ps(_mm512_load_ps(staging + r * 32), bias0);
+        __m512 x1 = _mm512_add_ps(_mm512_load_ps(staging + r * 32 + 16), bias1);
+        if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
+        _mm512_mask_storeu_ps(out + r * ldc, low, x0);
+        _mm512_mask_storeu_ps(out + r * ldc + 16, high, x1);
+    }
+}
+
 /* Rows of one register block: 12 × 2 accumulators of the 32 registers. */
 enum { BLOCK = 12 };
 

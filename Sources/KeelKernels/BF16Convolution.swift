@@ -66,10 +66,18 @@ public enum BF16Convolution {
     /// Whether the bf16 kernel computes this convolution: one group, NHWC.
     public static func supports(_ geometry: Conv2DGeometry) -> Bool { geometry.groups == 1 && geometry.layout == .nhwc }
 
-    /// Floats of scratch `apply` needs with up to `threads` threads.
+    /// Floats of scratch `apply` needs with up to `threads` threads, whichever form runs.
     public static func scratchSize(for geometry: Conv2DGeometry, threads: Int) -> Int {
         var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
-        return max(1, threads) * slotFloats(keel_bf16_conv_scratch_bytes(&description)) + alignmentSlack
+        let im2col = max(1, threads) * slotFloats(keel_bf16_conv_scratch_bytes(&description))
+        guard keel_bf16_direct_fits(&description) != 0 else { return im2col + alignmentSlack }
+        let direct = paddedFloats(&description) + max(1, threads) * Int(KEEL_BF16_STAGING_FLOATS)
+        return max(im2col, direct) + alignmentSlack
+    }
+
+    /// Floats holding the padded bf16 copy of the direct form, in whole 64-byte lines.
+    private static func paddedFloats(_ description: inout keel_bf16_conv) -> Int {
+        (keel_bf16_padded_count(&description) * 2 + 63) / 64 * 16
     }
 
     /// Floats the start of scratch may move to reach a 64-byte boundary (AMX stages tiles there).
@@ -106,20 +114,50 @@ public enum BF16Convolution {
         let workspace = base + skip
         let pixels = geometry.batch * geometry.outputPixelsPerImage
         let columnBlocks = (geometry.outputChannels + 31) / 32
-        let pipelines = max(1, min(context.threads, (scratch.count - skip) / slot))
+        let work = Double(pixels) * Double(geometry.outputChannels) * Double(geometry.reductionLength)
+        let parts = work < Double(64 * parallelGrain) ? 1 : context.threads
+        let table = KernelTable.current
         weights.storage.withUnsafeBufferPointer { slots in
             slots.baseAddress?.withMemoryRebound(to: UInt16.self, capacity: slots.count * 2) { packed in
                 var call = description
                 call.weights = packed
-                let work = Double(pixels) * Double(geometry.outputChannels) * Double(geometry.reductionLength)
-                let parts = work < Double(64 * parallelGrain) ? 1 : pipelines
+                if let pad = table.bf16_pad, let direct = table.bf16_conv_direct, keel_bf16_direct_fits(&call) != 0 {
+                    // The padded copy first (rows split across threads), then output rows from it.
+                    let paddedCount = paddedFloats(&call)
+                    let staging = workspace + paddedCount
+                    let count = min(parts, (scratch.count - skip - paddedCount) / Int(KEEL_BF16_STAGING_FLOATS))
+                    workspace.withMemoryRebound(to: UInt16.self, capacity: paddedCount * 2) { padded in
+                        let paddedRows = geometry.batch * (geometry.output.height + geometry.kernel.height - 1)
+                        inParallel(min(count, paddedRows)) { index, parts in
+                            var own = call
+                            let first = paddedRows * index / parts
+                            pad(&own, first, paddedRows * (index + 1) / parts - first, padded)
+                        }
+                        let rows = geometry.batch * geometry.output.height
+                        let byRows = rows >= 2 * count || columnBlocks < count
+                        inParallel(min(count, byRows ? rows : columnBlocks)) { index, parts in
+                            var own = call
+                            let slot = staging + index * Int(KEEL_BF16_STAGING_FLOATS)
+                            if byRows {
+                                let first = rows * index / parts
+                                direct(&own, padded, first, rows * (index + 1) / parts - first, 0,
+                                       geometry.outputChannels, slot)
+                            } else {
+                                let first = columnBlocks * index / parts
+                                let end = columnBlocks * (index + 1) / parts
+                                direct(&own, padded, 0, rows, first * 32, (end - first) * 32, slot)
+                            }
+                        }
+                    }
+                    return
+                }
                 // Many pixels: each thread takes a run of whole 32-row groups. Few (a dense layer at
                 // batch 1): each takes a run of column blocks, streaming its share of the filter.
-                let byRows = pixels >= 64 * parts || columnBlocks < parts
+                let count = min(parts, (scratch.count - skip) / slot)
+                let byRows = pixels >= 64 * count || columnBlocks < count
                 let groups = byRows ? (pixels + 31) / 32 : columnBlocks
-                let count = min(parts, groups)
-                func run(_ index: Int) {
-                    let first = groups * index / count, end = groups * (index + 1) / count
+                inParallel(min(count, groups)) { index, parts in
+                    let first = groups * index / parts, end = groups * (index + 1) / parts
                     var own = call
                     if byRows {
                         let start = first * 32
@@ -129,7 +167,6 @@ public enum BF16Convolution {
                         kernel(&own, 0, pixels, first * 32, (end - first) * 32, workspace + index * slot)
                     }
                 }
-                if count == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: count, execute: run) }
             }
         }
         if activation != .identity && !relu {
@@ -137,6 +174,13 @@ public enum BF16Convolution {
                                     rowStride: geometry.outputChannels)
             applyEpilogue(block, bias: nil, direction: .perColumn, activation: activation, context: context)
         }
+    }
+
+    /// body(index, parts) for index in 0..<parts, on as many threads.
+    private static func inParallel(_ parts: Int, _ body: (Int, Int) -> Void) {
+        let parts = max(1, parts)
+        if parts == 1 { return body(0, 1) }
+        DispatchQueue.concurrentPerform(iterations: parts) { body($0, parts) }
     }
 
     private static func parameters(_ geometry: Conv2DGeometry, input: UnsafePointer<Float>?,

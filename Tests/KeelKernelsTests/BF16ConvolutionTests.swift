@@ -38,6 +38,17 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(1, 1), inputChannels: 70, outputChannels: 37,
                                       kernel: Size2D(1, 1)),
              activation: .sigmoid, bias: true),
+        // The direct form (stride 1, input channels a multiple of 32; AMX): rows of 20 pixels (one
+        // full and one partial 16-pixel tile), of 7 (one partial tile), and a 1×1 image.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 20), inputChannels: 64, outputChannels: 48,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(6, 9), inputChannels: 32, outputChannels: 16,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 0, left: 0, bottom: 0, right: 0)),
+             activation: .identity, bias: false),
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 1), inputChannels: 64, outputChannels: 20,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),

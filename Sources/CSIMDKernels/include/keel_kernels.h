@@ -124,6 +124,22 @@ ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv);
 typedef void (*keel_bf16_conv_fn)(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                   ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
+/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32:
+ * the input is first rounded once into a zero-padded bf16 copy (keel_bf16_padded_count elements,
+ * 64-byte aligned), then each tile of 16 adjacent output pixels is read straight from that copy,
+ * with no im2col rows. */
+int keel_bf16_direct_fits(const keel_bf16_conv *conv);
+ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv);
+/* Rows first_row ..< first_row + row_count of the padded copy, counted over the batch. */
+typedef void (*keel_bf16_pad_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                                 uint16_t *padded);
+/* Output rows first_row ..< first_row + row_count (counted over the batch), output channels as in
+ * keel_bf16_conv_fn; `scratch` holds KEEL_BF16_STAGING_FLOATS 64-byte-aligned floats. */
+typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
+                                         ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count,
+                                         void *scratch);
+#define KEEL_BF16_STAGING_FLOATS (32 * 32)
+
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
@@ -133,6 +149,9 @@ typedef struct {
     keel_winograd_filter_transform_fn winograd_filter_transform;
     /* bf16 products: AMX tiles where granted, else AVX512_BF16. */
     keel_bf16_conv_fn bf16_conv;
+    /* The direct form: AMX only (elsewhere the im2col form runs every geometry). */
+    keel_bf16_pad_fn bf16_pad;
+    keel_bf16_conv_direct_fn bf16_conv_direct;
 } keel_kernel_table;
 
 /* The table for keel_cpu_in_use(): filled on first call, never NULL. */
