@@ -66,6 +66,14 @@ public enum BF16Convolution {
     /// Whether the bf16 kernel computes this convolution: one group, NHWC.
     public static func supports(_ geometry: Conv2DGeometry) -> Bool { geometry.groups == 1 && geometry.layout == .nhwc }
 
+    /// "direct" when the direct form runs this geometry (AMX, stride 1, input channels a multiple
+    /// of 32), "im2col" otherwise.
+    public static func form(for geometry: Conv2DGeometry) -> String {
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        let direct = KernelTable.current.bf16_conv_direct != nil && keel_bf16_direct_fits(&description) != 0
+        return direct ? "direct" : "im2col"
+    }
+
     /// Floats of scratch `apply` needs with up to `threads` threads, whichever form runs.
     public static func scratchSize(for geometry: Conv2DGeometry, threads: Int) -> Int {
         var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)

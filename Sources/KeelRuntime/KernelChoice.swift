@@ -6,6 +6,7 @@ import KeelKernels
 public struct KernelChoice: Sendable, Equatable, Codable {
     public var precision: Precision
     /// "winograd", "im2col", "direct", "pointwise", "gemm"; empty for layers without a choice.
+    /// (bf16 "direct" reads tiles straight from a padded bf16 copy of the input.)
     public var algorithm: String
     /// The instruction set or library the products run on: "AMX-BF16", "AVX512_BF16", "AVX-512",
     /// "AVX2", "OpenBLAS", "portable"; empty for layers without a choice.

@@ -87,7 +87,8 @@ extension KernelLowering {
             output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
             stride: Size2D(2, 2), layout: kernelGeometry.layout)
         /// Runs `convolve` into `output`, or into scratch followed by the pool.
-        let choice = useBF16 ? KernelChoice(precision: .bf16, algorithm: "im2col", kernel: KernelChoice.bf16Kernel)
+        let choice = useBF16
+            ? KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: kernelGeometry), kernel: KernelChoice.bf16Kernel)
             : KernelChoice.fp32(algorithm)
         func convolving(_ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
                                                _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
