@@ -19,6 +19,12 @@ public struct ModelPipeline {
     /// The precision of conv2d and dense products; nil is fp32, or bf16 for a .keelc compiled
     /// with bf16 filters. bf16 runs fp32 on a CPU without bf16 kernels (`Precision.fallbackNote`).
     public var precision: Precision?
+    /// Folders besides the model's own tree that files it names may be read from.
+    public var confinement = PathConfinement()
+    /// What weights and activations may take (`--max-memory`; the system's available memory by default).
+    public var memoryBudget = MemoryBudget.available
+    /// Check a .keelc file's weights against its stored checksum (`--verify`; reads every byte).
+    public var verifiesArtifact = false
 
     public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil,
@@ -61,7 +67,7 @@ public struct ModelPipeline {
         var graph: Graph
         if CompiledArtifact.isArtifact(path: path) {
             // Verified like any other graph: the header's checksum guards against damage, not against a crafted file.
-            let contents = try CompiledArtifact.read(path: path)
+            let contents = try CompiledArtifact.read(path: path, verify: verifiesArtifact)
             graph = try ModelLoader.infer(contents.graph)
             if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path, cutPoints: contents.provenance.cutPoints) }
             report.provenance = contents.provenance
@@ -71,11 +77,11 @@ public struct ModelPipeline {
             report.loadSeconds = seconds(since: start)
             return (graph, contents.prepared.filter { kept.contains($0.constant) }, report)
         }
-        graph = try ModelLoader.load(path: path)
+        graph = try ModelLoader.load(path: path, confinement: confinement)
         if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path) }
         let loadedAt = DispatchTime.now().uptimeNanoseconds
         report.loadSeconds = Double(loadedAt - start) / 1e9
-        let bound = try WeightBinder.bind(graph, from: weights)
+        let bound = try WeightBinder.bind(graph, from: weights, budget: memoryBudget)
         report.seededParameters = bound.filled
         if case .seeded(let seed) = weights { report.seed = seed }
         let pipeline = try passes.map { try PassPipeline(named: $0) } ?? PassPipeline.standard(level: optimization)
@@ -113,7 +119,7 @@ public struct ModelPipeline {
     /// Threads and precision for a model with these prepared filters.
     public func context(prepared: [PreparedFilter] = []) -> ExecutionContext {
         let compiledFor: Precision = prepared.contains { $0.kind == .bf16 } ? .bf16 : .fp32
-        return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective)
+        return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective, memoryBudget: memoryBudget)
     }
 
     private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

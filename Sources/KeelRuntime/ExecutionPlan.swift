@@ -21,6 +21,8 @@ struct Step {
     var scratchSize: Int = 0
     /// The precision, algorithm and kernel chosen, for `keel bench --profile` and `keel compile --json`.
     var choice: KernelChoice = .fp32
+    /// What the step writes, for finding the first step that produced a NaN or infinity.
+    var outputs: [UnsafeBufferPointer<Float>] = []
     var run: (_ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void
 }
 
