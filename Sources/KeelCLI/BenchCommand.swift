@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
-    @Flag(help: "Also time every layer once and print its share and GFLOP/s.")
+    @Flag(help: "Also time every layer once and print its algorithm, share, GFLOP/s and GB/s.")
     var profile = false
 
     func validate() throws {
@@ -58,7 +58,8 @@ struct BenchCommand: ParsableCommand {
                                      median_ms: median, min_ms: times.first ?? 0, load_ms: report.loadSeconds * 1000,
                                      compile_ms: compileSeconds * 1000, peak_rss_mb: peakResidentMegabytes(),
                                      simd: ExecutionContext.simdLevel,
-                                     layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond) })
+                                     layers: profiles.map { .init(node: $0.node, op: $0.op, algorithm: $0.algorithm, ms: $0.seconds * 1000,
+                                                                  gflops_per_s: $0.gflopsPerSecond, gb_per_s: $0.gigabytesPerSecond) })
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -75,10 +76,11 @@ struct BenchCommand: ParsableCommand {
     private func printProfile(_ profiles: [StepProfile]) {
         let total = profiles.reduce(0) { $0 + $1.seconds }
         func padded(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-        print(padded("layer", 28) + padded("op", 18) + "      ms    share   GFLOP/s")
+        print(padded("layer", 28) + padded("op", 18) + padded("algorithm", 22) + "      ms    share   GFLOP/s    GB/s")
         for step in profiles {
-            print(padded(step.node, 28) + padded(step.op, 18)
-                  + String(format: "%8.2f %7.1f%% %9.1f", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12), step.gflopsPerSecond))
+            print(padded(step.node, 28) + padded(step.op, 18) + padded(step.algorithm, 22)
+                  + String(format: "%8.2f %7.1f%% %9.1f %7.1f", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12),
+                           step.gflopsPerSecond, step.gigabytesPerSecond))
         }
     }
 }
@@ -87,8 +89,10 @@ struct BenchResult: Encodable {
     struct Layer: Encodable {
         var node: String
         var op: String
+        var algorithm: String
         var ms: Double
         var gflops_per_s: Double
+        var gb_per_s: Double
     }
     var model: String
     var batch: Int

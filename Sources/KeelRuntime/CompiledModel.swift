@@ -128,7 +128,8 @@ public final class CompiledModel: @unchecked Sendable {
             let start = DispatchTime.now().uptimeNanoseconds
             try step.run(plan.scratch)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: seconds, flops: step.flops))
+            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, algorithm: step.algorithm ?? step.op.rawValue,
+                                        seconds: seconds, flops: step.flops, bytes: step.bytes))
         }
         return profiles
     }
@@ -199,7 +200,12 @@ public final class CompiledModel: @unchecked Sendable {
 public struct StepProfile: Sendable {
     public var node: String
     public var op: String
+    /// Which kernel ran it (conv2d: "winograd", "depthwise", "pointwise", …; others: the op).
+    public var algorithm: String
     public var seconds: Double
     public var flops: Double
+    /// Bytes of the step's inputs and outputs: the least it moves.
+    public var bytes: Double
     public var gflopsPerSecond: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
+    public var gigabytesPerSecond: Double { seconds > 0 ? bytes / seconds / 1e9 : 0 }
 }

@@ -106,7 +106,11 @@ struct PlanBuilder {
                     inputs: node.inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
                     outputs: node.outputs.compactMap { pointer($0) },
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
-                steps.append(try lowering(operands))
+                var step = try lowering(operands)
+                // Bytes each step must at least move (its inputs, weights included, and outputs),
+                // for the profile's GB/s of memory-bound steps.
+                step.bytes = 4 * Double((operands.inputShapes + operands.outputShapes).reduce(0) { $0 + $1.reduce(1, *) })
+                steps.append(step)
                 // A filter this plan no longer reads goes now that it is prepared, not after the
                 // whole plan: the originals and the prepared forms are then never all resident.
                 for input in node.presentInputs where lastUse[input] == index { prepared.releaseOriginal(input) }

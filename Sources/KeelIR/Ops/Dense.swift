@@ -35,15 +35,17 @@ extension OpRegistry {
         [
             OpSchema(
                 kind: .dense,
-                inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true)],
+                inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true),
+                         .init("residual", optional: true)],
                 attributes: [.init("weight_layout", default: .string("in_out"), "\"in_out\" (Keras) or \"out_in\" (Gemm transB)")]
                     + OpSchema.activationAttributes
             ) { context in
-                try checkActivation(context, allowed: ["none", "relu", "sigmoid", "tanh", "leaky_relu", "clip", "softmax"])
+                try checkActivation(context, allowed: fusedActivationNames + ["softmax"])
                 let geometry = try DenseGeometry.resolve(context)
                 let input = try context.type(0)
                 var shape = input.shape
                 shape[shape.rank - 1] = .known(geometry.outputFeatures)
+                try checkResidual(context, index: 3, shape: shape)
                 return [TensorType(input.dtype, shape)]
             },
             OpSchema(kind: .matmul, inputs: [.init("a"), .init("b")], attributes: []) { context in

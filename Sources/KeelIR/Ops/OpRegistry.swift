@@ -29,7 +29,8 @@ extension OpSchema {
     /// Fused activation epilogue of conv2d and dense, with the parameters its choices take.
     static let activationAttributes: [AttributeSpec] = [
         AttributeSpec("activation", default: .string("none"), "fused epilogue"),
-        AttributeSpec("alpha", default: .float(0.2), "leaky_relu slope"),
+        AttributeSpec("alpha", default: .float(0.2), "leaky_relu and hard_sigmoid slope"),
+        AttributeSpec("beta", default: .float(0.5), "hard_sigmoid offset"),
         AttributeSpec("min", default: .float(-.infinity), "clip lower bound"),
         AttributeSpec("max", default: .float(.infinity), "clip upper bound"),
     ]

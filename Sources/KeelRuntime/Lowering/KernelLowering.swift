@@ -60,6 +60,9 @@ func fusedActivation(_ attributes: AttributeReader) throws -> (activation: Unary
     case "tanh": return (.tanh, false)
     case "leaky_relu": return (.leakyRelu(alpha: try attributes.float("alpha")), false)
     case "clip": return (.clip(min: try attributes.float("min"), max: try attributes.float("max")), false)
+    case "swish": return (.swish, false)
+    case "hard_swish": return (.hardSwish, false)
+    case "hard_sigmoid": return (.hardSigmoid(alpha: try attributes.float("alpha"), beta: try attributes.float("beta")), false)
     case "softmax": return (.identity, true)
     case let other:
         throw RuntimeError.unsupported(node: attributes.node.name, location: attributes.node.location,

@@ -46,6 +46,7 @@ extension KernelLowering {
         let (activation, _) = try fusedActivation(operands.attributes)
         let input = try operands.input(0)
         let bias = try operands.optionalInput(2)
+        let residual = try operands.optionalInput(3)
         let output = try operands.output()
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
@@ -63,7 +64,7 @@ extension KernelLowering {
         var scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
         // A fused max pool happens inside the Winograd NHWC output pass; elsewhere the full-size
         // output goes to scratch and is pooled from there.
-        let poolsInKernel = algorithm == .winograd && kernelGeometry.layout == .nhwc
+        let poolsInKernel = algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
@@ -82,6 +83,13 @@ extension KernelLowering {
                                     context: context)
             }
         }
+        func named(_ algorithm: Conv2DAlgorithm, residual: UnsafeBufferPointer<Float>?,
+                   _ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
+                                          _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
+            var step = convolving(convolve)
+            step.algorithm = "\(algorithm)" + (residual == nil ? "" : "+residual") + (separatePool ? "+pool" : "")
+            return step
+        }
         if algorithm == .winograd {
             let packedEarlier = operands.prepared.existing(packedKey, as: PackedConv2DWeights.self)
             let transformed = try operands.prepared.value(winogradKey) { () throws -> WinogradWeights in
@@ -98,15 +106,17 @@ extension KernelLowering {
                 }
             }
             let pooled = geometry.fusedMaxPool && poolsInKernel
-            return convolving { output, scratch in
-                try Conv2D.apply(input: input, weights: transformed, bias: bias, activation: activation, output: output,
-                                 geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
+            return named(algorithm, residual: residual) { output, scratch in
+                try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,
+                                 output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
+                                 context: context)
             }
         }
         let packed = try operands.prepared.value(packedKey, pack)
-        return convolving { output, scratch in
-            try Conv2D.apply(input: input, weights: packed, bias: bias, activation: activation, output: output,
-                             geometry: kernelGeometry, scratch: scratch, algorithm: algorithm, context: context)
+        return named(algorithm, residual: residual) { output, scratch in
+            try Conv2D.apply(input: input, weights: packed, bias: bias, residual: residual, activation: activation,
+                             output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
+                             context: context)
         }
     }
 
@@ -145,18 +155,21 @@ extension KernelLowering {
         let (activation, softmax) = try fusedActivation(operands.attributes)
         let input = try operands.input(0)
         let bias = try operands.optionalInput(2)
+        let residual = try operands.optionalInput(3)
         let output = try operands.output()
         let context = operands.kernelContext
         let weightLayout: DenseWeightLayout = layout == "out_in" ? .outIn : .inOut
-        return Step(node: node.name, op: node.op, flops: 2 * Double(rows * inFeatures * outFeatures)) { _ in
+        var step = Step(node: node.name, op: node.op, flops: 2 * Double(rows * inFeatures * outFeatures)) { _ in
             try Dense.apply(input: input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
-                            kernel: kernel, layout: weightLayout, bias: bias, activation: activation,
+                            kernel: kernel, layout: weightLayout, bias: bias, residual: residual, activation: activation,
                             output: output, context: context)
             if softmax {
                 try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
                                   axis: outFeatures, inner: 1, context: context)
             }
         }
+        step.algorithm = (weightLayout == .inOut && SIMDLevel.inUse > .generic ? "panel-gemm" : "openblas") + (residual == nil ? "" : "+residual")
+        return step
     }
 
     static func lowerMatMul(_ operands: StepOperands) throws -> Step {
