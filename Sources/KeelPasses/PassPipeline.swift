@@ -58,6 +58,7 @@ public struct PassPipeline {
         ("layout-propagation", { LayoutPropagation() }),
         ("matmul-to-dense", { MatMulToDense() }),
         ("pointwise-conv-to-dense", { PointwiseConvolutionToDense() }),
+        ("pad-fusion", { PadFusion() }),
         ("batch-norm-folding", { BatchNormFolding() }),
         ("epilogue-fusion", { EpilogueFusion() }),
         ("max-pool-fusion", { MaxPoolFusion() }),
@@ -81,7 +82,7 @@ public struct PassPipeline {
             names = ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"]
         case .O2:
             names = ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
-                     "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
+                     "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                      "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"]
         }
         return (try? PassPipeline(named: names)) ?? PassPipeline(passes: [])
