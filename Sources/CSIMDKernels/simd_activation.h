@@ -1,6 +1,6 @@
 #ifndef KEEL_SIMD_ACTIVATION_H
 #define KEEL_SIMD_ACTIVATION_H
-/* The fused epilogue's activations on one vector, per level. exp is the usual range reduction
+/* The fused epilogue's activations on one vector, per ISA. exp is the usual range reduction
  * x = n·ln2 + r with a degree-6 polynomial for e^r (about 2 ulp); sigmoid, swish and tanh are
  * built on it. Shared by every kernel that fuses an epilogue. */
 #include "keel_epilogue.h"
@@ -55,14 +55,18 @@
 #define KEEL_AVX512_ROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define KEEL_AVX2_ROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
-DEFINE_ACTIVATIONS(keel_avx512, KEEL_AVX512, __m512, __m512i, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps,
-                   _mm512_mul_ps, _mm512_div_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps, KEEL_AVX512_ROUND,
-                   _mm512_cvtps_epi32, KEEL_AVX512_ADD_INT, _mm512_slli_epi32, _mm512_castsi512_ps,
-                   KEEL_AVX512_SELECT_NEGATIVE)
-DEFINE_ACTIVATIONS(keel_avx2, KEEL_AVX2, __m256, __m256i, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps,
-                   _mm256_mul_ps, _mm256_div_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps, KEEL_AVX2_ROUND,
-                   _mm256_cvtps_epi32, KEEL_AVX2_ADD_INT, _mm256_slli_epi32, _mm256_castsi256_ps,
-                   KEEL_AVX2_SELECT_NEGATIVE)
+/* Each ISA file instantiates its own: KEEL_AVX512_ACTIVATIONS defines keel_avx512_exp,
+ * keel_avx512_sigmoid and keel_avx512_activate; KEEL_AVX2_ACTIVATIONS the keel_avx2_ ones. */
+#define KEEL_AVX512_ACTIVATIONS                                                                                \
+    DEFINE_ACTIVATIONS(keel_avx512, KEEL_AVX512, __m512, __m512i, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, \
+                       _mm512_mul_ps, _mm512_div_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps,             \
+                       KEEL_AVX512_ROUND, _mm512_cvtps_epi32, KEEL_AVX512_ADD_INT, _mm512_slli_epi32,            \
+                       _mm512_castsi512_ps, KEEL_AVX512_SELECT_NEGATIVE)
+#define KEEL_AVX2_ACTIVATIONS                                                                                  \
+    DEFINE_ACTIVATIONS(keel_avx2, KEEL_AVX2, __m256, __m256i, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps,     \
+                       _mm256_mul_ps, _mm256_div_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps,             \
+                       KEEL_AVX2_ROUND, _mm256_cvtps_epi32, KEEL_AVX2_ADD_INT, _mm256_slli_epi32,               \
+                       _mm256_castsi256_ps, KEEL_AVX2_SELECT_NEGATIVE)
 
 #endif
 #endif

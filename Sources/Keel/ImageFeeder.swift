@@ -30,7 +30,7 @@ public struct ImageFeeder: Sendable {
 }
 
 /// The image files behind command-line arguments: files as given, folders expanded (recursively,
-/// sorted by path so every machine sees the same order), and the share of one shard.
+/// sorted by path so every machine sees the same order; `Shard` splits the list).
 public enum ImageFiles {
     public static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
@@ -58,14 +58,5 @@ public enum ImageFiles {
             files.append(contentsOf: found)
         }
         return files
-    }
-
-    /// Shard `index` of `count` (0-based): a contiguous slice, so concatenating the shards' outputs
-    /// in index order gives the unsharded output. Kubernetes indexed jobs pass
-    /// JOB_COMPLETION_INDEX; Slurm arrays SLURM_ARRAY_TASK_ID (start the array at 0).
-    public static func shard(_ files: [String], index: Int, count: Int) -> [String] {
-        let start = files.count * index / count
-        let end = files.count * (index + 1) / count
-        return Array(files[start..<end])
     }
 }

@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             try options.explainWeightsIfAsked(file, toStandardError: json)
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
             let prepareStart = DispatchTime.now().uptimeNanoseconds
@@ -102,7 +102,7 @@ struct BenchResult: Encodable {
     var load_ms: Double
     var compile_ms: Double
     var peak_rss_mb: Double
-    /// The instruction set of Keel's C kernels ("AVX-512", "AVX2", "generic").
+    /// The CPU capabilities Keel's C kernels use ("AVX2+AVX-512+AVX512_BF16+AMX-BF16", …, "generic").
     var simd: String
     var layers: [Layer]
 }

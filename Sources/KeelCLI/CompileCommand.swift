@@ -27,13 +27,13 @@ struct CompileCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try options.explainWeightsIfAsked(file)
-            let pipeline = options.pipeline(file)
+            let pipeline = try options.pipeline(file)
             let (graph, prepared, report) = try pipeline.optimized { pass, statistic, graph in
                 guard printIRAfterAll else { return }
                 print("// after \(pass): \(statistic)")
                 print(printIR(graph))
             }
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             for line in report.passLog { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             if options.explain {
                 print(report.explanations.isEmpty ? "no rewrite was rejected" : report.explanations.joined(separator: "\n"))
@@ -46,9 +46,10 @@ struct CompileCommand: ParsableCommand {
                 // Filters are prepared now, once, and stored that way: runs of the file skip it.
                 let model = try CompiledModel(graph: graph, prepared: prepared, context: ExecutionContext(threads: options.threads))
                 let filters = try model.preparedFilters()
-                try CompiledArtifact.write(model.graph, prepared: filters, to: output)
+                let provenance = try pipeline.provenance(of: model.graph, report: report)
+                try CompiledArtifact.write(model.graph, prepared: filters, provenance: provenance, to: output)
                 print("\(file) -> \(output) (\(graph.nodes.count) nodes, \(filters.count) prepared filters, "
-                      + "format version \(CompiledArtifact.formatVersion))")
+                      + "format version \(CompiledArtifact.formatVersion); \(provenance.summary))")
             } else if json {
                 print(compiledGraphJSON(graph))
             } else if !printIRAfterAll && !options.explain && !showFrozen {

@@ -7,11 +7,14 @@ struct ExtractCommand: ParsableCommand {
         commandName: "extract",
         abstract: "Run images through a model up to a layer and save the features as one .npy.",
         discussion: """
-        Writes OUTPUT as float32 [count, …] and OUTPUT's stem + .files.txt listing the images in row order.
-        Folders are searched recursively for .jpg, .jpeg and .png files, in sorted order.
+        Writes OUTPUT as float32 [count, …] and OUTPUT's stem + .files.txt listing the images in row order
+        (one path per line; a path holding a newline or another control character is written as a JSON
+        string, "a\\nb.jpg"). Folders are searched recursively for .jpg, .jpeg and .png files, in sorted order.
+        Shards are numbered from 0 (like Slurm array ids and Kubernetes completion indexes); a shard also
+        writes OUTPUT's stem + .shard.json, which `keel merge` checks.
         """)
 
-    @Argument(help: "A .keel graph or an .onnx model.")
+    @Argument(help: "A .keel graph, an .onnx model or a compiled .keelc.")
     var model: String
 
     @Argument(help: "Image files or folders.")
@@ -26,8 +29,14 @@ struct ExtractCommand: ParsableCommand {
     @Option(name: .long, help: "Images per run.")
     var batch: Int = 16
 
-    @Option(name: .long, help: ArgumentHelp("Process only shard i of n (0-based), a contiguous slice of the sorted file list.", valueName: "i/n"))
+    @Option(name: .long, help: ArgumentHelp("Process only shard i of n, numbered from 0 (0/4 … 3/4): a contiguous slice of the sorted file list; or auto, from SLURM_ARRAY_TASK_ID/_MIN/_COUNT or JOB_COMPLETION_INDEX.", valueName: "i/n|auto"))
     var shard: String?
+
+    @Option(name: .long, help: ArgumentHelp("The number of shards for --shard auto in a Kubernetes Indexed Job (its completions; or set KEEL_SHARD_COUNT).", valueName: "n"))
+    var shardCount: Int?
+
+    @Flag(name: .long, help: "Continue a run that was killed (SIGKILL, out of memory, a lost node) from its last complete batch, if its partial files are there.")
+    var resume = false
 
     @Flag(name: .long, help: "Skip unreadable images (reported on stderr) instead of stopping; exit status is still 1.")
     var keepGoing = false
@@ -39,39 +48,50 @@ struct ExtractCommand: ParsableCommand {
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        _ = try parsedShard()
-    }
-
-    private func parsedShard() throws -> (index: Int, count: Int)? {
-        guard let shard else { return nil }
-        let parts = shard.split(separator: "/").compactMap { Int($0) }
-        guard parts.count == 2, parts[1] >= 1, (0..<parts[1]).contains(parts[0]) else {
-            throw ValidationError("--shard takes i/n with 0 <= i < n, e.g. 0/4; got '\(shard)'")
+        if let shard, shard != "auto" {
+            do { _ = try Shard.parse(shard, count: shardCount, environment: [:]) } catch { throw ValidationError(String(describing: error)) }
         }
-        return (parts[0], parts[1])
+        if shardCount != nil && shard != "auto" { throw ValidationError("--shard-count goes with --shard auto") }
     }
 
     func run() throws {
         var failures = 0
         try reportingErrors {
-            var files = try ImageFiles.list(inputs)
-            if let (index, count) = try parsedShard() { files = ImageFiles.shard(files, index: index, count: count) }
+            let all = try ImageFiles.list(inputs)
+            var files = all
+            var shardRecord: ShardRecord?
+            if let shard {
+                let parsed = try Shard.parse(shard, count: shardCount, environment: ProcessInfo.processInfo.environment)
+                let range = parsed.range(of: all.count)
+                files = Array(all[range])
+                shardRecord = ShardRecord(shard: parsed, files: all)
+                note("shard \(parsed) (numbered from 0): files \(range.lowerBound)..<\(range.upperBound) of \(all.count)")
+            }
             let (compiled, report) = try options.pipeline(model, cutAt: at).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let feeder = try ImageFeeder(graph: compiled.graph, preset: preprocess)
             guard let outputName = compiled.outputNames.first,
                   let outputType = compiled.graph.outputs.first.flatMap({ compiled.graph.type(of: $0.value) }) else {
                 throw ValidationError("layer '\(at)' has no output")
             }
             let rowShape = outputType.shape.dims.dropFirst().compactMap(\.value)
-            let writer = try NpyStreamWriter(path: output, rowShape: rowShape)
+            let features = try FeatureOutput(path: output, rowShape: rowShape, fingerprint: fingerprint(files: files),
+                                             resume: resume, shardRecord: shardRecord)
+            if features.resumed {
+                note("resuming: \(features.filesDone) of \(files.count) files were done (\(features.rows) rows)")
+            } else if features.restarted {
+                note("starting over: a killed run of \(output) left partial files (--resume continues such a run)")
+            } else if resume {
+                note("nothing to resume for \(output): starting from the first file")
+            }
+            failures = features.failures
             let progress = Progress(total: files.count)
-            var written: [String] = []
             do {
-                for start in stride(from: 0, to: files.count, by: batch) {
+                for start in stride(from: features.filesDone, to: files.count, by: batch) {
+                    let end = min(start + batch, files.count)
                     var images: [Image] = []
                     var names: [String] = []
-                    for file in files[start..<min(start + batch, files.count)] {
+                    for file in files[start..<end] {
                         do {
                             images.append(try feeder.decode(file))
                             names.append(file)
@@ -80,23 +100,24 @@ struct ExtractCommand: ParsableCommand {
                             progress.interrupt(errorText(error))
                         }
                     }
+                    var values: ArraySlice<Float> = []
                     if !images.isEmpty {
                         let result = try compiled.run([feeder.inputName: try feeder.tensor(for: images)])
-                        guard let features = result[outputName] else { continue }
-                        try writer.append(features.values[...])
-                        written.append(contentsOf: names)
+                        guard let tensor = result[outputName] else { throw ValidationError("layer '\(at)' has no output") }
+                        values = tensor.values[...]
                     }
-                    progress.update(done: min(start + batch, files.count))
+                    try features.append(values, names: names, filesDone: end, failures: failures)
+                    progress.update(done: end)
                 }
-                guard !written.isEmpty else { throw ValidationError("no image could be read") }
-                try AtomicFile.write(Data((written.joined(separator: "\n") + "\n").utf8), to: sidecarPath)
-                try writer.finish()
+                guard features.rows > 0 || files.isEmpty else { throw ValidationError("no image could be read") }
+                let sidecar = try features.commit()
+                progress.finish()
+                print("\(outputName): \(Shape(known: [features.rows] + rowShape)) -> \(output)"
+                      + (sidecar.map { " (file order in \($0))" } ?? " (no file list: the output is a device or FIFO)"))
             } catch {
-                writer.cancel()
+                features.cancel()
                 throw error
             }
-            progress.finish()
-            print("\(outputName): \(Shape(known: [written.count] + rowShape)) -> \(output) (file order in \(sidecarPath))")
         }
         if failures > 0 {
             FileHandle.standardError.write(Data("error: \(failures) image(s) could not be read; their rows are left out\n".utf8))
@@ -104,8 +125,11 @@ struct ExtractCommand: ParsableCommand {
         }
     }
 
-    private var sidecarPath: String {
-        (output.hasSuffix(".npy") ? String(output.dropLast(4)) : output) + ".files.txt"
+    /// What must match for `--resume` to continue a partial run: every option that changes the
+    /// rows, and the files of this shard.
+    private func fingerprint(files: [String]) -> String {
+        let parts = [model, at, preprocess ?? "", String(batch), String(keepGoing), options.fingerprint] + files
+        return String(stableHash(Array(parts.joined(separator: "\0").utf8)), radix: 16)
     }
 }
 

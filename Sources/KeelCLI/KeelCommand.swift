@@ -8,12 +8,13 @@ struct KeelCommand: ParsableCommand {
         commandName: "keel",
         abstract: "Compile, check and run model graphs on the CPU.",
         subcommands: [CheckCommand.self, SummaryCommand.self, CompileCommand.self, RunCommand.self, ExtractCommand.self,
-                      BenchCommand.self])
+                      BenchCommand.self, MergeCommand.self])
 }
 
 /// Prints a user-facing error the way compilers do (the message, then its notes) and exits 1.
 /// Every command funnels its work through here so no error escapes as a trap or a Swift dump.
 func reportingErrors(_ body: () throws -> Void) throws {
+    TemporaryFiles.removeOnInterrupt()
     do {
         try body()
     } catch let error as ExitCode {

@@ -39,7 +39,7 @@ struct RunCommand: ParsableCommand {
             try options.explainWeightsIfAsked(file)
             if input.isEmpty && image.isEmpty { return }
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let inputs: [String: Tensor]
             if image.isEmpty {
                 inputs = try readInputs(input, for: model)
@@ -52,11 +52,16 @@ struct RunCommand: ParsableCommand {
             let memory = try model.memoryReport(bindings: bindings)
             note("planned activation memory \(megabytes(memory.plannedBytes)) (separate buffers would take \(megabytes(memory.naiveBytes)))")
             if let output {
+                // Every output is written before any appears: a failure leaves none of them.
+                let transaction = OutputTransaction()
+                var written: [String] = []
                 for (name, path) in outputPaths(model.outputNames, output: output) {
                     guard let tensor = outputs[name] else { continue }
-                    try NpyFile.write(tensor, to: path)
-                    print("\(name): \(Shape(known: tensor.shape)) -> \(path)")
+                    try transaction.stage(NpyFile.encode(tensor), to: path)
+                    written.append("\(name): \(Shape(known: tensor.shape)) -> \(path)")
                 }
+                try transaction.commit()
+                written.forEach { print($0) }
             }
             if output == nil || top != nil {
                 try printTopClasses(outputs, graph: model.graph, count: top ?? 5)
@@ -94,14 +99,17 @@ struct RunCommand: ParsableCommand {
 
     private func outputPaths(_ names: [String], output: String) -> [(String, String)] {
         guard names.count > 1 else { return names.map { ($0, output) } }
-        let stem = output.hasSuffix(".npy") ? String(output.dropLast(4)) : output
-        return names.map { ($0, "\(stem).\($0).npy") }
+        return names.map { ($0, "\(OutputNaming.stem(output)).\($0).npy") }
     }
 }
 
-func noteSeeded(_ report: ModelPipeline.Report, seed: UInt64) {
+/// The note a model's run owes its user: seeded-random weights, for a source model and for a
+/// .keelc compiled from one alike.
+func noteSeeded(_ report: ModelPipeline.Report) {
     if report.seededParameters > 0 {
-        note("\(report.seededParameters) parameter tensors use seeded-random weights (--seed \(seed)); outputs are not meaningful predictions")
+        let seed = report.seed.map { " (--seed \($0))" } ?? ""
+        let compiled = report.provenance.map { " when \($0.source) was compiled" } ?? ""
+        note("\(report.seededParameters) parameter tensors use seeded-random weights\(seed)\(compiled); outputs are not meaningful predictions")
     }
 }
 

@@ -7,16 +7,16 @@
 import CSIMDKernels
 
 enum DepthwiseConvolution {
-    /// Whether the kernel handles `geometry`: one filter per channel, and a SIMD level to run it.
+    /// Whether the kernel handles `geometry`: one filter per channel, and a body for this CPU.
     static func isPreferred(for geometry: Conv2DGeometry) -> Bool {
         geometry.groups > 1 && geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels
-            && SIMDLevel.inUse > .generic
+            && KernelTable.current.depthwise_conv != nil
     }
 
     private static func taps(_ geometry: Conv2DGeometry) -> Int { geometry.kernel.height * geometry.kernel.width }
 
     /// Scratch for `threads` concurrent calls (NCHW: staged planes; NHWC: the transposed filter),
-    /// and at least what im2col needs, which runs in its place without a SIMD level.
+    /// and at least what im2col needs, which runs in its place without a SIMD body.
     static func scratchSize(for geometry: Conv2DGeometry, threads: Int, im2colScratch: Int) -> Int {
         var description = parameters(geometry, input: nil, weights: nil, output: nil,
                                      epilogue: KernelEpilogue(activation: .identity))
@@ -27,11 +27,11 @@ enum DepthwiseConvolution {
     }
 
     /// Runs the whole batch, work split across threads. Returns false, having written nothing,
-    /// when no SIMD level is in use.
+    /// when the kernel table has no depthwise body for this CPU.
     static func run(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, epilogue: KernelEpilogue,
                     output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry,
                     scratch: UnsafeMutableBufferPointer<Float>, context: KernelContext) -> Bool {
-        guard SIMDLevel.inUse > .generic, let workspace = scratch.baseAddress else { return false }
+        guard let kernel = KernelTable.current.depthwise_conv, let workspace = scratch.baseAddress else { return false }
         let channels = geometry.inputChannels, tapCount = taps(geometry)
         var filter = weights
         if geometry.layout == .nhwc {
@@ -52,7 +52,7 @@ enum DepthwiseConvolution {
             for index in indices {
                 var call = description
                 let first = units * index / pipelines, end = units * (index + 1) / pipelines
-                _ = keel_depthwise_conv_run(&call, first, end - first, workspace + index * perThread)
+                kernel(&call, first, end - first, workspace + index * perThread)
             }
         }
         let remaining = epilogue.remainingActivation

@@ -14,7 +14,7 @@ enum DirectConvolution {
     /// group, not a plain GEMM, and a SIMD level to run it (otherwise im2col is the faster path).
     static func isPreferred(for geometry: Conv2DGeometry) -> Bool {
         geometry.groups == 1 && geometry.inputChannels <= maximumPreferredInputChannels
-            && !geometry.isPointwise && SIMDLevel.inUse > .generic
+            && !geometry.isPointwise && KernelTable.current.direct_conv_rows != nil
     }
 
     /// Scratch for `threads` concurrent row ranges, and at least what im2col needs: without a
@@ -31,7 +31,7 @@ enum DirectConvolution {
     static func run(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                     activation: UnaryOperation, output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry,
                     scratch: UnsafeMutableBufferPointer<Float>, context: KernelContext) -> Bool {
-        guard SIMDLevel.inUse > .generic, let workspace = scratch.baseAddress else { return false }
+        guard let kernel = KernelTable.current.direct_conv_rows, let workspace = scratch.baseAddress else { return false }
         let fused: keel_direct_conv_activation = activation == .relu ? KEEL_DIRECT_CONV_RELU : KEEL_DIRECT_CONV_IDENTITY
         let description = parameters(geometry, input: input, weights: weights, bias: bias, activation: fused,
                                      output: output)
@@ -43,12 +43,11 @@ enum DirectConvolution {
         let worthwhile = Int(min(Double(rows), Double(rows) * rowWork / Double(16 * parallelGrain)))
         let pipelines = min(context.threads, scratch.count / perThread, rows, max(1, worthwhile))
         guard pipelines >= 1 else { return false }
-        // The level was checked above and tests change it only between calls, so every call runs.
         context.forEachChunk(pipelines, minimumChunk: 1) { indices in
             for index in indices {
                 var call = description
                 let first = rows * index / pipelines, end = rows * (index + 1) / pipelines
-                _ = keel_direct_conv_rows(&call, first, end - first, workspace + index * perThread)
+                kernel(&call, first, end - first, workspace + index * perThread)
             }
         }
         if activation != .identity && activation != .relu {

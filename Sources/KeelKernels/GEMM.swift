@@ -48,13 +48,13 @@ private let gemmColumnBlock = 16
 /// Multiply-adds below which a GEMM stays on one thread (a 64×64×64 product takes ~3 µs).
 private let gemmParallelWork: Double = 262_144
 
-/// C = A·B on the calling thread, with B packed in panels (`keel_sgemm_packed_b`'s layout) once
+/// C = A·B on the calling thread, with B packed in panels (`the kernel table's `sgemm_packed_b` layout) once
 /// ahead of time: for the Winograd products, where OpenBLAS would repack a whole filter matrix for
 /// a few dozen rows of A. CPUs without a SIMD path multiply panel by panel through OpenBLAS.
 func panelPackedSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, panels: UnsafePointer<Float>,
                       c: UnsafeMutablePointer<Float>, ldc: Int) {
     guard m > 0, n > 0, k > 0 else { return }
-    if keel_sgemm_packed_b(m, n, k, a, lda, panels, c, ldc) != 0 { return }
+    if let kernel = KernelTable.current.sgemm_packed_b { return kernel(m, n, k, a, lda, panels, c, ldc) }
     let width = Int(KEEL_PANEL_COLUMNS)
     for first in stride(from: 0, to: n, by: width) {
         sgemm(transposeA: false, transposeB: false, m: m, n: min(width, n - first), k: k, a: a, lda: lda,

@@ -1,4 +1,4 @@
-/// Keel's own GEMM (CSIMDKernels/gemm_packed.c) over Keel's threads, with the epilogue fused:
+/// Keel's own GEMM (CSIMDKernels/panel_gemm.h) over Keel's threads, with the epilogue fused:
 /// the convolutions' products, whose filter operand is read in place (no per-call repacking as
 /// with OpenBLAS). Work is split across threads by whichever operand is larger: columns when the
 /// right-hand matrix is (each thread streams half of a large filter), rows otherwise.
@@ -7,11 +7,12 @@ import CSIMDKernels
 enum PanelGEMM {
     static let panel = Int(KEEL_PANEL_COLUMNS)
 
-    /// C = epilogue(A·B). Returns false, having written nothing, when no SIMD level is in use.
+    /// C = epilogue(A·B). Returns false, having written nothing, when the kernel table has no
+    /// GEMM body for this CPU.
     static func multiply(m: Int, n: Int, k: Int, left: keel_gemm_left, right: keel_gemm_right,
                          c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: KernelEpilogue, biasPerRow: Bool,
                          residualStride: Int, context: KernelContext) -> Bool {
-        guard SIMDLevel.inUse > .generic else { return false }
+        guard let kernel = KernelTable.current.sgemm else { return false }
         guard m > 0, n > 0 else { return true }
         let base = epilogue.description(biasPerRow: biasPerRow, residualStride: residualStride)
         let panels = (n + panel - 1) / panel
@@ -20,7 +21,7 @@ enum PanelGEMM {
         let splitColumns = Double(k) * Double(n) > Double(m) * Double(k) ? panels >= 2 : m < 16
         if threads <= 1 || (splitColumns && panels < 2) || (!splitColumns && m < 2) {
             var description = base
-            _ = keel_sgemm(m, n, k, left, right, c, ldc, &description)
+            kernel(m, n, k, left, right, c, ldc, &description)
         } else if splitColumns {
             context.forEachChunk(panels, minimumChunk: 1) { range in
                 let first = range.lowerBound * panel, width = min(n, range.upperBound * panel) - first
@@ -29,7 +30,7 @@ enum PanelGEMM {
                 description.residual = base.residual.map { $0 + first }
                 var part = right
                 part.base = right.base + range.lowerBound * right.panel_step
-                _ = keel_sgemm(m, width, k, left, part, c + first, ldc, &description)
+                kernel(m, width, k, left, part, c + first, ldc, &description)
             }
         } else {
             context.forEachChunk(m, minimumChunk: 8) { range in
@@ -39,7 +40,7 @@ enum PanelGEMM {
                 description.residual = base.residual.map { $0 + first * residualStride }
                 var part = left
                 part.base = left.base + first * left.row_step
-                _ = keel_sgemm(range.count, n, k, part, right, c + first * ldc, ldc, &description)
+                kernel(range.count, n, k, part, right, c + first * ldc, ldc, &description)
             }
         }
         let remaining = epilogue.remainingActivation
@@ -49,6 +50,9 @@ enum PanelGEMM {
         }
         return true
     }
+
+    /// Whether the kernel table has a GEMM body for this CPU (else OpenBLAS multiplies).
+    static var isPresent: Bool { KernelTable.current.sgemm != nil }
 
     /// Multiply-adds below which a product stays on one thread.
     static let minimumParallelWork: Double = 262_144

@@ -147,6 +147,7 @@ struct WinogradRun {
             let band = temporary + 36 * 8
             var bandRow = (image: -1, top: 0)
             let pointStride = blockCount * channels
+            let simdInput = KernelTable.current.winograd_input_tile
             for local in tiles {
                 let (image, row, column) = origin(blockStart + local)
                 let (top, left) = (row - geometry.padding.top, column - geometry.padding.left)
@@ -164,7 +165,10 @@ struct WinogradRun {
                 }
                 let (source, rowStride) = view.patch(left: left, into: patch)
                 let target = destination + local * channels
-                if keel_winograd_input_tile(source, rowStride, channels, target, pointStride) != 0 { continue }
+                if let simdInput {
+                    simdInput(source, rowStride, channels, target, pointStride)
+                    continue
+                }
                 var channel = 0
                 while channel + 8 <= channels {
                     WinogradTransform.inputTile(SIMD8<Float>.self, source: source + channel, rowStride: rowStride,
@@ -208,7 +212,7 @@ struct WinogradRun {
             let band = OutputBand(base: temporary + 24 * 8)
             let pointStride = blockCount * channels
             var pending: (image: Int, top: Int, columns: Range<Int>)?
-            let simdEpilogue = (activation == .identity || activation == .relu) && SIMDLevel.inUse > .generic
+            let simdEpilogue = activation == .identity || activation == .relu ? KernelTable.current.winograd_output_tile : nil
             for local in tiles {
                 let products = source + local * channels
                 let (image, top, left) = origin(blockStart + local)
@@ -231,9 +235,9 @@ struct WinogradRun {
                     pending = (image, top, (pending?.columns.lowerBound ?? left)..<(left + columns))
                     (target, rowStride, rows) = (band.base + left * channels, width * channels, 4)
                 }
-                if simdEpilogue, keel_winograd_output_tile(products, pointStride, channels, bias, activation == .relu ? 1 : 0,
-                                                           pooled ? 1 : 0, target, rowStride, channels,
-                                                           Int32(rows), Int32(columns)) != 0 {
+                if let simdEpilogue {
+                    simdEpilogue(products, pointStride, channels, bias, activation == .relu ? 1 : 0, pooled ? 1 : 0,
+                                 target, rowStride, channels, Int32(rows), Int32(columns))
                     continue
                 }
                 var channel = 0

@@ -98,9 +98,10 @@ public struct WinogradWeights: Sendable, Equatable {
             }
             // Input channels split across threads; each writes its own rows of every point's matrix.
             context.forEachChunk(inputs, minimumChunk: 1) { channels in
-                if keel_winograd_filter_transform(source, inputs, outputs, strides.output, strides.channel, strides.tap,
-                                                  channels.lowerBound, channels.upperBound,
-                                                  destination, pointStride) != 0 { return }
+                if let transform = KernelTable.current.winograd_filter_transform {
+                    return transform(source, inputs, outputs, strides.output, strides.channel, strides.tap,
+                                     channels.lowerBound, channels.upperBound, destination, pointStride)
+                }
                 // No SIMD level in use: the portable loop, eight output channels at a time.
                 // taps: 9 vectors; half: G·g as 3 columns of 6; points: one row of 6.
                 withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 18 + 6) { work in

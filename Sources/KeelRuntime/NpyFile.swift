@@ -16,6 +16,28 @@ public enum NpyFile {
     public static func decode(_ data: Data, path: String) throws -> Tensor {
         let bytes = [UInt8](data)
         func fail(_ reason: String) -> RuntimeError { .npy(path: path, reason: reason) }
+        let (shape, payloadStart) = try parseHeader(bytes, path: path)
+        let count = shape.reduce(1, *)
+        let expectedBytes = count * 4
+        guard bytes.count - payloadStart >= expectedBytes else {
+            throw fail("shape \(Shape(known: shape)) needs \(formatCount(expectedBytes)) bytes of data but the file has \(formatCount(bytes.count - payloadStart))")
+        }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBytes { destination in
+            bytes.withUnsafeBytes { source in
+                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[payloadStart..<(payloadStart + expectedBytes)]))
+            }
+        }
+        #if _endian(big)
+        values = values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
+        #endif
+        return try Tensor(shape: shape, values: values)
+    }
+
+    /// The shape and where the data starts, from the first bytes of a .npy (at least the whole
+    /// header; `readHeader` reads just that much of a file).
+    static func parseHeader(_ bytes: [UInt8], path: String) throws -> (shape: [Int], dataOffset: Int) {
+        func fail(_ reason: String) -> RuntimeError { .npy(path: path, reason: reason) }
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else { throw fail("missing the \\x93NUMPY magic") }
         let major = bytes[6]
         let headerLength: Int
@@ -41,24 +63,23 @@ public enum NpyFile {
         }
         let fortran = try field("fortran_order", in: header, path: path)
         guard fortran == "False" else { throw fail("Fortran order is not supported; save with np.ascontiguousarray(x)") }
-        let shapeText = try field("shape", in: header, path: path)
-        let shape = try parseShape(shapeText, path: path)
-        let count = shape.reduce(1, *)
-        let payloadStart = headerStart + headerLength
-        let expectedBytes = count * 4
-        guard bytes.count - payloadStart >= expectedBytes else {
-            throw fail("shape \(Shape(known: shape)) needs \(formatCount(expectedBytes)) bytes of data but the file has \(formatCount(bytes.count - payloadStart))")
+        let shape = try parseShape(try field("shape", in: header, path: path), path: path)
+        return (shape, headerStart + headerLength)
+    }
+
+    /// The shape and data offset of a .npy file, reading only its header (for files too large to
+    /// load, such as the shards `keel merge` joins).
+    public static func readHeader(path: String) throws -> (shape: [Int], dataOffset: Int) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw RuntimeError.npy(path: path, reason: "cannot read the file") }
+        defer { try? handle.close() }
+        var bytes = [UInt8]((try? handle.read(upToCount: 12)) ?? Data())
+        if bytes.count == 12 {
+            let (start, length) = bytes[6] == 1 ? (10, Int(bytes[8]) | Int(bytes[9]) << 8)
+                : (12, (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) })
+            guard length <= 1 << 20 else { throw RuntimeError.npy(path: path, reason: "header of \(length) bytes is too long") }
+            bytes += [UInt8]((try? handle.read(upToCount: max(0, start + length - bytes.count))) ?? Data())
         }
-        var values = [Float](repeating: 0, count: count)
-        values.withUnsafeMutableBytes { destination in
-            bytes.withUnsafeBytes { source in
-                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[payloadStart..<(payloadStart + expectedBytes)]))
-            }
-        }
-        #if _endian(big)
-        values = values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
-        #endif
-        return try Tensor(shape: shape, values: values)
+        return try parseHeader(bytes, path: path)
     }
 
     public static func encode(_ tensor: Tensor) -> Data {

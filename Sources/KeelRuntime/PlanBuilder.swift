@@ -7,9 +7,9 @@ public struct ExecutionContext: Sendable {
     public var threads: Int
     public init(threads: Int) { self.threads = max(1, threads) }
 
-    /// The instruction set Keel's own kernels run at on this CPU ("AVX-512", "AVX2" or
-    /// "generic"), after any `KEEL_SIMD` cap.
-    public static var simdLevel: String { SIMDLevel.inUse.description }
+    /// The CPU capabilities Keel's own kernels use ("AVX2+AVX-512+AVX512_BF16+AMX-BF16", …,
+    /// "generic"), after any `KEEL_SIMD` narrowing.
+    public static var simdLevel: String { CPUCapabilities.inUse.description }
 }
 
 /// Ops whose output is the input's memory read with another shape: no kernel, no copy.

@@ -37,7 +37,7 @@ public enum WeightInitializer {
 
 /// FNV-1a: stable across runs and machines, unlike Swift's seeded `Hasher` (weight seeds,
 /// .keelc header checksums).
-func stableHash<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+public func stableHash<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     for byte in bytes {
         hash ^= UInt64(byte)

@@ -20,7 +20,7 @@ final class BackboneBlockTests: XCTestCase {
             XCTAssertFalse(graph.nodes.contains { $0.op == op }, "\(name): a \(op) was not fused", file: file, line: line)
         }
         let scale = expected.values.map(abs).max() ?? 0
-        try forEachSIMDLevel { level in
+        try forEachCapabilitySet { level in
             let (model, _) = try pipeline.compile()
             let output = try XCTUnwrap(try model.run([model.inputNames[0]: input]).values.first, file: file, line: line)
             XCTAssertEqual(output.shape, expected.shape, file: file, line: line)
@@ -39,11 +39,11 @@ final class BackboneBlockTests: XCTestCase {
     }
 }
 
-/// Runs `body` with Keel's C kernels capped at each SIMD level this CPU has, then lifts the cap.
-private func forEachSIMDLevel(_ body: (SIMDLevel) throws -> Void) rethrows {
-    defer { SIMDLevel.limit(to: .avx512) }
-    for level in SIMDLevel.allCases where level <= SIMDLevel.detected {
-        SIMDLevel.limit(to: level)
-        try body(level)
+/// Runs `body` with Keel's kernel table filled from each capability set this CPU has in turn.
+private func forEachCapabilitySet(_ body: (CPUCapabilities) throws -> Void) rethrows {
+    defer { CPUCapabilities.restoreDetected() }
+    for capabilities in CPUCapabilities.everyPathPresent {
+        CPUCapabilities.restrict(to: capabilities)
+        try body(capabilities)
     }
 }

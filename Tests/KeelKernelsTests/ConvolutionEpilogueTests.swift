@@ -108,7 +108,7 @@ final class ConvolutionEpilogueTests: XCTestCase {
     func check(_ cases: [Case], label: String) throws {
         for (index, testCase) in cases.enumerated() {
             let operands = Operands(testCase, seed: UInt64(100 * index))
-            try forEachSIMDLevel { level in
+            try forEachCapabilitySet { level in
                 for threads in [1, 2] {
                     let actual = try run(testCase, operands, threads: threads)
                     assertClose(actual, operands.expected, "\(label) case \(index) \(testCase.geometry.layout) "
@@ -134,8 +134,8 @@ final class ConvolutionEpilogueTests: XCTestCase {
     func testAlgorithmChoice() {
         let depthwise = Self.geometry(12, 12, in: 32, out: 32, groups: 32, layout: .nchw)
         let grouped = Self.geometry(12, 12, in: 32, out: 32, groups: 4, layout: .nhwc)
-        forEachSIMDLevel { level in
-            XCTAssertEqual(Conv2D.defaultAlgorithm(for: depthwise), level > .generic ? .depthwise : .im2colGEMM)
+        forEachCapabilitySet { capabilities in
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: depthwise), capabilities.isEmpty ? .im2colGEMM : .depthwise)
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: grouped), .im2colGEMM)
         }
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: Self.geometry(30, 30, in: 16, out: 16, layout: .nhwc)), .winograd)
@@ -160,7 +160,7 @@ final class ConvolutionEpilogueTests: XCTestCase {
                             expected[row * outFeatures + column] = Float(NaiveConvolution.activate(sum, activation))
                         }
                     }
-                    try forEachSIMDLevel { level in
+                    try forEachCapabilitySet { level in
                         for threads in [1, 2] {
                             let actual = try withOutput(rows * outFeatures) { output in
                                 try input.withUnsafeBufferPointer { input in

@@ -172,12 +172,12 @@ func seededValues(_ count: Int, seed: UInt64) -> [Float] {
     }
 }
 
-/// Runs `body` with Keel's C kernels capped at each SIMD level this CPU has (generic = the
-/// portable fallbacks), then lifts the cap again.
-func forEachSIMDLevel(_ body: (SIMDLevel) throws -> Void) rethrows {
-    defer { SIMDLevel.limit(to: .avx512) }
-    for level in SIMDLevel.allCases where level <= SIMDLevel.detected {
-        SIMDLevel.limit(to: level)
-        try body(level)
+/// Runs `body` with Keel's kernel table filled from each capability set this CPU has in turn
+/// (none = the portable fallbacks), then restores the detected set.
+func forEachCapabilitySet(_ body: (CPUCapabilities) throws -> Void) rethrows {
+    defer { CPUCapabilities.restoreDetected() }
+    for capabilities in CPUCapabilities.everyPathPresent {
+        CPUCapabilities.restrict(to: capabilities)
+        try body(capabilities)
     }
 }

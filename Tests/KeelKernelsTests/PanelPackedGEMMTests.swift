@@ -22,7 +22,7 @@ final class PanelPackedGEMMTests: XCTestCase {
             (1, 1, 1), (3, 5, 7), (6, 16, 9), (7, 31, 64), (8, 32, 128), (9, 33, 129), (13, 70, 100),
             (16, 64, 513), (17, 40, 600), (49, 96, 1030),
         ]
-        forEachSIMDLevel { level in
+        forEachCapabilitySet { level in
             for (index, shape) in shapes.enumerated() {
                 let lda = shape.k + 3
                 let a = seededValues(shape.m * lda, seed: UInt64(100 + index))

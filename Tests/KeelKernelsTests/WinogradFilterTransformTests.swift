@@ -59,7 +59,7 @@ final class WinogradFilterTransformTests: XCTestCase {
                     for tap in 0..<9 { hwio[(tap * inputs + input) * outputs + output] = oihw[(output * inputs + input) * 9 + tap] }
                 }
             }
-            try forEachSIMDLevel { level in
+            try forEachCapabilitySet { level in
                 for threads in [1, 2] {
                     let context = KernelContext(threads: threads)
                     let label = "\(inputs)x\(outputs) \(level) threads \(threads)"

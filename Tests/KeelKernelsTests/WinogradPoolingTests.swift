@@ -48,7 +48,7 @@ final class WinogradPoolingTests: XCTestCase {
                         try Pooling.maxPool(input: $0, output: output, geometry: poolGeometry)
                     }
                 }
-                try forEachSIMDLevel { level in
+                try forEachCapabilitySet { level in
                     for threads in [1, 2] {
                         var winogradScratch = [Float](repeating: .nan,
                                                       count: Conv2D.scratchSize(for: geometry, algorithm: .winograd,

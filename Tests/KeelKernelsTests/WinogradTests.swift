@@ -57,7 +57,7 @@ final class WinogradTests: XCTestCase {
                 let bias = seededValues(shape.outputs, seed: seed + 3)
                 let reference = try convolve(input, weights, bias: bias, activation: .relu, geometry,
                                              algorithm: .im2colGEMM, threads: 1)
-                try forEachSIMDLevel { level in
+                try forEachCapabilitySet { level in
                     for threads in [1, 2] {
                         let actual = try convolve(input, weights, bias: bias, activation: .relu, geometry,
                                                   algorithm: .winograd, threads: threads)

@@ -30,12 +30,7 @@ typedef struct {
  * (batch·channels) in NCHW. */
 ptrdiff_t keel_depthwise_conv_work_count(const keel_depthwise_conv *conv);
 
-/* Floats of scratch one concurrent keel_depthwise_conv_run call needs. */
+/* Floats of scratch one concurrent call of the kernel table's depthwise_conv needs. */
 ptrdiff_t keel_depthwise_conv_scratch_count(const keel_depthwise_conv *conv);
-
-/* Computes work units first ..< first + count. Each output value is the taps' fused
- * multiply-adds in filter order from zero, then bias, residual and activation, whatever the split.
- * Returns 0 and writes nothing when no SIMD level is in use. */
-int keel_depthwise_conv_run(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count, float *scratch);
 
 #endif

@@ -37,11 +37,9 @@ typedef struct {
 /* Floats of scratch one concurrent keel_direct_conv_rows call needs. */
 ptrdiff_t keel_direct_conv_scratch_count(const keel_direct_conv *conv);
 
-/* Computes output rows first_row ..< first_row + row_count, counted over batch·output_height
- * (row r is row r mod output_height of image r / output_height). Every output value is summed in
- * the same order whatever rows a call covers, so splitting rows across threads does not change
- * results. Returns 0 and writes nothing when no SIMD level is in use. */
-int keel_direct_conv_rows(const keel_direct_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
-                          float *scratch);
+/* Rows are counted over batch·output_height (row r is row r mod output_height of image
+ * r / output_height). Every output value is summed in the same order whatever rows a call covers,
+ * so splitting rows across threads does not change results. The entry point is
+ * keel_kernels()->direct_conv_rows. */
 
 #endif

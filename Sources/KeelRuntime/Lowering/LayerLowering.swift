@@ -168,7 +168,7 @@ extension KernelLowering {
                                   axis: outFeatures, inner: 1, context: context)
             }
         }
-        step.algorithm = (weightLayout == .inOut && SIMDLevel.inUse > .generic ? "panel-gemm" : "openblas") + (residual == nil ? "" : "+residual")
+        step.algorithm = (weightLayout == .inOut && PanelGEMM.isPresent ? "panel-gemm" : "openblas") + (residual == nil ? "" : "+residual")
         return step
     }
 

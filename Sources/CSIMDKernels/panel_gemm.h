@@ -1,15 +1,18 @@
 /* C = epilogue(A·B) on 32-column panels of B, for the products OpenBLAS serves badly: the
- * Winograd products and the convolutions' GEMMs, whose filter operand is used for a few dozen
- * rows at batch 1 and which OpenBLAS repacks on every call. B streams from its panels (packed once
- * ahead of time, or read in place from a row-major matrix) and only a slice of A's rows is packed
- * (transposed to [k][rows]) at a time, so both operands are read sequentially.
+ * Winograd products and the convolutions' and dense layers' GEMMs, whose filter operand is used
+ * for a few dozen rows at batch 1 and which OpenBLAS repacks on every call. B streams from its
+ * panels (packed once ahead of time, or read in place from a row-major matrix) and only a slice of
+ * A's rows is packed (transposed to [k][rows]) at a time, so both operands are read sequentially.
  * Blocking: depth passes of DEPTH, then blocks of COLUMN_BLOCK panels (≤ 512 KB of B, which stays
  * in L2 while every row slice of A passes over it), then row groups of at most 8 (AVX-512: 16
  * accumulators; clang spills some of the 24 a 12-row block needs, which halved the speed) or 6
  * (AVX2: 12 of the 16 registers). The epilogue (bias, residual, activation) runs on the registers
  * of the last depth pass, before the one store. */
-#include "keel_simd.h"
-#include "simd_activation.h"
+#ifndef KEEL_PANEL_GEMM_H
+#define KEEL_PANEL_GEMM_H
+/* The template each ISA file instantiates (DEFINE_PANEL_GEMM, after its activations), and the
+ * scalar helpers it uses. */
+#include "keel_kernels.h"
 #include "simd_internal.h"
 
 enum {
@@ -61,20 +64,25 @@ struct block_target {
     const keel_epilogue *epilogue;
 };
 
+/* An epilogue that does nothing is no epilogue. */
+KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
+    return e && (e->bias || e->residual || e->activation != KEEL_ACTIVATION_NONE) ? e : NULL;
+}
+
 /* One body per level: `rows` rows of A (at most LIMIT) × 2·HALF columns of a panel in two
- * registers per row; `rows_of` runs a whole 32-column panel (AVX-512: one pass of 2×16 columns;
- * AVX2: two passes of 2×8). */
+ * registers per row; `gemm_rows` runs a whole 32-column panel (AVX-512: one pass of 2×16
+ * columns; AVX2: two passes of 2×8). Needs keel_<PREFIX>_activate (simd_activation.h). */
 #define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
                           SET1, ZERO, FMADD, ADD)                                                           \
-    KEEL_INLINE ATTRIBUTE VEC PREFIX##_finish(VEC value, const keel_epilogue *e, ptrdiff_t row,               \
-                                              ptrdiff_t column, MASK mask) {                                \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_gemm_finish(VEC value, const keel_epilogue *e, ptrdiff_t row,          \
+                                                   ptrdiff_t column, MASK mask) {                           \
         if (e->bias) value = ADD(value, e->bias_per_row ? SET1(e->bias[row]) : LOAD(mask, e->bias + column)); \
         if (e->residual) value = ADD(value, LOAD(mask, e->residual + row * e->residual_stride + column));    \
         return keel_##PREFIX##_activate(value, e);                                                          \
     }                                                                                                       \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_block(const int rows, ptrdiff_t depth, struct rows_view a,           \
-                                              const float *b, ptrdiff_t b_step, int whole,                   \
-                                              struct block_target t, MASK low, MASK high, int prefetch) {    \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
+                                                   const float *b, ptrdiff_t b_step, int whole,             \
+                                                   struct block_target t, MASK low, MASK high, int prefetch) { \
         VEC left[LIMIT], right[LIMIT];                                                                      \
         for (int r = 0; r < rows; r++) { left[r] = ZERO(); right[r] = ZERO(); }                             \
         for (ptrdiff_t p = 0; p < depth; p++) {                                                             \
@@ -98,15 +106,16 @@ struct block_target {
                 right[r] = ADD(right[r], LOAD(high, out + HALF));                                           \
             }                                                                                               \
             if (t.epilogue) {                                                                               \
-                left[r] = PREFIX##_finish(left[r], t.epilogue, t.row + r, t.column, low);                   \
-                right[r] = PREFIX##_finish(right[r], t.epilogue, t.row + r, t.column + HALF, high);         \
+                left[r] = PREFIX##_gemm_finish(left[r], t.epilogue, t.row + r, t.column, low);              \
+                right[r] = PREFIX##_gemm_finish(right[r], t.epilogue, t.row + r, t.column + HALF, high);    \
             }                                                                                               \
             STORE(low, out, left[r]);                                                                       \
             STORE(high, out + HALF, right[r]);                                                              \
         }                                                                                                   \
     }                                                                                                       \
-    static ATTRIBUTE void PREFIX##_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,       \
-                                        ptrdiff_t b_step, int padded, struct block_target t, ptrdiff_t width) { \
+    static ATTRIBUTE void PREFIX##_gemm_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,  \
+                                             ptrdiff_t b_step, int padded, struct block_target t,           \
+                                             ptrdiff_t width) {                                             \
         for (ptrdiff_t first = 0; first < PANEL && first < width; first += 2 * HALF) {                      \
             MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                      \
             struct block_target part = t;                                                                   \
@@ -114,82 +123,58 @@ struct block_target {
             part.column += first;                                                                           \
             int whole = padded || width - first >= 2 * HALF;                                                \
             switch (rows) {                                                                                 \
-                CASES(PREFIX##_block, depth, a, b + first, b_step, whole, part, low, high, depth > SHALLOW)  \
+                CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high,             \
+                      depth > SHALLOW)                                                                      \
                 default: break;                                                                             \
             }                                                                                               \
         }                                                                                                   \
+    }                                                                                                       \
+    void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
+                               keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue) { \
+        if (m <= 0 || n <= 0) return;                                                                       \
+        epilogue = effective_epilogue(epilogue);                                                            \
+        ptrdiff_t groups = (m + LIMIT - 1) / LIMIT;                                                         \
+        ptrdiff_t panels = (n + PANEL - 1) / PANEL;                                                         \
+        /* A's rows are packed when deep and not already adjacent per depth. */                             \
+        int pack = k > SHALLOW && left.row_step != 1;                                                       \
+        float packed[DEPTH * LIMIT];                                                                        \
+        const float zero = 0;                                                                               \
+        if (k <= 0) {                                                                                       \
+            /* An empty sum: the epilogue of zero. */                                                       \
+            left = (keel_gemm_left){ &zero, 0, 0 };                                                         \
+            right = (keel_gemm_right){ &zero, 0, 0, 1 };                                                    \
+        }                                                                                                   \
+        ptrdiff_t total = k > 0 ? k : 1;                                                                    \
+        for (ptrdiff_t start = 0; start < total; start += DEPTH) {                                          \
+            ptrdiff_t depth = k <= 0 ? 0 : (k - start < DEPTH ? k - start : DEPTH);                         \
+            int last = start + DEPTH >= total;                                                              \
+            for (ptrdiff_t block = 0; block < panels; block += COLUMN_BLOCK) {                              \
+                ptrdiff_t block_end = block + COLUMN_BLOCK < panels ? block + COLUMN_BLOCK : panels;        \
+                for (ptrdiff_t group = 0; group < groups; group++) {                                        \
+                    ptrdiff_t first = group_start(m, groups, group);                                        \
+                    int rows = (int)(group_start(m, groups, group + 1) - first);                            \
+                    struct rows_view view = { left.base + first * left.row_step + start * left.depth_step,  \
+                                              left.depth_step, left.row_step };                             \
+                    if (pack) {                                                                             \
+                        pack_rows(rows, depth, view, packed);                                               \
+                        view = (struct rows_view){ packed, rows, 1 };                                       \
+                    }                                                                                       \
+                    for (ptrdiff_t panel = block; panel < block_end; panel++) {                             \
+                        const float *b = right.base + panel * right.panel_step + start * right.depth_step;  \
+                        struct block_target target = { c + first * ldc + panel * PANEL, ldc, first,         \
+                                                       panel * PANEL, start > 0, last ? epilogue : NULL };  \
+                        ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;            \
+                        PREFIX##_gemm_rows(rows, depth, view, b, right.depth_step, right.padded, target, width); \
+                    }                                                                                       \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+    }                                                                                                       \
+    void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
+                                        const float *b_panels, float *c, ptrdiff_t ldc) {                   \
+        keel_##PREFIX##_sgemm(m, n, k, (keel_gemm_left){ a, lda, 1 },                                       \
+                              (keel_gemm_right){ b_panels, PANEL, k * PANEL, 1 }, c, ldc, NULL);            \
     }
-
-/* AVX-512: 8 rows × 32 columns, 16 accumulators. */
-DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_8, __mmask16, keel_avx512_lanes,
-                  _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
-                  _mm512_fmadd_ps, _mm512_add_ps)
-
-/* AVX2 + FMA: 6 rows × 16 columns, 12 of the 16 registers. */
-DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
-                  _mm256_loadu_ps, KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps,
-                  _mm256_fmadd_ps, _mm256_add_ps)
 
 #endif
-
-int keel_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left, keel_gemm_right right, float *c,
-               ptrdiff_t ldc, const keel_epilogue *epilogue) {
-#if KEEL_X86
-    if (m <= 0 || n <= 0) return 1;
-    keel_simd_level level = keel_simd_level_in_use();
-    if (level == KEEL_SIMD_GENERIC) return 0;
-    if (epilogue && !epilogue->bias && !epilogue->residual && epilogue->activation == KEEL_ACTIVATION_NONE)
-        epilogue = NULL;
-    int limit = level == KEEL_SIMD_AVX512 ? AVX512_ROWS : AVX2_ROWS;
-    ptrdiff_t groups = (m + limit - 1) / limit;
-    ptrdiff_t panels = (n + PANEL - 1) / PANEL;
-    /* A's rows are packed when deep and not already adjacent per depth. */
-    int pack = k > SHALLOW && left.row_step != 1;
-    float packed[DEPTH * AVX512_ROWS];
-    const float zero_depth = 0;
-    if (k <= 0) {
-        /* An empty sum: the epilogue of zero. */
-        left = (keel_gemm_left){ &zero_depth, 0, 0 };
-        right = (keel_gemm_right){ &zero_depth, 0, 0, 1 };
-    }
-    ptrdiff_t passes_depth = k > 0 ? k : 1;
-    for (ptrdiff_t start = 0; start < passes_depth; start += DEPTH) {
-        ptrdiff_t depth = k <= 0 ? 0 : (k - start < DEPTH ? k - start : DEPTH);
-        int last = start + DEPTH >= passes_depth;
-        for (ptrdiff_t block = 0; block < panels; block += COLUMN_BLOCK) {
-            ptrdiff_t block_end = block + COLUMN_BLOCK < panels ? block + COLUMN_BLOCK : panels;
-            for (ptrdiff_t group = 0; group < groups; group++) {
-                ptrdiff_t first = group_start(m, groups, group);
-                int rows = (int)(group_start(m, groups, group + 1) - first);
-                struct rows_view view = { left.base + first * left.row_step + start * left.depth_step,
-                                          left.depth_step, left.row_step };
-                if (pack) {
-                    pack_rows(rows, depth, view, packed);
-                    view = (struct rows_view){ packed, rows, 1 };
-                }
-                for (ptrdiff_t panel = block; panel < block_end; panel++) {
-                    const float *b = right.base + panel * right.panel_step + start * right.depth_step;
-                    struct block_target target = { c + first * ldc + panel * PANEL, ldc, first, panel * PANEL,
-                                                   start > 0, last ? epilogue : NULL };
-                    ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;
-                    if (level == KEEL_SIMD_AVX512)
-                        avx512_rows(rows, depth, view, b, right.depth_step, right.padded, target, width);
-                    else
-                        avx2_rows(rows, depth, view, b, right.depth_step, right.padded, target, width);
-                }
-            }
-        }
-    }
-    return 1;
-#else
-    (void)m; (void)n; (void)k; (void)left; (void)right; (void)c; (void)ldc; (void)epilogue;
-    return 0;
 #endif
-}
-
-int keel_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                        const float *b_panels, float *c, ptrdiff_t ldc) {
-    if (m <= 0 || n <= 0 || k <= 0) return 0;
-    return keel_sgemm(m, n, k, (keel_gemm_left){ a, lda, 1 }, (keel_gemm_right){ b_panels, PANEL, k * PANEL, 1 },
-                      c, ldc, NULL);
-}

@@ -3,8 +3,10 @@
  * a small stack array, then along the rows, with the same arithmetic as the Swift fallback in
  * WinogradTransforms.swift (interpolation points 0, ±1, ±2, ∞; separate multiplies and adds, no
  * FMA, so every level rounds alike). */
-#include "keel_winograd.h"
-#include "keel_simd.h"
+#ifndef KEEL_WINOGRAD_TILES_H
+#define KEEL_WINOGRAD_TILES_H
+/* The template each ISA file instantiates (DEFINE_TRANSFORMS). */
+#include "keel_kernels.h"
 #include "simd_internal.h"
 
 #if KEEL_X86
@@ -94,52 +96,17 @@
                 }                                                                                                       \
             }                                                                                                           \
         }                                                                                                               \
+    }                                                                                                                   \
+    void keel_##PREFIX##_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels,           \
+                                             float *destination, ptrdiff_t point_stride) {                            \
+        PREFIX##_input_tile(source, row_stride, channels, destination, point_stride);                                  \
+    }                                                                                                                   \
+    void keel_##PREFIX##_winograd_output_tile(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,      \
+                                              const float *bias, int relu, int pool, float *destination,              \
+                                              ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns) { \
+        PREFIX##_output_tile(products, point_stride, channels, bias, relu, pool, destination, row_stride,             \
+                             column_stride, rows, columns);                                                            \
     }
 
-/* AVX-512: 16 channels, masked loads and stores for the tail. */
-DEFINE_TRANSFORMS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
-                  _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
-                  _mm512_max_ps)
-
-/* AVX2: 8 channels; the tail through maskload/maskstore. */
-DEFINE_TRANSFORMS(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
-                  _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
-                  _mm256_max_ps)
-
 #endif
-
-int keel_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels,
-                             float *destination, ptrdiff_t point_stride) {
-#if KEEL_X86
-    switch (keel_simd_level_in_use()) {
-    case KEEL_SIMD_AVX512: avx512_input_tile(source, row_stride, channels, destination, point_stride); return 1;
-    case KEEL_SIMD_AVX2: avx2_input_tile(source, row_stride, channels, destination, point_stride); return 1;
-    case KEEL_SIMD_GENERIC: break;
-    }
-#else
-    (void)source; (void)row_stride; (void)channels; (void)destination; (void)point_stride;
 #endif
-    return 0;
-}
-
-int keel_winograd_output_tile(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,
-                              const float *bias, int relu, int pool, float *destination,
-                              ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns) {
-#if KEEL_X86
-    switch (keel_simd_level_in_use()) {
-    case KEEL_SIMD_AVX512:
-        avx512_output_tile(products, point_stride, channels, bias, relu, pool, destination, row_stride,
-                           column_stride, rows, columns);
-        return 1;
-    case KEEL_SIMD_AVX2:
-        avx2_output_tile(products, point_stride, channels, bias, relu, pool, destination, row_stride,
-                         column_stride, rows, columns);
-        return 1;
-    case KEEL_SIMD_GENERIC: break;
-    }
-#else
-    (void)products; (void)point_stride; (void)channels; (void)bias; (void)relu; (void)pool; (void)destination;
-    (void)row_stride; (void)column_stride; (void)rows; (void)columns;
-#endif
-    return 0;
-}

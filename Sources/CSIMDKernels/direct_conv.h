@@ -9,8 +9,11 @@
  *         and one broadcast filter value per channel.
  * Every output is fused multiply-adds over the taps in filter order from zero, then bias, then
  * activation, so both layouts, both levels and any split of rows give identical values. */
-#include "keel_direct_conv.h"
-#include "keel_simd.h"
+#ifndef KEEL_DIRECT_CONV_TEMPLATE_H
+#define KEEL_DIRECT_CONV_TEMPLATE_H
+/* The template each ISA file instantiates (DEFINE_DIRECT_CONVOLUTION), and the scalar window
+ * loading it uses. */
+#include "keel_kernels.h"
 #include "simd_internal.h"
 
 #include <string.h>
@@ -33,22 +36,15 @@ struct taps {
 };
 
 /* Positions of one window plane: those of the padded input row that the output row reads. */
-static ptrdiff_t window_width(const keel_direct_conv *conv) {
+static inline ptrdiff_t window_width(const keel_direct_conv *conv) {
     return (conv->output_width - 1) * conv->stride_width + (conv->kernel_width - 1) * conv->dilation_width + 1;
 }
 
-ptrdiff_t keel_direct_conv_scratch_count(const keel_direct_conv *conv) {
-    ptrdiff_t planes = conv->kernel_height * conv->input_channels;
-    ptrdiff_t count = planes * window_width(conv);
-    if (conv->stride_width != 1) count += planes * conv->kernel_width * conv->output_width;
-    return count;
-}
 
 #if KEEL_X86
-
 /* Copies the input rows that output row `row` of `image` reads into zero-padded planes in
  * `scratch` and says where each tap's values are. */
-static struct taps load_window(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t row, float *scratch) {
+static inline struct taps load_window(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t row, float *scratch) {
     const ptrdiff_t width = window_width(conv), channels = conv->input_channels;
     const ptrdiff_t height = conv->input_height, columns = conv->input_width;
     /* Input columns 0..<columns sit at window positions pad_left..<pad_left + columns. */
@@ -96,7 +92,7 @@ static struct taps load_window(const keel_direct_conv *conv, ptrdiff_t image, pt
 }
 
 /* Even split of `count` into `groups` parts: the start of part `index`. */
-static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) { return count * index / groups; }
+static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) { return count * index / groups; }
 
 /* One register block per level. A block is `count` rows × a span of two vectors:
  *   NHWC: rows are adjacent pixels, the span output channels; per tap the filter vectors are
@@ -106,12 +102,12 @@ static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) 
  * `CASES` lists the row counts a level's registers hold (KEEL_CASES_UP_TO_n). */
 #define DEFINE_DIRECT_CONVOLUTION(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOAD, STORE,   \
                                   SET1, ZERO, FMADD, ADD, MAX)                                              \
-    KEEL_INLINE ATTRIBUTE VEC PREFIX##_finish(VEC sum, VEC bias, int relu) {                                \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_conv_finish(VEC sum, VEC bias, int relu) {                                \
         sum = ADD(sum, bias);                                                                               \
         /* max returns its second operand for NaN, so NaN becomes 0 as in the portable ReLU. */            \
         return relu ? MAX(sum, ZERO()) : sum;                                                               \
     }                                                                                                       \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_block(const int count, int channels_last, struct taps taps,          \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, int channels_last, struct taps taps,          \
                                               const float *weights, ptrdiff_t weight_step, const float *bias, \
                                               int relu, float *out, ptrdiff_t row_step, MASK low, MASK high) { \
         VEC left[LIMIT], right[LIMIT];                                                                      \
@@ -139,11 +135,11 @@ static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) 
         UNROLLED                                                                                            \
         for (int r = 0; r < count; r++) {                                                                   \
             if (bias && !channels_last) b0 = b1 = SET1(bias[r]);                                            \
-            STORE(low, out + r * row_step, PREFIX##_finish(left[r], b0, relu));                             \
-            STORE(high, out + r * row_step + HALF, PREFIX##_finish(right[r], b1, relu));                    \
+            STORE(low, out + r * row_step, PREFIX##_conv_finish(left[r], b0, relu));                             \
+            STORE(high, out + r * row_step + HALF, PREFIX##_conv_finish(right[r], b1, relu));                    \
         }                                                                                                   \
     }                                                                                                       \
-    static ATTRIBUTE void PREFIX##_row(const keel_direct_conv *conv, struct taps taps, float *out,           \
+    static ATTRIBUTE void PREFIX##_conv_row(const keel_direct_conv *conv, struct taps taps, float *out,           \
                                        ptrdiff_t plane) {                                                   \
         const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;                        \
         const int relu = conv->activation == KEEL_DIRECT_CONV_RELU, channels_last = conv->channels_last;    \
@@ -159,44 +155,25 @@ static ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) 
                 at.base += pixel;                                                                           \
                 const float *bias = conv->bias ? conv->bias + channel : NULL;                               \
                 switch (part_start(rows, groups, group + 1) - first) {                                      \
-                    CASES(PREFIX##_block, channels_last, at, conv->weights + channel, outputs, bias, relu,  \
+                    CASES(PREFIX##_conv_block, channels_last, at, conv->weights + channel, outputs, bias, relu,  \
                           out + first * row_step + start, row_step, low, high)                              \
                     default: break;                                                                         \
                 }                                                                                           \
             }                                                                                               \
         }                                                                                                   \
+    }                                                                                                       \
+    void keel_##PREFIX##_direct_conv_rows(const keel_direct_conv *conv, ptrdiff_t first_row,                \
+                                          ptrdiff_t row_count, float *scratch) {                            \
+        const ptrdiff_t height = conv->output_height, width = conv->output_width;                           \
+        const ptrdiff_t outputs = conv->output_channels, plane = height * width;                            \
+        for (ptrdiff_t r = first_row; r < first_row + row_count; r++) {                                     \
+            const ptrdiff_t image = r / height, row = r % height;                                           \
+            struct taps taps = load_window(conv, image, row, scratch);                                      \
+            float *out = conv->channels_last ? conv->output + r * width * outputs                           \
+                                             : conv->output + image * outputs * plane + row * width;        \
+            PREFIX##_conv_row(conv, taps, out, plane);                                                           \
+        }                                                                                                   \
     }
 
-/* AVX-512: blocks of up to 12 rows × 32 lanes (24 accumulators), masked tails. */
-DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
-                          KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps,
-                          _mm512_add_ps, _mm512_max_ps)
-
-/* AVX2 + FMA: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */
-DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
-                          KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps,
-                          _mm256_add_ps, _mm256_max_ps)
-
 #endif
-
-int keel_direct_conv_rows(const keel_direct_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
-                          float *scratch) {
-#if KEEL_X86
-    const keel_simd_level level = keel_simd_level_in_use();
-    if (level == KEEL_SIMD_GENERIC) return 0;
-    const ptrdiff_t height = conv->output_height, width = conv->output_width, outputs = conv->output_channels;
-    const ptrdiff_t plane = height * width;
-    for (ptrdiff_t r = first_row; r < first_row + row_count; r++) {
-        const ptrdiff_t image = r / height, row = r % height;
-        struct taps taps = load_window(conv, image, row, scratch);
-        float *out = conv->channels_last ? conv->output + r * width * outputs
-                                         : conv->output + image * outputs * plane + row * width;
-        if (level == KEEL_SIMD_AVX512) avx512_row(conv, taps, out, plane);
-        else avx2_row(conv, taps, out, plane);
-    }
-    return 1;
-#else
-    (void)conv; (void)first_row; (void)row_count; (void)scratch;
-    return 0;
 #endif
-}

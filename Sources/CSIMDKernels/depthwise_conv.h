@@ -6,9 +6,11 @@
  *         zero-padded buffer split into `stride` phases (phase q holds padded columns q, q + s, …),
  *         so adjacent output pixels read adjacent floats for every tap and stride, and no tap tests
  *         bounds; a vector of adjacent output pixels per step, the tap's weight broadcast. */
-#include "keel_depthwise.h"
-#include "keel_simd.h"
-#include "simd_activation.h"
+#ifndef KEEL_DEPTHWISE_CONV_TEMPLATE_H
+#define KEEL_DEPTHWISE_CONV_TEMPLATE_H
+/* The template each ISA file instantiates (DEFINE_DEPTHWISE, after its activations), and the
+ * scalar helpers it uses. */
+#include "keel_kernels.h"
 #include "simd_internal.h"
 
 #include <string.h>
@@ -16,31 +18,23 @@
 enum { NHWC_VECTORS = 4 };
 
 /* Padded input rows and columns the outputs read. */
-static ptrdiff_t needed_rows(const keel_depthwise_conv *conv) {
+static inline ptrdiff_t needed_rows(const keel_depthwise_conv *conv) {
     return (conv->output_height - 1) * conv->stride_height + (conv->kernel_height - 1) * conv->dilation_height + 1;
 }
-static ptrdiff_t needed_columns(const keel_depthwise_conv *conv) {
+static inline ptrdiff_t needed_columns(const keel_depthwise_conv *conv) {
     return (conv->output_width - 1) * conv->stride_width + (conv->kernel_width - 1) * conv->dilation_width + 1;
 }
 /* Length of one staged phase row: its columns plus a vector of slack for the ragged last step. */
-static ptrdiff_t phase_width(const keel_depthwise_conv *conv) {
+static inline ptrdiff_t phase_width(const keel_depthwise_conv *conv) {
     return (needed_columns(conv) + conv->stride_width - 1) / conv->stride_width + 16;
-}
-
-ptrdiff_t keel_depthwise_conv_work_count(const keel_depthwise_conv *conv) {
-    return conv->channels_last ? conv->batch * conv->output_height : conv->batch * conv->channels;
-}
-
-ptrdiff_t keel_depthwise_conv_scratch_count(const keel_depthwise_conv *conv) {
-    if (conv->channels_last) return 0;
-    return needed_rows(conv) * conv->stride_width * phase_width(conv);
 }
 
 #if KEEL_X86
 
+
 /* Stages plane `plane` (image·channels + channel) into `scratch`: padded row y, phase q, position
  * j holds input (y − pad_top, j·stride + q − pad_left), zero outside the input. */
-static void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane, float *scratch) {
+static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane, float *scratch) {
     const ptrdiff_t rows = needed_rows(conv), stride = conv->stride_width, width = phase_width(conv);
     const ptrdiff_t height = conv->input_height, columns = conv->input_width;
     const float *source = conv->input + plane * height * columns;
@@ -143,30 +137,13 @@ static void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane, float 
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
+    }                                                                                                         \
+    void keel_##PREFIX##_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,    \
+                                        float *scratch) {                                                     \
+        if (count <= 0) return;                                                                               \
+        if (conv->channels_last) PREFIX##_depthwise_nhwc(conv, first, count);                                 \
+        else PREFIX##_depthwise_nchw(conv, first, count, scratch);                                            \
     }
 
-DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
-                 _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps)
-DEFINE_DEPTHWISE(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
-                 _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps)
-
 #endif
-
-int keel_depthwise_conv_run(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count, float *scratch) {
-#if KEEL_X86
-    keel_simd_level level = keel_simd_level_in_use();
-    if (level == KEEL_SIMD_GENERIC) return 0;
-    if (count <= 0) return 1;
-    if (conv->channels_last) {
-        if (level == KEEL_SIMD_AVX512) avx512_depthwise_nhwc(conv, first, count);
-        else avx2_depthwise_nhwc(conv, first, count);
-    } else {
-        if (level == KEEL_SIMD_AVX512) avx512_depthwise_nchw(conv, first, count, scratch);
-        else avx2_depthwise_nchw(conv, first, count, scratch);
-    }
-    return 1;
-#else
-    (void)conv; (void)first; (void)count; (void)scratch;
-    return 0;
 #endif
-}

@@ -1,0 +1,126 @@
+#ifndef KEEL_KERNELS_H
+#define KEEL_KERNELS_H
+/* Hand-vectorised kernels for the loops OpenBLAS does not cover well, reached through one table.
+ * The CPU's capabilities are detected once; the table of entry points is filled once from them
+ * (each ISA's bodies live in their own isa_*.c, compiled with that ISA's target attributes), so
+ * the binary starts on any x86-64 and builds on arm64. An entry is NULL when no body for it runs
+ * on this CPU: callers ask whether a kernel is present and otherwise take their portable path.
+ * Nothing dispatches per call. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel_depthwise.h"
+#include "keel_direct_conv.h"
+#include "keel_epilogue.h"
+
+/* What the CPU offers Keel's kernels, as independent bits (not a ladder: AMX and AVX512_BF16 are
+ * extensions a CPU may have either of, and NEON is another architecture). */
+typedef enum {
+    /* AVX2 with FMA. */
+    KEEL_CPU_AVX2 = 1u << 0,
+    /* AVX-512 Foundation. */
+    KEEL_CPU_AVX512 = 1u << 1,
+    /* AVX512_BF16 (vdpbf16ps, vcvtne2ps2bf16). */
+    KEEL_CPU_AVX512_BF16 = 1u << 2,
+    /* AMX tiles with bf16 products; set only once Linux granted this process the tile state. */
+    KEEL_CPU_AMX_BF16 = 1u << 3,
+    /* Arm Advanced SIMD (no kernels yet). */
+    KEEL_CPU_NEON = 1u << 4,
+} keel_cpu_capability;
+
+/* The capabilities this process may use: the CPU's, narrowed by the KEEL_SIMD environment
+ * variable (see cpu.c), detected on first call. */
+uint32_t keel_cpu_detected(void);
+/* Those the kernel table was filled from: the detected ones, or fewer after keel_cpu_restrict. */
+uint32_t keel_cpu_in_use(void);
+/* Refills the table from detected ∩ allowed (tests run every path this way); call it only while
+ * no kernel runs. */
+void keel_cpu_restrict(uint32_t allowed);
+
+/* Columns per panel of a packed B matrix (keel_kernel_table.sgemm_packed_b). */
+#define KEEL_PANEL_COLUMNS 32
+
+/* C[m×n] = A[m×k]·B[k×n], C overwritten; A and C row-major with leading dimensions lda and ldc.
+ * B is packed in panels of KEEL_PANEL_COLUMNS columns: panel j holds columns 32j..32j+31 as
+ * [k][32] at b_panels + j·k·32, the last one zero-padded. m, n and k are positive. */
+typedef void (*keel_sgemm_packed_b_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                                       const float *b_panels, float *c, ptrdiff_t ldc);
+
+/* The left operand of sgemm: element (row r, depth p) at base[r·row_step + p·depth_step]
+ * (row-major A: row_step = lda, depth_step = 1; a filter matrix [k][m] read as Wᵀ: row_step = 1,
+ * depth_step = m). */
+typedef struct {
+    const float *base;
+    ptrdiff_t row_step, depth_step;
+} keel_gemm_left;
+
+/* The right operand: element (depth p, column j) at base[(j / 32)·panel_step + p·depth_step +
+ * j mod 32]. A row-major [k][n] matrix has panel_step = 32, depth_step = n; packed panels
+ * (sgemm_packed_b's) panel_step = 32·k, depth_step = 32 and `padded` = 1, which lets the last
+ * panel be read whole. */
+typedef struct {
+    const float *base;
+    ptrdiff_t depth_step, panel_step;
+    int padded;
+} keel_gemm_right;
+
+/* C[m×n] = epilogue(A·B), C row-major with leading dimension ldc; `epilogue` may be NULL. Each
+ * element is summed in the same order whatever m and n are, so splitting rows or 32-column
+ * blocks across calls gives the same values. k may be 0 (the epilogue of zero). */
+typedef void (*keel_sgemm_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left a, keel_gemm_right b, float *c,
+                              ptrdiff_t ldc, const keel_epilogue *epilogue);
+
+/* Work units first ..< first + count of a depthwise convolution (keel_depthwise.h): each output
+ * value is the taps' fused multiply-adds in filter order from zero, then bias, residual and
+ * activation, whatever the split. */
+typedef void (*keel_depthwise_conv_fn)(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,
+                                       float *scratch);
+
+/* Output rows first_row ..< first_row + row_count of a direct convolution (keel_direct_conv.h). */
+typedef void (*keel_direct_conv_rows_fn)(const keel_direct_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                                         float *scratch);
+
+/* Winograd F(4×4, 3×3), vectorised over channels (contiguous in patches, transformed matrices and
+ * outputs).
+ * Input tile, Bᵀ d B for one 6×6 tile: element (r, s) of channel c at source[r·row_stride +
+ * s·channels + c]; point p (= 6·row + column) of channel c goes to destination[p·point_stride + c]. */
+typedef void (*keel_winograd_input_tile_fn)(const float *source, ptrdiff_t row_stride, ptrdiff_t channels,
+                                            float *destination, ptrdiff_t point_stride);
+/* Output tile, Aᵀ M A + bias, then max(·, 0) when `relu`: the 36 products of channel c at
+ * products[p·point_stride + c]; output (r, s) of channel c goes to
+ * destination[r·row_stride + s·column_stride + c] for r < rows and s < columns (edge tiles
+ * write only the pixels inside the image). With `pool`, each 2×2 block of those outputs is
+ * max-pooled first: pooled pixel (i, j) goes to destination[i·row_stride + j·column_stride + c]
+ * for i < rows/2 and j < columns/2 (an odd last row or column is dropped, as a floor-mode pool
+ * does). `bias` may be NULL. */
+typedef void (*keel_winograd_output_tile_fn)(const float *products, ptrdiff_t point_stride, ptrdiff_t channels,
+                                             const float *bias, int relu, int pool, float *destination,
+                                             ptrdiff_t row_stride, ptrdiff_t column_stride, int rows, int columns);
+/* The filter transform U = G·g·Gᵀ, computed in double precision and rounded once to float. Tap
+ * t = row·3 + column of the filter from input channel c to output channel o is
+ * source[o·output_stride + c·channel_stride + t·tap_stride]. For input channels
+ * channel_begin..<channel_end and every output channel, transform point p (0..<36) goes to
+ * destination[p·point_stride + (o / 32)·inputs·32 + c·32 + o % 32]: each point's [inputs, outputs]
+ * matrix in the 32-column panels sgemm_packed_b reads (padding columns are left alone). */
+typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
+                                                  ptrdiff_t output_stride, ptrdiff_t channel_stride,
+                                                  ptrdiff_t tap_stride, ptrdiff_t channel_begin,
+                                                  ptrdiff_t channel_end, float *destination,
+                                                  ptrdiff_t point_stride);
+
+/* Every kernel entry point; NULL where no body runs on this CPU. */
+typedef struct {
+    keel_sgemm_packed_b_fn sgemm_packed_b;
+    keel_sgemm_fn sgemm;
+    keel_depthwise_conv_fn depthwise_conv;
+    keel_direct_conv_rows_fn direct_conv_rows;
+    keel_winograd_input_tile_fn winograd_input_tile;
+    keel_winograd_output_tile_fn winograd_output_tile;
+    keel_winograd_filter_transform_fn winograd_filter_transform;
+} keel_kernel_table;
+
+/* The table for keel_cpu_in_use(): filled on first call, never NULL. */
+const keel_kernel_table *keel_kernels(void);
+
+#endif

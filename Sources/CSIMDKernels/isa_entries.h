@@ -1,0 +1,30 @@
+#ifndef KEEL_ISA_ENTRIES_H
+#define KEEL_ISA_ENTRIES_H
+/* The entry points each isa_*.c defines, for cpu.c to put in the kernel table. */
+#include "keel_kernels.h"
+
+#define KEEL_DECLARE_FP32_KERNELS(PREFIX)                                                                   \
+    void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
+                                        const float *b_panels, float *c, ptrdiff_t ldc);                    \
+    void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
+                               keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue); \
+    void keel_##PREFIX##_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,   \
+                                        float *scratch);                                                    \
+    void keel_##PREFIX##_direct_conv_rows(const keel_direct_conv *conv, ptrdiff_t first_row,                \
+                                          ptrdiff_t row_count, float *scratch);                             \
+    void keel_##PREFIX##_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels, \
+                                             float *destination, ptrdiff_t point_stride);                   \
+    void keel_##PREFIX##_winograd_output_tile(const float *products, ptrdiff_t point_stride,               \
+                                              ptrdiff_t channels, const float *bias, int relu, int pool,    \
+                                              float *destination, ptrdiff_t row_stride,                     \
+                                              ptrdiff_t column_stride, int rows, int columns);              \
+    void keel_##PREFIX##_winograd_filter_transform(const float *source, ptrdiff_t inputs, ptrdiff_t outputs, \
+                                                   ptrdiff_t output_stride, ptrdiff_t channel_stride,       \
+                                                   ptrdiff_t tap_stride, ptrdiff_t channel_begin,           \
+                                                   ptrdiff_t channel_end, float *destination,               \
+                                                   ptrdiff_t point_stride);
+
+KEEL_DECLARE_FP32_KERNELS(avx512)
+KEEL_DECLARE_FP32_KERNELS(avx2)
+
+#endif
