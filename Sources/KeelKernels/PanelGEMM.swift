@@ -4,7 +4,7 @@
 /// right-hand matrix is (each thread streams half of a large filter), rows otherwise.
 import CSIMDKernels
 
-enum PanelGEMM {
+public enum PanelGEMM {
     static let panel = Int(KEEL_PANEL_COLUMNS)
 
     /// C = epilogue(A·B). Returns false, having written nothing, when the kernel table has no
@@ -52,7 +52,7 @@ enum PanelGEMM {
     }
 
     /// Whether the kernel table has a GEMM body for this CPU (else OpenBLAS multiplies).
-    static var isPresent: Bool { KernelTable.current.sgemm != nil }
+    public static var isPresent: Bool { KernelTable.current.sgemm != nil }
 
     /// Multiply-adds below which a product stays on one thread.
     static let minimumParallelWork: Double = 262_144

@@ -79,9 +79,11 @@ def build_keras(name, application, side, head, value_range, output, seed):
     batch_norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     rng = np.random.default_rng(seed)
     for layer in batch_norms:
-        gamma, beta, mean, variance = layer.get_weights()
-        layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
-                           rng.uniform(-0.2, 0.2, beta.shape).astype(np.float32), mean, variance])
+        # InceptionV3's BatchNorms have no gamma (scale=False).
+        if layer.gamma is not None:
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
+        if layer.beta is not None:
+            layer.beta.assign(rng.uniform(-0.2, 0.2, layer.beta.shape).astype(np.float32))
         layer.momentum = 0.0
     if batch_norms:
         model(calibration, training=True)
