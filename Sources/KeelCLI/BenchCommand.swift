@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Time a model: load, compile, and the median of repeated runs; optionally per layer.")
 
-    @Argument(help: "A .keel graph or an .onnx model.")
+    @Argument(help: modelFileHelp)
     var file: String
 
     @Option(name: .long, help: ArgumentHelp("The input tensor (.npy); name=x.npy for a model with several inputs.", valueName: "file"))
@@ -61,9 +61,7 @@ struct BenchCommand: ParsableCommand {
                                      layers: profiles.map { .init(node: $0.node, op: $0.op, algorithm: $0.algorithm, ms: $0.seconds * 1000,
                                                                   gflops_per_s: $0.gflopsPerSecond, gb_per_s: $0.gigabytesPerSecond) })
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                print(try jsonText(result))
             } else {
                 print(String(format: "%@: median %.2f ms, min %.2f ms over %d runs (batch %d, %d threads, %@); load %.1f ms, compile %.1f ms; peak RSS %.1f MB",
                              file, median, result.min_ms, iterations, result.batch, options.threads, result.simd,

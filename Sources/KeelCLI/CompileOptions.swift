@@ -24,6 +24,8 @@ struct CompileOptions: ParsableArguments {
     @Option(name: .long, help: "Match parameters to initializers by Keras layer name (tf2onnx; the default) or by layer order (PyTorch exports).")
     var match: WeightMatch?
 
+    @OptionGroup var terminal: QuietOption
+
     @Flag(help: "Explain the compile: which initializer each parameter is bound to and how it is converted (with --weights); for `compile`, also every rewrite a pass rejected and why.")
     var explain = false
 
@@ -55,6 +57,10 @@ struct CompileOptions: ParsableArguments {
     /// The pipeline for `path`; a compiled .keelc refuses the flags that would have made a
     /// different file, rather than running as if they had been honoured.
     func pipeline(_ path: String, cutAt: String? = nil) throws -> ModelPipeline {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if threads > cores {
+            Notes.warning("--threads \(threads) is more than the \(cores) cores this machine has; extra threads only contend for them and slow the run down")
+        }
         if CompiledArtifact.isArtifact(path: path) {
             let given = [(weights != nil, "--weights"), (match != nil, "--match"), (seed != nil, "--seed"),
                          (level != nil, "-O"), (passes != nil, "--passes")].filter(\.0).map(\.1)

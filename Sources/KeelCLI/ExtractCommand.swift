@@ -14,7 +14,7 @@ struct ExtractCommand: ParsableCommand {
         writes OUTPUT's stem + .shard.json, which `keel merge` checks.
         """)
 
-    @Argument(help: "A .keel graph, an .onnx model or a compiled .keelc.")
+    @Argument(help: modelFileHelp)
     var model: String
 
     @Argument(help: "Image files or folders.")
@@ -145,6 +145,7 @@ final class Progress {
 
     func update(done: Int) {
         let now = Date()
+        guard !Notes.quiet else { return }
         guard interactive || now.timeIntervalSince(lastPrinted) >= 5 || done == total else { return }
         lastPrinted = now
         let elapsed = max(now.timeIntervalSince(start), 1e-6)

@@ -14,14 +14,6 @@ public struct EpilogueFusion: Pass {
 
     public init() {}
 
-    /// Activations the conv2d and dense kernels apply in their epilogue, with the attributes
-    /// each carries over. Softmax over the last axis only fuses into dense.
-    static let fusible: [OpKind: (activation: String, attributes: [String])] = [
-        .relu: ("relu", []), .sigmoid: ("sigmoid", []), .tanh: ("tanh", []),
-        .leakyRelu: ("leaky_relu", ["alpha"]), .clip: ("clip", ["min", "max"]), .softmax: ("softmax", []),
-        .swish: ("swish", []), .hardSwish: ("hard_swish", []), .hardSigmoid: ("hard_sigmoid", ["alpha", "beta"]),
-    ]
-
     public func run(_ graph: Graph) throws -> PassResult {
         var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "ops fused")
@@ -39,8 +31,10 @@ public struct EpilogueFusion: Pass {
             case .mul:
                 outcome = fuseSwish(node, output: output, in: &editor)
             default:
-                guard let fused = Self.fusible[node.op], let producer = editor.producer(of: input),
-                      producer.op == .conv2d || producer.op == .dense else { continue }
+                // The activation this node computes, when some op's epilogue can apply it.
+                guard let fusedForm = node.attributeReader.schema.epilogueActivation,
+                      let fused = try? fusedForm(node.attributeReader), let producer = editor.producer(of: input),
+                      producer.attributeReader.schema.hasEpilogue else { continue }
                 outcome = fuseActivation(node, fused, into: producer, reading: input, output: output, in: &editor)
             }
             switch outcome {
@@ -57,15 +51,17 @@ public struct EpilogueFusion: Pass {
         return PassResult(graph: try editor.finished(), counts: statistic, explanations: explanations)
     }
 
-    private func fuseActivation(_ node: Node, _ fused: (activation: String, attributes: [String]), into producer: Node,
+    private func fuseActivation(_ node: Node, _ fused: FusedActivation, into producer: Node,
                                 reading input: String, output: String, in editor: inout GraphEditor) -> Result<Int, Rejection> {
-        let current = (try? producer.attributeReader.string("activation")) ?? "none"
-        guard current == "none" else {
-            return .failure(Rejection("'\(producer.name)' already applies activation \"\(current)\""))
+        let current = (try? producer.fusedActivation) ?? .none
+        guard current == .none else {
+            return .failure(Rejection("'\(producer.name)' already applies activation \"\(current.kind.rawValue)\""))
         }
         if let problem = editor.singleUseProblem(of: input) { return .failure(Rejection("its input \(problem)")) }
-        if node.op == .softmax {
-            guard producer.op == .dense else { return .failure(Rejection("softmax fuses only into dense, not \(producer.op.rawValue)")) }
+        guard producer.attributeReader.schema.fusedActivations.contains(fused.kind) else {
+            return .failure(Rejection("\(fused.kind.rawValue) fuses only into \(Self.producers(accepting: fused.kind)), not \(producer.op.rawValue)"))
+        }
+        if fused == .softmax {
             let rank = editor.graph.valueTypes[input]?.shape.rank ?? 0
             let axis = (try? node.attributeReader.int("axis")) ?? -1
             guard axis == -1 || axis == rank - 1 else {
@@ -73,10 +69,7 @@ public struct EpilogueFusion: Pass {
             }
         }
         var updated = producer
-        updated.attributes["activation"] = .string(fused.activation)
-        for attribute in fused.attributes {
-            updated.attributes[attribute] = node.resolvedAttribute(attribute)
-        }
+        updated.setFusedActivation(fused)
         editor.update(updated)
         editor.removeNode(named: node.name)
         editor.forward(output, to: input)
@@ -87,8 +80,8 @@ public struct EpilogueFusion: Pass {
     /// Why `producer`'s epilogue cannot take more, or nil when it can: it must be a conv2d or
     /// dense applying no activation, residual or pool yet.
     private func epilogueProblem(_ producer: Node) -> String? {
-        let activation = (try? producer.attributeReader.string("activation")) ?? "none"
-        if activation != "none" { return "'\(producer.name)' already applies activation \"\(activation)\"" }
+        let activation = (try? producer.fusedActivation) ?? .none
+        if activation != .none { return "'\(producer.name)' already applies activation \"\(activation.kind.rawValue)\"" }
         if producer.inputs.count > 3, !producer.inputs[3].isEmpty { return "'\(producer.name)' already adds a residual" }
         if producer.op == .conv2d, (try? producer.attributeReader.string("pool")) ?? "none" != "none" {
             return "'\(producer.name)' pools its output"
@@ -103,7 +96,7 @@ public struct EpilogueFusion: Pass {
         guard node.inputs.count == 2, let shape = editor.graph.valueTypes[output]?.shape else { return .failure(Rejection("")) }
         var reasons: [String] = []
         for (candidate, shortcut) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
-            guard let producer = editor.producer(of: candidate), producer.op == .conv2d || producer.op == .dense else { continue }
+            guard let producer = editor.producer(of: candidate), producer.attributeReader.schema.hasEpilogue else { continue }
             guard editor.graph.valueTypes[candidate]?.shape == shape, editor.graph.valueTypes[shortcut]?.shape == shape else {
                 reasons.append("it broadcasts '\(shortcut)' onto '\(candidate)'")
                 continue
@@ -135,7 +128,8 @@ public struct EpilogueFusion: Pass {
         guard node.inputs.count == 2 else { return .failure(Rejection("")) }
         for (value, gate) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
             guard let sigmoid = editor.producer(of: gate), sigmoid.op == .sigmoid, sigmoid.inputs.first == value,
-                  let producer = editor.producer(of: value), producer.op == .conv2d || producer.op == .dense
+                  let producer = editor.producer(of: value), producer.attributeReader.schema.hasEpilogue,
+                  producer.attributeReader.schema.fusedActivations.contains(.swish)
             else { continue }
             if let problem = epilogueProblem(producer) { return .failure(Rejection(problem)) }
             let readers = Set(editor.consumers(of: value).map(\.name))
@@ -144,7 +138,7 @@ public struct EpilogueFusion: Pass {
                 return .failure(Rejection("its input '\(value)' has other readers"))
             }
             var updated = producer
-            updated.attributes["activation"] = .string("swish")
+            updated.setFusedActivation(.swish)
             editor.update(updated)
             editor.removeNode(named: sigmoid.name)
             editor.removeNode(named: node.name)
@@ -156,11 +150,17 @@ public struct EpilogueFusion: Pass {
         return .failure(Rejection(""))
     }
 
+    /// "dense" or "conv2d or dense": the ops whose epilogue applies `kind`.
+    static func producers(accepting kind: FusedActivation.Kind) -> String {
+        let names = OpRegistry.all.filter { $0.fusedActivations.contains(kind) }.map(\.kind.rawValue)
+        return names.joined(separator: " or ")
+    }
+
     /// An add (or subtract) of a per-channel constant after a conv2d or dense becomes its bias.
     private func fuseBias(_ node: Node, in editor: inout GraphEditor) -> Result<Int, Rejection> {
         guard let output = node.outputs.first else { return .failure(Rejection("")) }
         for input in node.inputs {
-            guard let producer = editor.producer(of: input), producer.op == .conv2d || producer.op == .dense,
+            guard let producer = editor.producer(of: input), producer.attributeReader.schema.hasEpilogue,
                   let channelAxis = ChannelAffine.channelAxis(of: producer, in: editor.graph),
                   let shape = editor.graph.valueTypes[input]?.shape,
                   let affine = ChannelAffine.elementwise(node, reading: input, shape: shape, channelAxis: channelAxis, in: editor)

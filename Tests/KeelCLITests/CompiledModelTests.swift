@@ -6,7 +6,7 @@ import XCTest
 /// points of `keel run/extract` are those of the source model (#15 items 1 and 3).
 final class CompiledModelTests: XCTestCase {
     private var folder = ""
-    private let fixtures = WeightBindingTests.relative
+    private let fixtures = WeightBindingCommandTests.relative
 
     override func setUpWithError() throws {
         folder = NSTemporaryDirectory() + "keel-keelc-\(getpid())-\(UUID().uuidString)"

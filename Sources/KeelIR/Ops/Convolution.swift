@@ -2,7 +2,8 @@ extension OpRegistry {
     /// conv2d: x, kernel, bias?; NHWC/HWIO (Keras) or NCHW/OIHW (ONNX), groups, fused activation.
     static var convolutionSchemas: [OpSchema] {
         [OpSchema(
-            kind: .conv2d,
+            kind: .conv2d, category: .convolution,
+            fusedActivations: [.none, .relu, .sigmoid, .tanh, .leakyRelu, .clip, .swish, .hardSwish, .hardSigmoid],
             inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true),
                      .init("residual", optional: true)],
             attributes: [
@@ -17,26 +18,18 @@ extension OpRegistry {
                       "\"none\" or \"max2x2\": a 2x2 stride-2 max pool after the activation (max-pool-fusion)"),
             ] + OpSchema.activationAttributes
         ) { context in
-            try checkActivation(context, allowed: fusedActivationNames)
+            _ = try context.node.fusedActivation
             let geometry = try ConvolutionGeometry.resolve(context)
             try checkResidual(context, index: 3, shape: geometry.outputShape)
             return [TensorType(try context.type(0).dtype, geometry.outputShape)]
         }]
     }
 
-    /// Activations conv2d and dense apply in their epilogue (after bias and residual).
-    static let fusedActivationNames = ["none", "relu", "sigmoid", "tanh", "leaky_relu", "clip", "swish",
-                                       "hard_swish", "hard_sigmoid"]
 
     /// A fused residual (epilogue-fusion's shortcut add) must have the output's shape exactly.
     static func checkResidual(_ context: OpSchema.Context, index: Int, shape: Shape) throws {
         if let residual = context.optionalType(index), residual.shape != shape {
             throw context.error("residual '\(context.inputName(index))' is \(residual.shape) but the output is \(shape)")
         }
-    }
-
-    /// Validates the fused `activation` so a typo fails at compile time, not in the runtime.
-    static func checkActivation(_ context: OpSchema.Context, allowed: [String]) throws {
-        _ = try context.attributes.choice("activation", allowed)
     }
 }

@@ -34,13 +34,14 @@ extension OpRegistry {
     static var denseSchemas: [OpSchema] {
         [
             OpSchema(
-                kind: .dense,
+                kind: .dense, category: .matrixProduct,
+                fusedActivations: FusedActivation.Kind.allCases,
                 inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true),
                          .init("residual", optional: true)],
                 attributes: [.init("weight_layout", default: .string("in_out"), "\"in_out\" (Keras) or \"out_in\" (Gemm transB)")]
                     + OpSchema.activationAttributes
             ) { context in
-                try checkActivation(context, allowed: fusedActivationNames + ["softmax"])
+                _ = try context.node.fusedActivation
                 let geometry = try DenseGeometry.resolve(context)
                 let input = try context.type(0)
                 var shape = input.shape
@@ -48,7 +49,7 @@ extension OpRegistry {
                 try checkResidual(context, index: 3, shape: shape)
                 return [TensorType(input.dtype, shape)]
             },
-            OpSchema(kind: .matmul, inputs: [.init("a"), .init("b")], attributes: []) { context in
+            OpSchema(kind: .matmul, category: .matrixProduct, inputs: [.init("a"), .init("b")], attributes: []) { context in
                 [try matmulType(context)]
             },
         ]
