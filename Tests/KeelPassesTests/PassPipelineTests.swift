@@ -123,7 +123,7 @@ final class PassRegistryTests: XCTestCase {
         }
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 11)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 12)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
