@@ -76,7 +76,7 @@ def keel_check(keel, model, input_path, reference, work):
                             capture_output=True, text=True)
     if result.returncode != 0:
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        return None, (lines[-1] if lines else f"exit status {result.returncode}")[:300]
+        return None, (lines[-1] if lines else f"exit status {result.returncode}").replace(f"{model.parent}/", "")[:300]
     actual = np.load(output)
     if actual.shape != reference.shape:
         return None, f"output shape {actual.shape}, ORT {reference.shape}"
@@ -199,7 +199,7 @@ def write_report(arguments, manifest, rows, notes):
                 mean = math.exp(sum(math.log(v) for v in values) / len(values))
                 lines.append(f"- Batch {batch}: geometric mean of {label} ms / Keel ms over {len(values)} models: "
                              f"{mean:.2f}× (lowest {min(values):.2f}×).")
-    failures = [f"{r['model']} (batch {r['batch']}): {r['failure']}" for r in rows if r["failure"]]
+    failures = list(dict.fromkeys(f"{r['model']}: {r['failure']}" for r in rows if r["failure"]))
     for line in failures + notes:
         lines.append(f"- Keel fails on {line}" if line in failures else f"- {line}")
     lines += ["", "Models: " + "; ".join(f"`{name}` {manifest[name].get('description', '')}"
