@@ -130,10 +130,18 @@ public final class CompiledModel: @unchecked Sendable {
             let start = DispatchTime.now().uptimeNanoseconds
             try step.run(plan.scratch)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, algorithm: step.algorithm ?? step.op.rawValue,
-                                        seconds: seconds, flops: step.flops, bytes: step.bytes))
+            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: seconds, flops: step.flops,
+                                        bytes: step.bytes, choice: step.choice))
         }
         return profiles
+    }
+
+    /// The precision, algorithm and kernel each step of the plan for `bindings` runs, by node, in
+    /// execution order (building the plan prepares its weights).
+    public func kernelChoices(bindings: [String: Int]) throws -> [(node: String, choice: KernelChoice)] {
+        let plan = try checkOut(bindings)
+        defer { checkIn(plan, bindings) }
+        return plan.steps.map { ($0.node, $0.choice) }
     }
 
     /// The arena a batch binding needs, and what allocating every intermediate separately would take.
@@ -216,12 +224,12 @@ public final class CompiledModel: @unchecked Sendable {
 public struct StepProfile: Sendable {
     public var node: String
     public var op: String
-    /// Which kernel ran it (conv2d: "winograd", "depthwise", "pointwise", …; others: the op).
-    public var algorithm: String
     public var seconds: Double
     public var flops: Double
     /// Bytes of the step's inputs and outputs: the least it moves.
-    public var bytes: Double
+    public var bytes: Double = 0
+    /// The precision, algorithm and kernel the step ran.
+    public var choice: KernelChoice = .fp32
     public var gflopsPerSecond: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
     public var gigabytesPerSecond: Double { seconds > 0 ? bytes / seconds / 1e9 : 0 }
 }

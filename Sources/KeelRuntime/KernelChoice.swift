@@ -1,0 +1,55 @@
+import KeelKernels
+
+/// What a step runs: its precision, algorithm and kernel, chosen once from the layer's geometry,
+/// the batch and the CPU's capabilities, and reported per node by `keel bench --profile` and
+/// `keel compile --json`.
+public struct KernelChoice: Sendable, Equatable, Codable {
+    public var precision: Precision
+    /// "winograd", "im2col", "direct", "pointwise", "gemm"; empty for layers without a choice.
+    /// (bf16 "direct" reads tiles straight from a padded bf16 copy of the input.)
+    public var algorithm: String
+    /// The instruction set or library the products run on: "AMX-BF16", "AVX512_BF16", "AVX-512",
+    /// "AVX2", "OpenBLAS", "portable"; empty for layers without a choice.
+    public var kernel: String
+
+    public init(precision: Precision, algorithm: String = "", kernel: String = "") {
+        self.precision = precision
+        self.algorithm = algorithm
+        self.kernel = kernel
+    }
+
+    /// Element-wise, data-movement and normalisation steps: fp32, one way to run.
+    public static let fp32 = KernelChoice(precision: .fp32)
+
+    /// "bf16 im2col AMX-BF16", "fp32 winograd AVX-512", "fp32".
+    public var description: String { [precision.rawValue, algorithm, kernel].filter { !$0.isEmpty }.joined(separator: " ") }
+
+    /// The bf16 kernel in the table now.
+    static var bf16Kernel: String {
+        CPUCapabilities.inUse.contains(.amxBF16) ? "AMX-BF16" : "AVX512_BF16"
+    }
+
+    /// The widest fp32 ISA in the kernel table now, or "" for none.
+    static var widestFP32: String {
+        CPUCapabilities.inUse.contains(.avx512) ? "AVX-512" : CPUCapabilities.inUse.contains(.avx2) ? "AVX2" : ""
+    }
+
+    /// The kernel of an fp32 product: Keel's panel GEMM where present, else OpenBLAS.
+    static var fp32GEMMKernel: String { PanelGEMM.isPresent ? widestFP32 : "OpenBLAS" }
+
+    /// An fp32 convolution's kernel: Keel's C for every algorithm where present, else OpenBLAS
+    /// (im2col, pointwise, and direct and depthwise, which fall back to im2col) or the portable
+    /// Swift transforms (Winograd). `residual` when the step adds a fused shortcut.
+    static func fp32(_ algorithm: Conv2DAlgorithm, residual: Bool = false) -> KernelChoice {
+        let widest = widestFP32
+        let name: String, kernel: String
+        switch algorithm {
+        case .winograd: (name, kernel) = ("winograd", widest.isEmpty ? "portable" : widest)
+        case .direct: (name, kernel) = ("direct", widest.isEmpty ? "OpenBLAS" : widest)
+        case .depthwise: (name, kernel) = ("depthwise", widest.isEmpty ? "OpenBLAS" : widest)
+        case .im2colGEMM: (name, kernel) = ("im2col", fp32GEMMKernel)
+        case .pointwise: (name, kernel) = ("pointwise", fp32GEMMKernel)
+        }
+        return KernelChoice(precision: .fp32, algorithm: name + (residual ? "+residual" : ""), kernel: kernel)
+    }
+}
