@@ -22,6 +22,8 @@ row() {
 }
 
 python3 -c "import numpy as np; np.save('$work/x.npy', np.zeros((1, 200, 224, 3), 'f4')); np.save('$work/f64.npy', np.zeros((1, 224, 224, 3)))" 2>/dev/null
+printf 'model small\ninput x: f32[N, 8, 8, 32]\ny = conv2d(32, 3, padding: same)\noutput y\n' > "$work/small.keel"
+python3 -c "import numpy as np; np.save('$work/small.npy', np.zeros((1, 8, 8, 32), 'f4'))" 2>/dev/null
 printf 'not a model' > "$work/garbage.onnx"
 head -c 300 Tests/KeelONNXTests/Fixtures/cnn.onnx > "$work/truncated.onnx"
 printf 'KEELC\0\0\0\7\0\0\0' > "$work/old.keelc"; head -c 200 /dev/zero >> "$work/old.keelc"
@@ -99,6 +101,9 @@ row "unknown layer to extract at" extract graphs/vgg16.keel --at block5_pol samp
 row "unwritable output" extract graphs/vgg16.keel --at block1_pool samples --output /nonexistent/f.npy
 row "compiled model of another version" check "$work/old.keelc"
 row "unknown pass" compile graphs/vgg16.keel --passes batchnorm-folding
+row "unknown precision" run graphs/vgg16.keel --precision fp16
+"$keel" compile "$work/small.keel" --precision bf16 -o "$work/bf16.keelc" >/dev/null 2>&1
+row "another precision for a .keelc compiled for bf16" run "$work/bf16.keelc" --precision fp32 --input "$work/small.npy"
 row "images for a model that declares no preprocessing" run Tests/KeelONNXTests/Fixtures/tf2onnx_style.onnx --image samples/coffee.jpg
 row "--top on a feature output" run graphs/vgg16.keel --image samples/coffee.jpg --top 3
 row "weights named differently" run Tests/KeelTests/Fixtures/weights/mini_vgg.keel --weights Tests/KeelTests/Fixtures/weights/pytorch.onnx --explain
