@@ -29,6 +29,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Image preprocessing instead of the one the input declares (required when it declares none, as ONNX models): \(ImagePreset.names.joined(separator: ", ")).", valueName: "preset"))
     var preprocess: String?
 
+    @Flag(name: .customLong("check-finite"), help: "Fail (exit 1, nothing written) when an output holds NaN or infinity; without it a note says so.")
+    var checkFinite = false
+
     @Flag(help: "Print the results as one JSON object: {outputs: [{name, shape, file, min, mean, max, top: [[{index, label, score}]]}]}.")
     var json = false
 
@@ -57,10 +60,12 @@ struct RunCommand: ParsableCommand {
                 inputs = try readInputs(input, for: model)
             } else {
                 let feeder = try ImageFeeder(graph: model.graph, preset: preprocess)
-                inputs = [feeder.inputName: try feeder.tensor(for: try image.map(feeder.decode))]
+                try model.prepare(bindings: feeder.bindings(count: image.count))
+                inputs = [feeder.inputName: try feeder.tensor(rows: try image.map(feeder.values(forFile:)))]
             }
             let bindings = try model.bind(inputs)
             let outputs = try model.run(inputs)
+            try reportNonFinite(outputs, model: model, inputs: inputs, failing: checkFinite)
             let memory = try model.memoryReport(bindings: bindings)
             note("planned activation memory \(megabytes(memory.plannedBytes)) (separate buffers would take \(megabytes(memory.naiveBytes)))")
             var results: [OutputResult] = []

@@ -42,7 +42,8 @@ struct IdentityFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x }
 }
 struct ReluFunction: ElementFunction {
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : 0 }
+    /// `x < 0 ? 0 : x`, not `x > 0 ? x : 0`: the same max instruction, but NaN passes through.
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x < 0 ? 0 : x }
 }
 struct LeakyReluFunction: ElementFunction {
     let alpha: Float
@@ -87,10 +88,10 @@ struct SoftplusFunction: ElementFunction {
 struct HardSigmoidFunction: ElementFunction {
     let alpha: Float
     let beta: Float
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.max(0, Swift.min(1, alpha * x + beta)) }
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { clampPropagatingNaN(alpha * x + beta, 0, 1) }
 }
 struct HardSwishFunction: ElementFunction {
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { x * Swift.max(0, Swift.min(1, x / 6 + 0.5)) }
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x * clampPropagatingNaN(x / 6 + 0.5, 0, 1) }
 }
 struct SwishFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
@@ -98,7 +99,7 @@ struct SwishFunction: ElementFunction {
 struct ClipFunction: ElementFunction {
     let lower: Float
     let upper: Float
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.min(upper, Swift.max(lower, x)) }
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { clampPropagatingNaN(x, lower, upper) }
 }
 struct SqrtFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x.squareRoot() }

@@ -19,8 +19,8 @@ private struct SubtractFunction: PairFunction { @inline(__always) func callAsFun
 private struct MultiplyFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
 private struct DivideFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b } }
 private struct PowerFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
-private struct MaximumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.max(a, b) } }
-private struct MinimumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.min(a, b) } }
+private struct MaximumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { propagatingMax(a, b) } }
+private struct MinimumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { propagatingMin(a, b) } }
 private struct PReluFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a >= 0 ? a : a * b } }
 
 /// One validated binary call over a merged strided space (operands: 0 output, 1 a, 2 b).
