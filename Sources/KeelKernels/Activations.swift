@@ -31,6 +31,7 @@ public enum UnaryOperation: Sendable, Equatable {
     case log
     case negate
     case absolute
+    case reciprocal
 }
 
 /// A scalar function the generic loops are specialised on.
@@ -116,6 +117,9 @@ struct NegateFunction: ElementFunction {
 struct AbsoluteFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.abs(x) }
 }
+struct ReciprocalFunction: ElementFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x }
+}
 
 /// Something that runs a generic body for one concrete `ElementFunction`.
 protocol ElementFunctionVisitor {
@@ -146,6 +150,7 @@ extension UnaryOperation {
         case .log: visitor.visit(LogFunction())
         case .negate: visitor.visit(NegateFunction())
         case .absolute: visitor.visit(AbsoluteFunction())
+        case .reciprocal: visitor.visit(ReciprocalFunction())
         }
     }
 }

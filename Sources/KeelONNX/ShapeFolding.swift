@@ -20,9 +20,9 @@ enum KnownInts {
     case tensor(dtype: DType, shape: [Int], elements: [SymbolicInt])
     case shapeOf(String)
 
-    /// Integer constants small enough to be shape arithmetic; nil for anything else.
+    /// Integer and bool constants small enough to be shape arithmetic; nil for anything else.
     init?(_ data: TensorData) {
-        guard data.dtype == .int64 || data.dtype == .int32, data.shape.count <= 1, data.elementCount <= 1024 else { return nil }
+        guard [.int64, .int32, .bool].contains(data.dtype), data.shape.count <= 1, data.elementCount <= 1024 else { return nil }
         self = .tensor(dtype: data.dtype, shape: data.shape, elements: data.int64s().map { .constant($0) })
     }
 
@@ -45,10 +45,7 @@ enum KnownInts {
     /// A constant tensor holding the values, when none is symbolic.
     func constantData() -> TensorData? {
         guard case .tensor(let dtype, let shape, _) = self, let constants else { return nil }
-        if dtype == .int32 {
-            return TensorData(dtype: .int32, shape: shape, storage: TensorStorage(copying: constants.map { Int32(truncatingIfNeeded: $0) }))
-        }
-        return TensorData(int64s: constants, shape: shape)
+        return TensorData(referenceValues: constants.map(Double.init), dtype: dtype, shape: shape)
     }
 }
 
@@ -177,30 +174,43 @@ extension GraphImporter {
             let keepdims = try context.int("keepdims", default: 1) != 0
             define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [.constant(product)]))
             return true
-        case "Add", "Sub", "Mul", "Div":
-            guard let left = known(0), let right = known(1), let a = left.constants, let b = right.constants,
-                  case .tensor(let dtype, let shapeA, _) = left, case .tensor(_, let shapeB, _) = right,
-                  a.count == b.count || a.count == 1 || b.count == 1 else { return false }
-            var result: [SymbolicInt] = []
-            for index in 0..<max(a.count, b.count) {
-                let x = a[a.count == 1 ? 0 : index], y = b[b.count == 1 ? 0 : index]
-                let value: (Int64, Bool)
-                switch node.opType {
-                case "Add": value = x.addingReportingOverflow(y)
-                case "Sub": value = x.subtractingReportingOverflow(y)
-                case "Mul": value = x.multipliedReportingOverflow(by: y)
-                default:
-                    guard y != 0 else { return false }
-                    value = x.dividedReportingOverflow(by: y)
-                }
-                guard !value.1 else { return false }
-                result.append(.constant(value.0))
-            }
-            define(.tensor(dtype: dtype, shape: a.count >= b.count ? shapeA : shapeB, elements: result))
-            return true
         default:
-            return false
+            return try foldThroughReference(context, known: known, define: define)
         }
+    }
+
+    /// An op with reference semantics (Add, Mul, Div, Equal, Where, Mod...) whose inputs are all
+    /// known numbers: evaluated now through its schema, as constant folding would, so a shape
+    /// computed from them stays known. Values beyond 2^31 are left to the IR (exactness in Double).
+    private func foldThroughReference(_ context: NodeContext, known: (Int) -> KnownInts?,
+                                      define: (KnownInts) -> Void) throws -> Bool {
+        let node = context.node
+        guard let schema = OpRegistry.schema(onnxOpType: node.opType), schema.reference != nil else { return false }
+        var types: [TensorType?] = []
+        var tensors: [ReferenceTensor?] = []
+        for index in node.inputs.indices {
+            guard context.hasInput(index) else {
+                types.append(nil)
+                tensors.append(nil)
+                continue
+            }
+            guard let value = known(index), case .tensor(let dtype, let shape, _) = value, let numbers = value.constants,
+                  numbers.allSatisfy({ $0.magnitude < 1 << 31 }) else { return false }
+            types.append(TensorType(dtype, Shape(known: shape)))
+            tensors.append(ReferenceTensor(values: numbers.map(Double.init), shape: shape))
+        }
+        let irNode = Node(name: context.name, op: schema.kind, inputs: node.inputs, outputs: node.outputs,
+                          attributes: Attributes(try directAttributes(context, schema)))
+        guard let type = try? inferOutputTypes(of: irNode, inputTypes: types).first, [.int64, .int32, .bool].contains(type.dtype),
+              let shape = type.shape.knownExtents, shape.count <= 1,
+              let values = evaluateReference(irNode, inputs: tensors, outputShape: shape) else { return false }
+        var elements: [SymbolicInt] = []
+        for value in values {
+            guard let integer = Int64(exactly: value.rounded(.towardZero)), integer.magnitude < 1 << 53 else { return false }
+            elements.append(.constant(integer))
+        }
+        define(.tensor(dtype: type.dtype, shape: shape, elements: elements))
+        return true
     }
 
     private func dtypeOf(_ value: KnownInts) -> DType {

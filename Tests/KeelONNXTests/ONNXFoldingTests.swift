@@ -41,6 +41,32 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertTrue(graph.constants.isEmpty)
     }
 
+    /// The exporters' zero-safe reshape target: dims that are 0 become 1 (Equal, Where), then a
+    /// Mod; all evaluated at import through the ops' reference semantics. The reciprocal of the
+    /// result stays a node: x = [N,4,6], tail = [4,6], target = [-1, 4 mod 5, 6 mod 4] = [-1,4,2].
+    func testEqualWhereModFoldAtImport() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Slice", ["shape", "one_vec", "three_vec"], "tail"),
+            node("Equal", ["tail", "zero_vec"], "is_zero"),
+            node("Where", ["is_zero", "one_vec", "tail"], "safe"),
+            node("Mod", ["safe", "divisors"], "sizes", ["fmod": .int(0)]),
+            node("Concat", ["minus_one", "sizes"], "target", ["axis": .int(0)]),
+            node("Reshape", ["x", "target"], "reshaped"),
+            node("Reciprocal", ["reshaped"], "y"),
+        ], [ints("one_vec", [1]), ints("three_vec", [3]), ints("zero_vec", [0]), ints("divisors", [5, 4]), ints("minus_one", [-1])],
+           output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.reshape, .reciprocal])
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [-1, 4, 2])
+    }
+
+    /// Mod on floats keeps the dividend's sign only with fmod 1, as ONNX requires.
+    func testModTranslatesWithItsFmodAttribute() throws {
+        let graph = try importGraph([node("Mod", ["x", "x"], "y", ["fmod": .int(1)])], [], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.mod])
+        XCTAssertEqual(graph.nodes.first?.attributes.int("fmod"), 1)
+    }
+
     /// Flatten sized by ReduceProd over the known trailing dimensions.
     func testReduceProdOfKnownDimensions() throws {
         let graph = try importGraph([
