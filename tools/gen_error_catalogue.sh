@@ -17,6 +17,7 @@ row() {
     message=${message//|/\\|}
     message=${message//$work\//}
     message=${message//$work/TMPDIR}
+    message=${message//$PWD\//}
     message=${message//\`/\'}
     printf '| %s | `%s` | %s |\n' "$what" "$message" "$status"
 }

@@ -4,14 +4,20 @@ import KeelRuntime
 
 /// The class names an output declares (`output probs labels: "labels.txt"`), checked where the
 /// model is checked: the file must exist, be a regular file inside the model's folder tree (or a
-/// folder the user allowed), and hold exactly one name per class, so a wrong or hostile labels
+/// folder the user allowed with --allow-path: `PathConfinement`), and hold exactly one name per class, so a wrong or hostile labels
 /// file is an error at `keel check` instead of names silently mixed with "class N".
 public enum OutputLabels {
     /// The names for `output` of `graph`, or nil when it declares no labels file. `modelFolder`
     /// is the folder of the model file (for a .keelc, of its source).
-    public static func load(_ output: GraphOutput, of graph: Graph, modelFolder: String, allowing allowed: [String] = []) throws -> [String]? {
+    public static func load(_ output: GraphOutput, of graph: Graph, modelFolder: String,
+                            confinement: PathConfinement = PathConfinement()) throws -> [String]? {
         guard let labels = output.labels else { return nil }
-        let path = try confined(labels, inside: modelFolder, allowing: allowed, for: output)
+        let path: String
+        do {
+            path = try confinement.check(labels, inside: modelFolder)
+        } catch {
+            throw ModelFileError(path: labels, reason: "the labels file of output '\(output.name)' \(error.reason)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelFileError(path: labels, reason: "cannot read the labels file of output '\(output.name)'")
         }
@@ -28,8 +34,8 @@ public enum OutputLabels {
     }
 
     /// Checks every output's labels file (what `keel check` does).
-    public static func check(_ graph: Graph, modelFolder: String, allowing allowed: [String] = []) throws {
-        for output in graph.outputs { _ = try load(output, of: graph, modelFolder: modelFolder, allowing: allowed) }
+    public static func check(_ graph: Graph, modelFolder: String, confinement: PathConfinement = PathConfinement()) throws {
+        for output in graph.outputs { _ = try load(output, of: graph, modelFolder: modelFolder, confinement: confinement) }
     }
 
     /// The folder labels of the model at `path` are confined to: its own, or for a .keelc its
@@ -40,27 +46,5 @@ public enum OutputLabels {
             source = contents.provenance.source
         }
         return URL(fileURLWithPath: source).deletingLastPathComponent().path
-    }
-
-    /// The real path of `labels` when it is a regular file inside `folder` or an allowed folder.
-    private static func confined(_ labels: String, inside folder: String, allowing allowed: [String], for output: GraphOutput) throws -> String {
-        guard let resolved = realPath(labels) else {
-            throw ModelFileError(path: labels, reason: "the labels file of output '\(output.name)' does not exist")
-        }
-        let roots = ([folder] + allowed).compactMap(realPath)
-        guard roots.contains(where: { $0 == "/" || resolved.hasPrefix($0 + "/") }) else {
-            throw ModelFileError(path: labels, reason: "the labels file of output '\(output.name)' lies outside the model's folder \(roots.first ?? folder)")
-        }
-        var info = stat()
-        guard stat(resolved, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw ModelFileError(path: labels, reason: "the labels file of output '\(output.name)' is not a regular file")
-        }
-        return resolved
-    }
-
-    private static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }

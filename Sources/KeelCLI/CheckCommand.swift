@@ -20,7 +20,7 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let graph = try ModelLoader.load(path: file, confinement: paths.confinement)
-            try OutputLabels.check(graph, modelFolder: OutputLabels.modelFolder(of: file))
+            try OutputLabels.check(graph, modelFolder: OutputLabels.modelFolder(of: file), confinement: paths.confinement)
             let notes = ModelAdvice.notes(for: graph)
             if json {
                 print(try jsonText(CheckResult(file: file, graph: graph, notes: notes), pretty: true))

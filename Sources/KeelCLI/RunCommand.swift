@@ -123,7 +123,7 @@ struct RunCommand: ParsableCommand {
 
     /// The output's class names (checked: see `OutputLabels`); nil when it declares none.
     private func labels(of output: GraphOutput, in graph: Graph) throws -> [String]? {
-        try OutputLabels.load(output, of: graph, modelFolder: OutputLabels.modelFolder(of: file))
+        try OutputLabels.load(output, of: graph, modelFolder: OutputLabels.modelFolder(of: file), confinement: options.paths.confinement)
     }
 
     private func outputPaths(_ names: [String], output: String) -> [(String, String)] {

@@ -71,6 +71,10 @@ final class LabelsTests: XCTestCase {
                 XCTAssertFalse(result.stdout.contains("secret"), result.stdout)
             }
         }
+        // Unless the user allows that folder.
+        let allowed = try keel(["run", try model(labels: "../outside.txt"), "--input", folder + "/x.npy", "--top", "1", "--allow-path", folder])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertTrue(allowed.stdout.contains("1. secret") || allowed.stdout.contains("1. lines") || allowed.stdout.contains("1. here"), allowed.stdout)
         // A symlink inside the folder to a file outside it is outside all the same.
         try FileManager.default.createSymbolicLink(atPath: folder + "/model/link.txt", withDestinationPath: folder + "/outside.txt")
         let linked = try keel(["check", try model(labels: "link.txt")])

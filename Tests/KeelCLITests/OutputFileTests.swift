@@ -196,7 +196,7 @@ final class OutputFileTests: XCTestCase {
         let first = try keel(arguments)
         XCTAssertEqual(first.status, 0, first.stderr)
         let features = contents(folder + "/out/f.npy"), names = contents(folder + "/out/f.files.txt")
-        for (signalNumber, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+        for (signalNumber, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143)), (SIGHUP, Int32(129))] {
             let process = try start(arguments)
             try waitForCheckpoint(folder + "/out/.f.npy.partial.json", rows: 2, of: process)
             kill(process.processIdentifier, signalNumber)
