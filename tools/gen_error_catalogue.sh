@@ -101,7 +101,7 @@ row "compiled model of another version" check "$work/old.keelc"
 row "unknown pass" compile graphs/vgg16.keel --passes batchnorm-folding
 row "images for a model that declares no preprocessing" run Tests/KeelONNXTests/Fixtures/tf2onnx_style.onnx --image samples/coffee.jpg
 row "--top on a feature output" run graphs/vgg16.keel --image samples/coffee.jpg --top 3
-row "weights named differently" run Tests/KeelTests/Fixtures/weights/mini_vgg.keel --weights Tests/KeelTests/Fixtures/weights/pytorch.onnx
+row "weights named differently" run Tests/KeelTests/Fixtures/weights/mini_vgg.keel --weights Tests/KeelTests/Fixtures/weights/pytorch.onnx --explain
 cat <<'HEAD'
 
 ## Output files, shards, compiled models and labels

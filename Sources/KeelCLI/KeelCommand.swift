@@ -10,7 +10,8 @@ struct KeelCommand: ParsableCommand {
         discussion: """
         Exit status: 0 on success, 1 for a bad input (model, weights, image, tensor, output path), \
         64 for a usage error (unknown command or option, missing or conflicting arguments), \
-        130 when interrupted.
+        128 + the signal when interrupted (130 for Ctrl-C). Results go to stdout; notes, warnings \
+        and progress to stderr.
         """,
         version: "keel \(KeelVersion.current)",
         subcommands: [CheckCommand.self, SummaryCommand.self, CompileCommand.self, RunCommand.self, ExtractCommand.self,

@@ -181,6 +181,34 @@ final class CLIConventionTests: XCTestCase {
         XCTAssertTrue(bad.stderr.hasPrefix("error: graphs/missing.keel: no such file"), bad.stderr)
     }
 
+    /// `make install` honours PREFIX and DESTDIR for the binary, the man page and the completion
+    /// scripts (checked with `make -n`: the real install needs a release build).
+    func testInstallHonoursPrefixAndDestdir() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["make", "-n", "install", "PREFIX=/opt/keel", "DESTDIR=/tmp/stage"]
+        process.currentDirectoryURL = CLITests.repository
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let plan = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, plan)
+        for line in ["install -m 755 .build/release/keel /tmp/stage/opt/keel/bin/keel",
+                     "install -m 644 .build/share/man/man1/keel.1 /tmp/stage/opt/keel/share/man/man1/keel.1",
+                     "/tmp/stage/opt/keel/share/bash-completion/completions/keel",
+                     "/tmp/stage/opt/keel/share/zsh/site-functions/_keel",
+                     "/tmp/stage/opt/keel/share/fish/vendor_completions.d/keel.fish",
+                     "package plugin generate-manual"] {
+            XCTAssertTrue(plan.contains(line), "\(line)\n\(plan)")
+        }
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try keel(["--generate-completion-script", shell])
+            XCTAssertEqual(script.status, 0, script.stderr)
+            XCTAssertTrue(script.stdout.contains("extract") && script.stdout.contains("preprocess"), shell)
+        }
+    }
+
     func testTooManyThreadsWarnsOnce() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let result = try keel(["run", folder + "/features.keel", "--image", "samples/coffee.jpg", "--threads", "\(cores + 1)"])
