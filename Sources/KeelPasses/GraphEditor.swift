@@ -4,12 +4,23 @@ import KeelIR
 /// place: who reads a value, whether a weight belongs to one node alone, and how to drop a node
 /// without renaming a graph output.
 struct GraphEditor {
-    var graph: Graph { didSet { lookup = Lookup() } }
+    var graph: Graph {
+        didSet {
+            lookup = Lookup()
+            edited = true
+        }
+    }
+    /// Whether anything changed since the graph was inferred: an untouched graph needs no second inference.
+    private var edited = false
     /// Where each node, producer and reader is, built at the first query after a change: passes
     /// ask per node, and a linear search each time made them quadratic in the graph's size.
     private var lookup = Lookup()
 
-    init(_ graph: Graph) { self.graph = graph }
+    /// A graph whose types may be stale: `finished()` infers them.
+    init(_ graph: Graph) {
+        self.graph = graph
+        edited = true
+    }
 
     /// Starts from `graph` with its structure verified and every type re-inferred, so a pass
     /// may rely on schema arity and consistent shapes however the graph was made.
@@ -164,6 +175,7 @@ struct GraphEditor {
 
     /// The edited graph with every type re-inferred (which also verifies its structure).
     func finished() throws -> Graph {
-        try ShapeInference().run(graph).graph
+        guard edited else { return graph }
+        return try ShapeInference().run(graph).graph
     }
 }
