@@ -4,28 +4,58 @@ import KeelIR
 /// place: who reads a value, whether a weight belongs to one node alone, and how to drop a node
 /// without renaming a graph output.
 struct GraphEditor {
-    var graph: Graph
+    var graph: Graph {
+        didSet {
+            lookup = Lookup()
+            edited = true
+        }
+    }
+    /// Whether anything changed since the graph was inferred: an untouched graph needs no second inference.
+    private var edited = false
+    /// Where each node, producer and reader is, built at the first query after a change: passes
+    /// ask per node, and a linear search each time made them quadratic in the graph's size.
+    private var lookup = Lookup()
 
-    init(_ graph: Graph) { self.graph = graph }
+    /// A graph whose types may be stale: `finished()` infers them.
+    init(_ graph: Graph) {
+        self.graph = graph
+        edited = true
+    }
 
     /// Starts from `graph` with its structure verified and every type re-inferred, so a pass
     /// may rely on schema arity and consistent shapes however the graph was made.
     init(inferring graph: Graph) throws { self.graph = try ShapeInference().run(graph).graph }
 
+    private final class Lookup {
+        var positions: (byName: [String: Int], producers: [String: Int], readers: [String: [Int]])?
+    }
+
+    private var positions: (byName: [String: Int], producers: [String: Int], readers: [String: [Int]]) {
+        if let built = lookup.positions { return built }
+        var byName: [String: Int] = [:], producers: [String: Int] = [:], readers: [String: [Int]] = [:]
+        for (index, node) in graph.nodes.enumerated() {
+            if byName[node.name] == nil { byName[node.name] = index }
+            for output in node.outputs where producers[output] == nil { producers[output] = index }
+            for input in Set(node.inputs) { readers[input, default: []].append(index) }
+        }
+        lookup.positions = (byName, producers, readers)
+        return (byName, producers, readers)
+    }
+
     // MARK: Queries
 
     /// Nodes that read `value`, in graph order (a node reading it twice appears once).
     func consumers(of value: String) -> [Node] {
-        graph.nodes.filter { $0.inputs.contains(value) }
+        (positions.readers[value] ?? []).map { graph.nodes[$0] }
     }
 
     func isGraphOutput(_ value: String) -> Bool { graph.outputs.contains { $0.value == value } }
 
     func isGraphInput(_ value: String) -> Bool { graph.inputs.contains { $0.name == value } }
 
-    func node(named name: String) -> Node? { graph.nodes.first { $0.name == name } }
+    func node(named name: String) -> Node? { positions.byName[name].map { graph.nodes[$0] } }
 
-    func producer(of value: String) -> Node? { graph.nodes.first { $0.outputs.contains(value) } }
+    func producer(of value: String) -> Node? { positions.producers[value].map { graph.nodes[$0] } }
 
     /// Why `node`'s output may not be absorbed into its single reader, or nil when it may:
     /// a fold rewrites what the value means, so nobody else may see it.
@@ -65,18 +95,24 @@ struct GraphEditor {
 
     /// A constant name not yet used by any value, derived from `base`.
     func unusedName(_ base: String) -> String {
-        var used = Set(graph.constants.keys).union(graph.inputs.map(\.name))
-        for node in graph.nodes { used.formUnion(node.outputs) }
-        if !used.contains(base) { return base }
+        func isUsed(_ name: String) -> Bool {
+            graph.constants[name] != nil || positions.producers[name] != nil || isGraphInput(name)
+        }
+        if !isUsed(base) { return base }
         var index = 2
-        while used.contains("\(base)_\(index)") { index += 1 }
+        while isUsed("\(base)_\(index)") { index += 1 }
         return "\(base)_\(index)"
     }
 
     // MARK: Edits
 
     mutating func update(_ node: Node) {
-        if let index = graph.nodes.firstIndex(where: { $0.name == node.name }) { graph.nodes[index] = node }
+        guard let index = positions.byName[node.name] else { return }
+        let old = graph.nodes[index]
+        let kept = lookup
+        graph.nodes[index] = node
+        // Same name, inputs and outputs: every position still holds, so the lookup stays.
+        if old.inputs == node.inputs && old.outputs == node.outputs { lookup = kept }
     }
 
     mutating func removeNode(named name: String) {
@@ -139,6 +175,7 @@ struct GraphEditor {
 
     /// The edited graph with every type re-inferred (which also verifies its structure).
     func finished() throws -> Graph {
-        try ShapeInference().run(graph).graph
+        guard edited else { return graph }
+        return try ShapeInference().run(graph).graph
     }
 }

@@ -7,10 +7,13 @@ public enum NpyFile {
     private static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
 
     public static func read(path: String) throws -> Tensor {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw RuntimeError.npy(path: path, reason: "cannot read the file")
+        // Mapped, not read through FileManager: only regular files (a FIFO would block), and
+        // Foundation's reader leaks a buffer on an empty file (found by fuzzing).
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch let error as FileError {
+            throw RuntimeError.npy(path: path, reason: "cannot read the file: \(error.reason)")
         }
-        return try decode(data, path: path)
+        return try decode(Data(file.bytes), path: path)
     }
 
     public static func decode(_ data: Data, path: String) throws -> Tensor {

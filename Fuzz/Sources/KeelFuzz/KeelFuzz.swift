@@ -11,9 +11,24 @@ let target: FuzzTarget = {
     return target
 }()
 
-/// libFuzzer's entry point (libFuzzer supplies main; build with -parse-as-library).
+/// libFuzzer's entry point: one input per call.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     target.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+/// libFuzzer's driver, which its own main() would call.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>,
+                     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+/// SwiftPM links an executable target with `main` aliased to `<module>_main` (so tests can link
+/// it); built with -parse-as-library there is no such function, so this one hands over to libFuzzer.
+@_cdecl("KeelFuzz_main")
+public func keelFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { data, size in fuzzOneInput(data, size) }
 }
