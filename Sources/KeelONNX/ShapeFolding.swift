@@ -1,16 +1,43 @@
 import KeelIR
 
 /// One element of an integer tensor the importer evaluates at import time: a number, a
-/// symbolic dimension (the batch `N`), or "dimension `axis` of value `of`" when that
-/// dimension is not known at all.
+/// symbolic dimension (the batch `N`, or a multiple `49·N`), or "dimension `axis` of value
+/// `of`" when that dimension is not known at all.
 enum SymbolicInt: Hashable {
     case constant(Int64)
     case symbol(String)
+    case scaled(Int64, String)
     case dim(of: String, axis: Int)
+
+    init(_ dim: Dim) {
+        switch dim {
+        case .known(let extent): self = .constant(Int64(extent))
+        case .symbol(let name): self = .symbol(name)
+        case .scaled(let coefficient, let name): self = .scaled(Int64(coefficient), name)
+        }
+    }
 
     var constant: Int64? {
         if case .constant(let value) = self { return value }
         return nil
+    }
+
+    /// The element as a dimension; nil for an unknown dimension or a number out of range.
+    var dim: Dim? {
+        switch self {
+        case .constant(let value): return value >= Int64(Int.min) && value <= Int64(Int.max) ? .known(Int(value)) : nil
+        case .symbol(let name): return .symbol(name)
+        case .scaled(let coefficient, let name): return .scaled(name, by: Int(coefficient))
+        case .dim: return nil
+        }
+    }
+
+    /// Symbolic elements are run-time sizes: at least 1, since a plan never binds a batch of 0.
+    var isPositiveSize: Bool {
+        switch self {
+        case .symbol, .scaled: return true
+        case .constant, .dim: return false
+        }
     }
 }
 
@@ -47,6 +74,9 @@ enum KnownInts {
         guard case .tensor(let dtype, let shape, _) = self, let constants else { return nil }
         if dtype == .int32 {
             return TensorData(dtype: .int32, shape: shape, storage: TensorStorage(copying: constants.map { Int32(truncatingIfNeeded: $0) }))
+        }
+        if dtype == .bool {
+            return TensorData(dtype: .bool, shape: shape, storage: TensorStorage(copying: constants.map { UInt8($0 != 0 ? 1 : 0) }))
         }
         return TensorData(int64s: constants, shape: shape)
     }
@@ -165,41 +195,128 @@ extension GraphImporter {
             define(.tensor(dtype: dtypeOf(data), shape: [elements.count], elements: elements))
             return true
         case "ReduceProd":
-            // Exporters multiply trailing dimensions to size a flatten: fold it when they are known.
-            guard let value = known(0), case .tensor(let dtype, let shape, _) = value, shape.count == 1,
-                  let factors = value.constants else { return false }
-            var product: Int64 = 1
-            for factor in factors {
-                let (next, overflow) = product.multipliedReportingOverflow(by: factor)
-                guard !overflow else { return false }
-                product = next
-            }
+            // Exporters multiply dimensions to size a flatten or a token count: [N,49] gives 49·N.
+            guard let value = known(0), case .tensor(let dtype, let shape, let elements) = value, shape.count == 1,
+                  let product = try? elements.reduce(SymbolicInt.constant(1), { partial, next in
+                      guard let result = multiply(partial, next) else { throw FoldingStop() }
+                      return result
+                  }) else { return false }
             let keepdims = try context.int("keepdims", default: 1) != 0
-            define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [.constant(product)]))
+            define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [product]))
             return true
-        case "Add", "Sub", "Mul", "Div":
-            guard let left = known(0), let right = known(1), let a = left.constants, let b = right.constants,
-                  case .tensor(let dtype, let shapeA, _) = left, case .tensor(_, let shapeB, _) = right,
-                  a.count == b.count || a.count == 1 || b.count == 1 else { return false }
-            var result: [SymbolicInt] = []
-            for index in 0..<max(a.count, b.count) {
-                let x = a[a.count == 1 ? 0 : index], y = b[b.count == 1 ? 0 : index]
-                let value: (Int64, Bool)
-                switch node.opType {
-                case "Add": value = x.addingReportingOverflow(y)
-                case "Sub": value = x.subtractingReportingOverflow(y)
-                case "Mul": value = x.multipliedReportingOverflow(by: y)
-                default:
-                    guard y != 0 else { return false }
-                    value = x.dividedReportingOverflow(by: y)
-                }
-                guard !value.1 else { return false }
-                result.append(.constant(value.0))
+        case "Neg":
+            guard let value = known(0), case .tensor(let dtype, let shape, _) = value, let numbers = value.constants,
+                  numbers.allSatisfy({ $0 != Int64.min }) else { return false }
+            define(.tensor(dtype: dtype, shape: shape, elements: numbers.map { .constant(-$0) }))
+            return true
+        case "Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Equal", "Less", "Greater":
+            guard let left = known(0), let right = known(1), let result = elementwise(node.opType, left, right,
+                                                                                       fmod: try context.int("fmod", default: 0) != 0)
+            else { return false }
+            define(result)
+            return true
+        case "Where":
+            guard let condition = known(0)?.constants, let left = known(1), let right = known(2),
+                  case .tensor(let dtype, let shapeA, let a) = left, case .tensor(_, let shapeB, let b) = right,
+                  let count = broadcastCount(condition.count, a.count, b.count) else { return false }
+            let elements = (0..<count).map { index in
+                condition[condition.count == 1 ? 0 : index] != 0 ? a[a.count == 1 ? 0 : index] : b[b.count == 1 ? 0 : index]
             }
-            define(.tensor(dtype: dtype, shape: a.count >= b.count ? shapeA : shapeB, elements: result))
+            let shape = [shapeA, shapeB].max { $0.reduce(1, *) < $1.reduce(1, *) } ?? shapeA
+            define(.tensor(dtype: dtype, shape: count == 1 && condition.count == 1 ? shape : [count], elements: elements))
+            return true
+        case "Range":
+            guard let start = known(0)?.constants?.first, let limit = known(1)?.constants?.first,
+                  let delta = known(2)?.constants?.first, case .tensor(let dtype, _, _)? = known(0) else { return false }
+            guard delta != 0 else { throw context.fail("delta is 0") }
+            let span = Double(limit) - Double(start)
+            let count = max(0, Int((span / Double(delta)).rounded(.up)))
+            guard count <= 1024 else { return false }
+            define(.tensor(dtype: dtype, shape: [count], elements: (0..<count).map { .constant(start + Int64($0) * delta) }))
             return true
         default:
             return false
+        }
+    }
+
+    /// a·b when it is a number or a multiple of one symbol.
+    private func multiply(_ a: SymbolicInt, _ b: SymbolicInt) -> SymbolicInt? {
+        if let x = a.constant, let y = b.constant {
+            let (product, overflow) = x.multipliedReportingOverflow(by: y)
+            return overflow ? nil : .constant(product)
+        }
+        guard let left = a.dim, let right = b.dim, let x = DimProduct([left]), let y = DimProduct([right]) else { return nil }
+        let (coefficient, overflow) = x.coefficient.multipliedReportingOverflow(by: y.coefficient)
+        guard !overflow, let dim = DimProduct(coefficient: coefficient, symbols: x.symbols + y.symbols).dim else { return nil }
+        return SymbolicInt(dim)
+    }
+
+    /// The element count of NumPy broadcasting over 1-D (or scalar) operands; nil when they disagree.
+    private func broadcastCount(_ counts: Int...) -> Int? {
+        let longest = counts.max() ?? 1
+        return counts.allSatisfy({ $0 == 1 || $0 == longest }) ? longest : nil
+    }
+
+    /// Integer arithmetic and comparisons on shape elements. Numbers combine as ONNX says;
+    /// symbolic sizes combine when the result has a name (49·N / 7 = 7·N, N·N does not), and
+    /// compare when the answer holds for every batch (N is never -1 or 0).
+    private func elementwise(_ op: String, _ left: KnownInts, _ right: KnownInts, fmod: Bool) -> KnownInts? {
+        guard case .tensor(let dtype, let shapeA, let a) = left, case .tensor(_, let shapeB, let b) = right,
+              let count = broadcastCount(a.count, b.count) else { return nil }
+        var result: [SymbolicInt] = []
+        for index in 0..<count {
+            let x = a[a.count == 1 ? 0 : index], y = b[b.count == 1 ? 0 : index]
+            guard let value = combine(op, x, y, fmod: fmod) else { return nil }
+            result.append(value)
+        }
+        let comparison = op == "Equal" || op == "Less" || op == "Greater"
+        let shape = a.count >= b.count ? (shapeA.count >= shapeB.count || a.count > b.count ? shapeA : shapeB) : shapeB
+        return .tensor(dtype: comparison ? .bool : dtype, shape: shape, elements: result)
+    }
+
+    private func combine(_ op: String, _ x: SymbolicInt, _ y: SymbolicInt, fmod: Bool) -> SymbolicInt? {
+        let truth = { (value: Bool) in SymbolicInt.constant(value ? 1 : 0) }
+        if let p = x.constant, let q = y.constant {
+            switch op {
+            case "Add": let r = p.addingReportingOverflow(q); return r.overflow ? nil : .constant(r.partialValue)
+            case "Sub": let r = p.subtractingReportingOverflow(q); return r.overflow ? nil : .constant(r.partialValue)
+            case "Mul": return multiply(x, y)
+            case "Div":
+                guard q != 0, !(p == Int64.min && q == -1) else { return nil }
+                return .constant(p / q)   // ONNX integer Div truncates, as Swift does
+            case "Mod":
+                guard q != 0, !(p == Int64.min && q == -1) else { return nil }
+                let remainder = p % q       // fmod=1: the sign of the dividend (C's fmod)
+                return .constant(fmod || remainder == 0 || (remainder < 0) == (q < 0) ? remainder : remainder + q)
+            case "Max": return .constant(max(p, q))
+            case "Min": return .constant(min(p, q))
+            case "Equal": return truth(p == q)
+            case "Less": return truth(p < q)
+            case "Greater": return truth(p > q)
+            default: return nil
+            }
+        }
+        switch op {
+        case "Mul": return multiply(x, y)
+        case "Div":
+            guard let left = x.dim, let right = y.dim, let p = DimProduct([left]), let q = DimProduct([right]),
+                  let dim = p.dividing(by: q) else { return nil }
+            return SymbolicInt(dim)
+        case "Add", "Sub": return y.constant == 0 ? x : (op == "Add" && x.constant == 0 ? y : nil)
+        case "Max", "Min": return x == y ? x : nil
+        case "Equal":
+            if x == y { return truth(true) }
+            // A size is at least 1 (a multiple c·N at least c): it never equals a smaller number.
+            if x.isPositiveSize, let q = y.constant, q < Int64(x.dim?.coefficient ?? 1) { return truth(false) }
+            if y.isPositiveSize, let p = x.constant, p < Int64(y.dim?.coefficient ?? 1) { return truth(false) }
+            return nil
+        case "Less", "Greater":
+            let (small, large) = op == "Less" ? (x, y) : (y, x)
+            if x == y { return truth(false) }
+            if large.isPositiveSize, let bound = small.constant, bound < Int64(large.dim?.coefficient ?? 1) { return truth(true) }
+            if small.isPositiveSize, let bound = large.constant, bound <= Int64(small.dim?.coefficient ?? 1) { return truth(false) }
+            return nil
+        default: return nil
         }
     }
 
@@ -225,12 +342,7 @@ extension GraphImporter {
 
     /// What the folder knows about dimension `axis` of `value`.
     func dimElement(of value: String, axis: Int) -> SymbolicInt {
-        if let shape = values[value]?.shape, shape.indices.contains(axis), let dim = shape[axis] {
-            switch dim {
-            case .known(let extent): return .constant(Int64(extent))
-            case .symbol(let name): return .symbol(name)
-            }
-        }
+        if let shape = values[value]?.shape, shape.indices.contains(axis), let dim = shape[axis] { return SymbolicInt(dim) }
         return .dim(of: value, axis: axis)
     }
 
@@ -265,8 +377,11 @@ extension GraphImporter {
         return sliceIndices(count: elements.count, start: start, end: end, step: step).map { elements[$0] }
     }
 
-    /// Resolves a Reshape target to constants: numbers stay, and a symbolic dimension becomes
-    /// 0 ("copy the input's dimension") when the input has that same dimension at that position.
+    /// Resolves a Reshape target to constants: numbers stay; a symbolic dimension becomes 0
+    /// ("copy the input's dimension") when the input has that same dimension at that position,
+    /// and otherwise -1 ("what is left", the same extent for every batch), the target's own -1
+    /// being worked out from the element counts ([4·N,-1,16] on [N,4,16,16] is [0,16,16] with
+    /// the 4·N as -1). At most one run-time size may need a -1.
     func reshapeTarget(_ target: KnownInts, input: String, allowZero: Bool, context: NodeContext) throws -> [Int] {
         guard let elements = target.elements else {
             throw context.fail("the target shape copies the whole shape of a value of unknown rank")
@@ -275,6 +390,7 @@ extension GraphImporter {
         var result: [Int] = []
         var literalZero = false
         var copies = false
+        var runTimeSizes: [(position: Int, dim: Dim)] = []
         for (position, element) in elements.enumerated() {
             let copied = dimElement(of: input, axis: position)
             switch element {
@@ -282,12 +398,14 @@ extension GraphImporter {
                 guard value >= -1, value <= Int64(Int32.max) else { throw context.fail("invalid target dimension \(value)") }
                 literalZero = literalZero || (value == 0 && allowZero)
                 result.append(Int(value))
-            case .symbol(let name):
-                guard copied == .symbol(name) else {
-                    throw context.fail("target dimension \(position) is the run-time size '\(name)', which the input does not have at that position")
+            case .symbol, .scaled:
+                if copied == element {
+                    copies = true
+                    result.append(0)
+                } else if let dim = element.dim {
+                    runTimeSizes.append((position, dim))
+                    result.append(-1)
                 }
-                copies = true
-                result.append(0)
             case .dim(let value, let axis):
                 guard (value == input || (inputIR != nil && values[value]?.irName == inputIR)) && axis == position else {
                     throw context.fail("target dimension \(position) depends on dimension \(axis) of '\(value)', which is unknown at import time")
@@ -296,8 +414,23 @@ extension GraphImporter {
                 result.append(0)
             }
         }
-        if literalZero && copies {
+        if literalZero && (copies || !runTimeSizes.isEmpty) {
             throw context.fail("allowzero=1 with a zero extent and a run-time size in the same target is not supported")
+        }
+        guard let size = runTimeSizes.first else { return result }
+        guard runTimeSizes.count == 1 else {
+            throw context.fail("target dimensions \(runTimeSizes.map { "\($0.dim)" }.joined(separator: ", ")) are run-time sizes the input does not have at those positions; Keel can infer only one")
+        }
+        if let inferred = result.indices.first(where: { result[$0] == -1 && $0 != size.position }) {
+            guard let inputDims = values[input]?.shape?.map({ $0 }), !inputDims.contains(nil),
+                  let total = DimProduct(inputDims.compactMap { $0 }),
+                  let others = DimProduct(result.indices.filter { $0 != inferred }.compactMap { position -> Dim? in
+                      position == size.position ? size.dim : result[position] == 0 ? inputDims[position] : .known(result[position])
+                  }),
+                  case .known(let extent)? = total.dividing(by: others), extent <= Int(Int32.max) else {
+                throw context.fail("target dimension \(size.position) is the run-time size \(size.dim), which the input does not have at that position, and the -1 at \(inferred) cannot be worked out at import time")
+            }
+            result[inferred] = extent
         }
         return result
     }
@@ -324,3 +457,6 @@ func sliceLength(count: Int, start: Int, end: Int, step: Int) -> Int {
     let span = step > 0 ? bounds.to - bounds.from : bounds.from - bounds.to
     return span <= 0 ? 0 : (span + abs(step) - 1) / abs(step)
 }
+
+/// Ends a fold that meets a product without a name (N·N).
+private struct FoldingStop: Error {}
