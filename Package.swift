@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Keel: a model-graph compiler and CPU runtime.
 // The targets follow the pipeline: format -> IR -> passes -> kernels/runtime, with ONNX import beside the format.
 import PackageDescription
@@ -9,6 +9,12 @@ let package = Package(
     products: [
         .library(name: "Keel", targets: ["Keel"]),
         .executable(name: "keel", targets: ["KeelCLI"]),
+    ],
+    // The `keel` command's argument parser is behind the default trait "CLI": a package that embeds
+    // the library with `traits: []` neither resolves nor builds it (see README, "Embedding Keel").
+    traits: [
+        .trait(name: "CLI", description: "The keel command-line tool and its argument parser."),
+        .default(enabledTraits: ["CLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,7 +48,7 @@ let package = Package(
         // Stage 4: fp32 kernels over OpenBLAS (no IR knowledge).
         .target(name: "KeelKernels", dependencies: ["COpenBLAS", "CSIMDKernels"]),
         // Stage 5: execution plans, memory planning, scheduling, tensors and .npy I/O.
-        .target(name: "KeelRuntime", dependencies: ["KeelIR", "KeelPasses", "KeelKernels"]),
+        .target(name: "KeelRuntime", dependencies: ["KeelIR", "KeelKernels"]),
         // Image decoding (PNG, JPEG) and the preprocessing presets declared on graph inputs.
         .target(name: "KeelImages", dependencies: ["KeelIR", "CImageShims"]),
         // The public Swift API that embeds the whole pipeline.
@@ -50,7 +56,7 @@ let package = Package(
         // The `keel` command.
         .executableTarget(name: "KeelCLI", dependencies: [
             "Keel",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser", condition: .when(traits: ["CLI"])),
         ]),
 
         .testTarget(name: "KeelIRTests", dependencies: ["KeelIR"]),
@@ -65,7 +71,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelImagesTests", dependencies: ["KeelImages"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelCLITests", dependencies: ["Keel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KeelTests", dependencies: ["Keel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KeelCLITests", dependencies: ["Keel"]),
         // The ONNX project's own node tests (../shared/onnx-conformance) through import and runtime.
         .testTarget(name: "KeelConformanceTests", dependencies: ["Keel", "KeelONNX"], exclude: ["DynamicShapes"]),
     ],

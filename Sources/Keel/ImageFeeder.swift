@@ -9,13 +9,20 @@ public struct ImageFeeder: Sendable {
     public let inputName: String
     public let preprocessing: ImagePreprocessing
 
-    /// `preset` overrides the input's declared preprocessing (an ONNX model declares none).
+    /// `preset` overrides the input's declared preprocessing. A model that declares none (every
+    /// ONNX model) needs one: guessing raw 0–255 pixels would give silently wrong features for
+    /// a network trained on normalised ones, so `raw` (or `none`) must be asked for.
     public init(graph: Graph, preset: String? = nil) throws {
         guard graph.inputs.count == 1, var input = graph.inputs.first else {
             throw ModelFileError(path: graph.source ?? graph.name,
                                  reason: "images need a model with one image input; this one has \(graph.inputs.count) inputs")
         }
         if let preset { input.preprocess = preset }
+        guard input.preprocess != nil else {
+            throw ModelFileError(path: graph.source ?? graph.name,
+                                 reason: "input '\(input.name)' declares no image preprocessing; choose one with --preprocess "
+                                     + "(keras_vgg16, torch, or none for raw 0–255 pixels)")
+        }
         inputName = input.name
         preprocessing = try ImagePreprocessing(input: input)
     }

@@ -31,8 +31,11 @@ public struct ModelPipeline {
     public struct Report: Sendable {
         public var loadSeconds: Double = 0
         public var compileSeconds: Double = 0
-        /// Parameters that got seeded-random values because the model had none for them.
+        /// Parameters that got seeded-random values because the model had none for them, and the seed.
         public var seededParameters: Int = 0
+        public var seed: UInt64?
+        /// How a .keelc was made (nil for a source model).
+        public var provenance: ArtifactProvenance?
         /// One `pass: statistic` line per pass run, and the rewrites passes declined (`--explain`).
         public var passLog: [String] = []
         public var explanations: [String] = []
@@ -55,23 +58,41 @@ public struct ModelPipeline {
             // Verified like any other graph: the header's checksum guards against damage, not against a crafted file.
             let contents = try CompiledArtifact.read(path: path)
             graph = try ModelLoader.infer(contents.graph)
-            if let cutAt { graph = try GraphCut.cut(graph, at: cutAt) }
+            if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path, cutPoints: contents.provenance.cutPoints) }
+            report.provenance = contents.provenance
+            report.seededParameters = contents.provenance.seededParameters
+            report.seed = contents.provenance.seed
             let kept = Set(graph.constants.keys)
             report.loadSeconds = seconds(since: start)
             return (graph, contents.prepared.filter { kept.contains($0.constant) }, report)
         }
         graph = try ModelLoader.load(path: path)
-        if let cutAt { graph = try GraphCut.cut(graph, at: cutAt) }
+        if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path) }
         let loadedAt = DispatchTime.now().uptimeNanoseconds
         report.loadSeconds = Double(loadedAt - start) / 1e9
         let bound = try WeightBinder.bind(graph, from: weights)
         report.seededParameters = bound.filled
+        if case .seeded(let seed) = weights { report.seed = seed }
         let pipeline = try passes.map { try PassPipeline(named: $0) } ?? PassPipeline.standard(level: optimization)
         let result = try pipeline.run(bound.graph, printAfterEach: printAfterEach)
         report.passLog = result.log
         report.explanations = result.explanations
         report.compileSeconds = seconds(since: loadedAt)
         return (result.graph, [], report)
+    }
+
+    /// What a .keelc of `optimized` (this pipeline's result) records about how it was made.
+    public func provenance(of optimized: Graph, report: Report) throws -> ArtifactProvenance {
+        var weightsFile: String?, match: String?
+        if case .onnx(let file, let matching) = weights {
+            weightsFile = file
+            match = matching.rawValue
+        }
+        return ArtifactProvenance(
+            source: path, weights: weightsFile, match: match,
+            seed: report.seededParameters > 0 ? report.seed : nil, seededParameters: report.seededParameters,
+            optimization: passes == nil ? "-O\(optimization.rawValue)" : nil, passes: passes, precision: "fp32",
+            cutPoints: GraphCut.cutPoints(source: try ModelLoader.load(path: path), compiled: optimized))
     }
 
     public func compile() throws -> (model: CompiledModel, report: Report) {

@@ -14,14 +14,18 @@ public enum WeightMatch: String, Sendable, CaseIterable {
 /// Every parameter that could not be bound, in one error: a partial binding never runs.
 public struct WeightBindingError: Error, CustomStringConvertible {
     public var path: String
+    /// How many of the graph's parameters stay unbound.
+    public var unbound: Int
+    /// One line per problem: a layer the file does not name covers all its parameters.
     public var problems: [String]
-    public var hint: String?
+    /// The way forward: the names the file has, whether `--match order` would bind.
+    public var notes: [String]
 
     public var description: String {
-        let noun = problems.count == 1 ? "parameter" : "parameters"
-        var text = "error: \(path): cannot bind \(problems.count) \(noun):"
+        let noun = unbound == 1 ? "parameter" : "parameters"
+        var text = "error: \(path): cannot bind \(unbound) \(noun):"
         for problem in problems { text += "\n  " + problem }
-        if let hint { text += "\nnote: " + hint }
+        for note in notes { text += "\nnote: " + note }
         return text
     }
 }
@@ -66,26 +70,48 @@ public struct WeightBindingPlan {
         let targets = GraphLayer.layers(of: graph)
         var matcher = LayerMatcher(targets: targets, sources: sources)
         let pairs = match == .name ? matcher.byName() : matcher.byOrder()
+        let (bindings, problems, unbound) = bind(pairs, problems: matcher.problems, unbound: matcher.unbound)
+        let used = Set(bindings.map(\.source))
+        let unused = reader.floatTensors.filter { !used.contains($0.name) }
+            .map { "\($0.name) \(Shape(known: $0.data.shape))" }
+        guard problems.isEmpty else {
+            var notes: [String] = []
+            if match == .name, !matcher.unnamed.isEmpty {
+                notes.append("the file's weighted layers are " + matcher.sourceNames.enumerated()
+                    .map { "\($0.element) (\(sources[$0.offset].kind.rawValue))" }.joined(separator: ", "))
+                var byOrder = LayerMatcher(targets: targets, sources: sources)
+                let orderPairs = byOrder.byOrder()
+                let ordered = bind(orderPairs, problems: byOrder.problems, unbound: byOrder.unbound)
+                if ordered.problems.isEmpty {
+                    let why = pairs.isEmpty ? "no initializer or node name carries a layer name of the graph (PyTorch exports don't); " : ""
+                    notes.append(why + "try --match order: it binds all \(ordered.bindings.count) parameters, "
+                                 + "the graph's weighted layers and the file's agreeing in kind and shape, in order")
+                } else {
+                    notes.append("--match order would not bind either (\(ordered.problems.count) problems, first: \(ordered.problems[0]))")
+                }
+            }
+            throw WeightBindingError(path: path, unbound: unbound, problems: problems, notes: notes)
+        }
+        return WeightBindingPlan(path: path, bindings: bindings, unused: unused)
+    }
+
+    /// Each pair's parameter bindings, with every problem and how many parameters they leave unbound.
+    private static func bind(_ pairs: [(GraphLayer, SourceLayer)], problems: [String], unbound: Int)
+        -> (bindings: [ParameterBinding], problems: [String], unbound: Int) {
         var bindings: [ParameterBinding] = []
-        var problems = matcher.problems
+        var problems = problems
+        var unbound = unbound
         for (target, source) in pairs {
             do {
                 bindings += try target.bind(to: source)
             } catch let error as LayerBindingProblems {
                 problems += error.problems
+                unbound += error.unbound
+            } catch {
+                problems.append(String(describing: error))
             }
         }
-        let used = Set(bindings.map(\.source))
-        let unused = reader.floatTensors.filter { !used.contains($0.name) }
-            .map { "\($0.name) \(Shape(known: $0.data.shape))" }
-        guard problems.isEmpty else {
-            var hint: String?
-            if match == .name, pairs.isEmpty, !targets.isEmpty {
-                hint = "no initializer or node name carries a layer name of the graph (PyTorch exports don't); try --match order"
-            }
-            throw WeightBindingError(path: path, problems: problems, hint: hint)
-        }
-        return WeightBindingPlan(path: path, bindings: bindings, unused: unused)
+        return (bindings, problems, unbound)
     }
 
     /// The graph with every planned parameter's data set; converts only what needs a new layout.
@@ -104,10 +130,31 @@ struct LayerMatcher {
     let targets: [GraphLayer]
     let sources: [SourceLayer]
     var problems: [String] = []
+    /// Parameters the problems so far leave unbound.
+    var unbound = 0
+    /// Graph layers whose name no layer of the file carries (by-name matching).
+    var unnamed: [GraphLayer] = []
 
     init(targets: [GraphLayer], sources: [SourceLayer]) {
         self.targets = targets
         self.sources = sources
+    }
+
+    /// What to call each source layer in messages: the Keras layer name inside a tf2onnx path
+    /// (`model/dense_256/MatMul/ReadVariableOp:0` -> dense_256, after the prefix all layers share),
+    /// the module path of a PyTorch weight (`classifier.0.weight` -> classifier.0), else the node.
+    var sourceNames: [String] {
+        let mainTensors = sources.map { ($0.tensors["weight"] ?? $0.tensors["scale"] ?? $0.tensors.values.first)?.name ?? $0.node }
+        let paths = mainTensors.map(SourceLayerReader.nameParts)
+        var shared = 0
+        if let first = paths.first {
+            while shared < first.count - 1, paths.allSatisfy({ $0.count > shared + 1 && $0[shared] == first[shared] }) { shared += 1 }
+        }
+        return zip(mainTensors, paths).map { tensor, parts in
+            if parts.count > 1 { return parts[shared] }
+            if let dot = tensor.lastIndex(of: "."), dot != tensor.startIndex { return String(tensor[..<dot]) }
+            return tensor
+        }
     }
 
     mutating func byName() -> [(GraphLayer, SourceLayer)] {
@@ -120,13 +167,26 @@ struct LayerMatcher {
                 pairs.append((target, sources[candidates[0]]))
                 claims[candidates[0], default: []].append(target.name)
             case 0:
-                problems += target.parameterLines("no \(target.kindDescription) weights in the file name layer '\(target.name)'")
+                unnamed.append(target)
             default:
                 let names = candidates.map { "'\(sources[$0].node)'" }.joined(separator: ", ")
                 problems += target.parameterLines("ambiguous: layer '\(target.name)' is named by \(names)")
+                unbound += target.parameters.count
             }
         }
+        // One line per layer the file does not name, with the unclaimed names of its kind closest to it.
+        let names = sourceNames
+        let free = sources.indices.filter { claims[$0] == nil }
+        for target in unnamed {
+            let kin = free.filter { target.accepts(sources[$0].kind) }.map { names[$0] }
+            // Closest names help when the file names layers the Keras way (some matched); not among PyTorch's module paths.
+            let closest = pairs.isEmpty ? [] : kin.sorted { editDistance(target.name, $0) < editDistance(target.name, $1) }.prefix(2)
+            problems.append("layer '\(target.name)' (\(target.parameterList)): no \(target.kindDescription) weights in the file are named '\(target.name)'"
+                            + (closest.isEmpty ? "" : "; closest: " + closest.joined(separator: ", ")))
+            unbound += target.parameters.count
+        }
         for (index, names) in claims.sorted(by: { $0.key < $1.key }) where names.count > 1 {
+            unbound += targets.filter { names.contains($0.name) }.reduce(0) { $0 + $1.parameters.count }
             problems.append("ambiguous: ONNX node '\(sources[index].node)' is named after layers \(names.joined(separator: ", "))")
         }
         return pairs
@@ -137,6 +197,7 @@ struct LayerMatcher {
         for (index, target) in targets.enumerated() {
             guard index < sources.count else {
                 problems += target.parameterLines("the file has only \(sources.count) weighted layers; this is layer \(index + 1)")
+                unbound += target.parameters.count
                 continue
             }
             let source = sources[index]
@@ -144,6 +205,7 @@ struct LayerMatcher {
                 pairs.append((target, source))
             } else {
                 problems += target.parameterLines("weighted layer \(index + 1) is a \(target.kindDescription) in the graph but \(source.kind.rawValue) '\(source.node)' in the file")
+                unbound += target.parameters.count
             }
         }
         for source in sources.dropFirst(targets.count) {

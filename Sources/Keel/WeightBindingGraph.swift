@@ -4,6 +4,8 @@ import KeelONNX
 /// The problems found binding one layer (shape mismatches, missing or extra tensors).
 struct LayerBindingProblems: Error {
     var problems: [String]
+    /// The layer's parameters left unbound (a layer binds whole or not at all).
+    var unbound: Int
 }
 
 /// A graph layer that owns parameters, with what its weights' layouts depend on.
@@ -30,7 +32,6 @@ struct GraphLayer {
 
     /// Follows a dense layer's input back to a flatten (or reshape) of a rank-4 image.
     private static func flattenedImage(feeding value: String, in graph: Graph) -> ((Int, Int, Int), FlattenOrder)? {
-        let passThrough: Set<OpKind> = [.relu, .identity, .dropout, .cast]
         var current = value
         while let producer = graph.producer(of: current) {
             if producer.op == .flatten || producer.op == .reshape {
@@ -40,7 +41,8 @@ struct GraphLayer {
                 let order = layout(of: input, in: graph)
                 return order == .nchw ? ((extents[2], extents[3], extents[1]), .nchw) : ((extents[1], extents[2], extents[3]), .nhwc)
             }
-            guard passThrough.contains(producer.op), let input = producer.inputs.first else { return nil }
+            // Ops that keep every element where it is (activations, identity, dropout, cast).
+            guard OpRegistry.schema(for: producer.op).isLayoutAgnostic, let input = producer.inputs.first else { return nil }
             current = input
         }
         return nil
@@ -77,6 +79,11 @@ struct GraphLayer {
         }
     }
 
+    /// "fc/kernel f32[128,8], fc/bias f32[8]": what a layer-level problem leaves unbound.
+    var parameterList: String {
+        parameters.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
+    }
+
     /// `reason` once per parameter, as the binding error lists them.
     func parameterLines(_ reason: String) -> [String] {
         parameters.map { "\($0.name) \($0.type): \(reason)" }
@@ -102,7 +109,7 @@ struct GraphLayer {
         for (slot, tensor) in source.tensors.sorted(by: { $0.key < $1.key }) where !usedSlots.contains(slot) && !(slot == "mean" || slot == "variance") {
             problems.append("\(tensor.name) \(Shape(known: tensor.data.shape)): layer '\(name)' has no parameter for this \(slot) of \(source.kind.rawValue) '\(source.node)'")
         }
-        guard problems.isEmpty else { throw LayerBindingProblems(problems: problems) }
+        guard problems.isEmpty else { throw LayerBindingProblems(problems: problems, unbound: parameters.count) }
         return bindings
     }
 

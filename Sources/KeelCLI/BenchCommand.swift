@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Time a model: load, compile, and the median of repeated runs; optionally per layer.")
 
-    @Argument(help: "A .keel graph or an .onnx model.")
+    @Argument(help: modelFileHelp)
     var file: String
 
     @Option(name: .long, help: ArgumentHelp("The input tensor (.npy); name=x.npy for a model with several inputs.", valueName: "file"))
@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             try options.explainWeightsIfAsked(file, toStandardError: json)
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
             let prepareStart = DispatchTime.now().uptimeNanoseconds
@@ -60,9 +60,7 @@ struct BenchCommand: ParsableCommand {
                                      simd: ExecutionContext.simdLevel,
                                      layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond) })
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                print(try jsonText(result))
             } else {
                 print(String(format: "%@: median %.2f ms, min %.2f ms over %d runs (batch %d, %d threads, %@); load %.1f ms, compile %.1f ms; peak RSS %.1f MB",
                              file, median, result.min_ms, iterations, result.batch, options.threads, result.simd,

@@ -7,7 +7,7 @@ extension WeightMatch: ExpressibleByArgument {}
 /// How a model becomes runnable; shared by run, extract, bench and compile so they agree.
 struct CompileOptions: ParsableArguments {
     @Option(name: [.customShort("O", allowingJoined: true)], help: ArgumentHelp("Optimisation level: -O0, -O1 or -O2.", valueName: "level"))
-    var level: String = "2"
+    var level: String?
 
     @Option(name: .long, help: ArgumentHelp("Run exactly these passes, comma-separated, instead of the level's pipeline.", valueName: "a,b,c"))
     var passes: String?
@@ -15,8 +15,8 @@ struct CompileOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .long, help: "Fill parameters without weights from Keras's default initialisers with this seed.")
-    var seed: UInt64 = 0
+    @Option(name: .long, help: "Fill parameters without weights from Keras's default initialisers with this seed (default 0).")
+    var seed: UInt64?
 
     @Option(name: .long, help: ArgumentHelp("Bind the graph's parameters to this ONNX model's initializers.", valueName: "file"))
     var weights: String?
@@ -24,17 +24,19 @@ struct CompileOptions: ParsableArguments {
     @Option(name: .long, help: "Match parameters to initializers by Keras layer name (tf2onnx; the default) or by layer order (PyTorch exports).")
     var match: WeightMatch?
 
+    @OptionGroup var terminal: QuietOption
+
     @Flag(help: "Explain the compile: which initializer each parameter is bound to and how it is converted (with --weights); for `compile`, also every rewrite a pass rejected and why.")
     var explain = false
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard OptimizationLevel(parsing: level) != nil else { throw ValidationError("-O takes 0, 1 or 2, not '\(level)'") }
+        if let level, OptimizationLevel(parsing: level) == nil { throw ValidationError("-O takes 0, 1 or 2, not '\(level)'") }
         if weights == nil && match != nil { throw ValidationError("--match needs --weights") }
     }
 
     var weightSource: WeightSource {
-        weights.map { .onnx(path: $0, match: match ?? .name) } ?? .seeded(seed)
+        weights.map { .onnx(path: $0, match: match ?? .name) } ?? .seeded(seed ?? 0)
     }
 
     /// Prints the binding of `model`'s parameters, one line each, when --explain and --weights are given;
@@ -49,12 +51,27 @@ struct CompileOptions: ParsableArguments {
 
     /// Every option that changes what the model computes, for `extract --resume` to compare.
     var fingerprint: String {
-        [level, passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed)].joined(separator: "\u{1}")
+        [level ?? "2", passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed ?? 0)].joined(separator: "\u{1}")
     }
 
-    func pipeline(_ path: String, cutAt: String? = nil) -> ModelPipeline {
-        ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
-                      optimization: OptimizationLevel(parsing: level) ?? .O2,
+    /// The pipeline for `path`; a compiled .keelc refuses the flags that would have made a
+    /// different file, rather than running as if they had been honoured.
+    func pipeline(_ path: String, cutAt: String? = nil) throws -> ModelPipeline {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if threads > cores {
+            Notes.warning("--threads \(threads) is more than the \(cores) cores this machine has; extra threads only contend for them and slow the run down")
+        }
+        if CompiledArtifact.isArtifact(path: path) {
+            let given = [(weights != nil, "--weights"), (match != nil, "--match"), (seed != nil, "--seed"),
+                         (level != nil, "-O"), (passes != nil, "--passes")].filter(\.0).map(\.1)
+            if !given.isEmpty {
+                let source = (try? CompiledArtifact.read(path: path).provenance.source)
+                throw ValidationError("\(path) is compiled\(source.map { " from \($0)" } ?? ""): \(given.joined(separator: ", ")) would change how it is made; "
+                                      + "compile \(source ?? "its source") again with \(given.count == 1 ? "it" : "them") (keel compile \(source ?? "SOURCE") … -o \(path))")
+            }
+        }
+        return ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
+                      optimization: level.flatMap(OptimizationLevel.init(parsing:)) ?? .O2,
                       passes: passes.map { $0.split(separator: ",").map(String.init) })
     }
 }

@@ -14,7 +14,7 @@ struct ExtractCommand: ParsableCommand {
         writes OUTPUT's stem + .shard.json, which `keel merge` checks.
         """)
 
-    @Argument(help: "A .keel graph, an .onnx model or a compiled .keelc.")
+    @Argument(help: modelFileHelp)
     var model: String
 
     @Argument(help: "Image files or folders.")
@@ -68,7 +68,7 @@ struct ExtractCommand: ParsableCommand {
                 note("shard \(parsed) (numbered from 0): files \(range.lowerBound)..<\(range.upperBound) of \(all.count)")
             }
             let (compiled, report) = try options.pipeline(model, cutAt: at).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
             let feeder = try ImageFeeder(graph: compiled.graph, preset: preprocess)
             guard let outputName = compiled.outputNames.first,
                   let outputType = compiled.graph.outputs.first.flatMap({ compiled.graph.type(of: $0.value) }) else {
@@ -145,6 +145,7 @@ final class Progress {
 
     func update(done: Int) {
         let now = Date()
+        guard !Notes.quiet else { return }
         guard interactive || now.timeIntervalSince(lastPrinted) >= 5 || done == total else { return }
         lastPrinted = now
         let elapsed = max(now.timeIntervalSince(start), 1e-6)

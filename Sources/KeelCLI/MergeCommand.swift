@@ -14,6 +14,8 @@ struct MergeCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("The merged .npy to write.", valueName: "file"))
     var output: String
 
+    @OptionGroup var terminal: QuietOption
+
     func run() throws {
         try reportingErrors {
             let shape = try ShardMerge.merge(shards, into: output)

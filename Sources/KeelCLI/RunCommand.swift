@@ -5,9 +5,13 @@ import Keel
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a model on .npy inputs or image files; write outputs as .npy or print the top classes.")
+        abstract: "Run a model on .npy inputs or image files; write outputs as .npy or print the top classes.",
+        discussion: """
+        Without --output, each output is printed: the top 5 classes of a [N,classes] output, the shape \
+        and min/mean/max of any other.
+        """)
 
-    @Argument(help: "A .keel graph or an .onnx model.")
+    @Argument(help: modelFileHelp)
     var file: String
 
     @Option(name: .long, help: ArgumentHelp("An input tensor: x.npy, or name=x.npy for a model with several inputs.", valueName: "file"))
@@ -19,27 +23,35 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where to write the output; a model with several outputs writes <stem>.<output>.npy.", valueName: "file"))
     var output: String?
 
-    @Option(name: .long, help: "Print the k highest-scoring classes of each image (with names when the output declares labels).")
+    @Option(name: .long, help: "Print the k highest-scoring classes of each item of every [N,classes] output (with names when the output declares labels).")
     var top: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Image preprocessing instead of the one the input declares: \(ImagePreset.names.joined(separator: ", ")).", valueName: "preset"))
+    @Option(name: .long, help: ArgumentHelp("Image preprocessing instead of the one the input declares (required when it declares none, as ONNX models): \(ImagePreset.names.joined(separator: ", ")).", valueName: "preset"))
     var preprocess: String?
+
+    @Flag(help: "Print the results as one JSON object: {outputs: [{name, shape, file, min, mean, max, top: [[{index, label, score}]]}]}.")
+    var json = false
 
     @OptionGroup var options: CompileOptions
 
     func validate() throws {
         if options.explain && input.isEmpty && image.isEmpty { return }
         guard input.isEmpty != image.isEmpty else { throw ValidationError("give --input .npy files or --image files (not both)") }
-        guard output != nil || top != nil || !image.isEmpty else { throw ValidationError("give --output to write the outputs") }
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
-            try options.explainWeightsIfAsked(file)
+            try options.explainWeightsIfAsked(file, toStandardError: json)
             if input.isEmpty && image.isEmpty { return }
             let (model, report) = try options.pipeline(file).compile()
-            noteSeeded(report, seed: options.seed)
+            noteSeeded(report)
+            let classifiers = model.graph.outputs.filter { model.graph.type(of: $0.value)?.shape.rank == 2 }
+            if top != nil, classifiers.isEmpty {
+                let shapes = model.graph.outputs.map { "'\($0.name)' is \(model.graph.type(of: $0.value)?.description ?? "?")" }
+                throw ValidationError("--top needs an output of shape [N,classes], but \(shapes.joined(separator: ", ")); "
+                                      + "write it with --output instead")
+            }
             let inputs: [String: Tensor]
             if image.isEmpty {
                 inputs = try readInputs(input, for: model)
@@ -51,50 +63,60 @@ struct RunCommand: ParsableCommand {
             let outputs = try model.run(inputs)
             let memory = try model.memoryReport(bindings: bindings)
             note("planned activation memory \(megabytes(memory.plannedBytes)) (separate buffers would take \(megabytes(memory.naiveBytes)))")
-            if let output {
-                // Every output is written before any appears: a failure leaves none of them.
+            var results: [OutputResult] = []
+            let paths = output.map { Dictionary(uniqueKeysWithValues: outputPaths(model.outputNames, output: $0)) } ?? [:]
+            for graphOutput in model.graph.outputs {
+                guard let tensor = outputs[graphOutput.name] else { continue }
+                var result = OutputResult(name: graphOutput.name, tensor: tensor)
+                result.file = paths[graphOutput.name]
+                if (output == nil || top != nil), tensor.shape.count == 2 {
+                    result.top = try tensor.topK(top ?? 5, labels: try labels(of: graphOutput))
+                } else if top != nil {
+                    note("'\(graphOutput.name)' is \(Shape(known: tensor.shape)), not [N,classes]: no top classes for it")
+                }
+                results.append(result)
+            }
+            // Written once every result is known to be printable, all together: a failure leaves none of them.
+            if output != nil {
                 let transaction = OutputTransaction()
-                var written: [String] = []
-                for (name, path) in outputPaths(model.outputNames, output: output) {
-                    guard let tensor = outputs[name] else { continue }
-                    try transaction.stage(NpyFile.encode(tensor), to: path)
-                    written.append("\(name): \(Shape(known: tensor.shape)) -> \(path)")
+                for result in results {
+                    if let path = result.file, let tensor = outputs[result.name] { try transaction.stage(NpyFile.encode(tensor), to: path) }
                 }
                 try transaction.commit()
-                written.forEach { print($0) }
             }
-            if output == nil || top != nil {
-                try printTopClasses(outputs, graph: model.graph, count: top ?? 5)
+            if json {
+                print(try jsonText(RunResult(outputs: results)))
+            } else {
+                for result in results { printResult(result) }
             }
         }
     }
 
-    /// For each output of shape [batch, classes]: the k best classes of each item, by name when
-    /// the output declares a labels file.
-    private func printTopClasses(_ outputs: [String: Tensor], graph: Graph, count: Int) throws {
-        let sources = image.isEmpty ? input : image
-        for output in graph.outputs {
-            guard let tensor = outputs[output.name], tensor.shape.count == 2 else { continue }
-            let classes = tensor.shape[1]
-            var names: [String] = []
-            if let labels = output.labels {
-                guard let text = try? String(contentsOfFile: labels, encoding: .utf8) else {
-                    throw ModelFileError(path: labels, reason: "cannot read the labels file of output '\(output.name)'")
-                }
-                names = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            }
-            for row in 0..<tensor.shape[0] {
-                let scores = tensor.values[(row * classes)..<((row + 1) * classes)]
-                let best = scores.indices.sorted { scores[$0] > scores[$1] }.prefix(count)
-                let source = row < sources.count ? sources[row] : "item \(row)"
-                print("\(output.name) for \(source):")
-                for (rank, index) in best.enumerated() {
-                    let classIndex = index - row * classes
-                    let label = classIndex < names.count && !names[classIndex].isEmpty ? names[classIndex] : "class \(classIndex)"
-                    print("  \(rank + 1). \(label)  " + String(format: "%.4f", scores[index]))
+    private func printResult(_ result: OutputResult) {
+        if let file = result.file { print("\(result.name): \(Shape(known: result.shape)) -> \(file)") }
+        if let top = result.top {
+            let sources = image.isEmpty ? input : image
+            for (row, classes) in top.enumerated() {
+                print("\(result.name) for \(row < sources.count ? sources[row] : "item \(row)"):")
+                for (rank, ranked) in classes.enumerated() {
+                    print("  \(rank + 1). \(ranked.label)  " + String(format: "%.4f", ranked.score))
                 }
             }
+        } else if result.file == nil {
+            print("\(result.name): \(Shape(known: result.shape)) min " + String(format: "%.4g mean %.4g max %.4g", result.min, result.mean, result.max)
+                  + " (write it with --output)")
         }
+    }
+
+    /// The output's labels file, one class per line; nil when it declares none.
+    private func labels(of output: GraphOutput) throws -> [String]? {
+        guard let path = output.labels else { return nil }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ModelFileError(path: path, reason: "cannot read the labels file of output '\(output.name)'")
+        }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        return lines
     }
 
     private func outputPaths(_ names: [String], output: String) -> [(String, String)] {
@@ -103,9 +125,37 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-func noteSeeded(_ report: ModelPipeline.Report, seed: UInt64) {
+/// One output of `keel run`, as printed and as `--json` gives it.
+struct OutputResult: Encodable {
+    var name: String
+    var shape: [Int]
+    var file: String?
+    var min: Float
+    var mean: Float
+    var max: Float
+    /// Per item of a [N,classes] output: its best classes.
+    var top: [[RankedClass]]?
+
+    init(name: String, tensor: Tensor) {
+        self.name = name
+        shape = tensor.shape
+        min = tensor.values.min() ?? 0
+        max = tensor.values.max() ?? 0
+        mean = tensor.values.isEmpty ? 0 : Float(tensor.values.reduce(0.0) { $0 + Double($1) } / Double(tensor.values.count))
+    }
+}
+
+struct RunResult: Encodable {
+    var outputs: [OutputResult]
+}
+
+/// The note a model's run owes its user: seeded-random weights, for a source model and for a
+/// .keelc compiled from one alike.
+func noteSeeded(_ report: ModelPipeline.Report) {
     if report.seededParameters > 0 {
-        note("\(report.seededParameters) parameter tensors use seeded-random weights (--seed \(seed)); outputs are not meaningful predictions")
+        let seed = report.seed.map { " (--seed \($0))" } ?? ""
+        let compiled = report.provenance.map { " when \($0.source) was compiled" } ?? ""
+        note("\(report.seededParameters) parameter tensors use seeded-random weights\(seed)\(compiled); outputs are not meaningful predictions")
     }
 }
 

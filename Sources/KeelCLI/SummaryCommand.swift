@@ -7,11 +7,13 @@ struct SummaryCommand: ParsableCommand {
         commandName: "summary",
         abstract: "Print a Keras-style table of layers, output shapes and parameter counts.")
 
-    @Argument(help: "A .keel graph or an .onnx model.")
+    @Argument(help: modelFileHelp)
     var file: String
 
-    @Flag(help: "Print JSON: {model, layers: [{name, op, output_shape, params, trainable}], total_params, trainable_params, non_trainable_params}.")
+    @Flag(help: "Print JSON: {model, layers: [{name, op, output_shape, params, trainable}], total_params, trainable_params, non_trainable_params}; the inputs are the first layers (op \"input\"), as in the table.")
     var json = false
+
+    @OptionGroup var terminal: QuietOption
 
     func run() throws {
         try reportingErrors {
@@ -47,7 +49,7 @@ func summaryJSON(_ summary: ModelSummary, model: String) throws -> String {
         var non_trainable_params: Int
         var macs_per_image: Int
     }
-    let layers = summary.rows.filter { $0.op != "input" }.map { row in
+    let layers = summary.rows.map { row in
         Layer(name: row.name, op: row.op, output_shape: row.outputType?.shape.dims.map(\.value) ?? [],
               params: row.parameters, trainable_params: row.trainableParameters,
               trainable: row.trainableParameters > 0,
@@ -57,7 +59,5 @@ func summaryJSON(_ summary: ModelSummary, model: String) throws -> String {
                             trainable_params: summary.trainableParameters,
                             non_trainable_params: summary.nonTrainableParameters,
                             macs_per_image: summary.totalMACsPerImage)
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    return String(decoding: try encoder.encode(document), as: UTF8.self)
+    return try jsonText(document, pretty: true)
 }

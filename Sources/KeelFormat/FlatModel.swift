@@ -45,7 +45,7 @@ struct OutputInstance: Hashable, Sendable {
     var labels: String?
 }
 
-/// A whole model as a flat list: what lowering turns into an IR graph.
+/// A whole model as a flat list: what `GraphTranslator` turns into an IR graph.
 struct FlatModel: Hashable, Sendable {
     var name: String
     var source: String

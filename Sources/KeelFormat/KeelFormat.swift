@@ -1,18 +1,18 @@
 import Foundation
 import KeelIR
 
-/// Loads a .keel file and everything it includes, and lowers it to an IR graph with every
+/// Loads a .keel file and everything it includes, and translates it to an IR graph with every
 /// value's type inferred. Throws a `Diagnostic` (`file:line:col: error: …`) on any problem.
 public func loadKeelGraph(path: String) throws -> Graph {
     try parseKeelGraph(source: try readKeelFile(path), path: path)
 }
 
-/// Lowers .keel source to an IR graph. `path` names the source in locations and anchors
+/// Translates .keel source to an IR graph. `path` names the source in locations and anchors
 /// relative `include` paths, which are read from disk.
 public func parseKeelGraph(source: String, path: String) throws -> Graph {
     let file = try Parser.parse(source: source, path: path)
     let model = try Expander.expand(file, readFile: readKeelFile)
-    return try Lowering.lower(model)
+    return try GraphTranslator.translate(model)
 }
 
 /// The text of a file, or a Diagnostic naming it.

@@ -1,13 +1,13 @@
 import KeelIR
 
 /// What one layer becomes in the IR: an op, its attributes and the parameters to create.
-struct LayerLowering {
+struct LayerTranslation {
     var op: OpKind
     var attributes: [String: AttributeValue] = [:]
     var parameters: [(role: ParameterRole, shape: [Int])] = []
 }
 
-/// What a layer type's lowering sees: the checked attributes and the input types, which size
+/// What a layer type's translation sees: the checked attributes and the input types, which size
 /// the parameters (Keras builds weights lazily from the first input in the same way).
 struct LayerContext {
     var layer: LayerInstance
@@ -53,7 +53,7 @@ struct LayerType: Sendable {
     var positional: [String] = []
     /// Spatial ops carry the input's layout (`layout: "nchw"`).
     var isSpatial = false
-    var lower: @Sendable (LayerContext) throws -> LayerLowering
+    var translate: @Sendable (LayerContext) throws -> LayerTranslation
 }
 
 /// Every layer type of the format. The spec's table (spec/graph-format.md) mirrors this list.
@@ -82,13 +82,17 @@ enum LayerCatalog {
     ]
 
     static let padding = AttributeType.choice(["valid", "same"])
-    private static let fusedActivations = ["linear", "none", "relu", "sigmoid", "tanh"]
+    /// Keras's `activation=` words for `op`: "linear" and the fused activations its kernel applies
+    /// that take no parameters (Keras spells the others as layers).
+    private static func fusedActivations(_ op: OpKind) -> [String] {
+        ["linear"] + OpRegistry.schema(for: op).fusedActivations.filter(\.parameterNames.isEmpty).map(\.rawValue)
+    }
 
     static let all: [LayerType] = [
         LayerType(name: "conv2d",
                   attributes: [LayerAttribute("filters", .integer, required: true), LayerAttribute("kernel_size", .pair, required: true),
                                LayerAttribute("strides", .pair, default: .integers([1, 1])), LayerAttribute("padding", padding, default: .word("valid")),
-                               LayerAttribute("activation", .choice(fusedActivations), default: .word("linear")),
+                               LayerAttribute("activation", .choice(fusedActivations(.conv2d)), default: .word("linear")),
                                LayerAttribute("use_bias", .boolean, default: .boolean(true)),
                                LayerAttribute("dilation", .pair, default: .integers([1, 1]))],
                   positional: ["filters", "kernel_size"], isSpatial: true) { context in
@@ -96,17 +100,17 @@ enum LayerCatalog {
             let filters = try positive(arguments.integer("filters"), "filters", context)
             let kernel = arguments.integers("kernel_size")
             let channels = try context.imageChannels()
-            var lowering = LayerLowering(op: .conv2d, attributes: [
+            var translation = LayerTranslation(op: .conv2d, attributes: [
                 "strides": .ints(arguments.integers("strides")), "dilations": .ints(arguments.integers("dilation")),
                 "padding": .string(arguments.word("padding")), "activation": .string(activation(arguments)),
             ])
-            lowering.parameters = [(.kernel, [kernel[0], kernel[1], channels, filters])]
-            if arguments.boolean("use_bias") { lowering.parameters.append((.bias, [filters])) }
-            return lowering
+            translation.parameters = [(.kernel, [kernel[0], kernel[1], channels, filters])]
+            if arguments.boolean("use_bias") { translation.parameters.append((.bias, [filters])) }
+            return translation
         },
         LayerType(name: "dense",
                   attributes: [LayerAttribute("units", .integer, required: true),
-                               LayerAttribute("activation", .choice(fusedActivations + ["softmax"]), default: .word("linear")),
+                               LayerAttribute("activation", .choice(fusedActivations(.dense)), default: .word("linear")),
                                LayerAttribute("use_bias", .boolean, default: .boolean(true)),
                                LayerAttribute("input_dim", .integer)],
                   positional: ["units"]) { context in
@@ -116,10 +120,10 @@ enum LayerCatalog {
             // the kernel takes the input's last axis.
             let features = try arguments.optionalInteger("input_dim").map { try positive($0, "input_dim", context) }
                 ?? context.extent(axis: -1, "feature count on the last axis")
-            var lowering = LayerLowering(op: .dense, attributes: ["activation": .string(activation(arguments))])
-            lowering.parameters = [(.kernel, [features, units])]
-            if arguments.boolean("use_bias") { lowering.parameters.append((.bias, [units])) }
-            return lowering
+            var translation = LayerTranslation(op: .dense, attributes: ["activation": .string(activation(arguments))])
+            translation.parameters = [(.kernel, [features, units])]
+            if arguments.boolean("use_bias") { translation.parameters.append((.bias, [units])) }
+            return translation
         },
         pooling("max_pool2d", .maxPool2d),
         pooling("avg_pool2d", .avgPool2d),
@@ -135,9 +139,9 @@ enum LayerCatalog {
             let (top, bottom, left, right) = zeroPadding(context.arguments)
             // The IR's pads list every axis's begin, then every axis's end.
             let pads = context.layout == .nchw ? [0, 0, top, left, 0, 0, bottom, right] : [0, top, left, 0, 0, bottom, right, 0]
-            return LayerLowering(op: .pad, attributes: ["pads": .ints(pads)])
+            return LayerTranslation(op: .pad, attributes: ["pads": .ints(pads)])
         },
-        LayerType(name: "flatten") { _ in LayerLowering(op: .flatten) },
+        LayerType(name: "flatten") { _ in LayerTranslation(op: .flatten) },
         LayerType(name: "reshape", attributes: [LayerAttribute("target_shape", .integers, required: true)],
                   positional: ["target_shape"]) { context in
             let target = context.arguments.integers("target_shape")
@@ -145,7 +149,7 @@ enum LayerCatalog {
                 throw context.error("has target_shape \(AttributeValue.ints(target)): entries must be positive, with at most one -1")
             }
             // Keras's target excludes the batch; the IR's includes it, copied with 0.
-            return LayerLowering(op: .reshape, attributes: ["shape": .ints([0] + target)])
+            return LayerTranslation(op: .reshape, attributes: ["shape": .ints([0] + target)])
         },
         LayerType(name: "batch_norm",
                   attributes: [LayerAttribute("epsilon", .number, default: .number(0.001)),
@@ -153,7 +157,7 @@ enum LayerCatalog {
             // Keras normalises axis -1; an NCHW image normalises its channel axis 1 unless told otherwise.
             let axis = context.arguments.optionalInteger("axis") ?? (context.layout == .nchw ? 1 : -1)
             let channels = try context.extent(axis: axis, "channel count on axis \(axis)")
-            return LayerLowering(op: .batchNorm,
+            return LayerTranslation(op: .batchNorm,
                                  attributes: ["epsilon": .float(Float(context.arguments.number("epsilon"))), "axis": .int(axis)],
                                  parameters: [.gamma, .beta, .movingMean, .movingVariance].map { ($0, [channels]) })
         },
@@ -166,37 +170,37 @@ enum LayerCatalog {
                 throw context.error("needs known extents on axes from \(axis) but its input '\(context.layer.inputs[0].name)' is \(shape)")
             }
             let features = normalized
-            return LayerLowering(op: .layerNorm,
+            return LayerTranslation(op: .layerNorm,
                                  attributes: ["epsilon": .float(Float(context.arguments.number("epsilon"))), "axis": .int(axis)],
                                  parameters: [(.gamma, features), (.beta, features)])
         },
         LayerType(name: "softmax", attributes: [LayerAttribute("axis", .integer, default: .integer(-1))], positional: ["axis"]) { context in
-            LayerLowering(op: .softmax, attributes: ["axis": .int(context.arguments.integer("axis"))])
+            LayerTranslation(op: .softmax, attributes: ["axis": .int(context.arguments.integer("axis"))])
         },
         LayerType(name: "dropout", attributes: [LayerAttribute("rate", .number, required: true)], positional: ["rate"]) { context in
             let rate = context.arguments.number("rate")
             guard rate >= 0, rate < 1 else { throw context.error("needs a rate in [0, 1), got \(rate)") }
-            return LayerLowering(op: .dropout, attributes: ["rate": .float(Float(rate))])
+            return LayerTranslation(op: .dropout, attributes: ["rate": .float(Float(rate))])
         },
         LayerType(name: "add", inputCount: 2...Int.max) { context in
-            LayerLowering(op: context.layer.inputs.count == 2 ? .add : .sum)
+            LayerTranslation(op: context.layer.inputs.count == 2 ? .add : .sum)
         },
-        LayerType(name: "subtract", inputCount: 2...2) { _ in LayerLowering(op: .sub) },
-        LayerType(name: "multiply", inputCount: 2...2) { _ in LayerLowering(op: .mul) },
+        LayerType(name: "subtract", inputCount: 2...2) { _ in LayerTranslation(op: .sub) },
+        LayerType(name: "multiply", inputCount: 2...2) { _ in LayerTranslation(op: .mul) },
         LayerType(name: "concat", inputCount: 2...Int.max, attributes: [LayerAttribute("axis", .integer, default: .integer(-1))]) { context in
-            LayerLowering(op: .concat, attributes: ["axis": .int(context.arguments.integer("axis"))])
+            LayerTranslation(op: .concat, attributes: ["axis": .int(context.arguments.integer("axis"))])
         },
         LayerType(name: "leaky_relu", attributes: [LayerAttribute("alpha", .number, default: .number(0.3))], positional: ["alpha"]) { context in
-            LayerLowering(op: .leakyRelu, attributes: ["alpha": .float(Float(context.arguments.number("alpha")))])
+            LayerTranslation(op: .leakyRelu, attributes: ["alpha": .float(Float(context.arguments.number("alpha")))])
         },
         LayerType(name: "elu", attributes: [LayerAttribute("alpha", .number, default: .number(1.0))], positional: ["alpha"]) { context in
-            LayerLowering(op: .elu, attributes: ["alpha": .float(Float(context.arguments.number("alpha")))])
+            LayerTranslation(op: .elu, attributes: ["alpha": .float(Float(context.arguments.number("alpha")))])
         },
         LayerType(name: "gelu", attributes: [LayerAttribute("approximate", .boolean, default: .boolean(false))]) { context in
-            LayerLowering(op: .gelu, attributes: ["approximate": .string(context.arguments.boolean("approximate") ? "tanh" : "none")])
+            LayerTranslation(op: .gelu, attributes: ["approximate": .string(context.arguments.boolean("approximate") ? "tanh" : "none")])
         },
-    ] + ([.relu, .sigmoid, .tanh, .selu, .softplus, .swish, .hardSigmoid, .hardSwish] as [OpKind]).map { op in
-        LayerType(name: op.rawValue) { _ in LayerLowering(op: op) }
+    ] + OpRegistry.all.filter(\.isKeelLayer).map { schema in
+        LayerType(name: schema.kind.rawValue) { _ in LayerTranslation(op: schema.kind) }
     }
 
     /// Keras's ZeroPadding2D `padding`: p, (vertical, horizontal) or (top, bottom, left, right).
@@ -219,7 +223,7 @@ enum LayerCatalog {
             let poolSize = context.arguments.integers("pool_size")
             // Keras: strides default to the pool size.
             let strides = context.arguments.has("strides") ? context.arguments.integers("strides") : poolSize
-            return LayerLowering(op: op, attributes: ["pool_size": .ints(poolSize), "strides": .ints(strides),
+            return LayerTranslation(op: op, attributes: ["pool_size": .ints(poolSize), "strides": .ints(strides),
                                                       "padding": .string(context.arguments.word("padding"))])
         }
     }
@@ -227,7 +231,7 @@ enum LayerCatalog {
     private static func globalPooling(_ name: String, _ op: OpKind) -> LayerType {
         LayerType(name: name, attributes: [LayerAttribute("keepdims", .boolean, default: .boolean(false))], isSpatial: true) { context in
             _ = try context.imageChannels()
-            return LayerLowering(op: op, attributes: ["keepdims": .bool(context.arguments.boolean("keepdims"))])
+            return LayerTranslation(op: op, attributes: ["keepdims": .bool(context.arguments.boolean("keepdims"))])
         }
     }
 

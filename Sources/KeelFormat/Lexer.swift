@@ -60,6 +60,7 @@ struct Lexer {
             return Token(kind: try number(), location: start)
         }
         if character == "\"" { return Token(kind: .string(try string()), location: start) }
+        if character == "'" { throw singleQuoted(at: start) }
         advance()
         switch character {
         case "(": openGroups.append(start); return Token(kind: .leftParen, location: start)
@@ -145,6 +146,18 @@ struct Lexer {
             throw Diagnostic("integer '\(text)' is too large (at most \(formatCount(Lexer.largestInteger)))", at: start)
         }
         return .integer(value)
+    }
+
+    /// Python's and JavaScript's 'text': .keel strings take double quotes.
+    private mutating func singleQuoted(at start: SourceLocation) -> Diagnostic {
+        advance()
+        var text = ""
+        while let character = peek(), character != "'", !character.isNewline {
+            text.append(character)
+            advance()
+        }
+        guard peek() == "'" else { return Diagnostic("unexpected character \"'\"; strings take double quotes", at: start) }
+        return Diagnostic("strings take double quotes in .keel files; did you mean \"\(text)\"?", at: start)
     }
 
     /// A double-quoted string on one line; `{name}` interpolates, `\{` `\"` `\\` escape.

@@ -275,6 +275,14 @@ struct Parser {
     }
 
     private mutating func argument() throws -> Argument {
+        if case .identifier(let label) = current.kind, next.kind == .equals {
+            // Python's keyword syntax, `units=5`: say how .keel writes it.
+            let location = current.location
+            advance()
+            advance()
+            let value = try expression()
+            throw Diagnostic("arguments are labelled with ':' in .keel files; did you mean '\(label): \(value.sourceText)'?", at: location)
+        }
         if case .identifier(let label) = current.kind, next.kind == .colon {
             let labelLocation = current.location
             advance()

@@ -34,13 +34,14 @@ struct Provenance {
         if input.layout != nil { traces[input.name] = Trace(input: input.name, location: input.location) }
     }
 
-    /// Extends the traces through one lowered layer.
+    /// Extends the traces through one translated layer.
     mutating func record(_ layer: LayerInstance, op: OpKind, arguments: LayerArguments, inputTypes: [TensorType],
                          layout: Layout?, output: TensorType) {
         let source = layer.inputs[0].name
-        switch op {
-        case .conv2d, .maxPool2d, .avgPool2d:
-            guard var trace = traces[source] else { return }
+        switch OpRegistry.schema(for: op).category {
+        case .convolution, .pooling:
+            // Windows slide over the image (conv2d, max/avg pooling); global pooling ends it.
+            guard arguments.has("kernel_size") || arguments.has("pool_size"), var trace = traces[source] else { return }
             let isConvolution = op == .conv2d
             let kernel = arguments.integers(isConvolution ? "kernel_size" : "pool_size")
             let dilation = isConvolution ? arguments.integers("dilation") : [1, 1]
@@ -49,20 +50,20 @@ struct Provenance {
             trace.height.append(.sliding(span: (kernel[0] - 1) * dilation[0] + 1, stride: strides[0], same: same))
             trace.width.append(.sliding(span: (kernel[1] - 1) * dilation[1] + 1, stride: strides[1], same: same))
             traces[layer.name] = trace
-        case .pad:
+        case .dataMovement where op == .pad:
             guard var trace = traces[source] else { return }
             let (top, bottom, left, right) = LayerCatalog.zeroPadding(arguments)
             trace.height.append(.padding(total: top + bottom))
             trace.width.append(.padding(total: left + right))
             traces[layer.name] = trace
-        case .flatten:
+        case .view where op == .flatten:
             if let layout, inputTypes[0].shape.rank == 4 {
                 flattened[layer.name] = Flattened(source: source, shape: inputTypes[0].shape, layout: layout, trace: traces[source])
             }
-        case .globalAvgPool2d, .globalMaxPool2d, .reshape, .dense:
+        case .view where op == .reshape, .matrixProduct:
             return
-        default:
-            // Element-wise layers, normalisation and dropout keep the geometry of their first input.
+        case .unaryElementwise, .broadcastElementwise, .normalization, .reduction, .view, .dataMovement:
+            // Element-wise layers, normalisation, softmax, dropout and concat keep the geometry of their first input.
             if output.shape.rank == 4, let trace = traces[source] { traces[layer.name] = trace }
             if let origin = flattened[source], output.shape == inputTypes[0].shape { flattened[layer.name] = origin }
         }

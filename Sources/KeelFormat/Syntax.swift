@@ -15,6 +15,24 @@ indirect enum ExpressionKind: Hashable, Sendable {
 struct Expression: Hashable, Sendable {
     var kind: ExpressionKind
     var location: SourceLocation
+
+    /// The expression as it would be written in a .keel file, for "did you mean" hints.
+    var sourceText: String {
+        switch kind {
+        case .integer(let value): return "\(value)"
+        case .number(let value): return "\(value)"
+        case .boolean(let value): return "\(value)"
+        case .word(let word): return word
+        case .string(let parts):
+            return "\"" + parts.map { part -> String in
+                switch part {
+                case .text(let text): return text
+                case .variable(let name, _): return "{\(name)}"
+                }
+            }.joined() + "\""
+        case .list(let elements): return "[" + elements.map(\.sourceText).joined(separator: ", ") + "]"
+        }
+    }
 }
 
 /// `label: value` or a positional `value`.

@@ -49,18 +49,23 @@ public struct ModelSummary: Hashable, Sendable, CustomStringConvertible {
     static func macsPerImage(of node: Node, in graph: Graph) -> Int {
         let inputs = node.inputs.map { $0.isEmpty ? nil : graph.type(of: $0) }
         guard inputs.count >= 2, let first = inputs[0], let second = inputs[1] else { return 0 }
-        switch node.op {
-        case .conv2d:
+        switch OpRegistry.schema(for: node.op).category {
+        case .convolution:
+            if node.op == .convTranspose {
+                return (try? TransposedConvolutionGeometry.resolve(node, input: first.shape, kernel: second.shape).macsPerImage) ?? 0
+            }
             return (try? ConvolutionGeometry.resolve(node, input: first.shape, kernel: second.shape).macsPerImage) ?? 0
-        case .dense:
-            guard let geometry = try? DenseGeometry.resolve(node, input: first.shape, kernel: second.shape) else { return 0 }
-            let rows = first.shape.dims.dropFirst().dropLast().reduce(1) { $0 &* ($1.value ?? 1) }
-            return rows &* geometry.inputFeatures &* geometry.outputFeatures
-        case .matmul:
+        case .matrixProduct:
+            if node.op == .dense {
+                guard let geometry = try? DenseGeometry.resolve(node, input: first.shape, kernel: second.shape) else { return 0 }
+                let rows = first.shape.dims.dropFirst().dropLast().reduce(1) { $0 &* ($1.value ?? 1) }
+                return rows &* geometry.inputFeatures &* geometry.outputFeatures
+            }
             guard let output = node.outputs.first.flatMap({ graph.valueTypes[$0] }), let inner = first.shape.dims.last?.value else { return 0 }
             let perImage = output.shape.rank >= 2 ? output.shape.dims.dropFirst() : output.shape.dims[...]
             return perImage.reduce(1) { $0 &* ($1.value ?? 1) } &* inner
-        default:
+        case .pooling, .normalization, .unaryElementwise, .broadcastElementwise, .reduction, .view, .dataMovement:
+            // Linear in the elements: negligible beside the products, and not multiply-accumulates.
             return 0
         }
     }

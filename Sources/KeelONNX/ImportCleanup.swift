@@ -35,15 +35,11 @@ extension GraphImporter {
     /// parameters count as trainable. BatchNorm moving statistics never are (as in Keras), and
     /// literals are not parameters at all.
     func assignParameterRoles() {
-        let roles: [OpKind: [ParameterRole]] = [
-            .conv2d: [.kernel, .bias], .convTranspose: [.kernel, .bias], .dense: [.kernel, .bias],
-            .batchNorm: [.gamma, .beta, .movingMean, .movingVariance], .layerNorm: [.gamma, .beta],
-            .instanceNorm: [.gamma, .beta],
-        ]
         for node in graph.nodes {
-            guard let parameters = roles[node.op] else { continue }
-            for (offset, role) in parameters.enumerated() where offset + 1 < node.inputs.count {
-                let name = node.inputs[offset + 1]
+            let inputs = OpRegistry.schema(for: node.op).inputs
+            for (index, spec) in inputs.enumerated() where spec.isParameter && index < node.inputs.count {
+                guard let role = ParameterRole(rawValue: spec.name) else { continue }
+                let name = node.inputs[index]
                 guard var constant = graph.constants[name], constant.role == .literal else { continue }
                 constant.role = role
                 constant.trainable = role != .movingMean && role != .movingVariance

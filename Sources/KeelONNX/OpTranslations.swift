@@ -1,8 +1,18 @@
 import KeelIR
 
-/// How each ai.onnx operator becomes IR: one entry per op type. Shape, Constant and
-/// ConstantOfShape never reach this table (the folder evaluates them at import time).
-let opTranslations: [String: (NodeContext) throws -> Void] = [
+/// How each ai.onnx operator becomes IR: the ops whose schema names their ONNX op type
+/// (`OpSchema.onnxOpType`, same inputs and no attributes), then one entry per op that needs
+/// code. Shape, Constant and ConstantOfShape never reach this table (the folder evaluates
+/// them at import time).
+let opTranslations: [String: (NodeContext) throws -> Void] = directTranslations.merging(translationsWithCode) { _, coded in coded }
+
+/// One entry per schema that names its ONNX op type.
+private let directTranslations: [String: (NodeContext) throws -> Void] = Dictionary(
+    OpRegistry.all.compactMap { schema in
+        schema.onnxOpType.map { name in (name, { context in try translateDirect(context, schema) }) }
+    }, uniquingKeysWith: { first, _ in first })
+
+private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
     // Layers.
     "Conv": translateConv,
     "ConvTranspose": translateConvTranspose,
@@ -26,17 +36,6 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
     "LogSoftmax": { try translateSoftmax($0, op: .logSoftmax) },
 
     // Element-wise.
-    "Relu": { try translateUnary($0, .relu) },
-    "Sigmoid": { try translateUnary($0, .sigmoid) },
-    "Tanh": { try translateUnary($0, .tanh) },
-    "Erf": { try translateUnary($0, .erf) },
-    "Sqrt": { try translateUnary($0, .sqrt) },
-    "Exp": { try translateUnary($0, .exp) },
-    "Log": { try translateUnary($0, .log) },
-    "Neg": { try translateUnary($0, .neg) },
-    "Abs": { try translateUnary($0, .abs) },
-    "Softplus": { try translateUnary($0, .softplus) },
-    "HardSwish": { try translateUnary($0, .hardSwish) },
     "LeakyRelu": { try translateUnary($0, .leakyRelu, ["alpha": .float(try $0.float("alpha", default: 0.01))]) },
     "Elu": { try translateUnary($0, .elu, ["alpha": .float(try $0.float("alpha", default: 1))]) },
     "HardSigmoid": {
@@ -50,16 +49,10 @@ let opTranslations: [String: (NodeContext) throws -> Void] = [
         try translateUnary(context, .gelu, ["approximate": .string(approximate)])
     },
     "Clip": translateClip,
-    "Add": { try translateBinary($0, .add) },
-    "Sub": { try translateBinary($0, .sub) },
-    "Mul": { try translateBinary($0, .mul) },
-    "Div": { try translateBinary($0, .div) },
-    "Pow": { try translateBinary($0, .pow) },
     "Max": { try translateVariadic($0, .max) },
     "Min": { try translateVariadic($0, .min) },
     "Sum": translateSum,
     "Mean": translateMean,
-    "PRelu": { try translateBinary($0, .prelu) },
 
     // Data movement and reductions.
     "Identity": { try translateUnary($0, .identity) },
@@ -89,6 +82,22 @@ public var supportedONNXOps: Set<String> {
     Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape"])
 }
 
+/// An op that maps one-to-one: the node's inputs in order; the output shape is the input's for
+/// a unary op and the inputs' broadcast otherwise.
+private func translateDirect(_ context: NodeContext, _ schema: OpSchema) throws {
+    let variadic = schema.inputs.last?.variadic ?? false
+    let present = variadic ? context.node.inputs.indices.filter(context.hasInput) : Array(schema.inputs.indices)
+    let inputs = try present.map(context.input)
+    let shape: [Dim?]?
+    switch schema.category {
+    case .unaryElementwise: shape = context.shape(0)
+    case .broadcastElementwise:
+        shape = present.dropFirst().reduce(present.first.flatMap(context.shape)) { broadcastShapes($0, context.shape($1)) }
+    case .convolution, .matrixProduct, .pooling, .normalization, .reduction, .view, .dataMovement: shape = nil
+    }
+    context.emit(schema.kind, inputs, shape: shape)
+}
+
 /// An element-wise op: same shape out as in.
 func translateUnary(_ context: NodeContext, _ op: OpKind, _ attributes: [String: AttributeValue] = [:]) throws {
     context.emit(op, [try context.input(0)], attributes, shape: context.shape(0))
@@ -109,11 +118,6 @@ private func translateClip(_ context: NodeContext) throws {
     if let low { attributes["min"] = .float(low) }
     if let high { attributes["max"] = .float(high) }
     try translateUnary(context, .clip, attributes)
-}
-
-func translateBinary(_ context: NodeContext, _ op: OpKind) throws {
-    context.emit(op, [try context.input(0), try context.input(1)],
-                 shape: broadcastShapes(context.shape(0), context.shape(1)))
 }
 
 /// Max/Min are variadic in ONNX and binary in Keel: chain them.

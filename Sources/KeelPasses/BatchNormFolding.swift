@@ -80,7 +80,7 @@ public struct BatchNormFolding: Pass {
     /// not such candidates fail with an empty message (nothing to explain).
     private func foldScaleOrShift(_ node: Node, in editor: inout GraphEditor) -> Result<Int, Rejection> {
         for input in node.inputs {
-            guard let producer = editor.producer(of: input), producer.op == .conv2d || producer.op == .dense,
+            guard let producer = editor.producer(of: input), producer.attributeReader.schema.hasEpilogue,
                   let channelAxis = ChannelAffine.channelAxis(of: producer, in: editor.graph),
                   let shape = editor.graph.valueTypes[input]?.shape,
                   let affine = ChannelAffine.elementwise(node, reading: input, shape: shape, channelAxis: channelAxis, in: editor),

@@ -81,11 +81,11 @@ struct ChannelAffine {
     var scalesKernel: Bool { scale.contains { $0 != 1 } }
 
     func absorptionProblem(into producer: Node, in editor: GraphEditor) -> String? {
-        guard producer.op == .conv2d || producer.op == .dense else {
+        guard producer.attributeReader.schema.hasEpilogue else {
             return "its input '\(producer.outputs.first ?? producer.name)' comes from \(producer.op.rawValue) '\(producer.name)', not a conv2d or dense"
         }
-        let activation = (try? producer.attributeReader.string("activation")) ?? "none"
-        guard activation == "none" else { return "'\(producer.name)' already applies activation \"\(activation)\"" }
+        let activation = (try? producer.fusedActivation) ?? .none
+        guard activation == .none else { return "'\(producer.name)' already applies activation \"\(activation.kind.rawValue)\"" }
         for (index, parameter) in producer.inputs.enumerated().dropFirst() where !parameter.isEmpty && (index != 1 || scalesKernel) {
             if let problem = editor.exclusiveConstantProblem(parameter, for: producer.name) { return problem }
         }

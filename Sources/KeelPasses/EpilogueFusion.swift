@@ -12,13 +12,6 @@ public struct EpilogueFusion: Pass {
 
     public init() {}
 
-    /// Activations the conv2d and dense kernels apply in their epilogue, with the attributes
-    /// each carries over. Softmax over the last axis only fuses into dense.
-    static let fusible: [OpKind: (activation: String, attributes: [String])] = [
-        .relu: ("relu", []), .sigmoid: ("sigmoid", []), .tanh: ("tanh", []),
-        .leakyRelu: ("leaky_relu", ["alpha"]), .clip: ("clip", ["min", "max"]), .softmax: ("softmax", []),
-    ]
-
     public func run(_ graph: Graph) throws -> PassResult {
         var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "ops fused")
@@ -30,8 +23,10 @@ public struct EpilogueFusion: Pass {
             switch node.op {
             case .add, .sub: outcome = fuseBias(node, in: &editor)
             default:
-                guard let fused = Self.fusible[node.op], let producer = editor.producer(of: input),
-                      producer.op == .conv2d || producer.op == .dense else { continue }
+                // The activation this node computes, when some op's epilogue can apply it.
+                guard let fusedForm = node.attributeReader.schema.epilogueActivation,
+                      let fused = try? fusedForm(node.attributeReader), let producer = editor.producer(of: input),
+                      producer.attributeReader.schema.hasEpilogue else { continue }
                 outcome = fuseActivation(node, fused, into: producer, reading: input, output: output, in: &editor)
             }
             switch outcome {
@@ -48,15 +43,17 @@ public struct EpilogueFusion: Pass {
         return PassResult(graph: try editor.finished(), counts: statistic, explanations: explanations)
     }
 
-    private func fuseActivation(_ node: Node, _ fused: (activation: String, attributes: [String]), into producer: Node,
+    private func fuseActivation(_ node: Node, _ fused: FusedActivation, into producer: Node,
                                 reading input: String, output: String, in editor: inout GraphEditor) -> Result<Int, Rejection> {
-        let current = (try? producer.attributeReader.string("activation")) ?? "none"
-        guard current == "none" else {
-            return .failure(Rejection("'\(producer.name)' already applies activation \"\(current)\""))
+        let current = (try? producer.fusedActivation) ?? .none
+        guard current == .none else {
+            return .failure(Rejection("'\(producer.name)' already applies activation \"\(current.kind.rawValue)\""))
         }
         if let problem = editor.singleUseProblem(of: input) { return .failure(Rejection("its input \(problem)")) }
-        if node.op == .softmax {
-            guard producer.op == .dense else { return .failure(Rejection("softmax fuses only into dense, not \(producer.op.rawValue)")) }
+        guard producer.attributeReader.schema.fusedActivations.contains(fused.kind) else {
+            return .failure(Rejection("\(fused.kind.rawValue) fuses only into \(Self.producers(accepting: fused.kind)), not \(producer.op.rawValue)"))
+        }
+        if fused == .softmax {
             let rank = editor.graph.valueTypes[input]?.shape.rank ?? 0
             let axis = (try? node.attributeReader.int("axis")) ?? -1
             guard axis == -1 || axis == rank - 1 else {
@@ -64,10 +61,7 @@ public struct EpilogueFusion: Pass {
             }
         }
         var updated = producer
-        updated.attributes["activation"] = .string(fused.activation)
-        for attribute in fused.attributes {
-            updated.attributes[attribute] = node.resolvedAttribute(attribute)
-        }
+        updated.setFusedActivation(fused)
         editor.update(updated)
         editor.removeNode(named: node.name)
         editor.forward(output, to: input)
@@ -75,11 +69,17 @@ public struct EpilogueFusion: Pass {
         return .success(0)
     }
 
+    /// "dense" or "conv2d or dense": the ops whose epilogue applies `kind`.
+    static func producers(accepting kind: FusedActivation.Kind) -> String {
+        let names = OpRegistry.all.filter { $0.fusedActivations.contains(kind) }.map(\.kind.rawValue)
+        return names.joined(separator: " or ")
+    }
+
     /// An add (or subtract) of a per-channel constant after a conv2d or dense becomes its bias.
     private func fuseBias(_ node: Node, in editor: inout GraphEditor) -> Result<Int, Rejection> {
         guard let output = node.outputs.first else { return .failure(Rejection("")) }
         for input in node.inputs {
-            guard let producer = editor.producer(of: input), producer.op == .conv2d || producer.op == .dense,
+            guard let producer = editor.producer(of: input), producer.attributeReader.schema.hasEpilogue,
                   let channelAxis = ChannelAffine.channelAxis(of: producer, in: editor.graph),
                   let shape = editor.graph.valueTypes[input]?.shape,
                   let affine = ChannelAffine.elementwise(node, reading: input, shape: shape, channelAxis: channelAxis, in: editor)

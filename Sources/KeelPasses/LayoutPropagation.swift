@@ -112,42 +112,44 @@ public struct LayoutPropagation: Pass {
     /// nil when not, else whether its output is layout-free (global pooling to [N,C]).
     private func convertible(_ node: Node, reading value: String, region: Region, in editor: GraphEditor) -> Bool? {
         let reader = node.attributeReader
-        switch node.op {
-        case .conv2d, .maxPool2d, .avgPool2d:
-            return node.inputs.first == value && (try? reader.string("layout")) == "nchw" ? false : nil
-        case .globalAvgPool2d, .globalMaxPool2d:
-            guard (try? reader.string("layout")) == "nchw" else { return nil }
+        let schema = reader.schema
+        if schema.isLayoutAgnostic { return false }
+        // An op that declares its layout computes the same in NHWC once told so; without
+        // `keepdims` (global pooling) its [N, C] output has no layout left.
+        if schema.attributeSpec("layout") != nil {
+            guard node.inputs.first == value, (try? reader.string("layout")) == "nchw" else { return nil }
+            guard schema.attributeSpec("keepdims") != nil else { return false }
             return !((try? reader.bool("keepdims")) ?? false)
-        case .batchNorm:
-            guard node.inputs.first == value, let axis = try? reader.int("axis"), axis == 1 || axis == -3 else { return nil }
+        }
+        switch schema.category {
+        case .unaryElementwise, .convolution, .matrixProduct, .pooling, .reduction:
+            return nil
+        case .normalization:
+            guard node.op == .batchNorm, node.inputs.first == value,
+                  let axis = try? reader.int("axis"), axis == 1 || axis == -3 else { return nil }
             return false
-        case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid, .hardSwish,
-             .swish, .clip, .sqrt, .exp, .log, .neg, .abs:
-            return false
-        case .add, .sub, .mul, .div, .pow, .max, .min:
+        case .broadcastElementwise:
             for input in node.presentInputs where editor.graph.constants[input] != nil {
                 guard Self.nhwcShape(ofNCHWConstant: input, in: editor.graph) != nil else { return nil }
             }
             return editor.graph.valueTypes[node.outputs[0]]?.shape.rank == 4 ? false : nil
-        case .concat:
-            guard node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
+        case .dataMovement:
+            guard node.op == .concat, node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
             return false
-        case .squeeze, .flatten, .reshape:
+        case .view:
             // With H = W = 1, NCHW and NHWC hold the same bytes: the global-pool-then-flatten tail.
             guard let shape = editor.graph.valueTypes[value]?.shape, shape.rank == 4,
                   shape[2] == .known(1), shape[3] == .known(1) else { return nil }
-            switch node.op {
-            case .squeeze:
+            if node.op == .squeeze {
                 guard let axes = try? reader.optionalInts("axes") else { return true }
                 let removed = Set(axes.compactMap { shape.normalizedAxis($0) })
                 return removed.isSuperset(of: [2, 3]) ? true : nil
-            case .reshape:
+            }
+            if node.op == .reshape {
                 let target = (try? reader.ints("shape")) ?? []
                 return target.dropFirst().contains(0) ? nil : true
-            default:
-                return (try? reader.int("axis")) == 1 ? true : nil
             }
-        default:
+            if node.op == .flatten { return (try? reader.int("axis")) == 1 ? true : nil }
             return nil
         }
     }
@@ -186,7 +188,7 @@ public struct LayoutPropagation: Pass {
         for name in region.nodes {
             guard var node = editor.node(named: name) else { continue }
             switch node.op {
-            case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .globalMaxPool2d:
+            case _ where node.attributeReader.schema.attributeSpec("layout") != nil:
                 node.attributes["layout"] = .string("nhwc")
             case .batchNorm:
                 node.attributes["axis"] = .int(-1)

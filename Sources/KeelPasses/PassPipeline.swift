@@ -73,18 +73,17 @@ public struct PassPipeline {
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
     /// BatchNorm folding, epilogue fusion and max-pool fusion.
     public static func standard(level: OptimizationLevel) -> PassPipeline {
-        let names: [String]
+        // Pass values, not names: a level cannot name a pass that does not exist.
         switch level {
         case .O0:
-            names = []
+            return PassPipeline(passes: [])
         case .O1:
-            names = ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"]
+            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), TransposeCancellation(), DeadCodeElimination()])
         case .O2:
-            names = ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
-                     "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "batch-norm-folding",
-                     "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"]
+            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), TransposeCancellation(), LayoutPropagation(),
+                                         TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), BatchNormFolding(),
+                                         EpilogueFusion(), MaxPoolFusion(), DeadCodeElimination()])
         }
-        return (try? PassPipeline(named: names)) ?? PassPipeline(passes: [])
     }
 
     /// The passes `names` lists, in that order (`--passes a,b,c`). An unknown name is an error

@@ -31,12 +31,10 @@ public struct PointwiseConvolutionToDense: Pass {
                 retyped.type = TensorType(kernel.type.dtype, Shape(known: matrix))
                 if let data = kernel.data { retyped.data = TensorData(dtype: data.dtype, shape: matrix, storage: data.storage) }
                 editor.graph.constants[kernel.name] = retyped
-                var attributes = Attributes()
-                for name in ["activation", "alpha", "min", "max"] { attributes[name] = node.attributes[name] }
-                attributes["weight_layout"] = .string(outputFirst ? "out_in" : "in_out")
                 var dense = node
                 dense.op = .dense
-                dense.attributes = attributes
+                dense.attributes = Attributes(["weight_layout": .string(outputFirst ? "out_in" : "in_out")])
+                dense.setFusedActivation((try? node.fusedActivation) ?? .none)
                 editor.update(dense.droppingDefaultAttributes())
                 statistic.rewrites += 1
             }

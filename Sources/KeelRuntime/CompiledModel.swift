@@ -1,10 +1,15 @@
 import Foundation
 import KeelIR
 
-/// A graph ready to run: float32 constants, and one execution plan per binding of its symbolic
+/// A graph ready to run: float32 constants, and execution plans per binding of its symbolic
 /// dimensions (a batch of 1 and a batch of 8 get separate, cached plans).
 ///
-/// `run` is serialised by a lock: a plan owns one arena, so two concurrent runs would share it.
+/// Safe to share between threads: concurrent `run` calls run in parallel, each on a plan of its
+/// own (a plan owns its arena). A run takes an idle plan for its batch size, or builds one when all
+/// are busy (the prepared weights are shared, so an extra plan costs its arena and its lowering,
+/// not another weight transform), and gives it back afterwards; the lock guards only that
+/// bookkeeping. Each run also splits its GEMMs over `context.threads` threads, so concurrent runs
+/// pay off when `threads` times the number of callers does not exceed the cores.
 public final class CompiledModel: @unchecked Sendable {
     /// The graph it runs. Filters that only conv2d reads have no values here: `prepared` holds
     /// them until their prepared forms exist (see `PreparedWeights`).
@@ -14,7 +19,8 @@ public final class CompiledModel: @unchecked Sendable {
     let constantNames: Set<String>
     /// Weights transformed once for their kernels (packed conv filters, folded BN scale/shift), shared by every plan.
     let prepared = PreparedWeights()
-    private var plans: [[String: Int]: ExecutionPlan] = [:]
+    /// Plans not in use, per binding; a plan in use is held by the run using it.
+    private var idlePlans: [[String: Int]: [ExecutionPlan]] = [:]
     private let lock = NSLock()
 
     /// `graph` must carry inferred types (run shape inference first) and bound data for every
@@ -93,9 +99,8 @@ public final class CompiledModel: @unchecked Sendable {
     /// Runs the graph on named inputs; returns every graph output by name.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         let bindings = try bind(inputs)
-        lock.lock()
-        defer { lock.unlock() }
-        let plan = try plan(for: bindings)
+        let plan = try checkOut(bindings)
+        defer { checkIn(plan, bindings) }
         copyInputs(inputs, into: plan)
         for step in plan.steps { try step.run(plan.scratch) }
         var results: [String: Tensor] = [:]
@@ -110,17 +115,14 @@ public final class CompiledModel: @unchecked Sendable {
     /// Builds (and caches) the plan for a batch binding ahead of the first run, so timing a run
     /// measures execution alone; packing weights happens here too.
     public func prepare(bindings: [String: Int]) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        _ = try plan(for: bindings)
+        checkIn(try checkOut(bindings), bindings)
     }
 
     /// One timed run: wall time and floating-point work per step, in execution order.
     public func profile(_ inputs: [String: Tensor]) throws -> [StepProfile] {
         let bindings = try bind(inputs)
-        lock.lock()
-        defer { lock.unlock() }
-        let plan = try plan(for: bindings)
+        let plan = try checkOut(bindings)
+        defer { checkIn(plan, bindings) }
         copyInputs(inputs, into: plan)
         var profiles: [StepProfile] = []
         profiles.reserveCapacity(plan.steps.count)
@@ -135,9 +137,8 @@ public final class CompiledModel: @unchecked Sendable {
 
     /// The arena a batch binding needs, and what allocating every intermediate separately would take.
     public func memoryReport(bindings: [String: Int]) throws -> (plannedBytes: Int, naiveBytes: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        let plan = try plan(for: bindings)
+        let plan = try checkOut(bindings)
+        defer { checkIn(plan, bindings) }
         return (plan.plannedBytes, plan.naiveBytes)
     }
 
@@ -150,14 +151,29 @@ public final class CompiledModel: @unchecked Sendable {
         }
     }
 
-    private func plan(for bindings: [String: Int]) throws -> ExecutionPlan {
-        if let cached = plans[bindings] { return cached }
+    /// An idle plan for `bindings`, or a new one when every plan for them is in use.
+    private func checkOut(_ bindings: [String: Int]) throws -> ExecutionPlan {
+        lock.lock()
+        defer { lock.unlock() }
+        if let idle = idlePlans[bindings]?.popLast() { return idle }
         let builder = PlanBuilder(graph: graph, constants: constants, constantNames: constantNames, context: context,
                                   prepared: prepared, lowering: KernelLowering.makeStep)
         let plan = try builder.build(bindings: bindings)
-        plans[bindings] = plan
         releasePreparedOriginals()
         return plan
+    }
+
+    private func checkIn(_ plan: ExecutionPlan, _ bindings: [String: Int]) {
+        lock.lock()
+        defer { lock.unlock() }
+        idlePlans[bindings, default: []].append(plan)
+    }
+
+    /// How many plans exist for `bindings` (for tests: one per run that overlapped another).
+    func planCount(for bindings: [String: Int]) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return idlePlans[bindings]?.count ?? 0
     }
 
     /// Checks every input against its declared type and binds the symbolic dimensions.

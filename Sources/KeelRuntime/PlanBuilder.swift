@@ -12,9 +12,6 @@ public struct ExecutionContext: Sendable {
     public static var simdLevel: String { CPUCapabilities.inUse.description }
 }
 
-/// Ops whose output is the input's memory read with another shape: no kernel, no copy.
-let viewOps: Set<OpKind> = [.reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .cast]
-
 /// Builds an `ExecutionPlan` for one binding of the graph's symbols.
 ///
 /// Views share their input's buffer; unary element-wise ops write over their input when it dies
@@ -50,9 +47,10 @@ struct PlanBuilder {
         for (index, node) in graph.nodes.enumerated() {
             guard let first = node.presentInputs.first, node.outputs.count == 1 else { continue }
             let output = node.outputs[0]
-            if viewOps.contains(node.op) {
+            let aliasing = OpRegistry.schema(for: node.op).aliasing
+            if aliasing == .view {
                 root[output] = first
-            } else if isUnaryElementwise(node.op), !constantNames.contains(rootOf(first)),
+            } else if aliasing == .inPlace, !constantNames.contains(rootOf(first)),
                       !outputValues.contains(where: { rootOf($0) == rootOf(first) }),
                       groupLastUse(rootOf(first)) == index {
                 root[output] = first
@@ -98,7 +96,7 @@ struct PlanBuilder {
 
         var steps: [Step] = []
         do {
-            for (index, node) in graph.nodes.enumerated() where !viewOps.contains(node.op) {
+            for (index, node) in graph.nodes.enumerated() where OpRegistry.schema(for: node.op).aliasing != .view {
                 let operands = StepOperands(
                     node: node,
                     inputShapes: node.inputs.map { shapes[$0] ?? [] },
@@ -157,15 +155,5 @@ struct PlanBuilder {
             }
         }
         return shapes
-    }
-}
-
-func isUnaryElementwise(_ op: OpKind) -> Bool {
-    switch op {
-    case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid,
-         .hardSwish, .swish, .clip, .sqrt, .exp, .log, .neg, .abs:
-        return true
-    default:
-        return false
     }
 }

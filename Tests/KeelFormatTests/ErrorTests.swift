@@ -48,6 +48,8 @@ final class ErrorTests: XCTestCase {
         "reshape_indivisible.keel": "reshape_indivisible.keel:3:1: error: reshape 'tokens' cannot infer -1 in shape [0,-1,1000] from input 'images' [N,7,7,512]: 25,088 elements per N do not divide into 1,000",
         "pool_too_large.keel": "pool_too_large.keel:3:1: error: max_pool2d 'pool' 8×8 window does not fit input 'images' [N,4,4,3] with valid padding: extent 4 is smaller than the kernel's 8",
         "dense_fed_image.keel": "dense_fed_image.keel:4:1: error: dense 'fc' expects 25,088 input features on the last axis but its input 'pool' is [N,7,7,512]",
+        "python_keyword_argument.keel": "python_keyword_argument.keel:3:12: error: arguments are labelled with ':' in .keel files; did you mean 'units: 5'?",
+        "single_quoted_string.keel": "single_quoted_string.keel:3:27: error: strings take double quotes in .keel files; did you mean \"softmax\"?",
         "dense_from_larger_image.keel": "dense_from_larger_image.keel:16:1: error: dense 'dense' expects 25,088 input features on the last axis but its input 'flatten' is [N,32768]",
     ]
 

@@ -112,3 +112,26 @@ final class PassRobustnessTests: XCTestCase {
         }
     }
 }
+
+final class PassRegistryTests: XCTestCase {
+    /// `--passes` finds a pass by the name it reports, and every pass a level runs can be named.
+    func testRegistryNamesArePassNamesAndCoverEveryLevel() throws {
+        for entry in PassPipeline.registry { XCTAssertEqual(entry.make().name, entry.name) }
+        for level in OptimizationLevel.allCases {
+            let names = PassPipeline.standard(level: level).passNames
+            XCTAssertEqual(try PassPipeline(named: names).passNames, names, "-O\(level.rawValue)")
+        }
+        XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
+                       ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"])
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 11)
+    }
+
+    func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
+        XCTAssertThrowsError(try PassPipeline(named: ["epilog-fusion"])) { error in
+            guard case .unknownPass(let name, let suggestion, _)? = error as? PassPipelineError else { return XCTFail("\(error)") }
+            XCTAssertEqual(name, "epilog-fusion")
+            XCTAssertEqual(suggestion, "epilogue-fusion")
+        }
+    }
+}
+

@@ -36,7 +36,7 @@ final class CompiledArtifactTests: XCTestCase {
     func testRoundTripMapsWeightsAndRunsTheSame() throws {
         let graph = try seededGraph()
         let path = folder + "/small.keelc"
-        try CompiledArtifact.write(graph, to: path)
+        try CompiledArtifact.write(graph, provenance: .test, to: path)
         XCTAssertTrue(CompiledArtifact.isArtifact(path: path))
         let loaded = try CompiledArtifact.read(path: path).graph
         XCTAssertEqual(printIR(loaded), printIR(graph))
@@ -54,7 +54,7 @@ final class CompiledArtifactTests: XCTestCase {
 
     func testDamagedFilesAreRefusedWithTheReason() throws {
         let path = folder + "/small.keelc"
-        try CompiledArtifact.write(try seededGraph(), to: path)
+        try CompiledArtifact.write(try seededGraph(), provenance: .test, to: path)
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
         func refused(_ bytes: Data, _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
             let damaged = folder + "/damaged.keelc"
@@ -68,7 +68,9 @@ final class CompiledArtifactTests: XCTestCase {
         try refused(Data("not a model".utf8), "does not start with the .keelc signature")
         var version = good
         version[8] = 9
-        try refused(version, "format version 9, but this keel reads versions 1 and 3")
+        try refused(version, "format version 9, but this keel reads version 4; compile it again with `keel compile`")
+        version[8] = 3
+        try refused(version, "format version 3 (an older keel's, which does not record how the file was made), but this keel reads version 4")
         var header = good
         header[70] ^= 0x20
         try refused(header, "the header fails its checksum")
@@ -80,9 +82,15 @@ final class CompiledArtifactTests: XCTestCase {
     func testUnboundWeightsCannotBeWritten() throws {
         var graph = try seededGraph()
         graph.constants["conv/kernel"]?.data = nil
-        XCTAssertThrowsError(try CompiledArtifact.write(graph, to: folder + "/x.keelc")) { error in
+        XCTAssertThrowsError(try CompiledArtifact.write(graph, provenance: .test, to: folder + "/x.keelc")) { error in
             XCTAssertTrue("\(error)".contains("constant 'conv/kernel' has no value"), "\(error)")
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), [])
     }
+}
+
+extension ArtifactProvenance {
+    /// What the tests' hand-made graphs record: nothing seeded, no passes.
+    static let test = ArtifactProvenance(source: "test.keel", weights: nil, match: nil, seed: nil, seededParameters: 0,
+                                         optimization: "-O0", passes: nil, precision: "fp32", cutPoints: [:])
 }

@@ -58,7 +58,7 @@ final class PreparedArtifactTests: XCTestCase {
         XCTAssertEqual(filters.map(\.key), ["conv:edge/kernel", "winograd:wide/kernel"])
         XCTAssertEqual(filters.map(\.dims), [[5, 5, 16, 4, 1], [16, 16]])
         let path = folder + "/prepared.keelc"
-        try CompiledArtifact.write(model.graph, prepared: filters, to: path)
+        try CompiledArtifact.write(model.graph, prepared: filters, provenance: .test, to: path)
         return (graph, path)
     }
 
@@ -93,20 +93,6 @@ final class PreparedArtifactTests: XCTestCase {
         XCTAssertThrowsError(try CompiledModel(graph: contents.graph, context: ExecutionContext(threads: 1))) { error in
             XCTAssertTrue("\(error)".contains("edge/kernel"), "\(error)")
         }
-    }
-
-    func testVersionOneFilesStillRead() throws {
-        let graph = try convGraph()
-        let path = folder + "/plain.keelc"
-        try CompiledArtifact.write(graph, to: path)
-        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        bytes[8] = 1
-        try bytes.write(to: URL(fileURLWithPath: path))
-        let contents = try CompiledArtifact.read(path: path)
-        XCTAssertTrue(contents.prepared.isEmpty)
-        let image = try input(batch: 1)
-        XCTAssertEqual(try CompiledModel(graph: contents.graph, context: ExecutionContext(threads: 1)).run(["image": image]),
-                       try CompiledModel(graph: graph, context: ExecutionContext(threads: 1)).run(["image": image]))
     }
 
     /// Rewrites the header JSON (and its length and checksum), leaving the sections where they are.

@@ -3,7 +3,7 @@ extension OpRegistry {
     /// [C, out/groups, k...] (ONNX's layout), bias [out]?.
     static var convTransposeSchema: OpSchema {
         OpSchema(
-            kind: .convTranspose,
+            kind: .convTranspose, category: .convolution,
             inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true)],
             attributes: [
                 .init("strides", default: nil, "1 per spatial axis when absent"),
@@ -34,6 +34,11 @@ public struct TransposedConvolutionGeometry: Hashable, Sendable {
     public var outputPadding: [Int]
     /// stride·(input-1) + (kernel-1)·dilation + 1 + output_padding - pads, per axis.
     public var output: [Int]
+
+    /// Every input position meets every tap of its group's filters.
+    public var macsPerImage: Int {
+        input.reduce(1, &*) &* inputChannels &* kernel.reduce(1, &*) &* (outputChannels / max(groups, 1))
+    }
 
     public static func resolve(_ node: Node, input: Shape, kernel: Shape) throws -> TransposedConvolutionGeometry {
         try resolve(OpSchema.Context(node: node, inputTypes: [TensorType(.float32, input), TensorType(.float32, kernel)]))

@@ -2,7 +2,8 @@ extension OpRegistry {
     /// conv2d: x, kernel, bias?; NHWC/HWIO (Keras) or NCHW/OIHW (ONNX), groups, fused activation.
     static var convolutionSchemas: [OpSchema] {
         [OpSchema(
-            kind: .conv2d,
+            kind: .conv2d, category: .convolution,
+            fusedActivations: [.none, .relu, .sigmoid, .tanh, .leakyRelu, .clip],
             inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true)],
             attributes: [
                 OpSchema.layoutAttribute,
@@ -16,14 +17,9 @@ extension OpRegistry {
                       "\"none\" or \"max2x2\": a 2x2 stride-2 max pool after the activation (max-pool-fusion)"),
             ] + OpSchema.activationAttributes
         ) { context in
-            try checkActivation(context, allowed: ["none", "relu", "sigmoid", "tanh", "leaky_relu", "clip"])
+            _ = try context.node.fusedActivation
             let geometry = try ConvolutionGeometry.resolve(context)
             return [TensorType(try context.type(0).dtype, geometry.outputShape)]
         }]
-    }
-
-    /// Validates the fused `activation` so a typo fails at compile time, not in the runtime.
-    static func checkActivation(_ context: OpSchema.Context, allowed: [String]) throws {
-        _ = try context.attributes.choice("activation", allowed)
     }
 }

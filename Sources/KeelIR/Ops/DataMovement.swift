@@ -2,13 +2,13 @@ extension OpRegistry {
     /// Ops that rearrange or relabel elements without arithmetic.
     static var dataMovementSchemas: [OpSchema] {
         [
-            OpSchema(kind: .reshape, inputs: [.init("x")],
+            OpSchema(kind: .reshape, category: .view, aliasing: .view, inputs: [.init("x")],
                      attributes: [.init("shape", default: nil, "full target; 0 copies, -1 is inferred"),
                                   .init("allowzero", default: .int(0), "1: a 0 in shape is an extent of 0 (ONNX allowzero)")]) { context in
                 let input = try context.type(0)
                 return [TensorType(input.dtype, try reshapedShape(context, input, target: try context.attributes.ints("shape")))]
             },
-            OpSchema(kind: .flatten, inputs: [.init("x")], attributes: [.init("axis", default: .int(1))]) { context in
+            OpSchema(kind: .flatten, category: .view, aliasing: .view, inputs: [.init("x")], attributes: [.init("axis", default: .int(1))]) { context in
                 let input = try context.type(0)
                 let rank = input.shape.rank
                 let value = try context.attributes.int("axis")
@@ -21,7 +21,11 @@ extension OpRegistry {
                 }
                 return [TensorType(input.dtype, Shape([outer, inner]))]
             },
-            OpSchema(kind: .transpose, inputs: [.init("x")], attributes: [.init("perm", default: nil, "reversed axes when absent")]) { context in
+            OpSchema(kind: .transpose, category: .dataMovement, reference: { context in
+                let input = try context.input(0)
+                let perm = try context.attributes.optionalInts("perm") ?? Array((0..<input.shape.count).reversed())
+                return try ReferenceLoops.transpose(input, perm: perm)
+            }, inputs: [.init("x")], attributes: [.init("perm", default: nil, "reversed axes when absent")]) { context in
                 let input = try context.type(0)
                 let rank = input.shape.rank
                 let perm = try context.attributes.optionalInts("perm") ?? Array((0..<rank).reversed())
@@ -30,10 +34,15 @@ extension OpRegistry {
                 }
                 return [TensorType(input.dtype, Shape(perm.map { input.shape[$0] }))]
             },
-            OpSchema(kind: .concat, inputs: [.init("x", variadic: true)], attributes: [.init("axis", default: .int(-1))]) { context in
+            OpSchema(kind: .concat, category: .dataMovement, reference: { context in
+                guard let axis = Shape(known: context.outputShape).normalizedAxis(try context.attributes.int("axis")) else {
+                    throw context.attributes.error("axis is out of range")
+                }
+                return ReferenceLoops.concat(context.presentInputs, axis: axis)
+            }, inputs: [.init("x", variadic: true)], attributes: [.init("axis", default: .int(-1))]) { context in
                 [try concatenatedType(context)]
             },
-            OpSchema(kind: .cast, inputs: [.init("x")], attributes: [.init("to", default: nil, "dtype spelling, e.g. \"f32\"")]) { context in
+            OpSchema(kind: .cast, category: .view, aliasing: .view, isLayoutAgnostic: true, inputs: [.init("x")], attributes: [.init("to", default: nil, "dtype spelling, e.g. \"f32\"")]) { context in
                 let input = try context.type(0)
                 let spelling = try context.attributes.string("to")
                 guard let dtype = DType(spelling: spelling) else {
@@ -41,8 +50,8 @@ extension OpRegistry {
                 }
                 return [TensorType(dtype, input.shape)]
             },
-            OpSchema(kind: .identity, inputs: [.init("x")], attributes: [], inferTypes: unaryType),
-            OpSchema(kind: .dropout, inputs: [.init("x")],
+            OpSchema(kind: .identity, category: .view, aliasing: .view, isLayoutAgnostic: true, inputs: [.init("x")], attributes: [], inferTypes: unaryType),
+            OpSchema(kind: .dropout, category: .view, aliasing: .view, isLayoutAgnostic: true, inputs: [.init("x")],
                      attributes: [.init("rate", default: .float(0.5), "ignored at inference")], inferTypes: unaryType),
         ] + indexingSchemas
     }

@@ -34,19 +34,20 @@ extension OpRegistry {
     static var denseSchemas: [OpSchema] {
         [
             OpSchema(
-                kind: .dense,
+                kind: .dense, category: .matrixProduct,
+                fusedActivations: FusedActivation.Kind.allCases,
                 inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true)],
                 attributes: [.init("weight_layout", default: .string("in_out"), "\"in_out\" (Keras) or \"out_in\" (Gemm transB)")]
                     + OpSchema.activationAttributes
             ) { context in
-                try checkActivation(context, allowed: ["none", "relu", "sigmoid", "tanh", "leaky_relu", "clip", "softmax"])
+                _ = try context.node.fusedActivation
                 let geometry = try DenseGeometry.resolve(context)
                 let input = try context.type(0)
                 var shape = input.shape
                 shape[shape.rank - 1] = .known(geometry.outputFeatures)
                 return [TensorType(input.dtype, shape)]
             },
-            OpSchema(kind: .matmul, inputs: [.init("a"), .init("b")], attributes: []) { context in
+            OpSchema(kind: .matmul, category: .matrixProduct, inputs: [.init("a"), .init("b")], attributes: []) { context in
                 [try matmulType(context)]
             },
         ]

@@ -1,31 +1,93 @@
+import Foundation
+
 extension OpRegistry {
     /// Unary ops keep their input's type; binary ops and `sum` broadcast as NumPy does.
+    /// One unary op: its attributes, its meaning on one element (the reference every kernel
+    /// and constant folding agree with), and the traits passes and front ends read.
+    struct UnaryOp {
+        var kind: OpKind
+        var attributes: [OpSchema.AttributeSpec] = []
+        var function: @Sendable (AttributeReader) throws -> @Sendable (Double) -> Double
+        /// The conv2d/dense epilogue that computes the same, when there is one.
+        var epilogue: (@Sendable (AttributeReader) throws -> FusedActivation)? = nil
+        var onnx: String? = nil
+        var isKeelLayer = false
+    }
+
+    static let unaryOps: [UnaryOp] = [
+        UnaryOp(kind: .relu, function: { _ in { Swift.max($0, 0) } }, epilogue: { _ in .relu }, onnx: "Relu", isKeelLayer: true),
+        UnaryOp(kind: .leakyRelu, attributes: [.init("alpha", default: .float(0.2))], function: { attributes in
+            let alpha = Double(try attributes.float("alpha"))
+            return { $0 >= 0 ? $0 : alpha * $0 }
+        }, epilogue: { .leakyRelu(alpha: try $0.float("alpha")) }),
+        UnaryOp(kind: .elu, attributes: [.init("alpha", default: .float(1.0))], function: { attributes in
+            let alpha = Double(try attributes.float("alpha"))
+            return { $0 > 0 ? $0 : alpha * (Foundation.exp($0) - 1) }
+        }),
+        UnaryOp(kind: .selu, attributes: [.init("alpha", default: .float(1.67326319217681884765625)),
+                                          .init("gamma", default: .float(1.05070102214813232421875))], function: { attributes in
+            let (alpha, gamma) = (Double(try attributes.float("alpha")), Double(try attributes.float("gamma")))
+            return { $0 > 0 ? gamma * $0 : gamma * alpha * (Foundation.exp($0) - 1) }
+        }, isKeelLayer: true),
+        UnaryOp(kind: .sigmoid, function: { _ in { 1 / (1 + Foundation.exp(-$0)) } }, epilogue: { _ in .sigmoid },
+                onnx: "Sigmoid", isKeelLayer: true),
+        UnaryOp(kind: .tanh, function: { _ in { Foundation.tanh($0) } }, epilogue: { _ in .tanh }, onnx: "Tanh", isKeelLayer: true),
+        UnaryOp(kind: .gelu, attributes: [.init("approximate", default: .string("none"), "\"none\" or \"tanh\"")], function: { attributes in
+            if try attributes.choice("approximate", ["none", "tanh"]) == "tanh" {
+                return { 0.5 * $0 * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }
+            }
+            return { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }
+        }),
+        UnaryOp(kind: .erf, function: { _ in { Foundation.erf($0) } }, onnx: "Erf"),
+        UnaryOp(kind: .softplus, function: { _ in { $0 > 0 ? $0 + Foundation.log1p(Foundation.exp(-$0)) : Foundation.log1p(Foundation.exp($0)) } },
+                onnx: "Softplus", isKeelLayer: true),
+        UnaryOp(kind: .hardSigmoid, attributes: [.init("alpha", default: .float(0.2)), .init("beta", default: .float(0.5))], function: { attributes in
+            let (alpha, beta) = (Double(try attributes.float("alpha")), Double(try attributes.float("beta")))
+            return { Swift.max(0, Swift.min(1, alpha * $0 + beta)) }
+        }, isKeelLayer: true),
+        UnaryOp(kind: .hardSwish, function: { _ in { $0 * Swift.max(0, Swift.min(1, $0 / 6 + 0.5)) } }, onnx: "HardSwish", isKeelLayer: true),
+        UnaryOp(kind: .swish, function: { _ in { $0 / (1 + Foundation.exp(-$0)) } }, isKeelLayer: true),
+        UnaryOp(kind: .clip, attributes: [.init("min", default: .float(-.infinity)), .init("max", default: .float(.infinity))], function: { attributes in
+            let (low, high) = (Double(try attributes.float("min")), Double(try attributes.float("max")))
+            return { Swift.min(high, Swift.max(low, $0)) }
+        }, epilogue: { .clip(min: try $0.float("min"), max: try $0.float("max")) }),
+        UnaryOp(kind: .sqrt, function: { _ in { $0.squareRoot() } }, onnx: "Sqrt"),
+        UnaryOp(kind: .exp, function: { _ in { Foundation.exp($0) } }, onnx: "Exp"),
+        UnaryOp(kind: .log, function: { _ in { Foundation.log($0) } }, onnx: "Log"),
+        UnaryOp(kind: .neg, function: { _ in { -$0 } }, onnx: "Neg"),
+        UnaryOp(kind: .abs, function: { _ in { Swift.abs($0) } }, onnx: "Abs"),
+    ]
+
+    /// Broadcasting binary ops and their meaning on one pair of elements.
+    static let binaryOps: [(kind: OpKind, onnx: String, function: @Sendable (Double, Double) -> Double)] = [
+        (.add, "Add", { $0 + $1 }), (.sub, "Sub", { $0 - $1 }), (.mul, "Mul", { $0 * $1 }), (.div, "Div", { $0 / $1 }),
+        (.pow, "Pow", { Foundation.pow($0, $1) }), (.max, "", { Swift.max($0, $1) }), (.min, "", { Swift.min($0, $1) }),
+    ]
+
     static var elementwiseSchemas: [OpSchema] {
-        let plainUnary: [OpKind] = [.relu, .sigmoid, .tanh, .erf, .softplus, .swish, .sqrt, .exp,
-                                    .log, .neg, .abs, .hardSwish]
-        let unaryAttributes: [OpKind: [OpSchema.AttributeSpec]] = [
-            .leakyRelu: [.init("alpha", default: .float(0.2))],
-            .elu: [.init("alpha", default: .float(1.0))],
-            .selu: [.init("alpha", default: .float(1.67326319217681884765625)),
-                    .init("gamma", default: .float(1.05070102214813232421875))],
-            .gelu: [.init("approximate", default: .string("none"), "\"none\" or \"tanh\"")],
-            .hardSigmoid: [.init("alpha", default: .float(0.2)), .init("beta", default: .float(0.5))],
-            .clip: [.init("min", default: .float(-.infinity)), .init("max", default: .float(.infinity))],
-        ]
-        var schemas = plainUnary.map { OpSchema(kind: $0, inputs: [.init("x")], attributes: [], inferTypes: unaryType) }
-        for kind in [OpKind.leakyRelu, .elu, .selu, .gelu, .hardSigmoid, .clip] {
-            schemas.append(OpSchema(kind: kind, inputs: [.init("x")], attributes: unaryAttributes[kind] ?? []) { context in
-                if kind == .gelu { _ = try context.attributes.choice("approximate", ["none", "tanh"]) }
+        var schemas = unaryOps.map { op in
+            OpSchema(kind: op.kind, category: .unaryElementwise, aliasing: .inPlace, isLayoutAgnostic: true,
+                     epilogueActivation: op.epilogue, onnxOpType: op.onnx, isKeelLayer: op.isKeelLayer,
+                     reference: { context in
+                         let function = try op.function(context.attributes)
+                         return try context.input(0).values.map(function)
+                     },
+                     inputs: [.init("x")], attributes: op.attributes) { context in
+                _ = try op.function(context.attributes)
                 return try unaryType(context)
-            })
+            }
         }
-        for kind in [OpKind.add, .sub, .mul, .div, .pow, .max, .min] {
-            schemas.append(OpSchema(kind: kind, inputs: [.init("a"), .init("b")], attributes: []) { context in
+        for op in binaryOps {
+            schemas.append(OpSchema(kind: op.kind, category: .broadcastElementwise, onnxOpType: op.onnx.isEmpty ? nil : op.onnx,
+                                    reference: { try $0.broadcast(op.function) },
+                                    inputs: [.init("a"), .init("b")], attributes: []) { context in
                 [try broadcastType(context)]
             })
         }
         // PReLU: x where x >= 0, slope·x elsewhere; the slope broadcasts to x without growing it.
-        schemas.append(OpSchema(kind: .prelu, inputs: [.init("x"), .init("slope")], attributes: []) { context in
+        schemas.append(OpSchema(kind: .prelu, category: .broadcastElementwise, onnxOpType: "PRelu",
+                                reference: { try $0.broadcast { $0 >= 0 ? $0 : $0 * $1 } },
+                                inputs: [.init("x"), .init("slope")], attributes: []) { context in
             let input = try context.type(0)
             let slope = try context.type(1)
             guard slope.dtype == input.dtype, DimMath.broadcast(input.shape, slope.shape) == input.shape else {
@@ -33,7 +95,8 @@ extension OpRegistry {
             }
             return [input]
         })
-        schemas.append(OpSchema(kind: .sum, inputs: [.init("x", variadic: true)], attributes: []) { context in
+        schemas.append(OpSchema(kind: .sum, category: .broadcastElementwise, reference: { try $0.broadcast { $0.reduce(0, +) } },
+                                inputs: [.init("x", variadic: true)], attributes: []) { context in
             [try broadcastType(context)]
         })
         return schemas

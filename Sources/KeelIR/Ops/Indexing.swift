@@ -2,7 +2,7 @@ extension OpRegistry {
     /// pad, slice, gather, squeeze and unsqueeze: data movement that indexes axes.
     static var indexingSchemas: [OpSchema] {
         [
-            OpSchema(kind: .pad, inputs: [.init("x")],
+            OpSchema(kind: .pad, category: .dataMovement, inputs: [.init("x")],
                      attributes: [.init("pads", default: nil, "[begin per axis..., end per axis...]"),
                                   .init("value", default: .float(0))]) { context in
                 let input = try context.type(0)
@@ -24,13 +24,13 @@ extension OpRegistry {
                 }
                 return [TensorType(input.dtype, shape)]
             },
-            OpSchema(kind: .slice, inputs: [.init("x")],
+            OpSchema(kind: .slice, category: .dataMovement, inputs: [.init("x")],
                      attributes: [.init("starts", default: nil), .init("ends", default: nil),
                                   .init("axes", default: nil, "all axes when absent"),
                                   .init("steps", default: nil, "1 per axis when absent")]) { context in
                 [try slicedType(context)]
             },
-            OpSchema(kind: .gather, inputs: [.init("x"), .init("indices")], attributes: [.init("axis", default: .int(0))]) { context in
+            OpSchema(kind: .gather, category: .dataMovement, inputs: [.init("x"), .init("indices")], attributes: [.init("axis", default: .int(0))]) { context in
                 let input = try context.type(0)
                 let indices = try context.type(1)
                 guard indices.dtype == .int64 || indices.dtype == .int32 else {
@@ -45,7 +45,7 @@ extension OpRegistry {
                 let dims = Array(input.shape.dims[..<axis]) + indices.shape.dims + Array(input.shape.dims[(axis + 1)...])
                 return [TensorType(input.dtype, Shape(dims))]
             },
-            OpSchema(kind: .squeeze, inputs: [.init("x")], attributes: [.init("axes", default: nil, "every axis of extent 1 when absent")]) { context in
+            OpSchema(kind: .squeeze, category: .view, aliasing: .view, inputs: [.init("x")], attributes: [.init("axes", default: nil, "every axis of extent 1 when absent")]) { context in
                 let input = try context.type(0)
                 guard let axes = try context.attributes.optionalInts("axes") else {
                     return [TensorType(input.dtype, Shape(input.shape.dims.filter { $0 != .known(1) }))]
@@ -61,7 +61,7 @@ extension OpRegistry {
                 let dims = input.shape.dims.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
                 return [TensorType(input.dtype, Shape(dims))]
             },
-            OpSchema(kind: .unsqueeze, inputs: [.init("x")], attributes: [.init("axes", default: nil, "positions in the output")]) { context in
+            OpSchema(kind: .unsqueeze, category: .view, aliasing: .view, inputs: [.init("x")], attributes: [.init("axes", default: nil, "positions in the output")]) { context in
                 let input = try context.type(0)
                 let axes = try context.attributes.ints("axes")
                 let rank = input.shape.rank + axes.count

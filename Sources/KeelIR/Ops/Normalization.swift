@@ -5,7 +5,7 @@ extension OpRegistry {
     static var normalizationSchemas: [OpSchema] {
         [
             OpSchema(
-                kind: .batchNorm,
+                kind: .batchNorm, category: .normalization,
                 inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", isParameter: true),
                          .init("moving_mean", isParameter: true), .init("moving_variance", isParameter: true)],
                 attributes: [
@@ -22,7 +22,7 @@ extension OpRegistry {
                 return [input]
             },
             OpSchema(
-                kind: .instanceNorm,
+                kind: .instanceNorm, category: .normalization,
                 inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", isParameter: true)],
                 attributes: [
                     .init("epsilon", default: .float(1e-5)),
@@ -41,7 +41,7 @@ extension OpRegistry {
                 return [input]
             },
             OpSchema(
-                kind: .lrn, inputs: [.init("x")],
+                kind: .lrn, category: .normalization, inputs: [.init("x")],
                 attributes: [
                     .init("size", default: nil, "channels in each window"),
                     .init("alpha", default: .float(1e-4), "scale of the window's mean square"),
@@ -57,7 +57,7 @@ extension OpRegistry {
                 return [input]
             },
             OpSchema(
-                kind: .layerNorm,
+                kind: .layerNorm, category: .normalization,
                 inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", optional: true, isParameter: true)],
                 outputCount: 3, minimumOutputCount: 1,
                 attributes: [

@@ -4,7 +4,7 @@ public enum OpRegistry {
     /// The schema of `kind`. Every kind has one (a test checks it); an unregistered kind gets a
     /// schema whose shape function reports the gap instead of trapping.
     public static func schema(for kind: OpKind) -> OpSchema {
-        table[kind] ?? OpSchema(kind: kind, inputs: [.init("x", variadic: true)], attributes: []) { context in
+        table[kind] ?? OpSchema(kind: kind, category: .dataMovement, inputs: [.init("x", variadic: true)], attributes: []) { context in
             throw context.error("has no registered shape function")
         }
     }
@@ -26,7 +26,8 @@ extension OpSchema {
     /// The attributes every 4-D spatial op shares.
     static let layoutAttribute = AttributeSpec("layout", default: .string("nhwc"), "\"nhwc\" or \"nchw\"")
 
-    /// Fused activation epilogue of conv2d and dense, with the parameters its choices take.
+    /// Fused activation epilogue of conv2d and dense, with the parameters its choices take
+    /// (`FusedActivation` reads and writes them).
     static let activationAttributes: [AttributeSpec] = [
         AttributeSpec("activation", default: .string("none"), "fused epilogue"),
         AttributeSpec("alpha", default: .float(0.2), "leaky_relu slope"),

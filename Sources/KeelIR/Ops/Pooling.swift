@@ -32,11 +32,11 @@ extension OpRegistry {
             .init("keepdims", default: .bool(false), "false (Keras); ONNX import sets true"),
         ]
         return [
-            OpSchema(kind: .maxPool2d, inputs: [.init("x")], attributes: window, inferTypes: windowed),
-            OpSchema(kind: .avgPool2d, inputs: [.init("x")],
+            OpSchema(kind: .maxPool2d, category: .pooling, inputs: [.init("x")], attributes: window, inferTypes: windowed),
+            OpSchema(kind: .avgPool2d, category: .pooling, inputs: [.init("x")],
                      attributes: window + [.init("count_include_pad", default: .int(0))], inferTypes: windowed),
-            OpSchema(kind: .globalAvgPool2d, inputs: [.init("x")], attributes: globalAttributes, inferTypes: global),
-            OpSchema(kind: .globalMaxPool2d, inputs: [.init("x")], attributes: globalAttributes, inferTypes: global),
+            OpSchema(kind: .globalAvgPool2d, category: .pooling, inputs: [.init("x")], attributes: globalAttributes, inferTypes: global),
+            OpSchema(kind: .globalMaxPool2d, category: .pooling, inputs: [.init("x")], attributes: globalAttributes, inferTypes: global),
         ]
     }
 }

@@ -3,7 +3,7 @@ extension OpRegistry {
     /// space_to_depth.
     static var rearrangementSchemas: [OpSchema] {
         [
-            OpSchema(kind: .split, inputs: [.init("x")], outputCount: Int.max, minimumOutputCount: 1,
+            OpSchema(kind: .split, category: .dataMovement, inputs: [.init("x")], outputCount: Int.max, minimumOutputCount: 1,
                      attributes: [.init("axis", default: .int(0)),
                                   .init("sizes", default: nil, "extent of each piece; equal pieces when absent")]) { context in
                 let input = try context.type(0)
@@ -19,7 +19,7 @@ extension OpRegistry {
                     return TensorType(input.dtype, shape)
                 }
             },
-            OpSchema(kind: .expand, inputs: [.init("x")],
+            OpSchema(kind: .expand, category: .dataMovement, inputs: [.init("x")],
                      attributes: [.init("shape", default: nil, "broadcast with the input's shape, NumPy rules")]) { context in
                 let input = try context.type(0)
                 let target = try context.attributes.ints("shape")
@@ -28,7 +28,7 @@ extension OpRegistry {
                 }
                 return [TensorType(input.dtype, shape)]
             },
-            OpSchema(kind: .tile, inputs: [.init("x")], attributes: [.init("repeats", default: nil, "one count per axis")]) { context in
+            OpSchema(kind: .tile, category: .dataMovement, inputs: [.init("x")], attributes: [.init("repeats", default: nil, "one count per axis")]) { context in
                 let input = try context.type(0)
                 let repeats = try context.attributes.ints("repeats")
                 guard repeats.count == input.shape.rank, repeats.allSatisfy({ $0 >= 0 }) else {
@@ -45,10 +45,10 @@ extension OpRegistry {
                 }
                 return [TensorType(input.dtype, shape)]
             },
-            OpSchema(kind: .depthToSpace, inputs: [.init("x")], attributes: blockAttributes) { context in
+            OpSchema(kind: .depthToSpace, category: .dataMovement, inputs: [.init("x")], attributes: blockAttributes) { context in
                 [try blockRearrangedType(context, toSpace: true)]
             },
-            OpSchema(kind: .spaceToDepth, inputs: [.init("x")], attributes: blockAttributes) { context in
+            OpSchema(kind: .spaceToDepth, category: .dataMovement, inputs: [.init("x")], attributes: blockAttributes) { context in
                 [try blockRearrangedType(context, toSpace: false)]
             },
         ]

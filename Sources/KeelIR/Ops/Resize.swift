@@ -6,7 +6,7 @@ extension OpRegistry {
 
     /// resize: an image to `size` over height and width.
     static var resizeSchema: OpSchema {
-        OpSchema(kind: .resize, inputs: [.init("x")], attributes: [
+        OpSchema(kind: .resize, category: .pooling, inputs: [.init("x")], attributes: [
             OpSchema.layoutAttribute,
             .init("size", default: nil, "[height, width] of the output"),
             .init("scales", default: nil, "[height, width] factors the coordinate mapping divides by; size/input when absent"),

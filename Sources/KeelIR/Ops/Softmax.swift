@@ -21,10 +21,10 @@ extension OpRegistry {
             .init("keepdims", default: .bool(true)),
         ]
         return [
-            OpSchema(kind: .softmax, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
-            OpSchema(kind: .logSoftmax, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
-            OpSchema(kind: .reduceMean, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
-            OpSchema(kind: .reduceSum, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .softmax, category: .reduction, epilogueActivation: { _ in .softmax }, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
+            OpSchema(kind: .logSoftmax, category: .reduction, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
+            OpSchema(kind: .reduceMean, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceSum, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
         ]
     }
 

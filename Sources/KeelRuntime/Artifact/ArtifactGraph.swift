@@ -130,6 +130,8 @@ struct ArtifactGraph: Codable {
     var valueTypes: [String: TypeRecord]
     /// Absent in version 1.
     var prepared: [PreparedRecord]?
+    /// How the file was made; version 4 on.
+    var provenance: ArtifactProvenance?
 }
 
 extension SourceLocation {

@@ -37,14 +37,15 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 /// in its prepared form alone; its constant then records no bytes. Version 3 stores each
 /// Winograd matrix in 32-column panels (`WinogradWeights`); version 2's row-major matrices cannot
 /// be used in place, and its filters are not stored otherwise, so version 2 files are refused.
-/// Version 1 files (no prepared section) are still read; their filters are prepared at the first
-/// plan as before.
+/// Version 4 adds `provenance` to the header (source, weights and binding, seed, -O level or
+/// passes, precision, and where each layer of the source can be cut). Files of versions 1–3 do
+/// not say how they were made, so they are refused with that reason: compile them again.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
 /// section whose entries do not fit is refused with the reason; weight bytes are not checksummed
 /// (that would read all of them at start-up).
 public enum CompiledArtifact {
-    public static let formatVersion: UInt32 = 3
-    static let readableVersions: [UInt32] = [1, formatVersion]
+    public static let formatVersion: UInt32 = 4
+    static let readableVersions: [UInt32] = [formatVersion]
     static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
     static let prefixSize = 64
     static let weightAlignment = 64
@@ -55,11 +56,12 @@ public enum CompiledArtifact {
     public struct Contents: Sendable {
         public var graph: Graph
         public var prepared: [PreparedFilter]
+        public var provenance: ArtifactProvenance
     }
 
     /// Writes `graph` and `prepared` (from `CompiledModel.preparedFilters()`). A constant without
     /// data is accepted when `prepared` holds its prepared form; it is then stored that way only.
-    public static func write(_ graph: Graph, prepared: [PreparedFilter] = [], to path: String) throws {
+    public static func write(_ graph: Graph, prepared: [PreparedFilter] = [], provenance: ArtifactProvenance, to path: String) throws {
         let preparedConstants = Set(prepared.map(\.constant))
         var records: [ArtifactGraph.ConstantRecord] = []
         var blobs: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
@@ -105,7 +107,7 @@ public enum CompiledArtifact {
             },
             outputs: graph.outputs.map { .init(name: $0.name, value: $0.value, labels: $0.labels) },
             valueTypes: graph.valueTypes.mapValues(ArtifactGraph.TypeRecord.init),
-            prepared: preparedRecords)
+            prepared: preparedRecords, provenance: provenance)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let header = try encoder.encode(description)
@@ -156,7 +158,8 @@ public enum CompiledArtifact {
         let version = bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
         guard readableVersions.contains(version) else {
             let readable = readableVersions.map(String.init).joined(separator: " and ")
-            throw fail("format version \(version), but this keel reads versions \(readable); compile it again with `keel compile`")
+            let older = version < formatVersion ? " (an older keel's, which does not record how the file was made)" : ""
+            throw fail("format version \(version)\(older), but this keel reads version \(readable); compile it again with `keel compile`")
         }
         let headerLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
         let checksum = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self).littleEndian
@@ -186,7 +189,8 @@ public enum CompiledArtifact {
             let prepared = try preparedFilters(description.prepared ?? [], section: section, graph: graph,
                                                preparedOnly: Set(description.constants.filter { $0.preparedOnly == true }.map(\.name)),
                                                owner: file)
-            return Contents(graph: graph, prepared: prepared)
+            guard let provenance = description.provenance else { throw ArtifactError.corrupt("the header does not say how the file was made") }
+            return Contents(graph: graph, prepared: prepared, provenance: provenance)
         } catch let error as ArtifactError {
             if case .corrupt(let reason) = error { throw fail(reason) }
             throw error

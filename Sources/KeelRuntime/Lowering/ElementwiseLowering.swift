@@ -3,48 +3,13 @@ import KeelKernels
 
 /// Unary activations, broadcasting binary ops and variadic sums.
 extension KernelLowering {
-    static func lowerUnary(_ operands: StepOperands) throws -> Step {
-        let attributes = operands.attributes
-        let operation: UnaryOperation
-        switch operands.node.op {
-        case .relu: operation = .relu
-        case .leakyRelu: operation = .leakyRelu(alpha: try attributes.float("alpha"))
-        case .elu: operation = .elu(alpha: try attributes.float("alpha"))
-        case .selu: operation = .selu(alpha: try attributes.float("alpha"), gamma: try attributes.float("gamma"))
-        case .sigmoid: operation = .sigmoid
-        case .tanh: operation = .tanh
-        case .gelu: operation = try attributes.string("approximate") == "tanh" ? .geluTanh : .gelu
-        case .erf: operation = .erf
-        case .softplus: operation = .softplus
-        case .hardSigmoid: operation = .hardSigmoid(alpha: try attributes.float("alpha"), beta: try attributes.float("beta"))
-        case .hardSwish: operation = .hardSwish
-        case .swish: operation = .swish
-        case .clip: operation = .clip(min: try attributes.float("min"), max: try attributes.float("max"))
-        case .sqrt: operation = .sqrt
-        case .exp: operation = .exp
-        case .log: operation = .log
-        case .neg: operation = .negate
-        case .abs: operation = .absolute
-        default: throw operands.unsupported("\(operands.node.op.rawValue) is not a unary op")
-        }
-        return try operands.unaryStep { input, output, context in
+    static func lowerUnary(_ operands: StepOperands, _ operation: UnaryOperation) throws -> Step {
+        try operands.unaryStep { input, output, context in
             try Unary.apply(operation, input: input, output: output, count: output.count, context: context)
         }
     }
 
-    static func lowerBinary(_ operands: StepOperands) throws -> Step {
-        let operation: BinaryOperation
-        switch operands.node.op {
-        case .add: operation = .add
-        case .sub: operation = .subtract
-        case .mul: operation = .multiply
-        case .div: operation = .divide
-        case .pow: operation = .power
-        case .max: operation = .maximum
-        case .min: operation = .minimum
-        case .prelu: operation = .prelu
-        default: throw operands.unsupported("\(operands.node.op.rawValue) is not a binary op")
-        }
+    static func lowerBinary(_ operands: StepOperands, _ operation: BinaryOperation) throws -> Step {
         let a = try operands.input(0)
         let b = try operands.input(1)
         let aShape = operands.inputShapes[0]

@@ -2,9 +2,11 @@ import KeelIR
 import KeelKernels
 
 /// Maps an IR node with concrete shapes onto a kernel call. Each op family lowers in its own
-/// file; this table is the one place that says which family handles which op.
+/// file; this switch (exhaustive: a new op kind does not compile until it has a line here) is
+/// the one place that says which kernel computes which op, element-wise operations included.
 enum KernelLowering {
     static func makeStep(_ operands: StepOperands) throws -> Step {
+        let attributes = operands.attributes
         switch operands.node.op {
         case .conv2d: return try lowerConvolution(operands)
         case .convTranspose: return try lowerConvTranspose(operands)
@@ -18,7 +20,14 @@ enum KernelLowering {
         case .instanceNorm: return try lowerInstanceNorm(operands)
         case .lrn: return try lowerLocalResponseNorm(operands)
         case .softmax, .logSoftmax: return try lowerSoftmax(operands)
-        case .add, .sub, .mul, .div, .pow, .max, .min, .prelu: return try lowerBinary(operands)
+        case .add: return try lowerBinary(operands, .add)
+        case .sub: return try lowerBinary(operands, .subtract)
+        case .mul: return try lowerBinary(operands, .multiply)
+        case .div: return try lowerBinary(operands, .divide)
+        case .pow: return try lowerBinary(operands, .power)
+        case .max: return try lowerBinary(operands, .maximum)
+        case .min: return try lowerBinary(operands, .minimum)
+        case .prelu: return try lowerBinary(operands, .prelu)
         case .sum: return try lowerSum(operands)
         case .reduceMean, .reduceSum: return try lowerReduce(operands)
         case .transpose: return try lowerTranspose(operands)
@@ -30,9 +39,25 @@ enum KernelLowering {
         case .expand: return try lowerExpand(operands)
         case .tile: return try lowerTile(operands)
         case .depthToSpace, .spaceToDepth: return try lowerBlockMove(operands)
-        case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid,
-             .hardSwish, .swish, .clip, .sqrt, .exp, .log, .neg, .abs:
-            return try lowerUnary(operands)
+        case .relu: return try lowerUnary(operands, .relu)
+        case .leakyRelu: return try lowerUnary(operands, .leakyRelu(alpha: try attributes.float("alpha")))
+        case .elu: return try lowerUnary(operands, .elu(alpha: try attributes.float("alpha")))
+        case .selu: return try lowerUnary(operands, .selu(alpha: try attributes.float("alpha"), gamma: try attributes.float("gamma")))
+        case .sigmoid: return try lowerUnary(operands, .sigmoid)
+        case .tanh: return try lowerUnary(operands, .tanh)
+        case .gelu: return try lowerUnary(operands, try attributes.string("approximate") == "tanh" ? .geluTanh : .gelu)
+        case .erf: return try lowerUnary(operands, .erf)
+        case .softplus: return try lowerUnary(operands, .softplus)
+        case .hardSigmoid:
+            return try lowerUnary(operands, .hardSigmoid(alpha: try attributes.float("alpha"), beta: try attributes.float("beta")))
+        case .hardSwish: return try lowerUnary(operands, .hardSwish)
+        case .swish: return try lowerUnary(operands, .swish)
+        case .clip: return try lowerUnary(operands, .clip(min: try attributes.float("min"), max: try attributes.float("max")))
+        case .sqrt: return try lowerUnary(operands, .sqrt)
+        case .exp: return try lowerUnary(operands, .exp)
+        case .log: return try lowerUnary(operands, .log)
+        case .neg: return try lowerUnary(operands, .negate)
+        case .abs: return try lowerUnary(operands, .absolute)
         case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .cast:
             // Views share their input's buffer and never reach here; a copy covers the rare case
             // where the planner could not alias (e.g. a graph output that is a view of another output).
@@ -51,19 +76,18 @@ enum KernelLowering {
     }
 }
 
-/// The kernel-side name of a fused activation attribute.
-func fusedActivation(_ attributes: AttributeReader) throws -> (activation: UnaryOperation, softmax: Bool) {
-    switch try attributes.string("activation") {
-    case "none", "linear": return (.identity, false)
-    case "relu": return (.relu, false)
-    case "sigmoid": return (.sigmoid, false)
-    case "tanh": return (.tanh, false)
-    case "leaky_relu": return (.leakyRelu(alpha: try attributes.float("alpha")), false)
-    case "clip": return (.clip(min: try attributes.float("min"), max: try attributes.float("max")), false)
-    case "softmax": return (.identity, true)
-    case let other:
-        throw RuntimeError.unsupported(node: attributes.node.name, location: attributes.node.location,
-                                       reason: "fused activation '\(other)' has no kernel")
+extension FusedActivation {
+    /// The epilogue's element-wise part, and whether a softmax over the features follows it.
+    var kernelEpilogue: (activation: UnaryOperation, softmax: Bool) {
+        switch self {
+        case .none: return (.identity, false)
+        case .relu: return (.relu, false)
+        case .sigmoid: return (.sigmoid, false)
+        case .tanh: return (.tanh, false)
+        case .leakyRelu(let alpha): return (.leakyRelu(alpha: alpha), false)
+        case .clip(let low, let high): return (.clip(min: low, max: high), false)
+        case .softmax: return (.identity, true)
+        }
     }
 }
 

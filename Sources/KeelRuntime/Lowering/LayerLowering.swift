@@ -43,7 +43,8 @@ extension KernelLowering {
                                                context: operands.kernelContext)
             }
         }
-        let (activation, _) = try fusedActivation(operands.attributes)
+        let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
+        guard !softmax else { throw operands.unsupported("conv2d has no softmax epilogue") }
         let input = try operands.input(0)
         let bias = try operands.optionalInput(2)
         let output = try operands.output()
@@ -142,7 +143,7 @@ extension KernelLowering {
         let (inFeatures, outFeatures) = layout == "out_in" ? (kernelData.shape[1], kernelData.shape[0])
                                                             : (kernelData.shape[0], kernelData.shape[1])
         let rows = operands.inputShapes[0].dropLast().reduce(1, *)
-        let (activation, softmax) = try fusedActivation(operands.attributes)
+        let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
         let input = try operands.input(0)
         let bias = try operands.optionalInput(2)
         let output = try operands.output()

@@ -5,7 +5,7 @@ import XCTest
 /// arena below half of what separate buffers would take, at batch 1 and 8.
 final class MemoryPlanTests: XCTestCase {
     func testTwoHeadsPlanBelowHalfTheNaiveSum() throws {
-        let path = CLITests.repository.appendingPathComponent("graphs/vgg16_two_heads.keel").path
+        let path = repository.appendingPathComponent("graphs/vgg16_two_heads.keel").path
         let (model, _) = try ModelPipeline(path: path, threads: 1, optimization: .O0).compile()
         for batch in [1, 8] {
             let report = try model.memoryReport(bindings: ["N": batch])

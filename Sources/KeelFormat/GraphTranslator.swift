@@ -1,8 +1,8 @@
 import KeelIR
 
-/// Turns a flat model into an IR graph. Layers lower in dependency order because each one's
+/// Translates a flat model into an IR graph. Layers translate in dependency order because each one's
 /// parameters are sized from its input type; the registry's shape functions give each output type.
-struct Lowering {
+struct GraphTranslator {
     private let model: FlatModel
     private var graph: Graph
     private var layouts: [String: Layout] = [:]
@@ -16,20 +16,20 @@ struct Lowering {
         self.graph = Graph(name: model.name, source: model.source)
     }
 
-    static func lower(_ model: FlatModel) throws -> Graph {
-        var lowering = Lowering(model)
-        try lowering.lowerInputs()
-        let types = try lowering.checkLayers()
-        for index in try lowering.dependencyOrder() {
-            try lowering.lower(model.layers[index], as: types[index])
+    static func translate(_ model: FlatModel) throws -> Graph {
+        var translator = GraphTranslator(model)
+        try translator.translateInputs()
+        let types = try translator.checkLayers()
+        for index in try translator.dependencyOrder() {
+            try translator.translate(model.layers[index], as: types[index])
         }
-        try lowering.lowerOutputs()
-        return lowering.graph
+        try translator.translateOutputs()
+        return translator.graph
     }
 
     // MARK: Names and order
 
-    private mutating func lowerInputs() throws {
+    private mutating func translateInputs() throws {
         for input in model.inputs {
             graph.inputs.append(GraphInput(name: input.name, type: input.type, layout: input.layout,
                                            location: input.location, preprocess: input.preprocess))
@@ -108,28 +108,28 @@ struct Lowering {
 
     // MARK: Layers
 
-    private mutating func lower(_ layer: LayerInstance, as checked: (LayerType, LayerArguments)) throws {
+    private mutating func translate(_ layer: LayerInstance, as checked: (LayerType, LayerArguments)) throws {
         let (type, arguments) = checked
         let inputTypes = layer.inputs.compactMap { graph.type(of: $0.name) }
         let layout = layouts[layer.inputs[0].name]
         let context = LayerContext(layer: layer, arguments: arguments, inputTypes: inputTypes, layout: layout)
-        let lowering = try type.lower(context)
-        var attributes = Attributes(lowering.attributes)
+        let translation = try type.translate(context)
+        var attributes = Attributes(translation.attributes)
         // Pools: strides equal to the pool size are the default, which the schema cannot state.
-        if lowering.op == .maxPool2d || lowering.op == .avgPool2d, attributes["strides"] == attributes["pool_size"] {
+        if translation.op == .maxPool2d || translation.op == .avgPool2d, attributes["strides"] == attributes["pool_size"] {
             attributes["strides"] = nil
         }
         if type.isSpatial, layout == .nchw { attributes["layout"] = .string("nchw") }
 
         var inputs = layer.inputs.map(\.name)
-        for (role, shape) in lowering.parameters {
+        for (role, shape) in translation.parameters {
             let name = "\(layer.name)/\(role.rawValue)"
             let count = shape.reduce((1, false)) { partial, extent in
                 let product = partial.0.multipliedReportingOverflow(by: extent)
                 return (product.partialValue, partial.1 || product.overflow)
             }
-            guard !count.1, count.0 <= Lowering.largestParameter else {
-                throw context.error("would need a \(role.rawValue) of shape \(Shape(known: shape)), more than \(formatCount(Lowering.largestParameter)) elements")
+            guard !count.1, count.0 <= GraphTranslator.largestParameter else {
+                throw context.error("would need a \(role.rawValue) of shape \(Shape(known: shape)), more than \(formatCount(GraphTranslator.largestParameter)) elements")
             }
             let trainable = !layer.frozen && role != .movingMean && role != .movingVariance
             let type = TensorType(.float32, Shape(known: shape))
@@ -137,7 +137,7 @@ struct Lowering {
             graph.valueTypes[name] = type
             inputs.append(name)
         }
-        let node = Node(name: layer.name, op: lowering.op, inputs: inputs, outputs: [layer.name],
+        let node = Node(name: layer.name, op: translation.op, inputs: inputs, outputs: [layer.name],
                         attributes: attributes, locations: [layer.location]).droppingDefaultAttributes()
         let outputType: TensorType
         do {
@@ -151,13 +151,13 @@ struct Lowering {
         }
         graph.nodes.append(node)
         graph.valueTypes[layer.name] = outputType
-        if let layout, outputType.shape.rank == 4, lowering.op != .reshape { layouts[layer.name] = layout }
-        provenance.record(layer, op: lowering.op, arguments: arguments, inputTypes: inputTypes, layout: layout, output: outputType)
+        if let layout, outputType.shape.rank == 4, translation.op != .reshape { layouts[layer.name] = layout }
+        provenance.record(layer, op: translation.op, arguments: arguments, inputTypes: inputTypes, layout: layout, output: outputType)
     }
 
     // MARK: Outputs
 
-    private mutating func lowerOutputs() throws {
+    private mutating func translateOutputs() throws {
         var seen: [String: SourceLocation] = [:]
         for output in model.outputs {
             if let first = seen[output.name] {
@@ -174,7 +174,7 @@ struct Lowering {
                                              labels: output.labels))
         }
         // Without outputs, the model ends at its last layer, as a Keras Sequential model does.
-        // (the last layer lowered, which no earlier layer reads).
+        // (the last layer translated, which no earlier layer reads).
         if graph.outputs.isEmpty, let last = graph.nodes.last {
             graph.outputs.append(GraphOutput(name: last.name, value: last.name, location: last.location))
         }

@@ -1,9 +1,10 @@
 import KeelIR
 import XCTest
 
-/// Shapes of the ops added for ONNX coverage, derived by hand from the ONNX operator
+/// Shapes of the ops whose semantics the ONNX operator definitions fix (layer-norm statistics,
+/// split, tile, expand, block moves, PReLU, dilated windows, transposed convolution), derived by hand from those
 /// definitions, and their diagnostics.
-final class AddedOpShapeTests: XCTestCase {
+final class ONNXDefinedShapeTests: XCTestCase {
     private func inferAll(_ op: OpKind, inputs: [(String, TensorType)], outputs: Int,
                           _ attributes: [String: AttributeValue] = [:]) throws -> [TensorType] {
         let node = Node(name: "n", op: op, inputs: inputs.map(\.0), outputs: ["n"] + (1..<max(outputs, 1)).map { "n:\($0)" },

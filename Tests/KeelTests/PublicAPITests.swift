@@ -4,7 +4,7 @@ import XCTest
 /// The README's embedding example, kept compiling and true.
 final class PublicAPITests: XCTestCase {
     func testReadmeExample() throws {
-        let path = CLITests.repository.appendingPathComponent("graphs/vgg16_vit_head.keel").path
+        let path = repository.appendingPathComponent("graphs/vgg16_vit_head.keel").path
 
         // Load, check every shape, bind seeded weights, compile.
         let (model, report) = try ModelPipeline(path: path, weights: .seeded(42), threads: 2).compile()
@@ -24,5 +24,19 @@ final class PublicAPITests: XCTestCase {
         XCTAssertEqual(mean, 0, accuracy: 1e-4)
         XCTAssertGreaterThan(variance, 0)
         XCTAssertLessThanOrEqual(variance, 1)
+    }
+
+    /// Scores chosen by hand: row 0 ranks classes 2, 0, 1; row 1 has a tie broken by index.
+    func testTopKRanksEachRowAndNamesClasses() throws {
+        let scores = try Tensor(shape: [2, 3], values: [0.2, 0.1, 0.7, 0.5, 0.5, 0.0])
+        let named = try scores.topK(2, labels: ["cat", "dog", "bird"])
+        XCTAssertEqual(named[0].map(\.label), ["bird", "cat"])
+        XCTAssertEqual(named[0].map(\.score), [0.7, 0.2])
+        XCTAssertEqual(named[1].map(\.index), [0, 1])
+        XCTAssertEqual(try scores.topK(1)[0].first?.label, "class 2")
+        XCTAssertThrowsError(try scores.topK(1, labels: ["cat", "dog"])) { error in
+            XCTAssertEqual(String(describing: error), "2 labels for 3 classes")
+        }
+        XCTAssertThrowsError(try Tensor(zeros: [1, 2, 2]).topK(1))
     }
 }

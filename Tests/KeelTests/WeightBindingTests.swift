@@ -13,8 +13,6 @@ final class WeightBindingTests: XCTestCase {
     static let graph = fixtures.appendingPathComponent("mini_vgg.keel").path
     static let tf2onnx = fixtures.appendingPathComponent("tf2onnx.onnx").path
     static let pytorch = fixtures.appendingPathComponent("pytorch.onnx").path
-    /// The same files as the `keel` command sees them (it runs in the repository).
-    static let relative = "Tests/KeelCLITests/Fixtures/weights/"
 
     private func fixture(_ name: String) throws -> Tensor {
         try NpyFile.read(path: Self.fixtures.appendingPathComponent(name).path)
@@ -64,49 +62,6 @@ final class WeightBindingTests: XCTestCase {
                                          "dense/bias", "dense/kernel", "dense_1/bias", "dense_1/kernel"])
     }
 
-    func testExplainPrintsOneLinePerParameter() throws {
-        let result = try CLITests.keel(["run", Self.relative + "mini_vgg.keel", "--weights", Self.relative + "pytorch.onnx",
-                                        "--match", "order", "--explain"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        let lines = result.stdout.split(separator: "\n").map(String.init)
-        // 3 convs and 2 denses with kernel and bias, a BatchNorm with four vectors.
-        XCTAssertEqual(lines.count, 14, result.stdout)
-        XCTAssertTrue(lines.contains("block1_conv1/kernel f32[3,3,3,4] <- features.0.weight [4,3,3,3] (OIHW->HWIO)"), result.stdout)
-        XCTAssertTrue(lines.contains("block2_conv2/bias f32[8] <- features.5.bias [8]"), result.stdout)
-        XCTAssertTrue(lines.contains("dense/kernel f32[128,8] <- classifier.0.weight [8,128] ([out,in]->[in,out], rows (c,h,w)->(h,w,c))"), result.stdout)
-        XCTAssertTrue(lines.contains { $0.hasPrefix("batch_normalization/gamma f32[8] <- classifier.1.weight [8] (epsilon 1e-05->0.001") }, result.stdout)
-        XCTAssertTrue(lines.contains("batch_normalization/moving_variance f32[8] <- classifier.1.running_var [8]"), result.stdout)
-    }
-
-    func testExplainShowsTheFoldedBatchNormAndUnusedInitializers() throws {
-        let result = try CLITests.keel(["run", Self.relative + "mini_vgg.keel", "--weights", Self.relative + "tf2onnx.onnx", "--explain"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        let lines = result.stdout.split(separator: "\n").map(String.init)
-        XCTAssertTrue(lines.contains("batch_normalization/gamma f32[8] <- model/batch_normalization/batchnorm/mul:0 [8] (folded batch norm: gamma = scale·sqrt(1+0.001))"), result.stdout)
-        XCTAssertTrue(lines.contains("batch_normalization/moving_mean f32[8] <- 0 (folded batch norm)"), result.stdout)
-        XCTAssertTrue(lines.contains("dense/kernel f32[128,8] <- model/dense/MatMul/ReadVariableOp:0 [128,8]"), result.stdout)
-        // A graph without the last dense layer leaves its two initializers unused.
-        let truncated = try writeGraph(replacing: "dense_1 = dense(3)\n\noutput logits = dense_1", with: "output logits = activation", output: nil)
-        let partial = try CLITests.keel(["run", truncated, "--weights", Self.relative + "tf2onnx.onnx", "--explain"])
-        XCTAssertEqual(partial.status, 0, partial.stderr)
-        XCTAssertTrue(partial.stdout.contains("unused: model/dense_1/MatMul/ReadVariableOp:0 [8,3]"), partial.stdout)
-        XCTAssertTrue(partial.stdout.contains("unused: model/dense_1/BiasAdd/ReadVariableOp:0 [3]"), partial.stdout)
-    }
-
-    func testRenamedLayerIsOneErrorListingEveryUnboundParameter() throws {
-        let renamed = try writeGraph(replacing: "block2_conv2 = ", with: "block2_conv3 = ", output: nil)
-        let result = try CLITests.keel(["run", renamed, "--weights", Self.relative + "tf2onnx.onnx",
-                                        "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")])
-        XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.stdout.isEmpty, result.stdout)
-        let errors = result.stderr.components(separatedBy: "error:").count - 1
-        XCTAssertEqual(errors, 1, result.stderr)
-        XCTAssertTrue(result.stderr.contains("cannot bind 2 parameters"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("block2_conv3/kernel f32[3,3,8,8]: no conv weights in the file name layer 'block2_conv3'"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("block2_conv3/bias f32[8]: no conv weights in the file name layer 'block2_conv3'"), result.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: temporaryPath("out.npy")))
-    }
-
     /// A layer called `model` is named by every tf2onnx node (`model/dense/MatMul`, `model/dense_1/MatMul`).
     func testAmbiguousNamesAreReported() throws {
         let clash = try writeGraph(replacing: "dense_1 = dense(3)", with: "model = dense(3)", output: "model")
@@ -151,33 +106,6 @@ final class WeightBindingTests: XCTestCase {
             XCTAssertTrue(text.contains("dense/kernel f32[128,8]: weighted layer 5 is a dense in the graph but batch norm '/classifier/classifier.1/BatchNormalization' in the file"), text)
             XCTAssertTrue(text.contains("dense_1/bias f32[3]: the file has only 6 weighted layers; this is layer 7"), text)
         }
-    }
-
-    func testMissingOrCorruptWeightsFileIsAOneLineError() throws {
-        let corrupt = temporaryPath("corrupt.onnx")
-        try Data("not a protobuf \u{1}\u{2}\u{3}".utf8).write(to: URL(fileURLWithPath: corrupt))
-        for weights in ["models/missing.onnx", corrupt] {
-            for explain in [false, true] {
-                var arguments = ["run", Self.relative + "mini_vgg.keel", "--weights", weights,
-                                 "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")]
-                if explain { arguments.append("--explain") }
-                let result = try CLITests.keel(arguments)
-                XCTAssertEqual(result.status, 1, "\(arguments)")
-                let lines = result.stderr.split(separator: "\n")
-                XCTAssertEqual(lines.count, 1, result.stderr)
-                XCTAssertTrue(lines.first?.contains(weights) ?? false, result.stderr)
-                XCTAssertTrue(lines.first?.contains("error:") ?? false, result.stderr)
-            }
-        }
-    }
-
-    func testRunWritesTheBoundModelsOutput() throws {
-        let output = temporaryPath("logits.npy")
-        let result = try CLITests.keel(["run", Self.relative + "mini_vgg.keel", "--weights", Self.relative + "pytorch.onnx", "--match", "order",
-                                        "--input", Self.relative + "input_b2.npy", "--output", output, "--threads", "1"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertFalse(result.stderr.contains("seeded-random"), result.stderr)
-        XCTAssertLessThan(relativeError(try NpyFile.read(path: output), try fixture("pytorch_b2_logits.npy")), 1e-4)
     }
 
     // MARK: Helpers

@@ -1,0 +1,89 @@
+/// The activation a conv2d or dense applies in its epilogue, with its parameters. On a node it is
+/// the `activation` attribute (one of `Kind`'s names) plus the parameters' own attributes
+/// (`alpha`, `min`, `max`), so printed IR and .keelc files keep their spelling; passes and
+/// lowering read and write it only through this type.
+public enum FusedActivation: Hashable, Sendable {
+    case none
+    case relu
+    case sigmoid
+    case tanh
+    case leakyRelu(alpha: Float)
+    case clip(min: Float, max: Float)
+    /// Softmax over the feature axis (dense only).
+    case softmax
+
+    /// The `activation` attribute's spellings. Declaration order is the order messages list them.
+    public enum Kind: String, Sendable, CaseIterable {
+        case none, relu, sigmoid, tanh
+        case leakyRelu = "leaky_relu"
+        case clip, softmax
+
+        /// The attributes that carry this activation's parameters.
+        public var parameterNames: [String] {
+            switch self {
+            case .none, .relu, .sigmoid, .tanh, .softmax: return []
+            case .leakyRelu: return ["alpha"]
+            case .clip: return ["min", "max"]
+            }
+        }
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .none: return .none
+        case .relu: return .relu
+        case .sigmoid: return .sigmoid
+        case .tanh: return .tanh
+        case .leakyRelu: return .leakyRelu
+        case .clip: return .clip
+        case .softmax: return .softmax
+        }
+    }
+
+    /// Reads the node's `activation` and its parameters; an activation the op's schema does not
+    /// accept is a diagnostic at the node.
+    public init(_ attributes: AttributeReader) throws {
+        let accepted = attributes.schema.fusedActivations
+        let name = try attributes.choice("activation", accepted.map(\.rawValue))
+        switch Kind(rawValue: name) ?? .none {
+        case .none: self = .none
+        case .relu: self = .relu
+        case .sigmoid: self = .sigmoid
+        case .tanh: self = .tanh
+        case .leakyRelu: self = .leakyRelu(alpha: try attributes.float("alpha"))
+        case .clip: self = .clip(min: try attributes.float("min"), max: try attributes.float("max"))
+        case .softmax: self = .softmax
+        }
+    }
+
+    /// The attributes that spell this activation on a node (the name and its parameters).
+    public var attributes: [String: AttributeValue] {
+        var result: [String: AttributeValue] = ["activation": .string(kind.rawValue)]
+        switch self {
+        case .none, .relu, .sigmoid, .tanh, .softmax: break
+        case .leakyRelu(let alpha): result["alpha"] = .float(alpha)
+        case .clip(let low, let high):
+            result["min"] = .float(low)
+            result["max"] = .float(high)
+        }
+        return result
+    }
+}
+
+extension Node {
+    /// The node's fused activation (conv2d, dense); `.none` for ops that take none.
+    public var fusedActivation: FusedActivation {
+        get throws {
+            let reader = attributeReader
+            return reader.schema.fusedActivations.isEmpty ? .none : try FusedActivation(reader)
+        }
+    }
+
+    /// Sets the fused activation, replacing the previous one's parameters.
+    public mutating func setFusedActivation(_ activation: FusedActivation) {
+        for kind in FusedActivation.Kind.allCases {
+            for name in kind.parameterNames { attributes[name] = nil }
+        }
+        for (name, value) in activation.attributes { attributes[name] = value }
+    }
+}
