@@ -131,6 +131,12 @@ extension GraphImporter {
             addConstant(name: uniqueName(output), data: data, onnxName: output)
             return true
         case "Identity":
+            // PyTorch's exporter shares equal weights through Identity: the output is the same constant.
+            if context.hasInput(0), let source = values[node.inputs[0]], let irName = source.irName, graph.constants[irName] != nil,
+               !model.graph.outputs.contains(where: { $0.name == output }) {
+                values[output] = source
+                return true
+            }
             guard let value = known(0) else { return false }
             define(value)
             return true
@@ -229,10 +235,17 @@ extension GraphImporter {
             guard let start = known(0)?.constants?.first, let limit = known(1)?.constants?.first,
                   let delta = known(2)?.constants?.first, case .tensor(let dtype, _, _)? = known(0) else { return false }
             guard delta != 0 else { throw context.fail("delta is 0") }
-            let span = Double(limit) - Double(start)
-            let count = max(0, Int((span / Double(delta)).rounded(.up)))
-            guard count <= 1024 else { return false }
-            define(.tensor(dtype: dtype, shape: [count], elements: (0..<count).map { .constant(start + Int64($0) * delta) }))
+            let steps = ((Double(limit) - Double(start)) / Double(delta)).rounded(.up)
+            guard steps <= 1024 else { return false }
+            var elements: [SymbolicInt] = []
+            var current = start
+            for _ in 0..<(steps > 0 ? Int(steps) : 0) {
+                elements.append(.constant(current))
+                let (next, overflow) = current.addingReportingOverflow(delta)
+                guard !overflow else { break }
+                current = next
+            }
+            define(.tensor(dtype: dtype, shape: [elements.count], elements: elements))
             return true
         default:
             return false
