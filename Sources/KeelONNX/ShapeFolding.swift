@@ -200,6 +200,20 @@ extension GraphImporter {
             let elements = try sliceElements(of: data, start: starts[0], end: ends[0], step: step, context: context)
             define(.tensor(dtype: dtypeOf(data), shape: [elements.count], elements: elements))
             return true
+        case "Reshape", "Expand":
+            // A shape vector reshaped (to [-1]) or broadcast stays an integer computation.
+            guard let value = known(0), case .tensor(let dtype, _, let elements) = value,
+                  let target = known(1)?.constants, target.count <= 1 else { return false }
+            if node.opType == "Reshape" {
+                guard target.allSatisfy({ $0 == -1 || $0 == Int64(elements.count) }) else { return false }
+                define(.tensor(dtype: dtype, shape: target.isEmpty ? [] : [elements.count], elements: elements))
+            } else {
+                guard let extent = target.first, elements.count == 1 || Int64(elements.count) == extent || extent == 1,
+                      extent >= 1, extent <= 1024 else { return false }
+                let count = max(elements.count, Int(extent))
+                define(.tensor(dtype: dtype, shape: [count], elements: (0..<count).map { elements[elements.count == 1 ? 0 : $0] }))
+            }
+            return true
         case "ReduceProd":
             // Exporters multiply dimensions to size a flatten or a token count: [N,49] gives 49·N.
             guard let value = known(0), case .tensor(let dtype, let shape, let elements) = value, shape.count == 1,

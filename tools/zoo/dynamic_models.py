@@ -126,6 +126,11 @@ def export_torch(name):
     base, exporter = name.rsplit("_", 1)
     model = getattr(torchvision.models, base)(weights=None).eval()
     with torch.no_grad():
+        for module in model.modules():
+            # torchvision starts ViT's classifier at zero: random weights make the output informative.
+            if isinstance(module, torch.nn.Linear) and not module.weight.any():
+                module.weight.normal_(0, 0.02)
+                module.bias.uniform_(-0.1, 0.1)
         for module in model.modules():   # realistic statistics rather than 0/1
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.running_mean.uniform_(-0.5, 0.5)
