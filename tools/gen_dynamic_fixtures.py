@@ -124,10 +124,40 @@ def global_pools_of_other_ranks():
     save("global_pools_of_other_ranks", nodes, initializers, [5, 12], 3)
 
 
+def keras_upsampling_resizes():
+    """Keras UpSampling2D via tf2onnx after a convolution: Resize with constant scales on a
+    symbolic batch, nearest with tf_half_pixel_for_nn/floor and bilinear with half_pixel, plus
+    asymmetric and align_corners (other exporters' spellings), at a non-integer scale."""
+    nodes = [helper.make_node("Conv", ["x", "kernel"], ["features"], pads=[1, 1, 1, 1])]
+    outputs = []
+    for index, (mode, coordinates) in enumerate([("nearest", "tf_half_pixel_for_nn"), ("linear", "half_pixel"),
+                                                 ("nearest", "asymmetric"), ("linear", "align_corners"),
+                                                 ("linear", "pytorch_half_pixel")]):
+        scales = "scales" if index < 2 else "odd_scales"
+        nodes.append(helper.make_node("Resize", ["features", "roi", scales], [f"resized_{index}"], mode=mode,
+                                      coordinate_transformation_mode=coordinates, nearest_mode="floor"))
+        outputs.append(f"resized_{index}")
+    nodes.append(helper.make_node("Concat", outputs[:2], ["even"], axis=1))
+    nodes.append(helper.make_node("Concat", outputs[2:], ["odd"], axis=1))
+    # sizes known only per batch, as PyTorch's interpolate(size=...) writes them: Shape(x)[0:2] + [10, 10].
+    nodes.append(helper.make_node("Shape", ["odd"], ["odd_shape"]))
+    nodes.append(helper.make_node("Slice", ["odd_shape", "zero", "two"], ["leading"]))
+    nodes.append(helper.make_node("Concat", ["leading", "spatial_size"], ["even_size"], axis=0))
+    nodes.append(helper.make_node("Resize", ["odd", "roi", "", "even_size"], ["odd_resized"], mode="nearest",
+                                  coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+    nodes.append(helper.make_node("Concat", ["even", "odd_resized"], ["y"], axis=1))
+    initializers = [floats("kernel", 2, 3, 3, 3), numpy_helper.from_array(np.array([], np.float32), "roi"),
+                    numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+                    numpy_helper.from_array(np.array([1, 1, 1.5, 2.5], np.float32), "odd_scales"),
+                    ints("zero", [0]), ints("two", [2]), ints("spatial_size", [10, 10])]
+    save("keras_upsampling_resizes", nodes, initializers, [3, 5, 5], 4, opset=13)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
     token_count_products()
     legacy_pytorch_where_equal()
     global_pools_of_other_ranks()
+    keras_upsampling_resizes()
     print("wrote", OUT)

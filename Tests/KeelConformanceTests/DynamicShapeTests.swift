@@ -33,4 +33,5 @@ final class DynamicShapeTests: XCTestCase {
     func testTokenCountProducts() throws { try check("token_count_products") }
     func testLegacyPyTorchWhereEqualTargets() throws { try check("legacy_pytorch_where_equal") }
     func testGlobalPoolsOfOtherRanks() throws { try check("global_pools_of_other_ranks") }
+    func testKerasUpsamplingResizes() throws { try check("keras_upsampling_resizes") }
 }
