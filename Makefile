@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 KEEL_RELEASE := .build/release/keel
 
-.PHONY: setup build release test demo clean
+.PHONY: setup build release test demo clean fuzz
 
 setup:
 	@tools/setup.sh
@@ -29,6 +29,12 @@ test: setup
 	skipped=$$(grep -oE '[0-9]+ tests? skipped' <<<"$$summary" | grep -oE '[0-9]+'); \
 	echo "tests: $$(( $${total:-0} - $${failed:-0} - $${skipped:-0} )) passed, $${failed:-0} failed$${skipped:+, $$skipped skipped}"; \
 	exit $$status
+
+## libFuzzer over the .keel, .npy, ONNX, .keelc and image readers, SECONDS each (one at a time;
+## crash inputs land in Fuzz/Crashes/, which `make test` replays). Needs clang's libFuzzer.
+SECONDS ?= 60
+fuzz: setup
+	tools/fuzz.sh $(SECONDS)
 
 ## Builds release and runs the main job on the bundled default graph.
 demo: release

@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "Keel", targets: ["Keel"]),
+        // The readers the libFuzzer harnesses in Fuzz/ drive (and the suite replays).
+        .library(name: "KeelFuzzTargets", targets: ["KeelFuzzTargets"]),
         .executable(name: "keel", targets: ["KeelCLI"]),
     ],
     // The `keel` command's argument parser is behind the default trait "CLI": a package that embeds
@@ -53,6 +55,7 @@ let package = Package(
         .target(name: "KeelImages", dependencies: ["KeelIR", "CImageShims"]),
         // The public Swift API that embeds the whole pipeline.
         .target(name: "Keel", dependencies: ["KeelIR", "KeelFormat", "KeelONNX", "KeelPasses", "KeelRuntime", "KeelImages"]),
+        .target(name: "KeelFuzzTargets", dependencies: ["Keel"]),
         // The `keel` command.
         .executableTarget(name: "KeelCLI", dependencies: [
             "Keel",
@@ -71,7 +74,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelImagesTests", dependencies: ["KeelImages"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelTests", dependencies: ["Keel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KeelTests", dependencies: ["Keel", "KeelFuzzTargets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelCLITests", dependencies: ["Keel"]),
         // The ONNX project's own node tests (../shared/onnx-conformance) through import and runtime.
         .testTarget(name: "KeelConformanceTests", dependencies: ["Keel", "KeelONNX"], exclude: ["DynamicShapes"]),

@@ -102,5 +102,30 @@ row "unknown pass" compile graphs/vgg16.keel --passes batchnorm-folding
 row "images for a model that declares no preprocessing" run Tests/KeelONNXTests/Fixtures/tf2onnx_style.onnx --image samples/coffee.jpg
 row "--top on a feature output" run graphs/vgg16.keel --image samples/coffee.jpg --top 3
 row "weights named differently" run Tests/KeelTests/Fixtures/weights/mini_vgg.keel --weights Tests/KeelTests/Fixtures/weights/pytorch.onnx
+cat <<'HEAD'
+
+## Output files, shards, compiled models and labels
+
+| input | error printed | exit |
+| --- | --- | --- |
+HEAD
+mini=Tests/KeelTests/Fixtures/weights/mini_vgg.keel
+"$keel" compile "$mini" -o "$work/mini.keelc" >/dev/null 2>&1
+mkdir -p "$work/folder.npy" "$work/model"
+mknod "$work/full" c 1 7 2>/dev/null && row "output that is a full device" extract "$mini" --at block2_pool samples --preprocess keras_vgg16 --output "$work/full"
+row "output that is a folder" extract "$mini" --at block2_pool samples --preprocess keras_vgg16 --output "$work/folder.npy"
+row "shard past the last (shards count from 0)" extract "$mini" --at block2_pool samples --output "$work/f.npy" --shard 3/3
+row "--shard auto outside an array job" extract "$mini" --at block2_pool samples --output "$work/f.npy" --shard auto
+row "merge of an unsharded output" merge "$work/x.npy" -o "$work/all.npy"
+row "flag that would remake a .keelc" run "$work/mini.keelc" --input Tests/KeelTests/Fixtures/weights/input_b2.npy --output "$work/y.npy" --seed 1
+row "cut at a layer fused in a .keelc" extract "$work/mini.keelc" --at block2_conv2 samples --preprocess keras_vgg16 --output "$work/f.npy"
+printf 'KEELC\0\0\0\3\0\0\0' > "$work/v3.keelc"; head -c 200 /dev/zero >> "$work/v3.keelc"
+row "compiled model of an older version" check "$work/v3.keelc"
+printf 'model m\ninput x: f32[N, 4]\np = dense(3, activation: softmax)\noutput p labels: "../outside.txt"\n' > "$work/model/outside.keel"
+printf 'a\nb\nc\n' > "$work/outside.txt"
+row "labels outside the model's folder" check "$work/model/outside.keel"
+printf 'model m\ninput x: f32[N, 4]\np = dense(5, activation: softmax)\noutput p labels: "four.txt"\n' > "$work/model/count.keel"
+printf 'a\nb\nc\nd\n' > "$work/model/four.txt"
+row "labels file with too few names" check "$work/model/count.keel"
 } > "$out"
 echo "wrote $out"

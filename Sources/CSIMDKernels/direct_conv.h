@@ -104,8 +104,8 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                                   SET1, ZERO, FMADD, ADD, MAX)                                              \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_conv_finish(VEC sum, VEC bias, int relu) {                                \
         sum = ADD(sum, bias);                                                                               \
-        /* max returns its second operand for NaN, so NaN becomes 0 as in the portable ReLU. */            \
-        return relu ? MAX(sum, ZERO()) : sum;                                                               \
+        /* max returns its second operand when either is NaN: a NaN sum stays NaN, as in ReLU. */           \
+        return relu ? MAX(ZERO(), sum) : sum;                                                               \
     }                                                                                                       \
     KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, int channels_last, struct taps taps,          \
                                               const float *weights, ptrdiff_t weight_step, const float *bias, \

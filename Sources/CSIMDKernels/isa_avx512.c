@@ -21,7 +21,7 @@ DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CA
 /* Winograd tile transforms: 16 channels, masked loads and stores for the tail. */
 DEFINE_TRANSFORMS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
                   _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
-                  _mm512_max_ps)
+                  _mm512_max_ps, keel_avx512_max_nan)
 
 DEFINE_FILTER_BODY(avx512_filter, KEEL_AVX512, __m512d, _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd,
                    _mm512_div_pd)

@@ -33,6 +33,15 @@ KEEL_INLINE KEEL_AVX2 __m256i keel_avx2_lanes(ptrdiff_t count) {
 #define KEEL_AVX2_LOAD(mask, pointer) _mm256_maskload_ps(pointer, mask)
 #define KEEL_AVX2_STORE(mask, pointer, value) _mm256_maskstore_ps(pointer, mask, value)
 
+/* Maximum that is NaN when either operand is: max_ps returns its second operand when either is
+ * NaN, so only a NaN first operand needs putting back (pooling must not drop a NaN). */
+KEEL_INLINE KEEL_AVX512 __m512 keel_avx512_max_nan(__m512 a, __m512 b) {
+    return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+}
+KEEL_INLINE KEEL_AVX2 __m256 keel_avx2_max_nan(__m256 a, __m256 b) {
+    return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+}
+
 /* `case n: BLOCK(n, ...); break;` for n = 1…6, 8 or 12: a switch that gives each register-block
  * height its own fully unrolled body. */
 #define KEEL_CASES_UP_TO_6(BLOCK, ...)                                                              \

@@ -13,7 +13,8 @@
 
 /* One body per level: VEC is the register type, and the macros give its operations. */
 
-#define DEFINE_TRANSFORMS(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, STORE, ADD, SUB, MUL, SET1, ZERO, MAX)      \
+#define DEFINE_TRANSFORMS(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, STORE, ADD, SUB, MUL, SET1, ZERO, MAX,      \
+                          MAX_NAN)                                                                                      \
     KEEL_INLINE ATTRIBUTE void PREFIX##_input_axis(VEC x0, VEC x1, VEC x2, VEC x3, VEC x4, VEC x5, VEC *y) {        \
         VEC four = SET1(4.0f), five = SET1(5.0f), two = SET1(2.0f);                                                     \
         VEC a = SUB(x4, MUL(four, x2));                                                                                 \
@@ -78,7 +79,7 @@
                 PREFIX##_output_axis(line[0], line[1], line[2], line[3], line[4], line[5], y);                         \
                 for (int s = 0; s < 4; s++) {                                                                           \
                     y[s] = ADD(y[s], shift);                                                                            \
-                    if (relu) y[s] = MAX(y[s], ZERO());                                                                 \
+                    if (relu) y[s] = MAX(ZERO(), y[s]); /* NaN is the second operand: it stays NaN */               \
                 }                                                                                                       \
                 if (!pool) {                                                                                            \
                     float *target = destination + r * row_stride + channel;                                             \
@@ -89,9 +90,9 @@
                     /* Rows r-1 and r, columns 2j and 2j+1, become pooled pixel (r/2, j). */                           \
                     float *target = destination + (r / 2) * row_stride + channel;                                       \
                     for (int j = 0; j < columns / 2; j++) {                                                             \
-                        VEC top = MAX(previous[2 * j], previous[2 * j + 1]);                                            \
-                        VEC bottom = MAX(y[2 * j], y[2 * j + 1]);                                                       \
-                        STORE(mask, target + j * column_stride, MAX(top, bottom));                                      \
+                        VEC top = MAX_NAN(previous[2 * j], previous[2 * j + 1]);                                        \
+                        VEC bottom = MAX_NAN(y[2 * j], y[2 * j + 1]);                                                   \
+                        STORE(mask, target + j * column_stride, MAX_NAN(top, bottom));                                  \
                     }                                                                                                   \
                 }                                                                                                       \
             }                                                                                                           \

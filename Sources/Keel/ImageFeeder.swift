@@ -8,6 +8,8 @@ import KeelRuntime
 public struct ImageFeeder: Sendable {
     public let inputName: String
     public let preprocessing: ImagePreprocessing
+    /// The input's batch symbol, bound to the number of images.
+    private let batchSymbol: String?
 
     /// `preset` overrides the input's declared preprocessing. A model that declares none (every
     /// ONNX model) needs one: guessing raw 0–255 pixels would give silently wrong features for
@@ -25,6 +27,7 @@ public struct ImageFeeder: Sendable {
         }
         inputName = input.name
         preprocessing = try ImagePreprocessing(input: input)
+        if case .symbol(let symbol)? = input.type.shape.dims.first { batchSymbol = symbol } else { batchSymbol = nil }
     }
 
     public func decode(_ path: String) throws -> Image {
@@ -33,6 +36,26 @@ public struct ImageFeeder: Sendable {
 
     public func tensor(for images: [Image]) throws -> Tensor {
         try Tensor(shape: preprocessing.batchShape(count: images.count), values: preprocessing.batch(images))
+    }
+
+    /// One file decoded and brought to the input's size at once, so a batch holds one decoded
+    /// full-size image at a time rather than all of them (12 large PNGs once peaked at 3.8 GB).
+    public func values(forFile path: String) throws -> [Float] {
+        preprocessing.tensor(for: try decode(path))
+    }
+
+    /// Stacks rows from `values(forFile:)` into the batch tensor.
+    public func tensor(rows: [[Float]]) throws -> Tensor {
+        var values: [Float] = []
+        values.reserveCapacity(rows.reduce(0) { $0 + $1.count })
+        for row in rows { values.append(contentsOf: row) }
+        return try Tensor(shape: preprocessing.batchShape(count: rows.count), values: values)
+    }
+
+    /// The binding of `count` images, for building (and checking the memory of) a plan before
+    /// any image is decoded.
+    public func bindings(count: Int) -> [String: Int] {
+        batchSymbol.map { [$0: count] } ?? [:]
     }
 }
 

@@ -20,7 +20,9 @@ public struct ModelFileError: Error, CustomStringConvertible {
 /// Loads a model from a `.keel` graph or an `.onnx` file and infers every shape, so what comes
 /// back is checked: a wrong model fails here, never at run time.
 public enum ModelLoader {
-    public static func load(path: String) throws -> Graph {
+    /// Files the model names (includes, external data) must lie in its folder tree or a folder
+    /// `confinement` allows.
+    public static func load(path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ModelFileError(path: path, reason: "no such file")
@@ -29,9 +31,9 @@ public enum ModelLoader {
         let graph: Graph
         switch URL(fileURLWithPath: path).pathExtension.lowercased() {
         case "keel":
-            graph = try loadKeelGraph(path: path)
+            graph = try loadKeelGraph(path: path, confinement: confinement)
         case "onnx":
-            graph = try importONNXGraph(path: path)
+            graph = try importONNXGraph(path: path, confinement: confinement)
         case "keelc":
             graph = try CompiledArtifact.read(path: path).graph
         default:

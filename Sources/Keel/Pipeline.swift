@@ -16,6 +16,12 @@ public struct ModelPipeline {
     public var optimization: OptimizationLevel
     /// Explicit pass names (`--passes a,b,c`), replacing the level's pipeline.
     public var passes: [String]?
+    /// Folders besides the model's own tree that files it names may be read from.
+    public var confinement = PathConfinement()
+    /// What weights and activations may take (`--max-memory`; the system's available memory by default).
+    public var memoryBudget = MemoryBudget.available
+    /// Check a .keelc file's weights against its stored checksum (`--verify`; reads every byte).
+    public var verifiesArtifact = false
 
     public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil) {
@@ -56,7 +62,7 @@ public struct ModelPipeline {
         var graph: Graph
         if CompiledArtifact.isArtifact(path: path) {
             // Verified like any other graph: the header's checksum guards against damage, not against a crafted file.
-            let contents = try CompiledArtifact.read(path: path)
+            let contents = try CompiledArtifact.read(path: path, verify: verifiesArtifact)
             graph = try ModelLoader.infer(contents.graph)
             if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path, cutPoints: contents.provenance.cutPoints) }
             report.provenance = contents.provenance
@@ -66,11 +72,11 @@ public struct ModelPipeline {
             report.loadSeconds = seconds(since: start)
             return (graph, contents.prepared.filter { kept.contains($0.constant) }, report)
         }
-        graph = try ModelLoader.load(path: path)
+        graph = try ModelLoader.load(path: path, confinement: confinement)
         if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path) }
         let loadedAt = DispatchTime.now().uptimeNanoseconds
         report.loadSeconds = Double(loadedAt - start) / 1e9
-        let bound = try WeightBinder.bind(graph, from: weights)
+        let bound = try WeightBinder.bind(graph, from: weights, budget: memoryBudget)
         report.seededParameters = bound.filled
         if case .seeded(let seed) = weights { report.seed = seed }
         let pipeline = try passes.map { try PassPipeline(named: $0) } ?? PassPipeline.standard(level: optimization)
@@ -100,7 +106,7 @@ public struct ModelPipeline {
         var report = optimized.report
         let start = DispatchTime.now().uptimeNanoseconds
         let model = try CompiledModel(graph: optimized.graph, prepared: optimized.prepared,
-                                      context: ExecutionContext(threads: threads))
+                                      context: ExecutionContext(threads: threads, memoryBudget: memoryBudget))
         report.compileSeconds += seconds(since: start)
         return (model, report)
     }

@@ -12,10 +12,20 @@ public enum WeightSource: Sendable {
 
 public enum WeightBinder {
     /// Fills every constant that has no data yet; returns the graph and how many were filled.
-    /// From an ONNX file it binds every parameter or throws, never leaving some seeded.
-    public static func bind(_ graph: Graph, from source: WeightSource) throws -> (graph: Graph, filled: Int) {
+    /// From an ONNX file it binds every parameter or throws, never leaving some seeded. Seeded
+    /// weights are checked against `budget` before any is allocated.
+    public static func bind(_ graph: Graph, from source: WeightSource,
+                            budget: MemoryBudget = .available) throws -> (graph: Graph, filled: Int) {
         switch source {
         case .seeded(let seed):
+            let missing = graph.orderedConstants.filter { $0.data == nil && $0.role != .literal }
+            var total = 0
+            for constant in missing {
+                let bytes = constant.type.shape.elementCount.flatMap { MemoryBudget.bytes($0, elementSize: 4) }
+                try budget.check(bytes, for: "weight '\(constant.name)' \(constant.type.shape)")
+                total += bytes ?? 0
+                try budget.check(total, for: "the seeded weights (up to '\(constant.name)')")
+            }
             var result = graph
             var filled = 0
             for (name, constant) in graph.constants where constant.data == nil {

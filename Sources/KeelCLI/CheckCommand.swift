@@ -15,9 +15,12 @@ struct CheckCommand: ParsableCommand {
 
     @OptionGroup var terminal: QuietOption
 
+    @OptionGroup var paths: ModelPathOptions
+
     func run() throws {
         try reportingErrors {
-            let graph = try ModelLoader.load(path: file)
+            let graph = try ModelLoader.load(path: file, confinement: paths.confinement)
+            try OutputLabels.check(graph, modelFolder: OutputLabels.modelFolder(of: file))
             let notes = ModelAdvice.notes(for: graph)
             if json {
                 print(try jsonText(CheckResult(file: file, graph: graph, notes: notes), pretty: true))

@@ -6,6 +6,8 @@ extension WeightMatch: ExpressibleByArgument {}
 
 /// How a model becomes runnable; shared by run, extract, bench and compile so they agree.
 struct CompileOptions: ParsableArguments {
+    @OptionGroup var paths: ModelPathOptions
+
     @Option(name: [.customShort("O", allowingJoined: true)], help: ArgumentHelp("Optimisation level: -O0, -O1 or -O2.", valueName: "level"))
     var level: String?
 
@@ -14,6 +16,12 @@ struct CompileOptions: ParsableArguments {
 
     @Option(name: .long, help: "Threads for GEMM and Keel's own parallel loops.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Refuse models whose weights or activations need more than this (e.g. 8G); default: the memory available.", valueName: "bytes"))
+    var maximumMemory: MemoryBudget?
+
+    @Flag(name: .customLong("verify"), help: "For a .keelc model: check every weight byte against the checksum stored when it was compiled, before running.")
+    var verifiesArtifact = false
 
     @Option(name: .long, help: "Fill parameters without weights from Keras's default initialisers with this seed (default 0).")
     var seed: UInt64?
@@ -43,7 +51,7 @@ struct CompileOptions: ParsableArguments {
     /// to standard error when standard output carries something else (bench's JSON).
     func explainWeightsIfAsked(_ model: String, toStandardError: Bool = false) throws {
         guard explain, let weights else { return }
-        let plan = try WeightBindingPlan.make(for: try ModelLoader.load(path: model), onnxPath: weights, match: match ?? .name)
+        let plan = try WeightBindingPlan.make(for: try ModelLoader.load(path: model, confinement: paths.confinement), onnxPath: weights, match: match ?? .name)
         for line in plan.explanation {
             if toStandardError { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
         }
@@ -70,8 +78,12 @@ struct CompileOptions: ParsableArguments {
                                       + "compile \(source ?? "its source") again with \(given.count == 1 ? "it" : "them") (keel compile \(source ?? "SOURCE") … -o \(path))")
             }
         }
-        return ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
-                      optimization: level.flatMap(OptimizationLevel.init(parsing:)) ?? .O2,
-                      passes: passes.map { $0.split(separator: ",").map(String.init) })
+        var pipeline = ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
+                                     optimization: level.flatMap(OptimizationLevel.init(parsing:)) ?? .O2,
+                                     passes: passes.map { $0.split(separator: ",").map(String.init) })
+        pipeline.confinement = paths.confinement
+        if let maximumMemory { pipeline.memoryBudget = maximumMemory }
+        pipeline.verifiesArtifact = verifiesArtifact
+        return pipeline
     }
 }

@@ -87,13 +87,14 @@ struct ExtractCommand: ParsableCommand {
             failures = features.failures
             let progress = Progress(total: files.count)
             do {
+                try compiled.prepare(bindings: feeder.bindings(count: max(1, min(batch, files.count))))
                 for start in stride(from: features.filesDone, to: files.count, by: batch) {
                     let end = min(start + batch, files.count)
-                    var images: [Image] = []
+                    var images: [[Float]] = []
                     var names: [String] = []
                     for file in files[start..<end] {
                         do {
-                            images.append(try feeder.decode(file))
+                            images.append(try feeder.values(forFile: file))
                             names.append(file)
                         } catch where keepGoing {
                             failures += 1
@@ -102,7 +103,7 @@ struct ExtractCommand: ParsableCommand {
                     }
                     var values: ArraySlice<Float> = []
                     if !images.isEmpty {
-                        let result = try compiled.run([feeder.inputName: try feeder.tensor(for: images)])
+                        let result = try compiled.run([feeder.inputName: try feeder.tensor(rows: images)])
                         guard let tensor = result[outputName] else { throw ValidationError("layer '\(at)' has no output") }
                         values = tensor.values[...]
                     }

@@ -63,7 +63,10 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 func errorText(_ error: Error) -> String {
     if let diagnostic = error as? Diagnostic { return diagnostic.description }
-    let text = String(describing: error)
+    // Names inside other errors came from files and may hold control characters; their own line
+    // breaks (a list of unbound parameters) stay.
+    let text = String(describing: error).split(separator: "\n", omittingEmptySubsequences: false)
+        .map { String($0).escapedForTerminal }.joined(separator: "\n")
     return text.hasPrefix("error:") || text.contains(": error:") ? text : "error: " + text
 }
 

@@ -29,6 +29,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Image preprocessing instead of the one the input declares (required when it declares none, as ONNX models): \(ImagePreset.names.joined(separator: ", ")).", valueName: "preset"))
     var preprocess: String?
 
+    @Flag(name: .customLong("check-finite"), help: "Fail (exit 1, nothing written) when an output holds NaN or infinity; without it a note says so.")
+    var checkFinite = false
+
     @Flag(help: "Print the results as one JSON object: {outputs: [{name, shape, file, min, mean, max, top: [[{index, label, score}]]}]}.")
     var json = false
 
@@ -57,10 +60,12 @@ struct RunCommand: ParsableCommand {
                 inputs = try readInputs(input, for: model)
             } else {
                 let feeder = try ImageFeeder(graph: model.graph, preset: preprocess)
-                inputs = [feeder.inputName: try feeder.tensor(for: try image.map(feeder.decode))]
+                try model.prepare(bindings: feeder.bindings(count: image.count))
+                inputs = [feeder.inputName: try feeder.tensor(rows: try image.map(feeder.values(forFile:)))]
             }
             let bindings = try model.bind(inputs)
             let outputs = try model.run(inputs)
+            try reportNonFinite(outputs, model: model, inputs: inputs, failing: checkFinite)
             let memory = try model.memoryReport(bindings: bindings)
             note("planned activation memory \(megabytes(memory.plannedBytes)) (separate buffers would take \(megabytes(memory.naiveBytes)))")
             var results: [OutputResult] = []
@@ -70,7 +75,7 @@ struct RunCommand: ParsableCommand {
                 var result = OutputResult(name: graphOutput.name, tensor: tensor)
                 result.file = paths[graphOutput.name]
                 if (output == nil || top != nil), tensor.shape.count == 2 {
-                    result.top = try tensor.topK(top ?? 5, labels: try labels(of: graphOutput))
+                    result.top = try tensor.topK(top ?? 5, labels: try labels(of: graphOutput, in: model.graph))
                 } else if top != nil {
                     note("'\(graphOutput.name)' is \(Shape(known: tensor.shape)), not [N,classes]: no top classes for it")
                 }
@@ -95,11 +100,10 @@ struct RunCommand: ParsableCommand {
     private func printResult(_ result: OutputResult) {
         if let file = result.file { print("\(result.name): \(Shape(known: result.shape)) -> \(file)") }
         if let top = result.top {
-            let sources = image.isEmpty ? input : image
             for (row, classes) in top.enumerated() {
-                print("\(result.name) for \(row < sources.count ? sources[row] : "item \(row)"):")
+                print("\(result.name) for \(FileListText.line(for: itemName(row, of: top.count))):")
                 for (rank, ranked) in classes.enumerated() {
-                    print("  \(rank + 1). \(ranked.label)  " + String(format: "%.4f", ranked.score))
+                    print("  \(rank + 1). \(FileListText.line(for: ranked.label))  " + String(format: "%.4f", ranked.score))
                 }
             }
         } else if result.file == nil {
@@ -108,15 +112,18 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    /// The output's labels file, one class per line; nil when it declares none.
-    private func labels(of output: GraphOutput) throws -> [String]? {
-        guard let path = output.labels else { return nil }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ModelFileError(path: path, reason: "cannot read the labels file of output '\(output.name)'")
-        }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        return lines
+    /// What row `row` of a batch of `rows` came from: its image, or its .npy file and index.
+    private func itemName(_ row: Int, of rows: Int) -> String {
+        if !image.isEmpty { return row < image.count ? image[row] : "item \(row)" }
+        let file = input.first.map { argument in
+            argument.firstIndex(of: "=").map { String(argument[argument.index(after: $0)...]) } ?? argument
+        } ?? "input"
+        return rows == 1 ? file : "\(file)[\(row)]"
+    }
+
+    /// The output's class names (checked: see `OutputLabels`); nil when it declares none.
+    private func labels(of output: GraphOutput, in graph: Graph) throws -> [String]? {
+        try OutputLabels.load(output, of: graph, modelFolder: OutputLabels.modelFolder(of: file))
     }
 
     private func outputPaths(_ names: [String], output: String) -> [(String, String)] {

@@ -15,9 +15,11 @@ struct SummaryCommand: ParsableCommand {
 
     @OptionGroup var terminal: QuietOption
 
+    @OptionGroup var paths: ModelPathOptions
+
     func run() throws {
         try reportingErrors {
-            let graph = try ModelLoader.load(path: file)
+            let graph = try ModelLoader.load(path: file, confinement: paths.confinement)
             let summary = ModelSummary(graph)
             if json {
                 print(try summaryJSON(summary, model: graph.name))

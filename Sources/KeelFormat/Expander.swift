@@ -14,10 +14,30 @@ struct Expander {
         var isRoot: Bool
     }
 
+    /// One statement list being walked: a file's, a block's or a loop's body. The walk keeps
+    /// these on its own stack, so deep include chains and block calls cannot overflow the
+    /// thread's stack.
+    private struct Frame {
+        var statements: [Statement]
+        var position = 0
+        var scope: Scope
+        /// A loop's variable and the iterations still to run after the current one.
+        var loop: (variable: String, next: Int, last: Int, location: SourceLocation)?
+        /// Leaving this frame leaves an included file.
+        var endsInclude = false
+    }
+
     /// Preprocessing presets the runtime implements.
     static let preprocessPresets = ["keras_vgg16", "torch"]
     /// Loops multiply; this bound keeps a typo'd range from exhausting memory.
     static let maximumLayers = 100_000
+    /// Iterations one `repeat` may run.
+    static let maximumLoopIterations = 10_000
+    /// Layers, block calls and loop iterations the whole expansion may take: loops nest, and
+    /// empty ones make no layers, so without a total budget `repeat` in `repeat` never ends.
+    static let maximumSteps = 1_000_000
+    /// Files an include chain may nest.
+    static let maximumIncludeDepth = 1_000
 
     private let readFile: ReadFile
     private var model: FlatModel
@@ -28,6 +48,7 @@ struct Expander {
     private var includedFiles: Set<String> = []
     /// The value a layer without explicit inputs reads.
     private var previous: String?
+    private var steps = 0
 
     private init(root: String, readFile: @escaping ReadFile) {
         self.readFile = readFile
@@ -39,7 +60,7 @@ struct Expander {
         let key = normalizedPath(root.path)
         expander.includeStack = [key]
         expander.includedFiles = [key]
-        try expander.expandFile(root, scope: Scope(file: root.path, isRoot: true))
+        try expander.run(expander.enter(root, scope: Scope(file: root.path, isRoot: true)))
         guard let name = expander.modelName else {
             throw Diagnostic("missing 'model NAME' header", at: SourceLocation(file: root.path, line: 1, column: 1))
         }
@@ -47,7 +68,8 @@ struct Expander {
         return expander.model
     }
 
-    private mutating func expandFile(_ file: SourceFile, scope: Scope) throws {
+    /// Registers a file's blocks and returns the frame that walks its statements.
+    private mutating func enter(_ file: SourceFile, scope: Scope) throws -> Frame {
         // Blocks are visible throughout the file that defines them and everything after it.
         for case .block(let block) in file.statements {
             if let existing = blocks[block.name] {
@@ -56,26 +78,57 @@ struct Expander {
             }
             blocks[block.name] = block
         }
-        try expand(file.statements, scope: scope)
+        return Frame(statements: file.statements, scope: scope)
     }
 
-    private mutating func expand(_ statements: [Statement], scope: Scope) throws {
-        for statement in statements {
+    /// Counts one layer, block call or loop iteration against the expansion budget.
+    private mutating func spendStep(at location: SourceLocation, scope: Scope) throws {
+        steps += 1
+        guard steps <= Expander.maximumSteps else {
+            throw Diagnostic("the model takes more than \(formatCount(Expander.maximumSteps)) expansion steps (layers, block calls and loop iterations)",
+                             at: location).noting(scope.callSites)
+        }
+    }
+
+    /// Walks the statements depth first with an explicit stack of frames.
+    private mutating func run(_ root: Frame) throws {
+        var frames = [root]
+        while let top = frames.indices.last {
+            guard frames[top].position < frames[top].statements.count else {
+                if let loop = frames[top].loop, loop.next <= loop.last {
+                    try spendStep(at: loop.location, scope: frames[top].scope)
+                    frames[top].scope.bindings[loop.variable] = Expression(kind: .integer(loop.next), location: loop.location)
+                    frames[top].loop?.next += 1
+                    frames[top].position = 0
+                    continue
+                }
+                if frames[top].endsInclude { includeStack.removeLast() }
+                frames.removeLast()
+                continue
+            }
+            let statement = frames[top].statements[frames[top].position]
+            frames[top].position += 1
+            let scope = frames[top].scope
             switch statement {
             case .model(let name, let location):
                 guard scope.isRoot else { continue }
                 if modelName != nil { throw Diagnostic("a file has one 'model' header", at: location) }
                 modelName = name
             case .include(let path, let frozen, let location):
-                try include(path, frozen: frozen, at: location, scope: scope)
+                if let frame = try include(path, frozen: frozen, at: location, scope: scope) { frames.append(frame) }
             case .input(let declaration):
                 try declareInput(declaration, scope: scope)
             case .block:
                 continue
             case .invocation(let invocation):
-                try expand(invocation, scope: scope)
+                try spendStep(at: invocation.location, scope: scope)
+                if let block = blocks[invocation.callee] {
+                    frames.append(try call(block, invocation, scope: scope))
+                } else {
+                    try expandLayer(invocation, scope: scope)
+                }
             case .repeatLoop(let loop):
-                try expand(loop, scope: scope)
+                if let frame = try enter(loop, scope: scope) { frames.append(frame) }
             case .output(let declaration):
                 guard scope.isRoot else { continue }
                 let name = try resolveName(declaration.name, scope: scope, what: "output name")
@@ -88,7 +141,7 @@ struct Expander {
 
     // MARK: Includes and inputs
 
-    private mutating func include(_ path: String, frozen: Bool, at location: SourceLocation, scope: Scope) throws {
+    private mutating func include(_ path: String, frozen: Bool, at location: SourceLocation, scope: Scope) throws -> Frame? {
         guard scope.callSites.isEmpty else { throw Diagnostic("'include' is not allowed inside a block", at: location) }
         let resolved = Expander.resolve(path, relativeTo: scope.file)
         let key = Expander.normalizedPath(resolved)
@@ -96,10 +149,15 @@ struct Expander {
             let chain = (includeStack[start...] + [key]).map { Expander.lastComponent($0) }.joined(separator: " -> ")
             throw Diagnostic("include cycle: \(chain)", at: location)
         }
-        guard !includedFiles.contains(key) else { return }
+        guard !includedFiles.contains(key) else { return nil }
+        guard includeStack.count < Expander.maximumIncludeDepth else {
+            throw Diagnostic("includes nest more than \(formatCount(Expander.maximumIncludeDepth)) files deep", at: location)
+        }
         let text: String
         do {
             text = try readFile(resolved)
+        } catch let error as PathError where error.kind != .missing {
+            throw Diagnostic("included file '\(path)' \(error.reason)", at: location)
         } catch {
             throw Diagnostic("cannot read included file '\(path)' (looked for \(resolved))", at: location)
         }
@@ -108,8 +166,9 @@ struct Expander {
         includedFiles.insert(key)
         var inner = Scope(file: resolved, isRoot: false)
         inner.frozen = scope.frozen || frozen
-        try expandFile(file, scope: inner)
-        includeStack.removeLast()
+        var frame = try enter(file, scope: inner)
+        frame.endsInclude = true
+        return frame
     }
 
     private mutating func declareInput(_ declaration: InputDeclaration, scope: Scope) throws {
@@ -150,13 +209,7 @@ struct Expander {
 
     // MARK: Layers and blocks
 
-    private mutating func expand(_ invocation: Invocation, scope: Scope) throws {
-        if let block = blocks[invocation.callee] {
-            guard invocation.resultName == nil else {
-                throw Diagnostic("block call '\(invocation.callee)(...)' cannot be named; its layers are named inside the block", at: invocation.location)
-            }
-            return try call(block, invocation, scope: scope)
-        }
+    private mutating func expandLayer(_ invocation: Invocation, scope: Scope) throws {
         guard let resultName = invocation.resultName else {
             if LayerCatalog.names.contains(invocation.callee) {
                 throw Diagnostic("layer '\(invocation.callee)(...)' needs a name: write 'NAME = \(invocation.callee)(...)'", at: invocation.calleeLocation)
@@ -194,7 +247,11 @@ struct Expander {
         previous = name.name
     }
 
-    private mutating func call(_ block: BlockDefinition, _ invocation: Invocation, scope: Scope) throws {
+    /// The frame that walks a block's body with its parameters bound.
+    private func call(_ block: BlockDefinition, _ invocation: Invocation, scope: Scope) throws -> Frame {
+        guard invocation.resultName == nil else {
+            throw Diagnostic("block call '\(invocation.callee)(...)' cannot be named; its layers are named inside the block", at: invocation.location)
+        }
         if scope.callSites.contains(where: { $0.block == block.name }) {
             throw Diagnostic("block '\(block.name)' calls itself", at: invocation.calleeLocation).noting(scope.callSites)
         }
@@ -230,10 +287,11 @@ struct Expander {
         inner.bindings = bindings
         inner.frozen = scope.frozen || invocation.frozen
         inner.callSites = [CallSite(block: block.name, location: invocation.calleeLocation)] + scope.callSites
-        try expand(block.body, scope: inner)
+        return Frame(statements: block.body, scope: inner)
     }
 
-    private mutating func expand(_ loop: RepeatLoop, scope: Scope) throws {
+    /// The frame that runs a loop's body once per index, or nil when the range is empty.
+    private func enter(_ loop: RepeatLoop, scope: Scope) throws -> Frame? {
         let bounds = try [loop.from, loop.to].map { bound -> Int in
             let value = try substitute(bound, scope: scope)
             guard case .integer(let integer) = value.kind else {
@@ -241,15 +299,17 @@ struct Expander {
             }
             return integer
         }
-        guard bounds[1] - bounds[0] < 10_000 else {
-            throw Diagnostic("loop runs \(bounds[1] - bounds[0] + 1) times; at most 10,000 are allowed", at: loop.location)
+        let (span, overflow) = bounds[1].subtractingReportingOverflow(bounds[0])
+        guard !overflow, span < Expander.maximumLoopIterations else {
+            let runs = overflow ? "more than \(formatCount(Expander.maximumLoopIterations))" : formatCount(span + 1)
+            throw Diagnostic("loop runs \(runs) times; at most \(formatCount(Expander.maximumLoopIterations)) are allowed",
+                             at: loop.location).noting(scope.callSites)
         }
-        guard bounds[0] <= bounds[1] else { return }
-        for index in bounds[0]...bounds[1] {
-            var inner = scope
-            inner.bindings[loop.variable] = Expression(kind: .integer(index), location: loop.location)
-            try expand(loop.body, scope: inner)
-        }
+        guard bounds[0] <= bounds[1] else { return nil }
+        // The first iteration's index is bound here; the walk binds the rest as the body ends.
+        var inner = scope
+        inner.bindings[loop.variable] = Expression(kind: .integer(bounds[0]), location: loop.location)
+        return Frame(statements: loop.body, scope: inner, loop: (loop.variable, bounds[0] + 1, bounds[1], loop.location))
     }
 
     // MARK: Names and substitution

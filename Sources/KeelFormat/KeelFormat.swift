@@ -3,24 +3,31 @@ import KeelIR
 
 /// Loads a .keel file and everything it includes, and translates it to an IR graph with every
 /// value's type inferred. Throws a `Diagnostic` (`file:line:col: error: …`) on any problem.
-public func loadKeelGraph(path: String) throws -> Graph {
-    try parseKeelGraph(source: try readKeelFile(path), path: path)
+/// Included files must lie in the model's folder tree or a folder `confinement` allows.
+public func loadKeelGraph(path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
+    try parseKeelGraph(source: try readKeelFile(path), path: path, confinement: confinement)
 }
 
 /// Translates .keel source to an IR graph. `path` names the source in locations and anchors
 /// relative `include` paths, which are read from disk.
-public func parseKeelGraph(source: String, path: String) throws -> Graph {
+public func parseKeelGraph(source: String, path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
     let file = try Parser.parse(source: source, path: path)
-    let model = try Expander.expand(file, readFile: readKeelFile)
+    let modelFolder = PathConfinement.folder(of: path)
+    let model = try Expander.expand(file) { included in
+        try readKeelFile(try confinement.check(included, inside: modelFolder))
+    }
     return try GraphTranslator.translate(model)
 }
 
-/// The text of a file, or a Diagnostic naming it.
+/// The text of a file, or a Diagnostic naming it. Only regular files are read.
 func readKeelFile(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw Diagnostic("cannot read '\(path)'")
+    let file: MappedFile
+    do {
+        file = try MappedFile(path: path)
+    } catch let error as FileError {
+        throw Diagnostic("cannot read '\(path)': \(error.reason)")
     }
-    guard let text = String(data: data, encoding: .utf8) else {
+    guard let text = String(validating: file.bytes, as: UTF8.self) else {
         throw Diagnostic("'\(path)' is not UTF-8 text")
     }
     return text

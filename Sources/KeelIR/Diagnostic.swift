@@ -24,17 +24,17 @@ public struct Diagnostic: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// The first line alone: what scripts and tests match on.
     public var headline: String {
-        if let location { return "\(location): error: \(message)" }
-        return "error: \(message)"
+        if let location { return "\(String(describing: location).escapedForTerminal): error: \(message.escapedForTerminal)" }
+        return "error: \(message.escapedForTerminal)"
     }
 
     public var description: String {
         var lines = [headline]
         for note in notes {
             if let location = note.location {
-                lines.append("\(location): note: \(note.message)")
+                lines.append("\(String(describing: location).escapedForTerminal): note: \(note.message.escapedForTerminal)")
             } else {
-                lines.append("note: \(note.message)")
+                lines.append("note: \(note.message.escapedForTerminal)")
             }
         }
         return lines.joined(separator: "\n")

@@ -22,9 +22,10 @@ public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     private let mapping: UnsafeMutableRawPointer?
 
-    /// Maps `path`; throws `FileError` with the system's reason.
+    /// Maps `path`; throws `FileError` with the system's reason. Opened without blocking, so a
+    /// FIFO is refused as "not a regular file" instead of waiting forever for a writer.
     public init(path: String) throws {
-        let descriptor = open(path, O_RDONLY)
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw FileError(path: path, reason: String(cString: strerror(errno)))
         }

@@ -21,11 +21,14 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     // Unary element-wise.
     case relu, leakyRelu = "leaky_relu", elu, selu, sigmoid, tanh, gelu, erf, softplus
     case hardSigmoid = "hard_sigmoid", hardSwish = "hard_swish", swish
-    case clip, sqrt, exp, log, neg, abs
+    case clip, sqrt, exp, log, neg, abs, reciprocal
     case prelu             // inputs: x, slope   (slope broadcasts to x)
 
     // Binary element-wise with broadcasting, and variadic sums.
     case add, sub, mul, div, pow, max, min
+    case mod               // inputs: a, b   (remainder; `fmod` 0: sign of b, as Python's %; 1: sign of a, as C's fmod)
+    case equal             // inputs: a, b   (bool output)
+    case `where`           // inputs: condition (bool), x, y
     case sum
 
     // Normalised exponentials and reductions.

@@ -58,8 +58,9 @@ public struct OpSchema: Sendable {
     /// For an element-wise op a conv2d or dense epilogue can absorb: the fused activation that
     /// computes the same as this node. Nil for every other op.
     public var epilogueActivation: (@Sendable (AttributeReader) throws -> FusedActivation)?
-    /// The ai.onnx op type that becomes this op one-to-one (same inputs, no attributes); the ONNX
-    /// importer derives its translation from it. Nil when the translation needs code.
+    /// The ai.onnx op type that becomes this op one-to-one (same inputs; attributes of the same
+    /// names and defaults); the ONNX importer derives its translation, and its import-time
+    /// folding, from it. Nil when the translation needs code.
     public var onnxOpType: String?
     /// Whether .keel files may write this op as a layer of its own name with no arguments (a
     /// Keras activation layer whose constants are the schema's defaults).

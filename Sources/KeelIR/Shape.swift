@@ -126,14 +126,39 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     /// Element count, or nil while a dimension is symbolic or when the product overflows
     /// (a corrupt model file must give an error, not a trap).
     public var elementCount: Int? {
-        guard let extents = knownExtents else { return nil }
-        var count = 1
-        for extent in extents {
-            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-            if overflow { return nil }
-            count = product
+        knownExtents.flatMap(Shape.checkedElementCount)
+    }
+
+    /// The most elements a tensor may have: its bytes (up to 16 per element) and any partial
+    /// product of its extents then fit in an Int.
+    public static let maximumElementCount = Int.max / 16
+
+    /// The product of non-negative counts, or Int.max when it does not fit: cost figures (MACs)
+    /// of absurd shapes then read as "too many" instead of wrapping to a small or negative number.
+    public static func saturatingProduct<S: Sequence>(_ values: S) -> Int where S.Element == Int {
+        var result = 1
+        for value in values {
+            let (product, overflow) = result.multipliedReportingOverflow(by: value)
+            if overflow { return Int.max }
+            result = product
         }
-        return count
+        return result
+    }
+
+    /// The product of `extents`, or nil when one is negative or the product of the non-zero ones
+    /// exceeds `maximumElementCount`: sizes read from files go through here, so [2^62, 2^62, 0]
+    /// is refused rather than trapping wherever a partial product is formed.
+    public static func checkedElementCount(_ extents: [Int]) -> Int? {
+        var nonZeroProduct = 1
+        var hasZero = false
+        for extent in extents {
+            guard extent >= 0 else { return nil }
+            if extent == 0 { hasZero = true; continue }
+            let (product, overflow) = nonZeroProduct.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= maximumElementCount else { return nil }
+            nonZeroProduct = product
+        }
+        return hasZero ? 0 : nonZeroProduct
     }
 
     /// Product of the known dimensions only (for "per image" figures with a symbolic batch).

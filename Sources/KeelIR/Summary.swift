@@ -20,7 +20,13 @@ public struct ModelSummary: Hashable, Sendable, CustomStringConvertible {
     public var totalParameters: Int
     public var trainableParameters: Int
     public var nonTrainableParameters: Int { totalParameters - trainableParameters }
-    public var totalMACsPerImage: Int { rows.reduce(0) { $0 &+ $1.macsPerImage } }
+    /// Int.max when the sum does not fit (each row saturates the same way).
+    public var totalMACsPerImage: Int {
+        rows.reduce(0) { total, row in
+            let (sum, overflow) = total.addingReportingOverflow(row.macsPerImage)
+            return overflow ? Int.max : sum
+        }
+    }
 
     /// Reads output shapes from `graph.valueTypes` (run shape inference first for shapes and MACs).
     public init(_ graph: Graph) {
@@ -58,12 +64,12 @@ public struct ModelSummary: Hashable, Sendable, CustomStringConvertible {
         case .matrixProduct:
             if node.op == .dense {
                 guard let geometry = try? DenseGeometry.resolve(node, input: first.shape, kernel: second.shape) else { return 0 }
-                let rows = first.shape.dims.dropFirst().dropLast().reduce(1) { $0 &* ($1.value ?? 1) }
-                return rows &* geometry.inputFeatures &* geometry.outputFeatures
+                let rows = first.shape.dims.dropFirst().dropLast().map { $0.value ?? 1 }
+                return Shape.saturatingProduct(rows + [geometry.inputFeatures, geometry.outputFeatures])
             }
             guard let output = node.outputs.first.flatMap({ graph.valueTypes[$0] }), let inner = first.shape.dims.last?.value else { return 0 }
             let perImage = output.shape.rank >= 2 ? output.shape.dims.dropFirst() : output.shape.dims[...]
-            return perImage.reduce(1) { $0 &* ($1.value ?? 1) } &* inner
+            return Shape.saturatingProduct(perImage.map { $0.value ?? 1 } + [inner])
         case .pooling, .normalization, .unaryElementwise, .broadcastElementwise, .reduction, .view, .dataMovement:
             // Linear in the elements: negligible beside the products, and not multiply-accumulates.
             return 0
@@ -75,7 +81,7 @@ public struct ModelSummary: Hashable, Sendable, CustomStringConvertible {
         let header = ["Layer (type)", "Output Shape", "Param #", "MACs/image"]
         let body = rows.map { row in
             ["\(row.name) (\(row.op))", row.outputType.map { $0.shape.description } ?? "?",
-             formatCount(row.parameters), formatCount(row.macsPerImage)]
+             formatCount(row.parameters), ModelSummary.macsText(row.macsPerImage)]
         }
         let widths = (0..<header.count).map { column in ([header] + body).map { $0[column].count }.max() ?? 0 }
         func line(_ cells: [String]) -> String {
@@ -89,6 +95,11 @@ public struct ModelSummary: Hashable, Sendable, CustomStringConvertible {
             "Total params: \(formatCount(totalParameters))",
             "Trainable params: \(formatCount(trainableParameters))",
             "Non-trainable params: \(formatCount(nonTrainableParameters))",
-            "MACs per image: \(formatCount(totalMACsPerImage))"]).joined(separator: "\n")
+            "MACs per image: \(ModelSummary.macsText(totalMACsPerImage))"]).joined(separator: "\n")
+    }
+
+    /// A saturated count says so rather than printing Int.max as if it were exact.
+    static func macsText(_ macs: Int) -> String {
+        macs == Int.max ? "over \(formatCount(Int.max - 1))" : formatCount(macs)
     }
 }

@@ -31,6 +31,7 @@ public enum UnaryOperation: Sendable, Equatable {
     case log
     case negate
     case absolute
+    case reciprocal
 }
 
 /// A scalar function the generic loops are specialised on.
@@ -42,7 +43,8 @@ struct IdentityFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x }
 }
 struct ReluFunction: ElementFunction {
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : 0 }
+    /// `x < 0 ? 0 : x`, not `x > 0 ? x : 0`: the same max instruction, but NaN passes through.
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x < 0 ? 0 : x }
 }
 struct LeakyReluFunction: ElementFunction {
     let alpha: Float
@@ -87,10 +89,10 @@ struct SoftplusFunction: ElementFunction {
 struct HardSigmoidFunction: ElementFunction {
     let alpha: Float
     let beta: Float
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.max(0, Swift.min(1, alpha * x + beta)) }
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { clampPropagatingNaN(alpha * x + beta, 0, 1) }
 }
 struct HardSwishFunction: ElementFunction {
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { x * Swift.max(0, Swift.min(1, x / 6 + 0.5)) }
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x * clampPropagatingNaN(x / 6 + 0.5, 0, 1) }
 }
 struct SwishFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
@@ -98,7 +100,7 @@ struct SwishFunction: ElementFunction {
 struct ClipFunction: ElementFunction {
     let lower: Float
     let upper: Float
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.min(upper, Swift.max(lower, x)) }
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { clampPropagatingNaN(x, lower, upper) }
 }
 struct SqrtFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x.squareRoot() }
@@ -114,6 +116,9 @@ struct NegateFunction: ElementFunction {
 }
 struct AbsoluteFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.abs(x) }
+}
+struct ReciprocalFunction: ElementFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x }
 }
 
 /// Something that runs a generic body for one concrete `ElementFunction`.
@@ -145,6 +150,7 @@ extension UnaryOperation {
         case .log: visitor.visit(LogFunction())
         case .negate: visitor.visit(NegateFunction())
         case .absolute: visitor.visit(AbsoluteFunction())
+        case .reciprocal: visitor.visit(ReciprocalFunction())
         }
     }
 }

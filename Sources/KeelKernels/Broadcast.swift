@@ -6,6 +6,8 @@ import Foundation
 /// An element-wise binary operation.
 public enum BinaryOperation: Sendable, Equatable {
     case add, subtract, multiply, divide, power, maximum, minimum
+    /// a - b·trunc(a/b): the remainder with a's sign (C's fmod).
+    case remainder
     /// PReLU: a where a >= 0, otherwise a·b (b is the slope).
     case prelu
 }
@@ -19,8 +21,9 @@ private struct SubtractFunction: PairFunction { @inline(__always) func callAsFun
 private struct MultiplyFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
 private struct DivideFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b } }
 private struct PowerFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
-private struct MaximumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.max(a, b) } }
-private struct MinimumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Swift.min(a, b) } }
+private struct MaximumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { propagatingMax(a, b) } }
+private struct MinimumFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { propagatingMin(a, b) } }
+private struct RemainderFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a.truncatingRemainder(dividingBy: b) } }
 private struct PReluFunction: PairFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a >= 0 ? a : a * b } }
 
 /// One validated binary call over a merged strided space (operands: 0 output, 1 a, 2 b).
@@ -63,6 +66,7 @@ private struct BinaryRun {
         case .power: run(PowerFunction())
         case .maximum: run(MaximumFunction())
         case .minimum: run(MinimumFunction())
+        case .remainder: run(RemainderFunction())
         case .prelu: run(PReluFunction())
         }
     }
@@ -98,6 +102,37 @@ public enum Broadcast {
                                                                broadcastStrides(of: aShape, to: outputShape),
                                                                broadcastStrides(of: bShape, to: outputShape)])
         BinaryRun(space: space, a: left, b: right, output: destination, context: context).run(operation)
+    }
+
+    /// output = condition ? x : y, element by element with NumPy broadcasting of all three (ONNX
+    /// Where); `condition` holds one byte per element, non-zero for true.
+    public static func select(condition: [UInt8], conditionShape: [Int], x: UnsafeBufferPointer<Float>, xShape: [Int],
+                              y: UnsafeBufferPointer<Float>, yShape: [Int], output: UnsafeMutableBufferPointer<Float>,
+                              context: KernelContext = .singleThreaded) throws {
+        let name = "select"
+        let outputShape = try shape(shape(conditionShape, xShape), yShape)
+        try requireCapacity(condition.count, try elementCount(conditionShape, name), name, "condition")
+        try requireCapacity(x.count, try elementCount(xShape, name), name, "x")
+        try requireCapacity(y.count, try elementCount(yShape, name), name, "y")
+        let count = try elementCount(outputShape, name)
+        try requireCapacity(output.count, count, name, "output")
+        guard count > 0, let left = x.baseAddress, let right = y.baseAddress, let destination = output.baseAddress else { return }
+        let space = StridedSpace(shape: outputShape, strides: [contiguousStrides(outputShape),
+                                                               broadcastStrides(of: conditionShape, to: outputShape),
+                                                               broadcastStrides(of: xShape, to: outputShape),
+                                                               broadcastStrides(of: yShape, to: outputShape)])
+        let strides = (space.innerStride(1), space.innerStride(2), space.innerStride(3))
+        condition.withUnsafeBufferPointer { flags in
+            guard let flag = flags.baseAddress else { return }
+            space.forEachSegment(context: context) { row, columns in
+                let to = destination + space.rowOffset(row, operand: 0)
+                let (c, a, b) = (flag + space.rowOffset(row, operand: 1), left + space.rowOffset(row, operand: 2),
+                                 right + space.rowOffset(row, operand: 3))
+                for index in columns {
+                    to[index] = c[index * strides.0] != 0 ? a[index * strides.1] : b[index * strides.2]
+                }
+            }
+        }
     }
 
     /// Copies `input` broadcast to `outputShape` (which must be a broadcast of `inputShape`).

@@ -110,6 +110,10 @@ private enum PoolKind {
     case average(countIncludePad: Bool)
 }
 
+/// Where max pooling starts, and the least it returns: the lowest finite float, as in ONNX Runtime
+/// (whose windows of -inf pool to -3.4e38 too). A NaN anywhere in a window pools to NaN.
+let lowestPooled = -Float.greatestFiniteMagnitude
+
 public enum Pooling {
     /// Max pooling; padding never wins (it acts as -infinity).
     public static func maxPool(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
@@ -158,13 +162,13 @@ public enum Pooling {
                         let window = PoolWindow(geometry, outputRow: outputRow, outputColumn: outputColumn)
                         let target = destination + ((item * outputSize.width) + outputColumn) * channels
                         let initial: Float
-                        if case .max = kind { initial = -Float.greatestFiniteMagnitude } else { initial = 0 }
+                        if case .max = kind { initial = lowestPooled } else { initial = 0 }
                         target.update(repeating: initial, count: channels)
                         for row in window.rows.positions {
                             for column in window.columns.positions {
                                 let pixel = source + ((image * inputSize.height + row) * inputSize.width + column) * channels
                                 if case .max = kind {
-                                    for channel in 0..<channels { target[channel] = max(target[channel], pixel[channel]) }
+                                    for channel in 0..<channels { target[channel] = propagatingMax(target[channel], pixel[channel]) }
                                 } else {
                                     for channel in 0..<channels { target[channel] += pixel[channel] }
                                 }
@@ -191,9 +195,9 @@ public enum Pooling {
                             var value: Float
                             switch kind {
                             case .max:
-                                value = -Float.greatestFiniteMagnitude
+                                value = lowestPooled
                                 for row in window.rows.positions {
-                                    for column in window.columns.positions { value = max(value, sourcePlane[row * inputSize.width + column]) }
+                                    for column in window.columns.positions { value = propagatingMax(value, sourcePlane[row * inputSize.width + column]) }
                                 }
                             case let .average(includePad):
                                 value = 0
@@ -232,10 +236,12 @@ public enum Pooling {
                         if average {
                             for channel in 0..<channels { target[channel] += line[channel] }
                         } else {
-                            for channel in 0..<channels { target[channel] = max(target[channel], line[channel]) }
+                            for channel in 0..<channels { target[channel] = propagatingMax(target[channel], line[channel]) }
                         }
                     }
                     if average { for channel in 0..<channels { target[channel] *= scale } }
+                    // As max_pool2d and ONNX Runtime: nothing is below the lowest finite float.
+                    if !average { for channel in 0..<channels { target[channel] = propagatingMax(target[channel], lowestPooled) } }
                 }
             }
         case .nchw:
@@ -247,7 +253,8 @@ public enum Pooling {
                         for index in 1..<max(spatial, 1) { value += line[index] }
                         value *= scale
                     } else {
-                        for index in 1..<max(spatial, 1) { value = max(value, line[index]) }
+                        for index in 1..<max(spatial, 1) { value = propagatingMax(value, line[index]) }
+                        value = propagatingMax(value, lowestPooled)
                     }
                     destination[plane] = value
                 }

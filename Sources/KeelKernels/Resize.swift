@@ -112,8 +112,16 @@ struct ResizeTaps {
             let low = Int(clamped.rounded(.down))
             let high = min(low + 1, last)
             let fraction = Float(clamped - Double(low))
-            indices += [low, high]
-            weights += [1 - fraction, fraction]
+            // Both taps count even when one weighs 0 (0·NaN is NaN, as in ONNX Runtime), except at
+            // the last pixel, where both are that pixel: one tap then, so an infinity stays one
+            // rather than becoming inf + 0·inf = NaN (ONNX Runtime weighs it 0.5 + 0.5).
+            if high == low {
+                indices.append(low)
+                weights.append(1)
+            } else {
+                indices += [low, high]
+                weights += [1 - fraction, fraction]
+            }
         case .antialiasedLinear:
             // A triangle of radius 1, or 1/scale when shrinking, centred on the position; taps past
             // an edge repeat the edge pixel, and the weights are normalised to sum to 1.

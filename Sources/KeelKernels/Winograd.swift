@@ -277,9 +277,9 @@ struct WinogradRun {
                 let corner = staging + (2 * row * 4 + 2 * column) * channels
                 let target = base + row * rowStride + column * channels
                 for channel in 0..<channels {
-                    let top = max(corner[channel], corner[channels + channel])
-                    let bottom = max(corner[4 * channels + channel], corner[5 * channels + channel])
-                    target[channel] = max(top, bottom)
+                    let top = propagatingMax(corner[channel], corner[channels + channel])
+                    let bottom = propagatingMax(corner[4 * channels + channel], corner[5 * channels + channel])
+                    target[channel] = propagatingMax(top, bottom)
                 }
             }
         }

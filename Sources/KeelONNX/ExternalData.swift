@@ -10,27 +10,19 @@ import KeelIR
 final class ExternalDataFiles {
     let modelPath: String
     let folder: String
+    let confinement: PathConfinement
     private var mapped: [String: MappedFile] = [:]
 
-    init(modelPath: String) {
+    init(modelPath: String, confinement: PathConfinement) {
         self.modelPath = modelPath
-        if let slash = modelPath.lastIndex(of: "/") {
-            let prefix = String(modelPath[..<slash])
-            folder = prefix.isEmpty ? "/" : prefix
-        } else {
-            folder = "."
-        }
+        self.folder = PathConfinement.folder(of: modelPath)
+        self.confinement = confinement
     }
 
     /// The bytes of one tensor, checked against the `location`/`offset`/`length` entries.
     func storage(tensor name: String, entries: [String: String], byteCount: Int, alignment: Int) throws -> TensorStorage {
         func fail(_ reason: String) -> ONNXError { .externalData(path: modelPath, name: name, reason: reason) }
         guard let location = entries["location"], !location.isEmpty else { throw fail("no 'location' entry") }
-        // The location must stay inside the model's folder: no absolute paths, no '..'.
-        guard !location.hasPrefix("/"), !location.contains("\0"),
-              !location.split(separator: "/").contains("..") else {
-            throw fail("location '\(location)' points outside the model's folder")
-        }
         let offset = try number(entries["offset"], named: "offset", default: 0, fail: fail)
         let length = try number(entries["length"], named: "length", default: byteCount, fail: fail)
         let file = try mappedFile(location, fail: fail)
@@ -53,13 +45,12 @@ final class ExternalDataFiles {
     }
 
     private func mappedFile(_ location: String, fail: (String) -> ONNXError) throws -> MappedFile {
-        let joined = folder + "/" + location
-        guard let resolved = realPath(joined) else {
-            throw fail("missing file '\(location)' (looked in \(folder))")
-        }
-        // Symbolic links may still lead out of the folder; compare the resolved paths.
-        if let base = realPath(folder), !(resolved.hasPrefix(base.hasSuffix("/") ? base : base + "/")) {
-            throw fail("location '\(location)' resolves outside the model's folder")
+        // Symbolic links are followed before the folder check; FIFOs and devices are refused.
+        let resolved: String
+        do throws(PathError) {
+            resolved = try confinement.resolve(location, inside: folder)
+        } catch {
+            throw fail(error.kind == .missing ? "missing file '\(location)' (looked in \(folder))" : "location \(error)")
         }
         if let file = mapped[resolved] { return file }
         let file: MappedFile
@@ -74,11 +65,4 @@ final class ExternalDataFiles {
         mapped[resolved] = file
         return file
     }
-}
-
-/// The canonical absolute path, or nil when it does not exist.
-func realPath(_ path: String) -> String? {
-    guard let resolved = realpath(path, nil) else { return nil }
-    defer { free(resolved) }
-    return String(cString: resolved)
 }

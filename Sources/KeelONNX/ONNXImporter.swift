@@ -4,9 +4,10 @@ import KeelIR
 /// one only widened type lists for the ops Keel imports; anything newer is refused.
 public let newestSupportedONNXOpset = 25
 
-/// Imports an ONNX file as a Keel graph.
-public func importONNXGraph(path: String) throws -> Graph {
-    try importONNXGraph(try loadONNXModel(path: path))
+/// Imports an ONNX file as a Keel graph; external data must lie in the model's folder tree or a
+/// folder `confinement` allows.
+public func importONNXGraph(path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
+    try importONNXGraph(try loadONNXModel(path: path, confinement: confinement))
 }
 
 /// Translates a loaded model into a Keel graph: graph inputs with their (possibly symbolic)

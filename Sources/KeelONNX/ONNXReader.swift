@@ -5,12 +5,13 @@ import KeelIR
 /// (`WireFormatScan`), lets protobuf-c parse the rest, and converts the C tree into `ONNXModel`
 /// values. Initializers view their weights in the file mapping, which lives as long as one of
 /// them does; the parsed tree stays alive only while tensors still view its bytes.
-public func loadONNXModel(path: String) throws -> ONNXModel {
-    try loadONNXModel(path: path, minimumMappedWeight: WireFormatScan.defaultMinimumSpan)
+public func loadONNXModel(path: String, confinement: PathConfinement = PathConfinement()) throws -> ONNXModel {
+    try loadONNXModel(path: path, minimumMappedWeight: WireFormatScan.defaultMinimumSpan, confinement: confinement)
 }
 
 /// `minimumMappedWeight`: the smallest raw_data left in the file; tests lower it.
-func loadONNXModel(path: String, minimumMappedWeight: Int) throws -> ONNXModel {
+func loadONNXModel(path: String, minimumMappedWeight: Int,
+                   confinement: PathConfinement = PathConfinement()) throws -> ONNXModel {
     let file = try mapONNXFile(path)
     // When the scan cannot read the file, protobuf-c parses it as it stands and has the last
     // word on it, so damaged files fail exactly as they always did.
@@ -27,7 +28,7 @@ func loadONNXModel(path: String, minimumMappedWeight: Int) throws -> ONNXModel {
     guard let message else { throw ONNXError.malformed(path: path, what: "ONNX model") }
     let owner = ProtoOwner(message) { onnx__model_proto__free_unpacked($0, ParseAllocator.shared) }
     let weights = compact.flatMap { $0.spans.isEmpty ? nil : MappedWeights(file: file, spans: $0.spans) }
-    return try ModelConverter(path: path, owner: owner, weights: weights).model()
+    return try ModelConverter(path: path, owner: owner, weights: weights, confinement: confinement).model()
 }
 
 /// Turns the parsed C tree into Swift values, checking what the importer relies on.
@@ -37,11 +38,11 @@ private struct ModelConverter {
     let tensorContext: TensorReadContext
     let weights: MappedWeights?
 
-    init(path: String, owner: ProtoOwner<Onnx__ModelProto>, weights: MappedWeights?) {
+    init(path: String, owner: ProtoOwner<Onnx__ModelProto>, weights: MappedWeights?, confinement: PathConfinement) {
         self.path = path
         self.owner = owner
         self.weights = weights
-        self.tensorContext = TensorReadContext(path: path)
+        self.tensorContext = TensorReadContext(path: path, confinement: confinement)
     }
 
     func model() throws -> ONNXModel {

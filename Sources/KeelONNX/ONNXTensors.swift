@@ -10,9 +10,9 @@ struct TensorReadContext {
     let path: String
     let externalFiles: ExternalDataFiles
 
-    init(path: String) {
+    init(path: String, confinement: PathConfinement = PathConfinement()) {
         self.path = path
-        self.externalFiles = ExternalDataFiles(modelPath: path)
+        self.externalFiles = ExternalDataFiles(modelPath: path, confinement: confinement)
     }
 }
 

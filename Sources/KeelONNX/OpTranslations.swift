@@ -12,6 +12,19 @@ private let directTranslations: [String: (NodeContext) throws -> Void] = Diction
         schema.onnxOpType.map { name in (name, { context in try translateDirect(context, schema) }) }
     }, uniquingKeysWith: { first, _ in first })
 
+/// The node's attributes that `schema` declares under the same name (ONNX's defaults are the schema's).
+func directAttributes(_ context: NodeContext, _ schema: OpSchema) throws -> [String: AttributeValue] {
+    var attributes: [String: AttributeValue] = [:]
+    for spec in schema.attributes {
+        switch spec.defaultValue {
+        case .int?: if let value = try context.optionalInt(spec.name) { attributes[spec.name] = .int(value) }
+        case .float?: if let value = try context.optionalFloat(spec.name) { attributes[spec.name] = .float(value) }
+        default: throw context.fail("attribute '\(spec.name)' has no direct ONNX form")
+        }
+    }
+    return attributes
+}
+
 private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
     // Layers.
     "Conv": translateConv,
@@ -95,7 +108,7 @@ private func translateDirect(_ context: NodeContext, _ schema: OpSchema) throws 
         shape = present.dropFirst().reduce(present.first.flatMap(context.shape)) { broadcastShapes($0, context.shape($1)) }
     case .convolution, .matrixProduct, .pooling, .normalization, .reduction, .view, .dataMovement: shape = nil
     }
-    context.emit(schema.kind, inputs, shape: shape)
+    context.emit(schema.kind, inputs, try directAttributes(context, schema), shape: shape)
 }
 
 /// An element-wise op: same shape out as in.

@@ -47,9 +47,9 @@ enum KnownInts {
     case tensor(dtype: DType, shape: [Int], elements: [SymbolicInt])
     case shapeOf(String)
 
-    /// Integer constants small enough to be shape arithmetic; nil for anything else.
+    /// Integer and bool constants small enough to be shape arithmetic; nil for anything else.
     init?(_ data: TensorData) {
-        guard data.dtype == .int64 || data.dtype == .int32, data.shape.count <= 1, data.elementCount <= 1024 else { return nil }
+        guard [.int64, .int32, .bool].contains(data.dtype), data.shape.count <= 1, data.elementCount <= 1024 else { return nil }
         self = .tensor(dtype: data.dtype, shape: data.shape, elements: data.int64s().map { .constant($0) })
     }
 
@@ -72,13 +72,7 @@ enum KnownInts {
     /// A constant tensor holding the values, when none is symbolic.
     func constantData() -> TensorData? {
         guard case .tensor(let dtype, let shape, _) = self, let constants else { return nil }
-        if dtype == .int32 {
-            return TensorData(dtype: .int32, shape: shape, storage: TensorStorage(copying: constants.map { Int32(truncatingIfNeeded: $0) }))
-        }
-        if dtype == .bool {
-            return TensorData(dtype: .bool, shape: shape, storage: TensorStorage(copying: constants.map { UInt8($0 != 0 ? 1 : 0) }))
-        }
-        return TensorData(int64s: constants, shape: shape)
+        return TensorData(referenceValues: constants.map(Double.init), dtype: dtype, shape: shape)
     }
 }
 
@@ -224,18 +218,11 @@ extension GraphImporter {
             let keepdims = try context.int("keepdims", default: 1) != 0
             define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [product]))
             return true
-        case "Neg":
-            guard let value = known(0), case .tensor(let dtype, let shape, _) = value, let numbers = value.constants,
-                  numbers.allSatisfy({ $0 != Int64.min }) else { return false }
-            define(.tensor(dtype: dtype, shape: shape, elements: numbers.map { .constant(-$0) }))
-            return true
-        case "Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Equal", "Less", "Greater":
-            guard let left = known(0), let right = known(1), let result = elementwise(node.opType, left, right,
-                                                                                       fmod: try context.int("fmod", default: 0) != 0)
-            else { return false }
+        case "Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "Less", "Greater" where hasRunTimeSize(known(0), known(1)):
+            guard let left = known(0), let right = known(1), let result = elementwise(node.opType, left, right) else { return false }
             define(result)
             return true
-        case "Where":
+        case "Where" where hasRunTimeSize(known(1), known(2)):
             guard let condition = known(0)?.constants, let left = known(1), let right = known(2),
                   case .tensor(let dtype, let shapeA, let a) = left, case .tensor(_, let shapeB, let b) = right,
                   let count = broadcastCount(condition.count, a.count, b.count) else { return false }
@@ -262,7 +249,7 @@ extension GraphImporter {
             define(.tensor(dtype: dtype, shape: [elements.count], elements: elements))
             return true
         default:
-            return false
+            return try foldThroughReference(context, known: known, define: define)
         }
     }
 
@@ -284,16 +271,32 @@ extension GraphImporter {
         return counts.allSatisfy({ $0 == 1 || $0 == longest }) ? longest : nil
     }
 
-    /// Integer arithmetic and comparisons on shape elements. Numbers combine as ONNX says;
-    /// symbolic sizes combine when the result has a name (49·N / 7 = 7·N, N·N does not), and
-    /// compare when the answer holds for every batch (N is never -1 or 0).
-    private func elementwise(_ op: String, _ left: KnownInts, _ right: KnownInts, fmod: Bool) -> KnownInts? {
+    /// Two numbers of a vector that also holds run-time sizes, through the op's reference semantics.
+    private func referenceElement(_ op: String, _ p: Int64, _ q: Int64) -> SymbolicInt? {
+        guard let schema = OpRegistry.schema(onnxOpType: op), schema.reference != nil,
+              p.magnitude < 1 << 31, q.magnitude < 1 << 31 else { return nil }
+        let node = Node(name: op, op: schema.kind, inputs: ["a", "b"], outputs: ["c"], attributes: Attributes())
+        let operands = [ReferenceTensor(values: [Double(p)], shape: []), ReferenceTensor(values: [Double(q)], shape: [])]
+        guard let value = evaluateReference(node, inputs: operands, outputShape: [])?.first,
+              let integer = Int64(exactly: value.rounded(.towardZero)) else { return nil }
+        return .constant(integer)
+    }
+
+    /// Whether an operand holds a run-time size (numbers alone go through the reference evaluator).
+    private func hasRunTimeSize(_ operands: KnownInts?...) -> Bool {
+        operands.contains { $0.map { $0.elements != nil && $0.constants == nil } ?? false }
+    }
+
+    /// Arithmetic and comparisons on shape elements holding run-time sizes: they combine when
+    /// the result has a name (49·N / 7 = 7·N, N·N does not) and compare when the answer holds
+    /// for every batch (N is never -1 or 0). Numbers alone are the reference evaluator's.
+    private func elementwise(_ op: String, _ left: KnownInts, _ right: KnownInts) -> KnownInts? {
         guard case .tensor(let dtype, let shapeA, let a) = left, case .tensor(_, let shapeB, let b) = right,
               let count = broadcastCount(a.count, b.count) else { return nil }
         var result: [SymbolicInt] = []
         for index in 0..<count {
             let x = a[a.count == 1 ? 0 : index], y = b[b.count == 1 ? 0 : index]
-            guard let value = combine(op, x, y, fmod: fmod) else { return nil }
+            guard let value = combine(op, x, y) else { return nil }
             result.append(value)
         }
         let comparison = op == "Equal" || op == "Less" || op == "Greater"
@@ -301,28 +304,10 @@ extension GraphImporter {
         return .tensor(dtype: comparison ? .bool : dtype, shape: shape, elements: result)
     }
 
-    private func combine(_ op: String, _ x: SymbolicInt, _ y: SymbolicInt, fmod: Bool) -> SymbolicInt? {
+    private func combine(_ op: String, _ x: SymbolicInt, _ y: SymbolicInt) -> SymbolicInt? {
         let truth = { (value: Bool) in SymbolicInt.constant(value ? 1 : 0) }
-        if let p = x.constant, let q = y.constant {
-            switch op {
-            case "Add": let r = p.addingReportingOverflow(q); return r.overflow ? nil : .constant(r.partialValue)
-            case "Sub": let r = p.subtractingReportingOverflow(q); return r.overflow ? nil : .constant(r.partialValue)
-            case "Mul": return multiply(x, y)
-            case "Div":
-                guard q != 0, !(p == Int64.min && q == -1) else { return nil }
-                return .constant(p / q)   // ONNX integer Div truncates, as Swift does
-            case "Mod":
-                guard q != 0, !(p == Int64.min && q == -1) else { return nil }
-                let remainder = p % q       // fmod=1: the sign of the dividend (C's fmod)
-                return .constant(fmod || remainder == 0 || (remainder < 0) == (q < 0) ? remainder : remainder + q)
-            case "Max": return .constant(max(p, q))
-            case "Min": return .constant(min(p, q))
-            case "Equal": return truth(p == q)
-            case "Less": return truth(p < q)
-            case "Greater": return truth(p > q)
-            default: return nil
-            }
-        }
+        if (op == "Max" || op == "Min") && x == y { return x }
+        if let p = x.constant, let q = y.constant { return referenceElement(op, p, q) }
         switch op {
         case "Mul": return multiply(x, y)
         case "Div":
@@ -345,6 +330,40 @@ extension GraphImporter {
             return nil
         default: return nil
         }
+    }
+
+    /// An op with reference semantics (Add, Mul, Div, Equal, Where, Mod...) whose inputs are all
+    /// known numbers: evaluated now through its schema, as constant folding would, so a shape
+    /// computed from them stays known. Values beyond 2^31 are left to the IR (exactness in Double).
+    private func foldThroughReference(_ context: NodeContext, known: (Int) -> KnownInts?,
+                                      define: (KnownInts) -> Void) throws -> Bool {
+        let node = context.node
+        guard let schema = OpRegistry.schema(onnxOpType: node.opType), schema.reference != nil else { return false }
+        var types: [TensorType?] = []
+        var tensors: [ReferenceTensor?] = []
+        for index in node.inputs.indices {
+            guard context.hasInput(index) else {
+                types.append(nil)
+                tensors.append(nil)
+                continue
+            }
+            guard let value = known(index), case .tensor(let dtype, let shape, _) = value, let numbers = value.constants,
+                  numbers.allSatisfy({ $0.magnitude < 1 << 31 }) else { return false }
+            types.append(TensorType(dtype, Shape(known: shape)))
+            tensors.append(ReferenceTensor(values: numbers.map(Double.init), shape: shape))
+        }
+        let irNode = Node(name: context.name, op: schema.kind, inputs: node.inputs, outputs: node.outputs,
+                          attributes: Attributes(try directAttributes(context, schema)))
+        guard let type = try? inferOutputTypes(of: irNode, inputTypes: types).first, [.int64, .int32, .bool].contains(type.dtype),
+              let shape = type.shape.knownExtents, shape.count <= 1,
+              let values = evaluateReference(irNode, inputs: tensors, outputShape: shape) else { return false }
+        var elements: [SymbolicInt] = []
+        for value in values {
+            guard let integer = Int64(exactly: value.rounded(.towardZero)), integer.magnitude < 1 << 53 else { return false }
+            elements.append(.constant(integer))
+        }
+        define(.tensor(dtype: type.dtype, shape: shape, elements: elements))
+        return true
     }
 
     private func dtypeOf(_ value: KnownInts) -> DType {

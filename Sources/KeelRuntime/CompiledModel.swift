@@ -142,7 +142,7 @@ public final class CompiledModel: @unchecked Sendable {
         return (plan.plannedBytes, plan.naiveBytes)
     }
 
-    private func copyInputs(_ inputs: [String: Tensor], into plan: ExecutionPlan) {
+    func copyInputs(_ inputs: [String: Tensor], into plan: ExecutionPlan) {
         for (name, slot) in plan.inputSlots {
             guard let tensor = inputs[name] else { continue }
             tensor.values.withUnsafeBufferPointer { source in
@@ -152,7 +152,7 @@ public final class CompiledModel: @unchecked Sendable {
     }
 
     /// An idle plan for `bindings`, or a new one when every plan for them is in use.
-    private func checkOut(_ bindings: [String: Int]) throws -> ExecutionPlan {
+    func checkOut(_ bindings: [String: Int]) throws -> ExecutionPlan {
         lock.lock()
         defer { lock.unlock() }
         if let idle = idlePlans[bindings]?.popLast() { return idle }
@@ -163,7 +163,7 @@ public final class CompiledModel: @unchecked Sendable {
         return plan
     }
 
-    private func checkIn(_ plan: ExecutionPlan, _ bindings: [String: Int]) {
+    func checkIn(_ plan: ExecutionPlan, _ bindings: [String: Int]) {
         lock.lock()
         defer { lock.unlock() }
         idlePlans[bindings, default: []].append(plan)

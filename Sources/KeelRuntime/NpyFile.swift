@@ -132,7 +132,7 @@ public enum NpyFile {
             }
             shape.append(extent)
         }
-        guard shape.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) < Int.max / 8 else {
+        guard Shape.checkedElementCount(shape) != nil else {
             throw RuntimeError.npy(path: path, reason: "shape \(text) is too large")
         }
         return shape

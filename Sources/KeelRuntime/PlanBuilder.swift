@@ -5,7 +5,12 @@ import KeelKernels
 /// Settings shared by every step of a plan.
 public struct ExecutionContext: Sendable {
     public var threads: Int
-    public init(threads: Int) { self.threads = max(1, threads) }
+    /// What plans may allocate for activations; checked before the arena is.
+    public var memoryBudget: MemoryBudget
+    public init(threads: Int, memoryBudget: MemoryBudget = .available) {
+        self.threads = max(1, threads)
+        self.memoryBudget = memoryBudget
+    }
 
     /// The CPU capabilities Keel's own kernels use ("AVX2+AVX-512+AVX512_BF16+AMX-BF16", …,
     /// "generic"), after any `KEEL_SIMD` narrowing.
@@ -30,54 +35,67 @@ struct PlanBuilder {
         let inputNames = Set(graph.inputs.map(\.name))
         let outputValues = Set(graph.outputs.map(\.value))
 
-        // Alias roots: views and in-place ops map their output onto their input's root.
+        // Alias roots: views and in-place ops map their output onto their input's root. Each
+        // value maps straight to its root, and each root keeps the last step that reads any value
+        // of its group, so every question below is one lookup (linear in the graph's size).
         var root: [String: String] = [:]
-        func rootOf(_ value: String) -> String {
-            var current = value
-            while let next = root[current] { current = next }
-            return current
-        }
+        func rootOf(_ value: String) -> String { root[value] ?? value }
         var lastUse: [String: Int] = [:]
+        var producer: [String: Node] = [:]
         for (index, node) in graph.nodes.enumerated() {
             for input in node.presentInputs { lastUse[input] = index }
+            for output in node.outputs { producer[output] = node }
         }
-        func groupLastUse(_ rootValue: String) -> Int {
-            lastUse.filter { rootOf($0.key) == rootValue }.map(\.value).max() ?? -1
-        }
+        var groupLastUse = lastUse
+        var outputRoots = outputValues
         for (index, node) in graph.nodes.enumerated() {
             guard let first = node.presentInputs.first, node.outputs.count == 1 else { continue }
             let output = node.outputs[0]
+            let base = rootOf(first)
             let aliasing = OpRegistry.schema(for: node.op).aliasing
-            if aliasing == .view {
-                root[output] = first
-            } else if aliasing == .inPlace, !constantNames.contains(rootOf(first)),
-                      !outputValues.contains(where: { rootOf($0) == rootOf(first) }),
-                      groupLastUse(rootOf(first)) == index {
-                root[output] = first
-            }
+            let aliases = aliasing == .view
+                || (aliasing == .inPlace && !constantNames.contains(base) && !outputRoots.contains(base)
+                    && groupLastUse[base] == index)
+            guard aliases else { continue }
+            root[output] = base
+            groupLastUse[base] = max(groupLastUse[base] ?? -1, lastUse[output] ?? -1)
+            if outputValues.contains(output) { outputRoots.insert(base) }
         }
 
-        // Lifetimes of every arena-resident root.
+        // Lifetimes of every arena-resident root, each checked against the memory budget.
         var requests: [BufferRequest] = []
         var requestIndex: [String: Int] = [:]
-        func request(_ value: String, at step: Int) {
+        var requestValues: [String] = []
+        func owner(_ value: String) -> String {
+            producer[value].map { "\($0.op.rawValue) '\($0.name)'" } ?? "input '\(value)'"
+        }
+        func request(_ value: String, at step: Int) throws {
             let base = rootOf(value)
             guard !constantNames.contains(base), let shape = shapes[base] else { return }
             if let existing = requestIndex[base] {
                 requests[existing].lastStep = max(requests[existing].lastStep, step)
                 requests[existing].firstStep = min(requests[existing].firstStep, step)
             } else {
+                let count = Shape.checkedElementCount(shape)
+                try context.memoryBudget.check(count.flatMap { MemoryBudget.bytes($0, elementSize: 4) },
+                                               for: "\(owner(base)) (output \(Shape(known: shape)))")
                 requestIndex[base] = requests.count
-                requests.append(BufferRequest(size: max(shape.reduce(1, *), 1), firstStep: step, lastStep: step))
+                requestValues.append(base)
+                requests.append(BufferRequest(size: max(count ?? 1, 1), firstStep: step, lastStep: step))
             }
         }
-        for input in graph.inputs { request(input.name, at: 0) }
+        for input in graph.inputs { try request(input.name, at: 0) }
         for (index, node) in graph.nodes.enumerated() {
-            for value in node.presentInputs + node.outputs { request(value, at: index) }
+            for value in node.presentInputs + node.outputs { try request(value, at: index) }
         }
-        for output in graph.outputs { request(output.value, at: graph.nodes.count) }
-
+        for output in graph.outputs { try request(output.value, at: graph.nodes.count) }
+        // Every buffer fits the budget, so the arena's sums cannot overflow (each is at most
+        // available memory); the arena as a whole is checked too, naming its largest buffer.
         let memory = MemoryPlanner.plan(requests)
+        if let largest = requests.indices.max(by: { requests[$0].size < requests[$1].size }) {
+            try context.memoryBudget.check(MemoryBudget.bytes(memory.arenaSize, elementSize: 4),
+                                           for: "the activations (largest: \(owner(requestValues[largest])))")
+        }
         // Zeroed by calloc, which for an arena this size maps fresh zero pages instead of writing
         // tens of megabytes that the first run overwrites anyway.
         guard let zeroed = calloc(max(memory.arenaSize, 1), MemoryLayout<Float>.stride) else {
@@ -104,7 +122,11 @@ struct PlanBuilder {
                     inputs: node.inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
                     outputs: node.outputs.compactMap { pointer($0) },
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
-                steps.append(try lowering(operands))
+                var step = try lowering(operands)
+                step.outputs = zip(operands.outputs, operands.outputShapes).map {
+                    UnsafeBufferPointer(start: $0, count: $1.reduce(1, *))
+                }
+                steps.append(step)
                 // A filter this plan no longer reads goes now that it is prepared, not after the
                 // whole plan: the originals and the prepared forms are then never all resident.
                 for input in node.presentInputs where lastUse[input] == index { prepared.releaseOriginal(input) }

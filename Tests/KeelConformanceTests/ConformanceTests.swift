@@ -7,7 +7,8 @@ import XCTest
 /// import, shape inference and the CPU runtime, and prints passed/failed/skipped per op.
 ///
 /// A case is skipped, with its reason, when its op is one Keel does not claim or when an output
-/// is not float32 (the runtime computes float32 only). Every other case must pass when ONNX
+/// is not float32 (the runtime computes float32 only) and its op has no compile-time evaluation;
+/// bool and integer outputs of ops that fold at compile time (Equal, Where) are checked exactly. Every other case must pass when ONNX
 /// Runtime passes it too (the manifest's `ort_passes`), at the README's tolerances
 /// (rtol 1e-3, atol 1e-5), with the exact shape.
 final class ConformanceTests: XCTestCase {
@@ -70,7 +71,12 @@ final class ConformanceTests: XCTestCase {
     private func run(_ testCase: Case, in folder: String) -> Outcome {
         guard supportedONNXOps.contains(testCase.op) else { return .skipped("op \(testCase.op) is not supported") }
         guard testCase.outputDtypes.allSatisfy({ $0 == "FLOAT" }) else {
-            return .skipped("non-float32 output (the runtime computes float32 only)")
+            let outcome = evaluateAtCompileTime(testCase, in: folder)
+            // Ops without compile-time semantics (a Dropout mask, MaxPool indices) are not claimed.
+            if case .failed = outcome, OpRegistry.schema(onnxOpType: testCase.op)?.reference == nil {
+                return .skipped("non-float32 output (the runtime computes float32 only)")
+            }
+            return outcome
         }
         do {
             let model = try loadONNXModel(path: folder + "/model.onnx")
@@ -105,6 +111,44 @@ final class ConformanceTests: XCTestCase {
                         return .failed("output '\(output.name)': got \(got), expected \(want)")
                     }
                 }
+            }
+            return .passed
+        } catch {
+            return .failed(String(describing: error).split(separator: "\n").first.map(String.init) ?? "error")
+        }
+    }
+
+    /// A case with bool or integer outputs (Equal, Where on int64): the runtime computes float32
+    /// only, but these ops fold at compile time, as they do in exporters' shape arithmetic. With
+    /// every input a constant, each node is evaluated by its schema's reference semantics (the
+    /// evaluator constant folding and ONNX import share) and the outputs compared exactly.
+    private func evaluateAtCompileTime(_ testCase: Case, in folder: String) -> Outcome {
+        let skip = Outcome.skipped("non-float32 output (the runtime computes float32 only)")
+        do {
+            let model = try loadONNXModel(path: folder + "/model.onnx")
+            let dataFolder = folder + "/test_data_set_0"
+            var constants: [String: TensorData] = [:]
+            for (index, input) in model.graph.inputs.enumerated() {
+                constants[input.name] = try loadTensorProto(path: "\(dataFolder)/input_\(index).pb")
+            }
+            let graph = try ModelLoader.infer(importONNXGraph(model, constantInputs: constants))
+            var values = graph.constants.compactMapValues(\.data)
+            for node in graph.nodes {
+                guard OpRegistry.schema(for: node.op).reference != nil else { return skip }
+                guard node.outputs.count == 1, let type = graph.valueTypes[node.outputs[0]], let shape = type.shape.knownExtents,
+                      let result = evaluateReference(node, inputs: node.inputs.map { values[$0].map(ReferenceTensor.init) }, outputShape: shape)
+                else { return .failed("'\(node.name)' did not evaluate") }
+                values[node.outputs[0]] = TensorData(referenceValues: result, dtype: type.dtype, shape: shape)
+            }
+            for (index, output) in model.graph.outputs.enumerated() {
+                let expected = try loadTensorProto(path: "\(dataFolder)/output_\(index).pb")
+                guard let value = graph.outputs.first(where: { $0.name == output.name }).flatMap({ values[$0.value] }) else {
+                    return .failed("no output '\(output.name)'")
+                }
+                guard value.dtype == expected.dtype, value.shape == expected.shape else {
+                    return .failed("output '\(output.name)' is \(value.dtype.rawValue)\(value.shape), expected \(expected.dtype.rawValue)\(expected.shape)")
+                }
+                guard value.storage.bytes.elementsEqual(expected.storage.bytes) else { return .failed("output '\(output.name)' differs") }
             }
             return .passed
         } catch {

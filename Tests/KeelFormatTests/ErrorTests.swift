@@ -140,7 +140,8 @@ final class ErrorTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try body.write(to: directory.appendingPathComponent("vgg_body.keel"), atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try parseKeelGraph(source: source, path: directory.appendingPathComponent("head.keel").path)) { error in
+        XCTAssertThrowsError(try parseKeelGraph(source: source, path: directory.appendingPathComponent("head.keel").path,
+                                                confinement: PathConfinement(allowing: [TestPaths.graphs.path]))) { error in
             let text = "\(error)".replacingOccurrences(of: directory.path + "/", with: "")
                 .replacingOccurrences(of: TestPaths.graphs.path + "/", with: "")
             XCTAssertEqual(text, """

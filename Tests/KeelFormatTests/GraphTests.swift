@@ -228,7 +228,7 @@ extension GraphTests {
 
     func testMissingRootFileAndMisplacedPreprocessing() {
         XCTAssertThrowsError(try loadKeelGraph(path: "/nonexistent/model.keel")) { error in
-            XCTAssertEqual((error as? Diagnostic)?.headline, "error: cannot read '/nonexistent/model.keel'")
+            XCTAssertEqual((error as? Diagnostic)?.headline, "error: cannot read '/nonexistent/model.keel': No such file or directory")
         }
         XCTAssertThrowsError(try parseKeelGraph(source: "model m\ninput x: f32[N, 8] preprocess: torch", path: "m.keel")) { error in
             XCTAssertEqual((error as? Diagnostic)?.headline, "m.keel:2:32: error: preprocessing applies to rank-4 image inputs; 'x' has rank 2")

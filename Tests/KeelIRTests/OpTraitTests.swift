@@ -71,3 +71,44 @@ final class OpTraitTests: XCTestCase {
         XCTAssertNil(OpRegistry.schema(for: .dense).reference)
     }
 }
+
+/// The reference semantics of the ops exporters use in shape arithmetic, on the ONNX operator
+/// documentation's own examples.
+final class ShapeArithmeticReferenceTests: XCTestCase {
+    private func evaluate(_ op: OpKind, _ inputs: [ReferenceTensor], _ attributes: [String: AttributeValue] = [:]) -> [Double]? {
+        let node = Node(name: "z", op: op, inputs: inputs.indices.map { "in\($0)" }, outputs: ["z"], attributes: Attributes(attributes))
+        let sizes: [Int] = inputs.map { $0.shape.reduce(1, *) }
+        let largest: Int = sizes.indices.max { sizes[$0] < sizes[$1] } ?? 0
+        let shape: [Int] = inputs.isEmpty ? [] : inputs[largest].shape
+        return evaluateReference(node, inputs: inputs, outputShape: shape)
+    }
+
+    func testModTakesTheDivisorsSignUnlessFmod() throws {
+        let x = ReferenceTensor(values: [-4, 7, 5, 4, -7, 8], shape: [6])
+        let y = ReferenceTensor(values: [2, -3, 8, -2, 3, 5], shape: [6])
+        XCTAssertEqual(evaluate(.mod, [x, y]), [0, -2, 5, 0, 2, 3])
+        let fmod = try XCTUnwrap(evaluate(.mod, [ReferenceTensor(values: [-4.5, 7.25, 5, 4.5, -7.25, 8], shape: [6]),
+                                                ReferenceTensor(values: [2, -3, 8, -2, 3, 5], shape: [6])], ["fmod": .int(1)]))
+        XCTAssertEqual(fmod, [-0.5, 1.25, 5, 0.5, -1.25, 3])
+    }
+
+    func testEqualAndWhereBroadcast() {
+        let shape = ReferenceTensor(values: [0, 3, 0, 5], shape: [4])
+        let zero = ReferenceTensor(values: [0], shape: [1])
+        XCTAssertEqual(evaluate(.equal, [shape, zero]), [1, 0, 1, 0])
+        let condition = ReferenceTensor(values: [1, 0, 1, 0], shape: [4])
+        XCTAssertEqual(evaluate(.where, [condition, ReferenceTensor(values: [1], shape: [1]), shape]), [1, 3, 1, 5],
+                       "the exporters' 'replace 0 by 1' in a reshape target")
+    }
+
+    func testTypesOfTheBoolOps() throws {
+        XCTAssertEqual(try infer(.equal, "e", [("a", TensorType(.int64, [4])), ("b", TensorType(.int64, [1]))]), TensorType(.bool, [4]))
+        XCTAssertEqual(try infer(.where, "w", [("c", TensorType(.bool, [2, 1])), ("x", TensorType(.float32, [3])), ("y", f32(2, 3))]), f32(2, 3))
+        assertDiagnostic("where 'w' condition input 'c' [4] is i64, not bool") {
+            try infer(.where, "w", [("c", TensorType(.int64, [4])), ("x", TensorType(.int64, [4])), ("y", TensorType(.int64, [4]))])
+        }
+        assertDiagnostic("mod 'm' takes the divisor's sign (fmod 0) on integers only; f32 needs fmod 1") {
+            try infer(.mod, "m", [("a", f32(4)), ("b", f32(4))])
+        }
+    }
+}

@@ -46,6 +46,32 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertTrue(graph.constants.isEmpty)
     }
 
+    /// The exporters' zero-safe reshape target: dims that are 0 become 1 (Equal, Where), then a
+    /// Mod; all evaluated at import through the ops' reference semantics. The reciprocal of the
+    /// result stays a node: x = [N,4,6], tail = [4,6], target = [-1, 4 mod 5, 6 mod 4] = [-1,4,2].
+    func testEqualWhereModFoldAtImport() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Slice", ["shape", "one_vec", "three_vec"], "tail"),
+            node("Equal", ["tail", "zero_vec"], "is_zero"),
+            node("Where", ["is_zero", "one_vec", "tail"], "safe"),
+            node("Mod", ["safe", "divisors"], "sizes", ["fmod": .int(0)]),
+            node("Concat", ["minus_one", "sizes"], "target", ["axis": .int(0)]),
+            node("Reshape", ["x", "target"], "reshaped"),
+            node("Reciprocal", ["reshaped"], "y"),
+        ], [ints("one_vec", [1]), ints("three_vec", [3]), ints("zero_vec", [0]), ints("divisors", [5, 4]), ints("minus_one", [-1])],
+           output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.reshape, .reciprocal])
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [-1, 4, 2])
+    }
+
+    /// Mod on floats keeps the dividend's sign only with fmod 1, as ONNX requires.
+    func testModTranslatesWithItsFmodAttribute() throws {
+        let graph = try importGraph([node("Mod", ["x", "x"], "y", ["fmod": .int(1)])], [], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.mod])
+        XCTAssertEqual(graph.nodes.first?.attributes.int("fmod"), 1)
+    }
+
     /// Flatten sized by ReduceProd over the known trailing dimensions.
     func testReduceProdOfKnownDimensions() throws {
         let graph = try importGraph([
@@ -132,7 +158,8 @@ final class ONNXFoldingTests: XCTestCase {
             node("Where", ["is_unset", "one", "shape"], "target"),
             node("Range", ["zero", "three", "one_scalar"], "axes_range"),
             node("Mod", ["seven", "target_tail"], "remainder"),
-            node("Less", ["zero", "shape"], "positive"),
+            node("Gather", ["shape", "zero"], "batch"),
+            node("Less", ["zero", "batch"], "positive"),
             node("Reshape", ["x", "target"], "y"),
         ], [ints("minus_one", [-1]), ints("one", [1]), ints("zero", [0], scalar: true), ints("three", [3], scalar: true),
             ints("one_scalar", [1], scalar: true), ints("seven", [7]), ints("target_tail", [4])],
@@ -141,7 +168,7 @@ final class ONNXFoldingTests: XCTestCase {
         let folded = { (name: String) in graph.outputs.first { $0.name == name }.flatMap { graph.constants[$0.value]?.data?.int64s() } }
         XCTAssertEqual(folded("axes_range"), [0, 1, 2])
         XCTAssertEqual(folded("remainder"), [3])
-        XCTAssertEqual(folded("positive"), [1, 1, 1])
+        XCTAssertEqual(folded("positive"), [1])
     }
 
     func testShapeUsedAsDataIsRefused() {

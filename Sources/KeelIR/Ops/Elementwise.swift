@@ -56,12 +56,14 @@ extension OpRegistry {
         UnaryOp(kind: .log, function: { _ in { Foundation.log($0) } }, onnx: "Log"),
         UnaryOp(kind: .neg, function: { _ in { -$0 } }, onnx: "Neg"),
         UnaryOp(kind: .abs, function: { _ in { Swift.abs($0) } }, onnx: "Abs"),
+        UnaryOp(kind: .reciprocal, function: { _ in { 1 / $0 } }, onnx: "Reciprocal"),
     ]
 
     /// Broadcasting binary ops and their meaning on one pair of elements.
     static let binaryOps: [(kind: OpKind, onnx: String, function: @Sendable (Double, Double) -> Double)] = [
         (.add, "Add", { $0 + $1 }), (.sub, "Sub", { $0 - $1 }), (.mul, "Mul", { $0 * $1 }), (.div, "Div", { $0 / $1 }),
-        (.pow, "Pow", { Foundation.pow($0, $1) }), (.max, "", { Swift.max($0, $1) }), (.min, "", { Swift.min($0, $1) }),
+        (.pow, "Pow", { Foundation.pow($0, $1) }), (.max, "", { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }),
+        (.min, "", { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }),
     ]
 
     static var elementwiseSchemas: [OpSchema] {
@@ -84,6 +86,41 @@ extension OpRegistry {
                 [try broadcastType(context)]
             })
         }
+        // Mod: ONNX's remainder. fmod 0 takes the divisor's sign (integers only, as ONNX requires),
+        // fmod 1 the dividend's (C's fmod).
+        schemas.append(OpSchema(kind: .mod, category: .broadcastElementwise, onnxOpType: "Mod",
+                                reference: { context in
+                                    let fmod = try context.attributes.int("fmod") != 0
+                                    return try context.broadcast { a, b in
+                                        let remainder = a.truncatingRemainder(dividingBy: b)
+                                        return fmod || remainder == 0 || (remainder < 0) == (b < 0) ? remainder : remainder + b
+                                    }
+                                },
+                                inputs: [.init("a"), .init("b")], attributes: [.init("fmod", default: .int(0), "0: sign of b; 1: sign of a")]) { context in
+            let type = try broadcastType(context)
+            let fmod = try context.attributes.int("fmod")
+            guard fmod == 0 || fmod == 1 else { throw context.error("attribute 'fmod' is \(fmod) but must be 0 or 1") }
+            guard fmod == 1 || [.int32, .int64].contains(type.dtype) else {
+                throw context.error("takes the divisor's sign (fmod 0) on integers only; \(type.dtype.rawValue) needs fmod 1")
+            }
+            return [type]
+        })
+        schemas.append(OpSchema(kind: .equal, category: .broadcastElementwise, onnxOpType: "Equal",
+                                reference: { try $0.broadcast { $0 == $1 ? 1 : 0 } },
+                                inputs: [.init("a"), .init("b")], attributes: []) { context in
+            [TensorType(.bool, try broadcastType(context).shape)]
+        })
+        schemas.append(OpSchema(kind: .where, category: .broadcastElementwise, onnxOpType: "Where",
+                                reference: { try $0.broadcast { $0[0] != 0 ? $0[1] : $0[2] } },
+                                inputs: [.init("condition"), .init("x"), .init("y")], attributes: []) { context in
+            let condition = try context.type(0)
+            guard condition.dtype == .bool else {
+                throw context.error("condition \(context.quote(0, condition)) is \(condition.dtype.rawValue), not bool")
+            }
+            let values = OpSchema.Context(node: context.node, inputTypes: [TensorType(try context.type(1).dtype, condition.shape)]
+                                          + Array(context.inputTypes.dropFirst()), constantValue: context.constantValue)
+            return [try broadcastType(values)]
+        })
         // PReLU: x where x >= 0, slope·x elsewhere; the slope broadcasts to x without growing it.
         schemas.append(OpSchema(kind: .prelu, category: .broadcastElementwise, onnxOpType: "PRelu",
                                 reference: { try $0.broadcast { $0 >= 0 ? $0 : $0 * $1 } },

@@ -9,6 +9,12 @@ public enum OpRegistry {
         }
     }
 
+    /// The schema that names `onnxOpType` as the ONNX op it translates one-to-one.
+    public static func schema(onnxOpType: String) -> OpSchema? { byONNXOpType[onnxOpType] }
+
+    private static let byONNXOpType: [String: OpSchema] = Dictionary(
+        all.compactMap { schema in schema.onnxOpType.map { ($0, schema) } }, uniquingKeysWith: { first, _ in first })
+
     /// Every registered schema, in `OpKind` declaration order.
     public static var all: [OpSchema] { OpKind.allCases.compactMap { table[$0] } }
 

@@ -78,7 +78,13 @@ enum DimMath {
     /// The product of `dims` as one dimension: a known extent, or a multiple of the one symbol
     /// among them (`7·N`); nil when two symbols meet (the product has no name) or it overflows.
     static func product(_ dims: ArraySlice<Dim>) -> Dim? {
-        DimProduct(dims)?.dim
+        if let product = DimProduct(dims) { return product.dim }
+        // An overflowing product wraps: shape inference's addressability check then refuses the
+        // input or value with its own message, rather than this op with a misleading one.
+        let symbols = dims.compactMap(\.symbolName)
+        guard symbols.count <= 1 else { return nil }
+        let wrapped = dims.reduce(1) { $0 &* $1.coefficient }
+        return symbols.first.map { .scaled($0, by: wrapped) } ?? .known(wrapped)
     }
 
     /// NumPy broadcasting of two shapes; a symbol against a known extent > 1 takes the extent

@@ -143,7 +143,8 @@ public struct ConvolutionGeometry: Hashable, Sendable {
 
     /// Multiply-accumulates per image: outH·outW·kh·kw·(cin/groups)·cout.
     public var macsPerImage: Int {
-        spatial.outputHeight &* spatial.outputWidth &* kernelHeight &* kernelWidth &* (inputChannels / Swift.max(groups, 1)) &* outputChannels
+        Shape.saturatingProduct([spatial.outputHeight, spatial.outputWidth, kernelHeight, kernelWidth,
+                                 inputChannels / Swift.max(groups, 1), outputChannels])
     }
 
     public init(layout: Layout, kernelLayout: KernelLayout, batch: Dim, inputChannels: Int,

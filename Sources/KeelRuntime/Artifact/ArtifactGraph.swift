@@ -132,6 +132,8 @@ struct ArtifactGraph: Codable {
     var prepared: [PreparedRecord]?
     /// How the file was made; version 4 on.
     var provenance: ArtifactProvenance?
+    /// `ContentChecksum` of every stored weight and prepared filter, in hex; nil in older files.
+    var contentChecksum: String? = nil
 }
 
 extension SourceLocation {

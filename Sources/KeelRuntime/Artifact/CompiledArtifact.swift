@@ -41,8 +41,9 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 /// passes, precision, and where each layer of the source can be cut). Files of versions 1–3 do
 /// not say how they were made, so they are refused with that reason: compile them again.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
-/// section whose entries do not fit is refused with the reason; weight bytes are not checksummed
-/// (that would read all of them at start-up).
+/// section whose entries do not fit is refused with the reason. Weight bytes are checksummed
+/// in the header but checked only when asked (`read(path:verify:)`, `--verify`): checking reads
+/// all of them at start-up.
 public enum CompiledArtifact {
     public static let formatVersion: UInt32 = 4
     static let readableVersions: [UInt32] = [formatVersion]
@@ -96,7 +97,7 @@ public enum CompiledArtifact {
             preparedBlobs.append((preparedLength, bytes))
             preparedLength += bytes.count
         }
-        let description = ArtifactGraph(
+        var description = ArtifactGraph(
             name: graph.name, source: graph.source,
             inputs: graph.inputs.map { .init(name: $0.name, type: .init($0.type), layout: $0.layout?.rawValue, preprocess: $0.preprocess) },
             constants: records,
@@ -108,6 +109,7 @@ public enum CompiledArtifact {
             outputs: graph.outputs.map { .init(name: $0.name, value: $0.value, labels: $0.labels) },
             valueTypes: graph.valueTypes.mapValues(ArtifactGraph.TypeRecord.init),
             prepared: preparedRecords, provenance: provenance)
+        description.contentChecksum = ContentChecksum.text(blobs.map(\.bytes) + preparedBlobs.map(\.bytes))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let header = try encoder.encode(description)
@@ -145,7 +147,8 @@ public enum CompiledArtifact {
 
     /// Maps `path` and rebuilds the graph and its prepared filters; constant data and prepared
     /// values point into the mapping.
-    public static func read(path: String) throws -> Contents {
+    /// `verify` also checks every weight byte against the header's checksum.
+    public static func read(path: String, verify: Bool = false) throws -> Contents {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let error as FileError {
             throw ArtifactError.file(path: path, reason: error.reason)
@@ -190,6 +193,10 @@ public enum CompiledArtifact {
                                                preparedOnly: Set(description.constants.filter { $0.preparedOnly == true }.map(\.name)),
                                                owner: file)
             guard let provenance = description.provenance else { throw ArtifactError.corrupt("the header does not say how the file was made") }
+            if verify {
+                try ContentChecksum.verify(description, weights: UnsafeRawBufferPointer(rebasing: bytes[weightsOffset..<(weightsOffset + weightsLength)]),
+                                           prepared: section)
+            }
             return Contents(graph: graph, prepared: prepared, provenance: provenance)
         } catch let error as ArtifactError {
             if case .corrupt(let reason) = error { throw fail(reason) }
@@ -213,8 +220,10 @@ public enum CompiledArtifact {
                 graph.constants[record.name] = Constant(name: record.name, type: type, role: role, trainable: record.trainable)
                 continue
             }
-            let expected = extents.reduce(1, *) * type.dtype.byteSize
-            guard record.offset >= 0, record.byteCount == expected, record.offset <= weights.count - record.byteCount else {
+            guard let count = Shape.checkedElementCount(extents) else {
+                throw ArtifactError.corrupt("constant '\(record.name)' has shape \(type.shape), too large to address")
+            }
+            guard record.offset >= 0, record.byteCount == count * type.dtype.byteSize, record.offset <= weights.count - record.byteCount else {
                 throw ArtifactError.corrupt("constant '\(record.name)' lies outside the weights")
             }
             let view = UnsafeRawBufferPointer(rebasing: weights[record.offset..<(record.offset + record.byteCount)])

@@ -21,6 +21,24 @@ extension KernelLowering {
         }
     }
 
+    /// Where with a constant condition (a bool tensor the float32 runtime cannot compute, but
+    /// can read once, here); x and y are float32 values.
+    static func lowerWhere(_ operands: StepOperands) throws -> Step {
+        // Constants reach the plan as float32 (a bool is 0 or 1).
+        guard let condition = operands.constants[operands.node.inputs[0]] else {
+            throw operands.unsupported("its condition '\(operands.node.inputs[0])' is computed at run time; the float32 runtime holds no bool values")
+        }
+        let flags = condition.floats().map { $0 != 0 ? UInt8(1) : 0 }
+        let (x, y) = (try operands.input(1), try operands.input(2))
+        let shapes = operands.inputShapes
+        let output = try operands.output()
+        let context = operands.kernelContext
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try Broadcast.select(condition: flags, conditionShape: shapes[0], x: x, xShape: shapes[1], y: y, yShape: shapes[2],
+                                 output: output, context: context)
+        }
+    }
+
     static func lowerSum(_ operands: StepOperands) throws -> Step {
         let present = operands.node.inputs.indices.filter { !operands.node.inputs[$0].isEmpty }
         let inputs = try present.map { try operands.input($0) }

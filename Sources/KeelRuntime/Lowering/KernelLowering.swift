@@ -28,6 +28,13 @@ enum KernelLowering {
         case .max: return try lowerBinary(operands, .maximum)
         case .min: return try lowerBinary(operands, .minimum)
         case .prelu: return try lowerBinary(operands, .prelu)
+        case .mod:
+            // fmod 1 on floats; fmod 0 is for integers, which the runtime never holds.
+            return try lowerBinary(operands, .remainder)
+        case .where: return try lowerWhere(operands)
+        case .equal:
+            // Unreachable for a bool output (the plan refuses it first); kept for exhaustiveness.
+            throw operands.unsupported("computes bool values; it folds at compile time when its inputs are constants")
         case .sum: return try lowerSum(operands)
         case .reduceMean, .reduceSum: return try lowerReduce(operands)
         case .transpose: return try lowerTranspose(operands)
@@ -58,6 +65,7 @@ enum KernelLowering {
         case .log: return try lowerUnary(operands, .log)
         case .neg: return try lowerUnary(operands, .negate)
         case .abs: return try lowerUnary(operands, .absolute)
+        case .reciprocal: return try lowerUnary(operands, .reciprocal)
         case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .cast:
             // Views share their input's buffer and never reach here; a copy covers the rare case
             // where the planner could not alias (e.g. a graph output that is a view of another output).
