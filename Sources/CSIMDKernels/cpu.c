@@ -55,7 +55,9 @@ static uint32_t detect_cpu(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) found |= KEEL_CPU_AVX2;
     if ((found & KEEL_CPU_AVX2) && __builtin_cpu_supports("avx512f")) found |= KEEL_CPU_AVX512;
     unsigned eax, ebx, ecx, edx;
-    if ((found & KEEL_CPU_AVX512) && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)))
+    /* The bf16 kernels also use AVX-512BW/VL (16-bit masked stores), which every such CPU has. */
+    if ((found & KEEL_CPU_AVX512) && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+        && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)))
         found |= KEEL_CPU_AVX512_BF16;
     /* CPUID.7.0:EDX bit 22 is AMX-BF16, bit 24 AMX-TILE. */
     if ((found & KEEL_CPU_AVX512_BF16) && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)
@@ -152,6 +154,12 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
         KEEL_USE_FP32_KERNELS(avx2)
     }
 #undef KEEL_USE_FP32_KERNELS
+    if (capabilities & KEEL_CPU_AMX_BF16) {
+        table->bf16_conv = keel_amx_bf16_conv;
+        table->bf16_pad = keel_avx512bf16_bf16_pad;
+        table->bf16_conv_direct = keel_amx_bf16_conv_direct;
+    }
+    else if (capabilities & KEEL_CPU_AVX512_BF16) table->bf16_conv = keel_avx512bf16_bf16_conv;
 #else
     (void)capabilities;
 #endif

@@ -16,6 +16,9 @@ public struct ModelPipeline {
     public var optimization: OptimizationLevel
     /// Explicit pass names (`--passes a,b,c`), replacing the level's pipeline.
     public var passes: [String]?
+    /// The precision of conv2d and dense products; nil is fp32, or bf16 for a .keelc compiled
+    /// with bf16 filters. bf16 runs fp32 on a CPU without bf16 kernels (`Precision.fallbackNote`).
+    public var precision: Precision?
     /// Folders besides the model's own tree that files it names may be read from.
     public var confinement = PathConfinement()
     /// What weights and activations may take (`--max-memory`; the system's available memory by default).
@@ -24,7 +27,9 @@ public struct ModelPipeline {
     public var verifiesArtifact = false
 
     public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil) {
+                cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil,
+                precision: Precision? = nil) {
+        self.precision = precision
         self.path = path
         self.weights = weights
         self.threads = threads
@@ -97,7 +102,7 @@ public struct ModelPipeline {
         return ArtifactProvenance(
             source: path, weights: weightsFile, match: match,
             seed: report.seededParameters > 0 ? report.seed : nil, seededParameters: report.seededParameters,
-            optimization: passes == nil ? "-O\(optimization.rawValue)" : nil, passes: passes, precision: "fp32",
+            optimization: passes == nil ? "-O\(optimization.rawValue)" : nil, passes: passes, precision: context().precision.rawValue,
             cutPoints: GraphCut.cutPoints(source: try ModelLoader.load(path: path), compiled: optimized))
     }
 
@@ -106,9 +111,15 @@ public struct ModelPipeline {
         var report = optimized.report
         let start = DispatchTime.now().uptimeNanoseconds
         let model = try CompiledModel(graph: optimized.graph, prepared: optimized.prepared,
-                                      context: ExecutionContext(threads: threads, memoryBudget: memoryBudget))
+                                      context: context(prepared: optimized.prepared))
         report.compileSeconds += seconds(since: start)
         return (model, report)
+    }
+
+    /// Threads and precision for a model with these prepared filters.
+    public func context(prepared: [PreparedFilter] = []) -> ExecutionContext {
+        let compiledFor: Precision = prepared.contains { $0.kind == .bf16 } ? .bf16 : .fp32
+        return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective, memoryBudget: memoryBudget)
     }
 
     private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

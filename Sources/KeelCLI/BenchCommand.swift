@@ -24,8 +24,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
-    @Flag(help: "Also time every layer once and print its share and GFLOP/s.")
+    @Flag(help: "Also time every layer once and print its share, GFLOP/s and the precision, algorithm and kernel it runs.")
     var profile = false
+
+    @Option(name: .long, help: ArgumentHelp("Also run the model at this precision on the same inputs and print, per output, max abs / max rel difference, cosine similarity and top-1 agreement.", valueName: "fp32|bf16"))
+    var compare: Precision?
 
     func validate() throws {
         guard iterations >= 1, warmup >= 0 else {
@@ -54,11 +57,21 @@ struct BenchCommand: ParsableCommand {
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             let profiles = profile ? try model.profile(inputs) : []
+            var agreements: [OutputAgreement] = []
+            if let compare {
+                var other = try options.pipeline(file)
+                other.precision = compare
+                let reference = try other.compile().model
+                agreements = OutputAgreement.compare(try model.run(inputs), reference: try reference.run(inputs))
+            }
             let result = BenchResult(model: file, batch: bindings.values.first ?? 1, threads: options.threads,
                                      median_ms: median, min_ms: times.first ?? 0, load_ms: report.loadSeconds * 1000,
                                      compile_ms: compileSeconds * 1000, peak_rss_mb: peakResidentMegabytes(),
                                      simd: ExecutionContext.simdLevel,
-                                     layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond) })
+                                     precision: model.context.precision.rawValue,
+                                     layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond,
+                                                                  kernel: $0.choice.description) },
+                                     compared: agreements.map(BenchResult.Agreement.init))
             if json {
                 print(try jsonText(result))
             } else {
@@ -66,6 +79,10 @@ struct BenchCommand: ParsableCommand {
                              file, median, result.min_ms, iterations, result.batch, options.threads, result.simd,
                              result.load_ms, result.compile_ms, result.peak_rss_mb))
                 if profile { printProfile(profiles) }
+                if let compare {
+                    print("\(model.context.precision.rawValue) against \(compare.rawValue) on the same inputs:")
+                    for agreement in agreements { print("  " + agreement.summary) }
+                }
             }
         }
     }
@@ -73,10 +90,11 @@ struct BenchCommand: ParsableCommand {
     private func printProfile(_ profiles: [StepProfile]) {
         let total = profiles.reduce(0) { $0 + $1.seconds }
         func padded(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-        print(padded("layer", 28) + padded("op", 18) + "      ms    share   GFLOP/s")
+        print(padded("layer", 28) + padded("op", 18) + "      ms    share   GFLOP/s  kernel")
         for step in profiles {
             print(padded(step.node, 28) + padded(step.op, 18)
-                  + String(format: "%8.2f %7.1f%% %9.1f", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12), step.gflopsPerSecond))
+                  + String(format: "%8.2f %7.1f%% %9.1f  ", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12), step.gflopsPerSecond)
+                  + step.choice.description)
         }
     }
 }
@@ -87,6 +105,24 @@ struct BenchResult: Encodable {
         var op: String
         var ms: Double
         var gflops_per_s: Double
+        /// Precision, algorithm and kernel, e.g. "bf16 im2col AMX-BF16".
+        var kernel: String
+    }
+    struct Agreement: Encodable {
+        var output: String
+        var max_abs: Double
+        var max_rel: Double
+        var min_cosine: Double
+        var top1_agree: Int
+        var samples: Int
+        init(_ agreement: OutputAgreement) {
+            output = agreement.output
+            max_abs = agreement.maxAbsoluteDifference
+            max_rel = agreement.maxRelativeDifference
+            min_cosine = agreement.minimumCosine
+            top1_agree = agreement.top1Agreements
+            samples = agreement.samples
+        }
     }
     var model: String
     var batch: Int
@@ -98,7 +134,11 @@ struct BenchResult: Encodable {
     var peak_rss_mb: Double
     /// The CPU capabilities Keel's C kernels use ("AVX2+AVX-512+AVX512_BF16+AMX-BF16", …, "generic").
     var simd: String
+    /// The precision conv2d and dense ran at ("fp32", "bf16").
+    var precision: String
     var layers: [Layer]
+    /// With --compare: this run's outputs against the other precision's.
+    var compared: [Agreement]
 }
 
 /// Peak resident set size of this process so far (Linux reports ru_maxrss in kilobytes).

@@ -52,7 +52,7 @@ struct CompileCommand: ParsableCommand {
             }
             if let output {
                 // Filters are prepared now, once, and stored that way: runs of the file skip it.
-                let model = try CompiledModel(graph: graph, prepared: prepared, context: ExecutionContext(threads: options.threads))
+                let model = try CompiledModel(graph: graph, prepared: prepared, context: pipeline.context(prepared: prepared))
                 let filters = try model.preparedFilters()
                 let provenance = try pipeline.provenance(of: model.graph, report: report)
                 try CompiledArtifact.write(model.graph, prepared: filters, provenance: provenance, to: output)
@@ -64,7 +64,18 @@ struct CompileCommand: ParsableCommand {
                 }
             }
             if json {
-                print(try jsonText(CompileResult(graph: CompiledGraphDescription(graph), extras: extras), pretty: true))
+                // Each node's precision, algorithm and kernel in a batch-1 plan (building it prepares the weights).
+                let model = try CompiledModel(graph: graph, prepared: prepared, context: pipeline.context(prepared: prepared))
+                var bindings: [String: Int] = [:]
+                for input in graph.inputs {
+                    for case .symbol(let symbol) in input.type.shape.dims { bindings[symbol] = 1 }
+                }
+                var kernels: [String: [String: String]] = [:]
+                for (node, choice) in try model.kernelChoices(bindings: bindings) {
+                    kernels[node] = ["precision": choice.precision.rawValue, "algorithm": choice.algorithm, "kernel": choice.kernel]
+                }
+                print(try jsonText(CompileResult(graph: CompiledGraphDescription(graph, kernels: kernels), extras: extras),
+                                   pretty: true))
             } else if output == nil && !printIRAfterAll && !options.explain && !showFrozen {
                 print(printIR(graph))
             }

@@ -3,6 +3,7 @@ import Foundation
 import Keel
 
 extension WeightMatch: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// How a model becomes runnable; shared by run, extract, bench and compile so they agree.
 struct CompileOptions: ParsableArguments {
@@ -32,6 +33,9 @@ struct CompileOptions: ParsableArguments {
     @Option(name: .long, help: "Match parameters to initializers by Keras layer name (tf2onnx; the default) or by layer order (PyTorch exports).")
     var match: WeightMatch?
 
+    @Option(name: .long, help: ArgumentHelp("Precision of conv2d and dense products: fp32 (the default) or bf16 (AMX or AVX512_BF16; fp32 accumulation, fp32 between layers).", valueName: "fp32|bf16"))
+    var precision: Precision?
+
     @OptionGroup var terminal: QuietOption
 
     @Flag(help: "Explain the compile: which initializer each parameter is bound to and how it is converted (with --weights); for `compile`, also every rewrite a pass rejected and why.")
@@ -59,19 +63,25 @@ struct CompileOptions: ParsableArguments {
 
     /// Every option that changes what the model computes, for `extract --resume` to compare.
     var fingerprint: String {
-        [level ?? "2", passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed ?? 0)].joined(separator: "\u{1}")
+        [level ?? "2", passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed ?? 0), precision?.rawValue ?? ""]
+            .joined(separator: "\u{1}")
     }
 
     /// The pipeline for `path`; a compiled .keelc refuses the flags that would have made a
-    /// different file, rather than running as if they had been honoured.
+    /// different file, rather than running as if they had been honoured. bf16 asked for on a CPU
+    /// without bf16 kernels says so in one line and runs fp32.
     func pipeline(_ path: String, cutAt: String? = nil) throws -> ModelPipeline {
+        if let note = precision?.fallbackNote { Notes.warning(note) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if threads > cores {
             Notes.warning("--threads \(threads) is more than the \(cores) cores this machine has; extra threads only contend for them and slow the run down")
         }
         if CompiledArtifact.isArtifact(path: path) {
+            let compiledPrecision = (try? CompiledArtifact.read(path: path)).flatMap { Precision(rawValue: $0.provenance.precision) }
+            let otherPrecision = precision != nil && compiledPrecision != nil && precision != compiledPrecision
             let given = [(weights != nil, "--weights"), (match != nil, "--match"), (seed != nil, "--seed"),
-                         (level != nil, "-O"), (passes != nil, "--passes")].filter(\.0).map(\.1)
+                         (level != nil, "-O"), (passes != nil, "--passes"), (otherPrecision, "--precision")]
+                .filter(\.0).map(\.1)
             if !given.isEmpty {
                 let source = (try? CompiledArtifact.read(path: path).provenance.source)
                 throw ValidationError("\(path) is compiled\(source.map { " from \($0)" } ?? ""): \(given.joined(separator: ", ")) would change how it is made; "
@@ -80,7 +90,7 @@ struct CompileOptions: ParsableArguments {
         }
         var pipeline = ModelPipeline(path: path, weights: weightSource, threads: threads, cutAt: cutAt,
                                      optimization: level.flatMap(OptimizationLevel.init(parsing:)) ?? .O2,
-                                     passes: passes.map { $0.split(separator: ",").map(String.init) })
+                                     passes: passes.map { $0.split(separator: ",").map(String.init) }, precision: precision)
         pipeline.confinement = paths.confinement
         if let maximumMemory { pipeline.memoryBudget = maximumMemory }
         pipeline.verifiesArtifact = verifiesArtifact

@@ -18,6 +18,8 @@ public struct CompiledGraphDescription: Codable, Hashable, Sendable {
         public var outputs: [Value]
         public var attributes: [String: JSONScalar]
         public var locations: [String]
+        /// What the runtime chose for the node at batch 1: "precision", "algorithm", "kernel".
+        public var kernel: [String: String]?
     }
 
     public var graph: String
@@ -25,7 +27,8 @@ public struct CompiledGraphDescription: Codable, Hashable, Sendable {
     public var nodes: [NodeDescription]
     public var outputs: [String: String]
 
-    public init(_ graph: Graph) {
+    /// `kernels` gives, per node name, what the runtime chose to run it with.
+    public init(_ graph: Graph, kernels: [String: [String: String]] = [:]) {
         func value(_ name: String) -> Value {
             let type = graph.type(of: name)
             return Value(name: name, dtype: type?.dtype.rawValue,
@@ -40,7 +43,7 @@ public struct CompiledGraphDescription: Codable, Hashable, Sendable {
             }
             return NodeDescription(name: node.name, op: node.op.rawValue, inputs: node.inputs,
                                    outputs: node.outputs.map(value), attributes: attributes,
-                                   locations: node.locations.map(\.description))
+                                   locations: node.locations.map(\.description), kernel: kernels[node.name])
         }
         outputs = Dictionary(graph.outputs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
     }
@@ -85,10 +88,10 @@ public indirect enum JSONScalar: Codable, Hashable, Sendable {
 
 /// The compiled graph as pretty-printed JSON with sorted keys (infinite clip bounds print as
 /// "inf" / "-inf").
-public func compiledGraphJSON(_ graph: Graph) -> String {
+public func compiledGraphJSON(_ graph: Graph, kernels: [String: [String: String]] = [:]) -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    guard let data = try? encoder.encode(CompiledGraphDescription(graph)) else { return "{}" }
+    guard let data = try? encoder.encode(CompiledGraphDescription(graph, kernels: kernels)) else { return "{}" }
     return String(decoding: data, as: UTF8.self)
 }

@@ -130,9 +130,18 @@ public final class CompiledModel: @unchecked Sendable {
             let start = DispatchTime.now().uptimeNanoseconds
             try step.run(plan.scratch)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: seconds, flops: step.flops))
+            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: seconds, flops: step.flops,
+                                        choice: step.choice))
         }
         return profiles
+    }
+
+    /// The precision, algorithm and kernel each step of the plan for `bindings` runs, by node, in
+    /// execution order (building the plan prepares its weights).
+    public func kernelChoices(bindings: [String: Int]) throws -> [(node: String, choice: KernelChoice)] {
+        let plan = try checkOut(bindings)
+        defer { checkIn(plan, bindings) }
+        return plan.steps.map { ($0.node, $0.choice) }
     }
 
     /// The arena a batch binding needs, and what allocating every intermediate separately would take.
@@ -218,5 +227,7 @@ public struct StepProfile: Sendable {
     public var op: String
     public var seconds: Double
     public var flops: Double
+    /// The precision, algorithm and kernel the step ran.
+    public var choice: KernelChoice = .fp32
     public var gflopsPerSecond: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
 }

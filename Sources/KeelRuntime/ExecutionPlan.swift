@@ -19,6 +19,8 @@ struct Step {
     var flops: Double = 0
     /// Elements of scratch the kernel needs; the plan allocates the largest once, since steps run one at a time.
     var scratchSize: Int = 0
+    /// The precision, algorithm and kernel chosen, for `keel bench --profile` and `keel compile --json`.
+    var choice: KernelChoice = .fp32
     /// What the step writes, for finding the first step that produced a NaN or infinity.
     var outputs: [UnsafeBufferPointer<Float>] = []
     var run: (_ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void

@@ -5,10 +5,13 @@ import KeelKernels
 /// Settings shared by every step of a plan.
 public struct ExecutionContext: Sendable {
     public var threads: Int
+    /// The precision of convolution and dense products (pools, norms, softmax and outputs stay fp32).
+    public var precision: Precision
     /// What plans may allocate for activations; checked before the arena is.
     public var memoryBudget: MemoryBudget
-    public init(threads: Int, memoryBudget: MemoryBudget = .available) {
+    public init(threads: Int, precision: Precision = .fp32, memoryBudget: MemoryBudget = .available) {
         self.threads = max(1, threads)
+        self.precision = precision
         self.memoryBudget = memoryBudget
     }
 

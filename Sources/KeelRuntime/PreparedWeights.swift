@@ -56,7 +56,7 @@ final class PreparedWeights: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard originals[name] != nil,
-              entries[PreparedFilter.key(.packed, name)] != nil || entries[PreparedFilter.key(.winograd, name)] != nil
+              PreparedFilter.Kind.allCases.contains(where: { entries[PreparedFilter.key($0, name)] != nil })
         else { return }
         originals[name] = nil
     }
@@ -73,12 +73,15 @@ final class PreparedWeights: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let (winogradPrefix, packedPrefix) = (PreparedFilter.key(.winograd, ""), PreparedFilter.key(.packed, ""))
+        let bf16Prefix = PreparedFilter.key(.bf16, "")
         return entries.keys.sorted().compactMap { key in
             switch entries[key] {
             case let winograd as WinogradWeights where key.hasPrefix(winogradPrefix):
                 return PreparedFilter(constant: String(key.dropFirst(winogradPrefix.count)), weights: .winograd(winograd))
             case let packed as PackedConv2DWeights where key.hasPrefix(packedPrefix):
                 return PreparedFilter(constant: String(key.dropFirst(packedPrefix.count)), weights: .packed(packed))
+            case let bf16 as BF16Weights where key.hasPrefix(bf16Prefix):
+                return PreparedFilter(constant: String(key.dropFirst(bf16Prefix.count)), weights: .bf16(bf16))
             default:
                 return nil
             }

@@ -77,6 +77,69 @@ typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t
                                                   ptrdiff_t channel_end, float *destination,
                                                   ptrdiff_t point_stride);
 
+/* A convolution (one group, NHWC) or dense layer (the 1×1 case: batch = rows, 1×1 image) whose
+ * products run in bf16 with fp32 accumulation. The input is fp32, rounded to bf16 (nearest even)
+ * as each block of im2col rows is built; bias and ReLU are applied in fp32 before the fp32 store. */
+typedef struct {
+    const float *input;
+    /* keel_bf16_pack's layout of the [depth][output_channels] filter, depth ordered (kernel row,
+     * kernel column, input channel). */
+    const uint16_t *weights;
+    /* output_channels values, or NULL. */
+    const float *bias;
+    /* [batch·output_height·output_width][output_channels]. */
+    float *output;
+    ptrdiff_t batch;
+    ptrdiff_t input_height, input_width, input_channels;
+    ptrdiff_t output_height, output_width, output_channels;
+    ptrdiff_t kernel_height, kernel_width;
+    ptrdiff_t stride_height, stride_width;
+    ptrdiff_t dilation_height, dilation_width;
+    ptrdiff_t pad_top, pad_left;
+    int relu;
+} keel_bf16_conv;
+
+/* Columns (output channels) of one packed block; column ranges passed to the kernels start at a
+ * multiple of it. Depth is padded to a multiple of KEEL_BF16_DEPTH_BLOCK. */
+#define KEEL_BF16_COLUMN_BLOCK 32
+#define KEEL_BF16_DEPTH_BLOCK 32
+
+/* Elements of keel_bf16_pack's output for a [depth][columns] matrix. */
+ptrdiff_t keel_bf16_packed_count(ptrdiff_t depth, ptrdiff_t columns);
+/* Rounds the fp32 matrix element (k, n) = source[k·depth_stride + n·column_stride] to bf16
+ * (nearest even; NaN stays NaN) into tiles of 32 depth × 16 columns, each 16 rows of pairs
+ * (row j holds, per column, depth 2j and 2j+1: the layout AMX's tdpbf16ps and vdpbf16ps read),
+ * 16-column blocks outermost, zero-padded to whole 32-column blocks and 32-deep tiles. */
+void keel_bf16_pack(const float *source, ptrdiff_t depth, ptrdiff_t columns, ptrdiff_t depth_stride,
+                    ptrdiff_t column_stride, uint16_t *packed);
+/* x rounded to the nearest bf16 (ties to even), as a float: what the kernels multiply. */
+float keel_bf16_round(float x);
+/* Bytes of scratch one concurrent keel_bf16_conv_fn call needs. */
+ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv);
+
+/* Output pixels first_pixel ..< first_pixel + pixel_count (counted over the batch), output
+ * channels first_column ..< first_column + column_count (first_column a multiple of
+ * KEEL_BF16_COLUMN_BLOCK; the count is clipped to output_channels). Each value is one fp32 sum
+ * over the depth in the same order whatever ranges a call covers. `scratch` is 64-byte aligned. */
+typedef void (*keel_bf16_conv_fn)(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
+                                  ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
+
+/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32:
+ * the input is first rounded once into a zero-padded bf16 copy (keel_bf16_padded_count elements,
+ * 64-byte aligned), then each tile of 16 adjacent output pixels is read straight from that copy,
+ * with no im2col rows. */
+int keel_bf16_direct_fits(const keel_bf16_conv *conv);
+ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv);
+/* Rows first_row ..< first_row + row_count of the padded copy, counted over the batch. */
+typedef void (*keel_bf16_pad_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                                 uint16_t *padded);
+/* Output rows first_row ..< first_row + row_count (counted over the batch), output channels as in
+ * keel_bf16_conv_fn; `scratch` holds KEEL_BF16_STAGING_FLOATS 64-byte-aligned floats. */
+typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
+                                         ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count,
+                                         void *scratch);
+#define KEEL_BF16_STAGING_FLOATS (32 * 32)
+
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
@@ -84,6 +147,11 @@ typedef struct {
     keel_winograd_input_tile_fn winograd_input_tile;
     keel_winograd_output_tile_fn winograd_output_tile;
     keel_winograd_filter_transform_fn winograd_filter_transform;
+    /* bf16 products: AMX tiles where granted, else AVX512_BF16. */
+    keel_bf16_conv_fn bf16_conv;
+    /* The direct form: AMX only (elsewhere the im2col form runs every geometry). */
+    keel_bf16_pad_fn bf16_pad;
+    keel_bf16_conv_direct_fn bf16_conv_direct;
 } keel_kernel_table;
 
 /* The table for keel_cpu_in_use(): filled on first call, never NULL. */

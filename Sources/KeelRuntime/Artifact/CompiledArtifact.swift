@@ -40,13 +40,15 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 /// Version 4 adds `provenance` to the header (source, weights and binding, seed, -O level or
 /// passes, precision, and where each layer of the source can be cut). Files of versions 1–3 do
 /// not say how they were made, so they are refused with that reason: compile them again.
+/// Version 5 adds prepared filters of kind `bf16` (`keel compile --precision bf16`): rounded to
+/// bf16 and packed for the bf16 kernels, two values per float slot. Version 4 files read as before.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
 /// section whose entries do not fit is refused with the reason. Weight bytes are checksummed
 /// in the header but checked only when asked (`read(path:verify:)`, `--verify`): checking reads
 /// all of them at start-up.
 public enum CompiledArtifact {
-    public static let formatVersion: UInt32 = 4
-    static let readableVersions: [UInt32] = [formatVersion]
+    public static let formatVersion: UInt32 = 5
+    static let readableVersions: [UInt32] = [4, formatVersion]
     static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
     static let prefixSize = 64
     static let weightAlignment = 64
@@ -162,7 +164,7 @@ public enum CompiledArtifact {
         guard readableVersions.contains(version) else {
             let readable = readableVersions.map(String.init).joined(separator: " and ")
             let older = version < formatVersion ? " (an older keel's, which does not record how the file was made)" : ""
-            throw fail("format version \(version)\(older), but this keel reads version \(readable); compile it again with `keel compile`")
+            throw fail("format version \(version)\(older), but this keel reads \(readableVersions.count == 1 ? "version" : "versions") \(readable); compile it again with `keel compile`")
         }
         let headerLength = Int(clamping: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
         let checksum = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self).littleEndian

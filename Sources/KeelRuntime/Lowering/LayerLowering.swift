@@ -51,20 +51,34 @@ extension KernelLowering {
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
         let (packedKey, winogradKey) = (PreparedFilter.key(.packed, kernelName), PreparedFilter.key(.winograd, kernelName))
+        let bf16Key = PreparedFilter.key(.bf16, kernelName)
+        // bf16 where asked for and a kernel runs it, or where the filter exists only in bf16 (a
+        // .keelc compiled with --precision bf16).
+        let bf16Only = original == nil && operands.prepared.existing(bf16Key, as: BF16Weights.self) != nil
+        // A layer with few input channels (an RGB first layer) stays on the fp32 direct kernel:
+        // its 27-deep products cannot feed the bf16 tiles, and building their rows costs more.
+        let useBF16 = (operands.context.precision == .bf16 || bf16Only) && BF16Convolution.supports(kernelGeometry)
+            && BF16Convolution.isAvailable && (bf16Only || Conv2D.defaultAlgorithm(for: kernelGeometry) != .direct)
+        if bf16Only && !useBF16 {
+            throw operands.unsupported("its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
+                                       + "AVX512_BF16; compile the model again with --precision fp32")
+        }
         var algorithm = Conv2D.defaultAlgorithm(for: kernelGeometry)
+        if useBF16 { algorithm = .im2colGEMM }
         // The choice depends on the batch. A plan for a smaller batch than an earlier one may find
         // the filter only in the Winograd form, its original released: Winograd then, which is
         // correct for any number of tiles. (The other way round, Winograd weights come from the
         // packed ones below.)
-        if algorithm == .im2colGEMM, WinogradWeights.canRun(kernelGeometry),
+        if !useBF16, algorithm == .im2colGEMM, WinogradWeights.canRun(kernelGeometry),
            operands.prepared.existing(packedKey, as: PackedConv2DWeights.self) == nil,
            operands.prepared.existing(winogradKey, as: WinogradWeights.self) != nil {
             algorithm = .winograd
         }
-        var scratchSize = Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
+        var scratchSize = useBF16 ? BF16Convolution.scratchSize(for: kernelGeometry, threads: context.threads)
+            : Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
         // A fused max pool happens inside the Winograd NHWC output pass; elsewhere the full-size
         // output goes to scratch and is pooled from there.
-        let poolsInKernel = algorithm == .winograd && kernelGeometry.layout == .nhwc
+        let poolsInKernel = !useBF16 && algorithm == .winograd && kernelGeometry.layout == .nhwc
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
@@ -73,14 +87,27 @@ extension KernelLowering {
             output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
             stride: Size2D(2, 2), layout: kernelGeometry.layout)
         /// Runs `convolve` into `output`, or into scratch followed by the pool.
+        let choice = useBF16
+            ? KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: kernelGeometry), kernel: KernelChoice.bf16Kernel)
+            : KernelChoice.fp32(algorithm)
         func convolving(_ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
                                                _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
-            Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize) { scratch in
+            Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize, choice: choice) { scratch in
                 guard separatePool else { return try convolve(output, scratch) }
                 let full = UnsafeMutableBufferPointer(rebasing: scratch[convolutionScratch...])
                 try convolve(full, UnsafeMutableBufferPointer(rebasing: scratch[..<convolutionScratch]))
                 try Pooling.maxPool(input: UnsafeBufferPointer(full), output: output, geometry: poolGeometry,
                                     context: context)
+            }
+        }
+        if useBF16 {
+            let packedEarlier = operands.prepared.existing(packedKey, as: PackedConv2DWeights.self)
+            let weights = try operands.prepared.value(bf16Key) { () throws -> BF16Weights in
+                try BF16Weights(try packedEarlier ?? pack())
+            }
+            return convolving { output, scratch in
+                try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation, output: output,
+                                          geometry: kernelGeometry, scratch: scratch, context: context)
             }
         }
         if algorithm == .winograd {
@@ -149,7 +176,30 @@ extension KernelLowering {
         let output = try operands.output()
         let context = operands.kernelContext
         let weightLayout: DenseWeightLayout = layout == "out_in" ? .outIn : .inOut
-        return Step(node: node.name, op: node.op, flops: 2 * Double(rows * inFeatures * outFeatures)) { _ in
+        let flops = 2 * Double(rows * inFeatures * outFeatures)
+        if operands.context.precision == .bf16 && BF16Convolution.isAvailable {
+            // A dense layer is the 1×1 convolution of `rows` one-pixel images.
+            let geometry = Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: inFeatures,
+                                          outputChannels: outFeatures, kernel: Size2D(1, 1))
+            let weights = try operands.prepared.value(PreparedFilter.key(.bf16, kernelName)) { () throws -> BF16Weights in
+                try BF16Weights(kernel, depth: inFeatures, columns: outFeatures,
+                                depthStride: weightLayout == .inOut ? outFeatures : 1,
+                                columnStride: weightLayout == .inOut ? 1 : inFeatures)
+            }
+            let choice = KernelChoice(precision: .bf16, algorithm: "gemm", kernel: KernelChoice.bf16Kernel)
+            return Step(node: node.name, op: node.op, flops: flops,
+                        scratchSize: BF16Convolution.scratchSize(for: geometry, threads: context.threads),
+                        choice: choice) { scratch in
+                try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation,
+                                          output: output, geometry: geometry, scratch: scratch, context: context)
+                if softmax {
+                    try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
+                                      axis: outFeatures, inner: 1, context: context)
+                }
+            }
+        }
+        return Step(node: node.name, op: node.op, flops: flops,
+                    choice: KernelChoice(precision: .fp32, algorithm: "gemm", kernel: "OpenBLAS")) { _ in
             try Dense.apply(input: input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
                             kernel: kernel, layout: weightLayout, bias: bias, activation: activation,
                             output: output, context: context)

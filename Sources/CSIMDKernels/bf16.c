@@ -1,0 +1,53 @@
+/* The ISA-independent part of the bf16 kernels: rounding, filter packing and scratch sizes. */
+#include "bf16.h"
+
+#include <string.h>
+
+static uint16_t to_bf16(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    /* NaN: keep it a (quiet) NaN; rounding could carry it into infinity. */
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x0040u);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+float keel_bf16_round(float x) {
+    uint32_t bits = (uint32_t)to_bf16(x) << 16;
+    float rounded;
+    memcpy(&rounded, &bits, sizeof rounded);
+    return rounded;
+}
+
+ptrdiff_t keel_bf16_packed_count(ptrdiff_t depth, ptrdiff_t columns) {
+    ptrdiff_t padded_depth = (depth + KEEL_BF16_DEPTH_BLOCK - 1) / KEEL_BF16_DEPTH_BLOCK * KEEL_BF16_DEPTH_BLOCK;
+    ptrdiff_t padded_columns = (columns + KEEL_BF16_COLUMN_BLOCK - 1) / KEEL_BF16_COLUMN_BLOCK * KEEL_BF16_COLUMN_BLOCK;
+    return padded_depth * padded_columns;
+}
+
+void keel_bf16_pack(const float *source, ptrdiff_t depth, ptrdiff_t columns, ptrdiff_t depth_stride,
+                    ptrdiff_t column_stride, uint16_t *packed) {
+    ptrdiff_t padded_depth = (depth + KEEL_BF16_DEPTH_BLOCK - 1) / KEEL_BF16_DEPTH_BLOCK * KEEL_BF16_DEPTH_BLOCK;
+    ptrdiff_t padded_columns = (columns + KEEL_BF16_COLUMN_BLOCK - 1) / KEEL_BF16_COLUMN_BLOCK * KEEL_BF16_COLUMN_BLOCK;
+    for (ptrdiff_t n = 0; n < padded_columns; n++) {
+        uint16_t *block = packed + (n / 16) * padded_depth * 16;
+        for (ptrdiff_t k = 0; k < padded_depth; k++) {
+            uint16_t value = k < depth && n < columns ? to_bf16(source[k * depth_stride + n * column_stride]) : 0;
+            block[(k / 32) * 512 + ((k % 32) / 2) * 32 + (n % 16) * 2 + (k % 2)] = value;
+        }
+    }
+}
+
+ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv) {
+    ptrdiff_t depth = keel_bf16_depth(conv);
+    return keel_bf16_block_rows(depth) * depth * 2 + KEEL_BF16_STAGING_BYTES + 64;
+}
+
+int keel_bf16_direct_fits(const keel_bf16_conv *conv) {
+    return conv->stride_height == 1 && conv->stride_width == 1 && conv->dilation_height == 1
+        && conv->dilation_width == 1 && conv->input_channels % 32 == 0 && conv->input_channels > 0;
+}
+
+ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv) {
+    return conv->batch * keel_bf16_padded_height(conv) * keel_bf16_padded_width(conv) * conv->input_channels;
+}

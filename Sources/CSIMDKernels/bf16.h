@@ -1,0 +1,51 @@
+#ifndef KEEL_BF16_H
+#define KEEL_BF16_H
+/* What the bf16 kernels of every ISA share: the packed-filter addressing, the block sizes and
+ * the im2col rows (isa_avx512bf16.c), which the AMX kernel also uses. */
+#include "keel_kernels.h"
+#include "simd_internal.h"
+
+#include <string.h>
+
+/* Depth rounded up to whole 32-deep tiles. */
+static inline ptrdiff_t keel_bf16_depth(const keel_bf16_conv *conv) {
+    ptrdiff_t depth = conv->kernel_height * conv->kernel_width * conv->input_channels;
+    return (depth + KEEL_BF16_DEPTH_BLOCK - 1) / KEEL_BF16_DEPTH_BLOCK * KEEL_BF16_DEPTH_BLOCK;
+}
+
+/* Rows of A (output pixels) per im2col block: as many whole 32-row groups as fit ~512 KB, so a
+ * block stays in L2 while every column block of the filter streams past it, within 32..256. */
+static inline ptrdiff_t keel_bf16_block_rows(ptrdiff_t depth) {
+    ptrdiff_t rows = (512 * 1024 / (depth * 2)) / 32 * 32;
+    return rows < 32 ? 32 : rows > 256 ? 256 : rows;
+}
+
+/* Bytes of the staging tile (fp32 [32][32]) that follows the im2col block in scratch. */
+enum { KEEL_BF16_STAGING_BYTES = 32 * 32 * 4 };
+
+/* The first element of the 16-column block holding column `column`: each block is depth/32
+ * tiles of 16 pair-rows × 16 columns × 2. */
+static inline const uint16_t *keel_bf16_column_block(const uint16_t *packed, ptrdiff_t depth, ptrdiff_t column) {
+    return packed + (column / 16) * depth * 16;
+}
+
+/* The padded bf16 copy of the input the direct kernel reads: [batch][height][width][channels],
+ * width rounded so every 16-pixel segment of an output row reads inside it. */
+static inline ptrdiff_t keel_bf16_padded_height(const keel_bf16_conv *conv) {
+    return conv->output_height + conv->kernel_height - 1;
+}
+static inline ptrdiff_t keel_bf16_padded_width(const keel_bf16_conv *conv) {
+    return (conv->output_width + 15) / 16 * 16 + conv->kernel_width - 1;
+}
+
+#if KEEL_X86
+/* Rows first_pixel ..< first_pixel + rows of the im2col matrix in bf16, [padded_rows][depth]
+ * (zero past the filter's depth and past `rows`). */
+void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
+                            ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block);
+/* The staged 32×32 fp32 block plus bias, then ReLU, stored for `rows` rows within the masks. */
+void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, int relu, float *out,
+                            ptrdiff_t ldc, __mmask16 low, __mmask16 high);
+#endif
+
+#endif

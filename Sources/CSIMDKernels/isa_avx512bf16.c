@@ -1,0 +1,144 @@
+/* The AVX512_BF16 bodies of the bf16 kernels (vdpbf16ps: 16 fp32 lanes, each adding the products
+ * of a bf16 pair), for CPUs without AMX, and the im2col rows the AMX kernel shares. Every
+ * function carries KEEL_AVX512_BF16; cpu.c uses them only on a CPU with AVX512_BF16. */
+#include "bf16.h"
+#include "isa_entries.h"
+
+#if KEEL_X86
+
+/* `count` floats rounded to bf16 (nearest even) into `target`. */
+KEEL_INLINE KEEL_AVX512_BF16 void convert(const float *source, ptrdiff_t count, uint16_t *target) {
+    ptrdiff_t i = 0;
+    for (; i + 16 <= count; i += 16)
+        _mm256_storeu_si256((__m256i *)(target + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(source + i)));
+    if (i < count) {
+        __mmask16 mask = keel_avx512_lanes(count - i);
+        __m256bh half = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, source + i));
+        _mm256_mask_storeu_epi16(target + i, mask, (__m256i)half);
+    }
+}
+
+KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
+                                             ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block) {
+    const ptrdiff_t width = conv->output_width, plane = conv->output_height * width;
+    const ptrdiff_t channels = conv->input_channels;
+    for (ptrdiff_t r = 0; r < padded_rows; r++) {
+        uint16_t *line = block + r * depth;
+        ptrdiff_t k = 0;
+        if (r < rows) {
+            const ptrdiff_t pixel = first_pixel + r, image = pixel / plane;
+            const ptrdiff_t y = (pixel % plane) / width, x = pixel % width;
+            for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
+                const ptrdiff_t iy = y * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+                for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++, k += channels) {
+                    const ptrdiff_t ix = x * conv->stride_width - conv->pad_left + kx * conv->dilation_width;
+                    if (iy < 0 || iy >= conv->input_height || ix < 0 || ix >= conv->input_width) {
+                        memset(line + k, 0, (size_t)channels * 2);
+                        continue;
+                    }
+                    convert(conv->input + ((image * conv->input_height + iy) * conv->input_width + ix) * channels,
+                            channels, line + k);
+                }
+            }
+        }
+        memset(line + k, 0, (size_t)(depth - k) * 2);
+    }
+}
+
+KEEL_AVX512_BF16 void keel_avx512bf16_bf16_pad(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                              uint16_t *padded) {
+    const ptrdiff_t height = keel_bf16_padded_height(conv), width = keel_bf16_padded_width(conv);
+    const ptrdiff_t channels = conv->input_channels;
+    for (ptrdiff_t row = first_row; row < first_row + row_count; row++) {
+        const ptrdiff_t image = row / height, iy = row % height - conv->pad_top;
+        uint16_t *line = padded + row * width * channels;
+        if (iy < 0 || iy >= conv->input_height) {
+            memset(line, 0, (size_t)(width * channels) * 2);
+            continue;
+        }
+        const ptrdiff_t left = conv->pad_left < width ? conv->pad_left : width;
+        ptrdiff_t right = conv->pad_left + conv->input_width < width ? conv->pad_left + conv->input_width : width;
+        memset(line, 0, (size_t)(left * channels) * 2);
+        convert(conv->input + (image * conv->input_height + iy) * conv->input_width * channels, (right - left) * channels,
+                line + left * channels);
+        memset(line + right * channels, 0, (size_t)((width - right) * channels) * 2);
+    }
+}
+
+KEEL_AVX512_BF16 void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, int relu,
+                                             float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        __m512 x0 = _mm512_add_ps(_mm512_load_ps(staging + r * 32), bias0);
+        __m512 x1 = _mm512_add_ps(_mm512_load_ps(staging + r * 32 + 16), bias1);
+        if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
+        _mm512_mask_storeu_ps(out + r * ldc, low, x0);
+        _mm512_mask_storeu_ps(out + r * ldc + 16, high, x1);
+    }
+}
+
+/* Rows of one register block: 12 × 2 accumulators of the 32 registers. */
+enum { BLOCK = 12 };
+
+/* `count` rows of A × 32 columns (two 16-column blocks b0, b1) over the whole depth, then bias,
+ * ReLU and a masked store. */
+KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const uint16_t *a, ptrdiff_t depth, const uint16_t *b0,
+                                            const uint16_t *b1, const float *bias, int relu, float *out,
+                                            ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+    __m512 left[BLOCK], right[BLOCK];
+    for (int r = 0; r < count; r++) { left[r] = _mm512_setzero_ps(); right[r] = _mm512_setzero_ps(); }
+    for (ptrdiff_t pair = 0; pair < depth / 2; pair++) {
+        const ptrdiff_t offset = (pair / 16) * 512 + (pair % 16) * 32;
+        __m512bh w0 = (__m512bh)_mm512_loadu_si512(b0 + offset), w1 = (__m512bh)_mm512_loadu_si512(b1 + offset);
+        for (int r = 0; r < count; r++) {
+            uint32_t both;
+            memcpy(&both, a + r * depth + 2 * pair, sizeof both);
+            __m512bh value = (__m512bh)_mm512_set1_epi32((int)both);
+            left[r] = _mm512_dpbf16_ps(left[r], value, w0);
+            right[r] = _mm512_dpbf16_ps(right[r], value, w1);
+        }
+    }
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < count; r++) {
+        __m512 x0 = _mm512_add_ps(left[r], bias0), x1 = _mm512_add_ps(right[r], bias1);
+        if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
+        _mm512_mask_storeu_ps(out + r * ldc, low, x0);
+        _mm512_mask_storeu_ps(out + r * ldc + 16, high, x1);
+    }
+}
+
+static KEEL_AVX512_BF16 void dot_rows(int count, const uint16_t *a, ptrdiff_t depth, const uint16_t *b0,
+                                      const uint16_t *b1, const float *bias, int relu, float *out, ptrdiff_t ldc,
+                                      __mmask16 low, __mmask16 high) {
+    switch (count) {
+        KEEL_CASES_UP_TO_12(dot_block, a, depth, b0, b1, bias, relu, out, ldc, low, high)
+        default: break;
+    }
+}
+
+void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
+                               ptrdiff_t first_column, ptrdiff_t column_count, void *scratch) {
+    const ptrdiff_t depth = keel_bf16_depth(conv), block_rows = keel_bf16_block_rows(depth);
+    const ptrdiff_t columns = conv->output_channels;
+    const ptrdiff_t last_column = first_column + column_count < columns ? first_column + column_count : columns;
+    uint16_t *block = scratch;
+    for (ptrdiff_t start = first_pixel; start < first_pixel + pixel_count; start += block_rows) {
+        const ptrdiff_t rows = first_pixel + pixel_count - start < block_rows ? first_pixel + pixel_count - start : block_rows;
+        keel_avx512bf16_im2col(conv, start, rows, rows, depth, block);
+        for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
+            const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
+            const uint16_t *b1 = b0 + depth * 16;
+            const __mmask16 low = keel_avx512_lanes(last_column - column), high = keel_avx512_lanes(last_column - column - 16);
+            const float *bias = conv->bias ? conv->bias + column : NULL;
+            for (ptrdiff_t row = 0; row < rows; row += BLOCK) {
+                int count = rows - row < BLOCK ? (int)(rows - row) : BLOCK;
+                dot_rows(count, block + row * depth, depth, b0, b1, bias, conv->relu,
+                         conv->output + (start + row) * columns + column, columns, low, high);
+            }
+        }
+    }
+}
+
+#endif

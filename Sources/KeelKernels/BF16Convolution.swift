@@ -1,0 +1,208 @@
+/// Convolutions (one group, NHWC) and dense layers whose products run in bf16 with fp32
+/// accumulation: AMX tiles where Linux granted them, otherwise AVX512_BF16 (the kernel table's
+/// `bf16_conv`). Filters are rounded to bf16 and packed once (`BF16Weights`); activations stay fp32
+/// between layers and are rounded as each block of im2col rows is built, so pools, norms, softmax
+/// and outputs keep fp32. Bias and activation are applied in fp32 before the store.
+import CSIMDKernels
+import Dispatch
+
+/// A [depth][columns] filter rounded to bf16 (nearest even) in the tile layout the bf16 kernels
+/// read (CSIMDKernels `keel_bf16_pack`).
+public struct BF16Weights: Sendable, Equatable {
+    /// Reduction length: kernel height · width · input channels (a dense layer's input features).
+    public let depth: Int
+    /// Output channels.
+    public let columns: Int
+    /// The bf16 values, two per float slot (the storage type prepared weights share).
+    let storage: WeightStorage
+
+    /// bf16 elements for a [depth][columns] filter, padding included.
+    public static func elementCount(depth: Int, columns: Int) -> Int { keel_bf16_packed_count(depth, columns) }
+
+    /// From fp32 element (k, n) at `values[k · depthStride + n · columnStride]`.
+    public init(_ values: UnsafeBufferPointer<Float>, depth: Int, columns: Int, depthStride: Int, columnStride: Int) throws {
+        let name = "bf16 weights"
+        try require(depth > 0 && columns > 0, name, "depth \(depth) and \(columns) columns")
+        try requireCapacity(values.count, (depth - 1) * depthStride + (columns - 1) * columnStride + 1, name, "filter")
+        self.depth = depth
+        self.columns = columns
+        let count = Self.elementCount(depth: depth, columns: columns)
+        storage = WeightStorage(count: count / 2) { slots in
+            guard let source = values.baseAddress, let target = slots.baseAddress else { return }
+            target.withMemoryRebound(to: UInt16.self, capacity: count) { packed in
+                keel_bf16_pack(source, depth, columns, depthStride, columnStride, packed)
+            }
+        }
+    }
+
+    /// From the im2col packing of a one-group filter ([K][outputs]).
+    public init(_ packed: PackedConv2DWeights) throws {
+        try require(packed.groups == 1, "bf16 weights", "\(packed.groups) groups (bf16 runs one-group convolutions)")
+        self = try packed.withUnsafeValues { values in
+            try BF16Weights(values, depth: packed.reductionLength, columns: packed.outputChannels,
+                            depthStride: packed.outputChannels, columnStride: 1)
+        }
+    }
+
+    /// Values kept elsewhere (a compiled model file), used in place while `owner` lives.
+    public init(borrowing slots: UnsafeBufferPointer<Float>, owner: AnyObject, depth: Int, columns: Int) throws {
+        try require(depth > 0 && columns > 0 && slots.count * 2 == Self.elementCount(depth: depth, columns: columns),
+                    "bf16 weights", "\(slots.count * 2) bf16 values for a \(depth)×\(columns) filter")
+        self.depth = depth
+        self.columns = columns
+        storage = WeightStorage(borrowing: slots, owner: owner)
+    }
+
+    /// The stored slots (two bf16 values each), valid inside `body`.
+    public func withUnsafeSlots<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer(body)
+    }
+}
+
+public enum BF16Convolution {
+    /// Whether a bf16 kernel runs on this CPU (capabilities in use).
+    public static var isAvailable: Bool { KernelTable.current.bf16_conv != nil }
+
+    /// Whether the bf16 kernel computes this convolution: one group, NHWC.
+    public static func supports(_ geometry: Conv2DGeometry) -> Bool { geometry.groups == 1 && geometry.layout == .nhwc }
+
+    /// "direct" when the direct form runs this geometry (AMX, stride 1, input channels a multiple
+    /// of 32), "im2col" otherwise.
+    public static func form(for geometry: Conv2DGeometry) -> String {
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        let direct = KernelTable.current.bf16_conv_direct != nil && keel_bf16_direct_fits(&description) != 0
+        return direct ? "direct" : "im2col"
+    }
+
+    /// Floats of scratch `apply` needs with up to `threads` threads, whichever form runs.
+    public static func scratchSize(for geometry: Conv2DGeometry, threads: Int) -> Int {
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        let im2col = max(1, threads) * slotFloats(keel_bf16_conv_scratch_bytes(&description))
+        guard keel_bf16_direct_fits(&description) != 0 else { return im2col + alignmentSlack }
+        let direct = paddedFloats(&description) + max(1, threads) * Int(KEEL_BF16_STAGING_FLOATS)
+        return max(im2col, direct) + alignmentSlack
+    }
+
+    /// Floats holding the padded bf16 copy of the direct form, in whole 64-byte lines.
+    private static func paddedFloats(_ description: inout keel_bf16_conv) -> Int {
+        (keel_bf16_padded_count(&description) * 2 + 63) / 64 * 16
+    }
+
+    /// Floats the start of scratch may move to reach a 64-byte boundary (AMX stages tiles there).
+    private static let alignmentSlack = 16
+
+    /// Floats per thread's scratch slot: whole 64-byte lines, so every slot stays aligned.
+    private static func slotFloats(_ bytes: Int) -> Int { (bytes + 63) / 64 * 16 }
+
+    /// output = activation(conv(input, weights) + bias) with bf16 products. Throws when no bf16
+    /// kernel is present or the geometry is not one it runs (callers check first).
+    public static func apply(input: UnsafeBufferPointer<Float>, weights: BF16Weights, bias: UnsafeBufferPointer<Float>?,
+                             activation: UnaryOperation, output: UnsafeMutableBufferPointer<Float>,
+                             geometry: Conv2DGeometry, scratch: UnsafeMutableBufferPointer<Float>,
+                             context: KernelContext) throws {
+        let name = "conv2d (bf16)"
+        try geometry.validate()
+        guard let kernel = KernelTable.current.bf16_conv else {
+            throw KernelError.invalidArgument(kernel: name, message: "this CPU has neither AMX-BF16 nor AVX512_BF16")
+        }
+        try require(supports(geometry), name, "bf16 runs one-group NHWC convolutions")
+        try require(weights.depth == geometry.reductionLength && weights.columns == geometry.outputChannels, name,
+                    "weights are \(weights.depth)×\(weights.columns), the layer needs "
+                        + "\(geometry.reductionLength)×\(geometry.outputChannels)")
+        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
+        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
+        let relu = activation == .relu
+        var description = parameters(geometry, input: input.baseAddress, weights: nil, bias: bias?.baseAddress,
+                                     relu: relu, output: output.baseAddress)
+        let slot = slotFloats(keel_bf16_conv_scratch_bytes(&description))
+        try requireCapacity(scratch.count, slot + alignmentSlack, name, "scratch")
+        guard geometry.batch > 0, let base = scratch.baseAddress, let destination = output.baseAddress else { return }
+        let skip = (64 - Int(bitPattern: base) % 64) % 64 / MemoryLayout<Float>.stride
+        let workspace = base + skip
+        let pixels = geometry.batch * geometry.outputPixelsPerImage
+        let columnBlocks = (geometry.outputChannels + 31) / 32
+        let work = Double(pixels) * Double(geometry.outputChannels) * Double(geometry.reductionLength)
+        let parts = work < Double(64 * parallelGrain) ? 1 : context.threads
+        let table = KernelTable.current
+        weights.storage.withUnsafeBufferPointer { slots in
+            slots.baseAddress?.withMemoryRebound(to: UInt16.self, capacity: slots.count * 2) { packed in
+                var call = description
+                call.weights = packed
+                if let pad = table.bf16_pad, let direct = table.bf16_conv_direct, keel_bf16_direct_fits(&call) != 0 {
+                    // The padded copy first (rows split across threads), then output rows from it.
+                    let paddedCount = paddedFloats(&call)
+                    let staging = workspace + paddedCount
+                    let count = min(parts, (scratch.count - skip - paddedCount) / Int(KEEL_BF16_STAGING_FLOATS))
+                    workspace.withMemoryRebound(to: UInt16.self, capacity: paddedCount * 2) { padded in
+                        let paddedRows = geometry.batch * (geometry.output.height + geometry.kernel.height - 1)
+                        inParallel(min(count, paddedRows)) { index, parts in
+                            var own = call
+                            let first = paddedRows * index / parts
+                            pad(&own, first, paddedRows * (index + 1) / parts - first, padded)
+                        }
+                        let rows = geometry.batch * geometry.output.height
+                        let byRows = rows >= 2 * count || columnBlocks < count
+                        inParallel(min(count, byRows ? rows : columnBlocks)) { index, parts in
+                            var own = call
+                            let slot = staging + index * Int(KEEL_BF16_STAGING_FLOATS)
+                            if byRows {
+                                let first = rows * index / parts
+                                direct(&own, padded, first, rows * (index + 1) / parts - first, 0,
+                                       geometry.outputChannels, slot)
+                            } else {
+                                let first = columnBlocks * index / parts
+                                let end = columnBlocks * (index + 1) / parts
+                                direct(&own, padded, 0, rows, first * 32, (end - first) * 32, slot)
+                            }
+                        }
+                    }
+                    return
+                }
+                // Many pixels: each thread takes a run of whole 32-row groups. Few (a dense layer at
+                // batch 1): each takes a run of column blocks, streaming its share of the filter.
+                let count = min(parts, (scratch.count - skip) / slot)
+                let byRows = pixels >= 64 * count || columnBlocks < count
+                let groups = byRows ? (pixels + 31) / 32 : columnBlocks
+                inParallel(min(count, groups)) { index, parts in
+                    let first = groups * index / parts, end = groups * (index + 1) / parts
+                    var own = call
+                    if byRows {
+                        let start = first * 32
+                        kernel(&own, start, min(end * 32, pixels) - start, 0, geometry.outputChannels,
+                               workspace + index * slot)
+                    } else {
+                        kernel(&own, 0, pixels, first * 32, (end - first) * 32, workspace + index * slot)
+                    }
+                }
+            }
+        }
+        if activation != .identity && !relu {
+            let block = OutputBlock(base: destination, rows: pixels, columns: geometry.outputChannels,
+                                    rowStride: geometry.outputChannels)
+            applyEpilogue(block, bias: nil, direction: .perColumn, activation: activation, context: context)
+        }
+    }
+
+    /// body(index, parts) for index in 0..<parts, on as many threads.
+    private static func inParallel(_ parts: Int, _ body: (Int, Int) -> Void) {
+        let parts = max(1, parts)
+        if parts == 1 { return body(0, 1) }
+        DispatchQueue.concurrentPerform(iterations: parts) { body($0, parts) }
+    }
+
+    private static func parameters(_ geometry: Conv2DGeometry, input: UnsafePointer<Float>?,
+                                   weights: UnsafePointer<UInt16>?, bias: UnsafePointer<Float>?, relu: Bool,
+                                   output: UnsafeMutablePointer<Float>?) -> keel_bf16_conv {
+        let outputSize = geometry.output
+        return keel_bf16_conv(
+            input: input, weights: weights, bias: bias, output: output, batch: geometry.batch,
+            input_height: geometry.input.height, input_width: geometry.input.width,
+            input_channels: geometry.inputChannels,
+            output_height: outputSize.height, output_width: outputSize.width, output_channels: geometry.outputChannels,
+            kernel_height: geometry.kernel.height, kernel_width: geometry.kernel.width,
+            stride_height: geometry.stride.height, stride_width: geometry.stride.width,
+            dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
+            pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0)
+    }
+}

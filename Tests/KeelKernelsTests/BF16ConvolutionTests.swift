@@ -1,0 +1,197 @@
+/// The bf16 convolution and dense kernels at every bf16 capability this CPU has (AMX tiles, and
+/// AVX512_BF16 with AMX masked), against a double-precision reference over the same inputs and
+/// weights rounded to bf16 here: products of bf16 values are exact in fp32, so only the fp32
+/// summation order differs and the bound is tight. Awkward sizes: depths that are not multiples
+/// of 32, column counts that are not multiples of 16, 1×1 images, a single row.
+@testable import KeelKernels
+import XCTest
+
+final class BF16ConvolutionTests: XCTestCase {
+    /// x rounded to the nearest bf16, ties to even: the top 16 bits after adding half an ulp.
+    func bf16(_ x: Float) -> Float {
+        let bits = x.bitPattern
+        let rounded = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000
+        return Float(bitPattern: rounded)
+    }
+
+    struct Case {
+        var geometry: Conv2DGeometry
+        var activation: UnaryOperation
+        var bias: Bool
+    }
+
+    static let cases: [Case] = [
+        // Depth 45 (3×3×5), 20 columns, padding, batch 2.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 6), inputChannels: 5, outputChannels: 20,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        // A 1×1 image through a 3×3 filter with padding: only the centre tap reads the image.
+        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(1, 1), inputChannels: 33, outputChannels: 17,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .identity, bias: false),
+        // Stride 2, dilation, several column blocks and more rows than one 32-row group.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(19, 23), inputChannels: 40, outputChannels: 70,
+                                      kernel: Size2D(3, 3), stride: Size2D(2, 2), dilation: Size2D(1, 2),
+                                      padding: Padding2D(top: 1, left: 2, bottom: 1, right: 2)),
+             activation: .relu, bias: true),
+        // A dense layer: one row, depth 70, 37 outputs; and a sigmoid left to the fp32 epilogue.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(1, 1), inputChannels: 70, outputChannels: 37,
+                                      kernel: Size2D(1, 1)),
+             activation: .sigmoid, bias: true),
+        // The direct form (stride 1, input channels a multiple of 32; AMX): rows of 20 pixels (one
+        // full and one partial 16-pixel tile), of 7 (one partial tile), and a 1×1 image.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 20), inputChannels: 64, outputChannels: 48,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(6, 9), inputChannels: 32, outputChannels: 16,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 0, left: 0, bottom: 0, right: 0)),
+             activation: .identity, bias: false),
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 1), inputChannels: 64, outputChannels: 20,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        // Deep enough for 32-row im2col blocks over several 512-wide column runs.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+    ]
+
+    /// Runs every case with the kernel table filled from `capabilities`.
+    func check(_ capabilities: CPUCapabilities, label: String) throws {
+        CPUCapabilities.restrict(to: capabilities)
+        defer { CPUCapabilities.restoreDetected() }
+        XCTAssertTrue(BF16Convolution.isAvailable, label)
+        for (index, testCase) in Self.cases.enumerated() {
+            let geometry = testCase.geometry
+            try geometry.validate()
+            let depth = geometry.reductionLength, columns = geometry.outputChannels
+            let input = seededValues(geometry.inputElementCount, seed: UInt64(11 + index))
+            // HWIO = [depth][columns], the order the kernels reduce in.
+            let filter = seededValues(depth * columns, seed: UInt64(97 + index))
+            let bias = testCase.bias ? seededValues(columns, seed: UInt64(5 + index)) : nil
+            let weights = try filter.withUnsafeBufferPointer {
+                try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
+            }
+            let (expected, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16), bias: bias)
+            for threads in [1, 2] {
+                var scratch = [Float](repeating: .nan, count: BF16Convolution.scratchSize(for: geometry, threads: threads))
+                let actual = try withOutput(geometry.outputElementCount) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try scratch.withUnsafeMutableBufferPointer { work in
+                            if let bias {
+                                try bias.withUnsafeBufferPointer {
+                                    try BF16Convolution.apply(input: source, weights: weights, bias: $0,
+                                                              activation: testCase.activation, output: output,
+                                                              geometry: geometry, scratch: work,
+                                                              context: KernelContext(threads: threads))
+                                }
+                            } else {
+                                try BF16Convolution.apply(input: source, weights: weights, bias: nil,
+                                                          activation: testCase.activation, output: output,
+                                                          geometry: geometry, scratch: work,
+                                                          context: KernelContext(threads: threads))
+                            }
+                        }
+                    }
+                }
+                for position in 0..<expected.count {
+                    // fp32 sums of exact products: a few ulps of the sum of magnitudes per add.
+                    let bound = Double(depth) * 1.2e-7 * magnitude[position] + 1e-7
+                    XCTAssertEqual(Double(actual[position]), expected[position], accuracy: bound,
+                                   "\(label) case \(index) threads \(threads) at \(position)")
+                }
+            }
+        }
+    }
+
+    /// Double-precision convolution of the rounded values, then bias and activation; also the sum
+    /// of |products| per output, which bounds the summation error.
+    func reference(_ testCase: Case, input: [Float], filter: [Float], bias: [Float]?) -> ([Double], [Double]) {
+        let g = testCase.geometry, out = g.output, columns = g.outputChannels
+        var values = [Double](), magnitudes = [Double]()
+        for image in 0..<g.batch {
+            for y in 0..<out.height {
+                for x in 0..<out.width {
+                    for o in 0..<columns {
+                        var sum = 0.0, magnitude = 0.0
+                        for ky in 0..<g.kernel.height {
+                            let iy = y * g.stride.height - g.padding.top + ky * g.dilation.height
+                            for kx in 0..<g.kernel.width {
+                                let ix = x * g.stride.width - g.padding.left + kx * g.dilation.width
+                                guard iy >= 0, iy < g.input.height, ix >= 0, ix < g.input.width else { continue }
+                                for c in 0..<g.inputChannels {
+                                    let a = Double(input[((image * g.input.height + iy) * g.input.width + ix) * g.inputChannels + c])
+                                    let w = Double(filter[((ky * g.kernel.width + kx) * g.inputChannels + c) * columns + o])
+                                    sum += a * w
+                                    magnitude += abs(a * w)
+                                }
+                            }
+                        }
+                        sum += Double(bias?[o] ?? 0)
+                        switch testCase.activation {
+                        case .relu: sum = max(sum, 0)
+                        case .sigmoid: sum = 1 / (1 + exp(-sum))
+                        default: break
+                        }
+                        values.append(sum)
+                        magnitudes.append(magnitude + abs(Double(bias?[o] ?? 0)))
+                    }
+                }
+            }
+        }
+        return (values, magnitudes)
+    }
+
+    func testAMXTilesMatchTheReference() throws {
+        guard CPUCapabilities.detected.contains(.amxBF16) else {
+            throw XCTSkip("this CPU (or Linux, which grants the tile state) offers no AMX-BF16")
+        }
+        try check(CPUCapabilities.detected, label: "AMX")
+    }
+
+    func testAVX512BF16MatchesTheReference() throws {
+        guard CPUCapabilities.detected.contains(.avx512BF16) else {
+            throw XCTSkip("this CPU has no AVX512_BF16")
+        }
+        try check(CPUCapabilities.detected.subtracting(.amxBF16), label: "AVX512_BF16")
+    }
+
+    func testWithoutBF16CapabilitiesTheKernelIsAbsentAndApplyRefuses() throws {
+        CPUCapabilities.restrict(to: [.avx2, .avx512])
+        defer { CPUCapabilities.restoreDetected() }
+        XCTAssertFalse(BF16Convolution.isAvailable)
+        let geometry = Self.cases[0].geometry
+        let weights = try [Float](repeating: 1, count: geometry.reductionLength * geometry.outputChannels)
+            .withUnsafeBufferPointer {
+                try BF16Weights($0, depth: geometry.reductionLength, columns: geometry.outputChannels,
+                                depthStride: geometry.outputChannels, columnStride: 1)
+            }
+        var scratch = [Float](repeating: 0, count: BF16Convolution.scratchSize(for: geometry, threads: 1))
+        let input = [Float](repeating: 1, count: geometry.inputElementCount)
+        XCTAssertThrowsError(try withOutput(geometry.outputElementCount) { output in
+            try input.withUnsafeBufferPointer { source in
+                try scratch.withUnsafeMutableBufferPointer { work in
+                    try BF16Convolution.apply(input: source, weights: weights, bias: nil, activation: .identity,
+                                              output: output, geometry: geometry, scratch: work, context: .singleThreaded)
+                }
+            }
+        })
+    }
+
+    /// Rounding is to nearest, ties to even, and NaN stays NaN.
+    func testPackingRoundsToNearestEven() throws {
+        // 1 + 2⁻⁸ is halfway between bf16 neighbours 1 and 1 + 2⁻⁷: ties to the even one, 1.
+        // 1 + 3·2⁻⁸ is halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶: ties to 1 + 2⁻⁶.
+        let values: [Float] = [1 + 0x1p-8, 1 + 3 * 0x1p-8, 1 + 0x1p-8 + 0x1p-20, -2.5, .nan]
+        let expected: [Float] = [1, 1 + 0x1p-6, 1 + 0x1p-7, -2.5]
+        XCTAssertEqual(values.prefix(4).map(bf16), expected)
+        let weights = try values.withUnsafeBufferPointer {
+            try BF16Weights($0, depth: values.count, columns: 1, depthStride: 1, columnStride: 1)
+        }
+        // Column 0 of tile row j holds depth 2j and 2j+1.
+        let stored: [UInt16] = weights.withUnsafeSlots { slots in
+            slots.withMemoryRebound(to: UInt16.self) { packed in (0..<values.count).map { packed[($0 / 2) * 32 + $0 % 2] } }
+        }
+        XCTAssertEqual(stored.prefix(4).map { Float(bitPattern: UInt32($0) << 16) }, expected)
+        XCTAssertTrue(Float(bitPattern: UInt32(stored[4]) << 16).isNaN)
+    }
+}
