@@ -144,6 +144,8 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
 #if defined(__x86_64__) || defined(__i386__)
 #define KEEL_USE_FP32_KERNELS(PREFIX)                                                                       \
     table->sgemm_packed_b = keel_##PREFIX##_sgemm_packed_b;                                                 \
+    table->sgemm = keel_##PREFIX##_sgemm;                                                                   \
+    table->depthwise_conv = keel_##PREFIX##_depthwise_conv;                                                 \
     table->direct_conv_rows = keel_##PREFIX##_direct_conv_rows;                                             \
     table->winograd_input_tile = keel_##PREFIX##_winograd_input_tile;                                       \
     table->winograd_output_tile = keel_##PREFIX##_winograd_output_tile;                                     \

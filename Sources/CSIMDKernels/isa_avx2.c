@@ -1,17 +1,25 @@
 /* The AVX2+FMA bodies of the fp32 kernels: every function here carries KEEL_AVX2, and cpu.c puts
  * them in the kernel table only on a CPU with AVX2 and FMA. */
+#include "depthwise_conv.h"
 #include "direct_conv.h"
 #include "isa_entries.h"
 #include "panel_gemm.h"
+#include "simd_activation.h"
 #include "winograd_filter.h"
 #include "winograd_tiles.h"
 
 #if KEEL_X86
 
+KEEL_AVX2_ACTIVATIONS
+
 /* Panel GEMM: 6 rows × 16 columns, 12 of the 16 registers. */
 DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
                   _mm256_loadu_ps, KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps,
                   _mm256_fmadd_ps, _mm256_add_ps)
+
+/* Depthwise convolution: 4 vectors of 8 channels (NHWC) or 8 adjacent pixels (NCHW). */
+DEFINE_DEPTHWISE(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
+                 _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps)
 
 /* Direct convolution: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */
 DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,

@@ -1,17 +1,25 @@
 /* The AVX-512F bodies of the fp32 kernels: every function here carries KEEL_AVX512, and cpu.c
  * puts them in the kernel table only on a CPU with AVX-512F. */
+#include "depthwise_conv.h"
 #include "direct_conv.h"
 #include "isa_entries.h"
 #include "panel_gemm.h"
+#include "simd_activation.h"
 #include "winograd_filter.h"
 #include "winograd_tiles.h"
 
 #if KEEL_X86
 
+KEEL_AVX512_ACTIVATIONS
+
 /* Panel GEMM: 8 rows × 32 columns, 16 accumulators. */
 DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_8, __mmask16, keel_avx512_lanes,
                   _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
                   _mm512_fmadd_ps, _mm512_add_ps)
+
+/* Depthwise convolution: 4 vectors of 16 channels (NHWC) or 16 adjacent pixels (NCHW). */
+DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
+                 _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps)
 
 /* Direct convolution: blocks of up to 12 rows × 32 lanes (24 accumulators), masked tails. */
 DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,

@@ -6,6 +6,10 @@
 #define KEEL_DECLARE_FP32_KERNELS(PREFIX)                                                                   \
     void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
                                         const float *b_panels, float *c, ptrdiff_t ldc);                    \
+    void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
+                               keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue); \
+    void keel_##PREFIX##_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,   \
+                                        float *scratch);                                                    \
     void keel_##PREFIX##_direct_conv_rows(const keel_direct_conv *conv, ptrdiff_t first_row,                \
                                           ptrdiff_t row_count, float *scratch);                             \
     void keel_##PREFIX##_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels, \

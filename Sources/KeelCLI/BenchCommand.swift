@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
-    @Flag(help: "Also time every layer once and print its share, GFLOP/s and the precision, algorithm and kernel it runs.")
+    @Flag(help: "Also time every layer once and print its share, GFLOP/s, GB/s and the precision, algorithm and kernel it runs.")
     var profile = false
 
     @Option(name: .long, help: ArgumentHelp("Also run the model at this precision on the same inputs and print, per output, max abs / max rel difference, cosine similarity and top-1 agreement.", valueName: "fp32|bf16"))
@@ -70,7 +70,7 @@ struct BenchCommand: ParsableCommand {
                                      simd: ExecutionContext.simdLevel,
                                      precision: model.context.precision.rawValue,
                                      layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond,
-                                                                  kernel: $0.choice.description) },
+                                                                  gb_per_s: $0.gigabytesPerSecond, kernel: $0.choice.description) },
                                      compared: agreements.map(BenchResult.Agreement.init))
             if json {
                 print(try jsonText(result))
@@ -90,10 +90,11 @@ struct BenchCommand: ParsableCommand {
     private func printProfile(_ profiles: [StepProfile]) {
         let total = profiles.reduce(0) { $0 + $1.seconds }
         func padded(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-        print(padded("layer", 28) + padded("op", 18) + "      ms    share   GFLOP/s  kernel")
+        print(padded("layer", 28) + padded("op", 18) + "      ms    share   GFLOP/s    GB/s  kernel")
         for step in profiles {
             print(padded(step.node, 28) + padded(step.op, 18)
-                  + String(format: "%8.2f %7.1f%% %9.1f  ", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12), step.gflopsPerSecond)
+                  + String(format: "%8.2f %7.1f%% %9.1f %7.1f  ", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12),
+                           step.gflopsPerSecond, step.gigabytesPerSecond)
                   + step.choice.description)
         }
     }
@@ -105,6 +106,7 @@ struct BenchResult: Encodable {
         var op: String
         var ms: Double
         var gflops_per_s: Double
+        var gb_per_s: Double
         /// Precision, algorithm and kernel, e.g. "bf16 im2col AMX-BF16".
         var kernel: String
     }

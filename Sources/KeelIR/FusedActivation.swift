@@ -1,6 +1,6 @@
 /// The activation a conv2d or dense applies in its epilogue, with its parameters. On a node it is
 /// the `activation` attribute (one of `Kind`'s names) plus the parameters' own attributes
-/// (`alpha`, `min`, `max`), so printed IR and .keelc files keep their spelling; passes and
+/// (`alpha`, `beta`, `min`, `max`), so printed IR and .keelc files keep their spelling; passes and
 /// lowering read and write it only through this type.
 public enum FusedActivation: Hashable, Sendable {
     case none
@@ -9,6 +9,12 @@ public enum FusedActivation: Hashable, Sendable {
     case tanh
     case leakyRelu(alpha: Float)
     case clip(min: Float, max: Float)
+    /// x·sigmoid(x) (SiLU).
+    case swish
+    /// x·max(0, min(1, x/6 + 1/2)).
+    case hardSwish
+    /// max(0, min(1, alpha·x + beta)).
+    case hardSigmoid(alpha: Float, beta: Float)
     /// Softmax over the feature axis (dense only).
     case softmax
 
@@ -16,14 +22,18 @@ public enum FusedActivation: Hashable, Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case none, relu, sigmoid, tanh
         case leakyRelu = "leaky_relu"
-        case clip, softmax
+        case clip, swish
+        case hardSwish = "hard_swish"
+        case hardSigmoid = "hard_sigmoid"
+        case softmax
 
         /// The attributes that carry this activation's parameters.
         public var parameterNames: [String] {
             switch self {
-            case .none, .relu, .sigmoid, .tanh, .softmax: return []
+            case .none, .relu, .sigmoid, .tanh, .swish, .hardSwish, .softmax: return []
             case .leakyRelu: return ["alpha"]
             case .clip: return ["min", "max"]
+            case .hardSigmoid: return ["alpha", "beta"]
             }
         }
     }
@@ -36,6 +46,9 @@ public enum FusedActivation: Hashable, Sendable {
         case .tanh: return .tanh
         case .leakyRelu: return .leakyRelu
         case .clip: return .clip
+        case .swish: return .swish
+        case .hardSwish: return .hardSwish
+        case .hardSigmoid: return .hardSigmoid
         case .softmax: return .softmax
         }
     }
@@ -52,6 +65,9 @@ public enum FusedActivation: Hashable, Sendable {
         case .tanh: self = .tanh
         case .leakyRelu: self = .leakyRelu(alpha: try attributes.float("alpha"))
         case .clip: self = .clip(min: try attributes.float("min"), max: try attributes.float("max"))
+        case .swish: self = .swish
+        case .hardSwish: self = .hardSwish
+        case .hardSigmoid: self = .hardSigmoid(alpha: try attributes.float("alpha"), beta: try attributes.float("beta"))
         case .softmax: self = .softmax
         }
     }
@@ -60,8 +76,11 @@ public enum FusedActivation: Hashable, Sendable {
     public var attributes: [String: AttributeValue] {
         var result: [String: AttributeValue] = ["activation": .string(kind.rawValue)]
         switch self {
-        case .none, .relu, .sigmoid, .tanh, .softmax: break
+        case .none, .relu, .sigmoid, .tanh, .swish, .hardSwish, .softmax: break
         case .leakyRelu(let alpha): result["alpha"] = .float(alpha)
+        case .hardSigmoid(let alpha, let beta):
+            result["alpha"] = .float(alpha)
+            result["beta"] = .float(beta)
         case .clip(let low, let high):
             result["min"] = .float(low)
             result["max"] = .float(high)

@@ -78,13 +78,15 @@ public enum DenseWeightLayout: Sendable, Equatable {
 }
 
 public enum Dense {
-    /// output[rows, outFeatures] = activation(input[rows, inFeatures] × kernel + bias).
-    /// `bias`, when given, holds `outFeatures` values. A softmax activation is not fused here:
-    /// run `Softmax.apply` on the output afterwards.
+    /// output[rows, outFeatures] = activation(input[rows, inFeatures] × kernel + bias + residual).
+    /// `bias`, when given, holds `outFeatures` values, `residual` rows × outFeatures. A softmax
+    /// activation is not fused here: run `Softmax.apply` on the output afterwards.
+    /// An `inOut` kernel is read in place by Keel's panel GEMM with the epilogue fused; an `outIn`
+    /// one goes through OpenBLAS.
     public static func apply(input: UnsafeBufferPointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
                              kernel: UnsafeBufferPointer<Float>, layout: DenseWeightLayout,
-                             bias: UnsafeBufferPointer<Float>? = nil, activation: UnaryOperation = .identity,
-                             output: UnsafeMutableBufferPointer<Float>,
+                             bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
+                             activation: UnaryOperation = .identity, output: UnsafeMutableBufferPointer<Float>,
                              context: KernelContext = .singleThreaded) throws {
         let name = "dense"
         try require(rows >= 0 && inFeatures >= 0 && outFeatures >= 0, name,
@@ -94,12 +96,26 @@ public enum Dense {
         try requireCapacity(kernel.count, inFeatures * outFeatures, name, "kernel")
         try requireCapacity(output.count, rows * outFeatures, name, "output")
         if let bias { try requireCapacity(bias.count, outFeatures, name, "bias") }
+        if let residual { try requireCapacity(residual.count, rows * outFeatures, name, "residual") }
         guard rows > 0, outFeatures > 0, let destination = output.baseAddress else { return }
         let source = input.baseAddress ?? UnsafePointer(destination)
         let weights = kernel.baseAddress ?? UnsafePointer(destination)
+        let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
+        if layout == .inOut,
+           PanelGEMM.multiply(m: rows, n: outFeatures, k: inFeatures,
+                              left: keel_gemm_left(base: source, row_step: inFeatures, depth_step: 1),
+                              right: keel_gemm_right(base: weights, depth_step: outFeatures, panel_step: PanelGEMM.panel,
+                                                     padded: 0),
+                              c: destination, ldc: outFeatures, epilogue: epilogue, biasPerRow: false,
+                              residualStride: outFeatures, context: context) {
+            return
+        }
         sgemm(transposeA: false, transposeB: layout == .outIn, m: rows, n: outFeatures, k: inFeatures,
               a: source, lda: inFeatures, b: weights, ldb: layout == .outIn ? inFeatures : outFeatures,
               c: destination, ldc: outFeatures, context: context)
+        if let shortcut = residual?.baseAddress {
+            applyResidual(shortcut, activation: .identity, to: destination, count: rows * outFeatures, context: context)
+        }
         applyEpilogue(OutputBlock(base: destination, rows: rows, columns: outFeatures, rowStride: outFeatures),
                       bias: bias?.baseAddress, direction: .perColumn, activation: activation, context: context)
     }

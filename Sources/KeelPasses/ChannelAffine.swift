@@ -86,6 +86,9 @@ struct ChannelAffine {
         }
         let activation = (try? producer.fusedActivation) ?? .none
         guard activation == .none else { return "'\(producer.name)' already applies activation \"\(activation.kind.rawValue)\"" }
+        if producer.inputs.count > 3, !producer.inputs[3].isEmpty {
+            return "'\(producer.name)' already adds the residual '\(producer.inputs[3])'"
+        }
         for (index, parameter) in producer.inputs.enumerated().dropFirst() where !parameter.isEmpty && (index != 1 || scalesKernel) {
             if let problem = editor.exclusiveConstantProblem(parameter, for: producer.name) { return problem }
         }

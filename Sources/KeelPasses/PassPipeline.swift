@@ -58,6 +58,7 @@ public struct PassPipeline {
         ("layout-propagation", { LayoutPropagation() }),
         ("matmul-to-dense", { MatMulToDense() }),
         ("pointwise-conv-to-dense", { PointwiseConvolutionToDense() }),
+        ("pad-fusion", { PadFusion() }),
         ("batch-norm-folding", { BatchNormFolding() }),
         ("epilogue-fusion", { EpilogueFusion() }),
         ("max-pool-fusion", { MaxPoolFusion() }),
@@ -81,8 +82,8 @@ public struct PassPipeline {
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), TransposeCancellation(), DeadCodeElimination()])
         case .O2:
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), TransposeCancellation(), LayoutPropagation(),
-                                         TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), BatchNormFolding(),
-                                         EpilogueFusion(), MaxPoolFusion(), DeadCodeElimination()])
+                                         TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
+                                         BatchNormFolding(), EpilogueFusion(), MaxPoolFusion(), DeadCodeElimination()])
         }
     }
 

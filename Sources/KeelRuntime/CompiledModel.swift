@@ -131,7 +131,7 @@ public final class CompiledModel: @unchecked Sendable {
             try step.run(plan.scratch)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: seconds, flops: step.flops,
-                                        choice: step.choice))
+                                        bytes: step.bytes, choice: step.choice))
         }
         return profiles
     }
@@ -227,7 +227,10 @@ public struct StepProfile: Sendable {
     public var op: String
     public var seconds: Double
     public var flops: Double
+    /// Bytes of the step's inputs and outputs: the least it moves.
+    public var bytes: Double = 0
     /// The precision, algorithm and kernel the step ran.
     public var choice: KernelChoice = .fp32
     public var gflopsPerSecond: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
+    public var gigabytesPerSecond: Double { seconds > 0 ? bytes / seconds / 1e9 : 0 }
 }

@@ -17,6 +17,8 @@ struct Step {
     var op: OpKind
     /// Floating-point operations, for the per-layer profile.
     var flops: Double = 0
+    /// Bytes of inputs and outputs, for the profile's GB/s.
+    var bytes: Double = 0
     /// Elements of scratch the kernel needs; the plan allocates the largest once, since steps run one at a time.
     var scratchSize: Int = 0
     /// The precision, algorithm and kernel chosen, for `keel bench --profile` and `keel compile --json`.

@@ -29,15 +29,27 @@ public struct KernelChoice: Sendable, Equatable, Codable {
         CPUCapabilities.inUse.contains(.amxBF16) ? "AMX-BF16" : "AVX512_BF16"
     }
 
-    /// An fp32 convolution's kernel: Keel's C for Winograd and direct where present, else OpenBLAS
-    /// (im2col, pointwise) or the portable Swift transforms.
-    static func fp32(_ algorithm: Conv2DAlgorithm) -> KernelChoice {
-        let widest = CPUCapabilities.inUse.contains(.avx512) ? "AVX-512" : CPUCapabilities.inUse.contains(.avx2) ? "AVX2" : ""
+    /// The widest fp32 ISA in the kernel table now, or "" for none.
+    static var widestFP32: String {
+        CPUCapabilities.inUse.contains(.avx512) ? "AVX-512" : CPUCapabilities.inUse.contains(.avx2) ? "AVX2" : ""
+    }
+
+    /// The kernel of an fp32 product: Keel's panel GEMM where present, else OpenBLAS.
+    static var fp32GEMMKernel: String { PanelGEMM.isPresent ? widestFP32 : "OpenBLAS" }
+
+    /// An fp32 convolution's kernel: Keel's C for every algorithm where present, else OpenBLAS
+    /// (im2col, pointwise, and direct and depthwise, which fall back to im2col) or the portable
+    /// Swift transforms (Winograd). `residual` when the step adds a fused shortcut.
+    static func fp32(_ algorithm: Conv2DAlgorithm, residual: Bool = false) -> KernelChoice {
+        let widest = widestFP32
+        let name: String, kernel: String
         switch algorithm {
-        case .winograd: return KernelChoice(precision: .fp32, algorithm: "winograd", kernel: widest.isEmpty ? "portable" : widest)
-        case .direct: return KernelChoice(precision: .fp32, algorithm: "direct", kernel: widest.isEmpty ? "OpenBLAS" : widest)
-        case .im2colGEMM: return KernelChoice(precision: .fp32, algorithm: "im2col", kernel: "OpenBLAS")
-        case .pointwise: return KernelChoice(precision: .fp32, algorithm: "pointwise", kernel: "OpenBLAS")
+        case .winograd: (name, kernel) = ("winograd", widest.isEmpty ? "portable" : widest)
+        case .direct: (name, kernel) = ("direct", widest.isEmpty ? "OpenBLAS" : widest)
+        case .depthwise: (name, kernel) = ("depthwise", widest.isEmpty ? "OpenBLAS" : widest)
+        case .im2colGEMM: (name, kernel) = ("im2col", fp32GEMMKernel)
+        case .pointwise: (name, kernel) = ("pointwise", fp32GEMMKernel)
         }
+        return KernelChoice(precision: .fp32, algorithm: name + (residual ? "+residual" : ""), kernel: kernel)
     }
 }

@@ -126,6 +126,9 @@ struct PlanBuilder {
                     outputs: node.outputs.compactMap { pointer($0) },
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
                 var step = try lowering(operands)
+                // Bytes each step must at least move (its inputs, weights included, and outputs),
+                // for the profile's GB/s of memory-bound steps.
+                step.bytes = 4 * Double((operands.inputShapes + operands.outputShapes).reduce(0) { $0 + $1.reduce(1, *) })
                 step.outputs = zip(operands.outputs, operands.outputShapes).map {
                     UnsafeBufferPointer(start: $0, count: $1.reduce(1, *))
                 }

@@ -114,7 +114,7 @@ final class ShapeErrorTests: XCTestCase {
     }
 
     func testMissingRequiredInput() {
-        assertDiagnostic("dense 'fc1' takes inputs (x, kernel, bias?) but is missing 'kernel'") {
+        assertDiagnostic("dense 'fc1' takes inputs (x, kernel, bias?, residual?) but is missing 'kernel'") {
             try infer(.dense, "fc1", [("x", f32("N", 4))])
         }
     }

@@ -41,7 +41,7 @@ final class VerifierTests: XCTestCase {
         assertRejects(graph, "max_pool2d 'pool1' takes inputs (x) but has 2")
         var missing = tinyGraph()
         missing.nodes[0].inputs = ["image"]
-        assertRejects(missing, "conv2d 'c1' takes inputs (x, kernel, bias?) but is missing 'kernel'")
+        assertRejects(missing, "conv2d 'c1' takes inputs (x, kernel, bias?, residual?) but is missing 'kernel'")
     }
 
     func testParameterMustBeAConstant() {

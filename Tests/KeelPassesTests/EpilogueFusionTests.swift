@@ -25,7 +25,8 @@ final class EpilogueFusionTests: XCTestCase {
     func testActivationsWithParametersFuseIntoDense() throws {
         let cases: [(OpKind, String, [String: AttributeValue])] = [
             (.leakyRelu, "leaky_relu", ["alpha": .float(0.1)]), (.clip, "clip", ["min": .float(-0.2), "max": .float(0.3)]),
-            (.sigmoid, "sigmoid", [:]), (.tanh, "tanh", [:]), (.softmax, "softmax", [:]),
+            (.sigmoid, "sigmoid", [:]), (.tanh, "tanh", [:]), (.softmax, "softmax", [:]), (.swish, "swish", [:]),
+            (.hardSwish, "hard_swish", [:]), (.hardSigmoid, "hard_sigmoid", ["alpha": .float(0.25), "beta": .float(0.4)]),
         ]
         for (op, activation, attributes) in cases {
             var builder = KerasGraphBuilder(name: "g", shape: ["N", 6], layout: nil)
@@ -65,17 +66,49 @@ final class EpilogueFusionTests: XCTestCase {
         XCTAssertEqual(result.explanations, ["epilogue-fusion: kept 'act': 'conv' already applies activation \"relu\""])
     }
 
-    /// A residual add of two computed values is not a bias: nothing to fuse, nothing to explain.
-    func testResidualAddIsLeftAlone() throws {
+    /// A shortcut add of a same-shape value becomes the conv's residual input, and the ReLU after
+    /// it still fuses (the kernel adds the residual before the activation).
+    func testResidualAddAndReluFuseIntoConv() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
-        builder.layer("conv", .conv2d, parameters: [(.kernel, [1, 1, 3, 3])])
-        builder.layer("sum", .add, inputs: ["conv", "input"])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [3, 3, 3, 3])], ["padding": .string("same")])
+        builder.layer("sum", .add, inputs: ["input", "conv"])
         builder.layer("relu", .relu)
         builder.output("y")
         let graph = try prepared(builder)
         let result = try optimized(graph, [EpilogueFusion()])
-        XCTAssertEqual(result.graph, graph)
-        XCTAssertEqual(result.explanations, [])
+        XCTAssertEqual(result.graph.ops, [.conv2d])
+        let conv = try XCTUnwrap(result.graph.node(named: "conv"))
+        XCTAssertEqual(conv.inputs, ["input", "conv/kernel", "", "input"])
+        XCTAssertEqual(conv.attributes["activation"], .string("relu"))
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// A shortcut that broadcasts (a per-image value) is not a residual.
+    func testBroadcastAddIsNotAResidual() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [1, 1, 3, 3])])
+        builder.layer("pooled", .globalAvgPool2d, inputs: ["input"], ["keepdims": .bool(true)])
+        builder.layer("sum", .add, inputs: ["conv", "pooled"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [EpilogueFusion()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .globalAvgPool2d, .add])
+        XCTAssertEqual(result.explanations.count, 1)
+    }
+
+    /// y·sigmoid(y), as tf2onnx and PyTorch write swish, becomes the conv's activation.
+    func testSwishPatternFusesIntoConv() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 3])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [3, 3, 3, 4]), (.bias, [4])], ["padding": .string("same")])
+        builder.layer("gate", .sigmoid, inputs: ["conv"])
+        builder.layer("swish", .mul, inputs: ["conv", "gate"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [EpilogueFusion()])
+        XCTAssertEqual(result.graph.ops, [.conv2d])
+        XCTAssertEqual(result.graph.node(named: "conv")?.attributes["activation"], .string("swish"))
+        XCTAssertEqual(result.log, ["epilogue-fusion: 1 ops fused, 2 nodes removed, 0 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
     }
 
     /// A bias add leaves the kernel alone, so a kernel shared with another layer does not block it.
@@ -89,9 +122,11 @@ final class EpilogueFusionTests: XCTestCase {
         builder.output("y")
         let graph = try prepared(builder)
         let result = try optimized(graph, [EpilogueFusion()])
-        XCTAssertEqual(result.graph.ops, [.dense, .dense, .add])
+        // The sum becomes the residual of 'twin', whose shortcut 'dense' is computed before it.
+        XCTAssertEqual(result.graph.ops, [.dense, .dense])
+        XCTAssertEqual(result.graph.node(named: "twin")?.inputs, ["input", "dense/kernel", "", "dense"])
         XCTAssertEqual(result.graph.constants["dense/kernel"]?.data, graph.constants["dense/kernel"]?.data, "kernel untouched")
-        XCTAssertEqual(result.log, ["epilogue-fusion: 1 ops fused, 1 nodes removed, 20 weight bytes changed"])
+        XCTAssertEqual(result.log, ["epilogue-fusion: 2 ops fused, 2 nodes removed, 20 weight bytes changed"])
         try assertEquivalent(graph, result.graph)
     }
 }

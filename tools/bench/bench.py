@@ -6,7 +6,7 @@ input tensors. Keel and ORT runs are interleaved round by round in separate proc
 machine may be shared; the table reports medians over rounds. Outputs are compared first:
 max|keel - ort| / max|ort| must stay below 1e-4.
 
-Run it through tools/bench/run.sh, which builds keel and clears the OpenBLAS overrides.
+Run it through `tools/bench/run.sh vgg16`, which builds keel and clears the OpenBLAS overrides.
 """
 import argparse
 import json
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VGG16_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 TOLERANCE = 1e-4
 NOTES_MARKER = "<!-- notes: kept across runs -->"
+ZOO_BEGIN, ZOO_END = "<!-- zoo table: begin (written by tools/bench/run.sh) -->", "<!-- zoo table: end -->"
 
 
 def vgg16_onnx(path, seed, head="none"):
@@ -244,7 +245,7 @@ def write_report(arguments, rows, errors):
         "# Benchmarks",
         "",
         "VGG16 without top (13 3×3 convolutions + 5 max pools, 224×224×3 NHWC input, fp32), the same ONNX",
-        f"file with seeded He-normal weights for both systems. Written by `tools/bench/run.sh` on "
+        f"file with seeded He-normal weights for both systems. Written by `tools/bench/run.sh vgg16` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         f"- Machine: {cpu}, {os.cpu_count()} cores; onnxruntime {ort_version} "
@@ -265,9 +266,12 @@ def write_report(arguments, rows, errors):
                      f"| {row['ort_ms'] / row['keel_ms']:.2f}× | {row['keel_rss']:.0f} | {row['ort_rss']:.0f} "
                      f"| {row['keel_load']:.0f} | {row['ort_load']:.0f} |")
     lines.append("")
-    # Hand-written notes after the marker survive a rerun.
+    # Hand-written notes after the marker and the zoo table (tools/bench/zoo.py) survive a rerun.
     output = Path(arguments.output)
     previous = output.read_text() if output.exists() else ""
+    if ZOO_BEGIN in previous and ZOO_END in previous:
+        zoo = ZOO_BEGIN + previous.split(ZOO_BEGIN, 1)[1].split(ZOO_END, 1)[0] + ZOO_END
+        lines[1:1] = ["", zoo]
     if NOTES_MARKER in previous:
         lines.append(NOTES_MARKER + previous.split(NOTES_MARKER, 1)[1].rstrip("\n"))
         lines.append("")

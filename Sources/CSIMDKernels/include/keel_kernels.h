@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keel_depthwise.h"
 #include "keel_direct_conv.h"
+#include "keel_epilogue.h"
 
 /* What the CPU offers Keel's kernels, as independent bits (not a ladder: AMX and AVX512_BF16 are
  * extensions a CPU may have either of, and NEON is another architecture). */
@@ -44,6 +46,36 @@ void keel_cpu_restrict(uint32_t allowed);
  * [k][32] at b_panels + j·k·32, the last one zero-padded. m, n and k are positive. */
 typedef void (*keel_sgemm_packed_b_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
                                        const float *b_panels, float *c, ptrdiff_t ldc);
+
+/* The left operand of sgemm: element (row r, depth p) at base[r·row_step + p·depth_step]
+ * (row-major A: row_step = lda, depth_step = 1; a filter matrix [k][m] read as Wᵀ: row_step = 1,
+ * depth_step = m). */
+typedef struct {
+    const float *base;
+    ptrdiff_t row_step, depth_step;
+} keel_gemm_left;
+
+/* The right operand: element (depth p, column j) at base[(j / 32)·panel_step + p·depth_step +
+ * j mod 32]. A row-major [k][n] matrix has panel_step = 32, depth_step = n; packed panels
+ * (sgemm_packed_b's) panel_step = 32·k, depth_step = 32 and `padded` = 1, which lets the last
+ * panel be read whole. */
+typedef struct {
+    const float *base;
+    ptrdiff_t depth_step, panel_step;
+    int padded;
+} keel_gemm_right;
+
+/* C[m×n] = epilogue(A·B), C row-major with leading dimension ldc; `epilogue` may be NULL. Each
+ * element is summed in the same order whatever m and n are, so splitting rows or 32-column
+ * blocks across calls gives the same values. k may be 0 (the epilogue of zero). */
+typedef void (*keel_sgemm_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left a, keel_gemm_right b, float *c,
+                              ptrdiff_t ldc, const keel_epilogue *epilogue);
+
+/* Work units first ..< first + count of a depthwise convolution (keel_depthwise.h): each output
+ * value is the taps' fused multiply-adds in filter order from zero, then bias, residual and
+ * activation, whatever the split. */
+typedef void (*keel_depthwise_conv_fn)(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,
+                                       float *scratch);
 
 /* Output rows first_row ..< first_row + row_count of a direct convolution (keel_direct_conv.h). */
 typedef void (*keel_direct_conv_rows_fn)(const keel_direct_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
@@ -143,6 +175,8 @@ typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, const uint1
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
+    keel_sgemm_fn sgemm;
+    keel_depthwise_conv_fn depthwise_conv;
     keel_direct_conv_rows_fn direct_conv_rows;
     keel_winograd_input_tile_fn winograd_input_tile;
     keel_winograd_output_tile_fn winograd_output_tile;

@@ -3,8 +3,9 @@ extension OpRegistry {
     static var convolutionSchemas: [OpSchema] {
         [OpSchema(
             kind: .conv2d, category: .convolution,
-            fusedActivations: [.none, .relu, .sigmoid, .tanh, .leakyRelu, .clip],
-            inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true)],
+            fusedActivations: [.none, .relu, .sigmoid, .tanh, .leakyRelu, .clip, .swish, .hardSwish, .hardSigmoid],
+            inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true),
+                     .init("residual", optional: true)],
             attributes: [
                 OpSchema.layoutAttribute,
                 .init("kernel_layout", default: .string("hwio"), "\"hwio\" (Keras) or \"oihw\" (ONNX)"),
@@ -19,7 +20,16 @@ extension OpRegistry {
         ) { context in
             _ = try context.node.fusedActivation
             let geometry = try ConvolutionGeometry.resolve(context)
+            try checkResidual(context, index: 3, shape: geometry.outputShape)
             return [TensorType(try context.type(0).dtype, geometry.outputShape)]
         }]
+    }
+
+
+    /// A fused residual (epilogue-fusion's shortcut add) must have the output's shape exactly.
+    static func checkResidual(_ context: OpSchema.Context, index: Int, shape: Shape) throws {
+        if let residual = context.optionalType(index), residual.shape != shape {
+            throw context.error("residual '\(context.inputName(index))' is \(residual.shape) but the output is \(shape)")
+        }
     }
 }

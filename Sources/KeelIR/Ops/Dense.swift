@@ -36,7 +36,8 @@ extension OpRegistry {
             OpSchema(
                 kind: .dense, category: .matrixProduct,
                 fusedActivations: FusedActivation.Kind.allCases,
-                inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true)],
+                inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true),
+                         .init("residual", optional: true)],
                 attributes: [.init("weight_layout", default: .string("in_out"), "\"in_out\" (Keras) or \"out_in\" (Gemm transB)")]
                     + OpSchema.activationAttributes
             ) { context in
@@ -45,6 +46,7 @@ extension OpRegistry {
                 let input = try context.type(0)
                 var shape = input.shape
                 shape[shape.rank - 1] = .known(geometry.outputFeatures)
+                try checkResidual(context, index: 3, shape: shape)
                 return [TensorType(input.dtype, shape)]
             },
             OpSchema(kind: .matmul, category: .matrixProduct, inputs: [.init("a"), .init("b")], attributes: []) { context in

@@ -44,9 +44,10 @@ extension OpRegistry {
         UnaryOp(kind: .hardSigmoid, attributes: [.init("alpha", default: .float(0.2)), .init("beta", default: .float(0.5))], function: { attributes in
             let (alpha, beta) = (Double(try attributes.float("alpha")), Double(try attributes.float("beta")))
             return { Swift.max(0, Swift.min(1, alpha * $0 + beta)) }
-        }, isKeelLayer: true),
-        UnaryOp(kind: .hardSwish, function: { _ in { $0 * Swift.max(0, Swift.min(1, $0 / 6 + 0.5)) } }, onnx: "HardSwish", isKeelLayer: true),
-        UnaryOp(kind: .swish, function: { _ in { $0 / (1 + Foundation.exp(-$0)) } }, isKeelLayer: true),
+        }, epilogue: { .hardSigmoid(alpha: try $0.float("alpha"), beta: try $0.float("beta")) }, isKeelLayer: true),
+        UnaryOp(kind: .hardSwish, function: { _ in { $0 * Swift.max(0, Swift.min(1, $0 / 6 + 0.5)) } }, epilogue: { _ in .hardSwish },
+                onnx: "HardSwish", isKeelLayer: true),
+        UnaryOp(kind: .swish, function: { _ in { $0 / (1 + Foundation.exp(-$0)) } }, epilogue: { _ in .swish }, isKeelLayer: true),
         UnaryOp(kind: .clip, attributes: [.init("min", default: .float(-.infinity)), .init("max", default: .float(.infinity))], function: { attributes in
             let (low, high) = (Double(try attributes.float("min")), Double(try attributes.float("max")))
             return { Swift.min(high, Swift.max(low, $0)) }

@@ -36,7 +36,8 @@ extension OpSchema {
     /// (`FusedActivation` reads and writes them).
     static let activationAttributes: [AttributeSpec] = [
         AttributeSpec("activation", default: .string("none"), "fused epilogue"),
-        AttributeSpec("alpha", default: .float(0.2), "leaky_relu slope"),
+        AttributeSpec("alpha", default: .float(0.2), "leaky_relu and hard_sigmoid slope"),
+        AttributeSpec("beta", default: .float(0.5), "hard_sigmoid offset"),
         AttributeSpec("min", default: .float(-.infinity), "clip lower bound"),
         AttributeSpec("max", default: .float(.infinity), "clip upper bound"),
     ]

@@ -94,6 +94,9 @@ extension FusedActivation {
         case .tanh: return (.tanh, false)
         case .leakyRelu(let alpha): return (.leakyRelu(alpha: alpha), false)
         case .clip(let low, let high): return (.clip(min: low, max: high), false)
+        case .swish: return (.swish, false)
+        case .hardSwish: return (.hardSwish, false)
+        case .hardSigmoid(let alpha, let beta): return (.hardSigmoid(alpha: alpha, beta: beta), false)
         case .softmax: return (.identity, true)
         }
     }

@@ -47,6 +47,7 @@ extension KernelLowering {
         guard !softmax else { throw operands.unsupported("conv2d has no softmax epilogue") }
         let input = try operands.input(0)
         let bias = try operands.optionalInput(2)
+        let residual = try operands.optionalInput(3)
         let output = try operands.output()
         let context = operands.kernelContext
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
@@ -57,8 +58,14 @@ extension KernelLowering {
         let bf16Only = original == nil && operands.prepared.existing(bf16Key, as: BF16Weights.self) != nil
         // A layer with few input channels (an RGB first layer) stays on the fp32 direct kernel:
         // its 27-deep products cannot feed the bf16 tiles, and building their rows costs more.
-        let useBF16 = (operands.context.precision == .bf16 || bf16Only) && BF16Convolution.supports(kernelGeometry)
+        // The bf16 kernels fuse no residual; a conv that adds one stays fp32.
+        let hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
+        let useBF16 = (operands.context.precision == .bf16 && !hasResidual || bf16Only) && BF16Convolution.supports(kernelGeometry)
             && BF16Convolution.isAvailable && (bf16Only || Conv2D.defaultAlgorithm(for: kernelGeometry) != .direct)
+        if useBF16 && hasResidual {
+            throw operands.unsupported("its filter was compiled for bf16 only, and the bf16 kernels add no residual; "
+                                       + "compile the model again with --precision fp32")
+        }
         if bf16Only && !useBF16 {
             throw operands.unsupported("its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
                                        + "AVX512_BF16; compile the model again with --precision fp32")
@@ -78,7 +85,7 @@ extension KernelLowering {
             : Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
         // A fused max pool happens inside the Winograd NHWC output pass; elsewhere the full-size
         // output goes to scratch and is pooled from there.
-        let poolsInKernel = !useBF16 && algorithm == .winograd && kernelGeometry.layout == .nhwc
+        let poolsInKernel = !useBF16 && algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
@@ -89,7 +96,7 @@ extension KernelLowering {
         /// Runs `convolve` into `output`, or into scratch followed by the pool.
         let choice = useBF16
             ? KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: kernelGeometry), kernel: KernelChoice.bf16Kernel)
-            : KernelChoice.fp32(algorithm)
+            : KernelChoice.fp32(algorithm, residual: hasResidual)
         func convolving(_ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
                                                _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
             Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize, choice: choice) { scratch in
@@ -127,14 +134,16 @@ extension KernelLowering {
             }
             let pooled = geometry.fusedMaxPool && poolsInKernel
             return convolving { output, scratch in
-                try Conv2D.apply(input: input, weights: transformed, bias: bias, activation: activation, output: output,
-                                 geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
+                try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,
+                                 output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
+                                 context: context)
             }
         }
         let packed = try operands.prepared.value(packedKey, pack)
         return convolving { output, scratch in
-            try Conv2D.apply(input: input, weights: packed, bias: bias, activation: activation, output: output,
-                             geometry: kernelGeometry, scratch: scratch, algorithm: algorithm, context: context)
+            try Conv2D.apply(input: input, weights: packed, bias: bias, residual: residual, activation: activation,
+                             output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
+                             context: context)
         }
     }
 
@@ -173,11 +182,12 @@ extension KernelLowering {
         let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
         let input = try operands.input(0)
         let bias = try operands.optionalInput(2)
+        let residual = try operands.optionalInput(3)
         let output = try operands.output()
         let context = operands.kernelContext
         let weightLayout: DenseWeightLayout = layout == "out_in" ? .outIn : .inOut
         let flops = 2 * Double(rows * inFeatures * outFeatures)
-        if operands.context.precision == .bf16 && BF16Convolution.isAvailable {
+        if operands.context.precision == .bf16 && BF16Convolution.isAvailable && residual == nil {
             // A dense layer is the 1×1 convolution of `rows` one-pixel images.
             let geometry = Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: inFeatures,
                                           outputChannels: outFeatures, kernel: Size2D(1, 1))
@@ -198,10 +208,11 @@ extension KernelLowering {
                 }
             }
         }
-        return Step(node: node.name, op: node.op, flops: flops,
-                    choice: KernelChoice(precision: .fp32, algorithm: "gemm", kernel: "OpenBLAS")) { _ in
+        let product = weightLayout == .inOut ? KernelChoice.fp32GEMMKernel : "OpenBLAS"
+        let choice = KernelChoice(precision: .fp32, algorithm: residual == nil ? "gemm" : "gemm+residual", kernel: product)
+        return Step(node: node.name, op: node.op, flops: flops, choice: choice) { _ in
             try Dense.apply(input: input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
-                            kernel: kernel, layout: weightLayout, bias: bias, activation: activation,
+                            kernel: kernel, layout: weightLayout, bias: bias, residual: residual, activation: activation,
                             output: output, context: context)
             if softmax {
                 try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,

@@ -1,0 +1,12 @@
+/* The ISA-independent part of the depthwise convolution: how work splits and how much scratch a
+ * call needs. */
+#include "depthwise_conv.h"
+
+ptrdiff_t keel_depthwise_conv_work_count(const keel_depthwise_conv *conv) {
+    return conv->channels_last ? conv->batch * conv->output_height : conv->batch * conv->channels;
+}
+
+ptrdiff_t keel_depthwise_conv_scratch_count(const keel_depthwise_conv *conv) {
+    if (conv->channels_last) return 0;
+    return needed_rows(conv) * conv->stride_width * phase_width(conv);
+}

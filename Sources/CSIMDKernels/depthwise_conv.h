@@ -1,0 +1,149 @@
+/* Depthwise convolution, one body per level and layout.
+ *   NHWC: per output pixel, blocks of up to 4 vectors of channels; per tap one input and one
+ *         filter vector per block (the filter is [taps][channels]). Taps outside the input are
+ *         skipped, so padding costs nothing.
+ *   NCHW: per channel plane, the input rows the plane's outputs read are staged once into a
+ *         zero-padded buffer split into `stride` phases (phase q holds padded columns q, q + s, …),
+ *         so adjacent output pixels read adjacent floats for every tap and stride, and no tap tests
+ *         bounds; a vector of adjacent output pixels per step, the tap's weight broadcast. */
+#ifndef KEEL_DEPTHWISE_CONV_TEMPLATE_H
+#define KEEL_DEPTHWISE_CONV_TEMPLATE_H
+/* The template each ISA file instantiates (DEFINE_DEPTHWISE, after its activations), and the
+ * scalar helpers it uses. */
+#include "keel_kernels.h"
+#include "simd_internal.h"
+
+#include <string.h>
+
+enum { NHWC_VECTORS = 4 };
+
+/* Padded input rows and columns the outputs read. */
+static inline ptrdiff_t needed_rows(const keel_depthwise_conv *conv) {
+    return (conv->output_height - 1) * conv->stride_height + (conv->kernel_height - 1) * conv->dilation_height + 1;
+}
+static inline ptrdiff_t needed_columns(const keel_depthwise_conv *conv) {
+    return (conv->output_width - 1) * conv->stride_width + (conv->kernel_width - 1) * conv->dilation_width + 1;
+}
+/* Length of one staged phase row: its columns plus a vector of slack for the ragged last step. */
+static inline ptrdiff_t phase_width(const keel_depthwise_conv *conv) {
+    return (needed_columns(conv) + conv->stride_width - 1) / conv->stride_width + 16;
+}
+
+#if KEEL_X86
+
+
+/* Stages plane `plane` (image·channels + channel) into `scratch`: padded row y, phase q, position
+ * j holds input (y − pad_top, j·stride + q − pad_left), zero outside the input. */
+static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane, float *scratch) {
+    const ptrdiff_t rows = needed_rows(conv), stride = conv->stride_width, width = phase_width(conv);
+    const ptrdiff_t height = conv->input_height, columns = conv->input_width;
+    const float *source = conv->input + plane * height * columns;
+    for (ptrdiff_t y = 0; y < rows; y++) {
+        const ptrdiff_t input_row = y - conv->pad_top;
+        float *staged = scratch + y * stride * width;
+        if (input_row < 0 || input_row >= height) {
+            memset(staged, 0, (size_t)(stride * width) * sizeof(float));
+            continue;
+        }
+        const float *line = source + input_row * columns;
+        for (ptrdiff_t q = 0; q < stride; q++) {
+            float *phase = staged + q * width;
+            for (ptrdiff_t j = 0; j < width; j++) {
+                const ptrdiff_t x = j * stride + q - conv->pad_left;
+                phase[j] = x >= 0 && x < columns ? line[x] : 0.0f;
+            }
+        }
+    }
+}
+
+#define DEFINE_DEPTHWISE(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, STORE, SET1, ZERO, FMADD, ADD)   \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_depthwise_finish(VEC value, const keel_epilogue *e, const float *bias,   \
+                                                       const float *residual, MASK mask) {                     \
+        if (bias) value = ADD(value, LOAD(mask, bias));                                                       \
+        if (residual) value = ADD(value, LOAD(mask, residual));                                               \
+        return keel_##PREFIX##_activate(value, e);                                                            \
+    }                                                                                                         \
+    static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
+                                                  ptrdiff_t count) {                                          \
+        const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;    \
+        const keel_epilogue *e = &conv->epilogue;                                                             \
+        for (ptrdiff_t unit = first; unit < first + count; unit++) {                                          \
+            const ptrdiff_t image = unit / conv->output_height, row = unit % conv->output_height;             \
+            for (ptrdiff_t column = 0; column < conv->output_width; column++) {                               \
+                const ptrdiff_t pixel = (unit * conv->output_width + column) * channels;                      \
+                for (ptrdiff_t c0 = 0; c0 < channels; c0 += NHWC_VECTORS * WIDTH) {                           \
+                    MASK masks[NHWC_VECTORS];                                                                 \
+                    VEC sums[NHWC_VECTORS];                                                                   \
+                    for (int v = 0; v < NHWC_VECTORS; v++) {                                                  \
+                        masks[v] = MASK_FOR(channels - c0 - v * WIDTH);                                       \
+                        sums[v] = ZERO();                                                                     \
+                    }                                                                                         \
+                    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                  \
+                        const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height; \
+                        if (y < 0 || y >= height) continue;                                                   \
+                        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {                               \
+                            const ptrdiff_t x = column * conv->stride_width - conv->pad_left                  \
+                                                + kx * conv->dilation_width;                                  \
+                            if (x < 0 || x >= width) continue;                                                \
+                            const float *in = conv->input + ((image * height + y) * width + x) * channels + c0; \
+                            const float *w = conv->weights + (ky * conv->kernel_width + kx) * channels + c0;   \
+                            for (int v = 0; v < NHWC_VECTORS; v++)                                            \
+                                sums[v] = FMADD(LOAD(masks[v], in + v * WIDTH), LOAD(masks[v], w + v * WIDTH), \
+                                                sums[v]);                                                     \
+                        }                                                                                     \
+                    }                                                                                         \
+                    for (int v = 0; v < NHWC_VECTORS; v++) {                                                  \
+                        const ptrdiff_t c = c0 + v * WIDTH;                                                   \
+                        if (c >= channels) break;                                                             \
+                        VEC value = PREFIX##_depthwise_finish(                                                \
+                            sums[v], e, e->bias ? e->bias + c : NULL,                                         \
+                            e->residual ? e->residual + pixel + c : NULL, masks[v]);                          \
+                        STORE(masks[v], conv->output + pixel + c, value);                                     \
+                    }                                                                                         \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+    static ATTRIBUTE void PREFIX##_depthwise_nchw(const keel_depthwise_conv *conv, ptrdiff_t first,            \
+                                                  ptrdiff_t count, float *scratch) {                          \
+        const ptrdiff_t stride = conv->stride_width, width = phase_width(conv);                               \
+        const ptrdiff_t taps = conv->kernel_height * conv->kernel_width;                                      \
+        const ptrdiff_t outputs = conv->output_height * conv->output_width;                                   \
+        const keel_epilogue *e = &conv->epilogue;                                                             \
+        for (ptrdiff_t plane = first; plane < first + count; plane++) {                                       \
+            const ptrdiff_t channel = plane % conv->channels;                                                 \
+            const float *filter = conv->weights + channel * taps;                                             \
+            stage_plane(conv, plane, scratch);                                                                \
+            VEC bias = e->bias ? SET1(e->bias[channel]) : ZERO();                                             \
+            for (ptrdiff_t row = 0; row < conv->output_height; row++) {                                       \
+                float *out = conv->output + plane * outputs + row * conv->output_width;                       \
+                const float *residual = e->residual ? e->residual + plane * outputs + row * conv->output_width \
+                                                    : NULL;                                                   \
+                for (ptrdiff_t column = 0; column < conv->output_width; column += WIDTH) {                    \
+                    MASK mask = MASK_FOR(conv->output_width - column);                                        \
+                    VEC sum = ZERO();                                                                         \
+                    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                  \
+                        const float *staged = scratch                                                         \
+                            + (row * conv->stride_height + ky * conv->dilation_height) * stride * width;      \
+                        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {                               \
+                            const ptrdiff_t offset = kx * conv->dilation_width;                               \
+                            const float *in = staged + (offset % stride) * width + offset / stride + column;  \
+                            sum = FMADD(LOAD(mask, in), SET1(filter[ky * conv->kernel_width + kx]), sum);     \
+                        }                                                                                     \
+                    }                                                                                         \
+                    if (e->bias) sum = ADD(sum, bias);                                                        \
+                    if (residual) sum = ADD(sum, LOAD(mask, residual + column));                              \
+                    STORE(mask, out + column, keel_##PREFIX##_activate(sum, e));                              \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+    void keel_##PREFIX##_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,    \
+                                        float *scratch) {                                                     \
+        if (count <= 0) return;                                                                               \
+        if (conv->channels_last) PREFIX##_depthwise_nhwc(conv, first, count);                                 \
+        else PREFIX##_depthwise_nchw(conv, first, count, scratch);                                            \
+    }
+
+#endif
+#endif

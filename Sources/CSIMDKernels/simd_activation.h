@@ -1,0 +1,72 @@
+#ifndef KEEL_SIMD_ACTIVATION_H
+#define KEEL_SIMD_ACTIVATION_H
+/* The fused epilogue's activations on one vector, per ISA. exp is the usual range reduction
+ * x = n·ln2 + r with a degree-6 polynomial for e^r (about 2 ulp); sigmoid, swish and tanh are
+ * built on it. Shared by every kernel that fuses an epilogue. */
+#include "keel_epilogue.h"
+#include "simd_internal.h"
+
+#if KEEL_X86
+
+#define DEFINE_ACTIVATIONS(PREFIX, ATTRIBUTE, VEC, IVEC, SET1, ADD, SUB, MUL, DIV, FMADD, MIN, MAX, ROUND,     \
+                           TO_INT, INT_ADD, INT_SHIFT, AS_FLOAT, SELECT_NEGATIVE)                              \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_exp(VEC x) {                                                            \
+        x = MIN(MAX(x, SET1(-87.33654f)), SET1(88.37626f));                                                    \
+        VEC n = ROUND(MUL(x, SET1(1.44269504088896341f)));                                                     \
+        VEC r = FMADD(n, SET1(-0.693359375f), x);                                                              \
+        r = FMADD(n, SET1(2.12194440e-4f), r);                                                                 \
+        VEC p = SET1(1.9875691500e-4f);                                                                        \
+        p = FMADD(p, r, SET1(1.3981999507e-3f));                                                               \
+        p = FMADD(p, r, SET1(8.3334519073e-3f));                                                               \
+        p = FMADD(p, r, SET1(4.1665795894e-2f));                                                               \
+        p = FMADD(p, r, SET1(1.6666665459e-1f));                                                               \
+        p = FMADD(p, r, SET1(5.0000001201e-1f));                                                               \
+        p = FMADD(p, MUL(r, r), ADD(r, SET1(1.0f)));                                                           \
+        IVEC exponent = INT_SHIFT(INT_ADD(TO_INT(n), 127), 23);                                                \
+        return MUL(p, AS_FLOAT(exponent));                                                                     \
+    }                                                                                                          \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_sigmoid(VEC x) {                                                        \
+        return DIV(SET1(1.0f), ADD(SET1(1.0f), PREFIX##_exp(SUB(SET1(0.0f), x))));                             \
+    }                                                                                                          \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_activate(VEC x, const keel_epilogue *e) {                               \
+        switch (e->activation) {                                                                               \
+        case KEEL_ACTIVATION_NONE: return x;                                                                   \
+        case KEEL_ACTIVATION_RELU: return MAX(x, SET1(0.0f));                                                  \
+        case KEEL_ACTIVATION_CLIP: return MIN(MAX(x, SET1(e->parameter0)), SET1(e->parameter1));               \
+        case KEEL_ACTIVATION_LEAKY_RELU: return SELECT_NEGATIVE(x, MUL(x, SET1(e->parameter0)));               \
+        case KEEL_ACTIVATION_SIGMOID: return PREFIX##_sigmoid(x);                                              \
+        case KEEL_ACTIVATION_SWISH: return MUL(x, PREFIX##_sigmoid(x));                                        \
+        case KEEL_ACTIVATION_HARD_SIGMOID:                                                                     \
+            return MIN(MAX(FMADD(x, SET1(e->parameter0), SET1(e->parameter1)), SET1(0.0f)), SET1(1.0f));       \
+        case KEEL_ACTIVATION_HARD_SWISH:                                                                       \
+            return MUL(x, MIN(MAX(ADD(DIV(x, SET1(6.0f)), SET1(0.5f)), SET1(0.0f)), SET1(1.0f)));              \
+        case KEEL_ACTIVATION_TANH:                                                                             \
+            return SUB(MUL(SET1(2.0f), PREFIX##_sigmoid(ADD(x, x))), SET1(1.0f));                              \
+        }                                                                                                      \
+        return x;                                                                                              \
+    }
+
+/* Lanes of x that are negative take the value of `negative`. */
+#define KEEL_AVX512_SELECT_NEGATIVE(x, negative)                                                               \
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, negative)
+#define KEEL_AVX2_SELECT_NEGATIVE(x, negative) _mm256_blendv_ps(x, negative, x)
+#define KEEL_AVX512_ADD_INT(v, s) _mm512_add_epi32(v, _mm512_set1_epi32(s))
+#define KEEL_AVX2_ADD_INT(v, s) _mm256_add_epi32(v, _mm256_set1_epi32(s))
+#define KEEL_AVX512_ROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define KEEL_AVX2_ROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+/* Each ISA file instantiates its own: KEEL_AVX512_ACTIVATIONS defines keel_avx512_exp,
+ * keel_avx512_sigmoid and keel_avx512_activate; KEEL_AVX2_ACTIVATIONS the keel_avx2_ ones. */
+#define KEEL_AVX512_ACTIVATIONS                                                                                \
+    DEFINE_ACTIVATIONS(keel_avx512, KEEL_AVX512, __m512, __m512i, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, \
+                       _mm512_mul_ps, _mm512_div_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps,             \
+                       KEEL_AVX512_ROUND, _mm512_cvtps_epi32, KEEL_AVX512_ADD_INT, _mm512_slli_epi32,            \
+                       _mm512_castsi512_ps, KEEL_AVX512_SELECT_NEGATIVE)
+#define KEEL_AVX2_ACTIVATIONS                                                                                  \
+    DEFINE_ACTIVATIONS(keel_avx2, KEEL_AVX2, __m256, __m256i, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps,     \
+                       _mm256_mul_ps, _mm256_div_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps,             \
+                       KEEL_AVX2_ROUND, _mm256_cvtps_epi32, KEEL_AVX2_ADD_INT, _mm256_slli_epi32,               \
+                       _mm256_castsi256_ps, KEEL_AVX2_SELECT_NEGATIVE)
+
+#endif
+#endif

@@ -1,0 +1,79 @@
+/// Depthwise convolution (groups = input channels = output channels, MobileNet/EfficientNet/
+/// Xception's spatial filters). As im2col + GEMM it is one tiny product per channel; the C kernel
+/// (CSIMDKernels/conv_depthwise.c) runs it directly, vectorised over channels (NHWC) or adjacent
+/// output pixels (NCHW), with bias, residual and activation fused. It reads the im2col packing of
+/// the filter ([channels][taps]); NHWC wants [taps][channels], transposed into scratch per call
+/// (taps × channels floats, a few microseconds).
+import CSIMDKernels
+
+enum DepthwiseConvolution {
+    /// Whether the kernel handles `geometry`: one filter per channel, and a body for this CPU.
+    static func isPreferred(for geometry: Conv2DGeometry) -> Bool {
+        geometry.groups > 1 && geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels
+            && KernelTable.current.depthwise_conv != nil
+    }
+
+    private static func taps(_ geometry: Conv2DGeometry) -> Int { geometry.kernel.height * geometry.kernel.width }
+
+    /// Scratch for `threads` concurrent calls (NCHW: staged planes; NHWC: the transposed filter),
+    /// and at least what im2col needs, which runs in its place without a SIMD body.
+    static func scratchSize(for geometry: Conv2DGeometry, threads: Int, im2colScratch: Int) -> Int {
+        var description = parameters(geometry, input: nil, weights: nil, output: nil,
+                                     epilogue: KernelEpilogue(activation: .identity))
+        let own = geometry.layout == .nhwc
+            ? taps(geometry) * geometry.inputChannels
+            : max(1, threads) * Int(keel_depthwise_conv_scratch_count(&description))
+        return max(own, im2colScratch)
+    }
+
+    /// Runs the whole batch, work split across threads. Returns false, having written nothing,
+    /// when the kernel table has no depthwise body for this CPU.
+    static func run(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, epilogue: KernelEpilogue,
+                    output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry,
+                    scratch: UnsafeMutableBufferPointer<Float>, context: KernelContext) -> Bool {
+        guard let kernel = KernelTable.current.depthwise_conv, let workspace = scratch.baseAddress else { return false }
+        let channels = geometry.inputChannels, tapCount = taps(geometry)
+        var filter = weights
+        if geometry.layout == .nhwc {
+            for channel in 0..<channels {
+                for tap in 0..<tapCount { workspace[tap * channels + channel] = weights[channel * tapCount + tap] }
+            }
+            filter = UnsafePointer(workspace)
+        }
+        let description = parameters(geometry, input: input, weights: filter, output: output, epilogue: epilogue)
+        var sizing = description
+        let units = Int(keel_depthwise_conv_work_count(&sizing))
+        let perThread = Int(keel_depthwise_conv_scratch_count(&sizing))
+        let unitWork = max(1, geometry.outputElementCount * tapCount / max(units, 1))
+        let pipelines = min(context.threads, units, max(1, units * unitWork / parallelGrain),
+                            perThread == 0 ? Int.max : scratch.count / perThread)
+        guard pipelines >= 1 else { return false }
+        context.forEachChunk(pipelines, minimumChunk: 1) { indices in
+            for index in indices {
+                var call = description
+                let first = units * index / pipelines, end = units * (index + 1) / pipelines
+                kernel(&call, first, end - first, workspace + index * perThread)
+            }
+        }
+        let remaining = epilogue.remainingActivation
+        if remaining != .identity {
+            applyResidual(nil, activation: remaining, to: output, count: geometry.outputElementCount, context: context)
+        }
+        return true
+    }
+
+    private static func parameters(_ geometry: Conv2DGeometry, input: UnsafePointer<Float>?,
+                                   weights: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>?,
+                                   epilogue: KernelEpilogue) -> keel_depthwise_conv {
+        let outputSize = geometry.output
+        return keel_depthwise_conv(
+            input: input, weights: weights, output: output, batch: geometry.batch, channels: geometry.inputChannels,
+            input_height: geometry.input.height, input_width: geometry.input.width,
+            output_height: outputSize.height, output_width: outputSize.width,
+            kernel_height: geometry.kernel.height, kernel_width: geometry.kernel.width,
+            stride_height: geometry.stride.height, stride_width: geometry.stride.width,
+            dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
+            pad_top: geometry.padding.top, pad_left: geometry.padding.left,
+            channels_last: geometry.layout == .nhwc ? 1 : 0, epilogue: epilogue.description())
+    }
+}

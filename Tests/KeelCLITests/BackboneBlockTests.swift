@@ -1,0 +1,49 @@
+import Keel
+import KeelKernels
+import XCTest
+
+/// MobileNet/EfficientNet blocks exported the tf2onnx way (NHWC) and ResNet blocks the PyTorch way
+/// (NCHW), run end to end at -O2 against ONNX Runtime's outputs (tools/gen_backbone_fixtures.py),
+/// at every SIMD level: depthwise, grouped, pointwise and strided convolutions with fused bias,
+/// residual and activation (ReLU, ReLU6, swish, hard-swish), squeeze-excitation, pools and heads.
+final class BackboneBlockTests: XCTestCase {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/backbones")
+
+    func check(_ name: String, fusedAway: [OpKind], file: StaticString = #filePath, line: UInt = #line) throws {
+        let path = Self.folder.appendingPathComponent("\(name).onnx").path
+        let input = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_input.npy").path)
+        let expected = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_output.npy").path)
+        let pipeline = ModelPipeline(path: path, threads: 2)
+        let (graph, _) = try pipeline.optimizedGraph()
+        for op in fusedAway {
+            XCTAssertFalse(graph.nodes.contains { $0.op == op }, "\(name): a \(op) was not fused", file: file, line: line)
+        }
+        let scale = expected.values.map(abs).max() ?? 0
+        try forEachCapabilitySet { level in
+            let (model, _) = try pipeline.compile()
+            let output = try XCTUnwrap(try model.run([model.inputNames[0]: input]).values.first, file: file, line: line)
+            XCTAssertEqual(output.shape, expected.shape, file: file, line: line)
+            let error = zip(output.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(error, 1e-5 + 1e-3 * scale, "\(name) at \(level)", file: file, line: line)
+        }
+    }
+
+    /// Every shortcut add, x·sigmoid(x) and ReLU6 lands in a convolution's epilogue.
+    func testMobileNetBlocksMatchONNXRuntime() throws {
+        try check("mobilenet_nhwc", fusedAway: [.add, .clip])
+    }
+
+    func testResNetBlocksMatchONNXRuntime() throws {
+        try check("resnet_nchw", fusedAway: [.add, .relu, .hardSwish])
+    }
+}
+
+/// Runs `body` with Keel's kernel table filled from each capability set this CPU has in turn.
+private func forEachCapabilitySet(_ body: (CPUCapabilities) throws -> Void) rethrows {
+    defer { CPUCapabilities.restoreDetected() }
+    for capabilities in CPUCapabilities.everyPathPresent {
+        CPUCapabilities.restrict(to: capabilities)
+        try body(capabilities)
+    }
+}

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Times Keel, ONNX Runtime and OpenVINO on every model of the benchmark zoo (tools/zoo/build.py) and
+writes the table into BENCHMARKS.md between the zoo markers.
+
+For each model and batch: Keel's output is checked against ONNX Runtime's reference (recorded when
+the zoo was built) within 1e-5 + 1e-3·max|ORT|, then the three engines are timed in separate
+processes, interleaved round by round (the order rotates), with the same thread count. A model Keel
+cannot import or run, or whose numbers differ, gets a line saying why instead of a time.
+
+OpenVINO runs on the CPU plugin with INFERENCE_PRECISION_HINT f32, PERFORMANCE_HINT LATENCY and
+INFERENCE_NUM_THREADS = threads, its model reshaped to the batch (Keel also plans per batch); ONNX
+Runtime as in bench.py (ORT_ENABLE_ALL, sequential, intra_op_num_threads = threads).
+
+Run it through tools/bench/run.sh, which builds keel and clears the OpenBLAS overrides.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import ROOT, ZOO_BEGIN as BEGIN, ZOO_END as END, keel_bench, ort_bench, run_json  # noqa: E402
+
+ENGINES = ("keel", "ort", "openvino")
+
+
+def tolerance_error(actual, reference):
+    """max|a − r| / (1e-5 + 1e-3·max|r|): at most 1 passes."""
+    return float(np.abs(actual - reference).max() / (1e-5 + 1e-3 * np.abs(reference).max()))
+
+
+def openvino_worker(model, input_path, threads, iterations, warmup, output_path):
+    import openvino as ov
+
+    start = time.perf_counter()
+    core = ov.Core()
+    network = core.read_model(model)
+    values = np.load(input_path)
+    network.reshape({network.inputs[0].get_any_name(): list(values.shape)})
+    compiled = core.compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                                                   "INFERENCE_NUM_THREADS": str(threads)})
+    request = compiled.create_infer_request()
+    load_ms = (time.perf_counter() - start) * 1000
+    for _ in range(warmup):
+        request.infer({0: values})
+    times = []
+    for _ in range(iterations):
+        begin = time.perf_counter()
+        request.infer({0: values})
+        times.append((time.perf_counter() - begin) * 1000)
+    if output_path:
+        np.save(output_path, request.get_output_tensor(0).data)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"median_ms": statistics.median(times), "load_ms": load_ms, "peak_rss_mb": peak_rss_mb}))
+
+
+def openvino_bench(model, input_path, threads, iterations, warmup, output_path=None):
+    return run_json([sys.executable, __file__, "--openvino-worker", str(model), str(input_path), str(threads),
+                     str(iterations), str(warmup), output_path or ""])
+
+
+def keel_check(keel, model, input_path, reference, work):
+    """(error ratio, None) or (None, why Keel failed)."""
+    output = work / "keel_out.npy"
+    result = subprocess.run([keel, "run", str(model), "--input", str(input_path), "--output", str(output)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        return None, (lines[-1] if lines else f"exit status {result.returncode}").replace(f"{model.parent}/", "")[:300]
+    actual = np.load(output)
+    if actual.shape != reference.shape:
+        return None, f"output shape {actual.shape}, ORT {reference.shape}"
+    error = tolerance_error(actual, reference)
+    if not error <= 1:
+        return error, f"outputs differ: max|keel − ort| = {error:.2f} × (1e-5 + 1e-3·max|ort|)"
+    return error, None
+
+
+def measure(arguments, model, input_path, batch, iterations):
+    rounds = {engine: [] for engine in arguments.engines}
+    for round_ in range(arguments.rounds):
+        order = list(arguments.engines)
+        order = order[round_ % len(order):] + order[:round_ % len(order)]
+        for engine in order:
+            if engine == "keel":
+                result = keel_bench(arguments.keel, model, input_path, arguments.threads, iterations, arguments.warmup)
+            elif engine == "ort":
+                result = ort_bench(model, input_path, arguments.threads, iterations, arguments.warmup)
+            else:
+                result = openvino_bench(model, input_path, arguments.threads, iterations, arguments.warmup)
+            rounds[engine].append(result)
+    return {engine: {"ms": statistics.median(r["median_ms"] for r in results),
+                     "rss": max(r["peak_rss_mb"] for r in results),
+                     "load": statistics.median(r["load_ms"] for r in results)}
+            for engine, results in rounds.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keel", required=True, help="the keel executable (release build)")
+    parser.add_argument("--zoo", default=str(ROOT / "models" / "zoo"), help="where tools/zoo/build.sh wrote the models")
+    parser.add_argument("--models", nargs="*", help="only these zoo names")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=10, help="timed runs per process at batch 1 (fewer above)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--json", help="also write the rows here")
+    arguments = parser.parse_args()
+    zoo = Path(arguments.zoo)
+    manifest_path = zoo / "manifest.json"
+    if not manifest_path.exists():
+        sys.exit(f"error: {manifest_path} not found; build the zoo first with tools/zoo/build.sh")
+    manifest = json.loads(manifest_path.read_text())
+    names = arguments.models or sorted(manifest, key=lambda n: (not n.startswith("keras"), n))
+    work = Path(tempfile.mkdtemp(prefix="keel-zoo-"))
+    rows, notes = [], []
+    for name in names:
+        entry = manifest.get(name)
+        if entry is None:
+            sys.exit(f"error: '{name}' is not in {manifest_path}")
+        if "error" in entry:
+            notes.append(f"{name}: not built: {entry['error']}")
+            continue
+        model = zoo / entry["file"]
+        for batch in arguments.batches:
+            input_path = zoo / f"{name}.input_b{batch}.npy"
+            reference = np.load(zoo / f"{name}.ort_b{batch}.npy")
+            error, failure = keel_check(arguments.keel, model, input_path, reference, work)
+            engines = [e for e in arguments.engines if e != "keel" or failure is None]
+            iterations = arguments.iterations if batch == 1 else max(2, arguments.iterations * 2 // batch)
+            timing = measure(argparse.Namespace(**{**vars(arguments), "engines": engines}), model, input_path, batch,
+                             iterations)
+            row = {"model": name, "batch": batch, "error": error, "failure": failure, **timing}
+            rows.append(row)
+            summary = ", ".join(f"{e} {timing[e]['ms']:.1f} ms" for e in engines)
+            print(f"{name} batch {batch}: {summary}" + (f"; keel: {failure}" if failure else ""), flush=True)
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(rows, indent=1))
+    write_report(arguments, manifest, rows, notes)
+
+
+def ratio(row, peer):
+    if "keel" not in row or peer not in row:
+        return None
+    return row[peer]["ms"] / row["keel"]["ms"]
+
+
+def write_report(arguments, manifest, rows, notes):
+    versions = subprocess.run([sys.executable, "-c", "import onnxruntime, openvino; "
+                               "print(onnxruntime.__version__, openvino.get_version().split('-')[0])"],
+                              capture_output=True, text=True).stdout.split()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+
+    def cell(row, engine, key, digits=1):
+        return f"{row[engine][key]:.{digits}f}" if engine in row else "—"
+
+    def times(value):
+        return f"{value:.2f}×" if value is not None else "—"
+
+    lines = [BEGIN, "", f"## Every backbone: Keel, ONNX Runtime and OpenVINO ({arguments.threads} threads)", "",
+             f"Written by `tools/bench/run.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+             f"{cpu}, {os.cpu_count()} cores; onnxruntime {versions[0] if versions else '?'}, "
+             f"OpenVINO {versions[1] if len(versions) > 1 else '?'}. Models from `tools/zoo/build.sh` (random weights, "
+             "BatchNorm statistics calibrated on a random batch). Median ms over "
+             f"{arguments.rounds} interleaved rounds; RSS is each process's peak (ORT's and OpenVINO's include "
+             "Python); load is Keel's parse + compile + weight preparation, ORT's session creation, OpenVINO's "
+             "read + compile. \"Keel is\" = peer ms / Keel ms (above 1: Keel is faster). err = max|keel − ort| / "
+             "(1e-5 + 1e-3·max|ort|), at most 1 passes.", "",
+             "| model | batch | Keel ms | ORT ms | OpenVINO ms | Keel is (ORT) | Keel is (OV) | Keel / ORT / OV RSS MB "
+             "| Keel / ORT / OV load ms | err |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        label = row["model"]
+        rss = " / ".join(cell(row, e, "rss", 0) for e in ENGINES)
+        load = " / ".join(cell(row, e, "load", 0) for e in ENGINES)
+        error = f"{row['error']:.2f}" if row["error"] is not None else "—"
+        lines.append(f"| {label} | {row['batch']} | {cell(row, 'keel', 'ms')} | {cell(row, 'ort', 'ms')} "
+                     f"| {cell(row, 'openvino', 'ms')} | {times(ratio(row, 'ort'))} | {times(ratio(row, 'openvino'))} "
+                     f"| {rss} | {load} | {error} |")
+    lines.append("")
+    for batch in arguments.batches:
+        for peer, label in (("ort", "ONNX Runtime"), ("openvino", "OpenVINO")):
+            values = [ratio(r, peer) for r in rows if r["batch"] == batch and ratio(r, peer)]
+            if values:
+                mean = math.exp(sum(math.log(v) for v in values) / len(values))
+                lines.append(f"- Batch {batch}: geometric mean of {label} ms / Keel ms over {len(values)} models: "
+                             f"{mean:.2f}× (lowest {min(values):.2f}×).")
+    failures = list(dict.fromkeys(f"{r['model']}: {r['failure']}" for r in rows if r["failure"]))
+    for line in failures + notes:
+        lines.append(f"- Keel fails on {line}" if line in failures else f"- {line}")
+    lines += ["", "Models: " + "; ".join(f"`{name}` {manifest[name].get('description', '')}"
+                                         for name in dict.fromkeys(r["model"] for r in rows)) + ".", "", END]
+    output = Path(arguments.output)
+    text = output.read_text() if output.exists() else "# Benchmarks\n"
+    block = "\n".join(lines)
+    if BEGIN in text and END in text:
+        text = text.split(BEGIN)[0] + block + text.split(END, 1)[1]
+    else:
+        head, _, rest = text.partition("\n")
+        text = head + "\n\n" + block + "\n" + rest
+    output.write_text(text)
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--openvino-worker":
+        model, input_path, threads, iterations, warmup, output_path = sys.argv[2:8]
+        openvino_worker(model, input_path, int(threads), int(iterations), int(warmup), output_path or None)
+    else:
+        main()
