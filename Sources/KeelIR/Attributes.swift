@@ -79,6 +79,11 @@ public struct Attributes: Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    public func strings(_ name: String) -> [String]? {
+        if case .strings(let value) = values[name] { return value }
+        return nil
+    }
+
     public func bool(_ name: String) -> Bool? {
         switch values[name] {
         case .bool(let value): return value

@@ -1,7 +1,10 @@
-/// One dimension of a shape: a known extent or a named symbol (the batch `N`) bound at run time.
+/// One dimension of a shape: a known extent, a named symbol (the batch `N`) bound at run time, or
+/// a multiple of a symbol (`49·N`: the tokens of a batch of 7×7 feature maps, once reshaped to rows).
 public enum Dim: Hashable, Sendable, CustomStringConvertible {
     case known(Int)
     case symbol(String)
+    /// `coefficient · symbol` with a coefficient of 2 or more (build it with `scaled(_:by:)`).
+    case scaled(Int, String)
 
     public var value: Int? {
         if case .known(let extent) = self { return extent }
@@ -10,11 +13,81 @@ public enum Dim: Hashable, Sendable, CustomStringConvertible {
 
     public var isSymbolic: Bool { value == nil }
 
+    /// The symbol this dimension is a multiple of; nil for a known extent.
+    public var symbolName: String? {
+        switch self {
+        case .known: return nil
+        case .symbol(let name), .scaled(_, let name): return name
+        }
+    }
+
+    /// The known factor: the extent itself, or the multiple of the symbol.
+    public var coefficient: Int {
+        switch self {
+        case .known(let extent): return extent
+        case .symbol: return 1
+        case .scaled(let coefficient, _): return coefficient
+        }
+    }
+
+    /// `coefficient · symbol` in its one canonical spelling (0 and 1 are not kept as multiples).
+    public static func scaled(_ symbol: String, by coefficient: Int) -> Dim {
+        switch coefficient {
+        case 0: return .known(0)
+        case 1: return .symbol(symbol)
+        default: return .scaled(coefficient, symbol)
+        }
+    }
+
     public var description: String {
         switch self {
         case .known(let extent): return String(extent)
         case .symbol(let name): return name
+        case .scaled(let coefficient, let name): return "\(coefficient)·\(name)"
         }
+    }
+}
+
+/// A product of dimensions as a known factor times symbols (with repeats): how reshapes check
+/// that `[N,49,768]` and `[49·N,768]` hold the same number of elements for every batch.
+public struct DimProduct: Hashable, Sendable {
+    public var coefficient: Int
+    public var symbols: [String]
+
+    public init(coefficient: Int, symbols: [String]) {
+        self.coefficient = coefficient
+        self.symbols = symbols.sorted()
+    }
+
+    /// The product as one dimension; nil when it has two symbols or more.
+    public var dim: Dim? { dividing(by: DimProduct(coefficient: 1, symbols: [])) }
+
+    /// The product of `dims`; nil when it overflows.
+    public init?<Dims: Sequence>(_ dims: Dims) where Dims.Element == Dim {
+        var coefficient = 1
+        var symbols: [String] = []
+        for dim in dims {
+            let (product, overflow) = coefficient.multipliedReportingOverflow(by: dim.coefficient)
+            guard !overflow else { return nil }
+            coefficient = product
+            if let name = dim.symbolName { symbols.append(name) }
+        }
+        self.coefficient = coefficient
+        self.symbols = symbols.sorted()
+    }
+
+    /// `self / divisor` as one dimension: nil unless the divisor's symbols are among these,
+    /// at most one symbol is left over and the known factors divide exactly.
+    public func dividing(by divisor: DimProduct) -> Dim? {
+        var remaining = symbols
+        for symbol in divisor.symbols {
+            guard let index = remaining.firstIndex(of: symbol) else { return nil }
+            remaining.remove(at: index)
+        }
+        guard divisor.coefficient > 0, coefficient % divisor.coefficient == 0, remaining.count <= 1 else { return nil }
+        let quotient = coefficient / divisor.coefficient
+        if let symbol = remaining.first { return .scaled(symbol, by: quotient) }
+        return .known(quotient)
     }
 }
 
@@ -89,20 +162,21 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     }
 
     /// Product of the known dimensions only (for "per image" figures with a symbolic batch).
-    public var knownProduct: Int { dims.reduce(1) { $0 * ($1.value ?? 1) } }
+    public var knownProduct: Int { dims.reduce(1) { $0 * $1.coefficient } }
 
     /// Names of the symbolic dimensions, in order of first appearance.
     public var symbols: [String] {
         var seen: [String] = []
-        for case .symbol(let name) in dims where !seen.contains(name) { seen.append(name) }
+        for case let name? in dims.map(\.symbolName) where !seen.contains(name) { seen.append(name) }
         return seen
     }
 
     /// Replaces symbols by the extents bound to them; unbound symbols stay symbolic.
     public func binding(_ bindings: [String: Int]) -> Shape {
         Shape(dims.map { dim in
-            if case .symbol(let name) = dim, let extent = bindings[name] { return .known(extent) }
-            return dim
+            guard let name = dim.symbolName, let extent = bindings[name] else { return dim }
+            let (product, overflow) = dim.coefficient.multipliedReportingOverflow(by: extent)
+            return overflow ? dim : .known(product)
         })
     }
 

@@ -11,6 +11,9 @@ public enum ResizeCoordinates: Sendable, Equatable {
     case pytorchHalfPixel
     case alignCorners
     case asymmetric
+    /// TensorFlow's nearest-neighbour mapping (Keras UpSampling2D via tf2onnx): half-pixel
+    /// centres without the -0.5 shift back.
+    case tfHalfPixelForNearest
     /// Resizes the normalised region [start, end] of the axis; positions outside the input take
     /// the extrapolation value.
     case cropAndResize(start: Float, end: Float)
@@ -60,6 +63,8 @@ public struct ResizeAxis: Sendable, Equatable {
             return self.output > 1 ? position * (input - 1) / (output - 1) : 0
         case .asymmetric:
             return position / scale
+        case .tfHalfPixelForNearest:
+            return (position + 0.5) / scale
         case let .cropAndResize(start, end):
             let (from, to) = (Double(start), Double(end))
             return self.output > 1 ? from * (input - 1) + position * (to - from) * (input - 1) / (output - 1)

@@ -150,10 +150,10 @@ struct NodeContext {
     @discardableResult
     func emit(_ op: OpKind, _ inputs: [String], _ attributes: [String: AttributeValue] = [:], shape: [Dim?]?) -> String {
         let irName = importer.uniqueName(name)
-        append(op, irName, inputs, attributes)
+        let inferred = append(op, irName, inputs, attributes)?.first.map { $0.shape.dims.map(Optional.some) }
         let output = node.outputs[0]
         importer.values[output] = ImportedValue(irName: irName, known: nil,
-                                                shape: mergeShapes(shape, importer.declaredShapes[output]))
+                                                shape: mergeShapes(inferred ?? shape, importer.declaredShapes[output]))
         return irName
     }
 
@@ -164,12 +164,14 @@ struct NodeContext {
     func emit(_ op: OpKind, _ inputs: [String], _ attributes: [String: AttributeValue] = [:], shapes: [[Dim?]?]) -> [String] {
         let irName = importer.uniqueName(name)
         let outputs = shapes.indices.map { $0 == 0 ? irName : importer.uniqueName("\(irName):\($0)") }
-        importer.graph.nodes.append(Node(name: irName, op: op, inputs: inputs, outputs: outputs,
-                                         attributes: Attributes(attributes), locations: [location]))
+        let irNode = Node(name: irName, op: op, inputs: inputs, outputs: outputs, attributes: Attributes(attributes), locations: [location])
+        importer.graph.nodes.append(irNode)
+        let inferred = importer.inferTypes(of: irNode)
         for (index, output) in outputs.enumerated() where index < node.outputs.count && !node.outputs[index].isEmpty {
             let onnxName = node.outputs[index]
+            let exact = inferred.flatMap { index < $0.count ? $0[index].shape.dims.map(Optional.some) : nil }
             importer.values[onnxName] = ImportedValue(irName: output, known: nil,
-                                                      shape: mergeShapes(shapes[index], importer.declaredShapes[onnxName]))
+                                                      shape: mergeShapes(exact ?? shapes[index], importer.declaredShapes[onnxName]))
         }
         return outputs
     }
@@ -197,8 +199,12 @@ struct NodeContext {
         return zip(computed, declared).map { $0 ?? $1 }
     }
 
-    private func append(_ op: OpKind, _ irName: String, _ inputs: [String], _ attributes: [String: AttributeValue]) {
-        importer.graph.nodes.append(Node(name: irName, op: op, inputs: inputs, outputs: [irName],
-                                         attributes: Attributes(attributes), locations: [location]))
+    /// Appends the node and returns its inferred output types (nil when inference fails here:
+    /// `keel check` reports that later, with the whole graph).
+    @discardableResult
+    private func append(_ op: OpKind, _ irName: String, _ inputs: [String], _ attributes: [String: AttributeValue]) -> [TensorType]? {
+        let irNode = Node(name: irName, op: op, inputs: inputs, outputs: [irName], attributes: Attributes(attributes), locations: [location])
+        importer.graph.nodes.append(irNode)
+        return importer.inferTypes(of: irNode)
     }
 }

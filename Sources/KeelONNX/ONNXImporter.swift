@@ -45,6 +45,9 @@ final class GraphImporter {
     private(set) var useCounts: [String: Int] = [:]
 
     private let constantInputs: [String: TensorData]
+    /// IR types of the graph inputs and of the values emitted so far, inferred node by node
+    /// with the op registry's shape functions: exact shapes (`[49·N,768]`) for the folder.
+    private var irTypes: [String: TensorType] = [:]
     /// Shapes the file declares for intermediate values and outputs (`value_info`).
     private(set) var declaredShapes: [String: [Dim?]] = [:]
 
@@ -121,6 +124,7 @@ final class GraphImporter {
             graph.inputs.append(GraphInput(name: name, type: TensorType(dtype, Shape(shape)),
                                            layout: guessLayout(shape), location: .named(path, input.name)))
             values[input.name] = ImportedValue(irName: name, shape: shape)
+            irTypes[name] = TensorType(dtype, Shape(shape))
         }
     }
 
@@ -181,6 +185,23 @@ final class GraphImporter {
         let name = uniqueName(onnxName)
         addConstant(name: name, data: data, onnxName: onnxName)
         return name
+    }
+
+    /// Infers a just-emitted node's output types from what is known of its inputs; nil when an
+    /// input's type is unknown or the shape function refuses the node.
+    func inferTypes(of node: Node) -> [TensorType]? {
+        var inputTypes: [TensorType?] = []
+        for input in node.inputs {
+            if input.isEmpty { inputTypes.append(nil); continue }
+            guard let type = irTypes[input] ?? graph.constants[input]?.type else { return nil }
+            inputTypes.append(type)
+        }
+        let constants = graph.constants
+        guard let types = try? inferOutputTypes(of: node, inputTypes: inputTypes, constantValue: { constants[$0]?.data }) else {
+            return nil
+        }
+        for (value, type) in zip(node.outputs, types) { irTypes[value] = type }
+        return types
     }
 
     /// `base`, or `base_1`, `base_2`... when taken.

@@ -84,10 +84,22 @@ func translatePool(_ context: NodeContext, op: OpKind) throws {
                  shape: [input?[0] ?? nil, .known(channels), .known(outputDepth), .known(outputHeight), .known(outputWidth)])
 }
 
+/// GlobalAveragePool/GlobalMaxPool over every axis after the channels. Keel's global pools take
+/// NCHW images, so another rank (GlobalAveragePooling1D's [N,C,L], a volume) is viewed as
+/// [N,C,L,1] around the pool: the reshapes are views, not copies.
 func translateGlobalPool(_ context: NodeContext, op: OpKind) throws {
-    var shape = context.shape(0)
-    if let rank = shape?.count, rank == 4 { shape?[2] = .known(1); shape?[3] = .known(1) }
-    context.emit(op, [try context.input(0)], ["layout": .string("nchw"), "keepdims": .bool(true)], shape: shape)
+    let input = context.shape(0)
+    guard let rank = input?.count else { throw context.fail("needs the input's rank, which is unknown") }
+    guard rank >= 3 else { throw context.fail("needs an input of rank 3 or more ([N,C,...]), not rank \(rank)") }
+    let pooledShape = input.map { Array($0.prefix(2)) + Array(repeating: Dim.known(1), count: rank - 2) }
+    let attributes: [String: AttributeValue] = ["layout": .string("nchw"), "keepdims": .bool(true)]
+    if rank == 4 {
+        context.emit(op, [try context.input(0)], attributes, shape: pooledShape)
+        return
+    }
+    let columns = context.emitStep("as_image", .reshape, [try context.input(0)], ["shape": .ints([0, 0, -1, 1])])
+    let pooled = context.emitStep("pool", op, [columns], attributes)
+    context.emit(.reshape, [pooled], ["shape": .ints([0, 0] + Array(repeating: 1, count: rank - 2))], shape: pooledShape)
 }
 
 /// A per-axis attribute (strides, dilations) with `count` positive entries, defaulting to ones.

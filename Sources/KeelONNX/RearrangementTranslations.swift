@@ -42,11 +42,30 @@ func translateSplit(_ context: NodeContext) throws {
     context.emit(.split, [try context.input(0)], attributes, shapes: shapes)
 }
 
+/// Expand's target may hold run-time sizes (the class token expanded to [N,1,768]): each
+/// becomes its multiple in `shape` and its symbol in `symbols`, resolved per plan.
 func translateExpand(_ context: NodeContext) throws {
-    guard let shape = try context.constantInts(1) else { throw context.fail("needs a shape input") }
-    guard shape.allSatisfy({ $0 >= 0 }) else { throw context.fail("shape \(shape) has a negative extent") }
-    context.emit(.expand, [try context.input(0)], ["shape": .ints(shape)],
-                 shape: broadcastShapes(context.shape(0), shape.map { .known($0) }))
+    guard context.hasInput(1), let target = context.importer.values[context.node.inputs[1]]?.known?.elements else {
+        throw context.fail("needs a shape input known at import time or computed from shapes")
+    }
+    var shape: [Int] = []
+    var symbols: [String] = []
+    for element in target {
+        switch element.dim {
+        case .known(let extent)? where extent >= 0 && extent <= Int(Int32.max):
+            shape.append(extent)
+            symbols.append("")
+        case let dim? where dim.isSymbolic:
+            shape.append(dim.coefficient)
+            symbols.append(dim.symbolName ?? "")
+        default:
+            throw context.fail("target \(target.map { $0.dim?.description ?? "?" }) has an extent that is negative or unknown at import time")
+        }
+    }
+    var attributes: [String: AttributeValue] = ["shape": .ints(shape)]
+    if symbols.contains(where: { !$0.isEmpty }) { attributes["symbols"] = .strings(symbols) }
+    let dims = zip(shape, symbols).map { extent, symbol -> Dim? in symbol.isEmpty ? .known(extent) : .scaled(symbol, by: extent) }
+    context.emit(.expand, [try context.input(0)], attributes, shape: broadcastShapes(context.shape(0), dims))
 }
 
 func translateTile(_ context: NodeContext) throws {

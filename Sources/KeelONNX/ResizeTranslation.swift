@@ -34,7 +34,7 @@ func translateResize(_ context: NodeContext) throws {
     // Output extent and coordinate scale per axis; axes left out keep their extent.
     var outputs = extents
     var scales: [Double?] = Array(repeating: nil, count: 4)
-    let sizes = old ? nil : try context.constantInts(3)
+    let (sizes, copiedAxes) = old ? (nil, []) : try resizeSizes(context, input: input)
     if let sizes, !sizes.isEmpty {
         guard sizes.count == axes.count, sizes.allSatisfy({ $0 >= 1 && $0 <= Int(Int32.max) }) else {
             throw context.fail("sizes \(sizes) must be \(axes.count) positive extents")
@@ -42,7 +42,7 @@ func translateResize(_ context: NodeContext) throws {
         let policy = try context.string("keep_aspect_ratio_policy", default: "stretch")
         switch policy {
         case "stretch":
-            for (position, axis) in axes.enumerated() { outputs[axis] = sizes[position] }
+            for (position, axis) in axes.enumerated() { outputs[axis] = copiedAxes.contains(position) ? extents[axis] : sizes[position] }
         case "not_larger", "not_smaller":
             // One scale for every listed axis, the largest that fits (or the smallest that covers).
             let ratios = try axes.enumerated().map { position, axis -> Double in
@@ -91,4 +91,23 @@ func translateResize(_ context: NodeContext) throws {
     }
     context.emit(.resize, [try context.input(0)], attributes,
                  shape: [input[0], input[1], .known(outputHeight), .known(outputWidth)])
+}
+
+/// Resize's `sizes`: constants, or computed from shapes with the batch (and channels) copied
+/// from the input (`Concat(Shape(x)[0:2], [h, w])`, as PyTorch's interpolate(size=) writes it).
+/// A copied run-time size is listed in `copied` (its entry is a placeholder 1).
+private func resizeSizes(_ context: NodeContext, input: [Dim?]) throws -> (sizes: [Int]?, copied: Set<Int>) {
+    guard context.hasInput(3), let elements = context.importer.values[context.node.inputs[3]]?.known?.elements else {
+        return (try context.constantInts(3), [])
+    }
+    var copied: Set<Int> = []
+    let sizes = try elements.enumerated().map { axis, element -> Int in
+        if let extent = element.constant, extent >= 0, extent <= Int64(Int32.max) { return Int(extent) }
+        guard axis < input.count, let dim = input[axis], element.dim == dim, dim.isSymbolic else {
+            throw context.fail("sizes element \(axis) is a run-time size that is not the input's own extent on that axis")
+        }
+        copied.insert(axis)
+        return 1
+    }
+    return (sizes, copied)
 }

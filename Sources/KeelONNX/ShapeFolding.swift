@@ -1,16 +1,43 @@
 import KeelIR
 
 /// One element of an integer tensor the importer evaluates at import time: a number, a
-/// symbolic dimension (the batch `N`), or "dimension `axis` of value `of`" when that
-/// dimension is not known at all.
+/// symbolic dimension (the batch `N`, or a multiple `49·N`), or "dimension `axis` of value
+/// `of`" when that dimension is not known at all.
 enum SymbolicInt: Hashable {
     case constant(Int64)
     case symbol(String)
+    case scaled(Int64, String)
     case dim(of: String, axis: Int)
+
+    init(_ dim: Dim) {
+        switch dim {
+        case .known(let extent): self = .constant(Int64(extent))
+        case .symbol(let name): self = .symbol(name)
+        case .scaled(let coefficient, let name): self = .scaled(Int64(coefficient), name)
+        }
+    }
 
     var constant: Int64? {
         if case .constant(let value) = self { return value }
         return nil
+    }
+
+    /// The element as a dimension; nil for an unknown dimension or a number out of range.
+    var dim: Dim? {
+        switch self {
+        case .constant(let value): return value >= Int64(Int.min) && value <= Int64(Int.max) ? .known(Int(value)) : nil
+        case .symbol(let name): return .symbol(name)
+        case .scaled(let coefficient, let name): return .scaled(name, by: Int(coefficient))
+        case .dim: return nil
+        }
+    }
+
+    /// Symbolic elements are run-time sizes: at least 1, since a plan never binds a batch of 0.
+    var isPositiveSize: Bool {
+        switch self {
+        case .symbol, .scaled: return true
+        case .constant, .dim: return false
+        }
     }
 }
 
@@ -98,6 +125,12 @@ extension GraphImporter {
             addConstant(name: uniqueName(output), data: data, onnxName: output)
             return true
         case "Identity":
+            // PyTorch's exporter shares equal weights through Identity: the output is the same constant.
+            if context.hasInput(0), let source = values[node.inputs[0]], let irName = source.irName, graph.constants[irName] != nil,
+               !model.graph.outputs.contains(where: { $0.name == output }) {
+                values[output] = source
+                return true
+            }
             guard let value = known(0) else { return false }
             define(value)
             return true
@@ -161,21 +194,141 @@ extension GraphImporter {
             let elements = try sliceElements(of: data, start: starts[0], end: ends[0], step: step, context: context)
             define(.tensor(dtype: dtypeOf(data), shape: [elements.count], elements: elements))
             return true
-        case "ReduceProd":
-            // Exporters multiply trailing dimensions to size a flatten: fold it when they are known.
-            guard let value = known(0), case .tensor(let dtype, let shape, _) = value, shape.count == 1,
-                  let factors = value.constants else { return false }
-            var product: Int64 = 1
-            for factor in factors {
-                let (next, overflow) = product.multipliedReportingOverflow(by: factor)
-                guard !overflow else { return false }
-                product = next
+        case "Reshape", "Expand":
+            // A shape vector reshaped (to [-1]) or broadcast stays an integer computation.
+            guard let value = known(0), case .tensor(let dtype, _, let elements) = value,
+                  let target = known(1)?.constants, target.count <= 1 else { return false }
+            if node.opType == "Reshape" {
+                guard target.allSatisfy({ $0 == -1 || $0 == Int64(elements.count) }) else { return false }
+                define(.tensor(dtype: dtype, shape: target.isEmpty ? [] : [elements.count], elements: elements))
+            } else {
+                guard let extent = target.first, elements.count == 1 || Int64(elements.count) == extent || extent == 1,
+                      extent >= 1, extent <= 1024 else { return false }
+                let count = max(elements.count, Int(extent))
+                define(.tensor(dtype: dtype, shape: [count], elements: (0..<count).map { elements[elements.count == 1 ? 0 : $0] }))
             }
+            return true
+        case "ReduceProd":
+            // Exporters multiply dimensions to size a flatten or a token count: [N,49] gives 49·N.
+            guard let value = known(0), case .tensor(let dtype, let shape, let elements) = value, shape.count == 1,
+                  let product = try? elements.reduce(SymbolicInt.constant(1), { partial, next in
+                      guard let result = multiply(partial, next) else { throw FoldingStop() }
+                      return result
+                  }) else { return false }
             let keepdims = try context.int("keepdims", default: 1) != 0
-            define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [.constant(product)]))
+            define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [product]))
+            return true
+        case "Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "Less", "Greater" where hasRunTimeSize(known(0), known(1)):
+            guard let left = known(0), let right = known(1), let result = elementwise(node.opType, left, right) else { return false }
+            define(result)
+            return true
+        case "Where" where hasRunTimeSize(known(1), known(2)):
+            guard let condition = known(0)?.constants, let left = known(1), let right = known(2),
+                  case .tensor(let dtype, let shapeA, let a) = left, case .tensor(_, let shapeB, let b) = right,
+                  let count = broadcastCount(condition.count, a.count, b.count) else { return false }
+            let elements = (0..<count).map { index in
+                condition[condition.count == 1 ? 0 : index] != 0 ? a[a.count == 1 ? 0 : index] : b[b.count == 1 ? 0 : index]
+            }
+            let shape = [shapeA, shapeB].max { $0.reduce(1, *) < $1.reduce(1, *) } ?? shapeA
+            define(.tensor(dtype: dtype, shape: count == 1 && condition.count == 1 ? shape : [count], elements: elements))
+            return true
+        case "Range":
+            guard let start = known(0)?.constants?.first, let limit = known(1)?.constants?.first,
+                  let delta = known(2)?.constants?.first, case .tensor(let dtype, _, _)? = known(0) else { return false }
+            guard delta != 0 else { throw context.fail("delta is 0") }
+            let steps = ((Double(limit) - Double(start)) / Double(delta)).rounded(.up)
+            guard steps <= 1024 else { return false }
+            var elements: [SymbolicInt] = []
+            var current = start
+            for _ in 0..<(steps > 0 ? Int(steps) : 0) {
+                elements.append(.constant(current))
+                let (next, overflow) = current.addingReportingOverflow(delta)
+                guard !overflow else { break }
+                current = next
+            }
+            define(.tensor(dtype: dtype, shape: [elements.count], elements: elements))
             return true
         default:
             return try foldThroughReference(context, known: known, define: define)
+        }
+    }
+
+    /// a·b when it is a number or a multiple of one symbol.
+    private func multiply(_ a: SymbolicInt, _ b: SymbolicInt) -> SymbolicInt? {
+        if let x = a.constant, let y = b.constant {
+            let (product, overflow) = x.multipliedReportingOverflow(by: y)
+            return overflow ? nil : .constant(product)
+        }
+        guard let left = a.dim, let right = b.dim, let x = DimProduct([left]), let y = DimProduct([right]) else { return nil }
+        let (coefficient, overflow) = x.coefficient.multipliedReportingOverflow(by: y.coefficient)
+        guard !overflow, let dim = DimProduct(coefficient: coefficient, symbols: x.symbols + y.symbols).dim else { return nil }
+        return SymbolicInt(dim)
+    }
+
+    /// The element count of NumPy broadcasting over 1-D (or scalar) operands; nil when they disagree.
+    private func broadcastCount(_ counts: Int...) -> Int? {
+        let longest = counts.max() ?? 1
+        return counts.allSatisfy({ $0 == 1 || $0 == longest }) ? longest : nil
+    }
+
+    /// Two numbers of a vector that also holds run-time sizes, through the op's reference semantics.
+    private func referenceElement(_ op: String, _ p: Int64, _ q: Int64) -> SymbolicInt? {
+        guard let schema = OpRegistry.schema(onnxOpType: op), schema.reference != nil,
+              p.magnitude < 1 << 31, q.magnitude < 1 << 31 else { return nil }
+        let node = Node(name: op, op: schema.kind, inputs: ["a", "b"], outputs: ["c"], attributes: Attributes())
+        let operands = [ReferenceTensor(values: [Double(p)], shape: []), ReferenceTensor(values: [Double(q)], shape: [])]
+        guard let value = evaluateReference(node, inputs: operands, outputShape: [])?.first,
+              let integer = Int64(exactly: value.rounded(.towardZero)) else { return nil }
+        return .constant(integer)
+    }
+
+    /// Whether an operand holds a run-time size (numbers alone go through the reference evaluator).
+    private func hasRunTimeSize(_ operands: KnownInts?...) -> Bool {
+        operands.contains { $0.map { $0.elements != nil && $0.constants == nil } ?? false }
+    }
+
+    /// Arithmetic and comparisons on shape elements holding run-time sizes: they combine when
+    /// the result has a name (49·N / 7 = 7·N, N·N does not) and compare when the answer holds
+    /// for every batch (N is never -1 or 0). Numbers alone are the reference evaluator's.
+    private func elementwise(_ op: String, _ left: KnownInts, _ right: KnownInts) -> KnownInts? {
+        guard case .tensor(let dtype, let shapeA, let a) = left, case .tensor(_, let shapeB, let b) = right,
+              let count = broadcastCount(a.count, b.count) else { return nil }
+        var result: [SymbolicInt] = []
+        for index in 0..<count {
+            let x = a[a.count == 1 ? 0 : index], y = b[b.count == 1 ? 0 : index]
+            guard let value = combine(op, x, y) else { return nil }
+            result.append(value)
+        }
+        let comparison = op == "Equal" || op == "Less" || op == "Greater"
+        let shape = a.count >= b.count ? (shapeA.count >= shapeB.count || a.count > b.count ? shapeA : shapeB) : shapeB
+        return .tensor(dtype: comparison ? .bool : dtype, shape: shape, elements: result)
+    }
+
+    private func combine(_ op: String, _ x: SymbolicInt, _ y: SymbolicInt) -> SymbolicInt? {
+        let truth = { (value: Bool) in SymbolicInt.constant(value ? 1 : 0) }
+        if (op == "Max" || op == "Min") && x == y { return x }
+        if let p = x.constant, let q = y.constant { return referenceElement(op, p, q) }
+        switch op {
+        case "Mul": return multiply(x, y)
+        case "Div":
+            guard let left = x.dim, let right = y.dim, let p = DimProduct([left]), let q = DimProduct([right]),
+                  let dim = p.dividing(by: q) else { return nil }
+            return SymbolicInt(dim)
+        case "Add", "Sub": return y.constant == 0 ? x : (op == "Add" && x.constant == 0 ? y : nil)
+        case "Max", "Min": return x == y ? x : nil
+        case "Equal":
+            if x == y { return truth(true) }
+            // A size is at least 1 (a multiple c·N at least c): it never equals a smaller number.
+            if x.isPositiveSize, let q = y.constant, q < Int64(x.dim?.coefficient ?? 1) { return truth(false) }
+            if y.isPositiveSize, let p = x.constant, p < Int64(y.dim?.coefficient ?? 1) { return truth(false) }
+            return nil
+        case "Less", "Greater":
+            let (small, large) = op == "Less" ? (x, y) : (y, x)
+            if x == y { return truth(false) }
+            if large.isPositiveSize, let bound = small.constant, bound < Int64(large.dim?.coefficient ?? 1) { return truth(true) }
+            if small.isPositiveSize, let bound = large.constant, bound <= Int64(small.dim?.coefficient ?? 1) { return truth(false) }
+            return nil
+        default: return nil
         }
     }
 
@@ -235,12 +388,7 @@ extension GraphImporter {
 
     /// What the folder knows about dimension `axis` of `value`.
     func dimElement(of value: String, axis: Int) -> SymbolicInt {
-        if let shape = values[value]?.shape, shape.indices.contains(axis), let dim = shape[axis] {
-            switch dim {
-            case .known(let extent): return .constant(Int64(extent))
-            case .symbol(let name): return .symbol(name)
-            }
-        }
+        if let shape = values[value]?.shape, shape.indices.contains(axis), let dim = shape[axis] { return SymbolicInt(dim) }
         return .dim(of: value, axis: axis)
     }
 
@@ -275,8 +423,11 @@ extension GraphImporter {
         return sliceIndices(count: elements.count, start: start, end: end, step: step).map { elements[$0] }
     }
 
-    /// Resolves a Reshape target to constants: numbers stay, and a symbolic dimension becomes
-    /// 0 ("copy the input's dimension") when the input has that same dimension at that position.
+    /// Resolves a Reshape target to constants: numbers stay; a symbolic dimension becomes 0
+    /// ("copy the input's dimension") when the input has that same dimension at that position,
+    /// and otherwise -1 ("what is left", the same extent for every batch), the target's own -1
+    /// being worked out from the element counts ([4·N,-1,16] on [N,4,16,16] is [0,16,16] with
+    /// the 4·N as -1). At most one run-time size may need a -1.
     func reshapeTarget(_ target: KnownInts, input: String, allowZero: Bool, context: NodeContext) throws -> [Int] {
         guard let elements = target.elements else {
             throw context.fail("the target shape copies the whole shape of a value of unknown rank")
@@ -285,6 +436,7 @@ extension GraphImporter {
         var result: [Int] = []
         var literalZero = false
         var copies = false
+        var runTimeSizes: [(position: Int, dim: Dim)] = []
         for (position, element) in elements.enumerated() {
             let copied = dimElement(of: input, axis: position)
             switch element {
@@ -292,12 +444,14 @@ extension GraphImporter {
                 guard value >= -1, value <= Int64(Int32.max) else { throw context.fail("invalid target dimension \(value)") }
                 literalZero = literalZero || (value == 0 && allowZero)
                 result.append(Int(value))
-            case .symbol(let name):
-                guard copied == .symbol(name) else {
-                    throw context.fail("target dimension \(position) is the run-time size '\(name)', which the input does not have at that position")
+            case .symbol, .scaled:
+                if copied == element {
+                    copies = true
+                    result.append(0)
+                } else if let dim = element.dim {
+                    runTimeSizes.append((position, dim))
+                    result.append(-1)
                 }
-                copies = true
-                result.append(0)
             case .dim(let value, let axis):
                 guard (value == input || (inputIR != nil && values[value]?.irName == inputIR)) && axis == position else {
                     throw context.fail("target dimension \(position) depends on dimension \(axis) of '\(value)', which is unknown at import time")
@@ -306,8 +460,23 @@ extension GraphImporter {
                 result.append(0)
             }
         }
-        if literalZero && copies {
+        if literalZero && (copies || !runTimeSizes.isEmpty) {
             throw context.fail("allowzero=1 with a zero extent and a run-time size in the same target is not supported")
+        }
+        guard let size = runTimeSizes.first else { return result }
+        guard runTimeSizes.count == 1 else {
+            throw context.fail("target dimensions \(runTimeSizes.map { "\($0.dim)" }.joined(separator: ", ")) are run-time sizes the input does not have at those positions; Keel can infer only one")
+        }
+        if let inferred = result.indices.first(where: { result[$0] == -1 && $0 != size.position }) {
+            guard let inputDims = values[input]?.shape?.map({ $0 }), !inputDims.contains(nil),
+                  let total = DimProduct(inputDims.compactMap { $0 }),
+                  let others = DimProduct(result.indices.filter { $0 != inferred }.compactMap { position -> Dim? in
+                      position == size.position ? size.dim : result[position] == 0 ? inputDims[position] : .known(result[position])
+                  }),
+                  case .known(let extent)? = total.dividing(by: others), extent <= Int(Int32.max) else {
+                throw context.fail("target dimension \(size.position) is the run-time size \(size.dim), which the input does not have at that position, and the -1 at \(inferred) cannot be worked out at import time")
+            }
+            result[inferred] = extent
         }
         return result
     }
@@ -334,3 +503,6 @@ func sliceLength(count: Int, start: Int, end: Int, step: Int) -> Int {
     let span = step > 0 ? bounds.to - bounds.from : bounds.from - bounds.to
     return span <= 0 ? 0 : (span + abs(step) - 1) / abs(step)
 }
+
+/// Ends a fold that meets a product without a name (N·N).
+private struct FoldingStop: Error {}

@@ -34,17 +34,15 @@ func translateFlatten(_ context: NodeContext) throws {
     context.emit(.flatten, [try context.input(0)], ["axis": .int(axis)], shape: output)
 }
 
-/// The product of partial dims; a single dimension passes through (so the batch survives).
+/// The product of partial dims: a known extent or a multiple of the one symbol among them
+/// (a single dimension passes through, so the batch survives); nil when unknown.
 private func product(_ dims: ArraySlice<Dim?>) -> Dim? {
-    if dims.count == 1, let only = dims.first { return only }
-    var result = 1
-    for dim in dims {
-        guard let extent = dim?.value else { return nil }
-        let (next, overflow) = result.multipliedReportingOverflow(by: extent)
-        guard !overflow else { return nil }
-        result = next
-    }
-    return .known(result)
+    productOfDims(dims)?.dim
+}
+
+private func productOfDims(_ dims: ArraySlice<Dim?>) -> DimProduct? {
+    let present = dims.compactMap { $0 }
+    return present.count == dims.count ? DimProduct(present) : nil
 }
 
 /// Reshape's target is an attribute before opset 5 and an input after; when the input is
@@ -69,9 +67,9 @@ func translateReshape(_ context: NodeContext) throws {
     var output: [Dim?] = resolved.enumerated().map { position, extent in
         extent == 0 && zeroCopies ? (input.flatMap { position < $0.count ? $0[position] : nil }) : extent >= 0 ? .known(extent) : nil
     }
-    if let inferred = resolved.firstIndex(of: -1), let total = input.flatMap({ product($0[...]) })?.value,
-       let rest = product(output.enumerated().filter { $0.offset != inferred }.map(\.element)[...])?.value, rest > 0 {
-        output[inferred] = .known(total / rest)
+    if let inferred = resolved.firstIndex(of: -1), let total = input.flatMap({ productOfDims($0[...]) }),
+       let rest = productOfDims(output.enumerated().filter { $0.offset != inferred }.map(\.element)[...]) {
+        output[inferred] = total.dividing(by: rest)
     }
     var attributes: [String: AttributeValue] = ["shape": .ints(resolved)]
     if !zeroCopies { attributes["allowzero"] = .int(1) }

@@ -80,7 +80,7 @@ public final class CompiledModel: @unchecked Sendable {
     public func preparedFilters() throws -> [PreparedFilter] {
         var bindings: [String: Int] = [:]
         for input in graph.inputs {
-            for case .symbol(let symbol) in input.type.shape.dims { bindings[symbol] = 1 }
+            for case let symbol? in input.type.shape.dims.map(\.symbolName) { bindings[symbol] = 1 }
         }
         try prepare(bindings: bindings)
         return prepared.filters
@@ -202,15 +202,16 @@ public final class CompiledModel: @unchecked Sendable {
                 switch dim {
                 case .known(let value) where value != extent:
                     throw RuntimeError.inputShape(input: input.name, expected: expected, given: tensor.shape)
-                case .symbol(let symbol):
-                    if let bound = bindings[symbol], bound != extent {
+                case .symbol(let symbol), .scaled(_, let symbol):
+                    let multiple = dim.coefficient
+                    if let bound = bindings[symbol], bound * multiple != extent {
                         throw RuntimeError.inputShape(input: input.name, expected: expected.binding([symbol: bound]),
                                                       given: tensor.shape)
                     }
-                    guard extent > 0 else {
+                    guard extent > 0, extent % multiple == 0 else {
                         throw RuntimeError.inputShape(input: input.name, expected: expected, given: tensor.shape)
                     }
-                    bindings[symbol] = extent
+                    bindings[symbol] = extent / multiple
                 default:
                     break
                 }

@@ -66,7 +66,7 @@ final class ONNXDefinedShapeTests: XCTestCase {
                        f32(1, 1, 2, 2))
         XCTAssertEqual(try infer(.resize, "r", [("x", f32("N", 3, 5, 5))], ["layout": .string("nchw"), "size": .ints([10, 7])]),
                        f32("N", 3, 10, 7))
-        assertDiagnostic("resize 'r' attribute 'coordinates' is \"center\" but must be one of \"half_pixel\", \"half_pixel_symmetric\", \"pytorch_half_pixel\", \"align_corners\", \"asymmetric\", \"tf_crop_and_resize\"") {
+        assertDiagnostic("resize 'r' attribute 'coordinates' is \"center\" but must be one of \"half_pixel\", \"half_pixel_symmetric\", \"pytorch_half_pixel\", \"align_corners\", \"asymmetric\", \"tf_crop_and_resize\", \"tf_half_pixel_for_nn\"") {
             try infer(.resize, "r", [("x", f32(1, 5, 5, 3))], ["size": .ints([2, 2]), "coordinates": .string("center")])
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import KeelIR
 @testable import KeelONNX
+import KeelPasses
 import XCTest
 
 /// The import-time partial evaluator on small hand-written graphs (x: f32[N,4,6]).
@@ -15,9 +16,13 @@ final class ONNXFoldingTests: XCTestCase {
     }
 
     private func importGraph(_ nodes: [ONNXNode], _ initializers: [ONNXTensor], output: String, opset: Int = 13) throws -> Graph {
+        try importGraph(nodes, initializers, outputs: [output], opset: opset)
+    }
+
+    private func importGraph(_ nodes: [ONNXNode], _ initializers: [ONNXTensor], outputs: [String], opset: Int = 13) throws -> Graph {
         let graph = ONNXGraph(name: "folding", nodes: nodes, initializers: initializers,
                               inputs: [ONNXValueInfo(name: "x", elementType: 1, dims: [.param("N"), .value(4), .value(6)])],
-                              outputs: [ONNXValueInfo(name: output, elementType: 1, dims: nil)], valueInfo: [])
+                              outputs: outputs.map { ONNXValueInfo(name: $0, elementType: 1, dims: nil) }, valueInfo: [])
         return try importONNXGraph(ONNXModel(path: "folding.onnx", irVersion: 8, producerName: "", producerVersion: "",
                                              opsetImports: ["": opset], graph: graph))
     }
@@ -91,22 +96,81 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [0, 4, 6])
     }
 
-    /// The batch cannot move: a target that puts it elsewhere is refused, naming the node.
-    func testBatchAtAnotherPositionIsRefused() throws {
+    /// The batch may move: [N,4,6] -> [-1, N] is [24, N] for every N, so the run-time size
+    /// becomes the -1 and the file's own -1 is worked out (24) from the element counts.
+    func testBatchAtAnotherPositionBecomesTheInferredExtent() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "zero"], "batch"),
+            node("Unsqueeze", ["batch", "axes"], "batch_vec"),
+            node("Concat", ["minus_one", "batch_vec"], "target", ["axis": .int(0)]),
+            node("Reshape", ["x", "target"], "y"),
+        ], [ints("zero", [0], scalar: true), ints("axes", [0]), ints("minus_one", [-1])], output: "y")
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [24, -1])
+        let typed = try ShapeInference().run(graph).graph
+        XCTAssertEqual(typed.valueTypes[typed.outputs[0].value]?.shape, [24, "N"])
+    }
+
+    /// Two run-time sizes that are not the input's own at their positions cannot both be -1.
+    func testTwoMovedRunTimeSizesAreRefused() throws {
         let error = onnxError({
             _ = try importGraph([
                 node("Shape", ["x"], "shape"),
                 node("Gather", ["shape", "zero"], "batch"),
                 node("Unsqueeze", ["batch", "axes"], "batch_vec"),
-                node("Concat", ["minus_one", "batch_vec"], "target", ["axis": .int(0)]),
+                node("Concat", ["four", "batch_vec", "batch_vec"], "target", ["axis": .int(0)]),
                 node("Reshape", ["x", "target"], "y"),
-            ], [ints("zero", [0], scalar: true), ints("axes", [0]), ints("minus_one", [-1])], output: "y")
+            ], [ints("zero", [0], scalar: true), ints("axes", [0]), ints("four", [4])], output: "y")
         })
         XCTAssertTrue(error?.description.contains("'y'") ?? false, String(describing: error))
-        XCTAssertTrue(error?.description.contains("run-time size 'N'") ?? false, String(describing: error))
+        XCTAssertTrue(error?.description.contains("Keel can infer only one") ?? false, String(describing: error))
     }
 
-    /// A shape value used as data (not as a Reshape target) cannot be folded with a symbolic batch.
+    /// Token counts: ReduceProd over [N, 4] is 4·N, carried into the reshape as the -1, and
+    /// the IR types say [4·N, 6]; back to [N, 4, 6] via Shape/Concat of the original.
+    func testProductsOfTheBatchAreCarried() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Slice", ["shape", "zero_vec", "two_vec"], "leading"),
+            node("ReduceProd", ["leading"], "rows", ["keepdims": .int(1)]),
+            node("Concat", ["rows", "six"], "flat_target", ["axis": .int(0)]),
+            node("Reshape", ["x", "flat_target"], "rows_by_six"),
+            node("Shape", ["rows_by_six"], "flat_shape"),
+            node("Gather", ["flat_shape", "zero"], "count"),
+            node("Div", ["count", "four_scalar"], "batch"),
+            node("Unsqueeze", ["batch", "axes"], "batch_vec"),
+            node("Concat", ["batch_vec", "four", "six"], "target", ["axis": .int(0)]),
+            node("Reshape", ["rows_by_six", "target"], "y"),
+        ], [ints("zero", [0], scalar: true), ints("zero_vec", [0]), ints("two_vec", [2]), ints("six", [6]),
+            ints("four", [4]), ints("four_scalar", [4], scalar: true), ints("axes", [0])], output: "y")
+        XCTAssertEqual(graph.nodes.map { $0.attributes.ints("shape") }, [[-1, 6], [-1, 4, 6]])
+        let typed = try ShapeInference().run(graph).graph
+        XCTAssertEqual(typed.valueTypes[typed.nodes[0].outputs[0]]?.shape, [.scaled("N", by: 4), 6])
+        XCTAssertEqual(typed.valueTypes[typed.outputs[0].value]?.shape, ["N", 4, 6])
+    }
+
+    /// The legacy PyTorch exporter's expand target: Where(Equal(shape, -1), 1, shape) is the
+    /// shape itself, since a run-time size is never -1; Range and Mod fold over numbers.
+    func testComparisonsAndSelectionsOverSizes() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Equal", ["shape", "minus_one"], "is_unset"),
+            node("Where", ["is_unset", "one", "shape"], "target"),
+            node("Range", ["zero", "three", "one_scalar"], "axes_range"),
+            node("Mod", ["seven", "target_tail"], "remainder"),
+            node("Gather", ["shape", "zero"], "batch"),
+            node("Less", ["zero", "batch"], "positive"),
+            node("Reshape", ["x", "target"], "y"),
+        ], [ints("minus_one", [-1]), ints("one", [1]), ints("zero", [0], scalar: true), ints("three", [3], scalar: true),
+            ints("one_scalar", [1], scalar: true), ints("seven", [7]), ints("target_tail", [4])],
+           outputs: ["y", "axes_range", "remainder", "positive"])
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [0, 4, 6])
+        let folded = { (name: String) in graph.outputs.first { $0.name == name }.flatMap { graph.constants[$0.value]?.data?.int64s() } }
+        XCTAssertEqual(folded("axes_range"), [0, 1, 2])
+        XCTAssertEqual(folded("remainder"), [3])
+        XCTAssertEqual(folded("positive"), [1])
+    }
+
     func testShapeUsedAsDataIsRefused() {
         let error = onnxError({ _ = try importGraph([node("Shape", ["x"], "y")], [], output: "y") })
         XCTAssertTrue(error?.description.contains("depends on a run-time size") ?? false, String(describing: error))

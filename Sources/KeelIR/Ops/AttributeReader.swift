@@ -51,6 +51,10 @@ public struct AttributeReader: Sendable {
         value(name) == nil ? nil : try ints(name)
     }
 
+    public func optionalStrings(_ name: String) throws -> [String]? {
+        value(name) == nil ? nil : try convert(name, "a list of strings") { $0.strings(name) }
+    }
+
     public func optionalInt(_ name: String) throws -> Int? {
         value(name) == nil ? nil : try int(name)
     }

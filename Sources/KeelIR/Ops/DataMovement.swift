@@ -83,32 +83,28 @@ extension OpRegistry {
                 dims.append(.known(value))
             }
         }
-        var inputSymbols = input.shape.dims.filter(\.isSymbolic)
-        var outputSymbols: [Dim] = []
-        for case let dim? in dims where dim.isSymbolic {
-            if let match = inputSymbols.firstIndex(of: dim) { inputSymbols.remove(at: match) } else { outputSymbols.append(dim) }
-        }
-        let inputCount = input.shape.dims.compactMap(\.value).reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-        let outputCount = dims.compactMap { $0?.value }.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-        guard outputSymbols.isEmpty else {
-            throw context.error("shape \(targetText) introduces symbolic dimension \(outputSymbols[0]) that \(context.quote(0, input)) does not have")
+        let counted = "\(formatCount(input.shape.knownProduct)) elements" + (input.shape.symbols.isEmpty ? "" : " per " + input.shape.symbols.joined(separator: "·"))
+        guard let inputCount = DimProduct(input.shape.dims), let outputCount = DimProduct(dims.compactMap { $0 }) else {
+            throw context.error("shape \(targetText) or \(context.quote(0, input)) has too many elements")
         }
         if let inferred {
-            if inputSymbols.isEmpty, outputCount > 0, inputCount % outputCount == 0 {
-                dims[inferred] = .known(inputCount / outputCount)
-            } else if inputSymbols.count == 1, outputCount > 0, inputCount == outputCount {
-                dims[inferred] = inputSymbols[0]
-            } else {
-                let symbols = input.shape.symbols
-                let per = symbols.isEmpty ? "" : " per " + symbols.joined(separator: "·")
-                throw context.error("cannot infer -1 in shape \(targetText) from \(context.quote(0, input)): \(formatCount(inputCount)) elements\(per) do not divide into \(formatCount(outputCount))")
+            // The -1 takes what is left: a known extent, or a multiple of the batch ([N,49,768] -> [-1,768] is [49·N,768]).
+            guard outputCount.coefficient > 0, let rest = inputCount.dividing(by: outputCount) else {
+                throw context.error("cannot infer -1 in shape \(targetText) from \(context.quote(0, input)): \(counted) do not divide into \(formatCount(outputCount.coefficient))")
             }
+            dims[inferred] = rest
         } else {
-            guard inputSymbols.isEmpty else {
-                throw context.error("shape \(targetText) drops the symbolic dimension \(inputSymbols[0]) of \(context.quote(0, input)); use 0 or -1 for it")
+            let extra = outputCount.symbols.first { symbol in
+                outputCount.symbols.filter { $0 == symbol }.count > inputCount.symbols.filter { $0 == symbol }.count
+            }
+            if let extra {
+                throw context.error("shape \(targetText) introduces symbolic dimension \(extra) that \(context.quote(0, input)) does not have")
+            }
+            if let dropped = inputCount.symbols.first(where: { !outputCount.symbols.contains($0) }) {
+                throw context.error("shape \(targetText) drops the symbolic dimension \(dropped) of \(context.quote(0, input)); use 0 or -1 for it")
             }
             guard inputCount == outputCount else {
-                throw context.error("shape \(targetText) has \(formatCount(outputCount)) elements but \(context.quote(0, input)) has \(formatCount(inputCount))")
+                throw context.error("shape \(targetText) has \(formatCount(outputCount.coefficient)) elements but \(context.quote(0, input)) has \(formatCount(inputCount.coefficient))")
             }
         }
         return Shape(dims.compactMap { $0 })

@@ -20,11 +20,17 @@ extension OpRegistry {
                 }
             },
             OpSchema(kind: .expand, category: .dataMovement, inputs: [.init("x")],
-                     attributes: [.init("shape", default: nil, "broadcast with the input's shape, NumPy rules")]) { context in
+                     attributes: [.init("shape", default: nil, "broadcast with the input's shape, NumPy rules"),
+                                  .init("symbols", default: nil, "per axis, the run-time size `shape` multiplies (\"\" for none): [\"N\",\"\",\"\"] with [1,1,768] is [N,1,768]")]) { context in
                 let input = try context.type(0)
                 let target = try context.attributes.ints("shape")
-                guard target.allSatisfy({ $0 >= 0 }), let shape = DimMath.broadcast(input.shape, Shape(known: target)) else {
-                    throw context.error("cannot broadcast \(context.quote(0, input)) with shape \(AttributeValue.ints(target))")
+                let symbols = try context.attributes.optionalStrings("symbols") ?? Array(repeating: "", count: target.count)
+                guard symbols.count == target.count else {
+                    throw context.error("symbols has \(symbols.count) entries for the \(target.count) axes of shape \(AttributeValue.ints(target))")
+                }
+                let dims = zip(target, symbols).map { extent, symbol in symbol.isEmpty ? Dim.known(extent) : Dim.scaled(symbol, by: extent) }
+                guard target.allSatisfy({ $0 >= 0 }), let shape = DimMath.broadcast(input.shape, Shape(dims)) else {
+                    throw context.error("cannot broadcast \(context.quote(0, input)) with shape \(Shape(dims))")
                 }
                 return [TensorType(input.dtype, shape)]
             },

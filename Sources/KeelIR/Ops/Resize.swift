@@ -1,7 +1,8 @@
 extension OpRegistry {
     /// The coordinate mappings resize knows (ONNX `coordinate_transformation_mode` spellings).
     public static let resizeCoordinateModes = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                               "align_corners", "asymmetric", "tf_crop_and_resize"]
+                                               "align_corners", "asymmetric", "tf_crop_and_resize",
+                                               "tf_half_pixel_for_nn"]
     public static let resizeNearestModes = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
 
     /// resize: an image to `size` over height and width.

@@ -75,21 +75,16 @@ extension OpSchema {
 
 /// Dimension arithmetic that keeps symbols: products cancel a symbol only where it appears once.
 enum DimMath {
-    /// The product of `dims` when at most one is symbolic and the known part is 1 (so the
-    /// result is that symbol), or all are known; nil otherwise (the product has no name).
+    /// The product of `dims` as one dimension: a known extent, or a multiple of the one symbol
+    /// among them (`7·N`); nil when two symbols meet (the product has no name) or it overflows.
     static func product(_ dims: ArraySlice<Dim>) -> Dim? {
-        var known = 1
-        var symbol: Dim?
-        for dim in dims {
-            switch dim {
-            case .known(let extent): known = known.multipliedReportingOverflow(by: extent).partialValue
-            case .symbol:
-                if symbol != nil { return nil }
-                symbol = dim
-            }
-        }
-        if let symbol { return known == 1 ? symbol : nil }
-        return .known(known)
+        if let product = DimProduct(dims) { return product.dim }
+        // An overflowing product wraps: shape inference's addressability check then refuses the
+        // input or value with its own message, rather than this op with a misleading one.
+        let symbols = dims.compactMap(\.symbolName)
+        guard symbols.count <= 1 else { return nil }
+        let wrapped = dims.reduce(1) { $0 &* $1.coefficient }
+        return symbols.first.map { .scaled($0, by: wrapped) } ?? .known(wrapped)
     }
 
     /// NumPy broadcasting of two shapes; a symbol against a known extent > 1 takes the extent
@@ -106,8 +101,8 @@ enum DimMath {
             switch (a, b) {
             case (.known(1), _): dims.append(b)
             case (_, .known(1)): dims.append(a)
-            case (.symbol, .known): dims.append(b)
-            case (.known, .symbol): dims.append(a)
+            case (_, .known) where a.isSymbolic: dims.append(b)
+            case (.known, _) where b.isSymbolic: dims.append(a)
             default: return nil
             }
         }

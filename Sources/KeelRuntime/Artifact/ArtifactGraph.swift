@@ -6,16 +6,23 @@ struct ArtifactGraph: Codable {
     struct Dimension: Codable {
         var known: Int?
         var symbol: String?
+        /// The multiple of `symbol` (absent for 1, so files without multiples read as before).
+        var scale: Int?
 
         init(_ dim: Dim) {
             switch dim {
             case .known(let extent): known = extent
             case .symbol(let name): symbol = name
+            case .scaled(let coefficient, let name): symbol = name; scale = coefficient
             }
         }
 
         func dim() throws -> Dim {
             if let known { return .known(known) }
+            if let symbol, let scale {
+                guard scale >= 1 else { throw ArtifactError.corrupt("dimension \(scale)·\(symbol) has a multiple below 1") }
+                return .scaled(symbol, by: scale)
+            }
             if let symbol { return .symbol(symbol) }
             throw ArtifactError.corrupt("a dimension has neither an extent nor a symbol")
         }

@@ -21,6 +21,7 @@ extension KernelLowering {
             case "pytorch_half_pixel": coordinates = .pytorchHalfPixel
             case "align_corners": coordinates = .alignCorners
             case "asymmetric": coordinates = .asymmetric
+            case "tf_half_pixel_for_nn": coordinates = .tfHalfPixelForNearest
             case "tf_crop_and_resize":
                 guard roi.count == 4 else { throw operands.unsupported("roi must have 4 entries") }
                 coordinates = .cropAndResize(start: roi[position], end: roi[position + 2])

@@ -1,0 +1,37 @@
+import Foundation
+import Keel
+import KeelONNX
+import XCTest
+
+/// The exporters' batch-dependent shape patterns (DynamicShapes/, written with ONNX Runtime's
+/// outputs by tools/gen_dynamic_fixtures.py): each graph is imported once with its batch left
+/// symbolic and run at batch 1 and 4, each within 1e-5 + 1e-3·max|ORT| of ONNX Runtime.
+final class DynamicShapeTests: XCTestCase {
+    private static var folder: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("DynamicShapes").path
+    }
+
+    private func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let folder = Self.folder + "/" + name
+        let graph = try ModelLoader.infer(importONNXGraph(path: folder + "/model.onnx"))
+        XCTAssertEqual(graph.inputs.first?.type.shape.dims.first, "N", "the batch stays symbolic", file: file, line: line)
+        let compiled = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        for batch in [1, 4] {
+            let input = try loadTensorProto(path: "\(folder)/input_b\(batch).pb")
+            let expected = try loadTensorProto(path: "\(folder)/output_b\(batch).pb")
+            let results = try compiled.run(["x": try Tensor(shape: input.shape, values: input.floats())])
+            let actual = try XCTUnwrap(results["y"], file: file, line: line)
+            XCTAssertEqual(actual.shape, expected.shape, "\(name) at batch \(batch)", file: file, line: line)
+            let want = expected.floats()
+            let bound = 1e-5 + 1e-3 * (want.map(abs).max() ?? 0)
+            let worst = zip(actual.values, want).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, bound, "\(name) at batch \(batch)", file: file, line: line)
+        }
+    }
+
+    func testTF2ONNXDenseOverTokens() throws { try check("tf2onnx_dense_over_tokens") }
+    func testTokenCountProducts() throws { try check("token_count_products") }
+    func testLegacyPyTorchWhereEqualTargets() throws { try check("legacy_pytorch_where_equal") }
+    func testGlobalPoolsOfOtherRanks() throws { try check("global_pools_of_other_ranks") }
+    func testKerasUpsamplingResizes() throws { try check("keras_upsampling_resizes") }
+}

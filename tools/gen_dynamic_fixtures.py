@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Writes small ONNX graphs whose shapes depend on the batch, with ONNX Runtime's outputs at batch
+1 and 4, into Tests/KeelConformanceTests/DynamicShapes/<case>/ (model.onnx, input_b1.pb,
+output_b1.pb, input_b4.pb, output_b4.pb; TensorProto files).
+
+Each graph repeats a node pattern the exporters write around a symbolic batch (see
+tools/zoo/dynamic_models.py for the full models), at a few KB, so `make test` covers the pattern
+without Python. Run from the repository root: python3 tools/gen_dynamic_fixtures.py
+"""
+import os
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "KeelConformanceTests", "DynamicShapes")
+rng = np.random.default_rng(20261201)
+
+
+def ints(name, values):
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
+def floats(name, *shape):
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.5).astype(np.float32), name)
+
+
+def save(name, nodes, initializers, input_shape, output_rank, opset=15):
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"] + list(input_shape))]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * output_rank)]
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="gen_dynamic_fixtures")
+    onnx.checker.check_model(model)
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    onnx.save(model, os.path.join(folder, "model.onnx"))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (1, 4):
+        x = rng.standard_normal([batch] + list(input_shape)).astype(np.float32)
+        y = session.run(None, {"x": x})[0]
+        onnx.save_tensor(numpy_helper.from_array(x, "x"), os.path.join(folder, f"input_b{batch}.pb"))
+        onnx.save_tensor(numpy_helper.from_array(y, "y"), os.path.join(folder, f"output_b{batch}.pb"))
+
+
+def tf2onnx_dense_over_tokens():
+    """Keras Dense on [N,T,C] as tf2onnx writes it: Reshape [-1,C], MatMul, Reshape back to
+    Concat(Shape(x)[0:2], [units]) (the batch lands at a position the [T·N,units] input lacks)."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Cast", ["shape"], ["shape32"], to=TensorProto.INT32),
+        helper.make_node("Gather", ["shape32", "first_two"], ["leading"], axis=0),
+        helper.make_node("Concat", ["leading", "units"], ["target32"], axis=0),
+        helper.make_node("Cast", ["target32"], ["target"], to=TensorProto.INT64),
+        helper.make_node("Reshape", ["x", "rows"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "kernel"], ["projected"]),
+        helper.make_node("Reshape", ["projected", "target"], ["y"]),
+    ]
+    initializers = [numpy_helper.from_array(np.array([0, 1], np.int32), "first_two"),
+                    numpy_helper.from_array(np.array([5], np.int32), "units"),
+                    ints("rows", [-1, 6]), floats("kernel", 6, 5)]
+    save("tf2onnx_dense_over_tokens", nodes, initializers, [4, 6], 3)
+
+
+def token_count_products():
+    """tf2onnx's per-head reshapes: ReduceProd of Shape(x)[0:2] is T·N rows, then Div, Mul and
+    Max of sizes, and the head split [N·H, T, D] with the file's own -1."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "two"], ["leading"]),
+        helper.make_node("ReduceProd", ["leading"], ["rows"], keepdims=1),
+        helper.make_node("Concat", ["rows", "eight"], ["flat_target"], axis=0),
+        helper.make_node("Reshape", ["x", "flat_target"], ["flat"]),
+        helper.make_node("Relu", ["flat"], ["activated"]),
+        helper.make_node("Max", ["leading", "leading"], ["same_leading"]),
+        helper.make_node("Gather", ["same_leading", "zero_scalar"], ["batch"]),
+        helper.make_node("Mul", ["batch", "two_scalar"], ["batch_heads"]),
+        helper.make_node("Unsqueeze", ["batch_heads", "zero"], ["batch_heads_vec"]),
+        helper.make_node("Concat", ["batch_heads_vec", "minus_one", "four"], ["heads_target"], axis=0),
+        helper.make_node("Reshape", ["activated", "heads_target"], ["y"]),
+    ]
+    initializers = [ints("zero", [0]), ints("two", [2]), ints("eight", [8]), ints("minus_one", [-1]), ints("four", [4]),
+                    numpy_helper.from_array(np.array(0, np.int64), "zero_scalar"),
+                    numpy_helper.from_array(np.array(2, np.int64), "two_scalar")]
+    save("token_count_products", nodes, initializers, [3, 8], 3)
+
+
+def legacy_pytorch_where_equal():
+    """The legacy PyTorch exporter's reshape target: Where(Equal(target, -1), ones, target)
+    fed through Mul/Div of sizes, with Range and Mod computing axes."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Equal", ["shape", "minus_ones"], ["unset"]),
+        helper.make_node("Where", ["unset", "ones", "shape"], ["expanded"]),
+        helper.make_node("Gather", ["expanded", "zero_scalar"], ["batch"]),
+        helper.make_node("Range", ["zero_scalar", "two_scalar", "one_scalar"], ["axes"]),
+        helper.make_node("Mod", ["axes", "two_scalar"], ["same_axes"]),
+        helper.make_node("Gather", ["shape", "same_axes"], ["leading"]),
+        helper.make_node("ReduceProd", ["leading"], ["rows"], keepdims=1),
+        helper.make_node("Div", ["rows", "batch"], ["per_image"]),
+        helper.make_node("Unsqueeze", ["batch", "zero"], ["batch_vec"]),
+        helper.make_node("Concat", ["batch_vec", "per_image", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    initializers = [ints("minus_ones", [-1, -1, -1]), ints("ones", [1, 1, 1]), ints("zero", [0]), ints("minus_one", [-1]),
+                    numpy_helper.from_array(np.array(0, np.int64), "zero_scalar"),
+                    numpy_helper.from_array(np.array(1, np.int64), "one_scalar"),
+                    numpy_helper.from_array(np.array(2, np.int64), "two_scalar")]
+    save("legacy_pytorch_where_equal", nodes, initializers, [3, 6], 3, opset=13)
+
+
+def global_pools_of_other_ranks():
+    """GlobalAveragePool on tokens [N,C,L] (Keras GlobalAveragePooling1D via tf2onnx) and
+    GlobalMaxPool on a volume [N,C,D,H,W], joined into one output."""
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["average"]),
+        helper.make_node("Reshape", ["x", "volume_shape"], ["volume"]),
+        helper.make_node("GlobalMaxPool", ["volume"], ["maximum"]),
+        helper.make_node("Reshape", ["maximum", "as_tokens"], ["maximum_tokens"]),
+        helper.make_node("Add", ["average", "maximum_tokens"], ["y"]),
+    ]
+    initializers = [ints("volume_shape", [0, 5, 2, 3, 2]), ints("as_tokens", [0, 5, 1])]
+    save("global_pools_of_other_ranks", nodes, initializers, [5, 12], 3)
+
+
+def keras_upsampling_resizes():
+    """Keras UpSampling2D via tf2onnx after a convolution: Resize with constant scales on a
+    symbolic batch, nearest with tf_half_pixel_for_nn/floor and bilinear with half_pixel, plus
+    asymmetric and align_corners (other exporters' spellings), at a non-integer scale."""
+    nodes = [helper.make_node("Conv", ["x", "kernel"], ["features"], pads=[1, 1, 1, 1])]
+    outputs = []
+    for index, (mode, coordinates) in enumerate([("nearest", "tf_half_pixel_for_nn"), ("linear", "half_pixel"),
+                                                 ("nearest", "asymmetric"), ("linear", "align_corners"),
+                                                 ("linear", "pytorch_half_pixel")]):
+        scales = "scales" if index < 2 else "odd_scales"
+        nodes.append(helper.make_node("Resize", ["features", "roi", scales], [f"resized_{index}"], mode=mode,
+                                      coordinate_transformation_mode=coordinates, nearest_mode="floor"))
+        outputs.append(f"resized_{index}")
+    nodes.append(helper.make_node("Concat", outputs[:2], ["even"], axis=1))
+    nodes.append(helper.make_node("Concat", outputs[2:], ["odd"], axis=1))
+    # sizes known only per batch, as PyTorch's interpolate(size=...) writes them: Shape(x)[0:2] + [10, 10].
+    nodes.append(helper.make_node("Shape", ["odd"], ["odd_shape"]))
+    nodes.append(helper.make_node("Slice", ["odd_shape", "zero", "two"], ["leading"]))
+    nodes.append(helper.make_node("Concat", ["leading", "spatial_size"], ["even_size"], axis=0))
+    nodes.append(helper.make_node("Resize", ["odd", "roi", "", "even_size"], ["odd_resized"], mode="nearest",
+                                  coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+    nodes.append(helper.make_node("Concat", ["even", "odd_resized"], ["y"], axis=1))
+    initializers = [floats("kernel", 2, 3, 3, 3), numpy_helper.from_array(np.array([], np.float32), "roi"),
+                    numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+                    numpy_helper.from_array(np.array([1, 1, 1.5, 2.5], np.float32), "odd_scales"),
+                    ints("zero", [0]), ints("two", [2]), ints("spatial_size", [10, 10])]
+    save("keras_upsampling_resizes", nodes, initializers, [3, 5, 5], 4, opset=13)
+
+
+if __name__ == "__main__":
+    shutil.rmtree(OUT, ignore_errors=True)
+    tf2onnx_dense_over_tokens()
+    token_count_products()
+    legacy_pytorch_where_equal()
+    global_pools_of_other_ranks()
+    keras_upsampling_resizes()
+    print("wrote", OUT)
