@@ -278,6 +278,56 @@ def gelu_forms():
     save("gelu_forms", nodes, initializers, [3, 7], 3)
 
 
+def dynamo_as_strided_gather():
+    """PyTorch's dynamo exporter writes as_strided ([N,C,1,1] view of a flat tensor, ConvNeXt's
+    head) as a Gather whose indices are computed per batch: Range(0, N)·C, unsqueezed to
+    [N,1,1,1], plus an arange(C) constant [1,C,1,1] and a zero; they walk the data in order."""
+    nodes = [
+        helper.make_node("ReduceMean", ["x", "spatial_axes"], ["pooled"], keepdims=1),
+        helper.make_node("Reshape", ["pooled", "minus_one"], ["flat"]),
+        helper.make_node("Shape", ["x"], ["batch_vec"], start=0, end=1),
+        helper.make_node("Squeeze", ["batch_vec"], ["batch"]),
+        helper.make_node("Range", ["zero_scalar", "batch", "one_scalar"], ["images"]),
+        helper.make_node("Mul", ["images", "channels"], ["image_starts"]),
+        helper.make_node("Unsqueeze", ["image_starts", "trailing_axes"], ["image_starts_4d"]),
+        helper.make_node("Add", ["image_starts_4d", "channel_offsets"], ["indices"]),
+        helper.make_node("Add", ["indices", "zeros"], ["same_indices"]),
+        helper.make_node("Gather", ["flat", "same_indices"], ["strided"], axis=0),
+        helper.make_node("Relu", ["strided"], ["y"]),
+    ]
+    initializers = [ints("spatial_axes", [2, 3]), ints("minus_one", [-1]), ints("trailing_axes", [1, 2, 3]),
+                    numpy_helper.from_array(np.array(0, np.int64), "zero_scalar"),
+                    numpy_helper.from_array(np.array(1, np.int64), "one_scalar"),
+                    numpy_helper.from_array(np.array(5, np.int64), "channels"),
+                    numpy_helper.from_array(np.arange(5, dtype=np.int64).reshape(1, 5, 1, 1), "channel_offsets"),
+                    numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.int64), "zeros")]
+    save("dynamo_as_strided_gather", nodes, initializers, [5, 3, 3], 4, opset=18)
+
+
+def tf2onnx_channel_layer_norm():
+    """Keras LayerNormalization on a rank-4 NHWC tensor after a DepthwiseConv2D via tf2onnx
+    (ConvNeXt-style): tf2onnx keeps the convolution's NCHW and normalises over axis 1 with
+    ReduceMean, Sub, Mul, Sqrt, Reciprocal and the tf.nn.batch_normalization affine form, gamma
+    as [1,C,1,1], then transposes to NHWC."""
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["x", "mean"], ["difference"]),
+        helper.make_node("Mul", ["difference", "difference"], ["squared"]),
+        helper.make_node("ReduceMean", ["squared"], ["variance"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["variance", "epsilon"], ["shifted"]),
+        helper.make_node("Sqrt", ["shifted"], ["deviation"]),
+        helper.make_node("Reciprocal", ["deviation"], ["inverse"]),
+        helper.make_node("Mul", ["inverse", "gamma"], ["factor"]),
+        helper.make_node("Mul", ["mean", "factor"], ["mean_factor"]),
+        helper.make_node("Sub", ["beta", "mean_factor"], ["shift"]),
+        helper.make_node("Mul", ["x", "factor"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["normalised"]),
+        helper.make_node("Transpose", ["normalised"], ["y"], perm=[0, 2, 3, 1]),
+    ]
+    initializers = [scalar("epsilon", 1e-6), floats("gamma", 1, 8, 1, 1), floats("beta", 1, 8, 1, 1)]
+    save("tf2onnx_channel_layer_norm", nodes, initializers, [8, 3, 3], 4)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
@@ -289,4 +339,6 @@ if __name__ == "__main__":
     tf2onnx_layer_norm_moments()
     pytorch_layer_norms()
     gelu_forms()
+    dynamo_as_strided_gather()
+    tf2onnx_channel_layer_norm()
     print("wrote", OUT)

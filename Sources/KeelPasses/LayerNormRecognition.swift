@@ -13,7 +13,7 @@ import KeelIR
 ///
 /// Needs: shape-inferred graph, constants folded (tf2onnx's divisor n arrives as a Cast).
 /// Legal when every statistic is over the same axes of the same x, those axes are x's trailing
-/// axes (unit axes aside, all of known extent), each statistic broadcasts exactly as a kept-dims
+/// axes (unit axes aside, all of known extent) or one axis (transposed last and back), each statistic broadcasts exactly as a kept-dims
 /// reduction would, and ε, gamma and beta are constants (gamma and beta per feature, or one
 /// value everywhere). What does not match is left alone: the primitive ops compute the same.
 public struct LayerNormRecognition: Pass {
@@ -34,9 +34,24 @@ public struct LayerNormRecognition: Pass {
                                           role: .beta, trainable: false, location: match.last.locations.first)
             var locations = node.locations
             for location in match.last.locations where !locations.contains(location) { locations.append(location) }
-            editor.update(Node(name: match.last.name, op: .layerNorm, inputs: [match.x, gamma, beta], outputs: [match.last.outputs[0]],
-                               attributes: Attributes(["epsilon": .float(match.epsilon), "axis": .int(match.axis)]),
-                               locations: locations))
+            let attributes = Attributes(["epsilon": .float(match.epsilon), "axis": .int(match.axis)])
+            if let channel = match.channel {
+                var order = Array(0..<match.rank)
+                order.remove(at: channel)
+                order.append(channel)
+                let inverse = (0..<match.rank).map { order.firstIndex(of: $0) ?? $0 }
+                let moved = editor.unusedName("\(match.last.name)/channels_last")
+                let normalised = editor.unusedName("\(match.last.name)/normalised")
+                editor.insert(Node(name: moved, op: .transpose, inputs: [match.x], outputs: [moved],
+                                   attributes: Attributes(["perm": .ints(order)]), locations: locations), before: match.last.name)
+                editor.insert(Node(name: normalised, op: .layerNorm, inputs: [moved, gamma, beta], outputs: [normalised],
+                                   attributes: attributes, locations: locations), before: match.last.name)
+                editor.update(Node(name: match.last.name, op: .transpose, inputs: [normalised], outputs: [match.last.outputs[0]],
+                                   attributes: Attributes(["perm": .ints(inverse)]), locations: locations))
+            } else {
+                editor.update(Node(name: match.last.name, op: .layerNorm, inputs: [match.x, gamma, beta], outputs: [match.last.outputs[0]],
+                                   attributes: attributes, locations: locations))
+            }
             if let view = match.view {
                 for name in match.afterView { editor.removeNode(named: name) }
                 editor.forward(match.tail.outputs[0], to: view.outputs[0])
@@ -55,6 +70,9 @@ public struct LayerNormRecognition: Pass {
 struct LayerNormMatch {
     var x: String
     var axis: Int
+    /// The normalised axis when it is not trailing: x is transposed to put it last, and back.
+    var channel: Int?
+    var rank: Int
     var epsilon: Float
     /// The normalised extents (x's shape from `axis` on), which gamma and beta take.
     var featureShape: [Int]
@@ -84,28 +102,37 @@ struct LayerNormMatcher {
 
     func match(_ node: Node) -> LayerNormMatch? {
         guard let found = core(node), let xShape = shape(found.statistics.x),
-              graph.type(of: found.statistics.x)?.dtype == .float32,
-              let axis = trailingAxis(found.statistics, xShape) else { return nil }
-        let featureShape = xShape.dims[axis...].compactMap(\.value)
+              graph.type(of: found.statistics.x)?.dtype == .float32 else { return nil }
+        // Trailing axes normalise in place; one channel axis of an NCHW tensor (tf2onnx moves
+        // Keras's rank-4 LayerNormalization there) goes last and back through transposes.
+        var channel: Int? = nil
+        var axis: Int
+        if let trailing = trailingAxis(found.statistics, xShape) {
+            axis = trailing
+        } else if let single = channelAxis(found.statistics, xShape) {
+            (channel, axis) = (single, single)
+        } else { return nil }
+        let featureAxes = channel.map { [$0] } ?? Array(axis..<xShape.rank)
+        let featureShape = featureAxes.compactMap { xShape[$0].value }
         let features = featureShape.reduce(1, *)
-        guard featureShape.count == xShape.rank - axis, features > 0,
-              var scales = found.gamma.resolved(features, xShape, axis),
-              var shifts = found.beta.resolved(features, xShape, axis) else { return nil }
+        guard featureShape.count == featureAxes.count, features > 0,
+              var scales = found.gamma.resolved(features, xShape, featureAxes),
+              var shifts = found.beta.resolved(features, xShape, featureAxes) else { return nil }
         var last = node, tail = node
         var view: Node? = nil
         var afterView: [String] = []
-        var (currentShape, currentAxis) = (xShape, axis)
+        var (currentShape, currentAxes) = (xShape, featureAxes)
         // Per-feature scales and shifts after the core fold into gamma and beta, also across one
         // reshape that keeps the normalised elements together (tf2onnx's reshape back to tokens).
         following: while let next = editor.soleConsumer(of: tail.outputs[0]) {
-            if view == nil, [.reshape, .squeeze, .unsqueeze, .flatten].contains(next.op),
+            if view == nil, channel == nil, [.reshape, .squeeze, .unsqueeze, .flatten].contains(next.op),
                let viewShape = shape(next.outputs[0]), let viewAxis = trailingGroup(viewShape, features) {
-                (view, tail, currentShape, currentAxis) = (next, next, viewShape, viewAxis)
+                (view, tail, currentShape, currentAxes) = (next, next, viewShape, Array(viewAxis..<viewShape.rank))
                 continue
             }
             guard next.inputs.count == 2, [.mul, .add, .sub].contains(next.op), shape(next.outputs[0]) == currentShape else { break }
             let other = next.inputs[0] == tail.outputs[0] ? next.inputs[1] : next.inputs[0]
-            guard other != tail.outputs[0], let values = perFeature(other)?.resolved(features, currentShape, currentAxis) else { break }
+            guard other != tail.outputs[0], let values = perFeature(other)?.resolved(features, currentShape, currentAxes) else { break }
             switch next.op {
             case .mul:
                 scales = zip(scales, values).map { $0 * $1 }
@@ -120,7 +147,8 @@ struct LayerNormMatcher {
             if view == nil { last = next } else { afterView.append(next.name) }
         }
         if afterView.isEmpty { view = nil }
-        return LayerNormMatch(x: found.statistics.x, axis: axis, epsilon: found.epsilon, featureShape: featureShape,
+        return LayerNormMatch(x: found.statistics.x, axis: channel == nil ? axis : -1, channel: channel, rank: xShape.rank,
+                              epsilon: found.epsilon, featureShape: featureShape,
                               gamma: scales, beta: shifts, last: last, view: view, tail: tail, afterView: afterView)
     }
 
@@ -348,6 +376,13 @@ struct LayerNormMatcher {
         return lastKept + 1
     }
 
+    /// The one axis of known extent a statistic reduces (unit axes aside) when it is not trailing.
+    private func channelAxis(_ statistics: RowStatistics, _ xShape: Shape) -> Int? {
+        let reduced = statistics.axes.filter { xShape[$0] != .known(1) }
+        guard reduced.count == 1, let axis = reduced.first, xShape[axis].value != nil else { return nil }
+        return axis
+    }
+
     /// One float everywhere: a constant whose elements are all equal, or an Expand of one.
     func uniformValue(_ value: String) -> Float? {
         let origin = source(value)
@@ -382,17 +417,17 @@ enum FeatureValues {
         }
     }
 
-    /// One value per normalised element (row-major over x's axes from `axis`), or nil when the
+    /// One value per normalised element (row-major over `featureAxes` of x), or nil when the
     /// tensor would broadcast along a row axis or over a normalised axis it does not span.
-    func resolved(_ features: Int, _ xShape: Shape, _ axis: Int) -> [Float]? {
+    func resolved(_ features: Int, _ xShape: Shape, _ featureAxes: [Int]) -> [Float]? {
         switch self {
         case .uniform(let value): return Array(repeating: value, count: features)
         case .tensor(let values, let shape):
             guard shape.count <= xShape.rank else { return nil }
             let padded = Array(repeating: 1, count: xShape.rank - shape.count) + shape
             for (position, extent) in padded.enumerated() {
-                if position < axis { guard extent == 1 else { return nil } }
-                else { guard xShape[position] == .known(extent) else { return nil } }
+                if featureAxes.contains(position) { guard xShape[position] == .known(extent) else { return nil } }
+                else { guard extent == 1 else { return nil } }
             }
             return values.count == features ? values : nil
         }

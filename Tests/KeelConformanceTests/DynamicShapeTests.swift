@@ -54,8 +54,12 @@ final class DynamicShapeTests: XCTestCase {
     func testTF2ONNXLayerNormMoments() throws {
         try check("tf2onnx_layer_norm_moments", optimized: [.layerNorm: 2, .reduceMean: 0, .reciprocal: 0, .mul: 0])
     }
+    func testTF2ONNXChannelLayerNorm() throws {
+        try check("tf2onnx_channel_layer_norm", optimized: [.layerNorm: 1, .reduceMean: 0, .mul: 0])
+    }
     func testPyTorchLayerNorms() throws {
         try check("pytorch_layer_norms", optimized: [.layerNorm: 2, .reduceMean: 0, .pow: 0, .div: 0])
     }
+    func testDynamoAsStridedGatherIsAReshape() throws { try check("dynamo_as_strided_gather", optimized: [.gather: 0]) }
     func testGeluForms() throws { try check("gelu_forms", optimized: [.gelu: 3, .erf: 0, .tanh: 0, .mul: 0]) }
 }
