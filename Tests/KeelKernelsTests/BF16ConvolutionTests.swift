@@ -40,12 +40,13 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(1, 1), inputChannels: 70, outputChannels: 37,
                                       kernel: Size2D(1, 1)),
              activation: .sigmoid, bias: true, residual: true),
-        // The direct form (stride 1, input channels a multiple of 32; AMX): rows of 20 pixels (one
-        // full and one partial 16-pixel tile), of 7 (one partial tile), and a 1×1 image.
-        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 20), inputChannels: 64, outputChannels: 48,
+        // The direct form (stride 1, input channels a multiple of 32, rows filling 3/4 of their
+        // 16-pixel tiles; AMX): rows of 30 pixels (one full and one partial tile), of 13 (one
+        // partial tile, pairs spanning rows and images); a 1×1 image goes to im2col.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 30), inputChannels: 64, outputChannels: 48,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true, residual: true),
-        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(6, 9), inputChannels: 32, outputChannels: 16,
+        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(6, 15), inputChannels: 32, outputChannels: 16,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 0, left: 0, bottom: 0, right: 0)),
              activation: .identity, bias: false),
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 1), inputChannels: 64, outputChannels: 20,
@@ -150,15 +151,15 @@ final class BF16ConvolutionTests: XCTestCase {
     }
 
     /// The direct form with its fused 2×2 max pool: odd heights and widths (floor mode drops the
-    /// last row or column), a row wider than one 16-pixel tile, a 2×2 image, batch 2.
+    /// last row or column), a row wider than one 16-pixel tile, one pooled row, batch 2.
     static let pooledCases: [Case] = [
-        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 21), inputChannels: 64, outputChannels: 48,
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 29), inputChannels: 64, outputChannels: 48,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(14, 14), inputChannels: 32, outputChannels: 40,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .identity, bias: false),
-        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(2, 2), inputChannels: 32, outputChannels: 17,
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(3, 13), inputChannels: 32, outputChannels: 17,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
     ]
@@ -211,6 +212,20 @@ final class BF16ConvolutionTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Narrow rows (a dense layer's 1×1 images, ResNet's 7×7) would leave most of each 16-pixel
+    /// tile idle in the direct form: they go to im2col, which packs pixels of several rows.
+    func testNarrowImagesTakeTheIm2colForm() throws {
+        guard CPUCapabilities.detected.contains(.amxBF16) else {
+            throw XCTSkip("this CPU (or Linux, which grants the tile state) offers no AMX-BF16")
+        }
+        let same = Padding2D(top: 1, left: 1, bottom: 1, right: 1)
+        let forms = [(1, 3136), (7, 512), (12, 64), (14, 512), (56, 64)].map { width, channels in
+            BF16Convolution.form(for: Conv2DGeometry(batch: 1, input: Size2D(width, width), inputChannels: channels,
+                                                     outputChannels: 64, kernel: Size2D(3, 3), padding: same))
+        }
+        XCTAssertEqual(forms, ["im2col", "im2col", "direct", "direct", "direct"])
     }
 
     func testAMXTilesMatchTheReference() throws {

@@ -163,7 +163,8 @@ ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv);
 typedef void (*keel_bf16_conv_fn)(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                   ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
-/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32:
+/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32
+ * and whose output rows fill at least 3/4 of their 16-pixel tiles:
  * the input is first rounded once into a zero-padded bf16 copy (keel_bf16_padded_count elements,
  * 64-byte aligned), then each tile of 16 adjacent output pixels is read straight from that copy,
  * with no im2col rows. */
