@@ -179,7 +179,8 @@ final class BatchNormFoldingTests: XCTestCase {
     }
 
     /// s = γ/√σ² = [1/2, 3/1], t = β − μ·s = [1 − 2·½, 0 − 1·3] = [0, −3] (ε = 0): kernel output
-    /// columns scaled by s, and a bias `c/bias` = t created.
+    /// columns scaled by s, and a bias `c/bias` = t created; the conv takes the BN's value name.
+    /// (The BN's vectors stay until dead-code-elimination.)
     func testGoldenConvBatchNormFoldsIntoTheConv() throws {
         let input = """
             graph g
@@ -197,11 +198,11 @@ final class BatchNormFoldingTests: XCTestCase {
             graph g
             input %x: f32[N,4,4,3] nhwc
             const @c/kernel: f32[1,1,3,2] kernel frozen
-            const @bn/gamma: f32[2] gamma frozen
+            const @c/bias: f32[2] bias frozen
             const @bn/beta: f32[2] beta frozen
+            const @bn/gamma: f32[2] gamma frozen
             const @bn/mean: f32[2] moving_mean frozen
             const @bn/variance: f32[2] moving_variance frozen
-            const @c/bias: f32[2] bias frozen
             %bn = conv2d(%x, @c/kernel, @c/bias) : f32[N,4,4,2]  # g.keel:3:1, g.keel:4:1
             output y = %bn
 

@@ -135,7 +135,9 @@ final class LayoutPropagationTests: XCTestCase {
         }
     }
 
-    /// tf2onnx's sandwich: NHWC input, transpose to NCHW, NCHW conv and relu, transpose back.
+    /// tf2onnx's sandwich: NHWC input, transpose to NCHW, NCHW conv and relu, transpose back. Both
+    /// transposes vanish, the conv takes the default layout (NHWC) and the relu the exit's value
+    /// name, so the graph output still reads `%u`.
     func testGoldenSandwichBecomesNHWC() throws {
         try assertRewrite(LayoutPropagation(), """
             graph g
@@ -150,9 +152,9 @@ final class LayoutPropagationTests: XCTestCase {
             graph g
             input %x: f32[N,8,8,3] nhwc
             const @c/kernel: f32[4,3,3,3] kernel
-            %c = conv2d(%x, @c/kernel) {kernel_layout="oihw", layout="nhwc", padding="same"} : f32[N,8,8,4]
-            %r = relu(%c) : f32[N,8,8,4]
-            output y = %r
+            %c = conv2d(%x, @c/kernel) {kernel_layout="oihw", padding="same"} : f32[N,8,8,4]
+            %u = relu(%c) : f32[N,8,8,4]
+            output y = %u
 
             """)
     }

@@ -28,7 +28,7 @@ final class MatMulToDenseTests: XCTestCase {
         XCTAssertEqual(try optimized(graph, [MatMulToDense()]).graph, graph)
     }
 
-    func testGoldenMatMulByAConstantBecomesAnInOutDense() throws {
+    func testGoldenMatMulByAConstantBecomesADenseWithTheDefaultInOutLayout() throws {
         try assertRewrite(MatMulToDense(), """
             graph g
             input %x: f32[N,6]
@@ -39,7 +39,7 @@ final class MatMulToDenseTests: XCTestCase {
             graph g
             input %x: f32[N,6]
             const @w: f32[6,4] literal frozen
-            %m = dense(%x, @w) {weight_layout="in_out"} : f32[N,4]  # g.keel:3:1
+            %m = dense(%x, @w) : f32[N,4]  # g.keel:3:1
             output y = %m
 
             """)
