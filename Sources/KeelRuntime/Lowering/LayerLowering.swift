@@ -25,9 +25,11 @@ extension KernelLowering {
         let useBF16 = choice.form == .bf16
         var scratchSize = useBF16 ? BF16Convolution.scratchSize(for: kernelGeometry, threads: context.threads)
             : Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
-        // A fused max pool happens inside the Winograd NHWC output pass; elsewhere the full-size
-        // output goes to scratch and is pooled from there.
-        let poolsInKernel = !useBF16 && algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
+        // A fused max pool happens inside the Winograd NHWC output pass or the bf16 direct form's
+        // epilogue; elsewhere the full-size output goes to scratch and is pooled from there.
+        let poolsInKernel = useBF16
+            ? BF16Convolution.poolsInKernel(kernelGeometry) && (activation == .relu || activation == .identity)
+            : algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
@@ -52,9 +54,10 @@ extension KernelLowering {
         switch choice.form {
         case .bf16:
             let weights = try weights(BF16Weights.self)
+            let pooled = geometry.fusedMaxPool && poolsInKernel
             return convolving { output, scratch in
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation, output: output,
-                                          geometry: kernelGeometry, scratch: scratch, context: context)
+                                          geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
             }
         case .winograd:
             let transformed = try weights(WinogradWeights.self)
