@@ -29,6 +29,7 @@ extension KernelLowering {
         // epilogue; elsewhere the full-size output goes to scratch and is pooled from there.
         let poolsInKernel = useBF16
             ? BF16Convolution.poolsInKernel(kernelGeometry) && (activation == .relu || activation == .identity)
+                && residual == nil
             : algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
@@ -56,8 +57,9 @@ extension KernelLowering {
             let weights = try weights(BF16Weights.self)
             let pooled = geometry.fusedMaxPool && poolsInKernel
             return convolving { output, scratch in
-                try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation, output: output,
-                                          geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
+                try BF16Convolution.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                          activation: activation, output: output, geometry: kernelGeometry,
+                                          scratch: scratch, maxPooled: pooled, context: context)
             }
         case .winograd:
             let transformed = try weights(WinogradWeights.self)
@@ -124,7 +126,8 @@ extension KernelLowering {
             return Step(node: node.name, op: node.op, flops: flops,
                         scratchSize: BF16Convolution.scratchSize(for: geometry, threads: context.threads),
                         choice: layer.choice.kernel) { scratch in
-                try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation,
+                try BF16Convolution.apply(input: input, weights: weights, bias: bias,
+                                          residual: residual, activation: activation,
                                           output: output, geometry: geometry, scratch: scratch, context: context)
                 if softmax {
                     try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,

@@ -17,13 +17,8 @@ struct ConvolutionChoice: Equatable {
         let fp32Algorithm = Conv2D.defaultAlgorithm(for: geometry)
         // A layer with few input channels (an RGB first layer) stays on the fp32 direct kernel:
         // its 27-deep products cannot feed the bf16 tiles, and building their rows costs more.
-        // The bf16 kernels fuse no residual; a conv that adds one stays fp32.
-        let useBF16 = (precision == .bf16 && !hasResidual || storedOnlyInBF16) && BF16Convolution.supports(geometry)
+        let useBF16 = (precision == .bf16 || storedOnlyInBF16) && BF16Convolution.supports(geometry)
             && BF16Convolution.isAvailable && (storedOnlyInBF16 || fp32Algorithm != .direct)
-        if useBF16 && hasResidual {
-            throw PreparationError(reason: "its filter was compiled for bf16 only, and the bf16 kernels add no residual; "
-                                   + "compile the model again with --precision fp32")
-        }
         if storedOnlyInBF16 && !useBF16 {
             throw PreparationError(reason: "its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
                                    + "AVX512_BF16; compile the model again with --precision fp32")
@@ -38,14 +33,14 @@ struct ConvolutionChoice: Equatable {
     }
 }
 
-/// How a dense layer runs: bf16 where asked for and a kernel runs it (no fused residual),
-/// reading the bf16 form; otherwise fp32 straight from the kernel matrix, which needs no form.
+/// How a dense layer runs: bf16 where asked for and a kernel runs it, reading the bf16 form;
+/// otherwise fp32 straight from the kernel matrix, which needs no form.
 struct DenseChoice: Equatable {
     var form: PreparedForm?
     var kernel: KernelChoice
 
     static func choose(precision: Precision, layout: DenseWeightLayout, hasResidual: Bool) -> DenseChoice {
-        if precision == .bf16 && BF16Convolution.isAvailable && !hasResidual {
+        if precision == .bf16 && BF16Convolution.isAvailable {
             return DenseChoice(form: .bf16, kernel: KernelChoice(precision: .bf16, algorithm: "gemm", kernel: KernelChoice.bf16Kernel))
         }
         let product = layout == .inOut ? KernelChoice.fp32GEMMKernel : "OpenBLAS"
