@@ -104,7 +104,3 @@ extension FusedActivation {
         }
     }
 }
-
-extension Layout {
-    var kernelLayout: ActivationLayout { self == .nhwc ? .nhwc : .nchw }
-}
