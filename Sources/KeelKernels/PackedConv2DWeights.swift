@@ -36,6 +36,18 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         self.storage = WeightStorage(borrowing: values, owner: owner)
     }
 
+    /// Values packed into `storage` here in KeelKernels; throws unless the count matches.
+    init(storage: WeightStorage, kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int, groups: Int) throws {
+        let count = try Self.validatedCount(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+                                            outputChannels: outputChannels, groups: groups)
+        try require(storage.count == count, "conv2d weights", "\(storage.count) values given, \(count) expected")
+        self.kernel = kernel
+        self.inputChannelsPerGroup = inputChannelsPerGroup
+        self.outputChannels = outputChannels
+        self.groups = groups
+        self.storage = storage
+    }
+
     /// Throws unless the dimensions describe a packing; returns its element count.
     private static func validatedCount(kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int,
                                        groups: Int) throws -> Int {
@@ -119,6 +131,13 @@ public struct PackedConv2DWeights: Sendable, Equatable {
 
     /// Throws unless these weights were packed for `geometry`.
     func check(against geometry: Conv2DGeometry) throws {
+        try Self.check(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup, outputChannels: outputChannels,
+                       groups: groups, against: geometry)
+    }
+
+    /// Throws unless a filter of these extents fits `geometry`.
+    static func check(kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int, groups: Int,
+                      against geometry: Conv2DGeometry) throws {
         try require(kernel == geometry.kernel && inputChannelsPerGroup == geometry.inputChannelsPerGroup
                         && outputChannels == geometry.outputChannels && groups == geometry.groups,
                     "conv2d", "weights (kernel \(kernel), \(inputChannelsPerGroup)x\(groups) in, \(outputChannels) out) "

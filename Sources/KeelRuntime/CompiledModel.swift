@@ -83,7 +83,7 @@ public final class CompiledModel: @unchecked Sendable {
             for case let symbol? in input.type.shape.dims.map(\.symbolName) { bindings[symbol] = 1 }
         }
         try prepare(bindings: bindings)
-        return prepared.filters
+        return try prepared.filters()
     }
 
     /// Drops the original values of filters now held prepared (packed for im2col, transformed

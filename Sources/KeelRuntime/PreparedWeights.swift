@@ -57,6 +57,7 @@ final class PreparedWeights: @unchecked Sendable {
         defer { lock.unlock() }
         guard originals[name] != nil,
               PreparedFilter.Kind.allCases.contains(where: { entries[PreparedFilter.key($0, name)] != nil })
+                || [ActivationLayout.nhwc, .nchw].contains(where: { entries[PreparedFilter.panelKey(name, layout: $0)] != nil })
         else { return }
         originals[name] = nil
     }
@@ -69,12 +70,24 @@ final class PreparedWeights: @unchecked Sendable {
     }
 
     /// Every conv filter prepared so far, ordered by key so files come out the same each time.
-    var filters: [PreparedFilter] {
+    /// Filters packed for the panel GEMM are given in the row-major packing files store.
+    func filters() throws -> [PreparedFilter] {
         lock.lock()
         defer { lock.unlock() }
         let (winogradPrefix, packedPrefix) = (PreparedFilter.key(.winograd, ""), PreparedFilter.key(.packed, ""))
         let bf16Prefix = PreparedFilter.key(.bf16, "")
-        return entries.keys.sorted().compactMap { key in
+        var rowMajor: [String: PackedConv2DWeights] = [:]
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            let prefix = PreparedFilter.panelKey("", layout: layout)
+            for (key, entry) in entries where key.hasPrefix(prefix) {
+                let constant = String(key.dropFirst(prefix.count))
+                guard let panels = entry as? PanelConv2DWeights, entries[packedPrefix + constant] == nil,
+                      rowMajor[constant] == nil else { continue }
+                rowMajor[constant] = try panels.rowMajor()
+            }
+        }
+        let unpacked = rowMajor.map { PreparedFilter(constant: $0.key, weights: .packed($0.value)) }
+        return (entries.keys.sorted().compactMap { key -> PreparedFilter? in
             switch entries[key] {
             case let winograd as WinogradWeights where key.hasPrefix(winogradPrefix):
                 return PreparedFilter(constant: String(key.dropFirst(winogradPrefix.count)), weights: .winograd(winograd))
@@ -85,6 +98,6 @@ final class PreparedWeights: @unchecked Sendable {
             default:
                 return nil
             }
-        }
+        } + unpacked).sorted { $0.key < $1.key }
     }
 }

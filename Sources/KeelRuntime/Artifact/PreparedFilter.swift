@@ -36,6 +36,13 @@ public struct PreparedFilter: Sendable {
         }
     }
 
+    /// Where the runtime keeps a filter packed into the panel GEMM's layout for `layout`
+    /// activations (`PanelConv2DWeights`). Not a file form: files store the row-major packing,
+    /// which it is rebuilt from.
+    static func panelKey(_ constant: String, layout: ActivationLayout) -> String {
+        "panels-\(layout):" + constant
+    }
+
     public var kind: Kind {
         switch weights {
         case .winograd: return .winograd

@@ -53,6 +53,15 @@ extension KernelLowering {
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
         let (packedKey, winogradKey) = (PreparedFilter.key(.packed, kernelName), PreparedFilter.key(.winograd, kernelName))
         let bf16Key = PreparedFilter.key(.bf16, kernelName)
+        let panelKey = PreparedFilter.panelKey(kernelName, layout: kernelGeometry.layout)
+        /// The row-major packing from an earlier plan, if one prepared it in either form, when the
+        /// form under `key` is still to be made (read here: `prepared.value` holds its lock while
+        /// making one).
+        func packedEarlier<T>(unless key: String, _ type: T.Type) throws -> PackedConv2DWeights? {
+            guard operands.prepared.existing(key, as: type) == nil else { return nil }
+            return try operands.prepared.existing(packedKey, as: PackedConv2DWeights.self)
+                ?? operands.prepared.existing(panelKey, as: PanelConv2DWeights.self)?.rowMajor()
+        }
         // bf16 where asked for and a kernel runs it, or where the filter exists only in bf16 (a
         // .keelc compiled with --precision bf16).
         let bf16Only = original == nil && operands.prepared.existing(bf16Key, as: BF16Weights.self) != nil
@@ -78,6 +87,7 @@ extension KernelLowering {
         // packed ones below.)
         if !useBF16, algorithm == .im2colGEMM, WinogradWeights.canRun(kernelGeometry),
            operands.prepared.existing(packedKey, as: PackedConv2DWeights.self) == nil,
+           operands.prepared.existing(panelKey, as: PanelConv2DWeights.self) == nil,
            operands.prepared.existing(winogradKey, as: WinogradWeights.self) != nil {
             algorithm = .winograd
         }
@@ -108,9 +118,9 @@ extension KernelLowering {
             }
         }
         if useBF16 {
-            let packedEarlier = operands.prepared.existing(packedKey, as: PackedConv2DWeights.self)
+            let earlier = try packedEarlier(unless: bf16Key, BF16Weights.self)
             let weights = try operands.prepared.value(bf16Key) { () throws -> BF16Weights in
-                try BF16Weights(try packedEarlier ?? pack())
+                try BF16Weights(try earlier ?? pack())
             }
             return convolving { output, scratch in
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation, output: output,
@@ -118,10 +128,10 @@ extension KernelLowering {
             }
         }
         if algorithm == .winograd {
-            let packedEarlier = operands.prepared.existing(packedKey, as: PackedConv2DWeights.self)
+            let earlier = try packedEarlier(unless: winogradKey, WinogradWeights.self)
             let transformed = try operands.prepared.value(winogradKey) { () throws -> WinogradWeights in
-                if let packedEarlier, original == nil {
-                    return try WinogradWeights(packedEarlier, context: context)
+                if original == nil, let earlier {
+                    return try WinogradWeights(earlier, context: context)
                 }
                 switch geometry.kernelLayout {
                 case .hwio:
@@ -136,6 +146,18 @@ extension KernelLowering {
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
+                                 context: context)
+            }
+        }
+        if algorithm == .pointwise || algorithm == .im2colGEMM {
+            let earlier = operands.prepared.existing(packedKey, as: PackedConv2DWeights.self)
+            let panels = try operands.prepared.value(panelKey) { () throws -> PanelConv2DWeights in
+                try PanelConv2DWeights(try earlier ?? pack(),
+                                       layout: kernelGeometry.layout, context: context)
+            }
+            return convolving { output, scratch in
+                try Conv2D.apply(input: input, weights: panels, bias: bias, residual: residual, activation: activation,
+                                 output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
                                  context: context)
             }
         }
