@@ -48,6 +48,10 @@ int keel_bf16_direct_fits(const keel_bf16_conv *conv) {
         && conv->dilation_width == 1 && conv->input_channels % 32 == 0 && conv->input_channels > 0;
 }
 
+ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv) {
+    return conv->batch * (conv->pool ? conv->output_height / 2 : conv->output_height);
+}
+
 ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv) {
     return conv->batch * keel_bf16_padded_height(conv) * keel_bf16_padded_width(conv) * conv->input_channels;
 }

@@ -49,6 +49,10 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 1), inputChannels: 64, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
+        // Three 16-pixel tiles per row (the last partial): tile pairs straddle rows.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(3, 40), inputChannels: 32, outputChannels: 33,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -139,6 +143,70 @@ final class BF16ConvolutionTests: XCTestCase {
             }
         }
         return (values, magnitudes)
+    }
+
+    /// The direct form with its fused 2×2 max pool: odd heights and widths (floor mode drops the
+    /// last row or column), a row wider than one 16-pixel tile, a 2×2 image, batch 2.
+    static let pooledCases: [Case] = [
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 21), inputChannels: 64, outputChannels: 48,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(14, 14), inputChannels: 32, outputChannels: 40,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .identity, bias: false),
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(2, 2), inputChannels: 32, outputChannels: 17,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+    ]
+
+    func testAMXDirectFormFusesTheMaxPool() throws {
+        guard CPUCapabilities.detected.contains(.amxBF16) else {
+            throw XCTSkip("this CPU (or Linux, which grants the tile state) offers no AMX-BF16")
+        }
+        for (index, testCase) in Self.pooledCases.enumerated() {
+            let geometry = testCase.geometry, columns = geometry.outputChannels, depth = geometry.reductionLength
+            XCTAssertTrue(BF16Convolution.poolsInKernel(geometry), "case \(index)")
+            let input = seededValues(geometry.inputElementCount, seed: UInt64(31 + index))
+            let filter = seededValues(depth * columns, seed: UInt64(61 + index))
+            let bias = seededValues(columns, seed: UInt64(3 + index))
+            let weights = try filter.withUnsafeBufferPointer {
+                try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
+            }
+            let (full, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16),
+                                              bias: testCase.bias ? bias : nil)
+            let out = geometry.output, pooled = Size2D(out.height / 2, out.width / 2)
+            for threads in [1, 2] {
+                var scratch = [Float](repeating: .nan, count: BF16Convolution.scratchSize(for: geometry, threads: threads))
+                let actual = try withOutput(geometry.batch * pooled.height * pooled.width * columns) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try scratch.withUnsafeMutableBufferPointer { work in
+                            try bias.withUnsafeBufferPointer {
+                                try BF16Convolution.apply(input: source, weights: weights, bias: testCase.bias ? $0 : nil,
+                                                          activation: testCase.activation, output: output,
+                                                          geometry: geometry, scratch: work, maxPooled: true,
+                                                          context: KernelContext(threads: threads))
+                            }
+                        }
+                    }
+                }
+                for image in 0..<geometry.batch {
+                    for y in 0..<pooled.height {
+                        for x in 0..<pooled.width {
+                            for o in 0..<columns {
+                                let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map {
+                                    ((image * out.height + 2 * y + $0.0) * out.width + 2 * x + $0.1) * columns + o
+                                }
+                                let expected = window.map { full[$0] }.max() ?? 0
+                                let bound = Double(depth) * 1.2e-7 * (window.map { magnitude[$0] }.max() ?? 0) + 1e-7
+                                let position = ((image * pooled.height + y) * pooled.width + x) * columns + o
+                                XCTAssertEqual(Double(actual[position]), expected, accuracy: bound,
+                                               "case \(index) threads \(threads) at \(position)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     func testAMXTilesMatchTheReference() throws {

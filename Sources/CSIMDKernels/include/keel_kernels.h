@@ -133,6 +133,10 @@ typedef struct {
     ptrdiff_t dilation_height, dilation_width;
     ptrdiff_t pad_top, pad_left;
     int relu;
+    /* The direct form only: a 2×2 stride-2 max pool (floor mode: an odd last row or column is
+     * dropped) of the activated output, so `output` is [batch·(output_height/2)·(output_width/2)]
+     * [output_channels]. The maximum is taken before bias and ReLU, which commute with it exactly. */
+    int pool;
 } keel_bf16_conv;
 
 /* Columns (output channels) of one packed block; column ranges passed to the kernels start at a
@@ -169,8 +173,10 @@ ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv);
 /* Rows first_row ..< first_row + row_count of the padded copy, counted over the batch. */
 typedef void (*keel_bf16_pad_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
                                  uint16_t *padded);
-/* Output rows first_row ..< first_row + row_count (counted over the batch), output channels as in
- * keel_bf16_conv_fn; `scratch` holds KEEL_BF16_STAGING_FLOATS 64-byte-aligned floats. */
+/* Rows of the direct form's output counted over the batch: pooled rows when `pool` is set. */
+ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv);
+/* Output rows first_row ..< first_row + row_count (of keel_bf16_direct_rows), output channels as
+ * in keel_bf16_conv_fn; `scratch` holds KEEL_BF16_STAGING_FLOATS 64-byte-aligned floats. */
 typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
                                          ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count,
                                          void *scratch);

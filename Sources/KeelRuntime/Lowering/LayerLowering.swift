@@ -93,9 +93,11 @@ extension KernelLowering {
         }
         var scratchSize = useBF16 ? BF16Convolution.scratchSize(for: kernelGeometry, threads: context.threads)
             : Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
-        // A fused max pool happens inside the Winograd NHWC output pass; elsewhere the full-size
-        // output goes to scratch and is pooled from there.
-        let poolsInKernel = !useBF16 && algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
+        // A fused max pool happens inside the Winograd NHWC output pass or the bf16 direct form's
+        // epilogue; elsewhere the full-size output goes to scratch and is pooled from there.
+        let poolsInKernel = useBF16
+            ? BF16Convolution.poolsInKernel(kernelGeometry) && (activation == .relu || activation == .identity)
+            : algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
@@ -122,9 +124,10 @@ extension KernelLowering {
             let weights = try operands.prepared.value(bf16Key) { () throws -> BF16Weights in
                 try BF16Weights(try earlier ?? pack())
             }
+            let pooled = geometry.fusedMaxPool && poolsInKernel
             return convolving { output, scratch in
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation, output: output,
-                                          geometry: kernelGeometry, scratch: scratch, context: context)
+                                          geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
             }
         }
         if algorithm == .winograd {
