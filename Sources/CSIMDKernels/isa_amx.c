@@ -60,9 +60,9 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
                 _tile_stored(1, staging + 16, 128);
                 _tile_stored(2, staging + 16 * 32, 128);
                 _tile_stored(3, staging + 16 * 32 + 16, 128);
-                const ptrdiff_t live = rows - row < 32 ? rows - row : 32;
-                keel_avx512bf16_finish(staging, live, bias, conv->relu, conv->output + (start + row) * columns + column, columns,
-                       low, high);
+                const ptrdiff_t live = rows - row < 32 ? rows - row : 32, at = (start + row) * columns + column;
+                keel_avx512bf16_finish(staging, live, bias, conv->residual ? conv->residual + at : NULL, conv->relu,
+                                       conv->output + at, columns, low, high);
             }
         }
     }
@@ -172,11 +172,14 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16
                 const uint16_t *a1 = padded + ((row1 / height) * padded_height + row1 % height) * row_step + x1 * channels;
                 accumulate(conv, a0, pair ? a1 : NULL, b0, b1);
                 stage(staging);
-                keel_avx512bf16_finish(staging, width - x0 < 16 ? width - x0 : 16, bias, conv->relu,
-                                       conv->output + (row0 * width + x0) * columns + column, columns, low, high);
+                const ptrdiff_t at0 = (row0 * width + x0) * columns + column, at1 = (row1 * width + x1) * columns + column;
+                const float *residual = conv->residual;
+                keel_avx512bf16_finish(staging, width - x0 < 16 ? width - x0 : 16, bias, residual ? residual + at0 : NULL,
+                                       conv->relu, conv->output + at0, columns, low, high);
                 if (pair)
-                    keel_avx512bf16_finish(staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias, conv->relu,
-                                           conv->output + (row1 * width + x1) * columns + column, columns, low, high);
+                    keel_avx512bf16_finish(staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias,
+                                           residual ? residual + at1 : NULL, conv->relu, conv->output + at1, columns,
+                                           low, high);
             }
         }
     }

@@ -2,7 +2,7 @@
 /// accumulation: AMX tiles where Linux granted them, otherwise AVX512_BF16 (the kernel table's
 /// `bf16_conv`). Filters are rounded to bf16 and packed once (`BF16Weights`); activations stay fp32
 /// between layers and are rounded as each block of im2col rows is built, so pools, norms, softmax
-/// and outputs keep fp32. Bias and activation are applied in fp32 before the store.
+/// and outputs keep fp32. Bias, residual and activation are applied in fp32 before the store.
 import CSIMDKernels
 import Dispatch
 
@@ -99,10 +99,12 @@ public enum BF16Convolution {
     /// Floats per thread's scratch slot: whole 64-byte lines, so every slot stays aligned.
     private static func slotFloats(_ bytes: Int) -> Int { (bytes + 63) / 64 * 16 }
 
-    /// output = activation(conv(input, weights) + bias) with bf16 products, then a 2×2 stride-2
-    /// max pool (floor mode) when `maxPooled` (only where `poolsInKernel`). Throws when no bf16
-    /// kernel is present or the geometry is not one it runs (callers check first).
+    /// output = activation(conv(input, weights) + bias + residual) with bf16 products, then a 2×2
+    /// stride-2 max pool (floor mode) when `maxPooled` (only where `poolsInKernel`, without a
+    /// residual). Throws when no bf16 kernel is present or the geometry is not one it runs
+    /// (callers check first).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: BF16Weights, bias: UnsafeBufferPointer<Float>?,
+                             residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation, output: UnsafeMutableBufferPointer<Float>,
                              geometry: Conv2DGeometry, scratch: UnsafeMutableBufferPointer<Float>,
                              maxPooled: Bool = false, context: KernelContext) throws {
@@ -121,15 +123,18 @@ public enum BF16Convolution {
                             + "input channels a multiple of 32)")
             // A pooled activation other than ReLU would not commute with the maximum.
             try require(activation == .identity || activation == .relu, name, "a fused max pool takes ReLU or no activation")
+            try require(residual == nil, name, "a fused max pool takes no residual")
         }
         let pooledPixels = geometry.batch * (geometry.output.height / 2) * (geometry.output.width / 2)
         try requireCapacity(output.count, maxPooled ? pooledPixels * geometry.outputChannels : geometry.outputElementCount,
                             name, "output")
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
+        if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
         let relu = activation == .relu
         var description = parameters(geometry, input: input.baseAddress, weights: nil, bias: bias?.baseAddress,
                                      relu: relu, output: output.baseAddress)
         description.pool = maxPooled ? 1 : 0
+        description.residual = residual?.baseAddress
         let slot = slotFloats(keel_bf16_conv_scratch_bytes(&description))
         try requireCapacity(scratch.count, slot + alignmentSlack, name, "scratch")
         guard geometry.batch > 0, let base = scratch.baseAddress, let destination = output.baseAddress else { return }
@@ -218,7 +223,7 @@ public enum BF16Convolution {
                                    output: UnsafeMutablePointer<Float>?) -> keel_bf16_conv {
         let outputSize = geometry.output
         return keel_bf16_conv(
-            input: input, weights: weights, bias: bias, output: output, batch: geometry.batch,
+            input: input, weights: weights, bias: bias, residual: nil, output: output, batch: geometry.batch,
             input_height: geometry.input.height, input_width: geometry.input.width,
             input_channels: geometry.inputChannels,
             output_height: outputSize.height, output_width: outputSize.width, output_channels: geometry.outputChannels,

@@ -115,7 +115,8 @@ typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t
 
 /* A convolution (one group, NHWC) or dense layer (the 1×1 case: batch = rows, 1×1 image) whose
  * products run in bf16 with fp32 accumulation. The input is fp32, rounded to bf16 (nearest even)
- * as each block of im2col rows is built; bias and ReLU are applied in fp32 before the fp32 store. */
+ * as each block of im2col rows is built; bias, residual and ReLU are applied in fp32 before the
+ * fp32 store. */
 typedef struct {
     const float *input;
     /* keel_bf16_pack's layout of the [depth][output_channels] filter, depth ordered (kernel row,
@@ -123,6 +124,8 @@ typedef struct {
     const uint16_t *weights;
     /* output_channels values, or NULL. */
     const float *bias;
+    /* Added after the bias, before ReLU: laid out as `output` (unpooled), or NULL. */
+    const float *residual;
     /* [batch·output_height·output_width][output_channels]. */
     float *output;
     ptrdiff_t batch;
@@ -164,7 +167,8 @@ ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv);
 typedef void (*keel_bf16_conv_fn)(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                   ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
-/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32:
+/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32
+ * and whose output rows fill at least 3/4 of their 16-pixel tiles:
  * the input is first rounded once into a zero-padded bf16 copy (keel_bf16_padded_count elements,
  * 64-byte aligned), then each tile of 16 adjacent output pixels is read straight from that copy,
  * with no im2col rows. */

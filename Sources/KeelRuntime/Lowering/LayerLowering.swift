@@ -67,14 +67,9 @@ extension KernelLowering {
         let bf16Only = original == nil && operands.prepared.existing(bf16Key, as: BF16Weights.self) != nil
         // A layer with few input channels (an RGB first layer) stays on the fp32 direct kernel:
         // its 27-deep products cannot feed the bf16 tiles, and building their rows costs more.
-        // The bf16 kernels fuse no residual; a conv that adds one stays fp32.
         let hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
-        let useBF16 = (operands.context.precision == .bf16 && !hasResidual || bf16Only) && BF16Convolution.supports(kernelGeometry)
+        let useBF16 = (operands.context.precision == .bf16 || bf16Only) && BF16Convolution.supports(kernelGeometry)
             && BF16Convolution.isAvailable && (bf16Only || Conv2D.defaultAlgorithm(for: kernelGeometry) != .direct)
-        if useBF16 && hasResidual {
-            throw operands.unsupported("its filter was compiled for bf16 only, and the bf16 kernels add no residual; "
-                                       + "compile the model again with --precision fp32")
-        }
         if bf16Only && !useBF16 {
             throw operands.unsupported("its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
                                        + "AVX512_BF16; compile the model again with --precision fp32")
@@ -97,6 +92,7 @@ extension KernelLowering {
         // epilogue; elsewhere the full-size output goes to scratch and is pooled from there.
         let poolsInKernel = useBF16
             ? BF16Convolution.poolsInKernel(kernelGeometry) && (activation == .relu || activation == .identity)
+                && residual == nil
             : algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
@@ -126,8 +122,9 @@ extension KernelLowering {
             }
             let pooled = geometry.fusedMaxPool && poolsInKernel
             return convolving { output, scratch in
-                try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation, output: output,
-                                          geometry: kernelGeometry, scratch: scratch, maxPooled: pooled, context: context)
+                try BF16Convolution.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                          activation: activation, output: output, geometry: kernelGeometry,
+                                          scratch: scratch, maxPooled: pooled, context: context)
             }
         }
         if algorithm == .winograd {
@@ -212,7 +209,7 @@ extension KernelLowering {
         let context = operands.kernelContext
         let weightLayout: DenseWeightLayout = layout == "out_in" ? .outIn : .inOut
         let flops = 2 * Double(rows * inFeatures * outFeatures)
-        if operands.context.precision == .bf16 && BF16Convolution.isAvailable && residual == nil {
+        if operands.context.precision == .bf16 && BF16Convolution.isAvailable {
             // A dense layer is the 1×1 convolution of `rows` one-pixel images.
             let geometry = Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: inFeatures,
                                           outputChannels: outFeatures, kernel: Size2D(1, 1))
@@ -225,7 +222,8 @@ extension KernelLowering {
             return Step(node: node.name, op: node.op, flops: flops,
                         scratchSize: BF16Convolution.scratchSize(for: geometry, threads: context.threads),
                         choice: choice) { scratch in
-                try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: activation,
+                try BF16Convolution.apply(input: input, weights: weights, bias: bias,
+                                          residual: residual, activation: activation,
                                           output: output, geometry: geometry, scratch: scratch, context: context)
                 if softmax {
                     try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
