@@ -36,11 +36,8 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         self.storage = WeightStorage(borrowing: values, owner: owner)
     }
 
-    /// Values packed into `storage` here in KeelKernels; throws unless the count matches.
-    init(storage: WeightStorage, kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int, groups: Int) throws {
-        let count = try Self.validatedCount(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                                            outputChannels: outputChannels, groups: groups)
-        try require(storage.count == count, "conv2d weights", "\(storage.count) values given, \(count) expected")
+    /// Values packed into `storage` from weights of these extents, validated when those were made.
+    init(validated storage: WeightStorage, kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int, groups: Int) {
         self.kernel = kernel
         self.inputChannelsPerGroup = inputChannelsPerGroup
         self.outputChannels = outputChannels

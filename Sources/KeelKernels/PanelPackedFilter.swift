@@ -152,12 +152,12 @@ public struct PanelConv2DWeights: Sendable, Equatable {
 
     /// The same weights in the row-major packing (what compiled model files store and the other
     /// algorithms derive their forms from).
-    public func rowMajor() throws -> PackedConv2DWeights {
+    public func rowMajor() -> PackedConv2DWeights {
         let storage = WeightStorage(count: filter.groups * filter.depth * filter.columns) { values in
             if let base = values.baseAddress { filter.unpack(into: base) }
         }
-        return try PackedConv2DWeights(storage: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
-                                       outputChannels: outputChannels, groups: groups)
+        return PackedConv2DWeights(validated: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+                                   outputChannels: outputChannels, groups: groups)
     }
 
     /// Throws unless these weights were packed for `geometry`.
