@@ -8,14 +8,14 @@ import KeelKernels
 import XCTest
 
 final class PanelPackedFilterTests: XCTestCase {
-    typealias Case = ConvolutionEpilogueTests.Case
+    typealias Case = ConvolutionFamilyTests.Case
 
     static func cases(_ layout: ActivationLayout) -> [Case] {
         let none = (0, 0, 0, 0)
         func geometry(_ batch: Int, _ height: Int, _ width: Int, in inputs: Int, out outputs: Int, kernel: Int,
                       stride: Int, dilation: Int, padding: (Int, Int, Int, Int), groups: Int,
                       layout: ActivationLayout) -> Conv2DGeometry {
-            ConvolutionEpilogueTests.geometry(batch: batch, height, width, in: inputs, out: outputs, kernel: kernel,
+            ConvolutionFamilyTests.geometry(batch: batch, height, width, in: inputs, out: outputs, kernel: kernel,
                                               stride: stride, dilation: dilation, padding: padding, groups: groups,
                                               layout: layout)
         }
@@ -38,7 +38,7 @@ final class PanelPackedFilterTests: XCTestCase {
     }
 
     /// Runs `testCase` on `weights` (packed earlier, possibly on another level).
-    func run(_ testCase: Case, _ operands: ConvolutionEpilogueTests.Operands, weights: PanelConv2DWeights,
+    func run(_ testCase: Case, _ operands: ConvolutionFamilyTests.Operands, weights: PanelConv2DWeights,
              threads: Int) throws -> [Float] {
         let g = testCase.geometry
         var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: g, algorithm: .im2colGEMM, threads: threads))
@@ -58,7 +58,7 @@ final class PanelPackedFilterTests: XCTestCase {
         }
     }
 
-    func pack(_ testCase: Case, _ operands: ConvolutionEpilogueTests.Operands) throws -> PanelConv2DWeights {
+    func pack(_ testCase: Case, _ operands: ConvolutionFamilyTests.Operands) throws -> PanelConv2DWeights {
         let g = testCase.geometry
         let packed = try operands.hwio.withUnsafeBufferPointer {
             try PackedConv2DWeights(hwio: $0, kernel: g.kernel, inputChannelsPerGroup: g.inputChannelsPerGroup,
@@ -70,7 +70,7 @@ final class PanelPackedFilterTests: XCTestCase {
     func testMatchesReferenceAtEveryLevelAndAcrossLevels() throws {
         for layout in [ActivationLayout.nhwc, .nchw] {
             for (index, testCase) in Self.cases(layout).enumerated() {
-                let operands = ConvolutionEpilogueTests.Operands(testCase, seed: UInt64(31 * index + 7))
+                let operands = ConvolutionFamilyTests.Operands(testCase, seed: UInt64(31 * index + 7))
                 var packedOnLevels: [(CPUCapabilities, PanelConv2DWeights)] = []
                 try forEachCapabilitySet { level in
                     packedOnLevels.append((level, try pack(testCase, operands)))
@@ -101,7 +101,7 @@ final class PanelPackedFilterTests: XCTestCase {
 
     func testWeightsForTheOtherLayoutAreRefused() throws {
         let testCase = Self.cases(.nchw)[0]
-        let operands = ConvolutionEpilogueTests.Operands(testCase, seed: 1)
+        let operands = ConvolutionFamilyTests.Operands(testCase, seed: 1)
         let weights = try pack(testCase, operands)
         var nhwc = testCase
         nhwc.geometry.layout = .nhwc
