@@ -10,6 +10,7 @@ import KeelRuntime
 public struct ModelPipeline {
     public var path: String
     public var weights: WeightSource
+    /// Threads each run uses unless it passes its own (`CompiledModel.run(_:threads:)`).
     public var threads: Int
     /// Run only what feeds this layer (feature extraction); nil runs the whole model.
     public var cutAt: String?
@@ -62,6 +63,12 @@ public struct ModelPipeline {
     /// other files); a filter stored only prepared has no data in the graph.
     public func optimized(printAfterEach: ((String, String, Graph) -> Void)? = nil) throws
         -> (graph: Graph, prepared: [PreparedFilter], report: Report) {
+        // One scope from loading to the last pass: a graph no step changed is inferred once.
+        try ShapeInference.reusingResults { try optimizedInScope(printAfterEach: printAfterEach) }
+    }
+
+    private func optimizedInScope(printAfterEach: ((String, String, Graph) -> Void)?) throws
+        -> (graph: Graph, prepared: [PreparedFilter], report: Report) {
         var report = Report()
         let start = DispatchTime.now().uptimeNanoseconds
         var graph: Graph
@@ -107,6 +114,7 @@ public struct ModelPipeline {
     }
 
     public func compile() throws -> (model: CompiledModel, report: Report) {
+        try ExecutionContext.checkThreads(threads)
         let optimized = try optimized()
         var report = optimized.report
         let start = DispatchTime.now().uptimeNanoseconds
