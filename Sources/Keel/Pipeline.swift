@@ -51,6 +51,8 @@ public struct ModelPipeline {
         /// One `pass: statistic` line per pass run, and the rewrites passes declined (`--explain`).
         public var passLog: [String] = []
         public var explanations: [String] = []
+        /// The source model as loaded, before any cut or pass: what `provenance` maps cut points from.
+        var loaded: Graph?
     }
 
     /// The optimised graph with weights bound, before the runtime compiles it.
@@ -85,6 +87,10 @@ public struct ModelPipeline {
             return (graph, contents.prepared.filter { kept.contains($0.constant) }, report)
         }
         graph = try ModelLoader.load(path: path, confinement: confinement)
+        // Its structure only: holding weight data here would keep an ONNX file's buffer alive.
+        var structure = graph
+        for name in structure.constants.keys { structure.constants[name]?.data = nil }
+        report.loaded = structure
         if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path) }
         let loadedAt = DispatchTime.now().uptimeNanoseconds
         report.loadSeconds = Double(loadedAt - start) / 1e9
@@ -110,7 +116,8 @@ public struct ModelPipeline {
             source: path, weights: weightsFile, match: match,
             seed: report.seededParameters > 0 ? report.seed : nil, seededParameters: report.seededParameters,
             optimization: passes == nil ? "-O\(optimization.rawValue)" : nil, passes: passes, precision: context().precision.rawValue,
-            cutPoints: GraphCut.cutPoints(source: try ModelLoader.load(path: path), compiled: optimized))
+            cutPoints: GraphCut.cutPoints(source: try report.loaded ?? ModelLoader.load(path: path, confinement: confinement),
+                                          compiled: optimized))
     }
 
     public func compile() throws -> (model: CompiledModel, report: Report) {
