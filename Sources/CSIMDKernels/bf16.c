@@ -44,8 +44,16 @@ ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv) {
 }
 
 int keel_bf16_direct_fits(const keel_bf16_conv *conv) {
+    /* Rows are computed in whole 16-pixel tiles: a narrow image (ResNet's 7×7, a dense layer's
+     * 1×1) would waste most of each, where im2col packs pixels of several rows into one tile. */
+    const ptrdiff_t computed = (conv->output_width + 15) / 16 * 16;
     return conv->stride_height == 1 && conv->stride_width == 1 && conv->dilation_height == 1
-        && conv->dilation_width == 1 && conv->input_channels % 32 == 0 && conv->input_channels > 0;
+        && conv->dilation_width == 1 && conv->input_channels % 32 == 0 && conv->input_channels > 0
+        && 4 * conv->output_width >= 3 * computed;
+}
+
+ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv) {
+    return conv->batch * (conv->pool ? conv->output_height / 2 : conv->output_height);
 }
 
 ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv) {

@@ -43,9 +43,10 @@ static inline ptrdiff_t keel_bf16_padded_width(const keel_bf16_conv *conv) {
  * (zero past the filter's depth and past `rows`). */
 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
                             ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block);
-/* The staged 32×32 fp32 block plus bias, then ReLU, stored for `rows` rows within the masks. */
-void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, int relu, float *out,
-                            ptrdiff_t ldc, __mmask16 low, __mmask16 high);
+/* `rows` rows of a staged fp32 block (32 floats a row) plus bias and residual (NULL for none,
+ * rows ldc apart as in `out`), then ReLU, stored within the masks. */
+void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, const float *residual, int relu,
+                            float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high);
 #endif
 
 #endif

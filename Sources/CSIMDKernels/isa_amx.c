@@ -60,15 +60,74 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
                 _tile_stored(1, staging + 16, 128);
                 _tile_stored(2, staging + 16 * 32, 128);
                 _tile_stored(3, staging + 16 * 32 + 16, 128);
-                const ptrdiff_t live = rows - row < 32 ? rows - row : 32;
-                keel_avx512bf16_finish(staging, live, bias, conv->relu, conv->output + (start + row) * columns + column, columns,
-                       low, high);
+                const ptrdiff_t live = rows - row < 32 ? rows - row : 32, at = (start + row) * columns + column;
+                keel_avx512bf16_finish(staging, live, bias, conv->residual ? conv->residual + at : NULL, conv->relu,
+                                       conv->output + at, columns, low, high);
             }
         }
     }
     _tile_release();
 }
 
+/* Tiles 0, 1 += a0 × (b0, b1) and, when a1 is set, tiles 2, 3 += a1 × (b0, b1), over every tap
+ * and 32-channel chunk: a0 and a1 are 16 adjacent pixels of the padded copy (one pixel's channels
+ * apart), b0 and b1 two 16-column blocks of the packed filter. */
+KEEL_INLINE KEEL_AMX void accumulate(const keel_bf16_conv *conv, const uint16_t *a0, const uint16_t *a1,
+                                     const uint16_t *b0, const uint16_t *b1) {
+    const ptrdiff_t channels = conv->input_channels, chunks = channels / 32, pixel_stride = channels * 2;
+    const ptrdiff_t row_step = keel_bf16_padded_width(conv) * channels;
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
+        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {
+            const ptrdiff_t tap = ky * row_step + kx * channels;
+            for (ptrdiff_t chunk = 0; chunk < chunks; chunk++, b0 += 512, b1 += 512) {
+                _tile_loadd(4, a0 + tap + chunk * 32, pixel_stride);
+                _tile_loadd(6, b0, 64);
+                _tile_loadd(7, b1, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                if (a1) {
+                    _tile_loadd(5, a1 + tap + chunk * 32, pixel_stride);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+        }
+    }
+}
+
+/* Tiles 0–3 to the [32][32] staging block: rows 0–15 from a0's pixels, 16–31 from a1's. */
+KEEL_INLINE KEEL_AMX void stage(float *staging) {
+    _tile_stored(0, staging, 128);
+    _tile_stored(1, staging + 16, 128);
+    _tile_stored(2, staging + 16 * 32, 128);
+    _tile_stored(3, staging + 16 * 32 + 16, 128);
+}
+
+/* Pooled pixels 0 ..< count from a staging block whose rows 0–15 are 16 pixels of one output row
+ * and 16–31 the same pixels of the next: the 2×2 maximum (NaN kept), then bias and ReLU. */
+static KEEL_AMX void finish_pooled(const float *staging, ptrdiff_t count, const float *bias, int relu, float *out,
+                                   ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+    const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
+    const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
+    for (ptrdiff_t j = 0; j < count; j++) {
+        const float *top = staging + 2 * j * 32, *bottom = top + 16 * 32;
+        __m512 x0 = keel_avx512_max_nan(keel_avx512_max_nan(_mm512_load_ps(top), _mm512_load_ps(top + 32)),
+                                        keel_avx512_max_nan(_mm512_load_ps(bottom), _mm512_load_ps(bottom + 32)));
+        __m512 x1 = keel_avx512_max_nan(keel_avx512_max_nan(_mm512_load_ps(top + 16), _mm512_load_ps(top + 48)),
+                                        keel_avx512_max_nan(_mm512_load_ps(bottom + 16), _mm512_load_ps(bottom + 48)));
+        x0 = _mm512_add_ps(x0, bias0);
+        x1 = _mm512_add_ps(x1, bias1);
+        if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
+        _mm512_mask_storeu_ps(out + j * ldc, low, x0);
+        _mm512_mask_storeu_ps(out + j * ldc + 16, high, x1);
+    }
+}
+
+/* The work is a sequence of 16-pixel units, each of row-major output rows split in runs of 16;
+ * the units go through the tiles two at a time, so a pair may join the end of one row to the start
+ * of the next (a 14-pixel row pairs with the next row instead of leaving half the tiles idle).
+ * Pooled, a pair is the same 16 pixels of two adjacent output rows, reduced in the epilogue. */
 KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
                                         ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count,
                                         void *scratch) {
@@ -76,9 +135,11 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16
     const ptrdiff_t last_column = first_column + column_count < columns ? first_column + column_count : columns;
     const ptrdiff_t height = conv->output_height, width = conv->output_width;
     const ptrdiff_t padded_height = keel_bf16_padded_height(conv), padded_width = keel_bf16_padded_width(conv);
-    const ptrdiff_t pixel_stride = channels * 2, chunks = channels / 32, segments = (width + 15) / 16;
-    /* Output rows per pass over the filter's column blocks: their input rows stay in L2. */
-    ptrdiff_t batch_rows = (256 * 1024) / (padded_width * channels * 2) - (conv->kernel_height - 1);
+    const ptrdiff_t segments = (width + 15) / 16, row_step = padded_width * channels;
+    const ptrdiff_t pooled_height = height / 2, pooled_width = width / 2;
+    const int pool = conv->pool;
+    /* Rows per pass over the filter's column blocks: their input rows stay in L2. */
+    ptrdiff_t batch_rows = ((256 * 1024) / (row_step * 2) - (conv->kernel_height - 1)) / (pool ? 2 : 1);
     if (batch_rows < 1) batch_rows = 1;
     float *staging = scratch;
     configure();
@@ -89,39 +150,36 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16
             const uint16_t *b1 = b0 + depth * 16;
             const __mmask16 low = keel_avx512_lanes(last_column - column), high = keel_avx512_lanes(last_column - column - 16);
             const float *bias = conv->bias ? conv->bias + column : NULL;
-            for (ptrdiff_t row = start; row < end; row++) {
-                const ptrdiff_t image = row / height, y = row % height;
-                const uint16_t *top = padded + (image * padded_height + y) * padded_width * channels;
-                for (ptrdiff_t segment = 0; segment < segments; segment += 2) {
-                    const int pair = segment + 1 < segments;
-                    const uint16_t *a0 = top + segment * 16 * channels;
-                    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-                    const uint16_t *w0 = b0, *w1 = b1;
-                    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
-                        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {
-                            const uint16_t *a = a0 + (ky * padded_width + kx) * channels;
-                            for (ptrdiff_t chunk = 0; chunk < chunks; chunk++, a += 32, w0 += 512, w1 += 512) {
-                                _tile_loadd(4, a, pixel_stride);
-                                _tile_loadd(6, w0, 64);
-                                _tile_loadd(7, w1, 64);
-                                _tile_dpbf16ps(0, 4, 6);
-                                _tile_dpbf16ps(1, 4, 7);
-                                if (pair) {
-                                    _tile_loadd(5, a + 16 * channels, pixel_stride);
-                                    _tile_dpbf16ps(2, 5, 6);
-                                    _tile_dpbf16ps(3, 5, 7);
-                                }
-                            }
-                        }
+            if (pool) {
+                for (ptrdiff_t row = start; row < end; row++) {
+                    const ptrdiff_t image = row / pooled_height, y = 2 * (row % pooled_height);
+                    const uint16_t *top = padded + (image * padded_height + y) * row_step;
+                    float *out = conv->output + (row * pooled_width) * columns + column;
+                    for (ptrdiff_t x = 0; x / 2 < pooled_width; x += 16) {
+                        accumulate(conv, top + x * channels, top + row_step + x * channels, b0, b1);
+                        stage(staging);
+                        const ptrdiff_t count = pooled_width - x / 2 < 8 ? pooled_width - x / 2 : 8;
+                        finish_pooled(staging, count, bias, conv->relu, out + (x / 2) * columns, columns, low, high);
                     }
-                    _tile_stored(0, staging, 128);
-                    _tile_stored(1, staging + 16, 128);
-                    _tile_stored(2, staging + 16 * 32, 128);
-                    _tile_stored(3, staging + 16 * 32 + 16, 128);
-                    const ptrdiff_t x = segment * 16, live = width - x < 32 ? width - x : 32;
-                    keel_avx512bf16_finish(staging, live, bias, conv->relu,
-                                           conv->output + (row * width + x) * columns + column, columns, low, high);
                 }
+                continue;
+            }
+            for (ptrdiff_t unit = start * segments; unit < end * segments; unit += 2) {
+                const ptrdiff_t row0 = unit / segments, x0 = (unit % segments) * 16;
+                const ptrdiff_t row1 = (unit + 1) / segments, x1 = ((unit + 1) % segments) * 16;
+                const int pair = unit + 1 < end * segments;
+                const uint16_t *a0 = padded + ((row0 / height) * padded_height + row0 % height) * row_step + x0 * channels;
+                const uint16_t *a1 = padded + ((row1 / height) * padded_height + row1 % height) * row_step + x1 * channels;
+                accumulate(conv, a0, pair ? a1 : NULL, b0, b1);
+                stage(staging);
+                const ptrdiff_t at0 = (row0 * width + x0) * columns + column, at1 = (row1 * width + x1) * columns + column;
+                const float *residual = conv->residual;
+                keel_avx512bf16_finish(staging, width - x0 < 16 ? width - x0 : 16, bias, residual ? residual + at0 : NULL,
+                                       conv->relu, conv->output + at0, columns, low, high);
+                if (pair)
+                    keel_avx512bf16_finish(staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias,
+                                           residual ? residual + at1 : NULL, conv->relu, conv->output + at1, columns,
+                                           low, high);
             }
         }
     }

@@ -65,13 +65,18 @@ KEEL_AVX512_BF16 void keel_avx512bf16_bf16_pad(const keel_bf16_conv *conv, ptrdi
     }
 }
 
-KEEL_AVX512_BF16 void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, int relu,
-                                             float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+KEEL_AVX512_BF16 void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias,
+                                             const float *residual, int relu, float *out, ptrdiff_t ldc,
+                                             __mmask16 low, __mmask16 high) {
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (ptrdiff_t r = 0; r < rows; r++) {
         __m512 x0 = _mm512_add_ps(_mm512_load_ps(staging + r * 32), bias0);
         __m512 x1 = _mm512_add_ps(_mm512_load_ps(staging + r * 32 + 16), bias1);
+        if (residual) {
+            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(low, residual + r * ldc));
+            x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
+        }
         if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
         _mm512_mask_storeu_ps(out + r * ldc, low, x0);
         _mm512_mask_storeu_ps(out + r * ldc + 16, high, x1);
@@ -84,8 +89,8 @@ enum { BLOCK = 12 };
 /* `count` rows of A × 32 columns (two 16-column blocks b0, b1) over the whole depth, then bias,
  * ReLU and a masked store. */
 KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const uint16_t *a, ptrdiff_t depth, const uint16_t *b0,
-                                            const uint16_t *b1, const float *bias, int relu, float *out,
-                                            ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+                                            const uint16_t *b1, const float *bias, const float *residual, int relu,
+                                            float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
     __m512 left[BLOCK], right[BLOCK];
     for (int r = 0; r < count; r++) { left[r] = _mm512_setzero_ps(); right[r] = _mm512_setzero_ps(); }
     for (ptrdiff_t pair = 0; pair < depth / 2; pair++) {
@@ -103,6 +108,10 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const uint16_t *a, 
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (int r = 0; r < count; r++) {
         __m512 x0 = _mm512_add_ps(left[r], bias0), x1 = _mm512_add_ps(right[r], bias1);
+        if (residual) {
+            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(low, residual + r * ldc));
+            x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
+        }
         if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
         _mm512_mask_storeu_ps(out + r * ldc, low, x0);
         _mm512_mask_storeu_ps(out + r * ldc + 16, high, x1);
@@ -110,10 +119,10 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const uint16_t *a, 
 }
 
 static KEEL_AVX512_BF16 void dot_rows(int count, const uint16_t *a, ptrdiff_t depth, const uint16_t *b0,
-                                      const uint16_t *b1, const float *bias, int relu, float *out, ptrdiff_t ldc,
-                                      __mmask16 low, __mmask16 high) {
+                                      const uint16_t *b1, const float *bias, const float *residual, int relu,
+                                      float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
     switch (count) {
-        KEEL_CASES_UP_TO_12(dot_block, a, depth, b0, b1, bias, relu, out, ldc, low, high)
+        KEEL_CASES_UP_TO_12(dot_block, a, depth, b0, b1, bias, residual, relu, out, ldc, low, high)
         default: break;
     }
 }
@@ -134,8 +143,9 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
             const float *bias = conv->bias ? conv->bias + column : NULL;
             for (ptrdiff_t row = 0; row < rows; row += BLOCK) {
                 int count = rows - row < BLOCK ? (int)(rows - row) : BLOCK;
-                dot_rows(count, block + row * depth, depth, b0, b1, bias, conv->relu,
-                         conv->output + (start + row) * columns + column, columns, low, high);
+                const ptrdiff_t at = (start + row) * columns + column;
+                dot_rows(count, block + row * depth, depth, b0, b1, bias, conv->residual ? conv->residual + at : NULL,
+                         conv->relu, conv->output + at, columns, low, high);
             }
         }
     }

@@ -2,7 +2,7 @@
 /// accumulation: AMX tiles where Linux granted them, otherwise AVX512_BF16 (the kernel table's
 /// `bf16_conv`). Filters are rounded to bf16 and packed once (`BF16Weights`); activations stay fp32
 /// between layers and are rounded as each block of im2col rows is built, so pools, norms, softmax
-/// and outputs keep fp32. Bias and activation are applied in fp32 before the store.
+/// and outputs keep fp32. Bias, residual and activation are applied in fp32 before the store.
 import CSIMDKernels
 import Dispatch
 
@@ -68,10 +68,15 @@ public enum BF16Convolution {
 
     /// "direct" when the direct form runs this geometry (AMX, stride 1, input channels a multiple
     /// of 32), "im2col" otherwise.
-    public static func form(for geometry: Conv2DGeometry) -> String {
+    public static func form(for geometry: Conv2DGeometry) -> String { runsDirect(geometry) ? "direct" : "im2col" }
+
+    /// Whether `apply` can fuse a following 2×2 stride-2 max pool: the direct form pools in its
+    /// epilogue, so the full-size output is never stored.
+    public static func poolsInKernel(_ geometry: Conv2DGeometry) -> Bool { runsDirect(geometry) }
+
+    private static func runsDirect(_ geometry: Conv2DGeometry) -> Bool {
         var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
-        let direct = KernelTable.current.bf16_conv_direct != nil && keel_bf16_direct_fits(&description) != 0
-        return direct ? "direct" : "im2col"
+        return KernelTable.current.bf16_conv_direct != nil && keel_bf16_direct_fits(&description) != 0
     }
 
     /// Floats of scratch `apply` needs with up to `threads` threads, whichever form runs.
@@ -94,12 +99,15 @@ public enum BF16Convolution {
     /// Floats per thread's scratch slot: whole 64-byte lines, so every slot stays aligned.
     private static func slotFloats(_ bytes: Int) -> Int { (bytes + 63) / 64 * 16 }
 
-    /// output = activation(conv(input, weights) + bias) with bf16 products. Throws when no bf16
-    /// kernel is present or the geometry is not one it runs (callers check first).
+    /// output = activation(conv(input, weights) + bias + residual) with bf16 products, then a 2×2
+    /// stride-2 max pool (floor mode) when `maxPooled` (only where `poolsInKernel`, without a
+    /// residual). Throws when no bf16 kernel is present or the geometry is not one it runs
+    /// (callers check first).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: BF16Weights, bias: UnsafeBufferPointer<Float>?,
+                             residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation, output: UnsafeMutableBufferPointer<Float>,
                              geometry: Conv2DGeometry, scratch: UnsafeMutableBufferPointer<Float>,
-                             context: KernelContext) throws {
+                             maxPooled: Bool = false, context: KernelContext) throws {
         let name = "conv2d (bf16)"
         try geometry.validate()
         guard let kernel = KernelTable.current.bf16_conv else {
@@ -110,11 +118,23 @@ public enum BF16Convolution {
                     "weights are \(weights.depth)×\(weights.columns), the layer needs "
                         + "\(geometry.reductionLength)×\(geometry.outputChannels)")
         try requireCapacity(input.count, geometry.inputElementCount, name, "input")
-        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        if maxPooled {
+            try require(poolsInKernel(geometry), name, "a fused max pool needs the direct form (AMX, stride 1, "
+                            + "input channels a multiple of 32)")
+            // A pooled activation other than ReLU would not commute with the maximum.
+            try require(activation == .identity || activation == .relu, name, "a fused max pool takes ReLU or no activation")
+            try require(residual == nil, name, "a fused max pool takes no residual")
+        }
+        let pooledPixels = geometry.batch * (geometry.output.height / 2) * (geometry.output.width / 2)
+        try requireCapacity(output.count, maxPooled ? pooledPixels * geometry.outputChannels : geometry.outputElementCount,
+                            name, "output")
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
+        if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
         let relu = activation == .relu
         var description = parameters(geometry, input: input.baseAddress, weights: nil, bias: bias?.baseAddress,
                                      relu: relu, output: output.baseAddress)
+        description.pool = maxPooled ? 1 : 0
+        description.residual = residual?.baseAddress
         let slot = slotFloats(keel_bf16_conv_scratch_bytes(&description))
         try requireCapacity(scratch.count, slot + alignmentSlack, name, "scratch")
         guard geometry.batch > 0, let base = scratch.baseAddress, let destination = output.baseAddress else { return }
@@ -141,8 +161,8 @@ public enum BF16Convolution {
                             let first = paddedRows * index / parts
                             pad(&own, first, paddedRows * (index + 1) / parts - first, padded)
                         }
-                        let rows = geometry.batch * geometry.output.height
-                        let byRows = rows >= 2 * count || columnBlocks < count
+                        let rows = keel_bf16_direct_rows(&call)
+                        let byRows = balance(rows, count) >= balance(columnBlocks, count)
                         inParallel(min(count, byRows ? rows : columnBlocks)) { index, parts in
                             var own = call
                             let slot = staging + index * Int(KEEL_BF16_STAGING_FLOATS)
@@ -184,6 +204,13 @@ public enum BF16Convolution {
         }
     }
 
+    /// The share of `parts` threads kept busy when `units` equal units are split among them
+    /// (1 when they divide evenly): rows and column blocks compete on it.
+    private static func balance(_ units: Int, _ parts: Int) -> Double {
+        let parts = max(1, min(parts, units))
+        return Double(units) / Double(parts * ((units + parts - 1) / parts))
+    }
+
     /// body(index, parts) for index in 0..<parts, on as many threads.
     private static func inParallel(_ parts: Int, _ body: (Int, Int) -> Void) {
         let parts = max(1, parts)
@@ -196,13 +223,13 @@ public enum BF16Convolution {
                                    output: UnsafeMutablePointer<Float>?) -> keel_bf16_conv {
         let outputSize = geometry.output
         return keel_bf16_conv(
-            input: input, weights: weights, bias: bias, output: output, batch: geometry.batch,
+            input: input, weights: weights, bias: bias, residual: nil, output: output, batch: geometry.batch,
             input_height: geometry.input.height, input_width: geometry.input.width,
             input_channels: geometry.inputChannels,
             output_height: outputSize.height, output_width: outputSize.width, output_channels: geometry.outputChannels,
             kernel_height: geometry.kernel.height, kernel_width: geometry.kernel.width,
             stride_height: geometry.stride.height, stride_width: geometry.stride.width,
             dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
-            pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0)
+            pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0, pool: 0)
     }
 }

@@ -8,6 +8,8 @@ import KeelIR
 /// kernel's rows from C·H·W to H·W·C order. When H = W = 1 (after global pooling) the two
 /// layouts hold the same bytes, so a Squeeze, Flatten or Reshape there ends the region freely.
 ///
+/// A pad in the region has its per-axis amounts permuted.
+///
 /// Needs: shape-inferred graph; bound dense kernels for the Flatten exit. Legal when every
 /// NCHW value in the region is read only by ops with an NHWC form, by an inverse transpose, or
 /// by a Flatten whose only reader is a dense owning its kernel; no NCHW value is a graph output.
@@ -134,6 +136,9 @@ public struct LayoutPropagation: Pass {
             }
             return editor.graph.valueTypes[node.outputs[0]]?.shape.rank == 4 ? false : nil
         case .dataMovement:
+            // A pad (ResNet's ZeroPadding2D before its stem pool) pads the same axes once its
+            // per-axis amounts are permuted.
+            if node.op == .pad { return node.inputs.first == value && (try? reader.ints("pads"))?.count == 8 ? false : nil }
             guard node.op == .concat, node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
             return false
         case .view:
@@ -195,6 +200,10 @@ public struct LayoutPropagation: Pass {
             case .concat:
                 let axis = (try? node.attributeReader.int("axis")) ?? -1
                 node.attributes["axis"] = .int(Self.nhwcAxis[(axis + 4) % 4])
+            case .pad:
+                if let pads = try? node.attributeReader.ints("pads"), pads.count == 8 {
+                    node.attributes["pads"] = .ints(Self.toNHWC.map { pads[$0] } + Self.toNHWC.map { pads[4 + $0] })
+                }
             case .squeeze:
                 if let axes = try? node.attributeReader.optionalInts("axes") {
                     node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] }.sorted())

@@ -18,13 +18,15 @@ final class BF16ConvolutionTests: XCTestCase {
         var geometry: Conv2DGeometry
         var activation: UnaryOperation
         var bias: Bool
+        /// A shortcut added before the activation (ResNet's residual convolutions).
+        var residual = false
     }
 
     static let cases: [Case] = [
         // Depth 45 (3×3×5), 20 columns, padding, batch 2.
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 6), inputChannels: 5, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
-             activation: .relu, bias: true),
+             activation: .relu, bias: true, residual: true),
         // A 1×1 image through a 3×3 filter with padding: only the centre tap reads the image.
         Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(1, 1), inputChannels: 33, outputChannels: 17,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -37,16 +39,21 @@ final class BF16ConvolutionTests: XCTestCase {
         // A dense layer: one row, depth 70, 37 outputs; and a sigmoid left to the fp32 epilogue.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(1, 1), inputChannels: 70, outputChannels: 37,
                                       kernel: Size2D(1, 1)),
-             activation: .sigmoid, bias: true),
-        // The direct form (stride 1, input channels a multiple of 32; AMX): rows of 20 pixels (one
-        // full and one partial 16-pixel tile), of 7 (one partial tile), and a 1×1 image.
-        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 20), inputChannels: 64, outputChannels: 48,
+             activation: .sigmoid, bias: true, residual: true),
+        // The direct form (stride 1, input channels a multiple of 32, rows filling 3/4 of their
+        // 16-pixel tiles; AMX): rows of 30 pixels (one full and one partial tile), of 13 (one
+        // partial tile, pairs spanning rows and images); a 1×1 image goes to im2col.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 30), inputChannels: 64, outputChannels: 48,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
-             activation: .relu, bias: true),
-        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(6, 9), inputChannels: 32, outputChannels: 16,
+             activation: .relu, bias: true, residual: true),
+        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(6, 15), inputChannels: 32, outputChannels: 16,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 0, left: 0, bottom: 0, right: 0)),
              activation: .identity, bias: false),
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 1), inputChannels: 64, outputChannels: 20,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        // Three 16-pixel tiles per row (the last partial): tile pairs straddle rows.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(3, 40), inputChannels: 32, outputChannels: 33,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
@@ -68,27 +75,26 @@ final class BF16ConvolutionTests: XCTestCase {
             // HWIO = [depth][columns], the order the kernels reduce in.
             let filter = seededValues(depth * columns, seed: UInt64(97 + index))
             let bias = testCase.bias ? seededValues(columns, seed: UInt64(5 + index)) : nil
+            let residual = seededValues(testCase.residual ? geometry.outputElementCount : 0, seed: UInt64(71 + index))
             let weights = try filter.withUnsafeBufferPointer {
                 try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
             }
-            let (expected, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16), bias: bias)
+            let (expected, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16), bias: bias,
+                                                  residual: testCase.residual ? residual : nil)
             for threads in [1, 2] {
                 var scratch = [Float](repeating: .nan, count: BF16Convolution.scratchSize(for: geometry, threads: threads))
                 let actual = try withOutput(geometry.outputElementCount) { output in
                     try input.withUnsafeBufferPointer { source in
                         try scratch.withUnsafeMutableBufferPointer { work in
-                            if let bias {
-                                try bias.withUnsafeBufferPointer {
-                                    try BF16Convolution.apply(input: source, weights: weights, bias: $0,
+                            try (bias ?? []).withUnsafeBufferPointer { biasValues in
+                                try residual.withUnsafeBufferPointer { shortcut in
+                                    try BF16Convolution.apply(input: source, weights: weights,
+                                                              bias: bias == nil ? nil : biasValues,
+                                                              residual: testCase.residual ? shortcut : nil,
                                                               activation: testCase.activation, output: output,
                                                               geometry: geometry, scratch: work,
                                                               context: KernelContext(threads: threads))
                                 }
-                            } else {
-                                try BF16Convolution.apply(input: source, weights: weights, bias: nil,
-                                                          activation: testCase.activation, output: output,
-                                                          geometry: geometry, scratch: work,
-                                                          context: KernelContext(threads: threads))
                             }
                         }
                     }
@@ -103,9 +109,10 @@ final class BF16ConvolutionTests: XCTestCase {
         }
     }
 
-    /// Double-precision convolution of the rounded values, then bias and activation; also the sum
-    /// of |products| per output, which bounds the summation error.
-    func reference(_ testCase: Case, input: [Float], filter: [Float], bias: [Float]?) -> ([Double], [Double]) {
+    /// Double-precision convolution of the rounded values, then bias, residual and activation; also
+    /// the sum of |products| per output, which bounds the summation error.
+    func reference(_ testCase: Case, input: [Float], filter: [Float], bias: [Float]?,
+                   residual: [Float]? = nil) -> ([Double], [Double]) {
         let g = testCase.geometry, out = g.output, columns = g.outputChannels
         var values = [Double](), magnitudes = [Double]()
         for image in 0..<g.batch {
@@ -127,18 +134,98 @@ final class BF16ConvolutionTests: XCTestCase {
                             }
                         }
                         sum += Double(bias?[o] ?? 0)
+                        let shortcut = Double(residual?[values.count] ?? 0)
+                        sum += shortcut
                         switch testCase.activation {
                         case .relu: sum = max(sum, 0)
                         case .sigmoid: sum = 1 / (1 + exp(-sum))
                         default: break
                         }
                         values.append(sum)
-                        magnitudes.append(magnitude + abs(Double(bias?[o] ?? 0)))
+                        magnitudes.append(magnitude + abs(Double(bias?[o] ?? 0)) + abs(shortcut))
                     }
                 }
             }
         }
         return (values, magnitudes)
+    }
+
+    /// The direct form with its fused 2×2 max pool: odd heights and widths (floor mode drops the
+    /// last row or column), a row wider than one 16-pixel tile, one pooled row, batch 2.
+    static let pooledCases: [Case] = [
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 29), inputChannels: 64, outputChannels: 48,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(14, 14), inputChannels: 32, outputChannels: 40,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .identity, bias: false),
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(3, 13), inputChannels: 32, outputChannels: 17,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+    ]
+
+    func testAMXDirectFormFusesTheMaxPool() throws {
+        guard CPUCapabilities.detected.contains(.amxBF16) else {
+            throw XCTSkip("this CPU (or Linux, which grants the tile state) offers no AMX-BF16")
+        }
+        for (index, testCase) in Self.pooledCases.enumerated() {
+            let geometry = testCase.geometry, columns = geometry.outputChannels, depth = geometry.reductionLength
+            XCTAssertTrue(BF16Convolution.poolsInKernel(geometry), "case \(index)")
+            let input = seededValues(geometry.inputElementCount, seed: UInt64(31 + index))
+            let filter = seededValues(depth * columns, seed: UInt64(61 + index))
+            let bias = seededValues(columns, seed: UInt64(3 + index))
+            let weights = try filter.withUnsafeBufferPointer {
+                try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
+            }
+            let (full, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16),
+                                              bias: testCase.bias ? bias : nil)
+            let out = geometry.output, pooled = Size2D(out.height / 2, out.width / 2)
+            for threads in [1, 2] {
+                var scratch = [Float](repeating: .nan, count: BF16Convolution.scratchSize(for: geometry, threads: threads))
+                let actual = try withOutput(geometry.batch * pooled.height * pooled.width * columns) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try scratch.withUnsafeMutableBufferPointer { work in
+                            try bias.withUnsafeBufferPointer {
+                                try BF16Convolution.apply(input: source, weights: weights, bias: testCase.bias ? $0 : nil,
+                                                          activation: testCase.activation, output: output,
+                                                          geometry: geometry, scratch: work, maxPooled: true,
+                                                          context: KernelContext(threads: threads))
+                            }
+                        }
+                    }
+                }
+                for image in 0..<geometry.batch {
+                    for y in 0..<pooled.height {
+                        for x in 0..<pooled.width {
+                            for o in 0..<columns {
+                                let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map {
+                                    ((image * out.height + 2 * y + $0.0) * out.width + 2 * x + $0.1) * columns + o
+                                }
+                                let expected = window.map { full[$0] }.max() ?? 0
+                                let bound = Double(depth) * 1.2e-7 * (window.map { magnitude[$0] }.max() ?? 0) + 1e-7
+                                let position = ((image * pooled.height + y) * pooled.width + x) * columns + o
+                                XCTAssertEqual(Double(actual[position]), expected, accuracy: bound,
+                                               "case \(index) threads \(threads) at \(position)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Narrow rows (a dense layer's 1×1 images, ResNet's 7×7) would leave most of each 16-pixel
+    /// tile idle in the direct form: they go to im2col, which packs pixels of several rows.
+    func testNarrowImagesTakeTheIm2colForm() throws {
+        guard CPUCapabilities.detected.contains(.amxBF16) else {
+            throw XCTSkip("this CPU (or Linux, which grants the tile state) offers no AMX-BF16")
+        }
+        let same = Padding2D(top: 1, left: 1, bottom: 1, right: 1)
+        let forms = [(1, 3136), (7, 512), (12, 64), (14, 512), (56, 64)].map { width, channels in
+            BF16Convolution.form(for: Conv2DGeometry(batch: 1, input: Size2D(width, width), inputChannels: channels,
+                                                     outputChannels: 64, kernel: Size2D(3, 3), padding: same))
+        }
+        XCTAssertEqual(forms, ["im2col", "im2col", "direct", "direct", "direct"])
     }
 
     func testAMXTilesMatchTheReference() throws {

@@ -74,6 +74,25 @@ final class LayoutPropagationTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// ResNet's stem: conv, ReLU, then a zero pad before the max pool; the pad's amounts move
+    /// with the axes (uneven ones show a wrong permutation).
+    func testPadInsideTheRegionHasItsAmountsPermuted() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 5, 3])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [4, 3, 3, 3]), (.bias, [4])],
+                      nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("relu", .relu)
+        builder.layer("pad", .pad, ["pads": .ints([0, 0, 1, 2, 0, 0, 2, 1])])
+        builder.layer("pool", .maxPool2d, ["layout": .string("nchw")])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .relu, .pad, .maxPool2d])
+        XCTAssertEqual(result.graph.node(named: "pad")?.attributes["pads"], .ints([0, 1, 2, 0, 0, 2, 1, 0]))
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testRegionReadByAnOpWithoutNHWCFormIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
         builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
@@ -134,4 +153,29 @@ final class LayoutPropagationTests: XCTestCase {
             try assertEquivalent(graph, result.graph)
         }
     }
+
+    /// tf2onnx's sandwich: NHWC input, transpose to NCHW, NCHW conv and relu, transpose back. Both
+    /// transposes vanish, the conv takes the default layout (NHWC) and the relu the exit's value
+    /// name, so the graph output still reads `%u`.
+    func testGoldenSandwichBecomesNHWC() throws {
+        try assertRewrite(LayoutPropagation(), """
+            graph g
+            input %x: f32[N,8,8,3] nhwc
+            const @c/kernel: f32[4,3,3,3] kernel
+            %t = transpose(%x) {perm=[0,3,1,2]} : f32[N,3,8,8]
+            %c = conv2d(%t, @c/kernel) {kernel_layout="oihw", layout="nchw", padding="same"} : f32[N,4,8,8]
+            %r = relu(%c) : f32[N,4,8,8]
+            %u = transpose(%r) {perm=[0,2,3,1]} : f32[N,8,8,4]
+            output y = %u
+            """, """
+            graph g
+            input %x: f32[N,8,8,3] nhwc
+            const @c/kernel: f32[4,3,3,3] kernel
+            %c = conv2d(%x, @c/kernel) {kernel_layout="oihw", padding="same"} : f32[N,8,8,4]
+            %u = relu(%c) : f32[N,8,8,4]
+            output y = %u
+
+            """)
+    }
+
 }

@@ -111,7 +111,8 @@ typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t
 
 /* A convolution (one group, NHWC) or dense layer (the 1×1 case: batch = rows, 1×1 image) whose
  * products run in bf16 with fp32 accumulation. The input is fp32, rounded to bf16 (nearest even)
- * as each block of im2col rows is built; bias and ReLU are applied in fp32 before the fp32 store. */
+ * as each block of im2col rows is built; bias, residual and ReLU are applied in fp32 before the
+ * fp32 store. */
 typedef struct {
     const float *input;
     /* keel_bf16_pack's layout of the [depth][output_channels] filter, depth ordered (kernel row,
@@ -119,6 +120,8 @@ typedef struct {
     const uint16_t *weights;
     /* output_channels values, or NULL. */
     const float *bias;
+    /* Added after the bias, before ReLU: laid out as `output` (unpooled), or NULL. */
+    const float *residual;
     /* [batch·output_height·output_width][output_channels]. */
     float *output;
     ptrdiff_t batch;
@@ -129,6 +132,10 @@ typedef struct {
     ptrdiff_t dilation_height, dilation_width;
     ptrdiff_t pad_top, pad_left;
     int relu;
+    /* The direct form only: a 2×2 stride-2 max pool (floor mode: an odd last row or column is
+     * dropped) of the activated output, so `output` is [batch·(output_height/2)·(output_width/2)]
+     * [output_channels]. The maximum is taken before bias and ReLU, which commute with it exactly. */
+    int pool;
 } keel_bf16_conv;
 
 /* Columns (output channels) of one packed block; column ranges passed to the kernels start at a
@@ -156,7 +163,8 @@ ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv);
 typedef void (*keel_bf16_conv_fn)(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                   ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
-/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32:
+/* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32
+ * and whose output rows fill at least 3/4 of their 16-pixel tiles:
  * the input is first rounded once into a zero-padded bf16 copy (keel_bf16_padded_count elements,
  * 64-byte aligned), then each tile of 16 adjacent output pixels is read straight from that copy,
  * with no im2col rows. */
@@ -165,8 +173,10 @@ ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv);
 /* Rows first_row ..< first_row + row_count of the padded copy, counted over the batch. */
 typedef void (*keel_bf16_pad_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
                                  uint16_t *padded);
-/* Output rows first_row ..< first_row + row_count (counted over the batch), output channels as in
- * keel_bf16_conv_fn; `scratch` holds KEEL_BF16_STAGING_FLOATS 64-byte-aligned floats. */
+/* Rows of the direct form's output counted over the batch: pooled rows when `pool` is set. */
+ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv);
+/* Output rows first_row ..< first_row + row_count (of keel_bf16_direct_rows), output channels as
+ * in keel_bf16_conv_fn; `scratch` holds KEEL_BF16_STAGING_FLOATS 64-byte-aligned floats. */
 typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
                                          ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count,
                                          void *scratch);
