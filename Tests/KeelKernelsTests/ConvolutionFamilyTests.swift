@@ -1,55 +1,91 @@
-/// Every convolution algorithm (im2col GEMM, pointwise, direct, Winograd, depthwise, grouped
-/// through im2col, and bf16 where a bf16 kernel is present) at every capability set this CPU
-/// has, against `NaiveConvolution` on awkward sizes. A new kernel adds its algorithm to
-/// `algorithms(for:)`; a new shape adds a line to `cases`.
+/// The convolution family: every algorithm that can compute a case (im2col GEMM, pointwise,
+/// direct, Winograd, depthwise; grouped through im2col; bf16 where a bf16 kernel is present)
+/// with its fused epilogue (bias, residual, every activation the C kernels fuse and one they do
+/// not), at every capability set this CPU has and with 1 and 2 threads, against a naive
+/// double-precision reference on awkward sizes: odd channel counts, 1×1 spatial, stride 2 on odd
+/// inputs, uneven padding, groups = channels and 1 < groups < channels, depths past the GEMM's
+/// pack and pass limits. A new kernel adds its algorithm to `algorithms(for:)`; a new shape adds
+/// a case.
 import KeelKernels
 import XCTest
 
 final class ConvolutionFamilyTests: XCTestCase {
     struct Case {
-        var name: String
         var geometry: Conv2DGeometry
-        var activation: UnaryOperation = .identity
+        var activation: UnaryOperation
         var bias = true
-        var residual = false
+        var residual = true
     }
 
-    static let cases: [Case] = {
-        let same = Padding2D(top: 1, left: 1, bottom: 1, right: 1)
-        var cases: [Case] = []
-        for layout in [ActivationLayout.nhwc, .nchw] {
-            cases += [
-                Case(name: "odd channels 3x3", geometry: Conv2DGeometry(
-                    batch: 2, input: Size2D(9, 11), inputChannels: 17, outputChannels: 19, kernel: Size2D(3, 3),
-                    padding: same, layout: layout), activation: .relu),
-                Case(name: "1x1 spatial", geometry: Conv2DGeometry(
-                    batch: 3, input: Size2D(1, 1), inputChannels: 5, outputChannels: 7, kernel: Size2D(1, 1), layout: layout),
-                     residual: true),
-                Case(name: "1x1 spatial 3x3 same", geometry: Conv2DGeometry(
-                    batch: 1, input: Size2D(1, 1), inputChannels: 16, outputChannels: 16, kernel: Size2D(3, 3),
-                    padding: same, layout: layout)),
-                Case(name: "stride 2 odd input", geometry: Conv2DGeometry(
-                    batch: 2, input: Size2D(13, 15), inputChannels: 6, outputChannels: 9, kernel: Size2D(3, 3),
-                    stride: Size2D(2, 2), padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1), layout: layout),
-                     activation: .sigmoid),
-                Case(name: "winograd-sized odd", geometry: Conv2DGeometry(
-                    batch: 2, input: Size2D(15, 13), inputChannels: 16, outputChannels: 33, kernel: Size2D(3, 3),
-                    padding: same, layout: layout), activation: .relu, residual: true),
-                Case(name: "pointwise odd", geometry: Conv2DGeometry(
-                    batch: 2, input: Size2D(5, 7), inputChannels: 13, outputChannels: 21, kernel: Size2D(1, 1), layout: layout)),
-                Case(name: "depthwise", geometry: Conv2DGeometry(
-                    batch: 2, input: Size2D(9, 7), inputChannels: 19, outputChannels: 19, kernel: Size2D(3, 3),
-                    padding: same, groups: 19, layout: layout), activation: .clip(min: 0, max: 6)),
-                Case(name: "depthwise stride 2 odd", geometry: Conv2DGeometry(
-                    batch: 1, input: Size2D(11, 9), inputChannels: 8, outputChannels: 8, kernel: Size2D(3, 3),
-                    stride: Size2D(2, 2), padding: same, groups: 8, layout: layout)),
-                Case(name: "grouped", geometry: Conv2DGeometry(
-                    batch: 2, input: Size2D(7, 6), inputChannels: 12, outputChannels: 9, kernel: Size2D(3, 3),
-                    padding: same, groups: 3, layout: layout), activation: .relu),
-            ]
+    static func geometry(batch: Int = 1, _ height: Int, _ width: Int, in inputs: Int, out outputs: Int, kernel: Int = 3,
+                         stride: Int = 1, dilation: Int = 1, padding: (Int, Int, Int, Int) = (1, 1, 1, 1),
+                         groups: Int = 1, layout: ActivationLayout) -> Conv2DGeometry {
+        Conv2DGeometry(batch: batch, input: Size2D(height, width), inputChannels: inputs, outputChannels: outputs,
+                       kernel: Size2D(kernel, kernel), stride: Size2D(stride, stride), dilation: Size2D(dilation, dilation),
+                       padding: Padding2D(top: padding.0, left: padding.1, bottom: padding.2, right: padding.3),
+                       groups: groups, layout: layout)
+    }
+
+    /// groups = channels: 3×3 and 5×5, stride 1 and 2 (odd and even inputs, TF's uneven "same"
+    /// padding), dilation 2, 1×1 spatial, and an activation the kernel leaves to a second pass.
+    static func depthwiseCases(_ layout: ActivationLayout) -> [Case] {
+        [
+            Case(geometry: geometry(batch: 2, 13, 11, in: 37, out: 37, groups: 37, layout: layout), activation: .swish),
+            Case(geometry: geometry(15, 15, in: 17, out: 17, stride: 2, groups: 17, layout: layout),
+                 activation: .clip(min: 0, max: 6), residual: false),
+            Case(geometry: geometry(9, 7, in: 3, out: 3, kernel: 5, stride: 2, padding: (2, 2, 2, 2), groups: 3,
+                                    layout: layout), activation: .hardSwish),
+            Case(geometry: geometry(1, 1, in: 40, out: 40, groups: 40, layout: layout), activation: .sigmoid),
+            Case(geometry: geometry(8, 9, in: 24, out: 24, kernel: 5, dilation: 2, padding: (4, 4, 4, 4), groups: 24,
+                                    layout: layout), activation: .leakyRelu(alpha: 0.1), bias: false),
+            Case(geometry: geometry(10, 10, in: 19, out: 19, stride: 2, padding: (0, 0, 1, 1), groups: 19, layout: layout),
+                 activation: .gelu),
+            Case(geometry: geometry(batch: 3, 6, 5, in: 70, out: 70, kernel: 5, padding: (2, 2, 2, 2), groups: 70,
+                                    layout: layout), activation: .tanh, residual: false),
+        ]
+    }
+
+    /// The GEMM paths: 1 < groups < channels, pointwise (shallow, packed, several depth passes),
+    /// strided im2col on an odd input, few input channels (direct), Winograd.
+    static func gemmCases(_ layout: ActivationLayout) -> [Case] {
+        [
+            Case(geometry: geometry(7, 9, in: 12, out: 18, groups: 3, layout: layout), activation: .relu),
+            Case(geometry: geometry(9, 9, in: 8, out: 8, stride: 2, groups: 2, layout: layout),
+                 activation: .hardSigmoid(alpha: 0.2, beta: 0.5)),
+            Case(geometry: geometry(batch: 2, 5, 7, in: 19, out: 45, kernel: 1, padding: (0, 0, 0, 0), layout: layout),
+                 activation: .relu),
+            Case(geometry: geometry(3, 3, in: 200, out: 70, kernel: 1, padding: (0, 0, 0, 0), layout: layout),
+                 activation: .tanh, residual: false),
+            Case(geometry: geometry(2, 2, in: 600, out: 33, kernel: 1, padding: (0, 0, 0, 0), layout: layout),
+                 activation: .swish),
+            Case(geometry: geometry(1, 1, in: 16, out: 10, kernel: 1, padding: (0, 0, 0, 0), groups: 2, layout: layout),
+                 activation: .identity),
+            Case(geometry: geometry(11, 11, in: 5, out: 35, stride: 2, layout: layout), activation: .clip(min: -1, max: 1)),
+            Case(geometry: geometry(6, 7, in: 3, out: 20, layout: layout), activation: .relu),
+            Case(geometry: geometry(24, 20, in: 16, out: 17, layout: layout), activation: .relu),
+            Case(geometry: geometry(batch: 2, 4, 5, in: 150, out: 40, kernel: 3, stride: 2, layout: layout),
+                 activation: .gelu),
+            Case(geometry: geometry(batch: 2, 15, 13, in: 16, out: 33, layout: layout), activation: .relu),
+            Case(geometry: geometry(1, 1, in: 16, out: 16, layout: layout), activation: .identity, residual: false),
+            Case(geometry: geometry(batch: 2, 13, 15, in: 6, out: 9, stride: 2, padding: (0, 0, 1, 1), layout: layout),
+                 activation: .sigmoid),
+        ]
+    }
+
+    /// Seeded operands of `testCase` and the reference's output for them.
+    struct Operands {
+        var hwio: [Float], input: [Float], bias: [Float]?, residual: [Float]?, expected: [Float]
+
+        init(_ testCase: Case, seed: UInt64) {
+            let g = testCase.geometry
+            hwio = seededValues(g.kernel.height * g.kernel.width * g.inputChannelsPerGroup * g.outputChannels, seed: seed)
+            input = seededValues(g.inputElementCount, seed: seed + 1)
+            bias = testCase.bias ? seededValues(g.outputChannels, seed: seed + 2) : nil
+            residual = testCase.residual ? seededValues(g.outputElementCount, seed: seed + 3) : nil
+            expected = NaiveConvolution(geometry: g, hwio: hwio, bias: bias, residual: residual,
+                                        activation: testCase.activation).run(input)
         }
-        return cases
-    }()
+    }
 
     /// The fp32 algorithms that compute `geometry`.
     static func algorithms(for geometry: Conv2DGeometry) -> [Conv2DAlgorithm] {
@@ -57,79 +93,85 @@ final class ConvolutionFamilyTests: XCTestCase {
         if geometry.isPointwise { algorithms.append(.pointwise) }
         if geometry.groups == 1 { algorithms.append(.direct) }
         if WinogradWeights.canRun(geometry) { algorithms.append(.winograd) }
-        if geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels && geometry.groups > 1 {
+        if geometry.groups > 1 && geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels {
             algorithms.append(.depthwise)
         }
         return algorithms
     }
 
-    /// Seeded input, HWIO filter, bias and residual for `testCase`.
-    struct Data {
-        var input: [Float]
-        var hwio: [Float]
-        var bias: [Float]?
-        var residual: [Float]?
-        var packed: PackedConv2DWeights
-
-        init(_ testCase: Case, seed: UInt64) throws {
-            let g = testCase.geometry
-            input = seededValues(g.inputElementCount, seed: seed)
-            hwio = seededValues(g.kernel.height * g.kernel.width * g.inputChannelsPerGroup * g.outputChannels, seed: seed + 1)
-            bias = testCase.bias ? seededValues(g.outputChannels, seed: seed + 2) : nil
-            residual = testCase.residual ? seededValues(g.outputElementCount, seed: seed + 3) : nil
-            packed = try hwio.withUnsafeBufferPointer {
-                try PackedConv2DWeights(hwio: $0, kernel: g.kernel, inputChannelsPerGroup: g.inputChannelsPerGroup,
-                                        outputChannels: g.outputChannels, groups: g.groups)
-            }
-        }
-
-        func reference(_ testCase: Case) -> [Float] {
-            NaiveConvolution(geometry: testCase.geometry, hwio: hwio, bias: bias, residual: residual,
-                             activation: testCase.activation).run(input)
+    static func packed(_ testCase: Case, _ operands: Operands) throws -> PackedConv2DWeights {
+        let g = testCase.geometry
+        return try operands.hwio.withUnsafeBufferPointer {
+            try PackedConv2DWeights(hwio: $0, kernel: g.kernel, inputChannelsPerGroup: g.inputChannelsPerGroup,
+                                    outputChannels: g.outputChannels, groups: g.groups)
         }
     }
 
-    /// Runs `body` with the input, bias and residual as buffers and a zeroed output.
-    func convolve(_ data: Data, _ geometry: Conv2DGeometry, scratchCount: Int,
-                  _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?,
-                           UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> [Float] {
+    /// Runs `body` on the operands' buffers, a NaN-filled scratch of `scratchCount` floats and a zeroed output.
+    func convolve(_ testCase: Case, _ operands: Operands, scratchCount: Int,
+                  _ body: (_ input: UnsafeBufferPointer<Float>, _ bias: UnsafeBufferPointer<Float>?,
+                           _ residual: UnsafeBufferPointer<Float>?, _ output: UnsafeMutableBufferPointer<Float>,
+                           _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> [Float] {
+        let (input, bias, residual) = (operands.input, operands.bias, operands.residual)
         var scratch = [Float](repeating: .nan, count: max(scratchCount, 1))
-        func optional(_ values: [Float]?, _ use: (UnsafeBufferPointer<Float>?) throws -> Void) rethrows {
-            guard let values else { return try use(nil) }
-            try values.withUnsafeBufferPointer { try use($0) }
-        }
-        return try withOutput(geometry.outputElementCount) { output in
-            try data.input.withUnsafeBufferPointer { input in
-                try optional(data.bias) { bias in
-                    try optional(data.residual) { residual in
-                        try scratch.withUnsafeMutableBufferPointer { try body(input, bias, residual, output, $0) }
+        return try withOutput(testCase.geometry.outputElementCount) { output in
+            try input.withUnsafeBufferPointer { source in
+                try scratch.withUnsafeMutableBufferPointer { scratch in
+                    try (bias ?? []).withUnsafeBufferPointer { biasBuffer in
+                        try (residual ?? []).withUnsafeBufferPointer { residualBuffer in
+                            try body(source, bias == nil ? nil : biasBuffer, residual == nil ? nil : residualBuffer,
+                                     output, scratch)
+                        }
                     }
                 }
             }
         }
     }
 
-    func testEveryAlgorithmMatchesTheNaiveConvolution() throws {
-        let data = try Self.cases.enumerated().map { try Data($0.element, seed: UInt64(100 * $0.offset)) }
-        let references = zip(Self.cases, data).map { $1.reference($0) }
-        try forEachCapabilitySet(testing: "convolution") { capabilities in
-            for (index, testCase) in Self.cases.enumerated() {
-                let geometry = testCase.geometry
-                for algorithm in Self.algorithms(for: geometry) {
+    func check(_ cases: [Case], label: String) throws {
+        for (index, testCase) in cases.enumerated() {
+            let operands = Operands(testCase, seed: UInt64(100 * index))
+            let weights = try Self.packed(testCase, operands)
+            let g = testCase.geometry
+            try forEachCapabilitySet(testing: index == 0 ? "convolution" : nil) { capabilities in
+                for algorithm in Self.algorithms(for: g) {
                     for threads in [1, 2] {
-                        let scratchCount = Conv2D.scratchSize(for: geometry, algorithm: algorithm, threads: threads)
-                        let actual = try convolve(data[index], geometry, scratchCount: scratchCount) {
+                        let scratchCount = Conv2D.scratchSize(for: g, algorithm: algorithm, threads: threads)
+                        let actual = try convolve(testCase, operands, scratchCount: scratchCount) {
                             input, bias, residual, output, scratch in
-                            try Conv2D.apply(input: input, weights: data[index].packed, bias: bias, residual: residual,
-                                             activation: testCase.activation, output: output, geometry: geometry,
-                                             scratch: scratch, algorithm: algorithm, context: KernelContext(threads: threads))
+                            try Conv2D.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                             activation: testCase.activation, output: output, geometry: g, scratch: scratch,
+                                             algorithm: algorithm, context: KernelContext(threads: threads))
                         }
-                        assertClose(actual, references[index],
-                                    "\(testCase.name) \(geometry.layout) \(algorithm) [\(capabilities)] threads \(threads)")
+                        // Winograd's transforms round more than a direct sum (F(4×4, 3×3) scales by up to 10).
+                        assertClose(actual, operands.expected, "\(label) case \(index) \(g.layout) \(algorithm) "
+                                    + "[\(capabilities)] threads \(threads)", tolerance: algorithm == .winograd ? 1e-4 : 2e-5)
                     }
                 }
             }
         }
+    }
+
+    func testDepthwiseMatchesReferenceAtEveryLevel() throws {
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            try check(Self.depthwiseCases(layout), label: "depthwise")
+        }
+    }
+
+    func testGEMMPathsMatchReferenceAtEveryLevel() throws {
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            try check(Self.gemmCases(layout), label: "gemm")
+        }
+    }
+
+    func testAlgorithmChoice() {
+        let depthwise = Self.geometry(12, 12, in: 32, out: 32, groups: 32, layout: .nchw)
+        let grouped = Self.geometry(12, 12, in: 32, out: 32, groups: 4, layout: .nhwc)
+        forEachCapabilitySet { capabilities in
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: depthwise), capabilities.isEmpty ? .im2colGEMM : .depthwise)
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: grouped), .im2colGEMM)
+        }
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: Self.geometry(30, 30, in: 16, out: 16, layout: .nhwc)), .winograd)
     }
 
     /// bf16 rounds inputs and weights to 8 significant bits: within 2⁻⁸ of the reduction's
@@ -138,20 +180,21 @@ final class ConvolutionFamilyTests: XCTestCase {
         var checked = 0
         try forEachCapabilitySet(testing: "convolution (bf16)") { capabilities in
             guard BF16Convolution.isAvailable else { return }
-            for (index, testCase) in Self.cases.enumerated() where BF16Convolution.supports(testCase.geometry) && !testCase.residual {
+            let cases = Self.gemmCases(.nhwc) + Self.depthwiseCases(.nhwc)
+            for (index, testCase) in cases.enumerated() where BF16Convolution.supports(testCase.geometry) {
                 let geometry = testCase.geometry
-                let data = try Data(testCase, seed: UInt64(7 + index))
-                let weights = try BF16Weights(data.packed)
-                let actual = try convolve(data, geometry, scratchCount: BF16Convolution.scratchSize(for: geometry, threads: 2)) {
-                    input, bias, _, output, scratch in
-                    try BF16Convolution.apply(input: input, weights: weights, bias: bias, activation: testCase.activation,
-                                              output: output, geometry: geometry, scratch: scratch,
-                                              context: KernelContext(threads: 2))
+                let operands = Operands(testCase, seed: UInt64(7 + index))
+                let weights = try BF16Weights(try Self.packed(testCase, operands))
+                let scratchCount = BF16Convolution.scratchSize(for: geometry, threads: 2)
+                let actual = try convolve(testCase, operands, scratchCount: scratchCount) { input, bias, residual, output, scratch in
+                    try BF16Convolution.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                              activation: testCase.activation, output: output, geometry: geometry,
+                                              scratch: scratch, context: KernelContext(threads: 2))
                 }
-                let reference = data.reference(testCase)
+                let reference = operands.expected
                 let reduction = Float(geometry.kernel.height * geometry.kernel.width * geometry.inputChannelsPerGroup)
                 let worst = zip(actual, reference).map { abs($0 - $1) }.max() ?? 0
-                XCTAssertLessThanOrEqual(worst, reduction / 256, "\(testCase.name) [\(capabilities)]")
+                XCTAssertLessThanOrEqual(worst, reduction / 256, "bf16 case \(index) [\(capabilities)]")
                 XCTAssertEqual(actual.count, reference.count)
                 checked += 1
             }

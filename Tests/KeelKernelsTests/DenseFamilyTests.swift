@@ -5,8 +5,12 @@ import KeelKernels
 import XCTest
 
 final class DenseFamilyTests: XCTestCase {
-    /// (rows, in, out): a single row and feature, widths off every panel size, a tall odd block.
-    static let sizes = [(1, 1, 1), (1, 13, 37), (3, 17, 5), (7, 64, 33), (29, 3, 65), (2, 257, 31)]
+    /// (rows, in, out): a single row and feature, widths off every panel size, a tall odd block,
+    /// deep reductions.
+    static let sizes = [(1, 1, 1), (1, 13, 37), (3, 17, 5), (7, 64, 33), (29, 3, 65), (2, 257, 31), (1, 300, 70),
+                        (5, 17, 33), (9, 700, 40)]
+    /// Activations the epilogue applies in the kernel (ReLU) and after it.
+    static let activations: [UnaryOperation] = [.identity, .relu, .sigmoid, .swish, .gelu]
 
     static func reference(_ input: [Float], _ kernel: [Float], layout: DenseWeightLayout, rows: Int, inFeatures: Int,
                           outFeatures: Int, bias: [Float], residual: [Float], activation: UnaryOperation) -> [Float] {
@@ -33,25 +37,28 @@ final class DenseFamilyTests: XCTestCase {
                 let bias = seededValues(outFeatures, seed: seed + 2)
                 let residual = seededValues(rows * outFeatures, seed: seed + 3)
                 for layout in [DenseWeightLayout.inOut, .outIn] {
-                    for (activation, threads) in [(UnaryOperation.identity, 1), (.relu, 2), (.sigmoid, 2)] {
-                        let actual = try withOutput(rows * outFeatures) { output in
-                            try input.withUnsafeBufferPointer { x in
-                                try kernel.withUnsafeBufferPointer { w in
-                                    try bias.withUnsafeBufferPointer { b in
-                                        try residual.withUnsafeBufferPointer { r in
-                                            try Dense.apply(input: x, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
-                                                            kernel: w, layout: layout, bias: b, residual: r,
-                                                            activation: activation, output: output,
-                                                            context: KernelContext(threads: threads))
+                    for activation in Self.activations {
+                        let expected = Self.reference(input, kernel, layout: layout, rows: rows, inFeatures: inFeatures,
+                                                      outFeatures: outFeatures, bias: bias, residual: residual,
+                                                      activation: activation)
+                        for threads in [1, 2] {
+                            let actual = try withOutput(rows * outFeatures) { output in
+                                try input.withUnsafeBufferPointer { x in
+                                    try kernel.withUnsafeBufferPointer { w in
+                                        try bias.withUnsafeBufferPointer { b in
+                                            try residual.withUnsafeBufferPointer { r in
+                                                try Dense.apply(input: x, rows: rows, inFeatures: inFeatures,
+                                                                outFeatures: outFeatures, kernel: w, layout: layout, bias: b,
+                                                                residual: r, activation: activation, output: output,
+                                                                context: KernelContext(threads: threads))
+                                            }
                                         }
                                     }
                                 }
                             }
+                            assertClose(actual, expected, "\(rows)×\(inFeatures)×\(outFeatures) \(layout) \(activation) "
+                                        + "[\(capabilities)] threads \(threads)")
                         }
-                        let expected = Self.reference(input, kernel, layout: layout, rows: rows, inFeatures: inFeatures,
-                                                      outFeatures: outFeatures, bias: bias, residual: residual,
-                                                      activation: activation)
-                        assertClose(actual, expected, "\(rows)×\(inFeatures)×\(outFeatures) \(layout) \(activation) [\(capabilities)]")
                     }
                 }
             }
