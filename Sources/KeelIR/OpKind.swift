@@ -28,6 +28,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case add, sub, mul, div, pow, max, min
     case mod               // inputs: a, b   (remainder; `fmod` 0: sign of b, as Python's %; 1: sign of a, as C's fmod)
     case equal             // inputs: a, b   (bool output)
+    case less, greater     // inputs: a, b   (bool output)
     case `where`           // inputs: condition (bool), x, y
     case sum
 

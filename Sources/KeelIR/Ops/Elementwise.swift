@@ -106,11 +106,17 @@ extension OpRegistry {
             }
             return [type]
         })
-        schemas.append(OpSchema(kind: .equal, category: .broadcastElementwise, onnxOpType: "Equal",
-                                reference: { try $0.broadcast { $0 == $1 ? 1 : 0 } },
-                                inputs: [.init("a"), .init("b")], attributes: []) { context in
-            [TensorType(.bool, try broadcastType(context).shape)]
-        })
+        // Comparisons: bool outputs, so they fold at compile time and are refused at run time.
+        let comparisons: [(OpKind, String, @Sendable (Double, Double) -> Bool)] = [
+            (.equal, "Equal", { $0 == $1 }), (.less, "Less", { $0 < $1 }), (.greater, "Greater", { $0 > $1 }),
+        ]
+        for (kind, onnxName, compare) in comparisons {
+            schemas.append(OpSchema(kind: kind, category: .broadcastElementwise, onnxOpType: onnxName,
+                                    reference: { try $0.broadcast { compare($0, $1) ? 1 : 0 } },
+                                    inputs: [.init("a"), .init("b")], attributes: []) { context in
+                [TensorType(.bool, try broadcastType(context).shape)]
+            })
+        }
         schemas.append(OpSchema(kind: .where, category: .broadcastElementwise, onnxOpType: "Where",
                                 reference: { try $0.broadcast { $0[0] != 0 ? $0[1] : $0[2] } },
                                 inputs: [.init("condition"), .init("x"), .init("y")], attributes: []) { context in

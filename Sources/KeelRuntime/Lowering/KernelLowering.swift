@@ -32,7 +32,7 @@ enum KernelLowering {
             // fmod 1 on floats; fmod 0 is for integers, which the runtime never holds.
             return try lowerBinary(operands, .remainder)
         case .where: return try lowerWhere(operands)
-        case .equal:
+        case .equal, .less, .greater:
             // Unreachable for a bool output (the plan refuses it first); kept for exhaustiveness.
             throw operands.unsupported("computes bool values; it folds at compile time when its inputs are constants")
         case .sum: return try lowerSum(operands)
