@@ -52,6 +52,10 @@ int keel_bf16_direct_fits(const keel_bf16_conv *conv) {
         && 4 * conv->output_width >= 3 * computed;
 }
 
+int keel_bf16_vector_fits(const keel_bf16_conv *conv) {
+    return conv->batch * conv->output_height * conv->output_width <= KEEL_BF16_VECTOR_PIXELS;
+}
+
 ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv) {
     return conv->batch * (conv->pool ? conv->output_height / 2 : conv->output_height);
 }

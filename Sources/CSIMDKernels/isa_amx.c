@@ -27,6 +27,10 @@ static KEEL_AMX void configure(void) {
 
 KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                  ptrdiff_t first_column, ptrdiff_t column_count, void *scratch) {
+    if (keel_bf16_vector_fits(conv)) {
+        keel_avx512bf16_bf16_conv(conv, first_pixel, pixel_count, first_column, column_count, scratch);
+        return;
+    }
     const ptrdiff_t depth = keel_bf16_depth(conv), block_rows = keel_bf16_block_rows(depth);
     const ptrdiff_t columns = conv->output_channels, tiles = depth / 32, stride = depth * 2;
     const ptrdiff_t last_column = first_column + column_count < columns ? first_column + column_count : columns;

@@ -70,6 +70,13 @@ public enum BF16Convolution {
     /// of 32), "im2col" otherwise.
     public static func form(for geometry: Conv2DGeometry) -> String { runsDirect(geometry) ? "direct" : "im2col" }
 
+    /// The instruction set that computes this geometry's products: "AMX-BF16", or "AVX512_BF16"
+    /// (no AMX here, or a few pixels in all, which AMX's 16-row tiles would mostly pad).
+    public static func instructionSet(for geometry: Conv2DGeometry) -> String {
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        return CPUCapabilities.inUse.contains(.amxBF16) && keel_bf16_vector_fits(&description) == 0 ? "AMX-BF16" : "AVX512_BF16"
+    }
+
     /// Whether `apply` can fuse a following 2×2 stride-2 max pool: the direct form pools in its
     /// epilogue, so the full-size output is never stored.
     public static func poolsInKernel(_ geometry: Conv2DGeometry) -> Bool { runsDirect(geometry) }

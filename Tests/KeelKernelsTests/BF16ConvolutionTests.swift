@@ -226,6 +226,12 @@ final class BF16ConvolutionTests: XCTestCase {
                                                      outputChannels: 64, kernel: Size2D(3, 3), padding: same))
         }
         XCTAssertEqual(forms, ["im2col", "im2col", "direct", "direct", "direct"])
+        // A dense layer at batch ≤ 4 runs on vdpbf16ps: the tiles would be mostly padding.
+        let sets = [4, 5].map { rows in
+            BF16Convolution.instructionSet(for: Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: 512,
+                                                               outputChannels: 64, kernel: Size2D(1, 1)))
+        }
+        XCTAssertEqual(sets, ["AVX512_BF16", "AMX-BF16"])
     }
 
     func testAMXTilesMatchTheReference() throws {

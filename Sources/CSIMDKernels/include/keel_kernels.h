@@ -153,6 +153,12 @@ void keel_bf16_pack(const float *source, ptrdiff_t depth, ptrdiff_t columns, ptr
                     ptrdiff_t column_stride, uint16_t *packed);
 /* x rounded to the nearest bf16 (ties to even), as a float: what the kernels multiply. */
 float keel_bf16_round(float x);
+/* Whether the AMX table's keel_bf16_conv_fn hands this layer to the AVX512_BF16 body: a few
+ * output pixels in all (a dense layer at batch 1–4) would fill the 16-row tiles with padding that
+ * streams through memory like real rows (one row: twice as fast on vdpbf16ps, measured). Decided
+ * per layer, so the summation order still does not depend on how calls split the work. */
+#define KEEL_BF16_VECTOR_PIXELS 4
+int keel_bf16_vector_fits(const keel_bf16_conv *conv);
 /* Bytes of scratch one concurrent keel_bf16_conv_fn call needs. */
 ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv);
 

@@ -93,7 +93,7 @@ extension KernelLowering {
             stride: Size2D(2, 2), layout: kernelGeometry.layout)
         /// Runs `convolve` into `output`, or into scratch followed by the pool.
         let choice = useBF16
-            ? KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: kernelGeometry), kernel: KernelChoice.bf16Kernel)
+            ? KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: kernelGeometry), kernel: BF16Convolution.instructionSet(for: kernelGeometry))
             : KernelChoice.fp32(algorithm, residual: hasResidual)
         func convolving(_ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
                                                _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
@@ -196,7 +196,7 @@ extension KernelLowering {
                                 depthStride: weightLayout == .inOut ? outFeatures : 1,
                                 columnStride: weightLayout == .inOut ? 1 : inFeatures)
             }
-            let choice = KernelChoice(precision: .bf16, algorithm: "gemm", kernel: KernelChoice.bf16Kernel)
+            let choice = KernelChoice(precision: .bf16, algorithm: "gemm", kernel: BF16Convolution.instructionSet(for: geometry))
             return Step(node: node.name, op: node.op, flops: flops,
                         scratchSize: BF16Convolution.scratchSize(for: geometry, threads: context.threads),
                         choice: choice) { scratch in
