@@ -74,8 +74,10 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KeelImagesTests", dependencies: ["KeelImages"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelTests", dependencies: ["Keel", "KeelFuzzTargets"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelCLITests", dependencies: ["Keel"]),
+        // Fixtures and helpers the tests of the Keel API and of the `keel` command share.
+        .target(name: "KeelTestSupport", dependencies: ["Keel"], path: "Tests/KeelTestSupport"),
+        .testTarget(name: "KeelTests", dependencies: ["Keel", "KeelFuzzTargets", "KeelTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KeelCLITests", dependencies: ["Keel", "KeelTestSupport"]),
         // The ONNX project's own node tests (../shared/onnx-conformance) through import and runtime.
         .testTarget(name: "KeelConformanceTests", dependencies: ["Keel", "KeelONNX"], exclude: ["DynamicShapes"]),
     ],

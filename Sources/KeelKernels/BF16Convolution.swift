@@ -70,6 +70,12 @@ public enum BF16Convolution {
     /// of 32), "im2col" otherwise.
     public static func form(for geometry: Conv2DGeometry) -> String { runsDirect(geometry) ? "direct" : "im2col" }
 
+    /// A dense layer as the bf16 kernels see it: the 1×1 convolution of `rows` one-pixel images.
+    public static func denseGeometry(rows: Int, inFeatures: Int, outFeatures: Int) -> Conv2DGeometry {
+        Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: inFeatures, outputChannels: outFeatures,
+                       kernel: Size2D(1, 1))
+    }
+
     /// The instruction set that computes this geometry's products: "AMX-BF16", or "AVX512_BF16"
     /// (no AMX here, or a few pixels in all, which AMX's 16-row tiles would mostly pad).
     public static func instructionSet(for geometry: Conv2DGeometry) -> String {

@@ -91,16 +91,9 @@ public enum Broadcast {
     public static func binary(_ operation: BinaryOperation, a: UnsafeBufferPointer<Float>, aShape: [Int],
                               b: UnsafeBufferPointer<Float>, bShape: [Int], output: UnsafeMutableBufferPointer<Float>,
                               context: KernelContext = .singleThreaded) throws {
-        let name = "binary"
-        let outputShape = try shape(aShape, bShape)
-        try requireCapacity(a.count, try elementCount(aShape, name), name, "a")
-        try requireCapacity(b.count, try elementCount(bShape, name), name, "b")
-        let count = try elementCount(outputShape, name)
-        try requireCapacity(output.count, count, name, "output")
+        let (outputShape, count) = try checked("binary", [("a", a.count, aShape), ("b", b.count, bShape)], output: output.count)
         guard count > 0, let left = a.baseAddress, let right = b.baseAddress, let destination = output.baseAddress else { return }
-        let space = StridedSpace(shape: outputShape, strides: [contiguousStrides(outputShape),
-                                                               broadcastStrides(of: aShape, to: outputShape),
-                                                               broadcastStrides(of: bShape, to: outputShape)])
+        let space = broadcastSpace(outputShape, [aShape, bShape])
         BinaryRun(space: space, a: left, b: right, output: destination, context: context).run(operation)
     }
 
@@ -109,18 +102,10 @@ public enum Broadcast {
     public static func select(condition: [UInt8], conditionShape: [Int], x: UnsafeBufferPointer<Float>, xShape: [Int],
                               y: UnsafeBufferPointer<Float>, yShape: [Int], output: UnsafeMutableBufferPointer<Float>,
                               context: KernelContext = .singleThreaded) throws {
-        let name = "select"
-        let outputShape = try shape(shape(conditionShape, xShape), yShape)
-        try requireCapacity(condition.count, try elementCount(conditionShape, name), name, "condition")
-        try requireCapacity(x.count, try elementCount(xShape, name), name, "x")
-        try requireCapacity(y.count, try elementCount(yShape, name), name, "y")
-        let count = try elementCount(outputShape, name)
-        try requireCapacity(output.count, count, name, "output")
+        let (outputShape, count) = try checked("select", [("condition", condition.count, conditionShape),
+                                                          ("x", x.count, xShape), ("y", y.count, yShape)], output: output.count)
         guard count > 0, let left = x.baseAddress, let right = y.baseAddress, let destination = output.baseAddress else { return }
-        let space = StridedSpace(shape: outputShape, strides: [contiguousStrides(outputShape),
-                                                               broadcastStrides(of: conditionShape, to: outputShape),
-                                                               broadcastStrides(of: xShape, to: outputShape),
-                                                               broadcastStrides(of: yShape, to: outputShape)])
+        let space = broadcastSpace(outputShape, [conditionShape, xShape, yShape])
         let strides = (space.innerStride(1), space.innerStride(2), space.innerStride(3))
         condition.withUnsafeBufferPointer { flags in
             guard let flag = flags.baseAddress else { return }
@@ -133,6 +118,24 @@ public enum Broadcast {
                 }
             }
         }
+    }
+
+    /// The broadcast of every operand's shape, after checking each operand holds its shape's
+    /// elements and the output holds the broadcast's; with its element count.
+    private static func checked(_ name: String, _ operands: [(label: String, count: Int, shape: [Int])],
+                                output: Int) throws -> (shape: [Int], count: Int) {
+        var outputShape = operands[0].shape
+        for operand in operands.dropFirst() { outputShape = try shape(outputShape, operand.shape) }
+        for operand in operands { try requireCapacity(operand.count, try elementCount(operand.shape, name), name, operand.label) }
+        let count = try elementCount(outputShape, name)
+        try requireCapacity(output, count, name, "output")
+        return (outputShape, count)
+    }
+
+    /// The output (operand 0) and each operand broadcast to it, axes merged.
+    private static func broadcastSpace(_ outputShape: [Int], _ shapes: [[Int]]) -> StridedSpace {
+        StridedSpace(shape: outputShape,
+                     strides: [contiguousStrides(outputShape)] + shapes.map { broadcastStrides(of: $0, to: outputShape) })
     }
 
     /// Copies `input` broadcast to `outputShape` (which must be a broadcast of `inputShape`).

@@ -17,7 +17,8 @@ public final class CompiledModel: @unchecked Sendable {
     public let context: ExecutionContext
     private(set) var constants: [String: TensorData]
     let constantNames: Set<String>
-    /// Weights transformed once for their kernels (packed conv filters, folded BN scale/shift), shared by every plan.
+    /// Weights in the forms their kernels read (packed or transformed filters, folded BN), prepared
+    /// once when the model is compiled and shared by every plan.
     let prepared = PreparedWeights()
     /// Plans not in use, per binding; a plan in use is held by the run using it.
     private var idlePlans: [[String: Int]: [ExecutionPlan]] = [:]
@@ -25,7 +26,8 @@ public final class CompiledModel: @unchecked Sendable {
 
     /// `graph` must carry inferred types (run shape inference first) and bound data for every
     /// constant a node reads, except conv filters given in `prepared` form (read from a .keelc):
-    /// those are used as they are, and are never prepared again.
+    /// those are used as they are, and are never prepared again. The other weights are prepared
+    /// here (`WeightPreparation`).
     public init(graph: Graph, prepared: [PreparedFilter] = [], context: ExecutionContext) throws {
         var used = Set<String>()
         for node in graph.nodes { used.formUnion(node.presentInputs) }
@@ -72,17 +74,16 @@ public final class CompiledModel: @unchecked Sendable {
         self.context = context
         self.constants = converted
         self.constantNames = Set(graph.constants.keys)
-        for filter in prepared { self.prepared.seed(filter.key, filter.entry) }
+        self.prepared.seed(prepared)
+        // The prepare phase: every weight in the form its layer runs, before any plan exists.
+        WeightPreparation(graph: graph, constants: converted, prepared: self.prepared, context: context).run()
     }
 
-    /// Prepares every conv filter (the algorithm a layer uses does not depend on the batch, so a
-    /// plan for a batch of 1 prepares them all) and returns them, for writing to a .keelc file.
+    /// The prepared filters, for writing to a .keelc file: the forms the prepare phase made for
+    /// the smallest batch. A plan for that batch is built first, so a layer that cannot run
+    /// fails here rather than when the file is run.
     public func preparedFilters() throws -> [PreparedFilter] {
-        var bindings: [String: Int] = [:]
-        for input in graph.inputs {
-            for case let symbol? in input.type.shape.dims.map(\.symbolName) { bindings[symbol] = 1 }
-        }
-        try prepare(bindings: bindings)
+        try prepare(bindings: WeightPreparation.smallestBinding(of: graph))
         return prepared.filters
     }
 

@@ -75,6 +75,11 @@ struct StepOperands {
         return Step(node: node.name, op: node.op) { _ in try body(input, output, context) }
     }
 
+    /// Runs `body`, reporting a weight that cannot be prepared as this node's error.
+    func reportingAgainstNode<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as PreparationError { throw unsupported(error.reason) }
+    }
+
     func unsupported(_ reason: String) -> RuntimeError {
         .unsupported(node: node.name, location: node.location, reason: reason)
     }

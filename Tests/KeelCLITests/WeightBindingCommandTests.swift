@@ -1,5 +1,6 @@
 import Foundation
 import Keel
+import KeelTestSupport
 import XCTest
 
 /// `keel run --weights`: binding ONNX weights to a .keel graph as a user does it, with
@@ -27,7 +28,7 @@ final class WeightBindingCommandTests: XCTestCase {
         XCTAssertTrue(lines.contains("batch_normalization/moving_mean f32[8] <- 0 (folded batch norm)"), result.stdout)
         XCTAssertTrue(lines.contains("dense/kernel f32[128,8] <- model/dense/MatMul/ReadVariableOp:0 [128,8]"), result.stdout)
         // A graph without the last dense layer leaves its two initializers unused.
-        let truncated = try writeGraph(replacing: "dense_1 = dense(3)\n\noutput logits = dense_1", with: "output logits = activation", output: nil)
+        let truncated = try fixtures.editedGraph(replacing: "dense_1 = dense(3)\n\noutput logits = dense_1", with: "output logits = activation", output: nil)
         let partial = try CLITests.keel(["run", truncated, "--weights", Self.relative + "tf2onnx.onnx", "--explain"])
         XCTAssertEqual(partial.status, 0, partial.stderr)
         XCTAssertTrue(partial.stdout.contains("unused: model/dense_1/MatMul/ReadVariableOp:0 [8,3]"), partial.stdout)
@@ -35,29 +36,29 @@ final class WeightBindingCommandTests: XCTestCase {
     }
 
     func testRenamedLayerIsOneErrorListingEveryUnboundParameter() throws {
-        let renamed = try writeGraph(replacing: "block2_conv2 = ", with: "block2_conv3 = ", output: nil)
+        let renamed = try fixtures.editedGraph(replacing: "block2_conv2 = ", with: "block2_conv3 = ", output: nil)
         let result = try CLITests.keel(["run", renamed, "--weights", Self.relative + "tf2onnx.onnx",
-                                        "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")])
+                                        "--input", Self.relative + "input_b2.npy", "--output", fixtures.path("out.npy")])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stdout.isEmpty, result.stdout)
         let errors = result.stderr.components(separatedBy: "error:").count - 1
         XCTAssertEqual(errors, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("cannot bind 2 parameters"), result.stderr)
         XCTAssertTrue(result.stderr.contains("layer 'block2_conv3' (block2_conv3/kernel f32[3,3,8,8], block2_conv3/bias f32[8]): no conv weights in the file are named 'block2_conv3'; closest: block2_conv2"), result.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: temporaryPath("out.npy")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fixtures.path("out.npy")))
     }
 
     /// A Keras head with its own layer names: one line per layer, the names the file has, the
     /// closest of them, and whether --match order would bind (it does, and gives ONNX Runtime's numbers).
     func testRenamedHeadListsTheFilesNamesAndSuggestsMatchingByOrder() throws {
-        var renamed = try writeGraph(replacing: "dense = dense(8)\nbatch_normalization = batch_norm()", with: "dense_256 = dense(8)\nbn = batch_norm()", output: nil)
+        var renamed = try fixtures.editedGraph(replacing: "dense = dense(8)\nbatch_normalization = batch_norm()", with: "dense_256 = dense(8)\nbn = batch_norm()", output: nil)
         let text = try String(contentsOfFile: renamed, encoding: .utf8)
-        renamed = temporaryPath("renamed_head.keel")
+        renamed = fixtures.path("renamed_head.keel")
         try text.replacingOccurrences(of: "dense_1 = dense(3)", with: "logits = dense(3)")
             .replacingOccurrences(of: "output logits = dense_1", with: "output logits = logits")
             .write(toFile: renamed, atomically: true, encoding: .utf8)
         let result = try CLITests.keel(["run", renamed, "--weights", Self.relative + "tf2onnx.onnx",
-                                        "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")])
+                                        "--input", Self.relative + "input_b2.npy", "--output", fixtures.path("out.npy")])
         XCTAssertEqual(result.status, 1)
         let lines = result.stderr.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.first, "error: \(Self.relative)tf2onnx.onnx: cannot bind 8 parameters:", result.stderr)
@@ -69,18 +70,18 @@ final class WeightBindingCommandTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("note: try --match order: it binds all 14 parameters") }, result.stderr)
 
         let ordered = try CLITests.keel(["run", renamed, "--weights", Self.relative + "tf2onnx.onnx", "--match", "order",
-                                         "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")])
+                                         "--input", Self.relative + "input_b2.npy", "--output", fixtures.path("out.npy")])
         XCTAssertEqual(ordered.status, 0, ordered.stderr)
-        XCTAssertLessThan(relativeError(try NpyFile.read(path: temporaryPath("out.npy")), try fixture("tf2onnx_b2_logits.npy")), 1e-4)
+        XCTAssertLessThan(WeightBindingFixtures.relativeError(try NpyFile.read(path: fixtures.path("out.npy")), try fixtures.tensor("tf2onnx_b2_logits.npy")), 1e-4)
     }
 
     func testMissingOrCorruptWeightsFileIsAOneLineError() throws {
-        let corrupt = temporaryPath("corrupt.onnx")
+        let corrupt = fixtures.path("corrupt.onnx")
         try Data("not a protobuf \u{1}\u{2}\u{3}".utf8).write(to: URL(fileURLWithPath: corrupt))
         for weights in ["models/missing.onnx", corrupt] {
             for explain in [false, true] {
                 var arguments = ["run", Self.relative + "mini_vgg.keel", "--weights", weights,
-                                 "--input", Self.relative + "input_b2.npy", "--output", temporaryPath("out.npy")]
+                                 "--input", Self.relative + "input_b2.npy", "--output", fixtures.path("out.npy")]
                 if explain { arguments.append("--explain") }
                 let result = try CLITests.keel(arguments)
                 XCTAssertEqual(result.status, 1, "\(arguments)")
@@ -93,51 +94,23 @@ final class WeightBindingCommandTests: XCTestCase {
     }
 
     func testRunWritesTheBoundModelsOutput() throws {
-        let output = temporaryPath("logits.npy")
+        let output = fixtures.path("logits.npy")
         let result = try CLITests.keel(["run", Self.relative + "mini_vgg.keel", "--weights", Self.relative + "pytorch.onnx", "--match", "order",
                                         "--input", Self.relative + "input_b2.npy", "--output", output, "--threads", "1"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertFalse(result.stderr.contains("seeded-random"), result.stderr)
-        XCTAssertLessThan(relativeError(try NpyFile.read(path: output), try fixture("pytorch_b2_logits.npy")), 1e-4)
+        XCTAssertLessThan(WeightBindingFixtures.relativeError(try NpyFile.read(path: output), try fixtures.tensor("pytorch_b2_logits.npy")), 1e-4)
     }
 
     // MARK: Helpers
 
     /// The same files as the `keel` command sees them (it runs in the repository).
-    static let relative = "Tests/KeelTests/Fixtures/weights/"
+    static let relative = WeightBindingFixtures.relativeFolder
 
-    private func fixture(_ name: String) throws -> Tensor {
-        try NpyFile.read(path: CLITests.repository.appendingPathComponent(Self.relative + name).path)
-    }
-
-    /// max|a-b| / max|b|: the error relative to the output's scale.
-    private func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float {
-        let scale = expected.values.map(abs).max() ?? 0
-        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
-        return error / max(scale, .leastNormalMagnitude)
-    }
-
-    private lazy var directory: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("keel-weights-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }()
+    private let fixtures = WeightBindingFixtures()
 
     override func tearDown() {
-        try? FileManager.default.removeItem(at: directory)
+        fixtures.removeScratch()
         super.tearDown()
-    }
-
-    private func temporaryPath(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
-    /// The fixture graph with one edit, written to a temporary .keel file.
-    private func writeGraph(replacing old: String, with new: String, output: String?) throws -> String {
-        let text = try String(contentsOfFile: CLITests.repository.appendingPathComponent(Self.relative + "mini_vgg.keel").path, encoding: .utf8)
-        XCTAssertTrue(text.contains(old), old)
-        var edited = text.replacingOccurrences(of: old, with: new)
-        if let output { edited = edited.replacingOccurrences(of: "output logits = dense_1", with: "output logits = \(output)") }
-        let path = temporaryPath("edited-\(UUID().uuidString.prefix(8)).keel")
-        try edited.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
     }
 }

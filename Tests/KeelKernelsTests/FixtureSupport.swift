@@ -181,3 +181,16 @@ func forEachCapabilitySet(_ body: (CPUCapabilities) throws -> Void) rethrows {
         try body(capabilities)
     }
 }
+
+/// `forEachCapabilitySet`, first printing one line per capability this CPU lacks, so a run on
+/// a smaller machine says which kernel paths `family` did not test there and why (nil: say nothing).
+func forEachCapabilitySet(testing family: String?, _ body: (CPUCapabilities) throws -> Void) rethrows {
+    let named: [(CPUCapabilities, String)] = [(.avx2, "AVX2"), (.avx512, "AVX-512"), (.avx512BF16, "AVX512_BF16"),
+                                              (.amxBF16, "AMX-BF16"), (.neon, "NEON")]
+    if let family {
+        for (capability, name) in named where !CPUCapabilities.detected.contains(capability) {
+            print("\(family): \(name) kernels skipped: this CPU does not have \(name)")
+        }
+    }
+    try forEachCapabilitySet(body)
+}

@@ -177,4 +177,39 @@ final class BatchNormFoldingTests: XCTestCase {
 
             """)
     }
+
+    /// s = γ/√σ² = [1/2, 3/1], t = β − μ·s = [1 − 2·½, 0 − 1·3] = [0, −3] (ε = 0): kernel output
+    /// columns scaled by s, and a bias `c/bias` = t created; the conv takes the BN's value name.
+    /// (The BN's vectors stay until dead-code-elimination.)
+    func testGoldenConvBatchNormFoldsIntoTheConv() throws {
+        let input = """
+            graph g
+            input %x: f32[N,4,4,3] nhwc
+            const @c/kernel: f32[1,1,3,2] kernel frozen = [1, 2, 3, 4, 5, 6]
+            const @bn/gamma: f32[2] gamma frozen = [1, 3]
+            const @bn/beta: f32[2] beta frozen = [1, 0]
+            const @bn/mean: f32[2] moving_mean frozen = [2, 1]
+            const @bn/variance: f32[2] moving_variance frozen = [4, 1]
+            %c = conv2d(%x, @c/kernel) : f32[N,4,4,2]  # g.keel:3:1
+            %bn = batch_norm(%c, @bn/gamma, @bn/beta, @bn/mean, @bn/variance) {epsilon=0.0} : f32[N,4,4,2]  # g.keel:4:1
+            output y = %bn
+            """
+        try assertRewrite(BatchNormFolding(), input, """
+            graph g
+            input %x: f32[N,4,4,3] nhwc
+            const @c/kernel: f32[1,1,3,2] kernel frozen
+            const @c/bias: f32[2] bias frozen
+            const @bn/beta: f32[2] beta frozen
+            const @bn/gamma: f32[2] gamma frozen
+            const @bn/mean: f32[2] moving_mean frozen
+            const @bn/variance: f32[2] moving_variance frozen
+            %bn = conv2d(%x, @c/kernel, @c/bias) : f32[N,4,4,2]  # g.keel:3:1, g.keel:4:1
+            output y = %bn
+
+            """)
+        let folded = try BatchNormFolding().run(try parseIR(input)).graph
+        XCTAssertEqual(folded.constants["c/kernel"]?.data?.floats(), [0.5, 6, 1.5, 12, 2.5, 18])
+        XCTAssertEqual(folded.constants["c/bias"]?.data?.floats(), [0, -3])
+    }
+
 }

@@ -20,4 +20,22 @@ final class FreezeAnalysisTests: XCTestCase {
         XCTAssertEqual(analysis.boundary, ["pool", "flatten"])
         XCTAssertEqual(try FreezeMarking().run(builder.graph).statistic, "3 of 5 nodes frozen; feature boundary: 'pool', 'flatten'")
     }
+
+    /// An analysis: the graph comes out unchanged.
+    func testGoldenFreezeMarkingLeavesTheGraphAsItIs() throws {
+        let graph = """
+            graph g
+            input %x: f32[N,4,4,3] nhwc
+            const @c/kernel: f32[3,3,3,2] kernel frozen
+            const @d/kernel: f32[32,2] kernel
+            %c = conv2d(%x, @c/kernel) {padding="same"} : f32[N,4,4,2]
+            %f = flatten(%c) : f32[N,32]
+            %d = dense(%f, @d/kernel) : f32[N,2]
+            output y = %d
+
+            """
+        try assertRewrite(FreezeMarking(), graph, graph)
+        XCTAssertEqual(try FreezeMarking().run(try parseIR(graph)).statistic, "2 of 3 nodes frozen; feature boundary: 'f'")
+    }
+
 }

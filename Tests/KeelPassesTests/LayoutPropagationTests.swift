@@ -153,4 +153,29 @@ final class LayoutPropagationTests: XCTestCase {
             try assertEquivalent(graph, result.graph)
         }
     }
+
+    /// tf2onnx's sandwich: NHWC input, transpose to NCHW, NCHW conv and relu, transpose back. Both
+    /// transposes vanish, the conv takes the default layout (NHWC) and the relu the exit's value
+    /// name, so the graph output still reads `%u`.
+    func testGoldenSandwichBecomesNHWC() throws {
+        try assertRewrite(LayoutPropagation(), """
+            graph g
+            input %x: f32[N,8,8,3] nhwc
+            const @c/kernel: f32[4,3,3,3] kernel
+            %t = transpose(%x) {perm=[0,3,1,2]} : f32[N,3,8,8]
+            %c = conv2d(%t, @c/kernel) {kernel_layout="oihw", layout="nchw", padding="same"} : f32[N,4,8,8]
+            %r = relu(%c) : f32[N,4,8,8]
+            %u = transpose(%r) {perm=[0,2,3,1]} : f32[N,8,8,4]
+            output y = %u
+            """, """
+            graph g
+            input %x: f32[N,8,8,3] nhwc
+            const @c/kernel: f32[4,3,3,3] kernel
+            %c = conv2d(%x, @c/kernel) {kernel_layout="oihw", padding="same"} : f32[N,8,8,4]
+            %u = relu(%c) : f32[N,8,8,4]
+            output y = %u
+
+            """)
+    }
+
 }

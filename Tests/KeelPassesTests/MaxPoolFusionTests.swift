@@ -77,4 +77,25 @@ final class MaxPoolFusionTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("fuses a 2×2 max pool but its output is only 1×1"), "\(error)")
         }
     }
+
+    func testGoldenPoolAfterConvBecomesItsPoolAttribute() throws {
+        try assertRewrite(MaxPoolFusion(), """
+            graph g
+            input %x: f32[N,8,8,3] nhwc
+            const @c/kernel: f32[3,3,3,4] kernel
+            %c = conv2d(%x, @c/kernel) {activation="relu", padding="same"} : f32[N,8,8,4]  # g.keel:3:1
+            %p = max_pool2d(%c) {pool_size=[2,2]} : f32[N,4,4,4]  # g.keel:4:1
+            %r = sigmoid(%p) : f32[N,4,4,4]  # g.keel:5:1
+            output y = %r
+            """, """
+            graph g
+            input %x: f32[N,8,8,3] nhwc
+            const @c/kernel: f32[3,3,3,4] kernel
+            %c = conv2d(%x, @c/kernel) {activation="relu", padding="same", pool="max2x2"} : f32[N,4,4,4]  # g.keel:3:1, g.keel:4:1
+            %r = sigmoid(%c) : f32[N,4,4,4]  # g.keel:5:1
+            output y = %r
+
+            """)
+    }
+
 }

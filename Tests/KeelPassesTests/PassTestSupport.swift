@@ -100,3 +100,17 @@ extension KerasGraphBuilder {
         return builder
     }
 }
+
+/// A pass as IR text in, IR text out (the printer's form, parsed by `parseIR`), with the verifier
+/// run on both sides. `bindWeights` gives the parsed constants test values first (for passes that
+/// rewrite weights); `typedInput: false` lets the input leave types out (`: ?`, for shape inference).
+/// Expected texts are written by hand from the pass's contract (spec/passes.md).
+func assertRewrite(_ pass: any Pass, _ input: String, _ expected: String, bindWeights: Bool = false,
+                   typedInput: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws {
+    var graph = try parseIR(input, file: "in.ir")
+    try verify(graph, requiringTypes: typedInput)
+    if bindWeights { graph = bindTestWeights(graph) }
+    let result = try pass.run(graph)
+    try verify(result.graph)
+    XCTAssertEqual(printIR(result.graph), expected, "\(pass.name)", file: file, line: line)
+}

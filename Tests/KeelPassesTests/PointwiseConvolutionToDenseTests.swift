@@ -57,31 +57,25 @@ final class PointwiseConvolutionToDenseTests: XCTestCase {
             "pointwise-conv-to-dense: kept 'nchw': its layout is NCHW, so channels are not the last axis",
         ])
     }
-}
 
-final class MatMulToDenseTests: XCTestCase {
-    /// tf2onnx's Keras Dense: MatMul by a constant, Add of the bias, Relu -> one dense.
-    func testMatMulAddReluBecomesOneDense() throws {
-        var builder = KerasGraphBuilder(name: "g", shape: ["N", 3, 6], layout: nil)
-        builder.literal("W", [6, 4])
-        builder.literal("b", [4])
-        builder.layer("matmul", .matmul, inputs: ["input", "W"])
-        builder.layer("add", .add, inputs: ["matmul", "b"])
-        builder.layer("relu", .relu)
-        builder.output("y")
-        let graph = try prepared(builder)
-        let result = try optimized(graph, [MatMulToDense(), EpilogueFusion()])
-        XCTAssertEqual(result.graph.ops, [.dense])
-        XCTAssertEqual(result.graph.node(named: "matmul")?.inputs, ["input", "W", "matmul/bias"])
-        XCTAssertEqual(result.graph.node(named: "matmul")?.attributes, Attributes(["activation": .string("relu")]))
-        try assertEquivalent(graph, result.graph)
+    /// HWIO [1,1,8,16] is read as the in_out matrix [8,16]; bias and activation stay.
+    func testGoldenPointwiseConvBecomesDenseOverTheLastAxis() throws {
+        try assertRewrite(PointwiseConvolutionToDense(), """
+            graph g
+            input %x: f32[N,4,4,8] nhwc
+            const @p/kernel: f32[1,1,8,16] kernel
+            const @p/bias: f32[16] bias
+            %p = conv2d(%x, @p/kernel, @p/bias) {activation="relu"} : f32[N,4,4,16]  # g.keel:3:1
+            output y = %p
+            """, """
+            graph g
+            input %x: f32[N,4,4,8] nhwc
+            const @p/kernel: f32[8,16] kernel
+            const @p/bias: f32[16] bias
+            %p = dense(%x, @p/kernel, @p/bias) {activation="relu"} : f32[N,4,4,16]  # g.keel:3:1
+            output y = %p
+
+            """)
     }
 
-    func testMatMulOfTwoComputedValuesStays() throws {
-        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4], layout: nil)
-        builder.layer("square", .matmul, inputs: ["input", "input"])
-        builder.output("y")
-        let graph = try prepared(builder)
-        XCTAssertEqual(try optimized(graph, [MatMulToDense()]).graph, graph)
-    }
 }

@@ -121,6 +121,28 @@ final class ShapeInferenceTests: XCTestCase {
         let (_, log) = try runPasses([ShapeInference()], on: graph)
         XCTAssertEqual(log, ["shape-inference: typed 2 values over 1 nodes; y f32[N,4]"])
     }
+
+    /// Types left out (`?`) come back inferred: a stride-2 same conv halves 8×8 (ceil), global
+    /// pooling drops H and W.
+    func testGoldenTypesAreInferred() throws {
+        try assertRewrite(ShapeInference(), """
+            graph g
+            input %x: f32[N,7,8,3] nhwc
+            const @c/kernel: f32[3,3,3,4] kernel
+            %c = conv2d(%x, @c/kernel) {padding="same", strides=[2,2]} : ?
+            %p = global_avg_pool2d(%c) : ?
+            output y = %p
+            """, """
+            graph g
+            input %x: f32[N,7,8,3] nhwc
+            const @c/kernel: f32[3,3,3,4] kernel
+            %c = conv2d(%x, @c/kernel) {padding="same", strides=[2,2]} : f32[N,4,4,4]
+            %p = global_avg_pool2d(%c) : f32[N,4]
+            output y = %p
+
+            """, typedInput: false)
+    }
+
 }
 
 final class ShapeInferenceChecksTests: XCTestCase {

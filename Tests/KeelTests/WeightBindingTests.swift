@@ -1,49 +1,35 @@
 import Foundation
 @testable import Keel
+import KeelTestSupport
 import XCTest
 
 /// Binding ONNX weights to a .keel graph. The fixtures (tools/gen_vgg16_onnx.py --mini) are one
 /// small VGG-like network exported two ways, tf2onnx style and PyTorch style, with ONNX
 /// Runtime's outputs for the same input: binding either file must reproduce them.
 final class WeightBindingTests: XCTestCase {
-    static let fixtures: URL = {
-        if let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil) { return url.appendingPathComponent("weights") }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/weights")
-    }()
-    static let graph = fixtures.appendingPathComponent("mini_vgg.keel").path
-    static let tf2onnx = fixtures.appendingPathComponent("tf2onnx.onnx").path
-    static let pytorch = fixtures.appendingPathComponent("pytorch.onnx").path
-
-    private func fixture(_ name: String) throws -> Tensor {
-        try NpyFile.read(path: Self.fixtures.appendingPathComponent(name).path)
-    }
-
-    /// max|a-b| / max|b|: the error relative to the output's scale.
-    private func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float {
-        let scale = expected.values.map(abs).max() ?? 0
-        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
-        return error / max(scale, .leastNormalMagnitude)
-    }
+    static let graph = WeightBindingFixtures.graph
+    static let tf2onnx = WeightBindingFixtures.folder.appendingPathComponent("tf2onnx.onnx").path
+    static let pytorch = WeightBindingFixtures.folder.appendingPathComponent("pytorch.onnx").path
 
     private func runGraph(_ graph: String = graph, weights: String, match: WeightMatch) throws -> Tensor {
         let (model, report) = try ModelPipeline(path: graph, weights: .onnx(path: weights, match: match), threads: 1).compile()
         XCTAssertEqual(report.seededParameters, 0)
-        let outputs = try model.run(["input_1": try fixture("input_b2.npy")])
+        let outputs = try model.run(["input_1": try fixtures.tensor("input_b2.npy")])
         return try XCTUnwrap(outputs["logits"])
     }
 
     func testBindingByNameReproducesONNXRuntime() throws {
         let logits = try runGraph(weights: Self.tf2onnx, match: .name)
-        let expected = try fixture("tf2onnx_b2_logits.npy")
+        let expected = try fixtures.tensor("tf2onnx_b2_logits.npy")
         XCTAssertEqual(logits.shape, expected.shape)
-        XCTAssertLessThan(relativeError(logits, expected), 1e-4)
+        XCTAssertLessThan(WeightBindingFixtures.relativeError(logits, expected), 1e-4)
     }
 
     func testBindingByOrderReproducesONNXRuntime() throws {
         let logits = try runGraph(weights: Self.pytorch, match: .order)
-        let expected = try fixture("pytorch_b2_logits.npy")
+        let expected = try fixtures.tensor("pytorch_b2_logits.npy")
         XCTAssertEqual(logits.shape, expected.shape)
-        XCTAssertLessThan(relativeError(logits, expected), 1e-4)
+        XCTAssertLessThan(WeightBindingFixtures.relativeError(logits, expected), 1e-4)
     }
 
     /// Parameters that need no layout change share the file's bytes instead of copying them.
@@ -64,7 +50,7 @@ final class WeightBindingTests: XCTestCase {
 
     /// A layer called `model` is named by every tf2onnx node (`model/dense/MatMul`, `model/dense_1/MatMul`).
     func testAmbiguousNamesAreReported() throws {
-        let clash = try writeGraph(replacing: "dense_1 = dense(3)", with: "model = dense(3)", output: "model")
+        let clash = try fixtures.editedGraph(replacing: "dense_1 = dense(3)", with: "model = dense(3)", output: "model")
         XCTAssertThrowsError(try runGraph(clash, weights: Self.tf2onnx, match: .name)) { error in
             let text = String(describing: error)
             XCTAssertTrue(text.contains("model/kernel f32[8,3]: ambiguous: layer 'model' is named by 'model/dense/MatMul', 'model/dense_1/MatMul'"), text)
@@ -88,7 +74,7 @@ final class WeightBindingTests: XCTestCase {
     }
 
     func testShapeMismatchNamesBothShapes() throws {
-        let wider = try writeGraph(replacing: "block2_conv2 = conv2d(8,", with: "block2_conv2 = conv2d(6,", output: nil)
+        let wider = try fixtures.editedGraph(replacing: "block2_conv2 = conv2d(8,", with: "block2_conv2 = conv2d(6,", output: nil)
         XCTAssertThrowsError(try runGraph(wider, weights: Self.tf2onnx, match: .name)) { error in
             let text = String(describing: error)
             XCTAssertTrue(text.contains("block2_conv2/kernel f32[3,3,8,6]: shape mismatch with model/block2_conv2/Conv2D/ReadVariableOp:0 [8,8,3,3]: [3,3,8,8] after OIHW->HWIO, expected [3,3,8,6]"), text)
@@ -99,7 +85,7 @@ final class WeightBindingTests: XCTestCase {
     }
 
     func testOrderMismatchNamesBothKinds() throws {
-        let extra = try writeGraph(replacing: "block1_pool = max_pool2d(2)", with: "block1_conv2 = conv2d(4, 3, padding: same)\nblock1_pool = max_pool2d(2)", output: nil)
+        let extra = try fixtures.editedGraph(replacing: "block1_pool = max_pool2d(2)", with: "block1_conv2 = conv2d(4, 3, padding: same)\nblock1_pool = max_pool2d(2)", output: nil)
         XCTAssertThrowsError(try runGraph(extra, weights: Self.pytorch, match: .order)) { error in
             let text = String(describing: error)
             XCTAssertTrue(text.contains("block1_conv2/kernel f32[3,3,4,4]: shape mismatch with features.3.weight [8,4,3,3]"), text)
@@ -110,27 +96,10 @@ final class WeightBindingTests: XCTestCase {
 
     // MARK: Helpers
 
-    private lazy var directory: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("keel-weights-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }()
+    private let fixtures = WeightBindingFixtures()
 
     override func tearDown() {
-        try? FileManager.default.removeItem(at: directory)
+        fixtures.removeScratch()
         super.tearDown()
-    }
-
-    private func temporaryPath(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
-    /// The fixture graph with one edit, written to a temporary .keel file.
-    private func writeGraph(replacing old: String, with new: String, output: String?) throws -> String {
-        let text = try String(contentsOfFile: Self.graph, encoding: .utf8)
-        XCTAssertTrue(text.contains(old), old)
-        var edited = text.replacingOccurrences(of: old, with: new)
-        if let output { edited = edited.replacingOccurrences(of: "output logits = dense_1", with: "output logits = \(output)") }
-        let path = temporaryPath("edited-\(UUID().uuidString.prefix(8)).keel")
-        try edited.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
     }
 }

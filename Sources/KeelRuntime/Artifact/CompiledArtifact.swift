@@ -252,7 +252,7 @@ public enum CompiledArtifact {
         var filters: [PreparedFilter] = []
         var keys = Set<String>()
         for record in records {
-            let prefix = PreparedFilter.key(record.kind, "")
+            let prefix = record.kind.key("")
             guard record.key.hasPrefix(prefix) else {
                 throw ArtifactError.corrupt("prepared filter '\(record.key)' does not match its kind '\(record.kind.rawValue)'")
             }

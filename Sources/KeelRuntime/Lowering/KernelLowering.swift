@@ -101,7 +101,3 @@ extension FusedActivation {
         }
     }
 }
-
-extension Layout {
-    var kernelLayout: ActivationLayout { self == .nhwc ? .nhwc : .nchw }
-}

@@ -6,22 +6,12 @@ extension KernelLowering {
     static func lowerBatchNorm(_ operands: StepOperands) throws -> Step {
         let node = operands.node
         let shape = operands.inputShapes[0]
-        guard let axis = Shape(known: shape).normalizedAxis(try operands.attributes.int("axis")) else {
-            throw operands.unsupported("axis is outside \(Shape(known: shape))")
-        }
-        let channels = shape[axis]
-        let epsilon = try operands.attributes.float("epsilon")
+        let layer = try operands.reportingAgainstNode { try BatchNormLayer(node, shape: shape) }
+        let (axis, channels) = (layer.axis, layer.channels)
         let vectors = try (1...4).map { try operands.input($0) }
-        let folded = try operands.prepared.value("bn:\(node.name):\(node.inputs.joined(separator: ","))") { () throws -> [Float] in
-            var scaleShift = [Float](repeating: 0, count: 2 * channels)
-            try scaleShift.withUnsafeMutableBufferPointer { buffer in
-                try BatchNorm.foldScaleShift(gamma: vectors[0], beta: vectors[1], mean: vectors[2], variance: vectors[3],
-                                             epsilon: epsilon, channels: channels,
-                                             scale: UnsafeMutableBufferPointer(rebasing: buffer[0..<channels]),
-                                             shift: UnsafeMutableBufferPointer(rebasing: buffer[channels...]))
-            }
-            return scaleShift
-        }
+        let folded = try operands.reportingAgainstNode {
+            try operands.prepared.payload(FoldedBatchNorm.self, for: layer.source(vectors), context: operands.kernelContext)
+        }.scaleShift
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
         return try operands.unaryStep { input, output, context in

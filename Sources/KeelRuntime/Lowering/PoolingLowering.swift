@@ -7,15 +7,7 @@ extension KernelLowering {
         let node = operands.node
         let geometry = try PoolingGeometry.resolve(node, input: Shape(known: operands.inputShapes[0]))
         let shape = operands.inputShapes[0]
-        let spatial = geometry.spatial
-        let kernelGeometry = Pool2DGeometry(
-            batch: shape[0], channels: shape[geometry.layout.channelAxis],
-            input: Size2D(spatial.height.input, spatial.width.input),
-            output: Size2D(spatial.height.output, spatial.width.output),
-            window: Size2D(spatial.height.kernel, spatial.width.kernel),
-            stride: Size2D(spatial.height.stride, spatial.width.stride),
-            padding: try Padding2D(spatial.pads), layout: geometry.layout.kernelLayout,
-            dilation: Size2D(spatial.height.dilation, spatial.width.dilation))
+        let kernelGeometry = try Pool2DGeometry(geometry, batch: shape[0], channels: shape[geometry.layout.channelAxis])
         let isMax = node.op == .maxPool2d
         let countIncludePad = geometry.countIncludePad
         return try operands.unaryStep { input, output, context in

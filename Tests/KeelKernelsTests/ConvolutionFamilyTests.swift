@@ -1,12 +1,15 @@
-/// Depthwise, grouped, pointwise, strided and Winograd convolutions and dense layers with their
-/// fused epilogues (bias, residual, every activation the C kernels fuse and one they do not),
-/// at every SIMD level and with 1 and 2 threads, against a naive double-precision reference on
-/// awkward sizes: odd channel counts, 1×1 spatial, stride 2 on odd inputs, uneven padding,
-/// groups = channels and 1 < groups < channels, depths past the GEMM's pack and pass limits.
+/// The convolution family: every algorithm that can compute a case (im2col GEMM, pointwise,
+/// direct, Winograd, depthwise; grouped through im2col; bf16 where a bf16 kernel is present)
+/// with its fused epilogue (bias, residual, every activation the C kernels fuse and one they do
+/// not), at every capability set this CPU has and with 1 and 2 threads, against a naive
+/// double-precision reference on awkward sizes: odd channel counts, 1×1 spatial, stride 2 on odd
+/// inputs, uneven padding, groups = channels and 1 < groups < channels, depths past the GEMM's
+/// pack and pass limits. A new kernel adds its algorithm to `algorithms(for:)`; a new shape adds
+/// a case.
 import KeelKernels
 import XCTest
 
-final class ConvolutionEpilogueTests: XCTestCase {
+final class ConvolutionFamilyTests: XCTestCase {
     struct Case {
         var geometry: Conv2DGeometry
         var activation: UnaryOperation
@@ -62,6 +65,10 @@ final class ConvolutionEpilogueTests: XCTestCase {
             Case(geometry: geometry(24, 20, in: 16, out: 17, layout: layout), activation: .relu),
             Case(geometry: geometry(batch: 2, 4, 5, in: 150, out: 40, kernel: 3, stride: 2, layout: layout),
                  activation: .gelu),
+            Case(geometry: geometry(batch: 2, 15, 13, in: 16, out: 33, layout: layout), activation: .relu),
+            Case(geometry: geometry(1, 1, in: 16, out: 16, layout: layout), activation: .identity, residual: false),
+            Case(geometry: geometry(batch: 2, 13, 15, in: 6, out: 9, stride: 2, padding: (0, 0, 1, 1), layout: layout),
+                 activation: .sigmoid),
         ]
     }
 
@@ -80,24 +87,40 @@ final class ConvolutionEpilogueTests: XCTestCase {
         }
     }
 
-    /// Runs `testCase` with the default algorithm.
-    func run(_ testCase: Case, _ operands: Operands, threads: Int) throws -> [Float] {
+    /// The fp32 algorithms that compute `geometry`.
+    static func algorithms(for geometry: Conv2DGeometry) -> [Conv2DAlgorithm] {
+        var algorithms: [Conv2DAlgorithm] = [.im2colGEMM]
+        if geometry.isPointwise { algorithms.append(.pointwise) }
+        if geometry.groups == 1 { algorithms.append(.direct) }
+        if WinogradWeights.canRun(geometry) { algorithms.append(.winograd) }
+        if geometry.groups > 1 && geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels {
+            algorithms.append(.depthwise)
+        }
+        return algorithms
+    }
+
+    static func packed(_ testCase: Case, _ operands: Operands) throws -> PackedConv2DWeights {
         let g = testCase.geometry
-        let (hwio, input, bias, residual) = (operands.hwio, operands.input, operands.bias, operands.residual)
-        let weights = try hwio.withUnsafeBufferPointer {
+        return try operands.hwio.withUnsafeBufferPointer {
             try PackedConv2DWeights(hwio: $0, kernel: g.kernel, inputChannelsPerGroup: g.inputChannelsPerGroup,
                                     outputChannels: g.outputChannels, groups: g.groups)
         }
-        var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: g, threads: threads))
-        return try withOutput(g.outputElementCount) { output in
+    }
+
+    /// Runs `body` on the operands' buffers, a NaN-filled scratch of `scratchCount` floats and a zeroed output.
+    func convolve(_ testCase: Case, _ operands: Operands, scratchCount: Int,
+                  _ body: (_ input: UnsafeBufferPointer<Float>, _ bias: UnsafeBufferPointer<Float>?,
+                           _ residual: UnsafeBufferPointer<Float>?, _ output: UnsafeMutableBufferPointer<Float>,
+                           _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> [Float] {
+        let (input, bias, residual) = (operands.input, operands.bias, operands.residual)
+        var scratch = [Float](repeating: .nan, count: max(scratchCount, 1))
+        return try withOutput(testCase.geometry.outputElementCount) { output in
             try input.withUnsafeBufferPointer { source in
                 try scratch.withUnsafeMutableBufferPointer { scratch in
                     try (bias ?? []).withUnsafeBufferPointer { biasBuffer in
                         try (residual ?? []).withUnsafeBufferPointer { residualBuffer in
-                            try Conv2D.apply(input: source, weights: weights, bias: bias == nil ? nil : biasBuffer,
-                                             residual: residual == nil ? nil : residualBuffer,
-                                             activation: testCase.activation, output: output, geometry: g,
-                                             scratch: scratch, context: KernelContext(threads: threads))
+                            try body(source, bias == nil ? nil : biasBuffer, residual == nil ? nil : residualBuffer,
+                                     output, scratch)
                         }
                     }
                 }
@@ -108,12 +131,22 @@ final class ConvolutionEpilogueTests: XCTestCase {
     func check(_ cases: [Case], label: String) throws {
         for (index, testCase) in cases.enumerated() {
             let operands = Operands(testCase, seed: UInt64(100 * index))
-            try forEachCapabilitySet { level in
-                for threads in [1, 2] {
-                    let actual = try run(testCase, operands, threads: threads)
-                    assertClose(actual, operands.expected, "\(label) case \(index) \(testCase.geometry.layout) "
-                                + "\(Conv2D.defaultAlgorithm(for: testCase.geometry)) \(level) threads \(threads)",
-                                tolerance: 2e-5)
+            let weights = try Self.packed(testCase, operands)
+            let g = testCase.geometry
+            try forEachCapabilitySet(testing: index == 0 ? "convolution" : nil) { capabilities in
+                for algorithm in Self.algorithms(for: g) {
+                    for threads in [1, 2] {
+                        let scratchCount = Conv2D.scratchSize(for: g, algorithm: algorithm, threads: threads)
+                        let actual = try convolve(testCase, operands, scratchCount: scratchCount) {
+                            input, bias, residual, output, scratch in
+                            try Conv2D.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                             activation: testCase.activation, output: output, geometry: g, scratch: scratch,
+                                             algorithm: algorithm, context: KernelContext(threads: threads))
+                        }
+                        // Winograd's transforms round more than a direct sum (F(4×4, 3×3) scales by up to 10).
+                        assertClose(actual, operands.expected, "\(label) case \(index) \(g.layout) \(algorithm) "
+                                    + "[\(capabilities)] threads \(threads)", tolerance: algorithm == .winograd ? 1e-4 : 2e-5)
+                    }
                 }
             }
         }
@@ -141,47 +174,35 @@ final class ConvolutionEpilogueTests: XCTestCase {
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: Self.geometry(30, 30, in: 16, out: 16, layout: .nhwc)), .winograd)
     }
 
-    func testDenseEpilogueMatchesReference() throws {
-        for (rows, inFeatures, outFeatures) in [(1, 300, 70), (5, 17, 33), (9, 700, 40)] {
-            for layout in [DenseWeightLayout.inOut, .outIn] {
-                for activation in [UnaryOperation.swish, .relu, .gelu] {
-                    let kernel = seededValues(inFeatures * outFeatures, seed: 5)
-                    let input = seededValues(rows * inFeatures, seed: 6)
-                    let bias = seededValues(outFeatures, seed: 7)
-                    let residual = seededValues(rows * outFeatures, seed: 8)
-                    var expected = [Float](repeating: 0, count: rows * outFeatures)
-                    for row in 0..<rows {
-                        for column in 0..<outFeatures {
-                            var sum = Double(bias[column]) + Double(residual[row * outFeatures + column])
-                            for p in 0..<inFeatures {
-                                let weight = layout == .inOut ? kernel[p * outFeatures + column] : kernel[column * inFeatures + p]
-                                sum += Double(input[row * inFeatures + p]) * Double(weight)
-                            }
-                            expected[row * outFeatures + column] = Float(NaiveConvolution.activate(sum, activation))
-                        }
-                    }
-                    try forEachCapabilitySet { level in
-                        for threads in [1, 2] {
-                            let actual = try withOutput(rows * outFeatures) { output in
-                                try input.withUnsafeBufferPointer { input in
-                                    try kernel.withUnsafeBufferPointer { kernel in
-                                        try bias.withUnsafeBufferPointer { bias in
-                                            try residual.withUnsafeBufferPointer { residual in
-                                                try Dense.apply(input: input, rows: rows, inFeatures: inFeatures,
-                                                                outFeatures: outFeatures, kernel: kernel, layout: layout,
-                                                                bias: bias, residual: residual, activation: activation,
-                                                                output: output, context: KernelContext(threads: threads))
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            assertClose(actual, expected, "dense \(rows)×\(inFeatures)×\(outFeatures) \(layout) "
-                                        + "\(activation) \(level) threads \(threads)", tolerance: 2e-5)
-                        }
-                    }
+    /// bf16 rounds inputs and weights to 8 significant bits: within 2⁻⁸ of the reduction's
+    /// magnitude (the sum of |input·weight|), accumulated in fp32.
+    func testBF16MatchesTheNaiveConvolutionWithinRounding() throws {
+        var checked = 0
+        try forEachCapabilitySet(testing: "convolution (bf16)") { capabilities in
+            guard BF16Convolution.isAvailable else { return }
+            let cases = Self.gemmCases(.nhwc) + Self.depthwiseCases(.nhwc)
+            for (index, testCase) in cases.enumerated() where BF16Convolution.supports(testCase.geometry) {
+                let geometry = testCase.geometry
+                let operands = Operands(testCase, seed: UInt64(7 + index))
+                let weights = try BF16Weights(try Self.packed(testCase, operands))
+                let scratchCount = BF16Convolution.scratchSize(for: geometry, threads: 2)
+                let actual = try convolve(testCase, operands, scratchCount: scratchCount) { input, bias, residual, output, scratch in
+                    try BF16Convolution.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                              activation: testCase.activation, output: output, geometry: geometry,
+                                              scratch: scratch, context: KernelContext(threads: 2))
                 }
+                let reference = operands.expected
+                let reduction = Float(geometry.kernel.height * geometry.kernel.width * geometry.inputChannelsPerGroup)
+                let worst = zip(actual, reference).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(worst, reduction / 256, "bf16 case \(index) [\(capabilities)]")
+                XCTAssertEqual(actual.count, reference.count)
+                checked += 1
             }
+        }
+        if !CPUCapabilities.detected.contains(.avx512BF16) {
+            print("convolution (bf16): skipped: this CPU has neither AVX512_BF16 nor AMX-BF16")
+        } else {
+            XCTAssertGreaterThan(checked, 0, "no case ran on the bf16 kernels")
         }
     }
 }

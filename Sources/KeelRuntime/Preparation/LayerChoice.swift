@@ -1,0 +1,53 @@
+import KeelIR
+import KeelKernels
+
+/// How a conv2d layer runs at one batch size, chosen from its geometry (the batch included:
+/// Winograd needs enough tiles), the precision asked for and the kernels this CPU has, and never
+/// from what happens to be prepared: every plan of a model makes the same choice for the same
+/// batch, and the prepare phase prepares exactly the form that choice reads.
+struct ConvolutionChoice: Equatable {
+    var algorithm: Conv2DAlgorithm
+    var form: PreparedForm
+    var kernel: KernelChoice
+
+    /// `storedOnlyInBF16` when the model's file holds the filter in the bf16 form alone.
+    /// Throws when such a filter cannot run here.
+    static func choose(_ geometry: Conv2DGeometry, precision: Precision, hasResidual: Bool,
+                       storedOnlyInBF16: Bool) throws -> ConvolutionChoice {
+        let fp32Algorithm = Conv2D.defaultAlgorithm(for: geometry)
+        // A layer with few input channels (an RGB first layer) stays on the fp32 direct kernel:
+        // its 27-deep products cannot feed the bf16 tiles, and building their rows costs more.
+        let useBF16 = (precision == .bf16 || storedOnlyInBF16) && BF16Convolution.supports(geometry)
+            && BF16Convolution.isAvailable && (storedOnlyInBF16 || fp32Algorithm != .direct)
+        if storedOnlyInBF16 && !useBF16 {
+            throw PreparationError(reason: "its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
+                                   + "AVX512_BF16; compile the model again with --precision fp32")
+        }
+        if useBF16 {
+            return ConvolutionChoice(algorithm: .im2colGEMM, form: .bf16,
+                                     kernel: KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: geometry),
+                                                          kernel: BF16Convolution.instructionSet(for: geometry)))
+        }
+        return ConvolutionChoice(algorithm: fp32Algorithm, form: fp32Algorithm == .winograd ? .winograd : .packed,
+                                 kernel: .fp32(fp32Algorithm, residual: hasResidual))
+    }
+}
+
+/// How a dense layer runs: bf16 where asked for and a kernel runs it, reading the bf16 form;
+/// otherwise fp32 straight from the kernel matrix, which needs no form.
+struct DenseChoice: Equatable {
+    var form: PreparedForm?
+    var kernel: KernelChoice
+
+    /// `geometry`: the layer as the bf16 kernels see it (`BF16Convolution.denseGeometry`).
+    static func choose(precision: Precision, layout: DenseWeightLayout, hasResidual: Bool,
+                       geometry: Conv2DGeometry) -> DenseChoice {
+        if precision == .bf16 && BF16Convolution.isAvailable {
+            return DenseChoice(form: .bf16, kernel: KernelChoice(precision: .bf16, algorithm: "gemm",
+                                                                 kernel: BF16Convolution.instructionSet(for: geometry)))
+        }
+        let product = layout == .inOut ? KernelChoice.fp32GEMMKernel : "OpenBLAS"
+        return DenseChoice(form: nil, kernel: KernelChoice(precision: .fp32, algorithm: hasResidual ? "gemm+residual" : "gemm",
+                                                           kernel: product))
+    }
+}

@@ -1,0 +1,182 @@
+import KeelKernels
+
+/// A form a frozen weight is prepared in for the kernel that reads it. The raw value is the
+/// `kind` a .keelc file records.
+///
+/// Adding a form for a new kernel: a case here (with its key prefix and payload type) and a
+/// `PreparedPayload` conformance that says how to prepare, store and read it back.
+public enum PreparedForm: String, Codable, Sendable, CaseIterable {
+    /// Transformed into the Winograd F(4×4, 3×3) domain, in 32-column panels (`WinogradWeights`).
+    case winograd
+    /// Packed as the GEMM's right-hand side for im2col, pointwise, direct and depthwise (`PackedConv2DWeights`).
+    case packed
+    /// Rounded to bf16 and packed in the bf16 kernels' tile layout (`BF16Weights`, `--precision bf16`).
+    case bf16
+    /// A batch norm's four vectors folded into one scale and one shift per channel (`FoldedBatchNorm`).
+    case foldedBatchNorm
+
+    /// The type holding this form's values.
+    var payloadType: any PreparedPayload.Type {
+        switch self {
+        case .winograd: return WinogradWeights.self
+        case .packed: return PackedConv2DWeights.self
+        case .bf16: return BF16Weights.self
+        case .foldedBatchNorm: return FoldedBatchNorm.self
+        }
+    }
+
+    /// Whether a .keelc file stores this form. A folded batch norm is not stored: its four
+    /// vectors stay in the file's graph (2·channels floats to fold again at load).
+    var isStored: Bool { self != .foldedBatchNorm }
+
+    /// The cache key's text, as .keelc files record it: "winograd:<filter>", "conv:<filter>",
+    /// "bf16:<filter>", "bn:<node>".
+    func key(_ source: String) -> String {
+        switch self {
+        case .winograd: return "winograd:" + source
+        case .packed: return "conv:" + source
+        case .bf16: return "bf16:" + source
+        case .foldedBatchNorm: return "bn:" + source
+        }
+    }
+}
+
+/// The values of one prepared form: how they are made from their source, and how a .keelc
+/// stores them (float32 slots and a few dimensions) and lends them back in place.
+protocol PreparedPayload: Sendable {
+    static var form: PreparedForm { get }
+    /// Prepares the form from the weight's original values, or from another form already held
+    /// when the original is gone; throws when neither can give it.
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self
+    /// What rebuilding the values from their slots takes.
+    var storedDims: [Int] { get }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R
+    /// Values stored earlier, used in place while `owner` lives; throws unless they fit `dims`.
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws
+}
+
+/// Throws unless `dims` has `count` entries; `meaning` names them for the message.
+private func requireDims(_ dims: [Int], _ count: Int, _ kernel: String, _ meaning: String) throws {
+    guard dims.count == count else { throw KernelError.invalidArgument(kernel: kernel, message: "dims \(dims) are not \(meaning)") }
+}
+
+extension WinogradWeights: PreparedPayload {
+    static var form: PreparedForm { .winograd }
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        let filter = try source.convolutionFilter(for: form)
+        if held.original != nil {
+            let values = try held.requireOriginal(for: form)
+            switch filter.layout {
+            case .hwio: return try WinogradWeights(hwio: values, inputChannels: filter.inputChannels,
+                                                   outputChannels: filter.outputChannels, context: context)
+            case .oihw: return try WinogradWeights(oihw: values, inputChannels: filter.inputChannels,
+                                                   outputChannels: filter.outputChannels, context: context)
+            }
+        }
+        // The packed form holds the same floats, so the transform gives the same weights.
+        return try WinogradWeights(try held.require(PackedConv2DWeights.self, for: form), context: context)
+    }
+
+    /// [inputChannels, outputChannels].
+    var storedDims: [Int] { [inputChannels, outputChannels] }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeValues(body) }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        try requireDims(dims, 2, "winograd weights", "[inputs, outputs]")
+        try self.init(borrowing: values, owner: owner, inputChannels: dims[0], outputChannels: dims[1])
+    }
+}
+
+extension PackedConv2DWeights: PreparedPayload {
+    static var form: PreparedForm { .packed }
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        let filter = try source.convolutionFilter(for: form)
+        let values = try held.requireOriginal(for: form)
+        switch filter.layout {
+        case .hwio:
+            return try PackedConv2DWeights(hwio: values, kernel: filter.kernel, inputChannelsPerGroup: filter.inputChannelsPerGroup,
+                                           outputChannels: filter.outputChannels, groups: filter.groups, context: context)
+        case .oihw:
+            return try PackedConv2DWeights(oihw: values, kernel: filter.kernel, inputChannelsPerGroup: filter.inputChannelsPerGroup,
+                                           outputChannels: filter.outputChannels, groups: filter.groups, context: context)
+        }
+    }
+
+    /// [kernelHeight, kernelWidth, inputChannelsPerGroup, outputChannels, groups].
+    var storedDims: [Int] { [kernel.height, kernel.width, inputChannelsPerGroup, outputChannels, groups] }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeValues(body) }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        try requireDims(dims, 5, "conv2d weights", "[kernel height, kernel width, inputs per group, outputs, groups]")
+        try self.init(borrowing: values, owner: owner, kernel: Size2D(dims[0], dims[1]), inputChannelsPerGroup: dims[2],
+                      outputChannels: dims[3], groups: dims[4])
+    }
+}
+
+extension BF16Weights: PreparedPayload {
+    static var form: PreparedForm { .bf16 }
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        switch source {
+        case .convolutionFilter:
+            // From the im2col packing, held already or made for this alone.
+            let packed = try held.existing(PackedConv2DWeights.self)
+                ?? PackedConv2DWeights.prepare(source, from: held, context: context)
+            return try BF16Weights(packed)
+        case .denseMatrix(let matrix):
+            let values = try held.requireOriginal(for: form)
+            return try BF16Weights(values, depth: matrix.inFeatures, columns: matrix.outFeatures,
+                                   depthStride: matrix.layout == .inOut ? matrix.outFeatures : 1,
+                                   columnStride: matrix.layout == .inOut ? 1 : matrix.inFeatures)
+        case .batchNorm:
+            throw source.cannotPrepare(form)
+        }
+    }
+
+    /// [depth, columns].
+    var storedDims: [Int] { [depth, columns] }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeSlots(body) }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        try requireDims(dims, 2, "bf16 weights", "[depth, columns]")
+        try self.init(borrowing: values, owner: owner, depth: dims[0], columns: dims[1])
+    }
+}
+
+/// A batch norm as one multiply-add per element: scale = γ/√(σ²+ε), shift = β − μ·scale.
+struct FoldedBatchNorm: PreparedPayload {
+    static var form: PreparedForm { .foldedBatchNorm }
+    let channels: Int
+    /// The scales, then the shifts.
+    let scaleShift: [Float]
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        guard case .batchNorm(let vectors) = source else { throw source.cannotPrepare(form) }
+        let channels = vectors.channels
+        var scaleShift = [Float](repeating: 0, count: 2 * channels)
+        try scaleShift.withUnsafeMutableBufferPointer { buffer in
+            try BatchNorm.foldScaleShift(gamma: vectors.gamma, beta: vectors.beta, mean: vectors.mean, variance: vectors.variance,
+                                         epsilon: vectors.epsilon, channels: channels,
+                                         scale: UnsafeMutableBufferPointer(rebasing: buffer[0..<channels]),
+                                         shift: UnsafeMutableBufferPointer(rebasing: buffer[channels...]))
+        }
+        return FoldedBatchNorm(channels: channels, scaleShift: scaleShift)
+    }
+
+    private init(channels: Int, scaleShift: [Float]) {
+        self.channels = channels
+        self.scaleShift = scaleShift
+    }
+
+    /// [channels].
+    var storedDims: [Int] { [channels] }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try scaleShift.withUnsafeBufferPointer(body)
+    }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        try requireDims(dims, 1, "batch_norm", "[channels]")
+        guard values.count == 2 * dims[0] else {
+            throw KernelError.invalidArgument(kernel: "batch_norm", message: "\(values.count) values for \(dims[0]) channels")
+        }
+        self.init(channels: dims[0], scaleShift: Array(values))
+    }
+}

@@ -1,0 +1,121 @@
+/// Max, average (with and without the padding counted) and global pooling at every capability
+/// set this CPU has, against a naive double-precision reference on awkward sizes: odd channels,
+/// 1×1 spatial, stride 2 over an odd input, padding, dilation, both layouts.
+import KeelKernels
+import XCTest
+
+final class PoolingFamilyTests: XCTestCase {
+    static let geometries: [Pool2DGeometry] = {
+        var geometries: [Pool2DGeometry] = []
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            geometries += [
+                Pool2DGeometry(batch: 2, channels: 7, input: Size2D(9, 11), output: Size2D(4, 5), window: Size2D(2, 2),
+                               stride: Size2D(2, 2), layout: layout),
+                Pool2DGeometry(batch: 1, channels: 19, input: Size2D(1, 1), output: Size2D(1, 1), window: Size2D(1, 1),
+                               stride: Size2D(1, 1), layout: layout),
+                Pool2DGeometry(batch: 3, channels: 5, input: Size2D(13, 7), output: Size2D(7, 4), window: Size2D(3, 3),
+                               stride: Size2D(2, 2), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1), layout: layout),
+                Pool2DGeometry(batch: 1, channels: 33, input: Size2D(8, 9), output: Size2D(4, 5), window: Size2D(2, 3),
+                               stride: Size2D(1, 1), layout: layout, dilation: Size2D(2, 2)),
+            ]
+        }
+        return geometries
+    }()
+
+    enum Kind: CaseIterable { case max, average, averageCountingPadding }
+
+    static func index(_ layout: ActivationLayout, _ image: Int, _ channel: Int, _ row: Int, _ column: Int,
+                      channels: Int, size: Size2D) -> Int {
+        layout == .nhwc ? ((image * size.height + row) * size.width + column) * channels + channel
+            : ((image * channels + channel) * size.height + row) * size.width + column
+    }
+
+    /// Straight from the definition: padding never wins a max and counts in an average only when asked.
+    static func reference(_ kind: Kind, _ input: [Float], _ g: Pool2DGeometry) -> [Float] {
+        var output = [Float](repeating: 0, count: g.batch * g.channels * g.output.height * g.output.width)
+        for image in 0..<g.batch {
+            for channel in 0..<g.channels {
+                for row in 0..<g.output.height {
+                    for column in 0..<g.output.width {
+                        var (maximum, sum, valid) = (-Double.infinity, 0.0, 0)
+                        for ky in 0..<g.window.height {
+                            for kx in 0..<g.window.width {
+                                let y = row * g.stride.height - g.padding.top + ky * g.dilation.height
+                                let x = column * g.stride.width - g.padding.left + kx * g.dilation.width
+                                guard y >= 0, y < g.input.height, x >= 0, x < g.input.width else { continue }
+                                let value = Double(input[index(g.layout, image, channel, y, x, channels: g.channels, size: g.input)])
+                                maximum = max(maximum, value)
+                                sum += value
+                                valid += 1
+                            }
+                        }
+                        let at = index(g.layout, image, channel, row, column, channels: g.channels, size: g.output)
+                        switch kind {
+                        case .max: output[at] = Float(maximum)
+                        case .average: output[at] = Float(sum / Double(valid))
+                        case .averageCountingPadding: output[at] = Float(sum / Double(g.window.height * g.window.width))
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    func testWindowedPoolingMatchesTheNaiveReference() throws {
+        try forEachCapabilitySet(testing: "pooling") { capabilities in
+            for (number, geometry) in Self.geometries.enumerated() {
+                let input = seededValues(geometry.batch * geometry.channels * geometry.input.height * geometry.input.width,
+                                         seed: UInt64(number))
+                for kind in Kind.allCases {
+                    for threads in [1, 2] {
+                        let count = geometry.batch * geometry.channels * geometry.output.height * geometry.output.width
+                        let actual = try withOutput(count) { output in
+                            try input.withUnsafeBufferPointer { source in
+                                let context = KernelContext(threads: threads)
+                                switch kind {
+                                case .max: try Pooling.maxPool(input: source, output: output, geometry: geometry, context: context)
+                                case .average, .averageCountingPadding:
+                                    try Pooling.averagePool(input: source, output: output, geometry: geometry,
+                                                            countIncludePad: kind == .averageCountingPadding, context: context)
+                                }
+                            }
+                        }
+                        assertClose(actual, Self.reference(kind, input, geometry),
+                                    "case \(number) \(geometry.layout) \(kind) [\(capabilities)] threads \(threads)", tolerance: 1e-5)
+                    }
+                }
+            }
+        }
+    }
+
+    func testGlobalPoolingMatchesTheNaiveReference() throws {
+        try forEachCapabilitySet(testing: "global pooling") { capabilities in
+            for (batch, channels, size) in [(2, 7, Size2D(5, 3)), (1, 33, Size2D(1, 1)), (3, 1, Size2D(7, 7))] {
+                for layout in [ActivationLayout.nhwc, .nchw] {
+                    let spatial = size.height * size.width
+                    let input = seededValues(batch * channels * spatial, seed: UInt64(channels))
+                    let window = Pool2DGeometry(batch: batch, channels: channels, input: size, output: Size2D(1, 1),
+                                                window: size, stride: size, layout: layout)
+                    for average in [true, false] {
+                        let actual = try withOutput(batch * channels) { output in
+                            try input.withUnsafeBufferPointer { source in
+                                if average {
+                                    try Pooling.globalAveragePool(input: source, output: output, batch: batch, channels: channels,
+                                                                  spatial: spatial, layout: layout)
+                                } else {
+                                    try Pooling.globalMaxPool(input: source, output: output, batch: batch, channels: channels,
+                                                              spatial: spatial, layout: layout)
+                                }
+                            }
+                        }
+                        // [N, C] in both layouts: the 1×1 window's output index is the same.
+                        assertClose(actual, Self.reference(average ? .average : .max, input, window),
+                                    "global \(average ? "average" : "max") \(batch)×\(channels)×\(size) \(layout) [\(capabilities)]",
+                                    tolerance: 1e-5)
+                    }
+                }
+            }
+        }
+    }
+}
