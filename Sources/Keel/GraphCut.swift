@@ -34,11 +34,35 @@ public enum GraphCut {
 
     /// The value a layer name stands for, or nil.
     public static func value(of layer: String, in graph: Graph) -> String? {
-        if let node = graph.node(named: layer), let output = node.outputs.first { return output }
-        if graph.producer(of: layer) != nil || graph.inputs.contains(where: { $0.name == layer }) { return layer }
-        if let output = graph.outputs.first(where: { $0.name == layer }) { return output.value }
-        // A Keras layer inside tf2onnx names: its output is the last node carrying the name.
-        return graph.nodes.last { kerasLayers(in: $0.name).contains(layer) }?.outputs.first
+        LayerIndex(graph).value(of: layer)
+    }
+
+    /// Every lookup `value(of:in:)` makes, indexed once: asked for every layer of a graph, a
+    /// search per name made the cut-point table quadratic in the graph's size.
+    private struct LayerIndex {
+        var firstOutputByNode: [String: String] = [:]
+        var values = Set<String>()
+        var valueByOutputName: [String: String] = [:]
+        /// A Keras layer inside tf2onnx names: its output is the last node carrying the name.
+        var valueByKerasLayer: [String: String] = [:]
+
+        init(_ graph: Graph) {
+            for node in graph.nodes {
+                if firstOutputByNode[node.name] == nil, let output = node.outputs.first { firstOutputByNode[node.name] = output }
+                values.formUnion(node.outputs)
+                if let output = node.outputs.first {
+                    for layer in kerasLayers(in: node.name) { valueByKerasLayer[layer] = output }
+                }
+            }
+            values.formUnion(graph.inputs.map(\.name))
+            for output in graph.outputs where valueByOutputName[output.name] == nil { valueByOutputName[output.name] = output.value }
+        }
+
+        func value(of layer: String) -> String? {
+            if let output = firstOutputByNode[layer] { return output }
+            if values.contains(layer) { return layer }
+            return valueByOutputName[layer] ?? valueByKerasLayer[layer]
+        }
     }
 
     /// Every name `value(of:in:)` accepts: nodes, outputs and Keras layers of tf2onnx names.
@@ -75,6 +99,13 @@ public enum GraphCut {
     public static func cutPoints(source: Graph, compiled: Graph) -> [String: ArtifactProvenance.CutPoint] {
         let produced = Set(compiled.nodes.flatMap(\.outputs))
         let compiledNodes = Dictionary(compiled.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        // Readers of each source value in graph order, and each value's producer: asked per node.
+        var readers: [String: [Node]] = [:]
+        var producerName: [String: String] = [:]
+        for node in source.nodes {
+            for input in Set(node.inputs) { readers[input, default: []].append(node) }
+            for output in node.outputs where producerName[output] == nil { producerName[output] = node.name }
+        }
         var replacement: [String: String] = [:]
         var order: [String: Int] = [:]
         for (index, node) in source.nodes.enumerated() {
@@ -84,7 +115,7 @@ public enum GraphCut {
                 replacement[output] = output
                 continue
             }
-            for reader in source.nodes where reader.inputs.contains(output) {
+            for reader in readers[output] ?? [] {
                 guard let survivor = compiledNodes[reader.name], survivor.inputs.count == reader.inputs.count,
                       let position = reader.inputs.firstIndex(of: output) else { continue }
                 replacement[output] = survivor.inputs[position]
@@ -104,13 +135,14 @@ public enum GraphCut {
         var absorbed: [String: String] = [:]
         for node in source.nodes.reversed() {
             guard let output = node.outputs.first, replacement[output] == nil else { continue }
-            absorbed[output] = source.nodes.lazy.filter { $0.inputs.contains(output) }
+            absorbed[output] = (readers[output] ?? []).lazy
                 .compactMap { reader in reader.outputs.first.flatMap { replacement[$0] ?? absorbed[$0] } }.first
         }
-        func name(of value: String) -> String { source.producer(of: value)?.name ?? value }
+        func name(of value: String) -> String { producerName[value] ?? value }
         var table: [String: ArtifactProvenance.CutPoint] = [:]
+        let index = LayerIndex(source)
         for layer in layerNames(of: source) {
-            guard let value = self.value(of: layer, in: source) else { continue }
+            guard let value = index.value(of: layer) else { continue }
             if replacement[value] == nil, let target = absorbed[value], let later = holder[target] {
                 table[layer] = .init(unavailable: "it is computed in one step with '\(name(of: later))' (fused by optimisation); cut at '\(name(of: later))', cut the source model, or compile it with -O0")
                 continue

@@ -10,6 +10,7 @@ import KeelRuntime
 public struct ModelPipeline {
     public var path: String
     public var weights: WeightSource
+    /// Threads each run uses unless it passes its own (`CompiledModel.run(_:threads:)`).
     public var threads: Int
     /// Run only what feeds this layer (feature extraction); nil runs the whole model.
     public var cutAt: String?
@@ -50,6 +51,8 @@ public struct ModelPipeline {
         /// One `pass: statistic` line per pass run, and the rewrites passes declined (`--explain`).
         public var passLog: [String] = []
         public var explanations: [String] = []
+        /// The source model as loaded, before any cut or pass: what `provenance` maps cut points from.
+        var loaded: Graph?
     }
 
     /// The optimised graph with weights bound, before the runtime compiles it.
@@ -61,6 +64,12 @@ public struct ModelPipeline {
     /// The optimised graph, and the conv filters a .keelc file holds already prepared (none for
     /// other files); a filter stored only prepared has no data in the graph.
     public func optimized(printAfterEach: ((String, String, Graph) -> Void)? = nil) throws
+        -> (graph: Graph, prepared: [PreparedFilter], report: Report) {
+        // One scope from loading to the last pass: a graph no step changed is inferred once.
+        try ShapeInference.reusingResults { try optimizedInScope(printAfterEach: printAfterEach) }
+    }
+
+    private func optimizedInScope(printAfterEach: ((String, String, Graph) -> Void)?) throws
         -> (graph: Graph, prepared: [PreparedFilter], report: Report) {
         var report = Report()
         let start = DispatchTime.now().uptimeNanoseconds
@@ -78,6 +87,10 @@ public struct ModelPipeline {
             return (graph, contents.prepared.filter { kept.contains($0.constant) }, report)
         }
         graph = try ModelLoader.load(path: path, confinement: confinement)
+        // Its structure only: holding weight data here would keep an ONNX file's buffer alive.
+        var structure = graph
+        for name in structure.constants.keys { structure.constants[name]?.data = nil }
+        report.loaded = structure
         if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path) }
         let loadedAt = DispatchTime.now().uptimeNanoseconds
         report.loadSeconds = Double(loadedAt - start) / 1e9
@@ -103,10 +116,12 @@ public struct ModelPipeline {
             source: path, weights: weightsFile, match: match,
             seed: report.seededParameters > 0 ? report.seed : nil, seededParameters: report.seededParameters,
             optimization: passes == nil ? "-O\(optimization.rawValue)" : nil, passes: passes, precision: context().precision.rawValue,
-            cutPoints: GraphCut.cutPoints(source: try ModelLoader.load(path: path), compiled: optimized))
+            cutPoints: GraphCut.cutPoints(source: try report.loaded ?? ModelLoader.load(path: path, confinement: confinement),
+                                          compiled: optimized))
     }
 
     public func compile() throws -> (model: CompiledModel, report: Report) {
+        try ExecutionContext.checkThreads(threads)
         let optimized = try optimized()
         var report = optimized.report
         let start = DispatchTime.now().uptimeNanoseconds

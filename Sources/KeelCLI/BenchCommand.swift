@@ -27,6 +27,12 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Also time every layer once and print its share, GFLOP/s, GB/s and the precision, algorithm and kernel it runs.")
     var profile = false
 
+    @Option(name: .long, help: ArgumentHelp("Also time this many threads calling run at once on the one compiled model (--iterations runs each, --threads-per-run threads per run), against the same runs one after another.", valueName: "n"))
+    var callers: Int?
+
+    @Option(name: .long, help: ArgumentHelp("With --callers: threads each run uses (default: --threads).", valueName: "n"))
+    var threadsPerRun: Int?
+
     @Option(name: .long, help: ArgumentHelp("Also run the model at this precision on the same inputs and print, per output, max abs / max rel difference, cosine similarity and top-1 agreement.", valueName: "fp32|bf16"))
     var compare: Precision?
 
@@ -35,6 +41,11 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--iterations must be at least 1, --warmup at least 0")
         }
         guard !input.isEmpty else { throw ValidationError("give an --input file") }
+        if let callers, !(1...256).contains(callers) { throw ValidationError("--callers must be from 1 to 256") }
+        if threadsPerRun != nil && callers == nil { throw ValidationError("--threads-per-run needs --callers") }
+        if let threadsPerRun, !(1...ExecutionContext.maximumThreads).contains(threadsPerRun) {
+            throw ValidationError("--threads-per-run must be from 1 to \(ExecutionContext.maximumThreads)")
+        }
     }
 
     func run() throws {
@@ -57,6 +68,9 @@ struct BenchCommand: ParsableCommand {
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             let profiles = profile ? try model.profile(inputs) : []
+            let concurrency = try callers.map {
+                try ConcurrentBench(callers: $0, runsPerCaller: iterations, threadsPerRun: threadsPerRun).measure(model, inputs: inputs)
+            }
             var agreements: [OutputAgreement] = []
             if let compare {
                 var other = try options.pipeline(file)
@@ -71,7 +85,7 @@ struct BenchCommand: ParsableCommand {
                                      precision: model.context.precision.rawValue,
                                      layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond,
                                                                   gb_per_s: $0.gigabytesPerSecond, kernel: $0.choice.description) },
-                                     compared: agreements.map(BenchResult.Agreement.init))
+                                     compared: agreements.map(BenchResult.Agreement.init), concurrent: concurrency)
             if json {
                 print(try jsonText(result))
             } else {
@@ -79,6 +93,11 @@ struct BenchCommand: ParsableCommand {
                              file, median, result.min_ms, iterations, result.batch, options.threads, result.simd,
                              result.load_ms, result.compile_ms, result.peak_rss_mb))
                 if profile { printProfile(profiles) }
+                if let concurrency {
+                    print(String(format: "%d callers at once, %d runs each on %d threads: %.1f ms, against %.1f ms one after another (%.2f× the throughput)",
+                                 concurrency.callers, concurrency.runs_per_caller, concurrency.threads_per_run,
+                                 concurrency.concurrent_ms, concurrency.serial_ms, concurrency.speedup))
+                }
                 if let compare {
                     print("\(model.context.precision.rawValue) against \(compare.rawValue) on the same inputs:")
                     for agreement in agreements { print("  " + agreement.summary) }
@@ -141,6 +160,8 @@ struct BenchResult: Encodable {
     var layers: [Layer]
     /// With --compare: this run's outputs against the other precision's.
     var compared: [Agreement]
+    /// With --callers: concurrent runs against serial ones.
+    var concurrent: ConcurrentBench.Result?
 }
 
 /// Peak resident set size of this process so far (Linux reports ru_maxrss in kilobytes).

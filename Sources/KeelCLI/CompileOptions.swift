@@ -43,6 +43,9 @@ struct CompileOptions: ParsableArguments {
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard threads <= ExecutionContext.maximumThreads else {
+            throw ValidationError("--threads must be at most \(ExecutionContext.maximumThreads)")
+        }
         if let level, OptimizationLevel(parsing: level) == nil { throw ValidationError("-O takes 0, 1 or 2, not '\(level)'") }
         if weights == nil && match != nil { throw ValidationError("--match needs --weights") }
     }

@@ -16,7 +16,8 @@ public struct DeadCodeElimination: Pass {
             live.formUnion(node.presentInputs)
         }
         var result = graph
-        result.nodes = kept.reversed()
+        // Left as it was when nothing is dead, so inference sees the graph it inferred last.
+        if kept.count < graph.nodes.count { result.nodes = kept.reversed() }
         let unused = graph.constants.keys.filter { !live.contains($0) }
         var bytes = 0
         for name in unused {

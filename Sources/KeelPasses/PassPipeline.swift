@@ -108,12 +108,20 @@ public struct PassPipeline {
     /// statistic line and the graph it produced (`--print-ir-after-all`).
     public func run(_ graph: Graph, verifyAfterEach: Bool = true,
                     printAfterEach: ((String, String, Graph) -> Void)? = nil) throws -> PipelineResult {
+        try ShapeInference.reusingResults {
+            try run(passes: graph, verifyAfterEach: verifyAfterEach, printAfterEach: printAfterEach)
+        }
+    }
+
+    private func run(passes graph: Graph, verifyAfterEach: Bool,
+                     printAfterEach: ((String, String, Graph) -> Void)?) throws -> PipelineResult {
         var current = graph
         var log: [String] = []
         var explanations: [String] = []
         for pass in passes {
             let result = try pass.run(current)
-            if verifyAfterEach {
+            // A graph inference just produced is verified already (inference verifies first).
+            if verifyAfterEach && !ShapeInference.isLastResult(result.graph) {
                 do { try verify(result.graph) } catch let diagnostic as Diagnostic {
                     throw PassPipelineError.invalidGraph(pass: pass.name, diagnostic: diagnostic)
                 }

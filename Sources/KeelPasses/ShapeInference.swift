@@ -1,3 +1,4 @@
+import Foundation
 import KeelIR
 
 /// Re-infers the type of every value from the graph inputs and constants, in node order, with
@@ -10,6 +11,37 @@ public struct ShapeInference: Pass {
     public init() {}
 
     public func run(_ graph: Graph) throws -> PassResult {
+        let memo = Self.memo
+        if let last = memo?.last, last == graph { return PassResult(graph: last, statistic: statistic(last)) }
+        let result = try infer(graph)
+        if let memo, result.everyOutputTyped { memo.last = result.graph }
+        return PassResult(graph: result.graph, statistic: statistic(result.graph))
+    }
+
+    /// The last graph inference produced in the current `reusingResults` scope. A graph equal to
+    /// it needs no inference: it is its own result, verified already. Passes re-infer the graph
+    /// they are handed and the graph they finish with, so a pipeline of a dozen passes swept a
+    /// 100,000-node graph some 36 times; now only passes that change something cost a sweep.
+    /// Equality is cheap here: an unchanged graph shares its arrays and dictionaries.
+    @TaskLocal static var memo: InferenceMemo?
+
+    /// Runs `body` with inference results reused as described at `memo` (inside a scope already, in that one).
+    public static func reusingResults<Result>(_ body: () throws -> Result) rethrows -> Result {
+        if memo != nil { return try body() }
+        return try $memo.withValue(InferenceMemo(), operation: body)
+    }
+
+    /// Whether `graph` is the last result of inference in the current scope (so verified already).
+    public static func isLastResult(_ graph: Graph) -> Bool {
+        memo?.last.map { $0 == graph } ?? false
+    }
+
+    private func statistic(_ graph: Graph) -> String {
+        let shown = graph.outputs.map { "\($0.name) \(graph.valueTypes[$0.value].map(\.description) ?? "?")" }.joined(separator: ", ")
+        return "typed \(graph.valueTypes.count) values over \(graph.nodes.count) nodes; \(shown)"
+    }
+
+    private func infer(_ graph: Graph) throws -> (graph: Graph, everyOutputTyped: Bool) {
         try verify(graph, requiringTypes: false)
         var types: [String: TensorType] = [:]
         for input in graph.inputs {
@@ -22,6 +54,8 @@ public struct ShapeInference: Pass {
         }
         let constants = graph.constants
         let lookup: (String) -> TensorData? = { constants[$0]?.data }
+        // What `verify(requiringTypes: true)` checks beyond the structure verified above.
+        var everyOutputTyped = true
         for node in graph.nodes {
             var inputTypes: [TensorType?] = []
             for input in node.inputs {
@@ -33,6 +67,7 @@ public struct ShapeInference: Pass {
                 inputTypes.append(type)
             }
             let outputs = try inferOutputTypes(of: node, inputTypes: inputTypes, constantValue: lookup)
+            if outputs.count < node.outputs.count { everyOutputTyped = false }
             for (value, type) in zip(node.outputs, outputs) {
                 try checkAddressable(type, of: "\(node.op.rawValue) '\(node.name)'", at: node.location)
                 types[value] = type
@@ -43,8 +78,7 @@ public struct ShapeInference: Pass {
         }
         var result = graph
         result.valueTypes = types
-        let shown = graph.outputs.map { "\($0.name) \(types[$0.value].map(\.description) ?? "?")" }.joined(separator: ", ")
-        return PassResult(graph: result, statistic: "typed \(types.count) values over \(graph.nodes.count) nodes; \(shown)")
+        return (result, everyOutputTyped)
     }
 
     /// Refuses a value whose known extents multiply past what an Int can address, so no later
@@ -54,5 +88,16 @@ public struct ShapeInference: Pass {
             throw Diagnostic("\(what) has shape \(type.shape): more than \(formatCount(Shape.maximumElementCount)) elements per batch",
                              at: location)
         }
+    }
+}
+
+/// The graph inference produced last, for `ShapeInference.memo`.
+final class InferenceMemo: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Graph?
+
+    var last: Graph? {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
     }
 }

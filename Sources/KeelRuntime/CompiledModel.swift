@@ -8,8 +8,9 @@ import KeelIR
 /// own (a plan owns its arena). A run takes an idle plan for its batch size, or builds one when all
 /// are busy (the prepared weights are shared, so an extra plan costs its arena and its lowering,
 /// not another weight transform), and gives it back afterwards; the lock guards only that
-/// bookkeeping. Each run also splits its GEMMs over `context.threads` threads, so concurrent runs
-/// pay off when `threads` times the number of callers does not exceed the cores.
+/// bookkeeping. Each run also splits its GEMMs over `context.threads` threads (or the `threads:`
+/// it passes), so concurrent runs pay off when threads times the number of callers does not
+/// exceed the cores.
 public final class CompiledModel: @unchecked Sendable {
     /// The graph it runs. Filters that only conv2d reads have no values here: `prepared` holds
     /// them until their prepared forms exist (see `PreparedWeights`).
@@ -20,8 +21,8 @@ public final class CompiledModel: @unchecked Sendable {
     /// Weights in the forms their kernels read (packed or transformed filters, folded BN), prepared
     /// once when the model is compiled and shared by every plan.
     let prepared = PreparedWeights()
-    /// Plans not in use, per binding; a plan in use is held by the run using it.
-    private var idlePlans: [[String: Int]: [ExecutionPlan]] = [:]
+    /// Plans not in use, per binding and thread count; a plan in use is held by the run using it.
+    private var idlePlans: [PlanKey: [ExecutionPlan]] = [:]
     private let lock = NSLock()
 
     /// `graph` must carry inferred types (run shape inference first) and bound data for every
@@ -99,9 +100,21 @@ public final class CompiledModel: @unchecked Sendable {
 
     /// Runs the graph on named inputs; returns every graph output by name.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
-        let bindings = try bind(inputs)
-        let plan = try checkOut(bindings)
-        defer { checkIn(plan, bindings) }
+        try run(inputs, planKey: PlanKey(bindings: bind(inputs), threads: context.threads))
+    }
+
+    /// Runs on `threads` threads instead of `context.threads` (1 for callers that run in parallel
+    /// themselves, all cores for one caller alone). Results do not depend on it. A thread count
+    /// gets plans of its own, built at its first run; outside 1...`ExecutionContext.maximumThreads`
+    /// it is refused.
+    public func run(_ inputs: [String: Tensor], threads: Int) throws -> [String: Tensor] {
+        try ExecutionContext.checkThreads(threads)
+        return try run(inputs, planKey: PlanKey(bindings: bind(inputs), threads: threads))
+    }
+
+    private func run(_ inputs: [String: Tensor], planKey: PlanKey) throws -> [String: Tensor] {
+        let plan = try checkOut(planKey)
+        defer { checkIn(plan, planKey) }
         copyInputs(inputs, into: plan)
         for step in plan.steps { try step.run(plan.scratch) }
         var results: [String: Tensor] = [:]
@@ -161,29 +174,46 @@ public final class CompiledModel: @unchecked Sendable {
         }
     }
 
-    /// An idle plan for `bindings`, or a new one when every plan for them is in use.
+    /// Which plans a run may use: scratch sizes and work splits depend on the thread count.
+    struct PlanKey: Hashable {
+        var bindings: [String: Int]
+        var threads: Int
+    }
+
+    /// An idle plan for `bindings` on the model's threads, or a new one when every such plan is in use.
     func checkOut(_ bindings: [String: Int]) throws -> ExecutionPlan {
+        try checkOut(PlanKey(bindings: bindings, threads: context.threads))
+    }
+
+    func checkIn(_ plan: ExecutionPlan, _ bindings: [String: Int]) {
+        checkIn(plan, PlanKey(bindings: bindings, threads: context.threads))
+    }
+
+    private func checkOut(_ key: PlanKey) throws -> ExecutionPlan {
         lock.lock()
         defer { lock.unlock() }
-        if let idle = idlePlans[bindings]?.popLast() { return idle }
-        let builder = PlanBuilder(graph: graph, constants: constants, constantNames: constantNames, context: context,
+        if let idle = idlePlans[key]?.popLast() { return idle }
+        var planContext = context
+        planContext.threads = key.threads
+        let builder = PlanBuilder(graph: graph, constants: constants, constantNames: constantNames, context: planContext,
                                   prepared: prepared, lowering: KernelLowering.makeStep)
-        let plan = try builder.build(bindings: bindings)
+        let plan = try builder.build(bindings: key.bindings)
         releasePreparedOriginals()
         return plan
     }
 
-    func checkIn(_ plan: ExecutionPlan, _ bindings: [String: Int]) {
+    private func checkIn(_ plan: ExecutionPlan, _ key: PlanKey) {
         lock.lock()
         defer { lock.unlock() }
-        idlePlans[bindings, default: []].append(plan)
+        idlePlans[key, default: []].append(plan)
     }
 
-    /// How many plans exist for `bindings` (for tests: one per run that overlapped another).
-    func planCount(for bindings: [String: Int]) -> Int {
+    /// How many plans exist for `bindings` on `threads` threads (the model's by default), for
+    /// tests: one per run that overlapped another.
+    func planCount(for bindings: [String: Int], threads: Int? = nil) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        return idlePlans[bindings]?.count ?? 0
+        return idlePlans[PlanKey(bindings: bindings, threads: threads ?? context.threads)]?.count ?? 0
     }
 
     /// Checks every input against its declared type and binds the symbolic dimensions.

@@ -15,6 +15,15 @@ public struct ExecutionContext: Sendable {
         self.memoryBudget = memoryBudget
     }
 
+    /// The most threads a model runs on: plans allocate scratch per thread, and past this the
+    /// number is a mistake rather than a machine.
+    public static let maximumThreads = 1024
+
+    /// Refuses a thread count a plan cannot honour (the initialiser's clamp is for internal callers).
+    public static func checkThreads(_ threads: Int) throws {
+        guard (1...maximumThreads).contains(threads) else { throw RuntimeError.invalidThreads(threads) }
+    }
+
     /// The CPU capabilities Keel's own kernels use ("AVX2+AVX-512+AVX512_BF16+AMX-BF16", …,
     /// "generic"), after any `KEEL_SIMD` narrowing.
     public static var simdLevel: String { CPUCapabilities.inUse.description }

@@ -11,6 +11,7 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case unsupported(node: String, location: SourceLocation?, reason: String)
     case npy(path: String, reason: String)
     case file(path: String, reason: String)
+    case invalidThreads(Int)
 
     public var description: String {
         switch self {
@@ -35,6 +36,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
             return "\(path): not a usable .npy file: \(reason)"
         case .file(let path, let reason):
             return "\(path): \(reason)"
+        case .invalidThreads(let threads):
+            return "cannot run on \(threads) threads: the thread count must be from 1 to \(ExecutionContext.maximumThreads)"
         }
     }
 }

@@ -219,6 +219,16 @@ final class CLIConventionTests: XCTestCase {
         XCTAssertFalse(fitting.stderr.contains("warning:"), fitting.stderr)
     }
 
+    /// A thread count no run can use is refused up front, never clamped to one that can.
+    func testThreadCountsOutOfRangeAreRefused() throws {
+        for (threads, message) in [("0", "error: --threads must be at least 1"), ("1025", "error: --threads must be at most 1024")] {
+            let result = try keel(["run", folder + "/features.keel", "--image", "samples/coffee.jpg", "--threads", threads])
+            XCTAssertEqual(result.status, 64, result.stderr)
+            XCTAssertTrue(result.stderr.hasPrefix(message), result.stderr)
+            XCTAssertEqual(result.stdout, "")
+        }
+    }
+
     func testPythonSpellingsInAGraphGetTheKeelSpelling() throws {
         try "model m\ninput x: f32[N, 8]\nfc = dense(units=5, activation=\"softmax\")\noutput fc\n"
             .write(toFile: folder + "/keyword.keel", atomically: true, encoding: .utf8)

@@ -55,6 +55,39 @@ final class CompiledModelTests: XCTestCase {
         XCTAssertLessThan(maximumDifference(try NpyFile.read(path: folder + "/y.npy"), expected), 1e-4)
     }
 
+    /// `keel summary` of a .keelc lists the names `--at` accepts on it, and those it refuses;
+    /// every listed name really cuts, every refused one really is refused.
+    func testSummaryOfACompiledFileListsItsCutPoints() throws {
+        XCTAssertEqual(try keel(["compile", fixtures + "mini_vgg.keel", "-o", folder + "/m.keelc"]).status, 0)
+        let summary = try keel(["summary", folder + "/m.keelc"])
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        let lines = summary.stdout.split(separator: "\n").map(String.init)
+        let accepted = try XCTUnwrap(lines.first { $0.hasPrefix("Cut points (--at on this file): ") })
+        let refused = try XCTUnwrap(lines.first { $0.hasPrefix("Not cuttable here (") })
+        // block1_conv1 runs in one step with block1_pool and block2_conv2 with block2_pool (max-pool
+        // fusion); batch_normalization is folded into dense, whose output is no longer its own.
+        XCTAssertEqual(accepted, "Cut points (--at on this file): block1_pool, block2_conv1, block2_pool, flatten, activation, dense_1, logits")
+        XCTAssertTrue(refused.hasSuffix(": batch_normalization, block1_conv1, block2_conv2, dense"), refused)
+        let json = try keel(["summary", "--json", folder + "/m.keelc"])
+        let document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let cutPoints = try XCTUnwrap(document["cut_points"] as? [String])
+        let notCuttable = try XCTUnwrap(document["not_cuttable"] as? [String: String])
+        XCTAssertEqual(accepted, "Cut points (--at on this file): " + cutPoints.joined(separator: ", "))
+        for name in cutPoints {
+            let cut = try keel(["extract", folder + "/m.keelc", "--at", name, "samples/coffee.jpg", "--preprocess", "keras_vgg16",
+                                "--output", folder + "/\(name).npy"])
+            XCTAssertEqual(cut.status, 0, "\(name): \(cut.stderr)")
+        }
+        for (name, reason) in notCuttable {
+            let cut = try keel(["extract", folder + "/m.keelc", "--at", name, "samples/coffee.jpg", "--preprocess", "keras_vgg16",
+                                "--output", folder + "/\(name).npy"])
+            XCTAssertEqual(cut.status, 1, name)
+            XCTAssertTrue(cut.stderr.contains("cannot cut at '\(name)': \(reason)"), cut.stderr)
+        }
+        // A source model has no such table: its summary rows are its cut points.
+        XCTAssertFalse(try keel(["summary", fixtures + "mini_vgg.keel"]).stdout.contains("Cut points"))
+    }
+
     func testEveryLayerOfTheSourceIsACutPointOfTheCompiledFileOrSaysWhyNot() throws {
         let source = fixtures + "mini_vgg.keel"
         XCTAssertEqual(try keel(["compile", source, "-o", folder + "/m.keelc"]).status, 0)

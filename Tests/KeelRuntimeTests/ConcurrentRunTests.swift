@@ -46,6 +46,41 @@ final class ConcurrentRunTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(shared.planCount(for: ["N": 1]), 1)
         XCTAssertLessThanOrEqual(shared.planCount(for: ["N": 1]), inputs.count * 5 / 2)
     }
+
+    /// A run's thread count is the caller's choice: each count gets plans of its own (a plan's
+    /// scratch and work split depend on it), the results match the model's own thread count,
+    /// and counts no plan can honour are refused rather than clamped.
+    func testThreadsChosenPerRunAreHonouredOrRefused() throws {
+        let shared = try model()
+        let input = try image(seed: 7, batch: 2)
+        let expected = try shared.run(input)
+        for threads in [2, 3] {
+            XCTAssertEqual(try shared.run(input, threads: threads), expected, "\(threads) threads")
+            XCTAssertEqual(shared.planCount(for: ["N": 2], threads: threads), 1, "a plan built for \(threads) threads")
+        }
+        XCTAssertEqual(shared.planCount(for: ["N": 2]), 1, "the model's own thread count keeps its plan")
+        for threads in [0, -1, ExecutionContext.maximumThreads + 1] {
+            XCTAssertThrowsError(try shared.run(input, threads: threads)) { error in
+                XCTAssertEqual(error as? RuntimeError, .invalidThreads(threads))
+                XCTAssertEqual("\(error)", "cannot run on \(threads) threads: the thread count must be from 1 to 1024")
+            }
+        }
+        XCTAssertEqual(shared.planCount(for: ["N": 2], threads: 0), 0, "nothing built for a refused count")
+    }
+
+    /// Callers that each pick one thread, running at once, get the serial results.
+    func testConcurrentRunsWithTheirOwnThreadCounts() throws {
+        let inputs = try (0..<4).map { try image(seed: 20 + $0, batch: 1) }
+        let expected = try inputs.map { try model().run($0) }
+        let shared = try model()
+        let results = LockedResults(count: inputs.count * 3)
+        DispatchQueue.concurrentPerform(iterations: inputs.count * 3) { index in
+            results.set(index, Result { try shared.run(inputs[index % inputs.count], threads: 1 + index % 2) })
+        }
+        for index in 0..<(inputs.count * 3) {
+            XCTAssertEqual(try results.get(index).get(), expected[index % inputs.count], "run \(index)")
+        }
+    }
 }
 
 /// Results written by concurrent runs.
