@@ -69,6 +69,13 @@ extension KernelLowering {
                                  output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
                                  context: context)
             }
+        case .panels:
+            let panels = try weights(PanelConv2DWeights.self)
+            return convolving { output, scratch in
+                try Conv2D.apply(input: input, weights: panels, bias: bias, residual: residual, activation: activation,
+                                 output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
+                                 context: context)
+            }
         case .packed, .foldedBatchNorm:
             let packed = try weights(PackedConv2DWeights.self)
             return convolving { output, scratch in
