@@ -76,7 +76,9 @@ extension KernelLowering {
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
                                  context: context)
             }
-        case .packed, .foldedBatchNorm:
+        case .foldedBatchNorm:
+            throw operands.unsupported("a convolution has no folded batch norm form")
+        case .packed:
             let packed = try weights(PackedConv2DWeights.self)
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: packed, bias: bias, residual: residual, activation: activation,
