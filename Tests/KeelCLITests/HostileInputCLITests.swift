@@ -114,6 +114,13 @@ final class HostileInputCLITests: XCTestCase {
         let run = try CLITests.keel(["run", model, "--input", try input(values, shape: [2, 64]), "--output", path("out.npy")])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertEqual(try NpyFile.read(path: path("out.npy")).values, values.map { max($0, 0) })
+        // Compiled too: a model without weights once made a .keelc that ended before its (empty)
+        // weight section, refused as truncated when read back.
+        let compile = try CLITests.keel(["compile", model, "-o", path("chain.keelc")])
+        XCTAssertEqual(compile.status, 0, compile.stderr)
+        let compiled = try CLITests.keel(["run", path("chain.keelc"), "--input", path("in.npy"), "--output", path("compiled.npy")])
+        XCTAssertEqual(compiled.status, 0, compiled.stderr)
+        XCTAssertEqual(try NpyFile.read(path: path("compiled.npy")).values, values.map { max($0, 0) })
     }
 
     /// F4, F6, F8, F9 through the command line: each hostile input is one error line and exit 1,
