@@ -15,6 +15,7 @@
  * not silently leave everything on. */
 #include "keel_kernels.h"
 #include "isa_entries.h"
+#include "panel_gemm.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -142,18 +143,19 @@ uint32_t keel_cpu_detected(void) {
 static void fill(keel_kernel_table *table, uint32_t capabilities) {
     memset(table, 0, sizeof *table);
 #if defined(__x86_64__) || defined(__i386__)
-#define KEEL_USE_FP32_KERNELS(PREFIX)                                                                       \
+#define KEEL_USE_FP32_KERNELS(PREFIX, ROWS)                                                                 \
     table->sgemm_packed_b = keel_##PREFIX##_sgemm_packed_b;                                                 \
     table->sgemm = keel_##PREFIX##_sgemm;                                                                   \
+    table->sgemm_rows = ROWS;                                                                               \
     table->depthwise_conv = keel_##PREFIX##_depthwise_conv;                                                 \
     table->direct_conv_rows = keel_##PREFIX##_direct_conv_rows;                                             \
     table->winograd_input_tile = keel_##PREFIX##_winograd_input_tile;                                       \
     table->winograd_output_tile = keel_##PREFIX##_winograd_output_tile;                                     \
     table->winograd_filter_transform = keel_##PREFIX##_winograd_filter_transform;
     if (capabilities & KEEL_CPU_AVX512) {
-        KEEL_USE_FP32_KERNELS(avx512)
+        KEEL_USE_FP32_KERNELS(avx512, AVX512_ROWS)
     } else if (capabilities & KEEL_CPU_AVX2) {
-        KEEL_USE_FP32_KERNELS(avx2)
+        KEEL_USE_FP32_KERNELS(avx2, AVX2_ROWS)
     }
 #undef KEEL_USE_FP32_KERNELS
     if (capabilities & KEEL_CPU_AMX_BF16) {

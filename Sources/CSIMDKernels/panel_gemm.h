@@ -133,7 +133,10 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue) { \
         if (m <= 0 || n <= 0) return;                                                                       \
         epilogue = effective_epilogue(epilogue);                                                            \
-        ptrdiff_t groups = (m + LIMIT - 1) / LIMIT;                                                         \
+        /* Row groups of at most LIMIT rows, split evenly inside each block of A (one block of m     \
+         * rows unless A is packed in blocks). */                                                          \
+        ptrdiff_t block_rows = left.block_rows > 0 ? left.block_rows : m;                                   \
+        ptrdiff_t blocks = (m + block_rows - 1) / block_rows;                                               \
         ptrdiff_t panels = (n + PANEL - 1) / PANEL;                                                         \
         /* A's rows are packed when deep and not already adjacent per depth. */                             \
         int pack = k > SHALLOW && left.row_step != 1;                                                       \
@@ -141,7 +144,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         const float zero = 0;                                                                               \
         if (k <= 0) {                                                                                       \
             /* An empty sum: the epilogue of zero. */                                                       \
-            left = (keel_gemm_left){ &zero, 0, 0 };                                                         \
+            left = (keel_gemm_left){ &zero, 0, 0, 0, 0 };                                                   \
             right = (keel_gemm_right){ &zero, 0, 0, 1 };                                                    \
         }                                                                                                   \
         ptrdiff_t total = k > 0 ? k : 1;                                                                    \
@@ -150,11 +153,17 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             int last = start + DEPTH >= total;                                                              \
             for (ptrdiff_t block = 0; block < panels; block += COLUMN_BLOCK) {                              \
                 ptrdiff_t block_end = block + COLUMN_BLOCK < panels ? block + COLUMN_BLOCK : panels;        \
-                for (ptrdiff_t group = 0; group < groups; group++) {                                        \
-                    ptrdiff_t first = group_start(m, groups, group);                                        \
-                    int rows = (int)(group_start(m, groups, group + 1) - first);                            \
-                    struct rows_view view = { left.base + first * left.row_step + start * left.depth_step,  \
-                                              left.depth_step, left.row_step };                             \
+                for (ptrdiff_t row_block = 0; row_block < blocks; row_block++) {                            \
+                  ptrdiff_t block_first = row_block * block_rows;                                           \
+                  ptrdiff_t in_block = m - block_first < block_rows ? m - block_first : block_rows;         \
+                  ptrdiff_t groups = (in_block + LIMIT - 1) / LIMIT;                                        \
+                  const float *block_base = left.base + row_block * left.block_step + start * left.depth_step; \
+                  for (ptrdiff_t group = 0; group < groups; group++) {                                      \
+                    ptrdiff_t within = group_start(in_block, groups, group);                                \
+                    ptrdiff_t first = block_first + within;                                                 \
+                    int rows = (int)(group_start(in_block, groups, group + 1) - within);                    \
+                    struct rows_view view = { block_base + within * left.row_step, left.depth_step,         \
+                                              left.row_step };                                              \
                     if (pack) {                                                                             \
                         pack_rows(rows, depth, view, packed);                                               \
                         view = (struct rows_view){ packed, rows, 1 };                                       \
@@ -166,13 +175,14 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                         ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;            \
                         PREFIX##_gemm_rows(rows, depth, view, b, right.depth_step, right.padded, target, width); \
                     }                                                                                       \
+                  }                                                                                         \
                 }                                                                                           \
             }                                                                                               \
         }                                                                                                   \
     }                                                                                                       \
     void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
                                         const float *b_panels, float *c, ptrdiff_t ldc) {                   \
-        keel_##PREFIX##_sgemm(m, n, k, (keel_gemm_left){ a, lda, 1 },                                       \
+        keel_##PREFIX##_sgemm(m, n, k, (keel_gemm_left){ a, lda, 1, 0, 0 },                                 \
                               (keel_gemm_right){ b_panels, PANEL, k * PANEL, 1 }, c, ldc, NULL);            \
     }
 

@@ -73,8 +73,8 @@ public enum Conv2D {
     /// output = activation(conv(input, weights) + bias + residual), activations in `geometry.layout`.
     /// `bias` holds `outputChannels` values, `residual` the output's extents (a shortcut added
     /// before the activation); `scratch` at least `scratchSize(for:algorithm:)` floats.
-    /// The Winograd algorithm transforms `weights` on every call here; a model transforms them once
-    /// and calls the `WinogradWeights` form.
+    /// The Winograd and GEMM algorithms repack `weights` on every call here; a model prepares
+    /// them once and calls the `WinogradWeights` or `PanelConv2DWeights` form.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: PackedConv2DWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity,
@@ -82,55 +82,97 @@ public enum Conv2D {
                              scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
                              context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
-        try geometry.validate()
+        try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
         try weights.check(against: geometry)
-        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
-        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
-        if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
-        if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
         let chosen = algorithm ?? defaultAlgorithm(for: geometry)
-        try require(chosen != .pointwise || geometry.isPointwise, name,
-                    "the pointwise algorithm needs a 1x1 kernel, stride 1 and no padding")
         try require(chosen != .direct || geometry.groups == 1, name, "the direct algorithm needs one group")
         try require(chosen != .depthwise || (geometry.groups == geometry.inputChannels
                                              && geometry.groups == geometry.outputChannels),
                     name, "the depthwise algorithm needs groups = input channels = output channels")
-        if chosen == .winograd {
+        func viaPanels(_ algorithm: Conv2DAlgorithm) throws {
+            try apply(input: input, weights: PanelConv2DWeights(weights, layout: geometry.layout, context: context),
+                      bias: bias, residual: residual, activation: activation, output: output, geometry: geometry,
+                      scratch: scratch, algorithm: algorithm, context: context)
+        }
+        switch chosen {
+        case .winograd:
             return try apply(input: input, weights: WinogradWeights(weights), bias: bias, residual: residual,
                              activation: activation, output: output, geometry: geometry, scratch: scratch,
                              context: context)
+        case .pointwise, .im2colGEMM:
+            return try viaPanels(chosen)
+        case .direct, .depthwise:
+            break
         }
         try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen), name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
-        weights.storage.withUnsafeBufferPointer { packed in
-            guard let packedBase = packed.baseAddress else { return }
+        let done = weights.storage.withUnsafeBufferPointer { packed -> Bool in
+            guard let packedBase = packed.baseAddress else { return true }
+            if chosen == .depthwise {
+                let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
+                return DepthwiseConvolution.run(input: source, weights: packedBase, epilogue: epilogue,
+                                                output: destination, geometry: geometry, scratch: scratch,
+                                                context: context)
+            }
+            // The direct kernel fuses bias and ReLU; a residual and other activations follow.
+            let fused: UnaryOperation = residual == nil ? activation : .identity
+            guard DirectConvolution.run(input: source, weights: packedBase, bias: bias?.baseAddress,
+                                        activation: fused, output: destination, geometry: geometry,
+                                        scratch: scratch, context: context) else { return false }
+            if residual != nil {
+                applyResidual(residual?.baseAddress, activation: activation, to: destination,
+                              count: geometry.outputElementCount, context: context)
+            }
+            return true
+        }
+        // Without a SIMD level the direct and depthwise kernels do not run: im2col does.
+        if !done { try viaPanels(.im2colGEMM) }
+    }
+
+    /// The pointwise or im2col algorithm (default: pointwise for a plain 1×1 GEMM, else im2col) on
+    /// weights packed once into the panel GEMM's layout; `scratch` at least
+    /// `scratchSize(for:algorithm:)` floats for that algorithm.
+    public static func apply(input: UnsafeBufferPointer<Float>, weights: PanelConv2DWeights,
+                             bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
+                             activation: UnaryOperation = .identity,
+                             output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
+                             scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "conv2d"
+        try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
+        try weights.check(against: geometry)
+        let chosen = algorithm ?? (geometry.isPointwise ? .pointwise : .im2colGEMM)
+        try require(chosen == .pointwise || chosen == .im2colGEMM, name,
+                    "panel-packed weights run the pointwise or im2col algorithm, not \(chosen)")
+        try require(chosen != .pointwise || geometry.isPointwise, name,
+                    "the pointwise algorithm needs a 1x1 kernel, stride 1 and no padding")
+        try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen), name, "scratch")
+        guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        weights.filter.storage.withUnsafeBufferPointer { packed in
+            guard let filterBase = packed.baseAddress else { return }
             let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
-            let run = ConvolutionRun(input: source, packed: packedBase, epilogue: epilogue, output: destination,
-                                     geometry: geometry, scratch: scratch.baseAddress, context: context)
+            let run = ConvolutionRun(input: source, filter: weights.filter, filterBase: filterBase, epilogue: epilogue,
+                                     output: destination, geometry: geometry, scratch: scratch.baseAddress,
+                                     context: context)
             switch (chosen, geometry.layout) {
             case (.pointwise, .nhwc): run.pointwiseNHWC()
             case (.pointwise, .nchw): run.pointwiseNCHW()
-            case (.im2colGEMM, .nhwc): run.im2colNHWC()
-            case (.im2colGEMM, .nchw): run.im2colNCHW()
-            case (.direct, _):
-                // The direct kernel fuses bias and ReLU; a residual and other activations follow.
-                let fused: UnaryOperation = residual == nil ? activation : .identity
-                let done = DirectConvolution.run(input: source, weights: packedBase, bias: bias?.baseAddress,
-                                                 activation: fused, output: destination, geometry: geometry,
-                                                 scratch: scratch, context: context)
-                if !done { geometry.layout == .nhwc ? run.im2colNHWC() : run.im2colNCHW() }
-                if done && residual != nil {
-                    applyResidual(residual?.baseAddress, activation: activation, to: destination,
-                                  count: geometry.outputElementCount, context: context)
-                }
-            case (.depthwise, _):
-                let done = DepthwiseConvolution.run(input: source, weights: packedBase, epilogue: epilogue,
-                                                    output: destination, geometry: geometry, scratch: scratch,
-                                                    context: context)
-                if !done { geometry.layout == .nhwc ? run.im2colNHWC() : run.im2colNCHW() }
-            case (.winograd, _): break
+            case (_, .nhwc): run.im2colNHWC()
+            case (_, .nchw): run.im2colNCHW()
             }
         }
+    }
+
+    /// Throws unless the operands fit `geometry`.
+    private static func validate(input: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
+                                 residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>,
+                                 geometry: Conv2DGeometry) throws {
+        let name = "conv2d"
+        try geometry.validate()
+        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
+        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
+        if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
     }
 }
 
@@ -180,7 +222,8 @@ extension Conv2D {
 /// and a separate epilogue pass when no SIMD level is in use.
 private struct ConvolutionRun {
     let input: UnsafePointer<Float>
-    let packed: UnsafePointer<Float>
+    let filter: PanelPackedFilter
+    let filterBase: UnsafePointer<Float>
     let epilogue: KernelEpilogue
     let output: UnsafeMutablePointer<Float>
     let geometry: Conv2DGeometry
@@ -191,27 +234,28 @@ private struct ConvolutionRun {
     var outputPerGroup: Int { geometry.outputChannelsPerGroup }
     var pixelsPerImage: Int { geometry.outputPixelsPerImage }
 
-    func groupWeights(_ group: Int) -> UnsafePointer<Float> {
-        packed + group * reduction * outputPerGroup
-    }
-
-    /// One output block's product and epilogue. Channels are the block's columns (`channelsAreRows`
-    /// false: NHWC, left = activations, right = the [K][outputs] filter) or its rows (NCHW,
-    /// left = the filter read as Wᵀ, right = activations [K][pixels]). `firstChannel` and
-    /// `offset` locate the block's bias and residual.
-    func gemm(m: Int, n: Int, k: Int, left: UnsafePointer<Float>, leftRowStep: Int, right: UnsafePointer<Float>,
-              rightDepthStep: Int, block: OutputBlock, channelsAreRows: Bool, firstChannel: Int, offset: Int) {
+    /// One output block's product with `group`'s filter, and its epilogue. NHWC: the block's rows
+    /// are pixels, read from `activations` `activationStep` apart, and its columns channels (the
+    /// filter is the right operand); NCHW: rows are channels (the filter, as Wᵀ, is the left
+    /// operand) and columns pixels, each depth of `activations` `activationStep` apart.
+    /// `firstChannel` and `offset` locate the block's bias and residual.
+    func gemm(m: Int, n: Int, k: Int, activations: UnsafePointer<Float>, activationStep: Int, group: Int,
+              block: OutputBlock, firstChannel: Int, offset: Int) {
         var fused = epilogue
         fused.bias = epilogue.bias.map { $0 + firstChannel }
         fused.residual = epilogue.residual.map { $0 + offset }
-        let leftView = channelsAreRows ? keel_gemm_left(base: left, row_step: 1, depth_step: leftRowStep)
-                                       : keel_gemm_left(base: left, row_step: leftRowStep, depth_step: 1)
-        let rightView = keel_gemm_right(base: right, depth_step: rightDepthStep, panel_step: PanelGEMM.panel, padded: 0)
-        if PanelGEMM.multiply(m: m, n: n, k: k, left: leftView, right: rightView, c: block.base, ldc: block.rowStride,
+        let channelsAreRows = filter.operand == .left
+        let left = channelsAreRows
+            ? filter.left(filterBase, group: group)
+            : keel_gemm_left(base: activations, row_step: activationStep, depth_step: 1, block_rows: 0, block_step: 0)
+        let right = channelsAreRows
+            ? keel_gemm_right(base: activations, depth_step: activationStep, panel_step: PanelGEMM.panel, padded: 0)
+            : filter.right(filterBase, group: group)
+        if PanelGEMM.multiply(m: m, n: n, k: k, left: left, right: right, c: block.base, ldc: block.rowStride,
                               epilogue: fused, biasPerRow: channelsAreRows, residualStride: block.rowStride,
                               context: context) { return }
-        sgemm(transposeA: channelsAreRows, transposeB: false, m: m, n: n, k: k, a: left, lda: leftRowStep,
-              b: right, ldb: rightDepthStep, c: block.base, ldc: block.rowStride, context: context)
+        PanelGEMM.multiplyWithBLAS(m: m, n: n, k: k, left: left, right: right, c: block.base, ldc: block.rowStride,
+                                   context: context)
         if let residual = fused.residual {
             for row in 0..<block.rows {
                 let line = block.base + row * block.rowStride, shortcut = residual + row * block.rowStride
@@ -230,9 +274,9 @@ private struct ConvolutionRun {
             let channel = group * outputPerGroup
             let block = OutputBlock(base: output + channel, rows: pixels, columns: outputPerGroup,
                                     rowStride: geometry.outputChannels)
-            gemm(m: pixels, n: outputPerGroup, k: inputPerGroup, left: input + group * inputPerGroup,
-                 leftRowStep: geometry.inputChannels, right: groupWeights(group), rightDepthStep: outputPerGroup,
-                 block: block, channelsAreRows: false, firstChannel: channel, offset: channel)
+            gemm(m: pixels, n: outputPerGroup, k: inputPerGroup, activations: input + group * inputPerGroup,
+                 activationStep: geometry.inputChannels, group: group, block: block, firstChannel: channel,
+                 offset: channel)
         }
     }
 
@@ -245,9 +289,9 @@ private struct ConvolutionRun {
                 let offset = (image * geometry.outputChannels + group * outputPerGroup) * pixelsPerImage
                 let block = OutputBlock(base: output + offset, rows: outputPerGroup, columns: pixelsPerImage,
                                         rowStride: pixelsPerImage)
-                gemm(m: outputPerGroup, n: pixelsPerImage, k: inputPerGroup, left: groupWeights(group),
-                     leftRowStep: outputPerGroup, right: source, rightDepthStep: pixelsPerImage, block: block,
-                     channelsAreRows: true, firstChannel: group * outputPerGroup, offset: offset)
+                gemm(m: outputPerGroup, n: pixelsPerImage, k: inputPerGroup, activations: source,
+                     activationStep: pixelsPerImage, group: group, block: block,
+                     firstChannel: group * outputPerGroup, offset: offset)
             }
         }
     }
@@ -265,9 +309,8 @@ private struct ConvolutionRun {
                 let offset = tileStart * geometry.outputChannels + group * outputPerGroup
                 let block = OutputBlock(base: output + offset, rows: count, columns: outputPerGroup,
                                         rowStride: geometry.outputChannels)
-                gemm(m: count, n: outputPerGroup, k: reduction, left: columns, leftRowStep: reduction,
-                     right: groupWeights(group), rightDepthStep: outputPerGroup, block: block, channelsAreRows: false,
-                     firstChannel: group * outputPerGroup, offset: offset)
+                gemm(m: count, n: outputPerGroup, k: reduction, activations: columns, activationStep: reduction,
+                     group: group, block: block, firstChannel: group * outputPerGroup, offset: offset)
             }
         }
     }
@@ -285,9 +328,8 @@ private struct ConvolutionRun {
                     let offset = (image * geometry.outputChannels + group * outputPerGroup) * pixelsPerImage + tileStart
                     let block = OutputBlock(base: output + offset, rows: outputPerGroup, columns: count,
                                             rowStride: pixelsPerImage)
-                    gemm(m: outputPerGroup, n: count, k: reduction, left: groupWeights(group),
-                         leftRowStep: outputPerGroup, right: columns, rightDepthStep: count, block: block,
-                         channelsAreRows: true, firstChannel: group * outputPerGroup, offset: offset)
+                    gemm(m: outputPerGroup, n: count, k: reduction, activations: columns, activationStep: count,
+                         group: group, block: block, firstChannel: group * outputPerGroup, offset: offset)
                 }
             }
         }

@@ -103,7 +103,8 @@ public enum Dense {
         let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
         if layout == .inOut,
            PanelGEMM.multiply(m: rows, n: outFeatures, k: inFeatures,
-                              left: keel_gemm_left(base: source, row_step: inFeatures, depth_step: 1),
+                              left: keel_gemm_left(base: source, row_step: inFeatures, depth_step: 1, block_rows: 0,
+                                                    block_step: 0),
                               right: keel_gemm_right(base: weights, depth_step: outFeatures, panel_step: PanelGEMM.panel,
                                                      padded: 0),
                               c: destination, ldc: outFeatures, epilogue: epilogue, biasPerRow: false,

@@ -36,6 +36,15 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         self.storage = WeightStorage(borrowing: values, owner: owner)
     }
 
+    /// Values packed into `storage` from weights of these extents, validated when those were made.
+    init(validated storage: WeightStorage, kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int, groups: Int) {
+        self.kernel = kernel
+        self.inputChannelsPerGroup = inputChannelsPerGroup
+        self.outputChannels = outputChannels
+        self.groups = groups
+        self.storage = storage
+    }
+
     /// Throws unless the dimensions describe a packing; returns its element count.
     private static func validatedCount(kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int,
                                        groups: Int) throws -> Int {
@@ -119,6 +128,13 @@ public struct PackedConv2DWeights: Sendable, Equatable {
 
     /// Throws unless these weights were packed for `geometry`.
     func check(against geometry: Conv2DGeometry) throws {
+        try Self.check(kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup, outputChannels: outputChannels,
+                       groups: groups, against: geometry)
+    }
+
+    /// Throws unless a filter of these extents fits `geometry`.
+    static func check(kernel: Size2D, inputChannelsPerGroup: Int, outputChannels: Int, groups: Int,
+                      against geometry: Conv2DGeometry) throws {
         try require(kernel == geometry.kernel && inputChannelsPerGroup == geometry.inputChannelsPerGroup
                         && outputChannels == geometry.outputChannels && groups == geometry.groups,
                     "conv2d", "weights (kernel \(kernel), \(inputChannelsPerGroup)x\(groups) in, \(outputChannels) out) "

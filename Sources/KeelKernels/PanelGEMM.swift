@@ -33,14 +33,17 @@ public enum PanelGEMM {
                 kernel(m, width, k, left, part, c + first, ldc, &description)
             }
         } else {
-            context.forEachChunk(m, minimumChunk: 8) { range in
-                let first = range.lowerBound
+            // Rows split at whole blocks of a block-packed left operand.
+            let unit = max(1, left.block_rows)
+            context.forEachChunk((m + unit - 1) / unit, minimumChunk: max(1, 8 / unit)) { range in
+                let first = range.lowerBound * unit, rows = min(m, range.upperBound * unit) - first
                 var description = base
                 if biasPerRow { description.bias = base.bias.map { $0 + first } }
                 description.residual = base.residual.map { $0 + first * residualStride }
                 var part = left
-                part.base = left.base + first * left.row_step
-                kernel(range.count, n, k, part, right, c + first * ldc, ldc, &description)
+                part.base = left.block_rows > 0 ? left.base + range.lowerBound * left.block_step
+                                                : left.base + first * left.row_step
+                kernel(rows, n, k, part, right, c + first * ldc, ldc, &description)
             }
         }
         let remaining = epilogue.remainingActivation
@@ -49,6 +52,27 @@ public enum PanelGEMM {
                           activation: remaining, context: context)
         }
         return true
+    }
+
+    /// C = A·B through OpenBLAS, for CPUs without a GEMM body: one call per block of a
+    /// block-packed left operand and per panel of a panel-packed right one. A is row-major
+    /// (depth_step 1) or read transposed (row_step 1); the epilogue is the caller's.
+    static func multiplyWithBLAS(m: Int, n: Int, k: Int, left: keel_gemm_left, right: keel_gemm_right,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int, context: KernelContext) {
+        guard m > 0, n > 0, let leftBase = left.base, let rightBase = right.base else { return }
+        let blockRows = left.block_rows > 0 ? left.block_rows : m
+        let rowMajorRight = right.panel_step == panel && right.padded == 0
+        let stripColumns = rowMajorRight ? n : panel
+        let transposeA = left.depth_step != 1
+        for (index, firstRow) in stride(from: 0, to: m, by: blockRows).enumerated() {
+            let a = left.block_rows > 0 ? leftBase + index * left.block_step : leftBase
+            for (strip, firstColumn) in stride(from: 0, to: n, by: stripColumns).enumerated() {
+                sgemm(transposeA: transposeA, transposeB: false, m: min(blockRows, m - firstRow),
+                      n: min(stripColumns, n - firstColumn), k: k, a: a,
+                      lda: transposeA ? left.depth_step : left.row_step, b: rightBase + strip * right.panel_step,
+                      ldb: right.depth_step, c: c + firstRow * ldc + firstColumn, ldc: ldc, context: context)
+            }
+        }
     }
 
     /// Whether the kernel table has a GEMM body for this CPU (else OpenBLAS multiplies).

@@ -1,3 +1,4 @@
+import Foundation
 import KeelFormat
 import KeelIR
 import KeelPasses
@@ -56,5 +57,25 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         XCTAssertEqual(try model.run(try image(batch: 1)), try fixed(batch: 1))
         XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["im2col"])
         XCTAssertEqual(try model.kernelChoices(bindings: ["N": 4]).map(\.choice.algorithm), ["winograd"])
+    }
+
+    /// A file holding a filter only in a form the layer's choice cannot read or derive from (not
+    /// something `keel compile` writes: here the Winograd form of a batch-4 model under a graph
+    /// whose batch 1 runs im2col) is refused when planned, naming the filter.
+    func testAFileHoldingOnlyAFormTheLayerCannotUseIsRefused() throws {
+        let winogradOnly = try CompiledModel(graph: try graph(batch: "4"), context: ExecutionContext(threads: 1)).preparedFilters()
+        XCTAssertEqual(winogradOnly.map(\.kind), [.winograd])
+        var symbolic = try graph()
+        symbolic.constants["body/kernel"]?.data = nil
+        let path = NSTemporaryDirectory() + "keel-winograd-only-\(getpid()).keelc"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try CompiledArtifact.write(symbolic, prepared: winogradOnly, provenance: .test, to: path)
+        let contents = try CompiledArtifact.read(path: path)
+        let model = try CompiledModel(graph: contents.graph, prepared: contents.prepared, context: ExecutionContext(threads: 1))
+        XCTAssertEqual(try model.run(try image(batch: 4)), try fixed(batch: 4))
+        XCTAssertThrowsError(try model.run(try image(batch: 1))) { error in
+            XCTAssertEqual("\(error)".contains("its filter 'body/kernel' is held only in the winograd form, which the packed form "
+                                               + "cannot be made from; compile the model again"), true, "\(error)")
+        }
     }
 }

@@ -49,10 +49,14 @@ typedef void (*keel_sgemm_packed_b_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, co
 
 /* The left operand of sgemm: element (row r, depth p) at base[r·row_step + p·depth_step]
  * (row-major A: row_step = lda, depth_step = 1; a filter matrix [k][m] read as Wᵀ: row_step = 1,
- * depth_step = m). */
+ * depth_step = m). With block_rows > 0 the rows come in blocks of that many, block b at
+ * base + b·block_step and row r at ((r / block_rows)·block_step + (r mod block_rows)·row_step):
+ * a filter packed once as [blocks][k][block_rows] (row_step = 1, depth_step = block_rows), which
+ * the kernels read in place, each row group inside one block. */
 typedef struct {
     const float *base;
     ptrdiff_t row_step, depth_step;
+    ptrdiff_t block_rows, block_step;
 } keel_gemm_left;
 
 /* The right operand: element (depth p, column j) at base[(j / 32)·panel_step + p·depth_step +
@@ -186,6 +190,9 @@ typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, const uint1
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
     keel_sgemm_fn sgemm;
+    /* Most rows sgemm multiplies at once (its register block): the block_rows a filter read as the
+     * left operand is best packed in. 0 where there is no sgemm. */
+    int sgemm_rows;
     keel_depthwise_conv_fn depthwise_conv;
     keel_direct_conv_rows_fn direct_conv_rows;
     keel_winograd_input_tile_fn winograd_input_tile;

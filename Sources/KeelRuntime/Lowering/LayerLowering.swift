@@ -69,7 +69,16 @@ extension KernelLowering {
                                  output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
                                  context: context)
             }
-        case .packed, .foldedBatchNorm:
+        case .panels:
+            let panels = try weights(PanelConv2DWeights.self)
+            return convolving { output, scratch in
+                try Conv2D.apply(input: input, weights: panels, bias: bias, residual: residual, activation: activation,
+                                 output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
+                                 context: context)
+            }
+        case .foldedBatchNorm:
+            throw operands.unsupported("a convolution has no folded batch norm form")
+        case .packed:
             let packed = try weights(PackedConv2DWeights.self)
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: packed, bias: bias, residual: residual, activation: activation,

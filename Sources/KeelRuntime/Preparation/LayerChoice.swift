@@ -28,8 +28,13 @@ struct ConvolutionChoice: Equatable {
                                      kernel: KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: geometry),
                                                           kernel: KernelChoice.bf16Kernel))
         }
-        return ConvolutionChoice(algorithm: fp32Algorithm, form: fp32Algorithm == .winograd ? .winograd : .packed,
-                                 kernel: .fp32(fp32Algorithm, residual: hasResidual))
+        let form: PreparedForm
+        switch fp32Algorithm {
+        case .winograd: form = .winograd
+        case .pointwise, .im2colGEMM: form = .panels
+        case .direct, .depthwise: form = .packed
+        }
+        return ConvolutionChoice(algorithm: fp32Algorithm, form: form, kernel: .fp32(fp32Algorithm, residual: hasResidual))
     }
 }
 

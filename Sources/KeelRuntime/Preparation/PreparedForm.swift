@@ -8,8 +8,12 @@ import KeelKernels
 public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     /// Transformed into the Winograd F(4×4, 3×3) domain, in 32-column panels (`WinogradWeights`).
     case winograd
-    /// Packed as the GEMM's right-hand side for im2col, pointwise, direct and depthwise (`PackedConv2DWeights`).
+    /// Packed row-major per group, [K][outputs], for direct and depthwise, and as the file form of `panels`
+    /// (`PackedConv2DWeights`).
     case packed
+    /// Cut into the panel GEMM's strips for pointwise and im2col (`PanelConv2DWeights`). Files store
+    /// it as its `packed` form (the strips depend on the CPU's GEMM), which it is rebuilt from.
+    case panels
     /// Rounded to bf16 and packed in the bf16 kernels' tile layout (`BF16Weights`, `--precision bf16`).
     case bf16
     /// A batch norm's four vectors folded into one scale and one shift per channel (`FoldedBatchNorm`).
@@ -20,14 +24,16 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
         switch self {
         case .winograd: return WinogradWeights.self
         case .packed: return PackedConv2DWeights.self
+        case .panels: return PanelConv2DWeights.self
         case .bf16: return BF16Weights.self
         case .foldedBatchNorm: return FoldedBatchNorm.self
         }
     }
 
     /// Whether a .keelc file stores this form. A folded batch norm is not stored: its four
-    /// vectors stay in the file's graph (2·channels floats to fold again at load).
-    var isStored: Bool { self != .foldedBatchNorm }
+    /// vectors stay in the file's graph (2·channels floats to fold again at load). Panels are
+    /// stored as their `packed` form.
+    var isStored: Bool { self != .foldedBatchNorm && self != .panels }
 
     /// The cache key's text, as .keelc files record it: "winograd:<filter>", "conv:<filter>",
     /// "bf16:<filter>", "bn:<node>".
@@ -35,6 +41,7 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
         switch self {
         case .winograd: return "winograd:" + source
         case .packed: return "conv:" + source
+        case .panels: return "panels:" + source
         case .bf16: return "bf16:" + source
         case .foldedBatchNorm: return "bn:" + source
         }
@@ -75,7 +82,7 @@ extension WinogradWeights: PreparedPayload {
             }
         }
         // The packed form holds the same floats, so the transform gives the same weights.
-        return try WinogradWeights(try held.require(PackedConv2DWeights.self, for: form), context: context)
+        return try WinogradWeights(try held.rowMajorPacking(for: form), context: context)
     }
 
     /// [inputChannels, outputChannels].
@@ -113,14 +120,33 @@ extension PackedConv2DWeights: PreparedPayload {
     }
 }
 
+extension PanelConv2DWeights: PreparedPayload {
+    static var form: PreparedForm { .panels }
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        let filter = try source.convolutionFilter(for: form)
+        let packed = try held.existing(PackedConv2DWeights.self) ?? PackedConv2DWeights.prepare(source, from: held, context: context)
+        return try PanelConv2DWeights(packed, layout: filter.activations, context: context)
+    }
+
+    /// As the `packed` form's.
+    var storedDims: [Int] { rowMajor().storedDims }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try rowMajor().withUnsafeStoredValues(body)
+    }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        throw KernelError.invalidArgument(kernel: Self.form.rawValue, message: "this form is not stored in compiled model files")
+    }
+}
+
 extension BF16Weights: PreparedPayload {
     static var form: PreparedForm { .bf16 }
 
     static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
         switch source {
         case .convolutionFilter:
-            // From the im2col packing, held already or made for this alone.
-            let packed = try held.existing(PackedConv2DWeights.self)
+            // From the im2col packing, held already (in either form) or made for this alone.
+            let packed = try held.existing(PackedConv2DWeights.self) ?? held.existing(PanelConv2DWeights.self)?.rowMajor()
                 ?? PackedConv2DWeights.prepare(source, from: held, context: context)
             return try BF16Weights(packed)
         case .denseMatrix(let matrix):

@@ -98,12 +98,17 @@ final class PreparedWeights: @unchecked Sendable {
         return Array(originals.keys)
     }
 
-    /// Every form a .keelc stores, ordered by key so files come out the same each time.
+    /// Every form a .keelc stores, ordered by key so files come out the same each time. Panels
+    /// are given as the `packed` form they are rebuilt from, unless that is held too.
     var filters: [PreparedFilter] {
         lock.lock()
         defer { lock.unlock() }
-        return entries.filter { $0.key.form.isStored }
-            .map { PreparedFilter(constant: $0.key.source, payload: $0.value) }
-            .sorted { $0.key < $1.key }
+        let stored = entries.filter { $0.key.form.isStored }.map { PreparedFilter(constant: $0.key.source, payload: $0.value) }
+        let unpacked = entries.compactMap { key, value -> PreparedFilter? in
+            guard key.form == .panels, entries[Key(source: key.source, form: .packed)] == nil,
+                  let panels = value as? PanelConv2DWeights else { return nil }
+            return PreparedFilter(constant: key.source, payload: panels.rowMajor())
+        }
+        return (stored + unpacked).sorted { $0.key < $1.key }
     }
 }

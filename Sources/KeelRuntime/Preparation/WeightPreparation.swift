@@ -84,7 +84,7 @@ struct ConvolutionLayer {
         try kernelGeometry.validate()
         filter = ConvolutionFilter(constant: node.inputs[1], layout: geometry.kernelLayout, kernel: kernelGeometry.kernel,
                                    inputChannels: geometry.inputChannels, outputChannels: geometry.outputChannels,
-                                   groups: geometry.groups)
+                                   groups: geometry.groups, activations: kernelGeometry.layout)
         hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
         choice = try ConvolutionChoice.choose(kernelGeometry, precision: precision, hasResidual: hasResidual,
                                               storedOnlyInBF16: prepared.bf16Only.contains(filter.constant))

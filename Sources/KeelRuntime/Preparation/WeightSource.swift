@@ -35,6 +35,8 @@ struct ConvolutionFilter {
     var inputChannels: Int
     var outputChannels: Int
     var groups: Int
+    /// The layout of the activations it convolves (which operand of the GEMM the filter is).
+    var activations: ActivationLayout
     var inputChannelsPerGroup: Int { inputChannels / max(groups, 1) }
 }
 
@@ -77,6 +79,12 @@ struct HeldWeights {
             throw unavailable(form)
         }
         return values
+    }
+
+    /// The row-major packing, held as such or as panels; throws when neither is held.
+    func rowMajorPacking(for form: PreparedForm) throws -> PackedConv2DWeights {
+        if let panels = existing(PanelConv2DWeights.self) { return panels.rowMajor() }
+        return try require(PackedConv2DWeights.self, for: form)
     }
 
     /// Another form to derive from; throws when it is not held either.
