@@ -34,9 +34,11 @@ final class PassPipelineTests: XCTestCase {
     func testLevelsListTheirPassesInOrder() {
         XCTAssertEqual(PassPipeline.standard(level: .O0).passNames, [])
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
-                       ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"])
+                       ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
+                        "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
-                       ["identity-removal", "constant-folding", "transpose-cancellation", "layout-propagation",
+                       ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
+                        "transpose-cancellation", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
@@ -149,8 +151,9 @@ final class PassRegistryTests: XCTestCase {
             XCTAssertEqual(try PassPipeline(named: names).passNames, names, "-O\(level.rawValue)")
         }
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
-                       ["identity-removal", "constant-folding", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 12)
+                       ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
+                        "transpose-cancellation", "dead-code-elimination"])
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 14)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
