@@ -153,6 +153,181 @@ def keras_upsampling_resizes():
     save("keras_upsampling_resizes", nodes, initializers, [3, 5, 5], 4, opset=13)
 
 
+def scalar(name, value):
+    return numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+
+
+def tf2onnx_fused_layer_norm():
+    """Keras LayerNormalization on tokens [N,T,C] via tf2onnx (the seed's ViT head): a training-mode
+    BatchNormalization over the tokens reshaped to [1,N*T,C,1], its mean from ReduceMean, its
+    variance from ReduceSumSquare / the reduced count, scale and bias Expanded to N*T; gamma and
+    beta after the reshape back."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "two"], ["leading"]),
+        helper.make_node("ReduceProd", ["leading"], ["rows"], axes=[0], keepdims=0),
+        helper.make_node("Unsqueeze", ["rows", "zero"], ["rows_vec"]),
+        helper.make_node("Expand", ["one_value", "rows_vec"], ["ones"]),
+        helper.make_node("Expand", ["zero_value", "rows_vec"], ["zeros"]),
+        helper.make_node("Reshape", ["x", "as_image"], ["image"]),
+        helper.make_node("Shape", ["image"], ["image_shape"]),
+        helper.make_node("Gather", ["image_shape", "reduced_axes"], ["reduced_extents"]),
+        helper.make_node("ReduceProd", ["reduced_extents"], ["count"], axes=[0], keepdims=0),
+        helper.make_node("Cast", ["count"], ["count_float"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[0, 2, 3], keepdims=1),
+        helper.make_node("Sub", ["image", "mean"], ["centred"]),
+        helper.make_node("ReduceSumSquare", ["centred"], ["squares"], axes=[0, 2, 3], keepdims=0),
+        helper.make_node("Squeeze", ["mean", "reduced_axes"], ["mean_rows"]),
+        helper.make_node("Div", ["squares", "count_float"], ["variance"]),
+        helper.make_node("BatchNormalization", ["image", "ones", "zeros", "mean_rows", "variance"], ["normalised"], epsilon=1e-3),
+        helper.make_node("Reshape", ["normalised", "shape"], ["tokens"]),
+        helper.make_node("Mul", ["tokens", "gamma"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "beta"], ["y"]),
+    ]
+    initializers = [ints("zero", [0]), ints("two", [2]), ints("as_image", [1, -1, 6, 1]), ints("reduced_axes", [0, 2, 3]),
+                    scalar("one_value", 1.0), scalar("zero_value", 0.0),
+                    floats("gamma", 6), floats("beta", 6)]
+    save("tf2onnx_fused_layer_norm", nodes, initializers, [4, 6], 3)
+
+
+def tf2onnx_layer_norm_moments():
+    """Keras LayerNormalization via tf2onnx when it cannot use the fused kernel (small epsilon):
+    tf.nn.moments as GlobalAveragePool on tokens or ReduceMean on images, SquaredDifference as
+    Sub and Mul, Rsqrt as Sqrt and Reciprocal, then x·f + (beta - mean·f); with beta 0 tf2onnx
+    writes the shift as Neg(mean·f). Two norms: tokens [N,T,C] and a ConvNeXt-style image."""
+    nodes = []
+    def layer_norm(prefix, x, mean_node, gamma, beta, output):
+        nodes.extend([
+            mean_node(x, prefix + "mean"),
+            helper.make_node("Sub", [x, prefix + "mean"], [prefix + "difference"]),
+            helper.make_node("Mul", [prefix + "difference", prefix + "difference"], [prefix + "squared"]),
+            mean_node(prefix + "squared", prefix + "variance"),
+            helper.make_node("Add", [prefix + "variance", "epsilon"], [prefix + "shifted"]),
+            helper.make_node("Sqrt", [prefix + "shifted"], [prefix + "deviation"]),
+            helper.make_node("Reciprocal", [prefix + "deviation"], [prefix + "inverse"]),
+            helper.make_node("Mul", [prefix + "inverse", gamma], [prefix + "factor"]),
+            helper.make_node("Mul", [prefix + "mean", prefix + "factor"], [prefix + "mean_factor"]),
+            helper.make_node("Mul", [x, prefix + "factor"], [prefix + "scaled"]),
+        ])
+        if beta is None:
+            nodes.append(helper.make_node("Neg", [prefix + "mean_factor"], [prefix + "shift"]))
+        else:
+            nodes.append(helper.make_node("Sub", [beta, prefix + "mean_factor"], [prefix + "shift"]))
+        nodes.append(helper.make_node("Add", [prefix + "scaled", prefix + "shift"], [output]))
+    pool = lambda x, out: helper.make_node("GlobalAveragePool", [x], [out])
+    reduce = lambda x, out: helper.make_node("ReduceMean", [x], [out], axes=[-1], keepdims=1)
+    layer_norm("tokens_", "x", pool, "gamma", None, "tokens_normalised")
+    nodes.append(helper.make_node("Reshape", ["tokens_normalised", "as_image"], ["image"]))
+    layer_norm("image_", "image", reduce, "gamma", "beta", "image_normalised")
+    nodes.append(helper.make_node("Reshape", ["image_normalised", "as_tokens"], ["y"]))
+    initializers = [scalar("epsilon", 1e-6), floats("gamma", 8), floats("beta", 8),
+                    ints("as_image", [0, 2, 3, 8]), ints("as_tokens", [0, 6, 8])]
+    save("tf2onnx_layer_norm_moments", nodes, initializers, [6, 8], 3)
+
+
+def pytorch_layer_norms():
+    """PyTorch's layer norms: the decomposed form older opsets get (ReduceMean, Sub, Pow 2,
+    ReduceMean, Add ε, Sqrt, Div, Mul weight, Add bias) and the LayerNormalization op (opset 17),
+    here with its bias from an Identity of a shared initializer, as the TorchScript exporter
+    writes equal weights."""
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1], keepdims=1),
+        helper.make_node("Sub", ["x", "mean"], ["centred"]),
+        helper.make_node("Pow", ["centred", "two_value"], ["squared"]),
+        helper.make_node("ReduceMean", ["squared"], ["variance"], axes=[-1], keepdims=1),
+        helper.make_node("Add", ["variance", "epsilon"], ["shifted"]),
+        helper.make_node("Sqrt", ["shifted"], ["deviation"]),
+        helper.make_node("Div", ["centred", "deviation"], ["normalised"]),
+        helper.make_node("Mul", ["normalised", "weight"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "bias"], ["decomposed"]),
+        helper.make_node("Identity", ["bias"], ["shared_bias"]),
+        helper.make_node("LayerNormalization", ["decomposed", "weight", "shared_bias"], ["y"], axis=-1, epsilon=1e-5),
+    ]
+    initializers = [scalar("two_value", 2.0), scalar("epsilon", 1e-5), floats("weight", 8), floats("bias", 8)]
+    save("pytorch_layer_norms", nodes, initializers, [5, 8], 3, opset=17)
+
+
+def gelu_forms():
+    """GELU as the exporters write it: tf2onnx's 0.5·x · (1 + erf(x·(1/√2))), PyTorch's
+    ((1 + erf(x/√2))·x)·0.5, and the tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+    nodes = [
+        # tf2onnx
+        helper.make_node("Mul", ["x", "inverse_root_two"], ["tf_argument"]),
+        helper.make_node("Erf", ["tf_argument"], ["tf_erf"]),
+        helper.make_node("Add", ["one", "tf_erf"], ["tf_plus_one"]),
+        helper.make_node("Mul", ["half", "x"], ["tf_half_x"]),
+        helper.make_node("Mul", ["tf_half_x", "tf_plus_one"], ["tf_gelu"]),
+        # PyTorch
+        helper.make_node("Div", ["tf_gelu", "root_two"], ["pt_argument"]),
+        helper.make_node("Erf", ["pt_argument"], ["pt_erf"]),
+        helper.make_node("Add", ["pt_erf", "one"], ["pt_plus_one"]),
+        helper.make_node("Mul", ["tf_gelu", "pt_plus_one"], ["pt_product"]),
+        helper.make_node("Mul", ["pt_product", "half"], ["pt_gelu"]),
+        # tanh approximation
+        helper.make_node("Pow", ["pt_gelu", "three"], ["cube"]),
+        helper.make_node("Mul", ["cube", "coefficient"], ["scaled_cube"]),
+        helper.make_node("Add", ["pt_gelu", "scaled_cube"], ["inner"]),
+        helper.make_node("Mul", ["inner", "root_two_over_pi"], ["tanh_argument"]),
+        helper.make_node("Tanh", ["tanh_argument"], ["tanh"]),
+        helper.make_node("Add", ["tanh", "one"], ["tanh_plus_one"]),
+        helper.make_node("Mul", ["pt_gelu", "half"], ["half_x"]),
+        helper.make_node("Mul", ["half_x", "tanh_plus_one"], ["y"]),
+    ]
+    initializers = [scalar("inverse_root_two", 0.5 ** 0.5), scalar("root_two", 2 ** 0.5), scalar("one", 1.0), scalar("half", 0.5),
+                    scalar("three", 3.0), scalar("coefficient", 0.044715), scalar("root_two_over_pi", (2 / np.pi) ** 0.5)]
+    save("gelu_forms", nodes, initializers, [3, 7], 3)
+
+
+def dynamo_as_strided_gather():
+    """PyTorch's dynamo exporter writes as_strided ([N,C,1,1] view of a flat tensor, ConvNeXt's
+    head) as a Gather whose indices are computed per batch: Range(0, N)·C, unsqueezed to
+    [N,1,1,1], plus an arange(C) constant [1,C,1,1] and a zero; they walk the data in order."""
+    nodes = [
+        helper.make_node("ReduceMean", ["x", "spatial_axes"], ["pooled"], keepdims=1),
+        helper.make_node("Reshape", ["pooled", "minus_one"], ["flat"]),
+        helper.make_node("Shape", ["x"], ["batch_vec"], start=0, end=1),
+        helper.make_node("Squeeze", ["batch_vec"], ["batch"]),
+        helper.make_node("Range", ["zero_scalar", "batch", "one_scalar"], ["images"]),
+        helper.make_node("Mul", ["images", "channels"], ["image_starts"]),
+        helper.make_node("Unsqueeze", ["image_starts", "trailing_axes"], ["image_starts_4d"]),
+        helper.make_node("Add", ["image_starts_4d", "channel_offsets"], ["indices"]),
+        helper.make_node("Add", ["indices", "zeros"], ["same_indices"]),
+        helper.make_node("Gather", ["flat", "same_indices"], ["strided"], axis=0),
+        helper.make_node("Relu", ["strided"], ["y"]),
+    ]
+    initializers = [ints("spatial_axes", [2, 3]), ints("minus_one", [-1]), ints("trailing_axes", [1, 2, 3]),
+                    numpy_helper.from_array(np.array(0, np.int64), "zero_scalar"),
+                    numpy_helper.from_array(np.array(1, np.int64), "one_scalar"),
+                    numpy_helper.from_array(np.array(5, np.int64), "channels"),
+                    numpy_helper.from_array(np.arange(5, dtype=np.int64).reshape(1, 5, 1, 1), "channel_offsets"),
+                    numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.int64), "zeros")]
+    save("dynamo_as_strided_gather", nodes, initializers, [5, 3, 3], 4, opset=18)
+
+
+def tf2onnx_channel_layer_norm():
+    """Keras LayerNormalization on a rank-4 NHWC tensor after a DepthwiseConv2D via tf2onnx
+    (ConvNeXt-style): tf2onnx keeps the convolution's NCHW and normalises over axis 1 with
+    ReduceMean, Sub, Mul, Sqrt, Reciprocal and the tf.nn.batch_normalization affine form, gamma
+    as [1,C,1,1], then transposes to NHWC."""
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["x", "mean"], ["difference"]),
+        helper.make_node("Mul", ["difference", "difference"], ["squared"]),
+        helper.make_node("ReduceMean", ["squared"], ["variance"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["variance", "epsilon"], ["shifted"]),
+        helper.make_node("Sqrt", ["shifted"], ["deviation"]),
+        helper.make_node("Reciprocal", ["deviation"], ["inverse"]),
+        helper.make_node("Mul", ["inverse", "gamma"], ["factor"]),
+        helper.make_node("Mul", ["mean", "factor"], ["mean_factor"]),
+        helper.make_node("Sub", ["beta", "mean_factor"], ["shift"]),
+        helper.make_node("Mul", ["x", "factor"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["normalised"]),
+        helper.make_node("Transpose", ["normalised"], ["y"], perm=[0, 2, 3, 1]),
+    ]
+    initializers = [scalar("epsilon", 1e-6), floats("gamma", 1, 8, 1, 1), floats("beta", 1, 8, 1, 1)]
+    save("tf2onnx_channel_layer_norm", nodes, initializers, [8, 3, 3], 4)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
@@ -160,4 +335,10 @@ if __name__ == "__main__":
     legacy_pytorch_where_equal()
     global_pools_of_other_ranks()
     keras_upsampling_resizes()
+    tf2onnx_fused_layer_norm()
+    tf2onnx_layer_norm_moments()
+    pytorch_layer_norms()
+    gelu_forms()
+    dynamo_as_strided_gather()
+    tf2onnx_channel_layer_norm()
     print("wrote", OUT)

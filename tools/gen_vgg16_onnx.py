@@ -15,6 +15,9 @@ Each run writes, for a network with the Keras layer names of graphs/vgg16_resnet
   pytorch.onnx   what torch.onnx.export writes for the same network: NCHW input, weights named
                  `features.N.weight`, torch.flatten (NCHW order), Linear as Gemm(transB=1),
                  BatchNorm1d as BatchNormalization (epsilon 1e-5).
+  pytorch_dynamo.onnx  what torch.onnx.export(dynamo=True) writes: torch.flatten as Reshape, and
+                 BatchNorm1d folded into the Gemm before it (weight·s, (bias - mean)·s + beta with
+                 s = gamma/sqrt(var + 1e-5)), so the file has no BatchNormalization at all.
   input_bB.npy (NHWC), input_bB_nchw.npy (not with --mini), and ONNX Runtime's outputs:
   <model>_bB_logits.npy and <model>_bB_softmax.npy for each model and batch B.
 Both models compute the same function, so their outputs agree too.
@@ -204,6 +207,34 @@ def pytorch_model(layers, blocks, image):
     return model
 
 
+def pytorch_dynamo_model(layers, blocks, image):
+    """The TorchScript form with torch.flatten as Reshape and BatchNorm1d folded into the Gemm."""
+    model = pytorch_model(layers, blocks, image)
+    graph = model.graph
+    inits = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    scale = inits["classifier.1.weight"] / np.sqrt(inits["classifier.1.running_var"] + TORCH_EPSILON)
+    folded = {
+        "classifier.0.weight": (inits["classifier.0.weight"] * scale[:, None]).astype(np.float32),
+        "classifier.0.bias": ((inits["classifier.0.bias"] - inits["classifier.1.running_mean"]) * scale + inits["classifier.1.bias"]).astype(np.float32),
+        "val_14": np.array([-1, blocks[-1][1] * (image // 2 ** len(blocks)) ** 2], dtype=np.int64),
+    }
+    kept = [name for name in inits if not name.startswith("classifier.1.")] + ["val_14"]
+    del graph.initializer[:]
+    graph.initializer.extend(numpy_helper.from_array(folded.get(name, inits.get(name)), name) for name in kept)
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Flatten":
+            node = helper.make_node("Reshape", [node.input[0], "val_14"], list(node.output), name="node_Reshape_15")
+        elif node.op_type == "BatchNormalization":
+            continue
+        elif node.name == "/classifier/classifier.2/Relu":
+            node = helper.make_node("Relu", ["/classifier/classifier.0/Gemm_output_0"], list(node.output), name=node.name)
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
 def run_reference(path, feed):
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -225,7 +256,8 @@ def main():
     else:
         blocks, image, units, batches = VGG16_BLOCKS, 224, 256, [1, 8]
     layers, _ = make_weights(rng, blocks, image, units, 10 if not args.mini else 3)
-    models = {"tf2onnx": tf2onnx_model(layers, blocks, image), "pytorch": pytorch_model(layers, blocks, image)}
+    models = {"tf2onnx": tf2onnx_model(layers, blocks, image), "pytorch": pytorch_model(layers, blocks, image),
+              "pytorch_dynamo": pytorch_dynamo_model(layers, blocks, image)}
     for name, model in models.items():
         onnx.checker.check_model(model)
         onnx.save(model, os.path.join(args.out_dir, f"{name}.onnx"))
@@ -238,7 +270,7 @@ def main():
         np.save(os.path.join(args.out_dir, f"input_b{batch}.npy"), nhwc)
         if not args.mini:   # the tests feed the NHWC input only
             np.save(os.path.join(args.out_dir, f"input_b{batch}_nchw.npy"), nchw)
-        for name, feed in [("tf2onnx", {"input_1": nhwc}), ("pytorch", {"input": nchw})]:
+        for name, feed in [("tf2onnx", {"input_1": nhwc}), ("pytorch", {"input": nchw}), ("pytorch_dynamo", {"input": nchw})]:
             logits, softmax = run_reference(os.path.join(args.out_dir, f"{name}.onnx"), feed)
             np.save(os.path.join(args.out_dir, f"{name}_b{batch}_logits.npy"), logits)
             np.save(os.path.join(args.out_dir, f"{name}_b{batch}_softmax.npy"), softmax)

@@ -70,7 +70,8 @@ public struct WeightBindingPlan {
         let targets = GraphLayer.layers(of: graph)
         var matcher = LayerMatcher(targets: targets, sources: sources)
         let pairs = match == .name ? matcher.byName() : matcher.byOrder()
-        let (bindings, problems, unbound) = bind(pairs, problems: matcher.problems, unbound: matcher.unbound)
+        var (bindings, problems, unbound) = bind(pairs, problems: matcher.problems, unbound: matcher.unbound)
+        bindings += matcher.foldedBatchNorms.flatMap { $0.0.identityBindings(foldedInto: $0.1) }
         let used = Set(bindings.map(\.source))
         let unused = reader.floatTensors.filter { !used.contains($0.name) }
             .map { "\($0.name) \(Shape(known: $0.data.shape))" }
@@ -81,7 +82,8 @@ public struct WeightBindingPlan {
                     .map { "\($0.element) (\(sources[$0.offset].kind.rawValue))" }.joined(separator: ", "))
                 var byOrder = LayerMatcher(targets: targets, sources: sources)
                 let orderPairs = byOrder.byOrder()
-                let ordered = bind(orderPairs, problems: byOrder.problems, unbound: byOrder.unbound)
+                var ordered = bind(orderPairs, problems: byOrder.problems, unbound: byOrder.unbound)
+                ordered.bindings += byOrder.foldedBatchNorms.flatMap { $0.0.identityBindings(foldedInto: $0.1) }
                 if ordered.problems.isEmpty {
                     let why = pairs.isEmpty ? "no initializer or node name carries a layer name of the graph (PyTorch exports don't); " : ""
                     notes.append(why + "try --match order: it binds all \(ordered.bindings.count) parameters, "
@@ -134,6 +136,8 @@ struct LayerMatcher {
     var unbound = 0
     /// Graph layers whose name no layer of the file carries (by-name matching).
     var unnamed: [GraphLayer] = []
+    /// Graph batch norms the file folded into the layer before them (by-order matching), with that layer.
+    var foldedBatchNorms: [(GraphLayer, SourceLayer)] = []
 
     init(targets: [GraphLayer], sources: [SourceLayer]) {
         self.targets = targets
@@ -170,7 +174,7 @@ struct LayerMatcher {
                 unnamed.append(target)
             default:
                 let names = candidates.map { "'\(sources[$0].node)'" }.joined(separator: ", ")
-                problems += target.parameterLines("ambiguous: layer '\(target.name)' is named by \(names)")
+                problems.append("layer '\(target.name)' (\(target.parameterList)): ambiguous, named by \(names)")
                 unbound += target.parameters.count
             }
         }
@@ -192,23 +196,34 @@ struct LayerMatcher {
         return pairs
     }
 
+    /// Pairs the graph's weighted layers with the file's in order. A graph batch norm directly
+    /// after a dense or conv layer, where the file has no BatchNormalization next, was folded into
+    /// that layer by the exporter (PyTorch's dynamo exporter does so): it binds identity statistics.
     mutating func byOrder() -> [(GraphLayer, SourceLayer)] {
         var pairs: [(GraphLayer, SourceLayer)] = []
+        var next = 0
         for (index, target) in targets.enumerated() {
-            guard index < sources.count else {
-                problems += target.parameterLines("the file has only \(sources.count) weighted layers; this is layer \(index + 1)")
+            if target.node.op == .batchNorm, index > 0, let previous = pairs.last, previous.0.node.name == targets[index - 1].node.name,
+               [.conv2d, .dense].contains(previous.0.node.op), target.node.inputs.first == previous.0.node.outputs.first,
+               next >= sources.count || !target.accepts(sources[next].kind) {
+                foldedBatchNorms.append((target, previous.1))
+                continue
+            }
+            guard next < sources.count else {
+                problems.append("layer '\(target.name)' (\(target.parameterList)): the file has only \(sources.count) weighted layers; this is layer \(index + 1)")
                 unbound += target.parameters.count
                 continue
             }
-            let source = sources[index]
+            let source = sources[next]
+            next += 1
             if target.accepts(source.kind) {
                 pairs.append((target, source))
             } else {
-                problems += target.parameterLines("weighted layer \(index + 1) is a \(target.kindDescription) in the graph but \(source.kind.rawValue) '\(source.node)' in the file")
+                problems.append("layer '\(target.name)' (\(target.parameterList)): weighted layer \(index + 1) is a \(target.kindDescription) in the graph but \(source.kind.rawValue) '\(source.node)' in the file")
                 unbound += target.parameters.count
             }
         }
-        for source in sources.dropFirst(targets.count) {
+        for source in sources.dropFirst(next) {
             problems.append("ONNX \(source.kind.rawValue) '\(source.node)' (\(source.tensors.values.map(\.name).sorted().joined(separator: ", "))) has no layer in the graph")
         }
         return pairs

@@ -84,11 +84,6 @@ struct GraphLayer {
         parameters.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
     }
 
-    /// `reason` once per parameter, as the binding error lists them.
-    func parameterLines(_ reason: String) -> [String] {
-        parameters.map { "\($0.name) \($0.type): \(reason)" }
-    }
-
     /// Each parameter's recipe from `source`, checked against the parameter's exact shape.
     func bind(to source: SourceLayer) throws -> [ParameterBinding] {
         var problems: [String] = []
@@ -111,6 +106,24 @@ struct GraphLayer {
         }
         guard problems.isEmpty else { throw LayerBindingProblems(problems: problems, unbound: parameters.count) }
         return bindings
+    }
+
+    /// A batch norm the exporter folded into `layer` (the file has its effect in that layer's
+    /// weights): statistics that make it the identity, gamma·(x - 0)/sqrt(1 + ε) + 0 = x with
+    /// gamma = sqrt(1 + ε), so the graph computes what the file does and keeps its parameters.
+    func identityBindings(foldedInto layer: SourceLayer) -> [ParameterBinding] {
+        let note = "folded into \(layer.kind.rawValue) '\(layer.node)' by the exporter: identity"
+        return parameters.map { parameter in
+            let value: Float
+            switch parameter.role {
+            case .gamma: value = (1 + epsilon).squareRoot()
+            case .movingVariance: value = 1
+            default: value = 0
+            }
+            let recipe = WeightRecipe.filled(value, count: parameter.elementCount)
+            return ParameterBinding(parameter: parameter.name, type: parameter.type, source: fillText(recipe), sourceShape: nil,
+                                    conversion: note, recipe: recipe)
+        }
     }
 
     private func fillText(_ recipe: WeightRecipe) -> String {

@@ -36,6 +36,8 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case logSoftmax = "log_softmax"
     case reduceMean = "reduce_mean"
     case reduceSum = "reduce_sum"
+    case reduceSumSquare = "reduce_sum_square"
+    case reduceProd = "reduce_prod"
 
     // Data movement.
     case reshape, flatten, transpose, concat, pad, slice, gather, squeeze, unsqueeze, cast

@@ -1,4 +1,4 @@
-/// Sum/mean over any set of axes. Reduced and kept axes are merged where contiguous. When the
+/// Sum/mean/sum of squares/product over any set of axes. Reduced and kept axes are merged where contiguous. When the
 /// innermost kept axis is contiguous (mean over H, W of NHWC, as tf2onnx emits for global pooling)
 /// whole rows are added at once; otherwise each output element walks its reduced positions. Either
 /// way every output element is summed by one thread in a fixed order, so results do not depend
@@ -7,6 +7,48 @@
 public enum Reduction: Sendable, Equatable {
     case sum
     case mean
+    /// Σx² (ONNX ReduceSumSquare: tf2onnx's variance inside LayerNormalization).
+    case sumOfSquares
+    case product
+
+    var name: String {
+        switch self {
+        case .sum: return "reduce_sum"
+        case .mean: return "reduce_mean"
+        case .sumOfSquares: return "reduce_sum_square"
+        case .product: return "reduce_prod"
+        }
+    }
+
+    /// What an empty reduction yields: ONNX's identity elements, NaN for a mean of nothing.
+    var emptyValue: Float {
+        switch self {
+        case .sum, .sumOfSquares: return 0
+        case .mean: return .nan
+        case .product: return 1
+        }
+    }
+}
+
+/// The per-element step of a reduction, resolved once per call so the loops stay branch-free.
+private protocol Accumulation {
+    static var start: Float { get }
+    static func combine(_ total: Float, _ element: Float) -> Float
+}
+
+private enum Summing: Accumulation {
+    static var start: Float { 0 }
+    @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total + element }
+}
+
+private enum SummingSquares: Accumulation {
+    static var start: Float { 0 }
+    @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total + element * element }
+}
+
+private enum Multiplying: Accumulation {
+    static var start: Float { 1 }
+    @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total * element }
 }
 
 public enum Reduce {
@@ -14,7 +56,7 @@ public enum Reduce {
     /// The output holds the kept axes in order; keepdims only changes the caller's shape, not the data.
     public static func apply(_ reduction: Reduction, input: UnsafeBufferPointer<Float>, shape: [Int], axes: [Int],
                              output: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
-        let name = reduction == .sum ? "reduce_sum" : "reduce_mean"
+        let name = reduction.name
         let rank = shape.count
         var reduced = [Bool](repeating: axes.isEmpty, count: rank)
         for axis in axes {
@@ -30,24 +72,35 @@ public enum Reduce {
         try requireCapacity(output.count, outputCount, name, "output")
         guard outputCount > 0, let destination = output.baseAddress else { return }
         guard reducedCount > 0, let source = input.baseAddress else {
-            destination.update(repeating: reduction == .sum ? 0 : .nan, count: outputCount)
+            destination.update(repeating: reduction.emptyValue, count: outputCount)
             return
         }
         let inputStrides = contiguousStrides(shape)
         let kept = StridedSpace(shape: keptShape, strides: [shape.indices.filter { !reduced[$0] }.map { inputStrides[$0] }])
         let reducedSpace = StridedSpace(shape: reducedShape, strides: [shape.indices.filter { reduced[$0] }.map { inputStrides[$0] }])
         let scale: Float = reduction == .mean ? 1 / Float(reducedCount) : 1
+        switch reduction {
+        case .sum, .mean: run(Summing.self, source, destination, outputCount, kept, reducedSpace, scale, context)
+        case .sumOfSquares: run(SummingSquares.self, source, destination, outputCount, kept, reducedSpace, scale, context)
+        case .product: run(Multiplying.self, source, destination, outputCount, kept, reducedSpace, scale, context)
+        }
+    }
+
+    private static func run<A: Accumulation>(_ accumulation: A.Type, _ source: UnsafePointer<Float>,
+                                             _ destination: UnsafeMutablePointer<Float>, _ count: Int,
+                                             _ kept: StridedSpace, _ reduced: StridedSpace, _ scale: Float,
+                                             _ context: KernelContext) {
         if kept.innerStride(0) == 1 && kept.inner > 1 {
-            accumulateRows(source, destination, kept: kept, reduced: reducedSpace, scale: scale, context: context)
+            accumulateRows(A.self, source, destination, kept: kept, reduced: reduced, scale: scale, context: context)
         } else {
-            accumulateElements(source, destination, count: outputCount, kept: kept, reduced: reducedSpace, scale: scale,
+            accumulateElements(A.self, source, destination, count: count, kept: kept, reduced: reduced, scale: scale,
                                context: context)
         }
     }
 
     /// The innermost kept axis is contiguous in the input (e.g. mean over H, W of NHWC): add whole
     /// input rows into output rows, one reduced position after another.
-    private static func accumulateRows(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>,
+    private static func accumulateRows<A: Accumulation>(_ accumulation: A.Type, _ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>,
                                        kept: StridedSpace, reduced: StridedSpace, scale: Float, context: KernelContext) {
         let width = kept.inner
         let reducedCount = reduced.rows * reduced.inner
@@ -60,10 +113,10 @@ public enum Reduce {
                 let columns = (width * chunk / columnChunks)..<(width * (chunk + 1) / columnChunks)
                 let target = destination + row * width + columns.lowerBound
                 let base = source + kept.rowOffset(row, operand: 0) + columns.lowerBound
-                target.update(repeating: 0, count: columns.count)
+                target.update(repeating: A.start, count: columns.count)
                 for position in 0..<reducedCount {
                     let line = base + reduced.elementOffset(position, operand: 0)
-                    for column in 0..<columns.count { target[column] += line[column] }
+                    for column in 0..<columns.count { target[column] = A.combine(target[column], line[column]) }
                 }
                 for column in 0..<columns.count { target[column] *= scale }
             }
@@ -71,7 +124,7 @@ public enum Reduce {
     }
 
     /// General case: each output element sums its reduced positions, innermost reduced axis last.
-    private static func accumulateElements(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>,
+    private static func accumulateElements<A: Accumulation>(_ accumulation: A.Type, _ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>,
                                            count: Int, kept: StridedSpace, reduced: StridedSpace, scale: Float,
                                            context: KernelContext) {
         let (innerExtent, innerStride) = (reduced.inner, reduced.innerStride(0))
@@ -79,10 +132,10 @@ public enum Reduce {
         context.forEachChunk(count, minimumChunk: max(1, parallelGrain / reducedCount)) { range in
             for element in range {
                 let base = kept.elementOffset(element, operand: 0)
-                var total: Float = 0
+                var total = A.start
                 for row in 0..<reduced.rows {
                     let line = source + base + reduced.rowOffset(row, operand: 0)
-                    for index in 0..<innerExtent { total += line[index * innerStride] }
+                    for index in 0..<innerExtent { total = A.combine(total, line[index * innerStride]) }
                 }
                 destination[element] = total * scale
             }

@@ -170,12 +170,34 @@ func translateBatchNorm(_ context: NodeContext) throws {
     // Opsets 7 and 8 could normalise per activation instead of per channel.
     guard try context.int("spatial", default: 1) != 0 else { throw context.fail("spatial=0 is not supported") }
     try context.requireUnusedOutputs(from: 1)
-    for index in 1...4 where context.constantData(index) == nil {
-        throw context.fail("scale, bias, mean and variance must be constants (input \(index) is not)")
+    guard (1...4).allSatisfy({ context.constantData($0) != nil }) else {
+        try translateComputedBatchNorm(context)
+        return
     }
     let inputs = try (0...4).map(context.input)
     context.emit(.batchNorm, inputs, ["epsilon": .float(try context.float("epsilon", default: 1e-5)), "axis": .int(1)],
                  shape: context.shape(0))
+}
+
+/// A BatchNormalization whose statistics are computed in the graph (tf2onnx writes Keras's fused
+/// LayerNormalization as one over the reshaped tokens, with per-token mean and variance) is
+/// written out as (x - mean)·(scale / sqrt(variance + ε)) + bias, each vector reshaped to
+/// broadcast along axis 1; layer-norm-recognition turns the pattern into one layer_norm.
+private func translateComputedBatchNorm(_ context: NodeContext) throws {
+    guard let rank = context.shape(0)?.count, rank >= 2 else {
+        throw context.fail("its statistics are computed in the graph, and the input's rank is unknown or below 2")
+    }
+    let epsilon = try context.float("epsilon", default: 1e-5)
+    let x = try context.input(0)
+    let (scale, bias, mean, variance) = (try context.input(1), try context.input(2), try context.input(3), try context.input(4))
+    let perChannel = ["shape": AttributeValue.ints([-1] + Array(repeating: 1, count: rank - 2))]
+    let epsilonValue = context.addLiteral("epsilon", TensorData(floats: [epsilon], shape: []))
+    let shifted = context.emitStep("variance_plus_epsilon", .add, [variance, epsilonValue])
+    let deviation = context.emitStep("deviation", .sqrt, [shifted])
+    let factor = context.emitStep("factor", .div, [scale, deviation])
+    let centred = context.emitStep("centred", .sub, [x, context.emitStep("mean_per_channel", .reshape, [mean], perChannel)])
+    let scaled = context.emitStep("scaled", .mul, [centred, context.emitStep("factor_per_channel", .reshape, [factor], perChannel)])
+    context.emit(.add, [scaled, context.emitStep("bias_per_channel", .reshape, [bias], perChannel)], shape: context.shape(0))
 }
 
 func translateInstanceNorm(_ context: NodeContext) throws {

@@ -29,6 +29,8 @@ struct ImportedValue {
     var known: KnownInts?
     /// Its partial shape: rank known, each dimension known, symbolic or nil (unknown).
     var shape: [Dim?]?
+    /// Its elements as a function of their position, for index tensors sized by the batch.
+    var grid: IndexGrid? = nil
 }
 
 /// Builds the IR graph node by node. A class because translations and folding share its
@@ -163,6 +165,7 @@ final class GraphImporter {
             throw ONNXError.unsupportedNode(path: path, node: name, op: node.opType, reason: "has no output")
         }
         let context = NodeContext(importer: self, node: node, name: name)
+        if try foldIndexGrid(context) { return }
         if try foldShapeComputation(context) { return }
         guard let translation = opTranslations[node.opType] else {
             throw ONNXError.unsupportedOp(path: path, node: name, op: node.opType, domain: node.domain)

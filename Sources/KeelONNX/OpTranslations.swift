@@ -87,6 +87,8 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
     "SpaceToDepth": { try translateBlockMove($0, op: .spaceToDepth) },
     "ReduceMean": { try translateReduce($0, op: .reduceMean, axesInputSince: 18) },
     "ReduceSum": { try translateReduce($0, op: .reduceSum, axesInputSince: 13) },
+    "ReduceSumSquare": { try translateReduce($0, op: .reduceSumSquare, axesInputSince: 18) },
+    "ReduceProd": { try translateReduce($0, op: .reduceProd, axesInputSince: 18) },
 ]
 
 /// The ai.onnx op types the importer understands: the translation table plus the ops the

@@ -97,6 +97,11 @@ func translateGlobalPool(_ context: NodeContext, op: OpKind) throws {
         context.emit(op, [try context.input(0)], attributes, shape: pooledShape)
         return
     }
+    if op == .globalAvgPool2d {
+        // A mean over the trailing axes (GlobalAveragePooling1D and LayerNormalization's moments via tf2onnx).
+        context.emit(.reduceMean, [try context.input(0)], ["axes": .ints(Array(2..<rank)), "keepdims": .bool(true)], shape: pooledShape)
+        return
+    }
     let columns = context.emitStep("as_image", .reshape, [try context.input(0)], ["shape": .ints([0, 0, -1, 1])])
     let pooled = context.emitStep("pool", op, [columns], attributes)
     context.emit(.reshape, [pooled], ["shape": .ints([0, 0] + Array(repeating: 1, count: rank - 2))], shape: pooledShape)

@@ -120,6 +120,12 @@ struct GraphEditor {
         if old.inputs == node.inputs && old.outputs == node.outputs { lookup = kept }
     }
 
+    /// Inserts `node` just before the node called `name` (which must read what `node` makes).
+    mutating func insert(_ node: Node, before name: String) {
+        let index = graph.nodes.firstIndex { $0.name == name } ?? graph.nodes.endIndex
+        graph.nodes.insert(node, at: index)
+    }
+
     mutating func removeNode(named name: String) {
         graph.nodes.removeAll { $0.name == name }
     }

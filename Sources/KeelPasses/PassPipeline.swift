@@ -54,6 +54,8 @@ public struct PassPipeline {
     public static let registry: [(name: String, make: () -> any Pass)] = [
         ("identity-removal", { IdentityRemoval() }),
         ("constant-folding", { ConstantFolding() }),
+        ("layer-norm-recognition", { LayerNormRecognition() }),
+        ("gelu-recognition", { GeluRecognition() }),
         ("transpose-cancellation", { TransposeCancellation() }),
         ("layout-propagation", { LayoutPropagation() }),
         ("matmul-to-dense", { MatMulToDense() }),
@@ -69,8 +71,8 @@ public struct PassPipeline {
 
     public static var availablePassNames: [String] { registry.map(\.name) }
 
-    /// -O0: nothing. -O1: identity removal, constant folding, transpose cancellation, dead-code
-    /// elimination (weights keep their values). -O2: all of -O1 plus layout propagation (and a
+    /// -O0: nothing. -O1: identity removal, constant folding, layer norm and GELU recognition,
+    /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
     /// BatchNorm folding, epilogue fusion and max-pool fusion.
     public static func standard(level: OptimizationLevel) -> PassPipeline {
@@ -79,9 +81,11 @@ public struct PassPipeline {
         case .O0:
             return PassPipeline(passes: [])
         case .O1:
-            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), TransposeCancellation(), DeadCodeElimination()])
+            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
+                                         TransposeCancellation(), DeadCodeElimination()])
         case .O2:
-            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), TransposeCancellation(), LayoutPropagation(),
+            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
+                                         TransposeCancellation(), LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
                                          BatchNormFolding(), EpilogueFusion(), MaxPoolFusion(), DeadCodeElimination()])
         }

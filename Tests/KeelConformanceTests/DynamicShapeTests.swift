@@ -11,10 +11,22 @@ final class DynamicShapeTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("DynamicShapes").path
     }
 
-    private func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Runs the fixture as imported and, when `optimized` lists op counts, also after -O2, whose
+    /// graph must then hold exactly those counts of the listed ops (the recognised patterns).
+    private func check(_ name: String, optimized: [OpKind: Int]? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
         let folder = Self.folder + "/" + name
         let graph = try ModelLoader.infer(importONNXGraph(path: folder + "/model.onnx"))
         XCTAssertEqual(graph.inputs.first?.type.shape.dims.first, "N", "the batch stays symbolic", file: file, line: line)
+        try compare(graph, name, folder, file: file, line: line)
+        guard let optimized else { return }
+        let rewritten = try PassPipeline.standard(level: .O2).run(graph).graph
+        for (op, count) in optimized {
+            XCTAssertEqual(rewritten.nodes.filter { $0.op == op }.count, count, "\(op) nodes in \(name) after -O2", file: file, line: line)
+        }
+        try compare(rewritten, name + " after -O2", folder, file: file, line: line)
+    }
+
+    private func compare(_ graph: Graph, _ name: String, _ folder: String, file: StaticString, line: UInt) throws {
         let compiled = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
         for batch in [1, 4] {
             let input = try loadTensorProto(path: "\(folder)/input_b\(batch).pb")
@@ -34,4 +46,20 @@ final class DynamicShapeTests: XCTestCase {
     func testLegacyPyTorchWhereEqualTargets() throws { try check("legacy_pytorch_where_equal") }
     func testGlobalPoolsOfOtherRanks() throws { try check("global_pools_of_other_ranks") }
     func testKerasUpsamplingResizes() throws { try check("keras_upsampling_resizes") }
+
+    // Patterns that become one Keel op: the reductions and element-wise steps disappear.
+    func testTF2ONNXFusedLayerNorm() throws {
+        try check("tf2onnx_fused_layer_norm", optimized: [.layerNorm: 1, .reduceSumSquare: 0, .reduceMean: 0, .mul: 0, .add: 0])
+    }
+    func testTF2ONNXLayerNormMoments() throws {
+        try check("tf2onnx_layer_norm_moments", optimized: [.layerNorm: 2, .reduceMean: 0, .reciprocal: 0, .mul: 0])
+    }
+    func testTF2ONNXChannelLayerNorm() throws {
+        try check("tf2onnx_channel_layer_norm", optimized: [.layerNorm: 1, .reduceMean: 0, .mul: 0])
+    }
+    func testPyTorchLayerNorms() throws {
+        try check("pytorch_layer_norms", optimized: [.layerNorm: 2, .reduceMean: 0, .pow: 0, .div: 0])
+    }
+    func testDynamoAsStridedGatherIsAReshape() throws { try check("dynamo_as_strided_gather", optimized: [.gather: 0]) }
+    func testGeluForms() throws { try check("gelu_forms", optimized: [.gelu: 3, .erf: 0, .tanh: 0, .mul: 0]) }
 }

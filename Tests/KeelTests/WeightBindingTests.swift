@@ -10,6 +10,7 @@ final class WeightBindingTests: XCTestCase {
     static let graph = WeightBindingFixtures.graph
     static let tf2onnx = WeightBindingFixtures.folder.appendingPathComponent("tf2onnx.onnx").path
     static let pytorch = WeightBindingFixtures.folder.appendingPathComponent("pytorch.onnx").path
+    static let pytorchDynamo = WeightBindingFixtures.folder.appendingPathComponent("pytorch_dynamo.onnx").path
 
     private func runGraph(_ graph: String = graph, weights: String, match: WeightMatch) throws -> Tensor {
         let (model, report) = try ModelPipeline(path: graph, weights: .onnx(path: weights, match: match), threads: 1).compile()
@@ -53,8 +54,8 @@ final class WeightBindingTests: XCTestCase {
         let clash = try fixtures.editedGraph(replacing: "dense_1 = dense(3)", with: "model = dense(3)", output: "model")
         XCTAssertThrowsError(try runGraph(clash, weights: Self.tf2onnx, match: .name)) { error in
             let text = String(describing: error)
-            XCTAssertTrue(text.contains("model/kernel f32[8,3]: ambiguous: layer 'model' is named by 'model/dense/MatMul', 'model/dense_1/MatMul'"), text)
-            XCTAssertTrue(text.contains("model/bias f32[3]: ambiguous"), text)
+            XCTAssertTrue(text.contains("layer 'model' (model/kernel f32[8,3], model/bias f32[3]): ambiguous, named by 'model/dense/MatMul', 'model/dense_1/MatMul'"), text)
+            XCTAssertEqual(text.components(separatedBy: "ambiguous").count, 2, "one line for the layer: \(text)")
         }
     }
 
@@ -84,13 +85,27 @@ final class WeightBindingTests: XCTestCase {
         }
     }
 
+    /// The dynamo exporter folds BatchNorm1d into the Gemm before it: the graph's batch norm binds
+    /// identity statistics, the dense layer the folded weights, and the logits are ONNX Runtime's.
+    func testBatchNormFoldedIntoTheGemmBindsAsIdentity() throws {
+        let logits = try runGraph(weights: Self.pytorchDynamo, match: .order)
+        XCTAssertLessThan(WeightBindingFixtures.relativeError(logits, try fixtures.tensor("pytorch_dynamo_b2_logits.npy")), 1e-5)
+        let graph = try ModelLoader.load(path: Self.graph)
+        let plan = try WeightBindingPlan.make(for: graph, onnxPath: Self.pytorchDynamo, match: .order)
+        let folded = "folded into dense '/classifier/classifier.0/Gemm' by the exporter: identity"
+        XCTAssertTrue(plan.explanation.contains("batch_normalization/moving_mean f32[8] <- 0 (\(folded))"), "\(plan.explanation)")
+        XCTAssertTrue(plan.explanation.contains("batch_normalization/moving_variance f32[8] <- 1 (\(folded))"), "\(plan.explanation)")
+        XCTAssertTrue(plan.explanation.contains("dense_1/kernel f32[8,3] <- classifier.3.weight [3,8] ([out,in]->[in,out])"), "\(plan.explanation)")
+        XCTAssertFalse(plan.explanation.contains { $0.hasPrefix("unused") }, "\(plan.explanation)")
+    }
+
     func testOrderMismatchNamesBothKinds() throws {
         let extra = try fixtures.editedGraph(replacing: "block1_pool = max_pool2d(2)", with: "block1_conv2 = conv2d(4, 3, padding: same)\nblock1_pool = max_pool2d(2)", output: nil)
         XCTAssertThrowsError(try runGraph(extra, weights: Self.pytorch, match: .order)) { error in
             let text = String(describing: error)
             XCTAssertTrue(text.contains("block1_conv2/kernel f32[3,3,4,4]: shape mismatch with features.3.weight [8,4,3,3]"), text)
-            XCTAssertTrue(text.contains("dense/kernel f32[128,8]: weighted layer 5 is a dense in the graph but batch norm '/classifier/classifier.1/BatchNormalization' in the file"), text)
-            XCTAssertTrue(text.contains("dense_1/bias f32[3]: the file has only 6 weighted layers; this is layer 7"), text)
+            XCTAssertTrue(text.contains("layer 'dense' (dense/kernel f32[128,8], dense/bias f32[8]): weighted layer 5 is a dense in the graph but batch norm '/classifier/classifier.1/BatchNormalization' in the file"), text)
+            XCTAssertTrue(text.contains("layer 'dense_1' (dense_1/kernel f32[8,3], dense_1/bias f32[3]): the file has only 6 weighted layers; this is layer 7"), text)
         }
     }
 

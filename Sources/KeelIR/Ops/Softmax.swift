@@ -1,5 +1,5 @@
 extension OpRegistry {
-    /// softmax / log_softmax along one axis, and the mean/sum reductions.
+    /// softmax / log_softmax along one axis, and the mean, sum, sum-of-squares and product reductions.
     static var softmaxAndReductionSchemas: [OpSchema] {
         let along: @Sendable (OpSchema.Context) throws -> [TensorType] = { context in
             let input = try context.type(0)
@@ -25,6 +25,8 @@ extension OpRegistry {
             OpSchema(kind: .logSoftmax, category: .reduction, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
             OpSchema(kind: .reduceMean, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
             OpSchema(kind: .reduceSum, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceSumSquare, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceProd, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
         ]
     }
 

@@ -73,7 +73,7 @@ extension KernelLowering {
         }
     }
 
-    static func lowerReduce(_ operands: StepOperands) throws -> Step {
+    static func lowerReduce(_ operands: StepOperands, _ reduction: Reduction) throws -> Step {
         let shape = operands.inputShapes[0]
         let requested = try operands.attributes.optionalInts("axes") ?? Array(0..<shape.count)
         let axes = try requested.map { axis -> Int in
@@ -82,7 +82,6 @@ extension KernelLowering {
             }
             return resolved
         }
-        let reduction: Reduction = operands.node.op == .reduceMean ? .mean : .sum
         return try operands.unaryStep { input, output, context in
             try Reduce.apply(reduction, input: input, shape: shape, axes: axes.isEmpty ? Array(0..<shape.count) : axes,
                              output: output, context: context)

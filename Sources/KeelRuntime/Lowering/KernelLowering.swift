@@ -36,7 +36,10 @@ enum KernelLowering {
             // Unreachable for a bool output (the plan refuses it first); kept for exhaustiveness.
             throw operands.unsupported("computes bool values; it folds at compile time when its inputs are constants")
         case .sum: return try lowerSum(operands)
-        case .reduceMean, .reduceSum: return try lowerReduce(operands)
+        case .reduceMean: return try lowerReduce(operands, .mean)
+        case .reduceSum: return try lowerReduce(operands, .sum)
+        case .reduceSumSquare: return try lowerReduce(operands, .sumOfSquares)
+        case .reduceProd: return try lowerReduce(operands, .product)
         case .transpose: return try lowerTranspose(operands)
         case .concat: return try lowerConcat(operands)
         case .pad: return try lowerPad(operands)
