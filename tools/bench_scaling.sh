@@ -13,8 +13,14 @@ WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 import sys, numpy as np
 np.save(sys.argv[1] + "/x.npy", np.linspace(-4, 4, 8 * 64, dtype=np.float32).reshape(8, 64))
 PY
-seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N); echo "$end - $start" | bc; }
-printf '| nodes | format | check (s) | run, batch 8 (s) |\n|---:|---|---:|---:|\n'
+# "wall (CPU)" in seconds: on a shared machine the CPU time (user + sys) is the steadier figure.
+seconds() {
+    local TIMEFORMAT='%R %U %S' times
+    times=$( { time "$@" >/dev/null 2>&1; } 2>&1 ) || { echo "failed: $*" >&2; exit 1; }
+    read -r wall user system <<<"$times"
+    printf '%.2f (%.2f)' "$wall" "$(echo "$user + $system" | bc)"
+}
+printf '| nodes | format | check, s wall (CPU) | run, batch 8, s wall (CPU) |\n|---:|---|---:|---:|\n'
 for n in "${SIZES[@]}"; do
     { echo "model chain"; echo "input x: f32[N, 64]"; for ((i = 0; i < n; i++)); do echo "r$i = relu()"; done; } > "$WORK/chain$n.keel"
     "$PYTHON" - "$WORK/chain$n.onnx" "$n" <<'PY'
@@ -33,6 +39,6 @@ PY
         # The numbers must be right too: a ReLU chain computes max(x, 0).
         "$PYTHON" -c "import numpy as np, sys; x = np.load('$WORK/x.npy'); y = np.load('$WORK/out.npy'); sys.exit(0 if np.array_equal(y, np.maximum(x, 0)) else 1)" \
             || { echo "chain$n.$format: wrong output" >&2; exit 1; }
-        printf '| %s | %s | %.2f | %.2f |\n' "$n" "$format" "$check" "$run"
+        printf '| %s | %s | %s | %s |\n' "$n" "$format" "$check" "$run"
     done
 done

@@ -59,6 +59,8 @@ row "misspelt option" check --jsn graphs/vgg16.keel
 row "missing model argument" check
 row "no input given" run graphs/vgg16.keel
 row "bad optimisation level" compile graphs/vgg16.keel -O3
+row "no threads" run graphs/vgg16.keel --image samples/coffee.jpg --threads 0
+row "more threads than a plan can hold" run graphs/vgg16.keel --image samples/coffee.jpg --threads 1025
 cat <<'HEAD'
 
 ## Graph files (`keel check`)

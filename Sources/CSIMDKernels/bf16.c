@@ -52,10 +52,15 @@ int keel_bf16_direct_fits(const keel_bf16_conv *conv) {
         && 4 * conv->output_width >= 3 * computed;
 }
 
+int keel_bf16_vector_fits(const keel_bf16_conv *conv) {
+    return conv->batch * conv->output_height * conv->output_width <= KEEL_BF16_VECTOR_PIXELS;
+}
+
 ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv) {
     return conv->batch * (conv->pool ? conv->output_height / 2 : conv->output_height);
 }
 
-ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv) {
-    return conv->batch * keel_bf16_padded_height(conv) * keel_bf16_padded_width(conv) * conv->input_channels;
+ptrdiff_t keel_bf16_direct_scratch_bytes(const keel_bf16_conv *conv) {
+    const ptrdiff_t window = keel_bf16_window_height(conv) * keel_bf16_padded_width(conv) * conv->input_channels * 2;
+    return (window + 63) / 64 * 64 + KEEL_BF16_STAGING_BYTES;
 }

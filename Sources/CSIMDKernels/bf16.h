@@ -29,8 +29,9 @@ static inline const uint16_t *keel_bf16_column_block(const uint16_t *packed, ptr
     return packed + (column / 16) * depth * 16;
 }
 
-/* The padded bf16 copy of the input the direct kernel reads: [batch][height][width][channels],
- * width rounded so every 16-pixel segment of an output row reads inside it. */
+/* The padded bf16 input the direct kernel reads, as if whole: [batch][height][width][channels],
+ * width rounded so every 16-pixel segment of an output row reads inside it. Each call holds only
+ * a window of its rows. */
 static inline ptrdiff_t keel_bf16_padded_height(const keel_bf16_conv *conv) {
     return conv->output_height + conv->kernel_height - 1;
 }
@@ -38,11 +39,26 @@ static inline ptrdiff_t keel_bf16_padded_width(const keel_bf16_conv *conv) {
     return (conv->output_width + 15) / 16 * 16 + conv->kernel_width - 1;
 }
 
+/* Output rows (of keel_bf16_direct_rows) per window: the window's input rows fill ~256 KB, so
+ * they stay in L2 while every column block of the filter passes over them. */
+static inline ptrdiff_t keel_bf16_window_rows(const keel_bf16_conv *conv) {
+    const ptrdiff_t row_bytes = keel_bf16_padded_width(conv) * conv->input_channels * 2;
+    const ptrdiff_t rows = ((256 * 1024) / row_bytes - (conv->kernel_height - 1)) / (conv->pool ? 2 : 1);
+    return rows < 1 ? 1 : rows;
+}
+/* Padded input rows one window holds. */
+static inline ptrdiff_t keel_bf16_window_height(const keel_bf16_conv *conv) {
+    return keel_bf16_window_rows(conv) * (conv->pool ? 2 : 1) + conv->kernel_height - 1;
+}
+
 #if KEEL_X86
 /* Rows first_pixel ..< first_pixel + rows of the im2col matrix in bf16, [padded_rows][depth]
  * (zero past the filter's depth and past `rows`). */
 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
                             ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block);
+/* Rows first_row ..< first_row + row_count of the padded bf16 input (counted over the batch) to
+ * `window`, the first at its start. */
+void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count, uint16_t *window);
 /* `rows` rows of a staged fp32 block (32 floats a row) plus bias and residual (NULL for none,
  * rows ldc apart as in `out`), then ReLU, stored within the masks. */
 void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, const float *residual, int relu,

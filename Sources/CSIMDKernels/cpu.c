@@ -160,7 +160,6 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
 #undef KEEL_USE_FP32_KERNELS
     if (capabilities & KEEL_CPU_AMX_BF16) {
         table->bf16_conv = keel_amx_bf16_conv;
-        table->bf16_pad = keel_avx512bf16_bf16_pad;
         table->bf16_conv_direct = keel_amx_bf16_conv_direct;
     }
     else if (capabilities & KEEL_CPU_AVX512_BF16) table->bf16_conv = keel_avx512bf16_bf16_conv;

@@ -3,7 +3,7 @@
  * (32 rows × 32 columns) uses 8 of the 8 tiles: two A tiles, two B tiles, four C tiles. Each call
  * configures the tiles for its own thread and releases them at the end. The im2col form reads A
  * from blocks of im2col rows; the direct form reads 16 adjacent output pixels' inputs straight
- * from the padded bf16 copy of the input (a stride of one pixel's channels), tap by tap, which
+ * from a padded bf16 window of the input (a stride of one pixel's channels), tap by tap, which
  * saves building the rows (a ~15% gain on VGG16's layers, measured per layer). Every function carries
  * KEEL_AMX; cpu.c uses them only once Linux granted this process the tile state. */
 #include "bf16.h"
@@ -27,6 +27,10 @@ static KEEL_AMX void configure(void) {
 
 KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                  ptrdiff_t first_column, ptrdiff_t column_count, void *scratch) {
+    if (keel_bf16_vector_fits(conv)) {
+        keel_avx512bf16_bf16_conv(conv, first_pixel, pixel_count, first_column, column_count, scratch);
+        return;
+    }
     const ptrdiff_t depth = keel_bf16_depth(conv), block_rows = keel_bf16_block_rows(depth);
     const ptrdiff_t columns = conv->output_channels, tiles = depth / 32, stride = depth * 2;
     const ptrdiff_t last_column = first_column + column_count < columns ? first_column + column_count : columns;
@@ -124,27 +128,31 @@ static KEEL_AMX void finish_pooled(const float *staging, ptrdiff_t count, const 
     }
 }
 
-/* The work is a sequence of 16-pixel units, each of row-major output rows split in runs of 16;
- * the units go through the tiles two at a time, so a pair may join the end of one row to the start
- * of the next (a 14-pixel row pairs with the next row instead of leaving half the tiles idle).
- * Pooled, a pair is the same 16 pixels of two adjacent output rows, reduced in the epilogue. */
-KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
-                                        ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count,
-                                        void *scratch) {
+/* Output rows go in windows of whole rows of one image: their input rows are rounded into a
+ * padded bf16 window in scratch, then every column block passes over it. Within a window the work
+ * is a sequence of 16-pixel units, row-major output rows split in runs of 16; the units go through
+ * the tiles two at a time, so a pair may join the end of one row to the start of the next (a
+ * 14-pixel row pairs with the next row instead of leaving half the tiles idle). Pooled, a pair is
+ * the same 16 pixels of two adjacent output rows, reduced in the epilogue. */
+KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                                        ptrdiff_t first_column, ptrdiff_t column_count, void *scratch) {
     const ptrdiff_t depth = keel_bf16_depth(conv), columns = conv->output_channels, channels = conv->input_channels;
     const ptrdiff_t last_column = first_column + column_count < columns ? first_column + column_count : columns;
     const ptrdiff_t height = conv->output_height, width = conv->output_width;
     const ptrdiff_t padded_height = keel_bf16_padded_height(conv), padded_width = keel_bf16_padded_width(conv);
     const ptrdiff_t segments = (width + 15) / 16, row_step = padded_width * channels;
-    const ptrdiff_t pooled_height = height / 2, pooled_width = width / 2;
     const int pool = conv->pool;
-    /* Rows per pass over the filter's column blocks: their input rows stay in L2. */
-    ptrdiff_t batch_rows = ((256 * 1024) / (row_step * 2) - (conv->kernel_height - 1)) / (pool ? 2 : 1);
-    if (batch_rows < 1) batch_rows = 1;
-    float *staging = scratch;
+    const ptrdiff_t span = pool ? 2 : 1, image_rows = height / span, pooled_width = width / 2;
+    const ptrdiff_t window_rows = keel_bf16_window_rows(conv);
+    uint16_t *window = scratch;
+    float *staging = (float *)((char *)scratch + keel_bf16_direct_scratch_bytes(conv) - KEEL_BF16_STAGING_BYTES);
     configure();
-    for (ptrdiff_t start = first_row; start < first_row + row_count; start += batch_rows) {
-        const ptrdiff_t end = start + batch_rows < first_row + row_count ? start + batch_rows : first_row + row_count;
+    for (ptrdiff_t start = first_row, end; start < first_row + row_count; start = end) {
+        const ptrdiff_t image = start / image_rows, top = (start % image_rows) * span;
+        end = start + window_rows < first_row + row_count ? start + window_rows : first_row + row_count;
+        if (end > (image + 1) * image_rows) end = (image + 1) * image_rows;
+        keel_avx512bf16_pad_rows(conv, image * padded_height + top, (end - start) * span + conv->kernel_height - 1,
+                                 window);
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
             const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
             const uint16_t *b1 = b0 + depth * 16;
@@ -152,11 +160,10 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16
             const float *bias = conv->bias ? conv->bias + column : NULL;
             if (pool) {
                 for (ptrdiff_t row = start; row < end; row++) {
-                    const ptrdiff_t image = row / pooled_height, y = 2 * (row % pooled_height);
-                    const uint16_t *top = padded + (image * padded_height + y) * row_step;
+                    const uint16_t *upper = window + (2 * (row - start)) * row_step;
                     float *out = conv->output + (row * pooled_width) * columns + column;
                     for (ptrdiff_t x = 0; x / 2 < pooled_width; x += 16) {
-                        accumulate(conv, top + x * channels, top + row_step + x * channels, b0, b1);
+                        accumulate(conv, upper + x * channels, upper + row_step + x * channels, b0, b1);
                         stage(staging);
                         const ptrdiff_t count = pooled_width - x / 2 < 8 ? pooled_width - x / 2 : 8;
                         finish_pooled(staging, count, bias, conv->relu, out + (x / 2) * columns, columns, low, high);
@@ -164,15 +171,16 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16
                 }
                 continue;
             }
-            for (ptrdiff_t unit = start * segments; unit < end * segments; unit += 2) {
-                const ptrdiff_t row0 = unit / segments, x0 = (unit % segments) * 16;
-                const ptrdiff_t row1 = (unit + 1) / segments, x1 = ((unit + 1) % segments) * 16;
-                const int pair = unit + 1 < end * segments;
-                const uint16_t *a0 = padded + ((row0 / height) * padded_height + row0 % height) * row_step + x0 * channels;
-                const uint16_t *a1 = padded + ((row1 / height) * padded_height + row1 % height) * row_step + x1 * channels;
-                accumulate(conv, a0, pair ? a1 : NULL, b0, b1);
+            const ptrdiff_t units = (end - start) * segments;
+            for (ptrdiff_t unit = 0; unit < units; unit += 2) {
+                const ptrdiff_t y0 = unit / segments, x0 = (unit % segments) * 16;
+                const ptrdiff_t y1 = (unit + 1) / segments, x1 = ((unit + 1) % segments) * 16;
+                const int pair = unit + 1 < units;
+                accumulate(conv, window + y0 * row_step + x0 * channels, pair ? window + y1 * row_step + x1 * channels : NULL,
+                           b0, b1);
                 stage(staging);
-                const ptrdiff_t at0 = (row0 * width + x0) * columns + column, at1 = (row1 * width + x1) * columns + column;
+                const ptrdiff_t at0 = ((start + y0) * width + x0) * columns + column;
+                const ptrdiff_t at1 = ((start + y1) * width + x1) * columns + column;
                 const float *residual = conv->residual;
                 keel_avx512bf16_finish(staging, width - x0 < 16 ? width - x0 : 16, bias, residual ? residual + at0 : NULL,
                                        conv->relu, conv->output + at0, columns, low, high);

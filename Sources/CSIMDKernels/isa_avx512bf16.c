@@ -45,13 +45,13 @@ KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff
     }
 }
 
-KEEL_AVX512_BF16 void keel_avx512bf16_bf16_pad(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
-                              uint16_t *padded) {
+KEEL_AVX512_BF16 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                                              uint16_t *window) {
     const ptrdiff_t height = keel_bf16_padded_height(conv), width = keel_bf16_padded_width(conv);
     const ptrdiff_t channels = conv->input_channels;
     for (ptrdiff_t row = first_row; row < first_row + row_count; row++) {
         const ptrdiff_t image = row / height, iy = row % height - conv->pad_top;
-        uint16_t *line = padded + row * width * channels;
+        uint16_t *line = window + (row - first_row) * width * channels;
         if (iy < 0 || iy >= conv->input_height) {
             memset(line, 0, (size_t)(width * channels) * 2);
             continue;

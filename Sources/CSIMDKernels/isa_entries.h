@@ -29,9 +29,8 @@ KEEL_DECLARE_FP32_KERNELS(avx2)
 
 void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
-void keel_avx512bf16_bf16_pad(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count, uint16_t *padded);
-void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
-                               ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
+void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                               ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                         ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 

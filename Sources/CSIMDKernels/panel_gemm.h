@@ -69,6 +69,27 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     return e && (e->bias || e->residual || e->activation != KEEL_ACTIVATION_NONE) ? e : NULL;
 }
 
+/* The depth loop of one block. PREFETCH, WHOLE and STEP (A's row step) are constants in the
+ * copies the common cases take (packed A rows with row step 1, whole deep panels): tested inside
+ * the loop, they cost two branches and an address computation per broadcast, and the loop ran
+ * near the front end's limit instead of the FMA ports'. */
+#define PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, PREFETCH, WHOLE, STEP)                         \
+    for (ptrdiff_t p = 0; p < depth; p++) {                                                                 \
+        const float *line = b + p * b_step;                                                                 \
+        if (PREFETCH) {                                                                                     \
+            _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step), _MM_HINT_T0);                       \
+            _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step + 16), _MM_HINT_T0);                  \
+        }                                                                                                   \
+        VEC b0 = WHOLE ? LOADU(line) : LOAD(low, line);                                                     \
+        VEC b1 = WHOLE ? LOADU(line + HALF) : LOAD(high, line + HALF);                                      \
+        const float *column = a.base + p * a.depth_step;                                                    \
+        for (int r = 0; r < rows; r++) {                                                                    \
+            VEC value = SET1(column[r * (STEP)]);                                                           \
+            left[r] = FMADD(value, b0, left[r]);                                                            \
+            right[r] = FMADD(value, b1, right[r]);                                                          \
+        }                                                                                                   \
+    }
+
 /* One body per level: `rows` rows of A (at most LIMIT) × 2·HALF columns of a panel in two
  * registers per row; `gemm_rows` runs a whole 32-column panel (AVX-512: one pass of 2×16
  * columns; AVX2: two passes of 2×8). Needs keel_<PREFIX>_activate (simd_activation.h). */
@@ -85,19 +106,12 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                                    struct block_target t, MASK low, MASK high, int prefetch) { \
         VEC left[LIMIT], right[LIMIT];                                                                      \
         for (int r = 0; r < rows; r++) { left[r] = ZERO(); right[r] = ZERO(); }                             \
-        for (ptrdiff_t p = 0; p < depth; p++) {                                                             \
-            const float *line = b + p * b_step;                                                             \
-            if (prefetch) {                                                                                 \
-                _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step), _MM_HINT_T0);                   \
-                _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step + 16), _MM_HINT_T0);              \
-            }                                                                                               \
-            VEC b0 = whole ? LOADU(line) : LOAD(low, line);                                                 \
-            VEC b1 = whole ? LOADU(line + HALF) : LOAD(high, line + HALF);                                  \
-            for (int r = 0; r < rows; r++) {                                                                \
-                VEC value = SET1(a.base[p * a.depth_step + r * a.row_step]);                                \
-                left[r] = FMADD(value, b0, left[r]);                                                        \
-                right[r] = FMADD(value, b1, right[r]);                                                      \
-            }                                                                                               \
+        if (a.row_step == 1 && whole && prefetch) {                                                         \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1)                                  \
+        } else if (a.row_step == 1 && whole) {                                                              \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, 1)                                  \
+        } else {                                                                                            \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step)              \
         }                                                                                                   \
         for (int r = 0; r < rows; r++) {                                                                    \
             float *out = t.c + r * t.ldc;                                                                   \

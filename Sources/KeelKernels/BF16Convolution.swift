@@ -70,6 +70,19 @@ public enum BF16Convolution {
     /// of 32), "im2col" otherwise.
     public static func form(for geometry: Conv2DGeometry) -> String { runsDirect(geometry) ? "direct" : "im2col" }
 
+    /// A dense layer as the bf16 kernels see it: the 1×1 convolution of `rows` one-pixel images.
+    public static func denseGeometry(rows: Int, inFeatures: Int, outFeatures: Int) -> Conv2DGeometry {
+        Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: inFeatures, outputChannels: outFeatures,
+                       kernel: Size2D(1, 1))
+    }
+
+    /// The instruction set that computes this geometry's products: "AMX-BF16", or "AVX512_BF16"
+    /// (no AMX here, or a few pixels in all, which AMX's 16-row tiles would mostly pad).
+    public static func instructionSet(for geometry: Conv2DGeometry) -> String {
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        return CPUCapabilities.inUse.contains(.amxBF16) && keel_bf16_vector_fits(&description) == 0 ? "AMX-BF16" : "AVX512_BF16"
+    }
+
     /// Whether `apply` can fuse a following 2×2 stride-2 max pool: the direct form pools in its
     /// epilogue, so the full-size output is never stored.
     public static func poolsInKernel(_ geometry: Conv2DGeometry) -> Bool { runsDirect(geometry) }
@@ -82,15 +95,10 @@ public enum BF16Convolution {
     /// Floats of scratch `apply` needs with up to `threads` threads, whichever form runs.
     public static func scratchSize(for geometry: Conv2DGeometry, threads: Int) -> Int {
         var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
-        let im2col = max(1, threads) * slotFloats(keel_bf16_conv_scratch_bytes(&description))
-        guard keel_bf16_direct_fits(&description) != 0 else { return im2col + alignmentSlack }
-        let direct = paddedFloats(&description) + max(1, threads) * Int(KEEL_BF16_STAGING_FLOATS)
-        return max(im2col, direct) + alignmentSlack
-    }
-
-    /// Floats holding the padded bf16 copy of the direct form, in whole 64-byte lines.
-    private static func paddedFloats(_ description: inout keel_bf16_conv) -> Int {
-        (keel_bf16_padded_count(&description) * 2 + 63) / 64 * 16
+        let im2col = slotFloats(keel_bf16_conv_scratch_bytes(&description))
+        // A fused pool only shrinks the direct form's window; without one it is the larger.
+        let direct = keel_bf16_direct_fits(&description) != 0 ? slotFloats(keel_bf16_direct_scratch_bytes(&description)) : 0
+        return max(1, threads) * max(im2col, direct) + alignmentSlack
     }
 
     /// Floats the start of scratch may move to reach a 64-byte boundary (AMX stages tiles there).
@@ -135,7 +143,10 @@ public enum BF16Convolution {
                                      relu: relu, output: output.baseAddress)
         description.pool = maxPooled ? 1 : 0
         description.residual = residual?.baseAddress
-        let slot = slotFloats(keel_bf16_conv_scratch_bytes(&description))
+        let table = KernelTable.current
+        let direct = table.bf16_conv_direct.flatMap { keel_bf16_direct_fits(&description) != 0 ? $0 : nil }
+        let slot = slotFloats(direct == nil ? keel_bf16_conv_scratch_bytes(&description)
+                                            : keel_bf16_direct_scratch_bytes(&description))
         try requireCapacity(scratch.count, slot + alignmentSlack, name, "scratch")
         guard geometry.batch > 0, let base = scratch.baseAddress, let destination = output.baseAddress else { return }
         let skip = (64 - Int(bitPattern: base) % 64) % 64 / MemoryLayout<Float>.stride
@@ -144,44 +155,31 @@ public enum BF16Convolution {
         let columnBlocks = (geometry.outputChannels + 31) / 32
         let work = Double(pixels) * Double(geometry.outputChannels) * Double(geometry.reductionLength)
         let parts = work < Double(64 * parallelGrain) ? 1 : context.threads
-        let table = KernelTable.current
+        let count = min(parts, (scratch.count - skip) / slot)
         weights.storage.withUnsafeBufferPointer { slots in
             slots.baseAddress?.withMemoryRebound(to: UInt16.self, capacity: slots.count * 2) { packed in
                 var call = description
                 call.weights = packed
-                if let pad = table.bf16_pad, let direct = table.bf16_conv_direct, keel_bf16_direct_fits(&call) != 0 {
-                    // The padded copy first (rows split across threads), then output rows from it.
-                    let paddedCount = paddedFloats(&call)
-                    let staging = workspace + paddedCount
-                    let count = min(parts, (scratch.count - skip - paddedCount) / Int(KEEL_BF16_STAGING_FLOATS))
-                    workspace.withMemoryRebound(to: UInt16.self, capacity: paddedCount * 2) { padded in
-                        let paddedRows = geometry.batch * (geometry.output.height + geometry.kernel.height - 1)
-                        inParallel(min(count, paddedRows)) { index, parts in
-                            var own = call
-                            let first = paddedRows * index / parts
-                            pad(&own, first, paddedRows * (index + 1) / parts - first, padded)
-                        }
-                        let rows = keel_bf16_direct_rows(&call)
-                        let byRows = balance(rows, count) >= balance(columnBlocks, count)
-                        inParallel(min(count, byRows ? rows : columnBlocks)) { index, parts in
-                            var own = call
-                            let slot = staging + index * Int(KEEL_BF16_STAGING_FLOATS)
-                            if byRows {
-                                let first = rows * index / parts
-                                direct(&own, padded, first, rows * (index + 1) / parts - first, 0,
-                                       geometry.outputChannels, slot)
-                            } else {
-                                let first = columnBlocks * index / parts
-                                let end = columnBlocks * (index + 1) / parts
-                                direct(&own, padded, 0, rows, first * 32, (end - first) * 32, slot)
-                            }
+                if let direct {
+                    // Rows split across threads (each window of input rows converted once), or
+                    // column blocks when they divide more evenly (deep layers with few rows).
+                    let rows = keel_bf16_direct_rows(&call)
+                    let byRows = balance(rows, count) >= balance(columnBlocks, count)
+                    inParallel(min(count, byRows ? rows : columnBlocks)) { index, parts in
+                        var own = call
+                        if byRows {
+                            let first = rows * index / parts
+                            direct(&own, first, rows * (index + 1) / parts - first, 0, geometry.outputChannels,
+                                   workspace + index * slot)
+                        } else {
+                            let first = columnBlocks * index / parts, end = columnBlocks * (index + 1) / parts
+                            direct(&own, 0, rows, first * 32, (end - first) * 32, workspace + index * slot)
                         }
                     }
                     return
                 }
                 // Many pixels: each thread takes a run of whole 32-row groups. Few (a dense layer at
                 // batch 1): each takes a run of column blocks, streaming its share of the filter.
-                let count = min(parts, (scratch.count - skip) / slot)
                 let byRows = pixels >= 64 * count || columnBlocks < count
                 let groups = byRows ? (pixels + 31) / 32 : columnBlocks
                 inParallel(min(count, groups)) { index, parts in

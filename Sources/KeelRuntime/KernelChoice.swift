@@ -24,11 +24,6 @@ public struct KernelChoice: Sendable, Equatable, Codable {
     /// "bf16 im2col AMX-BF16", "fp32 winograd AVX-512", "fp32".
     public var description: String { [precision.rawValue, algorithm, kernel].filter { !$0.isEmpty }.joined(separator: " ") }
 
-    /// The bf16 kernel in the table now.
-    static var bf16Kernel: String {
-        CPUCapabilities.inUse.contains(.amxBF16) ? "AMX-BF16" : "AVX512_BF16"
-    }
-
     /// The widest fp32 ISA in the kernel table now, or "" for none.
     static var widestFP32: String {
         CPUCapabilities.inUse.contains(.avx512) ? "AVX-512" : CPUCapabilities.inUse.contains(.avx2) ? "AVX2" : ""

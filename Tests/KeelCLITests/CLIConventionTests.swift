@@ -229,6 +229,29 @@ final class CLIConventionTests: XCTestCase {
         }
     }
 
+    /// `bench --callers` times callers running one model at once against the same runs in
+    /// series; its options are refused where they cannot apply.
+    func testBenchCallersMeasuresConcurrentRuns() throws {
+        let input = folder + "/x.npy"
+        try NpyFile.write(try Tensor(shape: [1, 32, 32, 3], values: [Float](repeating: 0.25, count: 32 * 32 * 3)), to: input)
+        let bench = try keel(["bench", folder + "/features.keel", "--input", input, "--iterations", "2", "--warmup", "0",
+                              "--threads", "1", "--callers", "3", "--json"])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        let concurrent = try XCTUnwrap(try json(bench.stdout)["concurrent"] as? [String: Any])
+        XCTAssertEqual(concurrent["callers"] as? Int, 3)
+        XCTAssertEqual(concurrent["runs_per_caller"] as? Int, 2)
+        XCTAssertEqual(concurrent["threads_per_run"] as? Int, 1)
+        let serial = try XCTUnwrap(concurrent["serial_ms"] as? Double), together = try XCTUnwrap(concurrent["concurrent_ms"] as? Double)
+        XCTAssertGreaterThan(serial, 0)
+        XCTAssertEqual(try XCTUnwrap(concurrent["speedup"] as? Double), serial / together, accuracy: 1e-6)
+        for (flags, message) in [(["--threads-per-run", "2"], "error: --threads-per-run needs --callers"),
+                                 (["--callers", "0"], "error: --callers must be from 1 to 256")] {
+            let refused = try keel(["bench", folder + "/features.keel", "--input", input] + flags)
+            XCTAssertEqual(refused.status, 64, refused.stderr)
+            XCTAssertTrue(refused.stderr.hasPrefix(message), refused.stderr)
+        }
+    }
+
     func testPythonSpellingsInAGraphGetTheKeelSpelling() throws {
         try "model m\ninput x: f32[N, 8]\nfc = dense(units=5, activation=\"softmax\")\noutput fc\n"
             .write(toFile: folder + "/keyword.keel", atomically: true, encoding: .utf8)

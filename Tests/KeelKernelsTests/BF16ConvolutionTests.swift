@@ -56,6 +56,11 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(3, 40), inputChannels: 32, outputChannels: 33,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
+        // Rows of 66 padded pixels × 256 channels: a window of input rows (~256 KB) holds 5 output
+        // rows, so the direct form converts and computes this image in two windows.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 60), inputChannels: 256, outputChannels: 20,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true, residual: true),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -151,7 +156,8 @@ final class BF16ConvolutionTests: XCTestCase {
     }
 
     /// The direct form with its fused 2×2 max pool: odd heights and widths (floor mode drops the
-    /// last row or column), a row wider than one 16-pixel tile, one pooled row, batch 2.
+    /// last row or column), a row wider than one 16-pixel tile, one pooled row, batch 2, and an
+    /// image whose 5 pooled rows take three windows of input rows.
     static let pooledCases: [Case] = [
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 29), inputChannels: 64, outputChannels: 48,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -160,6 +166,9 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .identity, bias: false),
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(3, 13), inputChannels: 32, outputChannels: 17,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(11, 60), inputChannels: 256, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
     ]
@@ -226,6 +235,12 @@ final class BF16ConvolutionTests: XCTestCase {
                                                      outputChannels: 64, kernel: Size2D(3, 3), padding: same))
         }
         XCTAssertEqual(forms, ["im2col", "im2col", "direct", "direct", "direct"])
+        // A dense layer at batch ≤ 4 runs on vdpbf16ps: the tiles would be mostly padding.
+        let sets = [4, 5].map { rows in
+            BF16Convolution.instructionSet(for: Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: 512,
+                                                               outputChannels: 64, kernel: Size2D(1, 1)))
+        }
+        XCTAssertEqual(sets, ["AVX512_BF16", "AMX-BF16"])
     }
 
     func testAMXTilesMatchTheReference() throws {

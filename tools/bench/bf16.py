@@ -2,8 +2,8 @@
 """Keel bf16 against OpenVINO bf16 and Keel fp32, and the accuracy bf16 costs; writes its own
 section of BENCHMARKS.md (between the bf16 markers).
 
-Every engine runs the same ONNX file (bench.py's seeded VGG16 models, NHWC input) on the same
-input, each timing in its own process, interleaved round by round with the starting engine
+Every engine runs the same ONNX file (bench.py's seeded VGG16 models, and the zoo's Keras
+ResNet50 when models/zoo holds it; NHWC input) on the same input, each timing in its own process, interleaved round by round with the starting engine
 rotated, since the machine may be shared; the table gives medians over rounds and their ratios.
 OpenVINO runs with INFERENCE_PRECISION_HINT=bf16, PERFORMANCE_HINT=LATENCY and the same thread
 count. Accuracy is Keel bf16 against Keel fp32 on the same inputs (`keel bench --compare fp32`):
@@ -29,6 +29,8 @@ from bench import ROOT, vgg16_onnx  # noqa: E402  (bench.py makes the models)
 
 BEGIN, END = "<!-- bf16: begin -->", "<!-- bf16: end -->"
 MODELS = [("VGG16 without top", "none"), ("VGG16 + ResNet-style head", "resnet"), ("VGG16 + ViT-style head", "vit")]
+# Backbones of the model zoo (tools/zoo builds models/zoo), measured when present: NHWC 224×224 input.
+ZOO = [("ResNet50 (Keras, zoo)", "keras_resnet50.onnx")]
 
 
 def openvino_worker(model, input_path, threads, iterations, warmup, output_path):
@@ -136,9 +138,17 @@ def main():
         for batch in arguments.batches:
             inputs[batch] = work / f"input_b{batch}.npy"
             np.save(inputs[batch], rng.uniform(-120, 130, (batch, 224, 224, 3)).astype(np.float32))
+        models = []
         for label, head in MODELS:
-            model = work / f"vgg16_{head}.onnx"
-            vgg16_onnx(model, arguments.seed, head=head)
+            models.append((label, work / f"vgg16_{head}.onnx"))
+            vgg16_onnx(models[-1][1], arguments.seed, head=head)
+        for label, name in ZOO:
+            path = ROOT / "models" / "zoo" / name
+            if path.exists():
+                models.append((label, path))
+            else:
+                print(f"{label}: {path} is missing (build the zoo first); skipped", flush=True)
+        for label, model in models:
             for batch in arguments.batches:
                 rows.append(measure(arguments, label, model, inputs[batch], batch))
             largest = max(arguments.batches)
@@ -166,7 +176,9 @@ def write_section(arguments, rows, accuracies):
              f"`tools/bench/bf16.sh` on {cpu}, {arguments.threads} threads, {arguments.rounds} interleaved rounds of "
              f"{arguments.iterations} timed runs (medians); ratios are medians of per-round ratios. OpenVINO: "
              "`INFERENCE_PRECISION_HINT=bf16`, `PERFORMANCE_HINT=LATENCY`. Keel bf16 runs conv2d and dense on AMX "
-             "tiles (bf16 products, fp32 accumulation, fp32 between layers); the RGB first layer stays fp32.", "",
+             "tiles (bf16 products, fp32 accumulation; bias, residual, ReLU and a following 2×2 max pool in the "
+             "fp32 epilogue; fp32 between layers), dense layers of at most 4 rows on AVX512_BF16; the RGB first "
+             "layer stays fp32.", "",
              "| model | batch | Keel bf16 ms | OpenVINO bf16 ms | Keel fp32 ms | OpenVINO / Keel bf16 | Keel fp32 / bf16 |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:

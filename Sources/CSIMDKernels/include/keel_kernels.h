@@ -157,6 +157,12 @@ void keel_bf16_pack(const float *source, ptrdiff_t depth, ptrdiff_t columns, ptr
                     ptrdiff_t column_stride, uint16_t *packed);
 /* x rounded to the nearest bf16 (ties to even), as a float: what the kernels multiply. */
 float keel_bf16_round(float x);
+/* Whether the AMX table's keel_bf16_conv_fn hands this layer to the AVX512_BF16 body: a few
+ * output pixels in all (a dense layer at batch 1–4) would fill the 16-row tiles with padding that
+ * streams through memory like real rows (one row: twice as fast on vdpbf16ps, measured). Decided
+ * per layer, so the summation order still does not depend on how calls split the work. */
+#define KEEL_BF16_VECTOR_PIXELS 4
+int keel_bf16_vector_fits(const keel_bf16_conv *conv);
 /* Bytes of scratch one concurrent keel_bf16_conv_fn call needs. */
 ptrdiff_t keel_bf16_conv_scratch_bytes(const keel_bf16_conv *conv);
 
@@ -168,23 +174,19 @@ typedef void (*keel_bf16_conv_fn)(const keel_bf16_conv *conv, ptrdiff_t first_pi
                                   ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
 /* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32
- * and whose output rows fill at least 3/4 of their 16-pixel tiles:
- * the input is first rounded once into a zero-padded bf16 copy (keel_bf16_padded_count elements,
- * 64-byte aligned), then each tile of 16 adjacent output pixels is read straight from that copy,
- * with no im2col rows. */
+ * and whose output rows fill at least 3/4 of their 16-pixel tiles: each call rounds the input rows
+ * a block of output rows reads into a zero-padded bf16 window in its scratch (small enough to stay
+ * in L2 while every column block passes over it), then reads each tile of 16 adjacent output
+ * pixels straight from that window, with no im2col rows. */
 int keel_bf16_direct_fits(const keel_bf16_conv *conv);
-ptrdiff_t keel_bf16_padded_count(const keel_bf16_conv *conv);
-/* Rows first_row ..< first_row + row_count of the padded copy, counted over the batch. */
-typedef void (*keel_bf16_pad_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
-                                 uint16_t *padded);
+/* Bytes of scratch (64-byte aligned) one concurrent keel_bf16_conv_direct_fn call needs. */
+ptrdiff_t keel_bf16_direct_scratch_bytes(const keel_bf16_conv *conv);
 /* Rows of the direct form's output counted over the batch: pooled rows when `pool` is set. */
 ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv);
 /* Output rows first_row ..< first_row + row_count (of keel_bf16_direct_rows), output channels as
- * in keel_bf16_conv_fn; `scratch` holds KEEL_BF16_STAGING_FLOATS 64-byte-aligned floats. */
-typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, const uint16_t *padded, ptrdiff_t first_row,
-                                         ptrdiff_t row_count, ptrdiff_t first_column, ptrdiff_t column_count,
-                                         void *scratch);
-#define KEEL_BF16_STAGING_FLOATS (32 * 32)
+ * in keel_bf16_conv_fn. */
+typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
+                                         ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
@@ -201,7 +203,6 @@ typedef struct {
     /* bf16 products: AMX tiles where granted, else AVX512_BF16. */
     keel_bf16_conv_fn bf16_conv;
     /* The direct form: AMX only (elsewhere the im2col form runs every geometry). */
-    keel_bf16_pad_fn bf16_pad;
     keel_bf16_conv_direct_fn bf16_conv_direct;
 } keel_kernel_table;
 

@@ -140,6 +140,10 @@ public enum CompiledArtifact {
                     written = offset + bytes.count
                 }
             }
+            // A model without weights still ends where its (empty) weight section starts, which
+            // the reader checks: a weightless .keelc was written 'truncated' and never read back.
+            let end = max(weightsOffset + weightsLength, preparedOffset + preparedLength)
+            if end > written { try file.write(Data(count: end - written)) }
             try file.commit()
         } catch {
             file.cancel()

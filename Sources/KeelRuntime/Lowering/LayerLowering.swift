@@ -125,9 +125,7 @@ extension KernelLowering {
         let context = operands.kernelContext
         let flops = 2 * Double(rows * inFeatures * outFeatures)
         if layer.choice.form == .bf16 {
-            // A dense layer is the 1×1 convolution of `rows` one-pixel images.
-            let geometry = Conv2DGeometry(batch: rows, input: Size2D(1, 1), inputChannels: inFeatures,
-                                          outputChannels: outFeatures, kernel: Size2D(1, 1))
+            let geometry = BF16Convolution.denseGeometry(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
             let weights = try operands.reportingAgainstNode {
                 try operands.prepared.payload(BF16Weights.self, for: .denseMatrix(layer.matrix), original: kernelData,
                                               context: context)

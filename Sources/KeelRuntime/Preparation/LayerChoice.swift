@@ -26,7 +26,7 @@ struct ConvolutionChoice: Equatable {
         if useBF16 {
             return ConvolutionChoice(algorithm: .im2colGEMM, form: .bf16,
                                      kernel: KernelChoice(precision: .bf16, algorithm: BF16Convolution.form(for: geometry),
-                                                          kernel: KernelChoice.bf16Kernel))
+                                                          kernel: BF16Convolution.instructionSet(for: geometry)))
         }
         let form: PreparedForm
         switch fp32Algorithm {
@@ -44,9 +44,12 @@ struct DenseChoice: Equatable {
     var form: PreparedForm?
     var kernel: KernelChoice
 
-    static func choose(precision: Precision, layout: DenseWeightLayout, hasResidual: Bool) -> DenseChoice {
+    /// `geometry`: the layer as the bf16 kernels see it (`BF16Convolution.denseGeometry`).
+    static func choose(precision: Precision, layout: DenseWeightLayout, hasResidual: Bool,
+                       geometry: Conv2DGeometry) -> DenseChoice {
         if precision == .bf16 && BF16Convolution.isAvailable {
-            return DenseChoice(form: .bf16, kernel: KernelChoice(precision: .bf16, algorithm: "gemm", kernel: KernelChoice.bf16Kernel))
+            return DenseChoice(form: .bf16, kernel: KernelChoice(precision: .bf16, algorithm: "gemm",
+                                                                 kernel: BF16Convolution.instructionSet(for: geometry)))
         }
         let product = layout == .inOut ? KernelChoice.fp32GEMMKernel : "OpenBLAS"
         return DenseChoice(form: nil, kernel: KernelChoice(precision: .fp32, algorithm: hasResidual ? "gemm+residual" : "gemm",

@@ -104,7 +104,9 @@ struct DenseLayer {
         matrix = DenseMatrix(constant: node.inputs[1], inFeatures: inFeatures, outFeatures: outFeatures, layout: layout)
         rows = inputShape.dropLast().reduce(1, *)
         let hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
-        choice = DenseChoice.choose(precision: precision, layout: layout, hasResidual: hasResidual)
+        choice = DenseChoice.choose(precision: precision, layout: layout, hasResidual: hasResidual,
+                                    geometry: BF16Convolution.denseGeometry(rows: rows, inFeatures: inFeatures,
+                                                                            outFeatures: outFeatures))
     }
 }
 
