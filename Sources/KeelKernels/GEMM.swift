@@ -88,15 +88,9 @@ public enum Dense {
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity, output: UnsafeMutableBufferPointer<Float>,
                              context: KernelContext = .singleThreaded) throws {
-        let name = "dense"
-        try require(rows >= 0 && inFeatures >= 0 && outFeatures >= 0, name,
-                    "negative extent (rows \(rows), in \(inFeatures), out \(outFeatures))")
-        try requireBLASExtents(rows, inFeatures, outFeatures, kernel: name)
-        try requireCapacity(input.count, rows * inFeatures, name, "input")
-        try requireCapacity(kernel.count, inFeatures * outFeatures, name, "kernel")
-        try requireCapacity(output.count, rows * outFeatures, name, "output")
-        if let bias { try requireCapacity(bias.count, outFeatures, name, "bias") }
-        if let residual { try requireCapacity(residual.count, rows * outFeatures, name, "residual") }
+        try validate(input: input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, bias: bias,
+                     residual: residual, output: output)
+        try requireCapacity(kernel.count, inFeatures * outFeatures, "dense", "kernel")
         guard rows > 0, outFeatures > 0, let destination = output.baseAddress else { return }
         let source = input.baseAddress ?? UnsafePointer(destination)
         let weights = kernel.baseAddress ?? UnsafePointer(destination)
@@ -114,10 +108,56 @@ public enum Dense {
         sgemm(transposeA: false, transposeB: layout == .outIn, m: rows, n: outFeatures, k: inFeatures,
               a: source, lda: inFeatures, b: weights, ldb: layout == .outIn ? inFeatures : outFeatures,
               c: destination, ldc: outFeatures, context: context)
-        if let shortcut = residual?.baseAddress {
-            applyResidual(shortcut, activation: .identity, to: destination, count: rows * outFeatures, context: context)
+        finishWithoutKernel(rows: rows, outFeatures: outFeatures, epilogue: epilogue, output: destination, context: context)
+    }
+
+    /// As above, with the kernel packed once into the panel GEMM's panels (`PanelDenseWeights`):
+    /// no per-call repacking whichever layout the kernel came in, the epilogue fused.
+    public static func apply(input: UnsafeBufferPointer<Float>, rows: Int, weights: PanelDenseWeights,
+                             bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
+                             activation: UnaryOperation = .identity, output: UnsafeMutableBufferPointer<Float>,
+                             context: KernelContext = .singleThreaded) throws {
+        let (inFeatures, outFeatures) = (weights.inFeatures, weights.outFeatures)
+        try validate(input: input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, bias: bias,
+                     residual: residual, output: output)
+        guard rows > 0, let destination = output.baseAddress else { return }
+        let source = input.baseAddress ?? UnsafePointer(destination)
+        let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
+        weights.withUnsafePackedValues { packed in
+            guard let base = packed.baseAddress else { return }
+            let left = keel_gemm_left(base: source, row_step: inFeatures, depth_step: 1, block_rows: 0, block_step: 0)
+            let right = weights.filter.right(base, group: 0)
+            if PanelGEMM.multiply(m: rows, n: outFeatures, k: inFeatures, left: left, right: right, c: destination,
+                                  ldc: outFeatures, epilogue: epilogue, biasPerRow: false, residualStride: outFeatures,
+                                  context: context) { return }
+            PanelGEMM.multiplyWithBLAS(m: rows, n: outFeatures, k: inFeatures, left: left, right: right, c: destination,
+                                       ldc: outFeatures, context: context)
+            finishWithoutKernel(rows: rows, outFeatures: outFeatures, epilogue: epilogue, output: destination,
+                                context: context)
         }
-        applyEpilogue(OutputBlock(base: destination, rows: rows, columns: outFeatures, rowStride: outFeatures),
-                      bias: bias?.baseAddress, direction: .perColumn, activation: activation, context: context)
+    }
+
+    /// Throws unless the operands fit a rows × inFeatures × outFeatures product.
+    private static func validate(input: UnsafeBufferPointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+                                 bias: UnsafeBufferPointer<Float>?, residual: UnsafeBufferPointer<Float>?,
+                                 output: UnsafeMutableBufferPointer<Float>) throws {
+        let name = "dense"
+        try require(rows >= 0 && inFeatures >= 0 && outFeatures >= 0, name,
+                    "negative extent (rows \(rows), in \(inFeatures), out \(outFeatures))")
+        try requireBLASExtents(rows, inFeatures, outFeatures, kernel: name)
+        try requireCapacity(input.count, rows * inFeatures, name, "input")
+        try requireCapacity(output.count, rows * outFeatures, name, "output")
+        if let bias { try requireCapacity(bias.count, outFeatures, name, "bias") }
+        if let residual { try requireCapacity(residual.count, rows * outFeatures, name, "residual") }
+    }
+
+    /// Residual, bias and activation as passes after an OpenBLAS product.
+    private static func finishWithoutKernel(rows: Int, outFeatures: Int, epilogue: KernelEpilogue,
+                                            output: UnsafeMutablePointer<Float>, context: KernelContext) {
+        if let shortcut = epilogue.residual {
+            applyResidual(shortcut, activation: .identity, to: output, count: rows * outFeatures, context: context)
+        }
+        applyEpilogue(OutputBlock(base: output, rows: rows, columns: outFeatures, rowStride: outFeatures),
+                      bias: epilogue.bias, direction: .perColumn, activation: epilogue.activation, context: context)
     }
 }

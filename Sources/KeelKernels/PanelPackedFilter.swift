@@ -91,6 +91,20 @@ public struct PanelPackedFilter: Sendable, Equatable {
         self.stripWidth = width
     }
 
+    /// One group of right-operand panels stored earlier, used in place while `owner` lives.
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, depth: Int, columns: Int) throws {
+        let width = Self.stripWidth(for: .right)
+        let count = try elementCount([(columns + width - 1) / width, max(depth, 1), width], "panel-packed filter")
+        try require(depth > 0 && columns > 0 && values.count == count && values.baseAddress != nil,
+                    "panel-packed filter", "\(values.count) values given, \(count) expected for \(depth)x\(columns)")
+        operand = .right
+        self.depth = depth
+        self.columns = columns
+        groups = 1
+        stripWidth = width
+        storage = WeightStorage(borrowing: values, owner: owner)
+    }
+
     /// Writes the original matrix back, row-major [groups][depth][columns].
     func unpack(into destination: UnsafeMutablePointer<Float>) {
         storage.withUnsafeBufferPointer { values in

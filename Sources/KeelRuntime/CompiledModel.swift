@@ -40,7 +40,7 @@ public final class CompiledModel: @unchecked Sendable {
         guard unbound.isEmpty else { throw RuntimeError.unboundConstants(unbound) }
         var filterOnly = Set(graph.constants.keys)
         for node in graph.nodes {
-            for (index, input) in node.inputs.enumerated() where !(node.op == .conv2d && index == 1) {
+            for (index, input) in node.inputs.enumerated() where !((node.op == .conv2d || node.op == .dense) && index == 1) {
                 filterOnly.remove(input)
             }
         }
@@ -64,7 +64,7 @@ public final class CompiledModel: @unchecked Sendable {
         }
         var graph = graph
         for (name, data) in converted { graph.constants[name]?.data = data }
-        // Filters only conv2d reads move to `prepared`, their only holder from here on, which
+        // Filters only conv2d reads and kernels only dense reads move to `prepared`, their only holder from here on, which
         // drops each one once prepared (see `PreparedWeights`).
         for name in preparedOnly {
             guard let data = converted.removeValue(forKey: name) else { continue }

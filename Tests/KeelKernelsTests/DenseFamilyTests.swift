@@ -1,5 +1,5 @@
-/// Dense layers (Keel's panel GEMM for in_out kernels, OpenBLAS for out_in) at every capability
-/// set this CPU has, against a naive double-precision product on awkward sizes: odd features,
+/// Dense layers (from the kernel matrix: Keel's panel GEMM for in_out kernels, OpenBLAS for out_in;
+/// and from the kernel packed once into panels, either layout) at every capability set this CPU has, against a naive double-precision product on awkward sizes: odd features,
 /// one row, one input feature, with bias, residual and activation.
 import KeelKernels
 import XCTest
@@ -58,6 +58,23 @@ final class DenseFamilyTests: XCTestCase {
                             }
                             assertClose(actual, expected, "\(rows)×\(inFeatures)×\(outFeatures) \(layout) \(activation) "
                                         + "[\(capabilities)] threads \(threads)")
+                            let packed = try kernel.withUnsafeBufferPointer { w in
+                                try PanelDenseWeights(kernel: w, inFeatures: inFeatures, outFeatures: outFeatures,
+                                                      layout: layout)
+                            }
+                            let fromPanels = try withOutput(rows * outFeatures) { output in
+                                try input.withUnsafeBufferPointer { x in
+                                    try bias.withUnsafeBufferPointer { b in
+                                        try residual.withUnsafeBufferPointer { r in
+                                            try Dense.apply(input: x, rows: rows, weights: packed, bias: b, residual: r,
+                                                            activation: activation, output: output,
+                                                            context: KernelContext(threads: threads))
+                                        }
+                                    }
+                                }
+                            }
+                            assertClose(fromPanels, expected, "panels \(rows)×\(inFeatures)×\(outFeatures) \(layout) "
+                                        + "\(activation) [\(capabilities)] threads \(threads)")
                         }
                     }
                 }

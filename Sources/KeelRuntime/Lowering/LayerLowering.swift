@@ -76,8 +76,8 @@ extension KernelLowering {
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
                                  context: context)
             }
-        case .foldedBatchNorm:
-            throw operands.unsupported("a convolution has no folded batch norm form")
+        case .foldedBatchNorm, .densePanels:
+            throw operands.unsupported("a convolution has no \(choice.form.rawValue) form")
         case .packed:
             let packed = try weights(PackedConv2DWeights.self)
             return convolving { output, scratch in
@@ -108,13 +108,15 @@ extension KernelLowering {
 
     static func lowerDense(_ operands: StepOperands) throws -> Step {
         let node = operands.node
-        guard let kernelName = node.inputs.dropFirst().first, let kernelData = operands.constants[kernelName],
-              let kernel = kernelData.floatBuffer, kernelData.shape.count == 2 else {
+        // The kernel's values live in the prepared weights (the graph keeps them only while some
+        // other node reads them too).
+        guard let kernelName = node.inputs.dropFirst().first, operands.isConstant(kernelName),
+              operands.inputShapes.count > 1, operands.inputShapes[1].count == 2 else {
             throw operands.unsupported("its kernel is not a constant matrix")
         }
         let layer = try operands.reportingAgainstNode {
-            try DenseLayer(node, inputShape: operands.inputShapes[0], kernelShape: kernelData.shape,
-                           precision: operands.context.precision)
+            try DenseLayer(node, inputShape: operands.inputShapes[0], kernelShape: operands.inputShapes[1],
+                           precision: operands.context.precision, prepared: operands.prepared)
         }
         let (rows, inFeatures, outFeatures) = (layer.rows, layer.matrix.inFeatures, layer.matrix.outFeatures)
         let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
@@ -124,10 +126,17 @@ extension KernelLowering {
         let output = try operands.output()
         let context = operands.kernelContext
         let flops = 2 * Double(rows * inFeatures * outFeatures)
+        let original = operands.constants[kernelName]
+        let normalize = {
+            if softmax {
+                try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
+                                  axis: outFeatures, inner: 1, context: context)
+            }
+        }
         if layer.choice.form == .bf16 {
             let geometry = BF16Convolution.denseGeometry(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
             let weights = try operands.reportingAgainstNode {
-                try operands.prepared.payload(BF16Weights.self, for: .denseMatrix(layer.matrix), original: kernelData,
+                try operands.prepared.payload(BF16Weights.self, for: .denseMatrix(layer.matrix), original: original,
                                               context: context)
             }
             return Step(node: node.name, op: node.op, flops: flops,
@@ -136,21 +145,17 @@ extension KernelLowering {
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias,
                                           residual: residual, activation: activation,
                                           output: output, geometry: geometry, scratch: scratch, context: context)
-                if softmax {
-                    try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
-                                      axis: outFeatures, inner: 1, context: context)
-                }
+                try normalize()
             }
         }
-        let weightLayout = layer.matrix.layout
+        let weights = try operands.reportingAgainstNode {
+            try operands.prepared.payload(PanelDenseWeights.self, for: .denseMatrix(layer.matrix), original: original,
+                                          context: context)
+        }
         return Step(node: node.name, op: node.op, flops: flops, choice: layer.choice.kernel) { _ in
-            try Dense.apply(input: input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
-                            kernel: kernel, layout: weightLayout, bias: bias, residual: residual, activation: activation,
-                            output: output, context: context)
-            if softmax {
-                try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
-                                  axis: outFeatures, inner: 1, context: context)
-            }
+            try Dense.apply(input: input, rows: rows, weights: weights, bias: bias, residual: residual,
+                            activation: activation, output: output, context: context)
+            try normalize()
         }
     }
 

@@ -38,21 +38,28 @@ struct ConvolutionChoice: Equatable {
     }
 }
 
-/// How a dense layer runs: bf16 where asked for and a kernel runs it, reading the bf16 form;
-/// otherwise fp32 straight from the kernel matrix, which needs no form.
+/// How a dense layer runs: bf16 where asked for (or where a compiled file holds the kernel in bf16
+/// only) and a kernel runs it, reading the bf16 form; otherwise fp32 on the kernel packed once into
+/// the panel GEMM's panels, which replace the original (OpenBLAS multiplies them panel by panel on
+/// CPUs without Keel's GEMM).
 struct DenseChoice: Equatable {
-    var form: PreparedForm?
+    var form: PreparedForm
     var kernel: KernelChoice
 
-    /// `geometry`: the layer as the bf16 kernels see it (`BF16Convolution.denseGeometry`).
-    static func choose(precision: Precision, layout: DenseWeightLayout, hasResidual: Bool,
-                       geometry: Conv2DGeometry) -> DenseChoice {
-        if precision == .bf16 && BF16Convolution.isAvailable {
+    /// `geometry`: the layer as the bf16 kernels see it (`BF16Convolution.denseGeometry`). Throws
+    /// when a kernel stored in bf16 only cannot run here.
+    static func choose(precision: Precision, hasResidual: Bool, geometry: Conv2DGeometry,
+                       storedOnlyInBF16: Bool) throws -> DenseChoice {
+        if (precision == .bf16 || storedOnlyInBF16) && BF16Convolution.isAvailable {
             return DenseChoice(form: .bf16, kernel: KernelChoice(precision: .bf16, algorithm: "gemm",
                                                                  kernel: BF16Convolution.instructionSet(for: geometry)))
         }
-        let product = layout == .inOut ? KernelChoice.fp32GEMMKernel : "OpenBLAS"
-        return DenseChoice(form: nil, kernel: KernelChoice(precision: .fp32, algorithm: hasResidual ? "gemm+residual" : "gemm",
-                                                           kernel: product))
+        if storedOnlyInBF16 {
+            throw PreparationError(reason: "its kernel was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
+                                   + "AVX512_BF16; compile the model again with --precision fp32")
+        }
+        return DenseChoice(form: .densePanels, kernel: KernelChoice(precision: .fp32,
+                                                                    algorithm: hasResidual ? "gemm+residual" : "gemm",
+                                                                    kernel: KernelChoice.fp32GEMMKernel))
     }
 }

@@ -14,6 +14,9 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     /// Cut into the panel GEMM's strips for pointwise and im2col (`PanelConv2DWeights`). Files store
     /// it as its `packed` form (the strips depend on the CPU's GEMM), which it is rebuilt from.
     case panels
+    /// A dense kernel in the panel GEMM's 32-column panels (`PanelDenseWeights`): the fp32 form of
+    /// every dense layer. The panels do not depend on the CPU, so files store them as they are.
+    case densePanels
     /// Rounded to bf16 and packed in the bf16 kernels' tile layout (`BF16Weights`, `--precision bf16`).
     case bf16
     /// A batch norm's four vectors folded into one scale and one shift per channel (`FoldedBatchNorm`).
@@ -25,6 +28,7 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
         case .winograd: return WinogradWeights.self
         case .packed: return PackedConv2DWeights.self
         case .panels: return PanelConv2DWeights.self
+        case .densePanels: return PanelDenseWeights.self
         case .bf16: return BF16Weights.self
         case .foldedBatchNorm: return FoldedBatchNorm.self
         }
@@ -36,12 +40,13 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     var isStored: Bool { self != .foldedBatchNorm && self != .panels }
 
     /// The cache key's text, as .keelc files record it: "winograd:<filter>", "conv:<filter>",
-    /// "bf16:<filter>", "bn:<node>".
+    /// "bf16:<filter>", "dense:<kernel>", "bn:<node>".
     func key(_ source: String) -> String {
         switch self {
         case .winograd: return "winograd:" + source
         case .packed: return "conv:" + source
         case .panels: return "panels:" + source
+        case .densePanels: return "dense:" + source
         case .bf16: return "bf16:" + source
         case .foldedBatchNorm: return "bn:" + source
         }
@@ -136,6 +141,26 @@ extension PanelConv2DWeights: PreparedPayload {
     }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
         throw KernelError.invalidArgument(kernel: Self.form.rawValue, message: "this form is not stored in compiled model files")
+    }
+}
+
+extension PanelDenseWeights: PreparedPayload {
+    static var form: PreparedForm { .densePanels }
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        guard case .denseMatrix(let matrix) = source else { throw source.cannotPrepare(form) }
+        return try PanelDenseWeights(kernel: try held.requireOriginal(for: form), inFeatures: matrix.inFeatures,
+                                     outFeatures: matrix.outFeatures, layout: matrix.layout, context: context)
+    }
+
+    /// [inFeatures, outFeatures].
+    var storedDims: [Int] { [inFeatures, outFeatures] }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withUnsafePackedValues(body)
+    }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        try requireDims(dims, 2, "dense weights", "[inputs, outputs]")
+        try self.init(borrowing: values, owner: owner, inFeatures: dims[0], outFeatures: dims[1])
     }
 }
 

@@ -3,8 +3,8 @@ import KeelKernels
 
 /// The prepare phase: once, when a model is compiled and before any plan is built, every
 /// conv2d, dense and batch norm node gets its frozen weights in the form its layer runs (BN
-/// folded; filters packed, Winograd-transformed or rounded to bf16 as `ConvolutionChoice` and
-/// `DenseChoice` decide) at the model's smallest batch: 1 for a symbolic batch, else the fixed one.
+/// folded; filters and dense kernels packed, Winograd-transformed or rounded to bf16 as
+/// `ConvolutionChoice` and `DenseChoice` decide) at the model's smallest batch: 1 for a symbolic batch, else the fixed one.
 ///
 /// Each filter's original goes as soon as its last reader is prepared. A node whose weights
 /// cannot be prepared is left alone: its plan resolves the same layer and reports why against it.
@@ -49,9 +49,10 @@ struct WeightPreparation {
                                              precision: context.precision, prepared: prepared)
             try prepared.prepare(layer.choice.form, for: layer.source, context: kernelContext)
         case .dense:
-            let layer = try DenseLayer(node, inputShape: try extents(0), kernelShape: try extents(1), precision: context.precision)
-            guard let form = layer.choice.form, let kernel = constants[layer.matrix.constant] else { return }
-            try prepared.prepare(form, for: .denseMatrix(layer.matrix), original: kernel, context: kernelContext)
+            let layer = try DenseLayer(node, inputShape: try extents(0), kernelShape: try extents(1),
+                                       precision: context.precision, prepared: prepared)
+            try prepared.prepare(layer.choice.form, for: .denseMatrix(layer.matrix),
+                                 original: constants[layer.matrix.constant], context: kernelContext)
         case .batchNorm:
             let vectors = try (1...4).map { index -> UnsafeBufferPointer<Float> in
                 guard let values = constants[node.inputs[index]]?.floatBuffer else {
@@ -97,16 +98,17 @@ struct DenseLayer {
     let rows: Int
     let choice: DenseChoice
 
-    init(_ node: Node, inputShape: [Int], kernelShape: [Int], precision: Precision) throws {
+    init(_ node: Node, inputShape: [Int], kernelShape: [Int], precision: Precision, prepared: PreparedWeights) throws {
         guard node.inputs.count > 1, kernelShape.count == 2 else { throw PreparationError(reason: "its kernel is not a constant matrix") }
         let layout: DenseWeightLayout = try AttributeReader(node: node).string("weight_layout") == "out_in" ? .outIn : .inOut
         let (inFeatures, outFeatures) = layout == .outIn ? (kernelShape[1], kernelShape[0]) : (kernelShape[0], kernelShape[1])
         matrix = DenseMatrix(constant: node.inputs[1], inFeatures: inFeatures, outFeatures: outFeatures, layout: layout)
         rows = inputShape.dropLast().reduce(1, *)
         let hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
-        choice = DenseChoice.choose(precision: precision, layout: layout, hasResidual: hasResidual,
-                                    geometry: BF16Convolution.denseGeometry(rows: rows, inFeatures: inFeatures,
-                                                                            outFeatures: outFeatures))
+        choice = try DenseChoice.choose(precision: precision, hasResidual: hasResidual,
+                                        geometry: BF16Convolution.denseGeometry(rows: rows, inFeatures: inFeatures,
+                                                                                outFeatures: outFeatures),
+                                        storedOnlyInBF16: prepared.bf16Only.contains(node.inputs[1]))
     }
 }
 
