@@ -1,7 +1,9 @@
 /* Depthwise convolution, one body per level and layout.
- *   NHWC: per output pixel, blocks of up to 4 vectors of channels; per tap one input and one
- *         filter vector per block (the filter is [taps][channels]). Taps outside the input are
- *         skipped, so padding costs nothing.
+ *   NHWC: runs of up to NHWC_COLUMNS adjacent output pixels whose taps all fall inside the input,
+ *         one vector of channels at a time: each filter vector is loaded once per tap and feeds
+ *         every pixel's accumulator (the filter is [taps][channels]). Pixels near the borders go
+ *         one at a time over blocks of up to 4 vectors of channels, skipping taps outside the
+ *         input, so padding costs nothing.
  *   NCHW: per channel plane, the input rows the plane's outputs read are staged once into a
  *         zero-padded buffer split into `stride` phases (phase q holds padded columns q, q + s, …),
  *         so adjacent output pixels read adjacent floats for every tap and stride, and no tap tests
@@ -15,7 +17,7 @@
 
 #include <string.h>
 
-enum { NHWC_VECTORS = 4 };
+enum { NHWC_VECTORS = 4, NHWC_COLUMNS = 8 };
 
 /* Padded input rows and columns the outputs read. */
 static inline ptrdiff_t needed_rows(const keel_depthwise_conv *conv) {
@@ -48,10 +50,18 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
         const float *line = source + input_row * columns;
         for (ptrdiff_t q = 0; q < stride; q++) {
             float *phase = staged + q * width;
-            for (ptrdiff_t j = 0; j < width; j++) {
-                const ptrdiff_t x = j * stride + q - conv->pad_left;
-                phase[j] = x >= 0 && x < columns ? line[x] : 0.0f;
-            }
+            /* Positions j with 0 <= j·stride + q − pad_left < columns copy; the rest are zero. */
+            const ptrdiff_t shift = q - conv->pad_left;
+            ptrdiff_t first = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
+            ptrdiff_t end = columns - shift <= 0 ? 0 : (columns - shift + stride - 1) / stride;
+            if (first > width) first = width;
+            if (end > width) end = width;
+            if (end < first) end = first;
+            memset(phase, 0, (size_t)first * sizeof(float));
+            if (stride == 1) memcpy(phase + first, line + first + shift, (size_t)(end - first) * sizeof(float));
+            else
+                for (ptrdiff_t j = first; j < end; j++) phase[j] = line[j * stride + shift];
+            memset(phase + end, 0, (size_t)(width - end) * sizeof(float));
         }
     }
 }
@@ -63,45 +73,92 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
         if (residual) value = ADD(value, LOAD(mask, residual));                                               \
         return keel_##PREFIX##_activate(value, e);                                                            \
     }                                                                                                         \
-    static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
-                                                  ptrdiff_t count) {                                          \
+    /* One output pixel, every channel, taps outside the input skipped. */                                   \
+    static ATTRIBUTE void PREFIX##_depthwise_nhwc_pixel(const keel_depthwise_conv *conv, ptrdiff_t unit,       \
+                                                        ptrdiff_t column) {                                    \
         const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;    \
         const keel_epilogue *e = &conv->epilogue;                                                             \
-        for (ptrdiff_t unit = first; unit < first + count; unit++) {                                          \
-            const ptrdiff_t image = unit / conv->output_height, row = unit % conv->output_height;             \
-            for (ptrdiff_t column = 0; column < conv->output_width; column++) {                               \
-                const ptrdiff_t pixel = (unit * conv->output_width + column) * channels;                      \
-                for (ptrdiff_t c0 = 0; c0 < channels; c0 += NHWC_VECTORS * WIDTH) {                           \
-                    MASK masks[NHWC_VECTORS];                                                                 \
-                    VEC sums[NHWC_VECTORS];                                                                   \
-                    for (int v = 0; v < NHWC_VECTORS; v++) {                                                  \
-                        masks[v] = MASK_FOR(channels - c0 - v * WIDTH);                                       \
-                        sums[v] = ZERO();                                                                     \
-                    }                                                                                         \
-                    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                  \
-                        const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height; \
-                        if (y < 0 || y >= height) continue;                                                   \
-                        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {                               \
-                            const ptrdiff_t x = column * conv->stride_width - conv->pad_left                  \
-                                                + kx * conv->dilation_width;                                  \
-                            if (x < 0 || x >= width) continue;                                                \
-                            const float *in = conv->input + ((image * height + y) * width + x) * channels + c0; \
-                            const float *w = conv->weights + (ky * conv->kernel_width + kx) * channels + c0;   \
-                            for (int v = 0; v < NHWC_VECTORS; v++)                                            \
-                                sums[v] = FMADD(LOAD(masks[v], in + v * WIDTH), LOAD(masks[v], w + v * WIDTH), \
-                                                sums[v]);                                                     \
-                        }                                                                                     \
-                    }                                                                                         \
-                    for (int v = 0; v < NHWC_VECTORS; v++) {                                                  \
-                        const ptrdiff_t c = c0 + v * WIDTH;                                                   \
-                        if (c >= channels) break;                                                             \
-                        VEC value = PREFIX##_depthwise_finish(                                                \
-                            sums[v], e, e->bias ? e->bias + c : NULL,                                         \
-                            e->residual ? e->residual + pixel + c : NULL, masks[v]);                          \
-                        STORE(masks[v], conv->output + pixel + c, value);                                     \
-                    }                                                                                         \
+        const ptrdiff_t image = unit / conv->output_height, row = unit % conv->output_height;                 \
+        const ptrdiff_t pixel = (unit * conv->output_width + column) * channels;                              \
+        for (ptrdiff_t c0 = 0; c0 < channels; c0 += NHWC_VECTORS * WIDTH) {                                   \
+            MASK masks[NHWC_VECTORS];                                                                         \
+            VEC sums[NHWC_VECTORS];                                                                           \
+            for (int v = 0; v < NHWC_VECTORS; v++) {                                                          \
+                masks[v] = MASK_FOR(channels - c0 - v * WIDTH);                                               \
+                sums[v] = ZERO();                                                                             \
+            }                                                                                                 \
+            for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                          \
+                const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;   \
+                if (y < 0 || y >= height) continue;                                                           \
+                for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {                                       \
+                    const ptrdiff_t x = column * conv->stride_width - conv->pad_left + kx * conv->dilation_width; \
+                    if (x < 0 || x >= width) continue;                                                        \
+                    const float *in = conv->input + ((image * height + y) * width + x) * channels + c0;       \
+                    const float *w = conv->weights + (ky * conv->kernel_width + kx) * channels + c0;          \
+                    for (int v = 0; v < NHWC_VECTORS; v++)                                                    \
+                        sums[v] = FMADD(LOAD(masks[v], in + v * WIDTH), LOAD(masks[v], w + v * WIDTH), sums[v]); \
                 }                                                                                             \
             }                                                                                                 \
+            for (int v = 0; v < NHWC_VECTORS; v++) {                                                          \
+                const ptrdiff_t c = c0 + v * WIDTH;                                                           \
+                if (c >= channels) break;                                                                     \
+                VEC value = PREFIX##_depthwise_finish(sums[v], e, e->bias ? e->bias + c : NULL,               \
+                                                      e->residual ? e->residual + pixel + c : NULL, masks[v]); \
+                STORE(masks[v], conv->output + pixel + c, value);                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+    /* `columns` (at most NHWC_COLUMNS; a constant at each call) adjacent output pixels from `column`, \
+     * all of whose taps lie inside the input's columns: per vector of channels, one filter load per  \
+     * tap feeds every pixel. */                                                                      \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_run(const keel_depthwise_conv *conv, ptrdiff_t unit,    \
+                                                           ptrdiff_t column, int columns) {                    \
+        const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;    \
+        const keel_epilogue *e = &conv->epilogue;                                                             \
+        const ptrdiff_t image = unit / conv->output_height, row = unit % conv->output_height;                 \
+        const ptrdiff_t step = conv->stride_width * channels;                                                 \
+        const ptrdiff_t pixel = (unit * conv->output_width + column) * channels;                              \
+        const ptrdiff_t x0 = column * conv->stride_width - conv->pad_left;                                    \
+        for (ptrdiff_t c = 0; c < channels; c += WIDTH) {                                                     \
+            const MASK mask = MASK_FOR(channels - c);                                                         \
+            VEC sums[NHWC_COLUMNS];                                                                           \
+            for (int j = 0; j < columns; j++) sums[j] = ZERO();                                               \
+            for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                          \
+                const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;   \
+                if (y < 0 || y >= height) continue;                                                           \
+                const float *line = conv->input + ((image * height + y) * width + x0) * channels + c;         \
+                const float *w = conv->weights + ky * conv->kernel_width * channels + c;                      \
+                for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {                                       \
+                    const VEC weight = LOAD(mask, w + kx * channels);                                         \
+                    const float *in = line + kx * conv->dilation_width * channels;                            \
+                    for (int j = 0; j < columns; j++) sums[j] = FMADD(LOAD(mask, in + j * step), weight, sums[j]); \
+                }                                                                                             \
+            }                                                                                                 \
+            for (int j = 0; j < columns; j++) {                                                               \
+                const ptrdiff_t at = pixel + j * channels + c;                                                \
+                VEC value = PREFIX##_depthwise_finish(sums[j], e, e->bias ? e->bias + c : NULL,               \
+                                                      e->residual ? e->residual + at : NULL, mask);           \
+                STORE(mask, conv->output + at, value);                                                        \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+    static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
+                                                  ptrdiff_t count) {                                          \
+        const ptrdiff_t stride = conv->stride_width, reach = (conv->kernel_width - 1) * conv->dilation_width; \
+        /* Output columns [inside_first, inside_end) read only input columns inside the image. */      \
+        const ptrdiff_t inside_first = (conv->pad_left + stride - 1) / stride;                                \
+        const ptrdiff_t last_input = conv->input_width - 1 + conv->pad_left - reach;                          \
+        ptrdiff_t inside_end = last_input < 0 ? 0 : last_input / stride + 1;                                  \
+        if (inside_end > conv->output_width) inside_end = conv->output_width;                                 \
+        for (ptrdiff_t unit = first; unit < first + count; unit++) {                                          \
+            ptrdiff_t column = 0;                                                                             \
+            for (; column < conv->output_width && column < inside_first; column++)                            \
+                PREFIX##_depthwise_nhwc_pixel(conv, unit, column);                                            \
+            for (; column + NHWC_COLUMNS <= inside_end; column += NHWC_COLUMNS)                               \
+                PREFIX##_depthwise_nhwc_run(conv, unit, column, NHWC_COLUMNS);                                \
+            for (; column + NHWC_COLUMNS / 2 <= inside_end; column += NHWC_COLUMNS / 2)                       \
+                PREFIX##_depthwise_nhwc_run(conv, unit, column, NHWC_COLUMNS / 2);                            \
+            for (; column < conv->output_width; column++) PREFIX##_depthwise_nhwc_pixel(conv, unit, column);  \
         }                                                                                                     \
     }                                                                                                         \
     static ATTRIBUTE void PREFIX##_depthwise_nchw(const keel_depthwise_conv *conv, ptrdiff_t first,            \
