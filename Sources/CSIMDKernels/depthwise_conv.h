@@ -7,7 +7,8 @@
  *   NCHW: per channel plane, the input rows the plane's outputs read are staged once into a
  *         zero-padded buffer split into `stride` phases (phase q holds padded columns q, q + s, …),
  *         so adjacent output pixels read adjacent floats for every tap and stride, and no tap tests
- *         bounds; a vector of adjacent output pixels per step, the tap's weight broadcast. */
+ *         bounds; up to 4 vectors of adjacent output pixels per step, each tap's weight broadcast
+ *         once for all of them. */
 #ifndef KEEL_DEPTHWISE_CONV_TEMPLATE_H
 #define KEEL_DEPTHWISE_CONV_TEMPLATE_H
 /* The template each ISA file instantiates (DEFINE_DEPTHWISE, after its activations), and the
@@ -17,7 +18,7 @@
 
 #include <string.h>
 
-enum { NHWC_VECTORS = 4, NHWC_COLUMNS = 8 };
+enum { NHWC_VECTORS = 4, NHWC_COLUMNS = 8, NCHW_VECTORS = 4, NCHW_TAP_TABLE = 64 };
 
 /* Padded input rows and columns the outputs read. */
 static inline ptrdiff_t needed_rows(const keel_depthwise_conv *conv) {
@@ -32,6 +33,13 @@ static inline ptrdiff_t phase_width(const keel_depthwise_conv *conv) {
 }
 
 #if KEEL_X86
+
+/* Where tap column `kx` reads in a staged row, relative to the output column: its phase's start
+ * plus its whole steps. */
+static inline ptrdiff_t tap_offset(const keel_depthwise_conv *conv, ptrdiff_t kx) {
+    const ptrdiff_t offset = kx * conv->dilation_width;
+    return (offset % conv->stride_width) * phase_width(conv) + offset / conv->stride_width;
+}
 
 
 /* Stages plane `plane` (image·channels + channel) into `scratch`: padded row y, phase q, position
@@ -161,37 +169,66 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
             for (; column < conv->output_width; column++) PREFIX##_depthwise_nhwc_pixel(conv, unit, column);  \
         }                                                                                                     \
     }                                                                                                         \
+    /* `vectors` (a constant at each call) vectors of adjacent output pixels of one row from `column`: \
+     * each tap's weight is broadcast once and feeds every vector. */                                \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nchw_block(const keel_depthwise_conv *conv, const float *staged, \
+                                                             const ptrdiff_t *tap_offsets, const float *filter, \
+                                                             ptrdiff_t column, int vectors, float *out,          \
+                                                             const float *residual, VEC bias) {                  \
+        const ptrdiff_t row_floats = conv->stride_width * phase_width(conv);                                  \
+        const keel_epilogue *e = &conv->epilogue;                                                             \
+        MASK masks[NCHW_VECTORS];                                                                             \
+        VEC sums[NCHW_VECTORS];                                                                               \
+        for (int v = 0; v < vectors; v++) {                                                                   \
+            masks[v] = MASK_FOR(conv->output_width - column - v * WIDTH);                                     \
+            sums[v] = ZERO();                                                                                 \
+        }                                                                                                     \
+        for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                              \
+            const float *line = staged + ky * conv->dilation_height * row_floats + column;                    \
+            for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {                                           \
+                const VEC weight = SET1(filter[ky * conv->kernel_width + kx]);                                \
+                const float *in = line + (kx < NCHW_TAP_TABLE ? tap_offsets[kx] : tap_offset(conv, kx));      \
+                for (int v = 0; v < vectors; v++) sums[v] = FMADD(LOAD(masks[v], in + v * WIDTH), weight, sums[v]); \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (int v = 0; v < vectors; v++) {                                                                   \
+            const ptrdiff_t at = column + v * WIDTH;                                                          \
+            VEC sum = sums[v];                                                                                \
+            if (e->bias) sum = ADD(sum, bias);                                                                \
+            if (residual) sum = ADD(sum, LOAD(masks[v], residual + at));                                      \
+            STORE(masks[v], out + at, keel_##PREFIX##_activate(sum, e));                                      \
+        }                                                                                                     \
+    }                                                                                                         \
     static ATTRIBUTE void PREFIX##_depthwise_nchw(const keel_depthwise_conv *conv, ptrdiff_t first,            \
                                                   ptrdiff_t count, float *scratch) {                          \
-        const ptrdiff_t stride = conv->stride_width, width = phase_width(conv);                               \
+        const ptrdiff_t row_floats = conv->stride_width * phase_width(conv);                                  \
         const ptrdiff_t taps = conv->kernel_height * conv->kernel_width;                                      \
         const ptrdiff_t outputs = conv->output_height * conv->output_width;                                   \
         const keel_epilogue *e = &conv->epilogue;                                                             \
+        ptrdiff_t tap_offsets[NCHW_TAP_TABLE];                                                                \
+        for (ptrdiff_t kx = 0; kx < conv->kernel_width && kx < NCHW_TAP_TABLE; kx++)                          \
+            tap_offsets[kx] = tap_offset(conv, kx);                                                           \
         for (ptrdiff_t plane = first; plane < first + count; plane++) {                                       \
             const ptrdiff_t channel = plane % conv->channels;                                                 \
             const float *filter = conv->weights + channel * taps;                                             \
             stage_plane(conv, plane, scratch);                                                                \
-            VEC bias = e->bias ? SET1(e->bias[channel]) : ZERO();                                             \
+            const VEC bias = e->bias ? SET1(e->bias[channel]) : ZERO();                                       \
             for (ptrdiff_t row = 0; row < conv->output_height; row++) {                                       \
                 float *out = conv->output + plane * outputs + row * conv->output_width;                       \
                 const float *residual = e->residual ? e->residual + plane * outputs + row * conv->output_width \
                                                     : NULL;                                                   \
-                for (ptrdiff_t column = 0; column < conv->output_width; column += WIDTH) {                    \
-                    MASK mask = MASK_FOR(conv->output_width - column);                                        \
-                    VEC sum = ZERO();                                                                         \
-                    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                  \
-                        const float *staged = scratch                                                         \
-                            + (row * conv->stride_height + ky * conv->dilation_height) * stride * width;      \
-                        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {                               \
-                            const ptrdiff_t offset = kx * conv->dilation_width;                               \
-                            const float *in = staged + (offset % stride) * width + offset / stride + column;  \
-                            sum = FMADD(LOAD(mask, in), SET1(filter[ky * conv->kernel_width + kx]), sum);     \
-                        }                                                                                     \
-                    }                                                                                         \
-                    if (e->bias) sum = ADD(sum, bias);                                                        \
-                    if (residual) sum = ADD(sum, LOAD(mask, residual + column));                              \
-                    STORE(mask, out + column, keel_##PREFIX##_activate(sum, e));                              \
-                }                                                                                             \
+                const float *staged = scratch + row * conv->stride_height * row_floats;                       \
+                ptrdiff_t column = 0;                                                                         \
+                for (; column + NCHW_VECTORS * WIDTH <= conv->output_width; column += NCHW_VECTORS * WIDTH)   \
+                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, NCHW_VECTORS, out, \
+                                                  residual, bias);                                            \
+                const ptrdiff_t left = (conv->output_width - column + WIDTH - 1) / WIDTH;                     \
+                if (left == 3)                                                                                \
+                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 3, out, residual, bias); \
+                else if (left == 2)                                                                           \
+                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 2, out, residual, bias); \
+                else if (left == 1)                                                                           \
+                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 1, out, residual, bias); \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
