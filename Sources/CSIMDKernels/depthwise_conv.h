@@ -218,17 +218,18 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
                 const float *residual = e->residual ? e->residual + plane * outputs + row * conv->output_width \
                                                     : NULL;                                                   \
                 const float *staged = scratch + row * conv->stride_height * row_floats;                       \
-                ptrdiff_t column = 0;                                                                         \
-                for (; column + NCHW_VECTORS * WIDTH <= conv->output_width; column += NCHW_VECTORS * WIDTH)   \
-                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, NCHW_VECTORS, out, \
-                                                  residual, bias);                                            \
-                const ptrdiff_t left = (conv->output_width - column + WIDTH - 1) / WIDTH;                     \
-                if (left == 3)                                                                                \
-                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 3, out, residual, bias); \
-                else if (left == 2)                                                                           \
-                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 2, out, residual, bias); \
-                else if (left == 1)                                                                           \
-                    PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 1, out, residual, bias); \
+                for (ptrdiff_t column = 0; column < conv->output_width; column += NCHW_VECTORS * WIDTH) {      \
+                    const ptrdiff_t left = (conv->output_width - column + WIDTH - 1) / WIDTH;                 \
+                    if (left >= NCHW_VECTORS)                                                                 \
+                        PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, NCHW_VECTORS, out, \
+                                                      residual, bias);                                        \
+                    else if (left == 3)                                                                       \
+                        PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 3, out, residual, bias); \
+                    else if (left == 2)                                                                       \
+                        PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 2, out, residual, bias); \
+                    else                                                                                      \
+                        PREFIX##_depthwise_nchw_block(conv, staged, tap_offsets, filter, column, 1, out, residual, bias); \
+                }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
