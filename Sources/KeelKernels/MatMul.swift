@@ -67,25 +67,17 @@ public enum MatMul {
 
         /// For each output matrix in order, the indices of the A and B matrices it multiplies.
         var matrixOffsets: [(a: Int, b: Int)] {
-            var index = [Int](repeating: 0, count: batchShape.count)
-            var offsets: [(a: Int, b: Int)] = []
-            offsets.reserveCapacity(batchCount)
-            for _ in 0..<batchCount {
+            (0..<batchCount).map { matrix in
                 var offset = (a: 0, b: 0)
-                for axis in 0..<index.count {
-                    offset.a += index[axis] * aBatchStrides[axis]
-                    offset.b += index[axis] * bBatchStrides[axis]
+                var remainder = matrix
+                for axis in batchShape.indices.reversed() {
+                    let (rest, position) = remainder.quotientAndRemainder(dividingBy: batchShape[axis])
+                    offset.a += position * aBatchStrides[axis]
+                    offset.b += position * bBatchStrides[axis]
+                    remainder = rest
                 }
-                offsets.append(offset)
-                var axis = index.count - 1
-                while axis >= 0 {
-                    index[axis] += 1
-                    if index[axis] < batchShape[axis] { break }
-                    index[axis] = 0
-                    axis -= 1
-                }
+                return offset
             }
-            return offsets
         }
     }
 
