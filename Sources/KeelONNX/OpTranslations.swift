@@ -94,7 +94,7 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
 /// The ai.onnx op types the importer understands: the translation table plus the ops the
 /// folder evaluates at import time.
 public var supportedONNXOps: Set<String> {
-    Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape", "Range"])
+    Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape"])
 }
 
 /// An op that maps one-to-one: the node's inputs in order; the output shape is the input's for

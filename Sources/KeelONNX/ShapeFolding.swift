@@ -276,7 +276,7 @@ extension GraphImporter {
             throw context.fail("start, limit and delta must be finite and delta non-zero (got \(start), \(limit), \(delta))")
         }
         let steps = Double(((Float(limit) - Float(start)) / Float(delta)).rounded(.up))
-        guard steps <= 1 << 24 else { throw context.fail("would hold \(steps) elements") }
+        guard steps <= 16_777_216 else { throw context.fail("would hold \(steps) elements") }
         let count = Int(max(steps, 0))
         return TensorData(referenceValues: (0..<count).map { start + Double($0) * delta }, dtype: .float32, shape: [count])
     }

@@ -157,14 +157,13 @@ final class ConformanceTests: XCTestCase {
     }
 
     /// Operands Keel compiles in as constants (filters, BN statistics, clip bounds, pad values,
-    /// dropout ratios, resize scales, Range's operands, which set its output's length) that these
-    /// single-node cases feed as graph inputs instead.
+    /// dropout ratios, resize scales) that these single-node cases feed as graph inputs instead.
     static func parameterInputs(of model: ONNXModel) -> Set<String> {
         let parameterOps: Set<String> = ["Conv", "ConvTranspose", "BatchNormalization", "Clip", "Pad", "Dropout", "LayerNormalization",
-                                          "InstanceNormalization", "Resize", "Range"]
+                                          "InstanceNormalization", "Resize"]
         var names = Set<String>()
         for node in model.graph.nodes where parameterOps.contains(node.opType) {
-            names.formUnion((node.opType == "Range" ? node.inputs[...] : node.inputs.dropFirst()).filter { !$0.isEmpty })
+            names.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
         }
         return names
     }
