@@ -122,11 +122,12 @@ public struct ModelPipeline {
 
     public func compile() throws -> (model: CompiledModel, report: Report) {
         try ExecutionContext.checkThreads(threads)
-        let optimized = try optimized()
-        var report = optimized.report
+        let (graph, prepared, loadReport) = try optimized()
+        var report = loadReport
         let start = DispatchTime.now().uptimeNanoseconds
-        let model = try CompiledModel(graph: optimized.graph, prepared: optimized.prepared,
-                                      context: context(prepared: optimized.prepared))
+        // The graph is handed over, not copied: a weight held here too would stay in memory while
+        // the model packs it and drops its original.
+        let model = try CompiledModel(graph: consume graph, prepared: prepared, context: context(prepared: prepared))
         report.compileSeconds += seconds(since: start)
         return (model, report)
     }

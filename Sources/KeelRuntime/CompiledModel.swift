@@ -29,7 +29,9 @@ public final class CompiledModel: @unchecked Sendable {
     /// constant a node reads, except conv filters given in `prepared` form (read from a .keelc):
     /// those are used as they are, and are never prepared again. The other weights are prepared
     /// here (`WeightPreparation`).
-    public init(graph: Graph, prepared: [PreparedFilter] = [], context: ExecutionContext) throws {
+    /// `graph` is consumed so that its weights have no holder but this model (and, until prepared,
+    /// `PreparedWeights`): a caller's copy would keep each original alive after its prepared form exists.
+    public init(graph: consuming Graph, prepared: [PreparedFilter] = [], context: ExecutionContext) throws {
         var used = Set<String>()
         for node in graph.nodes { used.formUnion(node.presentInputs) }
         used.formUnion(graph.outputs.map(\.value))
@@ -62,7 +64,6 @@ public final class CompiledModel: @unchecked Sendable {
                 converted[name] = TensorData(floats: data.floats(), shape: data.shape)
             }
         }
-        var graph = graph
         for (name, data) in converted { graph.constants[name]?.data = data }
         // Filters only conv2d reads and kernels only dense reads move to `prepared`, their only holder from here on, which
         // drops each one once prepared (see `PreparedWeights`).

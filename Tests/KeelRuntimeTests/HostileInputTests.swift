@@ -48,7 +48,8 @@ final class HostileInputTests: XCTestCase {
     func testF4CompiledConstantWithOverflowingShapeIsRefused() throws {
         let model = try compile(try graph("model m\ninput x: f32[N, 8]\nd = dense(4)\n"))
         let path = folder.appendingPathComponent("m.keelc").path
-        try CompiledArtifact.write(model.graph, provenance: .test, to: path)
+        // The dense kernel lives only in its prepared panels, which the file stores as `keel compile -o` does.
+        try CompiledArtifact.write(model.graph, prepared: model.preparedFilters(), provenance: .test, to: path)
         // Rewrite the bias's shape in the header and recompute the header checksum, as an attacker would.
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let load = { (offset: Int) in (0..<8).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) } }

@@ -4,8 +4,9 @@ import KeelPasses
 import XCTest
 @testable import KeelRuntime
 
-/// Filters are kept once: after the first plan their originals go, and later batch sizes still
-/// run from the prepared (packed or Winograd-transformed) forms with the same results.
+/// Filters and dense kernels are kept once: after the first plan their originals go, and later
+/// batch sizes still run from the prepared (packed, Winograd-transformed or dense panel) forms with
+/// the same results.
 final class WeightReleaseTests: XCTestCase {
     func testFiltersAreReleasedAndOtherBatchSizesStillMatch() throws {
         let source = """
@@ -30,7 +31,7 @@ final class WeightReleaseTests: XCTestCase {
         _ = try model.run(["image": one])
         XCTAssertNil(model.graph.constants["body/kernel"]?.data, "the filter should be released once prepared")
         XCTAssertNil(model.graph.constants["stem/kernel"]?.data)
-        XCTAssertNotNil(model.graph.constants["logits/kernel"]?.data, "dense kernels are read directly and stay")
+        XCTAssertNil(model.graph.constants["logits/kernel"]?.data, "dense kernels go too, once packed into panels")
         let afterRelease = try model.run(["image": three])
 
         let fresh = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1)).run(["image": three])
