@@ -38,7 +38,7 @@ final class PassPipelineTests: XCTestCase {
                         "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "transpose-cancellation", "layout-propagation",
+                        "transpose-cancellation", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
