@@ -30,6 +30,22 @@ KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff
             const ptrdiff_t y = (pixel % plane) / width, x = pixel % width;
             for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
                 const ptrdiff_t iy = y * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+                if (conv->dilation_width == 1) {
+                    /* Undilated, a kernel row's taps are one contiguous run of the input row: a
+                     * few-channel layer (an RGB first layer) converts it in one pass, not per tap. */
+                    const ptrdiff_t left = x * conv->stride_width - conv->pad_left, span = conv->kernel_width;
+                    const int inside = iy >= 0 && iy < conv->input_height;
+                    const ptrdiff_t begin = !inside || -left >= span ? span : left < 0 ? -left : 0;
+                    ptrdiff_t end = !inside ? span : conv->input_width - left < span ? conv->input_width - left : span;
+                    if (end < begin) end = begin;
+                    memset(line + k, 0, (size_t)(begin * channels) * 2);
+                    if (end > begin)
+                        convert(conv->input + ((image * conv->input_height + iy) * conv->input_width + left + begin) * channels,
+                                (end - begin) * channels, line + k + begin * channels);
+                    memset(line + k + end * channels, 0, (size_t)((span - end) * channels) * 2);
+                    k += span * channels;
+                    continue;
+                }
                 for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++, k += channels) {
                     const ptrdiff_t ix = x * conv->stride_width - conv->pad_left + kx * conv->dilation_width;
                     if (iy < 0 || iy >= conv->input_height || ix < 0 || ix >= conv->input_width) {
