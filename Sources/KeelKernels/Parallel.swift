@@ -3,6 +3,7 @@
 /// chunks and never split a reduction across threads, so results do not depend on `threads`
 /// (OpenBLAS may reassociate sums; that is the only difference allowed).
 import COpenBLAS
+import CSIMDKernels
 import Dispatch
 
 public struct KernelContext: Sendable, Equatable {
@@ -26,7 +27,11 @@ public struct KernelContext: Sendable, Equatable {
     }
 
     /// Runs `body` over contiguous chunks covering `0..<count`, in parallel when `threads > 1`.
-    /// `minimumChunk` keeps tiny workloads on one thread, where dispatch would cost more than it saves.
+    /// `minimumChunk` keeps tiny workloads on one thread, where a hand-off would cost more than it
+    /// saves. Chunks go to the process's persistent worker pool (CSIMDKernels/worker_pool.c); the
+    /// calling thread runs chunks too. Chunk bounds depend only on `count`, `minimumChunk` and
+    /// `threads`, never on which thread runs a chunk. A call from inside a chunk runs inline; while
+    /// another caller (a concurrent runtime) holds the pool, this one uses Dispatch instead.
     func forEachChunk(_ count: Int, minimumChunk: Int, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let chunks = min(threads, max(1, count / max(1, minimumChunk)))
@@ -34,11 +39,31 @@ public struct KernelContext: Sendable, Equatable {
             body(0..<count)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let start = count * chunk / chunks
-            let end = count * (chunk + 1) / chunks
-            if start < end { body(start..<end) }
+        withoutActuallyEscaping(body) { body in
+            var job = ChunkJob(count: count, chunks: chunks, body: body)
+            let ran = withUnsafeMutablePointer(to: &job) { pointer in
+                keel_pool_run(chunks, threads - 1, { context, chunk in
+                    guard let job = context?.assumingMemoryBound(to: ChunkJob.self).pointee else { return }
+                    job.run(chunk)
+                }, pointer)
+            }
+            if ran == 0 {
+                DispatchQueue.concurrentPerform(iterations: chunks) { job.run($0) }
+            }
         }
+    }
+}
+
+/// One `forEachChunk` call as the worker pool sees it: chunk `index` covers an equal share.
+private struct ChunkJob {
+    let count: Int
+    let chunks: Int
+    let body: (Range<Int>) -> Void
+
+    func run(_ index: Int) {
+        let start = count * index / chunks
+        let end = count * (index + 1) / chunks
+        if start < end { body(start..<end) }
     }
 }
 

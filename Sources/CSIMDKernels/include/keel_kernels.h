@@ -13,6 +13,7 @@
 #include "keel_depthwise.h"
 #include "keel_direct_conv.h"
 #include "keel_epilogue.h"
+#include "keel_worker_pool.h"
 
 /* What the CPU offers Keel's kernels, as independent bits (not a ladder: AMX and AVX512_BF16 are
  * extensions a CPU may have either of, and NEON is another architecture). */
