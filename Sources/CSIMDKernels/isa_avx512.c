@@ -12,8 +12,8 @@
 
 KEEL_AVX512_ACTIVATIONS
 
-/* Panel GEMM: 8 rows × 32 columns, 16 accumulators. */
-DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_8, __mmask16, keel_avx512_lanes,
+/* Panel GEMM: 12 rows × 32 columns, 24 accumulators. */
+DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
                   _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
                   _mm512_fmadd_ps, _mm512_add_ps)
 

@@ -1,13 +1,15 @@
 /* C = epilogue(A·B) on 32-column panels of B, for the products OpenBLAS serves badly: the
  * Winograd products and the convolutions' and dense layers' GEMMs, whose filter operand is used
  * for a few dozen rows at batch 1 and which OpenBLAS repacks on every call. B streams from its
- * panels (packed once ahead of time, or read in place from a row-major matrix) and only a slice of
- * A's rows is packed (transposed to [k][rows]) at a time, so both operands are read sequentially.
- * Blocking: depth passes of DEPTH, then blocks of COLUMN_BLOCK panels (≤ 512 KB of B, which stays
- * in L2 while every row slice of A passes over it), then row groups of at most 8 (AVX-512: 16
- * accumulators; clang spills some of the 24 a 12-row block needs, which halved the speed) or 6
- * (AVX2: 12 of the 16 registers). The epilogue (bias, residual, activation) runs on the registers
- * of the last depth pass, before the one store. */
+ * panels (packed once ahead of time, or read in place from a row-major matrix) and A's rows are
+ * packed (transposed to [depth][rows]) a chunk of row groups at a time, so both operands are read
+ * sequentially.
+ * Blocking: depth passes of DEPTH; in each, chunks of up to four row groups of A (packed: 48 KB,
+ * in L2), and for each chunk every panel of B in turn (DEPTH × 32 floats, 32 KB, in L1 while the
+ * chunk's groups pass over it). A row group has at most 12 rows on AVX-512 (24 accumulators in
+ * named registers, 3 left for B and the broadcast) and 6 on AVX2 (12 of the 16 registers). The
+ * epilogue (bias, residual, activation) runs on the registers of the last depth pass, before the
+ * one store. */
 #ifndef KEEL_PANEL_GEMM_H
 #define KEEL_PANEL_GEMM_H
 /* The template each ISA file instantiates (DEFINE_PANEL_GEMM, after its activations), and the
@@ -17,15 +19,17 @@
 
 enum {
     PANEL = KEEL_PANEL_COLUMNS,
-    /* Depth of one pass: an 8-row slice of A is 16 KB, an L1-sized share. */
-    DEPTH = 512,
-    /* Panels per column block: DEPTH × 8 × 32 floats = 512 KB of B. */
-    COLUMN_BLOCK = 8,
+    /* Depth of one pass: a panel of B is DEPTH × 32 floats = 32 KB, which stays in L1 (48 KB)
+     * while a chunk of A's row groups passes over it. */
+    DEPTH = 256,
+    /* A's packed row groups (a chunk: 4 groups of 12 rows on AVX-512, 8 of 6 on AVX2) in 48 KB of
+     * stack, read from L2 while B's panel sits in L1. */
+    PACKED_FLOATS = 12288,
     /* Deep products prefetch B this many rows ahead: the first row group streams each panel
      * from memory, which the hardware prefetcher alone left latency-bound (a 49-row 512×512
      * product with B cold ran at 85 GFLOP/s on one core, 125 with this). */
     PREFETCH_ROWS = 32,
-    AVX512_ROWS = 8,
+    AVX512_ROWS = 12,
     AVX2_ROWS = 6,
 };
 
@@ -41,6 +45,9 @@ struct rows_view {
 /* Shallow products read A in place: rows of at most 128 floats do not collide in L1 the way
  * 2 KB-strided rows do, and packing would cost a quarter of the multiply. */
 enum { SHALLOW = 128 };
+/* Nor are they for narrow products, which use each packed row for only a panel or two: packing
+ * (a scalar transpose) then cost as much as the multiply. */
+enum { NARROW = 64 };
 
 /* First row of group `index` when `m` rows are split into `groups` even groups. */
 KEEL_INLINE ptrdiff_t group_start(ptrdiff_t m, ptrdiff_t groups, ptrdiff_t index) { return m * index / groups; }
@@ -69,6 +76,47 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     return e && (e->bias || e->residual || e->activation != KEEL_ACTIVATION_NONE) ? e : NULL;
 }
 
+/* Each row r of a block, by name: X(r, ...) for r = 0…13. The block's accumulators are named
+ * variables (left0, right0, …), not arrays, and the rows past a block's height fold away, so clang
+ * keeps all of them in registers (an array of 24 __m512 made it spill, which halved the speed). */
+#define PANEL_EACH_ROW(X, ...)                                                                              \
+    X(0, __VA_ARGS__) X(1, __VA_ARGS__) X(2, __VA_ARGS__) X(3, __VA_ARGS__) X(4, __VA_ARGS__)               \
+    X(5, __VA_ARGS__) X(6, __VA_ARGS__) X(7, __VA_ARGS__) X(8, __VA_ARGS__) X(9, __VA_ARGS__)               \
+    X(10, __VA_ARGS__) X(11, __VA_ARGS__) X(12, __VA_ARGS__) X(13, __VA_ARGS__)
+#define PANEL_DECLARE(r, VEC, ZERO) VEC left##r = ZERO(), right##r = ZERO();
+#define PANEL_MULTIPLY_ADD(r, VEC, SET1, FMADD, STEP)                                                            \
+    if (r < rows) {                                                                                         \
+        VEC value = SET1(column[r * (STEP)]);                                                               \
+        left##r = FMADD(value, b0, left##r);                                                                \
+        right##r = FMADD(value, b1, right##r);                                                              \
+    }
+#define PANEL_STORE(r, PREFIX, HALF, ADD, LOAD, STORE)                                                            \
+    if (r < rows) {                                                                                         \
+        float *out = t.c + r * t.ldc;                                                                       \
+        if (t.accumulate) {                                                                                 \
+            left##r = ADD(left##r, LOAD(low, out));                                                         \
+            right##r = ADD(right##r, LOAD(high, out + HALF));                                               \
+        }                                                                                                   \
+        if (t.epilogue) {                                                                                   \
+            left##r = PREFIX##_gemm_finish(left##r, t.epilogue, t.row + r, t.column, low);                  \
+            right##r = PREFIX##_gemm_finish(right##r, t.epilogue, t.row + r, t.column + HALF, high);        \
+        }                                                                                                   \
+        STORE(low, out, left##r);                                                                           \
+        STORE(high, out + HALF, right##r);                                                                  \
+    }
+
+/* Optimised builds give each block height its own copy of the block, with the rows' loops
+ * unrolled, and specialised depth loops; unoptimised ones (debug builds compile C at -O0, which
+ * gives every inlined copy its own stack slots: the copies took a 16 MB frame) call one copy with
+ * the general loop. */
+#ifdef __OPTIMIZE__
+#define PANEL_BLOCK_INLINE KEEL_INLINE
+#define PANEL_SPECIALISE 1
+#else
+#define PANEL_BLOCK_INLINE static
+#define PANEL_SPECIALISE 0
+#endif
+
 /* The depth loop of one block. PREFETCH, WHOLE and STEP (A's row step) are constants in the
  * copies the common cases take (packed A rows with row step 1, whole deep panels): tested inside
  * the loop, they cost two branches and an address computation per broadcast, and the loop ran
@@ -83,53 +131,38 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         VEC b0 = WHOLE ? LOADU(line) : LOAD(low, line);                                                     \
         VEC b1 = WHOLE ? LOADU(line + HALF) : LOAD(high, line + HALF);                                      \
         const float *column = a.base + p * a.depth_step;                                                    \
-        for (int r = 0; r < rows; r++) {                                                                    \
-            VEC value = SET1(column[r * (STEP)]);                                                           \
-            left[r] = FMADD(value, b0, left[r]);                                                            \
-            right[r] = FMADD(value, b1, right[r]);                                                          \
-        }                                                                                                   \
+        PANEL_EACH_ROW(PANEL_MULTIPLY_ADD, VEC, SET1, FMADD, STEP)                                                \
     }
 
-/* One body per level: `rows` rows of A (at most LIMIT) × 2·HALF columns of a panel in two
- * registers per row; `gemm_rows` runs a whole 32-column panel (AVX-512: one pass of 2×16
+/* One body per level: `rows` rows of A (at most LIMIT, at most 14) × 2·HALF columns of a panel in
+ * two registers per row; `gemm_rows` runs a whole 32-column panel (AVX-512: one pass of 2×16
  * columns; AVX2: two passes of 2×8). Needs keel_<PREFIX>_activate (simd_activation.h). */
 #define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
                           SET1, ZERO, FMADD, ADD)                                                           \
-    KEEL_INLINE ATTRIBUTE VEC PREFIX##_gemm_finish(VEC value, const keel_epilogue *e, ptrdiff_t row,          \
+    PANEL_BLOCK_INLINE ATTRIBUTE VEC PREFIX##_gemm_finish(VEC value, const keel_epilogue *e, ptrdiff_t row,          \
                                                    ptrdiff_t column, MASK mask) {                           \
         if (e->bias) value = ADD(value, e->bias_per_row ? SET1(e->bias[row]) : LOAD(mask, e->bias + column)); \
         if (e->residual) value = ADD(value, LOAD(mask, e->residual + row * e->residual_stride + column));    \
         return keel_##PREFIX##_activate(value, e);                                                          \
     }                                                                                                       \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
+    PANEL_BLOCK_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
                                                    const float *b, ptrdiff_t b_step, int whole,             \
                                                    struct block_target t, MASK low, MASK high, int prefetch) { \
-        VEC left[LIMIT], right[LIMIT];                                                                      \
-        for (int r = 0; r < rows; r++) { left[r] = ZERO(); right[r] = ZERO(); }                             \
-        if (a.row_step == 1 && whole && prefetch) {                                                         \
+        PANEL_EACH_ROW(PANEL_DECLARE, VEC, ZERO)                                                            \
+        if (PANEL_SPECIALISE && a.row_step == 1 && whole && prefetch) {                                     \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1)                                  \
-        } else if (a.row_step == 1 && whole) {                                                              \
+        } else if (PANEL_SPECIALISE && a.row_step == 1 && whole) {                                                              \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, 1)                                  \
+        } else if (PANEL_SPECIALISE && whole && !prefetch) {                                                                    \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, a.row_step)                         \
         } else {                                                                                            \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step)              \
         }                                                                                                   \
-        for (int r = 0; r < rows; r++) {                                                                    \
-            float *out = t.c + r * t.ldc;                                                                   \
-            if (t.accumulate) {                                                                             \
-                left[r] = ADD(left[r], LOAD(low, out));                                                     \
-                right[r] = ADD(right[r], LOAD(high, out + HALF));                                           \
-            }                                                                                               \
-            if (t.epilogue) {                                                                               \
-                left[r] = PREFIX##_gemm_finish(left[r], t.epilogue, t.row + r, t.column, low);              \
-                right[r] = PREFIX##_gemm_finish(right[r], t.epilogue, t.row + r, t.column + HALF, high);    \
-            }                                                                                               \
-            STORE(low, out, left[r]);                                                                       \
-            STORE(high, out + HALF, right[r]);                                                              \
-        }                                                                                                   \
+        PANEL_EACH_ROW(PANEL_STORE, PREFIX, HALF, ADD, LOAD, STORE)                                         \
     }                                                                                                       \
     static ATTRIBUTE void PREFIX##_gemm_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,  \
                                              ptrdiff_t b_step, int padded, struct block_target t,           \
-                                             ptrdiff_t width) {                                             \
+                                             ptrdiff_t width, int prefetch) {                               \
         for (ptrdiff_t first = 0; first < PANEL && first < width; first += 2 * HALF) {                      \
             MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                      \
             struct block_target part = t;                                                                   \
@@ -137,8 +170,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             part.column += first;                                                                           \
             int whole = padded || width - first >= 2 * HALF;                                                \
             switch (rows) {                                                                                 \
-                CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high,             \
-                      depth > SHALLOW)                                                                      \
+                CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high, prefetch)   \
                 default: break;                                                                             \
             }                                                                                               \
         }                                                                                                   \
@@ -147,14 +179,15 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue) { \
         if (m <= 0 || n <= 0) return;                                                                       \
         epilogue = effective_epilogue(epilogue);                                                            \
+        enum { CHUNK = PACKED_FLOATS / (DEPTH * LIMIT) };                                                   \
         /* Row groups of at most LIMIT rows, split evenly inside each block of A (one block of m     \
          * rows unless A is packed in blocks). */                                                          \
         ptrdiff_t block_rows = left.block_rows > 0 ? left.block_rows : m;                                   \
         ptrdiff_t blocks = (m + block_rows - 1) / block_rows;                                               \
         ptrdiff_t panels = (n + PANEL - 1) / PANEL;                                                         \
         /* A's rows are packed when deep and not already adjacent per depth. */                             \
-        int pack = k > SHALLOW && left.row_step != 1;                                                       \
-        float packed[DEPTH * LIMIT];                                                                        \
+        int pack = k > SHALLOW && left.row_step != 1 && n > NARROW;                                                       \
+        float packed[PACKED_FLOATS];                                                                        \
         const float zero = 0;                                                                               \
         if (k <= 0) {                                                                                       \
             /* An empty sum: the epilogue of zero. */                                                       \
@@ -165,31 +198,41 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         for (ptrdiff_t start = 0; start < total; start += DEPTH) {                                          \
             ptrdiff_t depth = k <= 0 ? 0 : (k - start < DEPTH ? k - start : DEPTH);                         \
             int last = start + DEPTH >= total;                                                              \
-            for (ptrdiff_t block = 0; block < panels; block += COLUMN_BLOCK) {                              \
-                ptrdiff_t block_end = block + COLUMN_BLOCK < panels ? block + COLUMN_BLOCK : panels;        \
-                for (ptrdiff_t row_block = 0; row_block < blocks; row_block++) {                            \
-                  ptrdiff_t block_first = row_block * block_rows;                                           \
-                  ptrdiff_t in_block = m - block_first < block_rows ? m - block_first : block_rows;         \
-                  ptrdiff_t groups = (in_block + LIMIT - 1) / LIMIT;                                        \
-                  const float *block_base = left.base + row_block * left.block_step + start * left.depth_step; \
-                  for (ptrdiff_t group = 0; group < groups; group++) {                                      \
-                    ptrdiff_t within = group_start(in_block, groups, group);                                \
-                    ptrdiff_t first = block_first + within;                                                 \
-                    int rows = (int)(group_start(in_block, groups, group + 1) - within);                    \
-                    struct rows_view view = { block_base + within * left.row_step, left.depth_step,         \
-                                              left.row_step };                                              \
-                    if (pack) {                                                                             \
-                        pack_rows(rows, depth, view, packed);                                               \
-                        view = (struct rows_view){ packed, rows, 1 };                                       \
+            for (ptrdiff_t row_block = 0; row_block < blocks; row_block++) {                                \
+                ptrdiff_t block_first = row_block * block_rows;                                             \
+                ptrdiff_t in_block = m - block_first < block_rows ? m - block_first : block_rows;           \
+                ptrdiff_t groups = (in_block + LIMIT - 1) / LIMIT;                                          \
+                const float *block_base = left.base + row_block * left.block_step + start * left.depth_step; \
+                for (ptrdiff_t chunk = 0; chunk < groups; chunk += CHUNK) {                                 \
+                    int count = groups - chunk < CHUNK ? (int)(groups - chunk) : CHUNK;                     \
+                    struct rows_view views[CHUNK];                                                          \
+                    ptrdiff_t firsts[CHUNK];                                                                \
+                    int heights[CHUNK];                                                                     \
+                    for (int g = 0; g < count; g++) {                                                       \
+                        ptrdiff_t within = group_start(in_block, groups, chunk + g);                        \
+                        firsts[g] = block_first + within;                                                   \
+                        heights[g] = (int)(group_start(in_block, groups, chunk + g + 1) - within);          \
+                        views[g] = (struct rows_view){ block_base + within * left.row_step, left.depth_step, \
+                                                       left.row_step };                                     \
+                        if (pack) {                                                                         \
+                            float *slice = packed + g * DEPTH * LIMIT;                                      \
+                            pack_rows(heights[g], depth, views[g], slice);                                  \
+                            views[g] = (struct rows_view){ slice, heights[g], 1 };                          \
+                        }                                                                                   \
                     }                                                                                       \
-                    for (ptrdiff_t panel = block; panel < block_end; panel++) {                             \
+                    /* Each panel of B (DEPTH × 32 floats, 32 KB) stays in L1 while the chunk's row     \
+                     * groups pass over it; the first group streams it in, with prefetches. */              \
+                    for (ptrdiff_t panel = 0; panel < panels; panel++) {                                    \
                         const float *b = right.base + panel * right.panel_step + start * right.depth_step;  \
-                        struct block_target target = { c + first * ldc + panel * PANEL, ldc, first,         \
-                                                       panel * PANEL, start > 0, last ? epilogue : NULL };  \
                         ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;            \
-                        PREFIX##_gemm_rows(rows, depth, view, b, right.depth_step, right.padded, target, width); \
+                        for (int g = 0; g < count; g++) {                                                   \
+                            struct block_target target = { c + firsts[g] * ldc + panel * PANEL, ldc,        \
+                                                           firsts[g], panel * PANEL, start > 0,             \
+                                                           last ? epilogue : NULL };                        \
+                            PREFIX##_gemm_rows(heights[g], depth, views[g], b, right.depth_step, right.padded, \
+                                               target, width, g == 0 && depth > SHALLOW);                   \
+                        }                                                                                   \
                     }                                                                                       \
-                  }                                                                                         \
                 }                                                                                           \
             }                                                                                               \
         }                                                                                                   \

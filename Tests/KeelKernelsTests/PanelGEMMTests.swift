@@ -1,0 +1,161 @@
+/// Keel's GEMM (`PanelGEMM.multiply`) at every SIMD level against a double-precision product with
+/// the epilogue applied here: every form of the left operand (row-major, a transposed view,
+/// block-packed) and of the right (row-major, panels), on sizes around the register block (12 rows
+/// on AVX-512, 6 on AVX2), the 32-column panel, the narrow products that read A in place, the
+/// 256-deep pass and the four-group chunks, k = 0, one and two threads.
+@testable import KeelKernels
+import CSIMDKernels
+import XCTest
+
+final class PanelGEMMTests: XCTestCase {
+    enum LeftForm: CaseIterable { case rowMajor, transposed, blockPacked }
+    enum RightForm: CaseIterable { case rowMajor, panels }
+
+    struct Case {
+        var m, n, k: Int
+        var activation: UnaryOperation
+        var biasPerRow: Bool
+        var residual: Bool
+    }
+
+    let cases = [
+        Case(m: 1, n: 1, k: 1, activation: .identity, biasPerRow: false, residual: false),
+        Case(m: 1, n: 33, k: 300, activation: .relu, biasPerRow: false, residual: true),
+        Case(m: 5, n: 17, k: 3, activation: .clip(min: 0, max: 6), biasPerRow: true, residual: false),
+        Case(m: 13, n: 64, k: 129, activation: .identity, biasPerRow: false, residual: true),
+        Case(m: 25, n: 100, k: 257, activation: .relu, biasPerRow: true, residual: true),
+        Case(m: 61, n: 65, k: 600, activation: .clip(min: 0, max: 6), biasPerRow: false, residual: false),
+        Case(m: 30, n: 40, k: 0, activation: .relu, biasPerRow: false, residual: true),
+    ]
+
+    func testEveryOperandFormMatchesDoublePrecisionAtEveryLevel() {
+        forEachCapabilitySet { level in
+            for (index, test) in cases.enumerated() {
+                let (m, n, k) = (test.m, test.n, test.k)
+                let a = seededValues(m * k, seed: UInt64(300 + index))
+                let b = seededValues(k * n, seed: UInt64(400 + index))
+                let bias = seededValues(test.biasPerRow ? m : n, seed: UInt64(500 + index))
+                let ldc = n + 2
+                let residual = seededValues(m * ldc, seed: UInt64(600 + index))
+                let expected = reference(test, a: a, b: b, bias: bias, residual: residual, ldc: ldc)
+                for leftForm in LeftForm.allCases {
+                    for rightForm in RightForm.allCases {
+                        for threads in [1, 2] {
+                            let label = "\(level) \(m)×\(n)×\(k) \(leftForm) \(rightForm) threads \(threads)"
+                            guard let c = multiply(test, a: a, b: b, bias: bias, residual: residual, ldc: ldc,
+                                                   leftForm: leftForm, rightForm: rightForm, threads: threads)
+                            else {
+                                XCTAssertFalse(PanelGEMM.isPresent, "\(label): the kernel refused a product")
+                                continue
+                            }
+                            for row in 0..<m {
+                                for column in 0..<n {
+                                    let (value, magnitude) = expected[row * n + column]
+                                    XCTAssertLessThanOrEqual(abs(Double(c[row * ldc + column]) - value),
+                                                             1e-6 * magnitude + 1e-30, "\(label) at [\(row), \(column)]")
+                                }
+                                XCTAssertTrue(c[row * ldc + n].isNaN, "\(label) wrote past row \(row)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The product and epilogue in double precision, with the sum of magnitudes that bounds the
+    /// rounding error.
+    func reference(_ test: Case, a: [Float], b: [Float], bias: [Float], residual: [Float], ldc: Int) -> [(Double, Double)] {
+        var result: [(Double, Double)] = []
+        for row in 0..<test.m {
+            for column in 0..<test.n {
+                var sum = 0.0, magnitude = 0.0
+                for step in 0..<test.k {
+                    let term = Double(a[row * test.k + step]) * Double(b[step * test.n + column])
+                    sum += term
+                    magnitude += abs(term)
+                }
+                sum += Double(bias[test.biasPerRow ? row : column])
+                if test.residual { sum += Double(residual[row * ldc + column]) }
+                switch test.activation {
+                case .relu: sum = max(sum, 0)
+                case let .clip(lower, upper): sum = min(max(sum, Double(lower)), Double(upper))
+                default: break
+                }
+                result.append((sum, magnitude + 1))
+            }
+        }
+        return result
+    }
+
+    /// C through `PanelGEMM.multiply` with the operands laid out as asked; nil when no kernel ran.
+    func multiply(_ test: Case, a: [Float], b: [Float], bias: [Float], residual: [Float], ldc: Int,
+                  leftForm: LeftForm, rightForm: RightForm, threads: Int) -> [Float]? {
+        let (m, n, k) = (test.m, test.n, test.k)
+        let blockRows = max(1, Int(KernelTable.current.sgemm_rows))
+        let panel = PanelGEMM.panel
+        var left: [Float], leftSteps: (row: Int, depth: Int, blockRows: Int, blockStep: Int)
+        switch leftForm {
+        case .rowMajor:
+            let lda = k + 3
+            left = [Float](repeating: .nan, count: m * lda + 1)
+            for row in 0..<m { for step in 0..<k { left[row * lda + step] = a[row * k + step] } }
+            leftSteps = (lda, 1, 0, 0)
+        case .transposed:
+            let stride = m + 2
+            left = [Float](repeating: .nan, count: max(k, 1) * stride)
+            for row in 0..<m { for step in 0..<k { left[step * stride + row] = a[row * k + step] } }
+            leftSteps = (1, stride, 0, 0)
+        case .blockPacked:
+            let blocks = (m + blockRows - 1) / blockRows
+            left = [Float](repeating: 0, count: blocks * max(k, 1) * blockRows)
+            for row in 0..<m {
+                for step in 0..<k {
+                    left[(row / blockRows) * k * blockRows + step * blockRows + row % blockRows] = a[row * k + step]
+                }
+            }
+            leftSteps = (1, blockRows, blockRows, k * blockRows)
+        }
+        var right: [Float], rightSteps: (depth: Int, panel: Int, padded: Int32)
+        switch rightForm {
+        case .rowMajor:
+            let ldb = n + 1
+            right = [Float](repeating: .nan, count: max(k, 1) * ldb)
+            for step in 0..<k { for column in 0..<n { right[step * ldb + column] = b[step * n + column] } }
+            rightSteps = (ldb, panel, 0)
+        case .panels:
+            let panels = (n + panel - 1) / panel
+            right = [Float](repeating: 0, count: panels * max(k, 1) * panel)
+            for step in 0..<k {
+                for column in 0..<n {
+                    right[(column / panel) * k * panel + step * panel + column % panel] = b[step * n + column]
+                }
+            }
+            rightSteps = (panel, k * panel, 1)
+        }
+        var c = [Float](repeating: .nan, count: m * ldc)
+        let ran = left.withUnsafeBufferPointer { left in
+            right.withUnsafeBufferPointer { right in
+                bias.withUnsafeBufferPointer { bias in
+                    residual.withUnsafeBufferPointer { residual in
+                        c.withUnsafeMutableBufferPointer { c in
+                            PanelGEMM.multiply(
+                                m: m, n: n, k: k,
+                                left: keel_gemm_left(base: left.baseAddress, row_step: leftSteps.row,
+                                                     depth_step: leftSteps.depth, block_rows: leftSteps.blockRows,
+                                                     block_step: leftSteps.blockStep),
+                                right: keel_gemm_right(base: right.baseAddress, depth_step: rightSteps.depth,
+                                                       panel_step: rightSteps.panel, padded: rightSteps.padded),
+                                c: c.baseAddress!, ldc: ldc,
+                                epilogue: KernelEpilogue(bias: bias.baseAddress,
+                                                         residual: test.residual ? residual.baseAddress : nil,
+                                                         activation: test.activation),
+                                biasPerRow: test.biasPerRow, residualStride: ldc, context: KernelContext(threads: threads))
+                        }
+                    }
+                }
+            }
+        }
+        return ran ? c : nil
+    }
+}
