@@ -35,6 +35,7 @@ private struct BinaryRun {
     let context: KernelContext
 
     func run<Function: PairFunction>(_ function: Function) {
+        if runPeriodic(function) { return }
         let (aStride, bStride) = (space.innerStride(1), space.innerStride(2))
         space.forEachSegment(context: context) { row, columns in
             let start = columns.lowerBound
@@ -55,6 +56,46 @@ private struct BinaryRun {
                 for index in 0..<count { to[index] = function(left[index * aStride], right[index * bStride]) }
             }
         }
+    }
+
+    /// A contiguous operand against a short vector repeated along it (an image's per-channel
+    /// mean or scale in NHWC: rows of 3): the row-by-row walk costs far more than the arithmetic,
+    /// so the repeated operand is tiled into a block of whole periods and the loop runs flat over
+    /// blocks. Returns false, having written nothing, for any other space.
+    private func runPeriodic<Function: PairFunction>(_ function: Function) -> Bool {
+        guard space.shape.count == 2 else { return false }
+        let (rows, period) = (space.shape[0], space.shape[1])
+        let contiguous = [period, 1], repeated = [0, 1]
+        let repeatedFirst = space.strides[1] == repeated && space.strides[2] == contiguous
+        guard period < 64, rows > 1, space.strides[0] == contiguous,
+              repeatedFirst || (space.strides[1] == contiguous && space.strides[2] == repeated) else { return false }
+        let periods = max(1, 256 / period), block = periods * period
+        var tiled = [Float](repeating: 0, count: block)
+        let pattern = repeatedFirst ? a : b
+        for index in 0..<block { tiled[index] = pattern[index % period] }
+        let (full, values) = (repeatedFirst ? b : a, output)
+        tiled.withUnsafeBufferPointer { tile in
+            let tile = tile.baseAddress!
+            context.forEachChunk(rows, minimumChunk: max(periods, parallelGrain / period)) { range in
+                // Whole blocks, then the rows left over (fewer than a block's).
+                var row = range.lowerBound
+                while row + periods <= range.upperBound {
+                    let (to, from) = (values + row * period, full + row * period)
+                    if repeatedFirst {
+                        for index in 0..<block { to[index] = function(tile[index], from[index]) }
+                    } else {
+                        for index in 0..<block { to[index] = function(from[index], tile[index]) }
+                    }
+                    row += periods
+                }
+                let start = row * period, count = (range.upperBound - row) * period
+                for index in 0..<count {
+                    let (left, right) = repeatedFirst ? (tile[index], full[start + index]) : (full[start + index], tile[index])
+                    values[start + index] = function(left, right)
+                }
+            }
+        }
+        return true
     }
 
     func run(_ operation: BinaryOperation) {

@@ -26,8 +26,10 @@ final class ConvolutionFamilyTests: XCTestCase {
                        groups: groups, layout: layout)
     }
 
-    /// groups = channels: 3×3 and 5×5, stride 1 and 2 (odd and even inputs, TF's uneven "same"
-    /// padding), dilation 2, 1×1 spatial, and an activation the kernel leaves to a second pass.
+    /// groups = channels: 3×3, 5×5 and 7×7, stride 1 and 2 (odd and even inputs, TF's uneven "same"
+    /// padding), dilation 2, 1×1 spatial, and an activation the kernel leaves to a second pass; rows
+    /// wide enough for the NHWC kernel's runs of 8 and 4 interior pixels beside its border pixels and
+    /// for the NCHW kernel's full and partly masked blocks of 4 vectors.
     static func depthwiseCases(_ layout: ActivationLayout) -> [Case] {
         [
             Case(geometry: geometry(batch: 2, 13, 11, in: 37, out: 37, groups: 37, layout: layout), activation: .swish),
@@ -42,6 +44,14 @@ final class ConvolutionFamilyTests: XCTestCase {
                  activation: .gelu),
             Case(geometry: geometry(batch: 3, 6, 5, in: 70, out: 70, kernel: 5, padding: (2, 2, 2, 2), groups: 70,
                                     layout: layout), activation: .tanh, residual: false),
+            Case(geometry: geometry(batch: 2, 6, 29, in: 21, out: 21, stride: 2, groups: 21, layout: layout),
+                 activation: .relu),
+            Case(geometry: geometry(9, 23, in: 13, out: 13, kernel: 7, padding: (3, 3, 3, 3), groups: 13, layout: layout),
+                 activation: .gelu),
+            Case(geometry: geometry(4, 21, in: 33, out: 33, dilation: 2, padding: (2, 2, 2, 2), groups: 33, layout: layout),
+                 activation: .identity, bias: false),
+            Case(geometry: geometry(3, 56, in: 5, out: 5, groups: 5, layout: layout), activation: .relu),
+            Case(geometry: geometry(5, 141, in: 3, out: 3, stride: 2, groups: 3, layout: layout), activation: .swish),
         ]
     }
 

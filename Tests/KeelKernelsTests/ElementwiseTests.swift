@@ -84,6 +84,35 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 
+    /// A short vector repeated along a contiguous operand (an image's per-channel mean in NHWC), on
+    /// either side, with row counts that leave partial blocks, against the element-wise definition.
+    func testRepeatedShortOperandMatchesTheDefinition() throws {
+        for (shape, period) in [([2, 37, 5, 3], 3), ([1, 1000, 7], 7), ([9, 63], 63), ([4, 2], 2)] {
+            let full = seededValues(shape.reduce(1, *), seed: UInt64(period))
+            let short = seededValues(period, seed: UInt64(period) + 1).map { $0 + 2 }
+            for (operation, function) in [(BinaryOperation.subtract, { (a: Float, b: Float) in a - b }),
+                                          (.divide, { (a: Float, b: Float) in a / b })] {
+                for shortFirst in [false, true] {
+                    let expected = full.indices.map { index in
+                        shortFirst ? function(short[index % period], full[index]) : function(full[index], short[index % period])
+                    }
+                    for threads in [1, 2] {
+                        let actual = try withOutput(full.count) { output in
+                            try full.withUnsafeBufferPointer { full in
+                                try short.withUnsafeBufferPointer { short in
+                                    try Broadcast.binary(operation, a: shortFirst ? short : full, aShape: shortFirst ? [period] : shape,
+                                                         b: shortFirst ? full : short, bShape: shortFirst ? shape : [period],
+                                                         output: output, context: KernelContext(threads: threads))
+                                }
+                            }
+                        }
+                        XCTAssertEqual(actual, expected, "\(shape) \(operation) short first \(shortFirst) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
     func testSumMatchesONNXRuntime() throws {
         for fixture in Fixtures.cases("sum") {
             let arrays = try fixture.inputs.map { try Fixtures.floats($0) }
