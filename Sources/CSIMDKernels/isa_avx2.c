@@ -4,6 +4,7 @@
 #include "direct_conv.h"
 #include "isa_entries.h"
 #include "panel_gemm.h"
+#include "row_kernels.h"
 #include "simd_activation.h"
 #include "winograd_filter.h"
 #include "winograd_tiles.h"
@@ -11,6 +12,11 @@
 #if KEEL_X86
 
 KEEL_AVX2_ACTIVATIONS
+
+/* Softmax and layer normalisation rows: 8 lanes, masked tails. */
+DEFINE_ROW_KERNELS(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_LOAD_OR, KEEL_AVX2_STORE,
+                   KEEL_AVX2_KEEP, _mm256_set1_ps, _mm256_setzero_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps,
+                   _mm256_fmadd_ps)
 
 /* Panel GEMM: 6 rows × 16 columns, 12 of the 16 registers. */
 DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,

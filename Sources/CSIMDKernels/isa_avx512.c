@@ -4,6 +4,7 @@
 #include "direct_conv.h"
 #include "isa_entries.h"
 #include "panel_gemm.h"
+#include "row_kernels.h"
 #include "simd_activation.h"
 #include "winograd_filter.h"
 #include "winograd_tiles.h"
@@ -11,6 +12,11 @@
 #if KEEL_X86
 
 KEEL_AVX512_ACTIVATIONS
+
+/* Softmax and layer normalisation rows: 16 lanes, masked tails. */
+DEFINE_ROW_KERNELS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_LOAD_OR,
+                   KEEL_AVX512_STORE, KEEL_AVX512_KEEP, _mm512_set1_ps, _mm512_setzero_ps, _mm512_add_ps, _mm512_sub_ps,
+                   _mm512_mul_ps, _mm512_fmadd_ps)
 
 /* Panel GEMM: 12 rows × 32 columns, 24 accumulators. */
 DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,

@@ -27,6 +27,15 @@
 KEEL_DECLARE_FP32_KERNELS(avx512)
 KEEL_DECLARE_FP32_KERNELS(avx2)
 
+#define KEEL_DECLARE_ROW_KERNELS(PREFIX)                                                                    \
+    void keel_##PREFIX##_softmax_rows(ptrdiff_t rows, ptrdiff_t length, const float *input, float *output); \
+    void keel_##PREFIX##_layer_norm_rows(ptrdiff_t rows, ptrdiff_t length, const float *input, float *output, \
+                                         const float *gamma, const float *beta, float epsilon, float *means, \
+                                         float *inverse_deviations);
+
+KEEL_DECLARE_ROW_KERNELS(avx512)
+KEEL_DECLARE_ROW_KERNELS(avx2)
+
 void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,
                                ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,

@@ -17,6 +17,10 @@ public enum FusedActivation: Hashable, Sendable {
     case hardSigmoid(alpha: Float, beta: Float)
     /// Softmax over the feature axis (dense only).
     case softmax
+    /// x·Φ(x) (erf-exact GELU).
+    case gelu
+    /// GELU's tanh approximation.
+    case geluTanh
 
     /// The `activation` attribute's spellings. Declaration order is the order messages list them.
     public enum Kind: String, Sendable, CaseIterable {
@@ -26,11 +30,13 @@ public enum FusedActivation: Hashable, Sendable {
         case hardSwish = "hard_swish"
         case hardSigmoid = "hard_sigmoid"
         case softmax
+        case gelu
+        case geluTanh = "gelu_tanh"
 
         /// The attributes that carry this activation's parameters.
         public var parameterNames: [String] {
             switch self {
-            case .none, .relu, .sigmoid, .tanh, .swish, .hardSwish, .softmax: return []
+            case .none, .relu, .sigmoid, .tanh, .swish, .hardSwish, .softmax, .gelu, .geluTanh: return []
             case .leakyRelu: return ["alpha"]
             case .clip: return ["min", "max"]
             case .hardSigmoid: return ["alpha", "beta"]
@@ -50,6 +56,8 @@ public enum FusedActivation: Hashable, Sendable {
         case .hardSwish: return .hardSwish
         case .hardSigmoid: return .hardSigmoid
         case .softmax: return .softmax
+        case .gelu: return .gelu
+        case .geluTanh: return .geluTanh
         }
     }
 
@@ -69,6 +77,8 @@ public enum FusedActivation: Hashable, Sendable {
         case .hardSwish: self = .hardSwish
         case .hardSigmoid: self = .hardSigmoid(alpha: try attributes.float("alpha"), beta: try attributes.float("beta"))
         case .softmax: self = .softmax
+        case .gelu: self = .gelu
+        case .geluTanh: self = .geluTanh
         }
     }
 
@@ -76,7 +86,7 @@ public enum FusedActivation: Hashable, Sendable {
     public var attributes: [String: AttributeValue] {
         var result: [String: AttributeValue] = ["activation": .string(kind.rawValue)]
         switch self {
-        case .none, .relu, .sigmoid, .tanh, .swish, .hardSwish, .softmax: break
+        case .none, .relu, .sigmoid, .tanh, .swish, .hardSwish, .softmax, .gelu, .geluTanh: break
         case .leakyRelu(let alpha): result["alpha"] = .float(alpha)
         case .hardSigmoid(let alpha, let beta):
             result["alpha"] = .float(alpha)

@@ -1,6 +1,6 @@
 /// The epilogue C kernels fuse (CSIMDKernels/keel_epilogue.h): bias, then a residual tensor of
 /// the output's shape (a ResNet or MobileNet shortcut), then an activation, applied in registers
-/// before each output value's one store. Activations the C code lacks (GELU, ELU, …) run as one
+/// before each output value's one store. Activations the C code lacks (ELU, softplus, …) run as one
 /// pass afterwards, still after bias and residual.
 import CSIMDKernels
 
@@ -21,6 +21,8 @@ struct KernelEpilogue {
         case let .hardSigmoid(alpha, beta): return (KEEL_ACTIVATION_HARD_SIGMOID, alpha, beta)
         case .hardSwish: return (KEEL_ACTIVATION_HARD_SWISH, 0, 0)
         case .tanh: return (KEEL_ACTIVATION_TANH, 0, 0)
+        case .gelu: return (KEEL_ACTIVATION_GELU, 0, 0)
+        case .geluTanh: return (KEEL_ACTIVATION_GELU_TANH, 0, 0)
         default: return nil
         }
     }

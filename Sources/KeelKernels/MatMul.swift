@@ -1,6 +1,10 @@
 /// NumPy/ONNX MatMul: the last two axes multiply, leading (batch) axes broadcast. When B's batch is
 /// fully broadcast and A is contiguous, all of A's matrices stack into one tall GEMM, which is
-/// both faster and the common case (activations × weights).
+/// both faster and the common case (activations × weights). Otherwise (attention's per-head
+/// Q·Kᵀ and P·V) the batch's small products run on Keel's panel GEMM, B read in place, each
+/// thread taking whole matrices: one OpenBLAS call per head spent more on its own threading and
+/// packing than on the 197×197×64 product.
+import CSIMDKernels
 
 public enum MatMul {
     /// The output shape of `a @ b` with NumPy rules (rank-1 operands are promoted then squeezed).
@@ -29,24 +33,24 @@ public enum MatMul {
                   a: left, lda: k, b: right, ldb: n, c: destination, ldc: n, context: context)
             return
         }
-        var index = [Int](repeating: 0, count: plan.batchShape.count)
-        for batch in 0..<plan.batchCount {
-            var aOffset = 0
-            var bOffset = 0
-            for axis in 0..<index.count {
-                aOffset += index[axis] * plan.aBatchStrides[axis]
-                bOffset += index[axis] * plan.bBatchStrides[axis]
+        let offsets = plan.matrixOffsets
+        if let kernel = KernelTable.current.sgemm {
+            context.forEachChunk(plan.batchCount, minimumChunk: 1) { batches in
+                for batch in batches {
+                    let (aOffset, bOffset) = offsets[batch]
+                    let a = keel_gemm_left(base: left + aOffset * m * k, row_step: k, depth_step: 1, block_rows: 0,
+                                           block_step: 0)
+                    let b = keel_gemm_right(base: right + bOffset * k * n, depth_step: n, panel_step: PanelGEMM.panel,
+                                            padded: 0)
+                    kernel(m, n, k, a, b, destination + batch * m * n, n, nil)
+                }
             }
+            return
+        }
+        for (batch, (aOffset, bOffset)) in offsets.enumerated() {
             sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k,
                   a: left + aOffset * m * k, lda: k, b: right + bOffset * k * n, ldb: n,
                   c: destination + batch * m * n, ldc: n, context: context)
-            var axis = index.count - 1
-            while axis >= 0 {
-                index[axis] += 1
-                if index[axis] < plan.batchShape[axis] { break }
-                index[axis] = 0
-                axis -= 1
-            }
         }
     }
 
@@ -60,6 +64,21 @@ public enum MatMul {
         var batchCount: Int { batchShape.reduce(1, *) }
         /// A's matrices are laid out one after another in output batch order.
         var aIsContiguousBatch = false
+
+        /// For each output matrix in order, the indices of the A and B matrices it multiplies.
+        var matrixOffsets: [(a: Int, b: Int)] {
+            (0..<batchCount).map { matrix in
+                var offset = (a: 0, b: 0)
+                var remainder = matrix
+                for axis in batchShape.indices.reversed() {
+                    let (rest, position) = remainder.quotientAndRemainder(dividingBy: batchShape[axis])
+                    offset.a += position * aBatchStrides[axis]
+                    offset.b += position * bBatchStrides[axis]
+                    remainder = rest
+                }
+                return offset
+            }
+        }
     }
 
     static func plan(a: [Int], b: [Int]) throws -> Plan {

@@ -1,7 +1,9 @@
 /// Inference-time normalisation. BatchNorm folds its four parameter vectors into one scale and
 /// one shift per channel once (at load time), leaving a single multiply-add per element; the
 /// (outer, channels, inner) extents cover NHWC (inner = 1), NCHW (inner = H·W) and dense rows.
-/// LayerNorm normalises each row of `normSize` trailing elements with two passes over the row.
+/// LayerNorm normalises each row of `normSize` trailing elements with two passes over the row
+/// (vectorised in CSIMDKernels/row_kernels.h where the CPU allows).
+import CSIMDKernels
 import Foundation
 
 public enum BatchNorm {
@@ -84,6 +86,14 @@ public enum LayerNorm {
         let shifts = beta?.baseAddress
         let means = mean?.baseAddress
         let inverseDeviations = inverseDeviation?.baseAddress
+        if let kernel = KernelTable.current.layer_norm_rows {
+            context.forEachChunk(rows, minimumChunk: max(1, parallelGrain / normSize)) { range in
+                let offset = range.lowerBound * normSize
+                kernel(range.count, normSize, source + offset, destination + offset, scales, shifts, epsilon,
+                       means.map { $0 + range.lowerBound }, inverseDeviations.map { $0 + range.lowerBound })
+            }
+            return
+        }
         let inverseSize = 1 / Float(normSize)
         context.forEachChunk(rows, minimumChunk: max(1, parallelGrain / normSize)) { range in
             for row in range {

@@ -1,6 +1,8 @@
 /// Softmax and log-softmax along one axis of a tensor viewed as [outer, axis, inner]. Each
 /// (outer, inner) lane is reduced by one thread (max, then sum of exponentials), so results do not
-/// depend on the thread count; inner = 1 is the contiguous common case (last axis).
+/// depend on the thread count; inner = 1 is the contiguous common case (last axis), which runs
+/// on the vectorised C rows kernel where the CPU has one.
+import CSIMDKernels
 import Foundation
 
 public enum Softmax {
@@ -14,6 +16,12 @@ public enum Softmax {
         try requireCapacity(input.count, count, name, "input")
         try requireCapacity(output.count, count, name, "output")
         guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        if inner == 1, !logarithmic, let kernel = KernelTable.current.softmax_rows {
+            context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / axis)) { rows in
+                kernel(rows.count, axis, source + rows.lowerBound * axis, destination + rows.lowerBound * axis)
+            }
+            return
+        }
         let lanes = outer * inner
         context.forEachChunk(lanes, minimumChunk: max(1, parallelGrain / axis)) { range in
             for lane in range {

@@ -233,8 +233,15 @@ extension GraphImporter {
             define(.tensor(dtype: dtype, shape: count == 1 && condition.count == 1 ? shape : [count], elements: elements))
             return true
         case "Range":
+            if let folded = try floatRange(context) {
+                addConstant(name: uniqueName(output), data: folded, onnxName: output)
+                return true
+            }
             guard let start = known(0)?.constants?.first, let limit = known(1)?.constants?.first,
-                  let delta = known(2)?.constants?.first, case .tensor(let dtype, _, _)? = known(0) else { return false }
+                  let delta = known(2)?.constants?.first, case .tensor(let dtype, _, _)? = known(0) else {
+                // Keel's plans fix every shape before they run, and Range's operands set its length.
+                throw context.fail("start, limit and delta must be known when the model is compiled (constants, or sizes of the input's shape): they set the output's length")
+            }
             guard delta != 0 else { throw context.fail("delta is 0") }
             let steps = ((Double(limit) - Double(start)) / Double(delta)).rounded(.up)
             guard steps <= 1024 else { return false }
@@ -251,6 +258,27 @@ extension GraphImporter {
         default:
             return try foldThroughReference(context, known: known, define: define)
         }
+    }
+
+    /// A float32 Range whose operands are constants, as ONNX defines it: max(⌈(limit − start)/delta⌉, 0)
+    /// elements start + i·delta, the count computed in float32 as the operands are. nil when an
+    /// operand is not a float32 constant (an integer Range folds as shape arithmetic).
+    private func floatRange(_ context: NodeContext) throws -> TensorData? {
+        let operands = (0..<3).map(context.constantData)
+        guard operands[0]?.dtype == .float32 else { return nil }
+        let scalars = operands.compactMap { data -> Double? in
+            guard let data, data.dtype == .float32, data.elementCount == 1 else { return nil }
+            return Double(data.floats()[0])
+        }
+        guard scalars.count == 3 else { return nil }
+        let (start, limit, delta) = (scalars[0], scalars[1], scalars[2])
+        guard delta != 0, delta.isFinite, start.isFinite, limit.isFinite else {
+            throw context.fail("start, limit and delta must be finite and delta non-zero (got \(start), \(limit), \(delta))")
+        }
+        let steps = Double(((Float(limit) - Float(start)) / Float(delta)).rounded(.up))
+        guard steps <= 16_777_216 else { throw context.fail("would hold \(steps) elements") }
+        let count = Int(max(steps, 0))
+        return TensorData(referenceValues: (0..<count).map { start + Double($0) * delta }, dtype: .float32, shape: [count])
     }
 
     /// a·b when it is a number or a multiple of one symbol.

@@ -25,10 +25,7 @@ public struct GeluRecognition: Pass {
                                locations: match.last.locations))
             statistic.rewrites += 1
         }
-        guard statistic.rewrites > 0 else { return PassResult(graph: graph, counts: statistic) }
-        let cleaned = try DeadCodeElimination().run(try editor.finished())
-        statistic.nodesRemoved = graph.nodes.count - cleaned.graph.nodes.count
-        return PassResult(graph: cleaned.graph, counts: statistic)
+        return try editor.finishedRewrite(of: graph, statistic)
     }
 }
 

@@ -189,4 +189,15 @@ struct GraphEditor {
         guard edited else { return graph }
         return try ShapeInference().run(graph).graph
     }
+
+    /// The result of a pattern rewrite that replaced the pattern's last node and left the nodes
+    /// before it unread (statistics, erf, products): those are dropped here, so `nodesRemoved`
+    /// counts them. `original` is the graph the pass started from.
+    func finishedRewrite(of original: Graph, _ statistic: PassStatistic) throws -> PassResult {
+        guard statistic.rewrites > 0 else { return PassResult(graph: original, counts: statistic) }
+        let cleaned = try DeadCodeElimination().run(try finished())
+        var counts = statistic
+        counts.nodesRemoved = original.nodes.count - cleaned.graph.nodes.count
+        return PassResult(graph: cleaned.graph, counts: counts)
+    }
 }

@@ -58,11 +58,8 @@ public struct LayerNormRecognition: Pass {
             }
             statistic.rewrites += 1
         }
-        guard statistic.rewrites > 0 else { return PassResult(graph: graph, counts: statistic) }
-        // The statistics' nodes now feed nothing: drop them here so the log counts them.
-        let cleaned = try DeadCodeElimination().run(try editor.finished())
-        statistic.nodesRemoved = graph.nodes.count - cleaned.graph.nodes.count
-        return PassResult(graph: cleaned.graph, counts: statistic)
+        // The statistics' nodes now feed nothing: dropped here so the log counts them.
+        return try editor.finishedRewrite(of: graph, statistic)
     }
 }
 

@@ -37,7 +37,7 @@ final class OpTraitTests: XCTestCase {
 
     func testFusedActivationRoundTripsThroughNodeAttributes() throws {
         let activations: [FusedActivation] = [.none, .relu, .sigmoid, .tanh, .leakyRelu(alpha: 0.1), .clip(min: 0, max: 6), .swish,
-                                              .hardSwish, .hardSigmoid(alpha: 0.25, beta: 0.4), .softmax]
+                                              .hardSwish, .hardSigmoid(alpha: 0.25, beta: 0.4), .softmax, .gelu, .geluTanh]
         XCTAssertEqual(Set(activations.map(\.kind)), Set(FusedActivation.Kind.allCases))
         for activation in activations {
             var node = Node(name: "d", op: .dense, inputs: ["x", "k"], outputs: ["d"])

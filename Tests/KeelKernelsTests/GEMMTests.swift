@@ -1,5 +1,5 @@
 /// Dense and batched MatMul against ONNX Runtime (Gemm / MatMul) fixtures.
-import KeelKernels
+@testable import KeelKernels
 import XCTest
 
 final class GEMMTests: XCTestCase {
@@ -55,6 +55,57 @@ final class GEMMTests: XCTestCase {
                 }
             }
             assertClose(actual, expected.values, fixture.name)
+        }
+    }
+
+    /// Batched products with broadcast batch axes (attention's per-head shapes, smaller) at every
+    /// SIMD level and thread count, against double-precision sums computed here.
+    func testBatchedMatMulMatchesDoublePrecisionAtEveryLevel() throws {
+        let cases: [(a: [Int], b: [Int])] = [([2, 3, 17, 40], [3, 40, 33]), ([1, 4, 29, 16], [4, 16, 29]),
+                                             ([3, 1, 5, 7], [1, 2, 7, 70]), ([2, 9, 0], [2, 0, 5])]
+        try forEachCapabilitySet { level in
+            for (index, shapes) in cases.enumerated() {
+                let a = seededValues(shapes.a.reduce(1, *), seed: UInt64(300 + index))
+                let b = seededValues(shapes.b.reduce(1, *), seed: UInt64(400 + index))
+                let outputShape = try MatMul.outputShape(a: shapes.a, b: shapes.b)
+                let (m, k, n) = (shapes.a[shapes.a.count - 2], shapes.a[shapes.a.count - 1], shapes.b[shapes.b.count - 1])
+                let batch = Array(outputShape.dropLast(2))
+                for threads in [1, 2] {
+                    let actual = try withOutput(outputShape.reduce(1, *)) { output in
+                        try a.withUnsafeBufferPointer { left in
+                            try b.withUnsafeBufferPointer { right in
+                                try MatMul.apply(a: left, aShape: shapes.a, b: right, bShape: shapes.b, output: output,
+                                                 context: KernelContext(threads: threads))
+                            }
+                        }
+                    }
+                    // Output matrix i reads the A and B matrices its batch index maps to (1 broadcasts).
+                    for matrix in 0..<batch.reduce(1, *) {
+                        var (remainder, aIndex, bIndex, aScale, bScale) = (matrix, 0, 0, 1, 1)
+                        let aBatch = [Int](repeating: 1, count: batch.count - (shapes.a.count - 2)) + shapes.a.dropLast(2)
+                        let bBatch = [Int](repeating: 1, count: batch.count - (shapes.b.count - 2)) + shapes.b.dropLast(2)
+                        for axis in stride(from: batch.count - 1, through: 0, by: -1) {
+                            let position = remainder % batch[axis]
+                            remainder /= batch[axis]
+                            aIndex += (aBatch[axis] == 1 ? 0 : position) * aScale
+                            bIndex += (bBatch[axis] == 1 ? 0 : position) * bScale
+                            aScale *= aBatch[axis]
+                            bScale *= bBatch[axis]
+                        }
+                        for row in 0..<m {
+                            for column in 0..<n {
+                                var exact = 0.0
+                                for step in 0..<k {
+                                    exact += Double(a[aIndex * m * k + row * k + step]) * Double(b[bIndex * k * n + step * n + column])
+                                }
+                                let got = Double(actual[matrix * m * n + row * n + column])
+                                XCTAssertEqual(got, exact, accuracy: 1e-5 * Double(k) + 1e-6,
+                                               "\(level) \(shapes) threads \(threads) matrix \(matrix) [\(row), \(column)]")
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -171,6 +171,30 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertEqual(folded("positive"), [1])
     }
 
+    /// A float Range of constants folds to its values, counted in float32 as ONNX does:
+    /// Range(1, 2.2, 0.3) has ⌈1.2/0.3⌉ = 4 elements 1, 1.3, 1.6, 1.9; an empty range has none.
+    /// A Range whose limit is a value computed at run time is refused, naming why.
+    func testFloatRangeOfConstantsFoldsAndRunTimeRangeIsRefused() throws {
+        let floats = { (name: String, value: Float) in ONNXTensor(name: name, data: TensorData(floats: [value], shape: [])) }
+        let graph = try importGraph([
+            node("Range", ["start", "limit", "delta"], "steps"),
+            node("Range", ["limit", "start", "delta"], "empty"),
+        ], [floats("start", 1), floats("limit", 2.2), floats("delta", 0.3)], outputs: ["steps", "empty"])
+        let folded = { (name: String) in graph.outputs.first { $0.name == name }.flatMap { graph.constants[$0.value]?.data } }
+        XCTAssertEqual(folded("steps")?.shape, [4])
+        for (got, want) in zip(folded("steps")?.floats() ?? [], [Float(1), 1.3, 1.6, 1.9]) {
+            XCTAssertEqual(got, want, accuracy: 1e-6)
+        }
+        XCTAssertEqual(folded("empty")?.shape, [0])
+
+        let error = onnxError({
+            _ = try importGraph([node("ReduceSum", ["x"], "total", ["keepdims": .int(0)]),
+                                 node("Range", ["start", "total", "delta"], "y")],
+                                [floats("start", 0), floats("delta", 1)], output: "y")
+        })
+        XCTAssertTrue(error?.description.contains("must be known when the model is compiled") ?? false, String(describing: error))
+    }
+
     func testShapeUsedAsDataIsRefused() {
         let error = onnxError({ _ = try importGraph([node("Shape", ["x"], "y")], [], output: "y") })
         XCTAssertTrue(error?.description.contains("depends on a run-time size") ?? false, String(describing: error))

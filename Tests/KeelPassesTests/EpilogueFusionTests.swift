@@ -27,6 +27,7 @@ final class EpilogueFusionTests: XCTestCase {
             (.leakyRelu, "leaky_relu", ["alpha": .float(0.1)]), (.clip, "clip", ["min": .float(-0.2), "max": .float(0.3)]),
             (.sigmoid, "sigmoid", [:]), (.tanh, "tanh", [:]), (.softmax, "softmax", [:]), (.swish, "swish", [:]),
             (.hardSwish, "hard_swish", [:]), (.hardSigmoid, "hard_sigmoid", ["alpha": .float(0.25), "beta": .float(0.4)]),
+            (.gelu, "gelu", [:]),
         ]
         for (op, activation, attributes) in cases {
             var builder = KerasGraphBuilder(name: "g", shape: ["N", 6], layout: nil)
@@ -42,6 +43,29 @@ final class EpilogueFusionTests: XCTestCase {
             XCTAssertEqual(dense.outputs, ["act"], "graph output value name preserved")
             try assertEquivalent(graph, result.graph)
         }
+    }
+
+    /// GELU's tanh form fuses as its own epilogue; neither form fuses into conv2d, whose kernels
+    /// (Winograd, direct) do not all apply it.
+    func testGeluFormsFuseIntoDenseOnly() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6], layout: nil)
+        builder.layer("dense", .dense, parameters: [(.kernel, [6, 5]), (.bias, [5])])
+        builder.layer("act", .gelu, ["approximate": .string("tanh")])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [EpilogueFusion()])
+        XCTAssertEqual(result.graph.ops, [.dense])
+        XCTAssertEqual(result.graph.node(named: "dense")?.attributes["activation"], .string("gelu_tanh"))
+        try assertEquivalent(graph, result.graph)
+
+        var convolution = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 3])
+        convolution.layer("conv", .conv2d, parameters: [(.kernel, [3, 3, 3, 4])])
+        convolution.layer("act", .gelu)
+        convolution.output("y")
+        let kept = try optimized(try prepared(convolution), [EpilogueFusion()])
+        XCTAssertEqual(kept.graph.ops, [.conv2d, .gelu])
+        XCTAssertEqual(kept.explanations.count, 1)
+        XCTAssertTrue(kept.explanations.first?.contains("gelu fuses only into dense") ?? false, "\(kept.explanations)")
     }
 
     func testKeptWhenIntermediateIsAGraphOutput() throws {

@@ -3,11 +3,16 @@
 
     tools/zoo/dynamic_models.py build [--only NAME,...]   # exports into models/dynamic/ (ignored)
     tools/zoo/dynamic_models.py check [--only NAME,...]   # runs keel on each at batch 1 and 4
+    tools/zoo/dynamic_models.py time [--only NAME,...] [--rounds R] [--baseline KEEL]
+                                                          # keel bench against ONNX Runtime
 
 Every model keeps its batch axis symbolic, as both exporters do by default. `build` writes
 NAME.onnx, input_b{1,4}.npy and ONNX Runtime's output NAME_b{1,4}.npy (random weights, realistic
 BatchNorm statistics). `check` runs `keel run NAME.onnx` and prints one table row per model and
-batch: the error Keel gives, or max|keel-ort| against the bound 1e-5 + 1e-3*max|ort|.
+batch: the error Keel gives, or max|keel-ort| against the bound 1e-5 + 1e-3*max|ort|. `time`
+runs, per model and batch, R interleaved rounds of `keel bench` (and of a baseline keel binary
+when given) and of ONNX Runtime (ORT_ENABLE_ALL, sequential, 2 intra-op threads), each round
+`--iterations` runs after 2 warm-ups, and prints the minimum over all rounds for each.
 
 Python: $PYTHON when set, else tools/zoo/.venv (created with the packages below on first use).
 TensorFlow and PyTorch are never imported into one process (their bundled LLVMs clash): each
@@ -206,14 +211,56 @@ def check(names, keel):
     return failures
 
 
+def time_models(names, keel, baseline, rounds, iterations):
+    import re
+    import numpy as np
+    import onnxruntime as ort
+    def keel_minimum(binary, model, inputs):
+        result = subprocess.run([binary, "bench", "-q", model, "--input", inputs, "--iterations", str(iterations),
+                                 "--threads", "2"], capture_output=True, text=True)
+        found = re.search(r"min ([0-9.]+) ms", result.stdout + result.stderr)
+        return float(found.group(1)) if result.returncode == 0 and found else float("nan")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = 2
+    options.inter_op_num_threads = 1
+    print("| model | batch | Keel min ms |" + (" baseline min ms |" if baseline else "") + " ORT min ms | ORT / Keel |")
+    print("|---|---:|---:|" + ("---:|" if baseline else "") + "---:|---:|")
+    for name in names:
+        model = os.path.join(OUT, name + ".onnx")
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        for batch in BATCHES:
+            inputs = os.path.join(OUT, f"{name}_input_b{batch}.npy")
+            feed = {session.get_inputs()[0].name: np.load(inputs)}
+            best = {"keel": float("inf"), "baseline": float("inf"), "ort": float("inf")}
+            for _ in range(rounds):
+                best["keel"] = min(best["keel"], keel_minimum(keel, model, inputs))
+                if baseline:
+                    best["baseline"] = min(best["baseline"], keel_minimum(baseline, model, inputs))
+                for _ in range(2):
+                    session.run(None, feed)
+                for _ in range(iterations):
+                    start = time.perf_counter()
+                    session.run(None, feed)
+                    best["ort"] = min(best["ort"], (time.perf_counter() - start) * 1000)
+            row = f"| {name} | {batch} | {best['keel']:.1f} |"
+            if baseline:
+                row += f" {best['baseline']:.1f} |"
+            print(row + f" {best['ort']:.1f} | {best['ort'] / best['keel']:.2f}x |", flush=True)
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] in ("export-keras", "export-torch"):
         (export_keras if sys.argv[1] == "export-keras" else export_torch)(sys.argv[2])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["build", "check"])
+    parser.add_argument("command", choices=["build", "check", "time"])
     parser.add_argument("--only", help="comma-separated model names")
     parser.add_argument("--keel", default=os.path.join(ROOT, ".build", "release", "keel"))
+    parser.add_argument("--baseline", help="time: another keel binary, timed in the same rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="time: interleaved rounds")
+    parser.add_argument("--iterations", type=int, default=5, help="time: timed runs per round and engine")
     args = parser.parse_args()
     names = KERAS_MODELS + TORCH_MODELS
     if args.only:
@@ -223,6 +270,8 @@ def main():
             raise SystemExit(f"unknown model(s) {unknown}; known: {KERAS_MODELS + TORCH_MODELS}")
     if args.command == "build":
         build(names)
+    elif args.command == "time":
+        time_models(names, args.keel, args.baseline, args.rounds, args.iterations)
     else:
         sys.exit(1 if check(names, args.keel) else 0)
 

@@ -21,6 +21,10 @@ typedef enum {
     /* x·max(0, min(1, x/6 + 1/2)). */
     KEEL_ACTIVATION_HARD_SWISH = 7,
     KEEL_ACTIVATION_TANH = 8,
+    /* x·Φ(x), Φ the standard normal distribution function (erf-exact). */
+    KEEL_ACTIVATION_GELU = 9,
+    /* 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), as x·sigmoid(2·√(2/π)·(x + 0.044715·x³)). */
+    KEEL_ACTIVATION_GELU_TANH = 10,
 } keel_activation;
 
 typedef struct {

@@ -189,6 +189,17 @@ ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv);
 typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
                                          ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
+/* softmax along each of `rows` rows of `length` floats: output row = e^(x − max) / Σ e^(x − max).
+ * A row holding a NaN or +∞, or only −∞, becomes NaN. output may be input. */
+typedef void (*keel_softmax_rows_fn)(ptrdiff_t rows, ptrdiff_t length, const float *input, float *output);
+
+/* Layer normalisation of each of `rows` rows of `length` floats: (x − mean)·r·gamma + beta with
+ * r = 1/√(variance + epsilon), the variance from a second pass over the centred row. beta, means
+ * and inverse_deviations (which receive each row's mean and r) may be NULL; output may be input. */
+typedef void (*keel_layer_norm_rows_fn)(ptrdiff_t rows, ptrdiff_t length, const float *input, float *output,
+                                        const float *gamma, const float *beta, float epsilon, float *means,
+                                        float *inverse_deviations);
+
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
@@ -205,6 +216,8 @@ typedef struct {
     keel_bf16_conv_fn bf16_conv;
     /* The direct form: AMX only (elsewhere the im2col form runs every geometry). */
     keel_bf16_conv_direct_fn bf16_conv_direct;
+    keel_softmax_rows_fn softmax_rows;
+    keel_layer_norm_rows_fn layer_norm_rows;
 } keel_kernel_table;
 
 /* The table for keel_cpu_in_use(): filled on first call, never NULL. */

@@ -37,7 +37,7 @@ extension OpRegistry {
                 return { 0.5 * $0 * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }
             }
             return { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }
-        }),
+        }, epilogue: { try $0.choice("approximate", ["none", "tanh"]) == "tanh" ? .geluTanh : .gelu }),
         UnaryOp(kind: .erf, function: { _ in { Foundation.erf($0) } }, onnx: "Erf"),
         UnaryOp(kind: .softplus, function: { _ in { $0 > 0 ? $0 + Foundation.log1p(Foundation.exp(-$0)) : Foundation.log1p(Foundation.exp($0)) } },
                 onnx: "Softplus", isKeelLayer: true),

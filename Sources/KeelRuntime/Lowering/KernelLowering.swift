@@ -101,6 +101,8 @@ extension FusedActivation {
         case .hardSwish: return (.hardSwish, false)
         case .hardSigmoid(let alpha, let beta): return (.hardSigmoid(alpha: alpha, beta: beta), false)
         case .softmax: return (.identity, true)
+        case .gelu: return (.gelu, false)
+        case .geluTanh: return (.geluTanh, false)
         }
     }
 }

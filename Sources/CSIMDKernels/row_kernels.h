@@ -1,0 +1,94 @@
+/* Kernels that reduce along each row of a row-major matrix and rewrite it: softmax and layer
+ * normalisation. A row is short (a few hundred to a few thousand floats) and stays in L1 across
+ * the passes, so each pass is a vector loop with a masked tail; each row's lanes are summed in a
+ * fixed order, so results do not depend on how callers split the rows across threads. */
+#ifndef KEEL_ROW_KERNELS_H
+#define KEEL_ROW_KERNELS_H
+#include "keel_kernels.h"
+#include "simd_internal.h"
+
+#include <math.h>
+
+#if KEEL_X86
+
+/* Masked loads whose inactive lanes hold `fill`, and vectors with inactive lanes zeroed. */
+#define KEEL_AVX512_LOAD_OR(mask, pointer, fill) _mm512_mask_loadu_ps(fill, mask, pointer)
+#define KEEL_AVX2_LOAD_OR(mask, pointer, fill)                                                              \
+    _mm256_blendv_ps(fill, _mm256_maskload_ps(pointer, mask), _mm256_castsi256_ps(mask))
+#define KEEL_AVX512_KEEP(mask, value) _mm512_maskz_mov_ps(mask, value)
+#define KEEL_AVX2_KEEP(mask, value) _mm256_and_ps(value, _mm256_castsi256_ps(mask))
+
+/* Needs keel_<PREFIX>_exp (simd_activation.h) and keel_<PREFIX>_max_nan (simd_internal.h). */
+#define DEFINE_ROW_KERNELS(PREFIX, ATTRIBUTE, VEC, LANES, MASK, MASK_FOR, LOAD, LOAD_OR, STORE, KEEP, SET1,   \
+                           ZERO, ADD, SUB, MUL, FMADD)                                                      \
+    /* The lanes of v added in lane order. */                                                             \
+    KEEL_INLINE ATTRIBUTE float PREFIX##_lane_sum(VEC v) {                                                  \
+        float lanes[LANES];                                                                               \
+        STORE(MASK_FOR(LANES), lanes, v);                                                                 \
+        float sum = 0;                                                                                    \
+        for (int i = 0; i < LANES; i++) sum += lanes[i];                                                  \
+        return sum;                                                                                       \
+    }                                                                                                     \
+    ATTRIBUTE void keel_##PREFIX##_softmax_rows(ptrdiff_t rows, ptrdiff_t length, const float *input,       \
+                                                float *output) {                                           \
+        for (ptrdiff_t row = 0; row < rows; row++) {                                                      \
+            const float *from = input + row * length;                                                     \
+            float *to = output + row * length;                                                            \
+            VEC largest = SET1(-INFINITY);                                                                \
+            for (ptrdiff_t i = 0; i < length; i += LANES) {                                               \
+                VEC value = LOAD_OR(MASK_FOR(length - i), from + i, SET1(-INFINITY));                     \
+                largest = keel_##PREFIX##_max_nan(value, largest);                                        \
+            }                                                                                             \
+            float lanes[LANES], top = -INFINITY;                                                          \
+            STORE(MASK_FOR(LANES), lanes, largest);                                                       \
+            for (int i = 0; i < LANES; i++) top = isnan(lanes[i]) || lanes[i] > top ? lanes[i] : top;     \
+            if (!isfinite(top)) {                                                                         \
+                /* A NaN, +∞ or a row of −∞: e^(x − max) is NaN somewhere, so the row is. */              \
+                for (ptrdiff_t i = 0; i < length; i++) to[i] = NAN;                                       \
+                continue;                                                                                 \
+            }                                                                                             \
+            VEC shift = SET1(top), sums = ZERO();                                                         \
+            for (ptrdiff_t i = 0; i < length; i += LANES) {                                               \
+                MASK mask = MASK_FOR(length - i);                                                         \
+                VEC value = KEEP(mask, keel_##PREFIX##_exp(SUB(LOAD(mask, from + i), shift)));            \
+                STORE(mask, to + i, value);                                                               \
+                sums = ADD(sums, value);                                                                  \
+            }                                                                                             \
+            VEC scale = SET1(1.0f / PREFIX##_lane_sum(sums));                                             \
+            for (ptrdiff_t i = 0; i < length; i += LANES) {                                               \
+                MASK mask = MASK_FOR(length - i);                                                         \
+                STORE(mask, to + i, MUL(LOAD(mask, to + i), scale));                                      \
+            }                                                                                             \
+        }                                                                                                 \
+    }                                                                                                     \
+    ATTRIBUTE void keel_##PREFIX##_layer_norm_rows(ptrdiff_t rows, ptrdiff_t length, const float *input,    \
+                                                   float *output, const float *gamma, const float *beta,  \
+                                                   float epsilon, float *means, float *inverse_deviations) { \
+        const float inverse_length = 1.0f / (float)length;                                               \
+        for (ptrdiff_t row = 0; row < rows; row++) {                                                      \
+            const float *from = input + row * length;                                                     \
+            float *to = output + row * length;                                                            \
+            VEC sums = ZERO();                                                                            \
+            for (ptrdiff_t i = 0; i < length; i += LANES) sums = ADD(sums, LOAD(MASK_FOR(length - i), from + i)); \
+            const float mean = PREFIX##_lane_sum(sums) * inverse_length;                                  \
+            VEC centre = SET1(mean), squares = ZERO();                                                    \
+            for (ptrdiff_t i = 0; i < length; i += LANES) {                                               \
+                MASK mask = MASK_FOR(length - i);                                                         \
+                VEC centred = KEEP(mask, SUB(LOAD(mask, from + i), centre));                              \
+                squares = FMADD(centred, centred, squares);                                               \
+            }                                                                                             \
+            const float inverse = 1.0f / sqrtf(PREFIX##_lane_sum(squares) * inverse_length + epsilon);   \
+            if (means) means[row] = mean;                                                                 \
+            if (inverse_deviations) inverse_deviations[row] = inverse;                                    \
+            VEC factor = SET1(inverse);                                                                   \
+            for (ptrdiff_t i = 0; i < length; i += LANES) {                                               \
+                MASK mask = MASK_FOR(length - i);                                                         \
+                VEC normalised = MUL(SUB(LOAD(mask, from + i), centre), factor);                          \
+                VEC shift = beta ? LOAD(mask, beta + i) : ZERO();                                         \
+                STORE(mask, to + i, FMADD(normalised, LOAD(mask, gamma + i), shift));                     \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+#endif
+#endif

@@ -1,0 +1,67 @@
+/// The C epilogue's GELU (simd_activation.h) at every SIMD level with a GEMM body, through a
+/// 1-deep product (C = 1·B, so C is the activation of B), against x·Φ(x) computed here in double
+/// precision from erfc (exact where Φ is tiny) and against the tanh formula.
+@testable import KeelKernels
+import CSIMDKernels
+import Foundation
+import XCTest
+
+final class EpilogueActivationTests: XCTestCase {
+    /// The epilogue of `activation` over `values` (nil at a level without a GEMM body).
+    func activated(_ values: [Float], _ activation: UnaryOperation) -> [Float]? {
+        var one: Float = 1
+        var output = [Float](repeating: .nan, count: values.count)
+        let ran = values.withUnsafeBufferPointer { b in
+            output.withUnsafeMutableBufferPointer { c in
+                withUnsafePointer(to: &one) { a in
+                    PanelGEMM.multiply(m: 1, n: values.count, k: 1,
+                                       left: keel_gemm_left(base: a, row_step: 1, depth_step: 1, block_rows: 0, block_step: 0),
+                                       right: keel_gemm_right(base: b.baseAddress, depth_step: values.count, panel_step: 32, padded: 0),
+                                       c: c.baseAddress!, ldc: values.count,
+                                       epilogue: KernelEpilogue(bias: nil, residual: nil, activation: activation),
+                                       biasPerRow: false, residualStride: 0, context: .singleThreaded)
+                }
+            }
+        }
+        return ran ? output : nil
+    }
+
+    var samples: [Float] {
+        (0...4800).map { Float(-12 + Double($0) * 0.005) } + [0, -0.0, 1e-20, -1e-20, 1e-3, -1e-3, 20, -20, 100, -100]
+    }
+
+    func testGeluIsWithinOneMillionthOfTheExactValue() {
+        forEachCapabilitySet { level in
+            guard let actual = activated(samples, .gelu) else { return }
+            for (x, got) in zip(samples, actual) {
+                let value = Double(x)
+                let exact = 0.5 * value * erfc(-value / 2.0.squareRoot())
+                // Relative where fp32 has room for it; below x = −9 GELU is under 1e-18.
+                let bound = abs(value) <= 9 ? 1e-6 * abs(exact) + 1e-40 : 1e-18
+                XCTAssertLessThanOrEqual(abs(Double(got) - exact), bound, "\(level) gelu(\(x)) = \(got), exact \(exact)")
+            }
+        }
+    }
+
+    func testGeluTanhMatchesItsFormula() {
+        forEachCapabilitySet { level in
+            guard let actual = activated(samples, .geluTanh) else { return }
+            for (x, got) in zip(samples, actual) {
+                let value = Double(x)
+                // 0.5·(1 + tanh(y)) = 1/(1 + e^(−2y)), which stays exact in double where tanh(y) ≈ −1.
+                let y = (2 / Double.pi).squareRoot() * (value + 0.044715 * value * value * value)
+                let exact = value / (1 + exp(-2 * y))
+                // The cubic's rounding leaves a few parts in a million where the value is tiny anyway.
+                let bound = 2e-6 * abs(exact) + 1e-9
+                XCTAssertLessThanOrEqual(abs(Double(got) - exact), bound, "\(level) gelu_tanh(\(x)) = \(got), exact \(exact)")
+            }
+        }
+    }
+
+    func testGeluPropagatesNaN() {
+        forEachCapabilitySet { level in
+            guard let actual = activated([.nan, 1], .gelu) else { return }
+            XCTAssertTrue(actual[0].isNaN, "\(level)")
+        }
+    }
+}
