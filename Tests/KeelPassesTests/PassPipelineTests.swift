@@ -153,7 +153,7 @@ final class PassRegistryTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 14)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 15)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
