@@ -18,6 +18,19 @@ KEEL_INLINE KEEL_AVX512_BF16 void convert(const float *source, ptrdiff_t count, 
     }
 }
 
+/* target[0 ..< count] in bf16: zero outside begin ..< end, there source[0 ..< end - begin]. Masked
+ * 16-lane passes, so a short run (an RGB kernel row: 9 values) costs one load and one store. */
+KEEL_INLINE KEEL_AVX512_BF16 void convert_run(const float *source, ptrdiff_t begin, ptrdiff_t end, ptrdiff_t count,
+                                              uint16_t *target) {
+    for (ptrdiff_t i = 0; i < count; i += 16) {
+        const ptrdiff_t from = begin - i > 0 ? begin - i : 0, to = end - i < 16 ? end - i : 16;
+        const __mmask16 live = to > from ? (__mmask16)(keel_avx512_lanes(to) & ~keel_avx512_lanes(from)) : 0;
+        /* Lane j reads source[i + j - begin]: only live lanes touch memory. */
+        const __m512 values = _mm512_maskz_loadu_ps(live, source + (i - begin));
+        _mm256_mask_storeu_epi16(target + i, keel_avx512_lanes(count - i), (__m256i)_mm512_cvtneps_pbh(values));
+    }
+}
+
 KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
                                              ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block) {
     const ptrdiff_t width = conv->output_width, plane = conv->output_height * width;
@@ -30,6 +43,22 @@ KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff
             const ptrdiff_t y = (pixel % plane) / width, x = pixel % width;
             for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
                 const ptrdiff_t iy = y * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+                if (conv->dilation_width == 1) {
+                    /* Undilated, a kernel row's taps are one contiguous run of the input row: a
+                     * few-channel layer (an RGB first layer) converts it in one pass, not per tap. */
+                    const ptrdiff_t left = x * conv->stride_width - conv->pad_left, span = conv->kernel_width;
+                    const int inside = iy >= 0 && iy < conv->input_height;
+                    const ptrdiff_t begin = !inside || -left >= span ? span : left < 0 ? -left : 0;
+                    ptrdiff_t end = !inside ? span : conv->input_width - left < span ? conv->input_width - left : span;
+                    if (end < begin) end = begin;
+                    if (end > begin)
+                        convert_run(conv->input + ((image * conv->input_height + iy) * conv->input_width + left + begin) * channels,
+                                    begin * channels, end * channels, span * channels, line + k);
+                    else
+                        memset(line + k, 0, (size_t)(span * channels) * 2);
+                    k += span * channels;
+                    continue;
+                }
                 for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++, k += channels) {
                     const ptrdiff_t ix = x * conv->stride_width - conv->pad_left + kx * conv->dilation_width;
                     if (iy < 0 || iy >= conv->input_height || ix < 0 || ix >= conv->input_width) {

@@ -57,6 +57,7 @@ public struct PassPipeline {
         ("layer-norm-recognition", { LayerNormRecognition() }),
         ("gelu-recognition", { GeluRecognition() }),
         ("transpose-cancellation", { TransposeCancellation() }),
+        ("channels-last-conversion", { ChannelsLastConversion() }),
         ("layout-propagation", { LayoutPropagation() }),
         ("matmul-to-dense", { MatMulToDense() }),
         ("pointwise-conv-to-dense", { PointwiseConvolutionToDense() }),
@@ -72,7 +73,8 @@ public struct PassPipeline {
     public static var availablePassNames: [String] { registry.map(\.name) }
 
     /// -O0: nothing. -O1: identity removal, constant folding, layer norm and GELU recognition,
-    /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus layout propagation (and a
+    /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus NCHW inputs offered
+    /// as NHWC and layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
     /// BatchNorm folding, epilogue fusion and max-pool fusion.
     public static func standard(level: OptimizationLevel) -> PassPipeline {
@@ -85,7 +87,7 @@ public struct PassPipeline {
                                          TransposeCancellation(), DeadCodeElimination()])
         case .O2:
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
-                                         TransposeCancellation(), LayoutPropagation(),
+                                         TransposeCancellation(), ChannelsLastConversion(), LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
                                          BatchNormFolding(), EpilogueFusion(), MaxPoolFusion(), DeadCodeElimination()])
         }

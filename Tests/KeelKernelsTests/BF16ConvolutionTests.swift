@@ -56,11 +56,22 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(3, 40), inputChannels: 32, outputChannels: 33,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
-        // Rows of 66 padded pixels × 256 channels: a window of input rows (~256 KB) holds 5 output
+        // Rows of 18 padded pixels × 2048 channels: a window of input rows (1 MB) holds 12 output
         // rows, so the direct form converts and computes this image in two windows.
-        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 60), inputChannels: 256, outputChannels: 20,
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(14, 12), inputChannels: 2048, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true, residual: true),
+        // Depth 4608 takes 96-row im2col blocks (1 MB): the 144 pixels need two.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(24, 24), inputChannels: 512, outputChannels: 16,
+                                      kernel: Size2D(3, 3), stride: Size2D(2, 2),
+                                      padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        // An RGB stem (ResNet's 7×7, stride 2, padding 3): each kernel row's taps are converted as
+        // one run, clipped at both image edges.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(9, 11), inputChannels: 3, outputChannels: 18,
+                                      kernel: Size2D(7, 7), stride: Size2D(2, 2),
+                                      padding: Padding2D(top: 3, left: 3, bottom: 3, right: 3)),
+             activation: .relu, bias: true),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -157,7 +168,7 @@ final class BF16ConvolutionTests: XCTestCase {
 
     /// The direct form with its fused 2×2 max pool: odd heights and widths (floor mode drops the
     /// last row or column), a row wider than one 16-pixel tile, one pooled row, batch 2, and an
-    /// image whose 5 pooled rows take three windows of input rows.
+    /// image whose 7 pooled rows take two windows of input rows.
     static let pooledCases: [Case] = [
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 29), inputChannels: 64, outputChannels: 48,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -168,7 +179,7 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(3, 13), inputChannels: 32, outputChannels: 17,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
-        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(11, 60), inputChannels: 256, outputChannels: 20,
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(15, 12), inputChannels: 2048, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
     ]

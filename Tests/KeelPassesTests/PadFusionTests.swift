@@ -40,4 +40,81 @@ final class PadFusionTests: XCTestCase {
         XCTAssertEqual(result.explanations, ["pad-fusion: kept 'pad': it pads the batch or channel axis",
                                              "pad-fusion: kept 'pad_one': it pads with a value other than 0"])
     }
+
+    /// Keras ResNet50's and DenseNet121's stem: ReLU, ZeroPadding2D(1), MaxPooling2D(3, 2). The
+    /// input is never negative, so the zeros lose to it wherever -infinity would.
+    func testGoldenZeroPadBeforeMaxPoolOfAReLUFuses() throws {
+        try assertRewrite(PadFusion(), """
+            graph g
+            input %x: f32[N,8,8,4] nhwc
+            %r = relu(%x) : f32[N,8,8,4]
+            %p = pad(%r) {pads=[0,1,1,0,0,1,1,0]} : f32[N,10,10,4]  # g.keel:3:1
+            %m = max_pool2d(%p) {pool_size=[3,3], strides=[2,2]} : f32[N,4,4,4]  # g.keel:4:1
+            output y = %m
+            """, """
+            graph g
+            input %x: f32[N,8,8,4] nhwc
+            %r = relu(%x) : f32[N,8,8,4]
+            %m = max_pool2d(%r) {padding="explicit", pads=[1,1,1,1], pool_size=[3,3], strides=[2,2]} : f32[N,4,4,4]  # g.keel:4:1, g.keel:3:1
+            output y = %m
+
+            """)
+    }
+
+    /// An average pool counts the padded zeros in its divisor, as it did when they were data.
+    func testGoldenZeroPadBeforeAveragePoolCountsThePadding() throws {
+        try assertRewrite(PadFusion(), """
+            graph g
+            input %x: f32[N,4,5,5] nchw
+            %p = pad(%x) {pads=[0,0,1,0,0,0,0,2]} : f32[N,4,6,7]
+            %a = avg_pool2d(%p) {layout="nchw", pool_size=[3,3], strides=[1,1]} : f32[N,4,4,5]
+            output y = %a
+            """, """
+            graph g
+            input %x: f32[N,4,5,5] nchw
+            %a = avg_pool2d(%x) {count_include_pad=1, layout="nchw", padding="explicit", pads=[1,0,0,2], pool_size=[3,3], strides=[1,1]} : f32[N,4,4,5]
+            output y = %a
+
+            """)
+    }
+
+    /// The same numbers before and after, for a max pool after a ReLU-activated conv and an
+    /// average pool, in both layouts.
+    func testPoolPadFusionKeepsTheNumbers() throws {
+        for layout in ["nhwc", "nchw"] {
+            let nhwc = layout == "nhwc"
+            var builder = KerasGraphBuilder(name: "g", shape: Shape(nhwc ? ["N", 9, 8, 6] : ["N", 6, 9, 8]),
+                                            layout: nhwc ? .nhwc : .nchw)
+            builder.layer("conv", .conv2d, parameters: [(.kernel, Shape(known: nhwc ? [3, 3, 6, 5] : [5, 6, 3, 3])), (.bias, [5])],
+                          ["layout": .string(layout), "kernel_layout": .string(nhwc ? "hwio" : "oihw"),
+                           "activation": .string("relu")])
+            builder.layer("pad", .pad, ["pads": .ints(nhwc ? [0, 1, 0, 0, 0, 1, 2, 0] : [0, 0, 1, 0, 0, 0, 1, 2])])
+            builder.layer("max", .maxPool2d, ["layout": .string(layout), "pool_size": .ints([3, 3]), "strides": .ints([2, 2])])
+            builder.layer("pad_2", .pad, ["pads": .ints(nhwc ? [0, 1, 1, 0, 0, 1, 1, 0] : [0, 0, 1, 1, 0, 0, 1, 1])])
+            builder.layer("avg", .avgPool2d, ["layout": .string(layout), "pool_size": .ints([2, 2]), "strides": .ints([1, 1])])
+            builder.output("y")
+            let graph = try prepared(builder)
+            let result = try optimized(graph, [PadFusion()])
+            XCTAssertEqual(result.graph.ops, [.conv2d, .maxPool2d, .avgPool2d], layout)
+            XCTAssertEqual(result.graph.node(named: "max")?.attributes["pads"], .ints([1, 0, 1, 2]), layout)
+            XCTAssertEqual(result.graph.node(named: "avg")?.attributes["count_include_pad"], .int(1), layout)
+            try assertEquivalent(graph, result.graph)
+        }
+    }
+
+    /// Max pooling pads with -infinity: zeros around a value that may be negative would win.
+    func testZeroPadBeforeMaxPoolOfASignedValueIsKept() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 6, 3])
+        builder.layer("pad", .pad, ["pads": .ints([0, 1, 1, 0, 0, 1, 1, 0])])
+        builder.layer("pool", .maxPool2d, ["pool_size": .ints([3, 3]), "strides": .ints([2, 2])])
+        builder.layer("relu", .relu)
+        builder.layer("pad_2", .pad, ["pads": .ints([0, 3, 0, 0, 0, 0, 0, 0])])
+        builder.layer("pool_2", .maxPool2d, ["pool_size": .ints([3, 3]), "strides": .ints([1, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [PadFusion()])
+        XCTAssertEqual(result.graph, graph)
+        XCTAssertEqual(result.explanations, ["pad-fusion: kept 'pad': 'pool' pads with -infinity, and its input may be negative",
+                                             "pad-fusion: kept 'pad_2': a window of 'pool_2' would hold padding only"])
+    }
 }

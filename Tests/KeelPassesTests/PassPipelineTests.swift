@@ -38,7 +38,7 @@ final class PassPipelineTests: XCTestCase {
                         "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "transpose-cancellation", "layout-propagation",
+                        "transpose-cancellation", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
@@ -153,7 +153,7 @@ final class PassRegistryTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 14)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 15)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
