@@ -65,8 +65,8 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
                 _tile_stored(2, staging + 16 * 32, 128);
                 _tile_stored(3, staging + 16 * 32 + 16, 128);
                 const ptrdiff_t live = rows - row < 32 ? rows - row : 32, at = (start + row) * columns + column;
-                keel_avx512bf16_finish(staging, live, bias, conv->residual ? conv->residual + at : NULL, conv->relu,
-                                       conv->output + at, columns, low, high);
+                keel_avx512bf16_finish(conv, staging, live, bias, conv->residual ? conv->residual + at : NULL, at, low,
+                                       high);
             }
         }
     }
@@ -110,8 +110,10 @@ KEEL_INLINE KEEL_AMX void stage(float *staging) {
 
 /* Pooled pixels 0 ..< count from a staging block whose rows 0–15 are 16 pixels of one output row
  * and 16–31 the same pixels of the next: the 2×2 maximum (NaN kept), then bias and ReLU. */
-static KEEL_AMX void finish_pooled(const float *staging, ptrdiff_t count, const float *bias, int relu, float *out,
-                                   ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+static KEEL_AMX void finish_pooled(const keel_bf16_conv *conv, const float *staging, ptrdiff_t count,
+                                   const float *bias, ptrdiff_t at, __mmask16 low, __mmask16 high) {
+    const ptrdiff_t ldc = conv->output_channels;
+    const int relu = conv->relu;
     const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (ptrdiff_t j = 0; j < count; j++) {
@@ -123,8 +125,7 @@ static KEEL_AMX void finish_pooled(const float *staging, ptrdiff_t count, const 
         x0 = _mm512_add_ps(x0, bias0);
         x1 = _mm512_add_ps(x1, bias1);
         if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
-        _mm512_mask_storeu_ps(out + j * ldc, low, x0);
-        _mm512_mask_storeu_ps(out + j * ldc + 16, high, x1);
+        keel_bf16_store(conv, at + j * ldc, x0, x1, low, high);
     }
 }
 
@@ -161,12 +162,12 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
             if (pool) {
                 for (ptrdiff_t row = start; row < end; row++) {
                     const uint16_t *upper = window + (2 * (row - start)) * row_step;
-                    float *out = conv->output + (row * pooled_width) * columns + column;
+                    const ptrdiff_t out = (row * pooled_width) * columns + column;
                     for (ptrdiff_t x = 0; x / 2 < pooled_width; x += 16) {
                         accumulate(conv, upper + x * channels, upper + row_step + x * channels, b0, b1);
                         stage(staging);
                         const ptrdiff_t count = pooled_width - x / 2 < 8 ? pooled_width - x / 2 : 8;
-                        finish_pooled(staging, count, bias, conv->relu, out + (x / 2) * columns, columns, low, high);
+                        finish_pooled(conv, staging, count, bias, out + (x / 2) * columns, low, high);
                     }
                 }
                 continue;
@@ -182,12 +183,11 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
                 const ptrdiff_t at0 = ((start + y0) * width + x0) * columns + column;
                 const ptrdiff_t at1 = ((start + y1) * width + x1) * columns + column;
                 const float *residual = conv->residual;
-                keel_avx512bf16_finish(staging, width - x0 < 16 ? width - x0 : 16, bias, residual ? residual + at0 : NULL,
-                                       conv->relu, conv->output + at0, columns, low, high);
+                keel_avx512bf16_finish(conv, staging, width - x0 < 16 ? width - x0 : 16, bias,
+                                       residual ? residual + at0 : NULL, at0, low, high);
                 if (pair)
-                    keel_avx512bf16_finish(staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias,
-                                           residual ? residual + at1 : NULL, conv->relu, conv->output + at1, columns,
-                                           low, high);
+                    keel_avx512bf16_finish(conv, staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias,
+                                           residual ? residual + at1 : NULL, at1, low, high);
             }
         }
     }

@@ -7,12 +7,7 @@
 import XCTest
 
 final class BF16ConvolutionTests: XCTestCase {
-    /// x rounded to the nearest bf16, ties to even: the top 16 bits after adding half an ulp.
-    func bf16(_ x: Float) -> Float {
-        let bits = x.bitPattern
-        let rounded = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000
-        return Float(bitPattern: rounded)
-    }
+    func bf16(_ x: Float) -> Float { roundedToBF16(x) }
 
     struct Case {
         var geometry: Conv2DGeometry
