@@ -129,8 +129,16 @@ static KEEL_AMX void finish_pooled(const keel_bf16_conv *conv, const float *stag
     }
 }
 
-/* Output rows go in windows of whole rows of one image: their input rows are rounded into a
- * padded bf16 window in scratch, then every column block passes over it. Within a window the work
+/* The padded input row (counted over the batch) where output row `row` (of keel_bf16_direct_rows)
+ * starts reading: images are padded_height rows apart, an image's output rows `span` apart. */
+KEEL_INLINE ptrdiff_t first_padded_row(ptrdiff_t row, ptrdiff_t image_rows, ptrdiff_t padded_height, ptrdiff_t span) {
+    return (row / image_rows) * padded_height + (row % image_rows) * span;
+}
+
+/* Output rows go in windows of whole rows: their input rows are rounded (or copied, when bf16)
+ * into a padded bf16 window in scratch, then every column block passes over it. A window may span
+ * images (the padded rows between them come along), so at batch 8 a deep 14×14 layer streams its
+ * filter once per window of three images, not once per image. Within a window the work
  * is a sequence of 16-pixel units, row-major output rows split in runs of 16; the units go through
  * the tiles two at a time, so a pair may join the end of one row to the start of the next (a
  * 14-pixel row pairs with the next row instead of leaving half the tiles idle). Pooled, a pair is
@@ -144,15 +152,18 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
     const ptrdiff_t segments = (width + 15) / 16, row_step = padded_width * channels;
     const int pool = conv->pool;
     const ptrdiff_t span = pool ? 2 : 1, image_rows = height / span, pooled_width = width / 2;
-    const ptrdiff_t window_rows = keel_bf16_window_rows(conv);
+    /* Padded input rows one output row reads, and those a window holds. */
+    const ptrdiff_t reach = span + conv->kernel_height - 1, window_height = keel_bf16_window_height(conv);
     uint16_t *window = scratch;
     float *staging = (float *)((char *)scratch + keel_bf16_direct_scratch_bytes(conv) - KEEL_BF16_STAGING_BYTES);
     configure();
     for (ptrdiff_t start = first_row, end; start < first_row + row_count; start = end) {
-        const ptrdiff_t image = start / image_rows, top = (start % image_rows) * span;
-        end = start + window_rows < first_row + row_count ? start + window_rows : first_row + row_count;
-        if (end > (image + 1) * image_rows) end = (image + 1) * image_rows;
-        keel_avx512bf16_pad_rows(conv, image * padded_height + top, (end - start) * span + conv->kernel_height - 1,
+        /* Output rows start ..< end: as many as the window's padded rows hold (at least one). */
+        const ptrdiff_t base = first_padded_row(start, image_rows, padded_height, span);
+        for (end = start + 1; end < first_row + row_count
+                              && first_padded_row(end, image_rows, padded_height, span) - base + reach <= window_height;)
+            end++;
+        keel_avx512bf16_pad_rows(conv, base, first_padded_row(end - 1, image_rows, padded_height, span) - base + reach,
                                  window);
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
             const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
@@ -161,7 +172,8 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
             const float *bias = conv->bias ? conv->bias + column : NULL;
             if (pool) {
                 for (ptrdiff_t row = start; row < end; row++) {
-                    const uint16_t *upper = window + (2 * (row - start)) * row_step;
+                    const uint16_t *upper = window
+                        + (first_padded_row(row, image_rows, padded_height, span) - base) * row_step;
                     const ptrdiff_t out = (row * pooled_width) * columns + column;
                     for (ptrdiff_t x = 0; x / 2 < pooled_width; x += 16) {
                         accumulate(conv, upper + x * channels, upper + row_step + x * channels, b0, b1);
@@ -177,8 +189,9 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
                 const ptrdiff_t y0 = unit / segments, x0 = (unit % segments) * 16;
                 const ptrdiff_t y1 = (unit + 1) / segments, x1 = ((unit + 1) % segments) * 16;
                 const int pair = unit + 1 < units;
-                accumulate(conv, window + y0 * row_step + x0 * channels, pair ? window + y1 * row_step + x1 * channels : NULL,
-                           b0, b1);
+                const uint16_t *a0 = window + (first_padded_row(start + y0, image_rows, padded_height, span) - base) * row_step;
+                const uint16_t *a1 = window + (first_padded_row(start + y1, image_rows, padded_height, span) - base) * row_step;
+                accumulate(conv, a0 + x0 * channels, pair ? a1 + x1 * channels : NULL, b0, b1);
                 stage(staging);
                 const ptrdiff_t at0 = ((start + y0) * width + x0) * columns + column;
                 const ptrdiff_t at1 = ((start + y1) * width + x1) * columns + column;
