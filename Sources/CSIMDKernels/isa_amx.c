@@ -37,18 +37,26 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
     /* Scratch: the im2col block, then the staging tile, 64-byte aligned. */
     uint16_t *block = scratch;
     float *staging = (float *)((char *)scratch + ((block_rows * depth * 2 + 63) / 64) * 64);
+    /* A bf16 input whose pixels are the im2col rows already (a 1×1, stride-1, unpadded layer or a
+     * dense layer, channels filling whole 32-deep tiles) is read in place: only a ragged last
+     * group of fewer than 32 rows is copied, zero-padded, into the block. */
+    const int in_place = conv->bf16_input && depth == conv->input_channels && conv->kernel_height == 1
+        && conv->kernel_width == 1 && conv->stride_height == 1 && conv->stride_width == 1 && conv->pad_top == 0
+        && conv->pad_left == 0 && conv->output_height == conv->input_height && conv->output_width == conv->input_width;
     configure();
     for (ptrdiff_t start = first_pixel; start < first_pixel + pixel_count; start += block_rows) {
         const ptrdiff_t rows = first_pixel + pixel_count - start < block_rows ? first_pixel + pixel_count - start : block_rows;
-        const ptrdiff_t padded_rows = (rows + 31) / 32 * 32;
-        keel_avx512bf16_im2col(conv, start, rows, padded_rows, depth, block);
+        const ptrdiff_t padded_rows = (rows + 31) / 32 * 32, direct_rows = in_place ? rows / 32 * 32 : 0;
+        keel_avx512bf16_im2col(conv, start + direct_rows, rows - direct_rows, padded_rows - direct_rows, depth, block);
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
             const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
             const uint16_t *b1 = b0 + depth * 16;
             const __mmask16 low = keel_avx512_lanes(last_column - column), high = keel_avx512_lanes(last_column - column - 16);
             const float *bias = conv->bias ? conv->bias + column : NULL;
             for (ptrdiff_t row = 0; row < padded_rows; row += 32) {
-                const uint16_t *a0 = block + row * depth, *a1 = a0 + 16 * depth;
+                const uint16_t *a0 = row < direct_rows ? conv->bf16_input + (start + row) * depth
+                                                       : block + (row - direct_rows) * depth;
+                const uint16_t *a1 = a0 + 16 * depth;
                 _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
                 for (ptrdiff_t t = 0; t < tiles; t++) {
                     _tile_loadd(4, a0 + t * 32, stride);

@@ -72,6 +72,11 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(7, 7), stride: Size2D(2, 2),
                                       padding: Padding2D(top: 3, left: 3, bottom: 3, right: 3)),
              activation: .relu, bias: true),
+        // A 1×1 convolution over 98 pixels of 64 channels: a bf16 input is read in place for
+        // three 32-row groups, the last 2 rows copied.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 7), inputChannels: 64, outputChannels: 48,
+                                      kernel: Size2D(1, 1)),
+             activation: .relu, bias: true, residual: true),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
