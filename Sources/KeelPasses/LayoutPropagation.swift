@@ -90,6 +90,14 @@ public struct LayoutPropagation: Pass {
                 let others = reader.presentInputs.filter { !region.values.contains($0) && editor.graph.constants[$0] == nil }
                 let entries = others.compactMap { editor.producer(of: $0) }.filter { isTranspose($0, Self.toNCHW, in: editor.graph) }
                 if let missing = others.first(where: { input in !entries.contains { $0.outputs.first == input } }) {
+                    // A value computed from further entry transposes (ConvNeXt's layer-scale mul
+                    // after its branch's transpose back to NCHW) joins through those entries; the
+                    // reader is visited again once the region reaches it.
+                    for producer in entryTransposes(behind: missing, in: editor) ?? [] where !region.entries.contains(producer.name) {
+                        region.entries.append(producer.name)
+                        region.values.insert(producer.outputs[0])
+                        worklist.append(producer.outputs[0])
+                    }
                     pending[reader.name] = "\(reader.op.rawValue) '\(reader.name)' also reads '\(missing)', which is not NCHW from a transpose"
                     continue
                 }
@@ -110,6 +118,22 @@ public struct LayoutPropagation: Pass {
         return .success(region)
     }
 
+    /// The entry transposes `value` is computed from through a few ops with an NHWC form, or nil
+    /// when it also depends on anything else (a graph input, an op without one, a longer path).
+    private func entryTransposes(behind value: String, in editor: GraphEditor, depth: Int = 4) -> [Node]? {
+        guard let producer = editor.producer(of: value) else { return nil }
+        if isTranspose(producer, Self.toNCHW, in: editor.graph) { return [producer] }
+        let computed = producer.presentInputs.filter { editor.graph.constants[$0] == nil }
+        guard depth > 0, let first = computed.first,
+              convertible(producer, reading: first, region: Region(), in: editor) == false else { return nil }
+        var found: [Node] = []
+        for input in computed {
+            guard let behind = entryTransposes(behind: input, in: editor, depth: depth - 1) else { return nil }
+            found += behind.filter { entry in !found.contains { $0.name == entry.name } }
+        }
+        return found
+    }
+
     /// Whether `node` has an NHWC form when `value` (and its other computed inputs) turn NHWC;
     /// nil when not, else whether its output is layout-free (global pooling to [N,C]).
     private func convertible(_ node: Node, reading value: String, region: Region, in editor: GraphEditor) -> Bool? {
@@ -124,8 +148,15 @@ public struct LayoutPropagation: Pass {
             return !((try? reader.bool("keepdims")) ?? false)
         }
         switch schema.category {
-        case .unaryElementwise, .convolution, .matrixProduct, .pooling, .reduction:
+        case .unaryElementwise, .convolution, .matrixProduct, .pooling:
             return nil
+        case .reduction:
+            // A reduction over H and W (the dynamo exporter's global average pool) reduces axes
+            // 1 and 2 in NHWC; without kept dimensions its [N, C] output has no layout left.
+            guard node.inputs.first == value, let shape = editor.graph.valueTypes[value]?.shape, shape.rank == 4,
+                  let axes = try? reader.optionalInts("axes"),
+                  Set(axes.compactMap { shape.normalizedAxis($0) }) == [2, 3], axes.count == 2 else { return nil }
+            return !((try? reader.bool("keepdims")) ?? true)
         case .normalization:
             guard node.op == .batchNorm, node.inputs.first == value,
                   let axis = try? reader.int("axis"), axis == 1 || axis == -3 else { return nil }
@@ -204,6 +235,8 @@ public struct LayoutPropagation: Pass {
                 if let pads = try? node.attributeReader.ints("pads"), pads.count == 8 {
                     node.attributes["pads"] = .ints(Self.toNHWC.map { pads[$0] } + Self.toNHWC.map { pads[4 + $0] })
                 }
+            case .reduceMean, .reduceSum, .reduceSumSquare, .reduceProd:
+                node.attributes["axes"] = .ints([1, 2])
             case .squeeze:
                 if let axes = try? node.attributeReader.optionalInts("axes") {
                     node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] }.sorted())
