@@ -4,9 +4,10 @@
  * panels (packed once ahead of time, or read in place from a row-major matrix) and A's rows are
  * packed (transposed to [depth][rows]) a chunk of row groups at a time, so both operands are read
  * sequentially.
- * Blocking: depth passes of DEPTH; in each, chunks of up to four row groups of A (packed: 48 KB,
- * in L2), and for each chunk every panel of B in turn (DEPTH × 32 floats, 32 KB, in L1 while the
- * chunk's groups pass over it). A row group has at most 12 rows on AVX-512 (24 accumulators in
+ * Blocking: depth passes of DEPTH; in each, blocks of up to PANEL_BLOCK panels of B (DEPTH × 1024
+ * floats, 1 MB, in L2 for the whole pass over A's rows), chunks of up to four row groups of A
+ * (packed: 48 KB, in L2), and for each chunk every panel of the block in turn (DEPTH × 32 floats,
+ * 32 KB, in L1 while the chunk's groups pass over it). A row group has at most 12 rows on AVX-512 (24 accumulators in
  * named registers, 3 left for B and the broadcast) and 6 on AVX2 (12 of the 16 registers). The
  * epilogue (bias, residual, activation) runs on the registers of the last depth pass, before the
  * one store. */
@@ -25,6 +26,10 @@ enum {
     /* A's packed row groups (a chunk: 4 groups of 12 rows on AVX-512, 8 of 6 on AVX2) in 48 KB of
      * stack, read from L2 while B's panel sits in L1. */
     PACKED_FLOATS = 12288,
+    /* Panels of B per column block: DEPTH × 32 × 32 floats = 1 MB stays in L2 (2 MB) while every
+     * chunk of A passes over it. Wider products (ViT's 3072-column MLP) streamed B's whole 3 MB
+     * depth slice from L3 for every 48 rows. */
+    PANEL_BLOCK = 32,
     /* Deep products prefetch B this many rows ahead: the first row group streams each panel
      * from memory, which the hardware prefetcher alone left latency-bound (a 49-row 512×512
      * product with B cold ran at 85 GFLOP/s on one core, 125 with this). */
@@ -59,6 +64,62 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, struct rows_view view, flo
         for (ptrdiff_t p = 0; p < depth; p++) packed[p * rows + r] = line[p * view.depth_step];
     }
 }
+
+/* A run of four rows (fewer at the end of a group) at one depth of a packed slice. */
+#define PACK_RUN(target, run, height, keep)                                                                       \
+    if (height == 4) _mm_storeu_ps(target, run);                                                                  \
+    else _mm_maskstore_ps(target, keep, run);
+/* 128-bit lane l of the four transposed vectors: depths 4l…4l+3. */
+#define PACK_LANE(l, u, out, rows, height, keep, LANE)                                                            \
+    PACK_RUN((out) + (4 * l + 0) * (rows), LANE(u[0], l), height, keep)                                           \
+    PACK_RUN((out) + (4 * l + 1) * (rows), LANE(u[1], l), height, keep)                                           \
+    PACK_RUN((out) + (4 * l + 2) * (rows), LANE(u[2], l), height, keep)                                           \
+    PACK_RUN((out) + (4 * l + 3) * (rows), LANE(u[3], l), height, keep)
+#define PACK_EACH_LANE_2(X, ...) X(0, __VA_ARGS__) X(1, __VA_ARGS__)
+#define PACK_EACH_LANE_4(X, ...) X(0, __VA_ARGS__) X(1, __VA_ARGS__) X(2, __VA_ARGS__) X(3, __VA_ARGS__)
+
+/* pack_rows for rows contiguous in depth (depth_step 1), four rows at a time: a 4×4 transpose in
+ * each 128-bit lane (two rounds of unpacks) turns four rows × LANES depths into LANES runs of four
+ * rows, each stored where its depth goes. The scalar transpose cost as much as the multiply on
+ * products with few panels (784×512×128 ran at 0.55 of OpenBLAS's speed). */
+#define DEFINE_PACK_ROWS(PREFIX, ATTRIBUTE, VEC, LANES, EACH_LANE, MASK, MASK_FOR, LOAD, LOADU, STOREU, UNPACKLO,    \
+                         UNPACKHI, UNPACKLO_PD, UNPACKHI_PD, CASTPS_PD, CASTPD_PS, LANE)                           \
+    static ATTRIBUTE void PREFIX##_pack_rows(int rows, ptrdiff_t depth, struct rows_view view, float *packed) {   \
+        if (view.depth_step != 1) {                                                                               \
+            pack_rows(rows, depth, view, packed);                                                                 \
+            return;                                                                                               \
+        }                                                                                                         \
+        for (int first = 0; first < rows; first += 4) {                                                           \
+            int height = rows - first < 4 ? rows - first : 4;                                                     \
+            __m128i keep = _mm_cmpgt_epi32(_mm_set1_epi32(height), _mm_setr_epi32(0, 1, 2, 3));                   \
+            /* A short run repeats its last row (in bounds) into the lanes it does not store. */                  \
+            const float *line[4];                                                                                 \
+            for (int r = 0; r < 4; r++) line[r] = view.base + (first + (r < height ? r : height - 1)) * view.row_step; \
+            float *out = packed + first;                                                                          \
+            for (ptrdiff_t p = 0; p < depth; p += LANES) {                                                        \
+                ptrdiff_t count = depth - p < LANES ? depth - p : LANES;                                          \
+                MASK mask = MASK_FOR(count);                                                                      \
+                VEC a0 = count == LANES ? LOADU(line[0] + p) : LOAD(mask, line[0] + p);                           \
+                VEC a1 = count == LANES ? LOADU(line[1] + p) : LOAD(mask, line[1] + p);                           \
+                VEC a2 = count == LANES ? LOADU(line[2] + p) : LOAD(mask, line[2] + p);                           \
+                VEC a3 = count == LANES ? LOADU(line[3] + p) : LOAD(mask, line[3] + p);                           \
+                VEC t0 = UNPACKLO(a0, a1), t1 = UNPACKHI(a0, a1), t2 = UNPACKLO(a2, a3), t3 = UNPACKHI(a2, a3);  \
+                VEC u[4] = { CASTPD_PS(UNPACKLO_PD(CASTPS_PD(t0), CASTPS_PD(t2))),                                \
+                             CASTPD_PS(UNPACKHI_PD(CASTPS_PD(t0), CASTPS_PD(t2))),                                \
+                             CASTPD_PS(UNPACKLO_PD(CASTPS_PD(t1), CASTPS_PD(t3))),                                \
+                             CASTPD_PS(UNPACKHI_PD(CASTPS_PD(t1), CASTPS_PD(t3))) };                              \
+                if (count == LANES) {                                                                             \
+                    EACH_LANE(PACK_LANE, u, out + p * rows, rows, height, keep, LANE)                             \
+                } else {                                                                                          \
+                    float spill[4][LANES];                                                                        \
+                    for (int q = 0; q < 4; q++) STOREU(spill[q], u[q]);                                           \
+                    for (ptrdiff_t d = 0; d < count; d++) {                                                       \
+                        PACK_RUN(out + (p + d) * rows, _mm_loadu_ps(spill[d & 3] + 4 * (d >> 2)), height, keep)  \
+                    }                                                                                             \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
 
 /* What one block call needs besides its operands. */
 struct block_target {
@@ -198,6 +259,8 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         for (ptrdiff_t start = 0; start < total; start += DEPTH) {                                          \
             ptrdiff_t depth = k <= 0 ? 0 : (k - start < DEPTH ? k - start : DEPTH);                         \
             int last = start + DEPTH >= total;                                                              \
+            for (ptrdiff_t panel_first = 0; panel_first < panels; panel_first += PANEL_BLOCK) {             \
+            ptrdiff_t panel_end = panel_first + PANEL_BLOCK < panels ? panel_first + PANEL_BLOCK : panels;      \
             for (ptrdiff_t row_block = 0; row_block < blocks; row_block++) {                                \
                 ptrdiff_t block_first = row_block * block_rows;                                             \
                 ptrdiff_t in_block = m - block_first < block_rows ? m - block_first : block_rows;           \
@@ -216,13 +279,13 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                                        left.row_step };                                     \
                         if (pack) {                                                                         \
                             float *slice = packed + g * DEPTH * LIMIT;                                      \
-                            pack_rows(heights[g], depth, views[g], slice);                                  \
+                            PREFIX##_pack_rows(heights[g], depth, views[g], slice);                                  \
                             views[g] = (struct rows_view){ slice, heights[g], 1 };                          \
                         }                                                                                   \
                     }                                                                                       \
                     /* Each panel of B (DEPTH × 32 floats, 32 KB) stays in L1 while the chunk's row     \
                      * groups pass over it; the first group streams it in, with prefetches. */              \
-                    for (ptrdiff_t panel = 0; panel < panels; panel++) {                                    \
+                    for (ptrdiff_t panel = panel_first; panel < panel_end; panel++) {                       \
                         const float *b = right.base + panel * right.panel_step + start * right.depth_step;  \
                         ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;            \
                         for (int g = 0; g < count; g++) {                                                   \
@@ -234,6 +297,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                         }                                                                                   \
                     }                                                                                       \
                 }                                                                                           \
+            }                                                                                               \
             }                                                                                               \
         }                                                                                                   \
     }                                                                                                       \

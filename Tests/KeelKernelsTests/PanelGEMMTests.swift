@@ -2,7 +2,9 @@
 /// the epilogue applied here: every form of the left operand (row-major, a transposed view,
 /// block-packed) and of the right (row-major, panels), on sizes around the register block (12 rows
 /// on AVX-512, 6 on AVX2), the 32-column panel, the narrow products that read A in place, the
-/// 256-deep pass and the four-group chunks, k = 0, one and two threads.
+/// 256-deep pass and the four-group chunks, packed row groups whose height is not a multiple of
+/// four and whose depth is not a multiple of the vector, more than one 32-panel column block,
+/// k = 0, one and two threads.
 @testable import KeelKernels
 import CSIMDKernels
 import XCTest
@@ -26,6 +28,8 @@ final class PanelGEMMTests: XCTestCase {
         Case(m: 25, n: 100, k: 257, activation: .relu, biasPerRow: true, residual: true),
         Case(m: 61, n: 65, k: 600, activation: .clip(min: 0, max: 6), biasPerRow: false, residual: false),
         Case(m: 30, n: 40, k: 0, activation: .relu, biasPerRow: false, residual: true),
+        // Past one column block of B (32 panels): the second block's rows of C and epilogue.
+        Case(m: 14, n: 1057, k: 131, activation: .relu, biasPerRow: false, residual: true),
     ]
 
     func testEveryOperandFormMatchesDoublePrecisionAtEveryLevel() {
