@@ -41,7 +41,8 @@ enum ActivationStorageRule {
             return (try? ConvolutionLayer(node, inputShape: input, kernelShape: kernel, precision: context.precision,
                                           prepared: prepared))?.choice.form
         case .dense:
-            return (try? DenseLayer(node, inputShape: input, kernelShape: kernel, precision: context.precision))?.choice.form
+            return (try? DenseLayer(node, inputShape: input, kernelShape: kernel, precision: context.precision,
+                                    prepared: prepared))?.choice.form
         default:
             return nil
         }
