@@ -328,6 +328,60 @@ def tf2onnx_channel_layer_norm():
     save("tf2onnx_channel_layer_norm", nodes, initializers, [8, 3, 3], 4)
 
 
+def pytorch_attention(dynamo):
+    """torch.nn.MultiheadAttention (torchvision's ViT encoder) as the exporters write it, with 5
+    tokens and 2 heads of 4 features: tokens to [T,N,C], one QKV projection, Reshape/Unsqueeze/
+    Transpose/Squeeze and a Gather per q, k, v, per-head Reshape/Transpose/Reshape, q and kᵀ each
+    multiplied by d^-1/4, MatMul, Softmax, MatMul, then back to [T·N,C] rows for the output
+    projection and to [N,T,C]. The dynamo exporter transposes k through one more
+    Reshape/Transpose/Reshape."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["tokens_first"], perm=[1, 0, 2]),
+        helper.make_node("MatMul", ["tokens_first", "in_proj"], ["projected"]),
+        helper.make_node("Add", ["projected", "in_bias"], ["qkv"]),
+        helper.make_node("Reshape", ["qkv", "split_shape"], ["split"]),
+        helper.make_node("Unsqueeze", ["split", "zero_axis"], ["lifted"]),
+        helper.make_node("Transpose", ["lifted"], ["moved"], perm=[3, 1, 2, 0, 4]),
+        helper.make_node("Squeeze", ["moved", "squeezed_axis"], ["parts"]),
+    ]
+    for index, name in enumerate(["q", "k", "v"]):
+        nodes += [
+            helper.make_node("Gather", ["parts", f"index_{index}"], [name], axis=0),
+            helper.make_node("Reshape", [name, "head_rows"], [f"{name}_heads"]),
+            helper.make_node("Transpose", [f"{name}_heads"], [f"{name}_first"], perm=[1, 0, 2]),
+            helper.make_node("Reshape", [f"{name}_first", "head_blocks"], [f"{name}4"]),
+        ]
+    if dynamo:
+        nodes += [
+            helper.make_node("Reshape", ["k4", "head_matrices"], ["k3"]),
+            helper.make_node("Transpose", ["k3"], ["k3_t"], perm=[0, 2, 1]),
+            helper.make_node("Reshape", ["k3_t", "key_blocks"], ["k_t"]),
+        ]
+    else:
+        nodes.append(helper.make_node("Transpose", ["k4"], ["k_t"], perm=[0, 1, 3, 2]))
+    nodes += [
+        helper.make_node("Mul", ["q4", "quarter_scale"], ["q_scaled"]),
+        helper.make_node("Mul", ["k_t", "quarter_scale"], ["k_scaled"]),
+        helper.make_node("MatMul", ["q_scaled", "k_scaled"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["probabilities"], axis=-1),
+        helper.make_node("MatMul", ["probabilities", "v4"], ["context"]),
+        helper.make_node("Transpose", ["context"], ["context_tokens"], perm=[2, 0, 1, 3]),
+        helper.make_node("Reshape", ["context_tokens", "rows"], ["context_rows"]),
+        helper.make_node("Gemm", ["context_rows", "out_proj", "out_bias"], ["out_rows"], transB=1),
+        helper.make_node("Reshape", ["out_rows", "tokens_shape"], ["out_tokens"]),
+        helper.make_node("Transpose", ["out_tokens"], ["y"], perm=[1, 0, 2]),
+    ]
+    initializers = [floats("in_proj", 8, 24), floats("in_bias", 24), ints("split_shape", [5, 0, 3, 8]),
+                    ints("zero_axis", [0]), ints("squeezed_axis", [3]), ints("head_rows", [5, -1, 4]),
+                    ints("head_blocks", [-1, 2, 5, 4]), ints("head_matrices", [-1, 5, 4]), ints("key_blocks", [-1, 2, 4, 5]),
+                    scalar("quarter_scale", 4 ** -0.25), ints("rows", [-1, 8]), floats("out_proj", 8, 8),
+                    floats("out_bias", 8), ints("tokens_shape", [5, -1, 8])]
+    initializers += [numpy_helper.from_array(np.array(index, np.int64), f"index_{index}") for index in range(3)]
+    used = {name for node in nodes for name in node.input}
+    save("pytorch_attention_" + ("dynamo" if dynamo else "legacy"), nodes,
+         [tensor for tensor in initializers if tensor.name in used], [5, 8], 3)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
@@ -341,4 +395,6 @@ if __name__ == "__main__":
     gelu_forms()
     dynamo_as_strided_gather()
     tf2onnx_channel_layer_norm()
+    pytorch_attention(dynamo=False)
+    pytorch_attention(dynamo=True)
     print("wrote", OUT)

@@ -213,8 +213,15 @@ private struct IRLineReader {
             repeat {
                 skipSpaces()
                 let text = word()
-                dims.append(Int(text).map(Dim.known) ?? .symbol(text))
                 guard !text.isEmpty else { throw error("expected a dimension") }
+                // A multiple of a symbol as the printer writes it: `12·N`.
+                if let coefficient = Int(text), consume("·") {
+                    let symbol = word()
+                    guard !symbol.isEmpty, Int(symbol) == nil else { throw error("expected a symbol after '\(text)·'") }
+                    dims.append(coefficient == 1 ? .symbol(symbol) : .scaled(coefficient, symbol))
+                } else {
+                    dims.append(Int(text).map(Dim.known) ?? .symbol(text))
+                }
                 skipSpaces()
             } while consume(",")
             try expect("]")

@@ -6,6 +6,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case convTranspose = "conv_transpose"   // inputs: x, kernel, bias?   (channels first, 1-3 spatial axes)
     case dense             // inputs: x, kernel, bias?   (applies to the last axis, as Keras's Dense)
     case matmul            // inputs: a, b               (NumPy/ONNX MatMul broadcasting)
+    case attention         // inputs: q, k, v            (multi-head scaled dot-product attention over token rows)
     case batchNorm = "batch_norm"   // inputs: x, gamma, beta, moving_mean, moving_variance
     case layerNorm = "layer_norm"   // inputs: x, gamma, beta?
     case instanceNorm = "instance_norm"   // inputs: x, gamma, beta   (per image and channel)

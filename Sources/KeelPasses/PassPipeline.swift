@@ -56,6 +56,7 @@ public struct PassPipeline {
         ("constant-folding", { ConstantFolding() }),
         ("layer-norm-recognition", { LayerNormRecognition() }),
         ("gelu-recognition", { GeluRecognition() }),
+        ("attention-recognition", { AttentionRecognition() }),
         ("transpose-cancellation", { TransposeCancellation() }),
         ("channels-last-conversion", { ChannelsLastConversion() }),
         ("layout-propagation", { LayoutPropagation() }),
@@ -72,7 +73,7 @@ public struct PassPipeline {
 
     public static var availablePassNames: [String] { registry.map(\.name) }
 
-    /// -O0: nothing. -O1: identity removal, constant folding, layer norm and GELU recognition,
+    /// -O0: nothing. -O1: identity removal, constant folding, layer norm, GELU and attention recognition,
     /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus NCHW inputs offered
     /// as NHWC and layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
@@ -84,10 +85,10 @@ public struct PassPipeline {
             return PassPipeline(passes: [])
         case .O1:
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
-                                         TransposeCancellation(), DeadCodeElimination()])
+                                         AttentionRecognition(), TransposeCancellation(), DeadCodeElimination()])
         case .O2:
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
-                                         TransposeCancellation(), ChannelsLastConversion(), LayoutPropagation(),
+                                         AttentionRecognition(), TransposeCancellation(), ChannelsLastConversion(), LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
                                          BatchNormFolding(), EpilogueFusion(), MaxPoolFusion(), DeadCodeElimination()])
         }

@@ -62,4 +62,10 @@ final class DynamicShapeTests: XCTestCase {
     }
     func testDynamoAsStridedGatherIsAReshape() throws { try check("dynamo_as_strided_gather", optimized: [.gather: 0]) }
     func testGeluForms() throws { try check("gelu_forms", optimized: [.gelu: 3, .erf: 0, .tanh: 0, .mul: 0]) }
+    /// The head-split views, gathers, scale multiplies, matmuls and softmax become one attention node.
+    func testPyTorchAttention() throws {
+        for exporter in ["legacy", "dynamo"] {
+            try check("pytorch_attention_" + exporter, optimized: [.attention: 1, .matmul: 0, .softmax: 0, .gather: 0, .mul: 0])
+        }
+    }
 }

@@ -13,6 +13,19 @@ final class IRParserTests: XCTestCase {
         XCTAssertEqual(graph.nodes[0].locations, [SourceLocation(file: "tiny.keel", line: 3, column: 5)])
     }
 
+    /// Token rows of a symbolic batch print as multiples of it (`49·N`) and read back as such.
+    func testMultiplesOfTheBatchReadBack() throws {
+        let text = """
+        graph rows
+        input %x: f32[N,49,8]
+        %r = reshape(%x) {shape=[-1,8]} : f32[49·N,8]
+
+        """
+        let graph = try parseIR(text)
+        XCTAssertEqual(graph.valueTypes["r"]?.shape, Shape([.scaled(49, "N"), 8]))
+        XCTAssertEqual(printIR(graph), text)
+    }
+
     func testEveryAttributeKindAbsentInputsMultipleOutputsAndNamedLocations() throws {
         let text = """
         graph kinds

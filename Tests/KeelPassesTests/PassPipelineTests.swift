@@ -35,10 +35,10 @@ final class PassPipelineTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O0).passNames, [])
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "transpose-cancellation", "dead-code-elimination"])
+                        "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "transpose-cancellation", "channels-last-conversion", "layout-propagation",
+                        "attention-recognition", "transpose-cancellation", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
@@ -152,8 +152,8 @@ final class PassRegistryTests: XCTestCase {
         }
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 15)
+                        "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 16)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {

@@ -19,7 +19,7 @@ public enum OpRegistry {
     public static var all: [OpSchema] { OpKind.allCases.compactMap { table[$0] } }
 
     private static let table: [OpKind: OpSchema] = {
-        let families = [convolutionSchemas, [convTransposeSchema], poolingSchemas, [resizeSchema], denseSchemas,
+        let families = [convolutionSchemas, [convTransposeSchema], poolingSchemas, [resizeSchema], denseSchemas, [attentionSchema],
                         normalizationSchemas, elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas,
                         rearrangementSchemas]
         var result: [OpKind: OpSchema] = [:]

@@ -12,6 +12,7 @@ enum KernelLowering {
         case .convTranspose: return try lowerConvTranspose(operands)
         case .dense: return try lowerDense(operands)
         case .matmul: return try lowerMatMul(operands)
+        case .attention: return try lowerAttention(operands)
         case .maxPool2d, .avgPool2d: return try lowerPooling(operands)
         case .globalAvgPool2d, .globalMaxPool2d: return try lowerGlobalPooling(operands)
         case .resize: return try lowerResize(operands)

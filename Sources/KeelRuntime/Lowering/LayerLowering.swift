@@ -170,4 +170,25 @@ extension KernelLowering {
             try MatMul.apply(a: a, aShape: aShape, b: b, bShape: bShape, output: output, context: context)
         }
     }
+
+    static func lowerAttention(_ operands: StepOperands) throws -> Step {
+        let (q, k, v) = (try operands.input(0), try operands.input(1), try operands.input(2))
+        let output = try operands.output()
+        let attributes = operands.attributes
+        let shapes = operands.inputShapes
+        guard shapes.count == 3, shapes.allSatisfy({ $0.count == 3 }) else {
+            throw operands.unsupported("needs rank-3 q, k and v")
+        }
+        let sequenceFirst = try attributes.bool("sequence_first")
+        let (tokenAxis, sequenceAxis) = sequenceFirst ? (0, 1) : (1, 0)
+        let shape = Attention.Shape(
+            sequences: shapes[0][sequenceAxis], queryTokens: shapes[0][tokenAxis], keyTokens: shapes[1][tokenAxis],
+            heads: try attributes.int("heads"), headSize: try attributes.int("head_size"), scale: try attributes.float("scale"),
+            columns: shapes.map { $0[2] }, offsets: try attributes.ints("offsets"), sequenceFirst: sequenceFirst)
+        let context = operands.kernelContext
+        let flops = 4 * Double(shape.sequences * shape.heads * shape.queryTokens * shape.keyTokens * shape.headSize)
+        return Step(node: operands.node.name, op: operands.node.op, flops: flops) { _ in
+            try Attention.apply(q: q, k: k, v: v, output: output, shape: shape, context: context)
+        }
+    }
 }

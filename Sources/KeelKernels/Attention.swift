@@ -1,0 +1,129 @@
+/// Multi-head scaled dot-product attention read straight from the token rows the projections
+/// wrote: each (sequence, head) is Q_h·K_hᵀ on Keel's panel GEMM with Q_h read in place (a
+/// strided left operand), a row softmax while the scores are still in cache, and P·V_h with V_h
+/// read in place (a strided right operand), written into the head's columns of the output rows.
+/// Only K_hᵀ is copied (scaled on the way), a [head size × key tokens] block per head: the
+/// exporters' head-split transposes, gathers and scale multiplies never materialise.
+import CSIMDKernels
+import Foundation
+
+public enum Attention {
+    /// Where q, k and v live and how the heads divide them; see the IR's `attention` op.
+    public struct Shape: Equatable, Sendable {
+        public var sequences: Int
+        public var queryTokens: Int
+        public var keyTokens: Int
+        public var heads: Int
+        public var headSize: Int
+        public var scale: Float
+        /// Row widths of q, k and v, and the column of head 0 in each.
+        public var columns: [Int]
+        public var offsets: [Int]
+        /// Rows ordered [tokens, sequences] rather than [sequences, tokens].
+        public var sequenceFirst: Bool
+
+        public init(sequences: Int, queryTokens: Int, keyTokens: Int, heads: Int, headSize: Int, scale: Float,
+                    columns: [Int], offsets: [Int], sequenceFirst: Bool) {
+            self.sequences = sequences
+            self.queryTokens = queryTokens
+            self.keyTokens = keyTokens
+            self.heads = heads
+            self.headSize = headSize
+            self.scale = scale
+            self.columns = columns
+            self.offsets = offsets
+            self.sequenceFirst = sequenceFirst
+        }
+
+        var width: Int { heads * headSize }
+
+        /// Element offset of (sequence, head)'s first value in operand `index` (0 q, 1 k, 2 v, 3
+        /// the output), and the distance between its consecutive tokens.
+        func start(_ index: Int, sequence: Int, head: Int) -> (offset: Int, tokenStride: Int) {
+            let columns = index == 3 ? width : self.columns[index]
+            let offset = index == 3 ? 0 : offsets[index]
+            let tokens = index == 1 || index == 2 ? keyTokens : queryTokens
+            let firstRow = sequenceFirst ? sequence : sequence * tokens
+            let tokenStride = sequenceFirst ? sequences * columns : columns
+            return (firstRow * columns + offset + head * headSize, tokenStride)
+        }
+    }
+
+    public static func apply(q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
+                             output: UnsafeMutableBufferPointer<Float>, shape: Shape,
+                             context: KernelContext = .singleThreaded) throws {
+        let name = "attention"
+        try require(shape.sequences >= 0 && shape.queryTokens >= 0 && shape.keyTokens >= 1 && shape.heads >= 1
+                    && shape.headSize >= 1 && shape.columns.count == 3 && shape.offsets.count == 3, name,
+                    "invalid geometry \(shape)")
+        for (index, buffer) in [q, k, v].enumerated() {
+            let tokens = index == 0 ? shape.queryTokens : shape.keyTokens
+            try require(shape.offsets[index] + shape.width <= shape.columns[index], name,
+                        "head columns exceed the \(shape.columns[index]) columns of operand \(index)")
+            try requireCapacity(buffer.count, try elementCount([shape.sequences, tokens, shape.columns[index]], name), name,
+                                ["q", "k", "v"][index])
+        }
+        try requireCapacity(output.count, try elementCount([shape.sequences, shape.queryTokens, shape.width], name), name, "output")
+        guard shape.sequences > 0, shape.queryTokens > 0, let queries = q.baseAddress, let keys = k.baseAddress,
+              let values = v.baseAddress, let destination = output.baseAddress else { return }
+        let (tokens, keyTokens, headSize) = (shape.queryTokens, shape.keyTokens, shape.headSize)
+        let work = Double(tokens) * Double(keyTokens) * Double(headSize) * 2
+        let tasks = shape.sequences * shape.heads
+        let chunkContext = work * Double(tasks) < 262_144 ? KernelContext.singleThreaded : context
+        let gemm = KernelTable.current.sgemm
+        chunkContext.forEachChunk(tasks, minimumChunk: 1) { range in
+            let keysTransposed = UnsafeMutablePointer<Float>.allocate(capacity: headSize * keyTokens)
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: tokens * keyTokens)
+            defer { keysTransposed.deallocate(); scores.deallocate() }
+            for task in range {
+                let (sequence, head) = task.quotientAndRemainder(dividingBy: shape.heads)
+                let query = shape.start(0, sequence: sequence, head: head)
+                let key = shape.start(1, sequence: sequence, head: head)
+                let value = shape.start(2, sequence: sequence, head: head)
+                let result = shape.start(3, sequence: sequence, head: head)
+                // Kᵀ scaled: the scale rides on the one copy there is.
+                for token in 0..<keyTokens {
+                    let row = keys + key.offset + token * key.tokenStride
+                    for column in 0..<headSize { keysTransposed[column * keyTokens + token] = shape.scale * row[column] }
+                }
+                if let gemm {
+                    let left = keel_gemm_left(base: queries + query.offset, row_step: query.tokenStride, depth_step: 1,
+                                              block_rows: 0, block_step: 0)
+                    let right = keel_gemm_right(base: keysTransposed, depth_step: keyTokens, panel_step: PanelGEMM.panel,
+                                                padded: 0)
+                    gemm(tokens, keyTokens, headSize, left, right, scores, keyTokens, nil)
+                } else {
+                    multiply(tokens, keyTokens, headSize, left: queries + query.offset, leftStride: query.tokenStride,
+                             right: keysTransposed, rightStride: keyTokens, into: scores, outputStride: keyTokens)
+                }
+                // Sized to the scores by construction, so the softmax has nothing to refuse.
+                let rows = UnsafeMutableBufferPointer(start: scores, count: tokens * keyTokens)
+                try? Softmax.apply(input: UnsafeBufferPointer(rows), output: rows, outer: tokens, axis: keyTokens, inner: 1)
+                if let gemm {
+                    let left = keel_gemm_left(base: scores, row_step: keyTokens, depth_step: 1, block_rows: 0, block_step: 0)
+                    let right = keel_gemm_right(base: values + value.offset, depth_step: value.tokenStride,
+                                                panel_step: PanelGEMM.panel, padded: 0)
+                    gemm(tokens, headSize, keyTokens, left, right, destination + result.offset, result.tokenStride, nil)
+                } else {
+                    multiply(tokens, headSize, keyTokens, left: scores, leftStride: keyTokens, right: values + value.offset,
+                             rightStride: value.tokenStride, into: destination + result.offset, outputStride: result.tokenStride)
+                }
+            }
+        }
+    }
+
+    /// C[m×n] = A[m×k]·B[k×n], rows of each `stride` apart: the path for CPUs without a GEMM body.
+    private static func multiply(_ m: Int, _ n: Int, _ k: Int, left: UnsafePointer<Float>, leftStride: Int,
+                                 right: UnsafePointer<Float>, rightStride: Int, into output: UnsafeMutablePointer<Float>,
+                                 outputStride: Int) {
+        for row in 0..<m {
+            let target = output + row * outputStride
+            for column in 0..<n { target[column] = 0 }
+            for depth in 0..<k {
+                let factor = left[row * leftStride + depth]
+                let source = right + depth * rightStride
+                for column in 0..<n { target[column] += factor * source[column] }
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+/// Attention read in place from token rows, at every capability set this CPU has (the panel
+/// GEMM, and the portable loops where there is none), against a naive double-precision
+/// softmax(scale·q·kᵀ)·v per sequence and head.
+import KeelKernels
+import XCTest
+
+final class AttentionTests: XCTestCase {
+    /// Element (sequence, token, column) of a [sequences, tokens, columns] tensor, or of
+    /// [tokens, sequences, columns] when `sequenceFirst`.
+    static func index(_ sequence: Int, _ token: Int, _ column: Int, sequences: Int, tokens: Int, columns: Int,
+                      sequenceFirst: Bool) -> Int {
+        (sequenceFirst ? token * sequences + sequence : sequence * tokens + token) * columns + column
+    }
+
+    static func reference(q: [Float], k: [Float], v: [Float], shape: Attention.Shape) -> [Float] {
+        let width = shape.heads * shape.headSize
+        var output = [Float](repeating: 0, count: shape.sequences * shape.queryTokens * width)
+        for sequence in 0..<shape.sequences {
+            for head in 0..<shape.heads {
+                for token in 0..<shape.queryTokens {
+                    var scores = [Double](repeating: 0, count: shape.keyTokens)
+                    for key in 0..<shape.keyTokens {
+                        for column in 0..<shape.headSize {
+                            let qIndex = index(sequence, token, shape.offsets[0] + head * shape.headSize + column,
+                                               sequences: shape.sequences, tokens: shape.queryTokens,
+                                               columns: shape.columns[0], sequenceFirst: shape.sequenceFirst)
+                            let kIndex = index(sequence, key, shape.offsets[1] + head * shape.headSize + column,
+                                               sequences: shape.sequences, tokens: shape.keyTokens,
+                                               columns: shape.columns[1], sequenceFirst: shape.sequenceFirst)
+                            scores[key] += Double(q[qIndex]) * Double(k[kIndex])
+                        }
+                        scores[key] *= Double(shape.scale)
+                    }
+                    let largest = scores.max() ?? 0
+                    let exponentials = scores.map { Foundation.exp($0 - largest) }
+                    let sum = exponentials.reduce(0, +)
+                    for column in 0..<shape.headSize {
+                        var value = 0.0
+                        for key in 0..<shape.keyTokens {
+                            let vIndex = index(sequence, key, shape.offsets[2] + head * shape.headSize + column,
+                                               sequences: shape.sequences, tokens: shape.keyTokens,
+                                               columns: shape.columns[2], sequenceFirst: shape.sequenceFirst)
+                            value += exponentials[key] / sum * Double(v[vIndex])
+                        }
+                        output[index(sequence, token, head * shape.headSize + column, sequences: shape.sequences,
+                                     tokens: shape.queryTokens, columns: width, sequenceFirst: shape.sequenceFirst)] = Float(value)
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    /// One fused QKV tensor (PyTorch's in_proj, columns q | k | v) and separate q, k, v with
+    /// spare columns; head sizes off and on the 32-column panel; more key than query tokens.
+    func testAttentionMatchesTheNaiveReference() throws {
+        let cases: [(sequences: Int, queryTokens: Int, keyTokens: Int, heads: Int, headSize: Int, fused: Bool)] = [
+            (1, 5, 5, 2, 4, true), (3, 7, 7, 3, 33, true), (2, 17, 17, 2, 64, true), (2, 4, 9, 2, 5, false), (1, 1, 3, 1, 1, false),
+        ]
+        try forEachCapabilitySet(testing: "attention") { capabilities in
+            for (number, test) in cases.enumerated() {
+                for sequenceFirst in [false, true] {
+                    let width = test.heads * test.headSize
+                    let columns = test.fused ? [3 * width, 3 * width, 3 * width] : [width + 3, width, width + 1]
+                    let offsets = test.fused ? [0, width, 2 * width] : [2, 0, 1]
+                    let shape = Attention.Shape(
+                        sequences: test.sequences, queryTokens: test.queryTokens, keyTokens: test.keyTokens,
+                        heads: test.heads, headSize: test.headSize, scale: 0.3, columns: columns, offsets: offsets,
+                        sequenceFirst: sequenceFirst)
+                    let seed = UInt64(10 * number)
+                    let q = seededValues(test.sequences * test.queryTokens * columns[0], seed: seed)
+                    let k = test.fused ? q : seededValues(test.sequences * test.keyTokens * columns[1], seed: seed + 1)
+                    let v = test.fused ? q : seededValues(test.sequences * test.keyTokens * columns[2], seed: seed + 2)
+                    let expected = Self.reference(q: q, k: k, v: v, shape: shape)
+                    for threads in [1, 2] {
+                        let actual = try withOutput(expected.count) { output in
+                            try q.withUnsafeBufferPointer { q in
+                                try k.withUnsafeBufferPointer { k in
+                                    try v.withUnsafeBufferPointer { v in
+                                        try Attention.apply(q: q, k: k, v: v, output: output, shape: shape,
+                                                            context: KernelContext(threads: threads))
+                                    }
+                                }
+                            }
+                        }
+                        assertClose(actual, expected, "\(test) sequence first \(sequenceFirst) [\(capabilities)] threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testHeadColumnsBeyondTheRowsAreRefused() {
+        let shape = Attention.Shape(sequences: 1, queryTokens: 2, keyTokens: 2, heads: 2, headSize: 4, scale: 1,
+                                    columns: [8, 8, 8], offsets: [0, 1, 0], sequenceFirst: false)
+        let values = [Float](repeating: 1, count: 16)
+        var output = [Float](repeating: 0, count: 16)
+        XCTAssertThrowsError(try values.withUnsafeBufferPointer { input in
+            try output.withUnsafeMutableBufferPointer { output in
+                try Attention.apply(q: input, k: input, v: input, output: output, shape: shape)
+            }
+        })
+    }
+}

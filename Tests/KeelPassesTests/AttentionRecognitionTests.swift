@@ -1,0 +1,111 @@
+import KeelIR
+import KeelPasses
+import XCTest
+
+/// PyTorch's MultiheadAttention as the legacy exporter writes it (a fused QKV projection over
+/// [tokens, sequences, features] split into heads by reshapes, transposes and gathers; q and kᵀ
+/// each scaled), here with 5 tokens, 2 heads of 4 features.
+final class AttentionRecognitionTests: XCTestCase {
+    private static func legacyAttention() -> String {
+        """
+        graph g
+        input %x: f32[N,5,8]
+        const @qkv/kernel: f32[8,24] kernel
+        const @out/kernel: f32[8,8] kernel
+        const @q_scale: f32[] literal = 0.5
+        const @k_scale: f32[] literal = 0.25
+        const @i0: i64[] literal = 0
+        const @i1: i64[] literal = 1
+        const @i2: i64[] literal = 2
+        %seq = transpose(%x) {perm=[1,0,2]} : f32[5,N,8]
+        %qkv = dense(%seq, @qkv/kernel) : f32[5,N,24]
+        %split = reshape(%qkv) {shape=[5,0,3,8]} : f32[5,N,3,8]
+        %lift = unsqueeze(%split) {axes=[0]} : f32[1,5,N,3,8]
+        %moved = transpose(%lift) {perm=[3,1,2,0,4]} : f32[3,5,N,1,8]
+        %parts = squeeze(%moved) {axes=[3]} : f32[3,5,N,8]
+        %q = gather(%parts, @i0) {axis=0} : f32[5,N,8]
+        %k = gather(%parts, @i1) {axis=0} : f32[5,N,8]
+        %v = gather(%parts, @i2) {axis=0} : f32[5,N,8]
+        %q_heads = reshape(%q) {shape=[5,-1,4]} : f32[5,2·N,4]
+        %k_heads = reshape(%k) {shape=[5,-1,4]} : f32[5,2·N,4]
+        %v_heads = reshape(%v) {shape=[5,-1,4]} : f32[5,2·N,4]
+        %q_first = transpose(%q_heads) {perm=[1,0,2]} : f32[2·N,5,4]
+        %k_first = transpose(%k_heads) {perm=[1,0,2]} : f32[2·N,5,4]
+        %v_first = transpose(%v_heads) {perm=[1,0,2]} : f32[2·N,5,4]
+        %q4 = reshape(%q_first) {shape=[-1,2,5,4]} : f32[N,2,5,4]
+        %k4 = reshape(%k_first) {shape=[-1,2,5,4]} : f32[N,2,5,4]
+        %v4 = reshape(%v_first) {shape=[-1,2,5,4]} : f32[N,2,5,4]
+        %k_t = transpose(%k4) {perm=[0,1,3,2]} : f32[N,2,4,5]
+        %q_scaled = mul(%q4, @q_scale) : f32[N,2,5,4]
+        %k_scaled = mul(%k_t, @k_scale) : f32[N,2,4,5]
+        %scores = matmul(%q_scaled, %k_scaled) : f32[N,2,5,5]  # g.keel:3:1
+        %probabilities = softmax(%scores) {axis=-1} : f32[N,2,5,5]  # g.keel:4:1
+        %context = matmul(%probabilities, %v4) : f32[N,2,5,4]  # g.keel:5:1
+        %tokens = transpose(%context) {perm=[2,0,1,3]} : f32[5,N,2,4]
+        %rows = reshape(%tokens) {shape=[-1,8]} : f32[5·N,8]
+        %out = dense(%rows, @out/kernel) : f32[5·N,8]
+        output y = %out
+        """
+    }
+
+    /// The head-split views, gathers and scales vanish: one attention node reads the QKV rows
+    /// (sequence first, heads at columns 0, 8 and 16, scale 0.5·0.25) and the reshape to rows
+    /// reads its output.
+    func testGoldenLegacyPyTorchAttentionBecomesOneNode() throws {
+        try assertRewrite(AttentionRecognition(), Self.legacyAttention(), """
+            graph g
+            input %x: f32[N,5,8]
+            const @qkv/kernel: f32[8,24] kernel
+            const @out/kernel: f32[8,8] kernel
+            %seq = transpose(%x) {perm=[1,0,2]} : f32[5,N,8]
+            %qkv = dense(%seq, @qkv/kernel) : f32[5,N,24]
+            %context/attention = attention(%qkv, %qkv, %qkv) {head_size=4, heads=2, offsets=[0,8,16], scale=0.125, sequence_first=true} : f32[5,N,8]  # g.keel:3:1, g.keel:4:1, g.keel:5:1
+            %rows = reshape(%context/attention) {shape=[-1,8]} : f32[5·N,8]
+            %out = dense(%rows, @out/kernel) : f32[5·N,8]
+            output y = %out
+
+            """)
+    }
+
+    func testRecognisedAttentionComputesTheSameAtSeveralBatchSizes() throws {
+        let graph = bindTestWeights(try parseIR(Self.legacyAttention()))
+        let result = try optimized(graph, [AttentionRecognition()])
+        XCTAssertEqual(result.log, ["attention-recognition: 1 attention blocks recognised, 22 nodes removed, 0 weight bytes changed"])
+        for batch in [1, 3] { try assertEquivalent(graph, result.graph, batch: batch) }
+    }
+
+    /// Batch-first rows (separate q, k and v projections over [sequences, tokens, features], as
+    /// a model written with batch_first=True exports), whose output stays [sequences, heads,
+    /// tokens, size] after the product: only the transpose back to rows reads it in order.
+    func testBatchFirstSeparateProjections() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 8], layout: nil)
+        for name in ["q", "k", "v"] {
+            builder.layer(name, .dense, parameters: [(.kernel, [8, 8])], inputs: ["input"])
+            builder.layer("\(name)_heads", .reshape, ["shape": .ints([0, 6, 2, 4])])
+            builder.layer("\(name)_first", .transpose, ["perm": .ints(name == "k" ? [0, 2, 3, 1] : [0, 2, 1, 3])])
+        }
+        builder.layer("scores", .matmul, inputs: ["q_first", "k_first"])
+        builder.layer("probabilities", .softmax, ["axis": .int(3)])
+        builder.layer("context", .matmul, inputs: ["probabilities", "v_first"])
+        builder.layer("tokens", .transpose, ["perm": .ints([0, 2, 1, 3])])
+        builder.layer("rows", .reshape, ["shape": .ints([0, 6, 8])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [AttentionRecognition()])
+        let attention = try XCTUnwrap(result.graph.nodes.first { $0.op == .attention })
+        XCTAssertEqual(attention.inputs, ["q", "k", "v"])
+        XCTAssertEqual(attention.attributes["sequence_first"], nil, "batch first is the default")
+        XCTAssertEqual(result.graph.count(.transpose), 0)
+        try assertEquivalent(graph, result.graph, batch: 3)
+    }
+
+    /// A scaled value is not a `scale` (it would scale the output, not the scores): kept, said why.
+    func testScaledValuesAreKept() throws {
+        let text = Self.legacyAttention().replacingOccurrences(of: "%context = matmul(%probabilities, %v4)",
+                                                               with: "%v_scaled = mul(%v4, @q_scale) : f32[N,2,5,4]\n%context = matmul(%probabilities, %v_scaled)")
+        let graph = bindTestWeights(try parseIR(text))
+        let result = try optimized(graph, [AttentionRecognition()])
+        XCTAssertEqual(result.graph.count(.attention), 0)
+        XCTAssertEqual(result.explanations, ["attention-recognition: kept 'probabilities': the values are scaled"])
+    }
+}
