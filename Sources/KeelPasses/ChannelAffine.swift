@@ -90,6 +90,12 @@ struct ChannelAffine {
             return "'\(producer.name)' already adds the residual '\(producer.inputs[3])'"
         }
         for (index, parameter) in producer.inputs.enumerated().dropFirst() where !parameter.isEmpty && (index != 1 || scalesKernel) {
+            // A bias other layers also read is copied, not changed (exporters share one zero
+            // bias between layers), so only its data must be bound.
+            if index == 2 {
+                guard editor.graph.constants[parameter]?.data != nil else { return "'\(parameter)' has no data (bind weights first)" }
+                continue
+            }
             if let problem = editor.exclusiveConstantProblem(parameter, for: producer.name) { return problem }
         }
         return nil
@@ -116,10 +122,10 @@ struct ChannelAffine {
         let newBias = (0..<channels).map { bias[$0] * scale[$0] + shift[$0] }
         var bytes = scalesKernel ? editor.setConstant(producer.inputs[1], floats: kernel, shape: kernelData.shape) : 0
         var updated = producer
-        if let biasName {
+        if let biasName, editor.exclusiveConstantProblem(biasName, for: producer.name) == nil {
             bytes += editor.setConstant(biasName, floats: newBias, shape: [channels])
         } else {
-            let kernelConstant = editor.graph.constants[producer.inputs[1]]
+            let kernelConstant = editor.graph.constants[biasName ?? producer.inputs[1]]
             let name = editor.addConstant("\(producer.name)/bias", floats: newBias, shape: [channels], role: .bias,
                                           trainable: kernelConstant?.trainable ?? false, location: kernelConstant?.location)
             bytes += channels * DType.float32.byteSize

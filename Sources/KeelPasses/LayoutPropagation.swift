@@ -8,10 +8,10 @@ import KeelIR
 /// kernel's rows from C·H·W to H·W·C order. When H = W = 1 (after global pooling) the two
 /// layouts hold the same bytes, so a Squeeze, Flatten or Reshape there ends the region freely.
 ///
-/// A pad in the region has its per-axis amounts permuted, and a mean over H and W (PyTorch's
-/// squeeze-excitation) becomes a global average pool. A [N,C,1,1] value computed outside the
-/// region (tf2onnx's squeeze-excitation gate, which goes through Squeeze and Reshape) joins it
-/// through a reshape to [N,1,1,C]: the same bytes.
+/// A pad in the region has its per-axis amounts permuted, other reductions over H and W reduce
+/// axes 1 and 2, and a mean over them (PyTorch's squeeze-excitation) becomes a global average
+/// pool. A [N,C,1,1] value computed outside the region (tf2onnx's squeeze-excitation gate, which
+/// goes through Squeeze and Reshape) joins it through a reshape to [N,1,1,C]: the same bytes.
 ///
 /// Needs: shape-inferred graph; bound dense kernels for the Flatten exit. Legal when every
 /// NCHW value in the region is read only by ops with an NHWC form, by an inverse transpose, or
@@ -92,6 +92,14 @@ public struct LayoutPropagation: Pass {
                         return .failure(Rejection("NCHW value '\(value)' feeds \(reader.op.rawValue) '\(reader.name)', which has no NHWC form here"))
                     }
                     if let missing = admit(reader, layoutFree: layoutFree, acceptingPixels: false, into: &region, worklist: &worklist, in: editor) {
+                        // A value computed from further entry transposes (ConvNeXt's layer-scale mul
+                        // after its branch's transpose back to NCHW) joins through those entries; the
+                        // reader is visited again once the region reaches it.
+                        for producer in entryTransposes(behind: missing, in: editor) ?? [] where !region.entries.contains(producer.name) {
+                            region.entries.append(producer.name)
+                            region.values.insert(producer.outputs[0])
+                            worklist.append(producer.outputs[0])
+                        }
                         pending[reader.name] = "\(reader.op.rawValue) '\(reader.name)' also reads '\(missing)', which is not NCHW from a transpose"
                         continue
                     }
@@ -144,6 +152,22 @@ public struct LayoutPropagation: Pass {
         return shape.rank == 4 && shape[2] == .known(1) && shape[3] == .known(1)
     }
 
+    /// The entry transposes `value` is computed from through a few ops with an NHWC form, or nil
+    /// when it also depends on anything else (a graph input, an op without one, a longer path).
+    private func entryTransposes(behind value: String, in editor: GraphEditor, depth: Int = 4) -> [Node]? {
+        guard let producer = editor.producer(of: value) else { return nil }
+        if isTranspose(producer, Self.toNCHW, in: editor.graph) { return [producer] }
+        let computed = producer.presentInputs.filter { editor.graph.constants[$0] == nil }
+        guard depth > 0, let first = computed.first,
+              convertible(producer, reading: first, region: Region(), in: editor) == false else { return nil }
+        var found: [Node] = []
+        for input in computed {
+            guard let behind = entryTransposes(behind: input, in: editor, depth: depth - 1) else { return nil }
+            found += behind.filter { entry in !found.contains { $0.name == entry.name } }
+        }
+        return found
+    }
+
     /// Whether `node` has an NHWC form when `value` (and its other computed inputs) turn NHWC;
     /// nil when not, else whether its output is layout-free (global pooling to [N,C]).
     private func convertible(_ node: Node, reading value: String, region: Region, in editor: GraphEditor) -> Bool? {
@@ -158,13 +182,15 @@ public struct LayoutPropagation: Pass {
             return !((try? reader.bool("keepdims")) ?? false)
         }
         switch schema.category {
-        case .reduction:
-            // A mean over H and W (keepdims or not) is a global average pool.
-            guard node.op == .reduceMean, node.inputs.first == value, let axes = try? reader.optionalInts("axes"),
-                  Set(axes.map { ($0 + 4) % 4 }) == [2, 3] else { return nil }
-            return !((try? reader.bool("keepdims")) ?? true)
         case .unaryElementwise, .convolution, .matrixProduct, .pooling:
             return nil
+        case .reduction:
+            // A reduction over H and W (the dynamo exporter's global average pool) reduces axes
+            // 1 and 2 in NHWC; without kept dimensions its [N, C] output has no layout left.
+            guard node.inputs.first == value, let shape = editor.graph.valueTypes[value]?.shape, shape.rank == 4,
+                  let axes = try? reader.optionalInts("axes"),
+                  Set(axes.compactMap { shape.normalizedAxis($0) }) == [2, 3], axes.count == 2 else { return nil }
+            return !((try? reader.bool("keepdims")) ?? true)
         case .normalization:
             guard node.op == .batchNorm, node.inputs.first == value,
                   let axis = try? reader.int("axis"), axis == 1 || axis == -3 else { return nil }
@@ -243,6 +269,8 @@ public struct LayoutPropagation: Pass {
                 if let pads = try? node.attributeReader.ints("pads"), pads.count == 8 {
                     node.attributes["pads"] = .ints(Self.toNHWC.map { pads[$0] } + Self.toNHWC.map { pads[4 + $0] })
                 }
+            case .reduceSum, .reduceSumSquare, .reduceProd:
+                node.attributes["axes"] = .ints([1, 2])
             case .squeeze:
                 if let axes = try? node.attributeReader.optionalInts("axes") {
                     node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] }.sorted())
@@ -250,6 +278,7 @@ public struct LayoutPropagation: Pass {
             case .flatten, .reshape:
                 break
             case .reduceMean:
+                // Keel's global average pool is the faster kernel for the same mean.
                 let keepDims = (try? node.attributeReader.bool("keepdims")) ?? true
                 node.op = .globalAvgPool2d
                 node.attributes = Attributes(["keepdims": .bool(keepDims)])

@@ -178,6 +178,41 @@ final class BatchNormFoldingTests: XCTestCase {
             """)
     }
 
+    /// ConvNeXt's layer scale: `γ · dense(x)` with γ per channel scales the kernel's output
+    /// columns and the bias. The exporter shares one bias between layers, so the folded dense
+    /// gets its own copy (`d1/bias`, [1·2, 1·3]) and the other layer still reads [1, 1].
+    func testGoldenLayerScaleFoldsIntoDenseCopyingASharedBias() throws {
+        let input = """
+            graph g
+            input %x: f32[N,3,2] nhwc
+            const @d1/kernel: f32[2,2] kernel frozen = [1, 2, 3, 4]
+            const @d2/kernel: f32[2,2] kernel frozen = [5, 6, 7, 8]
+            const @shared/bias: f32[2] bias frozen = [1, 1]
+            const @gamma: f32[2] literal = [2, 3]
+            %d1 = dense(%x, @d1/kernel, @shared/bias) : f32[N,3,2]  # g.keel:3:1
+            %scaled = mul(@gamma, %d1) : f32[N,3,2]  # g.keel:4:1
+            %d2 = dense(%scaled, @d2/kernel, @shared/bias) : f32[N,3,2]  # g.keel:5:1
+            output y = %d2
+            """
+        try assertRewrite(BatchNormFolding(), input, """
+            graph g
+            input %x: f32[N,3,2] nhwc
+            const @d1/kernel: f32[2,2] kernel frozen
+            const @d1/bias: f32[2] bias frozen
+            const @d2/kernel: f32[2,2] kernel frozen
+            const @shared/bias: f32[2] bias frozen
+            const @gamma: f32[2] literal
+            %d1 = dense(%x, @d1/kernel, @d1/bias) : f32[N,3,2]  # g.keel:3:1, g.keel:4:1
+            %d2 = dense(%d1, @d2/kernel, @shared/bias) : f32[N,3,2]  # g.keel:5:1
+            output y = %d2
+
+            """)
+        let folded = try BatchNormFolding().run(try parseIR(input)).graph
+        XCTAssertEqual(folded.constants["d1/kernel"]?.data?.floats(), [2, 6, 6, 12])
+        XCTAssertEqual(folded.constants["d1/bias"]?.data?.floats(), [2, 3])
+        XCTAssertEqual(folded.constants["shared/bias"]?.data?.floats(), [1, 1])
+    }
+
     /// s = γ/√σ² = [1/2, 3/1], t = β − μ·s = [1 − 2·½, 0 − 1·3] = [0, −3] (ε = 0): kernel output
     /// columns scaled by s, and a bias `c/bias` = t created; the conv takes the BN's value name.
     /// (The BN's vectors stay until dead-code-elimination.)

@@ -123,6 +123,30 @@ final class LayoutPropagationTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// ConvNeXt's block as PyTorch exports it: NCHW depthwise conv, transpose to NHWC for the
+    /// dense layers, transpose back, layer-scale mul, residual add. The add's second operand
+    /// comes from a further entry transpose behind the mul, which joins the region.
+    func testEntryBehindALayerScaleJoinsTheRegion() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("depthwise", .conv2d, parameters: [(.kernel, [4, 1, 3, 3]), (.bias, [4])],
+                      nchw.merging(["padding": .string("same"), "groups": .int(4)]) { $1 })
+        builder.layer("branch_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.layer("dense", .dense, parameters: [(.kernel, [4, 4]), (.bias, [4])])
+        builder.layer("branch_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.literal("gamma", [4, 1, 1])
+        builder.layer("scaled", .mul, inputs: ["gamma", "branch_nchw"])
+        builder.layer("sum", .add, inputs: ["scaled", "to_nchw"])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .dense, .mul, .add])
+        XCTAssertEqual(result.graph.constants["gamma"]?.type.shape, [1, 1, 1, 4])
+        XCTAssertEqual(result.log, ["layout-propagation: 1 regions turned NHWC, 4 nodes removed, 0 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testRegionMixingWithAnUntransposedValueIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 4])
         builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
