@@ -58,6 +58,19 @@ static inline ptrdiff_t keel_bf16_window_height(const keel_bf16_conv *conv) {
 }
 
 #if KEEL_X86
+/* One output row's columns 0–15 (x0) and 16–31 (x1) within the masks, at element `at` of the
+ * layer's output: fp32, or both halves rounded to bf16 in one pass when the layer stores bf16. */
+KEEL_INLINE KEEL_AVX512_BF16 void keel_bf16_store(const keel_bf16_conv *conv, ptrdiff_t at, __m512 x0, __m512 x1,
+                                                  __mmask16 low, __mmask16 high) {
+    if (conv->bf16_output) {
+        const __mmask32 lanes = (__mmask32)low | ((__mmask32)high << 16);
+        _mm512_mask_storeu_epi16(conv->bf16_output + at, lanes, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+    } else {
+        _mm512_mask_storeu_ps(conv->output + at, low, x0);
+        _mm512_mask_storeu_ps(conv->output + at + 16, high, x1);
+    }
+}
+
 /* Rows first_pixel ..< first_pixel + rows of the im2col matrix in bf16, [padded_rows][depth]
  * (zero past the filter's depth and past `rows`). */
 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
@@ -66,9 +79,10 @@ void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, p
  * `window`, the first at its start. */
 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count, uint16_t *window);
 /* `rows` rows of a staged fp32 block (32 floats a row) plus bias and residual (NULL for none,
- * rows ldc apart as in `out`), then ReLU, stored within the masks. */
-void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias, const float *residual, int relu,
-                            float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high);
+ * laid out as the output), then ReLU, stored within the masks from output element `at` on
+ * (keel_bf16_store), rows output_channels apart. */
+void keel_avx512bf16_finish(const keel_bf16_conv *conv, const float *staging, ptrdiff_t rows, const float *bias,
+                            const float *residual, ptrdiff_t at, __mmask16 low, __mmask16 high);
 #endif
 
 #endif

@@ -37,18 +37,26 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
     /* Scratch: the im2col block, then the staging tile, 64-byte aligned. */
     uint16_t *block = scratch;
     float *staging = (float *)((char *)scratch + ((block_rows * depth * 2 + 63) / 64) * 64);
+    /* A bf16 input whose pixels are the im2col rows already (a 1×1, stride-1, unpadded layer or a
+     * dense layer, channels filling whole 32-deep tiles) is read in place: only a ragged last
+     * group of fewer than 32 rows is copied, zero-padded, into the block. */
+    const int in_place = conv->bf16_input && depth == conv->input_channels && conv->kernel_height == 1
+        && conv->kernel_width == 1 && conv->stride_height == 1 && conv->stride_width == 1 && conv->pad_top == 0
+        && conv->pad_left == 0 && conv->output_height == conv->input_height && conv->output_width == conv->input_width;
     configure();
     for (ptrdiff_t start = first_pixel; start < first_pixel + pixel_count; start += block_rows) {
         const ptrdiff_t rows = first_pixel + pixel_count - start < block_rows ? first_pixel + pixel_count - start : block_rows;
-        const ptrdiff_t padded_rows = (rows + 31) / 32 * 32;
-        keel_avx512bf16_im2col(conv, start, rows, padded_rows, depth, block);
+        const ptrdiff_t padded_rows = (rows + 31) / 32 * 32, direct_rows = in_place ? rows / 32 * 32 : 0;
+        keel_avx512bf16_im2col(conv, start + direct_rows, rows - direct_rows, padded_rows - direct_rows, depth, block);
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
             const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
             const uint16_t *b1 = b0 + depth * 16;
             const __mmask16 low = keel_avx512_lanes(last_column - column), high = keel_avx512_lanes(last_column - column - 16);
             const float *bias = conv->bias ? conv->bias + column : NULL;
             for (ptrdiff_t row = 0; row < padded_rows; row += 32) {
-                const uint16_t *a0 = block + row * depth, *a1 = a0 + 16 * depth;
+                const uint16_t *a0 = row < direct_rows ? conv->bf16_input + (start + row) * depth
+                                                       : block + (row - direct_rows) * depth;
+                const uint16_t *a1 = a0 + 16 * depth;
                 _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
                 for (ptrdiff_t t = 0; t < tiles; t++) {
                     _tile_loadd(4, a0 + t * 32, stride);
@@ -65,8 +73,8 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
                 _tile_stored(2, staging + 16 * 32, 128);
                 _tile_stored(3, staging + 16 * 32 + 16, 128);
                 const ptrdiff_t live = rows - row < 32 ? rows - row : 32, at = (start + row) * columns + column;
-                keel_avx512bf16_finish(staging, live, bias, conv->residual ? conv->residual + at : NULL, conv->relu,
-                                       conv->output + at, columns, low, high);
+                keel_avx512bf16_finish(conv, staging, live, bias, conv->residual ? conv->residual + at : NULL, at, low,
+                                       high);
             }
         }
     }
@@ -110,8 +118,10 @@ KEEL_INLINE KEEL_AMX void stage(float *staging) {
 
 /* Pooled pixels 0 ..< count from a staging block whose rows 0–15 are 16 pixels of one output row
  * and 16–31 the same pixels of the next: the 2×2 maximum (NaN kept), then bias and ReLU. */
-static KEEL_AMX void finish_pooled(const float *staging, ptrdiff_t count, const float *bias, int relu, float *out,
-                                   ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+static KEEL_AMX void finish_pooled(const keel_bf16_conv *conv, const float *staging, ptrdiff_t count,
+                                   const float *bias, ptrdiff_t at, __mmask16 low, __mmask16 high) {
+    const ptrdiff_t ldc = conv->output_channels;
+    const int relu = conv->relu;
     const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (ptrdiff_t j = 0; j < count; j++) {
@@ -123,13 +133,20 @@ static KEEL_AMX void finish_pooled(const float *staging, ptrdiff_t count, const 
         x0 = _mm512_add_ps(x0, bias0);
         x1 = _mm512_add_ps(x1, bias1);
         if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
-        _mm512_mask_storeu_ps(out + j * ldc, low, x0);
-        _mm512_mask_storeu_ps(out + j * ldc + 16, high, x1);
+        keel_bf16_store(conv, at + j * ldc, x0, x1, low, high);
     }
 }
 
-/* Output rows go in windows of whole rows of one image: their input rows are rounded into a
- * padded bf16 window in scratch, then every column block passes over it. Within a window the work
+/* The padded input row (counted over the batch) where output row `row` (of keel_bf16_direct_rows)
+ * starts reading: images are padded_height rows apart, an image's output rows `span` apart. */
+KEEL_INLINE ptrdiff_t first_padded_row(ptrdiff_t row, ptrdiff_t image_rows, ptrdiff_t padded_height, ptrdiff_t span) {
+    return (row / image_rows) * padded_height + (row % image_rows) * span;
+}
+
+/* Output rows go in windows of whole rows: their input rows are rounded (or copied, when bf16)
+ * into a padded bf16 window in scratch, then every column block passes over it. A window may span
+ * images (the padded rows between them come along), so at batch 8 a deep 14×14 layer streams its
+ * filter once per window of three images, not once per image. Within a window the work
  * is a sequence of 16-pixel units, row-major output rows split in runs of 16; the units go through
  * the tiles two at a time, so a pair may join the end of one row to the start of the next (a
  * 14-pixel row pairs with the next row instead of leaving half the tiles idle). Pooled, a pair is
@@ -143,15 +160,18 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
     const ptrdiff_t segments = (width + 15) / 16, row_step = padded_width * channels;
     const int pool = conv->pool;
     const ptrdiff_t span = pool ? 2 : 1, image_rows = height / span, pooled_width = width / 2;
-    const ptrdiff_t window_rows = keel_bf16_window_rows(conv);
+    /* Padded input rows one output row reads, and those a window holds. */
+    const ptrdiff_t reach = span + conv->kernel_height - 1, window_height = keel_bf16_window_height(conv);
     uint16_t *window = scratch;
     float *staging = (float *)((char *)scratch + keel_bf16_direct_scratch_bytes(conv) - KEEL_BF16_STAGING_BYTES);
     configure();
     for (ptrdiff_t start = first_row, end; start < first_row + row_count; start = end) {
-        const ptrdiff_t image = start / image_rows, top = (start % image_rows) * span;
-        end = start + window_rows < first_row + row_count ? start + window_rows : first_row + row_count;
-        if (end > (image + 1) * image_rows) end = (image + 1) * image_rows;
-        keel_avx512bf16_pad_rows(conv, image * padded_height + top, (end - start) * span + conv->kernel_height - 1,
+        /* Output rows start ..< end: as many as the window's padded rows hold (at least one). */
+        const ptrdiff_t base = first_padded_row(start, image_rows, padded_height, span);
+        for (end = start + 1; end < first_row + row_count
+                              && first_padded_row(end, image_rows, padded_height, span) - base + reach <= window_height;)
+            end++;
+        keel_avx512bf16_pad_rows(conv, base, first_padded_row(end - 1, image_rows, padded_height, span) - base + reach,
                                  window);
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
             const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
@@ -160,13 +180,14 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
             const float *bias = conv->bias ? conv->bias + column : NULL;
             if (pool) {
                 for (ptrdiff_t row = start; row < end; row++) {
-                    const uint16_t *upper = window + (2 * (row - start)) * row_step;
-                    float *out = conv->output + (row * pooled_width) * columns + column;
+                    const uint16_t *upper = window
+                        + (first_padded_row(row, image_rows, padded_height, span) - base) * row_step;
+                    const ptrdiff_t out = (row * pooled_width) * columns + column;
                     for (ptrdiff_t x = 0; x / 2 < pooled_width; x += 16) {
                         accumulate(conv, upper + x * channels, upper + row_step + x * channels, b0, b1);
                         stage(staging);
                         const ptrdiff_t count = pooled_width - x / 2 < 8 ? pooled_width - x / 2 : 8;
-                        finish_pooled(staging, count, bias, conv->relu, out + (x / 2) * columns, columns, low, high);
+                        finish_pooled(conv, staging, count, bias, out + (x / 2) * columns, low, high);
                     }
                 }
                 continue;
@@ -176,18 +197,18 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
                 const ptrdiff_t y0 = unit / segments, x0 = (unit % segments) * 16;
                 const ptrdiff_t y1 = (unit + 1) / segments, x1 = ((unit + 1) % segments) * 16;
                 const int pair = unit + 1 < units;
-                accumulate(conv, window + y0 * row_step + x0 * channels, pair ? window + y1 * row_step + x1 * channels : NULL,
-                           b0, b1);
+                const uint16_t *a0 = window + (first_padded_row(start + y0, image_rows, padded_height, span) - base) * row_step;
+                const uint16_t *a1 = window + (first_padded_row(start + y1, image_rows, padded_height, span) - base) * row_step;
+                accumulate(conv, a0 + x0 * channels, pair ? a1 + x1 * channels : NULL, b0, b1);
                 stage(staging);
                 const ptrdiff_t at0 = ((start + y0) * width + x0) * columns + column;
                 const ptrdiff_t at1 = ((start + y1) * width + x1) * columns + column;
                 const float *residual = conv->residual;
-                keel_avx512bf16_finish(staging, width - x0 < 16 ? width - x0 : 16, bias, residual ? residual + at0 : NULL,
-                                       conv->relu, conv->output + at0, columns, low, high);
+                keel_avx512bf16_finish(conv, staging, width - x0 < 16 ? width - x0 : 16, bias,
+                                       residual ? residual + at0 : NULL, at0, low, high);
                 if (pair)
-                    keel_avx512bf16_finish(staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias,
-                                           residual ? residual + at1 : NULL, conv->relu, conv->output + at1, columns,
-                                           low, high);
+                    keel_avx512bf16_finish(conv, staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias,
+                                           residual ? residual + at1 : NULL, at1, low, high);
             }
         }
     }

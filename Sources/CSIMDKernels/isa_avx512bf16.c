@@ -18,16 +18,27 @@ KEEL_INLINE KEEL_AVX512_BF16 void convert(const float *source, ptrdiff_t count, 
     }
 }
 
-/* target[0 ..< count] in bf16: zero outside begin ..< end, there source[0 ..< end - begin]. Masked
- * 16-lane passes, so a short run (an RGB kernel row: 9 values) costs one load and one store. */
-KEEL_INLINE KEEL_AVX512_BF16 void convert_run(const float *source, ptrdiff_t begin, ptrdiff_t end, ptrdiff_t count,
-                                              uint16_t *target) {
+/* `count` values of the layer's input from element `at` on, in bf16: copied when the input is
+ * bf16 already, else rounded. */
+KEEL_INLINE KEEL_AVX512_BF16 void read_input(const keel_bf16_conv *conv, ptrdiff_t at, ptrdiff_t count,
+                                             uint16_t *target) {
+    if (conv->bf16_input) memcpy(target, conv->bf16_input + at, (size_t)count * 2);
+    else convert(conv->input + at, count, target);
+}
+
+/* target[0 ..< count] in bf16: zero outside begin ..< end, there the layer's input from element
+ * `at` on (copied when bf16, else rounded). Masked 16-lane passes, so a short run (an RGB kernel
+ * row: 9 values) costs one load and one store. */
+KEEL_INLINE KEEL_AVX512_BF16 void read_run(const keel_bf16_conv *conv, ptrdiff_t at, ptrdiff_t begin, ptrdiff_t end,
+                                           ptrdiff_t count, uint16_t *target) {
     for (ptrdiff_t i = 0; i < count; i += 16) {
         const ptrdiff_t from = begin - i > 0 ? begin - i : 0, to = end - i < 16 ? end - i : 16;
         const __mmask16 live = to > from ? (__mmask16)(keel_avx512_lanes(to) & ~keel_avx512_lanes(from)) : 0;
-        /* Lane j reads source[i + j - begin]: only live lanes touch memory. */
-        const __m512 values = _mm512_maskz_loadu_ps(live, source + (i - begin));
-        _mm256_mask_storeu_epi16(target + i, keel_avx512_lanes(count - i), (__m256i)_mm512_cvtneps_pbh(values));
+        /* Lane j reads element at + i + j - begin: only live lanes touch memory. */
+        const __m256i values = conv->bf16_input
+            ? _mm256_maskz_loadu_epi16(live, conv->bf16_input + at + (i - begin))
+            : (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(live, conv->input + at + (i - begin)));
+        _mm256_mask_storeu_epi16(target + i, keel_avx512_lanes(count - i), values);
     }
 }
 
@@ -52,8 +63,8 @@ KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff
                     ptrdiff_t end = !inside ? span : conv->input_width - left < span ? conv->input_width - left : span;
                     if (end < begin) end = begin;
                     if (end > begin)
-                        convert_run(conv->input + ((image * conv->input_height + iy) * conv->input_width + left + begin) * channels,
-                                    begin * channels, end * channels, span * channels, line + k);
+                        read_run(conv, ((image * conv->input_height + iy) * conv->input_width + left + begin) * channels,
+                                 begin * channels, end * channels, span * channels, line + k);
                     else
                         memset(line + k, 0, (size_t)(span * channels) * 2);
                     k += span * channels;
@@ -65,8 +76,8 @@ KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff
                         memset(line + k, 0, (size_t)channels * 2);
                         continue;
                     }
-                    convert(conv->input + ((image * conv->input_height + iy) * conv->input_width + ix) * channels,
-                            channels, line + k);
+                    read_input(conv, ((image * conv->input_height + iy) * conv->input_width + ix) * channels, channels,
+                               line + k);
                 }
             }
         }
@@ -88,15 +99,17 @@ KEEL_AVX512_BF16 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdi
         const ptrdiff_t left = conv->pad_left < width ? conv->pad_left : width;
         ptrdiff_t right = conv->pad_left + conv->input_width < width ? conv->pad_left + conv->input_width : width;
         memset(line, 0, (size_t)(left * channels) * 2);
-        convert(conv->input + (image * conv->input_height + iy) * conv->input_width * channels, (right - left) * channels,
-                line + left * channels);
+        read_input(conv, (image * conv->input_height + iy) * conv->input_width * channels, (right - left) * channels,
+                   line + left * channels);
         memset(line + right * channels, 0, (size_t)((width - right) * channels) * 2);
     }
 }
 
-KEEL_AVX512_BF16 void keel_avx512bf16_finish(const float *staging, ptrdiff_t rows, const float *bias,
-                                             const float *residual, int relu, float *out, ptrdiff_t ldc,
-                                             __mmask16 low, __mmask16 high) {
+KEEL_AVX512_BF16 void keel_avx512bf16_finish(const keel_bf16_conv *conv, const float *staging, ptrdiff_t rows,
+                                             const float *bias, const float *residual, ptrdiff_t at, __mmask16 low,
+                                             __mmask16 high) {
+    const ptrdiff_t ldc = conv->output_channels;
+    const int relu = conv->relu;
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (ptrdiff_t r = 0; r < rows; r++) {
@@ -107,8 +120,7 @@ KEEL_AVX512_BF16 void keel_avx512bf16_finish(const float *staging, ptrdiff_t row
             x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
         }
         if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
-        _mm512_mask_storeu_ps(out + r * ldc, low, x0);
-        _mm512_mask_storeu_ps(out + r * ldc + 16, high, x1);
+        keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
 }
 
@@ -117,9 +129,11 @@ enum { BLOCK = 12 };
 
 /* `count` rows of A × 32 columns (two 16-column blocks b0, b1) over the whole depth, then bias,
  * ReLU and a masked store. */
-KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const uint16_t *a, ptrdiff_t depth, const uint16_t *b0,
-                                            const uint16_t *b1, const float *bias, const float *residual, int relu,
-                                            float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_conv *conv, const uint16_t *a,
+                                            ptrdiff_t depth, const uint16_t *b0, const uint16_t *b1, const float *bias,
+                                            const float *residual, ptrdiff_t at, __mmask16 low, __mmask16 high) {
+    const ptrdiff_t ldc = conv->output_channels;
+    const int relu = conv->relu;
     __m512 left[BLOCK], right[BLOCK];
     for (int r = 0; r < count; r++) { left[r] = _mm512_setzero_ps(); right[r] = _mm512_setzero_ps(); }
     for (ptrdiff_t pair = 0; pair < depth / 2; pair++) {
@@ -142,16 +156,15 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const uint16_t *a, 
             x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
         }
         if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
-        _mm512_mask_storeu_ps(out + r * ldc, low, x0);
-        _mm512_mask_storeu_ps(out + r * ldc + 16, high, x1);
+        keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
 }
 
-static KEEL_AVX512_BF16 void dot_rows(int count, const uint16_t *a, ptrdiff_t depth, const uint16_t *b0,
-                                      const uint16_t *b1, const float *bias, const float *residual, int relu,
-                                      float *out, ptrdiff_t ldc, __mmask16 low, __mmask16 high) {
+static KEEL_AVX512_BF16 void dot_rows(int count, const keel_bf16_conv *conv, const uint16_t *a, ptrdiff_t depth,
+                                      const uint16_t *b0, const uint16_t *b1, const float *bias, const float *residual,
+                                      ptrdiff_t at, __mmask16 low, __mmask16 high) {
     switch (count) {
-        KEEL_CASES_UP_TO_12(dot_block, a, depth, b0, b1, bias, residual, relu, out, ldc, low, high)
+        KEEL_CASES_UP_TO_12(dot_block, conv, a, depth, b0, b1, bias, residual, at, low, high)
         default: break;
     }
 }
@@ -173,8 +186,8 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
             for (ptrdiff_t row = 0; row < rows; row += BLOCK) {
                 int count = rows - row < BLOCK ? (int)(rows - row) : BLOCK;
                 const ptrdiff_t at = (start + row) * columns + column;
-                dot_rows(count, block + row * depth, depth, b0, b1, bias, conv->residual ? conv->residual + at : NULL,
-                         conv->relu, conv->output + at, columns, low, high);
+                dot_rows(count, conv, block + row * depth, depth, b0, b1, bias,
+                         conv->residual ? conv->residual + at : NULL, at, low, high);
             }
         }
     }

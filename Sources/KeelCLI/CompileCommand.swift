@@ -72,7 +72,8 @@ struct CompileCommand: ParsableCommand {
                 }
                 var kernels: [String: [String: String]] = [:]
                 for (node, choice) in try model.kernelChoices(bindings: bindings) {
-                    kernels[node] = ["precision": choice.precision.rawValue, "algorithm": choice.algorithm, "kernel": choice.kernel]
+                    kernels[node] = ["precision": choice.precision.rawValue, "algorithm": choice.algorithm, "kernel": choice.kernel,
+                                     "output": choice.output.rawValue]
                 }
                 print(try jsonText(CompileResult(graph: CompiledGraphDescription(graph, kernels: kernels), extras: extras),
                                    pretty: true))

@@ -1,8 +1,9 @@
 /// Convolutions (one group, NHWC) and dense layers whose products run in bf16 with fp32
 /// accumulation: AMX tiles where Linux granted them, otherwise AVX512_BF16 (the kernel table's
-/// `bf16_conv`). Filters are rounded to bf16 and packed once (`BF16Weights`); activations stay fp32
-/// between layers and are rounded as each block of im2col rows is built, so pools, norms, softmax
-/// and outputs keep fp32. Bias, residual and activation are applied in fp32 before the store.
+/// `bf16_conv`). Filters are rounded to bf16 and packed once (`BF16Weights`); an fp32 input is
+/// rounded as each block of im2col rows (or window of the direct form) is built, a bf16 one (a
+/// previous bf16 layer's output) is read as it is. Bias, residual and activation are applied in
+/// fp32 before the store, which rounds to bf16 when the plan keeps the output in bf16.
 import CSIMDKernels
 import Dispatch
 
@@ -59,6 +60,13 @@ public struct BF16Weights: Sendable, Equatable {
     }
 }
 
+/// How a plan stores an activation tensor: fp32, or rounded to bf16 (nearest even) where only
+/// bf16 layers read it, which halves its memory traffic and spares each reader its rounding pass.
+public enum ActivationStorage: String, Sendable, Codable {
+    case fp32
+    case bf16
+}
+
 public enum BF16Convolution {
     /// Whether a bf16 kernel runs on this CPU (capabilities in use).
     public static var isAvailable: Bool { KernelTable.current.bf16_conv != nil }
@@ -107,15 +115,28 @@ public enum BF16Convolution {
     /// Floats per thread's scratch slot: whole 64-byte lines, so every slot stays aligned.
     private static func slotFloats(_ bytes: Int) -> Int { (bytes + 63) / 64 * 16 }
 
+    /// Whether `apply` can store this activation's results in bf16: ReLU and identity are applied
+    /// before the store, others by an fp32 pass over the output.
+    public static func storesBF16(after activation: UnaryOperation) -> Bool {
+        activation == .identity || activation == .relu
+    }
+
+    /// Float slots a tensor of `elements` values takes in `storage` (bf16: two values a slot).
+    public static func slots(_ elements: Int, in storage: ActivationStorage) -> Int {
+        storage == .bf16 ? (elements + 1) / 2 : elements
+    }
+
     /// output = activation(conv(input, weights) + bias + residual) with bf16 products, then a 2×2
     /// stride-2 max pool (floor mode) when `maxPooled` (only where `poolsInKernel`, without a
-    /// residual). Throws when no bf16 kernel is present or the geometry is not one it runs
-    /// (callers check first).
+    /// residual). `inputStorage` / `outputStorage` `.bf16`: that buffer holds bf16 values, two per
+    /// float slot (an output only after ReLU or no activation). Throws when no bf16 kernel is
+    /// present or the geometry is not one it runs (callers check first).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: BF16Weights, bias: UnsafeBufferPointer<Float>?,
                              residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation, output: UnsafeMutableBufferPointer<Float>,
                              geometry: Conv2DGeometry, scratch: UnsafeMutableBufferPointer<Float>,
-                             maxPooled: Bool = false, context: KernelContext) throws {
+                             maxPooled: Bool = false, inputStorage: ActivationStorage = .fp32,
+                             outputStorage: ActivationStorage = .fp32, context: KernelContext) throws {
         let name = "conv2d (bf16)"
         try geometry.validate()
         guard let kernel = KernelTable.current.bf16_conv else {
@@ -125,7 +146,9 @@ public enum BF16Convolution {
         try require(weights.depth == geometry.reductionLength && weights.columns == geometry.outputChannels, name,
                     "weights are \(weights.depth)×\(weights.columns), the layer needs "
                         + "\(geometry.reductionLength)×\(geometry.outputChannels)")
-        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
+        try requireCapacity(input.count, slots(geometry.inputElementCount, in: inputStorage), name, "input")
+        try require(outputStorage == .fp32 || storesBF16(after: activation), name,
+                    "a bf16 output takes ReLU or no activation")
         if maxPooled {
             try require(poolsInKernel(geometry), name, "a fused max pool needs the direct form (AMX, stride 1, "
                             + "input channels a multiple of 32)")
@@ -134,7 +157,8 @@ public enum BF16Convolution {
             try require(residual == nil, name, "a fused max pool takes no residual")
         }
         let pooledPixels = geometry.batch * (geometry.output.height / 2) * (geometry.output.width / 2)
-        try requireCapacity(output.count, maxPooled ? pooledPixels * geometry.outputChannels : geometry.outputElementCount,
+        try requireCapacity(output.count, slots(maxPooled ? pooledPixels * geometry.outputChannels
+                                                          : geometry.outputElementCount, in: outputStorage),
                             name, "output")
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
         if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
@@ -143,6 +167,12 @@ public enum BF16Convolution {
                                      relu: relu, output: output.baseAddress)
         description.pool = maxPooled ? 1 : 0
         description.residual = residual?.baseAddress
+        if inputStorage == .bf16, let base = input.baseAddress {
+            description.bf16_input = UnsafeRawPointer(base).assumingMemoryBound(to: UInt16.self)
+        }
+        if outputStorage == .bf16, let base = output.baseAddress {
+            description.bf16_output = UnsafeMutableRawPointer(base).assumingMemoryBound(to: UInt16.self)
+        }
         let table = KernelTable.current
         let direct = table.bf16_conv_direct.flatMap { keel_bf16_direct_fits(&description) != 0 ? $0 : nil }
         let slot = slotFloats(direct == nil ? keel_bf16_conv_scratch_bytes(&description)
@@ -228,6 +258,7 @@ public enum BF16Convolution {
             kernel_height: geometry.kernel.height, kernel_width: geometry.kernel.width,
             stride_height: geometry.stride.height, stride_width: geometry.stride.width,
             dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
-            pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0, pool: 0)
+            pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0, pool: 0,
+            bf16_input: nil, bf16_output: nil)
     }
 }

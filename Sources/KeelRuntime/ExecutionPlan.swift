@@ -25,6 +25,8 @@ struct Step {
     var choice: KernelChoice = .fp32
     /// What the step writes, for finding the first step that produced a NaN or infinity.
     var outputs: [UnsafeBufferPointer<Float>] = []
+    /// How each output is stored: a bf16 one holds two values per float of `outputs`.
+    var outputStorage: [ActivationStorage] = []
     var run: (_ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void
 }
 
@@ -36,6 +38,9 @@ struct StepOperands {
     var outputShapes: [[Int]]
     var inputs: [UnsafePointer<Float>?]
     var outputs: [UnsafeMutablePointer<Float>]
+    /// How each input and output is stored (`ActivationStorageRule`); only bf16 convolutions meet bf16.
+    var inputStorage: [ActivationStorage]
+    var outputStorage: [ActivationStorage]
     var constants: [String: TensorData]
     var constantNames: Set<String>
     var context: ExecutionContext
@@ -51,7 +56,8 @@ struct StepOperands {
         guard index < inputs.count, let pointer = inputs[index] else {
             throw RuntimeError.unsupported(node: node.name, location: node.location, reason: "input \(index) is missing")
         }
-        return UnsafeBufferPointer(start: pointer, count: inputShapes[index].reduce(1, *))
+        return UnsafeBufferPointer(start: pointer, count: BF16Convolution.slots(inputShapes[index].reduce(1, *),
+                                                                                 in: inputStorage[index]))
     }
 
     /// An optional input (a bias): nil when the node leaves it out.
@@ -64,7 +70,9 @@ struct StepOperands {
         guard index < outputs.count else {
             throw RuntimeError.unsupported(node: node.name, location: node.location, reason: "output \(index) has no buffer")
         }
-        return UnsafeMutableBufferPointer(start: outputs[index], count: outputShapes[index].reduce(1, *))
+        return UnsafeMutableBufferPointer(start: outputs[index],
+                                          count: BF16Convolution.slots(outputShapes[index].reduce(1, *),
+                                                                       in: outputStorage[index]))
     }
 
     var attributes: AttributeReader { AttributeReader(node: node) }

@@ -11,18 +11,24 @@ public struct KernelChoice: Sendable, Equatable, Codable {
     /// The instruction set or library the products run on: "AMX-BF16", "AVX512_BF16", "AVX-512",
     /// "AVX2", "OpenBLAS", "portable"; empty for layers without a choice.
     public var kernel: String
+    /// How the step stores its output: bf16 where only bf16 layers read it (`ActivationStorageRule`).
+    public var output: ActivationStorage
 
-    public init(precision: Precision, algorithm: String = "", kernel: String = "") {
+    public init(precision: Precision, algorithm: String = "", kernel: String = "", output: ActivationStorage = .fp32) {
         self.precision = precision
         self.algorithm = algorithm
         self.kernel = kernel
+        self.output = output
     }
 
     /// Element-wise, data-movement and normalisation steps: fp32, one way to run.
     public static let fp32 = KernelChoice(precision: .fp32)
 
-    /// "bf16 im2col AMX-BF16", "fp32 winograd AVX-512", "fp32".
-    public var description: String { [precision.rawValue, algorithm, kernel].filter { !$0.isEmpty }.joined(separator: " ") }
+    /// "bf16 im2col AMX-BF16", "fp32 winograd AVX-512", "fp32"; "…, bf16 out" for a bf16 output.
+    public var description: String {
+        [precision.rawValue, algorithm, kernel].filter { !$0.isEmpty }.joined(separator: " ")
+            + (output == .bf16 ? ", bf16 out" : "")
+    }
 
     /// The widest fp32 ISA in the kernel table now, or "" for none.
     static var widestFP32: String {

@@ -48,7 +48,13 @@ extension CompiledModel {
         let locations = Dictionary(graph.nodes.map { ($0.name, $0.location) }, uniquingKeysWith: { first, _ in first })
         for step in plan.steps {
             try step.run(plan.scratch)
-            if step.outputs.contains(where: { $0.contains { !$0.isFinite } }) {
+            let nonFinite = zip(step.outputs, step.outputStorage + Array(repeating: .fp32, count: step.outputs.count))
+                .contains { output, storage in
+                    guard storage == .bf16 else { return output.contains { !$0.isFinite } }
+                    // bf16 halves: all exponent bits set is an infinity or NaN.
+                    return output.withMemoryRebound(to: UInt16.self) { $0.contains { $0 & 0x7F80 == 0x7F80 } }
+                }
+            if nonFinite {
                 return .node(name: step.node, op: step.op.rawValue, location: locations[step.node] ?? nil)
             }
         }

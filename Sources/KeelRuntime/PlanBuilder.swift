@@ -9,10 +9,15 @@ public struct ExecutionContext: Sendable {
     public var precision: Precision
     /// What plans may allocate for activations; checked before the arena is.
     public var memoryBudget: MemoryBudget
-    public init(threads: Int, precision: Precision = .fp32, memoryBudget: MemoryBudget = .available) {
+    /// bf16 plans only: keep activations that only bf16 layers read in bf16 (`ActivationStorageRule`).
+    /// false rounds them in each reader instead, to the same values: for comparing the two.
+    public var bf16Activations: Bool
+    public init(threads: Int, precision: Precision = .fp32, memoryBudget: MemoryBudget = .available,
+                bf16Activations: Bool = true) {
         self.threads = max(1, threads)
         self.precision = precision
         self.memoryBudget = memoryBudget
+        self.bf16Activations = bf16Activations
     }
 
     /// The most threads a model runs on: plans allocate scratch per thread, and past this the
@@ -44,6 +49,9 @@ struct PlanBuilder {
 
     func build(bindings: [String: Int]) throws -> ExecutionPlan {
         let shapes = try concreteShapes(bindings)
+        let bf16Values = ActivationStorageRule.bf16Values(graph: graph, shapes: shapes, context: context,
+                                                          prepared: prepared)
+        func storage(_ value: String) -> ActivationStorage { bf16Values.contains(value) ? .bf16 : .fp32 }
         let inputNames = Set(graph.inputs.map(\.name))
         let outputValues = Set(graph.outputs.map(\.value))
 
@@ -88,7 +96,8 @@ struct PlanBuilder {
                 requests[existing].lastStep = max(requests[existing].lastStep, step)
                 requests[existing].firstStep = min(requests[existing].firstStep, step)
             } else {
-                let count = Shape.checkedElementCount(shape)
+                // A bf16 value takes half the float slots (its root is itself: only convolutions read it).
+                let count = Shape.checkedElementCount(shape).map { BF16Convolution.slots($0, in: storage(base)) }
                 try context.memoryBudget.check(count.flatMap { MemoryBudget.bytes($0, elementSize: 4) },
                                                for: "\(owner(base)) (output \(Shape(known: shape)))")
                 requestIndex[base] = requests.count
@@ -133,14 +142,16 @@ struct PlanBuilder {
                     outputShapes: node.outputs.map { shapes[$0] ?? [] },
                     inputs: node.inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
                     outputs: node.outputs.compactMap { pointer($0) },
+                    inputStorage: node.inputs.map(storage), outputStorage: node.outputs.map(storage),
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
                 var step = try lowering(operands)
                 // Bytes each step must at least move (its inputs, weights included, and outputs),
                 // for the profile's GB/s of memory-bound steps.
-                step.bytes = 4 * Double((operands.inputShapes + operands.outputShapes).reduce(0) { $0 + $1.reduce(1, *) })
-                step.outputs = zip(operands.outputs, operands.outputShapes).map {
-                    UnsafeBufferPointer(start: $0, count: $1.reduce(1, *))
-                }
+                let values = zip(operands.inputShapes + operands.outputShapes, operands.inputStorage + operands.outputStorage)
+                step.bytes = 4 * Double(values.reduce(0) { $0 + BF16Convolution.slots($1.0.reduce(1, *), in: $1.1) })
+                step.outputs = try operands.outputs.indices.map { UnsafeBufferPointer(try operands.output($0)) }
+                step.outputStorage = operands.outputStorage
+                step.choice.output = operands.outputStorage.first ?? .fp32
                 steps.append(step)
                 // A filter this plan no longer reads goes now that it is prepared, not after the
                 // whole plan: the originals and the prepared forms are then never all resident.

@@ -7,12 +7,7 @@
 import XCTest
 
 final class BF16ConvolutionTests: XCTestCase {
-    /// x rounded to the nearest bf16, ties to even: the top 16 bits after adding half an ulp.
-    func bf16(_ x: Float) -> Float {
-        let bits = x.bitPattern
-        let rounded = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000
-        return Float(bitPattern: rounded)
-    }
+    func bf16(_ x: Float) -> Float { roundedToBF16(x) }
 
     struct Case {
         var geometry: Conv2DGeometry
@@ -61,6 +56,11 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(14, 12), inputChannels: 2048, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true, residual: true),
+        // Windows span images: 14 padded rows of 2048 channels hold images 0 and 1 (5 padded rows
+        // each) and the first two rows of image 2; the next window takes its last row.
+        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(3, 12), inputChannels: 2048, outputChannels: 20,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true, residual: true),
         // Depth 4608 takes 96-row im2col blocks (1 MB): the 144 pixels need two.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(24, 24), inputChannels: 512, outputChannels: 16,
                                       kernel: Size2D(3, 3), stride: Size2D(2, 2),
@@ -72,6 +72,11 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(7, 7), stride: Size2D(2, 2),
                                       padding: Padding2D(top: 3, left: 3, bottom: 3, right: 3)),
              activation: .relu, bias: true),
+        // A 1×1 convolution over 98 pixels of 64 channels: a bf16 input is read in place for
+        // three 32-row groups, the last 2 rows copied.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 7), inputChannels: 64, outputChannels: 48,
+                                      kernel: Size2D(1, 1)),
+             activation: .relu, bias: true, residual: true),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -167,8 +172,8 @@ final class BF16ConvolutionTests: XCTestCase {
     }
 
     /// The direct form with its fused 2×2 max pool: odd heights and widths (floor mode drops the
-    /// last row or column), a row wider than one 16-pixel tile, one pooled row, batch 2, and an
-    /// image whose 7 pooled rows take two windows of input rows.
+    /// last row or column), a row wider than one 16-pixel tile, one pooled row, batch 2, an
+    /// image whose 7 pooled rows take two windows of input rows, and windows spanning images.
     static let pooledCases: [Case] = [
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(5, 29), inputChannels: 64, outputChannels: 48,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
@@ -180,6 +185,10 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(15, 12), inputChannels: 2048, outputChannels: 20,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true),
+        // A window of 14 padded rows holds image 0's 3 pooled rows and two of image 1's.
+        Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(6, 12), inputChannels: 2048, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
     ]

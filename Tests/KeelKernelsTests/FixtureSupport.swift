@@ -163,6 +163,12 @@ func withOutput(_ count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws
     return output
 }
 
+/// x rounded to the nearest bf16, ties to even: the top 16 bits after adding half an ulp.
+func roundedToBF16(_ x: Float) -> Float {
+    let bits = x.bitPattern
+    return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+}
+
 /// Deterministic pseudo-random values in [-1, 1) for tests that build their own data.
 func seededValues(_ count: Int, seed: UInt64) -> [Float] {
     var state = seed

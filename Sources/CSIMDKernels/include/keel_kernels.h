@@ -116,8 +116,8 @@ typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t
 
 /* A convolution (one group, NHWC) or dense layer (the 1×1 case: batch = rows, 1×1 image) whose
  * products run in bf16 with fp32 accumulation. The input is fp32, rounded to bf16 (nearest even)
- * as each block of im2col rows is built; bias, residual and ReLU are applied in fp32 before the
- * fp32 store. */
+ * as each block of im2col rows is built, or already bf16 (`bf16_input`); bias, residual and ReLU
+ * are applied in fp32 before the store, fp32 or rounded to bf16 (`bf16_output`). */
 typedef struct {
     const float *input;
     /* keel_bf16_pack's layout of the [depth][output_channels] filter, depth ordered (kernel row,
@@ -141,6 +141,12 @@ typedef struct {
      * dropped) of the activated output, so `output` is [batch·(output_height/2)·(output_width/2)]
      * [output_channels]. The maximum is taken before bias and ReLU, which commute with it exactly. */
     int pool;
+    /* When set, the input is read from here instead of `input`: bf16 values laid out alike (a
+     * previous bf16 layer's output), used as they are. */
+    const uint16_t *bf16_input;
+    /* When set, results are rounded to bf16 (nearest even, as vcvtneps2bf16 rounds) and stored
+     * here instead of `output`, laid out alike: what a following bf16 layer would round them to. */
+    uint16_t *bf16_output;
 } keel_bf16_conv;
 
 /* Columns (output channels) of one packed block; column ranges passed to the kernels start at a

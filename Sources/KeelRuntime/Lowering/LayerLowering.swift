@@ -25,12 +25,8 @@ extension KernelLowering {
         let useBF16 = choice.form == .bf16
         var scratchSize = useBF16 ? BF16Convolution.scratchSize(for: kernelGeometry, threads: context.threads)
             : Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
-        // A fused max pool happens inside the Winograd NHWC output pass or the bf16 direct form's
-        // epilogue; elsewhere the full-size output goes to scratch and is pooled from there.
-        let poolsInKernel = useBF16
-            ? BF16Convolution.poolsInKernel(kernelGeometry) && (activation == .relu || activation == .identity)
-                && residual == nil
-            : algorithm == .winograd && kernelGeometry.layout == .nhwc && residual == nil
+        // Elsewhere than in the kernel, the full-size output goes to scratch and is pooled from there.
+        let poolsInKernel = layer.poolsInKernel(activation: activation)
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
@@ -59,7 +55,8 @@ extension KernelLowering {
             return convolving { output, scratch in
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias, residual: residual,
                                           activation: activation, output: output, geometry: kernelGeometry,
-                                          scratch: scratch, maxPooled: pooled, context: context)
+                                          scratch: scratch, maxPooled: pooled, inputStorage: operands.inputStorage[0],
+                                          outputStorage: operands.outputStorage[0], context: context)
             }
         case .winograd:
             let transformed = try weights(WinogradWeights.self)
@@ -135,7 +132,9 @@ extension KernelLowering {
                         choice: layer.choice.kernel) { scratch in
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias,
                                           residual: residual, activation: activation,
-                                          output: output, geometry: geometry, scratch: scratch, context: context)
+                                          output: output, geometry: geometry, scratch: scratch,
+                                          inputStorage: operands.inputStorage[0],
+                                          outputStorage: operands.outputStorage[0], context: context)
                 if softmax {
                     try Softmax.apply(input: UnsafeBufferPointer(output), output: output, outer: rows,
                                       axis: outFeatures, inner: 1, context: context)

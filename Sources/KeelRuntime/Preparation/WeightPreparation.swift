@@ -89,6 +89,15 @@ struct ConvolutionLayer {
         choice = try ConvolutionChoice.choose(kernelGeometry, precision: precision, hasResidual: hasResidual,
                                               storedOnlyInBF16: prepared.bf16Only.contains(filter.constant))
     }
+
+    /// Whether a fused max pool happens inside the kernel (the Winograd NHWC output pass or the
+    /// bf16 direct form's epilogue); elsewhere the full-size output is pooled by a separate pass.
+    func poolsInKernel(activation: UnaryOperation) -> Bool {
+        choice.form == .bf16
+            ? BF16Convolution.poolsInKernel(kernelGeometry) && (activation == .relu || activation == .identity)
+                && !hasResidual
+            : choice.algorithm == .winograd && kernelGeometry.layout == .nhwc && !hasResidual
+    }
 }
 
 /// A dense node at concrete shapes: its kernel matrix, the rows it multiplies, and how it runs.

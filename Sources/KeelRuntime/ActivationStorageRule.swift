@@ -1,0 +1,61 @@
+import KeelIR
+import KeelKernels
+
+/// Which activations a bf16 plan keeps in bf16: a bf16 convolution's or dense layer's output that
+/// every reader takes as the input of a bf16 convolution or dense layer (one kernel runs both). Its producer rounds it once in its epilogue (as each
+/// reader would have rounded it: the same values), so readers skip their rounding pass and move
+/// half the bytes. Graph outputs, anything a view or an fp32 layer reads, and outputs an fp32
+/// pass still has to touch (an activation other than ReLU, a separate pool) stay fp32.
+enum ActivationStorageRule {
+    /// The bf16 values of the plan (every other value is fp32), decided once from the graph.
+    static func bf16Values(graph: Graph, shapes: [String: [Int]], context: ExecutionContext,
+                           prepared: PreparedWeights) -> Set<String> {
+        guard context.precision == .bf16, context.bf16Activations, Precision.bf16.isAvailable else { return [] }
+        var readers: [String: [Node]] = [:]
+        for node in graph.nodes {
+            for input in node.presentInputs { readers[input, default: []].append(node) }
+        }
+        let outputs = Set(graph.outputs.map(\.value))
+        var values: Set<String> = []
+        for node in graph.nodes where node.outputs.count == 1 && writesBF16(node, shapes, context, prepared) {
+            let value = node.outputs[0]
+            guard !outputs.contains(value), let nodes = readers[value], !nodes.isEmpty else { continue }
+            let allBF16 = nodes.allSatisfy { reader in
+                reader.inputs.first == value && !reader.inputs.dropFirst().contains(value)
+                    && form(reader, shapes, context, prepared) == .bf16
+            }
+            if allBF16 { values.insert(value) }
+        }
+        return values
+    }
+
+    /// The prepared form a conv2d or dense node runs on (`.bf16`: the bf16 kernel), or nil for
+    /// any other node (or one that cannot run).
+    private static func form(_ node: Node, _ shapes: [String: [Int]], _ context: ExecutionContext,
+                             _ prepared: PreparedWeights) -> PreparedForm? {
+        guard node.inputs.count > 1, let input = shapes[node.inputs[0]], let kernel = shapes[node.inputs[1]] else {
+            return nil
+        }
+        switch node.op {
+        case .conv2d:
+            return (try? ConvolutionLayer(node, inputShape: input, kernelShape: kernel, precision: context.precision,
+                                          prepared: prepared))?.choice.form
+        case .dense:
+            return (try? DenseLayer(node, inputShape: input, kernelShape: kernel, precision: context.precision))?.choice.form
+        default:
+            return nil
+        }
+    }
+
+    /// Whether `node` runs on the bf16 kernel and that kernel stores its final values (so can
+    /// round them): no activation but ReLU, no softmax, a fused pool only in the epilogue.
+    private static func writesBF16(_ node: Node, _ shapes: [String: [Int]], _ context: ExecutionContext,
+                                   _ prepared: PreparedWeights) -> Bool {
+        guard form(node, shapes, context, prepared) == .bf16, let epilogue = try? node.fusedActivation.kernelEpilogue,
+              !epilogue.softmax, BF16Convolution.storesBF16(after: epilogue.activation) else { return false }
+        guard node.op == .conv2d, let input = shapes[node.inputs[0]], let kernel = shapes[node.inputs[1]],
+              let layer = try? ConvolutionLayer(node, inputShape: input, kernelShape: kernel,
+                                                precision: context.precision, prepared: prepared) else { return true }
+        return !layer.geometry.fusedMaxPool || layer.poolsInKernel(activation: epilogue.activation)
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import KeelFormat
+import KeelIR
+import KeelKernels
+import KeelPasses
+import XCTest
+@testable import KeelRuntime
+
+/// A bf16 plan keeps in bf16 exactly the activations only bf16 convolutions read, and its outputs
+/// are the bits of the plan that keeps every activation fp32 and rounds it in each reader: the
+/// producer's epilogue rounds to nearest even as the reader's conversion would have.
+final class ActivationStorageRuleTests: XCTestCase {
+    /// An RGB stem (fp32), a value a bf16 convolution and a bf16 dense layer read (the 1×1
+    /// convolution after -O2), a fused 2×2 pool, a stride-2 im2col layer, a sigmoid (applied after
+    /// the kernel, so stored fp32), and two graph outputs.
+    private let source = """
+        model chain
+        input image: f32[N, 12, 16, 3]
+        stem = conv2d(32, 3, padding: same, activation: relu)
+        shared = conv2d(32, 3, padding: same, activation: relu)
+        wide = conv2d(48, 3, padding: same, activation: relu)
+        pool = max_pool2d(2)
+        strided = conv2d(40, 3, strides: 2, padding: same, activation: relu)
+        head = conv2d(16, 3, padding: same)
+        side = conv2d(shared, 24, 1, activation: sigmoid)
+        gated = conv2d(side, 16, 3, padding: same, activation: relu)
+        output head
+        output gated
+        """
+
+    private func model(bf16Activations: Bool) throws -> CompiledModel {
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "chain.keel")).graph
+        graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 4) }
+        return try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16,
+                                                                         bf16Activations: bf16Activations))
+    }
+
+    private func image(batch: Int) throws -> [String: Tensor] {
+        var generator = SplitMix64(seed: UInt64(batch))
+        let count = batch * 12 * 16 * 3
+        return ["image": try Tensor(shape: [batch, 12, 16, 3], values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
+    }
+
+    func testOnlyValuesEveryBF16ConvolutionReadsAreStoredBF16AndTheOutputsAreUnchanged() throws {
+        guard Precision.bf16.isAvailable else {
+            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
+        }
+        let stored = try model(bf16Activations: true), rounding = try model(bf16Activations: false)
+        let outputs = try stored.kernelChoices(bindings: ["N": 1]).map { ($0.node, $0.choice.output) }
+        // stem: an fp32 layer; wide: pooled in its epilogue; head and gated: graph outputs; side
+        // (dense): its sigmoid runs after the kernel.
+        let expected: [String: ActivationStorage] = ["stem": .fp32, "shared": .bf16, "wide": .bf16, "strided": .bf16,
+                                                     "head": .fp32, "side": .fp32, "gated": .fp32]
+        XCTAssertEqual(Dictionary(outputs, uniquingKeysWith: { first, _ in first }), expected)
+        XCTAssertTrue(try rounding.kernelChoices(bindings: ["N": 1]).allSatisfy { $0.choice.output == .fp32 })
+        for batch in [1, 3] {
+            let inputs = try image(batch: batch)
+            let (bf16Stored, fp32Stored) = (try stored.run(inputs), try rounding.run(inputs))
+            XCTAssertEqual(bf16Stored, fp32Stored, "batch \(batch)")
+            XCTAssertEqual(try stored.firstNonFinite(inputs), nil)
+        }
+        // Half the bytes for the bf16 values: the arena shrinks.
+        XCTAssertLessThan(try stored.memoryReport(bindings: ["N": 3]).0, try rounding.memoryReport(bindings: ["N": 3]).0)
+    }
+}
