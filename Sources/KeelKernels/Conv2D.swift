@@ -22,25 +22,14 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
 }
 
 public enum Conv2D {
-    /// The algorithm `apply` uses when none is requested.
-    /// Winograd needs enough channels on both sides for its transforms to cost less than the
-    /// multiplies they save (a 3-channel first layer does not use it), and enough tiles over the
-    /// batch: with few tiles its GEMMs only stream filters 4× the size of the plain ones, which
-    /// costs as much time as im2col saves and 4× the memory (VGG16's 14×14 layers at batch 1).
+    /// The algorithm `apply` uses when none is requested (Winograd where `Winograd.pays`).
     public static func defaultAlgorithm(for geometry: Conv2DGeometry) -> Conv2DAlgorithm {
         if DepthwiseConvolution.isPreferred(for: geometry) { return .depthwise }
         if geometry.isPointwise { return .pointwise }
         if DirectConvolution.isPreferred(for: geometry) { return .direct }
-        if Winograd.supports(geometry) && geometry.inputChannels >= winogradMinimumChannels
-            && geometry.outputChannels >= winogradMinimumChannels
-            && Winograd.tileCount(geometry) >= winogradMinimumTiles {
-            return .winograd
-        }
+        if Winograd.supports(geometry) && Winograd.pays(for: geometry) { return .winograd }
         return .im2colGEMM
     }
-
-    static let winogradMinimumChannels = 16
-    static let winogradMinimumTiles = 32
 
     /// Floats of scratch `apply` needs for `geometry` with `algorithm` (default: `defaultAlgorithm`).
     /// Bounded by the im2col tile budget (a few MB) whatever the image size. Winograd and direct use

@@ -22,6 +22,24 @@ enum Winograd {
         geometry.kernel == Size2D(3, 3) && geometry.stride == .one && geometry.dilation == .one && geometry.groups == 1
     }
 
+    /// Whether Winograd should beat im2col on a layer it supports, by cost. Per filter element
+    /// im2col multiplies 9·pixels times and Winograd 36·tiles times (ragged edge tiles count
+    /// whole), but Winograd streams a filter 4× as large, which at batch 1 comes from memory
+    /// each run: it pays once the multiplies saved, 9·pixels − 36·tiles, reach
+    /// `minimumSavedMultiplies`. Measured per layer both ways (batch 1 and 8): 14×14 layers at
+    /// batch 1 (score 1188) ran 2–4× faster on Winograd with 256 or 512 channels and level with
+    /// 128→32; 7×7 and 8×8 ones (297, 432) 1.5–3× slower; 7×7 at batch 8 (2376) 3× faster. Both
+    /// sides need enough channels for the transforms to cost less than the multiplies they save.
+    static func pays(for geometry: Conv2DGeometry) -> Bool {
+        let pixels = geometry.batch * geometry.output.height * geometry.output.width
+        return geometry.inputChannels >= minimumChannels && geometry.outputChannels >= minimumChannels
+            && 9 * pixels - 36 * tileCount(geometry) >= minimumSavedMultiplies
+    }
+
+    static let minimumChannels = 16
+    /// Between the 432 of the fastest im2col layers measured and the 1188 of the slowest.
+    static let minimumSavedMultiplies = 720
+
     static func tileRows(_ geometry: Conv2DGeometry) -> Int { (geometry.output.height + 3) / 4 }
     static func tileColumns(_ geometry: Conv2DGeometry) -> Int { (geometry.output.width + 3) / 4 }
     static func tileCount(_ geometry: Conv2DGeometry) -> Int {

@@ -8,7 +8,10 @@ import KeelIR
 /// kernel's rows from C·H·W to H·W·C order. When H = W = 1 (after global pooling) the two
 /// layouts hold the same bytes, so a Squeeze, Flatten or Reshape there ends the region freely.
 ///
-/// A pad in the region has its per-axis amounts permuted.
+/// A pad in the region has its per-axis amounts permuted, other reductions over H and W reduce
+/// axes 1 and 2, and a mean over them (PyTorch's squeeze-excitation) becomes a global average
+/// pool. A [N,C,1,1] value computed outside the region (tf2onnx's squeeze-excitation gate, which
+/// goes through Squeeze and Reshape) joins it through a reshape to [N,1,1,C]: the same bytes.
 ///
 /// Needs: shape-inferred graph; bound dense kernels for the Flatten exit. Legal when every
 /// NCHW value in the region is read only by ops with an NHWC form, by an inverse transpose, or
@@ -31,6 +34,8 @@ public struct LayoutPropagation: Pass {
         var exits: [String] = []
         /// Flatten (or reshape) nodes, the dense after each, and the NCHW extents they see.
         var flattens: [(flatten: String, dense: String, chw: [Int])] = []
+        /// [N,C,1,1] values from outside the region, each with a region node that reads it.
+        var pixelEntries: [(reader: String, value: String)] = []
     }
 
     public func run(_ graph: Graph) throws -> PassResult {
@@ -63,59 +68,88 @@ public struct LayoutPropagation: Pass {
         var region = Region(entries: [entry.name], values: [entry.outputs[0]])
         var worklist = [entry.outputs[0]]
         var pending: [String: String] = [:]
-        while let value = worklist.popLast() {
-            if editor.isGraphOutput(value) { return .failure(Rejection("NCHW value '\(value)' is a graph output")) }
-            for reader in editor.consumers(of: value) {
-                if region.nodes.contains(reader.name) || region.exits.contains(reader.name)
-                    || region.flattens.contains(where: { $0.flatten == reader.name }) { continue }
-                if isTranspose(reader, Self.toNHWC, in: editor.graph) {
-                    if editor.isGraphOutput(reader.outputs[0]) && region.entries.contains(where: { editor.node(named: $0)?.outputs[0] == value }) {
-                        return .failure(Rejection("graph output '\(reader.outputs[0])' is the input transposed twice"))
+        repeat {
+            while let value = worklist.popLast() {
+                if editor.isGraphOutput(value) { return .failure(Rejection("NCHW value '\(value)' is a graph output")) }
+                for reader in editor.consumers(of: value) {
+                    if region.nodes.contains(reader.name) || region.exits.contains(reader.name)
+                        || region.flattens.contains(where: { $0.flatten == reader.name }) { continue }
+                    if isTranspose(reader, Self.toNHWC, in: editor.graph) {
+                        if editor.isGraphOutput(reader.outputs[0]) && region.entries.contains(where: { editor.node(named: $0)?.outputs[0] == value }) {
+                            return .failure(Rejection("graph output '\(reader.outputs[0])' is the input transposed twice"))
+                        }
+                        region.exits.append(reader.name)
+                        continue
                     }
-                    region.exits.append(reader.name)
-                    continue
-                }
-                if let flatten = flattenExit(reader, reading: value, in: editor) {
-                    switch flatten {
-                    case .success(let exit): region.flattens.append(exit)
-                    case .failure(let rejection): return .failure(rejection)
+                    if let flatten = flattenExit(reader, reading: value, in: editor) {
+                        switch flatten {
+                        case .success(let exit): region.flattens.append(exit)
+                        case .failure(let rejection): return .failure(rejection)
+                        }
+                        continue
                     }
-                    continue
-                }
-                guard let layoutFree = convertible(reader, reading: value, region: region, in: editor) else {
-                    return .failure(Rejection("NCHW value '\(value)' feeds \(reader.op.rawValue) '\(reader.name)', which has no NHWC form here"))
-                }
-                // Another computed input is either a further entry transpose, or a value the
-                // region may still reach by another path (a residual branch): then wait for it.
-                let others = reader.presentInputs.filter { !region.values.contains($0) && editor.graph.constants[$0] == nil }
-                let entries = others.compactMap { editor.producer(of: $0) }.filter { isTranspose($0, Self.toNCHW, in: editor.graph) }
-                if let missing = others.first(where: { input in !entries.contains { $0.outputs.first == input } }) {
-                    // A value computed from further entry transposes (ConvNeXt's layer-scale mul
-                    // after its branch's transpose back to NCHW) joins through those entries; the
-                    // reader is visited again once the region reaches it.
-                    for producer in entryTransposes(behind: missing, in: editor) ?? [] where !region.entries.contains(producer.name) {
-                        region.entries.append(producer.name)
-                        region.values.insert(producer.outputs[0])
-                        worklist.append(producer.outputs[0])
+                    guard let layoutFree = convertible(reader, reading: value, region: region, in: editor) else {
+                        return .failure(Rejection("NCHW value '\(value)' feeds \(reader.op.rawValue) '\(reader.name)', which has no NHWC form here"))
                     }
-                    pending[reader.name] = "\(reader.op.rawValue) '\(reader.name)' also reads '\(missing)', which is not NCHW from a transpose"
-                    continue
-                }
-                pending[reader.name] = nil
-                for producer in entries {
-                    region.entries.append(producer.name)
-                    region.values.insert(producer.outputs[0])
-                    worklist.append(producer.outputs[0])
-                }
-                region.nodes.append(reader.name)
-                if !layoutFree, let output = reader.outputs.first {
-                    region.values.insert(output)
-                    worklist.append(output)
+                    if let missing = admit(reader, layoutFree: layoutFree, acceptingPixels: false, into: &region, worklist: &worklist, in: editor) {
+                        // A value computed from further entry transposes (ConvNeXt's layer-scale mul
+                        // after its branch's transpose back to NCHW) joins through those entries; the
+                        // reader is visited again once the region reaches it.
+                        for producer in entryTransposes(behind: missing, in: editor) ?? [] where !region.entries.contains(producer.name) {
+                            region.entries.append(producer.name)
+                            region.values.insert(producer.outputs[0])
+                            worklist.append(producer.outputs[0])
+                        }
+                        pending[reader.name] = "\(reader.op.rawValue) '\(reader.name)' also reads '\(missing)', which is not NCHW from a transpose"
+                        continue
+                    }
+                    pending[reader.name] = nil
                 }
             }
-        }
+            // What the region cannot reach now, it never will: a waiting reader may still take
+            // [N,C,1,1] values from outside, and what it makes may let others in.
+            for name in pending.keys.sorted() {
+                guard let reader = editor.node(named: name),
+                      let value = reader.presentInputs.first(where: region.values.contains),
+                      let layoutFree = convertible(reader, reading: value, region: region, in: editor),
+                      admit(reader, layoutFree: layoutFree, acceptingPixels: true, into: &region, worklist: &worklist, in: editor) == nil
+                else { continue }
+                pending[name] = nil
+            }
+        } while !worklist.isEmpty
         if let reason = pending.sorted(by: { $0.key < $1.key }).first?.value { return .failure(Rejection(reason)) }
         return .success(region)
+    }
+
+    /// Adds `reader` to the region when each of its computed inputs is in it, comes from an entry
+    /// transpose (which joins too) or, with `acceptingPixels`, is [N,C,1,1]; otherwise returns
+    /// the first input that is none of these.
+    private func admit(_ reader: Node, layoutFree: Bool, acceptingPixels: Bool, into region: inout Region,
+                       worklist: inout [String], in editor: GraphEditor) -> String? {
+        // Another computed input is either a further entry transpose, or a value the region may
+        // still reach by another path (a residual branch): then it waits.
+        let others = reader.presentInputs.filter { !region.values.contains($0) && editor.graph.constants[$0] == nil }
+        let entries = others.compactMap { editor.producer(of: $0) }.filter { isTranspose($0, Self.toNCHW, in: editor.graph) }
+        let rest = others.filter { input in !entries.contains { $0.outputs.first == input } }
+        if let missing = rest.first(where: { !acceptingPixels || !isPixelVector($0, in: editor.graph) }) { return missing }
+        for producer in entries {
+            region.entries.append(producer.name)
+            region.values.insert(producer.outputs[0])
+            worklist.append(producer.outputs[0])
+        }
+        region.pixelEntries += rest.map { (reader.name, $0) }
+        region.nodes.append(reader.name)
+        if !layoutFree, let output = reader.outputs.first {
+            region.values.insert(output)
+            worklist.append(output)
+        }
+        return nil
+    }
+
+    /// A rank-4 value with H = W = 1, whose NCHW and NHWC forms hold the same bytes.
+    private func isPixelVector(_ value: String, in graph: Graph) -> Bool {
+        guard !graph.inputs.contains(where: { $0.name == value }), let shape = graph.valueTypes[value]?.shape else { return false }
+        return shape.rank == 4 && shape[2] == .known(1) && shape[3] == .known(1)
     }
 
     /// The entry transposes `value` is computed from through a few ops with an NHWC form, or nil
@@ -235,7 +269,7 @@ public struct LayoutPropagation: Pass {
                 if let pads = try? node.attributeReader.ints("pads"), pads.count == 8 {
                     node.attributes["pads"] = .ints(Self.toNHWC.map { pads[$0] } + Self.toNHWC.map { pads[4 + $0] })
                 }
-            case .reduceMean, .reduceSum, .reduceSumSquare, .reduceProd:
+            case .reduceSum, .reduceSumSquare, .reduceProd:
                 node.attributes["axes"] = .ints([1, 2])
             case .squeeze:
                 if let axes = try? node.attributeReader.optionalInts("axes") {
@@ -243,6 +277,11 @@ public struct LayoutPropagation: Pass {
                 }
             case .flatten, .reshape:
                 break
+            case .reduceMean:
+                // Keel's global average pool is the faster kernel for the same mean.
+                let keepDims = (try? node.attributeReader.bool("keepdims")) ?? true
+                node.op = .globalAvgPool2d
+                node.attributes = Attributes(["keepdims": .bool(keepDims)])
             default:
                 for (index, input) in node.inputs.enumerated() {
                     guard let constant = editor.graph.constants[input],
@@ -259,6 +298,15 @@ public struct LayoutPropagation: Pass {
                 }
             }
             editor.update(node.droppingDefaultAttributes())
+        }
+        for (readerName, value) in region.pixelEntries {
+            guard var reader = editor.node(named: readerName) else { continue }
+            let reshaped = editor.unusedName("\(value)/nhwc")
+            editor.insert(Node(name: reshaped, op: .reshape, inputs: [value], outputs: [reshaped],
+                               attributes: Attributes(["shape": .ints([0, 1, 1, -1])]), locations: reader.locations),
+                          before: readerName)
+            reader.inputs = reader.inputs.map { $0 == value ? reshaped : $0 }
+            editor.update(reader)
         }
         for exit in region.flattens {
             guard let dense = editor.node(named: exit.dense) else { continue }

@@ -178,6 +178,70 @@ final class LayoutPropagationTests: XCTestCase {
         }
     }
 
+    /// tf2onnx's squeeze-excitation: the pooled channels leave the region through Squeeze and
+    /// Reshape to [N,C,1,1], go through NCHW 1×1 convs and a sigmoid, and scale the region's
+    /// activation. The gate joins the region through a reshape to [N,1,1,C] (the same bytes).
+    func testSqueezeExcitationGateJoinsTheRegionThroughAReshape() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 8])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [8, 8, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("gap", .globalAvgPool2d, ["layout": .string("nchw"), "keepdims": .bool(true)])
+        builder.layer("squeeze", .squeeze, ["axes": .ints([2, 3])])
+        builder.layer("unsqueeze", .reshape, ["shape": .ints([-1, 8, 1, 1])])
+        builder.layer("reduce", .conv2d, parameters: [(.kernel, [2, 8, 1, 1]), (.bias, [2])], nchw)
+        builder.layer("expand", .conv2d, parameters: [(.kernel, [8, 2, 1, 1]), (.bias, [8])], nchw)
+        builder.layer("gate", .sigmoid)
+        builder.layer("excite", .mul, inputs: ["conv", "gate"])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.count(.transpose), 0)
+        XCTAssertEqual(result.graph.node(named: "conv")?.attributes["layout"], nil, "the main path is NHWC")
+        XCTAssertEqual(result.graph.node(named: "reduce")?.attributes["layout"], .string("nchw"), "the gate's convs stay")
+        XCTAssertEqual(result.graph.node(named: "excite")?.inputs, ["conv", "gate/nhwc"])
+        XCTAssertEqual(result.graph.valueTypes["gate/nhwc"], TensorType(.float32, ["N", 1, 1, 8]))
+        XCTAssertEqual(result.log, ["layout-propagation: 1 regions turned NHWC, 2 nodes removed, 0 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// PyTorch's squeeze-excitation pools with a mean over H and W: it becomes a global average
+    /// pool (keeping its dims) and the whole block runs NHWC.
+    func testMeanOverHeightAndWidthBecomesGlobalPool() throws {
+        for keepDims in [true, false] {
+            var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 6, 8])
+            builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+            builder.layer("conv", .conv2d, parameters: [(.kernel, [8, 8, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+            builder.layer("mean", .reduceMean, ["axes": .ints([-1, 2]), "keepdims": .bool(keepDims)])
+            if keepDims {
+                builder.layer("expand", .conv2d, parameters: [(.kernel, [8, 8, 1, 1]), (.bias, [8])], nchw)
+                builder.layer("gate", .sigmoid)
+                builder.layer("excite", .mul, inputs: ["gate", "conv"])
+                builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+            } else {
+                builder.layer("softmax", .softmax)
+            }
+            builder.output("y")
+            let graph = try prepared(builder)
+            let result = try optimized(graph, [LayoutPropagation()])
+            XCTAssertEqual(result.graph.count(.transpose), 0, "keepdims \(keepDims)")
+            XCTAssertEqual(result.graph.node(named: "mean")?.op, .globalAvgPool2d)
+            XCTAssertEqual(result.graph.node(named: "mean")?.attributes["keepdims"], keepDims ? .bool(true) : nil)
+            try assertEquivalent(graph, result.graph)
+        }
+    }
+
+    /// A mean over other axes has no NHWC form here.
+    func testMeanOverChannelsKeepsTheRegion() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("mean", .reduceMean, ["axes": .ints([1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph, graph)
+    }
+
     /// tf2onnx's sandwich: NHWC input, transpose to NCHW, NCHW conv and relu, transpose back. Both
     /// transposes vanish, the conv takes the default layout (NHWC) and the relu the exit's value
     /// name, so the graph output still reads `%u`.
@@ -197,6 +261,34 @@ final class LayoutPropagationTests: XCTestCase {
             const @c/kernel: f32[4,3,3,3] kernel
             %c = conv2d(%x, @c/kernel) {kernel_layout="oihw", padding="same"} : f32[N,8,8,4]
             %u = relu(%c) : f32[N,8,8,4]
+            output y = %u
+
+            """)
+    }
+
+    /// A squeeze-excitation gate computed outside the region ([N,C,1,1] from a reshape) reaches
+    /// the scaling mul through a reshape to [N,1,1,C]; a mean over H and W becomes a global pool.
+    func testGoldenSqueezeExcitationRunsNHWC() throws {
+        try assertRewrite(LayoutPropagation(), """
+            graph g
+            input %x: f32[N,4,4,8] nhwc
+            input %s: f32[N,8] nhwc
+            %t = transpose(%x) {perm=[0,3,1,2]} : f32[N,8,4,4]
+            %m = reduce_mean(%t) {axes=[2,3]} : f32[N,8,1,1]
+            %g = reshape(%s) {shape=[-1,8,1,1]} : f32[N,8,1,1]
+            %e = mul(%t, %g) : f32[N,8,4,4]
+            %f = add(%e, %m) : f32[N,8,4,4]
+            %u = transpose(%f) {perm=[0,2,3,1]} : f32[N,4,4,8]
+            output y = %u
+            """, """
+            graph g
+            input %x: f32[N,4,4,8] nhwc
+            input %s: f32[N,8] nhwc
+            %m = global_avg_pool2d(%x) {keepdims=true} : f32[N,1,1,8]
+            %g = reshape(%s) {shape=[-1,8,1,1]} : f32[N,8,1,1]
+            %g/nhwc = reshape(%g) {shape=[0,1,1,-1]} : f32[N,1,1,8]
+            %e = mul(%x, %g/nhwc) : f32[N,4,4,8]
+            %u = add(%e, %m) : f32[N,4,4,8]
             output y = %u
 
             """)

@@ -5,7 +5,7 @@ import KeelPasses
 import XCTest
 @testable import KeelRuntime
 
-/// A 12×12 layer has 9 Winograd tiles an image: im2col at batch 1, Winograd at batch 4. The
+/// An 8×8 layer has 4 Winograd tiles an image: im2col at batch 1, Winograd at batch 4. The
 /// prepare phase packs the filter for batch 1 before any plan exists and releases the original;
 /// a batch-4 plan derives the Winograd form from the packed one. Whichever batch runs first,
 /// each batch gives the same bits as a model compiled for that batch alone.
@@ -13,7 +13,7 @@ final class BatchDependentAlgorithmTests: XCTestCase {
     private func graph(batch: String = "N") throws -> Graph {
         let source = """
         model tiles
-        input image: f32[\(batch), 12, 12, 16]
+        input image: f32[\(batch), 8, 8, 16]
         body = conv2d(16, 3, padding: same, activation: relu)
         output body
         """
@@ -24,8 +24,8 @@ final class BatchDependentAlgorithmTests: XCTestCase {
 
     private func image(batch: Int) throws -> [String: Tensor] {
         var generator = SplitMix64(seed: UInt64(batch))
-        let count = batch * 12 * 12 * 16
-        return ["image": try Tensor(shape: [batch, 12, 12, 16], values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
+        let count = batch * 8 * 8 * 16
+        return ["image": try Tensor(shape: [batch, 8, 8, 16], values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
     }
 
     /// A model whose batch is fixed: its filter is prepared from the original for that batch's algorithm.
