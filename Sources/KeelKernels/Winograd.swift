@@ -47,8 +47,11 @@ enum Winograd {
     /// ResNet50's and Inception's 256-channel 14×14 layers (7 MB) stay under it.
     static let filterGrowthBudget = 16 << 20
     /// What a layer over the budget must save: the 7×7 512→512 layers at batch 8 (2376) ran 3×
-    /// faster on Winograd; VGG16's three 14×14 ones at batch 1 (1188) saved 24 ms of 155 in
-    /// single-thread CPU time together, not worth 28 MB each (RSS 281 → 208 MB, ORT's is 244).
+    /// faster on Winograd; VGG16's three 14×14 ones at batch 1 (1188) ran 2× faster too (10–14 ms
+    /// against 21–25 ms each, one thread, loaded machine), but not worth 28 MB each: peak RSS 281
+    /// MB against ORT's 244, 208 MB on im2col. A smaller tile (F(2×2, 3×3)) would keep most of it.
+    /// At batch 8 they take Winograd again, derived from the panels prepared for batch 1, which
+    /// stay: VGG16's batch-8 peak went from 430 to 461 MB (ORT's: 628).
     static let largeFilterSavedMultiplies = 2000
 
     /// Multiplies Winograd saves per filter element over im2col: 9·pixels − 36·tiles.
