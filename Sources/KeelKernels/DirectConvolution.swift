@@ -9,11 +9,17 @@ import CSIMDKernels
 enum DirectConvolution {
     /// Above this many input channels the GEMM is deep enough for im2col (or Winograd) to win.
     static let maximumPreferredInputChannels = 4
+    /// Nor is a large filter's GEMM shallow: ViT's 16×16 patch embedding is 768 deep (16·16·3),
+    /// and the direct kernel ran it at 9 GFLOP/s where im2col's GEMM runs near the dense layers'
+    /// rate. Stems up to 7×7 RGB (147 deep) stay direct.
+    static let maximumPreferredReduction = 256
 
-    /// Whether `Conv2D.defaultAlgorithm` should pick the direct kernel: few input channels, one
-    /// group, not a plain GEMM, and a SIMD level to run it (otherwise im2col is the faster path).
+    /// Whether `Conv2D.defaultAlgorithm` should pick the direct kernel: few input channels, a
+    /// small filter, one group, not a plain GEMM, and a SIMD level to run it (otherwise im2col is
+    /// the faster path).
     static func isPreferred(for geometry: Conv2DGeometry) -> Bool {
         geometry.groups == 1 && geometry.inputChannels <= maximumPreferredInputChannels
+            && geometry.reductionLength <= maximumPreferredReduction
             && !geometry.isPointwise && KernelTable.current.direct_conv_rows != nil
     }
 

@@ -47,6 +47,18 @@ struct PlanBuilder {
     let prepared: PreparedWeights
     let lowering: (StepOperands) throws -> Step
 
+    /// A transpose that moves only axes of extent 1 in this plan (the batch axis at batch 1, as
+    /// around PyTorch's token-first attention) leaves every element where it was: a view here.
+    static func movesOnlyUnitAxes(_ node: Node, shapes: [String: [Int]],
+                                  storage: (String) -> ActivationStorage) -> Bool {
+        guard node.op == .transpose, node.outputs.count == 1, let input = node.presentInputs.first,
+              let shape = shapes[input], storage(input) == .fp32, storage(node.outputs[0]) == .fp32,
+              let permutation = try? AttributeReader(node: node).optionalInts("perm") ?? Array(shape.indices.reversed()),
+              permutation.count == shape.count, permutation.allSatisfy(shape.indices.contains) else { return false }
+        let moved = permutation.filter { shape[$0] != 1 }
+        return moved == moved.sorted()
+    }
+
     func build(bindings: [String: Int]) throws -> ExecutionPlan {
         let shapes = try concreteShapes(bindings)
         let bf16Values = ActivationStorageRule.bf16Values(graph: graph, shapes: shapes, context: context,
@@ -68,12 +80,16 @@ struct PlanBuilder {
         }
         var groupLastUse = lastUse
         var outputRoots = outputValues
+        let views = Set(graph.nodes.indices.filter { index in
+            OpRegistry.schema(for: graph.nodes[index].op).aliasing == .view
+                || Self.movesOnlyUnitAxes(graph.nodes[index], shapes: shapes, storage: storage)
+        })
         for (index, node) in graph.nodes.enumerated() {
             guard let first = node.presentInputs.first, node.outputs.count == 1 else { continue }
             let output = node.outputs[0]
             let base = rootOf(first)
             let aliasing = OpRegistry.schema(for: node.op).aliasing
-            let aliases = aliasing == .view
+            let aliases = views.contains(index)
                 || (aliasing == .inPlace && !constantNames.contains(base) && !outputRoots.contains(base)
                     && groupLastUse[base] == index)
             guard aliases else { continue }
@@ -135,7 +151,7 @@ struct PlanBuilder {
 
         var steps: [Step] = []
         do {
-            for (index, node) in graph.nodes.enumerated() where OpRegistry.schema(for: node.op).aliasing != .view {
+            for (index, node) in graph.nodes.enumerated() where !views.contains(index) {
                 let operands = StepOperands(
                     node: node,
                     inputShapes: node.inputs.map { shapes[$0] ?? [] },

@@ -182,8 +182,17 @@ final class DirectConvolutionTests: XCTestCase {
         var grouped = rgb
         grouped.inputChannels = 4
         grouped.groups = 2
+        // ConvNeXt's 4×4 stem (48 deep) and ResNet's 7×7 (147) stay direct; ViT's 16×16 patch
+        // embedding (768 deep) is a deep GEMM for im2col.
+        let stem = Conv2DGeometry(batch: 1, input: Size2D(224, 224), inputChannels: 3, outputChannels: 64,
+                                  kernel: Size2D(7, 7), stride: Size2D(2, 2),
+                                  padding: Padding2D(top: 3, left: 3, bottom: 3, right: 3))
+        let patches = Conv2DGeometry(batch: 1, input: Size2D(224, 224), inputChannels: 3, outputChannels: 768,
+                                     kernel: Size2D(16, 16), stride: Size2D(16, 16))
         forEachCapabilitySet { level in
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: rgb), !level.isEmpty ? .direct : .im2colGEMM, "\(level)")
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: stem), !level.isEmpty ? .direct : .im2colGEMM, "\(level)")
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: patches), .im2colGEMM, "\(level)")
             XCTAssertNotEqual(Conv2D.defaultAlgorithm(for: wide), .direct)
             XCTAssertNotEqual(Conv2D.defaultAlgorithm(for: grouped), .direct)
         }

@@ -58,6 +58,17 @@ final class EpilogueActivationTests: XCTestCase {
         }
     }
 
+    /// The limits: GELU(+inf) = +inf and GELU(−inf) = 0 (x·Φ(x) → 0), not −inf·0.
+    func testGeluOfInfinities() {
+        forEachCapabilitySet { level in
+            guard let actual = activated([.infinity, -.infinity, 25, -25], .gelu) else { return }
+            XCTAssertEqual(actual[0], .infinity, "\(level)")
+            XCTAssertLessThanOrEqual(abs(actual[1]), 1e-30, "\(level)")
+            XCTAssertEqual(actual[2], 25, "\(level)")
+            XCTAssertLessThanOrEqual(abs(actual[3]), 1e-30, "\(level)")
+        }
+    }
+
     func testGeluPropagatesNaN() {
         forEachCapabilitySet { level in
             guard let actual = activated([.nan, 1], .gelu) else { return }

@@ -15,11 +15,12 @@ struct ConvolutionChoice: Equatable {
     static func choose(_ geometry: Conv2DGeometry, precision: Precision, hasResidual: Bool,
                        storedOnlyInBF16: Bool) throws -> ConvolutionChoice {
         let fp32Algorithm = Conv2D.defaultAlgorithm(for: geometry)
-        // A layer with few input channels (an RGB first layer) stays on the fp32 direct kernel:
+        // A layer with few input channels (an RGB first layer, ViT's patch embedding) stays fp32:
         // bf16 keeps 8 bits of a pixel value (steps of 1 above 128), which cut VGG16's classifier
         // agreement on samples/ from cosine 0.99996 to 0.976 when tried.
         let useBF16 = (precision == .bf16 || storedOnlyInBF16) && BF16Convolution.supports(geometry)
-            && BF16Convolution.isAvailable && (storedOnlyInBF16 || fp32Algorithm != .direct)
+            && BF16Convolution.isAvailable
+            && (storedOnlyInBF16 || (fp32Algorithm != .direct && !Conv2D.readsFewInputChannels(geometry)))
         if storedOnlyInBF16 && !useBF16 {
             throw PreparationError(reason: "its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
                                    + "AVX512_BF16; compile the model again with --precision fp32")
