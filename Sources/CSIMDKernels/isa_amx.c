@@ -132,7 +132,7 @@ static KEEL_AMX void finish_pooled(const keel_bf16_conv *conv, const float *stag
                                         keel_avx512_max_nan(_mm512_load_ps(bottom + 16), _mm512_load_ps(bottom + 48)));
         x0 = _mm512_add_ps(x0, bias0);
         x1 = _mm512_add_ps(x1, bias1);
-        if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
+        if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
         keel_bf16_store(conv, at + j * ldc, x0, x1, low, high);
     }
 }

@@ -119,7 +119,7 @@ KEEL_AVX512_BF16 void keel_avx512bf16_finish(const keel_bf16_conv *conv, const f
             x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(low, residual + r * ldc));
             x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
         }
-        if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
+        if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
         keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
 }
@@ -155,7 +155,7 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
             x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(low, residual + r * ldc));
             x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
         }
-        if (relu) { x0 = _mm512_max_ps(x0, _mm512_setzero_ps()); x1 = _mm512_max_ps(x1, _mm512_setzero_ps()); }
+        if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
         keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
 }

@@ -4,6 +4,10 @@
  * x = n·ln2 + r with a degree-6 polynomial for e^r (about 2 ulp); sigmoid, swish and tanh are
  * built on it. Shared by every kernel that fuses an epilogue.
  *
+ * NaN stays NaN, as ONNX Runtime's Relu, Clip and Sigmoid keep it: max_ps and min_ps return their
+ * second operand when either is NaN, so the clamps here take the value second (MAX(0, x), not
+ * MAX(x, 0), which turned a NaN into 0 behind every fused ReLU).
+ *
  * GELU x·Φ(x) is computed through erfc so that it stays accurate in relative terms where Φ is
  * tiny (x ≪ 0), which 0.5·x·(1 + erf(x/√2)) in fp32 is not: with z = |x|/√2 and t = 1/(1 + z/2),
  * erfc(z) = t·exp(−z² + P(t)), P a degree-9 polynomial fitted (weighted least squares, relative
@@ -34,7 +38,7 @@
         return MUL(p, AS_FLOAT(exponent));                                                                     \
     }                                                                                                          \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_exp(VEC x) {                                                            \
-        x = MIN(MAX(x, SET1(-87.33654f)), SET1(88.37626f));                                                    \
+        x = MIN(SET1(88.37626f), MAX(SET1(-87.33654f), x));                                                    \
         VEC n = ROUND(MUL(x, SET1(1.44269504088896341f)));                                                     \
         VEC r = FMADD(n, SET1(-0.693359375f), x);                                                              \
         r = FMADD(n, SET1(2.12194440e-4f), r);                                                                 \
@@ -76,15 +80,15 @@
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_activate(VEC x, const keel_epilogue *e) {                               \
         switch (e->activation) {                                                                               \
         case KEEL_ACTIVATION_NONE: return x;                                                                   \
-        case KEEL_ACTIVATION_RELU: return MAX(x, SET1(0.0f));                                                  \
-        case KEEL_ACTIVATION_CLIP: return MIN(MAX(x, SET1(e->parameter0)), SET1(e->parameter1));               \
+        case KEEL_ACTIVATION_RELU: return MAX(SET1(0.0f), x);                                                  \
+        case KEEL_ACTIVATION_CLIP: return MIN(SET1(e->parameter1), MAX(SET1(e->parameter0), x));               \
         case KEEL_ACTIVATION_LEAKY_RELU: return SELECT_NEGATIVE(x, MUL(x, SET1(e->parameter0)));               \
         case KEEL_ACTIVATION_SIGMOID: return PREFIX##_sigmoid(x);                                              \
         case KEEL_ACTIVATION_SWISH: return MUL(x, PREFIX##_sigmoid(x));                                        \
         case KEEL_ACTIVATION_HARD_SIGMOID:                                                                     \
-            return MIN(MAX(FMADD(x, SET1(e->parameter0), SET1(e->parameter1)), SET1(0.0f)), SET1(1.0f));       \
+            return MIN(SET1(1.0f), MAX(SET1(0.0f), FMADD(x, SET1(e->parameter0), SET1(e->parameter1))));       \
         case KEEL_ACTIVATION_HARD_SWISH:                                                                       \
-            return MUL(x, MIN(MAX(ADD(DIV(x, SET1(6.0f)), SET1(0.5f)), SET1(0.0f)), SET1(1.0f)));              \
+            return MUL(x, MIN(SET1(1.0f), MAX(SET1(0.0f), ADD(DIV(x, SET1(6.0f)), SET1(0.5f)))));              \
         case KEEL_ACTIVATION_TANH:                                                                             \
             return SUB(MUL(SET1(2.0f), PREFIX##_sigmoid(ADD(x, x))), SET1(1.0f));                              \
         case KEEL_ACTIVATION_GELU: return PREFIX##_gelu(x);                                                    \

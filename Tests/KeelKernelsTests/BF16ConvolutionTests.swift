@@ -277,6 +277,43 @@ final class BF16ConvolutionTests: XCTestCase {
         try check(CPUCapabilities.detected.subtracting(.amxBF16), label: "AVX512_BF16")
     }
 
+    /// A NaN input pixel gives NaN outputs at that pixel through the fused ReLU (as ONNX Runtime's
+    /// Relu keeps NaN), at every bf16 capability, both forms; the other pixels stay finite.
+    func testANaNInputStaysNaNThroughTheFusedReLU() throws {
+        let levels: [(CPUCapabilities, String)] = [(CPUCapabilities.detected, "detected"),
+                                                   (CPUCapabilities.detected.subtracting(.amxBF16), "AVX512_BF16")]
+        let geometries = [Conv2DGeometry(batch: 1, input: Size2D(4, 16), inputChannels: 32, outputChannels: 16,
+                                         kernel: Size2D(1, 1)),
+                          Conv2DGeometry(batch: 1, input: Size2D(4, 16), inputChannels: 32, outputChannels: 16,
+                                         kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))]
+        for (capabilities, label) in levels where capabilities.contains(.avx512BF16) {
+            CPUCapabilities.restrict(to: capabilities)
+            defer { CPUCapabilities.restoreDetected() }
+            for geometry in geometries {
+                var input = seededValues(geometry.inputElementCount, seed: 3)
+                input[5 * geometry.inputChannels + 7] = .nan
+                let weights = try seededValues(geometry.reductionLength * geometry.outputChannels, seed: 4)
+                    .withUnsafeBufferPointer {
+                        try BF16Weights($0, depth: geometry.reductionLength, columns: geometry.outputChannels,
+                                        depthStride: geometry.outputChannels, columnStride: 1)
+                    }
+                var scratch = [Float](repeating: 0, count: BF16Convolution.scratchSize(for: geometry, threads: 1))
+                let output = try withOutput(geometry.outputElementCount) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try scratch.withUnsafeMutableBufferPointer { work in
+                            try BF16Convolution.apply(input: source, weights: weights, bias: nil, activation: .relu,
+                                                      output: output, geometry: geometry, scratch: work,
+                                                      context: .singleThreaded)
+                        }
+                    }
+                }
+                let pixel = Array(output[(5 * 16)..<(6 * 16)])
+                XCTAssertTrue(pixel.allSatisfy(\.isNaN), "\(label) \(geometry.kernel): \(pixel)")
+                XCTAssertTrue(output.filter(\.isNaN).count <= 9 * 16, "\(label) \(geometry.kernel)")
+            }
+        }
+    }
+
     func testWithoutBF16CapabilitiesTheKernelIsAbsentAndApplyRefuses() throws {
         CPUCapabilities.restrict(to: [.avx2, .avx512])
         defer { CPUCapabilities.restoreDetected() }

@@ -75,4 +75,18 @@ final class EpilogueActivationTests: XCTestCase {
             XCTAssertTrue(actual[0].isNaN, "\(level)")
         }
     }
+
+    /// A NaN stays NaN through every fused activation, as through ONNX Runtime's: the clamps once
+    /// took max(x, 0) in the operand order that returns 0 for a NaN x.
+    func testEveryFusedActivationKeepsNaN() {
+        let activations: [UnaryOperation] = [.relu, .clip(min: 0, max: 6), .leakyRelu(alpha: 0.1), .sigmoid, .swish,
+                                             .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .tanh, .gelu, .geluTanh]
+        forEachCapabilitySet { level in
+            for activation in activations {
+                guard let actual = activated([.nan, -.nan, 2, -2], activation) else { return }
+                XCTAssertTrue(actual[0].isNaN && actual[1].isNaN, "\(level) \(activation): \(actual)")
+                XCTAssertFalse(actual[2].isNaN || actual[3].isNaN, "\(level) \(activation): \(actual)")
+            }
+        }
+    }
 }
