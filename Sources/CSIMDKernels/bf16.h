@@ -71,6 +71,23 @@ KEEL_INLINE KEEL_AVX512_BF16 void keel_bf16_store(const keel_bf16_conv *conv, pt
     }
 }
 
+/* x0, x1 (output element `at`'s columns 0–15 and 16–31, within the masks) plus the layer's
+ * residual there, fp32 or bf16 widened exactly; unchanged without one. */
+KEEL_INLINE KEEL_AVX512_BF16 void keel_bf16_add_residual(const keel_bf16_conv *conv, ptrdiff_t at, __m512 *x0,
+                                                         __m512 *x1, __mmask16 low, __mmask16 high) {
+    if (conv->bf16_residual) {
+        const __mmask32 lanes = (__mmask32)low | ((__mmask32)high << 16);
+        const __m512i both = _mm512_maskz_loadu_epi16(lanes, conv->bf16_residual + at);
+        const __m512i first = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(both));
+        const __m512i second = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(both, 1));
+        *x0 = _mm512_add_ps(*x0, _mm512_castsi512_ps(_mm512_slli_epi32(first, 16)));
+        *x1 = _mm512_add_ps(*x1, _mm512_castsi512_ps(_mm512_slli_epi32(second, 16)));
+    } else if (conv->residual) {
+        *x0 = _mm512_add_ps(*x0, _mm512_maskz_loadu_ps(low, conv->residual + at));
+        *x1 = _mm512_add_ps(*x1, _mm512_maskz_loadu_ps(high, conv->residual + at + 16));
+    }
+}
+
 /* Rows first_pixel ..< first_pixel + rows of the im2col matrix in bf16, [padded_rows][depth]
  * (zero past the filter's depth and past `rows`). */
 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
@@ -78,11 +95,11 @@ void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, p
 /* Rows first_row ..< first_row + row_count of the padded bf16 input (counted over the batch) to
  * `window`, the first at its start. */
 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count, uint16_t *window);
-/* `rows` rows of a staged fp32 block (32 floats a row) plus bias and residual (NULL for none,
- * laid out as the output), then ReLU, stored within the masks from output element `at` on
+/* `rows` rows of a staged fp32 block (32 floats a row) plus bias and the layer's residual
+ * (keel_bf16_add_residual), then ReLU, stored within the masks from output element `at` on
  * (keel_bf16_store), rows output_channels apart. */
 void keel_avx512bf16_finish(const keel_bf16_conv *conv, const float *staging, ptrdiff_t rows, const float *bias,
-                            const float *residual, ptrdiff_t at, __mmask16 low, __mmask16 high);
+                            ptrdiff_t at, __mmask16 low, __mmask16 high);
 #endif
 
 #endif

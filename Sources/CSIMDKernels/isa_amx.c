@@ -73,8 +73,7 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
                 _tile_stored(2, staging + 16 * 32, 128);
                 _tile_stored(3, staging + 16 * 32 + 16, 128);
                 const ptrdiff_t live = rows - row < 32 ? rows - row : 32, at = (start + row) * columns + column;
-                keel_avx512bf16_finish(conv, staging, live, bias, conv->residual ? conv->residual + at : NULL, at, low,
-                                       high);
+                keel_avx512bf16_finish(conv, staging, live, bias, at, low, high);
             }
         }
     }
@@ -203,12 +202,10 @@ KEEL_AMX void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t fi
                 stage(staging);
                 const ptrdiff_t at0 = ((start + y0) * width + x0) * columns + column;
                 const ptrdiff_t at1 = ((start + y1) * width + x1) * columns + column;
-                const float *residual = conv->residual;
-                keel_avx512bf16_finish(conv, staging, width - x0 < 16 ? width - x0 : 16, bias,
-                                       residual ? residual + at0 : NULL, at0, low, high);
+                keel_avx512bf16_finish(conv, staging, width - x0 < 16 ? width - x0 : 16, bias, at0, low, high);
                 if (pair)
-                    keel_avx512bf16_finish(conv, staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias,
-                                           residual ? residual + at1 : NULL, at1, low, high);
+                    keel_avx512bf16_finish(conv, staging + 16 * 32, width - x1 < 16 ? width - x1 : 16, bias, at1, low,
+                                           high);
             }
         }
     }

@@ -106,8 +106,7 @@ KEEL_AVX512_BF16 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdi
 }
 
 KEEL_AVX512_BF16 void keel_avx512bf16_finish(const keel_bf16_conv *conv, const float *staging, ptrdiff_t rows,
-                                             const float *bias, const float *residual, ptrdiff_t at, __mmask16 low,
-                                             __mmask16 high) {
+                                             const float *bias, ptrdiff_t at, __mmask16 low, __mmask16 high) {
     const ptrdiff_t ldc = conv->output_channels;
     const int relu = conv->relu;
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
@@ -115,10 +114,7 @@ KEEL_AVX512_BF16 void keel_avx512bf16_finish(const keel_bf16_conv *conv, const f
     for (ptrdiff_t r = 0; r < rows; r++) {
         __m512 x0 = _mm512_add_ps(_mm512_load_ps(staging + r * 32), bias0);
         __m512 x1 = _mm512_add_ps(_mm512_load_ps(staging + r * 32 + 16), bias1);
-        if (residual) {
-            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(low, residual + r * ldc));
-            x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
-        }
+        keel_bf16_add_residual(conv, at + r * ldc, &x0, &x1, low, high);
         if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
         keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
@@ -131,7 +127,7 @@ enum { BLOCK = 12 };
  * ReLU and a masked store. */
 KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_conv *conv, const uint16_t *a,
                                             ptrdiff_t depth, const uint16_t *b0, const uint16_t *b1, const float *bias,
-                                            const float *residual, ptrdiff_t at, __mmask16 low, __mmask16 high) {
+                                            ptrdiff_t at, __mmask16 low, __mmask16 high) {
     const ptrdiff_t ldc = conv->output_channels;
     const int relu = conv->relu;
     __m512 left[BLOCK], right[BLOCK];
@@ -151,20 +147,17 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (int r = 0; r < count; r++) {
         __m512 x0 = _mm512_add_ps(left[r], bias0), x1 = _mm512_add_ps(right[r], bias1);
-        if (residual) {
-            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(low, residual + r * ldc));
-            x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(high, residual + r * ldc + 16));
-        }
+        keel_bf16_add_residual(conv, at + r * ldc, &x0, &x1, low, high);
         if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
         keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
 }
 
 static KEEL_AVX512_BF16 void dot_rows(int count, const keel_bf16_conv *conv, const uint16_t *a, ptrdiff_t depth,
-                                      const uint16_t *b0, const uint16_t *b1, const float *bias, const float *residual,
-                                      ptrdiff_t at, __mmask16 low, __mmask16 high) {
+                                      const uint16_t *b0, const uint16_t *b1, const float *bias, ptrdiff_t at,
+                                      __mmask16 low, __mmask16 high) {
     switch (count) {
-        KEEL_CASES_UP_TO_12(dot_block, conv, a, depth, b0, b1, bias, residual, at, low, high)
+        KEEL_CASES_UP_TO_12(dot_block, conv, a, depth, b0, b1, bias, at, low, high)
         default: break;
     }
 }
@@ -186,8 +179,7 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
             for (ptrdiff_t row = 0; row < rows; row += BLOCK) {
                 int count = rows - row < BLOCK ? (int)(rows - row) : BLOCK;
                 const ptrdiff_t at = (start + row) * columns + column;
-                dot_rows(count, conv, block + row * depth, depth, b0, b1, bias,
-                         conv->residual ? conv->residual + at : NULL, at, low, high);
+                dot_rows(count, conv, block + row * depth, depth, b0, b1, bias, at, low, high);
             }
         }
     }

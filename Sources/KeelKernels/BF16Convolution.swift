@@ -128,15 +128,16 @@ public enum BF16Convolution {
 
     /// output = activation(conv(input, weights) + bias + residual) with bf16 products, then a 2×2
     /// stride-2 max pool (floor mode) when `maxPooled` (only where `poolsInKernel`, without a
-    /// residual). `inputStorage` / `outputStorage` `.bf16`: that buffer holds bf16 values, two per
-    /// float slot (an output only after ReLU or no activation). Throws when no bf16 kernel is
-    /// present or the geometry is not one it runs (callers check first).
+    /// residual). `inputStorage` / `outputStorage` / `residualStorage` `.bf16`: that buffer holds
+    /// bf16 values, two per float slot (an output only after ReLU or no activation). Throws when no
+    /// bf16 kernel is present or the geometry is not one it runs (callers check first).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: BF16Weights, bias: UnsafeBufferPointer<Float>?,
                              residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation, output: UnsafeMutableBufferPointer<Float>,
                              geometry: Conv2DGeometry, scratch: UnsafeMutableBufferPointer<Float>,
                              maxPooled: Bool = false, inputStorage: ActivationStorage = .fp32,
-                             outputStorage: ActivationStorage = .fp32, context: KernelContext) throws {
+                             outputStorage: ActivationStorage = .fp32, residualStorage: ActivationStorage = .fp32,
+                             context: KernelContext) throws {
         let name = "conv2d (bf16)"
         try geometry.validate()
         guard let kernel = KernelTable.current.bf16_conv else {
@@ -161,12 +162,18 @@ public enum BF16Convolution {
                                                           : geometry.outputElementCount, in: outputStorage),
                             name, "output")
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
-        if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
+        if let residual {
+            try requireCapacity(residual.count, slots(geometry.outputElementCount, in: residualStorage), name, "residual")
+        }
         let relu = activation == .relu
         var description = parameters(geometry, input: input.baseAddress, weights: nil, bias: bias?.baseAddress,
                                      relu: relu, output: output.baseAddress)
         description.pool = maxPooled ? 1 : 0
-        description.residual = residual?.baseAddress
+        if residualStorage == .bf16, let base = residual?.baseAddress {
+            description.bf16_residual = UnsafeRawPointer(base).assumingMemoryBound(to: UInt16.self)
+        } else {
+            description.residual = residual?.baseAddress
+        }
         if inputStorage == .bf16, let base = input.baseAddress {
             description.bf16_input = UnsafeRawPointer(base).assumingMemoryBound(to: UInt16.self)
         }
@@ -259,6 +266,6 @@ public enum BF16Convolution {
             stride_height: geometry.stride.height, stride_width: geometry.stride.width,
             dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
             pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0, pool: 0,
-            bf16_input: nil, bf16_output: nil)
+            bf16_input: nil, bf16_output: nil, bf16_residual: nil)
     }
 }

@@ -2,10 +2,13 @@ import KeelIR
 import KeelKernels
 
 /// Which activations a bf16 plan keeps in bf16: a bf16 convolution's or dense layer's output that
-/// every reader takes as the input of a bf16 convolution or dense layer (one kernel runs both). Its producer rounds it once in its epilogue (as each
-/// reader would have rounded it: the same values), so readers skip their rounding pass and move
-/// half the bytes. Graph outputs, anything a view or an fp32 layer reads, and outputs an fp32
-/// pass still has to touch (an activation other than ReLU, a separate pool) stay fp32.
+/// every reader takes as the input or the residual (shortcut) of a bf16 convolution or dense layer
+/// (one kernel runs both). Its producer rounds it once in its epilogue, so readers move half the
+/// bytes. As an input this changes nothing (each reader would have rounded it to the same values);
+/// as a residual stream it does: ResNet's shortcuts then carry bf16 values, as OpenVINO's bf16 mode
+/// does, where fp32 plans and readers keep the fp32 sum. Graph outputs, anything a view or an fp32
+/// layer reads, and outputs an fp32 pass still has to touch (an activation other than ReLU, a
+/// separate pool) stay fp32.
 enum ActivationStorageRule {
     /// The bf16 values of the plan (every other value is fp32), decided once from the graph.
     static func bf16Values(graph: Graph, shapes: [String: [Int]], context: ExecutionContext,
@@ -21,13 +24,17 @@ enum ActivationStorageRule {
             let value = node.outputs[0]
             guard !outputs.contains(value), let nodes = readers[value], !nodes.isEmpty else { continue }
             let allBF16 = nodes.allSatisfy { reader in
-                reader.inputs.first == value && !reader.inputs.dropFirst().contains(value)
+                let positions = reader.inputs.indices.filter { reader.inputs[$0] == value }
+                return (positions == [0] || positions == [residualPosition])
                     && form(reader, shapes, context, prepared) == .bf16
             }
             if allBF16 { values.insert(value) }
         }
         return values
     }
+
+    /// The input position of a conv2d's or dense layer's fused residual (after input, kernel, bias).
+    private static let residualPosition = 3
 
     /// The prepared form a conv2d or dense node runs on (`.bf16`: the bf16 kernel), or nil for
     /// any other node (or one that cannot run).

@@ -60,6 +60,9 @@ struct StepOperands {
                                                                                  in: inputStorage[index]))
     }
 
+    /// How input `index` is stored; fp32 when the node leaves it out.
+    func storage(ofInput index: Int) -> ActivationStorage { index < inputStorage.count ? inputStorage[index] : .fp32 }
+
     /// An optional input (a bias): nil when the node leaves it out.
     func optionalInput(_ index: Int) throws -> UnsafeBufferPointer<Float>? {
         guard index < inputs.count, inputs[index] != nil else { return nil }

@@ -1,7 +1,8 @@
-/// The bf16 kernels reading a bf16 input and storing a bf16 output (a plan's activations between
-/// bf16 layers), at every bf16 capability this CPU has: a bf16 input holds the values the kernel
-/// would have rounded an fp32 input to, so the fp32 result must be the same bits; a bf16 output
-/// must be that fp32 result rounded to nearest even (rounded here, independently of the kernel).
+/// The bf16 kernels reading a bf16 input or residual and storing a bf16 output (a plan's
+/// activations between bf16 layers), at every bf16 capability this CPU has: a bf16 input holds the
+/// values the kernel would have rounded an fp32 input to, so the fp32 result must be the same bits;
+/// a bf16 residual must add exactly what an fp32 residual rounded here adds; a bf16 output must be
+/// the fp32 result rounded to nearest even (rounded here, independently of the kernel).
 /// The fp32 results themselves are checked against a double-precision reference in
 /// BF16ConvolutionTests; the cases are its awkward sizes (depth not a multiple of 32, columns not
 /// a multiple of 16, 1×1 images, stride and dilation, both forms, the fused pool).
@@ -27,14 +28,18 @@ final class BF16ActivationStorageTests: XCTestCase {
         }
     }
 
+    /// `residual` `.bf16`: the shortcut is passed as bf16 values; `roundedResidual`: as fp32 values
+    /// already rounded to bf16 here (what a bf16 one must add).
     private func run(_ testCase: BF16ConvolutionTests.Case, index: Int, pooled: Bool, threads: Int,
-                     input inputStorage: ActivationStorage, output outputStorage: ActivationStorage) throws -> [Float] {
+                     input inputStorage: ActivationStorage, output outputStorage: ActivationStorage,
+                     residual residualStorage: ActivationStorage = .fp32, roundedResidual: Bool = false) throws -> [Float] {
         let geometry = testCase.geometry, depth = geometry.reductionLength, columns = geometry.outputChannels
         let values = seededValues(geometry.inputElementCount, seed: UInt64(41 + index))
         let input = inputStorage == .bf16 ? packed(values) : values
         let filter = seededValues(depth * columns, seed: UInt64(23 + index))
         let bias = seededValues(columns, seed: UInt64(7 + index))
-        let residual = seededValues(testCase.residual ? geometry.outputElementCount : 0, seed: UInt64(13 + index))
+        let shortcut = seededValues(testCase.residual ? geometry.outputElementCount : 0, seed: UInt64(13 + index))
+        let residual = residualStorage == .bf16 ? packed(shortcut) : roundedResidual ? shortcut.map(roundedToBF16) : shortcut
         let weights = try filter.withUnsafeBufferPointer {
             try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
         }
@@ -50,7 +55,8 @@ final class BF16ActivationStorageTests: XCTestCase {
                                                       residual: testCase.residual ? shortcut : nil,
                                                       activation: testCase.activation, output: output, geometry: geometry,
                                                       scratch: work, maxPooled: pooled, inputStorage: inputStorage,
-                                                      outputStorage: outputStorage, context: KernelContext(threads: threads))
+                                                      outputStorage: outputStorage, residualStorage: residualStorage,
+                                                      context: KernelContext(threads: threads))
                         }
                     }
                 }
@@ -77,6 +83,15 @@ final class BF16ActivationStorageTests: XCTestCase {
                     let bf16Output = try run(testCase, index: index, pooled: pooled, threads: threads, input: storage,
                                              output: .bf16)
                     XCTAssertEqual(bf16Output, rounded, "\(name): \(storage) input, bf16 output")
+                }
+                guard testCase.residual else { continue }
+                let expected = try run(testCase, index: index, pooled: pooled, threads: threads, input: .fp32,
+                                       output: .fp32, roundedResidual: true)
+                for output in [ActivationStorage.fp32, .bf16] {
+                    let bf16Residual = try run(testCase, index: index, pooled: pooled, threads: threads, input: .bf16,
+                                               output: output, residual: .bf16)
+                    XCTAssertEqual(bf16Residual, output == .bf16 ? expected.map(roundedToBF16) : expected,
+                                   "\(name): a bf16 residual adds the values it holds, widened exactly (\(output) output)")
                 }
             }
         }

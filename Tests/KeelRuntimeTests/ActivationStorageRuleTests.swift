@@ -63,4 +63,49 @@ final class ActivationStorageRuleTests: XCTestCase {
         // Half the bytes for the bf16 values: the arena shrinks.
         XCTAssertLessThan(try stored.memoryReport(bindings: ["N": 3]).0, try rounding.memoryReport(bindings: ["N": 3]).0)
     }
+
+    /// Two residual blocks (a 1×1 stem, then twice conv → conv + shortcut → ReLU): the shortcut
+    /// each block's second convolution adds is read by bf16 convolutions only, so it is stored in
+    /// bf16 too, which rounds the residual stream; the result stays within bf16's rounding of the
+    /// fp32 plan's.
+    func testAResidualStreamOnlyBF16ConvolutionsReadIsStoredBF16() throws {
+        guard Precision.bf16.isAvailable else {
+            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
+        }
+        let source = """
+            model shortcuts
+            input image: f32[N, 8, 10, 32]
+            stem = conv2d(32, 1, activation: relu)
+            inner1 = conv2d(stem, 32, 3, padding: same, activation: relu)
+            outer1 = conv2d(inner1, 32, 3, padding: same)
+            sum1 = add(outer1, stem)
+            block1 = relu()
+            inner2 = conv2d(block1, 32, 3, padding: same, activation: relu)
+            outer2 = conv2d(inner2, 32, 3, padding: same)
+            sum2 = add(outer2, block1)
+            block2 = relu()
+            head = conv2d(block2, 16, 1)
+            output head
+            """
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "shortcuts.keel")).graph
+        graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 9) }
+        let bf16 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16))
+        let fp32 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .fp32))
+        let choices = try bf16.kernelChoices(bindings: ["N": 2])
+        XCTAssertEqual(choices.count, 6, "\(choices.map(\.node)): the adds and ReLUs fuse into the convolutions")
+        // Every value but the graph output is read by bf16 convolutions only, shortcuts included.
+        XCTAssertEqual(choices.map(\.choice.output), [.bf16, .bf16, .bf16, .bf16, .bf16, .fp32], "\(choices)")
+        var generator = SplitMix64(seed: 5)
+        let count = 2 * 8 * 10 * 32
+        let inputs = ["image": try Tensor(shape: [2, 8, 10, 32],
+                                          values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
+        let (rounded, exact) = (try bf16.run(inputs), try fp32.run(inputs))
+        guard let low = rounded["head"], let high = exact["head"] else { return XCTFail("no output 'head'") }
+        let largest = high.values.map(abs).max() ?? 0
+        let worst = zip(low.values, high.values).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(largest, 0)
+        XCTAssertLessThan(worst, 0.03 * largest, "bf16 products and a bf16 residual stream stay near fp32")
+        XCTAssertEqual(try bf16.firstNonFinite(inputs), nil)
+    }
 }

@@ -147,6 +147,9 @@ typedef struct {
     /* When set, results are rounded to bf16 (nearest even, as vcvtneps2bf16 rounds) and stored
      * here instead of `output`, laid out alike: what a following bf16 layer would round them to. */
     uint16_t *bf16_output;
+    /* When set, the residual is read from here instead of `residual`: bf16 values laid out alike
+     * (a residual stream a bf16 layer stored), widened to fp32 before the add. */
+    const uint16_t *bf16_residual;
 } keel_bf16_conv;
 
 /* Columns (output channels) of one packed block; column ranges passed to the kernels start at a

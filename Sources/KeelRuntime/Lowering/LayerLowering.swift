@@ -56,7 +56,8 @@ extension KernelLowering {
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias, residual: residual,
                                           activation: activation, output: output, geometry: kernelGeometry,
                                           scratch: scratch, maxPooled: pooled, inputStorage: operands.inputStorage[0],
-                                          outputStorage: operands.outputStorage[0], context: context)
+                                          outputStorage: operands.outputStorage[0],
+                                          residualStorage: operands.storage(ofInput: 3), context: context)
             }
         case .winograd:
             let transformed = try weights(WinogradWeights.self)
@@ -143,7 +144,8 @@ extension KernelLowering {
                                           residual: residual, activation: activation,
                                           output: output, geometry: geometry, scratch: scratch,
                                           inputStorage: operands.inputStorage[0],
-                                          outputStorage: operands.outputStorage[0], context: context)
+                                          outputStorage: operands.outputStorage[0],
+                                          residualStorage: operands.storage(ofInput: 3), context: context)
                 try normalize()
             }
         }
