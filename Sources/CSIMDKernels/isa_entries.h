@@ -31,7 +31,9 @@ KEEL_DECLARE_FP32_KERNELS(avx2)
     void keel_##PREFIX##_softmax_rows(ptrdiff_t rows, ptrdiff_t length, const float *input, float *output); \
     void keel_##PREFIX##_layer_norm_rows(ptrdiff_t rows, ptrdiff_t length, const float *input, float *output, \
                                          const float *gamma, const float *beta, float epsilon, float *means, \
-                                         float *inverse_deviations);
+                                         float *inverse_deviations);                                      \
+    void keel_##PREFIX##_activate_rows(ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t row_stride,             \
+                                       const float *input, float *output, const keel_epilogue *e);
 
 KEEL_DECLARE_ROW_KERNELS(avx512)
 KEEL_DECLARE_ROW_KERNELS(avx2)

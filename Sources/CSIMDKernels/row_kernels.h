@@ -1,5 +1,5 @@
-/* Kernels that reduce along each row of a row-major matrix and rewrite it: softmax and layer
- * normalisation. A row is short (a few hundred to a few thousand floats) and stays in L1 across
+/* Kernels that run along each row of a row-major matrix and rewrite it: softmax, layer
+ * normalisation, and bias plus activation as a pass of its own (activate_rows). A row is short (a few hundred to a few thousand floats) and stays in L1 across
  * the passes, so each pass is a vector loop with a masked tail; each row's lanes are summed in a
  * fixed order, so results do not depend on how callers split the rows across threads. */
 #ifndef KEEL_ROW_KERNELS_H
@@ -18,7 +18,8 @@
 #define KEEL_AVX512_KEEP(mask, value) _mm512_maskz_mov_ps(mask, value)
 #define KEEL_AVX2_KEEP(mask, value) _mm256_and_ps(value, _mm256_castsi256_ps(mask))
 
-/* Needs keel_<PREFIX>_exp (simd_activation.h) and keel_<PREFIX>_max_nan (simd_internal.h). */
+/* Needs keel_<PREFIX>_exp and keel_<PREFIX>_activate (simd_activation.h) and keel_<PREFIX>_max_nan
+ * (simd_internal.h). */
 #define DEFINE_ROW_KERNELS(PREFIX, ATTRIBUTE, VEC, LANES, MASK, MASK_FOR, LOAD, LOAD_OR, STORE, KEEP, SET1,   \
                            ZERO, ADD, SUB, MUL, FMADD)                                                      \
     /* The lanes of v added in lane order. */                                                             \
@@ -86,6 +87,20 @@
                 VEC normalised = MUL(SUB(LOAD(mask, from + i), centre), factor);                          \
                 VEC shift = beta ? LOAD(mask, beta + i) : ZERO();                                         \
                 STORE(mask, to + i, FMADD(normalised, LOAD(mask, gamma + i), shift));                     \
+            }                                                                                             \
+        }                                                                                                 \
+    }                                                                                                     \
+    ATTRIBUTE void keel_##PREFIX##_activate_rows(ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t row_stride,   \
+                                                 const float *input, float *output, const keel_epilogue *e) { \
+        for (ptrdiff_t row = 0; row < rows; row++) {                                                      \
+            const float *from = input + row * row_stride;                                                 \
+            float *to = output + row * row_stride;                                                        \
+            const VEC row_bias = e->bias && e->bias_per_row ? SET1(e->bias[row]) : ZERO();                \
+            for (ptrdiff_t i = 0; i < columns; i += LANES) {                                              \
+                MASK mask = MASK_FOR(columns - i);                                                        \
+                VEC value = LOAD(mask, from + i);                                                         \
+                if (e->bias) value = ADD(value, e->bias_per_row ? row_bias : LOAD(mask, e->bias + i));    \
+                STORE(mask, to + i, keel_##PREFIX##_activate(value, e));                                  \
             }                                                                                             \
         }                                                                                                 \
     }

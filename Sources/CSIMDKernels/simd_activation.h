@@ -74,8 +74,10 @@
         /* −z² ≥ −86 keeps the exponent normal (P is within [−1.27, 0.01]); it binds only past |x| ≈ 18.5. */  \
         VEC exponent = MAX(MUL(square, SET1(-0.5f)), SET1(-86.0f));                                            \
         VEC tail = MUL(MUL(SET1(0.5f), t), PREFIX##_exp_of_sum(exponent, FMADD(error, SET1(-0.5f), p)));       \
-        /* The negative side multiplies by max(x, −20) so that −inf gives (−)0, not −inf. */                  \
-        return SELECT_BY_SIGN(x, MUL(x, SUB(SET1(1.0f), tail)), MUL(MAX(x, SET1(-20.0f)), tail));              \
+        /* The negative side multiplies by max(x, −20) so that a large finite −x gives (−)0; x·0 (−0 for    \
+         * finite x) then makes −inf NaN, as ONNX Runtime's 0.5·x·(1 + erf(x/√2)) gives (−inf · 0). */        \
+        return SELECT_BY_SIGN(x, MUL(x, SUB(SET1(1.0f), tail)),                                                \
+                              ADD(MUL(MAX(x, SET1(-20.0f)), tail), MUL(x, SET1(0.0f))));                       \
     }                                                                                                          \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_activate(VEC x, const keel_epilogue *e) {                               \
         switch (e->activation) {                                                                               \

@@ -186,6 +186,8 @@ public enum Unary {
         try requireCapacity(input.count, count, "unary", "input")
         try requireCapacity(output.count, count, "unary", "output")
         guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
+        if applyVectorActivation(input: source, output: destination, rows: 1, columns: count, rowStride: count,
+                                 bias: nil, direction: .perColumn, activation: operation, context: context) { return }
         operation.accept(UnaryVisitor(input: source, output: destination, count: count, context: context))
     }
 }

@@ -209,6 +209,12 @@ typedef void (*keel_layer_norm_rows_fn)(ptrdiff_t rows, ptrdiff_t length, const 
                                         const float *gamma, const float *beta, float epsilon, float *means,
                                         float *inverse_deviations);
 
+/* output = activation(input + bias) over `rows` rows of `columns` floats, `row_stride` apart, with
+ * the epilogue's bias (per column, or per row when bias_per_row) and activation; its residual is
+ * not read. output may be input. The activations a kernel could not fuse, as one pass. */
+typedef void (*keel_activate_rows_fn)(ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t row_stride, const float *input,
+                                      float *output, const keel_epilogue *e);
+
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
@@ -227,6 +233,7 @@ typedef struct {
     keel_bf16_conv_direct_fn bf16_conv_direct;
     keel_softmax_rows_fn softmax_rows;
     keel_layer_norm_rows_fn layer_norm_rows;
+    keel_activate_rows_fn activate_rows;
 } keel_kernel_table;
 
 /* The table for keel_cpu_in_use(): filled on first call, never NULL. */
