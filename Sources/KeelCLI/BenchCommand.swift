@@ -108,10 +108,13 @@ struct BenchCommand: ParsableCommand {
 
     private func printProfile(_ profiles: [StepProfile]) {
         let total = profiles.reduce(0) { $0 + $1.seconds }
+        // Columns as wide as the longest name, so exporter-length names never run into the op.
+        let nodeWidth = profiles.map(\.node.count).max().map { max($0, 5) + 2 } ?? 7
+        let opWidth = profiles.map(\.op.count).max().map { max($0, 2) + 2 } ?? 4
         func padded(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-        print(padded("layer", 28) + padded("op", 18) + "      ms    share   GFLOP/s    GB/s  kernel")
+        print(padded("layer", nodeWidth) + padded("op", opWidth) + "      ms    share   GFLOP/s    GB/s  kernel")
         for step in profiles {
-            print(padded(step.node, 28) + padded(step.op, 18)
+            print(padded(step.node, nodeWidth) + padded(step.op, opWidth)
                   + String(format: "%8.2f %7.1f%% %9.1f %7.1f  ", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12),
                            step.gflopsPerSecond, step.gigabytesPerSecond)
                   + step.choice.description)

@@ -1,7 +1,7 @@
 /// Keel's own GEMM (CSIMDKernels/panel_gemm.h) over Keel's threads, with the epilogue fused:
 /// the convolutions' products, whose filter operand is read in place (no per-call repacking as
-/// with OpenBLAS). Work is split across threads by whichever operand is larger: columns when the
-/// right-hand matrix is (each thread streams half of a large filter), rows otherwise.
+/// with OpenBLAS). Work is split across threads by rows, or by columns when the right-hand matrix
+/// is much larger than the left (each thread then streams half of a large filter).
 import CSIMDKernels
 
 public enum PanelGEMM {
@@ -18,7 +18,7 @@ public enum PanelGEMM {
         let panels = (n + panel - 1) / panel
         let work = Double(m) * Double(n) * Double(max(k, 1))
         let threads = work < minimumParallelWork ? 1 : context.threads
-        let splitColumns = Double(k) * Double(n) > Double(m) * Double(k) ? panels >= 2 : m < 16
+        let splitColumns = Double(n) >= columnSplitRatio * Double(m) ? panels >= 2 : m < 16
         if threads <= 1 || (splitColumns && panels < 2) || (!splitColumns && m < 2) {
             var description = base
             kernel(m, n, k, left, right, c, ldc, &description)
@@ -77,6 +77,14 @@ public enum PanelGEMM {
 
     /// Whether the kernel table has a GEMM body for this CPU (else OpenBLAS multiplies).
     public static var isPresent: Bool { KernelTable.current.sgemm != nil }
+
+    /// How many times wider than tall a product must be before its columns, not its rows, are split
+    /// across threads. A column split makes every thread pack all of A and leaves the next layer's
+    /// rows in the other core's cache; a row split makes every thread stream all of B. Splitting
+    /// columns whenever n > m cost Xception's 361×728×728 pointwise layers 6–18% and MobileNetV2
+    /// 9–29% at batch 1 (2 threads, interleaved minima); columns still win on 49×512×2048 and
+    /// ViT's 197×768×2304 (tools/gemm_bench, GEMM_BENCH_SPLIT=1).
+    static let columnSplitRatio: Double = 8
 
     /// Multiply-adds below which a product stays on one thread.
     static let minimumParallelWork: Double = 262_144

@@ -30,6 +30,8 @@ final class PanelGEMMTests: XCTestCase {
         Case(m: 30, n: 40, k: 0, activation: .relu, biasPerRow: false, residual: true),
         // Past one column block of B (32 panels): the second block's rows of C and epilogue.
         Case(m: 14, n: 1057, k: 131, activation: .relu, biasPerRow: false, residual: true),
+        // Wide enough (n ≥ 8·m) for two threads to split columns, with a bias per row.
+        Case(m: 16, n: 300, k: 70, activation: .relu, biasPerRow: true, residual: true),
     ]
 
     func testEveryOperandFormMatchesDoublePrecisionAtEveryLevel() {

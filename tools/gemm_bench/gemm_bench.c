@@ -2,7 +2,9 @@
  * thread. Keel is timed with B read in place from a row-major matrix and with B packed once into
  * panels (how prepared weights reach it); OpenBLAS with its own packing included, as every call
  * pays it. Prints GFLOP/s (best of several repetitions, in this thread's CPU time so that other
- * processes taking the core do not count) and the largest difference from OpenBLAS. */
+ * processes taking the core do not count) and the largest difference from OpenBLAS.
+ * With GEMM_BENCH_SPLIT=1 it instead times one thread's share of each product split over two
+ * threads by rows and by columns (PanelGEMM.columnSplitRatio). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,6 +49,12 @@ static const struct shape shapes[] = {
     { "vit_b_16 proj", 197, 768, 768 },
     { "vit_b_16 mlp1", 197, 768, 3072 },
     { "vit_b_16 mlp2", 197, 3072, 768 },
+    { "xception 1x1", 361, 728, 728 },
+    { "xception 1x1", 1369, 256, 256 },
+    { "xception 1x1", 100, 1024, 1536 },
+    { "densenet 1x1", 49, 992, 128 },
+    { "densenet 1x1", 784, 480, 128 },
+    { "inception 1x1", 289, 768, 192 },
 };
 
 static double now(void) {
@@ -66,6 +74,26 @@ static void pack_panels(const float *b, long k, long n, float *panels) {
 }
 
 enum { OPENBLAS, KEEL_ROW_MAJOR, KEEL_PANELS };
+
+/* One thread's share of a product split over two threads: the first half of the rows, or the
+ * first half of the panels (each thread then packs every row of A). */
+static double half_share(int by_rows, const struct shape *s, const float *a, const float *panels, float *c,
+                         double seconds) {
+    const keel_kernel_table *table = keel_kernels();
+    long m = s->m, k = s->k, n = s->n, panel_count = (n + KEEL_PANEL_COLUMNS - 1) / KEEL_PANEL_COLUMNS;
+    long rows = by_rows ? (m + 1) / 2 : m;
+    long columns = by_rows ? n : ((panel_count + 1) / 2) * KEEL_PANEL_COLUMNS;
+    if (columns > n) columns = n;
+    double best = 1e30, spent = 0;
+    for (int round = 0; round < 4 || (spent < seconds && round < 1000); round++) {
+        double start = now();
+        table->sgemm(rows, columns, k, (keel_gemm_left){ a, k, 1, 0, 0 },
+                     (keel_gemm_right){ panels, KEEL_PANEL_COLUMNS, k * KEEL_PANEL_COLUMNS, 1 }, c, n, NULL);
+        double elapsed = now() - start;
+        if (round > 0) { spent += elapsed; if (elapsed < best) best = elapsed; }
+    }
+    return best * 1e3;
+}
 
 static void run(int which, const struct shape *s, const float *a, const float *b, const float *panels, float *c) {
     const keel_kernel_table *table = keel_kernels();
@@ -121,6 +149,13 @@ int main(int argc, char **argv) {
         for (long j = 0; j < s->m * s->k; j++) a[j] = (float)rand() / (float)RAND_MAX - 0.5f;
         for (long j = 0; j < s->k * s->n; j++) b[j] = (float)rand() / (float)RAND_MAX - 0.5f;
         pack_panels(b, s->k, s->n, panels);
+        if (getenv("GEMM_BENCH_SPLIT")) {
+            double by_rows = half_share(1, s, a, panels, c, seconds), by_columns = half_share(0, s, a, panels, c, seconds);
+            printf("%-16s %6ld %5ld %5ld  one thread's half: rows %.3f ms, columns %.3f ms (columns/rows %.2f)\n",
+                   s->model, s->m, s->k, s->n, by_rows, by_columns, by_columns / by_rows);
+            free(a); free(b); free(panels); free(reference); free(c);
+            continue;
+        }
         double blas = measure(OPENBLAS, s, a, b, panels, reference, seconds);
         double keel = measure(KEEL_ROW_MAJOR, s, a, b, panels, c, seconds);
         double packed = measure(KEEL_PANELS, s, a, b, panels, c, seconds);
