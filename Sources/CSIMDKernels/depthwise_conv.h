@@ -1,5 +1,5 @@
 /* Depthwise convolution, one body per level and layout.
- *   NHWC, 5×5 / 7×7 filters and 3×3 at stride 1 on maps that fit in L2, stride 1 or 2, no
+ *   NHWC, 5×5 / 7×7 filters and 3×3 at stride 1 on calls that fit in L2, stride 1 or 2, no
  *         dilation: runs of up to NHWC_COLUMNS
  *         adjacent output pixels of one row, one vector of channels at a time, the filter row's
  *         vectors held in registers. Each input pixel of the run's window is loaded once per filter
@@ -13,10 +13,10 @@
  *         borders go one at a time over blocks of up to 4 vectors of channels, skipping taps
  *         outside the input, so padding costs nothing.
  *         Its work units are (image, block of channels, output row), a block's rows in turn. On
- *         maps that fit in L2 a block has up to 64 channels, narrow enough that the filter-height
+ *         calls whose input and output fit in L2 a block has up to 64 channels, narrow enough that the filter-height
  *         input rows one output row reads stay in L1 for the next output row, which reads all but
  *         `stride` of them again; this also gives a 7×7 map at batch 1 enough units for two
- *         threads. Larger maps take every channel per unit.
+ *         threads. Larger calls (bigger maps, or batches) take every channel per unit.
  *   NCHW: per channel plane, the input rows the plane's outputs read are staged once into a
  *         zero-padded buffer split into `stride` phases (phase q holds padded columns q, q + s, …),
  *         so adjacent output pixels read adjacent floats for every tap and stride, and no tap tests
@@ -36,31 +36,32 @@ enum { NHWC_VECTORS = 4, NHWC_COLUMNS = 8, NCHW_VECTORS = 4, NCHW_TAP_TABLE = 64
  * or more), and the channels of a unit: a multiple of every level's vector width, at most 4 vectors
  * of AVX-512. */
 enum { NHWC_MAX_SLIDE_WIDTH = 7, NHWC_BLOCK_BYTES = 32 * 1024, NHWC_BLOCK_ALIGNMENT = 16, NHWC_MAX_BLOCK = 64 };
-/* Input plus output bytes of one image above which channel blocks do not pay: the block's pass
- * over the image then streams from L3 or memory a few cache lines per pixel at a time, and the
- * prefetchers lose to whole rows (measured: 112×112×96 2.5× and 147×147×128 1.6× slower blocked). */
-#define NHWC_BLOCKED_IMAGE_BYTES (1536 * 1024)
+/* Input plus output bytes of a whole call above which channel blocks do not pay: the block's pass
+ * over an image then streams from L3 or memory a few cache lines per pixel at a time, and the
+ * prefetchers lose to whole rows (measured: 112×112×96 2.5×, 147×147×128 1.6× and 14×14×576 at
+ * batch 8 1.3× slower blocked). */
+#define NHWC_BLOCKED_CALL_BYTES (1536 * 1024)
 
-static inline ptrdiff_t image_bytes(const keel_depthwise_conv *conv) {
+static inline ptrdiff_t call_bytes(const keel_depthwise_conv *conv) {
     const ptrdiff_t pixels = conv->input_height * conv->input_width + conv->output_height * conv->output_width;
-    return pixels * conv->channels * (ptrdiff_t)sizeof(float);
+    return conv->batch * pixels * conv->channels * (ptrdiff_t)sizeof(float);
 }
 
-/* Whether an NHWC call takes the sliding body: 5 or 7 columns wide, or 3 at stride 1 on a map
- * that fits in L2; stride 1 or 2, undilated. Elsewhere (3×3 at stride 2, or on larger maps) the
+/* Whether an NHWC call takes the sliding body: 5 or 7 columns wide, or 3 at stride 1 on a call
+ * whose input and output fit in L2; stride 1 or 2, undilated. Elsewhere (3×3 at stride 2, or on larger maps) the
  * tap-by-tap runs measured as fast or faster (0.8–0.95× with the sliding body). */
 static inline int slides(const keel_depthwise_conv *conv) {
     const ptrdiff_t width = conv->kernel_width, stride = conv->stride_width;
-    const int shape = width == 5 || width == 7 || (width == 3 && stride == 1 && image_bytes(conv) <= NHWC_BLOCKED_IMAGE_BYTES);
+    const int shape = width == 5 || width == 7 || (width == 3 && stride == 1 && call_bytes(conv) <= NHWC_BLOCKED_CALL_BYTES);
     return conv->channels_last && shape && (stride == 1 || stride == 2) && conv->dilation_width == 1
         && conv->dilation_height == 1;
 }
 
-/* Channels per sliding NHWC work unit: on maps that fit in L2, as many (up to NHWC_MAX_BLOCK) as
+/* Channels per sliding NHWC work unit: on calls whose input and output fit in L2, as many (up to NHWC_MAX_BLOCK) as
  * keep one output row's input rows of the block in L1, so that the next output row finds the rows
  * it shares there; all of them on larger maps. */
 static inline ptrdiff_t block_channels(const keel_depthwise_conv *conv) {
-    if (image_bytes(conv) > NHWC_BLOCKED_IMAGE_BYTES) return conv->channels;
+    if (call_bytes(conv) > NHWC_BLOCKED_CALL_BYTES) return conv->channels;
     const ptrdiff_t row_bytes = conv->kernel_height * conv->input_width * (ptrdiff_t)sizeof(float);
     ptrdiff_t size = row_bytes > 0 ? NHWC_BLOCK_BYTES / row_bytes : NHWC_MAX_BLOCK;
     size = size / NHWC_BLOCK_ALIGNMENT * NHWC_BLOCK_ALIGNMENT;

@@ -30,7 +30,7 @@ final class ConvolutionFamilyTests: XCTestCase {
     /// padding), dilation 2, 1×1 spatial, and an activation the kernel leaves to a second pass; rows
     /// wide enough for the NHWC kernel's runs of 8 and 4 interior pixels beside its border pixels and
     /// for the NCHW kernel's full and partly masked blocks of 4 vectors; then the NHWC sliding body's
-    /// channel blocks and run tails.
+    /// channel blocks and run tails, and a call too large for blocks.
     static func depthwiseCases(_ layout: ActivationLayout) -> [Case] {
         [
             Case(geometry: geometry(batch: 2, 13, 11, in: 37, out: 37, groups: 37, layout: layout), activation: .swish),
@@ -64,6 +64,9 @@ final class ConvolutionFamilyTests: XCTestCase {
                                     layout: layout), activation: .swish),
             Case(geometry: geometry(2, 3, in: 24, out: 24, kernel: 7, padding: (3, 3, 3, 3), groups: 24, layout: layout),
                  activation: .relu, residual: false),
+            // Too large for L2 (1.6 MB): the sliding body over whole rows of channels.
+            Case(geometry: geometry(batch: 2, 40, 40, in: 100, out: 100, kernel: 5, stride: 2, padding: (1, 1, 2, 2),
+                                    groups: 100, layout: layout), activation: .swish, bias: false),
         ]
     }
 
