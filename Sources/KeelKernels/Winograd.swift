@@ -30,15 +30,39 @@ enum Winograd {
     /// batch 1 (score 1188) ran 2–4× faster on Winograd with 256 or 512 channels and level with
     /// 128→32; 7×7 and 8×8 ones (297, 432) 1.5–3× slower; 7×7 at batch 8 (2376) 3× faster. Both
     /// sides need enough channels for the transforms to cost less than the multiplies they save.
+    ///
+    /// The transformed filter also stays resident in place of the 3×3 one, 27·inputs·outputs floats
+    /// more: 28 MB for a 512→512 layer, which on VGG16's three 14×14 layers at batch 1 took peak
+    /// RSS from 196 to 281 MB. A layer whose filter would grow by more than `filterGrowthBudget`
+    /// needs `largeFilterSavedMultiplies` instead.
     static func pays(for geometry: Conv2DGeometry) -> Bool {
-        let pixels = geometry.batch * geometry.output.height * geometry.output.width
-        return geometry.inputChannels >= minimumChannels && geometry.outputChannels >= minimumChannels
-            && 9 * pixels - 36 * tileCount(geometry) >= minimumSavedMultiplies
+        geometry.inputChannels >= minimumChannels && geometry.outputChannels >= minimumChannels
+            && savedMultiplies(geometry) >= requiredSavedMultiplies(geometry)
     }
 
     static let minimumChannels = 16
     /// Between the 432 of the fastest im2col layers measured and the 1188 of the slowest.
     static let minimumSavedMultiplies = 720
+    /// Bytes the Winograd filter may add over the 3×3 one before a layer needs the larger saving:
+    /// ResNet50's and Inception's 256-channel 14×14 layers (7 MB) stay under it.
+    static let filterGrowthBudget = 16 << 20
+    /// What a layer over the budget must save: the 7×7 512→512 layers at batch 8 (2376) ran 3×
+    /// faster on Winograd; VGG16's three 14×14 ones at batch 1 (1188) ran 2× faster too (10–14 ms
+    /// against 21–25 ms each, one thread, loaded machine), but not worth 28 MB each: peak RSS 281
+    /// MB against ORT's 244, 208 MB on im2col. A smaller tile (F(2×2, 3×3)) would keep most of it.
+    /// At batch 8 they take Winograd again, derived from the panels prepared for batch 1, which
+    /// stay: VGG16's batch-8 peak went from 430 to 461 MB (ORT's: 628).
+    static let largeFilterSavedMultiplies = 2000
+
+    /// Multiplies Winograd saves per filter element over im2col: 9·pixels − 36·tiles.
+    static func savedMultiplies(_ geometry: Conv2DGeometry) -> Int {
+        9 * geometry.batch * geometry.output.height * geometry.output.width - 36 * tileCount(geometry)
+    }
+
+    static func requiredSavedMultiplies(_ geometry: Conv2DGeometry) -> Int {
+        let growth = 27 * geometry.inputChannels * geometry.outputChannels * MemoryLayout<Float>.size
+        return growth > filterGrowthBudget ? largeFilterSavedMultiplies : minimumSavedMultiplies
+    }
 
     static func tileRows(_ geometry: Conv2DGeometry) -> Int { (geometry.output.height + 3) / 4 }
     static func tileColumns(_ geometry: Conv2DGeometry) -> Int { (geometry.output.width + 3) / 4 }

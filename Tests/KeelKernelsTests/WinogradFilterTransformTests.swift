@@ -119,21 +119,25 @@ final class WinogradFilterTransformTests: XCTestCase {
         }
     }
 
-    /// Winograd by cost (`Winograd.pays`): the 14×14 layers of VGG16 and ResNet50 (16 tiles an
-    /// image, 9·196 − 36·16 = 1188 multiplies saved per filter element) take it from batch 1; 7×7
-    /// and 8×8 layers (297 and 432) only from batch 2 or 4, when the filter is reused enough.
+    /// Winograd by cost (`Winograd.pays`): 14×14 layers (16 tiles an image, 9·196 − 36·16 = 1188
+    /// multiplies saved per filter element) take it from batch 1 when the transformed filter grows
+    /// by at most 16 MiB (256 channels: 7 MB); 7×7 and 8×8 layers (297 and 432) only from batch 2
+    /// or 4, when the filter is reused enough. 512→512 layers grow it by 28 MB and need 2000.
     func testWinogradNeedsEnoughTilesOverTheBatch() {
         func geometry(batch: Int, size: Int, inputs: Int = 512, outputs: Int = 512) -> Conv2DGeometry {
             Conv2DGeometry(batch: batch, input: Size2D(size, size), inputChannels: inputs, outputChannels: outputs,
                            kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
         }
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14)), .winograd)
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14, inputs: 256, outputs: 256)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14, inputs: 384, outputs: 384)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14)), .im2colGEMM)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 2, size: 14)), .winograd)
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 7)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 2, size: 7)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 4, size: 7)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 4, size: 7, inputs: 256, outputs: 256)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 4, size: 7)), .im2colGEMM)
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 8, inputs: 448, outputs: 384)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 2, size: 8, inputs: 448, outputs: 384)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 2, size: 8, inputs: 448, outputs: 384)), .im2colGEMM)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 8, size: 8, inputs: 448, outputs: 384)), .winograd)
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 8, size: 7)), .winograd)
         XCTAssertNotEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 8, size: 14, inputs: 8, outputs: 512)), .winograd)
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 28)), .winograd)
