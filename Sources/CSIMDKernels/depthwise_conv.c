@@ -3,7 +3,8 @@
 #include "depthwise_conv.h"
 
 ptrdiff_t keel_depthwise_conv_work_count(const keel_depthwise_conv *conv) {
-    return conv->channels_last ? conv->batch * conv->output_height : conv->batch * conv->channels;
+    return conv->channels_last ? conv->batch * conv->output_height * channel_blocks(conv)
+                               : conv->batch * conv->channels;
 }
 
 ptrdiff_t keel_depthwise_conv_scratch_count(const keel_depthwise_conv *conv) {

@@ -1,9 +1,22 @@
 /* Depthwise convolution, one body per level and layout.
- *   NHWC: runs of up to NHWC_COLUMNS adjacent output pixels whose taps all fall inside the input,
- *         one vector of channels at a time: each filter vector is loaded once per tap and feeds
- *         every pixel's accumulator (the filter is [taps][channels]). Pixels near the borders go
- *         one at a time over blocks of up to 4 vectors of channels, skipping taps outside the
- *         input, so padding costs nothing.
+ *   NHWC, 5×5 / 7×7 filters and 3×3 at stride 1 on calls that fit in L2, stride 1 or 2, no
+ *         dilation: runs of up to NHWC_COLUMNS
+ *         adjacent output pixels of one row, one vector of channels at a time, the filter row's
+ *         vectors held in registers. Each input pixel of the run's window is loaded once per filter
+ *         row and feeds every output pixel whose window holds it, so a stride-1 3×3 run of 8 pixels
+ *         costs 10 input loads per 24 FMAs instead of 24; input columns outside the image are
+ *         skipped, so the borders take the same path. Kernel width and stride are constants in each
+ *         body, which unrolls completely.
+ *   NHWC, other filters: runs of up to NHWC_COLUMNS adjacent output pixels whose taps all fall
+ *         inside the input, one vector of channels at a time: each filter vector is loaded once per
+ *         tap and feeds every pixel's accumulator (the filter is [taps][channels]). Pixels near the
+ *         borders go one at a time over blocks of up to 4 vectors of channels, skipping taps
+ *         outside the input, so padding costs nothing.
+ *         Its work units are (image, block of channels, output row), a block's rows in turn. On
+ *         calls whose input and output fit in L2 a block has up to 64 channels, narrow enough that the filter-height
+ *         input rows one output row reads stay in L1 for the next output row, which reads all but
+ *         `stride` of them again; this also gives a 7×7 map at batch 1 enough units for two
+ *         threads. Larger calls (bigger maps, or batches) take every channel per unit.
  *   NCHW: per channel plane, the input rows the plane's outputs read are staged once into a
  *         zero-padded buffer split into `stride` phases (phase q holds padded columns q, q + s, …),
  *         so adjacent output pixels read adjacent floats for every tap and stride, and no tap tests
@@ -19,6 +32,48 @@
 #include <string.h>
 
 enum { NHWC_VECTORS = 4, NHWC_COLUMNS = 8, NCHW_VECTORS = 4, NCHW_TAP_TABLE = 64 };
+/* The sliding NHWC body's widest filter; the L1 bytes its work unit's input rows may take (of 48 KB
+ * or more), and the channels of a unit: a multiple of every level's vector width, at most 4 vectors
+ * of AVX-512. */
+enum { NHWC_MAX_SLIDE_WIDTH = 7, NHWC_BLOCK_BYTES = 32 * 1024, NHWC_BLOCK_ALIGNMENT = 16, NHWC_MAX_BLOCK = 64 };
+/* Input plus output bytes of a whole call above which channel blocks do not pay: the block's pass
+ * over an image then streams from L3 or memory a few cache lines per pixel at a time, and the
+ * prefetchers lose to whole rows (measured: 112×112×96 2.5×, 147×147×128 1.6× and 14×14×576 at
+ * batch 8 1.3× slower blocked). */
+#define NHWC_BLOCKED_CALL_BYTES (1536 * 1024)
+
+static inline ptrdiff_t call_bytes(const keel_depthwise_conv *conv) {
+    const ptrdiff_t pixels = conv->input_height * conv->input_width + conv->output_height * conv->output_width;
+    return conv->batch * pixels * conv->channels * (ptrdiff_t)sizeof(float);
+}
+
+/* Whether an NHWC call takes the sliding body: 5 or 7 columns wide, or 3 at stride 1 on a call
+ * whose input and output fit in L2; stride 1 or 2, undilated. Elsewhere (3×3 at stride 2, or on larger maps) the
+ * tap-by-tap runs measured as fast or faster (0.8–0.95× with the sliding body). */
+static inline int slides(const keel_depthwise_conv *conv) {
+    const ptrdiff_t width = conv->kernel_width, stride = conv->stride_width;
+    const int shape = width == 5 || width == 7 || (width == 3 && stride == 1 && call_bytes(conv) <= NHWC_BLOCKED_CALL_BYTES);
+    return conv->channels_last && shape && (stride == 1 || stride == 2) && conv->dilation_width == 1
+        && conv->dilation_height == 1;
+}
+
+/* Channels per sliding NHWC work unit: on calls whose input and output fit in L2, as many (up to NHWC_MAX_BLOCK) as
+ * keep one output row's input rows of the block in L1, so that the next output row finds the rows
+ * it shares there; all of them on larger maps. */
+static inline ptrdiff_t block_channels(const keel_depthwise_conv *conv) {
+    if (call_bytes(conv) > NHWC_BLOCKED_CALL_BYTES) return conv->channels;
+    const ptrdiff_t row_bytes = conv->kernel_height * conv->input_width * (ptrdiff_t)sizeof(float);
+    ptrdiff_t size = row_bytes > 0 ? NHWC_BLOCK_BYTES / row_bytes : NHWC_MAX_BLOCK;
+    size = size / NHWC_BLOCK_ALIGNMENT * NHWC_BLOCK_ALIGNMENT;
+    if (size < NHWC_BLOCK_ALIGNMENT) size = NHWC_BLOCK_ALIGNMENT;
+    return size > NHWC_MAX_BLOCK ? NHWC_MAX_BLOCK : size;
+}
+/* NHWC work units: output rows, times channel blocks for the sliding body (units run an image's
+ * block row after row, so consecutive units share input rows). */
+static inline ptrdiff_t channel_blocks(const keel_depthwise_conv *conv) {
+    const ptrdiff_t size = block_channels(conv);
+    return slides(conv) && size > 0 ? (conv->channels + size - 1) / size : 1;
+}
 
 /* Padded input rows and columns the outputs read. */
 static inline ptrdiff_t needed_rows(const keel_depthwise_conv *conv) {
@@ -73,6 +128,8 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
         }
     }
 }
+
+#define UNROLLED_TAPS _Pragma("clang loop unroll(full)")
 
 #define DEFINE_DEPTHWISE(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, STORE, SET1, ZERO, FMADD, ADD)   \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_depthwise_finish(VEC value, const keel_epilogue *e, const float *bias,   \
@@ -150,8 +207,96 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
+    /* `columns` adjacent output pixels of output row `row` of `image` from `column`, channels     \
+     * [c, c + WIDTH) (masked past `channels`), for a `kernel_width`-wide filter at horizontal      \
+     * stride `stride` (all three constants at each call): each input pixel of a filter row's window \
+     * is loaded once and feeds every output pixel that reads it. */                               \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_slide(const keel_depthwise_conv *conv, ptrdiff_t image,  \
+                                                             ptrdiff_t row, ptrdiff_t column, ptrdiff_t c,     \
+                                                             int columns, int kernel_width, int stride) {      \
+        const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;    \
+        const MASK mask = MASK_FOR(channels - c);                                                             \
+        const ptrdiff_t x0 = column * stride - conv->pad_left;                                                \
+        VEC sums[NHWC_COLUMNS];                                                                               \
+        UNROLLED_TAPS for (int j = 0; j < columns; j++) sums[j] = ZERO();                                     \
+        for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                              \
+            const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky;                               \
+            if (y < 0 || y >= height) continue;                                                               \
+            const float *line = conv->input + ((image * height + y) * width + x0) * channels + c;             \
+            const float *filter_row = conv->weights + ky * kernel_width * channels + c;                       \
+            VEC weights[NHWC_MAX_SLIDE_WIDTH];                                                                \
+            UNROLLED_TAPS for (int kx = 0; kx < kernel_width; kx++)                                           \
+                weights[kx] = LOAD(mask, filter_row + kx * channels);                                         \
+            UNROLLED_TAPS for (int i = 0; i < (columns - 1) * stride + kernel_width; i++) {                   \
+                if (x0 + i < 0 || x0 + i >= width) continue;                                                  \
+                const VEC value = LOAD(mask, line + i * channels);                                            \
+                UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                             \
+                    const int kx = i - j * stride;                                                            \
+                    if (kx >= 0 && kx < kernel_width) sums[j] = FMADD(value, weights[kx], sums[j]);           \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+        const keel_epilogue *e = &conv->epilogue;                                                             \
+        const ptrdiff_t pixel = ((image * conv->output_height + row) * conv->output_width + column) * channels + c; \
+        UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                     \
+            const ptrdiff_t at = pixel + j * channels;                                                        \
+            VEC value = PREFIX##_depthwise_finish(sums[j], e, e->bias ? e->bias + c : NULL,                   \
+                                                  e->residual ? e->residual + at : NULL, mask);               \
+            STORE(mask, conv->output + at, value);                                                            \
+        }                                                                                                     \
+    }                                                                                                         \
+    /* One output row's channels [first_channel, end_channel) with the sliding body for this filter     \
+     * width and stride (constants at each call): runs of NHWC_COLUMNS, then 4, 2, 1. */             \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_slide_row(const keel_depthwise_conv *conv, ptrdiff_t image, \
+                                                                 ptrdiff_t row, ptrdiff_t first_channel,        \
+                                                                 ptrdiff_t end_channel, int kernel_width,       \
+                                                                 int stride) {                                  \
+        const ptrdiff_t output_width = conv->output_width;                                                    \
+        ptrdiff_t column = 0;                                                                                 \
+        for (; column + NHWC_COLUMNS <= output_width; column += NHWC_COLUMNS)                                 \
+            for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, NHWC_COLUMNS, kernel_width, stride); \
+        if (column + 4 <= output_width) {                                                                     \
+            for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 4, kernel_width, stride);          \
+            column += 4;                                                                                      \
+        }                                                                                                     \
+        if (column + 2 <= output_width) {                                                                     \
+            for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 2, kernel_width, stride);          \
+            column += 2;                                                                                      \
+        }                                                                                                     \
+        if (column < output_width)                                                                            \
+            for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 1, kernel_width, stride);          \
+    }                                                                                                         \
     static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
                                                   ptrdiff_t count) {                                          \
+        if (slides(conv)) {                                                                                   \
+            const ptrdiff_t blocks = channel_blocks(conv), size = block_channels(conv);                       \
+            for (ptrdiff_t unit = first; unit < first + count; unit++) {                                      \
+                const ptrdiff_t row = unit % conv->output_height, block = unit / conv->output_height % blocks; \
+                const ptrdiff_t image = unit / conv->output_height / blocks;                                  \
+                const ptrdiff_t start = block * size;                                                         \
+                const ptrdiff_t end = start + size < conv->channels ? start + size : conv->channels;          \
+                const int stride_two = conv->stride_width == 2;                                               \
+                switch (conv->kernel_width) {                                                                 \
+                case 3:                                                                                       \
+                    if (stride_two) PREFIX##_depthwise_nhwc_slide_row(conv, image, row, start, end, 3, 2);    \
+                    else PREFIX##_depthwise_nhwc_slide_row(conv, image, row, start, end, 3, 1);               \
+                    break;                                                                                    \
+                case 5:                                                                                       \
+                    if (stride_two) PREFIX##_depthwise_nhwc_slide_row(conv, image, row, start, end, 5, 2);    \
+                    else PREFIX##_depthwise_nhwc_slide_row(conv, image, row, start, end, 5, 1);               \
+                    break;                                                                                    \
+                default:                                                                                      \
+                    if (stride_two) PREFIX##_depthwise_nhwc_slide_row(conv, image, row, start, end, 7, 2);    \
+                    else PREFIX##_depthwise_nhwc_slide_row(conv, image, row, start, end, 7, 1);               \
+                    break;                                                                                    \
+                }                                                                                             \
+            }                                                                                                 \
+            return;                                                                                           \
+        }                                                                                                     \
         const ptrdiff_t stride = conv->stride_width, reach = (conv->kernel_width - 1) * conv->dilation_width; \
         /* Output columns [inside_first, inside_end) read only input columns inside the image. */      \
         const ptrdiff_t inside_first = (conv->pad_left + stride - 1) / stride;                                \

@@ -1,9 +1,10 @@
 /// Depthwise convolution (groups = input channels = output channels, MobileNet/EfficientNet/
 /// Xception's spatial filters). As im2col + GEMM it is one tiny product per channel; the C kernel
-/// (CSIMDKernels/conv_depthwise.c) runs it directly, vectorised over channels (NHWC) or adjacent
-/// output pixels (NCHW), with bias, residual and activation fused. It reads the im2col packing of
-/// the filter ([channels][taps]); NHWC wants [taps][channels], transposed into scratch per call
-/// (taps × channels floats, a few microseconds).
+/// (CSIMDKernels/depthwise_conv.h) runs it directly, vectorised over channels (NHWC) or adjacent
+/// output pixels (NCHW), with bias, residual and activation fused. Its NHWC work units are output
+/// rows, cut into channel blocks when a call fits in L2 (so a 7×7 map at batch 1 still splits).
+/// It reads the im2col packing of the filter ([channels][taps]); NHWC wants [taps][channels],
+/// transposed into scratch per call (taps × channels floats, a few microseconds).
 import CSIMDKernels
 
 enum DepthwiseConvolution {

@@ -29,7 +29,8 @@ final class ConvolutionFamilyTests: XCTestCase {
     /// groups = channels: 3×3, 5×5 and 7×7, stride 1 and 2 (odd and even inputs, TF's uneven "same"
     /// padding), dilation 2, 1×1 spatial, and an activation the kernel leaves to a second pass; rows
     /// wide enough for the NHWC kernel's runs of 8 and 4 interior pixels beside its border pixels and
-    /// for the NCHW kernel's full and partly masked blocks of 4 vectors.
+    /// for the NCHW kernel's full and partly masked blocks of 4 vectors; then the NHWC sliding body's
+    /// channel blocks and run tails, and a call too large for blocks.
     static func depthwiseCases(_ layout: ActivationLayout) -> [Case] {
         [
             Case(geometry: geometry(batch: 2, 13, 11, in: 37, out: 37, groups: 37, layout: layout), activation: .swish),
@@ -52,6 +53,20 @@ final class ConvolutionFamilyTests: XCTestCase {
                  activation: .identity, bias: false),
             Case(geometry: geometry(3, 56, in: 5, out: 5, groups: 5, layout: layout), activation: .relu),
             Case(geometry: geometry(5, 141, in: 3, out: 3, stride: 2, groups: 3, layout: layout), activation: .swish),
+            // The NHWC sliding body: channel blocks of 64 with a masked tail in the last, output
+            // rows of 15 (runs of 8, 4, 2 and 1), 7×7 at stride 2 on odd inputs, TF's uneven 5×5
+            // stride-2 padding, and a filter wider than its input.
+            Case(geometry: geometry(5, 15, in: 131, out: 131, groups: 131, layout: layout),
+                 activation: .clip(min: 0, max: 6)),
+            Case(geometry: geometry(batch: 2, 7, 15, in: 150, out: 150, kernel: 7, stride: 2, padding: (3, 3, 3, 3),
+                                    groups: 150, layout: layout), activation: .hardSwish),
+            Case(geometry: geometry(14, 14, in: 40, out: 40, kernel: 5, stride: 2, padding: (1, 1, 2, 2), groups: 40,
+                                    layout: layout), activation: .swish),
+            Case(geometry: geometry(2, 3, in: 24, out: 24, kernel: 7, padding: (3, 3, 3, 3), groups: 24, layout: layout),
+                 activation: .relu, residual: false),
+            // Too large for L2 (1.6 MB): the sliding body over whole rows of channels.
+            Case(geometry: geometry(batch: 2, 40, 40, in: 100, out: 100, kernel: 5, stride: 2, padding: (1, 1, 2, 2),
+                                    groups: 100, layout: layout), activation: .swish, bias: false),
         ]
     }
 
