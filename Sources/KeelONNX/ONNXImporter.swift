@@ -1,8 +1,10 @@
 import KeelIR
 
 /// The newest ai.onnx opset whose semantics the translation table follows. Opsets up to this
-/// one only widened type lists for the ops Keel imports; anything newer is refused.
-public let newestSupportedONNXOpset = 25
+/// one only widened type lists for the ops Keel imports (26 and 27 add CumProd, BitCast,
+/// LinearAttention and CausalConvWithState, refused as unsupported ops, and Range-27, which adds
+/// float16/bfloat16 operands and their `stash_type`); anything newer is refused.
+public let newestSupportedONNXOpset = 27
 
 /// Imports an ONNX file as a Keel graph; external data must lie in the model's folder tree or a
 /// folder `confinement` allows.

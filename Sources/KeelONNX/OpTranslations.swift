@@ -92,9 +92,10 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
 ]
 
 /// The ai.onnx op types the importer understands: the translation table plus the ops the
-/// folder evaluates at import time.
+/// folder evaluates at import time (Range among them: its operands set its length, so they must
+/// be known when the model is compiled, as constants or sizes of the input's shape).
 public var supportedONNXOps: Set<String> {
-    Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape"])
+    Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape", "Range"])
 }
 
 /// An op that maps one-to-one: the node's inputs in order; the output shape is the input's for

@@ -233,6 +233,10 @@ extension GraphImporter {
             define(.tensor(dtype: dtype, shape: count == 1 && condition.count == 1 ? shape : [count], elements: elements))
             return true
         case "Range":
+            let computed: Set<DType> = [.float32, .int32, .int64]
+            if let dtype = (0..<3).lazy.compactMap({ context.constantData($0)?.dtype }).first(where: { !computed.contains($0) }) {
+                throw context.fail("\(dtype.rawValue) operands are not supported: Keel computes float32 and integer ranges")
+            }
             if let folded = try floatRange(context) {
                 addConstant(name: uniqueName(output), data: folded, onnxName: output)
                 return true

@@ -157,13 +157,19 @@ final class ConformanceTests: XCTestCase {
     }
 
     /// Operands Keel compiles in as constants (filters, BN statistics, clip bounds, pad values,
-    /// dropout ratios, resize scales) that these single-node cases feed as graph inputs instead.
+    /// dropout ratios, resize scales, Range's operands) that these single-node cases feed as graph
+    /// inputs instead.
     static func parameterInputs(of model: ONNXModel) -> Set<String> {
         let parameterOps: Set<String> = ["Conv", "ConvTranspose", "BatchNormalization", "Clip", "Pad", "Dropout", "LayerNormalization",
                                           "InstanceNormalization", "Resize"]
+        // Range's operands set its output's length, which Keel's plans fix before they run.
+        let shapeSettingOps: Set<String> = ["Range"]
         var names = Set<String>()
         for node in model.graph.nodes where parameterOps.contains(node.opType) {
             names.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
+        }
+        for node in model.graph.nodes where shapeSettingOps.contains(node.opType) {
+            names.formUnion(node.inputs.filter { !$0.isEmpty })
         }
         return names
     }
