@@ -12,7 +12,8 @@ BatchNorm statistics). `check` runs `keel run NAME.onnx` and prints one table ro
 batch: the error Keel gives, or max|keel-ort| against the bound 1e-5 + 1e-3*max|ort|. `time`
 runs, per model and batch, R interleaved rounds of `keel bench` (and of a baseline keel binary
 when given) and of ONNX Runtime (ORT_ENABLE_ALL, sequential, 2 intra-op threads), each round
-`--iterations` runs after 2 warm-ups, and prints the minimum over all rounds for each.
+`--iterations` runs after 2 warm-ups, and prints each engine's median of round medians (and its
+minimum), and ORT / Keel as the median of the per-round ratios (and as the ratio of minima).
 
 Python: $PYTHON when set, else tools/zoo/.venv (created with the packages below on first use).
 TensorFlow and PyTorch are never imported into one process (their bundled LLVMs clash): each
@@ -212,42 +213,57 @@ def check(names, keel):
 
 
 def time_models(names, keel, baseline, rounds, iterations):
+    """Per round: one `keel bench` process (its median and minimum) and as many ONNX Runtime runs in
+    this process, back to back. The host's speed moves between processes, so the ratio reported is
+    the median of the per-round ratios of medians; the minima over all rounds are shown beside it."""
     import re
+    import statistics
     import numpy as np
     import onnxruntime as ort
-    def keel_minimum(binary, model, inputs):
+    def keel_times(binary, model, inputs):
         result = subprocess.run([binary, "bench", "-q", model, "--input", inputs, "--iterations", str(iterations),
                                  "--threads", "2"], capture_output=True, text=True)
-        found = re.search(r"min ([0-9.]+) ms", result.stdout + result.stderr)
-        return float(found.group(1)) if result.returncode == 0 and found else float("nan")
+        found = re.search(r"median ([0-9.]+) ms, min ([0-9.]+) ms", result.stdout + result.stderr)
+        if result.returncode != 0 or not found:
+            return float("nan"), float("nan")
+        return float(found.group(1)), float(found.group(2))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = 2
     options.inter_op_num_threads = 1
-    print("| model | batch | Keel min ms |" + (" baseline min ms |" if baseline else "") + " ORT min ms | ORT / Keel |")
-    print("|---|---:|---:|" + ("---:|" if baseline else "") + "---:|---:|")
+    engines = ["keel"] + (["baseline"] if baseline else []) + ["ort"]
+    labels = {"keel": "Keel", "baseline": "baseline", "ort": "ORT"}
+    print("| model | batch | " + " | ".join(f"{labels[e]} median (min) ms" for e in engines)
+          + " | ORT / Keel, median of rounds (of minima) |")
+    print("|---|---:|" + "---:|" * len(engines) + "---:|")
     for name in names:
         model = os.path.join(OUT, name + ".onnx")
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         for batch in BATCHES:
             inputs = os.path.join(OUT, f"{name}_input_b{batch}.npy")
             feed = {session.get_inputs()[0].name: np.load(inputs)}
-            best = {"keel": float("inf"), "baseline": float("inf"), "ort": float("inf")}
+            medians = {engine: [] for engine in engines}
+            minima = {engine: [] for engine in engines}
             for _ in range(rounds):
-                best["keel"] = min(best["keel"], keel_minimum(keel, model, inputs))
-                if baseline:
-                    best["baseline"] = min(best["baseline"], keel_minimum(baseline, model, inputs))
+                for engine, binary in (("keel", keel), ("baseline", baseline)):
+                    if engine in engines:
+                        median, minimum = keel_times(binary, model, inputs)
+                        medians[engine].append(median)
+                        minima[engine].append(minimum)
                 for _ in range(2):
                     session.run(None, feed)
+                runs = []
                 for _ in range(iterations):
                     start = time.perf_counter()
                     session.run(None, feed)
-                    best["ort"] = min(best["ort"], (time.perf_counter() - start) * 1000)
-            row = f"| {name} | {batch} | {best['keel']:.1f} |"
-            if baseline:
-                row += f" {best['baseline']:.1f} |"
-            print(row + f" {best['ort']:.1f} | {best['ort'] / best['keel']:.2f}x |", flush=True)
+                    runs.append((time.perf_counter() - start) * 1000)
+                medians["ort"].append(statistics.median(runs))
+                minima["ort"].append(min(runs))
+            ratio = statistics.median(o / k for o, k in zip(medians["ort"], medians["keel"]))
+            cells = " | ".join(f"{statistics.median(medians[e]):.1f} ({min(minima[e]):.1f})" for e in engines)
+            print(f"| {name} | {batch} | {cells} | {ratio:.2f}x ({min(minima['ort']) / min(minima['keel']):.2f}x) |",
+                  flush=True)
 
 
 def main():
