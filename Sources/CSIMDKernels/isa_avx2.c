@@ -4,6 +4,7 @@
 #include "direct_conv.h"
 #include "isa_entries.h"
 #include "panel_gemm.h"
+#include "pooling.h"
 #include "row_kernels.h"
 #include "simd_activation.h"
 #include "winograd_filter.h"
@@ -17,6 +18,10 @@ KEEL_AVX2_ACTIVATIONS
 DEFINE_ROW_KERNELS(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_LOAD_OR, KEEL_AVX2_STORE,
                    KEEL_AVX2_KEEP, _mm256_set1_ps, _mm256_setzero_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps,
                    _mm256_fmadd_ps)
+
+/* Max and average pooling: blocks of 4 vectors of channels per output pixel. */
+DEFINE_POOLING(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
+               _mm256_set1_ps, _mm256_setzero_ps, _mm256_add_ps, _mm256_mul_ps)
 
 /* Packing A's rows: 4×4 transposes in each of two 128-bit lanes. */
 DEFINE_PACK_ROWS(avx2, KEEL_AVX2, __m256, 8, PACK_EACH_LANE_2, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD,

@@ -4,6 +4,7 @@
 #include "direct_conv.h"
 #include "isa_entries.h"
 #include "panel_gemm.h"
+#include "pooling.h"
 #include "row_kernels.h"
 #include "simd_activation.h"
 #include "winograd_filter.h"
@@ -17,6 +18,10 @@ KEEL_AVX512_ACTIVATIONS
 DEFINE_ROW_KERNELS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_LOAD_OR,
                    KEEL_AVX512_STORE, KEEL_AVX512_KEEP, _mm512_set1_ps, _mm512_setzero_ps, _mm512_add_ps, _mm512_sub_ps,
                    _mm512_mul_ps, _mm512_fmadd_ps)
+
+/* Max and average pooling: blocks of 4 vectors of channels per output pixel. */
+DEFINE_POOLING(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
+               _mm512_set1_ps, _mm512_setzero_ps, _mm512_add_ps, _mm512_mul_ps)
 
 /* Packing A's rows: 4×4 transposes in each of four 128-bit lanes. */
 DEFINE_PACK_ROWS(avx512, KEEL_AVX512, __m512, 16, PACK_EACH_LANE_4, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,

@@ -1,6 +1,9 @@
+import CSIMDKernels
+
 /// Max/average pooling over explicit geometry. The caller chooses the output size (that is where
 /// "same" padding and ceil_mode are decided, see `slidingWindowOutputSize`), so the kernel only
-/// clips each window to the input: NHWC loops run channels innermost, NCHW loops run planes.
+/// clips each window to the input: NHWC loops run channels innermost (as the kernel table's
+/// `pool_rows`, CSIMDKernels/pooling.h, where the CPU has a SIMD level), NCHW loops run planes.
 
 public struct Pool2DGeometry: Sendable, Equatable {
     public var batch: Int
@@ -154,7 +157,15 @@ public enum Pooling {
         case .nhwc:
             // One work item per output row of one image; channels are the contiguous inner loop.
             let items = geometry.batch * outputSize.height
-            context.forEachChunk(items, minimumChunk: max(1, parallelGrain / (outputSize.width * channels))) { range in
+            let minimumChunk = max(1, parallelGrain / (outputSize.width * channels))
+            if let kernel = KernelTable.current.pool_rows {
+                var description = kernelDescription(kind, geometry, source, destination)
+                context.forEachChunk(items, minimumChunk: minimumChunk) { range in
+                    kernel(&description, range.lowerBound, range.count)
+                }
+                return
+            }
+            context.forEachChunk(items, minimumChunk: minimumChunk) { range in
                 for item in range {
                     let image = item / outputSize.height
                     let outputRow = item - image * outputSize.height
@@ -212,6 +223,23 @@ public enum Pooling {
                 }
             }
         }
+    }
+
+    /// The C kernel's view of an NHWC pooling (the vector form of the loops above, same bits).
+    private static func kernelDescription(_ kind: PoolKind, _ geometry: Pool2DGeometry, _ source: UnsafePointer<Float>,
+                                          _ destination: UnsafeMutablePointer<Float>) -> keel_pool2d {
+        var (average, includePad) = (false, false)
+        if case let .average(countIncludePad) = kind { (average, includePad) = (true, countIncludePad) }
+        return keel_pool2d(
+            input: source, output: destination, batch: geometry.batch, channels: geometry.channels,
+            input_height: geometry.input.height, input_width: geometry.input.width,
+            output_height: geometry.output.height, output_width: geometry.output.width,
+            window_height: geometry.window.height, window_width: geometry.window.width,
+            stride_height: geometry.stride.height, stride_width: geometry.stride.width,
+            dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
+            pad_top: geometry.padding.top, pad_left: geometry.padding.left,
+            pad_bottom: geometry.padding.bottom, pad_right: geometry.padding.right,
+            average: average ? 1 : 0, count_include_pad: includePad ? 1 : 0)
     }
 
     private static func globalPool(average: Bool, _ input: UnsafeBufferPointer<Float>,

@@ -17,6 +17,10 @@ final class PoolingFamilyTests: XCTestCase {
                                stride: Size2D(2, 2), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1), layout: layout),
                 Pool2DGeometry(batch: 1, channels: 33, input: Size2D(8, 9), output: Size2D(4, 5), window: Size2D(2, 3),
                                stride: Size2D(1, 1), layout: layout, dilation: Size2D(2, 2)),
+                // More channels than one block of the vector kernel (4 vectors), a ragged last one;
+                // Inception's 3×3 stride-1 "same" average pool.
+                Pool2DGeometry(batch: 2, channels: 70, input: Size2D(6, 5), output: Size2D(6, 5), window: Size2D(3, 3),
+                               stride: Size2D(1, 1), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1), layout: layout),
             ]
         }
         return geometries
@@ -83,6 +87,34 @@ final class PoolingFamilyTests: XCTestCase {
                         }
                         assertClose(actual, Self.reference(kind, input, geometry),
                                     "case \(number) \(geometry.layout) \(kind) [\(capabilities)] threads \(threads)", tolerance: 1e-5)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A NaN reaches every max and average window that holds it, and no other, at every level.
+    func testANaNReachesExactlyTheWindowsThatHoldIt() throws {
+        let geometry = Pool2DGeometry(batch: 1, channels: 21, input: Size2D(5, 5), output: Size2D(5, 5), window: Size2D(3, 3),
+                                      stride: Size2D(1, 1), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
+        var input = seededValues(5 * 5 * 21, seed: 7)
+        let (nanRow, nanColumn, nanChannel) = (0, 3, 18)
+        input[(nanRow * 5 + nanColumn) * 21 + nanChannel] = .nan
+        try forEachCapabilitySet { capabilities in
+            for average in [false, true] {
+                let actual = try withOutput(5 * 5 * 21) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        if average { try Pooling.averagePool(input: source, output: output, geometry: geometry) }
+                        else { try Pooling.maxPool(input: source, output: output, geometry: geometry) }
+                    }
+                }
+                for row in 0..<5 {
+                    for column in 0..<5 {
+                        for channel in 0..<21 {
+                            let holds = channel == nanChannel && abs(row - nanRow) <= 1 && abs(column - nanColumn) <= 1
+                            XCTAssertEqual(actual[(row * 5 + column) * 21 + channel].isNaN, holds,
+                                           "\(average ? "average" : "max") (\(row), \(column), \(channel)) [\(capabilities)]")
+                        }
                     }
                 }
             }

@@ -215,6 +215,24 @@ typedef void (*keel_layer_norm_rows_fn)(ptrdiff_t rows, ptrdiff_t length, const 
 typedef void (*keel_activate_rows_fn)(ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t row_stride, const float *input,
                                       float *output, const keel_epilogue *e);
 
+/* Max or average pooling of an NHWC tensor over explicit windows (the caller has fixed the output
+ * size, padding included): taps outside the input are skipped. */
+typedef struct {
+    const float *input;
+    float *output;
+    ptrdiff_t batch, channels;
+    ptrdiff_t input_height, input_width, output_height, output_width;
+    ptrdiff_t window_height, window_width, stride_height, stride_width, dilation_height, dilation_width;
+    ptrdiff_t pad_top, pad_left, pad_bottom, pad_right;
+    /* 0: the maximum (NaN when any tap is; the lowest finite float when no tap is inside);
+     * 1: the mean, over the taps inside the input, or inside the padded input with count_include_pad. */
+    int average;
+    int count_include_pad;
+} keel_pool2d;
+
+/* Output rows first_row ..< first_row + row_count, counted over the batch. */
+typedef void (*keel_pool_rows_fn)(const keel_pool2d *pool, ptrdiff_t first_row, ptrdiff_t row_count);
+
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
@@ -234,6 +252,7 @@ typedef struct {
     keel_softmax_rows_fn softmax_rows;
     keel_layer_norm_rows_fn layer_norm_rows;
     keel_activate_rows_fn activate_rows;
+    keel_pool_rows_fn pool_rows;
 } keel_kernel_table;
 
 /* The table for keel_cpu_in_use(): filled on first call, never NULL. */
