@@ -254,6 +254,17 @@ public enum Pooling {
         let scale = 1 / Float(spatial)
         switch layout {
         case .nhwc:
+            if let kernel = KernelTable.current.pool_rows {
+                // The whole map as one window over a 1×spatial image: one output row per image.
+                let whole = Pool2DGeometry(batch: batch, channels: channels, input: Size2D(1, spatial), output: Size2D(1, 1),
+                                           window: Size2D(1, spatial), stride: Size2D(1, 1))
+                var description = kernelDescription(average ? .average(countIncludePad: false) : .max, whole, source,
+                                                    destination)
+                context.forEachChunk(batch, minimumChunk: max(1, parallelGrain / (spatial * channels))) { range in
+                    kernel(&description, range.lowerBound, range.count)
+                }
+                return
+            }
             context.forEachChunk(batch, minimumChunk: max(1, parallelGrain / (spatial * channels))) { range in
                 for image in range {
                     let target = destination + image * channels

@@ -123,7 +123,8 @@ final class PoolingFamilyTests: XCTestCase {
 
     func testGlobalPoolingMatchesTheNaiveReference() throws {
         try forEachCapabilitySet(testing: "global pooling") { capabilities in
-            for (batch, channels, size) in [(2, 7, Size2D(5, 3)), (1, 33, Size2D(1, 1)), (3, 1, Size2D(7, 7))] {
+            for (batch, channels, size) in [(2, 7, Size2D(5, 3)), (1, 33, Size2D(1, 1)), (3, 1, Size2D(7, 7)),
+                                            (2, 70, Size2D(9, 9))] {
                 for layout in [ActivationLayout.nhwc, .nchw] {
                     let spatial = size.height * size.width
                     let input = seededValues(batch * channels * spatial, seed: UInt64(channels))
