@@ -55,6 +55,10 @@ public struct OpSchema: Sendable {
     public var isLayoutAgnostic: Bool
     /// The fused activations the op's kernel applies in its epilogue (`activation` attribute).
     public var fusedActivations: [FusedActivation.Kind]
+    /// Whether the op's kernel ends in a fused epilogue (bias, residual, activation) over
+    /// per-output-channel filters, so channel-wise scales, shifts, bias and shortcut adds after it
+    /// can fold into it. An op may fuse an activation without one (batch_norm).
+    public let hasEpilogue: Bool
     /// For an element-wise op a conv2d or dense epilogue can absorb: the fused activation that
     /// computes the same as this node. Nil for every other op.
     public var epilogueActivation: (@Sendable (AttributeReader) throws -> FusedActivation)?
@@ -81,7 +85,7 @@ public struct OpSchema: Sendable {
     public var inferTypes: @Sendable (Context) throws -> [TensorType]
 
     public init(kind: OpKind, category: OpCategory, aliasing: Aliasing = .none, isLayoutAgnostic: Bool = false,
-                fusedActivations: [FusedActivation.Kind] = [],
+                fusedActivations: [FusedActivation.Kind] = [], hasEpilogue: Bool? = nil,
                 epilogueActivation: (@Sendable (AttributeReader) throws -> FusedActivation)? = nil,
                 onnxOpType: String? = nil, isKeelLayer: Bool = false, reference: ReferenceEvaluation? = nil,
                 inputs: [InputSpec], outputCount: Int = 1, minimumOutputCount: Int? = nil,
@@ -91,6 +95,7 @@ public struct OpSchema: Sendable {
         self.aliasing = aliasing
         self.isLayoutAgnostic = isLayoutAgnostic
         self.fusedActivations = fusedActivations
+        self.hasEpilogue = hasEpilogue ?? !fusedActivations.isEmpty
         self.epilogueActivation = epilogueActivation
         self.onnxOpType = onnxOpType
         self.isKeelLayer = isKeelLayer
@@ -105,9 +110,6 @@ public struct OpSchema: Sendable {
 
     public func attributeSpec(_ name: String) -> AttributeSpec? { attributes.first { $0.name == name } }
 
-    /// Whether the op's kernel ends in a fused epilogue (bias, activation) over per-output-channel
-    /// filters, so channel-wise scales, shifts and activations after it can fold into it.
-    public var hasEpilogue: Bool { !fusedActivations.isEmpty }
 }
 
 /// The kinds of computation ops fall into. A pass or lowering that must consider every op

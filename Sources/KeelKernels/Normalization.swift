@@ -26,11 +26,13 @@ public enum BatchNorm {
         }
     }
 
-    /// output = input · scale[c] + shift[c] over a tensor viewed as [outer, channels, inner].
-    /// In-place use is allowed.
+    /// output = activation(input · scale[c] + shift[c]) over a tensor viewed as [outer, channels,
+    /// inner]. The activation runs on each block of rows right after its scale and shift, while the
+    /// block is still in L1, instead of as a pass of its own. In-place use is allowed.
     public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
                              scale: UnsafeBufferPointer<Float>, shift: UnsafeBufferPointer<Float>,
-                             outer: Int, channels: Int, inner: Int, context: KernelContext = .singleThreaded) throws {
+                             outer: Int, channels: Int, inner: Int, activation: UnaryOperation = .identity,
+                             context: KernelContext = .singleThreaded) throws {
         let name = "batch_norm"
         let count = try elementCount([outer, channels, inner], name)
         try requireCapacity(input.count, count, name, "input")
@@ -39,22 +41,39 @@ public enum BatchNorm {
         try requireCapacity(shift.count, channels, name, "shift")
         guard count > 0, let source = input.baseAddress, let destination = output.baseAddress,
               let scales = scale.baseAddress, let shifts = shift.baseAddress else { return }
+        // Rows (inner == 1: one pixel's channels; else one channel's plane) per block of 32 KB.
+        let rowLength = inner == 1 ? channels : inner
+        let blockRows = max(1, 8192 / rowLength)
+        func activate(_ rows: Range<Int>) {
+            guard activation != .identity else { return }
+            let block = OutputBlock(base: destination + rows.lowerBound * rowLength, rows: rows.count, columns: rowLength,
+                                    rowStride: rowLength)
+            applyEpilogue(block, bias: nil, direction: .perColumn, activation: activation, context: .singleThreaded)
+        }
         if inner == 1 {
             context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / channels)) { rows in
-                for row in rows {
-                    let from = source + row * channels
-                    let to = destination + row * channels
-                    for channel in 0..<channels { to[channel] = from[channel] * scales[channel] + shifts[channel] }
+                for first in stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
+                    let block = first..<min(first + blockRows, rows.upperBound)
+                    for row in block {
+                        let from = source + row * channels
+                        let to = destination + row * channels
+                        for channel in 0..<channels { to[channel] = from[channel] * scales[channel] + shifts[channel] }
+                    }
+                    activate(block)
                 }
             }
         } else {
             context.forEachChunk(outer * channels, minimumChunk: max(1, parallelGrain / inner)) { planes in
-                for plane in planes {
-                    let channel = plane % channels
-                    let (factor, offset) = (scales[channel], shifts[channel])
-                    let from = source + plane * inner
-                    let to = destination + plane * inner
-                    for index in 0..<inner { to[index] = from[index] * factor + offset }
+                for first in stride(from: planes.lowerBound, to: planes.upperBound, by: blockRows) {
+                    let block = first..<min(first + blockRows, planes.upperBound)
+                    for plane in block {
+                        let channel = plane % channels
+                        let (factor, offset) = (scales[channel], shifts[channel])
+                        let from = source + plane * inner
+                        let to = destination + plane * inner
+                        for index in 0..<inner { to[index] = from[index] * factor + offset }
+                    }
+                    activate(block)
                 }
             }
         }

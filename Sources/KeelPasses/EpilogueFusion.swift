@@ -3,7 +3,8 @@ import KeelIR
 /// Moves what follows a conv2d or dense into that op, so the kernel applies it while the output
 /// is still in registers: a bias add into its bias (created when absent), a shortcut add of a
 /// same-shape tensor into its `residual` input (ResNet and MobileNet blocks), and an activation
-/// into its `activation` attribute (x·sigmoid(x), as exporters write swish, counts as one).
+/// into its `activation` attribute (x·sigmoid(x), as exporters write swish, counts as one). An
+/// activation after a batch_norm the other passes could not fold away goes into the batch_norm.
 ///
 /// Needs: shape-inferred graph; bound bias constants for the add. Legal when the producer
 /// applies no activation yet and its output has one reader and is not a graph output; a bias
@@ -34,7 +35,7 @@ public struct EpilogueFusion: Pass {
                 // The activation this node computes, when some op's epilogue can apply it.
                 guard let fusedForm = node.attributeReader.schema.epilogueActivation,
                       let fused = try? fusedForm(node.attributeReader), let producer = editor.producer(of: input),
-                      producer.attributeReader.schema.hasEpilogue else { continue }
+                      !producer.attributeReader.schema.fusedActivations.isEmpty else { continue }
                 outcome = fuseActivation(node, fused, into: producer, reading: input, output: output, in: &editor)
             }
             switch outcome {

@@ -80,6 +80,32 @@ final class EpilogueFusionTests: XCTestCase {
         XCTAssertEqual(result.explanations, ["epilogue-fusion: kept 'relu': its input 'dense' is a graph output"])
     }
 
+    /// DenseNet's BN → ReLU after a concatenation: no producer can take the BN, so the ReLU goes
+    /// into the batch_norm, which applies it while the values are in cache; a bias add or shortcut
+    /// after a batch_norm is not an epilogue it has, and stays.
+    func testActivationAfterAStandaloneBatchNormFusesIntoIt() throws {
+        let bn: [(ParameterRole, Shape)] = [(.gamma, [7]), (.beta, [7]), (.movingMean, [7]), (.movingVariance, [7])]
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 3])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [1, 1, 3, 4])])
+        builder.layer("joined", .concat, inputs: ["input", "conv"], ["axis": .int(-1)])
+        builder.layer("bn", .batchNorm, parameters: bn)
+        builder.layer("relu", .relu)
+        builder.layer("bn2", .batchNorm, parameters: bn, inputs: ["joined"])
+        builder.layer("capped", .clip, ["min": .float(-0.5), "max": .float(0.5)])
+        builder.layer("sum", .add, inputs: ["relu", "capped"])
+        builder.layer("bn3", .batchNorm, parameters: bn)
+        builder.layer("shortcut", .add, inputs: ["bn3", "joined"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [EpilogueFusion()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .concat, .batchNorm, .batchNorm, .add, .batchNorm, .add])
+        XCTAssertEqual(result.graph.node(named: "bn")?.attributes["activation"], .string("relu"))
+        XCTAssertEqual(try result.graph.node(named: "bn2")?.fusedActivation, .clip(min: -0.5, max: 0.5))
+        XCTAssertNil(result.graph.node(named: "bn3")?.attributes["activation"])
+        XCTAssertEqual(result.graph.node(named: "bn3")?.inputs.count, 5, "no residual input")
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testKeptWhenProducerAlreadyHasAnActivation() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
         builder.layer("conv", .conv2d, parameters: [(.kernel, [1, 1, 3, 2])], ["activation": .string("relu")])

@@ -6,13 +6,18 @@ extension OpRegistry {
         [
             OpSchema(
                 kind: .batchNorm, category: .normalization,
+                // The activation after a BatchNorm that cannot fold into a producer (DenseNet's
+                // BN → ReLU after each concatenation) runs on the values while they are in cache.
+                fusedActivations: [.none, .relu, .sigmoid, .tanh, .leakyRelu, .clip, .swish, .hardSwish, .hardSigmoid],
+                hasEpilogue: false,
                 inputs: [.init("x"), .init("gamma", isParameter: true), .init("beta", isParameter: true),
                          .init("moving_mean", isParameter: true), .init("moving_variance", isParameter: true)],
                 attributes: [
                     .init("epsilon", default: .float(0.001), "0.001 (Keras); ONNX import sets 1e-5"),
                     .init("axis", default: .int(-1), "channel axis: -1 (Keras); ONNX import sets 1"),
-                ]
+                ] + OpSchema.activationAttributes
             ) { context in
+                _ = try context.node.fusedActivation
                 let input = try context.type(0)
                 let axis = try context.axis(try context.attributes.int("axis"), rank: input.shape.rank, of: 0, input)
                 let channels = input.shape[axis]

@@ -14,12 +14,15 @@ extension KernelLowering {
         }.scaleShift
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
+        let (activation, softmax) = try node.fusedActivation.kernelEpilogue
+        guard !softmax else { throw operands.unsupported("batch_norm has no softmax epilogue") }
         return try operands.unaryStep { input, output, context in
             try folded.withUnsafeBufferPointer { buffer in
                 try BatchNorm.apply(input: input, output: output,
                                     scale: UnsafeBufferPointer(rebasing: buffer[0..<channels]),
                                     shift: UnsafeBufferPointer(rebasing: buffer[channels...]),
-                                    outer: outer, channels: channels, inner: inner, context: context)
+                                    outer: outer, channels: channels, inner: inner, activation: activation,
+                                    context: context)
             }
         }
     }
