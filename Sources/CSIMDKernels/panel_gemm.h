@@ -7,7 +7,8 @@
  * Blocking: depth passes of DEPTH; in each, blocks of up to PANEL_BLOCK panels of B (DEPTH × 1024
  * floats, 1 MB, in L2 for the whole pass over A's rows), chunks of up to four row groups of A
  * (packed: 48 KB, in L2), and for each chunk every panel of the block in turn (DEPTH × 32 floats,
- * 32 KB, in L1 while the chunk's groups pass over it). A row group has at most 12 rows on AVX-512 (24 accumulators in
+ * 32 KB, in L1 while the chunk's groups pass over it; the first group streams it in and fetches the
+ * panel after it into L2). A row group has at most 12 rows on AVX-512 (24 accumulators in
  * named registers, 3 left for B and the broadcast) and 6 on AVX2 (12 of the 16 registers). The
  * epilogue (bias, residual, activation) runs on the registers of the last depth pass, before the
  * one store. */
@@ -188,6 +189,8 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         if (PREFETCH) {                                                                                     \
             _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step), _MM_HINT_T0);                       \
             _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step + 16), _MM_HINT_T0);                  \
+            _mm_prefetch((const char *)(next + p * b_step), _MM_HINT_T1);                                   \
+            _mm_prefetch((const char *)(next + p * b_step + 16), _MM_HINT_T1);                              \
         }                                                                                                   \
         VEC b0 = WHOLE ? LOADU(line) : LOAD(low, line);                                                     \
         VEC b1 = WHOLE ? LOADU(line + HALF) : LOAD(high, line + HALF);                                      \
@@ -208,7 +211,8 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     }                                                                                                       \
     PANEL_BLOCK_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
                                                    const float *b, ptrdiff_t b_step, int whole,             \
-                                                   struct block_target t, MASK low, MASK high, int prefetch) { \
+                                                   struct block_target t, MASK low, MASK high, int prefetch, \
+                                                   const float *next) {                                     \
         PANEL_EACH_ROW(PANEL_DECLARE, VEC, ZERO)                                                            \
         if (PANEL_SPECIALISE && a.row_step == 1 && whole && prefetch) {                                     \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1)                                  \
@@ -223,7 +227,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     }                                                                                                       \
     static ATTRIBUTE void PREFIX##_gemm_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,  \
                                              ptrdiff_t b_step, int padded, struct block_target t,           \
-                                             ptrdiff_t width, int prefetch) {                               \
+                                             ptrdiff_t width, int prefetch, const float *next) {            \
         for (ptrdiff_t first = 0; first < PANEL && first < width; first += 2 * HALF) {                      \
             MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                      \
             struct block_target part = t;                                                                   \
@@ -231,7 +235,8 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             part.column += first;                                                                           \
             int whole = padded || width - first >= 2 * HALF;                                                \
             switch (rows) {                                                                                 \
-                CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high, prefetch)   \
+                CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high, prefetch,    \
+                      next + first)                                                                         \
                 default: break;                                                                             \
             }                                                                                               \
         }                                                                                                   \
@@ -288,12 +293,23 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                     for (ptrdiff_t panel = panel_first; panel < panel_end; panel++) {                       \
                         const float *b = right.base + panel * right.panel_step + start * right.depth_step;  \
                         ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;            \
+                        /* The panel the loop takes next (in this chunk, the next chunk, the next column    \
+                         * block or the next depth pass), which the first group fetches into L2 while it    \
+                         * streams this one from memory: prefetching only within the panel left each       \
+                         * panel's first rows latency-bound. */                                             \
+                        const float *next =                                                                 \
+                            panel + 1 < panel_end ? b + right.panel_step                                    \
+                            : chunk + CHUNK < groups || row_block + 1 < blocks                              \
+                                ? b - (panel - panel_first) * right.panel_step                              \
+                            : panel_end < panels ? b + right.panel_step                                     \
+                            : start + DEPTH < k ? right.base + (start + DEPTH) * right.depth_step            \
+                            : b;                                                                            \
                         for (int g = 0; g < count; g++) {                                                   \
                             struct block_target target = { c + firsts[g] * ldc + panel * PANEL, ldc,        \
                                                            firsts[g], panel * PANEL, start > 0,             \
                                                            last ? epilogue : NULL };                        \
                             PREFIX##_gemm_rows(heights[g], depth, views[g], b, right.depth_step, right.padded, \
-                                               target, width, g == 0 && depth > SHALLOW);                   \
+                                               target, width, g == 0 && depth > SHALLOW, next);             \
                         }                                                                                   \
                     }                                                                                       \
                 }                                                                                           \

@@ -3,8 +3,8 @@
 /// block-packed) and of the right (row-major, panels), on sizes around the register block (12 rows
 /// on AVX-512, 6 on AVX2), the 32-column panel, the narrow products that read A in place, the
 /// 256-deep pass and the four-group chunks, packed row groups whose height is not a multiple of
-/// four and whose depth is not a multiple of the vector, more than one 32-panel column block,
-/// k = 0, one and two threads.
+/// four and whose depth is not a multiple of the vector, more than one 32-panel column block, all
+/// three at once (every next panel the streaming group prefetches), k = 0, one and two threads.
 @testable import KeelKernels
 import CSIMDKernels
 import XCTest
@@ -30,6 +30,9 @@ final class PanelGEMMTests: XCTestCase {
         Case(m: 30, n: 40, k: 0, activation: .relu, biasPerRow: false, residual: true),
         // Past one column block of B (32 panels): the second block's rows of C and epilogue.
         Case(m: 14, n: 1057, k: 131, activation: .relu, biasPerRow: false, residual: true),
+        // Two chunks of row groups, two column blocks and two depth passes: the deep streaming
+        // group fetches the next panel from each of the places the loop goes next.
+        Case(m: 53, n: 1057, k: 300, activation: .relu, biasPerRow: false, residual: true),
         // Wide enough (n ≥ 8·m) for two threads to split columns, with a bias per row.
         Case(m: 16, n: 300, k: 70, activation: .relu, biasPerRow: true, residual: true),
     ]
