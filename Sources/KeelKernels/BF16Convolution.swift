@@ -5,7 +5,6 @@
 /// previous bf16 layer's output) is read as it is. Bias, residual and activation are applied in
 /// fp32 before the store, which rounds to bf16 when the plan keeps the output in bf16.
 import CSIMDKernels
-import Dispatch
 
 /// A [depth][columns] filter rounded to bf16 (nearest even) in the tile layout the bf16 kernels
 /// read (CSIMDKernels `keel_bf16_pack`).
@@ -189,47 +188,17 @@ public enum BF16Convolution {
         let skip = (64 - Int(bitPattern: base) % 64) % 64 / MemoryLayout<Float>.stride
         let workspace = base + skip
         let pixels = geometry.batch * geometry.outputPixelsPerImage
-        let columnBlocks = (geometry.outputChannels + 31) / 32
         let work = Double(pixels) * Double(geometry.outputChannels) * Double(geometry.reductionLength)
-        let parts = work < Double(64 * parallelGrain) ? 1 : context.threads
-        let count = min(parts, (scratch.count - skip) / slot)
+        let threads = min(work < Double(64 * parallelGrain) ? 1 : context.threads, (scratch.count - skip) / slot, 64)
+        let kernelRows = direct == nil ? pixels : keel_bf16_direct_rows(&description)
+        let rowStep = direct == nil ? 32 : 1
+        let grid = unitGrid(geometry, steps: (kernelRows + rowStep - 1) / rowStep, threads: threads, direct: direct != nil)
         weights.storage.withUnsafeBufferPointer { slots in
             slots.baseAddress?.withMemoryRebound(to: UInt16.self, capacity: slots.count * 2) { packed in
                 var call = description
                 call.weights = packed
-                if let direct {
-                    // Rows split across threads (each window of input rows converted once), or
-                    // column blocks when they divide more evenly (deep layers with few rows).
-                    let rows = keel_bf16_direct_rows(&call)
-                    let byRows = balance(rows, count) >= balance(columnBlocks, count)
-                    inParallel(min(count, byRows ? rows : columnBlocks)) { index, parts in
-                        var own = call
-                        if byRows {
-                            let first = rows * index / parts
-                            direct(&own, first, rows * (index + 1) / parts - first, 0, geometry.outputChannels,
-                                   workspace + index * slot)
-                        } else {
-                            let first = columnBlocks * index / parts, end = columnBlocks * (index + 1) / parts
-                            direct(&own, 0, rows, first * 32, (end - first) * 32, workspace + index * slot)
-                        }
-                    }
-                    return
-                }
-                // Many pixels: each thread takes a run of whole 32-row groups. Few (a dense layer at
-                // batch 1): each takes a run of column blocks, streaming its share of the filter.
-                let byRows = pixels >= 64 * count || columnBlocks < count
-                let groups = byRows ? (pixels + 31) / 32 : columnBlocks
-                inParallel(min(count, groups)) { index, parts in
-                    let first = groups * index / parts, end = groups * (index + 1) / parts
-                    var own = call
-                    if byRows {
-                        let start = first * 32
-                        kernel(&own, start, min(end * 32, pixels) - start, 0, geometry.outputChannels,
-                               workspace + index * slot)
-                    } else {
-                        kernel(&own, 0, pixels, first * 32, (end - first) * 32, workspace + index * slot)
-                    }
-                }
+                keel_bf16_run_units(&call, direct ?? kernel, kernelRows, rowStep, grid.rows, grid.columns,
+                                    UnsafeMutableRawPointer(workspace), slot * MemoryLayout<Float>.stride, threads)
             }
         }
         if activation != .identity && !relu {
@@ -239,18 +208,40 @@ public enum BF16Convolution {
         }
     }
 
-    /// The share of `parts` threads kept busy when `units` equal units are split among them
-    /// (1 when they divide evenly): rows and column blocks compete on it.
-    private static func balance(_ units: Int, _ parts: Int) -> Double {
-        let parts = max(1, min(parts, units))
-        return Double(units) / Double(parts * ((units + parts - 1) / parts))
-    }
+    /// Units per thread: enough that a thread on a faster core (this host's two cores differed up
+    /// to 4× in AMX throughput from one process to the next) takes over part of a slower one's
+    /// share, few enough that the extra passes stay small.
+    private static let unitsPerThread = 4
 
-    /// body(index, parts) for index in 0..<parts, on as many threads.
-    private static func inParallel(_ parts: Int, _ body: (Int, Int) -> Void) {
-        let parts = max(1, parts)
-        if parts == 1 { return body(0, 1) }
-        DispatchQueue.concurrentPerform(iterations: parts) { body($0, parts) }
+    /// What building a byte of bf16 input (padding a window, or im2col rows) costs against
+    /// streaming a byte of filter, measured on VGG16's 28×28 and 14×14 512-channel layers: a
+    /// copy into a fresh window is about eight times dearer than a filter read the prefetchers
+    /// stream from L3.
+    private static let inputByteCost = 8.0
+
+    /// Row parts × column parts of `steps` row steps and the 32-column blocks for `threads`: at
+    /// least `unitsPerThread` units a thread where the layer has them, at the fewest bytes moved.
+    /// Each row part streams its columns of the filter once per window of rows (L2 holds about a
+    /// megabyte of input rows, `KEEL_BF16_BLOCK_BYTES`); each column part builds its rows' bf16
+    /// input again. So a deep layer with few pixels splits its columns too, a shallow one with many
+    /// rows only its rows.
+    static func unitGrid(_ geometry: Conv2DGeometry, steps: Int, threads: Int, direct: Bool) -> (rows: Int, columns: Int) {
+        let columnBlocks = (geometry.outputChannels + 31) / 32
+        guard threads > 1, steps > 0 else { return (1, 1) }
+        let pixels = Double(geometry.batch * geometry.outputPixelsPerImage)
+        let inputBytes = direct ? Double(geometry.inputElementCount) * 2 : pixels * Double(geometry.reductionLength) * 2
+        let filterBytes = Double(geometry.reductionLength) * Double(geometry.outputChannels) * 2
+        let windows = Int((inputBytes / Double(1 << 20)).rounded(.up))
+        let wanted = min(unitsPerThread * threads, steps * columnBlocks)
+        var best = (rows: steps, columns: columnBlocks, cost: Double.infinity)
+        for rows in 1...steps {
+            let columns = min(columnBlocks, (wanted + rows - 1) / rows)
+            guard rows * columns >= wanted else { continue }
+            let cost = Double(max(rows, windows)) * filterBytes + Double(columns) * inputByteCost * inputBytes
+            if cost < best.cost { best = (rows, columns, cost) }
+            if columns == 1 { break }
+        }
+        return (best.rows, best.columns)
     }
 
     private static func parameters(_ geometry: Conv2DGeometry, input: UnsafePointer<Float>?,

@@ -198,6 +198,18 @@ ptrdiff_t keel_bf16_direct_rows(const keel_bf16_conv *conv);
 typedef void (*keel_bf16_conv_direct_fn)(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
                                          ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
+/* Runs `kernel` (either form) over a grid of row_parts × column_parts units: rows 0 ..< total_rows
+ * in whole steps of row_step (the direct form's rows: 1; im2col's pixels: 32), cut at step
+ * boundaries into row_parts runs, and the 32-column blocks into column_parts runs. The calling
+ * thread and up to threads − 1 pool workers (at most 64 in all) each take an equal share of the
+ * units in order, then units left in the others' shares, so a thread on a faster core does more;
+ * thread p's units run in scratch slot p (slot_bytes apart). While the pool serves another caller,
+ * the calling thread runs every unit itself. Each output value is computed by one unit, whatever
+ * the grid. */
+void keel_bf16_run_units(const keel_bf16_conv *conv, keel_bf16_conv_fn kernel, ptrdiff_t total_rows,
+                         ptrdiff_t row_step, ptrdiff_t row_parts, ptrdiff_t column_parts, void *scratch,
+                         ptrdiff_t slot_bytes, ptrdiff_t threads);
+
 /* softmax along each of `rows` rows of `length` floats: output row = e^(x − max) / Σ e^(x − max).
  * A row holding a NaN or +∞, or only −∞, becomes NaN. output may be input. */
 typedef void (*keel_softmax_rows_fn)(ptrdiff_t rows, ptrdiff_t length, const float *input, float *output);
