@@ -93,6 +93,32 @@ enum WinogradTransform {
         return (m0 + a + c, b + 2 * d, a + 4 * c, b + 8 * d + m5)
     }
 
+    /// Bᵀ along one axis of the tile: `side` values from `load`, as many to `store`.
+    @inline(__always)
+    static func inputAxis<Lane: WinogradLane>(_ tile: WinogradTile, _ load: (Int) -> Lane, _ store: (Int, Lane) -> Void) {
+        switch tile {
+        case .small:
+            let y = smallInput(load(0), load(1), load(2), load(3))
+            store(0, y.0); store(1, y.1); store(2, y.2); store(3, y.3)
+        case .large:
+            let y = input(load(0), load(1), load(2), load(3), load(4), load(5))
+            store(0, y.0); store(1, y.1); store(2, y.2); store(3, y.3); store(4, y.4); store(5, y.5)
+        }
+    }
+
+    /// Aᵀ along one axis of the tile: `side` products from `load`, m outputs to `store`.
+    @inline(__always)
+    static func outputAxis<Lane: WinogradLane>(_ tile: WinogradTile, _ load: (Int) -> Lane, _ store: (Int, Lane) -> Void) {
+        switch tile {
+        case .small:
+            let y = smallOutput(load(0), load(1), load(2), load(3))
+            store(0, y.0); store(1, y.1)
+        case .large:
+            let y = output(load(0), load(1), load(2), load(3), load(4), load(5))
+            store(0, y.0); store(1, y.1); store(2, y.2); store(3, y.3)
+        }
+    }
+
     /// Bᵀ d B for `Lane.width` channels at `source` (tile element (r, s) at r·rowStride + s·columnStride),
     /// written to destination + point·pointStride for the tile's points. `temporary` holds 36 lanes.
     @inline(__always)
@@ -100,55 +126,16 @@ enum WinogradTransform {
                                                rowStride: Int, columnStride: Int,
                                                destination: UnsafeMutablePointer<Float>,
                                                pointStride: Int, temporary: UnsafeMutablePointer<Float>) {
-        let width = Lane.width
-        if tile == .small {
-            for column in 0..<4 {
-                let base = source + column * columnStride
-                let y = smallInput(Lane(loadingFrom: base), Lane(loadingFrom: base + rowStride),
-                                   Lane(loadingFrom: base + 2 * rowStride), Lane(loadingFrom: base + 3 * rowStride))
-                let line = temporary + column * width
-                y.0.store(to: line)
-                y.1.store(to: line + 4 * width)
-                y.2.store(to: line + 8 * width)
-                y.3.store(to: line + 12 * width)
-            }
-            for row in 0..<4 {
-                let line = temporary + row * 4 * width
-                let y = smallInput(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
-                                   Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width))
-                let target = destination + row * 4 * pointStride
-                y.0.store(to: target)
-                y.1.store(to: target + pointStride)
-                y.2.store(to: target + 2 * pointStride)
-                y.3.store(to: target + 3 * pointStride)
-            }
-            return
-        }
-        for column in 0..<6 {
+        let (width, side) = (Lane.width, tile.inputSize)
+        for column in 0..<side {
             let base = source + column * columnStride
-            let y = input(Lane(loadingFrom: base), Lane(loadingFrom: base + rowStride),
-                          Lane(loadingFrom: base + 2 * rowStride), Lane(loadingFrom: base + 3 * rowStride),
-                          Lane(loadingFrom: base + 4 * rowStride), Lane(loadingFrom: base + 5 * rowStride))
-            let line = temporary + column * width
-            y.0.store(to: line)
-            y.1.store(to: line + 6 * width)
-            y.2.store(to: line + 12 * width)
-            y.3.store(to: line + 18 * width)
-            y.4.store(to: line + 24 * width)
-            y.5.store(to: line + 30 * width)
+            inputAxis(tile, { Lane(loadingFrom: base + $0 * rowStride) },
+                      { $1.store(to: temporary + ($0 * side + column) * width) })
         }
-        for row in 0..<6 {
-            let line = temporary + row * 6 * width
-            let y = input(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
-                          Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width),
-                          Lane(loadingFrom: line + 4 * width), Lane(loadingFrom: line + 5 * width))
-            let target = destination + row * 6 * pointStride
-            y.0.store(to: target)
-            y.1.store(to: target + pointStride)
-            y.2.store(to: target + 2 * pointStride)
-            y.3.store(to: target + 3 * pointStride)
-            y.4.store(to: target + 4 * pointStride)
-            y.5.store(to: target + 5 * pointStride)
+        for row in 0..<side {
+            let line = temporary + row * side * width
+            inputAxis(tile, { Lane(loadingFrom: line + $0 * width) },
+                      { $1.store(to: destination + (row * side + $0) * pointStride) })
         }
     }
 
@@ -158,49 +145,16 @@ enum WinogradTransform {
     static func outputTile<Lane: WinogradLane>(_: Lane.Type, _ tile: WinogradTile, source: UnsafePointer<Float>,
                                                 pointStride: Int, bias: Lane, destination: UnsafeMutablePointer<Float>,
                                                 outputStride: Int, temporary: UnsafeMutablePointer<Float>) {
-        let width = Lane.width
-        if tile == .small {
-            for column in 0..<4 {
-                let base = source + column * pointStride
-                let step = 4 * pointStride
-                let y = smallOutput(Lane(loadingFrom: base), Lane(loadingFrom: base + step),
-                                    Lane(loadingFrom: base + 2 * step), Lane(loadingFrom: base + 3 * step))
-                let line = temporary + column * width
-                y.0.store(to: line)
-                y.1.store(to: line + 4 * width)
-            }
-            for row in 0..<2 {
-                let line = temporary + row * 4 * width
-                let y = smallOutput(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
-                                    Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width))
-                let target = destination + row * 2 * outputStride
-                (y.0 + bias).store(to: target)
-                (y.1 + bias).store(to: target + outputStride)
-            }
-            return
-        }
-        for column in 0..<6 {
+        let (width, side, size) = (Lane.width, tile.inputSize, tile.outputSize)
+        for column in 0..<side {
             let base = source + column * pointStride
-            let step = 6 * pointStride
-            let y = output(Lane(loadingFrom: base), Lane(loadingFrom: base + step),
-                           Lane(loadingFrom: base + 2 * step), Lane(loadingFrom: base + 3 * step),
-                           Lane(loadingFrom: base + 4 * step), Lane(loadingFrom: base + 5 * step))
-            let line = temporary + column * width
-            y.0.store(to: line)
-            y.1.store(to: line + 6 * width)
-            y.2.store(to: line + 12 * width)
-            y.3.store(to: line + 18 * width)
+            outputAxis(tile, { Lane(loadingFrom: base + $0 * side * pointStride) },
+                       { $1.store(to: temporary + ($0 * side + column) * width) })
         }
-        for row in 0..<4 {
-            let line = temporary + row * 6 * width
-            let y = output(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
-                           Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width),
-                           Lane(loadingFrom: line + 4 * width), Lane(loadingFrom: line + 5 * width))
-            let target = destination + row * 4 * outputStride
-            (y.0 + bias).store(to: target)
-            (y.1 + bias).store(to: target + outputStride)
-            (y.2 + bias).store(to: target + 2 * outputStride)
-            (y.3 + bias).store(to: target + 3 * outputStride)
+        for row in 0..<size {
+            let line = temporary + row * side * width
+            outputAxis(tile, { Lane(loadingFrom: line + $0 * width) },
+                       { ($1 + bias).store(to: destination + (row * size + $0) * outputStride) })
         }
     }
 }
