@@ -244,3 +244,28 @@ func directConvolution(_ input: [Float], hwio: [Float], bias: [Float], _ geometr
     }
     return result
 }
+
+/// A one-group filter from Keras's HWIO layout, packed for im2col.
+func packedWeights(_ hwio: [Float], _ geometry: Conv2DGeometry) throws -> PackedConv2DWeights {
+    try hwio.withUnsafeBufferPointer {
+        try PackedConv2DWeights(hwio: $0, kernel: geometry.kernel, inputChannelsPerGroup: geometry.inputChannels,
+                                outputChannels: geometry.outputChannels)
+    }
+}
+
+/// `Conv2D.apply` with `algorithm` on one-thread scratch (filled with NaN, so reading it unwritten shows).
+func convolve(_ input: [Float], _ weights: PackedConv2DWeights, bias: [Float], activation: UnaryOperation,
+              _ geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm, threads: Int) throws -> [Float] {
+    var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: geometry, algorithm: algorithm))
+    return try withOutput(geometry.outputElementCount) { output in
+        try input.withUnsafeBufferPointer { source in
+            try bias.withUnsafeBufferPointer { biasBuffer in
+                try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                    try Conv2D.apply(input: source, weights: weights, bias: biasBuffer, activation: activation,
+                                     output: output, geometry: geometry, scratch: scratchBuffer,
+                                     algorithm: algorithm, context: KernelContext(threads: threads))
+                }
+            }
+        }
+    }
+}

@@ -13,23 +13,6 @@ final class WinogradSmallTileTests: XCTestCase {
                        kernel: Size2D(3, 3), padding: padding, layout: layout)
     }
 
-    private func run(_ input: [Float], _ weights: WinogradWeights, bias: [Float], activation: UnaryOperation,
-                     _ geometry: Conv2DGeometry, threads: Int) throws -> [Float] {
-        var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: geometry, algorithm: .winograd(weights.tile),
-                                                                          threads: threads))
-        return try withOutput(geometry.outputElementCount) { output in
-            try input.withUnsafeBufferPointer { source in
-                try bias.withUnsafeBufferPointer { biasBuffer in
-                    try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                        try Conv2D.apply(input: source, weights: weights, bias: biasBuffer, activation: activation,
-                                         output: output, geometry: geometry, scratch: scratchBuffer,
-                                         context: KernelContext(threads: threads))
-                    }
-                }
-            }
-        }
-    }
-
     func testBothTilesMatchDirectConvolution() throws {
         let shapes: [(batch: Int, height: Int, width: Int, inputs: Int, outputs: Int, padding: Padding2D?)] = [
             (1, 7, 9, 19, 21, nil),       // odd map: ragged last tile row and column for both tiles
@@ -53,14 +36,12 @@ final class WinogradSmallTileTests: XCTestCase {
                 let convolved = directConvolution(input, hwio: hwio, bias: bias, geometry)
                 let scale = max(1, convolved.map { abs($0) }.max() ?? 1)
                 let expected = convolved.map { max($0, 0) }
+                let weights = try packedWeights(hwio, geometry)
                 try forEachCapabilitySet { level in
                     for tile in WinogradTile.allCases {
-                        let weights = try hwio.withUnsafeBufferPointer {
-                            try WinogradWeights(hwio: $0, inputChannels: shape.inputs, outputChannels: shape.outputs,
-                                                tile: tile)
-                        }
                         for threads in [1, 2] {
-                            let actual = try run(input, weights, bias: bias, activation: .relu, geometry, threads: threads)
+                            let actual = try convolve(input, weights, bias: bias, activation: .relu, geometry,
+                                                      algorithm: .winograd(tile), threads: threads)
                             let error = zip(actual, expected).map { abs($0 - $1) }.max() ?? .infinity
                             XCTAssertEqual(actual.count, expected.count)
                             // F(2×2)'s transforms only add and halve: closer to the direct sum than F(4×4)'s.
@@ -80,11 +61,10 @@ final class WinogradSmallTileTests: XCTestCase {
         let hwio = seededValues(9 * 16 * 24, seed: 602)
         let bias = seededValues(24, seed: 603)
         let expected = directConvolution(input, hwio: hwio, bias: bias, geometry).map { 1 / (1 + exp(-$0)) }
-        let weights = try hwio.withUnsafeBufferPointer {
-            try WinogradWeights(hwio: $0, inputChannels: 16, outputChannels: 24, tile: .small)
-        }
+        let weights = try packedWeights(hwio, geometry)
         try forEachCapabilitySet { level in
-            let actual = try run(input, weights, bias: bias, activation: .sigmoid, geometry, threads: 2)
+            let actual = try convolve(input, weights, bias: bias, activation: .sigmoid, geometry,
+                                      algorithm: .winograd(.small), threads: 2)
             assertClose(actual, expected, "sigmoid \(level)", tolerance: 1e-5)
         }
     }

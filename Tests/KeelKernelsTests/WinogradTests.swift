@@ -13,29 +13,6 @@ final class WinogradTests: XCTestCase {
         return scale == 0 ? difference : difference / scale
     }
 
-    func packedWeights(_ hwio: [Float], _ geometry: Conv2DGeometry) throws -> PackedConv2DWeights {
-        try hwio.withUnsafeBufferPointer {
-            try PackedConv2DWeights(hwio: $0, kernel: geometry.kernel, inputChannelsPerGroup: geometry.inputChannels,
-                                    outputChannels: geometry.outputChannels)
-        }
-    }
-
-    func convolve(_ input: [Float], _ weights: PackedConv2DWeights, bias: [Float], activation: UnaryOperation,
-                  _ geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm, threads: Int) throws -> [Float] {
-        var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: geometry, algorithm: algorithm))
-        return try withOutput(geometry.outputElementCount) { output in
-            try input.withUnsafeBufferPointer { source in
-                try bias.withUnsafeBufferPointer { biasBuffer in
-                    try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                        try Conv2D.apply(input: source, weights: weights, bias: biasBuffer, activation: activation,
-                                         output: output, geometry: geometry, scratch: scratchBuffer,
-                                         algorithm: algorithm, context: KernelContext(threads: threads))
-                    }
-                }
-            }
-        }
-    }
-
     func testWinogradMatchesIm2colOnAwkwardShapes() throws {
         let same = Padding2D(top: 1, left: 1, bottom: 1, right: 1)
         let shapes: [(batch: Int, height: Int, width: Int, inputs: Int, outputs: Int, padding: Padding2D)] = [
