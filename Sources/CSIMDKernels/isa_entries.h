@@ -18,6 +18,12 @@
                                               ptrdiff_t channels, const float *bias, int relu, int pool,    \
                                               float *destination, ptrdiff_t row_stride,                     \
                                               ptrdiff_t column_stride, int rows, int columns);              \
+    void keel_##PREFIX##_winograd2_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels, \
+                                              float *destination, ptrdiff_t point_stride);                  \
+    void keel_##PREFIX##_winograd2_output_tile(const float *products, ptrdiff_t point_stride,              \
+                                               ptrdiff_t channels, const float *bias, int relu, int pool,   \
+                                               float *destination, ptrdiff_t row_stride,                    \
+                                               ptrdiff_t column_stride, int rows, int columns);             \
     void keel_##PREFIX##_winograd_filter_transform(const float *source, ptrdiff_t inputs, ptrdiff_t outputs, \
                                                    ptrdiff_t output_stride, ptrdiff_t channel_stride,       \
                                                    ptrdiff_t tap_stride, ptrdiff_t channel_begin,           \

@@ -11,23 +11,29 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
     case pointwise
     /// im2col over bounded pixel tiles, then a GEMM per tile and group.
     case im2colGEMM
-    /// Winograd F(4×4, 3×3): 3×3, stride 1, no dilation, one group.
-    case winograd
+    /// Winograd F(4×4, 3×3) or F(2×2, 3×3): 3×3, stride 1, no dilation, one group.
+    case winograd(WinogradTile)
     /// Direct convolution in SIMD registers, for few input channels (one group); see
     /// `DirectConvolution`. Runs as im2colGEMM when no SIMD level is in use.
     case direct
     /// One filter per channel (groups = channels), direct; see `DepthwiseConvolution`. Runs as
     /// im2colGEMM when no SIMD level is in use.
     case depthwise
+
+    /// The tile of a Winograd algorithm, nil for the others.
+    public var winogradTile: WinogradTile? {
+        if case .winograd(let tile) = self { return tile }
+        return nil
+    }
 }
 
 public enum Conv2D {
-    /// The algorithm `apply` uses when none is requested (Winograd where `Winograd.pays`).
+    /// The algorithm `apply` uses when none is requested (Winograd where a tile pays, `Winograd.tile`).
     public static func defaultAlgorithm(for geometry: Conv2DGeometry) -> Conv2DAlgorithm {
         if DepthwiseConvolution.isPreferred(for: geometry) { return .depthwise }
         if geometry.isPointwise { return .pointwise }
         if DirectConvolution.isPreferred(for: geometry) { return .direct }
-        if Winograd.supports(geometry) && Winograd.pays(for: geometry) { return .winograd }
+        if Winograd.supports(geometry), let tile = Winograd.tile(for: geometry) { return .winograd(tile) }
         return .im2colGEMM
     }
 
@@ -47,8 +53,8 @@ public enum Conv2D {
             return 0
         case .im2colGEMM:
             return im2colScratchSize(for: geometry)
-        case .winograd:
-            return Winograd.scratchSize(for: geometry, threads: threads)
+        case .winograd(let tile):
+            return Winograd.scratchSize(for: geometry, tile, threads: threads)
         case .direct:
             return DirectConvolution.scratchSize(for: geometry, threads: threads,
                                                  im2colScratch: im2colScratchSize(for: geometry))
@@ -90,8 +96,8 @@ public enum Conv2D {
                       scratch: scratch, algorithm: algorithm, context: context)
         }
         switch chosen {
-        case .winograd:
-            return try apply(input: input, weights: WinogradWeights(weights), bias: bias, residual: residual,
+        case .winograd(let tile):
+            return try apply(input: input, weights: WinogradWeights(weights, tile: tile), bias: bias, residual: residual,
                              activation: activation, output: output, geometry: geometry, scratch: scratch,
                              context: context)
         case .pointwise, .im2colGEMM:
@@ -172,8 +178,8 @@ public enum Conv2D {
 }
 
 extension Conv2D {
-    /// Winograd F(4×4, 3×3) with filters already in the Winograd domain; `scratch` at least
-    /// `scratchSize(for: geometry, algorithm: .winograd)` floats. With `maxPooled`, the activated
+    /// Winograd with filters already in the Winograd domain of `weights.tile`; `scratch` at least
+    /// `scratchSize(for: geometry, algorithm: .winograd(weights.tile))` floats. With `maxPooled`, the activated
     /// output is 2×2 stride-2 max-pooled (floor mode) as each tile is written, so `output` holds
     /// [batch, height/2, width/2, outputChannels]; NHWC only.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: WinogradWeights,
@@ -194,7 +200,7 @@ extension Conv2D {
         try requireCapacity(output.count, maxPooled ? geometry.pooledOutputElementCount : geometry.outputElementCount,
                             name, "output")
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
-        try requireCapacity(scratch.count, Winograd.scratchSize(for: geometry), name, "scratch")
+        try requireCapacity(scratch.count, Winograd.scratchSize(for: geometry, weights.tile), name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress,
               let workspace = scratch.baseAddress else { return }
         weights.storage.withUnsafeBufferPointer { filters in
@@ -202,7 +208,7 @@ extension Conv2D {
             // The tile transforms fuse bias and activation; a residual goes in between, in one pass.
             WinogradRun(input: source, weights: filterBase, bias: bias?.baseAddress,
                         activation: residual == nil ? activation : .identity,
-                        output: destination, geometry: geometry, pooled: maxPooled, scratch: workspace,
+                        output: destination, geometry: geometry, tile: weights.tile, pooled: maxPooled, scratch: workspace,
                         scratchCount: scratch.count, context: context).run()
         }
         if let residual {

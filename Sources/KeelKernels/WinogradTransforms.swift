@@ -1,8 +1,9 @@
 /// The three linear maps of Winograd's minimal filtering F(4×4, 3×3) (Lavin & Gray, with
 /// interpolation points 0, ±1, ±2 and ∞): a 6×6 input tile d and 3×3 filter g give the 4×4 output
-/// Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with 36 multiplies per channel pair instead of 144. The input and
-/// output maps run over a vector of channels at a time (channels are contiguous in both the tile
-/// patches and the transformed matrices), so one generic body serves the vector and scalar tails.
+/// Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with 36 multiplies per channel pair instead of 144; and those of
+/// F(2×2, 3×3) (points 0, ±1, ∞: a 4×4 tile, 16 multiplies instead of 36). The input and output
+/// maps run over a vector of channels at a time (channels are contiguous in both the tile patches
+/// and the transformed matrices), so one generic body serves the vector and scalar tails.
 
 /// A value the transforms can run on: one float, or several channels at once.
 protocol WinogradLane {
@@ -47,6 +48,29 @@ enum WinogradTransform {
         result[5] = g2
     }
 
+    /// F(2×2)'s G (4×3) applied to three filter taps along one axis, for eight filters at once.
+    @inline(__always)
+    static func smallFilter(_ g0: SIMD8<Double>, _ g1: SIMD8<Double>, _ g2: SIMD8<Double>,
+                            into result: UnsafeMutablePointer<SIMD8<Double>>) {
+        let even = g0 + g2
+        result[0] = g0
+        result[1] = (even + g1) * 0.5
+        result[2] = (even - g1) * 0.5
+        result[3] = g2
+    }
+
+    /// F(2×2)'s Bᵀ along one axis: (x0 − x2, x1 + x2, x2 − x1, x1 − x3).
+    @inline(__always)
+    static func smallInput<Lane: WinogradLane>(_ x0: Lane, _ x1: Lane, _ x2: Lane, _ x3: Lane) -> (Lane, Lane, Lane, Lane) {
+        (x0 - x2, x1 + x2, x2 - x1, x1 - x3)
+    }
+
+    /// F(2×2)'s Aᵀ along one axis: (m0 + m1 + m2, m1 − m2 − m3).
+    @inline(__always)
+    static func smallOutput<Lane: WinogradLane>(_ m0: Lane, _ m1: Lane, _ m2: Lane, _ m3: Lane) -> (Lane, Lane) {
+        (m0 + m1 + m2, m1 - m2 - m3)
+    }
+
     /// Bᵀ applied to six values along one axis of an input tile.
     @inline(__always)
     static func input<Lane: WinogradLane>(_ x0: Lane, _ x1: Lane, _ x2: Lane, _ x3: Lane, _ x4: Lane, _ x5: Lane)
@@ -69,70 +93,68 @@ enum WinogradTransform {
         return (m0 + a + c, b + 2 * d, a + 4 * c, b + 8 * d + m5)
     }
 
-    /// Bᵀ d B for `Lane.width` channels at `source` (tile element (r, s) at r·rowStride + s·columnStride),
-    /// written to destination + point·pointStride for the 36 points. `temporary` holds 36 lanes.
+    /// Bᵀ along one axis of the tile: `side` values from `load`, as many to `store`.
     @inline(__always)
-    static func inputTile<Lane: WinogradLane>(_: Lane.Type, source: UnsafePointer<Float>, rowStride: Int,
-                                               columnStride: Int, destination: UnsafeMutablePointer<Float>,
-                                               pointStride: Int, temporary: UnsafeMutablePointer<Float>) {
-        let width = Lane.width
-        for column in 0..<6 {
-            let base = source + column * columnStride
-            let y = input(Lane(loadingFrom: base), Lane(loadingFrom: base + rowStride),
-                          Lane(loadingFrom: base + 2 * rowStride), Lane(loadingFrom: base + 3 * rowStride),
-                          Lane(loadingFrom: base + 4 * rowStride), Lane(loadingFrom: base + 5 * rowStride))
-            let line = temporary + column * width
-            y.0.store(to: line)
-            y.1.store(to: line + 6 * width)
-            y.2.store(to: line + 12 * width)
-            y.3.store(to: line + 18 * width)
-            y.4.store(to: line + 24 * width)
-            y.5.store(to: line + 30 * width)
-        }
-        for row in 0..<6 {
-            let line = temporary + row * 6 * width
-            let y = input(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
-                          Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width),
-                          Lane(loadingFrom: line + 4 * width), Lane(loadingFrom: line + 5 * width))
-            let target = destination + row * 6 * pointStride
-            y.0.store(to: target)
-            y.1.store(to: target + pointStride)
-            y.2.store(to: target + 2 * pointStride)
-            y.3.store(to: target + 3 * pointStride)
-            y.4.store(to: target + 4 * pointStride)
-            y.5.store(to: target + 5 * pointStride)
+    static func inputAxis<Lane: WinogradLane>(_ tile: WinogradTile, _ load: (Int) -> Lane, _ store: (Int, Lane) -> Void) {
+        switch tile {
+        case .small:
+            let y = smallInput(load(0), load(1), load(2), load(3))
+            store(0, y.0); store(1, y.1); store(2, y.2); store(3, y.3)
+        case .large:
+            let y = input(load(0), load(1), load(2), load(3), load(4), load(5))
+            store(0, y.0); store(1, y.1); store(2, y.2); store(3, y.3); store(4, y.4); store(5, y.5)
         }
     }
 
-    /// Aᵀ M A (+ bias) for `Lane.width` output channels: the 36 products at source + point·pointStride
-    /// become 16 outputs at destination + (row·4 + column)·outputStride. `temporary` holds 24 lanes.
+    /// Aᵀ along one axis of the tile: `side` products from `load`, m outputs to `store`.
     @inline(__always)
-    static func outputTile<Lane: WinogradLane>(_: Lane.Type, source: UnsafePointer<Float>, pointStride: Int,
-                                                bias: Lane, destination: UnsafeMutablePointer<Float>,
-                                                outputStride: Int, temporary: UnsafeMutablePointer<Float>) {
-        let width = Lane.width
-        for column in 0..<6 {
-            let base = source + column * pointStride
-            let step = 6 * pointStride
-            let y = output(Lane(loadingFrom: base), Lane(loadingFrom: base + step),
-                           Lane(loadingFrom: base + 2 * step), Lane(loadingFrom: base + 3 * step),
-                           Lane(loadingFrom: base + 4 * step), Lane(loadingFrom: base + 5 * step))
-            let line = temporary + column * width
-            y.0.store(to: line)
-            y.1.store(to: line + 6 * width)
-            y.2.store(to: line + 12 * width)
-            y.3.store(to: line + 18 * width)
+    static func outputAxis<Lane: WinogradLane>(_ tile: WinogradTile, _ load: (Int) -> Lane, _ store: (Int, Lane) -> Void) {
+        switch tile {
+        case .small:
+            let y = smallOutput(load(0), load(1), load(2), load(3))
+            store(0, y.0); store(1, y.1)
+        case .large:
+            let y = output(load(0), load(1), load(2), load(3), load(4), load(5))
+            store(0, y.0); store(1, y.1); store(2, y.2); store(3, y.3)
         }
-        for row in 0..<4 {
-            let line = temporary + row * 6 * width
-            let y = output(Lane(loadingFrom: line), Lane(loadingFrom: line + width),
-                           Lane(loadingFrom: line + 2 * width), Lane(loadingFrom: line + 3 * width),
-                           Lane(loadingFrom: line + 4 * width), Lane(loadingFrom: line + 5 * width))
-            let target = destination + row * 4 * outputStride
-            (y.0 + bias).store(to: target)
-            (y.1 + bias).store(to: target + outputStride)
-            (y.2 + bias).store(to: target + 2 * outputStride)
-            (y.3 + bias).store(to: target + 3 * outputStride)
+    }
+
+    /// Bᵀ d B for `Lane.width` channels at `source` (tile element (r, s) at r·rowStride + s·columnStride),
+    /// written to destination + point·pointStride for the tile's points. `temporary` holds 36 lanes.
+    @inline(__always)
+    static func inputTile<Lane: WinogradLane>(_: Lane.Type, _ tile: WinogradTile, source: UnsafePointer<Float>,
+                                               rowStride: Int, columnStride: Int,
+                                               destination: UnsafeMutablePointer<Float>,
+                                               pointStride: Int, temporary: UnsafeMutablePointer<Float>) {
+        let (width, side) = (Lane.width, tile.inputSize)
+        for column in 0..<side {
+            let base = source + column * columnStride
+            inputAxis(tile, { Lane(loadingFrom: base + $0 * rowStride) },
+                      { $1.store(to: temporary + ($0 * side + column) * width) })
+        }
+        for row in 0..<side {
+            let line = temporary + row * side * width
+            inputAxis(tile, { Lane(loadingFrom: line + $0 * width) },
+                      { $1.store(to: destination + (row * side + $0) * pointStride) })
+        }
+    }
+
+    /// Aᵀ M A (+ bias) for `Lane.width` output channels: the products at source + point·pointStride
+    /// become m×m outputs at destination + (row·m + column)·outputStride. `temporary` holds 24 lanes.
+    @inline(__always)
+    static func outputTile<Lane: WinogradLane>(_: Lane.Type, _ tile: WinogradTile, source: UnsafePointer<Float>,
+                                                pointStride: Int, bias: Lane, destination: UnsafeMutablePointer<Float>,
+                                                outputStride: Int, temporary: UnsafeMutablePointer<Float>) {
+        let (width, side, size) = (Lane.width, tile.inputSize, tile.outputSize)
+        for column in 0..<side {
+            let base = source + column * pointStride
+            outputAxis(tile, { Lane(loadingFrom: base + $0 * side * pointStride) },
+                       { $1.store(to: temporary + ($0 * side + column) * width) })
+        }
+        for row in 0..<size {
+            let line = temporary + row * side * width
+            outputAxis(tile, { Lane(loadingFrom: line + $0 * width) },
+                       { ($1 + bias).store(to: destination + (row * size + $0) * outputStride) })
         }
     }
 }

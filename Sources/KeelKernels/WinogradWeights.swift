@@ -1,15 +1,16 @@
-/// 3×3 filters in the Winograd F(4×4, 3×3) domain, transformed once when a model is prepared:
-/// 36 [inputChannels, outputChannels] matrices, one per transform point, which are the
-/// right-hand sides of the 36 GEMMs a Winograd convolution runs per block of tiles. Each matrix
-/// is stored in panels of 32 output channels ([panel][inputChannel][32], the last one zero-padded)
-/// so the GEMM streams it as it is instead of repacking it on every call.
-/// They take 4× the memory of the plain filter (36 points instead of 9 taps).
+/// 3×3 filters in the Winograd F(4×4, 3×3) or F(2×2, 3×3) domain, transformed once when a model
+/// is prepared: 36 (or 16) [inputChannels, outputChannels] matrices, one per transform point,
+/// which are the right-hand sides of the GEMMs a Winograd convolution runs per block of tiles.
+/// Each matrix is stored in panels of 32 output channels ([panel][inputChannel][32], the last one
+/// zero-padded) so the GEMM streams it as it is instead of repacking it on every call.
+/// They take 4× (16/9×) the memory of the plain filter (36 or 16 points instead of 9 taps).
 import CSIMDKernels
 
 public struct WinogradWeights: Sendable, Equatable {
     public let inputChannels: Int
     public let outputChannels: Int
-    /// [36][panels][inputChannels][panelColumns].
+    public let tile: WinogradTile
+    /// [points][panels][inputChannels][panelColumns].
     let storage: WeightStorage
 
     /// Output channels per panel.
@@ -23,15 +24,16 @@ public struct WinogradWeights: Sendable, Equatable {
         panels(outputChannels: outputChannels) * panelColumns * inputChannels
     }
 
-    /// Floats of all 36 matrices; throws when that overflows.
-    static func storageCount(inputChannels: Int, outputChannels: Int) throws -> Int {
-        try elementCount([36, panels(outputChannels: outputChannels), inputChannels, panelColumns], "winograd weights")
+    /// Floats of all the tile's matrices; throws when that overflows.
+    static func storageCount(inputChannels: Int, outputChannels: Int, tile: WinogradTile) throws -> Int {
+        try elementCount([tile.points, panels(outputChannels: outputChannels), inputChannels, panelColumns],
+                         "winograd weights")
     }
 
-    /// Logical extents of the transformed values: [36, inputChannels, outputChannels].
-    public var dims: [Int] { [36, inputChannels, outputChannels] }
+    /// Logical extents of the transformed values: [points, inputChannels, outputChannels].
+    public var dims: [Int] { [tile.points, inputChannels, outputChannels] }
 
-    /// Read access to the transformed values as stored ([36][panels][inputChannels][panelColumns],
+    /// Read access to the transformed values as stored ([points][panels][inputChannels][panelColumns],
     /// `storageCount` floats), valid inside `body`.
     public func withUnsafeValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer(body)
@@ -40,73 +42,80 @@ public struct WinogradWeights: Sendable, Equatable {
     /// Values transformed earlier (by `withUnsafeValues`) and kept elsewhere, used in place:
     /// `owner` is retained for as long as these weights live. Throws unless the count matches.
     public init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject,
-                inputChannels: Int, outputChannels: Int) throws {
+                inputChannels: Int, outputChannels: Int, tile: WinogradTile = .large) throws {
         let name = "winograd weights"
         try require(inputChannels > 0 && outputChannels > 0, name, "\(inputChannels) input and \(outputChannels) output channels")
-        let count = try Self.storageCount(inputChannels: inputChannels, outputChannels: outputChannels)
+        let count = try Self.storageCount(inputChannels: inputChannels, outputChannels: outputChannels, tile: tile)
         try require(values.count == count && (count == 0 || values.baseAddress != nil), name,
                     "\(values.count) values given, \(count) expected for \(inputChannels) input and \(outputChannels) output channels")
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
+        self.tile = tile
         self.storage = WeightStorage(borrowing: values, owner: owner)
     }
 
     /// From filters packed for im2col (a 3×3 kernel, one group).
-    public init(_ packed: PackedConv2DWeights, context: KernelContext = .singleThreaded) throws {
+    public init(_ packed: PackedConv2DWeights, tile: WinogradTile = .large,
+                context: KernelContext = .singleThreaded) throws {
         try require(packed.kernel == Size2D(3, 3) && packed.groups == 1, "winograd weights",
                     "needs a 3x3 kernel with one group, got kernel \(packed.kernel) in \(packed.groups) groups")
         let (inputs, outputs) = (packed.inputChannelsPerGroup, packed.outputChannels)
         self = try packed.storage.withUnsafeBufferPointer {
             try WinogradWeights(source: $0, inputs: inputs, outputs: outputs,
-                                strides: (output: 1, channel: outputs, tap: inputs * outputs), context: context)
+                                strides: (output: 1, channel: outputs, tap: inputs * outputs), tile: tile,
+                                context: context)
         }
     }
 
     /// From Keras's HWIO kernel `[3, 3, inputChannels, outputChannels]`.
     public init(hwio: UnsafeBufferPointer<Float>, inputChannels: Int, outputChannels: Int,
-                context: KernelContext = .singleThreaded) throws {
+                tile: WinogradTile = .large, context: KernelContext = .singleThreaded) throws {
         try self.init(source: hwio, inputs: inputChannels, outputs: outputChannels,
-                      strides: (output: 1, channel: outputChannels, tap: inputChannels * outputChannels), context: context)
+                      strides: (output: 1, channel: outputChannels, tap: inputChannels * outputChannels), tile: tile,
+                      context: context)
     }
 
     /// From ONNX's OIHW kernel `[outputChannels, inputChannels, 3, 3]`.
     public init(oihw: UnsafeBufferPointer<Float>, inputChannels: Int, outputChannels: Int,
-                context: KernelContext = .singleThreaded) throws {
+                tile: WinogradTile = .large, context: KernelContext = .singleThreaded) throws {
         try self.init(source: oihw, inputs: inputChannels, outputs: outputChannels,
-                      strides: (output: 9 * inputChannels, channel: 9, tap: 1), context: context)
+                      strides: (output: 9 * inputChannels, channel: 9, tap: 1), tile: tile, context: context)
     }
 
     /// Tap t = row·3 + column of filter (channel, output) is source[output·s.output + channel·s.channel + t·s.tap].
-    /// Several output channels are transformed at once (CSIMDKernels' vector kernel when a SIMD
-    /// level is in use), in double precision so the only rounding that matters is the final one to Float.
+    /// Several output channels are transformed at once (CSIMDKernels' vector kernel for the large
+    /// tile when a SIMD level is in use; the small tile's few additions run in Swift), in double
+    /// precision so the only rounding that matters is the final one to Float.
     private init(source: UnsafeBufferPointer<Float>, inputs: Int, outputs: Int,
-                 strides: (output: Int, channel: Int, tap: Int), context: KernelContext) throws {
+                 strides: (output: Int, channel: Int, tap: Int), tile: WinogradTile, context: KernelContext) throws {
         let name = "winograd weights"
         try require(inputs > 0 && outputs > 0, name, "\(inputs) input and \(outputs) output channels")
         try requireCapacity(source.count, try elementCount([9, inputs, outputs], name), name, "kernel")
-        let storageCount = try Self.storageCount(inputChannels: inputs, outputChannels: outputs)
-        let pointStride = storageCount / 36
+        let storageCount = try Self.storageCount(inputChannels: inputs, outputChannels: outputs, tile: tile)
+        let (points, side) = (tile.points, tile.inputSize)
+        let pointStride = storageCount / points
         let panelColumns = Self.panelColumns
         self.storage = WeightStorage(count: storageCount) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
             // The storage starts uninitialised: the last panel's columns past `outputs` stay zero.
             if outputs % panelColumns != 0 {
                 let lastPanel = (outputs / panelColumns) * inputs * panelColumns
-                for point in 0..<36 {
+                for point in 0..<points {
                     (destination + point * pointStride + lastPanel).initialize(repeating: 0, count: inputs * panelColumns)
                 }
             }
             // Input channels split across threads; each writes its own rows of every point's matrix.
             context.forEachChunk(inputs, minimumChunk: 1) { channels in
-                if let transform = KernelTable.current.winograd_filter_transform {
+                if tile == .large, let transform = KernelTable.current.winograd_filter_transform {
                     return transform(source, inputs, outputs, strides.output, strides.channel, strides.tap,
                                      channels.lowerBound, channels.upperBound, destination, pointStride)
                 }
-                // No SIMD level in use: the portable loop, eight output channels at a time.
-                // taps: 9 vectors; half: G·g as 3 columns of 6; points: one row of 6.
-                withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 18 + 6) { work in
+                // The portable loop, eight output channels at a time.
+                // taps: 9 vectors; half: G·g as 3 columns of `side`; line: one row of `side`.
+                withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 3 * side + side) { work in
                     guard let taps = work.baseAddress else { return }
-                    let (half, points) = (taps + 9, taps + 27)
+                    let (half, line) = (taps + 9, taps + 9 + 3 * side)
+                    let filter = tile == .large ? WinogradTransform.filter : WinogradTransform.smallFilter
                     for channel in channels {
                         for first in stride(from: 0, to: outputs, by: 8) {
                             let lanes = min(8, outputs - first)
@@ -118,19 +127,18 @@ public struct WinogradWeights: Sendable, Equatable {
                                 }
                                 taps[tap] = values
                             }
-                            // G·g down each column of the filter (6 rows × 3 columns), then ·Gᵀ along each row.
+                            // G·g down each column of the filter (side rows × 3 columns), then ·Gᵀ along each row.
                             for column in 0..<3 {
-                                WinogradTransform.filter(taps[column], taps[3 + column], taps[6 + column],
-                                                         into: half + 6 * column)
+                                filter(taps[column], taps[3 + column], taps[6 + column], half + side * column)
                             }
                             // Eight lanes never straddle a panel (8 divides the panel width).
                             let target = destination + (first / panelColumns) * inputs * panelColumns
                                 + channel * panelColumns + first % panelColumns
-                            for row in 0..<6 {
-                                WinogradTransform.filter(half[row], half[6 + row], half[12 + row], into: points)
-                                for column in 0..<6 {
-                                    let values = SIMD8<Float>(points[column])
-                                    let point = target + (row * 6 + column) * pointStride
+                            for row in 0..<side {
+                                filter(half[row], half[side + row], half[2 * side + row], line)
+                                for column in 0..<side {
+                                    let values = SIMD8<Float>(line[column])
+                                    let point = target + (row * side + column) * pointStride
                                     for lane in 0..<lanes { point[lane] = values[lane] }
                                 }
                             }
@@ -141,6 +149,7 @@ public struct WinogradWeights: Sendable, Equatable {
         }
         self.inputChannels = inputs
         self.outputChannels = outputs
+        self.tile = tile
     }
 
     /// Whether a convolution of `geometry` can run on Winograd weights at all (whether it should

@@ -5,7 +5,8 @@ import KeelKernels
 /// `keel compile --json`.
 public struct KernelChoice: Sendable, Equatable, Codable {
     public var precision: Precision
-    /// "winograd", "im2col", "direct", "pointwise", "gemm"; empty for layers without a choice.
+    /// "winograd" (F(4×4, 3×3)), "winograd2x2", "im2col", "direct", "pointwise", "gemm"; empty for
+    /// layers without a choice.
     /// (bf16 "direct" reads tiles straight from a padded bf16 copy of the input.)
     public var algorithm: String
     /// The instruction set or library the products run on: "AMX-BF16", "AVX512_BF16", "AVX-512",
@@ -45,7 +46,8 @@ public struct KernelChoice: Sendable, Equatable, Codable {
         let widest = widestFP32
         let name: String, kernel: String
         switch algorithm {
-        case .winograd: (name, kernel) = ("winograd", widest.isEmpty ? "portable" : widest)
+        case .winograd(let tile):
+            (name, kernel) = (tile == .large ? "winograd" : "winograd2x2", widest.isEmpty ? "portable" : widest)
         case .direct: (name, kernel) = ("direct", widest.isEmpty ? "OpenBLAS" : widest)
         case .depthwise: (name, kernel) = ("depthwise", widest.isEmpty ? "OpenBLAS" : widest)
         case .im2colGEMM: (name, kernel) = ("im2col", fp32GEMMKernel)

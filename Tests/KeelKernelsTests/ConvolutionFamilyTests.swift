@@ -117,7 +117,7 @@ final class ConvolutionFamilyTests: XCTestCase {
         var algorithms: [Conv2DAlgorithm] = [.im2colGEMM]
         if geometry.isPointwise { algorithms.append(.pointwise) }
         if geometry.groups == 1 { algorithms.append(.direct) }
-        if WinogradWeights.canRun(geometry) { algorithms.append(.winograd) }
+        if WinogradWeights.canRun(geometry) { algorithms += WinogradTile.allCases.map { .winograd($0) } }
         if geometry.groups > 1 && geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels {
             algorithms.append(.depthwise)
         }
@@ -170,7 +170,7 @@ final class ConvolutionFamilyTests: XCTestCase {
                         }
                         // Winograd's transforms round more than a direct sum (F(4×4, 3×3) scales by up to 10).
                         assertClose(actual, operands.expected, "\(label) case \(index) \(g.layout) \(algorithm) "
-                                    + "[\(capabilities)] threads \(threads)", tolerance: algorithm == .winograd ? 1e-4 : 2e-5)
+                                    + "[\(capabilities)] threads \(threads)", tolerance: algorithm.winogradTile != nil ? 1e-4 : 2e-5)
                     }
                 }
             }
@@ -196,7 +196,7 @@ final class ConvolutionFamilyTests: XCTestCase {
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: depthwise), capabilities.isEmpty ? .im2colGEMM : .depthwise)
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: grouped), .im2colGEMM)
         }
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: Self.geometry(30, 30, in: 16, out: 16, layout: .nhwc)), .winograd)
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: Self.geometry(30, 30, in: 16, out: 16, layout: .nhwc)), .winograd(.large))
     }
 
     /// bf16 rounds inputs and weights to 8 significant bits: within 2⁻⁸ of the reduction's

@@ -70,49 +70,6 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
-    /// Direct convolution, written plainly: the independent reference for the tiled path.
-    func directConvolution(_ input: [Float], hwio: [Float], bias: [Float], _ geometry: Conv2DGeometry) -> [Float] {
-        let output = geometry.output
-        let (inputPerGroup, outputPerGroup) = (geometry.inputChannelsPerGroup, geometry.outputChannelsPerGroup)
-        var result = [Float](repeating: 0, count: geometry.outputElementCount)
-        for image in 0..<geometry.batch {
-            for row in 0..<output.height {
-                for column in 0..<output.width {
-                    for outputChannel in 0..<geometry.outputChannels {
-                        let group = outputChannel / outputPerGroup
-                        var sum = Double(bias[outputChannel])
-                        for kernelRow in 0..<geometry.kernel.height {
-                            let inputRow = row * geometry.stride.height - geometry.padding.top
-                                + kernelRow * geometry.dilation.height
-                            guard inputRow >= 0 && inputRow < geometry.input.height else { continue }
-                            for kernelColumn in 0..<geometry.kernel.width {
-                                let inputColumn = column * geometry.stride.width - geometry.padding.left
-                                    + kernelColumn * geometry.dilation.width
-                                guard inputColumn >= 0 && inputColumn < geometry.input.width else { continue }
-                                for channel in 0..<inputPerGroup {
-                                    let inputChannel = group * inputPerGroup + channel
-                                    let value = geometry.layout == .nhwc
-                                        ? input[((image * geometry.input.height + inputRow) * geometry.input.width
-                                                 + inputColumn) * geometry.inputChannels + inputChannel]
-                                        : input[((image * geometry.inputChannels + inputChannel) * geometry.input.height
-                                                 + inputRow) * geometry.input.width + inputColumn]
-                                    let weight = hwio[((kernelRow * geometry.kernel.width + kernelColumn) * inputPerGroup
-                                                       + channel) * geometry.outputChannels + outputChannel]
-                                    sum += Double(value) * Double(weight)
-                                }
-                            }
-                        }
-                        let index = geometry.layout == .nhwc
-                            ? ((image * output.height + row) * output.width + column) * geometry.outputChannels + outputChannel
-                            : ((image * geometry.outputChannels + outputChannel) * output.height + row) * output.width + column
-                        result[index] = Float(sum)
-                    }
-                }
-            }
-        }
-        return result
-    }
-
     func runConvolution(_ input: [Float], hwio: [Float], bias: [Float], _ geometry: Conv2DGeometry,
                         threads: Int) throws -> [Float] {
         let weights = try hwio.withUnsafeBufferPointer {

@@ -200,3 +200,72 @@ func forEachCapabilitySet(testing family: String?, _ body: (CPUCapabilities) thr
     }
     try forEachCapabilitySet(body)
 }
+
+/// Direct convolution, written plainly, in double: the independent reference for the tiled and
+/// Winograd paths.
+func directConvolution(_ input: [Float], hwio: [Float], bias: [Float], _ geometry: Conv2DGeometry) -> [Float] {
+    let output = geometry.output
+    let (inputPerGroup, outputPerGroup) = (geometry.inputChannelsPerGroup, geometry.outputChannelsPerGroup)
+    var result = [Float](repeating: 0, count: geometry.outputElementCount)
+    for image in 0..<geometry.batch {
+        for row in 0..<output.height {
+            for column in 0..<output.width {
+                for outputChannel in 0..<geometry.outputChannels {
+                    let group = outputChannel / outputPerGroup
+                    var sum = Double(bias[outputChannel])
+                    for kernelRow in 0..<geometry.kernel.height {
+                        let inputRow = row * geometry.stride.height - geometry.padding.top
+                            + kernelRow * geometry.dilation.height
+                        guard inputRow >= 0 && inputRow < geometry.input.height else { continue }
+                        for kernelColumn in 0..<geometry.kernel.width {
+                            let inputColumn = column * geometry.stride.width - geometry.padding.left
+                                + kernelColumn * geometry.dilation.width
+                            guard inputColumn >= 0 && inputColumn < geometry.input.width else { continue }
+                            for channel in 0..<inputPerGroup {
+                                let inputChannel = group * inputPerGroup + channel
+                                let value = geometry.layout == .nhwc
+                                    ? input[((image * geometry.input.height + inputRow) * geometry.input.width
+                                             + inputColumn) * geometry.inputChannels + inputChannel]
+                                    : input[((image * geometry.inputChannels + inputChannel) * geometry.input.height
+                                             + inputRow) * geometry.input.width + inputColumn]
+                                let weight = hwio[((kernelRow * geometry.kernel.width + kernelColumn) * inputPerGroup
+                                                   + channel) * geometry.outputChannels + outputChannel]
+                                sum += Double(value) * Double(weight)
+                            }
+                        }
+                    }
+                    let index = geometry.layout == .nhwc
+                        ? ((image * output.height + row) * output.width + column) * geometry.outputChannels + outputChannel
+                        : ((image * geometry.outputChannels + outputChannel) * output.height + row) * output.width + column
+                    result[index] = Float(sum)
+                }
+            }
+        }
+    }
+    return result
+}
+
+/// A one-group filter from Keras's HWIO layout, packed for im2col.
+func packedWeights(_ hwio: [Float], _ geometry: Conv2DGeometry) throws -> PackedConv2DWeights {
+    try hwio.withUnsafeBufferPointer {
+        try PackedConv2DWeights(hwio: $0, kernel: geometry.kernel, inputChannelsPerGroup: geometry.inputChannels,
+                                outputChannels: geometry.outputChannels)
+    }
+}
+
+/// `Conv2D.apply` with `algorithm` on one-thread scratch (filled with NaN, so reading it unwritten shows).
+func convolve(_ input: [Float], _ weights: PackedConv2DWeights, bias: [Float], activation: UnaryOperation,
+              _ geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm, threads: Int) throws -> [Float] {
+    var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: geometry, algorithm: algorithm))
+    return try withOutput(geometry.outputElementCount) { output in
+        try input.withUnsafeBufferPointer { source in
+            try bias.withUnsafeBufferPointer { biasBuffer in
+                try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                    try Conv2D.apply(input: source, weights: weights, bias: biasBuffer, activation: activation,
+                                     output: output, geometry: geometry, scratch: scratchBuffer,
+                                     algorithm: algorithm, context: KernelContext(threads: threads))
+                }
+            }
+        }
+    }
+}

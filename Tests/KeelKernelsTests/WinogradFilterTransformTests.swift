@@ -1,20 +1,29 @@
-/// The filter transform U = G·g·Gᵀ that prepares 3×3 filters for Winograd F(4×4, 3×3), at every
-/// SIMD level, against the product computed here with plain double matrices; and the packing of
+/// The filter transform U = G·g·Gᵀ that prepares 3×3 filters for Winograd F(4×4, 3×3) and
+/// F(2×2, 3×3), at every SIMD level, against the product computed here with plain double
+/// matrices; and the packing of
 /// filters for im2col, split over threads, against indices computed from the layouts' definitions.
 import KeelKernels
 import XCTest
 
 final class WinogradFilterTransformTests: XCTestCase {
-    /// F(4×4, 3×3)'s filter matrix (Lavin & Gray).
-    private let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                                 [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+    /// The filter matrices (Lavin & Gray): F(4×4, 3×3)'s 6×3 and F(2×2, 3×3)'s 4×3.
+    private func g(_ tile: WinogradTile) -> [[Double]] {
+        switch tile {
+        case .large: [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                      [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        case .small: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        }
+    }
 
-    /// The 36 transform points of one 3×3 filter, row-major over the 6×6 result.
-    private func expectedPoints(_ taps: [Double]) -> [Double] {
-        var half = [[Double]](repeating: [Double](repeating: 0, count: 3), count: 6)
-        for row in 0..<6 { for column in 0..<3 { for k in 0..<3 { half[row][column] += g[row][k] * taps[k * 3 + column] } } }
-        var points = [Double](repeating: 0, count: 36)
-        for row in 0..<6 { for column in 0..<6 { for k in 0..<3 { points[row * 6 + column] += half[row][k] * g[column][k] } } }
+    /// The transform points of one 3×3 filter, row-major over the side×side result.
+    private func expectedPoints(_ taps: [Double], _ tile: WinogradTile) -> [Double] {
+        let (g, side) = (g(tile), tile.inputSize)
+        var half = [[Double]](repeating: [Double](repeating: 0, count: 3), count: side)
+        for row in 0..<side { for column in 0..<3 { for k in 0..<3 { half[row][column] += g[row][k] * taps[k * 3 + column] } } }
+        var points = [Double](repeating: 0, count: side * side)
+        for row in 0..<side {
+            for column in 0..<side { for k in 0..<3 { points[row * side + column] += half[row][k] * g[column][k] } }
+        }
         return points
     }
 
@@ -24,19 +33,20 @@ final class WinogradFilterTransformTests: XCTestCase {
         let panelWidth = 32
         let panels = (outputs + panelWidth - 1) / panelWidth
         let pointStride = panels * panelWidth * inputs
+        let points = weights.tile.points
         weights.withUnsafeValues { values in
-            XCTAssertEqual(values.count, 36 * pointStride, label)
+            XCTAssertEqual(values.count, points * pointStride, label)
             var worst = 0.0
             for input in 0..<inputs {
                 for output in 0..<outputs {
-                    let expected = expectedPoints(taps(input, output))
-                    for point in 0..<36 {
+                    let expected = expectedPoints(taps(input, output), weights.tile)
+                    for point in 0..<points {
                         let index = point * pointStride + (output / panelWidth) * inputs * panelWidth
                             + input * panelWidth + output % panelWidth
                         worst = max(worst, abs(Double(values[index]) - expected[point]))
                     }
                 }
-                for point in 0..<36 {
+                for point in 0..<points {
                     for column in outputs..<(panels * panelWidth) {
                         let index = point * pointStride + (panels - 1) * inputs * panelWidth + input * panelWidth
                             + column % panelWidth
@@ -60,23 +70,25 @@ final class WinogradFilterTransformTests: XCTestCase {
                 }
             }
             try forEachCapabilitySet { level in
-                for threads in [1, 2] {
+                for (threads, tile) in [(1, WinogradTile.large), (2, .large), (1, .small), (2, .small)] {
                     let context = KernelContext(threads: threads)
-                    let label = "\(inputs)x\(outputs) \(level) threads \(threads)"
+                    let label = "\(inputs)x\(outputs) \(tile) \(level) threads \(threads)"
                     let fromONNX = try oihw.withUnsafeBufferPointer {
-                        try WinogradWeights(oihw: $0, inputChannels: inputs, outputChannels: outputs, context: context)
+                        try WinogradWeights(oihw: $0, inputChannels: inputs, outputChannels: outputs, tile: tile,
+                                            context: context)
                     }
                     check(fromONNX, taps: taps, inputs: inputs, outputs: outputs, "oihw " + label)
                     let fromKeras = try hwio.withUnsafeBufferPointer {
-                        try WinogradWeights(hwio: $0, inputChannels: inputs, outputChannels: outputs, context: context)
+                        try WinogradWeights(hwio: $0, inputChannels: inputs, outputChannels: outputs, tile: tile,
+                                            context: context)
                     }
                     check(fromKeras, taps: taps, inputs: inputs, outputs: outputs, "hwio " + label)
                     let packed = try oihw.withUnsafeBufferPointer {
                         try PackedConv2DWeights(oihw: $0, kernel: Size2D(3, 3), inputChannelsPerGroup: inputs,
                                                 outputChannels: outputs, context: context)
                     }
-                    check(try WinogradWeights(packed, context: context), taps: taps, inputs: inputs, outputs: outputs,
-                          "packed " + label)
+                    check(try WinogradWeights(packed, tile: tile, context: context), taps: taps, inputs: inputs,
+                          outputs: outputs, "packed " + label)
                 }
             }
         }
@@ -117,29 +129,5 @@ final class WinogradFilterTransformTests: XCTestCase {
             XCTAssertEqual(fromONNX.withUnsafeValues { Array($0) }, expected, "oihw, \(threads) threads")
             XCTAssertEqual(fromKeras.withUnsafeValues { Array($0) }, expected, "hwio, \(threads) threads")
         }
-    }
-
-    /// Winograd by cost (`Winograd.pays`): 14×14 layers (16 tiles an image, 9·196 − 36·16 = 1188
-    /// multiplies saved per filter element) take it from batch 1 when the transformed filter grows
-    /// by at most 16 MiB (256 channels: 7 MB); 7×7 and 8×8 layers (297 and 432) only from batch 2
-    /// or 4, when the filter is reused enough. 512→512 layers grow it by 28 MB and need 2000.
-    func testWinogradNeedsEnoughTilesOverTheBatch() {
-        func geometry(batch: Int, size: Int, inputs: Int = 512, outputs: Int = 512) -> Conv2DGeometry {
-            Conv2DGeometry(batch: batch, input: Size2D(size, size), inputChannels: inputs, outputChannels: outputs,
-                           kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
-        }
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14, inputs: 256, outputs: 256)), .winograd)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14, inputs: 384, outputs: 384)), .winograd)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 14)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 2, size: 14)), .winograd)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 7)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 4, size: 7, inputs: 256, outputs: 256)), .winograd)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 4, size: 7)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 8, inputs: 448, outputs: 384)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 2, size: 8, inputs: 448, outputs: 384)), .im2colGEMM)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 8, size: 8, inputs: 448, outputs: 384)), .winograd)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 8, size: 7)), .winograd)
-        XCTAssertNotEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 8, size: 14, inputs: 8, outputs: 512)), .winograd)
-        XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry(batch: 1, size: 28)), .winograd)
     }
 }

@@ -1,4 +1,4 @@
-/// Winograd with the 2×2 stride-2 max pool fused into its output pass, against the im2col
+/// Winograd (both tiles) with the 2×2 stride-2 max pool fused into its output pass, against the im2col
 /// convolution followed by the separate max-pool kernel: odd image sizes (the last row or column
 /// is dropped), batch 2, the SIMD epilogue (identity, ReLU) and the Swift one (sigmoid), at every
 /// SIMD level and with one and two threads.
@@ -26,7 +26,7 @@ final class WinogradPoolingTests: XCTestCase {
                 try PackedConv2DWeights(hwio: $0, kernel: Size2D(3, 3), inputChannelsPerGroup: shape.inputs,
                                         outputChannels: shape.outputs)
             }
-            let transformed = try WinogradWeights(packed)
+            let transformed = try WinogradTile.allCases.map { try WinogradWeights(packed, tile: $0) }
             // Winograd's error follows the magnitude of the pre-activation tile (measured with identity first).
             var scale: Float = 1
             for activation in [UnaryOperation.identity, .relu, .sigmoid] {
@@ -49,15 +49,15 @@ final class WinogradPoolingTests: XCTestCase {
                     }
                 }
                 try forEachCapabilitySet { level in
-                    for threads in [1, 2] {
+                    for (threads, weights) in [(1, transformed[0]), (2, transformed[0]), (1, transformed[1]), (2, transformed[1])] {
                         var winogradScratch = [Float](repeating: .nan,
-                                                      count: Conv2D.scratchSize(for: geometry, algorithm: .winograd,
+                                                      count: Conv2D.scratchSize(for: geometry, algorithm: .winograd(weights.tile),
                                                                                 threads: threads))
                         let actual = try withOutput(geometry.pooledOutputElementCount) { output in
                             try input.withUnsafeBufferPointer { source in
                                 try bias.withUnsafeBufferPointer { biasBuffer in
                                     try winogradScratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                                        try Conv2D.apply(input: source, weights: transformed, bias: biasBuffer,
+                                        try Conv2D.apply(input: source, weights: weights, bias: biasBuffer,
                                                          activation: activation, output: output, geometry: geometry,
                                                          scratch: scratchBuffer, maxPooled: true,
                                                          context: KernelContext(threads: threads))
@@ -67,7 +67,7 @@ final class WinogradPoolingTests: XCTestCase {
                         }
                         let error = zip(actual, reference).map { abs($0 - $1) }.max() ?? 0
                         XCTAssertLessThanOrEqual(error, 1e-5 * scale,
-                                                 "shape \(index) \(activation) \(level) threads \(threads)")
+                                                 "shape \(index) \(activation) \(weights.tile) \(level) threads \(threads)")
                     }
                 }
             }
@@ -82,7 +82,7 @@ final class WinogradPoolingTests: XCTestCase {
             try PackedConv2DWeights(hwio: $0, kernel: Size2D(3, 3), inputChannelsPerGroup: 16, outputChannels: 16)
         }
         let transformed = try WinogradWeights(packed)
-        var scratch = [Float](repeating: 0, count: Conv2D.scratchSize(for: geometry, algorithm: .winograd))
+        var scratch = [Float](repeating: 0, count: Conv2D.scratchSize(for: geometry, algorithm: .winograd(.large)))
         let input = [Float](repeating: 1, count: geometry.inputElementCount)
         XCTAssertThrowsError(try withOutput(geometry.pooledOutputElementCount) { output in
             try input.withUnsafeBufferPointer { source in

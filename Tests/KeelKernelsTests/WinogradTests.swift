@@ -13,29 +13,6 @@ final class WinogradTests: XCTestCase {
         return scale == 0 ? difference : difference / scale
     }
 
-    func packedWeights(_ hwio: [Float], _ geometry: Conv2DGeometry) throws -> PackedConv2DWeights {
-        try hwio.withUnsafeBufferPointer {
-            try PackedConv2DWeights(hwio: $0, kernel: geometry.kernel, inputChannelsPerGroup: geometry.inputChannels,
-                                    outputChannels: geometry.outputChannels)
-        }
-    }
-
-    func convolve(_ input: [Float], _ weights: PackedConv2DWeights, bias: [Float], activation: UnaryOperation,
-                  _ geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm, threads: Int) throws -> [Float] {
-        var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: geometry, algorithm: algorithm))
-        return try withOutput(geometry.outputElementCount) { output in
-            try input.withUnsafeBufferPointer { source in
-                try bias.withUnsafeBufferPointer { biasBuffer in
-                    try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                        try Conv2D.apply(input: source, weights: weights, bias: biasBuffer, activation: activation,
-                                         output: output, geometry: geometry, scratch: scratchBuffer,
-                                         algorithm: algorithm, context: KernelContext(threads: threads))
-                    }
-                }
-            }
-        }
-    }
-
     func testWinogradMatchesIm2colOnAwkwardShapes() throws {
         let same = Padding2D(top: 1, left: 1, bottom: 1, right: 1)
         let shapes: [(batch: Int, height: Int, width: Int, inputs: Int, outputs: Int, padding: Padding2D)] = [
@@ -60,7 +37,7 @@ final class WinogradTests: XCTestCase {
                 try forEachCapabilitySet { level in
                     for threads in [1, 2] {
                         let actual = try convolve(input, weights, bias: bias, activation: .relu, geometry,
-                                                  algorithm: .winograd, threads: threads)
+                                                  algorithm: .winograd(.large), threads: threads)
                         XCTAssertLessThanOrEqual(relativeError(actual, reference), 1e-5,
                                                  "shape \(index) \(layout) threads \(threads) \(level)")
                     }
@@ -75,7 +52,7 @@ final class WinogradTests: XCTestCase {
             let geometry = Conv2DGeometry(batch: 1, input: Size2D(30, 30), inputChannels: 128, outputChannels: 64,
                                           kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1),
                                           layout: layout)
-            XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry), .winograd)
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: geometry), .winograd(.large))
             let input = seededValues(geometry.inputElementCount, seed: 40).map { max($0, 0) }
             let weights = try packedWeights(seededValues(9 * 128 * 64, seed: 41).map { $0 * 0.04 }, geometry)
             let bias = seededValues(64, seed: 42).map { $0 * 0.01 }
@@ -104,8 +81,8 @@ final class WinogradTests: XCTestCase {
             let geometry = Conv2DGeometry(batch: 2, input: Size2D(56, 56), inputChannels: 128, outputChannels: 128,
                                           kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1),
                                           layout: layout)
-            let oneThread = Conv2D.scratchSize(for: geometry, algorithm: .winograd)
-            let twoThreads = Conv2D.scratchSize(for: geometry, algorithm: .winograd, threads: 2)
+            let oneThread = Conv2D.scratchSize(for: geometry, algorithm: .winograd(.large))
+            let twoThreads = Conv2D.scratchSize(for: geometry, algorithm: .winograd(.large), threads: 2)
             XCTAssertGreaterThan(twoThreads, oneThread)
             let input = seededValues(geometry.inputElementCount, seed: 50)
             let weights = try packedWeights(seededValues(9 * 128 * 128, seed: 51).map { $0 * 0.03 }, geometry)
@@ -120,7 +97,7 @@ final class WinogradTests: XCTestCase {
                             try scratch.withUnsafeMutableBufferPointer { scratchBuffer in
                                 try Conv2D.apply(input: source, weights: weights, bias: biasBuffer, activation: .relu,
                                                  output: output, geometry: geometry, scratch: scratchBuffer,
-                                                 algorithm: .winograd, context: KernelContext(threads: 2))
+                                                 algorithm: .winograd(.large), context: KernelContext(threads: 2))
                             }
                         }
                     }
@@ -158,7 +135,7 @@ final class WinogradTests: XCTestCase {
             let activation: UnaryOperation = fixture.string("activation") == "relu" ? .relu : .identity
             guard ["relu", "none", nil].contains(fixture.string("activation")) else { continue }
             let actual = try convolve(try Fixtures.floats(x), weights, bias: bias, activation: activation, geometry,
-                                      algorithm: .winograd, threads: 2)
+                                      algorithm: .winograd(.large), threads: 2)
             assertClose(actual, try Fixtures.expected(fixture).values, fixture.name)
             checked += 1
         }
@@ -168,7 +145,7 @@ final class WinogradTests: XCTestCase {
     func testDispatchKeepsThinLayersOnIm2col() {
         let first = Conv2DGeometry(batch: 1, input: Size2D(224, 224), inputChannels: 3, outputChannels: 64,
                                    kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
-        XCTAssertNotEqual(Conv2D.defaultAlgorithm(for: first), .winograd)
+        XCTAssertNil(Conv2D.defaultAlgorithm(for: first).winogradTile)
         let strided = Conv2DGeometry(batch: 1, input: Size2D(56, 56), inputChannels: 64, outputChannels: 64,
                                      kernel: Size2D(3, 3), stride: Size2D(2, 2))
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: strided), .im2colGEMM)
@@ -180,7 +157,7 @@ final class WinogradTests: XCTestCase {
         let weights = try packedWeights([Float](repeating: 0.5, count: 9 * 16), geometry)
         XCTAssertThrowsError(try convolve([Float](repeating: 1, count: geometry.inputElementCount), weights,
                                           bias: [0, 0, 0, 0], activation: .identity, geometry,
-                                          algorithm: .winograd, threads: 1))
+                                          algorithm: .winograd(.large), threads: 1))
         let fiveByFive = try [Float](repeating: 0, count: 25).withUnsafeBufferPointer {
             try PackedConv2DWeights(hwio: $0, kernel: Size2D(5, 5), inputChannelsPerGroup: 1, outputChannels: 1)
         }

@@ -1,19 +1,20 @@
 import Foundation
 import KeelFormat
 import KeelIR
+import KeelKernels
 import KeelPasses
 import XCTest
 @testable import KeelRuntime
 
-/// An 8×8 layer has 4 Winograd tiles an image: im2col at batch 1, Winograd at batch 4. The
-/// prepare phase packs the filter for batch 1 before any plan exists and releases the original;
-/// a batch-4 plan derives the Winograd form from the packed one. Whichever batch runs first,
-/// each batch gives the same bits as a model compiled for that batch alone.
+/// An 8×8 layer has 16 small (F(2×2)) Winograd tiles an image: im2col at batch 1, Winograd at
+/// batch 4. The prepare phase packs the filter for batch 1 before any plan exists and releases
+/// the original; a batch-4 plan derives the Winograd form from the packed one. Whichever batch
+/// runs first, each batch gives the same bits as a model compiled for that batch alone.
 final class BatchDependentAlgorithmTests: XCTestCase {
-    private func graph(batch: String = "N") throws -> Graph {
+    private func graph(batch: String = "N", size: Int = 8) throws -> Graph {
         let source = """
         model tiles
-        input image: f32[\(batch), 8, 8, 16]
+        input image: f32[\(batch), \(size), \(size), 16]
         body = conv2d(16, 3, padding: same, activation: relu)
         output body
         """
@@ -22,10 +23,11 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         return graph
     }
 
-    private func image(batch: Int) throws -> [String: Tensor] {
+    private func image(batch: Int, size: Int = 8) throws -> [String: Tensor] {
         var generator = SplitMix64(seed: UInt64(batch))
-        let count = batch * 8 * 8 * 16
-        return ["image": try Tensor(shape: [batch, 8, 8, 16], values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
+        let count = batch * size * size * 16
+        return ["image": try Tensor(shape: [batch, size, size, 16],
+                                    values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
     }
 
     /// A model whose batch is fixed: its filter is prepared from the original for that batch's algorithm.
@@ -40,7 +42,7 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         XCTAssertNil(model.prepared.original("body/kernel"), "the original goes once packed")
         XCTAssertEqual(model.planCount(for: ["N": 1]), 0)
         let fixedFour = try CompiledModel(graph: try graph(batch: "4"), context: ExecutionContext(threads: 1))
-        XCTAssertEqual(fixedFour.prepared.filters.map(\.key), ["winograd:body/kernel"])
+        XCTAssertEqual(fixedFour.prepared.filters.map(\.key), ["winograd2x2:body/kernel"])
     }
 
     func testSmallBatchFirstDerivesWinogradFromThePackedFilter() throws {
@@ -48,7 +50,7 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         XCTAssertEqual(try model.run(try image(batch: 1)), try fixed(batch: 1))
         // The packed filter holds the same floats, so the transform gives the same weights.
         XCTAssertEqual(try model.run(try image(batch: 4)), try fixed(batch: 4))
-        XCTAssertEqual(model.prepared.filters.map(\.key), ["conv:body/kernel", "winograd:body/kernel"])
+        XCTAssertEqual(model.prepared.filters.map(\.key), ["conv:body/kernel", "winograd2x2:body/kernel"])
     }
 
     func testLargeBatchFirstStillRunsSmallBatchesOnIm2col() throws {
@@ -56,15 +58,16 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         XCTAssertEqual(try model.run(try image(batch: 4)), try fixed(batch: 4))
         XCTAssertEqual(try model.run(try image(batch: 1)), try fixed(batch: 1))
         XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["im2col"])
-        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 4]).map(\.choice.algorithm), ["winograd"])
+        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 4]).map(\.choice.algorithm), ["winograd2x2"])
     }
 
-    /// A file holding a filter only in a form the layer's choice cannot read or derive from (not
-    /// something `keel compile` writes: here the Winograd form of a batch-4 model under a graph
-    /// whose batch 1 runs im2col) is refused when planned, naming the filter.
-    func testAFileHoldingOnlyAFormTheLayerCannotUseIsRefused() throws {
+    /// A file holding a filter only in a Winograd form (not something `keel compile` writes: here
+    /// the small tile's form of a batch-4 model under a graph whose batch 1 runs im2col) runs
+    /// every batch on that tile; asked for bf16, which no Winograd form can give, it is refused
+    /// when planned, naming the filter.
+    func testAFileHoldingOnlyAWinogradFormRunsItOrIsRefused() throws {
         let winogradOnly = try CompiledModel(graph: try graph(batch: "4"), context: ExecutionContext(threads: 1)).preparedFilters()
-        XCTAssertEqual(winogradOnly.map(\.kind), [.winograd])
+        XCTAssertEqual(winogradOnly.map(\.kind), [.winograd2x2])
         var symbolic = try graph()
         symbolic.constants["body/kernel"]?.data = nil
         let path = NSTemporaryDirectory() + "keel-winograd-only-\(getpid()).keelc"
@@ -73,9 +76,36 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         let contents = try CompiledArtifact.read(path: path)
         let model = try CompiledModel(graph: contents.graph, prepared: contents.prepared, context: ExecutionContext(threads: 1))
         XCTAssertEqual(try model.run(try image(batch: 4)), try fixed(batch: 4))
-        XCTAssertThrowsError(try model.run(try image(batch: 1))) { error in
-            XCTAssertEqual("\(error)".contains("its filter 'body/kernel' is held only in the winograd form, which the packed form "
+        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["winograd2x2"])
+        let actual = try XCTUnwrap(try model.run(try image(batch: 1)).values.first)
+        let expected = try XCTUnwrap(try fixed(batch: 1).values.first)
+        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(error, 1e-5 * max(expected.values.map { abs($0) }.max() ?? 1, 1))
+        guard BF16Convolution.isAvailable else { return }
+        let bf16 = try CompiledModel(graph: contents.graph, prepared: contents.prepared,
+                                     context: ExecutionContext(threads: 1, precision: .bf16))
+        XCTAssertThrowsError(try bf16.run(try image(batch: 1))) { error in
+            XCTAssertEqual("\(error)".contains("its filter 'body/kernel' is held only in the winograd2x2 form, which the packed form "
                                                + "cannot be made from; compile the model again"), true, "\(error)")
         }
+    }
+
+    /// A 14×14 layer takes the small tile at batch 1 and the large one at batch 8. A symbolic
+    /// model prepared at batch 1 holds the small tile's form alone and keeps running it at batch
+    /// 8 (instead of failing to derive the large form, or holding the filter twice), within
+    /// Winograd's tolerance of a model compiled for batch 8 on the large tile.
+    func testASmallTileFilterStaysOnTheSmallTileAtLargerBatches() throws {
+        let model = try CompiledModel(graph: try graph(size: 14), context: ExecutionContext(threads: 1))
+        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["winograd2x2"])
+        _ = try model.run(try image(batch: 1, size: 14))
+        XCTAssertEqual(model.prepared.filters.map(\.key), ["winograd2x2:body/kernel"])
+        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 8]).map(\.choice.algorithm), ["winograd2x2"])
+        let actual = try XCTUnwrap(try model.run(try image(batch: 8, size: 14)).values.first)
+        let fixedEight = try CompiledModel(graph: try graph(batch: "8", size: 14), context: ExecutionContext(threads: 1))
+        XCTAssertEqual(try fixedEight.kernelChoices(bindings: [:]).map(\.choice.algorithm), ["winograd"])
+        let expected = try XCTUnwrap(try fixedEight.run(try image(batch: 8, size: 14)).values.first)
+        let scale = expected.values.map { abs($0) }.max() ?? 1
+        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(error, 1e-5 * max(scale, 1))
     }
 }

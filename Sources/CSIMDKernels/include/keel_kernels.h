@@ -256,6 +256,9 @@ typedef struct {
     keel_direct_conv_rows_fn direct_conv_rows;
     keel_winograd_input_tile_fn winograd_input_tile;
     keel_winograd_output_tile_fn winograd_output_tile;
+    /* The same two for F(2×2, 3×3): 4×4 input tiles and 16 points, 2×2 output tiles. */
+    keel_winograd_input_tile_fn winograd2_input_tile;
+    keel_winograd_output_tile_fn winograd2_output_tile;
     keel_winograd_filter_transform_fn winograd_filter_transform;
     /* bf16 products: AMX tiles where granted, else AVX512_BF16. */
     keel_bf16_conv_fn bf16_conv;

@@ -14,7 +14,8 @@ public struct PreparedFilter: Sendable {
         self.payload = payload
     }
 
-    /// As the runtime's prepared weights are keyed: "winograd:<kernel>", "conv:<kernel>" or "bf16:<kernel>".
+    /// As the runtime's prepared weights are keyed: "winograd:<kernel>", "winograd2x2:<kernel>",
+    /// "conv:<kernel>" or "bf16:<kernel>".
     public var key: String { kind.key(constant) }
 
     public var kind: Kind { type(of: payload).form }

@@ -59,8 +59,9 @@ extension KernelLowering {
                                           outputStorage: operands.outputStorage[0],
                                           residualStorage: operands.storage(ofInput: 3), context: context)
             }
-        case .winograd:
-            let transformed = try weights(WinogradWeights.self)
+        case .winograd, .winograd2x2:
+            let transformed = choice.form == .winograd ? try weights(WinogradWeights.self)
+                : try weights(SmallTileWinogradWeights.self).weights
             let pooled = geometry.fusedMaxPool && poolsInKernel
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,

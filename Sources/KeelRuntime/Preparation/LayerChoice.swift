@@ -11,10 +11,14 @@ struct ConvolutionChoice: Equatable {
     var kernel: KernelChoice
 
     /// `storedOnlyInBF16` when the model's file holds the filter in the bf16 form alone.
-    /// Throws when such a filter cannot run here.
+    /// Throws when such a filter cannot run here. `onlyWinogradTile` when the filter is held in
+    /// one Winograd tile's form alone (`PreparedWeights.onlyWinogradTile`): a symbolic model
+    /// prepared at batch 1 on the small tile keeps it at batch 8, where the large one would
+    /// multiply less, rather than keep the filter twice (VGG16's 14×14 layers: 28 MB more).
     static func choose(_ geometry: Conv2DGeometry, precision: Precision, hasResidual: Bool,
-                       storedOnlyInBF16: Bool) throws -> ConvolutionChoice {
-        let fp32Algorithm = Conv2D.defaultAlgorithm(for: geometry)
+                       storedOnlyInBF16: Bool, onlyWinogradTile: WinogradTile? = nil) throws -> ConvolutionChoice {
+        let fp32Algorithm = onlyWinogradTile.flatMap { WinogradWeights.canRun(geometry) ? .winograd($0) : nil }
+            ?? Conv2D.defaultAlgorithm(for: geometry)
         // A layer with few input channels (an RGB first layer, ViT's patch embedding) stays fp32:
         // bf16 keeps 8 bits of a pixel value (steps of 1 above 128), which cut VGG16's classifier
         // agreement on samples/ from cosine 0.99996 to 0.976 when tried.
@@ -32,7 +36,7 @@ struct ConvolutionChoice: Equatable {
         }
         let form: PreparedForm
         switch fp32Algorithm {
-        case .winograd: form = .winograd
+        case .winograd(let tile): form = tile == .large ? .winograd : .winograd2x2
         case .pointwise, .im2colGEMM: form = .panels
         case .direct, .depthwise: form = .packed
         }

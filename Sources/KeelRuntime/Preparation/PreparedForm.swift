@@ -8,6 +8,8 @@ import KeelKernels
 public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     /// Transformed into the Winograd F(4×4, 3×3) domain, in 32-column panels (`WinogradWeights`).
     case winograd
+    /// Transformed into the Winograd F(2×2, 3×3) domain, in 32-column panels (`SmallTileWinogradWeights`).
+    case winograd2x2
     /// Packed row-major per group, [K][outputs], for direct and depthwise, and as the file form of `panels`
     /// (`PackedConv2DWeights`).
     case packed
@@ -26,6 +28,7 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     var payloadType: any PreparedPayload.Type {
         switch self {
         case .winograd: return WinogradWeights.self
+        case .winograd2x2: return SmallTileWinogradWeights.self
         case .packed: return PackedConv2DWeights.self
         case .panels: return PanelConv2DWeights.self
         case .densePanels: return PanelDenseWeights.self
@@ -39,11 +42,12 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     /// stored as their `packed` form.
     var isStored: Bool { self != .foldedBatchNorm && self != .panels }
 
-    /// The cache key's text, as .keelc files record it: "winograd:<filter>", "conv:<filter>",
-    /// "bf16:<filter>", "dense:<kernel>", "bn:<node>".
+    /// The cache key's text, as .keelc files record it: "winograd:<filter>", "winograd2x2:<filter>",
+    /// "conv:<filter>", "bf16:<filter>", "dense:<kernel>", "bn:<node>".
     func key(_ source: String) -> String {
         switch self {
         case .winograd: return "winograd:" + source
+        case .winograd2x2: return "winograd2x2:" + source
         case .packed: return "conv:" + source
         case .panels: return "panels:" + source
         case .densePanels: return "dense:" + source
@@ -76,26 +80,57 @@ extension WinogradWeights: PreparedPayload {
     static var form: PreparedForm { .winograd }
 
     static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        try prepare(source, from: held, tile: .large, context: context)
+    }
+
+    /// From the original filter, or from the packed form (the same floats, so the same weights).
+    static func prepare(_ source: WeightSource, from held: HeldWeights, tile: WinogradTile,
+                        context: KernelContext) throws -> Self {
+        let form: PreparedForm = tile == .large ? .winograd : .winograd2x2
         let filter = try source.convolutionFilter(for: form)
         if held.original != nil {
             let values = try held.requireOriginal(for: form)
             switch filter.layout {
             case .hwio: return try WinogradWeights(hwio: values, inputChannels: filter.inputChannels,
-                                                   outputChannels: filter.outputChannels, context: context)
+                                                   outputChannels: filter.outputChannels, tile: tile, context: context)
             case .oihw: return try WinogradWeights(oihw: values, inputChannels: filter.inputChannels,
-                                                   outputChannels: filter.outputChannels, context: context)
+                                                   outputChannels: filter.outputChannels, tile: tile, context: context)
             }
         }
-        // The packed form holds the same floats, so the transform gives the same weights.
-        return try WinogradWeights(try held.rowMajorPacking(for: form), context: context)
+        return try WinogradWeights(try held.rowMajorPacking(for: form), tile: tile, context: context)
     }
 
     /// [inputChannels, outputChannels].
     var storedDims: [Int] { [inputChannels, outputChannels] }
     func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeValues(body) }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        try self.init(borrowing: values, owner: owner, storedDims: dims, tile: .large)
+    }
+
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int], tile: WinogradTile) throws {
         try requireDims(dims, 2, "winograd weights", "[inputs, outputs]")
-        try self.init(borrowing: values, owner: owner, inputChannels: dims[0], outputChannels: dims[1])
+        try self.init(borrowing: values, owner: owner, inputChannels: dims[0], outputChannels: dims[1], tile: tile)
+    }
+}
+
+/// F(2×2, 3×3) weights: the same type as the F(4×4) ones, a form of their own so that a model
+/// whose plans pick both tiles for one filter (batch 1 and batch 8) keeps both.
+struct SmallTileWinogradWeights: PreparedPayload {
+    static var form: PreparedForm { .winograd2x2 }
+    let weights: WinogradWeights
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        SmallTileWinogradWeights(weights: try WinogradWeights.prepare(source, from: held, tile: .small, context: context))
+    }
+
+    private init(weights: WinogradWeights) { self.weights = weights }
+
+    var storedDims: [Int] { weights.storedDims }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try weights.withUnsafeStoredValues(body)
+    }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        weights = try WinogradWeights(borrowing: values, owner: owner, storedDims: dims, tile: .small)
     }
 }
 

@@ -91,6 +91,19 @@ final class PreparedWeights: @unchecked Sendable {
         originals[name] = nil
     }
 
+    /// The Winograd tile a filter can only run in: held in that tile's form alone, with neither its
+    /// original nor a form the other tile's could be derived from (a symbolic model prepared for
+    /// batch 1 on the small tile, or a file compiled so); nil otherwise.
+    func onlyWinogradTile(of name: String) -> WinogradTile? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard originals[name] == nil else { return nil }
+        let held = Set(PreparedForm.allCases.filter { entries[Key(source: name, form: $0)] != nil })
+        if held == [.winograd2x2] { return .small }
+        if held == [.winograd] { return .large }
+        return nil
+    }
+
     /// Names of the filters whose originals are still held.
     var heldOriginals: [String] {
         lock.lock()

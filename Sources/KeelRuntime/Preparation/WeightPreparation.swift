@@ -88,7 +88,8 @@ struct ConvolutionLayer {
                                    groups: geometry.groups, activations: kernelGeometry.layout)
         hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
         choice = try ConvolutionChoice.choose(kernelGeometry, precision: precision, hasResidual: hasResidual,
-                                              storedOnlyInBF16: prepared.bf16Only.contains(filter.constant))
+                                              storedOnlyInBF16: prepared.bf16Only.contains(filter.constant),
+                                              onlyWinogradTile: prepared.onlyWinogradTile(of: filter.constant))
     }
 
     /// Whether a fused max pool happens inside the kernel (the Winograd NHWC output pass or the
@@ -97,7 +98,8 @@ struct ConvolutionLayer {
         choice.form == .bf16
             ? BF16Convolution.poolsInKernel(kernelGeometry) && (activation == .relu || activation == .identity)
                 && !hasResidual
-            : choice.algorithm == .winograd && kernelGeometry.layout == .nhwc && !hasResidual
+            : (choice.form == .winograd || choice.form == .winograd2x2) && kernelGeometry.layout == .nhwc
+                && !hasResidual
     }
 }
 
