@@ -2,7 +2,6 @@
 #include "bf16.h"
 #include "keel_worker_pool.h"
 
-#include <stdatomic.h>
 #include <string.h>
 
 static uint16_t to_bf16(float x) {
@@ -67,36 +66,17 @@ ptrdiff_t keel_bf16_direct_scratch_bytes(const keel_bf16_conv *conv) {
     return (window + 63) / 64 * 64 + KEEL_BF16_STAGING_BYTES;
 }
 
-/* One keel_bf16_run_units call as the worker pool sees it: chunk p is participant p, which runs
- * the units of its own share (p·units/slots ..< (p+1)·units/slots) from the front, then takes
- * units from the back of the others' shares. Balanced cores so keep the rows a static split gives
- * (whose input the same thread wrote in the previous layer, so it is in that core's L2), and a
- * slower core hands the rest of its share to a faster one. */
+/* One keel_bf16_run_units call: units are row parts × column parts, row part major, each
+ * participant with its own slot of scratch. */
 typedef struct {
     const keel_bf16_conv *conv;
     keel_bf16_conv_fn kernel;
-    ptrdiff_t total_rows, row_step, steps, row_parts, blocks, column_parts, slot_bytes, slots;
+    ptrdiff_t total_rows, row_step, steps, row_parts, blocks, column_parts, slot_bytes;
     char *scratch;
-    /* Per participant, the units of its share not yet taken: front in the low 32 bits, end in
-     * the high 32. */
-    _Atomic uint64_t shares[64];
 } unit_job;
 
-enum { FRONT = 0, BACK = 1 };
-
-/* A unit taken from the front or back of share `share`, or −1 when none is left. */
-static ptrdiff_t take(unit_job *job, ptrdiff_t share, int end) {
-    uint64_t range = atomic_load(&job->shares[share]);
-    for (;;) {
-        const uint64_t front = range & 0xFFFFFFFFu, back = range >> 32;
-        if (front >= back) return -1;
-        const uint64_t next = end == FRONT ? (back << 32) | (front + 1) : ((back - 1) << 32) | front;
-        if (atomic_compare_exchange_weak(&job->shares[share], &range, next))
-            return end == FRONT ? (ptrdiff_t)front : (ptrdiff_t)(back - 1);
-    }
-}
-
-static void run_unit(unit_job *job, ptrdiff_t unit, ptrdiff_t slot) {
+static void run_unit(void *context, ptrdiff_t unit, ptrdiff_t slot) {
+    const unit_job *job = context;
     const ptrdiff_t part = unit / job->column_parts, column_part = unit % job->column_parts;
     const ptrdiff_t first = job->steps * part / job->row_parts * job->row_step;
     ptrdiff_t end = job->steps * (part + 1) / job->row_parts * job->row_step;
@@ -106,15 +86,6 @@ static void run_unit(unit_job *job, ptrdiff_t unit, ptrdiff_t slot) {
     if (end <= first || end_block <= first_block) return;
     job->kernel(job->conv, first, end - first, first_block * KEEL_BF16_COLUMN_BLOCK,
                 (end_block - first_block) * KEEL_BF16_COLUMN_BLOCK, job->scratch + slot * job->slot_bytes);
-}
-
-static void run_participant(void *context, ptrdiff_t participant) {
-    unit_job *job = context;
-    for (ptrdiff_t unit; (unit = take(job, participant, FRONT)) >= 0;) run_unit(job, unit, participant);
-    for (ptrdiff_t other = 1; other < job->slots; other++) {
-        const ptrdiff_t share = (participant + other) % job->slots;
-        for (ptrdiff_t unit; (unit = take(job, share, BACK)) >= 0;) run_unit(job, unit, participant);
-    }
 }
 
 void keel_bf16_run_units(const keel_bf16_conv *conv, keel_bf16_conv_fn kernel, ptrdiff_t total_rows,
@@ -127,15 +98,9 @@ void keel_bf16_run_units(const keel_bf16_conv *conv, keel_bf16_conv_fn kernel, p
         .conv = conv, .kernel = kernel, .total_rows = total_rows, .row_step = row_step, .steps = steps,
         .row_parts = row_parts < 1 ? 1 : row_parts > steps ? steps : row_parts, .blocks = blocks,
         .column_parts = column_parts < 1 ? 1 : column_parts > blocks ? blocks : column_parts,
-        .slot_bytes = slot_bytes, .slots = threads < 1 ? 1 : threads > 64 ? 64 : threads, .scratch = scratch,
+        .slot_bytes = slot_bytes, .scratch = scratch,
     };
-    const ptrdiff_t units = job.row_parts * job.column_parts;
-    if (job.slots > units) job.slots = units;
-    for (ptrdiff_t p = 0; p < job.slots; p++) {
-        const uint64_t front = (uint64_t)(units * p / job.slots), back = (uint64_t)(units * (p + 1) / job.slots);
-        atomic_init(&job.shares[p], (back << 32) | front);
-    }
-    /* The pool busy with another caller: this thread runs every share itself. */
-    if (job.slots > 1 && keel_pool_run(job.slots, job.slots - 1, run_participant, &job)) return;
-    run_participant(&job, 0);
+    /* Each participant needs its own scratch slot: at most `threads` (and 64) of them. */
+    keel_pool_run_units(job.row_parts * job.column_parts, threads < 1 ? 1 : threads > 64 ? 64 : threads, run_unit,
+                        &job);
 }

@@ -43,6 +43,8 @@ static struct {
 
 /* Set on workers for good and on a caller while it runs chunks: a nested call runs inline. */
 static _Thread_local int inside_chunk;
+/* 0 on a caller's thread, 1 + the worker's index on a pool worker: who ran a balanced share. */
+static _Thread_local int pool_identity;
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -120,6 +122,7 @@ static void run_chunks(pool_job *job) {
 static void *worker_main(void *argument) {
     const int index = (int)(intptr_t)argument;
     inside_chunk = 1;
+    pool_identity = index + 1;
     uint32_t epoch = atomic_load(&pool.epoch);
     for (;;) {
         epoch = wait_for_change(&pool.epoch, epoch, &pool.sleepers, 1);
@@ -184,4 +187,137 @@ int keel_pool_run(ptrdiff_t chunks, ptrdiff_t helpers, keel_chunk_fn body, void 
 
 void keel_pool_set_spin_microseconds(int microseconds) {
     atomic_store(&pool.spin_microseconds, microseconds < 0 ? 0 : microseconds);
+}
+
+/* One keel_pool_run_units call as the worker pool sees it: chunk p is participant p. */
+typedef struct {
+    keel_unit_fn body;
+    void *context;
+    ptrdiff_t participants;
+    /* Per participant, the units of its share not yet taken: front in the low 32 bits, end in
+     * the high 32. */
+    _Atomic uint64_t shares[64];
+} unit_job;
+
+enum { FRONT = 0, BACK = 1 };
+
+/* A unit taken from the front or back of share `share`, or −1 when none is left. */
+static ptrdiff_t take(unit_job *job, ptrdiff_t share, int end) {
+    uint64_t range = atomic_load(&job->shares[share]);
+    for (;;) {
+        const uint64_t front = range & 0xFFFFFFFFu, back = range >> 32;
+        if (front >= back) return -1;
+        const uint64_t next = end == FRONT ? (back << 32) | (front + 1) : ((back - 1) << 32) | front;
+        if (atomic_compare_exchange_weak(&job->shares[share], &range, next))
+            return end == FRONT ? (ptrdiff_t)front : (ptrdiff_t)(back - 1);
+    }
+}
+
+static void run_participant(void *context, ptrdiff_t participant) {
+    unit_job *job = context;
+    for (ptrdiff_t unit; (unit = take(job, participant, FRONT)) >= 0;) job->body(job->context, unit, participant);
+    for (ptrdiff_t other = 1; other < job->participants; other++) {
+        const ptrdiff_t share = (participant + other) % job->participants;
+        for (ptrdiff_t unit; (unit = take(job, share, BACK)) >= 0;) job->body(job->context, unit, participant);
+    }
+}
+
+void keel_pool_run_units(ptrdiff_t units, ptrdiff_t participants, keel_unit_fn body, void *context) {
+    if (units <= 0) return;
+    if (units > 0xFFFFFFFF) {
+        /* More than a share's 32-bit bounds hold: no sharing, every unit in order. */
+        for (ptrdiff_t unit = 0; unit < units; unit++) body(context, unit, 0);
+        return;
+    }
+    unit_job job = {.body = body, .context = context};
+    job.participants = participants < 1 ? 1 : participants > 64 ? 64 : participants;
+    if (job.participants > units) job.participants = units;
+    for (ptrdiff_t p = 0; p < job.participants; p++) {
+        const uint64_t front = (uint64_t)(units * p / job.participants);
+        const uint64_t back = (uint64_t)(units * (p + 1) / job.participants);
+        atomic_init(&job.shares[p], (back << 32) | front);
+    }
+    if (job.participants > 1 && keel_pool_run(job.participants, job.participants - 1, run_participant, &job)) return;
+    /* One participant, or the pool busy with another caller: this thread runs every share. */
+    run_participant(&job, 0);
+}
+
+
+/* Relative speeds of the threads that run balanced shares, by pool identity (caller 0, worker i
+ * at i + 1); 0 is "not measured yet" and counts as 1. Only the pool's holder updates them. */
+static _Atomic double relative_speed[MAX_WORKERS + 1];
+
+enum { MAX_SHARES = MAX_WORKERS + 1 };
+
+typedef struct {
+    keel_share_fn body;
+    void *context;
+    ptrdiff_t bounds[MAX_SHARES + 1];
+    int64_t nanoseconds[MAX_SHARES];
+    int ran_by[MAX_SHARES];
+    _Atomic int taken[MAX_SHARES];
+    ptrdiff_t shares;
+} balanced_job;
+
+/* Each chunk of the pool job runs one share: the share sized for this thread if it is still
+ * free, else the first one left. */
+static void run_share(void *context, ptrdiff_t chunk) {
+    (void)chunk;
+    balanced_job *job = context;
+    ptrdiff_t share = pool_identity;
+    if (share >= job->shares || atomic_exchange(&job->taken[share], 1)) {
+        for (share = 0; share < job->shares && atomic_exchange(&job->taken[share], 1); share++) {}
+        if (share == job->shares) return;
+    }
+    const int64_t start = now_nanoseconds();
+    job->body(job->context, job->bounds[share], job->bounds[share + 1], share);
+    job->nanoseconds[share] = now_nanoseconds() - start;
+    job->ran_by[share] = pool_identity;
+}
+
+static double speed_of(int identity) {
+    const double speed = atomic_load_explicit(&relative_speed[identity], memory_order_relaxed);
+    return speed > 0 ? speed : 1;
+}
+
+/* How far one job moves the estimate, and the bounds it stays in: a thread descheduled for one
+ * job should not be starved of work for the next hundred. */
+static const double SPEED_UPDATE = 0.3, SLOWEST = 0.25, FASTEST = 4;
+
+int keel_pool_run_balanced(ptrdiff_t count, ptrdiff_t shares, keel_share_fn body, void *context) {
+    if (count <= 0) return 1;
+    if (shares > count) shares = count;
+    if (shares > MAX_SHARES) shares = MAX_SHARES;
+    if (shares <= 1 || inside_chunk) {
+        body(context, 0, count, 0);
+        return 1;
+    }
+    balanced_job job = {.body = body, .context = context, .shares = shares};
+    double total = 0, cumulative = 0;
+    for (int share = 0; share < shares; share++) total += speed_of(share);
+    job.bounds[0] = 0;
+    for (int share = 0; share < shares; share++) {
+        cumulative += speed_of(share);
+        ptrdiff_t bound = share + 1 == shares ? count : (ptrdiff_t)(count * (cumulative / total) + 0.5);
+        /* Every share keeps at least one item. */
+        const ptrdiff_t lowest = job.bounds[share] + 1, highest = count - (shares - share - 1);
+        job.bounds[share + 1] = bound < lowest ? lowest : bound > highest ? highest : bound;
+        job.ran_by[share] = -1;
+        atomic_init(&job.taken[share], 0);
+    }
+    if (!keel_pool_run(shares, shares - 1, run_share, &job)) return 0;
+    /* Shares run by the thread they were sized for: move each thread's speed towards what it
+     * showed against the others. */
+    double speeds[MAX_SHARES], mean = 0;
+    for (int share = 0; share < shares; share++) {
+        if (job.ran_by[share] != share || job.nanoseconds[share] <= 0) return 1;
+        speeds[share] = (double)(job.bounds[share + 1] - job.bounds[share]) / (double)job.nanoseconds[share];
+        mean += speeds[share] / (double)shares;
+    }
+    for (int share = 0; share < shares; share++) {
+        double updated = (1 - SPEED_UPDATE) * speed_of(share) + SPEED_UPDATE * speeds[share] / mean;
+        updated = updated < SLOWEST ? SLOWEST : updated > FASTEST ? FASTEST : updated;
+        atomic_store_explicit(&relative_speed[share], updated, memory_order_relaxed);
+    }
+    return 1;
 }

@@ -49,12 +49,9 @@ enum DirectConvolution {
         let worthwhile = Int(min(Double(rows), Double(rows) * rowWork / Double(16 * parallelGrain)))
         let pipelines = min(context.threads, scratch.count / perThread, rows, max(1, worthwhile))
         guard pipelines >= 1 else { return false }
-        context.forEachChunk(pipelines, minimumChunk: 1) { indices in
-            for index in indices {
-                var call = description
-                let first = rows * index / pipelines, end = rows * (index + 1) / pipelines
-                kernel(&call, first, end - first, workspace + index * perThread)
-            }
+        context.forEachBalancedChunk(rows, chunks: pipelines) { range, index in
+            var call = description
+            kernel(&call, range.lowerBound, range.count, workspace + index * perThread)
         }
         if activation != .identity && activation != .relu {
             // The kernel fused the bias only; the rest of the activation is one pass here.

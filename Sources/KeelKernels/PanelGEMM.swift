@@ -1,7 +1,8 @@
 /// Keel's own GEMM (CSIMDKernels/panel_gemm.h) over Keel's threads, with the epilogue fused:
 /// the convolutions' products, whose filter operand is read in place (no per-call repacking as
 /// with OpenBLAS). Work is split across threads by rows, or by columns when the right-hand matrix
-/// is much larger than the left (each thread then streams half of a large filter).
+/// is much larger than the left (each thread then streams half of a large filter), in shares
+/// sized by each thread's recent speed.
 import CSIMDKernels
 
 public enum PanelGEMM {
@@ -23,7 +24,7 @@ public enum PanelGEMM {
             var description = base
             kernel(m, n, k, left, right, c, ldc, &description)
         } else if splitColumns {
-            context.forEachChunk(panels, minimumChunk: 1) { range in
+            context.forEachBalancedChunk(panels, minimumChunk: 1) { range, _ in
                 let first = range.lowerBound * panel, width = min(n, range.upperBound * panel) - first
                 var description = base
                 if !biasPerRow { description.bias = base.bias.map { $0 + first } }
@@ -35,7 +36,7 @@ public enum PanelGEMM {
         } else {
             // Rows split at whole blocks of a block-packed left operand.
             let unit = max(1, left.block_rows)
-            context.forEachChunk((m + unit - 1) / unit, minimumChunk: max(1, 8 / unit)) { range in
+            context.forEachBalancedChunk((m + unit - 1) / unit, minimumChunk: max(1, 8 / unit)) { range, _ in
                 let first = range.lowerBound * unit, rows = min(m, range.upperBound * unit) - first
                 var description = base
                 if biasPerRow { description.bias = base.bias.map { $0 + first } }

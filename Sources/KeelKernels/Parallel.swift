@@ -54,6 +54,46 @@ public struct KernelContext: Sendable, Equatable {
     }
 }
 
+extension KernelContext {
+    /// Runs `body` over contiguous chunks covering `0..<count`, one per thread, each sized by how
+    /// fast its thread ran earlier ones (CSIMDKernels/worker_pool.c, `keel_pool_run_balanced`):
+    /// an even split left the faster core waiting whenever the other ran slower. Chunk bounds
+    /// vary from run to run, so only for work whose results do not depend on them (a GEMM's
+    /// row or column ranges, tiles, output rows). `body` also gets the chunk's index, below
+    /// `min(threads, count)`, for per-thread scratch. Falls back to even chunks while another caller
+    /// holds the pool.
+    func forEachBalancedChunk(_ count: Int, minimumChunk: Int, _ body: (Range<Int>, Int) -> Void) {
+        forEachBalancedChunk(count, chunks: min(threads, max(1, count / max(1, minimumChunk))), body)
+    }
+
+    /// The same in exactly `min(chunks, count)` chunks (at most one per thread).
+    func forEachBalancedChunk(_ count: Int, chunks wanted: Int, _ body: (Range<Int>, Int) -> Void) {
+        guard count > 0 else { return }
+        let chunks = min(wanted, count, threads)
+        if chunks <= 1 {
+            body(0..<count, 0)
+            return
+        }
+        let ran = withoutActuallyEscaping(body) { body in
+            var job = BalancedJob(body: body)
+            return withUnsafeMutablePointer(to: &job) { pointer in
+                keel_pool_run_balanced(count, chunks, { context, first, end, index in
+                    context?.assumingMemoryBound(to: BalancedJob.self).pointee.body(first..<end, index)
+                }, pointer)
+            }
+        }
+        if ran == 0 {
+            forEachChunk(chunks, minimumChunk: 1) { indices in
+                for index in indices { body((count * index / chunks)..<(count * (index + 1) / chunks), index) }
+            }
+        }
+    }
+}
+
+private struct BalancedJob {
+    let body: (Range<Int>, Int) -> Void
+}
+
 /// One `forEachChunk` call as the worker pool sees it: chunk `index` covers an equal share.
 private struct ChunkJob {
     let count: Int

@@ -98,11 +98,8 @@ struct WinogradRun {
         guard pipelines > 1, scratchCount >= pipelines * perPipeline else {
             return runBlocks(0..<total, scratch: scratch, context: context)
         }
-        context.forEachChunk(pipelines, minimumChunk: 1) { indices in
-            for index in indices {
-                runBlocks((total * index / pipelines)..<(total * (index + 1) / pipelines),
-                          scratch: scratch + index * perPipeline, context: .singleThreaded)
-            }
+        context.forEachBalancedChunk(total, chunks: pipelines) { tiles, index in
+            runBlocks(tiles, scratch: scratch + index * perPipeline, context: .singleThreaded)
         }
     }
 
@@ -115,12 +112,12 @@ struct WinogradRun {
         for start in stride(from: tiles.lowerBound, to: tiles.upperBound, by: block) {
             let count = min(block, tiles.upperBound - start)
             let tileGrain = max(1, parallelGrain / (points * inputChannels))
-            context.forEachChunk(count, minimumChunk: tileGrain) { tiles in
+            context.forEachBalancedChunk(count, minimumChunk: tileGrain) { tiles, _ in
                 transformInputs(tiles, blockStart: start, blockCount: count, destination: transformed)
             }
             // One single-threaded GEMM per point, points split across threads: small late-layer
             // blocks keep every GEMM whole instead of splitting each one across threads.
-            context.forEachChunk(points, minimumChunk: 1) { points in
+            context.forEachBalancedChunk(points, minimumChunk: 1) { points, _ in
                 for point in points {
                     panelPackedSGEMM(m: count, n: outputChannels, k: inputChannels,
                                      a: transformed + point * count * inputChannels, lda: inputChannels,
@@ -128,7 +125,7 @@ struct WinogradRun {
                                      c: products + point * count * outputChannels, ldc: outputChannels)
                 }
             }
-            context.forEachChunk(count, minimumChunk: max(1, parallelGrain / (points * outputChannels))) { tiles in
+            context.forEachBalancedChunk(count, minimumChunk: max(1, parallelGrain / (points * outputChannels))) { tiles, _ in
                 transformOutputs(tiles, blockStart: start, blockCount: count, source: products)
             }
         }
