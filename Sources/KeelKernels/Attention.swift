@@ -71,7 +71,7 @@ public enum Attention {
         let tasks = shape.sequences * shape.heads
         let chunkContext = work * Double(tasks) < 262_144 ? KernelContext.singleThreaded : context
         let gemm = KernelTable.current.sgemm
-        chunkContext.forEachChunk(tasks, minimumChunk: 1) { range in
+        chunkContext.forEachBalancedChunk(tasks, minimumChunk: 1) { range, _ in
             let keysTransposed = UnsafeMutablePointer<Float>.allocate(capacity: headSize * keyTokens)
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: tokens * keyTokens)
             defer { keysTransposed.deallocate(); scores.deallocate() }
