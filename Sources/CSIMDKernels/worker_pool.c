@@ -280,9 +280,12 @@ static double speed_of(int identity) {
     return speed > 0 ? speed : 1;
 }
 
-/* How far one job moves the estimate, and the bounds it stays in: a thread descheduled for one
- * job should not be starved of work for the next hundred. */
-static const double SPEED_UPDATE = 0.3, SLOWEST = 0.25, FASTEST = 4;
+/* How far one job moves the estimate, and the bounds it stays in. A thread descheduled during one
+ * job looks slow in it: a small step keeps that from skewing the next jobs much (0.3 cost a few
+ * percent while other processes preempted threads at random), while a core that stays slower
+ * still gets its share within ten or so jobs (a layer each); the bounds keep a thread that stalled
+ * from being starved of work for the next hundred. */
+static const double SPEED_UPDATE = 0.15, SLOWEST = 0.25, FASTEST = 4;
 
 int keel_pool_run_balanced(ptrdiff_t count, ptrdiff_t shares, keel_share_fn body, void *context) {
     if (count <= 0) return 1;

@@ -55,6 +55,10 @@ static const struct shape shapes[] = {
     { "densenet 1x1", 49, 992, 128 },
     { "densenet 1x1", 784, 480, 128 },
     { "inception 1x1", 289, 768, 192 },
+    { "convnext 1x1", 3136, 96, 384 },
+    { "convnext 1x1", 3136, 384, 96 },
+    { "convnext 1x1", 196, 384, 1536 },
+    { "convnext 1x1", 196, 1536, 384 },
 };
 
 static double now(void) {
