@@ -51,9 +51,12 @@ struct rows_view {
 /* Shallow products read A in place: rows of at most 128 floats do not collide in L1 the way
  * 2 KB-strided rows do, and packing would cost a quarter of the multiply. */
 enum { SHALLOW = 128 };
-/* Nor are they for narrow products, which use each packed row for only a panel or two: packing
- * (a scalar transpose) then cost as much as the multiply. */
-enum { NARROW = 64 };
+/* Nor for products of at most eight panels, which use each packed row for only a few panels:
+ * reading A in place ran them 10–17% faster on one AVX-512 core (tools/gemm_bench, three
+ * interleaved runs: ResNet50's 784×1152×128 141 → 156 GFLOP/s, ConvNeXt's 3136×384×96
+ * 125 → 143, MobileNetV2's 196×576×96 130 → 166, ResNet50's 196×1024×256 and Inception's
+ * 289×768×192 likewise); wider ones were not clearly faster either way. */
+enum { NARROW = 256 };
 
 /* First row of group `index` when `m` rows are split into `groups` even groups. */
 KEEL_INLINE ptrdiff_t group_start(ptrdiff_t m, ptrdiff_t groups, ptrdiff_t index) { return m * index / groups; }
