@@ -17,7 +17,8 @@ final class LayerChoiceTests: XCTestCase {
             XCTAssertEqual(choice.kernel.algorithm, "im2col")
             XCTAssertEqual(choice.form, .bf16)
             XCTAssertTrue(BF16Convolution.splitsInput(inputChannels: geometry.inputChannels))
-            XCTAssertEqual(BF16Convolution.filterDepth(for: geometry), 2 * geometry.reductionLength)
+            let taps = geometry.kernel.height * geometry.kernel.width
+            XCTAssertEqual(BF16Convolution.filterDepth(for: geometry), 2 * taps * geometry.inputChannels)
         }
     }
 
