@@ -83,6 +83,11 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(3, 3), dilation: Size2D(2, 2),
                                       padding: Padding2D(top: 2, left: 2, bottom: 2, right: 2)),
              activation: .identity, bias: false),
+        // A split kernel row of 9 taps × 4 channels (36 values: two 32-value copy passes), stride 2.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(5, 20), inputChannels: 4, outputChannels: 33,
+                                      kernel: Size2D(2, 9), stride: Size2D(1, 2),
+                                      padding: Padding2D(top: 1, left: 4, bottom: 0, right: 4)),
+             activation: .relu, bias: true),
         // A 1×1 convolution over 98 pixels of 64 channels: a bf16 input is read in place for
         // three 32-row groups, the last 2 rows copied.
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 7), inputChannels: 64, outputChannels: 48,
