@@ -83,6 +83,10 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(3, 3), dilation: Size2D(2, 2),
                                       padding: Padding2D(top: 2, left: 2, bottom: 2, right: 2)),
              activation: .identity, bias: false),
+        // A dense layer of 3 features (split) over 2 rows: AMX hands so few pixels to AVX512_BF16.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 1), inputChannels: 3, outputChannels: 5,
+                                      kernel: Size2D(1, 1)),
+             activation: .identity, bias: true),
         // A split kernel row of 9 taps × 4 channels (36 values: two 32-value copy passes), stride 2.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(5, 20), inputChannels: 4, outputChannels: 33,
                                       kernel: Size2D(2, 9), stride: Size2D(1, 2),
