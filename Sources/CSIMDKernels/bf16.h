@@ -7,9 +7,9 @@
 
 #include <string.h>
 
-/* Depth rounded up to whole 32-deep tiles. */
+/* Depth rounded up to whole 32-deep tiles (both halves of a split input's). */
 static inline ptrdiff_t keel_bf16_depth(const keel_bf16_conv *conv) {
-    ptrdiff_t depth = conv->kernel_height * conv->kernel_width * conv->input_channels;
+    ptrdiff_t depth = conv->kernel_height * conv->kernel_width * conv->input_channels * (conv->split_input ? 2 : 1);
     return (depth + KEEL_BF16_DEPTH_BLOCK - 1) / KEEL_BF16_DEPTH_BLOCK * KEEL_BF16_DEPTH_BLOCK;
 }
 
@@ -28,6 +28,20 @@ static inline ptrdiff_t keel_bf16_block_rows(ptrdiff_t depth) {
 
 /* Bytes of the staging tile (fp32 [32][32]) that follows the im2col block in scratch. */
 enum { KEEL_BF16_STAGING_BYTES = 32 * 32 * 4 };
+
+/* bf16 elements of the row buffer a split, undilated input's im2col rows are copied from: the
+ * input values one kernel row of an output row reaches ((output_width − 1)·stride + kernel_width
+ * pixels), high halves then low halves. None for other layers. */
+static inline ptrdiff_t keel_bf16_split_row_elements(const keel_bf16_conv *conv) {
+    if (!conv->split_input || conv->dilation_width != 1) return 0;
+    return 2 * ((conv->output_width - 1) * conv->stride_width + conv->kernel_width) * conv->input_channels;
+}
+
+/* The split row buffer in an im2col call's scratch: after the im2col block and the staging tile. */
+static inline uint16_t *keel_bf16_split_row_buffer(const keel_bf16_conv *conv, void *scratch) {
+    const ptrdiff_t depth = keel_bf16_depth(conv);
+    return (uint16_t *)((char *)scratch + (keel_bf16_block_rows(depth) * depth * 2 + 63) / 64 * 64 + KEEL_BF16_STAGING_BYTES);
+}
 
 /* The first element of the 16-column block holding column `column`: each block is depth/32
  * tiles of 16 pair-rows × 16 columns × 2. */
@@ -89,9 +103,9 @@ KEEL_INLINE KEEL_AVX512_BF16 void keel_bf16_add_residual(const keel_bf16_conv *c
 }
 
 /* Rows first_pixel ..< first_pixel + rows of the im2col matrix in bf16, [padded_rows][depth]
- * (zero past the filter's depth and past `rows`). */
+ * (zero past the filter's depth and past `rows`); `row_buffer`: keel_bf16_split_row_buffer. */
 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
-                            ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block);
+                            ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block, uint16_t *row_buffer);
 /* Rows first_row ..< first_row + row_count of the padded bf16 input (counted over the batch) to
  * `window`, the first at its start. */
 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count, uint16_t *window);

@@ -34,7 +34,8 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
     const ptrdiff_t depth = keel_bf16_depth(conv), block_rows = keel_bf16_block_rows(depth);
     const ptrdiff_t columns = conv->output_channels, tiles = depth / 32, stride = depth * 2;
     const ptrdiff_t last_column = first_column + column_count < columns ? first_column + column_count : columns;
-    /* Scratch: the im2col block, then the staging tile, 64-byte aligned. */
+    /* Scratch: the im2col block, then the staging tile, 64-byte aligned, then a split input's row
+     * buffer. */
     uint16_t *block = scratch;
     float *staging = (float *)((char *)scratch + ((block_rows * depth * 2 + 63) / 64) * 64);
     /* A bf16 input whose pixels are the im2col rows already (a 1×1, stride-1, unpadded layer or a
@@ -47,7 +48,8 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
     for (ptrdiff_t start = first_pixel; start < first_pixel + pixel_count; start += block_rows) {
         const ptrdiff_t rows = first_pixel + pixel_count - start < block_rows ? first_pixel + pixel_count - start : block_rows;
         const ptrdiff_t padded_rows = (rows + 31) / 32 * 32, direct_rows = in_place ? rows / 32 * 32 : 0;
-        keel_avx512bf16_im2col(conv, start + direct_rows, rows - direct_rows, padded_rows - direct_rows, depth, block);
+        keel_avx512bf16_im2col(conv, start + direct_rows, rows - direct_rows, padded_rows - direct_rows, depth, block,
+                               keel_bf16_split_row_buffer(conv, scratch));
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
             const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
             const uint16_t *b1 = b0 + depth * 16;

@@ -28,58 +28,125 @@ KEEL_INLINE KEEL_AVX512_BF16 void read_input(const keel_bf16_conv *conv, ptrdiff
 
 /* target[0 ..< count] in bf16: zero outside begin ..< end, there the layer's input from element
  * `at` on (copied when bf16, else rounded). Masked 16-lane passes, so a short run (an RGB kernel
- * row: 9 values) costs one load and one store. */
+ * row: 9 values) costs one load and one store. With `low` (a split input), low[0 ..< count] gets
+ * what rounding left, x − bf16(x), rounded in turn (zero for a bf16 input, or where bf16(x) is not
+ * finite, which then carries the infinity or NaN alone as the unsplit kernel would). */
 KEEL_INLINE KEEL_AVX512_BF16 void read_run(const keel_bf16_conv *conv, ptrdiff_t at, ptrdiff_t begin, ptrdiff_t end,
-                                           ptrdiff_t count, uint16_t *target) {
+                                           ptrdiff_t count, uint16_t *target, uint16_t *low) {
     for (ptrdiff_t i = 0; i < count; i += 16) {
         const ptrdiff_t from = begin - i > 0 ? begin - i : 0, to = end - i < 16 ? end - i : 16;
         const __mmask16 live = to > from ? (__mmask16)(keel_avx512_lanes(to) & ~keel_avx512_lanes(from)) : 0;
+        const __mmask16 lanes = keel_avx512_lanes(count - i);
         /* Lane j reads element at + i + j - begin: only live lanes touch memory. */
-        const __m256i values = conv->bf16_input
-            ? _mm256_maskz_loadu_epi16(live, conv->bf16_input + at + (i - begin))
-            : (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(live, conv->input + at + (i - begin)));
-        _mm256_mask_storeu_epi16(target + i, keel_avx512_lanes(count - i), values);
+        if (conv->bf16_input) {
+            _mm256_mask_storeu_epi16(target + i, lanes, _mm256_maskz_loadu_epi16(live, conv->bf16_input + at + (i - begin)));
+            if (low) _mm256_mask_storeu_epi16(low + i, lanes, _mm256_setzero_si256());
+            continue;
+        }
+        const __m512 x = _mm512_maskz_loadu_ps(live, conv->input + at + (i - begin));
+        const __m256i high = (__m256i)_mm512_cvtneps_pbh(x);
+        _mm256_mask_storeu_epi16(target + i, lanes, high);
+        if (low) {
+            const __m512 widened = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(high), 16));
+            const __mmask16 finite = _mm512_cmp_ps_mask(_mm512_abs_ps(widened), _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ);
+            const __m512 rest = _mm512_maskz_sub_ps(finite, x, widened);
+            _mm256_mask_storeu_epi16(low + i, lanes, (__m256i)_mm512_cvtneps_pbh(rest));
+        }
     }
 }
 
+/* `count` bf16 values from `source` to `target`, 32 a pass. */
+KEEL_INLINE KEEL_AVX512_BF16 void copy_values(const uint16_t *source, ptrdiff_t count, uint16_t *target) {
+    for (ptrdiff_t i = 0; i < count; i += 32) {
+        const __mmask32 lanes = count - i >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << (count - i)) - 1);
+        _mm512_mask_storeu_epi16(target + i, lanes, _mm512_maskz_loadu_epi16(lanes, source + i));
+    }
+}
+
+/* keel_avx512bf16_im2col for a split, undilated input: one output row's pixels at a time, each
+ * kernel row's input row split once into the row buffer (high halves, then low), from which every
+ * pixel's taps are one copy per half. Splitting each pixel's own taps instead took most of
+ * ResNet50's stem time: neighbouring pixels' taps overlap (7 wide at stride 2). */
+static KEEL_AVX512_BF16 void im2col_split_rows(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
+                                               ptrdiff_t depth, uint16_t *block, uint16_t *row_buffer) {
+    const ptrdiff_t width = conv->output_width, plane = conv->output_height * width;
+    const ptrdiff_t channels = conv->input_channels, span = conv->kernel_width * channels;
+    const ptrdiff_t filter_depth = conv->kernel_height * span, reach = keel_bf16_split_row_elements(conv) / 2;
+    uint16_t *high = row_buffer, *low = row_buffer + reach;
+    for (ptrdiff_t r = 0, end; r < rows; r = end) {
+        const ptrdiff_t pixel = first_pixel + r, image = pixel / plane, y = (pixel % plane) / width, x0 = pixel % width;
+        end = rows - r < width - x0 ? rows : r + width - x0;
+        for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
+            const ptrdiff_t iy = y * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+            const ptrdiff_t k = ky * span;
+            if (iy < 0 || iy >= conv->input_height) {
+                for (ptrdiff_t row = r; row < end; row++) {
+                    memset(block + row * depth + k, 0, (size_t)span * 2);
+                    memset(block + row * depth + filter_depth + k, 0, (size_t)span * 2);
+                }
+                continue;
+            }
+            /* Buffer element j holds input pixel j / channels − pad_left of row iy (zero outside). */
+            const ptrdiff_t begin = conv->pad_left * channels < reach ? conv->pad_left * channels : reach;
+            const ptrdiff_t inside = (conv->pad_left + conv->input_width) * channels;
+            const ptrdiff_t stop = inside < reach ? inside : reach;
+            read_run(conv, (image * conv->input_height + iy) * conv->input_width * channels, begin,
+                     stop > begin ? stop : begin, reach, high, low);
+            for (ptrdiff_t row = r; row < end; row++) {
+                const ptrdiff_t from = (x0 + row - r) * conv->stride_width * channels;
+                copy_values(high + from, span, block + row * depth + k);
+                copy_values(low + from, span, block + row * depth + filter_depth + k);
+            }
+        }
+    }
+    /* Zero to the depth (under one 32-deep tile): one masked store per row. */
+    const __mmask32 tail = (__mmask32)(((uint64_t)1 << (depth - 2 * filter_depth)) - 1);
+    for (ptrdiff_t row = 0; row < rows; row++)
+        _mm512_mask_storeu_epi16(block + row * depth + 2 * filter_depth, tail, _mm512_setzero_si512());
+}
+
 KEEL_AVX512_BF16 void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t rows,
-                                             ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block) {
+                                             ptrdiff_t padded_rows, ptrdiff_t depth, uint16_t *block,
+                                             uint16_t *row_buffer) {
     const ptrdiff_t width = conv->output_width, plane = conv->output_height * width;
     const ptrdiff_t channels = conv->input_channels;
+    if (keel_bf16_split_row_elements(conv) > 0) {
+        im2col_split_rows(conv, first_pixel, rows, depth, block, row_buffer);
+        memset(block + rows * depth, 0, (size_t)((padded_rows - rows) * depth) * 2);
+        return;
+    }
+    /* A split input's low halves start one filter depth after the high ones. */
+    const ptrdiff_t split = conv->split_input ? conv->kernel_height * conv->kernel_width * channels : 0;
     for (ptrdiff_t r = 0; r < padded_rows; r++) {
-        uint16_t *line = block + r * depth;
+        uint16_t *line = block + r * depth, *low = conv->split_input ? line + split : NULL;
         ptrdiff_t k = 0;
         if (r < rows) {
             const ptrdiff_t pixel = first_pixel + r, image = pixel / plane;
             const ptrdiff_t y = (pixel % plane) / width, x = pixel % width;
             for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
                 const ptrdiff_t iy = y * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+                const int inside = iy >= 0 && iy < conv->input_height;
                 if (conv->dilation_width == 1) {
                     /* Undilated, a kernel row's taps are one contiguous run of the input row: a
                      * few-channel layer (an RGB first layer) converts it in one pass, not per tap. */
                     const ptrdiff_t left = x * conv->stride_width - conv->pad_left, span = conv->kernel_width;
-                    const int inside = iy >= 0 && iy < conv->input_height;
                     const ptrdiff_t begin = !inside || -left >= span ? span : left < 0 ? -left : 0;
                     ptrdiff_t end = !inside ? span : conv->input_width - left < span ? conv->input_width - left : span;
                     if (end < begin) end = begin;
-                    if (end > begin)
-                        read_run(conv, ((image * conv->input_height + iy) * conv->input_width + left + begin) * channels,
-                                 begin * channels, end * channels, span * channels, line + k);
-                    else
-                        memset(line + k, 0, (size_t)(span * channels) * 2);
+                    const ptrdiff_t at = ((image * conv->input_height + iy) * conv->input_width + left + begin) * channels;
+                    read_run(conv, end > begin ? at : 0, begin * channels, end * channels, span * channels, line + k,
+                             low ? low + k : NULL);
                     k += span * channels;
                     continue;
                 }
                 for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++, k += channels) {
                     const ptrdiff_t ix = x * conv->stride_width - conv->pad_left + kx * conv->dilation_width;
-                    if (iy < 0 || iy >= conv->input_height || ix < 0 || ix >= conv->input_width) {
-                        memset(line + k, 0, (size_t)channels * 2);
-                        continue;
-                    }
-                    read_input(conv, ((image * conv->input_height + iy) * conv->input_width + ix) * channels, channels,
-                               line + k);
+                    const int live = inside && ix >= 0 && ix < conv->input_width;
+                    read_run(conv, live ? ((image * conv->input_height + iy) * conv->input_width + ix) * channels : 0, 0,
+                             live ? channels : 0, channels, line + k, low ? low + k : NULL);
                 }
             }
+            if (low) k *= 2;
         }
         memset(line + k, 0, (size_t)(depth - k) * 2);
     }
@@ -170,7 +237,7 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
     uint16_t *block = scratch;
     for (ptrdiff_t start = first_pixel; start < first_pixel + pixel_count; start += block_rows) {
         const ptrdiff_t rows = first_pixel + pixel_count - start < block_rows ? first_pixel + pixel_count - start : block_rows;
-        keel_avx512bf16_im2col(conv, start, rows, rows, depth, block);
+        keel_avx512bf16_im2col(conv, start, rows, rows, depth, block, keel_bf16_split_row_buffer(conv, scratch));
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
             const uint16_t *b0 = keel_bf16_column_block(conv->weights, depth, column);
             const uint16_t *b1 = b0 + depth * 16;

@@ -19,11 +19,28 @@ public struct BF16Weights: Sendable, Equatable {
     /// bf16 elements for a [depth][columns] filter, padding included.
     public static func elementCount(depth: Int, columns: Int) -> Int { keel_bf16_packed_count(depth, columns) }
 
-    /// From fp32 element (k, n) at `values[k · depthStride + n · columnStride]`.
-    public init(_ values: UnsafeBufferPointer<Float>, depth: Int, columns: Int, depthStride: Int, columnStride: Int) throws {
+    /// From fp32 element (k, n) at `values[k · depthStride + n · columnStride]`. `splitInput`: for
+    /// a layer whose input the kernel splits in two bf16 terms (`BF16Convolution.splitsInput`), the
+    /// filter twice over, so `depth` becomes 2 · depth.
+    public init(_ values: UnsafeBufferPointer<Float>, depth: Int, columns: Int, depthStride: Int, columnStride: Int,
+                splitInput: Bool = false) throws {
         let name = "bf16 weights"
         try require(depth > 0 && columns > 0, name, "depth \(depth) and \(columns) columns")
         try requireCapacity(values.count, (depth - 1) * depthStride + (columns - 1) * columnStride + 1, name, "filter")
+        if splitInput {
+            // Rows k and depth + k both hold filter row k, gathered [2 · depth][columns].
+            var twice = [Float](repeating: 0, count: 2 * depth * columns)
+            for k in 0..<depth {
+                for n in 0..<columns {
+                    twice[k * columns + n] = values[k * depthStride + n * columnStride]
+                    twice[(depth + k) * columns + n] = values[k * depthStride + n * columnStride]
+                }
+            }
+            self = try twice.withUnsafeBufferPointer { doubled in
+                try BF16Weights(doubled, depth: 2 * depth, columns: columns, depthStride: columns, columnStride: 1)
+            }
+            return
+        }
         self.depth = depth
         self.columns = columns
         let count = Self.elementCount(depth: depth, columns: columns)
@@ -35,12 +52,14 @@ public struct BF16Weights: Sendable, Equatable {
         }
     }
 
-    /// From the im2col packing of a one-group filter ([K][outputs]).
+    /// From the im2col packing of a one-group filter ([K][outputs]), twice over when the kernel
+    /// splits this layer's input.
     public init(_ packed: PackedConv2DWeights) throws {
         try require(packed.groups == 1, "bf16 weights", "\(packed.groups) groups (bf16 runs one-group convolutions)")
         self = try packed.withUnsafeValues { values in
             try BF16Weights(values, depth: packed.reductionLength, columns: packed.outputChannels,
-                            depthStride: packed.outputChannels, columnStride: 1)
+                            depthStride: packed.outputChannels, columnStride: 1,
+                            splitInput: BF16Convolution.splitsInput(inputChannels: packed.inputChannelsPerGroup))
         }
     }
 
@@ -72,6 +91,21 @@ public enum BF16Convolution {
 
     /// Whether the bf16 kernel computes this convolution: one group, NHWC.
     public static func supports(_ geometry: Conv2DGeometry) -> Bool { geometry.groups == 1 && geometry.layout == .nhwc }
+
+    /// Whether the kernel splits each input value in two bf16 terms (`keel_bf16_conv.split_input`),
+    /// reading its filter twice over: a layer with few input channels (an RGB first layer, a dense
+    /// layer of a few features), whose values bf16 alone would keep to 8 bits (steps of 1 above
+    /// 128, which cut VGG16's classifier agreement on samples/ from cosine 0.99996 to 0.976 when
+    /// tried), at a cost its short depth keeps small.
+    public static func splitsInput(inputChannels: Int) -> Bool {
+        inputChannels <= DirectConvolution.maximumPreferredInputChannels
+    }
+
+    /// The depth of the bf16 filter this geometry reads: its reduction length, twice that when
+    /// the kernel splits the input.
+    public static func filterDepth(for geometry: Conv2DGeometry) -> Int {
+        geometry.reductionLength * (splitsInput(inputChannels: geometry.inputChannels) ? 2 : 1)
+    }
 
     /// "direct" when the direct form runs this geometry (AMX, stride 1, input channels a multiple
     /// of 32), "im2col" otherwise.
@@ -143,9 +177,9 @@ public enum BF16Convolution {
             throw KernelError.invalidArgument(kernel: name, message: "this CPU has neither AMX-BF16 nor AVX512_BF16")
         }
         try require(supports(geometry), name, "bf16 runs one-group NHWC convolutions")
-        try require(weights.depth == geometry.reductionLength && weights.columns == geometry.outputChannels, name,
+        try require(weights.depth == filterDepth(for: geometry) && weights.columns == geometry.outputChannels, name,
                     "weights are \(weights.depth)×\(weights.columns), the layer needs "
-                        + "\(geometry.reductionLength)×\(geometry.outputChannels)")
+                        + "\(filterDepth(for: geometry))×\(geometry.outputChannels)")
         try requireCapacity(input.count, slots(geometry.inputElementCount, in: inputStorage), name, "input")
         try require(outputStorage == .fp32 || storesBF16(after: activation), name,
                     "a bf16 output takes ReLU or no activation")
@@ -257,6 +291,7 @@ public enum BF16Convolution {
             stride_height: geometry.stride.height, stride_width: geometry.stride.width,
             dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
             pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0, pool: 0,
-            bf16_input: nil, bf16_output: nil, bf16_residual: nil)
+            bf16_input: nil, bf16_output: nil, bf16_residual: nil,
+            split_input: splitsInput(inputChannels: geometry.inputChannels) ? 1 : 0)
     }
 }

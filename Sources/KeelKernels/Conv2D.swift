@@ -37,12 +37,6 @@ public enum Conv2D {
         return .im2colGEMM
     }
 
-    /// Whether the layer reads few input channels (an image network's RGB first layer), whose
-    /// input values bf16 would round to 8 bits.
-    public static func readsFewInputChannels(_ geometry: Conv2DGeometry) -> Bool {
-        geometry.inputChannels <= DirectConvolution.maximumPreferredInputChannels
-    }
-
     /// Floats of scratch `apply` needs for `geometry` with `algorithm` (default: `defaultAlgorithm`).
     /// Bounded by the im2col tile budget (a few MB) whatever the image size. Winograd and direct use
     /// as many threads as `threads` scratch slices allow (they still run with less).

@@ -34,14 +34,18 @@ final class BF16ActivationStorageTests: XCTestCase {
                      input inputStorage: ActivationStorage, output outputStorage: ActivationStorage,
                      residual residualStorage: ActivationStorage = .fp32, roundedResidual: Bool = false) throws -> [Float] {
         let geometry = testCase.geometry, depth = geometry.reductionLength, columns = geometry.outputChannels
-        let values = seededValues(geometry.inputElementCount, seed: UInt64(41 + index))
+        // A split layer's fp32 input is given already rounded: its low terms are then zero, as a
+        // bf16 input's are, so both must give the same bits.
+        let split = BF16Convolution.splitsInput(inputChannels: geometry.inputChannels)
+        let seeded = seededValues(geometry.inputElementCount, seed: UInt64(41 + index))
+        let values = split ? seeded.map(roundedToBF16) : seeded
         let input = inputStorage == .bf16 ? packed(values) : values
         let filter = seededValues(depth * columns, seed: UInt64(23 + index))
         let bias = seededValues(columns, seed: UInt64(7 + index))
         let shortcut = seededValues(testCase.residual ? geometry.outputElementCount : 0, seed: UInt64(13 + index))
         let residual = residualStorage == .bf16 ? packed(shortcut) : roundedResidual ? shortcut.map(roundedToBF16) : shortcut
         let weights = try filter.withUnsafeBufferPointer {
-            try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
+            try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1, splitInput: split)
         }
         let out = geometry.output
         let count = pooled ? geometry.batch * (out.height / 2) * (out.width / 2) * columns : geometry.outputElementCount

@@ -2,7 +2,9 @@
 /// AVX512_BF16 with AMX masked), against a double-precision reference over the same inputs and
 /// weights rounded to bf16 here: products of bf16 values are exact in fp32, so only the fp32
 /// summation order differs and the bound is tight. Awkward sizes: depths that are not multiples
-/// of 32, column counts that are not multiples of 16, 1×1 images, a single row.
+/// of 32, column counts that are not multiples of 16, 1×1 images, a single row. A layer of few
+/// input channels splits each input value in two bf16 terms: its reference takes the input as it
+/// is, and the bound adds what the second term's rounding leaves (2⁻¹⁷ of each product).
 @testable import KeelKernels
 import XCTest
 
@@ -66,11 +68,29 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(3, 3), stride: Size2D(2, 2),
                                       padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true),
-        // An RGB stem (ResNet's 7×7, stride 2, padding 3): each kernel row's taps are converted as
-        // one run, clipped at both image edges.
+        // An RGB stem (ResNet's 7×7, stride 2, padding 3; input split): each kernel row's taps
+        // are converted as one run, clipped at both image edges; depth 2 · 147 = 294.
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(9, 11), inputChannels: 3, outputChannels: 18,
                                       kernel: Size2D(7, 7), stride: Size2D(2, 2),
                                       padding: Padding2D(top: 3, left: 3, bottom: 3, right: 3)),
+             activation: .relu, bias: true),
+        // VGG's 3×3 RGB first layer (split, depth 54) over 40 rows of 35 pixels: several 32-row
+        // groups, 64 columns; and a dilated 4-channel layer, whose taps are read one by one.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(40, 35), inputChannels: 3, outputChannels: 64,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .relu, bias: true, residual: true),
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(6, 7), inputChannels: 4, outputChannels: 20,
+                                      kernel: Size2D(3, 3), dilation: Size2D(2, 2),
+                                      padding: Padding2D(top: 2, left: 2, bottom: 2, right: 2)),
+             activation: .identity, bias: false),
+        // A dense layer of 3 features (split) over 2 rows: AMX hands so few pixels to AVX512_BF16.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 1), inputChannels: 3, outputChannels: 5,
+                                      kernel: Size2D(1, 1)),
+             activation: .identity, bias: true),
+        // A split kernel row of 9 taps × 4 channels (36 values: two 32-value copy passes), stride 2.
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(5, 20), inputChannels: 4, outputChannels: 33,
+                                      kernel: Size2D(2, 9), stride: Size2D(1, 2),
+                                      padding: Padding2D(top: 1, left: 4, bottom: 0, right: 4)),
              activation: .relu, bias: true),
         // A 1×1 convolution over 98 pixels of 64 channels: a bf16 input is read in place for
         // three 32-row groups, the last 2 rows copied.
@@ -97,10 +117,13 @@ final class BF16ConvolutionTests: XCTestCase {
             let filter = seededValues(depth * columns, seed: UInt64(97 + index))
             let bias = testCase.bias ? seededValues(columns, seed: UInt64(5 + index)) : nil
             let residual = seededValues(testCase.residual ? geometry.outputElementCount : 0, seed: UInt64(71 + index))
+            let split = BF16Convolution.splitsInput(inputChannels: geometry.inputChannels)
             let weights = try filter.withUnsafeBufferPointer {
-                try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
+                try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1, splitInput: split)
             }
-            let (expected, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16), bias: bias,
+            XCTAssertEqual(weights.depth, split ? 2 * depth : depth)
+            let (expected, magnitude) = reference(testCase, input: split ? input : input.map(bf16),
+                                                  filter: filter.map(bf16), bias: bias,
                                                   residual: testCase.residual ? residual : nil)
             for threads in [1, 2] {
                 var scratch = [Float](repeating: .nan, count: BF16Convolution.scratchSize(for: geometry, threads: threads))
@@ -121,8 +144,10 @@ final class BF16ConvolutionTests: XCTestCase {
                     }
                 }
                 for position in 0..<expected.count {
-                    // fp32 sums of exact products: a few ulps of the sum of magnitudes per add.
-                    let bound = Double(depth) * 1.2e-7 * magnitude[position] + 1e-7
+                    // fp32 sums of exact products: a few ulps of the sum of magnitudes per add
+                    // (twice the adds when split, plus 2⁻¹⁷ of each product the split leaves).
+                    let bound = Double(weights.depth) * 1.2e-7 * magnitude[position] + 1e-7
+                        + (split ? 0x1p-17 * magnitude[position] : 0)
                     XCTAssertEqual(Double(actual[position]), expected[position], accuracy: bound,
                                    "\(label) case \(index) threads \(threads) at \(position)")
                 }

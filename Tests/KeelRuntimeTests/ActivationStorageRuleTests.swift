@@ -10,9 +10,9 @@ import XCTest
 /// are the bits of the plan that keeps every activation fp32 and rounds it in each reader: the
 /// producer's epilogue rounds to nearest even as the reader's conversion would have.
 final class ActivationStorageRuleTests: XCTestCase {
-    /// An RGB stem (fp32), a value a bf16 convolution and a bf16 dense layer read (the 1×1
-    /// convolution after -O2), a fused 2×2 pool, a stride-2 im2col layer, a sigmoid (applied after
-    /// the kernel, so stored fp32), and two graph outputs.
+    /// An RGB stem (bf16, its input split), a value a bf16 convolution and a bf16 dense layer read
+    /// (the 1×1 convolution after -O2), a fused 2×2 pool, a stride-2 im2col layer, a sigmoid
+    /// (applied after the kernel, so stored fp32), and two graph outputs.
     private let source = """
         model chain
         input image: f32[N, 12, 16, 3]
@@ -48,9 +48,9 @@ final class ActivationStorageRuleTests: XCTestCase {
         }
         let stored = try model(bf16Activations: true), rounding = try model(bf16Activations: false)
         let outputs = try stored.kernelChoices(bindings: ["N": 1]).map { ($0.node, $0.choice.output) }
-        // stem: an fp32 layer; wide: pooled in its epilogue; head and gated: graph outputs; side
-        // (dense): its sigmoid runs after the kernel.
-        let expected: [String: ActivationStorage] = ["stem": .fp32, "shared": .bf16, "wide": .bf16, "strided": .bf16,
+        // wide: pooled in its epilogue; head and gated: graph outputs; side (dense): its sigmoid
+        // runs after the kernel.
+        let expected: [String: ActivationStorage] = ["stem": .bf16, "shared": .bf16, "wide": .bf16, "strided": .bf16,
                                                      "head": .fp32, "side": .fp32, "gated": .fp32]
         XCTAssertEqual(Dictionary(outputs, uniquingKeysWith: { first, _ in first }), expected)
         XCTAssertTrue(try rounding.kernelChoices(bindings: ["N": 1]).allSatisfy { $0.choice.output == .fp32 })

@@ -178,7 +178,7 @@ def write_section(arguments, rows, accuracies):
              "`INFERENCE_PRECISION_HINT=bf16`, `PERFORMANCE_HINT=LATENCY`. Keel bf16 runs conv2d and dense on AMX "
              "tiles (bf16 products, fp32 accumulation; bias, residual, ReLU and a following 2×2 max pool in the "
              "fp32 epilogue; bf16 between bf16 layers, fp32 elsewhere), dense layers of at most 4 rows on AVX512_BF16; the RGB first "
-             "layer stays fp32.", "",
+             "layer's input split in two bf16 terms (about 16 bits of each pixel value).", "",
              "| model | batch | Keel bf16 ms | OpenVINO bf16 ms | Keel fp32 ms | OpenVINO / Keel bf16 | Keel fp32 / bf16 |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:

@@ -150,6 +150,12 @@ typedef struct {
     /* When set, the residual is read from here instead of `residual`: bf16 values laid out alike
      * (a residual stream a bf16 layer stored), widened to fp32 before the add. */
     const uint16_t *bf16_residual;
+    /* When set (the im2col form only), each input value x enters as two bf16 terms, hi = bf16(x)
+     * at depth k and lo = bf16(x − hi) at depth K + k (K = kernel_height·kernel_width·
+     * input_channels), and filter rows K + k repeat rows k: the products see x to about 16 bits
+     * instead of 8, for twice the depth. For an RGB first layer, whose pixel values bf16 would
+     * round to steps of 1. */
+    int split_input;
 } keel_bf16_conv;
 
 /* Columns (output channels) of one packed block; column ranges passed to the kernels start at a
@@ -184,7 +190,8 @@ typedef void (*keel_bf16_conv_fn)(const keel_bf16_conv *conv, ptrdiff_t first_pi
                                   ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 
 /* The direct form, for stride-1 undilated convolutions whose input channels are a multiple of 32
- * and whose output rows fill at least 3/4 of their 16-pixel tiles: each call rounds the input rows
+ * and whose output rows fill at least 3/4 of their 16-pixel tiles (not a split input, nor a 1×1
+ * layer of at most 64 input channels and 4× as many outputs): each call rounds the input rows
  * a block of output rows reads into a zero-padded bf16 window in its scratch (small enough to stay
  * in L2 while every column block passes over it), then reads each tile of 16 adjacent output
  * pixels straight from that window, with no im2col rows. */

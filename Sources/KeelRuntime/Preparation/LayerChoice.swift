@@ -19,12 +19,11 @@ struct ConvolutionChoice: Equatable {
                        storedOnlyInBF16: Bool, onlyWinogradTile: WinogradTile? = nil) throws -> ConvolutionChoice {
         let fp32Algorithm = onlyWinogradTile.flatMap { WinogradWeights.canRun(geometry) ? .winograd($0) : nil }
             ?? Conv2D.defaultAlgorithm(for: geometry)
-        // A layer with few input channels (an RGB first layer, ViT's patch embedding) stays fp32:
-        // bf16 keeps 8 bits of a pixel value (steps of 1 above 128), which cut VGG16's classifier
-        // agreement on samples/ from cosine 0.99996 to 0.976 when tried.
+        // A layer with few input channels (an RGB first layer, ViT's patch embedding) runs bf16
+        // too, its input split in two bf16 terms (`BF16Convolution.splitsInput`) so pixel values
+        // keep about 16 bits.
         let useBF16 = (precision == .bf16 || storedOnlyInBF16) && BF16Convolution.supports(geometry)
             && BF16Convolution.isAvailable
-            && (storedOnlyInBF16 || (fp32Algorithm != .direct && !Conv2D.readsFewInputChannels(geometry)))
         if storedOnlyInBF16 && !useBF16 {
             throw PreparationError(reason: "its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
                                    + "AVX512_BF16; compile the model again with --precision fp32")

@@ -213,7 +213,8 @@ extension BF16Weights: PreparedPayload {
             let values = try held.requireOriginal(for: form)
             return try BF16Weights(values, depth: matrix.inFeatures, columns: matrix.outFeatures,
                                    depthStride: matrix.layout == .inOut ? matrix.outFeatures : 1,
-                                   columnStride: matrix.layout == .inOut ? 1 : matrix.inFeatures)
+                                   columnStride: matrix.layout == .inOut ? 1 : matrix.inFeatures,
+                                   splitInput: BF16Convolution.splitsInput(inputChannels: matrix.inFeatures))
         case .batchNorm:
             throw source.cannotPrepare(form)
         }
