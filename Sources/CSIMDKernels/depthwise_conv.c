@@ -3,7 +3,7 @@
 #include "depthwise_conv.h"
 
 ptrdiff_t keel_depthwise_conv_work_count(const keel_depthwise_conv *conv) {
-    return conv->channels_last ? conv->batch * conv->output_height * channel_blocks(conv)
+    return conv->channels_last ? conv->batch * row_units_of(conv) * channel_blocks(conv)
                                : conv->batch * conv->channels;
 }
 

@@ -6,7 +6,8 @@
  *         row and feeds every output pixel whose window holds it, so a stride-1 3×3 run of 8 pixels
  *         costs 10 input loads per 24 FMAs instead of 24; input columns outside the image are
  *         skipped, so the borders take the same path. Kernel width and stride are constants in each
- *         body, which unrolls completely.
+ *         body, which unrolls completely. 3×3 filters on rows narrower than a run compute two output
+ *         rows per pass, each input row loaded once for both.
  *   NHWC, other filters: runs of up to NHWC_COLUMNS adjacent output pixels whose taps all fall
  *         inside the input, one vector of channels at a time: each filter vector is loaded once per
  *         tap and feeds every pixel's accumulator (the filter is [taps][channels]). Pixels near the
@@ -35,7 +36,7 @@ enum { NHWC_VECTORS = 4, NHWC_COLUMNS = 8, NCHW_VECTORS = 4, NCHW_TAP_TABLE = 64
 /* The sliding NHWC body's widest filter; the L1 bytes its work unit's input rows may take (of 48 KB
  * or more), and the channels of a unit: a multiple of every level's vector width, at most 4 vectors
  * of AVX-512. */
-enum { NHWC_MAX_SLIDE_WIDTH = 7, NHWC_BLOCK_BYTES = 32 * 1024, NHWC_BLOCK_ALIGNMENT = 16, NHWC_MAX_BLOCK = 64 };
+enum { NHWC_SLIDE_ROWS = 2, NHWC_MAX_SLIDE_WIDTH = 7, NHWC_BLOCK_BYTES = 32 * 1024, NHWC_BLOCK_ALIGNMENT = 16, NHWC_MAX_BLOCK = 64 };
 /* Input plus output bytes of a whole call above which channel blocks do not pay: the block's pass
  * over an image then streams from L3 or memory a few cache lines per pixel at a time, and the
  * prefetchers lose to whole rows (measured: 112×112×96 2.5×, 147×147×128 1.6× and 14×14×576 at
@@ -73,6 +74,41 @@ static inline ptrdiff_t block_channels(const keel_depthwise_conv *conv) {
 static inline ptrdiff_t channel_blocks(const keel_depthwise_conv *conv) {
     const ptrdiff_t size = block_channels(conv);
     return slides(conv) && size > 0 ? (conv->channels + size - 1) / size : 1;
+}
+
+/* Output rows a sliding NHWC work unit computes: pairs for 3×3 filters at equal strides on rows
+ * narrower than one run of NHWC_COLUMNS pixels (7×7 maps), where a row's short runs reload the filter
+ * for few pixels (measured 0.8× the time of single rows at 7×7×960 and 7×7×1152; 1.0–1.1× at 14×14
+ * and 28×28, so wider rows stay single); else one. */
+static inline ptrdiff_t slide_rows(const keel_depthwise_conv *conv) {
+    const int pairs = conv->kernel_height == 3 && conv->kernel_width == 3 && conv->stride_height == conv->stride_width;
+    return slides(conv) && pairs && conv->output_width < NHWC_COLUMNS ? NHWC_SLIDE_ROWS : 1;
+}
+/* Row units per image and channel block. */
+static inline ptrdiff_t row_units_of(const keel_depthwise_conv *conv) {
+    const ptrdiff_t rows = slide_rows(conv);
+    return (conv->output_height + rows - 1) / rows;
+}
+
+/* Where sliding work unit `unit` lies. When each half of the map has at least a filter height of
+ * output rows, an image's units run in two bands of row units (top half, bottom half), each band's
+ * channel blocks in turn and a block's rows in turn, so that consecutive units share input rows, and
+ * two threads (taking halves of the units) each read the input rows of their own half of the map,
+ * the rows the previous layer's threads mostly wrote from that core, instead of half of every row's
+ * channels from the other core's cache. Shorter maps (5×5 on 7×7: each band would read 6 of the 7
+ * input rows; measured 1.1–1.3× slower banded) keep one band. */
+typedef struct {
+    ptrdiff_t image, block, row_unit;
+} slide_unit;
+
+static inline slide_unit slide_unit_of(const keel_depthwise_conv *conv, ptrdiff_t unit, ptrdiff_t row_units,
+                                       ptrdiff_t blocks) {
+    const ptrdiff_t per_image = row_units * blocks, local = unit % per_image;
+    const ptrdiff_t top = conv->output_height / 2 >= conv->kernel_height ? (row_units + 1) / 2 : row_units;
+    const int bottom = local >= top * blocks;
+    const ptrdiff_t band_first = bottom ? top : 0, band_rows = bottom ? row_units - top : top;
+    const ptrdiff_t index = bottom ? local - top * blocks : local;
+    return (slide_unit){ unit / per_image, index / band_rows, band_first + index % band_rows };
 }
 
 /* Padded input rows and columns the outputs read. */
@@ -207,79 +243,127 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
-    /* `columns` adjacent output pixels of output row `row` of `image` from `column`, channels     \
-     * [c, c + WIDTH) (masked past `channels`), for a `kernel_width`-wide filter at horizontal      \
-     * stride `stride` (all three constants at each call): each input pixel of a filter row's window \
-     * is loaded once and feeds every output pixel that reads it. */                               \
+    /* `columns` adjacent output pixels of `rows` output rows from `row` of `image`, from `column`,  \
+     * channels [c, c + WIDTH) (masked past `channels`), for a `kernel_height` × `kernel_width`        \
+     * filter at stride `stride` both ways (rows, columns, the width and stride constants at each      \
+     * call; the height too when rows > 1): each input pixel of the rows' window is loaded once and    \
+     * feeds every output pixel that reads it. Each output sums its taps in the same order whatever    \
+     * `rows` is. */                                                                                   \
     KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_slide(const keel_depthwise_conv *conv, ptrdiff_t image,  \
                                                              ptrdiff_t row, ptrdiff_t column, ptrdiff_t c,     \
-                                                             int columns, int kernel_width, int stride) {      \
+                                                             int columns, int rows, ptrdiff_t kernel_height,   \
+                                                             int kernel_width, int stride) {                   \
         const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;    \
         const MASK mask = MASK_FOR(channels - c);                                                             \
-        const ptrdiff_t x0 = column * stride - conv->pad_left;                                                \
-        VEC sums[NHWC_COLUMNS];                                                                               \
-        UNROLLED_TAPS for (int j = 0; j < columns; j++) sums[j] = ZERO();                                     \
-        for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {                                              \
-            const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky;                               \
+        const ptrdiff_t x0 = column * stride - conv->pad_left, y0 = row * conv->stride_height - conv->pad_top;             \
+        VEC sums[NHWC_SLIDE_ROWS][NHWC_COLUMNS];                                                              \
+        UNROLLED_TAPS for (int t = 0; t < rows; t++)                                                          \
+            UNROLLED_TAPS for (int j = 0; j < columns; j++) sums[t][j] = ZERO();                              \
+        for (ptrdiff_t line_index = 0; line_index < (rows - 1) * stride + kernel_height; line_index++) {      \
+            const ptrdiff_t y = y0 + line_index;                                                              \
             if (y < 0 || y >= height) continue;                                                               \
             const float *line = conv->input + ((image * height + y) * width + x0) * channels + c;             \
-            const float *filter_row = conv->weights + ky * kernel_width * channels + c;                       \
-            VEC weights[NHWC_MAX_SLIDE_WIDTH];                                                                \
-            UNROLLED_TAPS for (int kx = 0; kx < kernel_width; kx++)                                           \
-                weights[kx] = LOAD(mask, filter_row + kx * channels);                                         \
+            VEC weights[NHWC_SLIDE_ROWS][NHWC_MAX_SLIDE_WIDTH];                                               \
+            UNROLLED_TAPS for (int t = 0; t < rows; t++) {                                                    \
+                const ptrdiff_t ky = line_index - t * stride;                                                 \
+                if (ky < 0 || ky >= kernel_height) continue;                                                  \
+                const float *filter_row = conv->weights + ky * kernel_width * channels + c;                   \
+                UNROLLED_TAPS for (int kx = 0; kx < kernel_width; kx++)                                       \
+                    weights[t][kx] = LOAD(mask, filter_row + kx * channels);                                  \
+            }                                                                                                 \
             UNROLLED_TAPS for (int i = 0; i < (columns - 1) * stride + kernel_width; i++) {                   \
                 if (x0 + i < 0 || x0 + i >= width) continue;                                                  \
                 const VEC value = LOAD(mask, line + i * channels);                                            \
-                UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                             \
-                    const int kx = i - j * stride;                                                            \
-                    if (kx >= 0 && kx < kernel_width) sums[j] = FMADD(value, weights[kx], sums[j]);           \
+                UNROLLED_TAPS for (int t = 0; t < rows; t++) {                                                \
+                    const ptrdiff_t ky = line_index - t * stride;                                             \
+                    if (ky < 0 || ky >= kernel_height) continue;                                              \
+                    UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                         \
+                        const int kx = i - j * stride;                                                        \
+                        if (kx >= 0 && kx < kernel_width) sums[t][j] = FMADD(value, weights[t][kx], sums[t][j]); \
+                    }                                                                                         \
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
         const keel_epilogue *e = &conv->epilogue;                                                             \
-        const ptrdiff_t pixel = ((image * conv->output_height + row) * conv->output_width + column) * channels + c; \
-        UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                     \
-            const ptrdiff_t at = pixel + j * channels;                                                        \
-            VEC value = PREFIX##_depthwise_finish(sums[j], e, e->bias ? e->bias + c : NULL,                   \
-                                                  e->residual ? e->residual + at : NULL, mask);               \
-            STORE(mask, conv->output + at, value);                                                            \
+        UNROLLED_TAPS for (int t = 0; t < rows; t++) {                                                        \
+            const ptrdiff_t pixel = ((image * conv->output_height + row + t) * conv->output_width + column) * channels + c; \
+            UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                 \
+                const ptrdiff_t at = pixel + j * channels;                                                    \
+                VEC value = PREFIX##_depthwise_finish(sums[t][j], e, e->bias ? e->bias + c : NULL,            \
+                                                      e->residual ? e->residual + at : NULL, mask);           \
+                STORE(mask, conv->output + at, value);                                                        \
+            }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
-    /* One output row's channels [first_channel, end_channel) with the sliding body for this filter     \
-     * width and stride (constants at each call): runs of NHWC_COLUMNS, then 4, 2, 1. */             \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_slide_row(const keel_depthwise_conv *conv, ptrdiff_t image, \
-                                                                 ptrdiff_t row, ptrdiff_t first_channel,        \
-                                                                 ptrdiff_t end_channel, int kernel_width,       \
-                                                                 int stride) {                                  \
+    /* `rows` output rows' channels [first_channel, end_channel) with the sliding body for this      \
+     * filter (rows, width and stride constants at each call; the height too when rows > 1): runs  \
+     * of NHWC_COLUMNS, then 4, 2, 1. */                                                             \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_slide_rows(const keel_depthwise_conv *conv, ptrdiff_t image, \
+                                                                  ptrdiff_t row, ptrdiff_t first_channel,        \
+                                                                  ptrdiff_t end_channel, int rows,               \
+                                                                  ptrdiff_t kernel_height, int kernel_width,     \
+                                                                  int stride) {                                  \
         const ptrdiff_t output_width = conv->output_width;                                                    \
         ptrdiff_t column = 0;                                                                                 \
         for (; column + NHWC_COLUMNS <= output_width; column += NHWC_COLUMNS)                                 \
             for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
-                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, NHWC_COLUMNS, kernel_width, stride); \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, NHWC_COLUMNS, rows, kernel_height, \
+                                              kernel_width, stride);                                          \
         if (column + 4 <= output_width) {                                                                     \
             for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
-                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 4, kernel_width, stride);          \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 4, rows, kernel_height, kernel_width, \
+                                              stride);                                                        \
             column += 4;                                                                                      \
         }                                                                                                     \
         if (column + 2 <= output_width) {                                                                     \
             for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
-                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 2, kernel_width, stride);          \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 2, rows, kernel_height, kernel_width, \
+                                              stride);                                                        \
             column += 2;                                                                                      \
         }                                                                                                     \
         if (column < output_width)                                                                            \
             for (ptrdiff_t c = first_channel; c < end_channel; c += WIDTH)                                    \
-                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 1, kernel_width, stride);          \
+                PREFIX##_depthwise_nhwc_slide(conv, image, row, column, c, 1, rows, kernel_height, kernel_width, \
+                                              stride);                                                        \
+    }                                                                                                         \
+    /* One output row with the sliding body, its filter height read at run time. */                \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_slide_row(const keel_depthwise_conv *conv, ptrdiff_t image, \
+                                                                 ptrdiff_t row, ptrdiff_t first_channel,        \
+                                                                 ptrdiff_t end_channel, int kernel_width,       \
+                                                                 int stride) {                                  \
+        PREFIX##_depthwise_nhwc_slide_rows(conv, image, row, first_channel, end_channel, 1, conv->kernel_height, \
+                                           kernel_width, stride);                                             \
+    }                                                                                                         \
+    /* A pair of output rows of a 3×3 filter from `row` (or the last row alone). With 16 lanes a   \
+     * vector, both rows' 8-pixel runs take 16 accumulators and the 9 filter vectors 9 more, so    \
+     * each input row is loaded once for both; narrower levels have half the registers and run the \
+     * rows one after the other. */                                                                   \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_nhwc_slide_pair(const keel_depthwise_conv *conv, ptrdiff_t image, \
+                                                                  ptrdiff_t row, ptrdiff_t first_channel,        \
+                                                                  ptrdiff_t end_channel, int stride) {           \
+        if (WIDTH >= 16 && row + 1 < conv->output_height) {                                                   \
+            PREFIX##_depthwise_nhwc_slide_rows(conv, image, row, first_channel, end_channel, 2, 3, 3, stride); \
+            return;                                                                                           \
+        }                                                                                                     \
+        for (ptrdiff_t r = row; r < row + NHWC_SLIDE_ROWS && r < conv->output_height; r++)                    \
+            PREFIX##_depthwise_nhwc_slide_rows(conv, image, r, first_channel, end_channel, 1, 3, 3, stride);  \
     }                                                                                                         \
     static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
                                                   ptrdiff_t count) {                                          \
         if (slides(conv)) {                                                                                   \
             const ptrdiff_t blocks = channel_blocks(conv), size = block_channels(conv);                       \
+            const ptrdiff_t rows = slide_rows(conv), row_units = row_units_of(conv);                          \
             for (ptrdiff_t unit = first; unit < first + count; unit++) {                                      \
-                const ptrdiff_t row = unit % conv->output_height, block = unit / conv->output_height % blocks; \
-                const ptrdiff_t image = unit / conv->output_height / blocks;                                  \
+                const slide_unit place = slide_unit_of(conv, unit, row_units, blocks);                                \
+                const ptrdiff_t row = place.row_unit * rows, block = place.block, image = place.image;        \
                 const ptrdiff_t start = block * size;                                                         \
                 const ptrdiff_t end = start + size < conv->channels ? start + size : conv->channels;          \
                 const int stride_two = conv->stride_width == 2;                                               \
+                if (rows == NHWC_SLIDE_ROWS) {                                                                \
+                    if (stride_two) PREFIX##_depthwise_nhwc_slide_pair(conv, image, row, start, end, 2);      \
+                    else PREFIX##_depthwise_nhwc_slide_pair(conv, image, row, start, end, 1);                 \
+                    continue;                                                                                 \
+                }                                                                                             \
                 switch (conv->kernel_width) {                                                                 \
                 case 3:                                                                                       \
                     if (stride_two) PREFIX##_depthwise_nhwc_slide_row(conv, image, row, start, end, 3, 2);    \

@@ -43,7 +43,8 @@ static inline pool_taps pool_window_taps(ptrdiff_t output, ptrdiff_t input, ptrd
 #define DEFINE_POOLING(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, STORE, SET1, ZERO, ADD, MUL)       \
     ATTRIBUTE void keel_##PREFIX##_pool_rows(const keel_pool2d *p, ptrdiff_t first_row, ptrdiff_t row_count) { \
         const ptrdiff_t channels = p->channels, height = p->input_height, width = p->input_width;             \
-        const ptrdiff_t row_step = p->dilation_height * width * channels, column_step = p->dilation_width * channels; \
+        const ptrdiff_t pixel = p->pixel_stride;                                                              \
+        const ptrdiff_t row_step = p->dilation_height * width * pixel, column_step = p->dilation_width * pixel; \
         for (ptrdiff_t row = first_row; row < first_row + row_count; row++) {                                 \
             const ptrdiff_t image = row / p->output_height;                                                   \
             const pool_taps rows = pool_window_taps(row % p->output_height, height, p->window_height,         \
@@ -51,8 +52,8 @@ static inline pool_taps pool_window_taps(ptrdiff_t output, ptrdiff_t input, ptrd
             for (ptrdiff_t column = 0; column < p->output_width; column++) {                                  \
                 const pool_taps columns = pool_window_taps(column, width, p->window_width, p->stride_width,   \
                                                            p->dilation_width, p->pad_left, p->pad_right);     \
-                const float *window = p->input + ((image * height + rows.first) * width + columns.first) * channels; \
-                float *target = p->output + (row * p->output_width + column) * channels;                     \
+                const float *window = p->input + ((image * height + rows.first) * width + columns.first) * pixel; \
+                float *target = p->output + (row * p->output_width + column) * pixel;                        \
                 ptrdiff_t divisor = p->count_include_pad ? rows.padded * columns.padded : rows.count * columns.count; \
                 const VEC scale = SET1(1.0f / (float)(divisor > 1 ? divisor : 1));                            \
                 for (ptrdiff_t c = 0; c < channels; c += POOL_VECTORS * WIDTH) {                              \

@@ -64,6 +64,14 @@ final class ConvolutionFamilyTests: XCTestCase {
                                     layout: layout), activation: .swish),
             Case(geometry: geometry(2, 3, in: 24, out: 24, kernel: 7, padding: (3, 3, 3, 3), groups: 24, layout: layout),
                  activation: .relu, residual: false),
+            // 3×3 at stride 1 on rows narrower than a run: pairs of output rows per pass, an odd
+            // row count leaving a single last row, a masked channel block, 1-row and 1-column maps.
+            Case(geometry: geometry(batch: 2, 7, 7, in: 150, out: 150, groups: 150, layout: layout),
+                 activation: .clip(min: 0, max: 6)),
+            Case(geometry: geometry(6, 5, in: 17, out: 17, padding: (0, 1, 2, 1), groups: 17, layout: layout),
+                 activation: .swish, bias: false),
+            Case(geometry: geometry(1, 3, in: 70, out: 70, groups: 70, layout: layout), activation: .relu),
+            Case(geometry: geometry(batch: 3, 5, 1, in: 9, out: 9, groups: 9, layout: layout), activation: .identity),
             // Too large for L2 (1.6 MB): the sliding body over whole rows of channels.
             Case(geometry: geometry(batch: 2, 40, 40, in: 100, out: 100, kernel: 5, stride: 2, padding: (1, 1, 2, 2),
                                     groups: 100, layout: layout), activation: .swish, bias: false),
@@ -180,6 +188,31 @@ final class ConvolutionFamilyTests: XCTestCase {
     func testDepthwiseMatchesReferenceAtEveryLevel() throws {
         for layout in [ActivationLayout.nhwc, .nchw] {
             try check(Self.depthwiseCases(layout), label: "depthwise")
+        }
+    }
+
+    /// The depthwise kernel's work split (bands of rows, channel blocks, pairs of rows) changes
+    /// which thread computes an output, never how: the bits are the same at 1, 2 and 3 threads.
+    func testDepthwiseResultsDoNotDependOnThreadCount() throws {
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            for (index, testCase) in Self.depthwiseCases(layout).enumerated() {
+                let operands = Operands(testCase, seed: UInt64(31 * index + 5))
+                let weights = try Self.packed(testCase, operands)
+                let g = testCase.geometry
+                let outputs = try [1, 2, 3].map { threads in
+                    let scratchCount = Conv2D.scratchSize(for: g, algorithm: .depthwise, threads: threads)
+                    return try convolve(testCase, operands, scratchCount: scratchCount) {
+                        input, bias, residual, output, scratch in
+                        try Conv2D.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                         activation: testCase.activation, output: output, geometry: g, scratch: scratch,
+                                         algorithm: .depthwise, context: KernelContext(threads: threads))
+                    }
+                }
+                for threads in 1..<outputs.count {
+                    XCTAssertEqual(outputs[threads].map(\.bitPattern), outputs[0].map(\.bitPattern),
+                                   "depthwise case \(index) \(layout): \(threads + 1) threads against 1")
+                }
+            }
         }
     }
 

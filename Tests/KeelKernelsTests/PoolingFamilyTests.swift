@@ -121,6 +121,41 @@ final class PoolingFamilyTests: XCTestCase {
         }
     }
 
+    /// At batch 1 an NHWC global pool splits each pixel's channels between threads (slices of whole
+    /// vectors, a ragged last one): against the reference, and the same bits at 1, 2 and 3 threads.
+    func testGlobalPoolingSplitOverChannelsMatchesAtEveryThreadCount() throws {
+        try forEachCapabilitySet(testing: "global pooling over channel slices") { capabilities in
+            for (channels, size) in [(37, Size2D(29, 31)), (70, Size2D(20, 20)), (16, Size2D(64, 64)), (200, Size2D(7, 7))] {
+                let spatial = size.height * size.width
+                let input = seededValues(channels * spatial, seed: UInt64(channels + 3))
+                let window = Pool2DGeometry(batch: 1, channels: channels, input: size, output: Size2D(1, 1),
+                                            window: size, stride: size, layout: .nhwc)
+                for average in [true, false] {
+                    let outputs = try [1, 2, 3].map { threads in
+                        try withOutput(channels) { output in
+                            try input.withUnsafeBufferPointer { source in
+                                let context = KernelContext(threads: threads)
+                                if average {
+                                    try Pooling.globalAveragePool(input: source, output: output, batch: 1, channels: channels,
+                                                                  spatial: spatial, layout: .nhwc, context: context)
+                                } else {
+                                    try Pooling.globalMaxPool(input: source, output: output, batch: 1, channels: channels,
+                                                              spatial: spatial, layout: .nhwc, context: context)
+                                }
+                            }
+                        }
+                    }
+                    let label = "global \(average ? "average" : "max") 1×\(channels)×\(size) [\(capabilities)]"
+                    assertClose(outputs[0], Self.reference(average ? .average : .max, input, window), label, tolerance: 1e-5)
+                    for threads in 1..<outputs.count {
+                        XCTAssertEqual(outputs[threads].map(\.bitPattern), outputs[0].map(\.bitPattern),
+                                       "\(label): \(threads + 1) threads against 1")
+                    }
+                }
+            }
+        }
+    }
+
     func testGlobalPoolingMatchesTheNaiveReference() throws {
         try forEachCapabilitySet(testing: "global pooling") { capabilities in
             for (batch, channels, size) in [(2, 7, Size2D(5, 3)), (1, 33, Size2D(1, 1)), (3, 1, Size2D(7, 7)),

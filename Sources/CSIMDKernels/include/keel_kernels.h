@@ -247,6 +247,9 @@ typedef struct {
      * 1: the mean, over the taps inside the input, or inside the padded input with count_include_pad. */
     int average;
     int count_include_pad;
+    /* Floats from one pixel to the next in input and output: `channels`, or more when the call
+     * pools a slice of each pixel's channels (a global pool split over channels between threads). */
+    ptrdiff_t pixel_stride;
 } keel_pool2d;
 
 /* Output rows first_row ..< first_row + row_count, counted over the batch. */
