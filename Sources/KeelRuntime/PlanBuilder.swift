@@ -84,6 +84,14 @@ struct PlanBuilder {
             OpRegistry.schema(for: graph.nodes[index].op).aliasing == .view
                 || Self.movesOnlyUnitAxes(graph.nodes[index], shapes: shapes, storage: storage)
         })
+        // Concatenations inside a later one's buffer (DenseNet's blocks): one root, an offset each.
+        let concats = ConcatPlacement(graph: graph, shapes: shapes, pinned: outputValues) {
+            !constantNames.contains($0) && storage($0) == .fp32 && shapes[$0] != nil
+        }
+        for (value, region) in concats.regions {
+            root[value] = region.root
+            groupLastUse[region.root] = max(groupLastUse[region.root] ?? -1, lastUse[value] ?? -1)
+        }
         for (index, node) in graph.nodes.enumerated() {
             guard let first = node.presentInputs.first, node.outputs.count == 1 else { continue }
             let output = node.outputs[0]
@@ -123,7 +131,9 @@ struct PlanBuilder {
         }
         for input in graph.inputs { try request(input.name, at: 0) }
         for (index, node) in graph.nodes.enumerated() {
-            for value in node.presentInputs + node.outputs { try request(value, at: index) }
+            // An input a concatenation finds in place is not read: it may die at its copy.
+            let read = node.inputs.indices.filter { !node.inputs[$0].isEmpty && concats.reads(node: index, position: $0) }
+            for value in read.map({ node.inputs[$0] }) + node.outputs { try request(value, at: index) }
         }
         for output in graph.outputs { try request(output.value, at: graph.nodes.count) }
         // Every buffer fits the budget, so the arena's sums cannot overflow (each is at most
@@ -142,7 +152,7 @@ struct PlanBuilder {
 
         func pointer(_ value: String) -> UnsafeMutablePointer<Float>? {
             let base = rootOf(value)
-            if let index = requestIndex[base] { return arena + memory.offsets[index] }
+            if let index = requestIndex[base] { return arena + memory.offsets[index] + (concats.regions[value]?.offset ?? 0) }
             if let data = constants[base], let buffer = data.floatBuffer, let address = buffer.baseAddress {
                 return UnsafeMutablePointer(mutating: address)
             }
@@ -159,6 +169,8 @@ struct PlanBuilder {
                     inputs: node.inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
                     outputs: node.outputs.compactMap { pointer($0) },
                     inputStorage: node.inputs.map(storage), outputStorage: node.outputs.map(storage),
+                    inputRows: node.inputs.map { concats.regions[$0]?.rows },
+                    outputRows: node.outputs.map { concats.regions[$0]?.rows }, concatWrite: concats.writes[index],
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
                 var step = try lowering(operands)
                 // Bytes each step must at least move (its inputs, weights included, and outputs),

@@ -16,13 +16,14 @@ extension KernelLowering {
         let inner = shape[(axis + 1)...].reduce(1, *)
         let (activation, softmax) = try node.fusedActivation.kernelEpilogue
         guard !softmax else { throw operands.unsupported("batch_norm has no softmax epilogue") }
+        let inputRowStride = operands.inputRows.first??.stride
         return try operands.unaryStep { input, output, context in
             try folded.withUnsafeBufferPointer { buffer in
                 try BatchNorm.apply(input: input, output: output,
                                     scale: UnsafeBufferPointer(rebasing: buffer[0..<channels]),
                                     shift: UnsafeBufferPointer(rebasing: buffer[channels...]),
                                     outer: outer, channels: channels, inner: inner, activation: activation,
-                                    context: context)
+                                    inputRowStride: inputRowStride, context: context)
             }
         }
     }
