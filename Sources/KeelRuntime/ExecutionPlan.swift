@@ -46,6 +46,8 @@ struct StepOperands {
     var outputRows: [ConcatPlacement.Rows?] = []
     /// For a concatenation of a shared buffer: which inputs it copies, and the buffer's row.
     var concatWrite: ConcatPlacement.Write?
+    /// For a pointwise convolution: the batch_norm it applies to its input (`BatchNormPrologue`).
+    var prologue: GEMMPrologue?
     var constants: [String: TensorData]
     var constantNames: Set<String>
     var context: ExecutionContext

@@ -1,5 +1,6 @@
 import Foundation
 import KeelIR
+import KeelKernels
 import KeelPasses
 import XCTest
 @testable import KeelRuntime
@@ -14,8 +15,9 @@ final class ConcatPlacementTests: XCTestCase {
 
     private enum Style { case chain, featureList }
 
-    /// `extraReader` adds a relu of the first concatenation as a second output.
-    private func graphText(_ style: Style, channelsLast: Bool, extraReader: Bool = false) -> String {
+    /// `extraReader` adds a relu of the first concatenation as a second output; `pointwise` makes
+    /// each layer's new channels a 1×1 convolution of its batch_norm + ReLU (DenseNet), not a slice.
+    private func graphText(_ style: Style, channelsLast: Bool, extraReader: Bool = false, pointwise: Bool = false) -> String {
         let axis = channelsLast ? 3 : 1
         func type(_ channels: Int) -> String { channelsLast ? "f32[N,3,4,\(channels)]" : "f32[N,\(channels),3,4]" }
         var lines = ["graph g", "input %x: \(type(3))"]
@@ -26,6 +28,8 @@ final class ConcatPlacementTests: XCTestCase {
                 let values = (0..<width).map { String(value($0 + layer)) }.joined(separator: ", ")
                 lines.append("const @bn\(layer + 1)/\(name): f32[\(width)] \(name == "mean" ? "moving_mean" : name == "variance" ? "moving_variance" : name) frozen = [\(values)]")
             }
+            let weights = (0..<(2 * width)).map { String(Double(($0 * 7 + layer) % 11) * 0.2 - 1) }.joined(separator: ", ")
+            lines.append("const @w\(layer + 1): f32[1,1,\(width),2] kernel frozen = [\(weights)]")
         }
         lines.append("%a = sigmoid(%x) : \(type(3))")
         var features = ["%a"]
@@ -41,8 +45,13 @@ final class ConcatPlacementTests: XCTestCase {
                 lines.append("\(concatenated) = concat(\(features.joined(separator: ", "))) {axis=\(axis)} : \(type(width))")
             }
             let parameters = ["gamma", "beta", "mean", "variance"].map { "@bn\(number)/\($0)" }.joined(separator: ", ")
-            lines.append("%b\(number) = batch_norm(\(concatenated), \(parameters)) {epsilon=0.0, axis=\(axis)} : \(type(width))")
-            lines.append("%f\(number) = slice(%b\(number)) {starts=[\(layer)], ends=[\(layer + 2)], axes=[\(axis)]} : \(type(2))")
+            let activation = pointwise ? ", activation=\"relu\"" : ""
+            lines.append("%b\(number) = batch_norm(\(concatenated), \(parameters)) {epsilon=0.0, axis=\(axis)\(activation)} : \(type(width))")
+            if pointwise {
+                lines.append("%f\(number) = conv2d(%b\(number), @w\(number)) : \(type(2))")
+            } else {
+                lines.append("%f\(number) = slice(%b\(number)) {starts=[\(layer)], ends=[\(layer + 2)], axes=[\(axis)]} : \(type(2))")
+            }
             features.append("%f\(number)")
             if style == .chain {
                 let name = layer == Self.widths.count - 1 ? "%last" : "%c\(number)"
@@ -62,8 +71,9 @@ final class ConcatPlacementTests: XCTestCase {
         return lines.joined(separator: "\n")
     }
 
-    private func graph(_ style: Style, channelsLast: Bool, extraReader: Bool = false) throws -> Graph {
-        try ShapeInference().run(parseIR(graphText(style, channelsLast: channelsLast, extraReader: extraReader))).graph
+    private func graph(_ style: Style, channelsLast: Bool, extraReader: Bool = false, pointwise: Bool = false) throws -> Graph {
+        try ShapeInference().run(parseIR(graphText(style, channelsLast: channelsLast, extraReader: extraReader,
+                                                   pointwise: pointwise))).graph
     }
 
     private func placement(_ graph: Graph, batch: Int) -> ConcatPlacement {
@@ -111,19 +121,36 @@ final class ConcatPlacementTests: XCTestCase {
         XCTAssertEqual(copies(graph, placement), ["c2": [0, 1], "last": [1]])
     }
 
+    /// NHWC batch_norm + ReLU → 1×1 convolution: the convolution applies the batch_norm while packing
+    /// the concatenation's slice of the shared buffer, and the batch_norm's step is gone.
+    func testPointwiseConvolutionsAbsorbTheirBatchNorms() throws {
+        for style in [Style.chain, .featureList] {
+            let model = try CompiledModel(graph: try graph(style, channelsLast: true, pointwise: true),
+                                          context: ExecutionContext(threads: 1))
+            let steps = Set(try model.kernelChoices(bindings: ["N": 2]).map(\.node))
+            XCTAssertEqual(steps.isDisjoint(with: ["b1", "b2", "b3"]), PanelGEMM.hasPrologue, "\(style): \(steps)")
+            XCTAssertTrue(steps.isSuperset(of: ["f1", "f2", "f3"]), "\(style): \(steps)")
+        }
+    }
+
     func testValuesMatchTheReferenceAtEveryBatchAndThreadCount() throws {
-        for (style, extraReader) in [(Style.chain, false), (.featureList, false), (.chain, true)] {
-            for channelsLast in [true, false] {
-                let graph = try graph(style, channelsLast: channelsLast, extraReader: extraReader)
+        let variants: [(Style, extraReader: Bool, pointwise: Bool, layouts: [Bool])] = [
+            (.chain, false, false, [true, false]), (.featureList, false, false, [true, false]),
+            (.chain, true, false, [true, false]), (.chain, false, true, [true]), (.featureList, false, true, [true]),
+        ]
+        for (style, extraReader, pointwise, layouts) in variants {
+            for channelsLast in layouts {
+                let graph = try graph(style, channelsLast: channelsLast, extraReader: extraReader, pointwise: pointwise)
                 for batch in [1, 2] {
                     let shape = channelsLast ? [batch, 3, 4, 3] : [batch, 3, 3, 4]
-                    let input = (0..<shape.reduce(1, *)).map { Float(($0 * 29 + 5) % 23) * 0.3 - 3 }
+                    let input = (0..<shape.reduce(1, *)).map { index -> Float in Float((index * 29 + 5) % 23) * 0.3 - 3 }
                     let expected = reference(graph, input: input, shape: shape, channelsLast: channelsLast)
                     var first: [String: [Float]]?
                     for threads in [1, 2] {
                         let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: threads))
                         let results = try model.run(["x": try Tensor(shape: shape, values: input)])
-                        let label = "\(style) extra \(extraReader) NHWC \(channelsLast) batch \(batch) threads \(threads)"
+                        let label = "\(style) extra \(extraReader) pointwise \(pointwise) NHWC \(channelsLast) batch \(batch) "
+                            + "threads \(threads)"
                         var actual: [String: [Float]] = [:]
                         for (name, values) in expected {
                             let result = try XCTUnwrap(results[name]?.values, label)
@@ -162,9 +189,17 @@ final class ConcatPlacementTests: XCTestCase {
                 values[node.outputs[0]] = (inputs[0].data.map { max(0, $0) }, inputs[0].channels)
             case .batchNorm:
                 let vectors = node.inputs[1...4].map { graph.constants[$0]?.data?.floats().map(Double.init) ?? [] }
+                let relu = (try? attributes.string("activation")) == "relu"
                 values[node.outputs[0]] = build(inputs[0].channels) { row, channel, index in
-                    (at(inputs[0], row, channel, index) - vectors[2][channel]) / vectors[3][channel].squareRoot()
+                    let value = (at(inputs[0], row, channel, index) - vectors[2][channel]) / vectors[3][channel].squareRoot()
                         * vectors[0][channel] + vectors[1][channel]
+                    return relu ? max(0, value) : value
+                }
+            case .conv2d:
+                // 1×1, NHWC, [1, 1, in, out] filter.
+                let weights = graph.constants[node.inputs[1]]?.data?.floats().map(Double.init) ?? []
+                values[node.outputs[0]] = build(2) { row, output, index in
+                    (0..<inputs[0].channels).reduce(0) { $0 + at(inputs[0], row, $1, index) * weights[$1 * 2 + output] }
                 }
             case .slice:
                 let start = (try? attributes.ints("starts"))?.first ?? 0

@@ -14,6 +14,9 @@ extension KernelLowering {
         }
         let (geometry, kernelGeometry, choice) = (layer.geometry, layer.kernelGeometry, layer.choice)
         let algorithm = choice.algorithm
+        guard operands.prologue == nil || choice.form == .panels else {
+            throw operands.unsupported("an input prologue needs the panel GEMM form, not \(choice.form.rawValue)")
+        }
         let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
         guard !softmax else { throw operands.unsupported("conv2d has no softmax epilogue") }
         let input = try operands.input(0)
@@ -73,7 +76,7 @@ extension KernelLowering {
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: panels, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
-                                 context: context)
+                                 prologue: operands.prologue, context: context)
             }
         case .foldedBatchNorm, .densePanels:
             throw operands.unsupported("a convolution has no \(choice.form.rawValue) form")
