@@ -127,9 +127,12 @@ final class ConcatPlacementTests: XCTestCase {
         for style in [Style.chain, .featureList] {
             let model = try CompiledModel(graph: try graph(style, channelsLast: true, pointwise: true),
                                           context: ExecutionContext(threads: 1))
-            let steps = Set(try model.kernelChoices(bindings: ["N": 2]).map(\.node))
+            let choices = try model.kernelChoices(bindings: ["N": 2])
+            let steps = Set(choices.map(\.node))
             XCTAssertEqual(steps.isDisjoint(with: ["b1", "b2", "b3"]), PanelGEMM.hasPrologue, "\(style): \(steps)")
             XCTAssertTrue(steps.isSuperset(of: ["f1", "f2", "f3"]), "\(style): \(steps)")
+            let convolution = try XCTUnwrap(choices.first { $0.node == "f2" })
+            XCTAssertEqual(convolution.choice.algorithm, PanelGEMM.hasPrologue ? "pointwise+batch_norm" : "pointwise")
         }
     }
 

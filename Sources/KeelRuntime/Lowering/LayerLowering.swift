@@ -33,6 +33,9 @@ extension KernelLowering {
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
+        // A batch_norm applied as the input is packed (`BatchNormPrologue`) shows in the profile.
+        var kernelChoice = choice.kernel
+        if operands.prologue != nil { kernelChoice.algorithm += "+batch_norm" }
         let poolGeometry = Pool2DGeometry(
             batch: kernelGeometry.batch, channels: kernelGeometry.outputChannels, input: kernelGeometry.output,
             output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
@@ -40,7 +43,7 @@ extension KernelLowering {
         /// Runs `convolve` into `output`, or into scratch followed by the pool.
         func convolving(_ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
                                                _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
-            Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize, choice: choice.kernel) { scratch in
+            Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize, choice: kernelChoice) { scratch in
                 guard separatePool else { return try convolve(output, scratch) }
                 let full = UnsafeMutableBufferPointer(rebasing: scratch[convolutionScratch...])
                 try convolve(full, UnsafeMutableBufferPointer(rebasing: scratch[..<convolutionScratch]))
