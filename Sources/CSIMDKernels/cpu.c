@@ -146,6 +146,7 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
 #define KEEL_USE_FP32_KERNELS(PREFIX, ROWS)                                                                 \
     table->sgemm_packed_b = keel_##PREFIX##_sgemm_packed_b;                                                 \
     table->sgemm = keel_##PREFIX##_sgemm;                                                                   \
+    table->sgemm_prologue = keel_##PREFIX##_sgemm_prologue;                                                 \
     table->sgemm_rows = ROWS;                                                                               \
     table->depthwise_conv = keel_##PREFIX##_depthwise_conv;                                                 \
     table->direct_conv_rows = keel_##PREFIX##_direct_conv_rows;                                             \

@@ -26,7 +26,8 @@ DEFINE_POOLING(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_L
 /* Packing A's rows: 4×4 transposes in each of two 128-bit lanes. */
 DEFINE_PACK_ROWS(avx2, KEEL_AVX2, __m256, 8, PACK_EACH_LANE_2, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD,
                  _mm256_loadu_ps, _mm256_storeu_ps, _mm256_unpacklo_ps, _mm256_unpackhi_ps, _mm256_unpacklo_pd,
-                 _mm256_unpackhi_pd, _mm256_castps_pd, _mm256_castpd_ps, _mm256_extractf128_ps)
+                 _mm256_unpackhi_pd, _mm256_castps_pd, _mm256_castpd_ps, _mm256_extractf128_ps,
+                 _mm256_fmadd_ps, keel_avx2_max_nan, _mm256_setzero_ps)
 
 /* Panel GEMM: 6 rows × 16 columns, 12 of the 16 registers. */
 DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,

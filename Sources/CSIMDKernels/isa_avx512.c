@@ -26,7 +26,8 @@ DEFINE_POOLING(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KE
 /* Packing A's rows: 4×4 transposes in each of four 128-bit lanes. */
 DEFINE_PACK_ROWS(avx512, KEEL_AVX512, __m512, 16, PACK_EACH_LANE_4, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,
                  _mm512_loadu_ps, _mm512_storeu_ps, _mm512_unpacklo_ps, _mm512_unpackhi_ps, _mm512_unpacklo_pd,
-                 _mm512_unpackhi_pd, _mm512_castps_pd, _mm512_castpd_ps, _mm512_extractf32x4_ps)
+                 _mm512_unpackhi_pd, _mm512_castps_pd, _mm512_castpd_ps, _mm512_extractf32x4_ps,
+                 _mm512_fmadd_ps, keel_avx512_max_nan, _mm512_setzero_ps)
 
 /* Panel GEMM: 12 rows × 32 columns, 24 accumulators. */
 DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,

@@ -8,6 +8,9 @@
                                         const float *b_panels, float *c, ptrdiff_t ldc);                    \
     void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
                                keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue); \
+    void keel_##PREFIX##_sgemm_prologue(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,          \
+                                        keel_gemm_right right, float *c, ptrdiff_t ldc,                     \
+                                        const keel_epilogue *epilogue, const keel_gemm_prologue *prologue);  \
     void keel_##PREFIX##_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,   \
                                         float *scratch);                                                    \
     void keel_##PREFIX##_direct_conv_rows(const keel_direct_conv *conv, ptrdiff_t first_row,                \

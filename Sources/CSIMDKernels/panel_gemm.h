@@ -61,11 +61,20 @@ enum { NARROW = 256 };
 /* First row of group `index` when `m` rows are split into `groups` even groups. */
 KEEL_INLINE ptrdiff_t group_start(ptrdiff_t m, ptrdiff_t groups, ptrdiff_t index) { return m * index / groups; }
 
-/* packed[p][r] = A(r, p) for `rows` rows and `depth` depths of `view`. */
-KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, struct rows_view view, float *packed) {
+/* packed[p][r] = A(r, p) for `rows` rows and `depth` depths of `view`, through `prologue` (its
+ * vectors starting at the view's first depth) when it is not NULL. */
+KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, struct rows_view view, const keel_gemm_prologue *prologue,
+                           float *packed) {
     for (int r = 0; r < rows; r++) {
         const float *line = view.base + r * view.row_step;
-        for (ptrdiff_t p = 0; p < depth; p++) packed[p * rows + r] = line[p * view.depth_step];
+        if (!prologue) {
+            for (ptrdiff_t p = 0; p < depth; p++) packed[p * rows + r] = line[p * view.depth_step];
+            continue;
+        }
+        for (ptrdiff_t p = 0; p < depth; p++) {
+            float value = prologue->scale[p] * line[p * view.depth_step] + prologue->shift[p];
+            packed[p * rows + r] = prologue->relu && value <= 0 ? 0 : value; /* NaN stays NaN */
+        }
     }
 }
 
@@ -85,12 +94,14 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, struct rows_view view, flo
 /* pack_rows for rows contiguous in depth (depth_step 1), four rows at a time: a 4×4 transpose in
  * each 128-bit lane (two rounds of unpacks) turns four rows × LANES depths into LANES runs of four
  * rows, each stored where its depth goes. The scalar transpose cost as much as the multiply on
- * products with few panels (784×512×128 ran at 0.55 of OpenBLAS's speed). */
+ * products with few panels (784×512×128 ran at 0.55 of OpenBLAS's speed). A prologue is applied to
+ * the four loaded vectors before the transpose. */
 #define DEFINE_PACK_ROWS(PREFIX, ATTRIBUTE, VEC, LANES, EACH_LANE, MASK, MASK_FOR, LOAD, LOADU, STOREU, UNPACKLO,    \
-                         UNPACKHI, UNPACKLO_PD, UNPACKHI_PD, CASTPS_PD, CASTPD_PS, LANE)                           \
-    static ATTRIBUTE void PREFIX##_pack_rows(int rows, ptrdiff_t depth, struct rows_view view, float *packed) {   \
+                         UNPACKHI, UNPACKLO_PD, UNPACKHI_PD, CASTPS_PD, CASTPD_PS, LANE, FMADD, MAX, ZERO)         \
+    static ATTRIBUTE void PREFIX##_pack_rows(int rows, ptrdiff_t depth, struct rows_view view,                    \
+                                             const keel_gemm_prologue *prologue, float *packed) {                 \
         if (view.depth_step != 1) {                                                                               \
-            pack_rows(rows, depth, view, packed);                                                                 \
+            pack_rows(rows, depth, view, prologue, packed);                                                       \
             return;                                                                                               \
         }                                                                                                         \
         for (int first = 0; first < rows; first += 4) {                                                           \
@@ -107,6 +118,16 @@ KEEL_INLINE void pack_rows(int rows, ptrdiff_t depth, struct rows_view view, flo
                 VEC a1 = count == LANES ? LOADU(line[1] + p) : LOAD(mask, line[1] + p);                           \
                 VEC a2 = count == LANES ? LOADU(line[2] + p) : LOAD(mask, line[2] + p);                           \
                 VEC a3 = count == LANES ? LOADU(line[3] + p) : LOAD(mask, line[3] + p);                           \
+                if (prologue) {                                                                                   \
+                    /* Lanes past a short run hold zeros; they are never stored. */                             \
+                    VEC scale = count == LANES ? LOADU(prologue->scale + p) : LOAD(mask, prologue->scale + p);  \
+                    VEC shift = count == LANES ? LOADU(prologue->shift + p) : LOAD(mask, prologue->shift + p);  \
+                    a0 = FMADD(a0, scale, shift), a1 = FMADD(a1, scale, shift);                                  \
+                    a2 = FMADD(a2, scale, shift), a3 = FMADD(a3, scale, shift);                                  \
+                    if (prologue->relu) {                                                                         \
+                        a0 = MAX(a0, ZERO()), a1 = MAX(a1, ZERO()), a2 = MAX(a2, ZERO()), a3 = MAX(a3, ZERO());  \
+                    }                                                                                             \
+                }                                                                                                 \
                 VEC t0 = UNPACKLO(a0, a1), t1 = UNPACKHI(a0, a1), t2 = UNPACKLO(a2, a3), t3 = UNPACKHI(a2, a3);  \
                 VEC u[4] = { CASTPD_PS(UNPACKLO_PD(CASTPS_PD(t0), CASTPS_PD(t2))),                                \
                              CASTPD_PS(UNPACKHI_PD(CASTPS_PD(t0), CASTPS_PD(t2))),                                \
@@ -244,8 +265,9 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             }                                                                                               \
         }                                                                                                   \
     }                                                                                                       \
-    void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
-                               keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue) { \
+    void keel_##PREFIX##_sgemm_prologue(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,          \
+                                        keel_gemm_right right, float *c, ptrdiff_t ldc,                     \
+                                        const keel_epilogue *epilogue, const keel_gemm_prologue *prologue) { \
         if (m <= 0 || n <= 0) return;                                                                       \
         epilogue = effective_epilogue(epilogue);                                                            \
         enum { CHUNK = PACKED_FLOATS / (DEPTH * LIMIT) };                                                   \
@@ -254,19 +276,23 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         ptrdiff_t block_rows = left.block_rows > 0 ? left.block_rows : m;                                   \
         ptrdiff_t blocks = (m + block_rows - 1) / block_rows;                                               \
         ptrdiff_t panels = (n + PANEL - 1) / PANEL;                                                         \
-        /* A's rows are packed when deep and not already adjacent per depth. */                             \
-        int pack = k > SHALLOW && left.row_step != 1 && n > NARROW;                                                       \
+        /* A's rows are packed when deep and not already adjacent per depth, and always through a     \
+         * prologue, which is applied only while packing. */                                                \
+        int pack = (k > SHALLOW && left.row_step != 1 && n > NARROW) || prologue;                         \
         float packed[PACKED_FLOATS];                                                                        \
         const float zero = 0;                                                                               \
         if (k <= 0) {                                                                                       \
             /* An empty sum: the epilogue of zero. */                                                       \
             left = (keel_gemm_left){ &zero, 0, 0, 0, 0 };                                                   \
+            prologue = NULL;                                                                                \
             right = (keel_gemm_right){ &zero, 0, 0, 1 };                                                    \
         }                                                                                                   \
         ptrdiff_t total = k > 0 ? k : 1;                                                                    \
         for (ptrdiff_t start = 0; start < total; start += DEPTH) {                                          \
             ptrdiff_t depth = k <= 0 ? 0 : (k - start < DEPTH ? k - start : DEPTH);                         \
             int last = start + DEPTH >= total;                                                              \
+            keel_gemm_prologue pass;                                                                        \
+            if (prologue) pass = (keel_gemm_prologue){ prologue->scale + start, prologue->shift + start, prologue->relu }; \
             for (ptrdiff_t panel_first = 0; panel_first < panels; panel_first += PANEL_BLOCK) {             \
             ptrdiff_t panel_end = panel_first + PANEL_BLOCK < panels ? panel_first + PANEL_BLOCK : panels;      \
             for (ptrdiff_t row_block = 0; row_block < blocks; row_block++) {                                \
@@ -287,7 +313,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                                        left.row_step };                                     \
                         if (pack) {                                                                         \
                             float *slice = packed + g * DEPTH * LIMIT;                                      \
-                            PREFIX##_pack_rows(heights[g], depth, views[g], slice);                                  \
+                            PREFIX##_pack_rows(heights[g], depth, views[g], prologue ? &pass : NULL, slice);         \
                             views[g] = (struct rows_view){ slice, heights[g], 1 };                          \
                         }                                                                                   \
                     }                                                                                       \
@@ -319,6 +345,10 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             }                                                                                               \
             }                                                                                               \
         }                                                                                                   \
+    }                                                                                                       \
+    void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
+                               keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue) { \
+        keel_##PREFIX##_sgemm_prologue(m, n, k, left, right, c, ldc, epilogue, NULL);                       \
     }                                                                                                       \
     void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
                                         const float *b_panels, float *c, ptrdiff_t ldc) {                   \

@@ -132,11 +132,17 @@ public enum Conv2D {
                              activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
                              scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
-                             context: KernelContext = .singleThreaded) throws {
+                             prologue: GEMMPrologue? = nil, context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
         try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
         try weights.check(against: geometry)
         let chosen = algorithm ?? (geometry.isPointwise ? .pointwise : .im2colGEMM)
+        if let prologue {
+            try require(chosen == .pointwise && geometry.layout == .nhwc && geometry.groups == 1 && PanelGEMM.hasPrologue,
+                        name, "an input prologue needs the pointwise NHWC algorithm on one group and a SIMD GEMM")
+            try prologue.check(channels: geometry.inputChannels, rows: geometry.batch * geometry.input.height
+                               * geometry.input.width, input: input)
+        }
         try require(chosen == .pointwise || chosen == .im2colGEMM, name,
                     "panel-packed weights run the pointwise or im2col algorithm, not \(chosen)")
         try require(chosen != .pointwise || geometry.isPointwise, name,
@@ -150,6 +156,15 @@ public enum Conv2D {
                                      output: destination, geometry: geometry, scratch: scratch.baseAddress,
                                      context: context)
             switch (chosen, geometry.layout) {
+            case (.pointwise, .nhwc) where prologue != nil:
+                prologue?.scaleShift.withUnsafeBufferPointer { scaleShift in
+                    guard let prologue, let scale = scaleShift.baseAddress else { return }
+                    var prologued = run
+                    prologued.prologue = keel_gemm_prologue(scale: scale, shift: scale + geometry.inputChannels,
+                                                            relu: prologue.relu ? 1 : 0)
+                    prologued.inputRowStride = prologue.inputRowStride
+                    prologued.pointwiseNHWC()
+                }
             case (.pointwise, .nhwc): run.pointwiseNHWC()
             case (.pointwise, .nchw): run.pointwiseNCHW()
             case (_, .nhwc): run.im2colNHWC()
@@ -224,6 +239,10 @@ private struct ConvolutionRun {
     let geometry: Conv2DGeometry
     let scratch: UnsafeMutablePointer<Float>?
     let context: KernelContext
+    /// Pointwise NHWC only: a BatchNorm (and ReLU) applied to the input rows as they are packed,
+    /// and the elements between input rows when they are a slice of a wider buffer.
+    var prologue: keel_gemm_prologue?
+    var inputRowStride: Int?
 
     var reduction: Int { geometry.reductionLength }
     var outputPerGroup: Int { geometry.outputChannelsPerGroup }
@@ -248,7 +267,7 @@ private struct ConvolutionRun {
             : filter.right(filterBase, group: group)
         if PanelGEMM.multiply(m: m, n: n, k: k, left: left, right: right, c: block.base, ldc: block.rowStride,
                               epilogue: fused, biasPerRow: channelsAreRows, residualStride: block.rowStride,
-                              context: context) { return }
+                              context: context, prologue: prologue) { return }
         PanelGEMM.multiplyWithBLAS(m: m, n: n, k: k, left: left, right: right, c: block.base, ldc: block.rowStride,
                                    context: context)
         if let residual = fused.residual {
@@ -270,8 +289,8 @@ private struct ConvolutionRun {
             let block = OutputBlock(base: output + channel, rows: pixels, columns: outputPerGroup,
                                     rowStride: geometry.outputChannels)
             gemm(m: pixels, n: outputPerGroup, k: inputPerGroup, activations: input + group * inputPerGroup,
-                 activationStep: geometry.inputChannels, group: group, block: block, firstChannel: channel,
-                 offset: channel)
+                 activationStep: inputRowStride ?? geometry.inputChannels, group: group, block: block,
+                 firstChannel: channel, offset: channel)
         }
     }
 

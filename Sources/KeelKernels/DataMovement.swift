@@ -30,29 +30,42 @@ public enum DataMovement {
     /// Concatenates tensors viewed as [outer, axisExtents[i], inner] along the middle axis.
     public static func concat(inputs: [UnsafeBufferPointer<Float>], axisExtents: [Int], outer: Int, inner: Int,
                               output: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+        let starts = axisExtents.reduce(into: [0]) { $0.append($0[$0.count - 1] + $1) }
+        try copyIntoSlices(inputs: inputs, axisStarts: Array(starts.dropLast()), axisExtents: axisExtents, outer: outer,
+                           inner: inner, outputAxisExtent: starts[starts.count - 1], output: output, context: context)
+    }
+
+    /// Copies input i, viewed as [outer, axisExtents[i], inner], to axis positions
+    /// axisStarts[i]..< of an output whose rows hold `outputAxisExtent` × inner elements; the
+    /// output's other positions are left as they are. A concatenation whose other inputs already
+    /// sit in its buffer (`ConcatPlacement`) copies only the rest, and its output may be a slice
+    /// of a wider buffer: then `output` starts at the slice and the last row ends short.
+    public static func copyIntoSlices(inputs: [UnsafeBufferPointer<Float>], axisStarts: [Int], axisExtents: [Int],
+                                      outer: Int, inner: Int, outputAxisExtent: Int,
+                                      output: UnsafeMutableBufferPointer<Float>,
+                                      context: KernelContext = .singleThreaded) throws {
         let name = "concat"
-        try require(inputs.count == axisExtents.count && !inputs.isEmpty, name,
-                    "\(inputs.count) inputs with \(axisExtents.count) axis extents")
-        var total = 0
-        for (buffer, extent) in zip(inputs, axisExtents) {
+        try require(inputs.count == axisExtents.count && axisStarts.count == axisExtents.count,
+                    name, "\(inputs.count) inputs with \(axisStarts.count) starts and \(axisExtents.count) axis extents")
+        let rowLength = try elementCount([outputAxisExtent, inner], name)
+        for (buffer, (start, extent)) in zip(inputs, zip(axisStarts, axisExtents)) {
+            try require(start >= 0 && extent >= 0 && start + extent <= outputAxisExtent, name,
+                        "slice \(start)..<\(start + extent) outside an axis of \(outputAxisExtent)")
             try requireCapacity(buffer.count, try elementCount([outer, extent, inner], name), name, "input")
-            total += extent
+            if outer > 0, extent > 0, inner > 0 {
+                try requireCapacity(output.count, (outer - 1) * rowLength + (start + extent) * inner, name, "output")
+            }
         }
-        let count = try elementCount([outer, total, inner], name)
-        try requireCapacity(output.count, count, name, "output")
-        guard count > 0, let destination = output.baseAddress else { return }
-        var offset = 0
-        for (buffer, extent) in zip(inputs, axisExtents) {
+        guard outer > 0, inner > 0, let destination = output.baseAddress else { return }
+        for (buffer, (start, extent)) in zip(inputs, zip(axisStarts, axisExtents)) {
             let run = extent * inner
-            if run > 0, let source = buffer.baseAddress {
-                let start = offset
-                context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / run)) { rows in
-                    for row in rows {
-                        (destination + row * total * inner + start).update(from: source + row * run, count: run)
-                    }
+            guard run > 0, let source = buffer.baseAddress else { continue }
+            let offset = start * inner
+            context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / run)) { rows in
+                for row in rows {
+                    (destination + row * rowLength + offset).update(from: source + row * run, count: run)
                 }
             }
-            offset += run
         }
     }
 

@@ -29,13 +29,17 @@ public enum BatchNorm {
     /// output = activation(input · scale[c] + shift[c]) over a tensor viewed as [outer, channels,
     /// inner]. The activation runs on each block of rows right after its scale and shift, while the
     /// block is still in L1, instead of as a pass of its own. In-place use is allowed.
+    /// `inputRowStride` (elements between the input's `outer` rows; channels × inner when nil)
+    /// reads a slice of a wider buffer, as a concatenation's prefix is (`ConcatPlacement`).
     public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
                              scale: UnsafeBufferPointer<Float>, shift: UnsafeBufferPointer<Float>,
                              outer: Int, channels: Int, inner: Int, activation: UnaryOperation = .identity,
-                             context: KernelContext = .singleThreaded) throws {
+                             inputRowStride: Int? = nil, context: KernelContext = .singleThreaded) throws {
         let name = "batch_norm"
         let count = try elementCount([outer, channels, inner], name)
-        try requireCapacity(input.count, count, name, "input")
+        let rowStride = inputRowStride ?? channels * inner
+        try require(rowStride >= channels * inner, name, "input row stride \(rowStride) below a row of \(channels * inner)")
+        try requireCapacity(input.count, count == 0 ? 0 : (outer - 1) * rowStride + channels * inner, name, "input")
         try requireCapacity(output.count, count, name, "output")
         try requireCapacity(scale.count, channels, name, "scale")
         try requireCapacity(shift.count, channels, name, "shift")
@@ -55,7 +59,7 @@ public enum BatchNorm {
                 for first in stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
                     let block = first..<min(first + blockRows, rows.upperBound)
                     for row in block {
-                        let from = source + row * channels
+                        let from = source + row * rowStride
                         let to = destination + row * channels
                         for channel in 0..<channels { to[channel] = from[channel] * scales[channel] + shifts[channel] }
                     }
@@ -69,7 +73,7 @@ public enum BatchNorm {
                     for plane in block {
                         let channel = plane % channels
                         let (factor, offset) = (scales[channel], shifts[channel])
-                        let from = source + plane * inner
+                        let from = source + plane / channels * rowStride + channel * inner
                         let to = destination + plane * inner
                         for index in 0..<inner { to[index] = from[index] * factor + offset }
                     }

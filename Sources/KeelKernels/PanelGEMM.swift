@@ -12,8 +12,15 @@ public enum PanelGEMM {
     /// GEMM body for this CPU.
     static func multiply(m: Int, n: Int, k: Int, left: keel_gemm_left, right: keel_gemm_right,
                          c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: KernelEpilogue, biasPerRow: Bool,
-                         residualStride: Int, context: KernelContext) -> Bool {
-        guard let kernel = KernelTable.current.sgemm else { return false }
+                         residualStride: Int, context: KernelContext, prologue: keel_gemm_prologue? = nil) -> Bool {
+        guard let plain = KernelTable.current.sgemm else { return false }
+        let withPrologue = KernelTable.current.sgemm_prologue
+        guard prologue == nil || withPrologue != nil else { return false }
+        let kernel = { (m: Int, n: Int, k: Int, left: keel_gemm_left, right: keel_gemm_right, c: UnsafeMutablePointer<Float>,
+                        ldc: Int, epilogue: UnsafePointer<keel_epilogue>) in
+            guard var transform = prologue, let withPrologue else { return plain(m, n, k, left, right, c, ldc, epilogue) }
+            withPrologue(m, n, k, left, right, c, ldc, epilogue, &transform)
+        }
         guard m > 0, n > 0 else { return true }
         let base = epilogue.description(biasPerRow: biasPerRow, residualStride: residualStride)
         let panels = (n + panel - 1) / panel
@@ -78,6 +85,9 @@ public enum PanelGEMM {
 
     /// Whether the kernel table has a GEMM body for this CPU (else OpenBLAS multiplies).
     public static var isPresent: Bool { KernelTable.current.sgemm != nil }
+
+    /// Whether the GEMM can apply a BatchNorm (and ReLU) to its left operand as it packs it.
+    public static var hasPrologue: Bool { KernelTable.current.sgemm_prologue != nil }
 
     /// How many times wider than tall a product must be before its columns, not its rows, are split
     /// across threads. A column split makes every thread pack all of A and leaves the next layer's

@@ -41,6 +41,13 @@ struct StepOperands {
     /// How each input and output is stored (`ActivationStorageRule`); only bf16 convolutions meet bf16.
     var inputStorage: [ActivationStorage]
     var outputStorage: [ActivationStorage]
+    /// Inputs and outputs that are slices of a wider buffer (`ConcatPlacement`), nil where contiguous.
+    var inputRows: [ConcatPlacement.Rows?] = []
+    var outputRows: [ConcatPlacement.Rows?] = []
+    /// For a concatenation of a shared buffer: which inputs it copies, and the buffer's row.
+    var concatWrite: ConcatPlacement.Write?
+    /// For a pointwise convolution: the batch_norm it applies to its input (`BatchNormPrologue`).
+    var prologue: GEMMPrologue?
     var constants: [String: TensorData]
     var constantNames: Set<String>
     var context: ExecutionContext
@@ -56,6 +63,7 @@ struct StepOperands {
         guard index < inputs.count, let pointer = inputs[index] else {
             throw RuntimeError.unsupported(node: node.name, location: node.location, reason: "input \(index) is missing")
         }
+        if index < inputRows.count, let rows = inputRows[index] { return UnsafeBufferPointer(start: pointer, count: rows.span) }
         return UnsafeBufferPointer(start: pointer, count: BF16Convolution.slots(inputShapes[index].reduce(1, *),
                                                                                  in: inputStorage[index]))
     }
@@ -72,6 +80,9 @@ struct StepOperands {
     func output(_ index: Int = 0) throws -> UnsafeMutableBufferPointer<Float> {
         guard index < outputs.count else {
             throw RuntimeError.unsupported(node: node.name, location: node.location, reason: "output \(index) has no buffer")
+        }
+        if index < outputRows.count, let rows = outputRows[index] {
+            return UnsafeMutableBufferPointer(start: outputs[index], count: rows.span)
         }
         return UnsafeMutableBufferPointer(start: outputs[index],
                                           count: BF16Convolution.slots(outputShapes[index].reduce(1, *),

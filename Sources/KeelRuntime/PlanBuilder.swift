@@ -78,12 +78,36 @@ struct PlanBuilder {
             for input in node.presentInputs { lastUse[input] = index }
             for output in node.outputs { producer[output] = node }
         }
+        func isActivation(_ value: String) -> Bool {
+            !constantNames.contains(value) && storage(value) == .fp32 && shapes[value] != nil
+        }
+        // batch_norms a 1×1 convolution applies as it packs its input: the convolution reads the
+        // batch_norm's input instead, so that input lives until the convolution.
+        let prologues = BatchNormPrologue.find(graph: graph, shapes: shapes, pinned: outputValues, context: context,
+                                               prepared: prepared, isActivation: isActivation,
+                                               isConstant: constantNames.contains)
+        let absorbed = Set(prologues.values)
+        func readNames(_ index: Int) -> [String] {
+            var names = graph.nodes[index].inputs
+            if let norm = prologues[index] { names[0] = graph.nodes[norm].inputs[0] }
+            return names
+        }
+        for (convolution, norm) in prologues {
+            let input = graph.nodes[norm].inputs[0]
+            lastUse[input] = max(lastUse[input] ?? -1, convolution)
+        }
         var groupLastUse = lastUse
         var outputRoots = outputValues
         let views = Set(graph.nodes.indices.filter { index in
             OpRegistry.schema(for: graph.nodes[index].op).aliasing == .view
                 || Self.movesOnlyUnitAxes(graph.nodes[index], shapes: shapes, storage: storage)
         })
+        // Concatenations inside a later one's buffer (DenseNet's blocks): one root, an offset each.
+        let concats = ConcatPlacement(graph: graph, shapes: shapes, pinned: outputValues, isActivation: isActivation)
+        for (value, region) in concats.regions {
+            root[value] = region.root
+            groupLastUse[region.root] = max(groupLastUse[region.root] ?? -1, lastUse[value] ?? -1)
+        }
         for (index, node) in graph.nodes.enumerated() {
             guard let first = node.presentInputs.first, node.outputs.count == 1 else { continue }
             let output = node.outputs[0]
@@ -122,8 +146,11 @@ struct PlanBuilder {
             }
         }
         for input in graph.inputs { try request(input.name, at: 0) }
-        for (index, node) in graph.nodes.enumerated() {
-            for value in node.presentInputs + node.outputs { try request(value, at: index) }
+        for (index, node) in graph.nodes.enumerated() where !absorbed.contains(index) {
+            // An input a concatenation finds in place is not read: it may die at its copy.
+            let names = readNames(index)
+            let read = names.indices.filter { !names[$0].isEmpty && concats.reads(node: index, position: $0) }
+            for value in read.map({ names[$0] }) + node.outputs { try request(value, at: index) }
         }
         for output in graph.outputs { try request(output.value, at: graph.nodes.count) }
         // Every buffer fits the budget, so the arena's sums cannot overflow (each is at most
@@ -142,7 +169,7 @@ struct PlanBuilder {
 
         func pointer(_ value: String) -> UnsafeMutablePointer<Float>? {
             let base = rootOf(value)
-            if let index = requestIndex[base] { return arena + memory.offsets[index] }
+            if let index = requestIndex[base] { return arena + memory.offsets[index] + (concats.regions[value]?.offset ?? 0) }
             if let data = constants[base], let buffer = data.floatBuffer, let address = buffer.baseAddress {
                 return UnsafeMutablePointer(mutating: address)
             }
@@ -151,15 +178,27 @@ struct PlanBuilder {
 
         var steps: [Step] = []
         do {
-            for (index, node) in graph.nodes.enumerated() where !views.contains(index) {
-                let operands = StepOperands(
+            func stepOperands(_ index: Int) -> StepOperands {
+                let (node, inputs) = (graph.nodes[index], readNames(index))
+                return StepOperands(
                     node: node,
-                    inputShapes: node.inputs.map { shapes[$0] ?? [] },
+                    inputShapes: inputs.map { shapes[$0] ?? [] },
                     outputShapes: node.outputs.map { shapes[$0] ?? [] },
-                    inputs: node.inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
+                    inputs: inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
                     outputs: node.outputs.compactMap { pointer($0) },
-                    inputStorage: node.inputs.map(storage), outputStorage: node.outputs.map(storage),
+                    inputStorage: inputs.map(storage), outputStorage: node.outputs.map(storage),
+                    inputRows: inputs.map { concats.regions[$0]?.rows },
+                    outputRows: node.outputs.map { concats.regions[$0]?.rows }, concatWrite: concats.writes[index],
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
+            }
+            for (index, node) in graph.nodes.enumerated() where !views.contains(index) && !absorbed.contains(index) {
+                var operands = stepOperands(index)
+                if let norm = prologues[index] {
+                    operands.prologue = try KernelLowering.batchNormPrologue(stepOperands(norm))
+                    for input in graph.nodes[norm].presentInputs.dropFirst() where lastUse[input] == norm {
+                        prepared.releaseOriginal(input)
+                    }
+                }
                 var step = try lowering(operands)
                 // Bytes each step must at least move (its inputs, weights included, and outputs),
                 // for the profile's GB/s of memory-bound steps.

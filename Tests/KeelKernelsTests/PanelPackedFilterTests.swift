@@ -40,17 +40,23 @@ final class PanelPackedFilterTests: XCTestCase {
     /// Runs `testCase` on `weights` (packed earlier, possibly on another level).
     func run(_ testCase: Case, _ operands: ConvolutionFamilyTests.Operands, weights: PanelConv2DWeights,
              threads: Int) throws -> [Float] {
+        try Self.run(testCase, operands, weights: weights, threads: threads)
+    }
+
+    /// Runs `testCase` on `weights`, on `input` instead of the operands' when given, through `prologue`.
+    static func run(_ testCase: Case, _ operands: ConvolutionFamilyTests.Operands, weights: PanelConv2DWeights,
+                    input: [Float]? = nil, prologue: GEMMPrologue? = nil, threads: Int) throws -> [Float] {
         let g = testCase.geometry
         var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: g, algorithm: .im2colGEMM, threads: threads))
         return try withOutput(g.outputElementCount) { output in
-            try operands.input.withUnsafeBufferPointer { source in
+            try (input ?? operands.input).withUnsafeBufferPointer { source in
                 try scratch.withUnsafeMutableBufferPointer { scratch in
                     try (operands.bias ?? []).withUnsafeBufferPointer { bias in
                         try (operands.residual ?? []).withUnsafeBufferPointer { residual in
                             try Conv2D.apply(input: source, weights: weights, bias: operands.bias == nil ? nil : bias,
                                              residual: operands.residual == nil ? nil : residual,
                                              activation: testCase.activation, output: output, geometry: g,
-                                             scratch: scratch, context: KernelContext(threads: threads))
+                                             scratch: scratch, prologue: prologue, context: KernelContext(threads: threads))
                         }
                     }
                 }

@@ -40,7 +40,7 @@ final class PassPipelineTests: XCTestCase {
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "attention-recognition", "transpose-cancellation", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
-                        "epilogue-fusion", "max-pool-fusion", "dead-code-elimination"])
+                        "epilogue-fusion", "pool-before-pointwise-conv", "max-pool-fusion", "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
         XCTAssertEqual(OptimizationLevel(parsing: "O1"), .O1)
         XCTAssertEqual(OptimizationLevel(parsing: "0"), .O0)
@@ -153,7 +153,7 @@ final class PassRegistryTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 16)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 17)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {

@@ -76,6 +76,20 @@ typedef struct {
 typedef void (*keel_sgemm_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left a, keel_gemm_right b, float *c,
                               ptrdiff_t ldc, const keel_epilogue *epilogue);
 
+/* A per-depth transform of the left operand, applied as sgemm_prologue reads it: A(r, p) becomes
+ * scale[p]·A(r, p) + shift[p], then max(0, ·) when `relu` is 1 (a BatchNorm and ReLU on a 1×1
+ * convolution's input channels, as DenseNet applies them to its whole concatenation). */
+typedef struct {
+    const float *scale, *shift;
+    int relu;
+} keel_gemm_prologue;
+
+/* sgemm with the left operand transformed by `prologue` (not NULL) as it is read; A itself is not
+ * written. Splitting rows or columns across calls gives the same values, as for sgemm. */
+typedef void (*keel_sgemm_prologue_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left a, keel_gemm_right b,
+                                       float *c, ptrdiff_t ldc, const keel_epilogue *epilogue,
+                                       const keel_gemm_prologue *prologue);
+
 /* Work units first ..< first + count of a depthwise convolution (keel_depthwise.h): each output
  * value is the taps' fused multiply-adds in filter order from zero, then bias, residual and
  * activation, whatever the split. */
@@ -259,6 +273,7 @@ typedef void (*keel_pool_rows_fn)(const keel_pool2d *pool, ptrdiff_t first_row, 
 typedef struct {
     keel_sgemm_packed_b_fn sgemm_packed_b;
     keel_sgemm_fn sgemm;
+    keel_sgemm_prologue_fn sgemm_prologue;
     /* Most rows sgemm multiplies at once (its register block): the block_rows a filter read as the
      * left operand is best packed in. 0 where there is no sgemm. */
     int sgemm_rows;

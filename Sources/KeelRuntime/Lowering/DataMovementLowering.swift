@@ -17,15 +17,20 @@ extension KernelLowering {
             throw operands.unsupported("axis is outside \(Shape(known: outputShape))")
         }
         let present = operands.node.inputs.indices.filter { !operands.node.inputs[$0].isEmpty }
-        let inputs = try present.map { try operands.input($0) }
         let extents = present.map { operands.inputShapes[$0][axis] }
+        let starts = extents.reduce(into: [0]) { $0.append($0[$0.count - 1] + $1) }
+        // In a shared buffer (`ConcatPlacement`) only the inputs not yet in place are copied.
+        let copied = operands.concatWrite?.copied ?? Array(present.indices)
+        let inputs = try copied.map { try operands.input(present[$0]) }
         let outer = outputShape[..<axis].reduce(1, *)
         let inner = outputShape[(axis + 1)...].reduce(1, *)
+        let rowExtent = operands.concatWrite?.rootAxisExtent ?? outputShape[axis]
         let output = try operands.output()
         let context = operands.kernelContext
         return Step(node: operands.node.name, op: operands.node.op) { _ in
-            try DataMovement.concat(inputs: inputs, axisExtents: extents, outer: outer, inner: inner, output: output,
-                                    context: context)
+            try DataMovement.copyIntoSlices(inputs: inputs, axisStarts: copied.map { starts[$0] },
+                                            axisExtents: copied.map { extents[$0] }, outer: outer, inner: inner,
+                                            outputAxisExtent: rowExtent, output: output, context: context)
         }
     }
 

@@ -14,6 +14,9 @@ extension KernelLowering {
         }
         let (geometry, kernelGeometry, choice) = (layer.geometry, layer.kernelGeometry, layer.choice)
         let algorithm = choice.algorithm
+        guard operands.prologue == nil || choice.form == .panels else {
+            throw operands.unsupported("an input prologue needs the panel GEMM form, not \(choice.form.rawValue)")
+        }
         let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
         guard !softmax else { throw operands.unsupported("conv2d has no softmax epilogue") }
         let input = try operands.input(0)
@@ -30,6 +33,9 @@ extension KernelLowering {
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
         let convolutionScratch = scratchSize
         if separatePool { scratchSize += kernelGeometry.outputElementCount }
+        // A batch_norm applied as the input is packed (`BatchNormPrologue`) shows in the profile.
+        var kernelChoice = choice.kernel
+        if operands.prologue != nil { kernelChoice.algorithm += "+batch_norm" }
         let poolGeometry = Pool2DGeometry(
             batch: kernelGeometry.batch, channels: kernelGeometry.outputChannels, input: kernelGeometry.output,
             output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
@@ -37,7 +43,7 @@ extension KernelLowering {
         /// Runs `convolve` into `output`, or into scratch followed by the pool.
         func convolving(_ convolve: @escaping (_ output: UnsafeMutableBufferPointer<Float>,
                                                _ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void) -> Step {
-            Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize, choice: choice.kernel) { scratch in
+            Step(node: node.name, op: node.op, flops: 2 * macs, scratchSize: scratchSize, choice: kernelChoice) { scratch in
                 guard separatePool else { return try convolve(output, scratch) }
                 let full = UnsafeMutableBufferPointer(rebasing: scratch[convolutionScratch...])
                 try convolve(full, UnsafeMutableBufferPointer(rebasing: scratch[..<convolutionScratch]))
@@ -73,7 +79,7 @@ extension KernelLowering {
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: panels, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
-                                 context: context)
+                                 prologue: operands.prologue, context: context)
             }
         case .foldedBatchNorm, .densePanels:
             throw operands.unsupported("a convolution has no \(choice.form.rawValue) form")

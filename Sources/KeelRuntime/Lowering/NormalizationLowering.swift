@@ -3,26 +3,43 @@ import KeelKernels
 
 /// BatchNorm (scale and shift folded once from its four vectors), InstanceNorm, LRN, LayerNorm and softmax.
 extension KernelLowering {
-    static func lowerBatchNorm(_ operands: StepOperands) throws -> Step {
-        let node = operands.node
-        let shape = operands.inputShapes[0]
-        let layer = try operands.reportingAgainstNode { try BatchNormLayer(node, shape: shape) }
-        let (axis, channels) = (layer.axis, layer.channels)
+    /// The batch_norm's layer and its scales followed by its shifts, folded once when prepared.
+    private static func foldedBatchNorm(_ operands: StepOperands) throws -> (layer: BatchNormLayer, scaleShift: [Float]) {
+        let layer = try operands.reportingAgainstNode { try BatchNormLayer(operands.node, shape: operands.inputShapes[0]) }
         let vectors = try (1...4).map { try operands.input($0) }
         let folded = try operands.reportingAgainstNode {
             try operands.prepared.payload(FoldedBatchNorm.self, for: layer.source(vectors), context: operands.kernelContext)
-        }.scaleShift
+        }
+        return (layer, folded.scaleShift)
+    }
+
+    /// A batch_norm a pointwise convolution applies while packing its input (`BatchNormPrologue`).
+    static func batchNormPrologue(_ operands: StepOperands) throws -> GEMMPrologue {
+        let (_, scaleShift) = try foldedBatchNorm(operands)
+        let (activation, _) = try operands.node.fusedActivation.kernelEpilogue
+        guard activation == .identity || activation == .relu else {
+            throw operands.unsupported("a convolution's input prologue applies no \(activation) after the batch_norm")
+        }
+        return GEMMPrologue(scaleShift: scaleShift, relu: activation == .relu, inputRowStride: operands.inputRows.first??.stride)
+    }
+
+    static func lowerBatchNorm(_ operands: StepOperands) throws -> Step {
+        let node = operands.node
+        let shape = operands.inputShapes[0]
+        let (layer, folded) = try foldedBatchNorm(operands)
+        let (axis, channels) = (layer.axis, layer.channels)
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
         let (activation, softmax) = try node.fusedActivation.kernelEpilogue
         guard !softmax else { throw operands.unsupported("batch_norm has no softmax epilogue") }
+        let inputRowStride = operands.inputRows.first??.stride
         return try operands.unaryStep { input, output, context in
             try folded.withUnsafeBufferPointer { buffer in
                 try BatchNorm.apply(input: input, output: output,
                                     scale: UnsafeBufferPointer(rebasing: buffer[0..<channels]),
                                     shift: UnsafeBufferPointer(rebasing: buffer[channels...]),
                                     outer: outer, channels: channels, inner: inner, activation: activation,
-                                    context: context)
+                                    inputRowStride: inputRowStride, context: context)
             }
         }
     }
