@@ -168,8 +168,13 @@ final class DirectConvolutionTests: XCTestCase {
             try forEachCapabilitySet { level in
                 let one = try run(problem, algorithm: .direct, threads: 1)
                 let two = try run(problem, algorithm: .direct, threads: 2)
+                assertClose(one, expected, "VGG first layer \(layout) \(level) 1 thread", tolerance: 1e-5)
                 assertClose(two, expected, "VGG first layer \(layout) \(level)", tolerance: 1e-5)
-                XCTAssertEqual(one, two, "VGG first layer \(layout) \(level): 1 and 2 threads differ")
+                // Keel's own kernels sum in one order whatever the split; without a SIMD level the
+                // convolution is OpenBLAS's, whose edge kernels (Haswell/Zen) may round differently.
+                if !level.isEmpty {
+                    XCTAssertEqual(one, two, "VGG first layer \(layout) \(level): 1 and 2 threads differ")
+                }
             }
         }
     }
