@@ -8,8 +8,11 @@
  * floats, 1 MB, in L2 for the whole pass over A's rows), chunks of up to four row groups of A
  * (packed: 48 KB, in L2), and for each chunk every panel of the block in turn (DEPTH × 32 floats,
  * 32 KB, in L1 while the chunk's groups pass over it; the first group streams it in and fetches the
- * panel after it into L2). A row group has at most 12 rows on AVX-512 (24 accumulators in
- * named registers, 3 left for B and the broadcast) and 6 on AVX2 (12 of the 16 registers). The
+ * panel after it into L2). AVX2 passes over a panel in two 16-column halves, each half in turn
+ * under all the chunk's groups: a half is 16 KB, which stays in a 32 KB L1 (Zen 3), where the
+ * whole panel did not, and every group after the first read it from L2. A row group has at most
+ * 12 rows on AVX-512 (24 accumulators in named registers, 3 left for B and the broadcast) and 6
+ * on AVX2 (12 of the 16 registers). The
  * epilogue (bias, residual, activation) runs on the registers of the last depth pass, before the
  * one store. */
 #ifndef KEEL_PANEL_GEMM_H
@@ -212,7 +215,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         const float *line = b + p * b_step;                                                                 \
         if (PREFETCH) {                                                                                     \
             _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step), _MM_HINT_T0);                       \
-            _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step + 16), _MM_HINT_T0);                  \
+            if (2 * HALF > 16) _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step + 16), _MM_HINT_T0); \
             _mm_prefetch((const char *)(next + p * b_step), _MM_HINT_T1);                                   \
             _mm_prefetch((const char *)(next + p * b_step + 16), _MM_HINT_T1);                              \
         }                                                                                                   \
@@ -223,8 +226,8 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     }
 
 /* One body per level: `rows` rows of A (at most LIMIT, at most 14) × 2·HALF columns of a panel in
- * two registers per row; `gemm_rows` runs a whole 32-column panel (AVX-512: one pass of 2×16
- * columns; AVX2: two passes of 2×8). Needs keel_<PREFIX>_activate (simd_activation.h). */
+ * two registers per row; `gemm_rows` runs the 2·HALF columns of a panel from column `first` (AVX-512:
+ * the whole panel; AVX2: a half). Needs keel_<PREFIX>_activate (simd_activation.h). */
 #define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
                           SET1, ZERO, FMADD, ADD)                                                           \
     PANEL_BLOCK_INLINE ATTRIBUTE VEC PREFIX##_gemm_finish(VEC value, const keel_epilogue *e, ptrdiff_t row,          \
@@ -251,18 +254,17 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     }                                                                                                       \
     static ATTRIBUTE void PREFIX##_gemm_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,  \
                                              ptrdiff_t b_step, int padded, struct block_target t,           \
-                                             ptrdiff_t width, int prefetch, const float *next) {            \
-        for (ptrdiff_t first = 0; first < PANEL && first < width; first += 2 * HALF) {                      \
-            MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                      \
-            struct block_target part = t;                                                                   \
-            part.c += first;                                                                                \
-            part.column += first;                                                                           \
-            int whole = padded || width - first >= 2 * HALF;                                                \
-            switch (rows) {                                                                                 \
-                CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high, prefetch,    \
-                      next + first)                                                                         \
-                default: break;                                                                             \
-            }                                                                                               \
+                                             ptrdiff_t width, ptrdiff_t first, int prefetch,                \
+                                             const float *next) {                                           \
+        MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                          \
+        struct block_target part = t;                                                                       \
+        part.c += first;                                                                                    \
+        part.column += first;                                                                               \
+        int whole = padded || width - first >= 2 * HALF;                                                    \
+        switch (rows) {                                                                                     \
+            CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high, prefetch,        \
+                  next + first)                                                                             \
+            default: break;                                                                                 \
         }                                                                                                   \
     }                                                                                                       \
     void keel_##PREFIX##_sgemm_prologue(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,          \
@@ -333,12 +335,15 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                             : panel_end < panels ? b + right.panel_step                                     \
                             : start + DEPTH < k ? right.base + (start + DEPTH) * right.depth_step            \
                             : b;                                                                            \
-                        for (int g = 0; g < count; g++) {                                                   \
-                            struct block_target target = { c + firsts[g] * ldc + panel * PANEL, ldc,        \
-                                                           firsts[g], panel * PANEL, start > 0,             \
-                                                           last ? epilogue : NULL };                        \
-                            PREFIX##_gemm_rows(heights[g], depth, views[g], b, right.depth_step, right.padded, \
-                                               target, width, g == 0 && depth > SHALLOW, next);             \
+                        for (ptrdiff_t part = 0; part < width; part += 2 * HALF) {                          \
+                            for (int g = 0; g < count; g++) {                                               \
+                                struct block_target target = { c + firsts[g] * ldc + panel * PANEL, ldc,    \
+                                                               firsts[g], panel * PANEL, start > 0,         \
+                                                               last ? epilogue : NULL };                    \
+                                PREFIX##_gemm_rows(heights[g], depth, views[g], b, right.depth_step,        \
+                                                   right.padded, target, width, part,                       \
+                                                   g == 0 && depth > SHALLOW, next);                        \
+                            }                                                                               \
                         }                                                                                   \
                     }                                                                                       \
                 }                                                                                           \

@@ -30,11 +30,20 @@ KEEL_INLINE KEEL_AVX2 __m256i keel_avx2_lanes(ptrdiff_t count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count < 0 ? 0 : count > 8 ? 8 : count)), index);
 }
 
+/* A masked AVX2 store that is a plain store when every lane is kept. AMD's Zen 1–3 run vmaskmovps
+ * stores in microcode: on Zen 3 one took 6.4 ns against 0.4 for a plain store, which held
+ * MobileNetV2's pointwise and depthwise layers to 2–5 GB/s. Masked loads are fast everywhere. */
+KEEL_INLINE KEEL_AVX2 void keel_avx2_store(__m256i mask, float *pointer, __m256 value) {
+    int lanes = _mm256_movemask_ps(_mm256_castsi256_ps(mask));
+    if (lanes == 0xFF) _mm256_storeu_ps(pointer, value);
+    else if (lanes) _mm256_maskstore_ps(pointer, mask, value);
+}
+
 /* Masked loads and stores with one argument order for both levels. */
 #define KEEL_AVX512_LOAD(mask, pointer) _mm512_maskz_loadu_ps(mask, pointer)
 #define KEEL_AVX512_STORE(mask, pointer, value) _mm512_mask_storeu_ps(pointer, mask, value)
 #define KEEL_AVX2_LOAD(mask, pointer) _mm256_maskload_ps(pointer, mask)
-#define KEEL_AVX2_STORE(mask, pointer, value) _mm256_maskstore_ps(pointer, mask, value)
+#define KEEL_AVX2_STORE(mask, pointer, value) keel_avx2_store(mask, pointer, value)
 
 /* Maximum that is NaN when either operand is: max_ps returns its second operand when either is
  * NaN, so only a NaN first operand needs putting back (pooling must not drop a NaN). */
