@@ -158,12 +158,26 @@ def ratio(row, peer):
     return row[peer]["ms"] / row["keel"]["ms"]
 
 
+def machine():
+    """The CPU a table was measured on: its name, family and model, and the widest SIMD Keel uses there."""
+    fields = {}
+    for line in open("/proc/cpuinfo"):
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+        if not line.strip():
+            break
+    flags = set(fields.get("flags", "").split())
+    simd = ("AVX-512 + AMX" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags
+            else "AVX2" if "avx2" in flags else "no AVX2")
+    name = fields.get("model name", platform.processor())
+    return f"{name}, family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {simd}"
+
+
 def write_report(arguments, manifest, rows, notes):
     versions = subprocess.run([sys.executable, "-c", "import onnxruntime, openvino; "
                                "print(onnxruntime.__version__, openvino.get_version().split('-')[0])"],
                               capture_output=True, text=True).stdout.split()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = machine()
 
     def cell(row, engine, key, digits=1):
         return f"{row[engine][key]:.{digits}f}" if engine in row else "—"
@@ -171,7 +185,8 @@ def write_report(arguments, manifest, rows, notes):
     def times(value):
         return f"{value:.2f}×" if value is not None else "—"
 
-    lines = [BEGIN, "", f"## Every backbone: Keel, ONNX Runtime and OpenVINO ({arguments.threads} threads)", "",
+    start, stop = f"<!-- machine: {cpu} -->", f"<!-- machine end: {cpu} -->"
+    lines = [start, "", f"## Every backbone: Keel, ONNX Runtime and OpenVINO ({arguments.threads} threads; {cpu})", "",
              f"Written by `tools/bench/run.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"{cpu}, {os.cpu_count()} cores; onnxruntime {versions[0] if versions else '?'}, "
              f"OpenVINO {versions[1] if len(versions) > 1 else '?'}. Models from `tools/zoo/build.sh` (random weights, "
@@ -203,15 +218,23 @@ def write_report(arguments, manifest, rows, notes):
     for line in failures + notes:
         lines.append(f"- Keel fails on {line}" if line in failures else f"- {line}")
     lines += ["", "Models: " + "; ".join(f"`{name}` {manifest[name].get('description', '')}"
-                                         for name in dict.fromkeys(r["model"] for r in rows)) + ".", "", END]
+                                         for name in dict.fromkeys(r["model"] for r in rows)) + ".", "", stop]
     output = Path(arguments.output)
     text = output.read_text() if output.exists() else "# Benchmarks\n"
     block = "\n".join(lines)
+    # One table per machine between the zoo markers: a run replaces its own machine's table and
+    # keeps the others' (the CPU differs between sessions, and so do the ratios).
     if BEGIN in text and END in text:
-        text = text.split(BEGIN)[0] + block + text.split(END, 1)[1]
+        head, rest = text.split(BEGIN, 1)
+        inner, tail = rest.split(END, 1)
+        if start in inner and stop in inner:
+            inner = inner.split(start, 1)[0] + block + inner.split(stop, 1)[1]
+        else:
+            inner = inner.rstrip("\n") + "\n\n" + block + "\n\n"
+        text = head + BEGIN + inner + END + tail
     else:
         head, _, rest = text.partition("\n")
-        text = head + "\n\n" + block + "\n" + rest
+        text = head + "\n\n" + BEGIN + "\n\n" + block + "\n\n" + END + "\n" + rest
     output.write_text(text)
     print(f"wrote {output}")
 
