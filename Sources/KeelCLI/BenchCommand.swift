@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
-    @Flag(help: "Also time every layer once and print its share, GFLOP/s, GB/s and the precision, algorithm and kernel it runs.")
+    @Flag(help: "Also time every layer (its median over --iterations more runs) and print its share, GFLOP/s, GB/s and the precision, algorithm and kernel it runs.")
     var profile = false
 
     @Option(name: .long, help: ArgumentHelp("Also time this many threads calling run at once on the one compiled model (--iterations runs each, --threads-per-run threads per run), against the same runs one after another.", valueName: "n"))
@@ -67,7 +67,7 @@ struct BenchCommand: ParsableCommand {
             }
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-            let profiles = profile ? try model.profile(inputs) : []
+            let profiles = profile ? try model.profile(inputs, runs: iterations) : []
             let concurrency = try callers.map {
                 try ConcurrentBench(callers: $0, runsPerCaller: iterations, threadsPerRun: threadsPerRun).measure(model, inputs: inputs)
             }

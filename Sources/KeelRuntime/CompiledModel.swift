@@ -133,22 +133,29 @@ public final class CompiledModel: @unchecked Sendable {
         checkIn(try checkOut(bindings), bindings)
     }
 
-    /// One timed run: wall time and floating-point work per step, in execution order.
-    public func profile(_ inputs: [String: Tensor]) throws -> [StepProfile] {
+    /// Wall time and floating-point work per step, in execution order: each step's median over
+    /// `runs` timed runs. One run on a shared host can take twice another (measured on a VM), and
+    /// a single run's per-step times then add up to far more than the model's median.
+    public func profile(_ inputs: [String: Tensor], runs: Int = 1) throws -> [StepProfile] {
         let bindings = try bind(inputs)
         let plan = try checkOut(bindings)
         defer { checkIn(plan, bindings) }
-        copyInputs(inputs, into: plan)
-        var profiles: [StepProfile] = []
-        profiles.reserveCapacity(plan.steps.count)
-        for step in plan.steps {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try step.run(plan.scratch)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: seconds, flops: step.flops,
-                                        bytes: step.bytes, choice: step.choice))
+        var times = [[Double]](repeating: [], count: plan.steps.count)
+        for _ in 0..<max(runs, 1) {
+            copyInputs(inputs, into: plan)
+            for (index, step) in plan.steps.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try step.run(plan.scratch)
+                times[index].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
         }
-        return profiles
+        return zip(plan.steps, times).map { step, seconds in
+            let sorted = seconds.sorted()
+            let middle = sorted.count / 2
+            let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+            return StepProfile(node: step.node, op: step.op.rawValue, seconds: median, flops: step.flops,
+                               bytes: step.bytes, choice: step.choice)
+        }
     }
 
     /// The precision, algorithm and kernel each step of the plan for `bindings` runs, by node, in
