@@ -18,9 +18,7 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         body = conv2d(16, 3, padding: same, activation: relu)
         output body
         """
-        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "tiles.keel")).graph
-        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 9) }
-        return graph
+        return try seededGraph(source, path: "tiles.keel", seed: 9)
     }
 
     private func image(batch: Int, size: Int = 8) throws -> [String: Tensor] {

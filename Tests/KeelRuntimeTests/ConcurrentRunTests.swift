@@ -18,9 +18,7 @@ final class ConcurrentRunTests: XCTestCase {
         logits = dense(10)
         output logits
         """
-        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "shared.keel")).graph
-        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 3) }
-        return try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        return try CompiledModel(graph: try seededGraph(source, path: "shared.keel", seed: 3), context: ExecutionContext(threads: 1))
     }
 
     private func image(seed: Int, batch: Int) throws -> [String: Tensor] {

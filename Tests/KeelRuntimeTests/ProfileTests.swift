@@ -17,9 +17,7 @@ final class ProfileTests: XCTestCase {
         logits = dense(5)
         output logits
         """
-        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "profiled.keel")).graph
-        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 5) }
-        return try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        return try CompiledModel(graph: try seededGraph(source, path: "profiled.keel", seed: 5), context: ExecutionContext(threads: 1))
     }
 
     func testEveryStepIsProfiledOnceWhateverTheRunCount() throws {
