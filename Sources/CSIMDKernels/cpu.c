@@ -143,11 +143,12 @@ uint32_t keel_cpu_detected(void) {
 static void fill(keel_kernel_table *table, uint32_t capabilities) {
     memset(table, 0, sizeof *table);
 #if defined(__x86_64__) || defined(__i386__)
-#define KEEL_USE_FP32_KERNELS(PREFIX, ROWS)                                                                 \
+#define KEEL_USE_FP32_KERNELS(PREFIX, ROWS, SPLIT)                                                          \
     table->sgemm_packed_b = keel_##PREFIX##_sgemm_packed_b;                                                 \
     table->sgemm = keel_##PREFIX##_sgemm;                                                                   \
     table->sgemm_prologue = keel_##PREFIX##_sgemm_prologue;                                                 \
     table->sgemm_rows = ROWS;                                                                               \
+    table->sgemm_split_panels = SPLIT;                                                                      \
     table->depthwise_conv = keel_##PREFIX##_depthwise_conv;                                                 \
     table->direct_conv_rows = keel_##PREFIX##_direct_conv_rows;                                             \
     table->winograd_input_tile = keel_##PREFIX##_winograd_input_tile;                                       \
@@ -156,9 +157,9 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
     table->winograd2_output_tile = keel_##PREFIX##_winograd2_output_tile;                                   \
     table->winograd_filter_transform = keel_##PREFIX##_winograd_filter_transform;
     if (capabilities & KEEL_CPU_AVX512) {
-        KEEL_USE_FP32_KERNELS(avx512, AVX512_ROWS)
+        KEEL_USE_FP32_KERNELS(avx512, AVX512_ROWS, 0)
     } else if (capabilities & KEEL_CPU_AVX2) {
-        KEEL_USE_FP32_KERNELS(avx2, AVX2_ROWS)
+        KEEL_USE_FP32_KERNELS(avx2, AVX2_ROWS, 1)
     }
 #undef KEEL_USE_FP32_KERNELS
     if (capabilities & KEEL_CPU_AVX512) {

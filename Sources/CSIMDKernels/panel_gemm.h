@@ -215,12 +215,12 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         const float *line = b + p * b_step;                                                                 \
         if (PREFETCH) {                                                                                     \
             _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step), _MM_HINT_T0);                       \
-            if (2 * HALF > 16) _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step + 16), _MM_HINT_T0); \
+            if (2 * HALF > 16) _mm_prefetch((const char *)(line + PREFETCH_ROWS * b_step + second), _MM_HINT_T0); \
             _mm_prefetch((const char *)(next + p * b_step), _MM_HINT_T1);                                   \
-            _mm_prefetch((const char *)(next + p * b_step + 16), _MM_HINT_T1);                              \
+            if (2 * HALF > 16) _mm_prefetch((const char *)(next + p * b_step + second), _MM_HINT_T1);       \
         }                                                                                                   \
         VEC b0 = WHOLE ? LOADU(line) : LOAD(low, line);                                                     \
-        VEC b1 = WHOLE ? LOADU(line + HALF) : LOAD(high, line + HALF);                                      \
+        VEC b1 = WHOLE ? LOADU(line + second) : LOAD(high, line + second);                                  \
         const float *column = a.base + p * a.depth_step;                                                    \
         PANEL_EACH_ROW(PANEL_MULTIPLY_ADD, VEC, SET1, FMADD, STEP)                                                \
     }
@@ -237,9 +237,9 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         return keel_##PREFIX##_activate(value, e);                                                          \
     }                                                                                                       \
     PANEL_BLOCK_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
-                                                   const float *b, ptrdiff_t b_step, int whole,             \
-                                                   struct block_target t, MASK low, MASK high, int prefetch, \
-                                                   const float *next) {                                     \
+                                                   const float *b, ptrdiff_t b_step, ptrdiff_t second,      \
+                                                   int whole, struct block_target t, MASK low, MASK high,   \
+                                                   int prefetch, const float *next) {                       \
         PANEL_EACH_ROW(PANEL_DECLARE, VEC, ZERO)                                                            \
         if (PANEL_SPECIALISE && a.row_step == 1 && whole && prefetch) {                                     \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1)                                  \
@@ -253,17 +253,20 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         PANEL_EACH_ROW(PANEL_STORE, PREFIX, HALF, ADD, LOAD, STORE)                                         \
     }                                                                                                       \
     static ATTRIBUTE void PREFIX##_gemm_rows(int rows, ptrdiff_t depth, struct rows_view a, const float *b,  \
-                                             ptrdiff_t b_step, int padded, struct block_target t,           \
-                                             ptrdiff_t width, ptrdiff_t first, int prefetch,                \
-                                             const float *next) {                                           \
+                                             ptrdiff_t b_step, ptrdiff_t half_step, int padded,             \
+                                             struct block_target t, ptrdiff_t width, ptrdiff_t first,       \
+                                             int prefetch, const float *next) {                             \
         MASK low = MASK_FOR(width - first), high = MASK_FOR(width - first - HALF);                          \
         struct block_target part = t;                                                                       \
         part.c += first;                                                                                    \
         part.column += first;                                                                               \
         int whole = padded || width - first >= 2 * HALF;                                                    \
+        /* Columns `first` on (0 or 16) start at this offset in the panel; the block's second vector    \
+         * is the next 8 columns (AVX2) or the panel's other half (AVX-512). */                          \
+        const ptrdiff_t offset = (first / 16) * half_step, second = 2 * HALF > 16 ? half_step : HALF;      \
         switch (rows) {                                                                                     \
-            CASES(PREFIX##_gemm_block, depth, a, b + first, b_step, whole, part, low, high, prefetch,        \
-                  next + first)                                                                             \
+            CASES(PREFIX##_gemm_block, depth, a, b + offset, b_step, second, whole, part, low, high,         \
+                  prefetch, next + offset)                                                                  \
             default: break;                                                                                 \
         }                                                                                                   \
     }                                                                                                       \
@@ -287,9 +290,10 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             /* An empty sum: the epilogue of zero. */                                                       \
             left = (keel_gemm_left){ &zero, 0, 0, 0, 0 };                                                   \
             prologue = NULL;                                                                                \
-            right = (keel_gemm_right){ &zero, 0, 0, 1 };                                                    \
+            right = (keel_gemm_right){ &zero, 0, 0, 1, 0 };                                                 \
         }                                                                                                   \
         ptrdiff_t total = k > 0 ? k : 1;                                                                    \
+        const ptrdiff_t half_step = right.half_step ? right.half_step : 16;                                 \
         for (ptrdiff_t start = 0; start < total; start += DEPTH) {                                          \
             ptrdiff_t depth = k <= 0 ? 0 : (k - start < DEPTH ? k - start : DEPTH);                         \
             int last = start + DEPTH >= total;                                                              \
@@ -341,7 +345,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                                                firsts[g], panel * PANEL, start > 0,         \
                                                                last ? epilogue : NULL };                    \
                                 PREFIX##_gemm_rows(heights[g], depth, views[g], b, right.depth_step,        \
-                                                   right.padded, target, width, part,                       \
+                                                   half_step, right.padded, target, width, part,            \
                                                    g == 0 && depth > SHALLOW, next);                        \
                             }                                                                               \
                         }                                                                                   \
@@ -358,7 +362,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
                                         const float *b_panels, float *c, ptrdiff_t ldc) {                   \
         keel_##PREFIX##_sgemm(m, n, k, (keel_gemm_left){ a, lda, 1, 0, 0 },                                 \
-                              (keel_gemm_right){ b_panels, PANEL, k * PANEL, 1 }, c, ldc, NULL);            \
+                              (keel_gemm_right){ b_panels, PANEL, k * PANEL, 1, 16 }, c, ldc, NULL);        \
     }
 
 #endif

@@ -89,8 +89,7 @@ public enum Attention {
                 if let gemm {
                     let left = keel_gemm_left(base: queries + query.offset, row_step: query.tokenStride, depth_step: 1,
                                               block_rows: 0, block_step: 0)
-                    let right = keel_gemm_right(base: keysTransposed, depth_step: keyTokens, panel_step: PanelGEMM.panel,
-                                                padded: 0)
+                    let right = PanelGEMM.rowMajorRight(keysTransposed, depthStep: keyTokens)
                     gemm(tokens, keyTokens, headSize, left, right, scores, keyTokens, nil)
                 } else {
                     multiply(tokens, keyTokens, headSize, left: queries + query.offset, leftStride: query.tokenStride,
@@ -101,8 +100,7 @@ public enum Attention {
                 try? Softmax.apply(input: UnsafeBufferPointer(rows), output: rows, outer: tokens, axis: keyTokens, inner: 1)
                 if let gemm {
                     let left = keel_gemm_left(base: scores, row_step: keyTokens, depth_step: 1, block_rows: 0, block_step: 0)
-                    let right = keel_gemm_right(base: values + value.offset, depth_step: value.tokenStride,
-                                                panel_step: PanelGEMM.panel, padded: 0)
+                    let right = PanelGEMM.rowMajorRight(values + value.offset, depthStep: value.tokenStride)
                     gemm(tokens, headSize, keyTokens, left, right, destination + result.offset, result.tokenStride, nil)
                 } else {
                     multiply(tokens, headSize, keyTokens, left: scores, leftStride: keyTokens, right: values + value.offset,

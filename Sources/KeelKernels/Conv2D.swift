@@ -263,7 +263,7 @@ private struct ConvolutionRun {
             ? filter.left(filterBase, group: group)
             : keel_gemm_left(base: activations, row_step: activationStep, depth_step: 1, block_rows: 0, block_step: 0)
         let right = channelsAreRows
-            ? keel_gemm_right(base: activations, depth_step: activationStep, panel_step: PanelGEMM.panel, padded: 0)
+            ? PanelGEMM.rowMajorRight(activations, depthStep: activationStep)
             : filter.right(filterBase, group: group)
         if PanelGEMM.multiply(m: m, n: n, k: k, left: left, right: right, c: block.base, ldc: block.rowStride,
                               epilogue: fused, biasPerRow: channelsAreRows, residualStride: block.rowStride,

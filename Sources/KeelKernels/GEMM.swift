@@ -99,8 +99,7 @@ public enum Dense {
            PanelGEMM.multiply(m: rows, n: outFeatures, k: inFeatures,
                               left: keel_gemm_left(base: source, row_step: inFeatures, depth_step: 1, block_rows: 0,
                                                     block_step: 0),
-                              right: keel_gemm_right(base: weights, depth_step: outFeatures, panel_step: PanelGEMM.panel,
-                                                     padded: 0),
+                              right: PanelGEMM.rowMajorRight(weights, depthStep: outFeatures),
                               c: destination, ldc: outFeatures, epilogue: epilogue, biasPerRow: false,
                               residualStride: outFeatures, context: context) {
             return

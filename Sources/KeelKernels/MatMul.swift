@@ -40,8 +40,7 @@ public enum MatMul {
                     let (aOffset, bOffset) = offsets[batch]
                     let a = keel_gemm_left(base: left + aOffset * m * k, row_step: k, depth_step: 1, block_rows: 0,
                                            block_step: 0)
-                    let b = keel_gemm_right(base: right + bOffset * k * n, depth_step: n, panel_step: PanelGEMM.panel,
-                                            padded: 0)
+                    let b = PanelGEMM.rowMajorRight(right + bOffset * k * n, depthStep: n)
                     kernel(m, n, k, a, b, destination + batch * m * n, n, nil)
                 }
             }

@@ -2,7 +2,8 @@
 /// stored layout: the one form fp32 dense layers read (pointwise convolutions turned dense,
 /// PyTorch Linear layers, classifier heads). An `[out, in]` kernel used to go through OpenBLAS,
 /// which repacked all of it on every call and ran bias and activation as separate passes. The
-/// panels do not depend on the CPU, so compiled model files store them as they are.
+/// panels are interleaved or split into halves as this CPU's GEMM reads them fastest; the GEMM
+/// reads either, so compiled model files store them as they are and say which.
 public struct PanelDenseWeights: Sendable, Equatable {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -26,12 +27,16 @@ public struct PanelDenseWeights: Sendable, Equatable {
     /// Panels stored earlier (by `withUnsafePackedValues`), used in place while `owner` lives.
     /// Throws unless the count matches the extents.
     public init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, inFeatures: Int,
-                outFeatures: Int) throws {
+                outFeatures: Int, splitHalves: Bool) throws {
         try Self.checkExtents(inFeatures: inFeatures, outFeatures: outFeatures)
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        filter = try PanelPackedFilter(borrowing: values, owner: owner, depth: inFeatures, columns: outFeatures)
+        filter = try PanelPackedFilter(borrowing: values, owner: owner, depth: inFeatures, columns: outFeatures,
+                                       splitHalves: splitHalves)
     }
+
+    /// Whether each panel is stored as two 16-column halves.
+    public var splitHalves: Bool { filter.splitHalves }
 
     /// The packed panels, valid inside `body`.
     public func withUnsafePackedValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {

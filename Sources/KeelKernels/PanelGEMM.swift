@@ -7,6 +7,13 @@ import CSIMDKernels
 
 public enum PanelGEMM {
     static let panel = Int(KEEL_PANEL_COLUMNS)
+    /// Columns in each half of a panel (keel_gemm_right's half_step).
+    static let half = panel / 2
+
+    /// A row-major matrix whose rows are `depthStep` floats apart, as the right operand.
+    static func rowMajorRight(_ base: UnsafePointer<Float>?, depthStep: Int) -> keel_gemm_right {
+        keel_gemm_right(base: base, depth_step: depthStep, panel_step: panel, padded: 0, half_step: half)
+    }
 
     /// C = epilogue(A·B). Returns false, having written nothing, when the kernel table has no
     /// GEMM body for this CPU.
@@ -70,14 +77,18 @@ public enum PanelGEMM {
         guard m > 0, n > 0, let leftBase = left.base, let rightBase = right.base else { return }
         let blockRows = left.block_rows > 0 ? left.block_rows : m
         let rowMajorRight = right.panel_step == panel && right.padded == 0
-        let stripColumns = rowMajorRight ? n : panel
+        // Split panels are multiplied a half at a time.
+        let splitHalves = right.half_step != 0 && right.half_step != half
+        let stripColumns = rowMajorRight ? n : splitHalves ? half : panel
         let transposeA = left.depth_step != 1
         for (index, firstRow) in stride(from: 0, to: m, by: blockRows).enumerated() {
             let a = left.block_rows > 0 ? leftBase + index * left.block_step : leftBase
             for (strip, firstColumn) in stride(from: 0, to: n, by: stripColumns).enumerated() {
+                let b = splitHalves ? rightBase + (strip / 2) * right.panel_step + (strip % 2) * right.half_step
+                                    : rightBase + strip * right.panel_step
                 sgemm(transposeA: transposeA, transposeB: false, m: min(blockRows, m - firstRow),
                       n: min(stripColumns, n - firstColumn), k: k, a: a,
-                      lda: transposeA ? left.depth_step : left.row_step, b: rightBase + strip * right.panel_step,
+                      lda: transposeA ? left.depth_step : left.row_step, b: b,
                       ldb: right.depth_step, c: c + firstRow * ldc + firstColumn, ldc: ldc, context: context)
             }
         }

@@ -52,6 +52,6 @@ final class CompileCommandTests: XCTestCase {
         try bytes.write(to: URL(fileURLWithPath: folder + "/old.keelc"))
         let refused = try CLITests.keel(["check", folder + "/old.keelc"])
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("format version 7, but this keel reads versions 4 and 5"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("format version 7, but this keel reads versions 4, 5 and 6"), refused.stderr)
     }
 }

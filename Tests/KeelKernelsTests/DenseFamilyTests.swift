@@ -81,4 +81,40 @@ final class DenseFamilyTests: XCTestCase {
             }
         }
     }
+
+    /// Panels packed for one CPU's GEMM (split into 16-column halves for AVX2, interleaved
+    /// elsewhere), as a compiled file carries them to another, give the same products on every
+    /// capability set.
+    func testPanelsPackedForAnotherCPUGiveTheSameProduct() throws {
+        for (number, (rows, inFeatures, outFeatures)) in Self.sizes.enumerated() {
+            let seed = UInt64(10 * number)
+            let input = seededValues(rows * inFeatures, seed: seed)
+            let kernel = seededValues(inFeatures * outFeatures, seed: seed + 1)
+            let bias = seededValues(outFeatures, seed: seed + 2)
+            let zeros = [Float](repeating: 0, count: rows * outFeatures)
+            let expected = Self.reference(input, kernel, layout: .inOut, rows: rows, inFeatures: inFeatures,
+                                          outFeatures: outFeatures, bias: bias, residual: zeros, activation: .relu)
+            var packings: [(CPUCapabilities, PanelDenseWeights)] = []
+            try forEachCapabilitySet { capabilities in
+                try kernel.withUnsafeBufferPointer { w in
+                    packings.append((capabilities, try PanelDenseWeights(kernel: w, inFeatures: inFeatures,
+                                                                         outFeatures: outFeatures, layout: .inOut)))
+                }
+            }
+            try forEachCapabilitySet { capabilities in
+                for (packedFor, packed) in packings {
+                    let actual = try withOutput(rows * outFeatures) { output in
+                        try input.withUnsafeBufferPointer { x in
+                            try bias.withUnsafeBufferPointer { b in
+                                try Dense.apply(input: x, rows: rows, weights: packed, bias: b, activation: .relu,
+                                                output: output, context: KernelContext(threads: 2))
+                            }
+                        }
+                    }
+                    assertClose(actual, expected, "\(rows)×\(inFeatures)×\(outFeatures) packed for [\(packedFor)] "
+                                + "(split halves: \(packed.splitHalves)), run on [\(capabilities)]")
+                }
+            }
+        }
+    }
 }

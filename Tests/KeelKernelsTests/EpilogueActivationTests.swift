@@ -16,7 +16,7 @@ final class EpilogueActivationTests: XCTestCase {
                 withUnsafePointer(to: &one) { a in
                     PanelGEMM.multiply(m: 1, n: values.count, k: 1,
                                        left: keel_gemm_left(base: a, row_step: 1, depth_step: 1, block_rows: 0, block_step: 0),
-                                       right: keel_gemm_right(base: b.baseAddress, depth_step: values.count, panel_step: 32, padded: 0),
+                                       right: PanelGEMM.rowMajorRight(b.baseAddress, depthStep: values.count),
                                        c: c.baseAddress!, ldc: values.count,
                                        epilogue: KernelEpilogue(bias: nil, residual: nil, activation: activation),
                                        biasPerRow: false, residualStride: 0, context: .singleThreaded)

@@ -111,8 +111,7 @@ final class GEMMPrologueTests: XCTestCase {
                         c.withUnsafeMutableBufferPointer { c in
                             var prologue = keel_gemm_prologue(scale: scale.baseAddress, shift: shift.baseAddress,
                                                               relu: test.relu ? 1 : 0)
-                            let right = keel_gemm_right(base: b.baseAddress, depth_step: n, panel_step: PanelGEMM.panel,
-                                                        padded: 0)
+                            let right = PanelGEMM.rowMajorRight(b.baseAddress, depthStep: n)
                             let middle = splitRows ? m / 2 : 0
                             for rows in [0..<middle, middle..<m] where !rows.isEmpty {
                                 let part = keel_gemm_left(base: left.baseAddress! + rows.lowerBound * rowStep,

@@ -1,6 +1,6 @@
 /// Keel's GEMM (`PanelGEMM.multiply`) at every SIMD level against a double-precision product with
 /// the epilogue applied here: every form of the left operand (row-major, a transposed view,
-/// block-packed) and of the right (row-major, panels), on sizes around the register block (12 rows
+/// block-packed) and of the right (row-major, panels interleaved and split into 16-column halves), on sizes around the register block (12 rows
 /// on AVX-512, 6 on AVX2), the 32-column panel, the narrow products that read A in place, the
 /// 256-deep pass and the four-group chunks, packed row groups whose height is not a multiple of
 /// four and whose depth is not a multiple of the vector, more than one 32-panel column block, all
@@ -11,7 +11,7 @@ import XCTest
 
 final class PanelGEMMTests: XCTestCase {
     enum LeftForm: CaseIterable { case rowMajor, transposed, blockPacked }
-    enum RightForm: CaseIterable { case rowMajor, panels }
+    enum RightForm: CaseIterable { case rowMajor, panels, splitPanels }
 
     struct Case {
         var m, n, k: Int
@@ -125,13 +125,13 @@ final class PanelGEMMTests: XCTestCase {
             }
             leftSteps = (1, blockRows, blockRows, k * blockRows)
         }
-        var right: [Float], rightSteps: (depth: Int, panel: Int, padded: Int32)
+        var right: [Float], rightSteps: (depth: Int, panel: Int, padded: Int32, half: Int)
         switch rightForm {
         case .rowMajor:
             let ldb = n + 1
             right = [Float](repeating: .nan, count: max(k, 1) * ldb)
             for step in 0..<k { for column in 0..<n { right[step * ldb + column] = b[step * n + column] } }
-            rightSteps = (ldb, panel, 0)
+            rightSteps = (ldb, panel, 0, 16)
         case .panels:
             let panels = (n + panel - 1) / panel
             right = [Float](repeating: 0, count: panels * max(k, 1) * panel)
@@ -140,7 +140,17 @@ final class PanelGEMMTests: XCTestCase {
                     right[(column / panel) * k * panel + step * panel + column % panel] = b[step * n + column]
                 }
             }
-            rightSteps = (panel, k * panel, 1)
+            rightSteps = (panel, k * panel, 1, 16)
+        case .splitPanels:
+            let panels = (n + panel - 1) / panel
+            right = [Float](repeating: 0, count: panels * max(k, 1) * panel)
+            for step in 0..<k {
+                for column in 0..<n {
+                    let lane = column % panel
+                    right[(column / panel) * k * panel + (lane / 16) * k * 16 + step * 16 + lane % 16] = b[step * n + column]
+                }
+            }
+            rightSteps = (16, k * panel, 1, k * 16)
         }
         var c = [Float](repeating: .nan, count: m * ldc)
         let ran = left.withUnsafeBufferPointer { left in
@@ -154,7 +164,8 @@ final class PanelGEMMTests: XCTestCase {
                                                      depth_step: leftSteps.depth, block_rows: leftSteps.blockRows,
                                                      block_step: leftSteps.blockStep),
                                 right: keel_gemm_right(base: right.baseAddress, depth_step: rightSteps.depth,
-                                                       panel_step: rightSteps.panel, padded: rightSteps.padded),
+                                                       panel_step: rightSteps.panel, padded: rightSteps.padded,
+                                                       half_step: rightSteps.half),
                                 c: c.baseAddress!, ldc: ldc,
                                 epilogue: KernelEpilogue(bias: bias.baseAddress,
                                                          residual: test.residual ? residual.baseAddress : nil,

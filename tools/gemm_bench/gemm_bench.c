@@ -67,14 +67,31 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* [k][n] row-major into 32-column panels [panel][k][32], the last zero-padded. */
+/* [k][n] row-major into 32-column panels, the last zero-padded: [panel][k][32], or as two [k][16]
+ * halves where the kernel table asks for split panels (GEMM_BENCH_INTERLEAVED=1 keeps them
+ * interleaved, to compare). */
+static int split_panels(void) {
+    const char *interleaved = getenv("GEMM_BENCH_INTERLEAVED");
+    return keel_kernels()->sgemm_split_panels && !(interleaved && *interleaved == '1');
+}
+
+static keel_gemm_right panel_operand(const float *panels, long k) {
+    return split_panels() ? (keel_gemm_right){ panels, 16, k * KEEL_PANEL_COLUMNS, 1, 16 * k }
+                          : (keel_gemm_right){ panels, KEEL_PANEL_COLUMNS, k * KEEL_PANEL_COLUMNS, 1, 16 };
+}
+
 static void pack_panels(const float *b, long k, long n, float *panels) {
     long count = (n + KEEL_PANEL_COLUMNS - 1) / KEEL_PANEL_COLUMNS;
     memset(panels, 0, sizeof(float) * count * k * KEEL_PANEL_COLUMNS);
-    for (long j = 0; j < n; j++)
-        for (long p = 0; p < k; p++)
-            panels[(j / KEEL_PANEL_COLUMNS) * k * KEEL_PANEL_COLUMNS + p * KEEL_PANEL_COLUMNS + j % KEEL_PANEL_COLUMNS] =
-                b[p * n + j];
+    const int split = split_panels();
+    for (long j = 0; j < n; j++) {
+        float *panel = panels + (j / KEEL_PANEL_COLUMNS) * k * KEEL_PANEL_COLUMNS;
+        long lane = j % KEEL_PANEL_COLUMNS;
+        for (long p = 0; p < k; p++) {
+            if (split) panel[(lane / 16) * 16 * k + p * 16 + lane % 16] = b[p * n + j];
+            else panel[p * KEEL_PANEL_COLUMNS + lane] = b[p * n + j];
+        }
+    }
 }
 
 enum { OPENBLAS, KEEL_ROW_MAJOR, KEEL_PANELS };
@@ -91,8 +108,7 @@ static double half_share(int by_rows, const struct shape *s, const float *a, con
     double best = 1e30, spent = 0;
     for (int round = 0; round < 4 || (spent < seconds && round < 1000); round++) {
         double start = now();
-        table->sgemm(rows, columns, k, (keel_gemm_left){ a, k, 1, 0, 0 },
-                     (keel_gemm_right){ panels, KEEL_PANEL_COLUMNS, k * KEEL_PANEL_COLUMNS, 1 }, c, n, NULL);
+        table->sgemm(rows, columns, k, (keel_gemm_left){ a, k, 1, 0, 0 }, panel_operand(panels, k), c, n, NULL);
         double elapsed = now() - start;
         if (round > 0) { spent += elapsed; if (elapsed < best) best = elapsed; }
     }
@@ -105,11 +121,10 @@ static void run(int which, const struct shape *s, const float *a, const float *b
     if (which == OPENBLAS) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
     } else if (which == KEEL_ROW_MAJOR) {
-        table->sgemm(m, n, k, (keel_gemm_left){ a, k, 1, 0, 0 }, (keel_gemm_right){ b, n, KEEL_PANEL_COLUMNS, 0 }, c,
+        table->sgemm(m, n, k, (keel_gemm_left){ a, k, 1, 0, 0 }, (keel_gemm_right){ b, n, KEEL_PANEL_COLUMNS, 0, 16 }, c,
                      n, NULL);
     } else {
-        table->sgemm(m, n, k, (keel_gemm_left){ a, k, 1, 0, 0 },
-                     (keel_gemm_right){ panels, KEEL_PANEL_COLUMNS, k * KEEL_PANEL_COLUMNS, 1 }, c, n, NULL);
+        table->sgemm(m, n, k, (keel_gemm_left){ a, k, 1, 0, 0 }, panel_operand(panels, k), c, n, NULL);
     }
 }
 

@@ -60,14 +60,17 @@ typedef struct {
     ptrdiff_t block_rows, block_step;
 } keel_gemm_left;
 
-/* The right operand: element (depth p, column j) at base[(j / 32)·panel_step + p·depth_step +
- * j mod 32]. A row-major [k][n] matrix has panel_step = 32, depth_step = n; packed panels
- * (sgemm_packed_b's) panel_step = 32·k, depth_step = 32 and `padded` = 1, which lets the last
- * panel be read whole. */
+/* The right operand: element (depth p, column j) at base[(j / 32)·panel_step + ((j mod 32) / 16)·
+ * half_step + p·depth_step + j mod 16]. A row-major [k][n] matrix has panel_step = 32,
+ * half_step = 16, depth_step = n; interleaved packed panels [k][32] (sgemm_packed_b's)
+ * panel_step = 32·k, half_step = 16, depth_step = 32; split packed panels, each two [k][16]
+ * halves (what sgemm_split_panels asks for), panel_step = 32·k, half_step = 16·k,
+ * depth_step = 16. `padded` = 1 lets the last panel be read whole. A half_step of 0 reads as 16. */
 typedef struct {
     const float *base;
     ptrdiff_t depth_step, panel_step;
     int padded;
+    ptrdiff_t half_step;
 } keel_gemm_right;
 
 /* C[m×n] = epilogue(A·B), C row-major with leading dimension ldc; `epilogue` may be NULL. Each
@@ -277,6 +280,10 @@ typedef struct {
     /* Most rows sgemm multiplies at once (its register block): the block_rows a filter read as the
      * left operand is best packed in. 0 where there is no sgemm. */
     int sgemm_rows;
+    /* 1 when sgemm reads packed B fastest as split panels (keel_gemm_right): AVX2 passes over one
+     * 16-column half of a panel at a time, and a half of an interleaved panel is every other
+     * cache line, which only half of the L1's sets can hold. */
+    int sgemm_split_panels;
     keel_depthwise_conv_fn depthwise_conv;
     keel_direct_conv_rows_fn direct_conv_rows;
     keel_winograd_input_tile_fn winograd_input_tile;

@@ -41,14 +41,16 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 /// passes, precision, and where each layer of the source can be cut). Files of versions 1–3 do
 /// not say how they were made, so they are refused with that reason: compile them again.
 /// Version 5 adds prepared filters of kind `bf16` (`keel compile --precision bf16`): rounded to
-/// bf16 and packed for the bf16 kernels, two values per float slot. Version 4 files read as before.
+/// bf16 and packed for the bf16 kernels, two values per float slot. Version 6 lets dense panels be
+/// stored split into 16-column halves (dimensions [inputs, outputs, 16]), as AVX2 CPUs pack them.
+/// Versions 4 and 5 read as before.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
 /// section whose entries do not fit is refused with the reason. Weight bytes are checksummed
 /// in the header but checked only when asked (`read(path:verify:)`, `--verify`): checking reads
 /// all of them at start-up.
 public enum CompiledArtifact {
-    public static let formatVersion: UInt32 = 5
-    static let readableVersions: [UInt32] = [4, formatVersion]
+    public static let formatVersion: UInt32 = 6
+    static let readableVersions: [UInt32] = [4, 5, formatVersion]
     static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
     static let prefixSize = 64
     static let weightAlignment = 64
@@ -166,7 +168,7 @@ public enum CompiledArtifact {
         }
         let version = bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
         guard readableVersions.contains(version) else {
-            let readable = readableVersions.map(String.init).joined(separator: " and ")
+            let readable = readableVersions.dropLast().map(String.init).joined(separator: ", ") + " and \(formatVersion)"
             let older = version < formatVersion ? " (an older keel's, which does not record how the file was made)" : ""
             throw fail("format version \(version)\(older), but this keel reads \(readableVersions.count == 1 ? "version" : "versions") \(readable); compile it again with `keel compile`")
         }

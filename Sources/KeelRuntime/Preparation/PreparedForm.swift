@@ -17,7 +17,8 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     /// it as its `packed` form (the strips depend on the CPU's GEMM), which it is rebuilt from.
     case panels
     /// A dense kernel in the panel GEMM's 32-column panels (`PanelDenseWeights`): the fp32 form of
-    /// every dense layer. The panels do not depend on the CPU, so files store them as they are.
+    /// every dense layer. Files store them as they are (the GEMM reads either panel form, so a file
+    /// runs anywhere), recording whether the halves are split.
     case densePanels
     /// Rounded to bf16 and packed in the bf16 kernels' tile layout (`BF16Weights`, `--precision bf16`).
     case bf16
@@ -188,15 +189,23 @@ extension PanelDenseWeights: PreparedPayload {
                                      outFeatures: matrix.outFeatures, layout: matrix.layout, context: context)
     }
 
-    /// [inFeatures, outFeatures].
-    var storedDims: [Int] { [inFeatures, outFeatures] }
+    /// [inFeatures, outFeatures] for interleaved panels; [inFeatures, outFeatures, 16] for panels
+    /// split into 16-column halves (format version 6).
+    var storedDims: [Int] { [inFeatures, outFeatures] + (splitHalves ? [Self.splitMark] : []) }
     func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try withUnsafePackedValues(body)
     }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
-        try requireDims(dims, 2, "dense weights", "[inputs, outputs]")
-        try self.init(borrowing: values, owner: owner, inFeatures: dims[0], outFeatures: dims[1])
+        guard dims.count == 2 || (dims.count == 3 && dims[2] == Self.splitMark) else {
+            throw KernelError.invalidArgument(kernel: "dense weights",
+                                              message: "dims \(dims) are not [inputs, outputs] or [inputs, outputs, 16]")
+        }
+        try self.init(borrowing: values, owner: owner, inFeatures: dims[0], outFeatures: dims[1],
+                      splitHalves: dims.count == 3)
     }
+
+    /// The third stored dimension of split panels: the width of a half.
+    private static let splitMark = 16
 }
 
 extension BF16Weights: PreparedPayload {
