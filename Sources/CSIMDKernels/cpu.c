@@ -144,7 +144,6 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
     memset(table, 0, sizeof *table);
 #if defined(__x86_64__) || defined(__i386__)
 #define KEEL_USE_FP32_KERNELS(PREFIX, ROWS, SPLIT)                                                          \
-    table->sgemm_packed_b = keel_##PREFIX##_sgemm_packed_b;                                                 \
     table->sgemm = keel_##PREFIX##_sgemm;                                                                   \
     table->sgemm_prologue = keel_##PREFIX##_sgemm_prologue;                                                 \
     table->sgemm_rows = ROWS;                                                                               \

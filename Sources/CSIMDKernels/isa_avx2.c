@@ -55,7 +55,7 @@ DEFINE_FILTER_BODY(avx2_filter, KEEL_AVX2, __m256d, _mm256_set1_pd, _mm256_add_p
 static KEEL_AVX2 void avx2_transform(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
                                      ptrdiff_t output_stride, ptrdiff_t channel_stride, ptrdiff_t tap_stride,
                                      ptrdiff_t channel_begin, ptrdiff_t channel_end,
-                                     float *destination, ptrdiff_t point_stride) {
+                                     float *destination, ptrdiff_t point_stride, int split_halves) {
     float taps[9][FILTER_LANES] __attribute__((aligned(32)));
     __m256d g[2][9], half[2][18], points[2][6];
     for (ptrdiff_t first = 0; first < outputs; first += 8) {
@@ -69,7 +69,7 @@ static KEEL_AVX2 void avx2_transform(const float *source, ptrdiff_t inputs, ptrd
             for (int h = 0; h < 2; h++)
                 for (int column = 0; column < 3; column++)
                     avx2_filter(g[h][column], g[h][3 + column], g[h][6 + column], half[h] + 6 * column);
-            float *target = destination + panel_offset(inputs, channel, first);
+            float *target = destination + panel_offset(inputs, channel, first, split_halves);
             __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
             for (int row = 0; row < 6; row++) {
                 for (int h = 0; h < 2; h++) avx2_filter(half[h][row], half[h][6 + row], half[h][12 + row], points[h]);
@@ -85,9 +85,9 @@ static KEEL_AVX2 void avx2_transform(const float *source, ptrdiff_t inputs, ptrd
 void keel_avx2_winograd_filter_transform(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
                                     ptrdiff_t output_stride, ptrdiff_t channel_stride, ptrdiff_t tap_stride,
                                     ptrdiff_t channel_begin, ptrdiff_t channel_end, float *destination,
-                                    ptrdiff_t point_stride) {
+                                    ptrdiff_t point_stride, int split_halves) {
     avx2_transform(source, inputs, outputs, output_stride, channel_stride, tap_stride, channel_begin, channel_end,
-                   destination, point_stride);
+                   destination, point_stride, split_halves);
 }
 
 #endif

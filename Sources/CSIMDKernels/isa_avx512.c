@@ -55,7 +55,7 @@ DEFINE_FILTER_BODY(avx512_filter, KEEL_AVX512, __m512d, _mm512_set1_pd, _mm512_a
 static KEEL_AVX512 void avx512_transform(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
                                          ptrdiff_t output_stride, ptrdiff_t channel_stride, ptrdiff_t tap_stride,
                                          ptrdiff_t channel_begin, ptrdiff_t channel_end,
-                                         float *destination, ptrdiff_t point_stride) {
+                                         float *destination, ptrdiff_t point_stride, int split_halves) {
     float taps[9][FILTER_LANES] __attribute__((aligned(64)));
     __m512d g[2][9], half[2][18], points[2][6];
     for (ptrdiff_t first = 0; first < outputs; first += 16) {
@@ -69,7 +69,7 @@ static KEEL_AVX512 void avx512_transform(const float *source, ptrdiff_t inputs, 
             for (int h = 0; h < 2; h++)
                 for (int column = 0; column < 3; column++)
                     avx512_filter(g[h][column], g[h][3 + column], g[h][6 + column], half[h] + 6 * column);
-            float *target = destination + panel_offset(inputs, channel, first);
+            float *target = destination + panel_offset(inputs, channel, first, split_halves);
             __mmask16 mask = (__mmask16)((1u << lanes) - 1u);
             for (int row = 0; row < 6; row++) {
                 for (int h = 0; h < 2; h++) avx512_filter(half[h][row], half[h][6 + row], half[h][12 + row], points[h]);
@@ -87,9 +87,9 @@ static KEEL_AVX512 void avx512_transform(const float *source, ptrdiff_t inputs, 
 void keel_avx512_winograd_filter_transform(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
                                     ptrdiff_t output_stride, ptrdiff_t channel_stride, ptrdiff_t tap_stride,
                                     ptrdiff_t channel_begin, ptrdiff_t channel_end, float *destination,
-                                    ptrdiff_t point_stride) {
+                                    ptrdiff_t point_stride, int split_halves) {
     avx512_transform(source, inputs, outputs, output_stride, channel_stride, tap_stride, channel_begin, channel_end,
-                     destination, point_stride);
+                     destination, point_stride, split_halves);
 }
 
 #endif

@@ -4,8 +4,6 @@
 #include "keel_kernels.h"
 
 #define KEEL_DECLARE_FP32_KERNELS(PREFIX)                                                                   \
-    void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
-                                        const float *b_panels, float *c, ptrdiff_t ldc);                    \
     void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
                                keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue); \
     void keel_##PREFIX##_sgemm_prologue(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,          \
@@ -31,7 +29,7 @@
                                                    ptrdiff_t output_stride, ptrdiff_t channel_stride,       \
                                                    ptrdiff_t tap_stride, ptrdiff_t channel_begin,           \
                                                    ptrdiff_t channel_end, float *destination,               \
-                                                   ptrdiff_t point_stride);
+                                                   ptrdiff_t point_stride, int split_halves);
 
 KEEL_DECLARE_FP32_KERNELS(avx512)
 KEEL_DECLARE_FP32_KERNELS(avx2)

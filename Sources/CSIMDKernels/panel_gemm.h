@@ -361,11 +361,6 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
                                keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue) { \
         keel_##PREFIX##_sgemm_prologue(m, n, k, left, right, c, ldc, epilogue, NULL);                       \
-    }                                                                                                       \
-    void keel_##PREFIX##_sgemm_packed_b(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
-                                        const float *b_panels, float *c, ptrdiff_t ldc) {                   \
-        keel_##PREFIX##_sgemm(m, n, k, (keel_gemm_left){ a, lda, 1, 0, 0 },                                 \
-                              (keel_gemm_right){ b_panels, PANEL, k * PANEL, 1, 16 }, c, ldc, NULL);        \
     }
 
 #endif

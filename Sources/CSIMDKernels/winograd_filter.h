@@ -15,10 +15,13 @@ enum { FILTER_LANES = 16 };
 
 #if KEEL_X86
 
-/* Destination of (channel, output) in point 0's matrix. */
-static inline ptrdiff_t panel_offset(ptrdiff_t inputs, ptrdiff_t channel, ptrdiff_t output) {
-    return (output / KEEL_PANEL_COLUMNS) * inputs * KEEL_PANEL_COLUMNS + channel * KEEL_PANEL_COLUMNS
-           + output % KEEL_PANEL_COLUMNS;
+/* Destination of (channel, output) in point 0's matrix: 32-column panels, interleaved [inputs][32]
+ * or split into two [inputs][16] halves (keel_gemm_right). A vector of up to 16 outputs from a
+ * multiple of its width stays contiguous in both. */
+static inline ptrdiff_t panel_offset(ptrdiff_t inputs, ptrdiff_t channel, ptrdiff_t output, int split_halves) {
+    const ptrdiff_t lane = output % KEEL_PANEL_COLUMNS, panel = (output / KEEL_PANEL_COLUMNS) * inputs * KEEL_PANEL_COLUMNS;
+    return split_halves ? panel + (lane / 16) * inputs * 16 + channel * 16 + lane % 16
+                        : panel + channel * KEEL_PANEL_COLUMNS + lane;
 }
 
 /* taps[t][lane] = tap t of output first + lane (zero past the last output). The kernels run

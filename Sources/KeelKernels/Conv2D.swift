@@ -215,7 +215,7 @@ extension Conv2D {
         weights.storage.withUnsafeBufferPointer { filters in
             guard let filterBase = filters.baseAddress else { return }
             // The tile transforms fuse bias and activation; a residual goes in between, in one pass.
-            WinogradRun(input: source, weights: filterBase, bias: bias?.baseAddress,
+            WinogradRun(input: source, weights: filterBase, weightLayout: weights.layout, bias: bias?.baseAddress,
                         activation: residual == nil ? activation : .identity,
                         output: destination, geometry: geometry, tile: weights.tile, pooled: maxPooled, scratch: workspace,
                         scratchCount: scratch.count, context: context).run()

@@ -48,18 +48,15 @@ private let gemmColumnBlock = 16
 /// Multiply-adds below which a GEMM stays on one thread (a 64×64×64 product takes ~3 µs).
 private let gemmParallelWork: Double = 262_144
 
-/// C = A·B on the calling thread, with B packed in panels (`the kernel table's `sgemm_packed_b` layout) once
-/// ahead of time: for the Winograd products, where OpenBLAS would repack a whole filter matrix for
-/// a few dozen rows of A. CPUs without a SIMD path multiply panel by panel through OpenBLAS.
-func panelPackedSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, panels: UnsafePointer<Float>,
+/// C = A·B on the calling thread, with B packed in panels (`PanelLayout`) once ahead of time: for
+/// the Winograd products, where OpenBLAS would repack a whole filter matrix for a few dozen rows
+/// of A. CPUs without a SIMD path multiply panel by panel through OpenBLAS.
+func panelPackedSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: keel_gemm_right,
                       c: UnsafeMutablePointer<Float>, ldc: Int) {
     guard m > 0, n > 0, k > 0 else { return }
-    if let kernel = KernelTable.current.sgemm_packed_b { return kernel(m, n, k, a, lda, panels, c, ldc) }
-    let width = Int(KEEL_PANEL_COLUMNS)
-    for first in stride(from: 0, to: n, by: width) {
-        sgemm(transposeA: false, transposeB: false, m: m, n: min(width, n - first), k: k, a: a, lda: lda,
-              b: panels + first * k, ldb: width, c: c + first, ldc: ldc, context: .singleThreaded)
-    }
+    let left = keel_gemm_left(base: a, row_step: lda, depth_step: 1, block_rows: 0, block_step: 0)
+    if let kernel = KernelTable.current.sgemm { return kernel(m, n, k, left, b, c, ldc, nil) }
+    PanelGEMM.multiplyWithBLAS(m: m, n: n, k: k, left: left, right: b, c: c, ldc: ldc, context: .singleThreaded)
 }
 
 /// OpenBLAS on Debian uses 32-bit indices; reject larger extents rather than truncating them.

@@ -4,9 +4,7 @@
 /// the L1 sets and the TLB: VGG16's 14×14 layers ran a third slower than on OpenBLAS's packing.
 ///
 /// As the right operand (NHWC convolutions, dense layers: channels are the output's columns) a
-/// strip is a 32-column panel, [K][32], or split into two [K][16] halves where the CPU's GEMM
-/// passes over one half at a time (AVX2: a half of a [K][32] panel is every other cache line,
-/// which only half of the L1's sets hold; split, the same blocks ran 4–30% faster on Zen 3); as
+/// strip is a 32-column panel in the layout the CPU's GEMM reads fastest (`PanelLayout`); as
 /// the left operand (NCHW convolutions: the filter read as
 /// Wᵀ, channels are the output's rows) a block of as many output channels as the GEMM multiplies
 /// at once, [K][rows]. The last strip of each group is zero-padded.
@@ -35,6 +33,8 @@ public struct PanelPackedFilter: Sendable, Equatable {
     let storage: WeightStorage
 
     var strips: Int { (columns + stripWidth - 1) / stripWidth }
+    /// The right-hand panels' layout.
+    var layout: PanelLayout { PanelLayout(depth: depth, splitHalves: splitHalves) }
     var groupCount: Int { strips * depth * stripWidth }
 
     /// The strip width `operand` gets on this CPU's GEMM.
@@ -47,16 +47,6 @@ public struct PanelPackedFilter: Sendable, Equatable {
         }
     }
 
-    /// Whether right-hand panels packed now should be split, for this CPU's GEMM.
-    static var splitsHalves: Bool { KernelTable.current.sgemm_split_panels != 0 }
-
-    /// Where (depth p, output `lane` of its strip) is within a strip.
-    @inline(__always)
-    static func offset(depth p: Int, lane: Int, depth: Int, width: Int, split: Bool) -> Int {
-        split ? (lane / PanelGEMM.half) * depth * PanelGEMM.half + p * PanelGEMM.half + lane % PanelGEMM.half
-              : p * width + lane
-    }
-
     /// Packs the matrix whose element (group g, depth p, output j) is
     /// source[g·groupStride + p·depthStride + j·outputStride].
     init(source: UnsafePointer<Float>, depth: Int, columns: Int, groups: Int, groupStride: Int, depthStride: Int,
@@ -65,7 +55,8 @@ public struct PanelPackedFilter: Sendable, Equatable {
         try require(depth >= 0 && columns > 0 && groups > 0, name,
                     "depth \(depth), \(columns) outputs per group, \(groups) groups")
         let width = Self.stripWidth(for: operand)
-        let split = operand == .right && Self.splitsHalves
+        let split = operand == .right && PanelLayout(depth: depth).splitHalves
+        let layout = PanelLayout(depth: depth, splitHalves: split)
         let strips = (columns + width - 1) / width
         let perGroup = try elementCount([strips, max(depth, 1), width], name)
         let count = try elementCount([groups, perGroup], name)
@@ -84,8 +75,7 @@ public struct PanelPackedFilter: Sendable, Equatable {
                         for lane in 0..<used {
                             let run = origin + lane * outputStride
                             for p in 0..<depth {
-                                target[Self.offset(depth: p, lane: lane, depth: depth, width: width, split: true)] =
-                                    run[p * depthStride]
+                                target[layout.offset(depth: p, column: lane)] = run[p * depthStride]
                             }
                         }
                     } else if outputStride == 1 {
@@ -149,7 +139,7 @@ public struct PanelPackedFilter: Sendable, Equatable {
                             continue
                         }
                         for lane in 0..<used {
-                            row[lane] = origin[Self.offset(depth: p, lane: lane, depth: depth, width: stripWidth, split: true)]
+                            row[lane] = origin[layout.offset(depth: p, column: lane)]
                         }
                     }
                 }
@@ -159,9 +149,7 @@ public struct PanelPackedFilter: Sendable, Equatable {
 
     /// This group's strips as the GEMM's right operand; valid while `base` is.
     func right(_ base: UnsafePointer<Float>, group: Int) -> keel_gemm_right {
-        keel_gemm_right(base: base + group * groupCount, depth_step: splitHalves ? PanelGEMM.half : stripWidth,
-                        panel_step: depth * stripWidth, padded: 1,
-                        half_step: splitHalves ? depth * PanelGEMM.half : PanelGEMM.half)
+        layout.right(base + group * groupCount)
     }
 
     /// This group's strips as the GEMM's left operand (read as Wᵀ); valid while `base` is.

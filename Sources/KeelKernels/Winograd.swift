@@ -73,6 +73,8 @@ enum Winograd {
 struct WinogradRun {
     let input: UnsafePointer<Float>
     let weights: UnsafePointer<Float>
+    /// How each point's matrix is laid out in panels.
+    let weightLayout: PanelLayout
     let bias: UnsafePointer<Float>?
     let activation: UnaryOperation
     let output: UnsafeMutablePointer<Float>
@@ -121,7 +123,7 @@ struct WinogradRun {
                 for point in points {
                     panelPackedSGEMM(m: count, n: outputChannels, k: inputChannels,
                                      a: transformed + point * count * inputChannels, lda: inputChannels,
-                                     panels: weights + point * weightPointStride,
+                                     b: weightLayout.right(weights + point * weightPointStride),
                                      c: products + point * count * outputChannels, ldc: outputChannels)
                 }
             }

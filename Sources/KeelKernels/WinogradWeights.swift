@@ -1,8 +1,9 @@
 /// 3×3 filters in the Winograd F(4×4, 3×3) or F(2×2, 3×3) domain, transformed once when a model
 /// is prepared: 36 (or 16) [inputChannels, outputChannels] matrices, one per transform point,
 /// which are the right-hand sides of the GEMMs a Winograd convolution runs per block of tiles.
-/// Each matrix is stored in panels of 32 output channels ([panel][inputChannel][32], the last one
-/// zero-padded) so the GEMM streams it as it is instead of repacking it on every call.
+/// Each matrix is stored in panels of 32 output channels (`PanelLayout`: [panel][inputChannel][32] or
+/// split into 16-column halves, the last panel zero-padded) so the GEMM streams it as it is
+/// instead of repacking it on every call.
 /// They take 4× (16/9×) the memory of the plain filter (36 or 16 points instead of 9 taps).
 import CSIMDKernels
 
@@ -10,8 +11,13 @@ public struct WinogradWeights: Sendable, Equatable {
     public let inputChannels: Int
     public let outputChannels: Int
     public let tile: WinogradTile
-    /// [points][panels][inputChannels][panelColumns].
+    /// Whether each panel is stored as two 16-column halves.
+    public let splitHalves: Bool
+    /// [points][panels][inputChannels][panelColumns], each point's panels as `layout` says.
     let storage: WeightStorage
+
+    /// How each point's matrix is laid out.
+    var layout: PanelLayout { PanelLayout(depth: inputChannels, splitHalves: splitHalves) }
 
     /// Output channels per panel.
     static let panelColumns = Int(KEEL_PANEL_COLUMNS)
@@ -33,8 +39,8 @@ public struct WinogradWeights: Sendable, Equatable {
     /// Logical extents of the transformed values: [points, inputChannels, outputChannels].
     public var dims: [Int] { [tile.points, inputChannels, outputChannels] }
 
-    /// Read access to the transformed values as stored ([points][panels][inputChannels][panelColumns],
-    /// `storageCount` floats), valid inside `body`.
+    /// Read access to the transformed values as stored (each point's `pointStride` floats in
+    /// `layout`), valid inside `body`.
     public func withUnsafeValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer(body)
     }
@@ -42,7 +48,7 @@ public struct WinogradWeights: Sendable, Equatable {
     /// Values transformed earlier (by `withUnsafeValues`) and kept elsewhere, used in place:
     /// `owner` is retained for as long as these weights live. Throws unless the count matches.
     public init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject,
-                inputChannels: Int, outputChannels: Int, tile: WinogradTile = .large) throws {
+                inputChannels: Int, outputChannels: Int, tile: WinogradTile = .large, splitHalves: Bool) throws {
         let name = "winograd weights"
         try require(inputChannels > 0 && outputChannels > 0, name, "\(inputChannels) input and \(outputChannels) output channels")
         let count = try Self.storageCount(inputChannels: inputChannels, outputChannels: outputChannels, tile: tile)
@@ -51,6 +57,7 @@ public struct WinogradWeights: Sendable, Equatable {
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
         self.tile = tile
+        self.splitHalves = splitHalves
         self.storage = WeightStorage(borrowing: values, owner: owner)
     }
 
@@ -95,6 +102,7 @@ public struct WinogradWeights: Sendable, Equatable {
         let (points, side) = (tile.points, tile.inputSize)
         let pointStride = storageCount / points
         let panelColumns = Self.panelColumns
+        let layout = PanelLayout(depth: inputs)
         self.storage = WeightStorage(count: storageCount) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
             // The storage starts uninitialised: the last panel's columns past `outputs` stay zero.
@@ -108,7 +116,8 @@ public struct WinogradWeights: Sendable, Equatable {
             context.forEachChunk(inputs, minimumChunk: 1) { channels in
                 if tile == .large, let transform = KernelTable.current.winograd_filter_transform {
                     return transform(source, inputs, outputs, strides.output, strides.channel, strides.tap,
-                                     channels.lowerBound, channels.upperBound, destination, pointStride)
+                                     channels.lowerBound, channels.upperBound, destination, pointStride,
+                                     layout.splitHalves ? 1 : 0)
                 }
                 // The portable loop, eight output channels at a time.
                 // taps: 9 vectors; half: G·g as 3 columns of `side`; line: one row of `side`.
@@ -131,9 +140,8 @@ public struct WinogradWeights: Sendable, Equatable {
                             for column in 0..<3 {
                                 filter(taps[column], taps[3 + column], taps[6 + column], half + side * column)
                             }
-                            // Eight lanes never straddle a panel (8 divides the panel width).
-                            let target = destination + (first / panelColumns) * inputs * panelColumns
-                                + channel * panelColumns + first % panelColumns
+                            // Eight lanes never straddle a panel's half (8 divides 16).
+                            let target = destination + layout.offset(depth: channel, column: first)
                             for row in 0..<side {
                                 filter(half[row], half[side + row], half[2 * side + row], line)
                                 for column in 0..<side {
@@ -150,6 +158,7 @@ public struct WinogradWeights: Sendable, Equatable {
         self.inputChannels = inputs
         self.outputChannels = outputs
         self.tile = tile
+        self.splitHalves = layout.splitHalves
     }
 
     /// Whether a convolution of `geometry` can run on Winograd weights at all (whether it should

@@ -34,6 +34,12 @@ final class WinogradFilterTransformTests: XCTestCase {
         let panels = (outputs + panelWidth - 1) / panelWidth
         let pointStride = panels * panelWidth * inputs
         let points = weights.tile.points
+        // Panels interleaved ([inputs][32]) or split into two [inputs][16] halves.
+        func offset(_ input: Int, _ output: Int) -> Int {
+            let lane = output % panelWidth, panel = (output / panelWidth) * inputs * panelWidth
+            return weights.splitHalves ? panel + (lane / 16) * inputs * 16 + input * 16 + lane % 16
+                                       : panel + input * panelWidth + lane
+        }
         weights.withUnsafeValues { values in
             XCTAssertEqual(values.count, points * pointStride, label)
             var worst = 0.0
@@ -41,16 +47,13 @@ final class WinogradFilterTransformTests: XCTestCase {
                 for output in 0..<outputs {
                     let expected = expectedPoints(taps(input, output), weights.tile)
                     for point in 0..<points {
-                        let index = point * pointStride + (output / panelWidth) * inputs * panelWidth
-                            + input * panelWidth + output % panelWidth
-                        worst = max(worst, abs(Double(values[index]) - expected[point]))
+                        worst = max(worst, abs(Double(values[point * pointStride + offset(input, output)]) - expected[point]))
                     }
                 }
                 for point in 0..<points {
                     for column in outputs..<(panels * panelWidth) {
-                        let index = point * pointStride + (panels - 1) * inputs * panelWidth + input * panelWidth
-                            + column % panelWidth
-                        XCTAssertEqual(values[index], 0, "\(label): padding column \(column)")
+                        XCTAssertEqual(values[point * pointStride + offset(input, column)], 0,
+                                       "\(label): padding column \(column)")
                     }
                 }
             }

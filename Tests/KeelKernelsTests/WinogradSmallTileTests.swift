@@ -81,10 +81,12 @@ final class WinogradSmallTileTests: XCTestCase {
         XCTAssertEqual(try WinogradWeights(packed).dims, [36, 16, 16])
         let values = small.withUnsafeValues { Array($0) }
         XCTAssertThrowsError(try values.withUnsafeBufferPointer {
-            try WinogradWeights(borrowing: $0, owner: ValuesOwner(), inputChannels: 16, outputChannels: 16, tile: .large)
+            try WinogradWeights(borrowing: $0, owner: ValuesOwner(), inputChannels: 16, outputChannels: 16, tile: .large,
+                                   splitHalves: small.splitHalves)
         })
         let borrowed = try values.withUnsafeBufferPointer {
-            try WinogradWeights(borrowing: $0, owner: ValuesOwner(), inputChannels: 16, outputChannels: 16, tile: .small)
+            try WinogradWeights(borrowing: $0, owner: ValuesOwner(), inputChannels: 16, outputChannels: 16, tile: .small,
+                                   splitHalves: small.splitHalves)
         }
         XCTAssertEqual(borrowed.tile, .small)
     }

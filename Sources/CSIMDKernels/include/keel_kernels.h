@@ -39,14 +39,8 @@ uint32_t keel_cpu_in_use(void);
  * no kernel runs. */
 void keel_cpu_restrict(uint32_t allowed);
 
-/* Columns per panel of a packed B matrix (keel_kernel_table.sgemm_packed_b). */
+/* Columns per panel of a packed right operand (keel_gemm_right). */
 #define KEEL_PANEL_COLUMNS 32
-
-/* C[m×n] = A[m×k]·B[k×n], C overwritten; A and C row-major with leading dimensions lda and ldc.
- * B is packed in panels of KEEL_PANEL_COLUMNS columns: panel j holds columns 32j..32j+31 as
- * [k][32] at b_panels + j·k·32, the last one zero-padded. m, n and k are positive. */
-typedef void (*keel_sgemm_packed_b_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                                       const float *b_panels, float *c, ptrdiff_t ldc);
 
 /* The left operand of sgemm: element (row r, depth p) at base[r·row_step + p·depth_step]
  * (row-major A: row_step = lda, depth_step = 1; a filter matrix [k][m] read as Wᵀ: row_step = 1,
@@ -62,7 +56,7 @@ typedef struct {
 
 /* The right operand: element (depth p, column j) at base[(j / 32)·panel_step + ((j mod 32) / 16)·
  * half_step + p·depth_step + j mod 16]. A row-major [k][n] matrix has panel_step = 32,
- * half_step = 16, depth_step = n; interleaved packed panels [k][32] (sgemm_packed_b's)
+ * half_step = 16, depth_step = n; interleaved packed panels [k][32]
  * panel_step = 32·k, half_step = 16, depth_step = 32; split packed panels, each two [k][16]
  * halves (what sgemm_split_panels asks for), panel_step = 32·k, half_step = 16·k,
  * depth_step = 16. `padded` = 1 lets the last panel be read whole. A half_step of 0 reads as 16. */
@@ -123,13 +117,15 @@ typedef void (*keel_winograd_output_tile_fn)(const float *products, ptrdiff_t po
  * t = row·3 + column of the filter from input channel c to output channel o is
  * source[o·output_stride + c·channel_stride + t·tap_stride]. For input channels
  * channel_begin..<channel_end and every output channel, transform point p (0..<36) goes to
- * destination[p·point_stride + (o / 32)·inputs·32 + c·32 + o % 32]: each point's [inputs, outputs]
- * matrix in the 32-column panels sgemm_packed_b reads (padding columns are left alone). */
+ * destination[p·point_stride + (o / 32)·inputs·32 + c·32 + o % 32] (interleaved panels), or with
+ * split_halves at destination[p·point_stride + (o / 32)·inputs·32 + ((o % 32) / 16)·inputs·16 +
+ * c·16 + o % 16]: each point's [inputs, outputs] matrix as sgemm's packed right operand
+ * (keel_gemm_right; padding columns are left alone). */
 typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
                                                   ptrdiff_t output_stride, ptrdiff_t channel_stride,
                                                   ptrdiff_t tap_stride, ptrdiff_t channel_begin,
                                                   ptrdiff_t channel_end, float *destination,
-                                                  ptrdiff_t point_stride);
+                                                  ptrdiff_t point_stride, int split_halves);
 
 /* A convolution (one group, NHWC) or dense layer (the 1×1 case: batch = rows, 1×1 image) whose
  * products run in bf16 with fp32 accumulation. The input is fp32, rounded to bf16 (nearest even)
@@ -274,7 +270,6 @@ typedef void (*keel_pool_rows_fn)(const keel_pool2d *pool, ptrdiff_t first_row, 
 
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
-    keel_sgemm_packed_b_fn sgemm_packed_b;
     keel_sgemm_fn sgemm;
     keel_sgemm_prologue_fn sgemm_prologue;
     /* Most rows sgemm multiplies at once (its register block): the block_rows a filter read as the

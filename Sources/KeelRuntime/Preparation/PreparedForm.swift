@@ -72,6 +72,20 @@ protocol PreparedPayload: Sendable {
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws
 }
 
+/// The stored dimensions' mark of panels split into halves: a third dimension, the half's width.
+private let splitPanelMark = 16
+
+private func panelHalvesDims(_ splitHalves: Bool) -> [Int] { splitHalves ? [splitPanelMark] : [] }
+
+/// Whether stored panel dims ([depth, columns], or [depth, columns, 16] for split halves) say split;
+/// throws for any other shape.
+private func panelDims(_ dims: [Int], _ kernel: String) throws -> Bool {
+    guard dims.count == 2 || (dims.count == 3 && dims[2] == splitPanelMark) else {
+        throw KernelError.invalidArgument(kernel: kernel, message: "dims \(dims) are not [inputs, outputs] or [inputs, outputs, 16]")
+    }
+    return dims.count == 3
+}
+
 /// Throws unless `dims` has `count` entries; `meaning` names them for the message.
 private func requireDims(_ dims: [Int], _ count: Int, _ kernel: String, _ meaning: String) throws {
     guard dims.count == count else { throw KernelError.invalidArgument(kernel: kernel, message: "dims \(dims) are not \(meaning)") }
@@ -101,16 +115,18 @@ extension WinogradWeights: PreparedPayload {
         return try WinogradWeights(try held.rowMajorPacking(for: form), tile: tile, context: context)
     }
 
-    /// [inputChannels, outputChannels].
-    var storedDims: [Int] { [inputChannels, outputChannels] }
+    /// [inputChannels, outputChannels] for interleaved panels, [inputChannels, outputChannels, 16]
+    /// for panels split into 16-column halves (format version 6).
+    var storedDims: [Int] { [inputChannels, outputChannels] + panelHalvesDims(splitHalves) }
     func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeValues(body) }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
         try self.init(borrowing: values, owner: owner, storedDims: dims, tile: .large)
     }
 
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int], tile: WinogradTile) throws {
-        try requireDims(dims, 2, "winograd weights", "[inputs, outputs]")
-        try self.init(borrowing: values, owner: owner, inputChannels: dims[0], outputChannels: dims[1], tile: tile)
+        let splitHalves = try panelDims(dims, "winograd weights")
+        try self.init(borrowing: values, owner: owner, inputChannels: dims[0], outputChannels: dims[1], tile: tile,
+                      splitHalves: splitHalves)
     }
 }
 
@@ -191,21 +207,15 @@ extension PanelDenseWeights: PreparedPayload {
 
     /// [inFeatures, outFeatures] for interleaved panels; [inFeatures, outFeatures, 16] for panels
     /// split into 16-column halves (format version 6).
-    var storedDims: [Int] { [inFeatures, outFeatures] + (splitHalves ? [Self.splitMark] : []) }
+    var storedDims: [Int] { [inFeatures, outFeatures] + panelHalvesDims(splitHalves) }
     func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try withUnsafePackedValues(body)
     }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
-        guard dims.count == 2 || (dims.count == 3 && dims[2] == Self.splitMark) else {
-            throw KernelError.invalidArgument(kernel: "dense weights",
-                                              message: "dims \(dims) are not [inputs, outputs] or [inputs, outputs, 16]")
-        }
+        let splitHalves = try panelDims(dims, "dense weights")
         try self.init(borrowing: values, owner: owner, inFeatures: dims[0], outFeatures: dims[1],
-                      splitHalves: dims.count == 3)
+                      splitHalves: splitHalves)
     }
-
-    /// The third stored dimension of split panels: the width of a half.
-    private static let splitMark = 16
 }
 
 extension BF16Weights: PreparedPayload {
