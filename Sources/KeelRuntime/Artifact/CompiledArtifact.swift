@@ -41,8 +41,9 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 /// passes, precision, and where each layer of the source can be cut). Files of versions 1–3 do
 /// not say how they were made, so they are refused with that reason: compile them again.
 /// Version 5 adds prepared filters of kind `bf16` (`keel compile --precision bf16`): rounded to
-/// bf16 and packed for the bf16 kernels, two values per float slot. Version 6 lets dense panels be
-/// stored split into 16-column halves (dimensions [inputs, outputs, 16]), as AVX2 CPUs pack them.
+/// bf16 and packed for the bf16 kernels, two values per float slot. Version 6 lets Winograd and dense
+/// panels be stored split into 16-column halves (dimensions [inputs, outputs, 16]), as AVX2 CPUs
+/// pack them (`PanelLayout`).
 /// Versions 4 and 5 read as before.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
 /// section whose entries do not fit is refused with the reason. Weight bytes are checksummed
