@@ -35,7 +35,7 @@ DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m
                   _mm256_fmadd_ps, _mm256_add_ps)
 
 /* Depthwise convolution: 4 vectors of 8 channels (NHWC) or 8 adjacent pixels (NCHW). */
-DEFINE_DEPTHWISE(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
+DEFINE_DEPTHWISE(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, _mm256_loadu_ps, KEEL_AVX2_STORE,
                  _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps)
 
 /* Direct convolution: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */

@@ -64,6 +64,11 @@ final class ConvolutionFamilyTests: XCTestCase {
                                     layout: layout), activation: .swish),
             Case(geometry: geometry(2, 3, in: 24, out: 24, kernel: 7, padding: (3, 3, 3, 3), groups: 24, layout: layout),
                  activation: .relu, residual: false),
+            // The held-filter body (AVX2): a 5×5 stride-2 filter wider and taller than its input,
+            // every pixel a border pixel.
+            Case(geometry: geometry(3, 2, in: 12, out: 12, kernel: 5, stride: 2, padding: (2, 2, 2, 2), groups: 12,
+                                    layout: layout),
+                 activation: .relu),
             // 3×3 at stride 1 on rows narrower than a run: pairs of output rows per pass, an odd
             // row count leaving a single last row, a masked channel block, 1-row and 1-column maps.
             Case(geometry: geometry(batch: 2, 7, 7, in: 150, out: 150, groups: 150, layout: layout),
