@@ -12,7 +12,8 @@
  * under all the chunk's groups: a half is 16 KB, which stays in a 32 KB L1 (Zen 3), where the
  * whole panel did not, and every group after the first read it from L2. A row group has at most
  * 12 rows on AVX-512 (24 accumulators in named registers, 3 left for B and the broadcast) and 6
- * on AVX2 (12 of the 16 registers). The
+ * on AVX2 (12 of the 16 registers). A block of B that fits in L1 whole (shallow, narrow products)
+ * is run the other way round, each row group across every panel, so C is written row by row. The
  * epilogue (bias, residual, activation) runs on the registers of the last depth pass, before the
  * one store. */
 #ifndef KEEL_PANEL_GEMM_H
@@ -38,6 +39,8 @@ enum {
      * from memory, which the hardware prefetcher alone left latency-bound (a 49-row 512×512
      * product with B cold ran at 85 GFLOP/s on one core, 125 with this). */
     PREFETCH_ROWS = 32,
+    /* A block of B up to this size (half of a 32 KB L1) is run row group by row group. */
+    WHOLE_B_BYTES = 16 * 1024,
     AVX512_ROWS = 12,
     AVX2_ROWS = 6,
 };
@@ -225,6 +228,16 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         PANEL_EACH_ROW(PANEL_MULTIPLY_ADD, VEC, SET1, FMADD, STEP)                                                \
     }
 
+/* Columns `part` on of `panel` (B at `b`, `width` columns) for row group `g` of the chunk, inside
+ * sgemm_prologue's loops. */
+#define PANEL_PIECE(PREFIX, g, prefetch, next)                                                              \
+    {                                                                                                       \
+        struct block_target target = { c + firsts[g] * ldc + panel * PANEL, ldc, firsts[g], panel * PANEL,   \
+                                       start > 0, last ? epilogue : NULL };                                 \
+        PREFIX##_gemm_rows(heights[g], depth, &views[g], b, right.depth_step, half_step, right.padded, &target, \
+                           width, part, prefetch, next);                                                   \
+    }
+
 /* One body per level: `rows` rows of A (at most LIMIT, at most 14) × 2·HALF columns of a panel in
  * two registers per row; `gemm_rows` runs the 2·HALF columns of a panel from column `first` (AVX-512:
  * the whole panel; AVX2: a half). Needs keel_<PREFIX>_activate (simd_activation.h). */
@@ -326,9 +339,22 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                             views[g] = (struct rows_view){ slice, heights[g], 1 };                          \
                         }                                                                                   \
                     }                                                                                       \
-                    /* Each panel of B (DEPTH × 32 floats, 32 KB) stays in L1 while the chunk's row     \
-                     * groups pass over it; the first group streams it in, with prefetches. */              \
-                    for (ptrdiff_t panel = panel_first; panel < panel_end; panel++) {                       \
+                    /* A block of B small enough to stay in L1 whole (shallow products: MobileNet's and EfficientNet's \
+                     * expansions) is taken row group by row group, each group across every panel, so that C is \
+                     * written a few whole rows at a time rather than in 64-byte strips down 48 rows per panel. */ \
+                    if ((panel_end - panel_first) * PANEL * depth * (ptrdiff_t)sizeof(float) <= WHOLE_B_BYTES) { \
+                        for (int g = 0; g < count; g++)                                                      \
+                            for (ptrdiff_t panel = panel_first; panel < panel_end; panel++) {                \
+                                const float *b = right.base + panel * right.panel_step + start * right.depth_step; \
+                                ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;     \
+                                for (ptrdiff_t part = 0; part < width; part += 2 * HALF)                     \
+                                    PANEL_PIECE(PREFIX, g, 0, b)                                              \
+                            }                                                                                \
+                        continue;                                                                            \
+                    }                                                                                        \
+                    /* Each panel of B (DEPTH × 32 floats, 32 KB) stays in L1 while the chunk's row          \
+                     * groups pass over it; the first group streams it in, with prefetches. */               \
+                    for (ptrdiff_t panel = panel_first; panel < panel_end; panel++) {                        \
                         const float *b = right.base + panel * right.panel_step + start * right.depth_step;  \
                         ptrdiff_t width = n - panel * PANEL < PANEL ? n - panel * PANEL : PANEL;            \
                         /* The panel the loop takes next (in this chunk, the next chunk, the next column    \
@@ -342,22 +368,15 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                             : panel_end < panels ? b + right.panel_step                                     \
                             : start + DEPTH < k ? right.base + (start + DEPTH) * right.depth_step            \
                             : b;                                                                            \
-                        for (ptrdiff_t part = 0; part < width; part += 2 * HALF) {                          \
-                            for (int g = 0; g < count; g++) {                                               \
-                                struct block_target target = { c + firsts[g] * ldc + panel * PANEL, ldc,    \
-                                                               firsts[g], panel * PANEL, start > 0,         \
-                                                               last ? epilogue : NULL };                    \
-                                PREFIX##_gemm_rows(heights[g], depth, &views[g], b, right.depth_step,       \
-                                                   half_step, right.padded, &target, width, part,           \
-                                                   g == 0 && depth > SHALLOW, next);                        \
-                            }                                                                               \
-                        }                                                                                   \
-                    }                                                                                       \
-                }                                                                                           \
-            }                                                                                               \
-            }                                                                                               \
-        }                                                                                                   \
-    }                                                                                                       \
+                        for (ptrdiff_t part = 0; part < width; part += 2 * HALF)                             \
+                            for (int g = 0; g < count; g++)                                                  \
+                                PANEL_PIECE(PREFIX, g, g == 0 && depth > SHALLOW, next)                  \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
     void keel_##PREFIX##_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, keel_gemm_left left,                   \
                                keel_gemm_right right, float *c, ptrdiff_t ldc, const keel_epilogue *epilogue) { \
         keel_##PREFIX##_sgemm_prologue(m, n, k, left, right, c, ldc, epilogue, NULL);                       \

@@ -35,6 +35,10 @@ final class PanelGEMMTests: XCTestCase {
         Case(m: 53, n: 1057, k: 300, activation: .relu, biasPerRow: false, residual: true),
         // Wide enough (n ≥ 8·m) for two threads to split columns, with a bias per row.
         Case(m: 16, n: 300, k: 70, activation: .relu, biasPerRow: true, residual: true),
+        // B small enough for L1 (5 panels × depth 20): row group by row group across the panels,
+        // three chunks, a ragged last panel; and a bias per row on one panel.
+        Case(m: 103, n: 150, k: 20, activation: .relu, biasPerRow: false, residual: true),
+        Case(m: 50, n: 20, k: 7, activation: .clip(min: 0, max: 6), biasPerRow: true, residual: false),
     ]
 
     func testEveryOperandFormMatchesDoublePrecisionAtEveryLevel() {
