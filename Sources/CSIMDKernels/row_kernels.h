@@ -96,7 +96,21 @@
             const float *from = input + row * row_stride;                                                 \
             float *to = output + row * row_stride;                                                        \
             const VEC row_bias = e->bias && e->bias_per_row ? SET1(e->bias[row]) : ZERO();                \
-            for (ptrdiff_t i = 0; i < columns; i += LANES) {                                              \
+            ptrdiff_t i = 0;                                                                              \
+            /* GELU a few whole vectors at a time in lockstep (simd_activation.h says why). */            \
+            if (e->activation == KEEL_ACTIVATION_GELU)                                                    \
+                for (; i + GELU_LOCKSTEP * LANES <= columns; i += GELU_LOCKSTEP * LANES) {                \
+                    VEC v[GELU_LOCKSTEP];                                                                 \
+                    for (int j = 0; j < GELU_LOCKSTEP; j++) {                                             \
+                        MASK all = MASK_FOR(LANES);                                                       \
+                        v[j] = LOAD(all, from + i + j * LANES);                                           \
+                        if (e->bias)                                                                      \
+                            v[j] = ADD(v[j], e->bias_per_row ? row_bias : LOAD(all, e->bias + i + j * LANES)); \
+                    }                                                                                     \
+                    keel_##PREFIX##_gelu_lockstep(v);                                                     \
+                    for (int j = 0; j < GELU_LOCKSTEP; j++) STORE(MASK_FOR(LANES), to + i + j * LANES, v[j]); \
+                }                                                                                         \
+            for (; i < columns; i += LANES) {                                                             \
                 MASK mask = MASK_FOR(columns - i);                                                        \
                 VEC value = LOAD(mask, from + i);                                                         \
                 if (e->bias) value = ADD(value, e->bias_per_row ? row_bias : LOAD(mask, e->bias + i));    \
