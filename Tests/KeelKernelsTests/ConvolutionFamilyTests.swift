@@ -69,6 +69,11 @@ final class ConvolutionFamilyTests: XCTestCase {
             Case(geometry: geometry(3, 2, in: 12, out: 12, kernel: 5, stride: 2, padding: (2, 2, 2, 2), groups: 12,
                                     layout: layout),
                  activation: .relu),
+            // Rows wider than a span of 24 outputs (a span, then runs of 6, 4 and 1 in the next) with
+            // a masked channel vector: 3×3 at stride 1 and 5×5 at stride 2.
+            Case(geometry: geometry(4, 35, in: 20, out: 20, groups: 20, layout: layout), activation: .clip(min: 0, max: 6)),
+            Case(geometry: geometry(5, 67, in: 11, out: 11, kernel: 5, stride: 2, padding: (2, 2, 2, 2), groups: 11,
+                                    layout: layout), activation: .swish),
             // 3×3 at stride 1 on rows narrower than a run: pairs of output rows per pass, an odd
             // row count leaving a single last row, a masked channel block, 1-row and 1-column maps.
             Case(geometry: geometry(batch: 2, 7, 7, in: 150, out: 150, groups: 150, layout: layout),
