@@ -182,9 +182,11 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         left##r = FMADD(value, b0, left##r);                                                                \
         right##r = FMADD(value, b1, right##r);                                                              \
     }
-#define PANEL_STORE(r, PREFIX, HALF, ADD, LOAD, STORE)                                                            \
-    if (r < rows) {                                                                                         \
-        float *out = t.c + r * t.ldc;                                                                       \
+/* Row r's accumulators made final: the earlier depth passes' sum added, then the epilogue (but
+ * GELU, which PANEL_STORE_PAIR applies). */
+#define PANEL_PREPARE(r, PREFIX, HALF, ADD, LOAD)                                                           \
+    {                                                                                                       \
+        const float *out = t.c + r * t.ldc;                                                                 \
         if (t.accumulate) {                                                                                 \
             left##r = ADD(left##r, LOAD(low, out));                                                         \
             right##r = ADD(right##r, LOAD(high, out + HALF));                                               \
@@ -193,9 +195,37 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             left##r = PREFIX##_gemm_finish(left##r, t.epilogue, t.row + r, t.column, low);                  \
             right##r = PREFIX##_gemm_finish(right##r, t.epilogue, t.row + r, t.column + HALF, high);        \
         }                                                                                                   \
+    }
+#define PANEL_WRITE(r, HALF, STORE)                                                                 \
+    {                                                                                                       \
+        float *out = t.c + r * t.ldc;                                                                       \
         STORE(low, out, left##r);                                                                           \
         STORE(high, out + HALF, right##r);                                                                  \
     }
+/* Rows r0 and r1 = r0 + 1 of a block, prepared, GELU applied to their four vectors in lockstep
+ * (simd_activation.h; one accumulator at a time it was latency-bound and halved a ConvNeXt
+ * expansion's speed, 3136×96×384: 92 → 46 GFLOP/s on Zen 3, now 57), and stored. In registers:
+ * a pass over the stored block reloaded values through masked loads, which the store buffer does
+ * not forward. */
+#define PANEL_STORE_PAIR(r0, r1, PREFIX, VEC, HALF, ADD, LOAD, STORE)                                 \
+    if (r0 < rows) {                                                                                        \
+        PANEL_PREPARE(r0, PREFIX, HALF, ADD, LOAD)                                                          \
+        if (r1 < rows) PANEL_PREPARE(r1, PREFIX, HALF, ADD, LOAD)                                           \
+        VEC v[LOCKSTEP] = { left##r0, right##r0, left##r1, right##r1 };                                     \
+        PREFIX##_gemm_gelu_four(v);                                                                         \
+        left##r0 = v[0], right##r0 = v[1], left##r1 = v[2], right##r1 = v[3];                               \
+        PANEL_WRITE(r0, HALF, STORE)                                                                        \
+        if (r1 < rows) PANEL_WRITE(r1, HALF, STORE)                                                         \
+    }
+/* Row r of a block, prepared and stored (every epilogue but GELU). */
+#define PANEL_STORE(r, PREFIX, HALF, ADD, LOAD, STORE)                                                      \
+    if (r < rows) {                                                                                         \
+        PANEL_PREPARE(r, PREFIX, HALF, ADD, LOAD)                                                           \
+        PANEL_WRITE(r, HALF, STORE)                                                                         \
+    }
+#define PANEL_EACH_PAIR(X, ...)                                                                             \
+    X(0, 1, __VA_ARGS__) X(2, 3, __VA_ARGS__) X(4, 5, __VA_ARGS__) X(6, 7, __VA_ARGS__)                     \
+    X(8, 9, __VA_ARGS__) X(10, 11, __VA_ARGS__) X(12, 13, __VA_ARGS__)
 
 /* Optimised builds give each block height its own copy of the block, with the rows' loops
  * unrolled, and specialised depth loops; unoptimised ones (debug builds compile C at -O0, which
@@ -247,25 +277,13 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                                    ptrdiff_t column, MASK mask) {                           \
         if (e->bias) value = ADD(value, e->bias_per_row ? SET1(e->bias[row]) : LOAD(mask, e->bias + column)); \
         if (e->residual) value = ADD(value, LOAD(mask, e->residual + row * e->residual_stride + column));    \
-        /* GELU is left to gemm_gelu_tile, after the store. */                                              \
+        /* GELU is left to PANEL_STORE_PAIR. */                                                             \
         return e->activation == KEEL_ACTIVATION_GELU ? value : keel_##PREFIX##_activate(value, e);          \
     }                                                                                                       \
-    /* GELU over a stored block, two rows' two vectors in lockstep (keel_<PREFIX>_gelu_lockstep): on     \
-     * the accumulators one at a time it was latency-bound and halved a ConvNeXt expansion's speed      \
-     * (3136×96×384: 92 → 46 GFLOP/s on Zen 3). The block is still in L1. */                            \
-    static ATTRIBUTE void PREFIX##_gemm_gelu_block(float *c, ptrdiff_t ldc, int rows, MASK low, MASK high) {  \
-        for (int r = 0; r < rows; r += 2) {                                                                 \
-            float *first = c + r * ldc, *second = c + (r + 1 < rows ? r + 1 : r) * ldc;                     \
-            VEC v[GELU_LOCKSTEP] = { LOAD(low, first), LOAD(high, first + HALF), LOAD(low, second),          \
-                                     LOAD(high, second + HALF) };                                           \
-            keel_##PREFIX##_gelu_lockstep(v);                                                               \
-            STORE(low, first, v[0]);                                                                        \
-            STORE(high, first + HALF, v[1]);                                                                \
-            if (r + 1 < rows) {                                                                             \
-                STORE(low, second, v[2]);                                                                   \
-                STORE(high, second + HALF, v[3]);                                                           \
-            }                                                                                               \
-        }                                                                                                   \
+    /* Out of line: inlined into every block copy, the lockstep GELU made the block's code so large   \
+     * that its depth loop ran at half speed even without an activation. */                          \
+    __attribute__((noinline)) static ATTRIBUTE void PREFIX##_gemm_gelu_four(VEC *v) {                       \
+        keel_##PREFIX##_gelu_lockstep(v);                                                                   \
     }                                                                                                       \
     PANEL_BLOCK_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
                                                    const float *b, ptrdiff_t b_step, ptrdiff_t second,      \
@@ -281,9 +299,12 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         } else {                                                                                            \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step)              \
         }                                                                                                   \
-        PANEL_EACH_ROW(PANEL_STORE, PREFIX, HALF, ADD, LOAD, STORE)                                         \
-        if (t.epilogue && t.epilogue->activation == KEEL_ACTIVATION_GELU)                                   \
-            PREFIX##_gemm_gelu_block(t.c, t.ldc, rows, low, high);                                          \
+        /* Pairs only for GELU: in every block the pairs' store path ran shallow products 3–5% slower. */  \
+        if (t.epilogue && t.epilogue->activation == KEEL_ACTIVATION_GELU) {                                 \
+            PANEL_EACH_PAIR(PANEL_STORE_PAIR, PREFIX, VEC, HALF, ADD, LOAD, STORE)                          \
+        } else {                                                                                            \
+            PANEL_EACH_ROW(PANEL_STORE, PREFIX, HALF, ADD, LOAD, STORE)                                     \
+        }                                                                                                   \
     }                                                                                                       \
     /* `a` and `t` by address: passed by value, they were written to the stack field by field and     \
      * read back as 16-byte vectors, which no store forwards to (a stall on every call, 10% of a     \

@@ -97,18 +97,18 @@
             float *to = output + row * row_stride;                                                        \
             const VEC row_bias = e->bias && e->bias_per_row ? SET1(e->bias[row]) : ZERO();                \
             ptrdiff_t i = 0;                                                                              \
-            /* GELU a few whole vectors at a time in lockstep (simd_activation.h says why). */            \
+            /* GELU a few whole vectors at a time, in lockstep (simd_activation.h). */                  \
             if (e->activation == KEEL_ACTIVATION_GELU)                                                    \
-                for (; i + GELU_LOCKSTEP * LANES <= columns; i += GELU_LOCKSTEP * LANES) {                \
-                    VEC v[GELU_LOCKSTEP];                                                                 \
-                    for (int j = 0; j < GELU_LOCKSTEP; j++) {                                             \
+                for (; i + LOCKSTEP * LANES <= columns; i += LOCKSTEP * LANES) {                          \
+                    VEC v[LOCKSTEP];                                                                      \
+                    for (int j = 0; j < LOCKSTEP; j++) {                                                  \
                         MASK all = MASK_FOR(LANES);                                                       \
                         v[j] = LOAD(all, from + i + j * LANES);                                           \
                         if (e->bias)                                                                      \
                             v[j] = ADD(v[j], e->bias_per_row ? row_bias : LOAD(all, e->bias + i + j * LANES)); \
                     }                                                                                     \
                     keel_##PREFIX##_gelu_lockstep(v);                                                     \
-                    for (int j = 0; j < GELU_LOCKSTEP; j++) STORE(MASK_FOR(LANES), to + i + j * LANES, v[j]); \
+                    for (int j = 0; j < LOCKSTEP; j++) STORE(MASK_FOR(LANES), to + i + j * LANES, v[j]);  \
                 }                                                                                         \
             for (; i < columns; i += LANES) {                                                             \
                 MASK mask = MASK_FOR(columns - i);                                                        \

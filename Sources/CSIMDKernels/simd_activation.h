@@ -23,23 +23,29 @@
 
 #if KEEL_X86
 
-/* Vectors PREFIX##_gelu_lockstep takes at once. */
-enum { GELU_LOCKSTEP = 4 };
+/* Vectors the lockstep functions take at once: each step of a function is applied to all of them in
+ * turn. One vector's GELU is a chain of about 80 cycles of dependent operations (a division, two
+ * polynomials, an exponential), which left the FMA ports idle while out-of-order execution did not
+ * fill them from the next vector; in lockstep GELU ran 1.8 → 1.1 ns per value on Zen 3. Swish,
+ * sigmoid and tanh, half as long, measured slower this way inside the GEMM epilogue (the lockstep
+ * call cost more than it overlapped), so they stay one vector at a time. The one-vector GELU is the
+ * lockstep one on lane 0 (the others fold away); the exponential inside stays one vector at a time
+ * (in lockstep too it was no faster, and inlined at every activation it made the kernels take 5×
+ * as long to compile). */
+enum { LOCKSTEP = 4 };
+#define LOCKSTEP_EACH(j) for (int j = 0; j < LOCKSTEP; j++)
 
 #define DEFINE_ACTIVATIONS(PREFIX, ATTRIBUTE, VEC, IVEC, SET1, ADD, SUB, MUL, DIV, FMADD, FMSUB, MIN, MAX,     \
                            ROUND, TO_INT, INT_ADD, INT_SHIFT, AS_FLOAT, SELECT_NEGATIVE, SELECT_BY_SIGN)     \
-    /* 2^n · e^r for integral n in [−126, 127] and |r| ≤ ln2/2 (a little past it is fine). */                 \
+    /* 2^n · e^r for integral n in [−126, 127] and |r| ≤ ln2/2 (a little past it is fine); the          \
+     * polynomial by Estrin's scheme, three levels of FMAs where Horner's chain had six. */            \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_scaled_exp(VEC n, VEC r) {                                              \
-        /* Estrin's scheme: three levels of FMAs where Horner's chain had six, so the exponentials of \
-         * neighbouring vectors overlap (the GELU below was latency-bound). */                                \
         VEC r2 = MUL(r, r);                                                                                    \
         VEC q0 = FMADD(SET1(1.6666665459e-1f), r, SET1(5.0000001201e-1f));                                    \
         VEC q1 = FMADD(SET1(8.3334519073e-3f), r, SET1(4.1665795894e-2f));                                    \
         VEC q2 = FMADD(SET1(1.9875691500e-4f), r, SET1(1.3981999507e-3f));                                    \
-        VEC p = FMADD(FMADD(q2, r2, q1), r2, q0);                                                              \
-        p = FMADD(p, r2, ADD(r, SET1(1.0f)));                                                                  \
-        IVEC exponent = INT_SHIFT(INT_ADD(TO_INT(n), 127), 23);                                                \
-        return MUL(p, AS_FLOAT(exponent));                                                                     \
+        VEC p = FMADD(FMADD(FMADD(q2, r2, q1), r2, q0), r2, ADD(r, SET1(1.0f)));                               \
+        return MUL(p, AS_FLOAT(INT_SHIFT(INT_ADD(TO_INT(n), 127), 23)));                                       \
     }                                                                                                          \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_exp(VEC x) {                                                            \
         x = MIN(SET1(88.37626f), MAX(SET1(-87.33654f), x));                                                    \
@@ -59,18 +65,13 @@ enum { GELU_LOCKSTEP = 4 };
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_sigmoid(VEC x) {                                                        \
         return DIV(SET1(1.0f), ADD(SET1(1.0f), PREFIX##_exp(SUB(SET1(0.0f), x))));                             \
     }                                                                                                          \
-    /* GELU of GELU_LOCKSTEP vectors at once, each step applied to all of them in turn: one vector's  \
-     * chain of dependent operations (a division, two polynomials, an exponential: about 80 cycles) left \
-     * the FMA ports idle, and out-of-order execution did not fill them from the next vector; four in  \
-     * lockstep ran 1.8 → 1.1 ns per value on Zen 3. */                                                \
+    /* x ← GELU(x). */                                                                                         \
     KEEL_INLINE ATTRIBUTE void PREFIX##_gelu_lockstep(VEC *x) {                                                \
-        VEC z[GELU_LOCKSTEP], t[GELU_LOCKSTEP], p[GELU_LOCKSTEP], exponent[GELU_LOCKSTEP], rest[GELU_LOCKSTEP]; \
-        for (int j = 0; j < GELU_LOCKSTEP; j++)                                                                \
-            /* |x| capped at 20 (beyond it the tail is under 1e-37 either way) keeps ±inf finite inside. */     \
-            z[j] = MIN(MAX(x[j], SUB(SET1(0.0f), x[j])), SET1(20.0f));                                         \
-        for (int j = 0; j < GELU_LOCKSTEP; j++)                                                                \
-            t[j] = DIV(SET1(1.0f), FMADD(z[j], SET1(0.35355339059327376f), SET1(1.0f)));                        \
-        for (int j = 0; j < GELU_LOCKSTEP; j++) {                                                              \
+        VEC z[LOCKSTEP], t[LOCKSTEP], p[LOCKSTEP], exponent[LOCKSTEP], rest[LOCKSTEP];                         \
+        /* |x| capped at 20 (beyond it the tail is under 1e-37 either way) keeps ±inf finite inside. */         \
+        LOCKSTEP_EACH(j) z[j] = MIN(MAX(x[j], SUB(SET1(0.0f), x[j])), SET1(20.0f));                            \
+        LOCKSTEP_EACH(j) t[j] = DIV(SET1(1.0f), FMADD(z[j], SET1(0.35355339059327376f), SET1(1.0f)));          \
+        LOCKSTEP_EACH(j) {                                                                                     \
             /* P(t) = Σ c_i·t^i (c_0 = −1.2654…, c_9 = 0.1423…) by Estrin's scheme. */                         \
             VEC t2 = MUL(t[j], t[j]), t4 = MUL(t2, t2);                                                        \
             VEC g0 = FMADD(SET1(0.998495876789093f), t[j], SET1(-1.2654415369033813f));                        \
@@ -80,15 +81,16 @@ enum { GELU_LOCKSTEP = 4 };
             VEC g4 = FMADD(SET1(0.14232930541038513f), t[j], SET1(-0.6667534112930298f));                      \
             p[j] = FMADD(FMADD(FMADD(g4, t2, g3), t2, g2), t4, FMADD(g1, t2, g0));                             \
         }                                                                                                      \
-        for (int j = 0; j < GELU_LOCKSTEP; j++) {                                                              \
+        LOCKSTEP_EACH(j) {                                                                                     \
             VEC square = MUL(z[j], z[j]);                                                                      \
             VEC error = FMSUB(z[j], z[j], square);                                                             \
             /* −z² ≥ −86 keeps the exponent normal (P is within [−1.27, 0.01]); it binds only past |x| ≈ 18.5. */ \
             exponent[j] = MAX(MUL(square, SET1(-0.5f)), SET1(-86.0f));                                         \
             rest[j] = FMADD(error, SET1(-0.5f), p[j]);                                                         \
         }                                                                                                      \
-        for (int j = 0; j < GELU_LOCKSTEP; j++) {                                                              \
-            VEC tail = MUL(MUL(SET1(0.5f), t[j]), PREFIX##_exp_of_sum(exponent[j], rest[j]));                  \
+        LOCKSTEP_EACH(j) exponent[j] = PREFIX##_exp_of_sum(exponent[j], rest[j]);                              \
+        LOCKSTEP_EACH(j) {                                                                                     \
+            VEC tail = MUL(MUL(SET1(0.5f), t[j]), exponent[j]);                                                \
             /* The negative side multiplies by max(x, −20) so that a large finite −x gives (−)0; x·0 (−0   \
              * for finite x) then makes −inf NaN, as ONNX Runtime's 0.5·x·(1 + erf(x/√2)) gives (−inf · 0). */  \
             x[j] = SELECT_BY_SIGN(x[j], MUL(x[j], SUB(SET1(1.0f), tail)),                                      \
@@ -96,7 +98,7 @@ enum { GELU_LOCKSTEP = 4 };
         }                                                                                                      \
     }                                                                                                          \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_gelu(VEC x) {                                                           \
-        VEC lanes[GELU_LOCKSTEP] = { x };                                                                      \
+        VEC lanes[LOCKSTEP] = { x };                                                                           \
         PREFIX##_gelu_lockstep(lanes);                                                                         \
         return lanes[0];                                                                                       \
     }                                                                                                          \
