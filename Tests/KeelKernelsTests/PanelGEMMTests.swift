@@ -7,6 +7,7 @@
 /// three at once (every next panel the streaming group prefetches), k = 0, one and two threads.
 @testable import KeelKernels
 import CSIMDKernels
+import Foundation
 import XCTest
 
 final class PanelGEMMTests: XCTestCase {
@@ -39,6 +40,10 @@ final class PanelGEMMTests: XCTestCase {
         // three chunks, a ragged last panel; and a bias per row on one panel.
         Case(m: 103, n: 150, k: 20, activation: .relu, biasPerRow: false, residual: true),
         Case(m: 50, n: 20, k: 7, activation: .clip(min: 0, max: 6), biasPerRow: true, residual: false),
+        // GELU, applied to two rows' registers at a time: odd row counts (the last row alone), a
+        // ragged half-panel, one and two depth passes.
+        Case(m: 5, n: 21, k: 3, activation: .gelu, biasPerRow: false, residual: true),
+        Case(m: 13, n: 40, k: 300, activation: .gelu, biasPerRow: true, residual: true),
     ]
 
     func testEveryOperandFormMatchesDoublePrecisionAtEveryLevel() {
@@ -93,6 +98,11 @@ final class PanelGEMMTests: XCTestCase {
                 switch test.activation {
                 case .relu: sum = max(sum, 0)
                 case let .clip(lower, upper): sum = min(max(sum, Double(lower)), Double(upper))
+                case .gelu:
+                    // x·Φ(x) from erfc (exact where Φ is tiny); its slope is at most 1.13, and the
+                    // kernel's GELU is within 1e-6 of the value: twice the bound covers both.
+                    sum = 0.5 * sum * erfc(-sum / 2.0.squareRoot())
+                    magnitude = 2 * magnitude + abs(sum)
                 default: break
                 }
                 result.append((sum, magnitude + 1))
