@@ -480,10 +480,16 @@ enum { HELD_RUN = 6, HELD_SPAN = 24 };
      * loaded per vector (from L1); `checked` for one pixel near a border. */                           \
     KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_span(const keel_depthwise_conv *conv, const float *const *lines, \
                                                             nhwc_extent extent, ptrdiff_t pixel, ptrdiff_t x,   \
-                                                            ptrdiff_t end, int size, int stride, int checked) {  \
+                                                            ptrdiff_t end, int size, int stride, int checked,    \
+                                                            const rows_ahead *ahead, ptrdiff_t span,             \
+                                                            ptrdiff_t spans) {                                   \
         const ptrdiff_t channels = conv->channels;                                                            \
         const keel_epilogue *e = &conv->epilogue;                                                             \
-        for (ptrdiff_t c = extent.channel_first; c < extent.channel_end; c += WIDTH) {                        \
+        const ptrdiff_t vectors = (extent.channel_end - extent.channel_first + WIDTH - 1) / WIDTH;            \
+        ptrdiff_t vector = 0;                                                                                 \
+        for (ptrdiff_t c = extent.channel_first; c < extent.channel_end; c += WIDTH, vector++) {              \
+            /* The next row's lines, a share per span and channel vector. */                                \
+            if (ahead) fetch_rows_ahead(ahead, span * vectors + vector, spans * vectors);                    \
             const MASK mask = MASK_FOR(channels - c);                                                         \
             const int full = c + WIDTH <= channels;                                                           \
             VEC k[25];                                                                                        \
@@ -526,15 +532,15 @@ enum { HELD_RUN = 6, HELD_SPAN = 24 };
             }                                                                                                 \
             ptrdiff_t x = 0, span = 0;                                                                        \
             for (; x < output_width && x < inside_first; x++)                                                 \
-                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, x + 1, size, stride, 1);          \
+                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, x + 1, size, stride, 1, NULL, 0, 1); \
             while (x < inside_end) {                                                                          \
-                fetch_rows_ahead(&ahead, span++, spans);                                                      \
                 const ptrdiff_t end = x + HELD_SPAN < inside_end ? x + HELD_SPAN : inside_end;                \
-                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, end, size, stride, 0);            \
+                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, end, size, stride, 0, &ahead, span++, \
+                                             spans);                                                          \
                 x = end;                                                                                      \
             }                                                                                                 \
             for (; x < output_width; x++)                                                                     \
-                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, x + 1, size, stride, 1);          \
+                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, x + 1, size, stride, 1, NULL, 0, 1); \
         }                                                                                                     \
     }                                                                                                         \
     static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
