@@ -32,7 +32,7 @@ DEFINE_PACK_ROWS(avx512, KEEL_AVX512, __m512, 16, PACK_EACH_LANE_4, __mmask16, k
 /* Panel GEMM: 12 rows × 32 columns, 24 accumulators. */
 DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
                   _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
-                  _mm512_fmadd_ps, _mm512_add_ps)
+                  _mm512_fmadd_ps, _mm512_add_ps, _mm512_min_ps, _mm512_max_ps)
 
 /* Depthwise convolution: 4 vectors of 16 channels (NHWC) or 16 adjacent pixels (NCHW). */
 DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, _mm512_loadu_ps, KEEL_AVX512_STORE,
