@@ -7,8 +7,8 @@
  *         filter vectors and one broadcast input value per pixel.
  *   NCHW: a block of output channels × 32 adjacent pixels (AVX2: 16); per tap, two input vectors
  *         and one broadcast filter value per channel.
- * Every output is fused multiply-adds over the taps in filter order from zero, then bias, then
- * activation, so both layouts, both levels and any split of rows give identical values. */
+ * Every output is fused multiply-adds over the taps in filter order from zero, then bias, residual
+ * and activation, so both layouts, both levels and any split of rows give identical values. */
 #ifndef KEEL_DIRECT_CONV_TEMPLATE_H
 #define KEEL_DIRECT_CONV_TEMPLATE_H
 /* The template each ISA file instantiates (DEFINE_DIRECT_CONVOLUTION), and the scalar window
@@ -16,6 +16,7 @@
 #include "keel_kernels.h"
 #include "simd_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Register blocks must be unrolled whole for their accumulators to stay in registers. */
@@ -101,15 +102,36 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
  *         loaded and each channel's filter value is broadcast.
  * `CASES` lists the row counts a level's registers hold (KEEL_CASES_UP_TO_n). */
 #define DEFINE_DIRECT_CONVOLUTION(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOAD, STORE,   \
-                                  SET1, ZERO, FMADD, ADD, MAX)                                              \
-    KEEL_INLINE ATTRIBUTE VEC PREFIX##_conv_finish(VEC sum, VEC bias, int relu) {                                \
+                                  SET1, ZERO, FMADD, ADD, MIN, MAX)                                         \
+    /* Bias, residual (at `residual`, laid out as the output) and any activation but the clamps. */       \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_conv_finish(VEC sum, VEC bias, const float *residual, MASK mask,          \
+                                                  const keel_epilogue *e, int clamp, VEC lower, VEC upper) { \
         sum = ADD(sum, bias);                                                                               \
-        /* max returns its second operand when either is NaN: a NaN sum stays NaN, as in ReLU. */           \
-        return relu ? MAX(ZERO(), sum) : sum;                                                               \
+        if (residual) sum = ADD(sum, LOAD(mask, residual));                                                 \
+        /* The clamps in keel_<PREFIX>_activate's operand order: NaN and −0 come out the same. */           \
+        return clamp ? MIN(upper, MAX(lower, sum)) : keel_##PREFIX##_activate(sum, e);                      \
+    }                                                                                                       \
+    /* A block's rows finished and stored; `clamp` is a constant at each call. */                          \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_store(const int count, int channels_last, const VEC *left,          \
+                                                  const VEC *right, const float *bias, const keel_epilogue *e, \
+                                                  const float *residual, float *out, ptrdiff_t row_step,     \
+                                                  MASK low, MASK high, int clamp, VEC lower, VEC upper) {    \
+        /* NHWC: a bias per lane (output channel); NCHW: one per row. */                                   \
+        VEC b0 = bias && channels_last ? LOAD(low, bias) : ZERO();                                          \
+        VEC b1 = bias && channels_last ? LOAD(high, bias + HALF) : ZERO();                                  \
+        UNROLLED                                                                                            \
+        for (int r = 0; r < count; r++) {                                                                   \
+            if (bias && !channels_last) b0 = b1 = SET1(bias[r]);                                            \
+            const float *line = residual ? residual + r * row_step : NULL;                                  \
+            STORE(low, out + r * row_step, PREFIX##_conv_finish(left[r], b0, line, low, e, clamp, lower, upper)); \
+            STORE(high, out + r * row_step + HALF,                                                          \
+                  PREFIX##_conv_finish(right[r], b1, line ? line + HALF : NULL, high, e, clamp, lower, upper)); \
+        }                                                                                                   \
     }                                                                                                       \
     KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, int channels_last, struct taps taps,          \
                                               const float *weights, ptrdiff_t weight_step, const float *bias, \
-                                              int relu, float *out, ptrdiff_t row_step, MASK low, MASK high) { \
+                                              const keel_epilogue *e, const float *residual, float *out,    \
+                                              ptrdiff_t row_step, MASK low, MASK high) {                    \
         VEC left[LIMIT], right[LIMIT];                                                                      \
         UNROLLED                                                                                            \
         for (int r = 0; r < count; r++) { left[r] = ZERO(); right[r] = ZERO(); }                            \
@@ -129,20 +151,24 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                 }                                                                                           \
             }                                                                                               \
         }                                                                                                   \
-        /* NHWC: a bias per lane (output channel); NCHW: one per row. */                                   \
-        VEC b0 = bias && channels_last ? LOAD(low, bias) : ZERO();                                          \
-        VEC b1 = bias && channels_last ? LOAD(high, bias + HALF) : ZERO();                                  \
-        UNROLLED                                                                                            \
-        for (int r = 0; r < count; r++) {                                                                   \
-            if (bias && !channels_last) b0 = b1 = SET1(bias[r]);                                            \
-            STORE(low, out + r * row_step, PREFIX##_conv_finish(left[r], b0, relu));                             \
-            STORE(high, out + r * row_step + HALF, PREFIX##_conv_finish(right[r], b1, relu));                    \
+        /* NONE, RELU and CLIP as a clamp with bounds set once, not a switch per vector (as in the        \
+         * panel GEMM's epilogue). */                                                                     \
+        const keel_activation kind = e->activation;                                                         \
+        if (kind == KEEL_ACTIVATION_NONE || kind == KEEL_ACTIVATION_RELU || kind == KEEL_ACTIVATION_CLIP) { \
+            const VEC lower = SET1(kind == KEEL_ACTIVATION_RELU ? 0.0f : kind == KEEL_ACTIVATION_CLIP ? e->parameter0 : -INFINITY); \
+            const VEC upper = SET1(kind == KEEL_ACTIVATION_CLIP ? e->parameter1 : INFINITY);                \
+            PREFIX##_conv_store(count, channels_last, left, right, bias, e, residual, out, row_step, low, high, 1, \
+                                lower, upper);                                                              \
+        } else {                                                                                            \
+            PREFIX##_conv_store(count, channels_last, left, right, bias, e, residual, out, row_step, low, high, 0, \
+                                ZERO(), ZERO());                                                            \
         }                                                                                                   \
     }                                                                                                       \
     static ATTRIBUTE void PREFIX##_conv_row(const keel_direct_conv *conv, struct taps taps, float *out,           \
                                        ptrdiff_t plane) {                                                   \
         const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;                        \
-        const int relu = conv->activation == KEEL_DIRECT_CONV_RELU, channels_last = conv->channels_last;    \
+        const keel_epilogue *e = &conv->epilogue;                                                           \
+        const int channels_last = conv->channels_last;                                                      \
         const ptrdiff_t rows = channels_last ? width : outputs, spans = channels_last ? outputs : width;    \
         const ptrdiff_t row_step = channels_last ? outputs : plane;                                         \
         const ptrdiff_t groups = (rows + LIMIT - 1) / LIMIT;                                                \
@@ -153,10 +179,12 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                 const ptrdiff_t pixel = channels_last ? first : start, channel = channels_last ? start : first; \
                 struct taps at = taps;                                                                      \
                 at.base += pixel;                                                                           \
-                const float *bias = conv->bias ? conv->bias + channel : NULL;                               \
+                const float *bias = e->bias ? e->bias + channel : NULL;                                     \
+                float *target = out + first * row_step + start;                                             \
+                const float *residual = e->residual ? e->residual + (target - conv->output) : NULL;         \
                 switch (part_start(rows, groups, group + 1) - first) {                                      \
-                    CASES(PREFIX##_conv_block, channels_last, at, conv->weights + channel, outputs, bias, relu,  \
-                          out + first * row_step + start, row_step, low, high)                              \
+                    CASES(PREFIX##_conv_block, channels_last, at, conv->weights + channel, outputs, bias, e,     \
+                          residual, target, row_step, low, high)                                            \
                     default: break;                                                                         \
                 }                                                                                           \
             }                                                                                               \

@@ -103,22 +103,14 @@ public enum Conv2D {
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         let done = weights.storage.withUnsafeBufferPointer { packed -> Bool in
             guard let packedBase = packed.baseAddress else { return true }
+            let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
             if chosen == .depthwise {
-                let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
                 return DepthwiseConvolution.run(input: source, weights: packedBase, epilogue: epilogue,
                                                 output: destination, geometry: geometry, scratch: scratch,
                                                 context: context)
             }
-            // The direct kernel fuses bias and ReLU; a residual and other activations follow.
-            let fused: UnaryOperation = residual == nil ? activation : .identity
-            guard DirectConvolution.run(input: source, weights: packedBase, bias: bias?.baseAddress,
-                                        activation: fused, output: destination, geometry: geometry,
-                                        scratch: scratch, context: context) else { return false }
-            if residual != nil {
-                applyResidual(residual?.baseAddress, activation: activation, to: destination,
-                              count: geometry.outputElementCount, context: context)
-            }
-            return true
+            return DirectConvolution.run(input: source, weights: packedBase, epilogue: epilogue, output: destination,
+                                         geometry: geometry, scratch: scratch, context: context)
         }
         // Without a SIMD level the direct and depthwise kernels do not run: im2col does.
         if !done { try viaPanels(.im2colGEMM) }

@@ -12,6 +12,8 @@ final class DirectConvolutionTests: XCTestCase {
         var weights: PackedConv2DWeights
         var bias: [Float]?
         var activation: UnaryOperation = .identity
+        /// A tensor of the output's extents added before the activation (a shortcut).
+        var residual: [Float]?
     }
 
     func run(_ problem: Problem, algorithm: Conv2DAlgorithm, threads: Int) throws -> [Float] {
@@ -22,16 +24,23 @@ final class DirectConvolutionTests: XCTestCase {
             try problem.input.withUnsafeBufferPointer { source in
                 try scratch.withUnsafeMutableBufferPointer { buffer in
                     let scratchBuffer = buffer
-                    let apply = { (bias: UnsafeBufferPointer<Float>?) in
-                        try Conv2D.apply(input: source, weights: problem.weights, bias: bias,
+                    let apply = { (bias: UnsafeBufferPointer<Float>?, residual: UnsafeBufferPointer<Float>?) in
+                        try Conv2D.apply(input: source, weights: problem.weights, bias: bias, residual: residual,
                                          activation: problem.activation, output: output, geometry: geometry,
                                          scratch: scratchBuffer, algorithm: algorithm,
                                          context: KernelContext(threads: threads))
                     }
+                    let withResidual = { (bias: UnsafeBufferPointer<Float>?) in
+                        if let residual = problem.residual {
+                            try residual.withUnsafeBufferPointer { try apply(bias, $0) }
+                        } else {
+                            try apply(bias, nil)
+                        }
+                    }
                     if let bias = problem.bias {
-                        try bias.withUnsafeBufferPointer { try apply($0) }
+                        try bias.withUnsafeBufferPointer { try withResidual($0) }
                     } else {
-                        try apply(nil)
+                        try withResidual(nil)
                     }
                 }
             }
@@ -150,6 +159,35 @@ final class DirectConvolutionTests: XCTestCase {
                         XCTAssertEqual(actual, first, "case \(index) \(level) threads \(threads) differs")
                     } else {
                         first = actual
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every epilogue the kernel fuses (the clamps through bounds set once per block, the others
+    /// through the shared activations), with and without a residual, on partial blocks in both
+    /// layouts: MobileNet's ReLU6 stem and EfficientNet's swish stem among them.
+    func testFusedEpiloguesMatchIm2col() throws {
+        let activations: [UnaryOperation] = [.identity, .relu, .clip(min: 0, max: 6), .clip(min: -0.25, max: 0.5),
+                                             .swish, .hardSwish, .leakyRelu(alpha: 0.1)]
+        var index = 0
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            let geometry = Conv2DGeometry(batch: 2, input: Size2D(9, 21), inputChannels: 3, outputChannels: 19,
+                                          kernel: Size2D(3, 3), stride: Size2D(2, 2),
+                                          padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1), layout: layout)
+            for activation in activations {
+                for residual in [false, true] {
+                    index += 1
+                    var problem = try randomProblem(geometry, activation: activation, seed: UInt64(500 + index))
+                    if residual { problem.residual = seededValues(geometry.outputElementCount, seed: UInt64(900 + index)) }
+                    let expected = try run(problem, algorithm: .im2colGEMM, threads: 1)
+                    try forEachCapabilitySet { level in
+                        for threads in [1, 2] {
+                            let actual = try run(problem, algorithm: .direct, threads: threads)
+                            assertClose(actual, expected, "\(layout) \(activation) residual \(residual) \(level) threads \(threads)",
+                                        tolerance: 1e-5)
+                        }
                     }
                 }
             }

@@ -3,15 +3,12 @@
 /* Direct convolution for layers with few input channels (an image network's first layer), where
  * the GEMM of the im2col path is only kernel-taps × channels deep (27 for 3×3 RGB) and OpenBLAS
  * spends more time packing than multiplying. Each output row is computed from a small window of
- * input rows held in scratch, with the filter streamed from L1 and bias and activation applied
- * before the single store of each output value. */
+ * input rows held in scratch, with the filter streamed from L1 and the epilogue (bias, residual,
+ * activation) applied before the single store of each output value. */
 
 #include <stddef.h>
 
-typedef enum {
-    KEEL_DIRECT_CONV_IDENTITY = 0,
-    KEEL_DIRECT_CONV_RELU = 1,
-} keel_direct_conv_activation;
+#include "keel_epilogue.h"
 
 /* One convolution (one group). Activations are NHWC when channels_last is 1, NCHW otherwise.
  * Output extents must be those the input, kernel, strides, dilations and pads give. */
@@ -20,8 +17,6 @@ typedef struct {
     /* [kernel_height·kernel_width·input_channels][output_channels], the reduction ordered
      * (kernel row, kernel column, input channel): the im2col GEMM's packed filter. */
     const float *weights;
-    /* output_channels values, or NULL for none. */
-    const float *bias;
     float *output;
     ptrdiff_t batch;
     ptrdiff_t input_height, input_width, input_channels;
@@ -31,7 +26,9 @@ typedef struct {
     ptrdiff_t dilation_height, dilation_width;
     ptrdiff_t pad_top, pad_left;
     int channels_last;
-    keel_direct_conv_activation activation;
+    /* Bias (output_channels values), residual (a tensor laid out as the output) and activation;
+     * bias_per_row and residual_stride are not read. */
+    keel_epilogue epilogue;
 } keel_direct_conv;
 
 /* Floats of scratch one concurrent keel_direct_conv_rows call needs. */
