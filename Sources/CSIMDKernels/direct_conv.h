@@ -17,6 +17,7 @@
 #include "simd_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Register blocks must be unrolled whole for their accumulators to stay in registers. */
@@ -41,6 +42,12 @@ static inline ptrdiff_t window_width(const keel_direct_conv *conv) {
     return (conv->output_width - 1) * conv->stride_width + (conv->kernel_width - 1) * conv->dilation_width + 1;
 }
 
+
+/* Floats of scratch the window planes (and strided lines) take; the tap offsets follow them. */
+static inline ptrdiff_t window_floats(const keel_direct_conv *conv) {
+    const ptrdiff_t planes = conv->kernel_height * conv->input_channels;
+    return planes * window_width(conv) + (conv->stride_width != 1 ? planes * conv->kernel_width * conv->output_width : 0);
+}
 
 #if KEEL_X86
 /* Copies the input rows that output row `row` of `image` reads into zero-padded planes in
@@ -92,6 +99,18 @@ static inline struct taps load_window(const keel_direct_conv *conv, ptrdiff_t im
                           conv->kernel_height, conv->kernel_width, channels };
 }
 
+/* Where each tap's value sits relative to the window's base, in filter order (kernel row, kernel
+ * column, channel): one flat loop over the taps in the block instead of three nested ones, whose
+ * innermost ran over an RGB input's 3 channels. */
+static inline ptrdiff_t tap_offsets(struct taps taps, int32_t *offsets) {
+    ptrdiff_t count = 0;
+    for (ptrdiff_t ky = 0; ky < taps.rows; ky++)
+        for (ptrdiff_t kx = 0; kx < taps.columns; kx++)
+            for (ptrdiff_t c = 0; c < taps.channels; c++)
+                offsets[count++] = (int32_t)(ky * taps.row_step + kx * taps.column_step + c * taps.channel_step);
+    return count;
+}
+
 /* Even split of `count` into `groups` parts: the start of part `index`. */
 static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t index) { return count * index / groups; }
 
@@ -128,7 +147,8 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                   PREFIX##_conv_finish(right[r], b1, line ? line + HALF : NULL, high, e, clamp, lower, upper)); \
         }                                                                                                   \
     }                                                                                                       \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, int channels_last, struct taps taps,          \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, int channels_last, const float *base,        \
+                                              const int32_t *offsets, ptrdiff_t tap_count,                  \
                                               const float *weights, ptrdiff_t weight_step, const float *bias, \
                                               const keel_epilogue *e, const float *residual, float *out,    \
                                               ptrdiff_t row_step, MASK low, MASK high) {                    \
@@ -136,19 +156,15 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
         UNROLLED                                                                                            \
         for (int r = 0; r < count; r++) { left[r] = ZERO(); right[r] = ZERO(); }                            \
         const float *w = weights;                                                                           \
-        for (ptrdiff_t ky = 0; ky < taps.rows; ky++) {                                                      \
-            for (ptrdiff_t kx = 0; kx < taps.columns; kx++) {                                               \
-                const float *a = taps.base + ky * taps.row_step + kx * taps.column_step;                    \
-                for (ptrdiff_t c = 0; c < taps.channels; c++, a += taps.channel_step, w += weight_step) {    \
-                    const float *span = channels_last ? w : a, *factors = channels_last ? a : w;            \
-                    VEC v0 = LOAD(low, span), v1 = LOAD(high, span + HALF);                                 \
-                    UNROLLED                                                                                \
-                    for (int r = 0; r < count; r++) {                                                       \
-                        VEC value = SET1(factors[r]);                                                       \
-                        left[r] = FMADD(value, v0, left[r]);                                                \
-                        right[r] = FMADD(value, v1, right[r]);                                              \
-                    }                                                                                       \
-                }                                                                                           \
+        for (ptrdiff_t tap = 0; tap < tap_count; tap++, w += weight_step) {                                 \
+            const float *a = base + offsets[tap];                                                           \
+            const float *span = channels_last ? w : a, *factors = channels_last ? a : w;                    \
+            VEC v0 = LOAD(low, span), v1 = LOAD(high, span + HALF);                                         \
+            UNROLLED                                                                                        \
+            for (int r = 0; r < count; r++) {                                                               \
+                VEC value = SET1(factors[r]);                                                               \
+                left[r] = FMADD(value, v0, left[r]);                                                        \
+                right[r] = FMADD(value, v1, right[r]);                                                      \
             }                                                                                               \
         }                                                                                                   \
         /* NONE, RELU and CLIP as a clamp with bounds set once, not a switch per vector (as in the        \
@@ -164,8 +180,8 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                                 ZERO(), ZERO());                                                            \
         }                                                                                                   \
     }                                                                                                       \
-    static ATTRIBUTE void PREFIX##_conv_row(const keel_direct_conv *conv, struct taps taps, float *out,           \
-                                       ptrdiff_t plane) {                                                   \
+    static ATTRIBUTE void PREFIX##_conv_row(const keel_direct_conv *conv, struct taps taps, const int32_t *offsets, \
+                                            ptrdiff_t tap_count, float *out, ptrdiff_t plane) {             \
         const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;                        \
         const keel_epilogue *e = &conv->epilogue;                                                           \
         const int channels_last = conv->channels_last;                                                      \
@@ -177,14 +193,13 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
             for (ptrdiff_t start = 0; start < spans; start += 2 * HALF) {                                   \
                 MASK low = MASK_FOR(spans - start), high = MASK_FOR(spans - start - HALF);                  \
                 const ptrdiff_t pixel = channels_last ? first : start, channel = channels_last ? start : first; \
-                struct taps at = taps;                                                                      \
-                at.base += pixel;                                                                           \
+                const float *base = taps.base + pixel;                                                      \
                 const float *bias = e->bias ? e->bias + channel : NULL;                                     \
                 float *target = out + first * row_step + start;                                             \
                 const float *residual = e->residual ? e->residual + (target - conv->output) : NULL;         \
                 switch (part_start(rows, groups, group + 1) - first) {                                      \
-                    CASES(PREFIX##_conv_block, channels_last, at, conv->weights + channel, outputs, bias, e,     \
-                          residual, target, row_step, low, high)                                            \
+                    CASES(PREFIX##_conv_block, channels_last, base, offsets, tap_count, conv->weights + channel, \
+                          outputs, bias, e, residual, target, row_step, low, high)                          \
                     default: break;                                                                         \
                 }                                                                                           \
             }                                                                                               \
@@ -194,12 +209,14 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                                           ptrdiff_t row_count, float *scratch) {                            \
         const ptrdiff_t height = conv->output_height, width = conv->output_width;                           \
         const ptrdiff_t outputs = conv->output_channels, plane = height * width;                            \
+        int32_t *offsets = (int32_t *)(scratch + window_floats(conv));                                      \
         for (ptrdiff_t r = first_row; r < first_row + row_count; r++) {                                     \
             const ptrdiff_t image = r / height, row = r % height;                                           \
             struct taps taps = load_window(conv, image, row, scratch);                                      \
+            const ptrdiff_t tap_count = tap_offsets(taps, offsets);                                         \
             float *out = conv->channels_last ? conv->output + r * width * outputs                           \
                                              : conv->output + image * outputs * plane + row * width;        \
-            PREFIX##_conv_row(conv, taps, out, plane);                                                           \
+            PREFIX##_conv_row(conv, taps, offsets, tap_count, out, plane);                                  \
         }                                                                                                   \
     }
 
