@@ -107,6 +107,31 @@ static uint32_t wait_for_change(_Atomic uint32_t *word, uint32_t value, _Atomic 
     }
 }
 
+/* The CPU the pool's holder ran on when it published the current job (−1: unknown). */
+static _Atomic int caller_cpu = -1;
+/* The CPUs this process may use, as the first worker found them. */
+#if defined(__linux__)
+static cpu_set_t process_cpus;
+static _Atomic int process_cpus_known;
+#endif
+
+/* Keeps a worker off the CPU its caller runs on. Woken by the caller's futex wake, a worker was
+ * sometimes placed on the caller's own (virtual) CPU and stayed there for dozens of jobs, the other
+ * CPU idle: MobileNetV2 at batch 1 ran its first runs at one thread's speed (Zen 3 guest, 9.7 ms
+ * against 5.1), which a ten-run benchmark reported as its median. A worker that finds itself on the
+ * caller's CPU narrows its affinity to every other CPU the process may use (and back to all of
+ * them, minus the caller's new CPU, whenever that moves); with one CPU nothing changes. */
+static void avoid_caller_cpu(void) {
+#if defined(__linux__)
+    const int caller = atomic_load_explicit(&caller_cpu, memory_order_relaxed);
+    if (caller < 0 || caller >= CPU_SETSIZE || !atomic_load(&process_cpus_known) || sched_getcpu() != caller) return;
+    cpu_set_t others = process_cpus;
+    if (!CPU_ISSET(caller, &others) || CPU_COUNT(&others) < 2) return;
+    CPU_CLR(caller, &others);
+    sched_setaffinity(0, sizeof others, &others);
+#endif
+}
+
 static void run_chunks(pool_job *job) {
     for (;;) {
         const ptrdiff_t chunk = atomic_fetch_add(&job->next_chunk, 1);
@@ -123,13 +148,19 @@ static void *worker_main(void *argument) {
     const int index = (int)(intptr_t)argument;
     inside_chunk = 1;
     pool_identity = index + 1;
+#if defined(__linux__)
+    if (index == 0 && sched_getaffinity(0, sizeof process_cpus, &process_cpus) == 0) atomic_store(&process_cpus_known, 1);
+#endif
     uint32_t epoch = atomic_load(&pool.epoch);
     for (;;) {
         epoch = wait_for_change(&pool.epoch, epoch, &pool.sleepers, 1);
         pool_job *job = atomic_load(&pool.current);
         if (!job) continue;
         atomic_store(&pool.hazard[index], job);
-        if (atomic_load(&pool.current) == job) run_chunks(job);
+        if (atomic_load(&pool.current) == job) {
+            avoid_caller_cpu();
+            run_chunks(job);
+        }
         atomic_store(&pool.hazard[index], NULL);
     }
     return NULL;
@@ -167,6 +198,9 @@ int keel_pool_run(ptrdiff_t chunks, ptrdiff_t helpers, keel_chunk_fn body, void 
     const int workers = ensure_workers(helpers < MAX_WORKERS ? (int)helpers : MAX_WORKERS);
 
     pool_job job = {.body = body, .context = context, .chunks = chunks};
+#if defined(__linux__)
+    atomic_store_explicit(&caller_cpu, sched_getcpu(), memory_order_relaxed);
+#endif
     atomic_store(&pool.current, &job);
     atomic_fetch_add(&pool.epoch, 1);
     if (atomic_load(&pool.sleepers) > 0) wake_sleepers(&pool.epoch, (int)(chunks - 1 < helpers ? chunks - 1 : helpers));
