@@ -2,11 +2,10 @@
  * Winograd products and the convolutions' and dense layers' GEMMs, whose filter operand is used
  * for a few dozen rows at batch 1 and which OpenBLAS repacks on every call. B streams from its
  * panels (packed once ahead of time, or read in place from a row-major matrix) and A's rows are
- * packed (transposed to [depth][rows]) a chunk of row groups at a time, so both operands are read
- * sequentially.
+ * read in place (packed, transposed to [depth][rows], only to apply a prologue).
  * Blocking: depth passes of DEPTH; in each, blocks of up to PANEL_BLOCK panels of B (DEPTH × 1024
  * floats, 1 MB, in L2 for the whole pass over A's rows), chunks of up to four row groups of A
- * (packed: 48 KB, in L2), and for each chunk every panel of the block in turn (DEPTH × 32 floats,
+ * (48 KB, in L2), and for each chunk every panel of the block in turn (DEPTH × 32 floats,
  * 32 KB, in L1 while the chunk's groups pass over it; the first group streams it in and fetches the
  * panel after it into L2). AVX2 passes over a panel in two 16-column halves, each half in turn
  * under all the chunk's groups: a half is 16 KB, which stays in a 32 KB L1 (Zen 3), where the
@@ -56,15 +55,14 @@ struct rows_view {
     ptrdiff_t depth_step, row_step;
 };
 
-/* Shallow products read A in place: rows of at most 128 floats do not collide in L1 the way
- * 2 KB-strided rows do, and packing would cost a quarter of the multiply. */
+/* A is read in place (its rows broadcast where they lie) and packed only to apply a prologue.
+ * Narrow products (at most eight panels) ran 10–17% faster in place on one AVX-512 core
+ * (tools/gemm_bench: ResNet50's 784×1152×128 141 → 156 GFLOP/s, ConvNeXt's 3136×384×96 125 → 143,
+ * MobileNetV2's 196×576×96 130 → 166); wide deep ones, which were packed until then, 1–4% on Zen 3
+ * with two threads (interleaved medians, batch 1 and 8: ViT-B/16 221 → 216 ms at batch 1, VGG16
+ * 526 → 501 and Xception 894 → 865 at batch 8, with the C prefetch of PANEL_BLOCK_START), the
+ * packing's 2–3% of their time gone. Products up to SHALLOW deep do not prefetch B. */
 enum { SHALLOW = 128 };
-/* Nor for products of at most eight panels, which use each packed row for only a few panels:
- * reading A in place ran them 10–17% faster on one AVX-512 core (tools/gemm_bench, three
- * interleaved runs: ResNet50's 784×1152×128 141 → 156 GFLOP/s, ConvNeXt's 3136×384×96
- * 125 → 143, MobileNetV2's 196×576×96 130 → 166, ResNet50's 196×1024×256 and Inception's
- * 289×768×192 likewise); wider ones were not clearly faster either way. */
-enum { NARROW = 256 };
 
 /* First row of group `index` when `m` rows are split into `groups` even groups. */
 KEEL_INLINE ptrdiff_t group_start(ptrdiff_t m, ptrdiff_t groups, ptrdiff_t index) { return m * index / groups; }
@@ -246,6 +244,17 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
 #define PANEL_SPECIALISE 0
 #endif
 
+/* A block that adds to C fetches its rows of C into L1 while its depth loop runs: written by the
+ * previous depth pass a whole pass earlier, they come from L3, and their loads after the loop
+ * stalled the block (1–2% of a 197×768×3072 product's time on Zen 3). */
+#define PANEL_BLOCK_START(HALF)                                                                             \
+    if (t.accumulate) {                                                                                     \
+        for (int r = 0; r < rows; r++) {                                                                    \
+            _mm_prefetch((const char *)(t.c + r * t.ldc), _MM_HINT_T0);                                     \
+            _mm_prefetch((const char *)(t.c + r * t.ldc + 2 * HALF - 1), _MM_HINT_T0);                      \
+        }                                                                                                   \
+    }
+
 /* The depth loop of one block. PREFETCH, WHOLE and STEP (A's row step) are constants in the
  * copies the common cases take (packed A rows with row step 1, whole deep panels): tested inside
  * the loop, they cost two branches and an address computation per broadcast, and the loop ran
@@ -306,8 +315,11 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                                                    int whole, struct block_target t, MASK low, MASK high,   \
                                                    int prefetch, const float *next) {                       \
         PANEL_EACH_ROW(PANEL_DECLARE, VEC, ZERO)                                                            \
+        PANEL_BLOCK_START(HALF)                                                                             \
         if (PANEL_SPECIALISE && a.row_step == 1 && whole && prefetch) {                                     \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1)                                  \
+        } else if (PANEL_SPECIALISE && whole && prefetch) {                                                 \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, a.row_step)                         \
         } else if (PANEL_SPECIALISE && a.row_step == 1 && whole) {                                                              \
             PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, 1)                                  \
         } else if (PANEL_SPECIALISE && whole && !prefetch) {                                                                    \
@@ -365,9 +377,8 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         ptrdiff_t block_rows = left.block_rows > 0 ? left.block_rows : m;                                   \
         ptrdiff_t blocks = (m + block_rows - 1) / block_rows;                                               \
         ptrdiff_t panels = (n + PANEL - 1) / PANEL;                                                         \
-        /* A's rows are packed when deep and not already adjacent per depth, and always through a     \
-         * prologue, which is applied only while packing. */                                                \
-        int pack = (k > SHALLOW && left.row_step != 1 && n > NARROW) || prologue;                         \
+        /* A's rows are packed only through a prologue, which is applied while packing. */            \
+        int pack = prologue != NULL;                                                                        \
         float packed[PACKED_FLOATS];                                                                        \
         const float zero = 0;                                                                               \
         if (k <= 0) {                                                                                       \
