@@ -72,9 +72,10 @@ public enum Attention {
         let chunkContext = work * Double(tasks) < 262_144 ? KernelContext.singleThreaded : context
         let gemm = KernelTable.current.sgemm
         chunkContext.forEachBalancedChunk(tasks, minimumChunk: 1) { range, _ in
-            let keysTransposed = UnsafeMutablePointer<Float>.allocate(capacity: headSize * keyTokens)
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: tokens * keyTokens)
-            defer { keysTransposed.deallocate(); scores.deallocate() }
+            let keysTransposedBuffer = CacheLineMemory.allocateFloats(headSize * keyTokens)
+            let scoresBuffer = CacheLineMemory.allocateFloats(tokens * keyTokens)
+            defer { keysTransposedBuffer.deallocate(); scoresBuffer.deallocate() }
+            guard let keysTransposed = keysTransposedBuffer.baseAddress, let scores = scoresBuffer.baseAddress else { return }
             for task in range {
                 let (sequence, head) = task.quotientAndRemainder(dividingBy: shape.heads)
                 let query = shape.start(0, sequence: sequence, head: head)

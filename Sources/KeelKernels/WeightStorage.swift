@@ -37,7 +37,7 @@ private final class OwnedFloats {
     let values: UnsafeMutableBufferPointer<Float>
 
     init(count: Int) {
-        values = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 0))
+        values = CacheLineMemory.allocateFloats(count)
     }
 
     deinit { values.deallocate() }

@@ -114,26 +114,29 @@ final class ExecutionPlan {
     let steps: [Step]
     let memory: MemoryPlan
     let arena: UnsafeMutablePointer<Float>
+    /// The block the arena lies in (the arena starts at its first cache line).
+    private let arenaAllocation: UnsafeMutableRawPointer
     let scratch: UnsafeMutableBufferPointer<Float>
     /// Where each graph input is copied before the steps run, and where each output is read.
     let inputSlots: [String: (offset: Int, shape: [Int])]
     let outputSlots: [(name: String, pointer: UnsafePointer<Float>, shape: [Int])]
 
     init(bindings: [String: Int], steps: [Step], memory: MemoryPlan, arena: UnsafeMutablePointer<Float>,
-         scratch: UnsafeMutableBufferPointer<Float>,
+         arenaAllocation: UnsafeMutableRawPointer, scratch: UnsafeMutableBufferPointer<Float>,
          inputSlots: [String: (offset: Int, shape: [Int])],
          outputSlots: [(name: String, pointer: UnsafePointer<Float>, shape: [Int])]) {
         self.bindings = bindings
         self.steps = steps
         self.memory = memory
         self.arena = arena
+        self.arenaAllocation = arenaAllocation
         self.scratch = scratch
         self.inputSlots = inputSlots
         self.outputSlots = outputSlots
     }
 
     deinit {
-        free(arena)
+        free(arenaAllocation)
         scratch.deallocate()
     }
 

@@ -161,11 +161,11 @@ struct PlanBuilder {
                                            for: "the activations (largest: \(owner(requestValues[largest])))")
         }
         // Zeroed by calloc, which for an arena this size maps fresh zero pages instead of writing
-        // tens of megabytes that the first run overwrites anyway.
-        guard let zeroed = calloc(max(memory.arenaSize, 1), MemoryLayout<Float>.stride) else {
+        // tens of megabytes that the first run overwrites anyway; on a cache line, like the
+        // planner's offsets.
+        guard let (arena, arenaAllocation) = CacheLineMemory.allocateZeroedFloats(memory.arenaSize) else {
             throw RuntimeError.invalidTensor("cannot allocate a \(memory.arenaSize * 4)-byte arena")
         }
-        let arena = zeroed.bindMemory(to: Float.self, capacity: max(memory.arenaSize, 1))
 
         func pointer(_ value: String) -> UnsafeMutablePointer<Float>? {
             let base = rootOf(value)
@@ -213,7 +213,7 @@ struct PlanBuilder {
                 for input in node.presentInputs where lastUse[input] == index { prepared.releaseOriginal(input) }
             }
         } catch {
-            free(arena)
+            free(arenaAllocation)
             throw error
         }
 
@@ -227,8 +227,9 @@ struct PlanBuilder {
             guard let address = pointer(output.value), let shape = shapes[output.value] else { return nil }
             return (output.name, UnsafePointer(address), shape)
         }
-        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(steps.map(\.scratchSize).max() ?? 0, 1))
-        return ExecutionPlan(bindings: bindings, steps: steps, memory: memory, arena: arena, scratch: scratch,
+        let scratch = CacheLineMemory.allocateFloats(max(steps.map(\.scratchSize).max() ?? 0, 1))
+        return ExecutionPlan(bindings: bindings, steps: steps, memory: memory, arena: arena,
+                             arenaAllocation: arenaAllocation, scratch: scratch,
                              inputSlots: inputSlots, outputSlots: outputSlots)
     }
 
