@@ -47,6 +47,13 @@ final class RowKernelTests: XCTestCase {
             }
             XCTAssertTrue(values[0..<9].allSatisfy(\.isNaN), "\(level): \(values)")
             assertClose(Array(values[9...]), [1 / 3, 1 / 3, 1 / 3], "\(level) finite row", tolerance: 1e-7)
+            // A NaN in the second of the two vectors each loop step takes (8 and 16 lanes alike).
+            var long = [Float](repeating: 0, count: 40)
+            long[25] = .nan
+            try long.withUnsafeMutableBufferPointer { buffer in
+                try Softmax.apply(input: UnsafeBufferPointer(buffer), output: buffer, outer: 1, axis: 40, inner: 1)
+            }
+            XCTAssertTrue(long.allSatisfy(\.isNaN), "\(level): \(long)")
         }
     }
 
