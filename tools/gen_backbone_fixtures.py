@@ -11,6 +11,9 @@ into Tests/KeelCLITests/Fixtures/backbones/ for the end-to-end tests (a few KB e
   max pool, a bottleneck with a projection shortcut and one with an identity shortcut (1×1,
   3×3 grouped = 4, 1×1, add, ReLU), a hard-swish 3×3 stride-2 conv on an odd map, global
   pooling, Flatten and Gemm (transB).
+- features_nchw.onnx: a PyTorch backbone exported for its features (NCHW throughout, the feature
+  map itself the output): 3×3 stride-2 stem + ReLU6, an inverted residual block on an odd map
+  (1×1 expand + ReLU6, 3×3 stride-2 depthwise + ReLU6, 1×1 project), a 1×1 conv + ReLU.
 
 BatchNormalization nodes carry statistics measured on the input, so activations stay O(1).
 Run from the repository root: python3 tools/gen_backbone_fixtures.py
@@ -136,9 +139,19 @@ def resnet_nchw():
     return b.model("resnet_nchw", ["N", 3, 37, 35], output, ["N", 7]), (2, 3, 37, 35)
 
 
+def features_nchw():
+    b = Builder(3)
+    x = b.relu6(b.batch_norm(b.conv("input", 3, 8, 3, stride=2), 8))
+    y = b.relu6(b.batch_norm(b.conv(x, 8, 24, 1), 24))
+    y = b.relu6(b.batch_norm(b.conv(y, 24, 24, 3, stride=2, groups=24), 24))
+    y = b.batch_norm(b.conv(y, 24, 12, 1), 12)
+    output = b.node("Relu", [b.conv(y, 12, 20, 1, bias=True)])
+    return b.model("features_nchw", ["N", 3, 29, 27], output, ["N", 20, 8, 7]), (2, 3, 29, 27)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for make in (mobilenet_nhwc, resnet_nchw):
+    for make in (mobilenet_nhwc, resnet_nchw, features_nchw):
         model, shape = make()
         name = model.graph.name
         feed = {"input": np.random.default_rng(7).uniform(-1, 1, shape).astype(np.float32)}

@@ -3,7 +3,7 @@ import KeelKernels
 import XCTest
 
 /// MobileNet/EfficientNet blocks exported the tf2onnx way (NHWC) and ResNet blocks the PyTorch way
-/// (NCHW), run end to end at -O2 against ONNX Runtime's outputs (tools/gen_backbone_fixtures.py),
+/// (NCHW), and a PyTorch feature extractor (NCHW map as output), run end to end at -O2 against ONNX Runtime's outputs (tools/gen_backbone_fixtures.py),
 /// at every SIMD level: depthwise, grouped, pointwise and strided convolutions with fused bias,
 /// residual and activation (ReLU, ReLU6, swish, hard-swish), squeeze-excitation, pools and heads.
 final class BackboneBlockTests: XCTestCase {
@@ -36,6 +36,18 @@ final class BackboneBlockTests: XCTestCase {
 
     func testResNetBlocksMatchONNXRuntime() throws {
         try check("resnet_nchw", fusedAway: [.add, .relu, .hardSwish])
+    }
+
+    /// A PyTorch backbone exported for its feature map runs NHWC like one with a head; only its
+    /// output is transposed back to NCHW.
+    func testFeatureMapBackboneRunsNHWCAndMatchesONNXRuntime() throws {
+        try check("features_nchw", fusedAway: [.clip, .relu])
+        let (graph, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("features_nchw.onnx").path, threads: 2)
+            .optimizedGraph()
+        XCTAssertFalse(graph.nodes.contains { $0.attributes["layout"] == .string("nchw") }, "a layer still runs NCHW")
+        XCTAssertEqual(graph.nodes.filter { $0.op == .transpose }.count, 2, "\(graph.nodes.map(\.op))")
+        XCTAssertEqual(graph.nodes.last?.op, .transpose)
+        XCTAssertEqual(graph.nodes.last?.outputs, graph.outputs.map(\.value))
     }
 }
 

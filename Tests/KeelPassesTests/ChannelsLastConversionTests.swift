@@ -56,16 +56,46 @@ final class ChannelsLastConversionTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
-    /// When layout-propagation keeps the region NCHW (here its result is a graph output), the pair
-    /// composes to the identity and transpose-cancellation leaves the graph as it was.
+    /// A backbone exported for its features: the NCHW feature map is the graph output. The
+    /// network still runs NHWC, and one transpose at the end gives the output its NCHW form
+    /// under its own name.
+    func testFeatureMapOutputRunsNHWCAndIsTransposedBack() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 3, 9, 7], layout: .nchw)
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [5, 3, 3, 3]), (.bias, [5])],
+                      nchw.merging(["strides": .ints([2, 2]), "padding": .string("explicit"), "pads": .ints([1, 1, 1, 1])]) { $1 })
+        builder.layer("relu", .relu)
+        builder.layer("depthwise", .conv2d, parameters: [(.kernel, [5, 1, 3, 3])],
+                      nchw.merging(["groups": .int(5), "padding": .string("same")]) { $1 })
+        builder.output("features")
+        builder.output("stem", value: "relu")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [ChannelsLastConversion(), LayoutPropagation(), TransposeCancellation()])
+        XCTAssertEqual(result.graph.ops, [.transpose, .conv2d, .relu, .conv2d, .transpose, .transpose])
+        for node in result.graph.nodes { XCTAssertNotEqual(node.attributes["layout"], .string("nchw"), node.name) }
+        XCTAssertEqual(result.graph.outputs.map(\.value), ["depthwise", "relu"])
+        for output in result.graph.outputs {
+            let producer = try XCTUnwrap(result.graph.nodes.first { $0.outputs == [output.value] })
+            XCTAssertEqual(producer.op, .transpose, output.name)
+            XCTAssertEqual(producer.attributes["perm"], .ints([0, 3, 1, 2]), output.name)
+        }
+        XCTAssertEqual(result.graph.valueTypes["depthwise"]?.shape, ["N", 5, 5, 4])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// When layout-propagation keeps the region NCHW (here a reshape of the map has no NHWC
+    /// form), the pair composes to the identity and transpose-cancellation leaves the graph as
+    /// it was.
     func testPairVanishesWhenTheRegionStaysNCHW() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 3, 6, 6], layout: .nchw)
         builder.layer("conv", .conv2d, parameters: [(.kernel, [4, 3, 3, 3])], nchw)
+        builder.layer("tokens", .reshape, ["shape": .ints([0, 4, 16])])
         builder.output("y")
         let graph = try prepared(builder)
         let result = try optimized(graph, [ChannelsLastConversion(), LayoutPropagation(), TransposeCancellation()])
         XCTAssertEqual(result.graph, graph)
-        XCTAssertEqual(result.explanations, ["layout-propagation: kept 'input/to_nchw': NCHW value 'conv' is a graph output"])
+        XCTAssertEqual(result.explanations.count, 1)
+        XCTAssertTrue(result.explanations.first?.hasPrefix("layout-propagation: kept 'input/to_nchw': NCHW value 'conv' feeds reshape 'tokens'") ?? false,
+                      "\(result.explanations)")
     }
 
     func testInputsWithoutNCHWConvolutionsAreLeftAlone() throws {

@@ -43,6 +43,9 @@ KERAS_MODELS = [
 ]
 
 TORCH_MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "convnext_tiny", "densenet121"]
+# Backbones exported for their features (the classifier dropped, the NCHW feature map the output), as
+# a feature extractor for transfer learning is exported; TorchScript exporter.
+TORCH_FEATURE_MODELS = ["resnet50", "mobilenet_v2"]
 
 
 def inputs_for(name, shape, value_range, seed):
@@ -93,7 +96,7 @@ def build_keras(name, application, side, head, value_range, output, seed):
     return path, "input", shape
 
 
-def build_torch(name, architecture, dynamo, output, seed):
+def build_torch(name, architecture, dynamo, features, output, seed):
     import torch
     import torchvision
 
@@ -110,6 +113,8 @@ def build_torch(name, architecture, dynamo, output, seed):
             model.train()
             model(torch.from_numpy(inputs_for(name, (3, 224, 224), (-2.0, 2.5), seed + 100)[8]))
     model.eval()
+    if features:
+        model = model.features if hasattr(model, "features") else torch.nn.Sequential(*list(model.children())[:-2])
     example = torch.zeros(1, 3, 224, 224)
     path = output / f"{name}.onnx"
     if dynamo:
@@ -143,11 +148,12 @@ def build_one(kind, name, output, seed):
         path, input_name, shape = build_keras(name, application, side, head, value_range, output, seed)
         description = f"Keras {application} ({head}, {side}×{side}), tf2onnx opset 17, NHWC"
     else:
-        architecture = name.removeprefix("torch_").removesuffix("_dynamo")
-        dynamo = name.endswith("_dynamo")
+        architecture = name.removeprefix("torch_").removesuffix("_dynamo").removesuffix("_features")
+        dynamo, features = name.endswith("_dynamo"), name.endswith("_features")
         value_range = (-2.0, 2.5)
-        path, input_name, shape = build_torch(name, architecture, dynamo, output, seed)
-        description = f"torchvision {architecture}, torch.onnx.export " + ("dynamo=True" if dynamo else "dynamo=False opset 17")
+        path, input_name, shape = build_torch(name, architecture, dynamo, features, output, seed)
+        description = (f"torchvision {architecture}" + (" features (NCHW map out)" if features else "")
+                       + ", torch.onnx.export " + ("dynamo=True" if dynamo else "dynamo=False opset 17"))
     record_references(name, path, input_name, shape, value_range, output, seed)
     print(json.dumps({"name": name, "file": path.name, "input": input_name, "shape": list(shape),
                       "description": description, "build_s": round(time.time() - start, 1)}))
@@ -164,6 +170,7 @@ def main():
     output.mkdir(parents=True, exist_ok=True)
     wanted = [("keras", m[0]) for m in KERAS_MODELS]
     wanted += [("torch", f"torch_{a}{suffix}") for a in TORCH_MODELS for suffix in ("", "_dynamo")]
+    wanted += [("torch", f"torch_{a}_features") for a in TORCH_FEATURE_MODELS]
     if arguments.only:
         unknown = set(arguments.only) - {name for _, name in wanted}
         if unknown:
