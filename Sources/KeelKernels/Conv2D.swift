@@ -105,9 +105,12 @@ public enum Conv2D {
             guard let packedBase = packed.baseAddress else { return true }
             let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
             if chosen == .depthwise {
-                return DepthwiseConvolution.run(input: source, weights: packedBase, epilogue: epilogue,
-                                                output: destination, geometry: geometry, scratch: scratch,
-                                                context: context)
+                let run = { (filter: UnsafePointer<Float>) in
+                    DepthwiseConvolution.run(input: source, weights: filter, epilogue: epilogue, output: destination,
+                                             geometry: geometry, scratch: scratch, context: context)
+                }
+                guard geometry.layout == .nhwc else { return run(packedBase) }
+                return weights.tapMajorDepthwise?.withUnsafeBufferPointer { $0.baseAddress.map(run) ?? false } ?? false
             }
             return DirectConvolution.run(input: source, weights: packedBase, epilogue: epilogue, output: destination,
                                          geometry: geometry, scratch: scratch, context: context)

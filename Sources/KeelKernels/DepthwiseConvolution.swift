@@ -3,8 +3,8 @@
 /// (CSIMDKernels/depthwise_conv.h) runs it directly, vectorised over channels (NHWC) or adjacent
 /// output pixels (NCHW), with bias, residual and activation fused. Its NHWC work units are output
 /// rows, cut into channel blocks when a call fits in L2 (so a 7×7 map at batch 1 still splits).
-/// It reads the im2col packing of the filter ([channels][taps]); NHWC wants [taps][channels],
-/// transposed into scratch per call (taps × channels floats, a few microseconds).
+/// NCHW reads the filter as packed for im2col ([channels][taps]); NHWC loads a vector of channels
+/// per tap, from the [taps][channels] copy prepared weights hold (`PackedConv2DWeights`).
 import CSIMDKernels
 
 enum DepthwiseConvolution {
@@ -16,31 +16,24 @@ enum DepthwiseConvolution {
 
     private static func taps(_ geometry: Conv2DGeometry) -> Int { geometry.kernel.height * geometry.kernel.width }
 
-    /// Scratch for `threads` concurrent calls (NCHW: staged planes; NHWC: the transposed filter),
-    /// and at least what im2col needs, which runs in its place without a SIMD body.
+    /// Scratch for `threads` concurrent calls (NCHW: staged planes), and at least what im2col
+    /// needs, which runs in its place without a SIMD body.
     static func scratchSize(for geometry: Conv2DGeometry, threads: Int, im2colScratch: Int) -> Int {
         var description = parameters(geometry, input: nil, weights: nil, output: nil,
                                      epilogue: KernelEpilogue(activation: .identity))
-        let own = geometry.layout == .nhwc
-            ? taps(geometry) * geometry.inputChannels
-            : max(1, threads) * Int(keel_depthwise_conv_scratch_count(&description))
+        let own = geometry.layout == .nhwc ? 0 : max(1, threads) * Int(keel_depthwise_conv_scratch_count(&description))
         return max(own, im2colScratch)
     }
 
-    /// Runs the whole batch, work split across threads. Returns false, having written nothing,
-    /// when the kernel table has no depthwise body for this CPU.
-    static func run(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, epilogue: KernelEpilogue,
+    /// Runs the whole batch, work split across threads, on the filter as `PackedConv2DWeights`
+    /// holds it for `geometry.layout` ([channels][taps] for NCHW, [taps][channels] for NHWC).
+    /// Returns false, having written nothing, when the kernel table has no depthwise body for this
+    /// CPU.
+    static func run(input: UnsafePointer<Float>, weights filter: UnsafePointer<Float>, epilogue: KernelEpilogue,
                     output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry,
                     scratch: UnsafeMutableBufferPointer<Float>, context: KernelContext) -> Bool {
-        guard let kernel = KernelTable.current.depthwise_conv, let workspace = scratch.baseAddress else { return false }
-        let channels = geometry.inputChannels, tapCount = taps(geometry)
-        var filter = weights
-        if geometry.layout == .nhwc {
-            for channel in 0..<channels {
-                for tap in 0..<tapCount { workspace[tap * channels + channel] = weights[channel * tapCount + tap] }
-            }
-            filter = UnsafePointer(workspace)
-        }
+        guard let kernel = KernelTable.current.depthwise_conv else { return false }
+        let tapCount = taps(geometry)
         let description = parameters(geometry, input: input, weights: filter, output: output, epilogue: epilogue)
         var sizing = description
         let units = Int(keel_depthwise_conv_work_count(&sizing))
@@ -53,7 +46,7 @@ enum DepthwiseConvolution {
             for index in indices {
                 var call = description
                 let first = units * index / pipelines, end = units * (index + 1) / pipelines
-                kernel(&call, first, end - first, workspace + index * perThread)
+                kernel(&call, first, end - first, scratch.baseAddress.map { $0 + index * perThread })
             }
         }
         let remaining = epilogue.remainingActivation
