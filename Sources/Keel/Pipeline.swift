@@ -26,6 +26,8 @@ public struct ModelPipeline {
     public var memoryBudget = MemoryBudget.available
     /// Check a .keelc file's weights against its stored checksum (`--verify`; reads every byte).
     public var verifiesArtifact = false
+    /// Which layers of a batch run image by image (`BatchSchedule`); results do not depend on it.
+    public var batchSchedule = BatchSchedule.automatic
 
     public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil,
@@ -135,7 +137,8 @@ public struct ModelPipeline {
     /// Threads and precision for a model with these prepared filters.
     public func context(prepared: [PreparedFilter] = []) -> ExecutionContext {
         let compiledFor: Precision = prepared.contains { $0.kind == .bf16 } ? .bf16 : .fp32
-        return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective, memoryBudget: memoryBudget)
+        return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective, memoryBudget: memoryBudget,
+                                batchSchedule: batchSchedule)
     }
 
     private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Keel
 
+extension BatchSchedule: ExpressibleByArgument {}
+
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -36,6 +38,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also run the model at this precision on the same inputs and print, per output, max abs / max rel difference, cosine similarity and top-1 agreement.", valueName: "fp32|bf16"))
     var compare: Precision?
 
+    @Option(name: .long, help: ArgumentHelp("With a batch of several images: run large layers image by image where that keeps their activations in cache (automatic, the default), every layer on the whole batch, or every layer that can image by image. Results do not depend on it.", valueName: "automatic|whole-batch|image-by-image"))
+    var batchSchedule: BatchSchedule = .automatic
+
     func validate() throws {
         guard iterations >= 1, warmup >= 0 else {
             throw ValidationError("--iterations must be at least 1, --warmup at least 0")
@@ -51,7 +56,9 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try options.explainWeightsIfAsked(file, toStandardError: json)
-            let (model, report) = try options.pipeline(file).compile()
+            var pipeline = try options.pipeline(file)
+            pipeline.batchSchedule = batchSchedule
+            let (model, report) = try pipeline.compile()
             noteSeeded(report)
             let inputs = try readInputs(input, for: model)
             let bindings = try model.bind(inputs)
@@ -75,6 +82,7 @@ struct BenchCommand: ParsableCommand {
             if let compare {
                 var other = try options.pipeline(file)
                 other.precision = compare
+                other.batchSchedule = batchSchedule
                 let reference = try other.compile().model
                 agreements = OutputAgreement.compare(try model.run(inputs), reference: try reference.run(inputs))
             }
@@ -84,7 +92,7 @@ struct BenchCommand: ParsableCommand {
                                      simd: ExecutionContext.simdLevel,
                                      precision: model.context.precision.rawValue,
                                      layers: profiles.map { .init(node: $0.node, op: $0.op, ms: $0.seconds * 1000, gflops_per_s: $0.gflopsPerSecond,
-                                                                  gb_per_s: $0.gigabytesPerSecond, kernel: $0.choice.description) },
+                                                                  gb_per_s: $0.gigabytesPerSecond, kernel: $0.kernelDescription) },
                                      compared: agreements.map(BenchResult.Agreement.init), concurrent: concurrency)
             if json {
                 print(try jsonText(result))
@@ -117,7 +125,7 @@ struct BenchCommand: ParsableCommand {
             print(padded(step.node, nodeWidth) + padded(step.op, opWidth)
                   + String(format: "%8.2f %7.1f%% %9.1f %7.1f  ", step.seconds * 1000, 100 * step.seconds / max(total, 1e-12),
                            step.gflopsPerSecond, step.gigabytesPerSecond)
-                  + step.choice.description)
+                  + step.kernelDescription)
         }
     }
 }

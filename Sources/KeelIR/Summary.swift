@@ -52,7 +52,7 @@ public struct ModelSummary: Hashable, Sendable, CustomStringConvertible {
         trainableParameters = parameters.filter(\.trainable).reduce(0) { $0 + $1.elementCount }
     }
 
-    static func macsPerImage(of node: Node, in graph: Graph) -> Int {
+    public static func macsPerImage(of node: Node, in graph: Graph) -> Int {
         let inputs = node.inputs.map { $0.isEmpty ? nil : graph.type(of: $0) }
         guard inputs.count >= 2, let first = inputs[0], let second = inputs[1] else { return 0 }
         switch OpRegistry.schema(for: node.op).category {

@@ -149,13 +149,25 @@ public final class CompiledModel: @unchecked Sendable {
                 times[index].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             }
         }
-        return zip(plan.steps, times).map { step, seconds in
+        // A layer that runs image by image (`ImageTiling`) has a step per image: one row, their sum.
+        var profiles: [StepProfile] = []
+        var row: [String: Int] = [:]
+        for (step, seconds) in zip(plan.steps, times) {
             let sorted = seconds.sorted()
             let middle = sorted.count / 2
             let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-            return StepProfile(node: step.node, op: step.op.rawValue, seconds: median, flops: step.flops,
-                               bytes: step.bytes, choice: step.choice)
+            if let index = row[step.node] {
+                profiles[index].seconds += median
+                profiles[index].flops += step.flops
+                profiles[index].bytes += step.bytes
+                profiles[index].images += 1
+            } else {
+                row[step.node] = profiles.count
+                profiles.append(StepProfile(node: step.node, op: step.op.rawValue, seconds: median, flops: step.flops,
+                                            bytes: step.bytes, choice: step.choice))
+            }
         }
+        return profiles
     }
 
     /// The precision, algorithm and kernel each step of the plan for `bindings` runs, by node, in
@@ -163,7 +175,8 @@ public final class CompiledModel: @unchecked Sendable {
     public func kernelChoices(bindings: [String: Int]) throws -> [(node: String, choice: KernelChoice)] {
         let plan = try checkOut(bindings)
         defer { checkIn(plan, bindings) }
-        return plan.steps.map { ($0.node, $0.choice) }
+        var seen: Set<String> = []
+        return plan.steps.filter { seen.insert($0.node).inserted }.map { ($0.node, $0.choice) }
     }
 
     /// The arena a batch binding needs, and what allocating every intermediate separately would take.
@@ -270,6 +283,10 @@ public struct StepProfile: Sendable {
     public var bytes: Double = 0
     /// The precision, algorithm and kernel the step ran.
     public var choice: KernelChoice = .fp32
+    /// Steps the layer ran as: the batch's images when it runs image by image, else 1.
+    public var images: Int = 1
+    /// The kernel column of `keel bench --profile`: the choice, and whether it ran image by image.
+    public var kernelDescription: String { choice.description + (images > 1 ? ", image by image" : "") }
     public var gflopsPerSecond: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
     public var gigabytesPerSecond: Double { seconds > 0 ? bytes / seconds / 1e9 : 0 }
 }

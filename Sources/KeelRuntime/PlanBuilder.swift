@@ -12,12 +12,16 @@ public struct ExecutionContext: Sendable {
     /// bf16 plans only: keep activations that only bf16 layers read in bf16 (`ActivationStorageRule`).
     /// false rounds them in each reader instead, to the same values: for comparing the two.
     public var bf16Activations: Bool
+    /// Which layers of a batch of several images run image by image (`ImageTiling`); results do not
+    /// depend on it.
+    public var batchSchedule: BatchSchedule
     public init(threads: Int, precision: Precision = .fp32, memoryBudget: MemoryBudget = .available,
-                bf16Activations: Bool = true) {
+                bf16Activations: Bool = true, batchSchedule: BatchSchedule = .automatic) {
         self.threads = max(1, threads)
         self.precision = precision
         self.memoryBudget = memoryBudget
         self.bf16Activations = bf16Activations
+        self.batchSchedule = batchSchedule
     }
 
     /// The most threads a model runs on: plans allocate scratch per thread, and past this the
@@ -121,6 +125,13 @@ struct PlanBuilder {
             groupLastUse[base] = max(groupLastUse[base] ?? -1, lastUse[output] ?? -1)
             if outputValues.contains(output) { outputRoots.insert(base) }
         }
+        func isStep(_ index: Int) -> Bool { !views.contains(index) && !absorbed.contains(index) }
+        // bf16 plans keep the whole batch: their bf16 buffers pack two values per slot.
+        let tiling = context.precision == .fp32
+            ? ImageTiling.plan(graph: graph, shapes: shapes, bindings: bindings, schedule: context.batchSchedule,
+                               isStep: isStep, reads: readNames, isActivation: isActivation,
+                               isConstant: constantNames.contains, rootOf: rootOf)
+            : nil
 
         // Lifetimes of every arena-resident root, each checked against the memory budget.
         var requests: [BufferRequest] = []
@@ -153,6 +164,8 @@ struct PlanBuilder {
             for value in read.map({ names[$0] }) + node.outputs { try request(value, at: index) }
         }
         for output in graph.outputs { try request(output.value, at: graph.nodes.count) }
+        let oneImage = tiling?.place(&requests, roots: requestValues,
+                                     pinned: outputRoots.union((graph.inputs.map(\.name) + graph.outputs.map(\.value)).map(rootOf))) ?? []
         // Every buffer fits the budget, so the arena's sums cannot overflow (each is at most
         // available memory); the arena as a whole is checked too, naming its largest buffer.
         let memory = MemoryPlanner.plan(requests)
@@ -178,23 +191,42 @@ struct PlanBuilder {
 
         var steps: [Step] = []
         do {
-            func stepOperands(_ index: Int) -> StepOperands {
+            /// A node's operands over the whole batch, or over image `image` alone: its activations'
+            /// first extent 1 and their pointers that image's slice of their buffers.
+            func stepOperands(_ index: Int, image: Int? = nil) -> StepOperands {
                 let (node, inputs) = (graph.nodes[index], readNames(index))
+                let slice = image.flatMap { image in tiling.map { (image, $0.batch) } }
+                func shape(_ value: String) -> [Int] {
+                    guard let shape = shapes[value] else { return [] }
+                    guard slice != nil, !constantNames.contains(value), !shape.isEmpty else { return shape }
+                    return [1] + shape.dropFirst()
+                }
+                func address(_ value: String) -> UnsafeMutablePointer<Float>? {
+                    let root = rootOf(value)
+                    guard let (image, batch) = slice, !constantNames.contains(root), !oneImage.contains(root),
+                          let extents = shapes[root] else { return pointer(value) }
+                    return pointer(value).map { $0 + image * (extents.reduce(1, *) / batch) }
+                }
+                func rows(_ value: String) -> ConcatPlacement.Rows? {
+                    guard var rows = concats.regions[value]?.rows else { return nil }
+                    if let (_, batch) = slice { rows.count /= batch }
+                    return rows
+                }
                 return StepOperands(
                     node: node,
-                    inputShapes: inputs.map { shapes[$0] ?? [] },
-                    outputShapes: node.outputs.map { shapes[$0] ?? [] },
-                    inputs: inputs.map { $0.isEmpty ? nil : pointer($0).map { UnsafePointer($0) } },
-                    outputs: node.outputs.compactMap { pointer($0) },
+                    inputShapes: inputs.map(shape),
+                    outputShapes: node.outputs.map(shape),
+                    inputs: inputs.map { $0.isEmpty ? nil : address($0).map { UnsafePointer($0) } },
+                    outputs: node.outputs.compactMap(address),
                     inputStorage: inputs.map(storage), outputStorage: node.outputs.map(storage),
-                    inputRows: inputs.map { concats.regions[$0]?.rows },
-                    outputRows: node.outputs.map { concats.regions[$0]?.rows }, concatWrite: concats.writes[index],
+                    inputRows: inputs.map(rows), outputRows: node.outputs.map(rows), concatWrite: concats.writes[index],
                     constants: constants, constantNames: constantNames, context: context, prepared: prepared)
             }
-            for (index, node) in graph.nodes.enumerated() where !views.contains(index) && !absorbed.contains(index) {
-                var operands = stepOperands(index)
+            func appendStep(_ index: Int, image: Int?) throws {
+                let node = graph.nodes[index]
+                var operands = stepOperands(index, image: image)
                 if let norm = prologues[index] {
-                    operands.prologue = try KernelLowering.batchNormPrologue(stepOperands(norm))
+                    operands.prologue = try KernelLowering.batchNormPrologue(stepOperands(norm, image: image))
                     for input in graph.nodes[norm].presentInputs.dropFirst() where lastUse[input] == norm {
                         prepared.releaseOriginal(input)
                     }
@@ -211,6 +243,18 @@ struct PlanBuilder {
                 // A filter this plan no longer reads goes now that it is prepared, not after the
                 // whole plan: the originals and the prepared forms are then never all resident.
                 for input in node.presentInputs where lastUse[input] == index { prepared.releaseOriginal(input) }
+            }
+            var index = 0
+            while index < graph.nodes.count {
+                if let run = tiling?.run(startingAt: index), let batch = tiling?.batch {
+                    for image in 0..<batch {
+                        for member in run where isStep(member) { try appendStep(member, image: image) }
+                    }
+                    index = run.upperBound + 1
+                } else {
+                    if isStep(index) { try appendStep(index, image: nil) }
+                    index += 1
+                }
             }
         } catch {
             free(arenaAllocation)

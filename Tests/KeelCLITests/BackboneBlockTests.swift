@@ -4,7 +4,7 @@ import XCTest
 
 /// MobileNet/EfficientNet blocks exported the tf2onnx way (NHWC) and ResNet blocks the PyTorch way
 /// (NCHW), and a PyTorch feature extractor (NCHW map as output), run end to end at -O2 against ONNX Runtime's outputs (tools/gen_backbone_fixtures.py),
-/// at every SIMD level: depthwise, grouped, pointwise and strided convolutions with fused bias,
+/// at every SIMD level and both batch schedules: depthwise, grouped, pointwise and strided convolutions with fused bias,
 /// residual and activation (ReLU, ReLU6, swish, hard-swish), squeeze-excitation, pools and heads.
 final class BackboneBlockTests: XCTestCase {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -14,18 +14,30 @@ final class BackboneBlockTests: XCTestCase {
         let path = Self.folder.appendingPathComponent("\(name).onnx").path
         let input = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_input.npy").path)
         let expected = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_output.npy").path)
-        let pipeline = ModelPipeline(path: path, threads: 2)
+        var pipeline = ModelPipeline(path: path, threads: 2)
         let (graph, _) = try pipeline.optimizedGraph()
         for op in fusedAway {
             XCTAssertFalse(graph.nodes.contains { $0.op == op }, "\(name): a \(op) was not fused", file: file, line: line)
         }
         let scale = expected.values.map(abs).max() ?? 0
+        XCTAssertGreaterThan(expected.shape.first ?? 0, 1, "\(name): the reference is not a batch", file: file, line: line)
         try forEachCapabilitySet { level in
-            let (model, _) = try pipeline.compile()
-            let output = try XCTUnwrap(try model.run([model.inputNames[0]: input]).values.first, file: file, line: line)
-            XCTAssertEqual(output.shape, expected.shape, file: file, line: line)
-            let error = zip(output.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
-            XCTAssertLessThanOrEqual(error, 1e-5 + 1e-3 * scale, "\(name) at \(level)", file: file, line: line)
+            // The batch over every layer at once, and image by image wherever the graph allows.
+            for schedule in [BatchSchedule.wholeBatch, .imageByImage] {
+                pipeline.batchSchedule = schedule
+                let (model, _) = try pipeline.compile()
+                let inputs = [model.inputNames[0]: input]
+                let output = try XCTUnwrap(try model.run(inputs).values.first, file: file, line: line)
+                XCTAssertEqual(output.shape, expected.shape, file: file, line: line)
+                let error = zip(output.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+                XCTAssertLessThanOrEqual(error, 1e-5 + 1e-3 * scale, "\(name) at \(level), \(schedule)", file: file, line: line)
+                let layersByImage = try model.profile(inputs).filter { $0.images > 1 }.count
+                if schedule == .imageByImage {
+                    XCTAssertGreaterThan(layersByImage, 2, "\(name): no layers ran image by image", file: file, line: line)
+                } else {
+                    XCTAssertEqual(layersByImage, 0, file: file, line: line)
+                }
+            }
         }
     }
 

@@ -144,25 +144,29 @@ final class ConcatPlacementTests: XCTestCase {
         for (style, extraReader, pointwise, layouts) in variants {
             for channelsLast in layouts {
                 let graph = try graph(style, channelsLast: channelsLast, extraReader: extraReader, pointwise: pointwise)
-                for batch in [1, 2] {
+                for batch in [1, 2, 3] {
                     let shape = channelsLast ? [batch, 3, 4, 3] : [batch, 3, 3, 4]
                     let input = (0..<shape.reduce(1, *)).map { index -> Float in Float((index * 29 + 5) % 23) * 0.3 - 3 }
                     let expected = reference(graph, input: input, shape: shape, channelsLast: channelsLast)
-                    var first: [String: [Float]]?
-                    for threads in [1, 2] {
-                        let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: threads))
-                        let results = try model.run(["x": try Tensor(shape: shape, values: input)])
-                        let label = "\(style) extra \(extraReader) pointwise \(pointwise) NHWC \(channelsLast) batch \(batch) "
-                            + "threads \(threads)"
-                        var actual: [String: [Float]] = [:]
-                        for (name, values) in expected {
-                            let result = try XCTUnwrap(results[name]?.values, label)
-                            XCTAssertEqual(result.count, values.count, label)
-                            for (got, want) in zip(result, values) { XCTAssertEqual(Double(got), want, accuracy: 1e-5, label) }
-                            actual[name] = result
+                    // Image by image, each image's steps write their slice of the shared buffers.
+                    for schedule in [BatchSchedule.wholeBatch, .imageByImage] {
+                        var first: [String: [Float]]?
+                        for threads in [1, 2] {
+                            let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: threads,
+                                                                                                  batchSchedule: schedule))
+                            let results = try model.run(["x": try Tensor(shape: shape, values: input)])
+                            let label = "\(style) extra \(extraReader) pointwise \(pointwise) NHWC \(channelsLast) batch \(batch) "
+                                + "threads \(threads) \(schedule)"
+                            var actual: [String: [Float]] = [:]
+                            for (name, values) in expected {
+                                let result = try XCTUnwrap(results[name]?.values, label)
+                                XCTAssertEqual(result.count, values.count, label)
+                                for (got, want) in zip(result, values) { XCTAssertEqual(Double(got), want, accuracy: 1e-5, label) }
+                                actual[name] = result
+                            }
+                            if let first { XCTAssertEqual(actual, first, "\(label): thread count changed the values") }
+                            first = actual
                         }
-                        if let first { XCTAssertEqual(actual, first, "\(label): thread count changed the values") }
-                        first = actual
                     }
                 }
             }

@@ -1,0 +1,58 @@
+import KeelFormat
+import KeelIR
+import KeelPasses
+import XCTest
+@testable import KeelRuntime
+
+/// Which layers of a batched plan run image by image under the automatic schedule, and that the
+/// arena follows (the values are checked against ONNX Runtime in BackboneBlockTests and against a
+/// reference in ConcatPlacementTests): a stem whose activations outgrow L2 per image, a head whose weights
+/// outweigh its activations.
+final class ImageTilingTests: XCTestCase {
+    /// Each stem map is just over the threshold per image, so a layer's input and output take twice it.
+    private static let side = Int((Double(ImageTiling.activationBytesThreshold) / (4.0 * 8)).squareRoot()) + 1
+
+    private func model(_ schedule: BatchSchedule, threads: Int = 1) throws -> CompiledModel {
+        let source = """
+        model tiled
+        input image: f32[N, \(Self.side), \(Self.side), 8]
+        expand = conv2d(8, 1, activation: relu)
+        project = conv2d(8, 1, activation: relu)
+        pool = global_avg_pool2d()
+        logits = dense(512)
+        output logits
+        """
+        return try CompiledModel(graph: try seededGraph(source, path: "tiled.keel", seed: 3),
+                                 context: ExecutionContext(threads: threads, batchSchedule: schedule))
+    }
+
+    private func input(batch: Int) throws -> [String: Tensor] {
+        let shape = [batch, Self.side, Self.side, 8]
+        return ["image": try Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { Float(($0 * 37) % 101) / 50 - 1 })]
+    }
+
+    private func layersByImage(_ model: CompiledModel, batch: Int) throws -> [String] {
+        try model.profile(input(batch: batch)).filter { $0.images > 1 }.map(\.node)
+    }
+
+    func testTheStemRunsImageByImageAndTheHeadOnTheWholeBatch() throws {
+        let model = try model(.automatic)
+        XCTAssertEqual(try layersByImage(model, batch: 3), ["expand", "project", "pool"])
+        XCTAssertEqual(try layersByImage(model, batch: 1), [])
+        XCTAssertEqual(try layersByImage(self.model(.wholeBatch), batch: 3), [])
+        // Every layer that can: the dense layer's rows are images too, but dense is not among the
+        // ops the tiling knows to keep each image apart, so it keeps the batch.
+        XCTAssertEqual(try layersByImage(self.model(.imageByImage), batch: 3), ["expand", "project", "pool"])
+    }
+
+    /// The values a run passes between its layers take one image's buffer. Over the whole batch the
+    /// peak is the input and the expanded maps of all three images; image by image, the input (which
+    /// lives until the run ends) and one image's expanded and projected maps.
+    func testValuesInsideARunHoldOneImage() throws {
+        let map = 4 * Self.side * Self.side * 8
+        let whole = try model(.wholeBatch).memoryReport(bindings: ["N": 3]).plannedBytes
+        let tiled = try model(.automatic).memoryReport(bindings: ["N": 3]).plannedBytes
+        XCTAssertGreaterThanOrEqual(whole, 6 * map, "input and the expand output of all three images")
+        XCTAssertLessThan(tiled, whole - map / 2, "one map fewer, give or take alignment and the pooled vectors")
+    }
+}
