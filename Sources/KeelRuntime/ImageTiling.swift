@@ -141,7 +141,8 @@ struct ImageTiling {
     }
 
     /// Ops whose output image i depends on input image i alone (and on weights), given that every
-    /// activation has the batch first: convolutions, pools, per-channel normalisation, element-wise
+    /// activation has the batch first: convolutions, dense layers (rows), pools, normalisation and
+    /// softmax over axes after the batch, element-wise
     /// ops whose constants broadcast over the batch, concatenations and transposes that keep the
     /// batch first.
     private static func computesEachImageAlone(_ node: Node, shapes: [String: [Int]], batch: Int, inputs: [String],
@@ -149,8 +150,11 @@ struct ImageTiling {
         let attributes = AttributeReader(node: node)
         let rank = node.outputs.first.flatMap { shapes[$0]?.count } ?? 0
         switch node.op {
-        case .conv2d, .batchNorm, .maxPool2d, .avgPool2d, .globalAvgPool2d, .globalMaxPool2d, .identity, .dropout:
+        case .conv2d, .dense, .batchNorm, .maxPool2d, .avgPool2d, .globalAvgPool2d, .globalMaxPool2d, .identity, .dropout:
             return true
+        case .layerNorm, .softmax, .logSoftmax:
+            let axis = (try? attributes.int("axis")) ?? -1
+            return (axis < 0 ? axis + rank : axis) != 0
         case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid, .hardSwish,
              .swish, .clip, .sqrt, .exp, .log, .neg, .abs, .reciprocal, .prelu, .add, .sub, .mul, .div, .pow, .max,
              .min, .sum:

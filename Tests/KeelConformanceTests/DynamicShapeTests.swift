@@ -5,7 +5,7 @@ import XCTest
 
 /// The exporters' batch-dependent shape patterns (DynamicShapes/, written with ONNX Runtime's
 /// outputs by tools/gen_dynamic_fixtures.py): each graph is imported once with its batch left
-/// symbolic and run at batch 1 and 4, each within 1e-5 + 1e-3·max|ORT| of ONNX Runtime.
+/// symbolic and run at batch 1 and 4, over the whole batch and image by image, each within 1e-5 + 1e-3·max|ORT| of ONNX Runtime.
 final class DynamicShapeTests: XCTestCase {
     private static var folder: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("DynamicShapes").path
@@ -26,8 +26,16 @@ final class DynamicShapeTests: XCTestCase {
         try compare(rewritten, name + " after -O2", folder, file: file, line: line)
     }
 
+    /// Over the whole batch, and image by image wherever the graph allows (`BatchSchedule`).
     private func compare(_ graph: Graph, _ name: String, _ folder: String, file: StaticString, line: UInt) throws {
-        let compiled = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        for schedule in [BatchSchedule.wholeBatch, .imageByImage] {
+            try compare(graph, "\(name), \(schedule)", folder, schedule: schedule, file: file, line: line)
+        }
+    }
+
+    private func compare(_ graph: Graph, _ name: String, _ folder: String, schedule: BatchSchedule, file: StaticString,
+                         line: UInt) throws {
+        let compiled = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1, batchSchedule: schedule))
         for batch in [1, 4] {
             let input = try loadTensorProto(path: "\(folder)/input_b\(batch).pb")
             let expected = try loadTensorProto(path: "\(folder)/output_b\(batch).pb")
