@@ -127,7 +127,7 @@ struct PlanBuilder {
         }
         func isStep(_ index: Int) -> Bool { !views.contains(index) && !absorbed.contains(index) }
         // bf16 plans keep the whole batch: their bf16 buffers pack two values per slot.
-        let tiling = context.precision == .fp32
+        var tiling = context.precision == .fp32
             ? ImageTiling.plan(graph: graph, shapes: shapes, bindings: bindings, schedule: context.batchSchedule,
                                isStep: isStep, reads: readNames, isActivation: isActivation,
                                isConstant: constantNames.contains, rootOf: rootOf)
@@ -164,11 +164,24 @@ struct PlanBuilder {
             for value in read.map({ names[$0] }) + node.outputs { try request(value, at: index) }
         }
         for output in graph.outputs { try request(output.value, at: graph.nodes.count) }
-        let oneImage = tiling?.place(&requests, roots: requestValues,
-                                     pinned: outputRoots.union((graph.inputs.map(\.name) + graph.outputs.map(\.value)).map(rootOf))) ?? []
         // Every buffer fits the budget, so the arena's sums cannot overflow (each is at most
         // available memory); the arena as a whole is checked too, naming its largest buffer.
-        let memory = MemoryPlanner.plan(requests)
+        var memory = MemoryPlanner.plan(requests)
+        var oneImage: Set<String> = []
+        if let candidate = tiling {
+            // Chosen automatically, image by image never costs memory: runs whose buffers, alive
+            // across the whole run, would take more than the whole batch's arena keep the batch.
+            var tiledRequests = requests
+            let held = candidate.place(&tiledRequests, roots: requestValues,
+                                       pinned: outputRoots.union((graph.inputs.map(\.name) + graph.outputs.map(\.value)).map(rootOf)))
+            var tiledMemory = MemoryPlanner.plan(tiledRequests)
+            if tiledMemory.arenaSize <= memory.arenaSize || context.batchSchedule == .imageByImage {
+                tiledMemory.naiveSize = memory.naiveSize
+                (memory, oneImage, requests) = (tiledMemory, held, tiledRequests)
+            } else {
+                tiling = nil
+            }
+        }
         if let largest = requests.indices.max(by: { requests[$0].size < requests[$1].size }) {
             try context.memoryBudget.check(MemoryBudget.bytes(memory.arenaSize, elementSize: 4),
                                            for: "the activations (largest: \(owner(requestValues[largest])))")

@@ -17,7 +17,7 @@ final class MemoryPlanTests: XCTestCase {
             // By hand: the two largest live tensors are block1's 224·224·64 floats, 12,845,056 bytes per image each.
             XCTAssertGreaterThanOrEqual(report.plannedBytes, 2 * 12_845_056 * batch)
             XCTAssertLessThan(Double(report.plannedBytes), 0.5 * Double(report.naiveBytes), "batch \(batch)")
-            // Image by image, the values inside a run hold one image: here, less in all.
+            // Image by image never takes more: the plan keeps the batch where it would.
             XCTAssertLessThanOrEqual(try tiled.memoryReport(bindings: ["N": batch]).plannedBytes, report.plannedBytes)
         }
     }
