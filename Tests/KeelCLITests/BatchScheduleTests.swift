@@ -6,10 +6,7 @@ import XCTest
 /// refused with the values it takes.
 final class BatchScheduleTests: XCTestCase {
     func testBenchHonoursOrRefusesTheSchedule() throws {
-        let folder = NSTemporaryDirectory() + "keel-schedule-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let graph = """
+        let folder = try CLITests.smallModelFolder("schedule", graph: """
             model small
             input image: f32[N, 12, 10, 3]
             conv1 = conv2d(8, 3, padding: same, activation: relu)
@@ -18,10 +15,8 @@ final class BatchScheduleTests: XCTestCase {
             logits = dense(4)
             output logits
 
-            """
-        try graph.write(toFile: folder + "/small.keel", atomically: true, encoding: .utf8)
-        let input: [Float] = (0..<(2 * 12 * 10 * 3)).map { Float(($0 * 37) % 101) / 50 - 1 }
-        try NpyFile.write(try Tensor(shape: [2, 12, 10, 3], values: input), to: folder + "/x.npy")
+            """, inputShape: [2, 12, 10, 3])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         func bench(_ schedule: String) throws -> (status: Int32, stdout: String, stderr: String) {
             let result = try CLITests.keel(["bench", folder + "/small.keel", "--input", folder + "/x.npy", "--iterations", "1",
                                             "--warmup", "0", "--profile", "--batch-schedule", schedule])

@@ -35,6 +35,17 @@ final class CLITests: XCTestCase {
                       stderr: String(decoding: stderr, as: UTF8.self))
     }
 
+    /// A temporary folder holding `graph` as small.keel and an input x.npy of `shape` (values in
+    /// [-1, 1)), for tests that run a small model through the CLI; removed by the caller.
+    static func smallModelFolder(_ name: String, graph: String, inputShape shape: [Int]) throws -> String {
+        let folder = NSTemporaryDirectory() + "keel-\(name)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try graph.write(toFile: folder + "/small.keel", atomically: true, encoding: .utf8)
+        let input: [Float] = (0..<shape.reduce(1, *)).map { Float(($0 * 37) % 101) / 50 - 1 }
+        try NpyFile.write(try Tensor(shape: shape, values: input), to: folder + "/x.npy")
+        return folder
+    }
+
     func testCheckPrintsOutputShapes() throws {
         let result = try Self.keel(["check", "graphs/vgg16_two_heads.keel"])
         XCTAssertEqual(result.status, 0, result.stderr)

@@ -9,9 +9,7 @@ final class PrecisionTests: XCTestCase {
     var folder = ""
 
     override func setUpWithError() throws {
-        folder = NSTemporaryDirectory() + "keel-precision-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let graph = """
+        folder = try CLITests.smallModelFolder("precision", graph: """
             model small_vgg
             input image: f32[N, 20, 18, 3]
             conv1 = conv2d(16, 3, padding: same, activation: relu)
@@ -22,10 +20,7 @@ final class PrecisionTests: XCTestCase {
             logits = dense(10)
             output logits
 
-            """
-        try graph.write(toFile: folder + "/small.keel", atomically: true, encoding: .utf8)
-        let input: [Float] = (0..<(2 * 20 * 18 * 3)).map { Float(($0 * 37) % 101) / 50 - 1 }
-        try NpyFile.write(try Tensor(shape: [2, 20, 18, 3], values: input), to: folder + "/x.npy")
+            """, inputShape: [2, 20, 18, 3])
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }

@@ -7,10 +7,7 @@ import XCTest
 /// fused pool and a dense head.
 final class SIMDLevelTests: XCTestCase {
     func testEveryLevelComputesTheSameOutputs() throws {
-        let folder = NSTemporaryDirectory() + "keel-simd-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let graph = """
+        let folder = try CLITests.smallModelFolder("simd", graph: """
             model small_vgg
             input image: f32[N, 20, 18, 3]
             conv1 = conv2d(16, 3, padding: same, activation: relu)
@@ -21,13 +18,8 @@ final class SIMDLevelTests: XCTestCase {
             logits = dense(10)
             output logits
 
-            """
-        try graph.write(toFile: folder + "/small.keel", atomically: true, encoding: .utf8)
-        let input: [Float] = (0..<(2 * 20 * 18 * 3)).map { index in
-            let step = Float((index * 37) % 101)
-            return step / 50 - 1
-        }
-        try NpyFile.write(try Tensor(shape: [2, 20, 18, 3], values: input), to: folder + "/x.npy")
+            """, inputShape: [2, 20, 18, 3])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         var outputs: [String: [Float]] = [:]
         for level in ["avx512", "avx2", "generic"] {
             let path = "\(folder)/\(level).npy"
