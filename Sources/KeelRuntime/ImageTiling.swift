@@ -29,9 +29,26 @@ struct ImageTiling {
     let batch: Int
     /// Node index ranges whose steps run image by image, in order, disjoint.
     let runs: [ClosedRange<Int>]
+    private let runsByStart: [Int: ClosedRange<Int>]
+
+    init(batch: Int, runs: [ClosedRange<Int>]) {
+        self.batch = batch
+        self.runs = runs
+        runsByStart = Dictionary(uniqueKeysWithValues: runs.map { ($0.lowerBound, $0) })
+    }
 
     /// The run that starts at node `index`, if one does.
-    func run(startingAt index: Int) -> ClosedRange<Int>? { runs.first { $0.lowerBound == index } }
+    func run(startingAt index: Int) -> ClosedRange<Int>? { runsByStart[index] }
+
+    /// The run holding node `index`, if one does (a binary search: graphs have up to 100,000 nodes).
+    func run(containing index: Int) -> ClosedRange<Int>? {
+        var (low, high) = (0, runs.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if runs[middle].upperBound < index { low = middle + 1 } else { high = middle }
+        }
+        return low < runs.count && runs[low].contains(index) ? runs[low] : nil
+    }
 
     /// Sizes and lifetimes of the plan's buffers (`requests[i]` holds root `roots[i]`) under the
     /// runs; returns the roots that hold one image at a time.
@@ -42,17 +59,15 @@ struct ImageTiling {
     /// whole batch and lives across the whole run, since image 1's steps come after all of image 0's.
     func place(_ requests: inout [BufferRequest], roots: [String], pinned: Set<String>) -> Set<String> {
         var perImage: Set<String> = []
-        for run in runs {
-            for index in requests.indices {
-                let (first, last) = (requests[index].firstStep, requests[index].lastStep)
-                if run.contains(first) && run.contains(last) && !pinned.contains(roots[index]) {
-                    requests[index].size = max(requests[index].size / batch, 1)
-                    perImage.insert(roots[index])
-                    continue
-                }
-                if run.contains(first) { requests[index].firstStep = run.lowerBound }
-                if run.contains(last) { requests[index].lastStep = run.upperBound }
+        for index in requests.indices {
+            let first = run(containing: requests[index].firstStep), last = run(containing: requests[index].lastStep)
+            if let first, first == last, !pinned.contains(roots[index]) {
+                requests[index].size = max(requests[index].size / batch, 1)
+                perImage.insert(roots[index])
+                continue
             }
+            if let first { requests[index].firstStep = first.lowerBound }
+            if let last { requests[index].lastStep = last.upperBound }
         }
         return perImage
     }
