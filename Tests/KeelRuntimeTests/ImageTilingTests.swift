@@ -55,4 +55,25 @@ final class ImageTilingTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(whole, 6 * map, "input and the expand output of all three images")
         XCTAssertLessThan(tiled, whole - map / 2, "one map fewer, give or take alignment and the pooled vectors")
     }
+
+    /// Buffers inside one run hold one image; buffers a run reads from before it or leaves for after
+    /// it live across the whole run; pinned ones (graph inputs and outputs) always keep the batch.
+    func testBufferLifetimesAndSizesUnderRuns() {
+        let tiling = ImageTiling(batch: 4, runs: [2...4, 7...9])
+        var requests = [
+            BufferRequest(size: 40, firstStep: 3, lastStep: 4),   // inside the first run
+            BufferRequest(size: 40, firstStep: 1, lastStep: 3),   // enters the first run
+            BufferRequest(size: 40, firstStep: 3, lastStep: 8),   // leaves one run for the next
+            BufferRequest(size: 40, firstStep: 5, lastStep: 6),   // between the runs
+            BufferRequest(size: 40, firstStep: 7, lastStep: 9),   // inside the second run, but an output
+        ]
+        let perImage = tiling.place(&requests, roots: ["a", "b", "c", "d", "y"], pinned: ["y"])
+        XCTAssertEqual(perImage, ["a"])
+        XCTAssertEqual(requests.map(\.size), [10, 40, 40, 40, 40])
+        XCTAssertEqual(requests.map(\.firstStep), [3, 1, 2, 5, 7])
+        XCTAssertEqual(requests.map(\.lastStep), [4, 4, 9, 6, 9])
+        XCTAssertEqual([0, 2, 4, 5, 7, 10].map { tiling.run(containing: $0) }, [nil, 2...4, 2...4, nil, 7...9, nil])
+        XCTAssertEqual(tiling.run(startingAt: 7), 7...9)
+        XCTAssertNil(tiling.run(startingAt: 3))
+    }
 }
