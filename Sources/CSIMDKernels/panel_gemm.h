@@ -233,14 +233,11 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     X(8, 9, __VA_ARGS__) X(10, 11, __VA_ARGS__) X(12, 13, __VA_ARGS__)
 
 /* Optimised builds give each block height its own copy of the block, with the rows' loops
- * unrolled, and specialised depth loops; unoptimised ones (debug builds compile C at -O0, which
- * gives every inlined copy its own stack slots: the copies took a 16 MB frame) call one copy with
- * the general loop. */
+ * unrolled, and specialised depth loops; unoptimised ones call one copy with the general loop
+ * (see KEEL_INLINE). */
 #ifdef __OPTIMIZE__
-#define PANEL_BLOCK_INLINE KEEL_INLINE
 #define PANEL_SPECIALISE 1
 #else
-#define PANEL_BLOCK_INLINE static
 #define PANEL_SPECIALISE 0
 #endif
 
@@ -289,20 +286,20 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
  * the whole panel; AVX2: a half). Needs keel_<PREFIX>_activate (simd_activation.h). */
 #define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
                           SET1, ZERO, FMADD, ADD, MIN, MAX)                                                 \
-    PANEL_BLOCK_INLINE ATTRIBUTE VEC PREFIX##_gemm_sum(VEC value, const keel_epilogue *e, ptrdiff_t row,    \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_gemm_sum(VEC value, const keel_epilogue *e, ptrdiff_t row,    \
                                                        ptrdiff_t column, MASK mask) {                       \
         if (e->bias) value = ADD(value, e->bias_per_row ? SET1(e->bias[row]) : LOAD(mask, e->bias + column)); \
         if (e->residual) value = ADD(value, LOAD(mask, e->residual + row * e->residual_stride + column));    \
         return value;                                                                                       \
     }                                                                                                       \
-    PANEL_BLOCK_INLINE ATTRIBUTE VEC PREFIX##_gemm_finish(VEC value, const keel_epilogue *e, ptrdiff_t row,          \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_gemm_finish(VEC value, const keel_epilogue *e, ptrdiff_t row,          \
                                                    ptrdiff_t column, MASK mask) {                           \
         value = PREFIX##_gemm_sum(value, e, row, column, mask);                                             \
         /* GELU is left to PANEL_STORE_PAIR. */                                                             \
         return e->activation == KEEL_ACTIVATION_GELU ? value : keel_##PREFIX##_activate(value, e);          \
     }                                                                                                       \
     /* The operand order of keel_<PREFIX>_activate's RELU and CLIP, so NaN and −0 come out the same. */     \
-    PANEL_BLOCK_INLINE ATTRIBUTE VEC PREFIX##_gemm_clamp(VEC value, VEC lower, VEC upper) {                 \
+    KEEL_INLINE ATTRIBUTE VEC PREFIX##_gemm_clamp(VEC value, VEC lower, VEC upper) {                 \
         return MIN(upper, MAX(lower, value));                                                               \
     }                                                                                                       \
     /* Out of line: inlined into every block copy, the lockstep GELU made the block's code so large   \
@@ -310,7 +307,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     __attribute__((noinline)) static ATTRIBUTE void PREFIX##_gemm_gelu_four(VEC *v) {                       \
         keel_##PREFIX##_gelu_lockstep(v);                                                                   \
     }                                                                                                       \
-    PANEL_BLOCK_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
                                                    const float *b, ptrdiff_t b_step, ptrdiff_t second,      \
                                                    int whole, struct block_target t, MASK low, MASK high,   \
                                                    int prefetch, const float *next) {                       \

@@ -14,7 +14,14 @@
 #define KEEL_X86 0
 #endif
 
+/* Optimised builds inline the kernels' helpers into their callers; unoptimised ones (debug builds
+ * compile C at -O0) call them instead, since -O0 gives every inlined copy its own stack slots:
+ * the depthwise NHWC body, inlined, took an 8.2 MB frame and overflowed an 8 MB thread stack. */
+#ifdef __OPTIMIZE__
 #define KEEL_INLINE static inline __attribute__((always_inline))
+#else
+#define KEEL_INLINE static inline
+#endif
 
 #if KEEL_X86
 #include <stddef.h>
