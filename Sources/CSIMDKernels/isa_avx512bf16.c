@@ -198,10 +198,14 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
     const ptrdiff_t ldc = conv->output_channels;
     const int relu = conv->relu;
     __m512 left[BLOCK], right[BLOCK];
+#pragma clang loop unroll(full)
     for (int r = 0; r < count; r++) { left[r] = _mm512_setzero_ps(); right[r] = _mm512_setzero_ps(); }
     for (ptrdiff_t pair = 0; pair < depth / 2; pair++) {
         const ptrdiff_t offset = (pair / 16) * 512 + (pair % 16) * 32;
         __m512bh w0 = (__m512bh)_mm512_loadu_si512(b0 + offset), w1 = (__m512bh)_mm512_loadu_si512(b1 + offset);
+        /* Unrolled, so the accumulators stay in registers: clang left the 12-row loop rolled, with
+         * every accumulator on the stack, at 40% of vdpbf16ps's throughput (Zen 4). */
+#pragma clang loop unroll(full)
         for (int r = 0; r < count; r++) {
             uint32_t both;
             memcpy(&both, a + r * depth + 2 * pair, sizeof both);
