@@ -124,6 +124,17 @@ public enum BF16Convolution {
         return CPUCapabilities.inUse.contains(.amxBF16) && keel_bf16_vector_fits(&description) == 0 ? "AMX-BF16" : "AVX512_BF16"
     }
 
+    /// Whether bf16 products are expected to take less time than `fp32Algorithm` on this layer.
+    /// AMX multiplies bf16 many times faster than fp32 FMA: always. AVX512_BF16 only doubles the
+    /// products an instruction does (vdpbf16ps against vfmadd231ps: 218 against 108 GFLOP/s a
+    /// core on Zen 4), which Winograd F(4×4)'s four times fewer products, or a split input's twice
+    /// as many, outweigh: such layers measured faster in fp32 (VGG16's 3×3 layers 1.6×, its RGB
+    /// layer 1.65×, ResNet50's 28×28 3×3 layers 1.3–1.5×), which is also exact to more bits.
+    public static func isFaster(than fp32Algorithm: Conv2DAlgorithm, for geometry: Conv2DGeometry) -> Bool {
+        if instructionSet(for: geometry) == "AMX-BF16" { return true }
+        return fp32Algorithm != .winograd(.large) && !splitsInput(inputChannels: geometry.inputChannels)
+    }
+
     /// Whether `apply` can fuse a following 2×2 stride-2 max pool: the direct form pools in its
     /// epilogue, so the full-size output is never stored.
     public static func poolsInKernel(_ geometry: Conv2DGeometry) -> Bool { runsDirect(geometry) }

@@ -2,20 +2,27 @@ import KeelKernels
 import XCTest
 @testable import KeelRuntime
 
-/// Layers that read an image's few channels run bf16 too under `--precision bf16` (their input
-/// split in two bf16 terms, so pixel values keep about 16 bits), on the im2col form.
+/// Layers that read an image's few channels run bf16 too under `--precision bf16` on AMX (their
+/// input split in two bf16 terms, so pixel values keep about 16 bits), on the im2col form; on
+/// AVX512_BF16 alone the split's twice as many products make fp32 the faster choice.
 final class LayerChoiceTests: XCTestCase {
     func testPatchEmbeddingAndRGBStemRunIm2colInBF16WithASplitInput() throws {
         guard BF16Convolution.isAvailable else { throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16") }
+        let amx = CPUCapabilities.inUse.contains(.amxBF16)
         let patches = Conv2DGeometry(batch: 1, input: Size2D(224, 224), inputChannels: 3, outputChannels: 768,
                                      kernel: Size2D(16, 16), stride: Size2D(16, 16))
         let stem = Conv2DGeometry(batch: 1, input: Size2D(230, 230), inputChannels: 3, outputChannels: 64,
                                   kernel: Size2D(7, 7), stride: Size2D(2, 2))
         for geometry in [patches, stem] {
             let choice = try ConvolutionChoice.choose(geometry, precision: .bf16, hasResidual: false, storedOnlyInBF16: false)
-            XCTAssertEqual(choice.kernel.precision, .bf16)
-            XCTAssertEqual(choice.kernel.algorithm, "im2col")
-            XCTAssertEqual(choice.form, .bf16)
+            if amx {
+                XCTAssertEqual(choice.kernel.precision, .bf16)
+                XCTAssertEqual(choice.kernel.algorithm, "im2col")
+                XCTAssertEqual(choice.form, .bf16)
+            } else {
+                XCTAssertEqual(choice, try ConvolutionChoice.choose(geometry, precision: .fp32, hasResidual: false,
+                                                                    storedOnlyInBF16: false))
+            }
             XCTAssertTrue(BF16Convolution.splitsInput(inputChannels: geometry.inputChannels))
             let taps = geometry.kernel.height * geometry.kernel.width
             XCTAssertEqual(BF16Convolution.filterDepth(for: geometry), 2 * taps * geometry.inputChannels)
@@ -27,5 +34,29 @@ final class LayerChoiceTests: XCTestCase {
                                   kernel: Size2D(3, 3), stride: Size2D(2, 2))
         let choice = try ConvolutionChoice.choose(wide, precision: .bf16, hasResidual: false, storedOnlyInBF16: false)
         XCTAssertEqual(choice.kernel.precision, BF16Convolution.isAvailable ? .bf16 : .fp32)
+    }
+
+    /// Where the bf16 products run on AVX512_BF16 (twice fp32 FMA's rate, not AMX's many times),
+    /// a layer fp32 runs with Winograd F(4×4) (four times fewer products) keeps fp32, one that
+    /// fp32 runs as a GEMM (1×1, strided) runs bf16; a filter held only in bf16 runs bf16.
+    func testAVX512BF16KeepsFP32WhereWinogradMultipliesLess() throws {
+        let capabilities: CPUCapabilities = [.avx2, .avx512, .avx512BF16]
+        guard CPUCapabilities.detected.isSuperset(of: capabilities) else {
+            throw XCTSkip("this CPU has no AVX512_BF16")
+        }
+        CPUCapabilities.restrict(to: capabilities)
+        defer { CPUCapabilities.restoreDetected() }
+        let threeByThree = Conv2DGeometry(batch: 1, input: Size2D(56, 56), inputChannels: 64, outputChannels: 64,
+                                          kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
+        let pointwise = Conv2DGeometry(batch: 1, input: Size2D(56, 56), inputChannels: 64, outputChannels: 256,
+                                       kernel: Size2D(1, 1))
+        XCTAssertEqual(Conv2D.defaultAlgorithm(for: threeByThree), .winograd(.large))
+        let kept = try ConvolutionChoice.choose(threeByThree, precision: .bf16, hasResidual: false, storedOnlyInBF16: false)
+        XCTAssertEqual(kept.kernel.precision, .fp32)
+        XCTAssertEqual(kept.algorithm, .winograd(.large))
+        XCTAssertEqual(try ConvolutionChoice.choose(pointwise, precision: .bf16, hasResidual: false,
+                                                    storedOnlyInBF16: false).kernel.precision, .bf16)
+        XCTAssertEqual(try ConvolutionChoice.choose(threeByThree, precision: .fp32, hasResidual: false,
+                                                    storedOnlyInBF16: true).kernel.precision, .bf16)
     }
 }

@@ -21,9 +21,10 @@ struct ConvolutionChoice: Equatable {
             ?? Conv2D.defaultAlgorithm(for: geometry)
         // A layer with few input channels (an RGB first layer, ViT's patch embedding) runs bf16
         // too, its input split in two bf16 terms (`BF16Convolution.splitsInput`) so pixel values
-        // keep about 16 bits.
-        let useBF16 = (precision == .bf16 || storedOnlyInBF16) && BF16Convolution.supports(geometry)
-            && BF16Convolution.isAvailable
+        // keep about 16 bits. A bf16 request keeps fp32 where that is faster here
+        // (`BF16Convolution.isFaster`); a filter held in bf16 only runs bf16.
+        let asked = storedOnlyInBF16 || precision == .bf16 && BF16Convolution.isFaster(than: fp32Algorithm, for: geometry)
+        let useBF16 = asked && BF16Convolution.supports(geometry) && BF16Convolution.isAvailable
         if storedOnlyInBF16 && !useBF16 {
             throw PreparationError(reason: "its filter was compiled for bf16 only, and this CPU has neither AMX-BF16 nor "
                                    + "AVX512_BF16; compile the model again with --precision fp32")

@@ -104,6 +104,16 @@ final class PreparedWeights: @unchecked Sendable {
         return nil
     }
 
+    /// Whether a filter can only run bf16: a compiled file holds it so, or it is held in the bf16
+    /// form alone with no original (a symbolic model prepared at batch 1, where bf16 was the
+    /// faster choice, keeps it at batch 8 rather than hold the filter twice).
+    func heldOnlyInBF16(_ name: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if bf16Only.contains(name) { return true }
+        return originals[name] == nil && PreparedForm.allCases.filter { entries[Key(source: name, form: $0)] != nil } == [.bf16]
+    }
+
     /// Names of the filters whose originals are still held.
     var heldOriginals: [String] {
         lock.lock()

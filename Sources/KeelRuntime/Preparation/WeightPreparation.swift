@@ -88,7 +88,7 @@ struct ConvolutionLayer {
                                    groups: geometry.groups, activations: kernelGeometry.layout)
         hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
         choice = try ConvolutionChoice.choose(kernelGeometry, precision: precision, hasResidual: hasResidual,
-                                              storedOnlyInBF16: prepared.bf16Only.contains(filter.constant),
+                                              storedOnlyInBF16: prepared.heldOnlyInBF16(filter.constant),
                                               onlyWinogradTile: prepared.onlyWinogradTile(of: filter.constant))
     }
 
