@@ -28,6 +28,38 @@ NOTES_MARKER = "<!-- notes: kept across runs -->"
 ZOO_BEGIN, ZOO_END = "<!-- zoo table: begin (written by tools/bench/run.sh) -->", "<!-- zoo table: end -->"
 
 
+def machine():
+    """The CPU a table was measured on: its name, family and model, and the widest SIMD Keel uses there."""
+    fields = {}
+    for line in open("/proc/cpuinfo"):
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+        if not line.strip():
+            break
+    flags = set(fields.get("flags", "").split())
+    simd = ("AVX-512 + AMX" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags
+            else "AVX2" if "avx2" in flags else "no AVX2")
+    name = fields.get("model name", platform.processor())
+    return f"{name}, family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {simd}"
+
+
+def replace_machine_table(text, begin, end, cpu, block):
+    """`text` with `block` (which starts and ends with the machine markers of `cpu`) put between
+    the `begin` and `end` markers: one table per machine, so a run replaces its own machine's
+    table and keeps the others' (the CPU differs between sessions, and so do the ratios)."""
+    start, stop = f"<!-- machine: {cpu} -->", f"<!-- machine end: {cpu} -->"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        inner, tail = rest.split(end, 1)
+        if start in inner and stop in inner:
+            inner = inner.split(start, 1)[0] + block + inner.split(stop, 1)[1]
+        else:
+            inner = inner.rstrip("\n") + "\n\n" + block + "\n\n"
+        return head + begin + inner + end + tail
+    head, _, rest = text.partition("\n")
+    return head + "\n\n" + begin + "\n\n" + block + "\n\n" + end + "\n" + rest
+
+
 def vgg16_onnx(path, seed, head="none"):
     """VGG16 convolutional base as ONNX: NHWC input -> NCHW convs -> NHWC output, Keras layer names.
     `head` adds the transfer-learning heads: "resnet" (Flatten, Dense 256, BatchNorm, ReLU, Dense 10)

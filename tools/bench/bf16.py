@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ROOT, vgg16_onnx  # noqa: E402  (bench.py makes the models)
+from bench import ROOT, machine, replace_machine_table, vgg16_onnx  # noqa: E402  (bench.py makes the models)
 
 BEGIN, END = "<!-- bf16: begin -->", "<!-- bf16: end -->"
 MODELS = [("VGG16 without top", "none"), ("VGG16 + ResNet-style head", "resnet"), ("VGG16 + ViT-style head", "vit")]
@@ -171,14 +171,22 @@ def main():
 
 
 def write_section(arguments, rows, accuracies):
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
-    lines = [BEGIN, "## bf16: Keel against OpenVINO bf16 and Keel fp32", "",
+    cpu = machine()
+    if "AMX" in cpu:
+        kernels = ("Keel bf16 runs conv2d and dense on AMX tiles (bf16 products, fp32 accumulation; bias, residual, "
+                   "ReLU and a following 2×2 max pool in the fp32 epilogue; bf16 between bf16 layers, fp32 elsewhere), "
+                   "dense layers of at most 4 rows on AVX512_BF16; the RGB first layer's input split in two bf16 terms "
+                   "(about 16 bits of each pixel value).")
+    else:
+        kernels = ("No AMX here: Keel bf16 runs conv2d and dense with AVX512_BF16 (vdpbf16ps products, fp32 "
+                   "accumulation; bias, residual and ReLU in fp32; bf16 between bf16 layers, fp32 elsewhere); layers "
+                   "that fp32 runs with Winograd F(4×4), or whose input bf16 would split (the RGB first layer), keep "
+                   "fp32, the faster there.")
+    start, stop = f"<!-- machine: {cpu} -->", f"<!-- machine end: {cpu} -->"
+    lines = [start, "", f"## bf16: Keel against OpenVINO bf16 and Keel fp32 ({cpu})", "",
              f"`tools/bench/bf16.sh` on {cpu}, {arguments.threads} threads, {arguments.rounds} interleaved rounds of "
              f"{arguments.iterations} timed runs (medians); ratios are medians of per-round ratios. OpenVINO: "
-             "`INFERENCE_PRECISION_HINT=bf16`, `PERFORMANCE_HINT=LATENCY`. Keel bf16 runs conv2d and dense on AMX "
-             "tiles (bf16 products, fp32 accumulation; bias, residual, ReLU and a following 2×2 max pool in the "
-             "fp32 epilogue; bf16 between bf16 layers, fp32 elsewhere), dense layers of at most 4 rows on AVX512_BF16; the RGB first "
-             "layer's input split in two bf16 terms (about 16 bits of each pixel value).", "",
+             "`INFERENCE_PRECISION_HINT=bf16`, `PERFORMANCE_HINT=LATENCY`. " + kernels, "",
              "| model | batch | Keel bf16 ms | OpenVINO bf16 ms | Keel fp32 ms | OpenVINO / Keel bf16 | Keel fp32 / bf16 |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -190,14 +198,10 @@ def write_section(arguments, rows, accuracies):
     for entry in accuracies:
         lines.append(f"| {entry['model']} | {entry['input']} | {entry['output']} | {entry['max_abs']:.4g} | "
                      f"{entry['max_rel']:.4g} | {entry['min_cosine']:.6f} | {entry['top1_agree']}/{entry['samples']} |")
-    lines.append(END)
+    lines += ["", stop]
     path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else ""
-    section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    text = replace_machine_table(text, BEGIN, END, cpu, "\n".join(lines))
     path.write_text(text)
 
 

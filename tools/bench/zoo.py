@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ROOT, ZOO_BEGIN as BEGIN, ZOO_END as END, keel_bench, ort_bench, run_json  # noqa: E402
+from bench import (ROOT, ZOO_BEGIN as BEGIN, ZOO_END as END, keel_bench, machine, ort_bench,  # noqa: E402
+                   replace_machine_table, run_json)
 
 ENGINES = ("keel", "ort", "openvino")
 
@@ -158,21 +158,6 @@ def ratio(row, peer):
     return row[peer]["ms"] / row["keel"]["ms"]
 
 
-def machine():
-    """The CPU a table was measured on: its name, family and model, and the widest SIMD Keel uses there."""
-    fields = {}
-    for line in open("/proc/cpuinfo"):
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-        if not line.strip():
-            break
-    flags = set(fields.get("flags", "").split())
-    simd = ("AVX-512 + AMX" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags
-            else "AVX2" if "avx2" in flags else "no AVX2")
-    name = fields.get("model name", platform.processor())
-    return f"{name}, family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {simd}"
-
-
 def write_report(arguments, manifest, rows, notes):
     versions = subprocess.run([sys.executable, "-c", "import onnxruntime, openvino; "
                                "print(onnxruntime.__version__, openvino.get_version().split('-')[0])"],
@@ -222,19 +207,7 @@ def write_report(arguments, manifest, rows, notes):
     output = Path(arguments.output)
     text = output.read_text() if output.exists() else "# Benchmarks\n"
     block = "\n".join(lines)
-    # One table per machine between the zoo markers: a run replaces its own machine's table and
-    # keeps the others' (the CPU differs between sessions, and so do the ratios).
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        inner, tail = rest.split(END, 1)
-        if start in inner and stop in inner:
-            inner = inner.split(start, 1)[0] + block + inner.split(stop, 1)[1]
-        else:
-            inner = inner.rstrip("\n") + "\n\n" + block + "\n\n"
-        text = head + BEGIN + inner + END + tail
-    else:
-        head, _, rest = text.partition("\n")
-        text = head + "\n\n" + BEGIN + "\n\n" + block + "\n\n" + END + "\n" + rest
+    text = replace_machine_table(text, BEGIN, END, cpu, block)
     output.write_text(text)
     print(f"wrote {output}")
 
