@@ -38,7 +38,7 @@ public enum PanelGEMM {
             var description = base
             kernel(m, n, k, left, right, c, ldc, &description)
         } else if splitColumns {
-            context.forEachBalancedChunk(panels, minimumChunk: 1) { range, _ in
+            context.forEachStolenPiece(panels, minimumPiece: 1) { range, _ in
                 let first = range.lowerBound * panel, width = min(n, range.upperBound * panel) - first
                 var description = base
                 if !biasPerRow { description.bias = base.bias.map { $0 + first } }
@@ -50,7 +50,7 @@ public enum PanelGEMM {
         } else {
             // Rows split at whole blocks of a block-packed left operand.
             let unit = max(1, left.block_rows)
-            context.forEachBalancedChunk((m + unit - 1) / unit, minimumChunk: max(1, 8 / unit)) { range, _ in
+            context.forEachStolenPiece((m + unit - 1) / unit, minimumPiece: max(1, 8 / unit)) { range, _ in
                 let first = range.lowerBound * unit, rows = min(m, range.upperBound * unit) - first
                 var description = base
                 if biasPerRow { description.bias = base.bias.map { $0 + first } }

@@ -90,6 +90,39 @@ extension KernelContext {
     }
 }
 
+extension KernelContext {
+    /// Runs `body` over `count` items cut into `piecesPerThread · threads` contiguous pieces (fewer
+    /// when `minimumPiece` asks): each thread runs its own share of pieces front to back, then takes
+    /// pieces from the back of the others' shares (CSIMDKernels `keel_pool_run_units`). A thread
+    /// the host deschedules in the middle of a job so hands the rest of its share to the other,
+    /// where shares sized in advance wait for it. Piece bounds depend only on `count`; `body` gets
+    /// the running thread's index (below `threads`) for per-thread scratch.
+    func forEachStolenPiece(_ count: Int, minimumPiece: Int, piecesPerThread: Int = 4,
+                            _ body: (Range<Int>, Int) -> Void) {
+        guard count > 0 else { return }
+        let pieces = min(count, threads * piecesPerThread, max(1, count / max(1, minimumPiece)))
+        if pieces <= 1 || threads <= 1 {
+            body(0..<count, 0)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = StolenPieceJob(count: count, pieces: pieces, body: body)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                keel_pool_run_units(pieces, min(threads, pieces), { context, piece, participant in
+                    guard let job = context?.assumingMemoryBound(to: StolenPieceJob.self).pointee else { return }
+                    job.body((job.count * piece / job.pieces)..<(job.count * (piece + 1) / job.pieces), participant)
+                }, pointer)
+            }
+        }
+    }
+}
+
+private struct StolenPieceJob {
+    let count: Int
+    let pieces: Int
+    let body: (Range<Int>, Int) -> Void
+}
+
 private struct BalancedJob {
     let body: (Range<Int>, Int) -> Void
 }
