@@ -176,11 +176,11 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     X(5, __VA_ARGS__) X(6, __VA_ARGS__) X(7, __VA_ARGS__) X(8, __VA_ARGS__) X(9, __VA_ARGS__)               \
     X(10, __VA_ARGS__) X(11, __VA_ARGS__) X(12, __VA_ARGS__) X(13, __VA_ARGS__)
 #define PANEL_DECLARE(r, VEC, ZERO) VEC left##r = ZERO(), right##r = ZERO();
-#define PANEL_MULTIPLY_ADD(r, VEC, SET1, FMADD, STEP)                                                            \
+#define PANEL_MULTIPLY_ADD(r, VEC, SET1, FMADD, STEP, NARROW)                                               \
     if (r < rows) {                                                                                         \
         VEC value = SET1(column[r * (STEP)]);                                                               \
         left##r = FMADD(value, b0, left##r);                                                                \
-        right##r = FMADD(value, b1, right##r);                                                              \
+        if (!(NARROW)) right##r = FMADD(value, b1, right##r);                                               \
     }
 /* Row r's accumulators made final: the earlier depth passes' sum added, then the epilogue (but
  * GELU, which PANEL_STORE_PAIR applies). */
@@ -255,8 +255,11 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
 /* The depth loop of one block. PREFETCH, WHOLE and STEP (A's row step) are constants in the
  * copies the common cases take (packed A rows with row step 1, whole deep panels): tested inside
  * the loop, they cost two branches and an address computation per broadcast, and the loop ran
- * near the front end's limit instead of the FMA ports'. */
-#define PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, PREFETCH, WHOLE, STEP)                         \
+ * near the front end's limit instead of the FMA ports'. NARROW (the columns fit the first vector:
+ * 16 output channels, or a product's last 8 or 16) multiplies only the first vector: the second's
+ * products were all padding, and a 12544×32×16 product (MobileNetV2, EfficientNet) ran at half
+ * speed. */
+#define PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, PREFETCH, WHOLE, STEP, NARROW)                 \
     for (ptrdiff_t p = 0; p < depth; p++) {                                                                 \
         const float *line = b + p * b_step;                                                                 \
         if (PREFETCH) {                                                                                     \
@@ -266,9 +269,9 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
             if (2 * HALF > 16) _mm_prefetch((const char *)(next + p * b_step + second), _MM_HINT_T1);       \
         }                                                                                                   \
         VEC b0 = WHOLE ? LOADU(line) : LOAD(low, line);                                                     \
-        VEC b1 = WHOLE ? LOADU(line + second) : LOAD(high, line + second);                                  \
+        VEC b1 = (NARROW) ? b0 : WHOLE ? LOADU(line + second) : LOAD(high, line + second);                  \
         const float *column = a.base + p * a.depth_step;                                                    \
-        PANEL_EACH_ROW(PANEL_MULTIPLY_ADD, VEC, SET1, FMADD, STEP)                                                \
+        PANEL_EACH_ROW(PANEL_MULTIPLY_ADD, VEC, SET1, FMADD, STEP, NARROW)                                  \
     }
 
 /* Columns `part` on of `panel` (B at `b`, `width` columns) for row group `g` of the chunk, inside
@@ -309,20 +312,24 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     }                                                                                                       \
     KEEL_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
                                                    const float *b, ptrdiff_t b_step, ptrdiff_t second,      \
-                                                   int whole, struct block_target t, MASK low, MASK high,   \
-                                                   int prefetch, const float *next) {                       \
+                                                   int whole, int narrow, struct block_target t, MASK low,  \
+                                                   MASK high, int prefetch, const float *next) {            \
         PANEL_EACH_ROW(PANEL_DECLARE, VEC, ZERO)                                                            \
         PANEL_BLOCK_START(HALF)                                                                             \
-        if (PANEL_SPECIALISE && a.row_step == 1 && whole && prefetch) {                                     \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1)                                  \
+        if (PANEL_SPECIALISE && narrow && a.row_step == 1) {                                                \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, 1, 1)                    \
+        } else if (PANEL_SPECIALISE && narrow) {                                                            \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step, 1)           \
+        } else if (PANEL_SPECIALISE && a.row_step == 1 && whole && prefetch) {                              \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1, 0)                               \
         } else if (PANEL_SPECIALISE && whole && prefetch) {                                                 \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, a.row_step)                         \
-        } else if (PANEL_SPECIALISE && a.row_step == 1 && whole) {                                                              \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, 1)                                  \
-        } else if (PANEL_SPECIALISE && whole && !prefetch) {                                                                    \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, a.row_step)                         \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, a.row_step, 0)                      \
+        } else if (PANEL_SPECIALISE && a.row_step == 1 && whole) {                                          \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, 1, 0)                               \
+        } else if (PANEL_SPECIALISE && whole && !prefetch) {                                                \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, a.row_step, 0)                      \
         } else {                                                                                            \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step)              \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step, narrow)      \
         }                                                                                                   \
         /* Pairs only for GELU: in every block the pairs' store path ran shallow products 3–5% slower. */  \
         const keel_activation activation = t.epilogue ? t.epilogue->activation : KEEL_ACTIVATION_NONE;     \
@@ -353,12 +360,12 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         const struct rows_view a = { view->base, view->depth_step, view->row_step };                        \
         struct block_target part = { t->c + first, t->ldc, t->row, t->column + first, t->accumulate,        \
                                      t->epilogue };                                                         \
-        int whole = padded || width - first >= 2 * HALF;                                                    \
+        int whole = padded || width - first >= 2 * HALF, narrow = width - first <= HALF;                   \
         /* Columns `first` on (0 or 16) start at this offset in the panel; the block's second vector    \
          * is the next 8 columns (AVX2) or the panel's other half (AVX-512). */                          \
         const ptrdiff_t offset = (first / 16) * half_step, second = 2 * HALF > 16 ? half_step : HALF;      \
         switch (rows) {                                                                                     \
-            CASES(PREFIX##_gemm_block, depth, a, b + offset, b_step, second, whole, part, low, high,         \
+            CASES(PREFIX##_gemm_block, depth, a, b + offset, b_step, second, whole, narrow, part, low, high, \
                   prefetch, next + offset)                                                                  \
             default: break;                                                                                 \
         }                                                                                                   \

@@ -44,6 +44,11 @@ final class PanelGEMMTests: XCTestCase {
         // ragged half-panel, one and two depth passes.
         Case(m: 5, n: 21, k: 3, activation: .gelu, biasPerRow: false, residual: true),
         Case(m: 13, n: 40, k: 300, activation: .gelu, biasPerRow: true, residual: true),
+        // Columns that fill only a block's first vector (16 on AVX-512, a half's 8 on AVX2), alone
+        // and as the last panel after whole ones, over one and two depth passes.
+        Case(m: 29, n: 16, k: 32, activation: .clip(min: 0, max: 6), biasPerRow: false, residual: true),
+        Case(m: 27, n: 48, k: 270, activation: .identity, biasPerRow: true, residual: false),
+        Case(m: 7, n: 24, k: 40, activation: .gelu, biasPerRow: false, residual: true),
     ]
 
     func testEveryOperandFormMatchesDoublePrecisionAtEveryLevel() {
