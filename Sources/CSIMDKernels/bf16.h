@@ -43,6 +43,20 @@ static inline uint16_t *keel_bf16_split_row_buffer(const keel_bf16_conv *conv, v
     return (uint16_t *)((char *)scratch + (keel_bf16_block_rows(depth) * depth * 2 + 63) / 64 * 64 + KEEL_BF16_STAGING_BYTES);
 }
 
+/* Whether each output pixel's im2col row is its own input pixel's channels: a 1×1, stride-1,
+ * unpadded layer (or a dense layer), whose rows are then one contiguous run of the input. */
+static inline int keel_bf16_pointwise(const keel_bf16_conv *conv) {
+    return !conv->split_input && conv->kernel_height == 1 && conv->kernel_width == 1 && conv->stride_height == 1
+        && conv->stride_width == 1 && conv->pad_top == 0 && conv->pad_left == 0
+        && conv->output_height == conv->input_height && conv->output_width == conv->input_width;
+}
+
+/* Whether the kernels read A straight from the layer's input: a pointwise layer with a bf16 input
+ * whose channels fill whole 32-deep tiles, so its pixels are the im2col rows already. */
+static inline int keel_bf16_reads_input_in_place(const keel_bf16_conv *conv) {
+    return conv->bf16_input && keel_bf16_pointwise(conv) && keel_bf16_depth(conv) == conv->input_channels;
+}
+
 /* The first element of the 16-column block holding column `column`: each block is depth/32
  * tiles of 16 pair-rows × 16 columns × 2. */
 static inline const uint16_t *keel_bf16_column_block(const uint16_t *packed, ptrdiff_t depth, ptrdiff_t column) {

@@ -41,9 +41,7 @@ KEEL_AMX void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pix
     /* A bf16 input whose pixels are the im2col rows already (a 1×1, stride-1, unpadded layer or a
      * dense layer, channels filling whole 32-deep tiles) is read in place: only a ragged last
      * group of fewer than 32 rows is copied, zero-padded, into the block. */
-    const int in_place = conv->bf16_input && depth == conv->input_channels && conv->kernel_height == 1
-        && conv->kernel_width == 1 && conv->stride_height == 1 && conv->stride_width == 1 && conv->pad_top == 0
-        && conv->pad_left == 0 && conv->output_height == conv->input_height && conv->output_width == conv->input_width;
+    const int in_place = keel_bf16_reads_input_in_place(conv);
     configure();
     for (ptrdiff_t start = first_pixel; start < first_pixel + pixel_count; start += block_rows) {
         const ptrdiff_t rows = first_pixel + pixel_count - start < block_rows ? first_pixel + pixel_count - start : block_rows;

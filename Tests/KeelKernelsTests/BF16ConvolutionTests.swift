@@ -97,6 +97,14 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 7), inputChannels: 64, outputChannels: 48,
                                       kernel: Size2D(1, 1)),
              activation: .relu, bias: true, residual: true),
+        // 1×1 layers over more pixels than one 512-row block: 32 channels (a bf16 input read in
+        // place, an fp32 one converted as one run) and 40 (rows copied one by one, depth padded).
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(20, 15), inputChannels: 32, outputChannels: 40,
+                                      kernel: Size2D(1, 1)),
+             activation: .relu, bias: true, residual: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(23, 23), inputChannels: 40, outputChannels: 24,
+                                      kernel: Size2D(1, 1)),
+             activation: .relu, bias: false),
         // Deep enough for 32-row im2col blocks over several 512-wide column runs.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 9), inputChannels: 96, outputChannels: 130,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
