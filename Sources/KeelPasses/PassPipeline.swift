@@ -66,6 +66,7 @@ public struct PassPipeline {
         ("batch-norm-folding", { BatchNormFolding() }),
         ("epilogue-fusion", { EpilogueFusion() }),
         ("pool-before-pointwise-conv", { PoolBeforePointwiseConvolution() }),
+        ("stride-hoisting", { StrideHoisting() }),
         ("max-pool-fusion", { MaxPoolFusion() }),
         ("dead-code-elimination", { DeadCodeElimination() }),
         ("freeze-marking", { FreezeMarking() }),
@@ -78,7 +79,8 @@ public struct PassPipeline {
     /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus NCHW inputs offered
     /// as NHWC and layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
-    /// BatchNorm folding, epilogue fusion, average pools moved before 1×1 convolutions and max-pool fusion.
+    /// BatchNorm folding, epilogue fusion, average pools moved before 1×1 convolutions, strides moved up into
+    /// the producing convolution and max-pool fusion.
     public static func standard(level: OptimizationLevel) -> PassPipeline {
         // Pass values, not names: a level cannot name a pass that does not exist.
         switch level {
@@ -91,7 +93,8 @@ public struct PassPipeline {
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
                                          AttentionRecognition(), TransposeCancellation(), ChannelsLastConversion(), LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
-                                         BatchNormFolding(), EpilogueFusion(), PoolBeforePointwiseConvolution(), MaxPoolFusion(),
+                                         BatchNormFolding(), EpilogueFusion(), PoolBeforePointwiseConvolution(), StrideHoisting(),
+                                         MaxPoolFusion(),
                                          DeadCodeElimination()])
         }
     }

@@ -40,7 +40,8 @@ final class PassPipelineTests: XCTestCase {
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "attention-recognition", "transpose-cancellation", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
-                        "epilogue-fusion", "pool-before-pointwise-conv", "max-pool-fusion", "dead-code-elimination"])
+                        "epilogue-fusion", "pool-before-pointwise-conv", "stride-hoisting", "max-pool-fusion",
+                        "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
         XCTAssertEqual(OptimizationLevel(parsing: "O1"), .O1)
         XCTAssertEqual(OptimizationLevel(parsing: "0"), .O0)
