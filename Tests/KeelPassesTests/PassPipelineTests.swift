@@ -154,7 +154,7 @@ final class PassRegistryTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 17)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 18)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
