@@ -1,8 +1,11 @@
 /* Direct convolution for few input channels. Per output row, the input rows its taps read are
- * copied into zero-padded planes ([kernel row][input channel][position]), so taps never test
- * bounds and adjacent output pixels read adjacent floats whatever the input layout. (A horizontal
- * stride other than 1 adds a gather into one line per tap, [tap][output column].) The filter is
- * the im2col GEMM's packed [taps·channels][outputs] matrix, read in place.
+ * copied into zero-padded lines, so taps never test bounds and adjacent output pixels read
+ * adjacent floats whatever the input layout. With a horizontal stride s, each input row and
+ * channel is split into s phase lines (positions q, q + s, q + 2s, …): the tap at padded column
+ * x·s + k reads phase k mod s at x + k / s, so one copy of the row serves every kernel column
+ * (a line per tap, as before, copied each input value kernel_width / s times: 28% of a 7×7
+ * stride-2 stem's time). The filter is the im2col GEMM's packed [taps·channels][outputs]
+ * matrix, read in place.
  *   NHWC: a block of adjacent pixels × 32 output channels (AVX2: 16) in registers; per tap, two
  *         filter vectors and one broadcast input value per pixel.
  *   NCHW: a block of output channels × 32 adjacent pixels (AVX2: 16); per tap, two input vectors
@@ -29,85 +32,79 @@ enum {
     AVX2_BLOCK = 6,
 };
 
-/* The input value of tap (kernel row ky, kernel column kx, channel c) for the output pixel at
- * column x of the current row is base[ky·row_step + kx·column_step + c·channel_step + x]. */
-struct taps {
-    const float *base;
-    ptrdiff_t row_step, column_step, channel_step;
-    ptrdiff_t rows, columns, channels;
-};
-
-/* Positions of one window plane: those of the padded input row that the output row reads. */
+/* Positions of the padded input row that an output row reads. */
 static inline ptrdiff_t window_width(const keel_direct_conv *conv) {
     return (conv->output_width - 1) * conv->stride_width + (conv->kernel_width - 1) * conv->dilation_width + 1;
 }
 
+/* Floats of one phase line: the output columns plus the farthest kernel column's shift. */
+static inline ptrdiff_t phase_length(const keel_direct_conv *conv) {
+    return conv->output_width + (conv->kernel_width - 1) * conv->dilation_width / conv->stride_width;
+}
 
-/* Floats of scratch the window planes (and strided lines) take; the tap offsets follow them. */
+/* Floats of scratch the phase lines take ([kernel row][input channel][phase][position]); the tap
+ * offsets follow them. */
 static inline ptrdiff_t window_floats(const keel_direct_conv *conv) {
-    const ptrdiff_t planes = conv->kernel_height * conv->input_channels;
-    return planes * window_width(conv) + (conv->stride_width != 1 ? planes * conv->kernel_width * conv->output_width : 0);
+    return conv->kernel_height * conv->input_channels * conv->stride_width * phase_length(conv);
 }
 
 #if KEEL_X86
-/* Copies the input rows that output row `row` of `image` reads into zero-padded planes in
- * `scratch` and says where each tap's values are. */
-static inline struct taps load_window(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t row, float *scratch) {
-    const ptrdiff_t width = window_width(conv), channels = conv->input_channels;
+/* Copies the input rows that output row `row` of `image` reads into zero-padded phase lines in
+ * `scratch` and writes each tap's offset from `scratch`, in filter order (kernel row, kernel
+ * column, channel): one flat loop over the taps in the block instead of three nested ones, whose
+ * innermost ran over an RGB input's 3 channels. Returns the number of taps. */
+static inline ptrdiff_t load_window(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t row, float *scratch,
+                                    int32_t *offsets) {
+    const ptrdiff_t width = window_width(conv), channels = conv->input_channels, stride = conv->stride_width;
+    const ptrdiff_t length = phase_length(conv), plane = stride * length;
     const ptrdiff_t height = conv->input_height, columns = conv->input_width;
     /* Input columns 0..<columns sit at window positions pad_left..<pad_left + columns. */
     const ptrdiff_t begin = conv->pad_left < width ? conv->pad_left : width;
     ptrdiff_t end = conv->pad_left + columns < width ? conv->pad_left + columns : width;
     if (end < begin) end = begin;
+    const ptrdiff_t first_column = begin - conv->pad_left;
     for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
         const ptrdiff_t input_row = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
-        const int inside = input_row >= 0 && input_row < height;
+        float *lines = scratch + ky * channels * plane;
+        if (input_row < 0 || input_row >= height || begin == end) {
+            memset(lines, 0, (size_t)(channels * plane) * sizeof(float));
+            continue;
+        }
+        const float *source = conv->channels_last
+            ? conv->input + ((image * height + input_row) * columns + first_column) * channels
+            : conv->input + (image * channels * height + input_row) * columns + first_column;
+        const ptrdiff_t channel_step = conv->channels_last ? 1 : height * columns;
+        const ptrdiff_t column_step = conv->channels_last ? channels : 1;
         for (ptrdiff_t c = 0; c < channels; c++) {
-            float *plane = scratch + (ky * channels + c) * width;
-            if (!inside) {
-                memset(plane, 0, (size_t)width * sizeof(float));
+            float *lines_of_channel = lines + c * plane;
+            const float *values = source + c * channel_step;
+            if (stride == 1) {
+                float *line = lines_of_channel;
+                memset(line, 0, (size_t)begin * sizeof(float));
+                if (column_step == 1) memcpy(line + begin, values, (size_t)(end - begin) * sizeof(float));
+                else for (ptrdiff_t u = begin; u < end; u++) line[u] = values[(u - begin) * column_step];
+                memset(line + end, 0, (size_t)(length - end) * sizeof(float));
                 continue;
             }
-            memset(plane, 0, (size_t)begin * sizeof(float));
-            const ptrdiff_t first_column = begin - conv->pad_left;
-            if (conv->channels_last) {
-                const float *source = conv->input + ((image * height + input_row) * columns + first_column) * channels + c;
-                for (ptrdiff_t u = begin; u < end; u++) plane[u] = source[(u - begin) * channels];
-            } else {
-                const float *source = conv->input + ((image * channels + c) * height + input_row) * columns + first_column;
-                memcpy(plane + begin, source, (size_t)(end - begin) * sizeof(float));
-            }
-            memset(plane + end, 0, (size_t)(width - end) * sizeof(float));
-        }
-    }
-    struct taps taps = { scratch, channels * width, conv->dilation_width, width,
-                         conv->kernel_height, conv->kernel_width, channels };
-    if (conv->stride_width == 1) return taps;
-    /* Strided columns: gather each tap's values into a line of adjacent output pixels. */
-    const ptrdiff_t outputs = conv->output_width;
-    float *lines = scratch + conv->kernel_height * channels * width;
-    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
-        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {
-            for (ptrdiff_t c = 0; c < channels; c++) {
-                float *line = lines + ((ky * conv->kernel_width + kx) * channels + c) * outputs;
-                const float *plane = scratch + (ky * channels + c) * width + kx * conv->dilation_width;
-                for (ptrdiff_t x = 0; x < outputs; x++) line[x] = plane[x * conv->stride_width];
+            for (ptrdiff_t q = 0; q < stride; q++) {
+                /* Phase q holds window positions q + j·s: zeros, then the input's, then zeros. */
+                float *line = lines_of_channel + q * length;
+                const ptrdiff_t inside = begin > q ? (begin - q + stride - 1) / stride : 0;
+                const ptrdiff_t outside = end > q ? (end - q + stride - 1) / stride : 0;
+                memset(line, 0, (size_t)inside * sizeof(float));
+                const float *value = values + (q + inside * stride - begin) * column_step;
+                for (ptrdiff_t j = inside; j < outside; j++, value += stride * column_step) line[j] = *value;
+                memset(line + outside, 0, (size_t)(length - outside) * sizeof(float));
             }
         }
     }
-    return (struct taps){ lines, conv->kernel_width * channels * outputs, channels * outputs, outputs,
-                          conv->kernel_height, conv->kernel_width, channels };
-}
-
-/* Where each tap's value sits relative to the window's base, in filter order (kernel row, kernel
- * column, channel): one flat loop over the taps in the block instead of three nested ones, whose
- * innermost ran over an RGB input's 3 channels. */
-static inline ptrdiff_t tap_offsets(struct taps taps, int32_t *offsets) {
     ptrdiff_t count = 0;
-    for (ptrdiff_t ky = 0; ky < taps.rows; ky++)
-        for (ptrdiff_t kx = 0; kx < taps.columns; kx++)
-            for (ptrdiff_t c = 0; c < taps.channels; c++)
-                offsets[count++] = (int32_t)(ky * taps.row_step + kx * taps.column_step + c * taps.channel_step);
+    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++)
+        for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {
+            const ptrdiff_t shift = kx * conv->dilation_width;
+            for (ptrdiff_t c = 0; c < channels; c++)
+                offsets[count++] = (int32_t)((ky * channels + c) * plane + (shift % stride) * length + shift / stride);
+        }
     return count;
 }
 
@@ -180,7 +177,7 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                                 ZERO(), ZERO());                                                            \
         }                                                                                                   \
     }                                                                                                       \
-    static ATTRIBUTE void PREFIX##_conv_row(const keel_direct_conv *conv, struct taps taps, const int32_t *offsets, \
+    static ATTRIBUTE void PREFIX##_conv_row(const keel_direct_conv *conv, const float *window, const int32_t *offsets, \
                                             ptrdiff_t tap_count, float *out, ptrdiff_t plane) {             \
         const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;                        \
         const keel_epilogue *e = &conv->epilogue;                                                           \
@@ -193,7 +190,7 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
             for (ptrdiff_t start = 0; start < spans; start += 2 * HALF) {                                   \
                 MASK low = MASK_FOR(spans - start), high = MASK_FOR(spans - start - HALF);                  \
                 const ptrdiff_t pixel = channels_last ? first : start, channel = channels_last ? start : first; \
-                const float *base = taps.base + pixel;                                                      \
+                const float *base = window + pixel;                                                      \
                 const float *bias = e->bias ? e->bias + channel : NULL;                                     \
                 float *target = out + first * row_step + start;                                             \
                 const float *residual = e->residual ? e->residual + (target - conv->output) : NULL;         \
@@ -212,11 +209,10 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
         int32_t *offsets = (int32_t *)(scratch + window_floats(conv));                                      \
         for (ptrdiff_t r = first_row; r < first_row + row_count; r++) {                                     \
             const ptrdiff_t image = r / height, row = r % height;                                           \
-            struct taps taps = load_window(conv, image, row, scratch);                                      \
-            const ptrdiff_t tap_count = tap_offsets(taps, offsets);                                         \
+            const ptrdiff_t tap_count = load_window(conv, image, row, scratch, offsets);                     \
             float *out = conv->channels_last ? conv->output + r * width * outputs                           \
                                              : conv->output + image * outputs * plane + row * width;        \
-            PREFIX##_conv_row(conv, taps, offsets, tap_count, out, plane);                                  \
+            PREFIX##_conv_row(conv, scratch, offsets, tap_count, out, plane);                                  \
         }                                                                                                   \
     }
 

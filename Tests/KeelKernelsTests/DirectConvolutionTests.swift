@@ -138,6 +138,17 @@ final class DirectConvolutionTests: XCTestCase {
                 (Conv2DGeometry(batch: 2, input: Size2D(6, 7), inputChannels: 3, outputChannels: 33,
                                 kernel: Size2D(3, 3), padding: same, layout: layout),
                  .clip(min: -0.25, max: 0.5), true),
+                // A ResNet stem (7×7, stride 2, padding 3) on an odd width: the taps' columns
+                // alternate between the two phase lines of each input row.
+                (Conv2DGeometry(batch: 1, input: Size2D(10, 31), inputChannels: 3, outputChannels: 24,
+                                kernel: Size2D(7, 7), stride: Size2D(2, 2),
+                                padding: Padding2D(top: 3, left: 3, bottom: 3, right: 3), layout: layout), .relu, true),
+                // Stride 3 with dilation 2 and uneven padding: kernel columns 0, 2, 4 fall in
+                // phases 0, 2, 1.
+                (Conv2DGeometry(batch: 2, input: Size2D(8, 26), inputChannels: 2, outputChannels: 9,
+                                kernel: Size2D(2, 3), stride: Size2D(1, 3), dilation: Size2D(1, 2),
+                                padding: Padding2D(top: 1, left: 2, bottom: 0, right: 1), layout: layout),
+                 .identity, false),
             ]
         }
         return cases
