@@ -4,8 +4,9 @@
  * channel is split into s phase lines (positions q, q + s, q + 2s, …): the tap at padded column
  * x·s + k reads phase k mod s at x + k / s, so one copy of the row serves every kernel column
  * (a line per tap, as before, copied each input value kernel_width / s times: 28% of a 7×7
- * stride-2 stem's time). The filter is the im2col GEMM's packed [taps·channels][outputs]
- * matrix, read in place.
+ * stride-2 stem's time). An input row stays in its slot while the next output rows read it,
+ * so each is copied once per pass over the rows. The filter is the im2col GEMM's packed
+ * [taps·channels][outputs] matrix, read in place.
  *   NHWC: a block of adjacent pixels × 32 output channels (AVX2: 16) in registers; per tap, two
  *         filter vectors and one broadcast input value per pixel.
  *   NCHW: a block of output channels × 32 adjacent pixels (AVX2: 16); per tap, two input vectors
@@ -42,19 +43,31 @@ static inline ptrdiff_t phase_length(const keel_direct_conv *conv) {
     return conv->output_width + (conv->kernel_width - 1) * conv->dilation_width / conv->stride_width;
 }
 
-/* Floats of scratch the phase lines take ([kernel row][input channel][phase][position]); the tap
- * offsets follow them. */
+/* Floats of scratch one kernel row's phase lines take ([input channel][phase][position]). */
+static inline ptrdiff_t row_floats(const keel_direct_conv *conv) {
+    return conv->input_channels * conv->stride_width * phase_length(conv);
+}
+
+/* Floats of scratch the row slots take (one per kernel row); the tap offsets and the slots' tags
+ * follow them. */
 static inline ptrdiff_t window_floats(const keel_direct_conv *conv) {
-    return conv->kernel_height * conv->input_channels * conv->stride_width * phase_length(conv);
+    return conv->kernel_height * row_floats(conv);
+}
+
+/* A slot's tag: the input row it holds (image · input_height + row), or one of these. */
+enum { SLOT_EMPTY = -2, SLOT_ZEROS = -1 };
+
+/* Where the slots' bookkeeping starts in scratch (after the slots and the 32-bit tap offsets, at
+ * an 8-byte boundary): three words per kernel row (direct_conv.c counts them). */
+static inline ptrdiff_t slot_state_offset(const keel_direct_conv *conv) {
+    const ptrdiff_t end = window_floats(conv) + conv->kernel_height * conv->kernel_width * conv->input_channels;
+    return (end + 1) / 2 * 2;
 }
 
 #if KEEL_X86
-/* Copies the input rows that output row `row` of `image` reads into zero-padded phase lines in
- * `scratch` and writes each tap's offset from `scratch`, in filter order (kernel row, kernel
- * column, channel): one flat loop over the taps in the block instead of three nested ones, whose
- * innermost ran over an RGB input's 3 channels. Returns the number of taps. */
-static inline ptrdiff_t load_window(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t row, float *scratch,
-                                    int32_t *offsets) {
+/* Copies input row `input_row` of `image` into zero-padded phase lines at `lines`; a row outside
+ * the input (or a window with no input column) is zeros. */
+static inline void load_row(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t input_row, float *lines) {
     const ptrdiff_t width = window_width(conv), channels = conv->input_channels, stride = conv->stride_width;
     const ptrdiff_t length = phase_length(conv), plane = stride * length;
     const ptrdiff_t height = conv->input_height, columns = conv->input_width;
@@ -62,48 +75,82 @@ static inline ptrdiff_t load_window(const keel_direct_conv *conv, ptrdiff_t imag
     const ptrdiff_t begin = conv->pad_left < width ? conv->pad_left : width;
     ptrdiff_t end = conv->pad_left + columns < width ? conv->pad_left + columns : width;
     if (end < begin) end = begin;
+    if (input_row < 0 || input_row >= height || begin == end) {
+        memset(lines, 0, (size_t)(channels * plane) * sizeof(float));
+        return;
+    }
     const ptrdiff_t first_column = begin - conv->pad_left;
-    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++) {
-        const ptrdiff_t input_row = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
-        float *lines = scratch + ky * channels * plane;
-        if (input_row < 0 || input_row >= height || begin == end) {
-            memset(lines, 0, (size_t)(channels * plane) * sizeof(float));
-            continue;
-        }
-        const float *source = conv->channels_last
-            ? conv->input + ((image * height + input_row) * columns + first_column) * channels
-            : conv->input + (image * channels * height + input_row) * columns + first_column;
-        const ptrdiff_t channel_step = conv->channels_last ? 1 : height * columns;
-        const ptrdiff_t column_step = conv->channels_last ? channels : 1;
-        for (ptrdiff_t c = 0; c < channels; c++) {
-            float *lines_of_channel = lines + c * plane;
-            const float *values = source + c * channel_step;
-            if (stride == 1) {
-                float *line = lines_of_channel;
-                memset(line, 0, (size_t)begin * sizeof(float));
-                if (column_step == 1) memcpy(line + begin, values, (size_t)(end - begin) * sizeof(float));
-                else for (ptrdiff_t u = begin; u < end; u++) line[u] = values[(u - begin) * column_step];
-                memset(line + end, 0, (size_t)(length - end) * sizeof(float));
-                continue;
-            }
-            for (ptrdiff_t q = 0; q < stride; q++) {
-                /* Phase q holds window positions q + j·s: zeros, then the input's, then zeros. */
-                float *line = lines_of_channel + q * length;
-                const ptrdiff_t inside = begin > q ? (begin - q + stride - 1) / stride : 0;
-                const ptrdiff_t outside = end > q ? (end - q + stride - 1) / stride : 0;
-                memset(line, 0, (size_t)inside * sizeof(float));
-                const float *value = values + (q + inside * stride - begin) * column_step;
-                for (ptrdiff_t j = inside; j < outside; j++, value += stride * column_step) line[j] = *value;
-                memset(line + outside, 0, (size_t)(length - outside) * sizeof(float));
-            }
+    const float *source = conv->channels_last
+        ? conv->input + ((image * height + input_row) * columns + first_column) * channels
+        : conv->input + (image * channels * height + input_row) * columns + first_column;
+    const ptrdiff_t channel_step = conv->channels_last ? 1 : height * columns;
+    const ptrdiff_t column_step = conv->channels_last ? channels : 1;
+    for (ptrdiff_t c = 0; c < channels; c++) {
+        const float *values = source + c * channel_step;
+        for (ptrdiff_t q = 0; q < stride; q++) {
+            /* Phase q holds window positions q + j·s: zeros, then the input's, then zeros. */
+            float *line = lines + c * plane + q * length;
+            const ptrdiff_t inside = begin > q ? (begin - q + stride - 1) / stride : 0;
+            const ptrdiff_t outside = end > q ? (end - q + stride - 1) / stride : 0;
+            memset(line, 0, (size_t)inside * sizeof(float));
+            const float *value = values + (q + inside * stride - begin) * column_step;
+            if (stride == 1 && column_step == 1) memcpy(line + inside, value, (size_t)(outside - inside) * sizeof(float));
+            else for (ptrdiff_t j = inside; j < outside; j++, value += stride * column_step) line[j] = *value;
+            memset(line + outside, 0, (size_t)(length - outside) * sizeof(float));
         }
     }
+}
+
+/* Makes the input rows that output row `row` of `image` reads present in the row slots at
+ * `scratch`, each tagged in `tags` with the row it holds, and writes each tap's offset from
+ * `scratch` in filter order (kernel row, kernel column, channel): one flat loop over the taps in
+ * the block instead of three nested ones, whose innermost ran over an RGB input's 3 channels.
+ * A row the previous output row read stays where it is (a stride-2 7×7 stem copies 2 rows per
+ * output row, not 7), and every padding row shares one slot of zeros. Returns the number of taps. */
+static inline ptrdiff_t load_window(const keel_direct_conv *conv, ptrdiff_t image, ptrdiff_t row, float *scratch,
+                                    int32_t *offsets, ptrdiff_t *slots) {
+    const ptrdiff_t kernel_height = conv->kernel_height, channels = conv->input_channels;
+    const ptrdiff_t stride = conv->stride_width, length = phase_length(conv), plane = stride * length;
+    const ptrdiff_t height = conv->input_height, slot_floats = row_floats(conv);
+    const int no_columns = conv->pad_left >= window_width(conv) || conv->pad_left + conv->input_width <= 0;
+    /* Per slot its tag and whether this output row reads it; per kernel row its slot. */
+    ptrdiff_t *tags = slots, *kept = slots + kernel_height, *slot_of = slots + 2 * kernel_height;
+    for (ptrdiff_t slot = 0; slot < kernel_height; slot++) kept[slot] = 0;
+    /* Pass 1: the slot already holding each kernel row's input row, or -1. */
+    for (ptrdiff_t ky = 0; ky < kernel_height; ky++) {
+        const ptrdiff_t input_row = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+        const ptrdiff_t tag = input_row < 0 || input_row >= height || no_columns ? SLOT_ZEROS : image * height + input_row;
+        slot_of[ky] = -1;
+        for (ptrdiff_t slot = 0; slot < kernel_height; slot++) {
+            if (tags[slot] == tag) { slot_of[ky] = slot; kept[slot] = 1; break; }
+        }
+    }
+    /* Pass 2: the rows not held go to slots this output row does not read. */
+    ptrdiff_t free_slot = 0;
+    for (ptrdiff_t ky = 0; ky < kernel_height; ky++) {
+        if (slot_of[ky] >= 0) continue;
+        const ptrdiff_t input_row = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+        const ptrdiff_t tag = input_row < 0 || input_row >= height || no_columns ? SLOT_ZEROS : image * height + input_row;
+        ptrdiff_t found = -1;
+        for (ptrdiff_t earlier = 0; earlier < ky && found < 0; earlier++) {
+            if (slot_of[earlier] >= 0 && tags[slot_of[earlier]] == tag) found = slot_of[earlier];
+        }
+        if (found < 0) {
+            while (kept[free_slot]) free_slot++;
+            found = free_slot;
+            kept[found] = 1;
+            tags[found] = tag;
+            load_row(conv, image, input_row, scratch + found * slot_floats);
+        }
+        slot_of[ky] = found;
+    }
     ptrdiff_t count = 0;
-    for (ptrdiff_t ky = 0; ky < conv->kernel_height; ky++)
+    for (ptrdiff_t ky = 0; ky < kernel_height; ky++)
         for (ptrdiff_t kx = 0; kx < conv->kernel_width; kx++) {
             const ptrdiff_t shift = kx * conv->dilation_width;
             for (ptrdiff_t c = 0; c < channels; c++)
-                offsets[count++] = (int32_t)((ky * channels + c) * plane + (shift % stride) * length + shift / stride);
+                offsets[count++] = (int32_t)((slot_of[ky] * channels + c) * plane + (shift % stride) * length
+                                             + shift / stride);
         }
     return count;
 }
@@ -207,9 +254,11 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
         const ptrdiff_t height = conv->output_height, width = conv->output_width;                           \
         const ptrdiff_t outputs = conv->output_channels, plane = height * width;                            \
         int32_t *offsets = (int32_t *)(scratch + window_floats(conv));                                      \
+        ptrdiff_t *slots = (ptrdiff_t *)(scratch + slot_state_offset(conv));                                \
+        for (ptrdiff_t slot = 0; slot < conv->kernel_height; slot++) slots[slot] = SLOT_EMPTY;              \
         for (ptrdiff_t r = first_row; r < first_row + row_count; r++) {                                     \
             const ptrdiff_t image = r / height, row = r % height;                                           \
-            const ptrdiff_t tap_count = load_window(conv, image, row, scratch, offsets);                     \
+            const ptrdiff_t tap_count = load_window(conv, image, row, scratch, offsets, slots);                     \
             float *out = conv->channels_last ? conv->output + r * width * outputs                           \
                                              : conv->output + image * outputs * plane + row * width;        \
             PREFIX##_conv_row(conv, scratch, offsets, tap_count, out, plane);                                  \

@@ -149,6 +149,10 @@ final class DirectConvolutionTests: XCTestCase {
                                 kernel: Size2D(2, 3), stride: Size2D(1, 3), dilation: Size2D(1, 2),
                                 padding: Padding2D(top: 1, left: 2, bottom: 0, right: 1), layout: layout),
                  .identity, false),
+                // Two-row images: the last output row of one image and the first of the next read
+                // the same row numbers, of different images (rows held over must be told apart).
+                (Conv2DGeometry(batch: 3, input: Size2D(2, 9), inputChannels: 3, outputChannels: 8,
+                                kernel: Size2D(3, 3), padding: same, layout: layout), .relu, true),
             ]
         }
         return cases
