@@ -115,6 +115,14 @@ final class ConvolutionFamilyTests: XCTestCase {
             Case(geometry: geometry(1, 1, in: 16, out: 16, layout: layout), activation: .identity, residual: false),
             Case(geometry: geometry(batch: 2, 13, 15, in: 6, out: 9, stride: 2, padding: (0, 0, 1, 1), layout: layout),
                  activation: .sigmoid),
+            // Strided 1×1 kernels, which NHWC reads in place: images evenly spaced (one product over
+            // the batch), odd heights (a product per image), groups, and several depth passes.
+            Case(geometry: geometry(batch: 3, 8, 10, in: 13, out: 37, kernel: 1, stride: 2, padding: (0, 0, 0, 0),
+                                    layout: layout), activation: .relu),
+            Case(geometry: geometry(batch: 2, 7, 9, in: 24, out: 20, kernel: 1, stride: 2, padding: (0, 0, 0, 0),
+                                    groups: 2, layout: layout), activation: .swish),
+            Case(geometry: geometry(batch: 2, 10, 11, in: 600, out: 33, kernel: 1, stride: 3, padding: (0, 0, 0, 0),
+                                    layout: layout), activation: .identity, bias: false),
         ]
     }
 
