@@ -126,12 +126,15 @@ struct PlanBuilder {
             if outputValues.contains(output) { outputRoots.insert(base) }
         }
         func isStep(_ index: Int) -> Bool { !views.contains(index) && !absorbed.contains(index) }
-        // bf16 plans keep the whole batch: their bf16 buffers pack two values per slot.
-        var tiling = context.precision == .fp32
-            ? ImageTiling.plan(graph: graph, shapes: shapes, bindings: bindings, schedule: context.batchSchedule,
-                               isStep: isStep, reads: readNames, isActivation: isActivation,
-                               isConstant: constantNames.contains, rootOf: rootOf)
-            : nil
+        // A bf16 value packs two values per float slot, so its images' slices start on a slot
+        // only when each image holds an even number of values; an odd one keeps the whole batch.
+        func splitsIntoImages(_ value: String) -> Bool {
+            guard !constantNames.contains(value), let shape = shapes[value], let batch = shape.first, batch > 0 else { return false }
+            return storage(value) == .fp32 || (shape.reduce(1, *) / batch) % 2 == 0
+        }
+        var tiling = ImageTiling.plan(graph: graph, shapes: shapes, bindings: bindings, schedule: context.batchSchedule,
+                                      isStep: isStep, reads: readNames, isActivation: splitsIntoImages,
+                                      isConstant: constantNames.contains, rootOf: rootOf)
 
         // Lifetimes of every arena-resident root, each checked against the memory budget.
         var requests: [BufferRequest] = []
@@ -218,7 +221,9 @@ struct PlanBuilder {
                     let root = rootOf(value)
                     guard let (image, batch) = slice, !constantNames.contains(root), !oneImage.contains(root),
                           let extents = shapes[root] else { return pointer(value) }
-                    return pointer(value).map { $0 + image * (extents.reduce(1, *) / batch) }
+                    // Float slots per image: half the values of a bf16 buffer (an even count; `splitsIntoImages`).
+                    let slots = BF16Convolution.slots(extents.reduce(1, *) / batch, in: storage(root))
+                    return pointer(value).map { $0 + image * slots }
                 }
                 func rows(_ value: String) -> ConcatPlacement.Rows? {
                     guard var rows = concats.regions[value]?.rows else { return nil }

@@ -77,3 +77,65 @@ final class ImageTilingTests: XCTestCase {
         XCTAssertNil(tiling.run(startingAt: 3))
     }
 }
+
+/// A bf16 plan runs image by image too: a bf16 buffer holds two values per float slot, so an
+/// image's slice starts half as many slots in, and a value with an odd count per image (which
+/// would start mid-slot) keeps the whole batch. Each image of a batch of 3 gets exactly the bits
+/// it gets alone, and the plan stays within bf16's rounding of the fp32 plan.
+final class BF16ImageTilingTests: XCTestCase {
+    private let source = """
+        model tiled_bf16
+        input image: f32[N, 9, 11, 32]
+        stem = conv2d(32, 1, activation: relu)
+        first = conv2d(32, 3, padding: same, activation: relu)
+        second = conv2d(32, 3, padding: same, activation: relu)
+        odd = conv2d(33, 3, padding: same, activation: relu)
+        back = conv2d(32, 3, padding: same)
+        sum = add(back, stem)
+        block = relu()
+        third = conv2d(block, 32, 3, padding: same, activation: relu)
+        head = conv2d(16, 1)
+        output head
+        """
+
+    private func model(_ precision: Precision) throws -> CompiledModel {
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "tiled_bf16.keel")).graph
+        graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 6) }
+        return try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: precision,
+                                                                         batchSchedule: .imageByImage))
+    }
+
+    private func images(_ count: Int, first: Int = 0) throws -> Tensor {
+        let size = 9 * 11 * 32
+        let values = (first * size..<(first + count) * size).map { Float(($0 * 29) % 97) / 48 - 1 }
+        return try Tensor(shape: [count, 9, 11, 32], values: values)
+    }
+
+    func testBF16LayersRunImageByImageWithTheBitsOfSingleImages() throws {
+        guard Precision.bf16.isAvailable else {
+            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
+        }
+        let bf16 = try model(.bf16), fp32 = try model(.fp32)
+        let batch = ["image": try images(3)]
+        let profile = try bf16.profile(batch)
+        let byImage = Set(profile.filter { $0.images > 1 }.map(\.node))
+        let bf16Stored = Set(try bf16.kernelChoices(bindings: ["N": 1]).filter { $0.choice.output == .bf16 }.map(\.node))
+        XCTAssertTrue(bf16Stored.isSuperset(of: ["stem", "first", "second", "odd"]), "\(bf16Stored)")
+        // first and second read and write bf16 values of an even count per image; odd writes 33
+        // channels over 9×11 pixels per image, so it and back, which reads it, keep the batch.
+        XCTAssertTrue(byImage.isSuperset(of: ["first", "second"]), "\(byImage)")
+        XCTAssertFalse(byImage.contains("odd") || byImage.contains("back"), "\(byImage)")
+        let together = try XCTUnwrap(try bf16.run(batch)["head"])
+        let perImage = 16 * 9 * 11
+        for image in 0..<3 {
+            let alone = try XCTUnwrap(try bf16.run(["image": try images(1, first: image)])["head"])
+            XCTAssertEqual(Array(together.values[image * perImage..<(image + 1) * perImage]), alone.values, "image \(image)")
+        }
+        let exact = try XCTUnwrap(try fp32.run(batch)["head"])
+        let largest = exact.values.map(abs).max() ?? 0
+        let worst = zip(together.values, exact.values).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertGreaterThan(largest, 0)
+        XCTAssertLessThanOrEqual(worst, 0.05 * largest, "bf16 against fp32")
+    }
+}
