@@ -124,6 +124,37 @@ public enum Pooling {
         try pool(.max, "max_pool2d", input, output, geometry, context)
     }
 
+    /// Whether a max pool only picks pixels: a 1×1 window, unpadded, NHWC (the stride-hoisting
+    /// pass's subsample of a residual). It then copies values without arithmetic, so it can move
+    /// bf16 values as they are (`subsampleBF16`).
+    public static func isSubsample(_ geometry: Pool2DGeometry) -> Bool {
+        geometry.window == .one && geometry.padding == .zero && geometry.layout == .nhwc
+    }
+
+    /// A subsample (`isSubsample`) of bf16 values, two per float slot of `input` and `output`:
+    /// each output pixel's channels copied from its input pixel.
+    public static func subsampleBF16(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                                     geometry: Pool2DGeometry) throws {
+        let name = "max_pool2d"
+        try require(isSubsample(geometry), name, "only a 1x1 unpadded NHWC window moves bf16 values")
+        let (input2D, output2D, channels) = (geometry.input, geometry.output, geometry.channels)
+        let pixelBytes = channels * MemoryLayout<UInt16>.size
+        try requireCapacity(input.count * 2, geometry.batch * input2D.height * input2D.width * channels, name, "input")
+        try requireCapacity(output.count * 2, geometry.batch * output2D.height * output2D.width * channels, name, "output")
+        guard let source = input.baseAddress.map(UnsafeRawPointer.init),
+              let target = output.baseAddress.map(UnsafeMutableRawPointer.init) else { return }
+        for image in 0..<geometry.batch {
+            for row in 0..<output2D.height {
+                let sourceRow = (image * input2D.height + row * geometry.stride.height) * input2D.width
+                let targetRow = (image * output2D.height + row) * output2D.width
+                for column in 0..<output2D.width {
+                    (target + (targetRow + column) * pixelBytes).copyMemory(
+                        from: source + (sourceRow + column * geometry.stride.width) * pixelBytes, byteCount: pixelBytes)
+                }
+            }
+        }
+    }
+
     /// Average pooling; `countIncludePad` divides by the padded window area instead of the valid count.
     public static func averagePool(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
                                    geometry: Pool2DGeometry, countIncludePad: Bool = false,

@@ -6,7 +6,9 @@ import KeelKernels
 /// (one kernel runs both). Its producer rounds it once in its epilogue, so readers move half the
 /// bytes. As an input this changes nothing (each reader would have rounded it to the same values);
 /// as a residual stream it does: ResNet's shortcuts then carry bf16 values, as OpenVINO's bf16 mode
-/// does, where fp32 plans and readers keep the fp32 sum. Graph outputs, anything a view or an fp32
+/// does, where fp32 plans and readers keep the fp32 sum. A 1×1 max pool (the stride-hoisting pass's
+/// subsample of a shortcut) moves values without arithmetic, so it passes bf16 on when every reader
+/// of its output is such a layer. Graph outputs, anything a view or an fp32
 /// layer reads, and outputs an fp32 pass still has to touch (an activation other than ReLU, a
 /// separate pool) stay fp32.
 enum ActivationStorageRule {
@@ -20,17 +22,34 @@ enum ActivationStorageRule {
         }
         let outputs = Set(graph.outputs.map(\.value))
         var values: Set<String> = []
-        for node in graph.nodes where node.outputs.count == 1 && writesBF16(node, shapes, context, prepared) {
-            let value = node.outputs[0]
-            guard !outputs.contains(value), let nodes = readers[value], !nodes.isEmpty else { continue }
-            let allBF16 = nodes.allSatisfy { reader in
+        /// Whether every reader of `value` takes it as a bf16 layer's input or shortcut, directly or
+        /// through subsamples (collected into `passedOn`).
+        func readInBF16(_ value: String, passedOn: inout [String]) -> Bool {
+            guard !outputs.contains(value), let nodes = readers[value], !nodes.isEmpty else { return false }
+            return nodes.allSatisfy { reader in
                 let positions = reader.inputs.indices.filter { reader.inputs[$0] == value }
+                if positions == [0], reader.outputs.count == 1, isSubsample(reader, shapes) {
+                    passedOn.append(reader.outputs[0])
+                    return readInBF16(reader.outputs[0], passedOn: &passedOn)
+                }
                 return (positions == [0] || positions == [residualPosition])
                     && form(reader, shapes, context, prepared) == .bf16
             }
-            if allBF16 { values.insert(value) }
+        }
+        for node in graph.nodes where node.outputs.count == 1 && writesBF16(node, shapes, context, prepared) {
+            var passedOn: [String] = []
+            if readInBF16(node.outputs[0], passedOn: &passedOn) { values.formUnion([node.outputs[0]] + passedOn) }
         }
         return values
+    }
+
+    /// A max pool that only picks pixels (`Pooling.isSubsample`).
+    private static func isSubsample(_ node: Node, _ shapes: [String: [Int]]) -> Bool {
+        guard node.op == .maxPool2d, let input = node.inputs.first, let shape = shapes[input],
+              let geometry = try? PoolingGeometry.resolve(node, input: Shape(known: shape)),
+              let kernelGeometry = try? Pool2DGeometry(geometry, batch: shape[0], channels: shape[geometry.layout.channelAxis])
+        else { return false }
+        return Pooling.isSubsample(kernelGeometry)
     }
 
     /// The input position of a conv2d's or dense layer's fused residual (after input, kernel, bias).

@@ -107,4 +107,41 @@ final class PoolingTests: XCTestCase {
                     "padded average, padded taps")
         assertClose(try run(padded, stride: 2, output: 2, average: false), [6, 8, 14, 16], "padded max")
     }
+
+    /// A 1×1 stride-2 max pool over bf16 values (two per float slot) picks each output pixel's
+    /// channels from its input pixel, bit for bit, on an odd map and an odd channel count per pair
+    /// of pixels; other windows are refused.
+    func testSubsampleMovesBF16ValuesBitForBit() throws {
+        let (batch, height, width, channels) = (2, 5, 7, 3)
+        let geometry = Pool2DGeometry(batch: batch, channels: channels, input: Size2D(height, width),
+                                      output: Size2D(3, 4), window: .one, stride: Size2D(2, 2))
+        let values = (0..<(batch * height * width * channels)).map { UInt16(truncatingIfNeeded: 0x3F00 + $0 * 37) }
+        var input = [Float](repeating: 0, count: (values.count + 1) / 2)
+        input.withUnsafeMutableBytes { $0.copyBytes(from: values.withUnsafeBytes { Array($0) }) }
+        var output = [Float](repeating: .nan, count: (batch * 3 * 4 * channels + 1) / 2)
+        try input.withUnsafeBufferPointer { source in
+            try output.withUnsafeMutableBufferPointer { target in
+                try Pooling.subsampleBF16(input: source, output: target, geometry: geometry)
+            }
+        }
+        let picked = output.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self).prefix(batch * 3 * 4 * channels)) }
+        var expected: [UInt16] = []
+        for image in 0..<batch {
+            for row in 0..<3 {
+                for column in 0..<4 {
+                    let pixel = (image * height + 2 * row) * width + 2 * column
+                    expected += values[pixel * channels..<(pixel + 1) * channels]
+                }
+            }
+        }
+        XCTAssertEqual(picked, expected)
+        var window = geometry
+        window.window = Size2D(2, 2)
+        XCTAssertFalse(Pooling.isSubsample(window))
+        XCTAssertThrowsError(try input.withUnsafeBufferPointer { source in
+            try output.withUnsafeMutableBufferPointer { target in
+                try Pooling.subsampleBF16(input: source, output: target, geometry: window)
+            }
+        })
+    }
 }

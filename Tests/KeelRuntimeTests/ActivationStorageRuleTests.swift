@@ -111,4 +111,57 @@ final class ActivationStorageRuleTests: XCTestCase {
         XCTAssertLessThan(worst, 0.03 * largest, "bf16 products and a bf16 residual stream stay near fp32")
         XCTAssertEqual(try bf16.firstNonFinite(inputs), nil)
     }
+
+    /// Keras ResNet's downsampling: both readers of a block's output are 1×1 stride-2 convolutions,
+    /// so -O2's stride hoisting computes the block's last convolution at every other pixel and
+    /// subsamples its shortcut through a 1×1 max pool. The pool moves values without arithmetic, so
+    /// the shortcut's producer still stores bf16 and the pool passes bf16 on, as its reader (the
+    /// strided convolution's shortcut) is bf16; the result stays within bf16's rounding of fp32, at
+    /// a batch of 1 and of 3 (image by image).
+    func testAShortcutSubsampledByStrideHoistingStaysBF16() throws {
+        guard Precision.bf16.isAvailable else {
+            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
+        }
+        let source = """
+            model downsample
+            input image: f32[N, 12, 10, 32]
+            stem = conv2d(32, 1, activation: relu)
+            inner = conv2d(stem, 32, 1, activation: relu)
+            outer = conv2d(inner, 32, 3, padding: same)
+            sum = add(outer, stem)
+            block = relu()
+            down = conv2d(block, 64, 1, strides: 2)
+            squeeze = conv2d(block, 32, 1, strides: 2, activation: relu)
+            wide = conv2d(squeeze, 64, 1)
+            merged = add(wide, down)
+            out = relu()
+            head = conv2d(out, 16, 1)
+            output head
+            """
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "downsample.keel")).graph
+        graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        let pools = graph.nodes.filter { $0.op == .maxPool2d }
+        XCTAssertEqual(pools.count, 1, "\(graph.nodes.map(\.name)): stride hoisting subsamples the shortcut")
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 12) }
+        let bf16 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16,
+                                                                            batchSchedule: .imageByImage))
+        let fp32 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .fp32))
+        let choices = Dictionary(try bf16.kernelChoices(bindings: ["N": 3]).map { ($0.node, $0.choice) },
+                                 uniquingKeysWith: { first, _ in first })
+        XCTAssertEqual(choices["stem"]?.output, .bf16, "the shortcut's producer: \(choices)")
+        XCTAssertEqual(pools.first.flatMap { choices[$0.name] }?.output, .bf16, "the subsample: \(choices)")
+        XCTAssertEqual(pools.first.flatMap { choices[$0.name] }?.algorithm, "subsample")
+        for batch in [1, 3] {
+            var generator = SplitMix64(seed: UInt64(batch))
+            let count = batch * 12 * 10 * 32
+            let inputs = ["image": try Tensor(shape: [batch, 12, 10, 32],
+                                              values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
+            let (rounded, exact) = (try bf16.run(inputs), try fp32.run(inputs))
+            guard let low = rounded["head"], let high = exact["head"] else { return XCTFail("no output 'head'") }
+            let largest = high.values.map(abs).max() ?? 0
+            let worst = zip(low.values, high.values).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertGreaterThan(largest, 0)
+            XCTAssertLessThan(worst, 0.03 * largest, "batch \(batch): a bf16 subsampled shortcut stays near fp32")
+        }
+    }
 }

@@ -10,6 +10,16 @@ extension KernelLowering {
         let kernelGeometry = try Pool2DGeometry(geometry, batch: shape[0], channels: shape[geometry.layout.channelAxis])
         let isMax = node.op == .maxPool2d
         let countIncludePad = geometry.countIncludePad
+        if operands.storage(ofInput: 0) == .bf16 || operands.outputStorage.first == .bf16 {
+            // A subsample between bf16 layers (`ActivationStorageRule`) moves their bf16 values.
+            guard isMax, Pooling.isSubsample(kernelGeometry), operands.storage(ofInput: 0) == operands.outputStorage.first
+            else { throw operands.unsupported("only a 1x1 max pool moves bf16 values") }
+            var step = try operands.unaryStep { input, output, _ in
+                try Pooling.subsampleBF16(input: input, output: output, geometry: kernelGeometry)
+            }
+            step.choice = KernelChoice(precision: .bf16, algorithm: "subsample")
+            return step
+        }
         return try operands.unaryStep { input, output, context in
             if isMax {
                 try Pooling.maxPool(input: input, output: output, geometry: kernelGeometry, context: context)
