@@ -29,9 +29,7 @@ final class ActivationStorageRuleTests: XCTestCase {
         """
 
     private func model(bf16Activations: Bool) throws -> CompiledModel {
-        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "chain.keel")).graph
-        graph = try PassPipeline.standard(level: .O2).run(graph).graph
-        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 4) }
+        let graph = try seededOptimizedGraph(source, path: "chain.keel", seed: 4)
         return try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16,
                                                                          bf16Activations: bf16Activations))
     }
@@ -43,9 +41,7 @@ final class ActivationStorageRuleTests: XCTestCase {
     }
 
     func testOnlyValuesEveryBF16ConvolutionReadsAreStoredBF16AndTheOutputsAreUnchanged() throws {
-        guard Precision.bf16.isAvailable else {
-            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
-        }
+        try requireBF16()
         let stored = try model(bf16Activations: true), rounding = try model(bf16Activations: false)
         let outputs = try stored.kernelChoices(bindings: ["N": 1]).map { ($0.node, $0.choice.output) }
         // wide: pooled in its epilogue by AMX's direct form, else read by a separate (fp32) pool;
@@ -72,9 +68,7 @@ final class ActivationStorageRuleTests: XCTestCase {
     /// bf16 too, which rounds the residual stream; the result stays within bf16's rounding of the
     /// fp32 plan's.
     func testAResidualStreamOnlyBF16ConvolutionsReadIsStoredBF16() throws {
-        guard Precision.bf16.isAvailable else {
-            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
-        }
+        try requireBF16()
         let source = """
             model shortcuts
             input image: f32[N, 8, 10, 32]
@@ -90,25 +84,15 @@ final class ActivationStorageRuleTests: XCTestCase {
             head = conv2d(block2, 16, 1)
             output head
             """
-        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "shortcuts.keel")).graph
-        graph = try PassPipeline.standard(level: .O2).run(graph).graph
-        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 9) }
+        let graph = try seededOptimizedGraph(source, path: "shortcuts.keel", seed: 9)
         let bf16 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16))
         let fp32 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .fp32))
         let choices = try bf16.kernelChoices(bindings: ["N": 2])
         XCTAssertEqual(choices.count, 6, "\(choices.map(\.node)): the adds and ReLUs fuse into the convolutions")
         // Every value but the graph output is read by bf16 convolutions only, shortcuts included.
         XCTAssertEqual(choices.map(\.choice.output), [.bf16, .bf16, .bf16, .bf16, .bf16, .fp32], "\(choices)")
-        var generator = SplitMix64(seed: 5)
-        let count = 2 * 8 * 10 * 32
-        let inputs = ["image": try Tensor(shape: [2, 8, 10, 32],
-                                          values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
-        let (rounded, exact) = (try bf16.run(inputs), try fp32.run(inputs))
-        guard let low = rounded["head"], let high = exact["head"] else { return XCTFail("no output 'head'") }
-        let largest = high.values.map(abs).max() ?? 0
-        let worst = zip(low.values, high.values).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertGreaterThan(largest, 0)
-        XCTAssertLessThan(worst, 0.03 * largest, "bf16 products and a bf16 residual stream stay near fp32")
+        let inputs = try randomImages([2, 8, 10, 32], seed: 5)
+        try assertNearFP32(bf16, fp32, inputs, "bf16 products and a bf16 residual stream")
         XCTAssertEqual(try bf16.firstNonFinite(inputs), nil)
     }
 
@@ -119,9 +103,7 @@ final class ActivationStorageRuleTests: XCTestCase {
     /// strided convolution's shortcut) is bf16; the result stays within bf16's rounding of fp32, at
     /// a batch of 1 and of 3 (image by image).
     func testAShortcutSubsampledByStrideHoistingStaysBF16() throws {
-        guard Precision.bf16.isAvailable else {
-            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
-        }
+        try requireBF16()
         let source = """
             model downsample
             input image: f32[N, 12, 10, 32]
@@ -138,11 +120,9 @@ final class ActivationStorageRuleTests: XCTestCase {
             head = conv2d(out, 16, 1)
             output head
             """
-        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: "downsample.keel")).graph
-        graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        let graph = try seededOptimizedGraph(source, path: "downsample.keel", seed: 12)
         let pools = graph.nodes.filter { $0.op == .maxPool2d }
         XCTAssertEqual(pools.count, 1, "\(graph.nodes.map(\.name)): stride hoisting subsamples the shortcut")
-        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 12) }
         let bf16 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16,
                                                                             batchSchedule: .imageByImage))
         let fp32 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .fp32))
@@ -152,16 +132,39 @@ final class ActivationStorageRuleTests: XCTestCase {
         XCTAssertEqual(pools.first.flatMap { choices[$0.name] }?.output, .bf16, "the subsample: \(choices)")
         XCTAssertEqual(pools.first.flatMap { choices[$0.name] }?.algorithm, "subsample")
         for batch in [1, 3] {
-            var generator = SplitMix64(seed: UInt64(batch))
-            let count = batch * 12 * 10 * 32
-            let inputs = ["image": try Tensor(shape: [batch, 12, 10, 32],
-                                              values: (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) })]
-            let (rounded, exact) = (try bf16.run(inputs), try fp32.run(inputs))
-            guard let low = rounded["head"], let high = exact["head"] else { return XCTFail("no output 'head'") }
-            let largest = high.values.map(abs).max() ?? 0
-            let worst = zip(low.values, high.values).map { abs($0 - $1) }.max() ?? .infinity
-            XCTAssertGreaterThan(largest, 0)
-            XCTAssertLessThan(worst, 0.03 * largest, "batch \(batch): a bf16 subsampled shortcut stays near fp32")
+            try assertNearFP32(bf16, fp32, try randomImages([batch, 12, 10, 32], seed: UInt64(batch)),
+                               "batch \(batch): a bf16 subsampled shortcut")
         }
+    }
+
+    private func requireBF16() throws {
+        guard Precision.bf16.isAvailable else {
+            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
+        }
+    }
+
+    /// `source` parsed, shape-inferred and optimised at -O2, its parameters from Keras's initialisers.
+    private func seededOptimizedGraph(_ source: String, path: String, seed: UInt64) throws -> Graph {
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: path)).graph
+        graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: seed) }
+        return graph
+    }
+
+    private func randomImages(_ shape: [Int], seed: UInt64) throws -> [String: Tensor] {
+        var generator = SplitMix64(seed: seed)
+        return ["image": try Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in Float(generator.nextUnit() * 2 - 1) })]
+    }
+
+    /// The bf16 plan's output 'head' within 3% of the fp32 plan's largest magnitude.
+    private func assertNearFP32(_ bf16: CompiledModel, _ fp32: CompiledModel, _ inputs: [String: Tensor],
+                                _ label: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard let low = try bf16.run(inputs)["head"], let high = try fp32.run(inputs)["head"] else {
+            return XCTFail("no output 'head'", file: file, line: line)
+        }
+        let largest = high.values.map(abs).max() ?? 0
+        let worst = zip(low.values, high.values).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertGreaterThan(largest, 0, file: file, line: line)
+        XCTAssertLessThan(worst, 0.03 * largest, "\(label) stay near fp32", file: file, line: line)
     }
 }
