@@ -7,9 +7,10 @@
 #include <immintrin.h>
 #define KEEL_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define KEEL_AVX2 __attribute__((target("avx2,fma")))
-/* AVX512_BF16 with the BW/VL forms its 16-bit masked stores need. */
-#define KEEL_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
-#define KEEL_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
+/* AVX512_BF16 with the BW/VL forms its 16-bit masked stores need, and prefetchw (every CPU with
+ * AVX512_BF16 or AMX has it) for the output lines a block is about to write. */
+#define KEEL_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,prfchw")))
+#define KEEL_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,prfchw")))
 #else
 #define KEEL_X86 0
 #endif
