@@ -241,22 +241,22 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
 #define PANEL_SPECIALISE 0
 #endif
 
-/* A block fetches its rows of C into L1 while its depth loop runs. One that adds to C needs them:
- * written by the previous depth pass a whole pass earlier, they come from L3, and their loads after
- * the loop stalled the block (1–2% of a 197×768×3072 product's time on Zen 3). A first pass up to
- * WRITE_AHEAD deep fetches them too, and its residual's rows: its loop is too short to hide the
- * misses of the lines its stores are about to write, which stalled them (a line fetched for reading
- * that no other core holds arrives exclusive, so the store needs no second request). One core,
- * torchvision ResNet50 at batch 8, per-layer minima on Zen 4: its 1×1 layers with a shortcut took
- * 133 → 116 ms in all, its 64-channel Winograd layers 60 → 52. */
-enum { WRITE_AHEAD = 256 };
+/* A block fetches its rows of C into L1 while its depth loop runs, and on a product's single pass
+ * its residual's rows too. One that adds to C (a later depth pass) reads them: written a whole pass
+ * earlier, they come from L3, and their loads after the loop stalled the block (1–2% of a
+ * 197×768×3072 product's time on Zen 3). A first pass writes them: its loop, at most DEPTH deep, is
+ * too short on a shallow product to hide the misses of the lines its stores are about to write, and
+ * they stalled the stores (a line fetched for reading that no other core holds arrives exclusive, so
+ * the store needs no second request). One core, torchvision ResNet50 at batch 8, per-layer minima on
+ * Zen 4: its 1×1 layers with a shortcut took 133 → 116 ms in all, its 64-channel Winograd layers
+ * 60 → 52. */
 #define PANEL_PREFETCH_ROW(line, HALF)                                                                      \
     do {                                                                                                    \
         _mm_prefetch((const char *)(line), _MM_HINT_T0);                                                    \
         _mm_prefetch((const char *)((line) + 2 * (HALF) - 1), _MM_HINT_T0);                                 \
     } while (0)
 #define PANEL_BLOCK_START(HALF)                                                                             \
-    if (t.accumulate || depth <= WRITE_AHEAD) {                                                             \
+    {                                                                                                       \
         const keel_epilogue *e = t.accumulate ? NULL : t.epilogue;                                          \
         for (int r = 0; r < rows; r++) {                                                                    \
             PANEL_PREFETCH_ROW(t.c + r * t.ldc, HALF);                                                      \
