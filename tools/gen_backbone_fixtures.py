@@ -14,6 +14,10 @@ into Tests/KeelCLITests/Fixtures/backbones/ for the end-to-end tests (a few KB e
 - features_nchw.onnx: a PyTorch backbone exported for its features (NCHW throughout, the feature
   map itself the output): 3×3 stride-2 stem + ReLU6, an inverted residual block on an odd map
   (1×1 expand + ReLU6, 3×3 stride-2 depthwise + ReLU6, 1×1 project), a 1×1 conv + ReLU.
+- efficientnet_nchw.onnx: PyTorch's EfficientNet blocks (NCHW, swish as x·sigmoid(x), the
+  squeeze-excitation gate multiplied first, as torchvision writes it): a stride-2 stem, a block
+  without expansion, a stride-2 5×5 block, one with a shortcut, and a stride-2 block on a map too
+  small for the gate to be folded into the projection's filter; global pooling and Gemm.
 
 BatchNormalization nodes carry statistics measured on the input, so activations stay O(1).
 Run from the repository root: python3 tools/gen_backbone_fixtures.py
@@ -149,9 +153,31 @@ def features_nchw():
     return b.model("features_nchw", ["N", 3, 29, 27], output, ["N", 20, 8, 7]), (2, 3, 29, 27)
 
 
+def efficientnet_nchw():
+    b = Builder(4)
+
+    def block(x, cin, expanded, cout, kernel, stride, squeezed):
+        y = b.swish(b.batch_norm(b.conv(x, cin, expanded, 1), expanded)) if expanded != cin else x
+        y = b.swish(b.batch_norm(b.conv(y, expanded, expanded, kernel, stride=stride, groups=expanded), expanded))
+        gate = b.swish(b.conv(b.node("GlobalAveragePool", [y]), expanded, squeezed, 1, bias=True))
+        gate = b.node("Sigmoid", [b.conv(gate, squeezed, expanded, 1, bias=True)])
+        y = b.batch_norm(b.conv(b.node("Mul", [gate, y]), expanded, cout, 1), cout)
+        return b.node("Add", [y, x]) if stride == 1 and cin == cout else y
+
+    x = b.swish(b.batch_norm(b.conv("input", 3, 16, 3, stride=2), 16))
+    x = block(x, 16, 16, 8, 3, 1, 4)  # 17×16 pixels, 8 outputs: the gate goes into the filter
+    x = block(x, 8, 48, 16, 5, 2, 2)  # 9×8 pixels, 16 outputs: likewise
+    x = block(x, 16, 64, 16, 3, 1, 4)  # with a shortcut
+    x = block(x, 16, 32, 24, 3, 2, 8)  # 5×4 pixels, 24 outputs: a separate multiply
+    x = b.node("Flatten", [b.node("GlobalAveragePool", [x])])
+    output = b.node("Gemm", [x, b.constant(b.rng.standard_normal((5, 24)).astype(np.float32) * 0.3),
+                             b.constant(b.rng.uniform(-0.1, 0.1, 5).astype(np.float32), "b")], transB=1)
+    return b.model("efficientnet_nchw", ["N", 3, 33, 31], output, ["N", 5]), (2, 3, 33, 31)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for make in (mobilenet_nhwc, resnet_nchw, features_nchw):
+    for make in (mobilenet_nhwc, resnet_nchw, features_nchw, efficientnet_nchw):
         model, shape = make()
         name = model.graph.name
         feed = {"input": np.random.default_rng(7).uniform(-1, 1, shape).astype(np.float32)}

@@ -121,13 +121,17 @@ public enum Conv2D {
 
     /// The pointwise or im2col algorithm (default: pointwise for a plain 1×1 GEMM, else im2col) on
     /// weights packed once into the panel GEMM's layout; `scratch` at least
-    /// `scratchSize(for:algorithm:)` floats for that algorithm.
+    /// `scratchSize(for:algorithm:)` floats for that algorithm. `inputScales` ([batch][input
+    /// channels], pointwise NHWC on one group only) multiplies each image's input channels first, a
+    /// squeeze-excitation gate: the filter is scaled instead (`scratch` then needs
+    /// `weights.inputScaleScratchSize` more floats), so the gated input is never written.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: PanelConv2DWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
                              scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
-                             prologue: GEMMPrologue? = nil, context: KernelContext = .singleThreaded) throws {
+                             prologue: GEMMPrologue? = nil, inputScales: UnsafeBufferPointer<Float>? = nil,
+                             context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
         try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
         try weights.check(against: geometry)
@@ -138,11 +142,18 @@ public enum Conv2D {
             try prologue.check(channels: geometry.inputChannels, rows: geometry.batch * geometry.input.height
                                * geometry.input.width, input: input)
         }
+        let filterScratch = scratchSize(for: geometry, algorithm: chosen)
+        if let inputScales {
+            try require(chosen == .pointwise && geometry.layout == .nhwc && geometry.groups == 1 && prologue == nil,
+                        name, "input channel scales need the pointwise NHWC algorithm on one group, without a prologue")
+            try requireCapacity(inputScales.count, geometry.batch * geometry.inputChannels, name, "input channel scales")
+            try requireCapacity(scratch.count, filterScratch + weights.inputScaleScratchSize, name, "scratch")
+        }
         try require(chosen == .pointwise || chosen == .im2colGEMM, name,
                     "panel-packed weights run the pointwise or im2col algorithm, not \(chosen)")
         try require(chosen != .pointwise || geometry.isPointwise, name,
                     "the pointwise algorithm needs a 1x1 kernel, stride 1 and no padding")
-        try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen), name, "scratch")
+        try requireCapacity(scratch.count, filterScratch, name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         weights.filter.storage.withUnsafeBufferPointer { packed in
             guard let filterBase = packed.baseAddress else { return }
@@ -151,6 +162,9 @@ public enum Conv2D {
                                      output: destination, geometry: geometry, scratch: scratch.baseAddress,
                                      context: context)
             switch (chosen, geometry.layout) {
+            case (.pointwise, .nhwc) where inputScales != nil:
+                guard let scales = inputScales?.baseAddress, let copy = scratch.baseAddress else { return }
+                run.pointwiseNHWC(inputScales: scales, filterCopy: copy + filterScratch)
             case (.pointwise, .nhwc) where prologue != nil:
                 prologue?.scaleShift.withUnsafeBufferPointer { scaleShift in
                     guard let prologue, let scale = scaleShift.baseAddress else { return }
@@ -228,7 +242,7 @@ extension Conv2D {
 private struct ConvolutionRun {
     let input: UnsafePointer<Float>
     let filter: PanelPackedFilter
-    let filterBase: UnsafePointer<Float>
+    var filterBase: UnsafePointer<Float>
     let epilogue: KernelEpilogue
     let output: UnsafeMutablePointer<Float>
     let geometry: Conv2DGeometry
@@ -289,6 +303,24 @@ private struct ConvolutionRun {
             gemm(m: pixels, n: outputPerGroup, k: inputPerGroup, activations: input + group * inputPerGroup,
                  activationStep: inputRowStride ?? geometry.inputChannels, group: group, block: block,
                  firstChannel: channel, offset: channel)
+        }
+    }
+
+    /// pointwiseNHWC with each image's input channels multiplied by its row of `inputScales`:
+    /// (x·diag(s))·W as x·(diag(s)·W), the image's rows against a copy of the filter whose depth
+    /// rows are scaled. Where the filter is smaller than the image's activations (the plan's rule),
+    /// the copy costs less than writing the gated activations and reading them back.
+    func pointwiseNHWC(inputScales: UnsafePointer<Float>, filterCopy: UnsafeMutablePointer<Float>) {
+        let (pixels, channels, outputs) = (pixelsPerImage, geometry.inputChannels, geometry.outputChannels)
+        let rowStride = inputRowStride ?? channels
+        var scaled = self
+        scaled.filterBase = UnsafePointer(filterCopy)
+        for image in 0..<geometry.batch {
+            filter.scalingDepthRows(filterBase, by: inputScales + image * channels, into: filterCopy)
+            let block = OutputBlock(base: output + image * pixels * outputs, rows: pixels, columns: outputs,
+                                    rowStride: outputs)
+            scaled.gemm(m: pixels, n: outputs, k: channels, activations: input + image * pixels * rowStride,
+                        activationStep: rowStride, group: 0, block: block, firstChannel: 0, offset: image * pixels * outputs)
         }
     }
 

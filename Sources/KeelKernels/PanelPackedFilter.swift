@@ -147,6 +147,22 @@ public struct PanelPackedFilter: Sendable, Equatable {
         }
     }
 
+    /// Group 0's right-hand panels with every depth row p multiplied by `scales[p]`, written to
+    /// `destination` (`groupCount` floats) in the same layout: x·diag(s)·W computed as x·(diag(s)·W),
+    /// for a per-image gate on a pointwise convolution's input channels. Both layouts are runs of
+    /// one depth row's columns, depth after depth ([depth][32], or [2][depth][16] split), so run
+    /// i belongs to depth i mod depth.
+    func scalingDepthRows(_ base: UnsafePointer<Float>, by scales: UnsafePointer<Float>,
+                          into destination: UnsafeMutablePointer<Float>) {
+        guard operand == .right, depth > 0 else { return }
+        let run = splitHalves ? PanelLayout.half : stripWidth
+        for index in 0..<groupCount / run {
+            let factor = scales[index % depth]
+            let (from, to) = (base + index * run, destination + index * run)
+            for lane in 0..<run { to[lane] = from[lane] * factor }
+        }
+    }
+
     /// This group's strips as the GEMM's right operand; valid while `base` is.
     func right(_ base: UnsafePointer<Float>, group: Int) -> keel_gemm_right {
         layout.right(base + group * groupCount)
@@ -197,6 +213,10 @@ public struct PanelConv2DWeights: Sendable, Equatable {
         return PackedConv2DWeights(validated: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
                                    outputChannels: outputChannels, groups: groups)
     }
+
+    /// Extra scratch floats a pointwise convolution needs to gate its input channels (`Conv2D.apply`'s
+    /// `inputScales`): one copy of the filter.
+    public var inputScaleScratchSize: Int { filter.groupCount }
 
     /// Throws unless these weights were packed for `geometry`.
     func check(against geometry: Conv2DGeometry) throws {

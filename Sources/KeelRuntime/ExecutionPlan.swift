@@ -48,6 +48,8 @@ struct StepOperands {
     var concatWrite: ConcatPlacement.Write?
     /// For a pointwise convolution: the batch_norm it applies to its input (`BatchNormPrologue`).
     var prologue: GEMMPrologue?
+    /// For a pointwise convolution: each image's gate on its input channels (`ChannelScaleFusion`).
+    var inputScales: UnsafeBufferPointer<Float>?
     var constants: [String: TensorData]
     var constantNames: Set<String>
     var context: ExecutionContext

@@ -84,6 +84,14 @@ struct ImageTiling {
         return 512 * 1024
     }()
 
+    /// A step this small (activations under L2 per image, weights a quarter of L2 at most) between
+    /// two image-by-image steps joins their run: on the whole batch it split the run, and the
+    /// values crossing it went back to memory for the whole batch. Squeeze-excitation's two dense
+    /// layers sit between the depthwise convolution with its pool and the gate with the projection:
+    /// split there, the gated activations of all eight images (9.6 MB, EfficientNet-B0's 56×56
+    /// blocks) were written before the first was read back.
+    static var bridgeWeightBytes: Int { activationBytesThreshold / 4 }
+
     /// Floating-point operations per byte of activations above which a layer keeps the whole batch:
     /// it waits on its multiplies, not on memory, so the cache gains it nothing, and its kernel
     /// may run faster over more rows. VGG16's 3×3 convolutions (190–580 per byte) ran 1.0–1.3×
@@ -107,23 +115,26 @@ struct ImageTiling {
             return !isConstant(root) && graph.type(of: root)?.shape.dims.first == .symbol(symbol)
                 && shapes[root]?.first == batch
         }
-        func imageByImage(_ index: Int) -> Bool {
+        enum Placement { case imageByImage, bridge, wholeBatch }
+        func placement(_ index: Int) -> Placement {
             let node = graph.nodes[index]
             let inputs = reads(index).filter { !$0.isEmpty }
             let activations = inputs.filter { !isConstant($0) } + node.outputs
             guard activations.allSatisfy(splits), computesEachImageAlone(node, shapes: shapes, batch: batch,
                                                                          inputs: inputs, isConstant: isConstant)
-            else { return false }
-            if schedule == .imageByImage { return true }
+            else { return .wholeBatch }
+            if schedule == .imageByImage { return .imageByImage }
             func bytes(_ value: String) -> Int { 4 * (shapes[value]?.reduce(1, *) ?? 0) }
             let activationBytes = activations.reduce(0) { $0 + bytes($1) } / batch
             let weightBytes = inputs.filter(isConstant).reduce(0) { $0 + bytes($1) }
             let flops = 2 * ModelSummary.macsPerImage(of: node, in: graph)
-            return activationBytes > activationBytesThreshold && weightBytes < activationBytes
-                && flops < computeBoundIntensity * activationBytes
+            if activationBytes > activationBytesThreshold && weightBytes < activationBytes
+                && flops < computeBoundIntensity * activationBytes { return .imageByImage }
+            return activationBytes <= activationBytesThreshold && weightBytes <= bridgeWeightBytes ? .bridge : .wholeBatch
         }
         // Maximal runs of image-by-image steps; nodes that are not steps (views, batch norms a
-        // convolution applies) neither break nor start a run. A run of one step gains nothing.
+        // convolution applies) neither break nor start a run, and nor do small steps between two
+        // image-by-image ones (bridges). A run of one step gains nothing.
         var runs: [ClosedRange<Int>] = []
         var start: Int?, end = 0, steps = 0
         func close() {
@@ -133,11 +144,15 @@ struct ImageTiling {
         }
         for index in graph.nodes.indices {
             guard isStep(index) else { continue }
-            if imageByImage(index) {
+            switch placement(index) {
+            case .imageByImage:
                 if start == nil { start = index }
                 end = index
                 steps += 1
-            } else {
+            case .bridge:
+                // Inside a run only if an image-by-image step follows (`end` stays put until then).
+                continue
+            case .wholeBatch:
                 close()
             }
         }

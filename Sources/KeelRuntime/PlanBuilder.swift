@@ -90,15 +90,27 @@ struct PlanBuilder {
         let prologues = BatchNormPrologue.find(graph: graph, shapes: shapes, pinned: outputValues, context: context,
                                                prepared: prepared, isActivation: isActivation,
                                                isConstant: constantNames.contains)
-        let absorbed = Set(prologues.values)
+        // Squeeze-excitation gates a 1×1 convolution applies to its filter: the convolution reads the
+        // mul's activations and its gate, as a fifth input (after the residual's place).
+        let gates = ChannelScaleFusion.find(graph: graph, shapes: shapes, pinned: outputValues, context: context,
+                                            prepared: prepared, isActivation: isActivation)
+        let absorbed = Set(prologues.values).union(gates.values.map(\.mul))
         func readNames(_ index: Int) -> [String] {
             var names = graph.nodes[index].inputs
             if let norm = prologues[index] { names[0] = graph.nodes[norm].inputs[0] }
+            if let gate = gates[index] {
+                names[0] = gate.input
+                names += [String](repeating: "", count: max(0, ChannelScaleFusion.inputPosition - names.count))
+                names.append(gate.scales)
+            }
             return names
         }
         for (convolution, norm) in prologues {
             let input = graph.nodes[norm].inputs[0]
             lastUse[input] = max(lastUse[input] ?? -1, convolution)
+        }
+        for (convolution, gate) in gates {
+            for value in [gate.input, gate.scales] { lastUse[value] = max(lastUse[value] ?? -1, convolution) }
         }
         var groupLastUse = lastUse
         var outputRoots = outputValues
@@ -249,6 +261,7 @@ struct PlanBuilder {
                         prepared.releaseOriginal(input)
                     }
                 }
+                if gates[index] != nil { operands.inputScales = try operands.input(ChannelScaleFusion.inputPosition) }
                 var step = try lowering(operands)
                 // Bytes each step must at least move (its inputs, weights included, and outputs),
                 // for the profile's GB/s of memory-bound steps.

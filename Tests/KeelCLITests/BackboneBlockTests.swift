@@ -5,7 +5,8 @@ import XCTest
 /// MobileNet/EfficientNet blocks exported the tf2onnx way (NHWC) and ResNet blocks the PyTorch way
 /// (NCHW), and a PyTorch feature extractor (NCHW map as output), run end to end at -O2 against ONNX Runtime's outputs (tools/gen_backbone_fixtures.py),
 /// at every SIMD level and both batch schedules: depthwise, grouped, pointwise and strided convolutions with fused bias,
-/// residual and activation (ReLU, ReLU6, swish, hard-swish), squeeze-excitation, pools and heads.
+/// residual and activation (ReLU, ReLU6, swish, hard-swish), squeeze-excitation (its gate applied
+/// apart and folded into the next filter), pools and heads.
 final class BackboneBlockTests: XCTestCase {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/backbones")
@@ -44,6 +45,20 @@ final class BackboneBlockTests: XCTestCase {
     /// Every shortcut add, x·sigmoid(x) and ReLU6 lands in a convolution's epilogue.
     func testMobileNetBlocksMatchONNXRuntime() throws {
         try check("mobilenet_nhwc", fusedAway: [.add, .clip])
+    }
+
+    /// The squeeze-excitation gates of the three blocks whose maps have at least four pixels per
+    /// projection output are folded into the projection's filter; the last block multiplies apart.
+    func testEfficientNetBlocksMatchONNXRuntime() throws {
+        try check("efficientnet_nchw", fusedAway: [.add, .sigmoid])
+        let (model, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("efficientnet_nchw.onnx").path,
+                                           threads: 2).compile()
+        for batch in [1, 2] {
+            let choices = try model.kernelChoices(bindings: ["N": batch])
+            XCTAssertEqual(choices.filter { $0.choice.algorithm.hasSuffix("+gate") }.count, 3, "\(choices.map(\.choice.algorithm))")
+            XCTAssertEqual(choices.filter { $0.choice.algorithm == "pointwise+residual+gate" }.count, 1)
+            XCTAssertEqual(choices.filter { $0.node.contains("mul") }.count, 1, "\(choices.map(\.node))")
+        }
     }
 
     func testResNetBlocksMatchONNXRuntime() throws {

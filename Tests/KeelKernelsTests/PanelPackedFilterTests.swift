@@ -45,18 +45,24 @@ final class PanelPackedFilterTests: XCTestCase {
 
     /// Runs `testCase` on `weights`, on `input` instead of the operands' when given, through `prologue`.
     static func run(_ testCase: Case, _ operands: ConvolutionFamilyTests.Operands, weights: PanelConv2DWeights,
-                    input: [Float]? = nil, prologue: GEMMPrologue? = nil, threads: Int) throws -> [Float] {
+                    input: [Float]? = nil, prologue: GEMMPrologue? = nil, inputScales: [Float]? = nil,
+                    threads: Int) throws -> [Float] {
         let g = testCase.geometry
-        var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: g, algorithm: .im2colGEMM, threads: threads))
+        var scratch = [Float](repeating: .nan, count: Conv2D.scratchSize(for: g, algorithm: .im2colGEMM, threads: threads)
+                                                      + (inputScales == nil ? 0 : weights.inputScaleScratchSize))
         return try withOutput(g.outputElementCount) { output in
             try (input ?? operands.input).withUnsafeBufferPointer { source in
                 try scratch.withUnsafeMutableBufferPointer { scratch in
                     try (operands.bias ?? []).withUnsafeBufferPointer { bias in
                         try (operands.residual ?? []).withUnsafeBufferPointer { residual in
-                            try Conv2D.apply(input: source, weights: weights, bias: operands.bias == nil ? nil : bias,
-                                             residual: operands.residual == nil ? nil : residual,
-                                             activation: testCase.activation, output: output, geometry: g,
-                                             scratch: scratch, prologue: prologue, context: KernelContext(threads: threads))
+                            try (inputScales ?? []).withUnsafeBufferPointer { scales in
+                                try Conv2D.apply(input: source, weights: weights, bias: operands.bias == nil ? nil : bias,
+                                                 residual: operands.residual == nil ? nil : residual,
+                                                 activation: testCase.activation, output: output, geometry: g,
+                                                 scratch: scratch, prologue: prologue,
+                                                 inputScales: inputScales == nil ? nil : scales,
+                                                 context: KernelContext(threads: threads))
+                            }
                         }
                     }
                 }

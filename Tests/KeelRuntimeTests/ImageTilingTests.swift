@@ -45,6 +45,37 @@ final class ImageTilingTests: XCTestCase {
         XCTAssertEqual(try layersByImage(self.model(.imageByImage), batch: 3), ["expand", "project", "pool", "logits"])
     }
 
+    /// A squeeze-excitation gate between the expanded map and its projection: its two 1×1
+    /// convolutions on pooled vectors (dense layers here) are small enough to join the run instead
+    /// of splitting it, so each image's gate multiplies the map its expansion has just written; every
+    /// image gets the values it gets over the whole batch.
+    func testSmallLayersBetweenImageByImageOnesJoinTheirRun() throws {
+        let source = """
+        model gated
+        input image: f32[N, \(Self.side), \(Self.side), 8]
+        expand = conv2d(8, 1, activation: relu)
+        pool = global_avg_pool2d(keepdims: true)
+        squeeze = conv2d(2, 1, activation: relu)
+        excite = conv2d(8, 1, activation: sigmoid)
+        gated = multiply(expand, excite)
+        project = conv2d(8, 1)
+        features = global_avg_pool2d()
+        output features
+        """
+        func model(_ schedule: BatchSchedule) throws -> CompiledModel {
+            try CompiledModel(graph: try seededGraph(source, path: "gated.keel", seed: 5),
+                              context: ExecutionContext(threads: 2, batchSchedule: schedule))
+        }
+        let automatic = try model(.automatic)
+        let byImage = try automatic.profile(input(batch: 3)).filter { $0.images > 1 }.map(\.node)
+        XCTAssertEqual(byImage.first, "expand")
+        XCTAssertEqual(byImage.last, "features")
+        XCTAssertTrue(Set(byImage).isSuperset(of: ["pool", "squeeze", "excite", "project"]), "\(byImage)")
+        let tiled = try XCTUnwrap(try automatic.run(input(batch: 3))["features"])
+        let whole = try XCTUnwrap(try model(.wholeBatch).run(input(batch: 3))["features"])
+        XCTAssertEqual(tiled.values, whole.values)
+    }
+
     /// The values a run passes between its layers take one image's buffer. Over the whole batch the
     /// peak is the input and the expanded maps of all three images; image by image, the input (which
     /// lives until the run ends) and one image's expanded and projected maps.

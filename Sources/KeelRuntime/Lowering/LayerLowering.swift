@@ -14,8 +14,8 @@ extension KernelLowering {
         }
         let (geometry, kernelGeometry, choice) = (layer.geometry, layer.kernelGeometry, layer.choice)
         let algorithm = choice.algorithm
-        guard operands.prologue == nil || choice.form == .panels else {
-            throw operands.unsupported("an input prologue needs the panel GEMM form, not \(choice.form.rawValue)")
+        guard (operands.prologue == nil && operands.inputScales == nil) || choice.form == .panels else {
+            throw operands.unsupported("an input prologue or gate needs the panel GEMM form, not \(choice.form.rawValue)")
         }
         let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
         guard !softmax else { throw operands.unsupported("conv2d has no softmax epilogue") }
@@ -36,6 +36,8 @@ extension KernelLowering {
         // A batch_norm applied as the input is packed (`BatchNormPrologue`) shows in the profile.
         var kernelChoice = choice.kernel
         if operands.prologue != nil { kernelChoice.algorithm += "+batch_norm" }
+        // So does a squeeze-excitation gate applied to the filter (`ChannelScaleFusion`).
+        if operands.inputScales != nil { kernelChoice.algorithm += "+gate" }
         let poolGeometry = Pool2DGeometry(
             batch: kernelGeometry.batch, channels: kernelGeometry.outputChannels, input: kernelGeometry.output,
             output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
@@ -76,10 +78,11 @@ extension KernelLowering {
             }
         case .panels:
             let panels = try weights(PanelConv2DWeights.self)
+            if operands.inputScales != nil { scratchSize += panels.inputScaleScratchSize }
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: panels, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
-                                 prologue: operands.prologue, context: context)
+                                 prologue: operands.prologue, inputScales: operands.inputScales, context: context)
             }
         case .foldedBatchNorm, .densePanels:
             throw operands.unsupported("a convolution has no \(choice.form.rawValue) form")
