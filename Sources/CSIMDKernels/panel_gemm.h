@@ -241,15 +241,17 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
 #define PANEL_SPECIALISE 0
 #endif
 
-/* A block fetches its rows of C into L1 while its depth loop runs, and on a product's single pass
- * its residual's rows too. One that adds to C (a later depth pass) reads them: written a whole pass
+/* A block fetches its rows of C into L1 while its depth loop runs, and on a product's last pass (the
+ * one with the epilogue) its residual's rows too. One that adds to C (a later depth pass) reads them: written a whole pass
  * earlier, they come from L3, and their loads after the loop stalled the block (1–2% of a
  * 197×768×3072 product's time on Zen 3). A first pass writes them: its loop, at most DEPTH deep, is
  * too short on a shallow product to hide the misses of the lines its stores are about to write, and
  * they stalled the stores (a line fetched for reading that no other core holds arrives exclusive, so
  * the store needs no second request). One core, torchvision ResNet50 at batch 8, per-layer minima on
  * Zen 4: its 1×1 layers with a shortcut took 133 → 116 ms in all, its 64-channel Winograd layers
- * 60 → 52. */
+ * 60 → 52. Fetching the residual on the last of several passes too (it had been left to the first
+ * pass of single-pass products): Keras Xception's eight 728-deep shortcut layers at batch 1, one
+ * core, 29.7–29.8 → 29.0–29.2 ms, ResNet50's two 512-deep ones 2–6% faster in three rounds. */
 #define PANEL_PREFETCH_ROW(line, HALF)                                                                      \
     do {                                                                                                    \
         _mm_prefetch((const char *)(line), _MM_HINT_T0);                                                    \
@@ -257,7 +259,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     } while (0)
 #define PANEL_BLOCK_START(HALF)                                                                             \
     {                                                                                                       \
-        const keel_epilogue *e = t.accumulate ? NULL : t.epilogue;                                          \
+        const keel_epilogue *e = t.epilogue;                                                                \
         for (int r = 0; r < rows; r++) {                                                                    \
             PANEL_PREFETCH_ROW(t.c + r * t.ldc, HALF);                                                      \
             if (e && e->residual) PANEL_PREFETCH_ROW(e->residual + (t.row + r) * e->residual_stride + t.column, HALF); \
