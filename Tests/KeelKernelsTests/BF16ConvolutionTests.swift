@@ -24,6 +24,12 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 6), inputChannels: 5, outputChannels: 20,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
              activation: .relu, bias: true, residual: true),
+        // Padding beyond the filter's reach: output row 0 sees only padding (the bias alone),
+        // rows 1, 2, 4 and 5 skip the kernel rows that fall on it; 5 channels put the skipped
+        // ranges' bounds inside a bf16 pair.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(3, 4), inputChannels: 5, outputChannels: 12,
+                                      kernel: Size2D(3, 3), padding: Padding2D(top: 3, left: 1, bottom: 2, right: 1)),
+             activation: .identity, bias: true, residual: true),
         // A 1×1 image through a 3×3 filter with padding: only the centre tap reads the image.
         Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(1, 1), inputChannels: 33, outputChannels: 17,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),

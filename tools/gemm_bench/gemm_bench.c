@@ -147,6 +147,30 @@ static double measure(int which, const struct shape *s, const float *a, const fl
     return flops / best * 1e-9;
 }
 
+/* GFLOP/s with B's panels cold, as in a model, where each layer's weights come from memory: every
+ * call reads another of enough copies to overflow the last-level cache (GEMM_BENCH_COLD=MB, 256 by
+ * default). A stays warm, as a layer's input written just before. */
+static double measure_cold(const struct shape *s, const float *a, const float *panels, float *c, double seconds) {
+    const keel_kernel_table *table = keel_kernels();
+    long panel_floats = (s->n + KEEL_PANEL_COLUMNS - 1) / KEEL_PANEL_COLUMNS * s->k * KEEL_PANEL_COLUMNS;
+    long megabytes = atol(getenv("GEMM_BENCH_COLD")) > 0 ? atol(getenv("GEMM_BENCH_COLD")) : 256;
+    long copies = megabytes * 1024 * 1024 / (long)(sizeof(float) * panel_floats) + 2;
+    float *pool = malloc(sizeof(float) * panel_floats * copies);
+    if (!pool) { fprintf(stderr, "gemm_bench: out of memory\n"); exit(1); }
+    for (long i = 0; i < copies; i++) memcpy(pool + i * panel_floats, panels, sizeof(float) * panel_floats);
+    double flops = 2.0 * s->m * s->k * s->n, best = 1e30, spent = 0;
+    for (int round = 0; round < 3 || (spent < seconds && round < 1000); round++) {
+        const float *copy = pool + (round % copies) * panel_floats;
+        double start = now();
+        table->sgemm(s->m, s->n, s->k, (keel_gemm_left){ a, s->k, 1, 0, 0 }, panel_operand(copy, s->k), c, s->n, NULL);
+        double elapsed = now() - start;
+        spent += elapsed;
+        if (elapsed < best) best = elapsed;
+    }
+    free(pool);
+    return flops / best * 1e-9;
+}
+
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 0.3;
     const char *only = argc > 2 ? argv[2] : NULL;
@@ -176,6 +200,12 @@ int main(int argc, char **argv) {
             double by_rows = half_share(1, s, a, panels, c, seconds), by_columns = half_share(0, s, a, panels, c, seconds);
             printf("%-16s %6ld %5ld %5ld  one thread's half: rows %.3f ms, columns %.3f ms (columns/rows %.2f)\n",
                    s->model, s->m, s->k, s->n, by_rows, by_columns, by_columns / by_rows);
+            free(a); free(b); free(panels); free(reference); free(c);
+            continue;
+        }
+        if (getenv("GEMM_BENCH_COLD")) {
+            printf("%-16s %6ld %5ld %5ld %9s %9s %9.1f   (B cold: a new copy of the panels each call)\n", s->model, s->m,
+                   s->k, s->n, "-", "-", measure_cold(s, a, panels, c, seconds));
             free(a); free(b); free(panels); free(reference); free(c);
             continue;
         }
