@@ -3,7 +3,7 @@
  * function carries KEEL_AVX512_BF16; cpu.c uses them only on a CPU with AVX512_BF16. */
 #include "bf16.h"
 #include "isa_entries.h"
-#include "pooling.h"
+#include "window_taps.h"
 
 #if KEEL_X86
 
@@ -256,8 +256,8 @@ struct pair_range {
 static struct pair_range row_taps(const keel_bf16_conv *conv, ptrdiff_t y, ptrdiff_t depth) {
     const struct pair_range whole = {0, depth / 2};
     if (conv->split_input) return whole;
-    const pool_taps taps = pool_window_taps(y, conv->input_height, conv->kernel_height, conv->stride_height,
-                                            conv->dilation_height, conv->pad_top, 0);
+    const window_taps taps = window_taps_along(y, conv->input_height, conv->kernel_height, conv->stride_height,
+                                               conv->dilation_height, conv->pad_top, 0);
     if (taps.count == 0) return (struct pair_range){0, 0};
     const ptrdiff_t first = (taps.first - (y * conv->stride_height - conv->pad_top)) / conv->dilation_height;
     const ptrdiff_t row = conv->kernel_width * conv->input_channels;

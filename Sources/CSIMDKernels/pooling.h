@@ -7,35 +7,11 @@
 #define KEEL_POOLING_H
 #include "keel_kernels.h"
 #include "simd_internal.h"
+#include "window_taps.h"
 
 #include <float.h>
 
 enum { POOL_VECTORS = 4 };
-
-/* The taps of one window along one axis that fall inside the input: the first one's position,
- * their count, and how many fall inside the padded input (the count_include_pad divisor). */
-typedef struct {
-    ptrdiff_t first, count, padded;
-} pool_taps;
-
-static inline ptrdiff_t pool_min(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
-
-static inline pool_taps pool_window_taps(ptrdiff_t output, ptrdiff_t input, ptrdiff_t window, ptrdiff_t stride,
-                                         ptrdiff_t dilation, ptrdiff_t pad_begin, ptrdiff_t pad_end) {
-    const ptrdiff_t start = output * stride - pad_begin, last = input - 1 - start, room = input + pad_end - start;
-    ptrdiff_t first_tap, end_tap, padded;
-    if (dilation == 1) {
-        first_tap = start < 0 ? -start : 0;
-        end_tap = last < 0 ? 0 : pool_min(window, last + 1);
-        padded = room < 0 ? 0 : pool_min(window, room);
-    } else {
-        first_tap = start >= 0 ? 0 : (dilation - 1 - start) / dilation;
-        end_tap = last < 0 ? 0 : pool_min(window, last / dilation + 1);
-        padded = room <= 0 ? 0 : pool_min(window, (room + dilation - 1) / dilation);
-    }
-    const ptrdiff_t count = end_tap > first_tap ? end_tap - first_tap : 0;
-    return (pool_taps){ start + first_tap * dilation, count, padded };
-}
 
 #if KEEL_X86
 
@@ -47,11 +23,12 @@ static inline pool_taps pool_window_taps(ptrdiff_t output, ptrdiff_t input, ptrd
         const ptrdiff_t row_step = p->dilation_height * width * pixel, column_step = p->dilation_width * pixel; \
         for (ptrdiff_t row = first_row; row < first_row + row_count; row++) {                                 \
             const ptrdiff_t image = row / p->output_height;                                                   \
-            const pool_taps rows = pool_window_taps(row % p->output_height, height, p->window_height,         \
-                                                    p->stride_height, p->dilation_height, p->pad_top, p->pad_bottom); \
+            const window_taps rows = window_taps_along(row % p->output_height, height, p->window_height,      \
+                                                       p->stride_height, p->dilation_height, p->pad_top,      \
+                                                       p->pad_bottom);                                        \
             for (ptrdiff_t column = 0; column < p->output_width; column++) {                                  \
-                const pool_taps columns = pool_window_taps(column, width, p->window_width, p->stride_width,   \
-                                                           p->dilation_width, p->pad_left, p->pad_right);     \
+                const window_taps columns = window_taps_along(column, width, p->window_width, p->stride_width, \
+                                                              p->dilation_width, p->pad_left, p->pad_right);  \
                 const float *window = p->input + ((image * height + rows.first) * width + columns.first) * pixel; \
                 float *target = p->output + (row * p->output_width + column) * pixel;                        \
                 ptrdiff_t divisor = p->count_include_pad ? rows.padded * columns.padded : rows.count * columns.count; \
