@@ -99,11 +99,19 @@ def measure(arguments, model, input_path, batch, iterations):
             else:
                 result = openvino_bench(model, input_path, arguments.threads, iterations, arguments.warmup)
             rounds[engine].append(result)
-    return {engine: {"ms": statistics.median(r["median_ms"] for r in results),
-                     "best_ms": min(r["median_ms"] for r in results),
-                     "rss": max(r["peak_rss_mb"] for r in results),
-                     "load": statistics.median(r["load_ms"] for r in results)}
-            for engine, results in rounds.items()}
+    timing = {engine: {"ms": statistics.median(r["median_ms"] for r in results),
+                       "best_ms": min(r["median_ms"] for r in results),
+                       "rss": max(r["peak_rss_mb"] for r in results),
+                       "load": statistics.median(r["load_ms"] for r in results)}
+              for engine, results in rounds.items()}
+    # Peer ms / Keel ms within each round, where the engines ran minutes apart at most: the host's
+    # slow phases, which last longer than a round, then move both sides of a ratio together.
+    if "keel" in rounds:
+        for peer in rounds:
+            if peer != "keel":
+                timing[peer]["round_ratio"] = statistics.median(
+                    p["median_ms"] / k["median_ms"] for p, k in zip(rounds[peer], rounds["keel"]))
+    return timing
 
 
 def main():
@@ -154,8 +162,11 @@ def main():
 
 
 def ratio(row, peer, key="ms"):
+    """Peer / Keel: the median of the per-round ratios, or with key the ratio of that figure."""
     if "keel" not in row or peer not in row:
         return None
+    if key == "ms" and "round_ratio" in row[peer]:
+        return row[peer]["round_ratio"]
     return row[peer][key] / row["keel"][key]
 
 
@@ -183,7 +194,8 @@ def write_report(arguments, manifest, rows, notes):
              "BatchNorm statistics calibrated on a random batch). Median ms over "
              f"{arguments.rounds} interleaved rounds (each round a process's median of its timed runs); RSS is each process's peak (ORT's and OpenVINO's include "
              "Python); load is Keel's parse + compile + weight preparation, ORT's session creation, OpenVINO's "
-             "read + compile. \"Keel is\" = peer ms / Keel ms (above 1: Keel is faster). err = max|keel − ort| / "
+             "read + compile. \"Keel is\" = the median over rounds of peer ms / Keel ms in the same round (above 1: "
+             "Keel is faster). err = max|keel − ort| / "
              "(1e-5 + 1e-3·max|ort|), at most 1 passes.", "",
              "| model | batch | Keel ms | ORT ms | OpenVINO ms | Keel is (ORT) | Keel is (OV) | Keel / ORT / OV RSS MB "
              "| Keel / ORT / OV load ms | err |",
@@ -204,7 +216,7 @@ def write_report(arguments, manifest, rows, notes):
             # one engine, and the best rounds compare the engines with those left out.
             best = [ratio(r, peer, "best_ms") for r in rows if r["batch"] == batch and ratio(r, peer, "best_ms")]
             if values:
-                lines.append(f"- Batch {batch}: geometric mean of {label} ms / Keel ms over {len(values)} models: "
+                lines.append(f"- Batch {batch}: geometric mean of {label} / Keel (per-round ratios) over {len(values)} models: "
                              f"{geometric_mean(values):.2f}× (lowest {min(values):.2f}×); "
                              f"each engine's best round: {geometric_mean(best):.2f}× (lowest {min(best):.2f}×).")
     failures = list(dict.fromkeys(f"{r['model']}: {r['failure']}" for r in rows if r["failure"]))
