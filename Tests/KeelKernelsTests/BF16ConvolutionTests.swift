@@ -30,6 +30,12 @@ final class BF16ConvolutionTests: XCTestCase {
         Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(3, 4), inputChannels: 5, outputChannels: 12,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 3, left: 1, bottom: 2, right: 1)),
              activation: .identity, bias: true, residual: true),
+        // Rows dilated by 2 and strided by 2 over asymmetric padding: the kernel rows inside the
+        // input change from one output row to the next at both ends.
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(7, 5), inputChannels: 8, outputChannels: 20,
+                                      kernel: Size2D(3, 3), stride: Size2D(2, 1), dilation: Size2D(2, 1),
+                                      padding: Padding2D(top: 3, left: 1, bottom: 2, right: 1)),
+             activation: .relu, bias: true),
         // A 1×1 image through a 3×3 filter with padding: only the centre tap reads the image.
         Case(geometry: Conv2DGeometry(batch: 3, input: Size2D(1, 1), inputChannels: 33, outputChannels: 17,
                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
