@@ -30,6 +30,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case mod               // inputs: a, b   (remainder; `fmod` 0: sign of b, as Python's %; 1: sign of a, as C's fmod)
     case equal             // inputs: a, b   (bool output)
     case less, greater     // inputs: a, b   (bool output)
+    case not               // inputs: x (bool)   (bool output)
     case `where`           // inputs: condition (bool), x, y
     case sum
 
@@ -45,5 +46,6 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case reshape, flatten, transpose, concat, pad, slice, gather, squeeze, unsqueeze, cast
     case identity, dropout
     case split, expand, tile
+    case scatterND = "scatter_nd"   // inputs: data, indices, updates   (ONNX ScatterND)
     case depthToSpace = "depth_to_space", spaceToDepth = "space_to_depth"
 }

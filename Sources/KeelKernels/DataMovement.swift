@@ -1,4 +1,4 @@
-/// Kernels that only move data: transpose, concat, constant pad, strided slice and gather.
+/// Kernels that only move data: transpose, concat, constant pad, strided slice, gather and scatter.
 /// Transpose, slice and pad are strided copies (StridedLoops.swift) with the right strides and
 /// offsets; concat and gather copy contiguous runs. Shapes come in as plain [Int] arrays.
 
@@ -7,6 +7,11 @@ public struct SliceRegion: Sendable, Equatable {
     public var starts: [Int]
     public var steps: [Int]
     public var outputShape: [Int]
+}
+
+/// How ScatterND combines an element of its data with the update that lands on it.
+public enum ScatterReduction: Sendable {
+    case replace, add, multiply, maximum, minimum
 }
 
 public enum DataMovement {
@@ -193,6 +198,31 @@ public enum DataMovement {
                 let raw = Int(truncatingIfNeeded: indices[item - block * picks])
                 let position = raw < 0 ? raw + axisExtent : raw
                 (destination + item * inner).update(from: source + (block * axisExtent + position) * inner, count: inner)
+            }
+        }
+    }
+
+    /// ONNX ScatterND, its index tuples resolved ahead of time to element offsets: output = data,
+    /// then the `pieceSize` elements at each `offsets[i]` combined with updates[i·pieceSize ..< (i+1)·pieceSize],
+    /// in order (a later tuple naming the same place wins, as ONNX Runtime's does).
+    public static func scatterND(data: UnsafeBufferPointer<Float>, offsets: [Int], pieceSize: Int,
+                                 updates: UnsafeBufferPointer<Float>, reduction: ScatterReduction,
+                                 output: UnsafeMutableBufferPointer<Float>) throws {
+        let name = "scatter_nd"
+        try requireCapacity(output.count, data.count, name, "output")
+        try requireCapacity(updates.count, try elementCount([offsets.count, pieceSize], name), name, "updates")
+        try require(offsets.allSatisfy { $0 >= 0 && $0 <= data.count - pieceSize }, name, "an offset lies outside the data")
+        guard let source = data.baseAddress, let destination = output.baseAddress else { return }
+        destination.update(from: source, count: data.count)
+        guard let update = updates.baseAddress, pieceSize > 0 else { return }
+        for (tuple, offset) in offsets.enumerated() {
+            let target = destination + offset, piece = update + tuple * pieceSize
+            switch reduction {
+            case .replace: target.update(from: piece, count: pieceSize)
+            case .add: for element in 0..<pieceSize { target[element] += piece[element] }
+            case .multiply: for element in 0..<pieceSize { target[element] *= piece[element] }
+            case .maximum: for element in 0..<pieceSize { target[element] = Swift.max(target[element], piece[element]) }
+            case .minimum: for element in 0..<pieceSize { target[element] = Swift.min(target[element], piece[element]) }
             }
         }
     }

@@ -82,6 +82,12 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
     "Pad": translatePad,
     "Split": translateSplit,
     "Expand": translateExpand,
+    "ScatterND": { context in
+        // The output is the data's shape whatever is known of the indices (PyTorch's exporter
+        // computes them from shapes, which only constant folding resolves).
+        let reduction = try context.string("reduction", default: "none")
+        context.emit(.scatterND, try (0..<3).map(context.input), ["reduction": .string(reduction)], shape: context.shape(0))
+    },
     "Tile": translateTile,
     "DepthToSpace": { try translateBlockMove($0, op: .depthToSpace) },
     "SpaceToDepth": { try translateBlockMove($0, op: .spaceToDepth) },

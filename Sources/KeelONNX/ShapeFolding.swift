@@ -85,8 +85,11 @@ extension GraphImporter {
         let node = context.node
         let output = node.outputs[0]
         func known(_ index: Int) -> KnownInts? {
-            guard index < node.inputs.count, !node.inputs[index].isEmpty else { return nil }
-            return values[node.inputs[index]]?.known
+            guard index < node.inputs.count, !node.inputs[index].isEmpty, let value = values[node.inputs[index]]?.known else { return nil }
+            // Tables (rank 2: PyTorch's pads) are folded by the ops that rearrange them only;
+            // every other op reads them as constants of their shape.
+            if case .tensor(_, let shape, _) = value, shape.count > 1, !Self.tableOps.contains(node.opType) { return nil }
+            return value
         }
         func define(_ result: KnownInts) {
             var shape: [Dim?]? = nil
@@ -187,12 +190,35 @@ extension GraphImporter {
             let ends = opset >= 10 ? try context.constantInts(2) : try context.ints("ends")
             let axes = opset >= 10 ? try context.constantInts(3) : try context.ints("axes")
             let steps = opset >= 10 ? try context.constantInts(4) : nil
-            guard let starts, let ends, starts.count == 1, ends.count == 1,
-                  (axes ?? [0]).allSatisfy({ $0 == 0 || $0 == -1 }) else { return false }
+            guard let starts, let ends, starts.count == ends.count, !starts.isEmpty else { return false }
+            if case .tensor(let dtype, let shape, let elements) = data, shape.count > 1 {
+                // PyTorch's exporter reverses the rows of a [axes, 2] table of pads.
+                guard let sliced = sliceTable(shape: shape, elements: elements, starts: starts, ends: ends,
+                                              axes: axes ?? Array(starts.indices), steps: steps ?? starts.map { _ in 1 }) else {
+                    return false
+                }
+                define(.tensor(dtype: dtype, shape: sliced.shape, elements: sliced.elements))
+                return true
+            }
+            guard starts.count == 1, (axes ?? [0]).allSatisfy({ $0 == 0 || $0 == -1 }) else { return false }
             let step = steps?.first ?? 1
             guard isValidStep(step) else { throw context.fail("invalid step \(step)") }
             let elements = try sliceElements(of: data, start: starts[0], end: ends[0], step: step, context: context)
             define(.tensor(dtype: dtypeOf(data), shape: [elements.count], elements: elements))
+            return true
+        case "Transpose":
+            guard let value = known(0), case .tensor(let dtype, let shape, let elements) = value, shape.count == 2 else { return false }
+            let perm = try context.ints("perm") ?? [1, 0]
+            guard perm == [1, 0] || perm == [0, 1] else { return false }
+            let (rows, columns) = (shape[0], shape[1])
+            let result = perm == [0, 1] ? elements : (0..<(rows * columns)).map { elements[($0 % rows) * columns + $0 / rows] }
+            define(.tensor(dtype: dtype, shape: perm.map { shape[$0] }, elements: result))
+            return true
+        case "Reshape" where (known(1)?.constants?.count ?? 0) == 2:
+            // A shape vector viewed as a [n, 2] table (PyTorch's exporter writes pads this way).
+            guard let value = known(0), case .tensor(let dtype, _, let elements) = value,
+                  let target = known(1)?.constants, let shape = tableShape(target, count: elements.count) else { return false }
+            define(.tensor(dtype: dtype, shape: shape, elements: elements))
             return true
         case "Reshape", "Expand":
             // A shape vector reshaped (to [-1]) or broadcast stays an integer computation.
@@ -283,6 +309,32 @@ extension GraphImporter {
         guard steps <= 16_777_216 else { throw context.fail("would hold \(steps) elements") }
         let count = Int(max(steps, 0))
         return TensorData(referenceValues: (0..<count).map { start + Double($0) * delta }, dtype: .float32, shape: [count])
+    }
+
+    /// The ops the folder evaluates on 2-D integer tables.
+    static let tableOps: Set<String> = ["Reshape", "Transpose", "Slice", "Cast", "Identity"]
+
+    /// The [rows, columns] a Reshape target gives `count` elements (one entry may be -1); nil otherwise.
+    private func tableShape(_ target: [Int64], count: Int) -> [Int]? {
+        guard target.allSatisfy({ $0 >= -1 && $0 <= 1024 }), target.filter({ $0 == -1 }).count <= 1 else { return nil }
+        let known = target.filter { $0 > 0 }.reduce(1, *)
+        guard !target.contains(0), known > 0, count % Int(known) == 0 else { return nil }
+        let shape = target.map { $0 == -1 ? count / Int(known) : Int($0) }
+        return shape.reduce(1, *) == count ? shape : nil
+    }
+
+    /// ONNX Slice of a small 2-D integer table; nil for anything the folder does not evaluate.
+    private func sliceTable(shape: [Int], elements: [SymbolicInt], starts: [Int], ends: [Int], axes: [Int],
+                            steps: [Int]) -> (shape: [Int], elements: [SymbolicInt])? {
+        guard shape.count == 2, axes.count == starts.count, steps.count == starts.count else { return nil }
+        var picked = shape.map { Array(0..<$0) }
+        for (index, raw) in axes.enumerated() {
+            let axis = raw < 0 ? raw + 2 : raw
+            guard axis == 0 || axis == 1, isValidStep(steps[index]) else { return nil }
+            picked[axis] = Array(sliceIndices(count: shape[axis], start: starts[index], end: ends[index], step: steps[index]))
+        }
+        let result = picked[0].flatMap { row in picked[1].map { column in elements[row * shape[1] + column] } }
+        return ([picked[0].count, picked[1].count], result)
     }
 
     /// a·b when it is a number or a multiple of one symbol.

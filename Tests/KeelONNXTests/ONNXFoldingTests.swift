@@ -65,6 +65,22 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [-1, 4, 2])
     }
 
+    /// Not, as PyTorch's index_put writes it (Equal, Not, Where), folds like the comparisons:
+    /// tail = [4,6], [4,6] == [4,0] is [true,false], not that is [false,true], so the target is
+    /// [tail[0], -1] = [4,-1].
+    func testNotFoldsAtImport() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Slice", ["shape", "one_vec", "three_vec"], "tail"),
+            node("Equal", ["tail", "probe"], "same"),
+            node("Not", ["same"], "different"),
+            node("Where", ["different", "minus_one", "tail"], "target"),
+            node("Reshape", ["x", "target"], "y"),
+        ], [ints("one_vec", [1]), ints("three_vec", [3]), ints("probe", [4, 0]), ints("minus_one", [-1])], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.reshape])
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("shape"), [4, -1])
+    }
+
     /// Mod on floats keeps the dividend's sign only with fmod 1, as ONNX requires.
     func testModTranslatesWithItsFmodAttribute() throws {
         let graph = try importGraph([node("Mod", ["x", "x"], "y", ["fmod": .int(1)])], [], output: "y")
@@ -206,6 +222,49 @@ final class ONNXFoldingTests: XCTestCase {
                                 [half("start", 0x3C00), half("limit", 0x4400), half("delta", 0x3800)], output: "y")
         })
         XCTAssertTrue(error?.description.contains("f16 operands are not supported") ?? false, String(describing: error))
+    }
+
+    /// PyTorch's exporter turns F.pad's pads (last axis first, begin/end pairs) into ONNX's order
+    /// through a [axes, 2] table: reshape, rows reversed, transposed, flattened. On x = [N,4,6] with
+    /// torch pads (1, 6 mod 4 = 2) on the last axis and (0, 3) on the middle one, ONNX pads are
+    /// [0,0,1, 0,3,2] by hand, and y is [N,7,9].
+    func testPyTorchPadsTableFolds() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "two"], "columns"),
+            node("Mod", ["columns", "four"], "end"),
+            node("Unsqueeze", ["end", "axes"], "end_vec"),
+            node("Concat", ["one_vec", "end_vec", "middle", "zeros"], "torch_pads", ["axis": .int(0)]),
+            node("Reshape", ["torch_pads", "table_shape"], "table"),
+            node("Slice", ["table", "minus_one", "very_negative", "axes", "minus_one"], "reversed"),
+            node("Transpose", ["reversed"], "columns_first", ["perm": .ints([1, 0])]),
+            node("Reshape", ["columns_first", "minus_one"], "flat"),
+            node("Cast", ["flat"], "pads", ["to": .int(7)]),
+            node("Pad", ["x", "pads"], "y"),
+        ], [ints("two", [2], scalar: true), ints("four", [4], scalar: true), ints("axes", [0]), ints("one_vec", [1]),
+            ints("middle", [0, 3]), ints("zeros", [0, 0]), ints("table_shape", [-1, 2]), ints("minus_one", [-1]),
+            ints("very_negative", [-Int64.max])],
+           output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.pad])
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("pads"), [0, 0, 1, 0, 3, 2])
+        let inferred = try ShapeInference().run(graph).graph
+        XCTAssertEqual(inferred.valueTypes["y"]?.shape, Shape([.symbol("N"), .known(7), .known(9)]))
+    }
+
+    /// A table read by an op other than the ones that rearrange it is a constant of its own
+    /// shape: [[0],[1],[2]] + [0,1,2] broadcasts to [3,3] (it was once added element by element).
+    func testTableReadByArithmeticKeepsItsShape() throws {
+        let graph = try importGraph([
+            node("Reshape", ["range", "column"], "table"),
+            node("Add", ["table", "range"], "sum"),
+            node("Cast", ["sum"], "sum_f32", ["to": .int(1)]),
+            node("Reshape", ["sum_f32", "minus_one"], "sum_flat"),
+            node("Unsqueeze", ["sum_flat", "axes"], "y"),
+        ], [ints("range", [0, 1, 2]), ints("column", [-1, 1]), ints("minus_one", [-1]), ints("axes", [0])], output: "y")
+        let folded = try ConstantFolding().run(ShapeInference().run(graph).graph).graph
+        let output = try XCTUnwrap(folded.outputs.first?.value)
+        XCTAssertEqual(folded.valueTypes[output]?.shape, Shape([.known(1), .known(9)]))
+        XCTAssertEqual(folded.constants[folded.nodes.first?.inputs.first ?? ""]?.data?.floats(), [0, 1, 2, 1, 2, 3, 2, 3, 4])
     }
 
     func testShapeUsedAsDataIsRefused() {

@@ -47,6 +47,71 @@ public enum ReferenceLoops {
         return result
     }
 
+    /// The elements of `input` at first + i·step along each axis, for every index i of `outputShape` (Slice).
+    static func strided(_ input: ReferenceTensor, first: [Int], step: [Int], outputShape: [Int]) throws -> [Double] {
+        guard first.count == input.shape.count, step.count == first.count, outputShape.count == first.count else {
+            throw ReferenceError.shapeMismatch
+        }
+        for axis in first.indices where outputShape[axis] > 0 {
+            let last = first[axis] + (outputShape[axis] - 1) * step[axis]
+            guard (0..<input.shape[axis]).contains(first[axis]), (0..<input.shape[axis]).contains(last) else {
+                throw ReferenceError.shapeMismatch
+            }
+        }
+        let inputStrides = strides(input.shape)
+        var result: [Double] = []
+        result.reserveCapacity(outputShape.reduce(1, *))
+        forEachIndex(outputShape) { index in
+            var offset = 0
+            for axis in index.indices { offset += (first[axis] + index[axis] * step[axis]) * inputStrides[axis] }
+            result.append(input.values[offset])
+        }
+        return result
+    }
+
+    /// The slices of `input` along `axis` that `indices` pick (negative ones count from the end).
+    static func gather(_ input: ReferenceTensor, indices: [Double], axis: Int) throws -> [Double] {
+        let extent = input.shape[axis]
+        let inner = input.shape[(axis + 1)...].reduce(1, *)
+        var result: [Double] = []
+        for block in 0..<input.shape[..<axis].reduce(1, *) {
+            for value in indices {
+                let index = try resolvedIndex(value, extent: extent)
+                let start = (block * extent + index) * inner
+                result += input.values[start..<(start + inner)]
+            }
+        }
+        return result
+    }
+
+    /// An index into an axis of `extent`, negative ones counting from the end; throws outside it.
+    private static func resolvedIndex(_ value: Double, extent: Int) throws -> Int {
+        guard let raw = Int(exactly: value), raw >= -extent, raw < extent else { throw ReferenceError.shapeMismatch }
+        return raw < 0 ? raw + extent : raw
+    }
+
+    /// ONNX ScatterND: a copy of `data` where each k-tuple of `indices` names an element or slice,
+    /// combined with its piece of `updates` (`combine(old, update)`), tuples in order.
+    static func scatterND(_ data: ReferenceTensor, indices: ReferenceTensor, updates: ReferenceTensor,
+                          combine: (Double, Double) -> Double) throws -> [Double] {
+        guard let depth = indices.shape.last, depth <= data.shape.count else { throw ReferenceError.shapeMismatch }
+        let tuples = indices.shape.dropLast().reduce(1, *)
+        let piece = data.shape[depth...].reduce(1, *)
+        guard updates.values.count == tuples * piece else { throw ReferenceError.shapeMismatch }
+        let dataStrides = strides(data.shape)
+        var result = data.values
+        for tuple in 0..<tuples {
+            var offset = 0
+            for axis in 0..<depth {
+                offset += try resolvedIndex(indices.values[tuple * depth + axis], extent: data.shape[axis]) * dataStrides[axis]
+            }
+            for element in 0..<piece {
+                result[offset + element] = combine(result[offset + element], updates.values[tuple * piece + element])
+            }
+        }
+        return result
+    }
+
     /// `inputs` joined along `axis`.
     static func concat(_ inputs: [ReferenceTensor], axis: Int) -> [Double] {
         guard let first = inputs.first else { return [] }

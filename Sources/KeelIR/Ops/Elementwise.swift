@@ -117,6 +117,13 @@ extension OpRegistry {
                 [TensorType(.bool, try broadcastType(context).shape)]
             })
         }
+        schemas.append(OpSchema(kind: .not, category: .broadcastElementwise, onnxOpType: "Not",
+                                reference: { try $0.input(0).values.map { $0 != 0 ? 0 : 1 } },
+                                inputs: [.init("x")], attributes: []) { context in
+            let input = try context.type(0)
+            guard input.dtype == .bool else { throw context.error("\(context.quote(0, input)) is \(input.dtype.rawValue), not bool") }
+            return [input]
+        })
         schemas.append(OpSchema(kind: .where, category: .broadcastElementwise, onnxOpType: "Where",
                                 reference: { try $0.broadcast { $0[0] != 0 ? $0[1] : $0[2] } },
                                 inputs: [.init("condition"), .init("x"), .init("y")], attributes: []) { context in

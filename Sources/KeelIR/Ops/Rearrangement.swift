@@ -19,7 +19,7 @@ extension OpRegistry {
                     return TensorType(input.dtype, shape)
                 }
             },
-            OpSchema(kind: .expand, category: .dataMovement, inputs: [.init("x")],
+            OpSchema(kind: .expand, category: .dataMovement, reference: { try $0.broadcast { $0[0] } }, inputs: [.init("x")],
                      attributes: [.init("shape", default: nil, "broadcast with the input's shape, NumPy rules"),
                                   .init("symbols", default: nil, "per axis, the run-time size `shape` multiplies (\"\" for none): [\"N\",\"\",\"\"] with [1,1,768] is [N,1,768]")]) { context in
                 let input = try context.type(0)

@@ -1,7 +1,7 @@
 import KeelIR
 import KeelKernels
 
-/// Ops that move or gather data: transpose, concat, pad, slice, gather, and reductions.
+/// Ops that move or gather data: transpose, concat, pad, slice, gather, scatter, and reductions.
 extension KernelLowering {
     static func lowerTranspose(_ operands: StepOperands) throws -> Step {
         let shape = operands.inputShapes[0]
@@ -75,6 +75,47 @@ extension KernelLowering {
                 try DataMovement.gather(input: input, outer: outer, axisExtent: extent, inner: inner,
                                         indices: indexBuffer, output: output, context: context)
             }
+        }
+    }
+
+    /// Index tuples are resolved to element offsets here, once: they must be constants (as the
+    /// exporters write them for the slice assignments ScatterND comes from).
+    static func lowerScatterND(_ operands: StepOperands) throws -> Step {
+        let shape = operands.inputShapes[0]
+        guard operands.node.inputs.count > 2, let indices = operands.constants[operands.node.inputs[1]] else {
+            throw operands.unsupported("its indices are not a constant")
+        }
+        guard let depth = indices.shape.last, depth <= shape.count else {
+            throw operands.unsupported("its index tuples do not fit \(Shape(known: shape))")
+        }
+        let strides = ReferenceLoops.strides(shape)
+        let tuples = indices.int64s()
+        var offsets: [Int] = []
+        for first in stride(from: 0, to: tuples.count, by: max(depth, 1)) {
+            var offset = 0
+            for axis in 0..<depth {
+                let (value, extent) = (tuples[first + axis], Int64(shape[axis]))
+                guard value >= -extent, value < extent else {
+                    throw operands.unsupported("index \(value) is outside 0..<\(extent) on axis \(axis)")
+                }
+                offset += Int(value < 0 ? value + extent : value) * strides[axis]
+            }
+            offsets.append(offset)
+        }
+        if depth == 0 { offsets = Array(repeating: 0, count: indices.shape.dropLast().reduce(1, *)) }
+        let reduction: ScatterReduction
+        switch try operands.attributes.string("reduction") {
+        case "add": reduction = .add
+        case "mul": reduction = .multiply
+        case "max": reduction = .maximum
+        case "min": reduction = .minimum
+        default: reduction = .replace
+        }
+        let pieceSize = shape[depth...].reduce(1, *)
+        let (data, updates, output) = (try operands.input(0), try operands.input(2), try operands.output())
+        return Step(node: operands.node.name, op: operands.node.op) { _ in
+            try DataMovement.scatterND(data: data, offsets: offsets, pieceSize: pieceSize, updates: updates,
+                                       reduction: reduction, output: output)
         }
     }
 

@@ -33,7 +33,7 @@ enum KernelLowering {
             // fmod 1 on floats; fmod 0 is for integers, which the runtime never holds.
             return try lowerBinary(operands, .remainder)
         case .where: return try lowerWhere(operands)
-        case .equal, .less, .greater:
+        case .equal, .less, .greater, .not:
             // Unreachable for a bool output (the plan refuses it first); kept for exhaustiveness.
             throw operands.unsupported("computes bool values; it folds at compile time when its inputs are constants")
         case .sum: return try lowerSum(operands)
@@ -46,6 +46,7 @@ enum KernelLowering {
         case .pad: return try lowerPad(operands)
         case .slice: return try lowerSlice(operands)
         case .gather: return try lowerGather(operands)
+        case .scatterND: return try lowerScatterND(operands)
         case .split: return try lowerSplit(operands)
         case .expand: return try lowerExpand(operands)
         case .tile: return try lowerTile(operands)
