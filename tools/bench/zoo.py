@@ -31,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import (ROOT, ZOO_BEGIN as BEGIN, ZOO_END as END, keel_bench, machine, ort_bench,  # noqa: E402
                    replace_machine_table, run_json)
 
+# The held-out set's tables (models the benchmark set does not have; see tools/zoo/build.py).
+WIDER_BEGIN, WIDER_END = "<!-- wider table: begin -->", "<!-- wider table: end -->"
+
 ENGINES = ("keel", "ort", "openvino")
 
 
@@ -117,7 +120,11 @@ def measure(arguments, model, input_path, batch, iterations):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keel", required=True, help="the keel executable (release build)")
-    parser.add_argument("--zoo", default=str(ROOT / "models" / "zoo"), help="where tools/zoo/build.sh wrote the models")
+    parser.add_argument("--set", choices=("benchmark", "wider"), default="benchmark",
+                        help="the benchmark set, or the held-out set (tools/zoo/build.sh --set wider), whose table "
+                             "has its own place in BENCHMARKS.md")
+    parser.add_argument("--zoo", help="where tools/zoo/build.sh wrote the models (default: models/zoo, or "
+                                      "models/wider for --set wider)")
     parser.add_argument("--models", nargs="*", help="only these zoo names")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--threads", type=int, default=2)
@@ -128,7 +135,7 @@ def main():
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--json", help="also write the rows here")
     arguments = parser.parse_args()
-    zoo = Path(arguments.zoo)
+    zoo = Path(arguments.zoo or ROOT / "models" / ("wider" if arguments.set == "wider" else "zoo"))
     manifest_path = zoo / "manifest.json"
     if not manifest_path.exists():
         sys.exit(f"error: {manifest_path} not found; build the zoo first with tools/zoo/build.sh")
@@ -187,10 +194,14 @@ def write_report(arguments, manifest, rows, notes):
         return f"{value:.2f}×" if value is not None else "—"
 
     start, stop = f"<!-- machine: {cpu} -->", f"<!-- machine end: {cpu} -->"
-    lines = [start, "", f"## Every backbone: Keel, ONNX Runtime and OpenVINO ({arguments.threads} threads; {cpu})", "",
-             f"Written by `tools/bench/run.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+    wider = arguments.set == "wider"
+    title = "Held-out backbones" if wider else "Every backbone"
+    command = "tools/bench/run.sh --set wider" if wider else "tools/bench/run.sh"
+    built = "`tools/zoo/build.sh --set wider`" if wider else "`tools/zoo/build.sh`"
+    lines = [start, "", f"## {title}: Keel, ONNX Runtime and OpenVINO ({arguments.threads} threads; {cpu})", "",
+             f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"{cpu}, {os.cpu_count()} cores; onnxruntime {versions[0] if versions else '?'}, "
-             f"OpenVINO {versions[1] if len(versions) > 1 else '?'}. Models from `tools/zoo/build.sh` (random weights, "
+             f"OpenVINO {versions[1] if len(versions) > 1 else '?'}. Models from {built} (random weights, "
              "BatchNorm statistics calibrated on a random batch). Median ms over "
              f"{arguments.rounds} interleaved rounds (each round a process's median of its timed runs); RSS is each process's peak (ORT's and OpenVINO's include "
              "Python); load is Keel's parse + compile + weight preparation, ORT's session creation, OpenVINO's "
@@ -227,7 +238,7 @@ def write_report(arguments, manifest, rows, notes):
     output = Path(arguments.output)
     text = output.read_text() if output.exists() else "# Benchmarks\n"
     block = "\n".join(lines)
-    text = replace_machine_table(text, BEGIN, END, cpu, block)
+    text = replace_machine_table(text, *((WIDER_BEGIN, WIDER_END) if wider else (BEGIN, END)), cpu, block)
     output.write_text(text)
     print(f"wrote {output}")
 
