@@ -186,18 +186,39 @@ public enum DataMovement {
         try requireCapacity(input.count, try elementCount([outer, axisExtent, inner], name), name, "input")
         let count = try elementCount([outer, indices.count, inner], name)
         try requireCapacity(output.count, count, name, "output")
+        var positions: [Int] = []
+        positions.reserveCapacity(indices.count)
         for index in indices {
             let value = Int(truncatingIfNeeded: index)
             try require(value >= -axisExtent && value < axisExtent, name, "index \(index) out of range for extent \(axisExtent)")
+            positions.append(value < 0 ? value + axisExtent : value)
         }
         guard count > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
-        let picks = indices.count
+        positions.withUnsafeBufferPointer { positions in
+            gather(source, outer: outer, axisExtent: axisExtent, inner: inner, positions: positions, destination, context)
+        }
+    }
+
+    /// The gather with positions resolved and checked. Single elements (a channel shuffle in NHWC,
+    /// inner = 1) are copied in a plain loop per row: one copy call per element cost ShuffleNet's
+    /// sixteen shuffles 9 ms at batch 1.
+    private static func gather(_ source: UnsafePointer<Float>, outer: Int, axisExtent: Int, inner: Int,
+                               positions: UnsafeBufferPointer<Int>, _ destination: UnsafeMutablePointer<Float>,
+                               _ context: KernelContext) {
+        let picks = positions.count
+        if inner == 1 {
+            context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / max(picks, 1))) { range in
+                for block in range {
+                    let (from, to) = (source + block * axisExtent, destination + block * picks)
+                    for pick in 0..<picks { to[pick] = from[positions[pick]] }
+                }
+            }
+            return
+        }
         context.forEachChunk(outer * picks, minimumChunk: max(1, parallelGrain / inner)) { range in
             for item in range {
                 let block = item / picks
-                let raw = Int(truncatingIfNeeded: indices[item - block * picks])
-                let position = raw < 0 ? raw + axisExtent : raw
-                (destination + item * inner).update(from: source + (block * axisExtent + position) * inner, count: inner)
+                (destination + item * inner).update(from: source + (block * axisExtent + positions[item - block * picks]) * inner, count: inner)
             }
         }
     }

@@ -8,7 +8,7 @@ import KeelIR
 /// kernel's rows from C·H·W to H·W·C order. When H = W = 1 (after global pooling) the two
 /// layouts hold the same bytes, so a Squeeze, Flatten or Reshape there ends the region freely.
 ///
-/// A pad in the region has its per-axis amounts permuted, other reductions over H and W reduce
+/// A pad in the region has its per-axis amounts permuted, a slice or gather its axes, other reductions over H and W reduce
 /// axes 1 and 2, and a mean over them (PyTorch's squeeze-excitation) becomes a global average
 /// pool. A [N,C,1,1] value computed outside the region (tf2onnx's squeeze-excitation gate, which
 /// goes through Squeeze and Reshape) joins it through a reshape to [N,1,1,C]: the same bytes.
@@ -212,6 +212,15 @@ public struct LayoutPropagation: Pass {
             // A pad (ResNet's ZeroPadding2D before its stem pool) pads the same axes once its
             // per-axis amounts are permuted.
             if node.op == .pad { return node.inputs.first == value && (try? reader.ints("pads"))?.count == 8 ? false : nil }
+            // Slices (Keras's Cropping2D, PyTorch's channel split) and gathers with constant
+            // indices (a channel shuffle, see ShuffleToGather) take the same entries along the
+            // permuted axes.
+            if node.op == .slice || node.op == .gather {
+                guard node.inputs.first == value, editor.graph.valueTypes[value]?.shape.rank == 4,
+                      editor.graph.valueTypes[node.outputs[0]]?.shape.rank == 4,
+                      node.op == .slice || (node.inputs.count == 2 && editor.graph.constants[node.inputs[1]] != nil) else { return nil }
+                return false
+            }
             guard node.op == .concat, node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
             return false
         case .view:
@@ -277,6 +286,12 @@ public struct LayoutPropagation: Pass {
                 if let pads = try? node.attributeReader.ints("pads"), pads.count == 8 {
                     node.attributes["pads"] = .ints(Self.toNHWC.map { pads[$0] } + Self.toNHWC.map { pads[4 + $0] })
                 }
+            case .slice:
+                let starts = (try? node.attributeReader.ints("starts")) ?? []
+                let axes = (try? node.attributeReader.optionalInts("axes")) ?? Array(starts.indices)
+                node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] })
+            case .gather:
+                node.attributes["axis"] = .int(Self.nhwcAxis[(((try? node.attributeReader.int("axis")) ?? 0) + 4) % 4])
             case .reduceSum, .reduceSumSquare, .reduceProd:
                 node.attributes["axes"] = .ints([1, 2])
             case .squeeze:

@@ -58,6 +58,7 @@ public struct PassPipeline {
         ("gelu-recognition", { GeluRecognition() }),
         ("attention-recognition", { AttentionRecognition() }),
         ("transpose-cancellation", { TransposeCancellation() }),
+        ("shuffle-to-gather", { ShuffleToGather() }),
         ("channels-last-conversion", { ChannelsLastConversion() }),
         ("layout-propagation", { LayoutPropagation() }),
         ("matmul-to-dense", { MatMulToDense() }),
@@ -91,7 +92,8 @@ public struct PassPipeline {
                                          AttentionRecognition(), TransposeCancellation(), DeadCodeElimination()])
         case .O2:
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
-                                         AttentionRecognition(), TransposeCancellation(), ChannelsLastConversion(), LayoutPropagation(),
+                                         AttentionRecognition(), TransposeCancellation(), ShuffleToGather(), ChannelsLastConversion(),
+                                         LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
                                          BatchNormFolding(), EpilogueFusion(), PoolBeforePointwiseConvolution(), StrideHoisting(),
                                          MaxPoolFusion(),

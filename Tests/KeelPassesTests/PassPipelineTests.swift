@@ -38,7 +38,7 @@ final class PassPipelineTests: XCTestCase {
                         "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "attention-recognition", "transpose-cancellation", "channels-last-conversion", "layout-propagation",
+                        "attention-recognition", "transpose-cancellation", "shuffle-to-gather", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "pool-before-pointwise-conv", "stride-hoisting", "max-pool-fusion",
                         "dead-code-elimination"])
@@ -154,7 +154,7 @@ final class PassRegistryTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 18)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 19)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
