@@ -6,17 +6,20 @@ import XCTest
 /// ShuffleNet's channel shuffle, [N,6,2,2] in two groups of three: the output channel j = 2i + k
 /// takes input channel 3k + i, so the order is [0,3,1,4,2,5] (written out by hand).
 final class ShuffleToGatherTests: XCTestCase {
-    private let shuffle = """
-        graph g
-        input %x: f32[N,6,2,2]
-        %split = reshape(%x) {shape=[0,2,3,2,2]} : f32[N,2,3,2,2]
-        %swap = transpose(%split) {perm=[0,2,1,3,4]} : f32[N,3,2,2,2]
-        %y = reshape(%swap) {shape=[0,6,2,2]} : f32[N,6,2,2]
-        output y = %y
-        """
+    /// x split into [2,3] channels, the factored value transposed by `perm`, merged back.
+    private func shuffle(perm: String) throws -> Graph {
+        try ShapeInference().run(parseIR("""
+            graph g
+            input %x: f32[N,6,2,2]
+            %split = reshape(%x) {shape=[0,2,3,2,2]} : f32[N,2,3,2,2]
+            %swap = transpose(%split) {perm=\(perm)} : ?
+            %y = reshape(%swap) {shape=[0,6,2,2]} : f32[N,6,2,2]
+            output y = %y
+            """)).graph
+    }
 
     func testChannelShuffleBecomesAGather() throws {
-        let graph = try ShapeInference().run(parseIR(shuffle)).graph
+        let graph = try shuffle(perm: "[0,2,1,3,4]")
         let result = try optimized(graph, [ShuffleToGather()])
         XCTAssertEqual(result.graph.ops, [.gather])
         let gather = try XCTUnwrap(result.graph.nodes.first)
@@ -35,14 +38,7 @@ final class ShuffleToGatherTests: XCTestCase {
 
     /// A transpose that also moves a spatial axis is more than a reordering of one axis.
     func testTransposeAcrossAxesIsKept() throws {
-        let graph = try ShapeInference().run(parseIR("""
-            graph g
-            input %x: f32[N,6,2,2]
-            %split = reshape(%x) {shape=[0,2,3,2,2]} : f32[N,2,3,2,2]
-            %swap = transpose(%split) {perm=[0,2,1,4,3]} : f32[N,3,2,2,2]
-            %y = reshape(%swap) {shape=[0,6,2,2]} : f32[N,6,2,2]
-            output y = %y
-            """)).graph
+        let graph = try shuffle(perm: "[0,2,1,4,3]")
         let result = try optimized(graph, [ShuffleToGather()])
         XCTAssertEqual(result.graph.ops, [.reshape, .transpose, .reshape])
         XCTAssertEqual(result.explanations, ["shuffle-to-gather: kept 'split': reshape, transpose and reshape do more than reorder one axis"])
