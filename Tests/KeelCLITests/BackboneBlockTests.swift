@@ -65,6 +65,40 @@ final class BackboneBlockTests: XCTestCase {
         try check("resnet_nchw", fusedAway: [.add, .relu, .hardSwish])
     }
 
+    /// ShuffleNetV2 units as PyTorch exports them (tools/gen_exporter_fixtures.py): the channel
+    /// shuffles become gathers on the channel axis and the whole network runs NHWC.
+    func testShuffleNetUnitsRunNHWCAndMatchONNXRuntime() throws {
+        try check("shufflenet_nchw", fusedAway: [.reshape])
+        let (graph, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("shufflenet_nchw.onnx").path, threads: 2)
+            .optimizedGraph()
+        XCTAssertEqual(graph.nodes.filter { $0.op == .gather }.count, 2)
+        XCTAssertFalse(graph.nodes.contains { $0.attributes["layout"] == .string("nchw") }, "a layer still runs NCHW")
+        // The input's transpose to NHWC and the feature map's back to NCHW: no shuffle is left.
+        XCTAssertEqual(graph.nodes.filter { $0.op == .transpose }.count, 2, "\(graph.nodes.map(\.op))")
+    }
+
+    /// Swin blocks from both PyTorch exporters: window attention masks built by slice assignments
+    /// (ScatterND), pads computed through a table (TorchScript) or with Not (dynamo). The masks
+    /// fold at compile time; every SIMD level matches ONNX Runtime.
+    func testSwinBlocksFromBothExportersMatchONNXRuntime() throws {
+        for name in ["swin_nchw", "swin_dynamo"] {
+            let path = Self.folder.appendingPathComponent("\(name).onnx").path
+            let input = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_input.npy").path)
+            let expected = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_output.npy").path)
+            let pipeline = ModelPipeline(path: path, threads: 2)
+            let (graph, _) = try pipeline.optimizedGraph()
+            XCTAssertFalse(graph.nodes.contains { $0.op == .scatterND || $0.op == .not }, "\(name): a mask was not folded")
+            let scale = expected.values.map(abs).max() ?? 0
+            try forEachCapabilitySet { level in
+                let (model, _) = try pipeline.compile()
+                let output = try XCTUnwrap(try model.run([model.inputNames[0]: input]).values.first)
+                XCTAssertEqual(output.shape, expected.shape)
+                let error = zip(output.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+                XCTAssertLessThanOrEqual(error, 1e-5 + 1e-3 * scale, "\(name) at \(level)")
+            }
+        }
+    }
+
     /// A PyTorch backbone exported for its feature map runs NHWC like one with a head; only its
     /// output is transposed back to NCHW.
     func testFeatureMapBackboneRunsNHWCAndMatchesONNXRuntime() throws {
