@@ -56,6 +56,7 @@ public struct PassPipeline {
         ("constant-folding", { ConstantFolding() }),
         ("layer-norm-recognition", { LayerNormRecognition() }),
         ("gelu-recognition", { GeluRecognition() }),
+        ("hard-swish-recognition", { HardSwishRecognition() }),
         ("attention-recognition", { AttentionRecognition() }),
         ("transpose-cancellation", { TransposeCancellation() }),
         ("shuffle-to-gather", { ShuffleToGather() }),
@@ -89,10 +90,12 @@ public struct PassPipeline {
             return PassPipeline(passes: [])
         case .O1:
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
-                                         AttentionRecognition(), TransposeCancellation(), DeadCodeElimination()])
+                                         HardSwishRecognition(), AttentionRecognition(), TransposeCancellation(),
+                                         DeadCodeElimination()])
         case .O2:
             return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
-                                         AttentionRecognition(), TransposeCancellation(), ShuffleToGather(), ChannelsLastConversion(),
+                                         HardSwishRecognition(), AttentionRecognition(), TransposeCancellation(), ShuffleToGather(),
+                                         ChannelsLastConversion(),
                                          LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
                                          BatchNormFolding(), EpilogueFusion(), PoolBeforePointwiseConvolution(), StrideHoisting(),

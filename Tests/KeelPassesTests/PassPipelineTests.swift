@@ -35,10 +35,10 @@ final class PassPipelineTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O0).passNames, [])
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
+                        "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "attention-recognition", "transpose-cancellation", "shuffle-to-gather", "channels-last-conversion", "layout-propagation",
+                        "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "shuffle-to-gather", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "pool-before-pointwise-conv", "stride-hoisting", "max-pool-fusion",
                         "dead-code-elimination"])
@@ -153,8 +153,8 @@ final class PassRegistryTests: XCTestCase {
         }
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 19)
+                        "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 20)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
