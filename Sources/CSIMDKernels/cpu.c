@@ -149,6 +149,7 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
     table->sgemm_rows = ROWS;                                                                               \
     table->sgemm_split_panels = SPLIT;                                                                      \
     table->depthwise_conv = keel_##PREFIX##_depthwise_conv;                                                 \
+    table->grouped_conv = keel_##PREFIX##_grouped_conv;                                                     \
     table->direct_conv_rows = keel_##PREFIX##_direct_conv_rows;                                             \
     table->winograd_input_tile = keel_##PREFIX##_winograd_input_tile;                                       \
     table->winograd_output_tile = keel_##PREFIX##_winograd_output_tile;                                     \

@@ -11,6 +11,7 @@
                                         const keel_epilogue *epilogue, const keel_gemm_prologue *prologue);  \
     void keel_##PREFIX##_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,   \
                                         float *scratch);                                                    \
+    void keel_##PREFIX##_grouped_conv(const keel_grouped_conv *conv, ptrdiff_t first, ptrdiff_t count);      \
     void keel_##PREFIX##_direct_conv_rows(const keel_direct_conv *conv, ptrdiff_t first_row,                \
                                           ptrdiff_t row_count, float *scratch);                             \
     void keel_##PREFIX##_winograd_input_tile(const float *source, ptrdiff_t row_stride, ptrdiff_t channels, \

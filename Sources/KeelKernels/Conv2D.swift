@@ -1,5 +1,5 @@
 /// 2-D convolution entry point. It picks an algorithm per geometry (depthwise direct for one filter
-/// per channel, pointwise GEMM, direct for few input channels, Winograd for 3×3 stride-1 layers,
+/// per channel, grouped direct for a few channels per group, pointwise GEMM, direct for few input channels, Winograd for 3×3 stride-1 layers,
 /// im2col otherwise), sizes the caller's scratch for that algorithm, and runs GEMMs on Keel's panel
 /// GEMM with bias, residual and activation fused into each output block's store.
 
@@ -19,6 +19,9 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
     /// One filter per channel (groups = channels), direct; see `DepthwiseConvolution`. Runs as
     /// im2colGEMM when no SIMD level is in use.
     case depthwise
+    /// 1 < groups < channels with as many outputs as inputs per group, NHWC, direct; see
+    /// `GroupedConvolution`. Runs as im2colGEMM when no SIMD level is in use.
+    case grouped
 
     /// The tile of a Winograd algorithm, nil for the others.
     public var winogradTile: WinogradTile? {
@@ -31,6 +34,7 @@ public enum Conv2D {
     /// The algorithm `apply` uses when none is requested (Winograd where a tile pays, `Winograd.tile`).
     public static func defaultAlgorithm(for geometry: Conv2DGeometry) -> Conv2DAlgorithm {
         if DepthwiseConvolution.isPreferred(for: geometry) { return .depthwise }
+        if GroupedConvolution.isPreferred(for: geometry) { return .grouped }
         if geometry.isPointwise { return .pointwise }
         if DirectConvolution.isPreferred(for: geometry) { return .direct }
         if Winograd.supports(geometry), let tile = Winograd.tile(for: geometry) { return .winograd(tile) }
@@ -45,7 +49,7 @@ public enum Conv2D {
         switch algorithm ?? defaultAlgorithm(for: geometry) {
         case .pointwise:
             return 0
-        case .im2colGEMM:
+        case .im2colGEMM, .grouped:
             return im2colScratchSize(for: geometry)
         case .winograd(let tile):
             return Winograd.scratchSize(for: geometry, tile, threads: threads)
@@ -84,6 +88,8 @@ public enum Conv2D {
         try require(chosen != .depthwise || (geometry.groups == geometry.inputChannels
                                              && geometry.groups == geometry.outputChannels),
                     name, "the depthwise algorithm needs groups = input channels = output channels")
+        try require(chosen != .grouped || GroupedConvolution.canRun(geometry), name,
+                    "the grouped algorithm needs NHWC, 1 < groups < channels and as many outputs as inputs per group")
         func viaPanels(_ algorithm: Conv2DAlgorithm) throws {
             try apply(input: input, weights: PanelConv2DWeights(weights, layout: geometry.layout, context: context),
                       bias: bias, residual: residual, activation: activation, output: output, geometry: geometry,
@@ -96,7 +102,7 @@ public enum Conv2D {
                              context: context)
         case .pointwise, .im2colGEMM:
             return try viaPanels(chosen)
-        case .direct, .depthwise:
+        case .direct, .depthwise, .grouped:
             break
         }
         try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen), name, "scratch")
@@ -104,18 +110,26 @@ public enum Conv2D {
         let done = weights.storage.withUnsafeBufferPointer { packed -> Bool in
             guard let packedBase = packed.baseAddress else { return true }
             let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
+            if chosen == .grouped {
+                return weights.tapMajor?.withUnsafeBufferPointer { filter in
+                    filter.baseAddress.map {
+                        GroupedConvolution.run(input: source, weights: $0, epilogue: epilogue, output: destination,
+                                               geometry: geometry, context: context)
+                    } ?? false
+                } ?? false
+            }
             if chosen == .depthwise {
                 let run = { (filter: UnsafePointer<Float>) in
                     DepthwiseConvolution.run(input: source, weights: filter, epilogue: epilogue, output: destination,
                                              geometry: geometry, scratch: scratch, context: context)
                 }
                 guard geometry.layout == .nhwc else { return run(packedBase) }
-                return weights.tapMajorDepthwise?.withUnsafeBufferPointer { $0.baseAddress.map(run) ?? false } ?? false
+                return weights.tapMajor?.withUnsafeBufferPointer { $0.baseAddress.map(run) ?? false } ?? false
             }
             return DirectConvolution.run(input: source, weights: packedBase, epilogue: epilogue, output: destination,
                                          geometry: geometry, scratch: scratch, context: context)
         }
-        // Without a SIMD level the direct and depthwise kernels do not run: im2col does.
+        // Without a SIMD level the direct, depthwise and grouped kernels do not run: im2col does.
         if !done { try viaPanels(.im2colGEMM) }
     }
 

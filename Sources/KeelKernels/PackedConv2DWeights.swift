@@ -10,11 +10,12 @@ public struct PackedConv2DWeights: Sendable, Equatable {
     public let groups: Int
     /// [groups][K][outputChannelsPerGroup], K = kernel.height · kernel.width · inputChannelsPerGroup.
     let storage: WeightStorage
-    /// A depthwise filter (one input and one output channel per group), which `storage` holds as
-    /// [channels][taps], also as [taps][channels]: the NHWC depthwise kernel loads a vector of
-    /// channels per tap. Made once here; transposed on every call instead, it took a tenth of a
-    /// 7×7×960 layer's time (Zen 3, one core). Nil for other filters.
-    let tapMajorDepthwise: WeightStorage?
+    /// A grouped filter with as many output as input channels per group (depthwise included),
+    /// also as [taps][in-group input channel j][channels]: the NHWC depthwise and grouped kernels
+    /// load a vector of output channels per tap and j. Made once here; transposed on every call
+    /// instead, it took a tenth of a 7×7×960 depthwise layer's time (Zen 3, one core). Nil for
+    /// other filters.
+    let tapMajor: WeightStorage?
 
     /// Extents of the packed values: [groups, K, outputChannelsPerGroup].
     public var dims: [Int] { [groups, reductionLength, outputChannelsPerGroup] }
@@ -39,7 +40,7 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         self.outputChannels = outputChannels
         self.groups = groups
         self.storage = WeightStorage(borrowing: values, owner: owner)
-        tapMajorDepthwise = Self.tapMajor(of: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+        tapMajor = Self.tapMajor(of: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
                                           outputChannels: outputChannels, groups: groups)
     }
 
@@ -50,21 +51,27 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         self.outputChannels = outputChannels
         self.groups = groups
         self.storage = storage
-        tapMajorDepthwise = Self.tapMajor(of: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+        tapMajor = Self.tapMajor(of: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
                                           outputChannels: outputChannels, groups: groups)
     }
 
-    /// `storage` as [taps][channels] when it holds a depthwise filter ([channels][taps]).
+    /// `storage` ([groups][taps·j][outputs per group]) as [taps][j][channels] when it holds a
+    /// grouped filter with as many outputs as inputs per group.
     private static func tapMajor(of storage: WeightStorage, kernel: Size2D, inputChannelsPerGroup: Int,
                                  outputChannels: Int, groups: Int) -> WeightStorage? {
-        guard inputChannelsPerGroup == 1, groups > 1, groups == outputChannels else { return nil }
-        let taps = kernel.height * kernel.width, channels = groups
+        let size = inputChannelsPerGroup
+        guard groups > 1, outputChannels == groups * size else { return nil }
+        let taps = kernel.height * kernel.width, channels = outputChannels, reduction = taps * size
         return storage.withUnsafeBufferPointer { packed in
-            WeightStorage(count: taps * channels) { transposed in
+            WeightStorage(count: taps * size * channels) { transposed in
                 guard let source = packed.baseAddress, let target = transposed.baseAddress,
-                      packed.count == taps * channels else { return }
-                for channel in 0..<channels {
-                    for tap in 0..<taps { target[tap * channels + channel] = source[channel * taps + tap] }
+                      packed.count == taps * size * channels else { return }
+                for group in 0..<groups {
+                    for k in 0..<reduction {
+                        let from = source + (group * reduction + k) * size
+                        let to = target + k * channels + group * size
+                        for output in 0..<size { to[output] = from[output] }
+                    }
                 }
             }
         }
@@ -149,7 +156,7 @@ public struct PackedConv2DWeights: Sendable, Equatable {
         self.inputChannelsPerGroup = inputChannelsPerGroup
         self.outputChannels = outputChannels
         self.groups = groups
-        tapMajorDepthwise = Self.tapMajor(of: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
+        tapMajor = Self.tapMajor(of: storage, kernel: kernel, inputChannelsPerGroup: inputChannelsPerGroup,
                                           outputChannels: outputChannels, groups: groups)
     }
 

@@ -5,8 +5,8 @@ import KeelKernels
 /// `keel compile --json`.
 public struct KernelChoice: Sendable, Equatable, Codable {
     public var precision: Precision
-    /// "winograd" (F(4×4, 3×3)), "winograd2x2", "im2col", "direct", "pointwise", "gemm"; empty for
-    /// layers without a choice.
+    /// "winograd" (F(4×4, 3×3)), "winograd2x2", "im2col", "direct", "depthwise", "grouped",
+    /// "pointwise", "gemm"; empty for layers without a choice.
     /// (bf16 "direct" reads tiles straight from a padded bf16 copy of the input.)
     public var algorithm: String
     /// The instruction set or library the products run on: "AMX-BF16", "AVX512_BF16", "AVX-512",
@@ -50,6 +50,7 @@ public struct KernelChoice: Sendable, Equatable, Codable {
             (name, kernel) = (tile == .large ? "winograd" : "winograd2x2", widest.isEmpty ? "portable" : widest)
         case .direct: (name, kernel) = ("direct", widest.isEmpty ? "OpenBLAS" : widest)
         case .depthwise: (name, kernel) = ("depthwise", widest.isEmpty ? "OpenBLAS" : widest)
+        case .grouped: (name, kernel) = ("grouped", widest.isEmpty ? "OpenBLAS" : widest)
         case .im2colGEMM: (name, kernel) = ("im2col", fp32GEMMKernel)
         case .pointwise: (name, kernel) = ("pointwise", fp32GEMMKernel)
         }

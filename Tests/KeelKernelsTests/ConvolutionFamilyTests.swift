@@ -91,6 +91,40 @@ final class ConvolutionFamilyTests: XCTestCase {
         ]
     }
 
+    /// 1 < groups < channels with as many outputs as inputs per group (the grouped kernel in NHWC):
+    /// groups of 2, 4 and 8 channels (a vector covers whole groups; AVX2 takes 8 by broadcast), 16
+    /// and 32 (whole vectors per group), 3, 6 and 24 (masked vectors per group); channel counts
+    /// leaving a masked vector; stride 2 on odd inputs, TF's uneven padding, dilation, 1×1 and 5×5
+    /// filters, 1×1 and 1-column maps, rows with several interior blocks and their tails, and a
+    /// short map at batch 1 cut into channel blocks.
+    static func groupedCases(_ layout: ActivationLayout) -> [Case] {
+        [
+            Case(geometry: geometry(12, 9, in: 16, out: 16, groups: 8, layout: layout), activation: .relu),
+            Case(geometry: geometry(7, 7, in: 128, out: 128, groups: 32, layout: layout), activation: .relu),
+            Case(geometry: geometry(15, 15, in: 40, out: 40, stride: 2, groups: 10, layout: layout),
+                 activation: .clip(min: 0, max: 6), residual: false),
+            Case(geometry: geometry(batch: 2, 14, 13, in: 104, out: 104, groups: 13, layout: layout), activation: .swish),
+            Case(geometry: geometry(9, 9, in: 48, out: 48, stride: 2, padding: (0, 0, 1, 1), groups: 6, layout: layout),
+                 activation: .identity, bias: false),
+            Case(geometry: geometry(6, 6, in: 64, out: 64, groups: 4, layout: layout), activation: .hardSwish),
+            Case(geometry: geometry(5, 7, in: 48, out: 48, stride: 2, groups: 2, layout: layout), activation: .gelu),
+            Case(geometry: geometry(batch: 2, 7, 7, in: 96, out: 96, groups: 3, layout: layout), activation: .relu),
+            Case(geometry: geometry(5, 5, in: 12, out: 12, kernel: 5, padding: (2, 2, 2, 2), groups: 4, layout: layout),
+                 activation: .sigmoid),
+            Case(geometry: geometry(8, 9, in: 36, out: 36, dilation: 2, padding: (2, 2, 2, 2), groups: 6, layout: layout),
+                 activation: .leakyRelu(alpha: 0.1)),
+            Case(geometry: geometry(1, 1, in: 24, out: 24, groups: 3, layout: layout), activation: .tanh),
+            Case(geometry: geometry(3, 3, in: 256, out: 256, groups: 32, layout: layout), activation: .relu),
+            Case(geometry: geometry(6, 5, in: 32, out: 32, kernel: 1, padding: (0, 0, 0, 0), groups: 8, layout: layout),
+                 activation: .relu),
+            Case(geometry: geometry(4, 31, in: 24, out: 24, groups: 6, layout: layout), activation: .swish),
+            Case(geometry: geometry(4, 31, in: 64, out: 64, groups: 2, layout: layout), activation: .clip(min: 0, max: 6)),
+            Case(geometry: geometry(batch: 3, 5, 1, in: 16, out: 16, groups: 4, layout: layout), activation: .identity),
+            Case(geometry: geometry(2, 3, in: 40, out: 40, kernel: 5, stride: 2, padding: (2, 2, 2, 2), groups: 5,
+                                    layout: layout), activation: .relu),
+        ]
+    }
+
     /// The GEMM paths: 1 < groups < channels, pointwise (shallow, packed, several depth passes),
     /// strided im2col on an odd input, few input channels (direct), Winograd.
     static func gemmCases(_ layout: ActivationLayout) -> [Case] {
@@ -149,6 +183,10 @@ final class ConvolutionFamilyTests: XCTestCase {
         if WinogradWeights.canRun(geometry) { algorithms += WinogradTile.allCases.map { .winograd($0) } }
         if geometry.groups > 1 && geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels {
             algorithms.append(.depthwise)
+        }
+        if geometry.groups > 1 && geometry.groups < geometry.inputChannels && geometry.inputChannels == geometry.outputChannels
+            && geometry.layout == .nhwc {
+            algorithms.append(.grouped)
         }
         return algorithms
     }
@@ -212,27 +250,35 @@ final class ConvolutionFamilyTests: XCTestCase {
         }
     }
 
-    /// The depthwise kernel's work split (bands of rows, channel blocks, pairs of rows) changes
-    /// which thread computes an output, never how: the bits are the same at 1, 2 and 3 threads.
-    func testDepthwiseResultsDoNotDependOnThreadCount() throws {
+    func testGroupedMatchesReferenceAtEveryLevel() throws {
         for layout in [ActivationLayout.nhwc, .nchw] {
-            for (index, testCase) in Self.depthwiseCases(layout).enumerated() {
-                let operands = Operands(testCase, seed: UInt64(31 * index + 5))
-                let weights = try Self.packed(testCase, operands)
-                let g = testCase.geometry
-                let outputs = try [1, 2, 3].map { threads in
-                    let scratchCount = Conv2D.scratchSize(for: g, algorithm: .depthwise, threads: threads)
-                    return try convolve(testCase, operands, scratchCount: scratchCount) {
-                        input, bias, residual, output, scratch in
-                        try Conv2D.apply(input: input, weights: weights, bias: bias, residual: residual,
-                                         activation: testCase.activation, output: output, geometry: g, scratch: scratch,
-                                         algorithm: .depthwise, context: KernelContext(threads: threads))
-                    }
+            try check(Self.groupedCases(layout), label: "grouped")
+        }
+    }
+
+    /// The depthwise and grouped kernels' work splits (bands of rows, channel blocks, pairs of
+    /// rows) change which thread computes an output, never how: the bits are the same at 1, 2 and
+    /// 3 threads.
+    func testDirectGroupedResultsDoNotDependOnThreadCount() throws {
+        let cases = [ActivationLayout.nhwc, .nchw].flatMap { layout in
+            Self.depthwiseCases(layout).map { ($0, Conv2DAlgorithm.depthwise) }
+        } + Self.groupedCases(.nhwc).map { ($0, Conv2DAlgorithm.grouped) }
+        for (index, (testCase, algorithm)) in cases.enumerated() {
+            let operands = Operands(testCase, seed: UInt64(31 * index + 5))
+            let weights = try Self.packed(testCase, operands)
+            let g = testCase.geometry
+            let outputs = try [1, 2, 3].map { threads in
+                let scratchCount = Conv2D.scratchSize(for: g, algorithm: algorithm, threads: threads)
+                return try convolve(testCase, operands, scratchCount: scratchCount) {
+                    input, bias, residual, output, scratch in
+                    try Conv2D.apply(input: input, weights: weights, bias: bias, residual: residual,
+                                     activation: testCase.activation, output: output, geometry: g, scratch: scratch,
+                                     algorithm: algorithm, context: KernelContext(threads: threads))
                 }
-                for threads in 1..<outputs.count {
-                    XCTAssertEqual(outputs[threads].map(\.bitPattern), outputs[0].map(\.bitPattern),
-                                   "depthwise case \(index) \(layout): \(threads + 1) threads against 1")
-                }
+            }
+            for threads in 1..<outputs.count {
+                XCTAssertEqual(outputs[threads].map(\.bitPattern), outputs[0].map(\.bitPattern),
+                               "\(algorithm) case \(index) \(g.layout): \(threads + 1) threads against 1")
             }
         }
     }
@@ -246,9 +292,11 @@ final class ConvolutionFamilyTests: XCTestCase {
     func testAlgorithmChoice() {
         let depthwise = Self.geometry(12, 12, in: 32, out: 32, groups: 32, layout: .nchw)
         let grouped = Self.geometry(12, 12, in: 32, out: 32, groups: 4, layout: .nhwc)
+        let unequalGroups = Self.geometry(12, 12, in: 32, out: 64, groups: 4, layout: .nhwc)
         forEachCapabilitySet { capabilities in
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: depthwise), capabilities.isEmpty ? .im2colGEMM : .depthwise)
-            XCTAssertEqual(Conv2D.defaultAlgorithm(for: grouped), .im2colGEMM)
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: grouped), capabilities.isEmpty ? .im2colGEMM : .grouped)
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: unequalGroups), .im2colGEMM)
         }
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: Self.geometry(30, 30, in: 16, out: 16, layout: .nhwc)), .winograd(.large))
     }

@@ -13,6 +13,7 @@
 #include "keel_depthwise.h"
 #include "keel_direct_conv.h"
 #include "keel_epilogue.h"
+#include "keel_grouped_conv.h"
 #include "keel_worker_pool.h"
 
 /* What the CPU offers Keel's kernels, as independent bits (not a ladder: AMX and AVX512_BF16 are
@@ -92,6 +93,11 @@ typedef void (*keel_sgemm_prologue_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ke
  * activation, whatever the split. */
 typedef void (*keel_depthwise_conv_fn)(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count,
                                        float *scratch);
+
+/* Work units first ..< first + count of a grouped convolution (keel_grouped_conv.h), with the
+ * same guarantee: each output value is the taps' fused multiply-adds in filter order from zero,
+ * then bias, residual and activation, whatever the split. */
+typedef void (*keel_grouped_conv_fn)(const keel_grouped_conv *conv, ptrdiff_t first, ptrdiff_t count);
 
 /* Output rows first_row ..< first_row + row_count of a direct convolution (keel_direct_conv.h). */
 typedef void (*keel_direct_conv_rows_fn)(const keel_direct_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
@@ -280,6 +286,7 @@ typedef struct {
      * cache line, which only half of the L1's sets can hold. */
     int sgemm_split_panels;
     keel_depthwise_conv_fn depthwise_conv;
+    keel_grouped_conv_fn grouped_conv;
     keel_direct_conv_rows_fn direct_conv_rows;
     keel_winograd_input_tile_fn winograd_input_tile;
     keel_winograd_output_tile_fn winograd_output_tile;

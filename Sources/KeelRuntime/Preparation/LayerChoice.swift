@@ -38,7 +38,7 @@ struct ConvolutionChoice: Equatable {
         switch fp32Algorithm {
         case .winograd(let tile): form = tile == .large ? .winograd : .winograd2x2
         case .pointwise, .im2colGEMM: form = .panels
-        case .direct, .depthwise: form = .packed
+        case .direct, .depthwise, .grouped: form = .packed
         }
         return ConvolutionChoice(algorithm: fp32Algorithm, form: form, kernel: .fp32(fp32Algorithm, residual: hasResidual))
     }
