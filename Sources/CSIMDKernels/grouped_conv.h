@@ -1,20 +1,16 @@
 /* Grouped convolution, NHWC, one body per level. A work unit is one output row over one block of
  * channels; its pixels run in blocks of adjacent interior pixels (every tap inside the input) with
  * a register block of accumulators per pixel and vector of output channels, border pixels one at
- * a time over the taps that fall inside. Three bodies, by channels per group G:
+ * a time over the taps that fall inside. Two bodies, by channels per group G:
  *   lanes      G < the vector width and dividing it (2, 4, 8 on AVX-512; 2, 4 on AVX2): a vector
  *              of output channels covers whole groups, and its input vector holds exactly their
  *              input channels. In-group input channel j reaches every lane by one permute of
  *              that vector (lane l takes lane l − l mod G + j) and multiplies the filter's
  *              [tap][j] vector: G permutes and G FMAs per input vector, every lane useful,
  *              where a GEMM per group would fill G of its 16 or 32 lanes.
- *   broadcast  other G (16, 32, …): per group, vectors of its output channels; each in-group
+ *   broadcast  other G (16, 24, 32, …): per group, vectors of its output channels; each in-group
  *              input value is broadcast and multiplies the filter's [tap][j] vector, a GEMM
  *              G·taps deep whose left operand is read in place instead of through im2col.
- *   pair       G = 1.5 vectors (24 on AVX-512, RegNet's common width; 12 on AVX2): two groups
- *              as three vectors, the middle one half from each group (a blend of the two
- *              groups' broadcasts), where the broadcast body would leave a quarter of its lanes
- *              masked.
  * Every output is fused multiply-adds over the taps (kernel row, kernel column, then j) from zero,
  * then bias, residual and activation, so any split of the work gives the same bits. */
 #ifndef KEEL_GROUPED_CONV_TEMPLATE_H
@@ -58,18 +54,6 @@ static inline void grouped_taps_inside(ptrdiff_t at, ptrdiff_t dilation, ptrdiff
     *end = last;
 }
 
-/* The bodies (see the top of this file). */
-enum { GROUPED_LANES, GROUPED_BROADCAST, GROUPED_PAIR };
-
-/* What the blocks of one span (an output row over one or two groups or vectors of channels) share:
- * the input rows inside the image and the channels. */
-typedef struct {
-    const keel_grouped_conv *conv;
-    ptrdiff_t image, row, ky_first, ky_end;
-    /* The first input channel of the span's (first) group, and its first output channel. */
-    ptrdiff_t group_first, channel;
-} grouped_span;
-
 /* `case n: BLOCK(n, ...); break;` for the pixel counts of a level's blocks. */
 #define GROUPED_CASES_UP_TO_2(BLOCK, ...) case 1: BLOCK(1, __VA_ARGS__); break; case 2: BLOCK(2, __VA_ARGS__); break;
 #define GROUPED_CASES_UP_TO_4(BLOCK, ...)                                                          \
@@ -79,12 +63,10 @@ typedef struct {
 #define GROUPED_UNROLLED _Pragma("clang loop unroll(full)")
 
 #if KEEL_X86
-/* *_PIXELS: a body's most pixels per block (*_CASES list 1…that many); PERMUTE(x, index, G) gives
- * lane l of x's lane l − l mod G + j, `index` made by INDEX(G, j); BLEND_HALVES(a, b) takes the
- * low half of the lanes from a, the high half from b. */
+/* PIXELS: the register block's pixels per body (LANE_CASES and BROADCAST_CASES list 1…that many);
+ * PERMUTE(x, index, G) gives lane l of x's lane l − l mod G + j, `index` made by INDEX(G, j). */
 #define DEFINE_GROUPED_CONV(PREFIX, ATTRIBUTE, VEC, WIDTH, IVEC, MASK, MASK_FOR, LOAD, STORE, SET1, ZERO, FMADD, \
-                            ADD, INDEX, PERMUTE, BLEND_HALVES, LANE_PIXELS, LANE_CASES, BROADCAST_PIXELS,       \
-                            BROADCAST_CASES, PAIR_PIXELS, PAIR_CASES)                                         \
+                            ADD, INDEX, PERMUTE, LANE_PIXELS, LANE_CASES, BROADCAST_PIXELS, BROADCAST_CASES)    \
     /* Bias, residual and activation, then the one store. */                                              \
     KEEL_INLINE ATTRIBUTE void PREFIX##_grouped_store(const keel_epilogue *e, VEC sum, const float *bias,      \
                                                       const float *residual, float *out, MASK mask) {         \
@@ -92,16 +74,17 @@ typedef struct {
         if (residual) sum = ADD(sum, LOAD(mask, residual));                                                  \
         STORE(mask, out, keel_##PREFIX##_activate(sum, e));                                                  \
     }                                                                                                         \
-    /* `pixels` output pixels from `column`, `vectors` (1 or 2) vectors of channels from `channel`,        \
-     * finished and stored. */                                                                              \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_grouped_finish(const grouped_span *span, const int pixels,            \
+    /* `pixels` output pixels from `column` of one row, `vectors` (1 or 2) vectors of channels from        \
+     * `channel`, finished and stored; the input channels of lane l's group start at `group_first`       \
+     * + l − l mod G (lanes body) or at `group_first` (broadcast body). */                                  \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_grouped_finish(const keel_grouped_conv *conv, const int pixels,       \
                                                        const int vectors, const VEC *low, const VEC *high,      \
-                                                       ptrdiff_t column, ptrdiff_t channel, MASK m0, MASK m1) { \
-        const keel_grouped_conv *conv = span->conv;                                                           \
+                                                       ptrdiff_t image, ptrdiff_t row, ptrdiff_t column,      \
+                                                       ptrdiff_t channel, MASK m0, MASK m1) {                 \
         const keel_epilogue *e = &conv->epilogue;                                                             \
         const ptrdiff_t channels = conv->channels;                                                            \
-        float *out = conv->output + ((span->image * conv->output_height + span->row) * conv->output_width + column) \
-            * channels + channel;                                                                             \
+        float *out = conv->output + ((image * conv->output_height + row) * conv->output_width + column) * channels \
+            + channel;                                                                                        \
         const float *residual = e->residual ? e->residual + (out - conv->output) : NULL;                     \
         const float *bias = e->bias ? e->bias + channel : NULL;                                               \
         GROUPED_UNROLLED for (int p = 0; p < pixels; p++) {                                                   \
@@ -112,106 +95,92 @@ typedef struct {
                                        out + p * channels + WIDTH, m1);                                       \
         }                                                                                                     \
     }                                                                                                         \
-    /* One block of `pixels` pixels from `column` whose kernel columns [kx_first, kx_end) fall inside the  \
-     * input, by body `kind`: accumulators for `vectors` vectors of channels per pixel (lanes and          \
-     * broadcast; the pair body's three), over the span's rows of taps, then finished. `kind`,           \
-     * `pixels`, `G` (lanes: channels per group) and `vectors` are constants at each call. */            \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_grouped_block(const int pixels, const int kind, const int G,           \
-                                                      const int vectors, const grouped_span *span,             \
-                                                      const IVEC *index, MASK m0, MASK m1, ptrdiff_t column,   \
-                                                      ptrdiff_t kx_first, ptrdiff_t kx_end) {                  \
-        enum { MOST = LANE_PIXELS > BROADCAST_PIXELS ? (LANE_PIXELS > PAIR_PIXELS ? LANE_PIXELS : PAIR_PIXELS) \
-                                                     : (BROADCAST_PIXELS > PAIR_PIXELS ? BROADCAST_PIXELS : PAIR_PIXELS) }; \
-        const keel_grouped_conv *conv = span->conv;                                                           \
+    /* The lanes body on `pixels` pixels whose kernel columns [kx_first, kx_end) and rows [ky_first,      \
+     * ky_end) fall inside the input. G, pixels and vectors are constants at each call. */                  \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_grouped_lanes(const int pixels, const int G, const int vectors,        \
+                                                      const keel_grouped_conv *conv, const IVEC *index,        \
+                                                      ptrdiff_t image, ptrdiff_t row, ptrdiff_t column,       \
+                                                      ptrdiff_t ky_first, ptrdiff_t ky_end, ptrdiff_t kx_first, \
+                                                      ptrdiff_t kx_end, ptrdiff_t channel, MASK m0, MASK m1) { \
         const ptrdiff_t channels = conv->channels, step = conv->stride_width * channels;                      \
         const ptrdiff_t tap_step = conv->dilation_width * channels;                                           \
-        /* Lanes read the input at the output channels; broadcast and pair at the group's start. */          \
-        const ptrdiff_t size = kind == GROUPED_LANES ? G : conv->group_channels;                             \
-        const ptrdiff_t source = kind == GROUPED_LANES ? span->channel : span->group_first;                  \
-        VEC low[MOST], high[MOST], third[MOST];                                                               \
-        GROUPED_UNROLLED for (int p = 0; p < pixels; p++) low[p] = high[p] = third[p] = ZERO();               \
+        VEC low[LANE_PIXELS], high[LANE_PIXELS];                                                              \
+        GROUPED_UNROLLED for (int p = 0; p < pixels; p++) low[p] = high[p] = ZERO();                                           \
         const ptrdiff_t x0 = column * conv->stride_width - conv->pad_left;                                   \
-        for (ptrdiff_t ky = span->ky_first; ky < span->ky_end; ky++) {                                        \
-            const ptrdiff_t y = span->row * conv->stride_height - conv->pad_top + ky * conv->dilation_height; \
-            const float *line = conv->input                                                                   \
-                + ((span->image * conv->input_height + y) * conv->input_width + x0) * channels + source;      \
-            const float *filter = conv->weights + ky * conv->kernel_width * size * channels + span->channel;  \
+        for (ptrdiff_t ky = ky_first; ky < ky_end; ky++) {                                                    \
+            const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;      \
+            const float *line = conv->input + ((image * conv->input_height + y) * conv->input_width + x0) * channels \
+                + channel;                                                                                    \
+            const float *filter = conv->weights + (ky * conv->kernel_width) * G * channels + channel;         \
             for (ptrdiff_t kx = kx_first; kx < kx_end; kx++) {                                                \
-                const float *at = line + kx * tap_step, *w = filter + kx * size * channels;                   \
-                if (kind == GROUPED_LANES) {                                                                  \
-                    VEC x0v[MOST], x1v[MOST];                                                                 \
+                const float *at = line + kx * tap_step, *w = filter + kx * G * channels;                      \
+                VEC x0v[LANE_PIXELS], x1v[LANE_PIXELS];                                                       \
+                GROUPED_UNROLLED for (int p = 0; p < pixels; p++) {                                           \
+                    x0v[p] = LOAD(m0, at + p * step);                                                         \
+                    x1v[p] = vectors == 2 ? LOAD(m1, at + p * step + WIDTH) : ZERO();                         \
+                }                                                                                             \
+                GROUPED_UNROLLED for (int j = 0; j < G; j++) {                                                \
+                    const VEC w0 = LOAD(m0, w + j * channels);                                                \
+                    const VEC w1 = vectors == 2 ? LOAD(m1, w + j * channels + WIDTH) : ZERO();                \
                     GROUPED_UNROLLED for (int p = 0; p < pixels; p++) {                                       \
-                        x0v[p] = LOAD(m0, at + p * step);                                                     \
-                        x1v[p] = vectors == 2 ? LOAD(m1, at + p * step + WIDTH) : ZERO();                     \
-                    }                                                                                         \
-                    GROUPED_UNROLLED for (int j = 0; j < G; j++) {                                            \
-                        const VEC w0 = LOAD(m0, w + j * channels);                                            \
-                        const VEC w1 = vectors == 2 ? LOAD(m1, w + j * channels + WIDTH) : ZERO();            \
-                        GROUPED_UNROLLED for (int p = 0; p < pixels; p++) {                                   \
-                            low[p] = FMADD(PERMUTE(x0v[p], index[j], G), w0, low[p]);                         \
-                            if (vectors == 2) high[p] = FMADD(PERMUTE(x1v[p], index[j], G), w1, high[p]);     \
-                        }                                                                                     \
-                    }                                                                                         \
-                } else if (kind == GROUPED_BROADCAST) {                                                       \
-                    for (ptrdiff_t j = 0; j < size; j++, w += channels) {                                     \
-                        const VEC w0 = LOAD(m0, w), w1 = vectors == 2 ? LOAD(m1, w + WIDTH) : ZERO();         \
-                        GROUPED_UNROLLED for (int p = 0; p < pixels; p++) {                                   \
-                            const VEC value = SET1(at[p * step + j]);                                         \
-                            low[p] = FMADD(value, w0, low[p]);                                                \
-                            if (vectors == 2) high[p] = FMADD(value, w1, high[p]);                            \
-                        }                                                                                     \
-                    }                                                                                         \
-                } else {                                                                                      \
-                    for (ptrdiff_t j = 0; j < size; j++, w += channels) {                                     \
-                        const VEC w0 = LOAD(m0, w), w1 = LOAD(m0, w + WIDTH), w2 = LOAD(m0, w + 2 * WIDTH);   \
-                        GROUPED_UNROLLED for (int p = 0; p < pixels; p++) {                                   \
-                            const VEC first = SET1(at[p * step + j]), second = SET1(at[p * step + size + j]); \
-                            low[p] = FMADD(first, w0, low[p]);                                                \
-                            high[p] = FMADD(BLEND_HALVES(first, second), w1, high[p]);                        \
-                            third[p] = FMADD(second, w2, third[p]);                                           \
-                        }                                                                                     \
+                        low[p] = FMADD(PERMUTE(x0v[p], index[j], G), w0, low[p]);                             \
+                        if (vectors == 2) high[p] = FMADD(PERMUTE(x1v[p], index[j], G), w1, high[p]);         \
                     }                                                                                         \
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
-        const int finished = kind == GROUPED_PAIR ? 2 : vectors;                                              \
-        PREFIX##_grouped_finish(span, pixels, finished, low, high, column, span->channel, m0, m1);            \
-        if (kind == GROUPED_PAIR)                                                                             \
-            PREFIX##_grouped_finish(span, pixels, 1, third, third, column, span->channel + 2 * WIDTH, m0, m0); \
+        PREFIX##_grouped_finish(conv, pixels, vectors, low, high, image, row, column, channel, m0, m1);      \
     }                                                                                                         \
-    /* One output row of the span: border pixels alone over their inside taps, interior pixels in          \
-     * blocks split evenly into at most the body's pixels each. */                                         \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_grouped_span(const int kind, const int G, const int vectors,           \
-                                                     const grouped_span *span, const IVEC *index, MASK m0,     \
-                                                     MASK m1, ptrdiff_t inside_first, ptrdiff_t inside_end) {  \
-        const keel_grouped_conv *conv = span->conv;                                                           \
-        const ptrdiff_t limit = kind == GROUPED_LANES ? LANE_PIXELS                                           \
-            : kind == GROUPED_BROADCAST ? BROADCAST_PIXELS : PAIR_PIXELS;                                     \
-        for (ptrdiff_t column = 0; column < conv->output_width; column++) {                                   \
+    /* The broadcast body: `pixels` pixels, `vectors` vectors of channels from `channel`, all in the      \
+     * group whose input channels start at `group_first`. */                                               \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_grouped_broadcast(const int pixels, const int vectors,                 \
+                                                          const keel_grouped_conv *conv, ptrdiff_t image,     \
+                                                          ptrdiff_t row, ptrdiff_t column, ptrdiff_t ky_first, \
+                                                          ptrdiff_t ky_end, ptrdiff_t kx_first, ptrdiff_t kx_end, \
+                                                          ptrdiff_t group_first, ptrdiff_t channel, MASK m0,   \
+                                                          MASK m1) {                                           \
+        const ptrdiff_t channels = conv->channels, step = conv->stride_width * channels;                      \
+        const ptrdiff_t tap_step = conv->dilation_width * channels, size = conv->group_channels;              \
+        VEC low[BROADCAST_PIXELS], high[BROADCAST_PIXELS];                                                    \
+        GROUPED_UNROLLED for (int p = 0; p < pixels; p++) low[p] = high[p] = ZERO();                                           \
+        const ptrdiff_t x0 = column * conv->stride_width - conv->pad_left;                                   \
+        for (ptrdiff_t ky = ky_first; ky < ky_end; ky++) {                                                    \
+            const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;      \
+            const float *line = conv->input + ((image * conv->input_height + y) * conv->input_width + x0) * channels \
+                + group_first;                                                                                \
+            const float *filter = conv->weights + (ky * conv->kernel_width) * size * channels + channel;      \
+            for (ptrdiff_t kx = kx_first; kx < kx_end; kx++) {                                                \
+                const float *at = line + kx * tap_step, *w = filter + kx * size * channels;                   \
+                for (ptrdiff_t j = 0; j < size; j++, w += channels) {                                         \
+                    const VEC w0 = LOAD(m0, w), w1 = vectors == 2 ? LOAD(m1, w + WIDTH) : ZERO();             \
+                    GROUPED_UNROLLED for (int p = 0; p < pixels; p++) {                                       \
+                        const VEC value = SET1(at[p * step + j]);                                             \
+                        low[p] = FMADD(value, w0, low[p]);                                                    \
+                        if (vectors == 2) high[p] = FMADD(value, w1, high[p]);                                \
+                    }                                                                                         \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+        PREFIX##_grouped_finish(conv, pixels, vectors, low, high, image, row, column, channel, m0, m1);      \
+    }                                                                                                         \
+    /* One output row of one or two vectors of channels: border pixels alone over their inside taps,   \
+     * interior pixels in blocks split evenly into at most the body's pixels each. */                      \
+    static ATTRIBUTE void PREFIX##_grouped_lanes_span(const int G, const int vectors,                          \
+                                                      const keel_grouped_conv *conv, const IVEC *index,        \
+                                                      ptrdiff_t image, ptrdiff_t row, ptrdiff_t ky_first,      \
+                                                      ptrdiff_t ky_end, ptrdiff_t inside_first,                \
+                                                      ptrdiff_t inside_end, ptrdiff_t channel, MASK m0, MASK m1) { \
+        const ptrdiff_t width = conv->output_width;                                                           \
+        for (ptrdiff_t column = 0; column < width; column++) {                                                \
             if (column == inside_first && inside_end > inside_first) {                                        \
-                const ptrdiff_t count = inside_end - inside_first, parts = (count + limit - 1) / limit;       \
+                const ptrdiff_t count = inside_end - inside_first;                                            \
+                const ptrdiff_t parts = (count + LANE_PIXELS - 1) / LANE_PIXELS;                              \
                 for (ptrdiff_t part = 0; part < parts; part++) {                                              \
                     const ptrdiff_t first = inside_first + grouped_part_start(count, parts, part);            \
-                    const ptrdiff_t pixels = grouped_part_start(count, parts, part + 1)                       \
-                        - grouped_part_start(count, parts, part);                                             \
-                    if (kind == GROUPED_LANES) {                                                              \
-                        switch (pixels) {                                                                     \
-                            LANE_CASES(PREFIX##_grouped_block, GROUPED_LANES, G, vectors, span, index, m0, m1, \
-                                       first, 0, conv->kernel_width)                                          \
-                            default: break;                                                                   \
-                        }                                                                                     \
-                    } else if (kind == GROUPED_BROADCAST) {                                                   \
-                        switch (pixels) {                                                                     \
-                            BROADCAST_CASES(PREFIX##_grouped_block, GROUPED_BROADCAST, G, vectors, span, index, \
-                                            m0, m1, first, 0, conv->kernel_width)                             \
-                            default: break;                                                                   \
-                        }                                                                                     \
-                    } else {                                                                                  \
-                        switch (pixels) {                                                                     \
-                            PAIR_CASES(PREFIX##_grouped_block, GROUPED_PAIR, G, vectors, span, index, m0, m1, \
-                                       first, 0, conv->kernel_width)                                          \
-                            default: break;                                                                   \
-                        }                                                                                     \
+                    switch (grouped_part_start(count, parts, part + 1) - grouped_part_start(count, parts, part)) { \
+                        LANE_CASES(PREFIX##_grouped_lanes, G, vectors, conv, index, image, row, first, ky_first, \
+                                   ky_end, 0, conv->kernel_width, channel, m0, m1)                            \
+                        default: break;                                                                       \
                     }                                                                                         \
                 }                                                                                             \
                 column = inside_end - 1;                                                                      \
@@ -220,42 +189,44 @@ typedef struct {
             ptrdiff_t kx_first, kx_end;                                                                       \
             grouped_taps_inside(column * conv->stride_width - conv->pad_left, conv->dilation_width,          \
                                 conv->kernel_width, conv->input_width, &kx_first, &kx_end);                   \
-            PREFIX##_grouped_block(1, kind, G, vectors, span, index, m0, m1, column, kx_first, kx_end);      \
+            PREFIX##_grouped_lanes(1, G, vectors, conv, index, image, row, column, ky_first, ky_end, kx_first, \
+                                   kx_end, channel, m0, m1);                                                  \
         }                                                                                                     \
     }                                                                                                         \
-    /* The lanes body's spans: G (2, 4 or 8) and the vector count become constants. */                     \
-    static ATTRIBUTE void PREFIX##_grouped_lanes_span(const grouped_span *span, const IVEC *index, MASK m0,     \
-                                                      MASK m1, int two, ptrdiff_t inside_first,                \
-                                                      ptrdiff_t inside_end) {                                  \
-        switch (span->conv->group_channels * 2 + two) {                                                       \
-        case 2 * 2: PREFIX##_grouped_span(GROUPED_LANES, 2, 1, span, index, m0, m1, inside_first, inside_end); break; \
-        case 2 * 2 + 1: PREFIX##_grouped_span(GROUPED_LANES, 2, 2, span, index, m0, m1, inside_first, inside_end); break; \
-        case 4 * 2: PREFIX##_grouped_span(GROUPED_LANES, 4, 1, span, index, m0, m1, inside_first, inside_end); break; \
-        case 4 * 2 + 1: PREFIX##_grouped_span(GROUPED_LANES, 4, 2, span, index, m0, m1, inside_first, inside_end); break; \
-        case 8 * 2:                                                                                           \
-            if (WIDTH > 8) PREFIX##_grouped_span(GROUPED_LANES, 8, 1, span, index, m0, m1, inside_first, inside_end); \
-            break;                                                                                            \
-        case 8 * 2 + 1:                                                                                       \
-            if (WIDTH > 8) PREFIX##_grouped_span(GROUPED_LANES, 8, 2, span, index, m0, m1, inside_first, inside_end); \
-            break;                                                                                            \
-        default: break;                                                                                       \
+    static ATTRIBUTE void PREFIX##_grouped_broadcast_span(const int vectors, const keel_grouped_conv *conv,     \
+                                                          ptrdiff_t image, ptrdiff_t row, ptrdiff_t ky_first,  \
+                                                          ptrdiff_t ky_end, ptrdiff_t inside_first,            \
+                                                          ptrdiff_t inside_end, ptrdiff_t group_first,         \
+                                                          ptrdiff_t channel, MASK m0, MASK m1) {               \
+        const ptrdiff_t width = conv->output_width;                                                           \
+        for (ptrdiff_t column = 0; column < width; column++) {                                                \
+            if (column == inside_first && inside_end > inside_first) {                                        \
+                const ptrdiff_t count = inside_end - inside_first;                                            \
+                const ptrdiff_t parts = (count + BROADCAST_PIXELS - 1) / BROADCAST_PIXELS;                    \
+                for (ptrdiff_t part = 0; part < parts; part++) {                                              \
+                    const ptrdiff_t first = inside_first + grouped_part_start(count, parts, part);            \
+                    switch (grouped_part_start(count, parts, part + 1) - grouped_part_start(count, parts, part)) { \
+                        BROADCAST_CASES(PREFIX##_grouped_broadcast, vectors, conv, image, row, first, ky_first, \
+                                        ky_end, 0, conv->kernel_width, group_first, channel, m0, m1)          \
+                        default: break;                                                                       \
+                    }                                                                                         \
+                }                                                                                             \
+                column = inside_end - 1;                                                                      \
+                continue;                                                                                     \
+            }                                                                                                 \
+            ptrdiff_t kx_first, kx_end;                                                                       \
+            grouped_taps_inside(column * conv->stride_width - conv->pad_left, conv->dilation_width,          \
+                                conv->kernel_width, conv->input_width, &kx_first, &kx_end);                   \
+            PREFIX##_grouped_broadcast(1, vectors, conv, image, row, column, ky_first, ky_end, kx_first, kx_end, \
+                                       group_first, channel, m0, m1);                                         \
         }                                                                                                     \
-    }                                                                                                         \
-    static ATTRIBUTE void PREFIX##_grouped_broadcast_span(const grouped_span *span, MASK m0, MASK m1, int two,  \
-                                                          ptrdiff_t inside_first, ptrdiff_t inside_end) {      \
-        if (two) PREFIX##_grouped_span(GROUPED_BROADCAST, 0, 2, span, NULL, m0, m1, inside_first, inside_end); \
-        else PREFIX##_grouped_span(GROUPED_BROADCAST, 0, 1, span, NULL, m0, m1, inside_first, inside_end);    \
-    }                                                                                                         \
-    static ATTRIBUTE void PREFIX##_grouped_pair_span(const grouped_span *span, MASK all, ptrdiff_t inside_first, \
-                                                     ptrdiff_t inside_end) {                                   \
-        PREFIX##_grouped_span(GROUPED_PAIR, 0, 3, span, NULL, all, all, inside_first, inside_end);            \
     }                                                                                                         \
     /* Channels [first, end) of output row `row` of `image`. */                                           \
     static ATTRIBUTE void PREFIX##_grouped_row(const keel_grouped_conv *conv, ptrdiff_t image, ptrdiff_t row,  \
                                                ptrdiff_t first, ptrdiff_t end) {                               \
-        grouped_span span = { conv, image, row, 0, 0, first, first };                                        \
+        ptrdiff_t ky_first, ky_end;                                                                           \
         grouped_taps_inside(row * conv->stride_height - conv->pad_top, conv->dilation_height,                \
-                            conv->kernel_height, conv->input_height, &span.ky_first, &span.ky_end);           \
+                            conv->kernel_height, conv->input_height, &ky_first, &ky_end);                     \
         /* Output columns [inside_first, inside_end) read only input columns inside the image. */       \
         const ptrdiff_t stride = conv->stride_width, reach = (conv->kernel_width - 1) * conv->dilation_width; \
         ptrdiff_t inside_first = (conv->pad_left + stride - 1) / stride;                                      \
@@ -264,31 +235,34 @@ typedef struct {
         if (inside_end > conv->output_width) inside_end = conv->output_width;                                 \
         if (inside_first > inside_end) inside_first = inside_end;                                             \
         const ptrdiff_t size = conv->group_channels;                                                          \
-        if (size >= 2 && size < WIDTH && WIDTH % size == 0) {                                                 \
+        if (size >= 2 && size < WIDTH && WIDTH % size == 0) {                                              \
             IVEC index[WIDTH];                                                                                \
             for (int j = 0; j < size; j++) index[j] = INDEX(size, j);                                         \
-            for (span.channel = first; span.channel < end; span.channel += 2 * WIDTH) {                       \
-                span.group_first = span.channel;                                                              \
-                PREFIX##_grouped_lanes_span(&span, index, MASK_FOR(end - span.channel),                       \
-                                            MASK_FOR(end - span.channel - WIDTH), end - span.channel > WIDTH, \
-                                            inside_first, inside_end);                                        \
+            for (ptrdiff_t channel = first; channel < end; channel += 2 * WIDTH) {                            \
+                const MASK m0 = MASK_FOR(end - channel), m1 = MASK_FOR(end - channel - WIDTH);                \
+                const int two = end - channel > WIDTH;                                                        \
+                switch (size * 2 + two) {                                                                     \
+                case 2 * 2: PREFIX##_grouped_lanes_span(2, 1, conv, index, image, row, ky_first, ky_end, inside_first, inside_end, channel, m0, m1); break; \
+                case 2 * 2 + 1: PREFIX##_grouped_lanes_span(2, 2, conv, index, image, row, ky_first, ky_end, inside_first, inside_end, channel, m0, m1); break; \
+                case 4 * 2: PREFIX##_grouped_lanes_span(4, 1, conv, index, image, row, ky_first, ky_end, inside_first, inside_end, channel, m0, m1); break; \
+                case 4 * 2 + 1: PREFIX##_grouped_lanes_span(4, 2, conv, index, image, row, ky_first, ky_end, inside_first, inside_end, channel, m0, m1); break; \
+                case 8 * 2: if (WIDTH > 8) PREFIX##_grouped_lanes_span(8, 1, conv, index, image, row, ky_first, ky_end, inside_first, inside_end, channel, m0, m1); break; \
+                case 8 * 2 + 1: if (WIDTH > 8) PREFIX##_grouped_lanes_span(8, 2, conv, index, image, row, ky_first, ky_end, inside_first, inside_end, channel, m0, m1); break; \
+                default: break;                                                                               \
+                }                                                                                             \
             }                                                                                                 \
             return;                                                                                           \
         }                                                                                                     \
-        ptrdiff_t group_first = first;                                                                       \
-        if (2 * size == 3 * WIDTH) {                                                                          \
-            for (; group_first + 2 * size <= end; group_first += 2 * size) {                                  \
-                span.group_first = span.channel = group_first;                                                \
-                PREFIX##_grouped_pair_span(&span, MASK_FOR(WIDTH), inside_first, inside_end);                 \
-            }                                                                                                 \
-        }                                                                                                     \
-        for (; group_first < end; group_first += size) {                                                      \
+        for (ptrdiff_t group_first = first; group_first < end; group_first += size) {                        \
             const ptrdiff_t group_end = group_first + size;                                                   \
-            span.group_first = group_first;                                                                   \
-            for (span.channel = group_first; span.channel < group_end; span.channel += 2 * WIDTH) {           \
-                PREFIX##_grouped_broadcast_span(&span, MASK_FOR(group_end - span.channel),                    \
-                                                MASK_FOR(group_end - span.channel - WIDTH),                   \
-                                                group_end - span.channel > WIDTH, inside_first, inside_end);  \
+            for (ptrdiff_t channel = group_first; channel < group_end; channel += 2 * WIDTH) {                \
+                const MASK m0 = MASK_FOR(group_end - channel), m1 = MASK_FOR(group_end - channel - WIDTH);    \
+                if (group_end - channel > WIDTH)                                                              \
+                    PREFIX##_grouped_broadcast_span(2, conv, image, row, ky_first, ky_end, inside_first, inside_end, \
+                                                    group_first, channel, m0, m1);                            \
+                else                                                                                          \
+                    PREFIX##_grouped_broadcast_span(1, conv, image, row, ky_first, ky_end, inside_first, inside_end, \
+                                                    group_first, channel, m0, m1);                            \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \

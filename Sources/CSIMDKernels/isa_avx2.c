@@ -40,16 +40,14 @@ DEFINE_DEPTHWISE(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2
                  _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps)
 
 /* Grouped convolution: lanes body 2 pixels × 2 vectors (groups of 2 or 4 channels, permuted within
- * 128-bit lanes), broadcast 6 × 2, pair 4 × 3. */
+ * 128-bit lanes), broadcast body 6 pixels × 2 vectors. */
 #define AVX2_GROUP_INDEX(size, j)                                                                            \
     _mm256_add_epi32(_mm256_and_si256(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(~((int)(size) - 1))), \
                      _mm256_set1_epi32(j))
 #define AVX2_GROUP_PERMUTE(x, index, size) _mm256_permutevar_ps(x, index)
-#define AVX2_BLEND_HALVES(low, high) _mm256_blend_ps(low, high, 0xF0)
 DEFINE_GROUPED_CONV(avx2, KEEL_AVX2, __m256, 8, __m256i, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
                     _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps, AVX2_GROUP_INDEX,
-                    AVX2_GROUP_PERMUTE, AVX2_BLEND_HALVES, 2, GROUPED_CASES_UP_TO_2, 6, KEEL_CASES_UP_TO_6, 4,
-                    GROUPED_CASES_UP_TO_4)
+                    AVX2_GROUP_PERMUTE, 2, GROUPED_CASES_UP_TO_2, 6, KEEL_CASES_UP_TO_6)
 
 /* Direct convolution: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */
 DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,

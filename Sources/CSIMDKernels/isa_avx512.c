@@ -39,7 +39,7 @@ DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO
 DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, _mm512_loadu_ps, KEEL_AVX512_STORE,
                  _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps)
 
-/* Grouped convolution: lanes body 4 pixels × 2 vectors, broadcast 12 × 2, pair 8 × 3. */
+/* Grouped convolution: lanes body 4 pixels × 2 vectors, broadcast body 12 pixels × 2 vectors. */
 #define AVX512_GROUP_INDEX(size, j)                                                                          \
     _mm512_add_epi32(_mm512_and_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), \
                                       _mm512_set1_epi32(~((int)(size) - 1))),                                  \
@@ -47,11 +47,9 @@ DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, 
 /* Groups of 2 or 4 stay within 128-bit lanes, whose permute is the cheaper in-lane one. */
 #define AVX512_GROUP_PERMUTE(x, index, size) \
     ((size) <= 4 ? _mm512_permutevar_ps(x, index) : _mm512_permutexvar_ps(index, x))
-#define AVX512_BLEND_HALVES(low, high) _mm512_mask_blend_ps(0xFF00, low, high)
 DEFINE_GROUPED_CONV(avx512, KEEL_AVX512, __m512, 16, __m512i, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,
                     KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps,
-                    AVX512_GROUP_INDEX, AVX512_GROUP_PERMUTE, AVX512_BLEND_HALVES, 4, GROUPED_CASES_UP_TO_4, 12,
-                    KEEL_CASES_UP_TO_12, 8, KEEL_CASES_UP_TO_8)
+                    AVX512_GROUP_INDEX, AVX512_GROUP_PERMUTE, 4, GROUPED_CASES_UP_TO_4, 12, KEEL_CASES_UP_TO_12)
 
 /* Direct convolution: blocks of up to 12 rows × 32 lanes (24 accumulators), masked tails. */
 DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
