@@ -93,7 +93,7 @@ final class ConvolutionFamilyTests: XCTestCase {
 
     /// 1 < groups < channels with as many outputs as inputs per group (the grouped kernel in NHWC):
     /// groups of 2, 4 and 8 channels (a vector covers whole groups; AVX2 takes 8 by broadcast), 16
-    /// and 32 (whole vectors per group), 3, 6 and 24 (masked vectors per group); channel counts
+    /// and 32 (whole vectors per group), 3, 6, 12 and 24 (masked vectors per group); channel counts
     /// leaving a masked vector; stride 2 on odd inputs, TF's uneven padding, dilation, 1×1 and 5×5
     /// filters, 1×1 and 1-column maps, rows with several interior blocks and their tails, and a
     /// short map at batch 1 cut into channel blocks.
@@ -122,6 +122,12 @@ final class ConvolutionFamilyTests: XCTestCase {
             Case(geometry: geometry(batch: 3, 5, 1, in: 16, out: 16, groups: 4, layout: layout), activation: .identity),
             Case(geometry: geometry(2, 3, in: 40, out: 40, kernel: 5, stride: 2, padding: (2, 2, 2, 2), groups: 5,
                                     layout: layout), activation: .relu),
+            // 1.5 vectors per group (24 on AVX-512, 12 on AVX2, RegNet's width): an odd group count in
+            // channel blocks, stride 2, and a row of full blocks and a tail.
+            Case(geometry: geometry(3, 3, in: 72, out: 72, groups: 3, layout: layout), activation: .swish),
+            Case(geometry: geometry(batch: 2, 9, 21, in: 36, out: 36, stride: 2, groups: 3, layout: layout),
+                 activation: .relu),
+            Case(geometry: geometry(5, 19, in: 96, out: 96, groups: 4, layout: layout), activation: .identity),
         ]
     }
 
