@@ -8,7 +8,9 @@
  * so each is copied once per pass over the rows. The filter is the im2col GEMM's packed
  * [taps·channels][outputs] matrix, read in place.
  *   NHWC: a block of adjacent pixels × 32 output channels (AVX2: 16) in registers; per tap, two
- *         filter vectors and one broadcast input value per pixel.
+ *         filter vectors and one broadcast input value per pixel. A layer with at most 16 outputs
+ *         (AVX2: 8; MobileNetV3's stem) holds twice the pixels against one filter vector instead,
+ *         which half the accumulators would otherwise idle on.
  *   NCHW: a block of output channels × 32 adjacent pixels (AVX2: 16); per tap, two input vectors
  *         and one broadcast filter value per channel.
  * Every output is fused multiply-adds over the taps in filter order from zero, then bias, residual
@@ -174,24 +176,29 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
         /* The clamps in keel_<PREFIX>_activate's operand order: NaN and −0 come out the same. */           \
         return clamp ? MIN(upper, MAX(lower, sum)) : keel_##PREFIX##_activate(sum, e);                      \
     }                                                                                                       \
-    /* A block's rows finished and stored; `clamp` is a constant at each call. */                          \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_store(const int count, int channels_last, const VEC *left,          \
-                                                  const VEC *right, const float *bias, const keel_epilogue *e, \
-                                                  const float *residual, float *out, ptrdiff_t row_step,     \
-                                                  MASK low, MASK high, int clamp, VEC lower, VEC upper) {    \
+    /* A block's rows finished and stored; `clamp` and `narrow` are constants at each call. A narrow     \
+     * block (NHWC, at most one vector of outputs) holds rows count…2·count − 1 in `right`. */             \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_store(const int count, const int narrow, int channels_last,         \
+                                                  const VEC *left, const VEC *right, const float *bias,       \
+                                                  const keel_epilogue *e, const float *residual, float *out,   \
+                                                  ptrdiff_t row_step, MASK low, MASK high, int clamp, VEC lower, \
+                                                  VEC upper) {                                              \
         /* NHWC: a bias per lane (output channel); NCHW: one per row. */                                   \
         VEC b0 = bias && channels_last ? LOAD(low, bias) : ZERO();                                          \
-        VEC b1 = bias && channels_last ? LOAD(high, bias + HALF) : ZERO();                                  \
+        VEC b1 = narrow ? b0 : bias && channels_last ? LOAD(high, bias + HALF) : ZERO();                    \
+        const MASK second = narrow ? low : high;                                                            \
         UNROLLED                                                                                            \
         for (int r = 0; r < count; r++) {                                                                   \
             if (bias && !channels_last) b0 = b1 = SET1(bias[r]);                                            \
-            const float *line = residual ? residual + r * row_step : NULL;                                  \
-            STORE(low, out + r * row_step, PREFIX##_conv_finish(left[r], b0, line, low, e, clamp, lower, upper)); \
-            STORE(high, out + r * row_step + HALF,                                                          \
-                  PREFIX##_conv_finish(right[r], b1, line ? line + HALF : NULL, high, e, clamp, lower, upper)); \
+            const ptrdiff_t at = r * row_step, other = narrow ? (count + r) * row_step : at + HALF;         \
+            STORE(low, out + at, PREFIX##_conv_finish(left[r], b0, residual ? residual + at : NULL, low, e, clamp, \
+                                                     lower, upper));                                        \
+            STORE(second, out + other, PREFIX##_conv_finish(right[r], b1, residual ? residual + other : NULL, second, \
+                                                           e, clamp, lower, upper));                        \
         }                                                                                                   \
     }                                                                                                       \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, int channels_last, const float *base,        \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, const int narrow, int channels_last,         \
+                                              const float *base,                                            \
                                               const int32_t *offsets, ptrdiff_t tap_count,                  \
                                               const float *weights, ptrdiff_t weight_step, const float *bias, \
                                               const keel_epilogue *e, const float *residual, float *out,    \
@@ -203,12 +210,12 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
         for (ptrdiff_t tap = 0; tap < tap_count; tap++, w += weight_step) {                                 \
             const float *a = base + offsets[tap];                                                           \
             const float *span = channels_last ? w : a, *factors = channels_last ? a : w;                    \
-            VEC v0 = LOAD(low, span), v1 = LOAD(high, span + HALF);                                         \
+            VEC v0 = LOAD(low, span), v1 = narrow ? v0 : LOAD(high, span + HALF);                           \
             UNROLLED                                                                                        \
             for (int r = 0; r < count; r++) {                                                               \
                 VEC value = SET1(factors[r]);                                                               \
                 left[r] = FMADD(value, v0, left[r]);                                                        \
-                right[r] = FMADD(value, v1, right[r]);                                                      \
+                right[r] = FMADD(narrow ? SET1(factors[count + r]) : value, v1, right[r]);                  \
             }                                                                                               \
         }                                                                                                   \
         /* NONE, RELU and CLIP as a clamp with bounds set once, not a switch per vector (as in the        \
@@ -217,35 +224,67 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
         if (kind == KEEL_ACTIVATION_NONE || kind == KEEL_ACTIVATION_RELU || kind == KEEL_ACTIVATION_CLIP) { \
             const VEC lower = SET1(kind == KEEL_ACTIVATION_RELU ? 0.0f : kind == KEEL_ACTIVATION_CLIP ? e->parameter0 : -INFINITY); \
             const VEC upper = SET1(kind == KEEL_ACTIVATION_CLIP ? e->parameter1 : INFINITY);                \
-            PREFIX##_conv_store(count, channels_last, left, right, bias, e, residual, out, row_step, low, high, 1, \
-                                lower, upper);                                                              \
+            PREFIX##_conv_store(count, narrow, channels_last, left, right, bias, e, residual, out, row_step, low, \
+                                high, 1, lower, upper);                                                     \
         } else {                                                                                            \
-            PREFIX##_conv_store(count, channels_last, left, right, bias, e, residual, out, row_step, low, high, 0, \
-                                ZERO(), ZERO());                                                            \
+            PREFIX##_conv_store(count, narrow, channels_last, left, right, bias, e, residual, out, row_step, low, \
+                                high, 0, ZERO(), ZERO());                                                   \
+        }                                                                                                   \
+    }                                                                                                       \
+    /* Rows [first, first + count) of `out` (pixels in NHWC, channels in NCHW) over the span from       \
+     * `start`; `narrow` (NHWC, at most one vector of outputs) as two half blocks of `count` / 2 rows in  \
+     * one block's registers, an odd last row alone. */                                                    \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_rows(const keel_direct_conv *conv, const int narrow,            \
+                                                  const float *window, const int32_t *offsets,              \
+                                                  ptrdiff_t tap_count, float *out, ptrdiff_t row_step,       \
+                                                  ptrdiff_t first, ptrdiff_t count, ptrdiff_t start) {       \
+        const keel_epilogue *e = &conv->epilogue;                                                           \
+        const int channels_last = conv->channels_last;                                                      \
+        const ptrdiff_t outputs = conv->output_channels, spans = channels_last ? outputs : conv->output_width; \
+        const MASK low = MASK_FOR(spans - start), high = MASK_FOR(spans - start - HALF);                    \
+        const ptrdiff_t pixel = channels_last ? first : start, channel = channels_last ? start : first;     \
+        const float *base = window + pixel;                                                                 \
+        const float *bias = e->bias ? e->bias + channel : NULL;                                             \
+        float *target = out + first * row_step + start;                                                     \
+        const float *residual = e->residual ? e->residual + (target - conv->output) : NULL;                 \
+        const float *weights = conv->weights + channel;                                                     \
+        if (!narrow) {                                                                                      \
+            switch (count) {                                                                                \
+                CASES(PREFIX##_conv_block, 0, channels_last, base, offsets, tap_count, weights, outputs, bias, e, \
+                      residual, target, row_step, low, high)                                                \
+                default: break;                                                                             \
+            }                                                                                               \
+            return;                                                                                         \
+        }                                                                                                   \
+        switch (count / 2) {                                                                                \
+            CASES(PREFIX##_conv_block, 1, channels_last, base, offsets, tap_count, weights, outputs, bias, e, \
+                  residual, target, row_step, low, high)                                                    \
+            default: break;                                                                                 \
+        }                                                                                                   \
+        if (count % 2) {                                                                                    \
+            const ptrdiff_t last = count - 1;                                                               \
+            PREFIX##_conv_block(1, 0, channels_last, base + last, offsets, tap_count, weights, outputs, bias, e, \
+                                residual ? residual + last * row_step : NULL, target + last * row_step, row_step, \
+                                low, high);                                                                 \
         }                                                                                                   \
     }                                                                                                       \
     static ATTRIBUTE void PREFIX##_conv_row(const keel_direct_conv *conv, const float *window, const int32_t *offsets, \
                                             ptrdiff_t tap_count, float *out, ptrdiff_t plane) {             \
         const ptrdiff_t width = conv->output_width, outputs = conv->output_channels;                        \
-        const keel_epilogue *e = &conv->epilogue;                                                           \
         const int channels_last = conv->channels_last;                                                      \
         const ptrdiff_t rows = channels_last ? width : outputs, spans = channels_last ? outputs : width;    \
         const ptrdiff_t row_step = channels_last ? outputs : plane;                                         \
-        const ptrdiff_t groups = (rows + LIMIT - 1) / LIMIT;                                                \
+        /* A single vector of outputs per pixel fills half the accumulators; two half blocks fill them. */ \
+        const int narrow = channels_last && outputs <= HALF;                                                \
+        const ptrdiff_t limit = narrow ? 2 * LIMIT : LIMIT, groups = (rows + limit - 1) / limit;            \
         for (ptrdiff_t group = 0; group < groups; group++) {                                                \
             const ptrdiff_t first = part_start(rows, groups, group);                                        \
+            const ptrdiff_t count = part_start(rows, groups, group + 1) - first;                            \
             for (ptrdiff_t start = 0; start < spans; start += 2 * HALF) {                                   \
-                MASK low = MASK_FOR(spans - start), high = MASK_FOR(spans - start - HALF);                  \
-                const ptrdiff_t pixel = channels_last ? first : start, channel = channels_last ? start : first; \
-                const float *base = window + pixel;                                                      \
-                const float *bias = e->bias ? e->bias + channel : NULL;                                     \
-                float *target = out + first * row_step + start;                                             \
-                const float *residual = e->residual ? e->residual + (target - conv->output) : NULL;         \
-                switch (part_start(rows, groups, group + 1) - first) {                                      \
-                    CASES(PREFIX##_conv_block, channels_last, base, offsets, tap_count, conv->weights + channel, \
-                          outputs, bias, e, residual, target, row_step, low, high)                          \
-                    default: break;                                                                         \
-                }                                                                                           \
+                if (narrow)                                                                                 \
+                    PREFIX##_conv_rows(conv, 1, window, offsets, tap_count, out, row_step, first, count, start); \
+                else                                                                                        \
+                    PREFIX##_conv_rows(conv, 0, window, offsets, tap_count, out, row_step, first, count, start); \
             }                                                                                               \
         }                                                                                                   \
     }                                                                                                       \
