@@ -1,12 +1,12 @@
 /* Direct convolution for few input channels. Per output row, the input rows its taps read are
  * copied into zero-padded lines, so taps never test bounds and adjacent output pixels read
- * adjacent floats whatever the input layout. With a horizontal stride s, each input row and
- * channel is split into s phase lines (positions q, q + s, q + 2s, …): the tap at padded column
- * x·s + k reads phase k mod s at x + k / s, so one copy of the row serves every kernel column
- * (a line per tap, as before, copied each input value kernel_width / s times: 28% of a 7×7
- * stride-2 stem's time). An input row stays in its slot while the next output rows read it,
- * so each is copied once per pass over the rows. The filter is the im2col GEMM's packed
- * [taps·channels][outputs] matrix, read in place.
+ * adjacent floats whatever the input layout (which may differ from the output's). With a
+ * horizontal stride s, each input row and channel is split into s phase lines (positions q,
+ * q + s, q + 2s, …): the tap at padded column x·s + k reads phase k mod s at x + k / s, so one
+ * copy of the row serves every kernel column (a line per tap, as before, copied each input value
+ * kernel_width / s times: 28% of a 7×7 stride-2 stem's time). An input row stays in its slot
+ * while the next output rows read it, so each is copied once per pass over the rows. The filter
+ * is the im2col GEMM's packed [taps·channels][outputs] matrix, read in place.
  *   NHWC: a block of adjacent pixels × 32 output channels (AVX2: 16) in registers; per tap, two
  *         filter vectors and one broadcast input value per pixel. A layer with at most 16 outputs
  *         (AVX2: 8; MobileNetV3's stem) holds twice the pixels against one filter vector instead,
@@ -82,11 +82,12 @@ static inline void load_row(const keel_direct_conv *conv, ptrdiff_t image, ptrdi
         return;
     }
     const ptrdiff_t first_column = begin - conv->pad_left;
-    const float *source = conv->channels_last
+    const int channels_last = conv->input_channels_last;
+    const float *source = channels_last
         ? conv->input + ((image * height + input_row) * columns + first_column) * channels
         : conv->input + (image * channels * height + input_row) * columns + first_column;
-    const ptrdiff_t channel_step = conv->channels_last ? 1 : height * columns;
-    const ptrdiff_t column_step = conv->channels_last ? channels : 1;
+    const ptrdiff_t channel_step = channels_last ? 1 : height * columns;
+    const ptrdiff_t column_step = channels_last ? channels : 1;
     for (ptrdiff_t c = 0; c < channels; c++) {
         const float *values = source + c * channel_step;
         for (ptrdiff_t q = 0; q < stride; q++) {
@@ -97,6 +98,10 @@ static inline void load_row(const keel_direct_conv *conv, ptrdiff_t image, ptrdi
             memset(line, 0, (size_t)inside * sizeof(float));
             const float *value = values + (q + inside * stride - begin) * column_step;
             if (stride == 1 && column_step == 1) memcpy(line + inside, value, (size_t)(outside - inside) * sizeof(float));
+            /* An NCHW row at stride 2 (a PyTorch image into a stem): a constant step the compiler
+             * vectorises with shuffles, where a variable one stays a scalar gather. */
+            else if (stride == 2 && column_step == 1)
+                for (ptrdiff_t j = 0; j < outside - inside; j++) line[inside + j] = value[2 * j];
             else for (ptrdiff_t j = inside; j < outside; j++, value += stride * column_step) line[j] = *value;
             memset(line + outside, 0, (size_t)(length - outside) * sizeof(float));
         }

@@ -43,9 +43,12 @@ public enum Conv2D {
 
     /// Floats of scratch `apply` needs for `geometry` with `algorithm` (default: `defaultAlgorithm`).
     /// Bounded by the im2col tile budget (a few MB) whatever the image size. Winograd and direct use
-    /// as many threads as `threads` scratch slices allow (they still run with less).
+    /// as many threads as `threads` scratch slices allow (they still run with less). An input in
+    /// another layout than the output (`inputLayout`, direct only) adds room for the transposed
+    /// input the im2col fallback needs.
     public static func scratchSize(for geometry: Conv2DGeometry, algorithm: Conv2DAlgorithm? = nil,
-                                   threads: Int = 1) -> Int {
+                                   threads: Int = 1, inputLayout: ActivationLayout? = nil) -> Int {
+        let transposedInput = (inputLayout ?? geometry.layout) == geometry.layout ? 0 : geometry.inputElementCount
         switch algorithm ?? defaultAlgorithm(for: geometry) {
         case .pointwise:
             return 0
@@ -55,7 +58,7 @@ public enum Conv2D {
             return Winograd.scratchSize(for: geometry, tile, threads: threads)
         case .direct:
             return DirectConvolution.scratchSize(for: geometry, threads: threads,
-                                                 im2colScratch: im2colScratchSize(for: geometry))
+                                                 im2colScratch: transposedInput + im2colScratchSize(for: geometry))
         case .depthwise:
             return DepthwiseConvolution.scratchSize(for: geometry, threads: threads,
                                                     im2colScratch: im2colScratchSize(for: geometry))
@@ -73,17 +76,23 @@ public enum Conv2D {
     /// `bias` holds `outputChannels` values, `residual` the output's extents (a shortcut added
     /// before the activation); `scratch` at least `scratchSize(for:algorithm:)` floats.
     /// The Winograd and GEMM algorithms repack `weights` on every call here; a model prepares
-    /// them once and calls the `WinogradWeights` or `PanelConv2DWeights` form.
+    /// them once and calls the `WinogradWeights` or `PanelConv2DWeights` form. The direct
+    /// algorithm also reads an input in `inputLayout` (default: the output's), the NCHW image of
+    /// a PyTorch graph that runs NHWC, so no separate transpose pass is needed;
+    /// `scratchSize(for:algorithm:threads:inputLayout:)` then sizes `scratch`.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: PackedConv2DWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
                              scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
-                             context: KernelContext = .singleThreaded) throws {
+                             inputLayout: ActivationLayout? = nil, context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
         try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
         try weights.check(against: geometry)
         let chosen = algorithm ?? defaultAlgorithm(for: geometry)
+        let sourceLayout = inputLayout ?? geometry.layout
+        try require(sourceLayout == geometry.layout || chosen == .direct, name,
+                    "only the direct algorithm reads an input in another layout than its output's")
         try require(chosen != .direct || geometry.groups == 1, name, "the direct algorithm needs one group")
         try require(chosen != .depthwise || (geometry.groups == geometry.inputChannels
                                              && geometry.groups == geometry.outputChannels),
@@ -105,7 +114,8 @@ public enum Conv2D {
         case .direct, .depthwise, .grouped:
             break
         }
-        try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen), name, "scratch")
+        try requireCapacity(scratch.count, scratchSize(for: geometry, algorithm: chosen, threads: 1, inputLayout: sourceLayout),
+                            name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         let done = weights.storage.withUnsafeBufferPointer { packed -> Bool in
             guard let packedBase = packed.baseAddress else { return true }
@@ -127,10 +137,25 @@ public enum Conv2D {
                 return weights.tapMajor?.withUnsafeBufferPointer { $0.baseAddress.map(run) ?? false } ?? false
             }
             return DirectConvolution.run(input: source, weights: packedBase, epilogue: epilogue, output: destination,
-                                         geometry: geometry, scratch: scratch, context: context)
+                                         geometry: geometry, inputLayout: sourceLayout, scratch: scratch,
+                                         context: context)
         }
-        // Without a SIMD level the direct, depthwise and grouped kernels do not run: im2col does.
-        if !done { try viaPanels(.im2colGEMM) }
+        // Without a SIMD level the direct, depthwise and grouped kernels do not run: im2col does,
+        // on the input transposed to the output's layout first if it is not in it.
+        guard !done else { return }
+        guard sourceLayout != geometry.layout else { return try viaPanels(.im2colGEMM) }
+        let count = geometry.inputElementCount
+        let transposed = UnsafeMutableBufferPointer(rebasing: scratch[..<count])
+        let (batch, height, width, channels) = (geometry.batch, geometry.input.height, geometry.input.width,
+                                                geometry.inputChannels)
+        try DataMovement.transpose(input: input, shape: sourceLayout == .nchw ? [batch, channels, height, width]
+                                                                              : [batch, height, width, channels],
+                                   permutation: sourceLayout == .nchw ? [0, 2, 3, 1] : [0, 3, 1, 2],
+                                   output: transposed, context: context)
+        try apply(input: UnsafeBufferPointer(transposed), weights: weights, bias: bias, residual: residual,
+                  activation: activation, output: output, geometry: geometry,
+                  scratch: UnsafeMutableBufferPointer(rebasing: scratch[count...]), algorithm: .im2colGEMM,
+                  context: context)
     }
 
     /// The pointwise or im2col algorithm (default: pointwise for a plain 1×1 GEMM, else im2col) on

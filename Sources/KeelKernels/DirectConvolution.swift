@@ -36,10 +36,11 @@ enum DirectConvolution {
     /// `scratch`), the epilogue fused (an activation the C code lacks follows as one pass). Returns
     /// false, having written nothing, when no SIMD level is in use.
     static func run(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, epilogue: KernelEpilogue,
-                    output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry,
+                    output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry, inputLayout: ActivationLayout,
                     scratch: UnsafeMutableBufferPointer<Float>, context: KernelContext) -> Bool {
         guard let kernel = KernelTable.current.direct_conv_rows, let workspace = scratch.baseAddress else { return false }
-        let description = parameters(geometry, input: input, weights: weights, epilogue: epilogue, output: output)
+        var description = parameters(geometry, input: input, weights: weights, epilogue: epilogue, output: output)
+        description.input_channels_last = inputLayout == .nhwc ? 1 : 0
         var sizing = description
         let perThread = max(1, Int(keel_direct_conv_scratch_count(&sizing)))
         let rows = geometry.batch * geometry.output.height
@@ -72,6 +73,7 @@ enum DirectConvolution {
             stride_height: geometry.stride.height, stride_width: geometry.stride.width,
             dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
             pad_top: geometry.padding.top, pad_left: geometry.padding.left,
-            channels_last: geometry.layout == .nhwc ? 1 : 0, epilogue: epilogue.description())
+            channels_last: geometry.layout == .nhwc ? 1 : 0, input_channels_last: geometry.layout == .nhwc ? 1 : 0,
+            epilogue: epilogue.description())
     }
 }

@@ -12,11 +12,12 @@ enum BatchNormPrologue {
                      prepared: PreparedWeights, isActivation: (String) -> Bool,
                      isConstant: (String) -> Bool) -> [Int: Int] {
         guard PanelGEMM.hasPrologue else { return [:] }
-        let uses = PointwiseInputFusion(graph: graph)
+        let uses = ConvolutionInputFusion(graph: graph)
         var result: [Int: Int] = [:]
         for (index, node) in graph.nodes.enumerated() where node.op == .conv2d {
             guard let (normIndex, _) = uses.soleInputProducer(.batchNorm, ofConvolution: node, shapes: shapes, pinned: pinned,
-                                                              context: context, prepared: prepared) else { continue }
+                                                              context: context, prepared: prepared,
+                                                              accepts: ConvolutionInputFusion.isPointwisePanels) else { continue }
             let norm = graph.nodes[normIndex]
             guard norm.op == .batchNorm, norm.outputs.count == 1, let input = norm.inputs.first,
                   isActivation(input), isActivation(norm.outputs[0]), norm.inputs.dropFirst().allSatisfy(isConstant),

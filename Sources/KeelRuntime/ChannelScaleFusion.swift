@@ -31,11 +31,12 @@ enum ChannelScaleFusion {
     /// The fused mul of each convolution node index.
     static func find(graph: Graph, shapes: [String: [Int]], pinned: Set<String>, context: ExecutionContext,
                      prepared: PreparedWeights, isActivation: (String) -> Bool) -> [Int: Fused] {
-        let uses = PointwiseInputFusion(graph: graph)
+        let uses = ConvolutionInputFusion(graph: graph)
         var result: [Int: Fused] = [:]
         for (index, node) in graph.nodes.enumerated() where node.op == .conv2d {
             guard let (mulIndex, layer) = uses.soleInputProducer(.mul, ofConvolution: node, shapes: shapes, pinned: pinned,
-                                                                 context: context, prepared: prepared) else { continue }
+                                                                 context: context, prepared: prepared,
+                                                                 accepts: ConvolutionInputFusion.isPointwisePanels) else { continue }
             let mul = graph.nodes[mulIndex]
             guard mul.op == .mul, mul.inputs.count == 2, mul.outputs.count == 1,
                   (try? mul.fusedActivation) == FusedActivation.none,

@@ -50,6 +50,8 @@ struct StepOperands {
     var prologue: GEMMPrologue?
     /// For a pointwise convolution: each image's gate on its input channels (`ChannelScaleFusion`).
     var inputScales: UnsafeBufferPointer<Float>?
+    /// For a direct convolution: its data input is NCHW, not the NHWC it computes in (`InputLayoutFusion`).
+    var readsChannelsFirst = false
     var constants: [String: TensorData]
     var constantNames: Set<String>
     var context: ExecutionContext

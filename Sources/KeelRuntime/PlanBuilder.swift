@@ -94,10 +94,18 @@ struct PlanBuilder {
         // mul's activations and its gate, as a fifth input (after the residual's place).
         let gates = ChannelScaleFusion.find(graph: graph, shapes: shapes, pinned: outputValues, context: context,
                                             prepared: prepared, isActivation: isActivation)
-        let absorbed = Set(prologues.values).union(gates.values.map(\.mul))
+        // NCHW→NHWC transposes a direct convolution does as it reads its input rows (PyTorch's image
+        // into the stem): the convolution reads the transpose's input.
+        let layoutTransposes = InputLayoutFusion.find(graph: graph, shapes: shapes, pinned: outputValues, context: context,
+                                                      prepared: prepared, isActivation: isActivation)
+        let absorbed = Set(prologues.values).union(gates.values.map(\.mul)).union(layoutTransposes.values)
+        /// The value an absorbed node read in place of the one it produced for node `index`.
+        func fusedInput(_ index: Int) -> String? {
+            (prologues[index] ?? layoutTransposes[index]).map { graph.nodes[$0].inputs[0] }
+        }
         func readNames(_ index: Int) -> [String] {
             var names = graph.nodes[index].inputs
-            if let norm = prologues[index] { names[0] = graph.nodes[norm].inputs[0] }
+            if let input = fusedInput(index) { names[0] = input }
             if let gate = gates[index] {
                 names[0] = gate.input
                 names += [String](repeating: "", count: max(0, ChannelScaleFusion.inputPosition - names.count))
@@ -105,8 +113,8 @@ struct PlanBuilder {
             }
             return names
         }
-        for (convolution, norm) in prologues {
-            let input = graph.nodes[norm].inputs[0]
+        for convolution in Set(prologues.keys).union(layoutTransposes.keys) {
+            guard let input = fusedInput(convolution) else { continue }
             lastUse[input] = max(lastUse[input] ?? -1, convolution)
         }
         for (convolution, gate) in gates {
@@ -262,6 +270,7 @@ struct PlanBuilder {
                     }
                 }
                 if gates[index] != nil { operands.inputScales = try operands.input(ChannelScaleFusion.inputPosition) }
+                operands.readsChannelsFirst = layoutTransposes[index] != nil
                 var step = try lowering(operands)
                 // Bytes each step must at least move (its inputs, weights included, and outputs),
                 // for the profile's GB/s of memory-bound steps.

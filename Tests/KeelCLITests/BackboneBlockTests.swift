@@ -65,6 +65,22 @@ final class BackboneBlockTests: XCTestCase {
         try check("resnet_nchw", fusedAway: [.add, .relu, .hardSwish])
     }
 
+    /// The NCHW image's transpose to NHWC is no step of its own: the direct stem reads the image
+    /// as it is (`InputLayoutFusion`), at any batch; `check` compared the values with ONNX
+    /// Runtime's at every level, the generic one (im2col on the image transposed in scratch) too.
+    func testStemsReadTheNCHWImageInPlace() throws {
+        for (name, stem) in [("resnet_nchw", "conv_2"), ("shufflenet_nchw", "/0/Conv"), ("swin_nchw", "/embed/Conv")] {
+            let (model, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("\(name).onnx").path, threads: 2)
+                .compile()
+            for batch in [1, 3] {
+                let choices = try model.kernelChoices(bindings: ["N": batch])
+                XCTAssertEqual(choices.filter { $0.choice.algorithm.hasSuffix("+nchw_input") }.map(\.node), [stem],
+                               "\(name) at batch \(batch): \(choices.map(\.choice.algorithm))")
+                XCTAssertFalse(choices.contains { $0.node.hasSuffix("to_nhwc") }, "\(name): the transpose still runs")
+            }
+        }
+    }
+
     /// ShuffleNetV2 units as PyTorch exports them (tools/gen_exporter_fixtures.py): the channel
     /// shuffles become gathers on the channel axis and the whole network runs NHWC.
     func testShuffleNetUnitsRunNHWCAndMatchONNXRuntime() throws {

@@ -16,10 +16,13 @@ final class DirectConvolutionTests: XCTestCase {
         var residual: [Float]?
     }
 
-    func run(_ problem: Problem, algorithm: Conv2DAlgorithm, threads: Int) throws -> [Float] {
+    /// `inputLayout`: the layout `problem.input` is in when it is not the output's.
+    func run(_ problem: Problem, algorithm: Conv2DAlgorithm, threads: Int,
+             inputLayout: ActivationLayout? = nil) throws -> [Float] {
         let geometry = problem.geometry
         var scratch = [Float](repeating: .nan,
-                              count: Conv2D.scratchSize(for: geometry, algorithm: algorithm, threads: threads))
+                              count: Conv2D.scratchSize(for: geometry, algorithm: algorithm, threads: threads,
+                                                        inputLayout: inputLayout))
         return try withOutput(geometry.outputElementCount) { output in
             try problem.input.withUnsafeBufferPointer { source in
                 try scratch.withUnsafeMutableBufferPointer { buffer in
@@ -27,7 +30,7 @@ final class DirectConvolutionTests: XCTestCase {
                     let apply = { (bias: UnsafeBufferPointer<Float>?, residual: UnsafeBufferPointer<Float>?) in
                         try Conv2D.apply(input: source, weights: problem.weights, bias: bias, residual: residual,
                                          activation: problem.activation, output: output, geometry: geometry,
-                                         scratch: scratchBuffer, algorithm: algorithm,
+                                         scratch: scratchBuffer, algorithm: algorithm, inputLayout: inputLayout,
                                          context: KernelContext(threads: threads))
                     }
                     let withResidual = { (bias: UnsafeBufferPointer<Float>?) in
@@ -177,6 +180,53 @@ final class DirectConvolutionTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+
+    /// The input in the other layout than the output (a PyTorch graph's NCHW image into an NHWC
+    /// stem, and the reverse), on every awkward size: the same values as the direct kernel on the
+    /// input in the output's layout, at every level (without a SIMD level, im2col on the input
+    /// transposed in scratch) and thread count.
+    func testReadsAnInputInTheOtherLayout() throws {
+        for (index, (geometry, activation, bias)) in awkwardGeometries.enumerated() {
+            let problem = try randomProblem(geometry, activation: activation, bias: bias, seed: UInt64(10 * index + 3))
+            var other = problem
+            let (height, width, channels) = (geometry.input.height, geometry.input.width, geometry.inputChannels)
+            let otherLayout: ActivationLayout = geometry.layout == .nhwc ? .nchw : .nhwc
+            for image in 0..<geometry.batch {
+                for y in 0..<height {
+                    for x in 0..<width {
+                        for c in 0..<channels {
+                            let channelsLast = ((image * height + y) * width + x) * channels + c
+                            let channelsFirst = ((image * channels + c) * height + y) * width + x
+                            if geometry.layout == .nhwc {
+                                other.input[channelsFirst] = problem.input[channelsLast]
+                            } else {
+                                other.input[channelsLast] = problem.input[channelsFirst]
+                            }
+                        }
+                    }
+                }
+            }
+            let expected = try run(problem, algorithm: .im2colGEMM, threads: 1)
+            try forEachCapabilitySet { level in
+                let same = try run(problem, algorithm: .direct, threads: 1)
+                for threads in [1, 2] {
+                    let actual = try run(other, algorithm: .direct, threads: threads, inputLayout: otherLayout)
+                    let label = "case \(index) \(otherLayout) input, \(geometry.layout) output, \(level) threads \(threads)"
+                    assertClose(actual, expected, label, tolerance: 1e-5)
+                    if !level.isEmpty { XCTAssertTrue(actual == same, label + ": differs from the same-layout input") }
+                }
+            }
+        }
+    }
+
+    func testOnlyTheDirectAlgorithmReadsAnotherLayout() throws {
+        let geometry = Conv2DGeometry(batch: 1, input: Size2D(6, 6), inputChannels: 3, outputChannels: 4,
+                                      kernel: Size2D(3, 3))
+        let problem = try randomProblem(geometry, activation: .identity, seed: 5)
+        XCTAssertThrowsError(try run(problem, algorithm: .im2colGEMM, threads: 1, inputLayout: .nchw)) { error in
+            XCTAssertTrue("\(error)".contains("only the direct algorithm"), "\(error)")
         }
     }
 

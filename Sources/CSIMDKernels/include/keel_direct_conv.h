@@ -10,8 +10,11 @@
 
 #include "keel_epilogue.h"
 
-/* One convolution (one group). Activations are NHWC when channels_last is 1, NCHW otherwise.
- * Output extents must be those the input, kernel, strides, dilations and pads give. */
+/* One convolution (one group). The output is NHWC when channels_last is 1, NCHW otherwise; the
+ * input likewise by input_channels_last, which may differ: every input row is copied into the
+ * kernel's own lines anyway, so reading a PyTorch graph's NCHW image straight into an NHWC
+ * network costs nothing and saves the separate transpose. Output extents must be those the
+ * input, kernel, strides, dilations and pads give. */
 typedef struct {
     const float *input;
     /* [kernel_height·kernel_width·input_channels][output_channels], the reduction ordered
@@ -26,6 +29,7 @@ typedef struct {
     ptrdiff_t dilation_height, dilation_width;
     ptrdiff_t pad_top, pad_left;
     int channels_last;
+    int input_channels_last;
     /* Bias (output_channels values), residual (a tensor laid out as the output) and activation;
      * bias_per_row and residual_stride are not read. */
     keel_epilogue epilogue;

@@ -8,14 +8,22 @@ extension KernelLowering {
         guard let kernelName = node.inputs.dropFirst().first, operands.isConstant(kernelName) else {
             throw operands.unsupported("its kernel is not a constant; only constant filters are supported")
         }
+        // An NCHW input read by a direct NHWC convolution (`InputLayoutFusion`) has the shape it
+        // would have had after the transpose, as far as the layer is concerned.
+        let inputShape = operands.readsChannelsFirst
+            ? InputLayoutFusion.convolutionInputShape(ofChannelsFirst: operands.inputShapes[0]) : operands.inputShapes[0]
         let layer = try operands.reportingAgainstNode {
-            try ConvolutionLayer(node, inputShape: operands.inputShapes[0], kernelShape: operands.inputShapes[1],
+            try ConvolutionLayer(node, inputShape: inputShape, kernelShape: operands.inputShapes[1],
                                  precision: operands.context.precision, prepared: operands.prepared)
         }
         let (geometry, kernelGeometry, choice) = (layer.geometry, layer.kernelGeometry, layer.choice)
         let algorithm = choice.algorithm
         guard (operands.prologue == nil && operands.inputScales == nil) || choice.form == .panels else {
             throw operands.unsupported("an input prologue or gate needs the panel GEMM form, not \(choice.form.rawValue)")
+        }
+        let inputLayout: ActivationLayout = operands.readsChannelsFirst ? .nchw : kernelGeometry.layout
+        guard inputLayout == kernelGeometry.layout || (choice.form == .packed && algorithm == .direct) else {
+            throw operands.unsupported("only the direct algorithm reads an NCHW input, not \(choice.kernel.algorithm)")
         }
         let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
         guard !softmax else { throw operands.unsupported("conv2d has no softmax epilogue") }
@@ -27,7 +35,8 @@ extension KernelLowering {
         let macs = Double(geometry.macsPerImage) * Double(kernelGeometry.batch)
         let useBF16 = choice.form == .bf16
         var scratchSize = useBF16 ? BF16Convolution.scratchSize(for: kernelGeometry, threads: context.threads)
-            : Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads)
+            : Conv2D.scratchSize(for: kernelGeometry, algorithm: algorithm, threads: context.threads,
+                                 inputLayout: inputLayout)
         // Elsewhere than in the kernel, the full-size output goes to scratch and is pooled from there.
         let poolsInKernel = layer.poolsInKernel(activation: activation)
         let separatePool = geometry.fusedMaxPool && !poolsInKernel
@@ -36,8 +45,10 @@ extension KernelLowering {
         // A batch_norm applied as the input is packed (`BatchNormPrologue`) shows in the profile.
         var kernelChoice = choice.kernel
         if operands.prologue != nil { kernelChoice.algorithm += "+batch_norm" }
-        // So does a squeeze-excitation gate applied to the filter (`ChannelScaleFusion`).
+        // So does a squeeze-excitation gate applied to the filter (`ChannelScaleFusion`), and an
+        // NCHW input read as is (`InputLayoutFusion`).
         if operands.inputScales != nil { kernelChoice.algorithm += "+gate" }
+        if operands.readsChannelsFirst { kernelChoice.algorithm += "+nchw_input" }
         let poolGeometry = Pool2DGeometry(
             batch: kernelGeometry.batch, channels: kernelGeometry.outputChannels, input: kernelGeometry.output,
             output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
@@ -91,7 +102,7 @@ extension KernelLowering {
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: packed, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
-                                 context: context)
+                                 inputLayout: inputLayout, context: context)
             }
         }
     }
