@@ -37,11 +37,11 @@ private struct BinaryRun {
     func run<Function: PairFunction>(_ function: Function) {
         if runPeriodic(function) { return }
         let (aStride, bStride) = (space.innerStride(1), space.innerStride(2))
-        space.forEachSegment(context: context) { row, columns in
+        space.forEachSegment(context: context) { starts, columns in
             let start = columns.lowerBound
-            let to = output + space.rowOffset(row, operand: 0) + start
-            let left = a + space.rowOffset(row, operand: 1) + start * aStride
-            let right = b + space.rowOffset(row, operand: 2) + start * bStride
+            let to = output + starts[0] + start
+            let left = a + starts[1] + start * aStride
+            let right = b + starts[2] + start * bStride
             let count = columns.count
             switch (aStride, bStride) {
             case (1, 1):
@@ -150,10 +150,9 @@ public enum Broadcast {
         let strides = (space.innerStride(1), space.innerStride(2), space.innerStride(3))
         condition.withUnsafeBufferPointer { flags in
             guard let flag = flags.baseAddress else { return }
-            space.forEachSegment(context: context) { row, columns in
-                let to = destination + space.rowOffset(row, operand: 0)
-                let (c, a, b) = (flag + space.rowOffset(row, operand: 1), left + space.rowOffset(row, operand: 2),
-                                 right + space.rowOffset(row, operand: 3))
+            space.forEachSegment(context: context) { starts, columns in
+                let to = destination + starts[0]
+                let (c, a, b) = (flag + starts[1], left + starts[2], right + starts[3])
                 for index in columns {
                     to[index] = c[index * strides.0] != 0 ? a[index * strides.1] : b[index * strides.2]
                 }

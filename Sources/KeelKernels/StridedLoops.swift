@@ -60,18 +60,60 @@ struct StridedSpace {
         return rowOffset(row, operand: operand) + (index - row * inner) * innerStride(operand)
     }
 
-    /// Calls `body(row, columns)` over the whole space in parallel segments: whole rows when there
-    /// are enough of them, otherwise slices of each long row.
-    func forEachSegment(context: KernelContext, _ body: (Int, Range<Int>) -> Void) {
+    /// Calls `body(rowStarts, columns)` over the whole space in parallel segments: whole rows when
+    /// there are enough of them, otherwise slices of each long row. `rowStarts[operand]` is the
+    /// operand's element offset of the row's first element.
+    func forEachSegment(context: KernelContext, _ body: (_ rowStarts: UnsafePointer<Int>, _ columns: Range<Int>) -> Void) {
         let (rows, inner) = (self.rows, self.inner)
         guard rows > 0, inner > 0 else { return }
         if rows >= context.threads || inner < parallelGrain {
             context.forEachChunk(rows, minimumChunk: max(1, parallelGrain / inner)) { range in
-                for row in range { body(row, 0..<inner) }
+                walkRows(range) { body($0, 0..<inner) }
             }
         } else {
             for row in 0..<rows {
-                context.forEachChunk(inner, minimumChunk: parallelGrain) { columns in body(row, columns) }
+                walkRows(row..<row + 1) { starts in
+                    context.forEachChunk(inner, minimumChunk: parallelGrain) { columns in body(starts, columns) }
+                }
+            }
+        }
+    }
+
+    /// Visits rows `range` in order with each operand's offset of the row's first element. The
+    /// offsets advance by carrying through the outer axes, as an odometer does, instead of
+    /// dividing the row number on every axis for every row: Swin's attention transposes copy
+    /// rows of 32 floats, and those divisions cost more than the copy.
+    private func walkRows(_ range: Range<Int>, _ visit: (UnsafePointer<Int>) -> Void) {
+        guard !range.isEmpty else { return }
+        let (axes, operands) = (shape.count - 1, strides.count)
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: operands + axes * (operands + 2)) { buffer in
+            guard let starts = buffer.baseAddress else { return }
+            // starts[operand], then per outer axis: its index, its extent and each operand's stride.
+            let axisState = starts + operands
+            var remaining = range.lowerBound
+            for axis in stride(from: axes - 1, through: 0, by: -1) {
+                let state = axisState + axis * (operands + 2)
+                state[0] = remaining % shape[axis]
+                state[1] = shape[axis]
+                remaining /= shape[axis]
+                for operand in 0..<operands { state[2 + operand] = strides[operand][axis] }
+            }
+            for operand in 0..<operands { starts[operand] = rowOffset(range.lowerBound, operand: operand) }
+            for _ in range {
+                visit(starts)
+                var axis = axes - 1
+                while axis >= 0 {
+                    let state = axisState + axis * (operands + 2)
+                    state[0] += 1
+                    if state[0] < state[1] {
+                        for operand in 0..<operands { starts[operand] += state[2 + operand] }
+                        break
+                    }
+                    // Back to index 0 on this axis, one step on the next outer one.
+                    for operand in 0..<operands { starts[operand] -= (state[1] - 1) * state[2 + operand] }
+                    state[0] = 0
+                    axis -= 1
+                }
             }
         }
     }
@@ -99,9 +141,9 @@ func stridedCopy(from source: UnsafePointer<Float>, sourceStrides: [Int], to des
         blockedTransposeCopy(space, axis: axis, from: source, to: destination, context: context)
         return
     }
-    space.forEachSegment(context: context) { row, columns in
-        let to = destination + space.rowOffset(row, operand: 0) + columns.lowerBound * toStride
-        let from = source + space.rowOffset(row, operand: 1) + columns.lowerBound * fromStride
+    space.forEachSegment(context: context) { starts, columns in
+        let to = destination + starts[0] + columns.lowerBound * toStride
+        let from = source + starts[1] + columns.lowerBound * fromStride
         let count = columns.count
         if toStride == 1 && fromStride == 1 {
             to.update(from: from, count: count)
