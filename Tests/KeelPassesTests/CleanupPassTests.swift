@@ -70,6 +70,31 @@ final class CleanupPassTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// Pads of nothing, slices that keep every element in order and transposes that keep every
+    /// axis go; a whole-axis slice with step -1 (the same shape, reversed), a crop and a real
+    /// transpose stay.
+    func testNoOpPadsSlicesAndTransposesAreRemoved() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 5], layout: nil)
+        builder.layer("padded", .pad, ["pads": .ints([0, 0, 0, 0, 0, 0]), "value": .float(0)])
+        builder.layer("whole_rows", .slice, ["starts": .ints([0]), "ends": .ints([6]), "axes": .ints([1])])
+        builder.layer("whole_batch", .slice, ["starts": .ints([0]), "ends": .ints([Int.max]), "axes": .ints([0]),
+                                              "steps": .ints([1])])
+        builder.layer("reversed", .slice, ["starts": .ints([-1]), "ends": .ints([Int.min]), "axes": .ints([2]),
+                                           "steps": .ints([-1])])
+        builder.layer("cropped", .slice, ["starts": .ints([1]), "ends": .ints([6]), "axes": .ints([1])])
+        builder.layer("in_order", .transpose, ["perm": .ints([0, 1, 2])])
+        builder.layer("swapped", .transpose, ["perm": .ints([0, 2, 1])])
+        builder.layer("relu", .relu)
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [IdentityRemoval()])
+        XCTAssertEqual(result.graph.nodes.map(\.name), ["reversed", "cropped", "swapped", "relu"])
+        XCTAssertEqual(result.graph.node(named: "reversed")?.inputs, ["input"])
+        XCTAssertEqual(result.graph.node(named: "relu")?.inputs, ["swapped"])
+        XCTAssertEqual(result.log, ["identity-removal: 4 no-op nodes removed, 4 nodes removed, 0 weight bytes changed"])
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testIdentityOfAGraphInputThatIsAnOutputIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4], layout: nil)
         builder.layer("copy", .identity)
