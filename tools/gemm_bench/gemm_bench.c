@@ -38,6 +38,9 @@ static const struct shape shapes[] = {
     { "resnet50 3x3", 49, 4608, 512 },
     { "mobilenetv2 1x1", 12544, 32, 16 },
     { "mobilenetv2 1x1", 12544, 16, 96 },
+    { "efficientnetv2 1x1", 3136, 192, 48 },
+    { "efficientnetv2 1x1", 3136, 48, 192 },
+    { "mnasnet 1x1", 12544, 16, 48 },
     { "mobilenetv2 1x1", 3136, 144, 24 },
     { "mobilenetv2 1x1", 3136, 24, 144 },
     { "mobilenetv2 1x1", 784, 192, 32 },
@@ -149,20 +152,26 @@ static double measure(int which, const struct shape *s, const float *a, const fl
 
 /* GFLOP/s with B's panels cold, as in a model, where each layer's weights come from memory: every
  * call reads another of enough copies to overflow the last-level cache (GEMM_BENCH_COLD=MB, 256 by
- * default). A stays warm, as a layer's input written just before. */
-static double measure_cold(const struct shape *s, const float *a, const float *panels, float *c, double seconds) {
+ * default). A stays warm, as a layer's input written just before. With `cold_left`
+ * (GEMM_BENCH_COLD_A=MB) A is the cold one instead: a layer's input at batch 8, megabytes written
+ * a whole layer earlier; B stays warm. */
+static double measure_cold(const struct shape *s, const float *a, const float *panels, float *c, double seconds,
+                           int cold_left) {
     const keel_kernel_table *table = keel_kernels();
     long panel_floats = (s->n + KEEL_PANEL_COLUMNS - 1) / KEEL_PANEL_COLUMNS * s->k * KEEL_PANEL_COLUMNS;
-    long megabytes = atol(getenv("GEMM_BENCH_COLD")) > 0 ? atol(getenv("GEMM_BENCH_COLD")) : 256;
-    long copies = megabytes * 1024 * 1024 / (long)(sizeof(float) * panel_floats) + 2;
-    float *pool = malloc(sizeof(float) * panel_floats * copies);
+    long floats = cold_left ? s->m * s->k : panel_floats;
+    const char *setting = getenv(cold_left ? "GEMM_BENCH_COLD_A" : "GEMM_BENCH_COLD");
+    long megabytes = atol(setting) > 0 ? atol(setting) : 256;
+    long copies = megabytes * 1024 * 1024 / (long)(sizeof(float) * floats) + 2;
+    float *pool = malloc(sizeof(float) * floats * copies);
     if (!pool) { fprintf(stderr, "gemm_bench: out of memory\n"); exit(1); }
-    for (long i = 0; i < copies; i++) memcpy(pool + i * panel_floats, panels, sizeof(float) * panel_floats);
+    for (long i = 0; i < copies; i++) memcpy(pool + i * floats, cold_left ? a : panels, sizeof(float) * floats);
     double flops = 2.0 * s->m * s->k * s->n, best = 1e30, spent = 0;
     for (int round = 0; round < 3 || (spent < seconds && round < 1000); round++) {
-        const float *copy = pool + (round % copies) * panel_floats;
+        const float *copy = pool + (round % copies) * floats;
         double start = now();
-        table->sgemm(s->m, s->n, s->k, (keel_gemm_left){ a, s->k, 1, 0, 0 }, panel_operand(copy, s->k), c, s->n, NULL);
+        table->sgemm(s->m, s->n, s->k, (keel_gemm_left){ cold_left ? copy : a, s->k, 1, 0, 0 },
+                     panel_operand(cold_left ? panels : copy, s->k), c, s->n, NULL);
         double elapsed = now() - start;
         spent += elapsed;
         if (elapsed < best) best = elapsed;
@@ -203,9 +212,10 @@ int main(int argc, char **argv) {
             free(a); free(b); free(panels); free(reference); free(c);
             continue;
         }
-        if (getenv("GEMM_BENCH_COLD")) {
-            printf("%-16s %6ld %5ld %5ld %9s %9s %9.1f   (B cold: a new copy of the panels each call)\n", s->model, s->m,
-                   s->k, s->n, "-", "-", measure_cold(s, a, panels, c, seconds));
+        if (getenv("GEMM_BENCH_COLD") || getenv("GEMM_BENCH_COLD_A")) {
+            const int cold_left = getenv("GEMM_BENCH_COLD_A") != NULL;
+            printf("%-16s %6ld %5ld %5ld %9s %9s %9.1f   (%s cold: a new copy each call)\n", s->model, s->m, s->k, s->n,
+                   "-", "-", measure_cold(s, a, panels, c, seconds, cold_left), cold_left ? "A" : "B's panels");
             free(a); free(b); free(panels); free(reference); free(c);
             continue;
         }

@@ -2,7 +2,8 @@
 # Builds and runs the GEMM micro-benchmark: tools/gemm_bench/run.sh [seconds per measurement] [model filter].
 # Compiles Keel's C kernels the way a release build does (-O2) into .build/gemm_bench; needs libopenblas-dev.
 # KEEL_SIMD=avx2 times the AVX2 body on an AVX-512 machine; GEMM_BENCH_SPLIT=1 compares the two thread splits;
-# GEMM_BENCH_COLD=MB reads B from memory as a model does (a new copy of its panels each call, MB in all).
+# GEMM_BENCH_COLD=MB reads B from memory as a model does (a new copy of its panels each call, MB in all);
+# GEMM_BENCH_COLD_A=MB reads A (the activations) from memory instead.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/.build/gemm_bench"
