@@ -28,6 +28,9 @@ public struct ModelPipeline {
     public var verifiesArtifact = false
     /// Which layers of a batch run image by image (`BatchSchedule`); results do not depend on it.
     public var batchSchedule = BatchSchedule.automatic
+    /// The batch the caller will run, when it knows: weights are prepared for it
+    /// (`ExecutionContext.preparedBatch`); any batch still runs.
+    public var preparedBatch = 1
 
     public init(path: String, weights: WeightSource = .seeded(0), threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 cutAt: String? = nil, optimization: OptimizationLevel = .O2, passes: [String]? = nil,
@@ -138,7 +141,7 @@ public struct ModelPipeline {
     public func context(prepared: [PreparedFilter] = []) -> ExecutionContext {
         let compiledFor: Precision = prepared.contains { $0.kind == .bf16 } ? .bf16 : .fp32
         return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective, memoryBudget: memoryBudget,
-                                batchSchedule: batchSchedule)
+                                batchSchedule: batchSchedule, preparedBatch: preparedBatch)
     }
 
     private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

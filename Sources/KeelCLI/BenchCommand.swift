@@ -58,6 +58,7 @@ struct BenchCommand: ParsableCommand {
             try options.explainWeightsIfAsked(file, toStandardError: json)
             var pipeline = try options.pipeline(file)
             pipeline.batchSchedule = batchSchedule
+            pipeline.preparedBatch = batchOfInputs(input) ?? 1
             let (model, report) = try pipeline.compile()
             noteSeeded(report)
             let inputs = try readInputs(input, for: model)
@@ -83,6 +84,7 @@ struct BenchCommand: ParsableCommand {
                 var other = try options.pipeline(file)
                 other.precision = compare
                 other.batchSchedule = batchSchedule
+                other.preparedBatch = pipeline.preparedBatch
                 let reference = try other.compile().model
                 agreements = OutputAgreement.compare(try model.run(inputs), reference: try reference.run(inputs))
             }

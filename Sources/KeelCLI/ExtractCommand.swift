@@ -67,7 +67,9 @@ struct ExtractCommand: ParsableCommand {
                 shardRecord = ShardRecord(shard: parsed, files: all)
                 note("shard \(parsed) (numbered from 0): files \(range.lowerBound)..<\(range.upperBound) of \(all.count)")
             }
-            let (compiled, report) = try options.pipeline(model, cutAt: at).compile()
+            var pipeline = try options.pipeline(model, cutAt: at)
+            pipeline.preparedBatch = max(1, min(batch, files.count))
+            let (compiled, report) = try pipeline.compile()
             noteSeeded(report)
             let feeder = try ImageFeeder(graph: compiled.graph, preset: preprocess)
             guard let outputName = compiled.outputNames.first,
@@ -87,7 +89,7 @@ struct ExtractCommand: ParsableCommand {
             failures = features.failures
             let progress = Progress(total: files.count)
             do {
-                try compiled.prepare(bindings: feeder.bindings(count: max(1, min(batch, files.count))))
+                try compiled.prepare(bindings: feeder.bindings(count: pipeline.preparedBatch))
                 for start in stride(from: features.filesDone, to: files.count, by: batch) {
                     let end = min(start + batch, files.count)
                     var images: [[Float]] = []

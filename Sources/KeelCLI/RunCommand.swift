@@ -47,7 +47,9 @@ struct RunCommand: ParsableCommand {
         try reportingErrors {
             try options.explainWeightsIfAsked(file, toStandardError: json)
             if input.isEmpty && image.isEmpty { return }
-            let (model, report) = try options.pipeline(file).compile()
+            var pipeline = try options.pipeline(file)
+            pipeline.preparedBatch = image.isEmpty ? batchOfInputs(input) ?? 1 : image.count
+            let (model, report) = try pipeline.compile()
             noteSeeded(report)
             let classifiers = model.graph.outputs.filter { model.graph.type(of: $0.value)?.shape.rank == 2 }
             if top != nil, classifiers.isEmpty {
@@ -115,9 +117,7 @@ struct RunCommand: ParsableCommand {
     /// What row `row` of a batch of `rows` came from: its image, or its .npy file and index.
     private func itemName(_ row: Int, of rows: Int) -> String {
         if !image.isEmpty { return row < image.count ? image[row] : "item \(row)" }
-        let file = input.first.map { argument in
-            argument.firstIndex(of: "=").map { String(argument[argument.index(after: $0)...]) } ?? argument
-        } ?? "input"
+        let file = input.first.map { inputArgument($0).path } ?? "input"
         return rows == 1 ? file : "\(file)[\(row)]"
     }
 
@@ -174,13 +174,29 @@ func megabytes(_ bytes: Int) -> String {
 func readInputs(_ input: [String], for model: CompiledModel) throws -> [String: Tensor] {
     var result: [String: Tensor] = [:]
     for argument in input {
-        if let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) {
-            result[String(argument[..<equals])] = try NpyFile.read(path: String(argument[argument.index(after: equals)...]))
+        let (name, path) = inputArgument(argument)
+        if let name {
+            result[name] = try NpyFile.read(path: path)
         } else if model.inputNames.count == 1, let only = model.inputNames.first {
-            result[only] = try NpyFile.read(path: argument)
+            result[only] = try NpyFile.read(path: path)
         } else {
             throw ValidationError("the model has inputs \(model.inputNames.joined(separator: ", ")): name each as --input name=file.npy")
         }
     }
     return result
+}
+
+/// An --input argument: `name=file.npy`, or a file alone (a file whose own name has a "=" included).
+func inputArgument(_ argument: String) -> (name: String?, path: String) {
+    guard let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) else { return (nil, argument) }
+    return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
+}
+
+/// The leading extent of the first --input file, read from its header: the batch the model will
+/// run, which its weights are prepared for. nil when it cannot be read (reading the inputs then
+/// says why).
+func batchOfInputs(_ input: [String]) -> Int? {
+    guard let first = input.first, let extent = (try? NpyFile.readHeader(path: inputArgument(first).path))?.shape.first
+    else { return nil }
+    return extent >= 1 ? extent : nil
 }

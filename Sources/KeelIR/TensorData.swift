@@ -41,6 +41,17 @@ public struct TensorData: Hashable, Sendable {
         self.init(dtype: .float32, shape: shape, storage: TensorStorage(copying: floats))
     }
 
+    /// Float32 values written straight into the storage: building an array first and copying it
+    /// would hold a large weight (a 400 MB classifier kernel) twice more while a pass rewrites it.
+    public init(float32Shape shape: [Int], fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        let count = shape.reduce(1, *)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count * 4, 1), alignment: 64)
+        let values = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
+        fill(UnsafeMutableBufferPointer(start: values, count: count))
+        self.init(dtype: .float32, shape: shape,
+                  storage: TensorStorage(bytes: UnsafeRawBufferPointer(start: raw, count: count * 4), release: { raw.deallocate() }))
+    }
+
     public init(int64s: [Int64], shape: [Int]) {
         self.init(dtype: .int64, shape: shape, storage: TensorStorage(copying: int64s))
     }

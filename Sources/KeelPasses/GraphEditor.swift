@@ -159,11 +159,16 @@ struct GraphEditor {
     /// Replaces a constant's values (same name, role and trainable flag); returns bytes written.
     @discardableResult
     mutating func setConstant(_ name: String, floats: [Float], shape: [Int]) -> Int {
+        setConstant(name, data: TensorData(floats: floats, shape: shape))
+    }
+
+    @discardableResult
+    mutating func setConstant(_ name: String, data: TensorData) -> Int {
         guard var constant = graph.constants[name] else { return 0 }
-        constant.data = TensorData(floats: floats, shape: shape)
-        constant.type = TensorType(.float32, Shape(known: shape))
+        constant.data = data
+        constant.type = TensorType(data.dtype, Shape(known: data.shape))
         graph.constants[name] = constant
-        return floats.count * DType.float32.byteSize
+        return data.storage.bytes.count
     }
 
     /// Adds a float constant under an unused name derived from `base`; returns the name used.

@@ -365,28 +365,38 @@ public struct LayoutPropagation: Pass {
     }
 
     /// Feature f = c·H·W + h·W + w of the NCHW flatten is feature g = (h·W + w)·C + c in NHWC:
-    /// the dense kernel's input row g takes the old row f.
+    /// the dense kernel's input row g takes the old row f. Written straight into the new storage,
+    /// walking the old kernel in order: a classifier kernel (VGG's is 400 MB) is held twice only.
     private func permuteRows(of dense: Node, chw: [Int], in editor: inout GraphEditor) -> Int {
         guard let data = editor.graph.constants[dense.inputs[1]]?.data, data.shape.count == 2,
-              let old = editor.floats(dense.inputs[1]), let outFirst = ChannelAffine.kernelOutputAxisIsFirst(dense) else { return 0 }
-        let (channels, height, width) = (chw[0], chw[1], chw[2])
-        let features = channels * height * width
+              editor.graph.constants[dense.inputs[1]]?.type.shape.knownExtents == data.shape,
+              let outFirst = ChannelAffine.kernelOutputAxisIsFirst(dense) else { return 0 }
+        let (channels, positions) = (chw[0], chw[1] * chw[2])
+        let features = channels * positions
         let outputs = outFirst ? data.shape[0] : data.shape[1]
         guard features == (outFirst ? data.shape[1] : data.shape[0]) else { return 0 }
-        var permuted = old
-        for channel in 0..<channels {
-            for position in 0..<(height * width) {
-                let from = channel * height * width + position
-                let to = position * channels + channel
+        let float32 = data.dtype == .float32 ? data : TensorData(floats: data.floats(), shape: data.shape)
+        guard let old = float32.floatBuffer, let source = old.baseAddress else { return 0 }
+        let permuted = TensorData(float32Shape: data.shape) { new in
+            guard let target = new.baseAddress else { return }
+            if outFirst {
+                // Each output's row of features is a C×(H·W) matrix to transpose.
                 for output in 0..<outputs {
-                    if outFirst {
-                        permuted[output * features + to] = old[output * features + from]
-                    } else {
-                        permuted[to * outputs + output] = old[from * outputs + output]
+                    let from = source + output * features, to = target + output * features
+                    for channel in 0..<channels {
+                        for position in 0..<positions { to[position * channels + channel] = from[channel * positions + position] }
+                    }
+                }
+            } else {
+                // Whole rows of `outputs` values move.
+                for channel in 0..<channels {
+                    for position in 0..<positions {
+                        (target + (position * channels + channel) * outputs)
+                            .update(from: source + (channel * positions + position) * outputs, count: outputs)
                     }
                 }
             }
         }
-        return editor.setConstant(dense.inputs[1], floats: permuted, shape: data.shape)
+        return editor.setConstant(dense.inputs[1], data: permuted)
     }
 }

@@ -59,6 +59,25 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         XCTAssertEqual(try model.kernelChoices(bindings: ["N": 4]).map(\.choice.algorithm), ["winograd2x2"])
     }
 
+    /// A caller that says which batch it will run (`keel run` and `bench` read it from the input)
+    /// gets the filter prepared for that batch alone, the original released; that batch gives
+    /// the bits of a model compiled for it, and batch 1 still runs, on the tile held, within
+    /// Winograd's tolerance of im2col. A fixed batch is prepared for itself whatever is asked.
+    func testWeightsArePreparedForTheBatchTheCallerRuns() throws {
+        let model = try CompiledModel(graph: try graph(), context: ExecutionContext(threads: 1, preparedBatch: 4))
+        XCTAssertEqual(model.prepared.filters.map(\.key), ["winograd2x2:body/kernel"])
+        XCTAssertNil(model.prepared.original("body/kernel"))
+        XCTAssertEqual(try model.run(try image(batch: 4)), try fixed(batch: 4))
+        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["winograd2x2"])
+        let actual = try XCTUnwrap(try model.run(try image(batch: 1)).values.first)
+        let expected = try XCTUnwrap(try fixed(batch: 1).values.first)
+        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(error, 1e-5 * max(expected.values.map { abs($0) }.max() ?? 1, 1))
+        XCTAssertEqual(model.prepared.filters.map(\.key), ["winograd2x2:body/kernel"], "no second form")
+        let fixedOne = try CompiledModel(graph: try graph(batch: "1"), context: ExecutionContext(threads: 1, preparedBatch: 4))
+        XCTAssertEqual(fixedOne.prepared.filters.map(\.key), ["conv:body/kernel"])
+    }
+
     /// A file holding a filter only in a Winograd form (not something `keel compile` writes: here
     /// the small tile's form of a batch-4 model under a graph whose batch 1 runs im2col) runs
     /// every batch on that tile; asked for bf16, which no Winograd form can give, it is refused

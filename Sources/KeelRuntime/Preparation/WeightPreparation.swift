@@ -4,7 +4,8 @@ import KeelKernels
 /// The prepare phase: once, when a model is compiled and before any plan is built, every
 /// conv2d, dense and batch norm node gets its frozen weights in the form its layer runs (BN
 /// folded; filters and dense kernels packed, Winograd-transformed or rounded to bf16 as
-/// `ConvolutionChoice` and `DenseChoice` decide) at the model's smallest batch: 1 for a symbolic batch, else the fixed one.
+/// `ConvolutionChoice` and `DenseChoice` decide) at the batch the context names for a symbolic
+/// batch (`ExecutionContext.preparedBatch`; 1 unless the caller knows better), else the fixed one.
 ///
 /// Each filter's original goes as soon as its last reader is prepared. A node whose weights
 /// cannot be prepared is left alone: its plan resolves the same layer and reports why against it.
@@ -17,15 +18,23 @@ struct WeightPreparation {
 
     /// Every symbol of the inputs bound to 1, the smallest batch a plan can have.
     static func smallestBinding(of graph: Graph) -> [String: Int] {
+        binding(of: graph, batch: 1)
+    }
+
+    /// The symbol leading an input's shape bound to `batch`, every other symbol to 1.
+    static func binding(of graph: Graph, batch: Int) -> [String: Int] {
         var bindings: [String: Int] = [:]
         for input in graph.inputs {
-            for symbol in input.type.shape.symbols { bindings[symbol] = 1 }
+            for symbol in input.type.shape.symbols where bindings[symbol] == nil { bindings[symbol] = 1 }
+        }
+        for input in graph.inputs {
+            if case .symbol(let symbol) = input.type.shape.dims.first { bindings[symbol] = batch }
         }
         return bindings
     }
 
     func run() {
-        let bindings = Self.smallestBinding(of: graph)
+        let bindings = Self.binding(of: graph, batch: context.preparedBatch)
         var lastUse: [String: Int] = [:]
         for (index, node) in graph.nodes.enumerated() {
             for input in node.presentInputs { lastUse[input] = index }
