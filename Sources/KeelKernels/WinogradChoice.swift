@@ -38,10 +38,12 @@ extension Winograd {
     /// than `filterGrowthBudget` needs `largeFilterSavedMultiplies` instead.
     ///
     /// Of the tiles that pay, the cheaper by `cost` wins: its filter streamed from memory on
-    /// every run weighs on few tiles, so the small tile wins at 14×14 and below at batch 1.
+    /// every run weighs on few tiles, so the small tile wins at 14×14 and below at batch 1. No
+    /// tile whose filter would grow by more than `filterGrowthCap` is taken.
     static func tile(for geometry: Conv2DGeometry) -> WinogradTile? {
         guard geometry.inputChannels >= minimumChannels && geometry.outputChannels >= minimumChannels else { return nil }
         return WinogradTile.allCases
+            .filter { filterGrowth(geometry, $0) <= filterGrowthCap }
             .filter { savedMultiplies(geometry, $0) >= requiredSavedMultiplies(geometry, $0) }
             .min { cost(geometry, $0) < cost(geometry, $1) }
     }
@@ -72,6 +74,16 @@ extension Winograd {
     /// derived from the panels prepared for batch 1, which stay: VGG16's batch-8 peak went from
     /// 430 to 461 MB (ORT's: 628).
     static let largeFilterSavedMultiplies = 2000
+    /// Growth no layer may take, whatever it saves: Wide-ResNet50-2's two 1024→1024 7×7 layers at
+    /// batch 8 grow by 113 MB each on the large tile (the small one does not save enough), and
+    /// took its peak RSS to 838 MB against ONNX Runtime's 725; on im2col they ran 40 ms each
+    /// instead of 14, 8% of the model's time. 768→768 layers (64 MB) still take the large tile.
+    static let filterGrowthCap = 64 << 20
+
+    /// Bytes the tile's transformed filter holds over the 3×3 one.
+    static func filterGrowth(_ geometry: Conv2DGeometry, _ tile: WinogradTile) -> Int {
+        (tile.points - 9) * geometry.inputChannels * geometry.outputChannels * MemoryLayout<Float>.size
+    }
 
     /// Multiplies `tile` saves per filter element over im2col: 9·pixels − points·tiles.
     static func savedMultiplies(_ geometry: Conv2DGeometry, _ tile: WinogradTile) -> Int {
@@ -79,7 +91,6 @@ extension Winograd {
     }
 
     static func requiredSavedMultiplies(_ geometry: Conv2DGeometry, _ tile: WinogradTile) -> Int {
-        let growth = (tile.points - 9) * geometry.inputChannels * geometry.outputChannels * MemoryLayout<Float>.size
-        return growth > filterGrowthBudget ? largeFilterSavedMultiplies : minimumSavedMultiplies
+        filterGrowth(geometry, tile) > filterGrowthBudget ? largeFilterSavedMultiplies : minimumSavedMultiplies
     }
 }

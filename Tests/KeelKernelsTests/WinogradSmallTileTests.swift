@@ -92,8 +92,8 @@ final class WinogradSmallTileTests: XCTestCase {
     }
 
     /// The rule, at the shapes it was measured on: a tile pays when it saves enough multiplies
-    /// (more when its filter would grow by over 16 MiB), and of those that pay the one whose
-    /// multiplies plus filter streaming cost less wins.
+    /// (more when its filter would grow by over 16 MiB, and none past 64 MiB), and of those that
+    /// pay the one whose multiplies plus filter streaming cost less wins.
     func testTileChoiceWeighsMultipliesFilterMemoryAndStreaming() {
         func choice(batch: Int, size: Int, inputs: Int = 512, outputs: Int = 512) -> WinogradTile? {
             Conv2D.defaultAlgorithm(for: geometry(batch, size, size, inputs: inputs, outputs: outputs)).winogradTile
@@ -116,6 +116,12 @@ final class WinogradSmallTileTests: XCTestCase {
         XCTAssertEqual(choice(batch: 8, size: 14), .large)
         XCTAssertEqual(choice(batch: 1, size: 28), .large)
         XCTAssertEqual(choice(batch: 1, size: 224, inputs: 64, outputs: 64), .large)
+        // Past the cap the tile is not taken, whatever it saves: 1024→1024 would grow by 113 MB on
+        // the large tile; the small one (29 MB) where it pays, at 14×14 but not 7×7. 768→768
+        // grows by 64 MB on the large tile, just under the cap.
+        XCTAssertNil(choice(batch: 8, size: 7, inputs: 1024, outputs: 1024))
+        XCTAssertEqual(choice(batch: 8, size: 14, inputs: 1024, outputs: 1024), .small)
+        XCTAssertEqual(choice(batch: 8, size: 7, inputs: 768, outputs: 768), .large)
         // Too few channels for the transforms to pay, whatever the size.
         XCTAssertNil(choice(batch: 8, size: 14, inputs: 8, outputs: 512))
         XCTAssertNil(choice(batch: 1, size: 56, inputs: 64, outputs: 15))
