@@ -40,11 +40,21 @@ struct GraphEditor {
         return built
     }
 
+    /// The index when it is built and can follow edits; nil when the graph changed since the
+    /// last query (an edit then costs no rebuild until the next query needs one).
+    private var followableIndex: NodeIndex? {
+        guard let index = lookup.index, index.isSimple else { return nil }
+        return index
+    }
+
     /// Applies an edit of the nodes that `update` brings the index up to date with, instead of
     /// leaving it to be rebuilt. The index is taken before the graph changes, so that once the
     /// graph's `didSet` drops the old lookup its dictionaries are held once and change in place.
     private mutating func editNodes(_ edit: (inout [Node]) -> Void, index update: (inout NodeIndex) -> Void) {
-        var index = positions
+        guard var index = lookup.index else {
+            edit(&graph.nodes)
+            return
+        }
         edit(&graph.nodes)
         update(&index)
         guard index.isSimple else { return }
@@ -136,10 +146,8 @@ struct GraphEditor {
         // Same name, inputs and outputs: every position still holds, so the lookup stays.
         if old.inputs == node.inputs && old.outputs == node.outputs {
             editKeepingIndex { $0.nodes[position] = node }
-        } else if positions.isSimple {
-            editNodes({ $0[position] = node }, index: { $0.replace(old, with: node) })
         } else {
-            graph.nodes[position] = node
+            editNodes({ $0[position] = node }, index: { $0.replace(old, with: node) })
         }
     }
 
@@ -150,7 +158,7 @@ struct GraphEditor {
     }
 
     mutating func removeNode(named name: String) {
-        guard positions.isSimple, let position = positions.byName[name] else {
+        guard let position = followableIndex?.byName[name] else {
             graph.nodes.removeAll { $0.name == name }
             return
         }
@@ -174,11 +182,11 @@ struct GraphEditor {
         let (from, to) = isGraphOutput(old) ? (new, old) : (old, new)
         if from != to {
             // Only the value's producer and readers mention it, unless duplicates hide some.
-            let (isSimple, touched) = { (index: NodeIndex) -> (Bool, Set<Int>) in
-                guard index.isSimple else { return (false, Set(graph.nodes.indices)) }
+            let (isSimple, touched) = { (index: NodeIndex?) -> (Bool, Set<Int>) in
+                guard let index else { return (false, Set(graph.nodes.indices)) }
                 let names = (index.readers[from] ?? []) + [index.producers[from]].compactMap { $0 }
                 return (true, Set(names.compactMap { index.byName[$0] }))
-            }(positions)
+            }(followableIndex)
             let rename = { (nodes: inout [Node]) in
                 for position in touched {
                     nodes[position].inputs = nodes[position].inputs.map { $0 == from ? to : $0 }
