@@ -260,6 +260,16 @@ static inline void stage_plane(const keel_depthwise_conv *conv, ptrdiff_t plane,
  * 112×112×96 at stride 2 0.345 → 0.263, 112×112×32 0.288 → 0.215, 14×14×576 0.093 → 0.071, 5×5 at
  * stride 2 on 28×28×240 0.081 → 0.058. */
 enum { HELD_RUN = 6, HELD_SPAN = 24 };
+/* AVX-512 runs 8 pixels (8 accumulators + 9 filter vectors + the input in its 32 registers; 12
+ * measured no faster) over the whole row: a vector is a cache line, so no vector reads the lines
+ * another brought in, and the filter is loaded once per row and vector instead of once per span.
+ * With the border pixels in checked runs instead of one at a time (their filter reloaded for each),
+ * Zen 4, one core, best of 4 interleaved rounds: 56×56×144 0.154 → 0.133 ms, 28×28×192 0.054 →
+ * 0.047, 56×56×72 0.092 → 0.076, 7×7×1152 0.029 → 0.027, 5×5 at stride 2 on 56×56×72 0.067 → 0.051;
+ * AVX2 on the same core 0.340 → 0.223, 0.134 → 0.081, 0.131 → 0.119. */
+#define HELD_RUN_MAX 8
+#define HELD_RUN_OF(width) ((width) >= 16 ? HELD_RUN_MAX : HELD_RUN)
+#define HELD_SPAN_OF(width, output_width) ((width) >= 16 ? (output_width) : HELD_SPAN)
 
 #define DEFINE_DEPTHWISE(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, LOADU, STORE, SET1, ZERO, FMADD, \
                          ADD)                                                                                 \
@@ -439,122 +449,133 @@ enum { HELD_RUN = 6, HELD_SPAN = 24 };
         for (ptrdiff_t r = row; r < row + NHWC_SLIDE_ROWS && r < conv->output_height; r++)                    \
             PREFIX##_depthwise_nhwc_slide_rows(conv, image, r, first_channel, end_channel, 1, 3, 3, stride);  \
     }                                                                                                         \
-    /* Held-filter NHWC body: per output row and vector of channels, the whole K×K filter is loaded                          \
-     * once (9 registers for 3×3; 5×5 spills to L1, read as FMA operands) and runs of 4 adjacent                             \
-     * output pixels take each input pixel of their window once per filter row (a 3×3 stride-1 run:                          \
-     * 18 loads for 36 FMAs), with no per-tap bounds tests inside the image. On AVX2 (16 registers)                          \
-     * it ran 1.4–2× faster than the tap-by-tap and sliding bodies (Zen 3, one core, best of 12                              \
-     * interleaved rounds: 56×56×144 0.52 → 0.28 ms, 14×14×384 0.082 → 0.055, 112×112×96 at stride 2                         \
-     * 0.59 → 0.33); on AVX-512 (32 registers) too: Zen 4, one core, a model's depthwise layers in all                       \
-     * 1.94 → 1.02 ms (Keras MobileNetV2), 14.9 → 7.8 (Xception), 3.01 → 2.16 (EfficientNetB0).                         \
-     * `rows[ky]` is input row ky of the window at column 0 and the run's channels, NULL outside the                         \
-     * image; `checked` runs may read columns outside it (tested per pixel); `full` vectors have WIDTH                       \
-     * channels (unmasked loads). */                                                                                         \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_run(const keel_depthwise_conv *conv, const float *const *rows,        \
-                                                           const VEC *k, ptrdiff_t x, int columns, int size,                 \
-                                                           int stride, int checked, int full, MASK mask, float *out,         \
-                                                           const float *residual, const float *bias) {                       \
-        const ptrdiff_t channels = conv->channels, width = conv->input_width, x0 = x * stride - conv->pad_left;              \
-        VEC sums[HELD_RUN];                                                                                                  \
-        UNROLLED_TAPS for (int j = 0; j < columns; j++) sums[j] = ZERO();                                                    \
-        UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                                    \
-            const float *line = rows[ky];                                                                                    \
-            if (!line) continue;                                                                                             \
-            UNROLLED_TAPS for (int i = 0; i < (columns - 1) * stride + size; i++) {                                          \
-                if (checked && (x0 + i < 0 || x0 + i >= width)) continue;                                                    \
-                const float *pixel = line + (x0 + i) * channels;                                                             \
-                const VEC value = full ? LOADU(pixel) : LOAD(mask, pixel);                                                   \
-                UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                            \
-                    const int kx = i - j * stride;                                                                           \
-                    if (kx >= 0 && kx < size) sums[j] = FMADD(value, k[ky * size + kx], sums[j]);                            \
-                }                                                                                                            \
-            }                                                                                                                \
-        }                                                                                                                    \
-        UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                                    \
-            const ptrdiff_t at = (x + j) * channels;                                                                         \
-            STORE(mask, out + at, PREFIX##_depthwise_finish(sums[j], &conv->epilogue, bias,                                  \
-                                                            residual ? residual + at : NULL, mask));                         \
-        }                                                                                                                    \
-    }                                                                                                                        \
-    /* Output pixels [x, end) of one row inside the image, in runs of HELD_RUN, then 4, then 1. */  \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_runs(const keel_depthwise_conv *conv, const float *const *rows,   \
-                                                            const VEC *k, ptrdiff_t x, ptrdiff_t end, int size,  \
-                                                            int stride, int full, MASK mask, float *out,          \
-                                                            const float *residual, const float *bias) {           \
-        for (; x + HELD_RUN <= end; x += HELD_RUN)                                                            \
-            PREFIX##_depthwise_held_run(conv, rows, k, x, HELD_RUN, size, stride, 0, full, mask, out, residual, bias); \
-        for (; x + 4 <= end; x += 4)                                                                          \
-            PREFIX##_depthwise_held_run(conv, rows, k, x, 4, size, stride, 0, full, mask, out, residual, bias); \
-        for (; x < end; x++)                                                                                  \
-            PREFIX##_depthwise_held_run(conv, rows, k, x, 1, size, stride, 0, full, mask, out, residual, bias); \
-    }                                                                                                         \
-    /* Output pixels [x, end) of one row for every vector of the extent's channels in turn, the filter \
-     * loaded per vector (from L1); `checked` for one pixel near a border. */                           \
+    /* Held-filter NHWC body: per output row and vector of channels, the whole K×K filter is loaded                    \
+     * once (9 registers for 3×3; 5×5 spills to L1, read as FMA operands) and runs of adjacent output                  \
+     * pixels take each input pixel of their window once per filter row (a 3×3 stride-1 run of 8:                      \
+     * 30 loads for 72 FMAs). Runs at the borders test their input columns; the others do not. On                      \
+     * AVX2 (16 registers) it ran 1.4–2× faster than the tap-by-tap and sliding bodies (Zen 3, one                     \
+     * core, best of 12 interleaved rounds: 56×56×144 0.52 → 0.28 ms, 14×14×384 0.082 → 0.055,                         \
+     * 112×112×96 at stride 2 0.59 → 0.33); on AVX-512 (32 registers) too: Zen 4, one core, a model's                  \
+     * depthwise layers in all 1.94 → 1.02 ms (Keras MobileNetV2), 14.9 → 7.8 (Xception), 3.01 → 2.16                  \
+     * (EfficientNetB0). `rows[ky]` is input row ky of the window at column 0 and the run's channels,                  \
+     * NULL outside the image; `checked` runs may read columns outside it (tested per column); `full`                  \
+     * vectors have WIDTH channels (unmasked loads). */                                                                \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_run(const keel_depthwise_conv *conv, const float *const *rows,  \
+                                                           const VEC *k, ptrdiff_t x, int columns, int size,           \
+                                                           int stride, int checked, int full, MASK mask, float *out,   \
+                                                           const float *residual, const float *bias, VEC bias_vector) { \
+        const ptrdiff_t channels = conv->channels, width = conv->input_width, x0 = x * stride - conv->pad_left;        \
+        VEC sums[HELD_RUN_MAX];                                                                                        \
+        UNROLLED_TAPS for (int j = 0; j < columns; j++) sums[j] = ZERO();                                              \
+        UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                              \
+            if (!rows[ky]) continue;                                                                                   \
+            UNROLLED_TAPS for (int i = 0; i < (columns - 1) * stride + size; i++) {                                    \
+                if (checked && (x0 + i < 0 || x0 + i >= width)) continue;                                              \
+                const float *pixel = rows[ky] + (x0 + i) * channels;                                                   \
+                const VEC value = full ? LOADU(pixel) : LOAD(mask, pixel);                                             \
+                UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                      \
+                    const int kx = i - j * stride;                                                                     \
+                    if (kx >= 0 && kx < size) sums[j] = FMADD(value, k[ky * size + kx], sums[j]);                      \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                              \
+            const ptrdiff_t at = (x + j) * channels;                                                                   \
+            VEC value = sums[j];                                                                                       \
+            if (bias) value = ADD(value, bias_vector);                                                                 \
+            if (residual) value = ADD(value, LOAD(mask, residual + at));                                               \
+            STORE(mask, out + at, keel_##PREFIX##_activate(value, &conv->epilogue));                                   \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* Output pixels [x, end) of one row for one vector of channels, in runs of `run` (a constant),                    \
+     * then 4, then 1; runs that reach outside the output columns [inside_first, inside_end), whose                    \
+     * windows lie inside the input, test their input columns. */                                                      \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_runs(const keel_depthwise_conv *conv, const float *const *rows, \
+                                                            const VEC *k, ptrdiff_t x, ptrdiff_t end, int run,         \
+                                                            ptrdiff_t inside_first, ptrdiff_t inside_end, int size,    \
+                                                            int stride, int full, MASK mask, float *out,               \
+                                                            const float *residual, const float *bias, VEC bias_vector) { \
+        while (x < end) {                                                                                              \
+            const int columns = end - x >= run ? run : end - x >= 4 ? 4 : 1;                                           \
+            const int checked = x < inside_first || x + columns > inside_end;                                          \
+            if (columns == run && checked)                                                                             \
+                PREFIX##_depthwise_held_run(conv, rows, k, x, run, size, stride, 1, full, mask, out, residual, bias, bias_vector); \
+            else if (columns == run)                                                                                   \
+                PREFIX##_depthwise_held_run(conv, rows, k, x, run, size, stride, 0, full, mask, out, residual, bias, bias_vector); \
+            else if (columns == 4 && checked)                                                                          \
+                PREFIX##_depthwise_held_run(conv, rows, k, x, 4, size, stride, 1, full, mask, out, residual, bias, bias_vector); \
+            else if (columns == 4)                                                                                     \
+                PREFIX##_depthwise_held_run(conv, rows, k, x, 4, size, stride, 0, full, mask, out, residual, bias, bias_vector); \
+            else if (checked)                                                                                          \
+                PREFIX##_depthwise_held_run(conv, rows, k, x, 1, size, stride, 1, full, mask, out, residual, bias, bias_vector); \
+            else                                                                                                       \
+                PREFIX##_depthwise_held_run(conv, rows, k, x, 1, size, stride, 0, full, mask, out, residual, bias, bias_vector); \
+            x += columns;                                                                                              \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* Output pixels [x, end) of one row for every vector of the extent's channels in turn, the filter                 \
+     * loaded per vector (from L1). */                                                                                 \
     KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_span(const keel_depthwise_conv *conv, const float *const *lines, \
-                                                            nhwc_extent extent, ptrdiff_t pixel, ptrdiff_t x,   \
-                                                            ptrdiff_t end, int size, int stride, int checked,    \
-                                                            const rows_ahead *ahead, ptrdiff_t span,             \
-                                                            ptrdiff_t spans) {                                   \
-        const ptrdiff_t channels = conv->channels;                                                            \
-        const keel_epilogue *e = &conv->epilogue;                                                             \
-        const ptrdiff_t vectors = (extent.channel_end - extent.channel_first + WIDTH - 1) / WIDTH;            \
-        ptrdiff_t vector = 0;                                                                                 \
-        for (ptrdiff_t c = extent.channel_first; c < extent.channel_end; c += WIDTH, vector++) {              \
-            /* The next row's lines, a share per span and channel vector. */                                \
-            if (ahead) fetch_rows_ahead(ahead, span * vectors + vector, spans * vectors);                    \
-            const MASK mask = MASK_FOR(channels - c);                                                         \
-            const int full = c + WIDTH <= channels;                                                           \
-            VEC k[25];                                                                                        \
-            UNROLLED_TAPS for (int t = 0; t < size * size; t++) k[t] = LOAD(mask, conv->weights + t * channels + c); \
-            const float *rows[5];                                                                             \
-            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) rows[ky] = lines[ky] ? lines[ky] + c : NULL;      \
-            float *out = conv->output + pixel + c;                                                            \
-            const float *residual = e->residual ? e->residual + pixel + c : NULL;                             \
-            const float *bias = e->bias ? e->bias + c : NULL;                                                 \
-            if (checked)                                                                                      \
-                PREFIX##_depthwise_held_run(conv, rows, k, x, 1, size, stride, 1, full, mask, out, residual, bias); \
-            else if (full)                                                                                    \
-                PREFIX##_depthwise_held_runs(conv, rows, k, x, end, size, stride, 1, mask, out, residual, bias); \
-            else                                                                                              \
-                PREFIX##_depthwise_held_runs(conv, rows, k, x, end, size, stride, 0, mask, out, residual, bias); \
-        }                                                                                                     \
-    }                                                                                                         \
-    /* Output rows [row_first, row_end) of `image`, channels [channel_first, channel_end), a size×size \
-     * filter at `stride` (both constants at each call): each row in spans of HELD_SPAN pixels, all    \
-     * channel vectors of a span before the next, border pixels one at a time. */                     \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held(const keel_depthwise_conv *conv, nhwc_extent extent,  \
-                                                       int size, int stride) {                                \
-        const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;    \
-        const ptrdiff_t output_width = conv->output_width;                                                    \
-        /* Output columns [inside_first, inside_end) read only columns inside the input. */               \
-        const ptrdiff_t inside_first = (conv->pad_left + stride - 1) / stride;                                \
-        const ptrdiff_t last_start = conv->input_width - size + conv->pad_left;                               \
-        ptrdiff_t inside_end = last_start < 0 ? 0 : last_start / stride + 1;                                  \
-        if (inside_end > output_width) inside_end = output_width;                                             \
-        const ptrdiff_t spans = inside_end > inside_first ? (inside_end - inside_first + HELD_SPAN - 1) / HELD_SPAN : 1; \
-        for (ptrdiff_t row = extent.row_first; row < extent.row_end; row++) {                                 \
-            const ptrdiff_t y0 = row * stride - conv->pad_top;                                                \
-            const ptrdiff_t pixel = (extent.image * conv->output_height + row) * output_width * channels;     \
-            const rows_ahead ahead = rows_ahead_of(conv, extent.image, row);                                  \
-            const float *lines[5];                                                                            \
-            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                 \
-                const ptrdiff_t y = y0 + ky;                                                                  \
-                lines[ky] = y >= 0 && y < height ? conv->input + (extent.image * height + y) * width * channels \
-                                                 : NULL;                                                      \
-            }                                                                                                 \
-            ptrdiff_t x = 0, span = 0;                                                                        \
-            for (; x < output_width && x < inside_first; x++)                                                 \
-                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, x + 1, size, stride, 1, NULL, 0, 1); \
-            while (x < inside_end) {                                                                          \
-                const ptrdiff_t end = x + HELD_SPAN < inside_end ? x + HELD_SPAN : inside_end;                \
-                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, end, size, stride, 0, &ahead, span++, \
-                                             spans);                                                          \
-                x = end;                                                                                      \
-            }                                                                                                 \
-            for (; x < output_width; x++)                                                                     \
-                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, x + 1, size, stride, 1, NULL, 0, 1); \
-        }                                                                                                     \
-    }                                                                                                         \
+                                                            nhwc_extent extent, ptrdiff_t pixel, ptrdiff_t x,          \
+                                                            ptrdiff_t end, ptrdiff_t inside_first, ptrdiff_t inside_end, \
+                                                            int size, int stride, const rows_ahead *ahead, ptrdiff_t span, \
+                                                            ptrdiff_t spans) {                                         \
+        const ptrdiff_t channels = conv->channels;                                                                     \
+        const keel_epilogue *e = &conv->epilogue;                                                                      \
+        const ptrdiff_t vectors = (extent.channel_end - extent.channel_first + WIDTH - 1) / WIDTH;                     \
+        ptrdiff_t vector = 0;                                                                                          \
+        for (ptrdiff_t c = extent.channel_first; c < extent.channel_end; c += WIDTH, vector++) {                       \
+            /* The next row's lines, a share per span and channel vector. */                                           \
+            fetch_rows_ahead(ahead, span * vectors + vector, spans * vectors);                                         \
+            const MASK mask = MASK_FOR(channels - c);                                                                  \
+            VEC k[25];                                                                                                 \
+            UNROLLED_TAPS for (int t = 0; t < size * size; t++) k[t] = LOAD(mask, conv->weights + t * channels + c);   \
+            const float *rows[5];                                                                                      \
+            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) rows[ky] = lines[ky] ? lines[ky] + c : NULL;               \
+            float *out = conv->output + pixel + c;                                                                     \
+            const float *residual = e->residual ? e->residual + pixel + c : NULL;                                      \
+            const float *bias = e->bias ? e->bias + c : NULL;                                                          \
+            const VEC bias_vector = bias ? LOAD(mask, bias) : ZERO();                                                  \
+            if (c + WIDTH <= channels)                                                                                 \
+                PREFIX##_depthwise_held_runs(conv, rows, k, x, end, HELD_RUN_OF(WIDTH), inside_first, inside_end, size, \
+                                             stride, 1, mask, out, residual, bias, bias_vector);                       \
+            else                                                                                                       \
+                PREFIX##_depthwise_held_runs(conv, rows, k, x, end, HELD_RUN_OF(WIDTH), inside_first, inside_end, size, \
+                                             stride, 0, mask, out, residual, bias, bias_vector);                       \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* Output rows [row_first, row_end) of `image`, channels [channel_first, channel_end), a size×size                 \
+     * filter at `stride` (both constants at each call): each row in spans (HELD_SPAN_OF), all channel                 \
+     * vectors of a span before the next. */                                                                           \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held(const keel_depthwise_conv *conv, nhwc_extent extent,            \
+                                                       int size, int stride) {                                         \
+        const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;             \
+        const ptrdiff_t output_width = conv->output_width;                                                             \
+        if (output_width <= 0) return;                                                                                 \
+        /* Output columns [inside_first, inside_end) read only columns inside the input. */                            \
+        const ptrdiff_t inside_first = (conv->pad_left + stride - 1) / stride;                                         \
+        const ptrdiff_t last_start = conv->input_width - size + conv->pad_left;                                        \
+        ptrdiff_t inside_end = last_start < 0 ? 0 : last_start / stride + 1;                                           \
+        if (inside_end > output_width) inside_end = output_width;                                                      \
+        const ptrdiff_t span_pixels = HELD_SPAN_OF(WIDTH, output_width);                                               \
+        const ptrdiff_t spans = (output_width + span_pixels - 1) / span_pixels;                                        \
+        for (ptrdiff_t row = extent.row_first; row < extent.row_end; row++) {                                          \
+            const ptrdiff_t y0 = row * stride - conv->pad_top;                                                         \
+            const ptrdiff_t pixel = (extent.image * conv->output_height + row) * output_width * channels;              \
+            const rows_ahead ahead = rows_ahead_of(conv, extent.image, row);                                           \
+            const float *lines[5];                                                                                     \
+            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                          \
+                const ptrdiff_t y = y0 + ky;                                                                           \
+                lines[ky] = y >= 0 && y < height ? conv->input + (extent.image * height + y) * width * channels : NULL; \
+            }                                                                                                          \
+            ptrdiff_t span = 0;                                                                                        \
+            for (ptrdiff_t x = 0; x < output_width; x += span_pixels, span++) {                                        \
+                const ptrdiff_t end = x + span_pixels < output_width ? x + span_pixels : output_width;                 \
+                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, end, inside_first, inside_end, size, stride, \
+                                             &ahead, span, spans);                                                     \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
     static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
                                                   ptrdiff_t count) {                                          \
         if (holds_filter(conv)) {                                                                             \

@@ -82,6 +82,11 @@ final class ConvolutionFamilyTests: XCTestCase {
                  activation: .swish, bias: false),
             Case(geometry: geometry(1, 3, in: 70, out: 70, groups: 70, layout: layout), activation: .relu),
             Case(geometry: geometry(batch: 3, 5, 1, in: 9, out: 9, groups: 9, layout: layout), activation: .identity),
+            // Held-filter runs that test their columns at both borders at once: rows of exactly 8
+            // outputs (AVX-512's run) at stride 1 and of 4 at stride 2, masked channel vectors.
+            Case(geometry: geometry(3, 8, in: 35, out: 35, groups: 35, layout: layout), activation: .hardSwish),
+            Case(geometry: geometry(5, 7, in: 21, out: 21, stride: 2, groups: 21, layout: layout),
+                 activation: .relu, bias: false),
             // Too large for L2 (1.6 MB): whole rows of channels, the next rows fetched ahead (the
             // held-filter body on AVX2), across the batch's image boundary.
             Case(geometry: geometry(batch: 2, 40, 40, in: 100, out: 100, kernel: 5, stride: 2, padding: (1, 1, 2, 2),
