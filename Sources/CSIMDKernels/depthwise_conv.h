@@ -111,14 +111,16 @@ static inline slide_unit slide_unit_of(const keel_depthwise_conv *conv, ptrdiff_
     return (slide_unit){ unit / per_image, index / band_rows, band_first + index % band_rows };
 }
 
-/* Whether an NHWC call takes the held-filter body (see DEFINE_DEPTHWISE): square
- * 3×3 filters at equal strides of 1 or 2, and 5×5 at stride 2, undilated. 5×5 at stride 1 stays on
- * the sliding body, whose 8-pixel runs reuse more of each row than 4-pixel runs with the filter in
- * L1 (EfficientNetB0's 14×14×672 and 7×7×1152 layers: 0.37 → 0.43 and 0.25 → 0.28 ms held; at
- * stride 2, 0.39 → 0.30 and 0.17 → 0.13). */
+/* Whether an NHWC call takes the held-filter body (see DEFINE_DEPTHWISE): square 3×3 and 5×5
+ * filters at equal strides of 1 or 2, undilated. 5×5 at stride 1 took the sliding body while the
+ * held one ran 4-pixel runs from spans (EfficientNetB0's 14×14×672 and 7×7×1152 layers: 0.37 → 0.43
+ * and 0.25 → 0.28 ms held); with whole-row runs of 8 and one tested run per border, held is faster
+ * (Zen 4, one core, best of 5 interleaved rounds: 14×14×672 0.099 → 0.083 ms, 7×7×1152 0.057 →
+ * 0.036, 28×28×120 0.065 → 0.054; AVX2 on the same core 0.168 → 0.141, 0.091 → 0.078, 0.116 →
+ * 0.090). */
 static inline int holds_filter(const keel_depthwise_conv *conv) {
     const ptrdiff_t size = conv->kernel_width, stride = conv->stride_width;
-    return conv->channels_last && (size == 3 || (size == 5 && stride == 2)) && conv->kernel_height == size
+    return conv->channels_last && (size == 3 || size == 5) && conv->kernel_height == size
         && (stride == 1 || stride == 2) && conv->stride_height == stride && conv->dilation_width == 1
         && conv->dilation_height == 1;
 }
@@ -589,7 +591,8 @@ enum { HELD_RUN = 6, HELD_SPAN = 24 };
                     if (stride_two) PREFIX##_depthwise_held(conv, extent, 3, 2);                              \
                     else PREFIX##_depthwise_held(conv, extent, 3, 1);                                         \
                 } else {                                                                                      \
-                    PREFIX##_depthwise_held(conv, extent, 5, 2);                                              \
+                    if (stride_two) PREFIX##_depthwise_held(conv, extent, 5, 2);                              \
+                    else PREFIX##_depthwise_held(conv, extent, 5, 1);                                         \
                 }                                                                                             \
             }                                                                                                 \
             return;                                                                                           \
