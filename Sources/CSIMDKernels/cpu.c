@@ -155,7 +155,8 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
     table->winograd_output_tile = keel_##PREFIX##_winograd_output_tile;                                     \
     table->winograd2_input_tile = keel_##PREFIX##_winograd2_input_tile;                                     \
     table->winograd2_output_tile = keel_##PREFIX##_winograd2_output_tile;                                   \
-    table->winograd_filter_transform = keel_##PREFIX##_winograd_filter_transform;
+    table->winograd_filter_transform = keel_##PREFIX##_winograd_filter_transform;                         \
+    table->line_transform = keel_##PREFIX##_line_transform;
     if (capabilities & KEEL_CPU_AVX512) {
         KEEL_USE_FP32_KERNELS(avx512, AVX512_ROWS, 0)
     } else if (capabilities & KEEL_CPU_AVX2) {

@@ -4,6 +4,7 @@
 #include "direct_conv.h"
 #include "grouped_conv.h"
 #include "isa_entries.h"
+#include "line_winograd.h"
 #include "panel_gemm.h"
 #include "pooling.h"
 #include "row_kernels.h"
@@ -58,6 +59,10 @@ DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, KEEL_CASES_UP_
 DEFINE_TRANSFORMS(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
                   _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
                   _mm256_max_ps, keel_avx2_max_nan)
+
+/* One-dimensional Winograd transforms: 8 channels, masked tail. */
+DEFINE_LINE_TRANSFORM(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps,
+                      _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_max_ps)
 
 DEFINE_FILTER_BODY(avx2_filter, KEEL_AVX2, __m256d, _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd,
                    _mm256_div_pd)

@@ -4,6 +4,7 @@
 #include "direct_conv.h"
 #include "grouped_conv.h"
 #include "isa_entries.h"
+#include "line_winograd.h"
 #include "panel_gemm.h"
 #include "pooling.h"
 #include "row_kernels.h"
@@ -60,6 +61,10 @@ DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CA
 DEFINE_TRANSFORMS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
                   _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
                   _mm512_max_ps, keel_avx512_max_nan)
+
+/* One-dimensional Winograd transforms: 16 channels, masked tail. */
+DEFINE_LINE_TRANSFORM(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps,
+                      _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_max_ps)
 
 DEFINE_FILTER_BODY(avx512_filter, KEEL_AVX512, __m512d, _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd,
                    _mm512_div_pd)

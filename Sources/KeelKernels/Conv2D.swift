@@ -22,6 +22,9 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
     /// 1 < groups < channels with as many outputs as inputs per group, NHWC, direct; see
     /// `GroupedConvolution`. Runs as im2colGEMM when no SIMD level is in use.
     case grouped
+    /// Winograd F(4, k) along the filter's line: 1×k or k×1 (k = 3, 5, 7), stride 1, no dilation,
+    /// one group, NHWC; see `LineWinograd`.
+    case lineWinograd
 
     /// The tile of a Winograd algorithm, nil for the others.
     public var winogradTile: WinogradTile? {
@@ -38,6 +41,7 @@ public enum Conv2D {
         if geometry.isPointwise { return .pointwise }
         if DirectConvolution.isPreferred(for: geometry) { return .direct }
         if Winograd.supports(geometry), let tile = Winograd.tile(for: geometry) { return .winograd(tile) }
+        if LineWinograd.pays(geometry) { return .lineWinograd }
         return .im2colGEMM
     }
 
@@ -56,6 +60,8 @@ public enum Conv2D {
             return im2colScratchSize(for: geometry)
         case .winograd(let tile):
             return Winograd.scratchSize(for: geometry, tile, threads: threads)
+        case .lineWinograd:
+            return LineWinograd.scratchSize(for: geometry, threads: threads)
         case .direct:
             return DirectConvolution.scratchSize(for: geometry, threads: threads,
                                                  im2colScratch: transposedInput + im2colScratchSize(for: geometry))
@@ -109,6 +115,10 @@ public enum Conv2D {
             return try apply(input: input, weights: WinogradWeights(weights, tile: tile), bias: bias, residual: residual,
                              activation: activation, output: output, geometry: geometry, scratch: scratch,
                              context: context)
+        case .lineWinograd:
+            return try apply(input: input, weights: LineWinogradWeights(weights, context: context), bias: bias,
+                             residual: residual, activation: activation, output: output, geometry: geometry,
+                             scratch: scratch, context: context)
         case .pointwise, .im2colGEMM:
             return try viaPanels(chosen)
         case .direct, .depthwise, .grouped:
@@ -270,6 +280,36 @@ extension Conv2D {
         }
         if let residual {
             applyResidual(residual.baseAddress, activation: activation, to: destination,
+                          count: geometry.outputElementCount, context: context)
+        }
+    }
+
+    /// The line-Winograd algorithm on weights transformed once (`LineWinogradWeights`); `scratch`
+    /// at least `scratchSize(for:algorithm: .lineWinograd)` floats. Bias and ReLU are fused into
+    /// the output transform; a residual or another activation follows in one pass.
+    public static func apply(input: UnsafeBufferPointer<Float>, weights: LineWinogradWeights,
+                             bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
+                             activation: UnaryOperation = .identity,
+                             output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
+                             scratch: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+        let name = "conv2d"
+        try require(LineWinograd.supports(geometry), name,
+                    "the line Winograd algorithm needs a 1xk or kx1 kernel (k = 3, 5 or 7), stride 1, no dilation, "
+                        + "one group and NHWC activations")
+        try weights.check(against: geometry)
+        try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
+        try requireCapacity(scratch.count, LineWinograd.scratchSize(for: geometry), name, "scratch")
+        guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress,
+              let workspace = scratch.baseAddress, let transforms = LineWinogradTransforms.forTaps(weights.taps) else { return }
+        let fused = residual == nil && (activation == .identity || activation == .relu)
+        weights.storage.withUnsafeBufferPointer { filters in
+            guard let filterBase = filters.baseAddress else { return }
+            LineWinogradRun(input: source, weights: filterBase, weightLayout: weights.layout, bias: bias?.baseAddress,
+                            relu: fused && activation == .relu, output: destination, geometry: geometry,
+                            transforms: transforms, scratch: workspace, scratchCount: scratch.count, context: context).run()
+        }
+        if !fused {
+            applyResidual(residual?.baseAddress, activation: activation, to: destination,
                           count: geometry.outputElementCount, context: context)
         }
     }

@@ -32,40 +32,114 @@ enum Winograd {
         geometry.batch * tileRows(geometry, tile) * tileColumns(geometry, tile)
     }
 
+    static func blocking(_ geometry: Conv2DGeometry, _ tile: WinogradTile) -> WinogradBlocking {
+        WinogradBlocking(points: tile.points, tiles: tileCount(geometry, tile), inputChannels: geometry.inputChannels,
+                         outputChannels: geometry.outputChannels)
+    }
+
+    /// Floats of scratch for `threads` threads; with less (the one-thread size), threads share blocks.
+    static func scratchSize(for geometry: Conv2DGeometry, _ tile: WinogradTile, threads: Int = 1) -> Int {
+        blocking(geometry, tile).scratchSize(threads: threads)
+    }
+}
+
+/// How a Winograd convolution (2-D tiles or tiles along a line) is cut into blocks of tiles and
+/// shared among threads, from its transform points, tile count and channels alone.
+struct WinogradBlocking {
+    let points: Int
+    let tiles: Int
+    let inputChannels: Int
+    let outputChannels: Int
+
     /// The block size the budget allows, before evening out.
-    static func budgetedBlockTiles(_ geometry: Conv2DGeometry, _ tile: WinogradTile) -> Int {
-        let perTile = tile.points * (geometry.inputChannels + geometry.outputChannels)
-        return min(maximumBlockTiles, max(minimumBlockTiles, blockBudget / max(perTile, 1)))
+    var budgetedBlockTiles: Int {
+        let perTile = points * (inputChannels + outputChannels)
+        return min(Winograd.maximumBlockTiles, max(Winograd.minimumBlockTiles, Winograd.blockBudget / max(perTile, 1)))
     }
 
     /// Tiles per block for a run of `tiles` tiles, evened out so the last block is not a sliver.
-    static func blockTiles(for tiles: Int, _ geometry: Conv2DGeometry, _ tile: WinogradTile) -> Int {
-        let budgeted = budgetedBlockTiles(geometry, tile)
+    func blockTiles(for tiles: Int) -> Int {
+        let budgeted = budgetedBlockTiles
         let count = max(1, tiles)
         let blocks = (count + budgeted - 1) / budgeted
         return (count + blocks - 1) / blocks
     }
 
-    static func blockTiles(_ geometry: Conv2DGeometry, _ tile: WinogradTile) -> Int {
-        blockTiles(for: tileCount(geometry, tile), geometry, tile)
-    }
-
     /// Threads that each run their own share of the tiles from input to output, with their own
     /// scratch, when every one gets at least a full block: nothing is handed between cores and
     /// there is no barrier between the phases. Smaller layers share each block instead.
-    static func pipelines(_ geometry: Conv2DGeometry, _ tile: WinogradTile, threads: Int) -> Int {
-        threads > 1 && tileCount(geometry, tile) >= threads * budgetedBlockTiles(geometry, tile) ? threads : 1
+    func pipelines(threads: Int) -> Int {
+        threads > 1 && tiles >= threads * budgetedBlockTiles ? threads : 1
     }
 
-    static func pipelineScratch(_ geometry: Conv2DGeometry, _ tile: WinogradTile) -> Int {
-        tile.points * budgetedBlockTiles(geometry, tile) * (geometry.inputChannels + geometry.outputChannels)
-    }
+    var pipelineScratch: Int { points * budgetedBlockTiles * (inputChannels + outputChannels) }
 
     /// Floats of scratch for `threads` threads; with less (the one-thread size), threads share blocks.
-    static func scratchSize(for geometry: Conv2DGeometry, _ tile: WinogradTile, threads: Int = 1) -> Int {
-        let pipelines = pipelines(geometry, tile, threads: threads)
-        return pipelines > 1 ? pipelines * pipelineScratch(geometry, tile)
-            : tile.points * blockTiles(geometry, tile) * (geometry.inputChannels + geometry.outputChannels)
+    func scratchSize(threads: Int = 1) -> Int {
+        let pipelines = pipelines(threads: threads)
+        return pipelines > 1 ? pipelines * pipelineScratch
+            : points * blockTiles(for: tiles) * (inputChannels + outputChannels)
+    }
+}
+
+/// The phases every Winograd convolution runs per block of tiles: inputs transformed into one
+/// [tiles, inputChannels] matrix per point, one GEMM per point against the transformed filter,
+/// products transformed back. The transforms are the caller's; this owns blocks and threads.
+struct WinogradPipeline {
+    let blocking: WinogradBlocking
+    let weights: UnsafePointer<Float>
+    /// How each point's matrix is laid out in panels.
+    let weightLayout: PanelLayout
+    let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
+    let context: KernelContext
+
+    /// `transformInputs(tiles, blockStart, blockCount, destination)` writes the block's tiles
+    /// `tiles` (block-relative) as destination[point][tile][inputChannel]; `transformOutputs(tiles,
+    /// blockStart, blockCount, products)` reads products[point][tile][outputChannel].
+    func run(transformInputs: (Range<Int>, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+             transformOutputs: (Range<Int>, Int, Int, UnsafePointer<Float>) -> Void) {
+        let pipelines = blocking.pipelines(threads: context.threads)
+        let perPipeline = blocking.pipelineScratch
+        guard pipelines > 1, scratchCount >= pipelines * perPipeline else {
+            return runBlocks(0..<blocking.tiles, scratch: scratch, context: context, transformInputs, transformOutputs)
+        }
+        context.forEachBalancedChunk(blocking.tiles, chunks: pipelines) { tiles, index in
+            runBlocks(tiles, scratch: scratch + index * perPipeline, context: .singleThreaded, transformInputs,
+                      transformOutputs)
+        }
+    }
+
+    /// Transforms, multiplies and transforms back `tiles` block by block, using `context`'s threads
+    /// within each block.
+    private func runBlocks(_ tiles: Range<Int>, scratch: UnsafeMutablePointer<Float>, context: KernelContext,
+                           _ transformInputs: (Range<Int>, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                           _ transformOutputs: (Range<Int>, Int, Int, UnsafePointer<Float>) -> Void) {
+        let (points, inputChannels, outputChannels) = (blocking.points, blocking.inputChannels, blocking.outputChannels)
+        let weightPointStride = WinogradWeights.pointStride(inputChannels: inputChannels, outputChannels: outputChannels)
+        let block = blocking.blockTiles(for: tiles.count)
+        let transformed = scratch
+        let products = scratch + points * block * inputChannels
+        for start in stride(from: tiles.lowerBound, to: tiles.upperBound, by: block) {
+            let count = min(block, tiles.upperBound - start)
+            let tileGrain = max(1, parallelGrain / (points * inputChannels))
+            context.forEachBalancedChunk(count, minimumChunk: tileGrain) { tiles, _ in
+                transformInputs(tiles, start, count, transformed)
+            }
+            // One single-threaded GEMM per point, points split across threads: small late-layer
+            // blocks keep every GEMM whole instead of splitting each one across threads.
+            context.forEachBalancedChunk(points, minimumChunk: 1) { points, _ in
+                for point in points {
+                    panelPackedSGEMM(m: count, n: outputChannels, k: inputChannels,
+                                     a: transformed + point * count * inputChannels, lda: inputChannels,
+                                     b: weightLayout.right(weights + point * weightPointStride),
+                                     c: products + point * count * outputChannels, ldc: outputChannels)
+                }
+            }
+            context.forEachBalancedChunk(count, minimumChunk: max(1, parallelGrain / (points * outputChannels))) { tiles, _ in
+                transformOutputs(tiles, start, count, products)
+            }
+        }
     }
 }
 
@@ -88,49 +162,12 @@ struct WinogradRun {
 
     var inputChannels: Int { geometry.inputChannels }
     var outputChannels: Int { geometry.outputChannels }
-    var weightPointStride: Int {
-        WinogradWeights.pointStride(inputChannels: inputChannels, outputChannels: outputChannels)
-    }
     var points: Int { tile.points }
 
     func run() {
-        let total = Winograd.tileCount(geometry, tile)
-        let pipelines = Winograd.pipelines(geometry, tile, threads: context.threads)
-        let perPipeline = Winograd.pipelineScratch(geometry, tile)
-        guard pipelines > 1, scratchCount >= pipelines * perPipeline else {
-            return runBlocks(0..<total, scratch: scratch, context: context)
-        }
-        context.forEachBalancedChunk(total, chunks: pipelines) { tiles, index in
-            runBlocks(tiles, scratch: scratch + index * perPipeline, context: .singleThreaded)
-        }
-    }
-
-    /// Transforms, multiplies and transforms back `tiles` block by block, using `context`'s threads
-    /// within each block.
-    func runBlocks(_ tiles: Range<Int>, scratch: UnsafeMutablePointer<Float>, context: KernelContext) {
-        let block = Winograd.blockTiles(for: tiles.count, geometry, tile)
-        let transformed = scratch
-        let products = scratch + points * block * inputChannels
-        for start in stride(from: tiles.lowerBound, to: tiles.upperBound, by: block) {
-            let count = min(block, tiles.upperBound - start)
-            let tileGrain = max(1, parallelGrain / (points * inputChannels))
-            context.forEachBalancedChunk(count, minimumChunk: tileGrain) { tiles, _ in
-                transformInputs(tiles, blockStart: start, blockCount: count, destination: transformed)
-            }
-            // One single-threaded GEMM per point, points split across threads: small late-layer
-            // blocks keep every GEMM whole instead of splitting each one across threads.
-            context.forEachBalancedChunk(points, minimumChunk: 1) { points, _ in
-                for point in points {
-                    panelPackedSGEMM(m: count, n: outputChannels, k: inputChannels,
-                                     a: transformed + point * count * inputChannels, lda: inputChannels,
-                                     b: weightLayout.right(weights + point * weightPointStride),
-                                     c: products + point * count * outputChannels, ldc: outputChannels)
-                }
-            }
-            context.forEachBalancedChunk(count, minimumChunk: max(1, parallelGrain / (points * outputChannels))) { tiles, _ in
-                transformOutputs(tiles, blockStart: start, blockCount: count, source: products)
-            }
-        }
+        WinogradPipeline(blocking: Winograd.blocking(geometry, tile), weights: weights, weightLayout: weightLayout,
+                         scratch: scratch, scratchCount: scratchCount, context: context)
+            .run(transformInputs: transformInputs, transformOutputs: transformOutputs)
     }
 
     /// Where tile `tile` (counted over the batch) starts: image, first output row and column.

@@ -5,7 +5,7 @@ import KeelKernels
 /// `keel compile --json`.
 public struct KernelChoice: Sendable, Equatable, Codable {
     public var precision: Precision
-    /// "winograd" (F(4×4, 3×3)), "winograd2x2", "im2col", "direct", "depthwise", "grouped",
+    /// "winograd" (F(4×4, 3×3)), "winograd2x2", "line_winograd" (F(4, k) for 1×k and k×1), "im2col", "direct", "depthwise", "grouped",
     /// "pointwise", "gemm"; empty for layers without a choice.
     /// (bf16 "direct" reads tiles straight from a padded bf16 copy of the input.)
     public var algorithm: String
@@ -41,13 +41,14 @@ public struct KernelChoice: Sendable, Equatable, Codable {
 
     /// An fp32 convolution's kernel: Keel's C for every algorithm where present, else OpenBLAS
     /// (im2col, pointwise, and direct and depthwise, which fall back to im2col) or the portable
-    /// Swift transforms (Winograd). `residual` when the step adds a fused shortcut.
+    /// Swift transforms (both Winograds). `residual` when the step adds a fused shortcut.
     static func fp32(_ algorithm: Conv2DAlgorithm, residual: Bool = false) -> KernelChoice {
         let widest = widestFP32
         let name: String, kernel: String
         switch algorithm {
         case .winograd(let tile):
             (name, kernel) = (tile == .large ? "winograd" : "winograd2x2", widest.isEmpty ? "portable" : widest)
+        case .lineWinograd: (name, kernel) = ("line_winograd", widest.isEmpty ? "portable" : widest)
         case .direct: (name, kernel) = ("direct", widest.isEmpty ? "OpenBLAS" : widest)
         case .depthwise: (name, kernel) = ("depthwise", widest.isEmpty ? "OpenBLAS" : widest)
         case .grouped: (name, kernel) = ("grouped", widest.isEmpty ? "OpenBLAS" : widest)

@@ -127,6 +127,15 @@ typedef void (*keel_winograd_output_tile_fn)(const float *products, ptrdiff_t po
  * split_halves at destination[p·point_stride + (o / 32)·inputs·32 + ((o % 32) / 16)·inputs·16 +
  * c·16 + o % 16]: each point's [inputs, outputs] matrix as sgemm's packed right operand
  * (keel_gemm_right; padding columns are left alone). */
+/* One-dimensional Winograd (1×k and k×1 convolutions), vectorised over channels: for p < rows and
+ * every channel c, destination[p·destination_stride + c] = Σ_j matrix[p·columns + j] ·
+ * source[j·source_stride + c] over j < columns (FMAs in ascending j, zero entries skipped), plus
+ * bias[c] when `bias` is not NULL, then max(·, 0) when `relu`. The input transform passes Bᵀ over a
+ * line of n pixels; the output one Aᵀ over a tile's n products. columns ≤ 16. */
+#define KEEL_LINE_WINOGRAD_MAX_POINTS 16
+typedef void (*keel_line_transform_fn)(const float *source, ptrdiff_t source_stride, ptrdiff_t channels,
+                                       const float *matrix, int rows, int columns, const float *bias, int relu,
+                                       float *destination, ptrdiff_t destination_stride);
 typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
                                                   ptrdiff_t output_stride, ptrdiff_t channel_stride,
                                                   ptrdiff_t tap_stride, ptrdiff_t channel_begin,
@@ -294,6 +303,7 @@ typedef struct {
     keel_winograd_input_tile_fn winograd2_input_tile;
     keel_winograd_output_tile_fn winograd2_output_tile;
     keel_winograd_filter_transform_fn winograd_filter_transform;
+    keel_line_transform_fn line_transform;
     /* bf16 products: AMX tiles where granted, else AVX512_BF16. */
     keel_bf16_conv_fn bf16_conv;
     /* The direct form: AMX only (elsewhere the im2col form runs every geometry). */

@@ -43,15 +43,16 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 /// Version 5 adds prepared filters of kind `bf16` (`keel compile --precision bf16`): rounded to
 /// bf16 and packed for the bf16 kernels, two values per float slot. Version 6 lets Winograd and dense
 /// panels be stored split into 16-column halves (dimensions [inputs, outputs, 16]), as AVX2 CPUs
-/// pack them (`PanelLayout`).
-/// Versions 4 and 5 read as before.
+/// pack them (`PanelLayout`). Version 7 adds prepared filters of kind `lineWinograd`: 1×k and k×1
+/// filters in the line-Winograd domain (`LineWinogradWeights`, dimensions [taps, inputs, outputs]).
+/// Versions 4 to 6 read as before.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
 /// section whose entries do not fit is refused with the reason. Weight bytes are checksummed
 /// in the header but checked only when asked (`read(path:verify:)`, `--verify`): checking reads
 /// all of them at start-up.
 public enum CompiledArtifact {
-    public static let formatVersion: UInt32 = 6
-    static let readableVersions: [UInt32] = [4, 5, formatVersion]
+    public static let formatVersion: UInt32 = 7
+    static let readableVersions: [UInt32] = [4, 5, 6, formatVersion]
     static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
     static let prefixSize = 64
     static let weightAlignment = 64

@@ -87,6 +87,12 @@ extension KernelLowering {
                                  output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
                                  context: context)
             }
+        case .lineWinograd:
+            let transformed = try weights(LineWinogradWeights.self)
+            return convolving { output, scratch in
+                try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,
+                                 output: output, geometry: kernelGeometry, scratch: scratch, context: context)
+            }
         case .panels:
             let panels = try weights(PanelConv2DWeights.self)
             if operands.inputScales != nil { scratchSize += panels.inputScaleScratchSize }

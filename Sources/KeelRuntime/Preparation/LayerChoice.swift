@@ -37,6 +37,7 @@ struct ConvolutionChoice: Equatable {
         let form: PreparedForm
         switch fp32Algorithm {
         case .winograd(let tile): form = tile == .large ? .winograd : .winograd2x2
+        case .lineWinograd: form = .lineWinograd
         case .pointwise, .im2colGEMM: form = .panels
         case .direct, .depthwise, .grouped: form = .packed
         }

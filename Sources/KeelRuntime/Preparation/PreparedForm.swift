@@ -10,6 +10,9 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     case winograd
     /// Transformed into the Winograd F(2×2, 3×3) domain, in 32-column panels (`SmallTileWinogradWeights`).
     case winograd2x2
+    /// A 1×k or k×1 filter transformed into the line-Winograd F(4, k) domain, in 32-column panels
+    /// (`LineWinogradWeights`).
+    case lineWinograd
     /// Packed row-major per group, [K][outputs], for direct and depthwise, and as the file form of `panels`
     /// (`PackedConv2DWeights`).
     case packed
@@ -30,6 +33,7 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
         switch self {
         case .winograd: return WinogradWeights.self
         case .winograd2x2: return SmallTileWinogradWeights.self
+        case .lineWinograd: return LineWinogradWeights.self
         case .packed: return PackedConv2DWeights.self
         case .panels: return PanelConv2DWeights.self
         case .densePanels: return PanelDenseWeights.self
@@ -44,11 +48,13 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     var isStored: Bool { self != .foldedBatchNorm && self != .panels }
 
     /// The cache key's text, as .keelc files record it: "winograd:<filter>", "winograd2x2:<filter>",
+    /// "linewinograd:<filter>",
     /// "conv:<filter>", "bf16:<filter>", "dense:<kernel>", "bn:<node>".
     func key(_ source: String) -> String {
         switch self {
         case .winograd: return "winograd:" + source
         case .winograd2x2: return "winograd2x2:" + source
+        case .lineWinograd: return "linewinograd:" + source
         case .packed: return "conv:" + source
         case .panels: return "panels:" + source
         case .densePanels: return "dense:" + source
@@ -148,6 +154,35 @@ struct SmallTileWinogradWeights: PreparedPayload {
     }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
         weights = try WinogradWeights(borrowing: values, owner: owner, storedDims: dims, tile: .small)
+    }
+}
+
+extension LineWinogradWeights: PreparedPayload {
+    static var form: PreparedForm { .lineWinograd }
+
+    /// From the original filter, or from the packed form (the same floats, so the same weights).
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        let filter = try source.convolutionFilter(for: form)
+        guard let taps = LineWinograd.taps(of: filter.kernel) else { throw source.cannotPrepare(form) }
+        if held.original != nil {
+            let values = try held.requireOriginal(for: form)
+            switch filter.layout {
+            case .hwio: return try LineWinogradWeights(hwio: values, taps: taps, inputChannels: filter.inputChannels,
+                                                       outputChannels: filter.outputChannels, context: context)
+            case .oihw: return try LineWinogradWeights(oihw: values, taps: taps, inputChannels: filter.inputChannels,
+                                                       outputChannels: filter.outputChannels, context: context)
+            }
+        }
+        return try LineWinogradWeights(try held.rowMajorPacking(for: form), context: context)
+    }
+
+    /// [taps, inputChannels, outputChannels], with a fourth dimension of 16 for panels split into halves.
+    var storedDims: [Int] { [taps, inputChannels, outputChannels] + panelHalvesDims(splitHalves) }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeValues(body) }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        let splitHalves = try panelDims(Array(dims.dropFirst()), "line winograd weights")
+        try self.init(borrowing: values, owner: owner, taps: dims.first ?? 0, inputChannels: dims[1],
+                      outputChannels: dims[2], splitHalves: splitHalves)
     }
 }
 
