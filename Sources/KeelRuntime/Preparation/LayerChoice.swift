@@ -11,14 +11,21 @@ struct ConvolutionChoice: Equatable {
     var kernel: KernelChoice
 
     /// `storedOnlyInBF16` when the model's file holds the filter in the bf16 form alone.
-    /// Throws when such a filter cannot run here. `onlyWinogradTile` when the filter is held in
-    /// one Winograd tile's form alone (`PreparedWeights.onlyWinogradTile`): a symbolic model
+    /// Throws when such a filter cannot run here. `onlyWinogradAlgorithm` when the filter is held
+    /// in one Winograd form alone (`PreparedWeights.onlyWinogradAlgorithm`): a symbolic model
     /// prepared at batch 1 on the small tile keeps it at batch 8, where the large one would
-    /// multiply less, rather than keep the filter twice (VGG16's 14×14 layers: 28 MB more).
+    /// multiply less, rather than keep the filter twice (VGG16's 14×14 layers: 28 MB more); one
+    /// prepared at batch 8 on line Winograd keeps it at batch 1, where im2col would run.
     static func choose(_ geometry: Conv2DGeometry, precision: Precision, hasResidual: Bool,
-                       storedOnlyInBF16: Bool, onlyWinogradTile: WinogradTile? = nil) throws -> ConvolutionChoice {
-        let fp32Algorithm = onlyWinogradTile.flatMap { WinogradWeights.canRun(geometry) ? .winograd($0) : nil }
-            ?? Conv2D.defaultAlgorithm(for: geometry)
+                       storedOnlyInBF16: Bool, onlyWinogradAlgorithm: Conv2DAlgorithm? = nil) throws -> ConvolutionChoice {
+        let held = onlyWinogradAlgorithm.flatMap { algorithm -> Conv2DAlgorithm? in
+            switch algorithm {
+            case .winograd: return WinogradWeights.canRun(geometry) ? algorithm : nil
+            case .lineWinograd: return LineWinograd.supports(geometry) ? algorithm : nil
+            default: return nil
+            }
+        }
+        let fp32Algorithm = held ?? Conv2D.defaultAlgorithm(for: geometry)
         // A layer with few input channels (an RGB first layer, ViT's patch embedding) runs bf16
         // too, its input split in two bf16 terms (`BF16Convolution.splitsInput`) so pixel values
         // keep about 16 bits. A bf16 request keeps fp32 where that is faster here

@@ -91,16 +91,17 @@ final class PreparedWeights: @unchecked Sendable {
         originals[name] = nil
     }
 
-    /// The Winograd tile a filter can only run in: held in that tile's form alone, with neither its
-    /// original nor a form the other tile's could be derived from (a symbolic model prepared for
-    /// batch 1 on the small tile, or a file compiled so); nil otherwise.
-    func onlyWinogradTile(of name: String) -> WinogradTile? {
+    /// The Winograd algorithm a filter can only run in: held in one tile's form (or the line
+    /// form) alone, with neither its original nor a form another algorithm's could be derived from
+    /// (a symbolic model prepared for one batch, or a file compiled so); nil otherwise.
+    func onlyWinogradAlgorithm(of name: String) -> Conv2DAlgorithm? {
         lock.lock()
         defer { lock.unlock() }
         guard originals[name] == nil else { return nil }
         let held = Set(PreparedForm.allCases.filter { entries[Key(source: name, form: $0)] != nil })
-        if held == [.winograd2x2] { return .small }
-        if held == [.winograd] { return .large }
+        if held == [.winograd2x2] { return .winograd(.small) }
+        if held == [.winograd] { return .winograd(.large) }
+        if held == [.lineWinograd] { return .lineWinograd }
         return nil
     }
 

@@ -98,7 +98,7 @@ struct ConvolutionLayer {
         hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
         choice = try ConvolutionChoice.choose(kernelGeometry, precision: precision, hasResidual: hasResidual,
                                               storedOnlyInBF16: prepared.heldOnlyInBF16(filter.constant),
-                                              onlyWinogradTile: prepared.onlyWinogradTile(of: filter.constant))
+                                              onlyWinogradAlgorithm: prepared.onlyWinogradAlgorithm(of: filter.constant))
     }
 
     /// Whether a fused max pool happens inside the kernel (the Winograd NHWC output pass or the
