@@ -94,17 +94,11 @@ public struct LineWinogradWeights: Sendable, Equatable {
         let storageCount = try Self.storageCount(inputChannels: inputs, outputChannels: outputs, taps: taps)
         let points = transforms.points
         let pointStride = storageCount / points
-        let panelColumns = WinogradWeights.panelColumns
         let layout = PanelLayout(depth: inputs)
         self.storage = WeightStorage(count: storageCount) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
-            // The storage starts uninitialised: the last panel's columns past `outputs` stay zero.
-            if outputs % panelColumns != 0 {
-                let lastPanel = (outputs / panelColumns) * inputs * panelColumns
-                for point in 0..<points {
-                    (destination + point * pointStride + lastPanel).initialize(repeating: 0, count: inputs * panelColumns)
-                }
-            }
+            WinogradWeights.zeroPadding(destination, points: points, pointStride: pointStride, inputs: inputs,
+                                        outputs: outputs)
             let filter = transforms.filter
             // Input channels split across threads; each writes its own rows of every point's matrix,
             // a run of 16 output channels at a time (runs never straddle a panel's half). The sum

@@ -36,6 +36,17 @@ public struct WinogradWeights: Sendable, Equatable {
                          "winograd weights")
     }
 
+    /// Storage starts uninitialised: zeroes each point's last panel where `outputs` leaves columns
+    /// unused, before the transform writes the rest.
+    static func zeroPadding(_ destination: UnsafeMutablePointer<Float>, points: Int, pointStride: Int, inputs: Int,
+                            outputs: Int) {
+        guard outputs % panelColumns != 0 else { return }
+        let lastPanel = (outputs / panelColumns) * inputs * panelColumns
+        for point in 0..<points {
+            (destination + point * pointStride + lastPanel).initialize(repeating: 0, count: inputs * panelColumns)
+        }
+    }
+
     /// Logical extents of the transformed values: [points, inputChannels, outputChannels].
     public var dims: [Int] { [tile.points, inputChannels, outputChannels] }
 
@@ -101,17 +112,11 @@ public struct WinogradWeights: Sendable, Equatable {
         let storageCount = try Self.storageCount(inputChannels: inputs, outputChannels: outputs, tile: tile)
         let (points, side) = (tile.points, tile.inputSize)
         let pointStride = storageCount / points
-        let panelColumns = Self.panelColumns
         let layout = PanelLayout(depth: inputs)
         self.storage = WeightStorage(count: storageCount) { destination in
             guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
-            // The storage starts uninitialised: the last panel's columns past `outputs` stay zero.
-            if outputs % panelColumns != 0 {
-                let lastPanel = (outputs / panelColumns) * inputs * panelColumns
-                for point in 0..<points {
-                    (destination + point * pointStride + lastPanel).initialize(repeating: 0, count: inputs * panelColumns)
-                }
-            }
+            WinogradWeights.zeroPadding(destination, points: points, pointStride: pointStride, inputs: inputs,
+                                        outputs: outputs)
             // Input channels split across threads; each writes its own rows of every point's matrix.
             context.forEachChunk(inputs, minimumChunk: 1) { channels in
                 if tile == .large, let transform = KernelTable.current.winograd_filter_transform {
