@@ -122,6 +122,25 @@ final class PreparedArtifactTests: XCTestCase {
                                    values: (0..<(batch * 17 * 17 * 24)).map { _ in Float(generator.nextUnit()) - 0.5 })
             XCTAssertEqual(try mapped.run(["image": image]), try model.run(["image": image]), "batch \(batch)")
         }
+        // Damaged dimensions are refused with the reason, on one line.
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        for (dims, message) in [([7, 24], "are not [taps, inputs, outputs]"), ([9, 24, 24] + split, "no line transform for 9 taps"),
+                                ([7, 25, 24] + split, "expected for 7 taps, 25 input and 24 output channels")] {
+            let damaged = try editingHeader(good) { header in
+                var records = header["prepared"] as? [[String: Any]] ?? []
+                if let index = records.firstIndex(where: { $0["key"] as? String == "linewinograd:row/kernel" }) {
+                    records[index]["dims"] = dims
+                }
+                header["prepared"] = records
+            }
+            let damagedPath = folder + "/damaged-line.keelc"
+            try damaged.write(to: URL(fileURLWithPath: damagedPath))
+            XCTAssertThrowsError(try CompiledArtifact.read(path: damagedPath)) { error in
+                XCTAssertTrue("\(error)".contains("prepared filter 'linewinograd:row/kernel': "), "\(error)")
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+                XCTAssertFalse("\(error)".contains("\n"), "\(error)")
+            }
+        }
     }
 
     func testFiltersStoredPreparedOnlyNeedTheirPreparedForm() throws {

@@ -180,9 +180,12 @@ extension LineWinogradWeights: PreparedPayload {
     var storedDims: [Int] { [taps, inputChannels, outputChannels] + panelHalvesDims(splitHalves) }
     func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeValues(body) }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
-        let splitHalves = try panelDims(Array(dims.dropFirst()), "line winograd weights")
-        try self.init(borrowing: values, owner: owner, taps: dims.first ?? 0, inputChannels: dims[1],
-                      outputChannels: dims[2], splitHalves: splitHalves)
+        guard dims.count == 3 || (dims.count == 4 && dims[3] == splitPanelMark) else {
+            throw KernelError.invalidArgument(kernel: "line winograd weights",
+                                              message: "dims \(dims) are not [taps, inputs, outputs] or [taps, inputs, outputs, 16]")
+        }
+        try self.init(borrowing: values, owner: owner, taps: dims[0], inputChannels: dims[1], outputChannels: dims[2],
+                      splitHalves: dims.count == 4)
     }
 }
 
