@@ -28,20 +28,27 @@ public enum LineWinograd {
             && geometry.layout == .nhwc
     }
 
-    /// Whether it should, by the multiplies it saves per filter element over im2col,
-    /// k·pixels − points·tiles (ragged last tiles counted whole), with enough channels on both
-    /// sides for the transforms to cost less than that. The threshold is the 2-D tiles'
-    /// (`Winograd.minimumSavedMultiplies`); see `LineWinogradTests` for the layers measured.
+    /// Whether it should: when im2col's multiplies, k per output pixel, cost at least as much as
+    /// the line's, k + 3 per tile, with the transforms' share. Both stream their filter once per
+    /// call, counted as `Winograd.filterStreamTiles` more pixels or tiles, so a batch-1 layer with
+    /// few tiles keeps im2col. The transforms cost the products about `transformChannels` / c more
+    /// (c the fewer of the input and output channels): measured one thread, per layer against
+    /// im2col on the same product (17×17 and 35×35, batch 1 and 8, 16–128 channels), 1×7 broke
+    /// even near 32 channels and ran 1.8–2.1× faster at 128; 1×3 broke even near 48–64 channels
+    /// and ran 1.24–1.44× faster at 128; this estimate fitted every one of those ratios within 0.1.
     public static func pays(_ geometry: Conv2DGeometry) -> Bool {
-        guard supports(geometry), let taps = taps(of: geometry.kernel),
-              geometry.inputChannels >= Winograd.minimumChannels,
-              geometry.outputChannels >= Winograd.minimumChannels else { return false }
+        guard supports(geometry), let taps = taps(of: geometry.kernel) else { return false }
+        let channels = min(geometry.inputChannels, geometry.outputChannels)
+        guard channels >= Winograd.minimumChannels else { return false }
+        let tiling = LineTiling(geometry)
         let pixels = geometry.batch * geometry.output.height * geometry.output.width
-        let saved = taps * pixels - (taps + outputSize - 1) * LineTiling(geometry).tiles
-        return saved >= minimumSavedMultiplies
+        let im2col = Double(taps * (pixels + Winograd.filterStreamTiles))
+        let line = Double(tiling.points * (tiling.tiles + Winograd.filterStreamTiles))
+            * (1 + transformChannels / Double(channels))
+        return im2col >= line
     }
 
-    static let minimumSavedMultiplies = Winograd.minimumSavedMultiplies
+    static let transformChannels = 40.0
 
     static func blocking(_ geometry: Conv2DGeometry) -> WinogradBlocking {
         let tiling = LineTiling(geometry)

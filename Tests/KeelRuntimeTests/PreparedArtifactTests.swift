@@ -90,14 +90,14 @@ final class PreparedArtifactTests: XCTestCase {
         }
     }
 
-    /// Inception's factorised 1×7 and 7×1 layers run line Winograd already at batch 1 (17×17, 24
-    /// channels); their transformed filters are stored as such and run the same from the mapping.
+    /// Inception's factorised 1×7 and 7×1 layers run line Winograd already at batch 1 (17×17, 64
+    /// and 48 channels); their transformed filters are stored as such and run the same from the mapping.
     func testLineWinogradFiltersRoundTrip() throws {
         let source = """
         model factorised
-        input image: f32[N, 17, 17, 24] nhwc
-        row = conv2d(24, (1, 7), padding: same, activation: relu)
-        column = conv2d(32, (7, 1), padding: same)
+        input image: f32[N, 17, 17, 64] nhwc
+        row = conv2d(64, (1, 7), padding: same, activation: relu)
+        column = conv2d(48, (7, 1), padding: same)
         output column
         """
         var graph = try ShapeInference().run(parseKeelGraph(source: source, path: folder + "/factorised.keel")).graph
@@ -107,25 +107,25 @@ final class PreparedArtifactTests: XCTestCase {
         let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
         let filters = try model.preparedFilters()
         XCTAssertEqual(filters.map(\.key), ["linewinograd:column/kernel", "linewinograd:row/kernel"])
-        let split = PanelLayout(depth: 24).splitHalves ? [16] : []
-        XCTAssertEqual(filters.map(\.dims), [[7, 24, 32] + split, [7, 24, 24] + split])
+        let split = PanelLayout(depth: 64).splitHalves ? [16] : []
+        XCTAssertEqual(filters.map(\.dims), [[7, 64, 48] + split, [7, 64, 64] + split])
         let path = folder + "/factorised.keelc"
         try CompiledArtifact.write(model.graph, prepared: filters, provenance: .test, to: path)
         let contents = try CompiledArtifact.read(path: path)
         XCTAssertEqual(contents.prepared.map(\.kind), [.lineWinograd, .lineWinograd])
-        // Ten points of [24 inputs][one 32-column panel].
-        XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [10 * 24 * 32, 10 * 24 * 32])
+        // Ten points of [64 inputs][two 32-column panels].
+        XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [10 * 64 * 64, 10 * 64 * 64])
         let mapped = try CompiledModel(graph: contents.graph, prepared: contents.prepared, context: ExecutionContext(threads: 1))
         for batch in [1, 2] {
             var generator = SplitMix64(seed: UInt64(40 + batch))
-            let image = try Tensor(shape: [batch, 17, 17, 24],
-                                   values: (0..<(batch * 17 * 17 * 24)).map { _ in Float(generator.nextUnit()) - 0.5 })
+            let image = try Tensor(shape: [batch, 17, 17, 64],
+                                   values: (0..<(batch * 17 * 17 * 64)).map { _ in Float(generator.nextUnit()) - 0.5 })
             XCTAssertEqual(try mapped.run(["image": image]), try model.run(["image": image]), "batch \(batch)")
         }
         // Damaged dimensions are refused with the reason, on one line.
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        for (dims, message) in [([7, 24], "are not [taps, inputs, outputs]"), ([9, 24, 24] + split, "no line transform for 9 taps"),
-                                ([7, 25, 24] + split, "expected for 7 taps, 25 input and 24 output channels")] {
+        for (dims, message) in [([7, 64], "are not [taps, inputs, outputs]"), ([9, 64, 64] + split, "no line transform for 9 taps"),
+                                ([7, 65, 64] + split, "expected for 7 taps, 65 input and 64 output channels")] {
             let damaged = try editingHeader(good) { header in
                 var records = header["prepared"] as? [[String: Any]] ?? []
                 if let index = records.firstIndex(where: { $0["key"] as? String == "linewinograd:row/kernel" }) {
