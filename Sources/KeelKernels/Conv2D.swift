@@ -285,8 +285,8 @@ extension Conv2D {
     }
 
     /// The line-Winograd algorithm on weights transformed once (`LineWinogradWeights`); `scratch`
-    /// at least `scratchSize(for:algorithm: .lineWinograd)` floats. Bias and ReLU are fused into
-    /// the output transform; a residual or another activation follows in one pass.
+    /// at least `scratchSize(for:algorithm: .lineWinograd)` floats. Bias and activation are applied
+    /// tile by tile as the output transform stores them; a residual follows in one pass.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: LineWinogradWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity,
@@ -301,11 +301,14 @@ extension Conv2D {
         try requireCapacity(scratch.count, LineWinograd.scratchSize(for: geometry), name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress,
               let workspace = scratch.baseAddress, let transforms = LineWinogradTransforms.forTaps(weights.taps) else { return }
-        let fused = residual == nil && (activation == .identity || activation == .relu)
+        // ReLU in the output transform, another activation with a vector form on each tile as it is
+        // stored; a residual (added before the activation) or an activation without one in a pass after.
+        let vectorForm = KernelTable.current.activate_rows != nil && KernelEpilogue.fusedActivation(activation) != nil
+        let fused = residual == nil && (activation == .identity || activation == .relu || vectorForm)
         weights.storage.withUnsafeBufferPointer { filters in
             guard let filterBase = filters.baseAddress else { return }
             LineWinogradRun(input: source, weights: filterBase, weightLayout: weights.layout, bias: bias?.baseAddress,
-                            relu: fused && activation == .relu, output: destination, geometry: geometry,
+                            activation: fused ? activation : .identity, output: destination, geometry: geometry,
                             transforms: transforms, scratch: workspace, scratchCount: scratch.count, context: context).run()
         }
         if !fused {

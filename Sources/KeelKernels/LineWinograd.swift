@@ -171,7 +171,8 @@ struct LineWinogradRun {
     let weights: UnsafePointer<Float>
     let weightLayout: PanelLayout
     let bias: UnsafePointer<Float>?
-    let relu: Bool
+    /// ReLU in the output transform; another activation with a C form on each tile's pixels after it.
+    let activation: UnaryOperation
     let output: UnsafeMutablePointer<Float>
     let geometry: Conv2DGeometry
     let transforms: LineWinogradTransforms
@@ -242,11 +243,16 @@ struct LineWinogradRun {
             for local in tiles {
                 let (image, line, start) = tiling.origin(blockStart + local)
                 let (row, column) = tiling.alongWidth ? (line, start) : (start, line)
+                let (pixels, target) = (min(LineWinograd.outputSize, tiling.outputLength - start),
+                                        output + ((image * height + row) * width + column) * channels)
                 LineWinograd.transform(source + local * channels, stride: blockCount * channels, channels: channels,
-                                       matrix: matrix, rows: min(LineWinograd.outputSize, tiling.outputLength - start),
-                                       columns: tiling.points, bias: bias, relu: relu,
-                                       destination: output + ((image * height + row) * width + column) * channels,
-                                       destinationStride: alongStride)
+                                       matrix: matrix, rows: pixels, columns: tiling.points, bias: bias,
+                                       relu: activation == .relu, destination: target, destinationStride: alongStride)
+                if activation != .identity && activation != .relu {
+                    _ = applyVectorActivation(input: target, output: target, rows: pixels, columns: channels,
+                                              rowStride: alongStride, bias: nil, direction: .perColumn,
+                                              activation: activation, context: .singleThreaded)
+                }
             }
         }
     }

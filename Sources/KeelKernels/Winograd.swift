@@ -261,8 +261,14 @@ struct WinogradRun {
             let pointStride = blockCount * channels
             var pending: (image: Int, top: Int, columns: Range<Int>)?
             let table = KernelTable.current
-            let simdEpilogue = activation != .identity && activation != .relu ? nil
-                : tile == .large ? table.winograd_output_tile : table.winograd2_output_tile
+            // ReLU is fused into the C tile pass; another activation with a C form runs on the
+            // vector activation kernel over the tile's rows while they are in cache (EfficientNetV2's
+            // SiLU after its 3×3 layers ran 2.7× slower through the Swift transform). A pooled tile
+            // is pooled inside the pass, so its activation must be ReLU.
+            let tilePass = tile == .large ? table.winograd_output_tile : table.winograd2_output_tile
+            let afterTile = activation != .identity && activation != .relu && !pooled && table.activate_rows != nil
+                && KernelEpilogue.fusedActivation(activation) != nil
+            let simdEpilogue = activation == .identity || activation == .relu || afterTile ? tilePass : nil
             for local in tiles {
                 let products = source + local * channels
                 let (image, top, left) = origin(blockStart + local)
@@ -288,6 +294,11 @@ struct WinogradRun {
                 if let simdEpilogue {
                     simdEpilogue(products, pointStride, channels, bias, activation == .relu ? 1 : 0, pooled ? 1 : 0,
                                  target, rowStride, channels, Int32(rows), Int32(columns))
+                    if afterTile {
+                        _ = applyVectorActivation(input: target, output: target, rows: rows, columns: columns * channels,
+                                                  rowStride: rowStride, bias: nil, direction: .perColumn,
+                                                  activation: activation, context: .singleThreaded)
+                    }
                     continue
                 }
                 var channel = 0

@@ -116,6 +116,24 @@ final class LineWinogradTests: XCTestCase {
         }
     }
 
+    /// Without a residual, an activation other than ReLU runs on each tile's pixels as they are stored.
+    func testSwishPerTile() throws {
+        let geometry = geometry(2, 6, 11, inputs: 24, outputs: 40, kernel: Size2D(7, 1), padding: Self.same(Size2D(7, 1)))
+        let input = seededValues(geometry.inputElementCount, seed: 815)
+        let hwio = seededValues(7 * 24 * 40, seed: 816)
+        let bias = seededValues(40, seed: 817)
+        let expected = directConvolution(input, hwio: hwio, bias: bias, geometry).map { $0 / (1 + exp(-$0)) }
+        let weights = try packedWeights(hwio, geometry)
+        try forEachCapabilitySet { level in
+            let actual = try convolve(input, weights, bias: bias, activation: .swish, geometry, algorithm: .lineWinograd,
+                                      threads: 2)
+            let scale = max(1, expected.map { abs($0) }.max() ?? 1)
+            XCTAssertEqual(actual.count, expected.count)
+            XCTAssertLessThanOrEqual(zip(actual, expected).map { abs($0 - $1) }.max() ?? .infinity, 1e-5 * scale,
+                                     "swish \(level)")
+        }
+    }
+
     /// ONNX's OIHW filter and Keras's HWIO one give the same transformed bits.
     func testKernelLayoutsTransformAlike() throws {
         let (inputs, outputs, taps) = (19, 37, 7)

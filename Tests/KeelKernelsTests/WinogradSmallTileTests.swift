@@ -69,6 +69,35 @@ final class WinogradSmallTileTests: XCTestCase {
         }
     }
 
+    /// Activations with a vector form other than ReLU run on each tile's rows after the C tile pass,
+    /// on both tiles and layouts; without a residual that is the only pass over the output.
+    func testBothTilesApplySwishAndSigmoidPerTile() throws {
+        for layout in [ActivationLayout.nhwc, .nchw] {
+            let geometry = geometry(2, 9, 7, inputs: 24, outputs: 40, layout: layout)
+            let input = seededValues(geometry.inputElementCount, seed: 611)
+            let hwio = seededValues(9 * 24 * 40, seed: 612)
+            let bias = seededValues(40, seed: 613)
+            let convolved = directConvolution(input, hwio: hwio, bias: bias, geometry)
+            let scale = max(1, convolved.map { abs($0) }.max() ?? 1)
+            let weights = try packedWeights(hwio, geometry)
+            for (activation, function) in [(UnaryOperation.swish, { (x: Float) in x / (1 + exp(-x)) }),
+                                           (.sigmoid, { (x: Float) in 1 / (1 + exp(-x)) })] {
+                let expected = convolved.map(function)
+                try forEachCapabilitySet { level in
+                    for tile in WinogradTile.allCases {
+                        let actual = try convolve(input, weights, bias: bias, activation: activation, geometry,
+                                                  algorithm: .winograd(tile), threads: 2)
+                        // Within Winograd's error on the sum (see above), which the activations do not grow.
+                        let error = zip(actual, expected).map { abs($0 - $1) }.max() ?? .infinity
+                        XCTAssertEqual(actual.count, expected.count)
+                        XCTAssertLessThanOrEqual(error, (tile == .small ? 2e-6 : 1e-5) * scale,
+                                                 "\(activation) \(layout) \(tile) \(level)")
+                    }
+                }
+            }
+        }
+    }
+
     private final class ValuesOwner {}
 
     /// Weights of one tile refuse to run as the other's.
