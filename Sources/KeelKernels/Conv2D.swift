@@ -307,9 +307,11 @@ extension Conv2D {
         let fused = residual == nil && (activation == .identity || activation == .relu || vectorForm)
         weights.storage.withUnsafeBufferPointer { filters in
             guard let filterBase = filters.baseAddress else { return }
-            LineWinogradRun(input: source, weights: filterBase, weightLayout: weights.layout, bias: bias?.baseAddress,
-                            activation: fused ? activation : .identity, output: destination, geometry: geometry,
-                            transforms: transforms, scratch: workspace, scratchCount: scratch.count, context: context).run()
+            let pipeline = WinogradPipeline(blocking: LineWinograd.blocking(geometry), weights: filterBase,
+                                            weightLayout: weights.layout, scratch: workspace, scratchCount: scratch.count,
+                                            context: context)
+            LineWinogradRun(input: source, bias: bias?.baseAddress, activation: fused ? activation : .identity,
+                            output: destination, geometry: geometry, transforms: transforms, pipeline: pipeline).run()
         }
         if !fused {
             applyResidual(residual?.baseAddress, activation: activation, to: destination,

@@ -168,22 +168,17 @@ struct LineWinogradTransforms: Sendable {
 /// One validated line-Winograd call.
 struct LineWinogradRun {
     let input: UnsafePointer<Float>
-    let weights: UnsafePointer<Float>
-    let weightLayout: PanelLayout
     let bias: UnsafePointer<Float>?
     /// ReLU in the output transform; another activation with a C form on each tile's pixels after it.
     let activation: UnaryOperation
     let output: UnsafeMutablePointer<Float>
     let geometry: Conv2DGeometry
     let transforms: LineWinogradTransforms
-    let scratch: UnsafeMutablePointer<Float>
-    let scratchCount: Int
-    let context: KernelContext
+    /// The transformed filter, the scratch and the threads.
+    let pipeline: WinogradPipeline
 
     func run() {
-        WinogradPipeline(blocking: LineWinograd.blocking(geometry), weights: weights, weightLayout: weightLayout,
-                         scratch: scratch, scratchCount: scratchCount, context: context)
-            .run(transformInputs: transformInputs, transformOutputs: transformOutputs)
+        pipeline.run(transformInputs: transformInputs, transformOutputs: transformOutputs)
     }
 
     /// Each tile's n input pixels, read in place when they lie inside the image and otherwise
