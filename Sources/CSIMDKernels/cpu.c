@@ -168,11 +168,13 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
         table->layer_norm_rows = keel_avx512_layer_norm_rows;
         table->activate_rows = keel_avx512_activate_rows;
         table->pool_rows = keel_avx512_pool_rows;
+        table->scaled_transpose = keel_avx512_scaled_transpose;
     } else if (capabilities & KEEL_CPU_AVX2) {
         table->softmax_rows = keel_avx2_softmax_rows;
         table->layer_norm_rows = keel_avx2_layer_norm_rows;
         table->activate_rows = keel_avx2_activate_rows;
         table->pool_rows = keel_avx2_pool_rows;
+        table->scaled_transpose = keel_avx2_scaled_transpose;
     }
     if (capabilities & KEEL_CPU_AMX_BF16) {
         table->bf16_conv = keel_amx_bf16_conv;

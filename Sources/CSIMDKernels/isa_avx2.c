@@ -21,6 +21,13 @@ DEFINE_ROW_KERNELS(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AV
                    KEEL_AVX2_KEEP, _mm256_set1_ps, _mm256_setzero_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps,
                    _mm256_fmadd_ps)
 
+/* Scaled transposes: rows 8 at a time, one gather per column. */
+#define AVX2_ROW_INDEX(stride) _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride))
+#define AVX2_GATHER(mask, base, index) \
+    _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, index, _mm256_castsi256_ps(mask), 4)
+DEFINE_SCALED_TRANSPOSE(avx2, KEEL_AVX2, __m256, __m256i, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_STORE,
+                        _mm256_set1_ps, _mm256_mul_ps, AVX2_ROW_INDEX, AVX2_GATHER)
+
 /* Max and average pooling: blocks of 4 vectors of channels per output pixel. */
 DEFINE_POOLING(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
                _mm256_set1_ps, _mm256_setzero_ps, _mm256_add_ps, _mm256_mul_ps)

@@ -21,6 +21,13 @@ DEFINE_ROW_KERNELS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes
                    KEEL_AVX512_STORE, KEEL_AVX512_KEEP, _mm512_set1_ps, _mm512_setzero_ps, _mm512_add_ps, _mm512_sub_ps,
                    _mm512_mul_ps, _mm512_fmadd_ps)
 
+/* Scaled transposes: rows 16 at a time, one gather per column. */
+#define AVX512_ROW_INDEX(stride) \
+    _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride))
+#define AVX512_GATHER(mask, base, index) _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, index, base, 4)
+DEFINE_SCALED_TRANSPOSE(avx512, KEEL_AVX512, __m512, __m512i, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_STORE,
+                        _mm512_set1_ps, _mm512_mul_ps, AVX512_ROW_INDEX, AVX512_GATHER)
+
 /* Max and average pooling: blocks of 4 vectors of channels per output pixel. */
 DEFINE_POOLING(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
                _mm512_set1_ps, _mm512_setzero_ps, _mm512_add_ps, _mm512_mul_ps)

@@ -45,7 +45,9 @@ KEEL_DECLARE_FP32_KERNELS(avx2)
                                          float *inverse_deviations);                                      \
     void keel_##PREFIX##_activate_rows(ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t row_stride,             \
                                        const float *input, float *output, const keel_epilogue *e);    \
-    void keel_##PREFIX##_pool_rows(const keel_pool2d *pool, ptrdiff_t first_row, ptrdiff_t row_count);
+    void keel_##PREFIX##_pool_rows(const keel_pool2d *pool, ptrdiff_t first_row, ptrdiff_t row_count);      \
+    void keel_##PREFIX##_scaled_transpose(ptrdiff_t rows, ptrdiff_t columns, const float *input,           \
+                                          ptrdiff_t input_stride, float scale, float *output);
 
 KEEL_DECLARE_ROW_KERNELS(avx512)
 KEEL_DECLARE_ROW_KERNELS(avx2)

@@ -3,7 +3,9 @@
 /// strided left operand), a row softmax while the scores are still in cache, and P·V_h with V_h
 /// read in place (a strided right operand), written into the head's columns of the output rows.
 /// Only K_hᵀ is copied (scaled on the way), a [head size × key tokens] block per head: the
-/// exporters' head-split transposes, gathers and scale multiplies never materialise.
+/// exporters' head-split transposes, gathers and scale multiplies never materialise. An additive
+/// bias on the scores (Swin's relative positions and shifted-window masks) rides on the first
+/// product's epilogue, so it costs no pass of its own either.
 import CSIMDKernels
 import Foundation
 
@@ -37,6 +39,9 @@ public enum Attention {
 
         var width: Int { heads * headSize }
 
+        /// Floats in one sequence's bias: a [queryTokens, keyTokens] block per head.
+        public var biasPerSequence: Int { heads * queryTokens * keyTokens }
+
         /// Element offset of (sequence, head)'s first value in operand `index` (0 q, 1 k, 2 v, 3
         /// the output), and the distance between its consecutive tokens.
         func start(_ index: Int, sequence: Int, head: Int) -> (offset: Int, tokenStride: Int) {
@@ -49,8 +54,20 @@ public enum Attention {
         }
     }
 
+    /// Added to scale·q_h·k_hᵀ before the softmax: [period, heads, query tokens, key tokens], sequence
+    /// s taking block s mod period (Swin's windows repeat their masks image after image).
+    public struct Bias {
+        public var values: UnsafeBufferPointer<Float>
+        public var period: Int
+
+        public init(values: UnsafeBufferPointer<Float>, period: Int) {
+            self.values = values
+            self.period = period
+        }
+    }
+
     public static func apply(q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
-                             output: UnsafeMutableBufferPointer<Float>, shape: Shape,
+                             bias: Bias? = nil, output: UnsafeMutableBufferPointer<Float>, shape: Shape,
                              context: KernelContext = .singleThreaded) throws {
         let name = "attention"
         try require(shape.sequences >= 0 && shape.queryTokens >= 0 && shape.keyTokens >= 1 && shape.heads >= 1
@@ -64,6 +81,11 @@ public enum Attention {
                                 ["q", "k", "v"][index])
         }
         try requireCapacity(output.count, try elementCount([shape.sequences, shape.queryTokens, shape.width], name), name, "output")
+        if let bias {
+            try require(bias.period >= 1 && shape.sequences % bias.period == 0, name,
+                        "a bias repeating every \(bias.period) sequences does not tile \(shape.sequences) sequences")
+            try requireCapacity(bias.values.count, try elementCount([bias.period, shape.biasPerSequence], name), name, "bias")
+        }
         guard shape.sequences > 0, shape.queryTokens > 0, let queries = q.baseAddress, let keys = k.baseAddress,
               let values = v.baseAddress, let destination = output.baseAddress else { return }
         let (tokens, keyTokens, headSize) = (shape.queryTokens, shape.keyTokens, shape.headSize)
@@ -71,6 +93,7 @@ public enum Attention {
         let tasks = shape.sequences * shape.heads
         let chunkContext = work * Double(tasks) < 262_144 ? KernelContext.singleThreaded : context
         let gemm = KernelTable.current.sgemm
+        let transpose = KernelTable.current.scaled_transpose
         chunkContext.forEachBalancedChunk(tasks, minimumChunk: 1) { range, _ in
             let keysTransposedBuffer = CacheLineMemory.allocateFloats(headSize * keyTokens)
             let scoresBuffer = CacheLineMemory.allocateFloats(tokens * keyTokens)
@@ -83,18 +106,34 @@ public enum Attention {
                 let value = shape.start(2, sequence: sequence, head: head)
                 let result = shape.start(3, sequence: sequence, head: head)
                 // Kᵀ scaled: the scale rides on the one copy there is.
-                for token in 0..<keyTokens {
-                    let row = keys + key.offset + token * key.tokenStride
-                    for column in 0..<headSize { keysTransposed[column * keyTokens + token] = shape.scale * row[column] }
+                if let transpose {
+                    transpose(keyTokens, headSize, keys + key.offset, key.tokenStride, shape.scale, keysTransposed)
+                } else {
+                    for token in 0..<keyTokens {
+                        let row = keys + key.offset + token * key.tokenStride
+                        for column in 0..<headSize { keysTransposed[column * keyTokens + token] = shape.scale * row[column] }
+                    }
+                }
+                let scoreBias = bias.flatMap { bias in
+                    bias.values.baseAddress.map { $0 + ((sequence % bias.period) * shape.heads + head) * tokens * keyTokens }
                 }
                 if let gemm {
                     let left = keel_gemm_left(base: queries + query.offset, row_step: query.tokenStride, depth_step: 1,
                                               block_rows: 0, block_step: 0)
                     let right = PanelGEMM.rowMajorRight(keysTransposed, depthStep: keyTokens)
-                    gemm(tokens, keyTokens, headSize, left, right, scores, keyTokens, nil)
+                    if scoreBias == nil {
+                        gemm(tokens, keyTokens, headSize, left, right, scores, keyTokens, nil)
+                    } else {
+                        var epilogue = KernelEpilogue(bias: nil, residual: scoreBias, activation: .identity)
+                            .description(residualStride: keyTokens)
+                        gemm(tokens, keyTokens, headSize, left, right, scores, keyTokens, &epilogue)
+                    }
                 } else {
                     multiply(tokens, keyTokens, headSize, left: queries + query.offset, leftStride: query.tokenStride,
                              right: keysTransposed, rightStride: keyTokens, into: scores, outputStride: keyTokens)
+                    if let scoreBias {
+                        for index in 0..<tokens * keyTokens { scores[index] += scoreBias[index] }
+                    }
                 }
                 // Sized to the scores by construction, so the softmax has nothing to refuse.
                 let rows = UnsafeMutableBufferPointer(start: scores, count: tokens * keyTokens)

@@ -6,6 +6,10 @@ import CSIMDKernels
 import Foundation
 
 public enum Softmax {
+    /// e^(x − max) below e^this is 0, as in the C rows kernel: masked scores (−100) would otherwise
+    /// leave subnormals, which are slow to compute with and carry nothing.
+    static let flushedExponent: Float = -80
+
     /// output = softmax(input) (or log-softmax when `logarithmic`) along the middle extent.
     /// In-place use is allowed.
     public static func apply(input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
@@ -38,7 +42,8 @@ public enum Softmax {
                     for index in 0..<axis { to[index * inner] = from[index * inner] - logSum }
                 } else {
                     for index in 0..<axis {
-                        let value = Foundation.exp(from[index * inner] - largest)
+                        let shifted = from[index * inner] - largest
+                        let value = shifted < flushedExponent ? 0 : Foundation.exp(shifted)
                         to[index * inner] = value
                         sum += value
                     }

@@ -40,10 +40,14 @@ public struct AttentionRecognition: Pass {
 
     struct Match {
         var scores: Node
+        /// The reshapes and constant adds between the scores and the softmax.
+        var biasChain: [Node]
         var softmax: Node
         var product: Node
         /// The token rows q, k and v are read from.
         var roots: [String]
+        /// What the scores add before the softmax, folded into one constant.
+        var bias: ScoreBias?
         var attributes: [String: AttributeValue]
         /// The value that becomes a reshape of the attention output, its producer and target shape.
         var output: String
@@ -60,12 +64,16 @@ public struct AttentionRecognition: Pass {
 
     /// nil when `softmax` is not between two matmuls (nothing to explain).
     func match(_ softmax: Node, in editor: GraphEditor) -> Result<Match, Rejection>? {
-        guard let scores = editor.producer(of: softmax.inputs[0]), scores.op == .matmul,
+        let biasChain = Self.biasChain(before: softmax, in: editor)
+        guard let scores = editor.producer(of: biasChain.first?.inputs.first { !Self.isConstant($0, in: editor) } ?? softmax.inputs[0]),
+              scores.op == .matmul,
               let product = editor.soleConsumer(of: softmax.outputs[0]), product.op == .matmul,
               product.inputs[0] == softmax.outputs[0], product.inputs[1] != softmax.outputs[0],
               let rank = editor.graph.valueTypes[softmax.outputs[0]]?.shape.rank,
               let axis = try? softmax.attributeReader.int("axis"), axis == -1 || axis == rank - 1 else { return nil }
-        if let problem = editor.singleUseProblem(of: scores.outputs[0]) { return .failure(Rejection("the scores \(problem)")) }
+        for value in [scores.outputs[0]] + biasChain.map(\.outputs[0]) {
+            if let problem = editor.singleUseProblem(of: value) { return .failure(Rejection("the scores \(problem)")) }
+        }
         if let problem = editor.singleUseProblem(of: softmax.outputs[0]) { return .failure(Rejection("the probabilities \(problem)")) }
         let operands = [scores.inputs[0], scores.inputs[1], product.inputs[1]]
         guard let queryType = editor.graph.valueTypes[operands[0]]?.shape, queryType.rank == 4,
@@ -126,21 +134,32 @@ public struct AttentionRecognition: Pass {
               outputType.dims.filter(\.isSymbolic).count <= 1 else {
             return .failure(Rejection("its output '\(output)' has more than one run-time extent"))
         }
+        let bias: ScoreBias?
+        switch Self.scoreBias(of: biasChain, scores: scores.outputs[0], in: editor) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let found): bias = found
+        }
         let scale = chains[0].scale * chains[1].scale
         let attributes: [String: AttributeValue] = [
             "heads": .int(heads), "head_size": .int(headSize), "scale": .float(Float(scale)),
             "offsets": .ints(layouts[0].map(\.offset)), "sequence_first": .bool(layouts[0][0].sequenceFirst),
         ]
-        return .success(Match(scores: scores, softmax: softmax, product: product, roots: chains.map(\.root),
-                              attributes: attributes, output: output, outputProducer: outputProducer,
+        return .success(Match(scores: scores, biasChain: biasChain, softmax: softmax, product: product, roots: chains.map(\.root),
+                              bias: bias, attributes: attributes, output: output, outputProducer: outputProducer,
                               outputShape: outputType.dims.map { $0.value ?? -1 }))
     }
 
     private func apply(_ match: Match, in editor: inout GraphEditor) {
         let name = editor.unusedName("\(match.product.name)/attention")
-        let locations = (match.scores.locations + match.softmax.locations + match.product.locations)
+        let locations = (match.scores.locations + match.biasChain.flatMap(\.locations) + match.softmax.locations
+                         + match.product.locations)
             .reduce(into: [SourceLocation]()) { if !$0.contains($1) { $0.append($1) } }
-        let attention = Node(name: name, op: .attention, inputs: match.roots, outputs: [name],
+        var inputs = match.roots
+        if let bias = match.bias {
+            inputs.append(editor.addConstant("\(name)/bias", floats: bias.values, shape: bias.shape, role: .bias,
+                                             trainable: bias.trainable, location: match.scores.location))
+        }
+        let attention = Node(name: name, op: .attention, inputs: inputs, outputs: [name],
                              attributes: Attributes(match.attributes), locations: locations)
         editor.insert(attention.droppingDefaultAttributes(), before: match.product.name)
         editor.update(Node(name: match.outputProducer.name, op: .reshape, inputs: [name], outputs: [match.output],

@@ -104,6 +104,9 @@ final class BackboneBlockTests: XCTestCase {
             let pipeline = ModelPipeline(path: path, threads: 2)
             let (graph, _) = try pipeline.optimizedGraph()
             XCTAssertFalse(graph.nodes.contains { $0.op == .scatterND || $0.op == .not }, "\(name): a mask was not folded")
+            // The position table and the shifted windows' masks ride on the attention nodes' bias.
+            XCTAssertTrue(graph.nodes.contains { $0.op == .attention && $0.inputs.count == 4 }, "\(name): no biased attention")
+            XCTAssertFalse(graph.nodes.contains { $0.op == .softmax }, "\(name): a softmax was left")
             let scale = expected.values.map(abs).max() ?? 0
             try forEachCapabilitySet { level in
                 let (model, _) = try pipeline.compile()

@@ -12,7 +12,8 @@ final class AttentionTests: XCTestCase {
         (sequenceFirst ? token * sequences + sequence : sequence * tokens + token) * columns + column
     }
 
-    static func reference(q: [Float], k: [Float], v: [Float], shape: Attention.Shape) -> [Float] {
+    static func reference(q: [Float], k: [Float], v: [Float], shape: Attention.Shape,
+                          bias: (values: [Float], period: Int)? = nil) -> [Float] {
         let width = shape.heads * shape.headSize
         var output = [Float](repeating: 0, count: shape.sequences * shape.queryTokens * width)
         for sequence in 0..<shape.sequences {
@@ -30,6 +31,10 @@ final class AttentionTests: XCTestCase {
                             scores[key] += Double(q[qIndex]) * Double(k[kIndex])
                         }
                         scores[key] *= Double(shape.scale)
+                        if let bias {
+                            let block = ((sequence % bias.period) * shape.heads + head) * shape.queryTokens + token
+                            scores[key] += Double(bias.values[block * shape.keyTokens + key])
+                        }
                     }
                     let largest = scores.max() ?? 0
                     let exponentials = scores.map { Foundation.exp($0 - largest) }
@@ -100,5 +105,50 @@ final class AttentionTests: XCTestCase {
                 try Attention.apply(q: input, k: input, v: input, output: output, shape: shape)
             }
         })
+    }
+
+    /// A bias on the scores repeating every `period` sequences (Swin's windows: a position table per
+    /// head plus a mask per window, −100 where tokens may not meet), ragged 49-token rows included.
+    func testBiasRepeatsAlongTheSequences() throws {
+        let cases: [(sequences: Int, tokens: Int, heads: Int, headSize: Int, period: Int)] = [
+            (4, 5, 2, 4, 2), (6, 49, 3, 32, 3), (3, 7, 1, 17, 1),
+        ]
+        try forEachCapabilitySet(testing: "attention bias") { capabilities in
+            for (number, test) in cases.enumerated() {
+                let width = test.heads * test.headSize
+                let shape = Attention.Shape(
+                    sequences: test.sequences, queryTokens: test.tokens, keyTokens: test.tokens, heads: test.heads,
+                    headSize: test.headSize, scale: 0.25, columns: [3 * width, 3 * width, 3 * width],
+                    offsets: [0, width, 2 * width], sequenceFirst: false)
+                let qkv = seededValues(test.sequences * test.tokens * 3 * width, seed: UInt64(100 + number))
+                var bias = seededValues(test.period * shape.biasPerSequence, seed: UInt64(200 + number))
+                for index in bias.indices where index % 3 == 0 { bias[index] -= 100 }
+                let expected = Self.reference(q: qkv, k: qkv, v: qkv, shape: shape, bias: (bias, test.period))
+                for threads in [1, 2] {
+                    let actual = try withOutput(expected.count) { output in
+                        try qkv.withUnsafeBufferPointer { qkv in
+                            try bias.withUnsafeBufferPointer { bias in
+                                try Attention.apply(q: qkv, k: qkv, v: qkv, bias: Attention.Bias(values: bias, period: test.period),
+                                                    output: output, shape: shape, context: KernelContext(threads: threads))
+                            }
+                        }
+                    }
+                    assertClose(actual, expected, "\(test) [\(capabilities)] threads \(threads)")
+                }
+            }
+        }
+    }
+
+    func testBiasThatDoesNotTileTheSequencesIsRefused() {
+        let shape = Attention.Shape(sequences: 3, queryTokens: 2, keyTokens: 2, heads: 1, headSize: 2, scale: 1,
+                                    columns: [2, 2, 2], offsets: [0, 0, 0], sequenceFirst: false)
+        let values = [Float](repeating: 1, count: 12)
+        var output = [Float](repeating: 0, count: 12)
+        XCTAssertThrowsError(try values.withUnsafeBufferPointer { input in
+            try output.withUnsafeMutableBufferPointer { output in
+                try Attention.apply(q: input, k: input, v: input, bias: Attention.Bias(values: input, period: 2),
+                                    output: output, shape: shape)
+            }
+        }) { XCTAssertTrue("\($0)".contains("does not tile 3 sequences"), "\($0)") }
     }
 }

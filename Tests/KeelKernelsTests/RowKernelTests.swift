@@ -57,6 +57,63 @@ final class RowKernelTests: XCTestCase {
         }
     }
 
+    /// Masked scores (Swin adds −100) give exact zeros, not subnormals: e^(x − max) below e^−80 is
+    /// flushed (an absolute error under 2e-35), and the rest still match double precision.
+    func testSoftmaxFlushesMaskedScoresToZero() throws {
+        try forEachCapabilitySet { level in
+            for length in [3, 17, 49] {
+                var input = seededValues(2 * length, seed: UInt64(length))
+                for index in input.indices where index % 3 == 1 { input[index] -= 100 }
+                let actual = try withOutput(input.count) { output in
+                    try input.withUnsafeBufferPointer { source in
+                        try Softmax.apply(input: source, output: output, outer: 2, axis: length, inner: 1)
+                    }
+                }
+                for row in 0..<2 {
+                    let values = input[row * length..<(row + 1) * length].map(Double.init)
+                    let largest = values.max() ?? 0
+                    let total = values.reduce(0) { $0 + exp($1 - largest) }
+                    for column in 0..<length {
+                        let got = actual[row * length + column]
+                        let exact = exp(values[column] - largest) / total
+                        if values[column] - largest < -80 {
+                            XCTAssertEqual(got, 0, "\(level) length \(length) [\(row), \(column)]")
+                        } else {
+                            XCTAssertLessThanOrEqual(abs(Double(got) - exact), 4e-6 * exact,
+                                                     "\(level) length \(length) [\(row), \(column)]")
+                        }
+                        XCTAssertFalse(got.isSubnormal, "\(level) length \(length) [\(row), \(column)]: \(got)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The scaled transpose attention copies Kᵀ with: every row count around the vector widths, a
+    /// row stride wider than the rows.
+    func testScaledTransposeMatchesAPlainCopy() throws {
+        try forEachCapabilitySet { level in
+            guard let transpose = KernelTable.current.scaled_transpose else {
+                print("[\(level)]: no scaled transpose body at this level; attention copies Kᵀ in Swift there (AttentionTests)")
+                return
+            }
+            for (rows, columns) in [(1, 1), (7, 3), (16, 32), (17, 5), (49, 32)] {
+                let stride = columns + 3
+                let input = seededValues(rows * stride, seed: UInt64(rows * 100 + columns))
+                var output = [Float](repeating: .nan, count: rows * columns)
+                input.withUnsafeBufferPointer { source in
+                    output.withUnsafeMutableBufferPointer { target in
+                        if let from = source.baseAddress, let to = target.baseAddress {
+                            transpose(rows, columns, from, stride, 0.5, to)
+                        }
+                    }
+                }
+                let expected = (0..<columns).flatMap { column in (0..<rows).map { 0.5 * input[$0 * stride + column] } }
+                XCTAssertEqual(output, expected, "\(level) \(rows)×\(columns)")
+            }
+        }
+    }
+
     func testLayerNormMatchesDoublePrecision() throws {
         try forEachCapabilitySet { level in
             for (index, length) in lengths.enumerated() {

@@ -108,4 +108,77 @@ final class AttentionRecognitionTests: XCTestCase {
         XCTAssertEqual(result.graph.count(.attention), 0)
         XCTAssertEqual(result.explanations, ["attention-recognition: kept 'probabilities': the values are scaled"])
     }
+
+    /// Swin's window attention: 2 windows per image of 3 tokens, 2 heads of 4 features. The scores
+    /// add a relative-position table [heads, tokens, tokens], then, through a reshape to [images,
+    /// windows, heads, tokens, tokens] and back, a mask per window: both fold into one bias of
+    /// [windows, heads, tokens, tokens] that sequence s reads at s mod 2.
+    private static func windowAttention(mask: String = "@mask") -> String {
+        """
+        graph g
+        input %x: f32[N,2,3,8]
+        const @qkv/kernel: f32[8,24] kernel
+        const @out/kernel: f32[8,8] kernel
+        const @scale: f32[] literal = 0.5
+        const @table: f32[2,3,3] bias
+        const @mask: f32[1,2,1,3,3] literal
+        const @i0: i64[] literal = 0
+        const @i1: i64[] literal = 1
+        const @i2: i64[] literal = 2
+        %windows = reshape(%x) {shape=[-1,3,8]} : f32[2·N,3,8]
+        %qkv = dense(%windows, @qkv/kernel) : f32[2·N,3,24]
+        %split = reshape(%qkv) {shape=[0,3,3,2,4]} : f32[2·N,3,3,2,4]
+        %parts = transpose(%split) {perm=[2,0,3,1,4]} : f32[3,2·N,2,3,4]
+        %q = gather(%parts, @i0) {axis=0} : f32[2·N,2,3,4]
+        %k = gather(%parts, @i1) {axis=0} : f32[2·N,2,3,4]
+        %v = gather(%parts, @i2) {axis=0} : f32[2·N,2,3,4]
+        %q_scaled = mul(%q, @scale) : f32[2·N,2,3,4]
+        %k_t = transpose(%k) {perm=[0,1,3,2]} : f32[2·N,2,4,3]
+        %scores = matmul(%q_scaled, %k_t) : f32[2·N,2,3,3]
+        %positioned = add(%scores, @table) : f32[2·N,2,3,3]
+        %per_image = reshape(%positioned) {shape=[-1,2,2,3,3]} : f32[N,2,2,3,3]
+        %masked = add(%per_image, \(mask)) : f32[N,2,2,3,3]
+        %flat = reshape(%masked) {shape=[-1,2,3,3]} : f32[2·N,2,3,3]
+        %probabilities = softmax(%flat) {axis=-1} : f32[2·N,2,3,3]
+        %context = matmul(%probabilities, %v) : f32[2·N,2,3,4]
+        %tokens = transpose(%context) {perm=[0,2,1,3]} : f32[2·N,3,2,4]
+        %rows = reshape(%tokens) {shape=[0,3,8]} : f32[2·N,3,8]
+        %out = dense(%rows, @out/kernel) : f32[2·N,3,8]
+        output y = %out
+        """
+    }
+
+    func testWindowAttentionFoldsItsPositionTableAndMasksIntoOneBias() throws {
+        let graph = bindTestWeights(try parseIR(Self.windowAttention()))
+        let result = try optimized(graph, [AttentionRecognition()])
+        let attention = try XCTUnwrap(result.graph.nodes.first { $0.op == .attention })
+        XCTAssertEqual(attention.inputs.prefix(3), ["qkv", "qkv", "qkv"])
+        let bias = try XCTUnwrap(result.graph.constants[try XCTUnwrap(attention.inputs.dropFirst(3).first)])
+        XCTAssertEqual(bias.type.shape.knownExtents, [2, 2, 3, 3])
+        XCTAssertTrue(bias.trainable, "the position table is a trainable parameter")
+        // Window w, head h: table[h] + mask[w], as the adds computed it.
+        let table = try XCTUnwrap(graph.constants["table"]?.data?.floats())
+        let mask = try XCTUnwrap(graph.constants["mask"]?.data?.floats())
+        var expected: [Float] = []
+        for window in 0..<2 {
+            for head in 0..<2 {
+                for element in 0..<9 { expected.append(table[head * 9 + element] + mask[window * 9 + element]) }
+            }
+        }
+        XCTAssertEqual(bias.data?.floats(), expected)
+        XCTAssertEqual(result.graph.count(.softmax) + result.graph.count(.add) + result.graph.count(.matmul), 0)
+        for batch in [1, 3] { try assertEquivalent(graph, result.graph, batch: batch) }
+    }
+
+    /// A mask computed at run time is not a constant to fold: the block stays as it was.
+    func testRunTimeMasksAreKept() throws {
+        let text = Self.windowAttention(mask: "%x_mask").replacingOccurrences(
+            of: "%windows = reshape", with: "%x_mask = reshape(%x) {shape=[-1,2,1,3,8]} : f32[N,2,1,3,8]\n%windows = reshape")
+            .replacingOccurrences(of: "%masked = add(%per_image, %x_mask) : f32[N,2,2,3,3]",
+                                  with: "%mask_rows = slice(%x_mask) {axes=[4], ends=[3], starts=[0]} : f32[N,2,1,3,3]\n%masked = add(%per_image, %mask_rows) : f32[N,2,2,3,3]")
+        let graph = bindTestWeights(try parseIR(text))
+        let result = try optimized(graph, [AttentionRecognition()])
+        XCTAssertEqual(result.graph.count(.attention), 0)
+        try assertEquivalent(graph, result.graph, batch: 2)
+    }
 }

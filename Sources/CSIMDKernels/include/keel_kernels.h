@@ -283,6 +283,11 @@ typedef struct {
 /* Output rows first_row ..< first_row + row_count, counted over the batch. */
 typedef void (*keel_pool_rows_fn)(const keel_pool2d *pool, ptrdiff_t first_row, ptrdiff_t row_count);
 
+/* output[c·rows + r] = scale · input[r·input_stride + c] for rows × columns values: a strided block
+ * transposed into contiguous columns. output must not overlap input. */
+typedef void (*keel_scaled_transpose_fn)(ptrdiff_t rows, ptrdiff_t columns, const float *input, ptrdiff_t input_stride,
+                                         float scale, float *output);
+
 /* Every kernel entry point; NULL where no body runs on this CPU. */
 typedef struct {
     keel_sgemm_fn sgemm;
@@ -312,6 +317,7 @@ typedef struct {
     keel_layer_norm_rows_fn layer_norm_rows;
     keel_activate_rows_fn activate_rows;
     keel_pool_rows_fn pool_rows;
+    keel_scaled_transpose_fn scaled_transpose;
 } keel_kernel_table;
 
 /* The table for keel_cpu_in_use(): filled on first call, never NULL. */

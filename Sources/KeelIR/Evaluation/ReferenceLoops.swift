@@ -8,7 +8,7 @@ public enum ReferenceLoops {
     }
 
     /// Strides that read `shape` broadcast onto `target` (0 along broadcast axes).
-    static func broadcastStrides(of shape: [Int], onto target: [Int]) throws -> [Int] {
+    public static func broadcastStrides(of shape: [Int], onto target: [Int]) throws -> [Int] {
         guard shape.count <= target.count else { throw ReferenceError.shapeMismatch }
         let padded = [Int](repeating: 1, count: target.count - shape.count) + shape
         guard zip(padded, target).allSatisfy({ $0 == $1 || $0 == 1 }) else { throw ReferenceError.shapeMismatch }

@@ -28,11 +28,13 @@ extension OpRegistry {
     /// rank-3 tensor of token rows whose head h occupies columns offset + h·head_size ..< offset +
     /// (h+1)·head_size (q, k and v may be one tensor: a fused QKV projection). The output holds
     /// the heads side by side in q's row order: [sequences, tokens, heads·head_size], or
-    /// [tokens, sequences, …] with `sequence_first`.
+    /// [tokens, sequences, …] with `sequence_first`. An optional constant bias [period, heads,
+    /// query tokens, key tokens] is added to the scores before the softmax, sequence s taking block
+    /// s mod period (a relative-position table, or window masks that repeat image after image).
     static var attentionSchema: OpSchema {
         OpSchema(
             kind: .attention, category: .matrixProduct,
-            inputs: [.init("q"), .init("k"), .init("v")],
+            inputs: [.init("q"), .init("k"), .init("v"), .init("bias", optional: true)],
             attributes: [
                 .init("heads", default: nil, "number of heads"),
                 .init("head_size", default: nil, "columns per head"),
@@ -55,6 +57,19 @@ extension OpRegistry {
             let sequenceAxis = geometry.sequenceFirst ? 1 : 0
             guard types[1].shape[sequenceAxis] == types[0].shape[sequenceAxis], types[2].shape.dims.prefix(2) == types[1].shape.dims.prefix(2) else {
                 throw context.error("\(context.quote(0, types[0])), \(context.quote(1, types[1])) and \(context.quote(2, types[2])) disagree on their sequences or key tokens")
+            }
+            let tokenAxis = 1 - sequenceAxis
+            if let bias = context.optionalType(3) {
+                let expected: [Dim] = [bias.shape.rank == 4 ? bias.shape[0] : .known(1), .known(geometry.heads),
+                                       types[0].shape[tokenAxis], types[1].shape[tokenAxis]]
+                guard bias.shape.rank == 4, bias.shape.dims.allSatisfy({ $0.value != nil }),
+                      zip(bias.shape.dims, expected).allSatisfy({ $1.value == nil || $0 == $1 }) else {
+                    throw context.error("needs a bias of shape [period, \(geometry.heads), query tokens, key tokens] but \(context.quote(3, bias)) does not fit \(context.quote(0, types[0])) and \(context.quote(1, types[1]))")
+                }
+                if let period = bias.shape[0].value, let sequences = types[0].shape[sequenceAxis].value,
+                   period < 1 || sequences % period != 0 {
+                    throw context.error("\(context.quote(3, bias)) repeats every \(period) sequences, which does not tile the \(sequences) of \(context.quote(0, types[0]))")
+                }
             }
             var shape = types[0].shape
             shape[2] = .known(width)

@@ -204,10 +204,12 @@ extension KernelLowering {
         let (q, k, v) = (try operands.input(0), try operands.input(1), try operands.input(2))
         let output = try operands.output()
         let attributes = operands.attributes
-        let shapes = operands.inputShapes
+        let shapes = Array(operands.inputShapes.prefix(3))
         guard shapes.count == 3, shapes.allSatisfy({ $0.count == 3 }) else {
             throw operands.unsupported("needs rank-3 q, k and v")
         }
+        let biasValues = try operands.optionalInput(3)
+        let biasPeriod = operands.inputShapes.count > 3 ? operands.inputShapes[3].first ?? 0 : 0
         let sequenceFirst = try attributes.bool("sequence_first")
         let (tokenAxis, sequenceAxis) = sequenceFirst ? (0, 1) : (1, 0)
         let shape = Attention.Shape(
@@ -217,7 +219,8 @@ extension KernelLowering {
         let context = operands.kernelContext
         let flops = 4 * Double(shape.sequences * shape.heads * shape.queryTokens * shape.keyTokens * shape.headSize)
         return Step(node: operands.node.name, op: operands.node.op, flops: flops) { _ in
-            try Attention.apply(q: q, k: k, v: v, output: output, shape: shape, context: context)
+            try Attention.apply(q: q, k: k, v: v, bias: biasValues.map { Attention.Bias(values: $0, period: biasPeriod) },
+                                output: output, shape: shape, context: context)
         }
     }
 }
