@@ -74,30 +74,29 @@ KEEL_INLINE KEEL_AVX2 __m256 keel_avx2_zero_below(__m256 x, float threshold, __m
  * depend on who calls): log2(lanes) shuffle-and-combine steps where a lane-by-lane scalar chain
  * held a short softmax row to the latency of 16 dependent adds (Swin's 49-key rows: 1.2 ns per
  * value, against 0.5 for ViT's 197). The max is NaN when any lane is. */
+#define KEEL_AVX512_FOLD(v, COMBINE)                                                                       \
+    v = COMBINE(v, _mm512_shuffle_f32x4(v, v, 0x4E));                                                        \
+    v = COMBINE(v, _mm512_shuffle_f32x4(v, v, 0xB1));                                                        \
+    v = COMBINE(v, _mm512_permute_ps(v, 0x4E));                                                              \
+    v = COMBINE(v, _mm512_permute_ps(v, 0xB1))
+#define KEEL_AVX2_FOLD(v, COMBINE)                                                                         \
+    v = COMBINE(v, _mm256_permute2f128_ps(v, v, 1));                                                         \
+    v = COMBINE(v, _mm256_permute_ps(v, 0x4E));                                                              \
+    v = COMBINE(v, _mm256_permute_ps(v, 0xB1))
 KEEL_INLINE KEEL_AVX512 float keel_avx512_fold_sum(__m512 v) {
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+    KEEL_AVX512_FOLD(v, _mm512_add_ps);
     return _mm512_cvtss_f32(v);
 }
 KEEL_INLINE KEEL_AVX512 float keel_avx512_fold_max(__m512 v) {
-    v = keel_avx512_max_nan(v, _mm512_shuffle_f32x4(v, v, 0x4E));
-    v = keel_avx512_max_nan(v, _mm512_shuffle_f32x4(v, v, 0xB1));
-    v = keel_avx512_max_nan(v, _mm512_permute_ps(v, 0x4E));
-    v = keel_avx512_max_nan(v, _mm512_permute_ps(v, 0xB1));
+    KEEL_AVX512_FOLD(v, keel_avx512_max_nan);
     return _mm512_cvtss_f32(v);
 }
 KEEL_INLINE KEEL_AVX2 float keel_avx2_fold_sum(__m256 v) {
-    v = _mm256_add_ps(v, _mm256_permute2f128_ps(v, v, 1));
-    v = _mm256_add_ps(v, _mm256_permute_ps(v, 0x4E));
-    v = _mm256_add_ps(v, _mm256_permute_ps(v, 0xB1));
+    KEEL_AVX2_FOLD(v, _mm256_add_ps);
     return _mm256_cvtss_f32(v);
 }
 KEEL_INLINE KEEL_AVX2 float keel_avx2_fold_max(__m256 v) {
-    v = keel_avx2_max_nan(v, _mm256_permute2f128_ps(v, v, 1));
-    v = keel_avx2_max_nan(v, _mm256_permute_ps(v, 0x4E));
-    v = keel_avx2_max_nan(v, _mm256_permute_ps(v, 0xB1));
+    KEEL_AVX2_FOLD(v, keel_avx2_max_nan);
     return _mm256_cvtss_f32(v);
 }
 

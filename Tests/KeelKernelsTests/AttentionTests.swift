@@ -56,6 +56,23 @@ final class AttentionTests: XCTestCase {
         return output
     }
 
+    /// Attention.apply on arrays: the output of `shape`.
+    static func attention(q: [Float], k: [Float], v: [Float], bias: (values: [Float], period: Int)? = nil,
+                          shape: Attention.Shape, threads: Int) throws -> [Float] {
+        try withOutput(shape.sequences * shape.queryTokens * shape.heads * shape.headSize) { output in
+            try q.withUnsafeBufferPointer { q in
+                try k.withUnsafeBufferPointer { k in
+                    try v.withUnsafeBufferPointer { v in
+                        try (bias?.values ?? []).withUnsafeBufferPointer { values in
+                            try Attention.apply(q: q, k: k, v: v, bias: bias.map { Attention.Bias(values: values, period: $0.period) },
+                                                output: output, shape: shape, context: KernelContext(threads: threads))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// One fused QKV tensor (PyTorch's in_proj, columns q | k | v) and separate q, k, v with
     /// spare columns; head sizes off and on the 32-column panel; more key than query tokens.
     func testAttentionMatchesTheNaiveReference() throws {
@@ -78,16 +95,7 @@ final class AttentionTests: XCTestCase {
                     let v = test.fused ? q : seededValues(test.sequences * test.keyTokens * columns[2], seed: seed + 2)
                     let expected = Self.reference(q: q, k: k, v: v, shape: shape)
                     for threads in [1, 2] {
-                        let actual = try withOutput(expected.count) { output in
-                            try q.withUnsafeBufferPointer { q in
-                                try k.withUnsafeBufferPointer { k in
-                                    try v.withUnsafeBufferPointer { v in
-                                        try Attention.apply(q: q, k: k, v: v, output: output, shape: shape,
-                                                            context: KernelContext(threads: threads))
-                                    }
-                                }
-                            }
-                        }
+                        let actual = try Self.attention(q: q, k: k, v: v, shape: shape, threads: threads)
                         assertClose(actual, expected, "\(test) sequence first \(sequenceFirst) [\(capabilities)] threads \(threads)")
                     }
                 }
@@ -125,14 +133,8 @@ final class AttentionTests: XCTestCase {
                 for index in bias.indices where index % 3 == 0 { bias[index] -= 100 }
                 let expected = Self.reference(q: qkv, k: qkv, v: qkv, shape: shape, bias: (bias, test.period))
                 for threads in [1, 2] {
-                    let actual = try withOutput(expected.count) { output in
-                        try qkv.withUnsafeBufferPointer { qkv in
-                            try bias.withUnsafeBufferPointer { bias in
-                                try Attention.apply(q: qkv, k: qkv, v: qkv, bias: Attention.Bias(values: bias, period: test.period),
-                                                    output: output, shape: shape, context: KernelContext(threads: threads))
-                            }
-                        }
-                    }
+                    let actual = try Self.attention(q: qkv, k: qkv, v: qkv, bias: (bias, test.period), shape: shape,
+                                                    threads: threads)
                     assertClose(actual, expected, "\(test) [\(capabilities)] threads \(threads)")
                 }
             }
