@@ -13,6 +13,13 @@ struct ScoreBias {
 }
 
 extension AttentionRecognition {
+    /// How much larger the folded bias may be than the constants it sums (it repeats the position
+    /// table per window and the masks per head: windows·heads blocks from windows + heads), and
+    /// the most values it may hold. Swin-T's shifted stages grow 2.9×, 4.4× and 3× (4.5 MB in
+    /// all); Swin-B at 384² would add 21 MB in its first stage, which keeps its adds instead.
+    static let maximumGrowth = 8
+    static let maximumValues = 4 << 20
+
     /// The batch sizes the bias is replayed at: one image, and two to show what repeats per image.
     static let biasSampleBatches = [1, 2]
 
@@ -46,6 +53,7 @@ extension AttentionRecognition {
     /// nil when it only reshapes them back to the same shape.
     static func scoreBias(of chain: [Node], scores: String, in editor: GraphEditor) -> Result<ScoreBias?, Rejection> {
         var trainable = false
+        var summed: Set<String> = []
         var sums: [(values: [Float], extents: [Int])] = []
         for batch in biasSampleBatches {
             guard let scoreExtents = extents(of: scores, batch: batch, in: editor), scoreExtents.count == 4 else {
@@ -67,6 +75,7 @@ extension AttentionRecognition {
                     }
                     addBroadcast(data, strides: strides, extents: current, into: &values)
                     trainable = trainable || constant.trainable
+                    summed.insert(name)
                 }
                 current = next
             }
@@ -89,6 +98,11 @@ extension AttentionRecognition {
                 && one.values.prefix(period * block).elementsEqual(two.values.prefix(period * block))
         }) else {
             return .failure(Rejection("what the scores add does not repeat image after image"))
+        }
+        let summedCount = summed.compactMap { editor.graph.constants[$0]?.type.shape.elementCount }.reduce(0, +)
+        guard period * block <= min(maximumGrowth * summedCount, maximumValues) else {
+            return .failure(Rejection("one bias would hold \(period * block) values, more than \(maximumGrowth)× the "
+                                      + "\(summedCount) of the constants it sums or \(maximumValues)"))
         }
         return .success(ScoreBias(values: Array(one.values.prefix(period * block)), shape: [period] + blockShape,
                                   trainable: trainable))

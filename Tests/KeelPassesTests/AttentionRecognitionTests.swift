@@ -113,37 +113,38 @@ final class AttentionRecognitionTests: XCTestCase {
     /// add a relative-position table [heads, tokens, tokens], then, through a reshape to [images,
     /// windows, heads, tokens, tokens] and back, a mask per window: both fold into one bias of
     /// [windows, heads, tokens, tokens] that sequence s reads at s mod 2.
-    private static func windowAttention(mask: String = "@mask") -> String {
-        """
+    private static func windowAttention(windows w: Int = 2, heads h: Int = 2, mask: String = "@mask") -> String {
+        let (f, q) = (4 * h, 12 * h)
+        return """
         graph g
-        input %x: f32[N,2,3,8]
-        const @qkv/kernel: f32[8,24] kernel
-        const @out/kernel: f32[8,8] kernel
+        input %x: f32[N,\(w),3,\(f)]
+        const @qkv/kernel: f32[\(f),\(q)] kernel
+        const @out/kernel: f32[\(f),\(f)] kernel
         const @scale: f32[] literal = 0.5
-        const @table: f32[2,3,3] bias
-        const @mask: f32[1,2,1,3,3] literal
+        const @table: f32[\(h),3,3] bias
+        const @mask: f32[1,\(w),1,3,3] literal
         const @i0: i64[] literal = 0
         const @i1: i64[] literal = 1
         const @i2: i64[] literal = 2
-        %windows = reshape(%x) {shape=[-1,3,8]} : f32[2·N,3,8]
-        %qkv = dense(%windows, @qkv/kernel) : f32[2·N,3,24]
-        %split = reshape(%qkv) {shape=[0,3,3,2,4]} : f32[2·N,3,3,2,4]
-        %parts = transpose(%split) {perm=[2,0,3,1,4]} : f32[3,2·N,2,3,4]
-        %q = gather(%parts, @i0) {axis=0} : f32[2·N,2,3,4]
-        %k = gather(%parts, @i1) {axis=0} : f32[2·N,2,3,4]
-        %v = gather(%parts, @i2) {axis=0} : f32[2·N,2,3,4]
-        %q_scaled = mul(%q, @scale) : f32[2·N,2,3,4]
-        %k_t = transpose(%k) {perm=[0,1,3,2]} : f32[2·N,2,4,3]
-        %scores = matmul(%q_scaled, %k_t) : f32[2·N,2,3,3]
-        %positioned = add(%scores, @table) : f32[2·N,2,3,3]
-        %per_image = reshape(%positioned) {shape=[-1,2,2,3,3]} : f32[N,2,2,3,3]
-        %masked = add(%per_image, \(mask)) : f32[N,2,2,3,3]
-        %flat = reshape(%masked) {shape=[-1,2,3,3]} : f32[2·N,2,3,3]
-        %probabilities = softmax(%flat) {axis=-1} : f32[2·N,2,3,3]
-        %context = matmul(%probabilities, %v) : f32[2·N,2,3,4]
-        %tokens = transpose(%context) {perm=[0,2,1,3]} : f32[2·N,3,2,4]
-        %rows = reshape(%tokens) {shape=[0,3,8]} : f32[2·N,3,8]
-        %out = dense(%rows, @out/kernel) : f32[2·N,3,8]
+        %windows = reshape(%x) {shape=[-1,3,\(f)]} : f32[\(w)·N,3,\(f)]
+        %qkv = dense(%windows, @qkv/kernel) : f32[\(w)·N,3,\(q)]
+        %split = reshape(%qkv) {shape=[0,3,3,\(h),4]} : f32[\(w)·N,3,3,\(h),4]
+        %parts = transpose(%split) {perm=[2,0,3,1,4]} : f32[3,\(w)·N,\(h),3,4]
+        %q = gather(%parts, @i0) {axis=0} : f32[\(w)·N,\(h),3,4]
+        %k = gather(%parts, @i1) {axis=0} : f32[\(w)·N,\(h),3,4]
+        %v = gather(%parts, @i2) {axis=0} : f32[\(w)·N,\(h),3,4]
+        %q_scaled = mul(%q, @scale) : f32[\(w)·N,\(h),3,4]
+        %k_t = transpose(%k) {perm=[0,1,3,2]} : f32[\(w)·N,\(h),4,3]
+        %scores = matmul(%q_scaled, %k_t) : f32[\(w)·N,\(h),3,3]
+        %positioned = add(%scores, @table) : f32[\(w)·N,\(h),3,3]
+        %per_image = reshape(%positioned) {shape=[-1,\(w),\(h),3,3]} : f32[N,\(w),\(h),3,3]
+        %masked = add(%per_image, \(mask)) : f32[N,\(w),\(h),3,3]
+        %flat = reshape(%masked) {shape=[-1,\(h),3,3]} : f32[\(w)·N,\(h),3,3]
+        %probabilities = softmax(%flat) {axis=-1} : f32[\(w)·N,\(h),3,3]
+        %context = matmul(%probabilities, %v) : f32[\(w)·N,\(h),3,4]
+        %tokens = transpose(%context) {perm=[0,2,1,3]} : f32[\(w)·N,3,\(h),4]
+        %rows = reshape(%tokens) {shape=[0,3,\(f)]} : f32[\(w)·N,3,\(f)]
+        %out = dense(%rows, @out/kernel) : f32[\(w)·N,3,\(f)]
         output y = %out
         """
     }
@@ -168,6 +169,15 @@ final class AttentionRecognitionTests: XCTestCase {
         XCTAssertEqual(bias.data?.floats(), expected)
         XCTAssertEqual(result.graph.count(.softmax) + result.graph.count(.add) + result.graph.count(.matmul), 0)
         for batch in [1, 3] { try assertEquivalent(graph, result.graph, batch: batch) }
+    }
+
+    /// 18 windows and 18 heads would fold 324 blocks from 36: over `maximumGrowth`, kept, said why.
+    func testABiasFarLargerThanItsConstantsIsKept() throws {
+        let graph = bindTestWeights(try parseIR(Self.windowAttention(windows: 18, heads: 18)))
+        let result = try optimized(graph, [AttentionRecognition()])
+        XCTAssertEqual(result.graph.count(.attention), 0)
+        XCTAssertEqual(result.explanations, ["attention-recognition: kept 'probabilities': one bias would hold 2916 values, "
+                                             + "more than 8× the 324 of the constants it sums or 4194304"])
     }
 
     /// A mask computed at run time is not a constant to fold: the block stays as it was.
