@@ -107,12 +107,7 @@ final class AttentionTests: XCTestCase {
         let shape = Attention.Shape(sequences: 1, queryTokens: 2, keyTokens: 2, heads: 2, headSize: 4, scale: 1,
                                     columns: [8, 8, 8], offsets: [0, 1, 0], sequenceFirst: false)
         let values = [Float](repeating: 1, count: 16)
-        var output = [Float](repeating: 0, count: 16)
-        XCTAssertThrowsError(try values.withUnsafeBufferPointer { input in
-            try output.withUnsafeMutableBufferPointer { output in
-                try Attention.apply(q: input, k: input, v: input, output: output, shape: shape)
-            }
-        })
+        XCTAssertThrowsError(try Self.attention(q: values, k: values, v: values, shape: shape, threads: 1))
     }
 
     /// A bias on the scores repeating every `period` sequences (Swin's windows: a position table per
@@ -145,12 +140,8 @@ final class AttentionTests: XCTestCase {
         let shape = Attention.Shape(sequences: 3, queryTokens: 2, keyTokens: 2, heads: 1, headSize: 2, scale: 1,
                                     columns: [2, 2, 2], offsets: [0, 0, 0], sequenceFirst: false)
         let values = [Float](repeating: 1, count: 12)
-        var output = [Float](repeating: 0, count: 12)
-        XCTAssertThrowsError(try values.withUnsafeBufferPointer { input in
-            try output.withUnsafeMutableBufferPointer { output in
-                try Attention.apply(q: input, k: input, v: input, bias: Attention.Bias(values: input, period: 2),
-                                    output: output, shape: shape)
-            }
-        }) { XCTAssertTrue("\($0)".contains("does not tile 3 sequences"), "\($0)") }
+        XCTAssertThrowsError(try Self.attention(q: values, k: values, v: values, bias: (values, 2), shape: shape, threads: 1)) {
+            XCTAssertTrue("\($0)".contains("does not tile 3 sequences"), "\($0)")
+        }
     }
 }
