@@ -53,9 +53,12 @@ DEFINE_DEPTHWISE(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2
     _mm256_add_epi32(_mm256_and_si256(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(~((int)(size) - 1))), \
                      _mm256_set1_epi32(j))
 #define AVX2_GROUP_PERMUTE(x, index, size) _mm256_permutevar_ps(x, index)
+/* No half vectors here: a tail of 4 channels of 8 is rare and its FMA costs a whole one anyway. */
+#define AVX2_WHOLE_FMADD _mm256_fmadd_ps
+#define AVX2_WHOLE(x) (x)
 DEFINE_GROUPED_CONV(avx2, KEEL_AVX2, __m256, 8, __m256i, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,
                     _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps, AVX2_GROUP_INDEX,
-                    AVX2_GROUP_PERMUTE, 2, GROUPED_CASES_UP_TO_2, 6, KEEL_CASES_UP_TO_6)
+                    AVX2_GROUP_PERMUTE, AVX2_WHOLE_FMADD, AVX2_WHOLE, 2, GROUPED_CASES_UP_TO_2, 6, KEEL_CASES_UP_TO_6)
 
 /* Direct convolution: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */
 DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,

@@ -55,9 +55,15 @@ DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, 
 /* Groups of 2 or 4 stay within 128-bit lanes, whose permute is the cheaper in-lane one. */
 #define AVX512_GROUP_PERMUTE(x, index, size) \
     ((size) <= 4 ? _mm512_permutevar_ps(x, index) : _mm512_permutexvar_ps(index, x))
+/* A second vector of at most 8 channels (24-channel groups) multiplies on its low 256 bits. */
+#define AVX512_HALF_FMADD(a, b, c)                                                                           \
+    _mm512_castps256_ps512(_mm256_fmadd_ps(_mm512_castps512_ps256(a), _mm512_castps512_ps256(b),             \
+                                           _mm512_castps512_ps256(c)))
+#define AVX512_HALF_CLEAN(x) _mm512_zextps256_ps512(_mm512_castps512_ps256(x))
 DEFINE_GROUPED_CONV(avx512, KEEL_AVX512, __m512, 16, __m512i, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,
                     KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps,
-                    AVX512_GROUP_INDEX, AVX512_GROUP_PERMUTE, 4, GROUPED_CASES_UP_TO_4, 12, KEEL_CASES_UP_TO_12)
+                    AVX512_GROUP_INDEX, AVX512_GROUP_PERMUTE, AVX512_HALF_FMADD, AVX512_HALF_CLEAN, 4,
+                    GROUPED_CASES_UP_TO_4, 12, KEEL_CASES_UP_TO_12)
 
 /* Direct convolution: blocks of up to 12 rows × 32 lanes (24 accumulators), masked tails. */
 DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,

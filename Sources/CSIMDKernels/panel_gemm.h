@@ -2,7 +2,8 @@
  * Winograd products and the convolutions' and dense layers' GEMMs, whose filter operand is used
  * for a few dozen rows at batch 1 and which OpenBLAS repacks on every call. B streams from its
  * panels (packed once ahead of time, or read in place from a row-major matrix) and A's rows are
- * read in place (packed, transposed to [depth][rows], only to apply a prologue).
+ * read in place (packed, transposed to [depth][rows], only to apply a prologue or when rows 4 KB
+ * apart would alias in L1).
  * Blocking: depth passes of DEPTH; in each, blocks of up to PANEL_BLOCK panels of B (DEPTH × 1024
  * floats, 1 MB, in L2 for the whole pass over A's rows), chunks of up to four row groups of A
  * (48 KB, in L2), and for each chunk every panel of the block in turn (DEPTH × 32 floats,
@@ -64,6 +65,13 @@ struct rows_view {
  * 526 → 501 and Xception 894 → 865 at batch 8, with the C prefetch of PANEL_BLOCK_START), the
  * packing's 2–3% of their time gone. Products up to SHALLOW deep do not prefetch B. */
 enum { SHALLOW = 128 };
+
+/* Whether A is read in place with its rows a multiple of 4 KB apart, the L1's set period (Zen 4:
+ * 32 KB, 8 ways). Read in place, 196×1024×512 ran at 100 GFLOP/s on one Zen 4 core where
+ * 196×1008×512 and 196×1040×512 ran at 112; packed, at 111 (196×2048×512: 97 → 111). */
+KEEL_INLINE int rows_alias(keel_gemm_left left) {
+    return left.block_rows == 0 && left.depth_step == 1 && left.row_step > 0 && left.row_step % 1024 == 0;
+}
 
 /* First row of group `index` when `m` rows are split into `groups` even groups. */
 KEEL_INLINE ptrdiff_t group_start(ptrdiff_t m, ptrdiff_t groups, ptrdiff_t index) { return m * index / groups; }
@@ -405,8 +413,11 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         ptrdiff_t block_rows = left.block_rows > 0 ? left.block_rows : m;                                   \
         ptrdiff_t blocks = (m + block_rows - 1) / block_rows;                                               \
         ptrdiff_t panels = (n + PANEL - 1) / PANEL;                                                         \
-        /* A's rows are packed only through a prologue, which is applied while packing. */            \
-        int pack = prologue != NULL;                                                                        \
+        /* A's rows are packed through a prologue, which is applied while packing, and when they lie  \
+         * a multiple of 4 KB apart (1024 or 2048 channels): a row group's lines then all map to the   \
+         * same L1 set, 12 rows on AVX-512, more than its 8 ways (AVX2's 6 fit: packed, they ran       \
+         * 0–5% slower). */                                                                                \
+        int pack = prologue != NULL || (LIMIT > 8 && rows_alias(left));                                     \
         float packed[PACKED_FLOATS];                                                                        \
         const float zero = 0;                                                                               \
         if (k <= 0) {                                                                                       \

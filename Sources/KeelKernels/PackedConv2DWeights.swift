@@ -3,6 +3,8 @@
 /// inputChannel). The same packing serves NHWC (columns × W) and NCHW (Wᵀ × columns), so a model
 /// packs its weights once whichever layout its activations use.
 
+import CSIMDKernels
+
 public struct PackedConv2DWeights: Sendable, Equatable {
     public let kernel: Size2D
     public let inputChannelsPerGroup: Int
@@ -11,10 +13,13 @@ public struct PackedConv2DWeights: Sendable, Equatable {
     /// [groups][K][outputChannelsPerGroup], K = kernel.height · kernel.width · inputChannelsPerGroup.
     let storage: WeightStorage
     /// A grouped filter with as many output as input channels per group (depthwise included),
-    /// also as [taps][in-group input channel j][channels]: the NHWC depthwise and grouped kernels
-    /// load a vector of output channels per tap and j. Made once here; transposed on every call
-    /// instead, it took a tenth of a 7×7×960 depthwise layer's time (Zen 3, one core). Nil for
-    /// other filters.
+    /// also tap-major: per block of channels [taps][in-group input channel j][the block's channels],
+    /// the NHWC depthwise and grouped kernels loading a vector of output channels per tap and j.
+    /// Depthwise filters are one block of every channel; grouped ones blocks of
+    /// `keel_grouped_block_channels` (a group of 16 or more channels is its own block, the same
+    /// values as `storage`, which is then shared rather than copied). Made once here; transposed on
+    /// every call instead, it took a tenth of a 7×7×960 depthwise layer's time (Zen 3, one core).
+    /// Nil for other filters.
     let tapMajor: WeightStorage?
 
     /// Extents of the packed values: [groups, K, outputChannelsPerGroup].
@@ -55,21 +60,26 @@ public struct PackedConv2DWeights: Sendable, Equatable {
                                           outputChannels: outputChannels, groups: groups)
     }
 
-    /// `storage` ([groups][taps·j][outputs per group]) as [taps][j][channels] when it holds a
-    /// grouped filter with as many outputs as inputs per group.
+    /// `storage` ([groups][taps·j][outputs per group]) tap-major when it holds a grouped filter
+    /// with as many outputs as inputs per group: for a depthwise filter [taps][channels], for
+    /// others, per block of `keel_grouped_block_channels` channels, [taps·j][the block's channels].
     private static func tapMajor(of storage: WeightStorage, kernel: Size2D, inputChannelsPerGroup: Int,
                                  outputChannels: Int, groups: Int) -> WeightStorage? {
         let size = inputChannelsPerGroup
         guard groups > 1, outputChannels == groups * size else { return nil }
+        let block = size == 1 ? outputChannels : keel_grouped_block_channels(size)
+        if block == size { return storage }
         let taps = kernel.height * kernel.width, channels = outputChannels, reduction = taps * size
         return storage.withUnsafeBufferPointer { packed in
             WeightStorage(count: taps * size * channels) { transposed in
                 guard let source = packed.baseAddress, let target = transposed.baseAddress,
                       packed.count == taps * size * channels else { return }
                 for group in 0..<groups {
+                    let first = group * size, blockStart = first - first % block
+                    let width = min(block, channels - blockStart)
                     for k in 0..<reduction {
                         let from = source + (group * reduction + k) * size
-                        let to = target + k * channels + group * size
+                        let to = target + blockStart * reduction + k * width + (first - blockStart)
                         for output in 0..<size { to[output] = from[output] }
                     }
                 }

@@ -98,7 +98,7 @@ final class ConvolutionFamilyTests: XCTestCase {
 
     /// 1 < groups < channels with as many outputs as inputs per group (the grouped kernel in NHWC):
     /// groups of 2, 4 and 8 channels (a vector covers whole groups; AVX2 takes 8 by broadcast), 16
-    /// and 32 (whole vectors per group), 3, 6, 12 and 24 (masked vectors per group); channel counts
+    /// and 32 (whole vectors per group), 3, 6, 12, 20, 24 and 40 (masked or half vectors per group); channel counts
     /// leaving a masked vector; stride 2 on odd inputs, TF's uneven padding, dilation, 1×1 and 5×5
     /// filters, 1×1 and 1-column maps, rows with several interior blocks and their tails, and a
     /// short map at batch 1 cut into channel blocks.
@@ -133,6 +133,12 @@ final class ConvolutionFamilyTests: XCTestCase {
             Case(geometry: geometry(batch: 2, 9, 21, in: 36, out: 36, stride: 2, groups: 3, layout: layout),
                  activation: .relu),
             Case(geometry: geometry(5, 19, in: 96, out: 96, groups: 4, layout: layout), activation: .identity),
+            // A vector and a short half vector per group (40 and 20 channels), one-vector groups of 16
+            // whose border pixels run alone, each filter block contiguous.
+            Case(geometry: geometry(5, 6, in: 80, out: 80, groups: 2, layout: layout), activation: .relu),
+            Case(geometry: geometry(batch: 2, 4, 7, in: 60, out: 60, stride: 2, groups: 3, layout: layout),
+                 activation: .hardSwish),
+            Case(geometry: geometry(6, 6, in: 48, out: 48, groups: 3, layout: layout), activation: .swish),
         ]
     }
 

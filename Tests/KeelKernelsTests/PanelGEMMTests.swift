@@ -1,6 +1,6 @@
 /// Keel's GEMM (`PanelGEMM.multiply`) at every SIMD level against a double-precision product with
-/// the epilogue applied here: every form of the left operand (row-major, a transposed view,
-/// block-packed) and of the right (row-major, panels interleaved and split into 16-column halves), on sizes around the register block (12 rows
+/// the epilogue applied here: every form of the left operand (row-major, rows 4 KB apart that are
+/// packed, a transposed view, block-packed) and of the right (row-major, panels interleaved and split into 16-column halves), on sizes around the register block (12 rows
 /// on AVX-512, 6 on AVX2), the 32-column panel, the narrow products that read A in place, the
 /// 256-deep pass and the four-group chunks, packed row groups whose height is not a multiple of
 /// four and whose depth is not a multiple of the vector, more than one 32-panel column block, all
@@ -19,6 +19,8 @@ final class PanelGEMMTests: XCTestCase {
         var activation: UnaryOperation
         var biasPerRow: Bool
         var residual: Bool
+        /// The row-major left operand's row stride, when not k + 3.
+        var rowStride: Int? = nil
     }
 
     let cases = [
@@ -49,6 +51,11 @@ final class PanelGEMMTests: XCTestCase {
         Case(m: 29, n: 16, k: 32, activation: .clip(min: 0, max: 6), biasPerRow: false, residual: true),
         Case(m: 27, n: 48, k: 270, activation: .identity, biasPerRow: true, residual: false),
         Case(m: 7, n: 24, k: 40, activation: .gelu, biasPerRow: false, residual: true),
+        // Row-major rows a multiple of 4 KB apart, which the kernel packs rather than read in place
+        // (they would alias in L1): four depth passes, the last one short, and a ragged row group.
+        Case(m: 25, n: 40, k: 1000, activation: .relu, biasPerRow: false, residual: true, rowStride: 1024),
+        Case(m: 14, n: 70, k: 300, activation: .clip(min: 0, max: 6), biasPerRow: true, residual: false,
+             rowStride: 2048),
     ]
 
     func testEveryOperandFormMatchesDoublePrecisionAtEveryLevel() {
@@ -125,7 +132,7 @@ final class PanelGEMMTests: XCTestCase {
         var left: [Float], leftSteps: (row: Int, depth: Int, blockRows: Int, blockStep: Int)
         switch leftForm {
         case .rowMajor:
-            let lda = k + 3
+            let lda = test.rowStride ?? k + 3
             left = [Float](repeating: .nan, count: m * lda + 1)
             for row in 0..<m { for step in 0..<k { left[row * lda + step] = a[row * k + step] } }
             leftSteps = (lda, 1, 0, 0)
