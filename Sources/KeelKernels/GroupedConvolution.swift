@@ -3,8 +3,8 @@
 /// each group is a GEMM only a few output channels wide after the input was copied once per tap
 /// (14–15 GFLOP/s on Zen 4 for 4–16 channels per group); the C kernel
 /// (CSIMDKernels/grouped_conv.h) reads the input in place and fills every SIMD lane, permuting
-/// an input vector for groups narrower than a vector. It reads the filter as [taps][in-group
-/// input channel][channels], the copy `PackedConv2DWeights` makes of every grouped filter.
+/// an input vector for groups narrower than a vector. It reads the filter in blocks of
+/// channels, each [taps][in-group input channel][its channels] (`PackedConv2DWeights.tapMajor`).
 import CSIMDKernels
 
 enum GroupedConvolution {
@@ -21,7 +21,7 @@ enum GroupedConvolution {
     }
 
     /// Runs the whole batch, rows and channel blocks split across threads, on the filter as
-    /// [taps][in-group input channel][channels]. Returns false, having written nothing, when the
+    /// blocks of [taps][in-group input channel][block channels]. Returns false, having written nothing, when the
     /// kernel table has no grouped body for this CPU.
     static func run(input: UnsafePointer<Float>, weights filter: UnsafePointer<Float>, epilogue: KernelEpilogue,
                     output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry, context: KernelContext) -> Bool {
