@@ -6,8 +6,9 @@ import KeelIR
 /// grow by the Pad's, and the padded copy of the activation is never written.
 ///
 /// Needs: shape-inferred graph. Legal when the Pad adds zeros (value 0), pads only the reader's
-/// spatial axes by non-negative amounts, and its output has one reader, the conv or pool, and is
-/// not a graph output. A pool also needs floor mode and no dilation; an average pool then counts
+/// spatial axes by non-negative amounts, and its output is not a graph output and is read only by
+/// convs and pools (as their input, not their weights), every one of which can take the pads
+/// (NASNet feeds one padded map to two separable convolutions). A pool also needs floor mode and no dilation; an average pool then counts
 /// the padded zeros in its divisor (`count_include_pad`), so its own pads must be none or counted
 /// too. A max pool pads with -infinity, not zeros: it takes the pads only when its input is never
 /// negative (a ReLU, a clip at or above 0, a sigmoid, or a layer with one of those activations)
@@ -22,24 +23,37 @@ public struct PadFusion: Pass {
         var statistic = PassStatistic(rewriteNoun: "pads fused")
         var explanations: [String] = []
         for pad in graph.nodes where pad.op == .pad {
-            guard let padded = pad.outputs.first, let source = pad.inputs.first,
-                  let reader = editor.soleConsumer(of: padded), reader.inputs.first == padded,
-                  reader.op == .conv2d || reader.op == .maxPool2d || reader.op == .avgPool2d else { continue }
-            switch reader.op == .conv2d ? fusedPads(pad, into: reader, in: editor) : fusedPads(pad, intoPool: reader, in: editor) {
-            case .failure(let rejection):
-                explanations.append("kept '\(pad.name)': \(rejection.message)")
-            case .success(let pads):
-                var fused = reader
-                fused.inputs[0] = source
-                fused.attributes["padding"] = .string("explicit")
-                fused.attributes["pads"] = .ints(pads)
-                if reader.op == .avgPool2d { fused.attributes["count_include_pad"] = .int(1) }
-                editor.update(fused)
-                editor.removeNode(named: pad.name)
-                editor.absorbLocations(of: pad, into: reader.name)
-                statistic.rewrites += 1
-                statistic.nodesRemoved += 1
+            guard let padded = pad.outputs.first, let source = pad.inputs.first, !editor.isGraphOutput(padded)
+            else { continue }
+            let readers = editor.consumers(of: padded)
+            guard !readers.isEmpty, readers.allSatisfy({ reader in
+                (reader.op == .conv2d || reader.op == .maxPool2d || reader.op == .avgPool2d)
+                    && reader.inputs.first == padded && !reader.inputs.dropFirst().contains(padded)
+            }) else { continue }
+            // Every reader takes the pads, or the Pad stays for all of them.
+            var fusedReaders: [Node] = []
+            for reader in readers {
+                switch reader.op == .conv2d ? fusedPads(pad, into: reader, in: editor)
+                                            : fusedPads(pad, intoPool: reader, in: editor) {
+                case .failure(let rejection):
+                    explanations.append("kept '\(pad.name)': \(rejection.message)")
+                case .success(let pads):
+                    var fused = reader
+                    fused.inputs[0] = source
+                    fused.attributes["padding"] = .string("explicit")
+                    fused.attributes["pads"] = .ints(pads)
+                    if reader.op == .avgPool2d { fused.attributes["count_include_pad"] = .int(1) }
+                    fusedReaders.append(fused)
+                }
             }
+            guard fusedReaders.count == readers.count else { continue }
+            for fused in fusedReaders {
+                editor.update(fused)
+                editor.absorbLocations(of: pad, into: fused.name)
+            }
+            editor.removeNode(named: pad.name)
+            statistic.rewrites += 1
+            statistic.nodesRemoved += 1
         }
         return PassResult(graph: try editor.finished(), counts: statistic, explanations: explanations)
     }

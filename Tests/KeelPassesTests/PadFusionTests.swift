@@ -27,6 +27,41 @@ final class PadFusionTests: XCTestCase {
         }
     }
 
+    /// NASNet's reduction cells: one ZeroPadding2D read by two stride-2 separable convolutions
+    /// (a depthwise and a full 7×7 here). Both take the pads and the copy goes; when one
+    /// reader cannot (a max pool of a signed value), the Pad stays for all of them.
+    func testZeroPadReadByTwoConvsFusesIntoBoth() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 11, 11, 4])
+        builder.layer("pad", .pad, ["pads": .ints([0, 3, 3, 0, 0, 3, 3, 0])])
+        builder.layer("left", .conv2d, parameters: [(.kernel, [7, 7, 1, 4])], inputs: ["pad"],
+                      ["strides": .ints([2, 2]), "groups": .int(4)])
+        builder.layer("right", .conv2d, parameters: [(.kernel, [7, 7, 4, 4])], inputs: ["pad"],
+                      ["strides": .ints([2, 2])])
+        builder.layer("sum", .add, inputs: ["left", "right"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [PadFusion()])
+        XCTAssertEqual(result.graph.ops, [.conv2d, .conv2d, .add])
+        for name in ["left", "right"] {
+            let conv = try XCTUnwrap(result.graph.node(named: name))
+            XCTAssertEqual(conv.inputs.first, "input", name)
+            XCTAssertEqual(conv.attributes["pads"], .ints([3, 3, 3, 3]), name)
+            XCTAssertEqual(result.graph.valueTypes[name], graph.valueTypes[name], name)
+        }
+        try assertEquivalent(graph, result.graph)
+
+        var mixed = KerasGraphBuilder(name: "g", shape: ["N", 11, 11, 4])
+        mixed.layer("pad", .pad, ["pads": .ints([0, 1, 1, 0, 0, 1, 1, 0])])
+        mixed.layer("conv", .conv2d, parameters: [(.kernel, [3, 3, 4, 4])], inputs: ["pad"], ["strides": .ints([2, 2])])
+        mixed.layer("pool", .maxPool2d, inputs: ["pad"], ["pool_size": .ints([3, 3]), "strides": .ints([2, 2])])
+        mixed.layer("sum", .add, inputs: ["conv", "pool"])
+        mixed.output("y")
+        let kept = try prepared(mixed)
+        let unchanged = try optimized(kept, [PadFusion()])
+        XCTAssertEqual(unchanged.graph, kept)
+        XCTAssertEqual(unchanged.explanations, ["pad-fusion: kept 'pad': 'pool' pads with -infinity, and its input may be negative"])
+    }
+
     func testPadOfTheChannelsOrWithAValueIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 6, 3])
         builder.layer("pad", .pad, ["pads": .ints([0, 1, 1, 0, 0, 1, 1, 1])])
