@@ -70,6 +70,13 @@ static inline const float *grouped_block_filter(const keel_grouped_conv *conv, p
     return conv->weights + start * conv->kernel_height * conv->kernel_width * conv->group_channels + (channel - start);
 }
 
+/* Input row `ky` of the taps of output row `row` of `image`, from input column x0 and `channel`. */
+static inline const float *grouped_input_line(const keel_grouped_conv *conv, ptrdiff_t image, ptrdiff_t row,
+                                              ptrdiff_t ky, ptrdiff_t x0, ptrdiff_t channel) {
+    const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;
+    return conv->input + ((image * conv->input_height + y) * conv->input_width + x0) * conv->channels + channel;
+}
+
 /* `case n: BLOCK(n, ...); break;` for the pixel counts of a level's blocks. */
 #define GROUPED_CASES_UP_TO_2(BLOCK, ...) case 1: BLOCK(1, __VA_ARGS__); break; case 2: BLOCK(2, __VA_ARGS__); break;
 #define GROUPED_CASES_UP_TO_4(BLOCK, ...)                                                          \
@@ -132,9 +139,7 @@ static inline const float *grouped_block_filter(const keel_grouped_conv *conv, p
         GROUPED_UNROLLED for (int p = 0; p < pixels; p++) low[p] = high[p] = ZERO();                                           \
         const ptrdiff_t x0 = column * conv->stride_width - conv->pad_left;                                   \
         for (ptrdiff_t ky = ky_first; ky < ky_end; ky++) {                                                    \
-            const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;      \
-            const float *line = conv->input + ((image * conv->input_height + y) * conv->input_width + x0) * channels \
-                + channel;                                                                                    \
+            const float *line = grouped_input_line(conv, image, row, ky, x0, channel);                        \
             const float *filter = block + (ky * conv->kernel_width) * G * width;                             \
             for (ptrdiff_t kx = kx_first; kx < kx_end; kx++) {                                                \
                 const float *at = line + kx * tap_step, *w = filter + kx * G * width;                         \
@@ -171,9 +176,7 @@ static inline const float *grouped_block_filter(const keel_grouped_conv *conv, p
         GROUPED_UNROLLED for (int c = 0; c < 4; c++) low[c] = high[c] = ZERO();                                \
         const ptrdiff_t x0 = column * conv->stride_width - conv->pad_left, paired = size - size % 4;         \
         for (ptrdiff_t ky = ky_first; ky < ky_end; ky++) {                                                    \
-            const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;      \
-            const float *line = conv->input + ((image * conv->input_height + y) * conv->input_width + x0) * channels \
-                + group_first;                                                                                \
+            const float *line = grouped_input_line(conv, image, row, ky, x0, group_first);                    \
             const float *filter = block + (ky * conv->kernel_width) * size * width;                           \
             for (ptrdiff_t kx = kx_first; kx < kx_end; kx++) {                                                \
                 const float *at = line + kx * tap_step, *w = filter + kx * size * width;                      \
@@ -219,9 +222,7 @@ static inline const float *grouped_block_filter(const keel_grouped_conv *conv, p
         GROUPED_UNROLLED for (int p = 0; p < pixels; p++) low[p] = high[p] = ZERO();                                           \
         const ptrdiff_t x0 = column * conv->stride_width - conv->pad_left;                                   \
         for (ptrdiff_t ky = ky_first; ky < ky_end; ky++) {                                                    \
-            const ptrdiff_t y = row * conv->stride_height - conv->pad_top + ky * conv->dilation_height;      \
-            const float *line = conv->input + ((image * conv->input_height + y) * conv->input_width + x0) * channels \
-                + group_first;                                                                                \
+            const float *line = grouped_input_line(conv, image, row, ky, x0, group_first);                    \
             const float *filter = block + (ky * conv->kernel_width) * size * width;                           \
             for (ptrdiff_t kx = kx_first; kx < kx_end; kx++) {                                                \
                 const float *at = line + kx * tap_step, *w = filter + kx * size * width;                      \
