@@ -382,6 +382,50 @@ def pytorch_attention(dynamo):
          [tensor for tensor in initializers if tensor.name in used], [5, 8], 3)
 
 
+def einsum_forms():
+    """Einsum as exporters and hand-written models use it, chained on x [N,2,6,4] (batch, heads,
+    tokens, features): attention scores and their product with values (MaxViT's relative
+    attention), products with constant matrices (a free batch index on one side), `...`
+    broadcasting, a pure transpose, two contracted indices at once, an outer product, implicit
+    output, and three operands."""
+    nodes = [
+        helper.make_node("Einsum", ["x", "x"], ["scores"], equation="bhid,bhjd->bhij"),
+        helper.make_node("Einsum", ["scores", "x"], ["attended"], equation="bhij,bhjd->bhid"),
+        helper.make_node("Einsum", ["attended", "w1"], ["projected"], equation="bhid,de->bhie"),
+        helper.make_node("Einsum", ["projected", "w2"], ["narrowed"], equation="...ie, ef -> ...if"),
+        helper.make_node("Einsum", ["narrowed"], ["moved"], equation="bhif->bfhi"),
+        helper.make_node("Einsum", ["moved", "w3"], ["pooled"], equation="bfhi,hi->bf"),
+        helper.make_node("Einsum", ["pooled", "v1"], ["outer"], equation="bf,g->bfg"),
+        helper.make_node("Einsum", ["outer", "w4"], ["implicit"], equation="bfg,gk"),
+        helper.make_node("Einsum", ["implicit", "v2", "w5"], ["y"], equation="bfk,k,fk->bf"),
+    ]
+    initializers = [floats("w1", 4, 5), floats("w2", 5, 3), floats("w3", 2, 6), floats("v1", 4), floats("w4", 4, 2),
+                    floats("v2", 2), floats("w5", 3, 2)]
+    save("einsum_forms", nodes, initializers, [2, 6, 4], 2, opset=17)
+
+
+def einsum_broadcast():
+    """`...` axes that broadcast both ways: x [N,1,3,4] against a constant [1,5,4,2] gives
+    [N,5,3,2] (ONNX Runtime wants as many ellipsis axes in each operand; Keel also aligns fewer
+    from the right, as NumPy does)."""
+    nodes = [helper.make_node("Einsum", ["x", "w"], ["y"], equation="...ij,...jk->...ik")]
+    save("einsum_broadcast", nodes, [floats("w", 1, 5, 4, 2)], [1, 3, 4], 4, opset=17)
+
+
+def reduce_norms():
+    """F.normalize as PyTorch exports it (Swin V2's cosine attention): x / max(‖x‖₂, ε) over the
+    last axis, then scaled by the L1 norm over the tokens (axes as an input, opset 18)."""
+    nodes = [
+        helper.make_node("ReduceL2", ["x", "last_axis"], ["l2"], keepdims=1),
+        helper.make_node("Clip", ["l2", "epsilon"], ["l2_clipped"]),
+        helper.make_node("Div", ["x", "l2_clipped"], ["normalized"]),
+        helper.make_node("ReduceL1", ["x", "token_axis"], ["l1"], keepdims=1),
+        helper.make_node("Mul", ["normalized", "l1"], ["y"]),
+    ]
+    initializers = [ints("last_axis", [-1]), ints("token_axis", [1]), scalar("epsilon", 1e-12)]
+    save("reduce_norms", nodes, initializers, [5, 7], 3, opset=18)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
@@ -397,4 +441,7 @@ if __name__ == "__main__":
     tf2onnx_channel_layer_norm()
     pytorch_attention(dynamo=False)
     pytorch_attention(dynamo=True)
+    einsum_forms()
+    reduce_norms()
+    einsum_broadcast()
     print("wrote", OUT)

@@ -95,6 +95,9 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
     "ReduceSum": { try translateReduce($0, op: .reduceSum, axesInputSince: 13) },
     "ReduceSumSquare": { try translateReduce($0, op: .reduceSumSquare, axesInputSince: 18) },
     "ReduceProd": { try translateReduce($0, op: .reduceProd, axesInputSince: 18) },
+    "ReduceL1": { try translateNormReduce($0, squares: false) },
+    "ReduceL2": { try translateNormReduce($0, squares: true) },
+    "Einsum": translateEinsum,
 ]
 
 /// The ai.onnx op types the importer understands: the translation table plus the ops the

@@ -217,12 +217,35 @@ func translatePad(_ context: NodeContext) throws {
 /// ReduceMean/ReduceSum: `axes` became an input at `axesInputSince`; empty axes mean "all"
 /// unless `noop_with_empty_axes` says "none".
 func translateReduce(_ context: NodeContext, op: OpKind, axesInputSince: Int) throws {
-    let axes = context.opset < axesInputSince ? try context.ints("axes") : try context.constantInts(1)
-    let keepdims = try context.int("keepdims", default: 1) != 0
-    if axes?.isEmpty ?? true, try context.int("noop_with_empty_axes", default: 0) != 0 {
+    guard let (attributes, output) = try reduction(context, axesInputSince: axesInputSince) else {
         try translateUnary(context, .identity)
         return
     }
+    context.emit(op, [try context.input(0)], attributes, shape: output)
+}
+
+/// ReduceL1 and ReduceL2 as the sum of |x| and the square root of the sum of x² (PyTorch's
+/// F.normalize, as in Swin V2's cosine attention, exports ReduceL2).
+func translateNormReduce(_ context: NodeContext, squares: Bool) throws {
+    let input = try context.input(0)
+    guard let (attributes, output) = try reduction(context, axesInputSince: 18) else {
+        // As ONNX's reference: the input itself.
+        try translateUnary(context, .identity)
+        return
+    }
+    if squares {
+        context.emit(.sqrt, [context.emitStep("sum_of_squares", .reduceSumSquare, [input], attributes)], shape: output)
+    } else {
+        context.emit(.reduceSum, [context.emitStep("magnitude", .abs, [input])], attributes, shape: output)
+    }
+}
+
+/// A reduction's IR attributes and output shape, or nil when it reduces nothing (empty axes
+/// with noop_with_empty_axes). Axes are an attribute before `axesInputSince`, an input after.
+private func reduction(_ context: NodeContext, axesInputSince: Int) throws -> ([String: AttributeValue], [Dim?]?)? {
+    let axes = context.opset < axesInputSince ? try context.ints("axes") : try context.constantInts(1)
+    let keepdims = try context.int("keepdims", default: 1) != 0
+    if axes?.isEmpty ?? true, try context.int("noop_with_empty_axes", default: 0) != 0 { return nil }
     var attributes: [String: AttributeValue] = ["keepdims": .bool(keepdims)]
     var output: [Dim?]? = nil
     if let axes, !axes.isEmpty { attributes["axes"] = .ints(axes) }
@@ -232,5 +255,5 @@ func translateReduce(_ context: NodeContext, op: OpKind, axesInputSince: Int) th
         output = keepdims ? input.indices.map { reduced.contains($0) ? .known(1) : input[$0] }
             : input.indices.filter { !reduced.contains($0) }.map { input[$0] }
     }
-    context.emit(op, [try context.input(0)], attributes, shape: output)
+    return (attributes, output)
 }

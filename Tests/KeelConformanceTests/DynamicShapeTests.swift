@@ -54,6 +54,14 @@ final class DynamicShapeTests: XCTestCase {
     func testLegacyPyTorchWhereEqualTargets() throws { try check("legacy_pytorch_where_equal") }
     func testGlobalPoolsOfOtherRanks() throws { try check("global_pools_of_other_ranks") }
     func testKerasUpsamplingResizes() throws { try check("keras_upsampling_resizes") }
+    /// Einsum's equation forms become transposes, reductions and batched matmuls (or dense layers
+    /// once -O2 sees a constant right operand), as imported and after -O2.
+    func testEinsumForms() throws {
+        try check("einsum_forms", optimized: [:])
+        try check("einsum_broadcast", optimized: [:])
+    }
+    /// ReduceL2 (sum of squares, square root) and ReduceL1 (absolute values, sum).
+    func testReduceNorms() throws { try check("reduce_norms", optimized: [:]) }
 
     // Patterns that become one Keel op: the reductions and element-wise steps disappear.
     func testTF2ONNXFusedLayerNorm() throws {
