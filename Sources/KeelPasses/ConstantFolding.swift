@@ -5,8 +5,8 @@ import KeelIR
 ///
 /// Needs: shape-inferred graph with known output shapes, bound constants. Graph outputs stay
 /// nodes (the runtime reads outputs from nodes). Folds the ops whose schema has a reference
-/// evaluation (`OpSchema.reference`, in Double with plain loops); the GEMM-bound layers have
-/// none (their outputs are large and the runtime is faster). A view, cast or transpose of a single parameter keeps that
+/// evaluation (`OpSchema.reference`, in Double with plain loops); dense and matmul fold only up
+/// to `ReferenceLoops.maximumFoldedMultiplies` (larger products run faster as layers). A view, cast or transpose of a single parameter keeps that
 /// parameter's role and trainable flag, everything else becomes a literal.
 public struct ConstantFolding: Pass {
     public var name: String { "constant-folding" }

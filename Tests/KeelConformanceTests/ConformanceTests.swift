@@ -113,9 +113,11 @@ final class ConformanceTests: XCTestCase {
                 }
             }
             // Ops that only move data are folded through their reference semantics when their
-            // inputs are constants (Swin's attention masks): those must give the same bits.
-            if let schema = OpRegistry.schema(onnxOpType: testCase.op) ?? graph.nodes.first.map({ OpRegistry.schema(for: $0.op) }),
-               schema.category == .dataMovement, schema.reference != nil,
+            // inputs are constants (Swin's attention masks): those must give the same bits. (A
+            // translation that also computes, Gemm's transpose then matmul, rounds differently in
+            // Double and is checked by value above.)
+            let schemas = graph.nodes.map { OpRegistry.schema(for: $0.op) }
+            if !schemas.isEmpty, schemas.allSatisfy({ $0.category == .dataMovement && $0.reference != nil }),
                case .failed(let reason) = evaluateAtCompileTime(testCase, in: folder) {
                 return .failed("reference semantics: \(reason)")
             }

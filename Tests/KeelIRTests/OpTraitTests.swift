@@ -70,9 +70,20 @@ final class OpTraitTests: XCTestCase {
                      "shapes that do not broadcast are not evaluated")
     }
 
-    func testLayersWithoutAReferenceAreNotConstantEvaluated() {
+    /// Convolutions never evaluate at compile time; dense and matmul do only up to
+    /// `maximumFoldedMultiplies` multiply-adds (x·W + b checked here by hand).
+    func testLargeProductsAreNotConstantEvaluated() {
         XCTAssertNil(OpRegistry.schema(for: .conv2d).reference)
-        XCTAssertNil(OpRegistry.schema(for: .dense).reference)
+        let dense = Node(name: "d", op: .dense, inputs: ["x", "w", "b"], outputs: ["d"])
+        let x = ReferenceTensor(values: [1, 2, 3, 4], shape: [2, 2])
+        let w = ReferenceTensor(values: [1, 0, -1, 2, 1, 0], shape: [2, 3])
+        let b = ReferenceTensor(values: [10, 20, 30], shape: [3])
+        XCTAssertEqual(evaluateReference(dense, inputs: [x, w, b], outputShape: [2, 3]), [15, 22, 29, 21, 24, 27])
+        let side = 1 << 9
+        let large = ReferenceTensor(values: [Double](repeating: 1, count: side * side), shape: [side, side])
+        let matmul = Node(name: "m", op: .matmul, inputs: ["a", "b"], outputs: ["m"])
+        XCTAssertNil(evaluateReference(matmul, inputs: [large, large], outputShape: [side, side]),
+                     "a 512×512×512 product is left to the runtime")
     }
 }
 

@@ -28,6 +28,44 @@ final class CleanupPassTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// A product of constants (Swin V2's relative-position MLP on its coordinate table) folds: a
+    /// dense with bias, a batched matmul with a broadcast left operand; values derived here.
+    func testConstantProductsFold() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 3, 2], layout: nil)
+        builder.literal("table", [3, 2])
+        builder.literal("kernel", [2, 4])
+        builder.literal("bias", [4])
+        builder.literal("left", [1, 3, 3])
+        builder.layer("mlp", .dense, inputs: ["table", "kernel", "bias"])
+        builder.layer("mixed", .matmul, inputs: ["left", "mlp"])
+        builder.layer("sum", .add, inputs: ["input", "table"])
+        builder.layer("y_in", .matmul, inputs: ["sum", "kernel"])
+        builder.layer("shifted", .add, inputs: ["y_in", "mixed"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [ConstantFolding(), DeadCodeElimination()])
+        XCTAssertEqual(result.graph.ops, [.add, .matmul, .add])
+        let value = { (name: String) in graph.constants[name]?.data?.floats() ?? [] }
+        let (table, kernel, bias, left) = (value("table"), value("kernel"), value("bias"), value("left"))
+        /// Σₖ a[row·depth + k]·b[k·columns + column], row-major.
+        func product(_ a: [Float], _ b: [Float], rows: Int, depth: Int, columns: Int) -> [Float] {
+            var result = [Float](repeating: 0, count: rows * columns)
+            for row in 0..<rows {
+                for column in 0..<columns {
+                    for k in 0..<depth { result[row * columns + column] += a[row * depth + k] * b[k * columns + column] }
+                }
+            }
+            return result
+        }
+        let mlp = zip(product(table, kernel, rows: 3, depth: 2, columns: 4), Array(repeating: bias, count: 3).flatMap { $0 })
+            .map { $0 + $1 }
+        let mixed = product(left, mlp, rows: 3, depth: 3, columns: 4)
+        XCTAssertEqual(result.graph.constants["mixed"]?.type, TensorType(.float32, [1, 3, 4]))
+        let folded = try XCTUnwrap(result.graph.constants["mixed"]?.data?.floats())
+        for (got, want) in zip(folded, mixed) { XCTAssertEqual(got, want, accuracy: 1e-5) }
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testIntegerShapeArithmeticFoldsExactly() throws {
         var graph = Graph(name: "g", inputs: [GraphInput(name: "x", type: TensorType(.float32, [2, 6]))])
         graph.constants["dims"] = Constant(name: "dims", type: TensorType(.int64, [2]), role: .literal, trainable: false,

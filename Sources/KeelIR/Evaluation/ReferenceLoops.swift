@@ -16,6 +16,42 @@ public enum ReferenceLoops {
         return padded.indices.map { padded[$0] == 1 ? 0 : paddedStrides[$0] }
     }
 
+    /// Multiply-adds a product may take to be evaluated at compile time. Swin V2's relative-position
+    /// MLP (a few million, on a constant coordinate table) folds; a layer's product on real weights
+    /// is larger and stays a layer, which the runtime runs far faster than these Double loops.
+    public static let maximumFoldedMultiplies = 1 << 24
+
+    /// ONNX MatMul: a [batch..., m, k] × b [batch..., k, n], the batch axes broadcast as NumPy
+    /// does, a rank-1 operand promoted (a row for `a`, a column for `b`).
+    static func matmul(_ a: ReferenceTensor, _ b: ReferenceTensor) throws -> [Double] {
+        let left = a.shape.count == 1 ? [1] + a.shape : a.shape, right = b.shape.count == 1 ? b.shape + [1] : b.shape
+        guard left.count >= 2, right.count >= 2 else { throw ReferenceError.shapeMismatch }
+        let (m, k, n) = (left[left.count - 2], left[left.count - 1], right[right.count - 1])
+        guard right[right.count - 2] == k else { throw ReferenceError.shapeMismatch }
+        let (leftBatch, rightBatch) = (Array(left.dropLast(2)), Array(right.dropLast(2)))
+        let rank = max(leftBatch.count, rightBatch.count)
+        let paddedLeft = [Int](repeating: 1, count: rank - leftBatch.count) + leftBatch
+        let paddedRight = [Int](repeating: 1, count: rank - rightBatch.count) + rightBatch
+        let batch = zip(paddedLeft, paddedRight).map { Swift.max($0, $1) }
+        let (leftStrides, rightStrides) = (try broadcastStrides(of: leftBatch, onto: batch),
+                                           try broadcastStrides(of: rightBatch, onto: batch))
+        guard batch.reduce(1, *) * m * k * n <= maximumFoldedMultiplies else { throw ReferenceError.tooLarge }
+        var result: [Double] = []
+        result.reserveCapacity(batch.reduce(1, *) * m * n)
+        forEachIndex(batch) { index in
+            let leftBase = zip(index, leftStrides).reduce(0) { $0 + $1.0 * $1.1 } * m * k
+            let rightBase = zip(index, rightStrides).reduce(0) { $0 + $1.0 * $1.1 } * k * n
+            for row in 0..<m {
+                for column in 0..<n {
+                    var total = 0.0
+                    for depth in 0..<k { total += a.values[leftBase + row * k + depth] * b.values[rightBase + depth * n + column] }
+                    result.append(total)
+                }
+            }
+        }
+        return result
+    }
+
     /// Visits every index of `shape` in C order, handing each coordinate list to `body`.
     public static func forEachIndex(_ shape: [Int], _ body: ([Int]) -> Void) {
         let count = shape.reduce(1, *)
@@ -130,4 +166,8 @@ public enum ReferenceLoops {
 /// Why a reference evaluation could not run (the caller then leaves the node unevaluated).
 enum ReferenceError: Error {
     case shapeMismatch
+    /// A product too large to evaluate at compile time (`ReferenceLoops.maximumFoldedMultiplies`).
+    case tooLarge
+    /// An evaluation this reference does not cover (a fused activation on a product).
+    case notCovered
 }

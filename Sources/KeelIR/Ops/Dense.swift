@@ -36,6 +36,7 @@ extension OpRegistry {
             OpSchema(
                 kind: .dense, category: .matrixProduct,
                 fusedActivations: FusedActivation.Kind.allCases,
+                reference: denseReference,
                 inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true),
                          .init("residual", optional: true)],
                 attributes: [.init("weight_layout", default: .string("in_out"), "\"in_out\" (Keras) or \"out_in\" (Gemm transB)")]
@@ -49,10 +50,39 @@ extension OpRegistry {
                 try checkResidual(context, index: 3, shape: shape)
                 return [TensorType(input.dtype, shape)]
             },
-            OpSchema(kind: .matmul, category: .matrixProduct, inputs: [.init("a"), .init("b")], attributes: []) { context in
+            OpSchema(kind: .matmul, category: .matrixProduct, reference: { context in
+                try ReferenceLoops.matmul(try context.input(0), try context.input(1))
+            }, inputs: [.init("a"), .init("b")], attributes: []) { context in
                 [try matmulType(context)]
             },
         ]
+    }
+
+    /// x·W (+ bias) (+ residual) over the last axis, for constant folding; a fused activation is
+    /// not covered (folding runs before epilogue fusion, so a constant product has none yet).
+    @Sendable static func denseReference(_ context: ReferenceContext) throws -> [Double] {
+        guard try FusedActivation(context.attributes) == .none else { throw ReferenceError.notCovered }
+        let (x, kernel) = (try context.input(0), try context.input(1))
+        let bias = context.inputs.count > 2 ? context.inputs[2] : nil
+        let residual = context.inputs.count > 3 ? context.inputs[3] : nil
+        let inOut = try context.attributes.choice("weight_layout", ["in_out", "out_in"]) == "in_out"
+        guard kernel.shape.count == 2, let features = x.shape.last else { throw ReferenceError.shapeMismatch }
+        let (inputs, outputs) = inOut ? (kernel.shape[0], kernel.shape[1]) : (kernel.shape[1], kernel.shape[0])
+        guard features == inputs, bias.map({ $0.values.count == outputs }) ?? true else { throw ReferenceError.shapeMismatch }
+        let rows = inputs == 0 ? 0 : x.values.count / inputs
+        guard rows * inputs * outputs <= ReferenceLoops.maximumFoldedMultiplies else { throw ReferenceError.tooLarge }
+        guard residual.map({ $0.values.count == rows * outputs }) ?? true else { throw ReferenceError.shapeMismatch }
+        var result = [Double](repeating: 0, count: rows * outputs)
+        for row in 0..<rows {
+            for output in 0..<outputs {
+                var total = bias?.values[output] ?? 0
+                for input in 0..<inputs {
+                    total += x.values[row * inputs + input] * kernel.values[inOut ? input * outputs + output : output * inputs + input]
+                }
+                result[row * outputs + output] = total + (residual?.values[row * outputs + output] ?? 0)
+            }
+        }
+        return result
     }
 
     /// ONNX MatMul: rank-1 operands are promoted and the promoted axis removed; leading axes broadcast.
