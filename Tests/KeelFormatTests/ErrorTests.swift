@@ -20,7 +20,7 @@ final class ErrorTests: XCTestCase {
         "unknown_attribute.keel": "unknown_attribute.keel:3:28: error: conv2d has no attribute 'kernal_size'; did you mean 'kernel_size'?",
         "wrong_value_type.keel": "wrong_value_type.keel:3:24: error: attribute 'filters' of conv2d 'conv' expects an integer, got \"16\"",
         "bad_padding_choice.keel": "bad_padding_choice.keel:3:31: error: attribute 'padding' of conv2d 'conv' expects one of valid, same, got 'sme'; did you mean 'same'?",
-        "conv_activation_unfusable.keel": "conv_activation_unfusable.keel:3:34: error: attribute 'activation' of conv2d 'conv' expects one of linear, none, relu, sigmoid, tanh, swish, hard_swish, got 'gelu'; gelu cannot be fused here: add a separate layer 'NAME = gelu()' after it",
+        "conv_activation_unfusable.keel": "conv_activation_unfusable.keel:3:34: error: attribute 'activation' of conv2d 'conv' expects one of linear, none, relu, sigmoid, tanh, swish, hard_swish, gelu, gelu_tanh, got 'softmax'; softmax cannot be fused here: add a separate layer 'NAME = softmax()' after it",
         "zero_kernel.keel": "zero_kernel.keel:3:32: error: attribute 'kernel_size' of conv2d 'conv' must be positive, got [0,3]",
         "missing_units.keel": "missing_units.keel:3:1: error: dense 'fc' needs attribute 'units' (an integer)",
         "bad_reshape_target.keel": "bad_reshape_target.keel:3:1: error: reshape 'tokens' has target_shape [0,768]: entries must be positive, with at most one -1",

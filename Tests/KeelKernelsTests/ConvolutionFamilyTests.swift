@@ -163,6 +163,10 @@ final class ConvolutionFamilyTests: XCTestCase {
             Case(geometry: geometry(batch: 2, 4, 5, in: 150, out: 40, kernel: 3, stride: 2, layout: layout),
                  activation: .gelu),
             Case(geometry: geometry(batch: 2, 15, 13, in: 16, out: 33, layout: layout), activation: .relu),
+            // GELU fused into every 3×3 stride-1 algorithm (Winograd's tiles, direct, im2col) and a 1×1.
+            Case(geometry: geometry(batch: 2, 9, 10, in: 12, out: 20, layout: layout), activation: .gelu),
+            Case(geometry: geometry(5, 6, in: 40, out: 24, kernel: 1, padding: (0, 0, 0, 0), layout: layout),
+                 activation: .geluTanh),
             Case(geometry: geometry(1, 1, in: 16, out: 16, layout: layout), activation: .identity, residual: false),
             Case(geometry: geometry(batch: 2, 13, 15, in: 6, out: 9, stride: 2, padding: (0, 0, 1, 1), layout: layout),
                  activation: .sigmoid),

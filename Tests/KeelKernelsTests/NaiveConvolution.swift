@@ -70,6 +70,7 @@ struct NaiveConvolution {
         case .hardSwish: return x * max(0, min(1, x / 6 + 0.5))
         case .tanh: return Foundation.tanh(x)
         case .gelu: return 0.5 * x * (1 + erf(x / 2.0.squareRoot()))
+        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
         default: preconditionFailure("no reference for \(activation)")
         }
     }

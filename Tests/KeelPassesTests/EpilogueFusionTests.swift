@@ -45,9 +45,9 @@ final class EpilogueFusionTests: XCTestCase {
         }
     }
 
-    /// GELU's tanh form fuses as its own epilogue; neither form fuses into conv2d, whose kernels
-    /// (Winograd, direct) do not all apply it.
-    func testGeluFormsFuseIntoDenseOnly() throws {
+    /// GELU's tanh form fuses as its own epilogue, into dense and into conv2d (every conv kernel
+    /// applies it: MaxViT's MBConv convolutions); softmax still fuses into dense only.
+    func testGeluFormsFuseIntoDenseAndConvolutions() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 6], layout: nil)
         builder.layer("dense", .dense, parameters: [(.kernel, [6, 5]), (.bias, [5])])
         builder.layer("act", .gelu, ["approximate": .string("tanh")])
@@ -62,10 +62,18 @@ final class EpilogueFusionTests: XCTestCase {
         convolution.layer("conv", .conv2d, parameters: [(.kernel, [3, 3, 3, 4])])
         convolution.layer("act", .gelu)
         convolution.output("y")
-        let kept = try optimized(try prepared(convolution), [EpilogueFusion()])
-        XCTAssertEqual(kept.graph.ops, [.conv2d, .gelu])
-        XCTAssertEqual(kept.explanations.count, 1)
-        XCTAssertTrue(kept.explanations.first?.contains("gelu fuses only into dense") ?? false, "\(kept.explanations)")
+        let convolutionGraph = try prepared(convolution)
+        let fused = try optimized(convolutionGraph, [EpilogueFusion()])
+        XCTAssertEqual(fused.graph.ops, [.conv2d])
+        XCTAssertEqual(fused.graph.node(named: "conv")?.attributes["activation"], .string("gelu"))
+        try assertEquivalent(convolutionGraph, fused.graph)
+
+        var softmax = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 3])
+        softmax.layer("conv", .conv2d, parameters: [(.kernel, [3, 3, 3, 4])])
+        softmax.layer("act", .softmax)
+        softmax.output("y")
+        let kept = try optimized(try prepared(softmax), [EpilogueFusion()])
+        XCTAssertEqual(kept.graph.ops, [.conv2d, .softmax])
     }
 
     func testKeptWhenIntermediateIsAGraphOutput() throws {

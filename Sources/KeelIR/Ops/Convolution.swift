@@ -3,7 +3,7 @@ extension OpRegistry {
     static var convolutionSchemas: [OpSchema] {
         [OpSchema(
             kind: .conv2d, category: .convolution,
-            fusedActivations: [.none, .relu, .sigmoid, .tanh, .leakyRelu, .clip, .swish, .hardSwish, .hardSigmoid],
+            fusedActivations: [.none, .relu, .sigmoid, .tanh, .leakyRelu, .clip, .swish, .hardSwish, .hardSigmoid, .gelu, .geluTanh],
             inputs: [.init("x"), .init("kernel", isParameter: true), .init("bias", optional: true, isParameter: true),
                      .init("residual", optional: true)],
             attributes: [
