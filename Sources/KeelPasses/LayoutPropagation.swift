@@ -8,7 +8,7 @@ import KeelIR
 /// kernel's rows from C·H·W to H·W·C order. When H = W = 1 (after global pooling) the two
 /// layouts hold the same bytes, so a Squeeze, Flatten or Reshape there ends the region freely.
 ///
-/// A pad in the region has its per-axis amounts permuted, a slice or gather its axes, other reductions over H and W reduce
+/// A pad in the region has its per-axis amounts permuted, a slice, gather, concat or split its axes, other reductions over H and W reduce
 /// axes 1 and 2, and a mean over them (PyTorch's squeeze-excitation) becomes a global average
 /// pool. A [N,C,1,1] value computed outside the region (tf2onnx's squeeze-excitation gate, which
 /// goes through Squeeze and Reshape) joins it through a reshape to [N,1,1,C]: the same bytes.
@@ -16,7 +16,11 @@ import KeelIR
 /// Needs: shape-inferred graph; bound dense kernels for the Flatten exit. Legal when every
 /// NCHW value in the region is read only by ops with an NHWC form, by an inverse transpose, or
 /// by a Flatten whose only reader is a dense owning its kernel. An NCHW value that is a graph
-/// output (a PyTorch backbone's feature map) stays NCHW through a transpose at the end.
+/// output (a PyTorch backbone's feature map) stays NCHW through a transpose at the end; one read
+/// by an op without an NHWC form reaches it through a transpose back when the region has more
+/// convolutions and pools than such transposes. Convolutions behind an op without an NHWC form
+/// (MaxViT's MBConvs after its attention's reshapes) start a region behind an inserted
+/// transpose, kept when it pays the same way.
 public struct LayoutPropagation: Pass {
     public var name: String { "layout-propagation" }
 
@@ -39,6 +43,21 @@ public struct LayoutPropagation: Pass {
         var pixelEntries: [(reader: String, value: String)] = []
         /// NCHW values that are graph outputs: each leaves the region through a transpose back.
         var outputs: [String] = []
+        /// Values read by an op without an NHWC form (MaxViT's window partition, a softmax over
+        /// channels), with those readers: each reads the value through a transpose back to NCHW.
+        var boundaries: [(value: String, reader: String)] = []
+
+        /// Whether the region computes enough in NHWC to pay for its transposes (one per boundary
+        /// value, plus `inserted` entries): more convolutions and pools than transposes. A lone
+        /// patch-embedding convolution before a reshape to tokens (ViT) stays NCHW as before; a
+        /// MaxViT MBConv (five convolutions and a pool between two reshapes) turns NHWC.
+        func paysForBoundaries(inserted: Int, in editor: GraphEditor) -> Bool {
+            let layers = nodes.filter { name in
+                guard let op = editor.node(named: name)?.op else { return false }
+                return op == .conv2d || op == .maxPool2d || op == .avgPool2d
+            }
+            return layers.count > Set(boundaries.map(\.value)).count + inserted
+        }
     }
 
     public func run(_ graph: Graph) throws -> PassResult {
@@ -59,7 +78,59 @@ public struct LayoutPropagation: Pass {
                 statistic.nodesRemoved += region.entries.count + region.exits.count
             }
         }
+        // Convolutions whose NCHW input comes from an op without an NHWC form (MaxViT's MBConvs
+        // after the grid attention's reshapes) start a region of their own behind a transpose to
+        // NHWC, tried on a copy and kept only when the region grows.
+        var tried = Set<String>()
+        for name in editor.graph.nodes.map(\.name) {
+            guard let node = editor.node(named: name), node.op == .conv2d,
+                  (try? node.attributeReader.string("layout")) == "nchw", let first = node.inputs.first,
+                  case let input = regionSource(of: first, in: editor), tried.insert(input).inserted,
+                  let type = editor.graph.valueTypes[input], type.shape.rank == 4,
+                  let nchw = Shape(Array(type.shape.dims.dropFirst())).knownExtents, nchw[1] * nchw[2] > 1,
+                  let producer = editor.producer(of: input), !isTranspose(producer, Self.toNCHW, in: editor.graph)
+            else { continue }
+            var trial = GraphEditor(editor.graph)
+            let (toNHWC, entry) = (trial.unusedName("\(input)/to_nhwc"), trial.unusedName("\(input)/nchw"))
+            let readers = editor.consumers(of: input)
+            for var reader in readers {
+                reader.inputs = reader.inputs.map { $0 == input ? entry : $0 }
+                trial.update(reader)
+            }
+            let before = trial.graph.nodes.first { node in readers.contains { $0.name == node.name } }?.name ?? name
+            trial.insert(Node(name: toNHWC, op: .transpose, inputs: [input], outputs: [toNHWC],
+                              attributes: Attributes(["perm": .ints(Self.toNHWC)]), locations: node.locations), before: before)
+            trial.insert(Node(name: entry, op: .transpose, inputs: [toNHWC], outputs: [entry],
+                              attributes: Attributes(["perm": .ints(Self.toNCHW)]), locations: node.locations), before: before)
+            trial.graph.valueTypes[toNHWC] = TensorType(type.dtype, Shape([type.shape[0]] + [nchw[1], nchw[2], nchw[0]].map(Dim.known)))
+            trial.graph.valueTypes[entry] = type
+            guard let entryNode = trial.node(named: entry) else { continue }
+            switch grow(from: entryNode, in: trial, inserted: 1) {
+            case .failure(let rejection):
+                explanations.append("kept '\(name)' NCHW: \(rejection.message)")
+            case .success(let region):
+                statistic.weightBytesChanged += apply(region, in: &trial)
+                statistic.rewrites += 1
+                statistic.nodesRemoved += region.entries.count + region.exits.count
+                editor = trial
+            }
+        }
         return PassResult(graph: try editor.finished(), counts: statistic, explanations: explanations)
+    }
+
+    /// Where a region reaching `value` starts: back through the ops with an NHWC form and one
+    /// computed input (MaxViT's pre-norm BatchNorm before its first convolution), so that the
+    /// block's shortcut, which reads the same source, joins the region too.
+    private func regionSource(of value: String, in editor: GraphEditor) -> String {
+        var current = value
+        for _ in 0..<8 {
+            guard let producer = editor.producer(of: current) else { return current }
+            let computed = producer.presentInputs.filter { editor.graph.constants[$0] == nil }
+            guard computed.count == 1, let only = computed.first, editor.graph.valueTypes[only]?.shape.rank == 4,
+                  convertible(producer, reading: only, region: Region(), in: editor) == false else { return current }
+            current = only
+        }
+        return current
     }
 
     private func isTranspose(_ node: Node, _ perm: [Int], in graph: Graph) -> Bool {
@@ -67,9 +138,12 @@ public struct LayoutPropagation: Pass {
     }
 
     /// Collects the NCHW region reachable from `entry`, or says why it cannot become NHWC.
-    private func grow(from entry: Node, in editor: GraphEditor) -> Result<Region, Rejection> {
+    /// `inserted`: transposes this pass added in front of the region (1 for a region started at a
+    /// convolution behind an op without an NHWC form), which the region must pay for too.
+    private func grow(from entry: Node, in editor: GraphEditor, inserted: Int = 0) -> Result<Region, Rejection> {
         var region = Region(entries: [entry.name], values: [entry.outputs[0]])
         var worklist = [entry.outputs[0]]
+        var boundaryMessage: String?
         var pending: [String: String] = [:]
         repeat {
             while let value = worklist.popLast() {
@@ -97,7 +171,12 @@ public struct LayoutPropagation: Pass {
                         continue
                     }
                     guard let layoutFree = convertible(reader, reading: value, region: region, in: editor) else {
-                        return .failure(Rejection("NCHW value '\(value)' feeds \(reader.op.rawValue) '\(reader.name)', which has no NHWC form here"))
+                        let entryValue = region.entries.contains { editor.node(named: $0)?.outputs[0] == value }
+                        let message = "NCHW value '\(value)' feeds \(reader.op.rawValue) '\(reader.name)', which has no NHWC form here"
+                        if entryValue { return .failure(Rejection(message)) }
+                        region.boundaries.append((value, reader.name))
+                        boundaryMessage = boundaryMessage ?? message
+                        continue
                     }
                     if let missing = admit(reader, layoutFree: layoutFree, acceptingPixels: false, into: &region, worklist: &worklist, in: editor) {
                         // A value computed from further entry transposes (ConvNeXt's layer-scale mul
@@ -126,6 +205,11 @@ public struct LayoutPropagation: Pass {
             }
         } while !worklist.isEmpty
         if let reason = pending.sorted(by: { $0.key < $1.key }).first?.value { return .failure(Rejection(reason)) }
+        // A reader that joined the region later is no boundary.
+        region.boundaries.removeAll { region.nodes.contains($0.reader) }
+        if let boundaryMessage, !region.boundaries.isEmpty, !region.paysForBoundaries(inserted: inserted, in: editor) {
+            return .failure(Rejection(boundaryMessage))
+        }
         return .success(region)
     }
 
@@ -147,9 +231,11 @@ public struct LayoutPropagation: Pass {
         }
         region.pixelEntries += rest.map { (reader.name, $0) }
         region.nodes.append(reader.name)
-        if !layoutFree, let output = reader.outputs.first {
-            region.values.insert(output)
-            worklist.append(output)
+        if !layoutFree {
+            for output in reader.outputs where !output.isEmpty {
+                region.values.insert(output)
+                worklist.append(output)
+            }
         }
         return nil
     }
@@ -221,6 +307,13 @@ public struct LayoutPropagation: Pass {
                       node.op == .slice || (node.inputs.count == 2 && editor.graph.constants[node.inputs[1]] != nil) else { return nil }
                 return false
             }
+            // A split (PyTorch's channel split as the dynamo exporter writes it) cuts the same
+            // pieces along the permuted axis; each of its outputs joins the region.
+            if node.op == .split {
+                guard node.inputs.first == value, editor.graph.valueTypes[value]?.shape.rank == 4,
+                      node.outputs.allSatisfy({ editor.graph.valueTypes[$0]?.shape.rank == 4 }) else { return nil }
+                return false
+            }
             guard node.op == .concat, node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
             return false
         case .view:
@@ -279,8 +372,8 @@ public struct LayoutPropagation: Pass {
                 node.attributes["layout"] = .string("nhwc")
             case .batchNorm:
                 node.attributes["axis"] = .int(-1)
-            case .concat:
-                let axis = (try? node.attributeReader.int("axis")) ?? -1
+            case .concat, .split:
+                let axis = (try? node.attributeReader.int("axis")) ?? (node.op == .split ? 0 : -1)
                 node.attributes["axis"] = .int(Self.nhwcAxis[(axis + 4) % 4])
             case .pad:
                 if let pads = try? node.attributeReader.ints("pads"), pads.count == 8 {
@@ -334,6 +427,20 @@ public struct LayoutPropagation: Pass {
         for exit in region.flattens {
             guard let dense = editor.node(named: exit.dense) else { continue }
             bytes += permuteRows(of: dense, chw: exit.chw, in: &editor)
+        }
+        // Before the graph outputs are renamed: a boundary transpose then reads the NHWC value.
+        for value in Set(region.boundaries.map(\.value)).sorted() {
+            let readers = Set(region.boundaries.filter { $0.value == value }.map(\.reader))
+            guard let first = editor.graph.nodes.first(where: { readers.contains($0.name) }) else { continue }
+            let back = editor.unusedName("\(value)/to_nchw")
+            editor.insert(Node(name: back, op: .transpose, inputs: [value], outputs: [back],
+                               attributes: Attributes(["perm": .ints(Self.toNCHW)]), locations: first.locations),
+                          before: first.name)
+            for name in readers {
+                guard var reader = editor.node(named: name) else { continue }
+                reader.inputs = reader.inputs.map { $0 == value ? back : $0 }
+                editor.update(reader)
+            }
         }
         for value in region.outputs { transposeBack(output: value, in: &editor) }
         for name in region.entries + region.exits {

@@ -93,6 +93,62 @@ final class LayoutPropagationTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// A channel split (the dynamo exporter's ShuffleNet units) splits NHWC's last axis instead,
+    /// and both pieces stay in the region.
+    func testChannelSplitJoinsTheRegionWithBothPieces() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 4, 3])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [8, 3, 1, 1])], nchw)
+        builder.graph.nodes.append(Node(name: "split", op: .split, inputs: ["conv"], outputs: ["piece", "rest"],
+                                        attributes: Attributes(["axis": .int(1), "sizes": .ints([3, 5])])))
+        builder.layer("branch", .conv2d, parameters: [(.kernel, [4, 3, 3, 3])], inputs: ["piece"],
+                      nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("relu", .relu, inputs: ["rest"])
+        builder.layer("joined", .concat, inputs: ["branch", "relu"], ["axis": .int(1)])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.count(.transpose), 0, "\(result.explanations)")
+        XCTAssertEqual(result.graph.node(named: "split")?.attributes["axis"], .int(3))
+        XCTAssertEqual(result.graph.valueTypes["rest"], TensorType(.float32, ["N", 5, 4, 5]))
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// Convolutions between ops without an NHWC form (MaxViT's MBConv between its attention's
+    /// reshapes): the region starts behind an inserted transpose to NHWC and leaves through one
+    /// back to NCHW in front of the reshape, since it has more convolutions than transposes.
+    func testConvolutionsBetweenReshapesRunNHWCBehindTransposes() throws {
+        var builder = KerasGraphBuilder(name: "g", input: "tokens", shape: ["N", 36, 4], layout: nil)
+        builder.layer("map", .reshape, ["shape": .ints([0, 4, 6, 6])])
+        builder.layer("expand", .conv2d, parameters: [(.kernel, [8, 4, 1, 1]), (.bias, [8])], nchw)
+        builder.layer("depthwise", .conv2d, parameters: [(.kernel, [8, 1, 3, 3])],
+                      nchw.merging(["padding": .string("same"), "groups": .int(8)]) { $1 })
+        builder.layer("project", .conv2d, parameters: [(.kernel, [4, 8, 1, 1])], nchw)
+        builder.layer("sum", .add, inputs: ["project", "map"])
+        builder.layer("back", .reshape, ["shape": .ints([0, 4, 36])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertFalse(result.graph.nodes.contains { $0.attributes["layout"] == .string("nchw") }, "\(result.explanations)")
+        XCTAssertEqual(result.graph.ops, [.reshape, .transpose, .conv2d, .conv2d, .conv2d, .add, .transpose, .reshape])
+        let transposes = result.graph.nodes.filter { $0.op == .transpose }.map { $0.attributes["perm"] }
+        XCTAssertEqual(transposes, [.ints([0, 2, 3, 1]), .ints([0, 3, 1, 2])])
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// One convolution is not worth a transpose in and one out: it stays NCHW.
+    func testALoneConvolutionBetweenReshapesStaysNCHW() throws {
+        var builder = KerasGraphBuilder(name: "g", input: "tokens", shape: ["N", 36, 4], layout: nil)
+        builder.layer("map", .reshape, ["shape": .ints([0, 4, 6, 6])])
+        builder.layer("conv", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("back", .reshape, ["shape": .ints([0, 4, 36])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph, graph)
+    }
+
     func testRegionReadByAnOpWithoutNHWCFormIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
         builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
