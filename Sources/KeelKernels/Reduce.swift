@@ -2,7 +2,7 @@
 /// innermost kept axis is contiguous (mean over H, W of NHWC, as tf2onnx emits for global pooling)
 /// whole rows are added at once; otherwise each output element walks its reduced positions. Either
 /// way every output element is summed by one thread in a fixed order, so results do not depend
-/// on the thread count.
+/// on the thread count. A contiguous innermost reduced run is summed in 16 lanes first.
 
 public enum Reduction: Sendable, Equatable {
     case sum
@@ -34,21 +34,40 @@ public enum Reduction: Sendable, Equatable {
 private protocol Accumulation {
     static var start: Float { get }
     static func combine(_ total: Float, _ element: Float) -> Float
+    static func combine(_ total: Lanes, _ element: Lanes) -> Lanes
+    /// The lanes' totals as one (summed or multiplied in a fixed order).
+    static func collapse(_ lanes: Lanes) -> Float
+    /// Two partial totals as one.
+    static func merge(_ first: Float, _ second: Float) -> Float
 }
+
+/// Lanes a contiguous innermost reduction keeps apart, so the additions need not wait on each other.
+private typealias Lanes = SIMD16<Float>
 
 private enum Summing: Accumulation {
     static var start: Float { 0 }
     @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total + element }
+    @inline(__always) static func combine(_ total: Lanes, _ element: Lanes) -> Lanes { total + element }
+    @inline(__always) static func collapse(_ lanes: Lanes) -> Float { lanes.sum() }
+    @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { first + second }
 }
 
 private enum SummingSquares: Accumulation {
     static var start: Float { 0 }
     @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total + element * element }
+    @inline(__always) static func combine(_ total: Lanes, _ element: Lanes) -> Lanes { total + element * element }
+    @inline(__always) static func collapse(_ lanes: Lanes) -> Float { lanes.sum() }
+    @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { first + second }
 }
 
 private enum Multiplying: Accumulation {
     static var start: Float { 1 }
     @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total * element }
+    @inline(__always) static func combine(_ total: Lanes, _ element: Lanes) -> Lanes { total * element }
+    @inline(__always) static func collapse(_ lanes: Lanes) -> Float {
+        (0..<Lanes.scalarCount).reduce(1) { $0 * lanes[$1] }
+    }
+    @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { first * second }
 }
 
 public enum Reduce {
@@ -129,15 +148,21 @@ public enum Reduce {
                                            context: KernelContext) {
         let (innerExtent, innerStride) = (reduced.inner, reduced.innerStride(0))
         let reducedCount = reduced.rows * innerExtent
+        // A contiguous innermost run (Swin V2's L2 norm over a head's 32 features) in 16 lanes.
+        let wholeLanes = innerStride == 1 ? innerExtent / Lanes.scalarCount * Lanes.scalarCount : 0
         context.forEachChunk(count, minimumChunk: max(1, parallelGrain / reducedCount)) { range in
             for element in range {
                 let base = kept.elementOffset(element, operand: 0)
+                var lanes = Lanes(repeating: A.start)
                 var total = A.start
                 for row in 0..<reduced.rows {
                     let line = source + base + reduced.rowOffset(row, operand: 0)
-                    for index in 0..<innerExtent { total = A.combine(total, line[index * innerStride]) }
+                    for index in stride(from: 0, to: wholeLanes, by: Lanes.scalarCount) {
+                        lanes = A.combine(lanes, UnsafeRawPointer(line + index).loadUnaligned(as: Lanes.self))
+                    }
+                    for index in wholeLanes..<innerExtent { total = A.combine(total, line[index * innerStride]) }
                 }
-                destination[element] = total * scale
+                destination[element] = (wholeLanes > 0 ? A.merge(A.collapse(lanes), total) : total) * scale
             }
         }
     }
