@@ -10,6 +10,11 @@ writes (shape arithmetic, slice assignments), which hand-built fixtures would no
   shifted, so its attention mask is built by slice assignments: ScatterND) on a 12×12 map with
   windows of 4, then the patch merging; the TorchScript export computes F.pad's pads through a
   [axes, 2] table, the dynamo export writes ScatterND and Not.
+- swin_v2_nchw.onnx: the same with Swin V2 blocks: cosine attention (F.normalize: ReduceL2), a
+  learned logit scale (Clip, Exp) and the relative-position MLP on a constant coordinate table.
+- maxvit_nchw.onnx: a torchvision MaxViT layer on 16 channels (an MBConv with GELU after its
+  convolutions and a squeeze-excitation, then window and grid attention whose relative-position
+  scores are Einsum products).
 
 Needs torch, torchvision and onnxruntime (and onnxscript for the dynamo export).
 Run from the repository root: python3 tools/gen_exporter_fixtures.py
@@ -20,7 +25,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from torchvision.models.shufflenetv2 import InvertedResidual
-from torchvision.models.swin_transformer import PatchMerging, SwinTransformerBlock
+from torchvision.models.maxvit import MaxVitLayer
+from torchvision.models.swin_transformer import PatchMerging, PatchMergingV2, SwinTransformerBlock, SwinTransformerBlockV2
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "KeelCLITests", "Fixtures", "backbones")
 
@@ -53,6 +59,16 @@ class Swin(torch.nn.Module):
         return self.merge(self.blocks(x)).permute(0, 3, 1, 2)
 
 
+class SwinV2(Swin):
+    """Swin with V2 blocks and patch merging."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = torch.nn.Sequential(
+            SwinTransformerBlockV2(16, 2, [4, 4], [0, 0]), SwinTransformerBlockV2(16, 2, [4, 4], [2, 2]))
+        self.merge = PatchMergingV2(16)
+
+
 def export(name, model, example, dynamo=False):
     path = os.path.join(OUT, f"{name}.onnx")
     if dynamo:
@@ -79,6 +95,13 @@ def main():
     example = torch.randn(2, 3, 24, 24)
     export("swin_nchw", swin, example)
     export("swin_dynamo", swin, example, dynamo=True)
+    export("swin_v2_nchw", SwinV2().eval(), example)
+    maxvit = MaxVitLayer(in_channels=8, out_channels=16, squeeze_ratio=0.25, expansion_ratio=4, stride=2,
+                         norm_layer=torch.nn.BatchNorm2d, activation_layer=torch.nn.GELU, head_dim=8, mlp_ratio=2,
+                         mlp_dropout=0.0, attention_dropout=0.0, p_stochastic_dropout=0.0, partition_size=4,
+                         grid_size=(8, 8))
+    example = torch.randn(2, 8, 16, 16)
+    export("maxvit_nchw", calibrated(maxvit, example), example)
 
 
 if __name__ == "__main__":

@@ -98,24 +98,54 @@ final class BackboneBlockTests: XCTestCase {
     /// fold at compile time; every SIMD level matches ONNX Runtime.
     func testSwinBlocksFromBothExportersMatchONNXRuntime() throws {
         for name in ["swin_nchw", "swin_dynamo"] {
-            let path = Self.folder.appendingPathComponent("\(name).onnx").path
-            let input = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_input.npy").path)
-            let expected = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_output.npy").path)
-            let pipeline = ModelPipeline(path: path, threads: 2)
+            let pipeline = ModelPipeline(path: Self.folder.appendingPathComponent("\(name).onnx").path, threads: 2)
             let (graph, _) = try pipeline.optimizedGraph()
             XCTAssertFalse(graph.nodes.contains { $0.op == .scatterND || $0.op == .not }, "\(name): a mask was not folded")
             // The position table and the shifted windows' masks ride on the attention nodes' bias.
             XCTAssertTrue(graph.nodes.contains { $0.op == .attention && $0.inputs.count == 4 }, "\(name): no biased attention")
             XCTAssertFalse(graph.nodes.contains { $0.op == .softmax }, "\(name): a softmax was left")
-            let scale = expected.values.map(abs).max() ?? 0
-            try forEachCapabilitySet { level in
-                let (model, _) = try pipeline.compile()
-                let output = try XCTUnwrap(try model.run([model.inputNames[0]: input]).values.first)
-                XCTAssertEqual(output.shape, expected.shape)
-                let error = zip(output.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
-                XCTAssertLessThanOrEqual(error, 1e-5 + 1e-3 * scale, "\(name) at \(level)")
-            }
+            try checkValues(name, pipeline)
         }
+    }
+
+    /// Every SIMD level's output of `name` within 1e-5 + 1e-3·max|ORT| of ONNX Runtime's.
+    func checkValues(_ name: String, _ pipeline: ModelPipeline, file: StaticString = #filePath, line: UInt = #line) throws {
+        let input = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_input.npy").path)
+        let expected = try NpyFile.read(path: Self.folder.appendingPathComponent("\(name)_output.npy").path)
+        let scale = expected.values.map(abs).max() ?? 0
+        try forEachCapabilitySet { level in
+            let (model, _) = try pipeline.compile()
+            let output = try XCTUnwrap(try model.run([model.inputNames[0]: input]).values.first, file: file, line: line)
+            XCTAssertEqual(output.shape, expected.shape, file: file, line: line)
+            let error = zip(output.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(error, 1e-5 + 1e-3 * scale, "\(name) at \(level)", file: file, line: line)
+        }
+    }
+
+    /// Swin V2 blocks: F.normalize's ReduceL2 imports as a sum of squares and a square root, and
+    /// the relative-position MLP, which reads only constants, folds at compile time with the
+    /// gather, sigmoid and scale after it.
+    func testSwinV2BlocksMatchONNXRuntime() throws {
+        let pipeline = ModelPipeline(path: Self.folder.appendingPathComponent("swin_v2_nchw.onnx").path, threads: 2)
+        let (graph, _) = try pipeline.optimizedGraph()
+        XCTAssertEqual(graph.nodes.filter { $0.op == .reduceSumSquare }.count, 4, "\(graph.nodes.map(\.op))")
+        XCTAssertFalse(graph.nodes.contains { $0.name.contains("cpb_mlp") || $0.op == .sigmoid },
+                       "the position MLP was not folded: \(graph.nodes.map(\.name))")
+        try checkValues("swin_v2_nchw", pipeline)
+    }
+
+    /// A MaxViT layer: its Einsum products become matmuls, GELU rides in the epilogue of every
+    /// convolution and dense layer that produces it (none is left as a pass of its own), and the
+    /// MBConv runs NHWC though the attention's reshapes read NCHW.
+    func testMaxViTLayerMatchesONNXRuntime() throws {
+        let pipeline = ModelPipeline(path: Self.folder.appendingPathComponent("maxvit_nchw.onnx").path, threads: 2)
+        let (graph, _) = try pipeline.optimizedGraph()
+        XCTAssertFalse(graph.nodes.contains { $0.op == .gelu }, "a GELU was not fused: \(graph.nodes.map(\.op))")
+        XCTAssertEqual(graph.nodes.filter { $0.op == .conv2d && $0.attributes["activation"] == .string("gelu") }.count, 2)
+        XCTAssertGreaterThanOrEqual(graph.nodes.filter { $0.op == .matmul }.count, 4)
+        // The MBConv runs NHWC between the input's transpose and the one before the window partition.
+        XCTAssertFalse(graph.nodes.contains { $0.attributes["layout"] == .string("nchw") }, "a layer still runs NCHW")
+        try checkValues("maxvit_nchw", pipeline)
     }
 
     /// A PyTorch backbone exported for its feature map runs NHWC like one with a head; only its

@@ -49,8 +49,8 @@ TORCH_FEATURE_MODELS = ["resnet50", "mobilenet_v2"]
 
 # The held-out set (--set wider, into models/wider): backbones, ops and input sizes the benchmark set
 # does not have (grouped convolutions, channel shuffles, hard-swish, fire modules, window attention,
-# non-square and non-default inputs), to check that what was tuned on the set holds beyond it. Keras's
-# ConvNeXtTiny is not here: tf2onnx leaves its depthwise convolutions as TensorFlow PartitionedCall
+# non-square and non-default inputs, Swin V2's cosine attention, MaxViT's Einsum products), to check
+# that what was tuned on the set holds beyond it. Keras's ConvNeXtTiny is not here: tf2onnx leaves its depthwise convolutions as TensorFlow PartitionedCall
 # nodes, which no ONNX runtime loads.
 WIDER_KERAS_MODELS = [
     ("keras_resnet50v2", "ResNet50V2", 224, "top", (-1.0, 1.0)),
@@ -86,6 +86,40 @@ WIDER_TORCH_MODELS = [
     ("swin_t", (224, 224), "dynamo"),
     ("resnet50", (256, 192), "dynamo"),
     ("wide_resnet50_2", (224, 224), "legacy"),
+    ("shufflenet_v2_x1_0", (224, 224), "dynamo"),
+    ("swin_v2_t", (256, 256), "legacy"),
+    ("maxvit_t", (224, 224), "legacy"),
+]
+
+
+# A third set (--set extra, into models/extra): more backbones a user may swap in, none of them tuned
+# on, timed as a check of the other two (BENCHMARKS.md, "backbones outside both sets"). Keras's
+# RegNetX002 and RegNetY008 are not here: tf2onnx writes graphs ONNX Runtime rejects.
+EXTRA_KERAS_MODELS = [
+    ("keras_densenet201", "DenseNet201", 224, "transfer", (-2.0, 2.5)),
+    ("keras_efficientnetb1", "EfficientNetB1", 240, "top", (0.0, 255.0)),
+    ("keras_efficientnetv2s", "EfficientNetV2S", 384, "transfer", (0.0, 255.0)),
+    ("keras_inceptionv3_224", "InceptionV3", 224, "transfer", (-1.0, 1.0)),
+    ("keras_mobilenet", "MobileNet", 224, "transfer", (-1.0, 1.0)),
+    ("keras_mobilenetv3small_160", "MobileNetV3Small", 160, "transfer", (0.0, 255.0)),
+    ("keras_resnet152v2", "ResNet152V2", 224, "top", (-1.0, 1.0)),
+]
+EXTRA_TORCH_MODELS = [
+    ("alexnet", (224, 224), "legacy"),
+    ("convnext_small", (224, 224), "legacy"),
+    ("densenet201", (224, 224), "legacy"),
+    ("efficientnet_b1", (240, 240), "legacy"),
+    ("efficientnet_b3", (300, 300), "dynamo"),
+    ("googlenet", (224, 224), "dynamo"),
+    ("maxvit_t", (224, 224), "legacy"),
+    ("mnasnet0_5", (224, 224), "legacy"),
+    ("mobilenet_v3_small", (224, 224), "legacy"),
+    ("regnet_y_800mf", (224, 224), "dynamo"),
+    ("resnet34", (224, 224), "dynamo"),
+    ("shufflenet_v2_x2_0", (224, 224), "dynamo"),
+    ("swin_v2_t", (256, 256), "legacy"),
+    ("vit_b_16", (224, 224), "dynamo"),
+    ("vit_b_32", (224, 224), "legacy"),
 ]
 
 
@@ -194,11 +228,12 @@ def build_one(kind, name, output, seed):
     """Runs in its own process (TensorFlow and torch do not share one well); prints a manifest entry."""
     start = time.time()
     if kind == "keras":
-        _, application, side, head, value_range = next(m for m in KERAS_MODELS + WIDER_KERAS_MODELS if m[0] == name)
+        _, application, side, head, value_range = next(m for m in KERAS_MODELS + WIDER_KERAS_MODELS + EXTRA_KERAS_MODELS
+                                                       if m[0] == name)
         path, input_name, shape = build_keras(name, application, side, head, value_range, output, seed)
         description = f"Keras {application} ({head}, {shape[0]}×{shape[1]}), tf2onnx opset 17, NHWC"
     else:
-        wider = {wider_torch_name(*m): m for m in WIDER_TORCH_MODELS}
+        wider = {wider_torch_name(*m): m for m in WIDER_TORCH_MODELS + EXTRA_TORCH_MODELS}
         if name in wider:
             architecture, size, exporter = wider[name]
             dynamo, features = exporter == "dynamo", False
@@ -217,18 +252,21 @@ def build_one(kind, name, output, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=("benchmark", "wider"), default="benchmark",
-                        help="the benchmark set (models/zoo) or the held-out set (models/wider)")
-    parser.add_argument("--output", help="default: models/zoo, or models/wider for --set wider")
+    parser.add_argument("--set", choices=("benchmark", "wider", "extra"), default="benchmark",
+                        help="the benchmark set (models/zoo), the held-out set (models/wider) or the extra one "
+                             "(models/extra)")
+    parser.add_argument("--output", help="default: models/zoo, or models/<set> for --set wider or extra")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="build only these names")
     parser.add_argument("--rebuild", action="store_true", help="rebuild models that exist already")
     arguments = parser.parse_args()
-    output = Path(arguments.output or ROOT / "models" / ("wider" if arguments.set == "wider" else "zoo"))
+    output = Path(arguments.output or ROOT / "models" / ("zoo" if arguments.set == "benchmark" else arguments.set))
     output.mkdir(parents=True, exist_ok=True)
-    if arguments.set == "wider":
-        wanted = [("keras", m[0]) for m in WIDER_KERAS_MODELS]
-        wanted += [("torch", wider_torch_name(*m)) for m in WIDER_TORCH_MODELS]
+    if arguments.set in ("wider", "extra"):
+        keras_models, torch_models = ((WIDER_KERAS_MODELS, WIDER_TORCH_MODELS) if arguments.set == "wider"
+                                      else (EXTRA_KERAS_MODELS, EXTRA_TORCH_MODELS))
+        wanted = [("keras", m[0]) for m in keras_models]
+        wanted += [("torch", wider_torch_name(*m)) for m in torch_models]
     else:
         wanted = [("keras", m[0]) for m in KERAS_MODELS]
         wanted += [("torch", f"torch_{a}{suffix}") for a in TORCH_MODELS for suffix in ("", "_dynamo")]
