@@ -8,6 +8,9 @@ import KeelIR
 /// be head h's columns offset + h·d ..< offset + (h+1)·d of rows ordered [sequence, token] or
 /// [token, sequence], and the product's own reshapes and transposes back to token rows must read
 /// the attention output in order. Scalar multiplies on Q's and K's chains become the `scale`.
+/// Cosine attention (Swin V2) is recognised too: q and k each divided by max(‖row‖₂, ε) over the
+/// head's columns (F.normalize: reduce_sum_square → sqrt → clip → expand → div) become `normalize`,
+/// and a constant per-head factor on the scores (its learnt logit scale) becomes `head_scales`.
 ///
 /// Needs: inferred shapes; constants folded (the scales and gather indices). Legal when the
 /// scores and probabilities have one reader each and are not graph outputs; the views the chains
@@ -60,6 +63,8 @@ public struct AttentionRecognition: Pass {
         var root: String
         var nodes: [Node] = []
         var scale: Double = 1
+        /// ε of the row normalisation on the chain (the div in `nodes`), if there is one.
+        var normalizingEpsilon: Float?
     }
 
     /// nil when `softmax` is not between two matmuls (nothing to explain).
@@ -83,6 +88,10 @@ public struct AttentionRecognition: Pass {
         }
         let chains = operands.map { trace($0, in: editor) }
         guard chains[2].scale == 1 else { return .failure(Rejection("the values are scaled")) }
+        guard chains[2].normalizingEpsilon == nil else { return .failure(Rejection("the values are normalised")) }
+        guard chains[0].normalizingEpsilon == chains[1].normalizingEpsilon else {
+            return .failure(Rejection("q and k are not normalised alike"))
+        }
         let outputs = outputChain(from: product.outputs[0], in: editor)
         var layouts: [[(offset: Int, sequenceFirst: Bool)]] = []
         var outputLength: Int?
@@ -95,6 +104,10 @@ public struct AttentionRecognition: Pass {
             for (index, chain) in chains.enumerated() {
                 guard let rootExtents = bind(chain.root), var view = view(of: chain, rootExtents: rootExtents, bind: bind, in: editor) else {
                     return .failure(Rejection("'\(operands[index])' is not a strided view of '\(chain.root)'"))
+                }
+                if chain.normalizingEpsilon != nil,
+                   !normalizesHeadColumns(chain, rootExtents: rootExtents, headSize: headSize, bind: bind, in: editor) {
+                    return .failure(Rejection("'\(operands[index])' is normalised over other values than one head's columns of a token"))
                 }
                 if index == 1, let transposed = view.transposed([0, 1, 3, 2]) { view = transposed }
                 guard let found = Self.tokenRows(view, root: rootExtents, heads: heads, headSize: headSize) else {
@@ -139,11 +152,25 @@ public struct AttentionRecognition: Pass {
         case .failure(let rejection): return .failure(rejection)
         case .success(let found): bias = found
         }
-        let scale = chains[0].scale * chains[1].scale
-        let attributes: [String: AttributeValue] = [
+        var headScales: [Float]
+        switch Self.scoreScales(of: biasChain, scores: scores.outputs[0], heads: heads, in: editor) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let found): headScales = found
+        }
+        var scale = chains[0].scale * chains[1].scale
+        if let first = headScales.first, headScales.allSatisfy({ $0 == first }) {
+            scale *= Double(first)
+            headScales = []
+        }
+        var attributes: [String: AttributeValue] = [
             "heads": .int(heads), "head_size": .int(headSize), "scale": .float(Float(scale)),
             "offsets": .ints(layouts[0].map(\.offset)), "sequence_first": .bool(layouts[0][0].sequenceFirst),
         ]
+        if !headScales.isEmpty { attributes["head_scales"] = .floats(headScales) }
+        if let epsilon = chains[0].normalizingEpsilon {
+            attributes["normalize"] = .bool(true)
+            attributes["epsilon"] = .float(epsilon)
+        }
         return .success(Match(scores: scores, biasChain: biasChain, softmax: softmax, product: product, roots: chains.map(\.root),
                               bias: bias, attributes: attributes, output: output, outputProducer: outputProducer,
                               outputShape: outputType.dims.map { $0.value ?? -1 }))
@@ -181,6 +208,13 @@ public struct AttentionRecognition: Pass {
                       factor.count == 1, let input = producer.inputs.first(where: { $0 != constants[0] }) else { return chain }
                 chain.scale *= Double(factor[0])
                 chain.root = input
+            case .div:
+                // Only views and scalar factors may follow the normalisation: they keep each row whole.
+                guard chain.normalizingEpsilon == nil,
+                      chain.nodes.allSatisfy({ [.transpose, .identity, .mul].contains($0.op) }),
+                      let epsilon = Self.rowNormalizationEpsilon(producer, in: editor) else { return chain }
+                chain.normalizingEpsilon = epsilon
+                chain.root = producer.inputs[0]
             default:
                 return chain
             }
@@ -203,7 +237,7 @@ public struct AttentionRecognition: Pass {
 
     private func view(of chain: Chain, rootExtents: [Int], bind: (String) -> [Int]?, in editor: GraphEditor) -> StridedView? {
         var view: StridedView? = StridedView(contiguous: rootExtents)
-        for node in chain.nodes where node.op != .mul {
+        for node in chain.nodes where node.op != .mul && node.op != .div {
             guard let current = view, let extents = bind(node.outputs[0]) else { return nil }
             view = Self.apply(node, to: current, outputExtents: extents, in: editor)
         }
@@ -233,6 +267,37 @@ public struct AttentionRecognition: Pass {
         guard node.inputs.count == 2, let data = editor.graph.constants[node.inputs[1]]?.data, data.elementCount == 1,
               data.dtype == .int64 || data.dtype == .int32 else { return nil }
         return data.int64s().first.map { Int($0) }
+    }
+
+    /// ε when `div` is x / max(‖x‖₂, ε) over x's last axis, as F.normalize exports it: the divisor
+    /// clip(sqrt(reduce_sum_square(x, last axis, keepdims)), min ε), through an expand or not.
+    static func rowNormalizationEpsilon(_ div: Node, in editor: GraphEditor) -> Float? {
+        guard div.inputs.count == 2, (try? div.fusedActivation) == FusedActivation.none,
+              let rank = editor.graph.valueTypes[div.inputs[0]]?.shape.rank, rank >= 1,
+              editor.graph.valueTypes[div.outputs[0]]?.shape == editor.graph.valueTypes[div.inputs[0]]?.shape,
+              var divisor = editor.producer(of: div.inputs[1]) else { return nil }
+        if divisor.op == .expand, let next = editor.producer(of: divisor.inputs[0]) { divisor = next }
+        guard divisor.op == .clip, let epsilon = try? divisor.attributeReader.float("min"),
+              let upper = try? divisor.attributeReader.float("max"), upper == .infinity, epsilon.isFinite, epsilon > 0,
+              let root = editor.producer(of: divisor.inputs[0]), root.op == .sqrt,
+              let sum = editor.producer(of: root.inputs[0]), sum.op == .reduceSumSquare, sum.inputs.first == div.inputs[0],
+              let axes = try? sum.attributeReader.ints("axes"), axes == [-1] || axes == [rank - 1],
+              (try? sum.attributeReader.bool("keepdims")) == true else { return nil }
+        return epsilon
+    }
+
+    /// Whether the chain's normalisation divides by the norms of one head's columns of one token: the
+    /// view at its div has the head's columns, unit-stride, as its last axis.
+    private func normalizesHeadColumns(_ chain: Chain, rootExtents: [Int], headSize: Int, bind: (String) -> [Int]?,
+                                       in editor: GraphEditor) -> Bool {
+        guard let index = chain.nodes.firstIndex(where: { $0.op == .div }) else { return false }
+        var view: StridedView? = StridedView(contiguous: rootExtents)
+        for node in chain.nodes[..<index] where node.op != .mul {
+            guard let current = view, let extents = bind(node.outputs[0]) else { return false }
+            view = Self.apply(node, to: current, outputExtents: extents, in: editor)
+        }
+        guard let view, view.extents.last == headSize, let strides = view.strides else { return false }
+        return headSize == 1 || strides.last == 1
     }
 
     /// (offset, sequence first) when `view` ([sequences, heads, tokens, head size]) reads head h at

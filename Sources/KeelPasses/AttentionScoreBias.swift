@@ -25,8 +25,8 @@ extension AttentionRecognition {
 
     static func isConstant(_ value: String, in editor: GraphEditor) -> Bool { editor.graph.constants[value] != nil }
 
-    /// The reshapes and constant adds between the scores' matmul and `softmax`, in order (empty when
-    /// the softmax reads the product directly).
+    /// The reshapes, constant adds and constant multiplies between the scores' matmul and `softmax`,
+    /// in order (empty when the softmax reads the product directly).
     static func biasChain(before softmax: Node, in editor: GraphEditor) -> [Node] {
         var chain: [Node] = []
         var value = softmax.inputs[0]
@@ -36,7 +36,7 @@ extension AttentionRecognition {
             switch producer.op {
             case .reshape, .flatten, .squeeze, .unsqueeze, .identity:
                 next = producer.inputs.first
-            case .add where producer.inputs.count == 2:
+            case .add where producer.inputs.count == 2, .mul where producer.inputs.count == 2:
                 let constants = producer.inputs.filter { isConstant($0, in: editor) }
                 next = constants.count == 1 ? producer.inputs.first { !isConstant($0, in: editor) } : nil
             default:
@@ -106,6 +106,30 @@ extension AttentionRecognition {
         }
         return .success(ScoreBias(values: Array(one.values.prefix(period * block)), shape: [period] + blockShape,
                                   trainable: trainable))
+    }
+
+    /// The per-head factors the chain's constant multiplies apply to the scores (empty when it has
+    /// none). They must come before any add, which would otherwise be scaled too, and vary along
+    /// the heads alone.
+    static func scoreScales(of chain: [Node], scores: String, heads: Int, in editor: GraphEditor) -> Result<[Float], Rejection> {
+        var factors: [Float] = []
+        var added = false
+        for node in chain {
+            if node.op == .add { added = true }
+            guard node.op == .mul, let name = node.inputs.first(where: { isConstant($0, in: editor) }) else { continue }
+            guard !added else { return .failure(Rejection("the scores are multiplied by '\(name)' after a bias is added")) }
+            guard let data = editor.floats(name), let shape = editor.graph.constants[name]?.type.shape.knownExtents,
+                  let scoreExtents = extents(of: scores, batch: 1, in: editor),
+                  let current = extents(of: node.inputs.first { $0 != name } ?? "", batch: 1, in: editor),
+                  current == scoreExtents,
+                  let strides = try? ReferenceLoops.broadcastStrides(of: shape, onto: scoreExtents),
+                  strides.enumerated().allSatisfy({ $0.offset == 1 || $0.element == 0 || scoreExtents[$0.offset] == 1 }) else {
+                return .failure(Rejection("the scores are multiplied by '\(name)', which is not one factor per head"))
+            }
+            let perHead = (0..<heads).map { data[$0 * strides[1]] }
+            factors = factors.isEmpty ? perHead : zip(factors, perHead).map { $0 * $1 }
+        }
+        return .success(factors)
     }
 
     /// `value`'s extents with every symbolic dimension set to `batch`.

@@ -122,13 +122,19 @@ final class BackboneBlockTests: XCTestCase {
         }
     }
 
-    /// Swin V2 blocks: F.normalize's ReduceL2 imports as a sum of squares and a square root, and
-    /// the relative-position MLP, which reads only constants, folds at compile time with the
-    /// gather, sigmoid and scale after it.
+    /// Swin V2 blocks: F.normalize's ReduceL2 imports as a sum of squares and a square root, which
+    /// with the clip and division after it becomes the attention node's `normalize` (cosine
+    /// attention, one node per block); the relative-position MLP, which reads only constants,
+    /// folds at compile time with the gather, sigmoid and scale after it.
     func testSwinV2BlocksMatchONNXRuntime() throws {
         let pipeline = ModelPipeline(path: Self.folder.appendingPathComponent("swin_v2_nchw.onnx").path, threads: 2)
         let (graph, _) = try pipeline.optimizedGraph()
-        XCTAssertEqual(graph.nodes.filter { $0.op == .reduceSumSquare }.count, 4, "\(graph.nodes.map(\.op))")
+        let attention = graph.nodes.filter { $0.op == .attention }
+        XCTAssertEqual(attention.count, 2, "\(graph.nodes.map(\.op))")
+        // The logit scale, log 10 for every head as initialised, becomes the scale.
+        XCTAssertTrue(attention.allSatisfy { $0.attributes.bool("normalize") == true && $0.attributes.float("scale") == 10 },
+                      "\(attention.map(\.attributes))")
+        XCTAssertFalse(graph.nodes.contains { [.reduceSumSquare, .softmax, .matmul].contains($0.op) }, "\(graph.nodes.map(\.op))")
         XCTAssertFalse(graph.nodes.contains { $0.name.contains("cpb_mlp") || $0.op == .sigmoid },
                        "the position MLP was not folded: \(graph.nodes.map(\.name))")
         try checkValues("swin_v2_nchw", pipeline)

@@ -1,6 +1,6 @@
 /// Attention read in place from token rows, at every capability set this CPU has (the panel
 /// GEMM, and the portable loops where there is none), against a naive double-precision
-/// softmax(scale·q·kᵀ)·v per sequence and head.
+/// softmax(scale·s_h·q̂·k̂ᵀ)·v per sequence and head (q̂, k̂ the rows over their norms in cosine attention).
 import KeelKernels
 import XCTest
 
@@ -20,17 +20,24 @@ final class AttentionTests: XCTestCase {
             for head in 0..<shape.heads {
                 for token in 0..<shape.queryTokens {
                     var scores = [Double](repeating: 0, count: shape.keyTokens)
+                    let qIndices = (0..<shape.headSize).map {
+                        index(sequence, token, shape.offsets[0] + head * shape.headSize + $0, sequences: shape.sequences,
+                              tokens: shape.queryTokens, columns: shape.columns[0], sequenceFirst: shape.sequenceFirst)
+                    }
                     for key in 0..<shape.keyTokens {
-                        for column in 0..<shape.headSize {
-                            let qIndex = index(sequence, token, shape.offsets[0] + head * shape.headSize + column,
-                                               sequences: shape.sequences, tokens: shape.queryTokens,
-                                               columns: shape.columns[0], sequenceFirst: shape.sequenceFirst)
-                            let kIndex = index(sequence, key, shape.offsets[1] + head * shape.headSize + column,
-                                               sequences: shape.sequences, tokens: shape.keyTokens,
-                                               columns: shape.columns[1], sequenceFirst: shape.sequenceFirst)
-                            scores[key] += Double(q[qIndex]) * Double(k[kIndex])
+                        let kIndices = (0..<shape.headSize).map {
+                            index(sequence, key, shape.offsets[1] + head * shape.headSize + $0, sequences: shape.sequences,
+                                  tokens: shape.keyTokens, columns: shape.columns[1], sequenceFirst: shape.sequenceFirst)
                         }
-                        scores[key] *= Double(shape.scale)
+                        for (qIndex, kIndex) in zip(qIndices, kIndices) { scores[key] += Double(q[qIndex]) * Double(k[kIndex]) }
+                        if let epsilon = shape.normalizingEpsilon {
+                            let norm = { (values: [Float], indices: [Int]) in
+                                Swift.max(indices.map { Double(values[$0]) * Double(values[$0]) }.reduce(0, +).squareRoot(),
+                                          Double(epsilon))
+                            }
+                            scores[key] /= norm(q, qIndices) * norm(k, kIndices)
+                        }
+                        scores[key] *= Double(shape.scale) * Double(shape.headScales.isEmpty ? 1 : shape.headScales[head])
                         if let bias {
                             let block = ((sequence % bias.period) * shape.heads + head) * shape.queryTokens + token
                             scores[key] += Double(bias.values[block * shape.keyTokens + key])
@@ -133,6 +140,44 @@ final class AttentionTests: XCTestCase {
                     assertClose(actual, expected, "\(test) [\(capabilities)] threads \(threads)")
                 }
             }
+        }
+    }
+
+    /// Swin V2's cosine attention: q and k rows over their norms, a factor per head, a bias; head
+    /// sizes on and off the 16 lanes, a zero row (its norm clamped to ε), fused and separate q, k, v.
+    func testCosineAttentionWithHeadScales() throws {
+        let cases: [(sequences: Int, tokens: Int, heads: Int, headSize: Int, fused: Bool)] = [
+            (4, 8, 3, 32, true), (2, 5, 2, 19, false), (1, 3, 1, 1, true),
+        ]
+        try forEachCapabilitySet(testing: "cosine attention") { capabilities in
+            for (number, test) in cases.enumerated() {
+                let width = test.heads * test.headSize
+                let columns = test.fused ? [3 * width, 3 * width, 3 * width] : [width + 1, width, width + 2]
+                let offsets = test.fused ? [0, width, 2 * width] : [1, 0, 2]
+                let shape = Attention.Shape(
+                    sequences: test.sequences, queryTokens: test.tokens, keyTokens: test.tokens, heads: test.heads,
+                    headSize: test.headSize, scale: 1, columns: columns, offsets: offsets, sequenceFirst: false,
+                    headScales: (0..<test.heads).map { 10 + 7 * Float($0) }, normalizingEpsilon: 1e-12)
+                var q = seededValues(test.sequences * test.tokens * columns[0], seed: UInt64(300 + number))
+                for column in 0..<columns[0] { q[column] = 0 }
+                let k = test.fused ? q : seededValues(test.sequences * test.tokens * columns[1], seed: UInt64(400 + number))
+                let v = test.fused ? q : seededValues(test.sequences * test.tokens * columns[2], seed: UInt64(500 + number))
+                let bias = seededValues(shape.biasPerSequence, seed: UInt64(600 + number))
+                let expected = Self.reference(q: q, k: k, v: v, shape: shape, bias: (bias, 1))
+                for threads in [1, 2] {
+                    let actual = try Self.attention(q: q, k: k, v: v, bias: (bias, 1), shape: shape, threads: threads)
+                    assertClose(actual, expected, "\(test) [\(capabilities)] threads \(threads)")
+                }
+            }
+        }
+    }
+
+    func testHeadScalesForOtherHeadsAreRefused() {
+        let shape = Attention.Shape(sequences: 1, queryTokens: 2, keyTokens: 2, heads: 2, headSize: 2, scale: 1,
+                                    columns: [4, 4, 4], offsets: [0, 0, 0], sequenceFirst: false, headScales: [1, 2, 3])
+        let values = [Float](repeating: 1, count: 8)
+        XCTAssertThrowsError(try Self.attention(q: values, k: values, v: values, shape: shape, threads: 1)) {
+            XCTAssertTrue("\($0)".contains("3 head scales for 2 heads"), "\($0)")
         }
     }
 

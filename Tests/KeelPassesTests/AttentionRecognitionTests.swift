@@ -180,6 +180,79 @@ final class AttentionRecognitionTests: XCTestCase {
                                              + "more than 8× the 324 of the constants it sums or 4194304"])
     }
 
+    /// Swin V2's cosine attention, 2 windows of 3 tokens, 2 heads of 4 features: q and k each over
+    /// its row norm (F.normalize), the scores times a learnt factor per head, then the position table.
+    private static func cosineAttention(normalizedKeys: Bool = true, scaleAfterTable: Bool = false) -> String {
+        let kernelTail = normalizedKeys ? "%k_unit" : "%k"
+        let logits = scaleAfterTable
+            ? "%positioned_first = add(%scores, @table) : f32[2·N,2,3,3]\n%positioned = mul(%positioned_first, @logit_scale) : f32[2·N,2,3,3]"
+            : "%logits = mul(%scores, @logit_scale) : f32[2·N,2,3,3]\n%positioned = add(%logits, @table) : f32[2·N,2,3,3]"
+        return """
+        graph g
+        input %x: f32[N,2,3,8]
+        const @qkv/kernel: f32[8,24] kernel
+        const @out/kernel: f32[8,8] kernel
+        const @logit_scale: f32[2,1,1] literal = [10, 30]
+        const @table: f32[2,3,3] bias
+        const @i0: i64[] literal = 0
+        const @i1: i64[] literal = 1
+        const @i2: i64[] literal = 2
+        %windows = reshape(%x) {shape=[-1,3,8]} : f32[2·N,3,8]
+        %qkv = dense(%windows, @qkv/kernel) : f32[2·N,3,24]
+        %split = reshape(%qkv) {shape=[0,3,3,2,4]} : f32[2·N,3,3,2,4]
+        %parts = transpose(%split) {perm=[2,0,3,1,4]} : f32[3,2·N,2,3,4]
+        %q = gather(%parts, @i0) {axis=0} : f32[2·N,2,3,4]
+        %k = gather(%parts, @i1) {axis=0} : f32[2·N,2,3,4]
+        %v = gather(%parts, @i2) {axis=0} : f32[2·N,2,3,4]
+        %q_squares = reduce_sum_square(%q) {axes=[-1], keepdims=true} : f32[2·N,2,3,1]
+        %q_norm = sqrt(%q_squares) : f32[2·N,2,3,1]
+        %q_clipped = clip(%q_norm) {min=1e-12} : f32[2·N,2,3,1]
+        %q_unit = div(%q, %q_clipped) : f32[2·N,2,3,4]
+        %k_squares = reduce_sum_square(%k) {axes=[-1], keepdims=true} : f32[2·N,2,3,1]
+        %k_norm = sqrt(%k_squares) : f32[2·N,2,3,1]
+        %k_clipped = clip(%k_norm) {min=1e-12} : f32[2·N,2,3,1]
+        %k_unit = div(%k, %k_clipped) : f32[2·N,2,3,4]
+        %k_t = transpose(\(kernelTail)) {perm=[0,1,3,2]} : f32[2·N,2,4,3]
+        %scores = matmul(%q_unit, %k_t) : f32[2·N,2,3,3]
+        \(logits)
+        %probabilities = softmax(%positioned) {axis=-1} : f32[2·N,2,3,3]
+        %context = matmul(%probabilities, %v) : f32[2·N,2,3,4]
+        %tokens = transpose(%context) {perm=[0,2,1,3]} : f32[2·N,3,2,4]
+        %rows = reshape(%tokens) {shape=[0,3,8]} : f32[2·N,3,8]
+        %out = dense(%rows, @out/kernel) : f32[2·N,3,8]
+        output y = %out
+        """
+    }
+
+    /// The normalisations, the per-head factor and the table fold into one node: `normalize` with
+    /// F.normalize's ε, `head_scales` 10 and 30, the table as its bias; the same outputs at 1 and 3 images.
+    func testCosineAttentionBecomesOneNode() throws {
+        let graph = bindTestWeights(try parseIR(Self.cosineAttention()))
+        let result = try optimized(graph, [AttentionRecognition(), DeadCodeElimination()])
+        let attention = try XCTUnwrap(result.graph.nodes.first { $0.op == .attention })
+        XCTAssertEqual(attention.inputs.prefix(3), ["qkv", "qkv", "qkv"])
+        XCTAssertEqual(attention.attributes.bool("normalize"), true)
+        XCTAssertEqual(try attention.attributeReader.float("epsilon"), 1e-12)
+        XCTAssertEqual(attention.attributes.floats("head_scales"), [10, 30])
+        XCTAssertEqual(attention.attributes.float("scale") ?? 1, 1)
+        for op in [OpKind.div, .reduceSumSquare, .sqrt, .clip, .mul, .softmax, .matmul] {
+            XCTAssertEqual(result.graph.count(op), 0, "\(op) left")
+        }
+        for batch in [1, 3] { try assertEquivalent(graph, result.graph, batch: batch) }
+    }
+
+    /// Only q normalised, or the factor applied after the table (it would scale the table too): kept, said why.
+    func testCosineAttentionThatDoesNotFitIsKept() throws {
+        for (text, reason) in [(Self.cosineAttention(normalizedKeys: false), "q and k are not normalised alike"),
+                               (Self.cosineAttention(scaleAfterTable: true),
+                                "the scores are multiplied by 'logit_scale' after a bias is added")] {
+            let graph = bindTestWeights(try parseIR(text))
+            let result = try optimized(graph, [AttentionRecognition()])
+            XCTAssertEqual(result.graph.count(.attention), 0)
+            XCTAssertEqual(result.explanations, ["attention-recognition: kept 'probabilities': \(reason)"])
+        }
+    }
+
     /// A mask computed at run time is not a constant to fold: the block stays as it was.
     func testRunTimeMasksAreKept() throws {
         let text = Self.windowAttention(mask: "%x_mask").replacingOccurrences(

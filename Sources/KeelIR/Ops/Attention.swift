@@ -8,23 +8,36 @@ public struct AttentionGeometry: Hashable, Sendable {
     public var offsets: [Int]
     /// Rows ordered [tokens, sequences] (PyTorch's MultiheadAttention) rather than [sequences, tokens].
     public var sequenceFirst: Bool
+    /// Per-head factors on the scores on top of `scale` (Swin V2's learnt logit scale); empty for none.
+    public var headScales: [Float]
+    /// Cosine attention (Swin V2): each head's q and k rows divided by max(‖row‖₂, epsilon) first.
+    public var normalizesRows: Bool
+    public var epsilon: Float
 
     static func resolve(_ context: OpSchema.Context) throws -> AttentionGeometry {
         let attributes = context.attributes
         let geometry = AttentionGeometry(
             heads: try attributes.int("heads"), headSize: try attributes.int("head_size"),
             scale: try attributes.float("scale"), offsets: try attributes.ints("offsets"),
-            sequenceFirst: try attributes.bool("sequence_first"))
+            sequenceFirst: try attributes.bool("sequence_first"), headScales: try attributes.floats("head_scales"),
+            normalizesRows: try attributes.bool("normalize"), epsilon: try attributes.float("epsilon"))
         guard geometry.heads >= 1, geometry.headSize >= 1, geometry.offsets.count == 3,
               geometry.offsets.allSatisfy({ $0 >= 0 }) else {
             throw context.error("needs heads ≥ 1, head_size ≥ 1 and three non-negative offsets (q, k, v), but has heads \(geometry.heads), head_size \(geometry.headSize), offsets \(AttributeValue.ints(geometry.offsets))")
+        }
+        guard geometry.headScales.isEmpty || geometry.headScales.count == geometry.heads else {
+            throw context.error("needs one head scale per head (\(geometry.heads)) or none, but has \(geometry.headScales.count)")
+        }
+        guard geometry.epsilon.isFinite && geometry.epsilon > 0 else {
+            throw context.error("needs a positive finite epsilon, but has \(geometry.epsilon)")
         }
         return geometry
     }
 }
 
 extension OpRegistry {
-    /// attention: softmax(scale·q_h·k_hᵀ)·v_h for every head h and sequence, each of q, k and v a
+    /// attention: softmax(scale·q_h·k_hᵀ)·v_h for every head h and sequence (scale·s_h·q̂_h·k̂_hᵀ with
+    /// `head_scales` s and, with `normalize`, q̂ and k̂ the rows over max(‖row‖₂, epsilon)), each of q, k and v a
     /// rank-3 tensor of token rows whose head h occupies columns offset + h·head_size ..< offset +
     /// (h+1)·head_size (q, k and v may be one tensor: a fused QKV projection). The output holds
     /// the heads side by side in q's row order: [sequences, tokens, heads·head_size], or
@@ -41,6 +54,9 @@ extension OpRegistry {
                 .init("scale", default: .float(1), "applied to q·kᵀ before the softmax"),
                 .init("offsets", default: .ints([0, 0, 0]), "first column of head 0 in q, k and v"),
                 .init("sequence_first", default: .bool(false), "rows are [tokens, sequences] rather than [sequences, tokens]"),
+                .init("head_scales", default: .floats([]), "per-head factors on the scores, on top of scale (none when empty)"),
+                .init("normalize", default: .bool(false), "divide each head's q and k rows by max(‖row‖₂, epsilon) (cosine attention)"),
+                .init("epsilon", default: .float(1e-12), "the least row norm `normalize` divides by"),
             ]
         ) { context in
             let geometry = try AttentionGeometry.resolve(context)

@@ -215,7 +215,9 @@ extension KernelLowering {
         let shape = Attention.Shape(
             sequences: shapes[0][sequenceAxis], queryTokens: shapes[0][tokenAxis], keyTokens: shapes[1][tokenAxis],
             heads: try attributes.int("heads"), headSize: try attributes.int("head_size"), scale: try attributes.float("scale"),
-            columns: shapes.map { $0[2] }, offsets: try attributes.ints("offsets"), sequenceFirst: sequenceFirst)
+            columns: shapes.map { $0[2] }, offsets: try attributes.ints("offsets"), sequenceFirst: sequenceFirst,
+            headScales: try attributes.floats("head_scales"),
+            normalizingEpsilon: try attributes.bool("normalize") ? try attributes.float("epsilon") : nil)
         let context = operands.kernelContext
         let flops = 4 * Double(shape.sequences * shape.heads * shape.queryTokens * shape.keyTokens * shape.headSize)
         return Step(node: operands.node.name, op: operands.node.op, flops: flops) { _ in
