@@ -12,6 +12,11 @@ import KeelIR
 /// head's columns (F.normalize: reduce_sum_square → sqrt → clip → expand → div) become `normalize`,
 /// and a constant per-head factor on the scores (its learnt logit scale) becomes `head_scales`.
 ///
+/// Operands of higher rank, [..., heads, tokens, head size] (MaxViT's [images, windows, heads,
+/// tokens, head size]), take their leading axes as the sequences, and so do the rows they are read
+/// from ([..., tokens, columns], seen through a reshape to rank 3); slices of the rows' columns
+/// (a QKV projection split into q, k and v) are views too.
+///
 /// Needs: inferred shapes; constants folded (the scales and gather indices). Legal when the
 /// scores and probabilities have one reader each and are not graph outputs; the views the chains
 /// pass through stay for any other reader (dead-code elimination drops the rest).
@@ -81,9 +86,9 @@ public struct AttentionRecognition: Pass {
         }
         if let problem = editor.singleUseProblem(of: softmax.outputs[0]) { return .failure(Rejection("the probabilities \(problem)")) }
         let operands = [scores.inputs[0], scores.inputs[1], product.inputs[1]]
-        guard let queryType = editor.graph.valueTypes[operands[0]]?.shape, queryType.rank == 4,
-              let heads = queryType[1].value, let headSize = queryType[3].value,
-              operands.allSatisfy({ editor.graph.valueTypes[$0]?.shape.rank == 4 }) else {
+        guard let queryType = editor.graph.valueTypes[operands[0]]?.shape, queryType.rank >= 4,
+              let heads = queryType[queryType.rank - 3].value, let headSize = queryType[queryType.rank - 1].value,
+              operands.allSatisfy({ editor.graph.valueTypes[$0]?.shape.rank == queryType.rank }) else {
             return .failure(Rejection("its operands are not [sequences, heads, tokens, head size] with known heads and head size"))
         }
         let chains = operands.map { trace($0, in: editor) }
@@ -102,7 +107,10 @@ public struct AttentionRecognition: Pass {
             }
             var layout: [(offset: Int, sequenceFirst: Bool)] = []
             for (index, chain) in chains.enumerated() {
-                guard let rootExtents = bind(chain.root), var view = view(of: chain, rootExtents: rootExtents, bind: bind, in: editor) else {
+                guard let rootType = editor.graph.valueTypes[chain.root]?.shape,
+                      rootType.rank == 3 || rootType.dims.suffix(2).allSatisfy({ $0.value != nil }),
+                      let rootExtents = bind(chain.root), rootExtents.count >= 3,
+                      var view = view(of: chain, rootExtents: rootExtents, bind: bind, in: editor).flatMap(Self.mergingSequences) else {
                     return .failure(Rejection("'\(operands[index])' is not a strided view of '\(chain.root)'"))
                 }
                 if chain.normalizingEpsilon != nil,
@@ -110,7 +118,7 @@ public struct AttentionRecognition: Pass {
                     return .failure(Rejection("'\(operands[index])' is normalised over other values than one head's columns of a token"))
                 }
                 if index == 1, let transposed = view.transposed([0, 1, 3, 2]) { view = transposed }
-                guard let found = Self.tokenRows(view, root: rootExtents, heads: heads, headSize: headSize) else {
+                guard let found = Self.tokenRows(view, root: Self.mergingSequences(rootExtents, keeping: 2), heads: heads, headSize: headSize) else {
                     return .failure(Rejection("'\(operands[index])' does not read one head's columns of the token rows of '\(chain.root)'"))
                 }
                 layout.append(found)
@@ -119,13 +127,14 @@ public struct AttentionRecognition: Pass {
                 return .failure(Rejection("q, k and v order their token rows differently"))
             }
             // The attention output in q's row order, seen as the product's [sequences, heads, tokens, head size].
-            guard let productExtents = bind(product.outputs[0]), let rootExtents = bind(chains[0].root) else { return nil }
+            guard let productExtents = bind(product.outputs[0]) else { return nil }
             let width = heads * headSize
-            let (sequences, tokens) = (productExtents[0], productExtents[2])
-            var view = layout[0].sequenceFirst
+            let merged = Self.mergingSequences(productExtents, keeping: 3)
+            let (sequences, tokens) = (merged[0], merged[2])
+            var view = (layout[0].sequenceFirst
                 ? StridedView(contiguous: [tokens, sequences, width]).reshaped([tokens, sequences, heads, headSize])?.transposed([1, 2, 0, 3])
-                : StridedView(contiguous: [sequences, tokens, width]).reshaped([sequences, tokens, heads, headSize])?.transposed([0, 2, 1, 3])
-            guard rootExtents.count == 3 else { return nil }
+                : StridedView(contiguous: [sequences, tokens, width]).reshaped([sequences, tokens, heads, headSize])?.transposed([0, 2, 1, 3]))?
+                .reshaped(productExtents)
             var longest: Int?
             for (index, node) in outputs.enumerated() {
                 guard let current = view, let extents = bind(node.outputs[0]) else { break }
@@ -181,7 +190,19 @@ public struct AttentionRecognition: Pass {
         let locations = (match.scores.locations + match.biasChain.flatMap(\.locations) + match.softmax.locations
                          + match.product.locations)
             .reduce(into: [SourceLocation]()) { if !$0.contains($1) { $0.append($1) } }
-        var inputs = match.roots
+        // Rows of rank 4 or more are read as [sequences, tokens, columns], through a reshape (a view).
+        var rows: [String: String] = [:]
+        var inputs = match.roots.map { root -> String in
+            guard let shape = editor.graph.valueTypes[root]?.shape, shape.rank > 3,
+                  let tokens = shape[shape.rank - 2].value, let columns = shape[shape.rank - 1].value else { return root }
+            if let existing = rows[root] { return existing }
+            let reshaped = editor.unusedName("\(name)/rows")
+            editor.insert(Node(name: reshaped, op: .reshape, inputs: [root], outputs: [reshaped],
+                               attributes: Attributes(["shape": .ints([-1, tokens, columns])]), locations: locations),
+                          before: match.product.name)
+            rows[root] = reshaped
+            return reshaped
+        }
         if let bias = match.bias {
             inputs.append(editor.addConstant("\(name)/bias", floats: bias.values, shape: bias.shape, role: .bias,
                                              trainable: bias.trainable, location: match.scores.location))
@@ -198,7 +219,7 @@ public struct AttentionRecognition: Pass {
         var chain = Chain(root: value)
         while let producer = editor.producer(of: chain.root) {
             switch producer.op {
-            case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .transpose:
+            case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .transpose, .slice:
                 chain.root = producer.inputs[0]
             case .gather where Self.gatherIndex(producer, in: editor) != nil:
                 chain.root = producer.inputs[0]
@@ -251,6 +272,23 @@ public struct AttentionRecognition: Pass {
             guard let perm = TransposeCancellation.permutation(of: node, in: editor.graph),
                   let transposed = view.transposed(perm) else { return nil }
             return transposed.extents == outputExtents ? transposed : nil
+        case .slice:
+            let reader = node.attributeReader
+            guard let starts = try? reader.ints("starts"), let ends = try? reader.ints("ends") else { return nil }
+            let axes = (try? reader.optionalInts("axes")) ?? Array(0..<starts.count)
+            let steps = (try? reader.optionalInts("steps")) ?? Array(repeating: 1, count: starts.count)
+            guard axes.count == starts.count, ends.count == starts.count, steps.allSatisfy({ $0 == 1 }) else { return nil }
+            var sliced: StridedView? = view
+            for (index, axis) in axes.enumerated() {
+                let extents = view.extents
+                let resolved = axis < 0 ? axis + extents.count : axis
+                guard extents.indices.contains(resolved) else { return nil }
+                let extent = extents[resolved]
+                let start = Swift.min(Swift.max(starts[index] < 0 ? starts[index] + extent : starts[index], 0), extent)
+                let length = OpRegistry.sliceLength(extent: extent, start: starts[index], end: ends[index], step: 1)
+                sliced = sliced?.sliced(axis: resolved, start: start, length: length)
+            }
+            return sliced?.extents == outputExtents ? sliced : nil
         case .gather:
             let extents = view.extents
             guard let index = gatherIndex(node, in: editor), let axis = try? node.attributeReader.int("axis") else { return nil }
@@ -260,6 +298,17 @@ public struct AttentionRecognition: Pass {
         default:
             return view.reshaped(outputExtents)
         }
+    }
+
+    /// `extents` with the axes before their last `kept` merged into one: the sequences of an operand
+    /// [..., heads, tokens, head size] (kept 3) or of token rows [..., tokens, columns] (kept 2).
+    static func mergingSequences(_ extents: [Int], keeping kept: Int) -> [Int] {
+        [extents.dropLast(kept).reduce(1, *)] + extents.suffix(kept)
+    }
+
+    /// An operand's view as [sequences, heads, tokens, head size].
+    static func mergingSequences(_ view: StridedView) -> StridedView? {
+        view.extents.count == 4 ? view : view.reshaped(mergingSequences(view.extents, keeping: 3))
     }
 
     /// The one index a gather takes along its axis (a constant with one element).

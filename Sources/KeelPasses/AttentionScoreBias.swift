@@ -49,14 +49,15 @@ extension AttentionRecognition {
         return chain
     }
 
-    /// What `chain` adds to the [sequences, heads, query tokens, key tokens] scores, as one constant;
+    /// What `chain` adds to the [..., heads, query tokens, key tokens] scores (the leading axes the
+    /// sequences), as one constant;
     /// nil when it only reshapes them back to the same shape.
     static func scoreBias(of chain: [Node], scores: String, in editor: GraphEditor) -> Result<ScoreBias?, Rejection> {
         var trainable = false
         var summed: Set<String> = []
         var sums: [(values: [Float], extents: [Int])] = []
         for batch in biasSampleBatches {
-            guard let scoreExtents = extents(of: scores, batch: batch, in: editor), scoreExtents.count == 4 else {
+            guard let scoreExtents = extents(of: scores, batch: batch, in: editor), scoreExtents.count >= 4 else {
                 return .failure(Rejection("the scores' shape is not known at batch \(batch)"))
             }
             var values = [Float](repeating: 0, count: scoreExtents.reduce(1, *))
@@ -82,7 +83,7 @@ extension AttentionRecognition {
             guard current == scoreExtents else {
                 return .failure(Rejection("the softmax reads the scores as \(current), not \(scoreExtents)"))
             }
-            sums.append((values, scoreExtents))
+            sums.append((values, mergingSequences(scoreExtents, keeping: 3)))
         }
         guard chain.contains(where: { $0.op == .add }) else { return .success(nil) }
         let (one, two) = (sums[0], sums[1])
@@ -123,10 +124,11 @@ extension AttentionRecognition {
                   let current = extents(of: node.inputs.first { $0 != name } ?? "", batch: 1, in: editor),
                   current == scoreExtents,
                   let strides = try? ReferenceLoops.broadcastStrides(of: shape, onto: scoreExtents),
-                  strides.enumerated().allSatisfy({ $0.offset == 1 || $0.element == 0 || scoreExtents[$0.offset] == 1 }) else {
+                  strides.enumerated().allSatisfy({ $0.offset == scoreExtents.count - 3 || $0.element == 0
+                                                    || scoreExtents[$0.offset] == 1 }) else {
                 return .failure(Rejection("the scores are multiplied by '\(name)', which is not one factor per head"))
             }
-            let perHead = (0..<heads).map { data[$0 * strides[1]] }
+            let perHead = (0..<heads).map { data[$0 * strides[scoreExtents.count - 3]] }
             factors = factors.isEmpty ? perHead : zip(factors, perHead).map { $0 * $1 }
         }
         return .success(factors)

@@ -1,5 +1,5 @@
 /// Which element of a contiguous buffer each element of a chain of views (reshape, transpose,
-/// squeeze, gather of one index) reads, computed for concrete extents. Each axis runs over one
+/// squeeze, gather of one index, slice with step 1) reads, computed for concrete extents. Each axis runs over one
 /// or more strided atoms (most significant first): a reshape that merges axes which are not
 /// adjacent in memory (a [T, N, C] buffer read as [T, 12·N, 64]) keeps both strides, and a later
 /// reshape may split them apart again, so the exporters' head-splitting chains resolve to plain
@@ -74,6 +74,16 @@ struct StridedView: Equatable {
             remainder /= atom.extent
         }
         result.axes.remove(at: axis)
+        return result
+    }
+
+    /// Indices start ..< start + length of `axis`, which must run over evenly spaced elements.
+    func sliced(axis: Int, start: Int, length: Int) -> StridedView? {
+        guard axes.indices.contains(axis), start >= 0, length >= 1, start + length <= extents[axis],
+              let stride = strides?[axis] else { return nil }
+        var result = self
+        result.offset += start * stride
+        result.axes[axis] = length == 1 ? [] : [Atom(extent: length, stride: stride)]
         return result
     }
 

@@ -253,6 +253,48 @@ final class AttentionRecognitionTests: XCTestCase {
         }
     }
 
+    /// MaxViT's attention: q, k and v sliced from one projection of [images, 2 windows, 3 tokens,
+    /// 24], split into 2 heads of 4 as [images, windows, heads, tokens, 4] (rank 5), k scaled, a
+    /// position table [heads, 3, 3] added. One node reads the projection as [2·images, 3, 24].
+    func testRankFiveOperandsSlicedFromOneProjection() throws {
+        let text = """
+        graph g
+        input %x: f32[N,2,3,8]
+        const @qkv/kernel: f32[8,24] kernel
+        const @scale: f32[] literal = 0.5
+        const @table: f32[2,3,3] bias
+        %qkv = dense(%x, @qkv/kernel) : f32[N,2,3,24]
+        %q_columns = slice(%qkv) {axes=[-1], ends=[8], starts=[0]} : f32[N,2,3,8]
+        %k_columns = slice(%qkv) {axes=[-1], ends=[16], starts=[8]} : f32[N,2,3,8]
+        %v_columns = slice(%qkv) {axes=[3], ends=[2147483647], starts=[-8]} : f32[N,2,3,8]
+        %q_split = reshape(%q_columns) {shape=[0,2,3,2,4]} : f32[N,2,3,2,4]
+        %k_split = reshape(%k_columns) {shape=[0,2,3,2,4]} : f32[N,2,3,2,4]
+        %v_split = reshape(%v_columns) {shape=[0,2,3,2,4]} : f32[N,2,3,2,4]
+        %q = transpose(%q_split) {perm=[0,1,3,2,4]} : f32[N,2,2,3,4]
+        %k = transpose(%k_split) {perm=[0,1,3,2,4]} : f32[N,2,2,3,4]
+        %v = transpose(%v_split) {perm=[0,1,3,2,4]} : f32[N,2,2,3,4]
+        %k_scaled = mul(%k, @scale) : f32[N,2,2,3,4]
+        %k_t = transpose(%k_scaled) {perm=[0,1,2,4,3]} : f32[N,2,2,4,3]
+        %scores = matmul(%q, %k_t) : f32[N,2,2,3,3]
+        %positioned = add(%scores, @table) : f32[N,2,2,3,3]
+        %probabilities = softmax(%positioned) {axis=-1} : f32[N,2,2,3,3]
+        %context = matmul(%probabilities, %v) : f32[N,2,2,3,4]
+        %tokens = transpose(%context) {perm=[0,1,3,2,4]} : f32[N,2,3,2,4]
+        %rows = reshape(%tokens) {shape=[0,2,3,8]} : f32[N,2,3,8]
+        output y = %rows
+        """
+        let graph = bindTestWeights(try parseIR(text))
+        let result = try optimized(graph, [AttentionRecognition(), DeadCodeElimination()])
+        let attention = try XCTUnwrap(result.graph.nodes.first { $0.op == .attention })
+        XCTAssertEqual(attention.attributes.ints("offsets"), [0, 8, 16])
+        XCTAssertEqual(attention.attributes.float("scale"), 0.5)
+        let rows = try XCTUnwrap(result.graph.nodes.first { $0.outputs == [attention.inputs[0]] })
+        XCTAssertEqual(rows.op, .reshape)
+        XCTAssertEqual(Set(attention.inputs.prefix(3)), [rows.outputs[0]])
+        XCTAssertEqual(result.graph.count(.slice) + result.graph.count(.matmul) + result.graph.count(.softmax), 0)
+        for batch in [1, 3] { try assertEquivalent(graph, result.graph, batch: batch) }
+    }
+
     /// A mask computed at run time is not a constant to fold: the block stays as it was.
     func testRunTimeMasksAreKept() throws {
         let text = Self.windowAttention(mask: "%x_mask").replacingOccurrences(
