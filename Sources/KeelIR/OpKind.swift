@@ -23,6 +23,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case relu, leakyRelu = "leaky_relu", elu, selu, sigmoid, tanh, gelu, erf, softplus
     case hardSigmoid = "hard_sigmoid", hardSwish = "hard_swish", swish
     case clip, sqrt, exp, log, neg, abs, reciprocal
+    case ceil, floor, round, sin, cos
     case prelu             // inputs: x, slope   (slope broadcasts to x)
 
     // Binary element-wise with broadcasting, and variadic sums.

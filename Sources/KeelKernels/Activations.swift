@@ -32,6 +32,12 @@ public enum UnaryOperation: Sendable, Equatable {
     case negate
     case absolute
     case reciprocal
+    case ceil
+    case floor
+    /// Halves to the even neighbour, as ONNX's Round.
+    case round
+    case sin
+    case cos
 }
 
 /// A scalar function the generic loops are specialised on.
@@ -120,6 +126,21 @@ struct AbsoluteFunction: ElementFunction {
 struct ReciprocalFunction: ElementFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x }
 }
+struct CeilFunction: ElementFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x.rounded(.up) }
+}
+struct FloorFunction: ElementFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x.rounded(.down) }
+}
+struct RoundFunction: ElementFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x.rounded(.toNearestOrEven) }
+}
+struct SinFunction: ElementFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.sin(x) }
+}
+struct CosFunction: ElementFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.cos(x) }
+}
 
 /// Something that runs a generic body for one concrete `ElementFunction`.
 protocol ElementFunctionVisitor {
@@ -151,6 +172,11 @@ extension UnaryOperation {
         case .negate: visitor.visit(NegateFunction())
         case .absolute: visitor.visit(AbsoluteFunction())
         case .reciprocal: visitor.visit(ReciprocalFunction())
+        case .ceil: visitor.visit(CeilFunction())
+        case .floor: visitor.visit(FloorFunction())
+        case .round: visitor.visit(RoundFunction())
+        case .sin: visitor.visit(SinFunction())
+        case .cos: visitor.visit(CosFunction())
         }
     }
 }

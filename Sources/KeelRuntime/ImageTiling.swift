@@ -186,7 +186,7 @@ struct ImageTiling {
             let axis = (try? attributes.int("axis")) ?? -1
             return (axis < 0 ? axis + rank : axis) != 0
         case .relu, .leakyRelu, .elu, .selu, .sigmoid, .tanh, .gelu, .erf, .softplus, .hardSigmoid, .hardSwish,
-             .swish, .clip, .sqrt, .exp, .log, .neg, .abs, .reciprocal, .prelu, .add, .sub, .mul, .div, .pow, .max,
+             .swish, .clip, .sqrt, .exp, .log, .neg, .abs, .reciprocal, .ceil, .floor, .round, .sin, .cos, .prelu, .add, .sub, .mul, .div, .pow, .max,
              .min, .sum:
             // A constant of the output's rank must not vary along the batch (clip's bounds are scalars).
             return inputs.filter(isConstant).allSatisfy { constant in

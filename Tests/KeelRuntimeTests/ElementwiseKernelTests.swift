@@ -43,6 +43,23 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    /// Rounding and trigonometry on values whose results are known by hand: ties (ONNX's Round
+    /// takes halves to the even neighbour), negative halves, exact multiples of π/2.
+    func testRoundingAndTrigonometryAgainstHandDerivedValues() throws {
+        let halves: [Float] = [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.25, -2.75]
+        let cases: [(OpKind, [Float], [Float])] = [
+            (.ceil, halves, [-2, -1, -0, 1, 2, 3, 3, -2]),
+            (.floor, halves, [-3, -2, -1, 0, 1, 2, 2, -3]),
+            (.round, halves, [-2, -2, -0, 0, 2, 2, 2, -3]),
+            (.sin, [0, .pi / 2, -.pi / 2, .pi / 6], [0, 1, -1, 0.5]),
+            (.cos, [0, .pi, .pi / 3, 2 * .pi], [1, -1, 0.5, 1]),
+        ]
+        for (op, inputs, expected) in cases {
+            let node = Node(name: "y", op: op, inputs: ["x"], outputs: ["y"])
+            assertClose(try run(node, inputs: [("x", inputs, [inputs.count])]), expected.map(Double.init), op.rawValue)
+        }
+    }
+
     func testEveryBroadcastingKernelMatchesTheReference() throws {
         let a = (0..<24).map { Float($0 - 12) / 4 }
         let b = (1...4).map { Float($0) / 2 }

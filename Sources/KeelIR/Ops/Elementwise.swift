@@ -58,6 +58,14 @@ extension OpRegistry {
         UnaryOp(kind: .neg, function: { _ in { -$0 } }, onnx: "Neg"),
         UnaryOp(kind: .abs, function: { _ in { Swift.abs($0) } }, onnx: "Abs"),
         UnaryOp(kind: .reciprocal, function: { _ in { 1 / $0 } }, onnx: "Reciprocal"),
+        // Rounding: TensorFlow-style "SAME" padding computed from the input's size (timm's tf_*
+        // models) rounds in floats; ONNX's Round takes halves to the even neighbour.
+        UnaryOp(kind: .ceil, function: { _ in { $0.rounded(.up) } }, onnx: "Ceil"),
+        UnaryOp(kind: .floor, function: { _ in { $0.rounded(.down) } }, onnx: "Floor"),
+        UnaryOp(kind: .round, function: { _ in { $0.rounded(.toNearestOrEven) } }, onnx: "Round"),
+        // Sine and cosine: Fourier positional encodings (XCiT, EdgeNeXt) built in the graph.
+        UnaryOp(kind: .sin, function: { _ in { Foundation.sin($0) } }, onnx: "Sin"),
+        UnaryOp(kind: .cos, function: { _ in { Foundation.cos($0) } }, onnx: "Cos"),
     ]
 
     /// Broadcasting binary ops and their meaning on one pair of elements.

@@ -71,6 +71,11 @@ enum KernelLowering {
         case .neg: return try lowerUnary(operands, .negate)
         case .abs: return try lowerUnary(operands, .absolute)
         case .reciprocal: return try lowerUnary(operands, .reciprocal)
+        case .ceil: return try lowerUnary(operands, .ceil)
+        case .floor: return try lowerUnary(operands, .floor)
+        case .round: return try lowerUnary(operands, .round)
+        case .sin: return try lowerUnary(operands, .sin)
+        case .cos: return try lowerUnary(operands, .cos)
         case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .cast:
             // Views share their input's buffer and never reach here; a copy covers the rare case
             // where the planner could not alias (e.g. a graph output that is a view of another output).
