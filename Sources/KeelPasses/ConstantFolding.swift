@@ -20,7 +20,8 @@ public struct ConstantFolding: Pass {
         var editor = try GraphEditor(inferring: graph)
         var statistic = PassStatistic(rewriteNoun: "nodes folded into constants")
         var explanations: [String] = []
-        for node in graph.nodes {
+        let live = Self.liveNodes(graph)
+        for node in graph.nodes where live.contains(node.name) {
             let inputs = node.presentInputs
             guard !inputs.isEmpty, node.outputs.count == 1, let output = node.outputs.first,
                   inputs.allSatisfy({ editor.graph.constants[$0] != nil }) else { continue }
@@ -58,5 +59,20 @@ public struct ConstantFolding: Pass {
             statistic.weightBytesChanged += shape.reduce(1, *) * type.dtype.byteSize
         }
         return PassResult(graph: try editor.finished(), counts: statistic, explanations: explanations)
+    }
+
+    /// Nodes something reads, directly or through other nodes, from the graph outputs back:
+    /// folding the others would evaluate results dead-code elimination drops anyway (an
+    /// exporter's unused statistics of every weight, NF-Nets').
+    static func liveNodes(_ graph: Graph) -> Set<String> {
+        var producers: [String: Node] = [:]
+        for node in graph.nodes { for output in node.outputs { producers[output] = node } }
+        var live: Set<String> = []
+        var pending = graph.outputs.map(\.value)
+        while let value = pending.popLast() {
+            guard let node = producers[value], live.insert(node.name).inserted else { continue }
+            pending += node.presentInputs
+        }
+        return live
     }
 }

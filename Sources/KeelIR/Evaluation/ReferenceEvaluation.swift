@@ -37,17 +37,38 @@ public struct ReferenceContext {
     /// NumPy broadcasting of every present input onto the output shape, combined element by element.
     public func broadcast(_ operation: ([Double]) -> Double) throws -> [Double] {
         let operands = presentInputs
-        let offsets = try operands.map { try ReferenceLoops.broadcastStrides(of: $0.shape, onto: outputShape) }
-        var result: [Double] = []
-        result.reserveCapacity(outputShape.reduce(1, *))
-        var elements = [Double](repeating: 0, count: operands.count)
-        ReferenceLoops.forEachIndex(outputShape) { index in
-            for operand in operands.indices {
-                var offset = 0
-                for axis in index.indices { offset += index[axis] * offsets[operand][axis] }
-                elements[operand] = operands[operand].values[offset]
+        let count = outputShape.reduce(1, *)
+        // Operands of the output's shape or single values need no index arithmetic (folding a
+        // model's weights element-wise takes seconds through the general loop).
+        if operands.allSatisfy({ $0.values.count == 1 || $0.shape == outputShape }) {
+            var elements = [Double](repeating: 0, count: operands.count)
+            return (0..<count).map { position in
+                for operand in operands.indices {
+                    let values = operands[operand].values
+                    elements[operand] = values[values.count == 1 ? 0 : position]
+                }
+                return operation(elements)
             }
+        }
+        let strides = try operands.map { try ReferenceLoops.broadcastStrides(of: $0.shape, onto: outputShape) }
+        var result: [Double] = []
+        result.reserveCapacity(count)
+        var elements = [Double](repeating: 0, count: operands.count)
+        // An odometer over the output's index, each operand's offset moved along with it.
+        var index = [Int](repeating: 0, count: outputShape.count)
+        var offsets = [Int](repeating: 0, count: operands.count)
+        for _ in 0..<count {
+            for operand in operands.indices { elements[operand] = operands[operand].values[offsets[operand]] }
             result.append(operation(elements))
+            var axis = outputShape.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                for operand in operands.indices { offsets[operand] += strides[operand][axis] }
+                if index[axis] < outputShape[axis] { break }
+                for operand in operands.indices { offsets[operand] -= strides[operand][axis] * outputShape[axis] }
+                index[axis] = 0
+                axis -= 1
+            }
         }
         return result
     }

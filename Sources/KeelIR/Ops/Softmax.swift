@@ -23,11 +23,44 @@ extension OpRegistry {
         return [
             OpSchema(kind: .softmax, category: .reduction, epilogueActivation: { _ in .softmax }, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
             OpSchema(kind: .logSoftmax, category: .reduction, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
-            OpSchema(kind: .reduceMean, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
-            OpSchema(kind: .reduceSum, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
-            OpSchema(kind: .reduceSumSquare, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
-            OpSchema(kind: .reduceProd, category: .reduction, inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceMean, category: .reduction, reference: reductionReference(0, +, average: true),
+                     inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceSum, category: .reduction, reference: reductionReference(0, +),
+                     inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceSumSquare, category: .reduction, reference: reductionReference(0, { $0 + $1 * $1 }),
+                     inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceProd, category: .reduction, reference: reductionReference(1, *),
+                     inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
         ]
+    }
+
+    /// A reduction in Double: `combine(partial, element)` over the reduced axes from `initial`,
+    /// divided by their element count when `average`. Constant folding evaluates weight
+    /// statistics with it (NF-Nets' standardised filters).
+    private static func reductionReference(_ initial: Double, _ combine: @escaping @Sendable (Double, Double) -> Double,
+                                           average: Bool = false) -> ReferenceEvaluation {
+        { context in
+            let input = try context.input(0)
+            let rank = input.shape.count
+            let axes = Set((try context.attributes.optionalInts("axes") ?? Array(0..<rank)).map { $0 < 0 ? $0 + rank : $0 })
+            // Each input element's output position: C-order strides over the kept axes.
+            var strides = [Int](repeating: 0, count: rank)
+            var stride = 1
+            for axis in (0..<rank).reversed() where !axes.contains(axis) {
+                strides[axis] = stride
+                stride *= input.shape[axis]
+            }
+            var result = [Double](repeating: initial, count: stride)
+            var position = 0
+            ReferenceLoops.forEachIndex(input.shape) { index in
+                var offset = 0
+                for axis in 0..<rank { offset += index[axis] * strides[axis] }
+                result[offset] = combine(result[offset], input.values[position])
+                position += 1
+            }
+            let reducedCount = axes.reduce(1) { $0 * input.shape[$1] }
+            return average ? result.map { $0 / Double(reducedCount) } : result
+        }
     }
 
     /// The normalised, de-duplicated `axes` of a reduction (every axis when absent).
