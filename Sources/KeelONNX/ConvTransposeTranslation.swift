@@ -3,10 +3,10 @@ import KeelIR
 /// ConvTranspose over 1 to 3 spatial axes. `auto_pad` and `output_shape` are resolved here into
 /// explicit pads plus output padding, which needs the input's spatial extents.
 func translateConvTranspose(_ context: NodeContext) throws {
-    guard let kernel = context.constantData(1) else { throw context.fail("the kernel must be a constant (an initializer)") }
+    let kernel = try weightConstant(context, 1, what: "kernel")
     let rank = kernel.shape.count - 2
     guard (1...3).contains(rank) else { throw context.fail("only 1-D, 2-D and 3-D transposed convolutions are supported") }
-    if context.hasInput(2), context.constantData(2) == nil { throw context.fail("the bias must be a constant") }
+    if context.hasInput(2) { _ = try weightConstant(context, 2, what: "bias") }
     let window = Array(kernel.shape[2...])
     if let declared = try context.ints("kernel_shape"), declared != window {
         throw context.fail("kernel_shape \(declared) disagrees with the kernel's shape \(kernel.shape)")

@@ -49,6 +49,22 @@ extension GraphImporter {
         }
     }
 
+    /// Drops the nodes whose results were evaluated into constants while importing, once nothing
+    /// reads their outputs (readers of intermediate values keep those nodes).
+    func pruneEvaluatedNodes() {
+        guard !evaluatedNodeNames.isEmpty else { return }
+        var nodes = graph.nodes
+        var changed = true
+        while changed {
+            var read = Set(graph.outputs.map(\.value))
+            for node in nodes { read.formUnion(node.presentInputs) }
+            let before = nodes.count
+            nodes.removeAll { evaluatedNodeNames.contains($0.name) && !$0.outputs.contains(where: read.contains) }
+            changed = nodes.count != before
+        }
+        graph.nodes = nodes
+    }
+
     /// Drops constants nothing reads any more (those only shape arithmetic or attributes used).
     func pruneUnusedConstants() {
         var used = Set(graph.outputs.map(\.value))

@@ -4,13 +4,13 @@ import KeelIR
 // layers. ONNX tensors are NCHW with OIHW kernels, so spatial ops say so in their attributes.
 
 func translateConv(_ context: NodeContext) throws {
-    guard let kernel = context.constantData(1) else { throw context.fail("the kernel must be a constant (an initializer)") }
-    guard kernel.shape.count == 4 else {
-        throw context.fail("only 2-D convolutions are supported (the kernel has rank \(kernel.shape.count))")
+    let kernelShape = try weightConstant(context, 1, what: "kernel").shape
+    guard kernelShape.count == 4 else {
+        throw context.fail("only 2-D convolutions are supported (the kernel has rank \(kernelShape.count))")
     }
-    if context.hasInput(2), context.constantData(2) == nil { throw context.fail("the bias must be a constant") }
-    if let declared = try context.ints("kernel_shape"), declared != Array(kernel.shape[2...]) {
-        throw context.fail("kernel_shape \(declared) disagrees with the kernel's shape \(kernel.shape)")
+    if context.hasInput(2) { _ = try weightConstant(context, 2, what: "bias") }
+    if let declared = try context.ints("kernel_shape"), declared != Array(kernelShape[2...]) {
+        throw context.fail("kernel_shape \(declared) disagrees with the kernel's shape \(kernelShape)")
     }
     var attributes: [String: AttributeValue] = [
         "layout": .string("nchw"), "kernel_layout": .string("oihw"),
@@ -19,7 +19,17 @@ func translateConv(_ context: NodeContext) throws {
     ]
     try addSpatialPadding(context, to: &attributes)
     let inputs = [try context.input(0), try context.input(1)] + (try context.optionalInput(2).map { [$0] } ?? [])
-    context.emit(.conv2d, inputs, attributes, shape: nchwShape(context, channels: .known(kernel.shape[0])))
+    context.emit(.conv2d, inputs, attributes, shape: nchwShape(context, channels: .known(kernelShape[0])))
+}
+
+/// A weight input's constant: one the file holds, or one computed from constants only (NF-Nets
+/// standardise their filters in the graph), evaluated now since layers read weights as constants.
+func weightConstant(_ context: NodeContext, _ index: Int, what: String) throws -> TensorData {
+    if let data = context.constantData(index) { return data }
+    guard context.hasInput(index), let data = try context.importer.evaluateConstantComputation(context.node.inputs[index]) else {
+        throw context.fail("the \(what) must be a constant, or computed from constants only")
+    }
+    return data
 }
 
 /// A two-element spatial attribute (strides, dilations) defaulting to ones.
@@ -166,10 +176,13 @@ func translateMatMul(_ context: NodeContext) throws {
 }
 
 func translateBatchNorm(_ context: NodeContext) throws {
-    guard try context.int("training_mode", default: 0) == 0 else { throw context.fail("training mode is not supported") }
     // Opsets 7 and 8 could normalise per activation instead of per channel.
     guard try context.int("spatial", default: 1) != 0 else { throw context.fail("spatial=0 is not supported") }
     try context.requireUnusedOutputs(from: 1)
+    if try context.int("training_mode", default: 0) != 0 {
+        try translateBatchStatisticsNorm(context)
+        return
+    }
     guard (1...4).allSatisfy({ context.constantData($0) != nil }) else {
         try translateComputedBatchNorm(context)
         return
@@ -197,6 +210,26 @@ private func translateComputedBatchNorm(_ context: NodeContext) throws {
     let factor = context.emitStep("factor", .div, [scale, deviation])
     let centred = context.emitStep("centred", .sub, [x, context.emitStep("mean_per_channel", .reshape, [mean], perChannel)])
     let scaled = context.emitStep("scaled", .mul, [centred, context.emitStep("factor_per_channel", .reshape, [factor], perChannel)])
+    context.emit(.add, [scaled, context.emitStep("bias_per_channel", .reshape, [bias], perChannel)], shape: context.shape(0))
+}
+
+/// training_mode=1: Y is normalised by the statistics of its own input (mean and biased variance
+/// over every axis but the channels), the running mean and variance unused. NF-Nets export their
+/// weight standardisation this way on a constant weight, which constant folding evaluates once.
+private func translateBatchStatisticsNorm(_ context: NodeContext) throws {
+    guard let rank = context.shape(0)?.count, rank >= 2 else {
+        throw context.fail("training mode normalises with the input's own statistics, and the input's rank is unknown or below 2")
+    }
+    let x = try context.input(0)
+    let (scale, bias) = (try context.input(1), try context.input(2))
+    let reduced: [String: AttributeValue] = ["axes": .ints([0] + Array(2..<rank)), "keepdims": .bool(true)]
+    let perChannel = ["shape": AttributeValue.ints([-1] + Array(repeating: 1, count: rank - 2))]
+    let epsilonValue = context.addLiteral("epsilon", TensorData(floats: [try context.float("epsilon", default: 1e-5)], shape: []))
+    let centred = context.emitStep("centred", .sub, [x, context.emitStep("batch_mean", .reduceMean, [x], reduced)])
+    let variance = context.emitStep("batch_variance", .reduceMean, [context.emitStep("squared", .mul, [centred, centred])], reduced)
+    let deviation = context.emitStep("deviation", .sqrt, [context.emitStep("variance_plus_epsilon", .add, [variance, epsilonValue])])
+    let normalised = context.emitStep("normalised", .div, [centred, deviation])
+    let scaled = context.emitStep("scaled", .mul, [normalised, context.emitStep("scale_per_channel", .reshape, [scale], perChannel)])
     context.emit(.add, [scaled, context.emitStep("bias_per_channel", .reshape, [bias], perChannel)], shape: context.shape(0))
 }
 

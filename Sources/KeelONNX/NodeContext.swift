@@ -150,9 +150,11 @@ struct NodeContext {
     @discardableResult
     func emit(_ op: OpKind, _ inputs: [String], _ attributes: [String: AttributeValue] = [:], shape: [Dim?]?) -> String {
         let irName = importer.uniqueName(name)
-        let inferred = append(op, irName, inputs, attributes)?.first.map { $0.shape.dims.map(Optional.some) }
         let output = node.outputs[0]
-        importer.values[output] = ImportedValue(irName: irName, known: nil,
+        let isGraphOutput = importer.model.graph.outputs.contains { $0.name == output }
+        let inferred = append(op, irName, inputs, attributes, foldable: !isGraphOutput)?.first.map { $0.shape.dims.map(Optional.some) }
+        let folded = importer.graph.constants[irName]?.data.flatMap(KnownInts.init)
+        importer.values[output] = ImportedValue(irName: irName, known: folded,
                                                 shape: mergeShapes(inferred ?? shape, importer.declaredShapes[output]))
         return irName
     }
@@ -200,11 +202,15 @@ struct NodeContext {
     }
 
     /// Appends the node and returns its inferred output types (nil when inference fails here:
-    /// `keel check` reports that later, with the whole graph).
+    /// `keel check` reports that later, with the whole graph). A small constant computation is
+    /// evaluated at once (`foldSmallConstant`) unless it is a graph output, which stays a node.
     @discardableResult
-    private func append(_ op: OpKind, _ irName: String, _ inputs: [String], _ attributes: [String: AttributeValue]) -> [TensorType]? {
+    private func append(_ op: OpKind, _ irName: String, _ inputs: [String], _ attributes: [String: AttributeValue],
+                        foldable: Bool = true) -> [TensorType]? {
         let irNode = Node(name: irName, op: op, inputs: inputs, outputs: [irName], attributes: Attributes(attributes), locations: [location])
         importer.graph.nodes.append(irNode)
-        return importer.inferTypes(of: irNode)
+        let types = importer.inferTypes(of: irNode)
+        if foldable, let types, types.count == 1 { importer.foldSmallConstant(irNode, type: types[0]) }
+        return types
     }
 }

@@ -51,9 +51,15 @@ final class GraphImporter {
     private let constantInputs: [String: TensorData]
     /// IR types of the graph inputs and of the values emitted so far, inferred node by node
     /// with the op registry's shape functions: exact shapes (`[49·N,768]`) for the folder.
-    private var irTypes: [String: TensorType] = [:]
+    private(set) var irTypes: [String: TensorType] = [:]
     /// Shapes the file declares for intermediate values and outputs (`value_info`).
     private(set) var declaredShapes: [String: [Dim?]] = [:]
+    /// Constants computed while importing from the model's shapes: the values shape arithmetic
+    /// produced, which `foldSmallConstant` goes on evaluating.
+    var derivedConstantNames: Set<String> = []
+    /// Nodes whose results `evaluateConstantComputation` made constants: dropped after the last
+    /// node is translated unless something else still reads them.
+    var evaluatedNodeNames: Set<String> = []
 
     init(model: ONNXModel, constantInputs: [String: TensorData] = [:]) throws {
         self.model = model
@@ -90,6 +96,7 @@ final class GraphImporter {
             let value = try irValue(output.name, readBy: output.name, op: "graph output")
             graph.outputs.append(GraphOutput(name: output.name, value: value, location: .named(path, output.name)))
         }
+        pruneEvaluatedNodes()
         fuseDenseBias()
         assignParameterRoles()
         pruneUnusedConstants()
@@ -189,6 +196,7 @@ final class GraphImporter {
         }
         let name = uniqueName(onnxName)
         addConstant(name: name, data: data, onnxName: onnxName)
+        derivedConstantNames.insert(name)
         return name
     }
 

@@ -48,6 +48,11 @@ func translateExpand(_ context: NodeContext) throws {
     guard context.hasInput(1), let target = context.importer.values[context.node.inputs[1]]?.known?.elements else {
         throw context.fail("needs a shape input known at import time or computed from shapes")
     }
+    try emitExpand(context, to: target)
+}
+
+/// An expand node broadcasting input 0 to `target`, whose extents may be run-time sizes.
+private func emitExpand(_ context: NodeContext, to target: [SymbolicInt]) throws {
     var shape: [Int] = []
     var symbols: [String] = []
     for element in target {
@@ -69,6 +74,11 @@ func translateExpand(_ context: NodeContext) throws {
 }
 
 func translateTile(_ context: NodeContext) throws {
+    if context.hasInput(1), let repeats = context.importer.values[context.node.inputs[1]]?.known?.elements,
+       repeats.contains(where: { $0.constant == nil }) {
+        try translateTileByRunTimeSize(context, repeats: repeats)
+        return
+    }
     guard let repeats = try context.constantInts(1) else { throw context.fail("needs a repeats input") }
     guard repeats.allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }) else {
         throw context.fail("repeats \(repeats) must be non-negative counts")
@@ -79,6 +89,26 @@ func translateTile(_ context: NodeContext) throws {
         }
     }
     context.emit(.tile, [try context.input(0)], ["repeats": .ints(repeats)], shape: output)
+}
+
+/// Tile repeated a run-time number of times (XCiT's positional encoding, `repeat(B, 1, 1, 1)`):
+/// along axes of extent 1 that is a broadcast, so it becomes an expand; repeating a longer axis
+/// a run-time number of times has no fixed layout and is refused.
+private func translateTileByRunTimeSize(_ context: NodeContext, repeats: [SymbolicInt]) throws {
+    guard let input = context.shape(0), input.count == repeats.count else {
+        throw context.fail("repeats a run-time number of times, and the input's rank is unknown or not the repeats' length")
+    }
+    var target: [SymbolicInt] = []
+    for (dim, count) in zip(input, repeats) {
+        if count.constant == 1 {
+            target.append(.constant(1))
+        } else if dim?.value == 1 {
+            target.append(count)
+        } else {
+            throw context.fail("repeats an axis of extent \(dim?.description ?? "?") a run-time number of times; only axes of extent 1 can be")
+        }
+    }
+    try emitExpand(context, to: target)
 }
 
 /// DepthToSpace (with `mode`) and SpaceToDepth over NCHW images.

@@ -59,3 +59,9 @@ func onnxError(_ body: () throws -> Void, file: StaticString = #filePath, line: 
     }
     return nil
 }
+
+/// One line per node: name = op(inputs) attributes, for assertion messages.
+func describe(_ graph: Graph) -> String {
+    graph.nodes.map { "\($0.name) = \($0.op.rawValue)(\($0.inputs.joined(separator: ", "))) \($0.attributes)" }
+        .joined(separator: "\n")
+}

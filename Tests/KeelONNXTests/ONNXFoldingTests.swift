@@ -300,4 +300,122 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertEqual(graph.constants["scale"]?.data?.floats(), [3])
         XCTAssertEqual(graph.constants["scale"]?.role, .literal)
     }
+
+    private func floats(_ name: String, _ values: [Float], shape: [Int]? = nil) -> ONNXTensor {
+        ONNXTensor(name: name, data: TensorData(floats: values, shape: shape ?? (values.count == 1 ? [] : [values.count])))
+    }
+
+    /// TensorFlow-style "SAME" padding computed in floats from the input's size (timm's tf_*
+    /// models): width 6, kernel 3, stride 4 gives ⌈6/4⌉ = 2 outputs, (2 − 1)·4 + 3 − 6 = 1 padded
+    /// column, ⌊1/2⌋ = 0 before and 1 after. Every step folds while importing; only the Pad stays.
+    func testFloatShapeArithmeticFoldsIntoPads() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "two"], "width"),
+            node("Cast", ["width"], "width_f", ["to": .int(1)]),
+            node("Div", ["width_f", "stride"], "ratio"),
+            node("Ceil", ["ratio"], "outputs"),
+            node("Sub", ["outputs", "one_f"], "steps"),
+            node("Mul", ["steps", "stride"], "span"),
+            node("Add", ["span", "kernel"], "needed"),
+            node("Sub", ["needed", "width_f"], "missing"),
+            node("Clip", ["missing", "zero_f"], "total"),
+            node("Div", ["total", "two_f"], "half"),
+            node("Floor", ["half"], "before_f"),
+            node("Sub", ["total", "before_f"], "after_f"),
+            node("Cast", ["before_f"], "before", ["to": .int(7)]),
+            node("Cast", ["after_f"], "after", ["to": .int(7)]),
+            node("Unsqueeze", ["before", "axes"], "before_vec"),
+            node("Unsqueeze", ["after", "axes"], "after_vec"),
+            node("Concat", ["zeros", "before_vec", "zeros", "after_vec"], "pads", ["axis": .int(0)]),
+            node("Pad", ["x", "pads"], "y"),
+        ], [ints("two", [2], scalar: true), ints("axes", [0]), ints("zeros", [0, 0]), floats("stride", [4]), floats("one_f", [1]),
+            floats("kernel", [3]), floats("zero_f", [0]), floats("two_f", [2])], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.pad], describe(graph))
+        XCTAssertEqual(graph.nodes.first?.attributes.ints("pads"), [0, 0, 0, 0, 0, 1])
+    }
+
+    /// A computation on the file's weights alone is left to constant folding (which keeps a
+    /// weight's role), even when small; a graph output computed from shapes stays a node.
+    func testWeightsAndOutputsAreNotFoldedWhileImporting() throws {
+        let weightGraph = try importGraph([
+            node("Transpose", ["weight"], "weight_t", ["perm": .ints([1, 0])]),
+            node("MatMul", ["x", "weight_t"], "y"),
+        ], [floats("weight", (0..<12).map(Float.init), shape: [2, 6])], output: "y")
+        XCTAssertTrue(weightGraph.nodes.contains { $0.op == .transpose }, describe(weightGraph))
+        let outputGraph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "two"], "width"),
+            node("Cast", ["width"], "width_f", ["to": .int(1)]),
+            node("Ceil", ["width_f"], "y"),
+        ], [ints("two", [2], scalar: true)], output: "y")
+        XCTAssertEqual(outputGraph.nodes.map(\.op), [.ceil], describe(outputGraph))
+        XCTAssertEqual(outputGraph.constants[outputGraph.nodes[0].inputs[0]]?.data?.floats(), [6])
+    }
+
+    /// BatchNormalization in training mode normalises by its input's own statistics. NF-Nets
+    /// standardise their filters this way, on a constant, so constant folding must produce
+    /// (w − mean_c)/sqrt(var_c + ε)·scale_c + bias_c per channel c, computed here directly.
+    func testTrainingModeBatchNormOnAWeightFolds() throws {
+        let weight = (0..<24).map { Float(($0 * 7) % 11) - 3 }
+        let (scale, bias, epsilon): ([Float], [Float], Float) = ([1, 2, 0.5, -1], [0, 0.25, -1, 3], 1e-3)
+        let imported = try importGraph([
+            node("BatchNormalization", ["weight", "scale", "bias", "mean", "variance"], "standardised",
+                 ["training_mode": .int(1), "epsilon": .float(epsilon)]),
+            node("Mul", ["x", "standardised"], "y"),
+        ], [floats("weight", weight, shape: [1, 4, 6]), floats("scale", scale), floats("bias", bias),
+            floats("mean", [9, 9, 9, 9]), floats("variance", [9, 9, 9, 9])], output: "y")
+        let folded = try ConstantFolding().run(imported).graph
+        XCTAssertEqual(folded.nodes.map(\.op), [.mul], describe(folded))
+        let values = try XCTUnwrap(folded.constants[folded.nodes[0].inputs[1]]?.data?.floats())
+        for channel in 0..<4 {
+            let row = weight[(channel * 6)..<(channel * 6 + 6)].map(Double.init)
+            let mean = row.reduce(0, +) / 6
+            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 6
+            for (index, value) in row.enumerated() {
+                let expected = (value - mean) / (variance + Double(epsilon)).squareRoot() * Double(scale[channel]) + Double(bias[channel])
+                XCTAssertEqual(Double(values[channel * 6 + index]), expected, accuracy: 1e-5, "channel \(channel), element \(index)")
+            }
+        }
+    }
+
+    /// Training mode with the running statistics read as outputs is refused: Keel computes Y only.
+    func testTrainingModeBatchNormStatisticsOutputsAreRefused() {
+        let batchNorm = ONNXNode(name: "bn", opType: "BatchNormalization", domain: "", inputs: ["x", "scale", "bias", "mean", "variance"],
+                                 outputs: ["y", "running_mean"], attributes: ["training_mode": .int(1)])
+        let error = onnxError({
+            _ = try importGraph([batchNorm], [floats("scale", [1, 1, 1, 1]), floats("bias", [0, 0, 0, 0]), floats("mean", [0, 0, 0, 0]),
+                                              floats("variance", [1, 1, 1, 1])], outputs: ["y", "running_mean"])
+        })
+        XCTAssertTrue(error?.description.contains("Keel computes only the first output") ?? false, String(describing: error))
+    }
+
+    /// Tile by the batch (XCiT's positional encoding, `pos.repeat(B, 1, 1, 1)`) along an axis of
+    /// extent 1 is a broadcast: an expand to [N, 4, 6]. Repeating a longer axis by the batch has no
+    /// fixed layout and is refused by name.
+    func testTileByTheBatchBecomesAnExpand() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "zero"], "batch"),
+            node("Unsqueeze", ["batch", "axes"], "batch_vec"),
+            node("Concat", ["batch_vec", "ones"], "repeats", ["axis": .int(0)]),
+            node("Tile", ["table", "repeats"], "tiled"),
+            node("Add", ["x", "tiled"], "y"),
+        ], [ints("zero", [0], scalar: true), ints("axes", [0]), ints("ones", [1, 1]),
+            floats("table", (0..<24).map(Float.init), shape: [1, 4, 6])], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.expand, .add], describe(graph))
+        XCTAssertEqual(graph.nodes[0].attributes.ints("shape"), [1, 1, 1])
+        XCTAssertEqual(graph.nodes[0].attributes.strings("symbols"), ["N", "", ""])
+        let error = onnxError({
+            _ = try importGraph([
+                node("Shape", ["x"], "shape"),
+                node("Gather", ["shape", "zero"], "batch"),
+                node("Unsqueeze", ["batch", "axes"], "batch_vec"),
+                node("Concat", ["ones", "batch_vec"], "repeats", ["axis": .int(0)]),
+                node("Tile", ["x", "repeats"], "y"),
+            ], [ints("zero", [0], scalar: true), ints("axes", [0]), ints("ones", [1, 1])], output: "y")
+        })
+        XCTAssertTrue(error?.description.contains("repeats an axis of extent 6 a run-time number of times") ?? false,
+                      String(describing: error))
+    }
 }

@@ -133,11 +133,6 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(graph.constants[folded]?.data?.int64s(), [1 << 40, -3])
         XCTAssertEqual(graph.outputs.count, 6)
     }
-
-    private func describe(_ graph: Graph) -> String {
-        graph.nodes.map { "\($0.name) = \($0.op.rawValue)(\($0.inputs.joined(separator: ", "))) \($0.attributes)" }
-            .joined(separator: "\n")
-    }
 }
 
 /// Ops whose parameters moved from attributes to inputs between opsets import the same way.
