@@ -122,6 +122,22 @@ EXTRA_TORCH_MODELS = [
     ("vit_b_32", (224, 224), "legacy"),
 ]
 
+# A fourth set (--set timm, into models/timm): timm's backbones, the ones transfer-learning users most
+# often fine-tune from, exported with torch.onnx.export (dynamo=False, opset 17) at each model's own
+# input size. Their ops are timm's own: TensorFlow-style "SAME" padding computed in floats, weight-
+# standardised filters (NF-Nets), Fourier positional encodings (XCiT), attention biases (LeViT),
+# unfold/fold by reshapes (MobileViT), pooling token mixers (PoolFormer), reparameterised blocks.
+# Not here: EdgeNeXt (its positional encoding fills a tensor of the run-time batch's shape, which
+# Keel refuses), EVA-02 (its export fails in torch), ConvMixer (random weights through 32 blocks
+# amplify float rounding past the tolerance in PyTorch itself: its fp32 output misses its own fp64
+# output by 1.2× the tolerance, ONNX Runtime's by 0.85×).
+TIMM_MODELS = [
+    "resnet50d", "tf_efficientnet_b0", "regnety_016", "convnext_nano", "vit_small_patch16_224", "deit_small_patch16_224",
+    "levit_128s", "mobilevit_s", "efficientformer_l1", "fastvit_t8", "poolformer_s12", "caformer_s18", "coatnet_0_rw_224",
+    "nf_resnet50", "xcit_nano_12_p16_224", "pvt_v2_b0", "ghostnet_100", "rexnet_100", "cspdarknet53", "hrnet_w18_small",
+    "res2net50_26w_4s", "resnest50d", "efficientvit_b0", "mobilenetv4_conv_small", "mixnet_s", "repvgg_a2",
+]
+
 
 def wider_torch_name(architecture, size, exporter):
     suffix = "" if size == (224, 224) else f"_{size[0]}x{size[1]}"
@@ -177,6 +193,24 @@ def build_keras(name, application, side, head, value_range, output, seed):
     return path, "input", shape
 
 
+def calibrate_batch_norms(model, name, shape, seed):
+    """Random BatchNorm scales and shifts, then the statistics of one calibration batch (see above)."""
+    import torch
+
+    batch_norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in batch_norms:
+            if module.weight is not None:
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.rand(module.bias.shape, generator=generator) * 0.4 - 0.2)
+            module.momentum = 1.0
+        if batch_norms:
+            model.train()
+            model(torch.from_numpy(inputs_for(name, shape, (-2.0, 2.5), seed + 100)[8]))
+    model.eval()
+
+
 def build_torch(name, architecture, dynamo, features, output, seed, size=(224, 224)):
     import torch
     import torchvision
@@ -186,19 +220,26 @@ def build_torch(name, architecture, dynamo, features, output, seed, size=(224, 2
     options = {"aux_logits": False, "init_weights": True} if architecture in ("googlenet", "inception_v3") else {}
     model = getattr(torchvision.models, architecture)(weights=None, **options)
     shape = (3, *size)
-    batch_norms = [module for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d)]
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in batch_norms:
-            module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-            module.bias.copy_(torch.rand(module.bias.shape, generator=generator) * 0.4 - 0.2)
-            module.momentum = 1.0
-        if batch_norms:
-            model.train()
-            model(torch.from_numpy(inputs_for(name, shape, (-2.0, 2.5), seed + 100)[8]))
-    model.eval()
+    calibrate_batch_norms(model, name, shape, seed)
     if features:
         model = model.features if hasattr(model, "features") else torch.nn.Sequential(*list(model.children())[:-2])
+    return export_torch(model, name, shape, dynamo, output)
+
+
+def build_timm(name, architecture, output, seed):
+    import timm
+    import torch
+
+    torch.manual_seed(seed)
+    model = timm.create_model(architecture, pretrained=False)
+    shape = tuple(model.pretrained_cfg.get("input_size", (3, 224, 224)))
+    calibrate_batch_norms(model, name, shape, seed)
+    return export_torch(model, name, shape, False, output)
+
+
+def export_torch(model, name, shape, dynamo, output):
+    import torch
+
     example = torch.zeros(1, *shape)
     path = output / f"{name}.onnx"
     if dynamo:
@@ -227,7 +268,12 @@ def record_references(name, path, input_name, shape, value_range, output, seed):
 def build_one(kind, name, output, seed):
     """Runs in its own process (TensorFlow and torch do not share one well); prints a manifest entry."""
     start = time.time()
-    if kind == "keras":
+    if kind == "timm":
+        architecture = name.removeprefix("timm_")
+        path, input_name, shape = build_timm(name, architecture, output, seed)
+        value_range = (-2.0, 2.5)
+        description = f"timm {architecture} ({shape[1]}×{shape[2]}), torch.onnx.export dynamo=False opset 17"
+    elif kind == "keras":
         _, application, side, head, value_range = next(m for m in KERAS_MODELS + WIDER_KERAS_MODELS + EXTRA_KERAS_MODELS
                                                        if m[0] == name)
         path, input_name, shape = build_keras(name, application, side, head, value_range, output, seed)
@@ -252,17 +298,19 @@ def build_one(kind, name, output, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=("benchmark", "wider", "extra"), default="benchmark",
-                        help="the benchmark set (models/zoo), the held-out set (models/wider) or the extra one "
-                             "(models/extra)")
-    parser.add_argument("--output", help="default: models/zoo, or models/<set> for --set wider or extra")
+    parser.add_argument("--set", choices=("benchmark", "wider", "extra", "timm"), default="benchmark",
+                        help="the benchmark set (models/zoo), the held-out set (models/wider), the extra one "
+                             "(models/extra) or timm's backbones (models/timm)")
+    parser.add_argument("--output", help="default: models/zoo, or models/<set> for the other sets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="build only these names")
     parser.add_argument("--rebuild", action="store_true", help="rebuild models that exist already")
     arguments = parser.parse_args()
     output = Path(arguments.output or ROOT / "models" / ("zoo" if arguments.set == "benchmark" else arguments.set))
     output.mkdir(parents=True, exist_ok=True)
-    if arguments.set in ("wider", "extra"):
+    if arguments.set == "timm":
+        wanted = [("timm", f"timm_{architecture}") for architecture in TIMM_MODELS]
+    elif arguments.set in ("wider", "extra"):
         keras_models, torch_models = ((WIDER_KERAS_MODELS, WIDER_TORCH_MODELS) if arguments.set == "wider"
                                       else (EXTRA_KERAS_MODELS, EXTRA_TORCH_MODELS))
         wanted = [("keras", m[0]) for m in keras_models]

@@ -5,7 +5,7 @@
 # Usage: tools/zoo/build.sh [build.py options, e.g. --only keras_resnet50 --rebuild]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-packages=(numpy onnx onnxruntime onnxscript tensorflow tf_keras tf2onnx torch torchvision)
+packages=(numpy onnx onnxruntime onnxscript tensorflow tf_keras tf2onnx torch torchvision timm)
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ ! -x .venv-zoo/bin/python ]]; then
         python3 -m venv .venv-zoo
