@@ -16,8 +16,8 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
     /// Direct convolution in SIMD registers, for few input channels (one group); see
     /// `DirectConvolution`. Runs as im2colGEMM when no SIMD level is in use.
     case direct
-    /// One filter per channel (groups = channels), direct; see `DepthwiseConvolution`. Runs as
-    /// im2colGEMM when no SIMD level is in use.
+    /// One filter per input channel (groups = input channels; NHWC also with a channel
+    /// multiplier), direct; see `DepthwiseConvolution`. Runs as im2colGEMM when no SIMD level is in use.
     case depthwise
     /// 1 < groups < channels with as many outputs as inputs per group, NHWC, direct; see
     /// `GroupedConvolution`. Runs as im2colGEMM when no SIMD level is in use.
@@ -100,9 +100,8 @@ public enum Conv2D {
         try require(sourceLayout == geometry.layout || chosen == .direct, name,
                     "only the direct algorithm reads an input in another layout than its output's")
         try require(chosen != .direct || geometry.groups == 1, name, "the direct algorithm needs one group")
-        try require(chosen != .depthwise || (geometry.groups == geometry.inputChannels
-                                             && geometry.groups == geometry.outputChannels),
-                    name, "the depthwise algorithm needs groups = input channels = output channels")
+        try require(chosen != .depthwise || DepthwiseConvolution.canRun(geometry), name,
+                    "the depthwise algorithm needs groups = input channels, and as many output channels or (NHWC) a multiple")
         try require(chosen != .grouped || GroupedConvolution.canRun(geometry), name,
                     "the grouped algorithm needs NHWC, 1 < groups < channels and as many outputs as inputs per group")
         func viaPanels(_ algorithm: Conv2DAlgorithm) throws {

@@ -12,8 +12,8 @@ public struct PackedConv2DWeights: Sendable, Equatable {
     public let groups: Int
     /// [groups][K][outputChannelsPerGroup], K = kernel.height · kernel.width · inputChannelsPerGroup.
     let storage: WeightStorage
-    /// A grouped filter with as many output as input channels per group (depthwise included),
-    /// also tap-major: per block of channels [taps][in-group input channel j][the block's channels],
+    /// A grouped filter with as many output as input channels per group (depthwise included, and
+    /// depthwise with a channel multiplier: [taps][output channels]), also tap-major: per block of channels [taps][in-group input channel j][the block's channels],
     /// the NHWC depthwise and grouped kernels loading a vector of output channels per tap and j.
     /// Depthwise filters are one block of every channel; grouped ones blocks of
     /// `keel_grouped_block_channels` (a group of 16 or more channels is its own block, the same
@@ -66,6 +66,10 @@ public struct PackedConv2DWeights: Sendable, Equatable {
     private static func tapMajor(of storage: WeightStorage, kernel: Size2D, inputChannelsPerGroup: Int,
                                  outputChannels: Int, groups: Int) -> WeightStorage? {
         let size = inputChannelsPerGroup
+        if groups > 1, size == 1, outputChannels > groups, outputChannels % groups == 0 {
+            return channelMultiplierTapMajor(of: storage, taps: kernel.height * kernel.width, outputChannels: outputChannels,
+                                             groups: groups)
+        }
         guard groups > 1, outputChannels == groups * size else { return nil }
         let block = size == 1 ? outputChannels : keel_grouped_block_channels(size)
         if block == size { return storage }
@@ -81,6 +85,26 @@ public struct PackedConv2DWeights: Sendable, Equatable {
                         let from = source + (group * reduction + k) * size
                         let to = target + blockStart * reduction + k * width + (first - blockStart)
                         for output in 0..<size { to[output] = from[output] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A depthwise filter with a channel multiplier m ([groups][taps][m]) as the plain depthwise
+    /// filter over its groups·m outputs, [taps][output channels], which the NHWC kernel reads.
+    private static func channelMultiplierTapMajor(of storage: WeightStorage, taps: Int, outputChannels: Int,
+                                                  groups: Int) -> WeightStorage {
+        let multiplier = outputChannels / groups
+        return storage.withUnsafeBufferPointer { packed in
+            WeightStorage(count: taps * outputChannels) { transposed in
+                guard let source = packed.baseAddress, let target = transposed.baseAddress,
+                      packed.count == taps * outputChannels else { return }
+                for group in 0..<groups {
+                    for tap in 0..<taps {
+                        for copy in 0..<multiplier {
+                            target[tap * outputChannels + group * multiplier + copy] = source[(group * taps + tap) * multiplier + copy]
+                        }
                     }
                 }
             }

@@ -62,6 +62,13 @@ final class ConvolutionFamilyTests: XCTestCase {
                                     groups: 150, layout: layout), activation: .hardSwish),
             Case(geometry: geometry(14, 14, in: 40, out: 40, kernel: 5, stride: 2, padding: (1, 1, 2, 2), groups: 40,
                                     layout: layout), activation: .swish),
+            // Channel multipliers (each input channel feeding 2 or 3 outputs): FastViT's 7×7
+            // stride-2 downsampling on an odd map, 3×3 at stride 1, odd channels, a batch.
+            Case(geometry: geometry(15, 13, in: 24, out: 48, kernel: 7, stride: 2, padding: (3, 3, 3, 3), groups: 24,
+                                    layout: layout), activation: .identity),
+            Case(geometry: geometry(batch: 2, 9, 7, in: 5, out: 15, groups: 5, layout: layout), activation: .gelu),
+            Case(geometry: geometry(6, 11, in: 13, out: 26, stride: 2, padding: (0, 0, 1, 1), groups: 13, layout: layout),
+                 activation: .relu, residual: false),
             Case(geometry: geometry(2, 3, in: 24, out: 24, kernel: 7, padding: (3, 3, 3, 3), groups: 24, layout: layout),
                  activation: .relu, residual: false),
             // The held-filter body (AVX2): a 5×5 stride-2 filter wider and taller than its input,
@@ -202,7 +209,8 @@ final class ConvolutionFamilyTests: XCTestCase {
         if geometry.isPointwise { algorithms.append(.pointwise) }
         if geometry.groups == 1 { algorithms.append(.direct) }
         if WinogradWeights.canRun(geometry) { algorithms += WinogradTile.allCases.map { .winograd($0) } }
-        if geometry.groups > 1 && geometry.groups == geometry.inputChannels && geometry.groups == geometry.outputChannels {
+        if geometry.groups > 1 && geometry.groups == geometry.inputChannels
+            && (geometry.groups == geometry.outputChannels || (geometry.layout == .nhwc && geometry.outputChannels % geometry.groups == 0)) {
             algorithms.append(.depthwise)
         }
         if geometry.groups > 1 && geometry.groups < geometry.inputChannels && geometry.inputChannels == geometry.outputChannels
@@ -282,7 +290,8 @@ final class ConvolutionFamilyTests: XCTestCase {
     /// 3 threads.
     func testDirectGroupedResultsDoNotDependOnThreadCount() throws {
         let cases = [ActivationLayout.nhwc, .nchw].flatMap { layout in
-            Self.depthwiseCases(layout).map { ($0, Conv2DAlgorithm.depthwise) }
+            Self.depthwiseCases(layout).filter { layout == .nhwc || $0.geometry.inputChannels == $0.geometry.outputChannels }
+                .map { ($0, Conv2DAlgorithm.depthwise) }
         } + Self.groupedCases(.nhwc).map { ($0, Conv2DAlgorithm.grouped) }
         for (index, (testCase, algorithm)) in cases.enumerated() {
             let operands = Operands(testCase, seed: UInt64(31 * index + 5))
@@ -314,10 +323,14 @@ final class ConvolutionFamilyTests: XCTestCase {
         let depthwise = Self.geometry(12, 12, in: 32, out: 32, groups: 32, layout: .nchw)
         let grouped = Self.geometry(12, 12, in: 32, out: 32, groups: 4, layout: .nhwc)
         let unequalGroups = Self.geometry(12, 12, in: 32, out: 64, groups: 4, layout: .nhwc)
+        let multiplier = Self.geometry(12, 12, in: 32, out: 64, groups: 32, layout: .nhwc)
+        let multiplierNCHW = Self.geometry(12, 12, in: 32, out: 64, groups: 32, layout: .nchw)
         forEachCapabilitySet { capabilities in
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: depthwise), capabilities.isEmpty ? .im2colGEMM : .depthwise)
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: grouped), capabilities.isEmpty ? .im2colGEMM : .grouped)
             XCTAssertEqual(Conv2D.defaultAlgorithm(for: unequalGroups), .im2colGEMM)
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: multiplier), capabilities.isEmpty ? .im2colGEMM : .depthwise)
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: multiplierNCHW), .im2colGEMM)
         }
         XCTAssertEqual(Conv2D.defaultAlgorithm(for: Self.geometry(30, 30, in: 16, out: 16, layout: .nhwc)), .winograd(.large))
     }
