@@ -199,10 +199,7 @@ public enum Attention {
                 lanes += vector * vector
                 column += 16
             }
-            let eight = lanes.lowHalf + lanes.highHalf
-            let four = eight.lowHalf + eight.highHalf
-            let two = four.lowHalf + four.highHalf
-            var sum = two[0] + two[1]
+            var sum = lanes.sumByHalves
             while column < width {
                 sum += values[column] * values[column]
                 column += 1

@@ -165,6 +165,23 @@ public enum InstanceNorm {
               let scales = gamma.baseAddress, let shifts = beta.baseAddress else { return }
         let inverseSize = 1 / Float(before * after)
         let rowStride = channels * after
+        if before == 1 {
+            // Planes (NCHW, or GroupNorm's groups exported as one channel): vector sums, and a plane
+            // split across threads when there are fewer planes than threads (PoolFormer's
+            // GroupNorm(1) is one plane of 200704 values per image).
+            for pair in 0..<(batch * channels) {
+                let channel = pair % channels
+                let (from, to) = (source + pair * after, destination + pair * after)
+                let mean = Float(partialSums(after, context) { contiguousSum(from + $0.lowerBound, $0.count) }) * inverseSize
+                let squares = Float(partialSums(after, context) { centredSquares(from + $0.lowerBound, $0.count, mean) })
+                let factor = scales[channel] / (squares * inverseSize + epsilon).squareRoot()
+                let offset = shifts[channel] - mean * factor
+                context.forEachChunk(after, minimumChunk: parallelGrain) { range in
+                    for index in range { to[index] = from[index] * factor + offset }
+                }
+            }
+            return
+        }
         context.forEachChunk(batch * channels, minimumChunk: max(1, parallelGrain / (before * after))) { pairs in
             for pair in pairs {
                 let (image, channel) = pair.quotientAndRemainder(dividingBy: channels)
@@ -188,6 +205,54 @@ public enum InstanceNorm {
             }
         }
     }
+}
+
+/// Σ body(range) over `count` elements cut into one range per thread (one range when small).
+private func partialSums(_ count: Int, _ context: KernelContext, _ body: (Range<Int>) -> Float) -> Double {
+    let parts = max(1, min(context.threads, count / parallelGrain))
+    guard parts > 1 else { return Double(body(0..<count)) }
+    var partials = [Double](repeating: 0, count: parts)
+    partials.withUnsafeMutableBufferPointer { results in
+        context.forEachChunk(parts, minimumChunk: 1) { indices in
+            for part in indices { results[part] = Double(body((count * part / parts)..<(count * (part + 1) / parts))) }
+        }
+    }
+    return partials.reduce(0, +)
+}
+
+/// Σ from[0..<count], in sixteen lanes (a Float loop keeps its order and does not vectorise).
+private func contiguousSum(_ from: UnsafePointer<Float>, _ count: Int) -> Float {
+    var lanes = SIMD16<Float>()
+    var index = 0
+    while index + 16 <= count {
+        lanes += UnsafeRawPointer(from + index).loadUnaligned(as: SIMD16<Float>.self)
+        index += 16
+    }
+    var total = lanes.sumByHalves
+    while index < count {
+        total += from[index]
+        index += 1
+    }
+    return total
+}
+
+/// Σ (from[i] − mean)² over `count` elements, in sixteen lanes.
+private func centredSquares(_ from: UnsafePointer<Float>, _ count: Int, _ mean: Float) -> Float {
+    var lanes = SIMD16<Float>()
+    let centre = SIMD16<Float>(repeating: mean)
+    var index = 0
+    while index + 16 <= count {
+        let centred = UnsafeRawPointer(from + index).loadUnaligned(as: SIMD16<Float>.self) - centre
+        lanes += centred * centred
+        index += 16
+    }
+    var total = lanes.sumByHalves
+    while index < count {
+        let centred = from[index] - mean
+        total += centred * centred
+        index += 1
+    }
+    return total
 }
 
 public enum LocalResponseNorm {

@@ -94,6 +94,11 @@ private struct PoolWindow {
     var rows: WindowTaps
     var columns: WindowTaps
 
+    init(rows: WindowTaps, columns: WindowTaps) {
+        self.rows = rows
+        self.columns = columns
+    }
+
     init(_ geometry: Pool2DGeometry, outputRow: Int, outputColumn: Int) {
         rows = WindowTaps(output: outputRow, input: geometry.input.height, window: geometry.window.height,
                           stride: geometry.stride.height, dilation: geometry.dilation.height,
@@ -224,31 +229,68 @@ public enum Pooling {
                 }
             }
         case .nchw:
-            // One work item per channel plane.
+            // One work item per channel plane. Each output row first combines its window's input
+            // rows into one row (contiguous, so the loop vectorises), then each output column its
+            // window's taps of that row: kh + kw steps per output instead of kh·kw, and PoolFormer's
+            // 3×3 stride-1 pools no longer cost more than the convolutions around them.
             let planes = geometry.batch * channels
             let outputPlane = outputSize.height * outputSize.width
+            let isMax: Bool
+            if case .max = kind { isMax = true } else { isMax = false }
+            let columnWindows = (0..<outputSize.width).map { PoolWindow(geometry, outputRow: 0, outputColumn: $0).columns }
             context.forEachChunk(planes, minimumChunk: max(1, parallelGrain / outputPlane)) { range in
+                let combined = UnsafeMutablePointer<Float>.allocate(capacity: inputSize.width)
+                defer { combined.deallocate() }
                 for plane in range {
                     let sourcePlane = source + plane * inputSize.height * inputSize.width
                     let targetPlane = destination + plane * outputPlane
                     for outputRow in 0..<outputSize.height {
-                        for outputColumn in 0..<outputSize.width {
-                            let window = PoolWindow(geometry, outputRow: outputRow, outputColumn: outputColumn)
-                            var value: Float
-                            switch kind {
-                            case .max:
-                                value = lowestPooled
-                                for row in window.rows.positions {
-                                    for column in window.columns.positions { value = propagatingMax(value, sourcePlane[row * inputSize.width + column]) }
-                                }
-                            case let .average(includePad):
-                                value = 0
-                                for row in window.rows.positions {
-                                    for column in window.columns.positions { value += sourcePlane[row * inputSize.width + column] }
-                                }
-                                value /= window.divisor(countIncludePad: includePad)
+                        let rows = PoolWindow(geometry, outputRow: outputRow, outputColumn: 0).rows
+                        combined.update(repeating: isMax ? lowestPooled : 0, count: inputSize.width)
+                        for row in rows.positions {
+                            let line = sourcePlane + row * inputSize.width
+                            if isMax {
+                                for column in 0..<inputSize.width { combined[column] = propagatingMax(combined[column], line[column]) }
+                            } else {
+                                for column in 0..<inputSize.width { combined[column] += line[column] }
                             }
-                            targetPlane[outputRow * outputSize.width + outputColumn] = value
+                        }
+                        let target = targetPlane + outputRow * outputSize.width
+                        // Columns whose whole window lies in the row, at stride 1: shifted rows
+                        // combined element by element (vectorised), one divisor for all.
+                        var interior = 0..<0
+                        if geometry.stride.width == 1 && geometry.dilation.width == 1 {
+                            let (window, padLeft) = (geometry.window.width, geometry.padding.left)
+                            let upper = min(outputSize.width, inputSize.width - window + padLeft + 1)
+                            if upper > padLeft { interior = padLeft..<upper }
+                        }
+                        if let first = interior.first {
+                            let count = interior.count
+                            let out = target + first
+                            let row = combined + first - geometry.padding.left
+                            out.update(from: row, count: count)
+                            for tap in 1..<geometry.window.width {
+                                let shifted = row + tap
+                                if isMax {
+                                    for index in 0..<count { out[index] = propagatingMax(out[index], shifted[index]) }
+                                } else {
+                                    for index in 0..<count { out[index] += shifted[index] }
+                                }
+                            }
+                            if case let .average(includePad) = kind {
+                                let scale = 1 / PoolWindow(rows: rows, columns: columnWindows[first]).divisor(countIncludePad: includePad)
+                                for index in 0..<count { out[index] *= scale }
+                            }
+                        }
+                        for (outputColumn, columns) in columnWindows.enumerated() where !interior.contains(outputColumn) {
+                            var value: Float = isMax ? lowestPooled : 0
+                            for column in columns.positions {
+                                value = isMax ? propagatingMax(value, combined[column]) : value + combined[column]
+                            }
+                            if case let .average(includePad) = kind {
+                                value /= PoolWindow(rows: rows, columns: columns).divisor(countIncludePad: includePad)
+                            }
+                            target[outputColumn] = value
                         }
                     }
                 }

@@ -48,7 +48,7 @@ private enum Summing: Accumulation {
     static var start: Float { 0 }
     @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total + element }
     @inline(__always) static func combine(_ total: Lanes, _ element: Lanes) -> Lanes { total + element }
-    @inline(__always) static func collapse(_ lanes: Lanes) -> Float { lanes.sum() }
+    @inline(__always) static func collapse(_ lanes: Lanes) -> Float { lanes.sumByHalves }
     @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { first + second }
 }
 
@@ -56,7 +56,7 @@ private enum SummingSquares: Accumulation {
     static var start: Float { 0 }
     @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { total + element * element }
     @inline(__always) static func combine(_ total: Lanes, _ element: Lanes) -> Lanes { total + element * element }
-    @inline(__always) static func collapse(_ lanes: Lanes) -> Float { lanes.sum() }
+    @inline(__always) static func collapse(_ lanes: Lanes) -> Float { lanes.sumByHalves }
     @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { first + second }
 }
 

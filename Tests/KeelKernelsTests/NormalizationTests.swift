@@ -123,6 +123,37 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// One plane per image, long enough to be split across threads (GroupNorm(1) exported as
+    /// InstanceNormalization over [N, 1, C·H·W]), and a few planes of a ragged length: against
+    /// the statistics computed here in Double.
+    func testInstanceNormOfLongPlanesMatchesDoubleStatistics() throws {
+        for (batch, channels, plane) in [(2, 1, 200_003), (1, 3, 1_037)] {
+            let input = (0..<(batch * channels * plane)).map { Float(($0 * 7919) % 1013) / 97 - 4 }
+            let (gamma, beta): ([Float], [Float]) = ((0..<channels).map { 0.5 + Float($0) }, (0..<channels).map { Float($0) - 1 })
+            var expected = [Float](repeating: 0, count: input.count)
+            for pair in 0..<(batch * channels) {
+                let values = input[(pair * plane)..<((pair + 1) * plane)].map(Double.init)
+                let mean = values.reduce(0, +) / Double(plane)
+                let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(plane)
+                let channel = pair % channels
+                for (index, value) in values.enumerated() {
+                    expected[pair * plane + index] = Float((value - mean) / (variance + 1e-5).squareRoot() * Double(gamma[channel])
+                                                           + Double(beta[channel]))
+                }
+            }
+            for threads in [1, 2, 3] {
+                let actual = try withOutput(input.count) { output in
+                    try withBuffers([input, gamma, beta]) { buffers in
+                        try InstanceNorm.apply(input: buffers[0], output: output, batch: batch, before: 1, channels: channels,
+                                               after: plane, gamma: buffers[1], beta: buffers[2], epsilon: 1e-5,
+                                               context: KernelContext(threads: threads))
+                    }
+                }
+                assertClose(actual, expected, "\(batch)×\(channels) planes of \(plane), threads \(threads)")
+            }
+        }
+    }
+
     func testLocalResponseNormMatchesONNXRuntime() throws {
         for fixture in Fixtures.cases("lrn") {
             guard let x = fixture.input("x"), let size = fixture.int("size"), let alpha = fixture.float("alpha"),

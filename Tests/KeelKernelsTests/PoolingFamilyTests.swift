@@ -21,6 +21,14 @@ final class PoolingFamilyTests: XCTestCase {
                 // Inception's 3×3 stride-1 "same" average pool.
                 Pool2DGeometry(batch: 2, channels: 70, input: Size2D(6, 5), output: Size2D(6, 5), window: Size2D(3, 3),
                                stride: Size2D(1, 1), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1), layout: layout),
+                // Stride-1 rows with a long middle whose windows lie whole in the row (PoolFormer's
+                // token mixer), none padded, and a window wider than its input (no middle at all).
+                Pool2DGeometry(batch: 1, channels: 3, input: Size2D(5, 37), output: Size2D(5, 37), window: Size2D(3, 3),
+                               stride: Size2D(1, 1), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1), layout: layout),
+                Pool2DGeometry(batch: 2, channels: 2, input: Size2D(6, 20), output: Size2D(4, 17), window: Size2D(3, 4),
+                               stride: Size2D(1, 1), layout: layout),
+                Pool2DGeometry(batch: 1, channels: 2, input: Size2D(4, 4), output: Size2D(4, 4), window: Size2D(5, 5),
+                               stride: Size2D(1, 1), padding: Padding2D(top: 2, left: 2, bottom: 2, right: 2), layout: layout),
             ]
         }
         return geometries
