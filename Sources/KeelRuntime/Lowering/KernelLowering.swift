@@ -25,7 +25,7 @@ enum KernelLowering {
         case .sub: return try lowerBinary(operands, .subtract)
         case .mul: return try lowerBinary(operands, .multiply)
         case .div: return try lowerBinary(operands, .divide)
-        case .pow: return try lowerBinary(operands, .power)
+        case .pow: return try lowerPower(operands)
         case .max: return try lowerBinary(operands, .maximum)
         case .min: return try lowerBinary(operands, .minimum)
         case .prelu: return try lowerBinary(operands, .prelu)
