@@ -217,9 +217,15 @@ public struct AttentionRecognition: Pass {
     /// Walks back from `value` through views, single-index gathers and scalar multiplies.
     private func trace(_ value: String, in editor: GraphEditor) -> Chain {
         var chain = Chain(root: value)
-        while let producer = editor.producer(of: chain.root) {
+        while var producer = editor.producer(of: chain.root) {
             switch producer.op {
             case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .transpose, .slice:
+                chain.root = producer.inputs[0]
+            case .split:
+                // q, k, v = qkv.unbind(0) (timm's attention: ViT, DeiT, CAFormer) is a split along
+                // the leading axis, each piece a slice of it.
+                guard let slice = Self.sliceEquivalent(of: producer, output: chain.root, in: editor) else { return chain }
+                producer = slice
                 chain.root = producer.inputs[0]
             case .gather where Self.gatherIndex(producer, in: editor) != nil:
                 chain.root = producer.inputs[0]
@@ -242,6 +248,21 @@ public struct AttentionRecognition: Pass {
             chain.nodes.insert(producer, at: 0)
         }
         return chain
+    }
+
+    /// The slice that gives `output` of a split: the extents of the pieces before it set its start.
+    static func sliceEquivalent(of split: Node, output: String, in editor: GraphEditor) -> Node? {
+        guard let index = split.outputs.firstIndex(of: output), let rank = editor.graph.valueTypes[split.inputs[0]]?.shape.rank,
+              let declared = try? split.attributeReader.int("axis") else { return nil }
+        let axis = declared < 0 ? declared + rank : declared
+        var start = 0
+        for piece in split.outputs[...index] {
+            guard let shape = editor.graph.valueTypes[piece]?.shape, shape.rank == rank, let extent = shape[axis].value else { return nil }
+            start += piece == output ? 0 : extent
+        }
+        guard let size = editor.graph.valueTypes[output]?.shape[axis].value else { return nil }
+        return Node(name: split.name, op: .slice, inputs: [split.inputs[0]], outputs: [output],
+                    attributes: Attributes(["starts": .ints([start]), "ends": .ints([start + size]), "axes": .ints([axis])]))
     }
 
     /// The views after the product that only rearrange it, in order.

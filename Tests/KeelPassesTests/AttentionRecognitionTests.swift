@@ -295,6 +295,43 @@ final class AttentionRecognitionTests: XCTestCase {
         for batch in [1, 3] { try assertEquivalent(graph, result.graph, batch: batch) }
     }
 
+    /// timm's attention (ViT, DeiT, CAFormer): qkv reshaped to [N, 5, 3, 2 heads, 4] and moved to
+    /// [3, N, 2, 5, 4], then unbound along the leading axis (a split into three and squeezes);
+    /// q and kᵀ each scaled as F.scaled_dot_product_attention exports. One node reads the projection.
+    func testOperandsUnboundBySplitFromOneProjection() throws {
+        let text = """
+        graph g
+        input %x: f32[N,5,8]
+        const @qkv/kernel: f32[8,24] kernel
+        const @q_scale: f32[] literal = 0.5
+        const @k_scale: f32[] literal = 0.5
+        %qkv = dense(%x, @qkv/kernel) : f32[N,5,24]
+        %heads = reshape(%qkv) {shape=[0,5,3,2,4]} : f32[N,5,3,2,4]
+        %moved = transpose(%heads) {perm=[2,0,3,1,4]} : f32[3,N,2,5,4]
+        %q_part, %k_part, %v_part = split(%moved) {axis=0} : f32[1,N,2,5,4], f32[1,N,2,5,4], f32[1,N,2,5,4]
+        %q = squeeze(%q_part) {axes=[0]} : f32[N,2,5,4]
+        %k = squeeze(%k_part) {axes=[0]} : f32[N,2,5,4]
+        %v = squeeze(%v_part) {axes=[0]} : f32[N,2,5,4]
+        %k_t = transpose(%k) {perm=[0,1,3,2]} : f32[N,2,4,5]
+        %q_scaled = mul(%q, @q_scale) : f32[N,2,5,4]
+        %k_scaled = mul(%k_t, @k_scale) : f32[N,2,4,5]
+        %scores = matmul(%q_scaled, %k_scaled) : f32[N,2,5,5]
+        %probabilities = softmax(%scores) {axis=-1} : f32[N,2,5,5]
+        %context = matmul(%probabilities, %v) : f32[N,2,5,4]
+        %tokens = transpose(%context) {perm=[0,2,1,3]} : f32[N,5,2,4]
+        %rows = reshape(%tokens) {shape=[0,5,8]} : f32[N,5,8]
+        output y = %rows
+        """
+        let graph = bindTestWeights(try parseIR(text))
+        let result = try optimized(graph, [AttentionRecognition(), DeadCodeElimination()])
+        let attention = try XCTUnwrap(result.graph.nodes.first { $0.op == .attention })
+        XCTAssertEqual(attention.attributes.ints("offsets"), [0, 8, 16])
+        XCTAssertEqual(attention.attributes.float("scale"), 0.25)
+        XCTAssertEqual(Set(attention.inputs.prefix(3)), ["qkv"])
+        XCTAssertEqual(result.graph.count(.split) + result.graph.count(.matmul) + result.graph.count(.softmax), 0)
+        for batch in [1, 3] { try assertEquivalent(graph, result.graph, batch: batch) }
+    }
+
     /// A mask computed at run time is not a constant to fold: the block stays as it was.
     func testRunTimeMasksAreKept() throws {
         let text = Self.windowAttention(mask: "%x_mask").replacingOccurrences(
