@@ -246,20 +246,38 @@ public struct LayoutPropagation: Pass {
         return shape.rank == 4 && shape[2] == .known(1) && shape[3] == .known(1)
     }
 
-    /// The entry transposes `value` is computed from through a few ops with an NHWC form, or nil
-    /// when it also depends on anything else (a graph input, an op without one, a longer path).
-    private func entryTransposes(behind value: String, in editor: GraphEditor, depth: Int = 4) -> [Node]? {
-        guard let producer = editor.producer(of: value) else { return nil }
-        if isTranspose(producer, Self.toNCHW, in: editor.graph) { return [producer] }
-        let computed = producer.presentInputs.filter { editor.graph.constants[$0] == nil }
-        guard depth > 0, let first = computed.first,
-              convertible(producer, reading: first, region: Region(), in: editor) == false else { return nil }
-        var found: [Node] = []
-        for input in computed {
-            guard let behind = entryTransposes(behind: input, in: editor, depth: depth - 1) else { return nil }
-            found += behind.filter { entry in !found.contains { $0.name == entry.name } }
-        }
-        return found
+    /// The entry transposes `value` is computed from through ops with an NHWC form (at most
+    /// `entrySearchDepth` deep), or nil when it also depends on anything else (a graph input, an op
+    /// without one, a longer path).
+    private func entryTransposes(behind value: String, in editor: GraphEditor) -> [Node]? {
+        var searched: [String: [Node]?] = [:]
+        return entryTransposes(behind: value, in: editor, depth: Self.entrySearchDepth, searched: &searched)
+    }
+
+    /// Six ops separate ConvFormer's residual add from the transpose after its LayerNorm (a 1×1
+    /// convolution, StarReLU's pow, mul and add, the 7×7 depthwise one, the 1×1 into the add);
+    /// with 4, its blocks stayed NCHW behind 78 transposes (0.87× ONNX Runtime's speed).
+    static let entrySearchDepth = 12
+
+    private func entryTransposes(behind value: String, in editor: GraphEditor, depth: Int,
+                                 searched: inout [String: [Node]?]) -> [Node]? {
+        let key = "\(depth) \(value)"
+        if let known = searched[key] { return known }
+        let result = { () -> [Node]? in
+            guard let producer = editor.producer(of: value) else { return nil }
+            if isTranspose(producer, Self.toNCHW, in: editor.graph) { return [producer] }
+            let computed = producer.presentInputs.filter { editor.graph.constants[$0] == nil }
+            guard depth > 0, let first = computed.first,
+                  convertible(producer, reading: first, region: Region(), in: editor) == false else { return nil }
+            var found: [Node] = []
+            for input in computed {
+                guard let behind = entryTransposes(behind: input, in: editor, depth: depth - 1, searched: &searched) else { return nil }
+                found += behind.filter { entry in !found.contains { $0.name == entry.name } }
+            }
+            return found
+        }()
+        searched[key] = .some(result)
+        return result
     }
 
     /// Whether `node` has an NHWC form when `value` (and its other computed inputs) turn NHWC;

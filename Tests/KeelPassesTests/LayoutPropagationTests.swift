@@ -203,6 +203,35 @@ final class LayoutPropagationTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// ConvFormer's block: the pre-norm transposes around a dense (its LayerNorm), then six ops
+    /// to the residual add (1×1 conv, StarReLU's square, scale and shift, depthwise, 1×1 conv). The
+    /// entry transpose that far behind the add still joins the region: every layer runs NHWC.
+    func testEntrySixOpsBehindAResidualAddJoinsTheRegion() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 6, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("stem", .conv2d, parameters: [(.kernel, [4, 4, 1, 1])], nchw)
+        builder.layer("norm_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.layer("norm", .dense, parameters: [(.kernel, [4, 4])])
+        builder.layer("norm_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("expand", .conv2d, parameters: [(.kernel, [8, 4, 1, 1])], nchw)
+        builder.layer("squared", .mul, inputs: ["expand", "expand"])
+        builder.literal("scale", [1])
+        builder.layer("scaled", .mul, inputs: ["scale", "squared"])
+        builder.literal("shift", [1])
+        builder.layer("shifted", .add, inputs: ["scaled", "shift"])
+        builder.layer("depthwise", .conv2d, parameters: [(.kernel, [8, 1, 3, 3])],
+                      nchw.merging(["padding": .string("same"), "groups": .int(8)]) { $1 })
+        builder.layer("project", .conv2d, parameters: [(.kernel, [4, 8, 1, 1])], nchw)
+        builder.layer("sum", .add, inputs: ["project", "stem"])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.count(.transpose), 0, result.explanations.joined(separator: "\n"))
+        XCTAssertTrue(result.graph.nodes.filter { $0.op == .conv2d }.allSatisfy { (try? $0.attributeReader.string("layout")) == "nhwc" }, printIR(result.graph))
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testRegionMixingWithAnUntransposedValueIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 4])
         builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
