@@ -204,11 +204,24 @@ public struct LayoutPropagation: Pass {
                 pending[name] = nil
             }
         } while !worklist.isEmpty
-        if let reason = pending.sorted(by: { $0.key < $1.key }).first?.value { return .failure(Rejection(reason)) }
+        // A reader still waiting mixes region values with values from outside (EfficientViT's
+        // residual add behind its attention's reshapes): it stays NCHW and reads the region's
+        // values through transposes back, as an op without an NHWC form does, when that pays.
+        let pendingReason = pending.sorted(by: { $0.key < $1.key }).first?.value
+        for name in pending.keys.sorted() {
+            guard let reader = editor.node(named: name) else { continue }
+            for input in reader.presentInputs where region.values.contains(input) && !region.boundaries.contains(where: { $0 == (input, name) }) {
+                // An entry transpose's own output has no NHWC value to transpose back.
+                if region.entries.contains(where: { editor.node(named: $0)?.outputs[0] == input }), let pendingReason {
+                    return .failure(Rejection(pendingReason))
+                }
+                region.boundaries.append((input, name))
+            }
+        }
         // A reader that joined the region later is no boundary.
         region.boundaries.removeAll { region.nodes.contains($0.reader) }
-        if let boundaryMessage, !region.boundaries.isEmpty, !region.paysForBoundaries(inserted: inserted, in: editor) {
-            return .failure(Rejection(boundaryMessage))
+        if !region.boundaries.isEmpty, !region.paysForBoundaries(inserted: inserted, in: editor) {
+            return .failure(Rejection(pendingReason ?? boundaryMessage ?? "its boundary transposes cost more than it computes"))
         }
         return .success(region)
     }

@@ -232,6 +232,29 @@ final class LayoutPropagationTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// EfficientViT's context module: a residual add reads the region's last convolution and the
+    /// output of ops without an NHWC form (its attention's reshapes). The add stays NCHW behind a
+    /// transpose back, shared with those ops; the convolutions before it still run NHWC.
+    func testAddMixingTheRegionWithAnOutsideValueReadsItThroughATransposeBack() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv1", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("conv2", .conv2d, parameters: [(.kernel, [4, 4, 1, 1])], nchw)
+        builder.layer("conv3", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("tokens", .reshape, ["shape": .ints([0, 4, 25])])
+        builder.layer("mixed", .softmax, ["axis": .int(-1)])
+        builder.layer("map", .reshape, ["shape": .ints([0, 4, 5, 5])])
+        builder.layer("sum", .add, inputs: ["conv3", "map"])
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertTrue(result.graph.nodes.filter { $0.op == .conv2d }.allSatisfy { (try? $0.attributeReader.string("layout")) == "nhwc" },
+                      printIR(result.graph))
+        XCTAssertEqual(result.graph.count(.transpose), 2, printIR(result.graph))
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testRegionMixingWithAnUntransposedValueIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 4])
         builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
