@@ -354,27 +354,36 @@ final class ONNXFoldingTests: XCTestCase {
     }
 
     /// BatchNormalization in training mode normalises by its input's own statistics. NF-Nets
-    /// standardise their filters this way, on a constant, so constant folding must produce
-    /// (w − mean_c)/sqrt(var_c + ε)·scale_c + bias_c per channel c, computed here directly.
+    /// standardise their filters this way, on a constant: (w − mean_c)/sqrt(var_c + ε)·scale_c +
+    /// bias_c per channel c, computed here directly. Read straight from the file the weight is
+    /// evaluated while importing; computed (here ×1) the written-out normalisation is, by constant
+    /// folding through the ops' references.
     func testTrainingModeBatchNormOnAWeightFolds() throws {
         let weight = (0..<24).map { Float(($0 * 7) % 11) - 3 }
         let (scale, bias, epsilon): ([Float], [Float], Float) = ([1, 2, 0.5, -1], [0, 0.25, -1, 3], 1e-3)
-        let imported = try importGraph([
-            node("BatchNormalization", ["weight", "scale", "bias", "mean", "variance"], "standardised",
-                 ["training_mode": .int(1), "epsilon": .float(epsilon)]),
-            node("Mul", ["x", "standardised"], "y"),
-        ], [floats("weight", weight, shape: [1, 4, 6]), floats("scale", scale), floats("bias", bias),
-            floats("mean", [9, 9, 9, 9]), floats("variance", [9, 9, 9, 9])], output: "y")
-        let folded = try ConstantFolding().run(imported).graph
-        XCTAssertEqual(folded.nodes.map(\.op), [.mul], describe(folded))
-        let values = try XCTUnwrap(folded.constants[folded.nodes[0].inputs[1]]?.data?.floats())
-        for channel in 0..<4 {
-            let row = weight[(channel * 6)..<(channel * 6 + 6)].map(Double.init)
-            let mean = row.reduce(0, +) / 6
-            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 6
-            for (index, value) in row.enumerated() {
-                let expected = (value - mean) / (variance + Double(epsilon)).squareRoot() * Double(scale[channel]) + Double(bias[channel])
-                XCTAssertEqual(Double(values[channel * 6 + index]), expected, accuracy: 1e-5, "channel \(channel), element \(index)")
+        for computed in [false, true] {
+            let batchNormInput = computed ? "weight_times_one" : "weight"
+            let imported = try importGraph([
+                node("Mul", ["weight", "one"], "weight_times_one"),
+                node("BatchNormalization", [batchNormInput, "scale", "bias", "mean", "variance"], "standardised",
+                     ["training_mode": .int(1), "epsilon": .float(epsilon)]),
+                node("Mul", ["x", "standardised"], "y"),
+            ], [floats("weight", weight, shape: [1, 4, 6]), floats("one", [1]), floats("scale", scale), floats("bias", bias),
+                floats("mean", [9, 9, 9, 9]), floats("variance", [9, 9, 9, 9])], output: "y")
+            XCTAssertEqual(imported.nodes.contains { $0.op == .reduceMean }, computed, describe(imported))
+            let folded = try ConstantFolding().run(imported).graph
+            XCTAssertEqual(folded.nodes.filter { $0.inputs.contains("x") }.map(\.op), [.mul], describe(folded))
+            let product = try XCTUnwrap(folded.nodes.first { $0.inputs.contains("x") })
+            let values = try XCTUnwrap(folded.constants[product.inputs[1]]?.data?.floats())
+            for channel in 0..<4 {
+                let row = weight[(channel * 6)..<(channel * 6 + 6)].map(Double.init)
+                let mean = row.reduce(0, +) / 6
+                let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 6
+                for (index, value) in row.enumerated() {
+                    let expected = (value - mean) / (variance + Double(epsilon)).squareRoot() * Double(scale[channel]) + Double(bias[channel])
+                    XCTAssertEqual(Double(values[channel * 6 + index]), expected, accuracy: 1e-5,
+                                   "computed \(computed), channel \(channel), element \(index)")
+                }
             }
         }
     }
