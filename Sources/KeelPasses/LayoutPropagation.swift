@@ -317,6 +317,7 @@ public struct LayoutPropagation: Pass {
                   Set(axes.compactMap { shape.normalizedAxis($0) }) == [2, 3], axes.count == 2 else { return nil }
             return !((try? reader.bool("keepdims")) ?? true)
         case .normalization:
+            if node.op == .instanceNorm { return wholeImageNormalization(around: node, in: editor) != nil ? false : nil }
             guard node.op == .batchNorm, node.inputs.first == value,
                   let axis = try? reader.int("axis"), axis == 1 || axis == -3 else { return nil }
             return false
@@ -348,6 +349,10 @@ public struct LayoutPropagation: Pass {
             guard node.op == .concat, node.presentInputs.allSatisfy({ editor.graph.constants[$0] == nil }) else { return nil }
             return false
         case .view:
+            if node.op == .reshape, let sandwich = wholeImageNormalization(around: node, in: editor),
+               [sandwich.flatten.name, sandwich.restore.name].contains(node.name) {
+                return false
+            }
             // With H = W = 1, NCHW and NHWC hold the same bytes: the global-pool-then-flatten tail.
             guard let shape = editor.graph.valueTypes[value]?.shape, shape.rank == 4,
                   shape[2] == .known(1), shape[3] == .known(1) else { return nil }
@@ -363,6 +368,31 @@ public struct LayoutPropagation: Pass {
             if node.op == .flatten { return (try? reader.int("axis")) == 1 ? true : nil }
             return nil
         }
+    }
+
+    /// GroupNorm with one group as PyTorch exports it: a reshape of an image to [N, 1, C·H·W], an
+    /// instance norm of that one channel, a reshape back to [N, C, H, W]. It normalises each image
+    /// over all its values, whatever their order, so the sandwich computes the same on NHWC values
+    /// with the last reshape's target permuted. `node` is any of the three; nil for anything else.
+    /// (PoolFormer's norms kept the whole network NCHW: its 1×1 convolutions on the NCHW GEMM.)
+    func wholeImageNormalization(around node: Node, in editor: GraphEditor) -> (flatten: Node, norm: Node, restore: Node)? {
+        var flatten = node
+        if node.op == .instanceNorm {
+            guard let producer = editor.producer(of: node.inputs[0]) else { return nil }
+            flatten = producer
+        } else if node.op == .reshape, let producer = editor.producer(of: node.inputs[0]), producer.op == .instanceNorm,
+                  let before = editor.producer(of: producer.inputs[0]) {
+            flatten = before
+        }
+        guard flatten.op == .reshape, let image = editor.graph.valueTypes[flatten.inputs[0]]?.shape, image.rank == 4,
+              let flat = editor.graph.valueTypes[flatten.outputs[0]]?.shape, flat.rank == 3, flat[1] == .known(1),
+              flat[0] == image[0], let norm = editor.soleConsumer(of: flatten.outputs[0]), norm.op == .instanceNorm,
+              norm.inputs.first == flatten.outputs[0], (try? norm.attributeReader.int("axis")).map({ $0 == 1 || $0 == -2 }) == true,
+              !editor.isGraphOutput(flatten.outputs[0]), !editor.isGraphOutput(norm.outputs[0]),
+              let restore = editor.soleConsumer(of: norm.outputs[0]), restore.op == .reshape, restore.inputs.first == norm.outputs[0],
+              editor.graph.valueTypes[restore.outputs[0]]?.shape == image,
+              image.dims.dropFirst().allSatisfy({ $0.value != nil }) else { return nil }
+        return (flatten, norm, restore)
     }
 
     /// The shape an NCHW-broadcast constant takes in NHWC, when its data order stays the same:
@@ -422,7 +452,13 @@ public struct LayoutPropagation: Pass {
                 if let axes = try? node.attributeReader.optionalInts("axes") {
                     node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] }.sorted())
                 }
-            case .flatten, .reshape:
+            case .reshape:
+                // The end of a whole-image normalisation restores the image in NHWC.
+                if let sandwich = wholeImageNormalization(around: node, in: editor), sandwich.restore.name == node.name,
+                   let image = editor.graph.valueTypes[node.outputs[0]]?.shape.dims.dropFirst().compactMap(\.value), image.count == 3 {
+                    node.attributes["shape"] = .ints([0, image[1], image[2], image[0]])
+                }
+            case .flatten:
                 break
             case .reduceMean:
                 // Keel's global average pool is the faster kernel for the same mean.

@@ -255,6 +255,30 @@ final class LayoutPropagationTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// PoolFormer's GroupNorm(1): reshape to [N, 1, C·H·W], instance norm, reshape back, then the
+    /// per-channel affine. Normalising an image over all its values does not depend on their
+    /// order, so the region runs through it in NHWC: the last reshape's target becomes [0, H, W, C].
+    func testWholeImageNormalizationJoinsTheRegion() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 6, 4])
+        builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
+        builder.layer("conv1", .conv2d, parameters: [(.kernel, [4, 4, 3, 3])], nchw.merging(["padding": .string("same")]) { $1 })
+        builder.layer("flat", .reshape, ["shape": .ints([0, 1, -1])])
+        builder.literal("one", [1])
+        builder.literal("zero", [1])
+        builder.layer("norm", .instanceNorm, inputs: ["flat", "one", "zero"], ["axis": .int(1), "epsilon": .float(1e-5)])
+        builder.layer("image", .reshape, ["shape": .ints([0, 4, 5, 6])])
+        builder.literal("gamma", [4, 1, 1])
+        builder.layer("scaled", .mul, inputs: ["image", "gamma"])
+        builder.layer("conv2", .conv2d, parameters: [(.kernel, [4, 4, 1, 1])], nchw)
+        builder.layer("to_nhwc", .transpose, ["perm": .ints([0, 2, 3, 1])])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [LayoutPropagation()])
+        XCTAssertEqual(result.graph.count(.transpose), 0, result.explanations.joined(separator: "\n"))
+        XCTAssertEqual(result.graph.nodes.first { $0.name == "image" }?.attributes.ints("shape"), [0, 5, 6, 4])
+        try assertEquivalent(graph, result.graph)
+    }
+
     func testRegionMixingWithAnUntransposedValueIsKept() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 4])
         builder.layer("to_nchw", .transpose, ["perm": .ints([0, 3, 1, 2])])
