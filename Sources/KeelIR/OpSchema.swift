@@ -100,7 +100,8 @@ public struct OpSchema: Sendable {
         self.onnxOpType = onnxOpType
         self.isKeelLayer = isKeelLayer
         // A view's values are its input's, read with another shape.
-        self.reference = reference ?? (aliasing == .view ? { try $0.input(0).values } : nil)
+        let viewValues: ReferenceEvaluation = { try $0.input(0).values }
+        self.reference = reference ?? (aliasing == .view ? viewValues : nil)
         self.inputs = inputs
         self.outputCount = outputCount
         self.minimumOutputCount = minimumOutputCount ?? outputCount

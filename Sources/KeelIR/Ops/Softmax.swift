@@ -23,13 +23,13 @@ extension OpRegistry {
         return [
             OpSchema(kind: .softmax, category: .reduction, epilogueActivation: { _ in .softmax }, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
             OpSchema(kind: .logSoftmax, category: .reduction, inputs: [.init("x")], attributes: [.init("axis", default: .int(-1))], inferTypes: along),
-            OpSchema(kind: .reduceMean, category: .reduction, reference: reductionReference(0, +, average: true),
+            OpSchema(kind: .reduceMean, category: .reduction, reference: reductionReference(0, { $0 + $1 }, average: true),
                      inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
-            OpSchema(kind: .reduceSum, category: .reduction, reference: reductionReference(0, +),
+            OpSchema(kind: .reduceSum, category: .reduction, reference: reductionReference(0, { $0 + $1 }),
                      inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
             OpSchema(kind: .reduceSumSquare, category: .reduction, reference: reductionReference(0, { $0 + $1 * $1 }),
                      inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
-            OpSchema(kind: .reduceProd, category: .reduction, reference: reductionReference(1, *),
+            OpSchema(kind: .reduceProd, category: .reduction, reference: reductionReference(1, { $0 * $1 }),
                      inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
         ]
     }
