@@ -122,7 +122,8 @@ final class WinogradSmallTileTests: XCTestCase {
 
     /// The rule, at the shapes it was measured on: a tile pays when it saves enough multiplies
     /// (more when its filter would grow by over 16 MiB, and none past 64 MiB), and of those that
-    /// pay the one whose multiplies plus filter streaming cost less wins.
+    /// pay the one whose multiplies plus filter streaming cost less wins. Without AVX-512 (here:
+    /// no SIMD level at all) a tile must save 720 multiplies per filter element.
     func testTileChoiceWeighsMultipliesFilterMemoryAndStreaming() {
         func choice(batch: Int, size: Int, inputs: Int = 512, outputs: Int = 512) -> WinogradTile? {
             Conv2D.defaultAlgorithm(for: geometry(batch, size, size, inputs: inputs, outputs: outputs)).winogradTile
@@ -134,9 +135,12 @@ final class WinogradSmallTileTests: XCTestCase {
         XCTAssertEqual(choice(batch: 1, size: 14), .small)
         XCTAssertEqual(choice(batch: 2, size: 14), .small)
         // 7×7 and 8×8 at batch 1 save too little with either tile (185/297, 320/432).
+        defer { CPUCapabilities.restoreDetected() }
+        CPUCapabilities.restrict(to: [])
         XCTAssertNil(choice(batch: 1, size: 7))
         XCTAssertNil(choice(batch: 1, size: 8, inputs: 448, outputs: 384))
         XCTAssertNil(choice(batch: 2, size: 8, inputs: 448, outputs: 384))
+        XCTAssertNil(choice(batch: 1, size: 10, inputs: 256, outputs: 256))
         XCTAssertEqual(choice(batch: 4, size: 7, inputs: 256, outputs: 256), .small)
         XCTAssertEqual(choice(batch: 4, size: 7), .small)
         // More tiles over the batch or the map: the large tile's fewer multiplies win.
@@ -154,5 +158,30 @@ final class WinogradSmallTileTests: XCTestCase {
         // Too few channels for the transforms to pay, whatever the size.
         XCTAssertNil(choice(batch: 8, size: 14, inputs: 8, outputs: 512))
         XCTAssertNil(choice(batch: 1, size: 56, inputs: 64, outputs: 15))
+    }
+
+    /// With AVX-512 in use a tile pays from 310 multiplies saved: 8×8 (320 on the small tile) and
+    /// 10×10 (500) layers at batch 1 take it, 7×7 ones (185 small, 297 large) stay on im2col.
+    func testTileChoiceWithWideVectorsPaysFromASmallerSaving() {
+        guard CPUCapabilities.detected.contains(.avx512) else {
+            print("Winograd tile choice: AVX-512 rule skipped: this CPU does not have AVX-512")
+            return
+        }
+        defer { CPUCapabilities.restoreDetected() }
+        CPUCapabilities.restrict(to: CPUCapabilities.detected)
+        func choice(batch: Int, size: Int, inputs: Int = 512, outputs: Int = 512) -> WinogradTile? {
+            Conv2D.defaultAlgorithm(for: geometry(batch, size, size, inputs: inputs, outputs: outputs)).winogradTile
+        }
+        XCTAssertNil(choice(batch: 1, size: 7))
+        XCTAssertNil(choice(batch: 1, size: 7, inputs: 128, outputs: 32))
+        // The large tile's filter (+18.6 MB) is over the budget; the small one saves 320.
+        XCTAssertEqual(choice(batch: 1, size: 8, inputs: 448, outputs: 384), .small)
+        XCTAssertEqual(choice(batch: 1, size: 10, inputs: 256, outputs: 256), .small)
+        XCTAssertEqual(choice(batch: 8, size: 5), .small)
+        // What paid before still does, with the same tile.
+        XCTAssertEqual(choice(batch: 1, size: 14, inputs: 256, outputs: 256), .small)
+        XCTAssertEqual(choice(batch: 8, size: 7), .large)
+        XCTAssertNil(choice(batch: 8, size: 7, inputs: 1024, outputs: 1024))
+        XCTAssertNil(choice(batch: 8, size: 14, inputs: 8, outputs: 512))
     }
 }
