@@ -30,8 +30,8 @@ public enum LineWinograd {
 
     /// Whether it should: when im2col's multiplies, k per output pixel, cost at least as much as
     /// the line's, k + 3 per tile, with the transforms' share. Both stream their filter once per
-    /// call, counted as `Winograd.filterStreamTiles` more pixels or tiles, so a batch-1 layer with
-    /// few tiles keeps im2col. The transforms cost the products about `transformChannels` / c more
+    /// call, counted as `filterStreamPixels` more pixels or tiles, so a batch-1 layer with few
+    /// tiles keeps im2col. The transforms cost the products about `transformChannels` / c more
     /// (c the fewer of the input and output channels): measured one thread, per layer against
     /// im2col on the same product (17×17 and 35×35, batch 1 and 8, 16–128 channels), 1×7 broke
     /// even near 32 channels and ran 1.8–2.1× faster at 128; 1×3 broke even near 48–64 channels
@@ -42,13 +42,19 @@ public enum LineWinograd {
         guard channels >= Winograd.minimumChannels else { return false }
         let tiling = LineTiling(geometry)
         let pixels = geometry.batch * geometry.output.height * geometry.output.width
-        let im2col = Double(taps * (pixels + Winograd.filterStreamTiles))
-        let line = Double(tiling.points * (tiling.tiles + Winograd.filterStreamTiles))
+        let im2col = Double(taps * (pixels + filterStreamPixels))
+        let line = Double(tiling.points * (tiling.tiles + filterStreamPixels))
             * (1 + transformChannels / Double(channels))
         return im2col >= line
     }
 
     static let transformChannels = 40.0
+    /// Half the 2-D tiles' `Winograd.filterStreamTiles`: with 26, Inception's 8×8 1×3 and 3×1
+    /// layers at batch 1 (384 and 192–256 channels) kept im2col, and on the line they ran 1.2–1.4×
+    /// faster (Zen 4, per-layer sums: InceptionV3's eight 2.42 → 1.62 ms on two threads, 4.39 →
+    /// 3.05 on one; InceptionResNetV2's twenty 2.0 → 1.6). Its 5×5 ones at batch 1 (224² input)
+    /// stay on im2col, where the line ran 10% slower.
+    static let filterStreamPixels = 13
 
     static func blocking(_ geometry: Conv2DGeometry) -> WinogradBlocking {
         let tiling = LineTiling(geometry)

@@ -156,11 +156,12 @@ final class LineWinogradTests: XCTestCase {
         XCTAssertEqual(fromHWIO.withUnsafeValues(Array.init), fromOIHW.withUnsafeValues(Array.init))
     }
 
-    /// Inception's 17×17 1×7 and 7×1 layers pay at batch 1; its 8×8 1×3 and 3×1 ones only at batch
-    /// 8, where there are enough tiles to stream the larger filter for (per layer, one thread, the
-    /// picks ran 1.6–2.0× faster than im2col at batch 1 and 1.7–1.8× at batch 8). Thin layers keep
-    /// im2col: a 1×7 one broke even near 32 channels, a 1×3 one near 48–64. Other kernels,
-    /// strides, layouts and groups stay where they were.
+    /// Inception's 17×17 1×7 and 7×1 layers pay at batch 1, and so do its 8×8 1×3 and 3×1 ones;
+    /// 5×5 ones (a 224² input) only at batch 8, where there are enough tiles to stream the larger
+    /// filter for (per layer, one thread, the picks ran 1.6–2.0× faster than im2col at batch 1 and
+    /// 1.7–1.8× at batch 8; 8×8 at batch 1 1.4×). Thin layers keep im2col: a 1×7 one broke even
+    /// near 32 channels, a 1×3 one near 48–64. Other kernels, strides, layouts and groups stay
+    /// where they were.
     func testDispatch() {
         func algorithm(_ batch: Int, _ size: Int, _ channels: Int, _ kernel: Size2D, stride: Int = 1,
                        layout: ActivationLayout = .nhwc, groups: Int = 1) -> Conv2DAlgorithm {
@@ -175,7 +176,10 @@ final class LineWinogradTests: XCTestCase {
         XCTAssertEqual(algorithm(1, 35, 128, Size2D(1, 3)), .lineWinograd)
         XCTAssertEqual(algorithm(1, 35, 32, Size2D(1, 3)), .im2colGEMM)
         XCTAssertEqual(algorithm(8, 17, 48, Size2D(1, 3)), .im2colGEMM)
-        XCTAssertEqual(algorithm(1, 8, 384, Size2D(1, 3)), .im2colGEMM)
+        XCTAssertEqual(algorithm(1, 8, 384, Size2D(1, 3)), .lineWinograd)
+        XCTAssertEqual(algorithm(1, 8, 192, Size2D(3, 1)), .lineWinograd)
+        XCTAssertEqual(algorithm(1, 5, 384, Size2D(1, 3)), .im2colGEMM)
+        XCTAssertEqual(algorithm(8, 5, 384, Size2D(1, 3)), .lineWinograd)
         XCTAssertEqual(algorithm(8, 8, 384, Size2D(3, 1)), .lineWinograd)
         XCTAssertEqual(algorithm(1, 17, 160, Size2D(1, 7), layout: .nchw), .im2colGEMM)
         XCTAssertEqual(algorithm(1, 17, 160, Size2D(1, 7), stride: 2), .im2colGEMM)
