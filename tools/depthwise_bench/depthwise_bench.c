@@ -1,8 +1,8 @@
 /* Times the kernel table's NHWC depthwise convolution on one thread over MobileNet/MNASNet/
  * EfficientNet layer shapes (batch 1, "same" padding, bias and ReLU6 fused): best of 7 repetitions
  * of `seconds` each, input and output warm in cache as in a model whose previous layer just wrote
- * them. KEEL_SIMD=avx2 times the AVX2 body on an AVX-512 machine. Usage: depthwise_bench
- * [shape filter] [seconds]. */
+ * them. KEEL_SIMD=avx2 times the AVX2 body on an AVX-512 machine; DEPTHWISE_BENCH_SWISH=1 fuses swish
+ * instead of ReLU6 (EfficientNet's layers). Usage: depthwise_bench [shape filter] [seconds]. */
 #include "keel_kernels.h"
 
 #include <stdio.h>
@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
             .input_height = h, .input_width = w, .output_height = oh, .output_width = ow,
             .kernel_height = k, .kernel_width = k, .stride_height = stride, .stride_width = stride,
             .dilation_height = 1, .dilation_width = 1, .pad_top = pad, .pad_left = pad, .channels_last = 1,
-            .epilogue = { .bias = bias, .activation = KEEL_ACTIVATION_CLIP, .parameter0 = 0, .parameter1 = 6 },
+            .epilogue = { .bias = bias, .activation = getenv("DEPTHWISE_BENCH_SWISH") ? KEEL_ACTIVATION_SWISH : KEEL_ACTIVATION_CLIP, .parameter0 = 0, .parameter1 = 6 },
         };
         const ptrdiff_t units = keel_depthwise_conv_work_count(&conv);
         float *scratch = filled((size_t)keel_depthwise_conv_scratch_count(&conv) + 16);
