@@ -89,6 +89,16 @@ def keel_check(keel, model, input_path, reference, work):
     return error, None
 
 
+def runs_for(arguments, model, input_path, engines, cap=1000):
+    """Timed runs that last about --min-seconds, from a short probe of the first engine."""
+    if arguments.min_seconds <= 0 or not engines:
+        return 0
+    probe = {"keel": lambda: keel_bench(arguments.keel, model, input_path, arguments.threads, 3, 1),
+             "ort": lambda: ort_bench(model, input_path, arguments.threads, 3, 1),
+             "openvino": lambda: openvino_bench(model, input_path, arguments.threads, 3, 1)}[engines[0]]()
+    return min(cap, math.ceil(arguments.min_seconds * 1000 / max(probe["median_ms"], 1e-3)))
+
+
 def measure(arguments, model, input_path, batch, iterations):
     rounds = {engine: [] for engine in arguments.engines}
     for round_ in range(arguments.rounds):
@@ -130,6 +140,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=10, help="timed runs per process at batch 1 (fewer above)")
+    parser.add_argument("--min-seconds", type=float, default=1.0,
+                        help="at least this long of timed runs per process: a small model's ten runs took 40 ms, "
+                             "shorter than the host's slow spells, which then decided a whole round")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -157,6 +170,7 @@ def main():
             error, failure = keel_check(arguments.keel, model, input_path, reference, work)
             engines = [e for e in arguments.engines if e != "keel" or failure is None]
             iterations = arguments.iterations if batch == 1 else max(2, arguments.iterations * 2 // batch)
+            iterations = max(iterations, runs_for(arguments, model, input_path, engines))
             timing = measure(argparse.Namespace(**{**vars(arguments), "engines": engines}), model, input_path, batch,
                              iterations)
             row = {"model": name, "batch": batch, "error": error, "failure": failure, **timing}
@@ -203,7 +217,7 @@ def write_report(arguments, manifest, rows, notes):
              f"{cpu}, {os.cpu_count()} cores; onnxruntime {versions[0] if versions else '?'}, "
              f"OpenVINO {versions[1] if len(versions) > 1 else '?'}. Models from {built} (random weights, "
              "BatchNorm statistics calibrated on a random batch). Median ms over "
-             f"{arguments.rounds} interleaved rounds (each round a process's median of its timed runs); RSS is each process's peak (ORT's and OpenVINO's include "
+             f"{arguments.rounds} interleaved rounds (each round a process's median of its timed runs, at least {arguments.iterations} of them and about {arguments.min_seconds:g} s in all); RSS is each process's peak (ORT's and OpenVINO's include "
              "Python); load is Keel's parse + compile + weight preparation, ORT's session creation, OpenVINO's "
              "read + compile. \"Keel is\" = the median over rounds of peer ms / Keel ms in the same round (above 1: "
              "Keel is faster). err = max|keel − ort| / "
