@@ -31,7 +31,7 @@ extension Winograd {
     /// 14×14 at batch 1 (980) 1.5–2.2× faster, 8×8 448→384 (320) 1.3× slower, 7×7 512→512 (185)
     /// level. Both sides need enough channels for the transforms to cost less than the
     /// multiplies they save. Those measurements are older than the tile kernels AVX-512 runs
-    /// now, which pay from a smaller saving (`wideVectorMinimumSavedMultiplies`).
+    /// now, which pay from a smaller saving (`simdMinimumSavedMultiplies`).
     ///
     /// The transformed filter stays resident in place of the 3×3 one, (points − 9)·inputs·outputs
     /// floats more: 28 MB for a 512→512 layer on the large tile, which on VGG16's three 14×14
@@ -63,18 +63,21 @@ extension Winograd {
 
     static let minimumChannels = 16
     /// Between the 432 of the fastest im2col layers measured and the 1188 of the slowest, on the
-    /// kernels of the time; kept where AVX-512 is not in use, as it has not been measured again.
-    static let narrowVectorMinimumSavedMultiplies = 720
-    /// Between 297 and 320, remeasured on AVX-512 (Zen 4, two threads, per-layer minima) with
-    /// today's tile kernels: 8×8 layers on the small tile (320) ran 1.6–1.75× faster than im2col
+    /// kernels of the time; kept for the levels not measured again (no x86 SIMD level in use).
+    static let unmeasuredMinimumSavedMultiplies = 720
+    /// Between 297 and 320, remeasured with today's tile kernels (Zen 4, two threads, per-layer
+    /// minima). AVX-512: 8×8 layers on the small tile (320) ran 1.6–1.75× faster than im2col
     /// (InceptionV3's 448→384 1.05 → 0.59 ms, CSPDarknet53's 512→512 1.53 → 0.95), 10×10 ones
     /// (500) 1.5× (ResNet50 at 160×160, 256→256: 0.62 → 0.41), 5×5 at batch 8 (648) 1.4×; 7×7
-    /// ones on the large tile (297) level (DenseNet121's 128→32, GoogLeNet's 160→320).
-    static let wideVectorMinimumSavedMultiplies = 310
+    /// ones on the large tile (297) level (DenseNet121's 128→32, GoogLeNet's 160→320). The AVX2
+    /// bodies on the same cores alike: 8×8 1.26 → 0.63 ms (InceptionV3), 1.6 → 1.0 (CSPDarknet53),
+    /// 10×10 0.73 → 0.43.
+    static let simdMinimumSavedMultiplies = 310
 
-    /// The saving a tile needs at the vector width in use.
+    /// The saving a tile needs with the kernels in use.
     static var minimumSavedMultiplies: Int {
-        CPUCapabilities.inUse.contains(.avx512) ? wideVectorMinimumSavedMultiplies : narrowVectorMinimumSavedMultiplies
+        CPUCapabilities.inUse.contains(.avx2) || CPUCapabilities.inUse.contains(.avx512)
+            ? simdMinimumSavedMultiplies : unmeasuredMinimumSavedMultiplies
     }
     /// Bytes the Winograd filter may add over the 3×3 one before a layer needs the larger saving:
     /// ResNet50's and Inception's 256-channel 14×14 layers (7 MB on the large tile) stay under

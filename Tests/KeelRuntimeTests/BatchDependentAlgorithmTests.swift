@@ -7,7 +7,7 @@ import XCTest
 @testable import KeelRuntime
 
 /// A 7×7 layer has 16 small (F(2×2)) Winograd tiles an image: im2col at batch 1, Winograd at
-/// batch 4 (at 8×8 AVX-512 takes the tile at batch 1 too). The prepare phase packs the filter for batch 1 before any plan exists and releases
+/// batch 4 (at 8×8, with AVX2 or AVX-512, it takes the tile at batch 1 too). The prepare phase packs the filter for batch 1 before any plan exists and releases
 /// the original; a batch-4 plan derives the Winograd form from the packed one. Whichever batch
 /// runs first, each batch gives the same bits as a model compiled for that batch alone.
 final class BatchDependentAlgorithmTests: XCTestCase {
