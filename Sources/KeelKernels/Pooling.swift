@@ -318,8 +318,9 @@ public enum Pooling {
     /// Channels a global pool's slice starts on a multiple of: whole AVX-512 vectors.
     private static let globalPoolSliceAlignment = 16
 
-    /// Input bytes above which a global pool stays whole: larger maps (56×56×96 and up) streamed
-    /// from L3 measured 1.1–1.3× slower split over channels, smaller ones 0.6–0.85×.
+    /// Input bytes above which a global pool is not split over channels: larger maps (56×56×96 and
+    /// up) streamed from L3 measured 1.1–1.3× slower so, smaller ones 0.6–0.85×. Images above it
+    /// are split over pixels instead (`globalPoolSplitsPixels`).
     private static let globalPoolSliceBytes = 1 << 20
 
     /// Slices of channels an NHWC global pool runs as when it has fewer images than threads: one
@@ -329,6 +330,60 @@ public enum Pooling {
         guard batch < context.threads, elements >= 2 * parallelGrain,
               elements * MemoryLayout<Float>.size <= globalPoolSliceBytes else { return 1 }
         return max(1, min(context.threads, channels / globalPoolSliceAlignment))
+    }
+
+    /// Bands of pixels a large NHWC global pool splits each image into. Fixed, not one per thread,
+    /// and chosen by the image's size alone, so the bits depend neither on the thread count nor on
+    /// the batch.
+    static let globalPoolPixelBandCount = 2
+
+    /// Whether an image too large to split over channels (`globalPoolSliceBytes`) is pooled in
+    /// bands of pixels: the map's top and bottom halves, which the layers before wrote from each
+    /// thread's own core, so at batch 1 each thread reads its own cache rather than half of every
+    /// pixel from the other's (EfficientNet-B0's 112×112×32 to 56×56×144 pools on Zen 4, two
+    /// threads: 45–73 GB/s whole, 100–130 in bands).
+    static func globalPoolSplitsPixels(channels: Int, spatial: Int) -> Bool {
+        spatial >= globalPoolPixelBandCount && spatial * channels * MemoryLayout<Float>.size > globalPoolSliceBytes
+    }
+
+    /// Each band's pool into scratch, then the bands combined in band order.
+    private static func globalPoolPixelBands(_ description: keel_pool2d, kernel: keel_pool_rows_fn, average: Bool,
+                                             batch: Int, channels: Int, spatial: Int, context: KernelContext) {
+        let bands = globalPoolPixelBandCount
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: bands * batch * channels)
+        defer { partials.deallocate() }
+        func pixels(_ band: Int) -> Range<Int> { spatial * band / bands..<spatial * (band + 1) / bands }
+        context.forEachChunk(bands * batch, minimumChunk: 1) { range in
+            for item in range {
+                let (image, band) = (item / bands, item % bands)
+                let span = pixels(band)
+                var call = description
+                call.input = description.input + (image * spatial + span.lowerBound) * channels
+                call.output = partials + item * channels
+                call.batch = 1
+                call.input_width = span.count
+                call.window_width = span.count
+                kernel(&call, 0, 1)
+            }
+        }
+        for image in 0..<batch {
+            let target = description.output + image * channels
+            for band in 0..<bands {
+                let partial = partials + (image * bands + band) * channels
+                if average {
+                    let weight = Float(pixels(band).count) / Float(spatial)
+                    if band == 0 {
+                        for channel in 0..<channels { target[channel] = partial[channel] * weight }
+                    } else {
+                        for channel in 0..<channels { target[channel] += partial[channel] * weight }
+                    }
+                } else if band == 0 {
+                    target.update(from: partial, count: channels)
+                } else {
+                    for channel in 0..<channels { target[channel] = propagatingMax(target[channel], partial[channel]) }
+                }
+            }
+        }
     }
 
     private static func globalPool(average: Bool, _ input: UnsafeBufferPointer<Float>,
@@ -349,6 +404,11 @@ public enum Pooling {
                                            window: Size2D(1, spatial), stride: Size2D(1, 1))
                 let description = kernelDescription(average ? .average(countIncludePad: false) : .max, whole, source,
                                                     destination)
+                if globalPoolSplitsPixels(channels: channels, spatial: spatial) {
+                    globalPoolPixelBands(description, kernel: kernel, average: average, batch: batch, channels: channels,
+                                         spatial: spatial, context: context)
+                    return
+                }
                 let slices = globalPoolChannelSlices(batch: batch, channels: channels, spatial: spatial, context: context)
                 guard slices > 1 else {
                     context.forEachChunk(batch, minimumChunk: max(1, parallelGrain / (spatial * channels))) { range in

@@ -130,10 +130,12 @@ final class PoolingFamilyTests: XCTestCase {
     }
 
     /// At batch 1 an NHWC global pool splits each pixel's channels between threads (slices of whole
-    /// vectors, a ragged last one): against the reference, and the same bits at 1, 2 and 3 threads.
+    /// vectors, a ragged last one), and a map above 1 MB its pixels (two bands, an odd count):
+    /// against the reference, and the same bits at 1, 2 and 3 threads.
     func testGlobalPoolingSplitOverChannelsMatchesAtEveryThreadCount() throws {
         try forEachCapabilitySet(testing: "global pooling over channel slices") { capabilities in
-            for (channels, size) in [(37, Size2D(29, 31)), (70, Size2D(20, 20)), (16, Size2D(64, 64)), (200, Size2D(7, 7))] {
+            for (channels, size) in [(37, Size2D(29, 31)), (70, Size2D(20, 20)), (16, Size2D(64, 64)), (200, Size2D(7, 7)),
+                                     (37, Size2D(85, 87))] {
                 let spatial = size.height * size.width
                 let input = seededValues(channels * spatial, seed: UInt64(channels + 3))
                 let window = Pool2DGeometry(batch: 1, channels: channels, input: size, output: Size2D(1, 1),
@@ -167,7 +169,7 @@ final class PoolingFamilyTests: XCTestCase {
     func testGlobalPoolingMatchesTheNaiveReference() throws {
         try forEachCapabilitySet(testing: "global pooling") { capabilities in
             for (batch, channels, size) in [(2, 7, Size2D(5, 3)), (1, 33, Size2D(1, 1)), (3, 1, Size2D(7, 7)),
-                                            (2, 70, Size2D(9, 9))] {
+                                            (2, 70, Size2D(9, 9)), (3, 19, Size2D(121, 117))] {
                 for layout in [ActivationLayout.nhwc, .nchw] {
                     let spatial = size.height * size.width
                     let input = seededValues(batch * channels * spatial, seed: UInt64(channels))
