@@ -42,6 +42,7 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case reduceSum = "reduce_sum"
     case reduceSumSquare = "reduce_sum_square"
     case reduceProd = "reduce_prod"
+    case cumulativeSum = "cumsum"   // inputs: x   (running sums along `axis`; ONNX CumSum)
 
     // Data movement.
     case reshape, flatten, transpose, concat, pad, slice, gather, squeeze, unsqueeze, cast

@@ -97,6 +97,7 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
     "ReduceProd": { try translateReduce($0, op: .reduceProd, axesInputSince: 18) },
     "ReduceL1": { try translateNormReduce($0, squares: false) },
     "ReduceL2": { try translateNormReduce($0, squares: true) },
+    "CumSum": translateCumulativeSum,
     "Einsum": translateEinsum,
 ]
 

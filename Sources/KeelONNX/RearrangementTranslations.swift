@@ -48,11 +48,12 @@ func translateExpand(_ context: NodeContext) throws {
     guard context.hasInput(1), let target = context.importer.values[context.node.inputs[1]]?.known?.elements else {
         throw context.fail("needs a shape input known at import time or computed from shapes")
     }
-    try emitExpand(context, to: target)
+    try emitExpand(context, try context.input(0), shape: context.shape(0), to: target)
 }
 
-/// An expand node broadcasting input 0 to `target`, whose extents may be run-time sizes.
-private func emitExpand(_ context: NodeContext, to target: [SymbolicInt]) throws {
+/// An expand node broadcasting `input` (of `shape`, when known) to `target`, whose extents may
+/// be run-time sizes.
+func emitExpand(_ context: NodeContext, _ input: String, shape inputShape: [Dim?]?, to target: [SymbolicInt]) throws {
     var shape: [Int] = []
     var symbols: [String] = []
     for element in target {
@@ -70,7 +71,7 @@ private func emitExpand(_ context: NodeContext, to target: [SymbolicInt]) throws
     var attributes: [String: AttributeValue] = ["shape": .ints(shape)]
     if symbols.contains(where: { !$0.isEmpty }) { attributes["symbols"] = .strings(symbols) }
     let dims = zip(shape, symbols).map { extent, symbol -> Dim? in symbol.isEmpty ? .known(extent) : .scaled(symbol, by: extent) }
-    context.emit(.expand, [try context.input(0)], attributes, shape: broadcastShapes(context.shape(0), dims))
+    context.emit(.expand, [input], attributes, shape: broadcastShapes(inputShape, dims))
 }
 
 func translateTile(_ context: NodeContext) throws {
@@ -108,7 +109,7 @@ private func translateTileByRunTimeSize(_ context: NodeContext, repeats: [Symbol
             throw context.fail("repeats an axis of extent \(dim?.description ?? "?") a run-time number of times; only axes of extent 1 can be")
         }
     }
-    try emitExpand(context, to: target)
+    try emitExpand(context, try context.input(0), shape: context.shape(0), to: target)
 }
 
 /// DepthToSpace (with `mode`) and SpaceToDepth over NCHW images.

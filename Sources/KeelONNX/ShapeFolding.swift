@@ -107,8 +107,15 @@ extension GraphImporter {
             define(try shapeOf(node.inputs[0], context: context))
             return true
         case "ConstantOfShape":
-            guard let extents = known(0)?.constants, extents.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
+            guard let target = known(0)?.elements else {
                 throw context.fail("its shape input depends on a run-time size, so the tensor cannot be built at import time")
+            }
+            // Run-time sizes (EdgeNeXt fills a mask of the batch's shape): the fill is the same at
+            // every index, so it is a constant of extent 1 there, expanded when the plan binds them.
+            let symbolic = target.map(\.isPositiveSize)
+            let extents = zip(target, symbolic).map { element, isSymbolic in isSymbolic ? 1 : element.constant ?? -1 }
+            guard extents.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
+                throw context.fail("its shape \(target.map { $0.dim?.description ?? "?" }) has an extent that is negative or unknown at import time")
             }
             let shape = extents.map { Int($0) }
             let fill = try context.optionalTensorAttribute("value") ?? TensorData(floats: [0], shape: [1])
@@ -125,7 +132,12 @@ extension GraphImporter {
                 }
             }
             let data = TensorData(dtype: fill.dtype, shape: shape, storage: TensorStorage(copying: bytes))
-            addConstant(name: uniqueName(output), data: data, onnxName: output)
+            guard symbolic.contains(true) else {
+                addConstant(name: uniqueName(output), data: data, onnxName: output)
+                return true
+            }
+            let filled = context.addLiteral("filled", data)
+            try emitExpand(context, filled, shape: shape.map { .known($0) }, to: target)
             return true
         case "Identity":
             // PyTorch's exporter shares equal weights through Identity: the output is the same constant.
@@ -244,7 +256,9 @@ extension GraphImporter {
             let keepdims = try context.int("keepdims", default: 1) != 0
             define(.tensor(dtype: dtype, shape: keepdims ? [1] : [], elements: [product]))
             return true
-        case "Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "Less", "Greater" where hasRunTimeSize(known(0), known(1)):
+        case "Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "Less", "Greater":
+            // Numbers alone are the reference evaluator's; run-time sizes the symbolic folder's.
+            guard hasRunTimeSize(known(0), known(1)) else { return try foldThroughReference(context, known: known, define: define) }
             guard let left = known(0), let right = known(1), let result = elementwise(node.opType, left, right) else { return false }
             define(result)
             return true

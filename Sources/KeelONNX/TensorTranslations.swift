@@ -224,6 +224,18 @@ func translateReduce(_ context: NodeContext, op: OpKind, axesInputSince: Int) th
     context.emit(op, [try context.input(0)], attributes, shape: output)
 }
 
+/// CumSum: the axis is an input, and must be a constant (one integer).
+func translateCumulativeSum(_ context: NodeContext) throws {
+    guard let axes = try context.constantInts(1), axes.count == 1 else {
+        throw context.fail("needs its axis (input 1) as one constant integer")
+    }
+    let attributes: [String: AttributeValue] = [
+        "axis": .int(axes[0]), "exclusive": .bool(try context.int("exclusive", default: 0) != 0),
+        "reverse": .bool(try context.int("reverse", default: 0) != 0),
+    ]
+    context.emit(.cumulativeSum, [try context.input(0)], attributes, shape: context.shape(0))
+}
+
 /// ReduceL1 and ReduceL2 as the sum of |x| and the square root of the sum of x² (PyTorch's
 /// F.normalize, as in Swin V2's cosine attention, exports ReduceL2).
 func translateNormReduce(_ context: NodeContext, squares: Bool) throws {

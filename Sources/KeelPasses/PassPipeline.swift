@@ -53,6 +53,7 @@ public struct PassPipeline {
     /// Every optimising pass by name, in the order -O2 runs them.
     public static let registry: [(name: String, make: () -> any Pass)] = [
         ("identity-removal", { IdentityRemoval() }),
+        ("expand-sinking", { ExpandSinking() }),
         ("constant-folding", { ConstantFolding() }),
         ("layer-norm-recognition", { LayerNormRecognition() }),
         ("gelu-recognition", { GeluRecognition() }),
@@ -77,7 +78,8 @@ public struct PassPipeline {
 
     public static var availablePassNames: [String] { registry.map(\.name) }
 
-    /// -O0: nothing. -O1: identity removal, constant folding, layer norm, GELU and attention recognition,
+    /// -O0: nothing. -O1: identity removal, expands of constants moved below what computes alike at
+    /// every expanded index, constant folding, layer norm, GELU and attention recognition,
     /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus NCHW inputs offered
     /// as NHWC and layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
@@ -89,11 +91,11 @@ public struct PassPipeline {
         case .O0:
             return PassPipeline(passes: [])
         case .O1:
-            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
+            return PassPipeline(passes: [IdentityRemoval(), ExpandSinking(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
                                          HardSwishRecognition(), AttentionRecognition(), TransposeCancellation(),
                                          DeadCodeElimination()])
         case .O2:
-            return PassPipeline(passes: [IdentityRemoval(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
+            return PassPipeline(passes: [IdentityRemoval(), ExpandSinking(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
                                          HardSwishRecognition(), AttentionRecognition(), TransposeCancellation(), ShuffleToGather(),
                                          ChannelsLastConversion(),
                                          LayoutPropagation(),

@@ -285,6 +285,35 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertEqual(filled.data?.floats(), Array(repeating: 2.5, count: 24))
     }
 
+    /// A fill of the batch's shape (EdgeNeXt's mask, [N,4,6] from Shape(x)) is one value at every
+    /// index: a [1,4,6] literal expanded to the batch when the plan binds it. CumSum reads its axis
+    /// from a constant input; one of floats is refused by name.
+    func testConstantOfShapeWithTheBatchBecomesAnExpand() throws {
+        let graph = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("ConstantOfShape", ["shape"], "filled", ["value": .tensor(TensorData(floats: [2.5], shape: [1]))]),
+            node("CumSum", ["filled", "two"], "summed", ["reverse": .int(1)]),
+            node("Add", ["x", "summed"], "y"),
+        ], [ints("two", [2], scalar: true)], output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.expand, .cumulativeSum, .add], describe(graph))
+        XCTAssertEqual(graph.nodes[0].attributes.ints("shape"), [1, 4, 6])
+        XCTAssertEqual(graph.nodes[0].attributes.strings("symbols"), ["N", "", ""])
+        let filled = try XCTUnwrap(graph.constants[graph.nodes[0].inputs[0]])
+        XCTAssertEqual(filled.type, TensorType(.float32, [1, 4, 6]))
+        XCTAssertEqual(filled.data?.floats(), Array(repeating: 2.5, count: 24))
+        XCTAssertEqual(graph.nodes[1].attributes["axis"], .int(2))
+        XCTAssertEqual(graph.nodes[1].attributes["exclusive"], .bool(false))
+        XCTAssertEqual(graph.nodes[1].attributes["reverse"], .bool(true))
+
+        let error = onnxError({
+            _ = try importGraph([
+                node("Shape", ["x"], "shape"),
+                node("CumSum", ["x", "axis"], "y"),
+            ], [floats("axis", [2])], output: "y")
+        })
+        XCTAssertTrue(error?.description.contains("CumSum node 'y': input 'axis' must hold integers") ?? false, String(describing: error))
+    }
+
     /// Constant nodes and integer Cast/Identity chains fold; a Constant's value is kept.
     func testConstantNodes() throws {
         let graph = try importGraph([

@@ -34,10 +34,10 @@ final class PassPipelineTests: XCTestCase {
     func testLevelsListTheirPassesInOrder() {
         XCTAssertEqual(PassPipeline.standard(level: .O0).passNames, [])
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
-                       ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
+                       ["identity-removal", "expand-sinking", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
-                       ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
+                       ["identity-removal", "expand-sinking", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "shuffle-to-gather", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "pool-before-pointwise-conv", "stride-hoisting", "max-pool-fusion",
@@ -152,9 +152,9 @@ final class PassRegistryTests: XCTestCase {
             XCTAssertEqual(try PassPipeline(named: names).passNames, names, "-O\(level.rawValue)")
         }
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
-                       ["identity-removal", "constant-folding", "layer-norm-recognition", "gelu-recognition",
+                       ["identity-removal", "expand-sinking", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 20)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 21)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {

@@ -19,7 +19,7 @@ final class WeightReleaseTests: XCTestCase {
         logits = dense(4)
         output logits
         """
-        var graph = try seededGraph(source, path: "small.keel", seed: 5)
+        let graph = try seededGraph(source, path: "small.keel", seed: 5)
         var generator = SplitMix64(seed: 3)
         func input(_ batch: Int) throws -> Tensor {
             try Tensor(shape: [batch, 16, 16, 3], values: (0..<(batch * 768)).map { _ in Float(generator.nextUnit() * 2 - 1) })

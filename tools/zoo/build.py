@@ -127,15 +127,16 @@ EXTRA_TORCH_MODELS = [
 # input size. Their ops are timm's own: TensorFlow-style "SAME" padding computed in floats, weight-
 # standardised filters (NF-Nets), Fourier positional encodings (XCiT), attention biases (LeViT),
 # unfold/fold by reshapes (MobileViT), pooling token mixers (PoolFormer), reparameterised blocks.
-# Not here: EdgeNeXt (its positional encoding fills a tensor of the run-time batch's shape, which
-# Keel refuses), EVA-02 (its export fails in torch), ConvMixer and LeViT (random weights make their
+# EdgeNeXt's positional encoding fills a mask of the run-time batch's shape and numbers its pixels
+# with CumSum (the importer expands a constant; expand sinking lets constant folding compute it).
+# Not here: EVA-02 (its export fails in torch), ConvMixer and LeViT (random weights make their
 # fp32 outputs chaotic: against PyTorch's own fp64 output ConvMixer's fp32 one misses by 1.2× the
 # tolerance; LeViT-128S's, on one of 8 images, by 11×, ONNX Runtime's by 18×, Keel's by 43×).
 TIMM_MODELS = [
     "resnet50d", "tf_efficientnet_b0", "regnety_016", "convnext_nano", "vit_small_patch16_224", "deit_small_patch16_224",
     "mobilevit_s", "efficientformer_l1", "fastvit_t8", "poolformer_s12", "caformer_s18", "coatnet_0_rw_224",
     "nf_resnet50", "xcit_nano_12_p16_224", "pvt_v2_b0", "ghostnet_100", "rexnet_100", "cspdarknet53", "hrnet_w18_small",
-    "res2net50_26w_4s", "resnest50d", "efficientvit_b0", "mobilenetv4_conv_small", "mixnet_s", "repvgg_a2",
+    "res2net50_26w_4s", "resnest50d", "efficientvit_b0", "mobilenetv4_conv_small", "mixnet_s", "repvgg_a2", "edgenext_small",
 ]
 
 

@@ -20,7 +20,7 @@ public enum OpRegistry {
 
     private static let table: [OpKind: OpSchema] = {
         let families = [convolutionSchemas, [convTransposeSchema], poolingSchemas, [resizeSchema], denseSchemas, [attentionSchema],
-                        normalizationSchemas, elementwiseSchemas, softmaxAndReductionSchemas, dataMovementSchemas,
+                        normalizationSchemas, elementwiseSchemas, softmaxAndReductionSchemas, [cumulativeSumSchema], dataMovementSchemas,
                         rearrangementSchemas]
         var result: [OpKind: OpSchema] = [:]
         for schema in families.joined() { result[schema.kind] = schema }

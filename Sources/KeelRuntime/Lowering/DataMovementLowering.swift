@@ -119,6 +119,21 @@ extension KernelLowering {
         }
     }
 
+    /// Running sums in Float, one run after another: the op appears on small position grids
+    /// (Fourier encodings of a mask), which constant folding usually computes at compile time.
+    static func lowerCumulativeSum(_ operands: StepOperands) throws -> Step {
+        let shape = operands.inputShapes[0]
+        let attributes = operands.attributes
+        let axis = try attributes.int("axis")
+        guard let sum = CumulativeSum(shape: shape, axis: axis, exclusive: try attributes.bool("exclusive"),
+                                      reverse: try attributes.bool("reverse")) else {
+            throw operands.unsupported("axis \(axis) is outside \(Shape(known: shape))")
+        }
+        return try operands.unaryStep { input, output, _ in
+            sum.run(read: { input[$0] }, write: { output[$0] = $1 })
+        }
+    }
+
     static func lowerReduce(_ operands: StepOperands, _ reduction: Reduction) throws -> Step {
         let shape = operands.inputShapes[0]
         let requested = try operands.attributes.optionalInts("axes") ?? Array(0..<shape.count)
