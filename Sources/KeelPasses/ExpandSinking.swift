@@ -14,7 +14,9 @@ import KeelIR
 /// casts always; transposes and unsqueezes always; a cumulative sum or slice along other axes; a
 /// reshape that copies the expanded axes and every axis before them (target 0); a concatenation
 /// along another axis of inputs expanded alike. Layers (convolutions, products) are left to read
-/// the expand: they run per image anyway.
+/// the expand: they run per image anyway. An element-wise op whose other operands span the
+/// expanded axes already (the encoding added to the activations) reads the constant itself and
+/// broadcasts it, so the expand is not run at all.
 ///
 /// Needs: shape-inferred graph. Runs before constant folding.
 public struct ExpandSinking: Pass {
@@ -24,7 +26,7 @@ public struct ExpandSinking: Pass {
 
     public func run(_ graph: Graph) throws -> PassResult {
         var editor = try GraphEditor(inferring: graph)
-        var statistic = PassStatistic(rewriteNoun: "ops moved past an expand of a constant")
+        var statistic = PassStatistic(rewriteNoun: "ops moved past or reading through an expand of a constant")
         var explanations: [String] = []
         var types = editor.graph.valueTypes
         // Values whose every input is, transitively, a constant: what constant folding computes.
@@ -42,8 +44,20 @@ public struct ExpandSinking: Pass {
                 fromConstants.insert(output)
                 continue
             }
-            guard inputs.contains(where: { expandSources[$0] != nil }),
-                  inputs.allSatisfy({ fromConstants.contains($0) || expandSources[$0] != nil }) else { continue }
+            guard inputs.contains(where: { expandSources[$0] != nil }) else { continue }
+            guard inputs.allSatisfy({ fromConstants.contains($0) || expandSources[$0] != nil }) else {
+                // An element-wise op whose other operands already span the expanded axes
+                // broadcasts the constant itself: it reads the expand's source, and the expand goes.
+                var reading = node
+                reading.inputs = node.inputs.map { expandSources[$0] ?? $0 }
+                if OpRegistry.schema(for: node.op).category == .broadcastElementwise,
+                   let type = try? inferOutputTypes(of: reading, inputTypes: reading.inputs.map { $0.isEmpty ? nil : types[$0] }).first,
+                   type == types[output] {
+                    editor.update(reading)
+                    statistic.rewrites += 1
+                }
+                continue
+            }
             if let problem = Self.problem(moving: node, sources: expandSources, types: types) {
                 explanations.append("kept an expand before '\(node.name)': \(problem)")
                 continue
@@ -89,6 +103,8 @@ public struct ExpandSinking: Pass {
             expandedAxes = axes
         }
         let axes = expandedAxes ?? []
+        // An expand that broadcasts nothing is a copy: anything may read its source instead.
+        if axes.isEmpty { return nil }
         let attributes = AttributeReader(node: node)
         let rank = node.inputs.first.flatMap { types[$0]?.shape.rank } ?? 0
         func resolved(_ axis: Int) -> Int { axis < 0 ? axis + rank : axis }

@@ -30,10 +30,12 @@ final class ExpandSinkingTests: XCTestCase {
     func testPositionalEncodingFoldsToOneConstant() throws {
         let graph = try encoding()
         let result = try optimized(graph, [ExpandSinking(), ConstantFolding(), DeadCodeElimination()])
-        // Only the expand of the folded encoding and the add run; no bool value reaches the plan.
-        XCTAssertEqual(result.graph.ops, [.expand, .add])
+        // Only the add runs, broadcasting the folded encoding; no bool value reaches the plan.
+        XCTAssertEqual(result.graph.ops, [.add])
         let position: [Float] = [1, 1, 1, 1, 2, 2, 2, 2, 3, 2, 1, 0, 3, 2, 1, 0]
-        XCTAssertEqual(result.graph.constants[result.graph.nodes[0].inputs[0]]?.data?.floats(), position)
+        let encoding = try XCTUnwrap(result.graph.constants[result.graph.nodes[0].inputs[1]])
+        XCTAssertEqual(encoding.type.shape, [1, 2, 2, 4])
+        XCTAssertEqual(encoding.data?.floats(), position)
         for batch in [1, 3] {
             let values = (0..<(batch * 16)).map { Float($0) / 4 }
             let output = try CompiledModel(graph: result.graph, context: ExecutionContext(threads: 2))
