@@ -2,7 +2,7 @@ import KeelIR
 
 /// How each ai.onnx operator becomes IR: the ops whose schema names their ONNX op type
 /// (`OpSchema.onnxOpType`, same inputs and no attributes), then one entry per op that needs
-/// code. Shape, Constant and ConstantOfShape never reach this table (the folder evaluates
+/// code. Shape, Constant, ConstantOfShape and OneHot never reach this table (the folder evaluates
 /// them at import time).
 let opTranslations: [String: (NodeContext) throws -> Void] = directTranslations.merging(translationsWithCode) { _, coded in coded }
 
@@ -105,7 +105,7 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
 /// folder evaluates at import time (Range among them: its operands set its length, so they must
 /// be known when the model is compiled, as constants or sizes of the input's shape).
 public var supportedONNXOps: Set<String> {
-    Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape", "Range"])
+    Set(opTranslations.keys).union(["Shape", "Constant", "ConstantOfShape", "Range", "OneHot"])
 }
 
 /// An op that maps one-to-one: the node's inputs in order; the output shape is the input's for

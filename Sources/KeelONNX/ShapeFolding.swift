@@ -80,7 +80,7 @@ extension GraphImporter {
     /// The partial evaluator: evaluates the node at import time when its inputs are known
     /// integers or shapes (the Shape -> Gather/Slice -> Unsqueeze -> Concat -> Reshape chains
     /// exporters write for Flatten). Returns false when the node must become an IR node.
-    /// Shape, Constant and ConstantOfShape have no IR op and are always handled here.
+    /// Shape, Constant, ConstantOfShape and OneHot have no IR op and are always handled here.
     func foldShapeComputation(_ context: NodeContext) throws -> Bool {
         let node = context.node
         let output = node.outputs[0]
@@ -138,6 +138,9 @@ extension GraphImporter {
             }
             let filled = context.addLiteral("filled", data)
             try emitExpand(context, filled, shape: shape.map { .known($0) }, to: target)
+            return true
+        case "OneHot":
+            try foldOneHot(context, values: known(2), define: define)
             return true
         case "Identity":
             // PyTorch's exporter shares equal weights through Identity: the output is the same constant.
@@ -433,6 +436,62 @@ extension GraphImporter {
     /// An op with reference semantics (Add, Mul, Div, Equal, Where, Mod...) whose inputs are all
     /// known numbers: evaluated now through its schema, as constant folding would, so a shape
     /// computed from them stays known. Values beyond 2^31 are left to the IR (exactness in Double).
+    /// OneHot's output shape and the flat positions set to its "on" value. Evaluated while
+    /// importing: the runtime computes float32 only, and exporters use OneHot on constants and
+    /// sizes (GCViT's `q.repeat(B // q.shape[0], ...)` puts B in a one-hot repeats vector, which
+    /// the Tile after it reads as an expand). `depth` entries along `axis`; an index (negative
+    /// ones count from the end) outside [-depth, depth) sets nothing, as ONNX specifies.
+    private func oneHotLayout(_ context: NodeContext) throws -> (shape: [Int], on: [Int]) {
+        guard let indices = context.constantData(0), let depthData = context.constantData(1) else {
+            throw context.fail("needs constant indices and depth; Keel evaluates OneHot while importing")
+        }
+        let depths = ReferenceTensor(depthData).values
+        guard depths.count == 1, let depth = Int(exactly: depths[0].rounded(.towardZero)), depth > 0 else {
+            throw context.fail("depth must be one positive number")
+        }
+        let rank = indices.shape.count + 1
+        let requested = try context.int("axis", default: -1)
+        let axis = requested < 0 ? requested + rank : requested
+        guard axis >= 0, axis < rank else { throw context.fail("axis \(requested) is out of range for rank \(rank)") }
+        var shape = indices.shape
+        shape.insert(depth, at: axis)
+        let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        guard count <= 1 << 24 else { throw context.fail("the one-hot tensor would have too many elements") }
+        let inner = indices.shape[axis...].reduce(1, *)
+        var on: [Int] = []
+        for (position, index) in ReferenceTensor(indices).values.enumerated() {
+            let wrapped = Int(index.rounded(.towardZero)) + (index < 0 ? depth : 0)
+            guard wrapped >= 0, wrapped < depth else { continue }
+            on.append((position / inner * depth + wrapped) * inner + position % inner)
+        }
+        return (shape, on)
+    }
+
+    /// OneHot with constant values becomes a constant; with sizes among them (two known integers,
+    /// one a run-time size) a small known tensor, as Concat of sizes is.
+    private func foldOneHot(_ context: NodeContext, values known: KnownInts?, define: (KnownInts) -> Void) throws {
+        let (shape, on) = try oneHotLayout(context)
+        let output = context.node.outputs[0]
+        if let valuesData = context.constantData(2) {
+            let values = ReferenceTensor(valuesData).values
+            guard values.count == 2 else { throw context.fail("values must hold two numbers (off, on)") }
+            var result = [Double](repeating: values[0], count: shape.reduce(1, *))
+            for position in on { result[position] = values[1] }
+            // Computed, so the small folder evaluates what reads it (a Reshape to repeats).
+            let name = uniqueName(output)
+            addConstant(name: name, data: TensorData(referenceValues: result, dtype: valuesData.dtype, shape: shape), onnxName: output)
+            derivedConstantNames.insert(name)
+            return
+        }
+        guard case .tensor(let dtype, let valuesShape, let values)? = known, valuesShape.count <= 1, values.count == 2,
+              shape.count <= 2, shape.reduce(1, *) <= 1024 else {
+            throw context.fail("needs constant values, or two known sizes for a small vector or table")
+        }
+        var result = [SymbolicInt](repeating: values[0], count: shape.reduce(1, *))
+        for position in on { result[position] = values[1] }
+        define(.tensor(dtype: dtype, shape: shape, elements: result))
+    }
+
     private func foldThroughReference(_ context: NodeContext, known: (Int) -> KnownInts?,
                                       define: (KnownInts) -> Void) throws -> Bool {
         let node = context.node

@@ -314,6 +314,33 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertTrue(error?.description.contains("CumSum node 'y': input 'axis' must hold integers") ?? false, String(describing: error))
     }
 
+    /// OneHot of constants becomes a constant (indices [1, -1, 5] with depth 4 along the last
+    /// axis: row 0 on at 1, row 1 at 3 (−1 counts from the end), row 2 outside, all off; written
+    /// out by hand). GCViT's `q.repeat(B // q.shape[0], 1, 1, 1)` puts the batch in its values:
+    /// the one-hot repeats vector [N, 1, 1] then drives a Tile, which becomes an expand.
+    func testOneHotOfConstantsAndOfTheBatch() throws {
+        let graph = try importGraph([
+            node("OneHot", ["indices", "depth", "values"], "table"),
+            node("Reshape", ["table", "flat"], "y"),
+        ], [ints("indices", [1, -1, 5]), ints("depth", [4], scalar: true), floats("values", [0, 3]), ints("flat", [12])],
+            output: "y")
+        XCTAssertEqual(graph.nodes.map(\.op), [.reshape], describe(graph))
+        XCTAssertEqual(graph.constants[graph.nodes[0].inputs[0]]?.data?.floats(), [0, 3, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0])
+
+        let tiled = try importGraph([
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "zero"], "batch"),
+            node("Unsqueeze", ["batch", "axes"], "batch_vec"),
+            node("Concat", ["one", "batch_vec"], "values", ["axis": .int(0)]),
+            node("OneHot", ["first", "three", "values"], "repeats"),
+            node("Tile", ["table", "repeats"], "tiled"),
+            node("Add", ["x", "tiled"], "y"),
+        ], [ints("zero", [0], scalar: true), ints("axes", [0]), ints("one", [1]), ints("first", [0], scalar: true),
+            ints("three", [3], scalar: true), floats("table", (0..<24).map(Float.init), shape: [1, 4, 6])], output: "y")
+        XCTAssertEqual(tiled.nodes.map(\.op), [.expand, .add], describe(tiled))
+        XCTAssertEqual(tiled.nodes[0].attributes.strings("symbols"), ["N", "", ""])
+    }
+
     /// Constant nodes and integer Cast/Identity chains fold; a Constant's value is kept.
     func testConstantNodes() throws {
         let graph = try importGraph([
