@@ -305,11 +305,12 @@ def lrn_case(name, layout, shape, size, alpha, beta, bias):
 
 @seeded
 def resize_case(name, layout, shape, mode, coordinates="half_pixel", nearest_mode="round_prefer_floor", scales=None,
-                sizes=None, antialias=0, roi=None, extrapolation=0.0):
+                sizes=None, antialias=0, roi=None, extrapolation=0.0, cubic_coeff_a=-0.75, exclude_outside=0):
     """Resize of an NCHW `shape` over H and W, by `scales` or `sizes` ([h, w]); NHWC cases transpose."""
     x = rand(*shape)
     attrs = dict(mode=mode, coordinate_transformation_mode=coordinates, nearest_mode=nearest_mode, antialias=antialias,
-                 extrapolation_value=extrapolation, axes=[2, 3])
+                 extrapolation_value=extrapolation, axes=[2, 3], cubic_coeff_a=cubic_coeff_a,
+                 exclude_outside=exclude_outside)
     constants = {"roi": np.array(roi if roi else [], np.float32),
                  "scales": np.array(scales if scales else [], np.float32)}
     inputs = ["x", "roi", "scales"]
@@ -326,6 +327,9 @@ def resize_case(name, layout, shape, mode, coordinates="half_pixel", nearest_mod
         meta["scales"] = scales
     if roi:
         meta["roi"] = roi
+    if mode == "cubic":
+        meta["cubic_coeff_a"] = cubic_coeff_a
+        meta["exclude_outside"] = exclude_outside
     save(name, "resize", meta, [("x", x)], [("y", y)])
 
 
@@ -536,6 +540,12 @@ def main():
     resize_case("resize_linear_nhwc_antialias_mixed", "nhwc", (1, 3, 8, 3), "linear", scales=[0.45, 2.0], antialias=1)
     resize_case("resize_linear_nchw_crop_and_resize", "nchw", (1, 2, 5, 5), "linear", "tf_crop_and_resize",
                 sizes=[4, 3], roi=[0.2, -0.1, 0.9, 1.3], extrapolation=-2.0)
+    resize_case("resize_cubic_nchw_half_pixel_up", "nchw", (1, 2, 4, 5), "cubic", sizes=[7, 9])
+    resize_case("resize_cubic_nhwc_pytorch_half_pixel_down", "nhwc", (1, 3, 9, 8), "cubic", "pytorch_half_pixel",
+                sizes=[5, 3])
+    resize_case("resize_cubic_nchw_align_corners", "nchw", (2, 1, 4, 4), "cubic", "align_corners", sizes=[6, 7])
+    resize_case("resize_cubic_nchw_exclude_outside_a_half", "nchw", (1, 2, 5, 6), "cubic", scales=[1.5, 0.8],
+                cubic_coeff_a=-0.5, exclude_outside=1)
     split_case("split_axis1_uneven", (2, 7, 3), [2, 4, 1], 1)
     split_case("split_last_axis_with_empty_piece", (3, 5), [0, 5], -1)
     tile_case("tile_rank3", (2, 3, 2), [2, 1, 3])

@@ -30,6 +30,10 @@ public enum ResizeInterpolation: Sendable, Equatable {
     /// Linear with a triangle filter widened by 1/scale when shrinking, so every input pixel
     /// contributes (ONNX `antialias`).
     case antialiasedLinear
+    /// Keys' cubic convolution over the 4 pixels around the position, `coefficient` its `a` (ONNX
+    /// `cubic_coeff_a`: −0.75 as PyTorch's bicubic, −0.5 as TensorFlow's). Taps past an edge repeat
+    /// the edge pixel, or with `excludeOutside` weigh 0 and the others are renormalised.
+    case cubic(coefficient: Float, excludeOutside: Bool)
 }
 
 /// One resized axis.
@@ -121,6 +125,27 @@ struct ResizeTaps {
             } else {
                 indices += [low, high]
                 weights += [1 - fraction, fraction]
+            }
+        case let .cubic(coefficient, excludeOutside):
+            let a = Double(coefficient)
+            // Keys' kernel at distance d: 1 at 0, 0 at 1 and 2, zero past 2.
+            func weight(_ distance: Double) -> Double {
+                let d = abs(distance)
+                if d <= 1 { return ((a + 2) * d - (a + 3)) * d * d + 1 }
+                if d < 2 { return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a }
+                return 0
+            }
+            let base = Int(position.rounded(.down))
+            let taps = (base - 1)...(base + 2)
+            var tapWeights = taps.map { weight(position - Double($0)) }
+            if excludeOutside {
+                for (slot, tap) in taps.enumerated() where tap < 0 || tap > last { tapWeights[slot] = 0 }
+                let total = tapWeights.reduce(0, +)
+                if total != 0 { tapWeights = tapWeights.map { $0 / total } }
+            }
+            for (tap, tapWeight) in zip(taps, tapWeights) {
+                indices.append(min(max(tap, 0), last))
+                weights.append(Float(tapWeight))
             }
         case .antialiasedLinear:
             // A triangle of radius 1, or 1/scale when shrinking, centred on the position; taps past

@@ -10,14 +10,19 @@ func translateResize(_ context: NodeContext) throws {
     }
     let old = context.opset < 11
     let mode = try context.string("mode", default: "nearest")
-    guard mode == "nearest" || mode == "linear" else { throw context.fail("mode '\(mode)' is not supported (nearest and linear are)") }
+    guard ["nearest", "linear", "cubic"].contains(mode) else {
+        throw context.fail("mode '\(mode)' is not supported (nearest, linear and cubic are)")
+    }
+    let antialias = try context.int("antialias", default: 0)
+    guard mode != "cubic" || antialias == 0 else { throw context.fail("cubic resizing with antialias is not supported") }
     let coordinates = old ? "asymmetric" : try context.string("coordinate_transformation_mode", default: "half_pixel")
     guard OpRegistry.resizeCoordinateModes.contains(coordinates) else {
         throw context.fail("coordinate_transformation_mode '\(coordinates)' is not supported")
     }
     let nearestMode = old ? "floor" : try context.string("nearest_mode", default: "round_prefer_floor")
     guard OpRegistry.resizeNearestModes.contains(nearestMode) else { throw context.fail("nearest_mode '\(nearestMode)' is not supported") }
-    guard try context.int("exclude_outside", default: 0) == 0 else { throw context.fail("exclude_outside=1 is not supported") }
+    let excludeOutside = try context.int("exclude_outside", default: 0)
+    guard excludeOutside == 0 || mode == "cubic" else { throw context.fail("exclude_outside=1 applies to cubic resizing only") }
     let axes = try (context.ints("axes") ?? [0, 1, 2, 3]).map { $0 < 0 ? $0 + 4 : $0 }
     guard Set(axes).count == axes.count, axes.allSatisfy({ (0..<4).contains($0) }) else {
         throw context.fail("axes \(axes) must be distinct axes of a rank-4 input")
@@ -79,8 +84,12 @@ func translateResize(_ context: NodeContext) throws {
     var attributes: [String: AttributeValue] = [
         "layout": .string("nchw"), "size": .ints([outputHeight, outputWidth]), "mode": .string(mode),
         "coordinates": .string(coordinates), "nearest_mode": .string(nearestMode),
-        "antialias": .int(try context.int("antialias", default: 0)),
+        "antialias": .int(antialias),
     ]
+    if mode == "cubic" {
+        attributes["cubic_coeff_a"] = .float(try context.float("cubic_coeff_a", default: -0.75))
+        attributes["exclude_outside"] = .int(excludeOutside)
+    }
     if scales[2] != nil || scales[3] != nil {
         attributes["scales"] = .floats([Float(scales[2] ?? Double(outputHeight) / Double(height)),
                                         Float(scales[3] ?? Double(outputWidth) / Double(width))])

@@ -1,5 +1,6 @@
 /// Resize against ONNX Runtime fixtures: every nearest rounding and coordinate mapping,
-/// bilinear, antialiased shrinking and crop-and-resize with extrapolation, in both layouts
+/// bilinear, antialiased shrinking, crop-and-resize with extrapolation and bicubic (growing,
+/// shrinking, corners aligned, a = −0.5 with taps outside excluded), in both layouts
 /// (NHWC cases are ONNX Runtime's NCHW results transposed).
 import KeelKernels
 import XCTest
@@ -7,7 +8,7 @@ import XCTest
 final class ResizeTests: XCTestCase {
     func testResizeMatchesONNXRuntime() throws {
         let fixtures = Fixtures.cases("resize")
-        XCTAssertEqual(fixtures.count, 11)
+        XCTAssertEqual(fixtures.count, 15)
         for fixture in fixtures {
             guard let x = fixture.input("x"), let y = fixture.output, let mode = fixture.string("coordinates") else {
                 return XCTFail("\(fixture.name): incomplete case")
@@ -31,6 +32,9 @@ final class ResizeTests: XCTestCase {
             }
             let interpolation: ResizeInterpolation
             switch (fixture.string("mode"), fixture.int("antialias"), fixture.string("nearest_mode")) {
+            case ("cubic", _, _):
+                interpolation = .cubic(coefficient: fixture.float("cubic_coeff_a") ?? -0.75,
+                                       excludeOutside: fixture.int("exclude_outside") == 1)
             case ("linear", 1, _): interpolation = .antialiasedLinear
             case ("linear", _, _): interpolation = .linear
             case (_, _, "floor"): interpolation = .nearest(.floor)

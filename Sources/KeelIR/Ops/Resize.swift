@@ -11,10 +11,12 @@ extension OpRegistry {
             OpSchema.layoutAttribute,
             .init("size", default: nil, "[height, width] of the output"),
             .init("scales", default: nil, "[height, width] factors the coordinate mapping divides by; size/input when absent"),
-            .init("mode", default: .string("nearest"), "\"nearest\" or \"linear\""),
+            .init("mode", default: .string("nearest"), "\"nearest\", \"linear\" or \"cubic\""),
             .init("coordinates", default: .string("half_pixel"), "how output positions map into the input (ONNX spellings)"),
             .init("nearest_mode", default: .string("round_prefer_floor"), "rounding of nearest positions"),
             .init("antialias", default: .int(0), "1: linear widens its filter when shrinking"),
+            .init("cubic_coeff_a", default: .float(-0.75), "cubic: Keys' a (-0.75 PyTorch, -0.5 TensorFlow)"),
+            .init("exclude_outside", default: .int(0), "cubic: 1 weighs taps past an edge 0 and renormalises"),
             .init("roi", default: .floats([0, 0, 1, 1]), "[top, left, bottom, right], normalised; tf_crop_and_resize only"),
             .init("extrapolation_value", default: .float(0), "tf_crop_and_resize: value outside the input"),
         ]) { context in
@@ -30,11 +32,16 @@ extension OpRegistry {
                     throw context.error("scales \(AttributeValue.floats(scales)) must be two positive factors")
                 }
             }
-            _ = try reader.choice("mode", ["nearest", "linear"])
+            let mode = try reader.choice("mode", ["nearest", "linear", "cubic"])
+            let antialias = try reader.int("antialias")
+            guard mode != "cubic" || antialias == 0 else {
+                throw context.error("cubic resizing with antialias is not supported")
+            }
+            _ = try reader.float("cubic_coeff_a")
+            _ = try reader.int("exclude_outside")
             _ = try reader.choice("coordinates", resizeCoordinateModes)
             _ = try reader.choice("nearest_mode", resizeNearestModes)
             guard try reader.floats("roi").count == 4 else { throw context.error("roi must be [top, left, bottom, right]") }
-            _ = try reader.int("antialias")
             _ = try reader.float("extrapolation_value")
             var shape = input.shape
             shape[layout.heightAxis] = .known(size[0])

@@ -31,9 +31,13 @@ extension KernelLowering {
                               scale: scales.map { Double($0[position]) }, coordinates: coordinates)
         }
         let interpolation: ResizeInterpolation
-        if try attributes.string("mode") == "linear" {
+        switch try attributes.string("mode") {
+        case "linear":
             interpolation = try attributes.int("antialias") != 0 ? .antialiasedLinear : .linear
-        } else {
+        case "cubic":
+            interpolation = .cubic(coefficient: try attributes.float("cubic_coeff_a"),
+                                   excludeOutside: try attributes.int("exclude_outside") != 0)
+        default:
             switch try attributes.string("nearest_mode") {
             case "round_prefer_ceil": interpolation = .nearest(.roundPreferCeil)
             case "floor": interpolation = .nearest(.floor)
