@@ -132,14 +132,17 @@ public struct ModelPipeline {
         let start = DispatchTime.now().uptimeNanoseconds
         // The graph is handed over, not copied: a weight held here too would stay in memory while
         // the model packs it and drops its original.
-        let model = try CompiledModel(graph: consume graph, prepared: prepared, context: context(prepared: prepared))
+        let recorded = loadReport.provenance.flatMap { Precision(rawValue: $0.precision) }
+        let model = try CompiledModel(graph: consume graph, prepared: prepared,
+                                      context: context(prepared: prepared, recorded: recorded))
         report.compileSeconds += seconds(since: start)
         return (model, report)
     }
 
-    /// Threads and precision for a model with these prepared filters.
-    public func context(prepared: [PreparedFilter] = []) -> ExecutionContext {
-        let compiledFor: Precision = prepared.contains { $0.kind == .bf16 } ? .bf16 : .fp32
+    /// Threads and precision for a model with these prepared filters, compiled at `recorded` (a
+    /// .keelc's provenance; else read from its filters: bf16 ones mean bf16).
+    public func context(prepared: [PreparedFilter] = [], recorded: Precision? = nil) -> ExecutionContext {
+        let compiledFor: Precision = recorded ?? (prepared.contains { $0.kind == .bf16 } ? .bf16 : .fp32)
         return ExecutionContext(threads: threads, precision: (precision ?? compiledFor).effective, memoryBudget: memoryBudget,
                                 batchSchedule: batchSchedule, preparedBatch: preparedBatch)
     }

@@ -35,7 +35,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --callers: threads each run uses (default: --threads).", valueName: "n"))
     var threadsPerRun: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Also run the model at this precision on the same inputs and print, per output, max abs / max rel difference, cosine similarity and top-1 agreement.", valueName: "fp32|bf16"))
+    @Option(name: .long, help: ArgumentHelp("Also run the model at this precision on the same inputs and print, per output, max abs / max rel difference, cosine similarity and top-1 agreement.", valueName: "fp32|fp32-strict|bf16"))
     var compare: Precision?
 
     @Option(name: .long, help: ArgumentHelp("With a batch of several images: run large layers image by image where that keeps their activations in cache (automatic, the default), every layer on the whole batch, or every layer that can image by image. Results do not depend on it.", valueName: "automatic|whole-batch|image-by-image"))

@@ -59,4 +59,25 @@ final class LayerChoiceTests: XCTestCase {
         XCTAssertEqual(try ConvolutionChoice.choose(threeByThree, precision: .fp32, hasResidual: false,
                                                     storedOnlyInBF16: true).kernel.precision, .bf16)
     }
+
+    /// fp32-strict never runs Winograd: the 3×3 layer and the 1×7 line that fp32 runs on their
+    /// transforms run im2col on panels, and a filter a compiled file holds in a Winograd form
+    /// alone is refused by name rather than run another way.
+    func testStrictFP32RunsNoWinograd() throws {
+        let threeByThree = Conv2DGeometry(batch: 1, input: Size2D(56, 56), inputChannels: 64, outputChannels: 64,
+                                          kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
+        let line = Conv2DGeometry(batch: 1, input: Size2D(17, 17), inputChannels: 192, outputChannels: 192,
+                                  kernel: Size2D(1, 7), padding: Padding2D(top: 0, left: 3, bottom: 0, right: 3))
+        for geometry in [threeByThree, line] {
+            let fast = try ConvolutionChoice.choose(geometry, precision: .fp32, hasResidual: false, storedOnlyInBF16: false)
+            let strict = try ConvolutionChoice.choose(geometry, precision: .fp32Strict, hasResidual: false, storedOnlyInBF16: false)
+            XCTAssertNotEqual(fast.algorithm, .im2colGEMM, "fp32 should run \(geometry.kernel) on a Winograd form here")
+            XCTAssertEqual(strict.algorithm, .im2colGEMM)
+            XCTAssertEqual(strict.form, .panels)
+        }
+        XCTAssertThrowsError(try ConvolutionChoice.choose(threeByThree, precision: .fp32Strict, hasResidual: false,
+                                                          storedOnlyInBF16: false, onlyWinogradAlgorithm: .winograd(.large))) {
+            XCTAssertTrue("\($0)".contains("compiled for Winograd only"), "\($0)")
+        }
+    }
 }

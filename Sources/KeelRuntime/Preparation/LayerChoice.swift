@@ -25,7 +25,15 @@ struct ConvolutionChoice: Equatable {
             default: return nil
             }
         }
-        let fp32Algorithm = held ?? Conv2D.defaultAlgorithm(for: geometry)
+        var fp32Algorithm = held ?? Conv2D.defaultAlgorithm(for: geometry)
+        if !precision.allowsWinograd {
+            if held != nil {
+                throw PreparationError(reason: "its filter was compiled for Winograd only, which --precision \(precision.rawValue) "
+                                       + "does not run; compile the model again with --precision \(precision.rawValue)")
+            }
+            if case .winograd = fp32Algorithm { fp32Algorithm = .im2colGEMM }
+            if case .lineWinograd = fp32Algorithm { fp32Algorithm = .im2colGEMM }
+        }
         // A layer with few input channels (an RGB first layer, ViT's patch embedding) runs bf16
         // too, its input split in two bf16 terms (`BF16Convolution.splitsInput`) so pixel values
         // keep about 16 bits. A bf16 request keeps fp32 where that is faster here
