@@ -426,6 +426,67 @@ def reduce_norms():
     save("reduce_norms", nodes, initializers, [5, 7], 3, opset=18)
 
 
+def conv1d_forms():
+    """1-D convolutions: ECA's gate (a 3-tap Conv1d over the pooled channels, timm's ECA-ResNet)
+    and a strided, asymmetrically padded, biased one over [N, C, L] rows."""
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["pooled"], axes=[2], keepdims=0),
+        helper.make_node("Unsqueeze", ["pooled", "one"], ["row"]),
+        helper.make_node("Conv", ["row", "eca_kernel"], ["eca"], pads=[1, 1]),
+        helper.make_node("Sigmoid", ["eca"], ["gate_row"]),
+        helper.make_node("Reshape", ["gate_row", "gate_shape"], ["gate"]),
+        helper.make_node("Mul", ["x", "gate"], ["gated"]),
+        helper.make_node("Conv", ["gated", "kernel", "bias"], ["y"], strides=[2], pads=[1, 0], group=2),
+    ]
+    initializers = [ints("one", [1]), floats("eca_kernel", 1, 1, 3), ints("gate_shape", [0, -1, 1]),
+                    floats("kernel", 6, 2, 3), floats("bias", 6)]
+    save("conv1d_forms", nodes, initializers, [4, 9], 3, opset=13)
+
+
+def batch_filled_encoding():
+    """EdgeNeXt's Fourier positional encoding in small: ConstantOfShape of [N, H, W] (the batch
+    from Shape(x)), CumSum down and across (reverse, exclusive), sin/cos, concatenated and
+    projected by a 1×1 convolution, added to x."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "zero_axis"], ["batch_vec"]),
+        helper.make_node("Concat", ["batch_vec", "map_size"], ["mask_shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["mask_shape"], ["ones"],
+                         value=numpy_helper.from_array(np.array([1.0], np.float32))),
+        helper.make_node("CumSum", ["ones", "one_axis"], ["rows"]),
+        helper.make_node("CumSum", ["ones", "two_axis"], ["columns"], reverse=1, exclusive=1),
+        helper.make_node("Sin", ["rows"], ["rows_sin"]),
+        helper.make_node("Cos", ["columns"], ["columns_cos"]),
+        helper.make_node("Unsqueeze", ["rows_sin", "one_axis"], ["rows_channel"]),
+        helper.make_node("Unsqueeze", ["columns_cos", "one_axis"], ["columns_channel"]),
+        helper.make_node("Concat", ["rows_channel", "columns_channel"], ["position"], axis=1),
+        helper.make_node("Conv", ["position", "projection"], ["projected"]),
+        helper.make_node("Add", ["x", "projected"], ["y"]),
+    ]
+    initializers = [ints("zero", 0), ints("zero_axis", [0]), ints("map_size", [3, 5]), ints("one_axis", 1),
+                    ints("two_axis", 2), floats("projection", 4, 2, 1, 1)]
+    save("batch_filled_encoding", nodes, initializers, [4, 3, 5], 4, opset=13)
+
+
+def one_hot_repeats():
+    """GCViT's `q.repeat(B // q.shape[0], 1, 1)`: the repeats vector built by OneHot with the
+    batch among its values, then Tile of a [1, 6, 4] table, added to x."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "zero_axis"], ["batch_vec"]),
+        helper.make_node("Concat", ["one_vec", "batch_vec"], ["values"], axis=0),
+        helper.make_node("OneHot", ["first", "depth", "values"], ["one_hot"]),
+        helper.make_node("Reshape", ["one_hot", "flat"], ["repeats"]),
+        helper.make_node("Tile", ["table", "repeats"], ["tiled"]),
+        helper.make_node("Add", ["x", "tiled"], ["y"]),
+    ]
+    initializers = [ints("zero", 0), ints("zero_axis", [0]), ints("one_vec", [1]), ints("first", [0]), ints("depth", 3),
+                    ints("flat", [-1]), floats("table", 1, 6, 4)]
+    save("one_hot_repeats", nodes, initializers, [6, 4], 3, opset=13)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
@@ -444,4 +505,7 @@ if __name__ == "__main__":
     einsum_forms()
     reduce_norms()
     einsum_broadcast()
+    conv1d_forms()
+    batch_filled_encoding()
+    one_hot_repeats()
     print("wrote", OUT)

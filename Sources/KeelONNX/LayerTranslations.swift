@@ -5,8 +5,9 @@ import KeelIR
 
 func translateConv(_ context: NodeContext) throws {
     let kernelShape = try weightConstant(context, 1, what: "kernel").shape
+    if kernelShape.count == 3 { return try translateConv1D(context, kernelShape: kernelShape) }
     guard kernelShape.count == 4 else {
-        throw context.fail("only 2-D convolutions are supported (the kernel has rank \(kernelShape.count))")
+        throw context.fail("only 1-D and 2-D convolutions are supported (the kernel has rank \(kernelShape.count))")
     }
     if context.hasInput(2) { _ = try weightConstant(context, 2, what: "bias") }
     if let declared = try context.ints("kernel_shape"), declared != Array(kernelShape[2...]) {
@@ -20,6 +21,53 @@ func translateConv(_ context: NodeContext) throws {
     try addSpatialPadding(context, to: &attributes)
     let inputs = [try context.input(0), try context.input(1)] + (try context.optionalInput(2).map { [$0] } ?? [])
     context.emit(.conv2d, inputs, attributes, shape: nchwShape(context, channels: .known(kernelShape[0])))
+}
+
+/// A 1-D convolution over [N, C, L] (ECA's channel attention: a k-tap Conv1d over the pooled
+/// channels) as a 2-D one over a [N, C, 1, L] image with a [O, I, 1, k] filter, squeezed back.
+private func translateConv1D(_ context: NodeContext, kernelShape: [Int]) throws {
+    func single(_ key: String) throws -> Int {
+        let values = try context.ints(key) ?? [1]
+        guard values.count == 1, values[0] >= 1 else { throw context.fail("'\(key)' must be one positive number, got \(values)") }
+        return values[0]
+    }
+    if let declared = try context.ints("kernel_shape"), declared != [kernelShape[2]] {
+        throw context.fail("kernel_shape \(declared) disagrees with the kernel's shape \(kernelShape)")
+    }
+    var attributes: [String: AttributeValue] = [
+        "layout": .string("nchw"), "kernel_layout": .string("oihw"),
+        "strides": .ints([1, try single("strides")]), "dilations": .ints([1, try single("dilations")]),
+        "groups": .int(try context.int("group", default: 1)),
+    ]
+    switch try context.string("auto_pad", default: "NOTSET") {
+    case "NOTSET", "":
+        let pads = try context.ints("pads") ?? [0, 0]
+        guard pads.count == 2, pads.allSatisfy({ $0 >= 0 }) else {
+            throw context.fail("'pads' must be two non-negative numbers, got \(pads)")
+        }
+        attributes["padding"] = .string("explicit")
+        attributes["pads"] = .ints([0, pads[0], 0, pads[1]])
+    case "VALID": attributes["padding"] = .string("valid")
+    case "SAME_UPPER": attributes["padding"] = .string("same")
+    case let mode: throw context.fail("auto_pad '\(mode)' is not supported for a 1-D convolution")
+    }
+    // The filter under a name of its own, its role and trainable flag kept (parameter counts).
+    let kernelName = try context.input(1)
+    let kernel = try weightConstant(context, 1, what: "kernel")
+    let imageKernel = context.importer.uniqueName("\(kernelName)/as_image")
+    let source = context.importer.graph.constants[kernelName]
+    let shape = [kernelShape[0], kernelShape[1], 1, kernelShape[2]]
+    context.importer.graph.constants[imageKernel] = Constant(
+        name: imageKernel, type: TensorType(kernel.dtype, Shape(known: shape)), role: source?.role ?? .kernel,
+        trainable: source?.trainable ?? false, data: TensorData(dtype: kernel.dtype, shape: shape, storage: kernel.storage),
+        location: source?.location ?? context.location)
+    if context.hasInput(2) { _ = try weightConstant(context, 2, what: "bias") }
+    let image = context.emitStep("as_image", .unsqueeze, [try context.input(0)], ["axes": .ints([2])])
+    let inputs = [image, imageKernel] + (try context.optionalInput(2).map { [$0] } ?? [])
+    let convolved = context.emitStep("conv", .conv2d, inputs, attributes)
+    let input = context.shape(0)
+    let shape1D: [Dim?]? = input?.count == 3 ? [input?[0], .known(kernelShape[0]), nil] : nil
+    context.emit(.squeeze, [convolved], ["axes": .ints([2])], shape: shape1D)
 }
 
 /// A weight input's constant: one the file holds, or one computed from constants only (NF-Nets

@@ -62,6 +62,16 @@ final class DynamicShapeTests: XCTestCase {
     }
     /// ReduceL2 (sum of squares, square root) and ReduceL1 (absolute values, sum).
     func testReduceNorms() throws { try check("reduce_norms", optimized: [:]) }
+    /// ECA's 3-tap gate over the pooled channels and a strided, grouped, biased 1-D convolution:
+    /// 2-D ones over one-row images.
+    func testConv1DForms() throws { try check("conv1d_forms", optimized: [.conv2d: 2]) }
+    /// EdgeNeXt's encoding of a mask of the batch's shape runs as imported (an expand, the
+    /// cumulative sums on it) and, after -O2, folds to one constant before its projection.
+    func testBatchFilledEncoding() throws {
+        try check("batch_filled_encoding", optimized: [.cumulativeSum: 0, .sin: 0, .cos: 0, .concat: 0])
+    }
+    /// GCViT's repeats vector from OneHot with the batch among its values drives a Tile: an expand.
+    func testOneHotRepeats() throws { try check("one_hot_repeats", optimized: [.tile: 0]) }
 
     // Patterns that become one Keel op: the reductions and element-wise steps disappear.
     func testTF2ONNXFusedLayerNorm() throws {
