@@ -487,6 +487,22 @@ def one_hot_repeats():
     save("one_hot_repeats", nodes, initializers, [6, 4], 3, opset=13)
 
 
+def max_min_reductions():
+    """CBAM-style gates after a convolution (so -O2 runs them channels-last): ReduceMax and
+    ReduceMin over H and W, ReduceMax over the channels."""
+    nodes = [
+        helper.make_node("Conv", ["x", "kernel"], ["features"]),
+        helper.make_node("ReduceMax", ["features"], ["channel_max"], axes=[2, 3], keepdims=1),
+        helper.make_node("ReduceMin", ["features"], ["channel_min"], axes=[2, 3], keepdims=1),
+        helper.make_node("Sub", ["channel_max", "channel_min"], ["spread"]),
+        helper.make_node("Sigmoid", ["spread"], ["gate"]),
+        helper.make_node("Mul", ["features", "gate"], ["gated"]),
+        helper.make_node("ReduceMax", ["features"], ["pixel_max"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["gated", "pixel_max"], ["y"]),
+    ]
+    save("max_min_reductions", nodes, [floats("kernel", 6, 3, 1, 1)], [3, 4, 5], 4, opset=13)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
@@ -508,4 +524,5 @@ if __name__ == "__main__":
     conv1d_forms()
     batch_filled_encoding()
     one_hot_repeats()
+    max_min_reductions()
     print("wrote", OUT)

@@ -42,6 +42,8 @@ public enum OpKind: String, Hashable, Sendable, CaseIterable, Codable {
     case reduceSum = "reduce_sum"
     case reduceSumSquare = "reduce_sum_square"
     case reduceProd = "reduce_prod"
+    case reduceMax = "reduce_max"
+    case reduceMin = "reduce_min"
     case cumulativeSum = "cumsum"   // inputs: x   (running sums along `axis`; ONNX CumSum)
 
     // Data movement.

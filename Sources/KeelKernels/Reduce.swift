@@ -10,6 +10,8 @@ public enum Reduction: Sendable, Equatable {
     /// Σx² (ONNX ReduceSumSquare: tf2onnx's variance inside LayerNormalization).
     case sumOfSquares
     case product
+    /// The largest and smallest element; NaN wherever one is reduced (IEEE 754-2019 maximum).
+    case maximum, minimum
 
     var name: String {
         switch self {
@@ -17,6 +19,8 @@ public enum Reduction: Sendable, Equatable {
         case .mean: return "reduce_mean"
         case .sumOfSquares: return "reduce_sum_square"
         case .product: return "reduce_prod"
+        case .maximum: return "reduce_max"
+        case .minimum: return "reduce_min"
         }
     }
 
@@ -26,6 +30,8 @@ public enum Reduction: Sendable, Equatable {
         case .sum, .sumOfSquares: return 0
         case .mean: return .nan
         case .product: return 1
+        case .maximum: return -.infinity
+        case .minimum: return .infinity
         }
     }
 }
@@ -70,6 +76,31 @@ private enum Multiplying: Accumulation {
     @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { first * second }
 }
 
+/// NaN wins: once a total is NaN no comparison replaces it, and a NaN element always does.
+private enum Maximizing: Accumulation {
+    static var start: Float { -.infinity }
+    @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { propagatingMax(total, element) }
+    @inline(__always) static func combine(_ total: Lanes, _ element: Lanes) -> Lanes {
+        total.replacing(with: element, where: (element .> total) .| (element .!= element))
+    }
+    @inline(__always) static func collapse(_ lanes: Lanes) -> Float {
+        (0..<Lanes.scalarCount).reduce(-.infinity) { propagatingMax($0, lanes[$1]) }
+    }
+    @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { propagatingMax(first, second) }
+}
+
+private enum Minimizing: Accumulation {
+    static var start: Float { .infinity }
+    @inline(__always) static func combine(_ total: Float, _ element: Float) -> Float { propagatingMin(total, element) }
+    @inline(__always) static func combine(_ total: Lanes, _ element: Lanes) -> Lanes {
+        total.replacing(with: element, where: (element .< total) .| (element .!= element))
+    }
+    @inline(__always) static func collapse(_ lanes: Lanes) -> Float {
+        (0..<Lanes.scalarCount).reduce(.infinity) { propagatingMin($0, lanes[$1]) }
+    }
+    @inline(__always) static func merge(_ first: Float, _ second: Float) -> Float { propagatingMin(first, second) }
+}
+
 public enum Reduce {
     /// Reduces `input` of `shape` over `axes` (negative axes count from the end; empty means all).
     /// The output holds the kept axes in order; keepdims only changes the caller's shape, not the data.
@@ -102,6 +133,8 @@ public enum Reduce {
         case .sum, .mean: run(Summing.self, source, destination, outputCount, kept, reducedSpace, scale, context)
         case .sumOfSquares: run(SummingSquares.self, source, destination, outputCount, kept, reducedSpace, scale, context)
         case .product: run(Multiplying.self, source, destination, outputCount, kept, reducedSpace, scale, context)
+        case .maximum: run(Maximizing.self, source, destination, outputCount, kept, reducedSpace, scale, context)
+        case .minimum: run(Minimizing.self, source, destination, outputCount, kept, reducedSpace, scale, context)
         }
     }
 

@@ -95,6 +95,8 @@ private let translationsWithCode: [String: (NodeContext) throws -> Void] = [
     "ReduceSum": { try translateReduce($0, op: .reduceSum, axesInputSince: 13) },
     "ReduceSumSquare": { try translateReduce($0, op: .reduceSumSquare, axesInputSince: 18) },
     "ReduceProd": { try translateReduce($0, op: .reduceProd, axesInputSince: 18) },
+    "ReduceMax": { try translateReduce($0, op: .reduceMax, axesInputSince: 18) },
+    "ReduceMin": { try translateReduce($0, op: .reduceMin, axesInputSince: 18) },
     "ReduceL1": { try translateNormReduce($0, squares: false) },
     "ReduceL2": { try translateNormReduce($0, squares: true) },
     "CumSum": translateCumulativeSum,

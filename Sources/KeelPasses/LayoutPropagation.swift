@@ -446,7 +446,7 @@ public struct LayoutPropagation: Pass {
                 node.attributes["axes"] = .ints(axes.map { Self.nhwcAxis[($0 + 4) % 4] })
             case .gather:
                 node.attributes["axis"] = .int(Self.nhwcAxis[(((try? node.attributeReader.int("axis")) ?? 0) + 4) % 4])
-            case .reduceSum, .reduceSumSquare, .reduceProd:
+            case .reduceSum, .reduceSumSquare, .reduceProd, .reduceMax, .reduceMin:
                 node.attributes["axes"] = .ints([1, 2])
             case .squeeze:
                 if let axes = try? node.attributeReader.optionalInts("axes") {

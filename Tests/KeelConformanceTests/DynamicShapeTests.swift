@@ -70,6 +70,8 @@ final class DynamicShapeTests: XCTestCase {
     func testBatchFilledEncoding() throws {
         try check("batch_filled_encoding", optimized: [.cumulativeSum: 0, .sin: 0, .cos: 0, .concat: 0])
     }
+    /// ReduceMax and ReduceMin over H and W and over the channels, as imported and channels-last.
+    func testMaxMinReductions() throws { try check("max_min_reductions", optimized: [.reduceMax: 2, .reduceMin: 1]) }
     /// GCViT's repeats vector from OneHot with the batch among its values drives a Tile: an expand.
     func testOneHotRepeats() throws { try check("one_hot_repeats", optimized: [.tile: 0]) }
 

@@ -24,12 +24,12 @@ final class DataMovementTests: XCTestCase {
     }
 
     /// Reductions over a contiguous innermost run (16 lanes, then the tail) and over two axes whose
-    /// inner one is contiguous, for every reduction, against sums in double precision here; the
+    /// inner one is contiguous, for every reduction (max and min too), against double precision here; the
     /// same bits at 1 and 3 threads.
     func testContiguousInnerReductionsMatchDoublePrecision() throws {
         let cases: [(shape: [Int], axes: [Int])] = [([6, 37], [1]), ([5, 16], [-1]), ([4, 5], [1]), ([3, 2, 20], [1, 2]),
                                                     ([2, 3, 48], [2])]
-        let reductions: [Reduction] = [.sum, .mean, .sumOfSquares, .product]
+        let reductions: [Reduction] = [.sum, .mean, .sumOfSquares, .product, .maximum, .minimum]
         for (shape, axes) in cases {
             let count = shape.reduce(1, *)
             // Near 1 so that products of dozens of values stay well within float range.
@@ -39,7 +39,8 @@ final class DataMovementTests: XCTestCase {
             let outputs = keptShape.reduce(1, *)
             let strides = shape.indices.map { shape[($0 + 1)...].reduce(1, *) }
             for reduction in reductions {
-                var expected = [Double](repeating: reduction == .product ? 1 : 0, count: outputs)
+                let start: Double = reduction == .product ? 1 : reduction == .maximum ? -.infinity : reduction == .minimum ? .infinity : 0
+                var expected = [Double](repeating: start, count: outputs)
                 var counts = [Int](repeating: 0, count: outputs)
                 for flat in 0..<count {
                     let index = shape.indices.map { (flat / strides[$0]) % shape[$0] }
@@ -50,6 +51,8 @@ final class DataMovementTests: XCTestCase {
                     case .sum, .mean: expected[target] += value
                     case .sumOfSquares: expected[target] += value * value
                     case .product: expected[target] *= value
+                    case .maximum: expected[target] = max(expected[target], value)
+                    case .minimum: expected[target] = min(expected[target], value)
                     }
                     counts[target] += 1
                 }

@@ -136,7 +136,7 @@ TIMM_MODELS = [
     "resnet50d", "tf_efficientnet_b0", "regnety_016", "convnext_nano", "vit_small_patch16_224", "deit_small_patch16_224",
     "mobilevit_s", "efficientformer_l1", "fastvit_t8", "poolformer_s12", "caformer_s18", "coatnet_0_rw_224",
     "nf_resnet50", "xcit_nano_12_p16_224", "pvt_v2_b0", "ghostnet_100", "rexnet_100", "cspdarknet53", "hrnet_w18_small",
-    "res2net50_26w_4s", "resnest50d", "efficientvit_b0", "mobilenetv4_conv_small", "mixnet_s", "repvgg_a2", "edgenext_small", "gcvit_xxtiny", "crossvit_tiny_240", "ecaresnet26t",
+    "res2net50_26w_4s", "resnest50d", "efficientvit_b0", "mobilenetv4_conv_small", "mixnet_s", "repvgg_a2", "edgenext_small", "gcvit_xxtiny", "crossvit_tiny_240", "ecaresnet26t", "hiera_tiny_224",
 ]
 
 

@@ -1,5 +1,5 @@
 extension OpRegistry {
-    /// softmax / log_softmax along one axis, and the mean, sum, sum-of-squares and product reductions.
+    /// softmax / log_softmax along one axis, and the mean, sum, sum-of-squares, product, max and min reductions.
     static var softmaxAndReductionSchemas: [OpSchema] {
         let along: @Sendable (OpSchema.Context) throws -> [TensorType] = { context in
             let input = try context.type(0)
@@ -30,6 +30,13 @@ extension OpRegistry {
             OpSchema(kind: .reduceSumSquare, category: .reduction, reference: reductionReference(0, { $0 + $1 * $1 }),
                      inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
             OpSchema(kind: .reduceProd, category: .reduction, reference: reductionReference(1, { $0 * $1 }),
+                     inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            // NaN wins, as IEEE 754-2019 maximum and minimum (the kernel's rule).
+            OpSchema(kind: .reduceMax, category: .reduction,
+                     reference: reductionReference(-.infinity, { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }),
+                     inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
+            OpSchema(kind: .reduceMin, category: .reduction,
+                     reference: reductionReference(.infinity, { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }),
                      inputs: [.init("x")], attributes: reductionAttributes, inferTypes: reduction),
         ]
     }

@@ -41,6 +41,8 @@ enum KernelLowering {
         case .reduceSum: return try lowerReduce(operands, .sum)
         case .reduceSumSquare: return try lowerReduce(operands, .sumOfSquares)
         case .reduceProd: return try lowerReduce(operands, .product)
+        case .reduceMax: return try lowerReduce(operands, .maximum)
+        case .reduceMin: return try lowerReduce(operands, .minimum)
         case .cumulativeSum: return try lowerCumulativeSum(operands)
         case .transpose: return try lowerTranspose(operands)
         case .concat: return try lowerConcat(operands)
