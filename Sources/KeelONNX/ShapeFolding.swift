@@ -291,7 +291,15 @@ extension GraphImporter {
             }
             guard delta != 0 else { throw context.fail("delta is 0") }
             let steps = ((Double(limit) - Double(start)) / Double(delta)).rounded(.up)
-            guard steps <= 1024 else { return false }
+            guard steps <= 1024 else {
+                // Longer than shape arithmetic (MViTv2's relative positions over 56·56 tokens): a constant.
+                guard steps <= Double(1 << 24) else { throw context.fail("the range would have \(Int(steps)) elements") }
+                let values = (0..<Int(steps)).map { Double(start) + Double($0) * Double(delta) }
+                let name = uniqueName(output)
+                addConstant(name: name, data: TensorData(referenceValues: values, dtype: dtype, shape: [values.count]), onnxName: output)
+                derivedConstantNames.insert(name)
+                return true
+            }
             var elements: [SymbolicInt] = []
             var current = start
             for _ in 0..<(steps > 0 ? Int(steps) : 0) {

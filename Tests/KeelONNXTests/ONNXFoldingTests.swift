@@ -211,6 +211,17 @@ final class ONNXFoldingTests: XCTestCase {
         XCTAssertTrue(error?.description.contains("must be known when the model is compiled") ?? false, String(describing: error))
     }
 
+    /// An integer range longer than shape arithmetic (MViTv2's positions over 56·56 tokens) is a
+    /// constant: 3 to 3000 by 2 is 1499 numbers, 3 + 2i.
+    func testLongIntegerRangeBecomesAConstant() throws {
+        let graph = try importGraph([node("Range", ["start", "limit", "delta"], "y")],
+                                    [ints("start", [3], scalar: true), ints("limit", [3000], scalar: true),
+                                     ints("delta", [2], scalar: true)], output: "y")
+        let values = try XCTUnwrap(graph.outputs.first.flatMap { graph.constants[$0.value]?.data })
+        XCTAssertEqual(values.dtype, .int64)
+        XCTAssertEqual(values.int64s(), (0..<1499).map { 3 + 2 * Int64($0) })
+    }
+
     /// Range-27 also takes float16 operands, which Keel does not compute: refused by type, not
     /// read as some other number.
     func testHalfPrecisionRangeIsRefusedByType() {
