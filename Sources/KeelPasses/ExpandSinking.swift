@@ -15,8 +15,9 @@ import KeelIR
 /// reshape that copies the expanded axes and every axis before them (target 0); a concatenation
 /// along another axis of inputs expanded alike. Layers (convolutions, products) are left to read
 /// the expand: they run per image anyway. An element-wise op whose other operands span the
-/// expanded axes already (the encoding added to the activations) reads the constant itself and
-/// broadcasts it, so the expand is not run at all.
+/// expanded axes already (the encoding added to the activations; also any expand, constant or
+/// not, such as timm's ECA gate `x * y.expand_as(x)`) reads the expand's source and broadcasts
+/// it, so the expand is not run at all.
 ///
 /// Needs: shape-inferred graph. Runs before constant folding.
 public struct ExpandSinking: Pass {
@@ -31,25 +32,29 @@ public struct ExpandSinking: Pass {
         var types = editor.graph.valueTypes
         // Values whose every input is, transitively, a constant: what constant folding computes.
         var fromConstants = Set(editor.graph.constants.keys)
-        // The constant-computed value each expand of one broadcasts.
+        // The constant-computed value each expand of one broadcasts, and the source of every expand.
         var expandSources: [String: String] = [:]
+        var expandInputs: [String: String] = [:]
         for name in graph.nodes.map(\.name) {
             guard let node = editor.node(named: name), node.outputs.count == 1, let output = node.outputs.first else { continue }
             let inputs = node.presentInputs
-            if node.op == .expand, let source = inputs.first, fromConstants.contains(source) {
-                expandSources[output] = source
+            if node.op == .expand, let source = inputs.first {
+                expandInputs[output] = source
+                if fromConstants.contains(source) { expandSources[output] = source }
                 continue
             }
             if !inputs.isEmpty, inputs.allSatisfy(fromConstants.contains) {
                 fromConstants.insert(output)
                 continue
             }
-            guard inputs.contains(where: { expandSources[$0] != nil }) else { continue }
-            guard inputs.allSatisfy({ fromConstants.contains($0) || expandSources[$0] != nil }) else {
+            guard inputs.contains(where: { expandInputs[$0] != nil }) else { continue }
+            guard inputs.contains(where: { expandSources[$0] != nil }),
+                  inputs.allSatisfy({ fromConstants.contains($0) || expandSources[$0] != nil }) else {
                 // An element-wise op whose other operands already span the expanded axes
-                // broadcasts the constant itself: it reads the expand's source, and the expand goes.
+                // broadcasts the source itself: it reads it, and the expand goes (timm's ECA gate,
+                // `x * y.expand_as(x)`, whose expand kept ECA-ResNet's stages NCHW).
                 var reading = node
-                reading.inputs = node.inputs.map { expandSources[$0] ?? $0 }
+                reading.inputs = node.inputs.map { expandInputs[$0] ?? $0 }
                 if OpRegistry.schema(for: node.op).category == .broadcastElementwise,
                    let type = try? inferOutputTypes(of: reading, inputTypes: reading.inputs.map { $0.isEmpty ? nil : types[$0] }).first,
                    type == types[output] {
@@ -81,6 +86,7 @@ public struct ExpandSinking: Pass {
             types[unexpanded] = movedType
             fromConstants.insert(unexpanded)
             expandSources[output] = unexpanded
+            expandInputs[output] = unexpanded
             statistic.rewrites += 1
         }
         guard statistic.rewrites > 0 else { return PassResult(graph: graph, counts: statistic, explanations: explanations) }

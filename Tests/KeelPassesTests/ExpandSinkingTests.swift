@@ -79,4 +79,22 @@ final class ExpandSinkingTests: XCTestCase {
                       "\(result.explanations)")
         try assertEquivalent(graph, result.graph, batch: 3)
     }
+
+    /// timm's ECA gate multiplies `x * y.expand_as(x)`: the mul reads the [N,C,1,1] gate and
+    /// broadcasts it, and the expand (which kept whole stages NCHW) is gone.
+    func testElementwiseOpReadsThroughAnExpandOfActivations() throws {
+        let graph = try ShapeInference().run(parseIR("""
+            graph g
+            input %x: f32[N,4,3,3]
+            %pooled = reduce_mean(%x) {axes=[2,3], keepdims=true} : f32[N,4,1,1]
+            %gate = sigmoid(%pooled) : f32[N,4,1,1]
+            %spread = expand(%gate) {shape=[1,4,3,3], symbols=["N","","",""]} : f32[N,4,3,3]
+            %y = mul(%x, %spread) : f32[N,4,3,3]
+            output y = %y
+            """)).graph
+        let result = try optimized(graph, [ExpandSinking(), DeadCodeElimination()])
+        XCTAssertEqual(result.graph.ops, [.reduceMean, .sigmoid, .mul])
+        XCTAssertEqual(result.graph.nodes.last?.inputs, ["x", "gate"])
+        try assertEquivalent(graph, result.graph, batch: 3)
+    }
 }
