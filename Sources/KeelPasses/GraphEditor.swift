@@ -157,12 +157,6 @@ struct GraphEditor {
         graph.nodes.insert(node, at: index)
     }
 
-    /// Inserts `node` just after the node called `name` (whose output `node` reads).
-    mutating func insert(_ node: Node, after name: String) {
-        let index = graph.nodes.firstIndex { $0.name == name }.map { $0 + 1 } ?? graph.nodes.endIndex
-        graph.nodes.insert(node, at: index)
-    }
-
     mutating func removeNode(named name: String) {
         guard let position = followableIndex?.byName[name] else {
             graph.nodes.removeAll { $0.name == name }
