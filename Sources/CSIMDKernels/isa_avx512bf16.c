@@ -293,6 +293,9 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
     }
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
+    /* Unrolled too: rolled, the accumulators went through the stack on the way out, which cost
+     * shallow layers (64-deep: 32 products per accumulator) 12% of their time (Zen 4). */
+#pragma clang loop unroll(full)
     for (int r = 0; r < count; r++) {
         __m512 x0 = _mm512_add_ps(left[r], bias0), x1 = _mm512_add_ps(right[r], bias1);
         keel_bf16_add_residual(conv, at + r * ldc, &x0, &x1, low, high);
