@@ -15,8 +15,12 @@ writes (shape arithmetic, slice assignments), which hand-built fixtures would no
 - maxvit_nchw.onnx: a torchvision MaxViT layer on 16 channels (an MBConv with GELU after its
   convolutions and a squeeze-excitation, then window and grid attention whose relative-position
   scores are Einsum products).
+- resnest_nchw.onnx: two timm ResNeSt bottlenecks with split attention over a radix of 2 (the
+  second strided through its average-pool downsampling): grouped 3×3 convolutions whose output
+  is reshaped to [N, 2, C, H, W] and summed over the radix, once plain and once gated by a
+  softmax over the radix.
 
-Needs torch, torchvision and onnxruntime (and onnxscript for the dynamo export).
+Needs torch, torchvision, timm and onnxruntime (and onnxscript for the dynamo export).
 Run from the repository root: python3 tools/gen_exporter_fixtures.py
 """
 import os
@@ -27,6 +31,7 @@ import torch
 from torchvision.models.shufflenetv2 import InvertedResidual
 from torchvision.models.maxvit import MaxVitLayer
 from torchvision.models.swin_transformer import PatchMerging, PatchMergingV2, SwinTransformerBlock, SwinTransformerBlockV2
+from timm.models.resnest import ResNestBottleneck
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "KeelCLITests", "Fixtures", "backbones")
 
@@ -102,6 +107,16 @@ def main():
                          grid_size=(8, 8))
     example = torch.randn(2, 8, 16, 16)
     export("maxvit_nchw", calibrated(maxvit, example), example)
+
+    def shortcut(inputs, outputs, stride):
+        return torch.nn.Sequential(torch.nn.AvgPool2d(stride) if stride > 1 else torch.nn.Identity(),
+                                   torch.nn.Conv2d(inputs, outputs, 1, bias=False), torch.nn.BatchNorm2d(outputs))
+    resnest = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, 1, 1), torch.nn.ReLU(),
+        ResNestBottleneck(16, 8, radix=2, base_width=64, downsample=shortcut(16, 32, 1)),
+        ResNestBottleneck(32, 16, stride=2, radix=2, base_width=64, avd=True, downsample=shortcut(32, 64, 2)))
+    example = torch.randn(2, 3, 16, 16)
+    export("resnest_nchw", calibrated(resnest, example), example)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ public struct PassPipeline {
         ("attention-recognition", { AttentionRecognition() }),
         ("transpose-cancellation", { TransposeCancellation() }),
         ("shuffle-to-gather", { ShuffleToGather() }),
+        ("factored-sum-to-split", { FactoredSumToSplit() }),
         ("channels-last-conversion", { ChannelsLastConversion() }),
         ("layout-propagation", { LayoutPropagation() }),
         ("matmul-to-dense", { MatMulToDense() }),
@@ -80,7 +81,8 @@ public struct PassPipeline {
 
     /// -O0: nothing. -O1: identity removal, expands of constants moved below what computes alike at
     /// every expanded index, constant folding, layer norm, GELU and attention recognition,
-    /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus NCHW inputs offered
+    /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus channel shuffles
+    /// as gathers and sums over a factored axis as splits, NCHW inputs offered
     /// as NHWC and layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
     /// BatchNorm folding, epilogue fusion, average pools moved before 1×1 convolutions, strides moved up into
@@ -97,7 +99,7 @@ public struct PassPipeline {
         case .O2:
             return PassPipeline(passes: [IdentityRemoval(), ExpandSinking(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
                                          HardSwishRecognition(), AttentionRecognition(), TransposeCancellation(), ShuffleToGather(),
-                                         ChannelsLastConversion(),
+                                         FactoredSumToSplit(), ChannelsLastConversion(),
                                          LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
                                          BatchNormFolding(), EpilogueFusion(), PoolBeforePointwiseConvolution(), StrideHoisting(),

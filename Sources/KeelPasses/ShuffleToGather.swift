@@ -50,14 +50,11 @@ public struct ShuffleToGather: Pass {
               let factored = graph.valueTypes[split.outputs[0]]?.shape.dims,
               let output = graph.valueTypes[merge.outputs[0]]?.shape.dims, output == input,
               let perm = TransposeCancellation.permutation(of: transpose, in: graph), perm.count == factored.count else { return nil }
-        // The factored shape is input[..<axis] + factors + input[(axis + 1)...].
-        let extra = factored.count - input.count
-        guard extra >= 1, let axis = input.indices.first(where: { input[$0] != factored[$0] }),
-              Array(input[..<axis]) == Array(factored[..<axis]),
-              Array(input[(axis + 1)...]) == Array(factored[(axis + extra + 1)...]) else { return nil }
-        let factorAxes = axis...(axis + extra)
-        let factors = factorAxes.compactMap { factored[$0].value }
-        guard factors.count == extra + 1, let extent = input[axis].value, factors.reduce(1, *) == extent, extent <= 1 << 16,
+        guard let factoring = AxisFactoring(from: input, to: factored) else { return nil }
+        let (axis, factors) = (factoring.axis, factoring.factors)
+        let factorAxes = axis...(axis + factors.count - 1)
+        let extent = factors.reduce(1, *)
+        guard extent <= 1 << 16,
               perm.indices.allSatisfy({ factorAxes.contains($0) ? factorAxes.contains(perm[$0]) : perm[$0] == $0 }) else { return nil }
         // Output position j along the axis: its coordinates in the permuted factors, read back in
         // the input's factor order.

@@ -93,6 +93,21 @@ final class BackboneBlockTests: XCTestCase {
         XCTAssertEqual(graph.nodes.filter { $0.op == .transpose }.count, 2, "\(graph.nodes.map(\.op))")
     }
 
+    /// ResNeSt bottlenecks as timm writes them (tools/gen_exporter_fixtures.py): each split
+    /// attention sums its grouped convolution's output over the radix through a 5-D reshape, once
+    /// plain and once gated. Both sums become a split and an add, so the blocks run NHWC with their
+    /// shortcut adds fused; the transposes left are the image's, the feature map's and the radix
+    /// softmax's on [N, 1, 2, C].
+    func testResNeStBlocksRunNHWCAndMatchONNXRuntime() throws {
+        try check("resnest_nchw", fusedAway: [.reduceSum])
+        let (graph, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("resnest_nchw.onnx").path, threads: 2)
+            .optimizedGraph()
+        XCTAssertFalse(graph.nodes.contains { $0.attributes["layout"] == .string("nchw") }, "a layer still runs NCHW")
+        XCTAssertEqual(graph.nodes.filter { $0.op == .split }.count, 4)
+        XCTAssertEqual(graph.nodes.filter { $0.op == .transpose }.count, 4, "\(graph.nodes.map(\.op))")
+        XCTAssertFalse(graph.nodes.contains { $0.op == .add && $0.name.contains("/Add") }, "a shortcut add was not fused")
+    }
+
     /// Swin blocks from both PyTorch exporters: window attention masks built by slice assignments
     /// (ScatterND), pads computed through a table (TorchScript) or with Not (dynamo). The masks
     /// fold at compile time; every SIMD level matches ONNX Runtime.
