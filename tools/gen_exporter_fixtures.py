@@ -16,9 +16,9 @@ writes (shape arithmetic, slice assignments), which hand-built fixtures would no
   convolutions and a squeeze-excitation, then window and grid attention whose relative-position
   scores are Einsum products).
 - resnest_nchw.onnx: two timm ResNeSt bottlenecks with split attention over a radix of 2 (the
-  second strided through its average-pool downsampling): grouped 3×3 convolutions whose output
-  is reshaped to [N, 2, C, H, W] and summed over the radix, once plain and once gated by a
-  softmax over the radix.
+  second strided through its average-pool downsampling): grouped 3×3 convolutions (two groups
+  of 8 and of 16 input channels) whose output is reshaped to [N, 2, C, H, W] and summed over the
+  radix, once plain and once gated by a softmax over the radix.
 
 Needs torch, torchvision, timm and onnxruntime (and onnxscript for the dynamo export).
 Run from the repository root: python3 tools/gen_exporter_fixtures.py
@@ -113,8 +113,8 @@ def main():
                                    torch.nn.Conv2d(inputs, outputs, 1, bias=False), torch.nn.BatchNorm2d(outputs))
     resnest = torch.nn.Sequential(
         torch.nn.Conv2d(3, 16, 3, 1, 1), torch.nn.ReLU(),
-        ResNestBottleneck(16, 8, radix=2, base_width=64, downsample=shortcut(16, 32, 1)),
-        ResNestBottleneck(32, 16, stride=2, radix=2, base_width=64, avd=True, downsample=shortcut(32, 64, 2)))
+        ResNestBottleneck(16, 16, radix=2, base_width=64, downsample=shortcut(16, 64, 1)),
+        ResNestBottleneck(64, 32, stride=2, radix=2, base_width=64, avd=True, downsample=shortcut(64, 128, 2)))
     example = torch.randn(2, 3, 16, 16)
     export("resnest_nchw", calibrated(resnest, example), example)
 

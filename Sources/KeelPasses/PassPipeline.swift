@@ -69,6 +69,7 @@ public struct PassPipeline {
         ("pad-fusion", { PadFusion() }),
         ("batch-norm-folding", { BatchNormFolding() }),
         ("epilogue-fusion", { EpilogueFusion() }),
+        ("grouped-conv-split", { GroupedConvolutionSplitting() }),
         ("pool-before-pointwise-conv", { PoolBeforePointwiseConvolution() }),
         ("stride-hoisting", { StrideHoisting() }),
         ("max-pool-fusion", { MaxPoolFusion() }),
@@ -85,7 +86,8 @@ public struct PassPipeline {
     /// as gathers and sums over a factored axis as splits, NCHW inputs offered
     /// as NHWC and layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
-    /// BatchNorm folding, epilogue fusion, average pools moved before 1×1 convolutions, strides moved up into
+    /// BatchNorm folding, epilogue fusion, grouped 3×3 convolutions of a few wide groups split by group,
+    /// average pools moved before 1×1 convolutions, strides moved up into
     /// the producing convolution and max-pool fusion.
     public static func standard(level: OptimizationLevel) -> PassPipeline {
         // Pass values, not names: a level cannot name a pass that does not exist.
@@ -102,7 +104,8 @@ public struct PassPipeline {
                                          FactoredSumToSplit(), ChannelsLastConversion(),
                                          LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
-                                         BatchNormFolding(), EpilogueFusion(), PoolBeforePointwiseConvolution(), StrideHoisting(),
+                                         BatchNormFolding(), EpilogueFusion(), GroupedConvolutionSplitting(),
+                                         PoolBeforePointwiseConvolution(), StrideHoisting(),
                                          MaxPoolFusion(),
                                          DeadCodeElimination()])
         }

@@ -97,13 +97,16 @@ final class BackboneBlockTests: XCTestCase {
     /// attention sums its grouped convolution's output over the radix through a 5-D reshape, once
     /// plain and once gated. Both sums become a split and an add, so the blocks run NHWC with their
     /// shortcut adds fused; the transposes left are the image's, the feature map's and the radix
-    /// softmax's on [N, 1, 2, C].
+    /// softmax's on [N, 1, 2, C]. The second block's grouped convolution (two groups of 16 input
+    /// channels) runs as one convolution per group; the first's (groups of 8) stays grouped.
     func testResNeStBlocksRunNHWCAndMatchONNXRuntime() throws {
         try check("resnest_nchw", fusedAway: [.reduceSum])
         let (graph, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("resnest_nchw.onnx").path, threads: 2)
             .optimizedGraph()
         XCTAssertFalse(graph.nodes.contains { $0.attributes["layout"] == .string("nchw") }, "a layer still runs NCHW")
-        XCTAssertEqual(graph.nodes.filter { $0.op == .split }.count, 4)
+        XCTAssertEqual(graph.nodes.filter { $0.op == .split }.count, 5)
+        XCTAssertEqual(graph.nodes.filter { $0.op == .conv2d && $0.attributes.int("groups") == 2 }.map(\.name), ["/2/conv2/conv/Conv"])
+        XCTAssertEqual(graph.nodes.filter { $0.name.hasPrefix("/3/conv2/conv/Conv/") }.map(\.op), [.split, .conv2d, .conv2d])
         XCTAssertEqual(graph.nodes.filter { $0.op == .transpose }.count, 4, "\(graph.nodes.map(\.op))")
         XCTAssertFalse(graph.nodes.contains { $0.op == .add && $0.name.contains("/Add") }, "a shortcut add was not fused")
     }

@@ -40,7 +40,7 @@ final class PassPipelineTests: XCTestCase {
                        ["identity-removal", "expand-sinking", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "shuffle-to-gather", "factored-sum-to-split", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
-                        "epilogue-fusion", "pool-before-pointwise-conv", "stride-hoisting", "max-pool-fusion",
+                        "epilogue-fusion", "grouped-conv-split", "pool-before-pointwise-conv", "stride-hoisting", "max-pool-fusion",
                         "dead-code-elimination"])
         XCTAssertEqual(OptimizationLevel(parsing: "-O2"), .O2)
         XCTAssertEqual(OptimizationLevel(parsing: "O1"), .O1)
