@@ -4,7 +4,8 @@ import KeelIR
 /// groups of 32–256 input channels) into one convolution per group between a split of its input
 /// and a concatenation of their outputs. Each is then an ordinary convolution the runtime can run
 /// on Winograd tiles, which multiply a quarter as much as the grouped form's im2col products; the
-/// split and the concatenation copy the input and output once.
+/// split and the concatenation copy the input and output once, and a split of the output back into
+/// the groups' channels reads the groups' outputs instead.
 ///
 /// Needs: shape-inferred graph with bound weights; runs after batch-norm-folding and
 /// epilogue-fusion so that each group inherits the folded filter, bias and activation. Legal
@@ -100,5 +101,14 @@ public struct GroupedConvolutionSplitting: Pass {
         }
         editor.update(Node(name: node.name, op: .concat, inputs: results, outputs: node.outputs,
                            attributes: Attributes(["axis": .int(3)]), locations: node.locations))
+        // A reader that splits the output back into the groups' channels (ResNeSt sums its radix
+        // pieces, which are the groups) reads the groups' outputs instead.
+        for reader in editor.consumers(of: node.outputs[0]) where reader.op == .split && reader.outputs.count == groups
+            && reader.attributes.int("axis") == 3
+            && (reader.attributes.ints("sizes") ?? Array(repeating: groupOutputs, count: groups)) == Array(repeating: groupOutputs, count: groups)
+            && zip(reader.outputs, results).allSatisfy({ editor.canForward($0, to: $1) }) {
+            editor.removeNode(named: reader.name)
+            for (piece, result) in zip(reader.outputs, results) { editor.forward(piece, to: result) }
+        }
     }
 }

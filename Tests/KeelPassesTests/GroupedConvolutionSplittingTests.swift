@@ -44,6 +44,27 @@ final class GroupedConvolutionSplittingTests: XCTestCase {
         }
     }
 
+    /// A split of the output into the groups' channels (ResNeSt's radix pieces) reads the groups'
+    /// outputs; the concatenation stays for the product that reads it whole.
+    func testASplitIntoTheGroupsReadsTheGroupsOutputs() throws {
+        let graph = bindTestWeights(try ShapeInference().run(parseIR("""
+            graph g
+            input %x: f32[N,6,5,32] nhwc
+            const @w: f32[32,16,3,3] kernel
+            %y = conv2d(%x, @w) {groups=2, kernel_layout="oihw", padding="same"} : ?
+            %first, %second = split(%y) {axis=3} : ?, ?
+            %sum = add(%first, %second) : ?
+            %scaled = mul(%y, %y) : ?
+            output sum = %sum
+            output scaled = %scaled
+            """)).graph)
+        let result = try optimized(graph, [GroupedConvolutionSplitting()])
+        XCTAssertEqual(result.graph.ops, [.split, .conv2d, .conv2d, .concat, .add, .mul])
+        let convolutions = result.graph.nodes.filter { $0.op == .conv2d }.map(\.outputs[0])
+        XCTAssertEqual(result.graph.nodes.first { $0.op == .add }?.inputs, convolutions)
+        try assertEquivalent(graph, result.graph)
+    }
+
     /// Eight groups of 4 channels suit the grouped kernel; a 1×1 or strided convolution gains no
     /// Winograd tiles by splitting.
     func testOtherConvolutionsStayGrouped() throws {

@@ -154,7 +154,7 @@ final class PassRegistryTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "expand-sinking", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 21)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 23)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
