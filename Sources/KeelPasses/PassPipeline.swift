@@ -62,6 +62,7 @@ public struct PassPipeline {
         ("transpose-cancellation", { TransposeCancellation() }),
         ("shuffle-to-gather", { ShuffleToGather() }),
         ("factored-sum-to-split", { FactoredSumToSplit() }),
+        ("image-transpose-exposure", { ImageTransposeExposure() }),
         ("channels-last-conversion", { ChannelsLastConversion() }),
         ("layout-propagation", { LayoutPropagation() }),
         ("matmul-to-dense", { MatMulToDense() }),
@@ -83,7 +84,7 @@ public struct PassPipeline {
     /// -O0: nothing. -O1: identity removal, expands of constants moved below what computes alike at
     /// every expanded index, constant folding, layer norm, GELU and attention recognition,
     /// transpose cancellation, dead-code elimination (weights keep their values). -O2: all of -O1 plus channel shuffles
-    /// as gathers and sums over a factored axis as splits, NCHW inputs offered
+    /// as gathers, sums over a factored axis as splits, token-to-image transposes moved beside the image, NCHW inputs offered
     /// as NHWC and layout propagation (and a
     /// second transpose cancellation for what it exposes), MatMul and 1×1 conv to dense,
     /// BatchNorm folding, epilogue fusion, grouped 3×3 convolutions of a few wide groups split by group,
@@ -101,7 +102,7 @@ public struct PassPipeline {
         case .O2:
             return PassPipeline(passes: [IdentityRemoval(), ExpandSinking(), ConstantFolding(), LayerNormRecognition(), GeluRecognition(),
                                          HardSwishRecognition(), AttentionRecognition(), TransposeCancellation(), ShuffleToGather(),
-                                         FactoredSumToSplit(), ChannelsLastConversion(),
+                                         FactoredSumToSplit(), ImageTransposeExposure(), ChannelsLastConversion(),
                                          LayoutPropagation(),
                                          TransposeCancellation(), MatMulToDense(), PointwiseConvolutionToDense(), PadFusion(),
                                          BatchNormFolding(), EpilogueFusion(), GroupedConvolutionSplitting(),

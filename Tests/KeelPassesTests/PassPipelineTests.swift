@@ -38,7 +38,7 @@ final class PassPipelineTests: XCTestCase {
                         "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
         XCTAssertEqual(PassPipeline.standard(level: .O2).passNames,
                        ["identity-removal", "expand-sinking", "constant-folding", "layer-norm-recognition", "gelu-recognition",
-                        "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "shuffle-to-gather", "factored-sum-to-split", "channels-last-conversion", "layout-propagation",
+                        "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "shuffle-to-gather", "factored-sum-to-split", "image-transpose-exposure", "channels-last-conversion", "layout-propagation",
                         "transpose-cancellation", "matmul-to-dense", "pointwise-conv-to-dense", "pad-fusion", "batch-norm-folding",
                         "epilogue-fusion", "grouped-conv-split", "pool-before-pointwise-conv", "stride-hoisting", "max-pool-fusion",
                         "dead-code-elimination"])
@@ -154,7 +154,7 @@ final class PassRegistryTests: XCTestCase {
         XCTAssertEqual(PassPipeline.standard(level: .O1).passNames,
                        ["identity-removal", "expand-sinking", "constant-folding", "layer-norm-recognition", "gelu-recognition",
                         "hard-swish-recognition", "attention-recognition", "transpose-cancellation", "dead-code-elimination"])
-        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 23)
+        XCTAssertEqual(PassPipeline.standard(level: .O2).passNames.count, 24)
     }
 
     func testAMisspeltPassNameIsAnErrorNamingTheClosestPass() {
