@@ -25,36 +25,22 @@ public struct ImageTransposeExposure: Pass {
                   editor.soleConsumer(of: producer.outputs[0]) != nil, !editor.isGraphOutput(producer.outputs[0]),
                   let middle = editor.graph.valueTypes[producer.outputs[0]]?.shape.dims, middle.count == 3,
                   let channels = middle[1].value else { continue }
-            switch (producer.op, node.op) {
-            case (.transpose, .reshape):
-                // tokens → [N, C, H·W] → [N, C, H, W]
-                guard TransposeCancellation.permutation(of: producer, in: editor.graph) == [0, 2, 1],
-                      let image = editor.graph.valueTypes[node.outputs[0]]?.shape.dims, image.count == 4,
-                      image[1] == middle[1], let height = image[2].value, let width = image[3].value,
-                      middle[2].value == height * width else { continue }
-                let channelsLast = editor.unusedName("\(node.name)/nhwc")
-                editor.insert(Node(name: channelsLast, op: .reshape, inputs: [producer.inputs[0]], outputs: [channelsLast],
-                                   attributes: Attributes(["shape": .ints([0, height, width, channels])]),
-                                   locations: node.locations), before: node.name)
-                editor.update(Node(name: node.name, op: .transpose, inputs: [channelsLast], outputs: node.outputs,
-                                   attributes: Attributes(["perm": .ints([0, 3, 1, 2])]),
-                                   locations: producer.locations + node.locations))
-            case (.reshape, .transpose):
-                // [N, C, H, W] → [N, C, H·W] → tokens
-                guard TransposeCancellation.permutation(of: node, in: editor.graph) == [0, 2, 1],
-                      let image = editor.graph.valueTypes[producer.inputs[0]]?.shape.dims, image.count == 4,
-                      image[1] == middle[1], let height = image[2].value, let width = image[3].value,
-                      middle[2].value == height * width else { continue }
-                let channelsLast = editor.unusedName("\(producer.name)/nhwc")
-                editor.insert(Node(name: channelsLast, op: .transpose, inputs: [producer.inputs[0]], outputs: [channelsLast],
-                                   attributes: Attributes(["perm": .ints([0, 2, 3, 1])]), locations: producer.locations),
-                              before: node.name)
-                editor.update(Node(name: node.name, op: .reshape, inputs: [channelsLast], outputs: node.outputs,
-                                   attributes: Attributes(["shape": .ints([0, height * width, channels])]),
-                                   locations: producer.locations + node.locations))
-            default:
-                continue
-            }
+            let tokensToImage = producer.op == .transpose && node.op == .reshape
+            let (transpose, image) = tokensToImage ? (producer, node.outputs[0]) : (node, producer.inputs[0])
+            guard tokensToImage || (producer.op == .reshape && node.op == .transpose),
+                  TransposeCancellation.permutation(of: transpose, in: editor.graph) == [0, 2, 1],
+                  let dims = editor.graph.valueTypes[image]?.shape.dims, dims.count == 4, dims[1] == middle[1],
+                  let height = dims[2].value, let width = dims[3].value, middle[2].value == height * width else { continue }
+            // tokens → [N, H, W, C] → NCHW, or NCHW → [N, H, W, C] → tokens.
+            let reshape = (OpKind.reshape, Attributes(["shape": .ints(tokensToImage ? [0, height, width, channels]
+                                                                                   : [0, height * width, channels])]))
+            let permute = (OpKind.transpose, Attributes(["perm": .ints(tokensToImage ? [0, 3, 1, 2] : [0, 2, 3, 1])]))
+            let (first, second) = tokensToImage ? (reshape, permute) : (permute, reshape)
+            let channelsLast = editor.unusedName("\((tokensToImage ? node : producer).name)/nhwc")
+            editor.insert(Node(name: channelsLast, op: first.0, inputs: [producer.inputs[0]], outputs: [channelsLast],
+                               attributes: first.1, locations: producer.locations), before: node.name)
+            editor.update(Node(name: node.name, op: second.0, inputs: [channelsLast], outputs: node.outputs,
+                               attributes: second.1, locations: producer.locations + node.locations))
             editor.removeNode(named: producer.name)
             statistic.rewrites += 1
         }
