@@ -19,6 +19,9 @@ writes (shape arithmetic, slice assignments), which hand-built fixtures would no
   second strided through its average-pool downsampling): grouped 3×3 convolutions (two groups
   of 8 and of 16 input channels) whose output is reshaped to [N, 2, C, H, W] and summed over the
   radix, once plain and once gated by a softmax over the radix.
+- sknet_nchw.onnx: a timm selective-kernel convolution (SKNet's: a 3×3 and a dilated 3×3 path on
+  halves of the input, stacked with Unsqueeze and Concat, summed, and summed again gated by a
+  softmax over the paths) between two convolutions.
 
 Needs torch, torchvision, timm and onnxruntime (and onnxscript for the dynamo export).
 Run from the repository root: python3 tools/gen_exporter_fixtures.py
@@ -31,6 +34,7 @@ import torch
 from torchvision.models.shufflenetv2 import InvertedResidual
 from torchvision.models.maxvit import MaxVitLayer
 from torchvision.models.swin_transformer import PatchMerging, PatchMergingV2, SwinTransformerBlock, SwinTransformerBlockV2
+from timm.layers import SelectiveKernel
 from timm.models.resnest import ResNestBottleneck
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "KeelCLITests", "Fixtures", "backbones")
@@ -117,6 +121,10 @@ def main():
         ResNestBottleneck(64, 32, stride=2, radix=2, base_width=64, avd=True, downsample=shortcut(64, 128, 2)))
     example = torch.randn(2, 3, 16, 16)
     export("resnest_nchw", calibrated(resnest, example), example)
+    sknet = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, 1, 1), torch.nn.ReLU(), SelectiveKernel(32, 32),
+                                torch.nn.Conv2d(32, 16, 1))
+    example = torch.randn(2, 3, 12, 12)
+    export("sknet_nchw", calibrated(sknet, example), example)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,18 @@ final class BackboneBlockTests: XCTestCase {
         XCTAssertFalse(graph.nodes.contains { $0.op == .add && $0.name.contains("/Add") }, "a shortcut add was not fused")
     }
 
+    /// A timm selective-kernel convolution (tools/gen_exporter_fixtures.py): its two paths are
+    /// stacked with Unsqueeze and Concat and summed, plain and gated by a softmax over the paths.
+    /// Both sums become adds of the paths (the gate sliced per path), so everything runs NHWC: the
+    /// transposes left are the image's and the output's.
+    func testSelectiveKernelPathsRunNHWCAndMatchONNXRuntime() throws {
+        try check("sknet_nchw", fusedAway: [.reduceSum, .concat, .unsqueeze])
+        let (graph, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("sknet_nchw.onnx").path, threads: 2)
+            .optimizedGraph()
+        XCTAssertFalse(graph.nodes.contains { $0.attributes["layout"] == .string("nchw") }, "a layer still runs NCHW")
+        XCTAssertEqual(graph.nodes.filter { $0.op == .transpose }.count, 2, "\(graph.nodes.map(\.op))")
+    }
+
     /// Swin blocks from both PyTorch exporters: window attention masks built by slice assignments
     /// (ScatterND), pads computed through a table (TorchScript) or with Not (dynamo). The masks
     /// fold at compile time; every SIMD level matches ONNX Runtime.

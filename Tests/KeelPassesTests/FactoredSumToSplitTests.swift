@@ -56,6 +56,36 @@ final class FactoredSumToSplitTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// SKNet stacks its paths (unsqueeze, concat) and sums them, plain and times a softmax over the
+    /// paths: the pieces are the paths themselves, each times its gate slice as [N,C,1,1].
+    func testStackedPathsAreAddedAndGatedBySlice() throws {
+        let graph = try ShapeInference().run(parseIR("""
+            graph g
+            input %a: f32[N,2,1,2]
+            input %b: f32[N,2,1,2]
+            input %g: f32[N,2,2,1,1]
+            %ua = unsqueeze(%a) {axes=[1]} : f32[N,1,2,1,2]
+            %ub = unsqueeze(%b) {axes=[1]} : f32[N,1,2,1,2]
+            %paths = concat(%ua, %ub) {axis=1} : f32[N,2,2,1,2]
+            %plain = reduce_sum(%paths) {axes=[1], keepdims=false} : f32[N,2,1,2]
+            %gated = mul(%paths, %g) : f32[N,2,2,1,2]
+            %y = reduce_sum(%gated) {axes=[1], keepdims=false} : f32[N,2,1,2]
+            output plain = %plain
+            output y = %y
+            """)).graph
+        let result = try optimized(graph, [FactoredSumToSplit()])
+        XCTAssertEqual(result.graph.ops, [.add, .split, .reshape, .mul, .reshape, .mul, .add])
+        // a = 1…4, b = 10, 20, 30, 40; gate (path, channel): a's channels × 2 and 3, b's × 5 and 7.
+        let inputs = ["a": try Tensor(shape: [1, 2, 1, 2], values: [1, 2, 3, 4]),
+                      "b": try Tensor(shape: [1, 2, 1, 2], values: [10, 20, 30, 40]),
+                      "g": try Tensor(shape: [1, 2, 2, 1, 1], values: [2, 3, 5, 7])]
+        let outputs = try CompiledModel(graph: result.graph, context: ExecutionContext(threads: 1)).run(inputs)
+        XCTAssertEqual(outputs["plain"]?.values, [11, 22, 33, 44])
+        // 1·2 + 10·5, 2·2 + 20·5, 3·3 + 30·7, 4·3 + 40·7.
+        XCTAssertEqual(outputs["y"]?.values, [52, 104, 219, 292] as [Float])
+        try assertEquivalent(graph, result.graph)
+    }
+
     /// A sum over the inner factor adds neighbouring channels, and a sum that keeps its axis is
     /// 5-D still: neither is a split.
     func testOtherSumsAreKept() throws {
