@@ -248,6 +248,23 @@ public enum Resize {
                             to.update(repeating: fill, count: channels)
                             continue
                         }
+                        if channels <= 4 {
+                            // An image's few channels add up in one register: through `to` every tap
+                            // was a load and a store per channel (CrossViT's 3-channel bicubic input
+                            // resize, 12 ms at batch 8).
+                            var sum = SIMD4<Float>()
+                            for rowTap in rows.offsets[row]..<rows.offsets[row + 1] {
+                                for columnTap in columns.offsets[column]..<columns.offsets[column + 1] {
+                                    let weight = rows.weights[rowTap] * columns.weights[columnTap]
+                                    let pixel = from + (rows.indices[rowTap] * width.input + columns.indices[columnTap]) * channels
+                                    var values = SIMD4<Float>()
+                                    for channel in 0..<channels { values[channel] = pixel[channel] }
+                                    sum += weight * values
+                                }
+                            }
+                            for channel in 0..<channels { to[channel] = sum[channel] }
+                            continue
+                        }
                         to.update(repeating: 0, count: channels)
                         for rowTap in rows.offsets[row]..<rows.offsets[row + 1] {
                             for columnTap in columns.offsets[column]..<columns.offsets[column + 1] {

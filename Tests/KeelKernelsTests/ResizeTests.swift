@@ -1,7 +1,7 @@
 /// Resize against ONNX Runtime fixtures: every nearest rounding and coordinate mapping,
 /// bilinear, antialiased shrinking, crop-and-resize with extrapolation and bicubic (growing,
 /// shrinking, corners aligned, a = −0.5 with taps outside excluded), in both layouts
-/// (NHWC cases are ONNX Runtime's NCHW results transposed).
+/// (NHWC cases are ONNX Runtime's NCHW results transposed, also run with their channels doubled).
 import KeelKernels
 import XCTest
 
@@ -56,6 +56,20 @@ final class ResizeTests: XCTestCase {
                 }
                 assertClose(actual, expected, "\(fixture.name) threads \(threads)")
             }
+            // NHWC with each pixel's channels twice over (6 or 8 of them) runs the wide-channel
+            // loop instead of the few-channel one; every output pixel's channels come out twice.
+            guard !nchw else { continue }
+            let channels = x.shape[channelAxis]
+            func doubled(_ values: [Float]) -> [Float] {
+                stride(from: 0, to: values.count, by: channels).flatMap { Array(values[$0..<($0 + channels)]) + values[$0..<($0 + channels)] }
+            }
+            var wide = geometry
+            wide.channels = 2 * channels
+            let source = doubled(input)
+            let actual = try withOutput(2 * expected.count) { output in
+                try source.withUnsafeBufferPointer { try Resize.apply(input: $0, output: output, geometry: wide) }
+            }
+            assertClose(actual, doubled(expected), "\(fixture.name) with \(2 * channels) channels")
         }
     }
 
