@@ -4,7 +4,8 @@
  * panels (packed once ahead of time, or read in place from a row-major matrix) and A's rows are
  * read in place (packed, transposed to [depth][rows], only to apply a prologue or when rows 4 KB
  * apart would alias in L1).
- * Blocking: depth passes of DEPTH; in each, blocks of up to PANEL_BLOCK panels of B (DEPTH × 1024
+ * Blocking: depth passes of DEPTH (shorter where A's depths come in segments: a pass stays inside
+ * one); in each, blocks of up to PANEL_BLOCK panels of B (DEPTH × 1024
  * floats, 1 MB, in L2 for the whole pass over A's rows), chunks of up to four row groups of A
  * (48 KB, in L2), and for each chunk every panel of the block in turn (DEPTH × 32 floats,
  * 32 KB, in L1 while the chunk's groups pass over it; the first group streams it in and fetches the
@@ -428,9 +429,17 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         }                                                                                                   \
         ptrdiff_t total = k > 0 ? k : 1;                                                                    \
         const ptrdiff_t half_step = right.half_step ? right.half_step : 16;                                 \
-        for (ptrdiff_t start = 0; start < total; start += DEPTH) {                                          \
-            ptrdiff_t depth = k <= 0 ? 0 : (k - start < DEPTH ? k - start : DEPTH);                         \
-            int last = start + DEPTH >= total;                                                              \
+        const ptrdiff_t segment = left.segment_depth;                                                       \
+        ptrdiff_t step = DEPTH; /* from one pass to the next */                                             \
+        for (ptrdiff_t start = 0; start < total; start += step) {                                           \
+            step = total - start < DEPTH ? total - start : DEPTH;                                           \
+            /* A pass stays inside one segment of A, where its depths are evenly spaced. */                 \
+            if (segment > 0 && step > segment - start % segment) step = segment - start % segment;          \
+            ptrdiff_t depth = k <= 0 ? 0 : step;                                                            \
+            const ptrdiff_t depth_offset = segment > 0                                                      \
+                ? (start / segment) * left.segment_step + (start % segment) * left.depth_step               \
+                : start * left.depth_step;                                                                  \
+            int last = start + step >= total;                                                               \
             keel_gemm_prologue pass;                                                                        \
             if (prologue) pass = (keel_gemm_prologue){ prologue->scale + start, prologue->shift + start, prologue->relu }; \
             for (ptrdiff_t panel_first = 0; panel_first < panels; panel_first += PANEL_BLOCK) {             \
@@ -439,7 +448,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                 ptrdiff_t block_first = row_block * block_rows;                                             \
                 ptrdiff_t in_block = m - block_first < block_rows ? m - block_first : block_rows;           \
                 ptrdiff_t groups = (in_block + LIMIT - 1) / LIMIT;                                          \
-                const float *block_base = left.base + row_block * left.block_step + start * left.depth_step; \
+                const float *block_base = left.base + row_block * left.block_step + depth_offset;          \
                 for (ptrdiff_t chunk = 0; chunk < groups; chunk += CHUNK) {                                 \
                     int count = groups - chunk < CHUNK ? (int)(groups - chunk) : CHUNK;                     \
                     struct rows_view views[CHUNK];                                                          \
@@ -484,7 +493,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
                             : chunk + CHUNK < groups || row_block + 1 < blocks                              \
                                 ? b - (panel - panel_first) * right.panel_step                              \
                             : panel_end < panels ? b + right.panel_step                                     \
-                            : start + DEPTH < k ? right.base + (start + DEPTH) * right.depth_step            \
+                            : start + depth < k ? right.base + (start + depth) * right.depth_step            \
                             : b;                                                                            \
                         for (ptrdiff_t part = 0; part < width; part += 2 * HALF)                             \
                             for (int g = 0; g < count; g++)                                                  \

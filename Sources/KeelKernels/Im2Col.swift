@@ -20,10 +20,11 @@ enum Im2Col {
         return max(1, min(pixels, max(minimumTilePixels, columnBudget / max(reduction, 1))))
     }
 
-    /// NHWC: fills `columns` (row-major [pixelCount, K]) for pixels `pixelStart..<pixelStart+pixelCount`
-    /// counted over batch × outputHeight × outputWidth, for the input channels of `group`.
+    /// NHWC: fills `columns` (row-major [pixelCount, K]) for `pixelCount` pixels from `pixelStart`,
+    /// `pixelStep` apart (a column of the output with the output's width), counted over batch ×
+    /// outputHeight × outputWidth, for the input channels of `group`.
     static func fillNHWC(input: UnsafePointer<Float>, geometry: Conv2DGeometry, group: Int,
-                         pixelStart: Int, pixelCount: Int, columns: UnsafeMutablePointer<Float>,
+                         pixelStart: Int, pixelCount: Int, pixelStep: Int = 1, columns: UnsafeMutablePointer<Float>,
                          context: KernelContext) {
         let reduction = geometry.reductionLength
         let output = geometry.output
@@ -33,7 +34,7 @@ enum Im2Col {
         let (kernel, stride, dilation, padding) = (geometry.kernel, geometry.stride, geometry.dilation, geometry.padding)
         context.forEachChunk(pixelCount, minimumChunk: max(1, parallelGrain / reduction)) { range in
             for local in range {
-                let pixel = pixelStart + local
+                let pixel = pixelStart + local * pixelStep
                 let image = pixel / (output.height * output.width)
                 let within = pixel - image * output.height * output.width
                 let outputRow = within / output.width

@@ -111,3 +111,11 @@ public enum PanelGEMM {
     /// Multiply-adds below which a product stays on one thread.
     static let minimumParallelWork: Double = 262_144
 }
+
+extension keel_gemm_left {
+    /// A left operand without depth segments.
+    init(base: UnsafePointer<Float>?, row_step: Int, depth_step: Int, block_rows: Int, block_step: Int) {
+        self.init(base: base, row_step: row_step, depth_step: depth_step, block_rows: block_rows, block_step: block_step,
+                  segment_depth: 0, segment_step: 0)
+    }
+}

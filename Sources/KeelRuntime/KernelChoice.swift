@@ -6,7 +6,8 @@ import KeelKernels
 public struct KernelChoice: Sendable, Equatable, Codable {
     public var precision: Precision
     /// "winograd" (F(4×4, 3×3)), "winograd2x2", "line_winograd" (F(4, k) for 1×k and k×1), "im2col", "direct", "depthwise", "grouped",
-    /// "pointwise", "gemm"; empty for layers without a choice.
+    /// "pointwise", "gemm"; empty for layers without a choice. (fp32 NHWC "im2col" reads the input
+    /// in place where the output is at least 32 columns wide, copying only the pixels at its border.)
     /// (bf16 "direct" reads tiles straight from a padded bf16 copy of the input.)
     public var algorithm: String
     /// The instruction set or library the products run on: "AMX-BF16", "AVX512_BF16", "AVX-512",

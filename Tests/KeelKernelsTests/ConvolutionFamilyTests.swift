@@ -185,6 +185,15 @@ final class ConvolutionFamilyTests: XCTestCase {
                                     groups: 2, layout: layout), activation: .swish),
             Case(geometry: geometry(batch: 2, 10, 11, in: 600, out: 33, kernel: 1, stride: 3, padding: (0, 0, 0, 0),
                                     layout: layout), activation: .identity, bias: false),
+            // Outputs at least 32 wide, whose interior NHWC reads the input in place, the pixels
+            // around it through im2col: stride 2 with the bottom row's taps in the padding, a
+            // 5×5 kernel whose 350-deep kernel rows split the 256-deep pass and uneven padding,
+            // TF's stride-2 padding (none above or left), and two images.
+            Case(geometry: geometry(batch: 2, 7, 70, in: 5, out: 21, stride: 2, layout: layout), activation: .relu),
+            Case(geometry: geometry(5, 40, in: 70, out: 40, kernel: 5, padding: (2, 1, 2, 3), layout: layout),
+                 activation: .gelu),
+            Case(geometry: geometry(batch: 2, 8, 66, in: 16, out: 33, stride: 2, padding: (0, 0, 1, 1), layout: layout),
+                 activation: .swish, bias: false),
         ]
     }
 

@@ -48,11 +48,16 @@ void keel_cpu_restrict(uint32_t allowed);
  * depth_step = m). With block_rows > 0 the rows come in blocks of that many, block b at
  * base + b·block_step and row r at ((r / block_rows)·block_step + (r mod block_rows)·row_step):
  * a filter packed once as [blocks][k][block_rows] (row_step = 1, depth_step = block_rows), which
- * the kernels read in place, each row group inside one block. */
+ * the kernels read in place, each row group inside one block. With segment_depth > 0 the depths
+ * come in segments of that many, segment s at base + s·segment_step and depth p at
+ * ((p / segment_depth)·segment_step + (p mod segment_depth)·depth_step): an NHWC convolution's
+ * input read in place as its im2col matrix, a segment per kernel row (the kernel row's taps are
+ * adjacent pixels, so their channels are contiguous). Only the fp32 sgemm reads segments. */
 typedef struct {
     const float *base;
     ptrdiff_t row_step, depth_step;
     ptrdiff_t block_rows, block_step;
+    ptrdiff_t segment_depth, segment_step;
 } keel_gemm_left;
 
 /* The right operand: element (depth p, column j) at base[(j / 32)·panel_step + ((j mod 32) / 16)·
