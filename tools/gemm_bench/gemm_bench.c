@@ -53,6 +53,8 @@ static const struct shape shapes[] = {
     { "mobilenetv2 1x1", 49, 320, 1280 },
     { "mobilenetv4 3x3s2", 3136, 288, 32 },
     { "mobilenetv4 3x3s2", 784, 288, 96 },
+    { "vit attention qk", 197, 64, 197 },
+    { "vit attention pv", 197, 197, 64 },
     { "vit_s_16 qkv", 197, 384, 1152 },
     { "vit_s_16 proj", 197, 384, 384 },
     { "vit_s_16 mlp1", 197, 384, 1536 },
