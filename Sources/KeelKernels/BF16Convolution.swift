@@ -129,10 +129,25 @@ public enum BF16Convolution {
     /// products an instruction does (vdpbf16ps against vfmadd231ps: 218 against 108 GFLOP/s a
     /// core on Zen 4), which Winograd F(4×4)'s four times fewer products, or a split input's twice
     /// as many, outweigh: such layers measured faster in fp32 (VGG16's 3×3 layers 1.6×, its RGB
-    /// layer 1.65×, ResNet50's 28×28 3×3 layers 1.3–1.5×), which is also exact to more bits.
+    /// layer 1.65×, ResNet50's 28×28 3×3 layers 1.3–1.5×), which is also exact to more bits. So
+    /// does the padding of a shallow or narrow layer (`vectorProducts`): MobileNetV2's 16→96
+    /// expansion and 32→16 projection at 112×112 do as many vdpbf16ps as fp32 does FMAs, and ran
+    /// slower in bf16 (their input rounded first); in fp32 the model ran 4% faster at batch 8.
     public static func isFaster(than fp32Algorithm: Conv2DAlgorithm, for geometry: Conv2DGeometry) -> Bool {
         if instructionSet(for: geometry) == "AMX-BF16" { return true }
-        return fp32Algorithm != .winograd(.large) && !splitsInput(inputChannels: geometry.inputChannels)
+        guard fp32Algorithm != .winograd(.large) && !splitsInput(inputChannels: geometry.inputChannels) else { return false }
+        let products = vectorProducts(geometry)
+        return products.bf16 < products.fp32
+    }
+
+    /// Vector multiply-adds per output pixel: the AVX512_BF16 kernel's vdpbf16ps (one per pair of
+    /// depths, the depth padded to whole 32-deep tiles, for both 16-column halves of every
+    /// 32-column block) and the fp32 GEMM's FMAs (one per depth for each 16 columns).
+    public static func vectorProducts(_ geometry: Conv2DGeometry) -> (bf16: Int, fp32: Int) {
+        let depthBlock = Int(KEEL_BF16_DEPTH_BLOCK), columnBlock = Int(KEEL_BF16_COLUMN_BLOCK)
+        let pairs = (filterDepth(for: geometry) + depthBlock - 1) / depthBlock * (depthBlock / 2)
+        let blocks = (geometry.outputChannels + columnBlock - 1) / columnBlock
+        return (pairs * blocks * 2, geometry.reductionLength * ((geometry.outputChannels + 15) / 16))
     }
 
     /// Whether `apply` can fuse a following 2×2 stride-2 max pool: the direct form pools in its

@@ -21,7 +21,7 @@ final class ActivationStorageRuleTests: XCTestCase {
         wide = conv2d(48, 3, padding: same, activation: relu)
         pool = max_pool2d(2)
         strided = conv2d(40, 3, strides: 2, padding: same, activation: relu)
-        head = conv2d(16, 3, padding: same)
+        head = conv2d(32, 3, padding: same)
         side = conv2d(shared, 24, 1, activation: sigmoid)
         gated = conv2d(side, 16, 3, padding: same, activation: relu)
         output head

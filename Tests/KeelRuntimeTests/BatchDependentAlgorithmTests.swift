@@ -15,7 +15,7 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         let source = """
         model tiles
         input image: f32[\(batch), \(size), \(size), 16]
-        body = conv2d(16, 3, padding: same, activation: relu)
+        body = conv2d(32, 3, padding: same, activation: relu)
         output body
         """
         return try seededGraph(source, path: "tiles.keel", seed: 9)
