@@ -130,9 +130,9 @@ public enum BF16Convolution {
     /// core on Zen 4), which Winograd F(4×4)'s four times fewer products, or a split input's twice
     /// as many, outweigh: such layers measured faster in fp32 (VGG16's 3×3 layers 1.6×, its RGB
     /// layer 1.65×, ResNet50's 28×28 3×3 layers 1.3–1.5×), which is also exact to more bits. So
-    /// does the padding of a shallow or narrow layer (`vectorProducts`): MobileNetV2's 16→96
-    /// expansion and 32→16 projection at 112×112 do as many vdpbf16ps as fp32 does FMAs, and ran
-    /// slower in bf16 (their input rounded first); in fp32 the model ran 4% faster at batch 8.
+    /// does the padding of a shallow layer to whole 32-deep tiles (`vectorProducts`): MobileNetV2's
+    /// 16→96 expansion at 112×112 does as many vdpbf16ps as fp32 does FMAs, and ran slower in bf16
+    /// (its input rounded first).
     public static func isFaster(than fp32Algorithm: Conv2DAlgorithm, for geometry: Conv2DGeometry) -> Bool {
         if instructionSet(for: geometry) == "AMX-BF16" { return true }
         guard fp32Algorithm != .winograd(.large) && !splitsInput(inputChannels: geometry.inputChannels) else { return false }
@@ -141,13 +141,12 @@ public enum BF16Convolution {
     }
 
     /// Vector multiply-adds per output pixel: the AVX512_BF16 kernel's vdpbf16ps (one per pair of
-    /// depths, the depth padded to whole 32-deep tiles, for both 16-column halves of every
-    /// 32-column block) and the fp32 GEMM's FMAs (one per depth for each 16 columns).
+    /// depths, the depth padded to whole 32-deep tiles) and the fp32 GEMM's FMAs (one per depth),
+    /// each for every 16 columns.
     public static func vectorProducts(_ geometry: Conv2DGeometry) -> (bf16: Int, fp32: Int) {
-        let depthBlock = Int(KEEL_BF16_DEPTH_BLOCK), columnBlock = Int(KEEL_BF16_COLUMN_BLOCK)
+        let depthBlock = Int(KEEL_BF16_DEPTH_BLOCK), vectors = (geometry.outputChannels + 15) / 16
         let pairs = (filterDepth(for: geometry) + depthBlock - 1) / depthBlock * (depthBlock / 2)
-        let blocks = (geometry.outputChannels + columnBlock - 1) / columnBlock
-        return (pairs * blocks * 2, geometry.reductionLength * ((geometry.outputChannels + 15) / 16))
+        return (pairs * vectors, geometry.reductionLength * vectors)
     }
 
     /// Whether `apply` can fuse a following 2×2 stride-2 max pool: the direct form pools in its

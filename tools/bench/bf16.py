@@ -181,7 +181,7 @@ def write_section(arguments, rows, accuracies):
         kernels = ("No AMX here: Keel bf16 runs conv2d and dense with AVX512_BF16 (vdpbf16ps products, fp32 "
                    "accumulation; bias, residual and ReLU in fp32; bf16 between bf16 layers, fp32 elsewhere); layers "
                    "that fp32 runs with Winograd F(4×4), whose input bf16 would split (the RGB first layer), or whose "
-                   "padding to 32-deep, 32-column bf16 blocks leaves no fewer products (16 channels in or out) keep "
+                   "depth padded to 32-deep bf16 tiles leaves no fewer products (16 input channels) keep "
                    "fp32, the faster there.")
     start, stop = f"<!-- machine: {cpu} -->", f"<!-- machine end: {cpu} -->"
     lines = [start, "", f"## bf16: Keel against OpenVINO bf16 and Keel fp32 ({cpu})", "",
