@@ -248,13 +248,20 @@ struct pair_range {
     ptrdiff_t begin, end;
 };
 
+/* The pairs of depths that hold filter values: the depth past them, up to whole 32-deep tiles, is
+ * zero in both operands. Skipping it spares EfficientNet's 40-deep layers (padded to 64) 37% of
+ * their products, its 24-, 80-, 112- and 144-deep ones 25, 17, 12 and 10%. */
+static ptrdiff_t filled_pairs(const keel_bf16_conv *conv) {
+    return (conv->kernel_height * conv->kernel_width * conv->input_channels * (conv->split_input ? 2 : 1) + 1) / 2;
+}
+
 /* The pairs of output row `y`'s im2col rows whose kernel rows reach inside the input: a padded
  * layer's top and bottom rows reach fewer, and their products with the padding's zeros are
  * skipped (on a 7×7 map a 3×3 layer's top and bottom padding hold 10% of its products, on 14×14
  * 5%). The whole depth for a split input, whose low halves follow the high ones. Bounds are
  * rounded out to whole pairs, which only adds zero products. */
-static struct pair_range row_taps(const keel_bf16_conv *conv, ptrdiff_t y, ptrdiff_t depth) {
-    const struct pair_range whole = {0, depth / 2};
+static struct pair_range row_taps(const keel_bf16_conv *conv, ptrdiff_t y) {
+    const struct pair_range whole = {0, filled_pairs(conv)};
     if (conv->split_input) return whole;
     const window_taps taps = window_taps_along(y, conv->input_height, conv->kernel_height, conv->stride_height,
                                                conv->dilation_height, conv->pad_top, 0);
@@ -352,14 +359,14 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
             const float *bias = conv->bias ? conv->bias + column : NULL;
             for (ptrdiff_t row = 0; row < rows;) {
                 int count = rows - row < BLOCK ? (int)(rows - row) : BLOCK;
-                struct pair_range taps = {0, depth / 2};
+                struct pair_range taps = {0, filled_pairs(conv)};
                 if (padded_rows) {
                     /* A block's rows share their taps: it ends before the first output row whose differ. */
                     const ptrdiff_t pixel = start + row, y = (pixel % plane) / output_width;
-                    taps = row_taps(conv, y, depth);
+                    taps = row_taps(conv, y);
                     ptrdiff_t same = output_width - pixel % output_width;
                     for (ptrdiff_t next = y + 1; same < count && next < conv->output_height; next++, same += output_width) {
-                        const struct pair_range more = row_taps(conv, next, depth);
+                        const struct pair_range more = row_taps(conv, next);
                         if (more.begin != taps.begin || more.end != taps.end) break;
                     }
                     if (same < count) count = (int)same;

@@ -33,7 +33,7 @@ struct CompileOptions: ParsableArguments {
     @Option(name: .long, help: "Match parameters to initializers by Keras layer name (tf2onnx; the default) or by layer order (PyTorch exports).")
     var match: WeightMatch?
 
-    @Option(name: .long, help: ArgumentHelp("Precision of conv2d and dense products: fp32 (the default), fp32-strict (fp32 without Winograd: each convolution rounds as a direct one, for models that amplify rounding; up to 2x slower 3x3 layers) or bf16 (AMX or AVX512_BF16; fp32 accumulation; bf16 between bf16 layers, fp32 elsewhere; without AMX, layers that run faster in fp32 keep it: Winograd, split RGB input, or a depth padded to bf16's 32-deep tiles leaving no fewer products).", valueName: "fp32|fp32-strict|bf16"))
+    @Option(name: .long, help: ArgumentHelp("Precision of conv2d and dense products: fp32 (the default), fp32-strict (fp32 without Winograd: each convolution rounds as a direct one, for models that amplify rounding; up to 2x slower 3x3 layers) or bf16 (AMX or AVX512_BF16; fp32 accumulation; bf16 between bf16 layers, fp32 elsewhere; without AMX, layers fp32 Winograd runs faster keep fp32).", valueName: "fp32|fp32-strict|bf16"))
     var precision: Precision?
 
     @OptionGroup var terminal: QuietOption

@@ -128,25 +128,21 @@ public enum BF16Convolution {
     /// AMX multiplies bf16 many times faster than fp32 FMA: always. AVX512_BF16 only doubles the
     /// products an instruction does (vdpbf16ps against vfmadd231ps: 218 against 108 GFLOP/s a
     /// core on Zen 4), which Winograd F(4×4)'s four times fewer products, or a split input's twice
-    /// as many, outweigh: such layers measured faster in fp32 (VGG16's 3×3 layers 1.6×, its RGB
-    /// layer 1.65×, ResNet50's 28×28 3×3 layers 1.3–1.5×), which is also exact to more bits. So
-    /// does the padding of a shallow layer to whole 32-deep tiles (`vectorProducts`): MobileNetV2's
-    /// 16→96 expansion at 112×112 does as many vdpbf16ps as fp32 does FMAs, and ran slower in bf16
-    /// (its input rounded first).
+    /// as many (`vectorProducts`), outweigh: such layers measured faster in fp32 (VGG16's 3×3
+    /// layers 1.6×, its RGB layer 1.65×, ResNet50's 28×28 3×3 layers 1.3–1.5×), which is also
+    /// exact to more bits.
     public static func isFaster(than fp32Algorithm: Conv2DAlgorithm, for geometry: Conv2DGeometry) -> Bool {
         if instructionSet(for: geometry) == "AMX-BF16" { return true }
-        guard fp32Algorithm != .winograd(.large) && !splitsInput(inputChannels: geometry.inputChannels) else { return false }
         let products = vectorProducts(geometry)
-        return products.bf16 < products.fp32
+        return fp32Algorithm != .winograd(.large) && products.bf16 < products.fp32
     }
 
-    /// Vector multiply-adds per output pixel: the AVX512_BF16 kernel's vdpbf16ps (one per pair of
-    /// depths, the depth padded to whole 32-deep tiles) and the fp32 GEMM's FMAs (one per depth),
-    /// each for every 16 columns.
+    /// Vector multiply-adds per output pixel, each for every 16 columns: the AVX512_BF16 kernel's
+    /// vdpbf16ps (one per pair of filter depths, twice the depth for a split input; the padding to
+    /// whole 32-deep tiles is skipped) and the fp32 GEMM's FMAs (one per depth).
     public static func vectorProducts(_ geometry: Conv2DGeometry) -> (bf16: Int, fp32: Int) {
-        let depthBlock = Int(KEEL_BF16_DEPTH_BLOCK), vectors = (geometry.outputChannels + 15) / 16
-        let pairs = (filterDepth(for: geometry) + depthBlock - 1) / depthBlock * (depthBlock / 2)
-        return (pairs * vectors, geometry.reductionLength * vectors)
+        let vectors = (geometry.outputChannels + 15) / 16
+        return ((filterDepth(for: geometry) + 1) / 2 * vectors, geometry.reductionLength * vectors)
     }
 
     /// Whether `apply` can fuse a following 2×2 stride-2 max pool: the direct form pools in its

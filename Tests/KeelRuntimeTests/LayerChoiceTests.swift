@@ -60,12 +60,11 @@ final class LayerChoiceTests: XCTestCase {
                                                     storedOnlyInBF16: true).kernel.precision, .bf16)
     }
 
-    /// On AVX512_BF16 alone, a layer whose depth padded to whole 32-deep bf16 tiles leaves at least as
-    /// many vdpbf16ps as fp32 does FMAs keeps fp32: MobileNetV2's 16→96 expansion (16 deep, padded
-    /// to 32: 16 pairs against 16 depths). Its 24→144 expansion (16 pairs against 24), its 32→16
-    /// projection and a 3×3 layer of 16 channels (144 deep, padded to 160: 80 pairs) run bf16.
-    /// Counted by hand per 16 output columns: bf16 ⌈depth/32⌉·16, fp32 depth.
-    func testAVX512BF16KeepsFP32WherePaddingLeavesNoFewerProducts() throws {
+    /// On AVX512_BF16 alone, bf16 runs where its vdpbf16ps (one per pair of depths) are fewer than
+    /// fp32's FMAs: shallow layers too (MobileNetV2's 16→96 expansion: 8 pairs against 16 depths,
+    /// the padding to a 32-deep tile skipped), not a split input (an RGB stem: 147 pairs of its
+    /// doubled 294-deep filter against 147 depths). Counted by hand per 16 output columns.
+    func testAVX512BF16RunsBF16WhereItDoesFewerProducts() throws {
         let capabilities: CPUCapabilities = [.avx2, .avx512, .avx512BF16]
         guard CPUCapabilities.detected.isSuperset(of: capabilities) else {
             throw XCTSkip("this CPU has no AVX512_BF16")
@@ -77,9 +76,11 @@ final class LayerChoiceTests: XCTestCase {
         }
         let threeByThree = Conv2DGeometry(batch: 1, input: Size2D(7, 7), inputChannels: 16, outputChannels: 16,
                                           kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
+        let stem = Conv2DGeometry(batch: 1, input: Size2D(230, 230), inputChannels: 3, outputChannels: 64,
+                                  kernel: Size2D(7, 7), stride: Size2D(2, 2))
         let cases: [(Conv2DGeometry, bf16: Int, fp32: Int)] = [
-            (pointwise(16, 96), 16 * 6, 16 * 6), (pointwise(16, 40), 16 * 3, 16 * 3), (pointwise(32, 16), 16 * 1, 32 * 1),
-            (threeByThree, 80 * 1, 144 * 1), (pointwise(24, 144), 16 * 9, 24 * 9), (pointwise(64, 256), 32 * 16, 64 * 16),
+            (pointwise(16, 96), 8 * 6, 16 * 6), (pointwise(32, 16), 16 * 1, 32 * 1), (pointwise(5, 40), 3 * 3, 5 * 3),
+            (threeByThree, 72 * 1, 144 * 1), (pointwise(24, 144), 12 * 9, 24 * 9), (stem, 147 * 4, 147 * 4),
         ]
         for (geometry, bf16, fp32) in cases {
             let products = BF16Convolution.vectorProducts(geometry)
