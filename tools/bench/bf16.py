@@ -2,8 +2,9 @@
 """Keel bf16 against OpenVINO bf16 and Keel fp32, and the accuracy bf16 costs; writes its own
 section of BENCHMARKS.md (between the bf16 markers).
 
-Every engine runs the same ONNX file (bench.py's seeded VGG16 models, and the zoo's Keras
-ResNet50 when models/zoo holds it; NHWC input) on the same input, each timing in its own process, interleaved round by round with the starting engine
+Every engine runs the same ONNX file (bench.py's seeded VGG16 models on a random NHWC batch, and
+the backbones in ZOO from models/zoo when it holds them, on the zoo's own input files) on the same
+input, each timing in its own process, interleaved round by round with the starting engine
 rotated, since the machine may be shared; the table gives medians over rounds and their ratios.
 OpenVINO runs with INFERENCE_PRECISION_HINT=bf16, PERFORMANCE_HINT=LATENCY and the same thread
 count. Accuracy is Keel bf16 against Keel fp32 on the same inputs (`keel bench --compare fp32`):
@@ -29,8 +30,12 @@ from bench import ROOT, machine, replace_machine_table, vgg16_onnx  # noqa: E402
 
 BEGIN, END = "<!-- bf16: begin -->", "<!-- bf16: end -->"
 MODELS = [("VGG16 without top", "none"), ("VGG16 + ResNet-style head", "resnet"), ("VGG16 + ViT-style head", "vit")]
-# Backbones of the model zoo (tools/zoo builds models/zoo), measured when present: NHWC 224×224 input.
-ZOO = [("ResNet50 (Keras, zoo)", "keras_resnet50.onnx")]
+# Backbones of the model zoo (tools/zoo builds models/zoo), measured when present, each on the zoo's
+# input for the batch (models/zoo/NAME.input_bB.npy: its layout and size).
+ZOO = [("ResNet50 (Keras, zoo)", "keras_resnet50"), ("Xception (Keras, zoo)", "keras_xception"),
+       ("MobileNetV2 (torchvision, zoo)", "torch_mobilenet_v2"),
+       ("EfficientNet-B0 (torchvision, zoo)", "torch_efficientnet_b0"),
+       ("DenseNet121 (torchvision, zoo)", "torch_densenet121"), ("ConvNeXt-T (torchvision, zoo)", "torch_convnext_tiny")]
 
 
 def openvino_worker(model, input_path, threads, iterations, warmup, output_path):
@@ -138,21 +143,23 @@ def main():
         for batch in arguments.batches:
             inputs[batch] = work / f"input_b{batch}.npy"
             np.save(inputs[batch], rng.uniform(-120, 130, (batch, 224, 224, 3)).astype(np.float32))
-        models = []
+        models = []  # (label, model, {batch: input})
         for label, head in MODELS:
-            models.append((label, work / f"vgg16_{head}.onnx"))
+            models.append((label, work / f"vgg16_{head}.onnx", inputs))
             vgg16_onnx(models[-1][1], arguments.seed, head=head)
         for label, name in ZOO:
-            path = ROOT / "models" / "zoo" / name
-            if path.exists():
-                models.append((label, path))
+            zoo = ROOT / "models" / "zoo"
+            own = {batch: zoo / f"{name}.input_b{batch}.npy" for batch in arguments.batches}
+            missing = [str(path) for path in [zoo / f"{name}.onnx", *own.values()] if not path.exists()]
+            if missing:
+                print(f"{label}: {', '.join(missing)} missing (build the zoo first); skipped", flush=True)
             else:
-                print(f"{label}: {path} is missing (build the zoo first); skipped", flush=True)
-        for label, model in models:
+                models.append((label, zoo / f"{name}.onnx", own))
+        for label, model, model_inputs in models:
             for batch in arguments.batches:
-                rows.append(measure(arguments, label, model, inputs[batch], batch))
+                rows.append(measure(arguments, label, model, model_inputs[batch], batch))
             largest = max(arguments.batches)
-            for entry in accuracy(arguments.keel, model, inputs[largest], arguments.threads):
+            for entry in accuracy(arguments.keel, model, model_inputs[largest], arguments.threads):
                 accuracies.append({"model": label, "input": f"{largest} random images", **entry})
         top = work / "vgg16_top.onnx"
         vgg16_onnx(top, arguments.seed, head="top")
@@ -180,8 +187,7 @@ def write_section(arguments, rows, accuracies):
     else:
         kernels = ("No AMX here: Keel bf16 runs conv2d and dense with AVX512_BF16 (vdpbf16ps products, fp32 "
                    "accumulation; bias, residual and ReLU in fp32; bf16 between bf16 layers, fp32 elsewhere); layers "
-                   "that fp32 runs with Winograd F(4×4), whose input bf16 would split (the RGB first layer), or whose "
-                   "depth padded to 32-deep bf16 tiles leaves no fewer products (16 input channels) keep "
+                   "that fp32 runs with Winograd F(4×4), or whose input bf16 would split (the RGB first layer), keep "
                    "fp32, the faster there.")
     start, stop = f"<!-- machine: {cpu} -->", f"<!-- machine end: {cpu} -->"
     lines = [start, "", f"## bf16: Keel against OpenVINO bf16 and Keel fp32 ({cpu})", "",
