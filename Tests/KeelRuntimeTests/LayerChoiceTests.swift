@@ -40,11 +40,7 @@ final class LayerChoiceTests: XCTestCase {
     /// a layer fp32 runs with Winograd F(4×4) (four times fewer products) keeps fp32, one that
     /// fp32 runs as a GEMM (1×1, strided) runs bf16; a filter held only in bf16 runs bf16.
     func testAVX512BF16KeepsFP32WhereWinogradMultipliesLess() throws {
-        let capabilities: CPUCapabilities = [.avx2, .avx512, .avx512BF16]
-        guard CPUCapabilities.detected.isSuperset(of: capabilities) else {
-            throw XCTSkip("this CPU has no AVX512_BF16")
-        }
-        CPUCapabilities.restrict(to: capabilities)
+        try restrictToAVX512BF16()
         defer { CPUCapabilities.restoreDetected() }
         let threeByThree = Conv2DGeometry(batch: 1, input: Size2D(56, 56), inputChannels: 64, outputChannels: 64,
                                           kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1))
@@ -65,11 +61,7 @@ final class LayerChoiceTests: XCTestCase {
     /// the padding to a 32-deep tile skipped), not a split input (an RGB stem: 147 pairs of its
     /// doubled 294-deep filter against 147 depths). Counted by hand per 16 output columns.
     func testAVX512BF16RunsBF16WhereItDoesFewerProducts() throws {
-        let capabilities: CPUCapabilities = [.avx2, .avx512, .avx512BF16]
-        guard CPUCapabilities.detected.isSuperset(of: capabilities) else {
-            throw XCTSkip("this CPU has no AVX512_BF16")
-        }
-        CPUCapabilities.restrict(to: capabilities)
+        try restrictToAVX512BF16()
         defer { CPUCapabilities.restoreDetected() }
         func pointwise(_ inputs: Int, _ outputs: Int) -> Conv2DGeometry {
             Conv2DGeometry(batch: 1, input: Size2D(112, 112), inputChannels: inputs, outputChannels: outputs, kernel: Size2D(1, 1))
@@ -110,5 +102,12 @@ final class LayerChoiceTests: XCTestCase {
                                                           storedOnlyInBF16: false, onlyWinogradAlgorithm: .winograd(.large))) {
             XCTAssertTrue("\($0)".contains("compiled for Winograd only"), "\($0)")
         }
+    }
+
+    /// The kernels of a CPU with AVX512_BF16 but no AMX; skips where this one lacks them.
+    private func restrictToAVX512BF16() throws {
+        let capabilities: CPUCapabilities = [.avx2, .avx512, .avx512BF16]
+        guard CPUCapabilities.detected.isSuperset(of: capabilities) else { throw XCTSkip("this CPU has no AVX512_BF16") }
+        CPUCapabilities.restrict(to: capabilities)
     }
 }
