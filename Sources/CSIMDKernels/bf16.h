@@ -5,6 +5,7 @@
 #include "keel_kernels.h"
 #include "simd_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Depth rounded up to whole 32-deep tiles (both halves of a split input's). */
@@ -99,6 +100,23 @@ KEEL_INLINE KEEL_AVX512_BF16 void keel_bf16_store(const keel_bf16_conv *conv, pt
     }
 }
 
+/* Whether the layer's activation is a clamp (ReLU or Clip), applied as min(upper, max(lower, x))
+ * with bounds set once per block; the others go through keel_avx512_activate. */
+KEEL_INLINE int keel_bf16_clamps(const keel_bf16_conv *conv) {
+    return conv->activation == KEEL_ACTIVATION_RELU || conv->activation == KEEL_ACTIVATION_CLIP;
+}
+KEEL_INLINE KEEL_AVX512_BF16 __m512 keel_bf16_lower(const keel_bf16_conv *conv) {
+    return _mm512_set1_ps(conv->activation == KEEL_ACTIVATION_CLIP ? conv->parameter0 : 0.0f);
+}
+KEEL_INLINE KEEL_AVX512_BF16 __m512 keel_bf16_upper(const keel_bf16_conv *conv) {
+    return _mm512_set1_ps(conv->activation == KEEL_ACTIVATION_CLIP ? conv->parameter1 : INFINITY);
+}
+/* keel_avx512_activate's clamp, operands in its order so NaN and −0 come out the same. */
+KEEL_INLINE KEEL_AVX512_BF16 void keel_bf16_clamp(__m512 *x0, __m512 *x1, __m512 lower, __m512 upper) {
+    *x0 = _mm512_min_ps(upper, _mm512_max_ps(lower, *x0));
+    *x1 = _mm512_min_ps(upper, _mm512_max_ps(lower, *x1));
+}
+
 /* x0, x1 (output element `at`'s columns 0–15 and 16–31, within the masks) plus the layer's
  * residual there, fp32 or bf16 widened exactly; unchanged without one. */
 KEEL_INLINE KEEL_AVX512_BF16 void keel_bf16_add_residual(const keel_bf16_conv *conv, ptrdiff_t at, __m512 *x0,
@@ -124,7 +142,7 @@ void keel_avx512bf16_im2col(const keel_bf16_conv *conv, ptrdiff_t first_pixel, p
  * `window`, the first at its start. */
 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count, uint16_t *window);
 /* `rows` rows of a staged fp32 block (32 floats a row) plus bias and the layer's residual
- * (keel_bf16_add_residual), then ReLU, stored within the masks from output element `at` on
+ * (keel_bf16_add_residual), then its activation, stored within the masks from output element `at` on
  * (keel_bf16_store), rows output_channels apart. */
 void keel_avx512bf16_finish(const keel_bf16_conv *conv, const float *staging, ptrdiff_t rows, const float *bias,
                             ptrdiff_t at, __mmask16 low, __mmask16 high);

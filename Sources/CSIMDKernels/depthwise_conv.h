@@ -153,7 +153,9 @@ typedef struct {
     ptrdiff_t input_lines, output_lines;
 } rows_ahead;
 
-static inline rows_ahead rows_ahead_of(const keel_depthwise_conv *conv, ptrdiff_t image, ptrdiff_t row) {
+/* input_size, output_size: bytes per stored value (4 for fp32, 2 for bf16). */
+static inline rows_ahead rows_ahead_of(const keel_depthwise_conv *conv, ptrdiff_t image, ptrdiff_t row,
+                                       ptrdiff_t input_size, ptrdiff_t output_size) {
     rows_ahead ahead = { NULL, NULL, 0, 0 };
     if (call_bytes(conv) <= NHWC_BLOCKED_CALL_BYTES || row + 1 >= conv->output_height) return ahead;
     const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;
@@ -164,12 +166,12 @@ static inline rows_ahead rows_ahead_of(const keel_depthwise_conv *conv, ptrdiff_
     if (first < 0) first = 0;
     if (end > height) end = height;
     if (end > first) {
-        ahead.input = (const char *)(conv->input + (image * height + first) * width * channels);
-        ahead.input_lines = ((end - first) * width * channels * (ptrdiff_t)sizeof(float) + 63) / 64;
+        ahead.input = (const char *)conv->input + (image * height + first) * width * channels * input_size;
+        ahead.input_lines = ((end - first) * width * channels * input_size + 63) / 64;
     }
-    const ptrdiff_t row_floats = conv->output_width * channels;
-    ahead.output = (const char *)(conv->output + (image * conv->output_height + row + 1) * row_floats);
-    ahead.output_lines = (row_floats * (ptrdiff_t)sizeof(float) + 63) / 64;
+    const ptrdiff_t row_values = conv->output_width * channels;
+    ahead.output = (const char *)conv->output + (image * conv->output_height + row + 1) * row_values * output_size;
+    ahead.output_lines = (row_values * output_size + 63) / 64;
     return ahead;
 }
 
@@ -273,8 +275,163 @@ enum { HELD_RUN = 6, HELD_SPAN = 24 };
 #define HELD_RUN_OF(width) ((width) >= 16 ? HELD_RUN_MAX : HELD_RUN)
 #define HELD_SPAN_OF(width, output_width) ((width) >= 16 ? (output_width) : HELD_SPAN)
 
+/* The held-filter NHWC body (holds_filter) of one level, on activations stored as IN_T and OUT_T:
+ * float, or uint16_t holding bf16 values (a bf16 plan's activations around the layer), which
+ * LOAD_IN / LOADU_IN widen to fp32 and STORE_OUT rounds to. The filter, bias, residual and every
+ * sum stay fp32, so a bf16 input gives the bits its fp32 widening would. NAME names the functions;
+ * PREFIX the level's activations (keel_<PREFIX>_activate). */
+#define DEFINE_DEPTHWISE_HELD(NAME, PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, ZERO, FMADD, ADD, IN_T,        \
+                              LOAD_IN, LOADU_IN, OUT_T, STORE_OUT)                                                     \
+    /* Held-filter NHWC body: per output row and vector of channels, the whole K×K filter is loaded                    \
+     * once (9 registers for 3×3; 5×5 spills to L1, read as FMA operands) and runs of adjacent output                  \
+     * pixels take each input pixel of their window once per filter row (a 3×3 stride-1 run of 8:                      \
+     * 30 loads for 72 FMAs). Runs at the borders test their input columns; the others do not. On                      \
+     * AVX2 (16 registers) it ran 1.4–2× faster than the tap-by-tap and sliding bodies (Zen 3, one                     \
+     * core, best of 12 interleaved rounds: 56×56×144 0.52 → 0.28 ms, 14×14×384 0.082 → 0.055,                         \
+     * 112×112×96 at stride 2 0.59 → 0.33); on AVX-512 (32 registers) too: Zen 4, one core, a model's                  \
+     * depthwise layers in all 1.94 → 1.02 ms (Keras MobileNetV2), 14.9 → 7.8 (Xception), 3.01 → 2.16                  \
+     * (EfficientNetB0). `rows[ky]` is input row ky of the window at column 0 and the run's channels,                  \
+     * NULL outside the image; `checked` runs may read columns outside it (tested per column); `full`                  \
+     * vectors have WIDTH channels (unmasked loads). */                                                                \
+    KEEL_INLINE ATTRIBUTE void NAME##_depthwise_held_run(const keel_depthwise_conv *conv, const IN_T *const *rows,  \
+                                                           const VEC *k, ptrdiff_t x, int columns, int stored, int size, \
+                                                           int stride, int checked, int full, MASK mask, OUT_T *out,   \
+                                                           const float *residual, const float *bias, VEC bias_vector) { \
+        const ptrdiff_t channels = conv->channels, width = conv->input_width, x0 = x * stride - conv->pad_left;        \
+        VEC sums[HELD_RUN_MAX];                                                                                        \
+        UNROLLED_TAPS for (int j = 0; j < columns; j++) sums[j] = ZERO();                                              \
+        UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                              \
+            if (!rows[ky]) continue;                                                                                   \
+            UNROLLED_TAPS for (int i = 0; i < (columns - 1) * stride + size; i++) {                                    \
+                if (checked && (x0 + i < 0 || x0 + i >= width)) continue;                                              \
+                const IN_T *pixel = rows[ky] + (x0 + i) * channels;                                                   \
+                const VEC value = full ? LOADU_IN(pixel) : LOAD_IN(mask, pixel);                                             \
+                UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                      \
+                    const int kx = i - j * stride;                                                                     \
+                    if (kx >= 0 && kx < size) sums[j] = FMADD(value, k[ky * size + kx], sums[j]);                      \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                              \
+            if (j >= stored) continue;                                                                                 \
+            const ptrdiff_t at = (x + j) * channels;                                                                   \
+            VEC value = sums[j];                                                                                       \
+            if (bias) value = ADD(value, bias_vector);                                                                 \
+            if (residual) value = ADD(value, LOAD(mask, residual + at));                                               \
+            STORE_OUT(mask, out + at, keel_##PREFIX##_activate(value, &conv->epilogue));                                   \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* Output pixels [x, end) of one row for one vector of channels, in runs of `run` (a constant);                    \
+     * runs that reach outside the output columns [inside_first, inside_end), whose windows lie inside                 \
+     * the input, test their input columns. The last few pixels take one tested run of `run` (or of 4                  \
+     * for at most 4 pixels) whose extra pixels, computed from columns inside the row, are not stored:                 \
+     * a 7×7 map's row is one run instead of runs of 4, 1, 1 and 1, each with its own loads and                        \
+     * epilogue (Zen 4, one core, best of 6 interleaved rounds: 7×7×960 0.023 → 0.018 ms, 7×7×1152 0.028 →             \
+     * 0.022). */                                                                                                      \
+    KEEL_INLINE ATTRIBUTE void NAME##_depthwise_held_runs(const keel_depthwise_conv *conv, const IN_T *const *rows, \
+                                                            const VEC *k, ptrdiff_t x, ptrdiff_t end, int run,         \
+                                                            ptrdiff_t inside_first, ptrdiff_t inside_end, int size,    \
+                                                            int stride, int full, MASK mask, OUT_T *out,               \
+                                                            const float *residual, const float *bias, VEC bias_vector) { \
+        for (; x + run <= end; x += run) {                                                                             \
+            if (x < inside_first || x + run > inside_end)                                                              \
+                NAME##_depthwise_held_run(conv, rows, k, x, run, run, size, stride, 1, full, mask, out, residual, bias, \
+                                            bias_vector);                                                              \
+            else                                                                                                       \
+                NAME##_depthwise_held_run(conv, rows, k, x, run, run, size, stride, 0, full, mask, out, residual, bias, \
+                                            bias_vector);                                                              \
+        }                                                                                                              \
+        const int left = (int)(end - x);                                                                               \
+        if (left > 4)                                                                                                  \
+            NAME##_depthwise_held_run(conv, rows, k, x, run, left, size, stride, 1, full, mask, out, residual, bias, \
+                                        bias_vector);                                                                  \
+        else if (left > 0)                                                                                             \
+            NAME##_depthwise_held_run(conv, rows, k, x, 4, left, size, stride, 1, full, mask, out, residual, bias,   \
+                                        bias_vector);                                                                  \
+    }                                                                                                                  \
+    /* Output pixels [x, end) of one row for every vector of the extent's channels in turn, the filter                 \
+     * loaded per vector (from L1). */                                                                                 \
+    KEEL_INLINE ATTRIBUTE void NAME##_depthwise_held_span(const keel_depthwise_conv *conv, const IN_T *const *lines, \
+                                                            nhwc_extent extent, ptrdiff_t pixel, ptrdiff_t x,          \
+                                                            ptrdiff_t end, ptrdiff_t inside_first, ptrdiff_t inside_end, \
+                                                            int size, int stride, const rows_ahead *ahead, ptrdiff_t span, \
+                                                            ptrdiff_t spans) {                                         \
+        const ptrdiff_t channels = conv->channels;                                                                     \
+        const keel_epilogue *e = &conv->epilogue;                                                                      \
+        const ptrdiff_t vectors = (extent.channel_end - extent.channel_first + WIDTH - 1) / WIDTH;                     \
+        ptrdiff_t vector = 0;                                                                                          \
+        for (ptrdiff_t c = extent.channel_first; c < extent.channel_end; c += WIDTH, vector++) {                       \
+            /* The next row's lines, a share per span and channel vector. */                                           \
+            fetch_rows_ahead(ahead, span * vectors + vector, spans * vectors);                                         \
+            const MASK mask = MASK_FOR(channels - c);                                                                  \
+            VEC k[25];                                                                                                 \
+            UNROLLED_TAPS for (int t = 0; t < size * size; t++) k[t] = LOAD(mask, conv->weights + t * channels + c);   \
+            const IN_T *rows[5];                                                                                      \
+            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) rows[ky] = lines[ky] ? lines[ky] + c : NULL;               \
+            OUT_T *out = (OUT_T *)conv->output + pixel + c;                                                                     \
+            const float *residual = e->residual ? e->residual + pixel + c : NULL;                                      \
+            const float *bias = e->bias ? e->bias + c : NULL;                                                          \
+            const VEC bias_vector = bias ? LOAD(mask, bias) : ZERO();                                                  \
+            if (c + WIDTH <= channels)                                                                                 \
+                NAME##_depthwise_held_runs(conv, rows, k, x, end, HELD_RUN_OF(WIDTH), inside_first, inside_end, size, \
+                                             stride, 1, mask, out, residual, bias, bias_vector);                       \
+            else                                                                                                       \
+                NAME##_depthwise_held_runs(conv, rows, k, x, end, HELD_RUN_OF(WIDTH), inside_first, inside_end, size, \
+                                             stride, 0, mask, out, residual, bias, bias_vector);                       \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* Output rows [row_first, row_end) of `image`, channels [channel_first, channel_end), a size×size                 \
+     * filter at `stride` (both constants at each call): each row in spans (HELD_SPAN_OF), all channel                 \
+     * vectors of a span before the next. */                                                                           \
+    KEEL_INLINE ATTRIBUTE void NAME##_depthwise_held(const keel_depthwise_conv *conv, nhwc_extent extent,            \
+                                                       int size, int stride) {                                         \
+        const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;             \
+        const ptrdiff_t output_width = conv->output_width;                                                             \
+        if (output_width <= 0) return;                                                                                 \
+        /* Output columns [inside_first, inside_end) read only columns inside the input. */                            \
+        const ptrdiff_t inside_first = (conv->pad_left + stride - 1) / stride;                                         \
+        const ptrdiff_t last_start = conv->input_width - size + conv->pad_left;                                        \
+        ptrdiff_t inside_end = last_start < 0 ? 0 : last_start / stride + 1;                                           \
+        if (inside_end > output_width) inside_end = output_width;                                                      \
+        const ptrdiff_t span_pixels = HELD_SPAN_OF(WIDTH, output_width);                                               \
+        const ptrdiff_t spans = (output_width + span_pixels - 1) / span_pixels;                                        \
+        for (ptrdiff_t row = extent.row_first; row < extent.row_end; row++) {                                          \
+            const ptrdiff_t y0 = row * stride - conv->pad_top;                                                         \
+            const ptrdiff_t pixel = (extent.image * conv->output_height + row) * output_width * channels;              \
+            const rows_ahead ahead = rows_ahead_of(conv, extent.image, row, sizeof(IN_T), sizeof(OUT_T));                                           \
+            const IN_T *lines[5];                                                                                     \
+            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                          \
+                const ptrdiff_t y = y0 + ky;                                                                           \
+                lines[ky] = y >= 0 && y < height ? (const IN_T *)conv->input + (extent.image * height + y) * width * channels : NULL; \
+            }                                                                                                          \
+            ptrdiff_t span = 0;                                                                                        \
+            for (ptrdiff_t x = 0; x < output_width; x += span_pixels, span++) {                                        \
+                const ptrdiff_t end = x + span_pixels < output_width ? x + span_pixels : output_width;                 \
+                NAME##_depthwise_held_span(conv, lines, extent, pixel, x, end, inside_first, inside_end, size, stride, \
+                                             &ahead, span, spans);                                                     \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* Work units first ..< first + count (nhwc_extent_of). */                                                        \
+    static ATTRIBUTE void NAME##_depthwise_held_units(const keel_depthwise_conv *conv, ptrdiff_t first,                \
+                                                      ptrdiff_t count) {                                               \
+        for (ptrdiff_t unit = first; unit < first + count; unit++) {                                      \
+            const nhwc_extent extent = nhwc_extent_of(conv, unit);                                        \
+            const int size = (int)conv->kernel_width, stride_two = conv->stride_width == 2;               \
+            if (size == 3) {                                                                              \
+                if (stride_two) NAME##_depthwise_held(conv, extent, 3, 2);                              \
+                else NAME##_depthwise_held(conv, extent, 3, 1);                                         \
+            } else {                                                                                      \
+                if (stride_two) NAME##_depthwise_held(conv, extent, 5, 2);                              \
+                else NAME##_depthwise_held(conv, extent, 5, 1);                                         \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
 #define DEFINE_DEPTHWISE(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, LOADU, STORE, SET1, ZERO, FMADD, \
                          ADD)                                                                                 \
+    DEFINE_DEPTHWISE_HELD(PREFIX, PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, ZERO, FMADD, ADD, float, LOAD, \
+                          LOADU, float, STORE)                                                                \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_depthwise_finish(VEC value, const keel_epilogue *e, const float *bias,   \
                                                        const float *residual, MASK mask) {                     \
         if (bias) value = ADD(value, LOAD(mask, bias));                                                       \
@@ -451,150 +608,10 @@ enum { HELD_RUN = 6, HELD_SPAN = 24 };
         for (ptrdiff_t r = row; r < row + NHWC_SLIDE_ROWS && r < conv->output_height; r++)                    \
             PREFIX##_depthwise_nhwc_slide_rows(conv, image, r, first_channel, end_channel, 1, 3, 3, stride);  \
     }                                                                                                         \
-    /* Held-filter NHWC body: per output row and vector of channels, the whole K×K filter is loaded                    \
-     * once (9 registers for 3×3; 5×5 spills to L1, read as FMA operands) and runs of adjacent output                  \
-     * pixels take each input pixel of their window once per filter row (a 3×3 stride-1 run of 8:                      \
-     * 30 loads for 72 FMAs). Runs at the borders test their input columns; the others do not. On                      \
-     * AVX2 (16 registers) it ran 1.4–2× faster than the tap-by-tap and sliding bodies (Zen 3, one                     \
-     * core, best of 12 interleaved rounds: 56×56×144 0.52 → 0.28 ms, 14×14×384 0.082 → 0.055,                         \
-     * 112×112×96 at stride 2 0.59 → 0.33); on AVX-512 (32 registers) too: Zen 4, one core, a model's                  \
-     * depthwise layers in all 1.94 → 1.02 ms (Keras MobileNetV2), 14.9 → 7.8 (Xception), 3.01 → 2.16                  \
-     * (EfficientNetB0). `rows[ky]` is input row ky of the window at column 0 and the run's channels,                  \
-     * NULL outside the image; `checked` runs may read columns outside it (tested per column); `full`                  \
-     * vectors have WIDTH channels (unmasked loads). */                                                                \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_run(const keel_depthwise_conv *conv, const float *const *rows,  \
-                                                           const VEC *k, ptrdiff_t x, int columns, int stored, int size, \
-                                                           int stride, int checked, int full, MASK mask, float *out,   \
-                                                           const float *residual, const float *bias, VEC bias_vector) { \
-        const ptrdiff_t channels = conv->channels, width = conv->input_width, x0 = x * stride - conv->pad_left;        \
-        VEC sums[HELD_RUN_MAX];                                                                                        \
-        UNROLLED_TAPS for (int j = 0; j < columns; j++) sums[j] = ZERO();                                              \
-        UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                              \
-            if (!rows[ky]) continue;                                                                                   \
-            UNROLLED_TAPS for (int i = 0; i < (columns - 1) * stride + size; i++) {                                    \
-                if (checked && (x0 + i < 0 || x0 + i >= width)) continue;                                              \
-                const float *pixel = rows[ky] + (x0 + i) * channels;                                                   \
-                const VEC value = full ? LOADU(pixel) : LOAD(mask, pixel);                                             \
-                UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                      \
-                    const int kx = i - j * stride;                                                                     \
-                    if (kx >= 0 && kx < size) sums[j] = FMADD(value, k[ky * size + kx], sums[j]);                      \
-                }                                                                                                      \
-            }                                                                                                          \
-        }                                                                                                              \
-        UNROLLED_TAPS for (int j = 0; j < columns; j++) {                                                              \
-            if (j >= stored) continue;                                                                                 \
-            const ptrdiff_t at = (x + j) * channels;                                                                   \
-            VEC value = sums[j];                                                                                       \
-            if (bias) value = ADD(value, bias_vector);                                                                 \
-            if (residual) value = ADD(value, LOAD(mask, residual + at));                                               \
-            STORE(mask, out + at, keel_##PREFIX##_activate(value, &conv->epilogue));                                   \
-        }                                                                                                              \
-    }                                                                                                                  \
-    /* Output pixels [x, end) of one row for one vector of channels, in runs of `run` (a constant);                    \
-     * runs that reach outside the output columns [inside_first, inside_end), whose windows lie inside                 \
-     * the input, test their input columns. The last few pixels take one tested run of `run` (or of 4                  \
-     * for at most 4 pixels) whose extra pixels, computed from columns inside the row, are not stored:                 \
-     * a 7×7 map's row is one run instead of runs of 4, 1, 1 and 1, each with its own loads and                        \
-     * epilogue (Zen 4, one core, best of 6 interleaved rounds: 7×7×960 0.023 → 0.018 ms, 7×7×1152 0.028 →             \
-     * 0.022). */                                                                                                      \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_runs(const keel_depthwise_conv *conv, const float *const *rows, \
-                                                            const VEC *k, ptrdiff_t x, ptrdiff_t end, int run,         \
-                                                            ptrdiff_t inside_first, ptrdiff_t inside_end, int size,    \
-                                                            int stride, int full, MASK mask, float *out,               \
-                                                            const float *residual, const float *bias, VEC bias_vector) { \
-        for (; x + run <= end; x += run) {                                                                             \
-            if (x < inside_first || x + run > inside_end)                                                              \
-                PREFIX##_depthwise_held_run(conv, rows, k, x, run, run, size, stride, 1, full, mask, out, residual, bias, \
-                                            bias_vector);                                                              \
-            else                                                                                                       \
-                PREFIX##_depthwise_held_run(conv, rows, k, x, run, run, size, stride, 0, full, mask, out, residual, bias, \
-                                            bias_vector);                                                              \
-        }                                                                                                              \
-        const int left = (int)(end - x);                                                                               \
-        if (left > 4)                                                                                                  \
-            PREFIX##_depthwise_held_run(conv, rows, k, x, run, left, size, stride, 1, full, mask, out, residual, bias, \
-                                        bias_vector);                                                                  \
-        else if (left > 0)                                                                                             \
-            PREFIX##_depthwise_held_run(conv, rows, k, x, 4, left, size, stride, 1, full, mask, out, residual, bias,   \
-                                        bias_vector);                                                                  \
-    }                                                                                                                  \
-    /* Output pixels [x, end) of one row for every vector of the extent's channels in turn, the filter                 \
-     * loaded per vector (from L1). */                                                                                 \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held_span(const keel_depthwise_conv *conv, const float *const *lines, \
-                                                            nhwc_extent extent, ptrdiff_t pixel, ptrdiff_t x,          \
-                                                            ptrdiff_t end, ptrdiff_t inside_first, ptrdiff_t inside_end, \
-                                                            int size, int stride, const rows_ahead *ahead, ptrdiff_t span, \
-                                                            ptrdiff_t spans) {                                         \
-        const ptrdiff_t channels = conv->channels;                                                                     \
-        const keel_epilogue *e = &conv->epilogue;                                                                      \
-        const ptrdiff_t vectors = (extent.channel_end - extent.channel_first + WIDTH - 1) / WIDTH;                     \
-        ptrdiff_t vector = 0;                                                                                          \
-        for (ptrdiff_t c = extent.channel_first; c < extent.channel_end; c += WIDTH, vector++) {                       \
-            /* The next row's lines, a share per span and channel vector. */                                           \
-            fetch_rows_ahead(ahead, span * vectors + vector, spans * vectors);                                         \
-            const MASK mask = MASK_FOR(channels - c);                                                                  \
-            VEC k[25];                                                                                                 \
-            UNROLLED_TAPS for (int t = 0; t < size * size; t++) k[t] = LOAD(mask, conv->weights + t * channels + c);   \
-            const float *rows[5];                                                                                      \
-            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) rows[ky] = lines[ky] ? lines[ky] + c : NULL;               \
-            float *out = conv->output + pixel + c;                                                                     \
-            const float *residual = e->residual ? e->residual + pixel + c : NULL;                                      \
-            const float *bias = e->bias ? e->bias + c : NULL;                                                          \
-            const VEC bias_vector = bias ? LOAD(mask, bias) : ZERO();                                                  \
-            if (c + WIDTH <= channels)                                                                                 \
-                PREFIX##_depthwise_held_runs(conv, rows, k, x, end, HELD_RUN_OF(WIDTH), inside_first, inside_end, size, \
-                                             stride, 1, mask, out, residual, bias, bias_vector);                       \
-            else                                                                                                       \
-                PREFIX##_depthwise_held_runs(conv, rows, k, x, end, HELD_RUN_OF(WIDTH), inside_first, inside_end, size, \
-                                             stride, 0, mask, out, residual, bias, bias_vector);                       \
-        }                                                                                                              \
-    }                                                                                                                  \
-    /* Output rows [row_first, row_end) of `image`, channels [channel_first, channel_end), a size×size                 \
-     * filter at `stride` (both constants at each call): each row in spans (HELD_SPAN_OF), all channel                 \
-     * vectors of a span before the next. */                                                                           \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_depthwise_held(const keel_depthwise_conv *conv, nhwc_extent extent,            \
-                                                       int size, int stride) {                                         \
-        const ptrdiff_t channels = conv->channels, height = conv->input_height, width = conv->input_width;             \
-        const ptrdiff_t output_width = conv->output_width;                                                             \
-        if (output_width <= 0) return;                                                                                 \
-        /* Output columns [inside_first, inside_end) read only columns inside the input. */                            \
-        const ptrdiff_t inside_first = (conv->pad_left + stride - 1) / stride;                                         \
-        const ptrdiff_t last_start = conv->input_width - size + conv->pad_left;                                        \
-        ptrdiff_t inside_end = last_start < 0 ? 0 : last_start / stride + 1;                                           \
-        if (inside_end > output_width) inside_end = output_width;                                                      \
-        const ptrdiff_t span_pixels = HELD_SPAN_OF(WIDTH, output_width);                                               \
-        const ptrdiff_t spans = (output_width + span_pixels - 1) / span_pixels;                                        \
-        for (ptrdiff_t row = extent.row_first; row < extent.row_end; row++) {                                          \
-            const ptrdiff_t y0 = row * stride - conv->pad_top;                                                         \
-            const ptrdiff_t pixel = (extent.image * conv->output_height + row) * output_width * channels;              \
-            const rows_ahead ahead = rows_ahead_of(conv, extent.image, row);                                           \
-            const float *lines[5];                                                                                     \
-            UNROLLED_TAPS for (int ky = 0; ky < size; ky++) {                                                          \
-                const ptrdiff_t y = y0 + ky;                                                                           \
-                lines[ky] = y >= 0 && y < height ? conv->input + (extent.image * height + y) * width * channels : NULL; \
-            }                                                                                                          \
-            ptrdiff_t span = 0;                                                                                        \
-            for (ptrdiff_t x = 0; x < output_width; x += span_pixels, span++) {                                        \
-                const ptrdiff_t end = x + span_pixels < output_width ? x + span_pixels : output_width;                 \
-                PREFIX##_depthwise_held_span(conv, lines, extent, pixel, x, end, inside_first, inside_end, size, stride, \
-                                             &ahead, span, spans);                                                     \
-            }                                                                                                          \
-        }                                                                                                              \
-    }                                                                                                                  \
     static ATTRIBUTE void PREFIX##_depthwise_nhwc(const keel_depthwise_conv *conv, ptrdiff_t first,            \
                                                   ptrdiff_t count) {                                          \
         if (holds_filter(conv)) {                                                                             \
-            for (ptrdiff_t unit = first; unit < first + count; unit++) {                                      \
-                const nhwc_extent extent = nhwc_extent_of(conv, unit);                                        \
-                const int size = (int)conv->kernel_width, stride_two = conv->stride_width == 2;               \
-                if (size == 3) {                                                                              \
-                    if (stride_two) PREFIX##_depthwise_held(conv, extent, 3, 2);                              \
-                    else PREFIX##_depthwise_held(conv, extent, 3, 1);                                         \
-                } else {                                                                                      \
-                    if (stride_two) PREFIX##_depthwise_held(conv, extent, 5, 2);                              \
-                    else PREFIX##_depthwise_held(conv, extent, 5, 1);                                         \
-                }                                                                                             \
-            }                                                                                                 \
+            PREFIX##_depthwise_held_units(conv, first, count);                                                \
             return;                                                                                           \
         }                                                                                                     \
         if (slides(conv)) {                                                                                   \

@@ -116,11 +116,13 @@ KEEL_INLINE KEEL_AMX void stage(float *staging) {
 }
 
 /* Pooled pixels 0 ..< count from a staging block whose rows 0–15 are 16 pixels of one output row
- * and 16–31 the same pixels of the next: the 2×2 maximum (NaN kept), then bias and ReLU. */
+ * and 16–31 the same pixels of the next: the 2×2 maximum (NaN kept), then bias and ReLU (a pooled
+ * layer's activation is none or ReLU, which commute with the maximum). */
 static KEEL_AMX void finish_pooled(const keel_bf16_conv *conv, const float *staging, ptrdiff_t count,
                                    const float *bias, ptrdiff_t at, __mmask16 low, __mmask16 high) {
     const ptrdiff_t ldc = conv->output_channels;
-    const int relu = conv->relu;
+    const int clamp = keel_bf16_clamps(conv);
+    const __m512 lower = keel_bf16_lower(conv), upper = keel_bf16_upper(conv);
     const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (ptrdiff_t j = 0; j < count; j++) {
@@ -131,7 +133,7 @@ static KEEL_AMX void finish_pooled(const keel_bf16_conv *conv, const float *stag
                                         keel_avx512_max_nan(_mm512_load_ps(bottom + 16), _mm512_load_ps(bottom + 48)));
         x0 = _mm512_add_ps(x0, bias0);
         x1 = _mm512_add_ps(x1, bias1);
-        if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
+        if (clamp) keel_bf16_clamp(&x0, &x1, lower, upper);
         keel_bf16_store(conv, at + j * ldc, x0, x1, low, high);
     }
 }

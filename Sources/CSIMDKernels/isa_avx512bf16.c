@@ -2,10 +2,14 @@
  * of a bf16 pair), for CPUs without AMX, and the im2col rows the AMX kernel shares. Every
  * function carries KEEL_AVX512_BF16; cpu.c uses them only on a CPU with AVX512_BF16. */
 #include "bf16.h"
+#include "depthwise_conv.h"
 #include "isa_entries.h"
+#include "simd_activation.h"
 #include "window_taps.h"
 
 #if KEEL_X86
+
+KEEL_AVX512_ACTIVATIONS
 
 /* `count` floats rounded to bf16 (nearest even) into `target`. */
 KEEL_INLINE KEEL_AVX512_BF16 void convert(const float *source, ptrdiff_t count, uint16_t *target) {
@@ -200,14 +204,22 @@ KEEL_AVX512_BF16 void keel_avx512bf16_pad_rows(const keel_bf16_conv *conv, ptrdi
 KEEL_AVX512_BF16 void keel_avx512bf16_finish(const keel_bf16_conv *conv, const float *staging, ptrdiff_t rows,
                                              const float *bias, ptrdiff_t at, __mmask16 low, __mmask16 high) {
     const ptrdiff_t ldc = conv->output_channels;
-    const int relu = conv->relu;
+    const int clamp = keel_bf16_clamps(conv), plain = conv->activation == KEEL_ACTIVATION_NONE;
+    const __m512 lower = keel_bf16_lower(conv), upper = keel_bf16_upper(conv);
+    const keel_epilogue e = {.activation = conv->activation, .parameter0 = conv->parameter0,
+                             .parameter1 = conv->parameter1};
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
     for (ptrdiff_t r = 0; r < rows; r++) {
         __m512 x0 = _mm512_add_ps(_mm512_load_ps(staging + r * 32), bias0);
         __m512 x1 = _mm512_add_ps(_mm512_load_ps(staging + r * 32 + 16), bias1);
         keel_bf16_add_residual(conv, at + r * ldc, &x0, &x1, low, high);
-        if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
+        if (clamp) {
+            keel_bf16_clamp(&x0, &x1, lower, upper);
+        } else if (!plain) {
+            x0 = keel_avx512_activate(x0, &e);
+            x1 = keel_avx512_activate(x1, &e);
+        }
         keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
 }
@@ -272,13 +284,12 @@ static struct pair_range row_taps(const keel_bf16_conv *conv, ptrdiff_t y) {
 }
 
 /* `count` rows of A × 32 columns (two 16-column blocks b0, b1) over the pairs `taps`, then bias,
- * ReLU and a masked store. */
+ * residual, activation and a masked store. */
 KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_conv *conv, const uint16_t *a,
                                             ptrdiff_t depth, struct pair_range taps, const uint16_t *b0,
                                             const uint16_t *b1, const float *bias, ptrdiff_t at, ptrdiff_t width,
                                             __mmask16 low, __mmask16 high) {
     const ptrdiff_t ldc = conv->output_channels;
-    const int relu = conv->relu;
     __m512 left[BLOCK], right[BLOCK];
 #pragma clang loop unroll(full)
     for (int r = 0; r < count; r++) { left[r] = _mm512_setzero_ps(); right[r] = _mm512_setzero_ps(); }
@@ -312,15 +323,29 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
             }
         }
     }
+    if (!keel_bf16_clamps(conv) && conv->activation != KEEL_ACTIVATION_NONE) {
+        /* Other activations through the staged finish: inlined into every block copy they would
+         * swell it, and a call per row would spill the accumulators. */
+        float staging[BLOCK * 32] __attribute__((aligned(64)));
+#pragma clang loop unroll(full)
+        for (int r = 0; r < count; r++) {
+            _mm512_store_ps(staging + r * 32, left[r]);
+            _mm512_store_ps(staging + r * 32 + 16, right[r]);
+        }
+        keel_avx512bf16_finish(conv, staging, count, bias, at, low, high);
+        return;
+    }
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
+    const __m512 lower = keel_bf16_lower(conv), upper = keel_bf16_upper(conv);
+    const int clamp = keel_bf16_clamps(conv);
     /* Unrolled too: rolled, the accumulators went through the stack on the way out, which cost
      * shallow layers (64-deep: 32 products per accumulator) 12% of their time (Zen 4). */
 #pragma clang loop unroll(full)
     for (int r = 0; r < count; r++) {
         __m512 x0 = _mm512_add_ps(left[r], bias0), x1 = _mm512_add_ps(right[r], bias1);
         keel_bf16_add_residual(conv, at + r * ldc, &x0, &x1, low, high);
-        if (relu) { x0 = _mm512_max_ps(_mm512_setzero_ps(), x0); x1 = _mm512_max_ps(_mm512_setzero_ps(), x1); }
+        if (clamp) keel_bf16_clamp(&x0, &x1, lower, upper);
         keel_bf16_store(conv, at + r * ldc, x0, x1, low, high);
     }
 }
@@ -377,6 +402,34 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
             }
         }
     }
+}
+
+/* Depthwise layers around bf16 activations: the held-filter body (depthwise_conv.h) with bf16 loads
+ * (16 values widened exactly: the bits shifted into the high half of each lane) and bf16 stores
+ * (vcvtneps2bf16: nearest even, as every bf16 layer rounds), in the three combinations a plan
+ * makes. */
+#define BF16_LOAD(mask, pointer)                                                                             \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, pointer)), 16))
+#define BF16_LOADU(pointer)                                                                                  \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(pointer))), 16))
+#define BF16_STORE(mask, pointer, value) _mm256_mask_storeu_epi16(pointer, mask, (__m256i)_mm512_cvtneps_pbh(value))
+
+DEFINE_DEPTHWISE_HELD(bf16_to_bf16, avx512, KEEL_AVX512_BF16, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,
+                      _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps, uint16_t, BF16_LOAD, BF16_LOADU, uint16_t,
+                      BF16_STORE)
+DEFINE_DEPTHWISE_HELD(bf16_to_fp32, avx512, KEEL_AVX512_BF16, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,
+                      _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps, uint16_t, BF16_LOAD, BF16_LOADU, float,
+                      KEEL_AVX512_STORE)
+DEFINE_DEPTHWISE_HELD(fp32_to_bf16, avx512, KEEL_AVX512_BF16, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,
+                      _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps, float, KEEL_AVX512_LOAD, _mm512_loadu_ps, uint16_t,
+                      BF16_STORE)
+
+void keel_avx512bf16_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count, float *scratch) {
+    (void)scratch;
+    if (count <= 0 || !keel_depthwise_conv_runs_bf16(conv)) return;
+    if (conv->bf16_input && conv->bf16_output) bf16_to_bf16_depthwise_held_units(conv, first, count);
+    else if (conv->bf16_input) bf16_to_fp32_depthwise_held_units(conv, first, count);
+    else if (conv->bf16_output) fp32_to_bf16_depthwise_held_units(conv, first, count);
 }
 
 #endif

@@ -120,7 +120,7 @@ public enum BF16Convolution {
     /// The instruction set that computes this geometry's products: "AMX-BF16", or "AVX512_BF16"
     /// (no AMX here, or a few pixels in all, which AMX's 16-row tiles would mostly pad).
     public static func instructionSet(for geometry: Conv2DGeometry) -> String {
-        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, activation: .identity, output: nil)
         return CPUCapabilities.inUse.contains(.amxBF16) && keel_bf16_vector_fits(&description) == 0 ? "AMX-BF16" : "AVX512_BF16"
     }
 
@@ -150,13 +150,13 @@ public enum BF16Convolution {
     public static func poolsInKernel(_ geometry: Conv2DGeometry) -> Bool { runsDirect(geometry) }
 
     private static func runsDirect(_ geometry: Conv2DGeometry) -> Bool {
-        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, activation: .identity, output: nil)
         return KernelTable.current.bf16_conv_direct != nil && keel_bf16_direct_fits(&description) != 0
     }
 
     /// Floats of scratch `apply` needs with up to `threads` threads, whichever form runs.
     public static func scratchSize(for geometry: Conv2DGeometry, threads: Int) -> Int {
-        var description = parameters(geometry, input: nil, weights: nil, bias: nil, relu: false, output: nil)
+        var description = parameters(geometry, input: nil, weights: nil, bias: nil, activation: .identity, output: nil)
         let im2col = slotFloats(keel_bf16_conv_scratch_bytes(&description))
         // A fused pool only shrinks the direct form's window; without one it is the larger.
         let direct = keel_bf16_direct_fits(&description) != 0 ? slotFloats(keel_bf16_direct_scratch_bytes(&description)) : 0
@@ -169,10 +169,10 @@ public enum BF16Convolution {
     /// Floats per thread's scratch slot: whole 64-byte lines, so every slot stays aligned.
     private static func slotFloats(_ bytes: Int) -> Int { (bytes + 63) / 64 * 16 }
 
-    /// Whether `apply` can store this activation's results in bf16: ReLU and identity are applied
-    /// before the store, others by an fp32 pass over the output.
+    /// Whether `apply` can store this activation's results in bf16: the kernel applies every
+    /// activation `KernelEpilogue` fuses before its store; others take an fp32 pass over the output.
     public static func storesBF16(after activation: UnaryOperation) -> Bool {
-        activation == .identity || activation == .relu
+        KernelEpilogue.fusedActivation(activation) != nil
     }
 
     /// Float slots a tensor of `elements` values takes in `storage` (bf16: two values a slot).
@@ -203,7 +203,7 @@ public enum BF16Convolution {
                         + "\(filterDepth(for: geometry))×\(geometry.outputChannels)")
         try requireCapacity(input.count, slots(geometry.inputElementCount, in: inputStorage), name, "input")
         try require(outputStorage == .fp32 || storesBF16(after: activation), name,
-                    "a bf16 output takes ReLU or no activation")
+                    "a bf16 output takes an activation the kernel fuses, not \(activation)")
         if maxPooled {
             try require(poolsInKernel(geometry), name, "a fused max pool needs the direct form (AMX, stride 1, "
                             + "input channels a multiple of 32)")
@@ -219,9 +219,8 @@ public enum BF16Convolution {
         if let residual {
             try requireCapacity(residual.count, slots(geometry.outputElementCount, in: residualStorage), name, "residual")
         }
-        let relu = activation == .relu
         var description = parameters(geometry, input: input.baseAddress, weights: nil, bias: bias?.baseAddress,
-                                     relu: relu, output: output.baseAddress)
+                                     activation: activation, output: output.baseAddress)
         description.pool = maxPooled ? 1 : 0
         if residualStorage == .bf16, let base = residual?.baseAddress {
             description.bf16_residual = UnsafeRawPointer(base).assumingMemoryBound(to: UInt16.self)
@@ -256,10 +255,11 @@ public enum BF16Convolution {
                                     UnsafeMutableRawPointer(workspace), slot * MemoryLayout<Float>.stride, threads)
             }
         }
-        if activation != .identity && !relu {
+        let remaining = KernelEpilogue(activation: activation).remainingActivation
+        if remaining != .identity {
             let block = OutputBlock(base: destination, rows: pixels, columns: geometry.outputChannels,
                                     rowStride: geometry.outputChannels)
-            applyEpilogue(block, bias: nil, direction: .perColumn, activation: activation, context: context)
+            applyEpilogue(block, bias: nil, direction: .perColumn, activation: remaining, context: context)
         }
     }
 
@@ -300,9 +300,10 @@ public enum BF16Convolution {
     }
 
     private static func parameters(_ geometry: Conv2DGeometry, input: UnsafePointer<Float>?,
-                                   weights: UnsafePointer<UInt16>?, bias: UnsafePointer<Float>?, relu: Bool,
-                                   output: UnsafeMutablePointer<Float>?) -> keel_bf16_conv {
+                                   weights: UnsafePointer<UInt16>?, bias: UnsafePointer<Float>?,
+                                   activation: UnaryOperation, output: UnsafeMutablePointer<Float>?) -> keel_bf16_conv {
         let outputSize = geometry.output
+        let (kind, first, second) = KernelEpilogue.fusedActivation(activation) ?? (KEEL_ACTIVATION_NONE, 0, 0)
         return keel_bf16_conv(
             input: input, weights: weights, bias: bias, residual: nil, output: output, batch: geometry.batch,
             input_height: geometry.input.height, input_width: geometry.input.width,
@@ -311,7 +312,8 @@ public enum BF16Convolution {
             kernel_height: geometry.kernel.height, kernel_width: geometry.kernel.width,
             stride_height: geometry.stride.height, stride_width: geometry.stride.width,
             dilation_height: geometry.dilation.height, dilation_width: geometry.dilation.width,
-            pad_top: geometry.padding.top, pad_left: geometry.padding.left, relu: relu ? 1 : 0, pool: 0,
+            pad_top: geometry.padding.top, pad_left: geometry.padding.left, activation: kind,
+            parameter0: first, parameter1: second, pool: 0,
             bf16_input: nil, bf16_output: nil, bf16_residual: nil,
             split_input: splitsInput(inputChannels: geometry.inputChannels) ? 1 : 0)
     }

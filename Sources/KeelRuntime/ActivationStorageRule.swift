@@ -3,7 +3,9 @@ import KeelKernels
 
 /// Which activations a bf16 plan keeps in bf16: a bf16 convolution's or dense layer's output that
 /// every reader takes as the input or the residual (shortcut) of a bf16 convolution or dense layer
-/// (one kernel runs both). Its producer rounds it once in its epilogue, so readers move half the
+/// (one kernel runs both), or as the input of a depthwise layer whose kernel reads bf16; and a
+/// depthwise layer's output that every reader takes so (MobileNet's and EfficientNet's expansion →
+/// depthwise → projection chains then stay bf16 throughout, as OpenVINO's bf16 mode keeps them). Its producer rounds it once in its epilogue, so readers move half the
 /// bytes. As an input this changes nothing (each reader would have rounded it to the same values);
 /// as a residual stream it does: ResNet's shortcuts then carry bf16 values, as OpenVINO's bf16 mode
 /// does, where fp32 plans and readers keep the fp32 sum. A 1×1 max pool (the stride-hoisting pass's
@@ -32,6 +34,7 @@ enum ActivationStorageRule {
                     passedOn.append(reader.outputs[0])
                     return readInBF16(reader.outputs[0], passedOn: &passedOn)
                 }
+                if positions == [0], bf16Depthwise(reader, shapes, context, prepared) != nil { return true }
                 return (positions == [0] || positions == [residualPosition])
                     && form(reader, shapes, context, prepared) == .bf16
             }
@@ -74,12 +77,30 @@ enum ActivationStorageRule {
         }
     }
 
-    /// Whether `node` runs on the bf16 kernel and that kernel stores its final values (so can
-    /// round them): no activation but ReLU, no softmax, a fused pool only in the epilogue.
+    /// A conv2d node that runs on the depthwise kernel in a geometry whose bf16 body reads and
+    /// writes bf16 activations (`DepthwiseConvolution.runsBF16`), or nil.
+    private static func bf16Depthwise(_ node: Node, _ shapes: [String: [Int]], _ context: ExecutionContext,
+                                      _ prepared: PreparedWeights) -> ConvolutionLayer? {
+        guard node.op == .conv2d, node.inputs.count > 1, let input = shapes[node.inputs[0]],
+              let kernel = shapes[node.inputs[1]],
+              let layer = try? ConvolutionLayer(node, inputShape: input, kernelShape: kernel,
+                                                precision: context.precision, prepared: prepared),
+              layer.choice.algorithm == .depthwise, !layer.geometry.fusedMaxPool,
+              DepthwiseConvolution.runsBF16(layer.kernelGeometry) else { return nil }
+        return layer
+    }
+
+    /// Whether `node` runs on a kernel that stores its final values (so can round them): the bf16
+    /// kernel or a bf16 depthwise layer, with an activation it fuses, no softmax, a fused pool only
+    /// in the bf16 kernel's epilogue.
     private static func writesBF16(_ node: Node, _ shapes: [String: [Int]], _ context: ExecutionContext,
                                    _ prepared: PreparedWeights) -> Bool {
-        guard form(node, shapes, context, prepared) == .bf16, let epilogue = try? node.fusedActivation.kernelEpilogue,
-              !epilogue.softmax, BF16Convolution.storesBF16(after: epilogue.activation) else { return false }
+        guard let epilogue = try? node.fusedActivation.kernelEpilogue, !epilogue.softmax else { return false }
+        if bf16Depthwise(node, shapes, context, prepared) != nil {
+            return DepthwiseConvolution.storesBF16(after: epilogue.activation)
+        }
+        guard form(node, shapes, context, prepared) == .bf16,
+              BF16Convolution.storesBF16(after: epilogue.activation) else { return false }
         guard node.op == .conv2d, let input = shapes[node.inputs[0]], let kernel = shapes[node.inputs[1]],
               let layer = try? ConvolutionLayer(node, inputShape: input, kernelShape: kernel,
                                                 precision: context.precision, prepared: prepared) else { return true }

@@ -113,7 +113,7 @@ final class BF16ActivationStorageTests: XCTestCase {
         try check(CPUCapabilities.detected.subtracting(.amxBF16), label: "AVX512_BF16")
     }
 
-    func testABF16OutputAfterAnotherActivationIsRefused() throws {
+    func testABF16OutputAfterAnUnfusedActivationIsRefused() throws {
         guard BF16Convolution.isAvailable else { throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16") }
         let geometry = BF16ConvolutionTests.cases[0].geometry
         let weights = try [Float](repeating: 1, count: geometry.reductionLength * geometry.outputChannels)
@@ -126,7 +126,7 @@ final class BF16ActivationStorageTests: XCTestCase {
         XCTAssertThrowsError(try withOutput(geometry.outputElementCount) { output in
             try input.withUnsafeBufferPointer { source in
                 try scratch.withUnsafeMutableBufferPointer { work in
-                    try BF16Convolution.apply(input: source, weights: weights, bias: nil, activation: .sigmoid,
+                    try BF16Convolution.apply(input: source, weights: weights, bias: nil, activation: .softplus,
                                               output: output, geometry: geometry, scratch: work, outputStorage: .bf16,
                                               context: .singleThreaded)
                 }

@@ -45,10 +45,30 @@ final class BF16ConvolutionTests: XCTestCase {
                                       kernel: Size2D(3, 3), stride: Size2D(2, 2), dilation: Size2D(1, 2),
                                       padding: Padding2D(top: 1, left: 2, bottom: 1, right: 2)),
              activation: .relu, bias: true),
-        // A dense layer: one row, depth 70, 37 outputs; and a sigmoid left to the fp32 epilogue.
+        // A dense layer: one row, depth 70, 37 outputs, a sigmoid in the kernel's epilogue.
         Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(1, 1), inputChannels: 70, outputChannels: 37,
                                       kernel: Size2D(1, 1)),
              activation: .sigmoid, bias: true, residual: true),
+        // The epilogue's other activations: ReLU6 on a MobileNet expansion (16 → 40 channels, 14
+        // pixels: a block of 14 rows), swish on a strided EfficientNet-like layer, hard-swish with a
+        // residual, GELU on a 1×1 layer wider than one column block, and one no kernel fuses (ELU,
+        // left to a pass over the fp32 output).
+        Case(geometry: Conv2DGeometry(batch: 2, input: Size2D(1, 7), inputChannels: 16, outputChannels: 40,
+                                      kernel: Size2D(1, 1)),
+             activation: .clip(min: 0, max: 6), bias: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(9, 8), inputChannels: 24, outputChannels: 36,
+                                      kernel: Size2D(3, 3), stride: Size2D(2, 2),
+                                      padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1)),
+             activation: .swish, bias: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(5, 5), inputChannels: 48, outputChannels: 20,
+                                      kernel: Size2D(1, 1)),
+             activation: .hardSwish, bias: true, residual: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(4, 6), inputChannels: 64, outputChannels: 72,
+                                      kernel: Size2D(1, 1)),
+             activation: .gelu, bias: true),
+        Case(geometry: Conv2DGeometry(batch: 1, input: Size2D(3, 3), inputChannels: 32, outputChannels: 24,
+                                      kernel: Size2D(1, 1)),
+             activation: .elu(alpha: 1), bias: true),
         // The direct form (stride 1, input channels a multiple of 32, rows filling 3/4 of their
         // 16-pixel tiles; AMX): rows of 30 pixels (one full and one partial tile), of 13 (one
         // partial tile, pairs spanning rows and images); a 1×1 image goes to im2col.
@@ -166,8 +186,11 @@ final class BF16ConvolutionTests: XCTestCase {
                 for position in 0..<expected.count {
                     // fp32 sums of exact products: a few ulps of the sum of magnitudes per add
                     // (twice the adds when split, plus 2⁻¹⁷ of each product the split leaves).
+                    // The activations' fp32 forms add a few ulps of their value (GELU up to 9e-7).
                     let bound = Double(weights.depth) * 1.2e-7 * magnitude[position] + 1e-7
                         + (split ? 0x1p-17 * magnitude[position] : 0)
+                        + (testCase.activation == .relu || testCase.activation == .identity
+                            ? 0 : 5e-7 * abs(expected[position]) + 1e-6)
                     XCTAssertEqual(Double(actual[position]), expected[position], accuracy: bound,
                                    "\(label) case \(index) threads \(threads) at \(position)")
                 }
@@ -202,11 +225,7 @@ final class BF16ConvolutionTests: XCTestCase {
                         sum += Double(bias?[o] ?? 0)
                         let shortcut = Double(residual?[values.count] ?? 0)
                         sum += shortcut
-                        switch testCase.activation {
-                        case .relu: sum = max(sum, 0)
-                        case .sigmoid: sum = 1 / (1 + exp(-sum))
-                        default: break
-                        }
+                        sum = Self.activated(sum, testCase.activation)
                         values.append(sum)
                         magnitudes.append(magnitude + abs(Double(bias?[o] ?? 0)) + abs(shortcut))
                     }
@@ -214,6 +233,21 @@ final class BF16ConvolutionTests: XCTestCase {
             }
         }
         return (values, magnitudes)
+    }
+
+    /// `activation` of `x` in double precision, from its definition.
+    static func activated(_ x: Double, _ activation: UnaryOperation) -> Double {
+        switch activation {
+        case .identity: return x
+        case .relu: return max(x, 0)
+        case let .clip(lower, upper): return min(max(x, Double(lower)), Double(upper))
+        case .sigmoid: return 1 / (1 + exp(-x))
+        case .swish: return x / (1 + exp(-x))
+        case .hardSwish: return x * min(1, max(0, x / 6 + 0.5))
+        case .gelu: return 0.5 * x * (1 + erf(x / 2.0.squareRoot()))
+        case let .elu(alpha): return x > 0 ? x : Double(alpha) * (exp(x) - 1)
+        default: preconditionFailure("no reference for \(activation)")
+        }
     }
 
     /// The direct form with its fused 2×2 max pool: odd heights and widths (floor mode drops the

@@ -12,7 +12,7 @@ import XCTest
 final class ActivationStorageRuleTests: XCTestCase {
     /// An RGB stem (bf16, its input split), a value a bf16 convolution and a bf16 dense layer read
     /// (the 1×1 convolution after -O2), a fused 2×2 pool, a stride-2 im2col layer, a sigmoid
-    /// (applied after the kernel, so stored fp32), and two graph outputs.
+    /// (applied in the kernel's epilogue, so stored bf16 too), and two graph outputs.
     private let source = """
         model chain
         input image: f32[N, 12, 16, 3]
@@ -46,11 +46,11 @@ final class ActivationStorageRuleTests: XCTestCase {
         let outputs = try stored.kernelChoices(bindings: ["N": 1]).map { ($0.node, $0.choice.output) }
         // wide: pooled in its epilogue by AMX's direct form, else read by a separate (fp32) pool;
         // stem: on AVX512_BF16 alone its split input makes fp32 faster (`BF16Convolution.isFaster`),
-        // and an fp32 layer stores fp32; head and gated: graph outputs; side (dense): its sigmoid
-        // runs after the kernel.
+        // and an fp32 layer stores fp32; head and gated: graph outputs; side: read by gated alone,
+        // its sigmoid applied before the kernel rounds.
         let amxOnly: ActivationStorage = CPUCapabilities.inUse.contains(.amxBF16) ? .bf16 : .fp32
         let expected: [String: ActivationStorage] = ["stem": amxOnly, "shared": .bf16, "wide": amxOnly, "strided": .bf16,
-                                                     "head": .fp32, "side": .fp32, "gated": .fp32]
+                                                     "head": .fp32, "side": .bf16, "gated": .fp32]
         XCTAssertEqual(Dictionary(outputs, uniquingKeysWith: { first, _ in first }), expected)
         XCTAssertTrue(try rounding.kernelChoices(bindings: ["N": 1]).allSatisfy { $0.choice.output == .fp32 })
         for batch in [1, 3] {
@@ -134,6 +134,55 @@ final class ActivationStorageRuleTests: XCTestCase {
         for batch in [1, 3] {
             try assertNearFP32(bf16, fp32, try randomImages([batch, 12, 10, 32], seed: UInt64(batch)),
                                "batch \(batch): a bf16 subsampled shortcut")
+        }
+    }
+
+    /// An inverted residual block (MobileNetV2's): a 1×1 expansion with ReLU6 read by two depthwise
+    /// layers, a 3×3 one (ReLU6) whose only reader is the 1×1 projection, and a strided 5×5 one
+    /// (swish) read by a global pool. The expansion and the 3×3 depthwise output are stored bf16
+    /// where the depthwise kernel has a bf16 body; the 5×5 one's output, which an fp32 pool reads,
+    /// and the graph's outputs stay fp32; both outputs stay near the fp32 plan's.
+    func testDepthwiseLayersReadAndWriteBF16BetweenBF16Layers() throws {
+        try requireBF16()
+        var graph = try ShapeInference().run(parseIR("""
+            graph inverted
+            input %image: f32[N,14,14,32]
+            const @expand/kernel: f32[1,1,32,96] kernel
+            const @expand/bias: f32[96] bias
+            const @dw/kernel: f32[3,3,1,96] kernel
+            const @dw/bias: f32[96] bias
+            const @wide/kernel: f32[5,5,1,96] kernel
+            const @project/kernel: f32[1,1,96,32] kernel
+            %expand = conv2d(%image, @expand/kernel, @expand/bias) {activation="clip", min=0.0, max=6.0} : ?
+            %dw = conv2d(%expand, @dw/kernel, @dw/bias) {activation="clip", groups=96, max=6.0, min=0.0, padding="same"} : ?
+            %wide = conv2d(%expand, @wide/kernel) {activation="swish", groups=96, padding="same", strides=[2,2]} : ?
+            %head = conv2d(%dw, @project/kernel) : ?
+            %pooled = global_avg_pool2d(%wide) : ?
+            output head = %head
+            output pooled = %pooled
+            """)).graph
+        graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 5) }
+        let bf16 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16))
+        let fp32 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .fp32))
+        let choices = Dictionary(try bf16.kernelChoices(bindings: ["N": 2]).map { ($0.node, $0.choice) },
+                                 uniquingKeysWith: { first, _ in first })
+        let depthwiseBF16: ActivationStorage = CPUCapabilities.inUse.contains(.avx512BF16) ? .bf16 : .fp32
+        XCTAssertEqual(choices.mapValues(\.output), ["expand": depthwiseBF16, "dw": depthwiseBF16, "wide": .fp32,
+                                                     "head": .fp32, "pooled": .fp32], "\(choices)")
+        if depthwiseBF16 == .bf16 {
+            XCTAssertEqual(choices["dw"]?.algorithm, "depthwise+bf16_in")
+            XCTAssertEqual(choices["wide"]?.algorithm, "depthwise+bf16_in")
+        }
+        for batch in [1, 2] {
+            try assertNearFP32(bf16, fp32, try randomImages([batch, 14, 14, 32], seed: UInt64(7 + batch)),
+                               "batch \(batch): bf16 around the depthwise layers")
+            let inputs = try randomImages([batch, 14, 14, 32], seed: UInt64(7 + batch))
+            guard let low = try bf16.run(inputs)["pooled"], let high = try fp32.run(inputs)["pooled"] else {
+                return XCTFail("no output 'pooled'")
+            }
+            let largest = high.values.map(abs).max() ?? 0
+            XCTAssertLessThan(zip(low.values, high.values).map { abs($0 - $1) }.max() ?? .infinity, 0.03 * largest)
         }
     }
 

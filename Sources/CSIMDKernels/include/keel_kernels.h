@@ -149,8 +149,8 @@ typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t
 
 /* A convolution (one group, NHWC) or dense layer (the 1×1 case: batch = rows, 1×1 image) whose
  * products run in bf16 with fp32 accumulation. The input is fp32, rounded to bf16 (nearest even)
- * as each block of im2col rows is built, or already bf16 (`bf16_input`); bias, residual and ReLU
- * are applied in fp32 before the store, fp32 or rounded to bf16 (`bf16_output`). */
+ * as each block of im2col rows is built, or already bf16 (`bf16_input`); bias, residual and the
+ * activation are applied in fp32 before the store, fp32 or rounded to bf16 (`bf16_output`). */
 typedef struct {
     const float *input;
     /* keel_bf16_pack's layout of the [depth][output_channels] filter, depth ordered (kernel row,
@@ -158,7 +158,7 @@ typedef struct {
     const uint16_t *weights;
     /* output_channels values, or NULL. */
     const float *bias;
-    /* Added after the bias, before ReLU: laid out as `output` (unpooled), or NULL. */
+    /* Added after the bias, before the activation: laid out as `output` (unpooled), or NULL. */
     const float *residual;
     /* [batch·output_height·output_width][output_channels]. */
     float *output;
@@ -169,10 +169,15 @@ typedef struct {
     ptrdiff_t stride_height, stride_width;
     ptrdiff_t dilation_height, dilation_width;
     ptrdiff_t pad_top, pad_left;
-    int relu;
+    /* Applied after bias and residual, before the store (keel_epilogue's kinds and parameters): an
+     * activation other than ReLU would otherwise be a pass of its own over the fp32 output, and the
+     * output could not be stored in bf16. */
+    keel_activation activation;
+    float parameter0, parameter1;
     /* The direct form only: a 2×2 stride-2 max pool (floor mode: an odd last row or column is
      * dropped) of the activated output, so `output` is [batch·(output_height/2)·(output_width/2)]
-     * [output_channels]. The maximum is taken before bias and ReLU, which commute with it exactly. */
+     * [output_channels]. The maximum is taken before bias and ReLU, which commute with it exactly
+     * (a pooled layer's activation is none or ReLU). */
     int pool;
     /* When set, the input is read from here instead of `input`: bf16 values laid out alike (a
      * previous bf16 layer's output), used as they are. */
@@ -318,6 +323,9 @@ typedef struct {
     keel_bf16_conv_fn bf16_conv;
     /* The direct form: AMX only (elsewhere the im2col form runs every geometry). */
     keel_bf16_conv_direct_fn bf16_conv_direct;
+    /* Depthwise layers that read or write bf16 activations (keel_depthwise_conv's bf16_input and
+     * bf16_output): AVX512_BF16. */
+    keel_depthwise_conv_fn depthwise_conv_bf16;
     keel_softmax_rows_fn softmax_rows;
     keel_layer_norm_rows_fn layer_norm_rows;
     keel_activate_rows_fn activate_rows;

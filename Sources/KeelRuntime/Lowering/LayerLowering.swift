@@ -105,6 +105,19 @@ extension KernelLowering {
             throw operands.unsupported("a convolution has no \(choice.form.rawValue) form")
         case .packed:
             let packed = try weights(PackedConv2DWeights.self)
+            let (inputStorage, outputStorage) = (operands.inputStorage[0], operands.outputStorage[0])
+            if inputStorage == .bf16 || outputStorage == .bf16 {
+                // A depthwise layer between bf16 activations (`ActivationStorageRule`): fp32 sums on
+                // the AVX512_BF16 body's loads and stores (the output's storage shows as "bf16 out").
+                if inputStorage == .bf16 { kernelChoice.algorithm += "+bf16_in" }
+                kernelChoice.kernel = "AVX512_BF16"
+                return convolving { output, _ in
+                    try DepthwiseConvolution.apply(input: input, weights: packed, bias: bias, residual: residual,
+                                                   activation: activation, output: output, geometry: kernelGeometry,
+                                                   inputStorage: inputStorage, outputStorage: outputStorage,
+                                                   context: context)
+                }
+            }
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: packed, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
