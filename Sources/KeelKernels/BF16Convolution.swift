@@ -183,8 +183,9 @@ public enum BF16Convolution {
     /// output = activation(conv(input, weights) + bias + residual) with bf16 products, then a 2×2
     /// stride-2 max pool (floor mode) when `maxPooled` (only where `poolsInKernel`, without a
     /// residual). `inputStorage` / `outputStorage` / `residualStorage` `.bf16`: that buffer holds
-    /// bf16 values, two per float slot (an output only after ReLU or no activation). Throws when no
-    /// bf16 kernel is present or the geometry is not one it runs (callers check first).
+    /// bf16 values, two per float slot (an output only after an activation the kernel fuses).
+    /// Throws when no bf16 kernel is present or the geometry is not one it runs (callers check
+    /// first).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: BF16Weights, bias: UnsafeBufferPointer<Float>?,
                              residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation, output: UnsafeMutableBufferPointer<Float>,

@@ -3,16 +3,16 @@ import KeelKernels
 
 /// Which activations a bf16 plan keeps in bf16: a bf16 convolution's or dense layer's output that
 /// every reader takes as the input or the residual (shortcut) of a bf16 convolution or dense layer
-/// (one kernel runs both), or as the input of a depthwise layer whose kernel reads bf16; and a
-/// depthwise layer's output that every reader takes so (MobileNet's and EfficientNet's expansion →
-/// depthwise → projection chains then stay bf16 throughout, as OpenVINO's bf16 mode keeps them). Its producer rounds it once in its epilogue, so readers move half the
-/// bytes. As an input this changes nothing (each reader would have rounded it to the same values);
-/// as a residual stream it does: ResNet's shortcuts then carry bf16 values, as OpenVINO's bf16 mode
-/// does, where fp32 plans and readers keep the fp32 sum. A 1×1 max pool (the stride-hoisting pass's
-/// subsample of a shortcut) moves values without arithmetic, so it passes bf16 on when every reader
-/// of its output is such a layer. Graph outputs, anything a view or an fp32
-/// layer reads, and outputs an fp32 pass still has to touch (an activation other than ReLU, a
-/// separate pool) stay fp32.
+/// (one kernel runs both), or as the input of a depthwise layer whose kernel reads bf16; and such a
+/// depthwise layer's output on the same terms. Its producer rounds it once in its epilogue, so
+/// readers move half the bytes. As a bf16 layer's input this changes nothing (each reader would
+/// have rounded it to the same values); as a residual stream or a depthwise layer's input it does:
+/// ResNet's shortcuts then carry bf16 values, and MobileNet's and EfficientNet's expansion →
+/// depthwise → projection chains stay bf16 throughout, as OpenVINO's bf16 mode keeps both, where
+/// fp32 plans keep fp32 values. A 1×1 max pool (the stride-hoisting pass's subsample of a
+/// shortcut) moves values without arithmetic, so it passes bf16 on when every reader of its output
+/// is such a layer. Graph outputs, anything a view or an fp32 layer reads, and outputs an fp32
+/// pass still has to touch (an activation no kernel epilogue fuses, a separate pool) stay fp32.
 enum ActivationStorageRule {
     /// The bf16 values of the plan (every other value is fp32), decided once from the graph.
     static func bf16Values(graph: Graph, shapes: [String: [Int]], context: ExecutionContext,

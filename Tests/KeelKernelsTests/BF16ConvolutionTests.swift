@@ -162,7 +162,7 @@ final class BF16ConvolutionTests: XCTestCase {
                 try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1, splitInput: split)
             }
             XCTAssertEqual(weights.depth, split ? 2 * depth : depth)
-            let (expected, magnitude) = reference(testCase, input: split ? input : input.map(bf16),
+            let (expected, magnitude) = Self.reference(testCase, input: split ? input : input.map(bf16),
                                                   filter: filter.map(bf16), bias: bias,
                                                   residual: testCase.residual ? residual : nil)
             for threads in [1, 2] {
@@ -199,10 +199,12 @@ final class BF16ConvolutionTests: XCTestCase {
     }
 
     /// Double-precision convolution of the rounded values, then bias, residual and activation; also
-    /// the sum of |products| per output, which bounds the summation error.
-    func reference(_ testCase: Case, input: [Float], filter: [Float], bias: [Float]?,
-                   residual: [Float]? = nil) -> ([Double], [Double]) {
+    /// the sum of |products| per output, which bounds the summation error. Grouped (a depthwise
+    /// layer: one input channel per group) with the filter [kh][kw][input channels per group][columns].
+    static func reference(_ testCase: Case, input: [Float], filter: [Float], bias: [Float]?,
+                          residual: [Float]? = nil) -> ([Double], [Double]) {
         let g = testCase.geometry, out = g.output, columns = g.outputChannels
+        let perGroup = g.inputChannels / g.groups, outputsPerGroup = columns / g.groups
         var values = [Double](), magnitudes = [Double]()
         for image in 0..<g.batch {
             for y in 0..<out.height {
@@ -214,9 +216,11 @@ final class BF16ConvolutionTests: XCTestCase {
                             for kx in 0..<g.kernel.width {
                                 let ix = x * g.stride.width - g.padding.left + kx * g.dilation.width
                                 guard iy >= 0, iy < g.input.height, ix >= 0, ix < g.input.width else { continue }
-                                for c in 0..<g.inputChannels {
-                                    let a = Double(input[((image * g.input.height + iy) * g.input.width + ix) * g.inputChannels + c])
-                                    let w = Double(filter[((ky * g.kernel.width + kx) * g.inputChannels + c) * columns + o])
+                                for c in 0..<perGroup {
+                                    let channel = o / outputsPerGroup * perGroup + c
+                                    let a = Double(input[((image * g.input.height + iy) * g.input.width + ix) * g.inputChannels
+                                                         + channel])
+                                    let w = Double(filter[((ky * g.kernel.width + kx) * perGroup + c) * columns + o])
                                     sum += a * w
                                     magnitude += abs(a * w)
                                 }
@@ -285,7 +289,7 @@ final class BF16ConvolutionTests: XCTestCase {
             let weights = try filter.withUnsafeBufferPointer {
                 try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
             }
-            let (full, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16),
+            let (full, magnitude) = Self.reference(testCase, input: input.map(bf16), filter: filter.map(bf16),
                                               bias: testCase.bias ? bias : nil)
             let out = geometry.output, pooled = Size2D(out.height / 2, out.width / 2)
             for threads in [1, 2] {

@@ -36,7 +36,7 @@ extension BF16ConvolutionTests {
             let weights = try filter.withUnsafeBufferPointer {
                 try BF16Weights($0, depth: depth, columns: columns, depthStride: columns, columnStride: 1)
             }
-            let (full, magnitude) = reference(testCase, input: input.map(bf16), filter: filter.map(bf16), bias: bias,
+            let (full, magnitude) = Self.reference(testCase, input: input.map(bf16), filter: filter.map(bf16), bias: bias,
                                               residual: testCase.residual ? residual : nil)
             let out = geometry.output
             // Pooled: the maximum of each 2×2 window of the reference (floor mode).

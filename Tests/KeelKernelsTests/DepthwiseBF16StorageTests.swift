@@ -9,12 +9,6 @@
 import XCTest
 
 final class DepthwiseBF16StorageTests: XCTestCase {
-    struct Case {
-        var geometry: Conv2DGeometry
-        var activation: UnaryOperation
-        var residual = false
-    }
-
     static func depthwise(batch: Int, input: Size2D, channels: Int, kernel: Int, stride: Int,
                           padding: Padding2D) -> Conv2DGeometry {
         Conv2DGeometry(batch: batch, input: input, inputChannels: channels, outputChannels: channels,
@@ -24,25 +18,27 @@ final class DepthwiseBF16StorageTests: XCTestCase {
     static let same1 = Padding2D(top: 1, left: 1, bottom: 1, right: 1)
     static let same2 = Padding2D(top: 2, left: 2, bottom: 2, right: 2)
 
+    typealias Case = BF16ConvolutionTests.Case
+
     static let cases: [Case] = [
         // MobileNetV2's 3×3 stride 1 with ReLU6, 24 channels (a 16-lane vector and a masked 8).
         Case(geometry: depthwise(batch: 2, input: Size2D(7, 9), channels: 24, kernel: 3, stride: 1, padding: same1),
-             activation: .clip(min: 0, max: 6)),
+             activation: .clip(min: 0, max: 6), bias: true),
         // Stride 2 onto an odd input with TensorFlow's asymmetric padding (bottom and right only).
         Case(geometry: depthwise(batch: 1, input: Size2D(11, 13), channels: 40, kernel: 3, stride: 2,
                                  padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1)),
-             activation: .relu),
+             activation: .relu, bias: true),
         // EfficientNet's 5×5 with swish, 20 channels; and at stride 2 with a residual, no activation.
         Case(geometry: depthwise(batch: 2, input: Size2D(9, 10), channels: 20, kernel: 5, stride: 1, padding: same2),
-             activation: .swish),
+             activation: .swish, bias: true),
         Case(geometry: depthwise(batch: 1, input: Size2D(9, 9), channels: 72, kernel: 5, stride: 2, padding: same2),
-             activation: .identity, residual: true),
+             activation: .identity, bias: true, residual: true),
         // A 1×1 map (only the centre tap reads it), 17 channels, hard-swish.
         Case(geometry: depthwise(batch: 2, input: Size2D(1, 1), channels: 17, kernel: 3, stride: 1, padding: same1),
-             activation: .hardSwish),
+             activation: .hardSwish, bias: true),
         // Rows wider than one 8-pixel run, many channels (Xception's 3×3 layers), no activation.
         Case(geometry: depthwise(batch: 1, input: Size2D(5, 19), channels: 144, kernel: 3, stride: 1, padding: same1),
-             activation: .identity),
+             activation: .identity, bias: true),
     ]
 
     /// bf16 bit patterns of `values` (already bf16 values), two per float slot.
@@ -60,41 +56,6 @@ final class DepthwiseBF16StorageTests: XCTestCase {
         slots.withUnsafeBytes { bytes in
             (0..<count).map { Float(bitPattern: UInt32(bytes.load(fromByteOffset: 2 * $0, as: UInt16.self)) << 16) }
         }
-    }
-
-    /// Double-precision depthwise convolution, then bias, residual and activation; with the sum of
-    /// |terms| per output, which bounds fp32's summation error.
-    private func reference(_ testCase: Case, input: [Float], filter: [Float], bias: [Float],
-                           residual: [Float]) -> ([Double], [Double]) {
-        let g = testCase.geometry, out = g.output, channels = g.outputChannels
-        var values = [Double](), magnitudes = [Double]()
-        for image in 0..<g.batch {
-            for y in 0..<out.height {
-                for x in 0..<out.width {
-                    for c in 0..<channels {
-                        var sum = Double(bias[c]), magnitude = abs(Double(bias[c]))
-                        for ky in 0..<g.kernel.height {
-                            let iy = y * g.stride.height - g.padding.top + ky
-                            for kx in 0..<g.kernel.width {
-                                let ix = x * g.stride.width - g.padding.left + kx
-                                guard iy >= 0, iy < g.input.height, ix >= 0, ix < g.input.width else { continue }
-                                let term = Double(input[((image * g.input.height + iy) * g.input.width + ix) * channels + c])
-                                    * Double(filter[(ky * g.kernel.width + kx) * channels + c])
-                                sum += term
-                                magnitude += abs(term)
-                            }
-                        }
-                        if testCase.residual {
-                            sum += Double(residual[values.count])
-                            magnitude += abs(Double(residual[values.count]))
-                        }
-                        values.append(BF16ConvolutionTests.activated(sum, testCase.activation))
-                        magnitudes.append(magnitude)
-                    }
-                }
-            }
-        }
-        return (values, magnitudes)
     }
 
     private func run(_ testCase: Case, weights: PackedConv2DWeights, input: [Float], bias: [Float], residual: [Float],
@@ -142,7 +103,8 @@ final class DepthwiseBF16StorageTests: XCTestCase {
             let bias = seededValues(g.outputChannels, seed: UInt64(3 + index))
             let residual = seededValues(testCase.residual ? g.outputElementCount : 0, seed: UInt64(89 + index))
             let weights = try Self.weights(filter, g)
-            let (expected, magnitude) = reference(testCase, input: input, filter: filter, bias: bias, residual: residual)
+            let (expected, magnitude) = BF16ConvolutionTests.reference(testCase, input: input, filter: filter, bias: bias,
+                                                                       residual: testCase.residual ? residual : nil)
             for threads in [1, 2] {
                 let name = "case \(index) threads \(threads)"
                 let fp32 = try run(testCase, weights: weights, input: input, bias: bias, residual: residual,
