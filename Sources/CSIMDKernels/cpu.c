@@ -181,7 +181,10 @@ static void fill(keel_kernel_table *table, uint32_t capabilities) {
         table->bf16_conv_direct = keel_amx_bf16_conv_direct;
     }
     else if (capabilities & KEEL_CPU_AVX512_BF16) table->bf16_conv = keel_avx512bf16_bf16_conv;
-    if (capabilities & KEEL_CPU_AVX512_BF16) table->depthwise_conv_bf16 = keel_avx512bf16_depthwise_conv;
+    if (capabilities & KEEL_CPU_AVX512_BF16) {
+        table->depthwise_conv_bf16 = keel_avx512bf16_depthwise_conv;
+        table->bf16_scale_depth = keel_avx512bf16_scale_depth;
+    }
 #else
     (void)capabilities;
 #endif

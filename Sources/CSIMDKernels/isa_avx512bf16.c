@@ -404,6 +404,30 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
     }
 }
 
+/* Pair p of each 16-column block holds depths 2p and 2p + 1 interleaved (keel_bf16_pack), so one
+ * vector of gates alternating scales[2p], scales[2p + 1] scales its 32 values. The padding past
+ * `depth` is zero and stays so. */
+KEEL_AVX512_BF16 void keel_avx512bf16_scale_depth(const uint16_t *packed, ptrdiff_t depth, ptrdiff_t columns,
+                                                  const float *scales, uint16_t *scaled) {
+    const ptrdiff_t padded_depth = (depth + KEEL_BF16_DEPTH_BLOCK - 1) / KEEL_BF16_DEPTH_BLOCK * KEEL_BF16_DEPTH_BLOCK;
+    const ptrdiff_t blocks = (columns + KEEL_BF16_COLUMN_BLOCK - 1) / KEEL_BF16_COLUMN_BLOCK * 2;
+    for (ptrdiff_t pair = 0; pair < padded_depth / 2; pair++) {
+        const float even = 2 * pair < depth ? scales[2 * pair] : 0.0f;
+        const float odd = 2 * pair + 1 < depth ? scales[2 * pair + 1] : 0.0f;
+        const __m512 gates = _mm512_setr_ps(even, odd, even, odd, even, odd, even, odd, even, odd, even, odd, even, odd,
+                                            even, odd);
+        for (ptrdiff_t block = 0; block < blocks; block++) {
+            const ptrdiff_t at = block * padded_depth * 16 + pair * 32;
+            const __m512i both = _mm512_loadu_si512(packed + at);
+            const __m512 low = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(both)), 16));
+            const __m512 high = _mm512_castsi512_ps(
+                _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(both, 1)), 16));
+            _mm512_storeu_si512(scaled + at, (__m512i)_mm512_cvtne2ps_pbh(_mm512_mul_ps(high, gates),
+                                                                         _mm512_mul_ps(low, gates)));
+        }
+    }
+}
+
 /* Depthwise layers around bf16 activations: the held-filter body (depthwise_conv.h) with bf16 loads
  * (16 values widened exactly: the bits shifted into the high half of each lane) and bf16 stores
  * (vcvtneps2bf16: nearest even, as every bf16 layer rounds), in the three combinations a plan

@@ -56,6 +56,8 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
                                ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 /* Depthwise calls with a bf16 input or output (keel_depthwise_conv_runs_bf16 geometries). */
 void keel_avx512bf16_depthwise_conv(const keel_depthwise_conv *conv, ptrdiff_t first, ptrdiff_t count, float *scratch);
+void keel_avx512bf16_scale_depth(const uint16_t *packed, ptrdiff_t depth, ptrdiff_t columns, const float *scales,
+                                 uint16_t *scaled);
 void keel_amx_bf16_conv_direct(const keel_bf16_conv *conv, ptrdiff_t first_row, ptrdiff_t row_count,
                                ptrdiff_t first_column, ptrdiff_t column_count, void *scratch);
 void keel_amx_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel, ptrdiff_t pixel_count,

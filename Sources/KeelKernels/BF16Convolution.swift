@@ -169,6 +169,21 @@ public enum BF16Convolution {
     /// Floats per thread's scratch slot: whole 64-byte lines, so every slot stays aligned.
     private static func slotFloats(_ bytes: Int) -> Int { (bytes + 63) / 64 * 16 }
 
+    /// Whether `apply` takes `inputScales` for this layer: a 1×1 stride-1 unpadded layer whose
+    /// input is not split (a squeeze-excitation gate before a projection), on a CPU whose
+    /// AVX512_BF16 rescales the packed filter.
+    public static func gatesInput(_ geometry: Conv2DGeometry) -> Bool {
+        KernelTable.current.bf16_scale_depth != nil && supports(geometry) && geometry.kernel == Size2D(1, 1)
+            && geometry.stride == Size2D(1, 1) && geometry.dilation == Size2D(1, 1) && geometry.padding == .zero
+            && !splitsInput(inputChannels: geometry.inputChannels)
+    }
+
+    /// Floats of scratch `apply` needs beyond `scratchSize` for `inputScales`: one image's scaled
+    /// copy of the packed filter, on whole 64-byte lines.
+    public static func inputScaleScratchSize(for geometry: Conv2DGeometry) -> Int {
+        slotFloats(2 * keel_bf16_packed_count(filterDepth(for: geometry), geometry.outputChannels))
+    }
+
     /// Whether `apply` can store this activation's results in bf16: the kernel applies every
     /// activation `KernelEpilogue` fuses before its store; others take an fp32 pass over the output.
     public static func storesBF16(after activation: UnaryOperation) -> Bool {
@@ -184,15 +199,19 @@ public enum BF16Convolution {
     /// stride-2 max pool (floor mode) when `maxPooled` (only where `poolsInKernel`, without a
     /// residual). `inputStorage` / `outputStorage` / `residualStorage` `.bf16`: that buffer holds
     /// bf16 values, two per float slot (an output only after an activation the kernel fuses).
-    /// Throws when no bf16 kernel is present or the geometry is not one it runs (callers check
-    /// first).
+    /// `inputScales` ([batch][input channels], where `gatesInput`) multiplies each image's input
+    /// channels first, as EfficientNet's squeeze-excitation gate does: each image runs on its own
+    /// copy of the filter with depth row c scaled by its gate c and rounded to bf16 again
+    /// (`scratch` then needs `inputScaleScratchSize` more floats), so the gated activations are
+    /// never written. Throws when no bf16 kernel is present or the geometry is not one it runs
+    /// (callers check first).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: BF16Weights, bias: UnsafeBufferPointer<Float>?,
                              residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation, output: UnsafeMutableBufferPointer<Float>,
                              geometry: Conv2DGeometry, scratch: UnsafeMutableBufferPointer<Float>,
                              maxPooled: Bool = false, inputStorage: ActivationStorage = .fp32,
                              outputStorage: ActivationStorage = .fp32, residualStorage: ActivationStorage = .fp32,
-                             context: KernelContext) throws {
+                             inputScales: UnsafeBufferPointer<Float>? = nil, context: KernelContext) throws {
         let name = "conv2d (bf16)"
         try geometry.validate()
         guard let kernel = KernelTable.current.bf16_conv else {
@@ -220,6 +239,13 @@ public enum BF16Convolution {
         if let residual {
             try requireCapacity(residual.count, slots(geometry.outputElementCount, in: residualStorage), name, "residual")
         }
+        var gateScratch = 0
+        if let inputScales {
+            try require(gatesInput(geometry) && !maxPooled, name, "an input gate needs AVX512_BF16 and a 1×1 stride-1 "
+                            + "unpadded layer, unpooled")
+            try requireCapacity(inputScales.count, geometry.batch * geometry.inputChannels, name, "input channel scales")
+            gateScratch = inputScaleScratchSize(for: geometry)
+        }
         var description = parameters(geometry, input: input.baseAddress, weights: nil, bias: bias?.baseAddress,
                                      activation: activation, output: output.baseAddress)
         description.pool = maxPooled ? 1 : 0
@@ -235,30 +261,52 @@ public enum BF16Convolution {
             description.bf16_output = UnsafeMutableRawPointer(base).assumingMemoryBound(to: UInt16.self)
         }
         let table = KernelTable.current
-        let direct = table.bf16_conv_direct.flatMap { keel_bf16_direct_fits(&description) != 0 ? $0 : nil }
+        // A gated layer runs image by image, each on its own filter: im2col, whose rows are pixels.
+        let direct = inputScales != nil ? nil
+            : table.bf16_conv_direct.flatMap { keel_bf16_direct_fits(&description) != 0 ? $0 : nil }
         let slot = slotFloats(direct == nil ? keel_bf16_conv_scratch_bytes(&description)
                                             : keel_bf16_direct_scratch_bytes(&description))
-        try requireCapacity(scratch.count, slot + alignmentSlack, name, "scratch")
+        try requireCapacity(scratch.count, gateScratch + slot + alignmentSlack, name, "scratch")
         guard geometry.batch > 0, let base = scratch.baseAddress, let destination = output.baseAddress else { return }
         let skip = (64 - Int(bitPattern: base) % 64) % 64 / MemoryLayout<Float>.stride
-        let workspace = base + skip
-        let pixels = geometry.batch * geometry.outputPixelsPerImage
+        let gatedFilter = UnsafeMutableRawPointer(base + skip).assumingMemoryBound(to: UInt16.self)
+        let workspace = base + skip + gateScratch
+        let images = inputScales == nil ? 1 : geometry.batch
+        var callGeometry = geometry
+        callGeometry.batch /= images
+        let pixels = callGeometry.batch * geometry.outputPixelsPerImage
         let work = Double(pixels) * Double(geometry.outputChannels) * Double(geometry.reductionLength)
-        let threads = min(work < Double(64 * parallelGrain) ? 1 : context.threads, (scratch.count - skip) / slot, 64)
+        let threads = min(work < Double(64 * parallelGrain) ? 1 : context.threads,
+                          (scratch.count - skip - gateScratch) / slot, 64)
+        description.batch = callGeometry.batch
         let kernelRows = direct == nil ? pixels : keel_bf16_direct_rows(&description)
         let rowStep = direct == nil ? 32 : 1
-        let grid = unitGrid(geometry, steps: (kernelRows + rowStep - 1) / rowStep, threads: threads, direct: direct != nil)
+        let grid = unitGrid(callGeometry, steps: (kernelRows + rowStep - 1) / rowStep, threads: threads,
+                            direct: direct != nil)
+        let (inputStep, outputStep) = (callGeometry.inputElementCount, callGeometry.outputElementCount)
         weights.storage.withUnsafeBufferPointer { slots in
             slots.baseAddress?.withMemoryRebound(to: UInt16.self, capacity: slots.count * 2) { packed in
-                var call = description
-                call.weights = packed
-                keel_bf16_run_units(&call, direct ?? kernel, kernelRows, rowStep, grid.rows, grid.columns,
-                                    UnsafeMutableRawPointer(workspace), slot * MemoryLayout<Float>.stride, threads)
+                for image in 0..<images {
+                    var call = description
+                    call.weights = packed
+                    if let scales = inputScales?.baseAddress, let scale = table.bf16_scale_depth {
+                        scale(packed, weights.depth, weights.columns, scales + image * geometry.inputChannels, gatedFilter)
+                        call.weights = UnsafePointer(gatedFilter)
+                    }
+                    call.input = call.input.map { $0 + image * inputStep }
+                    call.bf16_input = call.bf16_input.map { $0 + image * inputStep }
+                    call.output = call.output.map { $0 + image * outputStep }
+                    call.bf16_output = call.bf16_output.map { $0 + image * outputStep }
+                    call.residual = call.residual.map { $0 + image * outputStep }
+                    call.bf16_residual = call.bf16_residual.map { $0 + image * outputStep }
+                    keel_bf16_run_units(&call, direct ?? kernel, kernelRows, rowStep, grid.rows, grid.columns,
+                                        UnsafeMutableRawPointer(workspace), slot * MemoryLayout<Float>.stride, threads)
+                }
             }
         }
         let remaining = KernelEpilogue(activation: activation).remainingActivation
         if remaining != .identity {
-            let block = OutputBlock(base: destination, rows: pixels, columns: geometry.outputChannels,
+            let block = OutputBlock(base: destination, rows: geometry.batch * geometry.outputPixelsPerImage, columns: geometry.outputChannels,
                                     rowStride: geometry.outputChannels)
             applyEpilogue(block, bias: nil, direction: .perColumn, activation: remaining, context: context)
         }

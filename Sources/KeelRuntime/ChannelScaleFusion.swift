@@ -36,7 +36,7 @@ enum ChannelScaleFusion {
         for (index, node) in graph.nodes.enumerated() where node.op == .conv2d {
             guard let (mulIndex, layer) = uses.soleInputProducer(.mul, ofConvolution: node, shapes: shapes, pinned: pinned,
                                                                  context: context, prepared: prepared,
-                                                                 accepts: ConvolutionInputFusion.isPointwisePanels) else { continue }
+                                                                 accepts: ConvolutionInputFusion.takesInputGate) else { continue }
             let mul = graph.nodes[mulIndex]
             guard mul.op == .mul, mul.inputs.count == 2, mul.outputs.count == 1,
                   (try? mul.fusedActivation) == FusedActivation.none,

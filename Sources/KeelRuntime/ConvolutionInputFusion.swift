@@ -39,4 +39,11 @@ struct ConvolutionInputFusion {
         layer.choice.form == .panels && layer.choice.algorithm == .pointwise && layer.kernelGeometry.layout == .nhwc
             && layer.kernelGeometry.groups == 1 && !layer.geometry.fusedMaxPool
     }
+
+    /// A layer that scales its filter by an input gate image by image: the fp32 pointwise panels,
+    /// or a bf16 1×1 layer (`BF16Convolution.gatesInput`).
+    static func takesInputGate(_ layer: ConvolutionLayer) -> Bool {
+        isPointwisePanels(layer)
+            || (layer.choice.form == .bf16 && BF16Convolution.gatesInput(layer.kernelGeometry) && !layer.geometry.fusedMaxPool)
+    }
 }

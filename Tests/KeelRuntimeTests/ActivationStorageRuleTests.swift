@@ -144,7 +144,7 @@ final class ActivationStorageRuleTests: XCTestCase {
     /// and the graph's outputs stay fp32; both outputs stay near the fp32 plan's.
     func testDepthwiseLayersReadAndWriteBF16BetweenBF16Layers() throws {
         try requireBF16()
-        var graph = try ShapeInference().run(parseIR("""
+        let graph = try seededOptimizedIR("""
             graph inverted
             input %image: f32[N,14,14,32]
             const @expand/kernel: f32[1,1,32,96] kernel
@@ -160,9 +160,7 @@ final class ActivationStorageRuleTests: XCTestCase {
             %pooled = global_avg_pool2d(%wide) : ?
             output head = %head
             output pooled = %pooled
-            """)).graph
-        graph = try PassPipeline.standard(level: .O2).run(graph).graph
-        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 5) }
+            """, seed: 5)
         let bf16 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16))
         let fp32 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .fp32))
         let choices = Dictionary(try bf16.kernelChoices(bindings: ["N": 2]).map { ($0.node, $0.choice) },
@@ -186,6 +184,43 @@ final class ActivationStorageRuleTests: XCTestCase {
         }
     }
 
+    /// A squeeze-excitation gate before a bf16 projection: the plan drops the multiply and the
+    /// projection scales each image's bf16 filter by its gate (`BF16Convolution.gatesInput`); the
+    /// result stays near the fp32 plan's, which folds the gate into its panels the same way.
+    func testASqueezeExcitationGateFoldsIntoTheBF16Projection() throws {
+        try requireBF16()
+        // OIHW filters, as every ONNX export has them: the 1×1 layers stay convolutions.
+        let graph = try seededOptimizedIR("""
+            graph gated
+            input %image: f32[N,12,12,32]
+            const @expand/kernel: f32[96,32,1,1] kernel
+            const @squeeze/kernel: f32[8,96,1,1] kernel
+            const @excite/kernel: f32[96,8,1,1] kernel
+            const @head/kernel: f32[24,96,1,1] kernel
+            %expand = conv2d(%image, @expand/kernel) {activation="swish", kernel_layout="oihw"} : ?
+            %pool = global_avg_pool2d(%expand) {keepdims=true} : ?
+            %squeeze = conv2d(%pool, @squeeze/kernel) {activation="swish", kernel_layout="oihw"} : ?
+            %excite = conv2d(%squeeze, @excite/kernel) {activation="sigmoid", kernel_layout="oihw"} : ?
+            %gated = mul(%expand, %excite) : ?
+            %head = conv2d(%gated, @head/kernel) {kernel_layout="oihw"} : ?
+            output head = %head
+            """, seed: 9)
+        let bf16 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16))
+        let fp32 = try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .fp32))
+        let choices = try bf16.kernelChoices(bindings: ["N": 2])
+        let head = try XCTUnwrap(choices.first { $0.node == "head" }?.choice)
+        if BF16Convolution.gatesInput(Conv2DGeometry(batch: 2, input: Size2D(12, 12), inputChannels: 96, outputChannels: 24,
+                                                     kernel: Size2D(1, 1))) {
+            XCTAssertEqual(head.precision, .bf16, "\(head)")
+            XCTAssertTrue(head.algorithm.hasSuffix("+gate"), "\(head)")
+            XCTAssertFalse(choices.contains { $0.node == "gated" }, "the multiply's step is dropped: \(choices.map(\.node))")
+        }
+        for batch in [1, 2] {
+            try assertNearFP32(bf16, fp32, try randomImages([batch, 12, 12, 32], seed: UInt64(20 + batch)),
+                               "batch \(batch): a gated bf16 projection")
+        }
+    }
+
     private func requireBF16() throws {
         guard Precision.bf16.isAvailable else {
             throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512_BF16: bf16 plans run fp32")
@@ -196,6 +231,13 @@ final class ActivationStorageRuleTests: XCTestCase {
     private func seededOptimizedGraph(_ source: String, path: String, seed: UInt64) throws -> Graph {
         var graph = try ShapeInference().run(parseKeelGraph(source: source, path: path)).graph
         graph = try PassPipeline.standard(level: .O2).run(graph).graph
+        for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: seed) }
+        return graph
+    }
+
+    /// The IR text `source`, shape-inferred and optimised at -O2, its parameters from Keras's initialisers.
+    private func seededOptimizedIR(_ source: String, seed: UInt64) throws -> Graph {
+        var graph = try PassPipeline.standard(level: .O2).run(ShapeInference().run(parseIR(source)).graph).graph
         for (name, constant) in graph.constants { graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: seed) }
         return graph
     }

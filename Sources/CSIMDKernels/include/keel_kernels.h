@@ -326,6 +326,11 @@ typedef struct {
     /* Depthwise layers that read or write bf16 activations (keel_depthwise_conv's bf16_input and
      * bf16_output): AVX512_BF16. */
     keel_depthwise_conv_fn depthwise_conv_bf16;
+    /* keel_bf16_pack's filter with depth row k multiplied by scales[k] and rounded again to bf16
+     * (nearest even), into `scaled` (keel_bf16_packed_count values): a squeeze-excitation gate on a
+     * 1×1 layer's input channels, applied to the filter image by image. AVX512_BF16. */
+    void (*bf16_scale_depth)(const uint16_t *packed, ptrdiff_t depth, ptrdiff_t columns, const float *scales,
+                             uint16_t *scaled);
     keel_softmax_rows_fn softmax_rows;
     keel_layer_norm_rows_fn layer_norm_rows;
     keel_activate_rows_fn activate_rows;

@@ -18,7 +18,8 @@ extension KernelLowering {
         }
         let (geometry, kernelGeometry, choice) = (layer.geometry, layer.kernelGeometry, layer.choice)
         let algorithm = choice.algorithm
-        guard (operands.prologue == nil && operands.inputScales == nil) || choice.form == .panels else {
+        guard (operands.prologue == nil && operands.inputScales == nil) || choice.form == .panels
+                || (operands.prologue == nil && choice.form == .bf16) else {
             throw operands.unsupported("an input prologue or gate needs the panel GEMM form, not \(choice.form.rawValue)")
         }
         let inputLayout: ActivationLayout = operands.readsChannelsFirst ? .nchw : kernelGeometry.layout
@@ -71,12 +72,14 @@ extension KernelLowering {
         case .bf16:
             let weights = try weights(BF16Weights.self)
             let pooled = geometry.fusedMaxPool && poolsInKernel
+            if operands.inputScales != nil { scratchSize += BF16Convolution.inputScaleScratchSize(for: kernelGeometry) }
             return convolving { output, scratch in
                 try BF16Convolution.apply(input: input, weights: weights, bias: bias, residual: residual,
                                           activation: activation, output: output, geometry: kernelGeometry,
                                           scratch: scratch, maxPooled: pooled, inputStorage: operands.inputStorage[0],
                                           outputStorage: operands.outputStorage[0],
-                                          residualStorage: operands.storage(ofInput: 3), context: context)
+                                          residualStorage: operands.storage(ofInput: 3),
+                                          inputScales: operands.inputScales, context: context)
             }
         case .winograd, .winograd2x2:
             let transformed = choice.form == .winograd ? try weights(WinogradWeights.self)
