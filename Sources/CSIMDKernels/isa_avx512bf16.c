@@ -283,10 +283,10 @@ static struct pair_range row_taps(const keel_bf16_conv *conv, ptrdiff_t y) {
     return (struct pair_range){first * row / 2, ((first + taps.count) * row + 1) / 2};
 }
 
-/* `count` rows of A × 32 columns (two 16-column blocks b0, b1) over the pairs `taps`, then bias,
- * residual, activation and a masked store. */
+/* `count` rows of A (`row_stride` values apart) × 32 columns (two 16-column blocks b0, b1) over the
+ * pairs `taps`, then bias, residual, activation and a masked store. */
 KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_conv *conv, const uint16_t *a,
-                                            ptrdiff_t depth, struct pair_range taps, const uint16_t *b0,
+                                            ptrdiff_t row_stride, struct pair_range taps, const uint16_t *b0,
                                             const uint16_t *b1, const float *bias, ptrdiff_t at, ptrdiff_t width,
                                             __mmask16 low, __mmask16 high) {
     const ptrdiff_t ldc = conv->output_channels;
@@ -304,7 +304,7 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
 #pragma clang loop unroll(full)
             for (int r = 0; r < count; r++) {
                 uint32_t both;
-                memcpy(&both, rows + r * depth + 2 * pair, sizeof both);
+                memcpy(&both, rows + r * row_stride + 2 * pair, sizeof both);
                 left[r] = _mm512_dpbf16_ps(left[r], (__m512bh)_mm512_set1_epi32((int)both), w0);
             }
         }
@@ -316,7 +316,7 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
 #pragma clang loop unroll(full)
             for (int r = 0; r < count; r++) {
                 uint32_t both;
-                memcpy(&both, rows + r * depth + 2 * pair, sizeof both);
+                memcpy(&both, rows + r * row_stride + 2 * pair, sizeof both);
                 __m512bh value = (__m512bh)_mm512_set1_epi32((int)both);
                 left[r] = _mm512_dpbf16_ps(left[r], value, w0);
                 right[r] = _mm512_dpbf16_ps(right[r], value, w1);
@@ -350,11 +350,11 @@ KEEL_INLINE KEEL_AVX512_BF16 void dot_block(const int count, const keel_bf16_con
     }
 }
 
-static KEEL_AVX512_BF16 void dot_rows(int count, const keel_bf16_conv *conv, const uint16_t *a, ptrdiff_t depth,
+static KEEL_AVX512_BF16 void dot_rows(int count, const keel_bf16_conv *conv, const uint16_t *a, ptrdiff_t row_stride,
                                       struct pair_range taps, const uint16_t *b0, const uint16_t *b1,
                                       const float *bias, ptrdiff_t at, ptrdiff_t width, __mmask16 low, __mmask16 high) {
     switch (count) {
-        KEEL_CASES_UP_TO_12(dot_block, conv, a, depth, taps, b0, b1, bias, at, width, low, high)
+        KEEL_CASES_UP_TO_12(dot_block, conv, a, row_stride, taps, b0, b1, bias, at, width, low, high)
         default: break;
     }
 }
@@ -364,8 +364,11 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
     const ptrdiff_t depth = keel_bf16_depth(conv), block_rows = keel_bf16_block_rows(depth);
     const ptrdiff_t columns = conv->output_channels;
     const ptrdiff_t last_column = first_column + column_count < columns ? first_column + column_count : columns;
-    /* A bf16 input whose pixels are the im2col rows is read where it lies. */
-    const int in_place = keel_bf16_reads_input_in_place(conv);
+    /* A bf16 input whose pixels are the im2col rows is read where it lies, rows input_channels
+     * apart: this kernel reads only a row's filled pairs, so any even channel count will do, not
+     * only whole 32-deep tiles as AMX's (MobileNet's 24- and 144-channel rows were copied). */
+    const int in_place = conv->bf16_input && keel_bf16_pointwise(conv) && conv->input_channels % 2 == 0;
+    const ptrdiff_t row_stride = in_place ? conv->input_channels : depth;
     /* Whether some output row's kernel rows reach the padding above or below the input. */
     const ptrdiff_t output_width = conv->output_width, plane = conv->output_height * output_width;
     const int padded_rows = conv->pad_top > 0
@@ -373,7 +376,7 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
                >= conv->pad_top + conv->input_height;
     for (ptrdiff_t start = first_pixel; start < first_pixel + pixel_count; start += block_rows) {
         const ptrdiff_t rows = first_pixel + pixel_count - start < block_rows ? first_pixel + pixel_count - start : block_rows;
-        const uint16_t *block = in_place ? conv->bf16_input + start * depth : scratch;
+        const uint16_t *block = in_place ? conv->bf16_input + start * row_stride : scratch;
         if (!in_place)
             keel_avx512bf16_im2col(conv, start, rows, rows, depth, scratch, keel_bf16_split_row_buffer(conv, scratch));
         for (ptrdiff_t column = first_column; column < last_column; column += KEEL_BF16_COLUMN_BLOCK) {
@@ -397,7 +400,7 @@ void keel_avx512bf16_bf16_conv(const keel_bf16_conv *conv, ptrdiff_t first_pixel
                     if (same < count) count = (int)same;
                 }
                 const ptrdiff_t at = (start + row) * columns + column;
-                dot_rows(count, conv, block + row * depth, depth, taps, b0, b1, bias, at, width, low, high);
+                dot_rows(count, conv, block + row * row_stride, row_stride, taps, b0, b1, bias, at, width, low, high);
                 row += count;
             }
         }
