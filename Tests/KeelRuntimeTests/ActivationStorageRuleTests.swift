@@ -184,6 +184,37 @@ final class ActivationStorageRuleTests: XCTestCase {
         }
     }
 
+    /// Depthwise layers between bf16 activations give the same bits image by image as over the
+    /// whole batch: 24 channels (7·7·24 values an image, whole float slots) and 17 (an odd count,
+    /// whose per-image slices would start mid-slot, so that value keeps the whole batch).
+    func testBF16DepthwiseActivationsGiveTheSameBitsImageByImage() throws {
+        try requireBF16()
+        for channels in [24, 17] {
+            let graph = try seededOptimizedIR("""
+                graph inverted
+                input %image: f32[N,7,7,16]
+                const @expand/kernel: f32[\(channels),16,1,1] kernel
+                const @dw/kernel: f32[\(channels),1,3,3] kernel
+                const @head/kernel: f32[16,\(channels),1,1] kernel
+                %expand = conv2d(%image, @expand/kernel) {activation="relu", kernel_layout="oihw"} : ?
+                %dw = conv2d(%expand, @dw/kernel) {activation="relu", groups=\(channels), kernel_layout="oihw", padding="same"} : ?
+                %head = conv2d(%dw, @head/kernel) {kernel_layout="oihw"} : ?
+                output head = %head
+                """, seed: 3)
+            func model(_ schedule: BatchSchedule) throws -> CompiledModel {
+                try CompiledModel(graph: graph, context: ExecutionContext(threads: 2, precision: .bf16, batchSchedule: schedule))
+            }
+            let (byImage, whole) = (try model(.imageByImage), try model(.wholeBatch))
+            if CPUCapabilities.inUse.contains(.avx512BF16) {
+                let choices = try byImage.kernelChoices(bindings: ["N": 3])
+                XCTAssertEqual(choices.first { $0.node == "dw" }?.choice.algorithm, "depthwise+bf16_in", "\(choices)")
+            }
+            let inputs = try randomImages([3, 7, 7, 16], seed: UInt64(channels))
+            XCTAssertEqual(try byImage.run(inputs)["head"]?.values, try whole.run(inputs)["head"]?.values,
+                           "\(channels) channels")
+        }
+    }
+
     /// A squeeze-excitation gate before a bf16 projection: the plan drops the multiply and the
     /// projection scales each image's bf16 filter by its gate (`BF16Convolution.gatesInput`); the
     /// result stays near the fp32 plan's, which folds the gate into its panels the same way.
