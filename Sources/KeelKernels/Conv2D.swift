@@ -173,15 +173,19 @@ public enum Conv2D {
     /// channels], pointwise NHWC on one group only) multiplies each image's input channels first, a
     /// squeeze-excitation gate: the filter is scaled instead (`scratch` then needs
     /// `weights.inputScaleScratchSize` more floats), so the gated input is never written.
+    /// `outputPixelStride` (NHWC, no residual or gate) puts consecutive output pixels that many
+    /// floats apart, a slice of a wider buffer (a concatenation's), and leaves the floats between untouched.
     public static func apply(input: UnsafeBufferPointer<Float>, weights: PanelConv2DWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
                              scratch: UnsafeMutableBufferPointer<Float>, algorithm: Conv2DAlgorithm? = nil,
                              prologue: GEMMPrologue? = nil, inputScales: UnsafeBufferPointer<Float>? = nil,
-                             context: KernelContext = .singleThreaded) throws {
+                             outputPixelStride: Int? = nil, context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
-        try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
+        try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry,
+                     outputPixelStride: outputPixelStride)
+        try require(outputPixelStride == nil || inputScales == nil, name, "a strided output cannot take input channel scales")
         try weights.check(against: geometry)
         let chosen = algorithm ?? (geometry.isPointwise ? .pointwise : .im2colGEMM)
         if let prologue {
@@ -206,9 +210,10 @@ public enum Conv2D {
         weights.filter.storage.withUnsafeBufferPointer { packed in
             guard let filterBase = packed.baseAddress else { return }
             let epilogue = KernelEpilogue(bias: bias?.baseAddress, residual: residual?.baseAddress, activation: activation)
-            let run = ConvolutionRun(input: source, filter: weights.filter, filterBase: filterBase, epilogue: epilogue,
+            var run = ConvolutionRun(input: source, filter: weights.filter, filterBase: filterBase, epilogue: epilogue,
                                      output: destination, geometry: geometry, scratch: scratch.baseAddress,
                                      context: context)
+            run.outputPixelStride = outputPixelStride
             switch (chosen, geometry.layout) {
             case (.pointwise, .nhwc) where inputScales != nil:
                 guard let scales = inputScales?.baseAddress, let copy = scratch.baseAddress else { return }
@@ -230,14 +235,23 @@ public enum Conv2D {
         }
     }
 
-    /// Throws unless the operands fit `geometry`.
+    /// Throws unless the operands fit `geometry`; an `outputPixelStride` needs NHWC, no residual,
+    /// and an output that reaches the last pixel's last channel at that stride.
     private static func validate(input: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
                                  residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>,
-                                 geometry: Conv2DGeometry) throws {
+                                 geometry: Conv2DGeometry, outputPixelStride: Int? = nil) throws {
         let name = "conv2d"
         try geometry.validate()
         try requireCapacity(input.count, geometry.inputElementCount, name, "input")
-        try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        if let stride = outputPixelStride {
+            try require(geometry.layout == .nhwc && residual == nil && stride >= geometry.outputChannels, name,
+                        "a strided output needs NHWC, no residual and a stride of at least the output channels")
+            let pixels = geometry.batch * geometry.outputPixelsPerImage
+            try requireCapacity(output.count, pixels == 0 ? 0 : (pixels - 1) * stride + geometry.outputChannels,
+                                name, "output")
+        } else {
+            try requireCapacity(output.count, geometry.outputElementCount, name, "output")
+        }
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
         if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
     }
@@ -247,24 +261,30 @@ extension Conv2D {
     /// Winograd with filters already in the Winograd domain of `weights.tile`; `scratch` at least
     /// `scratchSize(for: geometry, algorithm: .winograd(weights.tile))` floats. With `maxPooled`, the activated
     /// output is 2×2 stride-2 max-pooled (floor mode) as each tile is written, so `output` holds
-    /// [batch, height/2, width/2, outputChannels]; NHWC only.
+    /// [batch, height/2, width/2, outputChannels]; NHWC only. `outputPixelStride` (NHWC, not
+    /// pooled, no residual) puts consecutive output pixels that many floats apart (`apply` on panels).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: WinogradWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
                              scratch: UnsafeMutableBufferPointer<Float>, maxPooled: Bool = false,
-                             context: KernelContext = .singleThreaded) throws {
+                             outputPixelStride: Int? = nil, context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
-        try geometry.validate()
         try require(Winograd.supports(geometry), name,
                     "the Winograd algorithm needs a 3x3 kernel, stride 1, no dilation and one group")
         try require(!maxPooled || geometry.layout == .nhwc, name, "a fused max pool needs NHWC activations")
         try require(!maxPooled || residual == nil, name, "a fused max pool cannot follow a residual add")
+        try require(!maxPooled || outputPixelStride == nil, name, "a fused max pool cannot write a strided output")
         if let residual { try requireCapacity(residual.count, geometry.outputElementCount, name, "residual") }
         try weights.check(against: geometry)
-        try requireCapacity(input.count, geometry.inputElementCount, name, "input")
-        try requireCapacity(output.count, maxPooled ? geometry.pooledOutputElementCount : geometry.outputElementCount,
-                            name, "output")
+        if maxPooled {
+            try geometry.validate()
+            try requireCapacity(input.count, geometry.inputElementCount, name, "input")
+            try requireCapacity(output.count, geometry.pooledOutputElementCount, name, "output")
+        } else {
+            try validate(input: input, bias: nil, residual: residual, output: output, geometry: geometry,
+                         outputPixelStride: outputPixelStride)
+        }
         if let bias { try requireCapacity(bias.count, geometry.outputChannels, name, "bias") }
         try requireCapacity(scratch.count, Winograd.scratchSize(for: geometry, weights.tile), name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress,
@@ -274,7 +294,8 @@ extension Conv2D {
             // The tile transforms fuse bias and activation; a residual goes in between, in one pass.
             WinogradRun(input: source, weights: filterBase, weightLayout: weights.layout, bias: bias?.baseAddress,
                         activation: residual == nil ? activation : .identity,
-                        output: destination, geometry: geometry, tile: weights.tile, pooled: maxPooled, scratch: workspace,
+                        output: destination, pixelStride: outputPixelStride ?? geometry.outputChannels,
+                        geometry: geometry, tile: weights.tile, pooled: maxPooled, scratch: workspace,
                         scratchCount: scratch.count, context: context).run()
         }
         if let residual {
@@ -286,17 +307,23 @@ extension Conv2D {
     /// The line-Winograd algorithm on weights transformed once (`LineWinogradWeights`); `scratch`
     /// at least `scratchSize(for:algorithm: .lineWinograd)` floats. Bias and activation are applied
     /// tile by tile as the output transform stores them; a residual follows in one pass.
+    /// `outputPixelStride` (no residual; identity or ReLU) puts consecutive output pixels that many
+    /// floats apart (`apply` on panels).
     public static func apply(input: UnsafeBufferPointer<Float>, weights: LineWinogradWeights,
                              bias: UnsafeBufferPointer<Float>? = nil, residual: UnsafeBufferPointer<Float>? = nil,
                              activation: UnaryOperation = .identity,
                              output: UnsafeMutableBufferPointer<Float>, geometry: Conv2DGeometry,
-                             scratch: UnsafeMutableBufferPointer<Float>, context: KernelContext = .singleThreaded) throws {
+                             scratch: UnsafeMutableBufferPointer<Float>, outputPixelStride: Int? = nil,
+                             context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
         try require(LineWinograd.supports(geometry), name,
                     "the line Winograd algorithm needs a 1xk or kx1 kernel (k = 3, 5 or 7), stride 1, no dilation, "
                         + "one group and NHWC activations")
+        try require(outputPixelStride == nil || activation == .identity || activation == .relu, name,
+                    "the line Winograd algorithm writes a strided output with no activation or ReLU only")
         try weights.check(against: geometry)
-        try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry)
+        try validate(input: input, bias: bias, residual: residual, output: output, geometry: geometry,
+                     outputPixelStride: outputPixelStride)
         try requireCapacity(scratch.count, LineWinograd.scratchSize(for: geometry), name, "scratch")
         guard geometry.batch > 0, let source = input.baseAddress, let destination = output.baseAddress,
               let workspace = scratch.baseAddress, let transforms = LineWinogradTransforms.forTaps(weights.taps) else { return }
@@ -310,7 +337,8 @@ extension Conv2D {
                                             weightLayout: weights.layout, scratch: workspace, scratchCount: scratch.count,
                                             context: context)
             LineWinogradRun(input: source, bias: bias?.baseAddress, activation: fused ? activation : .identity,
-                            output: destination, geometry: geometry, transforms: transforms, pipeline: pipeline).run()
+                            output: destination, pixelStride: outputPixelStride ?? geometry.outputChannels,
+                            geometry: geometry, transforms: transforms, pipeline: pipeline).run()
         }
         if !fused {
             applyResidual(residual?.baseAddress, activation: activation, to: destination,
@@ -335,6 +363,9 @@ private struct ConvolutionRun {
     /// and the elements between input rows when they are a slice of a wider buffer.
     var prologue: keel_gemm_prologue?
     var inputRowStride: Int?
+    /// NHWC only: floats between consecutive output pixels when the output is a slice of a wider buffer.
+    var outputPixelStride: Int?
+    var pixelStride: Int { outputPixelStride ?? geometry.outputChannels }
 
     var reduction: Int { geometry.reductionLength }
     var outputPerGroup: Int { geometry.outputChannelsPerGroup }
@@ -383,8 +414,7 @@ private struct ConvolutionRun {
         let inputPerGroup = geometry.inputChannelsPerGroup
         for group in 0..<geometry.groups {
             let channel = group * outputPerGroup
-            let block = OutputBlock(base: output + channel, rows: pixels, columns: outputPerGroup,
-                                    rowStride: geometry.outputChannels)
+            let block = OutputBlock(base: output + channel, rows: pixels, columns: outputPerGroup, rowStride: pixelStride)
             gemm(m: pixels, n: outputPerGroup, k: inputPerGroup, activations: input + group * inputPerGroup,
                  activationStep: inputRowStride ?? geometry.inputChannels, group: group, block: block,
                  firstChannel: channel, offset: channel)
@@ -447,9 +477,9 @@ private struct ConvolutionRun {
             for group in 0..<geometry.groups {
                 Im2Col.fillNHWC(input: input, geometry: geometry, group: group, pixelStart: pixel, pixelCount: pixels,
                                 pixelStep: step, columns: columns, context: context)
-                let offset = pixel * geometry.outputChannels + group * outputPerGroup
+                let offset = pixel * pixelStride + group * outputPerGroup
                 let block = OutputBlock(base: output + offset, rows: pixels, columns: outputPerGroup,
-                                        rowStride: geometry.outputChannels * step)
+                                        rowStride: pixelStride * step)
                 gemm(m: pixels, n: outputPerGroup, k: reduction, activations: columns, activationStep: reduction,
                      group: group, block: block, firstChannel: group * outputPerGroup, offset: offset)
             }
@@ -487,10 +517,9 @@ private struct ConvolutionRun {
                 let inputRow = outputRow * stride.height - padding.top
                 let inputColumn = region.columns.lowerBound * stride.width - padding.left
                 let source = input + ((image * geometry.input.height + inputRow) * width + inputColumn) * channels
-                let offset = ((image * out.height + outputRow) * out.width + region.columns.lowerBound)
-                    * geometry.outputChannels
+                let offset = ((image * out.height + outputRow) * out.width + region.columns.lowerBound) * pixelStride
                 let block = OutputBlock(base: output + offset, rows: region.columns.count,
-                                        columns: geometry.outputChannels, rowStride: geometry.outputChannels)
+                                        columns: geometry.outputChannels, rowStride: pixelStride)
                 single.gemm(m: region.columns.count, n: geometry.outputChannels, k: reduction, activations: source,
                             activationStep: stride.width * channels, group: 0, block: block, firstChannel: 0,
                             offset: offset, segment: segment)
@@ -512,9 +541,8 @@ private struct ConvolutionRun {
             let source = input + range.lowerBound * geometry.input.height * geometry.input.width * geometry.inputChannels
             let firstPixel = range.lowerBound * pixelsPerImage, pixels = range.count * pixelsPerImage
             for group in 0..<geometry.groups {
-                let offset = firstPixel * geometry.outputChannels + group * outputPerGroup
-                let block = OutputBlock(base: output + offset, rows: pixels, columns: outputPerGroup,
-                                        rowStride: geometry.outputChannels)
+                let offset = firstPixel * pixelStride + group * outputPerGroup
+                let block = OutputBlock(base: output + offset, rows: pixels, columns: outputPerGroup, rowStride: pixelStride)
                 gemm(m: pixels, n: outputPerGroup, k: inputPerGroup, activations: source + group * inputPerGroup,
                      activationStep: pixelStep, group: group, block: block, firstChannel: group * outputPerGroup,
                      offset: offset, rowsPerBlock: geometry.output.width, blockStep: rowStep)

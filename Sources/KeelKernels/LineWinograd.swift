@@ -178,6 +178,8 @@ struct LineWinogradRun {
     /// ReLU in the output transform; another activation with a C form on each tile's pixels after it.
     let activation: UnaryOperation
     let output: UnsafeMutablePointer<Float>
+    /// Floats between consecutive output pixels (the output channels, or more in a wider buffer).
+    let pixelStride: Int
     let geometry: Conv2DGeometry
     let transforms: LineWinogradTransforms
     /// The transformed filter, the scratch and the threads.
@@ -238,14 +240,14 @@ struct LineWinogradRun {
     func transformOutputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, source: UnsafePointer<Float>) {
         let tiling = LineTiling(geometry)
         let (height, width, channels) = (geometry.output.height, geometry.output.width, geometry.outputChannels)
-        let alongStride = tiling.alongWidth ? channels : width * channels
+        let alongStride = tiling.alongWidth ? pixelStride : width * pixelStride
         transforms.output.withUnsafeBufferPointer { matrix in
             guard let matrix = matrix.baseAddress else { return }
             for local in tiles {
                 let (image, line, start) = tiling.origin(blockStart + local)
                 let (row, column) = tiling.alongWidth ? (line, start) : (start, line)
                 let (pixels, target) = (min(LineWinograd.outputSize, tiling.outputLength - start),
-                                        output + ((image * height + row) * width + column) * channels)
+                                        output + ((image * height + row) * width + column) * pixelStride)
                 LineWinograd.transform(source + local * channels, stride: blockCount * channels, channels: channels,
                                        matrix: matrix, rows: pixels, columns: tiling.points, bias: bias,
                                        relu: activation == .relu, destination: target, destinationStride: alongStride)

@@ -152,6 +152,8 @@ struct WinogradRun {
     let bias: UnsafePointer<Float>?
     let activation: UnaryOperation
     let output: UnsafeMutablePointer<Float>
+    /// NHWC: floats between consecutive output pixels (the output channels, or more in a wider buffer).
+    let pixelStride: Int
     let geometry: Conv2DGeometry
     let tile: WinogradTile
     /// The output is 2×2 stride-2 max-pooled (floor mode) as it is written; NHWC only.
@@ -281,8 +283,8 @@ struct WinogradRun {
                     target = output + ((image * (height / 2) + top / 2) * (width / 2) + left / 2) * channels
                     (rowStride, rows) = ((width / 2) * channels, min(size, height - top))
                 case .nhwc:
-                    target = output + ((image * height + top) * width + left) * channels
-                    (rowStride, rows) = (width * channels, min(size, height - top))
+                    target = output + ((image * height + top) * width + left) * pixelStride
+                    (rowStride, rows) = (width * pixelStride, min(size, height - top))
                 case .nchw:
                     if let open = pending, open.image != image || open.top != top {
                         flush(band, image: open.image, top: open.top, columns: open.columns)
@@ -291,13 +293,19 @@ struct WinogradRun {
                     pending = (image, top, (pending?.columns.lowerBound ?? left)..<(left + columns))
                     (target, rowStride, rows) = (band.base + left * channels, width * channels, size)
                 }
+                // Pixels of a tile row are a strided NHWC output's pixel stride apart, else the channels.
+                let columnStride = geometry.layout == .nhwc && !pooled ? pixelStride : channels
                 if let simdEpilogue {
                     simdEpilogue(products, pointStride, channels, bias, activation == .relu ? 1 : 0, pooled ? 1 : 0,
-                                 target, rowStride, channels, Int32(rows), Int32(columns))
+                                 target, rowStride, columnStride, Int32(rows), Int32(columns))
                     if afterTile {
-                        _ = applyVectorActivation(input: target, output: target, rows: rows, columns: columns * channels,
-                                                  rowStride: rowStride, bias: nil, direction: .perColumn,
-                                                  activation: activation, context: .singleThreaded)
+                        for row in 0..<rows {
+                            let line = target + row * rowStride
+                            _ = applyVectorActivation(input: line, output: line, rows: columnStride == channels ? 1 : columns,
+                                                      columns: columnStride == channels ? columns * channels : channels,
+                                                      rowStride: columnStride, bias: nil, direction: .perColumn,
+                                                      activation: activation, context: .singleThreaded)
+                        }
                     }
                     continue
                 }
@@ -321,7 +329,8 @@ struct WinogradRun {
                 if pooled {
                     poolTile(staging, rows: rows, columns: columns, to: target, rowStride: rowStride)
                 } else {
-                    copyTile(staging, rows: rows, columns: columns, to: target, rowStride: rowStride)
+                    copyTile(staging, rows: rows, columns: columns, to: target, rowStride: rowStride,
+                             columnStride: columnStride)
                 }
             }
             if let open = pending { flush(band, image: open.image, top: open.top, columns: open.columns) }
@@ -346,12 +355,20 @@ struct WinogradRun {
         }
     }
 
-    /// Copies `rows` × `columns` pixels of a staged m×m×channels tile to rows `rowStride` apart.
+    /// Copies `rows` × `columns` pixels of a staged m×m×channels tile to rows `rowStride` apart,
+    /// pixels `columnStride` apart.
     func copyTile(_ staging: UnsafePointer<Float>, rows: Int, columns: Int, to base: UnsafeMutablePointer<Float>,
-                  rowStride: Int) {
+                  rowStride: Int, columnStride: Int) {
         for row in 0..<rows {
-            (base + row * rowStride).update(from: staging + row * tile.outputSize * outputChannels,
-                                            count: columns * outputChannels)
+            let line = staging + row * tile.outputSize * outputChannels
+            guard columnStride != outputChannels else {
+                (base + row * rowStride).update(from: line, count: columns * outputChannels)
+                continue
+            }
+            for column in 0..<columns {
+                (base + row * rowStride + column * columnStride).update(from: line + column * outputChannels,
+                                                                        count: outputChannels)
+            }
         }
     }
 

@@ -62,14 +62,21 @@ struct ConcatPlacement {
 
     /// `isActivation` says whether a value is an fp32 intermediate the plan places (not a
     /// constant, not bf16); `pinned` values (graph outputs) keep buffers of their own.
-    init(graph: Graph, shapes: [String: [Int]], pinned: Set<String>, isActivation: (String) -> Bool) {
+    /// `writesPixelRows` says whether a node can write its one output as rows of a wider buffer
+    /// (a convolution's output pixels, a channels-last concatenation's row apart): such an input
+    /// whose every reader is a concatenation of the same buffer is written in place by its
+    /// producer, and no concatenation copies it (Inception's and SqueezeNet's branches).
+    init(graph: Graph, shapes: [String: [Int]], pinned: Set<String>, isActivation: (String) -> Bool,
+         writesPixelRows: (Int) -> Bool = { _ in false }) {
         var candidates: [Int: Candidate] = [:]
         var byFirstInput: [String: [Int]] = [:]
         var readers: [String: [(node: Int, position: Int)]] = [:]
+        var producers: [String: Int] = [:]
         for (index, node) in graph.nodes.enumerated() {
             for (position, input) in node.inputs.enumerated() where !input.isEmpty {
                 readers[input, default: []].append((index, position))
             }
+            for output in node.outputs { producers[output] = index }
             guard node.op == .concat, node.outputs.count == 1, let shape = shapes[node.outputs[0]],
                   !node.inputs.isEmpty, !node.inputs.contains(where: \.isEmpty),
                   ([node.outputs[0]] + node.inputs).allSatisfy(isActivation),
@@ -118,7 +125,36 @@ struct ConcatPlacement {
             let hostPlacement = placement[hostIndex] ?? (hostIndex, 0)
             placement[index] = (hostPlacement.root, hostPlacement.start + start)
         }
-        let roots = Set(placement.values.map(\.root))
+        /// The root and axis position where concatenation `index` puts its input `position`.
+        func destination(_ index: Int, _ position: Int) -> (root: Int, at: Int)? {
+            guard let member = candidates[index] else { return nil }
+            let (root, start) = placement[index] ?? (index, 0)
+            return (root, start + member.starts[position])
+        }
+        // Inputs whose producer writes them in place: every reader a concatenation that puts them
+        // at the same position of the same channels-last buffer.
+        var writtenInPlace: [String: (root: Int, at: Int, extent: Int)] = [:]
+        for index in candidates.keys.sorted() {
+            guard let member = candidates[index], member.inner == 1 else { continue }
+            for (position, input) in member.inputs.enumerated() where writtenInPlace[input] == nil {
+                guard !pinned.contains(input), let producer = producers[input], graph.nodes[producer].outputs.count == 1,
+                      writesPixelRows(producer), let target = destination(index, position) else { continue }
+                let sameSlot = (readers[input] ?? []).allSatisfy { reader in
+                    guard let other = candidates[reader.node], other.inputs.filter({ $0 == input }).count == 1,
+                          let slot = destination(reader.node, reader.position) else { return false }
+                    return slot == target
+                }
+                if sameSlot {
+                    writtenInPlace[input] = (target.root, target.at, member.starts[position + 1] - member.starts[position])
+                }
+            }
+        }
+        let roots = Set(placement.values.map(\.root)).union(writtenInPlace.values.map(\.root))
+        for (value, place) in writtenInPlace {
+            guard let root = candidates[place.root] else { continue }
+            regions[value] = Region(root: root.output, offset: place.at,
+                                    rows: Rows(count: root.outer, length: place.extent, stride: root.extent))
+        }
 
         // Which value each axis position of each root already holds, in the plan's order.
         var placed: [Int: [Int: String]] = [:]

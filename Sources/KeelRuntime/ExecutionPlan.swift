@@ -27,6 +27,8 @@ struct Step {
     var outputs: [UnsafeBufferPointer<Float>] = []
     /// How each output is stored: a bf16 one holds two values per float of `outputs`.
     var outputStorage: [ActivationStorage] = []
+    /// Outputs that are rows of a wider buffer (`ConcatPlacement`), nil where contiguous.
+    var outputRows: [ConcatPlacement.Rows?] = []
     var run: (_ scratch: UnsafeMutableBufferPointer<Float>) throws -> Void
 }
 

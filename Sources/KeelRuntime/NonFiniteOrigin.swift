@@ -48,12 +48,21 @@ extension CompiledModel {
         let locations = Dictionary(graph.nodes.map { ($0.name, $0.location) }, uniquingKeysWith: { first, _ in first })
         for step in plan.steps {
             try step.run(plan.scratch)
-            let nonFinite = zip(step.outputs, step.outputStorage + Array(repeating: .fp32, count: step.outputs.count))
-                .contains { output, storage in
-                    guard storage == .bf16 else { return output.contains { !$0.isFinite } }
-                    // bf16 halves: all exponent bits set is an infinity or NaN.
-                    return output.withMemoryRebound(to: UInt16.self) { $0.contains { $0 & 0x7F80 == 0x7F80 } }
+            let nonFinite = step.outputs.indices.contains { index in
+                let output = step.outputs[index]
+                // A slice of a wider buffer (`ConcatPlacement`): the floats between its rows belong to
+                // other values, which may still hold the previous run's.
+                if index < step.outputRows.count, let rows = step.outputRows[index] {
+                    return (0..<rows.count).contains { row in
+                        output[(row * rows.stride)..<(row * rows.stride + rows.length)].contains { !$0.isFinite }
+                    }
                 }
+                guard index < step.outputStorage.count, step.outputStorage[index] == .bf16 else {
+                    return output.contains { !$0.isFinite }
+                }
+                // bf16 halves: all exponent bits set is an infinity or NaN.
+                return output.withMemoryRebound(to: UInt16.self) { $0.contains { $0 & 0x7F80 == 0x7F80 } }
+            }
             if nonFinite {
                 return .node(name: step.node, op: step.op.rawValue, location: locations[step.node] ?? nil)
             }

@@ -134,7 +134,21 @@ struct PlanBuilder {
                 || Self.movesOnlyUnitAxes(graph.nodes[index], shapes: shapes, storage: storage)
         })
         // Concatenations inside a later one's buffer (DenseNet's blocks): one root, an offset each.
-        let concats = ConcatPlacement(graph: graph, shapes: shapes, pinned: outputValues, isActivation: isActivation)
+        // Convolutions among their inputs write their channels there, at the whole batch and image by
+        // image alike (`ImageTiling` may run them either way).
+        func writesPixelRows(_ index: Int) -> Bool {
+            let node = graph.nodes[index]
+            guard node.op == .conv2d, gates[index] == nil, layoutTransposes[index] == nil, node.inputs.count > 1,
+                  let input = shapes[node.inputs[0]], !input.isEmpty, let kernel = shapes[node.inputs[1]],
+                  let (activation, softmax) = try? node.fusedActivation.kernelEpilogue, !softmax else { return false }
+            return [input, [1] + input.dropFirst()].allSatisfy { shape in
+                let layer = try? ConvolutionLayer(node, inputShape: shape, kernelShape: kernel, precision: context.precision,
+                                                  prepared: prepared)
+                return layer?.writesPixelRows(activation: activation) ?? false
+            }
+        }
+        let concats = ConcatPlacement(graph: graph, shapes: shapes, pinned: outputValues, isActivation: isActivation,
+                                      writesPixelRows: writesPixelRows)
         for (value, region) in concats.regions {
             root[value] = region.root
             groupLastUse[region.root] = max(groupLastUse[region.root] ?? -1, lastUse[value] ?? -1)
@@ -281,10 +295,16 @@ struct PlanBuilder {
                 var step = try lowering(operands)
                 // Bytes each step must at least move (its inputs, weights included, and outputs),
                 // for the profile's GB/s of memory-bound steps.
-                let values = zip(operands.inputShapes + operands.outputShapes, operands.inputStorage + operands.outputStorage)
+                var values = Array(zip(operands.inputShapes + operands.outputShapes, operands.inputStorage + operands.outputStorage))
+                if let write = concats.writes[index] {
+                    // A concatenation of a shared buffer moves only what it copies, once read and once written.
+                    values = write.copied.flatMap { [(operands.inputShapes[$0], operands.inputStorage[$0])] }
+                    values += values
+                }
                 step.bytes = 4 * Double(values.reduce(0) { $0 + BF16Convolution.slots($1.0.reduce(1, *), in: $1.1) })
                 step.outputs = try operands.outputs.indices.map { UnsafeBufferPointer(try operands.output($0)) }
                 step.outputStorage = operands.outputStorage
+                step.outputRows = operands.outputRows
                 step.choice.output = operands.outputStorage.first ?? .fp32
                 steps.append(step)
                 // A filter this plan no longer reads goes now that it is prepared, not after the

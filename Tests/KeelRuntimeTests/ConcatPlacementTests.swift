@@ -76,11 +76,12 @@ final class ConcatPlacementTests: XCTestCase {
                                                    pointwise: pointwise))).graph
     }
 
-    private func placement(_ graph: Graph, batch: Int) -> ConcatPlacement {
+    private func placement(_ graph: Graph, batch: Int, writesPixelRows: (Int) -> Bool = { _ in false }) -> ConcatPlacement {
         var shapes: [String: [Int]] = [:]
         for (name, type) in graph.valueTypes { shapes[name] = type.shape.binding(["N": batch]).knownExtents }
         let outputs = Set(graph.outputs.map(\.value))
-        return ConcatPlacement(graph: graph, shapes: shapes, pinned: outputs) { graph.constants[$0] == nil }
+        return ConcatPlacement(graph: graph, shapes: shapes, pinned: outputs, isActivation: { graph.constants[$0] == nil },
+                               writesPixelRows: writesPixelRows)
     }
 
     /// Copied input positions by concatenation name.
@@ -132,7 +133,9 @@ final class ConcatPlacementTests: XCTestCase {
             XCTAssertEqual(steps.isDisjoint(with: ["b1", "b2", "b3"]), PanelGEMM.hasPrologue, "\(style): \(steps)")
             XCTAssertTrue(steps.isSuperset(of: ["f1", "f2", "f3"]), "\(style): \(steps)")
             let convolution = try XCTUnwrap(choices.first { $0.node == "f2" })
-            XCTAssertEqual(convolution.choice.algorithm, PanelGEMM.hasPrologue ? "pointwise+batch_norm" : "pointwise")
+            // Its new channels go straight into the shared buffer (`testInceptionBranchesWriteIntoTheirConcatenation`).
+            XCTAssertEqual(convolution.choice.algorithm,
+                           (PanelGEMM.hasPrologue ? "pointwise+batch_norm" : "pointwise") + "+into_concat")
         }
     }
 
@@ -171,6 +174,146 @@ final class ConcatPlacementTests: XCTestCase {
                 }
             }
         }
+    }
+
+    // MARK: - Convolutions writing into their concatenation
+
+    /// An Inception block, NHWC: a 1×1 and a 3×3 convolution (bias, ReLU) and a 3×3 max pool of the
+    /// same input, concatenated. `extraReader` also outputs the 1×1 branch; `shortcut` adds the
+    /// input to the 3×3 branch as a residual the convolution fuses; `pinned` outputs the
+    /// concatenation itself rather than its sigmoid.
+    private func inceptionText(extraReader: Bool = false, shortcut: Bool = false, pinned: Bool = false) -> String {
+        func values(_ count: Int, _ seed: Int) -> String {
+            (0..<count).map { String(Double(($0 * 37 + seed * 11) % 29) * 0.05 - 0.7) }.joined(separator: ", ")
+        }
+        let wideOutputs = shortcut ? 8 : 6
+        var lines = [
+            "graph inception", "input %x: f32[N,6,9,8]",
+            "const @k1: f32[1,1,8,5] kernel frozen = [\(values(40, 1))]",
+            "const @b1: f32[5] bias frozen = [\(values(5, 2))]",
+            "const @k3: f32[3,3,8,\(wideOutputs)] kernel frozen = [\(values(72 * wideOutputs, 3))]",
+            "const @b3: f32[\(wideOutputs)] bias frozen = [\(values(wideOutputs, 4))]",
+            "%a = conv2d(%x, @k1, @b1) {activation=\"relu\"} : f32[N,6,9,5]",
+            // The shortcut as epilogue fusion leaves it: the convolution's fourth input, added before the ReLU.
+            "%w = conv2d(%x, @k3, @b3\(shortcut ? ", %x" : "")) {activation=\"relu\", padding=\"same\"} : f32[N,6,9,\(wideOutputs)]",
+        ]
+        let channels = 5 + wideOutputs + 8
+        lines += [
+            "%p = max_pool2d(%x) {padding=\"explicit\", pads=[1,1,1,1], pool_size=[3,3], strides=[1,1]} : f32[N,6,9,8]",
+            "%c = concat(%a, %w, %p) {axis=3} : f32[N,6,9,\(channels)]",
+        ]
+        if pinned {
+            lines.append("output y = %c")
+        } else {
+            lines += ["%y = sigmoid(%c) : f32[N,6,9,\(channels)]", "output y = %y"]
+        }
+        if extraReader { lines.append("output a = %a") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The Inception block in Double, straight from its definition: [image][row][column][channel].
+    private func inceptionReference(_ input: [Float], batch: Int, shortcut: Bool, sigmoid: Bool) -> [Double] {
+        let (height, width, channels) = (6, 9, 8)
+        func values(_ count: Int, _ seed: Int) -> [Double] { (0..<count).map { Double(($0 * 37 + seed * 11) % 29) * 0.05 - 0.7 } }
+        let wideOutputs = shortcut ? 8 : 6
+        let (k1, b1, k3, b3) = (values(40, 1), values(5, 2), values(72 * wideOutputs, 3), values(wideOutputs, 4))
+        func x(_ image: Int, _ row: Int, _ column: Int, _ channel: Int) -> Double? {
+            guard (0..<height).contains(row), (0..<width).contains(column) else { return nil }
+            return Double(input[((image * height + row) * width + column) * channels + channel])
+        }
+        var result: [Double] = []
+        for image in 0..<batch {
+            for row in 0..<height {
+                for column in 0..<width {
+                    var pixel: [Double] = []
+                    for output in 0..<5 {
+                        let sum = (0..<channels).reduce(b1[output]) { $0 + (x(image, row, column, $1) ?? 0) * k1[$1 * 5 + output] }
+                        pixel.append(max(0, sum))
+                    }
+                    for output in 0..<wideOutputs {
+                        var sum = b3[output]
+                        for dy in 0..<3 {
+                            for dx in 0..<3 {
+                                for channel in 0..<channels {
+                                    let weight = k3[((dy * 3 + dx) * channels + channel) * wideOutputs + output]
+                                    sum += (x(image, row + dy - 1, column + dx - 1, channel) ?? 0) * weight
+                                }
+                            }
+                        }
+                        // The shortcut is added before the activation, as the fused residual is.
+                        if shortcut { sum += x(image, row, column, output) ?? 0 }
+                        pixel.append(max(0, sum))
+                    }
+                    for channel in 0..<channels {
+                        let window = (-1...1).flatMap { dy in (-1...1).compactMap { dx in x(image, row + dy, column + dx, channel) } }
+                        pixel.append(window.max() ?? 0)
+                    }
+                    result += sigmoid ? pixel.map { 1 / (1 + exp(-$0)) } : pixel
+                }
+            }
+        }
+        return result
+    }
+
+    /// Inception's branches: each convolution writes its channels straight into the
+    /// concatenation's buffer and the concatenation copies only the pool's; a convolution output
+    /// with another reader, or whose kernel adds a shortcut, keeps its own buffer and is copied.
+    /// Values match the Double reference at every batch, thread count and schedule.
+    func testInceptionBranchesWriteIntoTheirConcatenation() throws {
+        let variants: [(extraReader: Bool, shortcut: Bool, pinned: Bool, copied: [Int], algorithms: [String: String])] = [
+            (false, false, false, [2], ["a": "pointwise+into_concat", "w": "+into_concat"]),
+            (false, false, true, [2], ["a": "pointwise+into_concat", "w": "+into_concat"]),
+            (true, false, false, [0, 2], ["a": "pointwise", "w": "+into_concat"]),
+            (false, true, false, [1, 2], ["a": "pointwise+into_concat", "w": "+residual"]),
+        ]
+        for (extraReader, shortcut, pinned, copied, algorithms) in variants {
+            let text = inceptionText(extraReader: extraReader, shortcut: shortcut, pinned: pinned)
+            let label = "extra reader \(extraReader), shortcut \(shortcut), pinned \(pinned)"
+            for batch in [1, 2, 3] {
+                let shape = [batch, 6, 9, 8]
+                let input = (0..<shape.reduce(1, *)).map { (index: Int) -> Float in Float((index * 13 + 3) % 17) * 0.15 - 1.2 }
+                let expected = inceptionReference(input, batch: batch, shortcut: shortcut, sigmoid: !pinned)
+                for schedule in [BatchSchedule.wholeBatch, .imageByImage] {
+                    for threads in [1, 2] {
+                        let model = try CompiledModel(graph: try ShapeInference().run(parseIR(text)).graph,
+                                                      context: ExecutionContext(threads: threads, batchSchedule: schedule))
+                        let choices = try model.kernelChoices(bindings: ["N": batch])
+                        for (node, suffix) in algorithms {
+                            let algorithm = try XCTUnwrap(choices.first { $0.node == node }, label).choice.algorithm
+                            XCTAssertTrue(algorithm.hasSuffix(suffix), "\(label): \(node) ran \(algorithm)")
+                            if !suffix.hasSuffix("into_concat") { XCTAssertFalse(algorithm.contains("into_concat"), label) }
+                        }
+                        let results = try model.run(["x": try Tensor(shape: shape, values: input)])
+                        let actual = try XCTUnwrap(results["y"]?.values, label)
+                        XCTAssertEqual(actual.count, expected.count, label)
+                        for (index, (got, want)) in zip(actual, expected).enumerated() where abs(Double(got) - want) > 1e-5 {
+                            XCTFail("\(label) batch \(batch) threads \(threads) \(schedule): [\(index)] \(got) vs \(want)")
+                            break
+                        }
+                    }
+                }
+            }
+            let graph = try ShapeInference().run(parseIR(text)).graph
+            XCTAssertEqual(copies(graph, placement(graph, batch: 2) { graph.nodes[$0].op == .conv2d && graph.nodes[$0]
+                .inputs.count < 4 }), ["c": copied], label)
+        }
+    }
+
+    /// A NaN is traced to the step that made it, not to a convolution whose slice shares a buffer
+    /// with a branch that still holds the last run's NaN.
+    func testANaNIsTracedPastTheSlicesOfASharedBuffer() throws {
+        var lines = inceptionText().split(separator: "\n").map(String.init)
+        let wide = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("%w = conv2d(%x") })
+        lines[wide] = lines[wide].replacingOccurrences(of: "conv2d(%x", with: "conv2d(%n")
+        lines.insert("%n = sqrt(%x) : f32[N,6,9,8]", at: wide)
+        let model = try CompiledModel(graph: try ShapeInference().run(parseIR(lines.joined(separator: "\n"))).graph,
+                                      context: ExecutionContext(threads: 1))
+        XCTAssertTrue(try model.kernelChoices(bindings: ["N": 1]).contains { $0.node == "a" && $0.choice.algorithm.hasSuffix("into_concat") })
+        let input = try Tensor(shape: [1, 6, 9, 8], values: (0..<432).map { Float($0 % 7) - 3 })
+        let first = try model.run(["x": input])
+        XCTAssertTrue(try XCTUnwrap(first["y"]?.values).contains { $0.isNaN })
+        guard case .node(let name, _, _)? = try model.firstNonFinite(["x": input]) else { return XCTFail("no origin") }
+        XCTAssertEqual(name, "n")
     }
 
     /// The graphs' values computed op by op in Double, straight from their definitions.

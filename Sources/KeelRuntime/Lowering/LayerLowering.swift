@@ -28,6 +28,11 @@ extension KernelLowering {
         }
         let (activation, softmax) = try operands.node.fusedActivation.kernelEpilogue
         guard !softmax else { throw operands.unsupported("conv2d has no softmax epilogue") }
+        // A slice of a concatenation's buffer (`ConcatPlacement`): output pixels a wider row apart.
+        let outputPixelStride = operands.outputRows.first.flatMap { $0?.stride }
+        guard outputPixelStride == nil || layer.writesPixelRows(activation: activation) else {
+            throw operands.unsupported("its \(choice.kernel.algorithm) form cannot write into a concatenation's slice")
+        }
         let input = try operands.input(0)
         let bias = try operands.optionalInput(2)
         let residual = try operands.optionalInput(3)
@@ -50,6 +55,7 @@ extension KernelLowering {
         // NCHW input read as is (`InputLayoutFusion`).
         if operands.inputScales != nil { kernelChoice.algorithm += "+gate" }
         if operands.readsChannelsFirst { kernelChoice.algorithm += "+nchw_input" }
+        if outputPixelStride != nil { kernelChoice.algorithm += "+into_concat" }
         let poolGeometry = Pool2DGeometry(
             batch: kernelGeometry.batch, channels: kernelGeometry.outputChannels, input: kernelGeometry.output,
             output: Size2D(kernelGeometry.output.height / 2, kernelGeometry.output.width / 2), window: Size2D(2, 2),
@@ -88,13 +94,14 @@ extension KernelLowering {
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
-                                 context: context)
+                                 outputPixelStride: outputPixelStride, context: context)
             }
         case .lineWinograd:
             let transformed = try weights(LineWinogradWeights.self)
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,
-                                 output: output, geometry: kernelGeometry, scratch: scratch, context: context)
+                                 output: output, geometry: kernelGeometry, scratch: scratch,
+                                 outputPixelStride: outputPixelStride, context: context)
             }
         case .panels:
             let panels = try weights(PanelConv2DWeights.self)
@@ -102,7 +109,8 @@ extension KernelLowering {
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: panels, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch, algorithm: algorithm,
-                                 prologue: operands.prologue, inputScales: operands.inputScales, context: context)
+                                 prologue: operands.prologue, inputScales: operands.inputScales,
+                                 outputPixelStride: outputPixelStride, context: context)
             }
         case .foldedBatchNorm, .densePanels:
             throw operands.unsupported("a convolution has no \(choice.form.rawValue) form")

@@ -101,6 +101,18 @@ struct ConvolutionLayer {
                                               onlyWinogradAlgorithm: prepared.onlyWinogradAlgorithm(of: filter.constant))
     }
 
+    /// Whether the kernel can write its output pixels a wider row apart, straight into a
+    /// concatenation's slice (`ConcatPlacement`): the NHWC panel and Winograd forms, without a
+    /// residual or a fused pool (line Winograd only with no activation or ReLU, which it fuses).
+    func writesPixelRows(activation: UnaryOperation) -> Bool {
+        guard kernelGeometry.layout == .nhwc, !hasResidual, !geometry.fusedMaxPool else { return false }
+        switch choice.form {
+        case .panels, .winograd, .winograd2x2: return true
+        case .lineWinograd: return activation == .identity || activation == .relu
+        case .bf16, .packed, .foldedBatchNorm, .densePanels: return false
+        }
+    }
+
     /// Whether a fused max pool happens inside the kernel (the Winograd NHWC output pass or the
     /// bf16 direct form's epilogue); elsewhere the full-size output is pooled by a separate pass.
     func poolsInKernel(activation: UnaryOperation) -> Bool {
