@@ -298,8 +298,8 @@ struct PlanBuilder {
                 var values = Array(zip(operands.inputShapes + operands.outputShapes, operands.inputStorage + operands.outputStorage))
                 if let write = concats.writes[index] {
                     // A concatenation of a shared buffer moves only what it copies, once read and once written.
-                    values = write.copied.flatMap { [(operands.inputShapes[$0], operands.inputStorage[$0])] }
-                    values += values
+                    let copied = write.copied.map { (operands.inputShapes[$0], operands.inputStorage[$0]) }
+                    values = copied + copied
                 }
                 step.bytes = 4 * Double(values.reduce(0) { $0 + BF16Convolution.slots($1.0.reduce(1, *), in: $1.1) })
                 step.outputs = try operands.outputs.indices.map { UnsafeBufferPointer(try operands.output($0)) }
