@@ -152,6 +152,12 @@ final class DirectConvolutionTests: XCTestCase {
                                 kernel: Size2D(2, 3), stride: Size2D(1, 3), dilation: Size2D(1, 2),
                                 padding: Padding2D(top: 1, left: 2, bottom: 0, right: 1), layout: layout),
                  .identity, false),
+                // A Keras stem (3×3, stride 2, "same" on an even width: padding only after): the
+                // NHWC row's pixel pairs de-interleave into six lines, the last pair half padding.
+                (Conv2DGeometry(batch: 2, input: Size2D(9, 38), inputChannels: 3, outputChannels: 32,
+                                kernel: Size2D(3, 3), stride: Size2D(2, 2),
+                                padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1), layout: layout),
+                 .clip(min: 0, max: 6), true),
                 // Two-row images: the last output row of one image and the first of the next read
                 // the same row numbers, of different images (rows held over must be told apart).
                 (Conv2DGeometry(batch: 3, input: Size2D(2, 9), inputChannels: 3, outputChannels: 8,
