@@ -77,7 +77,7 @@ let package = Package(
         // Fixtures and helpers the tests of the Keel API and of the `keel` command share.
         .target(name: "KeelTestSupport", dependencies: ["Keel"], path: "Tests/KeelTestSupport"),
         .testTarget(name: "KeelTests", dependencies: ["Keel", "KeelFuzzTargets", "KeelTestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "KeelCLITests", dependencies: ["Keel", "KeelTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "KeelCLITests", dependencies: ["Keel", "KeelONNX", "KeelTestSupport"], exclude: ["Fixtures"]),
         // The ONNX project's own node tests (../shared/onnx-conformance) through import and runtime.
         .testTarget(name: "KeelConformanceTests", dependencies: ["Keel", "KeelONNX"], exclude: ["DynamicShapes"]),
     ],

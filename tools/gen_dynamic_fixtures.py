@@ -503,6 +503,67 @@ def max_min_reductions():
     save("max_min_reductions", nodes, [floats("kernel", 6, 3, 1, 1)], [3, 4, 5], 4, opset=13)
 
 
+def save_spatial(name, nodes, initializers, input_dims, shapes, output_rank, opset=17):
+    """A graph whose input leaves height and width symbolic too, with ONNX Runtime's outputs at
+    each of `shapes` (input_<i>.pb, output_<i>.pb): Keel fixes them from the input it is given."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_dims)]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * output_rank)]
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="gen_dynamic_fixtures")
+    onnx.checker.check_model(model)
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    onnx.save(model, os.path.join(folder, "model.onnx"))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for index, shape in enumerate(shapes):
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = session.run(None, {"x": x})[0]
+        onnx.save_tensor(numpy_helper.from_array(x, "x"), os.path.join(folder, f"input_{index}.pb"))
+        onnx.save_tensor(numpy_helper.from_array(y, "y"), os.path.join(folder, f"output_{index}.pb"))
+
+
+def pytorch_free_image_size():
+    """A PyTorch export with dynamic_axes on the batch, height and width: a padded 3×3
+    convolution, a max pool, a strided convolution, then the map flattened to tokens by a Reshape
+    whose target Shape/Gather/Concat compute (as `x.flatten(2).transpose(1, 2)` exports), averaged."""
+    nodes = [
+        helper.make_node("Conv", ["x", "kernel1", "bias1"], ["conv1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv1"], ["relu1"]),
+        helper.make_node("MaxPool", ["relu1"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["pool", "kernel2", "bias2"], ["conv2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                         strides=[2, 2]),
+        helper.make_node("Relu", ["conv2"], ["map"]),
+        helper.make_node("Shape", ["map"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Gather", ["shape", "one"], ["channels"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axis0"], ["batch1"]),
+        helper.make_node("Unsqueeze", ["channels", "axis0"], ["channels1"]),
+        helper.make_node("Concat", ["batch1", "channels1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["map", "target"], ["flat"]),
+        helper.make_node("Transpose", ["flat"], ["tokens"], perm=[0, 2, 1]),
+        helper.make_node("ReduceMean", ["tokens"], ["y"], axes=[1], keepdims=0),
+    ]
+    initializers = [floats("kernel1", 8, 3, 3, 3), floats("bias1", 8), floats("kernel2", 6, 8, 3, 3), floats("bias2", 6),
+                    ints("zero", 0), ints("one", 1), ints("axis0", [0]), ints("minus_one", [-1])]
+    save_spatial("pytorch_free_image_size", nodes, initializers, ["N", 3, "H", "W"], [[1, 3, 20, 28], [3, 3, 33, 17]], 2,
+                 opset=13)
+
+
+def tf2onnx_free_image_size():
+    """A Keras backbone built without an input size, as tf2onnx writes it: [unk,unk,unk,3] NHWC,
+    transposed around a same-padded 3×3 convolution and a 2×2 pool; the output map's height and
+    width follow the input's."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "kernel", "bias"], ["conv"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("MaxPool", ["relu"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Transpose", ["pool"], ["y"], perm=[0, 2, 3, 1]),
+    ]
+    save_spatial("tf2onnx_free_image_size", nodes, [floats("kernel", 8, 3, 3, 3), floats("bias", 8)],
+                 ["unk__1", "unk__2", "unk__3", 3], [[1, 24, 20, 3], [2, 15, 31, 3]], 4)
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     tf2onnx_dense_over_tokens()
@@ -525,4 +586,6 @@ if __name__ == "__main__":
     batch_filled_encoding()
     one_hot_repeats()
     max_min_reductions()
+    pytorch_free_image_size()
+    tf2onnx_free_image_size()
     print("wrote", OUT)

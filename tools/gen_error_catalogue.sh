@@ -61,6 +61,7 @@ row "no input given" run graphs/vgg16.keel
 row "bad optimisation level" compile graphs/vgg16.keel -O3
 row "no threads" run graphs/vgg16.keel --image samples/coffee.jpg --threads 0
 row "more threads than a plan can hold" run graphs/vgg16.keel --image samples/coffee.jpg --threads 1025
+row "malformed input shape" check graphs/vgg16.keel --input-shape 1x224x0x3
 cat <<'HEAD'
 
 ## Graph files (`keel check`)
@@ -83,6 +84,10 @@ HEAD
 for fixture in unknown_op bad_dtype opset_too_new undefined_input missing_external external_escape external_out_of_bounds; do
     row "$fixture.onnx" check "Tests/KeelONNXTests/Fixtures/$fixture.onnx"
 done
+free=Tests/KeelConformanceTests/DynamicShapes/pytorch_free_image_size/model.onnx
+row "free height and width, no size given" check "$free"
+row "input shape of another rank" check "$free" --input-shape 1x3x224
+row "input shape against a fixed dimension" check "$free" --input-shape 1x4x224x224
 row "random bytes" check "$work/garbage.onnx"
 row "truncated model" check "$work/truncated.onnx"
 cat <<'HEAD'

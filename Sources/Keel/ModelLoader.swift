@@ -21,8 +21,10 @@ public struct ModelFileError: Error, CustomStringConvertible {
 /// back is checked: a wrong model fails here, never at run time.
 public enum ModelLoader {
     /// Files the model names (includes, external data) must lie in its folder tree or a folder
-    /// `confinement` allows.
-    public static func load(path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
+    /// `confinement` allows. `inputShapes` fixes input dimensions the file leaves symbolic (an
+    /// ONNX export's free height and width) before any shape is inferred.
+    public static func load(path: String, confinement: PathConfinement = PathConfinement(),
+                            inputShapes: InputShapes = InputShapes()) throws -> Graph {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ModelFileError(path: path, reason: "no such file")
@@ -31,15 +33,24 @@ public enum ModelLoader {
         let graph: Graph
         switch URL(fileURLWithPath: path).pathExtension.lowercased() {
         case "keel":
-            graph = try loadKeelGraph(path: path, confinement: confinement)
+            graph = try loadKeelGraph(path: path, confinement: confinement, inputShapes: inputShapes)
         case "onnx":
-            graph = try importONNXGraph(path: path, confinement: confinement)
+            graph = try importONNXGraph(path: path, confinement: confinement, inputShapes: inputShapes)
         case "keelc":
-            graph = try CompiledArtifact.read(path: path).graph
+            graph = try fixing(try CompiledArtifact.read(path: path).graph, inputShapes, path: path)
         default:
             throw ModelFileError(path: path, reason: "unknown model type: expected a .keel graph, an .onnx model or a compiled .keelc")
         }
         return try infer(graph)
+    }
+
+    /// `graph` with the input symbols `inputShapes` fixes replaced; its errors name the file.
+    public static func fixing(_ graph: Graph, _ inputShapes: InputShapes, path: String) throws -> Graph {
+        do {
+            return try graph.fixingInputs(inputShapes)
+        } catch let problem as InputShapeError {
+            throw ModelFileError(path: path, reason: problem.description)
+        }
     }
 
     /// Shape inference then the verifier: the check every loaded graph goes through.

@@ -22,6 +22,8 @@ public struct ModelPipeline {
     public var precision: Precision?
     /// Folders besides the model's own tree that files it names may be read from.
     public var confinement = PathConfinement()
+    /// Sizes for input dimensions the model leaves symbolic (`ModelLoader.load`).
+    public var inputShapes = InputShapes()
     /// What weights and activations may take (`--max-memory`; the system's available memory by default).
     public var memoryBudget = MemoryBudget.available
     /// Check a .keelc file's weights against its stored checksum (`--verify`; reads every byte).
@@ -82,7 +84,7 @@ public struct ModelPipeline {
         if CompiledArtifact.isArtifact(path: path) {
             // Verified like any other graph: the header's checksum guards against damage, not against a crafted file.
             let contents = try CompiledArtifact.read(path: path, verify: verifiesArtifact)
-            graph = try ModelLoader.infer(contents.graph)
+            graph = try ModelLoader.infer(ModelLoader.fixing(contents.graph, inputShapes, path: path))
             if let cutAt { graph = try GraphCut.cut(graph, at: cutAt, file: path, cutPoints: contents.provenance.cutPoints) }
             report.provenance = contents.provenance
             report.seededParameters = contents.provenance.seededParameters
@@ -91,7 +93,7 @@ public struct ModelPipeline {
             report.loadSeconds = seconds(since: start)
             return (graph, contents.prepared.filter { kept.contains($0.constant) }, report)
         }
-        graph = try ModelLoader.load(path: path, confinement: confinement)
+        graph = try ModelLoader.load(path: path, confinement: confinement, inputShapes: inputShapes)
         // Its structure only: holding weight data here would keep an ONNX file's buffer alive.
         var structure = graph
         for name in structure.constants.keys { structure.constants[name]?.data = nil }
@@ -121,7 +123,7 @@ public struct ModelPipeline {
             source: path, weights: weightsFile, match: match,
             seed: report.seededParameters > 0 ? report.seed : nil, seededParameters: report.seededParameters,
             optimization: passes == nil ? "-O\(optimization.rawValue)" : nil, passes: passes, precision: context().precision.rawValue,
-            cutPoints: GraphCut.cutPoints(source: try report.loaded ?? ModelLoader.load(path: path, confinement: confinement),
+            cutPoints: GraphCut.cutPoints(source: try report.loaded ?? ModelLoader.load(path: path, confinement: confinement, inputShapes: inputShapes),
                                           compiled: optimized))
     }
 

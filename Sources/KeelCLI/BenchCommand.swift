@@ -59,6 +59,7 @@ struct BenchCommand: ParsableCommand {
             var pipeline = try options.pipeline(file)
             pipeline.batchSchedule = batchSchedule
             pipeline.preparedBatch = batchOfInputs(input) ?? 1
+            pipeline.inputShapes = options.paths.inputShapes(runningOn: input)
             let (model, report) = try pipeline.compile()
             noteSeeded(report)
             let inputs = try readInputs(input, for: model)
@@ -85,6 +86,7 @@ struct BenchCommand: ParsableCommand {
                 other.precision = compare
                 other.batchSchedule = batchSchedule
                 other.preparedBatch = pipeline.preparedBatch
+                other.inputShapes = pipeline.inputShapes
                 let reference = try other.compile().model
                 agreements = OutputAgreement.compare(try model.run(inputs), reference: try reference.run(inputs))
             }

@@ -19,7 +19,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let graph = try ModelLoader.load(path: file, confinement: paths.confinement)
+            let graph = try ModelLoader.load(path: file, confinement: paths.confinement, inputShapes: paths.inputShapes)
             try OutputLabels.check(graph, modelFolder: OutputLabels.modelFolder(of: file), confinement: paths.confinement)
             let notes = ModelAdvice.notes(for: graph)
             if json {

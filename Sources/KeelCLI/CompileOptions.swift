@@ -58,7 +58,8 @@ struct CompileOptions: ParsableArguments {
     /// to standard error when standard output carries something else (bench's JSON).
     func explainWeightsIfAsked(_ model: String, toStandardError: Bool = false) throws {
         guard explain, let weights else { return }
-        let plan = try WeightBindingPlan.make(for: try ModelLoader.load(path: model, confinement: paths.confinement), onnxPath: weights, match: match ?? .name)
+        let plan = try WeightBindingPlan.make(for: try ModelLoader.load(path: model, confinement: paths.confinement,
+                                                                       inputShapes: paths.inputShapes), onnxPath: weights, match: match ?? .name)
         for line in plan.explanation {
             if toStandardError { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
         }
@@ -66,7 +67,8 @@ struct CompileOptions: ParsableArguments {
 
     /// Every option that changes what the model computes, for `extract --resume` to compare.
     var fingerprint: String {
-        [level ?? "2", passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed ?? 0), precision?.rawValue ?? ""]
+        [level ?? "2", passes ?? "", weights ?? "", match?.rawValue ?? "", String(seed ?? 0), precision?.rawValue ?? "",
+         paths.inputShapeArguments.joined(separator: " ")]
             .joined(separator: "\u{1}")
     }
 
@@ -95,6 +97,7 @@ struct CompileOptions: ParsableArguments {
                                      optimization: level.flatMap(OptimizationLevel.init(parsing:)) ?? .O2,
                                      passes: passes.map { $0.split(separator: ",").map(String.init) }, precision: precision)
         pipeline.confinement = paths.confinement
+        pipeline.inputShapes = paths.inputShapes
         if let maximumMemory { pipeline.memoryBudget = maximumMemory }
         pipeline.verifiesArtifact = verifiesArtifact
         return pipeline

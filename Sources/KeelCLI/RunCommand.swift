@@ -49,6 +49,7 @@ struct RunCommand: ParsableCommand {
             if input.isEmpty && image.isEmpty { return }
             var pipeline = try options.pipeline(file)
             pipeline.preparedBatch = image.isEmpty ? batchOfInputs(input) ?? 1 : image.count
+            pipeline.inputShapes = options.paths.inputShapes(runningOn: input)
             let (model, report) = try pipeline.compile()
             noteSeeded(report)
             let classifiers = model.graph.outputs.filter { model.graph.type(of: $0.value)?.shape.rank == 2 }

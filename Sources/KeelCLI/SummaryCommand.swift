@@ -27,7 +27,7 @@ struct SummaryCommand: ParsableCommand {
                 graph = try ModelLoader.infer(contents.graph)
                 cuts = CompiledCutPoints(contents.provenance.cutPoints, in: graph)
             } else {
-                graph = try ModelLoader.load(path: file, confinement: paths.confinement)
+                graph = try ModelLoader.load(path: file, confinement: paths.confinement, inputShapes: paths.inputShapes)
             }
             let summary = ModelSummary(graph)
             if json {

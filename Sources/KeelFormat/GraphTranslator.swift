@@ -16,9 +16,9 @@ struct GraphTranslator {
         self.graph = Graph(name: model.name, source: model.source)
     }
 
-    static func translate(_ model: FlatModel) throws -> Graph {
+    static func translate(_ model: FlatModel, inputShapes: InputShapes = InputShapes()) throws -> Graph {
         var translator = GraphTranslator(model)
-        try translator.translateInputs()
+        try translator.translateInputs(fixing: inputShapes)
         let types = try translator.checkLayers()
         for index in try translator.dependencyOrder() {
             try translator.translate(model.layers[index], as: types[index])
@@ -29,11 +29,18 @@ struct GraphTranslator {
 
     // MARK: Names and order
 
-    private mutating func translateInputs() throws {
+    private mutating func translateInputs(fixing inputShapes: InputShapes) throws {
+        let fixed: [String: Int]
+        do {
+            fixed = try inputShapes.symbolValues(for: model.inputs.map { ($0.name, $0.type.shape) })
+        } catch let problem as InputShapeError {
+            throw Diagnostic(problem.description, at: model.inputs.first?.location)
+        }
         for input in model.inputs {
-            graph.inputs.append(GraphInput(name: input.name, type: input.type, layout: input.layout,
+            let type = TensorType(input.type.dtype, input.type.shape.binding(fixed))
+            graph.inputs.append(GraphInput(name: input.name, type: type, layout: input.layout,
                                            location: input.location, preprocess: input.preprocess))
-            graph.valueTypes[input.name] = input.type
+            graph.valueTypes[input.name] = type
             if let layout = input.layout { layouts[input.name] = layout }
             provenance.declare(input)
         }

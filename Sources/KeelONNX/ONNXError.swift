@@ -23,6 +23,8 @@ public enum ONNXError: Error, Hashable, Sendable, CustomStringConvertible {
     case externalData(path: String, name: String, reason: String)
     /// A node whose inputs or attributes the importer cannot honour.
     case unsupportedNode(path: String, node: String, op: String, reason: String)
+    /// A shape given for an input (`InputShapes`) that cannot apply to it.
+    case inputShape(path: String, problem: InputShapeError)
 
     public var description: String { diagnostic.headline }
 
@@ -54,6 +56,8 @@ public enum ONNXError: Error, Hashable, Sendable, CustomStringConvertible {
             return Diagnostic("external data of tensor '\(name)': \(reason)", at: .named(path, name))
         case .unsupportedNode(let path, let node, let op, let reason):
             return Diagnostic("\(op) node '\(node)': \(reason)", at: .named(path, node))
+        case .inputShape(let path, let problem):
+            return Diagnostic(problem.description, at: .named(path))
         }
     }
 }

@@ -7,9 +7,10 @@ import KeelIR
 public let newestSupportedONNXOpset = 27
 
 /// Imports an ONNX file as a Keel graph; external data must lie in the model's folder tree or a
-/// folder `confinement` allows.
-public func importONNXGraph(path: String, confinement: PathConfinement = PathConfinement()) throws -> Graph {
-    try importONNXGraph(try loadONNXModel(path: path, confinement: confinement))
+/// folder `confinement` allows. `inputShapes` fixes dimensions the file leaves symbolic.
+public func importONNXGraph(path: String, confinement: PathConfinement = PathConfinement(),
+                            inputShapes: InputShapes = InputShapes()) throws -> Graph {
+    try importONNXGraph(try loadONNXModel(path: path, confinement: confinement), inputShapes: inputShapes)
 }
 
 /// Translates a loaded model into a Keel graph: graph inputs with their (possibly symbolic)
@@ -19,8 +20,11 @@ public func importONNXGraph(path: String, confinement: PathConfinement = PathCon
 /// `constantInputs` turns graph inputs into constants with the given values, for models that
 /// feed weights, axes or shapes as inputs (the ONNX operator test cases do): such inputs must
 /// be known when the graph is built, since Keel takes them as constants or attributes.
-public func importONNXGraph(_ model: ONNXModel, constantInputs: [String: TensorData] = [:]) throws -> Graph {
-    try GraphImporter(model: model, constantInputs: constantInputs).run()
+/// `inputShapes` fixes symbolic input dimensions before any node is translated, so shape
+/// arithmetic on them folds as on any known size.
+public func importONNXGraph(_ model: ONNXModel, constantInputs: [String: TensorData] = [:],
+                            inputShapes: InputShapes = InputShapes()) throws -> Graph {
+    try GraphImporter(model: model, constantInputs: constantInputs, inputShapes: inputShapes).run()
 }
 
 /// What the importer knows about one ONNX value.
@@ -49,6 +53,9 @@ final class GraphImporter {
     private(set) var useCounts: [String: Int] = [:]
 
     private let constantInputs: [String: TensorData]
+    private let inputShapes: InputShapes
+    /// Values of the input symbols `inputShapes` fixes, substituted wherever the file names them.
+    private var fixedSymbols: [String: Int] = [:]
     /// IR types of the graph inputs and of the values emitted so far, inferred node by node
     /// with the op registry's shape functions: exact shapes (`[49·N,768]`) for the folder.
     private(set) var irTypes: [String: TensorType] = [:]
@@ -61,9 +68,10 @@ final class GraphImporter {
     /// node is translated unless something else still reads them.
     var evaluatedNodeNames: Set<String> = []
 
-    init(model: ONNXModel, constantInputs: [String: TensorData] = [:]) throws {
+    init(model: ONNXModel, constantInputs: [String: TensorData] = [:], inputShapes: InputShapes = InputShapes()) throws {
         self.model = model
         self.constantInputs = constantInputs
+        self.inputShapes = inputShapes
         self.path = model.path
         guard let opset = model.defaultOpset else {
             throw ONNXError.notAModel(path: model.path, reason: "the model imports no ai.onnx operator set")
@@ -87,7 +95,7 @@ final class GraphImporter {
         try addInputs(source.inputs)
         // Declared types of intermediate values fill in what the importer cannot tell itself.
         for info in source.valueInfo + source.outputs {
-            if let dims = info.dims { declaredShapes[info.name] = symbolicShape(dims, of: info.name) }
+            if let dims = info.dims { declaredShapes[info.name] = Shape(symbolicShape(dims, of: info.name)).binding(fixedSymbols).dims }
         }
         for (index, node) in source.nodes.enumerated() {
             try translate(node, index: index)
@@ -122,6 +130,7 @@ final class GraphImporter {
     }
 
     private func addInputs(_ inputs: [ONNXValueInfo]) throws {
+        var declared: [(input: ONNXValueInfo, dtype: DType, shape: [Dim])] = []
         for input in inputs where values[input.name] == nil {   // old files list initializers as inputs too
             guard let dtype = input.dtype else {
                 throw ONNXError.unsupportedDType(path: path, name: input.name, dataType: input.elementType)
@@ -130,7 +139,15 @@ final class GraphImporter {
                 throw ONNXError.unsupportedNode(path: path, node: input.name, op: "graph input",
                                                 reason: "declares no shape; Keel needs at least the rank")
             }
-            let shape = symbolicShape(dims, of: input.name)
+            declared.append((input, dtype, symbolicShape(dims, of: input.name)))
+        }
+        do {
+            fixedSymbols = try inputShapes.symbolValues(for: declared.map { ($0.input.name, Shape($0.shape)) })
+        } catch let error as InputShapeError {
+            throw ONNXError.inputShape(path: path, problem: error)
+        }
+        for (input, dtype, symbolic) in declared {
+            let shape = Shape(symbolic).binding(fixedSymbols).dims
             let name = uniqueName(input.name)
             graph.inputs.append(GraphInput(name: name, type: TensorType(dtype, Shape(shape)),
                                            layout: guessLayout(shape), location: .named(path, input.name)))

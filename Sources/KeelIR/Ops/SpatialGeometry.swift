@@ -228,7 +228,8 @@ public struct ConvolutionGeometry: Hashable, Sendable {
             }
         }
         guard let height = input.shape[layout.heightAxis].value, let width = input.shape[layout.widthAxis].value else {
-            throw context.error("needs a known height and width but \(context.quote(0, input)) is symbolic there")
+            throw context.error("needs a known height and width but \(context.quote(0, input)) is symbolic there; "
+                                + "give the model's input a size (keel: --input-shape, or an --input of that size)")
         }
         do {
             return try SpatialGeometry(inputHeight: height, inputWidth: width, kernelHeight: kernelHeight,
