@@ -28,7 +28,15 @@ def floats(name, *shape):
 
 
 def save(name, nodes, initializers, input_shape, output_rank, opset=15):
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"] + list(input_shape))]
+    """The graph with a symbolic batch, and ONNX Runtime's outputs at batch 1 and 4 (input_b1.pb, ...)."""
+    cases = {f"b{batch}": [batch] + list(input_shape) for batch in (1, 4)}
+    write_cases(name, nodes, initializers, ["N"] + list(input_shape), cases, output_rank, opset)
+
+
+def write_cases(name, nodes, initializers, input_dims, cases, output_rank, opset):
+    """Writes model.onnx (input x of `input_dims`, output y) and, for each tag and shape of
+    `cases`, a random input_<tag>.pb with ONNX Runtime's output_<tag>.pb."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_dims)]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * output_rank)]
     graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="gen_dynamic_fixtures")
@@ -37,11 +45,11 @@ def save(name, nodes, initializers, input_shape, output_rank, opset=15):
     os.makedirs(folder, exist_ok=True)
     onnx.save(model, os.path.join(folder, "model.onnx"))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    for batch in (1, 4):
-        x = rng.standard_normal([batch] + list(input_shape)).astype(np.float32)
+    for tag, shape in cases.items():
+        x = rng.standard_normal(shape).astype(np.float32)
         y = session.run(None, {"x": x})[0]
-        onnx.save_tensor(numpy_helper.from_array(x, "x"), os.path.join(folder, f"input_b{batch}.pb"))
-        onnx.save_tensor(numpy_helper.from_array(y, "y"), os.path.join(folder, f"output_b{batch}.pb"))
+        onnx.save_tensor(numpy_helper.from_array(x, "x"), os.path.join(folder, f"input_{tag}.pb"))
+        onnx.save_tensor(numpy_helper.from_array(y, "y"), os.path.join(folder, f"output_{tag}.pb"))
 
 
 def tf2onnx_dense_over_tokens():
@@ -506,20 +514,8 @@ def max_min_reductions():
 def save_spatial(name, nodes, initializers, input_dims, shapes, output_rank, opset=17):
     """A graph whose input leaves height and width symbolic too, with ONNX Runtime's outputs at
     each of `shapes` (input_<i>.pb, output_<i>.pb): Keel fixes them from the input it is given."""
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_dims)]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * output_rank)]
-    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="gen_dynamic_fixtures")
-    onnx.checker.check_model(model)
-    folder = os.path.join(OUT, name)
-    os.makedirs(folder, exist_ok=True)
-    onnx.save(model, os.path.join(folder, "model.onnx"))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    for index, shape in enumerate(shapes):
-        x = rng.standard_normal(shape).astype(np.float32)
-        y = session.run(None, {"x": x})[0]
-        onnx.save_tensor(numpy_helper.from_array(x, "x"), os.path.join(folder, f"input_{index}.pb"))
-        onnx.save_tensor(numpy_helper.from_array(y, "y"), os.path.join(folder, f"output_{index}.pb"))
+    write_cases(name, nodes, initializers, input_dims, {str(index): shape for index, shape in enumerate(shapes)},
+                output_rank, opset)
 
 
 def pytorch_free_image_size():
