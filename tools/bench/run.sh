@@ -4,6 +4,8 @@
 #                                                   them): Keel, ONNX Runtime and OpenVINO, batch 1 and 8
 #        tools/bench/run.sh --set wider               the held-out backbones of models/wider
 #                                                   (tools/zoo/build.sh --set wider), into their own table
+#        tools/bench/run.sh --set free                exports with a free image size, models/free
+#                                                   (tools/zoo/build.sh --set free), into their own table
 #        tools/bench/run.sh vgg16 [bench.py options] VGG16 (no top, heads, top) against ONNX Runtime,
 #                                                   e.g. --rounds 5 --batches 1 8 --threads 1 2
 # $PYTHON (default python3) needs numpy, onnx, onnxruntime and, for the zoo, openvino.

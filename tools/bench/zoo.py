@@ -31,8 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import (ROOT, ZOO_BEGIN as BEGIN, ZOO_END as END, keel_bench, machine, ort_bench,  # noqa: E402
                    replace_machine_table, run_json)
 
-# The held-out set's tables (models the benchmark set does not have; see tools/zoo/build.py).
-WIDER_BEGIN, WIDER_END = "<!-- wider table: begin -->", "<!-- wider table: end -->"
+# Each set's table (see tools/zoo/build.py): its title, the commands that build and time it, its
+# folder under models/ and its markers in BENCHMARKS.md. The held-out set has models the benchmark
+# set does not; the free set, exports that leave the image's height and width symbolic.
+SETS = {
+    "benchmark": ("Every backbone", "tools/bench/run.sh", "`tools/zoo/build.sh`", "zoo", (BEGIN, END)),
+    "wider": ("Held-out backbones", "tools/bench/run.sh --set wider", "`tools/zoo/build.sh --set wider`", "wider",
+              ("<!-- wider table: begin -->", "<!-- wider table: end -->")),
+    "free": ("Exports with a free image size", "tools/bench/run.sh --set free", "`tools/zoo/build.sh --set free`", "free",
+             ("<!-- free table: begin -->", "<!-- free table: end -->")),
+}
 
 ENGINES = ("keel", "ort", "openvino")
 
@@ -130,11 +138,11 @@ def measure(arguments, model, input_path, batch, iterations):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keel", required=True, help="the keel executable (release build)")
-    parser.add_argument("--set", choices=("benchmark", "wider"), default="benchmark",
-                        help="the benchmark set, or the held-out set (tools/zoo/build.sh --set wider), whose table "
-                             "has its own place in BENCHMARKS.md")
+    parser.add_argument("--set", choices=tuple(SETS), default="benchmark",
+                        help="the benchmark set, the held-out set (tools/zoo/build.sh --set wider) or the exports "
+                             "with a free image size (--set free); each table has its own place in BENCHMARKS.md")
     parser.add_argument("--zoo", help="where tools/zoo/build.sh wrote the models (default: models/zoo, or "
-                                      "models/wider for --set wider)")
+                                      "models/<set> for another set)")
     parser.add_argument("--models", nargs="*", help="only these zoo names")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--threads", type=int, default=2)
@@ -148,7 +156,7 @@ def main():
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--json", help="also write the rows here")
     arguments = parser.parse_args()
-    zoo = Path(arguments.zoo or ROOT / "models" / ("wider" if arguments.set == "wider" else "zoo"))
+    zoo = Path(arguments.zoo or ROOT / "models" / SETS[arguments.set][3])
     manifest_path = zoo / "manifest.json"
     if not manifest_path.exists():
         sys.exit(f"error: {manifest_path} not found; build the zoo first with tools/zoo/build.sh")
@@ -196,6 +204,7 @@ def geometric_mean(values):
 
 
 def write_report(arguments, manifest, rows, notes):
+    title, command, built, _, markers = SETS[arguments.set]
     versions = subprocess.run([sys.executable, "-c", "import onnxruntime, openvino; "
                                "print(onnxruntime.__version__, openvino.get_version().split('-')[0])"],
                               capture_output=True, text=True).stdout.split()
@@ -208,10 +217,6 @@ def write_report(arguments, manifest, rows, notes):
         return f"{value:.2f}×" if value is not None else "—"
 
     start, stop = f"<!-- machine: {cpu} -->", f"<!-- machine end: {cpu} -->"
-    wider = arguments.set == "wider"
-    title = "Held-out backbones" if wider else "Every backbone"
-    command = "tools/bench/run.sh --set wider" if wider else "tools/bench/run.sh"
-    built = "`tools/zoo/build.sh --set wider`" if wider else "`tools/zoo/build.sh`"
     lines = [start, "", f"## {title}: Keel, ONNX Runtime and OpenVINO ({arguments.threads} threads; {cpu})", "",
              f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"{cpu}, {os.cpu_count()} cores; onnxruntime {versions[0] if versions else '?'}, "
@@ -252,7 +257,7 @@ def write_report(arguments, manifest, rows, notes):
     output = Path(arguments.output)
     text = output.read_text() if output.exists() else "# Benchmarks\n"
     block = "\n".join(lines)
-    text = replace_machine_table(text, *((WIDER_BEGIN, WIDER_END) if wider else (BEGIN, END)), cpu, block)
+    text = replace_machine_table(text, *markers, cpu, block)
     output.write_text(text)
     print(f"wrote {output}")
 

@@ -139,6 +139,19 @@ TIMM_MODELS = [
     "res2net50_26w_4s", "resnest50d", "efficientvit_b0", "mobilenetv4_conv_small", "mixnet_s", "repvgg_a2", "edgenext_small", "gcvit_xxtiny", "crossvit_tiny_240", "ecaresnet26t", "hiera_tiny_224",
 ]
 
+# A fifth set (--set free, into models/free): exports that leave the image's height and width
+# symbolic, as users get them from a Keras backbone built without an input size (tf2onnx writes
+# [?,?,?,3]) or from PyTorch's dynamic axes on them, timed at sizes no other set uses. ONNX Runtime
+# and OpenVINO run the file as it is; Keel plans for the size of the input it is given.
+# name, kind, architecture, Keras head or torch exporter, input (height, width), input range.
+FREE_MODELS = [
+    ("keras_vgg16_notop_free", "keras", "VGG16", "none", (200, 260), (-120.0, 135.0)),
+    ("keras_resnet50_free", "keras", "ResNet50", "transfer", (230, 190), (-120.0, 135.0)),
+    ("keras_efficientnetb0_free", "keras", "EfficientNetB0", "transfer", (230, 190), (0.0, 255.0)),
+    ("torch_resnet50_free", "torch", "resnet50", "legacy", (256, 320), (-2.0, 2.5)),
+    ("torch_mobilenet_v3_large_free_dynamo", "torch", "mobilenet_v3_large", "dynamo", (200, 264), (-2.0, 2.5)),
+]
+
 
 def wider_torch_name(architecture, size, exporter):
     suffix = "" if size == (224, 224) else f"_{size[0]}x{size[1]}"
@@ -155,7 +168,7 @@ def inputs_for(name, shape, value_range, seed):
     return result
 
 
-def build_keras(name, application, side, head, value_range, output, seed):
+def build_keras(name, application, side, head, value_range, output, seed, free=False):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
     import tf_keras as keras
@@ -168,7 +181,7 @@ def build_keras(name, application, side, head, value_range, output, seed):
     if head == "top":
         model = constructor(weights=None, include_top=True, input_shape=shape)
     else:
-        base = constructor(weights=None, include_top=False, input_shape=shape)
+        base = constructor(weights=None, include_top=False, input_shape=(None, None, 3) if free else shape)
         if head == "none":
             model = base
         else:
@@ -188,7 +201,7 @@ def build_keras(name, application, side, head, value_range, output, seed):
         layer.momentum = 0.0
     if batch_norms:
         model(calibration, training=True)
-    spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
+    spec = (tf.TensorSpec((None, None, None, 3) if free else (None, *shape), tf.float32, name="input"),)
     path = output / f"{name}.onnx"
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
     return path, "input", shape
@@ -212,7 +225,7 @@ def calibrate_batch_norms(model, name, shape, seed):
     model.eval()
 
 
-def build_torch(name, architecture, dynamo, features, output, seed, size=(224, 224)):
+def build_torch(name, architecture, dynamo, features, output, seed, size=(224, 224), free=False):
     import torch
     import torchvision
 
@@ -224,7 +237,7 @@ def build_torch(name, architecture, dynamo, features, output, seed, size=(224, 2
     calibrate_batch_norms(model, name, shape, seed)
     if features:
         model = model.features if hasattr(model, "features") else torch.nn.Sequential(*list(model.children())[:-2])
-    return export_torch(model, name, shape, dynamo, output)
+    return export_torch(model, name, shape, dynamo, output, free)
 
 
 def build_timm(name, architecture, output, seed):
@@ -238,7 +251,8 @@ def build_timm(name, architecture, output, seed):
     return export_torch(model, name, shape, False, output)
 
 
-def export_torch(model, name, shape, dynamo, output):
+def export_torch(model, name, shape, dynamo, output, free=False):
+    """`free` leaves the height and width symbolic too."""
     import torch
 
     example = torch.zeros(1, *shape)
@@ -246,13 +260,16 @@ def export_torch(model, name, shape, dynamo, output):
     if dynamo:
         # torch.export specialises a batch of 1 in the example (convnext_tiny then fails to export
         # with a symbolic batch), so the dynamo exporter traces with 2.
-        batch = torch.export.Dim("batch", min=1, max=64)
+        axes = {0: torch.export.Dim("batch", min=1, max=64)}
+        if free:
+            axes.update({2: torch.export.Dim("height", min=32, max=1024), 3: torch.export.Dim("width", min=32, max=1024)})
         program = torch.onnx.export(model, (torch.zeros(2, *shape),), dynamo=True, input_names=["input"],
-                                    output_names=["output"], dynamic_shapes=({0: batch},), opset_version=18)
+                                    output_names=["output"], dynamic_shapes=(axes,), opset_version=18)
         program.save(str(path))
     else:
+        axes = {0: "N", 2: "H", 3: "W"} if free else {0: "N"}
         torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17, input_names=["input"],
-                          output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+                          output_names=["output"], dynamic_axes={"input": axes, "output": {0: "N"}})
     return path, "input", shape
 
 
@@ -269,7 +286,16 @@ def record_references(name, path, input_name, shape, value_range, output, seed):
 def build_one(kind, name, output, seed):
     """Runs in its own process (TensorFlow and torch do not share one well); prints a manifest entry."""
     start = time.time()
-    if kind == "timm":
+    if kind == "free":
+        _, framework, architecture, form, size, value_range = next(m for m in FREE_MODELS if m[0] == name)
+        if framework == "keras":
+            path, input_name, shape = build_keras(name, architecture, size, form, value_range, output, seed, free=True)
+        else:
+            path, input_name, shape = build_torch(name, architecture, form == "dynamo", False, output, seed, size, free=True)
+        description = (f"{'Keras' if framework == 'keras' else 'torchvision'} {architecture} exported with a free height "
+                       f"and width ({'tf2onnx [?,?,?,3]' if framework == 'keras' else form + ' exporter'}), run at "
+                       f"{size[0]}×{size[1]}")
+    elif kind == "timm":
         architecture = name.removeprefix("timm_")
         path, input_name, shape = build_timm(name, architecture, output, seed)
         value_range = (-2.0, 2.5)
@@ -299,9 +325,10 @@ def build_one(kind, name, output, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=("benchmark", "wider", "extra", "timm"), default="benchmark",
+    parser.add_argument("--set", choices=("benchmark", "wider", "extra", "timm", "free"), default="benchmark",
                         help="the benchmark set (models/zoo), the held-out set (models/wider), the extra one "
-                             "(models/extra) or timm's backbones (models/timm)")
+                             "(models/extra), timm's backbones (models/timm) or exports with a free image size "
+                             "(models/free)")
     parser.add_argument("--output", help="default: models/zoo, or models/<set> for the other sets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="build only these names")
@@ -311,6 +338,8 @@ def main():
     output.mkdir(parents=True, exist_ok=True)
     if arguments.set == "timm":
         wanted = [("timm", f"timm_{architecture}") for architecture in TIMM_MODELS]
+    elif arguments.set == "free":
+        wanted = [("free", m[0]) for m in FREE_MODELS]
     elif arguments.set in ("wider", "extra"):
         keras_models, torch_models = ((WIDER_KERAS_MODELS, WIDER_TORCH_MODELS) if arguments.set == "wider"
                                       else (EXTRA_KERAS_MODELS, EXTRA_TORCH_MODELS))
