@@ -1,3 +1,5 @@
+import Foundation
+
 /// Extents given for a model's inputs before it is loaded, fixing what the file leaves symbolic.
 ///
 /// An ONNX model exported with a free height and width (PyTorch's `dynamic_axes`, or a Keras
@@ -54,7 +56,7 @@ public struct InputShapes: Sendable, Equatable {
         }
         let parts = body.split(separator: body.contains(",") ? "," : "x", omittingEmptySubsequences: false)
         let extents: [Int?] = try parts.map { part in
-            let axis = part.trimmingSpaces
+            let axis = part.trimmingCharacters(in: .whitespaces)
             if let extent = Int(axis) {
                 guard extent > 0 else { throw InputShapeError.syntax(text) }
                 return extent
@@ -169,14 +171,5 @@ extension Graph {
             fixed.inputs[index].type.shape = fixed.inputs[index].type.shape.binding(values)
         }
         return fixed
-    }
-}
-
-private extension Substring {
-    var trimmingSpaces: Substring {
-        var text = self
-        while text.first == " " { text = text.dropFirst() }
-        while text.last == " " { text = text.dropLast() }
-        return text
     }
 }
