@@ -217,7 +217,11 @@ public enum Conv2D {
             switch (chosen, geometry.layout) {
             case (.pointwise, .nhwc) where inputScales != nil:
                 guard let scales = inputScales?.baseAddress, let copy = scratch.baseAddress else { return }
-                run.pointwiseNHWC(inputScales: scales, filterCopy: copy + filterScratch)
+                if Conv2D.gateScalesFilter(geometry) {
+                    run.pointwiseNHWC(inputScales: scales, filterCopy: copy + filterScratch)
+                } else {
+                    run.pointwiseNHWC(gatingRowsBy: scales, zeros: copy + filterScratch)
+                }
             case (.pointwise, .nhwc) where prologue != nil:
                 prologue?.scaleShift.withUnsafeBufferPointer { scaleShift in
                     guard let prologue, let scale = scaleShift.baseAddress else { return }
@@ -233,6 +237,15 @@ public enum Conv2D {
             case (_, .nchw): run.im2colNCHW()
             }
         }
+    }
+
+    /// Whether a gated pointwise NHWC layer (`apply(inputScales:)`) scales a copy of its filter
+    /// per image, or its input rows as the GEMM packs them (a prologue). The copy, channels ×
+    /// outputs per image, costs little against an image of at least four pixels per output, and
+    /// the rows are then read in place; on smaller images (EfficientNet's 14×14 and 7×7 blocks) the
+    /// copy outweighs packing the rows.
+    public static func gateScalesFilter(_ geometry: Conv2DGeometry) -> Bool {
+        !PanelGEMM.hasPrologue || geometry.outputPixelsPerImage >= 4 * geometry.outputChannels
     }
 
     /// Throws unless the operands fit `geometry`; an `outputPixelStride` needs NHWC, no residual,
@@ -436,6 +449,23 @@ private struct ConvolutionRun {
                                     rowStride: outputs)
             scaled.gemm(m: pixels, n: outputs, k: channels, activations: input + image * pixels * rowStride,
                         activationStep: rowStride, group: 0, block: block, firstChannel: 0, offset: image * pixels * outputs)
+        }
+    }
+
+    /// pointwiseNHWC with each image's input channels multiplied by its row of `inputScales`
+    /// as the GEMM packs the image's rows: a prologue of scale s and shift 0 (`zeros`, room for
+    /// the input channels), one product per image.
+    func pointwiseNHWC(gatingRowsBy inputScales: UnsafePointer<Float>, zeros: UnsafeMutablePointer<Float>) {
+        let (pixels, channels, outputs) = (pixelsPerImage, geometry.inputChannels, geometry.outputChannels)
+        let rowStride = inputRowStride ?? channels
+        zeros.initialize(repeating: 0, count: channels)
+        var gated = self
+        for image in 0..<geometry.batch {
+            gated.prologue = keel_gemm_prologue(scale: inputScales + image * channels, shift: zeros, relu: 0)
+            let block = OutputBlock(base: output + image * pixels * outputs, rows: pixels, columns: outputs,
+                                    rowStride: outputs)
+            gated.gemm(m: pixels, n: outputs, k: channels, activations: input + image * pixels * rowStride,
+                       activationStep: rowStride, group: 0, block: block, firstChannel: 0, offset: image * pixels * outputs)
         }
     }
 

@@ -6,13 +6,14 @@ import KeelKernels
 /// sigmoid gate before each block's projection): the plan drops the mul's step and the convolution
 /// scales each image's copy of its filter instead, x·diag(s)·W = x·(diag(s)·W)
 /// (`Conv2D.apply(inputScales:)`), so the gated activations are never written and read back.
-/// Only where an image has at least four times as many pixels as the convolution has outputs:
-/// then the filter copy (channels × outputs, per image) is well below the activations the mul
-/// would write (pixels × channels), and the GEMM's rows per call still reuse each filter panel.
-/// EfficientNet-B0 at batch 8 on Zen 4, two threads: its 14×14 projections (196 pixels, 80 and 112
-/// outputs) took 0.9–2.1 ms gated against 0.4–1.4 ms plus 0.1–0.3 ms of mul, the copy and eight
-/// GEMMs of 196 rows instead of one of 1568; the 112×112 to 28×28 ones (≥ 19 pixels per output)
-/// gained what the mul cost.
+/// The bf16 kernel scales a copy of its filter, only where an image has at least four times as
+/// many pixels as the convolution has outputs: then the copy (channels × outputs, per image) is
+/// well below the activations the mul would write (pixels × channels). EfficientNet-B0 at batch 8
+/// on Zen 4, two threads: its 14×14 projections (196 pixels, 80 and 112 outputs) took 0.9–2.1 ms
+/// gated that way against 0.4–1.4 ms plus 0.1–0.3 ms of mul; the 112×112 to 28×28 ones (≥ 19
+/// pixels per output) gained what the mul cost. The fp32 panels gate every such layer: on the
+/// smaller images they scale the input rows as the GEMM packs them instead
+/// (`Conv2D.gateScalesFilter`).
 enum ChannelScaleFusion {
     struct Fused {
         /// The mul node's index.
@@ -46,8 +47,9 @@ enum ChannelScaleFusion {
                   let input = shapes[first] == gated ? first : shapes[second] == gated ? second : nil else { continue }
             let scales = input == first ? second : first
             let geometry = layer.kernelGeometry
+            let pixels = geometry.output.height * geometry.output.width
             guard shapes[scales] == [gated[0], 1, 1, gated[3]],
-                  geometry.output.height * geometry.output.width >= minimumPixelsPerOutput * geometry.outputChannels else { continue }
+                  layer.choice.form == .panels || pixels >= minimumPixelsPerOutput * geometry.outputChannels else { continue }
             result[index] = Fused(mul: mulIndex, input: input, scales: scales)
         }
         return result

@@ -1,8 +1,9 @@
 /// Pointwise NHWC convolutions that multiply each image's input channels by a gate first
-/// (squeeze-excitation), folded into a scaled copy of the filter (`Conv2D.apply(inputScales:)`), at
-/// every SIMD level: against the naive reference convolution of the gated input, with one and two
-/// threads, on one and two depth passes, narrow and several-panel outputs, with bias, shortcut and
-/// activation.
+/// (squeeze-excitation), folded into a scaled copy of the filter or, on images of fewer than four
+/// pixels per output, into the GEMM's packing of the input rows (`Conv2D.apply(inputScales:)`,
+/// `Conv2D.gateScalesFilter`), at every SIMD level: against the naive reference convolution of the
+/// gated input, with one and two threads, on one and two depth passes, narrow and several-panel
+/// outputs, with bias, shortcut and activation.
 import KeelKernels
 import XCTest
 
@@ -19,6 +20,8 @@ final class PointwiseGateTests: XCTestCase {
             Case(geometry: pointwise(2, 6, 6, in: 300, out: 16), activation: .relu),
             Case(geometry: pointwise(1, 1, 1, in: 19, out: 70), activation: .identity, residual: false),
             Case(geometry: pointwise(2, 9, 4, in: 24, out: 8), activation: .swish),
+            Case(geometry: pointwise(2, 8, 8, in: 40, out: 12), activation: .relu),
+            Case(geometry: pointwise(3, 3, 3, in: 70, out: 100), activation: .swish),
         ]
     }()
 
@@ -40,6 +43,8 @@ final class PointwiseGateTests: XCTestCase {
             let expected = NaiveConvolution(geometry: g, hwio: operands.hwio, bias: operands.bias,
                                             residual: operands.residual, activation: testCase.activation).run(gated)
             try forEachCapabilitySet { level in
+                if index == 0 { XCTAssertEqual(Conv2D.gateScalesFilter(g), !PanelGEMM.hasPrologue, "\(level)") }
+                if index == 4 { XCTAssertTrue(Conv2D.gateScalesFilter(g), "\(level)") }
                 let weights = try PanelConv2DWeights(try ConvolutionFamilyTests.packed(testCase, operands), layout: .nhwc)
                 let one = try PanelPackedFilterTests.run(testCase, operands, weights: weights, inputScales: scales, threads: 1)
                 let label = "case \(index) on \(level)"
