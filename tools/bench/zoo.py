@@ -4,8 +4,9 @@ writes the table into BENCHMARKS.md between the zoo markers.
 
 For each model and batch: Keel's output is checked against ONNX Runtime's reference (recorded when
 the zoo was built) within 1e-5 + 1e-3·max|ORT|, then the three engines are timed in separate
-processes, interleaved round by round (the order rotates), with the same thread count. A model Keel
-cannot import or run, or whose numbers differ, gets a line saying why instead of a time.
+processes, interleaved round by round (the order rotates), with the same thread count. Each round
+goes over the whole set, so a configuration's rounds lie minutes apart. A model Keel cannot import or
+run, or whose numbers differ, gets a line saying why instead of a time.
 
 OpenVINO runs on the CPU plugin with INFERENCE_PRECISION_HINT f32, PERFORMANCE_HINT LATENCY and
 INFERENCE_NUM_THREADS = threads, its model reshaped to the batch (Keel also plans per batch); ONNX
@@ -107,26 +108,30 @@ def runs_for(arguments, model, input_path, engines, cap=1000):
     return min(cap, math.ceil(arguments.min_seconds * 1000 / max(probe["median_ms"], 1e-3)))
 
 
-def measure(arguments, model, input_path, batch, iterations):
-    rounds = {engine: [] for engine in arguments.engines}
-    for round_ in range(arguments.rounds):
-        order = list(arguments.engines)
-        order = order[round_ % len(order):] + order[:round_ % len(order)]
-        for engine in order:
-            if engine == "keel":
-                result = keel_bench(arguments.keel, model, input_path, arguments.threads, iterations, arguments.warmup)
-            elif engine == "ort":
-                result = ort_bench(model, input_path, arguments.threads, iterations, arguments.warmup)
-            else:
-                result = openvino_bench(model, input_path, arguments.threads, iterations, arguments.warmup)
-            rounds[engine].append(result)
+def measure_round(arguments, engines, model, input_path, iterations, round_):
+    """One round of one configuration: each engine in its own process, the order rotated by round."""
+    order = engines[round_ % len(engines):] + engines[:round_ % len(engines)]
+    results = {}
+    for engine in order:
+        if engine == "keel":
+            results[engine] = keel_bench(arguments.keel, model, input_path, arguments.threads, iterations,
+                                         arguments.warmup)
+        elif engine == "ort":
+            results[engine] = ort_bench(model, input_path, arguments.threads, iterations, arguments.warmup)
+        else:
+            results[engine] = openvino_bench(model, input_path, arguments.threads, iterations, arguments.warmup)
+    return results
+
+
+def summarize(rounds):
+    """Medians over rounds per engine, and each peer's median over rounds of peer ms / Keel ms."""
     timing = {engine: {"ms": statistics.median(r["median_ms"] for r in results),
                        "best_ms": min(r["median_ms"] for r in results),
                        "rss": max(r["peak_rss_mb"] for r in results),
                        "load": statistics.median(r["load_ms"] for r in results)}
               for engine, results in rounds.items()}
-    # Peer ms / Keel ms within each round, where the engines ran minutes apart at most: the host's
-    # slow phases, which last longer than a round, then move both sides of a ratio together.
+    # Peer ms / Keel ms within each round, where the engines ran seconds apart: the host's slow
+    # phases then move both sides of a ratio together.
     if "keel" in rounds:
         for peer in rounds:
             if peer != "keel":
@@ -164,6 +169,10 @@ def main():
     names = arguments.models or sorted(manifest, key=lambda n: (not n.startswith("keras"), n))
     work = Path(tempfile.mkdtemp(prefix="keel-zoo-"))
     rows, notes = [], []
+    # Every configuration is checked and sized first; then the rounds run over the whole set in
+    # turn, so one configuration's rounds lie minutes apart. The host's slow spells last seconds to
+    # a minute: with a configuration's rounds back to back, one spell could cover all of them.
+    configurations = []
     for name in names:
         entry = manifest.get(name)
         if entry is None:
@@ -179,12 +188,23 @@ def main():
             engines = [e for e in arguments.engines if e != "keel" or failure is None]
             iterations = arguments.iterations if batch == 1 else max(2, arguments.iterations * 2 // batch)
             iterations = max(iterations, runs_for(arguments, model, input_path, engines))
-            timing = measure(argparse.Namespace(**{**vars(arguments), "engines": engines}), model, input_path, batch,
-                             iterations)
-            row = {"model": name, "batch": batch, "error": error, "failure": failure, **timing}
-            rows.append(row)
-            summary = ", ".join(f"{e} {timing[e]['ms']:.1f} ms" for e in engines)
-            print(f"{name} batch {batch}: {summary}" + (f"; keel: {failure}" if failure else ""), flush=True)
+            configurations.append({"model": name, "batch": batch, "error": error, "failure": failure,
+                                   "engines": engines, "path": model, "input": input_path, "iterations": iterations,
+                                   "rounds": {engine: [] for engine in engines}})
+    for round_ in range(arguments.rounds):
+        for configuration in configurations:
+            results = measure_round(arguments, configuration["engines"], configuration["path"], configuration["input"],
+                                    configuration["iterations"], round_)
+            for engine, result in results.items():
+                configuration["rounds"][engine].append(result)
+        print(f"round {round_ + 1} of {arguments.rounds} done", flush=True)
+    for configuration in configurations:
+        timing = summarize(configuration["rounds"])
+        rows.append({key: configuration[key] for key in ("model", "batch", "error", "failure")} | timing)
+        summary = ", ".join(f"{e} {timing[e]['ms']:.1f} ms" for e in configuration["engines"])
+        failure = configuration["failure"]
+        print(f"{configuration['model']} batch {configuration['batch']}: {summary}"
+              + (f"; keel: {failure}" if failure else ""), flush=True)
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(rows, indent=1))
     write_report(arguments, manifest, rows, notes)
@@ -222,7 +242,7 @@ def write_report(arguments, manifest, rows, notes):
              f"{cpu}, {os.cpu_count()} cores; onnxruntime {versions[0] if versions else '?'}, "
              f"OpenVINO {versions[1] if len(versions) > 1 else '?'}. Models from {built} (random weights, "
              "BatchNorm statistics calibrated on a random batch). Median ms over "
-             f"{arguments.rounds} interleaved rounds (each round a process's median of its timed runs, at least {arguments.iterations} of them and about {arguments.min_seconds:g} s in all); RSS is each process's peak (ORT's and OpenVINO's include "
+             f"{arguments.rounds} interleaved rounds, each over the whole set in turn (each round a process's median of its timed runs, at least {arguments.iterations} of them and about {arguments.min_seconds:g} s in all); RSS is each process's peak (ORT's and OpenVINO's include "
              "Python); load is Keel's parse + compile + weight preparation, ORT's session creation, OpenVINO's "
              "read + compile. \"Keel is\" = the median over rounds of peer ms / Keel ms in the same round (above 1: "
              "Keel is faster). err = max|keel − ort| / "
