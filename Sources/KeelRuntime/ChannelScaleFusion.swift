@@ -11,9 +11,11 @@ import KeelKernels
 /// well below the activations the mul would write (pixels × channels). EfficientNet-B0 at batch 8
 /// on Zen 4, two threads: its 14×14 projections (196 pixels, 80 and 112 outputs) took 0.9–2.1 ms
 /// gated that way against 0.4–1.4 ms plus 0.1–0.3 ms of mul; the 112×112 to 28×28 ones (≥ 19
-/// pixels per output) gained what the mul cost. The fp32 panels gate every such layer: on the
-/// smaller images they scale the input rows as the GEMM packs them instead
-/// (`Conv2D.gateScalesFilter`).
+/// pixels per output) gained what the mul cost. At batch 1 the fp32 panels gate every such layer:
+/// on the smaller images they scale the input rows as the GEMM packs them instead
+/// (`Conv2D.gateScalesFilter`), the one product the layer makes anyway (Keras EfficientNetB0's
+/// 14×14 and 7×7 blocks: mul and projection 1.82 → 1.53–1.63 ms). At batch 8 that took one
+/// product per image where the mul leaves one over the batch, and the 7×7 blocks ran 5–15% slower.
 enum ChannelScaleFusion {
     struct Fused {
         /// The mul node's index.
@@ -49,7 +51,8 @@ enum ChannelScaleFusion {
             let geometry = layer.kernelGeometry
             let pixels = geometry.output.height * geometry.output.width
             guard shapes[scales] == [gated[0], 1, 1, gated[3]],
-                  layer.choice.form == .panels || pixels >= minimumPixelsPerOutput * geometry.outputChannels else { continue }
+                  (layer.choice.form == .panels && gated[0] == 1) || pixels >= minimumPixelsPerOutput * geometry.outputChannels
+            else { continue }
             result[index] = Fused(mul: mulIndex, input: input, scales: scales)
         }
         return result
