@@ -245,8 +245,11 @@ public enum Conv2D {
     /// the rows are then read in place; on smaller images (EfficientNet's 14×14 and 7×7 blocks) the
     /// copy outweighs packing the rows.
     public static func gateScalesFilter(_ geometry: Conv2DGeometry) -> Bool {
-        !PanelGEMM.hasPrologue || geometry.outputPixelsPerImage >= 4 * geometry.outputChannels
+        !PanelGEMM.hasPrologue || geometry.outputPixelsPerImage >= gateCopyPixelsPerOutput * geometry.outputChannels
     }
+
+    /// Pixels per output channel from which a scaled filter copy per image costs little.
+    public static let gateCopyPixelsPerOutput = 4
 
     /// Throws unless the operands fit `geometry`; an `outputPixelStride` needs NHWC, no residual,
     /// and an output that reaches the last pixel's last channel at that stride.

@@ -6,12 +6,13 @@ import KeelKernels
 /// sigmoid gate before each block's projection): the plan drops the mul's step and the convolution
 /// scales each image's copy of its filter instead, x·diag(s)·W = x·(diag(s)·W)
 /// (`Conv2D.apply(inputScales:)`), so the gated activations are never written and read back.
-/// The bf16 kernel scales a copy of its filter, only where an image has at least four times as
-/// many pixels as the convolution has outputs: then the copy (channels × outputs, per image) is
-/// well below the activations the mul would write (pixels × channels). EfficientNet-B0 at batch 8
+/// The copy pays where an image has at least four times as many pixels as the convolution has
+/// outputs (`Conv2D.gateCopyPixelsPerOutput`): then it (channels × outputs, per image) is well
+/// below the activations the mul would write (pixels × channels). EfficientNet-B0 at batch 8
 /// on Zen 4, two threads: its 14×14 projections (196 pixels, 80 and 112 outputs) took 0.9–2.1 ms
 /// gated that way against 0.4–1.4 ms plus 0.1–0.3 ms of mul; the 112×112 to 28×28 ones (≥ 19
-/// pixels per output) gained what the mul cost. At batch 1 the fp32 panels gate every such layer:
+/// pixels per output) gained what the mul cost. Elsewhere the bf16 kernel and batched fp32 plans
+/// keep the mul. At batch 1 the fp32 panels gate every such layer:
 /// on the smaller images they scale the input rows as the GEMM packs them instead
 /// (`Conv2D.gateScalesFilter`), the one product the layer makes anyway (Keras EfficientNetB0's
 /// 14×14 and 7×7 blocks: mul and projection 1.82 → 1.53–1.63 ms). At batch 8 that took one
@@ -25,8 +26,6 @@ enum ChannelScaleFusion {
         /// The [N,1,1,C] gate.
         let scales: String
     }
-
-    static let minimumPixelsPerOutput = 4
 
     /// Where the convolution step reads the gate: after data, filter, bias and residual.
     static let inputPosition = 4
@@ -51,7 +50,7 @@ enum ChannelScaleFusion {
             let geometry = layer.kernelGeometry
             let pixels = geometry.output.height * geometry.output.width
             guard shapes[scales] == [gated[0], 1, 1, gated[3]],
-                  (layer.choice.form == .panels && gated[0] == 1) || pixels >= minimumPixelsPerOutput * geometry.outputChannels
+                  (layer.choice.form == .panels && gated[0] == 1) || pixels >= Conv2D.gateCopyPixelsPerOutput * geometry.outputChannels
             else { continue }
             result[index] = Fused(mul: mulIndex, input: input, scales: scales)
         }
