@@ -19,10 +19,15 @@ into Tests/KeelCLITests/Fixtures/backbones/ for the end-to-end tests (a few KB e
   without expansion, a stride-2 5×5 block, one with a shortcut, and a stride-2 block on a map too
   small for the gate to be folded into the projection's filter; global pooling and Gemm.
 
+- inception_nhwc.onnx: tf2onnx's shape of Inception blocks on a 24×24 map: a 1×1 branch, 1×1 then
+  5×5 (48 → 64, the F(4×4, 5×5) tiles), 1×1 then 1×7 and 7×1 (the line tiles), and a 3×3 average
+  pool then 1×1, each with BN + ReLU, concatenated on channels.
+
 BatchNormalization nodes carry statistics measured on the input, so activations stay O(1).
-Run from the repository root: python3 tools/gen_backbone_fixtures.py
+Run from the repository root: python3 tools/gen_backbone_fixtures.py [name ...] (default: all).
 """
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -52,13 +57,15 @@ class Builder:
         return output
 
     def conv(self, x, cin, cout, kernel, stride=1, pad=None, groups=1, bias=False):
-        pad = kernel // 2 if pad is None else pad
-        weights = self.rng.standard_normal((cout, cin // groups, kernel, kernel)).astype(np.float32)
-        weights *= np.float32(np.sqrt(2.0 / (cin // groups * kernel * kernel)))
+        """`kernel`: a side, or (height, width); `pad` defaults to "same" for odd sides."""
+        height, width = (kernel, kernel) if isinstance(kernel, int) else kernel
+        pads = [height // 2, width // 2] * 2 if pad is None else [pad] * 4
+        weights = self.rng.standard_normal((cout, cin // groups, height, width)).astype(np.float32)
+        weights *= np.float32(np.sqrt(2.0 / (cin // groups * height * width)))
         inputs = [x, self.constant(weights)]
         if bias:
             inputs.append(self.constant(self.rng.uniform(-0.1, 0.1, cout).astype(np.float32), "b"))
-        return self.node("Conv", inputs, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4,
+        return self.node("Conv", inputs, kernel_shape=[height, width], strides=[stride, stride], pads=pads,
                          group=groups)
 
     def batch_norm(self, x, channels):
@@ -175,9 +182,28 @@ def efficientnet_nchw():
     return b.model("efficientnet_nchw", ["N", 3, 33, 31], output, ["N", 5]), (2, 3, 33, 31)
 
 
+def inception_nhwc():
+    b = Builder(5)
+    x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])
+
+    def unit(x, cin, cout, kernel):
+        return b.node("Relu", [b.batch_norm(b.conv(x, cin, cout, kernel), cout)])
+
+    single = unit(x, 32, 16, 1)
+    five = unit(unit(x, 32, 48, 1), 48, 64, 5)
+    line = unit(unit(unit(x, 32, 32, 1), 32, 32, (1, 7)), 32, 32, (7, 1))
+    pooled = b.node("AveragePool", [x], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+                    count_include_pad=0)
+    pooled = unit(pooled, 32, 8, 1)
+    y = b.node("Concat", [single, five, line, pooled], axis=1)
+    output = b.node("Transpose", [y], perm=[0, 2, 3, 1])
+    return b.model("inception_nhwc", ["N", 24, 24, 32], output, ["N", 24, 24, 120]), (2, 24, 24, 32)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for make in (mobilenet_nhwc, resnet_nchw, features_nchw, efficientnet_nchw):
+    makers = (mobilenet_nhwc, resnet_nchw, features_nchw, efficientnet_nchw, inception_nhwc)
+    for make in [m for m in makers if len(sys.argv) < 2 or m.__name__ in sys.argv[1:]]:
         model, shape = make()
         name = model.graph.name
         feed = {"input": np.random.default_rng(7).uniform(-1, 1, shape).astype(np.float32)}

@@ -22,8 +22,8 @@ public enum Conv2DAlgorithm: Sendable, Equatable {
     /// 1 < groups < channels with as many outputs as inputs per group, NHWC, direct; see
     /// `GroupedConvolution`. Runs as im2colGEMM when no SIMD level is in use.
     case grouped
-    /// Winograd F(4, k) along the filter's line: 1×k or k×1 (k = 3, 5, 7), stride 1, no dilation,
-    /// one group, NHWC; see `LineWinograd`.
+    /// Winograd F(4, k) along each axis the filter spans: 1×k or k×1 (k = 3, 5, 7) or 5×5, stride
+    /// 1, no dilation, one group, NHWC; see `LineWinograd`.
     case lineWinograd
 
     /// The tile of a Winograd algorithm, nil for the others.
@@ -333,7 +333,7 @@ extension Conv2D {
                              context: KernelContext = .singleThreaded) throws {
         let name = "conv2d"
         try require(LineWinograd.supports(geometry), name,
-                    "the line Winograd algorithm needs a 1xk or kx1 kernel (k = 3, 5 or 7), stride 1, no dilation, "
+                    "the line Winograd algorithm needs a 1xk or kx1 kernel (k = 3, 5 or 7) or a 5x5 one, stride 1, no dilation, "
                         + "one group and NHWC activations")
         try require(outputPixelStride == nil || activation == .identity || activation == .relu, name,
                     "the line Winograd algorithm writes a strided output with no activation or ReLU only")

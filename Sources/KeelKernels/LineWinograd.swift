@@ -1,51 +1,77 @@
-/// Winograd along one axis for 1×k and k×1 convolutions, stride 1, NHWC: the factorised 7×7 and
-/// 3×3 layers of Inception-style networks, which im2col runs at the GEMM's peak and so can only
-/// get faster by multiplying less. F(4, k) makes four outputs of a k-tap line from k + 3 input
-/// pixels with k + 3 multiplies per channel pair instead of 4k (k = 7: 10 instead of 28). Tiles
-/// run through the same block pipeline as the 2-D tiles (`WinogradPipeline`): each line of k + 3
-/// input pixels is transformed into k + 3 points over all channels, one GEMM per point against
-/// the transformed filter (`LineWinogradWeights`), and each tile's products are transformed back
-/// into its four output pixels with the bias and ReLU applied as they are stored.
+/// Winograd F(4, k) along each axis a filter spans: 1×k and k×1 convolutions (the factorised 7×7
+/// and 3×3 layers of Inception-style networks) along their line, and k×k ones (Inception's 5×5) along
+/// both axes, stride 1, NHWC. im2col runs these at the GEMM's peak, so they can only get faster by
+/// multiplying less. Along one axis F(4, k) makes four outputs from k + 3 input pixels with k + 3
+/// multiplies per channel pair instead of 4k (k = 7: 10 instead of 28); a k×k filter takes the
+/// product of the two, a 4×4 tile from (k + 3)² points (k = 5: 64 instead of 400). Tiles run through
+/// the same block pipeline as the 3×3 tiles (`WinogradPipeline`): each tile's input pixels are
+/// transformed into its points over all channels (a k×k tile down its columns, then along its rows,
+/// with the line's matrix), one GEMM per point against the transformed filter
+/// (`LineWinogradWeights`), and each tile's products are transformed back into its output pixels
+/// with the bias and ReLU applied as they are stored.
 import CSIMDKernels
 
+/// The axes a filter's taps run along, as the F(4, k) transforms see them.
+public enum WinogradSpan: Sendable, Equatable {
+    /// 1×k: along each output row.
+    case width
+    /// k×1: down each output column.
+    case height
+    /// k×k: both, tiles of 4×4 outputs.
+    case square
+}
+
 public enum LineWinograd {
-    /// Output pixels per tile.
+    /// Output pixels per tile along each axis it spans.
     public static let outputSize = 4
     /// Filter lengths with transforms: n = k + 3 points (6, 8 or 10).
     public static let supportedTaps: ClosedRange<Int> = 3...7
+    /// Square filters the tiles take: 5×5, whose 64 points per 16 outputs measured 8–18× im2col's
+    /// largest error against a double reference (16–48 input channels), as F(4, 7)'s lines do
+    /// (13–14×). 3×3 filters have their own tiles (`Winograd`); a 7×7 tile's 100 points would
+    /// round like F(4, 7) twice over.
+    public static let squareTaps = 5...5
 
-    /// The filter's length along its line: k for a 1×k or k×1 filter with odd k in `supportedTaps`,
-    /// nil for any other kernel.
-    public static func taps(of kernel: Size2D) -> Int? {
-        let taps = kernel.height == 1 ? kernel.width : kernel.width == 1 ? kernel.height : 0
-        return supportedTaps.contains(taps) && taps % 2 == 1 ? taps : nil
+    /// The filter's taps along each axis and the axes they span: 1×k, k×1 (odd k in
+    /// `supportedTaps`) or k×k (k in `squareTaps`); nil for any other kernel.
+    public static func span(of kernel: Size2D) -> (taps: Int, span: WinogradSpan)? {
+        if kernel.height == 1, supportedTaps.contains(kernel.width), kernel.width % 2 == 1 { return (kernel.width, .width) }
+        if kernel.width == 1, supportedTaps.contains(kernel.height), kernel.height % 2 == 1 { return (kernel.height, .height) }
+        if kernel.height == kernel.width, squareTaps.contains(kernel.width) { return (kernel.width, .square) }
+        return nil
     }
 
-    /// Whether a convolution can run here: a 1×k or k×1 line (`taps(of:)`), stride 1, no dilation,
-    /// one group, NHWC (the transforms run over contiguous channels).
+    /// The filter's taps along each axis it spans (`span(of:)`), nil for any other kernel.
+    public static func taps(of kernel: Size2D) -> Int? { span(of: kernel)?.taps }
+
+    /// Whether a convolution can run here: a kernel with a span (`span(of:)`), stride 1, no
+    /// dilation, one group, NHWC (the transforms run over contiguous channels).
     public static func supports(_ geometry: Conv2DGeometry) -> Bool {
-        taps(of: geometry.kernel) != nil && geometry.stride == .one && geometry.dilation == .one && geometry.groups == 1
+        span(of: geometry.kernel) != nil && geometry.stride == .one && geometry.dilation == .one && geometry.groups == 1
             && geometry.layout == .nhwc
     }
 
-    /// Whether it should: when im2col's multiplies, k per output pixel, cost at least as much as
-    /// the line's, k + 3 per tile, with the transforms' share. Both stream their filter once per
-    /// call, counted as `filterStreamPixels` more pixels or tiles, so a batch-1 layer with few
-    /// tiles keeps im2col. The transforms cost the products about `transformChannels` / c more
-    /// (c the fewer of the input and output channels): measured one thread, per layer against
-    /// im2col on the same product (17×17 and 35×35, batch 1 and 8, 16–128 channels), 1×7 broke
-    /// even near 32 channels and ran 1.8–2.1× faster at 128; 1×3 broke even near 48–64 channels
-    /// and ran 1.24–1.44× faster at 128; this estimate fitted every one of those ratios within 0.1.
+    /// Whether it should: when im2col's multiplies, k (k² for a square) per output pixel, cost at
+    /// least as much as the tiles', their points per tile, with the transforms' share. Both stream
+    /// their filter once per call, counted as `filterStreamPixels` more pixels or tiles, so a
+    /// batch-1 layer with few tiles keeps im2col. The transforms cost the products about
+    /// `transformChannels` / c more (c the fewer of the input and output channels): measured one
+    /// thread, per layer against im2col on the same product (17×17 and 35×35, batch 1 and 8, 16–128
+    /// channels), 1×7 broke even near 32 channels and ran 1.8–2.1× faster at 128; 1×3 broke even
+    /// near 48–64 channels and ran 1.24–1.44× faster at 128; this estimate fitted every one of those
+    /// ratios within 0.1. A square tile transforms each point twice (down, then along), so twice that.
     public static func pays(_ geometry: Conv2DGeometry) -> Bool {
-        guard supports(geometry), let taps = taps(of: geometry.kernel) else { return false }
+        guard supports(geometry) else { return false }
         let channels = min(geometry.inputChannels, geometry.outputChannels)
         guard channels >= Winograd.minimumChannels else { return false }
         let tiling = LineTiling(geometry)
         let pixels = geometry.batch * geometry.output.height * geometry.output.width
-        let im2col = Double(taps * (pixels + filterStreamPixels))
-        let line = Double(tiling.points * (tiling.tiles + filterStreamPixels))
-            * (1 + transformChannels / Double(channels))
-        return im2col >= line
+        let kernelTaps = geometry.kernel.height * geometry.kernel.width
+        let im2col = Double(kernelTaps * (pixels + filterStreamPixels))
+        let passes = tiling.span == .square ? 2.0 : 1.0
+        let tiles = Double(tiling.points * (tiling.tiles + filterStreamPixels))
+            * (1 + passes * transformChannels / Double(channels))
+        return im2col >= tiles
     }
 
     static let transformChannels = 40.0
@@ -68,35 +94,39 @@ public enum LineWinograd {
     }
 }
 
-/// Where a line convolution's tiles lie: the axis the filter runs along, the lines across it,
-/// four output pixels per tile. Tiles are counted image by image, then row by row for a 1×k
-/// filter (tiles of one output row side by side) and tile row by column for a k×1 filter
-/// (neighbouring tiles read neighbouring columns of the same input rows).
+/// Where a convolution's tiles lie: four output pixels along each axis the filter spans, one
+/// across any other. Tiles are counted image by image, then row-major: a 1×k filter's tiles of one
+/// output row side by side, a k×1 filter's tile row by column (neighbouring tiles read neighbouring
+/// columns of the same input rows), a square's 4×4 tiles along each row of tiles.
 struct LineTiling {
     let geometry: Conv2DGeometry
     let taps: Int
-    let alongWidth: Bool
+    let span: WinogradSpan
 
     init(_ geometry: Conv2DGeometry) {
         self.geometry = geometry
-        self.taps = LineWinograd.taps(of: geometry.kernel) ?? 1
-        self.alongWidth = geometry.kernel.height == 1
+        (taps, span) = LineWinograd.span(of: geometry.kernel) ?? (1, .width)
     }
 
-    var points: Int { taps + LineWinograd.outputSize - 1 }
-    var outputLength: Int { alongWidth ? geometry.output.width : geometry.output.height }
-    var tilesPerLine: Int { (outputLength + LineWinograd.outputSize - 1) / LineWinograd.outputSize }
-    var linesPerImage: Int { alongWidth ? geometry.output.height : geometry.output.width }
-    var tiles: Int { geometry.batch * linesPerImage * tilesPerLine }
+    /// Points along each axis the tile spans: k + 3.
+    var pointsPerAxis: Int { taps + LineWinograd.outputSize - 1 }
+    var points: Int { span == .square ? pointsPerAxis * pointsPerAxis : pointsPerAxis }
+    /// Output pixels a tile covers down and across.
+    var tileHeight: Int { span == .width ? 1 : LineWinograd.outputSize }
+    var tileWidth: Int { span == .height ? 1 : LineWinograd.outputSize }
+    /// Input pixels a tile reads down and across.
+    var inputHeight: Int { span == .width ? 1 : pointsPerAxis }
+    var inputWidth: Int { span == .height ? 1 : pointsPerAxis }
+    var tileRowsPerImage: Int { (geometry.output.height + tileHeight - 1) / tileHeight }
+    var tileColumnsPerImage: Int { (geometry.output.width + tileWidth - 1) / tileWidth }
+    var tiles: Int { geometry.batch * tileRowsPerImage * tileColumnsPerImage }
 
-    /// Tile `tile`'s image, line (output row for 1×k, column for k×1) and first output pixel along it.
-    func origin(_ tile: Int) -> (image: Int, line: Int, start: Int) {
-        let perImage = linesPerImage * tilesPerLine
+    /// Tile `tile`'s image and first output pixel.
+    func origin(_ tile: Int) -> (image: Int, row: Int, column: Int) {
+        let perImage = tileRowsPerImage * tileColumnsPerImage
         let image = tile / perImage
         let within = tile - image * perImage
-        let size = LineWinograd.outputSize
-        return alongWidth ? (image, within / tilesPerLine, (within % tilesPerLine) * size)
-            : (image, within % linesPerImage, (within / linesPerImage) * size)
+        return (image, (within / tileColumnsPerImage) * tileHeight, (within % tileColumnsPerImage) * tileWidth)
     }
 }
 
@@ -122,6 +152,17 @@ struct LineWinogradTransforms: Sendable {
         uniqueKeysWithValues: LineWinograd.supportedTaps.filter { $0 % 2 == 1 }.map { ($0, LineWinogradTransforms(taps: $0)) })
 
     static func forTaps(_ taps: Int) -> LineWinogradTransforms? { byTaps[taps] }
+
+    /// The filter transform as one matrix over the kernel's taps, in double: G for a line
+    /// (points × k); for a square G ⊗ G, point (p, q) from tap (a, b) by G[p][a]·G[q][b] (n² × k²),
+    /// the down-then-along transform of the tiles written as a single sum.
+    func filterCoefficients(square: Bool) -> [Double] {
+        guard square else { return filter }
+        let (n, k) = (points, taps)
+        return (0..<n * n).flatMap { point in
+            (0..<k * k).map { tap in filter[(point / n) * k + tap / k] * filter[(point % n) * k + tap % k] }
+        }
+    }
 
     private init(taps: Int) {
         let size = LineWinograd.outputSize
@@ -189,72 +230,110 @@ struct LineWinogradRun {
         pipeline.run(transformInputs: transformInputs, transformOutputs: transformOutputs)
     }
 
-    /// Each tile's n input pixels, read in place when they lie inside the image and otherwise
-    /// copied with zeros for the padding, become its n points.
+    /// Each tile's input pixels, read in place when they lie inside the image and otherwise copied
+    /// with zeros for the padding, become its points: along the line, or for a square down each of
+    /// its n columns and then along each of the n rows of the result.
     func transformInputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, destination: UnsafeMutablePointer<Float>) {
         let tiling = LineTiling(geometry)
-        let (height, width, channels, points) = (geometry.input.height, geometry.input.width, geometry.inputChannels,
-                                                 tiling.points)
-        let (before, across) = tiling.alongWidth ? (geometry.padding.left, geometry.padding.top)
-            : (geometry.padding.top, geometry.padding.left)
-        let (length, crossLength) = tiling.alongWidth ? (width, height) : (height, width)
-        let alongStride = tiling.alongWidth ? channels : width * channels
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: points * channels) { buffer in
+        let (height, width, channels) = (geometry.input.height, geometry.input.width, geometry.inputChannels)
+        let (rows, columns, points) = (tiling.inputHeight, tiling.inputWidth, tiling.pointsPerAxis)
+        let pointStride = blockCount * channels
+        let patchCount = rows * columns * channels
+        let halfCount = tiling.span == .square ? points * points * channels : 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: patchCount + halfCount) { buffer in
             guard let patch = buffer.baseAddress else { return }
+            let half = patch + patchCount
             transforms.input.withUnsafeBufferPointer { matrix in
                 guard let matrix = matrix.baseAddress else { return }
                 for local in tiles {
-                    let (image, line, start) = tiling.origin(blockStart + local)
-                    let (first, cross) = (start - before, line - across)
-                    // Pixel `index` of the line in the input, or nil outside it.
-                    func pixel(_ index: Int) -> UnsafePointer<Float>? {
-                        guard index >= 0 && index < length && cross >= 0 && cross < crossLength else { return nil }
-                        let (row, column) = tiling.alongWidth ? (cross, index) : (index, cross)
-                        return input + ((image * height + row) * width + column) * channels
-                    }
-                    var source: UnsafePointer<Float>
-                    var stride = alongStride
-                    if first >= 0 && first + points <= length, let inside = pixel(first) {
-                        source = inside
-                    } else {
-                        for index in 0..<points {
-                            let target = patch + index * channels
-                            if let value = pixel(first + index) {
-                                target.update(from: value, count: channels)
-                            } else {
-                                target.update(repeating: 0, count: channels)
+                    let (image, row, column) = tiling.origin(blockStart + local)
+                    let (top, left) = (row - geometry.padding.top, column - geometry.padding.left)
+                    var (source, rowStride) = (input + ((image * height + top) * width + left) * channels, width * channels)
+                    if top < 0 || left < 0 || top + rows > height || left + columns > width {
+                        for y in 0..<rows {
+                            for x in 0..<columns {
+                                let target = patch + (y * columns + x) * channels
+                                let (inputRow, inputColumn) = (top + y, left + x)
+                                if inputRow >= 0 && inputRow < height && inputColumn >= 0 && inputColumn < width {
+                                    target.update(from: input + ((image * height + inputRow) * width + inputColumn) * channels,
+                                                  count: channels)
+                                } else {
+                                    target.update(repeating: 0, count: channels)
+                                }
                             }
                         }
-                        (source, stride) = (UnsafePointer(patch), channels)
+                        (source, rowStride) = (UnsafePointer(patch), columns * channels)
                     }
-                    LineWinograd.transform(source, stride: stride, channels: channels, matrix: matrix, rows: points,
-                                           columns: points, bias: nil, relu: false,
-                                           destination: destination + local * channels,
-                                           destinationStride: blockCount * channels)
+                    let target = destination + local * channels
+                    switch tiling.span {
+                    case .width, .height:
+                        LineWinograd.transform(source, stride: tiling.span == .width ? channels : rowStride,
+                                               channels: channels, matrix: matrix, rows: points, columns: points, bias: nil,
+                                               relu: false, destination: target, destinationStride: pointStride)
+                    case .square:
+                        // half[r][s]: point r down input column s; then point (r, q) along half's row r.
+                        for s in 0..<points {
+                            LineWinograd.transform(source + s * channels, stride: rowStride, channels: channels,
+                                                   matrix: matrix, rows: points, columns: points, bias: nil, relu: false,
+                                                   destination: half + s * channels, destinationStride: points * channels)
+                        }
+                        for r in 0..<points {
+                            LineWinograd.transform(half + r * points * channels, stride: channels, channels: channels,
+                                                   matrix: matrix, rows: points, columns: points, bias: nil, relu: false,
+                                                   destination: target + r * points * pointStride,
+                                                   destinationStride: pointStride)
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Each tile's n products become its output pixels inside the image, bias and ReLU applied.
+    /// Each tile's products become its output pixels inside the image, bias and ReLU applied: along
+    /// the line, or for a square down each column of products (four rows of partial sums) and then
+    /// along each of those rows that lies inside the image.
     func transformOutputs(_ tiles: Range<Int>, blockStart: Int, blockCount: Int, source: UnsafePointer<Float>) {
         let tiling = LineTiling(geometry)
         let (height, width, channels) = (geometry.output.height, geometry.output.width, geometry.outputChannels)
-        let alongStride = tiling.alongWidth ? pixelStride : width * pixelStride
-        transforms.output.withUnsafeBufferPointer { matrix in
-            guard let matrix = matrix.baseAddress else { return }
-            for local in tiles {
-                let (image, line, start) = tiling.origin(blockStart + local)
-                let (row, column) = tiling.alongWidth ? (line, start) : (start, line)
-                let (pixels, target) = (min(LineWinograd.outputSize, tiling.outputLength - start),
-                                        output + ((image * height + row) * width + column) * pixelStride)
-                LineWinograd.transform(source + local * channels, stride: blockCount * channels, channels: channels,
-                                       matrix: matrix, rows: pixels, columns: tiling.points, bias: bias,
-                                       relu: activation == .relu, destination: target, destinationStride: alongStride)
-                if activation != .identity && activation != .relu {
-                    _ = applyVectorActivation(input: target, output: target, rows: pixels, columns: channels,
-                                              rowStride: alongStride, bias: nil, direction: .perColumn,
-                                              activation: activation, context: .singleThreaded)
+        let (points, size) = (tiling.pointsPerAxis, LineWinograd.outputSize)
+        let pointStride = blockCount * channels
+        let halfCount = tiling.span == .square ? size * points * channels : 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(halfCount, 1)) { buffer in
+            guard let half = buffer.baseAddress else { return }
+            transforms.output.withUnsafeBufferPointer { matrix in
+                guard let matrix = matrix.baseAddress else { return }
+                for local in tiles {
+                    let (image, row, column) = tiling.origin(blockStart + local)
+                    let rows = min(tiling.tileHeight, height - row), columns = min(tiling.tileWidth, width - column)
+                    let target = output + ((image * height + row) * width + column) * pixelStride
+                    let products = source + local * channels
+                    // Each output line: `pixels` values from `points` sums `stride` apart, stored `step` apart.
+                    func store(_ sums: UnsafePointer<Float>, stride: Int, pixels: Int, into line: UnsafeMutablePointer<Float>,
+                               step: Int) {
+                        LineWinograd.transform(sums, stride: stride, channels: channels, matrix: matrix, rows: pixels,
+                                               columns: points, bias: bias, relu: activation == .relu,
+                                               destination: line, destinationStride: step)
+                        if activation != .identity && activation != .relu {
+                            _ = applyVectorActivation(input: line, output: line, rows: pixels, columns: channels,
+                                                      rowStride: step, bias: nil, direction: .perColumn,
+                                                      activation: activation, context: .singleThreaded)
+                        }
+                    }
+                    switch tiling.span {
+                    case .width: store(products, stride: pointStride, pixels: columns, into: target, step: pixelStride)
+                    case .height: store(products, stride: pointStride, pixels: rows, into: target, step: width * pixelStride)
+                    case .square:
+                        for s in 0..<points {
+                            LineWinograd.transform(products + s * pointStride, stride: points * pointStride,
+                                                   channels: channels, matrix: matrix, rows: size, columns: points,
+                                                   bias: nil, relu: false, destination: half + s * channels,
+                                                   destinationStride: points * channels)
+                        }
+                        for r in 0..<rows {
+                            store(half + r * points * channels, stride: channels, pixels: columns,
+                                  into: target + r * width * pixelStride, step: pixelStride)
+                        }
+                    }
                 }
             }
         }

@@ -42,14 +42,17 @@ public struct KernelChoice: Sendable, Equatable, Codable {
 
     /// An fp32 convolution's kernel: Keel's C for every algorithm where present, else OpenBLAS
     /// (im2col, pointwise, and direct and depthwise, which fall back to im2col) or the portable
-    /// Swift transforms (both Winograds). `residual` when the step adds a fused shortcut.
-    static func fp32(_ algorithm: Conv2DAlgorithm, residual: Bool = false) -> KernelChoice {
+    /// Swift transforms (every Winograd). `residual` when the step adds a fused shortcut;
+    /// `kernelSize` names the tiles F(4, k) takes along both axes of a square filter.
+    static func fp32(_ algorithm: Conv2DAlgorithm, residual: Bool = false, kernelSize: Size2D? = nil) -> KernelChoice {
         let widest = widestFP32
         let name: String, kernel: String
         switch algorithm {
         case .winograd(let tile):
             (name, kernel) = (tile == .large ? "winograd" : "winograd2x2", widest.isEmpty ? "portable" : widest)
-        case .lineWinograd: (name, kernel) = ("line_winograd", widest.isEmpty ? "portable" : widest)
+        case .lineWinograd:
+            let squareSide = kernelSize.flatMap { LineWinograd.span(of: $0)?.span == .square ? $0.width : nil }
+            (name, kernel) = (squareSide.map { "winograd\($0)x\($0)" } ?? "line_winograd", widest.isEmpty ? "portable" : widest)
         case .direct: (name, kernel) = ("direct", widest.isEmpty ? "OpenBLAS" : widest)
         case .depthwise: (name, kernel) = ("depthwise", widest.isEmpty ? "OpenBLAS" : widest)
         case .grouped: (name, kernel) = ("grouped", widest.isEmpty ? "OpenBLAS" : widest)

@@ -64,6 +64,19 @@ final class BackboneBlockTests: XCTestCase {
         }
     }
 
+    /// Inception's branches: the 5×5 convolution runs F(4×4, 5×5) and the 1×7 and 7×1 ones line
+    /// Winograd, at batch 1 and 2, each writing into its slice of the concatenation.
+    func testInceptionBlocksMatchONNXRuntime() throws {
+        try check("inception_nhwc", fusedAway: [.relu])
+        let (model, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("inception_nhwc.onnx").path,
+                                           threads: 2).compile()
+        for batch in [1, 2] {
+            let algorithms = try model.kernelChoices(bindings: ["N": batch]).map(\.choice.algorithm)
+            XCTAssertEqual(algorithms.filter { $0.hasPrefix("winograd5x5") }.count, 1, "\(algorithms)")
+            XCTAssertEqual(algorithms.filter { $0.hasPrefix("line_winograd") }.count, 2, "\(algorithms)")
+        }
+    }
+
     func testResNetBlocksMatchONNXRuntime() throws {
         try check("resnet_nchw", fusedAway: [.add, .relu, .hardSwish])
     }

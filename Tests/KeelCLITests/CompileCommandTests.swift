@@ -48,10 +48,10 @@ final class CompileCommandTests: XCTestCase {
         XCTAssertEqual(check.status, 0, check.stderr)
         XCTAssertTrue(check.stdout.contains("tokens: f32[N,49,768]"), check.stdout)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/vit.keelc"))
-        bytes[8] = 8
+        bytes[8] = 9
         try bytes.write(to: URL(fileURLWithPath: folder + "/old.keelc"))
         let refused = try CLITests.keel(["check", folder + "/old.keelc"])
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("format version 8, but this keel reads versions 4, 5, 6 and 7"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("format version 9, but this keel reads versions 4, 5, 6, 7 and 8"), refused.stderr)
     }
 }

@@ -51,6 +51,9 @@ final class ConcatSliceOutputTests: XCTestCase {
             Layer(testCase: Case(geometry: geometry(batch: 1, 13, 5, in: 12, out: 18, kernel: Size2D(7, 1),
                                                     padding: Padding2D(top: 3, left: 0, bottom: 3, right: 0)),
                                  activation: .identity, residual: false), algorithm: .lineWinograd),
+            Layer(testCase: Case(geometry: geometry(batch: 2, 9, 7, in: 16, out: 24, kernel: Size2D(5, 5),
+                                                    padding: Padding2D(top: 2, left: 2, bottom: 2, right: 2)),
+                                 activation: .relu, residual: false), algorithm: .lineWinograd),
         ]
     }()
 

@@ -1,4 +1,4 @@
-/// Line Winograd F(4, k) for 1×k and k×1 convolutions against a plain direct convolution in double
+/// Line Winograd F(4, k) for 1×k and k×1 convolutions, and F(4×4, 5×5) for 5×5 ones, against a plain direct convolution in double
 /// on awkward sizes (maps shorter than a tile, ragged last tiles, channels off every vector width,
 /// batch > 1, padding across the line and asymmetric padding along it, one and two threads, every
 /// SIMD level and the portable transform), and the rule that picks it.
@@ -27,6 +27,11 @@ final class LineWinogradTests: XCTestCase {
             (1, 4, 6, 9, 16, Size2D(1, 5), Padding2D(top: 1, left: 2, bottom: 0, right: 1)),  // padding across the line
             (2, 7, 4, 18, 17, Size2D(7, 1), .zero),   // 7×1 valid: one output row
             (1, 2, 2, 32, 32, Size2D(1, 7), nil),     // a line shorter than the filter
+            (1, 35, 35, 48, 64, Size2D(5, 5), nil),   // Inception's 5×5: ragged last tiles of three rows and columns
+            (2, 6, 7, 17, 33, Size2D(5, 5), nil),     // 5×5, batch 2, tiles cut on both axes, outputs across two panels
+            (1, 5, 5, 16, 20, Size2D(5, 5), .zero),   // 5×5 valid: a 1×1 output
+            (1, 3, 9, 19, 16, Size2D(5, 5), Padding2D(top: 2, left: 1, bottom: 0, right: 3)),  // asymmetric padding
+            (1, 2, 3, 24, 24, Size2D(5, 5), nil),     // a map smaller than the filter
         ]
         for (index, shape) in shapes.enumerated() {
             let geometry = self.geometry(shape.batch, shape.height, shape.width, inputs: shape.inputs,
@@ -48,7 +53,8 @@ final class LineWinogradTests: XCTestCase {
                                        algorithm: .lineWinograd, threads: 2)
                 let error = zip(one, expected).map { abs($0 - $1) }.max() ?? .infinity
                 XCTAssertEqual(one.count, expected.count)
-                // F(4, 7)'s ten points (±1/2, ±3/2) round more than F(4, 3)'s six.
+                // F(4, 7)'s ten points (±1/2, ±3/2) round more than F(4, 3)'s six; F(4×4, 5×5) sums 25
+                // taps through 64 points.
                 XCTAssertLessThanOrEqual(error, (taps == 3 ? 2e-6 : 1e-5) * scale, "shape \(index) \(level)")
                 XCTAssertEqual(one, two, "shape \(index) \(level): one and two threads differ")
             }
@@ -134,26 +140,28 @@ final class LineWinogradTests: XCTestCase {
         }
     }
 
-    /// ONNX's OIHW filter and Keras's HWIO one give the same transformed bits.
+    /// ONNX's OIHW filter and Keras's HWIO one give the same transformed bits, for a line and a square.
     func testKernelLayoutsTransformAlike() throws {
-        let (inputs, outputs, taps) = (19, 37, 7)
-        let hwio = seededValues(taps * inputs * outputs, seed: 821)
-        var oihw = [Float](repeating: 0, count: hwio.count)
-        for tap in 0..<taps {
-            for input in 0..<inputs {
-                for output in 0..<outputs {
-                    oihw[(output * inputs + input) * taps + tap] = hwio[(tap * inputs + input) * outputs + output]
+        for (inputs, outputs, taps, square, points) in [(19, 37, 7, false, 10), (17, 21, 5, true, 64)] {
+            let area = square ? taps * taps : taps
+            let hwio = seededValues(area * inputs * outputs, seed: 821)
+            var oihw = [Float](repeating: 0, count: hwio.count)
+            for tap in 0..<area {
+                for input in 0..<inputs {
+                    for output in 0..<outputs {
+                        oihw[(output * inputs + input) * area + tap] = hwio[(tap * inputs + input) * outputs + output]
+                    }
                 }
             }
+            let fromHWIO = try hwio.withUnsafeBufferPointer {
+                try LineWinogradWeights(hwio: $0, taps: taps, square: square, inputChannels: inputs, outputChannels: outputs)
+            }
+            let fromOIHW = try oihw.withUnsafeBufferPointer {
+                try LineWinogradWeights(oihw: $0, taps: taps, square: square, inputChannels: inputs, outputChannels: outputs)
+            }
+            XCTAssertEqual(fromHWIO.dims, [points, inputs, outputs])
+            XCTAssertEqual(fromHWIO.withUnsafeValues(Array.init), fromOIHW.withUnsafeValues(Array.init), "square: \(square)")
         }
-        let fromHWIO = try hwio.withUnsafeBufferPointer {
-            try LineWinogradWeights(hwio: $0, taps: taps, inputChannels: inputs, outputChannels: outputs)
-        }
-        let fromOIHW = try oihw.withUnsafeBufferPointer {
-            try LineWinogradWeights(oihw: $0, taps: taps, inputChannels: inputs, outputChannels: outputs)
-        }
-        XCTAssertEqual(fromHWIO.dims, [10, inputs, outputs])
-        XCTAssertEqual(fromHWIO.withUnsafeValues(Array.init), fromOIHW.withUnsafeValues(Array.init))
     }
 
     /// Inception's 17×17 1×7 and 7×1 layers pay at batch 1, and so do its 8×8 1×3 and 3×1 ones;
@@ -187,6 +195,17 @@ final class LineWinogradTests: XCTestCase {
         XCTAssertEqual(algorithm(1, 17, 8, Size2D(1, 7)), .im2colGEMM)
         XCTAssertEqual(algorithm(1, 17, 160, Size2D(1, 9)), .im2colGEMM)
         XCTAssertEqual(algorithm(1, 17, 160, Size2D(1, 4)), .im2colGEMM)
+        // 5×5: Inception's 35×35 48→64 layers ran 1.3× faster on the square tiles at batch 1 and 2.4×
+        // at batch 8; 16 channels are too few for the transforms, an 8×8 map at batch 1 too few tiles.
+        XCTAssertEqual(algorithm(1, 35, 48, Size2D(5, 5)), .lineWinograd)
+        XCTAssertEqual(algorithm(8, 35, 48, Size2D(5, 5)), .lineWinograd)
+        XCTAssertEqual(algorithm(1, 35, 16, Size2D(5, 5)), .im2colGEMM)
+        XCTAssertEqual(algorithm(1, 8, 64, Size2D(5, 5)), .im2colGEMM)
+        XCTAssertEqual(algorithm(8, 8, 64, Size2D(5, 5)), .lineWinograd)
+        XCTAssertEqual(algorithm(1, 35, 48, Size2D(5, 5), stride: 2), .im2colGEMM)
+        XCTAssertEqual(algorithm(1, 35, 48, Size2D(5, 5), layout: .nchw), .im2colGEMM)
+        XCTAssertEqual(algorithm(1, 35, 64, Size2D(7, 7)), .im2colGEMM)
+        XCTAssertEqual(algorithm(1, 35, 64, Size2D(3, 3)), .winograd(.large))
     }
 
     func testRefusesWhatItCannotRun() throws {
@@ -203,6 +222,20 @@ final class LineWinogradTests: XCTestCase {
             try scratch.withUnsafeMutableBufferPointer { scratch in
                 try output.withUnsafeMutableBufferPointer { output in
                     try Conv2D.apply(input: source, weights: wrong, output: output, geometry: geometry, scratch: scratch)
+                }
+            }
+        }) { XCTAssertTrue("\($0)".contains("do not match the geometry"), "\($0)") }
+        // A 1×5 line's weights on a 5×5 layer: the same taps, another span.
+        let five = Conv2DGeometry(batch: 1, input: Size2D(8, 8), inputChannels: 16, outputChannels: 16,
+                                  kernel: Size2D(5, 5), padding: Self.same(Size2D(5, 5)), layout: .nhwc)
+        let line = Conv2DGeometry(batch: 1, input: Size2D(8, 8), inputChannels: 16, outputChannels: 16,
+                                  kernel: Size2D(1, 5), padding: Self.same(Size2D(1, 5)), layout: .nhwc)
+        let lineWeights = try LineWinogradWeights(try packedWeights(seededValues(5 * 16 * 16, seed: 835), line))
+        var fiveScratch = [Float](repeating: 0, count: Conv2D.scratchSize(for: five, algorithm: .lineWinograd))
+        XCTAssertThrowsError(try input.withUnsafeBufferPointer { source in
+            try fiveScratch.withUnsafeMutableBufferPointer { scratch in
+                try output.withUnsafeMutableBufferPointer { output in
+                    try Conv2D.apply(input: source, weights: lineWeights, output: output, geometry: five, scratch: scratch)
                 }
             }
         }) { XCTAssertTrue("\($0)".contains("do not match the geometry"), "\($0)") }

@@ -128,15 +128,24 @@ final class BatchDependentAlgorithmTests: XCTestCase {
         XCTAssertLessThanOrEqual(error, 1e-5 * max(scale, 1))
     }
 
-    /// A 1×3 layer on 8×8 with 64 channels runs im2col at batch 1 and line Winograd at batch 8. Prepared for batch 8
-    /// (the original released), batch 1 keeps the line form instead of failing for want of the
-    /// packed one: a partial last batch of `keel extract --batch 8` runs on what is held.
+    /// A 1×3 layer on 8×8 with 64 channels runs im2col at batch 1 and line Winograd at batch 8, and
+    /// so does a 5×5 one on F(4×4, 5×5). Prepared for batch 8 (the original released), batch 1 keeps
+    /// the Winograd form instead of failing for want of the packed one: a partial last batch of
+    /// `keel extract --batch 8` runs on what is held.
     func testLineWinogradFormHeldAloneServesEveryBatch() throws {
+        try heldAloneServesEveryBatch(kernel: "(1, 3)", form: "linewinograd", algorithm: "line_winograd")
+    }
+
+    func testSquareWinogradFormHeldAloneServesEveryBatch() throws {
+        try heldAloneServesEveryBatch(kernel: "(5, 5)", form: "squarewinograd", algorithm: "winograd5x5")
+    }
+
+    private func heldAloneServesEveryBatch(kernel: String, form: String, algorithm: String) throws {
         func graph(_ batch: String) throws -> Graph {
             let source = """
             model line
             input image: f32[\(batch), 8, 8, 64]
-            body = conv2d(64, (1, 3), padding: same, activation: relu)
+            body = conv2d(64, \(kernel), padding: same, activation: relu)
             output body
             """
             return try seededGraph(source, path: "line.keel", seed: 9)
@@ -146,20 +155,20 @@ final class BatchDependentAlgorithmTests: XCTestCase {
             try CompiledModel(graph: try graph(String(batch)), context: ExecutionContext(threads: 1)).run(try image(batch: batch, size: 8, channels: 64))
         }
         let model = try CompiledModel(graph: symbolic, context: ExecutionContext(threads: 1, preparedBatch: 8))
-        XCTAssertEqual(model.prepared.filters.map(\.key), ["linewinograd:body/kernel"])
+        XCTAssertEqual(model.prepared.filters.map(\.key), ["\(form):body/kernel"])
         XCTAssertNil(model.prepared.original("body/kernel"))
         XCTAssertEqual(try model.run(try image(batch: 8, size: 8, channels: 64)), try fixed(8))
-        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["line_winograd"])
+        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), [algorithm])
         let actual = try XCTUnwrap(try model.run(try image(batch: 1, size: 8, channels: 64)).values.first)
         let expected = try XCTUnwrap(try fixed(1).values.first)
         let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
         XCTAssertLessThanOrEqual(error, 1e-5 * max(expected.values.map { abs($0) }.max() ?? 1, 1))
-        // Prepared for batch 1 instead (packed, the original released), batch 8 derives the line
+        // Prepared for batch 1 instead (packed, the original released), batch 8 derives the Winograd
         // form from the packed filter: the same floats, so the bits of a model compiled for 8.
         let packedFirst = try CompiledModel(graph: symbolic, context: ExecutionContext(threads: 1))
         XCTAssertEqual(try packedFirst.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["im2col"])
         XCTAssertEqual(try packedFirst.run(try image(batch: 1, size: 8, channels: 64)), try fixed(1))
         XCTAssertEqual(try packedFirst.run(try image(batch: 8, size: 8, channels: 64)), try fixed(8))
-        XCTAssertEqual(packedFirst.prepared.filters.map(\.key), ["conv:body/kernel", "linewinograd:body/kernel"])
+        XCTAssertEqual(packedFirst.prepared.filters.map(\.key), ["conv:body/kernel", "\(form):body/kernel"])
     }
 }

@@ -68,9 +68,9 @@ final class CompiledArtifactTests: XCTestCase {
         try refused(Data("not a model".utf8), "does not start with the .keelc signature")
         var version = good
         version[8] = 9
-        try refused(version, "format version 9, but this keel reads versions 4, 5, 6 and 7; compile it again with `keel compile`")
+        try refused(version, "format version 9, but this keel reads versions 4, 5, 6, 7 and 8; compile it again with `keel compile`")
         version[8] = 3
-        try refused(version, "format version 3 (an older keel's, which does not record how the file was made), but this keel reads versions 4, 5, 6 and 7")
+        try refused(version, "format version 3 (an older keel's, which does not record how the file was made), but this keel reads versions 4, 5, 6, 7 and 8")
         var header = good
         header[70] ^= 0x20
         try refused(header, "the header fails its checksum")

@@ -124,7 +124,7 @@ final class PreparedArtifactTests: XCTestCase {
         }
         // Damaged dimensions are refused with the reason, on one line.
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        for (dims, message) in [([7, 64], "are not [taps, inputs, outputs]"), ([9, 64, 64] + split, "no line transform for 9 taps"),
+        for (dims, message) in [([7, 64], "are not [taps, inputs, outputs]"), ([9, 64, 64] + split, "no transform for 9 taps along a line"),
                                 ([7, 65, 64] + split, "expected for 7 taps, 65 input and 64 output channels")] {
             let damaged = try editingHeader(good) { header in
                 var records = header["prepared"] as? [[String: Any]] ?? []
@@ -140,6 +140,53 @@ final class PreparedArtifactTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(message), "\(error)")
                 XCTAssertFalse("\(error)".contains("\n"), "\(error)")
             }
+        }
+    }
+
+    /// Inception's 35×35 5×5 layer (48 → 64 channels) runs F(4×4, 5×5) at batch 1; its filter is
+    /// stored as 64 points under its own kind (a 1×5 line's dimensions would read the same) and runs
+    /// the same from the mapping. A square kind whose values do not fill 64 points is refused.
+    func testSquareWinogradFiltersRoundTrip() throws {
+        let source = """
+        model mixed
+        input image: f32[N, 35, 35, 48] nhwc
+        branch = conv2d(64, (5, 5), padding: same, activation: relu)
+        output branch
+        """
+        var graph = try ShapeInference().run(parseKeelGraph(source: source, path: folder + "/mixed.keel")).graph
+        for (name, constant) in graph.constants {
+            graph.constants[name]?.data = WeightInitializer.initialize(constant, seed: 11)
+        }
+        let model = try CompiledModel(graph: graph, context: ExecutionContext(threads: 1))
+        XCTAssertEqual(try model.kernelChoices(bindings: ["N": 1]).map(\.choice.algorithm), ["winograd5x5"])
+        let filters = try model.preparedFilters()
+        XCTAssertEqual(filters.map(\.key), ["squarewinograd:branch/kernel"])
+        let split = PanelLayout(depth: 48).splitHalves ? [16] : []
+        XCTAssertEqual(filters.map(\.dims), [[5, 48, 64] + split])
+        let path = folder + "/mixed.keelc"
+        try CompiledArtifact.write(model.graph, prepared: filters, provenance: .test, to: path)
+        let contents = try CompiledArtifact.read(path: path)
+        XCTAssertEqual(contents.prepared.map(\.kind), [.squareWinograd])
+        // 64 points of [48 inputs][two 32-column panels].
+        XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [64 * 48 * 64])
+        let mapped = try CompiledModel(graph: contents.graph, prepared: contents.prepared, context: ExecutionContext(threads: 1))
+        for batch in [1, 2] {
+            var generator = SplitMix64(seed: UInt64(50 + batch))
+            let image = try Tensor(shape: [batch, 35, 35, 48],
+                                   values: (0..<(batch * 35 * 35 * 48)).map { _ in Float(generator.nextUnit()) - 0.5 })
+            XCTAssertEqual(try mapped.run(["image": image]), try model.run(["image": image]), "batch \(batch)")
+        }
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        let damaged = try editingHeader(good) { header in
+            var records = header["prepared"] as? [[String: Any]] ?? []
+            records[0]["dims"] = [5, 48, 100] + split
+            header["prepared"] = records
+        }
+        let damagedPath = folder + "/damaged-square.keelc"
+        try damaged.write(to: URL(fileURLWithPath: damagedPath))
+        XCTAssertThrowsError(try CompiledArtifact.read(path: damagedPath)) { error in
+            XCTAssertTrue("\(error)".contains("prepared filter 'squarewinograd:branch/kernel': "), "\(error)")
+            XCTAssertTrue("\(error)".contains("expected for 5 taps square, 48 input and 100 output channels"), "\(error)")
         }
     }
 

@@ -45,14 +45,15 @@ public enum ArtifactError: Error, Equatable, CustomStringConvertible {
 /// panels be stored split into 16-column halves (dimensions [inputs, outputs, 16]), as AVX2 CPUs
 /// pack them (`PanelLayout`). Version 7 adds prepared filters of kind `lineWinograd`: 1×k and k×1
 /// filters in the line-Winograd domain (`LineWinogradWeights`, dimensions [taps, inputs, outputs]).
-/// Versions 4 to 6 read as before.
+/// Version 8 adds kind `squareWinograd`: 5×5 filters in the F(4×4, 5×5) domain, stored like the
+/// line ones ([taps, inputs, outputs], the kind telling the square). Versions 4 to 7 read as before.
 /// A file of another version, a truncated file, a header that fails its checksum or a prepared
 /// section whose entries do not fit is refused with the reason. Weight bytes are checksummed
 /// in the header but checked only when asked (`read(path:verify:)`, `--verify`): checking reads
 /// all of them at start-up.
 public enum CompiledArtifact {
-    public static let formatVersion: UInt32 = 7
-    static let readableVersions: [UInt32] = [4, 5, 6, formatVersion]
+    public static let formatVersion: UInt32 = 8
+    static let readableVersions: [UInt32] = [4, 5, 6, 7, formatVersion]
     static let magic: [UInt8] = Array("KEELC".utf8) + [0, 0, 0]
     static let prefixSize = 64
     static let weightAlignment = 64

@@ -96,8 +96,9 @@ extension KernelLowering {
                                  output: output, geometry: kernelGeometry, scratch: scratch, maxPooled: pooled,
                                  outputPixelStride: outputPixelStride, context: context)
             }
-        case .lineWinograd:
-            let transformed = try weights(LineWinogradWeights.self)
+        case .lineWinograd, .squareWinograd:
+            let transformed = choice.form == .lineWinograd ? try weights(LineWinogradWeights.self)
+                : try weights(SquareWinogradWeights.self).weights
             return convolving { output, scratch in
                 try Conv2D.apply(input: input, weights: transformed, bias: bias, residual: residual, activation: activation,
                                  output: output, geometry: kernelGeometry, scratch: scratch,

@@ -52,11 +52,12 @@ struct ConvolutionChoice: Equatable {
         let form: PreparedForm
         switch fp32Algorithm {
         case .winograd(let tile): form = tile == .large ? .winograd : .winograd2x2
-        case .lineWinograd: form = .lineWinograd
+        case .lineWinograd: form = LineWinograd.span(of: geometry.kernel)?.span == .square ? .squareWinograd : .lineWinograd
         case .pointwise, .im2colGEMM: form = .panels
         case .direct, .depthwise, .grouped: form = .packed
         }
-        return ConvolutionChoice(algorithm: fp32Algorithm, form: form, kernel: .fp32(fp32Algorithm, residual: hasResidual))
+        return ConvolutionChoice(algorithm: fp32Algorithm, form: form,
+                                 kernel: .fp32(fp32Algorithm, residual: hasResidual, kernelSize: geometry.kernel))
     }
 }
 

@@ -13,6 +13,9 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     /// A 1×k or k×1 filter transformed into the line-Winograd F(4, k) domain, in 32-column panels
     /// (`LineWinogradWeights`).
     case lineWinograd
+    /// A 5×5 filter transformed into the F(4×4, 5×5) domain, F(4, 5) along both axes, in 32-column
+    /// panels (`SquareWinogradWeights`).
+    case squareWinograd
     /// Packed row-major per group, [K][outputs], for direct and depthwise, and as the file form of `panels`
     /// (`PackedConv2DWeights`).
     case packed
@@ -34,6 +37,7 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
         case .winograd: return WinogradWeights.self
         case .winograd2x2: return SmallTileWinogradWeights.self
         case .lineWinograd: return LineWinogradWeights.self
+        case .squareWinograd: return SquareWinogradWeights.self
         case .packed: return PackedConv2DWeights.self
         case .panels: return PanelConv2DWeights.self
         case .densePanels: return PanelDenseWeights.self
@@ -48,13 +52,14 @@ public enum PreparedForm: String, Codable, Sendable, CaseIterable {
     var isStored: Bool { self != .foldedBatchNorm && self != .panels }
 
     /// The cache key's text, as .keelc files record it: "winograd:<filter>", "winograd2x2:<filter>",
-    /// "linewinograd:<filter>",
+    /// "linewinograd:<filter>", "squarewinograd:<filter>",
     /// "conv:<filter>", "bf16:<filter>", "dense:<kernel>", "bn:<node>".
     func key(_ source: String) -> String {
         switch self {
         case .winograd: return "winograd:" + source
         case .winograd2x2: return "winograd2x2:" + source
         case .lineWinograd: return "linewinograd:" + source
+        case .squareWinograd: return "squarewinograd:" + source
         case .packed: return "conv:" + source
         case .panels: return "panels:" + source
         case .densePanels: return "dense:" + source
@@ -160,16 +165,26 @@ struct SmallTileWinogradWeights: PreparedPayload {
 extension LineWinogradWeights: PreparedPayload {
     static var form: PreparedForm { .lineWinograd }
 
-    /// From the original filter, or from the packed form (the same floats, so the same weights).
     static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        try prepare(source, from: held, square: false, context: context)
+    }
+
+    /// From the original filter, or from the packed form (the same floats, so the same weights).
+    static func prepare(_ source: WeightSource, from held: HeldWeights, square: Bool,
+                        context: KernelContext) throws -> Self {
+        let form: PreparedForm = square ? .squareWinograd : .lineWinograd
         let filter = try source.convolutionFilter(for: form)
-        guard let taps = LineWinograd.taps(of: filter.kernel) else { throw source.cannotPrepare(form) }
+        guard let (taps, span) = LineWinograd.span(of: filter.kernel), (span == .square) == square else {
+            throw source.cannotPrepare(form)
+        }
         if held.original != nil {
             let values = try held.requireOriginal(for: form)
             switch filter.layout {
-            case .hwio: return try LineWinogradWeights(hwio: values, taps: taps, inputChannels: filter.inputChannels,
+            case .hwio: return try LineWinogradWeights(hwio: values, taps: taps, square: square,
+                                                       inputChannels: filter.inputChannels,
                                                        outputChannels: filter.outputChannels, context: context)
-            case .oihw: return try LineWinogradWeights(oihw: values, taps: taps, inputChannels: filter.inputChannels,
+            case .oihw: return try LineWinogradWeights(oihw: values, taps: taps, square: square,
+                                                       inputChannels: filter.inputChannels,
                                                        outputChannels: filter.outputChannels, context: context)
             }
         }
@@ -180,12 +195,37 @@ extension LineWinogradWeights: PreparedPayload {
     var storedDims: [Int] { [taps, inputChannels, outputChannels] + panelHalvesDims(splitHalves) }
     func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R { try withUnsafeValues(body) }
     init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        try self.init(borrowing: values, owner: owner, storedDims: dims, square: false)
+    }
+
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int], square: Bool) throws {
         guard dims.count == 3 || (dims.count == 4 && dims[3] == splitPanelMark) else {
             throw KernelError.invalidArgument(kernel: "line winograd weights",
                                               message: "dims \(dims) are not [taps, inputs, outputs] or [taps, inputs, outputs, 16]")
         }
-        try self.init(borrowing: values, owner: owner, taps: dims[0], inputChannels: dims[1], outputChannels: dims[2],
-                      splitHalves: dims.count == 4)
+        try self.init(borrowing: values, owner: owner, taps: dims[0], square: square, inputChannels: dims[1],
+                      outputChannels: dims[2], splitHalves: dims.count == 4)
+    }
+}
+
+/// F(4×4, 5×5) weights: the same type as the line ones, a form of its own because a .keelc stores
+/// both as [taps, inputs, outputs] and only the kind tells a 5×5 square from a 1×5 line.
+struct SquareWinogradWeights: PreparedPayload {
+    static var form: PreparedForm { .squareWinograd }
+    let weights: LineWinogradWeights
+
+    static func prepare(_ source: WeightSource, from held: HeldWeights, context: KernelContext) throws -> Self {
+        SquareWinogradWeights(weights: try LineWinogradWeights.prepare(source, from: held, square: true, context: context))
+    }
+
+    private init(weights: LineWinogradWeights) { self.weights = weights }
+
+    var storedDims: [Int] { weights.storedDims }
+    func withUnsafeStoredValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try weights.withUnsafeStoredValues(body)
+    }
+    init(borrowing values: UnsafeBufferPointer<Float>, owner: AnyObject, storedDims dims: [Int]) throws {
+        weights = try LineWinogradWeights(borrowing: values, owner: owner, storedDims: dims, square: true)
     }
 }
 

@@ -101,7 +101,7 @@ final class PreparedWeights: @unchecked Sendable {
         let held = Set(PreparedForm.allCases.filter { entries[Key(source: name, form: $0)] != nil })
         if held == [.winograd2x2] { return .winograd(.small) }
         if held == [.winograd] { return .winograd(.large) }
-        if held == [.lineWinograd] { return .lineWinograd }
+        if held == [.lineWinograd] || held == [.squareWinograd] { return .lineWinograd }
         return nil
     }
 

@@ -103,12 +103,12 @@ struct ConvolutionLayer {
 
     /// Whether the kernel can write its output pixels a wider row apart, straight into a
     /// concatenation's slice (`ConcatPlacement`): the NHWC panel and Winograd forms, without a
-    /// residual or a fused pool (line Winograd only with no activation or ReLU, which it fuses).
+    /// residual or a fused pool (line and 5×5 Winograd only with no activation or ReLU, which they fuse).
     func writesPixelRows(activation: UnaryOperation) -> Bool {
         guard kernelGeometry.layout == .nhwc, !hasResidual, !geometry.fusedMaxPool else { return false }
         switch choice.form {
         case .panels, .winograd, .winograd2x2: return true
-        case .lineWinograd: return activation == .identity || activation == .relu
+        case .lineWinograd, .squareWinograd: return activation == .identity || activation == .relu
         case .bf16, .packed, .foldedBatchNorm, .densePanels: return false
         }
     }
