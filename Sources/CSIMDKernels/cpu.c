@@ -15,6 +15,7 @@
  * not silently leave everything on. */
 #include "keel_kernels.h"
 #include "isa_entries.h"
+#include "line_matrices.h"
 #include "panel_gemm.h"
 
 #include <stdatomic.h>
@@ -209,4 +210,16 @@ const keel_kernel_table *keel_kernels(void) {
     if (table) return table;
     publish(keel_cpu_detected());
     return atomic_load_explicit(&current, memory_order_acquire);
+}
+
+const float *keel_line_matrix(int kind, int *rows, int *columns) {
+    static const struct { const float *values; int rows, columns; } matrices[] = {
+        [KEEL_LINE_INPUT_6] = {keel_line_input_6, 6, 6},    [KEEL_LINE_OUTPUT_6] = {keel_line_output_6, 4, 6},
+        [KEEL_LINE_INPUT_8] = {keel_line_input_8, 8, 8},    [KEEL_LINE_OUTPUT_8] = {keel_line_output_8, 4, 8},
+        [KEEL_LINE_INPUT_10] = {keel_line_input_10, 10, 10}, [KEEL_LINE_OUTPUT_10] = {keel_line_output_10, 4, 10},
+    };
+    if (kind <= KEEL_LINE_GENERIC || kind > KEEL_LINE_OUTPUT_10) return NULL;
+    *rows = matrices[kind].rows;
+    *columns = matrices[kind].columns;
+    return matrices[kind].values;
 }

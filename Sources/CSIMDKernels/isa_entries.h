@@ -32,8 +32,9 @@
                                                    ptrdiff_t channel_end, float *destination,               \
                                                    ptrdiff_t point_stride, int split_halves); \
     void keel_##PREFIX##_line_transform(const float *source, ptrdiff_t source_stride, ptrdiff_t channels,      \
-                                        const float *matrix, int rows, int columns, const float *bias,       \
-                                        int relu, float *destination, ptrdiff_t destination_stride);
+                                        const float *matrix, int rows, int columns, int kind,                \
+                                        const float *bias, int relu, float *destination,                     \
+                                        ptrdiff_t destination_stride);
 
 KEEL_DECLARE_FP32_KERNELS(avx512)
 KEEL_DECLARE_FP32_KERNELS(avx2)

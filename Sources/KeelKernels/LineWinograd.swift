@@ -145,6 +145,10 @@ struct LineWinogradTransforms: Sendable {
     let output: [Float]
     /// G, points × taps, row-major, in double: filters are transformed in double and rounded once.
     let filter: [Double]
+    /// The SIMD kernels' names for Bᵀ and Aᵀ (`keel_line_matrix`), whose bodies take them as
+    /// constants; KEEL_LINE_GENERIC where their copy differs from these (it never has).
+    let inputKind: Int32
+    let outputKind: Int32
 
     static let interpolationPoints: [Double] = [0, 1, -1, 2, -2, 0.5, -0.5, 1.5, -1.5]
 
@@ -192,6 +196,22 @@ struct LineWinogradTransforms: Sendable {
         self.input = input
         self.output = (0..<size).flatMap { row in (0..<points).map { Float(outputs[$0][row]) } }
         self.filter = filter
+        inputKind = Self.kernelKind(of: self.input, rows: points, columns: points)
+        outputKind = Self.kernelKind(of: self.output, rows: size, columns: points)
+    }
+
+    /// The kind whose constant matrix in the SIMD kernels is `matrix`, bit for bit.
+    private static func kernelKind(of matrix: [Float], rows: Int, columns: Int) -> Int32 {
+        let kinds = [KEEL_LINE_INPUT_6, KEEL_LINE_OUTPUT_6, KEEL_LINE_INPUT_8, KEEL_LINE_OUTPUT_8, KEEL_LINE_INPUT_10,
+                     KEEL_LINE_OUTPUT_10].map { Int32($0) }
+        for kind in kinds {
+            var (kernelRows, kernelColumns): (Int32, Int32) = (0, 0)
+            guard let values = keel_line_matrix(kind, &kernelRows, &kernelColumns),
+                  Int(kernelRows) == rows, Int(kernelColumns) == columns,
+                  matrix.indices.allSatisfy({ values[$0].bitPattern == matrix[$0].bitPattern }) else { continue }
+            return kind
+        }
+        return Int32(KEEL_LINE_GENERIC)
     }
 
     /// The inverse of a small well-conditioned matrix, by Gauss-Jordan elimination with partial pivoting.
@@ -268,18 +288,20 @@ struct LineWinogradRun {
                     switch tiling.span {
                     case .width, .height:
                         LineWinograd.transform(source, stride: tiling.span == .width ? channels : rowStride,
-                                               channels: channels, matrix: matrix, rows: points, columns: points, bias: nil,
-                                               relu: false, destination: target, destinationStride: pointStride)
+                                               channels: channels, matrix: matrix, rows: points, columns: points, kind: transforms.inputKind,
+                                               bias: nil, relu: false, destination: target, destinationStride: pointStride)
                     case .square:
                         // half[r][s]: point r down input column s; then point (r, q) along half's row r.
                         for s in 0..<points {
                             LineWinograd.transform(source + s * channels, stride: rowStride, channels: channels,
-                                                   matrix: matrix, rows: points, columns: points, bias: nil, relu: false,
+                                                   matrix: matrix, rows: points, columns: points,
+                                                   kind: transforms.inputKind, bias: nil, relu: false,
                                                    destination: half + s * channels, destinationStride: points * channels)
                         }
                         for r in 0..<points {
                             LineWinograd.transform(half + r * points * channels, stride: channels, channels: channels,
-                                                   matrix: matrix, rows: points, columns: points, bias: nil, relu: false,
+                                                   matrix: matrix, rows: points, columns: points,
+                                                   kind: transforms.inputKind, bias: nil, relu: false,
                                                    destination: target + r * points * pointStride,
                                                    destinationStride: pointStride)
                         }
@@ -311,7 +333,8 @@ struct LineWinogradRun {
                     func store(_ sums: UnsafePointer<Float>, stride: Int, pixels: Int, into line: UnsafeMutablePointer<Float>,
                                step: Int) {
                         LineWinograd.transform(sums, stride: stride, channels: channels, matrix: matrix, rows: pixels,
-                                               columns: points, bias: bias, relu: activation == .relu,
+                                               columns: points, kind: transforms.outputKind, bias: bias,
+                                               relu: activation == .relu,
                                                destination: line, destinationStride: step)
                         if activation != .identity && activation != .relu {
                             _ = applyVectorActivation(input: line, output: line, rows: pixels, columns: channels,
@@ -326,7 +349,8 @@ struct LineWinogradRun {
                         for s in 0..<points {
                             LineWinograd.transform(products + s * pointStride, stride: points * pointStride,
                                                    channels: channels, matrix: matrix, rows: size, columns: points,
-                                                   bias: nil, relu: false, destination: half + s * channels,
+                                                   kind: transforms.outputKind, bias: nil, relu: false,
+                                                   destination: half + s * channels,
                                                    destinationStride: points * channels)
                         }
                         for r in 0..<rows {
@@ -344,11 +368,12 @@ extension LineWinograd {
     /// destination[p·destinationStride + c] = Σ_j matrix[p·columns + j]·source[j·stride + c] (+ bias,
     /// then ReLU) for p < rows and c < channels: CSIMDKernels' vector body when a SIMD level is in
     /// use, the same FMAs in the same order one channel at a time otherwise.
+    /// `kind`: the SIMD kernels' name for `matrix` (`LineWinogradTransforms.inputKind`, `outputKind`).
     static func transform(_ source: UnsafePointer<Float>, stride: Int, channels: Int, matrix: UnsafePointer<Float>,
-                          rows: Int, columns: Int, bias: UnsafePointer<Float>?, relu: Bool,
+                          rows: Int, columns: Int, kind: Int32, bias: UnsafePointer<Float>?, relu: Bool,
                           destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
         if let simd = KernelTable.current.line_transform {
-            return simd(source, stride, channels, matrix, Int32(rows), Int32(columns), bias, relu ? 1 : 0,
+            return simd(source, stride, channels, matrix, Int32(rows), Int32(columns), kind, bias, relu ? 1 : 0,
                         destination, destinationStride)
         }
         for channel in 0..<channels {

@@ -132,15 +132,26 @@ typedef void (*keel_winograd_output_tile_fn)(const float *products, ptrdiff_t po
  * split_halves at destination[p·point_stride + (o / 32)·inputs·32 + ((o % 32) / 16)·inputs·16 +
  * c·16 + o % 16]: each point's [inputs, outputs] matrix as sgemm's packed right operand
  * (keel_gemm_right; padding columns are left alone). */
-/* One-dimensional Winograd (1×k and k×1 convolutions), vectorised over channels: for p < rows and
- * every channel c, destination[p·destination_stride + c] = Σ_j matrix[p·columns + j] ·
- * source[j·source_stride + c] over j < columns (FMAs in ascending j, zero entries skipped), plus
- * bias[c] when `bias` is not NULL, then max(·, 0) when `relu`. The input transform passes Bᵀ over a
- * line of n pixels; the output one Aᵀ over a tile's n products. columns ≤ 16. */
+/* One-dimensional Winograd (1×k and k×1 convolutions, each axis of a k×k tile), vectorised over
+ * channels: for p < rows and every channel c, destination[p·destination_stride + c] =
+ * Σ_j matrix[p·columns + j] · source[j·source_stride + c] over j < columns (FMAs in ascending j,
+ * zero entries skipped), plus bias[c] when `bias` is not NULL, then max(·, 0) when `relu`. The input
+ * transform passes Bᵀ over a line of n pixels; the output one Aᵀ over a tile's n products.
+ * columns ≤ 16. `kind` names the matrix when it is one of F(4, k)'s (a Bᵀ, rows = n, or an Aᵀ,
+ * rows ≤ 4, equal to keel_line_matrix(kind)): the kernel then runs a body built for it; 0 for any
+ * other matrix. */
 #define KEEL_LINE_WINOGRAD_MAX_POINTS 16
+enum {
+    KEEL_LINE_GENERIC = 0,
+    KEEL_LINE_INPUT_6, KEEL_LINE_OUTPUT_6,
+    KEEL_LINE_INPUT_8, KEEL_LINE_OUTPUT_8,
+    KEEL_LINE_INPUT_10, KEEL_LINE_OUTPUT_10,
+};
 typedef void (*keel_line_transform_fn)(const float *source, ptrdiff_t source_stride, ptrdiff_t channels,
-                                       const float *matrix, int rows, int columns, const float *bias, int relu,
-                                       float *destination, ptrdiff_t destination_stride);
+                                       const float *matrix, int rows, int columns, int kind, const float *bias,
+                                       int relu, float *destination, ptrdiff_t destination_stride);
+/* The matrix of a KEEL_LINE_* kind (row-major, `*rows` × `*columns`), NULL for another kind. */
+const float *keel_line_matrix(int kind, int *rows, int *columns);
 typedef void (*keel_winograd_filter_transform_fn)(const float *source, ptrdiff_t inputs, ptrdiff_t outputs,
                                                   ptrdiff_t output_stride, ptrdiff_t channel_stride,
                                                   ptrdiff_t tap_stride, ptrdiff_t channel_begin,
