@@ -17,6 +17,12 @@
 
 #if KEEL_X86
 
+/* A kind's case: the body with its matrix, rows and columns as constants. */
+#define LINE_BODY_CASE(PREFIX, KIND, MATRIX, ROWS, COLUMNS)                                                     \
+    case KIND:                                                                                                  \
+        return PREFIX##_line_body(source, source_stride, channels, MATRIX, ROWS, COLUMNS, rows, bias, relu,     \
+                                  destination, destination_stride);
+
 /* Lines are at most KEEL_LINE_WINOGRAD_MAX_POINTS pixels long (keel_kernels.h). `ROWS` rows of the
  * matrix are computed, the first `stored` of them stored. */
 #define DEFINE_LINE_TRANSFORM(PREFIX, ATTRIBUTE, VEC, WIDTH, MASK, MASK_FOR, LOAD, STORE, SET1, ZERO, FMA, ADD, MAX) \
@@ -46,24 +52,12 @@
                                                   const float *bias, int relu, float *destination,                  \
                                                   ptrdiff_t destination_stride) {                                   \
         switch (kind) {                                                                                             \
-        case KEEL_LINE_INPUT_6:                                                                                     \
-            return PREFIX##_line_body(source, source_stride, channels, keel_line_input_6, 6, 6, rows, bias, relu,   \
-                                      destination, destination_stride);                                             \
-        case KEEL_LINE_OUTPUT_6:                                                                                    \
-            return PREFIX##_line_body(source, source_stride, channels, keel_line_output_6, 4, 6, rows, bias, relu,  \
-                                      destination, destination_stride);                                             \
-        case KEEL_LINE_INPUT_8:                                                                                     \
-            return PREFIX##_line_body(source, source_stride, channels, keel_line_input_8, 8, 8, rows, bias, relu,   \
-                                      destination, destination_stride);                                             \
-        case KEEL_LINE_OUTPUT_8:                                                                                    \
-            return PREFIX##_line_body(source, source_stride, channels, keel_line_output_8, 4, 8, rows, bias, relu,  \
-                                      destination, destination_stride);                                             \
-        case KEEL_LINE_INPUT_10:                                                                                    \
-            return PREFIX##_line_body(source, source_stride, channels, keel_line_input_10, 10, 10, rows, bias,      \
-                                      relu, destination, destination_stride);                                       \
-        case KEEL_LINE_OUTPUT_10:                                                                                   \
-            return PREFIX##_line_body(source, source_stride, channels, keel_line_output_10, 4, 10, rows, bias,      \
-                                      relu, destination, destination_stride);                                       \
+            LINE_BODY_CASE(PREFIX, KEEL_LINE_INPUT_6, keel_line_input_6, 6, 6)                                      \
+            LINE_BODY_CASE(PREFIX, KEEL_LINE_OUTPUT_6, keel_line_output_6, 4, 6)                                    \
+            LINE_BODY_CASE(PREFIX, KEEL_LINE_INPUT_8, keel_line_input_8, 8, 8)                                      \
+            LINE_BODY_CASE(PREFIX, KEEL_LINE_OUTPUT_8, keel_line_output_8, 4, 8)                                    \
+            LINE_BODY_CASE(PREFIX, KEEL_LINE_INPUT_10, keel_line_input_10, 10, 10)                                  \
+            LINE_BODY_CASE(PREFIX, KEEL_LINE_OUTPUT_10, keel_line_output_10, 4, 10)                                 \
         default:                                                                                                    \
             return PREFIX##_line_body(source, source_stride, channels, matrix, rows, columns, rows, bias, relu,     \
                                       destination, destination_stride);                                             \

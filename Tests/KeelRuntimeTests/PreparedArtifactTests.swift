@@ -115,31 +115,12 @@ final class PreparedArtifactTests: XCTestCase {
         XCTAssertEqual(contents.prepared.map(\.kind), [.lineWinograd, .lineWinograd])
         // Ten points of [64 inputs][two 32-column panels].
         XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [10 * 64 * 64, 10 * 64 * 64])
-        let mapped = try CompiledModel(graph: contents.graph, prepared: contents.prepared, context: ExecutionContext(threads: 1))
-        for batch in [1, 2] {
-            var generator = SplitMix64(seed: UInt64(40 + batch))
-            let image = try Tensor(shape: [batch, 17, 17, 64],
-                                   values: (0..<(batch * 17 * 17 * 64)).map { _ in Float(generator.nextUnit()) - 0.5 })
-            XCTAssertEqual(try mapped.run(["image": image]), try model.run(["image": image]), "batch \(batch)")
-        }
+        try assertMappedRunsAlike(contents, model, image: [17, 17, 64], seed: 40)
         // Damaged dimensions are refused with the reason, on one line.
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
         for (dims, message) in [([7, 64], "are not [taps, inputs, outputs]"), ([9, 64, 64] + split, "no transform for 9 taps along a line"),
                                 ([7, 65, 64] + split, "expected for 7 taps, 65 input and 64 output channels")] {
-            let damaged = try editingHeader(good) { header in
-                var records = header["prepared"] as? [[String: Any]] ?? []
-                if let index = records.firstIndex(where: { $0["key"] as? String == "linewinograd:row/kernel" }) {
-                    records[index]["dims"] = dims
-                }
-                header["prepared"] = records
-            }
-            let damagedPath = folder + "/damaged-line.keelc"
-            try damaged.write(to: URL(fileURLWithPath: damagedPath))
-            XCTAssertThrowsError(try CompiledArtifact.read(path: damagedPath)) { error in
-                XCTAssertTrue("\(error)".contains("prepared filter 'linewinograd:row/kernel': "), "\(error)")
-                XCTAssertTrue("\(error)".contains(message), "\(error)")
-                XCTAssertFalse("\(error)".contains("\n"), "\(error)")
-            }
+            try assertRefused(good, key: "linewinograd:row/kernel", dims: dims, message: message)
         }
     }
 
@@ -169,24 +150,38 @@ final class PreparedArtifactTests: XCTestCase {
         XCTAssertEqual(contents.prepared.map(\.kind), [.squareWinograd])
         // 64 points of [48 inputs][two 32-column panels].
         XCTAssertEqual(contents.prepared.map { $0.withUnsafeValues(\.count) }, [64 * 48 * 64])
+        try assertMappedRunsAlike(contents, model, image: [35, 35, 48], seed: 50)
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        try assertRefused(good, key: "squarewinograd:branch/kernel", dims: [5, 48, 100] + split,
+                          message: "expected for 5 taps square, 48 input and 100 output channels")
+    }
+
+    /// The model mapped from `contents` gives `model`'s bits at batch 1 and 2 on random images of `image` extents.
+    private func assertMappedRunsAlike(_ contents: CompiledArtifact.Contents, _ model: CompiledModel, image extents: [Int],
+                                       seed: UInt64) throws {
         let mapped = try CompiledModel(graph: contents.graph, prepared: contents.prepared, context: ExecutionContext(threads: 1))
         for batch in [1, 2] {
-            var generator = SplitMix64(seed: UInt64(50 + batch))
-            let image = try Tensor(shape: [batch, 35, 35, 48],
-                                   values: (0..<(batch * 35 * 35 * 48)).map { _ in Float(generator.nextUnit()) - 0.5 })
+            var generator = SplitMix64(seed: seed + UInt64(batch))
+            let count = extents.reduce(batch, *)
+            let image = try Tensor(shape: [batch] + extents, values: (0..<count).map { _ in Float(generator.nextUnit()) - 0.5 })
             XCTAssertEqual(try mapped.run(["image": image]), try model.run(["image": image]), "batch \(batch)")
         }
-        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+    }
+
+    /// `good` with prepared filter `key` given `dims` is refused with `message`, on one line.
+    private func assertRefused(_ good: Data, key: String, dims: [Int], message: String,
+                               file: StaticString = #filePath, line: UInt = #line) throws {
         let damaged = try editingHeader(good) { header in
             var records = header["prepared"] as? [[String: Any]] ?? []
-            records[0]["dims"] = [5, 48, 100] + split
+            if let index = records.firstIndex(where: { $0["key"] as? String == key }) { records[index]["dims"] = dims }
             header["prepared"] = records
         }
-        let damagedPath = folder + "/damaged-square.keelc"
+        let damagedPath = folder + "/damaged.keelc"
         try damaged.write(to: URL(fileURLWithPath: damagedPath))
-        XCTAssertThrowsError(try CompiledArtifact.read(path: damagedPath)) { error in
-            XCTAssertTrue("\(error)".contains("prepared filter 'squarewinograd:branch/kernel': "), "\(error)")
-            XCTAssertTrue("\(error)".contains("expected for 5 taps square, 48 input and 100 output channels"), "\(error)")
+        XCTAssertThrowsError(try CompiledArtifact.read(path: damagedPath), file: file, line: line) { error in
+            XCTAssertTrue("\(error)".contains("prepared filter '\(key)': "), "\(error)", file: file, line: line)
+            XCTAssertTrue("\(error)".contains(message), "\(error)", file: file, line: line)
+            XCTAssertFalse("\(error)".contains("\n"), "\(error)", file: file, line: line)
         }
     }
 
