@@ -60,8 +60,11 @@ public enum LineWinograd {
     /// channels), 1×7 broke even near 32 channels and ran 1.8–2.1× faster at 128; 1×3 broke even
     /// near 48–64 channels and ran 1.24–1.44× faster at 128; this estimate fitted every one of those
     /// ratios within 0.1. A square tile transforms each point twice (down, then along), so twice that.
+    /// Only with a vector transform in the kernel table: the portable one, a scalar loop per channel,
+    /// took 7.2 ms on Inception's 5×5 layer where im2col on OpenBLAS took 1.2 (1×7 on 17×17, 128
+    /// channels: 1.8 ms), so CPUs without one (KEEL_SIMD=generic, Arm) keep im2col.
     public static func pays(_ geometry: Conv2DGeometry) -> Bool {
-        guard supports(geometry) else { return false }
+        guard supports(geometry), hasVectorTransforms else { return false }
         let channels = min(geometry.inputChannels, geometry.outputChannels)
         guard channels >= Winograd.minimumChannels else { return false }
         let tiling = LineTiling(geometry)
@@ -73,6 +76,9 @@ public enum LineWinograd {
             * (1 + passes * transformChannels / Double(channels))
         return im2col >= tiles
     }
+
+    /// Whether this CPU's kernel table has the vector line transform `pays` needs.
+    public static var hasVectorTransforms: Bool { KernelTable.current.line_transform != nil }
 
     static let transformChannels = 40.0
     /// Half the 2-D tiles' `Winograd.filterStreamTiles`: with 26, Inception's 8×8 1×3 and 3×1

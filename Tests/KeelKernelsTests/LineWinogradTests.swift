@@ -170,7 +170,19 @@ final class LineWinogradTests: XCTestCase {
     /// 1.7–1.8× at batch 8; 8×8 at batch 1 1.4×). Thin layers keep im2col: a 1×7 one broke even
     /// near 32 channels, a 1×3 one near 48–64. Other kernels, strides, layouts and groups stay
     /// where they were.
-    func testDispatch() {
+    func testDispatch() throws {
+        defer { CPUCapabilities.restoreDetected() }
+        // Without a vector transform (the portable one was 3–6× slower than im2col) every layer keeps im2col.
+        CPUCapabilities.restrict(to: [])
+        XCTAssertFalse(LineWinograd.hasVectorTransforms)
+        for (batch, size, channels, kernel) in [(1, 17, 160, Size2D(1, 7)), (8, 35, 48, Size2D(5, 5)), (1, 8, 384, Size2D(1, 3))] {
+            XCTAssertEqual(Conv2D.defaultAlgorithm(for: Conv2DGeometry(
+                batch: batch, input: Size2D(size, size), inputChannels: channels, outputChannels: channels, kernel: kernel,
+                padding: Self.same(kernel), layout: .nhwc)), .im2colGEMM, "\(kernel) without a vector transform")
+        }
+        CPUCapabilities.restoreDetected()
+        try XCTSkipUnless(LineWinograd.hasVectorTransforms,
+                          "this CPU has no vector line transform (AVX2 or AVX-512): every layer keeps im2col, checked above")
         func algorithm(_ batch: Int, _ size: Int, _ channels: Int, _ kernel: Size2D, stride: Int = 1,
                        layout: ActivationLayout = .nhwc, groups: Int = 1) -> Conv2DAlgorithm {
             Conv2D.defaultAlgorithm(for: Conv2DGeometry(
