@@ -23,6 +23,11 @@ into Tests/KeelCLITests/Fixtures/backbones/ for the end-to-end tests (a few KB e
   5×5 (48 → 64, the F(4×4, 5×5) tiles), 1×1 then 1×7 and 7×1 (the line tiles), and a 3×3 average
   pool then 1×1, each with BN + ReLU, concatenated on channels.
 
+- expansion_nhwc.onnx: tf2onnx's shape of two inverted residual blocks on a map large enough
+  (64×48, expanded to 96 channels: 1.2 MB an image) for the plan to run each 1×1 expansion band by
+  band inside its depthwise layer: ReLU6 and a 3×3 depthwise with a shortcut, then swish, an explicit
+  uneven Pad and a 5×5 stride-2 depthwise with squeeze-excitation.
+
 BatchNormalization nodes carry statistics measured on the input, so activations stay O(1).
 Run from the repository root: python3 tools/gen_backbone_fixtures.py [name ...] (default: all).
 """
@@ -200,9 +205,25 @@ def inception_nhwc():
     return b.model("inception_nhwc", ["N", 24, 24, 32], output, ["N", 24, 24, 120]), (2, 24, 24, 32)
 
 
+def expansion_nhwc():
+    b = Builder(6)
+    x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])
+    y = b.relu6(b.batch_norm(b.conv(x, 6, 96, 1), 96))
+    y = b.relu6(b.batch_norm(b.conv(y, 96, 96, 3, groups=96), 96))
+    x = b.node("Add", [b.batch_norm(b.conv(y, 96, 6, 1), 6), x])
+    y = b.swish(b.batch_norm(b.conv(x, 6, 96, 1), 96))
+    y = b.node("Pad", [y, b.constant(np.array([0, 0, 1, 1, 0, 0, 2, 2], np.int64), "pads")], mode="constant")
+    y = b.swish(b.batch_norm(b.conv(y, 96, 96, 5, stride=2, pad=0, groups=96), 96))
+    gate = b.swish(b.conv(b.node("GlobalAveragePool", [y]), 96, 8, 1, bias=True))
+    y = b.node("Mul", [y, b.node("Sigmoid", [b.conv(gate, 8, 96, 1, bias=True)])])
+    y = b.batch_norm(b.conv(y, 96, 16, 1), 16)
+    output = b.node("Transpose", [y], perm=[0, 2, 3, 1])
+    return b.model("expansion_nhwc", ["N", 64, 48, 6], output, ["N", 32, 24, 16]), (2, 64, 48, 6)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    makers = (mobilenet_nhwc, resnet_nchw, features_nchw, efficientnet_nchw, inception_nhwc)
+    makers = (mobilenet_nhwc, resnet_nchw, features_nchw, efficientnet_nchw, inception_nhwc, expansion_nhwc)
     for make in [m for m in makers if len(sys.argv) < 2 or m.__name__ in sys.argv[1:]]:
         model, shape = make()
         name = model.graph.name

@@ -239,6 +239,15 @@ public enum Conv2D {
         }
     }
 
+    /// The pointwise NHWC product of `geometry`'s input rows on one filter group, unchecked:
+    /// `ExpandedDepthwiseConvolution` checks its layer once and then calls this band by band.
+    static func pointwiseRows(input: UnsafePointer<Float>, filter: PanelPackedFilter, filterBase: UnsafePointer<Float>,
+                              epilogue: KernelEpilogue, output: UnsafeMutablePointer<Float>, geometry: Conv2DGeometry,
+                              context: KernelContext) {
+        ConvolutionRun(input: input, filter: filter, filterBase: filterBase, epilogue: epilogue, output: output,
+                       geometry: geometry, scratch: nil, context: context).pointwiseNHWC()
+    }
+
     /// Whether a gated pointwise NHWC layer (`apply(inputScales:)`) scales a copy of its filter
     /// per image, or its input rows as the GEMM packs them (a prologue). The copy, channels ×
     /// outputs per image, costs little against an image of at least four pixels per output, and

@@ -52,6 +52,8 @@ struct StepOperands {
     var prologue: GEMMPrologue?
     /// For a pointwise convolution: each image's gate on its input channels (`ChannelScaleFusion`).
     var inputScales: UnsafeBufferPointer<Float>?
+    /// For a depthwise convolution: the pointwise expansion it computes band by band from its input (`ExpansionFusion`).
+    var expansion: ExpansionOperands?
     /// For a direct convolution: its data input is NCHW, not the NHWC it computes in (`InputLayoutFusion`).
     var readsChannelsFirst = false
     var constants: [String: TensorData]

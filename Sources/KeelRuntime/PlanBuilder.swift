@@ -105,10 +105,16 @@ struct PlanBuilder {
         // into the stem): the convolution reads the transpose's input.
         let layoutTransposes = InputLayoutFusion.find(graph: graph, shapes: shapes, pinned: outputValues, context: context,
                                                       prepared: prepared, isActivation: isActivation)
+        // Pointwise expansions a depthwise convolution computes band by band as it reads them: the
+        // depthwise convolution reads the expansion's input.
+        let expansions = ExpansionFusion.find(graph: graph, shapes: shapes, pinned: outputValues, context: context,
+                                              prepared: prepared, isActivation: isActivation,
+                                              claimed: Set(prologues.keys).union(gates.keys).union(layoutTransposes.keys))
         let absorbed = Set(prologues.values).union(gates.values.map(\.mul)).union(layoutTransposes.values)
+            .union(expansions.values)
         /// The value an absorbed node read in place of the one it produced for node `index`.
         func fusedInput(_ index: Int) -> String? {
-            (prologues[index] ?? layoutTransposes[index]).map { graph.nodes[$0].inputs[0] }
+            (prologues[index] ?? layoutTransposes[index] ?? expansions[index]).map { graph.nodes[$0].inputs[0] }
         }
         func readNames(_ index: Int) -> [String] {
             var names = graph.nodes[index].inputs
@@ -120,7 +126,7 @@ struct PlanBuilder {
             }
             return names
         }
-        for convolution in Set(prologues.keys).union(layoutTransposes.keys) {
+        for convolution in Set(prologues.keys).union(layoutTransposes.keys).union(expansions.keys) {
             guard let input = fusedInput(convolution) else { continue }
             lastUse[input] = max(lastUse[input] ?? -1, convolution)
         }
@@ -138,7 +144,8 @@ struct PlanBuilder {
         // image alike (`ImageTiling` may run them either way).
         func writesPixelRows(_ index: Int) -> Bool {
             let node = graph.nodes[index]
-            guard node.op == .conv2d, gates[index] == nil, layoutTransposes[index] == nil, node.inputs.count > 1,
+            guard node.op == .conv2d, gates[index] == nil, layoutTransposes[index] == nil, expansions[index] == nil,
+                  node.inputs.count > 1,
                   let input = shapes[node.inputs[0]], !input.isEmpty, let kernel = shapes[node.inputs[1]],
                   let (activation, softmax) = try? node.fusedActivation.kernelEpilogue, !softmax else { return false }
             return [input, [1] + input.dropFirst()].allSatisfy { shape in
@@ -287,6 +294,12 @@ struct PlanBuilder {
                 if let norm = prologues[index] {
                     operands.prologue = try KernelLowering.batchNormPrologue(stepOperands(norm, image: image))
                     for input in graph.nodes[norm].presentInputs.dropFirst() where lastUse[input] == norm {
+                        prepared.releaseOriginal(input)
+                    }
+                }
+                if let expansion = expansions[index] {
+                    operands.expansion = try KernelLowering.expansion(stepOperands(expansion, image: image))
+                    for input in graph.nodes[expansion].presentInputs.dropFirst() where lastUse[input] == expansion {
                         prepared.releaseOriginal(input)
                     }
                 }

@@ -64,6 +64,28 @@ final class BackboneBlockTests: XCTestCase {
         }
     }
 
+    /// Inverted residual blocks on a map whose expanded tensor (1.2 MB an image) does not fit in
+    /// L2: each 1×1 expansion runs inside its depthwise layer, band by band (`ExpansionFusion`), and
+    /// its step and its tensor leave the plan, at batch 1 and 2.
+    func testExpansionsRunInsideTheirDepthwiseLayers() throws {
+        try check("expansion_nhwc", fusedAway: [.add, .clip])
+        let (model, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("expansion_nhwc.onnx").path,
+                                           threads: 2).compile()
+        let expansion = Conv2DGeometry(batch: 1, input: Size2D(64, 48), inputChannels: 6, outputChannels: 96, kernel: .one)
+        let depthwise = Conv2DGeometry(batch: 1, input: Size2D(64, 48), inputChannels: 96, outputChannels: 96,
+                                       kernel: Size2D(3, 3), padding: Padding2D(top: 1, left: 1, bottom: 1, right: 1),
+                                       groups: 96)
+        guard ExpandedDepthwiseConvolution.canRun(expansion: expansion, depthwise: depthwise) else {
+            print("expansion fusion: skipped: no SIMD GEMM and depthwise kernels on this CPU (\(ExecutionContext.simdLevel))")
+            return
+        }
+        for batch in [1, 2] {
+            let algorithms = try model.kernelChoices(bindings: ["N": batch]).map(\.choice.algorithm)
+            XCTAssertEqual(algorithms.filter { $0.hasPrefix("expansion+depthwise") }.count, 2, "\(algorithms)")
+            XCTAssertEqual(algorithms.filter { $0.contains("depthwise") }.count, 2, "\(algorithms)")
+        }
+    }
+
     /// Inception's branches: the 5×5 convolution runs F(4×4, 5×5) and the 1×7 and 7×1 ones line
     /// Winograd, at batch 1 and 2, each writing into its slice of the concatenation.
     func testInceptionBlocksMatchONNXRuntime() throws {

@@ -10,8 +10,10 @@ extension KernelLowering {
         }
         // An NCHW input read by a direct NHWC convolution (`InputLayoutFusion`) has the shape it
         // would have had after the transpose, as far as the layer is concerned.
-        let inputShape = operands.readsChannelsFirst
-            ? InputLayoutFusion.convolutionInputShape(ofChannelsFirst: operands.inputShapes[0]) : operands.inputShapes[0]
+        // A depthwise layer that computes its expansion (`ExpansionFusion`) reads the expansion's input
+        // but is the layer of the expanded tensor.
+        let inputShape = operands.expansion?.outputShape ?? (operands.readsChannelsFirst
+            ? InputLayoutFusion.convolutionInputShape(ofChannelsFirst: operands.inputShapes[0]) : operands.inputShapes[0])
         let layer = try operands.reportingAgainstNode {
             try ConvolutionLayer(node, inputShape: inputShape, kernelShape: operands.inputShapes[1],
                                  precision: operands.context.precision, prepared: operands.prepared)
@@ -117,6 +119,22 @@ extension KernelLowering {
             throw operands.unsupported("a convolution has no \(choice.form.rawValue) form")
         case .packed:
             let packed = try weights(PackedConv2DWeights.self)
+            if let expansion = operands.expansion {
+                guard algorithm == .depthwise, operands.inputStorage[0] == .fp32, operands.outputStorage[0] == .fp32,
+                      outputPixelStride == nil, !geometry.fusedMaxPool else {
+                    throw operands.unsupported("a fused expansion needs an fp32 depthwise layer writing its own buffer")
+                }
+                kernelChoice.algorithm = "expansion+" + kernelChoice.algorithm
+                let fusedScratch = ExpandedDepthwiseConvolution.scratchSize(for: kernelGeometry, threads: context.threads)
+                return Step(node: node.name, op: node.op, flops: 2 * macs + expansion.flops, scratchSize: fusedScratch,
+                            choice: kernelChoice) { scratch in
+                    try ExpandedDepthwiseConvolution.apply(
+                        input: input, expansion: expansion.weights, expansionBias: expansion.bias,
+                        expansionActivation: expansion.activation, expansionGeometry: expansion.geometry, weights: packed,
+                        bias: bias, residual: residual, activation: activation, output: output, geometry: kernelGeometry,
+                        scratch: scratch, context: context)
+                }
+            }
             let (inputStorage, outputStorage) = (operands.inputStorage[0], operands.outputStorage[0])
             if inputStorage == .bf16 || outputStorage == .bf16 {
                 // A depthwise layer between bf16 activations (`ActivationStorageRule`): fp32 sums on
