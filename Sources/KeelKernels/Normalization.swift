@@ -7,6 +7,9 @@ import CSIMDKernels
 import Foundation
 
 public enum BatchNorm {
+    /// Channels-last tensors with fewer channels than this run as flat periodic blocks.
+    static let periodicChannelLimit = 16
+
     /// scale = gamma / sqrt(variance + epsilon), shift = beta - mean · scale, for `channels` values.
     public static func foldScaleShift(gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
                                       mean: UnsafeBufferPointer<Float>, variance: UnsafeBufferPointer<Float>,
@@ -54,7 +57,38 @@ public enum BatchNorm {
                                     rowStride: rowLength)
             applyEpilogue(block, bias: nil, direction: .perColumn, activation: activation, context: .singleThreaded)
         }
-        if inner == 1 {
+        if inner == 1 && rowStride == channels && channels < periodicChannelLimit {
+            // An image's three channels: a pixel's loop is too short to vectorise, so scale and
+            // shift repeat over lcm(channels, 16) values and the tensor runs as flat blocks of them.
+            var period = 16
+            while period % channels != 0 { period += 16 }
+            let pixelsPerPeriod = period / channels
+            var periodic = [Float](repeating: 0, count: 2 * period)
+            for index in 0..<period {
+                periodic[index] = scales[index % channels]
+                periodic[period + index] = shifts[index % channels]
+            }
+            periodic.withUnsafeBufferPointer { periodic in
+                guard let periodicScale = periodic.baseAddress else { return }
+                let periodicShift = periodicScale + period
+                context.forEachChunk((outer + pixelsPerPeriod - 1) / pixelsPerPeriod,
+                                     minimumChunk: max(1, parallelGrain / period)) { periods in
+                    let rows = periods.lowerBound * pixelsPerPeriod..<min(outer, periods.upperBound * pixelsPerPeriod)
+                    for first in stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
+                        let block = first..<min(first + blockRows, rows.upperBound)
+                        var index = block.lowerBound * channels
+                        let end = block.upperBound * channels
+                        while index < end {
+                            let length = min(period, end - index)
+                            let (from, to) = (source + index, destination + index)
+                            for offset in 0..<length { to[offset] = from[offset] * periodicScale[offset] + periodicShift[offset] }
+                            index += length
+                        }
+                        activate(block)
+                    }
+                }
+            }
+        } else if inner == 1 {
             context.forEachChunk(outer, minimumChunk: max(1, parallelGrain / channels)) { rows in
                 for first in stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
                     let block = first..<min(first + blockRows, rows.upperBound)

@@ -94,7 +94,69 @@ public struct BatchNormFolding: Pass {
             editor.absorbLocations(of: node, into: producer.name)
             return .success(bytes)
         }
+        return mergeWithAffineProducer(node, in: &editor)
+    }
+
+    /// A mul/add/sub/div by a per-channel constant whose input is another such op, or a
+    /// batch_norm, that nothing else reads, with no conv2d or dense to fold into (Keras's Rescaling
+    /// and Normalization layers on the image): the two become one batch_norm of the composed
+    /// scale and shift (in Double, epsilon 0, mean 0, variance 1), one pass over the tensor
+    /// instead of two. A chain merges pair by pair, since each merged node is the next one's producer.
+    private func mergeWithAffineProducer(_ node: Node, in editor: inout GraphEditor) -> Result<Int, Rejection> {
+        for input in node.inputs {
+            guard let producer = editor.producer(of: input), let output = node.outputs.first,
+                  editor.singleUseProblem(of: input) == nil, let shape = editor.graph.valueTypes[input]?.shape,
+                  shape.rank > 0 else { continue }
+            for channelAxis in Set([shape.rank - 1, min(1, shape.rank - 1)]).sorted(by: >) {
+                guard let second = ChannelAffine.elementwise(node, reading: input, shape: shape, channelAxis: channelAxis,
+                                                             in: editor),
+                      let (data, first) = Self.affine(producer, channelAxis: channelAxis, shape: shape, in: editor)
+                else { continue }
+                let channels = first.channels
+                var scale = [Float](), shift = [Float]()
+                for channel in 0..<channels {
+                    let outer = Double(second.scale[channel])
+                    scale.append(Float(Double(first.scale[channel]) * outer))
+                    shift.append(Float(Double(first.shift[channel]) * outer + Double(second.shift[channel])))
+                }
+                let location = node.location
+                func constant(_ suffix: String, _ values: [Float], _ role: ParameterRole) -> String {
+                    editor.addConstant("\(node.name)_\(suffix)", floats: values, shape: [channels], role: role,
+                                       trainable: false, location: location)
+                }
+                let inputs = [data, constant("scale", scale, .gamma), constant("shift", shift, .beta),
+                              constant("mean", [Float](repeating: 0, count: channels), .movingMean),
+                              constant("variance", [Float](repeating: 1, count: channels), .movingVariance)]
+                var merged = Node(name: node.name, op: .batchNorm, inputs: inputs, outputs: [output],
+                                  attributes: Attributes(["epsilon": .float(0), "axis": .int(channelAxis)]),
+                                  locations: producer.locations)
+                for location in node.locations where !merged.locations.contains(location) { merged.locations.append(location) }
+                editor.removeNode(named: producer.name)
+                editor.update(merged)
+                return .success(4 * channels * 4)
+            }
+        }
         return .failure(Rejection(""))
+    }
+
+    /// The data input and affine of a per-channel mul/add/sub/div or a constant batch_norm on
+    /// `channelAxis`, whose data input is an activation (not a constant).
+    private static func affine(_ node: Node, channelAxis: Int, shape: Shape,
+                               in editor: GraphEditor) -> (String, ChannelAffine)? {
+        if node.op == .batchNorm {
+            guard let affine = ChannelAffine.batchNorm(node, in: editor), let data = node.inputs.first,
+                  (try? node.fusedActivation) == FusedActivation.none,
+                  let axis = try? node.attributeReader.int("axis"), shape.normalizedAxis(axis) == channelAxis,
+                  affine.channels == shape[channelAxis].value else { return nil }
+            return (data, affine)
+        }
+        guard [.mul, .add, .sub, .div].contains(node.op) else { return nil }
+        for data in node.inputs where editor.graph.constants[data] == nil {
+            guard let affine = ChannelAffine.elementwise(node, reading: data, shape: shape, channelAxis: channelAxis,
+                                                         in: editor) else { continue }
+            return (data, affine)
+        }
+        return nil
     }
 
     /// Why an affine node reading `input` on `channelAxis` cannot fold into `input`'s producer.

@@ -43,6 +43,48 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// Channels-last tensors of fewer than 16 channels (an image's 3) run as flat blocks with the
+    /// scale and shift repeated: every pixel count (one pixel, a block boundary of 8192 / channels
+    /// pixels crossed, an odd tail), one and two threads, with ReLU, in place too, against the
+    /// definition in Double.
+    func testBatchNormOnFewChannelsLastMatchesTheDefinition() throws {
+        for (index, (channels, pixels)) in [(1, 37), (3, 1), (3, 2731), (3, 10_001), (5, 999), (7, 4097), (15, 600),
+                                            (16, 513)].enumerated() {
+            let input = seededValues(pixels * channels, seed: UInt64(90 + index))
+            let scale = seededValues(channels, seed: UInt64(190 + index))
+            let shift = seededValues(channels, seed: UInt64(290 + index))
+            for activation in [UnaryOperation.identity, .relu] {
+                let expected = input.indices.map { at -> Float in
+                    let value = Double(input[at]) * Double(scale[at % channels]) + Double(shift[at % channels])
+                    return Float(activation == .relu ? max(0, value) : value)
+                }
+                for threads in [1, 2] {
+                    var output = [Float](repeating: .nan, count: input.count)
+                    var inPlace = input
+                    try scale.withUnsafeBufferPointer { s in
+                        try shift.withUnsafeBufferPointer { t in
+                            try input.withUnsafeBufferPointer { x in
+                                try output.withUnsafeMutableBufferPointer { y in
+                                    try BatchNorm.apply(input: x, output: y, scale: s, shift: t, outer: pixels,
+                                                        channels: channels, inner: 1, activation: activation,
+                                                        context: KernelContext(threads: threads))
+                                }
+                            }
+                            try inPlace.withUnsafeMutableBufferPointer { y in
+                                try BatchNorm.apply(input: UnsafeBufferPointer(y), output: y, scale: s, shift: t,
+                                                    outer: pixels, channels: channels, inner: 1, activation: activation,
+                                                    context: KernelContext(threads: threads))
+                            }
+                        }
+                    }
+                    let label = "\(pixels)×\(channels), \(activation), \(threads) threads"
+                    assertClose(output, expected, label, tolerance: 1e-6)
+                    XCTAssertEqual(inPlace, output, "\(label): in place")
+                }
+            }
+        }
+    }
+
     func testLayerNormMatchesONNXRuntime() throws {
         for fixture in Fixtures.cases("layer_norm") {
             guard let x = fixture.input("x"), let axis = fixture.int("axis"), let epsilon = fixture.float("epsilon") else {

@@ -62,6 +62,43 @@ final class BatchNormFoldingTests: XCTestCase {
         try assertEquivalent(graph, result.graph)
     }
 
+    /// Keras's Rescaling and Normalization layers on the image (x·s, then − mean, then ÷ √var)
+    /// before a "same"-padded stem, which they cannot fold into (the padding is zero after them):
+    /// the three become one batch_norm, one pass instead of three, computing the same values.
+    func testScaleAndShiftChainOnTheImageMergesIntoOneBatchNorm() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 6, 6, 3])
+        builder.literal("rescale", [])
+        builder.literal("mean", [3])
+        builder.literal("deviation", [1, 1, 1, 3])
+        builder.layer("rescaling", .mul, inputs: ["input", "rescale"])
+        builder.layer("centre", .sub, inputs: ["rescaling", "mean"])
+        builder.layer("normalize", .div, inputs: ["centre", "deviation"])
+        builder.layer("stem", .conv2d, parameters: [(.kernel, [3, 3, 3, 8])], ["padding": .string("same")])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding(), DeadCodeElimination()])
+        XCTAssertEqual(result.graph.ops, [.batchNorm, .conv2d])
+        let merged = try XCTUnwrap(result.graph.node(named: "normalize"))
+        XCTAssertEqual(merged.inputs.first, "input")
+        XCTAssertEqual(merged.locations.count, 3, "the merged node keeps every location")
+        try assertEquivalent(graph, result.graph)
+    }
+
+    /// A scale whose output something else reads stays a node of its own.
+    func testScaleAndShiftChainWithASecondReaderIsKept() throws {
+        var builder = KerasGraphBuilder(name: "g", shape: ["N", 4, 4, 3])
+        builder.literal("rescale", [3])
+        builder.literal("offset", [3])
+        builder.layer("rescaling", .mul, inputs: ["input", "rescale"])
+        builder.layer("shifted", .add, inputs: ["rescaling", "offset"])
+        builder.layer("sum", .add, inputs: ["shifted", "rescaling"])
+        builder.output("y")
+        let graph = try prepared(builder)
+        let result = try optimized(graph, [BatchNormFolding()])
+        XCTAssertEqual(result.graph.ops, [.mul, .add, .add])
+        try assertEquivalent(graph, result.graph)
+    }
+
     /// tf2onnx's form: Mul then Add by per-channel constants after the conv.
     func testMulThenAddByPerChannelConstantsFolds() throws {
         var builder = KerasGraphBuilder(name: "g", shape: ["N", 5, 5, 4])
