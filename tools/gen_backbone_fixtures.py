@@ -111,21 +111,30 @@ def calibrate(model, feed):
                                                                              node.input[index]))
 
 
+def inverted_residual(b, x, channels, expanded):
+    """MobileNetV2's block: 1×1 expand + ReLU6, 3×3 depthwise + ReLU6, 1×1 project, shortcut add."""
+    y = b.relu6(b.batch_norm(b.conv(x, channels, expanded, 1), expanded))
+    y = b.relu6(b.batch_norm(b.conv(y, expanded, expanded, 3, groups=expanded), expanded))
+    return b.node("Add", [b.batch_norm(b.conv(y, expanded, channels, 1), channels), x])
+
+
+def excited_block(b, x, channels, expanded, squeezed, outputs):
+    """EfficientNet's stride-2 block: 1×1 + swish, explicit uneven Pad + 5×5 stride-2 depthwise +
+    swish, squeeze-excitation, 1×1 project."""
+    y = b.swish(b.batch_norm(b.conv(x, channels, expanded, 1), expanded))
+    y = b.node("Pad", [y, b.constant(np.array([0, 0, 1, 1, 0, 0, 2, 2], np.int64), "pads")], mode="constant")
+    y = b.swish(b.batch_norm(b.conv(y, expanded, expanded, 5, stride=2, pad=0, groups=expanded), expanded))
+    gate = b.swish(b.conv(b.node("GlobalAveragePool", [y]), expanded, squeezed, 1, bias=True))
+    y = b.node("Mul", [y, b.node("Sigmoid", [b.conv(gate, squeezed, expanded, 1, bias=True)])])
+    return b.batch_norm(b.conv(y, expanded, outputs, 1), outputs)
+
+
 def mobilenet_nhwc():
     b = Builder(1)
     x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])
     x = b.relu6(b.batch_norm(b.conv(x, 3, 8, 3, stride=2), 8))
-    shortcut = x
-    y = b.relu6(b.batch_norm(b.conv(x, 8, 24, 1), 24))
-    y = b.relu6(b.batch_norm(b.conv(y, 24, 24, 3, groups=24), 24))
-    y = b.batch_norm(b.conv(y, 24, 8, 1), 8)
-    x = b.node("Add", [y, shortcut])
-    y = b.swish(b.batch_norm(b.conv(x, 8, 24, 1), 24))
-    y = b.node("Pad", [y, b.constant(np.array([0, 0, 1, 1, 0, 0, 2, 2], np.int64), "pads")], mode="constant")
-    y = b.swish(b.batch_norm(b.conv(y, 24, 24, 5, stride=2, pad=0, groups=24), 24))
-    squeezed = b.swish(b.conv(b.node("GlobalAveragePool", [y]), 24, 6, 1, bias=True))
-    y = b.node("Mul", [y, b.node("Sigmoid", [b.conv(squeezed, 6, 24, 1, bias=True)])])
-    y = b.batch_norm(b.conv(y, 24, 16, 1), 16)
+    x = inverted_residual(b, x, 8, 24)
+    y = excited_block(b, x, 8, 24, 6, 16)
     y = b.node("Transpose", [y], perm=[0, 2, 3, 1])
     pooled = b.node("ReduceMean", [y], axes=[1, 2], keepdims=0)
     dense = b.node("MatMul", [pooled, b.constant(b.rng.standard_normal((16, 5)).astype(np.float32) * 0.5)])
@@ -208,15 +217,8 @@ def inception_nhwc():
 def expansion_nhwc():
     b = Builder(6)
     x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])
-    y = b.relu6(b.batch_norm(b.conv(x, 6, 96, 1), 96))
-    y = b.relu6(b.batch_norm(b.conv(y, 96, 96, 3, groups=96), 96))
-    x = b.node("Add", [b.batch_norm(b.conv(y, 96, 6, 1), 6), x])
-    y = b.swish(b.batch_norm(b.conv(x, 6, 96, 1), 96))
-    y = b.node("Pad", [y, b.constant(np.array([0, 0, 1, 1, 0, 0, 2, 2], np.int64), "pads")], mode="constant")
-    y = b.swish(b.batch_norm(b.conv(y, 96, 96, 5, stride=2, pad=0, groups=96), 96))
-    gate = b.swish(b.conv(b.node("GlobalAveragePool", [y]), 96, 8, 1, bias=True))
-    y = b.node("Mul", [y, b.node("Sigmoid", [b.conv(gate, 8, 96, 1, bias=True)])])
-    y = b.batch_norm(b.conv(y, 96, 16, 1), 16)
+    x = inverted_residual(b, x, 6, 96)
+    y = excited_block(b, x, 6, 96, 8, 16)
     output = b.node("Transpose", [y], perm=[0, 2, 3, 1])
     return b.model("expansion_nhwc", ["N", 64, 48, 6], output, ["N", 32, 24, 16]), (2, 64, 48, 6)
 
