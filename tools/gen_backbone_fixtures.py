@@ -26,7 +26,8 @@ into Tests/KeelCLITests/Fixtures/backbones/ for the end-to-end tests (a few KB e
 - expansion_nhwc.onnx: tf2onnx's shape of two inverted residual blocks on a map large enough
   (64×48, expanded to 96 channels: 1.2 MB an image) for the plan to run each 1×1 expansion band by
   band inside its depthwise layer: ReLU6 and a 3×3 depthwise with a shortcut, then swish, an explicit
-  uneven Pad and a 5×5 stride-2 depthwise with squeeze-excitation.
+  uneven Pad and a 5×5 stride-2 depthwise with squeeze-excitation; between them a block whose
+  1×1 layer before the depthwise one has too large a filter (96 → 192) to be fused.
 
 BatchNormalization nodes carry statistics measured on the input, so activations stay O(1).
 Run from the repository root: python3 tools/gen_backbone_fixtures.py [name ...] (default: all).
@@ -218,6 +219,11 @@ def expansion_nhwc():
     b = Builder(6)
     x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])
     x = inverted_residual(b, x, 6, 96)
+    # A pointwise layer with a large filter (96 → 192, 72 KB) before a depthwise one: kept apart.
+    y = b.relu6(b.batch_norm(b.conv(x, 6, 96, 1), 96))
+    y = b.relu6(b.batch_norm(b.conv(y, 96, 192, 1), 192))
+    y = b.relu6(b.batch_norm(b.conv(y, 192, 192, 3, groups=192), 192))
+    x = b.node("Add", [b.batch_norm(b.conv(y, 192, 6, 1), 6), x])
     y = excited_block(b, x, 6, 96, 8, 16)
     output = b.node("Transpose", [y], perm=[0, 2, 3, 1])
     return b.model("expansion_nhwc", ["N", 64, 48, 6], output, ["N", 32, 24, 16]), (2, 64, 48, 6)

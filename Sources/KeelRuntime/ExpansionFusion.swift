@@ -6,10 +6,16 @@ import KeelKernels
 /// by band (`ExpandedDepthwiseConvolution`), so the widened tensor is never written whole.
 /// Only where that tensor does not fit in L2 by itself (`minimumExpandedBytes` per image): on
 /// smaller maps it stays cached between the two layers anyway, and each thread's range of rows would
-/// recompute a larger share of expanded rows at its edge.
+/// recompute a larger share of expanded rows at its edge. And only for a small expansion filter
+/// (`maximumFilterBytes`): each band's product reads the whole filter again and has few rows, so a
+/// large one (Xception's 728 → 728 pointwise layer before each depthwise one, 2 MB) runs the product
+/// far below the GEMM's rate over the whole map (Keras Xception at batch 1: 7% slower fused).
 enum ExpansionFusion {
     /// Bytes of one image's expanded tensor from which the pair runs fused.
     static let minimumExpandedBytes = 1024 * 1024
+    /// Bytes of the largest expansion filter fused: a quarter of a band's buffer (MobileNetV2's
+    /// and EfficientNet's 16 → 96 and 24 → 144 filters take 6 and 14 KB).
+    static let maximumFilterBytes = 64 * 1024
 
     /// The expansion node index each depthwise convolution node index absorbs. `claimed`: conv2d
     /// nodes another fusion already changes the input of (a batch_norm prologue, a gate).
@@ -36,7 +42,9 @@ enum ExpansionFusion {
                                                       depthwise: depthwise.kernelGeometry) else { continue }
             let geometry = depthwise.kernelGeometry
             let bytes = geometry.input.height * geometry.input.width * geometry.inputChannels * MemoryLayout<Float>.size
-            guard bytes >= minimumExpandedBytes else { continue }
+            let expansionGeometry = expansion.kernelGeometry
+            let filterBytes = expansionGeometry.inputChannels * expansionGeometry.outputChannels * MemoryLayout<Float>.size
+            guard bytes >= minimumExpandedBytes, filterBytes <= maximumFilterBytes else { continue }
             result[index] = expansionIndex
         }
         return result

@@ -66,7 +66,8 @@ final class BackboneBlockTests: XCTestCase {
 
     /// Inverted residual blocks on a map whose expanded tensor (1.2 MB an image) does not fit in
     /// L2: each 1×1 expansion runs inside its depthwise layer, band by band (`ExpansionFusion`), and
-    /// its step and its tensor leave the plan, at batch 1 and 2.
+    /// its step and its tensor leave the plan, at batch 1 and 2; a 1×1 layer of 96 → 192 channels
+    /// (a 72 KB filter, which each band would read again) keeps its own step.
     func testExpansionsRunInsideTheirDepthwiseLayers() throws {
         try check("expansion_nhwc", fusedAway: [.add, .clip])
         let (model, _) = try ModelPipeline(path: Self.folder.appendingPathComponent("expansion_nhwc.onnx").path,
@@ -82,7 +83,7 @@ final class BackboneBlockTests: XCTestCase {
         for batch in [1, 2] {
             let algorithms = try model.kernelChoices(bindings: ["N": batch]).map(\.choice.algorithm)
             XCTAssertEqual(algorithms.filter { $0.hasPrefix("expansion+depthwise") }.count, 2, "\(algorithms)")
-            XCTAssertEqual(algorithms.filter { $0.contains("depthwise") }.count, 2, "\(algorithms)")
+            XCTAssertEqual(algorithms.filter { $0.contains("depthwise") }.count, 3, "\(algorithms)")
         }
     }
 
