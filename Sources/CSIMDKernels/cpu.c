@@ -4,7 +4,7 @@
  * never adds one the CPU lacks. It is a comma-separated list of names:
  *   generic      none of Keel's own SIMD kernels
  *   avx2         AVX2+FMA only
- *   avx512       the AVX-512 family: AVX-512F and, where present, AVX512_BF16 and AMX
+ *   avx512       the AVX-512 family: AVX-512F+VL and, where present, AVX512_BF16 and AMX
  *   avx512bf16   AVX-512F and AVX512_BF16, no AMX
  *   amx          everything up to AMX
  *   neon         Arm Advanced SIMD
@@ -55,10 +55,13 @@ static uint32_t detect_cpu(void) {
     __builtin_cpu_init();
     /* __builtin_cpu_supports also checks that the OS saves the wider registers. */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) found |= KEEL_CPU_AVX2;
-    if ((found & KEEL_CPU_AVX2) && __builtin_cpu_supports("avx512f")) found |= KEEL_CPU_AVX512;
+    /* The AVX-512 kernels multiply short tails on 256-bit EVEX halves (AVX-512VL), which every
+     * AVX-512 CPU but the Xeon Phis has; those run the AVX2 kernels. */
+    if ((found & KEEL_CPU_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        found |= KEEL_CPU_AVX512;
     unsigned eax, ebx, ecx, edx;
-    /* The bf16 kernels also use AVX-512BW/VL (16-bit masked stores), which every such CPU has. */
-    if ((found & KEEL_CPU_AVX512) && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+    /* The bf16 kernels also use AVX-512BW (16-bit masked stores), which every such CPU has. */
+    if ((found & KEEL_CPU_AVX512) && __builtin_cpu_supports("avx512bw")
         && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)))
         found |= KEEL_CPU_AVX512_BF16;
     /* CPUID.7.0:EDX bit 22 is AMX-BF16, bit 24 AMX-TILE. */

@@ -41,7 +41,7 @@ DEFINE_PACK_ROWS(avx2, KEEL_AVX2, __m256, 8, PACK_EACH_LANE_2, __m256i, keel_avx
 /* Panel GEMM: 6 rows × 16 columns, 12 of the 16 registers. */
 DEFINE_PANEL_GEMM(avx2, KEEL_AVX2, __m256, 8, AVX2_ROWS, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
                   _mm256_loadu_ps, KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps,
-                  _mm256_fmadd_ps, _mm256_add_ps, _mm256_min_ps, _mm256_max_ps)
+                  _mm256_fmadd_ps, _mm256_add_ps, _mm256_min_ps, _mm256_max_ps, 0, _mm256_fmadd_ps)
 
 /* Depthwise convolution: 4 vectors of 8 channels (NHWC) or 8 adjacent pixels (NCHW). */
 DEFINE_DEPTHWISE(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, _mm256_loadu_ps, KEEL_AVX2_STORE,

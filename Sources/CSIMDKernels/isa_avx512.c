@@ -38,10 +38,16 @@ DEFINE_PACK_ROWS(avx512, KEEL_AVX512, __m512, 16, PACK_EACH_LANE_4, __mmask16, k
                  _mm512_unpackhi_pd, _mm512_castps_pd, _mm512_castpd_ps, _mm512_extractf32x4_ps,
                  _mm512_fmadd_ps, keel_avx512_max_nan, _mm512_setzero_ps)
 
+/* A vector of at most 8 channels multiplies on its low 256 bits: Zen 4 runs two 256-bit FMAs a
+ * cycle, one 512-bit one (its lanes above 8 are never stored). */
+#define AVX512_HALF_FMADD(a, b, c)                                                                           \
+    _mm512_castps256_ps512(_mm256_fmadd_ps(_mm512_castps512_ps256(a), _mm512_castps512_ps256(b),             \
+                                           _mm512_castps512_ps256(c)))
+
 /* Panel GEMM: 12 rows × 32 columns, 24 accumulators. */
 DEFINE_PANEL_GEMM(avx512, KEEL_AVX512, __m512, 16, AVX512_ROWS, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
                   _mm512_loadu_ps, KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps,
-                  _mm512_fmadd_ps, _mm512_add_ps, _mm512_min_ps, _mm512_max_ps)
+                  _mm512_fmadd_ps, _mm512_add_ps, _mm512_min_ps, _mm512_max_ps, 8, AVX512_HALF_FMADD)
 
 /* Depthwise convolution: 4 vectors of 16 channels (NHWC) or 16 adjacent pixels (NCHW). */
 DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, _mm512_loadu_ps, KEEL_AVX512_STORE,
@@ -55,10 +61,6 @@ DEFINE_DEPTHWISE(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, 
 /* Groups of 2 or 4 stay within 128-bit lanes, whose permute is the cheaper in-lane one. */
 #define AVX512_GROUP_PERMUTE(x, index, size) \
     ((size) <= 4 ? _mm512_permutevar_ps(x, index) : _mm512_permutexvar_ps(index, x))
-/* A second vector of at most 8 channels (24-channel groups) multiplies on its low 256 bits. */
-#define AVX512_HALF_FMADD(a, b, c)                                                                           \
-    _mm512_castps256_ps512(_mm256_fmadd_ps(_mm512_castps512_ps256(a), _mm512_castps512_ps256(b),             \
-                                           _mm512_castps512_ps256(c)))
 #define AVX512_HALF_CLEAN(x) _mm512_zextps256_ps512(_mm512_castps512_ps256(x))
 DEFINE_GROUPED_CONV(avx512, KEEL_AVX512, __m512, 16, __m512i, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD,
                     KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps,

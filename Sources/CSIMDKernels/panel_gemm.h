@@ -186,11 +186,16 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     X(5, __VA_ARGS__) X(6, __VA_ARGS__) X(7, __VA_ARGS__) X(8, __VA_ARGS__) X(9, __VA_ARGS__)               \
     X(10, __VA_ARGS__) X(11, __VA_ARGS__) X(12, __VA_ARGS__) X(13, __VA_ARGS__)
 #define PANEL_DECLARE(r, VEC, ZERO) VEC left##r = ZERO(), right##r = ZERO();
-#define PANEL_MULTIPLY_ADD(r, VEC, SET1, FMADD, STEP, NARROW)                                               \
+/* SHORT: the last vector a row multiplies (the first when NARROW) holds at most 8 columns, which
+ * SHORT_FMADD multiplies on its low half. The broadcast is kept whole for both products: left to
+ * itself, clang broadcast into the half and widened that with a shuffle per row, which took the
+ * FMA pipes' time the half saved. */
+#define PANEL_MULTIPLY_ADD(r, VEC, SET1, FMADD, SHORT_FMADD, STEP, NARROW, SHORT)                           \
     if (r < rows) {                                                                                         \
         VEC value = SET1(column[r * (STEP)]);                                                               \
-        left##r = FMADD(value, b0, left##r);                                                                \
-        if (!(NARROW)) right##r = FMADD(value, b1, right##r);                                               \
+        if ((SHORT) && !(NARROW)) __asm__("" : "+v"(value));                                                \
+        left##r = (NARROW) && (SHORT) ? SHORT_FMADD(value, b0, left##r) : FMADD(value, b0, left##r);        \
+        if (!(NARROW)) right##r = (SHORT) ? SHORT_FMADD(value, b1, right##r) : FMADD(value, b1, right##r);  \
     }
 /* Row r's accumulators made final: the earlier depth passes' sum added, then the epilogue (but
  * GELU, which PANEL_STORE_PAIR applies). */
@@ -282,8 +287,10 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
  * near the front end's limit instead of the FMA ports'. NARROW (the columns fit the first vector:
  * 16 output channels, or a product's last 8 or 16) multiplies only the first vector: the second's
  * products were all padding, and a 12544×32×16 product (MobileNetV2, EfficientNet) ran at half
- * speed. */
-#define PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, PREFETCH, WHOLE, STEP, NARROW)                 \
+ * speed. SHORT (that vector holds at most 8 columns: 24, 40, 72 or 120 output channels) multiplies
+ * it on its low 256 bits, which Zen 4's two 256-bit FMA pipes run two a cycle where a 512-bit one
+ * takes both: 3136×144×24 ran at 83 GFLOP/s on one Zen 4 core against 111 for 3136×144×32. */
+#define PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, PREFETCH, WHOLE, STEP, NARROW, SHORT) \
     for (ptrdiff_t p = 0; p < depth; p++) {                                                                 \
         const float *line = b + p * b_step;                                                                 \
         if (PREFETCH) {                                                                                     \
@@ -296,7 +303,7 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         VEC b0 = WHOLE ? LOADU(line) : LOAD(low, line);                                                     \
         VEC b1 = (NARROW) ? b0 : WHOLE ? LOADU(line + second) : LOAD(high, line + second);                  \
         const float *column = a.base + p * a.depth_step;                                                    \
-        PANEL_EACH_ROW(PANEL_MULTIPLY_ADD, VEC, SET1, FMADD, STEP, NARROW)                                  \
+        PANEL_EACH_ROW(PANEL_MULTIPLY_ADD, VEC, SET1, FMADD, SHORT_FMADD, STEP, NARROW, SHORT)              \
     }
 
 /* Columns `part` on of `panel` (B at `b`, `width` columns) for row group `g` of the chunk, inside
@@ -311,9 +318,10 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
 
 /* One body per level: `rows` rows of A (at most LIMIT, at most 14) × 2·HALF columns of a panel in
  * two registers per row; `gemm_rows` runs the 2·HALF columns of a panel from column `first` (AVX-512:
- * the whole panel; AVX2: a half). Needs keel_<PREFIX>_activate (simd_activation.h). */
+ * the whole panel; AVX2: a half). A vector of at most SHORT_LANES columns (0: none) multiplies
+ * through SHORT_FMADD. Needs keel_<PREFIX>_activate (simd_activation.h). */
 #define DEFINE_PANEL_GEMM(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOADU, LOAD, STORE,     \
-                          SET1, ZERO, FMADD, ADD, MIN, MAX)                                                 \
+                          SET1, ZERO, FMADD, ADD, MIN, MAX, SHORT_LANES, SHORT_FMADD)                       \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_gemm_sum(VEC value, const keel_epilogue *e, ptrdiff_t row,    \
                                                        ptrdiff_t column, MASK mask) {                       \
         if (e->bias) value = ADD(value, e->bias_per_row ? SET1(e->bias[row]) : LOAD(mask, e->bias + column)); \
@@ -337,7 +345,8 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
     }                                                                                                       \
     KEEL_INLINE ATTRIBUTE void PREFIX##_gemm_block(const int rows, ptrdiff_t depth, struct rows_view a,      \
                                                    const float *b, ptrdiff_t b_step, ptrdiff_t second,      \
-                                                   int whole, int narrow, struct block_target t, MASK low,  \
+                                                   int whole, int narrow, int short_tail,                   \
+                                                   struct block_target t, MASK low,                         \
                                                    MASK high, int prefetch, const float *next) {            \
         PANEL_EACH_ROW(PANEL_DECLARE, VEC, ZERO)                                                            \
         PANEL_BLOCK_START(HALF)                                                                             \
@@ -349,20 +358,25 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
          * Into L1 instead it crowded the panel of B out: slower on warm products. Packed A is      \
          * on the stack already; its pointer is prefetched harmlessly. */                             \
         const float *ahead = a.depth_step == 1 ? a.base + rows * a.row_step : a.base;                       \
-        if (PANEL_SPECIALISE && narrow && a.row_step == 1) {                                                \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, 1, 1)                    \
+        if (PANEL_SPECIALISE && short_tail && narrow) {                                                     \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, prefetch, whole, a.row_step, 1, 1) \
+        } else if (PANEL_SPECIALISE && short_tail) {                                                        \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, prefetch, whole, a.row_step, 0, 1) \
+        } else if (PANEL_SPECIALISE && narrow && a.row_step == 1) {                                         \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, prefetch, whole, 1, 1, 0)    \
         } else if (PANEL_SPECIALISE && narrow) {                                                            \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step, 1)           \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, prefetch, whole, a.row_step, 1, 0) \
         } else if (PANEL_SPECIALISE && a.row_step == 1 && whole && prefetch) {                              \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, 1, 0)                               \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, 1, 1, 1, 0, 0)               \
         } else if (PANEL_SPECIALISE && whole && prefetch) {                                                 \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 1, 1, a.row_step, 0)                      \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, 1, 1, a.row_step, 0, 0)      \
         } else if (PANEL_SPECIALISE && a.row_step == 1 && whole) {                                          \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, 1, 0)                               \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, 0, 1, 1, 0, 0)               \
         } else if (PANEL_SPECIALISE && whole && !prefetch) {                                                \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, 0, 1, a.row_step, 0)                      \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, 0, 1, a.row_step, 0, 0)      \
         } else {                                                                                            \
-            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, LOADU, LOAD, prefetch, whole, a.row_step, narrow)      \
+            PANEL_DEPTH_LOOP(VEC, HALF, SET1, FMADD, SHORT_FMADD, LOADU, LOAD, prefetch, whole, a.row_step, narrow, \
+                             short_tail)                                                                    \
         }                                                                                                   \
         /* Pairs only for GELU: in every block the pairs' store path ran shallow products 3–5% slower. */  \
         const keel_activation activation = t.epilogue ? t.epilogue->activation : KEEL_ACTIVATION_NONE;     \
@@ -394,12 +408,14 @@ KEEL_INLINE const keel_epilogue *effective_epilogue(const keel_epilogue *e) {
         struct block_target part = { t->c + first, t->ldc, t->row, t->column + first, t->accumulate,        \
                                      t->epilogue };                                                         \
         int whole = padded || width - first >= 2 * HALF, narrow = width - first <= HALF;                   \
+        /* Only where a half vector is cheaper than a whole one (SHORT_LANES: 8 of AVX-512's 16). */      \
+        int short_tail = SHORT_LANES > 0 && (narrow ? width - first : width - first - HALF) <= SHORT_LANES; \
         /* Columns `first` on (0 or 16) start at this offset in the panel; the block's second vector    \
          * is the next 8 columns (AVX2) or the panel's other half (AVX-512). */                          \
         const ptrdiff_t offset = (first / 16) * half_step, second = 2 * HALF > 16 ? half_step : HALF;      \
         switch (rows) {                                                                                     \
-            CASES(PREFIX##_gemm_block, depth, a, b + offset, b_step, second, whole, narrow, part, low, high, \
-                  prefetch, next + offset)                                                                  \
+            CASES(PREFIX##_gemm_block, depth, a, b + offset, b_step, second, whole, narrow, short_tail, part, \
+                  low, high, prefetch, next + offset)                                                       \
             default: break;                                                                                 \
         }                                                                                                   \
     }                                                                                                       \

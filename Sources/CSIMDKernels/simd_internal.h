@@ -5,7 +5,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define KEEL_X86 1
 #include <immintrin.h>
-#define KEEL_AVX512 __attribute__((target("avx512f,avx2,fma")))
+/* AVX-512F with VL: 256-bit halves in any of the 32 registers (cpu.c requires both). */
+#define KEEL_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define KEEL_AVX2 __attribute__((target("avx2,fma")))
 /* AVX512_BF16 with the BW/VL forms its 16-bit masked stores need, and prefetchw (every CPU with
  * AVX512_BF16 or AMX has it) for the output lines a block is about to write. */

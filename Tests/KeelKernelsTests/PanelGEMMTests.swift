@@ -51,6 +51,10 @@ final class PanelGEMMTests: XCTestCase {
         Case(m: 29, n: 16, k: 32, activation: .clip(min: 0, max: 6), biasPerRow: false, residual: true),
         Case(m: 27, n: 48, k: 270, activation: .identity, biasPerRow: true, residual: false),
         Case(m: 7, n: 24, k: 40, activation: .gelu, biasPerRow: false, residual: true),
+        // A last vector of at most 8 columns, which AVX-512 multiplies on its low half: after a
+        // whole 16 (24 of a panel's 32) and alone (a last panel of 8), over two depth passes.
+        Case(m: 26, n: 56, k: 300, activation: .relu, biasPerRow: false, residual: true),
+        Case(m: 19, n: 40, k: 290, activation: .clip(min: 0, max: 6), biasPerRow: true, residual: true),
         // Row-major rows a multiple of 4 KB apart, which the kernel packs rather than read in place
         // (they would alias in L1): four depth passes, the last one short, and a ragged row group.
         Case(m: 25, n: 40, k: 1000, activation: .relu, biasPerRow: false, residual: true, rowStride: 1024),
