@@ -170,9 +170,10 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
  *         loaded and each pixel's input value is broadcast.
  *   NCHW: rows are output channels, the span adjacent pixels; per tap the input vectors are
  *         loaded and each channel's filter value is broadcast.
- * `CASES` lists the row counts a level's registers hold (KEEL_CASES_UP_TO_n). */
+ * `CASES` lists the row counts a level's registers hold (KEEL_CASES_UP_TO_n); a second vector of at most
+ * SHORT_LANES lanes (0: none) multiplies through SHORT_FMADD. */
 #define DEFINE_DIRECT_CONVOLUTION(PREFIX, ATTRIBUTE, VEC, HALF, LIMIT, CASES, MASK, MASK_FOR, LOAD, STORE,   \
-                                  SET1, ZERO, FMADD, ADD, MIN, MAX)                                         \
+                                  SET1, ZERO, FMADD, ADD, MIN, MAX, SHORT_LANES, SHORT_FMADD)               \
     /* Bias, residual (at `residual`, laid out as the output) and any activation but the clamps. */       \
     KEEL_INLINE ATTRIBUTE VEC PREFIX##_conv_finish(VEC sum, VEC bias, const float *residual, MASK mask,          \
                                                   const keel_epilogue *e, int clamp, VEC lower, VEC upper) { \
@@ -202,8 +203,10 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
                                                            e, clamp, lower, upper));                        \
         }                                                                                                   \
     }                                                                                                       \
-    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, const int narrow, int channels_last,         \
-                                              const float *base,                                            \
+    /* `short_tail` (a constant at each call): the second vector holds at most SHORT_LANES lanes, which  \
+     * SHORT_FMADD multiplies on its low half (panel_gemm.h, PANEL_MULTIPLY_ADD). */                       \
+    KEEL_INLINE ATTRIBUTE void PREFIX##_conv_block(const int count, const int narrow, const int short_tail,     \
+                                              int channels_last, const float *base,                         \
                                               const int32_t *offsets, ptrdiff_t tap_count,                  \
                                               const float *weights, ptrdiff_t weight_step, const float *bias, \
                                               const keel_epilogue *e, const float *residual, float *out,    \
@@ -220,7 +223,8 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
             for (int r = 0; r < count; r++) {                                                               \
                 VEC value = SET1(factors[r]);                                                               \
                 left[r] = FMADD(value, v0, left[r]);                                                        \
-                right[r] = FMADD(narrow ? SET1(factors[count + r]) : value, v1, right[r]);                  \
+                if (short_tail) right[r] = SHORT_FMADD(value, v1, right[r]);                                \
+                else right[r] = FMADD(narrow ? SET1(factors[count + r]) : value, v1, right[r]);             \
             }                                                                                               \
         }                                                                                                   \
         /* NONE, RELU and CLIP as a clamp with bounds set once, not a switch per vector (as in the        \
@@ -253,22 +257,30 @@ static inline ptrdiff_t part_start(ptrdiff_t count, ptrdiff_t groups, ptrdiff_t 
         float *target = out + first * row_step + start;                                                     \
         const float *residual = e->residual ? e->residual + (target - conv->output) : NULL;                 \
         const float *weights = conv->weights + channel;                                                     \
+        if (!narrow && SHORT_LANES > 0 && spans - start - HALF <= SHORT_LANES) {                            \
+            switch (count) {                                                                                \
+                CASES(PREFIX##_conv_block, 0, 1, channels_last, base, offsets, tap_count, weights, outputs, bias, \
+                      e, residual, target, row_step, low, high)                                             \
+                default: break;                                                                             \
+            }                                                                                               \
+            return;                                                                                         \
+        }                                                                                                   \
         if (!narrow) {                                                                                      \
             switch (count) {                                                                                \
-                CASES(PREFIX##_conv_block, 0, channels_last, base, offsets, tap_count, weights, outputs, bias, e, \
-                      residual, target, row_step, low, high)                                                \
+                CASES(PREFIX##_conv_block, 0, 0, channels_last, base, offsets, tap_count, weights, outputs, bias, \
+                      e, residual, target, row_step, low, high)                                             \
                 default: break;                                                                             \
             }                                                                                               \
             return;                                                                                         \
         }                                                                                                   \
         switch (count / 2) {                                                                                \
-            CASES(PREFIX##_conv_block, 1, channels_last, base, offsets, tap_count, weights, outputs, bias, e, \
+            CASES(PREFIX##_conv_block, 1, 0, channels_last, base, offsets, tap_count, weights, outputs, bias, e, \
                   residual, target, row_step, low, high)                                                    \
             default: break;                                                                                 \
         }                                                                                                   \
         if (count % 2) {                                                                                    \
             const ptrdiff_t last = count - 1;                                                               \
-            PREFIX##_conv_block(1, 0, channels_last, base + last, offsets, tap_count, weights, outputs, bias, e, \
+            PREFIX##_conv_block(1, 0, 0, channels_last, base + last, offsets, tap_count, weights, outputs, bias, e, \
                                 residual ? residual + last * row_step : NULL, target + last * row_step, row_step, \
                                 low, high);                                                                 \
         }                                                                                                   \

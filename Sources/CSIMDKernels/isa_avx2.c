@@ -63,7 +63,7 @@ DEFINE_GROUPED_CONV(avx2, KEEL_AVX2, __m256, 8, __m256i, __m256i, keel_avx2_lane
 /* Direct convolution: blocks of up to 6 rows × 16 lanes (12 accumulators), tails through maskload. */
 DEFINE_DIRECT_CONVOLUTION(avx2, KEEL_AVX2, __m256, 8, AVX2_BLOCK, KEEL_CASES_UP_TO_6, __m256i, keel_avx2_lanes,
                           KEEL_AVX2_LOAD, KEEL_AVX2_STORE, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps,
-                          _mm256_add_ps, _mm256_min_ps, _mm256_max_ps)
+                          _mm256_add_ps, _mm256_min_ps, _mm256_max_ps, 0, _mm256_fmadd_ps)
 
 /* Winograd tile transforms: 8 channels; the tail through maskload/maskstore. */
 DEFINE_TRANSFORMS(avx2, KEEL_AVX2, __m256, 8, __m256i, keel_avx2_lanes, KEEL_AVX2_LOAD, KEEL_AVX2_STORE,

@@ -70,7 +70,7 @@ DEFINE_GROUPED_CONV(avx512, KEEL_AVX512, __m512, 16, __m512i, __mmask16, keel_av
 /* Direct convolution: blocks of up to 12 rows × 32 lanes (24 accumulators), masked tails. */
 DEFINE_DIRECT_CONVOLUTION(avx512, KEEL_AVX512, __m512, 16, AVX512_BLOCK, KEEL_CASES_UP_TO_12, __mmask16, keel_avx512_lanes,
                           KEEL_AVX512_LOAD, KEEL_AVX512_STORE, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps,
-                          _mm512_add_ps, _mm512_min_ps, _mm512_max_ps)
+                          _mm512_add_ps, _mm512_min_ps, _mm512_max_ps, 8, AVX512_HALF_FMADD)
 
 /* Winograd tile transforms: 16 channels, masked loads and stores for the tail. */
 DEFINE_TRANSFORMS(avx512, KEEL_AVX512, __m512, 16, __mmask16, keel_avx512_lanes, KEEL_AVX512_LOAD, KEEL_AVX512_STORE,
